@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# End-to-end checks of the quire program's contract: same seed, same trace; different
+# seeds, different traces; exit codes for success and for bad usage.
+# Usage: scripts/cli-checks.sh PATH_TO_QUIRE
+set -uo pipefail
+quire="$1"
+pass=0
+fail=0
+check() {  # check NAME CONDITION...
+  local name="$1"
+  shift
+  if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $name"; fi
+}
+trace_of() { "$quire" sim selftest --seed "$1" | grep -o 'trace=0x[0-9a-f]\{16\}'; }
+exit_of() { "$@" >/dev/null 2>&1; echo $?; }
+
+t1=$(trace_of 1)
+t1b=$(trace_of 1)
+t2=$(trace_of 2)
+check "seed 1 prints a trace" test -n "$t1"
+check "seed 1 twice prints the same trace" test "$t1" = "$t1b"
+check "seed 2 prints a different trace" test "$t1" != "$t2"
+check "a passing run exits 0" test "$(exit_of "$quire" sim selftest --seed 3)" = 0
+check "a seed that is not a number exits 2" test "$(exit_of "$quire" sim selftest --seed abc)" = 2
+check "an unknown flag exits 2" test "$(exit_of "$quire" sim selftest --seed 1 --bogus)" = 2
+check "an unknown subcommand exits 2" test "$(exit_of "$quire" sim nosuch)" = 2
+check "no subcommand exits 2" test "$(exit_of "$quire")" = 2
+json=$(mktemp)
+"$quire" sim selftest --seed 4 --json "$json" >/dev/null
+check "--json writes the report" python3 -c "
+import json,sys
+j=json.load(open('$json'))
+assert set(['seed','trace_hash','events','sim_seconds','wall_seconds','passed']) <= set(j), j.keys()
+assert j['seed']==4 and j['passed'] is True and j['trace_hash'].startswith('0x') and len(j['trace_hash'])==18
+"
+rm -f "$json"
+echo "cli-checks: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

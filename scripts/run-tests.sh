@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# README command 2: installs what is missing, builds the release and sanitizer (ASan +
+# UBSan) builds, and runs the whole test suite in both. Exits non-zero if anything fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+jobs="${QUIRE_TEST_JOBS:-2}"
+for type in release sanitize; do
+  echo "== build ($type)"
+  bash scripts/build.sh "$type"
+  echo "== test ($type)"
+  (cd "build/$type" && ctest --output-on-failure -j "$jobs" --timeout 600)
+done
+
+echo "== command-line checks (release)"
+bash scripts/cli-checks.sh build/release/src/quire

@@ -1,0 +1,167 @@
+// The runtime seam. Node code reaches time, randomness, the network, files and tasks only
+// through its Env; the simulated world and the real world each implement it, so the code
+// that ships is the code that was simulated.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/coding.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "runtime/executor.h"
+#include "runtime/task.h"
+#include "runtime/time.h"
+
+namespace quire {
+
+// Clock readings. The monotonic clock is the scheduler's timeline (timers, deadlines).
+// Wall time is for humans and for timestamps' seconds; it may jump and differ per node.
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual MonoTime monotonic_now() const = 0;
+  // Unix epoch nanoseconds, with this node's offset (and in simulation, drift).
+  virtual int64_t wall_now_ns() const = 0;
+};
+
+// A random stream. In simulation it is derived from the run's seed and the concern's
+// name, so adding draws to one concern does not shift another; in real mode it is
+// OpenSSL's CSPRNG.
+class Random {
+ public:
+  virtual ~Random() = default;
+  virtual uint64_t next_u64() = 0;
+  virtual void fill(std::span<uint8_t> out) = 0;
+
+  // Uniform in [0, n); n must be positive. Unbiased.
+  uint64_t uniform(uint64_t n);
+  // Uniform in [lo, hi], inclusive.
+  int64_t range(int64_t lo, int64_t hi);
+  // Uniform in [0, 1).
+  double unit();
+  bool chance(double p) { return unit() < p; }
+  Nanos duration(Nanos lo, Nanos hi) { return Nanos(range(lo.count(), hi.count())); }
+};
+
+// "host:port". In simulation the host is a node's name.
+using Address = std::string;
+
+// A bidirectional, message-framed connection. Messages arrive whole or not at all. The
+// real world runs it over TCP (in order, exactly once while the connection lives); the
+// simulated world may also drop, delay, duplicate and reorder messages, so protocols
+// above it carry their own ids, timeouts and retries.
+class Connection {
+ public:
+  // No message may exceed this; larger sends fail with InvalidArgument and larger
+  // incoming frames break the connection.
+  static constexpr size_t kMaxMessageBytes = 64u << 20;
+  // Bytes queued for sending beyond which send() returns Busy.
+  static constexpr size_t kMaxQueuedSendBytes = 256u << 20;
+
+  virtual ~Connection() = default;
+  // Queues one message. OK means queued, not delivered. Unavailable once the connection
+  // is broken or closed: what was in flight has an unknown outcome.
+  virtual Status send(ByteView message) = 0;
+  // The next message; Unavailable once the connection is broken or closed (after every
+  // message already received has been returned), DeadlineExceeded, or Cancelled.
+  virtual Task<Result<Bytes>> receive(Deadline deadline) = 0;
+  // Closes both directions; the peer's receive() reports Unavailable. Idempotent.
+  virtual void close() = 0;
+  virtual bool is_open() const = 0;
+  virtual const Address& peer() const = 0;
+};
+
+class Listener {
+ public:
+  virtual ~Listener() = default;
+  // The next inbound connection; Unavailable once closed, DeadlineExceeded, Cancelled.
+  virtual Task<Result<std::unique_ptr<Connection>>> accept(Deadline deadline) = 0;
+  virtual void close() = 0;
+  // The bound address (a real listener asked for port 0 reports the chosen port).
+  virtual const Address& address() const = 0;
+};
+
+class Net {
+ public:
+  virtual ~Net() = default;
+  // InvalidArgument for a malformed address, Unavailable when it cannot be bound.
+  virtual Result<std::unique_ptr<Listener>> listen(const Address& address) = 0;
+  // Unavailable when refused or unreachable, DeadlineExceeded, Cancelled.
+  virtual Task<Result<std::unique_ptr<Connection>>> connect(const Address& address,
+                                                            Deadline deadline) = 0;
+};
+
+struct OpenOptions {
+  bool create = false;     // create the file when missing
+  bool exclusive = false;  // with create: fail with InvalidArgument when it exists
+};
+
+// An open file. Paths are relative to the node's data directory. Nothing written is
+// durable until sync() returns OK; a crash may keep any subset of unsynced writes, torn
+// at 512-byte sectors. After a failed sync() the file's durable content is unknown:
+// the only safe reaction is to stop and recover from what was synced before.
+class File {
+ public:
+  virtual ~File() = default;
+  // Reads up to out.size() bytes at `offset`; fewer at the end of the file.
+  virtual Task<Result<size_t>> read(uint64_t offset, std::span<uint8_t> out) = 0;
+  virtual Task<Status> write(uint64_t offset, ByteView data) = 0;
+  // Writes at the end; returns the offset written at.
+  virtual Task<Result<uint64_t>> append(ByteView data) = 0;
+  // fdatasync: every write before it is durable once it returns OK.
+  virtual Task<Status> sync() = 0;
+  virtual Task<Status> truncate(uint64_t size) = 0;
+  virtual Result<uint64_t> size() const = 0;
+  virtual const std::string& path() const = 0;
+};
+
+// Files under the node's data directory. Creating, renaming and unlinking change the
+// directory, which is durable only after sync_dir() of that directory.
+class Disk {
+ public:
+  virtual ~Disk() = default;
+  // NotFound when missing and not asked to create.
+  virtual Task<Result<std::unique_ptr<File>>> open(const std::string& path, OpenOptions options) = 0;
+  virtual Task<Status> rename(const std::string& from, const std::string& to) = 0;
+  virtual Task<Status> unlink(const std::string& path) = 0;
+  // Creates the directory and its parents; OK when it exists.
+  virtual Task<Status> make_dirs(const std::string& path) = 0;
+  // Names (not paths) of the entries in `dir`, sorted. "" is the data directory.
+  virtual Task<Result<std::vector<std::string>>> list(const std::string& dir) = 0;
+  virtual Task<Status> sync_dir(const std::string& dir) = 0;
+  virtual Task<Result<bool>> exists(const std::string& path) = 0;
+};
+
+// A node's whole view of the world.
+class Env : public LogContext {
+ public:
+  ~Env() override = default;
+  virtual std::string_view node_name() const = 0;
+  virtual Executor& executor() = 0;
+  virtual Clock& clock() = 0;
+  // The node's default random stream.
+  virtual Random& random() = 0;
+  // An independent stream for one concern (e.g. "retry-jitter").
+  virtual std::unique_ptr<Random> random_stream(std::string_view concern) = 0;
+  virtual Net& net() = 0;
+  virtual Disk& disk() = 0;
+  virtual Logger& log() = 0;
+  // Fail-stop: the node hit a local fault it cannot continue past (a failed fsync).
+  // The world crashes it and starts it again from its disk. In a real process this ends
+  // the process with kExitRestart for its supervisor; it never returns to a caller that
+  // could keep using the lost state, so callers stop their work right after it.
+  virtual void request_restart(const Status& why) = 0;
+
+  int64_t log_wall_time_ns() const override;
+  std::string_view log_task_name() const override;
+};
+
+// The exit code of a real process that asked to be restarted.
+inline constexpr int kExitRestart = 75;
+
+}  // namespace quire

@@ -1,0 +1,139 @@
+// The simulated network: connections between simulated nodes as message queues with
+// per-link latency, loss, duplication, reordering and partitions, all drawn from the
+// run's seed.
+//
+// A message sent on a connection is delivered after a latency drawn for its link (a
+// minimum plus an exponential tail), unless it is dropped. With reordering off, a
+// connection delivers in order (like TCP); with it on, each message's latency is
+// independent. A duplicated message is delivered twice. A symmetric partition breaks the
+// connections across it and refuses new ones; a one-way partition silently drops
+// messages in its direction only. A crashed node's connections break; its peers see
+// Unavailable once they have read what had already arrived.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "runtime/env.h"
+#include "runtime/sim/sim_random.h"
+#include "runtime/sync.h"
+
+namespace quire {
+
+struct LinkFaults {
+  Nanos latency_min = 50us;
+  Nanos latency_tail_mean = 150us;  // mean of the exponential part added to latency_min
+  Nanos latency_max = 50ms;         // the tail is cut here
+  double drop = 0;                  // probability a message is lost
+  double duplicate = 0;             // probability a message is delivered twice
+  bool reorder = false;             // independent latencies instead of in-order delivery
+};
+
+struct SimNetStats {
+  uint64_t sent = 0;
+  uint64_t delivered = 0;
+  uint64_t dropped = 0;
+  uint64_t duplicated = 0;
+  uint64_t connections = 0;
+  uint64_t connections_broken = 0;
+  uint64_t connects_refused = 0;
+};
+
+class SimNetwork {
+ public:
+  SimNetwork(Scheduler& s, uint64_t seed);
+  ~SimNetwork();
+
+  // Hosts are node names; an address is "name:port".
+  void add_host(const std::string& name, NodeId node);
+  // The node went down: its listeners close and every connection it has breaks.
+  void node_down(NodeId node);
+  void node_up(NodeId node);
+
+  void set_default_faults(const LinkFaults& f) { default_faults_ = f; }
+  const LinkFaults& default_faults() const { return default_faults_; }
+  void set_link_faults(NodeId from, NodeId to, const LinkFaults& f) { link_faults_[{from, to}] = f; }
+  void clear_link_faults() { link_faults_.clear(); }
+
+  // Blocks messages from `from` to `to`. Symmetric partitions block both directions and
+  // break the connections between the two nodes.
+  void partition_one_way(NodeId from, NodeId to);
+  void partition(NodeId a, NodeId b);
+  // Isolates `node` from every other host, both directions.
+  void isolate(NodeId node);
+  void heal(NodeId a, NodeId b);
+  void heal_all();
+  bool blocked(NodeId from, NodeId to) const { return blocked_.count({from, to}) > 0; }
+  size_t blocked_links() const { return blocked_.size(); }
+
+  const SimNetStats& stats() const { return stats_; }
+
+  // The node-facing Net for `node`.
+  std::unique_ptr<Net> make_net(NodeId node);
+
+  // Internal to the simulated connection types.
+  struct Endpoint;
+  struct ListenerState;
+  Status send(uint64_t endpoint, ByteView message);
+  void close_endpoint(uint64_t endpoint);
+  void release_endpoint(uint64_t endpoint);
+  Endpoint* endpoint(uint64_t id);
+  ListenerState* listener_state(const Address& a);
+  void release_listener(const Address& a, uint64_t listener_serial);
+  Result<std::unique_ptr<Listener>> listen(NodeId node, const Address& address);
+  Task<Result<std::unique_ptr<Connection>>> connect(NodeId node, Address address, Deadline deadline);
+  Scheduler& scheduler() { return s_; }
+
+ private:
+  const LinkFaults& faults(NodeId from, NodeId to) const;
+  Nanos draw_latency(const LinkFaults& f);
+  void break_endpoint(Endpoint* e);
+  void break_between(NodeId a, NodeId b);
+  void deliver(uint64_t endpoint, std::shared_ptr<const Bytes> message, uint64_t hash);
+
+  Scheduler& s_;
+  SimRandom rng_;
+  LinkFaults default_faults_;
+  std::map<std::pair<NodeId, NodeId>, LinkFaults> link_faults_;
+  std::set<std::pair<NodeId, NodeId>> blocked_;
+  std::map<std::string, NodeId> hosts_;
+  std::set<NodeId> down_;
+  std::map<uint64_t, std::unique_ptr<Endpoint>> endpoints_;
+  std::map<Address, std::unique_ptr<ListenerState>> listeners_;
+  uint64_t next_endpoint_ = 1;
+  uint64_t next_listener_ = 1;
+  SimNetStats stats_;
+};
+
+struct SimNetwork::Endpoint {
+  Endpoint(Scheduler& s) : waiters(s) {}
+  uint64_t id = 0;
+  uint64_t peer = 0;  // the other end's id
+  NodeId node = kWorldNode;
+  NodeId peer_node = kWorldNode;
+  Address peer_address;
+  std::deque<Bytes> inbox;
+  bool broken = false;
+  bool owned = true;         // a Connection object (or a pending accept) refers to it
+  int64_t last_delivery_ns = 0;  // for in-order delivery
+  WaitQueue waiters;
+};
+
+struct SimNetwork::ListenerState {
+  ListenerState(Scheduler& s) : waiters(s) {}
+  uint64_t serial = 0;
+  NodeId node = kWorldNode;
+  Address address;
+  std::deque<uint64_t> pending;  // endpoint ids of connections not yet accepted
+  bool closed = false;
+  WaitQueue waiters;
+  static constexpr size_t kBacklog = 128;
+};
+
+}  // namespace quire

@@ -1,0 +1,130 @@
+// Coroutine synchronization on the scheduler: a wait queue, a latched event, and a FIFO
+// mutex. All are single-threaded (one scheduler) and every wait takes a deadline.
+//
+// Waiters are recorded as slot references, never as pointers into coroutine frames, so a
+// primitive may outlive or die before any waiter without dangling.
+#pragma once
+
+#include <deque>
+#include <utility>
+
+#include "runtime/scheduler.h"
+
+namespace quire {
+
+// Tasks wait until notified. Not latched: a notify with nobody waiting is lost.
+class WaitQueue {
+ public:
+  // Waiters that timed out are forgotten once the queue reaches this size.
+  static constexpr size_t kPruneAt = 256;
+
+  explicit WaitQueue(Scheduler& s) : s_(s) {}
+
+  // OK when notified, DeadlineExceeded, or Cancelled.
+  auto wait(Deadline deadline = Deadline::never()) {
+    return park_until(s_, deadline, [this](SlotRef ref) {
+      if (waiters_.size() >= kPruneAt) prune();
+      waiters_.push_back(ref);
+    });
+  }
+  void notify_one() {
+    while (!waiters_.empty()) {
+      SlotRef r = waiters_.front();
+      waiters_.pop_front();
+      if (s_.is_parked(r)) {
+        s_.wake(r, Status());
+        return;
+      }
+    }
+  }
+  void notify_all() {
+    auto waiters = std::exchange(waiters_, {});
+    for (SlotRef r : waiters) s_.wake(r, Status());
+  }
+  void fail_all(const Status& st) {
+    auto waiters = std::exchange(waiters_, {});
+    for (SlotRef r : waiters) s_.wake(r, st);
+  }
+  // Forgets waiters whose wait already ended (deadline or cancel), bounding the queue.
+  void prune() {
+    std::erase_if(waiters_, [this](SlotRef r) { return !s_.is_parked(r); });
+  }
+  size_t size() const { return waiters_.size(); }
+
+ private:
+  Scheduler& s_;
+  std::deque<SlotRef> waiters_;
+};
+
+// A latched flag: once set, waits return OK at once until reset.
+class Event {
+ public:
+  explicit Event(Scheduler& s) : q_(s) {}
+  bool is_set() const { return set_; }
+  void set() {
+    set_ = true;
+    q_.notify_all();
+  }
+  void reset() { set_ = false; }
+  Task<Status> wait(Deadline deadline = Deadline::never()) {
+    if (set_) co_return Status();
+    co_return co_await q_.wait(deadline);
+  }
+
+ private:
+  WaitQueue q_;
+  bool set_ = false;
+};
+
+// A FIFO mutex. Ownership passes directly to the next waiter on unlock, so no waiter
+// starves.
+class AsyncMutex {
+ public:
+  explicit AsyncMutex(Scheduler& s) : s_(s) {}
+
+  // OK once held; DeadlineExceeded or Cancelled without the lock.
+  Task<Status> lock(Deadline deadline = Deadline::never()) {
+    if (!locked_) {
+      locked_ = true;
+      co_return Status();
+    }
+    Status st = co_await park_until(s_, deadline, [this](SlotRef ref) { waiters_.push_back(ref); });
+    // On success unlock() handed the lock to us; on failure we are simply dropped.
+    co_return st;
+  }
+  void unlock() {
+    QUIRE_ASSERT(locked_);
+    while (!waiters_.empty()) {
+      SlotRef r = waiters_.front();
+      waiters_.pop_front();
+      if (s_.is_parked(r)) {
+        s_.wake(r, Status());  // the lock stays held, now by the woken task
+        return;
+      }
+    }
+    locked_ = false;
+  }
+  bool locked() const { return locked_; }
+
+ private:
+  Scheduler& s_;
+  bool locked_ = false;
+  std::deque<SlotRef> waiters_;
+};
+
+// Releases a held AsyncMutex at scope exit.
+class MutexGuard {
+ public:
+  explicit MutexGuard(AsyncMutex& m) : m_(&m) {}
+  MutexGuard(MutexGuard&& o) noexcept : m_(std::exchange(o.m_, nullptr)) {}
+  MutexGuard(const MutexGuard&) = delete;
+  MutexGuard& operator=(const MutexGuard&) = delete;
+  ~MutexGuard() {
+    if (m_) m_->unlock();
+  }
+
+ private:
+  AsyncMutex* m_;
+};
+
+}  // namespace quire
