@@ -120,21 +120,22 @@ class File {
   virtual const std::string& path() const = 0;
 };
 
-// Files under the node's data directory. Creating, renaming and unlinking change the
+// Files under the node's data directory. Arguments are taken by value because the
+// operations are lazy coroutines that may run after the caller's temporaries are gone. Creating, renaming and unlinking change the
 // directory, which is durable only after sync_dir() of that directory.
 class Disk {
  public:
   virtual ~Disk() = default;
   // NotFound when missing and not asked to create.
-  virtual Task<Result<std::unique_ptr<File>>> open(const std::string& path, OpenOptions options) = 0;
-  virtual Task<Status> rename(const std::string& from, const std::string& to) = 0;
-  virtual Task<Status> unlink(const std::string& path) = 0;
+  virtual Task<Result<std::unique_ptr<File>>> open(std::string path, OpenOptions options) = 0;
+  virtual Task<Status> rename(std::string from, std::string to) = 0;
+  virtual Task<Status> unlink(std::string path) = 0;
   // Creates the directory and its parents; OK when it exists.
-  virtual Task<Status> make_dirs(const std::string& path) = 0;
+  virtual Task<Status> make_dirs(std::string path) = 0;
   // Names (not paths) of the entries in `dir`, sorted. "" is the data directory.
-  virtual Task<Result<std::vector<std::string>>> list(const std::string& dir) = 0;
-  virtual Task<Status> sync_dir(const std::string& dir) = 0;
-  virtual Task<Result<bool>> exists(const std::string& path) = 0;
+  virtual Task<Result<std::vector<std::string>>> list(std::string dir) = 0;
+  virtual Task<Status> sync_dir(std::string dir) = 0;
+  virtual Task<Result<bool>> exists(std::string path) = 0;
 };
 
 // A node's whole view of the world.

@@ -21,6 +21,7 @@
 #include <optional>
 #include <queue>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "base/status.h"
@@ -175,6 +176,12 @@ class Scheduler {
 // waker passed, `fire_code` at the deadline, or Cancelled.
 template <typename Register>
 class ParkAwaiter {
+  // g++ 12 destroys some temporaries inside a co_await expression twice (a closure
+  // passed straight into park_until is one). A trivially destructible register callable
+  // makes that harmless: capture raw pointers, never owning objects.
+  static_assert(std::is_trivially_destructible_v<Register>,
+                "capture only trivially destructible values in a wait's register callable");
+
  public:
   ParkAwaiter(Scheduler& s, Deadline deadline, Code fire_code, Register reg)
       : s_(s), deadline_(deadline), fire_code_(fire_code), reg_(std::move(reg)) {}

@@ -152,7 +152,7 @@ class SimDisk : public Disk {
  public:
   SimDisk(SimDiskStore& store, Executor& exec) : store_(store), exec_(exec) {}
 
-  Task<Result<std::unique_ptr<File>>> open(const std::string& path, OpenOptions options) override {
+  Task<Result<std::unique_ptr<File>>> open(std::string path, OpenOptions options) override {
     QUIRE_CO_RETURN_IF_ERROR(check_path(path));
     QUIRE_CO_RETURN_IF_ERROR(co_await delay());
     auto& ns = store_.current_ns();
@@ -171,7 +171,7 @@ class SimDisk : public Disk {
     co_return std::unique_ptr<File>(std::make_unique<SimFile>(store_, exec_, ino, path));
   }
 
-  Task<Status> rename(const std::string& from, const std::string& to) override {
+  Task<Status> rename(std::string from, std::string to) override {
     QUIRE_CO_RETURN_IF_ERROR(check_path(from));
     QUIRE_CO_RETURN_IF_ERROR(check_path(to));
     QUIRE_CO_RETURN_IF_ERROR(co_await delay());
@@ -183,7 +183,7 @@ class SimDisk : public Disk {
     co_return Status();
   }
 
-  Task<Status> unlink(const std::string& path) override {
+  Task<Status> unlink(std::string path) override {
     QUIRE_CO_RETURN_IF_ERROR(check_path(path));
     QUIRE_CO_RETURN_IF_ERROR(co_await delay());
     auto& ns = store_.current_ns();
@@ -193,7 +193,7 @@ class SimDisk : public Disk {
     co_return Status();
   }
 
-  Task<Status> make_dirs(const std::string& path) override {
+  Task<Status> make_dirs(std::string path) override {
     QUIRE_CO_RETURN_IF_ERROR(check_path(path));
     QUIRE_CO_RETURN_IF_ERROR(co_await delay());
     auto& ns = store_.current_ns();
@@ -209,7 +209,7 @@ class SimDisk : public Disk {
     co_return Status();
   }
 
-  Task<Result<std::vector<std::string>>> list(const std::string& dir) override {
+  Task<Result<std::vector<std::string>>> list(std::string dir) override {
     if (!dir.empty()) QUIRE_CO_RETURN_IF_ERROR(check_path(dir));
     QUIRE_CO_RETURN_IF_ERROR(co_await delay());
     if (!dir_exists(dir)) co_return not_found(fmt::format("list {}: no such directory", dir));
@@ -224,7 +224,7 @@ class SimDisk : public Disk {
     co_return names;
   }
 
-  Task<Status> sync_dir(const std::string& dir) override {
+  Task<Status> sync_dir(std::string dir) override {
     if (!dir.empty()) QUIRE_CO_RETURN_IF_ERROR(check_path(dir));
     QUIRE_CO_RETURN_IF_ERROR(co_await exec_.sleep(store_.rng().duration(
         store_.faults().sync_latency_min, std::max(store_.faults().sync_latency_min, store_.faults().sync_latency_max))));
@@ -238,7 +238,7 @@ class SimDisk : public Disk {
     co_return Status();
   }
 
-  Task<Result<bool>> exists(const std::string& path) override {
+  Task<Result<bool>> exists(std::string path) override {
     QUIRE_CO_RETURN_IF_ERROR(check_path(path));
     QUIRE_CO_RETURN_IF_ERROR(co_await delay());
     auto& ns = store_.current_ns();

@@ -1,0 +1,307 @@
+#include "runtime/real/posix_disk.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <system_error>
+#include <utility>
+
+#include <fmt/format.h>
+
+namespace quire {
+
+namespace {
+
+// One read or write syscall moves at most this much; Linux caps a transfer just below
+// 2 GiB anyway.
+constexpr size_t kTransferBytesMax = size_t{1} << 30;
+
+// A task that runs `f` when awaited and returns its result. `f` (with everything it
+// captured) is copied into the coroutine frame, so nothing the caller passed by reference
+// needs to outlive the call.
+template <typename F>
+auto deferred(F f) -> Task<decltype(f())> {
+  co_return f();
+}
+
+// A missing file or directory (ENOENT, or ENOTDIR: a file where a directory should be) is
+// NotFound: an answer, not a failing disk. The simulated disk answers the same way.
+Status posix_error(std::string_view op, const std::string& path, int err) {
+  Code code = err == ENOENT || err == ENOTDIR ? Code::kNotFound : Code::kIo;
+  std::string reason = std::error_code(err, std::generic_category()).message();
+  return Status(code, fmt::format("{} {}: {}", op, path, reason))
+      .with("errno", static_cast<uint64_t>(err));
+}
+
+// Opens a directory for reading its entries or syncing it.
+int open_dir(const std::string& path) {
+  return ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+class PosixFile : public File {
+ public:
+  PosixFile(int fd, std::string path, std::string full_path)
+      : fd_(fd), path_(std::move(path)), full_path_(std::move(full_path)) {}
+  ~PosixFile() override { ::close(fd_); }
+  PosixFile(const PosixFile&) = delete;
+  PosixFile& operator=(const PosixFile&) = delete;
+
+  Task<Result<size_t>> read(uint64_t offset, std::span<uint8_t> out) override {
+    return deferred([this, offset, out] { return read_now(offset, out); });
+  }
+  Task<Status> write(uint64_t offset, ByteView data) override {
+    return deferred([this, offset, data] { return write_now(offset, data); });
+  }
+  Task<Result<uint64_t>> append(ByteView data) override {
+    return deferred([this, data] { return append_now(data); });
+  }
+  Task<Status> sync() override {
+    return deferred([this] { return sync_now(); });
+  }
+  Task<Status> truncate(uint64_t size) override {
+    return deferred([this, size] { return truncate_now(size); });
+  }
+  Result<uint64_t> size() const override {
+    struct stat st;
+    if (::fstat(fd_, &st) != 0) return posix_error("fstat", full_path_, errno);
+    return static_cast<uint64_t>(st.st_size);
+  }
+  const std::string& path() const override { return path_; }
+
+ private:
+  Result<size_t> read_now(uint64_t offset, std::span<uint8_t> out) {
+    size_t done = 0;
+    while (done < out.size()) {
+      size_t want = std::min(out.size() - done, kTransferBytesMax);
+      ssize_t n = ::pread(fd_, out.data() + done, want, static_cast<off_t>(offset + done));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return posix_error("pread", full_path_, errno).with("offset", offset + done);
+      }
+      if (n == 0) break;  // end of file
+      done += static_cast<size_t>(n);
+    }
+    return done;
+  }
+
+  Status write_now(uint64_t offset, ByteView data) {
+    size_t done = 0;
+    while (done < data.size()) {
+      size_t want = std::min(data.size() - done, kTransferBytesMax);
+      ssize_t n = ::pwrite(fd_, data.data() + done, want, static_cast<off_t>(offset + done));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return posix_error("pwrite", full_path_, errno).with("offset", offset + done);
+      }
+      // pwrite returning 0 for a non-empty buffer would loop forever; call it a full disk.
+      if (n == 0) return posix_error("pwrite", full_path_, ENOSPC).with("offset", offset + done);
+      done += static_cast<size_t>(n);
+    }
+    return Status();
+  }
+
+  Result<uint64_t> append_now(ByteView data) {
+    Result<uint64_t> end = size();
+    if (!end.is_ok()) return end;
+    Status st = write_now(*end, data);
+    if (!st.is_ok()) return st;
+    return *end;
+  }
+
+  Status sync_now() {
+    while (::fdatasync(fd_) != 0) {
+      if (errno != EINTR) return posix_error("fdatasync", full_path_, errno);
+    }
+    return Status();
+  }
+
+  Status truncate_now(uint64_t size) {
+    while (::ftruncate(fd_, static_cast<off_t>(size)) != 0) {
+      if (errno != EINTR) return posix_error("ftruncate", full_path_, errno).with("size", size);
+    }
+    return Status();
+  }
+
+  int fd_;
+  std::string path_;       // relative to the data directory, as the caller named it
+  std::string full_path_;  // for error messages
+};
+
+}  // namespace
+
+PosixDisk::PosixDisk(std::string root) : root_(std::move(root)) {
+  while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
+  if (root_.empty()) root_.push_back('.');
+}
+
+Result<std::string> PosixDisk::resolve(std::string_view path, bool allow_root) const {
+  if (path.find('\0') != std::string_view::npos) {
+    return invalid_argument(fmt::format("path '{}' contains a NUL byte", path));
+  }
+  if (!path.empty() && path.front() == '/') {
+    return invalid_argument(
+        fmt::format("path '{}' is absolute; paths are relative to the data directory", path));
+  }
+  bool names_root = true;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = std::min(path.find('/', start), path.size());
+    std::string_view component = path.substr(start, end - start);
+    if (component == "..") {
+      return invalid_argument(
+          fmt::format("path '{}' has a '..' component; it may not leave the data directory", path));
+    }
+    if (!component.empty() && component != ".") names_root = false;
+    start = end + 1;
+  }
+  if (names_root) {
+    if (!allow_root) {
+      return invalid_argument(fmt::format("path '{}' names the data directory itself", path));
+    }
+    return root_;
+  }
+  return fmt::format("{}/{}", root_, path);
+}
+
+Task<Result<std::unique_ptr<File>>> PosixDisk::open(std::string path, OpenOptions options) {
+  return deferred([this, path, options] { return open_now(path, options); });
+}
+Task<Status> PosixDisk::rename(std::string from, std::string to) {
+  return deferred([this, from, to] { return rename_now(from, to); });
+}
+Task<Status> PosixDisk::unlink(std::string path) {
+  return deferred([this, path] { return unlink_now(path); });
+}
+Task<Status> PosixDisk::make_dirs(std::string path) {
+  return deferred([this, path] { return make_dirs_now(path); });
+}
+Task<Result<std::vector<std::string>>> PosixDisk::list(std::string dir) {
+  return deferred([this, dir] { return list_now(dir); });
+}
+Task<Status> PosixDisk::sync_dir(std::string dir) {
+  return deferred([this, dir] { return sync_dir_now(dir); });
+}
+Task<Result<bool>> PosixDisk::exists(std::string path) {
+  return deferred([this, path] { return exists_now(path); });
+}
+
+Result<std::unique_ptr<File>> PosixDisk::open_now(const std::string& path, OpenOptions options) {
+  Result<std::string> full = resolve(path, /*allow_root=*/false);
+  if (!full.is_ok()) return full.status();
+  int flags = O_RDWR | O_CLOEXEC;
+  if (options.create) flags |= O_CREAT;
+  if (options.create && options.exclusive) flags |= O_EXCL;
+  int fd;
+  do {
+    fd = ::open(full->c_str(), flags, 0644);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) {
+    if (errno == EEXIST && options.create && options.exclusive) {
+      return invalid_argument(
+          fmt::format("open {}: exists and exclusive creation was asked", *full));
+    }
+    if (errno == EISDIR) return invalid_argument(fmt::format("open {}: is a directory", *full));
+    return posix_error("open", *full, errno);
+  }
+  return std::unique_ptr<File>(std::make_unique<PosixFile>(fd, path, std::move(*full)));
+}
+
+Status PosixDisk::rename_now(const std::string& from, const std::string& to) {
+  Result<std::string> full_from = resolve(from, /*allow_root=*/false);
+  if (!full_from.is_ok()) return full_from.status();
+  Result<std::string> full_to = resolve(to, /*allow_root=*/false);
+  if (!full_to.is_ok()) return full_to.status();
+  if (::rename(full_from->c_str(), full_to->c_str()) != 0) {
+    return posix_error("rename", fmt::format("{} -> {}", *full_from, *full_to), errno);
+  }
+  return Status();
+}
+
+Status PosixDisk::unlink_now(const std::string& path) {
+  Result<std::string> full = resolve(path, /*allow_root=*/false);
+  if (!full.is_ok()) return full.status();
+  if (::unlink(full->c_str()) != 0) return posix_error("unlink", *full, errno);
+  return Status();
+}
+
+Status PosixDisk::make_dirs_now(const std::string& path) {
+  Result<std::string> full = resolve(path, /*allow_root=*/true);
+  if (!full.is_ok()) return full.status();
+  // mkdir -p: every prefix that ends before a '/', then the whole path. Each must end up a
+  // directory; one that exists is fine (even where we may not write, say "/home").
+  const std::string& p = *full;
+  for (size_t end = p.find('/', 1);; end = p.find('/', end + 1)) {
+    std::string prefix = p.substr(0, end);
+    if (!prefix.empty() && ::mkdir(prefix.c_str(), 0755) != 0) {
+      int err = errno;
+      struct stat st;
+      if (::stat(prefix.c_str(), &st) != 0) return posix_error("mkdir", prefix, err);
+      if (!S_ISDIR(st.st_mode)) {
+        return invalid_argument(fmt::format("mkdir {}: a file is in the way", prefix));
+      }
+    }
+    if (end == std::string::npos) break;
+  }
+  return Status();
+}
+
+Result<std::vector<std::string>> PosixDisk::list_now(const std::string& dir) {
+  Result<std::string> full = resolve(dir, /*allow_root=*/true);
+  if (!full.is_ok()) return full.status();
+  int fd = open_dir(*full);
+  if (fd < 0) return posix_error("opendir", *full, errno);
+  DIR* d = ::fdopendir(fd);
+  if (d == nullptr) {
+    int err = errno;
+    ::close(fd);
+    return posix_error("fdopendir", *full, err);
+  }
+  std::vector<std::string> names;
+  while (true) {
+    errno = 0;
+    const dirent* entry = ::readdir(d);
+    if (entry == nullptr) {
+      int err = errno;
+      ::closedir(d);
+      if (err != 0) return posix_error("readdir", *full, err);
+      break;
+    }
+    std::string_view name(entry->d_name);
+    if (name == "." || name == "..") continue;
+    names.emplace_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+Status PosixDisk::sync_dir_now(const std::string& dir) {
+  Result<std::string> full = resolve(dir, /*allow_root=*/true);
+  if (!full.is_ok()) return full.status();
+  int fd = open_dir(*full);
+  if (fd < 0) return posix_error("open directory", *full, errno);
+  Status result;
+  while (::fsync(fd) != 0) {
+    if (errno != EINTR) {
+      result = posix_error("fsync directory", *full, errno);
+      break;
+    }
+  }
+  ::close(fd);
+  return result;
+}
+
+Result<bool> PosixDisk::exists_now(const std::string& path) {
+  Result<std::string> full = resolve(path, /*allow_root=*/true);
+  if (!full.is_ok()) return full.status();
+  struct stat st;
+  if (::stat(full->c_str(), &st) == 0) return true;
+  if (errno == ENOENT || errno == ENOTDIR) return false;
+  return posix_error("stat", *full, errno);
+}
+
+}  // namespace quire

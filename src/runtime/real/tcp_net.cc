@@ -1,0 +1,619 @@
+#include "runtime/real/tcp_net.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstring>
+#include <deque>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+#include <asio.hpp>
+
+#include "runtime/sync.h"
+
+namespace quire {
+
+namespace {
+
+using asio::ip::tcp;
+
+// Log ids of the network component.
+constexpr uint32_t kLogFrameTooLarge = 10101;
+constexpr uint32_t kLogConnectionBroken = 10102;
+constexpr uint32_t kLogAcceptFailed = 10103;
+constexpr uint32_t kLogNoDelayFailed = 10104;
+
+constexpr size_t kFrameHeaderBytes = 4;
+// Frames up to this size are assembled in the connection's read buffer; larger ones are
+// read straight into their own message buffer.
+constexpr size_t kReadBufferBytes = 64 * 1024;
+// Frames handed to one gathered write.
+constexpr size_t kWriteBatchFramesMax = 64;
+
+// "a.b.c.d:port" or "[v6]:port". inet_ntop directly, since Asio's to_string() may throw.
+std::string format_endpoint(const tcp::endpoint& ep) {
+  char host[INET6_ADDRSTRLEN] = "?";
+  if (ep.address().is_v6()) {
+    auto bytes = ep.address().to_v6().to_bytes();
+    inet_ntop(AF_INET6, bytes.data(), host, sizeof(host));
+    return fmt::format("[{}]:{}", host, ep.port());
+  }
+  auto bytes = ep.address().to_v4().to_bytes();
+  inet_ntop(AF_INET, bytes.data(), host, sizeof(host));
+  return fmt::format("{}:{}", host, ep.port());
+}
+
+Result<tcp::endpoint> parse_endpoint(std::string_view address) {
+  Result<TcpAddress> parsed = parse_tcp_address(address);
+  if (!parsed.is_ok()) return parsed.status();
+  asio::error_code ec;
+  asio::ip::address ip = asio::ip::make_address(parsed->host, ec);
+  if (ec) return invalid_argument(fmt::format("address '{}': {}", address, ec.message()));
+  return tcp::endpoint(ip, parsed->port);
+}
+
+void set_no_delay(tcp::socket& socket, Logger* log, const Address& peer) {
+  asio::error_code ec;
+  socket.set_option(tcp::no_delay(true), ec);
+  if (ec && log) {
+    log->warn("net", kLogNoDelayFailed, "cannot set TCP_NODELAY",
+              {{"peer", peer}, {"error", ec.message()}});
+  }
+}
+
+// Everything a connection's Asio handlers touch. Handlers hold it by shared_ptr, so it
+// outlives the TcpConnection object while operations are pending.
+class ConnectionState : public std::enable_shared_from_this<ConnectionState> {
+ public:
+  ConnectionState(RealLoop& loop, tcp::socket socket, Address peer, Logger* log)
+      : socket_(std::move(socket)),
+        peer_(std::move(peer)),
+        log_(log),
+        readable_(loop.scheduler()),
+        read_buffer_(kReadBufferBytes),
+        linger_(loop.io()) {}
+
+  const Address& peer() const { return peer_; }
+  bool is_open() const { return !closed_ && !broken_; }
+
+  // Starts the read loop; called once the state is owned by a shared_ptr.
+  void start() { pump(); }
+
+  Status send(ByteView message) {
+    if (closed_) return unavailable(fmt::format("connection to {} is closed", peer_));
+    if (broken_) return broken_status();
+    if (message.size() > Connection::kMaxMessageBytes) {
+      return invalid_argument(fmt::format("message of {} bytes to {} exceeds the maximum of {}",
+                                          message.size(), peer_, Connection::kMaxMessageBytes));
+    }
+    size_t frame_bytes = kFrameHeaderBytes + message.size();
+    if (send_queue_bytes_ + frame_bytes > Connection::kMaxQueuedSendBytes) {
+      return busy(fmt::format("send queue to {} holds {} bytes; a {} byte frame would exceed {}",
+                              peer_, send_queue_bytes_, frame_bytes,
+                              Connection::kMaxQueuedSendBytes));
+    }
+    Bytes frame(frame_bytes);
+    encode_fixed32(frame.data(), static_cast<uint32_t>(message.size()));
+    if (!message.empty()) {
+      std::memcpy(frame.data() + kFrameHeaderBytes, message.data(), message.size());
+    }
+    send_queue_.push_back(std::move(frame));
+    send_queue_bytes_ += frame_bytes;
+    if (!writing_) write_batch();
+    return Status();
+  }
+
+  // The next message, else Unavailable once broken or closed; waits until `deadline`.
+  static Task<Result<Bytes>> receive(std::shared_ptr<ConnectionState> self, Deadline deadline) {
+    // Each round either returns or waits to be notified; a notification means a message
+    // arrived or the connection broke, so the rounds are bounded by what the peer sends.
+    while (true) {
+      if (!self->inbox_.empty()) {
+        Bytes message = std::move(self->inbox_.front());
+        self->inbox_.pop_front();
+        self->inbox_bytes_ -= message.size();
+        self->pump();  // resumes reading if the queue was full
+        co_return message;
+      }
+      if (self->closed_) {
+        co_return unavailable(fmt::format("connection to {} is closed", self->peer_));
+      }
+      if (self->broken_) co_return self->broken_status();
+      Status waited = co_await self->readable_.wait(deadline);
+      if (!waited.is_ok()) {
+        co_return Status(waited.code(),
+                         fmt::format("receive from {}: {}", self->peer_, waited.message()));
+      }
+    }
+  }
+
+  // Stops reading, fails waiting receivers (messages already received stay readable, as in
+  // the simulated world), and flushes what is queued for sending (for at most
+  // kCloseLingerMax) before closing the socket.
+  void close() {
+    if (closed_) return;
+    closed_ = true;
+    log_ = nullptr;  // the logger's owner may go away while the flush lingers
+    readable_.notify_all();
+    if (broken_) return;  // the socket is already closed
+    if (!writing_) {
+      close_socket();
+      return;
+    }
+    linger_.expires_after(TcpNet::kCloseLingerMax);
+    linger_.async_wait([self = shared_from_this()](const asio::error_code& ec) {
+      if (!ec) self->close_socket();
+    });
+  }
+
+ private:
+  bool inbox_full() const {
+    return inbox_.size() >= TcpNet::kReceiveQueueMessagesMax ||
+           inbox_bytes_ >= TcpNet::kReceiveQueueBytesMax;
+  }
+
+  Status broken_status() const {
+    return unavailable(fmt::format("connection to {} is broken: {}", peer_, broken_reason_));
+  }
+
+  void deliver(Bytes message) {
+    inbox_bytes_ += message.size();
+    inbox_.push_back(std::move(message));
+    readable_.notify_one();
+  }
+
+  // Turns buffered bytes into messages, then reads more unless the connection is done,
+  // a read is already pending, or the receive queue is full.
+  void pump() {
+    if (reading_ || closed_ || broken_) return;
+    // Each round consumes one buffered frame or returns.
+    while (!inbox_full()) {
+      if (large_.has_value()) {
+        read_large();
+        return;
+      }
+      size_t buffered = read_end_ - read_begin_;
+      if (buffered >= kFrameHeaderBytes) {
+        uint32_t length = decode_fixed32(read_buffer_.data() + read_begin_);
+        if (length > Connection::kMaxMessageBytes) {
+          frame_too_large(length);
+          return;
+        }
+        const uint8_t* body = read_buffer_.data() + read_begin_ + kFrameHeaderBytes;
+        size_t body_buffered = buffered - kFrameHeaderBytes;
+        if (body_buffered >= length) {
+          read_begin_ += kFrameHeaderBytes + length;
+          deliver(Bytes(body, body + length));
+          continue;
+        }
+        if (kFrameHeaderBytes + length > read_buffer_.size()) {
+          // Too large for the read buffer: move what we have into the message's own buffer.
+          large_.emplace(length);
+          std::memcpy(large_->data(), body, body_buffered);
+          large_filled_ = body_buffered;
+          read_begin_ = read_end_ = 0;
+          continue;
+        }
+      }
+      read_more();
+      return;
+    }
+  }
+
+  void read_more() {
+    if (read_begin_ > 0) {
+      std::memmove(read_buffer_.data(), read_buffer_.data() + read_begin_, read_end_ - read_begin_);
+      read_end_ -= read_begin_;
+      read_begin_ = 0;
+    }
+    QUIRE_ASSERT(read_end_ < read_buffer_.size());
+    reading_ = true;
+    socket_.async_read_some(
+        asio::buffer(read_buffer_.data() + read_end_, read_buffer_.size() - read_end_),
+        [self = shared_from_this()](const asio::error_code& ec, size_t n) {
+          self->reading_ = false;
+          if (ec) {
+            self->read_failed(ec);
+            return;
+          }
+          self->read_end_ += n;
+          self->pump();
+        });
+  }
+
+  void read_large() {
+    QUIRE_ASSERT(large_filled_ <= large_->size());
+    reading_ = true;
+    asio::async_read(socket_,
+                     asio::buffer(large_->data() + large_filled_, large_->size() - large_filled_),
+                     [self = shared_from_this()](const asio::error_code& ec, size_t n) {
+                       self->reading_ = false;
+                       if (ec) {
+                         self->read_failed(ec);
+                         return;
+                       }
+                       self->large_filled_ += n;
+                       QUIRE_ASSERT(self->large_filled_ == self->large_->size());
+                       Bytes message = std::move(*self->large_);
+                       self->large_.reset();
+                       if (self->closed_) return;
+                       self->deliver(std::move(message));
+                       self->pump();
+                     });
+  }
+
+  void write_batch() {
+    QUIRE_ASSERT(!writing_ && !send_queue_.empty());
+    size_t count = std::min(send_queue_.size(), kWriteBatchFramesMax);
+    std::vector<asio::const_buffer> buffers;
+    buffers.reserve(count);
+    for (size_t i = 0; i < count; ++i) buffers.push_back(asio::buffer(send_queue_[i]));
+    writing_ = true;
+    // The frames stay in send_queue_ (deque elements do not move) until the write ends.
+    asio::async_write(socket_, buffers,
+                      [self = shared_from_this(), count](const asio::error_code& ec, size_t) {
+                        self->write_done(ec, count);
+                      });
+  }
+
+  void write_done(const asio::error_code& ec, size_t count) {
+    writing_ = false;
+    if (ec) write_failed(ec);
+    if (broken_) {
+      send_queue_.clear();
+      send_queue_bytes_ = 0;
+      return;
+    }
+    for (size_t i = 0; i < count; ++i) {
+      send_queue_bytes_ -= send_queue_.front().size();
+      send_queue_.pop_front();
+    }
+    if (!send_queue_.empty()) {
+      write_batch();
+    } else if (closed_) {
+      close_socket();  // close() was waiting for this flush
+    }
+  }
+
+  void read_failed(const asio::error_code& ec) {
+    if (closed_ || broken_) return;
+    if (ec == asio::error::eof) {
+      break_connection("the peer closed the connection");
+      return;
+    }
+    if (log_) {
+      log_->warn("net", kLogConnectionBroken, "connection broken while reading",
+                 {{"peer", peer_}, {"error", ec.message()}});
+    }
+    break_connection(ec.message());
+  }
+
+  void write_failed(const asio::error_code& ec) {
+    if (broken_) return;
+    if (log_) {
+      log_->warn("net", kLogConnectionBroken, "connection broken while writing",
+                 {{"peer", peer_}, {"error", ec.message()}});
+    }
+    break_connection(ec.message());
+  }
+
+  void frame_too_large(uint32_t length) {
+    if (log_) {
+      log_->error(
+          "net", kLogFrameTooLarge, "peer sent a frame above the maximum; dropping it",
+          {{"peer", peer_}, {"frame_bytes", length}, {"max_bytes", Connection::kMaxMessageBytes}});
+    }
+    break_connection(fmt::format("the peer sent a frame of {} bytes, above the maximum of {}",
+                                 length, Connection::kMaxMessageBytes));
+  }
+
+  // Messages already received stay readable; sends fail from now on.
+  void break_connection(std::string reason) {
+    broken_ = true;
+    broken_reason_ = std::move(reason);
+    close_socket();
+    // A pending write still points into the queue; its handler clears it.
+    if (!writing_) {
+      send_queue_.clear();
+      send_queue_bytes_ = 0;
+    }
+    readable_.notify_all();
+  }
+
+  void close_socket() {
+    asio::error_code ignored;
+    linger_.cancel();
+    if (!socket_.is_open()) return;
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+  }
+
+  tcp::socket socket_;
+  Address peer_;
+  Logger* log_;
+  bool closed_ = false;  // close() was called
+  bool broken_ = false;  // the peer closed, an I/O error, or a bad frame
+  std::string broken_reason_;
+
+  // Receiving: read_buffer_[read_begin_, read_end_) holds bytes not yet parsed.
+  std::deque<Bytes> inbox_;
+  size_t inbox_bytes_ = 0;
+  WaitQueue readable_;
+  bool reading_ = false;
+  Bytes read_buffer_;
+  size_t read_begin_ = 0;
+  size_t read_end_ = 0;
+  std::optional<Bytes> large_;  // a frame larger than read_buffer_, being filled
+  size_t large_filled_ = 0;
+
+  // Sending: whole frames, the first `count` of them being written while writing_.
+  std::deque<Bytes> send_queue_;
+  size_t send_queue_bytes_ = 0;
+  bool writing_ = false;
+  asio::steady_timer linger_;
+};
+
+class TcpConnection : public Connection {
+ public:
+  explicit TcpConnection(std::shared_ptr<ConnectionState> state) : state_(std::move(state)) {}
+  ~TcpConnection() override { state_->close(); }
+  TcpConnection(const TcpConnection&) = delete;
+  TcpConnection& operator=(const TcpConnection&) = delete;
+
+  Status send(ByteView message) override { return state_->send(message); }
+  Task<Result<Bytes>> receive(Deadline deadline) override {
+    return ConnectionState::receive(state_, deadline);
+  }
+  void close() override { state_->close(); }
+  bool is_open() const override { return state_->is_open(); }
+  const Address& peer() const override { return state_->peer(); }
+
+ private:
+  std::shared_ptr<ConnectionState> state_;
+};
+
+std::unique_ptr<Connection> make_connection(RealLoop& loop, tcp::socket socket, Logger* log) {
+  asio::error_code ec;
+  tcp::endpoint remote = socket.remote_endpoint(ec);
+  // A peer that already left has no address; its connection reports broken on first read.
+  Address peer = ec ? Address("?") : format_endpoint(remote);
+  set_no_delay(socket, log, peer);
+  auto state = std::make_shared<ConnectionState>(loop, std::move(socket), std::move(peer), log);
+  state->start();
+  return std::make_unique<TcpConnection>(std::move(state));
+}
+
+class ListenerState : public std::enable_shared_from_this<ListenerState> {
+ public:
+  ListenerState(RealLoop& loop, tcp::acceptor acceptor, Address address, Logger* log)
+      : loop_(loop),
+        acceptor_(std::move(acceptor)),
+        address_(std::move(address)),
+        log_(log),
+        acceptable_(loop.scheduler()),
+        retry_(loop.io()) {}
+
+  const Address& address() const { return address_; }
+
+  void start() { pump(); }
+
+  static Task<Result<std::unique_ptr<Connection>>> accept(std::shared_ptr<ListenerState> self,
+                                                          Deadline deadline) {
+    // Each round returns or waits for the next accepted socket (or close).
+    while (true) {
+      if (self->closed_) {
+        co_return unavailable(fmt::format("listener on {} is closed", self->address_));
+      }
+      if (!self->backlog_.empty()) {
+        tcp::socket socket = std::move(self->backlog_.front());
+        self->backlog_.pop_front();
+        self->pump();
+        co_return make_connection(self->loop_, std::move(socket), self->log_);
+      }
+      Status waited = co_await self->acceptable_.wait(deadline);
+      if (!waited.is_ok()) {
+        co_return Status(waited.code(),
+                         fmt::format("accept on {}: {}", self->address_, waited.message()));
+      }
+    }
+  }
+
+  void close() {
+    if (closed_) return;
+    closed_ = true;
+    log_ = nullptr;
+    asio::error_code ignored;
+    acceptor_.close(ignored);
+    retry_.cancel();
+    backlog_.clear();
+    acceptable_.notify_all();
+  }
+
+ private:
+  // Keeps one accept pending while the backlog has room.
+  void pump() {
+    if (closed_ || accepting_ || backlog_.size() >= TcpNet::kAcceptQueueMax) return;
+    accepting_ = true;
+    acceptor_.async_accept(
+        [self = shared_from_this()](const asio::error_code& ec, tcp::socket socket) {
+          self->accepting_ = false;
+          if (self->closed_) return;
+          if (ec) {
+            self->accept_failed(ec);
+            return;
+          }
+          self->backlog_.push_back(std::move(socket));
+          self->acceptable_.notify_one();
+          self->pump();
+        });
+  }
+
+  // Out of descriptors or memory, or a connection that died in the queue: try again a
+  // little later rather than spin.
+  void accept_failed(const asio::error_code& ec) {
+    if (log_) {
+      log_->warn("net", kLogAcceptFailed, "accept failed; retrying",
+                 {{"address", address_}, {"error", ec.message()}});
+    }
+    accepting_ = true;  // the retry timer stands in for the pending accept
+    retry_.expires_after(TcpNet::kAcceptRetryDelay);
+    retry_.async_wait([self = shared_from_this()](const asio::error_code& timer_ec) {
+      self->accepting_ = false;
+      if (!timer_ec) self->pump();
+    });
+  }
+
+  RealLoop& loop_;
+  tcp::acceptor acceptor_;
+  Address address_;
+  Logger* log_;
+  bool closed_ = false;
+  bool accepting_ = false;
+  std::deque<tcp::socket> backlog_;
+  WaitQueue acceptable_;
+  asio::steady_timer retry_;
+};
+
+class TcpListener : public Listener {
+ public:
+  explicit TcpListener(std::shared_ptr<ListenerState> state) : state_(std::move(state)) {}
+  ~TcpListener() override { state_->close(); }
+  TcpListener(const TcpListener&) = delete;
+  TcpListener& operator=(const TcpListener&) = delete;
+
+  Task<Result<std::unique_ptr<Connection>>> accept(Deadline deadline) override {
+    return ListenerState::accept(state_, deadline);
+  }
+  void close() override { state_->close(); }
+  const Address& address() const override { return state_->address(); }
+
+ private:
+  std::shared_ptr<ListenerState> state_;
+};
+
+// Connect attempts outlive the connecting task when it gives up (deadline, cancel); the
+// handler then finds `abandoned` and drops the socket.
+struct ConnectAttempt {
+  explicit ConnectAttempt(asio::io_context& io) : socket(io) {}
+  tcp::socket socket;
+  SlotRef waiter;
+  bool done = false;
+  asio::error_code ec;
+};
+
+}  // namespace
+
+Result<TcpAddress> parse_tcp_address(std::string_view address) {
+  size_t colon = address.rfind(':');
+  if (colon == std::string_view::npos) {
+    return invalid_argument(fmt::format("address '{}' is not host:port", address));
+  }
+  std::string_view host = address.substr(0, colon);
+  std::string_view port = address.substr(colon + 1);
+
+  TcpAddress out;
+  if (host.empty()) {
+    return invalid_argument(
+        fmt::format("address '{}' has no host (0.0.0.0 means every interface)", address));
+  }
+  if (host.front() == '[') {
+    if (host.size() < 3 || host.back() != ']') {
+      return invalid_argument(fmt::format("address '{}' has an unterminated '[' host", address));
+    }
+    out.host = std::string(host.substr(1, host.size() - 2));
+    in6_addr v6;
+    if (inet_pton(AF_INET6, out.host.c_str(), &v6) != 1) {
+      return invalid_argument(
+          fmt::format("address '{}': '{}' is not an IPv6 literal", address, out.host));
+    }
+  } else if (host.find(':') != std::string_view::npos) {
+    return invalid_argument(
+        fmt::format("address '{}': an IPv6 host goes in brackets, as in [::1]:7000", address));
+  } else if (host == "localhost") {
+    out.host = "127.0.0.1";
+  } else {
+    out.host = std::string(host);
+    in_addr v4;
+    if (inet_pton(AF_INET, out.host.c_str(), &v4) != 1) {
+      return invalid_argument(fmt::format(
+          "address '{}': host '{}' is not an IPv4 literal, localhost or a bracketed IPv6 literal",
+          address, host));
+    }
+  }
+
+  if (port.empty() || port.size() > 5 ||
+      !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return invalid_argument(fmt::format("address '{}': port '{}' is not a number", address, port));
+  }
+  uint32_t value = 0;
+  for (char c : port) value = value * 10 + static_cast<uint32_t>(c - '0');
+  if (value > 65535) {
+    return invalid_argument(fmt::format("address '{}': port {} is above 65535", address, value));
+  }
+  out.port = static_cast<uint16_t>(value);
+  return out;
+}
+
+Result<std::unique_ptr<Listener>> TcpNet::listen(const Address& address) {
+  Result<tcp::endpoint> endpoint = parse_endpoint(address);
+  if (!endpoint.is_ok()) return endpoint.status();
+  tcp::acceptor acceptor(loop_.io());
+  asio::error_code ec;
+  auto failed = [&](std::string_view step) {
+    return unavailable(fmt::format("listen on {}: {}: {}", address, step, ec.message()));
+  };
+  acceptor.open(endpoint->protocol(), ec);
+  if (ec) return failed("socket");
+  acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (ec) return failed("SO_REUSEADDR");
+  acceptor.bind(*endpoint, ec);
+  if (ec) return failed("bind");
+  acceptor.listen(kListenBacklog, ec);
+  if (ec) return failed("listen");
+  tcp::endpoint bound = acceptor.local_endpoint(ec);
+  if (ec) return failed("getsockname");
+  auto state =
+      std::make_shared<ListenerState>(loop_, std::move(acceptor), format_endpoint(bound), log_);
+  state->start();
+  return std::unique_ptr<Listener>(std::make_unique<TcpListener>(std::move(state)));
+}
+
+Task<Result<std::unique_ptr<Connection>>> TcpNet::connect(const Address& address,
+                                                          Deadline deadline) {
+  // The coroutine takes its own copy of the address: the caller's may not outlive the call.
+  return connect_to(address, deadline);
+}
+
+Task<Result<std::unique_ptr<Connection>>> TcpNet::connect_to(Address address, Deadline deadline) {
+  Result<tcp::endpoint> endpoint = parse_endpoint(address);
+  if (!endpoint.is_ok()) co_return endpoint.status();
+
+  Scheduler& scheduler = loop_.scheduler();
+  auto attempt = std::make_shared<ConnectAttempt>(loop_.io());
+  attempt->socket.async_connect(*endpoint, [attempt, &scheduler](const asio::error_code& ec) {
+    attempt->done = true;
+    attempt->ec = ec;
+    scheduler.wake(attempt->waiter, Status());
+  });
+  // g++ 12 destroys a lambda (or any braced temporary) created inside a co_await expression
+  // twice, so the register lambda captures a plain pointer; `attempt` keeps it alive.
+  ConnectAttempt* pending = attempt.get();
+  Status waited =
+      co_await park_until(scheduler, deadline, [pending](SlotRef ref) { pending->waiter = ref; });
+  if (!waited.is_ok()) {
+    // Abandon the attempt: closing the socket cancels the pending connect.
+    asio::error_code ignored;
+    attempt->socket.close(ignored);
+    co_return Status(waited.code(), fmt::format("connect to {}: {}", address, waited.message()));
+  }
+  QUIRE_ASSERT(attempt->done);
+  if (attempt->ec) {
+    co_return unavailable(fmt::format("connect to {}: {}", address, attempt->ec.message()));
+  }
+  co_return make_connection(loop_, std::move(attempt->socket), log_);
+}
+
+}  // namespace quire

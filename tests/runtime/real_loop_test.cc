@@ -1,0 +1,183 @@
+#include "runtime/real/real_loop.h"
+
+#include <csignal>
+#include <cstdlib>
+
+#include <gtest/gtest.h>
+
+#include "real_test_support.h"
+#include "runtime/executor.h"
+#include "runtime/real/real_clock.h"
+#include "runtime/sync.h"
+
+namespace quire {
+namespace {
+
+using real_test::kTestNode;
+using real_test::kTestTimeout;
+using real_test::run_task;
+
+class RealLoopTest : public ::testing::Test {
+ protected:
+  void TearDown() override { loop.scheduler().destroy_node(kTestNode); }
+
+  // Sleeps `d` and reports how long it took on the loop's timeline, measured from the
+  // instant the sleep was based on.
+  Task<void> timed_sleep(Nanos d, Nanos* elapsed, Status* result) {
+    MonoTime start = exec.now();
+    *result = co_await exec.sleep(d);
+    *elapsed = loop.now() - start;
+  }
+
+  RealLoop loop;
+  Executor exec{loop.scheduler(), kTestNode};
+};
+
+TEST_F(RealLoopTest, SleepWaitsAtLeastTheRequestedTime) {
+  for (Nanos d : {Nanos(0), Nanos(std::chrono::microseconds(300)),
+                  Nanos(std::chrono::milliseconds(20)), Nanos(std::chrono::milliseconds(60))}) {
+    Nanos elapsed{-1};
+    Status result = Status(Code::kIo, "not run");
+    ASSERT_TRUE(run_task(loop, timed_sleep(d, &elapsed, &result)));
+    EXPECT_TRUE(result.is_ok()) << result.to_string();
+    EXPECT_GE(elapsed, d);
+    EXPECT_LT(elapsed, std::chrono::seconds(5));
+  }
+}
+
+TEST_F(RealLoopTest, SchedulerTimeFollowsTheMonotonicClock) {
+  MonoTime before = loop.now();
+  Nanos elapsed{};
+  Status result;
+  ASSERT_TRUE(run_task(loop, timed_sleep(std::chrono::milliseconds(10), &elapsed, &result)));
+  EXPECT_GE(loop.scheduler().now(), before + std::chrono::milliseconds(10));
+  EXPECT_LE(loop.scheduler().now(), loop.now());
+}
+
+TEST_F(RealLoopTest, RunUntilReturnsFalseAtTheTimeout) {
+  MonoTime start = loop.now();
+  EXPECT_FALSE(loop.run_until([] { return false; }, std::chrono::milliseconds(30)));
+  Nanos elapsed = loop.now() - start;
+  EXPECT_GE(elapsed, std::chrono::milliseconds(30));
+  EXPECT_LT(elapsed, std::chrono::seconds(5));
+}
+
+TEST_F(RealLoopTest, RunUntilReturnsTrueWithoutWaitingWhenAlreadyDone) {
+  MonoTime start = loop.now();
+  EXPECT_TRUE(loop.run_until([] { return true; }, std::chrono::seconds(10)));
+  EXPECT_LT(loop.now() - start, std::chrono::seconds(1));
+}
+
+Task<void> stop_after(Executor& exec, RealLoop& loop, Nanos d, bool* fired) {
+  Status st = co_await exec.sleep(d);
+  if (!st.is_ok()) co_return;
+  *fired = true;
+  loop.stop();
+}
+
+TEST_F(RealLoopTest, StopFromATaskEndsRun) {
+  bool stopped = false;
+  bool backstop = false;
+  exec.spawn("stop", stop_after(exec, loop, std::chrono::milliseconds(10), &stopped));
+  // Only there so a broken stop() fails the test rather than hanging it.
+  exec.spawn("backstop", stop_after(exec, loop, kTestTimeout, &backstop));
+  loop.run();
+  EXPECT_TRUE(stopped);
+  EXPECT_FALSE(backstop);
+}
+
+TEST_F(RealLoopTest, StopEndsRunUntilEarly) {
+  bool stopped = false;
+  exec.spawn("stop", stop_after(exec, loop, std::chrono::milliseconds(10), &stopped));
+  MonoTime start = loop.now();
+  EXPECT_FALSE(loop.run_until([] { return false; }, kTestTimeout));
+  EXPECT_TRUE(stopped);
+  EXPECT_LT(loop.now() - start, std::chrono::seconds(5));
+  // The stop was consumed: the next run goes on until its own condition.
+  EXPECT_FALSE(loop.run_until([] { return false; }, std::chrono::milliseconds(5)));
+  EXPECT_EQ(loop.stop_signal(), 0);
+}
+
+Task<void> raise_signal(Executor& exec, int signal) {
+  (void)co_await exec.sleep(std::chrono::milliseconds(5));
+  std::raise(signal);
+}
+
+TEST_F(RealLoopTest, WatchedSignalStopsTheLoop) {
+  ASSERT_TRUE(loop.watch_signals().is_ok());
+  ASSERT_TRUE(loop.watch_signals().is_ok());  // a second call changes nothing
+  for (int signal : {SIGTERM, SIGINT}) {
+    exec.spawn("raise", raise_signal(exec, signal));
+    MonoTime start = loop.now();
+    EXPECT_FALSE(loop.run_until([] { return false; }, kTestTimeout));
+    EXPECT_EQ(loop.stop_signal(), signal);
+    EXPECT_LT(loop.now() - start, std::chrono::seconds(5));
+  }
+}
+
+Task<void> yield_until(Executor& exec, const bool* flag, uint64_t limit, uint64_t* yields) {
+  while (!*flag && *yields < limit) {
+    (void)co_await exec.yield();
+    ++*yields;
+  }
+}
+
+Task<void> set_after(Executor& exec, Nanos d, bool* flag) {
+  (void)co_await exec.sleep(d);
+  *flag = true;
+}
+
+// A task that keeps yielding must not keep timers (or I/O) from ever running.
+TEST_F(RealLoopTest, YieldingTaskDoesNotStarveTimers) {
+  bool flag = false;
+  uint64_t yields = 0;
+  constexpr uint64_t kYieldsMax = 50'000'000;
+  exec.spawn("timer", set_after(exec, std::chrono::milliseconds(5), &flag));
+  ASSERT_TRUE(run_task(loop, yield_until(exec, &flag, kYieldsMax, &yields)));
+  EXPECT_TRUE(flag);
+  EXPECT_LT(yields, kYieldsMax);
+}
+
+Task<void> wait_on(WaitQueue& q, Deadline deadline, Status* result) {
+  *result = co_await q.wait(deadline);
+}
+
+TEST_F(RealLoopTest, WaitDeadlineFiresOnTheRealClock) {
+  WaitQueue q(loop.scheduler());
+  Status result;
+  MonoTime start = loop.now();
+  ASSERT_TRUE(run_task(loop, wait_on(q, loop.now() + std::chrono::milliseconds(20), &result)));
+  EXPECT_EQ(result.code(), Code::kDeadlineExceeded);
+  EXPECT_GE(loop.now() - start, std::chrono::milliseconds(20));
+}
+
+TEST(RealClockTest, MonotonicIsTheLoopTimelineAndWallCarriesTheOffset) {
+  RealLoop loop;
+  RealClock clock(loop);
+  MonoTime a = clock.monotonic_now();
+  MonoTime b = clock.monotonic_now();
+  EXPECT_LE(a, b);
+  EXPECT_GE(a, loop.scheduler().now());
+
+  auto system_ns = [] {
+    return std::chrono::duration_cast<Nanos>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  int64_t before = system_ns();
+  int64_t wall = clock.wall_now_ns();
+  int64_t after = system_ns();
+  EXPECT_GE(wall, before);
+  EXPECT_LE(wall, after);
+
+  clock.set_wall_offset(std::chrono::hours(1));
+  EXPECT_EQ(clock.wall_offset(), std::chrono::hours(1));
+  before = system_ns();
+  wall = clock.wall_now_ns();
+  after = system_ns();
+  int64_t hour_ns = std::chrono::duration_cast<Nanos>(std::chrono::hours(1)).count();
+  EXPECT_GE(wall, before + hour_ns);
+  EXPECT_LE(wall, after + hour_ns);
+}
+
+}  // namespace
+}  // namespace quire
