@@ -27,11 +27,15 @@ void run(Scheduler& s, F body) {
 
 Bytes bytes_of(std::string_view s) { return Bytes(s.begin(), s.end()); }
 
-TEST(SimDisk, WritesAreVisibleAtOnceAndDurableOnlyAfterSync) {
+class SimDisk : public ::testing::Test {
+ protected:
   Scheduler s;
-  Executor exec(s, 1);
-  SimDiskStore store(1, "n1");
-  auto disk = store.make_disk(exec);
+  Executor exec{s, 1};
+  SimDiskStore store{1, "n1"};
+  std::unique_ptr<Disk> disk = store.make_disk(exec);
+};
+
+TEST_F(SimDisk, WritesAreVisibleAtOnceAndDurableOnlyAfterSync) {
   run(s, [&]() -> Task<void> {
     auto f = co_await disk->open("a", {.create = true});
     EXPECT_TRUE(f.is_ok());
@@ -49,11 +53,7 @@ TEST(SimDisk, WritesAreVisibleAtOnceAndDurableOnlyAfterSync) {
   EXPECT_EQ(*store.current_content("a"), bytes_of("hello"));
 }
 
-TEST(SimDisk, KeepModeKeepsEverything) {
-  Scheduler s;
-  Executor exec(s, 1);
-  SimDiskStore store(1, "n1");
-  auto disk = store.make_disk(exec);
+TEST_F(SimDisk, KeepModeKeepsEverything) {
   run(s, [&]() -> Task<void> {
     auto f = co_await disk->open("a", {.create = true});
     (void)co_await (*f)->append(bytes_of("unsynced"));
@@ -62,11 +62,7 @@ TEST(SimDisk, KeepModeKeepsEverything) {
   EXPECT_EQ(*store.current_content("a"), bytes_of("unsynced"));
 }
 
-TEST(SimDisk, DirectoryChangesNeedSyncDir) {
-  Scheduler s;
-  Executor exec(s, 1);
-  SimDiskStore store(1, "n1");
-  auto disk = store.make_disk(exec);
+TEST_F(SimDisk, DirectoryChangesNeedSyncDir) {
   run(s, [&]() -> Task<void> {
     EXPECT_TRUE((co_await disk->make_dirs("d/e")).is_ok());
     auto f = co_await disk->open("d/e/x", {.create = true});
@@ -95,11 +91,7 @@ TEST(SimDisk, DirectoryChangesNeedSyncDir) {
   EXPECT_EQ(*store.current_content("d/e/x"), bytes_of("data"));  // the rename was lost whole
 }
 
-TEST(SimDisk, BadPathsAndMissingFilesAreTypedErrors) {
-  Scheduler s;
-  Executor exec(s, 1);
-  SimDiskStore store(1, "n1");
-  auto disk = store.make_disk(exec);
+TEST_F(SimDisk, BadPathsAndMissingFilesAreTypedErrors) {
   run(s, [&]() -> Task<void> {
     EXPECT_EQ((co_await disk->open("../etc/passwd", {.create = true})).code(), Code::kInvalidArgument);
     EXPECT_EQ((co_await disk->open("/abs", {.create = true})).code(), Code::kInvalidArgument);
@@ -111,11 +103,7 @@ TEST(SimDisk, BadPathsAndMissingFilesAreTypedErrors) {
   });
 }
 
-TEST(SimDisk, InjectedEioOnEveryOperationKind) {
-  Scheduler s;
-  Executor exec(s, 1);
-  SimDiskStore store(1, "n1");
-  auto disk = store.make_disk(exec);
+TEST_F(SimDisk, InjectedEioOnEveryOperationKind) {
   std::unique_ptr<File> f;
   run(s, [&]() -> Task<void> {
     auto r = co_await disk->open("x", {.create = true});
@@ -138,11 +126,7 @@ TEST(SimDisk, InjectedEioOnEveryOperationKind) {
   EXPECT_EQ(*store.current_content("x"), bytes_of("abc"));
 }
 
-TEST(SimDisk, FlipBitCorruptsDurableAndVolatileImages) {
-  Scheduler s;
-  Executor exec(s, 1);
-  SimDiskStore store(1, "n1");
-  auto disk = store.make_disk(exec);
+TEST_F(SimDisk, FlipBitCorruptsDurableAndVolatileImages) {
   run(s, [&]() -> Task<void> {
     auto f = co_await disk->open("x", {.create = true});
     (void)co_await disk->sync_dir("");
@@ -156,11 +140,7 @@ TEST(SimDisk, FlipBitCorruptsDurableAndVolatileImages) {
   EXPECT_FALSE(store.flip_bit("x", 5, 0));
 }
 
-TEST(SimDisk, SnapshotRestoreAndWipe) {
-  Scheduler s;
-  Executor exec(s, 1);
-  SimDiskStore store(1, "n1");
-  auto disk = store.make_disk(exec);
+TEST_F(SimDisk, SnapshotRestoreAndWipe) {
   run(s, [&]() -> Task<void> {
     auto f = co_await disk->open("x", {.create = true});
     (void)co_await disk->sync_dir("");
