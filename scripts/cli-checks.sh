@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # End-to-end checks of the quire program's contract: same seed, same trace; different
 # seeds, different traces; exit codes for success and for bad usage.
-# Usage: scripts/cli-checks.sh PATH_TO_QUIRE
+# Usage: scripts/cli-checks.sh PATH_TO_QUIRE [PATH_TO_QUIRE_OF_ANOTHER_BUILD]
+# With a second program (e.g. the sanitizer build), also checks that both builds print
+# the same trace for the same seed.
 set -uo pipefail
 quire="$1"
+other="${2:-}"
 pass=0
 fail=0
 check() {  # check NAME CONDITION...
@@ -34,5 +37,9 @@ assert set(['seed','trace_hash','events','sim_seconds','wall_seconds','passed'])
 assert j['seed']==4 and j['passed'] is True and j['trace_hash'].startswith('0x') and len(j['trace_hash'])==18
 "
 rm -f "$json"
+if [ -n "$other" ]; then
+  t1_other=$("$other" sim selftest --seed 1 | grep -o 'trace=0x[0-9a-f]\{16\}')
+  check "another build prints the same trace for seed 1" test "$t1" = "$t1_other"
+fi
 echo "cli-checks: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -13,5 +13,5 @@ for type in release sanitize; do
   (cd "build/$type" && ctest --output-on-failure -j "$jobs" --timeout 600)
 done
 
-echo "== command-line checks (release)"
-bash scripts/cli-checks.sh build/release/src/quire
+echo "== command-line checks (release, and traces against the sanitizer build)"
+bash scripts/cli-checks.sh build/release/src/quire build/sanitize/src/quire
