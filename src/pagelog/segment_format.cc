@@ -1,0 +1,96 @@
+#include "pagelog/segment_format.h"
+
+#include <charconv>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "base/crc32c.h"
+
+namespace quire {
+
+Bytes encode_segment_header(uint64_t segment_number) {
+  Bytes h(kSegmentHeaderBytes, 0);
+  encode_fixed32(h.data(), kSegmentMagic);
+  h[4] = kSegmentFormatVersion;
+  encode_fixed64(h.data() + 8, segment_number);
+  encode_fixed32(h.data() + 28, crc32c::mask(crc32c::value(h.data(), 28)));
+  return h;
+}
+
+Status check_segment_header(ByteView in, uint64_t segment_number) {
+  if (in.size() < kSegmentHeaderBytes) {
+    return Status(Code::kCorruption, "segment shorter than its header").with("segment", segment_number);
+  }
+  if (decode_fixed32(in.data()) != kSegmentMagic) {
+    return Status(Code::kCorruption, "bad segment magic").with("segment", segment_number);
+  }
+  if (crc32c::unmask(decode_fixed32(in.data() + 28)) != crc32c::value(in.data(), 28)) {
+    return Status(Code::kCorruption, "segment header checksum mismatch").with("segment", segment_number);
+  }
+  if (in[4] != kSegmentFormatVersion) {
+    return Status(in[4] > kSegmentFormatVersion ? Code::kVersionTooNew : Code::kCorruption,
+                  fmt::format("segment format version {} (this build reads {})", in[4], kSegmentFormatVersion))
+        .with("segment", segment_number);
+  }
+  uint64_t n = decode_fixed64(in.data() + 8);
+  if (n != segment_number) {
+    return Status(Code::kCorruption, "segment number does not match its file name")
+        .with("segment", segment_number)
+        .with("header_segment", n);
+  }
+  return Status();
+}
+
+std::string segment_file_name(uint64_t segment_number) { return fmt::format("seg-{:016}", segment_number); }
+
+Result<uint64_t> parse_segment_file_name(const std::string& name) {
+  if (name.size() != 20 || name.compare(0, 4, "seg-") != 0) return not_found("not a segment file name");
+  uint64_t n = 0;
+  auto [p, ec] = std::from_chars(name.data() + 4, name.data() + name.size(), n);
+  if (ec != std::errc() || p != name.data() + name.size()) return not_found("not a segment file name");
+  return n;
+}
+
+SegmentScan scan_segment(ByteView file, uint64_t segment_number) {
+  SegmentScan scan;
+  scan.header_status = check_segment_header(file, segment_number);
+  if (!scan.header_status.is_ok()) return scan;
+  uint64_t pos = kSegmentHeaderBytes;
+  scan.valid_end = pos;
+  uint8_t magic[4];
+  encode_fixed32(magic, kRecordMagic);
+  while (pos < file.size()) {
+    RecordHeader h{};
+    size_t size = 0;
+    if (check_record(file.subspan(pos), &h, &size, nullptr) == DecodeOutcome::kOk) {
+      scan.records.push_back({pos, static_cast<uint32_t>(size), h});
+      pos += size;
+      scan.valid_end = pos;
+      continue;
+    }
+    // Corrupt or cut short: find the next offset where a whole valid record starts.
+    uint64_t next = pos + 1;
+    bool found = false;
+    while (next + 4 <= file.size()) {
+      const void* hit = std::memchr(file.data() + next, magic[0], file.size() - next);
+      if (hit == nullptr) break;
+      next = static_cast<const uint8_t*>(hit) - file.data();
+      if (next + 4 <= file.size() && std::memcmp(file.data() + next, magic, 4) == 0 &&
+          check_record(file.subspan(next), nullptr, nullptr, nullptr) == DecodeOutcome::kOk) {
+        found = true;
+        break;
+      }
+      next++;
+    }
+    if (!found) {
+      scan.has_tail = true;  // nothing valid follows: the rest is a tail
+      break;
+    }
+    scan.damaged.push_back({pos, next});
+    pos = next;
+  }
+  return scan;
+}
+
+}  // namespace quire

@@ -1,0 +1,62 @@
+// The segment file format, as pure functions over bytes (no I/O), so recovery logic can be
+// tested and fuzzed on its own.
+//
+// A segment file is a 32-byte header followed by framed records (record.h) back to back:
+//
+//   offset  size  field
+//        0     4  magic "QSEG" (0x47455351)
+//        4     1  format version (1)
+//        5     3  zero
+//        8     8  segment number (also in the file name; a mismatch is corruption)
+//       16    12  zero
+//       28     4  CRC32C (masked) of bytes 0..28
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "pagelog/record.h"
+
+namespace quire {
+
+inline constexpr uint32_t kSegmentMagic = 0x47455351;  // "QSEG"
+inline constexpr uint8_t kSegmentFormatVersion = 1;
+inline constexpr size_t kSegmentHeaderBytes = 32;
+
+Bytes encode_segment_header(uint64_t segment_number);
+// Corruption (or VersionTooNew) unless `in` starts with a valid header for `segment_number`.
+Status check_segment_header(ByteView in, uint64_t segment_number);
+
+// "seg-0000000000000007"
+std::string segment_file_name(uint64_t segment_number);
+// The number in a segment file name; NotFound for a name that is not a segment's.
+Result<uint64_t> parse_segment_file_name(const std::string& name);
+
+struct ScannedRecord {
+  uint64_t offset = 0;  // within the file
+  uint32_t size = 0;    // framed size
+  RecordHeader header;
+};
+
+// A byte range of a segment that holds no valid record: skipped, reported, never served.
+struct ByteRange {
+  uint64_t begin = 0;
+  uint64_t end = 0;
+};
+
+struct SegmentScan {
+  Status header_status;               // not OK: the whole file is unusable
+  std::vector<ScannedRecord> records;  // every valid record, in file order
+  std::vector<ByteRange> damaged;      // corrupt ranges followed by valid records
+  uint64_t valid_end = 0;              // the end of the last valid record (or the header)
+  // Bytes after valid_end that hold no valid record: a torn tail (a write the crash
+  // interrupted) when this is the newest segment.
+  bool has_tail = false;
+};
+
+// Reads every record of a segment file's bytes. After a corrupt record it looks for the
+// next offset where a valid record starts and goes on from there.
+SegmentScan scan_segment(ByteView file, uint64_t segment_number);
+
+}  // namespace quire

@@ -1,0 +1,534 @@
+#include "pagelog/segment_store.h"
+
+#include <algorithm>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "base/crc32c.h"
+
+namespace quire {
+
+namespace {
+constexpr const char* kComponent = "pagelog";
+constexpr const char* kRetentionFile = "RETENTION";
+constexpr size_t kRetentionBytes = 12;  // fixed64 lsn, masked crc32c
+
+// Reads a whole file.
+Task<Result<Bytes>> read_all(File& f) {
+  auto size = f.size();
+  if (!size.is_ok()) co_return size.status();
+  Bytes out(*size);
+  size_t done = 0;
+  while (done < out.size()) {
+    auto n = co_await f.read(done, std::span<uint8_t>(out).subspan(done));
+    if (!n.is_ok()) co_return n.status();
+    if (*n == 0) break;
+    done += *n;
+  }
+  out.resize(done);
+  co_return out;
+}
+}  // namespace
+
+struct SegmentStore::Pending {
+  std::vector<Record> records;
+  uint64_t epoch = 0;
+  bool done = false;
+  Status status;
+};
+
+struct SegmentStore::Segment {
+  uint64_t number = 0;
+  std::unique_ptr<File> file;
+  uint64_t size = 0;
+};
+
+SegmentStore::SegmentStore(Env& env, SegmentStoreOptions options)
+    : env_(env), options_(std::move(options)), write_mu_(env.executor().scheduler()) {}
+
+SegmentStore::~SegmentStore() = default;
+
+std::string SegmentStore::path(uint64_t segment) const {
+  return options_.dir + "/" + segment_file_name(segment);
+}
+
+Task<Result<std::unique_ptr<SegmentStore>>> SegmentStore::open(Env& env, SegmentStoreOptions options) {
+  std::unique_ptr<SegmentStore> store(new SegmentStore(env, std::move(options)));
+  Status st = co_await store->recover();
+  if (!st.is_ok()) co_return st;
+  co_return std::move(store);
+}
+
+Status SegmentStore::break_store(Status why) {
+  if (broken_.is_ok()) {
+    env_.log().error(kComponent, 30001, "disk failure; the segment store stops until restart", {{"error", why}});
+    broken_ = why;
+  }
+  return why;
+}
+
+Task<Status> SegmentStore::recover() {
+  Disk& disk = env_.disk();
+  QUIRE_CO_RETURN_IF_ERROR(co_await disk.make_dirs(options_.dir));
+  auto names = co_await disk.list(options_.dir);
+  if (!names.is_ok()) co_return names.status();
+
+  // The retention point, if one was ever set.
+  if (std::find(names->begin(), names->end(), kRetentionFile) != names->end()) {
+    auto f = co_await disk.open(options_.dir + "/" + kRetentionFile, {});
+    if (!f.is_ok()) co_return f.status();
+    auto bytes = co_await read_all(**f);
+    if (!bytes.is_ok()) co_return bytes.status();
+    if (bytes->size() != kRetentionBytes ||
+        crc32c::unmask(decode_fixed32(bytes->data() + 8)) != crc32c::value(bytes->data(), 8)) {
+      // Written by rename over a synced temp file, so a bad one is real corruption. The
+      // safe reading is "no retention": complete_lsn then stays low and the server
+      // catches up from its peers rather than claiming records it lacks.
+      env_.log().error(kComponent, 30002, "retention file is corrupt; ignoring it", {{"path", options_.dir}});
+      damaged_.push_back({0, 0, bytes->size()});
+    } else {
+      retention_lsn_ = Lsn(decode_fixed64(bytes->data()));
+    }
+  }
+
+  std::vector<uint64_t> numbers;
+  for (const auto& n : *names) {
+    auto num = parse_segment_file_name(n);
+    if (num.is_ok()) numbers.push_back(*num);
+  }
+  std::sort(numbers.begin(), numbers.end());
+  for (size_t i = 0; i < numbers.size(); ++i) {
+    QUIRE_CO_RETURN_IF_ERROR(co_await recover_segment(numbers[i], i + 1 == numbers.size()));
+  }
+  if (segments_.empty()) {
+    QUIRE_CO_RETURN_IF_ERROR(co_await create_segment(1));
+  }
+  active_ = segments_.rbegin()->first;
+  recompute_complete();
+  env_.log().info(kComponent, 30003, "segment store recovered",
+                  {{"segments", segments_.size()},
+                   {"records", by_lsn_.size()},
+                   {"last_lsn", last_lsn()},
+                   {"complete_lsn", complete_lsn_},
+                   {"damaged_ranges", damaged_.size()},
+                   {"torn_bytes_truncated", torn_bytes_truncated_}});
+  co_return Status();
+}
+
+Task<Status> SegmentStore::recover_segment(uint64_t number, bool newest) {
+  auto file = co_await env_.disk().open(path(number), {});
+  if (!file.is_ok()) co_return file.status();
+  auto bytes = co_await read_all(**file);
+  if (!bytes.is_ok()) co_return bytes.status();
+  SegmentScan scan = scan_segment(*bytes, number);
+
+  auto seg = std::make_unique<Segment>();
+  seg->number = number;
+  seg->size = bytes->size();
+  if (!scan.header_status.is_ok()) {
+    if (newest && bytes->size() <= kSegmentHeaderBytes) {
+      // Created but its header never made it to disk: a crash while opening it.
+      env_.log().warn(kComponent, 30004, "rewriting the torn header of the newest segment", {{"segment", number}});
+      torn_bytes_truncated_ += bytes->size();
+      file->reset();
+      QUIRE_CO_RETURN_IF_ERROR(co_await env_.disk().unlink(path(number)));
+      co_return co_await create_segment(number);
+    }
+    env_.log().error(kComponent, 30005, "segment header is damaged; skipping the segment",
+                     {{"segment", number}, {"error", scan.header_status}});
+    damaged_.push_back({number, 0, bytes->size()});
+    seg->file = std::move(file).value();
+    segments_[number] = std::move(seg);
+    co_return Status();
+  }
+  for (const auto& r : scan.damaged) {
+    env_.log().error(kComponent, 30006, "damaged range in a segment; its records are not served",
+                     {{"segment", number}, {"begin", r.begin}, {"end", r.end}});
+    damaged_.push_back({number, r.begin, r.end});
+  }
+  if (scan.has_tail) {
+    if (newest) {
+      uint64_t torn = bytes->size() - scan.valid_end;
+      env_.log().warn(kComponent, 30007, "truncating the torn tail of the newest segment",
+                      {{"segment", number}, {"valid_end", scan.valid_end}, {"torn_bytes", torn}});
+      QUIRE_CO_RETURN_IF_ERROR(co_await (*file)->truncate(scan.valid_end));
+      QUIRE_CO_RETURN_IF_ERROR(co_await (*file)->sync());
+      torn_bytes_truncated_ += torn;
+      seg->size = scan.valid_end;
+    } else {
+      env_.log().error(kComponent, 30008, "damaged end of a sealed segment; its records are not served",
+                       {{"segment", number}, {"begin", scan.valid_end}, {"end", bytes->size()}});
+      damaged_.push_back({number, scan.valid_end, bytes->size()});
+    }
+  }
+  for (const auto& r : scan.records) {
+    RecordRef ref{number, r.offset, r.size, r.header.crc, r.header.type, r.header.table, r.header.page,
+                  r.header.lsn, r.header.prev_lsn};
+    if (r.header.type == RecordType::kAbandon) {
+      unindex_above(r.header.lsn);
+      markers_.push_back(ref);
+    } else {
+      index_record(ref);
+    }
+  }
+  seg->file = std::move(file).value();
+  segments_[number] = std::move(seg);
+  co_return Status();
+}
+
+Task<Status> SegmentStore::create_segment(uint64_t number) {
+  auto file = co_await env_.disk().open(path(number), {.create = true, .exclusive = true});
+  if (!file.is_ok()) co_return break_store(file.status());
+  Bytes header = encode_segment_header(number);
+  auto off = co_await (*file)->append(header);
+  if (!off.is_ok()) co_return break_store(off.status());
+  Status st = co_await (*file)->sync();
+  if (!st.is_ok()) co_return break_store(st);
+  st = co_await env_.disk().sync_dir(options_.dir);
+  if (!st.is_ok()) co_return break_store(st);
+  auto seg = std::make_unique<Segment>();
+  seg->number = number;
+  seg->size = header.size();
+  seg->file = std::move(file).value();
+  segments_[number] = std::move(seg);
+  active_ = number;
+  co_return Status();
+}
+
+void SegmentStore::index_record(const RecordRef& ref) {
+  by_lsn_[ref.lsn] = ref;
+  if (record_type_is_page(ref.type)) {
+    auto& v = pages_[{ref.table, ref.page}];
+    v.insert(std::upper_bound(v.begin(), v.end(), ref.lsn), ref.lsn);
+  }
+  next_by_prev_[ref.prev_lsn] = ref.lsn;
+  if (ref.type == RecordType::kCheckpointComplete) checkpoint_lsns_.insert(ref.lsn);
+}
+
+// Removes one record from every index (not from by_lsn_, which the caller erases).
+void SegmentStore::unindex(const RecordRef& ref) {
+  if (record_type_is_page(ref.type)) {
+    auto p = pages_.find({ref.table, ref.page});
+    if (p != pages_.end()) {
+      std::erase(p->second, ref.lsn);
+      if (p->second.empty()) pages_.erase(p);
+    }
+  }
+  auto link = next_by_prev_.find(ref.prev_lsn);
+  if (link != next_by_prev_.end() && link->second == ref.lsn) next_by_prev_.erase(link);
+  checkpoint_lsns_.erase(ref.lsn);
+}
+
+void SegmentStore::unindex_above(Lsn lsn) {
+  for (auto it = by_lsn_.upper_bound(lsn); it != by_lsn_.end();) {
+    unindex(it->second);
+    it = by_lsn_.erase(it);
+  }
+  if (complete_lsn_ > lsn) complete_lsn_ = lsn;
+}
+
+void SegmentStore::advance_complete() {
+  while (true) {
+    auto it = next_by_prev_.find(complete_lsn_);
+    if (it == next_by_prev_.end() || it->second <= complete_lsn_) return;
+    complete_lsn_ = it->second;
+  }
+}
+
+void SegmentStore::recompute_complete() {
+  // Start at the retention point; the first record after it may name a predecessor that
+  // garbage collection already dropped.
+  complete_lsn_ = retention_lsn_;
+  auto it = next_by_prev_.upper_bound(retention_lsn_);
+  if (it != next_by_prev_.begin()) {
+    --it;
+    if (it->second > complete_lsn_) complete_lsn_ = it->second;
+  }
+  advance_complete();
+}
+
+Lsn SegmentStore::last_lsn() const { return by_lsn_.empty() ? Lsn() : by_lsn_.rbegin()->first; }
+
+const RecordRef* SegmentStore::find(Lsn lsn) const {
+  auto it = by_lsn_.find(lsn);
+  return it == by_lsn_.end() ? nullptr : &it->second;
+}
+
+Task<Status> SegmentStore::append(std::vector<Record> records) {
+  if (!broken_.is_ok()) co_return broken_;
+  size_t bytes = 0;
+  for (const auto& r : records) bytes += r.framed_size();
+  if (bytes > kBatchBytesMax) {
+    co_return Status(Code::kInvalidArgument, "append batch too large").with("bytes", bytes);
+  }
+  auto mine = std::make_shared<Pending>();
+  mine->records = std::move(records);
+  mine->epoch = seal_epoch_;
+  queue_.push_back(mine);
+  QUIRE_CO_RETURN_IF_ERROR(co_await write_mu_.lock());
+  MutexGuard guard(write_mu_);
+  if (mine->done) co_return mine->status;  // an earlier holder committed us with its batch
+  // Lead a group commit: take everything queued so far.
+  std::vector<std::shared_ptr<Pending>> batch(queue_.begin(), queue_.end());
+  queue_.clear();
+  Status st = co_await flush(batch);
+  for (auto& p : batch) {
+    if (!p->done) {
+      p->done = true;
+      p->status = st;
+    }
+  }
+  co_return mine->status;
+}
+
+Task<Status> SegmentStore::flush(std::vector<std::shared_ptr<Pending>>& batch) {
+  if (!broken_.is_ok()) co_return broken_;
+  Bytes buf;
+  std::vector<RecordRef> refs;
+  std::set<Lsn> in_batch;
+  for (auto& p : batch) {
+    if (p->epoch < seal_epoch_) {
+      p->done = true;
+      p->status = Status(Code::kSealed, "segment sealed while the write was in flight");
+      continue;
+    }
+    for (const auto& r : p->records) {
+      const RecordRef* have = find(r.lsn);
+      if (have != nullptr || in_batch.count(r.lsn) > 0) {
+        // A re-send is the same record; anything else under the same LSN is a writer bug
+        // the store refuses to paper over.
+        Bytes probe;
+        encode_record(r, probe);
+        uint32_t crc = decode_fixed32(probe.data() + 12);
+        bool same = have != nullptr ? (have->crc == crc && have->type == r.type) : true;
+        if (!same) {
+          p->done = true;
+          p->status = Status(Code::kInvalidArgument, "a different record is already stored under this lsn")
+                          .with("lsn", r.lsn.value);
+          break;
+        }
+        continue;
+      }
+      size_t offset = buf.size();
+      encode_record(r, buf);
+      RecordRef ref{0, offset, static_cast<uint32_t>(buf.size() - offset), decode_fixed32(buf.data() + offset + 12),
+                    r.type, r.table, r.page, r.lsn, r.prev_lsn};
+      refs.push_back(ref);
+      in_batch.insert(r.lsn);
+    }
+  }
+  if (buf.empty()) co_return Status();
+
+  Segment* seg = segments_.at(active_).get();
+  if (seg->size > kSegmentHeaderBytes && seg->size + buf.size() > options_.segment_bytes_max) {
+    // Roll over: the full segment is already synced (every write is), so just start anew.
+    QUIRE_CO_RETURN_IF_ERROR(co_await create_segment(active_ + 1));
+    seg = segments_.at(active_).get();
+  }
+  auto off = co_await seg->file->append(buf);
+  if (!off.is_ok()) co_return break_store(off.status());
+  Status st = co_await seg->file->sync();
+  if (!st.is_ok()) co_return break_store(st);
+  seg->size = *off + buf.size();
+  for (auto& ref : refs) {
+    ref.segment = seg->number;
+    ref.offset += *off;
+    index_record(ref);
+  }
+  advance_complete();
+  co_return Status();
+}
+
+Task<Status> SegmentStore::seal() {
+  if (!broken_.is_ok()) co_return broken_;
+  // Writes queued for the sealed segment fail from this moment, before we get the lock.
+  seal_epoch_++;
+  seals_++;
+  QUIRE_CO_RETURN_IF_ERROR(co_await write_mu_.lock());
+  MutexGuard guard(write_mu_);
+  if (!broken_.is_ok()) co_return broken_;
+  // Every acknowledged write is synced already; the next segment begins here.
+  co_return co_await create_segment(active_ + 1);
+}
+
+Task<Status> SegmentStore::write_marker(const Record& marker) {
+  Bytes buf;
+  encode_record(marker, buf);
+  Segment* seg = segments_.at(active_).get();
+  auto off = co_await seg->file->append(buf);
+  if (!off.is_ok()) co_return break_store(off.status());
+  Status st = co_await seg->file->sync();
+  if (!st.is_ok()) co_return break_store(st);
+  seg->size = *off + buf.size();
+  markers_.push_back(RecordRef{seg->number, *off, static_cast<uint32_t>(buf.size()), decode_fixed32(buf.data() + 12),
+                               marker.type, marker.table, marker.page, marker.lsn, marker.prev_lsn});
+  co_return Status();
+}
+
+Task<Status> SegmentStore::abandon_after(Lsn lsn) {
+  if (!broken_.is_ok()) co_return broken_;
+  QUIRE_CO_RETURN_IF_ERROR(co_await write_mu_.lock());
+  MutexGuard guard(write_mu_);
+  if (by_lsn_.upper_bound(lsn) == by_lsn_.end()) co_return Status();  // nothing above it
+  Record marker;
+  marker.type = RecordType::kAbandon;
+  marker.lsn = lsn;
+  QUIRE_CO_RETURN_IF_ERROR(co_await write_marker(marker));
+  unindex_above(lsn);
+  env_.log().info(kComponent, 30009, "abandoned records", {{"after_lsn", lsn}});
+  co_return Status();
+}
+
+Task<Status> SegmentStore::set_retention(Lsn lsn) {
+  if (!broken_.is_ok()) co_return broken_;
+  QUIRE_CO_RETURN_IF_ERROR(co_await write_mu_.lock());
+  MutexGuard guard(write_mu_);
+  if (lsn <= retention_lsn_) co_return Status();  // retention only moves forward
+
+  // Persist first: temp file, sync, rename, sync the directory.
+  Bytes b(kRetentionBytes);
+  encode_fixed64(b.data(), lsn.value);
+  encode_fixed32(b.data() + 8, crc32c::mask(crc32c::value(b.data(), 8)));
+  std::string tmp = options_.dir + "/RETENTION.tmp";
+  auto f = co_await env_.disk().open(tmp, {.create = true});
+  if (!f.is_ok()) co_return break_store(f.status());
+  Status st = co_await (*f)->truncate(0);
+  if (st.is_ok()) st = co_await (*f)->write(0, b);
+  if (st.is_ok()) st = co_await (*f)->sync();
+  if (st.is_ok()) st = co_await env_.disk().rename(tmp, options_.dir + "/" + kRetentionFile);
+  if (st.is_ok()) st = co_await env_.disk().sync_dir(options_.dir);
+  if (!st.is_ok()) co_return break_store(st);
+  retention_lsn_ = lsn;
+
+  // Drop what no reader at or above the retention point needs.
+  std::vector<Lsn> dead;
+  for (const auto& [l, ref] : by_lsn_) {
+    if (l > lsn) break;
+    if (ref.type == RecordType::kLog) dead.push_back(l);
+  }
+  for (const auto& [key, lsns] : pages_) {
+    // Keep the newest full image at or below the point and everything after it.
+    size_t keep_from = 0;
+    for (size_t i = 0; i < lsns.size() && lsns[i] <= lsn; ++i) {
+      RecordType t = by_lsn_.at(lsns[i]).type;
+      if (t != RecordType::kDelta) keep_from = i;
+    }
+    for (size_t i = 0; i < keep_from; ++i) dead.push_back(lsns[i]);
+  }
+  std::vector<RecordRef> ckpts = checkpoints();
+  for (size_t i = 0; i + 1 < ckpts.size() && ckpts[i + 1].lsn <= lsn; ++i) dead.push_back(ckpts[i].lsn);
+  for (Lsn l : dead) {
+    auto it = by_lsn_.find(l);
+    if (it == by_lsn_.end()) continue;  // a record can be dead for two reasons
+    unindex(it->second);
+    by_lsn_.erase(it);
+  }
+
+  // Delete sealed segments that hold nothing live (abandon markers count as live).
+  std::map<uint64_t, uint64_t> live;
+  for (const auto& [l, ref] : by_lsn_) live[ref.segment]++;
+  for (const auto& m : markers_) live[m.segment]++;
+  std::vector<uint64_t> doomed;
+  for (const auto& [num, seg] : segments_) {
+    if (num != active_ && live[num] == 0) doomed.push_back(num);
+  }
+  for (uint64_t num : doomed) {
+    segments_.erase(num);
+    st = co_await env_.disk().unlink(path(num));
+    if (!st.is_ok()) co_return break_store(st);
+  }
+  if (!doomed.empty()) {
+    st = co_await env_.disk().sync_dir(options_.dir);
+    if (!st.is_ok()) co_return break_store(st);
+  }
+  std::erase_if(damaged_, [this](const DamagedRange& d) { return d.segment != 0 && segments_.count(d.segment) == 0; });
+  recompute_complete();
+  env_.log().info(kComponent, 30010, "retention advanced",
+                  {{"retention_lsn", lsn}, {"records_dropped", dead.size()}, {"segments_deleted", doomed.size()}});
+  co_return Status();
+}
+
+Task<Result<Record>> SegmentStore::read(const RecordRef& ref) {
+  auto it = segments_.find(ref.segment);
+  if (it == segments_.end()) {
+    co_return Status(Code::kNotFound, "segment no longer exists").with("segment", ref.segment).with("lsn", ref.lsn.value);
+  }
+  Bytes buf(ref.size);
+  auto n = co_await it->second->file->read(ref.offset, buf);
+  if (!n.is_ok()) co_return n.status();
+  if (*n != ref.size) {
+    co_return Status(Code::kCorruption, "record cut short on disk").with("segment", ref.segment).with("lsn", ref.lsn.value);
+  }
+  DecodedRecord d = decode_record(buf);
+  if (d.outcome != DecodeOutcome::kOk || d.record.lsn != ref.lsn) {
+    Status err = d.outcome == DecodeOutcome::kOk ? corruption("record lsn changed on disk") : d.error;
+    if (err.is_ok()) err = corruption("record damaged on disk");
+    env_.log().error(kComponent, 30011, "stored record failed its checksum; not served",
+                     {{"segment", ref.segment}, {"offset", ref.offset}, {"lsn", ref.lsn}, {"error", err}});
+    co_return std::move(err).with("segment", ref.segment).with("lsn", ref.lsn.value);
+  }
+  co_return std::move(d.record);
+}
+
+Result<std::vector<RecordRef>> SegmentStore::page_chain(TableId table, PageId page, Lsn as_of) const {
+  auto it = pages_.find({table, page});
+  if (it == pages_.end() || it->second.empty() || it->second.front() > as_of) {
+    return Status(Code::kNotFound, "no such page").with("table", table.value).with("page", page.value).with("as_of", as_of.value);
+  }
+  const auto& lsns = it->second;
+  size_t end = std::upper_bound(lsns.begin(), lsns.end(), as_of) - lsns.begin();  // lsns[0..end) <= as_of
+  const RecordRef& newest = by_lsn_.at(lsns[end - 1]);
+  if (newest.type == RecordType::kDiscard) {
+    return Status(Code::kDiscarded, "page was discarded").with("table", table.value).with("page", page.value).with("lsn", newest.lsn.value);
+  }
+  size_t image = end;
+  for (size_t i = end; i-- > 0;) {
+    if (by_lsn_.at(lsns[i]).type != RecordType::kDelta) {
+      image = i;
+      break;
+    }
+  }
+  if (image == end) {
+    return Status(Code::kNotFound, "page has deltas but no full image at or below the lsn")
+        .with("table", table.value).with("page", page.value).with("as_of", as_of.value);
+  }
+  std::vector<RecordRef> out;
+  for (size_t i = image; i < end; ++i) out.push_back(by_lsn_.at(lsns[i]));
+  return out;
+}
+
+std::vector<RecordRef> SegmentStore::scan_after(Lsn after, size_t max_bytes, bool log_only) const {
+  std::vector<RecordRef> out;
+  size_t bytes = 0;
+  for (auto it = by_lsn_.upper_bound(after); it != by_lsn_.end(); ++it) {
+    if (log_only && it->second.type != RecordType::kLog) continue;
+    if (!out.empty() && bytes + it->second.size > max_bytes) break;
+    out.push_back(it->second);
+    bytes += it->second.size;
+  }
+  return out;
+}
+
+std::vector<RecordRef> SegmentStore::checkpoints() const {
+  std::vector<RecordRef> out;
+  for (Lsn l : checkpoint_lsns_) out.push_back(by_lsn_.at(l));
+  return out;
+}
+
+SegmentStoreStats SegmentStore::stats() const {
+  SegmentStoreStats s;
+  s.last_lsn = last_lsn();
+  s.complete_lsn = complete_lsn_;
+  s.retention_lsn = retention_lsn_;
+  s.segments = segments_.size();
+  s.sealed_segments = segments_.empty() ? 0 : segments_.size() - 1;
+  s.seals = seals_;
+  s.records = by_lsn_.size();
+  for (const auto& [n, seg] : segments_) s.bytes += seg->size;
+  s.torn_bytes_truncated = torn_bytes_truncated_;
+  s.damaged = damaged_;
+  return s;
+}
+
+}  // namespace quire

@@ -1,0 +1,154 @@
+// SegmentStore: a page server's records on disk, through the runtime's Disk seam.
+//
+// Records are appended to the active segment file; concurrent appends are group
+// committed (written together, one fdatasync for all of them) and acknowledged only once
+// synced. seal() closes the active segment and opens the next; appends that were
+// waiting to go into the sealed segment fail with the retriable Sealed status, and their
+// writer re-sends them. A segment also rolls over when it would pass its size bound.
+//
+// open() recovers: it scans every segment, truncates a torn tail of the newest one,
+// rebuilds the index, and reports corrupt ranges elsewhere as damaged. A record whose
+// checksum fails is never served, at recovery or later.
+//
+// Every record names the writer's previous record (prev_lsn), so the records form a
+// chain. complete_lsn() is how far the chain is unbroken from the retention point: the
+// store holds every record up to it. abandon_after(P) drops every record above P (a
+// marker in the segment makes that survive restarts); the writer's next record names P.
+//
+// Retention: set_retention(R) lets garbage collection drop what no reader at or above R
+// can need: log records at or below R, and page versions superseded at or below R (the
+// newest full image at or below R and everything after it stay). Callers pass the LSN of
+// the oldest checkpoint they keep. Segments left with no live record are deleted.
+//
+// A failed write or fsync breaks the store: every later call fails with Io, and the node
+// must restart and recover (the durable state after a failed fsync is unknown).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "pagelog/record.h"
+#include "pagelog/segment_format.h"
+#include "runtime/env.h"
+#include "runtime/sync.h"
+
+namespace quire {
+
+struct SegmentStoreOptions {
+  std::string dir = "segments";
+  uint64_t segment_bytes_max = 64u << 20;
+};
+
+// Where one record is, and what it is.
+struct RecordRef {
+  uint64_t segment = 0;
+  uint64_t offset = 0;
+  uint32_t size = 0;
+  uint32_t crc = 0;
+  RecordType type = RecordType::kLog;
+  TableId table;
+  PageId page;
+  Lsn lsn;
+  Lsn prev_lsn;
+};
+
+struct DamagedRange {
+  uint64_t segment = 0;
+  uint64_t begin = 0;
+  uint64_t end = 0;
+};
+
+struct SegmentStoreStats {
+  Lsn last_lsn;      // the highest LSN stored
+  Lsn complete_lsn;  // every record up to here is stored
+  Lsn retention_lsn;
+  uint64_t segments = 0;
+  uint64_t sealed_segments = 0;
+  uint64_t seals = 0;  // seal() calls since open
+  uint64_t records = 0;
+  uint64_t bytes = 0;
+  uint64_t torn_bytes_truncated = 0;  // at open
+  std::vector<DamagedRange> damaged;
+};
+
+class SegmentStore {
+ public:
+  // Bounds on one append batch, so one group commit cannot grow without limit.
+  static constexpr size_t kBatchBytesMax = 32u << 20;
+
+  static Task<Result<std::unique_ptr<SegmentStore>>> open(Env& env, SegmentStoreOptions options);
+  ~SegmentStore();
+
+  // Stores `records` (each already checked with validate_record) durably. A record whose
+  // LSN is already stored is skipped when it is the same record (a re-send) and is
+  // InvalidArgument when it differs. Sealed when a seal came first; Io breaks the store.
+  Task<Status> append(std::vector<Record> records);
+  Task<Status> seal();
+  Task<Status> abandon_after(Lsn lsn);
+  Task<Status> set_retention(Lsn lsn);
+
+  // Reads a record back, verifying its checksum again (Corruption if it fails now).
+  Task<Result<Record>> read(const RecordRef& ref);
+
+  const RecordRef* find(Lsn lsn) const;
+  // The records get_page needs for (table, page) as of `as_of`: the newest full image at
+  // or below it and every later delta up to it, oldest first. NotFound, or Discarded
+  // when the newest record at or below `as_of` is a tombstone.
+  Result<std::vector<RecordRef>> page_chain(TableId table, PageId page, Lsn as_of) const;
+  // Records with LSN above `after`, in LSN order, up to `max_bytes` (at least one record
+  // if any); only LOG records when `log_only`.
+  std::vector<RecordRef> scan_after(Lsn after, size_t max_bytes, bool log_only) const;
+  // Checkpoint completion records, oldest first.
+  std::vector<RecordRef> checkpoints() const;
+
+  Lsn last_lsn() const;
+  Lsn complete_lsn() const { return complete_lsn_; }
+  bool broken() const { return !broken_.is_ok(); }
+  SegmentStoreStats stats() const;
+
+ private:
+  struct Pending;
+  struct Segment;
+
+  SegmentStore(Env& env, SegmentStoreOptions options);
+  Task<Status> recover();
+  Task<Status> recover_segment(uint64_t number, bool newest);
+  Task<Status> create_segment(uint64_t number);
+  Task<Status> flush(std::vector<std::shared_ptr<Pending>>& batch);
+  Task<Status> write_marker(const Record& marker);
+  Status break_store(Status why);
+  void index_record(const RecordRef& ref);
+  void unindex(const RecordRef& ref);
+  void unindex_above(Lsn lsn);
+  void advance_complete();
+  void recompute_complete();
+  std::string path(uint64_t segment) const;
+
+  Env& env_;
+  SegmentStoreOptions options_;
+  AsyncMutex write_mu_;
+  std::deque<std::shared_ptr<Pending>> queue_;
+  Status broken_;
+  uint64_t seal_epoch_ = 0;
+  uint64_t seals_ = 0;
+  uint64_t torn_bytes_truncated_ = 0;
+  std::map<uint64_t, std::unique_ptr<Segment>> segments_;
+  uint64_t active_ = 0;
+  std::vector<DamagedRange> damaged_;
+
+  std::map<Lsn, RecordRef> by_lsn_;
+  std::map<std::pair<TableId, PageId>, std::vector<Lsn>> pages_;
+  std::map<Lsn, Lsn> next_by_prev_;  // prev_lsn -> lsn: the chain's links
+  std::set<Lsn> checkpoint_lsns_;    // CHECKPOINT_COMPLETE records
+  std::vector<RecordRef> markers_;   // abandon markers: always live
+  Lsn complete_lsn_;
+  Lsn retention_lsn_;
+};
+
+}  // namespace quire

@@ -1,0 +1,318 @@
+#include "pagelog/segment_store.h"
+
+#include <gtest/gtest.h>
+
+#include "runtime/sim/sim_world.h"
+
+namespace quire {
+namespace {
+
+class IdleApp : public NodeApp {
+ public:
+  void start() override {}
+};
+
+// A simulated node holding a SegmentStore, with helpers to run test coroutines on it and
+// to crash and reopen it.
+class StoreTest : public ::testing::Test {
+ protected:
+  StoreTest() {
+    node_ = world_.add_node("ps", [](Env&) { return std::make_unique<IdleApp>(); });
+    world_.start(node_);
+  }
+  ~StoreTest() override { store_.reset(); }
+
+  Env& env() { return *world_.env(node_); }
+  SimDiskStore& disk() { return world_.disk(node_); }
+
+  template <typename F>
+  void run(F body) {
+    bool done = false;
+    auto wrap = [](F b, bool& d) -> Task<void> {
+      co_await b();
+      d = true;
+    };
+    env().executor().spawn("test", wrap(std::move(body), done));
+    world_.run_until([&] { return done; }, world_.now() + 600s);
+    ASSERT_TRUE(done);
+  }
+
+  void open(SegmentStoreOptions options = {}) {
+    options_ = options;
+    run([&]() -> Task<void> {
+      auto s = co_await SegmentStore::open(env(), options_);
+      EXPECT_TRUE(s.is_ok()) << s.status().to_string();
+      if (s.is_ok()) store_ = std::move(s).value();
+    });
+    ASSERT_TRUE(store_);
+  }
+
+  void crash_and_reopen(UnsyncedOnCrash mode) {
+    store_.reset();
+    world_.crash(node_, mode);
+    world_.start(node_);
+    open(options_);
+  }
+
+  Status append(std::vector<Record> records) {
+    Status out = cancelled("unset");
+    run([&]() -> Task<void> { out = co_await store_->append(std::move(records)); });
+    return out;
+  }
+
+  Result<Record> read_lsn(Lsn lsn) {
+    Result<Record> out = not_found("unset");
+    const RecordRef* ref = store_->find(lsn);
+    if (ref == nullptr) return not_found("not indexed");
+    RecordRef copy = *ref;
+    run([&]() -> Task<void> { out = co_await store_->read(copy); });
+    return out;
+  }
+
+  SimWorld world_{11};
+  NodeId node_;
+  SegmentStoreOptions options_;
+  std::unique_ptr<SegmentStore> store_;
+};
+
+Record log_record(uint64_t lsn, uint64_t prev, size_t payload = 100) {
+  Record r;
+  r.type = RecordType::kLog;
+  r.lsn = Lsn(lsn);
+  r.prev_lsn = Lsn(prev);
+  r.term = Term(1);
+  r.payload = Bytes(payload, static_cast<uint8_t>(lsn));
+  return r;
+}
+
+Record page_record(RecordType type, uint64_t page, uint64_t lsn, uint64_t prev, uint64_t base = 0) {
+  Record r = log_record(lsn, prev, 64);
+  r.type = type;
+  r.table = TableId(7);
+  r.page = PageId(page);
+  r.base_lsn = Lsn(base);
+  return r;
+}
+
+TEST_F(StoreTest, AppendedRecordsReadBackAndSurviveACrash) {
+  open();
+  std::vector<Record> batch;
+  for (uint64_t l = 1; l <= 50; ++l) batch.push_back(log_record(l, l - 1));
+  ASSERT_TRUE(append(batch).is_ok());
+  EXPECT_EQ(store_->last_lsn(), Lsn(50));
+  EXPECT_EQ(store_->complete_lsn(), Lsn(50));
+  crash_and_reopen(UnsyncedOnCrash::kLose);
+  EXPECT_EQ(store_->complete_lsn(), Lsn(50));
+  for (uint64_t l = 1; l <= 50; ++l) {
+    auto r = read_lsn(Lsn(l));
+    ASSERT_TRUE(r.is_ok()) << l;
+    EXPECT_EQ(*r, batch[l - 1]);
+  }
+  auto scan = store_->scan_after(Lsn(10), 500, true);
+  ASSERT_FALSE(scan.empty());
+  EXPECT_EQ(scan.front().lsn, Lsn(11));
+  EXPECT_LE(scan.size(), 3u);  // 172-byte records, 500-byte budget
+}
+
+TEST_F(StoreTest, ConcurrentAppendsShareOneSync) {
+  open();
+  uint64_t syncs_before = disk().stats().syncs;
+  int ok = 0;
+  auto writer = [&](uint64_t lsn) -> Task<void> {
+    std::vector<Record> batch{log_record(lsn, lsn - 1)};  // g++ 12 rejects a braced list inside co_await
+    Status st = co_await store_->append(std::move(batch));
+    if (st.is_ok()) ok++;
+  };
+  for (uint64_t l = 1; l <= 20; ++l) env().executor().spawn("w", writer(l));
+  world_.run_for(1s);
+  EXPECT_EQ(ok, 20);
+  uint64_t syncs = disk().stats().syncs - syncs_before;
+  EXPECT_LT(syncs, 20u) << "group commit should batch concurrent appends";
+  EXPECT_EQ(store_->complete_lsn(), Lsn(20));
+}
+
+TEST_F(StoreTest, WritesInFlightDuringASealFailWithSealed) {
+  open();
+  ASSERT_TRUE(append({log_record(1, 0)}).is_ok());
+  Status first = cancelled("unset"), second = cancelled("unset"), sealed = cancelled("unset");
+  // `first` takes the lock and writes; `second` queues behind it; then a seal arrives.
+  auto w = [&](uint64_t lsn, Status& out) -> Task<void> {
+    std::vector<Record> batch{log_record(lsn, lsn - 1)};
+    out = co_await store_->append(std::move(batch));
+  };
+  auto s = [&]() -> Task<void> { sealed = co_await store_->seal(); };
+  env().executor().spawn("first", w(2, first));
+  env().executor().spawn("second", w(3, second));
+  env().executor().spawn("seal", s());
+  world_.run_for(1s);
+  EXPECT_TRUE(sealed.is_ok());
+  EXPECT_EQ(second.code(), Code::kSealed);
+  EXPECT_TRUE(second.retriable());
+  // The re-send lands in the new segment.
+  ASSERT_TRUE(append({log_record(3, 2)}).is_ok());
+  EXPECT_EQ(store_->stats().segments, 2u);
+  EXPECT_EQ(store_->stats().seals, 1u);
+  EXPECT_EQ(store_->find(Lsn(3))->segment, 2u);
+}
+
+TEST_F(StoreTest, SegmentsRollOverAtTheirSizeBound) {
+  open({.dir = "segments", .segment_bytes_max = 4096});
+  for (uint64_t l = 1; l <= 100; ++l) ASSERT_TRUE(append({log_record(l, l - 1, 500)}).is_ok());
+  EXPECT_GT(store_->stats().segments, 10u);
+  crash_and_reopen(UnsyncedOnCrash::kLose);
+  EXPECT_EQ(store_->complete_lsn(), Lsn(100));
+  EXPECT_TRUE(read_lsn(Lsn(37)).is_ok());
+}
+
+TEST_F(StoreTest, TornTailIsTruncatedAndAcknowledgedRecordsSurvive) {
+  for (int round = 0; round < 20; ++round) {
+    open();
+    uint64_t base = store_->last_lsn().value;
+    for (uint64_t l = base + 1; l <= base + 10; ++l) ASSERT_TRUE(append({log_record(l, l - 1, 700)}).is_ok());
+    // Unsynced bytes at the end, as a write the crash interrupted would leave.
+    Bytes garbage;
+    encode_record(log_record(base + 11, base + 10, 3000), garbage);
+    garbage.resize(garbage.size() / 2);
+    std::string seg = "segments/" + segment_file_name(store_->find(Lsn(base + 10))->segment);
+    run([&]() -> Task<void> {
+      auto f = co_await env().disk().open(seg, {});
+      (void)co_await (*f)->append(garbage);
+    });
+    crash_and_reopen(UnsyncedOnCrash::kRandomSubset);
+    EXPECT_EQ(store_->complete_lsn(), Lsn(base + 10));
+    EXPECT_TRUE(store_->stats().damaged.empty());
+    // Appending after recovery works and lands after the truncation point.
+    ASSERT_TRUE(append({log_record(base + 11, base + 10)}).is_ok());
+    EXPECT_EQ(store_->complete_lsn(), Lsn(base + 11));
+    store_.reset();
+  }
+}
+
+TEST_F(StoreTest, DamagedMiddleIsReportedAndNeverServed) {
+  open();
+  for (uint64_t l = 1; l <= 10; ++l) ASSERT_TRUE(append({log_record(l, l - 1)}).is_ok());
+  const RecordRef victim = *store_->find(Lsn(5));
+  std::string seg = "segments/" + segment_file_name(victim.segment);
+  // Flip a payload bit of record 5 on disk.
+  ASSERT_TRUE(disk().flip_bit(seg, victim.offset + kRecordHeaderBytes + 3, 2));
+  EXPECT_EQ(read_lsn(Lsn(5)).code(), Code::kCorruption);  // detected on read, not served
+  crash_and_reopen(UnsyncedOnCrash::kLose);
+  auto stats = store_->stats();
+  ASSERT_EQ(stats.damaged.size(), 1u);
+  EXPECT_EQ(stats.damaged[0].begin, victim.offset);
+  EXPECT_EQ(store_->find(Lsn(5)), nullptr);
+  EXPECT_EQ(store_->complete_lsn(), Lsn(4));  // the chain breaks at the hole
+  for (uint64_t l : {1, 4, 6, 10}) EXPECT_TRUE(read_lsn(Lsn(l)).is_ok()) << l;
+  // A peer's copy fills the hole and the chain completes again.
+  ASSERT_TRUE(append({log_record(5, 4)}).is_ok());
+  EXPECT_EQ(store_->complete_lsn(), Lsn(10));
+}
+
+TEST_F(StoreTest, PageChainReturnsNewestImageAndLaterDeltas) {
+  open();
+  ASSERT_TRUE(append({page_record(RecordType::kPage, 1, 1, 0),       // image
+                      page_record(RecordType::kDelta, 1, 2, 1, 1),   // delta
+                      log_record(3, 2),                              // unrelated
+                      page_record(RecordType::kDelta, 1, 4, 3, 1),   // delta
+                      page_record(RecordType::kPage, 1, 5, 4),       // new image
+                      page_record(RecordType::kDelta, 1, 6, 5, 5),   // delta
+                      page_record(RecordType::kDiscard, 1, 7, 6)})   // tombstone
+                  .is_ok());
+  auto lsns = [&](Lsn as_of) {
+    std::vector<uint64_t> out;
+    auto chain = store_->page_chain(TableId(7), PageId(1), as_of);
+    if (!chain.is_ok()) return std::vector<uint64_t>{999, static_cast<uint64_t>(chain.code())};
+    for (const auto& r : *chain) out.push_back(r.lsn.value);
+    return out;
+  };
+  EXPECT_EQ(lsns(Lsn(1)), (std::vector<uint64_t>{1}));
+  EXPECT_EQ(lsns(Lsn(3)), (std::vector<uint64_t>{1, 2}));
+  EXPECT_EQ(lsns(Lsn(4)), (std::vector<uint64_t>{1, 2, 4}));
+  EXPECT_EQ(lsns(Lsn(5)), (std::vector<uint64_t>{5}));
+  EXPECT_EQ(lsns(Lsn(6)), (std::vector<uint64_t>{5, 6}));
+  EXPECT_EQ(store_->page_chain(TableId(7), PageId(1), Lsn(7)).code(), Code::kDiscarded);
+  EXPECT_EQ(store_->page_chain(TableId(7), PageId(2), Lsn(7)).code(), Code::kNotFound);
+  EXPECT_EQ(store_->page_chain(TableId(7), PageId(1), Lsn(0)).code(), Code::kNotFound);
+}
+
+TEST_F(StoreTest, ReSendsAreIdempotentAndConflictsRejected) {
+  open();
+  ASSERT_TRUE(append({log_record(1, 0), log_record(2, 1)}).is_ok());
+  uint64_t bytes = store_->stats().bytes;
+  EXPECT_TRUE(append({log_record(1, 0), log_record(2, 1)}).is_ok());
+  EXPECT_EQ(store_->stats().bytes, bytes);  // nothing written twice
+  Record different = log_record(2, 1);
+  different.payload[0] ^= 1;
+  EXPECT_EQ(append({different}).code(), Code::kInvalidArgument);
+}
+
+TEST_F(StoreTest, GapsKeepCompleteLsnBackUntilFilled) {
+  open();
+  ASSERT_TRUE(append({log_record(1, 0), log_record(2, 1)}).is_ok());
+  ASSERT_TRUE(append({log_record(5, 4), log_record(6, 5)}).is_ok());  // 3 and 4 missed
+  EXPECT_EQ(store_->last_lsn(), Lsn(6));
+  EXPECT_EQ(store_->complete_lsn(), Lsn(2));
+  ASSERT_TRUE(append({log_record(3, 2), log_record(4, 3)}).is_ok());
+  EXPECT_EQ(store_->complete_lsn(), Lsn(6));
+}
+
+TEST_F(StoreTest, AbandonDropsRecordsAboveAndSurvivesRestart) {
+  open();
+  for (uint64_t l = 1; l <= 10; ++l) ASSERT_TRUE(append({log_record(l, l - 1)}).is_ok());
+  run([&]() -> Task<void> { EXPECT_TRUE((co_await store_->abandon_after(Lsn(6))).is_ok()); });
+  EXPECT_EQ(store_->last_lsn(), Lsn(6));
+  // The writer continues above the abandoned LSNs, naming 6 as the previous record.
+  ASSERT_TRUE(append({log_record(11, 6), log_record(12, 11)}).is_ok());
+  EXPECT_EQ(store_->complete_lsn(), Lsn(12));
+  crash_and_reopen(UnsyncedOnCrash::kLose);
+  EXPECT_EQ(store_->find(Lsn(8)), nullptr);
+  EXPECT_NE(store_->find(Lsn(11)), nullptr);
+  EXPECT_EQ(store_->complete_lsn(), Lsn(12));
+}
+
+TEST_F(StoreTest, RetentionDropsSupersededRecordsAndEmptySegments) {
+  open({.dir = "segments", .segment_bytes_max = 2048});
+  uint64_t lsn = 0;
+  auto next = [&](Record r) {
+    ASSERT_TRUE(append({r}).is_ok());
+  };
+  // Page 1 rewritten many times, with log records between.
+  for (int i = 0; i < 30; ++i) {
+    ++lsn;
+    next(page_record(RecordType::kPage, 1, lsn, lsn - 1));
+    ++lsn;
+    next(log_record(lsn, lsn - 1, 300));
+  }
+  Lsn checkpoint(lsn);
+  uint64_t segments_before = store_->stats().segments;
+  run([&]() -> Task<void> { EXPECT_TRUE((co_await store_->set_retention(checkpoint)).is_ok()); });
+  EXPECT_LT(store_->stats().segments, segments_before);
+  EXPECT_EQ(store_->complete_lsn(), checkpoint);
+  auto chain = store_->page_chain(TableId(7), PageId(1), checkpoint);
+  ASSERT_TRUE(chain.is_ok());
+  EXPECT_EQ(chain->front().lsn, Lsn(lsn - 1));  // the newest image at or below the point
+  ++lsn;
+  next(log_record(lsn, lsn - 1));
+  crash_and_reopen(UnsyncedOnCrash::kLose);
+  EXPECT_EQ(store_->complete_lsn(), Lsn(lsn));
+  EXPECT_EQ(store_->stats().retention_lsn, checkpoint);
+  EXPECT_TRUE(store_->page_chain(TableId(7), PageId(1), Lsn(lsn)).is_ok());
+}
+
+TEST_F(StoreTest, FailedSyncBreaksTheStore) {
+  open();
+  ASSERT_TRUE(append({log_record(1, 0)}).is_ok());
+  DiskFaults f;
+  f.sync_eio = 1.0;
+  disk().set_faults(f);
+  EXPECT_EQ(append({log_record(2, 1)}).code(), Code::kIo);
+  disk().set_faults(DiskFaults{});
+  EXPECT_TRUE(store_->broken());
+  EXPECT_EQ(append({log_record(3, 2)}).code(), Code::kIo);  // stays broken until reopened
+  crash_and_reopen(UnsyncedOnCrash::kRandomSubset);
+  EXPECT_FALSE(store_->broken());
+  EXPECT_GE(store_->complete_lsn(), Lsn(1));
+}
+
+}  // namespace
+}  // namespace quire
