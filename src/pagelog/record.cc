@@ -103,7 +103,8 @@ DecodeOutcome check_record(ByteView in, RecordHeader* header_out, size_t* size_o
     uint8_t magic[4];
     encode_fixed32(magic, kRecordMagic);
     size_t n = std::min<size_t>(in.size(), 4);
-    if (std::memcmp(in.data(), magic, n) != 0) {
+    // An empty view may have a null data(), which memcmp must not be given even for n == 0.
+    if (n > 0 && std::memcmp(in.data(), magic, n) != 0) {
       if (error) *error = corruption("bad record magic");
       return DecodeOutcome::kCorrupt;
     }

@@ -164,7 +164,7 @@ Task<Status> SegmentStore::recover_segment(uint64_t number, bool newest) {
   }
   for (const auto& r : scan.records) {
     RecordRef ref{number, r.offset, r.size, r.header.crc, r.header.type, r.header.table, r.header.page,
-                  r.header.lsn, r.header.prev_lsn};
+                  r.header.lsn, r.header.prev_lsn, r.header.term};
     if (r.header.type == RecordType::kAbandon) {
       unindex_above(r.header.lsn);
       markers_.push_back(ref);
@@ -203,6 +203,7 @@ void SegmentStore::index_record(const RecordRef& ref) {
     v.insert(std::upper_bound(v.begin(), v.end(), ref.lsn), ref.lsn);
   }
   next_by_prev_[ref.prev_lsn] = ref.lsn;
+  if (ref.term > max_term_) max_term_ = ref.term;
   if (ref.type == RecordType::kCheckpointComplete) checkpoint_lsns_.insert(ref.lsn);
 }
 
@@ -313,7 +314,7 @@ Task<Status> SegmentStore::flush(std::vector<std::shared_ptr<Pending>>& batch) {
       size_t offset = buf.size();
       encode_record(r, buf);
       RecordRef ref{0, offset, static_cast<uint32_t>(buf.size() - offset), decode_fixed32(buf.data() + offset + 12),
-                    r.type, r.table, r.page, r.lsn, r.prev_lsn};
+                    r.type, r.table, r.page, r.lsn, r.prev_lsn, r.term};
       refs.push_back(ref);
       in_batch.insert(r.lsn);
     }
@@ -362,7 +363,7 @@ Task<Status> SegmentStore::write_marker(const Record& marker) {
   if (!st.is_ok()) co_return break_store(st);
   seg->size = *off + buf.size();
   markers_.push_back(RecordRef{seg->number, *off, static_cast<uint32_t>(buf.size()), decode_fixed32(buf.data() + 12),
-                               marker.type, marker.table, marker.page, marker.lsn, marker.prev_lsn});
+                               marker.type, marker.table, marker.page, marker.lsn, marker.prev_lsn, marker.term});
   co_return Status();
 }
 

@@ -56,6 +56,7 @@ struct RecordRef {
   PageId page;
   Lsn lsn;
   Lsn prev_lsn;
+  Term term;
 };
 
 struct DamagedRange {
@@ -109,6 +110,8 @@ class SegmentStore {
 
   Lsn last_lsn() const;
   Lsn complete_lsn() const { return complete_lsn_; }
+  // The highest writer term of any record stored (fencing survives restarts through it).
+  Term max_term() const { return max_term_; }
   bool broken() const { return !broken_.is_ok(); }
   SegmentStoreStats stats() const;
 
@@ -149,6 +152,7 @@ class SegmentStore {
   std::vector<RecordRef> markers_;   // abandon markers: always live
   Lsn complete_lsn_;
   Lsn retention_lsn_;
+  Term max_term_;
 };
 
 }  // namespace quire

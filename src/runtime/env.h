@@ -162,6 +162,15 @@ class Env : public LogContext {
   std::string_view log_task_name() const override;
 };
 
+// What a node runs, in either world. Its constructor must not block or do I/O: start()
+// spawns its tasks. Its destructor also runs at a crash (after its tasks are gone), so
+// it must do no I/O either.
+class NodeApp {
+ public:
+  virtual ~NodeApp() = default;
+  virtual void start() = 0;
+};
+
 // The exit code of a real process that asked to be restarted.
 inline constexpr int kExitRestart = 75;
 

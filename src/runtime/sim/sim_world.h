@@ -25,14 +25,6 @@
 
 namespace quire {
 
-// What a node runs. Its constructor must not block or do I/O: start() spawns its tasks.
-// Its destructor runs at a crash too, so it must do no I/O either.
-class NodeApp {
- public:
-  virtual ~NodeApp() = default;
-  virtual void start() = 0;
-};
-
 class SimWorld {
  public:
   using Factory = std::function<std::unique_ptr<NodeApp>(Env& env)>;

@@ -1,0 +1,243 @@
+#include "pagelog/rpc.h"
+
+#include <fmt/format.h>
+
+namespace quire {
+
+namespace {
+constexpr uint8_t kKindRequest = 1;
+constexpr uint8_t kKindResponse = 2;
+constexpr const char* kComponent = "rpc";
+constexpr size_t kMessageMax = 1024;  // bytes of an error message we carry
+}  // namespace
+
+Bytes encode_rpc_request(const RpcRequest& r) {
+  Bytes out;
+  out.reserve(16 + r.body.size());
+  ByteWriter w(out);
+  w.put_u8(kKindRequest);
+  w.put_varint64(r.id);
+  w.put_u8(r.op);
+  w.put_varint64(r.term);
+  w.put_bytes(r.body);
+  return out;
+}
+
+Bytes encode_rpc_response(const RpcResponse& r) {
+  Bytes out;
+  out.reserve(16 + r.body.size());
+  ByteWriter w(out);
+  w.put_u8(kKindResponse);
+  w.put_varint64(r.id);
+  w.put_u8(static_cast<uint8_t>(r.status.code()));
+  const std::string& msg = r.status.message();
+  w.put_string(std::string_view(msg).substr(0, kMessageMax));
+  w.put_bytes(r.body);
+  return out;
+}
+
+Result<RpcRequest> decode_rpc_request(ByteView in) {
+  ByteReader r(in);
+  uint8_t kind = 0;
+  RpcRequest req;
+  QUIRE_RETURN_IF_ERROR(r.get_u8(&kind));
+  if (kind != kKindRequest) return corruption("not an rpc request");
+  QUIRE_RETURN_IF_ERROR(r.get_varint64(&req.id));
+  QUIRE_RETURN_IF_ERROR(r.get_u8(&req.op));
+  QUIRE_RETURN_IF_ERROR(r.get_varint64(&req.term));
+  ByteView body;
+  QUIRE_RETURN_IF_ERROR(r.get_bytes(r.remaining(), &body));
+  req.body.assign(body.begin(), body.end());
+  return req;
+}
+
+Result<RpcResponse> decode_rpc_response(ByteView in) {
+  ByteReader r(in);
+  uint8_t kind = 0, code = 0;
+  RpcResponse resp;
+  std::string message;
+  QUIRE_RETURN_IF_ERROR(r.get_u8(&kind));
+  if (kind != kKindResponse) return corruption("not an rpc response");
+  QUIRE_RETURN_IF_ERROR(r.get_varint64(&resp.id));
+  QUIRE_RETURN_IF_ERROR(r.get_u8(&code));
+  QUIRE_RETURN_IF_ERROR(r.get_string(&message, kMessageMax));
+  if (code >= kCodeCount) return Status(Code::kCorruption, "unknown status code in rpc response").with("code", code);
+  if (code != 0) resp.status = Status(static_cast<Code>(code), std::move(message));
+  ByteView body;
+  QUIRE_RETURN_IF_ERROR(r.get_bytes(r.remaining(), &body));
+  resp.body.assign(body.begin(), body.end());
+  return resp;
+}
+
+// ---- Client
+
+RpcClient::RpcClient(Env& env, Address server)
+    : env_(env), server_(std::move(server)), st_(std::make_shared<State>(env.executor().scheduler())) {}
+
+RpcClient::~RpcClient() {
+  st_->alive = false;
+  if (st_->conn) st_->conn->close();  // wakes the reader, which sees it is no longer wanted
+  env_.executor().cancel(reader_);
+  st_->fail_all(cancelled("rpc client destroyed"));
+}
+
+void RpcClient::State::fail_all(const Status& why) {
+  for (auto& [id, call] : calls) {
+    call->done = true;
+    call->status = why;
+  }
+  calls.clear();
+  responses.notify_all();
+}
+
+void RpcClient::disconnect() {
+  if (st_->conn) st_->conn->close();
+  st_->conn.reset();
+  st_->generation++;
+  st_->fail_all(unavailable(fmt::format("connection to {} dropped; outcome of in-flight calls unknown", server_)));
+}
+
+Task<Status> RpcClient::ensure_connected(Deadline deadline) {
+  std::shared_ptr<State> st = st_;
+  while (st->connecting) {
+    Status w = co_await st->responses.wait(deadline);
+    if (!w.is_ok()) co_return w;
+  }
+  if (st->conn && st->conn->is_open()) co_return Status();
+  st->connecting = true;
+  auto c = co_await env_.net().connect(server_, deadline);
+  st->connecting = false;
+  st->responses.notify_all();
+  if (!c.is_ok()) co_return c.status();
+  st->conn = std::shared_ptr<Connection>(std::move(c).value());
+  st->generation++;
+  reader_ = env_.executor().spawn("rpc-reader", read_loop(env_, server_, st, st->conn, st->generation));
+  co_return Status();
+}
+
+Task<void> RpcClient::read_loop(Env& env, Address server, std::shared_ptr<State> st,
+                                std::shared_ptr<Connection> conn, uint64_t generation) {
+  while (true) {
+    auto m = co_await conn->receive(Deadline::never());
+    if (!st->alive || generation != st->generation) co_return;  // no longer wanted
+    if (!m.is_ok()) {
+      st->conn.reset();
+      st->generation++;
+      st->fail_all(unavailable(
+          fmt::format("connection to {} broken: {}; outcome of in-flight calls unknown", server, m.status().message())));
+      co_return;
+    }
+    auto resp = decode_rpc_response(*m);
+    if (!resp.is_ok()) {
+      env.log().error(kComponent, 31001, "malformed response; dropping the connection",
+                      {{"server", server}, {"error", resp.status()}});
+      conn->close();
+      st->conn.reset();
+      st->generation++;
+      st->fail_all(unavailable(fmt::format("malformed response from {}; outcome of in-flight calls unknown", server)));
+      co_return;
+    }
+    auto it = st->calls.find(resp->id);
+    if (it == st->calls.end()) continue;  // the caller gave up on it
+    it->second->done = true;
+    it->second->status = std::move(resp->status);
+    it->second->body = std::move(resp->body);
+    st->calls.erase(it);
+    st->responses.notify_all();
+  }
+}
+
+Task<Result<Bytes>> RpcClient::call(uint8_t op, uint64_t term, Bytes body, Deadline deadline) {
+  std::shared_ptr<State> st = st_;
+  if (st->calls.size() >= kInFlightMax) co_return busy(fmt::format("too many calls in flight to {}", server_));
+  QUIRE_CO_RETURN_IF_ERROR(co_await ensure_connected(deadline));
+  uint64_t id = next_id_++;
+  auto call = std::make_shared<Call>();
+  st->calls[id] = call;
+  Status sent = st->conn->send(encode_rpc_request({id, op, term, std::move(body)}));
+  if (!sent.is_ok()) {
+    st->calls.erase(id);
+    if (sent.code() == Code::kUnavailable) disconnect();
+    co_return sent;
+  }
+  while (!call->done) {
+    Status w = co_await st->responses.wait(deadline);
+    if (!w.is_ok() && !call->done) {
+      st->calls.erase(id);
+      co_return w;
+    }
+  }
+  if (!call->status.is_ok()) co_return call->status;
+  co_return std::move(call->body);
+}
+
+// ---- Server
+
+struct RpcServer::ConnState {
+  std::unique_ptr<Connection> conn;
+  size_t in_flight = 0;
+};
+
+Status RpcServer::start(const Address& address) {
+  auto l = env_.net().listen(address);
+  if (!l.is_ok()) return l.status();
+  listener_ = std::move(l).value();
+  env_.executor().spawn("rpc-accept", accept_loop());
+  return Status();
+}
+
+const Address& RpcServer::address() const {
+  QUIRE_ASSERT(listener_);
+  return listener_->address();
+}
+
+Task<void> RpcServer::accept_loop() {
+  while (true) {
+    auto c = co_await listener_->accept(Deadline::never());
+    if (!c.is_ok()) {
+      if (c.code() == Code::kCancelled) co_return;
+      env_.log().warn(kComponent, 31002, "accept failed", {{"error", c.status()}});
+      if (!(co_await env_.executor().sleep(100ms)).is_ok()) co_return;
+      continue;
+    }
+    if (connections_ >= kConnectionsMax) {
+      env_.log().warn(kComponent, 31003, "too many connections; refusing one", {{"peer", (*c)->peer()}});
+      (*c)->close();
+      continue;
+    }
+    auto state = std::make_shared<ConnState>();
+    state->conn = std::move(c).value();
+    env_.executor().spawn("rpc-serve", serve(state));
+  }
+}
+
+Task<void> RpcServer::serve(std::shared_ptr<ConnState> c) {
+  connections_++;
+  while (true) {
+    auto m = co_await c->conn->receive(Deadline::never());
+    if (!m.is_ok()) break;
+    auto req = decode_rpc_request(*m);
+    if (!req.is_ok()) {
+      env_.log().error(kComponent, 31004, "malformed request; closing the connection",
+                       {{"peer", c->conn->peer()}, {"error", req.status()}});
+      break;
+    }
+    if (c->in_flight >= kRequestsPerConnectionMax) {
+      (void)c->conn->send(encode_rpc_response({req->id, busy("too many requests in flight on this connection"), {}}));
+      continue;
+    }
+    c->in_flight++;
+    env_.executor().spawn("rpc-handle", handle(c, std::move(req).value()));
+  }
+  c->conn->close();
+  connections_--;
+}
+
+Task<void> RpcServer::handle(std::shared_ptr<ConnState> c, RpcRequest request) {
+  RpcResponse resp = co_await handler_(request);
+  resp.id = request.id;
+  c->in_flight--;
+  if (c->conn->is_open()) (void)c->conn->send(encode_rpc_response(resp));
+}
+
+}  // namespace quire

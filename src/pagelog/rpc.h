@@ -1,0 +1,116 @@
+// Request/response calls over a Connection, for the page service.
+//
+// Wire format (inside one message):
+//   request:  u8 1, varint64 request id, u8 op, varint64 term, body...
+//   response: u8 2, varint64 request id, u8 status code, string message, body...
+//
+// RpcClient keeps one connection to one server and any number of calls in flight on it
+// (bounded); a reader task matches responses to calls by id. When the connection breaks,
+// every call in flight fails with Unavailable: its outcome is unknown, and the caller
+// decides whether re-sending is safe (page-service writes are idempotent by LSN).
+//
+// RpcServer accepts connections (it must outlive its tasks: it dies with its node) and runs each request as its own task (bounded per
+// connection), so concurrent requests can share a group commit. A malformed message
+// closes that connection with a logged error and affects no other.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "base/coding.h"
+#include "runtime/env.h"
+#include "runtime/sync.h"
+
+namespace quire {
+
+struct RpcRequest {
+  uint64_t id = 0;
+  uint8_t op = 0;
+  uint64_t term = 0;
+  Bytes body;
+};
+
+struct RpcResponse {
+  uint64_t id = 0;
+  Status status;
+  Bytes body;
+};
+
+Bytes encode_rpc_request(const RpcRequest& r);
+Bytes encode_rpc_response(const RpcResponse& r);
+Result<RpcRequest> decode_rpc_request(ByteView in);
+Result<RpcResponse> decode_rpc_response(ByteView in);
+
+class RpcClient {
+ public:
+  static constexpr size_t kInFlightMax = 1024;
+
+  RpcClient(Env& env, Address server);
+  ~RpcClient();
+  RpcClient(const RpcClient&) = delete;
+  RpcClient& operator=(const RpcClient&) = delete;
+
+  // Sends one request and waits for its response: the response body, the server's error
+  // status, Unavailable (not connected, or the connection broke: outcome unknown),
+  // DeadlineExceeded, Busy (too many calls in flight) or Cancelled.
+  Task<Result<Bytes>> call(uint8_t op, uint64_t term, Bytes body, Deadline deadline);
+  const Address& server() const { return server_; }
+  // Drops the connection; calls in flight fail with Unavailable.
+  void disconnect();
+
+ private:
+  struct Call {
+    bool done = false;
+    Status status;
+    Bytes body;
+  };
+  // Everything the reader task touches lives here, shared with it, so destroying the
+  // client while a read is parked leaves nothing dangling.
+  struct State {
+    explicit State(Scheduler& s) : responses(s) {}
+    bool alive = true;
+    std::shared_ptr<Connection> conn;
+    uint64_t generation = 0;
+    bool connecting = false;
+    std::map<uint64_t, std::shared_ptr<Call>> calls;
+    WaitQueue responses;  // woken whenever a call completes or the connection changes
+    void fail_all(const Status& why);
+  };
+  Task<Status> ensure_connected(Deadline deadline);
+  static Task<void> read_loop(Env& env, Address server, std::shared_ptr<State> st,
+                              std::shared_ptr<Connection> conn, uint64_t generation);
+
+  Env& env_;
+  Address server_;
+  std::shared_ptr<State> st_;
+  uint64_t next_id_ = 1;
+  TaskId reader_;
+};
+
+class RpcServer {
+ public:
+  using Handler = std::function<Task<RpcResponse>(const RpcRequest&)>;
+  static constexpr size_t kConnectionsMax = 256;
+  static constexpr size_t kRequestsPerConnectionMax = 64;
+
+  RpcServer(Env& env, Handler handler) : env_(env), handler_(std::move(handler)) {}
+  // Listens and serves until the node stops. Errors from listen are returned.
+  Status start(const Address& address);
+  const Address& address() const;
+
+ private:
+  struct ConnState;
+  Task<void> accept_loop();
+  Task<void> serve(std::shared_ptr<ConnState> c);
+  Task<void> handle(std::shared_ptr<ConnState> c, RpcRequest request);
+
+  Env& env_;
+  Handler handler_;
+  std::unique_ptr<Listener> listener_;
+  size_t connections_ = 0;
+};
+
+}  // namespace quire
