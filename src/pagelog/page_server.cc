@@ -38,6 +38,32 @@ Result<std::vector<Record>> decode_records(ByteView in) {
   return out;
 }
 
+namespace {
+// A chunk is encode_records() followed by the through LSN.
+Result<LogChunk> decode_chunk(ByteView in) {
+  // The records are self-delimiting; the through LSN is the trailing varint.
+  ByteReader r(in);
+  uint64_t n = 0;
+  QUIRE_RETURN_IF_ERROR(r.get_varint64(&n));
+  if (n > kRecordsMax) return Status(Code::kCorruption, "too many records in a message").with("count", n);
+  LogChunk chunk;
+  size_t pos = r.position();
+  for (uint64_t i = 0; i < n; ++i) {
+    DecodedRecord d = decode_record(in.subspan(pos));
+    if (d.outcome != DecodeOutcome::kOk) {
+      Status err = d.outcome == DecodeOutcome::kTruncated ? corruption("record cut short in a message") : d.error;
+      return std::move(err).with("index", i);
+    }
+    pos += d.size;
+    chunk.records.push_back(std::move(d.record));
+  }
+  ByteReader tail(in.subspan(pos));
+  QUIRE_RETURN_IF_ERROR(tail.get_varint64(&chunk.through.value));
+  if (!tail.at_end()) return corruption("trailing bytes after a log chunk");
+  return chunk;
+}
+}  // namespace
+
 Bytes encode_status(const PageServerStatus& s) {
   Bytes out;
   ByteWriter w(out);
@@ -169,14 +195,20 @@ Task<RpcResponse> PageServer::handle(const RpcRequest& request) {
         co_return fail(invalid_argument("malformed read request"));
       }
       bool log_only = static_cast<PageOp>(request.op) == PageOp::kReadLog;
-      // read_log starts at `from`; scan continues after it.
+      // read_log starts at `from`; scan continues after it. Nothing past a gap is served.
       Lsn after = log_only ? Lsn(from == 0 ? 0 : from - 1) : Lsn(from);
+      if (after > complete) {
+        co_return fail(Status(Code::kNotYetMaterialized, "this server has not reached that lsn")
+                           .with("from", from)
+                           .with("complete_lsn", complete.value));
+      }
       size_t budget = std::min<uint64_t>(max_bytes, options_.response_bytes_max);
-      std::vector<RecordRef> refs = store.scan_after(after, budget, log_only);
-      std::erase_if(refs, [&](const RecordRef& r) { return r.lsn > complete; });  // nothing past a gap
+      Lsn through;
+      std::vector<RecordRef> refs = store.scan_after(after, complete, budget, log_only, &through);
       auto records = co_await read_refs(refs);
       if (!records.is_ok()) co_return fail(records.status());
       resp.body = encode_records(*records);
+      ByteWriter(resp.body).put_varint64(through.value);
       co_return resp;
     }
     case PageOp::kGetPage: {
@@ -276,12 +308,12 @@ Task<Status> PageServer::catch_up_from(const Address& peer) {
     auto body = co_await client->call(static_cast<uint8_t>(PageOp::kScan), 0, std::move(req),
                                       env_.executor().deadline_after(5s));
     if (!body.is_ok()) co_return body.status();
-    auto records = decode_records(*body);
-    if (!records.is_ok()) co_return records.status();
-    if (records->empty()) break;
-    for (const auto& r : *records) QUIRE_CO_RETURN_IF_ERROR(validate_record(r));
-    size_t n = records->size();
-    Status st = co_await store_->append(std::move(records).value());
+    auto chunk = decode_chunk(*body);
+    if (!chunk.is_ok()) co_return chunk.status();
+    if (chunk->records.empty()) break;
+    for (const auto& r : chunk->records) QUIRE_CO_RETURN_IF_ERROR(validate_record(r));
+    size_t n = chunk->records.size();
+    Status st = co_await store_->append(std::move(chunk->records));
     if (st.code() == Code::kIo) {
       fail_stop(st);
       co_return st;
@@ -309,24 +341,24 @@ Task<Status> PageServerClient::append(const std::vector<Record>& records, Term t
   co_return r.status();
 }
 
-Task<Result<std::vector<Record>>> PageServerClient::read_log(Lsn from, size_t max_bytes, Deadline deadline) {
+Task<Result<LogChunk>> PageServerClient::read_log(Lsn from, size_t max_bytes, Deadline deadline) {
   Bytes b;
   ByteWriter w(b);
   w.put_varint64(from.value);
   w.put_varint64(max_bytes);
   auto r = co_await rpc_.call(static_cast<uint8_t>(PageOp::kReadLog), 0, std::move(b), deadline);
   if (!r.is_ok()) co_return r.status();
-  co_return decode_records(*r);
+  co_return decode_chunk(*r);
 }
 
-Task<Result<std::vector<Record>>> PageServerClient::scan(Lsn after, size_t max_bytes, Deadline deadline) {
+Task<Result<LogChunk>> PageServerClient::scan(Lsn after, size_t max_bytes, Deadline deadline) {
   Bytes b;
   ByteWriter w(b);
   w.put_varint64(after.value);
   w.put_varint64(max_bytes);
   auto r = co_await rpc_.call(static_cast<uint8_t>(PageOp::kScan), 0, std::move(b), deadline);
   if (!r.is_ok()) co_return r.status();
-  co_return decode_records(*r);
+  co_return decode_chunk(*r);
 }
 
 Task<Result<std::vector<Record>>> PageServerClient::get_page(TableId table, PageId page, Lsn as_of, Deadline deadline) {

@@ -59,6 +59,13 @@ struct PageServerStatus {
   std::vector<DamagedRange> damaged_ranges;
 };
 
+// A piece of the log: the records, and the LSN up to which the server looked (read on
+// from through + 1; records past a server's complete_lsn are never in a piece).
+struct LogChunk {
+  std::vector<Record> records;
+  Lsn through;
+};
+
 // Bodies of the requests and responses.
 Bytes encode_records(const std::vector<Record>& records);
 Result<std::vector<Record>> decode_records(ByteView in);
@@ -100,7 +107,8 @@ class PageServerClient {
   const Address& server() const { return rpc_.server(); }
 
   Task<Status> append(const std::vector<Record>& records, Term term, Deadline deadline);
-  Task<Result<std::vector<Record>>> read_log(Lsn from, size_t max_bytes, Deadline deadline);
+  // LOG records from `from` on. NotYetMaterialized when this server has not reached it.
+  Task<Result<LogChunk>> read_log(Lsn from, size_t max_bytes, Deadline deadline);
   // The newest full image at or below `as_of` and the deltas after it, oldest first.
   Task<Result<std::vector<Record>>> get_page(TableId table, PageId page, Lsn as_of, Deadline deadline);
   // NotFound when there is no completed checkpoint.
@@ -110,7 +118,8 @@ class PageServerClient {
   Task<Status> abandon_after(Lsn lsn, Term term, Deadline deadline);
   Task<Status> set_retention(Lsn lsn, Term term, Deadline deadline);
   Task<Result<PageServerStatus>> status(Deadline deadline);
-  Task<Result<std::vector<Record>>> scan(Lsn after, size_t max_bytes, Deadline deadline);
+  // Records of every type after `after`, for catching up.
+  Task<Result<LogChunk>> scan(Lsn after, size_t max_bytes, Deadline deadline);
   void disconnect() { rpc_.disconnect(); }
 
  private:

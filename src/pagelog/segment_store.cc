@@ -499,15 +499,21 @@ Result<std::vector<RecordRef>> SegmentStore::page_chain(TableId table, PageId pa
   return out;
 }
 
-std::vector<RecordRef> SegmentStore::scan_after(Lsn after, size_t max_bytes, bool log_only) const {
+std::vector<RecordRef> SegmentStore::scan_after(Lsn after, Lsn until, size_t max_bytes, bool log_only,
+                                                Lsn* through) const {
   std::vector<RecordRef> out;
   size_t bytes = 0;
-  for (auto it = by_lsn_.upper_bound(after); it != by_lsn_.end(); ++it) {
+  Lsn covered = until;
+  for (auto it = by_lsn_.upper_bound(after); it != by_lsn_.end() && it->first <= until; ++it) {
     if (log_only && it->second.type != RecordType::kLog) continue;
-    if (!out.empty() && bytes + it->second.size > max_bytes) break;
+    if (!out.empty() && bytes + it->second.size > max_bytes) {
+      covered = out.back().lsn;
+      break;
+    }
     out.push_back(it->second);
     bytes += it->second.size;
   }
+  if (through) *through = std::max(covered, after);
   return out;
 }
 

@@ -102,9 +102,11 @@ class SegmentStore {
   // or below it and every later delta up to it, oldest first. NotFound, or Discarded
   // when the newest record at or below `as_of` is a tombstone.
   Result<std::vector<RecordRef>> page_chain(TableId table, PageId page, Lsn as_of) const;
-  // Records with LSN above `after`, in LSN order, up to `max_bytes` (at least one record
-  // if any); only LOG records when `log_only`.
-  std::vector<RecordRef> scan_after(Lsn after, size_t max_bytes, bool log_only) const;
+  // Records with LSN in (after, until], in LSN order, up to `max_bytes` (at least one
+  // record if any); only LOG records when `log_only`. `through` (optional) receives the
+  // LSN the scan covered: `until`, or the last record returned when the budget ran out.
+  std::vector<RecordRef> scan_after(Lsn after, Lsn until, size_t max_bytes, bool log_only,
+                                    Lsn* through = nullptr) const;
   // Checkpoint completion records, oldest first.
   std::vector<RecordRef> checkpoints() const;
 

@@ -87,11 +87,13 @@ TEST_F(PageServerTest, AppendReadLogGetPageAndCheckpointsOverRpc) {
     auto log = co_await c.read_log(Lsn(2), 1 << 20, soon());
     EXPECT_TRUE(log.is_ok());
     if (log.is_ok()) {
-      EXPECT_EQ(log->size(), 1u);  // only LOG records, from LSN 2 on: just 3
-      if (!log->empty()) {
-      EXPECT_EQ((*log)[0], batch[2]);
+      EXPECT_EQ(log->records.size(), 1u);  // only LOG records, from LSN 2 on: just 3
+      EXPECT_EQ(log->through, Lsn(4));
+      if (!log->records.empty()) {
+        EXPECT_EQ(log->records[0], batch[2]);
+      }
     }
-    }
+    EXPECT_EQ((co_await c.read_log(Lsn(6), 1 << 20, soon())).code(), Code::kNotYetMaterialized);
     auto page = co_await c.get_page(TableId(3), PageId(9), Lsn(4), soon());
     EXPECT_TRUE(page.is_ok());
     if (page.is_ok()) {
@@ -174,7 +176,7 @@ TEST_F(PageServerTest, ServerRestartedEmptyCatchesUpFromPeers) {
     auto log = co_await c3.read_log(Lsn(1), 1 << 20, soon());
     EXPECT_TRUE(log.is_ok());
     if (log.is_ok()) {
-      EXPECT_EQ(log->size(), 160u);
+      EXPECT_EQ(log->records.size(), 160u);
     }
   });
 }

@@ -108,7 +108,7 @@ TEST_F(StoreTest, AppendedRecordsReadBackAndSurviveACrash) {
     ASSERT_TRUE(r.is_ok()) << l;
     EXPECT_EQ(*r, batch[l - 1]);
   }
-  auto scan = store_->scan_after(Lsn(10), 500, true);
+  auto scan = store_->scan_after(Lsn(10), store_->complete_lsn(), 500, true);
   ASSERT_FALSE(scan.empty());
   EXPECT_EQ(scan.front().lsn, Lsn(11));
   EXPECT_LE(scan.size(), 3u);  // 172-byte records, 500-byte budget

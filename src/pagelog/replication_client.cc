@@ -1,0 +1,227 @@
+#include "pagelog/replication_client.h"
+
+#include <algorithm>
+#include <map>
+
+#include <fmt/format.h>
+
+namespace quire {
+
+namespace {
+constexpr const char* kComponent = "replication";
+constexpr Nanos kAttemptTimeout = 1s;  // one call to one server
+constexpr size_t kBackgroundTasksMax = 4096;
+}  // namespace
+
+// What the per-server tasks share with the client: kept alive by every task that uses
+// it, so the client can be destroyed while re-sends are still running.
+struct ReplicationClient::Shared {
+  std::vector<std::unique_ptr<PageServerClient>> clients;
+  bool alive = true;
+  std::vector<TaskId> tasks;  // for cancellation when the client goes away
+};
+
+namespace {
+
+// One write's progress across servers.
+struct WriteProgress {
+  explicit WriteProgress(Scheduler& s) : changed(s) {}
+  size_t acks = 0;
+  size_t refused = 0;  // non-retriable answers
+  Status first_refusal;
+  bool fenced = false;
+  Status fenced_status;
+  WaitQueue changed;
+};
+
+bool worth_retrying(Code c) {
+  return c == Code::kUnavailable || c == Code::kSealed || c == Code::kBusy || c == Code::kDeadlineExceeded ||
+         c == Code::kNotYetMaterialized;
+}
+
+bool worth_failing_over(Code c) {
+  return c == Code::kUnavailable || c == Code::kNotYetMaterialized || c == Code::kCorruption || c == Code::kBusy ||
+         c == Code::kDeadlineExceeded || c == Code::kSealed;
+}
+
+// Sends one write to one server until it is acknowledged, refused, or `give_up` passes.
+Task<void> send_until_acked(Env& env, std::shared_ptr<void> keep_alive, PageServerClient* client,
+                            std::shared_ptr<const std::vector<Record>> records, Term term,
+                            std::shared_ptr<WriteProgress> progress, Deadline give_up, Nanos backoff_min,
+                            Nanos backoff_max, uint64_t jitter_seed) {
+  (void)keep_alive;
+  Nanos backoff = backoff_min;
+  uint64_t x = jitter_seed | 1;
+  while (true) {
+    Deadline attempt = std::min(give_up, env.executor().deadline_after(kAttemptTimeout));
+    Status st = co_await client->append(*records, term, attempt);
+    if (st.is_ok()) {
+      progress->acks++;
+      progress->changed.notify_all();
+      co_return;
+    }
+    if (st.code() == Code::kCancelled) co_return;
+    if (st.code() == Code::kFenced) {
+      progress->fenced = true;
+      progress->fenced_status = st;
+      progress->changed.notify_all();
+      co_return;
+    }
+    if (!worth_retrying(st.code())) {
+      progress->refused++;
+      if (progress->first_refusal.is_ok()) progress->first_refusal = st;
+      progress->changed.notify_all();
+      co_return;
+    }
+    // Jittered exponential backoff, bounded by the deadline.
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    Nanos wait = backoff / 2 + Nanos(static_cast<int64_t>(x % static_cast<uint64_t>(backoff.count() / 2 + 1)));
+    if (env.executor().now() + wait >= give_up) co_return;
+    if (!(co_await env.executor().sleep(wait)).is_ok()) co_return;
+    backoff = std::min(backoff * 2, backoff_max);
+  }
+}
+
+}  // namespace
+
+ReplicationClient::ReplicationClient(Env& env, ReplicationOptions options)
+    : env_(env), options_(std::move(options)), shared_(std::make_shared<Shared>()),
+      jitter_(env.random_stream("replication-jitter")) {
+  QUIRE_ASSERT(!options_.servers.empty());
+  QUIRE_ASSERT(options_.write_quorum >= 1 && options_.write_quorum <= options_.servers.size());
+  for (const auto& a : options_.servers) shared_->clients.push_back(std::make_unique<PageServerClient>(env, a));
+}
+
+ReplicationClient::~ReplicationClient() {
+  shared_->alive = false;
+  for (TaskId t : shared_->tasks) env_.executor().cancel(t);
+}
+
+Task<Status> ReplicationClient::write(std::vector<Record> records, Deadline deadline) {
+  if (records.empty()) co_return Status();
+  if (durable_lsn_.is_zero() && completed_.empty()) durable_lsn_ = records.front().prev_lsn;
+  const Lsn first_prev = records.front().prev_lsn;
+  const Lsn last = records.back().lsn;
+  auto shared_records = std::make_shared<const std::vector<Record>>(std::move(records));
+  auto progress = std::make_shared<WriteProgress>(env_.executor().scheduler());
+  std::erase_if(shared_->tasks, [this](TaskId t) { return env_.executor().is_done(t); });
+  if (shared_->tasks.size() >= kBackgroundTasksMax) co_return busy("too many writes in flight to the page service");
+
+  // Servers that miss the deadline keep getting the write for a while afterwards, so a
+  // lagging server does not have to wait for peer catch-up.
+  Deadline give_up = std::max(deadline, env_.executor().deadline_after(options_.lagging_resend_window));
+  for (auto& c : shared_->clients) {
+    shared_->tasks.push_back(env_.executor().spawn(
+        "replicate", send_until_acked(env_, shared_, c.get(), shared_records, options_.term, progress, give_up,
+                                      options_.retry_backoff_min, options_.retry_backoff_max, jitter_->next_u64())));
+  }
+  const size_t n = shared_->clients.size();
+  const size_t w = options_.write_quorum;
+  while (true) {
+    if (progress->fenced) co_return progress->fenced_status;
+    if (progress->acks >= w) break;
+    if (progress->refused > n - w) co_return progress->first_refusal;
+    Status st = co_await progress->changed.wait(deadline);
+    if (!st.is_ok() && progress->acks < w) {
+      co_return Status(st.code(), "write not acknowledged by a quorum in time; outcome unknown")
+          .with("lsn", last.value)
+          .with("acks", progress->acks);
+    }
+  }
+  // Durable: advance durable_lsn through every write that is now contiguous.
+  completed_[first_prev] = last;
+  while (true) {
+    auto it = completed_.find(durable_lsn_);
+    if (it == completed_.end()) break;
+    durable_lsn_ = std::max(durable_lsn_, it->second);
+    completed_.erase(it);
+  }
+  co_return Status();
+}
+
+template <typename Op>
+Task<Status> ReplicationClient::to_quorum(Op op, Deadline deadline) {
+  size_t ok = 0;
+  Status last_error = unavailable("no page server answered");
+  // Sequential is fine here: these are rare control operations.
+  for (auto& c : shared_->clients) {
+    Status st = co_await op(*c);
+    if (st.is_ok()) {
+      ok++;
+    } else {
+      if (st.code() == Code::kFenced) co_return st;
+      last_error = st;
+    }
+    if (env_.executor().now() >= deadline) break;
+  }
+  if (ok >= options_.write_quorum) co_return Status();
+  co_return last_error;
+}
+
+Task<Status> ReplicationClient::seal(Deadline deadline) {
+  auto op = [deadline](PageServerClient& c) { return c.seal(deadline); };
+  co_return co_await to_quorum(op, deadline);
+}
+
+Task<Status> ReplicationClient::abandon_after(Lsn lsn, Deadline deadline) {
+  Term term = options_.term;
+  auto op = [lsn, term, deadline](PageServerClient& c) { return c.abandon_after(lsn, term, deadline); };
+  Status st = co_await to_quorum(op, deadline);
+  if (st.is_ok() && durable_lsn_ > lsn) durable_lsn_ = lsn;
+  co_return st;
+}
+
+Task<Status> ReplicationClient::set_retention(Lsn lsn, Deadline deadline) {
+  Term term = options_.term;
+  auto op = [lsn, term, deadline](PageServerClient& c) { return c.set_retention(lsn, term, deadline); };
+  co_return co_await to_quorum(op, deadline);
+}
+
+namespace {
+
+// Tries the servers starting at `preferred`, moving on for errors another server may not
+// have, in rounds with a pause between, until the deadline.
+template <typename T, typename Op>
+Task<Result<T>> with_failover(Env& env, std::vector<std::unique_ptr<PageServerClient>>& clients, size_t preferred,
+                              Deadline deadline, Op op) {
+  Status last = unavailable("no page server answered");
+  for (int round = 0; round < 100; ++round) {
+    for (size_t k = 0; k < clients.size(); ++k) {
+      size_t i = (preferred + k) % clients.size();
+      Deadline attempt = std::min(deadline, env.executor().deadline_after(kAttemptTimeout));
+      Result<T> r = co_await op(*clients[i], attempt);
+      if (r.is_ok() || !worth_failing_over(r.code())) co_return r;
+      if (r.code() == Code::kCancelled) co_return r;
+      last = r.status();
+      env.log().debug(kComponent, 33001, "read failed over",
+                      {{"server", clients[i]->server()}, {"error", last}});
+      if (env.executor().now() >= deadline) co_return last;
+    }
+    Status slept = co_await env.executor().sleep(10ms);
+    if (!slept.is_ok()) co_return slept;
+    if (env.executor().now() >= deadline) break;
+  }
+  co_return last;
+}
+
+}  // namespace
+
+Task<Result<std::vector<Record>>> ReplicationClient::get_page(TableId table, PageId page, Lsn as_of,
+                                                               Deadline deadline) {
+  auto op = [table, page, as_of](PageServerClient& c, Deadline d) { return c.get_page(table, page, as_of, d); };
+  co_return co_await with_failover<std::vector<Record>>(env_, shared_->clients, preferred_, deadline, op);
+}
+
+Task<Result<LogChunk>> ReplicationClient::read_log(Lsn from, size_t max_bytes, Deadline deadline) {
+  auto op = [from, max_bytes](PageServerClient& c, Deadline d) { return c.read_log(from, max_bytes, d); };
+  co_return co_await with_failover<LogChunk>(env_, shared_->clients, preferred_, deadline, op);
+}
+
+Task<Result<Record>> ReplicationClient::latest_checkpoint(Deadline deadline) {
+  auto op = [](PageServerClient& c, Deadline d) { return c.latest_checkpoint(d); };
+  co_return co_await with_failover<Record>(env_, shared_->clients, preferred_, deadline, op);
+}
+
+}  // namespace quire

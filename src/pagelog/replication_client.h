@@ -1,0 +1,76 @@
+// ReplicationClient: how compute nodes use the page service.
+//
+// Writes go to every page server and count as durable once W of N acknowledged them
+// (each acknowledgement means synced on that server). A server that answers Sealed,
+// Busy or Unavailable, or does not answer, gets the write again after a bounded,
+// jittered backoff until the write's deadline; a server still lagging after the write
+// became durable keeps getting it in the background (bounded), and otherwise catches up
+// from its peers. durable_lsn() is the LSN up to which every record written through
+// this client reached W servers.
+//
+// Reads go to a preferred server and fail over to the others on Unavailable,
+// NotYetMaterialized, Corruption, Busy or DeadlineExceeded.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "pagelog/page_server.h"
+
+namespace quire {
+
+struct ReplicationOptions {
+  std::vector<Address> servers;
+  size_t write_quorum = 2;  // W
+  Term term{1};
+  Nanos retry_backoff_min = 2ms;
+  Nanos retry_backoff_max = 200ms;
+  // How long a server that missed a durable write keeps getting it re-sent.
+  Nanos lagging_resend_window = 5s;
+};
+
+class ReplicationClient {
+ public:
+  ReplicationClient(Env& env, ReplicationOptions options);
+  ~ReplicationClient();
+  ReplicationClient(const ReplicationClient&) = delete;
+  ReplicationClient& operator=(const ReplicationClient&) = delete;
+
+  // Writes `records` (in LSN order, each naming the previous one in prev_lsn) and returns
+  // once W servers acknowledged them: OK, Fenced (a newer writer exists: stop writing),
+  // InvalidArgument (the servers refused the records), or DeadlineExceeded /
+  // Unavailable when fewer than W acknowledged in time (the outcome is then unknown:
+  // the records may still become durable, and re-writing them is safe).
+  Task<Status> write(std::vector<Record> records, Deadline deadline);
+  Lsn durable_lsn() const { return durable_lsn_; }
+
+  Task<Result<std::vector<Record>>> get_page(TableId table, PageId page, Lsn as_of, Deadline deadline);
+  Task<Result<LogChunk>> read_log(Lsn from, size_t max_bytes, Deadline deadline);
+  Task<Result<Record>> latest_checkpoint(Deadline deadline);
+  // To every server; OK once W did it.
+  Task<Status> seal(Deadline deadline);
+  Task<Status> abandon_after(Lsn lsn, Deadline deadline);
+  Task<Status> set_retention(Lsn lsn, Deadline deadline);
+
+  // Reads try this server first (an index into options.servers).
+  void set_preferred(size_t index) { preferred_ = index % options_.servers.size(); }
+  size_t preferred() const { return preferred_; }
+  size_t server_count() const { return options_.servers.size(); }
+
+ private:
+  struct Shared;
+  template <typename Op>
+  Task<Status> to_quorum(Op op, Deadline deadline);
+
+  Env& env_;
+  ReplicationOptions options_;
+  std::shared_ptr<Shared> shared_;
+  std::unique_ptr<Random> jitter_;
+  size_t preferred_ = 0;
+  Lsn durable_lsn_;
+  std::map<Lsn, Lsn> completed_;  // durable writes not yet contiguous: prev lsn -> last lsn
+};
+
+}  // namespace quire
