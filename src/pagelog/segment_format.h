@@ -28,7 +28,8 @@ Bytes encode_segment_header(uint64_t segment_number);
 // Corruption (or VersionTooNew) unless `in` starts with a valid header for `segment_number`.
 Status check_segment_header(ByteView in, uint64_t segment_number);
 
-// "seg-0000000000000007"
+// "seg-0000000000000007". Numbers stay below 10^16 (one per seal or roll-over), so the
+// name always has 16 digits and parse_segment_file_name reads it back.
 std::string segment_file_name(uint64_t segment_number);
 // The number in a segment file name; NotFound for a name that is not a segment's.
 Result<uint64_t> parse_segment_file_name(const std::string& name);
