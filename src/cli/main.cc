@@ -1,6 +1,8 @@
 // The quire program. Subcommands are added by the layers they drive; each prints a
-// readable summary and exits 0 on success, 1 when what it ran failed its checks, and 2
-// on bad usage (unknown subcommands or flags, malformed values).
+// readable summary and exits 0 on success, 1 when what it ran failed its checks or could
+// not run, and 2 on bad usage (unknown subcommands or flags, malformed values). This is
+// the one place that builds and parses the command line; the other files of src/cli add
+// their subcommands to it (command.h).
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -9,12 +11,13 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "cli/command.h"
 #include "sim/selftest.h"
 
 namespace {
 
-constexpr int kExitFailed = 1;
-constexpr int kExitUsage = 2;
+using quire::cli::kExitFailed;
+using quire::cli::kExitUsage;
 
 int run_sim_selftest(uint64_t seed, const std::string& json_path) {
   quire::SelftestOptions options;
@@ -85,6 +88,12 @@ int main(int argc, char** argv) {
   selftest->add_option("--seed", seed, "simulation seed (a number)")->required();
   selftest->add_option("--json", json_path, "also write the report as JSON to this file");
 
+  quire::cli::Commands commands;
+  commands.push_back({selftest, [&] { return run_sim_selftest(seed, json_path); }});
+  quire::cli::add_pageserver_command(app, commands);
+  quire::cli::add_pl_commands(app, commands);
+  quire::cli::add_bench_commands(app, commands);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -96,6 +105,8 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
 
-  if (*selftest) return run_sim_selftest(seed, json_path);
+  for (const auto& command : commands) {
+    if (*command.app) return command.run();
+  }
   return kExitUsage;
 }

@@ -135,6 +135,7 @@ Task<void> PageServer::run() {
   Status st = rpc_->start(options_.listen);
   if (!st.is_ok()) {
     env_.log().error(kComponent, 32002, "cannot listen", {{"address", options_.listen}, {"error", st}});
+    start_error_ = std::move(st).at("listen");
     co_return;
   }
   serving_ = true;

@@ -81,6 +81,10 @@ class PageServer : public NodeApp {
   // For tests and the in-process tools; null until recovery finished.
   SegmentStore* store() { return store_.get(); }
   bool serving() const { return serving_; }
+  // The address it listens on (with port 0, the port chosen); valid once serving.
+  const Address& address() const { return rpc_->address(); }
+  // Why it could not start serving (listen failed), or OK.
+  const Status& start_error() const { return start_error_; }
 
  private:
   Task<void> run();
@@ -96,6 +100,7 @@ class PageServer : public NodeApp {
   std::unique_ptr<RpcServer> rpc_;
   std::vector<std::unique_ptr<RpcClient>> peer_clients_;
   Term max_term_;
+  Status start_error_;
   bool serving_ = false;
   bool stopping_ = false;
 };

@@ -270,6 +270,14 @@ Task<Status> SegmentStore::append(std::vector<Record> records) {
   QUIRE_CO_RETURN_IF_ERROR(co_await write_mu_.lock());
   MutexGuard guard(write_mu_);
   if (mine->done) co_return mine->status;  // an earlier holder committed us with its batch
+  // Let every request that is ready to run queue its records first. A real disk write
+  // completes without suspending, so without this the leader would commit only itself.
+  Status yielded = co_await env_.executor().yield();
+  if (!yielded.is_ok() && !mine->done) {
+    std::erase(queue_, mine);
+    co_return yielded;
+  }
+  if (mine->done) co_return mine->status;
   // Lead a group commit: take everything queued so far.
   std::vector<std::shared_ptr<Pending>> batch(queue_.begin(), queue_.end());
   queue_.clear();

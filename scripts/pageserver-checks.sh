@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# End-to-end checks of the page server commands: start a server on port 0, write through
+# the bench, kill -9 it, restart it and check the acknowledged records survived; the data
+# directory lock; SIGTERM; usage errors; and `pl verify` on intact, torn and corrupted
+# directories. Every wait is bounded and every server started here is killed on exit.
+# Usage: scripts/pageserver-checks.sh PATH_TO_QUIRE
+set -uo pipefail
+quire="$1"
+pass=0
+fail=0
+check() {  # check NAME CONDITION...
+  local name="$1"
+  shift
+  if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $name"; fi
+}
+exit_of() { "$@" >/dev/null 2>&1; echo $?; }
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# start_server NAME DIR: starts a server on 127.0.0.1:0 in the background; sets $pid and
+# $port (empty when it did not print its address within 20 s).
+start_server() {
+  local name="$1" dir="$2"
+  "$quire" pageserver --listen 127.0.0.1:0 --data "$dir" --log "$tmp/$name.log" \
+    >"$tmp/$name.out" 2>"$tmp/$name.err" &
+  pid=$!
+  pids+=("$pid")
+  port=""
+  for _ in $(seq 200); do
+    port=$(sed -n 's/^pageserver listening on 127\.0\.0\.1:\([0-9][0-9]*\) data .*/\1/p' "$tmp/$name.out")
+    [ -n "$port" ] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+}
+# wait_exit PID: waits up to 10 s for PID to end; sets $code (its exit code, or "timeout";
+# 127 for a disowned process).
+wait_exit() {
+  local p="$1"
+  code=timeout
+  for _ in $(seq 100); do
+    if ! kill -0 "$p" 2>/dev/null; then
+      wait "$p" 2>/dev/null
+      code=$?
+      return
+    fi
+    sleep 0.1
+  done
+}
+json_field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1" "$2"; }
+
+data="$tmp/data"
+
+# 1. Serve on port 0 and write through the bench.
+start_server first "$data"
+check "the server prints the port it bound" test -n "$port"
+first_pid=$pid
+bench_code=$(exit_of "$quire" bench pageserver --servers "127.0.0.1:$port" --records 2000 --size 4096 \
+  --json "$tmp/bench.json")
+check "the bench writes 2000 records (exit 0)" test "$bench_code" = 0
+acked=$(json_field "$tmp/bench.json" acked 2>/dev/null || echo 0)
+acked_durable=$(json_field "$tmp/bench.json" durable_lsn 2>/dev/null || echo 0)
+check "the bench reports 2000 acked, durable_lsn 2000" test "$acked" = 2000 -a "$acked_durable" = 2000
+
+# 2. kill -9, restart on the same directory: every acknowledged record is still there.
+disown "$first_pid"  # so bash does not report the kill; its exit code is not needed
+kill -9 "$first_pid"
+wait_exit "$first_pid"
+check "kill -9 ends the server" test "$code" != timeout
+start_server second "$data"
+check "the server restarts on the same directory" test -n "$port"
+second_pid=$pid
+"$quire" pl status --server "127.0.0.1:$port" --timeout-ms 5000 >"$tmp/status.json" 2>"$tmp/status.err"
+check "pl status exits 0" test $? = 0
+check "after kill -9 and restart, durable_lsn >= the acknowledged durable_lsn" python3 -c "
+import json,sys
+j=json.load(open('$tmp/status.json'))
+keys=['last_lsn','durable_lsn','segments','sealed_count','term','records','bytes','damaged_ranges']
+assert list(j)==keys, list(j)
+assert j['durable_lsn'] >= $acked_durable and j['records'] >= $acked and j['damaged_ranges']==[], j
+"
+
+# 3. One process per data directory.
+second_code=$(exit_of timeout 20 "$quire" pageserver --listen 127.0.0.1:0 --data "$data")
+check "a second server on the same directory exits 1" test "$second_code" = 1
+timeout 20 "$quire" pageserver --listen 127.0.0.1:0 --data "$data" 2>"$tmp/locked.err" >/dev/null
+check "... naming the directory and the held lock" grep -q "data directory $data is in use by another process" "$tmp/locked.err"
+busy_code=$(exit_of timeout 20 "$quire" pageserver --listen "127.0.0.1:$port" --data "$tmp/other")
+check "a server on an address in use exits 1" test "$busy_code" = 1
+
+# 4. SIGTERM stops it cleanly.
+kill -TERM "$second_pid"
+wait_exit "$second_pid"
+check "SIGTERM stops the server with exit 0" test "$code" = 0
+check "a server that is gone: pl status exits 1" \
+  test "$(exit_of "$quire" pl status --server "127.0.0.1:$port" --timeout-ms 2000)" = 1
+
+# 5. Offline tools on the intact directory.
+"$quire" pl verify --data "$data" >"$tmp/verify.out" 2>&1
+check "pl verify on the intact directory exits 0" test $? = 0
+check "... and counts every record" grep -q "^totals: records=2000 segments=1 damaged_ranges=0$" "$tmp/verify.out"
+"$quire" pl dump --data "$data" >"$tmp/dump.out" 2>/dev/null
+check "pl dump prints one line per record" test "$(wc -l <"$tmp/dump.out")" = 2000
+check "... with the record's fields and payload checksum" grep -Eq \
+  '^segment=1 offset=32 type=LOG table=0 page=0 lsn=[0-9]+ prev_lsn=[0-9]+ base_lsn=0 backlink_lsn=0 term=1 payload_bytes=4096 payload_crc32c=[0-9a-f]{8}$' \
+  "$tmp/dump.out"
+check "pl dump --table filters" test "$("$quire" pl dump --data "$data" --table 9 2>/dev/null | wc -l)" = 0
+
+# 6. A torn tail on the newest segment is what a crash leaves: reported, not damage.
+torn="$tmp/torn"
+cp -r "$data" "$torn"
+seg=$(ls "$torn"/segments/seg-* | tail -1)
+head -c 100 /dev/urandom >>"$seg"
+"$quire" pl verify --data "$torn" >"$tmp/torn.out" 2>&1
+check "pl verify with a torn tail on the newest segment exits 0" test $? = 0
+check "... and reports the torn tail" grep -q "torn tail" "$tmp/torn.out"
+
+# 7. A byte flipped in the middle of a segment is damage, and verify names the range.
+bad="$tmp/bad"
+cp -r "$data" "$bad"
+seg=$(ls "$bad"/segments/seg-* | head -1)
+size=$(stat -c %s "$seg")
+flip=$((size / 2))
+python3 -c "
+import sys
+path, at = sys.argv[1], int(sys.argv[2])
+with open(path, 'r+b') as f:
+    f.seek(at); b = f.read(1); f.seek(at); f.write(bytes([b[0] ^ 0xff]))
+" "$seg" "$flip"
+"$quire" pl verify --data "$bad" >"$tmp/bad.out" 2>&1
+check "pl verify on a corrupted segment exits 1" test $? = 1
+check "... and names a damaged range holding the flipped byte" python3 -c "
+import re,sys
+out=open('$tmp/bad.out').read()
+ranges=[(int(a),int(b)) for a,b in re.findall(r'\[(\d+), (\d+)\)', out)]
+assert 'DAMAGED' in out and any(a <= $flip < b for a,b in ranges), out
+"
+
+# 8. Usage errors exit 2.
+check "pageserver with a malformed --listen exits 2" test "$(exit_of "$quire" pageserver --listen nope --data "$tmp/u")" = 2
+check "pageserver with a port out of range exits 2" test "$(exit_of "$quire" pageserver --listen 127.0.0.1:70000 --data "$tmp/u")" = 2
+check "pageserver without --data exits 2" test "$(exit_of "$quire" pageserver --listen 127.0.0.1:0)" = 2
+check "pageserver with a malformed peer exits 2" \
+  test "$(exit_of "$quire" pageserver --listen 127.0.0.1:0 --data "$tmp/u" --peers 127.0.0.1:1,bad)" = 2
+check "pageserver with an unknown --log-level exits 2" \
+  test "$(exit_of "$quire" pageserver --listen 127.0.0.1:0 --data "$tmp/u" --log-level loud)" = 2
+check "an unknown flag exits 2" test "$(exit_of "$quire" pageserver --listen 127.0.0.1:0 --data "$tmp/u" --bogus)" = 2
+check "pl status with a malformed --server exits 2" test "$(exit_of "$quire" pl status --server localhost)" = 2
+check "pl verify without --data exits 2" test "$(exit_of "$quire" pl verify)" = 2
+check "bench with neither --servers nor --data exits 2" \
+  test "$(exit_of "$quire" bench pageserver --records 1 --size 1)" = 2
+check "bench with both --servers and --data exits 2" \
+  test "$(exit_of "$quire" bench pageserver --servers 127.0.0.1:1 --data "$tmp/u" --records 1 --size 1)" = 2
+check "bench with --records 0 exits 2" \
+  test "$(exit_of "$quire" bench pageserver --servers 127.0.0.1:1 --records 0 --size 1)" = 2
+
+echo "pageserver-checks: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,50 @@
+// How the quire program's subcommands plug into main.cc, which alone builds and parses the
+// command line. Each file of src/cli adds its subcommands and their flags to the parser
+// and registers what runs when the parser selected one; main.cc runs it and exits with
+// what it returns.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "base/log.h"
+#include "base/status.h"
+
+namespace quire::cli {
+
+inline constexpr int kExitOk = 0;
+// What ran failed its checks, or could not run (a held lock, an unbindable address, a
+// server that cannot be reached).
+inline constexpr int kExitFailed = 1;
+// Bad usage: unknown subcommands or flags, malformed values.
+inline constexpr int kExitUsage = 2;
+
+struct Command {
+  CLI::App* app;             // the subcommand
+  std::function<int()> run;  // runs it once parsed; returns the exit code
+};
+using Commands = std::vector<Command>;
+
+// `quire pageserver` (pageserver_cmd.cc).
+void add_pageserver_command(CLI::App& app, Commands& commands);
+// `quire pl status|verify|dump` (pl_cmd.cc).
+void add_pl_commands(CLI::App& app, Commands& commands);
+// `quire bench pageserver` (bench_cmd.cc).
+void add_bench_commands(CLI::App& app, Commands& commands);
+
+// Validators, so a malformed value is a parse error (exit 2) like any other.
+// "host:port" as the real network takes it (IPv4, localhost, [IPv6]).
+CLI::Validator tcp_address_validator();
+// "debug", "info", "warning", "error".
+CLI::Validator severity_validator();
+// Any value but the empty string (a directory, a file).
+CLI::Validator nonempty_validator();
+
+// Where a process's log lines go: the file at `path` (appended), or stderr when empty.
+Result<std::unique_ptr<LogSink>> open_log_sink(const std::string& path);
+
+}  // namespace quire::cli
