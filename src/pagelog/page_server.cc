@@ -18,7 +18,10 @@ Bytes encode_records(const std::vector<Record>& records) {
   return out;
 }
 
-Result<std::vector<Record>> decode_records(ByteView in) {
+namespace {
+// Decodes a count-prefixed list of records from the front of `in`; `consumed` gets the
+// bytes it used.
+Result<std::vector<Record>> decode_record_list(ByteView in, size_t* consumed) {
   ByteReader r(in);
   uint64_t n = 0;
   QUIRE_RETURN_IF_ERROR(r.get_varint64(&n));
@@ -34,30 +37,27 @@ Result<std::vector<Record>> decode_records(ByteView in) {
     pos += d.size;
     out.push_back(std::move(d.record));
   }
-  if (pos != in.size()) return corruption("trailing bytes after the records");
+  *consumed = pos;
   return out;
+}
+}  // namespace
+
+Result<std::vector<Record>> decode_records(ByteView in) {
+  size_t consumed = 0;
+  auto records = decode_record_list(in, &consumed);
+  if (records.is_ok() && consumed != in.size()) return corruption("trailing bytes after the records");
+  return records;
 }
 
 namespace {
 // A chunk is encode_records() followed by the through LSN.
 Result<LogChunk> decode_chunk(ByteView in) {
-  // The records are self-delimiting; the through LSN is the trailing varint.
-  ByteReader r(in);
-  uint64_t n = 0;
-  QUIRE_RETURN_IF_ERROR(r.get_varint64(&n));
-  if (n > kRecordsMax) return Status(Code::kCorruption, "too many records in a message").with("count", n);
+  size_t consumed = 0;
+  auto records = decode_record_list(in, &consumed);
+  if (!records.is_ok()) return records.status();
   LogChunk chunk;
-  size_t pos = r.position();
-  for (uint64_t i = 0; i < n; ++i) {
-    DecodedRecord d = decode_record(in.subspan(pos));
-    if (d.outcome != DecodeOutcome::kOk) {
-      Status err = d.outcome == DecodeOutcome::kTruncated ? corruption("record cut short in a message") : d.error;
-      return std::move(err).with("index", i);
-    }
-    pos += d.size;
-    chunk.records.push_back(std::move(d.record));
-  }
-  ByteReader tail(in.subspan(pos));
+  chunk.records = std::move(records).value();
+  ByteReader tail(in.subspan(consumed));
   QUIRE_RETURN_IF_ERROR(tail.get_varint64(&chunk.through.value));
   if (!tail.at_end()) return corruption("trailing bytes after a log chunk");
   return chunk;

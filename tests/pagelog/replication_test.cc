@@ -8,15 +8,12 @@
 
 #include <gtest/gtest.h>
 
-#include "runtime/sim/sim_world.h"
+#include "support/sim_node.h"
 
 namespace quire {
 namespace {
 
-class IdleApp : public NodeApp {
- public:
-  void start() override {}
-};
+using testing_support::IdleApp;
 
 constexpr int kPages = 5;
 

@@ -2,15 +2,12 @@
 
 #include <gtest/gtest.h>
 
-#include "runtime/sim/sim_world.h"
+#include "support/sim_node.h"
 
 namespace quire {
 namespace {
 
-class IdleApp : public NodeApp {
- public:
-  void start() override {}
-};
+using testing_support::IdleApp;
 
 // A simulated node holding a SegmentStore, with helpers to run test coroutines on it and
 // to crash and reopen it.
@@ -27,14 +24,7 @@ class StoreTest : public ::testing::Test {
 
   template <typename F>
   void run(F body) {
-    bool done = false;
-    auto wrap = [](F b, bool& d) -> Task<void> {
-      co_await b();
-      d = true;
-    };
-    env().executor().spawn("test", wrap(std::move(body), done));
-    world_.run_until([&] { return done; }, world_.now() + 600s);
-    ASSERT_TRUE(done);
+    ASSERT_TRUE(testing_support::run_in_node(world_, env(), std::move(body)));
   }
 
   void open(SegmentStoreOptions options = {}) {
