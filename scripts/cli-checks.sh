@@ -7,15 +7,8 @@
 set -uo pipefail
 quire="$1"
 other="${2:-}"
-pass=0
-fail=0
-check() {  # check NAME CONDITION...
-  local name="$1"
-  shift
-  if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $name"; fi
-}
+source "$(dirname "$0")/check-lib.sh"
 trace_of() { "$quire" sim selftest --seed "$1" | grep -o 'trace=0x[0-9a-f]\{16\}'; }
-exit_of() { "$@" >/dev/null 2>&1; echo $?; }
 
 t1=$(trace_of 1)
 t1b=$(trace_of 1)

@@ -6,14 +6,7 @@
 # Usage: scripts/pageserver-checks.sh PATH_TO_QUIRE
 set -uo pipefail
 quire="$1"
-pass=0
-fail=0
-check() {  # check NAME CONDITION...
-  local name="$1"
-  shift
-  if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $name"; fi
-}
-exit_of() { "$@" >/dev/null 2>&1; echo $?; }
+source "$(dirname "$0")/check-lib.sh"
 
 tmp=$(mktemp -d)
 pids=()

@@ -342,24 +342,22 @@ Task<Status> PageServerClient::append(const std::vector<Record>& records, Term t
   co_return r.status();
 }
 
-Task<Result<LogChunk>> PageServerClient::read_log(Lsn from, size_t max_bytes, Deadline deadline) {
+Task<Result<LogChunk>> PageServerClient::chunk_call(PageOp op, Lsn lsn, size_t max_bytes, Deadline deadline) {
   Bytes b;
   ByteWriter w(b);
-  w.put_varint64(from.value);
+  w.put_varint64(lsn.value);
   w.put_varint64(max_bytes);
-  auto r = co_await rpc_.call(static_cast<uint8_t>(PageOp::kReadLog), 0, std::move(b), deadline);
+  auto r = co_await rpc_.call(static_cast<uint8_t>(op), 0, std::move(b), deadline);
   if (!r.is_ok()) co_return r.status();
   co_return decode_chunk(*r);
 }
 
+Task<Result<LogChunk>> PageServerClient::read_log(Lsn from, size_t max_bytes, Deadline deadline) {
+  return chunk_call(PageOp::kReadLog, from, max_bytes, deadline);
+}
+
 Task<Result<LogChunk>> PageServerClient::scan(Lsn after, size_t max_bytes, Deadline deadline) {
-  Bytes b;
-  ByteWriter w(b);
-  w.put_varint64(after.value);
-  w.put_varint64(max_bytes);
-  auto r = co_await rpc_.call(static_cast<uint8_t>(PageOp::kScan), 0, std::move(b), deadline);
-  if (!r.is_ok()) co_return r.status();
-  co_return decode_chunk(*r);
+  return chunk_call(PageOp::kScan, after, max_bytes, deadline);
 }
 
 Task<Result<std::vector<Record>>> PageServerClient::get_page(TableId table, PageId page, Lsn as_of, Deadline deadline) {

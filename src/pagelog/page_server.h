@@ -128,6 +128,9 @@ class PageServerClient {
   void disconnect() { rpc_.disconnect(); }
 
  private:
+  // read_log and scan: (lsn, max_bytes) in, a log chunk out.
+  Task<Result<LogChunk>> chunk_call(PageOp op, Lsn lsn, size_t max_bytes, Deadline deadline);
+
   RpcClient rpc_;
 };
 
