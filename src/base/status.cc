@@ -37,6 +37,7 @@ std::string_view code_name(Code code) {
     case Code::kDeadlineExceeded: return "DeadlineExceeded";
     case Code::kNotYetMaterialized: return "NotYetMaterialized";
     case Code::kDiscarded: return "Discarded";
+    case Code::kKeyExhausted: return "KeyExhausted";
   }
   return "Unknown";
 }

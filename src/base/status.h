@@ -41,9 +41,10 @@ enum class Code : uint8_t {
   kDeadlineExceeded = 16, // retriable: a wait outlived its deadline
   kNotYetMaterialized = 17,  // retriable: the server has not reached that LSN yet
   kDiscarded = 18,        // the page was tombstoned
+  kKeyExhausted = 19,     // a key reached its use limit; a new key version is needed
 };
 
-inline constexpr int kCodeCount = 19;
+inline constexpr int kCodeCount = 20;
 
 // "InvalidArgument", "Corruption", ... ; "Unknown" for a value outside the enum (for
 // example a code received from a newer peer).

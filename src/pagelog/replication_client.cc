@@ -166,6 +166,10 @@ Task<Status> ReplicationClient::seal(Deadline deadline) {
 }
 
 Task<Status> ReplicationClient::abandon_after(Lsn lsn, Deadline deadline) {
+  // Stop re-sending earlier writes first: a late copy of an abandoned record must not land
+  // after the abandon marker. Durable records a server still lacks come from its peers.
+  for (TaskId t : shared_->tasks) env_.executor().cancel(t);
+  shared_->tasks.clear();
   Term term = options_.term;
   auto op = [lsn, term, deadline](PageServerClient& c) { return c.abandon_after(lsn, term, deadline); };
   Status st = co_await to_quorum(op, deadline);

@@ -51,6 +51,8 @@ class ReplicationClient {
   Task<Result<Record>> latest_checkpoint(Deadline deadline);
   // To every server; OK once W did it.
   Task<Status> seal(Deadline deadline);
+  // Also stops re-sending every earlier write (so no late copy of an abandoned record
+  // lands after the marker): call it only when no write is waiting for its quorum.
   Task<Status> abandon_after(Lsn lsn, Deadline deadline);
   Task<Status> set_retention(Lsn lsn, Deadline deadline);
 

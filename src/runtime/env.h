@@ -99,6 +99,9 @@ class Net {
 struct OpenOptions {
   bool create = false;     // create the file when missing
   bool exclusive = false;  // with create: fail with InvalidArgument when it exists
+  // Permission bits of a file this call creates (the real world applies the umask);
+  // ignored for a file that exists. Secrets ask for 0600.
+  uint32_t mode = 0644;
 };
 
 // An open file. Paths are relative to the node's data directory. Nothing written is
@@ -136,6 +139,9 @@ class Disk {
   virtual Task<Result<std::vector<std::string>>> list(std::string dir) = 0;
   virtual Task<Status> sync_dir(std::string dir) = 0;
   virtual Task<Result<bool>> exists(std::string path) = 0;
+  // The permission bits (mode & 0777) of the file or directory; NotFound when missing.
+  // Lets code that keeps secrets refuse a file others can read.
+  virtual Task<Result<uint32_t>> permissions(std::string path) = 0;
 };
 
 // A node's whole view of the world.
@@ -157,6 +163,11 @@ class Env : public LogContext {
   // the process with kExitRestart for its supervisor; it never returns to a caller that
   // could keep using the lost state, so callers stop their work right after it.
   virtual void request_restart(const Status& why) = 0;
+  // The process dies here, like an assertion: only policy `abort` (which reproduces the
+  // report's crash for the chaos suite) calls it. A real process logs and aborts; the
+  // simulated world records the abort, crashes the node and keeps it down, so a run can
+  // report it as a violation.
+  virtual void abort_process(const Status& why) = 0;
 
   int64_t log_wall_time_ns() const override;
   std::string_view log_task_name() const override;

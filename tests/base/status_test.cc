@@ -123,6 +123,7 @@ TEST(Status, CodeNameCoversEveryCode) {
   EXPECT_EQ(names.size(), static_cast<size_t>(kCodeCount)) << "names must be distinct";
   EXPECT_EQ(code_name(Code::kOk), "OK");
   EXPECT_EQ(code_name(Code::kCorruption), "Corruption");
+  EXPECT_EQ(code_name(Code::kKeyExhausted), "KeyExhausted");
   EXPECT_EQ(code_name(static_cast<Code>(kCodeCount)), "Unknown");
   EXPECT_EQ(code_name(static_cast<Code>(200)), "Unknown");
 }

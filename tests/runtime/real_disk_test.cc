@@ -157,6 +157,34 @@ TEST_F(RealDiskTest, OpenReportsMissingAndExistingFiles) {
   EXPECT_EQ(run(disk.open("missing-dir/file", {.create = true})).code(), Code::kNotFound);
 }
 
+TEST_F(RealDiskTest, PermissionsReportTheModeAFileWasCreatedWith) {
+  // The kernel clears the umask's bits from a new file's mode; pin it to the usual 022 so
+  // the expected bits do not depend on who runs the test.
+  mode_t old_mask = ::umask(022);
+  ASSERT_NE(open("secret", {.create = true, .mode = 0600}), nullptr);
+  ASSERT_NE(open("plain", {.create = true}), nullptr);
+  ::umask(old_mask);
+
+  struct stat st;
+  ASSERT_EQ(::stat((dir.path() + "/secret").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  Result<uint32_t> secret = run(disk.permissions("secret"));
+  ASSERT_TRUE(secret.is_ok()) << secret.status().to_string();
+  EXPECT_EQ(*secret, 0600u);
+  EXPECT_EQ(*run(disk.permissions("plain")), 0644u);
+
+  ASSERT_EQ(::chmod((dir.path() + "/secret").c_str(), 0640), 0);
+  EXPECT_EQ(*run(disk.permissions("secret")), 0640u);
+  // Opening an existing file never changes its bits.
+  ASSERT_NE(open("secret", {.create = true, .mode = 0600}), nullptr);
+  EXPECT_EQ(*run(disk.permissions("secret")), 0640u);
+
+  Result<uint32_t> missing = run(disk.permissions("nope"));
+  EXPECT_EQ(missing.code(), Code::kNotFound);
+  EXPECT_NE(missing.status().message().find("nope"), std::string::npos);
+  EXPECT_EQ(run(disk.permissions("../etc")).code(), Code::kInvalidArgument);
+}
+
 TEST_F(RealDiskTest, RejectsPathsThatLeaveTheDataDirectory) {
   for (const char* bad : {"/etc/passwd", "..", "../x", "a/../../x", "a/..", "/"}) {
     EXPECT_EQ(run(disk.open(bad, {.create = true})).code(), Code::kInvalidArgument) << bad;

@@ -189,6 +189,9 @@ Task<Status> PosixDisk::sync_dir(std::string dir) {
 Task<Result<bool>> PosixDisk::exists(std::string path) {
   return deferred([this, path] { return exists_now(path); });
 }
+Task<Result<uint32_t>> PosixDisk::permissions(std::string path) {
+  return deferred([this, path] { return permissions_now(path); });
+}
 
 Result<std::unique_ptr<File>> PosixDisk::open_now(const std::string& path, OpenOptions options) {
   Result<std::string> full = resolve(path, /*allow_root=*/false);
@@ -198,7 +201,7 @@ Result<std::unique_ptr<File>> PosixDisk::open_now(const std::string& path, OpenO
   if (options.create && options.exclusive) flags |= O_EXCL;
   int fd;
   do {
-    fd = ::open(full->c_str(), flags, 0644);
+    fd = ::open(full->c_str(), flags, static_cast<mode_t>(options.mode & 0777));
   } while (fd < 0 && errno == EINTR);
   if (fd < 0) {
     if (errno == EEXIST && options.create && options.exclusive) {
@@ -302,6 +305,14 @@ Result<bool> PosixDisk::exists_now(const std::string& path) {
   if (::stat(full->c_str(), &st) == 0) return true;
   if (errno == ENOENT || errno == ENOTDIR) return false;
   return posix_error("stat", *full, errno);
+}
+
+Result<uint32_t> PosixDisk::permissions_now(const std::string& path) {
+  Result<std::string> full = resolve(path, /*allow_root=*/true);
+  if (!full.is_ok()) return full.status();
+  struct stat st;
+  if (::stat(full->c_str(), &st) != 0) return posix_error("stat", *full, errno);
+  return static_cast<uint32_t>(st.st_mode & 0777);
 }
 
 }  // namespace quire

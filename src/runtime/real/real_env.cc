@@ -1,5 +1,7 @@
 #include "runtime/real/real_env.h"
 
+#include <cstdio>
+#include <cstdlib>
 #include <utility>
 
 namespace quire {
@@ -32,6 +34,12 @@ void RealEnv::request_restart(const Status& why) {
     restart_reason_ = why.is_ok() ? Status(Code::kIo, "restart requested without a reason") : why;
   }
   loop_.stop();
+}
+
+void RealEnv::abort_process(const Status& why) {
+  log_.error("runtime", kLogAbort, "aborting the process", {{"node", node_name_}, {"reason", why}});
+  std::fflush(nullptr);
+  std::abort();
 }
 
 }  // namespace quire

@@ -25,6 +25,7 @@ class RealEnv : public Env {
  public:
   // Log id of the line request_restart() writes.
   static constexpr uint32_t kLogRestartRequested = 10001;
+  static constexpr uint32_t kLogAbort = 10002;
 
   // `node` must not be kWorldNode. `sink` may be null (no logging) and must outlive this.
   RealEnv(RealLoop& loop, NodeId node, std::string node_name, std::string data_dir, LogSink* sink,
@@ -45,6 +46,7 @@ class RealEnv : public Env {
   // Logs the reason, remembers the first one, and stops the loop so main() can exit with
   // kExitRestart.
   void request_restart(const Status& why) override;
+  void abort_process(const Status& why) override;
 
   // The first reason given to request_restart(), or OK.
   const Status& restart_requested() const { return restart_reason_; }

@@ -165,7 +165,7 @@ class SimDisk : public Disk {
     } else {
       if (!options.create) co_return not_found(fmt::format("open {}: no such file", path));
       if (!dir_exists(parent_dir(path))) co_return not_found(fmt::format("open {}: no such directory", path));
-      ino = store_.new_inode();
+      ino = store_.new_inode(options.mode);
       store_.record_ns({SimDiskStore::NsOp::kCreate, path, {}, ino});
     }
     co_return std::unique_ptr<File>(std::make_unique<SimFile>(store_, exec_, ino, path));
@@ -245,6 +245,19 @@ class SimDisk : public Disk {
     co_return ns.files.count(path) > 0 || ns.dirs.count(path) > 0;
   }
 
+  Task<Result<uint32_t>> permissions(std::string path) override {
+    QUIRE_CO_RETURN_IF_ERROR(check_path(path));
+    QUIRE_CO_RETURN_IF_ERROR(co_await delay());
+    auto& ns = store_.current_ns();
+    // Directories carry no inode here; they read as mkdir's usual 0755.
+    if (ns.dirs.count(path) > 0) co_return uint32_t{0755};
+    auto it = ns.files.find(path);
+    if (it == ns.files.end()) co_return not_found(fmt::format("stat {}: no such file", path));
+    SimDiskStore::Inode* ino = store_.inode(it->second);
+    if (ino == nullptr) co_return io_error(fmt::format("stat {}: file is gone", path));
+    co_return ino->mode;
+  }
+
  private:
   bool dir_exists(const std::string& d) { return d.empty() || store_.current_ns().dirs.count(d) > 0; }
   Task<Status> delay() {
@@ -268,9 +281,9 @@ SimDiskStore::Inode* SimDiskStore::inode(uint64_t id) {
   return it == inodes_.end() ? nullptr : &it->second;
 }
 
-uint64_t SimDiskStore::new_inode() {
+uint64_t SimDiskStore::new_inode(uint32_t mode) {
   uint64_t id = next_inode_++;
-  inodes_[id];
+  inodes_[id].mode = mode & 0777;
   return id;
 }
 
@@ -404,7 +417,10 @@ void SimDiskStore::wipe() {
 
 SimDiskStore::Snapshot SimDiskStore::snapshot() const {
   Snapshot s;
-  for (const auto& [p, id] : durable_.files) s.files[p] = inodes_.at(id).durable;
+  for (const auto& [p, id] : durable_.files) {
+    s.files[p] = inodes_.at(id).durable;
+    s.modes[p] = inodes_.at(id).mode;
+  }
   s.dirs = durable_.dirs;
   return s;
 }
@@ -413,7 +429,8 @@ void SimDiskStore::restore(const Snapshot& s) {
   wipe();
   durable_.dirs = s.dirs;
   for (const auto& [p, bytes] : s.files) {
-    uint64_t id = new_inode();
+    auto mode = s.modes.find(p);
+    uint64_t id = new_inode(mode == s.modes.end() ? 0644 : mode->second);
     inodes_[id].durable = bytes;
     inodes_[id].current = bytes;
     durable_.files[p] = id;
@@ -437,6 +454,13 @@ bool SimDiskStore::flip_bit(const std::string& path, uint64_t offset, int bit) {
   }
   if (flipped) stats_.bits_flipped++;
   return flipped;
+}
+
+bool SimDiskStore::set_permissions(const std::string& path, uint32_t mode) {
+  auto it = current_.files.find(path);
+  if (it == current_.files.end()) return false;
+  inodes_.at(it->second).mode = mode & 0777;
+  return true;
 }
 
 std::optional<Bytes> SimDiskStore::durable_content(const std::string& path) const {

@@ -9,6 +9,9 @@
 // write) and the size is one the file really had. A failed fsync resolves the file's
 // unsynced writes the same random way into the durable image while reads keep seeing the
 // volatile view, as Linux does after a writeback error.
+//
+// Permission bits belong to the file (its inode): set at creation from OpenOptions, kept
+// across a rename, and lasting as long as the file does, crashes included.
 #pragma once
 
 #include <cstdint>
@@ -57,6 +60,7 @@ class SimDiskStore {
   struct Snapshot {
     std::map<std::string, Bytes> files;
     std::set<std::string> dirs;
+    std::map<std::string, uint32_t> modes;  // per file; a file missing here gets 0644
   };
 
   SimDiskStore(uint64_t seed, std::string name);
@@ -78,6 +82,9 @@ class SimDiskStore {
   void restore(const Snapshot& s);
   // Flips one bit of the file's durable image and volatile view. False if out of range.
   bool flip_bit(const std::string& path, uint64_t offset, int bit);
+  // chmod by an operator, durable at once: sets the permission bits (mode & 0777) of the
+  // file the volatile namespace names. False when there is no such file.
+  bool set_permissions(const std::string& path, uint32_t mode);
 
   // Inspection for checkers and tests: no latency, no faults.
   std::optional<Bytes> durable_content(const std::string& path) const;
@@ -89,6 +96,7 @@ class SimDiskStore {
   struct Inode {
     Bytes durable;
     Bytes current;
+    uint32_t mode = 0644;  // permission bits
     struct Op {
       bool truncate = false;
       uint64_t offset = 0;  // for a truncate: the new size
@@ -111,7 +119,7 @@ class SimDiskStore {
   SimDiskStats& mutable_stats() { return stats_; }
   Inode* inode(uint64_t id);
   Namespace& current_ns() { return current_; }
-  uint64_t new_inode();
+  uint64_t new_inode(uint32_t mode);
   void record_ns(NsOp op);
   void sync_dir(const std::string& dir);
   void resolve_randomly(Inode& inode);

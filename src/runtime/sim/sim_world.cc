@@ -29,6 +29,7 @@ class SimWorld::NodeEnv : public Env {
   Disk& disk() override { return *disk_; }
   Logger& log() override { return logger_; }
   void request_restart(const Status& why) override { world_.on_restart_request(node_, why); }
+  void abort_process(const Status& why) override { world_.on_abort(node_, why); }
 
  private:
   // A restarted node draws new numbers: the incarnation is part of every stream's name.
@@ -139,6 +140,18 @@ void SimWorld::crash(NodeId node, UnsyncedOnCrash mode) {
   network_.node_down(node);
   s.disk.crash(mode);
   scheduler_.fold_trace(hash_fold(0xC4A54ull, (uint64_t{node} << 8) | static_cast<uint64_t>(mode)));
+}
+
+void SimWorld::on_abort(NodeId node, const Status& why) {
+  NodeSlot& s = slot(node);
+  aborts_.push_back(AbortRecord{node, now(), why.to_string()});
+  uint32_t inc = s.incarnation;
+  // Like on_restart_request, the crash runs outside the aborting task's stack; the node
+  // stays down, as a process that died would.
+  scheduler_.post(kWorldNode, [this, node, inc] {
+    if (slot(node).incarnation != inc || !slot(node).app) return;
+    crash(node, UnsyncedOnCrash::kLose);
+  });
 }
 
 void SimWorld::on_restart_request(NodeId node, const Status& why) {

@@ -61,6 +61,13 @@ class SimWorld {
   bool is_up(NodeId node) const;
   uint32_t incarnation(NodeId node) const;
   uint32_t restarts_requested(NodeId node) const;
+  // Nodes that called Env::abort_process (each stays down), in order.
+  struct AbortRecord {
+    NodeId node;
+    MonoTime at;
+    std::string why;
+  };
+  const std::vector<AbortRecord>& aborts() const { return aborts_; }
   const std::string& name(NodeId node) const;
   std::vector<NodeId> nodes() const;
   std::optional<NodeId> find(const std::string& name) const;
@@ -90,12 +97,14 @@ class SimWorld {
   NodeSlot& slot(NodeId node);
   const NodeSlot& slot(NodeId node) const;
   void on_restart_request(NodeId node, const Status& why);
+  void on_abort(NodeId node, const Status& why);
 
   uint64_t seed_;
   Options options_;
   Scheduler scheduler_;
   SimNetwork network_;
   std::vector<std::unique_ptr<NodeSlot>> nodes_;  // index = NodeId - 1
+  std::vector<AbortRecord> aborts_;
 };
 
 }  // namespace quire

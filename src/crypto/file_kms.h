@@ -1,0 +1,55 @@
+// FileKms: the embedded default KMS. The CMK versions live in one file on the compute
+// node's own disk (never on a page server), through the node's Disk seam.
+//
+// The file is created on first open with mode 0600 and one fresh CMK version. open()
+// refuses, with an error naming the file and the key id:
+//   - a file that is group- or world-accessible (InvalidArgument: "chmod 600 <file>"),
+//   - a file for another key id (InvalidArgument),
+//   - a malformed or damaged file (Corruption),
+//   - a missing file when create_if_missing is false (NotFound).
+//
+// File format (little-endian): magic "QCMK" | format version u8 | key id (length-prefixed)
+// | active version u32 | count u32 | count x {version u32, 32 key bytes} | CRC32C (masked)
+// of everything before it. Rotation and retirement write a new file (temp, sync, rename,
+// sync_dir), so a crash leaves the old file or the new one.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "crypto/kms.h"
+#include "runtime/env.h"
+
+namespace quire {
+
+struct FileKmsOptions {
+  std::string path = "cmk.key";  // relative to the node's data directory
+  std::string key_id = "quire-cmk";
+  bool create_if_missing = true;
+};
+
+class FileKms : public Kms {
+ public:
+  FileKms(Env& env, FileKmsOptions options);
+  ~FileKms() override;
+
+  // Loads (or creates) the file. Every other call returns Unavailable before it.
+  Task<Status> open();
+
+  const std::string& key_id() const override { return options_.key_id; }
+  Task<Result<uint32_t>> active_version() override;
+  Task<Result<WrappedKey>> wrap(Bytes context, SecretKey key) override;
+  Task<Result<SecretKey>> unwrap(Bytes context, WrappedKey wrapped) override;
+  Task<Result<uint32_t>> rotate() override;
+  Task<Status> retire(uint32_t version) override;
+  Task<Result<std::vector<uint32_t>>> versions() override;
+
+ private:
+  struct State;
+  Env& env_;
+  FileKmsOptions options_;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace quire

@@ -1,0 +1,192 @@
+#include "engine/btree_page.h"
+
+#include <algorithm>
+#include <cstring>
+#include <string_view>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "base/assert.h"
+#include "base/crc32c.h"
+
+namespace quire {
+
+namespace {
+
+constexpr size_t kCountOffset = 8;
+constexpr size_t kCrcOffset = 12;
+
+// The fewest bytes an entry can take (empty key and value): lets the decoder bound what a
+// corrupt count makes it reserve by the bytes actually present.
+constexpr size_t kLeafEntryBytesMin = 1 + 1 + 8;
+constexpr size_t kInternalEntryBytesMin = 1 + 8 + 8;
+
+std::string_view as_string_view(ByteView b) {
+  return std::string_view(reinterpret_cast<const char*>(b.data()), b.size());
+}
+
+ByteView as_bytes(std::string_view s) {
+  return ByteView(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+}
+
+size_t length_prefixed_size(size_t n) {
+  return varint_length(n) + n;
+}
+
+// Masked CRC32C of the page with its CRC field read as zero.
+uint32_t page_crc(ByteView page) {
+  static constexpr uint8_t kZeros[4] = {};
+  uint32_t crc = crc32c::extend(0, page.data(), kCrcOffset);
+  crc = crc32c::extend(crc, kZeros, sizeof(kZeros));
+  crc =
+      crc32c::extend(crc, page.data() + kBtreePageHeaderBytes, page.size() - kBtreePageHeaderBytes);
+  return crc32c::mask(crc);
+}
+
+// The structure the format requires of any node, shared by the encoder (where a violation
+// is a bug in the caller) and the decoder (where it is corruption). Empty when valid.
+const char* structure_error(const BtreeNode& node) {
+  if (node.is_leaf()) {
+    if (!node.children.empty()) return "leaf with children";
+    for (size_t i = 1; i < node.entries.size(); i++) {
+      if (!(node.entries[i - 1].key < node.entries[i].key)) {
+        return "leaf keys not strictly increasing";
+      }
+    }
+    return nullptr;
+  }
+  if (!node.entries.empty()) return "internal page with leaf entries";
+  if (node.children.empty()) return "internal page without children";
+  if (!node.children.front().first_key.empty()) return "internal page's first key not empty";
+  for (size_t i = 1; i < node.children.size(); i++) {
+    if (!(node.children[i - 1].first_key < node.children[i].first_key)) {
+      return "internal keys not strictly increasing";
+    }
+  }
+  return nullptr;
+}
+
+Status decode_leaf_entries(ByteReader& r, uint32_t count, BtreeNode* node) {
+  node->entries.reserve(std::min<size_t>(count, r.remaining() / kLeafEntryBytesMin));
+  for (uint32_t i = 0; i < count; i++) {
+    ByteView key, value;
+    uint64_t ts = 0;
+    Status s = r.get_length_prefixed(&key);
+    if (s.is_ok()) s = r.get_length_prefixed(&value);
+    if (s.is_ok()) s = r.get_fixed64(&ts);
+    if (!s.is_ok()) return std::move(s).with("entry", i);
+    node->entries.push_back(LeafEntry{std::string(as_string_view(key)),
+                                      std::string(as_string_view(value)), Timestamp(ts)});
+  }
+  return Status::ok();
+}
+
+Status decode_internal_entries(ByteReader& r, uint32_t count, BtreeNode* node) {
+  node->children.reserve(std::min<size_t>(count, r.remaining() / kInternalEntryBytesMin));
+  for (uint32_t i = 0; i < count; i++) {
+    ByteView key;
+    uint64_t page = 0, lsn = 0;
+    Status s = r.get_length_prefixed(&key);
+    if (s.is_ok()) s = r.get_fixed64(&page);
+    if (s.is_ok()) s = r.get_fixed64(&lsn);
+    if (!s.is_ok()) return std::move(s).with("entry", i);
+    node->children.push_back(ChildRef{std::string(as_string_view(key)), PageId(page), Lsn(lsn)});
+  }
+  return Status::ok();
+}
+
+Status decode_into(ByteView page, BtreeNode* node) {
+  if (page.size() < kBtreePageHeaderBytes) {
+    return corruption("truncated btree page header").with("bytes", page.size());
+  }
+  if (decode_fixed32(page.data()) != kBtreePageMagic) return corruption("bad btree page magic");
+  const uint8_t version = page[4];
+  if (version != kBtreePageFormatVersion) {
+    return Status(version > kBtreePageFormatVersion ? Code::kVersionTooNew : Code::kCorruption,
+                  fmt::format("btree page format version {} (this build reads {})", version,
+                              kBtreePageFormatVersion))
+        .with("version", version);
+  }
+  const uint8_t type = page[5];
+  if (type != static_cast<uint8_t>(BtreePageType::kLeaf) &&
+      type != static_cast<uint8_t>(BtreePageType::kInternal)) {
+    return corruption("unknown btree page type").with("type", type);
+  }
+  if (decode_fixed16(page.data() + 6) != 0) return corruption("btree page reserved field not zero");
+  const uint32_t count = decode_fixed32(page.data() + kCountOffset);
+  if (count > kBtreePageEntriesMax) {
+    return corruption("btree page entry count out of bounds").with("count", count);
+  }
+  // Checked before the entries are parsed, so nothing below sees bytes the writer did not
+  // produce unless the CRC collides.
+  if (page_crc(page) != decode_fixed32(page.data() + kCrcOffset)) {
+    return corruption("btree page checksum mismatch").with("bytes", page.size());
+  }
+
+  node->type = static_cast<BtreePageType>(type);
+  ByteReader r(page.subspan(kBtreePageHeaderBytes));
+  QUIRE_RETURN_IF_ERROR(node->is_leaf() ? decode_leaf_entries(r, count, node)
+                                        : decode_internal_entries(r, count, node));
+  if (!r.at_end()) {
+    return corruption("trailing bytes after btree page entries").with("bytes", r.remaining());
+  }
+  if (const char* error = structure_error(*node)) return corruption(error);
+  // ByteReader accepts overlong varints; refusing them keeps one encoding per node, so a
+  // page that decodes is exactly the page its node encodes to.
+  if (node->encoded_size() != page.size()) {
+    return corruption("btree page lengths not minimally encoded");
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+size_t BtreeNode::encoded_size() const {
+  size_t n = kBtreePageHeaderBytes;
+  for (const LeafEntry& e : entries) {
+    n += length_prefixed_size(e.key.size()) + length_prefixed_size(e.value.size()) + 8;
+  }
+  for (const ChildRef& c : children) n += length_prefixed_size(c.first_key.size()) + 8 + 8;
+  return n;
+}
+
+Bytes encode_btree_node(const BtreeNode& node) {
+  QUIRE_ASSERT(node.type == BtreePageType::kLeaf || node.type == BtreePageType::kInternal);
+  const char* error = structure_error(node);
+  QUIRE_ASSERT_MSG(error == nullptr, error);
+  const size_t count = node.is_leaf() ? node.entries.size() : node.children.size();
+  QUIRE_ASSERT(count <= kBtreePageEntriesMax);
+
+  Bytes out;
+  out.reserve(node.encoded_size());
+  ByteWriter w(out);
+  w.put_fixed32(kBtreePageMagic);
+  w.put_u8(kBtreePageFormatVersion);
+  w.put_u8(static_cast<uint8_t>(node.type));
+  w.put_fixed16(0);
+  w.put_fixed32(static_cast<uint32_t>(count));
+  w.put_fixed32(0);  // the CRC, patched below once the body is written
+  for (const LeafEntry& e : node.entries) {
+    w.put_string(e.key);
+    w.put_length_prefixed(as_bytes(e.value));
+    w.put_fixed64(e.ts.value);
+  }
+  for (const ChildRef& c : node.children) {
+    w.put_string(c.first_key);
+    w.put_fixed64(c.page.value);
+    w.put_fixed64(c.lsn.value);
+  }
+  QUIRE_ASSERT(out.size() == node.encoded_size());
+  encode_fixed32(out.data() + kCrcOffset, page_crc(out));
+  return out;
+}
+
+Result<BtreeNode> decode_btree_node(ByteView page) {
+  BtreeNode node;
+  Status s = decode_into(page, &node);
+  if (!s.is_ok()) return std::move(s).at("btree_page");
+  return node;
+}
+
+}  // namespace quire

@@ -1,0 +1,747 @@
+#include "engine/engine.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "base/crc32c.h"
+#include "crypto/keystore_page.h"
+
+namespace quire {
+
+namespace {
+constexpr const char* kComponent = "engine";
+// A scan restarts when a checkpoint switched the stable state under it; after this many
+// restarts it gives up with Busy.
+constexpr int kScanRestartsMax = 8;
+
+bool is_retriable_code(Code c) { return code_is_retriable(c) || c == Code::kCancelled; }
+
+PickupOutcome outcome_for(const Status& st) {
+  switch (st.code()) {
+    case Code::kVersionTooNew: return PickupOutcome::kVersionTooNew;
+    case Code::kKeystoreConflict: return PickupOutcome::kKeystoreConflict;
+    case Code::kBusy: return PickupOutcome::kBusy;
+    default: break;
+  }
+  if (is_retriable_code(st.code())) return PickupOutcome::kUnavailable;
+  return PickupOutcome::kCorrupt;
+}
+}  // namespace
+
+std::string_view checkpoint_step_name(CheckpointStep s) {
+  switch (s) {
+    case CheckpointStep::kPages: return "pages";
+    case CheckpointStep::kKeystorePage: return "keystore_page";
+    case CheckpointStep::kMetadataPage: return "metadata_page";
+    case CheckpointStep::kCompletion: return "completion";
+  }
+  return "unknown";
+}
+
+std::string_view pickup_policy_name(PickupPolicy p) {
+  switch (p) {
+    case PickupPolicy::kAccept: return "accept";
+    case PickupPolicy::kSkip: return "skip";
+    case PickupPolicy::kResync: return "resync";
+    case PickupPolicy::kAbort: return "abort";
+  }
+  return "unknown";
+}
+
+Result<PickupPolicy> parse_pickup_policy(std::string_view name) {
+  for (PickupPolicy p : {PickupPolicy::kAccept, PickupPolicy::kSkip, PickupPolicy::kResync, PickupPolicy::kAbort}) {
+    if (pickup_policy_name(p) == name) return p;
+  }
+  return invalid_argument(fmt::format("unknown policy '{}' (valid: accept, skip, resync, abort)", name));
+}
+
+std::string_view pickup_outcome_name(PickupOutcome o) {
+  switch (o) {
+    case PickupOutcome::kInstalled: return "Installed";
+    case PickupOutcome::kAlreadyInstalled: return "AlreadyInstalled";
+    case PickupOutcome::kOlder: return "Older";
+    case PickupOutcome::kStaleKeystore: return "StaleKeystore";
+    case PickupOutcome::kKeystoreAhead: return "KeystoreAhead";
+    case PickupOutcome::kKeystoreConflict: return "KeystoreConflict";
+    case PickupOutcome::kCorrupt: return "Corrupt";
+    case PickupOutcome::kUnavailable: return "Unavailable";
+    case PickupOutcome::kVersionTooNew: return "VersionTooNew";
+    case PickupOutcome::kBusy: return "Busy";
+  }
+  return "Unknown";
+}
+
+Engine::Engine(Env& env, ReplicationClient& client, Kms& kms, EngineOptions options)
+    : env_(env),
+      client_(client),
+      kms_(kms),
+      options_(std::move(options)),
+      random_(env.random_stream("engine")),
+      keystore_(options_.cluster_id),
+      cache_(options_.cache_bytes),
+      checkpoint_mu_(env.executor().scheduler()) {}
+
+Engine::~Engine() = default;
+
+PageSource Engine::page_source() {
+  return PageSource{env_.executor(), client_, ring_, cache_, options_.io_timeout, options_.encrypt};
+}
+
+Engine::Table& Engine::table(TableId id) {
+  auto it = tables_.find(id);
+  if (it == tables_.end()) {
+    it = tables_.emplace(id, Table{}).first;
+    it->second.root.table = id;
+  }
+  return it->second;
+}
+
+std::vector<TableId> Engine::tables() const {
+  std::vector<TableId> out;
+  for (const auto& [id, t] : tables_) out.push_back(id);
+  return out;
+}
+
+size_t Engine::ingest_bytes() const {
+  size_t n = 0;
+  for (const auto& [id, t] : tables_) n += t.ingest.bytes();
+  return n;
+}
+
+void Engine::clear_ingest() {
+  for (auto& [id, t] : tables_) t.ingest.clear();
+}
+
+// ---- Keys ---------------------------------------------------------------------------
+
+Task<Status> Engine::apply_keystore_change(KeystoreChange change) {
+  QUIRE_CO_RETURN_IF_ERROR(keystore_.apply(change));
+  co_return co_await ring_.sync(kms_, keystore_);
+}
+
+// Applies changes made against a draft to the node's keystore. They were all checked on
+// the draft, which started equal to the keystore, so they apply here too.
+Task<Result<std::vector<KeystoreChange>>> Engine::apply_all(std::vector<KeystoreChange> changes) {
+  for (const KeystoreChange& c : changes) {
+    Status st = keystore_.apply(c);
+    QUIRE_ASSERT(st.is_ok());
+  }
+  Status st = co_await ring_.sync(kms_, keystore_);
+  if (!st.is_ok()) {
+    // The keystore moved on; the ring catches up on the next sync. Report it, but the
+    // changes stand (a keystore never goes back).
+    env_.log().warn(kComponent, 40001, "key ring could not unwrap new keys yet", {{"error", st}});
+  }
+  co_return changes;
+}
+
+Task<Result<std::vector<KeystoreChange>>> Engine::draft(Task<Result<std::vector<KeystoreChange>>> body) {
+  auto result = co_await std::move(body);
+  if (!result.is_ok()) ring_.forget_unknown(keystore_);
+  co_return result;
+}
+
+Task<Result<std::vector<KeystoreChange>>> Engine::bootstrap_keys(std::vector<TableId> tables) {
+  co_return co_await draft(bootstrap_draft(std::move(tables)));
+}
+
+Task<Result<std::vector<KeystoreChange>>> Engine::rotate_kek() { co_return co_await draft(rotate_kek_draft()); }
+
+Task<Result<std::vector<KeystoreChange>>> Engine::rotate_cmk() { co_return co_await draft(rotate_cmk_draft()); }
+
+Task<Result<std::vector<KeystoreChange>>> Engine::bootstrap_draft(std::vector<TableId> tables) {
+  if (keystore_.version() != 0) co_return invalid_argument("keystore already bootstrapped");
+  Keystore draft = keystore_;
+  std::vector<KeystoreChange> changes;
+  auto kek = co_await make_new_kek(kms_, *random_, draft);
+  if (!kek.is_ok()) co_return kek.status();
+  QUIRE_CO_RETURN_IF_ERROR(draft.apply(*kek));
+  changes.push_back(std::move(*kek));
+  KeystoreChange activate;
+  activate.type = KeystoreChangeType::kActivateKek;
+  activate.kek_version = draft.newest_kek_version();
+  QUIRE_CO_RETURN_IF_ERROR(draft.apply(activate));
+  changes.push_back(activate);
+  QUIRE_CO_RETURN_IF_ERROR(co_await ring_.sync(kms_, draft));
+  std::vector<uint64_t> ids{kLogTable.value};
+  for (TableId t : tables) ids.push_back(t.value);
+  for (uint64_t id : ids) {
+    auto dek = make_new_dek(ring_, *random_, draft, id);
+    if (!dek.is_ok()) co_return dek.status();
+    QUIRE_CO_RETURN_IF_ERROR(draft.apply(*dek));
+    changes.push_back(std::move(*dek));
+  }
+  co_return co_await apply_all(std::move(changes));
+}
+
+Task<Result<std::vector<KeystoreChange>>> Engine::add_table_key(TableId table) {
+  if (keystore_.newest_dek(table.value)) co_return std::vector<KeystoreChange>{};
+  Keystore draft = keystore_;
+  QUIRE_CO_RETURN_IF_ERROR(co_await ring_.sync(kms_, draft));
+  auto dek = make_new_dek(ring_, *random_, draft, table.value);
+  if (!dek.is_ok()) co_return dek.status();
+  std::vector<KeystoreChange> changes;
+  changes.push_back(std::move(*dek));
+  co_return co_await apply_all(std::move(changes));
+}
+
+Task<Result<std::vector<KeystoreChange>>> Engine::rotate_kek_draft() {
+  Keystore draft = keystore_;
+  std::vector<KeystoreChange> changes;
+  QUIRE_CO_RETURN_IF_ERROR(co_await ring_.sync(kms_, draft));
+  auto kek = co_await make_new_kek(kms_, *random_, draft);
+  if (!kek.is_ok()) co_return kek.status();
+  QUIRE_CO_RETURN_IF_ERROR(draft.apply(*kek));
+  const uint32_t version = kek->kek_version;
+  changes.push_back(std::move(*kek));
+  KeystoreChange activate;
+  activate.type = KeystoreChangeType::kActivateKek;
+  activate.kek_version = version;
+  QUIRE_CO_RETURN_IF_ERROR(draft.apply(activate));
+  changes.push_back(activate);
+  QUIRE_CO_RETURN_IF_ERROR(co_await ring_.sync(kms_, draft));
+  // Rewrap every DEK version still under an older KEK; its material does not change, so
+  // pages sealed under it stay readable.
+  std::vector<DekRef> to_rewrap;
+  for (const auto& [ref, dek] : draft.deks()) {
+    if (dek.kek_version != version) to_rewrap.push_back(ref);
+  }
+  for (const DekRef& ref : to_rewrap) {
+    auto ch = make_rewrap_dek(ring_, *random_, draft, ref);
+    if (!ch.is_ok()) co_return ch.status();
+    QUIRE_CO_RETURN_IF_ERROR(draft.apply(*ch));
+    changes.push_back(std::move(*ch));
+  }
+  for (const auto& [v, kek_entry] : draft.keks()) {
+    if (v == version || kek_entry.state != KekState::kLive) continue;
+    KeystoreChange retire;
+    retire.type = KeystoreChangeType::kRetireKek;
+    retire.kek_version = v;
+    QUIRE_CO_RETURN_IF_ERROR(draft.apply(retire));
+    changes.push_back(retire);
+  }
+  co_return co_await apply_all(std::move(changes));
+}
+
+Task<Result<std::vector<KeystoreChange>>> Engine::rotate_cmk_draft() {
+  QUIRE_CO_RETURN_IF_ERROR(co_await ring_.sync(kms_, keystore_));
+  auto cmk = co_await kms_.rotate();
+  if (!cmk.is_ok()) co_return cmk.status();
+  Keystore draft = keystore_;
+  std::vector<KeystoreChange> changes;
+  std::vector<uint32_t> keks;
+  for (const auto& [v, entry] : draft.keks()) {
+    if (entry.state != KekState::kDestroyed) keks.push_back(v);
+  }
+  for (uint32_t v : keks) {
+    auto ch = co_await make_rewrap_kek(kms_, ring_, draft, v);
+    if (!ch.is_ok()) co_return ch.status();
+    QUIRE_CO_RETURN_IF_ERROR(draft.apply(*ch));
+    changes.push_back(std::move(*ch));
+  }
+  env_.log().info(kComponent, 40002, "CMK rotated; KEKs rewrapped",
+                  {{"cmk_version", *cmk}, {"keks", keks.size()}});
+  co_return co_await apply_all(std::move(changes));
+}
+
+Status Engine::push_keystore(Timestamp ts) {
+  auto snapshot = std::make_shared<const Keystore>(keystore_);
+  return push_queue_.push(ts, std::move(snapshot));
+}
+
+// ---- Tables -------------------------------------------------------------------------
+
+Status Engine::apply_write(TableId id, std::string key, Timestamp ts, std::optional<std::string> value) {
+  if (id.value < kFirstUserTable) {
+    return Status(Code::kInvalidArgument, "table id is reserved").with("table", id.value);
+  }
+  if (ts <= checkpoint_ts_) {
+    return Status(Code::kInvalidArgument, "write at or below the installed checkpoint's timestamp")
+        .with("table", id.value)
+        .with("ts", ts.value)
+        .with("checkpoint_ts", checkpoint_ts_.value);
+  }
+  return table(id).ingest.put(std::move(key), ts, std::move(value));
+}
+
+Task<Result<std::optional<std::string>>> Engine::get(TableId id, std::string key, Timestamp read_ts) {
+  if (read_ts < checkpoint_ts_) {
+    co_return Status(Code::kOlder, "read below the oldest readable timestamp")
+        .at("get")
+        .with("read_ts", read_ts.value)
+        .with("oldest_ts", checkpoint_ts_.value);
+  }
+  auto it = tables_.find(id);
+  if (it == tables_.end()) co_return std::optional<std::string>();
+  if (const Version* v = it->second.ingest.get(key, read_ts)) co_return v->value;
+  PageSource source = page_source();
+  auto entry = co_await tree_get(source, it->second.root, std::move(key));
+  if (!entry.is_ok()) co_return entry.status();
+  if (!*entry) co_return std::optional<std::string>();
+  co_return std::optional<std::string>((*entry)->value);
+}
+
+Task<Result<std::vector<std::pair<std::string, std::string>>>> Engine::scan(TableId id, std::string lo,
+                                                                            std::string hi, Timestamp read_ts,
+                                                                            size_t limit) {
+  using Out = std::vector<std::pair<std::string, std::string>>;
+  if (read_ts < checkpoint_ts_) {
+    co_return Status(Code::kOlder, "scan below the oldest readable timestamp")
+        .at("scan")
+        .with("read_ts", read_ts.value)
+        .with("oldest_ts", checkpoint_ts_.value);
+  }
+  auto it = tables_.find(id);
+  if (it == tables_.end() || limit == 0) co_return Out{};
+  Table& t = it->second;
+  const size_t batch = std::min<size_t>(limit, 1024) + 64;
+  for (int attempt = 0; attempt < kScanRestartsMax; attempt++) {
+    const uint64_t generation = generation_;
+    PageSource source = page_source();
+    TreeCursor cursor(source, t.root);
+    Status st = co_await cursor.seek(lo);
+    if (!st.is_ok()) co_return st;
+    if (generation != generation_) continue;
+    std::vector<KeyVersion> ingest = t.ingest.scan(lo, hi, read_ts, batch);
+    size_t ii = 0;
+    Out out;
+    bool restarted = false;
+    auto in_range = [&](const std::string& k) { return hi.empty() || k < hi; };
+    while (out.size() < limit) {
+      if (ii == ingest.size() && ingest.size() == batch) {
+        // Refill ingest from just after the last key it returned.
+        std::string from = ingest.back().key;
+        from.push_back('\0');
+        ingest = t.ingest.scan(from, hi, read_ts, batch);
+        ii = 0;
+      }
+      const bool has_stable = cursor.valid() && in_range(cursor.entry().key);
+      const bool has_ingest = ii < ingest.size();
+      if (!has_stable && !has_ingest) break;
+      if (has_ingest && (!has_stable || ingest[ii].key <= cursor.entry().key)) {
+        const KeyVersion& kv = ingest[ii++];
+        if (has_stable && kv.key == cursor.entry().key) {
+          st = co_await cursor.next();  // ingest wins over the stable entry
+          if (!st.is_ok()) co_return st;
+          if (generation != generation_) {
+            restarted = true;
+            break;
+          }
+        }
+        if (kv.version.value) out.emplace_back(kv.key, *kv.version.value);
+        continue;
+      }
+      out.emplace_back(cursor.entry().key, cursor.entry().value);
+      st = co_await cursor.next();
+      if (!st.is_ok()) co_return st;
+      if (generation != generation_) {
+        restarted = true;
+        break;
+      }
+    }
+    if (!restarted) co_return out;
+  }
+  co_return busy("scan kept restarting under checkpoint switches").at("scan").with("table", id.value);
+}
+
+// ---- Checkpoint (leader) ------------------------------------------------------------
+
+Task<Status> Engine::write_step(RecordWriter& writer, CheckpointStep step, std::vector<Record> records) {
+  if (options_.before_checkpoint_step) options_.before_checkpoint_step(step);
+  Status st = co_await writer.write(std::move(records), env_.executor().deadline_after(options_.io_timeout));
+  if (st.is_ok()) co_return st;
+  // Leave the chain clean for the next checkpoint; if that fails too, the next write
+  // retries it (needs_recovery stays set).
+  Status rec = co_await writer.recover(env_.executor().deadline_after(options_.io_timeout));
+  env_.log().warn(kComponent, 40010, "checkpoint step failed; previous checkpoint stays the latest",
+                  {{"step", checkpoint_step_name(step)}, {"error", st}, {"recover", rec}});
+  co_return std::move(st).at(fmt::format("checkpoint:{}", checkpoint_step_name(step)));
+}
+
+Task<Result<CheckpointInfo>> Engine::checkpoint(RecordWriter& writer, Timestamp checkpoint_ts) {
+  Status locked = co_await checkpoint_mu_.lock(env_.executor().deadline_after(options_.io_timeout));
+  if (!locked.is_ok()) co_return busy("checkpoint lock held too long").at("checkpoint");
+  MutexGuard guard(checkpoint_mu_);
+  if (checkpoint_ts < checkpoint_ts_) {
+    co_return Status(Code::kInvalidArgument, "checkpoint timestamps never decrease")
+        .at("checkpoint")
+        .with("ts", checkpoint_ts.value)
+        .with("checkpoint_ts", checkpoint_ts_.value);
+  }
+  if (writer.needs_recovery()) {
+    QUIRE_CO_RETURN_IF_ERROR(co_await writer.recover(env_.executor().deadline_after(options_.io_timeout)));
+  }
+
+  // The keystore this checkpoint references: the newest pushed at or below its ts.
+  std::shared_ptr<const Keystore> ks = checkpoint_keystore_;
+  KeystoreRef ks_ref = checkpoint_keystore_ref_;
+  std::optional<PushEntry> selected = push_queue_.select(checkpoint_ts);
+  const bool write_keystore = selected && selected->keystore->version() > ks_ref.version;
+  if (write_keystore) {
+    ks = selected->keystore;
+  } else if (!ks && keystore_.version() == ks_ref.version && ks_ref.version > 0) {
+    // A leader that started from a checkpoint holding exactly its keystore version.
+    ks = std::make_shared<const Keystore>(keystore_);
+  }
+  if (options_.encrypt && !ks) {
+    co_return Status(Code::kInvalidArgument, "no keystore pushed at or below the checkpoint timestamp")
+        .at("checkpoint")
+        .with("ts", checkpoint_ts.value);
+  }
+
+  CheckpointInfo info;
+  info.checkpoint_ts = checkpoint_ts;
+  PageSource source = page_source();
+
+  // 1. Dirty pages, table by table.
+  std::vector<Record> page_records;
+  std::map<TableId, TableRoot> new_roots;
+  std::vector<std::pair<PageKey, std::shared_ptr<const BtreeNode>>> new_pages;
+  for (auto& [id, t] : tables_) {
+    std::vector<KeyVersion> changes = t.ingest.collect_through(checkpoint_ts);
+    if (changes.empty()) continue;
+    DataKey* dek = nullptr;
+    if (options_.encrypt) {
+      std::optional<DekRef> ref = ks->newest_dek(id.value);
+      if (ref) dek = ring_.find(*ref);
+      if (!dek) {
+        co_return Status(Code::kNotFound, "no data key for the table in the checkpoint's keystore")
+            .at("checkpoint")
+            .with("table", id.value)
+            .with("keystore_version", ks->version());
+      }
+    }
+    PageId largest = largest_page_id_;
+    TreeBuild build{id, dek, *random_, writer, largest, options_.shape, {}, {}, 0, 0};
+    auto root = co_await tree_apply(source, build, t.root, std::move(changes));
+    largest_page_id_ = std::max(largest_page_id_, largest);  // never reuse a page id
+    if (!root.is_ok()) co_return Status(root.status()).at("checkpoint:pages");
+    new_roots[id] = *root;
+    for (Record& r : build.records) {
+      info.bytes_written += r.payload.size();
+      if (r.type == RecordType::kPage) info.pages_written++;
+      page_records.push_back(std::move(r));
+    }
+    for (auto& p : build.new_pages) new_pages.push_back(std::move(p));
+  }
+  if (!page_records.empty()) {
+    QUIRE_CO_RETURN_IF_ERROR(co_await write_step(writer, CheckpointStep::kPages, std::move(page_records)));
+  }
+
+  // 2. The keystore page, when a newer pushed version is due.
+  KeystoreRef new_ks_ref = ks_ref;
+  if (write_keystore) {
+    auto page = co_await encode_keystore_page(kms_, *random_, *ks, selected->ts);
+    if (!page.is_ok()) co_return Status(page.status()).at("checkpoint:keystore_page");
+    Record r;
+    r.type = RecordType::kKeystore;
+    r.table = kKeystoreTable;
+    r.page = kKeystorePage;
+    r.lsn = writer.allocate();
+    r.backlink_lsn = ks_ref.page_lsn;
+    r.payload = std::move(*page);
+    new_ks_ref = KeystoreRef{r.lsn, ks->version(), selected->ts, ks->digest()};
+    std::vector<Record> one;
+    one.push_back(std::move(r));
+    QUIRE_CO_RETURN_IF_ERROR(co_await write_step(writer, CheckpointStep::kKeystorePage, std::move(one)));
+    info.wrote_keystore_page = true;
+  }
+
+  // 3. The metadata page.
+  CheckpointMetadata meta;
+  meta.checkpoint_ts = checkpoint_ts;
+  meta.oldest_ts = checkpoint_ts;
+  meta.largest_page_id = largest_page_id_;
+  meta.keystore = new_ks_ref;
+  for (const auto& [id, t] : tables_) {
+    auto it = new_roots.find(id);
+    TableRoot root = it != new_roots.end() ? it->second : t.root;
+    root.table = id;
+    meta.database_size += root.bytes;
+    meta.tables.push_back(root);
+  }
+  Bytes meta_bytes = encode_metadata_page(meta);
+  const uint32_t meta_crc = crc32c::value(meta_bytes.data(), meta_bytes.size());
+  Record meta_record;
+  meta_record.type = RecordType::kMetadata;
+  meta_record.table = kMetadataTable;
+  meta_record.page = kMetadataPage;
+  meta_record.lsn = writer.allocate();
+  meta_record.backlink_lsn = metadata_lsn_;
+  meta_record.payload = std::move(meta_bytes);
+  const Lsn meta_lsn = meta_record.lsn;
+  {
+    std::vector<Record> one;
+    one.push_back(std::move(meta_record));
+    QUIRE_CO_RETURN_IF_ERROR(co_await write_step(writer, CheckpointStep::kMetadataPage, std::move(one)));
+  }
+
+  // 4. The completion record: from here on this is the latest checkpoint.
+  CheckpointCompletion completion;
+  completion.metadata_lsn = meta_lsn;
+  completion.metadata_checksum = meta_crc;
+  completion.database_size = meta.database_size;
+  completion.checkpoint_ts = checkpoint_ts;
+  std::string text = encode_completion(completion);
+  Record done;
+  done.type = RecordType::kCheckpointComplete;
+  done.lsn = writer.allocate();
+  done.payload.assign(text.begin(), text.end());
+  const Lsn done_lsn = done.lsn;
+  {
+    std::vector<Record> one;
+    one.push_back(std::move(done));
+    QUIRE_CO_RETURN_IF_ERROR(co_await write_step(writer, CheckpointStep::kCompletion, std::move(one)));
+  }
+
+  // Durable: switch the in-memory state.
+  for (auto& [id, root] : new_roots) tables_[id].root = root;
+  for (auto& [id, t] : tables_) t.ingest.prune_through(checkpoint_ts);
+  for (auto& [key, node] : new_pages) cache_.put(key, node, node->encoded_size() + kSealedOverheadBytes);
+  installed_lsn_ = done_lsn;
+  metadata_lsn_ = meta_lsn;
+  checkpoint_ts_ = checkpoint_ts;
+  checkpoint_keystore_ref_ = new_ks_ref;
+  checkpoint_keystore_ = ks;
+  if (write_keystore) push_queue_.mark_durable(new_ks_ref.version);
+  push_queue_.set_stable(checkpoint_ts);
+  generation_++;
+
+  info.completion_lsn = done_lsn;
+  info.metadata_lsn = meta_lsn;
+  info.keystore_version = new_ks_ref.version;
+  env_.log().info(kComponent, 40011, "checkpoint complete",
+                  {{"checkpointLsn", done_lsn},
+                   {"checkpoint_ts", checkpoint_ts},
+                   {"metadata_lsn", meta_lsn},
+                   {"keystore_version", new_ks_ref.version},
+                   {"wrote_keystore_page", write_keystore},
+                   {"pages", info.pages_written},
+                   {"database_size", meta.database_size}});
+  co_return info;
+}
+
+// ---- Pick-up (follower) -------------------------------------------------------------
+
+Task<PickupResult> Engine::install_checkpoint(Record completion, InstallMode mode) {
+  const Lsn before = installed_lsn_;
+  PickupResult result;
+  if (checkpoint_mu_.locked()) {
+    result.outcome = PickupOutcome::kBusy;
+    result.checkpoint_lsn = completion.lsn;
+    result.node_keystore_version = keystore_.version();
+    result.detail = busy("a checkpoint or pick-up is running").at("pickup");
+  } else {
+    Status locked = co_await checkpoint_mu_.lock();
+    QUIRE_ASSERT(locked.is_ok());  // free, and a single-threaded node takes it at once
+    MutexGuard guard(checkpoint_mu_);
+    result = co_await install_locked(std::move(completion), mode);
+  }
+  report_pickup(result, before);
+  co_return result;
+}
+
+Task<PickupResult> Engine::install_locked(Record completion, InstallMode mode) {
+  PickupResult r;
+  r.checkpoint_lsn = completion.lsn;
+  r.node_keystore_version = keystore_.version();
+  auto fail = [&r](PickupOutcome o, Status why) {
+    r.outcome = o;
+    r.detail = std::move(why);
+    return r;
+  };
+
+  // 1. The completion record.
+  if (completion.type != RecordType::kCheckpointComplete) {
+    co_return fail(PickupOutcome::kCorrupt, corruption("not a checkpoint completion record").at("pickup"));
+  }
+  std::string_view text(reinterpret_cast<const char*>(completion.payload.data()), completion.payload.size());
+  auto parsed = decode_completion(text);
+  if (!parsed.is_ok()) co_return fail(outcome_for(parsed.status()), parsed.status());
+  const CheckpointCompletion c = *parsed;
+  r.checkpoint_ts = c.checkpoint_ts;
+  if (completion.lsn < installed_lsn_) {
+    co_return fail(PickupOutcome::kOlder, Status(Code::kOlder, "checkpoint older than the installed one")
+                                               .at("pickup")
+                                               .with("checkpoint_lsn", completion.lsn.value)
+                                               .with("installed_lsn", installed_lsn_.value));
+  }
+  if (completion.lsn == installed_lsn_) {
+    r.outcome = PickupOutcome::kAlreadyInstalled;
+    r.installed = true;
+    co_return r;
+  }
+  if (c.compatible_version > kCheckpointVersion) {
+    co_return fail(PickupOutcome::kVersionTooNew, Status(Code::kVersionTooNew, "checkpoint needs a newer reader")
+                                                      .at("pickup")
+                                                      .with("compatible_version", c.compatible_version));
+  }
+  if (c.version < c.compatible_version) {
+    co_return fail(PickupOutcome::kCorrupt, corruption("version below compatible_version").at("pickup"));
+  }
+
+  // 2. The metadata page, exactly the version the completion names, checksum verified.
+  auto pages = co_await client_.get_page(kMetadataTable, kMetadataPage, c.metadata_lsn,
+                                         env_.executor().deadline_after(options_.io_timeout));
+  if (!pages.is_ok()) {
+    Status st = Status(pages.status()).at("pickup:metadata").with("metadata_lsn", c.metadata_lsn.value);
+    co_return fail(outcome_for(st), st);
+  }
+  if (pages->size() != 1 || pages->front().lsn != c.metadata_lsn || pages->front().type != RecordType::kMetadata) {
+    co_return fail(PickupOutcome::kCorrupt,
+                   corruption("metadata page is not the version the completion names").at("pickup:metadata").with(
+                       "metadata_lsn", c.metadata_lsn.value));
+  }
+  const Bytes& meta_bytes = pages->front().payload;
+  if (crc32c::value(meta_bytes.data(), meta_bytes.size()) != c.metadata_checksum) {
+    co_return fail(PickupOutcome::kCorrupt, corruption("metadata page checksum mismatch")
+                                                .at("pickup:metadata")
+                                                .with("metadata_lsn", c.metadata_lsn.value)
+                                                .with("metadata_checksum", c.metadata_checksum));
+  }
+  auto meta = decode_metadata_page(meta_bytes);
+  if (!meta.is_ok()) co_return fail(outcome_for(meta.status()), meta.status());
+  // 3. Versions agree between the two records.
+  if (meta->checkpoint_ts != c.checkpoint_ts || meta->version != c.version ||
+      meta->compatible_version != c.compatible_version) {
+    co_return fail(PickupOutcome::kCorrupt,
+                   corruption("metadata page and completion record disagree").at("pickup:versions"));
+  }
+
+  // 4. The keystore: the checkpoint's version is a lower bound on what reading it needs.
+  const KeystoreRef& ref = meta->keystore;
+  r.checkpoint_keystore_version = ref.version;
+  std::optional<Keystore> adopt;
+  bool stale = false;
+  if (ref.version <= keystore_.version()) {
+    if (keystore_.digest_at(ref.version) != ref.digest) {
+      co_return fail(PickupOutcome::kKeystoreConflict,
+                     Status(Code::kKeystoreConflict, "checkpoint keystore is not a prefix of the node's")
+                         .at("pickup:keystore")
+                         .with("checkpoint_keystore_version", ref.version)
+                         .with("node_keystore_version", keystore_.version()));
+    }
+    stale = ref.version < keystore_.version();
+  } else if (mode == InstallMode::kFollow) {
+    co_return fail(PickupOutcome::kKeystoreAhead,
+                   Status(Code::kKeystoreAhead, "checkpoint needs keystore versions not applied yet")
+                       .at("pickup:keystore")
+                       .with("checkpoint_keystore_version", ref.version)
+                       .with("node_keystore_version", keystore_.version()));
+  } else {
+    auto ks_pages = co_await client_.get_page(kKeystoreTable, kKeystorePage, ref.page_lsn,
+                                              env_.executor().deadline_after(options_.io_timeout));
+    if (!ks_pages.is_ok()) {
+      Status st = Status(ks_pages.status()).at("pickup:keystore").with("keystore_lsn", ref.page_lsn.value);
+      co_return fail(outcome_for(st), st);
+    }
+    if (ks_pages->size() != 1 || ks_pages->front().lsn != ref.page_lsn ||
+        ks_pages->front().type != RecordType::kKeystore) {
+      co_return fail(PickupOutcome::kCorrupt, corruption("keystore page is not the version the checkpoint names")
+                                                  .at("pickup:keystore")
+                                                  .with("keystore_lsn", ref.page_lsn.value));
+    }
+    auto page = co_await decode_keystore_page(kms_, options_.cluster_id, std::move(ks_pages->front().payload));
+    if (!page.is_ok()) co_return fail(outcome_for(page.status()), page.status());
+    if (page->keystore.version() != ref.version || page->keystore.digest() != ref.digest ||
+        page->push_ts != ref.push_ts) {
+      co_return fail(PickupOutcome::kCorrupt, corruption("keystore page does not match the checkpoint's reference")
+                                                  .at("pickup:keystore")
+                                                  .with("keystore_version", ref.version));
+    }
+    if (!keystore_.is_prefix_of(page->keystore)) {
+      co_return fail(PickupOutcome::kKeystoreConflict,
+                     Status(Code::kKeystoreConflict, "node keystore is not a prefix of the checkpoint's")
+                         .at("pickup:keystore")
+                         .with("checkpoint_keystore_version", ref.version)
+                         .with("node_keystore_version", keystore_.version()));
+    }
+    Status st = co_await ring_.sync(kms_, page->keystore);
+    if (!st.is_ok()) co_return fail(outcome_for(st), st.at("pickup:keystore"));
+    adopt = std::move(page->keystore);
+  }
+  if (stale && options_.policy != PickupPolicy::kAccept) {
+    co_return fail(PickupOutcome::kStaleKeystore,
+                   Status(Code::kStaleKeystore, "checkpoint keystore is older than the node's")
+                       .at("pickup:keystore")
+                       .with("checkpoint_keystore_version", ref.version)
+                       .with("node_keystore_version", keystore_.version()));
+  }
+
+  // 5. Every root must open with the keys we hold (this also warms the cache).
+  PageSource source = page_source();
+  for (const TableRoot& t : meta->tables) {
+    if (t.root_page.is_zero()) continue;
+    auto node = co_await load_page(source, t.table, t.root_page, t.root_lsn);
+    if (!node.is_ok()) co_return fail(outcome_for(node.status()), Status(node.status()).at("pickup:roots"));
+  }
+
+  // 6. Switch: roots, prune ingest up to the checkpoint, bookkeeping. Nothing can fail.
+  if (adopt) {
+    Status st = keystore_.adopt(*adopt);
+    QUIRE_ASSERT(st.is_ok());  // checked as a prefix above, and nothing ran since
+    push_queue_.prune_through(adopt->version());
+  } else {
+    push_queue_.prune_through(ref.version);
+  }
+  // The keystore state this checkpoint references, when the node holds exactly it (a
+  // node promoted to leader writes its next pages under these DEKs).
+  checkpoint_keystore_ =
+      keystore_.version() == ref.version ? std::make_shared<const Keystore>(keystore_) : nullptr;
+  for (const TableRoot& t : meta->tables) table(t.table).root = t;
+  for (auto& [id, t] : tables_) t.ingest.prune_through(c.checkpoint_ts);
+  installed_lsn_ = completion.lsn;
+  metadata_lsn_ = c.metadata_lsn;
+  checkpoint_ts_ = c.checkpoint_ts;
+  largest_page_id_ = std::max(largest_page_id_, meta->largest_page_id);
+  checkpoint_keystore_ref_ = ref;
+  generation_++;
+  r.installed = true;
+  if (stale) {
+    r.outcome = PickupOutcome::kStaleKeystore;
+    r.detail = Status(Code::kStaleKeystore, "installed; kept the node's newer keystore")
+                   .at("pickup:keystore")
+                   .with("checkpoint_keystore_version", ref.version)
+                   .with("node_keystore_version", keystore_.version());
+  } else {
+    r.outcome = PickupOutcome::kInstalled;
+  }
+  r.node_keystore_version = keystore_.version();
+  co_return r;
+}
+
+void Engine::report_pickup(const PickupResult& r, Lsn installed_before) {
+  std::string_view action;
+  switch (r.outcome) {
+    case PickupOutcome::kInstalled: action = "installed"; break;
+    case PickupOutcome::kAlreadyInstalled:
+    case PickupOutcome::kOlder: action = "ignored"; break;
+    case PickupOutcome::kStaleKeystore: action = r.installed ? "installed, kept node keystore" : "skipped"; break;
+    case PickupOutcome::kKeystoreAhead:
+    case PickupOutcome::kUnavailable:
+    case PickupOutcome::kBusy: action = "retry later"; break;
+    default: action = "rejected"; break;
+  }
+  const bool bad = !r.installed && r.outcome != PickupOutcome::kOlder && r.outcome != PickupOutcome::kBusy &&
+                   r.outcome != PickupOutcome::kKeystoreAhead && r.outcome != PickupOutcome::kUnavailable &&
+                   r.outcome != PickupOutcome::kStaleKeystore;
+  env_.log().log(bad ? Severity::kWarning : Severity::kInfo, kComponent, 40020, "checkpoint pick-up",
+                 {{"checkpointToInstallLsn", r.checkpoint_lsn},
+                  {"installedCheckpointLsn", installed_before},
+                  {"checkpoint_ts", r.checkpoint_ts},
+                  {"checkpointKeystoreVersion", r.checkpoint_keystore_version},
+                  {"nodeKeystoreVersion", r.node_keystore_version},
+                  {"result", pickup_outcome_name(r.outcome)},
+                  {"action", action},
+                  {"policy", pickup_policy_name(options_.policy)},
+                  {"error", r.detail}});
+  if (options_.policy == PickupPolicy::kAbort && r.outcome != PickupOutcome::kInstalled &&
+      r.outcome != PickupOutcome::kAlreadyInstalled) {
+    // The report's behaviour, kept only so the chaos suite can show it finds the crash.
+    Status why = r.detail.is_ok() ? Status(Code::kInvalidArgument, "pick-up failed") : r.detail;
+    env_.abort_process(std::move(why).at("pickup").with("checkpoint_lsn", r.checkpoint_lsn.value));
+  }
+}
+
+}  // namespace quire

@@ -1,0 +1,175 @@
+// The engine of one compute node: layered tables (an MVCC ingest layer over a stable
+// copy-on-write B+tree per table), the node's keys, checkpoints (leader) and checkpoint
+// pick-up (follower).
+//
+// Reads at timestamp T see, per key, the newest ingest version at or below T, else the
+// stable tree's entry. The stable tree holds the state as of the installed checkpoint
+// (ts C) and ingest holds only versions above C, so T must be >= C (oldest_readable_ts);
+// older reads are refused with Older rather than answered wrongly.
+//
+// Keys. The node's keystore (crypto/keystore.h) only moves forward. Pages are sealed
+// under their table's DEK as of the keystore version the checkpoint references ("key
+// before data"): a reader that has that keystore version, or any newer one, has the key.
+//
+// One checkpoint or pick-up runs at a time (the checkpoint lock). Neither changes any
+// in-memory state unless every step succeeded.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "crypto/key_ring.h"
+#include "crypto/push_queue.h"
+#include "engine/btree.h"
+#include "engine/checkpoint_format.h"
+#include "engine/ingest.h"
+#include "engine/page_cache.h"
+#include "engine/pickup.h"
+#include "pagelog/record_writer.h"
+#include "runtime/sync.h"
+
+namespace quire {
+
+// The steps of a leader checkpoint, in order (for logs and for fault-injection tests).
+enum class CheckpointStep : uint8_t { kPages = 1, kKeystorePage = 2, kMetadataPage = 3, kCompletion = 4 };
+std::string_view checkpoint_step_name(CheckpointStep s);
+
+struct EngineOptions {
+  uint64_t cluster_id = 1;
+  size_t cache_bytes = 64u << 20;
+  TreeShape shape;
+  Nanos io_timeout = 5s;
+  PickupPolicy policy = PickupPolicy::kAccept;
+  // False only for benchmarks that measure what encryption costs: pages are then written
+  // as plaintext. Never set in a deployment.
+  bool encrypt = true;
+  // Test hook: runs before each checkpoint step's write (a test may crash the node or
+  // cut its network there).
+  std::function<void(CheckpointStep)> before_checkpoint_step;
+};
+
+struct CheckpointInfo {
+  Lsn completion_lsn;
+  Lsn metadata_lsn;
+  Timestamp checkpoint_ts;
+  uint64_t keystore_version = 0;  // the keystore version it references
+  bool wrote_keystore_page = false;
+  size_t pages_written = 0;
+  size_t bytes_written = 0;
+};
+
+// How a pick-up treats a checkpoint whose keystore is newer than the node's.
+enum class InstallMode : uint8_t {
+  kFollow = 1,  // steady state: KeystoreAhead, retry once the log brought the keys
+  kLoad = 2,    // start-up or re-sync: load the checkpoint's keystore page and adopt it
+};
+
+class Engine {
+ public:
+  Engine(Env& env, ReplicationClient& client, Kms& kms, EngineOptions options);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // ---- Keys -------------------------------------------------------------------------
+  const Keystore& keystore() const { return keystore_; }
+  KeyRing& key_ring() { return ring_; }
+  KeystorePushQueue& push_queue() { return push_queue_; }
+  Kms& kms() { return kms_; }
+  // Applies one change to the node's keystore and unwraps the keys it adds. Redoing a
+  // change the keystore already holds is not possible here: callers apply each once.
+  Task<Status> apply_keystore_change(KeystoreChange change);
+  // Leader, first start of a database: KEK v1 (active) and a DEK for the log and for
+  // each table. Returns the changes it applied (for the log).
+  Task<Result<std::vector<KeystoreChange>>> bootstrap_keys(std::vector<TableId> tables);
+  // Leader: a new DEK id (a new table) under the active KEK.
+  Task<Result<std::vector<KeystoreChange>>> add_table_key(TableId table);
+  // Leader: KEK rotation. A new KEK version, made active, every DEK rewrapped under it,
+  // and old KEKs that now wrap nothing retired. Applied to the node's keystore; returns
+  // the changes.
+  Task<Result<std::vector<KeystoreChange>>> rotate_kek();
+  // Leader: CMK rotation. The KMS gets a new CMK version and every KEK that is not
+  // destroyed is rewrapped under it. Returns the changes (the old CMK version stays
+  // usable; retire it once a keystore with these changes is durable).
+  Task<Result<std::vector<KeystoreChange>>> rotate_cmk();
+  // Pushes the node's current keystore to the checkpoint queue at `ts`.
+  Status push_keystore(Timestamp ts);
+
+  // ---- Tables -----------------------------------------------------------------------
+  // A committed write (or delete, value nullopt) at `ts`. The table appears on first use.
+  Status apply_write(TableId table, std::string key, Timestamp ts, std::optional<std::string> value);
+  Task<Result<std::optional<std::string>>> get(TableId table, std::string key, Timestamp read_ts);
+  // Live entries with keys in [lo, hi) (hi empty: no bound) at `read_ts`, at most `limit`.
+  Task<Result<std::vector<std::pair<std::string, std::string>>>> scan(TableId table, std::string lo,
+                                                                      std::string hi, Timestamp read_ts,
+                                                                      size_t limit);
+  std::vector<TableId> tables() const;
+
+  // ---- Checkpoints --------------------------------------------------------------------
+  // Leader: checkpoint at `checkpoint_ts` (every write at or below it must be applied).
+  // Writes dirty pages, the keystore page when the queue holds a version pushed at or
+  // below the ts that is not yet written, the metadata page, then the completion
+  // record; only then switches its state. On failure the previous checkpoint stays the
+  // latest and the writer's chain is recovered for the next attempt.
+  Task<Result<CheckpointInfo>> checkpoint(RecordWriter& writer, Timestamp checkpoint_ts);
+
+  // Follower (and any node starting up): install the checkpoint `completion` names.
+  // See PickupOutcome; changes nothing unless it installs.
+  Task<PickupResult> install_checkpoint(Record completion, InstallMode mode);
+
+  Lsn installed_checkpoint_lsn() const { return installed_lsn_; }
+  Timestamp checkpoint_ts() const { return checkpoint_ts_; }
+  Timestamp oldest_readable_ts() const { return checkpoint_ts_; }
+  const KeystoreRef& checkpoint_keystore() const { return checkpoint_keystore_ref_; }
+  PageCache& page_cache() { return cache_; }
+  size_t ingest_bytes() const;
+  // Drops every table's ingest layer (re-sync starts from the latest checkpoint).
+  void clear_ingest();
+  const EngineOptions& options() const { return options_; }
+
+ private:
+  struct Table {
+    IngestLayer ingest;
+    TableRoot root;
+  };
+  Table& table(TableId id);
+  PageSource page_source();
+  Task<Result<std::vector<KeystoreChange>>> apply_all(std::vector<KeystoreChange> changes);
+  // Runs a keystore draft; if it fails, the ring forgets keys it unwrapped for it.
+  Task<Result<std::vector<KeystoreChange>>> draft(Task<Result<std::vector<KeystoreChange>>> body);
+  Task<Result<std::vector<KeystoreChange>>> bootstrap_draft(std::vector<TableId> tables);
+  Task<Result<std::vector<KeystoreChange>>> rotate_kek_draft();
+  Task<Result<std::vector<KeystoreChange>>> rotate_cmk_draft();
+  Task<Status> write_step(RecordWriter& writer, CheckpointStep step, std::vector<Record> records);
+  Task<PickupResult> install_locked(Record completion, InstallMode mode);
+  void report_pickup(const PickupResult& r, Lsn installed_before);
+
+  Env& env_;
+  ReplicationClient& client_;
+  Kms& kms_;
+  EngineOptions options_;
+  std::unique_ptr<Random> random_;
+  Keystore keystore_;
+  KeyRing ring_;
+  KeystorePushQueue push_queue_;
+  PageCache cache_;
+  AsyncMutex checkpoint_mu_;
+  std::map<TableId, Table> tables_;
+
+  // The installed (or last written) checkpoint.
+  Lsn installed_lsn_;
+  Lsn metadata_lsn_;
+  Timestamp checkpoint_ts_;
+  PageId largest_page_id_;
+  // Bumped at every switch of the stable state, so a scan can tell it must restart.
+  uint64_t generation_ = 0;
+  KeystoreRef checkpoint_keystore_ref_;
+  // The keystore version the last checkpoint references (leader: to pick DEK versions).
+  std::shared_ptr<const Keystore> checkpoint_keystore_;
+};
+
+}  // namespace quire

@@ -1,0 +1,68 @@
+// The ingest layer: an ordered, in-memory MVCC map. Every write is a version of a key
+// with its commit timestamp (a value, or a tombstone for a delete); a read at timestamp
+// T sees the newest version at or below T. Checkpoints move versions into the stable
+// tree and then prune them here.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/ids.h"
+#include "base/status.h"
+
+namespace quire {
+
+// One version of a key: a value, or a tombstone (nullopt) for a delete.
+struct Version {
+  Timestamp ts;
+  std::optional<std::string> value;
+  friend bool operator==(const Version&, const Version&) = default;
+};
+
+struct KeyVersion {
+  std::string key;
+  Version version;
+  friend bool operator==(const KeyVersion&, const KeyVersion&) = default;
+};
+
+class IngestLayer {
+ public:
+  // Adds a version. InvalidArgument when ts is zero or not above the key's newest
+  // version (each key's history is in timestamp order). Redoing the newest version
+  // exactly (same ts and value) is OK and changes nothing, so log replay is idempotent.
+  Status put(std::string key, Timestamp ts, std::optional<std::string> value);
+
+  // The newest version of `key` at or below `read_ts`, or nullptr.
+  const Version* get(std::string_view key, Timestamp read_ts) const;
+
+  // Keys in [lo, hi) (hi empty = no upper bound), in order, each with its newest version
+  // at or below `read_ts` (tombstones included, so a merge can hide stable entries), at
+  // most `limit` of them.
+  std::vector<KeyVersion> scan(std::string_view lo, std::string_view hi, Timestamp read_ts, size_t limit) const;
+
+  // For a checkpoint at `ts`: each key's newest version at or below ts, in key order.
+  std::vector<KeyVersion> collect_through(Timestamp ts) const;
+
+  // Drops every version at or below `ts`; a key whose versions are all gone is removed.
+  void prune_through(Timestamp ts);
+  void clear();
+
+  // Approximate memory held: key and value bytes plus a per-version overhead.
+  size_t bytes() const { return bytes_; }
+  size_t key_count() const { return keys_.size(); }
+  size_t version_count() const { return versions_; }
+  // The newest timestamp ever put (zero when none since the last clear()).
+  Timestamp newest_ts() const { return newest_ts_; }
+
+ private:
+  std::map<std::string, std::vector<Version>, std::less<>> keys_;
+  size_t bytes_ = 0;
+  size_t versions_ = 0;
+  Timestamp newest_ts_;
+};
+
+}  // namespace quire

@@ -1,0 +1,52 @@
+// The typed result of installing ("picking up") a checkpoint, and the policies for a
+// checkpoint whose keystore is older than the node's (DESIGN.md, "The rule the report
+// broke").
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "base/ids.h"
+#include "base/status.h"
+
+namespace quire {
+
+enum class PickupPolicy : uint8_t {
+  kAccept = 1,  // install it and keep the node's newer keystore (the default)
+  kSkip = 2,    // leave it; wait for a checkpoint with a current keystore
+  kResync = 3,  // leave it; the caller steps down and re-syncs
+  kAbort = 4,   // the report's behaviour: abort the process on anything but Installed
+};
+
+std::string_view pickup_policy_name(PickupPolicy p);
+// InvalidArgument listing the valid names.
+Result<PickupPolicy> parse_pickup_policy(std::string_view name);
+
+enum class PickupOutcome : uint8_t {
+  kInstalled = 1,
+  kAlreadyInstalled = 2,  // same LSN as installed: nothing to do
+  kOlder = 3,             // below the installed LSN: rejected, nothing changed
+  kStaleKeystore = 4,     // its keystore is an older prefix of the node's (see `installed`)
+  kKeystoreAhead = 5,     // it needs keystore versions the node has not applied: retry later
+  kKeystoreConflict = 6,  // its keystore is not a prefix of the node's
+  kCorrupt = 7,           // a record or page failed its checks
+  kUnavailable = 8,       // retriable: the page service or the KMS did not answer
+  kVersionTooNew = 9,     // written by a newer format
+  kBusy = 10,             // retriable: a checkpoint or another pick-up holds the lock
+};
+
+std::string_view pickup_outcome_name(PickupOutcome o);
+
+struct PickupResult {
+  PickupOutcome outcome = PickupOutcome::kBusy;
+  // The checkpoint is now the node's stable state: Installed, or StaleKeystore under
+  // policy accept.
+  bool installed = false;
+  Lsn checkpoint_lsn;
+  Timestamp checkpoint_ts;
+  uint64_t checkpoint_keystore_version = 0;
+  uint64_t node_keystore_version = 0;
+  Status detail;  // why, for every outcome but Installed and AlreadyInstalled
+};
+
+}  // namespace quire

@@ -1,0 +1,42 @@
+#include "pagelog/record_writer.h"
+
+namespace quire {
+
+RecordWriter::RecordWriter(ReplicationClient& client, Lsn chain_head, Lsn next_lsn)
+    : client_(client), chain_head_(chain_head), next_lsn_(std::max(next_lsn, chain_head.next())) {}
+
+Task<Status> RecordWriter::write(std::vector<Record> records, Deadline deadline) {
+  if (records.empty()) co_return Status();
+  if (needs_recovery_) {
+    co_return Status(Code::kUnavailable, "record chain in doubt after a failed write; recover first")
+        .at("record_writer")
+        .with("chain_head", chain_head_.value);
+  }
+  Lsn prev = chain_head_;
+  for (Record& r : records) {
+    if (r.lsn <= prev || r.lsn >= next_lsn_) {
+      co_return Status(Code::kInvalidArgument, "record lsn out of order or not allocated")
+          .at("record_writer")
+          .with("lsn", r.lsn.value)
+          .with("prev_lsn", prev.value);
+    }
+    r.prev_lsn = prev;
+    prev = r.lsn;
+  }
+  const Lsn last = prev;
+  chain_head_ = last;
+  Status st = co_await client_.write(std::move(records), deadline);
+  if (!st.is_ok()) needs_recovery_ = true;
+  co_return st;
+}
+
+Task<Status> RecordWriter::recover(Deadline deadline) {
+  const Lsn durable = client_.durable_lsn();
+  Status st = co_await client_.abandon_after(durable, deadline);
+  if (!st.is_ok()) co_return st;
+  chain_head_ = durable;
+  needs_recovery_ = false;
+  co_return Status();
+}
+
+}  // namespace quire
