@@ -13,8 +13,8 @@ for type in release sanitize; do
   (cd "build/$type" && ctest --output-on-failure -j "$jobs" --timeout 600)
 done
 
-echo "== fuzz (20 s)"
-bash scripts/fuzz.sh 20
+echo "== fuzz (2 targets, 15 s each)"
+bash scripts/fuzz.sh 15
 
 echo "== command-line checks (release, and traces against the sanitizer build)"
 bash scripts/cli-checks.sh build/release/src/quire build/sanitize/src/quire
