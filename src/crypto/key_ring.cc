@@ -81,7 +81,7 @@ Task<Status> KeyRing::sync(Kms& kms, const Keystore& keystore_ref) {
     if (!key.is_ok())
       co_return with_dek(std::move(key).take_status(), "key_ring_sync", ref, entry.kek_version);
     if (held == deks_.end()) {
-      auto data_key = std::make_unique<DataKey>(ref, *key);
+      auto data_key = std::make_unique<DataKey>(ref, *key, uses_hard_limit_);
       deks_.emplace(
           ref, Dek{std::move(key).value(), entry.kek_version, entry.wrapped, std::move(data_key)});
     } else if (held->second.key.equals(*key)) {

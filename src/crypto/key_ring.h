@@ -19,7 +19,8 @@ namespace quire {
 
 class KeyRing {
  public:
-  KeyRing() = default;
+  // `uses_hard_limit` is given to every DataKey the ring makes (tests use small ones).
+  explicit KeyRing(uint64_t uses_hard_limit = kDekUsesHardLimit) : uses_hard_limit_(uses_hard_limit) {}
   KeyRing(const KeyRing&) = delete;
   KeyRing& operator=(const KeyRing&) = delete;
 
@@ -70,6 +71,7 @@ class KeyRing {
   std::map<uint32_t, Kek> keks_;
   std::map<DekRef, Dek> deks_;
   uint64_t synced_version_ = 0;
+  uint64_t uses_hard_limit_;
 };
 
 // Keystore changes that create keys. Each returns the change to apply (the caller

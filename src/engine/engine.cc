@@ -79,6 +79,7 @@ Engine::Engine(Env& env, ReplicationClient& client, Kms& kms, EngineOptions opti
       options_(std::move(options)),
       random_(env.random_stream("engine")),
       keystore_(options_.cluster_id),
+      ring_(options_.dek_uses_hard_limit),
       cache_(options_.cache_bytes),
       checkpoint_mu_(env.executor().scheduler()) {}
 
@@ -242,6 +243,28 @@ Task<Result<std::vector<KeystoreChange>>> Engine::rotate_cmk_draft() {
   }
   env_.log().info(kComponent, 40002, "CMK rotated; KEKs rewrapped",
                   {{"cmk_version", *cmk}, {"keks", keks.size()}});
+  co_return co_await apply_all(std::move(changes));
+}
+
+Task<Result<std::vector<KeystoreChange>>> Engine::renew_worn_deks() {
+  Keystore draft = keystore_;
+  QUIRE_CO_RETURN_IF_ERROR(co_await ring_.sync(kms_, draft));
+  std::vector<uint64_t> worn;
+  for (const auto& [ref, entry] : draft.deks()) {
+    if (draft.newest_dek(ref.id) != ref) continue;
+    DataKey* key = ring_.find(ref);
+    if (key && key->wants_new_version()) worn.push_back(ref.id);
+  }
+  std::vector<KeystoreChange> changes;
+  for (uint64_t id : worn) {
+    auto dek = make_new_dek(ring_, *random_, draft, id);
+    if (!dek.is_ok()) co_return dek.status();
+    QUIRE_CO_RETURN_IF_ERROR(draft.apply(*dek));
+    env_.log().info(kComponent, 40003, "data key near its use limit; new version",
+                    {{"dek_id", id}, {"dek_version", dek->dek_version}});
+    changes.push_back(std::move(*dek));
+  }
+  if (changes.empty()) co_return changes;
   co_return co_await apply_all(std::move(changes));
 }
 

@@ -43,6 +43,8 @@ struct EngineOptions {
   size_t cache_bytes = 64u << 20;
   TreeShape shape;
   Nanos io_timeout = 5s;
+  // Encryptions one DEK version may perform (tests lower it to exercise renewal).
+  uint64_t dek_uses_hard_limit = kDekUsesHardLimit;
   PickupPolicy policy = PickupPolicy::kAccept;
   // False only for benchmarks that measure what encryption costs: pages are then written
   // as plaintext. Never set in a deployment.
@@ -96,6 +98,11 @@ class Engine {
   // destroyed is rewrapped under it. Returns the changes (the old CMK version stays
   // usable; retire it once a keystore with these changes is durable).
   Task<Result<std::vector<KeystoreChange>>> rotate_cmk();
+  // Leader: a new version of every DEK whose newest version has used half its nonce
+  // budget (random 96-bit nonces are safe for 2^32 messages per key; a DataKey refuses
+  // at 2^31). Pages use the new version once a keystore holding it is pushed and a
+  // checkpoint references it; old versions stay for reading old pages.
+  Task<Result<std::vector<KeystoreChange>>> renew_worn_deks();
   // Pushes the node's current keystore to the checkpoint queue at `ts`.
   Status push_keystore(Timestamp ts);
 

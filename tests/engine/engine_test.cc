@@ -354,3 +354,61 @@ INSTANTIATE_TEST_SUITE_P(Steps, CheckpointFailure,
 
 }  // namespace
 }  // namespace quire
+
+namespace quire {
+namespace {
+
+// A DEK version has a nonce budget. Past its hard limit a checkpoint fails with
+// KeyExhausted (and the previous checkpoint stays the latest); renew_worn_deks gives the
+// worn DEKs new versions, pages then use them, and pages sealed under the old versions
+// stay readable, on the leader and on a follower.
+TEST(Engine, WornDataKeysAreRenewedAndOldPagesStayReadable) {
+  EngineCluster cluster(21);
+  EngineOptions o = small_pages();
+  o.dek_uses_hard_limit = 60;
+  ComputeNode& leader = cluster.add_compute("leader", o);
+  ComputeNode& follower = cluster.add_compute("follower", small_pages());
+  auto rng = cluster.world().random_stream("test");
+  Workload w(leader.engine(), leader.writer(), *rng);
+  bool exhausted = false;
+  ASSERT_TRUE(cluster.run(leader, [&]() -> Task<void> {
+    Engine& e = leader.engine();
+    co_await bootstrap(e);
+    // Without renewal, the budget runs out and the checkpoint fails cleanly.
+    for (int round = 0; round < 40 && !exhausted; round++) {
+      for (int i = 0; i < 30; i++) w.write();
+      const Lsn before = e.installed_checkpoint_lsn();
+      auto cp = co_await e.checkpoint(leader.writer(), ts(w.now_));
+      if (!cp.is_ok()) {
+        EXPECT_EQ(cp.status().code(), Code::kKeyExhausted) << cp.status().to_string();
+        EXPECT_EQ(e.installed_checkpoint_lsn(), before);
+        exhausted = true;
+      }
+    }
+    EXPECT_TRUE(exhausted);
+    // Renew, push (key before data), and checkpoint under the new versions.
+    auto renewed = co_await e.renew_worn_deks();
+    EXPECT_TRUE(renewed.is_ok()) << renewed.status().to_string();
+    if (!renewed.is_ok()) co_return;
+    EXPECT_FALSE(renewed->empty());
+    for (const KeystoreChange& c : *renewed) EXPECT_EQ(c.dek_version, 2u);
+    w.now_++;
+    EXPECT_TRUE(e.push_keystore(ts(w.now_)).is_ok());
+    auto cp = co_await e.checkpoint(leader.writer(), ts(w.now_));
+    EXPECT_TRUE(cp.is_ok()) << cp.status().to_string();
+    DataKey* v2 = e.key_ring().find(DekRef{kT1.value, 2});
+    EXPECT_TRUE(v2 != nullptr && v2->uses() > 0);
+    co_await expect_reads(e, w.model, w.now_);
+  }));
+  ASSERT_TRUE(cluster.run(follower, [&]() -> Task<void> {
+    auto latest = co_await follower.app->client->latest_checkpoint(follower.env().executor().deadline_after(2s));
+    EXPECT_TRUE(latest.is_ok());
+    if (!latest.is_ok()) co_return;
+    PickupResult r = co_await follower.engine().install_checkpoint(*latest, InstallMode::kLoad);
+    EXPECT_EQ(r.outcome, PickupOutcome::kInstalled) << r.detail.to_string();
+    co_await expect_reads(follower.engine(), w.model, w.now_);
+  }));
+}
+
+}  // namespace
+}  // namespace quire
