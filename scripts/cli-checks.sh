@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end checks of the quire program's contract: same seed, same trace; different
-# seeds, different traces; exit codes for success and for bad usage.
+# seeds, different traces; exit codes for success and for bad usage; `bench engine` writes
+# its figures.
 # Usage: scripts/cli-checks.sh PATH_TO_QUIRE [PATH_TO_QUIRE_OF_ANOTHER_BUILD]
 # With a second program (e.g. the sanitizer build), also checks that both builds print
 # the same trace for the same seed.
@@ -30,6 +31,64 @@ assert set(['seed','trace_hash','events','sim_seconds','wall_seconds','passed'])
 assert j['seed']==4 and j['passed'] is True and j['trace_hash'].startswith('0x') and len(j['trace_hash'])==18
 "
 rm -f "$json"
+# bench engine: a tiny run writes every figure; its CMK file stays private; bad flags exit 2.
+bench_dir=$(mktemp -d)
+check "bench engine with tiny parameters exits 0" test "$(exit_of "$quire" bench engine --keys 500 \
+  --rounds 1 --data "$bench_dir/data" --json "$bench_dir/engine.json")" = 0
+check "bench engine --json writes the figures" python3 -c "
+import json
+j=json.load(open('$bench_dir/engine.json'))
+for k in ['keys','value_bytes','rounds','machine','encrypted','plaintext','ratios','cpu_ratios',
+          'encryption_overhead_ratio','encryption_overhead_goal_max','encryption_overhead_goal_met',
+          'crypto','crypto_ratio_goal_min','crypto_ratio_goal_met','wall_seconds']:
+  assert k in j, k
+assert j['keys']==500 and j['rounds']==1 and j['value_bytes']==100
+assert j['machine']['cores']>=1 and j['machine']['openssl_version'].startswith('OpenSSL')
+for m in ['encrypted','plaintext']:
+  for w in ['write_checkpoint','warm_get','cold_get']:
+    assert j[m][w]['ops_per_s_median']>0 and len(j[m][w]['seconds_per_round'])==1, (m,w)
+  assert j[m]['write_checkpoint']['checkpoints_per_round']==10
+  assert j[m]['warm_get']['cache_misses_per_round']==0
+  assert j[m]['cold_get']['pages_fetched_per_round']>=j['cold_gets']
+for w in ['write_checkpoint','warm_get','cold_get']:
+  assert j['ratios'][w]>0 and j['cpu_ratios'][w]>0, w
+assert j['encryption_overhead_ratio']==j['ratios']['write_checkpoint']
+assert j['encryption_overhead_goal_met']==(j['encryption_overhead_ratio']<=j['encryption_overhead_goal_max'])
+assert [c['message_bytes'] for c in j['crypto']]==[4096,16384]
+for c in j['crypto']:
+  for f in ['seal_mb_per_s','raw_seal_mb_per_s','seal_ratio','open_mb_per_s','raw_open_mb_per_s','open_ratio']:
+    assert c[f]>0, f
+"
+check "bench engine keeps the CMK file mode 600" test "$(stat -c %a "$bench_dir/data/compute/cmk.key" 2>/dev/null)" = 600
+check "bench engine: a malformed --keys exits 2" test "$(exit_of "$quire" bench engine --keys abc)" = 2
+check "bench engine: --rounds 0 exits 2" test "$(exit_of "$quire" bench engine --rounds 0)" = 2
+check "bench engine: an unknown flag exits 2" test "$(exit_of "$quire" bench engine --bogus)" = 2
+rm -rf "$bench_dir"
+# kms: the CMK file is created private; an exposed, foreign or missing one is refused at
+# start-up with an error naming the file and the key id; keys are never printed.
+kms_dir=$(mktemp -d)
+check "kms status --create exits 0" test "$(exit_of "$quire" kms status --dir "$kms_dir/c" --create)" = 0
+check "kms status creates the CMK file mode 600" test "$(stat -c %a "$kms_dir/c/cmk.key")" = 600
+check "kms rotate adds version 2" python3 -c "
+import json,subprocess
+j=json.loads(subprocess.run(['$quire','kms','rotate','--dir','$kms_dir/c'],capture_output=True,text=True,check=True).stdout)
+assert j['key_id']=='quire-cmk' and j['active_version']==2 and j['versions']==[1,2], j
+"
+chmod 640 "$kms_dir/c/cmk.key"
+kms_err=$("$quire" kms status --dir "$kms_dir/c" 2>&1 >/dev/null; echo "exit=$?")
+check "kms: a group-readable CMK file exits 1" grep -q "exit=1" <<<"$kms_err"
+check "kms: the refusal names the file and the key id" grep -q "cmk.key.*quire-cmk" <<<"$kms_err"
+chmod 600 "$kms_dir/c/cmk.key"
+kms_err=$("$quire" kms status --dir "$kms_dir/c" --key-id other 2>&1 >/dev/null; echo "exit=$?")
+check "kms: a CMK file for another key id is refused naming both" grep -q "quire-cmk.*other.*exit=1" <<<"$(tr '\n' ' ' <<<"$kms_err")"
+check "kms: a missing CMK file exits 1" test "$(exit_of "$quire" kms status --dir "$kms_dir/missing")" = 1
+key_hex=$(python3 -c "
+import sys
+b=open('$kms_dir/c/cmk.key','rb').read()
+print(b[-36:-4].hex())")
+check "kms: no output carries key bytes" bash -c "! ( '$quire' kms status --dir '$kms_dir/c' 2>&1; '$quire' kms rotate --dir '$kms_dir/c' 2>&1 ) | grep -qi '$key_hex'"
+check "kms: a missing --dir exits 2" test "$(exit_of "$quire" kms status)" = 2
+rm -rf "$kms_dir"
 if [ -n "$other" ]; then
   t1_other=$("$other" sim selftest --seed 1 | grep -o 'trace=0x[0-9a-f]\{16\}')
   check "another build prints the same trace for seed 1" test "$t1" = "$t1_other"

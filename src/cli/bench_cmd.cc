@@ -9,7 +9,6 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <fstream>
 #include <memory>
 #include <optional>
 #include <string>
@@ -19,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/histogram.h"
+#include "cli/bench_run.h"
 #include "cli/command.h"
 #include "cli/data_dir_lock.h"
 #include "cli/local_page_server.h"
@@ -133,30 +133,6 @@ Task<void> write_records(Env& env, ReplicationClient& client, WritePhase& phase)
   if (--phase.writers_running == 0) phase.finished = env.executor().now();
 }
 
-// What the servers said before the run: where to continue their chain, and the term.
-struct ProbeResult {
-  size_t answered = 0;
-  Lsn last_lsn;
-  Term term;
-  Status first_error;
-};
-
-Task<void> probe_servers(Env& env, std::vector<Address> servers, ProbeResult* out) {
-  for (const Address& a : servers) {
-    PageServerClient client(env, a);
-    auto st = co_await client.status(env.executor().deadline_after(kProbeTimeout));
-    client.disconnect();
-    if (!st.is_ok()) {
-      if (out->first_error.is_ok())
-        out->first_error = Status(st.code(), fmt::format("{}: {}", a, st.status().to_string()));
-      continue;
-    }
-    out->answered++;
-    out->last_lsn = std::max(out->last_lsn, st->last_lsn);
-    out->term = std::max(out->term, st->term);
-  }
-}
-
 // ---- the raw baseline
 
 struct RawBaseline {
@@ -208,10 +184,6 @@ Result<std::unique_ptr<RawBaseline>> measure_raw_fdatasync(const std::string& di
 
 // ---- the command
 
-double per_second(uint64_t n, double seconds) {
-  return seconds > 0 ? static_cast<double>(n) / seconds : 0.0;
-}
-
 int fail(const std::string& message) {
   fmt::print(stderr, "quire bench pageserver: {}\n", message);
   return kExitFailed;
@@ -257,10 +229,9 @@ int run_bench_pageserver(const BenchFlags& flags) {
   auto phase = std::make_unique<WritePhase>();
   {
     ProbeResult probe;
-    TaskId id =
-        client_env.executor().spawn("bench-probe", probe_servers(client_env, servers, &probe));
-    bool done = loop.run_until([&] { return client_env.executor().is_done(id); },
-                               kProbeTimeout * static_cast<int64_t>(servers.size() + 1));
+    bool done = run_task_to_end(loop, client_env, "bench-probe",
+                                probe_servers(client_env, servers, kProbeTimeout, &probe),
+                                kProbeTimeout * static_cast<int64_t>(servers.size() + 1));
     if (!done) {
       loop.scheduler().destroy_node(kClientNode);
       return fail(loop.stop_signal() != 0 ? "interrupted"
@@ -403,9 +374,7 @@ int run_bench_pageserver(const BenchFlags& flags) {
       j["ratio_vs_raw_fdatasync"] = raw_ops > 0 ? ops / raw_ops : 0.0;
     }
     j["error"] = phase->first_error.is_ok() ? "" : phase->first_error.to_string();
-    std::ofstream out(flags.json_path);
-    out << j.dump(2) << "\n";
-    if (!out) return fail(fmt::format("cannot write {}", flags.json_path));
+    if (Status st = write_json_file(flags.json_path, j); !st.is_ok()) return fail(st.message());
   }
   return phase->first_error.is_ok() && phase->acked == flags.records ? kExitOk : kExitFailed;
 }
@@ -452,6 +421,8 @@ void add_bench_commands(CLI::App& app, Commands& commands) {
       ->check(severity_validator())
       ->capture_default_str();
   commands.push_back({cmd, [flags] { return run_bench_pageserver(*flags); }});
+
+  add_bench_engine_command(*bench, commands);
 }
 
 }  // namespace quire::cli

@@ -33,8 +33,13 @@ using Commands = std::vector<Command>;
 void add_pageserver_command(CLI::App& app, Commands& commands);
 // `quire pl status|verify|dump` (pl_cmd.cc).
 void add_pl_commands(CLI::App& app, Commands& commands);
-// `quire bench pageserver` (bench_cmd.cc).
+// The `quire bench` group and `quire bench pageserver` (bench_cmd.cc).
 void add_bench_commands(CLI::App& app, Commands& commands);
+// `quire bench engine` (bench_engine_cmd.cc), added to the bench group.
+void add_bench_engine_command(CLI::App& bench, Commands& commands);
+
+// `quire kms status|rotate` (kms_cmd.cc).
+void add_kms_commands(CLI::App& app, Commands& commands);
 
 // Validators, so a malformed value is a parse error (exit 2) like any other.
 // "host:port" as the real network takes it (IPv4, localhost, [IPv6]).

@@ -521,7 +521,9 @@ Task<Result<CheckpointInfo>> Engine::checkpoint(RecordWriter& writer, Timestamp 
   // Durable: switch the in-memory state.
   for (auto& [id, root] : new_roots) tables_[id].root = root;
   for (auto& [id, t] : tables_) t.ingest.prune_through(checkpoint_ts);
-  for (auto& [key, node] : new_pages) cache_.put(key, node, node->encoded_size() + kSealedOverheadBytes);
+  for (auto& [key, node] : new_pages) {
+    cache_.put(key, node, node->encoded_size() + (options_.encrypt ? kSealedOverheadBytes : 0));
+  }
   installed_lsn_ = done_lsn;
   metadata_lsn_ = meta_lsn;
   checkpoint_ts_ = checkpoint_ts;

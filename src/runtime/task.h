@@ -1,8 +1,12 @@
-// Task<T>: a lazy C++20 coroutine with symmetric transfer.
+// Task<T>: a lazy C++20 coroutine.
 //
 // A Task does nothing until it is awaited (or spawned on an Executor). Awaiting a Task
-// transfers control straight into it, and its completion transfers straight back to the
-// awaiting coroutine, so deep call chains cost no scheduler round trips and no stack.
+// runs it at once, on the awaiting coroutine's stack, until it completes or first
+// suspends. If it completed, the awaiting coroutine simply continues (await_suspend
+// returns false): a loop of awaits that complete without suspending never grows the
+// stack, even where the compiler does not turn symmetric transfer into a tail call (the
+// sanitizer build). If it suspended, its completion later transfers straight back to the
+// awaiting coroutine (symmetric transfer). Either way there are no scheduler round trips.
 // Every frame knows the root task it runs under (TaskRecord), which is how waits find the
 // task to park and how cancellation reaches whatever the task is waiting on.
 //
@@ -27,12 +31,21 @@ struct PromiseBase {
   std::coroutine_handle<> continuation;  // the coroutine awaiting this one, if any
   TaskRecord* task = nullptr;             // the root task this frame runs under
   std::exception_ptr exception;
+  bool running_inline = false;    // inside the awaiter's first resume()
+  bool completed_inline = false;  // finished before that resume() returned
 
   struct FinalAwaiter {
     bool await_ready() const noexcept { return false; }
     template <typename P>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) const noexcept {
-      auto next = h.promise().continuation;
+      auto& p = h.promise();
+      if (p.running_inline) {
+        // The awaiter is still on the stack below us: return to it, and it lets the
+        // awaiting coroutine continue without nesting another frame.
+        p.completed_inline = true;
+        return std::noop_coroutine();
+      }
+      auto next = p.continuation;
       return next ? next : std::noop_coroutine();
     }
     void await_resume() const noexcept {}
@@ -98,10 +111,14 @@ class [[nodiscard]] Task {
     Handle h;
     bool await_ready() const noexcept { return false; }
     template <typename P>
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<P> awaiting) noexcept {
-      h.promise().continuation = awaiting;
-      h.promise().task = awaiting.promise().task;
-      return h;
+    bool await_suspend(std::coroutine_handle<P> awaiting) noexcept {
+      auto& p = h.promise();
+      p.continuation = awaiting;
+      p.task = awaiting.promise().task;
+      p.running_inline = true;
+      h.resume();
+      p.running_inline = false;
+      return !p.completed_inline;  // false: it finished, the awaiting coroutine goes on
     }
     T await_resume() { return h.promise().take(); }
   };
