@@ -46,6 +46,13 @@ enum class RecordType : uint8_t {
   kAbandon = 8,             // service-internal: records in (lsn, base_lsn) are abandoned
 };
 
+// Every record type, in numeric order.
+inline constexpr RecordType kAllRecordTypes[] = {
+    RecordType::kLog,      RecordType::kPage,     RecordType::kDelta,
+    RecordType::kDiscard,  RecordType::kKeystore, RecordType::kMetadata,
+    RecordType::kCheckpointComplete, RecordType::kAbandon,
+};
+
 std::string_view record_type_name(RecordType t);
 bool record_type_valid(uint8_t t);
 // Page-shaped records (PAGE, DELTA, DISCARD, KEYSTORE, METADATA) are found by (table, page).

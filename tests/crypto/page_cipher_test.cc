@@ -14,16 +14,6 @@
 namespace quire {
 namespace {
 
-const RecordType kAllTypes[] = {
-    RecordType::kLog,
-    RecordType::kPage,
-    RecordType::kDelta,
-    RecordType::kDiscard,
-    RecordType::kKeystore,
-    RecordType::kMetadata,
-    RecordType::kCheckpointComplete,
-    RecordType::kAbandon,
-};
 
 PayloadPlace place(uint64_t table, uint64_t page, uint64_t lsn, RecordType type) {
   return PayloadPlace{TableId(table), PageId(page), Lsn(lsn), type};
@@ -62,7 +52,7 @@ class PageCipher : public ::testing::Test {
 };
 
 TEST_F(PageCipher, RoundTripsEveryRecordType) {
-  for (RecordType type : kAllTypes) {
+  for (RecordType type : kAllRecordTypes) {
     const PayloadPlace where = place(9, 10, 11, type);
     const Bytes text = plaintext(100);
     const Bytes sealed = seal(where, text);
@@ -266,7 +256,7 @@ TEST_F(PageCipher, PlaintextNeverAppearsInTheSealedBytes) {
                         'n', 'a', 'r', 'y', '-', '1', '6', '!'};
   Bytes text = plaintext(1000);
   for (size_t at : {0, 500, 984}) std::copy(canary.begin(), canary.end(), text.begin() + at);
-  for (RecordType type : kAllTypes) {
+  for (RecordType type : kAllRecordTypes) {
     const Bytes sealed = seal(place(1, 2, 3, type), text);
     EXPECT_EQ(std::search(sealed.begin(), sealed.end(), canary.begin(), canary.end()),
               sealed.end());
@@ -338,7 +328,7 @@ RC_GTEST_PROP(PageCipherProperty, OpenInvertsSeal, ()) {
   const PayloadPlace where{
       TableId(*rc::gen::arbitrary<uint64_t>()), PageId(*rc::gen::arbitrary<uint64_t>()),
       Lsn(*rc::gen::arbitrary<uint64_t>()),
-      *rc::gen::elementOf(std::vector<RecordType>(std::begin(kAllTypes), std::end(kAllTypes)))};
+      *rc::gen::elementOf(std::vector<RecordType>(std::begin(kAllRecordTypes), std::end(kAllRecordTypes)))};
   Bytes sealed;
   RC_ASSERT(dek.seal(where, text, random, sealed).is_ok());
   RC_ASSERT(sealed.size() == text.size() + kSealedOverheadBytes);

@@ -59,7 +59,7 @@ class PickupTest : public ::testing::Test {
       auto cp = co_await leader().checkpoint(leader_->writer(), ts(now_));
       EXPECT_TRUE(cp.is_ok()) << cp.status().to_string();
       if (!cp.is_ok()) co_return;
-      auto latest = co_await leader_->app->client->latest_checkpoint(leader_->env().executor().deadline_after(1s));
+      auto latest = co_await leader_->latest_checkpoint();
       EXPECT_TRUE(latest.is_ok());
       if (!latest.is_ok()) co_return;
       EXPECT_EQ(latest->lsn, cp->completion_lsn);

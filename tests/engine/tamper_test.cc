@@ -301,9 +301,7 @@ class TamperTest : public ::testing::Test {
     if (cluster_->world().is_up(follower_->id)) cluster_->crash(*follower_);
     cluster_->restart(*follower_, Lsn(), Lsn(1));
     EXPECT_TRUE(cluster_->run(*follower_, [&]() -> Task<void> {
-      Env& env = follower_->env();
-      auto latest =
-          co_await follower_->app->client->latest_checkpoint(env.executor().deadline_after(1s));
+      auto latest = co_await follower_->latest_checkpoint();
       EXPECT_TRUE(latest.is_ok()) << latest.status().to_string();
       if (!latest.is_ok()) co_return;
       Engine& f = follower_->engine();

@@ -13,16 +13,6 @@
 namespace quire {
 namespace {
 
-constexpr RecordType kAllTypes[] = {
-    RecordType::kLog,
-    RecordType::kPage,
-    RecordType::kDelta,
-    RecordType::kDiscard,
-    RecordType::kKeystore,
-    RecordType::kMetadata,
-    RecordType::kCheckpointComplete,
-    RecordType::kAbandon,
-};
 
 // The header bytes that hold the payload length; a flip there may make the frame look
 // longer than the bytes at hand.
@@ -66,7 +56,7 @@ Bytes prefix(const Bytes& b, size_t n) {
 // Only usable inside a RapidCheck property.
 Record arbitrary_record(size_t payload_bytes_max) {
   Record r;
-  r.type = *rc::gen::elementOf(std::vector<RecordType>(std::begin(kAllTypes), std::end(kAllTypes)));
+  r.type = *rc::gen::elementOf(std::vector<RecordType>(std::begin(kAllRecordTypes), std::end(kAllRecordTypes)));
   r.flags = *rc::gen::arbitrary<uint16_t>();
   r.table = TableId(*rc::gen::arbitrary<uint64_t>());
   r.page = PageId(*rc::gen::arbitrary<uint64_t>());
@@ -130,7 +120,7 @@ TEST(RecordFrame, LayoutMatchesTheDocumentedTable) {
 }
 
 TEST(RecordFrame, TypeNamesAndClasses) {
-  for (RecordType t : kAllTypes) {
+  for (RecordType t : kAllRecordTypes) {
     EXPECT_TRUE(record_type_valid(static_cast<uint8_t>(t)));
     EXPECT_NE(record_type_name(t), "UNKNOWN");
   }
@@ -152,7 +142,7 @@ TEST(RecordFrame, TypeNamesAndClasses) {
 // --- Round trips ---------------------------------------------------------------------------
 
 TEST(RecordRoundTrip, EveryTypeWithEmptySmallAndLargePayloads) {
-  for (RecordType t : kAllTypes) {
+  for (RecordType t : kAllRecordTypes) {
     for (size_t n : {size_t{0}, size_t{1}, size_t{4096}}) {
       Record r = valid_record(t, patterned_payload(n));
       Bytes b = encoded(r);
@@ -218,7 +208,7 @@ RC_GTEST_PROP(RecordRoundTrip, RecordsBackToBack, ()) {
 // --- validate_record -------------------------------------------------------------------------
 
 TEST(ValidateRecord, AcceptsAWellFormedRecordOfEveryWritableType) {
-  for (RecordType t : kAllTypes) {
+  for (RecordType t : kAllRecordTypes) {
     if (t == RecordType::kAbandon) continue;
     EXPECT_TRUE(validate_record(valid_record(t)).is_ok()) << record_type_name(t);
   }
@@ -248,7 +238,7 @@ TEST(ValidateRecord, RejectsOversizedPayload) {
 }
 
 TEST(ValidateRecord, RejectsPageRecordWithoutPageId) {
-  for (RecordType t : kAllTypes) {
+  for (RecordType t : kAllRecordTypes) {
     if (t == RecordType::kAbandon) continue;
     Record r = valid_record(t);
     r.page = PageId(0);
@@ -308,7 +298,7 @@ void expect_every_prefix_truncated(const Bytes& b) {
 }
 
 TEST(RecordDamage, EveryTruncationOfEveryTypeIsTruncated) {
-  for (RecordType t : kAllTypes) {
+  for (RecordType t : kAllRecordTypes) {
     SCOPED_TRACE(record_type_name(t));
     expect_every_prefix_truncated(encoded(valid_record(t, patterned_payload(40))));
   }
@@ -353,7 +343,7 @@ void expect_every_bit_flip_rejected(const Bytes& frame, const Bytes& next) {
 
 TEST(RecordDamage, EveryFlippedBitOfEveryTypeIsRejected) {
   Bytes next = encoded(valid_record(RecordType::kLog, patterned_payload(200)));
-  for (RecordType t : kAllTypes) {
+  for (RecordType t : kAllRecordTypes) {
     SCOPED_TRACE(record_type_name(t));
     expect_every_bit_flip_rejected(encoded(valid_record(t, patterned_payload(16))), next);
   }

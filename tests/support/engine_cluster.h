@@ -59,6 +59,22 @@ struct ComputeNode {
   Engine& engine() { return *app->engine; }
   RecordWriter& writer() { return *app->writer; }
   Env& env() { return app->env(); }
+
+  // The page service's latest completed checkpoint (its completion record).
+  Task<Result<Record>> latest_checkpoint(Nanos timeout = Nanos(std::chrono::seconds(2))) {
+    co_return co_await app->client->latest_checkpoint(env().executor().deadline_after(timeout));
+  }
+  // Installs the latest checkpoint; Unavailable as a pick-up result when there is none.
+  Task<PickupResult> install_latest(InstallMode mode) {
+    auto latest = co_await latest_checkpoint();
+    if (!latest.is_ok()) {
+      PickupResult r;
+      r.outcome = PickupOutcome::kUnavailable;
+      r.detail = latest.status();
+      co_return r;
+    }
+    co_return co_await engine().install_checkpoint(std::move(*latest), mode);
+  }
 };
 
 // A set of page servers that are each other's peers (and nobody else's).
