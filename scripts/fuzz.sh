@@ -2,7 +2,7 @@
 # Builds the fuzz targets (clang, libFuzzer + ASan + UBSan) into build/fuzz and runs each
 # for SECONDS (default 20) from its seed corpus: record_fuzz (the page service's record
 # frame and segment scanner, fuzz/corpus/record) and engine_formats_fuzz (B+tree pages,
-# checkpoint metadata and completion records, the keystore, sealed payloads;
+# checkpoint metadata and completion records, the keystore, sealed payloads, log entries;
 # fuzz/corpus/engine). Seeds are copied to a scratch corpus so a run never changes the
 # committed files. Exits non-zero if a fuzzer finds a crash; the input that caused it is
 # kept in build/fuzz/artifacts/.

@@ -42,22 +42,31 @@ std::vector<std::vector<T>> chunk(std::vector<T> items, size_t limit, size_t cou
     out.push_back(std::move(items));
     return out;
   }
-  // Aim for three-quarters full so the next few inserts do not split again.
+  // Aim for three-quarters full so the next few inserts do not split again, but give
+  // every part at least two items: a level of n references then becomes at most n/2
+  // pages, so growing roots always converges, however large the keys.
   size_t parts = std::max<size_t>({2, (total + limit * 3 / 4 - 1) / (limit * 3 / 4),
                                    (items.size() + count_max * 3 / 4 - 1) / (count_max * 3 / 4)});
+  if (items.size() >= 4) parts = std::min(parts, items.size() / 2);
   size_t per_part_bytes = (total + parts - 1) / parts;
   size_t per_part_count = (items.size() + parts - 1) / parts;
+  const size_t min_count = items.size() >= 4 ? 2 : 1;
   std::vector<T> cur;
   size_t cur_bytes = 0;
+  size_t left = items.size();
   for (T& t : items) {
     size_t b = size_of(t);
-    if (!cur.empty() && (cur_bytes + b > per_part_bytes || cur.size() >= per_part_count)) {
+    // Close the part when it is full, unless it is still below the minimum or closing it
+    // would leave the last part below the minimum.
+    if (cur.size() >= min_count && left >= min_count &&
+        (cur_bytes + b > per_part_bytes || cur.size() >= per_part_count)) {
       out.push_back(std::move(cur));
       cur.clear();
       cur_bytes = 0;
     }
     cur_bytes += b;
     cur.push_back(std::move(t));
+    left--;
   }
   if (!cur.empty()) out.push_back(std::move(cur));
   return out;

@@ -71,9 +71,13 @@ class TreeCursor {
 };
 
 struct TreeShape {
-  size_t leaf_bytes_max = 16 * 1024;  // a leaf's encoded size above this splits
-  size_t fanout_max = 64;             // an internal page with more children splits
+  size_t leaf_bytes_max = 16 * 1024;  // a leaf's encoded size above this splits (>= 512)
+  size_t fanout_max = 64;             // an internal page with more children splits (>= 4)
 };
+
+// The largest key and value a table takes (the engine refuses larger writes).
+inline constexpr size_t kKeyBytesMax = 4096;
+inline constexpr size_t kValueBytesMax = 1u << 20;
 
 // One checkpoint's writes for one table: new page versions and discards, in LSN order.
 struct TreeBuild {

@@ -81,7 +81,11 @@ Engine::Engine(Env& env, ReplicationClient& client, Kms& kms, EngineOptions opti
       keystore_(options_.cluster_id),
       ring_(options_.dek_uses_hard_limit),
       cache_(options_.cache_bytes),
-      checkpoint_mu_(env.executor().scheduler()) {}
+      checkpoint_mu_(env.executor().scheduler()),
+      keys_mu_(env.executor().scheduler()) {
+  options_.shape.leaf_bytes_max = std::max<size_t>(options_.shape.leaf_bytes_max, 512);
+  options_.shape.fanout_max = std::max<size_t>(options_.shape.fanout_max, 4);
+}
 
 Engine::~Engine() = default;
 
@@ -117,8 +121,20 @@ void Engine::clear_ingest() {
 // ---- Keys ---------------------------------------------------------------------------
 
 Task<Status> Engine::apply_keystore_change(KeystoreChange change) {
-  QUIRE_CO_RETURN_IF_ERROR(keystore_.apply(change));
-  co_return co_await ring_.sync(kms_, keystore_);
+  QUIRE_CO_RETURN_IF_ERROR(co_await keys_mu_.lock());
+  MutexGuard guard(keys_mu_);
+  // Unwrap the change's keys first, so a KMS outage leaves the keystore as it was and the
+  // caller can simply apply the same change again later.
+  Keystore next = keystore_;
+  QUIRE_CO_RETURN_IF_ERROR(next.apply(change));
+  Status st = co_await ring_.sync(kms_, next);
+  if (!st.is_ok()) {
+    ring_.forget_unknown(keystore_);
+    co_return st;
+  }
+  st = keystore_.apply(change);
+  QUIRE_ASSERT(st.is_ok());  // it applied to a copy of this keystore, under the lock
+  co_return Status();
 }
 
 // Applies changes made against a draft to the node's keystore. They were all checked on
@@ -138,6 +154,10 @@ Task<Result<std::vector<KeystoreChange>>> Engine::apply_all(std::vector<Keystore
 }
 
 Task<Result<std::vector<KeystoreChange>>> Engine::draft(Task<Result<std::vector<KeystoreChange>>> body) {
+  // One key operation at a time: a draft copies the keystore and must find it unchanged
+  // when it applies its changes.
+  QUIRE_CO_RETURN_IF_ERROR(co_await keys_mu_.lock());
+  MutexGuard guard(keys_mu_);
   auto result = co_await std::move(body);
   if (!result.is_ok()) ring_.forget_unknown(keystore_);
   co_return result;
@@ -177,6 +197,10 @@ Task<Result<std::vector<KeystoreChange>>> Engine::bootstrap_draft(std::vector<Ta
 }
 
 Task<Result<std::vector<KeystoreChange>>> Engine::add_table_key(TableId table) {
+  co_return co_await draft(add_table_key_draft(table));
+}
+
+Task<Result<std::vector<KeystoreChange>>> Engine::add_table_key_draft(TableId table) {
   if (keystore_.newest_dek(table.value)) co_return std::vector<KeystoreChange>{};
   Keystore draft = keystore_;
   QUIRE_CO_RETURN_IF_ERROR(co_await ring_.sync(kms_, draft));
@@ -247,6 +271,10 @@ Task<Result<std::vector<KeystoreChange>>> Engine::rotate_cmk_draft() {
 }
 
 Task<Result<std::vector<KeystoreChange>>> Engine::renew_worn_deks() {
+  co_return co_await draft(renew_worn_deks_draft());
+}
+
+Task<Result<std::vector<KeystoreChange>>> Engine::renew_worn_deks_draft() {
   Keystore draft = keystore_;
   QUIRE_CO_RETURN_IF_ERROR(co_await ring_.sync(kms_, draft));
   std::vector<uint64_t> worn;
@@ -278,6 +306,12 @@ Status Engine::push_keystore(Timestamp ts) {
 Status Engine::apply_write(TableId id, std::string key, Timestamp ts, std::optional<std::string> value) {
   if (id.value < kFirstUserTable) {
     return Status(Code::kInvalidArgument, "table id is reserved").with("table", id.value);
+  }
+  if (key.size() > kKeyBytesMax || (value && value->size() > kValueBytesMax)) {
+    return Status(Code::kInvalidArgument, "key or value too large")
+        .with("table", id.value)
+        .with("key_bytes", key.size())
+        .with("value_bytes", value ? value->size() : 0);
   }
   if (ts <= checkpoint_ts_) {
     return Status(Code::kInvalidArgument, "write at or below the installed checkpoint's timestamp")
@@ -320,6 +354,14 @@ Task<Result<std::vector<std::pair<std::string, std::string>>>> Engine::scan(Tabl
   Table& t = it->second;
   const size_t batch = std::min<size_t>(limit, 1024) + 64;
   for (int attempt = 0; attempt < kScanRestartsMax; attempt++) {
+    // A checkpoint that switched the state under an earlier attempt may have pruned the
+    // versions this read needs.
+    if (read_ts < checkpoint_ts_) {
+      co_return Status(Code::kOlder, "scan below the oldest readable timestamp")
+          .at("scan")
+          .with("read_ts", read_ts.value)
+          .with("oldest_ts", checkpoint_ts_.value);
+    }
     const uint64_t generation = generation_;
     PageSource source = page_source();
     TreeCursor cursor(source, t.root);
@@ -561,7 +603,16 @@ Task<PickupResult> Engine::install_checkpoint(Record completion, InstallMode mod
     Status locked = co_await checkpoint_mu_.lock();
     QUIRE_ASSERT(locked.is_ok());  // free, and a single-threaded node takes it at once
     MutexGuard guard(checkpoint_mu_);
-    result = co_await install_locked(std::move(completion), mode);
+    // Key changes wait while a pick-up checks and adopts keystores.
+    Status keys = co_await keys_mu_.lock(env_.executor().deadline_after(options_.io_timeout));
+    if (!keys.is_ok()) {
+      result.outcome = PickupOutcome::kBusy;
+      result.checkpoint_lsn = completion.lsn;
+      result.detail = busy("a key operation held the keystore too long").at("pickup");
+    } else {
+      MutexGuard keys_guard(keys_mu_);
+      result = co_await install_locked(std::move(completion), mode);
+    }
   }
   report_pickup(result, before);
   co_return result;
@@ -705,7 +756,7 @@ Task<PickupResult> Engine::install_locked(Record completion, InstallMode mode) {
   // 6. Switch: roots, prune ingest up to the checkpoint, bookkeeping. Nothing can fail.
   if (adopt) {
     Status st = keystore_.adopt(*adopt);
-    QUIRE_ASSERT(st.is_ok());  // checked as a prefix above, and nothing ran since
+    QUIRE_ASSERT(st.is_ok());  // checked as a prefix above, under the keys lock
     push_queue_.prune_through(adopt->version());
   } else {
     push_queue_.prune_through(ref.version);

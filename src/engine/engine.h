@@ -108,6 +108,9 @@ class Engine {
 
   // ---- Tables -----------------------------------------------------------------------
   // A committed write (or delete, value nullopt) at `ts`. The table appears on first use.
+  // InvalidArgument for a reserved table, a key above kKeyBytesMax or a value above
+  // kValueBytesMax, or a ts at or below the installed checkpoint. The caller applies
+  // writes in timestamp order and checkpoints only at timestamps it has fully applied.
   Status apply_write(TableId table, std::string key, Timestamp ts, std::optional<std::string> value);
   Task<Result<std::optional<std::string>>> get(TableId table, std::string key, Timestamp read_ts);
   // Live entries with keys in [lo, hi) (hi empty: no bound) at `read_ts`, at most `limit`.
@@ -151,6 +154,8 @@ class Engine {
   Task<Result<std::vector<KeystoreChange>>> bootstrap_draft(std::vector<TableId> tables);
   Task<Result<std::vector<KeystoreChange>>> rotate_kek_draft();
   Task<Result<std::vector<KeystoreChange>>> rotate_cmk_draft();
+  Task<Result<std::vector<KeystoreChange>>> add_table_key_draft(TableId table);
+  Task<Result<std::vector<KeystoreChange>>> renew_worn_deks_draft();
   Task<Status> write_step(RecordWriter& writer, CheckpointStep step, std::vector<Record> records);
   Task<PickupResult> install_locked(Record completion, InstallMode mode);
   void report_pickup(const PickupResult& r, Lsn installed_before);
@@ -165,6 +170,8 @@ class Engine {
   KeystorePushQueue push_queue_;
   PageCache cache_;
   AsyncMutex checkpoint_mu_;
+  // Serializes everything that changes the keystore (key operations, pick-up adoption).
+  AsyncMutex keys_mu_;
   std::map<TableId, Table> tables_;
 
   // The installed (or last written) checkpoint.

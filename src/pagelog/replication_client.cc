@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -224,8 +225,44 @@ Task<Result<LogChunk>> ReplicationClient::read_log(Lsn from, size_t max_bytes, D
 }
 
 Task<Result<Record>> ReplicationClient::latest_checkpoint(Deadline deadline) {
-  auto op = [](PageServerClient& c, Deadline d) { return c.latest_checkpoint(d); };
-  co_return co_await with_failover<Record>(env_, shared_->clients, preferred_, deadline, op);
+  // A completed checkpoint is on at least W servers, but any one server may lag behind
+  // it. Asking N - W + 1 servers meets every write quorum, so the newest answer among
+  // them is the latest checkpoint.
+  const size_t n = shared_->clients.size();
+  const size_t needed = n - std::min(options_.write_quorum, n) + 1;
+  std::optional<Record> newest;
+  size_t answered = 0;  // servers that answered with a checkpoint or with NotFound
+  Status last = unavailable("no page server answered");
+  for (int round = 0; round < 100 && answered < needed; ++round) {
+    answered = 0;
+    newest.reset();
+    for (size_t k = 0; k < n; ++k) {
+      size_t i = (preferred_ + k) % n;
+      Deadline attempt = std::min(deadline, env_.executor().deadline_after(kAttemptTimeout));
+      Result<Record> r = co_await shared_->clients[i]->latest_checkpoint(attempt);
+      if (r.code() == Code::kCancelled) co_return r;
+      if (r.is_ok()) {
+        answered++;
+        if (!newest || r->lsn > newest->lsn) newest = std::move(*r);
+      } else if (r.code() == Code::kNotFound) {
+        answered++;
+      } else {
+        last = r.status();
+      }
+      if (env_.executor().now() >= deadline) break;
+    }
+    if (answered >= needed || env_.executor().now() >= deadline) break;
+    Status slept = co_await env_.executor().sleep(10ms);
+    if (!slept.is_ok()) co_return slept;
+  }
+  if (answered < needed) {
+    co_return Status(last.code() == Code::kOk ? Code::kUnavailable : last.code(),
+                     "too few page servers answered for the latest checkpoint")
+        .with("answered", answered)
+        .with("needed", needed);
+  }
+  if (!newest) co_return not_found("no completed checkpoint");
+  co_return std::move(*newest);
 }
 
 }  // namespace quire

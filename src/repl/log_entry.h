@@ -1,0 +1,104 @@
+// A log entry: what one LOG record carries. The primary writes one per committed write
+// batch and one per keystore change set; standbys read them back in LSN order and apply
+// them. An entry is sealed like a page, under the log's DEK.
+//
+// Plaintext, format version 1 (little-endian; varint = LEB128, minimal length only):
+//
+//   offset  size  field
+//        0     4  magic "QLOG" (0x474f4c51)
+//        4     1  format version (1)
+//        5     1  kind (LogEntryKind)
+//        6     2  reserved (zero)
+//        8     8  commit timestamp (nonzero)
+//       16     4  op count (1..kLogEntryOpsMax)
+//       20     n  the ops, `count` of them:
+//                   kWrites:   table id u64 | op u8 (1 put, 2 delete) |
+//                              key (varint length, bytes) | value (varint length, bytes; puts only)
+//                   kKeystore: KeystoreChange::encode
+//
+// Exactly one encoding per entry: a decoder accepts only what encode_log_entry would
+// write, so the bytes a standby authenticated are the bytes the primary meant.
+//
+// Sealing: AES-256-GCM under the log DEK (id kLogTable) with AAD binding table kLogTable,
+// page 0, the record's LSN and type LOG, so a log record replayed at another LSN, or
+// passed off as another record type, fails to open. The DEK version a writer seals under
+// must be one every reader already holds: a keystore-change entry is sealed under a log
+// DEK version that exists before the change applies, never one the entry itself creates,
+// or no standby could open the entry that would give it the key.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/coding.h"
+#include "base/ids.h"
+#include "base/status.h"
+#include "crypto/keystore.h"
+#include "crypto/page_cipher.h"
+#include "pagelog/record.h"
+
+namespace quire {
+
+inline constexpr uint32_t kLogEntryMagic = 0x474f4c51;  // "QLOG"
+inline constexpr uint8_t kLogEntryFormatVersion = 1;
+inline constexpr size_t kLogEntryHeaderBytes = 20;
+inline constexpr uint32_t kLogEntryOpsMax = 10'000;
+inline constexpr size_t kLogEntryKeyBytesMax = 64u << 10;
+inline constexpr size_t kLogEntryValueBytesMax = 1u << 20;
+// The plaintext bound leaves room for the seal's header and tag, so every valid entry
+// fits in one record (kRecordPayloadMax).
+inline constexpr size_t kLogEntryBytesMax = kRecordPayloadMax - kSealedOverheadBytes;
+
+// One write of a batch. A value of nullopt deletes the key.
+struct LogWrite {
+  TableId table;
+  std::string key;
+  std::optional<std::string> value;
+  friend bool operator==(const LogWrite&, const LogWrite&) = default;
+};
+
+enum class LogEntryKind : uint8_t {
+  kWrites = 1,    // a committed write batch: `writes`
+  kKeystore = 2,  // keystore changes, applied in order: `changes`
+};
+
+struct LogEntry {
+  LogEntryKind kind = LogEntryKind::kWrites;
+  Timestamp ts;                         // the commit timestamp
+  std::vector<LogWrite> writes;         // kWrites only
+  std::vector<KeystoreChange> changes;  // kKeystore only
+  friend bool operator==(const LogEntry&, const LogEntry&) = default;
+};
+
+// Checks the bounds of the header comment: a known kind with 1..kLogEntryOpsMax ops of
+// that kind only, a nonzero timestamp, user tables (>= kFirstUserTable) only, keys and
+// values within their bounds, and the whole encoding within kLogEntryBytesMax.
+// InvalidArgument naming the bound otherwise.
+Status validate_log_entry(const LogEntry& e);
+
+// The plaintext encoding; InvalidArgument (from validate_log_entry) for an entry out of
+// bounds, without building the bytes.
+Result<Bytes> encode_log_entry(const LogEntry& e);
+
+// Decodes a plaintext encoding. Corruption (naming "log_entry") for anything that
+// encode_log_entry could not have written: a bad magic, kind, op or reserved field, a
+// bound exceeded, a short or overlong varint, trailing bytes. VersionTooNew for a format
+// version above kLogEntryFormatVersion. Never reads outside `in`, never asserts on it.
+Result<LogEntry> decode_log_entry(ByteView in);
+
+// Encodes `e` and seals it for LOG record `lsn` under `log_dek` (whose id must be
+// kLogTable's). The record has type LOG, table kLogTable, page 0, `lsn` and `term`;
+// prev_lsn is left for the RecordWriter. InvalidArgument for an entry out of bounds or a
+// DEK that is not the log's; KeyExhausted when the DEK is used up.
+Result<Record> seal_log_record(const LogEntry& e, DataKey& log_dek, Lsn lsn, Term term,
+                               Random& random);
+
+// Opens a LOG record and decodes its entry. Corruption for a record that is not a LOG
+// record of kLogTable, or a payload sealed under a DEK other than the log's; otherwise
+// the errors of open_sealed (Corruption, NotFound, VersionTooNew; naming the lsn) and of
+// decode_log_entry.
+Result<LogEntry> open_log_record(const Record& r, const DekLookup& lookup);
+
+}  // namespace quire
