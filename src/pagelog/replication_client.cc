@@ -102,6 +102,12 @@ ReplicationClient::~ReplicationClient() {
 
 Task<Status> ReplicationClient::write(std::vector<Record> records, Deadline deadline) {
   if (records.empty()) co_return Status();
+  // Counted while the caller waits, so abandon_after can refuse to run under it.
+  struct Waiting {
+    size_t& n;
+    explicit Waiting(size_t& c) : n(c) { n++; }
+    ~Waiting() { n--; }
+  } waiting(writes_waiting_);
   if (durable_lsn_.is_zero() && completed_.empty()) durable_lsn_ = records.front().prev_lsn;
   const Lsn first_prev = records.front().prev_lsn;
   const Lsn last = records.back().lsn;
@@ -167,6 +173,12 @@ Task<Status> ReplicationClient::seal(Deadline deadline) {
 }
 
 Task<Status> ReplicationClient::abandon_after(Lsn lsn, Deadline deadline) {
+  if (writes_waiting_ > 0) {
+    // Its durable_lsn could still move, and the marker would then drop acknowledged
+    // records.
+    co_return busy("writes are waiting for their quorum; abandon after they return")
+        .with("writes_waiting", writes_waiting_);
+  }
   // Stop re-sending earlier writes first: a late copy of an abandoned record must not land
   // after the abandon marker. Durable records a server still lacks come from its peers.
   for (TaskId t : shared_->tasks) env_.executor().cancel(t);

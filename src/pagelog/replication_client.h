@@ -53,8 +53,9 @@ class ReplicationClient {
   Task<Result<Record>> latest_checkpoint(Deadline deadline);
   // To every server; OK once W did it.
   Task<Status> seal(Deadline deadline);
-  // Also stops re-sending every earlier write (so no late copy of an abandoned record
-  // lands after the marker): call it only when no write is waiting for its quorum.
+  // Also stops re-sending every earlier write, so the client itself sends no copy of an
+  // abandoned record after the marker. Busy while any write is waiting for its quorum
+  // (its outcome could still move durable_lsn).
   Task<Status> abandon_after(Lsn lsn, Deadline deadline);
   Task<Status> set_retention(Lsn lsn, Deadline deadline);
 
@@ -74,6 +75,7 @@ class ReplicationClient {
   std::unique_ptr<Random> jitter_;
   size_t preferred_ = 0;
   Lsn durable_lsn_;
+  size_t writes_waiting_ = 0;  // write() calls not yet returned
   std::map<Lsn, Lsn> completed_;  // durable writes not yet contiguous: prev lsn -> last lsn
 };
 
