@@ -318,6 +318,19 @@ class TamperTest : public ::testing::Test {
     return out;
   }
 
+  // A tampered root stops the install (Corrupt, naming the page); a tampered inner page
+  // installs and is caught when read.
+  void expect_page_attack_detected(const AttackResult& r, size_t target, size_t root) {
+    EXPECT_TRUE(r.detected());
+    if (target != root) {
+      expect_read_time_detection(r, {target}, {Code::kCorruption});
+      return;
+    }
+    expect_refused(r);
+    EXPECT_EQ(r.pickup.outcome, PickupOutcome::kCorrupt) << r.pickup.detail.to_string();
+    expect_names(r.pickup.detail, log_[target]);
+  }
+
   // A refused install changes nothing: no checkpoint, no keystore.
   void expect_refused(const AttackResult& r) {
     EXPECT_FALSE(r.pickup.installed);
@@ -473,15 +486,7 @@ TEST_F(TamperTest, ReplayedOlderVersionIsDetected) {
     SCOPED_TRACE(target == root ? "root" : "non-root page");
     Log log = log_;
     log[target].payload = log_[older_version(target)].payload;
-    AttackResult r = attack(log);
-    EXPECT_TRUE(r.detected());
-    if (target == inner) {
-      expect_read_time_detection(r, {target}, {Code::kCorruption});
-      continue;
-    }
-    expect_refused(r);
-    EXPECT_EQ(r.pickup.outcome, PickupOutcome::kCorrupt) << r.pickup.detail.to_string();
-    expect_names(r.pickup.detail, log_[target]);
+    expect_page_attack_detected(attack(log), target, root);
   }
 }
 
@@ -496,15 +501,7 @@ TEST_F(TamperTest, DroppedNewestVersionServesTheOlderOneAndIsDetected) {
     ASSERT_LT(target + 1, log.size());
     log[target + 1].prev_lsn = log[target].prev_lsn;
     log.erase(log.begin() + static_cast<ptrdiff_t>(target));
-    AttackResult r = attack(log);
-    EXPECT_TRUE(r.detected());
-    if (target == inner) {
-      expect_read_time_detection(r, {target}, {Code::kCorruption});
-      continue;
-    }
-    expect_refused(r);
-    EXPECT_EQ(r.pickup.outcome, PickupOutcome::kCorrupt) << r.pickup.detail.to_string();
-    expect_names(r.pickup.detail, log_[target]);
+    expect_page_attack_detected(attack(log), target, root);
   }
 }
 
