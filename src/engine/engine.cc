@@ -15,6 +15,22 @@ constexpr const char* kComponent = "engine";
 // restarts it gives up with Busy.
 constexpr int kScanRestartsMax = 8;
 
+std::vector<Record> one_record(Record r) {
+  std::vector<Record> v;
+  v.push_back(std::move(r));
+  return v;
+}
+
+// A pick-up that could not take a lock it needs.
+PickupResult busy_pickup(Lsn checkpoint_lsn, uint64_t node_keystore_version, const char* why) {
+  PickupResult r;
+  r.outcome = PickupOutcome::kBusy;
+  r.checkpoint_lsn = checkpoint_lsn;
+  r.node_keystore_version = node_keystore_version;
+  r.detail = busy(why).at("pickup");
+  return r;
+}
+
 bool is_retriable_code(Code c) { return code_is_retriable(c) || c == Code::kCancelled; }
 
 PickupOutcome outcome_for(const Status& st) {
@@ -507,9 +523,7 @@ Task<Result<CheckpointInfo>> Engine::checkpoint(RecordWriter& writer, Timestamp 
     r.backlink_lsn = ks_ref.page_lsn;
     r.payload = std::move(*page);
     new_ks_ref = KeystoreRef{r.lsn, ks->version(), selected->ts, ks->digest()};
-    std::vector<Record> one;
-    one.push_back(std::move(r));
-    QUIRE_CO_RETURN_IF_ERROR(co_await write_step(writer, CheckpointStep::kKeystorePage, std::move(one)));
+    QUIRE_CO_RETURN_IF_ERROR(co_await write_step(writer, CheckpointStep::kKeystorePage, one_record(std::move(r))));
     info.wrote_keystore_page = true;
   }
 
@@ -536,11 +550,7 @@ Task<Result<CheckpointInfo>> Engine::checkpoint(RecordWriter& writer, Timestamp 
   meta_record.backlink_lsn = metadata_lsn_;
   meta_record.payload = std::move(meta_bytes);
   const Lsn meta_lsn = meta_record.lsn;
-  {
-    std::vector<Record> one;
-    one.push_back(std::move(meta_record));
-    QUIRE_CO_RETURN_IF_ERROR(co_await write_step(writer, CheckpointStep::kMetadataPage, std::move(one)));
-  }
+  QUIRE_CO_RETURN_IF_ERROR(co_await write_step(writer, CheckpointStep::kMetadataPage, one_record(std::move(meta_record))));
 
   // 4. The completion record: from here on this is the latest checkpoint.
   CheckpointCompletion completion;
@@ -554,11 +564,7 @@ Task<Result<CheckpointInfo>> Engine::checkpoint(RecordWriter& writer, Timestamp 
   done.lsn = writer.allocate();
   done.payload.assign(text.begin(), text.end());
   const Lsn done_lsn = done.lsn;
-  {
-    std::vector<Record> one;
-    one.push_back(std::move(done));
-    QUIRE_CO_RETURN_IF_ERROR(co_await write_step(writer, CheckpointStep::kCompletion, std::move(one)));
-  }
+  QUIRE_CO_RETURN_IF_ERROR(co_await write_step(writer, CheckpointStep::kCompletion, one_record(std::move(done))));
 
   // Durable: switch the in-memory state.
   for (auto& [id, root] : new_roots) tables_[id].root = root;
@@ -595,10 +601,7 @@ Task<PickupResult> Engine::install_checkpoint(Record completion, InstallMode mod
   const Lsn before = installed_lsn_;
   PickupResult result;
   if (checkpoint_mu_.locked()) {
-    result.outcome = PickupOutcome::kBusy;
-    result.checkpoint_lsn = completion.lsn;
-    result.node_keystore_version = keystore_.version();
-    result.detail = busy("a checkpoint or pick-up is running").at("pickup");
+    result = busy_pickup(completion.lsn, keystore_.version(), "a checkpoint or pick-up is running");
   } else {
     Status locked = co_await checkpoint_mu_.lock();
     QUIRE_ASSERT(locked.is_ok());  // free, and a single-threaded node takes it at once
@@ -606,9 +609,7 @@ Task<PickupResult> Engine::install_checkpoint(Record completion, InstallMode mod
     // Key changes wait while a pick-up checks and adopts keystores.
     Status keys = co_await keys_mu_.lock(env_.executor().deadline_after(options_.io_timeout));
     if (!keys.is_ok()) {
-      result.outcome = PickupOutcome::kBusy;
-      result.checkpoint_lsn = completion.lsn;
-      result.detail = busy("a key operation held the keystore too long").at("pickup");
+      result = busy_pickup(completion.lsn, keystore_.version(), "a key operation held the keystore too long");
     } else {
       MutexGuard keys_guard(keys_mu_);
       result = co_await install_locked(std::move(completion), mode);
