@@ -94,6 +94,7 @@ int main(int argc, char** argv) {
   quire::cli::add_pl_commands(app, commands);
   quire::cli::add_bench_commands(app, commands);
   quire::cli::add_kms_commands(app, commands);
+  quire::cli::add_chaos_commands(app, commands);
 
   try {
     app.parse(argc, argv);

@@ -25,6 +25,7 @@ Bytes encode_metadata_page(const CheckpointMetadata& m) {
   w.put_fixed64(m.oldest_ts.value);
   w.put_fixed64(m.largest_page_id.value);
   w.put_fixed64(m.database_size);
+  w.put_fixed64(m.log_lsn.value);
   w.put_fixed64(m.keystore.page_lsn.value);
   w.put_fixed64(m.keystore.version);
   w.put_fixed64(m.keystore.push_ts.value);
@@ -69,11 +70,12 @@ Result<CheckpointMetadata> decode_metadata_page(ByteView page) {
     return metadata_corruption("bad version fields");
   }
   ByteReader r(page.subspan(kMetadataHeaderBytes));
-  uint64_t ts = 0, oldest = 0, largest = 0, ks_lsn = 0, ks_push = 0;
+  uint64_t ts = 0, oldest = 0, largest = 0, log_lsn = 0, ks_lsn = 0, ks_push = 0;
   QUIRE_RETURN_IF_ERROR(r.get_fixed64(&ts));
   QUIRE_RETURN_IF_ERROR(r.get_fixed64(&oldest));
   QUIRE_RETURN_IF_ERROR(r.get_fixed64(&largest));
   QUIRE_RETURN_IF_ERROR(r.get_fixed64(&m.database_size));
+  QUIRE_RETURN_IF_ERROR(r.get_fixed64(&log_lsn));
   QUIRE_RETURN_IF_ERROR(r.get_fixed64(&ks_lsn));
   QUIRE_RETURN_IF_ERROR(r.get_fixed64(&m.keystore.version));
   QUIRE_RETURN_IF_ERROR(r.get_fixed64(&ks_push));
@@ -83,6 +85,7 @@ Result<CheckpointMetadata> decode_metadata_page(ByteView page) {
   m.checkpoint_ts = Timestamp(ts);
   m.oldest_ts = Timestamp(oldest);
   m.largest_page_id = PageId(largest);
+  m.log_lsn = Lsn(log_lsn);
   m.keystore.page_lsn = Lsn(ks_lsn);
   m.keystore.push_ts = Timestamp(ks_push);
   uint32_t n = 0;

@@ -11,7 +11,7 @@
 // Metadata page (a METADATA record, table kMetadataTable, page 1), little-endian:
 //   magic "QMTA" u32 | version u8 | compatible_version u8 | reserved u16 | body size u32 |
 //   CRC32C (masked, this field zeroed) u32 | body:
-//   checkpoint ts u64 | oldest ts u64 | largest page id u64 | database size u64 |
+//   checkpoint ts u64 | oldest ts u64 | largest page id u64 | database size u64 | log lsn u64 |
 //   keystore ref {page lsn u64, version u64, push ts u64, digest 16} |
 //   table count u32 | per table {table id u64, root page u64, root lsn u64, pages u64, bytes u64}
 //
@@ -72,6 +72,9 @@ struct CheckpointMetadata {
   Timestamp oldest_ts;
   PageId largest_page_id;
   uint64_t database_size = 0;
+  // The last LOG record whose writes the checkpoint holds: a node that loads it reads the
+  // log on from the next record (0: from the start).
+  Lsn log_lsn;
   KeystoreRef keystore;
   std::vector<TableRoot> tables;  // ascending table id
   friend bool operator==(const CheckpointMetadata&, const CheckpointMetadata&) = default;

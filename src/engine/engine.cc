@@ -312,6 +312,31 @@ Task<Result<std::vector<KeystoreChange>>> Engine::renew_worn_deks_draft() {
   co_return co_await apply_all(std::move(changes));
 }
 
+Task<Result<std::vector<KeystoreChange>>> Engine::destroy_retired_keks(
+    std::shared_ptr<const Keystore> oldest_retained) {
+  co_return co_await draft(destroy_draft(std::move(oldest_retained)));
+}
+
+Task<Result<std::vector<KeystoreChange>>> Engine::destroy_draft(std::shared_ptr<const Keystore> oldest_retained) {
+  std::vector<KeystoreChange> changes;
+  if (!oldest_retained || !oldest_retained->is_prefix_of(keystore_)) co_return changes;
+  Keystore draft = keystore_;
+  for (const auto& [v, entry] : oldest_retained->keks()) {
+    if (entry.state != KekState::kRetired) continue;
+    auto now = draft.keks().find(v);
+    if (now == draft.keks().end() || now->second.state != KekState::kRetired) continue;
+    KeystoreChange destroy;
+    destroy.type = KeystoreChangeType::kDestroyKek;
+    destroy.kek_version = v;
+    QUIRE_CO_RETURN_IF_ERROR(draft.apply(destroy));
+    env_.log().info(kComponent, 40004, "KEK destroyed: no retained checkpoint needs it",
+                    {{"kek_version", v}, {"oldest_retained_keystore_version", oldest_retained->version()}});
+    changes.push_back(destroy);
+  }
+  if (changes.empty()) co_return changes;
+  co_return co_await apply_all(std::move(changes));
+}
+
 Status Engine::push_keystore(Timestamp ts) {
   auto snapshot = std::make_shared<const Keystore>(keystore_);
   return push_queue_.push(ts, std::move(snapshot));
@@ -345,14 +370,27 @@ Task<Result<std::optional<std::string>>> Engine::get(TableId id, std::string key
         .with("read_ts", read_ts.value)
         .with("oldest_ts", checkpoint_ts_.value);
   }
-  auto it = tables_.find(id);
-  if (it == tables_.end()) co_return std::optional<std::string>();
-  if (const Version* v = it->second.ingest.get(key, read_ts)) co_return v->value;
-  PageSource source = page_source();
-  auto entry = co_await tree_get(source, it->second.root, std::move(key));
-  if (!entry.is_ok()) co_return entry.status();
-  if (!*entry) co_return std::optional<std::string>();
-  co_return std::optional<std::string>((*entry)->value);
+  for (int attempt = 0; attempt < kScanRestartsMax; attempt++) {
+    // A pick-up that switched the stable state during the tree read may have moved it past
+    // this read's timestamp (and pruned the ingest versions it needs): check, and redo.
+    if (read_ts < checkpoint_ts_) {
+      co_return Status(Code::kOlder, "read below the oldest readable timestamp")
+          .at("get")
+          .with("read_ts", read_ts.value)
+          .with("oldest_ts", checkpoint_ts_.value);
+    }
+    auto it = tables_.find(id);
+    if (it == tables_.end()) co_return std::optional<std::string>();
+    if (const Version* v = it->second.ingest.get(key, read_ts)) co_return v->value;
+    const uint64_t generation = generation_;
+    PageSource source = page_source();
+    auto entry = co_await tree_get(source, it->second.root, key);
+    if (generation != generation_) continue;
+    if (!entry.is_ok()) co_return entry.status();
+    if (!*entry) co_return std::optional<std::string>();
+    co_return std::optional<std::string>((*entry)->value);
+  }
+  co_return busy("read kept restarting under checkpoint switches").at("get").with("table", id.value);
 }
 
 Task<Result<std::vector<std::pair<std::string, std::string>>>> Engine::scan(TableId id, std::string lo,
@@ -440,7 +478,7 @@ Task<Status> Engine::write_step(RecordWriter& writer, CheckpointStep step, std::
   co_return std::move(st).at(fmt::format("checkpoint:{}", checkpoint_step_name(step)));
 }
 
-Task<Result<CheckpointInfo>> Engine::checkpoint(RecordWriter& writer, Timestamp checkpoint_ts) {
+Task<Result<CheckpointInfo>> Engine::checkpoint(RecordWriter& writer, Timestamp checkpoint_ts, Lsn log_lsn) {
   Status locked = co_await checkpoint_mu_.lock(env_.executor().deadline_after(options_.io_timeout));
   if (!locked.is_ok()) co_return busy("checkpoint lock held too long").at("checkpoint");
   MutexGuard guard(checkpoint_mu_);
@@ -532,6 +570,7 @@ Task<Result<CheckpointInfo>> Engine::checkpoint(RecordWriter& writer, Timestamp 
   meta.checkpoint_ts = checkpoint_ts;
   meta.oldest_ts = checkpoint_ts;
   meta.largest_page_id = largest_page_id_;
+  meta.log_lsn = log_lsn;
   meta.keystore = new_ks_ref;
   for (const auto& [id, t] : tables_) {
     auto it = new_roots.find(id);
@@ -574,6 +613,7 @@ Task<Result<CheckpointInfo>> Engine::checkpoint(RecordWriter& writer, Timestamp 
   }
   installed_lsn_ = done_lsn;
   metadata_lsn_ = meta_lsn;
+  checkpoint_log_lsn_ = log_lsn;
   checkpoint_ts_ = checkpoint_ts;
   checkpoint_keystore_ref_ = new_ks_ref;
   checkpoint_keystore_ = ks;
@@ -689,6 +729,7 @@ Task<PickupResult> Engine::install_locked(Record completion, InstallMode mode) {
   // 4. The keystore: the checkpoint's version is a lower bound on what reading it needs.
   const KeystoreRef& ref = meta->keystore;
   r.checkpoint_keystore_version = ref.version;
+  r.checkpoint_log_lsn = meta->log_lsn;
   std::optional<Keystore> adopt;
   bool stale = false;
   if (ref.version <= keystore_.version()) {
@@ -770,6 +811,7 @@ Task<PickupResult> Engine::install_locked(Record completion, InstallMode mode) {
   for (auto& [id, t] : tables_) t.ingest.prune_through(c.checkpoint_ts);
   installed_lsn_ = completion.lsn;
   metadata_lsn_ = c.metadata_lsn;
+  checkpoint_log_lsn_ = meta->log_lsn;
   checkpoint_ts_ = c.checkpoint_ts;
   largest_page_id_ = std::max(largest_page_id_, meta->largest_page_id);
   checkpoint_keystore_ref_ = ref;

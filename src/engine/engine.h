@@ -103,6 +103,14 @@ class Engine {
   // at 2^31). Pages use the new version once a keystore holding it is pushed and a
   // checkpoint references it; old versions stay for reading old pages.
   Task<Result<std::vector<KeystoreChange>>> renew_worn_deks();
+  // Leader: destroys every KEK that is retired in `oldest_retained` (the keystore of the
+  // oldest checkpoint a reader may still load) and not destroyed yet. No retained
+  // keystore wraps anything under such a KEK, and log records are sealed under DEKs, so
+  // nothing retained needs it. Returns the changes.
+  Task<Result<std::vector<KeystoreChange>>> destroy_retired_keks(std::shared_ptr<const Keystore> oldest_retained);
+  // The keystore the installed (or last written) checkpoint references, when the node
+  // has it as a snapshot (always on a leader that wrote the checkpoint).
+  std::shared_ptr<const Keystore> checkpoint_keystore_snapshot() const { return checkpoint_keystore_; }
   // Pushes the node's current keystore to the checkpoint queue at `ts`.
   Status push_keystore(Timestamp ts);
 
@@ -125,13 +133,17 @@ class Engine {
   // below the ts that is not yet written, the metadata page, then the completion
   // record; only then switches its state. On failure the previous checkpoint stays the
   // latest and the writer's chain is recovered for the next attempt.
-  Task<Result<CheckpointInfo>> checkpoint(RecordWriter& writer, Timestamp checkpoint_ts);
+  // `log_lsn` is the last LOG record whose writes are at or below the ts (stored in the
+  // metadata, so a node that loads the checkpoint knows where to read the log on from).
+  Task<Result<CheckpointInfo>> checkpoint(RecordWriter& writer, Timestamp checkpoint_ts, Lsn log_lsn = Lsn());
 
   // Follower (and any node starting up): install the checkpoint `completion` names.
   // See PickupOutcome; changes nothing unless it installs.
   Task<PickupResult> install_checkpoint(Record completion, InstallMode mode);
 
   Lsn installed_checkpoint_lsn() const { return installed_lsn_; }
+  // The installed checkpoint's log position (CheckpointMetadata::log_lsn).
+  Lsn checkpoint_log_lsn() const { return checkpoint_log_lsn_; }
   Timestamp checkpoint_ts() const { return checkpoint_ts_; }
   Timestamp oldest_readable_ts() const { return checkpoint_ts_; }
   const KeystoreRef& checkpoint_keystore() const { return checkpoint_keystore_ref_; }
@@ -156,6 +168,7 @@ class Engine {
   Task<Result<std::vector<KeystoreChange>>> rotate_cmk_draft();
   Task<Result<std::vector<KeystoreChange>>> add_table_key_draft(TableId table);
   Task<Result<std::vector<KeystoreChange>>> renew_worn_deks_draft();
+  Task<Result<std::vector<KeystoreChange>>> destroy_draft(std::shared_ptr<const Keystore> oldest_retained);
   Task<Status> write_step(RecordWriter& writer, CheckpointStep step, std::vector<Record> records);
   Task<PickupResult> install_locked(Record completion, InstallMode mode);
   void report_pickup(const PickupResult& r, Lsn installed_before);
@@ -177,6 +190,7 @@ class Engine {
   // The installed (or last written) checkpoint.
   Lsn installed_lsn_;
   Lsn metadata_lsn_;
+  Lsn checkpoint_log_lsn_;
   Timestamp checkpoint_ts_;
   PageId largest_page_id_;
   // Bumped at every switch of the stable state, so a scan can tell it must restart.

@@ -44,6 +44,7 @@ struct PickupResult {
   bool installed = false;
   Lsn checkpoint_lsn;
   Timestamp checkpoint_ts;
+  Lsn checkpoint_log_lsn;  // the checkpoint's log position (known once its metadata was read)
   uint64_t checkpoint_keystore_version = 0;
   uint64_t node_keystore_version = 0;
   Status detail;  // why, for every outcome but Installed and AlreadyInstalled

@@ -198,6 +198,13 @@ Task<RpcResponse> PageServer::handle(const RpcRequest& request) {
       bool log_only = static_cast<PageOp>(request.op) == PageOp::kReadLog;
       // read_log starts at `from`; scan continues after it. Nothing past a gap is served.
       Lsn after = log_only ? Lsn(from == 0 ? 0 : from - 1) : Lsn(from);
+      if (log_only && !store.retention_lsn().is_zero() && Lsn(from) <= store.retention_lsn()) {
+        // Garbage collection may have dropped log records there: a reader must not take
+        // what is left for the whole log.
+        co_return fail(Status(Code::kOlder, "log records at or below the retention point are gone")
+                           .with("from", from)
+                           .with("retention_lsn", store.retention_lsn().value));
+      }
       if (after > complete) {
         co_return fail(Status(Code::kNotYetMaterialized, "this server has not reached that lsn")
                            .with("from", from)

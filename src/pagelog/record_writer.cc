@@ -5,7 +5,8 @@ namespace quire {
 RecordWriter::RecordWriter(ReplicationClient& client, Lsn chain_head, Lsn next_lsn)
     : client_(client), chain_head_(chain_head), next_lsn_(std::max(next_lsn, chain_head.next())) {}
 
-Task<Status> RecordWriter::write(std::vector<Record> records, Deadline deadline) {
+Task<Status> RecordWriter::write(std::vector<Record> records, Deadline deadline,
+                                 std::function<void()> on_first_ack) {
   if (records.empty()) co_return Status();
   if (needs_recovery_) {
     co_return Status(Code::kUnavailable, "record chain in doubt after a failed write; recover first")
@@ -25,8 +26,26 @@ Task<Status> RecordWriter::write(std::vector<Record> records, Deadline deadline)
   }
   const Lsn last = prev;
   chain_head_ = last;
-  Status st = co_await client_.write(std::move(records), deadline);
-  if (!st.is_ok()) needs_recovery_ = true;
+  in_doubt_ = records;
+  Status st = co_await client_.write(std::move(records), deadline, std::move(on_first_ack));
+  if (st.is_ok()) {
+    in_doubt_.clear();
+  } else {
+    needs_recovery_ = true;
+  }
+  co_return st;
+}
+
+Task<Status> RecordWriter::resend(Deadline deadline) {
+  if (!needs_recovery_ || in_doubt_.empty()) {
+    co_return Status(Code::kInvalidArgument, "no failed write to re-send").at("record_writer");
+  }
+  std::vector<Record> again = in_doubt_;
+  Status st = co_await client_.write(std::move(again), deadline);
+  if (st.is_ok()) {
+    needs_recovery_ = false;
+    in_doubt_.clear();
+  }
   co_return st;
 }
 
@@ -36,6 +55,7 @@ Task<Status> RecordWriter::recover(Deadline deadline) {
   if (!st.is_ok()) co_return st;
   chain_head_ = durable;
   needs_recovery_ = false;
+  in_doubt_.clear();
   co_return Status();
 }
 

@@ -41,7 +41,12 @@ class RecordWriter {
   // Chains `records` (ascending LSNs, each above the chain head) and writes them at W.
   // On failure the chain is in doubt: Unavailable/DeadlineExceeded/Busy etc. from the
   // client, and needs_recovery() becomes true. Fenced means a newer writer exists.
-  Task<Status> write(std::vector<Record> records, Deadline deadline);
+  // `on_first_ack`: see ReplicationClient::write.
+  Task<Status> write(std::vector<Record> records, Deadline deadline, std::function<void()> on_first_ack = {});
+
+  // After a failed write: sends the same records again (same bytes, same LSNs, so a
+  // record can never land twice). OK clears needs_recovery().
+  Task<Status> resend(Deadline deadline);
 
   // Abandons every record after the durable point and continues the chain from it.
   Task<Status> recover(Deadline deadline);
@@ -53,6 +58,7 @@ class RecordWriter {
   Lsn chain_head_;
   Lsn next_lsn_;
   bool needs_recovery_ = false;
+  std::vector<Record> in_doubt_;  // the last write, kept until it is durable
 };
 
 }  // namespace quire

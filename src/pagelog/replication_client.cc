@@ -12,12 +12,18 @@ namespace {
 constexpr const char* kComponent = "replication";
 constexpr Nanos kAttemptTimeout = 1s;  // one call to one server
 constexpr size_t kBackgroundTasksMax = 4096;
+// How long writes skip a server after it answered Unavailable (then one write probes it).
+constexpr Nanos kDownProbeInterval = 500ms;
 }  // namespace
 
 // What the per-server tasks share with the client: kept alive by every task that uses
 // it, so the client can be destroyed while re-sends are still running.
 struct ReplicationClient::Shared {
   std::vector<std::unique_ptr<PageServerClient>> clients;
+  // Per server: writes skip it until then (it refused connections or broke them), so a
+  // dead server does not collect a re-sending task per write; it catches up from its
+  // peers when it is back.
+  std::vector<MonoTime> down_until;
   bool alive = true;
   std::vector<TaskId> tasks;  // for cancellation when the client goes away
 };
@@ -33,6 +39,7 @@ struct WriteProgress {
   bool fenced = false;
   Status fenced_status;
   WaitQueue changed;
+  std::function<void()> on_first_ack;
 };
 
 bool worth_retrying(Code c) {
@@ -46,7 +53,7 @@ bool worth_failing_over(Code c) {
 }
 
 // Sends one write to one server until it is acknowledged, refused, or `give_up` passes.
-Task<void> send_until_acked(Env& env, std::shared_ptr<void> keep_alive, PageServerClient* client,
+Task<void> send_until_acked(Env& env, std::shared_ptr<void> keep_alive, MonoTime* down_until, PageServerClient* client,
                             std::shared_ptr<const std::vector<Record>> records, Term term,
                             std::shared_ptr<WriteProgress> progress, Deadline give_up, Nanos backoff_min,
                             Nanos backoff_max, uint64_t jitter_seed) {
@@ -57,7 +64,12 @@ Task<void> send_until_acked(Env& env, std::shared_ptr<void> keep_alive, PageServ
     Deadline attempt = std::min(give_up, env.executor().deadline_after(kAttemptTimeout));
     Status st = co_await client->append(*records, term, attempt);
     if (st.is_ok()) {
+      *down_until = MonoTime{};
       progress->acks++;
+      if (progress->acks == 1 && progress->on_first_ack) {
+        auto f = std::move(progress->on_first_ack);
+        f();
+      }
       progress->changed.notify_all();
       co_return;
     }
@@ -67,6 +79,10 @@ Task<void> send_until_acked(Env& env, std::shared_ptr<void> keep_alive, PageServ
       progress->fenced_status = st;
       progress->changed.notify_all();
       co_return;
+    }
+    if (st.code() == Code::kUnavailable) {
+      // Gone (refused, broken, or still connecting): later writes skip it for a while.
+      *down_until = std::max(*down_until, env.executor().now() + kDownProbeInterval);
     }
     if (!worth_retrying(st.code())) {
       progress->refused++;
@@ -93,6 +109,7 @@ ReplicationClient::ReplicationClient(Env& env, ReplicationOptions options)
   QUIRE_ASSERT(!options_.servers.empty());
   QUIRE_ASSERT(options_.write_quorum >= 1 && options_.write_quorum <= options_.servers.size());
   for (const auto& a : options_.servers) shared_->clients.push_back(std::make_unique<PageServerClient>(env, a));
+  shared_->down_until.assign(shared_->clients.size(), MonoTime{});
 }
 
 ReplicationClient::~ReplicationClient() {
@@ -100,7 +117,8 @@ ReplicationClient::~ReplicationClient() {
   for (TaskId t : shared_->tasks) env_.executor().cancel(t);
 }
 
-Task<Status> ReplicationClient::write(std::vector<Record> records, Deadline deadline) {
+Task<Status> ReplicationClient::write(std::vector<Record> records, Deadline deadline,
+                                      std::function<void()> on_first_ack) {
   if (records.empty()) co_return Status();
   // Counted while the caller waits, so abandon_after can refuse to run under it.
   struct Waiting {
@@ -113,18 +131,35 @@ Task<Status> ReplicationClient::write(std::vector<Record> records, Deadline dead
   const Lsn last = records.back().lsn;
   auto shared_records = std::make_shared<const std::vector<Record>>(std::move(records));
   auto progress = std::make_shared<WriteProgress>(env_.executor().scheduler());
+  progress->on_first_ack = std::move(on_first_ack);
   std::erase_if(shared_->tasks, [this](TaskId t) { return env_.executor().is_done(t); });
   if (shared_->tasks.size() >= kBackgroundTasksMax) co_return busy("too many writes in flight to the page service");
 
   // Servers that miss the deadline keep getting the write for a while afterwards, so a
   // lagging server does not have to wait for peer catch-up.
   Deadline give_up = std::max(deadline, env_.executor().deadline_after(options_.lagging_resend_window));
-  for (auto& c : shared_->clients) {
+  const MonoTime now = env_.executor().now();
+  auto ask = [&](size_t i) {
     shared_->tasks.push_back(env_.executor().spawn(
-        "replicate", send_until_acked(env_, shared_, c.get(), shared_records, options_.term, progress, give_up,
-                                      options_.retry_backoff_min, options_.retry_backoff_max, jitter_->next_u64())));
+        "replicate", send_until_acked(env_, shared_, &shared_->down_until[i], shared_->clients[i].get(),
+                                      shared_records, options_.term, progress, give_up, options_.retry_backoff_min,
+                                      options_.retry_backoff_max, jitter_->next_u64())));
+  };
+  size_t n = 0;  // servers asked
+  for (size_t i = 0; i < shared_->clients.size(); ++i) {
+    if (shared_->down_until[i] > now) continue;
+    ask(i);
+    n++;
   }
-  const size_t n = shared_->clients.size();
+  if (n < options_.write_quorum) {
+    // Too many servers look down to reach a quorum: ask them all again.
+    for (size_t i = 0; i < shared_->clients.size(); ++i) {
+      if (shared_->down_until[i] <= now) continue;
+      shared_->down_until[i] = MonoTime{};
+      ask(i);
+      n++;
+    }
+  }
   const size_t w = options_.write_quorum;
   while (true) {
     if (progress->fenced) co_return progress->fenced_status;

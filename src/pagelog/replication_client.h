@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <vector>
@@ -43,7 +44,9 @@ class ReplicationClient {
   // InvalidArgument (the servers refused the records), or DeadlineExceeded /
   // Unavailable when fewer than W acknowledged in time (the outcome is then unknown:
   // the records may still become durable, and re-writing them is safe).
-  Task<Status> write(std::vector<Record> records, Deadline deadline);
+  // `on_first_ack`, when set, runs once, when the first server acknowledged (a write
+  // concern of one; it may run after write() returned).
+  Task<Status> write(std::vector<Record> records, Deadline deadline, std::function<void()> on_first_ack = {});
   Lsn durable_lsn() const { return durable_lsn_; }
 
   Task<Result<std::vector<Record>>> get_page(TableId table, PageId page, Lsn as_of, Deadline deadline);
@@ -63,6 +66,8 @@ class ReplicationClient {
   void set_preferred(size_t index) { preferred_ = index % options_.servers.size(); }
   size_t preferred() const { return preferred_; }
   size_t server_count() const { return options_.servers.size(); }
+  Term term() const { return options_.term; }
+  size_t write_quorum() const { return options_.write_quorum; }
 
  private:
   struct Shared;

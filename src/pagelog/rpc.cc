@@ -85,9 +85,9 @@ void RpcClient::State::fail_all(const Status& why) {
   for (auto& [id, call] : calls) {
     call->done = true;
     call->status = why;
+    call->wake.notify_all();
   }
   calls.clear();
-  responses.notify_all();
 }
 
 void RpcClient::disconnect() {
@@ -100,14 +100,19 @@ void RpcClient::disconnect() {
 Task<Status> RpcClient::ensure_connected(Deadline deadline) {
   std::shared_ptr<State> st = st_;
   while (st->connecting) {
-    Status w = co_await st->responses.wait(deadline);
+    // Another call is connecting: wait for it, but only a bounded crowd (a dead server
+    // would otherwise park every caller behind one attempt); the rest retry or fail over.
+    if (st->connect_waiters.size() >= kConnectWaitersMax) {
+      co_return unavailable(fmt::format("connecting to {}", server_));
+    }
+    Status w = co_await st->connect_waiters.wait(deadline);
     if (!w.is_ok()) co_return w;
   }
   if (st->conn && st->conn->is_open()) co_return Status();
   st->connecting = true;
   auto c = co_await env_.net().connect(server_, deadline);
   st->connecting = false;
-  st->responses.notify_all();
+  st->connect_waiters.notify_all();
   if (!c.is_ok()) co_return c.status();
   st->conn = std::shared_ptr<Connection>(std::move(c).value());
   st->generation++;
@@ -142,8 +147,8 @@ Task<void> RpcClient::read_loop(Env& env, Address server, std::shared_ptr<State>
     it->second->done = true;
     it->second->status = std::move(resp->status);
     it->second->body = std::move(resp->body);
+    it->second->wake.notify_all();
     st->calls.erase(it);
-    st->responses.notify_all();
   }
 }
 
@@ -152,7 +157,7 @@ Task<Result<Bytes>> RpcClient::call(uint8_t op, uint64_t term, Bytes body, Deadl
   if (st->calls.size() >= kInFlightMax) co_return busy(fmt::format("too many calls in flight to {}", server_));
   QUIRE_CO_RETURN_IF_ERROR(co_await ensure_connected(deadline));
   uint64_t id = next_id_++;
-  auto call = std::make_shared<Call>();
+  auto call = std::make_shared<Call>(env_.executor().scheduler());
   st->calls[id] = call;
   Status sent = st->conn->send(encode_rpc_request({id, op, term, std::move(body)}));
   if (!sent.is_ok()) {
@@ -161,7 +166,7 @@ Task<Result<Bytes>> RpcClient::call(uint8_t op, uint64_t term, Bytes body, Deadl
     co_return sent;
   }
   while (!call->done) {
-    Status w = co_await st->responses.wait(deadline);
+    Status w = co_await call->wake.wait(deadline);
     if (!w.is_ok() && !call->done) {
       st->calls.erase(id);
       co_return w;

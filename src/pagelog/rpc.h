@@ -63,23 +63,26 @@ class RpcClient {
 
  private:
   struct Call {
+    explicit Call(Scheduler& s) : wake(s) {}
     bool done = false;
     Status status;
     Bytes body;
+    WaitQueue wake;  // its caller alone waits here (no herd of every call in flight)
   };
   // Everything the reader task touches lives here, shared with it, so destroying the
   // client while a read is parked leaves nothing dangling.
   struct State {
-    explicit State(Scheduler& s) : responses(s) {}
+    explicit State(Scheduler& s) : connect_waiters(s) {}
     bool alive = true;
     std::shared_ptr<Connection> conn;
     uint64_t generation = 0;
     bool connecting = false;
     std::map<uint64_t, std::shared_ptr<Call>> calls;
-    WaitQueue responses;  // woken whenever a call completes or the connection changes
+    WaitQueue connect_waiters;  // calls waiting for a connection attempt to end
     void fail_all(const Status& why);
   };
   Task<Status> ensure_connected(Deadline deadline);
+  static constexpr size_t kConnectWaitersMax = 64;
   static Task<void> read_loop(Env& env, Address server, std::shared_ptr<State> st,
                               std::shared_ptr<Connection> conn, uint64_t generation);
 

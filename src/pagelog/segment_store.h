@@ -112,6 +112,7 @@ class SegmentStore {
 
   Lsn last_lsn() const;
   Lsn complete_lsn() const { return complete_lsn_; }
+  Lsn retention_lsn() const { return retention_lsn_; }
   // The highest writer term of any record stored (fencing survives restarts through it).
   Term max_term() const { return max_term_; }
   bool broken() const { return !broken_.is_ok(); }

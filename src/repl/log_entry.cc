@@ -17,7 +17,7 @@ constexpr uint8_t kOpDelete = 2;
 constexpr PageId kLogPage{0};
 
 bool kind_valid(uint8_t k) {
-  return k == 1 || k == 2;
+  return k >= 1 && k <= 3;
 }
 
 PayloadPlace log_place(Lsn lsn) {
@@ -79,7 +79,14 @@ Status validate_log_entry(const LogEntry& e) {
     return out_of_bounds("unknown kind").with("kind", static_cast<uint64_t>(e.kind));
   }
   if (e.ts.is_zero()) return out_of_bounds("commit timestamp is zero");
+  if (e.kind == LogEntryKind::kHeartbeat) {
+    if (!e.writes.empty() || !e.changes.empty() || e.keystore_base_version != 0) {
+      return out_of_bounds("a heartbeat carries nothing");
+    }
+    return Status::ok();
+  }
   const bool writes = e.kind == LogEntryKind::kWrites;
+  if (writes && e.keystore_base_version != 0) return out_of_bounds("a write batch carries a keystore version");
   const size_t ops = writes ? e.writes.size() : e.changes.size();
   const size_t others = writes ? e.changes.size() : e.writes.size();
   if (others != 0) {
@@ -91,7 +98,7 @@ Status validate_log_entry(const LogEntry& e) {
     return out_of_bounds("too many ops").with("ops", ops).with("ops_max", kLogEntryOpsMax);
   }
 
-  size_t total = kLogEntryHeaderBytes;
+  size_t total = kLogEntryHeaderBytes + (writes ? 0 : 8);
   for (size_t i = 0; i < e.writes.size(); i++) {
     const LogWrite& w = e.writes[i];
     if (w.table.value < kFirstUserTable) {
@@ -151,9 +158,12 @@ Result<Bytes> encode_log_entry(const LogEntry& e) {
       w.put_length_prefixed(as_bytes(op.key));
       if (op.value) w.put_length_prefixed(as_bytes(*op.value));
     }
-  } else {
+  } else if (e.kind == LogEntryKind::kKeystore) {
     w.put_fixed32(static_cast<uint32_t>(e.changes.size()));
+    w.put_fixed64(e.keystore_base_version);
     for (const KeystoreChange& c : e.changes) c.encode(w);
+  } else {
+    w.put_fixed32(0);
   }
   QUIRE_ASSERT(out.size() <= kLogEntryBytesMax);
   return out;
@@ -190,14 +200,17 @@ Result<LogEntry> decode_log_entry(ByteView in) {
   if (!kind_valid(kind)) return malformed("unknown kind", 5).with("kind", kind);
   if (reserved != 0) return malformed("nonzero reserved field", 6);
   if (ts == 0) return malformed("commit timestamp is zero", 8);
-  if (count == 0 || count > kLogEntryOpsMax) {
+  const bool heartbeat = kind == static_cast<uint8_t>(LogEntryKind::kHeartbeat);
+  if (heartbeat ? count != 0 : (count == 0 || count > kLogEntryOpsMax)) {
     return malformed("op count out of bounds", 16).with("count", count);
   }
 
   LogEntry e;
   e.kind = static_cast<LogEntryKind>(kind);
   e.ts = Timestamp(ts);
-  if (e.kind == LogEntryKind::kWrites) {
+  if (e.kind == LogEntryKind::kHeartbeat) {
+    // Nothing follows the header.
+  } else if (e.kind == LogEntryKind::kWrites) {
     // Every write takes at least 11 bytes, so the input bounds the reservation too.
     e.writes.reserve(std::min<size_t>(count, r.remaining() / 11));
     for (uint32_t i = 0; i < count; i++) {
@@ -223,6 +236,9 @@ Result<LogEntry> decode_log_entry(ByteView in) {
       e.writes.push_back(std::move(w));
     }
   } else {
+    if (Status s = r.get_fixed64(&e.keystore_base_version); !s.is_ok()) {
+      return malformed_from(s, "keystore base version");
+    }
     e.changes.reserve(std::min<size_t>(count, r.remaining()));
     for (uint32_t i = 0; i < count; i++) {
       const size_t start = r.position();

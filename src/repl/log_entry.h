@@ -10,11 +10,16 @@
 //        5     1  kind (LogEntryKind)
 //        6     2  reserved (zero)
 //        8     8  commit timestamp (nonzero)
-//       16     4  op count (1..kLogEntryOpsMax)
-//       20     n  the ops, `count` of them:
+//       16     4  op count (1..kLogEntryOpsMax; 0 for a heartbeat)
+//       20     8  kKeystore only: the keystore version the changes apply to
+//        -     n  the ops, `count` of them:
 //                   kWrites:   table id u64 | op u8 (1 put, 2 delete) |
 //                              key (varint length, bytes) | value (varint length, bytes; puts only)
 //                   kKeystore: KeystoreChange::encode
+//
+// A heartbeat carries nothing: the primary writes one when it is idle so that standbys
+// learn the commit point (the record's backlink_lsn, see repl/standby.h) without waiting
+// for the next write.
 //
 // Exactly one encoding per entry: a decoder accepts only what encode_log_entry would
 // write, so the bytes a standby authenticated are the bytes the primary meant.
@@ -62,6 +67,7 @@ struct LogWrite {
 enum class LogEntryKind : uint8_t {
   kWrites = 1,    // a committed write batch: `writes`
   kKeystore = 2,  // keystore changes, applied in order: `changes`
+  kHeartbeat = 3, // nothing: carries the commit point when the primary is idle
 };
 
 struct LogEntry {
@@ -69,6 +75,10 @@ struct LogEntry {
   Timestamp ts;                         // the commit timestamp
   std::vector<LogWrite> writes;         // kWrites only
   std::vector<KeystoreChange> changes;  // kKeystore only
+  // kKeystore only: the keystore version `changes` apply to (the first makes base + 1), so
+  // a node that already holds some of them (it loaded a newer keystore from a checkpoint)
+  // applies only the rest.
+  uint64_t keystore_base_version = 0;
   friend bool operator==(const LogEntry&, const LogEntry&) = default;
 };
 

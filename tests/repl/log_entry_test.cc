@@ -246,10 +246,12 @@ TEST(LogEntry, OverlongVarintsAreCorruption) {
   c.kek_version = 2;
   k.changes.push_back(c);
   Bytes kb = encode_ok(k);
-  ASSERT_EQ(kb[kLogEntryHeaderBytes + 1], 2);
-  Bytes kover(kb.begin(), kb.begin() + kLogEntryHeaderBytes + 1);
+  // After the header: the keystore base version (8 bytes), then the change's type byte.
+  const size_t at = kLogEntryHeaderBytes + 8 + 1;
+  ASSERT_EQ(kb[at], 2);
+  Bytes kover(kb.begin(), kb.begin() + at);
   kover.insert(kover.end(), {0x82, 0x00});
-  kover.insert(kover.end(), kb.begin() + kLogEntryHeaderBytes + 2, kb.end());
+  kover.insert(kover.end(), kb.begin() + at + 1, kb.end());
   ASSERT_EQ(kover.size(), kb.size() + 1);
   Result<LogEntry> kr = decode_log_entry(kover);
   EXPECT_EQ(kr.code(), Code::kCorruption) << kr.status().to_string();
@@ -304,7 +306,7 @@ TEST(LogEntry, EncodeRefusesEntriesOutOfBounds) {
   EXPECT_TRUE(refused(mixed_keystore));
 
   LogEntry bad_kind = good;
-  bad_kind.kind = static_cast<LogEntryKind>(3);
+  bad_kind.kind = static_cast<LogEntryKind>(4);
   EXPECT_TRUE(refused(bad_kind));
 
   LogEntry bad_change = sample_keystore();

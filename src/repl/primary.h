@@ -1,0 +1,221 @@
+// The primary: the replica set's only writer.
+//
+// Write path. A client batch (puts and deletes over any tables) waits, bounded, for room
+// in the commit queue; the commit task ("log-commit") takes queued batches in order, gives
+// each a commit timestamp ((seconds << 32) | increment, strictly increasing), seals it as
+// one LOG record under the log's DEK, and writes the group through the RecordWriter at W.
+// Only once the group is durable does it apply the writes to the engine and acknowledge
+// them (write concern majority). Write concern one acknowledges when the first page
+// server synced the group; the writes still become visible only once durable at W, and
+// an abandoned group loses them (that is what w:1 means).
+//
+// A group that fails (Sealed or Unavailable past the client's retries, a timeout) is
+// re-sent with the same bytes and LSNs, so it can never be applied twice; after
+// `write_attempts_max` attempts the writer abandons everything after the durable point
+// and the batches fail with Unavailable "not committed". Fenced means a newer primary
+// exists: every waiter fails with Fenced and the primary stops writing.
+//
+// Commit point. Each LOG record carries, in its backlink_lsn, the LSN up to which the log
+// was durable when it was written; standbys apply a record only once they saw a commit
+// point at or above it, so nothing a standby applies can later be abandoned. When the
+// primary is idle it writes a heartbeat entry to publish the latest commit point.
+//
+// Checkpoints ("checkpointer"): every `checkpoint_interval`, on demand, when un-
+// checkpointed ingest passes `ingest_bytes_max` (writes then wait for room), and prompted
+// by seals (seal_log(); a burst of seals within `seal_checkpoint_delay` yields one). The
+// log writer is held for the checkpoint's duration, so its records chain in order. After
+// each checkpoint the page service's retention moves to the previous checkpoint's log
+// position (two checkpoints stay loadable), worn DEKs get new versions, and KEKs that no
+// retained checkpoint needs are destroyed.
+//
+// Key rotation (push mode, as in the report). rotate_active_kek: T1 creates KEK vN,
+// rewraps every DEK under it, commits it to the in-memory keystore and reserves a log
+// timestamp; after a configurable gap, T2 writes the keystore change into the log at that
+// timestamp and, once durable, pushes the keystore to the checkpoint queue. A checkpoint
+// taken between T1 and T2 carries the keystore of vN-1, which standbys must accept. Key
+// operations run one at a time. rotate_cmk rewraps every KEK under a new CMK version.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/engine.h"
+#include "repl/log_entry.h"
+
+namespace quire {
+
+enum class WriteConcern : uint8_t {
+  kMajority = 1,  // acknowledged once durable at W and applied
+  kOne = 2,       // acknowledged once one page server synced it
+};
+
+struct PrimaryOptions {
+  // Tables whose DEKs a new database creates at bootstrap (others get one on first use).
+  std::vector<TableId> tables;
+  Nanos checkpoint_interval = 5s;  // 0: only on demand, on seals and on ingest pressure
+  Nanos seal_checkpoint_delay = 20ms;
+  Nanos heartbeat_interval = 50ms;
+  // Commit groups.
+  size_t group_batches_max = 256;
+  size_t group_bytes_max = 4u << 20;
+  // Backpressure: client batches waiting for the commit task, and un-checkpointed ingest.
+  size_t queue_batches_max = 4096;
+  size_t queue_bytes_max = 64u << 20;
+  size_t ingest_bytes_max = 64u << 20;
+  Nanos admission_wait_max = 5s;  // a write waits at most this long for room: then Busy
+  // One attempt to make a group durable, and how many attempts with the same bytes.
+  Nanos write_timeout = 2s;
+  int write_attempts_max = 5;
+  Nanos write_retry_backoff = 100ms;
+  // The gap between T1 and T2 of a KEK rotation, drawn per rotation from [min, max].
+  Nanos rotation_gap_min = 0ms;
+  Nanos rotation_gap_max = 0ms;
+  Nanos io_timeout = 5s;
+};
+
+struct PrimaryStats {
+  uint64_t batches_acked = 0;
+  uint64_t writes_acked = 0;
+  uint64_t batches_failed = 0;
+  uint64_t groups_written = 0;
+  uint64_t group_retries = 0;
+  uint64_t groups_abandoned = 0;
+  uint64_t heartbeats = 0;
+  uint64_t checkpoints = 0;
+  uint64_t checkpoint_failures = 0;
+  uint64_t seal_prompted_checkpoints = 0;
+  uint64_t seals = 0;
+  uint64_t kek_rotations = 0;
+  uint64_t cmk_rotations = 0;
+  uint64_t keks_destroyed = 0;
+  uint64_t dek_renewals = 0;
+  uint64_t admission_waits = 0;
+};
+
+// Test hooks: points of a KEK rotation (a test may crash the node there).
+enum class RotationPoint : uint8_t {
+  kAfterT1 = 1,       // KEK vN is in the in-memory keystore; nothing logged
+  kAfterLogWrite = 2, // the keystore change is durable in the log; not pushed yet
+  kAfterPush = 3,     // pushed to the checkpoint queue
+};
+
+class Primary {
+ public:
+  Primary(Env& env, Engine& engine, RecordWriter& writer, PrimaryOptions options);
+  ~Primary();
+  Primary(const Primary&) = delete;
+  Primary& operator=(const Primary&) = delete;
+
+  // A new database: bootstraps the keys (KEK v1, the log's DEK and each table's), logs
+  // them, writes the first checkpoint, and starts the commit, checkpoint and heartbeat
+  // tasks. A primary whose engine already holds keys (one taking over) only starts.
+  Task<Status> start();
+  // Stops the tasks; waiting writes fail with Unavailable.
+  void stop();
+  bool running() const { return running_; }
+
+  // A client batch. Returns its commit timestamp once acknowledged under `concern`.
+  // InvalidArgument for a batch out of bounds (empty, too many ops, a reserved table, a
+  // key or value too large); Busy when no room came within admission_wait_max;
+  // Unavailable when it could not be made durable (see the header comment: "not
+  // committed" after an abandon, "outcome unknown" otherwise); Fenced after a newer
+  // primary appeared.
+  Task<Result<Timestamp>> write(std::vector<LogWrite> batch, WriteConcern concern = WriteConcern::kMajority);
+  Task<Result<Timestamp>> put(TableId table, std::string key, std::string value);
+  Task<Result<Timestamp>> del(TableId table, std::string key);
+
+  // Reads at `ts` (default: the applied timestamp: every acknowledged majority write).
+  Task<Result<std::optional<std::string>>> get(TableId table, std::string key, std::optional<Timestamp> ts = {});
+  Task<Result<std::vector<std::pair<std::string, std::string>>>> scan(TableId table, std::string lo, std::string hi,
+                                                                      size_t limit, std::optional<Timestamp> ts = {});
+
+  // A checkpoint now (waits for the log writer).
+  Task<Result<CheckpointInfo>> checkpoint_now();
+  // Seals the page servers' active segments and prompts a checkpoint.
+  Task<Status> seal_log();
+
+  // Push-mode KEK rotation (T1, gap, T2). Returns the new KEK version.
+  Task<Result<uint32_t>> rotate_active_kek();
+  Task<Result<uint32_t>> rotate_active_kek(Nanos gap);
+  // CMK rotation: every KEK rewrapped under a new CMK version, logged and pushed.
+  Task<Status> rotate_cmk();
+
+  Timestamp applied_ts() const { return applied_ts_; }
+  // The last LOG record whose effects are applied (a checkpoint's log position).
+  Lsn applied_lsn() const { return applied_lsn_; }
+  // The last LOG record carrying a key change, once durable.
+  uint64_t logged_keystore_version() const { return logged_keystore_version_; }
+  const PrimaryStats& stats() const { return stats_; }
+  Engine& engine() { return engine_; }
+  RecordWriter& writer() { return writer_; }
+
+  // Test hook, run at each RotationPoint.
+  std::function<void(RotationPoint)> on_rotation_point;
+
+ private:
+  struct Request;
+  struct Retained {
+    Lsn completion_lsn;
+    Lsn log_lsn;
+    std::shared_ptr<const Keystore> keystore;
+  };
+
+  Timestamp next_ts();
+  Task<Result<Timestamp>> submit(std::shared_ptr<Request> req, Deadline admission);
+  Task<void> commit_loop();
+  Task<void> checkpoint_loop();
+  Task<void> heartbeat_loop();
+  // Takes the next group off the queue and makes it durable (or fails it).
+  Task<void> commit_group();
+  Task<Status> write_group(std::vector<Record> records, std::shared_ptr<std::vector<std::shared_ptr<Request>>> w1);
+  void finish(Request& req, Status st, Timestamp ts);
+  Task<Result<CheckpointInfo>> checkpoint_locked();
+  Task<void> after_checkpoint(const CheckpointInfo& info);
+  // Logs keystore changes already applied to the engine (T2) at `ts`, then pushes.
+  Task<Status> log_key_changes(std::vector<KeystoreChange> changes, uint64_t base_version, Timestamp ts,
+                               bool rotation = false);
+  // Runs a key operation of the engine and logs its changes (no gap).
+  Task<Status> key_op(Task<Result<std::vector<KeystoreChange>>> op);
+  Task<Status> ensure_table_keys(const std::vector<LogWrite>& batch);
+  Task<Status> log_pending_keys();
+  void prompt_checkpoint();
+  bool has_room(size_t bytes) const;
+
+  Env& env_;
+  Engine& engine_;
+  RecordWriter& writer_;
+  PrimaryOptions options_;
+  std::unique_ptr<Random> random_;
+  bool running_ = false;
+  bool fenced_ = false;
+  Status stopped_why_;
+
+  std::deque<std::shared_ptr<Request>> queue_;
+  size_t queue_bytes_ = 0;
+  WaitQueue queue_changed_;  // something was queued
+  WaitQueue room_changed_;   // the queue shrank or a checkpoint freed ingest
+  Event checkpoint_prompt_;
+  AsyncMutex writer_mu_;  // the log writer: one group or checkpoint at a time
+  AsyncMutex key_mu_;     // key operations, T1 through T2
+
+  Timestamp last_ts_;
+  Timestamp applied_ts_;
+  Lsn applied_lsn_;
+  Lsn last_entry_lsn_;   // the last data or keystore entry written (heartbeats excluded)
+  Lsn published_commit_; // the highest commit point a written record carried
+  DekRef log_dek_;       // the log DEK version every reader holds
+  uint64_t logged_keystore_version_ = 0;
+  // Key changes applied to the engine whose log write failed: logged before the next.
+  std::vector<KeystoreChange> unlogged_;
+  uint64_t unlogged_base_ = 0;
+  Timestamp unlogged_ts_;
+  std::deque<Retained> retained_;
+  PrimaryStats stats_;
+  std::vector<TaskId> tasks_;
+};
+
+}  // namespace quire

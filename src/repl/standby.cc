@@ -1,0 +1,487 @@
+#include "repl/standby.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+namespace quire {
+
+namespace {
+constexpr const char* kComponent = "standby";
+constexpr const char* kManager = "checkpoint-manager";
+
+bool retriable_outcome(PickupOutcome o) {
+  return o == PickupOutcome::kKeystoreAhead || o == PickupOutcome::kUnavailable || o == PickupOutcome::kBusy;
+}
+}  // namespace
+
+std::string_view standby_state_name(StandbyState s) {
+  switch (s) {
+    case StandbyState::kStartup: return "STARTUP";
+    case StandbyState::kCatchingUp: return "CATCHING_UP";
+    case StandbyState::kSecondary: return "SECONDARY";
+    case StandbyState::kResync: return "RESYNC";
+  }
+  return "UNKNOWN";
+}
+
+std::string_view pickup_action_name(PickupAction a) {
+  switch (a) {
+    case PickupAction::kAdvance: return "advance";
+    case PickupAction::kIgnore: return "ignore";
+    case PickupAction::kWait: return "wait for a newer checkpoint";
+    case PickupAction::kRetry: return "retry with backoff";
+    case PickupAction::kStepDown: return "step down to RESYNC";
+    case PickupAction::kAbort: return "abort";
+  }
+  return "unknown";
+}
+
+PickupAction decide_pickup(const PickupResult& r, PickupPolicy policy, bool retry_deadline_passed) {
+  if (r.installed && r.outcome != PickupOutcome::kAlreadyInstalled) return PickupAction::kAdvance;
+  switch (r.outcome) {
+    case PickupOutcome::kInstalled: return PickupAction::kAdvance;
+    case PickupOutcome::kAlreadyInstalled:
+    case PickupOutcome::kOlder: return PickupAction::kIgnore;
+    case PickupOutcome::kStaleKeystore:
+      switch (policy) {
+        case PickupPolicy::kAbort: return PickupAction::kAbort;
+        case PickupPolicy::kResync: return PickupAction::kStepDown;
+        case PickupPolicy::kSkip: return PickupAction::kWait;
+        case PickupPolicy::kAccept: return PickupAction::kWait;  // accept installs (above); not reached
+      }
+      return PickupAction::kWait;
+    case PickupOutcome::kKeystoreAhead:
+    case PickupOutcome::kUnavailable:
+    case PickupOutcome::kBusy:
+      if (policy == PickupPolicy::kAbort) return PickupAction::kAbort;
+      return retry_deadline_passed ? PickupAction::kStepDown : PickupAction::kRetry;
+    case PickupOutcome::kCorrupt:
+    case PickupOutcome::kKeystoreConflict:
+    case PickupOutcome::kVersionTooNew:
+      return policy == PickupPolicy::kAbort ? PickupAction::kAbort : PickupAction::kStepDown;
+  }
+  return PickupAction::kStepDown;
+}
+
+Standby::Standby(Env& env, ReplicationClient& client, Engine& engine, StandbyOptions options)
+    : env_(env),
+      client_(client),
+      engine_(engine),
+      options_(std::move(options)),
+      apply_wake_(env.executor().scheduler()),
+      pickup_wake_(env.executor().scheduler()) {}
+
+Standby::~Standby() { stop(); }
+
+void Standby::start() {
+  if (running_) return;
+  running_ = true;
+  tasks_.push_back(env_.executor().spawn("log-apply", apply_loop()));
+  tasks_.push_back(env_.executor().spawn("checkpoint-pick-up", pickup_loop()));
+}
+
+void Standby::stop() {
+  running_ = false;
+  for (TaskId t : tasks_) env_.executor().cancel(t);
+  tasks_.clear();
+}
+
+void Standby::set_state(StandbyState s, std::string_view why) {
+  if (s == state_) return;
+  env_.log().info(kComponent, 42001, "standby state change",
+                  {{"from", standby_state_name(state_)},
+                   {"to", standby_state_name(s)},
+                   {"why", why},
+                   {"applied_ts", applied_ts_},
+                   {"installedCheckpointLsn", engine_.installed_checkpoint_lsn()}});
+  state_ = s;
+}
+
+void Standby::step_down(std::string_view why) {
+  if (state_ == StandbyState::kResync || state_ == StandbyState::kStartup) return;
+  stats_.resyncs++;
+  epoch_++;
+  env_.log().warn(kComponent, 42002, "clean step-down: re-syncing from the latest checkpoint and the log",
+                  {{"why", why}, {"applied_ts", applied_ts_}, {"installedCheckpointLsn", engine_.installed_checkpoint_lsn()}});
+  set_state(StandbyState::kResync, why);
+  apply_wake_.notify_all();
+}
+
+Nanos Standby::backoff(int failures) const {
+  Nanos b = options_.retry_backoff_min;
+  for (int i = 1; i < failures && b < options_.retry_backoff_max; i++) b *= 2;
+  return std::min(b, options_.retry_backoff_max);
+}
+
+// ---- Log apply ----------------------------------------------------------------------------
+
+Task<void> Standby::apply_loop() {
+  while (running_) {
+    if (state_ == StandbyState::kStartup || state_ == StandbyState::kResync) {
+      Status st = co_await rebuild();
+      if (st.code() == Code::kCancelled) co_return;
+      if (!st.is_ok()) {
+        stats_.rebuild_failures++;
+        rebuild_failures_in_row_++;
+        resync_error_ = st;
+        const bool report = rebuild_failures_in_row_ == options_.resync_failures_reported;
+        env_.log().log(report ? Severity::kError : Severity::kWarning, kComponent, report ? 42091 : 42090,
+                       report ? "cannot re-sync: no checkpoint and log to rebuild from; still trying"
+                              : "rebuild failed; will retry",
+                       {{"error", st}, {"attempts", rebuild_failures_in_row_}, {"state", standby_state_name(state_)}});
+        Nanos wait = std::min(options_.resync_backoff_max, backoff(rebuild_failures_in_row_ + 1));
+        if (!(co_await env_.executor().sleep(wait)).is_ok()) co_return;
+      }
+      continue;
+    }
+    co_await tail_once();
+  }
+}
+
+Task<Status> Standby::rebuild() {
+  stats_.rebuilds++;
+  engine_.clear_ingest();
+  pending_.clear();
+  auto latest = co_await client_.latest_checkpoint(env_.executor().deadline_after(options_.io_timeout));
+  if (!latest.is_ok()) {
+    // No checkpoint yet at start-up (the primary has not bootstrapped) or no answer.
+    if (engine_.installed_checkpoint_lsn().is_zero()) co_return Status(latest.status()).at("rebuild:latest");
+  } else {
+    PickupResult r = co_await engine_.install_checkpoint(std::move(latest).value(), InstallMode::kLoad);
+    if (!running_) co_return cancelled("stopping");
+    const bool usable = r.installed || r.outcome == PickupOutcome::kOlder;
+    if (r.installed && r.outcome != PickupOutcome::kAlreadyInstalled) stats_.pickups.installed++;
+    if (!usable || engine_.installed_checkpoint_lsn().is_zero()) {
+      co_return Status(r.detail.is_ok() ? unavailable("pick-up failed") : r.detail)
+          .at("rebuild:install")
+          .with("checkpoint_lsn", r.checkpoint_lsn.value);
+    }
+  }
+  // Rebuild from whatever checkpoint is installed now (the latest, or the one we had when
+  // the latest is older or could not be read): its state plus the log after it.
+  applied_lsn_ = engine_.checkpoint_log_lsn();
+  applied_ts_ = engine_.checkpoint_ts();
+  next_read_ = applied_lsn_.next();
+  rebuilt_from_ = next_read_;
+  failing_since_.reset();
+  failures_in_row_ = 0;
+  env_.log().info(kComponent, 42003, "rebuilt from a checkpoint; applying the log after it",
+                  {{"installedCheckpointLsn", engine_.installed_checkpoint_lsn()},
+                   {"checkpoint_ts", engine_.checkpoint_ts()},
+                   {"log_from", next_read_},
+                   {"keystore_version", engine_.keystore().version()}});
+  set_state(StandbyState::kCatchingUp, "rebuilt from a checkpoint");
+  co_return Status();
+}
+
+Task<void> Standby::tail_once() {
+  const uint64_t epoch = epoch_;
+  if (pending_.size() < options_.pending_records_max) {
+    auto chunk = co_await client_.read_log(next_read_, options_.read_bytes_max,
+                                           env_.executor().deadline_after(options_.io_timeout));
+    if (!running_ || epoch != epoch_) co_return;
+    if (!chunk.is_ok()) {
+      if (chunk.code() == Code::kCancelled) co_return;
+      if (chunk.code() == Code::kOlder) {
+        stats_.log_gaps++;
+        if (next_read_ == rebuilt_from_) {
+          // Right after a rebuild: the log the installed checkpoint needs is gone too.
+          // Re-syncing again can only help once a newer checkpoint exists.
+          stats_.rebuild_failures++;
+          rebuild_failures_in_row_++;
+          resync_error_ = Status(Code::kUnavailable,
+                                 "the page service has a log gap this standby cannot fill: the records after "
+                                 "the latest installable checkpoint are gone")
+                              .at("log_gap")
+                              .with("from", next_read_.value)
+                              .with("installedCheckpointLsn", engine_.installed_checkpoint_lsn().value);
+          const bool report = rebuild_failures_in_row_ == options_.resync_failures_reported;
+          env_.log().log(report ? Severity::kError : Severity::kWarning, kComponent, report ? 42091 : 42010,
+                         report ? "cannot re-sync: log gap after the latest checkpoint; still trying"
+                                : "log gap right after re-sync",
+                         {{"from", next_read_}, {"error", chunk.status()}, {"attempts", rebuild_failures_in_row_}});
+          step_down("log gap after re-sync");
+          co_await env_.executor().sleep(std::min(options_.resync_backoff_max, backoff(rebuild_failures_in_row_ + 1)));
+          co_return;
+        }
+        env_.log().warn(kComponent, 42010, "log gap: the records this standby needs are gone",
+                        {{"from", next_read_}, {"error", chunk.status()}});
+        step_down("log gap");
+        co_return;
+      }
+      env_.log().debug(kComponent, 42011, "log read failed; retrying", {{"error", chunk.status()}});
+      co_await env_.executor().sleep(options_.poll_interval);
+      co_return;
+    }
+    for (Record& r : chunk->records) {
+      if (r.lsn < next_read_ || r.type != RecordType::kLog) continue;
+      // The chain goes straight from prev_lsn to this record: anything fetched in between
+      // was abandoned.
+      while (!pending_.empty() && pending_.back().lsn > r.prev_lsn) {
+        stats_.records_abandoned++;
+        pending_.pop_back();
+      }
+      commit_lsn_ = std::max(commit_lsn_, r.backlink_lsn);
+      next_read_ = r.lsn.next();
+      pending_.push_back(std::move(r));
+    }
+    if (chunk->through >= next_read_) next_read_ = chunk->through.next();
+    const bool at_end = chunk->records.empty();
+    // Apply what is committed.
+    while (!pending_.empty() && pending_.front().lsn <= commit_lsn_) {
+      auto applied = co_await apply_record(pending_.front());
+      if (!running_ || epoch != epoch_) co_return;
+      if (!applied.is_ok()) {
+        step_down(fmt::format("log record {} could not be applied: {}", pending_.front().lsn.value,
+                              applied.status().to_string()));
+        co_return;
+      }
+      if (!*applied) {
+        co_await env_.executor().sleep(backoff(2));
+        co_return;
+      }
+      pending_.pop_front();
+      if (rebuild_failures_in_row_ > 0) {
+        // Progress after a rebuild: whatever kept re-syncing from working is over.
+        rebuild_failures_in_row_ = 0;
+        resync_error_ = Status();
+      }
+    }
+    if (at_end) {
+      if (state_ == StandbyState::kCatchingUp) {
+        rebuild_failures_in_row_ = 0;
+        resync_error_ = Status();
+        set_state(StandbyState::kSecondary, "reached the end of the log");
+      }
+      co_await env_.executor().sleep(options_.poll_interval);
+    }
+    co_return;
+  }
+  // Too much fetched and not committed: wait for the commit point to move.
+  co_await env_.executor().sleep(options_.poll_interval);
+  pending_.clear();  // re-read them once the primary published a commit point
+  next_read_ = applied_lsn_.next();
+}
+
+Task<Result<bool>> Standby::apply_record(const Record& r) {
+  auto entry = open_log_record(r, engine_.key_ring().lookup());
+  if (!entry.is_ok()) co_return Status(entry.status()).at("apply");
+  switch (entry->kind) {
+    case LogEntryKind::kWrites:
+      // A write at or below the installed checkpoint is in it already.
+      if (entry->ts > engine_.checkpoint_ts()) {
+        for (LogWrite& w : entry->writes) {
+          Status st = engine_.apply_write(w.table, std::move(w.key), entry->ts, std::move(w.value));
+          if (!st.is_ok()) co_return st.at("apply").with("lsn", r.lsn.value);
+        }
+        stats_.write_batches_applied++;
+      }
+      break;
+    case LogEntryKind::kKeystore: {
+      const uint64_t base = entry->keystore_base_version;
+      const uint64_t have = engine_.keystore().version();
+      if (base > have) {
+        co_return Status(Code::kKeystoreConflict, "keystore entry skips versions this node does not hold")
+            .at("apply:keystore")
+            .with("lsn", r.lsn.value)
+            .with("base_version", base)
+            .with("node_keystore_version", have);
+      }
+      for (size_t i = static_cast<size_t>(have - base); i < entry->changes.size(); i++) {
+        Status st = co_await engine_.apply_keystore_change(entry->changes[i]);
+        if (!st.is_ok()) {
+          if (code_is_retriable(st.code())) {
+            env_.log().info(kComponent, 42012, "keystore change waits for the KMS", {{"error", st}});
+            co_return false;
+          }
+          co_return st.at("apply:keystore").with("lsn", r.lsn.value);
+        }
+        stats_.keystore_changes_applied++;
+      }
+      notify_pickup();  // a checkpoint that needed these keys (KeystoreAhead) may install now
+      env_.log().info(kComponent, 42013, "applied keystore change from the log",
+                      {{"lsn", r.lsn}, {"ts", entry->ts}, {"keystore_version", engine_.keystore().version()}});
+      break;
+    }
+    case LogEntryKind::kHeartbeat: break;
+  }
+  stats_.records_applied++;
+  applied_lsn_ = r.lsn;
+  if (entry->kind != LogEntryKind::kHeartbeat) applied_ts_ = std::max(applied_ts_, entry->ts);
+  co_return true;
+}
+
+// ---- Checkpoint manager --------------------------------------------------------------------
+
+Task<void> Standby::pickup_loop() {
+  while (running_) {
+    Status st = co_await pickup_wake_.wait(env_.executor().deadline_after(options_.pickup_interval));
+    if (st.code() == Code::kCancelled || !running_) co_return;
+    if (state_ != StandbyState::kSecondary && state_ != StandbyState::kCatchingUp) continue;
+    if (env_.executor().now() < retry_at_ || hold_pickups_) continue;
+    co_await pickup_once();
+  }
+}
+
+Task<void> Standby::pickup_once() {
+  const uint64_t epoch = epoch_;
+  auto latest = co_await client_.latest_checkpoint(env_.executor().deadline_after(options_.io_timeout));
+  if (!running_ || epoch != epoch_) co_return;
+  if (!latest.is_ok()) {
+    if (latest.code() == Code::kNotFound || latest.code() == Code::kCancelled) co_return;
+    // Counted like an Unavailable pick-up: retried, and escalated past the deadline.
+    PickupResult r;
+    r.outcome = PickupOutcome::kUnavailable;
+    r.detail = latest.status();
+    r.node_keystore_version = engine_.keystore().version();
+    if (!failing_since_) failing_since_ = env_.executor().now();
+    const bool passed = env_.executor().now() - *failing_since_ >= options_.retry_deadline;
+    stats_.pickups.unavailable_retries++;
+    failures_in_row_++;
+    retry_at_ = env_.executor().now() + backoff(failures_in_row_);
+    if (passed) {
+      stats_.pickups.deadline_escalations++;
+      stats_.pickups.resyncs++;
+      step_down("the latest checkpoint stayed unreadable past the retry deadline");
+    }
+    co_return;
+  }
+  const Lsn lsn = latest->lsn;
+  auto completion = decode_completion(
+      std::string_view(reinterpret_cast<const char*>(latest->payload.data()), latest->payload.size()));
+  // Materialized (at or below the commit point) and applied (its ts at or below ours). A
+  // completion that does not parse goes to install, which reports it as Corrupt.
+  if (completion.is_ok() && (lsn > commit_lsn_ || completion->checkpoint_ts > applied_ts_)) co_return;
+  latest_applicable_ = std::max(latest_applicable_, lsn);
+  if (lsn <= engine_.installed_checkpoint_lsn()) co_return;
+  if (lsn == skipped_lsn_) co_return;  // policy skip: waiting for a newer one
+  const Lsn installed_before = engine_.installed_checkpoint_lsn();
+  env_.log().info(kManager, 42020, "_updateCheckpointIfAvailable",
+                  {{"latestMaterializedAndAppliedCheckpointLsn", latest_applicable_},
+                   {"installedCheckpointLsn", installed_before},
+                   {"checkpointToInstallLsn", lsn},
+                   {"applied_ts", applied_ts_},
+                   {"nodeKeystoreVersion", engine_.keystore().version()}});
+  if (options_.before_pickup) options_.before_pickup(lsn);
+  stats_.pickups.attempts++;
+  PickupResult r = co_await engine_.install_checkpoint(std::move(latest).value(), InstallMode::kFollow);
+  if (!running_) co_return;
+  const PickupPolicy policy = engine_.options().policy;
+  if (retriable_outcome(r.outcome)) {
+    if (!failing_since_) failing_since_ = env_.executor().now();
+  } else {
+    failing_since_.reset();
+    failures_in_row_ = 0;
+  }
+  const bool passed = failing_since_ && env_.executor().now() - *failing_since_ >= options_.retry_deadline;
+  const PickupAction action = decide_pickup(r, policy, passed);
+  last_pickup_ = r;
+  last_action_ = action;
+  PickupCounters& c = stats_.pickups;
+  switch (r.outcome) {
+    case PickupOutcome::kInstalled: c.installed++; break;
+    case PickupOutcome::kStaleKeystore:
+      if (r.installed) {
+        c.stale_keystore_accepted++;
+      } else if (action == PickupAction::kWait) {
+        c.skipped++;
+      }
+      break;
+    case PickupOutcome::kKeystoreAhead: c.keystore_ahead_retries++; break;
+    case PickupOutcome::kUnavailable: c.unavailable_retries++; break;
+    case PickupOutcome::kBusy: c.busy_retries++; break;
+    case PickupOutcome::kOlder: c.older_ignored++; break;
+    case PickupOutcome::kAlreadyInstalled: c.already_installed++; break;
+    case PickupOutcome::kCorrupt: c.corrupt++; break;
+    case PickupOutcome::kKeystoreConflict: c.keystore_conflicts++; break;
+    case PickupOutcome::kVersionTooNew: c.version_too_new++; break;
+  }
+  env_.log().info(kManager, 42021, "pick-up handled",
+                  {{"checkpointToInstallLsn", lsn},
+                   {"installedCheckpointLsn", engine_.installed_checkpoint_lsn()},
+                   {"result", pickup_outcome_name(r.outcome)},
+                   {"action", pickup_action_name(action)},
+                   {"policy", pickup_policy_name(policy)}});
+  switch (action) {
+    case PickupAction::kAdvance: skipped_lsn_ = Lsn(); break;
+    case PickupAction::kIgnore: break;
+    case PickupAction::kWait: skipped_lsn_ = lsn; break;
+    case PickupAction::kRetry:
+      failures_in_row_++;
+      retry_at_ = env_.executor().now() + backoff(failures_in_row_);
+      break;
+    case PickupAction::kStepDown:
+      if (passed) c.deadline_escalations++;
+      c.resyncs++;
+      step_down(fmt::format("pick-up of checkpoint {}: {}", lsn.value, pickup_outcome_name(r.outcome)));
+      break;
+    case PickupAction::kAbort:
+      // The engine already ended the process (policy abort); nothing more to do here.
+      break;
+  }
+}
+
+// ---- Reads ----------------------------------------------------------------------------------
+
+Status Standby::read_gate(std::optional<Timestamp> ts, Timestamp* read_ts) const {
+  if (state_ != StandbyState::kSecondary) {
+    std::string_view what = state_ == StandbyState::kResync       ? "resyncing"
+                            : state_ == StandbyState::kCatchingUp ? "catching up"
+                                                                  : "starting";
+    Status st(Code::kUnavailable, fmt::format("standby is {}; retry", what));
+    st.at("standby_read");
+    if (!resync_error_.is_ok()) st = Status(Code::kUnavailable, fmt::format("standby is {}; retry ({})", what,
+                                                                            resync_error_.to_string()));
+    return st;
+  }
+  *read_ts = ts.value_or(applied_ts_);
+  if (*read_ts > applied_ts_) {
+    return Status(Code::kUnavailable, "read timestamp not applied yet")
+        .at("standby_read")
+        .with("read_ts", read_ts->value)
+        .with("applied_ts", applied_ts_.value);
+  }
+  return Status();
+}
+
+Task<Result<AtTs<std::optional<std::string>>>> Standby::get(TableId table, std::string key,
+                                                            std::optional<Timestamp> ts) {
+  Timestamp read_ts;
+  Status gate = read_gate(ts, &read_ts);
+  if (!gate.is_ok()) {
+    stats_.reads_refused++;
+    co_return gate;
+  }
+  const uint64_t epoch = epoch_;
+  auto r = co_await engine_.get(table, std::move(key), read_ts);
+  if (epoch != epoch_ || state_ != StandbyState::kSecondary) {
+    stats_.reads_refused++;
+    co_return Status(Code::kUnavailable, "standby is resyncing; retry").at("standby_read");
+  }
+  if (!r.is_ok()) co_return r.status();
+  stats_.reads_served++;
+  co_return AtTs<std::optional<std::string>>{std::move(r).value(), read_ts};
+}
+
+Task<Result<AtTs<std::vector<std::pair<std::string, std::string>>>>> Standby::scan(TableId table, std::string lo,
+                                                                                   std::string hi, size_t limit,
+                                                                                   std::optional<Timestamp> ts) {
+  Timestamp read_ts;
+  Status gate = read_gate(ts, &read_ts);
+  if (!gate.is_ok()) {
+    stats_.reads_refused++;
+    co_return gate;
+  }
+  const uint64_t epoch = epoch_;
+  auto r = co_await engine_.scan(table, std::move(lo), std::move(hi), read_ts, limit);
+  if (epoch != epoch_ || state_ != StandbyState::kSecondary) {
+    stats_.reads_refused++;
+    co_return Status(Code::kUnavailable, "standby is resyncing; retry").at("standby_read");
+  }
+  if (!r.is_ok()) co_return r.status();
+  stats_.reads_served++;
+  co_return AtTs<std::vector<std::pair<std::string, std::string>>>{std::move(r).value(), read_ts};
+}
+
+}  // namespace quire

@@ -1,0 +1,206 @@
+// The standby: follows the primary through the page service.
+//
+// Log apply ("log-apply"). Reads LOG records from the page service in LSN order (the
+// replication client's preferred server, failing over) and applies them to the engine:
+// write batches to the ingest layer at their commit timestamp, keystore changes to the
+// in-memory keystore (only the ones it does not hold yet: an entry names the keystore
+// version it applies to), heartbeats not at all. A record is applied only once a commit
+// point at or above it was seen (each LOG record carries the primary's durable LSN in its
+// backlink_lsn), so nothing applied can later be abandoned; a record whose prev_lsn skips
+// over fetched records proves those were abandoned, and they are dropped unapplied.
+//
+// States: STARTUP (load the latest checkpoint, keystore included) → CATCHING_UP (apply the
+// log from the checkpoint's log position) → SECONDARY (reached the end of the log; reads
+// are served) ⇄ RESYNC (a clean step-down: reads refused with a retriable "resyncing"
+// error, ingest dropped, rebuilt from the latest checkpoint plus the log, then
+// CATCHING_UP again). Nothing here ends the process.
+//
+// Checkpoint manager ("checkpoint-pick-up"). On a timer and when the log advanced, finds
+// latestMaterializedAndAppliedCheckpointLsn: the latest completed checkpoint, if it is
+// materialized (at or below the commit point) and applied (its ts at or below the applied
+// ts). When that is above installedCheckpointLsn it installs it (checkpointToInstallLsn)
+// and handles every result (decide_pickup): Installed advances; StaleKeystore goes by
+// policy (accept installs keeping the newer keystore, skip waits for a newer checkpoint,
+// resync steps down, abort is the report's crash); KeystoreAhead, Unavailable and Busy
+// retry with backoff while the log keeps applying; Older and AlreadyInstalled are
+// ignored; Corrupt, KeystoreConflict, VersionTooNew, and a retriable failure that outlives
+// `retry_deadline`, step down to RESYNC.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/engine.h"
+#include "repl/log_entry.h"
+
+namespace quire {
+
+enum class StandbyState : uint8_t { kStartup = 1, kCatchingUp = 2, kSecondary = 3, kResync = 4 };
+std::string_view standby_state_name(StandbyState s);
+
+// What the checkpoint manager does with a pick-up result.
+enum class PickupAction : uint8_t {
+  kAdvance = 1,   // installed: the new checkpoint is the node's stable state
+  kIgnore = 2,    // nothing to do (already installed, older)
+  kWait = 3,      // leave it and wait for a newer checkpoint (skip)
+  kRetry = 4,     // retriable: try again after a backoff, until the deadline
+  kStepDown = 5,  // clean step-down to RESYNC
+  kAbort = 6,     // policy abort: the report's crash (the engine already ended the process)
+};
+std::string_view pickup_action_name(PickupAction a);
+
+// The state machine's one decision: the action for `r` under `policy`, given whether the
+// current run of retriable failures has outlived its deadline.
+PickupAction decide_pickup(const PickupResult& r, PickupPolicy policy, bool retry_deadline_passed);
+
+struct StandbyOptions {
+  Nanos poll_interval = 20ms;  // at the end of the log
+  size_t read_bytes_max = 4u << 20;
+  // Records fetched but not yet committed; reading pauses at this bound.
+  size_t pending_records_max = 50'000;
+  Nanos pickup_interval = 200ms;
+  Nanos retry_backoff_min = 50ms;
+  Nanos retry_backoff_max = 2s;
+  // A run of retriable pick-up failures (KeystoreAhead, Unavailable, Busy) this long
+  // steps down to RESYNC.
+  Nanos retry_deadline = 30s;
+  Nanos resync_backoff_max = 5s;
+  // Consecutive failed rebuilds after which the standby reports that it cannot re-sync
+  // (it keeps trying, with the error in its log and in every refused read).
+  int resync_failures_reported = 5;
+  Nanos io_timeout = 2s;
+  // Scenario and test hook: runs just before a pick-up starts installing a checkpoint.
+  std::function<void(Lsn checkpoint_lsn)> before_pickup;
+};
+
+struct PickupCounters {
+  uint64_t attempts = 0;
+  uint64_t installed = 0;
+  uint64_t stale_keystore_accepted = 0;
+  uint64_t skipped = 0;
+  uint64_t keystore_ahead_retries = 0;
+  uint64_t unavailable_retries = 0;
+  uint64_t busy_retries = 0;
+  uint64_t older_ignored = 0;
+  uint64_t already_installed = 0;
+  uint64_t corrupt = 0;
+  uint64_t keystore_conflicts = 0;
+  uint64_t version_too_new = 0;
+  uint64_t deadline_escalations = 0;
+  uint64_t resyncs = 0;  // step-downs the manager asked for
+};
+
+struct StandbyStats {
+  uint64_t records_applied = 0;
+  uint64_t write_batches_applied = 0;
+  uint64_t keystore_changes_applied = 0;
+  uint64_t records_abandoned = 0;  // fetched, then proven abandoned by the chain
+  uint64_t resyncs = 0;            // every step-down, whatever asked for it
+  uint64_t rebuilds = 0;
+  uint64_t rebuild_failures = 0;
+  uint64_t log_gaps = 0;
+  uint64_t reads_served = 0;
+  uint64_t reads_refused = 0;
+  PickupCounters pickups;
+};
+
+// A read's answer and the timestamp it was read at.
+template <typename T>
+struct AtTs {
+  T value;
+  Timestamp ts;
+};
+
+class Standby {
+ public:
+  Standby(Env& env, ReplicationClient& client, Engine& engine, StandbyOptions options);
+  ~Standby();
+  Standby(const Standby&) = delete;
+  Standby& operator=(const Standby&) = delete;
+
+  // Spawns "log-apply" and "checkpoint-pick-up".
+  void start();
+  void stop();
+
+  StandbyState state() const { return state_; }
+  Timestamp applied_ts() const { return applied_ts_; }
+  Lsn applied_lsn() const { return applied_lsn_; }
+  Lsn commit_lsn() const { return commit_lsn_; }
+  Lsn latest_materialized_and_applied() const { return latest_applicable_; }
+  const StandbyStats& stats() const { return stats_; }
+  // The last pick-up the manager ran, and what it did about it.
+  const PickupResult& last_pickup() const { return last_pickup_; }
+  PickupAction last_action() const { return last_action_; }
+  Engine& engine() { return engine_; }
+  // Why the last rebuild failed (OK when it did not).
+  const Status& resync_error() const { return resync_error_; }
+
+  // Reads at `ts` (default: the applied ts). Unavailable ("resyncing", "catching up",
+  // "starting") unless SECONDARY, or when the state changed during the read; Unavailable
+  // for a ts not applied yet; Older below the installed checkpoint.
+  Task<Result<AtTs<std::optional<std::string>>>> get(TableId table, std::string key,
+                                                     std::optional<Timestamp> ts = {});
+  Task<Result<AtTs<std::vector<std::pair<std::string, std::string>>>>> scan(TableId table, std::string lo,
+                                                                            std::string hi, size_t limit,
+                                                                            std::optional<Timestamp> ts = {});
+
+  // Wakes the checkpoint manager.
+  void notify_pickup() { pickup_wake_.notify_all(); }
+  // Holds pick-ups (the log keeps applying), e.g. during maintenance; false resumes.
+  void hold_pickups(bool hold) {
+    hold_pickups_ = hold;
+    if (!hold) notify_pickup();
+  }
+  // Steps down to RESYNC (also for operators and tests).
+  void step_down(std::string_view why);
+
+ private:
+  Task<void> apply_loop();
+  Task<void> pickup_loop();
+  Task<Status> rebuild();
+  Task<void> tail_once();
+  // Applies one committed record; a retriable failure leaves it pending (false).
+  Task<Result<bool>> apply_record(const Record& r);
+  Task<void> pickup_once();
+  Status read_gate(std::optional<Timestamp> ts, Timestamp* read_ts) const;
+  void set_state(StandbyState s, std::string_view why);
+  Nanos backoff(int failures) const;
+
+  Env& env_;
+  ReplicationClient& client_;
+  Engine& engine_;
+  StandbyOptions options_;
+  bool running_ = false;
+  std::vector<TaskId> tasks_;
+  StandbyState state_ = StandbyState::kStartup;
+  uint64_t epoch_ = 0;  // bumped at every step-down, so a read can tell
+  WaitQueue apply_wake_;
+  WaitQueue pickup_wake_;
+
+  Lsn next_read_{1};
+  Lsn rebuilt_from_;  // where the last rebuild started reading the log
+  Lsn applied_lsn_;
+  Timestamp applied_ts_;
+  Lsn commit_lsn_;
+  std::deque<Record> pending_;  // fetched, ascending LSN, not yet applied
+  Status resync_error_;
+  int rebuild_failures_in_row_ = 0;
+
+  // Checkpoint manager.
+  Lsn latest_applicable_;
+  bool hold_pickups_ = false;
+  Lsn skipped_lsn_;               // policy skip: wait for a checkpoint above this one
+  std::optional<MonoTime> failing_since_;  // the current run of retriable failures
+  int failures_in_row_ = 0;
+  MonoTime retry_at_{};
+  StandbyStats stats_;
+  PickupResult last_pickup_;
+  PickupAction last_action_ = PickupAction::kIgnore;
+};
+
+}  // namespace quire

@@ -1,0 +1,491 @@
+#include "sim/replica_set_sim.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "pagelog/page_server.h"
+
+namespace quire {
+
+// ---- HistoryModel ---------------------------------------------------------------------------
+
+void HistoryModel::acked(TableId table, const std::string& key, Timestamp ts, std::optional<std::string> value) {
+  keys_[{table.value, key}].acked[ts] = std::move(value);
+  acked_writes_++;
+}
+
+void HistoryModel::unknown(TableId table, const std::string& key, std::optional<std::string> value) {
+  keys_[{table.value, key}].unknown.insert(std::move(value));
+  unknown_writes_++;
+}
+
+std::optional<std::string> HistoryModel::expected(TableId table, const std::string& key, Timestamp ts) const {
+  auto it = keys_.find({table.value, key});
+  if (it == keys_.end()) return std::nullopt;
+  auto v = it->second.acked.upper_bound(ts);
+  if (v == it->second.acked.begin()) return std::nullopt;
+  return std::prev(v)->second;
+}
+
+bool HistoryModel::acceptable(TableId table, const std::string& key, Timestamp ts,
+                              const std::optional<std::string>& got) const {
+  if (got == expected(table, key, ts)) return true;
+  auto it = keys_.find({table.value, key});
+  return it != keys_.end() && it->second.unknown.count(got) > 0;
+}
+
+std::vector<std::string> HistoryModel::keys(TableId table, const std::string& lo, const std::string& hi) const {
+  std::vector<std::string> out;
+  for (auto it = keys_.lower_bound({table.value, lo}); it != keys_.end() && it->first.first == table.value; ++it) {
+    if (!hi.empty() && it->first.second >= hi) break;
+    out.push_back(it->first.second);
+  }
+  return out;
+}
+
+// ---- ReplicaSetSim --------------------------------------------------------------------------
+
+namespace {
+std::string key_name(uint64_t i) { return fmt::format("k{:05d}", i); }
+}  // namespace
+
+ReplicaSetSim::ReplicaSetSim(ReplicaSetConfig config) : config_(std::move(config)), world_(config_.seed) {
+  kms_random_ = world_.random_stream("kms-service");
+  kms_service_ = std::make_unique<SimKmsService>(*kms_random_);
+  workload_random_ = world_.random_stream("workload");
+  for (size_t i = 1; i <= config_.servers; ++i) addresses_.push_back(fmt::format("ps{}:7000", i));
+  for (size_t i = 0; i < config_.servers; ++i) {
+    PageServerOptions o;
+    o.listen = addresses_[i];
+    o.store.segment_bytes_max = 256 << 10;
+    for (size_t j = 0; j < config_.servers; ++j) {
+      if (j != i) o.peers.push_back(addresses_[j]);
+    }
+    servers_.push_back(world_.add_node(fmt::format("ps{}", i + 1),
+                                       [o](Env& env) { return std::make_unique<PageServer>(env, o); }));
+  }
+  SimKmsService* kms = kms_service_.get();
+  ReplicaNode::KmsFactory kms_factory = [kms](Env& env) -> std::unique_ptr<Kms> {
+    return std::make_unique<SimKms>(*kms, env);
+  };
+  ReplicaConfig base;
+  base.servers = addresses_;
+  base.write_quorum = config_.servers / 2 + 1;
+  base.engine = config_.engine;
+  base.engine.policy = config_.policy;
+  base.primary = config_.primary;
+  base.primary.tables = tables();
+  base.standby = config_.standby;
+  ReplicaConfig p = base;
+  p.role = ReplicaRole::kPrimary;
+  primary_ = world_.add_node("primary", [p, kms_factory](Env& env) {
+    return std::make_unique<ReplicaNode>(env, p, kms_factory);
+  });
+  for (size_t i = 0; i < config_.standbys; ++i) {
+    ReplicaConfig s = base;
+    s.role = ReplicaRole::kStandby;
+    s.preferred_server = i % config_.servers;
+    standbys_.push_back(world_.add_node(fmt::format("standby{}", i + 1), [s, kms_factory](Env& env) {
+      return std::make_unique<ReplicaNode>(env, s, kms_factory);
+    }));
+  }
+  struct Idle : NodeApp {
+    void start() override {}
+  };
+  tool_ = world_.add_node("checker", [](Env&) { return std::make_unique<Idle>(); });
+}
+
+ReplicaSetSim::~ReplicaSetSim() = default;
+
+std::vector<TableId> ReplicaSetSim::tables() const {
+  std::vector<TableId> out;
+  for (size_t i = 0; i < config_.tables; ++i) out.push_back(TableId(16 + i));
+  return out;
+}
+
+ReplicaNode* ReplicaSetSim::node(NodeId id) { return dynamic_cast<ReplicaNode*>(world_.app(id)); }
+
+Primary* ReplicaSetSim::primary() {
+  ReplicaNode* n = node(primary_);
+  return n && n->started() ? n->primary() : nullptr;
+}
+
+Standby* ReplicaSetSim::standby(size_t i) {
+  ReplicaNode* n = node(standbys_.at(i));
+  return n ? n->standby() : nullptr;
+}
+
+NodeId ReplicaSetSim::preferred_server(size_t standby) const { return servers_.at(standby % servers_.size()); }
+
+bool ReplicaSetSim::run_on(NodeId id, std::function<Task<void>()> body, Nanos limit) {
+  Env* env = world_.env(id);
+  if (env == nullptr) return false;
+  auto done = std::make_shared<bool>(false);
+  auto wrap = [](std::function<Task<void>()> b, std::shared_ptr<bool> d) -> Task<void> {
+    co_await b();
+    *d = true;
+  };
+  env->executor().spawn("harness", wrap(std::move(body), done));
+  world_.run_until([&] { return *done; }, world_.now() + limit);
+  return *done;
+}
+
+void ReplicaSetSim::spawn_on(NodeId id, std::string name, std::function<Task<void>()> body) {
+  Env* env = world_.env(id);
+  if (env == nullptr) return;
+  auto wrap = [](std::function<Task<void>()> b) -> Task<void> { co_await b(); };
+  env->executor().spawn(std::move(name), wrap(std::move(body)));
+}
+
+bool ReplicaSetSim::run_until(const std::function<bool()>& done, Nanos limit) {
+  return world_.run_until(done, world_.now() + limit);
+}
+
+void ReplicaSetSim::violation(std::string what) {
+  if (violations_.size() < 100) violations_.push_back(std::move(what));
+}
+
+void ReplicaSetSim::collect_aborts() {
+  const auto& aborts = world_.aborts();
+  for (; aborts_seen_ < aborts.size(); aborts_seen_++) {
+    const auto& a = aborts[aborts_seen_];
+    violation(fmt::format("node {} aborted at {:.3f}s: {}", world_.name(a.node),
+                          static_cast<double>(a.at.ns) / 1e9, a.why));
+  }
+}
+
+bool ReplicaSetSim::bring_up(Nanos limit, std::string* why) {
+  for (NodeId s : servers_) world_.start(s);
+  world_.start(tool_);
+  world_.start(primary_);
+  bool primary_up = run_until(
+      [&] {
+        ReplicaNode* n = node(primary_);
+        return n && (n->started() || !n->start_status().is_ok());
+      },
+      limit);
+  ReplicaNode* p = node(primary_);
+  if (!primary_up || !p || !p->started()) {
+    *why = fmt::format("primary did not start: {}", p ? p->start_status().to_string() : "node down");
+    return false;
+  }
+  for (NodeId s : standbys_) world_.start(s);
+  bool up = run_until(
+      [&] {
+        for (size_t i = 0; i < standbys_.size(); ++i) {
+          Standby* s = standby(i);
+          if (!s || s->state() != StandbyState::kSecondary) return false;
+        }
+        return true;
+      },
+      limit);
+  if (!up) {
+    *why = "standbys did not reach SECONDARY";
+    return false;
+  }
+  return true;
+}
+
+// ---- Workload -------------------------------------------------------------------------------
+
+void ReplicaSetSim::start_workload(size_t writers) {
+  workload_on_ = true;
+  Env* env = world_.env(primary_);
+  if (env == nullptr) return;
+  for (size_t i = 0; i < writers; ++i) env->executor().spawn(fmt::format("client-write-{}", i), write_loop(i));
+  env->executor().spawn("client-read", read_loop(primary_, SIZE_MAX));
+  for (size_t i = 0; i < standbys_.size(); ++i) {
+    if (Env* se = world_.env(standbys_[i])) se->executor().spawn("client-read", read_loop(standbys_[i], i));
+  }
+}
+
+Task<void> ReplicaSetSim::write_loop(uint64_t id) {
+  (void)id;
+  Env* env = world_.env(primary_);
+  while (workload_on_ && env != nullptr) {
+    Primary* p = primary();
+    if (p == nullptr) co_return;
+    std::vector<LogWrite> batch;
+    const int n = static_cast<int>(workload_random_->range(1, 4));
+    for (int i = 0; i < n; ++i) {
+      LogWrite w;
+      w.table = TableId(16 + workload_random_->uniform(config_.tables));
+      w.key = key_name(workload_random_->uniform(config_.keys_per_table));
+      if (!workload_random_->chance(0.1)) w.value = fmt::format("v{}-{}", config_.seed, next_value_++);
+      batch.push_back(std::move(w));
+    }
+    std::vector<LogWrite> copy = batch;
+    auto r = co_await p->write(std::move(copy));
+    if (r.is_ok()) {
+      for (LogWrite& w : batch) model_.acked(w.table, w.key, *r, std::move(w.value));
+      counters_.writes_acked += batch.size();
+    } else {
+      if (r.code() == Code::kCancelled) co_return;
+      // Refused before it was queued (Busy, InvalidArgument) or of unknown outcome.
+      for (LogWrite& w : batch) model_.unknown(w.table, w.key, std::move(w.value));
+      counters_.writes_failed += batch.size();
+    }
+    Status slept = co_await env->executor().sleep(Nanos(workload_random_->range(1'000'000, 8'000'000)));
+    if (!slept.is_ok()) co_return;
+  }
+}
+
+Task<bool> ReplicaSetSim::check_read(ReplicaNode* n, TableId table, std::string key) {
+  if (n->primary()) {
+    const Timestamp ts = n->primary()->applied_ts();
+    auto r = co_await n->primary()->get(table, key, ts);
+    if (!r.is_ok()) {
+      counters_.reads_refused++;
+      co_return true;
+    }
+    counters_.reads_checked++;
+    if (!model_.acceptable(table, key, ts, *r)) {
+      violation(fmt::format("primary read {}:{} at ts {} = {}, expected {}", table.value, key, ts.value,
+                            r->value_or("<absent>"), model_.expected(table, key, ts).value_or("<absent>")));
+      co_return false;
+    }
+    co_return true;
+  }
+  auto r = co_await n->standby()->get(table, key);
+  if (!r.is_ok()) {
+    if (r.code() != Code::kUnavailable && r.code() != Code::kOlder && r.code() != Code::kBusy) {
+      violation(fmt::format("{} read {}:{} failed with a non-retriable error: {}", n->env().node_name(),
+                            table.value, key, r.status().to_string()));
+      co_return false;
+    }
+    counters_.reads_refused++;
+    co_return true;
+  }
+  counters_.reads_checked++;
+  if (!model_.acceptable(table, key, r->ts, r->value)) {
+    violation(fmt::format("{} read {}:{} at ts {} = {}, expected {}", n->env().node_name(), table.value, key,
+                          r->ts.value, r->value.value_or("<absent>"),
+                          model_.expected(table, key, r->ts).value_or("<absent>")));
+    co_return false;
+  }
+  co_return true;
+}
+
+Task<bool> ReplicaSetSim::check_scan(ReplicaNode* n, TableId table, std::string lo, std::string hi) {
+  Result<AtTs<std::vector<std::pair<std::string, std::string>>>> r = invalid_argument("unset");
+  if (n->primary()) {
+    const Timestamp ts = n->primary()->applied_ts();
+    auto pr = co_await n->primary()->scan(table, lo, hi, 100000, ts);
+    if (pr.is_ok()) {
+      r = AtTs<std::vector<std::pair<std::string, std::string>>>{std::move(pr).value(), ts};
+    } else {
+      r = pr.status();
+    }
+  } else {
+    r = co_await n->standby()->scan(table, lo, hi, 100000);
+  }
+  if (!r.is_ok()) {
+    counters_.reads_refused++;
+    co_return true;
+  }
+  counters_.scans_checked++;
+  std::map<std::string, std::string> got(r->value.begin(), r->value.end());
+  std::set<std::string> keys;
+  for (auto& [k, v] : got) keys.insert(k);
+  for (const std::string& k : model_.keys(table, lo, hi)) keys.insert(k);
+  for (const std::string& k : keys) {
+    auto it = got.find(k);
+    std::optional<std::string> value = it == got.end() ? std::nullopt : std::optional<std::string>(it->second);
+    if (!model_.acceptable(table, k, r->ts, value)) {
+      violation(fmt::format("{} scan of {}:[{}, {}) at ts {}: key {} = {}, expected {}", n->env().node_name(),
+                            table.value, lo, hi, r->ts.value, k, value.value_or("<absent>"),
+                            model_.expected(table, k, r->ts).value_or("<absent>")));
+      co_return false;
+    }
+  }
+  co_return true;
+}
+
+Task<void> ReplicaSetSim::read_loop(NodeId id, size_t standby_index) {
+  (void)standby_index;
+  Env* env = world_.env(id);
+  while (workload_on_ && env != nullptr) {
+    ReplicaNode* n = node(id);
+    if (n == nullptr) co_return;
+    if (n->primary() && !n->started()) co_return;
+    const TableId table(16 + workload_random_->uniform(config_.tables));
+    if (workload_random_->chance(0.1)) {
+      const uint64_t a = workload_random_->uniform(config_.keys_per_table);
+      co_await check_scan(n, table, key_name(a), key_name(a + 20));
+    } else {
+      co_await check_read(n, table, key_name(workload_random_->uniform(config_.keys_per_table)));
+    }
+    Status slept = co_await env->executor().sleep(Nanos(workload_random_->range(2'000'000, 15'000'000)));
+    if (!slept.is_ok()) co_return;
+  }
+}
+
+// ---- Rotation driver ------------------------------------------------------------------------
+
+void ReplicaSetSim::start_rotations(Nanos every, int cmk_every) {
+  rotations_on_ = true;
+  if (Env* env = world_.env(primary_)) env->executor().spawn("rotation-driver", rotation_loop(every, cmk_every));
+}
+
+Task<void> ReplicaSetSim::rotation_loop(Nanos every, int cmk_every) {
+  Env* env = world_.env(primary_);
+  int n = 0;
+  while (rotations_on_) {
+    Status slept = co_await env->executor().sleep(every);
+    if (!slept.is_ok() || !rotations_on_) co_return;
+    Primary* p = primary();
+    if (p == nullptr) co_return;
+    n++;
+    if (cmk_every > 0 && n % cmk_every == 0) {
+      Status st = co_await p->rotate_cmk();
+      if (st.is_ok()) {
+        counters_.cmk_rotations++;
+      } else {
+        counters_.rotation_failures++;
+      }
+    }
+    auto r = co_await p->rotate_active_kek();
+    if (r.is_ok()) {
+      counters_.rotations++;
+    } else {
+      counters_.rotation_failures++;
+    }
+  }
+}
+
+void ReplicaSetSim::start_checkpoints(Nanos every) {
+  checkpoints_on_ = true;
+  if (Env* env = world_.env(primary_)) env->executor().spawn("checkpoint-driver", checkpoint_loop(every));
+}
+
+Task<void> ReplicaSetSim::checkpoint_loop(Nanos every) {
+  Env* env = world_.env(primary_);
+  while (checkpoints_on_) {
+    if (!(co_await env->executor().sleep(every)).is_ok() || !checkpoints_on_) co_return;
+    Primary* p = primary();
+    if (p == nullptr) co_return;
+    co_await p->checkpoint_now();
+  }
+}
+
+// ---- Probe ----------------------------------------------------------------------------------
+
+void ReplicaSetSim::start_probe(Nanos every) {
+  probe_on_ = true;
+  if (Env* env = world_.env(tool_)) env->executor().spawn("probe", probe_loop(every));
+}
+
+Task<void> ReplicaSetSim::probe_loop(Nanos every) {
+  Env* env = world_.env(tool_);
+  while (probe_on_) {
+    collect_aborts();
+    std::vector<NodeId> nodes = standbys_;
+    nodes.push_back(primary_);
+    for (NodeId id : nodes) {
+      ReplicaNode* n = node(id);
+      if (n == nullptr) continue;
+      Seen now{world_.incarnation(id), n->engine().installed_checkpoint_lsn(), n->engine().keystore().version()};
+      auto it = seen_.find(id);
+      if (it != seen_.end() && it->second.incarnation == now.incarnation) {
+        if (now.installed < it->second.installed) {
+          violation(fmt::format("{}: installedCheckpointLsn went backwards: {} -> {}", world_.name(id),
+                                it->second.installed.value, now.installed.value));
+        }
+        if (now.keystore_version < it->second.keystore_version) {
+          violation(fmt::format("{}: keystore version went backwards: {} -> {}", world_.name(id),
+                                it->second.keystore_version, now.keystore_version));
+        }
+      }
+      seen_[id] = now;
+    }
+    if (!(co_await env->executor().sleep(every)).is_ok()) co_return;
+  }
+}
+
+// ---- Convergence ----------------------------------------------------------------------------
+
+bool ReplicaSetSim::check_convergence(Nanos limit) {
+  auto converged = [&] {
+    Primary* p = primary();
+    if (p == nullptr) return false;
+    for (size_t i = 0; i < standbys_.size(); ++i) {
+      Standby* s = standby(i);
+      if (!s || s->state() != StandbyState::kSecondary || s->applied_ts() != p->applied_ts() ||
+          s->engine().installed_checkpoint_lsn() != p->engine().installed_checkpoint_lsn()) {
+        return false;
+      }
+    }
+    return true;
+  };
+  if (!run_until(converged, limit)) {
+    Primary* p = primary();
+    for (size_t i = 0; i < standbys_.size(); ++i) {
+      Standby* s = standby(i);
+      violation(fmt::format(
+          "standby{} did not converge within {:.0f}s: state {}, applied ts {} (primary {}), installed {} (primary {}){}",
+          i + 1, std::chrono::duration<double>(limit).count(), s ? standby_state_name(s->state()) : "DOWN",
+          s ? s->applied_ts().value : 0, p ? p->applied_ts().value : 0,
+          s ? s->engine().installed_checkpoint_lsn().value : 0, p ? p->engine().installed_checkpoint_lsn().value : 0,
+          s && !s->resync_error().is_ok() ? fmt::format(" ({})", s->resync_error().to_string()) : ""));
+    }
+    return false;
+  }
+  // Same content everywhere, equal to the model at the primary's applied ts.
+  Primary* p = primary();
+  const Timestamp ts = p->applied_ts();
+  std::vector<NodeId> nodes = standbys_;
+  nodes.insert(nodes.begin(), primary_);
+  bool ok = true;
+  uint64_t lost = 0;
+  for (NodeId id : nodes) {
+    for (TableId table : tables()) {
+      bool done = run_on(
+          id,
+          [this, id, table, ts, &ok, &lost]() -> Task<void> {
+            ReplicaNode* n = node(id);
+            Result<std::vector<std::pair<std::string, std::string>>> rows = invalid_argument("unset");
+            if (n->primary()) {
+              rows = co_await n->primary()->scan(table, "", "", 1'000'000, ts);
+            } else {
+              auto r = co_await n->standby()->scan(table, "", "", 1'000'000, ts);
+              if (r.is_ok()) {
+                rows = std::move(r->value);
+              } else {
+                rows = r.status();
+              }
+            }
+            if (!rows.is_ok()) {
+              ok = false;
+              violation(fmt::format("{}: final scan of table {} failed: {}", world_.name(id), table.value,
+                                    rows.status().to_string()));
+              co_return;
+            }
+            std::map<std::string, std::string> got(rows->begin(), rows->end());
+            std::set<std::string> keys;
+            for (auto& [k, v] : got) keys.insert(k);
+            for (const std::string& k : model_.keys(table, "", "")) keys.insert(k);
+            for (const std::string& k : keys) {
+              auto it = got.find(k);
+              std::optional<std::string> v = it == got.end() ? std::nullopt : std::optional<std::string>(it->second);
+              if (!model_.acceptable(table, k, ts, v)) {
+                ok = false;
+                lost++;
+                violation(fmt::format("{}: final content of {}:{} at ts {} = {}, expected {}", world_.name(id),
+                                      table.value, k, ts.value, v.value_or("<absent>"),
+                                      model_.expected(table, k, ts).value_or("<absent>")));
+              }
+            }
+          },
+          std::chrono::seconds(30));
+      if (!done) {
+        ok = false;
+        violation(fmt::format("{}: final scan of table {} did not finish", world_.name(id), table.value));
+      }
+    }
+  }
+  writes_lost_ += lost;
+  return ok;
+}
+
+}  // namespace quire

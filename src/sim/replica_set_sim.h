@@ -1,0 +1,175 @@
+// The replica set in the simulator, for the chaos scenarios: page servers, a simulated
+// KMS, one primary and K standbys (each a ReplicaNode, the code a real process runs), a
+// client workload with unique values, and the checkers' reference model.
+//
+// The harness is not node code: it drives the world from outside, and spawns the
+// workload's coroutines on the nodes whose objects they call (a client task dies with its
+// node, as a real client's connection would).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "crypto/sim_kms.h"
+#include "repl/replica_node.h"
+#include "runtime/sim/sim_world.h"
+
+namespace quire {
+
+// What a client was told, per key: acknowledged writes with their commit timestamps, and
+// writes whose outcome is unknown (they may or may not be in the history).
+class HistoryModel {
+ public:
+  using Key = std::pair<uint64_t, std::string>;  // table id, key
+  void acked(TableId table, const std::string& key, Timestamp ts, std::optional<std::string> value);
+  void unknown(TableId table, const std::string& key, std::optional<std::string> value);
+  // The acknowledged value at `ts` (nullopt: absent).
+  std::optional<std::string> expected(TableId table, const std::string& key, Timestamp ts) const;
+  // True when `got` can be the key's value at `ts`: the acknowledged value, or a write of
+  // unknown outcome.
+  bool acceptable(TableId table, const std::string& key, Timestamp ts, const std::optional<std::string>& got) const;
+  // Every key the model knows of in table `table` within [lo, hi) (hi empty: no bound).
+  std::vector<std::string> keys(TableId table, const std::string& lo, const std::string& hi) const;
+  uint64_t acked_writes() const { return acked_writes_; }
+  uint64_t unknown_writes() const { return unknown_writes_; }
+
+ private:
+  struct History {
+    std::map<Timestamp, std::optional<std::string>> acked;
+    std::set<std::optional<std::string>> unknown;
+  };
+  std::map<Key, History> keys_;
+  uint64_t acked_writes_ = 0;
+  uint64_t unknown_writes_ = 0;
+};
+
+struct ReplicaSetConfig {
+  uint64_t seed = 1;
+  PickupPolicy policy = PickupPolicy::kAccept;
+  size_t standbys = 1;
+  size_t servers = 3;
+  PrimaryOptions primary;
+  StandbyOptions standby;
+  EngineOptions engine;
+  size_t tables = 2;  // user tables 16, 17, ...
+  size_t keys_per_table = 400;
+};
+
+// The workload's and checkers' counters.
+struct ReplicaSetCounters {
+  uint64_t writes_acked = 0;       // single writes inside acknowledged batches
+  uint64_t writes_failed = 0;      // inside batches that failed (outcome unknown)
+  uint64_t reads_checked = 0;      // reads compared with the model
+  uint64_t reads_refused = 0;      // retriable refusals (resyncing, not applied yet, older)
+  uint64_t scans_checked = 0;
+  uint64_t rotations = 0;
+  uint64_t cmk_rotations = 0;
+  uint64_t rotation_failures = 0;
+};
+
+class ReplicaSetSim {
+ public:
+  explicit ReplicaSetSim(ReplicaSetConfig config);
+  ~ReplicaSetSim();
+
+  SimWorld& world() { return world_; }
+  const ReplicaSetConfig& config() const { return config_; }
+  NodeId primary_id() const { return primary_; }
+  const std::vector<NodeId>& standby_ids() const { return standbys_; }
+  const std::vector<NodeId>& server_ids() const { return servers_; }
+  const std::vector<Address>& server_addresses() const { return addresses_; }
+  std::vector<TableId> tables() const;
+
+  // The running node's objects, or null while it is down.
+  ReplicaNode* node(NodeId id);
+  Primary* primary();
+  Standby* standby(size_t i);
+  // The page server a standby prefers (its first read target).
+  NodeId preferred_server(size_t standby) const;
+
+  // Runs `body` (returning Task<void>) on `node` until it finishes or `limit` passes.
+  bool run_on(NodeId node, std::function<Task<void>()> body, Nanos limit);
+  // Spawns `body` on `node` and returns at once.
+  void spawn_on(NodeId node, std::string name, std::function<Task<void>()> body);
+  // Runs the world until `done` or `limit`.
+  bool run_until(const std::function<bool()>& done, Nanos limit);
+
+  // Starts the page servers and the primary, waits until the primary started and every
+  // standby is SECONDARY. False (with `why`) if that did not happen within `limit`.
+  bool bring_up(Nanos limit, std::string* why);
+
+  // Workload: `writers` client loops on the primary and one read loop per standby (and
+  // one on the primary), until stop_workload(). Every acknowledged write goes into the
+  // model, every read is checked against it; a wrong answer is a violation.
+  void start_workload(size_t writers);
+  void stop_workload() { workload_on_ = false; }
+  // Rotation driver: rotate_active_kek every `every` (gaps drawn by the primary's
+  // options), and rotate_cmk every `cmk_every` rotations (0: never).
+  void start_rotations(Nanos every, int cmk_every);
+  void stop_rotations() { rotations_on_ = false; }
+  // Checkpoint driver: checkpoint_now on the primary every `every`.
+  void start_checkpoints(Nanos every);
+  void stop_checkpoints() { checkpoints_on_ = false; }
+  // Probe: every `every`, checks that no node's installed checkpoint LSN or keystore
+  // version went backwards (within one incarnation) and records node aborts.
+  void start_probe(Nanos every);
+
+  // Waits until faults healed and every standby converged with the primary: SECONDARY,
+  // the same applied ts, the primary's latest checkpoint installed. Then compares every
+  // table's content on every node with the model at that ts. Adds violations on failure.
+  bool check_convergence(Nanos limit);
+
+  HistoryModel& model() { return model_; }
+  ReplicaSetCounters& counters() { return counters_; }
+  std::vector<std::string>& violations() { return violations_; }
+  // Acknowledged values missing or wrong in a node's final content.
+  uint64_t writes_lost() const { return writes_lost_; }
+  void violation(std::string what);
+  // Node aborts the world recorded, as violations (once each).
+  void collect_aborts();
+
+ private:
+  Task<void> write_loop(uint64_t id);
+  Task<void> read_loop(NodeId node, size_t standby_index);
+  Task<void> rotation_loop(Nanos every, int cmk_every);
+  Task<void> probe_loop(Nanos every);
+  Task<void> checkpoint_loop(Nanos every);
+  Task<bool> check_read(ReplicaNode* n, TableId table, std::string key);
+  Task<bool> check_scan(ReplicaNode* n, TableId table, std::string lo, std::string hi);
+
+  ReplicaSetConfig config_;
+  SimWorld world_;
+  std::unique_ptr<Random> kms_random_;
+  std::unique_ptr<SimKmsService> kms_service_;
+  std::unique_ptr<Random> workload_random_;
+  std::vector<Address> addresses_;
+  std::vector<NodeId> servers_;
+  NodeId primary_ = 0;
+  NodeId tool_ = 0;
+  std::vector<NodeId> standbys_;
+  HistoryModel model_;
+  ReplicaSetCounters counters_;
+  std::vector<std::string> violations_;
+  size_t aborts_seen_ = 0;
+  uint64_t writes_lost_ = 0;
+  uint64_t next_value_ = 0;
+  bool workload_on_ = false;
+  bool rotations_on_ = false;
+  bool probe_on_ = false;
+  bool checkpoints_on_ = false;
+  // Probe state: per node, (incarnation, installed lsn, keystore version).
+  struct Seen {
+    uint32_t incarnation = 0;
+    Lsn installed;
+    uint64_t keystore_version = 0;
+  };
+  std::map<NodeId, Seen> seen_;
+};
+
+}  // namespace quire
