@@ -89,6 +89,40 @@ print(b[-36:-4].hex())")
 check "kms: no output carries key bytes" bash -c "! ( '$quire' kms status --dir '$kms_dir/c' 2>&1; '$quire' kms rotate --dir '$kms_dir/c' 2>&1 ) | grep -qi '$key_hex'"
 check "kms: a missing --dir exits 2" test "$(exit_of "$quire" kms status)" = 2
 rm -rf "$kms_dir"
+# chaos race: the report's race forced; each policy's exit code, the JSON report, bad input.
+race_dir=$(mktemp -d)
+check "chaos race --policy accept passes (exit 0)" test "$(exit_of "$quire" chaos race --policy accept --seed 2 \
+  --duration 5 --json "$race_dir/accept.json")" = 0
+check "chaos race --json writes the report" python3 -c "
+import json
+j=json.load(open('$race_dir/accept.json'))
+for k in ['scenario','policy','seed','passed','trace_hash','sim_seconds','wall_seconds','writes_acked',
+          'writes_lost','reads_checked','rotations','checkpoints_written','pickups','violations']:
+  assert k in j, k
+for k in ['installed','stale_keystore_accepted','skipped','keystore_ahead_retries','unavailable_retries',
+          'resyncs','older_ignored']:
+  assert k in j['pickups'], k
+assert j['scenario']=='race' and j['policy']=='accept' and j['seed']==2 and j['passed'] is True
+assert j['writes_lost']==0 and j['violations']==[] and j['race']['reached'] is True
+assert j['pickups']['stale_keystore_accepted']>=1
+"
+"$quire" chaos race --policy abort --seed 2 --duration 5 --json "$race_dir/abort.json" >"$race_dir/abort.out" 2>/dev/null
+check "chaos race --policy abort fails (exit 1)" test "$?" = 1
+check "chaos race --policy abort names the stale-keystore pick-up" python3 -c "
+import json
+j=json.load(open('$race_dir/abort.json'))
+assert j['passed'] is False and 'StaleKeystore' in j['violations'][0] and 'aborted' in j['violations'][0], j['violations']
+"
+check "chaos race prints the replay command when it fails" grep -q "replay: quire chaos race --policy abort --seed 2" "$race_dir/abort.out"
+r1=$("$quire" chaos race --seed 9 --duration 3 | grep -o 'trace 0x[0-9a-f]\{16\}')
+r2=$("$quire" chaos race --seed 9 --duration 3 | grep -o 'trace 0x[0-9a-f]\{16\}')
+check "chaos race: same seed, same trace" test -n "$r1" -a "$r1" = "$r2"
+bad=$("$quire" chaos race --policy bogus 2>&1; echo "exit=$?")
+check "chaos race: an unknown policy exits 2 listing the policies" bash -c "grep -q 'exit=2' <<<'$bad' && grep -q 'accept,skip,resync,abort' <<<'$bad'"
+bad=$("$quire" chaos nosuch 2>&1; echo "exit=$?")
+check "chaos: an unknown scenario exits 2 listing the scenarios" bash -c "grep -q 'exit=2' <<<'$bad' && grep -q 'race' <<<'$bad'"
+check "chaos race: a seed that is not a number exits 2" test "$(exit_of "$quire" chaos race --seed abc)" = 2
+rm -rf "$race_dir"
 if [ -n "$other" ]; then
   t1_other=$("$other" sim selftest --seed 1 | grep -o 'trace=0x[0-9a-f]\{16\}')
   check "another build prints the same trace for seed 1" test "$t1" = "$t1_other"

@@ -17,6 +17,7 @@ struct ChaosFlags {
   std::string policy = "accept";
   std::string json_path;
   double chaos_seconds = 20;
+  std::string scenario;
 };
 
 int run_race_command(const ChaosFlags& f) {
@@ -55,8 +56,10 @@ int run_race_command(const ChaosFlags& f) {
 
 void add_chaos_commands(CLI::App& app, Commands& commands) {
   CLI::App* chaos = app.add_subcommand("chaos", "chaos scenarios over a simulated replica set (scenarios: race)");
-  chaos->require_subcommand(1);
+  chaos->require_subcommand(0, 1);
   auto flags = std::make_shared<ChaosFlags>();
+  // A scenario that is not one of the subcommands lands here, so the error lists them.
+  chaos->add_option("scenario", flags->scenario, "the scenario to run")->check(CLI::IsMember({"race"}));
   CLI::App* race = chaos->add_subcommand(
       "race", "the seed bug report's race, forced: a checkpoint inside a KEK rotation, picked up as the "
               "standby's page server dies");
@@ -67,6 +70,10 @@ void add_chaos_commands(CLI::App& app, Commands& commands) {
   race->add_option("--duration", flags->chaos_seconds, "simulated seconds of writes and rotations after the race")
       ->check(CLI::Range(1.0, 3600.0));
   commands.push_back({race, [flags] { return run_race_command(*flags); }});
+  commands.push_back({chaos, [] {
+                        fmt::print(stderr, "quire chaos: name a scenario (valid: race)\n");
+                        return kExitUsage;
+                      }});
 }
 
 }  // namespace quire::cli

@@ -779,7 +779,10 @@ Task<PickupResult> Engine::install_locked(Record completion, InstallMode mode) {
     if (!st.is_ok()) co_return fail(outcome_for(st), st.at("pickup:keystore"));
     adopt = std::move(page->keystore);
   }
-  if (stale && options_.policy != PickupPolicy::kAccept) {
+  // The policy decides in steady state. A node loading a checkpoint (start-up, re-sync)
+  // installs it whatever its keystore: refusing would only re-sync again, and the keys it
+  // holds are a superset of what the checkpoint needs.
+  if (stale && options_.policy != PickupPolicy::kAccept && mode == InstallMode::kFollow) {
     co_return fail(PickupOutcome::kStaleKeystore,
                    Status(Code::kStaleKeystore, "checkpoint keystore is older than the node's")
                        .at("pickup:keystore")
@@ -855,8 +858,7 @@ void Engine::report_pickup(const PickupResult& r, Lsn installed_before) {
                   {"action", action},
                   {"policy", pickup_policy_name(options_.policy)},
                   {"error", r.detail}});
-  if (options_.policy == PickupPolicy::kAbort && r.outcome != PickupOutcome::kInstalled &&
-      r.outcome != PickupOutcome::kAlreadyInstalled) {
+  if (options_.policy == PickupPolicy::kAbort && !r.installed && r.outcome != PickupOutcome::kOlder) {
     // The report's behaviour, kept only so the chaos suite can show it finds the crash.
     Status why = r.detail.is_ok() ? Status(Code::kInvalidArgument, "pick-up failed") : r.detail;
     env_.abort_process(std::move(why).at("pickup").with("checkpoint_lsn", r.checkpoint_lsn.value));

@@ -13,9 +13,9 @@ namespace quire {
 
 enum class PickupPolicy : uint8_t {
   kAccept = 1,  // install it and keep the node's newer keystore (the default)
-  kSkip = 2,    // leave it; wait for a checkpoint with a current keystore
-  kResync = 3,  // leave it; the caller steps down and re-syncs
-  kAbort = 4,   // the report's behaviour: abort the process on anything but Installed
+  kSkip = 2,    // leave it; wait for a checkpoint with a current keystore (follow mode)
+  kResync = 3,  // leave it; the caller steps down and re-syncs (follow mode; a load installs)
+  kAbort = 4,   // the report's behaviour: abort the process on a pick-up that did not install
 };
 
 std::string_view pickup_policy_name(PickupPolicy p);

@@ -166,7 +166,7 @@ Task<Status> SegmentStore::recover_segment(uint64_t number, bool newest) {
     RecordRef ref{number, r.offset, r.size, r.header.crc, r.header.type, r.header.table, r.header.page,
                   r.header.lsn, r.header.prev_lsn, r.header.term};
     if (r.header.type == RecordType::kAbandon) {
-      unindex_above(r.header.lsn);
+      unindex_range(r.header.lsn, r.header.base_lsn);
       markers_.push_back(ref);
     } else {
       index_record(ref);
@@ -227,6 +227,19 @@ void SegmentStore::unindex_above(Lsn lsn) {
     it = by_lsn_.erase(it);
   }
   if (complete_lsn_ > lsn) complete_lsn_ = lsn;
+}
+
+void SegmentStore::unindex_range(Lsn after, Lsn before) {
+  if (before.is_zero()) {
+    unindex_above(after);
+    return;
+  }
+  for (auto it = by_lsn_.upper_bound(after); it != by_lsn_.end() && it->first < before;) {
+    unindex(it->second);
+    it = by_lsn_.erase(it);
+  }
+  if (complete_lsn_ > after && complete_lsn_ < before) complete_lsn_ = after;
+  advance_complete();
 }
 
 void SegmentStore::advance_complete() {
@@ -294,8 +307,19 @@ Task<Status> SegmentStore::append(std::vector<Record> records) {
 Task<Status> SegmentStore::flush(std::vector<std::shared_ptr<Pending>>& batch) {
   if (!broken_.is_ok()) co_return broken_;
   Bytes buf;
-  std::vector<RecordRef> refs;
+  std::vector<RecordRef> refs;  // records, and range markers (type kAbandon), in file order
+  std::vector<Lsn> marker_ends;  // for each marker in refs, the end of its range
   std::set<Lsn> in_batch;
+  std::map<Lsn, Lsn> batch_prev;  // lsn -> prev of the records this flush stores
+  // The stored or about-to-be-stored record following `lsn`, as (lsn, prev).
+  auto successor = [&](Lsn lsn) -> std::optional<std::pair<Lsn, Lsn>> {
+    std::optional<std::pair<Lsn, Lsn>> best;
+    auto s = by_lsn_.upper_bound(lsn);
+    if (s != by_lsn_.end()) best = std::make_pair(s->first, s->second.prev_lsn);
+    auto b = batch_prev.upper_bound(lsn);
+    if (b != batch_prev.end() && (!best || b->first < best->first)) best = *b;
+    return best;
+  };
   for (auto& p : batch) {
     if (p->epoch < seal_epoch_) {
       p->done = true;
@@ -319,12 +343,37 @@ Task<Status> SegmentStore::flush(std::vector<std::shared_ptr<Pending>>& batch) {
         }
         continue;
       }
+      // A stored successor that skips over this record: it was abandoned; do not store it.
+      if (auto next = successor(r.lsn); next && next->second < r.lsn) {
+        abandoned_dropped_++;
+        env_.log().debug(kComponent, 30012, "dropped a record the chain already skips",
+                         {{"lsn", r.lsn}, {"successor", next->first}, {"successor_prev", next->second}});
+        continue;
+      }
+      // This record skips over stored records: they were abandoned. A range marker first,
+      // so a restart drops them too.
+      if (auto over = successor(r.prev_lsn); over && over->first < r.lsn) {
+        Record marker;
+        marker.type = RecordType::kAbandon;
+        marker.lsn = r.prev_lsn;
+        marker.base_lsn = r.lsn;
+        size_t moff = buf.size();
+        encode_record(marker, buf);
+        refs.push_back(RecordRef{0, moff, static_cast<uint32_t>(buf.size() - moff),
+                                 decode_fixed32(buf.data() + moff + 12), marker.type, marker.table, marker.page,
+                                 marker.lsn, marker.prev_lsn, marker.term});
+        marker_ends.push_back(r.lsn);
+        std::erase_if(batch_prev, [&](const auto& e) { return e.first > r.prev_lsn && e.first < r.lsn; });
+        env_.log().info(kComponent, 30013, "the chain skips stored records: they were abandoned",
+                        {{"after_lsn", r.prev_lsn}, {"before_lsn", r.lsn}});
+      }
       size_t offset = buf.size();
       encode_record(r, buf);
       RecordRef ref{0, offset, static_cast<uint32_t>(buf.size() - offset), decode_fixed32(buf.data() + offset + 12),
                     r.type, r.table, r.page, r.lsn, r.prev_lsn, r.term};
       refs.push_back(ref);
       in_batch.insert(r.lsn);
+      batch_prev[r.lsn] = r.prev_lsn;
     }
   }
   if (buf.empty()) co_return Status();
@@ -340,10 +389,16 @@ Task<Status> SegmentStore::flush(std::vector<std::shared_ptr<Pending>>& batch) {
   Status st = co_await seg->file->sync();
   if (!st.is_ok()) co_return break_store(st);
   seg->size = *off + buf.size();
+  size_t marker = 0;
   for (auto& ref : refs) {
     ref.segment = seg->number;
     ref.offset += *off;
-    index_record(ref);
+    if (ref.type == RecordType::kAbandon) {
+      unindex_range(ref.lsn, marker_ends.at(marker++));
+      markers_.push_back(ref);
+    } else if (!by_lsn_.count(ref.lsn)) {
+      index_record(ref);
+    }
   }
   advance_complete();
   co_return Status();

@@ -14,6 +14,10 @@
 // chain. complete_lsn() is how far the chain is unbroken from the retention point: the
 // store holds every record up to it. abandon_after(P) drops every record above P (a
 // marker in the segment makes that survive restarts); the writer's next record names P.
+// Because one writer makes the chain, the chain itself also proves abandonment: a record
+// whose prev_lsn skips over stored records means those were abandoned (they are dropped,
+// under a range marker), and a record that a stored successor skips over is not stored at
+// all. So a late copy, or a peer's copy from before it saw the marker, cannot come back.
 //
 // Retention: set_retention(R) lets garbage collection drop what no reader at or above R
 // can need: log records at or below R, and page versions superseded at or below R (the
@@ -132,6 +136,8 @@ class SegmentStore {
   void index_record(const RecordRef& ref);
   void unindex(const RecordRef& ref);
   void unindex_above(Lsn lsn);
+  // Drops the records in (after, before) (before zero: no bound).
+  void unindex_range(Lsn after, Lsn before);
   void advance_complete();
   void recompute_complete();
   std::string path(uint64_t segment) const;
@@ -143,6 +149,7 @@ class SegmentStore {
   Status broken_;
   uint64_t seal_epoch_ = 0;
   uint64_t seals_ = 0;
+  uint64_t abandoned_dropped_ = 0;  // records refused because the chain skips them
   uint64_t torn_bytes_truncated_ = 0;
   std::map<uint64_t, std::unique_ptr<Segment>> segments_;
   uint64_t active_ = 0;

@@ -29,6 +29,7 @@ struct Primary::Request {
   bool rotation = false;        // a KEK rotation's T2 (for the test hook)
   bool push_after = false;      // push the keystore once durable (last chunk of a key op)
   bool finished = false;
+  MonoTime give_up = MonoTime::never();  // a queued write fails past this if never sent
   Lsn lsn;
   Status status;
   Timestamp ts;
@@ -203,6 +204,11 @@ Task<Result<Timestamp>> Primary::submit(std::shared_ptr<Request> req, Deadline a
     if (!st.is_ok()) co_return st;
   }
   if (!running_) co_return unavailable("primary is not running").at("write");
+  if (!is_key_entry) {
+    // As long as one group's attempts: a write never sent by then fails "not committed".
+    req->give_up = env_.executor().now() +
+                   (options_.write_timeout + options_.write_retry_backoff) * options_.write_attempts_max;
+  }
   queue_.push_back(req);
   queue_bytes_ += req->bytes;
   queue_changed_.notify_one();
@@ -241,9 +247,23 @@ Task<void> Primary::commit_group() {
   if (!locked.is_ok()) co_return;
   MutexGuard guard(writer_mu_);
   if (writer_.needs_recovery()) {
-    Status st = co_await writer_.recover(env_.executor().deadline_after(options_.write_timeout));
+    Status st = co_await recover_chain(options_.write_timeout);
     if (!st.is_ok()) {
       env_.log().warn(kComponent, 41010, "log writer cannot recover yet; writes wait", {{"error", st}});
+      // Writes that waited past their bound fail; they were never sent.
+      const MonoTime now = env_.executor().now();
+      for (auto it = queue_.begin(); it != queue_.end();) {
+        if ((*it)->give_up <= now) {
+          stats_.batches_failed++;
+          queue_bytes_ -= (*it)->bytes;
+          finish(**it, Status(Code::kUnavailable, "write not committed: the log could not be reached").at("commit"),
+                 Timestamp());
+          it = queue_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      room_changed_.notify_all();
       co_await env_.executor().sleep(options_.write_retry_backoff);
       co_return;
     }
@@ -356,7 +376,7 @@ Task<void> Primary::commit_group() {
   }
   // The group is in doubt: the abandon below or a later success decides it.
   stats_.groups_abandoned++;
-  Status rec = co_await writer_.recover(env_.executor().deadline_after(options_.write_timeout));
+  Status rec = co_await recover_chain(options_.write_timeout);
   Status why = rec.is_ok()
                    ? Status(Code::kUnavailable, fmt::format("write not committed: abandoned after retries ({})",
                                                             st.to_string()))
@@ -381,8 +401,11 @@ Task<Status> Primary::write_group(std::vector<Record> records,
       }
     }
   };
-  Status st = co_await writer_.write(std::move(records), env_.executor().deadline_after(options_.write_timeout),
-                                     w1->empty() ? std::function<void()>() : std::function<void()>(ack_w1));
+  // Built outside the co_await: g++ 12 destroys temporaries in a co_await expression twice.
+  std::function<void()> on_first_ack;
+  if (!w1->empty()) on_first_ack = ack_w1;
+  const Deadline deadline = env_.executor().deadline_after(options_.write_timeout);
+  Status st = co_await writer_.write(std::move(records), deadline, std::move(on_first_ack));
   for (int attempt = 1; !st.is_ok() && st.code() != Code::kFenced && attempt < options_.write_attempts_max;
        attempt++) {
     stats_.group_retries++;
@@ -392,6 +415,37 @@ Task<Status> Primary::write_group(std::vector<Record> records,
     st = co_await writer_.resend(env_.executor().deadline_after(options_.write_timeout));
   }
   if (st.is_ok()) ack_w1();
+  co_return st;
+}
+
+Task<Status> Primary::recover_chain(Nanos timeout) {
+  Status rec = co_await writer_.recover(env_.executor().deadline_after(timeout));
+  if (!rec.is_ok()) co_return rec;
+  co_await write_chain_marker();
+  co_return rec;  // a failed marker leaves the writer needing recovery: the next user redoes it
+}
+
+Task<Status> Primary::write_chain_marker() {
+  // The first record after an abandon point is a LOG record naming it: a standby that
+  // fetched abandoned LOG records sees the chain skip them before any commit point could
+  // cover them (pages and checkpoint records are invisible to its log reads).
+  DataKey* dek = engine_.key_ring().find(log_dek_);
+  if (dek == nullptr) co_return Status(Code::kNotFound, "the log DEK is not in the key ring").at("chain_marker");
+  LogEntry hb;
+  hb.kind = LogEntryKind::kHeartbeat;
+  hb.ts = last_ts_.is_zero() ? next_ts() : last_ts_;
+  auto record = seal_log_record(hb, *dek, writer_.allocate(), writer_.client().term(), *random_);
+  if (!record.is_ok()) co_return record.status();
+  record->backlink_lsn = writer_.durable_lsn();
+  std::vector<Record> one;
+  one.push_back(std::move(record).value());
+  const Deadline deadline = env_.executor().deadline_after(options_.write_timeout);
+  Status st = co_await writer_.write(std::move(one), deadline);
+  if (st.is_ok()) {
+    stats_.heartbeats++;
+  } else {
+    env_.log().info(kComponent, 41017, "chain marker after recovery not durable yet", {{"error", st}});
+  }
   co_return st;
 }
 
@@ -434,7 +488,18 @@ Task<Result<CheckpointInfo>> Primary::checkpoint_locked() {
     same.keystore_version = engine_.checkpoint_keystore().version;
     co_return same;
   }
+  if (writer_.needs_recovery()) {
+    Status rec = co_await recover_chain(options_.io_timeout);
+    if (!rec.is_ok() || writer_.needs_recovery()) {
+      stats_.checkpoint_failures++;
+      co_return Status(rec.is_ok() ? unavailable("log chain marker not durable") : rec).at("checkpoint:recover");
+    }
+  }
   auto r = co_await engine_.checkpoint(writer_, ts, log_lsn);
+  if (!r.is_ok() && !writer_.needs_recovery()) {
+    // A failed step was abandoned by the engine: mark the chain with a LOG record now.
+    co_await write_chain_marker();
+  }
   if (r.is_ok()) {
     stats_.checkpoints++;
     // Standbys install it once a commit point covers it: the next heartbeat publishes one.
@@ -460,6 +525,7 @@ Task<void> Primary::after_checkpoint(const CheckpointInfo& info) {
       env_.log().info(kComponent, 41021, "retention not moved yet", {{"error", st}, {"lsn", oldest.log_lsn}});
     }
   }
+  const uint64_t before_key_ops = engine_.keystore().version();
   if (oldest.keystore) {
     const uint64_t before = engine_.keystore().version();
     Status st = co_await key_op(engine_.destroy_retired_keks(oldest.keystore));
@@ -468,6 +534,10 @@ Task<void> Primary::after_checkpoint(const CheckpointInfo& info) {
   const uint64_t before = engine_.keystore().version();
   Status st = co_await key_op(engine_.renew_worn_deks());
   if (st.is_ok()) stats_.dek_renewals += engine_.keystore().version() - before;
+  // Those changes made the checkpoint just written stale for every standby that applies
+  // them: a prompt checkpoint carries the current keystore (under policy skip a standby
+  // would otherwise wait for the next timer or write).
+  if (engine_.keystore().version() != before_key_ops && unlogged_.empty()) prompt_checkpoint();
 }
 
 Task<void> Primary::checkpoint_loop() {
@@ -487,13 +557,18 @@ Task<Status> Primary::seal_log() {
   Status st = co_await writer_.client().seal(env_.executor().deadline_after(options_.io_timeout));
   // A burst of seals gives one checkpoint: the prompt is latched, and the checkpointer
   // waits a moment for the burst to end.
-  if (!checkpoint_prompt_.is_set()) {
+  if (!checkpoint_prompt_.is_set() && !seal_prompt_pending_) {
     stats_.seal_prompted_checkpoints++;
+    seal_prompt_pending_ = true;
     Nanos delay = options_.seal_checkpoint_delay;
-    auto prompt = [](Env* env, Event* ev, Nanos d) -> Task<void> {
-      if ((co_await env->executor().sleep(d)).is_ok()) ev->set();
+    auto prompt = [](Env* env, Event* ev, bool* pending, Nanos d) -> Task<void> {
+      if ((co_await env->executor().sleep(d)).is_ok()) {
+        *pending = false;
+        ev->set();
+      }
     };
-    tasks_.push_back(env_.executor().spawn("seal-checkpoint", prompt(&env_, &checkpoint_prompt_, delay)));
+    tasks_.push_back(env_.executor().spawn("seal-checkpoint",
+                                           prompt(&env_, &checkpoint_prompt_, &seal_prompt_pending_, delay)));
     std::erase_if(tasks_, [this](TaskId t) { return env_.executor().is_done(t); });
   }
   co_return st;

@@ -174,6 +174,10 @@ class Primary {
   Task<Status> write_group(std::vector<Record> records, std::shared_ptr<std::vector<std::shared_ptr<Request>>> w1);
   void finish(Request& req, Status st, Timestamp ts);
   Task<Result<CheckpointInfo>> checkpoint_locked();
+  // Abandons after the durable point, then writes a heartbeat LOG record naming it.
+  Task<Status> recover_chain(Nanos timeout);
+  // The heartbeat alone (after the engine abandoned a failed checkpoint step itself).
+  Task<Status> write_chain_marker();
   Task<void> after_checkpoint(const CheckpointInfo& info);
   // Logs keystore changes already applied to the engine (T2) at `ts`, then pushes.
   Task<Status> log_key_changes(std::vector<KeystoreChange> changes, uint64_t base_version, Timestamp ts,
@@ -199,6 +203,7 @@ class Primary {
   WaitQueue queue_changed_;  // something was queued
   WaitQueue room_changed_;   // the queue shrank or a checkpoint freed ingest
   Event checkpoint_prompt_;
+  bool seal_prompt_pending_ = false;  // a seal's delayed prompt is on its way
   AsyncMutex writer_mu_;  // the log writer: one group or checkpoint at a time
   AsyncMutex key_mu_;     // key operations, T1 through T2
 

@@ -147,10 +147,18 @@ Task<Status> Standby::rebuild() {
   if (!latest.is_ok()) {
     // No checkpoint yet at start-up (the primary has not bootstrapped) or no answer.
     if (engine_.installed_checkpoint_lsn().is_zero()) co_return Status(latest.status()).at("rebuild:latest");
+  } else if (latest->lsn == refused_lsn_ && !engine_.installed_checkpoint_lsn().is_zero()) {
+    // The latest checkpoint failed its checks: rebuild from the one installed.
+    env_.log().warn(kComponent, 42004, "latest checkpoint refused earlier; rebuilding from the installed one",
+                    {{"refused_lsn", refused_lsn_}, {"installedCheckpointLsn", engine_.installed_checkpoint_lsn()}});
   } else {
+    const Lsn lsn = latest->lsn;
     PickupResult r = co_await engine_.install_checkpoint(std::move(latest).value(), InstallMode::kLoad);
     if (!running_) co_return cancelled("stopping");
-    const bool usable = r.installed || r.outcome == PickupOutcome::kOlder;
+    if (r.outcome == PickupOutcome::kCorrupt || r.outcome == PickupOutcome::kVersionTooNew) refused_lsn_ = lsn;
+    const bool fallback = (r.outcome == PickupOutcome::kCorrupt || r.outcome == PickupOutcome::kVersionTooNew) &&
+                          !engine_.installed_checkpoint_lsn().is_zero();
+    const bool usable = r.installed || r.outcome == PickupOutcome::kOlder || fallback;
     if (r.installed && r.outcome != PickupOutcome::kAlreadyInstalled) stats_.pickups.installed++;
     if (!usable || engine_.installed_checkpoint_lsn().is_zero()) {
       co_return Status(r.detail.is_ok() ? unavailable("pick-up failed") : r.detail)
@@ -356,6 +364,7 @@ Task<void> Standby::pickup_once() {
   latest_applicable_ = std::max(latest_applicable_, lsn);
   if (lsn <= engine_.installed_checkpoint_lsn()) co_return;
   if (lsn == skipped_lsn_) co_return;  // policy skip: waiting for a newer one
+  if (lsn == refused_lsn_) co_return;  // it failed its checks: wait for a newer one
   const Lsn installed_before = engine_.installed_checkpoint_lsn();
   env_.log().info(kManager, 42020, "_updateCheckpointIfAvailable",
                   {{"latestMaterializedAndAppliedCheckpointLsn", latest_applicable_},
@@ -412,6 +421,7 @@ Task<void> Standby::pickup_once() {
       retry_at_ = env_.executor().now() + backoff(failures_in_row_);
       break;
     case PickupAction::kStepDown:
+      if (r.outcome == PickupOutcome::kCorrupt || r.outcome == PickupOutcome::kVersionTooNew) refused_lsn_ = lsn;
       if (passed) c.deadline_escalations++;
       c.resyncs++;
       step_down(fmt::format("pick-up of checkpoint {}: {}", lsn.value, pickup_outcome_name(r.outcome)));

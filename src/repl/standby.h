@@ -24,7 +24,9 @@
 // resync steps down, abort is the report's crash); KeystoreAhead, Unavailable and Busy
 // retry with backoff while the log keeps applying; Older and AlreadyInstalled are
 // ignored; Corrupt, KeystoreConflict, VersionTooNew, and a retriable failure that outlives
-// `retry_deadline`, step down to RESYNC.
+// `retry_deadline`, step down to RESYNC. A checkpoint that failed its checks is not tried
+// again; the re-sync rebuilds from the installed checkpoint plus the log, and the next
+// checkpoint is picked up as usual.
 #pragma once
 
 #include <cstdint>
@@ -194,6 +196,9 @@ class Standby {
   // Checkpoint manager.
   Lsn latest_applicable_;
   bool hold_pickups_ = false;
+  // A checkpoint that failed its checks (Corrupt, VersionTooNew): neither picked up again
+  // nor loaded by a re-sync, which rebuilds from the installed checkpoint instead.
+  Lsn refused_lsn_;
   Lsn skipped_lsn_;               // policy skip: wait for a checkpoint above this one
   std::optional<MonoTime> failing_since_;  // the current run of retriable failures
   int failures_in_row_ = 0;
