@@ -260,6 +260,50 @@ TEST_F(StoreTest, AbandonDropsRecordsAboveAndSurvivesRestart) {
   EXPECT_EQ(store_->complete_lsn(), Lsn(12));
 }
 
+// The chain proves abandonment without a marker: a server that missed the abandon (or
+// got a late copy after it) drops the records the writer's next record skips over, and
+// never stores a record that a stored successor already skips.
+TEST_F(StoreTest, ARecordThatSkipsStoredRecordsDropsThemAndSurvivesRestart) {
+  open();
+  for (uint64_t l = 1; l <= 5; ++l) ASSERT_TRUE(append({log_record(l, l - 1)}).is_ok());
+  // 6 and 7 reached this server, then the writer abandoned after 5 elsewhere.
+  ASSERT_TRUE(append({log_record(6, 5), log_record(7, 6)}).is_ok());
+  EXPECT_EQ(store_->complete_lsn(), Lsn(7));
+  ASSERT_TRUE(append({log_record(8, 5), log_record(9, 8)}).is_ok());
+  EXPECT_EQ(store_->find(Lsn(6)), nullptr);
+  EXPECT_EQ(store_->find(Lsn(7)), nullptr);
+  EXPECT_EQ(store_->complete_lsn(), Lsn(9));
+  // A late copy of an abandoned record is not stored again.
+  ASSERT_TRUE(append({log_record(6, 5)}).is_ok());
+  EXPECT_EQ(store_->find(Lsn(6)), nullptr);
+  EXPECT_EQ(store_->complete_lsn(), Lsn(9));
+  crash_and_reopen(UnsyncedOnCrash::kLose);
+  EXPECT_EQ(store_->find(Lsn(6)), nullptr);
+  EXPECT_EQ(store_->find(Lsn(7)), nullptr);
+  EXPECT_NE(store_->find(Lsn(8)), nullptr);
+  EXPECT_EQ(store_->complete_lsn(), Lsn(9));
+}
+
+// Records above the new one stay: only the range it skips is abandoned. In one batch too.
+TEST_F(StoreTest, ChainSkipDropsOnlyTheSkippedRange) {
+  open();
+  ASSERT_TRUE(append({log_record(1, 0), log_record(2, 1)}).is_ok());
+  // A pipelined later record arrived before the one that skips.
+  ASSERT_TRUE(append({log_record(3, 2), log_record(6, 5)}).is_ok());
+  ASSERT_TRUE(append({log_record(5, 2)}).is_ok());  // the chain goes 2 -> 5 -> 6
+  EXPECT_EQ(store_->find(Lsn(3)), nullptr);
+  EXPECT_NE(store_->find(Lsn(6)), nullptr);
+  EXPECT_EQ(store_->complete_lsn(), Lsn(6));
+  // Within one batch: 7 (prev 6) then 9 (prev 6) drops 7.
+  ASSERT_TRUE(append({log_record(7, 6), log_record(9, 6)}).is_ok());
+  EXPECT_EQ(store_->find(Lsn(7)), nullptr);
+  EXPECT_EQ(store_->complete_lsn(), Lsn(9));
+  crash_and_reopen(UnsyncedOnCrash::kLose);
+  EXPECT_EQ(store_->find(Lsn(3)), nullptr);
+  EXPECT_EQ(store_->find(Lsn(7)), nullptr);
+  EXPECT_EQ(store_->complete_lsn(), Lsn(9));
+}
+
 TEST_F(StoreTest, RetentionDropsSupersededRecordsAndEmptySegments) {
   open({.dir = "segments", .segment_bytes_max = 2048});
   uint64_t lsn = 0;
