@@ -127,5 +127,93 @@ if [ -n "$other" ]; then
   t1_other=$("$other" sim selftest --seed 1 | grep -o 'trace=0x[0-9a-f]\{16\}')
   check "another build prints the same trace for seed 1" test "$t1" = "$t1_other"
 fi
+# sim kek: the seed runner. Bad input exits 2; against a stand-in worker it reports a
+# checker failure and a crash as failed seeds, keeps only their output, and tidies up.
+# sim_kek_rejects FLAG ARGS...: `quire sim kek ARGS` exits 2 with a message naming FLAG.
+sim_kek_rejects() {
+  local flag="$1" out
+  shift
+  out=$("$quire" sim kek "$@" 2>&1)
+  [ $? = 2 ] && grep -q -- "$flag" <<<"$out"
+}
+for range in 5 a..b 9..3 1.. ..4 -1..3 1..18446744073709551616 1..1000001; do
+  check "sim kek: --seeds $range exits 2" sim_kek_rejects --seeds: --seeds "$range"
+done
+check "sim kek: a missing --seeds exits 2" sim_kek_rejects --seeds --jobs 1
+check "sim kek: --jobs 0 exits 2" sim_kek_rejects --jobs: --seeds 1..3 --jobs 0
+check "sim kek: --jobs 65 exits 2" sim_kek_rejects --jobs: --seeds 1..3 --jobs 65
+check "sim kek: a --jobs that is not a number exits 2" sim_kek_rejects --jobs --seeds 1..3 --jobs x
+bad=$("$quire" sim kek --seeds 9..3 2>&1; echo "exit=$?")
+check "sim kek: a reversed range says so" grep -q "first seed 9 is greater than the last seed 3" <<<"$bad"
+bad=$("$quire" sim kek --seeds 1..3 --policy bogus 2>&1; echo "exit=$?")
+check "sim kek: an unknown policy exits 2 listing the policies" bash -c "grep -q 'exit=2' <<<'$bad' && grep -q 'accept,skip,resync,abort' <<<'$bad'"
+kek_dir=$(mktemp -d)
+mkdir "$kek_dir/tmp"
+cat >"$kek_dir/worker" <<'WORKER'
+#!/usr/bin/env bash
+# A stand-in for `quire chaos kek`: seed 2 fails a checker, seed 3 crashes, the rest pass.
+[ "$1 $2" = "chaos kek" ] || exit 2
+shift 2
+while [ $# -gt 0 ]; do
+  case "$1" in --seed) seed=$2 ;; --json) json=$2 ;; --policy|--duration|--standbys) ;; *) exit 2 ;; esac
+  shift 2
+done
+echo "$seed $*" >>"$(dirname "$0")/started"
+echo "running seed $seed"
+[ "$seed" = 3 ] && { echo "about to crash"; kill -SEGV $$; }
+passed=true; checker=""; violations="[]"; code=0
+[ "$seed" = 2 ] && { passed=false; checker=no_lost_writes; violations='["write 7 lost"]'; code=1; }
+printf '{"seed":%s,"passed":%s,"trace_hash":"0x%016x","sim_seconds":10.5,"failed_checker":"%s","violations":%s}\n' \
+  "$seed" "$passed" "$seed" "$checker" "$violations" >"$json"
+exit $code
+WORKER
+chmod +x "$kek_dir/worker"
+TMPDIR="$kek_dir/tmp" "$quire" sim kek --seeds 1..4 --jobs 2 --policy skip --worker-program "$kek_dir/worker" \
+  --json "$kek_dir/fake.json" >"$kek_dir/fake.out" 2>/dev/null
+check "sim kek: a failing seed exits 1" test "$?" = 1
+check "sim kek: a checker failure is reported with its first violation" \
+  grep -q "^FAILED seed 2: no_lost_writes: write 7 lost" "$kek_dir/fake.out"
+check "sim kek: a crash is reported as an infrastructure failure with its signal" \
+  grep -q "^FAILED seed 3: infrastructure: killed by signal 11" "$kek_dir/fake.out"
+check "sim kek: a crash is reported with the tail of its output" grep -q "| about to crash" "$kek_dir/fake.out"
+check "sim kek: a failing seed is reported with its replay command" \
+  grep -q "^  replay: quire chaos kek --seed 2 --policy skip$" "$kek_dir/fake.out"
+check "sim kek: only the failing seeds' output is kept" \
+  test "$(cd "$kek_dir"/tmp/quire-sim-kek-* 2>/dev/null && ls | sort | tr '\n' ' ')" = "seed-2.json seed-2.out seed-3.out "
+check "sim kek --json summarizes a failing run" python3 -c "
+import json
+j=json.load(open('$kek_dir/fake.json'))
+assert j['seeds']==4 and j['passed']==2 and j['failures']==2 and j['failed_seeds']==[2,3], j
+assert j['first_failure_seed'] in (2,3) and j['time_to_first_failure_seconds']>=0
+assert j['sim_seconds']==31.5 and j['jobs']==2 and j['policy']=='skip'
+"
+rm -rf "$kek_dir/tmp"/*
+TMPDIR="$kek_dir/tmp" "$quire" sim kek --seeds 4..9 --jobs 1 --stop-on-failure --worker-program "$kek_dir/worker" \
+  >/dev/null 2>&1
+check "sim kek: a passing run exits 0 and leaves no temporary files" \
+  bash -c "test $? = 0 && test -z \"\$(ls -A '$kek_dir/tmp')\""
+rm -f "$kek_dir/started"
+TMPDIR="$kek_dir/tmp" "$quire" sim kek --seeds 1..9 --jobs 1 --stop-on-failure --worker-program "$kek_dir/worker" >/dev/null 2>&1
+check "sim kek --stop-on-failure exits 1, the seeds started in order up to the first failure" \
+  bash -c "test $? = 1 && test \"\$(cut -d' ' -f1 '$kek_dir/started' | tr '\n' ' ')\" = '1 2 '"
+if "$quire" chaos kek --help >/dev/null 2>&1; then
+  kek_out=$("$quire" sim kek --seeds 1..3 --jobs 2 --duration 20 --json "$kek_dir/real.json" 2>/dev/null)
+  check "sim kek --seeds 1..3 --jobs 2 --duration 20 exits 0" test "$?" = 0
+  check "sim kek prints a summary with seeds_per_s" grep -q "seeds_per_s=[0-9]" <<<"$kek_out"
+  check "sim kek --json writes the summary" python3 -c "
+import json
+j=json.load(open('$kek_dir/real.json'))
+for k in ['seeds','passed','failures','failed_seeds','first_failure_seed','wall_seconds',
+          'time_to_first_failure_seconds','seeds_per_s','sim_seconds_per_wall_second',
+          'sim_seconds_per_wall_second_per_core','jobs','policy']:
+  assert k in j, k
+assert j['seeds']==3 and j['passed']==3 and j['failures']==0 and j['failed_seeds']==[], j
+assert j['first_failure_seed'] is None and j['time_to_first_failure_seconds'] is None
+assert j['jobs']==2 and j['policy']=='accept' and j['seeds_per_s']>0
+assert j['sim_seconds_per_wall_second']>0
+assert abs(j['sim_seconds_per_wall_second_per_core']*2-j['sim_seconds_per_wall_second'])<1e-6
+"
+fi
+rm -rf "$kek_dir"
 echo "cli-checks: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

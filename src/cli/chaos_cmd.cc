@@ -1,11 +1,14 @@
-// `quire chaos race`: the directed scenario of the seed bug report in the simulator.
+// `quire chaos race` (the directed scenario of the seed bug report) and `quire chaos kek`
+// (seeded chaos over the whole replica set, with replay and shrinking) in the simulator.
 #include <chrono>
 #include <fstream>
+#include <sstream>
 
 #include <fmt/format.h>
 
 #include "cli/command.h"
 #include "engine/pickup.h"
+#include "sim/kek_scenario.h"
 #include "sim/race_scenario.h"
 
 namespace quire::cli {
@@ -52,14 +55,114 @@ int run_race_command(const ChaosFlags& f) {
   return r.passed ? kExitOk : kExitFailed;
 }
 
+struct KekFlags {
+  uint64_t seed = 1;
+  std::string policy = "accept";
+  double duration_s = 300;
+  size_t standbys = 2;
+  std::string json_path;
+  std::string log_path;
+  std::string replay_path;
+  std::string shrink_out;
+  bool shrink = false;
+  bool duration_given = false;
+};
+
+bool write_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path);
+  out << text;
+  return static_cast<bool>(out);
+}
+
+Nanos seconds(double s) { return std::chrono::duration_cast<Nanos>(std::chrono::duration<double>(s)); }
+
+KekReport timed_kek(const KekOptions& o) {
+  const auto start = std::chrono::steady_clock::now();
+  KekReport r = run_kek(o);
+  r.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return r;
+}
+
+std::string replay_command(const KekOptions& o, const KekFlags& f) {
+  std::string cmd = fmt::format("quire chaos kek --seed {}", o.seed);
+  if (o.policy != PickupPolicy::kAccept) cmd += fmt::format(" --policy {}", pickup_policy_name(o.policy));
+  if (f.duration_s != 300) cmd += fmt::format(" --duration {}", f.duration_s);
+  if (o.standbys != 2) cmd += fmt::format(" --standbys {}", o.standbys);
+  return cmd;
+}
+
+int run_kek_command(const KekFlags& f) {
+  KekOptions o;
+  if (!f.replay_path.empty()) {
+    std::ifstream in(f.replay_path);
+    if (!in) {
+      fmt::print(stderr, "quire chaos kek: cannot read replay file {}\n", f.replay_path);
+      return kExitUsage;
+    }
+    std::stringstream text;
+    text << in.rdbuf();
+    auto spec = parse_replay_file(text.str());
+    if (!spec.is_ok()) {
+      fmt::print(stderr, "quire chaos kek: {}: {}\n", f.replay_path, spec.status().message());
+      return kExitUsage;
+    }
+    o = spec->options;
+    if (f.duration_given) o.duration = seconds(f.duration_s);
+    fmt::print("replaying {} ({} fault events; it failed {})\n", f.replay_path, o.schedule->size(),
+               spec->failed_checker.empty() ? "nothing" : spec->failed_checker);
+  } else {
+    auto policy = parse_pickup_policy(f.policy);
+    if (!policy.is_ok()) {
+      fmt::print(stderr, "quire chaos kek: {}\n", policy.status().message());
+      return kExitUsage;
+    }
+    o.seed = f.seed;
+    o.policy = *policy;
+    o.duration = seconds(f.duration_s);
+    o.standbys = f.standbys;
+  }
+  KekReport r = timed_kek(o);
+  fmt::print("{}", kek_report_text(r));
+  if (!f.log_path.empty() && !write_file(f.log_path, r.failure_logs)) {
+    fmt::print(stderr, "quire: cannot write {}\n", f.log_path);
+  }
+  if (!r.passed) {
+    fmt::print("  replay: {}\n", f.replay_path.empty() ? replay_command(o, f)
+                                                       : fmt::format("quire chaos kek --replay {}", f.replay_path));
+    std::string tail = r.failure_logs.size() > 20000 ? r.failure_logs.substr(r.failure_logs.size() - 20000)
+                                                     : r.failure_logs;
+    fmt::print(stderr, "---- {}'s log ring (last {} bytes) ----\n{}", r.failing_node, tail.size(), tail);
+    if (f.shrink) {
+      fmt::print("shrinking the fault schedule ({} events, failing checker {})...\n", r.schedule.size(),
+                 r.failed_checker);
+      KekReport small = shrink_kek(o, r, [](size_t trials, size_t events) {
+        fmt::print(stderr, "\r  trial {}: {} events   ", trials, events);
+      });
+      fmt::print(stderr, "\n");
+      const std::string out = f.shrink_out.empty() ? fmt::format("kek-seed-{}.replay.json", o.seed) : f.shrink_out;
+      if (!write_file(out, replay_file_json(small))) {
+        fmt::print(stderr, "quire: cannot write {}\n", out);
+        return kExitFailed;
+      }
+      fmt::print("minimal schedule: {} of {} events still fail {}; written to {}\n  replay: quire chaos kek --replay {}\n",
+                 small.schedule.size(), r.schedule.size(), small.failed_checker, out, out);
+    }
+  }
+  if (!f.json_path.empty() && !write_file(f.json_path, kek_report_json(r))) {
+    fmt::print(stderr, "quire: cannot write {}\n", f.json_path);
+    return kExitFailed;
+  }
+  return r.passed ? kExitOk : kExitFailed;
+}
+
 }  // namespace
 
 void add_chaos_commands(CLI::App& app, Commands& commands) {
-  CLI::App* chaos = app.add_subcommand("chaos", "chaos scenarios over a simulated replica set (scenarios: race)");
+  CLI::App* chaos = app.add_subcommand("chaos", "chaos scenarios over a simulated replica set (scenarios: race, kek)");
   chaos->require_subcommand(0, 1);
   auto flags = std::make_shared<ChaosFlags>();
   // A scenario that is not one of the subcommands lands here, so the error lists them.
-  chaos->add_option("scenario", flags->scenario, "the scenario to run")->check(CLI::IsMember({"race"}));
+  chaos->add_option("scenario", flags->scenario, "the scenario to run")->check(CLI::IsMember({"race", "kek"}));
   CLI::App* race = chaos->add_subcommand(
       "race", "the seed bug report's race, forced: a checkpoint inside a KEK rotation, picked up as the "
               "standby's page server dies");
@@ -70,8 +173,27 @@ void add_chaos_commands(CLI::App& app, Commands& commands) {
   race->add_option("--duration", flags->chaos_seconds, "simulated seconds of writes and rotations after the race")
       ->check(CLI::Range(1.0, 3600.0));
   commands.push_back({race, [flags] { return run_race_command(*flags); }});
+
+  auto kf = std::make_shared<KekFlags>();
+  CLI::App* kek = chaos->add_subcommand(
+      "kek", "seeded chaos over the whole replica set: workload, KEK/CMK rotations and faults drawn from the seed");
+  kek->add_option("--seed", kf->seed, "simulation seed (a number)");
+  kek->add_option("--policy", kf->policy, "pick-up policy for a stale keystore: accept, skip, resync, abort")
+      ->check(CLI::IsMember({"accept", "skip", "resync", "abort"}));
+  kek->add_option("--duration", kf->duration_s, "simulated seconds of chaos (default 300)")
+      ->check(CLI::Range(1.0, 86400.0));
+  kek->add_option("--standbys", kf->standbys, "standbys (default 2)")->check(CLI::Range(1, 8));
+  kek->add_option("--json", kf->json_path, "also write the report as JSON to this file");
+  kek->add_option("--log", kf->log_path, "write the failing node's log ring to this file");
+  kek->add_flag("--shrink", kf->shrink, "on failure, shrink the fault schedule to a minimal one and write a replay file");
+  kek->add_option("--shrink-out", kf->shrink_out, "where --shrink writes the replay file (default kek-seed-N.replay.json)");
+  kek->add_option("--replay", kf->replay_path, "run the fault schedule of a replay file (from --shrink)");
+  commands.push_back({kek, [kf, kek] {
+                        kf->duration_given = kek->count("--duration") > 0;
+                        return run_kek_command(*kf);
+                      }});
   commands.push_back({chaos, [] {
-                        fmt::print(stderr, "quire chaos: name a scenario (valid: race)\n");
+                        fmt::print(stderr, "quire chaos: name a scenario (valid: race, kek)\n");
                         return kExitUsage;
                       }});
 }

@@ -38,6 +38,9 @@ void add_bench_commands(CLI::App& app, Commands& commands);
 // `quire bench engine` (bench_engine_cmd.cc), added to the bench group.
 void add_bench_engine_command(CLI::App& bench, Commands& commands);
 
+// `quire sim kek` (sim_kek_cmd.cc), the seed runner, added to the sim group.
+void add_sim_kek_command(CLI::App& sim, Commands& commands);
+
 // `quire chaos race` (chaos_cmd.cc).
 void add_chaos_commands(CLI::App& app, Commands& commands);
 

@@ -90,6 +90,7 @@ int main(int argc, char** argv) {
 
   quire::cli::Commands commands;
   commands.push_back({selftest, [&] { return run_sim_selftest(seed, json_path); }});
+  quire::cli::add_sim_kek_command(*sim, commands);
   quire::cli::add_pageserver_command(app, commands);
   quire::cli::add_pl_commands(app, commands);
   quire::cli::add_bench_commands(app, commands);

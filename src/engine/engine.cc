@@ -531,6 +531,10 @@ Task<Result<CheckpointInfo>> Engine::checkpoint(RecordWriter& writer, Timestamp 
             .with("keystore_version", ks->version());
       }
     }
+    if (options_.test_plaintext_pages_once && !planted_plaintext_) {
+      planted_plaintext_ = true;
+      dek = nullptr;
+    }
     PageId largest = largest_page_id_;
     TreeBuild build{id, dek, *random_, writer, largest, options_.shape, {}, {}, 0, 0};
     auto root = co_await tree_apply(source, build, t.root, std::move(changes));

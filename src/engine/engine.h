@@ -52,6 +52,9 @@ struct EngineOptions {
   // Test hook: runs before each checkpoint step's write (a test may crash the node or
   // cut its network there).
   std::function<void(CheckpointStep)> before_checkpoint_step;
+  // Test only (the chaos suite's planted bug, to show its plaintext checker works): the
+  // next checkpoint writes one table's pages unencrypted. Never set in a deployment.
+  bool test_plaintext_pages_once = false;
 };
 
 struct CheckpointInfo {
@@ -196,6 +199,7 @@ class Engine {
   // Bumped at every switch of the stable state, so a scan can tell it must restart.
   uint64_t generation_ = 0;
   KeystoreRef checkpoint_keystore_ref_;
+  bool planted_plaintext_ = false;
   // The keystore version the last checkpoint references (leader: to pick DEK versions).
   std::shared_ptr<const Keystore> checkpoint_keystore_;
 };

@@ -260,8 +260,13 @@ Task<RpcResponse> PageServer::handle(const RpcRequest& request) {
       if (!in.get_varint64(&lsn).is_ok()) co_return fail(invalid_argument("malformed request"));
       Status t = co_await check_term(request.term);
       if (!t.is_ok()) co_return fail(t);
-      Status st = static_cast<PageOp>(request.op) == PageOp::kAbandonAfter ? co_await store.abandon_after(Lsn(lsn))
-                                                                           : co_await store.set_retention(Lsn(lsn));
+      // Not a conditional expression of two co_awaits: g++ 12 destroys its temporaries twice.
+      Status st;
+      if (static_cast<PageOp>(request.op) == PageOp::kAbandonAfter) {
+        st = co_await store.abandon_after(Lsn(lsn));
+      } else {
+        st = co_await store.set_retention(Lsn(lsn));
+      }
       if (st.code() == Code::kIo) fail_stop(st);
       co_return fail(st);
     }

@@ -287,6 +287,11 @@ Task<void> Primary::commit_group() {
   auto w1 = std::make_shared<std::vector<std::shared_ptr<Request>>>();
   bool worn = false;
   for (auto& req : group) {
+    if (req->entry.kind == LogEntryKind::kWrites && options_.test_ack_unlogged_batch != 0 &&
+        ++batches_taken_ == options_.test_ack_unlogged_batch) {
+      finish(*req, Status(), next_ts());  // the planted bug: acknowledged, never logged
+      continue;
+    }
     if (req->entry.kind == LogEntryKind::kHeartbeat) {
       req->entry.ts = last_ts_.is_zero() ? next_ts() : last_ts_;  // a heartbeat commits nothing new
     } else if (!req->preassigned_ts) {
@@ -514,8 +519,17 @@ Task<Result<CheckpointInfo>> Primary::checkpoint_locked() {
 
 Task<void> Primary::after_checkpoint(const CheckpointInfo& info) {
   if (!retained_.empty() && retained_.back().completion_lsn == info.completion_lsn) co_return;
-  retained_.push_back(Retained{info.completion_lsn, engine_.checkpoint_log_lsn(), engine_.checkpoint_keystore_snapshot()});
-  while (retained_.size() > 2) retained_.pop_front();
+  const MonoTime now = env_.executor().now();
+  if (!retained_.empty()) retained_.back().superseded_at = now;
+  retained_.push_back(
+      Retained{MonoTime::never(), info.completion_lsn, engine_.checkpoint_log_lsn(), engine_.checkpoint_keystore_snapshot()});
+  // Keep the last two, and every checkpoint superseded less than retention_min_age ago
+  // (bounded, in case checkpoints come very fast).
+  constexpr size_t kRetainedMax = 4096;
+  while (retained_.size() > 2 &&
+         (retained_.size() > kRetainedMax || retained_.front().superseded_at + options_.retention_min_age <= now)) {
+    retained_.pop_front();
+  }
   if (retained_.size() < 2) co_return;
   const Retained& oldest = retained_.front();
   if (!oldest.log_lsn.is_zero()) {

@@ -75,6 +75,13 @@ struct PrimaryOptions {
   Nanos rotation_gap_min = 0ms;
   Nanos rotation_gap_max = 0ms;
   Nanos io_timeout = 5s;
+  // Retention: checkpoints stay loadable (their pages and the log after them) for at least
+  // this long after a newer one completed, and the last two always do. A standby that
+  // falls further behind re-syncs.
+  Nanos retention_min_age = 30s;
+  // Test only (the chaos suite's planted bug, to show its lost-write checker works): the
+  // n-th client batch (1-based) is acknowledged without being logged or applied. 0: off.
+  uint64_t test_ack_unlogged_batch = 0;
 };
 
 struct PrimaryStats {
@@ -159,6 +166,7 @@ class Primary {
  private:
   struct Request;
   struct Retained {
+    MonoTime superseded_at = MonoTime::never();  // when a newer checkpoint completed
     Lsn completion_lsn;
     Lsn log_lsn;
     std::shared_ptr<const Keystore> keystore;
@@ -220,6 +228,7 @@ class Primary {
   Timestamp unlogged_ts_;
   std::deque<Retained> retained_;
   PrimaryStats stats_;
+  uint64_t batches_taken_ = 0;
   std::vector<TaskId> tasks_;
 };
 

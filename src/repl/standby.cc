@@ -432,6 +432,15 @@ Task<void> Standby::pickup_once() {
   }
 }
 
+Status Standby::stable_read_failed(const Status& st) {
+  if (st.code() != Code::kNotFound && st.code() != Code::kCorruption) return st;
+  // A page of the installed checkpoint is gone (retention moved past it while this
+  // standby lagged) or bad: the state cannot serve reads; rebuild from the latest.
+  stats_.reads_refused++;
+  step_down(fmt::format("a page of the installed checkpoint could not be read: {}", st.to_string()));
+  return Status(Code::kUnavailable, "standby is resyncing (its checkpoint's pages are gone); retry").at("standby_read");
+}
+
 // ---- Reads ----------------------------------------------------------------------------------
 
 Status Standby::read_gate(std::optional<Timestamp> ts, Timestamp* read_ts) const {
@@ -469,7 +478,7 @@ Task<Result<AtTs<std::optional<std::string>>>> Standby::get(TableId table, std::
     stats_.reads_refused++;
     co_return Status(Code::kUnavailable, "standby is resyncing; retry").at("standby_read");
   }
-  if (!r.is_ok()) co_return r.status();
+  if (!r.is_ok()) co_return stable_read_failed(r.status());
   stats_.reads_served++;
   co_return AtTs<std::optional<std::string>>{std::move(r).value(), read_ts};
 }
@@ -489,7 +498,7 @@ Task<Result<AtTs<std::vector<std::pair<std::string, std::string>>>>> Standby::sc
     stats_.reads_refused++;
     co_return Status(Code::kUnavailable, "standby is resyncing; retry").at("standby_read");
   }
-  if (!r.is_ok()) co_return r.status();
+  if (!r.is_ok()) co_return stable_read_failed(r.status());
   stats_.reads_served++;
   co_return AtTs<std::vector<std::pair<std::string, std::string>>>{std::move(r).value(), read_ts};
 }

@@ -170,6 +170,9 @@ class Standby {
   Task<Result<bool>> apply_record(const Record& r);
   Task<void> pickup_once();
   Status read_gate(std::optional<Timestamp> ts, Timestamp* read_ts) const;
+  // A read of the stable tree failed: NotFound or Corruption step down (and the client gets
+  // a retriable Unavailable); anything else is returned as is.
+  Status stable_read_failed(const Status& st);
   void set_state(StandbyState s, std::string_view why);
   Nanos backoff(int failures) const;
 

@@ -86,6 +86,14 @@ ReplicaSetSim::ReplicaSetSim(ReplicaSetConfig config) : config_(std::move(config
     ReplicaConfig s = base;
     s.role = ReplicaRole::kStandby;
     s.preferred_server = i % config_.servers;
+    if (config_.on_pickup) {
+      auto own = s.standby.before_pickup;
+      auto hook = config_.on_pickup;
+      s.standby.before_pickup = [own, hook, i](Lsn lsn) {
+        hook(i, lsn);
+        if (own) own(lsn);
+      };
+    }
     standbys_.push_back(world_.add_node(fmt::format("standby{}", i + 1), [s, kms_factory](Env& env) {
       return std::make_unique<ReplicaNode>(env, s, kms_factory);
     }));
@@ -195,9 +203,12 @@ void ReplicaSetSim::start_workload(size_t writers) {
   if (env == nullptr) return;
   for (size_t i = 0; i < writers; ++i) env->executor().spawn(fmt::format("client-write-{}", i), write_loop(i));
   env->executor().spawn("client-read", read_loop(primary_, SIZE_MAX));
-  for (size_t i = 0; i < standbys_.size(); ++i) {
-    if (Env* se = world_.env(standbys_[i])) se->executor().spawn("client-read", read_loop(standbys_[i], i));
-  }
+  for (size_t i = 0; i < standbys_.size(); ++i) start_reader(i);
+}
+
+void ReplicaSetSim::start_reader(size_t i) {
+  if (!workload_on_) return;
+  if (Env* se = world_.env(standbys_.at(i))) se->executor().spawn("client-read", read_loop(standbys_[i], i));
 }
 
 Task<void> ReplicaSetSim::write_loop(uint64_t id) {
@@ -212,7 +223,16 @@ Task<void> ReplicaSetSim::write_loop(uint64_t id) {
       LogWrite w;
       w.table = TableId(16 + workload_random_->uniform(config_.tables));
       w.key = key_name(workload_random_->uniform(config_.keys_per_table));
-      if (!workload_random_->chance(0.1)) w.value = fmt::format("v{}-{}", config_.seed, next_value_++);
+      if (!workload_random_->chance(0.1)) {
+        // Unique in its first 16 bytes (a plaintext canary), and readable.
+        const uint64_t n = next_value_++;
+        uint64_t h = (config_.seed * 0x9e3779b97f4a7c15ULL) ^ (n + 0x632be59bd9b4e019ULL);
+        h ^= h >> 31;
+        h *= 0xbf58476d1ce4e5b9ULL;
+        h ^= h >> 29;
+        w.value = fmt::format("{:016x}-v{}", h, n);
+        if (config_.on_value) config_.on_value(*w.value);
+      }
       batch.push_back(std::move(w));
     }
     std::vector<LogWrite> copy = batch;

@@ -59,6 +59,11 @@ struct ReplicaSetConfig {
   EngineOptions engine;
   size_t tables = 2;  // user tables 16, 17, ...
   size_t keys_per_table = 400;
+  size_t writers = 2;
+  // Called as standby `i`'s pick-up starts (before StandbyOptions::before_pickup).
+  std::function<void(size_t standby, Lsn checkpoint)> on_pickup;
+  // Called with every value the workload is about to write (plaintext canaries).
+  std::function<void(const std::string& value)> on_value;
 };
 
 // The workload's and checkers' counters.
@@ -81,6 +86,8 @@ class ReplicaSetSim {
   SimWorld& world() { return world_; }
   const ReplicaSetConfig& config() const { return config_; }
   NodeId primary_id() const { return primary_; }
+  NodeId tool_id() const { return tool_; }
+  SimKmsService& kms() { return *kms_service_; }
   const std::vector<NodeId>& standby_ids() const { return standbys_; }
   const std::vector<NodeId>& server_ids() const { return servers_; }
   const std::vector<Address>& server_addresses() const { return addresses_; }
@@ -109,6 +116,8 @@ class ReplicaSetSim {
   // model, every read is checked against it; a wrong answer is a violation.
   void start_workload(size_t writers);
   void stop_workload() { workload_on_ = false; }
+  // A restarted standby's client read loop (the old one died with the node).
+  void start_reader(size_t standby);
   // Rotation driver: rotate_active_kek every `every` (gaps drawn by the primary's
   // options), and rotate_cmk every `cmk_every` rotations (0: never).
   void start_rotations(Nanos every, int cmk_every);

@@ -10,15 +10,12 @@
 #include <gtest/gtest.h>
 
 #include <array>
-#include <bitset>
-#include <cstring>
 #include <map>
 #include <set>
-#include <unordered_map>
 
-#include "crypto/aead.h"
 #include "crypto/keystore_page.h"
 #include "engine/engine.h"
+#include "sim/needle_set.h"
 #include "support/engine_cluster.h"
 
 namespace quire {
@@ -29,66 +26,12 @@ using testing_support::EngineCluster;
 
 constexpr TableId kT1{16};
 constexpr TableId kT2{17};
-constexpr size_t kNeedleBytes = 16;
 constexpr int kPhases = 5;
 constexpr int kValuesPerTablePerPhase = 400;  // 2000 per table in all
 
 Timestamp ts(uint64_t n) {
   return Timestamp(n);
 }
-
-// Byte strings of exactly kNeedleBytes, and a search for all of them at once.
-class NeedleSet {
- public:
-  // Adds `bytes` (a canary) or, for a longer key, every kNeedleBytes window of it. A
-  // window already there is not added again.
-  void add(ByteView bytes, const std::string& what) {
-    QUIRE_ASSERT(bytes.size() >= kNeedleBytes);
-    for (size_t i = 0; i + kNeedleBytes <= bytes.size(); i++) {
-      ByteView window = bytes.subspan(i, kNeedleBytes);
-      std::set<size_t> known;
-      find(window, known);
-      if (!known.empty()) continue;
-      const uint64_t p = prefix(window.data());
-      by_prefix_[p].push_back(needles_.size());
-      filter_.set(filter_slot(p));
-      needles_.push_back({Bytes(window.begin(), window.end()), what});
-    }
-  }
-  size_t size() const { return needles_.size(); }
-  const std::string& what(size_t index) const { return needles_[index].what; }
-
-  // The needles that occur in `hay`, added to `found`.
-  void find(ByteView hay, std::set<size_t>& found) const {
-    if (hay.size() < kNeedleBytes) return;
-    for (size_t i = 0; i + kNeedleBytes <= hay.size(); i++) {
-      const uint64_t p = prefix(hay.data() + i);
-      if (!filter_.test(filter_slot(p))) continue;
-      auto it = by_prefix_.find(p);
-      if (it == by_prefix_.end()) continue;
-      for (size_t index : it->second) {
-        if (std::memcmp(needles_[index].bytes.data(), hay.data() + i, kNeedleBytes) == 0)
-          found.insert(index);
-      }
-    }
-  }
-
- private:
-  struct Needle {
-    Bytes bytes;
-    std::string what;
-  };
-  static uint64_t prefix(const uint8_t* p) {
-    uint64_t v;
-    std::memcpy(&v, p, sizeof v);
-    return v;
-  }
-  static size_t filter_slot(uint64_t p) { return (p * 0x9e3779b97f4a7c15ull) >> 48; }
-
-  std::vector<Needle> needles_;
-  std::unordered_map<uint64_t, std::vector<size_t>> by_prefix_;
-  std::bitset<65536> filter_;
-};
 
 // What one page server's disk was asked to write.
 struct DiskTap {
@@ -110,6 +53,22 @@ struct Findings {
     }
   }
 };
+
+// The key labelled `what` in `needles`, from its windows: a key added to an empty set
+// has every window added, in order. Empty when there is no such key.
+Bytes key_of(const NeedleSet& needles, const std::string& what) {
+  Bytes key;
+  for (size_t i = 0; i < needles.size(); i++) {
+    if (needles.what(i) != what) continue;
+    ByteView window = needles.bytes(i);
+    if (key.empty()) {
+      key.assign(window.begin(), window.end());
+    } else {
+      key.push_back(window[kNeedleBytes - 1]);
+    }
+  }
+  return key;
+}
 
 Task<void> checkpoint_task(Engine& e, RecordWriter& w, Timestamp at, bool& done) {
   auto cp = co_await e.checkpoint(w, at);
@@ -256,33 +215,22 @@ class PlaintextRun {
       Kms& kms = engine().kms();
       const std::array<const Keystore*, 2> keystores{&first_keystore_, &engine().keystore()};
       for (const Keystore* ks : keystores) {
-        std::map<uint32_t, SecretKey> keks;
+        // Each keystore's keys in a set of their own first, so its DEKs can be compared.
+        NeedleSet own;
+        Status added = co_await add_keystore_keys(kms, *ks, own);
+        EXPECT_TRUE(added.is_ok()) << added.to_string();
+        for (size_t i = 0; i < own.size(); i++) keys.add(own.bytes(i), own.what(i));
         for (const auto& [v, entry] : ks->keks()) {
-          if (entry.wrapped.blob.empty()) continue;
-          Bytes context = kek_wrap_context(ks->cluster_id(), v);
-          WrappedKey wrapped = entry.wrapped;
-          auto kek = co_await kms.unwrap(std::move(context), std::move(wrapped));
-          EXPECT_TRUE(kek.is_ok()) << kek.status().to_string();
-          if (!kek.is_ok()) continue;
-          keys.add(kek->reveal(), fmt::format("KEK v{}", v));
-          kek_count_.insert(v);
-          keks.emplace(v, std::move(*kek));
+          if (own.has_label(kek_needle_label(v))) kek_count_.insert(v);
         }
         for (const auto& [ref, entry] : ks->deks()) {
-          auto kek = keks.find(entry.kek_version);
-          EXPECT_NE(kek, keks.end()) << "DEK " << ref.id << " under KEK v" << entry.kek_version;
-          if (kek == keks.end()) continue;
-          Aes256Gcm cipher(kek->second);
-          auto dek = unwrap_key(cipher, dek_wrap_context(ks->cluster_id(), ref, entry.kek_version),
-                                entry.wrapped);
-          EXPECT_TRUE(dek.is_ok()) << dek.status().to_string();
-          if (!dek.is_ok()) continue;
-          keys.add(dek->reveal(), fmt::format("DEK {} v{}", ref.id, ref.version));
-          auto [known, fresh] =
-              deks_.emplace(ref, Bytes(dek->reveal().begin(), dek->reveal().end()));
+          Bytes dek = key_of(own, dek_needle_label(ref));
+          EXPECT_EQ(dek.size(), kSecretKeyBytes) << dek_needle_label(ref);
+          if (dek.size() != kSecretKeyBytes) continue;
+          auto [known, fresh] = deks_.emplace(ref, dek);
           // A rewrap changes the wrapping, never the key.
           if (!fresh) {
-            EXPECT_EQ(known->second, Bytes(dek->reveal().begin(), dek->reveal().end()));
+            EXPECT_EQ(known->second, dek);
           }
         }
       }

@@ -1,0 +1,873 @@
+#include "sim/kek_scenario.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <set>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "runtime/sim/sim_random.h"
+#include "sim/needle_set.h"
+#include "sim/replica_set_sim.h"
+
+namespace quire {
+
+namespace {
+
+constexpr int64_t kWarmupMs = 3000;      // writes before the first fault
+constexpr int64_t kQuietTailMs = 10000;  // no new fault in the chaos phase's last seconds
+constexpr Nanos kConvergeBound = std::chrono::seconds(90);
+constexpr Nanos kStallBound = std::chrono::seconds(20);
+
+struct KindName {
+  FaultKind kind;
+  const char* name;
+};
+constexpr KindName kKindNames[] = {
+    {FaultKind::kKillStandbyPageServer, "kill_standby_page_server"},
+    {FaultKind::kRapidSealBurst, "rapid_seal_burst"},
+    {FaultKind::kPageServerKill, "page_server_kill"},
+    {FaultKind::kPartition, "partition"},
+    {FaultKind::kMessageFaults, "message_faults"},
+    {FaultKind::kDiskFaults, "disk_faults"},
+    {FaultKind::kClockSkew, "clock_skew"},
+    {FaultKind::kStandbyRestart, "standby_restart"},
+};
+
+bool impairs_a_server(const FaultEvent& e, size_t standbys) {
+  switch (e.kind) {
+    case FaultKind::kKillStandbyPageServer:
+    case FaultKind::kPageServerKill:
+    case FaultKind::kDiskFaults: return true;
+    case FaultKind::kPartition: return e.target > standbys || e.other > standbys;
+    default: return false;
+  }
+}
+
+std::string capture_log(SimWorld& world, NodeId node) {
+  char* buf = nullptr;
+  size_t len = 0;
+  std::FILE* f = open_memstream(&buf, &len);
+  if (f == nullptr) return {};
+  world.dump_log(node, f);
+  std::fclose(f);
+  std::string out(buf, len);
+  std::free(buf);
+  return out;
+}
+
+}  // namespace
+
+std::string_view fault_kind_name(FaultKind k) {
+  for (const auto& kn : kKindNames) {
+    if (kn.kind == k) return kn.name;
+  }
+  return "unknown";
+}
+
+std::optional<FaultKind> parse_fault_kind(std::string_view name) {
+  for (const auto& kn : kKindNames) {
+    if (name == kn.name) return kn.kind;
+  }
+  return std::nullopt;
+}
+
+// ---- Drawing the mix and the schedule --------------------------------------------------------
+
+FaultMix draw_fault_mix(uint64_t seed) {
+  SimRandom rng(seed, "kek-swarm");
+  FaultMix m;
+  // The race's own triggers are in most mixes; everything else in about two thirds.
+  for (FaultKind k : kAllFaultKinds) {
+    const bool trigger = k == FaultKind::kKillStandbyPageServer || k == FaultKind::kRapidSealBurst;
+    if (rng.chance(trigger ? 0.85 : 0.65)) m.kinds.push_back(k);
+  }
+  if (m.kinds.empty()) m.kinds.push_back(FaultKind::kKillStandbyPageServer);
+  m.mean_interval_ms = rng.range(1500, 8000);
+  m.rotation_every_ms = rng.range(2000, 6000);
+  m.cmk_every = static_cast<int>(rng.range(3, 8));
+  m.rotation_gap_max_ms = rng.range(200, 2500);
+  m.checkpoint_every_ms = rng.range(500, 3000);
+  return m;
+}
+
+std::vector<FaultEvent> draw_schedule(uint64_t seed, const FaultMix& mix, Nanos duration, size_t standbys) {
+  SimRandom rng(seed, "kek-schedule");
+  std::vector<FaultEvent> out;
+  const int64_t end_ms = std::chrono::duration_cast<std::chrono::milliseconds>(duration).count() - kQuietTailMs;
+  const size_t servers = 3;
+  const uint32_t nodes = static_cast<uint32_t>(1 + standbys + servers);
+  int64_t server_free_at = 0;  // at most one page server impaired at a time
+  int64_t t = kWarmupMs;
+  while (!mix.kinds.empty()) {
+    t += 1 + static_cast<int64_t>(-std::log(1.0 - rng.unit()) * static_cast<double>(mix.mean_interval_ms));
+    if (t >= end_ms) break;
+    FaultEvent e;
+    e.at_ms = t;
+    e.kind = mix.kinds[rng.uniform(mix.kinds.size())];
+    switch (e.kind) {
+      case FaultKind::kKillStandbyPageServer:
+        e.target = static_cast<uint32_t>(rng.uniform(standbys));
+        e.at_pickup = rng.chance(0.5);
+        e.duration_ms = rng.range(1000, 15000);
+        e.mode = static_cast<uint8_t>(rng.chance(0.6) ? RestartDisk::kIntact
+                                                       : (rng.chance(0.5) ? RestartDisk::kEmpty : RestartDisk::kStale));
+        break;
+      case FaultKind::kRapidSealBurst: e.count = static_cast<uint32_t>(rng.range(10, 60)); break;
+      case FaultKind::kPageServerKill:
+        e.target = static_cast<uint32_t>(rng.uniform(servers));
+        e.duration_ms = rng.range(500, 15000);
+        e.mode = static_cast<uint8_t>(rng.chance(0.6) ? RestartDisk::kIntact
+                                                       : (rng.chance(0.5) ? RestartDisk::kEmpty : RestartDisk::kStale));
+        break;
+      case FaultKind::kPartition:
+        e.mode = static_cast<uint8_t>(rng.uniform(3));
+        e.target = static_cast<uint32_t>(rng.uniform(nodes));
+        e.other = static_cast<uint32_t>(rng.uniform(nodes - 1));
+        if (e.other >= e.target) e.other++;
+        e.duration_ms = rng.range(300, 10000);
+        break;
+      case FaultKind::kMessageFaults:
+        e.duration_ms = rng.range(1000, 15000);
+        e.rate = static_cast<double>(rng.range(0, 50)) / 1000.0;   // loss 0..5%
+        e.rate2 = static_cast<double>(rng.range(0, 50)) / 1000.0;  // duplication 0..5%
+        e.amount_ms = rng.range(0, 30);                             // extra latency
+        break;
+      case FaultKind::kDiskFaults:
+        e.target = static_cast<uint32_t>(rng.uniform(servers));
+        e.duration_ms = rng.range(500, 5000);
+        e.rate = static_cast<double>(rng.range(1, 30)) / 1000.0;
+        break;
+      case FaultKind::kClockSkew:
+        e.target = static_cast<uint32_t>(rng.uniform(nodes));
+        e.amount_ms = rng.range(-30000, 30000);
+        e.rate = static_cast<double>(rng.range(-500, 500));  // drift ppm
+        break;
+      case FaultKind::kStandbyRestart:
+        e.target = static_cast<uint32_t>(rng.uniform(standbys));
+        e.duration_ms = rng.range(200, 10000);
+        break;
+    }
+    if (impairs_a_server(e, standbys)) {
+      // A server fault waits until the last one healed and its server caught up.
+      const int64_t settle = e.mode == static_cast<uint8_t>(RestartDisk::kIntact) ? 3000 : 15000;
+      if (t < server_free_at) continue;
+      server_free_at = t + e.duration_ms + settle;
+    }
+    out.push_back(e);
+  }
+  return out;
+}
+
+// ---- The run -------------------------------------------------------------------------------------
+
+namespace {
+
+class KekRun {
+ public:
+  KekRun(const KekOptions& o, FaultMix mix, std::vector<FaultEvent> schedule)
+      : o_(o), mix_(std::move(mix)), schedule_(std::move(schedule)), sim_(make_config()) {
+    report_.policy = o.policy;
+    report_.seed = o.seed;
+    report_.standbys = o.standbys;
+    report_.duration_s = std::chrono::duration<double>(o.duration).count();
+    report_.mix = mix_;
+    report_.schedule = schedule_;
+    for (NodeId s : sim_.server_ids()) {
+      sim_.world().disk(s).set_write_observer([this](const std::string&, uint64_t, ByteView data) {
+        bytes_scanned_ += data.size();
+        needles_.find(data, found_);
+      });
+    }
+  }
+
+  KekReport run();
+
+ private:
+  ReplicaSetConfig make_config() {
+    ReplicaSetConfig c;
+    c.seed = o_.seed;
+    c.policy = o_.policy;
+    c.standbys = o_.standbys;
+    c.writers = 1;
+    c.primary.checkpoint_interval = std::chrono::milliseconds(mix_.checkpoint_every_ms);
+    c.primary.rotation_gap_min = Nanos(0);
+    c.primary.rotation_gap_max = std::chrono::milliseconds(mix_.rotation_gap_max_ms);
+    c.primary.test_ack_unlogged_batch = o_.plant_drop_acked_write ? 200 : 0;
+    c.engine.test_plaintext_pages_once = o_.plant_plaintext_page;
+    c.standby.retry_deadline = std::chrono::seconds(20);
+    c.on_pickup = [this](size_t standby, Lsn) { on_pickup(standby); };
+    c.on_value = [this](const std::string& v) {
+      needles_.add_prefix(ByteView(reinterpret_cast<const uint8_t*>(v.data()), v.size()), "value");
+    };
+    return c;
+  }
+
+  NodeId node_of(uint32_t index) const {
+    if (index == 0) return sim_.primary_id();
+    if (index <= o_.standbys) return sim_.standby_ids()[index - 1];
+    return sim_.server_ids()[index - 1 - o_.standbys];
+  }
+  bool quorum_reachable();
+  void on_pickup(size_t standby);
+  void kill_server(size_t server, int64_t down_ms, RestartDisk mode);
+  void apply(const FaultEvent& e);
+  void after(int64_t ms, std::function<void()> undo);
+  Task<void> nemesis();
+  Task<void> stall_probe();
+  Task<void> key_probe();
+  Task<void> collect_keys();
+  void heal_everything();
+  void fail(std::string checker, std::string what);
+
+  KekOptions o_;
+  FaultMix mix_;
+  std::vector<FaultEvent> schedule_;
+  ReplicaSetSim sim_;
+  KekReport report_;
+  NeedleSet needles_;
+  std::set<size_t> found_;
+  uint64_t bytes_scanned_ = 0;
+  bool chaos_on_ = true;
+  std::vector<bool> kill_at_pickup_;  // per standby: armed
+  std::vector<RestartDisk> kill_at_pickup_mode_;
+  std::vector<int64_t> kill_at_pickup_ms_;
+  std::map<NodeId, SimDiskStore::Snapshot> snapshots_;  // for stale restarts
+  std::set<NodeId> down_;  // nodes this run took down and has not restarted yet
+  std::set<NodeId> disk_faulted_;
+  double longest_stall_s_ = 0;
+  bool stall_reported_ = false;
+};
+
+void KekRun::fail(std::string checker, std::string what) {
+  sim_.violation(fmt::format("[{}] {}", checker, what));
+}
+
+// Which checker a violation comes from.
+std::string checker_of(const std::string& v) {
+  if (v.rfind("[", 0) == 0) return v.substr(1, v.find(']') - 1);
+  if (v.find("aborted") != std::string::npos) return "abort";
+  if (v.find("backwards") != std::string::npos) return "monotonic";
+  if (v.find("final content") != std::string::npos) return "lost_write";
+  if (v.find(" read ") != std::string::npos || v.find(" scan ") != std::string::npos) return "read";
+  if (v.find("did not converge") != std::string::npos || v.find("final scan") != std::string::npos) {
+    return "convergence";
+  }
+  return "liveness";
+}
+
+void KekRun::after(int64_t ms, std::function<void()> undo) {
+  sim_.world().scheduler().post_at(kWorldNode, sim_.world().now() + std::chrono::milliseconds(ms),
+                                   [this, undo = std::move(undo)] {
+                                     if (chaos_on_) undo();
+                                   });
+}
+
+bool KekRun::quorum_reachable() {
+  SimWorld& w = sim_.world();
+  const NodeId p = sim_.primary_id();
+  if (!w.is_up(p)) return false;
+  size_t ok = 0;
+  for (NodeId s : sim_.server_ids()) {
+    if (w.is_up(s) && !w.network().blocked(p, s) && !w.network().blocked(s, p) && !disk_faulted_.count(s)) ok++;
+  }
+  return ok >= 2;
+}
+
+void KekRun::kill_server(size_t server, int64_t down_ms, RestartDisk mode) {
+  SimWorld& w = sim_.world();
+  const NodeId id = sim_.server_ids().at(server);
+  if (!w.is_up(id)) return;
+  w.crash(id, UnsyncedOnCrash::kRandomSubset);
+  down_.insert(id);
+  after(down_ms, [this, id, mode] {
+    SimWorld& w = sim_.world();
+    if (mode == RestartDisk::kEmpty) {
+      w.disk(id).wipe();
+    } else if (mode == RestartDisk::kStale) {
+      auto it = snapshots_.find(id);
+      if (it != snapshots_.end()) w.disk(id).restore(it->second);
+    }
+    w.start(id);
+    down_.erase(id);
+  });
+}
+
+void KekRun::on_pickup(size_t standby) {
+  if (standby >= kill_at_pickup_.size() || !kill_at_pickup_[standby]) return;
+  kill_at_pickup_[standby] = false;
+  const size_t server = standby % sim_.server_ids().size();
+  const RestartDisk mode = kill_at_pickup_mode_[standby];
+  const int64_t ms = kill_at_pickup_ms_[standby];
+  // Outside the standby's task, at this instant.
+  sim_.world().scheduler().post(kWorldNode, [this, server, mode, ms] {
+    if (chaos_on_) kill_server(server, ms, mode);
+  });
+}
+
+void KekRun::apply(const FaultEvent& e) {
+  SimWorld& w = sim_.world();
+  ChaosCounts& c = report_.chaos;
+  switch (e.kind) {
+    case FaultKind::kKillStandbyPageServer: {
+      c.kill_standby_page_server++;
+      const size_t standby = e.target % o_.standbys;
+      if (e.at_pickup) {
+        kill_at_pickup_[standby] = true;
+        kill_at_pickup_mode_[standby] = static_cast<RestartDisk>(e.mode);
+        kill_at_pickup_ms_[standby] = e.duration_ms;
+      } else {
+        kill_server(standby % sim_.server_ids().size(), e.duration_ms, static_cast<RestartDisk>(e.mode));
+      }
+      break;
+    }
+    case FaultKind::kRapidSealBurst: {
+      c.rapid_seal_burst++;
+      const uint32_t n = e.count;
+      sim_.spawn_on(sim_.primary_id(), "seal-burst", [this, n]() -> Task<void> {
+        for (uint32_t i = 0; i < n; i++) {
+          Primary* p = sim_.primary();
+          if (p == nullptr) co_return;
+          Env* env = sim_.world().env(sim_.primary_id());
+          sim_.spawn_on(sim_.primary_id(), "seal", [p]() -> Task<void> { co_await p->seal_log(); });
+          if (!(co_await env->executor().sleep(std::chrono::microseconds(100))).is_ok()) co_return;
+        }
+      });
+      break;
+    }
+    case FaultKind::kPageServerKill:
+      c.page_server_kills++;
+      kill_server(e.target % sim_.server_ids().size(), e.duration_ms, static_cast<RestartDisk>(e.mode));
+      break;
+    case FaultKind::kPartition: {
+      c.partitions++;
+      const NodeId a = node_of(e.target);
+      const NodeId b = node_of(e.other);
+      const auto shape = static_cast<PartitionShape>(e.mode);
+      if (shape == PartitionShape::kIsolate) {
+        w.network().isolate(a);
+      } else if (shape == PartitionShape::kOneWay) {
+        w.network().partition_one_way(a, b);
+      } else {
+        w.network().partition(a, b);
+      }
+      after(e.duration_ms, [this] { sim_.world().network().heal_all(); });
+      break;
+    }
+    case FaultKind::kMessageFaults: {
+      c.message_faults++;
+      LinkFaults f = w.network().default_faults();
+      f.drop = e.rate;
+      f.duplicate = e.rate2;
+      f.latency_min = f.latency_min + std::chrono::milliseconds(e.amount_ms);
+      f.latency_max = std::max(f.latency_max, f.latency_min + std::chrono::milliseconds(1));
+      w.network().set_default_faults(f);
+      after(e.duration_ms, [this] { sim_.world().network().set_default_faults(LinkFaults{}); });
+      break;
+    }
+    case FaultKind::kDiskFaults: {
+      c.disk_faults++;
+      const NodeId id = sim_.server_ids().at(e.target % sim_.server_ids().size());
+      DiskFaults f = w.disk(id).faults();
+      f.write_eio = e.rate;
+      f.sync_eio = e.rate;
+      w.disk(id).set_faults(f);
+      disk_faulted_.insert(id);
+      after(e.duration_ms, [this, id] {
+        DiskFaults g = sim_.world().disk(id).faults();
+        g.write_eio = 0;
+        g.sync_eio = 0;
+        sim_.world().disk(id).set_faults(g);
+        disk_faulted_.erase(id);
+      });
+      break;
+    }
+    case FaultKind::kClockSkew: {
+      c.clock_skews++;
+      SimClock& clock = w.clock(node_of(e.target));
+      clock.set_offset_ns(clock.offset_ns() + e.amount_ms * 1'000'000);
+      clock.set_drift_ppm(e.rate);
+      break;
+    }
+    case FaultKind::kStandbyRestart: {
+      c.standby_restarts++;
+      const size_t i = e.target % o_.standbys;
+      const NodeId id = sim_.standby_ids()[i];
+      if (!w.is_up(id)) break;
+      w.crash(id, UnsyncedOnCrash::kLose);
+      down_.insert(id);
+      after(e.duration_ms, [this, id, i] {
+        sim_.world().start(id);
+        down_.erase(id);
+        sim_.start_reader(i);
+      });
+      break;
+    }
+  }
+}
+
+Task<void> KekRun::nemesis() {
+  Env* env = sim_.world().env(sim_.tool_id());
+  const MonoTime start = sim_.world().now();
+  int64_t next_snapshot_ms = 0;
+  size_t i = 0;
+  while (chaos_on_) {
+    const int64_t now_ms = (sim_.world().now() - start).count() / 1'000'000;
+    if (now_ms >= next_snapshot_ms) {
+      // Durable images for "stale" restarts, a few seconds old when used.
+      for (NodeId s : sim_.server_ids()) {
+        if (sim_.world().is_up(s)) snapshots_[s] = sim_.world().disk(s).snapshot();
+      }
+      next_snapshot_ms = now_ms + 5000;
+    }
+    while (i < schedule_.size() && schedule_[i].at_ms <= now_ms) apply(schedule_[i++]);
+    int64_t wake = next_snapshot_ms;
+    if (i < schedule_.size()) wake = std::min(wake, schedule_[i].at_ms);
+    if (!(co_await env->executor().sleep(std::chrono::milliseconds(std::max<int64_t>(1, wake - now_ms)))).is_ok()) {
+      co_return;
+    }
+  }
+}
+
+Task<void> KekRun::stall_probe() {
+  Env* env = sim_.world().env(sim_.tool_id());
+  uint64_t last_acked = 0;
+  std::optional<MonoTime> healthy_since;
+  while (true) {
+    if (!(co_await env->executor().sleep(std::chrono::milliseconds(100))).is_ok()) co_return;
+    Primary* p = sim_.primary();
+    const uint64_t acked = p ? p->stats().batches_acked : last_acked;
+    if (acked != last_acked || !quorum_reachable()) {
+      last_acked = acked;
+      healthy_since = quorum_reachable() ? std::optional<MonoTime>(sim_.world().now()) : std::nullopt;
+      continue;
+    }
+    if (!healthy_since) healthy_since = sim_.world().now();
+    const Nanos stalled = sim_.world().now() - *healthy_since;
+    longest_stall_s_ = std::max(longest_stall_s_, std::chrono::duration<double>(stalled).count());
+    if (stalled > kStallBound && sim_.counters().writes_acked > 0 && !stall_reported_) {
+      stall_reported_ = true;
+      fail("stall", fmt::format("the primary acknowledged nothing for {:.1f} s while a quorum of page servers was up "
+                                "and reachable (at {:.1f} s)",
+                                std::chrono::duration<double>(stalled).count(),
+                                static_cast<double>(sim_.world().now().ns) / 1e9));
+    }
+  }
+}
+
+Task<void> KekRun::collect_keys() {
+  // Every key the primary's keystore names, unwrapped, as needles.
+  Primary* p = sim_.primary();
+  if (p == nullptr) co_return;
+  Keystore snapshot = p->engine().keystore();
+  co_await add_keystore_keys(p->engine().kms(), snapshot, needles_);
+}
+
+Task<void> KekRun::key_probe() {
+  Env* env = sim_.world().env(sim_.primary_id());
+  uint64_t seen = 0;
+  while (true) {
+    Primary* p = sim_.primary();
+    if (p == nullptr) co_return;
+    if (p->engine().keystore().version() != seen) {
+      seen = p->engine().keystore().version();
+      co_await collect_keys();
+    }
+    if (!(co_await env->executor().sleep(std::chrono::milliseconds(20))).is_ok()) co_return;
+  }
+}
+
+void KekRun::heal_everything() {
+  SimWorld& w = sim_.world();
+  chaos_on_ = false;
+  kill_at_pickup_.assign(kill_at_pickup_.size(), false);
+  w.network().heal_all();
+  w.network().set_default_faults(LinkFaults{});
+  w.network().clear_link_faults();
+  for (NodeId s : sim_.server_ids()) {
+    DiskFaults f = w.disk(s).faults();
+    f.write_eio = 0;
+    f.sync_eio = 0;
+    f.read_eio = 0;
+    w.disk(s).set_faults(f);
+  }
+  disk_faulted_.clear();
+  for (NodeId id : sim_.server_ids()) {
+    if (!w.is_up(id)) w.start(id);
+  }
+  for (size_t i = 0; i < sim_.standby_ids().size(); i++) {
+    const NodeId id = sim_.standby_ids()[i];
+    if (!w.is_up(id) && w.aborts().empty()) {
+      w.start(id);
+      sim_.start_reader(i);
+    }
+  }
+  down_.clear();
+}
+
+KekReport KekRun::run() {
+  SimWorld& w = sim_.world();
+  kill_at_pickup_.assign(o_.standbys, false);
+  kill_at_pickup_mode_.assign(o_.standbys, RestartDisk::kIntact);
+  kill_at_pickup_ms_.assign(o_.standbys, 0);
+  std::string why;
+  if (!sim_.bring_up(std::chrono::seconds(60), &why)) {
+    fail("liveness", why);
+  } else {
+    sim_.spawn_on(sim_.primary_id(), "key-needles", [this]() -> Task<void> { co_await key_probe(); });
+    sim_.start_probe(std::chrono::milliseconds(10));
+    sim_.start_workload(1);
+    sim_.start_rotations(std::chrono::milliseconds(mix_.rotation_every_ms), mix_.cmk_every);
+    sim_.spawn_on(sim_.tool_id(), "nemesis", [this]() -> Task<void> { co_await nemesis(); });
+    sim_.spawn_on(sim_.tool_id(), "stall-probe", [this]() -> Task<void> { co_await stall_probe(); });
+    w.run_for(o_.duration);
+    // Heal, let the rotations and writes run a little longer, then stop and check.
+    heal_everything();
+    w.run_for(std::chrono::seconds(5));
+    sim_.stop_rotations();
+    w.run_for(std::chrono::seconds(3));
+    sim_.stop_workload();
+    w.run_for(std::chrono::seconds(1));
+    if (sim_.primary() != nullptr) {
+      sim_.run_on(
+          sim_.primary_id(), [this]() -> Task<void> { co_await sim_.primary()->checkpoint_now(); },
+          std::chrono::seconds(30));
+      sim_.run_on(sim_.primary_id(), [this]() -> Task<void> { co_await collect_keys(); }, std::chrono::seconds(30));
+    }
+    sim_.check_convergence(kConvergeBound);
+  }
+  // Reads, monotonicity and aborts were checked as the run went (ReplicaSetSim).
+  sim_.collect_aborts();
+  if (!found_.empty()) {
+    std::set<std::string> kinds;
+    for (size_t i : found_) kinds.insert(needles_.what(i));
+    std::string list;
+    for (const auto& k : kinds) list += (list.empty() ? "" : ", ") + k;
+    fail("plaintext", fmt::format("{} plaintext needle(s) found on page server disks: {}", found_.size(), list));
+  }
+  // The failing checker is the first violation's.
+  if (!sim_.violations().empty()) report_.failed_checker = checker_of(sim_.violations().front());
+  report_.trace_hash = w.trace_hash();
+  report_.sim_seconds = static_cast<double>(w.now().ns) / 1e9;
+  report_.writes_acked = sim_.counters().writes_acked;
+  report_.writes_failed = sim_.counters().writes_failed;
+  report_.writes_lost = sim_.writes_lost();
+  report_.reads_checked = sim_.counters().reads_checked + sim_.counters().scans_checked;
+  report_.reads_refused = sim_.counters().reads_refused;
+  report_.rotations = sim_.counters().rotations;
+  report_.cmk_rotations = sim_.counters().cmk_rotations;
+  report_.page_server_bytes_scanned = bytes_scanned_;
+  report_.longest_stall_seconds = longest_stall_s_;
+  if (Primary* p = sim_.primary()) {
+    report_.checkpoints_written = p->stats().checkpoints;
+    report_.keks_destroyed = p->stats().keks_destroyed;
+  }
+  for (size_t i = 0; i < o_.standbys; i++) {
+    if (Standby* s = sim_.standby(i)) {
+      const PickupCounters& c = s->stats().pickups;
+      PickupCounters& t = report_.pickups;
+      t.attempts += c.attempts;
+      t.installed += c.installed;
+      t.stale_keystore_accepted += c.stale_keystore_accepted;
+      t.skipped += c.skipped;
+      t.keystore_ahead_retries += c.keystore_ahead_retries;
+      t.unavailable_retries += c.unavailable_retries;
+      t.busy_retries += c.busy_retries;
+      t.older_ignored += c.older_ignored;
+      t.already_installed += c.already_installed;
+      t.corrupt += c.corrupt;
+      t.keystore_conflicts += c.keystore_conflicts;
+      t.version_too_new += c.version_too_new;
+      t.deadline_escalations += c.deadline_escalations;
+      t.resyncs += c.resyncs;
+      report_.standby_resyncs += s->stats().resyncs;
+    }
+  }
+  report_.violations = sim_.violations();
+  report_.passed = report_.violations.empty();
+  if (!report_.passed) {
+    // The failing node: an aborted one, else the first standby named, else the primary.
+    NodeId node = sim_.primary_id();
+    if (!w.aborts().empty()) {
+      node = w.aborts().front().node;
+    } else {
+      for (size_t i = 0; i < o_.standbys; i++) {
+        if (report_.violations.front().find(fmt::format("standby{}", i + 1)) != std::string::npos) {
+          node = sim_.standby_ids()[i];
+        }
+      }
+    }
+    report_.failing_node = w.name(node);
+    report_.failure_logs = capture_log(w, node);
+  }
+  return report_;
+}
+
+}  // namespace
+
+KekReport run_kek(const KekOptions& o) {
+  FaultMix mix = o.mix ? *o.mix : draw_fault_mix(o.seed);
+  std::vector<FaultEvent> schedule = o.schedule ? *o.schedule : draw_schedule(o.seed, mix, o.duration, o.standbys);
+  KekRun run(o, std::move(mix), std::move(schedule));
+  return run.run();
+}
+
+// ---- Reports -------------------------------------------------------------------------------------
+
+namespace {
+
+nlohmann::ordered_json event_json(const FaultEvent& e) {
+  nlohmann::ordered_json j;
+  j["at_ms"] = e.at_ms;
+  j["kind"] = std::string(fault_kind_name(e.kind));
+  j["target"] = e.target;
+  j["other"] = e.other;
+  j["duration_ms"] = e.duration_ms;
+  j["mode"] = e.mode;
+  j["at_pickup"] = e.at_pickup;
+  j["rate"] = e.rate;
+  j["rate2"] = e.rate2;
+  j["amount_ms"] = e.amount_ms;
+  j["count"] = e.count;
+  return j;
+}
+
+nlohmann::ordered_json mix_json(const FaultMix& m) {
+  nlohmann::ordered_json j;
+  std::vector<std::string> kinds;
+  for (FaultKind k : m.kinds) kinds.emplace_back(fault_kind_name(k));
+  j["kinds"] = kinds;
+  j["mean_interval_ms"] = m.mean_interval_ms;
+  j["rotation_every_ms"] = m.rotation_every_ms;
+  j["cmk_every"] = m.cmk_every;
+  j["rotation_gap_max_ms"] = m.rotation_gap_max_ms;
+  j["checkpoint_every_ms"] = m.checkpoint_every_ms;
+  return j;
+}
+
+std::string mix_text(const FaultMix& m) {
+  std::string kinds;
+  for (FaultKind k : m.kinds) kinds += (kinds.empty() ? "" : ",") + std::string(fault_kind_name(k));
+  return fmt::format("{} every ~{} ms; KEK rotation every {} ms (gap up to {} ms), CMK every {}th; checkpoints every {} ms",
+                     kinds, m.mean_interval_ms, m.rotation_every_ms, m.rotation_gap_max_ms, m.cmk_every,
+                     m.checkpoint_every_ms);
+}
+
+}  // namespace
+
+std::string kek_report_json(const KekReport& r) {
+  nlohmann::ordered_json j;
+  j["scenario"] = r.scenario;
+  j["policy"] = std::string(pickup_policy_name(r.policy));
+  j["seed"] = r.seed;
+  j["standbys"] = r.standbys;
+  j["passed"] = r.passed;
+  j["failed_checker"] = r.failed_checker;
+  j["trace_hash"] = fmt::format("{:#018x}", r.trace_hash);
+  j["sim_seconds"] = r.sim_seconds;
+  j["wall_seconds"] = r.wall_seconds;
+  j["writes_acked"] = r.writes_acked;
+  j["writes_failed"] = r.writes_failed;
+  j["writes_lost"] = r.writes_lost;
+  j["reads_checked"] = r.reads_checked;
+  j["reads_refused"] = r.reads_refused;
+  j["rotations"] = r.rotations;
+  j["cmk_rotations"] = r.cmk_rotations;
+  j["checkpoints_written"] = r.checkpoints_written;
+  j["keks_destroyed"] = r.keks_destroyed;
+  j["page_server_bytes_scanned"] = r.page_server_bytes_scanned;
+  j["longest_stall_seconds"] = r.longest_stall_seconds;
+  j["pickups"] = {{"installed", r.pickups.installed},
+                  {"stale_keystore_accepted", r.pickups.stale_keystore_accepted},
+                  {"skipped", r.pickups.skipped},
+                  {"keystore_ahead_retries", r.pickups.keystore_ahead_retries},
+                  {"unavailable_retries", r.pickups.unavailable_retries},
+                  {"busy_retries", r.pickups.busy_retries},
+                  {"resyncs", r.standby_resyncs},
+                  {"older_ignored", r.pickups.older_ignored},
+                  {"corrupt", r.pickups.corrupt},
+                  {"keystore_conflicts", r.pickups.keystore_conflicts},
+                  {"deadline_escalations", r.pickups.deadline_escalations}};
+  j["chaos"] = {{"kill_standby_page_server", r.chaos.kill_standby_page_server},
+                {"rapid_seal_burst", r.chaos.rapid_seal_burst},
+                {"page_server_kills", r.chaos.page_server_kills},
+                {"partitions", r.chaos.partitions},
+                {"message_faults", r.chaos.message_faults},
+                {"disk_faults", r.chaos.disk_faults},
+                {"clock_skews", r.chaos.clock_skews},
+                {"standby_restarts", r.chaos.standby_restarts}};
+  j["fault_mix"] = mix_json(r.mix);
+  j["schedule_events"] = r.schedule.size();
+  j["violations"] = r.violations;
+  return j.dump(2) + "\n";
+}
+
+std::string kek_report_text(const KekReport& r) {
+  std::string out = fmt::format("quire chaos kek: seed {}, policy {}, {} standbys\n", r.seed,
+                                pickup_policy_name(r.policy), r.standbys);
+  out += fmt::format("  fault mix: {}\n", mix_text(r.mix));
+  out += fmt::format(
+      "  chaos: kill_standby_page_server {}, rapid_seal_burst {}, page-server kills {}, partitions {}, message "
+      "faults {}, disk faults {}, clock skews {}, standby restarts {}\n",
+      r.chaos.kill_standby_page_server, r.chaos.rapid_seal_burst, r.chaos.page_server_kills, r.chaos.partitions,
+      r.chaos.message_faults, r.chaos.disk_faults, r.chaos.clock_skews, r.chaos.standby_restarts);
+  out += fmt::format("  writes acked {}, failed {}, lost {}; reads checked {}, refused (retriable) {}\n",
+                     r.writes_acked, r.writes_failed, r.writes_lost, r.reads_checked, r.reads_refused);
+  out += fmt::format("  KEK rotations {}, CMK rotations {}, KEKs destroyed {}, checkpoints {}\n", r.rotations,
+                     r.cmk_rotations, r.keks_destroyed, r.checkpoints_written);
+  const PickupCounters& p = r.pickups;
+  out += fmt::format(
+      "  pick-ups: installed {}, stale keystore accepted {}, skipped {}, keystore-ahead retries {}, unavailable "
+      "retries {}, busy retries {}, older ignored {}, corrupt {}; resyncs {}\n",
+      p.installed, p.stale_keystore_accepted, p.skipped, p.keystore_ahead_retries, p.unavailable_retries,
+      p.busy_retries, p.older_ignored, p.corrupt, r.standby_resyncs);
+  out += fmt::format("  page-server bytes scanned for plaintext {}; longest write stall with a quorum up {:.1f} s\n",
+                     r.page_server_bytes_scanned, r.longest_stall_seconds);
+  out += fmt::format("  {:.1f} simulated s in {:.2f} wall s; trace {:#018x}\n", r.sim_seconds, r.wall_seconds,
+                     r.trace_hash);
+  for (const std::string& v : r.violations) out += fmt::format("  VIOLATION: {}\n", v);
+  out += r.passed ? "PASSED\n" : fmt::format("FAILED ({})\n", r.failed_checker);
+  return out;
+}
+
+// ---- Replay files -------------------------------------------------------------------------------
+
+std::string replay_file_json(const KekReport& r) {
+  nlohmann::ordered_json j;
+  j["scenario"] = "kek";
+  j["seed"] = r.seed;
+  j["policy"] = std::string(pickup_policy_name(r.policy));
+  j["standbys"] = r.standbys;
+  j["duration_s"] = r.duration_s;
+  j["failed_checker"] = r.failed_checker;
+  j["fault_mix"] = mix_json(r.mix);
+  nlohmann::ordered_json events = nlohmann::ordered_json::array();
+  for (const FaultEvent& e : r.schedule) events.push_back(event_json(e));
+  j["schedule"] = events;
+  return j.dump(2) + "\n";
+}
+
+Result<ReplaySpec> parse_replay_file(std::string_view text) {
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return invalid_argument("replay file is not a JSON object");
+  auto bad = [](const std::string& what) { return invalid_argument(fmt::format("replay file: {}", what)); };
+  try {
+    ReplaySpec spec;
+    if (j.value("scenario", std::string()) != "kek") return bad("scenario must be \"kek\"");
+    spec.options.seed = j.at("seed").get<uint64_t>();
+    auto policy = parse_pickup_policy(j.at("policy").get<std::string>());
+    if (!policy.is_ok()) return bad(policy.status().message());
+    spec.options.policy = *policy;
+    spec.options.standbys = j.at("standbys").get<size_t>();
+    if (spec.options.standbys < 1 || spec.options.standbys > 8) return bad("standbys must be 1..8");
+    if (j.contains("duration_s")) {
+      const double d = j.at("duration_s").get<double>();
+      if (!(d >= 1 && d <= 86400)) return bad("duration_s must be 1..86400");
+      spec.options.duration = std::chrono::duration_cast<Nanos>(std::chrono::duration<double>(d));
+    }
+    spec.failed_checker = j.value("failed_checker", std::string());
+    const auto& m = j.at("fault_mix");
+    FaultMix mix;
+    for (const auto& k : m.at("kinds")) {
+      auto kind = parse_fault_kind(k.get<std::string>());
+      if (!kind) return bad(fmt::format("unknown fault kind '{}'", k.get<std::string>()));
+      mix.kinds.push_back(*kind);
+    }
+    mix.mean_interval_ms = m.at("mean_interval_ms").get<int64_t>();
+    mix.rotation_every_ms = m.at("rotation_every_ms").get<int64_t>();
+    mix.cmk_every = m.at("cmk_every").get<int>();
+    mix.rotation_gap_max_ms = m.at("rotation_gap_max_ms").get<int64_t>();
+    mix.checkpoint_every_ms = m.at("checkpoint_every_ms").get<int64_t>();
+    if (mix.rotation_every_ms < 100 || mix.checkpoint_every_ms < 10 || mix.cmk_every < 1 ||
+        mix.rotation_gap_max_ms < 0) {
+      return bad("fault_mix values out of range");
+    }
+    std::vector<FaultEvent> schedule;
+    for (const auto& ev : j.at("schedule")) {
+      FaultEvent e;
+      e.at_ms = ev.at("at_ms").get<int64_t>();
+      auto kind = parse_fault_kind(ev.at("kind").get<std::string>());
+      if (!kind) return bad(fmt::format("unknown fault kind '{}'", ev.at("kind").get<std::string>()));
+      e.kind = *kind;
+      e.target = ev.value("target", 0u);
+      e.other = ev.value("other", 0u);
+      e.duration_ms = ev.value("duration_ms", int64_t{0});
+      e.mode = ev.value("mode", uint8_t{0});
+      e.at_pickup = ev.value("at_pickup", false);
+      e.rate = ev.value("rate", 0.0);
+      e.rate2 = ev.value("rate2", 0.0);
+      e.amount_ms = ev.value("amount_ms", int64_t{0});
+      e.count = ev.value("count", 0u);
+      if (e.at_ms < 0 || e.duration_ms < 0 || e.mode > 2 || e.count > 10000 || !(e.rate >= -1e6 && e.rate <= 1e6)) {
+        return bad("a schedule event is out of range");
+      }
+      if (!schedule.empty() && e.at_ms < schedule.back().at_ms) return bad("schedule is not in time order");
+      schedule.push_back(e);
+    }
+    spec.options.mix = mix;
+    spec.options.schedule = schedule;
+    return spec;
+  } catch (const nlohmann::json::exception& e) {
+    return bad(e.what());
+  }
+}
+
+// ---- Shrinking ---------------------------------------------------------------------------------
+
+KekReport shrink_kek(const KekOptions& options, const KekReport& failing,
+                     const std::function<void(size_t trials, size_t events)>& progress) {
+  KekOptions o = options;
+  o.mix = failing.mix;
+  std::vector<FaultEvent> current = failing.schedule;
+  KekReport best = failing;
+  size_t trials = 0;
+  auto fails_same = [&](const std::vector<FaultEvent>& candidate, KekReport* out) {
+    o.schedule = candidate;
+    KekReport r = run_kek(o);
+    trials++;
+    if (progress) progress(trials, candidate.size());
+    if (!r.passed && r.failed_checker == failing.failed_checker) {
+      *out = std::move(r);
+      return true;
+    }
+    return false;
+  };
+  // ddmin: try removing chunks of decreasing size until no single event can go.
+  size_t n = 2;
+  while (current.size() >= 2) {
+    const size_t chunk = (current.size() + n - 1) / n;
+    bool reduced = false;
+    for (size_t start = 0; start < current.size(); start += chunk) {
+      std::vector<FaultEvent> complement;
+      for (size_t i = 0; i < current.size(); i++) {
+        if (i < start || i >= start + chunk) complement.push_back(current[i]);
+      }
+      KekReport r;
+      if (fails_same(complement, &r)) {
+        current = std::move(complement);
+        best = std::move(r);
+        n = std::max<size_t>(n - 1, 2);
+        reduced = true;
+        break;
+      }
+    }
+    if (!reduced) {
+      if (n >= current.size()) break;
+      n = std::min(current.size(), n * 2);
+    }
+  }
+  if (current.size() == 1) {
+    KekReport r;
+    if (fails_same({}, &r)) {
+      current.clear();
+      best = std::move(r);
+    }
+  }
+  best.schedule = current;
+  return best;
+}
+
+}  // namespace quire

@@ -1,0 +1,177 @@
+// The kek chaos scenario (`quire chaos kek`), after the report's pali_chaos_kek.js: a
+// primary, K standbys and three page servers under a client workload with unique values,
+// a rotation driver (rotateActiveKEK every few seconds, rotateCMK now and then), and
+// chaos drawn from the seed.
+//
+// Each seed first draws its fault mix (swarm testing: which fault kinds it uses at all,
+// and how hard), then an explicit schedule of fault events. The schedule is the unit of
+// replay and shrinking: a run is a function of (seed, policy, standbys, duration,
+// schedule), so a shrunk schedule written to a replay file runs the same way again.
+//
+// Fault kinds:
+//   kill_standby_page_server  the page server a standby prefers, now or exactly as that
+//                             standby's next pick-up starts; back later with its disk
+//                             intact, empty, or stale (an older snapshot)
+//   rapid_seal_burst          tens of seals within milliseconds (each prompts a checkpoint)
+//   page_server_kill          any page server, back later (intact, empty or stale)
+//   partition                 symmetric, one-way, or isolating one node, for a while
+//   message_faults            a window of message delay, loss and duplication
+//   disk_faults               a window of EIO on one page server's disk (it fail-stops and
+//                             restarts; unsynced writes are lost, tails torn)
+//   clock_skew                one node's wall clock jumps and drifts
+//   standby_restart           a standby crashes and restarts later
+// At most one page server is impaired (down, wiped, stale, isolated, failing its disk) at
+// a time: the fault model keeps a quorum intact, so no acknowledged write may be lost.
+//
+// Checkers, on every run: no node aborts; no majority-acknowledged write is lost; every
+// read on any node equals the reference model at its timestamp; installedCheckpointLsn
+// and the keystore version never decrease within a node's life; once faults heal, every
+// standby converges within a bound (same applied ts, the latest checkpoint installed,
+// same content as the primary and the model); no plaintext canary and no raw key bytes
+// on any page server disk (every byte every disk was asked to write, including torn and
+// later deleted files); the primary's acknowledged throughput does not stall longer than
+// a bound while a quorum of page servers is up and reachable.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/pickup.h"
+#include "repl/standby.h"
+
+namespace quire {
+
+enum class FaultKind : uint8_t {
+  kKillStandbyPageServer = 1,
+  kRapidSealBurst = 2,
+  kPageServerKill = 3,
+  kPartition = 4,
+  kMessageFaults = 5,
+  kDiskFaults = 6,
+  kClockSkew = 7,
+  kStandbyRestart = 8,
+};
+inline constexpr FaultKind kAllFaultKinds[] = {
+    FaultKind::kKillStandbyPageServer, FaultKind::kRapidSealBurst, FaultKind::kPageServerKill,
+    FaultKind::kPartition,             FaultKind::kMessageFaults,  FaultKind::kDiskFaults,
+    FaultKind::kClockSkew,             FaultKind::kStandbyRestart,
+};
+std::string_view fault_kind_name(FaultKind k);
+std::optional<FaultKind> parse_fault_kind(std::string_view name);
+
+// How a killed page server comes back.
+enum class RestartDisk : uint8_t { kIntact = 0, kEmpty = 1, kStale = 2 };
+// The shape of a partition.
+enum class PartitionShape : uint8_t { kSymmetric = 0, kOneWay = 1, kIsolate = 2 };
+
+// One scheduled fault. Node indexes: page servers 0..N-1; for partitions and clock skew,
+// nodes are numbered primary = 0, standbys 1..K, page servers K+1..K+N.
+struct FaultEvent {
+  int64_t at_ms = 0;  // after the chaos phase began
+  FaultKind kind = FaultKind::kRapidSealBurst;
+  uint32_t target = 0;   // server, standby or node index (see above)
+  uint32_t other = 0;    // the second node of a symmetric or one-way partition
+  int64_t duration_ms = 0;  // down, partitioned, or the window's length
+  uint8_t mode = 0;      // RestartDisk, PartitionShape
+  bool at_pickup = false;  // kill_standby_page_server: as the standby's next pick-up starts
+  double rate = 0;       // loss (message faults), EIO probability (disk), drift ppm (skew)
+  double rate2 = 0;      // duplication (message faults)
+  int64_t amount_ms = 0; // extra latency (message faults), clock jump (skew)
+  uint32_t count = 0;    // seals in a burst
+  friend bool operator==(const FaultEvent&, const FaultEvent&) = default;
+};
+
+// What a seed draws before its schedule.
+struct FaultMix {
+  std::vector<FaultKind> kinds;  // the kinds this seed uses
+  int64_t mean_interval_ms = 0;  // mean time between fault events
+  int64_t rotation_every_ms = 0; // rotateActiveKEK period
+  int cmk_every = 0;             // a CMK rotation every this many KEK rotations
+  int64_t rotation_gap_max_ms = 0;
+  int64_t checkpoint_every_ms = 0;
+  friend bool operator==(const FaultMix&, const FaultMix&) = default;
+};
+
+struct KekOptions {
+  uint64_t seed = 1;
+  PickupPolicy policy = PickupPolicy::kAccept;
+  Nanos duration = Nanos(std::chrono::seconds(300));  // the chaos phase
+  size_t standbys = 2;
+  // Replay: run this mix and schedule instead of drawing them from the seed.
+  std::optional<FaultMix> mix;
+  std::optional<std::vector<FaultEvent>> schedule;
+  // Test-only planted bugs, so each checker can be shown to catch its fault.
+  bool plant_drop_acked_write = false;   // the primary acknowledges one write it never logs
+  bool plant_plaintext_page = false;     // one checkpoint page is written unencrypted
+};
+
+struct ChaosCounts {
+  uint64_t kill_standby_page_server = 0;
+  uint64_t rapid_seal_burst = 0;
+  uint64_t page_server_kills = 0;
+  uint64_t partitions = 0;
+  uint64_t message_faults = 0;
+  uint64_t disk_faults = 0;
+  uint64_t clock_skews = 0;
+  uint64_t standby_restarts = 0;
+};
+
+struct KekReport {
+  std::string scenario = "kek";
+  PickupPolicy policy = PickupPolicy::kAccept;
+  uint64_t seed = 0;
+  size_t standbys = 0;
+  double duration_s = 0;  // of the chaos phase
+  bool passed = false;
+  uint64_t trace_hash = 0;
+  double sim_seconds = 0;
+  double wall_seconds = 0;  // filled in by the caller
+  uint64_t writes_acked = 0;
+  uint64_t writes_failed = 0;
+  uint64_t writes_lost = 0;
+  uint64_t reads_checked = 0;
+  uint64_t reads_refused = 0;
+  uint64_t rotations = 0;
+  uint64_t cmk_rotations = 0;
+  uint64_t checkpoints_written = 0;
+  uint64_t keks_destroyed = 0;
+  uint64_t page_server_bytes_scanned = 0;
+  double longest_stall_seconds = 0;  // while a quorum was up
+  PickupCounters pickups;            // summed over the standbys
+  uint64_t standby_resyncs = 0;
+  ChaosCounts chaos;
+  FaultMix mix;
+  std::vector<FaultEvent> schedule;
+  // The first checker that failed ("" when passed), and every violation.
+  std::string failed_checker;
+  std::vector<std::string> violations;
+  std::string failing_node;  // whose log ring failure_logs holds
+  std::string failure_logs;
+};
+
+// The seed's mix and schedule (what a run without a replay uses).
+FaultMix draw_fault_mix(uint64_t seed);
+std::vector<FaultEvent> draw_schedule(uint64_t seed, const FaultMix& mix, Nanos duration, size_t standbys);
+
+KekReport run_kek(const KekOptions& options);
+
+std::string kek_report_json(const KekReport& r);
+std::string kek_report_text(const KekReport& r);
+
+// Replay files: {seed, policy, standbys, duration_s, mix, schedule, failed_checker}.
+std::string replay_file_json(const KekReport& r);
+struct ReplaySpec {
+  KekOptions options;
+  std::string failed_checker;
+};
+// InvalidArgument naming what does not parse.
+Result<ReplaySpec> parse_replay_file(std::string_view text);
+
+// Delta debugging (ddmin) over the schedule: the smallest schedule (1-minimal) whose run
+// still fails the same checker as `failing`. Calls `progress` after each trial run.
+KekReport shrink_kek(const KekOptions& options, const KekReport& failing,
+                     const std::function<void(size_t trials, size_t events)>& progress = {});
+
+}  // namespace quire
