@@ -651,7 +651,7 @@ nlohmann::ordered_json mix_json(const FaultMix& m) {
 std::string mix_text(const FaultMix& m) {
   std::string kinds;
   for (FaultKind k : m.kinds) kinds += (kinds.empty() ? "" : ",") + std::string(fault_kind_name(k));
-  return fmt::format("{} every ~{} ms; KEK rotation every {} ms (gap up to {} ms), CMK every {}th; checkpoints every {} ms",
+  return fmt::format("{} every ~{} ms; KEK rotation every {} ms (gap up to {} ms), CMK every {} KEK rotations; checkpoints every {} ms",
                      kinds, m.mean_interval_ms, m.rotation_every_ms, m.rotation_gap_max_ms, m.cmk_every,
                      m.checkpoint_every_ms);
 }

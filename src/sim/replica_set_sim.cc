@@ -219,11 +219,14 @@ Task<void> ReplicaSetSim::write_loop(uint64_t id) {
     if (p == nullptr) co_return;
     std::vector<LogWrite> batch;
     const int n = static_cast<int>(workload_random_->range(1, 4));
-    for (int i = 0; i < n; ++i) {
+    for (int i = 0; i <= n; ++i) {
       LogWrite w;
       w.table = TableId(16 + workload_random_->uniform(config_.tables));
-      w.key = key_name(workload_random_->uniform(config_.keys_per_table));
-      if (!workload_random_->chance(0.1)) {
+      // The first write of every batch goes to a key of its own that nothing overwrites,
+      // so losing any acknowledged batch shows in the final content; the others go to a
+      // small key space that is overwritten all the time.
+      w.key = i == 0 ? fmt::format("u{:010d}", next_unique_++) : key_name(workload_random_->uniform(config_.keys_per_table));
+      if (i == 0 || !workload_random_->chance(0.1)) {
         // Unique in its first 16 bytes (a plaintext canary), and readable.
         const uint64_t n = next_value_++;
         uint64_t h = (config_.seed * 0x9e3779b97f4a7c15ULL) ^ (n + 0x632be59bd9b4e019ULL);

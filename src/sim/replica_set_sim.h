@@ -168,6 +168,7 @@ class ReplicaSetSim {
   size_t aborts_seen_ = 0;
   uint64_t writes_lost_ = 0;
   uint64_t next_value_ = 0;
+  uint64_t next_unique_ = 0;
   bool workload_on_ = false;
   bool rotations_on_ = false;
   bool probe_on_ = false;
