@@ -123,7 +123,7 @@ int run_kek_command(const KekFlags& f) {
   }
   KekReport r = timed_kek(o);
   fmt::print("{}", kek_report_text(r));
-  if (!f.log_path.empty() && !write_file(f.log_path, r.failure_logs)) {
+  if (!f.log_path.empty() && !write_file(f.log_path, r.all_logs)) {
     fmt::print(stderr, "quire: cannot write {}\n", f.log_path);
   }
   if (!r.passed) {
@@ -184,7 +184,7 @@ void add_chaos_commands(CLI::App& app, Commands& commands) {
       ->check(CLI::Range(1.0, 86400.0));
   kek->add_option("--standbys", kf->standbys, "standbys (default 2)")->check(CLI::Range(1, 8));
   kek->add_option("--json", kf->json_path, "also write the report as JSON to this file");
-  kek->add_option("--log", kf->log_path, "write the failing node's log ring to this file");
+  kek->add_option("--log", kf->log_path, "when it fails, write every node's log ring to this file");
   kek->add_flag("--shrink", kf->shrink, "on failure, shrink the fault schedule to a minimal one and write a replay file");
   kek->add_option("--shrink-out", kf->shrink_out, "where --shrink writes the replay file (default kek-seed-N.replay.json)");
   kek->add_option("--replay", kf->replay_path, "run the fault schedule of a replay file (from --shrink)");

@@ -130,6 +130,7 @@ Task<void> PageServer::run() {
     co_return;
   }
   store_ = std::move(store).value();
+  copying_from_empty_ = store_->last_lsn().is_zero() && !options_.peers.empty();
   max_term_ = store_->max_term();
   rpc_ = std::make_unique<RpcServer>(env_, [this](const RpcRequest& r) { return handle(r); });
   Status st = rpc_->start(options_.listen);
@@ -175,7 +176,15 @@ Task<RpcResponse> PageServer::handle(const RpcRequest& request) {
     co_return out;
   };
 
-  switch (static_cast<PageOp>(request.op)) {
+  const auto op = static_cast<PageOp>(request.op);
+  // Until a retention point arrives the chain from LSN 0 is honest; after one, complete_lsn
+  // may have jumped over records not copied yet.
+  if (copying_from_empty_ && !store.retention_lsn().is_zero() && (op == PageOp::kReadLog || op == PageOp::kGetPage || op == PageOp::kLatestCheckpoint ||
+                              op == PageOp::kListCheckpoints)) {
+    co_return fail(Status(Code::kNotYetMaterialized, "this server restarted empty and is still copying from its peers")
+                       .with("copied_through", copy_cursor_.value));
+  }
+  switch (op) {
     case PageOp::kAppend: {
       auto records = decode_records(request.body);
       if (!records.is_ok()) co_return fail(records.status());
@@ -312,8 +321,16 @@ Task<Status> PageServer::catch_up_from(const Address& peer) {
   if (!st_bytes.is_ok()) co_return st_bytes.status();
   auto status = decode_status(*st_bytes);
   if (!status.is_ok()) co_return status.status();
-  for (int rounds = 0; rounds < 64 && status->durable_lsn > store_->complete_lsn(); ++rounds) {
-    Lsn before = store_->complete_lsn();
+  if (copying_from_empty_ && status->durable_lsn <= copy_cursor_) {
+    copying_from_empty_ = false;  // the peer has nothing we have not copied
+    env_.log().info(kComponent, 32005, "copy from peers complete; serving reads", {{"peer", peer}});
+  }
+  for (int rounds = 0; rounds < 64 &&
+                       (copying_from_empty_ ? status->durable_lsn > copy_cursor_ : status->durable_lsn > store_->complete_lsn());
+       ++rounds) {
+    // A store that restarted empty copies everything the peer holds, from the start; one
+    // that is merely behind continues from its complete point.
+    Lsn before = copying_from_empty_ ? copy_cursor_ : store_->complete_lsn();
     Bytes req;
     ByteWriter w(req);
     w.put_varint64(before.value);
@@ -323,7 +340,14 @@ Task<Status> PageServer::catch_up_from(const Address& peer) {
     if (!body.is_ok()) co_return body.status();
     auto chunk = decode_chunk(*body);
     if (!chunk.is_ok()) co_return chunk.status();
-    if (chunk->records.empty()) break;
+    const Lsn through = chunk->through;
+    if (chunk->records.empty()) {
+      if (copying_from_empty_ && through >= status->durable_lsn) {
+        copying_from_empty_ = false;
+        env_.log().info(kComponent, 32005, "copy from peers complete; serving reads", {{"peer", peer}});
+      }
+      break;
+    }
     for (const auto& r : chunk->records) QUIRE_CO_RETURN_IF_ERROR(validate_record(r));
     size_t n = chunk->records.size();
     Status st = co_await store_->append(std::move(chunk->records));
@@ -334,6 +358,15 @@ Task<Status> PageServer::catch_up_from(const Address& peer) {
     if (!st.is_ok()) co_return st;
     env_.log().info(kComponent, 32004, "caught up from a peer",
                     {{"peer", peer}, {"records", n}, {"from_lsn", before}, {"complete_lsn", store_->complete_lsn()}});
+    if (copying_from_empty_) {
+      copy_cursor_ = std::max(copy_cursor_, through);
+      if (copy_cursor_ >= status->durable_lsn) {
+        copying_from_empty_ = false;
+        env_.log().info(kComponent, 32005, "copy from peers complete; serving reads",
+                        {{"peer", peer}, {"copied_through", copy_cursor_}});
+      }
+      continue;
+    }
     if (store_->complete_lsn() == before) break;  // the peer's records do not extend our chain
   }
   co_return Status();

@@ -102,6 +102,12 @@ class PageServer : public NodeApp {
   Term max_term_;
   Status start_error_;
   bool serving_ = false;
+  // Opened with an empty store (a new disk, or one that was lost): once a retention point
+  // arrives, client reads are refused with NotYetMaterialized until a full copy from a peer
+  // is done, because retention makes the chain look complete from there while older live
+  // records (page versions a checkpoint still uses) may not have been copied yet.
+  bool copying_from_empty_ = false;
+  Lsn copy_cursor_;  // how far the full copy has scanned
   bool stopping_ = false;
 };
 

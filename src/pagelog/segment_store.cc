@@ -507,7 +507,9 @@ Task<Status> SegmentStore::set_retention(Lsn lsn) {
     if (!st.is_ok()) co_return break_store(st);
   }
   std::erase_if(damaged_, [this](const DamagedRange& d) { return d.segment != 0 && segments_.count(d.segment) == 0; });
-  recompute_complete();
+  // The chain from the new retention point up to complete_lsn is still unbroken; only a
+  // retention point above it can move it.
+  if (complete_lsn_ < lsn) recompute_complete();
   env_.log().info(kComponent, 30010, "retention advanced",
                   {{"retention_lsn", lsn}, {"records_dropped", dead.size()}, {"segments_deleted", doomed.size()}});
   co_return Status();

@@ -193,6 +193,10 @@ class KekRun {
     c.policy = o_.policy;
     c.standbys = o_.standbys;
     c.writers = 1;
+    c.write_pause_min = std::chrono::milliseconds(2);
+    c.write_pause_max = std::chrono::milliseconds(20);
+    c.read_pause_min = std::chrono::milliseconds(5);
+    c.read_pause_max = std::chrono::milliseconds(30);
     c.primary.checkpoint_interval = std::chrono::milliseconds(mix_.checkpoint_every_ms);
     c.primary.rotation_gap_min = Nanos(0);
     c.primary.rotation_gap_max = std::chrono::milliseconds(mix_.rotation_gap_max_ms);
@@ -602,6 +606,14 @@ KekReport KekRun::run() {
     }
     report_.failing_node = w.name(node);
     report_.failure_logs = capture_log(w, node);
+    char* buf = nullptr;
+    size_t len = 0;
+    if (std::FILE* f = open_memstream(&buf, &len)) {
+      w.dump_logs(f);
+      std::fclose(f);
+      report_.all_logs.assign(buf, len);
+      std::free(buf);
+    }
   }
   return report_;
 }

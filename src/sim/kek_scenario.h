@@ -149,6 +149,7 @@ struct KekReport {
   std::vector<std::string> violations;
   std::string failing_node;  // whose log ring failure_logs holds
   std::string failure_logs;
+  std::string all_logs;  // every node's log ring, when it failed (for --log)
 };
 
 // The seed's mix and schedule (what a run without a replay uses).

@@ -249,7 +249,8 @@ Task<void> ReplicaSetSim::write_loop(uint64_t id) {
       for (LogWrite& w : batch) model_.unknown(w.table, w.key, std::move(w.value));
       counters_.writes_failed += batch.size();
     }
-    Status slept = co_await env->executor().sleep(Nanos(workload_random_->range(1'000'000, 8'000'000)));
+    Status slept = co_await env->executor().sleep(
+        Nanos(workload_random_->range(config_.write_pause_min.count(), config_.write_pause_max.count())));
     if (!slept.is_ok()) co_return;
   }
 }
@@ -272,7 +273,7 @@ Task<bool> ReplicaSetSim::check_read(ReplicaNode* n, TableId table, std::string 
   }
   auto r = co_await n->standby()->get(table, key);
   if (!r.is_ok()) {
-    if (r.code() != Code::kUnavailable && r.code() != Code::kOlder && r.code() != Code::kBusy) {
+    if (!code_is_retriable(r.code()) && r.code() != Code::kOlder) {
       violation(fmt::format("{} read {}:{} failed with a non-retriable error: {}", n->env().node_name(),
                             table.value, key, r.status().to_string()));
       co_return false;
@@ -339,7 +340,8 @@ Task<void> ReplicaSetSim::read_loop(NodeId id, size_t standby_index) {
     } else {
       co_await check_read(n, table, key_name(workload_random_->uniform(config_.keys_per_table)));
     }
-    Status slept = co_await env->executor().sleep(Nanos(workload_random_->range(2'000'000, 15'000'000)));
+    Status slept = co_await env->executor().sleep(
+        Nanos(workload_random_->range(config_.read_pause_min.count(), config_.read_pause_max.count())));
     if (!slept.is_ok()) co_return;
   }
 }

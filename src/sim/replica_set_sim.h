@@ -60,6 +60,11 @@ struct ReplicaSetConfig {
   size_t tables = 2;  // user tables 16, 17, ...
   size_t keys_per_table = 400;
   size_t writers = 2;
+  // Pauses between one client loop's operations, drawn uniformly.
+  Nanos write_pause_min = 1ms;
+  Nanos write_pause_max = 8ms;
+  Nanos read_pause_min = 2ms;
+  Nanos read_pause_max = 15ms;
   // Called as standby `i`'s pick-up starts (before StandbyOptions::before_pickup).
   std::function<void(size_t standby, Lsn checkpoint)> on_pickup;
   // Called with every value the workload is about to write (plaintext canaries).
