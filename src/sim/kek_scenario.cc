@@ -554,44 +554,9 @@ KekReport KekRun::run() {
   }
   // The failing checker is the first violation's.
   if (!sim_.violations().empty()) report_.failed_checker = checker_of(sim_.violations().front());
-  report_.trace_hash = w.trace_hash();
-  report_.sim_seconds = static_cast<double>(w.now().ns) / 1e9;
-  report_.writes_acked = sim_.counters().writes_acked;
-  report_.writes_failed = sim_.counters().writes_failed;
-  report_.writes_lost = sim_.writes_lost();
-  report_.reads_checked = sim_.counters().reads_checked + sim_.counters().scans_checked;
-  report_.reads_refused = sim_.counters().reads_refused;
-  report_.rotations = sim_.counters().rotations;
-  report_.cmk_rotations = sim_.counters().cmk_rotations;
+  collect_scenario_report(sim_, report_);
   report_.page_server_bytes_scanned = bytes_scanned_;
   report_.longest_stall_seconds = longest_stall_s_;
-  if (Primary* p = sim_.primary()) {
-    report_.checkpoints_written = p->stats().checkpoints;
-    report_.keks_destroyed = p->stats().keks_destroyed;
-  }
-  for (size_t i = 0; i < o_.standbys; i++) {
-    if (Standby* s = sim_.standby(i)) {
-      const PickupCounters& c = s->stats().pickups;
-      PickupCounters& t = report_.pickups;
-      t.attempts += c.attempts;
-      t.installed += c.installed;
-      t.stale_keystore_accepted += c.stale_keystore_accepted;
-      t.skipped += c.skipped;
-      t.keystore_ahead_retries += c.keystore_ahead_retries;
-      t.unavailable_retries += c.unavailable_retries;
-      t.busy_retries += c.busy_retries;
-      t.older_ignored += c.older_ignored;
-      t.already_installed += c.already_installed;
-      t.corrupt += c.corrupt;
-      t.keystore_conflicts += c.keystore_conflicts;
-      t.version_too_new += c.version_too_new;
-      t.deadline_escalations += c.deadline_escalations;
-      t.resyncs += c.resyncs;
-      report_.standby_resyncs += s->stats().resyncs;
-    }
-  }
-  report_.violations = sim_.violations();
-  report_.passed = report_.violations.empty();
   if (!report_.passed) {
     // The failing node: an aborted one, else the first standby named, else the primary.
     NodeId node = sim_.primary_id();
@@ -672,37 +637,11 @@ std::string mix_text(const FaultMix& m) {
 
 std::string kek_report_json(const KekReport& r) {
   nlohmann::ordered_json j;
-  j["scenario"] = r.scenario;
-  j["policy"] = std::string(pickup_policy_name(r.policy));
-  j["seed"] = r.seed;
+  add_scenario_json(j, r);
   j["standbys"] = r.standbys;
-  j["passed"] = r.passed;
   j["failed_checker"] = r.failed_checker;
-  j["trace_hash"] = fmt::format("{:#018x}", r.trace_hash);
-  j["sim_seconds"] = r.sim_seconds;
-  j["wall_seconds"] = r.wall_seconds;
-  j["writes_acked"] = r.writes_acked;
-  j["writes_failed"] = r.writes_failed;
-  j["writes_lost"] = r.writes_lost;
-  j["reads_checked"] = r.reads_checked;
-  j["reads_refused"] = r.reads_refused;
-  j["rotations"] = r.rotations;
-  j["cmk_rotations"] = r.cmk_rotations;
-  j["checkpoints_written"] = r.checkpoints_written;
-  j["keks_destroyed"] = r.keks_destroyed;
   j["page_server_bytes_scanned"] = r.page_server_bytes_scanned;
   j["longest_stall_seconds"] = r.longest_stall_seconds;
-  j["pickups"] = {{"installed", r.pickups.installed},
-                  {"stale_keystore_accepted", r.pickups.stale_keystore_accepted},
-                  {"skipped", r.pickups.skipped},
-                  {"keystore_ahead_retries", r.pickups.keystore_ahead_retries},
-                  {"unavailable_retries", r.pickups.unavailable_retries},
-                  {"busy_retries", r.pickups.busy_retries},
-                  {"resyncs", r.standby_resyncs},
-                  {"older_ignored", r.pickups.older_ignored},
-                  {"corrupt", r.pickups.corrupt},
-                  {"keystore_conflicts", r.pickups.keystore_conflicts},
-                  {"deadline_escalations", r.pickups.deadline_escalations}};
   j["chaos"] = {{"kill_standby_page_server", r.chaos.kill_standby_page_server},
                 {"rapid_seal_burst", r.chaos.rapid_seal_burst},
                 {"page_server_kills", r.chaos.page_server_kills},
@@ -713,7 +652,6 @@ std::string kek_report_json(const KekReport& r) {
                 {"standby_restarts", r.chaos.standby_restarts}};
   j["fault_mix"] = mix_json(r.mix);
   j["schedule_events"] = r.schedule.size();
-  j["violations"] = r.violations;
   return j.dump(2) + "\n";
 }
 
@@ -726,16 +664,7 @@ std::string kek_report_text(const KekReport& r) {
       "faults {}, disk faults {}, clock skews {}, standby restarts {}\n",
       r.chaos.kill_standby_page_server, r.chaos.rapid_seal_burst, r.chaos.page_server_kills, r.chaos.partitions,
       r.chaos.message_faults, r.chaos.disk_faults, r.chaos.clock_skews, r.chaos.standby_restarts);
-  out += fmt::format("  writes acked {}, failed {}, lost {}; reads checked {}, refused (retriable) {}\n",
-                     r.writes_acked, r.writes_failed, r.writes_lost, r.reads_checked, r.reads_refused);
-  out += fmt::format("  KEK rotations {}, CMK rotations {}, KEKs destroyed {}, checkpoints {}\n", r.rotations,
-                     r.cmk_rotations, r.keks_destroyed, r.checkpoints_written);
-  const PickupCounters& p = r.pickups;
-  out += fmt::format(
-      "  pick-ups: installed {}, stale keystore accepted {}, skipped {}, keystore-ahead retries {}, unavailable "
-      "retries {}, busy retries {}, older ignored {}, corrupt {}; resyncs {}\n",
-      p.installed, p.stale_keystore_accepted, p.skipped, p.keystore_ahead_retries, p.unavailable_retries,
-      p.busy_retries, p.older_ignored, p.corrupt, r.standby_resyncs);
+  out += scenario_text(r);
   out += fmt::format("  page-server bytes scanned for plaintext {}; longest write stall with a quorum up {:.1f} s\n",
                      r.page_server_bytes_scanned, r.longest_stall_seconds);
   out += fmt::format("  {:.1f} simulated s in {:.2f} wall s; trace {:#018x}\n", r.sim_seconds, r.wall_seconds,

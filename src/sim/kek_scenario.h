@@ -40,6 +40,7 @@
 
 #include "engine/pickup.h"
 #include "repl/standby.h"
+#include "sim/scenario_report.h"
 
 namespace quire {
 
@@ -118,38 +119,19 @@ struct ChaosCounts {
   uint64_t standby_restarts = 0;
 };
 
-struct KekReport {
-  std::string scenario = "kek";
-  PickupPolicy policy = PickupPolicy::kAccept;
-  uint64_t seed = 0;
+struct KekReport : ScenarioReport {
+  KekReport() { scenario = "kek"; }
   size_t standbys = 0;
   double duration_s = 0;  // of the chaos phase
-  bool passed = false;
-  uint64_t trace_hash = 0;
-  double sim_seconds = 0;
-  double wall_seconds = 0;  // filled in by the caller
-  uint64_t writes_acked = 0;
-  uint64_t writes_failed = 0;
-  uint64_t writes_lost = 0;
-  uint64_t reads_checked = 0;
-  uint64_t reads_refused = 0;
-  uint64_t rotations = 0;
-  uint64_t cmk_rotations = 0;
-  uint64_t checkpoints_written = 0;
-  uint64_t keks_destroyed = 0;
   uint64_t page_server_bytes_scanned = 0;
   double longest_stall_seconds = 0;  // while a quorum was up
-  PickupCounters pickups;            // summed over the standbys
-  uint64_t standby_resyncs = 0;
   ChaosCounts chaos;
   FaultMix mix;
   std::vector<FaultEvent> schedule;
-  // The first checker that failed ("" when passed), and every violation.
+  // The checker of the first violation ("" when passed).
   std::string failed_checker;
-  std::vector<std::string> violations;
   std::string failing_node;  // whose log ring failure_logs holds
-  std::string failure_logs;
-  std::string all_logs;  // every node's log ring, when it failed (for --log)
+  std::string all_logs;      // every node's log ring, when it failed (for --log)
 };
 
 // The seed's mix and schedule (what a run without a replay uses).

@@ -76,26 +76,7 @@ RaceReport run_race(const RaceOptions& o) {
   };
 
   auto finish = [&]() {
-    sim.collect_aborts();
-    report.trace_hash = world.trace_hash();
-    report.sim_seconds = static_cast<double>(world.now().ns) / 1e9;
-    report.writes_acked = sim.counters().writes_acked;
-    report.writes_failed = sim.counters().writes_failed;
-    report.writes_lost = sim.writes_lost();
-    report.reads_checked = sim.counters().reads_checked + sim.counters().scans_checked;
-    report.reads_refused = sim.counters().reads_refused;
-    report.rotations = sim.counters().rotations;
-    report.cmk_rotations = sim.counters().cmk_rotations;
-    if (Primary* p = sim.primary()) {
-      report.checkpoints_written = p->stats().checkpoints;
-      report.keks_destroyed = p->stats().keks_destroyed;
-    }
-    if (Standby* s = sim.standby(0)) {
-      report.pickups = s->stats().pickups;
-      report.standby_resyncs = s->stats().resyncs;
-    }
-    report.violations = sim.violations();
-    report.passed = report.violations.empty();
+    collect_scenario_report(sim, report);
     if (!report.passed) report.failure_logs = capture_logs(world);
     return report;
   };
@@ -209,38 +190,12 @@ RaceReport run_race(const RaceOptions& o) {
 
 std::string race_report_json(const RaceReport& r) {
   nlohmann::ordered_json j;
-  j["scenario"] = r.scenario;
-  j["policy"] = std::string(pickup_policy_name(r.policy));
-  j["seed"] = r.seed;
-  j["passed"] = r.passed;
-  j["trace_hash"] = fmt::format("{:#018x}", r.trace_hash);
-  j["sim_seconds"] = r.sim_seconds;
-  j["wall_seconds"] = r.wall_seconds;
-  j["writes_acked"] = r.writes_acked;
-  j["writes_failed"] = r.writes_failed;
-  j["writes_lost"] = r.writes_lost;
-  j["reads_checked"] = r.reads_checked;
-  j["reads_refused"] = r.reads_refused;
-  j["rotations"] = r.rotations;
-  j["cmk_rotations"] = r.cmk_rotations;
-  j["checkpoints_written"] = r.checkpoints_written;
-  j["keks_destroyed"] = r.keks_destroyed;
-  j["pickups"] = {{"installed", r.pickups.installed},
-                  {"stale_keystore_accepted", r.pickups.stale_keystore_accepted},
-                  {"skipped", r.pickups.skipped},
-                  {"keystore_ahead_retries", r.pickups.keystore_ahead_retries},
-                  {"unavailable_retries", r.pickups.unavailable_retries},
-                  {"busy_retries", r.pickups.busy_retries},
-                  {"resyncs", r.standby_resyncs},
-                  {"older_ignored", r.pickups.older_ignored},
-                  {"corrupt", r.pickups.corrupt},
-                  {"keystore_conflicts", r.pickups.keystore_conflicts}};
+  add_scenario_json(j, r);
   j["race"] = {{"reached", r.race_reached},
                {"checkpoint_lsn", r.race_checkpoint_lsn},
                {"checkpoint_keystore_version", r.race_checkpoint_keystore_version},
                {"standby_keystore_version", r.standby_keystore_version_at_pickup},
                {"pickup", r.race_pickup_result}};
-  j["violations"] = r.violations;
   return j.dump(2) + "\n";
 }
 
@@ -250,16 +205,7 @@ std::string race_report_text(const RaceReport& r) {
                      r.race_checkpoint_keystore_version, r.standby_keystore_version_at_pickup,
                      r.race_reached ? "" : " (race NOT reached)");
   out += fmt::format("  pick-up of it, with the standby's page server killed: {}\n", r.race_pickup_result);
-  out += fmt::format("  writes acked {}, failed {}, lost {}; reads checked {}, refused (retriable) {}\n",
-                     r.writes_acked, r.writes_failed, r.writes_lost, r.reads_checked, r.reads_refused);
-  out += fmt::format("  KEK rotations {}, CMK rotations {}, KEKs destroyed {}, checkpoints {}\n", r.rotations,
-                     r.cmk_rotations, r.keks_destroyed, r.checkpoints_written);
-  const PickupCounters& p = r.pickups;
-  out += fmt::format(
-      "  standby pick-ups: installed {}, stale accepted {}, skipped {}, keystore-ahead retries {}, "
-      "unavailable retries {}, busy retries {}, older ignored {}; resyncs {}\n",
-      p.installed, p.stale_keystore_accepted, p.skipped, p.keystore_ahead_retries, p.unavailable_retries,
-      p.busy_retries, p.older_ignored, r.standby_resyncs);
+  out += scenario_text(r);
   out += fmt::format("  {:.1f} simulated s in {:.2f} wall s; trace {:#018x}\n", r.sim_seconds, r.wall_seconds,
                      r.trace_hash);
   for (const std::string& v : r.violations) out += fmt::format("  VIOLATION: {}\n", v);

@@ -25,6 +25,7 @@
 
 #include "engine/pickup.h"
 #include "repl/standby.h"
+#include "sim/scenario_report.h"
 
 namespace quire {
 
@@ -34,33 +35,14 @@ struct RaceOptions {
   Nanos chaos_phase = Nanos(std::chrono::seconds(20));  // writes and rotations after the race
 };
 
-struct RaceReport {
-  std::string scenario = "race";
-  PickupPolicy policy = PickupPolicy::kAccept;
-  uint64_t seed = 0;
-  bool passed = false;
-  uint64_t trace_hash = 0;
-  double sim_seconds = 0;
-  double wall_seconds = 0;  // filled in by the caller (the simulation has no wall clock)
-  uint64_t writes_acked = 0;
-  uint64_t writes_failed = 0;
-  uint64_t writes_lost = 0;
-  uint64_t reads_checked = 0;
-  uint64_t reads_refused = 0;
-  uint64_t rotations = 0;
-  uint64_t cmk_rotations = 0;
-  uint64_t checkpoints_written = 0;
-  uint64_t keks_destroyed = 0;
-  PickupCounters pickups;  // the standby's
-  uint64_t standby_resyncs = 0;
+struct RaceReport : ScenarioReport {
+  RaceReport() { scenario = "race"; }
   // The race itself.
   bool race_reached = false;  // the checkpoint carried vN-1 and the standby held vN
   uint64_t race_checkpoint_lsn = 0;
   uint64_t race_checkpoint_keystore_version = 0;
   uint64_t standby_keystore_version_at_pickup = 0;
   std::string race_pickup_result;
-  std::vector<std::string> violations;
-  std::string failure_logs;  // the nodes' log rings, when it failed
 };
 
 RaceReport run_race(const RaceOptions& options);
