@@ -171,6 +171,54 @@ TEST_F(PageServerTest, ServerRestartedEmptyCatchesUpFromPeers) {
   });
 }
 
+// Retention makes an empty server's chain look complete from the retention point on. It
+// must not serve reads until it has copied every live record from a peer, older page
+// versions a checkpoint still uses included.
+TEST_F(PageServerTest, ServerRestartedEmptyServesNoReadsBeforeItsCopyIsDone) {
+  std::vector<Record> first;
+  first.push_back(page_record(3, 1, 0));  // page 3's only image: live whatever the retention
+  for (uint64_t l = 2; l <= 300; ++l) first.push_back(log_record(l, l - 1));
+  std::vector<Record> later;
+  for (uint64_t l = 301; l <= 400; ++l) later.push_back(log_record(l, l - 1));
+  auto to_all = [&](std::vector<Record> records) {
+    run([&]() -> Task<void> {
+      for (int i = 1; i <= 3; ++i) {
+        PageServerClient c(env(), "ps" + std::to_string(i) + ":7000");
+        EXPECT_TRUE((co_await c.append(records, Term(1), soon())).is_ok()) << i;
+      }
+    });
+  };
+  to_all(first);
+  // ps3 comes back empty, cut off from its peers (not from the writer).
+  world_.crash(servers_[2], UnsyncedOnCrash::kLose);
+  world_.disk(servers_[2]).wipe();
+  world_.network().partition(servers_[2], servers_[0]);
+  world_.network().partition(servers_[2], servers_[1]);
+  world_.start(servers_[2]);
+  world_.run_for(500ms);
+  // New writes and a retention point reach it before any copy: its chain from 350 on is
+  // whole, but page 3 is missing, so it must refuse the read (the client fails over).
+  to_all(later);
+  PageServerClient c3(env(), "ps3:7000");
+  run([&]() -> Task<void> {
+    for (int i = 1; i <= 3; ++i) {
+      PageServerClient c(env(), "ps" + std::to_string(i) + ":7000");
+      EXPECT_TRUE((co_await c.set_retention(Lsn(350), Term(1), soon())).is_ok()) << i;
+    }
+    auto page = co_await c3.get_page(TableId(3), PageId(3), Lsn(400), soon());
+    EXPECT_EQ(page.code(), Code::kNotYetMaterialized) << (page.is_ok() ? "served" : page.status().to_string());
+  });
+  world_.network().heal_all();
+  world_.run_for(3s);  // the copy from a peer completes
+  run([&]() -> Task<void> {
+    auto page = co_await c3.get_page(TableId(3), PageId(3), Lsn(400), soon());
+    EXPECT_TRUE(page.is_ok()) << page.status().to_string();
+    if (page.is_ok()) {
+      EXPECT_EQ(page->size(), 1u);
+    }
+  });
+}
+
 TEST_F(PageServerTest, SealWhileWritingGivesRetriableSealedOrSuccess) {
   PageServerClient c(env(), "ps1:7000");
   int ok = 0, sealed = 0, other = 0, seals_done = 0;
