@@ -213,6 +213,29 @@ assert j['jobs']==2 and j['policy']=='accept' and j['seeds_per_s']>0
 assert j['sim_seconds_per_wall_second']>0
 assert abs(j['sim_seconds_per_wall_second_per_core']*2-j['sim_seconds_per_wall_second'])<1e-6
 "
+  # chaos kek itself: the same seed prints the same report; JSON fields; bad input.
+  "$quire" chaos kek --seed 4 --duration 15 --json "$kek_dir/k1.json" >"$kek_dir/k1.out" 2>/dev/null
+  check "chaos kek --seed 4 passes (exit 0)" test "$?" = 0
+  "$quire" chaos kek --seed 4 --duration 15 >"$kek_dir/k2.out" 2>/dev/null
+  check "chaos kek: the same seed prints the same report" cmp -s "$kek_dir/k1.out" "$kek_dir/k2.out"
+  check "chaos kek prints the seed's fault mix first" grep -q "^running seed 4 .*fault mix: " <(head -1 "$kek_dir/k1.out")
+  check "chaos kek --json has the chaos counts and the fault mix" python3 -c "
+import json
+j=json.load(open('$kek_dir/k1.json'))
+for k in ['scenario','policy','seed','passed','trace_hash','sim_seconds','wall_seconds','writes_acked','writes_lost',
+          'reads_checked','rotations','checkpoints_written','pickups','violations','chaos','fault_mix','failed_checker']:
+  assert k in j, k
+for k in ['kill_standby_page_server','rapid_seal_burst','page_server_kills','partitions','disk_faults','clock_skews',
+          'standby_restarts']:
+  assert k in j['chaos'], k
+assert j['scenario']=='kek' and j['passed'] is True and j['seed']==4
+"
+  echo '{"scenario":"kek","seed":1}' >"$kek_dir/bad.replay.json"
+  bad=$("$quire" chaos kek --replay "$kek_dir/bad.replay.json" 2>&1; echo "exit=$?")
+  check "chaos kek: a replay file that does not parse exits 2 with a message" \
+    bash -c "grep -q 'exit=2' <<<'$bad' && grep -q 'replay file' <<<'$bad'"
+  check "chaos kek: a missing replay file exits 2" test "$(exit_of "$quire" chaos kek --replay "$kek_dir/none.json")" = 2
+  check "chaos kek: an unknown flag exits 2" test "$(exit_of "$quire" chaos kek --bogus)" = 2
 fi
 rm -rf "$kek_dir"
 echo "cli-checks: $pass passed, $fail failed"

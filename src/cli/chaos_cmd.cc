@@ -121,8 +121,16 @@ int run_kek_command(const KekFlags& f) {
     o.duration = seconds(f.duration_s);
     o.standbys = f.standbys;
   }
+  // The seed's swarm first, so a long run shows what it is doing.
+  const FaultMix mix = o.mix ? *o.mix : draw_fault_mix(o.seed);
+  fmt::print("running seed {} (policy {}, {} standbys, {:.0f} simulated s of chaos); fault mix: {}\n", o.seed,
+             pickup_policy_name(o.policy), o.standbys, std::chrono::duration<double>(o.duration).count(),
+             fault_mix_text(mix));
+  std::fflush(stdout);
   KekReport r = timed_kek(o);
   fmt::print("{}", kek_report_text(r));
+  fmt::print(stderr, "wall time {:.2f} s ({:.0f} simulated s per wall s)\n", r.wall_seconds,
+             r.wall_seconds > 0 ? r.sim_seconds / r.wall_seconds : 0.0);
   if (!f.log_path.empty() && !write_file(f.log_path, r.all_logs)) {
     fmt::print(stderr, "quire: cannot write {}\n", f.log_path);
   }

@@ -625,15 +625,15 @@ nlohmann::ordered_json mix_json(const FaultMix& m) {
   return j;
 }
 
-std::string mix_text(const FaultMix& m) {
+}  // namespace
+
+std::string fault_mix_text(const FaultMix& m) {
   std::string kinds;
   for (FaultKind k : m.kinds) kinds += (kinds.empty() ? "" : ",") + std::string(fault_kind_name(k));
   return fmt::format("{} every ~{} ms; KEK rotation every {} ms (gap up to {} ms), CMK every {} KEK rotations; checkpoints every {} ms",
                      kinds, m.mean_interval_ms, m.rotation_every_ms, m.rotation_gap_max_ms, m.cmk_every,
                      m.checkpoint_every_ms);
 }
-
-}  // namespace
 
 std::string kek_report_json(const KekReport& r) {
   nlohmann::ordered_json j;
@@ -658,7 +658,7 @@ std::string kek_report_json(const KekReport& r) {
 std::string kek_report_text(const KekReport& r) {
   std::string out = fmt::format("quire chaos kek: seed {}, policy {}, {} standbys\n", r.seed,
                                 pickup_policy_name(r.policy), r.standbys);
-  out += fmt::format("  fault mix: {}\n", mix_text(r.mix));
+  out += fmt::format("  fault mix: {}\n", fault_mix_text(r.mix));
   out += fmt::format(
       "  chaos: kill_standby_page_server {}, rapid_seal_burst {}, page-server kills {}, partitions {}, message "
       "faults {}, disk faults {}, clock skews {}, standby restarts {}\n",
@@ -667,8 +667,8 @@ std::string kek_report_text(const KekReport& r) {
   out += scenario_text(r);
   out += fmt::format("  page-server bytes scanned for plaintext {}; longest write stall with a quorum up {:.1f} s\n",
                      r.page_server_bytes_scanned, r.longest_stall_seconds);
-  out += fmt::format("  {:.1f} simulated s in {:.2f} wall s; trace {:#018x}\n", r.sim_seconds, r.wall_seconds,
-                     r.trace_hash);
+  // No wall time here: the same seed prints the same report, byte for byte.
+  out += fmt::format("  {:.1f} simulated s; trace {:#018x}\n", r.sim_seconds, r.trace_hash);
   for (const std::string& v : r.violations) out += fmt::format("  VIOLATION: {}\n", v);
   out += r.passed ? "PASSED\n" : fmt::format("FAILED ({})\n", r.failed_checker);
   return out;

@@ -140,6 +140,9 @@ std::vector<FaultEvent> draw_schedule(uint64_t seed, const FaultMix& mix, Nanos 
 
 KekReport run_kek(const KekOptions& options);
 
+// One line: the mix's kinds, fault interval, rotation and checkpoint periods.
+std::string fault_mix_text(const FaultMix& m);
+
 std::string kek_report_json(const KekReport& r);
 std::string kek_report_text(const KekReport& r);
 
