@@ -44,7 +44,8 @@ void BM_SleepingTasks(benchmark::State& state) {
     s.destroy_node(1);
     state.ResumeTiming();
   }
-  state.counters["events_per_s"] = benchmark::Counter(static_cast<double>(events), benchmark::Counter::kIsRate);
+  state.counters["events_per_s"] =
+      benchmark::Counter(static_cast<double>(events), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_SleepingTasks)->Arg(1000)->Unit(benchmark::kMillisecond);
 
@@ -73,7 +74,8 @@ void BM_PingPong(benchmark::State& state) {
     }
     events += s.events_run();
   }
-  state.counters["events_per_s"] = benchmark::Counter(static_cast<double>(events), benchmark::Counter::kIsRate);
+  state.counters["events_per_s"] =
+      benchmark::Counter(static_cast<double>(events), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_PingPong)->Unit(benchmark::kMillisecond);
 
@@ -93,7 +95,8 @@ void BM_RawHeapBaseline(benchmark::State& state) {
     benchmark::DoNotOptimize(q.top());
     ops += 1'000'000;
   }
-  state.counters["pops_per_s"] = benchmark::Counter(static_cast<double>(ops), benchmark::Counter::kIsRate);
+  state.counters["pops_per_s"] =
+      benchmark::Counter(static_cast<double>(ops), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_RawHeapBaseline)->Unit(benchmark::kMillisecond);
 

@@ -18,15 +18,17 @@
 namespace quire {
 namespace {
 
-#define FUZZ_CHECK(cond)                                                                         \
-  do {                                                                                           \
-    if (!(cond)) {                                                                               \
+#define FUZZ_CHECK(cond)                                                                           \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
       std::fprintf(stderr, "engine_formats_fuzz: check failed: %s at line %d\n", #cond, __LINE__); \
-      std::abort();                                                                              \
-    }                                                                                            \
+      std::abort();                                                                                \
+    }                                                                                              \
   } while (0)
 
-bool typed(const Status& st) { return st.code() == Code::kCorruption || st.code() == Code::kVersionTooNew; }
+bool typed(const Status& st) {
+  return st.code() == Code::kCorruption || st.code() == Code::kVersionTooNew;
+}
 
 void check_btree_page(ByteView in) {
   auto node = decode_btree_node(in);
@@ -114,12 +116,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // ever grow: the committed seeds start with 0..5.
   const ByteView in(data + 1, size - 1);
   switch (data[0] % 6) {
-    case 0: check_btree_page(in); break;
-    case 1: check_metadata(in); break;
-    case 2: check_completion(in); break;
-    case 3: check_keystore(in); break;
-    case 4: check_sealed(in); break;
-    case 5: check_log_entry(in); break;
+    case 0:
+      check_btree_page(in);
+      break;
+    case 1:
+      check_metadata(in);
+      break;
+    case 2:
+      check_completion(in);
+      break;
+    case 3:
+      check_keystore(in);
+      break;
+    case 4:
+      check_sealed(in);
+      break;
+    case 5:
+      check_log_entry(in);
+      break;
   }
   return 0;
 }

@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
+echo "== formatting"
+bash scripts/check-format.sh
+
 jobs="${QUIRE_TEST_JOBS:-2}"
 for type in release sanitize; do
   echo "== build ($type)"

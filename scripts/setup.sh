@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake ninja-build pkg-config git python3
+  build-essential cmake ninja-build pkg-config git python3 clang-format
   clang libclang-rt-14-dev
   libssl-dev libfmt-dev nlohmann-json3-dev libcli11-dev libasio-dev
   libgtest-dev libgmock-dev libbenchmark-dev librapidcheck-dev

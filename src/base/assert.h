@@ -8,9 +8,9 @@ namespace quire::detail {
 [[noreturn]] void assertion_failed(const char* expr, const char* file, int line, const char* msg);
 }  // namespace quire::detail
 
-#define QUIRE_ASSERT(cond)                                                  \
-  do {                                                                      \
-    if (!(cond)) [[unlikely]]                                               \
+#define QUIRE_ASSERT(cond)                                                   \
+  do {                                                                       \
+    if (!(cond)) [[unlikely]]                                                \
       ::quire::detail::assertion_failed(#cond, __FILE__, __LINE__, nullptr); \
   } while (0)
 
@@ -20,4 +20,5 @@ namespace quire::detail {
       ::quire::detail::assertion_failed(#cond, __FILE__, __LINE__, (msg)); \
   } while (0)
 
-#define QUIRE_UNREACHABLE(msg) ::quire::detail::assertion_failed("unreachable", __FILE__, __LINE__, (msg))
+#define QUIRE_UNREACHABLE(msg) \
+  ::quire::detail::assertion_failed("unreachable", __FILE__, __LINE__, (msg))

@@ -19,7 +19,9 @@ constexpr uint64_t mix64(uint64_t x) {
 }
 
 // Folds v into h; order matters, so a sequence of folds identifies the sequence.
-constexpr uint64_t hash_fold(uint64_t h, uint64_t v) { return mix64(h ^ mix64(v)); }
+constexpr uint64_t hash_fold(uint64_t h, uint64_t v) {
+  return mix64(h ^ mix64(v));
+}
 
 // Hash of a byte string, 8 bytes at a time.
 inline uint64_t hash_bytes(const void* data, size_t n, uint64_t seed = 0) {

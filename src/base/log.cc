@@ -11,10 +11,14 @@ namespace quire {
 
 std::string_view severity_letter(Severity s) {
   switch (s) {
-    case Severity::kDebug: return "D";
-    case Severity::kInfo: return "I";
-    case Severity::kWarning: return "W";
-    case Severity::kError: return "E";
+    case Severity::kDebug:
+      return "D";
+    case Severity::kInfo:
+      return "I";
+    case Severity::kWarning:
+      return "W";
+    case Severity::kError:
+      return "E";
   }
   return "?";
 }
@@ -31,11 +35,21 @@ void json_escape_to(std::string& out, std::string_view s) {
   for (char ch : s) {
     auto c = static_cast<unsigned char>(ch);
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20 || c == 0x7f) {
           out += fmt::format("\\u{:04x}", c);
@@ -77,7 +91,8 @@ void append_value(std::string& out, const LogAttr::Value& v) {
           } else {
             out += fmt::format("{}", x);
           }
-        } else if constexpr (std::is_same_v<T, std::string_view> || std::is_same_v<T, std::string>) {
+        } else if constexpr (std::is_same_v<T, std::string_view> ||
+                             std::is_same_v<T, std::string>) {
           out += '"';
           json_escape_to(out, x);
           out += '"';

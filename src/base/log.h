@@ -110,16 +110,20 @@ class Logger {
 
   void log(Severity s, std::string_view component, uint32_t id, std::string_view msg,
            std::initializer_list<LogAttr> attrs = {});
-  void debug(std::string_view c, uint32_t id, std::string_view msg, std::initializer_list<LogAttr> a = {}) {
+  void debug(std::string_view c, uint32_t id, std::string_view msg,
+             std::initializer_list<LogAttr> a = {}) {
     if (enabled(Severity::kDebug)) log(Severity::kDebug, c, id, msg, a);
   }
-  void info(std::string_view c, uint32_t id, std::string_view msg, std::initializer_list<LogAttr> a = {}) {
+  void info(std::string_view c, uint32_t id, std::string_view msg,
+            std::initializer_list<LogAttr> a = {}) {
     if (enabled(Severity::kInfo)) log(Severity::kInfo, c, id, msg, a);
   }
-  void warn(std::string_view c, uint32_t id, std::string_view msg, std::initializer_list<LogAttr> a = {}) {
+  void warn(std::string_view c, uint32_t id, std::string_view msg,
+            std::initializer_list<LogAttr> a = {}) {
     if (enabled(Severity::kWarning)) log(Severity::kWarning, c, id, msg, a);
   }
-  void error(std::string_view c, uint32_t id, std::string_view msg, std::initializer_list<LogAttr> a = {}) {
+  void error(std::string_view c, uint32_t id, std::string_view msg,
+             std::initializer_list<LogAttr> a = {}) {
     if (enabled(Severity::kError)) log(Severity::kError, c, id, msg, a);
   }
 

@@ -18,26 +18,46 @@ void assertion_failed(const char* expr, const char* file, int line, const char* 
 
 std::string_view code_name(Code code) {
   switch (code) {
-    case Code::kOk: return "OK";
-    case Code::kInvalidArgument: return "InvalidArgument";
-    case Code::kCorruption: return "Corruption";
-    case Code::kVersionTooNew: return "VersionTooNew";
-    case Code::kOlder: return "Older";
-    case Code::kAlreadyInstalled: return "AlreadyInstalled";
-    case Code::kStaleKeystore: return "StaleKeystore";
-    case Code::kKeystoreAhead: return "KeystoreAhead";
-    case Code::kKeystoreConflict: return "KeystoreConflict";
-    case Code::kUnavailable: return "Unavailable";
-    case Code::kSealed: return "Sealed";
-    case Code::kBusy: return "Busy";
-    case Code::kFenced: return "Fenced";
-    case Code::kNotFound: return "NotFound";
-    case Code::kIo: return "Io";
-    case Code::kCancelled: return "Cancelled";
-    case Code::kDeadlineExceeded: return "DeadlineExceeded";
-    case Code::kNotYetMaterialized: return "NotYetMaterialized";
-    case Code::kDiscarded: return "Discarded";
-    case Code::kKeyExhausted: return "KeyExhausted";
+    case Code::kOk:
+      return "OK";
+    case Code::kInvalidArgument:
+      return "InvalidArgument";
+    case Code::kCorruption:
+      return "Corruption";
+    case Code::kVersionTooNew:
+      return "VersionTooNew";
+    case Code::kOlder:
+      return "Older";
+    case Code::kAlreadyInstalled:
+      return "AlreadyInstalled";
+    case Code::kStaleKeystore:
+      return "StaleKeystore";
+    case Code::kKeystoreAhead:
+      return "KeystoreAhead";
+    case Code::kKeystoreConflict:
+      return "KeystoreConflict";
+    case Code::kUnavailable:
+      return "Unavailable";
+    case Code::kSealed:
+      return "Sealed";
+    case Code::kBusy:
+      return "Busy";
+    case Code::kFenced:
+      return "Fenced";
+    case Code::kNotFound:
+      return "NotFound";
+    case Code::kIo:
+      return "Io";
+    case Code::kCancelled:
+      return "Cancelled";
+    case Code::kDeadlineExceeded:
+      return "DeadlineExceeded";
+    case Code::kNotYetMaterialized:
+      return "NotYetMaterialized";
+    case Code::kDiscarded:
+      return "Discarded";
+    case Code::kKeyExhausted:
+      return "KeyExhausted";
   }
   return "Unknown";
 }
@@ -72,8 +92,12 @@ const std::vector<StatusField>& empty_fields() {
 }
 }  // namespace
 
-const std::string& Status::message() const { return state_ ? state_->message : empty_string(); }
-const std::string& Status::step() const { return state_ ? state_->step : empty_string(); }
+const std::string& Status::message() const {
+  return state_ ? state_->message : empty_string();
+}
+const std::string& Status::step() const {
+  return state_ ? state_->step : empty_string();
+}
 const std::vector<StatusField>& Status::fields() const {
   return state_ ? state_->fields : empty_fields();
 }
@@ -97,7 +121,9 @@ Status& Status::with(std::string key, uint64_t value) & {
   return *this;
 }
 
-Status&& Status::at(std::string step) && { return std::move(at(std::move(step))); }
+Status&& Status::at(std::string step) && {
+  return std::move(at(std::move(step)));
+}
 Status&& Status::with(std::string key, uint64_t value) && {
   return std::move(with(std::move(key), value));
 }

@@ -36,12 +36,12 @@ enum class Code : uint8_t {
   kBusy = 11,             // retriable: a bound was reached or a lock is held
   kFenced = 12,           // a newer term has been seen
   kNotFound = 13,
-  kIo = 14,               // the disk failed an operation
-  kCancelled = 15,        // the task was cancelled
-  kDeadlineExceeded = 16, // retriable: a wait outlived its deadline
+  kIo = 14,                  // the disk failed an operation
+  kCancelled = 15,           // the task was cancelled
+  kDeadlineExceeded = 16,    // retriable: a wait outlived its deadline
   kNotYetMaterialized = 17,  // retriable: the server has not reached that LSN yet
-  kDiscarded = 18,        // the page was tombstoned
-  kKeyExhausted = 19,     // a key reached its use limit; a new key version is needed
+  kDiscarded = 18,           // the page was tombstoned
+  kKeyExhausted = 19,        // a key reached its use limit; a new key version is needed
 };
 
 inline constexpr int kCodeCount = 20;
@@ -64,7 +64,8 @@ class [[nodiscard]] Status {
   Status() = default;  // OK
   Status(Code code, std::string message);
 
-  Status(const Status& other) : state_(other.state_ ? std::make_unique<State>(*other.state_) : nullptr) {}
+  Status(const Status& other)
+      : state_(other.state_ ? std::make_unique<State>(*other.state_) : nullptr) {}
   Status& operator=(const Status& other) {
     if (this != &other) state_ = other.state_ ? std::make_unique<State>(*other.state_) : nullptr;
     return *this;
@@ -104,21 +105,37 @@ class [[nodiscard]] Status {
 };
 
 // Shorthands that read like the code they return.
-inline Status invalid_argument(std::string m) { return Status(Code::kInvalidArgument, std::move(m)); }
-inline Status corruption(std::string m) { return Status(Code::kCorruption, std::move(m)); }
-inline Status unavailable(std::string m) { return Status(Code::kUnavailable, std::move(m)); }
-inline Status not_found(std::string m) { return Status(Code::kNotFound, std::move(m)); }
-inline Status io_error(std::string m) { return Status(Code::kIo, std::move(m)); }
-inline Status busy(std::string m) { return Status(Code::kBusy, std::move(m)); }
-inline Status cancelled(std::string m) { return Status(Code::kCancelled, std::move(m)); }
-inline Status deadline_exceeded(std::string m) { return Status(Code::kDeadlineExceeded, std::move(m)); }
+inline Status invalid_argument(std::string m) {
+  return Status(Code::kInvalidArgument, std::move(m));
+}
+inline Status corruption(std::string m) {
+  return Status(Code::kCorruption, std::move(m));
+}
+inline Status unavailable(std::string m) {
+  return Status(Code::kUnavailable, std::move(m));
+}
+inline Status not_found(std::string m) {
+  return Status(Code::kNotFound, std::move(m));
+}
+inline Status io_error(std::string m) {
+  return Status(Code::kIo, std::move(m));
+}
+inline Status busy(std::string m) {
+  return Status(Code::kBusy, std::move(m));
+}
+inline Status cancelled(std::string m) {
+  return Status(Code::kCancelled, std::move(m));
+}
+inline Status deadline_exceeded(std::string m) {
+  return Status(Code::kDeadlineExceeded, std::move(m));
+}
 
 // A value or a non-OK Status. Constructing a Result from an OK Status is a programming
 // error (there would be no value), caught by an assertion.
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {  // NOLINT
     QUIRE_ASSERT(!std::get<Status>(v_).is_ok());
   }
@@ -155,14 +172,14 @@ class [[nodiscard]] Result {
 }  // namespace quire
 
 // Propagate a non-OK Status from an expression returning Status.
-#define QUIRE_RETURN_IF_ERROR(expr)             \
-  do {                                          \
-    ::quire::Status quire_status_ = (expr);     \
+#define QUIRE_RETURN_IF_ERROR(expr)                   \
+  do {                                                \
+    ::quire::Status quire_status_ = (expr);           \
     if (!quire_status_.is_ok()) return quire_status_; \
   } while (0)
 
-#define QUIRE_CO_RETURN_IF_ERROR(expr)             \
-  do {                                             \
-    ::quire::Status quire_status_ = (expr);        \
+#define QUIRE_CO_RETURN_IF_ERROR(expr)                   \
+  do {                                                   \
+    ::quire::Status quire_status_ = (expr);              \
     if (!quire_status_.is_ok()) co_return quire_status_; \
   } while (0)

@@ -81,8 +81,8 @@ constexpr int kGetPageCalls = 2000;
 
 // Reads pages as of the durable LSN one call at a time (the index is in memory and the
 // pages were just written: a warm read), recording each call's latency.
-Task<void> read_pages(Env& env, ReplicationClient& client, Lsn as_of, uint64_t pages, Histogram& latency_us,
-                      uint64_t& failures, bool& done) {
+Task<void> read_pages(Env& env, ReplicationClient& client, Lsn as_of, uint64_t pages,
+                      Histogram& latency_us, uint64_t& failures, bool& done) {
   auto rng = env.random_stream("bench-get-page");
   for (int i = 0; i < kGetPageCalls && pages > 0; ++i) {
     PageId page(1 + rng->uniform(pages));
@@ -90,7 +90,8 @@ Task<void> read_pages(Env& env, ReplicationClient& client, Lsn as_of, uint64_t p
     auto r = co_await client.get_page(TableId(1), page, as_of, env.executor().deadline_after(5s));
     const MonoTime end = env.executor().now();
     if (r.is_ok()) {
-      latency_us.record(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(end - start).count()));
+      latency_us.record(static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::microseconds>(end - start).count()));
     } else {
       failures++;
     }
@@ -282,8 +283,9 @@ int run_bench_pageserver(const BenchFlags& flags) {
   if (finished && phase->first_error.is_ok()) {
     uint64_t pages = std::min<uint64_t>(kPagesMax, phase->last_lsn / kPageEvery);
     bool reads_done = false;
-    client_env.executor().spawn("bench-get-page", read_pages(client_env, *client, durable_lsn, pages, get_page_us,
-                                                             get_page_failures, reads_done));
+    client_env.executor().spawn("bench-get-page",
+                                read_pages(client_env, *client, durable_lsn, pages, get_page_us,
+                                           get_page_failures, reads_done));
     loop.run_until([&] { return reads_done; }, kWritePhaseMax);
   }
   loop.scheduler().destroy_node(kClientNode);  // the writers and re-sends reference the client
@@ -326,8 +328,8 @@ int run_bench_pageserver(const BenchFlags& flags) {
              flags.records, phase->first_lsn, phase->last_lsn, durable_lsn, seconds);
   fmt::print("  {:.0f} ops/s, {:.1f} MB/s; latency {}\n", ops, mb, phase->latency_us.summary("us"));
   if (get_page_us.count() > 0 || get_page_failures > 0) {
-    fmt::print("  get_page (warm index, one call at a time): {}; failures {}\n", get_page_us.summary("us"),
-               get_page_failures);
+    fmt::print("  get_page (warm index, one call at a time): {}; failures {}\n",
+               get_page_us.summary("us"), get_page_failures);
   }
   if (raw) {
     fmt::print(

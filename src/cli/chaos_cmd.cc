@@ -35,13 +35,15 @@ int run_race_command(const ChaosFlags& f) {
   o.chaos_phase = std::chrono::duration_cast<Nanos>(std::chrono::duration<double>(f.chaos_seconds));
   const auto wall_start = std::chrono::steady_clock::now();
   RaceReport r = run_race(o);
-  r.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  r.wall_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   fmt::print("{}", race_report_text(r));
   if (!r.passed) {
     fmt::print("  replay: quire chaos race --policy {} --seed {}\n", f.policy, f.seed);
     // The nodes' last log lines, for the failing run.
-    std::string tail = r.failure_logs.size() > 20000 ? r.failure_logs.substr(r.failure_logs.size() - 20000)
-                                                     : r.failure_logs;
+    std::string tail = r.failure_logs.size() > 20000
+                           ? r.failure_logs.substr(r.failure_logs.size() - 20000)
+                           : r.failure_logs;
     fmt::print(stderr, "---- node logs (last {} bytes) ----\n{}", tail.size(), tail);
   }
   if (!f.json_path.empty()) {
@@ -74,7 +76,9 @@ bool write_file(const std::string& path, const std::string& text) {
   return static_cast<bool>(out);
 }
 
-Nanos seconds(double s) { return std::chrono::duration_cast<Nanos>(std::chrono::duration<double>(s)); }
+Nanos seconds(double s) {
+  return std::chrono::duration_cast<Nanos>(std::chrono::duration<double>(s));
+}
 
 KekReport timed_kek(const KekOptions& o) {
   const auto start = std::chrono::steady_clock::now();
@@ -85,7 +89,8 @@ KekReport timed_kek(const KekOptions& o) {
 
 std::string replay_command(const KekOptions& o, const KekFlags& f) {
   std::string cmd = fmt::format("quire chaos kek --seed {}", o.seed);
-  if (o.policy != PickupPolicy::kAccept) cmd += fmt::format(" --policy {}", pickup_policy_name(o.policy));
+  if (o.policy != PickupPolicy::kAccept)
+    cmd += fmt::format(" --policy {}", pickup_policy_name(o.policy));
   if (f.duration_s != 300) cmd += fmt::format(" --duration {}", f.duration_s);
   if (o.standbys != 2) cmd += fmt::format(" --standbys {}", o.standbys);
   return cmd;
@@ -123,9 +128,10 @@ int run_kek_command(const KekFlags& f) {
   }
   // The seed's swarm first, so a long run shows what it is doing.
   const FaultMix mix = o.mix ? *o.mix : draw_fault_mix(o.seed);
-  fmt::print("running seed {} (policy {}, {} standbys, {:.0f} simulated s of chaos); fault mix: {}\n", o.seed,
-             pickup_policy_name(o.policy), o.standbys, std::chrono::duration<double>(o.duration).count(),
-             fault_mix_text(mix));
+  fmt::print(
+      "running seed {} (policy {}, {} standbys, {:.0f} simulated s of chaos); fault mix: {}\n",
+      o.seed, pickup_policy_name(o.policy), o.standbys,
+      std::chrono::duration<double>(o.duration).count(), fault_mix_text(mix));
   std::fflush(stdout);
   KekReport r = timed_kek(o);
   fmt::print("{}", kek_report_text(r));
@@ -135,25 +141,31 @@ int run_kek_command(const KekFlags& f) {
     fmt::print(stderr, "quire: cannot write {}\n", f.log_path);
   }
   if (!r.passed) {
-    fmt::print("  replay: {}\n", f.replay_path.empty() ? replay_command(o, f)
-                                                       : fmt::format("quire chaos kek --replay {}", f.replay_path));
-    std::string tail = r.failure_logs.size() > 20000 ? r.failure_logs.substr(r.failure_logs.size() - 20000)
-                                                     : r.failure_logs;
-    fmt::print(stderr, "---- {}'s log ring (last {} bytes) ----\n{}", r.failing_node, tail.size(), tail);
+    fmt::print("  replay: {}\n", f.replay_path.empty()
+                                     ? replay_command(o, f)
+                                     : fmt::format("quire chaos kek --replay {}", f.replay_path));
+    std::string tail = r.failure_logs.size() > 20000
+                           ? r.failure_logs.substr(r.failure_logs.size() - 20000)
+                           : r.failure_logs;
+    fmt::print(stderr, "---- {}'s log ring (last {} bytes) ----\n{}", r.failing_node, tail.size(),
+               tail);
     if (f.shrink) {
-      fmt::print("shrinking the fault schedule ({} events, failing checker {})...\n", r.schedule.size(),
-                 r.failed_checker);
+      fmt::print("shrinking the fault schedule ({} events, failing checker {})...\n",
+                 r.schedule.size(), r.failed_checker);
       KekReport small = shrink_kek(o, r, [](size_t trials, size_t events) {
         fmt::print(stderr, "\r  trial {}: {} events   ", trials, events);
       });
       fmt::print(stderr, "\n");
-      const std::string out = f.shrink_out.empty() ? fmt::format("kek-seed-{}.replay.json", o.seed) : f.shrink_out;
+      const std::string out =
+          f.shrink_out.empty() ? fmt::format("kek-seed-{}.replay.json", o.seed) : f.shrink_out;
       if (!write_file(out, replay_file_json(small))) {
         fmt::print(stderr, "quire: cannot write {}\n", out);
         return kExitFailed;
       }
-      fmt::print("minimal schedule: {} of {} events still fail {}; written to {}\n  replay: quire chaos kek --replay {}\n",
-                 small.schedule.size(), r.schedule.size(), small.failed_checker, out, out);
+      fmt::print(
+          "minimal schedule: {} of {} events still fail {}; written to {}\n  replay: quire chaos "
+          "kek --replay {}\n",
+          small.schedule.size(), r.schedule.size(), small.failed_checker, out, out);
     }
   }
   if (!f.json_path.empty() && !write_file(f.json_path, kek_report_json(r))) {
@@ -166,36 +178,46 @@ int run_kek_command(const KekFlags& f) {
 }  // namespace
 
 void add_chaos_commands(CLI::App& app, Commands& commands) {
-  CLI::App* chaos = app.add_subcommand("chaos", "chaos scenarios over a simulated replica set (scenarios: race, kek)");
+  CLI::App* chaos = app.add_subcommand(
+      "chaos", "chaos scenarios over a simulated replica set (scenarios: race, kek)");
   chaos->require_subcommand(0, 1);
   auto flags = std::make_shared<ChaosFlags>();
   // A scenario that is not one of the subcommands lands here, so the error lists them.
-  chaos->add_option("scenario", flags->scenario, "the scenario to run")->check(CLI::IsMember({"race", "kek"}));
+  chaos->add_option("scenario", flags->scenario, "the scenario to run")
+      ->check(CLI::IsMember({"race", "kek"}));
   CLI::App* race = chaos->add_subcommand(
-      "race", "the seed bug report's race, forced: a checkpoint inside a KEK rotation, picked up as the "
-              "standby's page server dies");
-  race->add_option("--policy", flags->policy, "pick-up policy for a stale keystore: accept, skip, resync, abort")
+      "race",
+      "the seed bug report's race, forced: a checkpoint inside a KEK rotation, picked up as the "
+      "standby's page server dies");
+  race->add_option("--policy", flags->policy,
+                   "pick-up policy for a stale keystore: accept, skip, resync, abort")
       ->check(CLI::IsMember({"accept", "skip", "resync", "abort"}));
   race->add_option("--seed", flags->seed, "simulation seed (a number)");
   race->add_option("--json", flags->json_path, "also write the report as JSON to this file");
-  race->add_option("--duration", flags->chaos_seconds, "simulated seconds of writes and rotations after the race")
+  race->add_option("--duration", flags->chaos_seconds,
+                   "simulated seconds of writes and rotations after the race")
       ->check(CLI::Range(1.0, 3600.0));
   commands.push_back({race, [flags] { return run_race_command(*flags); }});
 
   auto kf = std::make_shared<KekFlags>();
-  CLI::App* kek = chaos->add_subcommand(
-      "kek", "seeded chaos over the whole replica set: workload, KEK/CMK rotations and faults drawn from the seed");
+  CLI::App* kek = chaos->add_subcommand("kek",
+                                        "seeded chaos over the whole replica set: workload, "
+                                        "KEK/CMK rotations and faults drawn from the seed");
   kek->add_option("--seed", kf->seed, "simulation seed (a number)");
-  kek->add_option("--policy", kf->policy, "pick-up policy for a stale keystore: accept, skip, resync, abort")
+  kek->add_option("--policy", kf->policy,
+                  "pick-up policy for a stale keystore: accept, skip, resync, abort")
       ->check(CLI::IsMember({"accept", "skip", "resync", "abort"}));
   kek->add_option("--duration", kf->duration_s, "simulated seconds of chaos (default 300)")
       ->check(CLI::Range(1.0, 86400.0));
   kek->add_option("--standbys", kf->standbys, "standbys (default 2)")->check(CLI::Range(1, 8));
   kek->add_option("--json", kf->json_path, "also write the report as JSON to this file");
   kek->add_option("--log", kf->log_path, "when it fails, write every node's log ring to this file");
-  kek->add_flag("--shrink", kf->shrink, "on failure, shrink the fault schedule to a minimal one and write a replay file");
-  kek->add_option("--shrink-out", kf->shrink_out, "where --shrink writes the replay file (default kek-seed-N.replay.json)");
-  kek->add_option("--replay", kf->replay_path, "run the fault schedule of a replay file (from --shrink)");
+  kek->add_flag("--shrink", kf->shrink,
+                "on failure, shrink the fault schedule to a minimal one and write a replay file");
+  kek->add_option("--shrink-out", kf->shrink_out,
+                  "where --shrink writes the replay file (default kek-seed-N.replay.json)");
+  kek->add_option("--replay", kf->replay_path,
+                  "run the fault schedule of a replay file (from --shrink)");
   commands.push_back({kek, [kf, kek] {
                         kf->duration_given = kek->count("--duration") > 0;
                         return run_kek_command(*kf);

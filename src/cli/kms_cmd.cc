@@ -94,7 +94,8 @@ int run(const KmsFlags& flags, bool rotate) {
     return kExitFailed;
   }
   if (!outcome->status.is_ok()) {
-    fmt::print(stderr, "quire kms {}: data directory {}: {}\n", what, flags.dir, outcome->status.to_string());
+    fmt::print(stderr, "quire kms {}: data directory {}: {}\n", what, flags.dir,
+               outcome->status.to_string());
     return kExitFailed;
   }
   nlohmann::ordered_json j;
@@ -108,8 +109,11 @@ int run(const KmsFlags& flags, bool rotate) {
 }
 
 void add_flags(CLI::App* cmd, KmsFlags& flags) {
-  cmd->add_option("--dir", flags.dir, "the compute node's data directory")->required()->check(nonempty_validator());
-  cmd->add_option("--file", flags.file, "the CMK file, relative to --dir")->check(nonempty_validator());
+  cmd->add_option("--dir", flags.dir, "the compute node's data directory")
+      ->required()
+      ->check(nonempty_validator());
+  cmd->add_option("--file", flags.file, "the CMK file, relative to --dir")
+      ->check(nonempty_validator());
   cmd->add_option("--key-id", flags.key_id, "the CMK's key id")->check(nonempty_validator());
 }
 
@@ -119,7 +123,8 @@ void add_kms_commands(CLI::App& app, Commands& commands) {
   CLI::App* kms = app.add_subcommand("kms", "the embedded KMS's CMK file");
   kms->require_subcommand(1);
   auto flags = std::make_shared<KmsFlags>();
-  CLI::App* status = kms->add_subcommand("status", "open the CMK file and print its key id and versions");
+  CLI::App* status =
+      kms->add_subcommand("status", "open the CMK file and print its key id and versions");
   add_flags(status, *flags);
   status->add_flag("--create", flags->create, "create the file (mode 0600) when it is missing");
   commands.push_back({status, [flags] { return run(*flags, false); }});

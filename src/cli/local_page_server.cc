@@ -1,10 +1,8 @@
 #include "cli/local_page_server.h"
 
-
 #include <utility>
 
 #include <fmt/format.h>
-
 
 namespace quire::cli {
 

@@ -7,8 +7,8 @@
 #include <cstdio>
 #include <fstream>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
@@ -28,18 +28,20 @@ int run_sim_selftest(uint64_t seed, const std::string& json_path) {
 
   const auto& m = r.mix;
   fmt::print("quire sim selftest: seed {}\n", r.seed);
-  fmt::print("  fault mix: crashes={} partitions={} message_faults={} (drop={:.3f} dup={:.3f} reorder={}) "
-             "disk_faults={} (eio={:.3f}) clock_skew={} interval={}ms\n",
-             m.crashes, m.partitions, m.message_faults, m.drop, m.duplicate, m.reorder, m.disk_faults, m.disk_eio,
-             m.clock_skew, m.fault_interval_ms);
+  fmt::print(
+      "  fault mix: crashes={} partitions={} message_faults={} (drop={:.3f} dup={:.3f} reorder={}) "
+      "disk_faults={} (eio={:.3f}) clock_skew={} interval={}ms\n",
+      m.crashes, m.partitions, m.message_faults, m.drop, m.duplicate, m.reorder, m.disk_faults,
+      m.disk_eio, m.clock_skew, m.fault_interval_ms);
   fmt::print("  simulated {:.1f} s in {:.2f} s wall ({:.0f}x), {} events\n", r.sim_seconds, wall,
              wall > 0 ? r.sim_seconds / wall : 0.0, r.events);
-  fmt::print("  messages acked {}, delivered {}; durable appends {}; recoveries checked {}\n", r.messages_acked,
-             r.messages_delivered, r.appends_durable, r.recoveries_checked);
-  fmt::print("  faults: crashes {}, fail-stop restarts {}, partitions {}, clock skews {}, disk EIO {}, "
-             "messages sent {} dropped {} duplicated {}\n",
-             r.crashes, r.fail_stop_restarts, r.partitions, r.clock_skews, r.disk_eio_injected, r.net_sent,
-             r.net_dropped, r.net_duplicated);
+  fmt::print("  messages acked {}, delivered {}; durable appends {}; recoveries checked {}\n",
+             r.messages_acked, r.messages_delivered, r.appends_durable, r.recoveries_checked);
+  fmt::print(
+      "  faults: crashes {}, fail-stop restarts {}, partitions {}, clock skews {}, disk EIO {}, "
+      "messages sent {} dropped {} duplicated {}\n",
+      r.crashes, r.fail_stop_restarts, r.partitions, r.clock_skews, r.disk_eio_injected, r.net_sent,
+      r.net_dropped, r.net_duplicated);
   for (const auto& v : r.violations) fmt::print("  VIOLATION: {}\n", v);
   if (!r.passed) {
     fmt::print("  replay: quire sim selftest --seed {}\n", r.seed);
@@ -59,9 +61,15 @@ int run_sim_selftest(uint64_t seed, const std::string& json_path) {
     j["messages_delivered"] = r.messages_delivered;
     j["appends_durable"] = r.appends_durable;
     j["recoveries_checked"] = r.recoveries_checked;
-    j["fault_mix"] = {{"crashes", m.crashes},       {"partitions", m.partitions}, {"message_faults", m.message_faults},
-                      {"drop", m.drop},             {"duplicate", m.duplicate},   {"reorder", m.reorder},
-                      {"disk_faults", m.disk_faults}, {"disk_eio", m.disk_eio},   {"clock_skew", m.clock_skew},
+    j["fault_mix"] = {{"crashes", m.crashes},
+                      {"partitions", m.partitions},
+                      {"message_faults", m.message_faults},
+                      {"drop", m.drop},
+                      {"duplicate", m.duplicate},
+                      {"reorder", m.reorder},
+                      {"disk_faults", m.disk_faults},
+                      {"disk_eio", m.disk_eio},
+                      {"clock_skew", m.clock_skew},
                       {"fault_interval_ms", m.fault_interval_ms}};
     j["violations"] = r.violations;
     std::ofstream out(json_path);
@@ -82,7 +90,8 @@ int main(int argc, char** argv) {
 
   CLI::App* sim = app.add_subcommand("sim", "deterministic simulation runs");
   sim->require_subcommand(1);
-  CLI::App* selftest = sim->add_subcommand("selftest", "simulator self-test: 3 nodes under faults, checks its own invariants");
+  CLI::App* selftest = sim->add_subcommand(
+      "selftest", "simulator self-test: 3 nodes under faults, checks its own invariants");
   uint64_t seed = 1;
   std::string json_path;
   selftest->add_option("--seed", seed, "simulation seed (a number)")->required();

@@ -20,7 +20,8 @@ namespace quire {
 class KeyRing {
  public:
   // `uses_hard_limit` is given to every DataKey the ring makes (tests use small ones).
-  explicit KeyRing(uint64_t uses_hard_limit = kDekUsesHardLimit) : uses_hard_limit_(uses_hard_limit) {}
+  explicit KeyRing(uint64_t uses_hard_limit = kDekUsesHardLimit)
+      : uses_hard_limit_(uses_hard_limit) {}
   KeyRing(const KeyRing&) = delete;
   KeyRing& operator=(const KeyRing&) = delete;
 
@@ -41,7 +42,9 @@ class KeyRing {
   // The newest version of a DEK id (what writers use), or nullptr.
   DataKey* newest(uint64_t dek_id);
   // For open_sealed.
-  DekLookup lookup() { return [this](const DekRef& r) { return find(r); }; }
+  DekLookup lookup() {
+    return [this](const DekRef& r) { return find(r); };
+  }
 
   // A KEK's cipher (for wrapping new DEKs), or nullptr.
   Aes256Gcm* kek(uint32_t version);
@@ -49,7 +52,8 @@ class KeyRing {
   size_t dek_count() const { return deks_.size(); }
 
  private:
-  friend Task<Result<KeystoreChange>> make_rewrap_kek(Kms& kms, KeyRing& ring, const Keystore& keystore,
+  friend Task<Result<KeystoreChange>> make_rewrap_kek(Kms& kms, KeyRing& ring,
+                                                      const Keystore& keystore,
                                                       uint32_t kek_version);
 
   // Each key keeps its material and the wrapped form it was last checked against: when the
@@ -81,10 +85,13 @@ class KeyRing {
 // A new KEK version, wrapped by the KMS's active CMK version.
 Task<Result<KeystoreChange>> make_new_kek(Kms& kms, Random& random, const Keystore& keystore);
 // A new version of DEK `dek_id`, wrapped by the active KEK (which `ring` must hold).
-Result<KeystoreChange> make_new_dek(KeyRing& ring, Random& random, const Keystore& keystore, uint64_t dek_id);
+Result<KeystoreChange> make_new_dek(KeyRing& ring, Random& random, const Keystore& keystore,
+                                    uint64_t dek_id);
 // DEK `ref` rewrapped under the active KEK.
-Result<KeystoreChange> make_rewrap_dek(KeyRing& ring, Random& random, const Keystore& keystore, const DekRef& ref);
+Result<KeystoreChange> make_rewrap_dek(KeyRing& ring, Random& random, const Keystore& keystore,
+                                       const DekRef& ref);
 // KEK `kek_version` rewrapped under the KMS's active CMK version.
-Task<Result<KeystoreChange>> make_rewrap_kek(Kms& kms, KeyRing& ring, const Keystore& keystore, uint32_t kek_version);
+Task<Result<KeystoreChange>> make_rewrap_kek(Kms& kms, KeyRing& ring, const Keystore& keystore,
+                                             uint32_t kek_version);
 
 }  // namespace quire

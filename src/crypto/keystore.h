@@ -29,11 +29,11 @@ namespace quire {
 enum class KeystoreChangeType : uint8_t {
   kNewKek = 1,       // KEK `kek_version` (= newest + 1), wrapped by the CMK: `wrapped`
   kActivateKek = 2,  // new DEKs and rewraps use KEK `kek_version` from now on
-  kNewDek = 3,       // DEK {dek_id, dek_version} (= newest of that id + 1), wrapped by KEK `kek_version`
-  kRewrapDek = 4,    // DEK {dek_id, dek_version} now wrapped by KEK `kek_version`: `wrapped`
-  kRewrapKek = 5,    // KEK `kek_version` now wrapped by CMK `wrapped.cmk_version`: `wrapped`
-  kRetireKek = 6,    // KEK `kek_version` wraps nothing and is not active; kept for old data
-  kDestroyKek = 7,   // a retired KEK is forgotten: its wrapped bytes are dropped
+  kNewDek = 3,  // DEK {dek_id, dek_version} (= newest of that id + 1), wrapped by KEK `kek_version`
+  kRewrapDek = 4,   // DEK {dek_id, dek_version} now wrapped by KEK `kek_version`: `wrapped`
+  kRewrapKek = 5,   // KEK `kek_version` now wrapped by CMK `wrapped.cmk_version`: `wrapped`
+  kRetireKek = 6,   // KEK `kek_version` wraps nothing and is not active; kept for old data
+  kDestroyKek = 7,  // a retired KEK is forgotten: its wrapped bytes are dropped
 };
 
 std::string_view keystore_change_name(KeystoreChangeType t);

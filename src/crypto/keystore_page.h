@@ -23,8 +23,8 @@
 // the tag catches the rest). Reading needs the KMS: Unavailable when it is down.
 #pragma once
 
-#include "crypto/keystore.h"
 #include "base/ids.h"
+#include "crypto/keystore.h"
 #include "runtime/env.h"
 
 namespace quire {
@@ -39,7 +39,8 @@ struct KeystorePage {
   Timestamp push_ts;
 };
 
-Task<Result<Bytes>> encode_keystore_page(Kms& kms, Random& random, Keystore keystore, Timestamp push_ts);
+Task<Result<Bytes>> encode_keystore_page(Kms& kms, Random& random, Keystore keystore,
+                                         Timestamp push_ts);
 
 // Errors name the keystore version and cluster: Corruption (bad magic, size, CRC, tag, or
 // a body whose version or cluster differs from the header), VersionTooNew (compatible

@@ -29,12 +29,17 @@ size_t child_for(const BtreeNode& node, std::string_view key) {
   return lo;
 }
 
-size_t leaf_entry_bytes(const LeafEntry& e) { return e.key.size() + e.value.size() + 8 + 2 * kVarint32LengthMax; }
-size_t child_bytes(const ChildRef& c) { return c.first_key.size() + 16 + kVarint32LengthMax; }
+size_t leaf_entry_bytes(const LeafEntry& e) {
+  return e.key.size() + e.value.size() + 8 + 2 * kVarint32LengthMax;
+}
+size_t child_bytes(const ChildRef& c) {
+  return c.first_key.size() + 16 + kVarint32LengthMax;
+}
 
 // Splits `n` items into chunks whose byte sum stays near `target` (at least one item each).
 template <typename T, typename SizeOf>
-std::vector<std::vector<T>> chunk(std::vector<T> items, size_t limit, size_t count_max, SizeOf size_of) {
+std::vector<std::vector<T>> chunk(std::vector<T> items, size_t limit, size_t count_max,
+                                  SizeOf size_of) {
   size_t total = 0;
   for (const T& t : items) total += size_of(t);
   std::vector<std::vector<T>> out;
@@ -74,7 +79,8 @@ std::vector<std::vector<T>> chunk(std::vector<T> items, size_t limit, size_t cou
 
 // Seals `node` as a new version of `page` (a fresh page id when `page` is 0) and adds
 // its record to the build. Returns the reference a parent stores.
-Result<ChildRef> emit(TreeBuild& build, PageId page, Lsn backlink, BtreeNode node, std::string first_key) {
+Result<ChildRef> emit(TreeBuild& build, PageId page, Lsn backlink, BtreeNode node,
+                      std::string first_key) {
   if (page.is_zero()) {
     build.largest_page_id = build.largest_page_id.next();
     page = build.largest_page_id;
@@ -112,7 +118,8 @@ void emit_discard(TreeBuild& build, PageId page, Lsn backlink) {
   build.pages_delta--;
 }
 
-std::vector<LeafEntry> merge_leaf(const std::vector<LeafEntry>& old, std::span<const KeyVersion> changes) {
+std::vector<LeafEntry> merge_leaf(const std::vector<LeafEntry>& old,
+                                  std::span<const KeyVersion> changes) {
   std::vector<LeafEntry> out;
   out.reserve(old.size() + changes.size());
   size_t i = 0, j = 0;
@@ -132,7 +139,8 @@ std::vector<LeafEntry> merge_leaf(const std::vector<LeafEntry>& old, std::span<c
 // fanout; the first returned ref's page is `page` (0 = new).
 Result<std::vector<ChildRef>> emit_internal(TreeBuild& build, PageId page, Lsn backlink,
                                             std::vector<ChildRef> children) {
-  auto parts = chunk(std::move(children), build.shape.leaf_bytes_max, build.shape.fanout_max, child_bytes);
+  auto parts =
+      chunk(std::move(children), build.shape.leaf_bytes_max, build.shape.fanout_max, child_bytes);
   std::vector<ChildRef> refs;
   for (size_t p = 0; p < parts.size(); p++) {
     std::string first = parts[p].front().first_key;
@@ -140,7 +148,8 @@ Result<std::vector<ChildRef>> emit_internal(TreeBuild& build, PageId page, Lsn b
     BtreeNode node;
     node.type = BtreePageType::kInternal;
     node.children = std::move(parts[p]);
-    auto ref = emit(build, p == 0 ? page : PageId(), p == 0 ? backlink : Lsn(), std::move(node), std::move(first));
+    auto ref = emit(build, p == 0 ? page : PageId(), p == 0 ? backlink : Lsn(), std::move(node),
+                    std::move(first));
     if (!ref.is_ok()) return ref.status();
     refs.push_back(std::move(*ref));
   }
@@ -151,13 +160,15 @@ Result<std::vector<ChildRef>> emit_leaves(TreeBuild& build, PageId page, Lsn bac
                                           std::vector<LeafEntry> entries) {
   std::vector<ChildRef> refs;
   if (entries.empty()) return refs;
-  auto parts = chunk(std::move(entries), build.shape.leaf_bytes_max, kBtreePageEntriesMax / 2, leaf_entry_bytes);
+  auto parts = chunk(std::move(entries), build.shape.leaf_bytes_max, kBtreePageEntriesMax / 2,
+                     leaf_entry_bytes);
   for (size_t p = 0; p < parts.size(); p++) {
     std::string first = parts[p].front().key;
     BtreeNode node;
     node.type = BtreePageType::kLeaf;
     node.entries = std::move(parts[p]);
-    auto ref = emit(build, p == 0 ? page : PageId(), p == 0 ? backlink : Lsn(), std::move(node), std::move(first));
+    auto ref = emit(build, p == 0 ? page : PageId(), p == 0 ? backlink : Lsn(), std::move(node),
+                    std::move(first));
     if (!ref.is_ok()) return ref.status();
     refs.push_back(std::move(*ref));
   }
@@ -218,17 +229,23 @@ Task<Result<std::vector<ChildRef>>> rewrite(PageSource& source, TreeBuild& build
 
 }  // namespace
 
-Task<Result<std::shared_ptr<const BtreeNode>>> load_page(PageSource& source, TableId table, PageId page, Lsn lsn) {
+Task<Result<std::shared_ptr<const BtreeNode>>> load_page(PageSource& source, TableId table,
+                                                         PageId page, Lsn lsn) {
   PageKey key{table, page, lsn};
   if (auto hit = source.cache.get(key)) co_return hit;
-  auto records = co_await source.client.get_page(table, page, lsn, source.executor.deadline_after(source.timeout));
+  auto records = co_await source.client.get_page(table, page, lsn,
+                                                 source.executor.deadline_after(source.timeout));
   if (!records.is_ok()) {
-    co_return Status(records.status()).at("load_page").with("table", table.value).with("page", page.value).with(
-        "lsn", lsn.value);
+    co_return Status(records.status())
+        .at("load_page")
+        .with("table", table.value)
+        .with("page", page.value)
+        .with("lsn", lsn.value);
   }
   // A stable page is always one full image at exactly the LSN its parent names.
-  if (records->size() != 1 || records->front().type != RecordType::kPage || records->front().lsn != lsn ||
-      records->front().table != table || records->front().page != page) {
+  if (records->size() != 1 || records->front().type != RecordType::kPage ||
+      records->front().lsn != lsn || records->front().table != table ||
+      records->front().page != page) {
     co_return Status(Code::kCorruption, "page service returned another version of the page")
         .at("load_page")
         .with("table", table.value)
@@ -244,14 +261,18 @@ Task<Result<std::shared_ptr<const BtreeNode>>> load_page(PageSource& source, Tab
   }
   auto node = decode_btree_node(*plain);
   if (!node.is_ok()) {
-    co_return Status(node.status()).with("table", table.value).with("page", page.value).with("lsn", lsn.value);
+    co_return Status(node.status())
+        .with("table", table.value)
+        .with("page", page.value)
+        .with("lsn", lsn.value);
   }
   auto shared = std::make_shared<const BtreeNode>(std::move(*node));
   source.cache.put(key, shared, sealed_size(*shared, source.encrypt));
   co_return shared;
 }
 
-Task<Result<std::optional<LeafEntry>>> tree_get(PageSource& source, TableRoot root, std::string key) {
+Task<Result<std::optional<LeafEntry>>> tree_get(PageSource& source, TableRoot root,
+                                                std::string key) {
   if (root.root_page.is_zero()) co_return std::optional<LeafEntry>();
   PageId page = root.root_page;
   Lsn lsn = root.root_lsn;
@@ -260,8 +281,9 @@ Task<Result<std::optional<LeafEntry>>> tree_get(PageSource& source, TableRoot ro
     if (!node.is_ok()) co_return node.status();
     const BtreeNode& n = **node;
     if (n.is_leaf()) {
-      auto it = std::lower_bound(n.entries.begin(), n.entries.end(), key,
-                                 [](const LeafEntry& e, const std::string& k) { return e.key < k; });
+      auto it =
+          std::lower_bound(n.entries.begin(), n.entries.end(), key,
+                           [](const LeafEntry& e, const std::string& k) { return e.key < k; });
       if (it != n.entries.end() && it->key == key) co_return std::optional<LeafEntry>(*it);
       co_return std::optional<LeafEntry>();
     }
@@ -269,7 +291,9 @@ Task<Result<std::optional<LeafEntry>>> tree_get(PageSource& source, TableRoot ro
     page = c.page;
     lsn = c.lsn;
   }
-  co_return Status(Code::kCorruption, "tree deeper than 64 levels").at("tree_get").with("table", root.table.value);
+  co_return Status(Code::kCorruption, "tree deeper than 64 levels")
+      .at("tree_get")
+      .with("table", root.table.value);
 }
 
 Task<Status> TreeCursor::seek(std::string key) {
@@ -285,8 +309,9 @@ Task<Status> TreeCursor::seek(std::string key) {
     }
     std::shared_ptr<const BtreeNode> n = std::move(*node);
     if (n->is_leaf()) {
-      auto it = std::lower_bound(n->entries.begin(), n->entries.end(), key,
-                                 [](const LeafEntry& e, const std::string& k) { return e.key < k; });
+      auto it =
+          std::lower_bound(n->entries.begin(), n->entries.end(), key,
+                           [](const LeafEntry& e, const std::string& k) { return e.key < k; });
       size_t index = static_cast<size_t>(it - n->entries.begin());
       stack_.push_back(Frame{std::move(n), index});
       co_return co_await settle();
@@ -297,7 +322,9 @@ Task<Status> TreeCursor::seek(std::string key) {
     stack_.push_back(Frame{std::move(n), index});
   }
   stack_.clear();
-  co_return Status(Code::kCorruption, "tree deeper than 64 levels").at("tree_seek").with("table", root_.table.value);
+  co_return Status(Code::kCorruption, "tree deeper than 64 levels")
+      .at("tree_seek")
+      .with("table", root_.table.value);
 }
 
 Task<Status> TreeCursor::next() {
@@ -371,8 +398,10 @@ Task<Result<TableRoot>> tree_apply(PageSource& source, TreeBuild& build, TableRo
     out.root_page = level.front().page;
     out.root_lsn = level.front().lsn;
   }
-  out.pages = static_cast<uint64_t>(std::max<int64_t>(0, static_cast<int64_t>(root.pages) + build.pages_delta));
-  out.bytes = static_cast<uint64_t>(std::max<int64_t>(0, static_cast<int64_t>(root.bytes) + build.bytes_delta));
+  out.pages = static_cast<uint64_t>(
+      std::max<int64_t>(0, static_cast<int64_t>(root.pages) + build.pages_delta));
+  out.bytes = static_cast<uint64_t>(
+      std::max<int64_t>(0, static_cast<int64_t>(root.bytes) + build.bytes_delta));
   co_return out;
 }
 

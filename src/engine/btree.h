@@ -40,10 +40,12 @@ struct PageSource {
 // Fetches, authenticates and decodes page (table, page, lsn), through the cache.
 // Unavailable/NotYetMaterialized (retriable) when no server has it yet; Corruption (with
 // the ids) when the bytes are not exactly that page version; NotFound for a missing DEK.
-Task<Result<std::shared_ptr<const BtreeNode>>> load_page(PageSource& source, TableId table, PageId page, Lsn lsn);
+Task<Result<std::shared_ptr<const BtreeNode>>> load_page(PageSource& source, TableId table,
+                                                         PageId page, Lsn lsn);
 
 // The entry for `key` in the tree under `root`, or nullopt.
-Task<Result<std::optional<LeafEntry>>> tree_get(PageSource& source, TableRoot root, std::string key);
+Task<Result<std::optional<LeafEntry>>> tree_get(PageSource& source, TableRoot root,
+                                                std::string key);
 
 // An in-order cursor over a tree.
 class TreeCursor {
@@ -96,6 +98,7 @@ struct TreeBuild {
 // Applies `changes` (ascending keys, each key's newest version; tombstones delete) to the
 // tree under `root` and returns the new root. The new pages' records are in build.records
 // (written by the caller); nothing is written here.
-Task<Result<TableRoot>> tree_apply(PageSource& source, TreeBuild& build, TableRoot root, std::vector<KeyVersion> changes);
+Task<Result<TableRoot>> tree_apply(PageSource& source, TreeBuild& build, TableRoot root,
+                                   std::vector<KeyVersion> changes);
 
 }  // namespace quire

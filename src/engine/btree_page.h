@@ -54,8 +54,8 @@ struct ChildRef {
 
 struct BtreeNode {
   BtreePageType type = BtreePageType::kLeaf;
-  std::vector<LeafEntry> entries;   // leaf
-  std::vector<ChildRef> children;   // internal
+  std::vector<LeafEntry> entries;  // leaf
+  std::vector<ChildRef> children;  // internal
 
   bool is_leaf() const { return type == BtreePageType::kLeaf; }
   // The size encode_btree_node produces.

@@ -55,7 +55,8 @@ Result<CheckpointMetadata> decode_metadata_page(ByteView page) {
   m.version = page[4];
   m.compatible_version = page[5];
   const uint32_t body = decode_fixed32(page.data() + 8);
-  if (body != page.size() - kMetadataHeaderBytes) return metadata_corruption("body size does not match");
+  if (body != page.size() - kMetadataHeaderBytes)
+    return metadata_corruption("body size does not match");
   Bytes copy(page.begin(), page.end());
   encode_fixed32(copy.data() + 12, 0);
   if (crc32c::mask(crc32c::value(copy.data(), copy.size())) != decode_fixed32(page.data() + 12)) {
@@ -104,9 +105,12 @@ Result<CheckpointMetadata> decode_metadata_page(ByteView page) {
     t.table = TableId(id);
     t.root_page = PageId(page_id);
     t.root_lsn = Lsn(lsn);
-    if (!m.tables.empty() && m.tables.back().table >= t.table) return metadata_corruption("tables out of order");
-    if (t.root_page.is_zero() != t.root_lsn.is_zero()) return metadata_corruption("half a root reference");
-    if (t.root_page > m.largest_page_id) return metadata_corruption("root page above the largest page id");
+    if (!m.tables.empty() && m.tables.back().table >= t.table)
+      return metadata_corruption("tables out of order");
+    if (t.root_page.is_zero() != t.root_lsn.is_zero())
+      return metadata_corruption("half a root reference");
+    if (t.root_page > m.largest_page_id)
+      return metadata_corruption("root page above the largest page id");
     m.tables.push_back(t);
   }
   return m;
@@ -114,7 +118,8 @@ Result<CheckpointMetadata> decode_metadata_page(ByteView page) {
 
 std::string encode_completion(const CheckpointCompletion& c) {
   return fmt::format(
-      "metadata_lsn={},metadata_checksum={:08x},database_size={},version={},compatible_version={},checkpoint_ts={}",
+      "metadata_lsn={},metadata_checksum={:08x},database_size={},version={},compatible_version={},"
+      "checkpoint_ts={}",
       c.metadata_lsn.value, c.metadata_checksum, c.database_size, c.version, c.compatible_version,
       c.checkpoint_ts.value);
 }
@@ -122,7 +127,8 @@ std::string encode_completion(const CheckpointCompletion& c) {
 namespace {
 
 Status completion_corruption(std::string what) {
-  return Status(Code::kCorruption, "checkpoint completion: " + std::move(what)).at("completion_record");
+  return Status(Code::kCorruption, "checkpoint completion: " + std::move(what))
+      .at("completion_record");
 }
 
 bool parse_u64(std::string_view s, int base, uint64_t* out) {
@@ -137,8 +143,9 @@ Result<CheckpointCompletion> decode_completion(std::string_view text) {
   constexpr size_t kTextMax = 4096;
   if (text.size() > kTextMax) return completion_corruption("too long");
   enum Field { kMetaLsn, kChecksum, kSize, kVersion, kCompat, kTs, kFieldCount };
-  static constexpr std::string_view kNames[kFieldCount] = {"metadata_lsn", "metadata_checksum", "database_size",
-                                                          "version", "compatible_version", "checkpoint_ts"};
+  static constexpr std::string_view kNames[kFieldCount] = {
+      "metadata_lsn", "metadata_checksum",  "database_size",
+      "version",      "compatible_version", "checkpoint_ts"};
   uint64_t values[kFieldCount] = {};
   bool seen[kFieldCount] = {};
   std::vector<std::string> unknown;
@@ -170,7 +177,8 @@ Result<CheckpointCompletion> decode_completion(std::string_view text) {
     if (!seen[i]) return completion_corruption(fmt::format("{} missing", kNames[i]));
   }
   CheckpointCompletion c;
-  if (values[kChecksum] > 0xffffffffu || values[kVersion] > 0xffffffffu || values[kCompat] > 0xffffffffu) {
+  if (values[kChecksum] > 0xffffffffu || values[kVersion] > 0xffffffffu ||
+      values[kCompat] > 0xffffffffu) {
     return completion_corruption("a field out of range");
   }
   c.metadata_lsn = Lsn(values[kMetaLsn]);

@@ -49,8 +49,8 @@ inline constexpr size_t kMetadataHeaderBytes = 16;
 inline constexpr uint32_t kMetadataTablesMax = 1u << 16;
 
 struct KeystoreRef {
-  Lsn page_lsn;            // the KEYSTORE record (0: none written yet)
-  uint64_t version = 0;    // its keystore version
+  Lsn page_lsn;          // the KEYSTORE record (0: none written yet)
+  uint64_t version = 0;  // its keystore version
   Timestamp push_ts;
   KeystoreDigest digest{};  // the keystore's digest at `version`
   friend bool operator==(const KeystoreRef&, const KeystoreRef&) = default;

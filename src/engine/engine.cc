@@ -31,14 +31,20 @@ PickupResult busy_pickup(Lsn checkpoint_lsn, uint64_t node_keystore_version, con
   return r;
 }
 
-bool is_retriable_code(Code c) { return code_is_retriable(c) || c == Code::kCancelled; }
+bool is_retriable_code(Code c) {
+  return code_is_retriable(c) || c == Code::kCancelled;
+}
 
 PickupOutcome outcome_for(const Status& st) {
   switch (st.code()) {
-    case Code::kVersionTooNew: return PickupOutcome::kVersionTooNew;
-    case Code::kKeystoreConflict: return PickupOutcome::kKeystoreConflict;
-    case Code::kBusy: return PickupOutcome::kBusy;
-    default: break;
+    case Code::kVersionTooNew:
+      return PickupOutcome::kVersionTooNew;
+    case Code::kKeystoreConflict:
+      return PickupOutcome::kKeystoreConflict;
+    case Code::kBusy:
+      return PickupOutcome::kBusy;
+    default:
+      break;
   }
   if (is_retriable_code(st.code())) return PickupOutcome::kUnavailable;
   return PickupOutcome::kCorrupt;
@@ -47,43 +53,63 @@ PickupOutcome outcome_for(const Status& st) {
 
 std::string_view checkpoint_step_name(CheckpointStep s) {
   switch (s) {
-    case CheckpointStep::kPages: return "pages";
-    case CheckpointStep::kKeystorePage: return "keystore_page";
-    case CheckpointStep::kMetadataPage: return "metadata_page";
-    case CheckpointStep::kCompletion: return "completion";
+    case CheckpointStep::kPages:
+      return "pages";
+    case CheckpointStep::kKeystorePage:
+      return "keystore_page";
+    case CheckpointStep::kMetadataPage:
+      return "metadata_page";
+    case CheckpointStep::kCompletion:
+      return "completion";
   }
   return "unknown";
 }
 
 std::string_view pickup_policy_name(PickupPolicy p) {
   switch (p) {
-    case PickupPolicy::kAccept: return "accept";
-    case PickupPolicy::kSkip: return "skip";
-    case PickupPolicy::kResync: return "resync";
-    case PickupPolicy::kAbort: return "abort";
+    case PickupPolicy::kAccept:
+      return "accept";
+    case PickupPolicy::kSkip:
+      return "skip";
+    case PickupPolicy::kResync:
+      return "resync";
+    case PickupPolicy::kAbort:
+      return "abort";
   }
   return "unknown";
 }
 
 Result<PickupPolicy> parse_pickup_policy(std::string_view name) {
-  for (PickupPolicy p : {PickupPolicy::kAccept, PickupPolicy::kSkip, PickupPolicy::kResync, PickupPolicy::kAbort}) {
+  for (PickupPolicy p :
+       {PickupPolicy::kAccept, PickupPolicy::kSkip, PickupPolicy::kResync, PickupPolicy::kAbort}) {
     if (pickup_policy_name(p) == name) return p;
   }
-  return invalid_argument(fmt::format("unknown policy '{}' (valid: accept, skip, resync, abort)", name));
+  return invalid_argument(
+      fmt::format("unknown policy '{}' (valid: accept, skip, resync, abort)", name));
 }
 
 std::string_view pickup_outcome_name(PickupOutcome o) {
   switch (o) {
-    case PickupOutcome::kInstalled: return "Installed";
-    case PickupOutcome::kAlreadyInstalled: return "AlreadyInstalled";
-    case PickupOutcome::kOlder: return "Older";
-    case PickupOutcome::kStaleKeystore: return "StaleKeystore";
-    case PickupOutcome::kKeystoreAhead: return "KeystoreAhead";
-    case PickupOutcome::kKeystoreConflict: return "KeystoreConflict";
-    case PickupOutcome::kCorrupt: return "Corrupt";
-    case PickupOutcome::kUnavailable: return "Unavailable";
-    case PickupOutcome::kVersionTooNew: return "VersionTooNew";
-    case PickupOutcome::kBusy: return "Busy";
+    case PickupOutcome::kInstalled:
+      return "Installed";
+    case PickupOutcome::kAlreadyInstalled:
+      return "AlreadyInstalled";
+    case PickupOutcome::kOlder:
+      return "Older";
+    case PickupOutcome::kStaleKeystore:
+      return "StaleKeystore";
+    case PickupOutcome::kKeystoreAhead:
+      return "KeystoreAhead";
+    case PickupOutcome::kKeystoreConflict:
+      return "KeystoreConflict";
+    case PickupOutcome::kCorrupt:
+      return "Corrupt";
+    case PickupOutcome::kUnavailable:
+      return "Unavailable";
+    case PickupOutcome::kVersionTooNew:
+      return "VersionTooNew";
+    case PickupOutcome::kBusy:
+      return "Busy";
   }
   return "Unknown";
 }
@@ -169,7 +195,8 @@ Task<Result<std::vector<KeystoreChange>>> Engine::apply_all(std::vector<Keystore
   co_return changes;
 }
 
-Task<Result<std::vector<KeystoreChange>>> Engine::draft(Task<Result<std::vector<KeystoreChange>>> body) {
+Task<Result<std::vector<KeystoreChange>>> Engine::draft(
+    Task<Result<std::vector<KeystoreChange>>> body) {
   // One key operation at a time: a draft copies the keystore and must find it unchanged
   // when it applies its changes.
   QUIRE_CO_RETURN_IF_ERROR(co_await keys_mu_.lock());
@@ -183,9 +210,13 @@ Task<Result<std::vector<KeystoreChange>>> Engine::bootstrap_keys(std::vector<Tab
   co_return co_await draft(bootstrap_draft(std::move(tables)));
 }
 
-Task<Result<std::vector<KeystoreChange>>> Engine::rotate_kek() { co_return co_await draft(rotate_kek_draft()); }
+Task<Result<std::vector<KeystoreChange>>> Engine::rotate_kek() {
+  co_return co_await draft(rotate_kek_draft());
+}
 
-Task<Result<std::vector<KeystoreChange>>> Engine::rotate_cmk() { co_return co_await draft(rotate_cmk_draft()); }
+Task<Result<std::vector<KeystoreChange>>> Engine::rotate_cmk() {
+  co_return co_await draft(rotate_cmk_draft());
+}
 
 Task<Result<std::vector<KeystoreChange>>> Engine::bootstrap_draft(std::vector<TableId> tables) {
   if (keystore_.version() != 0) co_return invalid_argument("keystore already bootstrapped");
@@ -317,7 +348,8 @@ Task<Result<std::vector<KeystoreChange>>> Engine::destroy_retired_keks(
   co_return co_await draft(destroy_draft(std::move(oldest_retained)));
 }
 
-Task<Result<std::vector<KeystoreChange>>> Engine::destroy_draft(std::shared_ptr<const Keystore> oldest_retained) {
+Task<Result<std::vector<KeystoreChange>>> Engine::destroy_draft(
+    std::shared_ptr<const Keystore> oldest_retained) {
   std::vector<KeystoreChange> changes;
   if (!oldest_retained || !oldest_retained->is_prefix_of(keystore_)) co_return changes;
   Keystore draft = keystore_;
@@ -329,8 +361,9 @@ Task<Result<std::vector<KeystoreChange>>> Engine::destroy_draft(std::shared_ptr<
     destroy.type = KeystoreChangeType::kDestroyKek;
     destroy.kek_version = v;
     QUIRE_CO_RETURN_IF_ERROR(draft.apply(destroy));
-    env_.log().info(kComponent, 40004, "KEK destroyed: no retained checkpoint needs it",
-                    {{"kek_version", v}, {"oldest_retained_keystore_version", oldest_retained->version()}});
+    env_.log().info(
+        kComponent, 40004, "KEK destroyed: no retained checkpoint needs it",
+        {{"kek_version", v}, {"oldest_retained_keystore_version", oldest_retained->version()}});
     changes.push_back(destroy);
   }
   if (changes.empty()) co_return changes;
@@ -344,7 +377,8 @@ Status Engine::push_keystore(Timestamp ts) {
 
 // ---- Tables -------------------------------------------------------------------------
 
-Status Engine::apply_write(TableId id, std::string key, Timestamp ts, std::optional<std::string> value) {
+Status Engine::apply_write(TableId id, std::string key, Timestamp ts,
+                           std::optional<std::string> value) {
   if (id.value < kFirstUserTable) {
     return Status(Code::kInvalidArgument, "table id is reserved").with("table", id.value);
   }
@@ -363,7 +397,8 @@ Status Engine::apply_write(TableId id, std::string key, Timestamp ts, std::optio
   return table(id).ingest.put(std::move(key), ts, std::move(value));
 }
 
-Task<Result<std::optional<std::string>>> Engine::get(TableId id, std::string key, Timestamp read_ts) {
+Task<Result<std::optional<std::string>>> Engine::get(TableId id, std::string key,
+                                                     Timestamp read_ts) {
   if (read_ts < checkpoint_ts_) {
     co_return Status(Code::kOlder, "read below the oldest readable timestamp")
         .at("get")
@@ -390,12 +425,13 @@ Task<Result<std::optional<std::string>>> Engine::get(TableId id, std::string key
     if (!*entry) co_return std::optional<std::string>();
     co_return std::optional<std::string>((*entry)->value);
   }
-  co_return busy("read kept restarting under checkpoint switches").at("get").with("table", id.value);
+  co_return busy("read kept restarting under checkpoint switches")
+      .at("get")
+      .with("table", id.value);
 }
 
-Task<Result<std::vector<std::pair<std::string, std::string>>>> Engine::scan(TableId id, std::string lo,
-                                                                            std::string hi, Timestamp read_ts,
-                                                                            size_t limit) {
+Task<Result<std::vector<std::pair<std::string, std::string>>>> Engine::scan(
+    TableId id, std::string lo, std::string hi, Timestamp read_ts, size_t limit) {
   using Out = std::vector<std::pair<std::string, std::string>>;
   if (read_ts < checkpoint_ts_) {
     co_return Status(Code::kOlder, "scan below the oldest readable timestamp")
@@ -461,14 +497,18 @@ Task<Result<std::vector<std::pair<std::string, std::string>>>> Engine::scan(Tabl
     }
     if (!restarted) co_return out;
   }
-  co_return busy("scan kept restarting under checkpoint switches").at("scan").with("table", id.value);
+  co_return busy("scan kept restarting under checkpoint switches")
+      .at("scan")
+      .with("table", id.value);
 }
 
 // ---- Checkpoint (leader) ------------------------------------------------------------
 
-Task<Status> Engine::write_step(RecordWriter& writer, CheckpointStep step, std::vector<Record> records) {
+Task<Status> Engine::write_step(RecordWriter& writer, CheckpointStep step,
+                                std::vector<Record> records) {
   if (options_.before_checkpoint_step) options_.before_checkpoint_step(step);
-  Status st = co_await writer.write(std::move(records), env_.executor().deadline_after(options_.io_timeout));
+  Status st = co_await writer.write(std::move(records),
+                                    env_.executor().deadline_after(options_.io_timeout));
   if (st.is_ok()) co_return st;
   // Leave the chain clean for the next checkpoint; if that fails too, the next write
   // retries it (needs_recovery stays set).
@@ -478,7 +518,8 @@ Task<Status> Engine::write_step(RecordWriter& writer, CheckpointStep step, std::
   co_return std::move(st).at(fmt::format("checkpoint:{}", checkpoint_step_name(step)));
 }
 
-Task<Result<CheckpointInfo>> Engine::checkpoint(RecordWriter& writer, Timestamp checkpoint_ts, Lsn log_lsn) {
+Task<Result<CheckpointInfo>> Engine::checkpoint(RecordWriter& writer, Timestamp checkpoint_ts,
+                                                Lsn log_lsn) {
   Status locked = co_await checkpoint_mu_.lock(env_.executor().deadline_after(options_.io_timeout));
   if (!locked.is_ok()) co_return busy("checkpoint lock held too long").at("checkpoint");
   MutexGuard guard(checkpoint_mu_);
@@ -489,7 +530,8 @@ Task<Result<CheckpointInfo>> Engine::checkpoint(RecordWriter& writer, Timestamp 
         .with("checkpoint_ts", checkpoint_ts_.value);
   }
   if (writer.needs_recovery()) {
-    QUIRE_CO_RETURN_IF_ERROR(co_await writer.recover(env_.executor().deadline_after(options_.io_timeout)));
+    QUIRE_CO_RETURN_IF_ERROR(
+        co_await writer.recover(env_.executor().deadline_after(options_.io_timeout)));
   }
 
   // The keystore this checkpoint references: the newest pushed at or below its ts.
@@ -504,7 +546,8 @@ Task<Result<CheckpointInfo>> Engine::checkpoint(RecordWriter& writer, Timestamp 
     ks = std::make_shared<const Keystore>(keystore_);
   }
   if (options_.encrypt && !ks) {
-    co_return Status(Code::kInvalidArgument, "no keystore pushed at or below the checkpoint timestamp")
+    co_return Status(Code::kInvalidArgument,
+                     "no keystore pushed at or below the checkpoint timestamp")
         .at("checkpoint")
         .with("ts", checkpoint_ts.value);
   }
@@ -549,7 +592,8 @@ Task<Result<CheckpointInfo>> Engine::checkpoint(RecordWriter& writer, Timestamp 
     for (auto& p : build.new_pages) new_pages.push_back(std::move(p));
   }
   if (!page_records.empty()) {
-    QUIRE_CO_RETURN_IF_ERROR(co_await write_step(writer, CheckpointStep::kPages, std::move(page_records)));
+    QUIRE_CO_RETURN_IF_ERROR(
+        co_await write_step(writer, CheckpointStep::kPages, std::move(page_records)));
   }
 
   // 2. The keystore page, when a newer pushed version is due.
@@ -565,7 +609,8 @@ Task<Result<CheckpointInfo>> Engine::checkpoint(RecordWriter& writer, Timestamp 
     r.backlink_lsn = ks_ref.page_lsn;
     r.payload = std::move(*page);
     new_ks_ref = KeystoreRef{r.lsn, ks->version(), selected->ts, ks->digest()};
-    QUIRE_CO_RETURN_IF_ERROR(co_await write_step(writer, CheckpointStep::kKeystorePage, one_record(std::move(r))));
+    QUIRE_CO_RETURN_IF_ERROR(
+        co_await write_step(writer, CheckpointStep::kKeystorePage, one_record(std::move(r))));
     info.wrote_keystore_page = true;
   }
 
@@ -593,7 +638,8 @@ Task<Result<CheckpointInfo>> Engine::checkpoint(RecordWriter& writer, Timestamp 
   meta_record.backlink_lsn = metadata_lsn_;
   meta_record.payload = std::move(meta_bytes);
   const Lsn meta_lsn = meta_record.lsn;
-  QUIRE_CO_RETURN_IF_ERROR(co_await write_step(writer, CheckpointStep::kMetadataPage, one_record(std::move(meta_record))));
+  QUIRE_CO_RETURN_IF_ERROR(co_await write_step(writer, CheckpointStep::kMetadataPage,
+                                               one_record(std::move(meta_record))));
 
   // 4. The completion record: from here on this is the latest checkpoint.
   CheckpointCompletion completion;
@@ -607,7 +653,8 @@ Task<Result<CheckpointInfo>> Engine::checkpoint(RecordWriter& writer, Timestamp 
   done.lsn = writer.allocate();
   done.payload.assign(text.begin(), text.end());
   const Lsn done_lsn = done.lsn;
-  QUIRE_CO_RETURN_IF_ERROR(co_await write_step(writer, CheckpointStep::kCompletion, one_record(std::move(done))));
+  QUIRE_CO_RETURN_IF_ERROR(
+      co_await write_step(writer, CheckpointStep::kCompletion, one_record(std::move(done))));
 
   // Durable: switch the in-memory state.
   for (auto& [id, root] : new_roots) tables_[id].root = root;
@@ -653,7 +700,8 @@ Task<PickupResult> Engine::install_checkpoint(Record completion, InstallMode mod
     // Key changes wait while a pick-up checks and adopts keystores.
     Status keys = co_await keys_mu_.lock(env_.executor().deadline_after(options_.io_timeout));
     if (!keys.is_ok()) {
-      result = busy_pickup(completion.lsn, keystore_.version(), "a key operation held the keystore too long");
+      result = busy_pickup(completion.lsn, keystore_.version(),
+                           "a key operation held the keystore too long");
     } else {
       MutexGuard keys_guard(keys_mu_);
       result = co_await install_locked(std::move(completion), mode);
@@ -675,18 +723,21 @@ Task<PickupResult> Engine::install_locked(Record completion, InstallMode mode) {
 
   // 1. The completion record.
   if (completion.type != RecordType::kCheckpointComplete) {
-    co_return fail(PickupOutcome::kCorrupt, corruption("not a checkpoint completion record").at("pickup"));
+    co_return fail(PickupOutcome::kCorrupt,
+                   corruption("not a checkpoint completion record").at("pickup"));
   }
-  std::string_view text(reinterpret_cast<const char*>(completion.payload.data()), completion.payload.size());
+  std::string_view text(reinterpret_cast<const char*>(completion.payload.data()),
+                        completion.payload.size());
   auto parsed = decode_completion(text);
   if (!parsed.is_ok()) co_return fail(outcome_for(parsed.status()), parsed.status());
   const CheckpointCompletion c = *parsed;
   r.checkpoint_ts = c.checkpoint_ts;
   if (completion.lsn < installed_lsn_) {
-    co_return fail(PickupOutcome::kOlder, Status(Code::kOlder, "checkpoint older than the installed one")
-                                               .at("pickup")
-                                               .with("checkpoint_lsn", completion.lsn.value)
-                                               .with("installed_lsn", installed_lsn_.value));
+    co_return fail(PickupOutcome::kOlder,
+                   Status(Code::kOlder, "checkpoint older than the installed one")
+                       .at("pickup")
+                       .with("checkpoint_lsn", completion.lsn.value)
+                       .with("installed_lsn", installed_lsn_.value));
   }
   if (completion.lsn == installed_lsn_) {
     r.outcome = PickupOutcome::kAlreadyInstalled;
@@ -694,25 +745,30 @@ Task<PickupResult> Engine::install_locked(Record completion, InstallMode mode) {
     co_return r;
   }
   if (c.compatible_version > kCheckpointVersion) {
-    co_return fail(PickupOutcome::kVersionTooNew, Status(Code::kVersionTooNew, "checkpoint needs a newer reader")
-                                                      .at("pickup")
-                                                      .with("compatible_version", c.compatible_version));
+    co_return fail(PickupOutcome::kVersionTooNew,
+                   Status(Code::kVersionTooNew, "checkpoint needs a newer reader")
+                       .at("pickup")
+                       .with("compatible_version", c.compatible_version));
   }
   if (c.version < c.compatible_version) {
-    co_return fail(PickupOutcome::kCorrupt, corruption("version below compatible_version").at("pickup"));
+    co_return fail(PickupOutcome::kCorrupt,
+                   corruption("version below compatible_version").at("pickup"));
   }
 
   // 2. The metadata page, exactly the version the completion names, checksum verified.
   auto pages = co_await client_.get_page(kMetadataTable, kMetadataPage, c.metadata_lsn,
                                          env_.executor().deadline_after(options_.io_timeout));
   if (!pages.is_ok()) {
-    Status st = Status(pages.status()).at("pickup:metadata").with("metadata_lsn", c.metadata_lsn.value);
+    Status st =
+        Status(pages.status()).at("pickup:metadata").with("metadata_lsn", c.metadata_lsn.value);
     co_return fail(outcome_for(st), st);
   }
-  if (pages->size() != 1 || pages->front().lsn != c.metadata_lsn || pages->front().type != RecordType::kMetadata) {
+  if (pages->size() != 1 || pages->front().lsn != c.metadata_lsn ||
+      pages->front().type != RecordType::kMetadata) {
     co_return fail(PickupOutcome::kCorrupt,
-                   corruption("metadata page is not the version the completion names").at("pickup:metadata").with(
-                       "metadata_lsn", c.metadata_lsn.value));
+                   corruption("metadata page is not the version the completion names")
+                       .at("pickup:metadata")
+                       .with("metadata_lsn", c.metadata_lsn.value));
   }
   const Bytes& meta_bytes = pages->front().payload;
   if (crc32c::value(meta_bytes.data(), meta_bytes.size()) != c.metadata_checksum) {
@@ -726,8 +782,9 @@ Task<PickupResult> Engine::install_locked(Record completion, InstallMode mode) {
   // 3. Versions agree between the two records.
   if (meta->checkpoint_ts != c.checkpoint_ts || meta->version != c.version ||
       meta->compatible_version != c.compatible_version) {
-    co_return fail(PickupOutcome::kCorrupt,
-                   corruption("metadata page and completion record disagree").at("pickup:versions"));
+    co_return fail(
+        PickupOutcome::kCorrupt,
+        corruption("metadata page and completion record disagree").at("pickup:versions"));
   }
 
   // 4. The keystore: the checkpoint's version is a lower bound on what reading it needs.
@@ -738,46 +795,53 @@ Task<PickupResult> Engine::install_locked(Record completion, InstallMode mode) {
   bool stale = false;
   if (ref.version <= keystore_.version()) {
     if (keystore_.digest_at(ref.version) != ref.digest) {
-      co_return fail(PickupOutcome::kKeystoreConflict,
-                     Status(Code::kKeystoreConflict, "checkpoint keystore is not a prefix of the node's")
-                         .at("pickup:keystore")
-                         .with("checkpoint_keystore_version", ref.version)
-                         .with("node_keystore_version", keystore_.version()));
+      co_return fail(
+          PickupOutcome::kKeystoreConflict,
+          Status(Code::kKeystoreConflict, "checkpoint keystore is not a prefix of the node's")
+              .at("pickup:keystore")
+              .with("checkpoint_keystore_version", ref.version)
+              .with("node_keystore_version", keystore_.version()));
     }
     stale = ref.version < keystore_.version();
   } else if (mode == InstallMode::kFollow) {
-    co_return fail(PickupOutcome::kKeystoreAhead,
-                   Status(Code::kKeystoreAhead, "checkpoint needs keystore versions not applied yet")
-                       .at("pickup:keystore")
-                       .with("checkpoint_keystore_version", ref.version)
-                       .with("node_keystore_version", keystore_.version()));
+    co_return fail(
+        PickupOutcome::kKeystoreAhead,
+        Status(Code::kKeystoreAhead, "checkpoint needs keystore versions not applied yet")
+            .at("pickup:keystore")
+            .with("checkpoint_keystore_version", ref.version)
+            .with("node_keystore_version", keystore_.version()));
   } else {
     auto ks_pages = co_await client_.get_page(kKeystoreTable, kKeystorePage, ref.page_lsn,
                                               env_.executor().deadline_after(options_.io_timeout));
     if (!ks_pages.is_ok()) {
-      Status st = Status(ks_pages.status()).at("pickup:keystore").with("keystore_lsn", ref.page_lsn.value);
+      Status st =
+          Status(ks_pages.status()).at("pickup:keystore").with("keystore_lsn", ref.page_lsn.value);
       co_return fail(outcome_for(st), st);
     }
     if (ks_pages->size() != 1 || ks_pages->front().lsn != ref.page_lsn ||
         ks_pages->front().type != RecordType::kKeystore) {
-      co_return fail(PickupOutcome::kCorrupt, corruption("keystore page is not the version the checkpoint names")
-                                                  .at("pickup:keystore")
-                                                  .with("keystore_lsn", ref.page_lsn.value));
+      co_return fail(PickupOutcome::kCorrupt,
+                     corruption("keystore page is not the version the checkpoint names")
+                         .at("pickup:keystore")
+                         .with("keystore_lsn", ref.page_lsn.value));
     }
-    auto page = co_await decode_keystore_page(kms_, options_.cluster_id, std::move(ks_pages->front().payload));
+    auto page = co_await decode_keystore_page(kms_, options_.cluster_id,
+                                              std::move(ks_pages->front().payload));
     if (!page.is_ok()) co_return fail(outcome_for(page.status()), page.status());
     if (page->keystore.version() != ref.version || page->keystore.digest() != ref.digest ||
         page->push_ts != ref.push_ts) {
-      co_return fail(PickupOutcome::kCorrupt, corruption("keystore page does not match the checkpoint's reference")
-                                                  .at("pickup:keystore")
-                                                  .with("keystore_version", ref.version));
+      co_return fail(PickupOutcome::kCorrupt,
+                     corruption("keystore page does not match the checkpoint's reference")
+                         .at("pickup:keystore")
+                         .with("keystore_version", ref.version));
     }
     if (!keystore_.is_prefix_of(page->keystore)) {
-      co_return fail(PickupOutcome::kKeystoreConflict,
-                     Status(Code::kKeystoreConflict, "node keystore is not a prefix of the checkpoint's")
-                         .at("pickup:keystore")
-                         .with("checkpoint_keystore_version", ref.version)
-                         .with("node_keystore_version", keystore_.version()));
+      co_return fail(
+          PickupOutcome::kKeystoreConflict,
+          Status(Code::kKeystoreConflict, "node keystore is not a prefix of the checkpoint's")
+              .at("pickup:keystore")
+              .with("checkpoint_keystore_version", ref.version)
+              .with("node_keystore_version", keystore_.version()));
     }
     Status st = co_await ring_.sync(kms_, page->keystore);
     if (!st.is_ok()) co_return fail(outcome_for(st), st.at("pickup:keystore"));
@@ -799,7 +863,8 @@ Task<PickupResult> Engine::install_locked(Record completion, InstallMode mode) {
   for (const TableRoot& t : meta->tables) {
     if (t.root_page.is_zero()) continue;
     auto node = co_await load_page(source, t.table, t.root_page, t.root_lsn);
-    if (!node.is_ok()) co_return fail(outcome_for(node.status()), Status(node.status()).at("pickup:roots"));
+    if (!node.is_ok())
+      co_return fail(outcome_for(node.status()), Status(node.status()).at("pickup:roots"));
   }
 
   // 6. Switch: roots, prune ingest up to the checkpoint, bookkeeping. Nothing can fail.
@@ -840,19 +905,31 @@ Task<PickupResult> Engine::install_locked(Record completion, InstallMode mode) {
 void Engine::report_pickup(const PickupResult& r, Lsn installed_before) {
   std::string_view action;
   switch (r.outcome) {
-    case PickupOutcome::kInstalled: action = "installed"; break;
+    case PickupOutcome::kInstalled:
+      action = "installed";
+      break;
     case PickupOutcome::kAlreadyInstalled:
-    case PickupOutcome::kOlder: action = "ignored"; break;
-    case PickupOutcome::kStaleKeystore: action = r.installed ? "installed, kept node keystore" : "skipped"; break;
+    case PickupOutcome::kOlder:
+      action = "ignored";
+      break;
+    case PickupOutcome::kStaleKeystore:
+      action = r.installed ? "installed, kept node keystore" : "skipped";
+      break;
     case PickupOutcome::kKeystoreAhead:
     case PickupOutcome::kUnavailable:
-    case PickupOutcome::kBusy: action = "retry later"; break;
-    default: action = "rejected"; break;
+    case PickupOutcome::kBusy:
+      action = "retry later";
+      break;
+    default:
+      action = "rejected";
+      break;
   }
-  const bool bad = !r.installed && r.outcome != PickupOutcome::kOlder && r.outcome != PickupOutcome::kBusy &&
-                   r.outcome != PickupOutcome::kKeystoreAhead && r.outcome != PickupOutcome::kUnavailable &&
-                   r.outcome != PickupOutcome::kStaleKeystore;
-  env_.log().log(bad ? Severity::kWarning : Severity::kInfo, kComponent, 40020, "checkpoint pick-up",
+  const bool bad =
+      !r.installed && r.outcome != PickupOutcome::kOlder && r.outcome != PickupOutcome::kBusy &&
+      r.outcome != PickupOutcome::kKeystoreAhead && r.outcome != PickupOutcome::kUnavailable &&
+      r.outcome != PickupOutcome::kStaleKeystore;
+  env_.log().log(bad ? Severity::kWarning : Severity::kInfo, kComponent, 40020,
+                 "checkpoint pick-up",
                  {{"checkpointToInstallLsn", r.checkpoint_lsn},
                   {"installedCheckpointLsn", installed_before},
                   {"checkpoint_ts", r.checkpoint_ts},
@@ -862,7 +939,8 @@ void Engine::report_pickup(const PickupResult& r, Lsn installed_before) {
                   {"action", action},
                   {"policy", pickup_policy_name(options_.policy)},
                   {"error", r.detail}});
-  if (options_.policy == PickupPolicy::kAbort && !r.installed && r.outcome != PickupOutcome::kOlder) {
+  if (options_.policy == PickupPolicy::kAbort && !r.installed &&
+      r.outcome != PickupOutcome::kOlder) {
     // The report's behaviour, kept only so the chaos suite can show it finds the crash.
     Status why = r.detail.is_ok() ? Status(Code::kInvalidArgument, "pick-up failed") : r.detail;
     env_.abort_process(std::move(why).at("pickup").with("checkpoint_lsn", r.checkpoint_lsn.value));

@@ -35,7 +35,12 @@
 namespace quire {
 
 // The steps of a leader checkpoint, in order (for logs and for fault-injection tests).
-enum class CheckpointStep : uint8_t { kPages = 1, kKeystorePage = 2, kMetadataPage = 3, kCompletion = 4 };
+enum class CheckpointStep : uint8_t {
+  kPages = 1,
+  kKeystorePage = 2,
+  kMetadataPage = 3,
+  kCompletion = 4
+};
 std::string_view checkpoint_step_name(CheckpointStep s);
 
 struct EngineOptions {
@@ -110,10 +115,13 @@ class Engine {
   // oldest checkpoint a reader may still load) and not destroyed yet. No retained
   // keystore wraps anything under such a KEK, and log records are sealed under DEKs, so
   // nothing retained needs it. Returns the changes.
-  Task<Result<std::vector<KeystoreChange>>> destroy_retired_keks(std::shared_ptr<const Keystore> oldest_retained);
+  Task<Result<std::vector<KeystoreChange>>> destroy_retired_keks(
+      std::shared_ptr<const Keystore> oldest_retained);
   // The keystore the installed (or last written) checkpoint references, when the node
   // has it as a snapshot (always on a leader that wrote the checkpoint).
-  std::shared_ptr<const Keystore> checkpoint_keystore_snapshot() const { return checkpoint_keystore_; }
+  std::shared_ptr<const Keystore> checkpoint_keystore_snapshot() const {
+    return checkpoint_keystore_;
+  }
   // Pushes the node's current keystore to the checkpoint queue at `ts`.
   Status push_keystore(Timestamp ts);
 
@@ -122,11 +130,13 @@ class Engine {
   // InvalidArgument for a reserved table, a key above kKeyBytesMax or a value above
   // kValueBytesMax, or a ts at or below the installed checkpoint. The caller applies
   // writes in timestamp order and checkpoints only at timestamps it has fully applied.
-  Status apply_write(TableId table, std::string key, Timestamp ts, std::optional<std::string> value);
+  Status apply_write(TableId table, std::string key, Timestamp ts,
+                     std::optional<std::string> value);
   Task<Result<std::optional<std::string>>> get(TableId table, std::string key, Timestamp read_ts);
   // Live entries with keys in [lo, hi) (hi empty: no bound) at `read_ts`, at most `limit`.
   Task<Result<std::vector<std::pair<std::string, std::string>>>> scan(TableId table, std::string lo,
-                                                                      std::string hi, Timestamp read_ts,
+                                                                      std::string hi,
+                                                                      Timestamp read_ts,
                                                                       size_t limit);
   std::vector<TableId> tables() const;
 
@@ -138,7 +148,8 @@ class Engine {
   // latest and the writer's chain is recovered for the next attempt.
   // `log_lsn` is the last LOG record whose writes are at or below the ts (stored in the
   // metadata, so a node that loads the checkpoint knows where to read the log on from).
-  Task<Result<CheckpointInfo>> checkpoint(RecordWriter& writer, Timestamp checkpoint_ts, Lsn log_lsn = Lsn());
+  Task<Result<CheckpointInfo>> checkpoint(RecordWriter& writer, Timestamp checkpoint_ts,
+                                          Lsn log_lsn = Lsn());
 
   // Follower (and any node starting up): install the checkpoint `completion` names.
   // See PickupOutcome; changes nothing unless it installs.
@@ -171,7 +182,8 @@ class Engine {
   Task<Result<std::vector<KeystoreChange>>> rotate_cmk_draft();
   Task<Result<std::vector<KeystoreChange>>> add_table_key_draft(TableId table);
   Task<Result<std::vector<KeystoreChange>>> renew_worn_deks_draft();
-  Task<Result<std::vector<KeystoreChange>>> destroy_draft(std::shared_ptr<const Keystore> oldest_retained);
+  Task<Result<std::vector<KeystoreChange>>> destroy_draft(
+      std::shared_ptr<const Keystore> oldest_retained);
   Task<Status> write_step(RecordWriter& writer, CheckpointStep step, std::vector<Record> records);
   Task<PickupResult> install_locked(Record completion, InstallMode mode);
   void report_pickup(const PickupResult& r, Lsn installed_before);

@@ -42,7 +42,8 @@ class IngestLayer {
   // Keys in [lo, hi) (hi empty = no upper bound), in order, each with its newest version
   // at or below `read_ts` (tombstones included, so a merge can hide stable entries), at
   // most `limit` of them.
-  std::vector<KeyVersion> scan(std::string_view lo, std::string_view hi, Timestamp read_ts, size_t limit) const;
+  std::vector<KeyVersion> scan(std::string_view lo, std::string_view hi, Timestamp read_ts,
+                               size_t limit) const;
 
   // For a checkpoint at `ts`: each key's newest version at or below ts, in key order.
   std::vector<KeyVersion> collect_through(Timestamp ts) const;

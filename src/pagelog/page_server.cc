@@ -25,13 +25,16 @@ Result<std::vector<Record>> decode_record_list(ByteView in, size_t* consumed) {
   ByteReader r(in);
   uint64_t n = 0;
   QUIRE_RETURN_IF_ERROR(r.get_varint64(&n));
-  if (n > kRecordsMax) return Status(Code::kCorruption, "too many records in a message").with("count", n);
+  if (n > kRecordsMax)
+    return Status(Code::kCorruption, "too many records in a message").with("count", n);
   std::vector<Record> out;
   size_t pos = r.position();
   for (uint64_t i = 0; i < n; ++i) {
     DecodedRecord d = decode_record(in.subspan(pos));
     if (d.outcome != DecodeOutcome::kOk) {
-      Status err = d.outcome == DecodeOutcome::kTruncated ? corruption("record cut short in a message") : d.error;
+      Status err = d.outcome == DecodeOutcome::kTruncated
+                       ? corruption("record cut short in a message")
+                       : d.error;
       return std::move(err).with("index", i);
     }
     pos += d.size;
@@ -45,7 +48,8 @@ Result<std::vector<Record>> decode_record_list(ByteView in, size_t* consumed) {
 Result<std::vector<Record>> decode_records(ByteView in) {
   size_t consumed = 0;
   auto records = decode_record_list(in, &consumed);
-  if (records.is_ok() && consumed != in.size()) return corruption("trailing bytes after the records");
+  if (records.is_ok() && consumed != in.size())
+    return corruption("trailing bytes after the records");
   return records;
 }
 
@@ -110,16 +114,20 @@ Result<PageServerStatus> decode_status(ByteView in) {
 
 // ---- Server
 
-PageServer::PageServer(Env& env, PageServerOptions options) : env_(env), options_(std::move(options)) {}
+PageServer::PageServer(Env& env, PageServerOptions options)
+    : env_(env), options_(std::move(options)) {}
 PageServer::~PageServer() = default;
 
-void PageServer::start() { env_.executor().spawn("page-server", run()); }
+void PageServer::start() {
+  env_.executor().spawn("page-server", run());
+}
 
 void PageServer::fail_stop(const Status& why) {
   if (stopping_) return;
   stopping_ = true;
   serving_ = false;
-  env_.log().error(kComponent, 32001, "disk failure; restarting to recover from what was synced", {{"error", why}});
+  env_.log().error(kComponent, 32001, "disk failure; restarting to recover from what was synced",
+                   {{"error", why}});
   env_.request_restart(why);
 }
 
@@ -135,14 +143,18 @@ Task<void> PageServer::run() {
   rpc_ = std::make_unique<RpcServer>(env_, [this](const RpcRequest& r) { return handle(r); });
   Status st = rpc_->start(options_.listen);
   if (!st.is_ok()) {
-    env_.log().error(kComponent, 32002, "cannot listen", {{"address", options_.listen}, {"error", st}});
+    env_.log().error(kComponent, 32002, "cannot listen",
+                     {{"address", options_.listen}, {"error", st}});
     start_error_ = std::move(st).at("listen");
     co_return;
   }
   serving_ = true;
   env_.log().info(kComponent, 32003, "page server serving",
-                  {{"address", rpc_->address()}, {"complete_lsn", store_->complete_lsn()}, {"term", max_term_}});
-  for (const auto& p : options_.peers) peer_clients_.push_back(std::make_unique<RpcClient>(env_, p));
+                  {{"address", rpc_->address()},
+                   {"complete_lsn", store_->complete_lsn()},
+                   {"term", max_term_}});
+  for (const auto& p : options_.peers)
+    peer_clients_.push_back(std::make_unique<RpcClient>(env_, p));
   if (!peer_clients_.empty()) env_.executor().spawn("catch-up", catch_up_loop());
 }
 
@@ -162,7 +174,8 @@ Task<RpcResponse> PageServer::handle(const RpcRequest& request) {
     resp.status = std::move(st);
     return resp;
   };
-  if (!serving_ || !store_ || store_->broken()) co_return fail(unavailable("page server is not serving"));
+  if (!serving_ || !store_ || store_->broken())
+    co_return fail(unavailable("page server is not serving"));
   ByteReader in(request.body);
   SegmentStore& store = *store_;
   const Lsn complete = store.complete_lsn();
@@ -179,9 +192,11 @@ Task<RpcResponse> PageServer::handle(const RpcRequest& request) {
   const auto op = static_cast<PageOp>(request.op);
   // Until a retention point arrives the chain from LSN 0 is honest; after one, complete_lsn
   // may have jumped over records not copied yet.
-  if (copying_from_empty_ && !store.retention_lsn().is_zero() && (op == PageOp::kReadLog || op == PageOp::kGetPage || op == PageOp::kLatestCheckpoint ||
-                              op == PageOp::kListCheckpoints)) {
-    co_return fail(Status(Code::kNotYetMaterialized, "this server restarted empty and is still copying from its peers")
+  if (copying_from_empty_ && !store.retention_lsn().is_zero() &&
+      (op == PageOp::kReadLog || op == PageOp::kGetPage || op == PageOp::kLatestCheckpoint ||
+       op == PageOp::kListCheckpoints)) {
+    co_return fail(Status(Code::kNotYetMaterialized,
+                          "this server restarted empty and is still copying from its peers")
                        .with("copied_through", copy_cursor_.value));
   }
   switch (op) {
@@ -230,7 +245,8 @@ Task<RpcResponse> PageServer::handle(const RpcRequest& request) {
     }
     case PageOp::kGetPage: {
       uint64_t table = 0, page = 0, as_of = 0;
-      if (!in.get_varint64(&table).is_ok() || !in.get_varint64(&page).is_ok() || !in.get_varint64(&as_of).is_ok()) {
+      if (!in.get_varint64(&table).is_ok() || !in.get_varint64(&page).is_ok() ||
+          !in.get_varint64(&as_of).is_ok()) {
         co_return fail(invalid_argument("malformed get_page request"));
       }
       if (Lsn(as_of) > complete) {
@@ -294,7 +310,8 @@ Task<RpcResponse> PageServer::handle(const RpcRequest& request) {
       co_return resp;
     }
   }
-  co_return fail(Status(Code::kInvalidArgument, "unknown page service operation").with("op", request.op));
+  co_return fail(
+      Status(Code::kInvalidArgument, "unknown page service operation").with("op", request.op));
 }
 
 Task<void> PageServer::catch_up_loop() {
@@ -325,8 +342,9 @@ Task<Status> PageServer::catch_up_from(const Address& peer) {
     copying_from_empty_ = false;  // the peer has nothing we have not copied
     env_.log().info(kComponent, 32005, "copy from peers complete; serving reads", {{"peer", peer}});
   }
-  for (int rounds = 0; rounds < 64 &&
-                       (copying_from_empty_ ? status->durable_lsn > copy_cursor_ : status->durable_lsn > store_->complete_lsn());
+  for (int rounds = 0;
+       rounds < 64 && (copying_from_empty_ ? status->durable_lsn > copy_cursor_
+                                           : status->durable_lsn > store_->complete_lsn());
        ++rounds) {
     // A store that restarted empty copies everything the peer holds, from the start; one
     // that is merely behind continues from its complete point.
@@ -344,7 +362,8 @@ Task<Status> PageServer::catch_up_from(const Address& peer) {
     if (chunk->records.empty()) {
       if (copying_from_empty_ && through >= status->durable_lsn) {
         copying_from_empty_ = false;
-        env_.log().info(kComponent, 32005, "copy from peers complete; serving reads", {{"peer", peer}});
+        env_.log().info(kComponent, 32005, "copy from peers complete; serving reads",
+                        {{"peer", peer}});
       }
       break;
     }
@@ -357,7 +376,10 @@ Task<Status> PageServer::catch_up_from(const Address& peer) {
     }
     if (!st.is_ok()) co_return st;
     env_.log().info(kComponent, 32004, "caught up from a peer",
-                    {{"peer", peer}, {"records", n}, {"from_lsn", before}, {"complete_lsn", store_->complete_lsn()}});
+                    {{"peer", peer},
+                     {"records", n},
+                     {"from_lsn", before},
+                     {"complete_lsn", store_->complete_lsn()}});
     if (copying_from_empty_) {
       copy_cursor_ = std::max(copy_cursor_, through);
       if (copy_cursor_ >= status->durable_lsn) {
@@ -382,12 +404,15 @@ Bytes lsn_body(uint64_t a) {
 }
 }  // namespace
 
-Task<Status> PageServerClient::append(const std::vector<Record>& records, Term term, Deadline deadline) {
-  auto r = co_await rpc_.call(static_cast<uint8_t>(PageOp::kAppend), term.value, encode_records(records), deadline);
+Task<Status> PageServerClient::append(const std::vector<Record>& records, Term term,
+                                      Deadline deadline) {
+  auto r = co_await rpc_.call(static_cast<uint8_t>(PageOp::kAppend), term.value,
+                              encode_records(records), deadline);
   co_return r.status();
 }
 
-Task<Result<LogChunk>> PageServerClient::chunk_call(PageOp op, Lsn lsn, size_t max_bytes, Deadline deadline) {
+Task<Result<LogChunk>> PageServerClient::chunk_call(PageOp op, Lsn lsn, size_t max_bytes,
+                                                    Deadline deadline) {
   Bytes b;
   ByteWriter w(b);
   w.put_varint64(lsn.value);
@@ -405,7 +430,8 @@ Task<Result<LogChunk>> PageServerClient::scan(Lsn after, size_t max_bytes, Deadl
   return chunk_call(PageOp::kScan, after, max_bytes, deadline);
 }
 
-Task<Result<std::vector<Record>>> PageServerClient::get_page(TableId table, PageId page, Lsn as_of, Deadline deadline) {
+Task<Result<std::vector<Record>>> PageServerClient::get_page(TableId table, PageId page, Lsn as_of,
+                                                             Deadline deadline) {
   Bytes b;
   ByteWriter w(b);
   w.put_varint64(table.value);
@@ -421,7 +447,8 @@ Task<Result<Record>> PageServerClient::latest_checkpoint(Deadline deadline) {
   if (!r.is_ok()) co_return r.status();
   auto records = decode_records(*r);
   if (!records.is_ok()) co_return records.status();
-  if (records->size() != 1) co_return corruption("latest_checkpoint returned other than one record");
+  if (records->size() != 1)
+    co_return corruption("latest_checkpoint returned other than one record");
   co_return std::move(records->front());
 }
 
@@ -437,12 +464,14 @@ Task<Status> PageServerClient::seal(Deadline deadline) {
 }
 
 Task<Status> PageServerClient::abandon_after(Lsn lsn, Term term, Deadline deadline) {
-  auto r = co_await rpc_.call(static_cast<uint8_t>(PageOp::kAbandonAfter), term.value, lsn_body(lsn.value), deadline);
+  auto r = co_await rpc_.call(static_cast<uint8_t>(PageOp::kAbandonAfter), term.value,
+                              lsn_body(lsn.value), deadline);
   co_return r.status();
 }
 
 Task<Status> PageServerClient::set_retention(Lsn lsn, Term term, Deadline deadline) {
-  auto r = co_await rpc_.call(static_cast<uint8_t>(PageOp::kSetRetention), term.value, lsn_body(lsn.value), deadline);
+  auto r = co_await rpc_.call(static_cast<uint8_t>(PageOp::kSetRetention), term.value,
+                              lsn_body(lsn.value), deadline);
   co_return r.status();
 }
 

@@ -121,7 +121,8 @@ class PageServerClient {
   // LOG records from `from` on. NotYetMaterialized when this server has not reached it.
   Task<Result<LogChunk>> read_log(Lsn from, size_t max_bytes, Deadline deadline);
   // The newest full image at or below `as_of` and the deltas after it, oldest first.
-  Task<Result<std::vector<Record>>> get_page(TableId table, PageId page, Lsn as_of, Deadline deadline);
+  Task<Result<std::vector<Record>>> get_page(TableId table, PageId page, Lsn as_of,
+                                             Deadline deadline);
   // NotFound when there is no completed checkpoint.
   Task<Result<Record>> latest_checkpoint(Deadline deadline);
   Task<Result<std::vector<Record>>> list_checkpoints(Deadline deadline);

@@ -10,19 +10,29 @@ namespace quire {
 
 std::string_view record_type_name(RecordType t) {
   switch (t) {
-    case RecordType::kLog: return "LOG";
-    case RecordType::kPage: return "PAGE";
-    case RecordType::kDelta: return "DELTA";
-    case RecordType::kDiscard: return "DISCARD";
-    case RecordType::kKeystore: return "KEYSTORE";
-    case RecordType::kMetadata: return "METADATA";
-    case RecordType::kCheckpointComplete: return "CHECKPOINT_COMPLETE";
-    case RecordType::kAbandon: return "ABANDON";
+    case RecordType::kLog:
+      return "LOG";
+    case RecordType::kPage:
+      return "PAGE";
+    case RecordType::kDelta:
+      return "DELTA";
+    case RecordType::kDiscard:
+      return "DISCARD";
+    case RecordType::kKeystore:
+      return "KEYSTORE";
+    case RecordType::kMetadata:
+      return "METADATA";
+    case RecordType::kCheckpointComplete:
+      return "CHECKPOINT_COMPLETE";
+    case RecordType::kAbandon:
+      return "ABANDON";
   }
   return "UNKNOWN";
 }
 
-bool record_type_valid(uint8_t t) { return t >= 1 && t <= 8; }
+bool record_type_valid(uint8_t t) {
+  return t >= 1 && t <= 8;
+}
 
 bool record_type_is_page(RecordType t) {
   return t == RecordType::kPage || t == RecordType::kDelta || t == RecordType::kDiscard ||
@@ -68,17 +78,20 @@ void encode_record(const Record& r, Bytes& out) {
 }
 
 Result<RecordHeader> decode_record_header(ByteView in) {
-  if (in.size() < 4) return Status(Code::kCorruption, "truncated record header").with("bytes", in.size());
+  if (in.size() < 4)
+    return Status(Code::kCorruption, "truncated record header").with("bytes", in.size());
   if (decode_fixed32(in.data()) != kRecordMagic) return corruption("bad record magic");
   if (in.size() < kRecordHeaderBytes) {
     return Status(Code::kCorruption, "truncated record header").with("bytes", in.size());
   }
   const uint8_t* h = in.data();
   if (h[4] != kRecordFormatVersion) {
-    return Status(h[4] > kRecordFormatVersion ? Code::kVersionTooNew : Code::kCorruption,
-                  fmt::format("record format version {} (this build reads {})", h[4], kRecordFormatVersion));
+    return Status(
+        h[4] > kRecordFormatVersion ? Code::kVersionTooNew : Code::kCorruption,
+        fmt::format("record format version {} (this build reads {})", h[4], kRecordFormatVersion));
   }
-  if (!record_type_valid(h[5])) return Status(Code::kCorruption, "unknown record type").with("type", h[5]);
+  if (!record_type_valid(h[5]))
+    return Status(Code::kCorruption, "unknown record type").with("type", h[5]);
   RecordHeader r;
   r.type = static_cast<RecordType>(h[5]);
   r.flags = decode_fixed16(h + 6);
@@ -92,7 +105,8 @@ Result<RecordHeader> decode_record_header(ByteView in) {
   r.term = Term(decode_fixed64(h + 56));
   r.prev_lsn = Lsn(decode_fixed64(h + 64));
   if (r.payload_size > kRecordPayloadMax) {
-    return Status(Code::kCorruption, "record payload length out of bounds").with("length", r.payload_size);
+    return Status(Code::kCorruption, "record payload length out of bounds")
+        .with("length", r.payload_size);
   }
   return r;
 }
@@ -129,7 +143,8 @@ DecodeOutcome check_record(ByteView in, RecordHeader* header_out, size_t* size_o
   size_t total = kRecordHeaderBytes + header->payload_size;
   if (in.size() < total) return DecodeOutcome::kTruncated;
   if (frame_crc(in.data(), in.subspan(kRecordHeaderBytes, header->payload_size)) != header->crc) {
-    if (error) *error = Status(Code::kCorruption, "record checksum mismatch").with("lsn", header->lsn.value);
+    if (error)
+      *error = Status(Code::kCorruption, "record checksum mismatch").with("lsn", header->lsn.value);
     return DecodeOutcome::kCorrupt;
   }
   if (header_out) *header_out = *header;
@@ -159,7 +174,8 @@ DecodedRecord decode_record(ByteView in) {
 
 Status validate_record(const Record& r) {
   if (!record_type_valid(static_cast<uint8_t>(r.type)) || r.type == RecordType::kAbandon) {
-    return Status(Code::kInvalidArgument, "record type not writable").with("type", static_cast<uint64_t>(r.type));
+    return Status(Code::kInvalidArgument, "record type not writable")
+        .with("type", static_cast<uint64_t>(r.type));
   }
   if (r.lsn.is_zero()) return invalid_argument("record lsn is 0");
   if (r.payload.size() > kRecordPayloadMax) {
@@ -171,7 +187,8 @@ Status validate_record(const Record& r) {
     return Status(Code::kInvalidArgument, "page record without a page id").with("lsn", r.lsn.value);
   }
   if (r.type == RecordType::kDelta && (r.base_lsn.is_zero() || r.base_lsn >= r.lsn)) {
-    return Status(Code::kInvalidArgument, "delta without a base image below it").with("lsn", r.lsn.value);
+    return Status(Code::kInvalidArgument, "delta without a base image below it")
+        .with("lsn", r.lsn.value);
   }
   if (r.prev_lsn >= r.lsn) {
     return Status(Code::kInvalidArgument, "prev lsn not below the record").with("lsn", r.lsn.value);

@@ -48,9 +48,14 @@ enum class RecordType : uint8_t {
 
 // Every record type, in numeric order.
 inline constexpr RecordType kAllRecordTypes[] = {
-    RecordType::kLog,      RecordType::kPage,     RecordType::kDelta,
-    RecordType::kDiscard,  RecordType::kKeystore, RecordType::kMetadata,
-    RecordType::kCheckpointComplete, RecordType::kAbandon,
+    RecordType::kLog,
+    RecordType::kPage,
+    RecordType::kDelta,
+    RecordType::kDiscard,
+    RecordType::kKeystore,
+    RecordType::kMetadata,
+    RecordType::kCheckpointComplete,
+    RecordType::kAbandon,
 };
 
 std::string_view record_type_name(RecordType t);
@@ -91,9 +96,9 @@ enum class DecodeOutcome : uint8_t {
 
 struct DecodedRecord {
   DecodeOutcome outcome = DecodeOutcome::kCorrupt;
-  Record record;      // valid when outcome == kOk
-  size_t size = 0;    // bytes the record occupies, when kOk
-  Status error;       // why, when kCorrupt (Corruption or VersionTooNew)
+  Record record;    // valid when outcome == kOk
+  size_t size = 0;  // bytes the record occupies, when kOk
+  Status error;     // why, when kCorrupt (Corruption or VersionTooNew)
 };
 
 // Decodes the record at the start of `in`. Never reads outside `in`, never asserts on

@@ -9,7 +9,8 @@ Task<Status> RecordWriter::write(std::vector<Record> records, Deadline deadline,
                                  std::function<void()> on_first_ack) {
   if (records.empty()) co_return Status();
   if (needs_recovery_) {
-    co_return Status(Code::kUnavailable, "record chain in doubt after a failed write; recover first")
+    co_return Status(Code::kUnavailable,
+                     "record chain in doubt after a failed write; recover first")
         .at("record_writer")
         .with("chain_head", chain_head_.value);
   }

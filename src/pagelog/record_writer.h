@@ -42,7 +42,8 @@ class RecordWriter {
   // On failure the chain is in doubt: Unavailable/DeadlineExceeded/Busy etc. from the
   // client, and needs_recovery() becomes true. Fenced means a newer writer exists.
   // `on_first_ack`: see ReplicationClient::write.
-  Task<Status> write(std::vector<Record> records, Deadline deadline, std::function<void()> on_first_ack = {});
+  Task<Status> write(std::vector<Record> records, Deadline deadline,
+                     std::function<void()> on_first_ack = {});
 
   // After a failed write: sends the same records again (same bytes, same LSNs, so a
   // record can never land twice). OK clears needs_recovery().

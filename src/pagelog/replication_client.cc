@@ -43,20 +43,21 @@ struct WriteProgress {
 };
 
 bool worth_retrying(Code c) {
-  return c == Code::kUnavailable || c == Code::kSealed || c == Code::kBusy || c == Code::kDeadlineExceeded ||
-         c == Code::kNotYetMaterialized;
+  return c == Code::kUnavailable || c == Code::kSealed || c == Code::kBusy ||
+         c == Code::kDeadlineExceeded || c == Code::kNotYetMaterialized;
 }
 
 bool worth_failing_over(Code c) {
-  return c == Code::kUnavailable || c == Code::kNotYetMaterialized || c == Code::kCorruption || c == Code::kBusy ||
-         c == Code::kDeadlineExceeded || c == Code::kSealed;
+  return c == Code::kUnavailable || c == Code::kNotYetMaterialized || c == Code::kCorruption ||
+         c == Code::kBusy || c == Code::kDeadlineExceeded || c == Code::kSealed;
 }
 
 // Sends one write to one server until it is acknowledged, refused, or `give_up` passes.
-Task<void> send_until_acked(Env& env, std::shared_ptr<void> keep_alive, MonoTime* down_until, PageServerClient* client,
+Task<void> send_until_acked(Env& env, std::shared_ptr<void> keep_alive, MonoTime* down_until,
+                            PageServerClient* client,
                             std::shared_ptr<const std::vector<Record>> records, Term term,
-                            std::shared_ptr<WriteProgress> progress, Deadline give_up, Nanos backoff_min,
-                            Nanos backoff_max, uint64_t jitter_seed) {
+                            std::shared_ptr<WriteProgress> progress, Deadline give_up,
+                            Nanos backoff_min, Nanos backoff_max, uint64_t jitter_seed) {
   (void)keep_alive;
   Nanos backoff = backoff_min;
   uint64_t x = jitter_seed | 1;
@@ -94,7 +95,8 @@ Task<void> send_until_acked(Env& env, std::shared_ptr<void> keep_alive, MonoTime
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
-    Nanos wait = backoff / 2 + Nanos(static_cast<int64_t>(x % static_cast<uint64_t>(backoff.count() / 2 + 1)));
+    Nanos wait = backoff / 2 +
+                 Nanos(static_cast<int64_t>(x % static_cast<uint64_t>(backoff.count() / 2 + 1)));
     if (env.executor().now() + wait >= give_up) co_return;
     if (!(co_await env.executor().sleep(wait)).is_ok()) co_return;
     backoff = std::min(backoff * 2, backoff_max);
@@ -104,11 +106,14 @@ Task<void> send_until_acked(Env& env, std::shared_ptr<void> keep_alive, MonoTime
 }  // namespace
 
 ReplicationClient::ReplicationClient(Env& env, ReplicationOptions options)
-    : env_(env), options_(std::move(options)), shared_(std::make_shared<Shared>()),
+    : env_(env),
+      options_(std::move(options)),
+      shared_(std::make_shared<Shared>()),
       jitter_(env.random_stream("replication-jitter")) {
   QUIRE_ASSERT(!options_.servers.empty());
   QUIRE_ASSERT(options_.write_quorum >= 1 && options_.write_quorum <= options_.servers.size());
-  for (const auto& a : options_.servers) shared_->clients.push_back(std::make_unique<PageServerClient>(env, a));
+  for (const auto& a : options_.servers)
+    shared_->clients.push_back(std::make_unique<PageServerClient>(env, a));
   shared_->down_until.assign(shared_->clients.size(), MonoTime{});
 }
 
@@ -133,16 +138,19 @@ Task<Status> ReplicationClient::write(std::vector<Record> records, Deadline dead
   auto progress = std::make_shared<WriteProgress>(env_.executor().scheduler());
   progress->on_first_ack = std::move(on_first_ack);
   std::erase_if(shared_->tasks, [this](TaskId t) { return env_.executor().is_done(t); });
-  if (shared_->tasks.size() >= kBackgroundTasksMax) co_return busy("too many writes in flight to the page service");
+  if (shared_->tasks.size() >= kBackgroundTasksMax)
+    co_return busy("too many writes in flight to the page service");
 
   // Servers that miss the deadline keep getting the write for a while afterwards, so a
   // lagging server does not have to wait for peer catch-up.
-  Deadline give_up = std::max(deadline, env_.executor().deadline_after(options_.lagging_resend_window));
+  Deadline give_up =
+      std::max(deadline, env_.executor().deadline_after(options_.lagging_resend_window));
   const MonoTime now = env_.executor().now();
   auto ask = [&](size_t i) {
     shared_->tasks.push_back(env_.executor().spawn(
-        "replicate", send_until_acked(env_, shared_, &shared_->down_until[i], shared_->clients[i].get(),
-                                      shared_records, options_.term, progress, give_up, options_.retry_backoff_min,
+        "replicate", send_until_acked(env_, shared_, &shared_->down_until[i],
+                                      shared_->clients[i].get(), shared_records, options_.term,
+                                      progress, give_up, options_.retry_backoff_min,
                                       options_.retry_backoff_max, jitter_->next_u64())));
   };
   size_t n = 0;  // servers asked
@@ -219,7 +227,9 @@ Task<Status> ReplicationClient::abandon_after(Lsn lsn, Deadline deadline) {
   for (TaskId t : shared_->tasks) env_.executor().cancel(t);
   shared_->tasks.clear();
   Term term = options_.term;
-  auto op = [lsn, term, deadline](PageServerClient& c) { return c.abandon_after(lsn, term, deadline); };
+  auto op = [lsn, term, deadline](PageServerClient& c) {
+    return c.abandon_after(lsn, term, deadline);
+  };
   Status st = co_await to_quorum(op, deadline);
   if (st.is_ok() && durable_lsn_ > lsn) durable_lsn_ = lsn;
   co_return st;
@@ -227,7 +237,9 @@ Task<Status> ReplicationClient::abandon_after(Lsn lsn, Deadline deadline) {
 
 Task<Status> ReplicationClient::set_retention(Lsn lsn, Deadline deadline) {
   Term term = options_.term;
-  auto op = [lsn, term, deadline](PageServerClient& c) { return c.set_retention(lsn, term, deadline); };
+  auto op = [lsn, term, deadline](PageServerClient& c) {
+    return c.set_retention(lsn, term, deadline);
+  };
   co_return co_await to_quorum(op, deadline);
 }
 
@@ -236,8 +248,8 @@ namespace {
 // Tries the servers starting at `preferred`, moving on for errors another server may not
 // have, in rounds with a pause between, until the deadline.
 template <typename T, typename Op>
-Task<Result<T>> with_failover(Env& env, std::vector<std::unique_ptr<PageServerClient>>& clients, size_t preferred,
-                              Deadline deadline, Op op) {
+Task<Result<T>> with_failover(Env& env, std::vector<std::unique_ptr<PageServerClient>>& clients,
+                              size_t preferred, Deadline deadline, Op op) {
   Status last = unavailable("no page server answered");
   for (int round = 0; round < 100; ++round) {
     for (size_t k = 0; k < clients.size(); ++k) {
@@ -261,13 +273,18 @@ Task<Result<T>> with_failover(Env& env, std::vector<std::unique_ptr<PageServerCl
 }  // namespace
 
 Task<Result<std::vector<Record>>> ReplicationClient::get_page(TableId table, PageId page, Lsn as_of,
-                                                               Deadline deadline) {
-  auto op = [table, page, as_of](PageServerClient& c, Deadline d) { return c.get_page(table, page, as_of, d); };
-  co_return co_await with_failover<std::vector<Record>>(env_, shared_->clients, preferred_, deadline, op);
+                                                              Deadline deadline) {
+  auto op = [table, page, as_of](PageServerClient& c, Deadline d) {
+    return c.get_page(table, page, as_of, d);
+  };
+  co_return co_await with_failover<std::vector<Record>>(env_, shared_->clients, preferred_,
+                                                        deadline, op);
 }
 
 Task<Result<LogChunk>> ReplicationClient::read_log(Lsn from, size_t max_bytes, Deadline deadline) {
-  auto op = [from, max_bytes](PageServerClient& c, Deadline d) { return c.read_log(from, max_bytes, d); };
+  auto op = [from, max_bytes](PageServerClient& c, Deadline d) {
+    return c.read_log(from, max_bytes, d);
+  };
   co_return co_await with_failover<LogChunk>(env_, shared_->clients, preferred_, deadline, op);
 }
 

@@ -46,10 +46,12 @@ class ReplicationClient {
   // the records may still become durable, and re-writing them is safe).
   // `on_first_ack`, when set, runs once, when the first server acknowledged (a write
   // concern of one; it may run after write() returned).
-  Task<Status> write(std::vector<Record> records, Deadline deadline, std::function<void()> on_first_ack = {});
+  Task<Status> write(std::vector<Record> records, Deadline deadline,
+                     std::function<void()> on_first_ack = {});
   Lsn durable_lsn() const { return durable_lsn_; }
 
-  Task<Result<std::vector<Record>>> get_page(TableId table, PageId page, Lsn as_of, Deadline deadline);
+  Task<Result<std::vector<Record>>> get_page(TableId table, PageId page, Lsn as_of,
+                                             Deadline deadline);
   Task<Result<LogChunk>> read_log(Lsn from, size_t max_bytes, Deadline deadline);
   // The newest completion record among N - W + 1 servers (so one lagging server cannot
   // hide a completed checkpoint); NotFound when none has one.
@@ -80,7 +82,7 @@ class ReplicationClient {
   std::unique_ptr<Random> jitter_;
   size_t preferred_ = 0;
   Lsn durable_lsn_;
-  size_t writes_waiting_ = 0;  // write() calls not yet returned
+  size_t writes_waiting_ = 0;     // write() calls not yet returned
   std::map<Lsn, Lsn> completed_;  // durable writes not yet contiguous: prev lsn -> last lsn
 };
 

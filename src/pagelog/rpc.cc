@@ -61,7 +61,8 @@ Result<RpcResponse> decode_rpc_response(ByteView in) {
   QUIRE_RETURN_IF_ERROR(r.get_varint64(&resp.id));
   QUIRE_RETURN_IF_ERROR(r.get_u8(&code));
   QUIRE_RETURN_IF_ERROR(r.get_string(&message, kMessageMax));
-  if (code >= kCodeCount) return Status(Code::kCorruption, "unknown status code in rpc response").with("code", code);
+  if (code >= kCodeCount)
+    return Status(Code::kCorruption, "unknown status code in rpc response").with("code", code);
   if (code != 0) resp.status = Status(static_cast<Code>(code), std::move(message));
   ByteView body;
   QUIRE_RETURN_IF_ERROR(r.get_bytes(r.remaining(), &body));
@@ -72,7 +73,9 @@ Result<RpcResponse> decode_rpc_response(ByteView in) {
 // ---- Client
 
 RpcClient::RpcClient(Env& env, Address server)
-    : env_(env), server_(std::move(server)), st_(std::make_shared<State>(env.executor().scheduler())) {}
+    : env_(env),
+      server_(std::move(server)),
+      st_(std::make_shared<State>(env.executor().scheduler())) {}
 
 RpcClient::~RpcClient() {
   st_->alive = false;
@@ -94,7 +97,8 @@ void RpcClient::disconnect() {
   if (st_->conn) st_->conn->close();
   st_->conn.reset();
   st_->generation++;
-  st_->fail_all(unavailable(fmt::format("connection to {} dropped; outcome of in-flight calls unknown", server_)));
+  st_->fail_all(unavailable(
+      fmt::format("connection to {} dropped; outcome of in-flight calls unknown", server_)));
 }
 
 Task<Status> RpcClient::ensure_connected(Deadline deadline) {
@@ -116,7 +120,8 @@ Task<Status> RpcClient::ensure_connected(Deadline deadline) {
   if (!c.is_ok()) co_return c.status();
   st->conn = std::shared_ptr<Connection>(std::move(c).value());
   st->generation++;
-  reader_ = env_.executor().spawn("rpc-reader", read_loop(env_, server_, st, st->conn, st->generation));
+  reader_ =
+      env_.executor().spawn("rpc-reader", read_loop(env_, server_, st, st->conn, st->generation));
   co_return Status();
 }
 
@@ -128,8 +133,9 @@ Task<void> RpcClient::read_loop(Env& env, Address server, std::shared_ptr<State>
     if (!m.is_ok()) {
       st->conn.reset();
       st->generation++;
-      st->fail_all(unavailable(
-          fmt::format("connection to {} broken: {}; outcome of in-flight calls unknown", server, m.status().message())));
+      st->fail_all(
+          unavailable(fmt::format("connection to {} broken: {}; outcome of in-flight calls unknown",
+                                  server, m.status().message())));
       co_return;
     }
     auto resp = decode_rpc_response(*m);
@@ -139,7 +145,8 @@ Task<void> RpcClient::read_loop(Env& env, Address server, std::shared_ptr<State>
       conn->close();
       st->conn.reset();
       st->generation++;
-      st->fail_all(unavailable(fmt::format("malformed response from {}; outcome of in-flight calls unknown", server)));
+      st->fail_all(unavailable(
+          fmt::format("malformed response from {}; outcome of in-flight calls unknown", server)));
       co_return;
     }
     auto it = st->calls.find(resp->id);
@@ -154,7 +161,8 @@ Task<void> RpcClient::read_loop(Env& env, Address server, std::shared_ptr<State>
 
 Task<Result<Bytes>> RpcClient::call(uint8_t op, uint64_t term, Bytes body, Deadline deadline) {
   std::shared_ptr<State> st = st_;
-  if (st->calls.size() >= kInFlightMax) co_return busy(fmt::format("too many calls in flight to {}", server_));
+  if (st->calls.size() >= kInFlightMax)
+    co_return busy(fmt::format("too many calls in flight to {}", server_));
   QUIRE_CO_RETURN_IF_ERROR(co_await ensure_connected(deadline));
   uint64_t id = next_id_++;
   auto call = std::make_shared<Call>(env_.executor().scheduler());
@@ -206,7 +214,8 @@ Task<void> RpcServer::accept_loop() {
       continue;
     }
     if (connections_ >= kConnectionsMax) {
-      env_.log().warn(kComponent, 31003, "too many connections; refusing one", {{"peer", (*c)->peer()}});
+      env_.log().warn(kComponent, 31003, "too many connections; refusing one",
+                      {{"peer", (*c)->peer()}});
       (*c)->close();
       continue;
     }
@@ -228,7 +237,8 @@ Task<void> RpcServer::serve(std::shared_ptr<ConnState> c) {
       break;
     }
     if (c->in_flight >= kRequestsPerConnectionMax) {
-      (void)c->conn->send(encode_rpc_response({req->id, busy("too many requests in flight on this connection"), {}}));
+      (void)c->conn->send(encode_rpc_response(
+          {req->id, busy("too many requests in flight on this connection"), {}}));
       continue;
     }
     c->in_flight++;

@@ -9,9 +9,9 @@
 // every call in flight fails with Unavailable: its outcome is unknown, and the caller
 // decides whether re-sending is safe (page-service writes are idempotent by LSN).
 //
-// RpcServer accepts connections (it must outlive its tasks: it dies with its node) and runs each request as its own task (bounded per
-// connection), so concurrent requests can share a group commit. A malformed message
-// closes that connection with a logged error and affects no other.
+// RpcServer accepts connections (it must outlive its tasks: it dies with its node) and runs each
+// request as its own task (bounded per connection), so concurrent requests can share a group
+// commit. A malformed message closes that connection with a logged error and affects no other.
 #pragma once
 
 #include <cstdint>

@@ -20,17 +20,20 @@ Bytes encode_segment_header(uint64_t segment_number) {
 
 Status check_segment_header(ByteView in, uint64_t segment_number) {
   if (in.size() < kSegmentHeaderBytes) {
-    return Status(Code::kCorruption, "segment shorter than its header").with("segment", segment_number);
+    return Status(Code::kCorruption, "segment shorter than its header")
+        .with("segment", segment_number);
   }
   if (decode_fixed32(in.data()) != kSegmentMagic) {
     return Status(Code::kCorruption, "bad segment magic").with("segment", segment_number);
   }
   if (crc32c::unmask(decode_fixed32(in.data() + 28)) != crc32c::value(in.data(), 28)) {
-    return Status(Code::kCorruption, "segment header checksum mismatch").with("segment", segment_number);
+    return Status(Code::kCorruption, "segment header checksum mismatch")
+        .with("segment", segment_number);
   }
   if (in[4] != kSegmentFormatVersion) {
     return Status(in[4] > kSegmentFormatVersion ? Code::kVersionTooNew : Code::kCorruption,
-                  fmt::format("segment format version {} (this build reads {})", in[4], kSegmentFormatVersion))
+                  fmt::format("segment format version {} (this build reads {})", in[4],
+                              kSegmentFormatVersion))
         .with("segment", segment_number);
   }
   uint64_t n = decode_fixed64(in.data() + 8);
@@ -42,13 +45,17 @@ Status check_segment_header(ByteView in, uint64_t segment_number) {
   return Status();
 }
 
-std::string segment_file_name(uint64_t segment_number) { return fmt::format("seg-{:016}", segment_number); }
+std::string segment_file_name(uint64_t segment_number) {
+  return fmt::format("seg-{:016}", segment_number);
+}
 
 Result<uint64_t> parse_segment_file_name(const std::string& name) {
-  if (name.size() != 20 || name.compare(0, 4, "seg-") != 0) return not_found("not a segment file name");
+  if (name.size() != 20 || name.compare(0, 4, "seg-") != 0)
+    return not_found("not a segment file name");
   uint64_t n = 0;
   auto [p, ec] = std::from_chars(name.data() + 4, name.data() + name.size(), n);
-  if (ec != std::errc() || p != name.data() + name.size()) return not_found("not a segment file name");
+  if (ec != std::errc() || p != name.data() + name.size())
+    return not_found("not a segment file name");
   return n;
 }
 

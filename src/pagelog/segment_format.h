@@ -47,7 +47,7 @@ struct ByteRange {
 };
 
 struct SegmentScan {
-  Status header_status;               // not OK: the whole file is unusable
+  Status header_status;                // not OK: the whole file is unusable
   std::vector<ScannedRecord> records;  // every valid record, in file order
   std::vector<ByteRange> damaged;      // corrupt ranges followed by valid records
   uint64_t valid_end = 0;              // the end of the last valid record (or the header)

@@ -53,7 +53,8 @@ std::string SegmentStore::path(uint64_t segment) const {
   return options_.dir + "/" + segment_file_name(segment);
 }
 
-Task<Result<std::unique_ptr<SegmentStore>>> SegmentStore::open(Env& env, SegmentStoreOptions options) {
+Task<Result<std::unique_ptr<SegmentStore>>> SegmentStore::open(Env& env,
+                                                               SegmentStoreOptions options) {
   std::unique_ptr<SegmentStore> store(new SegmentStore(env, std::move(options)));
   Status st = co_await store->recover();
   if (!st.is_ok()) co_return st;
@@ -62,7 +63,8 @@ Task<Result<std::unique_ptr<SegmentStore>>> SegmentStore::open(Env& env, Segment
 
 Status SegmentStore::break_store(Status why) {
   if (broken_.is_ok()) {
-    env_.log().error(kComponent, 30001, "disk failure; the segment store stops until restart", {{"error", why}});
+    env_.log().error(kComponent, 30001, "disk failure; the segment store stops until restart",
+                     {{"error", why}});
     broken_ = why;
   }
   return why;
@@ -85,7 +87,8 @@ Task<Status> SegmentStore::recover() {
       // Written by rename over a synced temp file, so a bad one is real corruption. The
       // safe reading is "no retention": complete_lsn then stays low and the server
       // catches up from its peers rather than claiming records it lacks.
-      env_.log().error(kComponent, 30002, "retention file is corrupt; ignoring it", {{"path", options_.dir}});
+      env_.log().error(kComponent, 30002, "retention file is corrupt; ignoring it",
+                       {{"path", options_.dir}});
       damaged_.push_back({0, 0, bytes->size()});
     } else {
       retention_lsn_ = Lsn(decode_fixed64(bytes->data()));
@@ -129,7 +132,8 @@ Task<Status> SegmentStore::recover_segment(uint64_t number, bool newest) {
   if (!scan.header_status.is_ok()) {
     if (newest && bytes->size() <= kSegmentHeaderBytes) {
       // Created but its header never made it to disk: a crash while opening it.
-      env_.log().warn(kComponent, 30004, "rewriting the torn header of the newest segment", {{"segment", number}});
+      env_.log().warn(kComponent, 30004, "rewriting the torn header of the newest segment",
+                      {{"segment", number}});
       torn_bytes_truncated_ += bytes->size();
       file->reset();
       QUIRE_CO_RETURN_IF_ERROR(co_await env_.disk().unlink(path(number)));
@@ -157,14 +161,15 @@ Task<Status> SegmentStore::recover_segment(uint64_t number, bool newest) {
       torn_bytes_truncated_ += torn;
       seg->size = scan.valid_end;
     } else {
-      env_.log().error(kComponent, 30008, "damaged end of a sealed segment; its records are not served",
+      env_.log().error(kComponent, 30008,
+                       "damaged end of a sealed segment; its records are not served",
                        {{"segment", number}, {"begin", scan.valid_end}, {"end", bytes->size()}});
       damaged_.push_back({number, scan.valid_end, bytes->size()});
     }
   }
   for (const auto& r : scan.records) {
-    RecordRef ref{number, r.offset, r.size, r.header.crc, r.header.type, r.header.table, r.header.page,
-                  r.header.lsn, r.header.prev_lsn, r.header.term};
+    RecordRef ref{number,         r.offset,      r.size,       r.header.crc,      r.header.type,
+                  r.header.table, r.header.page, r.header.lsn, r.header.prev_lsn, r.header.term};
     if (r.header.type == RecordType::kAbandon) {
       unindex_range(r.header.lsn, r.header.base_lsn);
       markers_.push_back(ref);
@@ -262,7 +267,9 @@ void SegmentStore::recompute_complete() {
   advance_complete();
 }
 
-Lsn SegmentStore::last_lsn() const { return by_lsn_.empty() ? Lsn() : by_lsn_.rbegin()->first; }
+Lsn SegmentStore::last_lsn() const {
+  return by_lsn_.empty() ? Lsn() : by_lsn_.rbegin()->first;
+}
 
 const RecordRef* SegmentStore::find(Lsn lsn) const {
   auto it = by_lsn_.find(lsn);
@@ -307,7 +314,7 @@ Task<Status> SegmentStore::append(std::vector<Record> records) {
 Task<Status> SegmentStore::flush(std::vector<std::shared_ptr<Pending>>& batch) {
   if (!broken_.is_ok()) co_return broken_;
   Bytes buf;
-  std::vector<RecordRef> refs;  // records, and range markers (type kAbandon), in file order
+  std::vector<RecordRef> refs;   // records, and range markers (type kAbandon), in file order
   std::vector<Lsn> marker_ends;  // for each marker in refs, the end of its range
   std::set<Lsn> in_batch;
   std::map<Lsn, Lsn> batch_prev;  // lsn -> prev of the records this flush stores
@@ -337,8 +344,9 @@ Task<Status> SegmentStore::flush(std::vector<std::shared_ptr<Pending>>& batch) {
         bool same = have != nullptr ? (have->crc == crc && have->type == r.type) : true;
         if (!same) {
           p->done = true;
-          p->status = Status(Code::kInvalidArgument, "a different record is already stored under this lsn")
-                          .with("lsn", r.lsn.value);
+          p->status =
+              Status(Code::kInvalidArgument, "a different record is already stored under this lsn")
+                  .with("lsn", r.lsn.value);
           break;
         }
         continue;
@@ -346,8 +354,9 @@ Task<Status> SegmentStore::flush(std::vector<std::shared_ptr<Pending>>& batch) {
       // A stored successor that skips over this record: it was abandoned; do not store it.
       if (auto next = successor(r.lsn); next && next->second < r.lsn) {
         abandoned_dropped_++;
-        env_.log().debug(kComponent, 30012, "dropped a record the chain already skips",
-                         {{"lsn", r.lsn}, {"successor", next->first}, {"successor_prev", next->second}});
+        env_.log().debug(
+            kComponent, 30012, "dropped a record the chain already skips",
+            {{"lsn", r.lsn}, {"successor", next->first}, {"successor_prev", next->second}});
         continue;
       }
       // This record skips over stored records: they were abandoned. A range marker first,
@@ -360,17 +369,26 @@ Task<Status> SegmentStore::flush(std::vector<std::shared_ptr<Pending>>& batch) {
         size_t moff = buf.size();
         encode_record(marker, buf);
         refs.push_back(RecordRef{0, moff, static_cast<uint32_t>(buf.size() - moff),
-                                 decode_fixed32(buf.data() + moff + 12), marker.type, marker.table, marker.page,
-                                 marker.lsn, marker.prev_lsn, marker.term});
+                                 decode_fixed32(buf.data() + moff + 12), marker.type, marker.table,
+                                 marker.page, marker.lsn, marker.prev_lsn, marker.term});
         marker_ends.push_back(r.lsn);
-        std::erase_if(batch_prev, [&](const auto& e) { return e.first > r.prev_lsn && e.first < r.lsn; });
+        std::erase_if(batch_prev,
+                      [&](const auto& e) { return e.first > r.prev_lsn && e.first < r.lsn; });
         env_.log().info(kComponent, 30013, "the chain skips stored records: they were abandoned",
                         {{"after_lsn", r.prev_lsn}, {"before_lsn", r.lsn}});
       }
       size_t offset = buf.size();
       encode_record(r, buf);
-      RecordRef ref{0, offset, static_cast<uint32_t>(buf.size() - offset), decode_fixed32(buf.data() + offset + 12),
-                    r.type, r.table, r.page, r.lsn, r.prev_lsn, r.term};
+      RecordRef ref{0,
+                    offset,
+                    static_cast<uint32_t>(buf.size() - offset),
+                    decode_fixed32(buf.data() + offset + 12),
+                    r.type,
+                    r.table,
+                    r.page,
+                    r.lsn,
+                    r.prev_lsn,
+                    r.term};
       refs.push_back(ref);
       in_batch.insert(r.lsn);
       batch_prev[r.lsn] = r.prev_lsn;
@@ -425,8 +443,9 @@ Task<Status> SegmentStore::write_marker(const Record& marker) {
   Status st = co_await seg->file->sync();
   if (!st.is_ok()) co_return break_store(st);
   seg->size = *off + buf.size();
-  markers_.push_back(RecordRef{seg->number, *off, static_cast<uint32_t>(buf.size()), decode_fixed32(buf.data() + 12),
-                               marker.type, marker.table, marker.page, marker.lsn, marker.prev_lsn, marker.term});
+  markers_.push_back(RecordRef{seg->number, *off, static_cast<uint32_t>(buf.size()),
+                               decode_fixed32(buf.data() + 12), marker.type, marker.table,
+                               marker.page, marker.lsn, marker.prev_lsn, marker.term});
   co_return Status();
 }
 
@@ -481,7 +500,8 @@ Task<Status> SegmentStore::set_retention(Lsn lsn) {
     for (size_t i = 0; i < keep_from; ++i) dead.push_back(lsns[i]);
   }
   std::vector<RecordRef> ckpts = checkpoints();
-  for (size_t i = 0; i + 1 < ckpts.size() && ckpts[i + 1].lsn <= lsn; ++i) dead.push_back(ckpts[i].lsn);
+  for (size_t i = 0; i + 1 < ckpts.size() && ckpts[i + 1].lsn <= lsn; ++i)
+    dead.push_back(ckpts[i].lsn);
   for (Lsn l : dead) {
     auto it = by_lsn_.find(l);
     if (it == by_lsn_.end()) continue;  // a record can be dead for two reasons
@@ -506,47 +526,65 @@ Task<Status> SegmentStore::set_retention(Lsn lsn) {
     st = co_await env_.disk().sync_dir(options_.dir);
     if (!st.is_ok()) co_return break_store(st);
   }
-  std::erase_if(damaged_, [this](const DamagedRange& d) { return d.segment != 0 && segments_.count(d.segment) == 0; });
+  std::erase_if(damaged_, [this](const DamagedRange& d) {
+    return d.segment != 0 && segments_.count(d.segment) == 0;
+  });
   // The chain from the new retention point up to complete_lsn is still unbroken; only a
   // retention point above it can move it.
   if (complete_lsn_ < lsn) recompute_complete();
   env_.log().info(kComponent, 30010, "retention advanced",
-                  {{"retention_lsn", lsn}, {"records_dropped", dead.size()}, {"segments_deleted", doomed.size()}});
+                  {{"retention_lsn", lsn},
+                   {"records_dropped", dead.size()},
+                   {"segments_deleted", doomed.size()}});
   co_return Status();
 }
 
 Task<Result<Record>> SegmentStore::read(const RecordRef& ref) {
   auto it = segments_.find(ref.segment);
   if (it == segments_.end()) {
-    co_return Status(Code::kNotFound, "segment no longer exists").with("segment", ref.segment).with("lsn", ref.lsn.value);
+    co_return Status(Code::kNotFound, "segment no longer exists")
+        .with("segment", ref.segment)
+        .with("lsn", ref.lsn.value);
   }
   Bytes buf(ref.size);
   auto n = co_await it->second->file->read(ref.offset, buf);
   if (!n.is_ok()) co_return n.status();
   if (*n != ref.size) {
-    co_return Status(Code::kCorruption, "record cut short on disk").with("segment", ref.segment).with("lsn", ref.lsn.value);
+    co_return Status(Code::kCorruption, "record cut short on disk")
+        .with("segment", ref.segment)
+        .with("lsn", ref.lsn.value);
   }
   DecodedRecord d = decode_record(buf);
   if (d.outcome != DecodeOutcome::kOk || d.record.lsn != ref.lsn) {
-    Status err = d.outcome == DecodeOutcome::kOk ? corruption("record lsn changed on disk") : d.error;
+    Status err =
+        d.outcome == DecodeOutcome::kOk ? corruption("record lsn changed on disk") : d.error;
     if (err.is_ok()) err = corruption("record damaged on disk");
-    env_.log().error(kComponent, 30011, "stored record failed its checksum; not served",
-                     {{"segment", ref.segment}, {"offset", ref.offset}, {"lsn", ref.lsn}, {"error", err}});
+    env_.log().error(
+        kComponent, 30011, "stored record failed its checksum; not served",
+        {{"segment", ref.segment}, {"offset", ref.offset}, {"lsn", ref.lsn}, {"error", err}});
     co_return std::move(err).with("segment", ref.segment).with("lsn", ref.lsn.value);
   }
   co_return std::move(d.record);
 }
 
-Result<std::vector<RecordRef>> SegmentStore::page_chain(TableId table, PageId page, Lsn as_of) const {
+Result<std::vector<RecordRef>> SegmentStore::page_chain(TableId table, PageId page,
+                                                        Lsn as_of) const {
   auto it = pages_.find({table, page});
   if (it == pages_.end() || it->second.empty() || it->second.front() > as_of) {
-    return Status(Code::kNotFound, "no such page").with("table", table.value).with("page", page.value).with("as_of", as_of.value);
+    return Status(Code::kNotFound, "no such page")
+        .with("table", table.value)
+        .with("page", page.value)
+        .with("as_of", as_of.value);
   }
   const auto& lsns = it->second;
-  size_t end = std::upper_bound(lsns.begin(), lsns.end(), as_of) - lsns.begin();  // lsns[0..end) <= as_of
+  size_t end =
+      std::upper_bound(lsns.begin(), lsns.end(), as_of) - lsns.begin();  // lsns[0..end) <= as_of
   const RecordRef& newest = by_lsn_.at(lsns[end - 1]);
   if (newest.type == RecordType::kDiscard) {
-    return Status(Code::kDiscarded, "page was discarded").with("table", table.value).with("page", page.value).with("lsn", newest.lsn.value);
+    return Status(Code::kDiscarded, "page was discarded")
+        .with("table", table.value)
+        .with("page", page.value)
+        .with("lsn", newest.lsn.value);
   }
   size_t image = end;
   for (size_t i = end; i-- > 0;) {
@@ -557,15 +595,17 @@ Result<std::vector<RecordRef>> SegmentStore::page_chain(TableId table, PageId pa
   }
   if (image == end) {
     return Status(Code::kNotFound, "page has deltas but no full image at or below the lsn")
-        .with("table", table.value).with("page", page.value).with("as_of", as_of.value);
+        .with("table", table.value)
+        .with("page", page.value)
+        .with("as_of", as_of.value);
   }
   std::vector<RecordRef> out;
   for (size_t i = image; i < end; ++i) out.push_back(by_lsn_.at(lsns[i]));
   return out;
 }
 
-std::vector<RecordRef> SegmentStore::scan_after(Lsn after, Lsn until, size_t max_bytes, bool log_only,
-                                                Lsn* through) const {
+std::vector<RecordRef> SegmentStore::scan_after(Lsn after, Lsn until, size_t max_bytes,
+                                                bool log_only, Lsn* through) const {
   std::vector<RecordRef> out;
   size_t bytes = 0;
   Lsn covered = until;

@@ -86,7 +86,8 @@ Status validate_log_entry(const LogEntry& e) {
     return Status::ok();
   }
   const bool writes = e.kind == LogEntryKind::kWrites;
-  if (writes && e.keystore_base_version != 0) return out_of_bounds("a write batch carries a keystore version");
+  if (writes && e.keystore_base_version != 0)
+    return out_of_bounds("a write batch carries a keystore version");
   const size_t ops = writes ? e.writes.size() : e.changes.size();
   const size_t others = writes ? e.changes.size() : e.writes.size();
   if (others != 0) {

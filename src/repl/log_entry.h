@@ -65,9 +65,9 @@ struct LogWrite {
 };
 
 enum class LogEntryKind : uint8_t {
-  kWrites = 1,    // a committed write batch: `writes`
-  kKeystore = 2,  // keystore changes, applied in order: `changes`
-  kHeartbeat = 3, // nothing: carries the commit point when the primary is idle
+  kWrites = 1,     // a committed write batch: `writes`
+  kKeystore = 2,   // keystore changes, applied in order: `changes`
+  kHeartbeat = 3,  // nothing: carries the commit point when the primary is idle
 };
 
 struct LogEntry {

@@ -48,11 +48,14 @@ Primary::Primary(Env& env, Engine& engine, RecordWriter& writer, PrimaryOptions 
       writer_mu_(env.executor().scheduler()),
       key_mu_(env.executor().scheduler()) {}
 
-Primary::~Primary() { stop(); }
+Primary::~Primary() {
+  stop();
+}
 
 Timestamp Primary::next_ts() {
   const int64_t ns = env_.clock().wall_now_ns();
-  const uint64_t secs = ns <= 0 ? 0 : std::min<uint64_t>(static_cast<uint64_t>(ns / 1'000'000'000), 0xffffffffu);
+  const uint64_t secs =
+      ns <= 0 ? 0 : std::min<uint64_t>(static_cast<uint64_t>(ns / 1'000'000'000), 0xffffffffu);
   Timestamp candidate = Timestamp::from_parts(static_cast<uint32_t>(secs), 0);
   last_ts_ = std::max(Timestamp(last_ts_.value + 1), candidate);
   return last_ts_;
@@ -123,7 +126,8 @@ void Primary::stop() {
 bool Primary::has_room(size_t bytes) const {
   if (engine_.ingest_bytes() >= options_.ingest_bytes_max) return false;
   if (queue_.empty()) return true;
-  return queue_.size() < options_.queue_batches_max && queue_bytes_ + bytes <= options_.queue_bytes_max;
+  return queue_.size() < options_.queue_batches_max &&
+         queue_bytes_ + bytes <= options_.queue_bytes_max;
 }
 
 void Primary::finish(Request& req, Status st, Timestamp ts) {
@@ -173,7 +177,9 @@ Task<Result<Timestamp>> Primary::write(std::vector<LogWrite> batch, WriteConcern
   if (!valid.is_ok()) co_return valid.at("write");
   for (const LogWrite& w : req->entry.writes) {
     if (w.key.size() > kKeyBytesMax || (w.value && w.value->size() > kValueBytesMax)) {
-      co_return Status(Code::kInvalidArgument, "key or value too large").at("write").with("table", w.table.value);
+      co_return Status(Code::kInvalidArgument, "key or value too large")
+          .at("write")
+          .with("table", w.table.value);
     }
   }
   Status keys = co_await ensure_table_keys(req->entry.writes);
@@ -206,8 +212,8 @@ Task<Result<Timestamp>> Primary::submit(std::shared_ptr<Request> req, Deadline a
   if (!running_) co_return unavailable("primary is not running").at("write");
   if (!is_key_entry) {
     // As long as one group's attempts: a write never sent by then fails "not committed".
-    req->give_up = env_.executor().now() +
-                   (options_.write_timeout + options_.write_retry_backoff) * options_.write_attempts_max;
+    req->give_up = env_.executor().now() + (options_.write_timeout + options_.write_retry_backoff) *
+                                               options_.write_attempts_max;
   }
   queue_.push_back(req);
   queue_bytes_ += req->bytes;
@@ -249,14 +255,17 @@ Task<void> Primary::commit_group() {
   if (writer_.needs_recovery()) {
     Status st = co_await recover_chain(options_.write_timeout);
     if (!st.is_ok()) {
-      env_.log().warn(kComponent, 41010, "log writer cannot recover yet; writes wait", {{"error", st}});
+      env_.log().warn(kComponent, 41010, "log writer cannot recover yet; writes wait",
+                      {{"error", st}});
       // Writes that waited past their bound fail; they were never sent.
       const MonoTime now = env_.executor().now();
       for (auto it = queue_.begin(); it != queue_.end();) {
         if ((*it)->give_up <= now) {
           stats_.batches_failed++;
           queue_bytes_ -= (*it)->bytes;
-          finish(**it, Status(Code::kUnavailable, "write not committed: the log could not be reached").at("commit"),
+          finish(**it,
+                 Status(Code::kUnavailable, "write not committed: the log could not be reached")
+                     .at("commit"),
                  Timestamp());
           it = queue_.erase(it);
         } else {
@@ -301,13 +310,17 @@ Task<void> Primary::commit_group() {
       // A checkpoint became stable at or above the ts T1 reserved, and the push queue
       // takes nothing at or below stable: write the change at a fresh ts instead, so it
       // is still the ts it is pushed at.
-      env_.log().info(kComponent, 41016, "reserved keystore ts already covered by a checkpoint; using a fresh one",
-                      {{"reserved_ts", req->entry.ts}, {"stable_ts", engine_.push_queue().stable()}});
+      env_.log().info(
+          kComponent, 41016,
+          "reserved keystore ts already covered by a checkpoint; using a fresh one",
+          {{"reserved_ts", req->entry.ts}, {"stable_ts", engine_.push_queue().stable()}});
       req->entry.ts = next_ts();
     }
     if (dek == nullptr) {
-      finish(*req, Status(Code::kNotFound, "the log DEK is not in the key ring").at("commit").with(
-                       "dek_version", log_dek_.version),
+      finish(*req,
+             Status(Code::kNotFound, "the log DEK is not in the key ring")
+                 .at("commit")
+                 .with("dek_version", log_dek_.version),
              Timestamp());
       continue;
     }
@@ -335,11 +348,13 @@ Task<void> Primary::commit_group() {
     for (auto& req : sealed) {
       if (req->entry.kind == LogEntryKind::kWrites) {
         for (LogWrite& w : req->entry.writes) {
-          Status applied = engine_.apply_write(w.table, std::move(w.key), req->entry.ts, std::move(w.value));
+          Status applied =
+              engine_.apply_write(w.table, std::move(w.key), req->entry.ts, std::move(w.value));
           if (!applied.is_ok()) {
             // Validated before it was queued and the ts is above every checkpoint; a
             // failure here is a bug, but the record is durable, so say so loudly.
-            env_.log().error(kComponent, 41011, "durable write did not apply", {{"error", applied}});
+            env_.log().error(kComponent, 41011, "durable write did not apply",
+                             {{"error", applied}});
           }
         }
         stats_.batches_acked++;
@@ -351,12 +366,14 @@ Task<void> Primary::commit_group() {
           // Push at the reserved ts unless a checkpoint already covered it (the queue then
           // refuses it): a fresh ts keeps "a checkpoint at or above it writes this keystore".
           Timestamp push_ts = req->entry.ts;
-          if (push_ts <= engine_.push_queue().stable() || push_ts <= engine_.push_queue().last_push_ts()) {
+          if (push_ts <= engine_.push_queue().stable() ||
+              push_ts <= engine_.push_queue().last_push_ts()) {
             push_ts = next_ts();
           }
           Status pushed = engine_.push_keystore(push_ts);
           if (!pushed.is_ok()) {
-            env_.log().error(kComponent, 41012, "keystore push refused", {{"error", pushed}, {"ts", push_ts}});
+            env_.log().error(kComponent, 41012, "keystore push refused",
+                             {{"error", pushed}, {"ts", push_ts}});
           }
           applied_ts_ = std::max(applied_ts_, push_ts);
           if (auto d = engine_.keystore().newest_dek(kLogTable.value)) log_dek_ = *d;
@@ -364,7 +381,8 @@ Task<void> Primary::commit_group() {
       } else {
         stats_.heartbeats++;
       }
-      if (req->entry.kind != LogEntryKind::kHeartbeat) applied_ts_ = std::max(applied_ts_, req->entry.ts);
+      if (req->entry.kind != LogEntryKind::kHeartbeat)
+        applied_ts_ = std::max(applied_ts_, req->entry.ts);
       applied_lsn_ = req->lsn;
       if (req->entry.kind != LogEntryKind::kHeartbeat) last_entry_lsn_ = req->lsn;
       finish(*req, Status(), req->entry.ts);
@@ -382,11 +400,13 @@ Task<void> Primary::commit_group() {
   // The group is in doubt: the abandon below or a later success decides it.
   stats_.groups_abandoned++;
   Status rec = co_await recover_chain(options_.write_timeout);
-  Status why = rec.is_ok()
-                   ? Status(Code::kUnavailable, fmt::format("write not committed: abandoned after retries ({})",
-                                                            st.to_string()))
-                   : Status(Code::kUnavailable, fmt::format("write outcome unknown: the log could not be reached ({})",
-                                                            st.to_string()));
+  Status why =
+      rec.is_ok()
+          ? Status(Code::kUnavailable,
+                   fmt::format("write not committed: abandoned after retries ({})", st.to_string()))
+          : Status(Code::kUnavailable,
+                   fmt::format("write outcome unknown: the log could not be reached ({})",
+                               st.to_string()));
   why.at("commit");
   env_.log().warn(kComponent, 41014, "commit group failed", {{"error", st}, {"recover", rec}});
   for (auto& req : sealed) {
@@ -411,12 +431,14 @@ Task<Status> Primary::write_group(std::vector<Record> records,
   if (!w1->empty()) on_first_ack = ack_w1;
   const Deadline deadline = env_.executor().deadline_after(options_.write_timeout);
   Status st = co_await writer_.write(std::move(records), deadline, std::move(on_first_ack));
-  for (int attempt = 1; !st.is_ok() && st.code() != Code::kFenced && attempt < options_.write_attempts_max;
+  for (int attempt = 1;
+       !st.is_ok() && st.code() != Code::kFenced && attempt < options_.write_attempts_max;
        attempt++) {
     stats_.group_retries++;
     env_.log().info(kComponent, 41015, "commit group not durable yet; re-sending the same records",
                     {{"attempt", attempt}, {"error", st}});
-    if (!(co_await env_.executor().sleep(options_.write_retry_backoff)).is_ok()) co_return cancelled("stopping");
+    if (!(co_await env_.executor().sleep(options_.write_retry_backoff)).is_ok())
+      co_return cancelled("stopping");
     st = co_await writer_.resend(env_.executor().deadline_after(options_.write_timeout));
   }
   if (st.is_ok()) ack_w1();
@@ -435,7 +457,8 @@ Task<Status> Primary::write_chain_marker() {
   // fetched abandoned LOG records sees the chain skip them before any commit point could
   // cover them (pages and checkpoint records are invisible to its log reads).
   DataKey* dek = engine_.key_ring().find(log_dek_);
-  if (dek == nullptr) co_return Status(Code::kNotFound, "the log DEK is not in the key ring").at("chain_marker");
+  if (dek == nullptr)
+    co_return Status(Code::kNotFound, "the log DEK is not in the key ring").at("chain_marker");
   LogEntry hb;
   hb.kind = LogEntryKind::kHeartbeat;
   hb.ts = last_ts_.is_zero() ? next_ts() : last_ts_;
@@ -449,26 +472,30 @@ Task<Status> Primary::write_chain_marker() {
   if (st.is_ok()) {
     stats_.heartbeats++;
   } else {
-    env_.log().info(kComponent, 41017, "chain marker after recovery not durable yet", {{"error", st}});
+    env_.log().info(kComponent, 41017, "chain marker after recovery not durable yet",
+                    {{"error", st}});
   }
   co_return st;
 }
 
 // ---- Reads ----------------------------------------------------------------------------
 
-Task<Result<std::optional<std::string>>> Primary::get(TableId table, std::string key, std::optional<Timestamp> ts) {
+Task<Result<std::optional<std::string>>> Primary::get(TableId table, std::string key,
+                                                      std::optional<Timestamp> ts) {
   co_return co_await engine_.get(table, std::move(key), ts.value_or(applied_ts_));
 }
 
-Task<Result<std::vector<std::pair<std::string, std::string>>>> Primary::scan(TableId table, std::string lo,
-                                                                             std::string hi, size_t limit,
-                                                                             std::optional<Timestamp> ts) {
-  co_return co_await engine_.scan(table, std::move(lo), std::move(hi), ts.value_or(applied_ts_), limit);
+Task<Result<std::vector<std::pair<std::string, std::string>>>> Primary::scan(
+    TableId table, std::string lo, std::string hi, size_t limit, std::optional<Timestamp> ts) {
+  co_return co_await engine_.scan(table, std::move(lo), std::move(hi), ts.value_or(applied_ts_),
+                                  limit);
 }
 
 // ---- Checkpoints ------------------------------------------------------------------------
 
-void Primary::prompt_checkpoint() { checkpoint_prompt_.set(); }
+void Primary::prompt_checkpoint() {
+  checkpoint_prompt_.set();
+}
 
 Task<Result<CheckpointInfo>> Primary::checkpoint_now() {
   Result<CheckpointInfo> r = co_await checkpoint_locked();
@@ -497,7 +524,8 @@ Task<Result<CheckpointInfo>> Primary::checkpoint_locked() {
     Status rec = co_await recover_chain(options_.io_timeout);
     if (!rec.is_ok() || writer_.needs_recovery()) {
       stats_.checkpoint_failures++;
-      co_return Status(rec.is_ok() ? unavailable("log chain marker not durable") : rec).at("checkpoint:recover");
+      co_return Status(rec.is_ok() ? unavailable("log chain marker not durable") : rec)
+          .at("checkpoint:recover");
     }
   }
   auto r = co_await engine_.checkpoint(writer_, ts, log_lsn);
@@ -511,7 +539,8 @@ Task<Result<CheckpointInfo>> Primary::checkpoint_locked() {
     last_entry_lsn_ = std::max(last_entry_lsn_, r->completion_lsn);
   } else {
     stats_.checkpoint_failures++;
-    env_.log().warn(kComponent, 41020, "checkpoint failed; will retry", {{"error", r.status()}, {"ts", ts}});
+    env_.log().warn(kComponent, 41020, "checkpoint failed; will retry",
+                    {{"error", r.status()}, {"ts", ts}});
   }
   room_changed_.notify_all();  // ingest was pruned
   co_return r;
@@ -521,22 +550,24 @@ Task<void> Primary::after_checkpoint(const CheckpointInfo& info) {
   if (!retained_.empty() && retained_.back().completion_lsn == info.completion_lsn) co_return;
   const MonoTime now = env_.executor().now();
   if (!retained_.empty()) retained_.back().superseded_at = now;
-  retained_.push_back(
-      Retained{MonoTime::never(), info.completion_lsn, engine_.checkpoint_log_lsn(), engine_.checkpoint_keystore_snapshot()});
+  retained_.push_back(Retained{MonoTime::never(), info.completion_lsn, engine_.checkpoint_log_lsn(),
+                               engine_.checkpoint_keystore_snapshot()});
   // Keep the last two, and every checkpoint superseded less than retention_min_age ago
   // (bounded, in case checkpoints come very fast).
   constexpr size_t kRetainedMax = 4096;
   while (retained_.size() > 2 &&
-         (retained_.size() > kRetainedMax || retained_.front().superseded_at + options_.retention_min_age <= now)) {
+         (retained_.size() > kRetainedMax ||
+          retained_.front().superseded_at + options_.retention_min_age <= now)) {
     retained_.pop_front();
   }
   if (retained_.size() < 2) co_return;
   const Retained& oldest = retained_.front();
   if (!oldest.log_lsn.is_zero()) {
-    Status st = co_await writer_.client().set_retention(oldest.log_lsn,
-                                                        env_.executor().deadline_after(options_.io_timeout));
+    Status st = co_await writer_.client().set_retention(
+        oldest.log_lsn, env_.executor().deadline_after(options_.io_timeout));
     if (!st.is_ok()) {
-      env_.log().info(kComponent, 41021, "retention not moved yet", {{"error", st}, {"lsn", oldest.log_lsn}});
+      env_.log().info(kComponent, 41021, "retention not moved yet",
+                      {{"error", st}, {"lsn", oldest.log_lsn}});
     }
   }
   const uint64_t before_key_ops = engine_.keystore().version();
@@ -581,8 +612,8 @@ Task<Status> Primary::seal_log() {
         ev->set();
       }
     };
-    tasks_.push_back(env_.executor().spawn("seal-checkpoint",
-                                           prompt(&env_, &checkpoint_prompt_, &seal_prompt_pending_, delay)));
+    tasks_.push_back(env_.executor().spawn(
+        "seal-checkpoint", prompt(&env_, &checkpoint_prompt_, &seal_prompt_pending_, delay)));
     std::erase_if(tasks_, [this](TaskId t) { return env_.executor().is_done(t); });
   }
   co_return st;
@@ -591,7 +622,9 @@ Task<Status> Primary::seal_log() {
 Task<void> Primary::heartbeat_loop() {
   while (running_) {
     if (!(co_await env_.executor().sleep(options_.heartbeat_interval)).is_ok()) co_return;
-    if (!queue_.empty() || last_entry_lsn_ <= published_commit_ || writer_.durable_lsn() < last_entry_lsn_) continue;
+    if (!queue_.empty() || last_entry_lsn_ <= published_commit_ ||
+        writer_.durable_lsn() < last_entry_lsn_)
+      continue;
     auto req = std::make_shared<Request>(env_.executor().scheduler());
     req->entry.kind = LogEntryKind::kHeartbeat;
     queue_.push_back(req);
@@ -602,8 +635,8 @@ Task<void> Primary::heartbeat_loop() {
 
 // ---- Keys -------------------------------------------------------------------------------
 
-Task<Status> Primary::log_key_changes(std::vector<KeystoreChange> changes, uint64_t base_version, Timestamp ts,
-                                      bool rotation) {
+Task<Status> Primary::log_key_changes(std::vector<KeystoreChange> changes, uint64_t base_version,
+                                      Timestamp ts, bool rotation) {
   std::vector<std::shared_ptr<Request>> chunks;
   for (size_t i = 0; i < changes.size(); i += kKeyChangesPerEntry) {
     auto req = std::make_shared<Request>(env_.executor().scheduler());
@@ -648,7 +681,8 @@ Task<Status> Primary::log_pending_keys() {
 }
 
 Task<Status> Primary::key_op(Task<Result<std::vector<KeystoreChange>>> op) {
-  QUIRE_CO_RETURN_IF_ERROR(co_await key_mu_.lock(env_.executor().deadline_after(options_.io_timeout)));
+  QUIRE_CO_RETURN_IF_ERROR(
+      co_await key_mu_.lock(env_.executor().deadline_after(options_.io_timeout)));
   MutexGuard guard(key_mu_);
   QUIRE_CO_RETURN_IF_ERROR(co_await log_pending_keys());
   const uint64_t base = engine_.keystore().version();
@@ -668,7 +702,8 @@ Task<Result<uint32_t>> Primary::rotate_active_kek() {
 
 Task<Result<uint32_t>> Primary::rotate_active_kek(Nanos gap) {
   if (!running_) co_return unavailable("primary is not running").at("rotate_active_kek");
-  QUIRE_CO_RETURN_IF_ERROR(co_await key_mu_.lock(env_.executor().deadline_after(options_.io_timeout)));
+  QUIRE_CO_RETURN_IF_ERROR(
+      co_await key_mu_.lock(env_.executor().deadline_after(options_.io_timeout)));
   MutexGuard guard(key_mu_);
   QUIRE_CO_RETURN_IF_ERROR(co_await log_pending_keys());
   // T1: KEK vN in the in-memory keystore, DEKs rewrapped, a log timestamp reserved.
@@ -677,7 +712,8 @@ Task<Result<uint32_t>> Primary::rotate_active_kek(Nanos gap) {
   if (!changes.is_ok()) co_return Status(changes.status()).at("rotate_active_kek:T1");
   const uint32_t kek = engine_.keystore().active_kek().value_or(0);
   const Timestamp ts = next_ts();
-  env_.log().info(kComponent, 41030, "rotateActiveKEK T1: KEK committed to the in-memory keystore; log ts reserved",
+  env_.log().info(kComponent, 41030,
+                  "rotateActiveKEK T1: KEK committed to the in-memory keystore; log ts reserved",
                   {{"kek_version", kek},
                    {"reserved_ts", ts},
                    {"keystore_version", engine_.keystore().version()},
@@ -692,8 +728,9 @@ Task<Result<uint32_t>> Primary::rotate_active_kek(Nanos gap) {
   Status st = co_await log_key_changes(std::move(list), base, ts, true);
   if (!st.is_ok()) co_return st.at("rotate_active_kek:T2");
   stats_.kek_rotations++;
-  env_.log().info(kComponent, 41031, "rotateActiveKEK T2: keystore change logged and pushed",
-                  {{"kek_version", kek}, {"ts", ts}, {"keystore_version", engine_.keystore().version()}});
+  env_.log().info(
+      kComponent, 41031, "rotateActiveKEK T2: keystore change logged and pushed",
+      {{"kek_version", kek}, {"ts", ts}, {"keystore_version", engine_.keystore().version()}});
   if (on_rotation_point) on_rotation_point(RotationPoint::kAfterPush);
   co_return kek;
 }

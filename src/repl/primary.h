@@ -105,9 +105,9 @@ struct PrimaryStats {
 
 // Test hooks: points of a KEK rotation (a test may crash the node there).
 enum class RotationPoint : uint8_t {
-  kAfterT1 = 1,       // KEK vN is in the in-memory keystore; nothing logged
-  kAfterLogWrite = 2, // the keystore change is durable in the log; not pushed yet
-  kAfterPush = 3,     // pushed to the checkpoint queue
+  kAfterT1 = 1,        // KEK vN is in the in-memory keystore; nothing logged
+  kAfterLogWrite = 2,  // the keystore change is durable in the log; not pushed yet
+  kAfterPush = 3,      // pushed to the checkpoint queue
 };
 
 class Primary {
@@ -131,14 +131,17 @@ class Primary {
   // Unavailable when it could not be made durable (see the header comment: "not
   // committed" after an abandon, "outcome unknown" otherwise); Fenced after a newer
   // primary appeared.
-  Task<Result<Timestamp>> write(std::vector<LogWrite> batch, WriteConcern concern = WriteConcern::kMajority);
+  Task<Result<Timestamp>> write(std::vector<LogWrite> batch,
+                                WriteConcern concern = WriteConcern::kMajority);
   Task<Result<Timestamp>> put(TableId table, std::string key, std::string value);
   Task<Result<Timestamp>> del(TableId table, std::string key);
 
   // Reads at `ts` (default: the applied timestamp: every acknowledged majority write).
-  Task<Result<std::optional<std::string>>> get(TableId table, std::string key, std::optional<Timestamp> ts = {});
-  Task<Result<std::vector<std::pair<std::string, std::string>>>> scan(TableId table, std::string lo, std::string hi,
-                                                                      size_t limit, std::optional<Timestamp> ts = {});
+  Task<Result<std::optional<std::string>>> get(TableId table, std::string key,
+                                               std::optional<Timestamp> ts = {});
+  Task<Result<std::vector<std::pair<std::string, std::string>>>> scan(
+      TableId table, std::string lo, std::string hi, size_t limit,
+      std::optional<Timestamp> ts = {});
 
   // A checkpoint now (waits for the log writer).
   Task<Result<CheckpointInfo>> checkpoint_now();
@@ -179,7 +182,8 @@ class Primary {
   Task<void> heartbeat_loop();
   // Takes the next group off the queue and makes it durable (or fails it).
   Task<void> commit_group();
-  Task<Status> write_group(std::vector<Record> records, std::shared_ptr<std::vector<std::shared_ptr<Request>>> w1);
+  Task<Status> write_group(std::vector<Record> records,
+                           std::shared_ptr<std::vector<std::shared_ptr<Request>>> w1);
   void finish(Request& req, Status st, Timestamp ts);
   Task<Result<CheckpointInfo>> checkpoint_locked();
   // Abandons after the durable point, then writes a heartbeat LOG record naming it.
@@ -188,8 +192,8 @@ class Primary {
   Task<Status> write_chain_marker();
   Task<void> after_checkpoint(const CheckpointInfo& info);
   // Logs keystore changes already applied to the engine (T2) at `ts`, then pushes.
-  Task<Status> log_key_changes(std::vector<KeystoreChange> changes, uint64_t base_version, Timestamp ts,
-                               bool rotation = false);
+  Task<Status> log_key_changes(std::vector<KeystoreChange> changes, uint64_t base_version,
+                               Timestamp ts, bool rotation = false);
   // Runs a key operation of the engine and logs its changes (no gap).
   Task<Status> key_op(Task<Result<std::vector<KeystoreChange>>> op);
   Task<Status> ensure_table_keys(const std::vector<LogWrite>& batch);
@@ -212,15 +216,15 @@ class Primary {
   WaitQueue room_changed_;   // the queue shrank or a checkpoint freed ingest
   Event checkpoint_prompt_;
   bool seal_prompt_pending_ = false;  // a seal's delayed prompt is on its way
-  AsyncMutex writer_mu_;  // the log writer: one group or checkpoint at a time
-  AsyncMutex key_mu_;     // key operations, T1 through T2
+  AsyncMutex writer_mu_;              // the log writer: one group or checkpoint at a time
+  AsyncMutex key_mu_;                 // key operations, T1 through T2
 
   Timestamp last_ts_;
   Timestamp applied_ts_;
   Lsn applied_lsn_;
-  Lsn last_entry_lsn_;   // the last data or keystore entry written (heartbeats excluded)
-  Lsn published_commit_; // the highest commit point a written record carried
-  DekRef log_dek_;       // the log DEK version every reader holds
+  Lsn last_entry_lsn_;    // the last data or keystore entry written (heartbeats excluded)
+  Lsn published_commit_;  // the highest commit point a written record carried
+  DekRef log_dek_;        // the log DEK version every reader holds
   uint64_t logged_keystore_version_ = 0;
   // Key changes applied to the engine whose log write failed: logged before the next.
   std::vector<KeystoreChange> unlogged_;

@@ -11,28 +11,39 @@ constexpr const char* kComponent = "standby";
 constexpr const char* kManager = "checkpoint-manager";
 
 bool retriable_outcome(PickupOutcome o) {
-  return o == PickupOutcome::kKeystoreAhead || o == PickupOutcome::kUnavailable || o == PickupOutcome::kBusy;
+  return o == PickupOutcome::kKeystoreAhead || o == PickupOutcome::kUnavailable ||
+         o == PickupOutcome::kBusy;
 }
 }  // namespace
 
 std::string_view standby_state_name(StandbyState s) {
   switch (s) {
-    case StandbyState::kStartup: return "STARTUP";
-    case StandbyState::kCatchingUp: return "CATCHING_UP";
-    case StandbyState::kSecondary: return "SECONDARY";
-    case StandbyState::kResync: return "RESYNC";
+    case StandbyState::kStartup:
+      return "STARTUP";
+    case StandbyState::kCatchingUp:
+      return "CATCHING_UP";
+    case StandbyState::kSecondary:
+      return "SECONDARY";
+    case StandbyState::kResync:
+      return "RESYNC";
   }
   return "UNKNOWN";
 }
 
 std::string_view pickup_action_name(PickupAction a) {
   switch (a) {
-    case PickupAction::kAdvance: return "advance";
-    case PickupAction::kIgnore: return "ignore";
-    case PickupAction::kWait: return "wait for a newer checkpoint";
-    case PickupAction::kRetry: return "retry with backoff";
-    case PickupAction::kStepDown: return "step down to RESYNC";
-    case PickupAction::kAbort: return "abort";
+    case PickupAction::kAdvance:
+      return "advance";
+    case PickupAction::kIgnore:
+      return "ignore";
+    case PickupAction::kWait:
+      return "wait for a newer checkpoint";
+    case PickupAction::kRetry:
+      return "retry with backoff";
+    case PickupAction::kStepDown:
+      return "step down to RESYNC";
+    case PickupAction::kAbort:
+      return "abort";
   }
   return "unknown";
 }
@@ -40,15 +51,21 @@ std::string_view pickup_action_name(PickupAction a) {
 PickupAction decide_pickup(const PickupResult& r, PickupPolicy policy, bool retry_deadline_passed) {
   if (r.installed && r.outcome != PickupOutcome::kAlreadyInstalled) return PickupAction::kAdvance;
   switch (r.outcome) {
-    case PickupOutcome::kInstalled: return PickupAction::kAdvance;
+    case PickupOutcome::kInstalled:
+      return PickupAction::kAdvance;
     case PickupOutcome::kAlreadyInstalled:
-    case PickupOutcome::kOlder: return PickupAction::kIgnore;
+    case PickupOutcome::kOlder:
+      return PickupAction::kIgnore;
     case PickupOutcome::kStaleKeystore:
       switch (policy) {
-        case PickupPolicy::kAbort: return PickupAction::kAbort;
-        case PickupPolicy::kResync: return PickupAction::kStepDown;
-        case PickupPolicy::kSkip: return PickupAction::kWait;
-        case PickupPolicy::kAccept: return PickupAction::kWait;  // accept installs (above); not reached
+        case PickupPolicy::kAbort:
+          return PickupAction::kAbort;
+        case PickupPolicy::kResync:
+          return PickupAction::kStepDown;
+        case PickupPolicy::kSkip:
+          return PickupAction::kWait;
+        case PickupPolicy::kAccept:
+          return PickupAction::kWait;  // accept installs (above); not reached
       }
       return PickupAction::kWait;
     case PickupOutcome::kKeystoreAhead:
@@ -72,7 +89,9 @@ Standby::Standby(Env& env, ReplicationClient& client, Engine& engine, StandbyOpt
       apply_wake_(env.executor().scheduler()),
       pickup_wake_(env.executor().scheduler()) {}
 
-Standby::~Standby() { stop(); }
+Standby::~Standby() {
+  stop();
+}
 
 void Standby::start() {
   if (running_) return;
@@ -102,8 +121,11 @@ void Standby::step_down(std::string_view why) {
   if (state_ == StandbyState::kResync || state_ == StandbyState::kStartup) return;
   stats_.resyncs++;
   epoch_++;
-  env_.log().warn(kComponent, 42002, "clean step-down: re-syncing from the latest checkpoint and the log",
-                  {{"why", why}, {"applied_ts", applied_ts_}, {"installedCheckpointLsn", engine_.installed_checkpoint_lsn()}});
+  env_.log().warn(kComponent, 42002,
+                  "clean step-down: re-syncing from the latest checkpoint and the log",
+                  {{"why", why},
+                   {"applied_ts", applied_ts_},
+                   {"installedCheckpointLsn", engine_.installed_checkpoint_lsn()}});
   set_state(StandbyState::kResync, why);
   apply_wake_.notify_all();
 }
@@ -126,10 +148,13 @@ Task<void> Standby::apply_loop() {
         rebuild_failures_in_row_++;
         resync_error_ = st;
         const bool report = rebuild_failures_in_row_ == options_.resync_failures_reported;
-        env_.log().log(report ? Severity::kError : Severity::kWarning, kComponent, report ? 42091 : 42090,
-                       report ? "cannot re-sync: no checkpoint and log to rebuild from; still trying"
-                              : "rebuild failed; will retry",
-                       {{"error", st}, {"attempts", rebuild_failures_in_row_}, {"state", standby_state_name(state_)}});
+        env_.log().log(
+            report ? Severity::kError : Severity::kWarning, kComponent, report ? 42091 : 42090,
+            report ? "cannot re-sync: no checkpoint and log to rebuild from; still trying"
+                   : "rebuild failed; will retry",
+            {{"error", st},
+             {"attempts", rebuild_failures_in_row_},
+             {"state", standby_state_name(state_)}});
         Nanos wait = std::min(options_.resync_backoff_max, backoff(rebuild_failures_in_row_ + 1));
         if (!(co_await env_.executor().sleep(wait)).is_ok()) co_return;
       }
@@ -143,21 +168,28 @@ Task<Status> Standby::rebuild() {
   stats_.rebuilds++;
   engine_.clear_ingest();
   pending_.clear();
-  auto latest = co_await client_.latest_checkpoint(env_.executor().deadline_after(options_.io_timeout));
+  auto latest =
+      co_await client_.latest_checkpoint(env_.executor().deadline_after(options_.io_timeout));
   if (!latest.is_ok()) {
     // No checkpoint yet at start-up (the primary has not bootstrapped) or no answer.
-    if (engine_.installed_checkpoint_lsn().is_zero()) co_return Status(latest.status()).at("rebuild:latest");
+    if (engine_.installed_checkpoint_lsn().is_zero())
+      co_return Status(latest.status()).at("rebuild:latest");
   } else if (latest->lsn == refused_lsn_ && !engine_.installed_checkpoint_lsn().is_zero()) {
     // The latest checkpoint failed its checks: rebuild from the one installed.
-    env_.log().warn(kComponent, 42004, "latest checkpoint refused earlier; rebuilding from the installed one",
-                    {{"refused_lsn", refused_lsn_}, {"installedCheckpointLsn", engine_.installed_checkpoint_lsn()}});
+    env_.log().warn(kComponent, 42004,
+                    "latest checkpoint refused earlier; rebuilding from the installed one",
+                    {{"refused_lsn", refused_lsn_},
+                     {"installedCheckpointLsn", engine_.installed_checkpoint_lsn()}});
   } else {
     const Lsn lsn = latest->lsn;
-    PickupResult r = co_await engine_.install_checkpoint(std::move(latest).value(), InstallMode::kLoad);
+    PickupResult r =
+        co_await engine_.install_checkpoint(std::move(latest).value(), InstallMode::kLoad);
     if (!running_) co_return cancelled("stopping");
-    if (r.outcome == PickupOutcome::kCorrupt || r.outcome == PickupOutcome::kVersionTooNew) refused_lsn_ = lsn;
-    const bool fallback = (r.outcome == PickupOutcome::kCorrupt || r.outcome == PickupOutcome::kVersionTooNew) &&
-                          !engine_.installed_checkpoint_lsn().is_zero();
+    if (r.outcome == PickupOutcome::kCorrupt || r.outcome == PickupOutcome::kVersionTooNew)
+      refused_lsn_ = lsn;
+    const bool fallback =
+        (r.outcome == PickupOutcome::kCorrupt || r.outcome == PickupOutcome::kVersionTooNew) &&
+        !engine_.installed_checkpoint_lsn().is_zero();
     const bool usable = r.installed || r.outcome == PickupOutcome::kOlder || fallback;
     if (r.installed && r.outcome != PickupOutcome::kAlreadyInstalled) stats_.pickups.installed++;
     if (!usable || engine_.installed_checkpoint_lsn().is_zero()) {
@@ -198,19 +230,24 @@ Task<void> Standby::tail_once() {
           // Re-syncing again can only help once a newer checkpoint exists.
           stats_.rebuild_failures++;
           rebuild_failures_in_row_++;
-          resync_error_ = Status(Code::kUnavailable,
-                                 "the page service has a log gap this standby cannot fill: the records after "
-                                 "the latest installable checkpoint are gone")
-                              .at("log_gap")
-                              .with("from", next_read_.value)
-                              .with("installedCheckpointLsn", engine_.installed_checkpoint_lsn().value);
+          resync_error_ =
+              Status(Code::kUnavailable,
+                     "the page service has a log gap this standby cannot fill: the records after "
+                     "the latest installable checkpoint are gone")
+                  .at("log_gap")
+                  .with("from", next_read_.value)
+                  .with("installedCheckpointLsn", engine_.installed_checkpoint_lsn().value);
           const bool report = rebuild_failures_in_row_ == options_.resync_failures_reported;
-          env_.log().log(report ? Severity::kError : Severity::kWarning, kComponent, report ? 42091 : 42010,
-                         report ? "cannot re-sync: log gap after the latest checkpoint; still trying"
-                                : "log gap right after re-sync",
-                         {{"from", next_read_}, {"error", chunk.status()}, {"attempts", rebuild_failures_in_row_}});
+          env_.log().log(
+              report ? Severity::kError : Severity::kWarning, kComponent, report ? 42091 : 42010,
+              report ? "cannot re-sync: log gap after the latest checkpoint; still trying"
+                     : "log gap right after re-sync",
+              {{"from", next_read_},
+               {"error", chunk.status()},
+               {"attempts", rebuild_failures_in_row_}});
           step_down("log gap after re-sync");
-          co_await env_.executor().sleep(std::min(options_.resync_backoff_max, backoff(rebuild_failures_in_row_ + 1)));
+          co_await env_.executor().sleep(
+              std::min(options_.resync_backoff_max, backoff(rebuild_failures_in_row_ + 1)));
           co_return;
         }
         env_.log().warn(kComponent, 42010, "log gap: the records this standby needs are gone",
@@ -290,7 +327,8 @@ Task<Result<bool>> Standby::apply_record(const Record& r) {
       const uint64_t base = entry->keystore_base_version;
       const uint64_t have = engine_.keystore().version();
       if (base > have) {
-        co_return Status(Code::kKeystoreConflict, "keystore entry skips versions this node does not hold")
+        co_return Status(Code::kKeystoreConflict,
+                         "keystore entry skips versions this node does not hold")
             .at("apply:keystore")
             .with("lsn", r.lsn.value)
             .with("base_version", base)
@@ -300,7 +338,8 @@ Task<Result<bool>> Standby::apply_record(const Record& r) {
         Status st = co_await engine_.apply_keystore_change(entry->changes[i]);
         if (!st.is_ok()) {
           if (code_is_retriable(st.code())) {
-            env_.log().info(kComponent, 42012, "keystore change waits for the KMS", {{"error", st}});
+            env_.log().info(kComponent, 42012, "keystore change waits for the KMS",
+                            {{"error", st}});
             co_return false;
           }
           co_return st.at("apply:keystore").with("lsn", r.lsn.value);
@@ -308,11 +347,13 @@ Task<Result<bool>> Standby::apply_record(const Record& r) {
         stats_.keystore_changes_applied++;
       }
       notify_pickup();  // a checkpoint that needed these keys (KeystoreAhead) may install now
-      env_.log().info(kComponent, 42013, "applied keystore change from the log",
-                      {{"lsn", r.lsn}, {"ts", entry->ts}, {"keystore_version", engine_.keystore().version()}});
+      env_.log().info(
+          kComponent, 42013, "applied keystore change from the log",
+          {{"lsn", r.lsn}, {"ts", entry->ts}, {"keystore_version", engine_.keystore().version()}});
       break;
     }
-    case LogEntryKind::kHeartbeat: break;
+    case LogEntryKind::kHeartbeat:
+      break;
   }
   stats_.records_applied++;
   applied_lsn_ = r.lsn;
@@ -324,7 +365,8 @@ Task<Result<bool>> Standby::apply_record(const Record& r) {
 
 Task<void> Standby::pickup_loop() {
   while (running_) {
-    Status st = co_await pickup_wake_.wait(env_.executor().deadline_after(options_.pickup_interval));
+    Status st =
+        co_await pickup_wake_.wait(env_.executor().deadline_after(options_.pickup_interval));
     if (st.code() == Code::kCancelled || !running_) co_return;
     if (state_ != StandbyState::kSecondary && state_ != StandbyState::kCatchingUp) continue;
     if (env_.executor().now() < retry_at_ || hold_pickups_) continue;
@@ -334,7 +376,8 @@ Task<void> Standby::pickup_loop() {
 
 Task<void> Standby::pickup_once() {
   const uint64_t epoch = epoch_;
-  auto latest = co_await client_.latest_checkpoint(env_.executor().deadline_after(options_.io_timeout));
+  auto latest =
+      co_await client_.latest_checkpoint(env_.executor().deadline_after(options_.io_timeout));
   if (!running_ || epoch != epoch_) co_return;
   if (!latest.is_ok()) {
     if (latest.code() == Code::kNotFound || latest.code() == Code::kCancelled) co_return;
@@ -356,11 +399,12 @@ Task<void> Standby::pickup_once() {
     co_return;
   }
   const Lsn lsn = latest->lsn;
-  auto completion = decode_completion(
-      std::string_view(reinterpret_cast<const char*>(latest->payload.data()), latest->payload.size()));
+  auto completion = decode_completion(std::string_view(
+      reinterpret_cast<const char*>(latest->payload.data()), latest->payload.size()));
   // Materialized (at or below the commit point) and applied (its ts at or below ours). A
   // completion that does not parse goes to install, which reports it as Corrupt.
-  if (completion.is_ok() && (lsn > commit_lsn_ || completion->checkpoint_ts > applied_ts_)) co_return;
+  if (completion.is_ok() && (lsn > commit_lsn_ || completion->checkpoint_ts > applied_ts_))
+    co_return;
   latest_applicable_ = std::max(latest_applicable_, lsn);
   if (lsn <= engine_.installed_checkpoint_lsn()) co_return;
   if (lsn == skipped_lsn_) co_return;  // policy skip: waiting for a newer one
@@ -374,7 +418,8 @@ Task<void> Standby::pickup_once() {
                    {"nodeKeystoreVersion", engine_.keystore().version()}});
   if (options_.before_pickup) options_.before_pickup(lsn);
   stats_.pickups.attempts++;
-  PickupResult r = co_await engine_.install_checkpoint(std::move(latest).value(), InstallMode::kFollow);
+  PickupResult r =
+      co_await engine_.install_checkpoint(std::move(latest).value(), InstallMode::kFollow);
   if (!running_) co_return;
   const PickupPolicy policy = engine_.options().policy;
   if (retriable_outcome(r.outcome)) {
@@ -383,13 +428,16 @@ Task<void> Standby::pickup_once() {
     failing_since_.reset();
     failures_in_row_ = 0;
   }
-  const bool passed = failing_since_ && env_.executor().now() - *failing_since_ >= options_.retry_deadline;
+  const bool passed =
+      failing_since_ && env_.executor().now() - *failing_since_ >= options_.retry_deadline;
   const PickupAction action = decide_pickup(r, policy, passed);
   last_pickup_ = r;
   last_action_ = action;
   PickupCounters& c = stats_.pickups;
   switch (r.outcome) {
-    case PickupOutcome::kInstalled: c.installed++; break;
+    case PickupOutcome::kInstalled:
+      c.installed++;
+      break;
     case PickupOutcome::kStaleKeystore:
       if (r.installed) {
         c.stale_keystore_accepted++;
@@ -397,14 +445,30 @@ Task<void> Standby::pickup_once() {
         c.skipped++;
       }
       break;
-    case PickupOutcome::kKeystoreAhead: c.keystore_ahead_retries++; break;
-    case PickupOutcome::kUnavailable: c.unavailable_retries++; break;
-    case PickupOutcome::kBusy: c.busy_retries++; break;
-    case PickupOutcome::kOlder: c.older_ignored++; break;
-    case PickupOutcome::kAlreadyInstalled: c.already_installed++; break;
-    case PickupOutcome::kCorrupt: c.corrupt++; break;
-    case PickupOutcome::kKeystoreConflict: c.keystore_conflicts++; break;
-    case PickupOutcome::kVersionTooNew: c.version_too_new++; break;
+    case PickupOutcome::kKeystoreAhead:
+      c.keystore_ahead_retries++;
+      break;
+    case PickupOutcome::kUnavailable:
+      c.unavailable_retries++;
+      break;
+    case PickupOutcome::kBusy:
+      c.busy_retries++;
+      break;
+    case PickupOutcome::kOlder:
+      c.older_ignored++;
+      break;
+    case PickupOutcome::kAlreadyInstalled:
+      c.already_installed++;
+      break;
+    case PickupOutcome::kCorrupt:
+      c.corrupt++;
+      break;
+    case PickupOutcome::kKeystoreConflict:
+      c.keystore_conflicts++;
+      break;
+    case PickupOutcome::kVersionTooNew:
+      c.version_too_new++;
+      break;
   }
   env_.log().info(kManager, 42021, "pick-up handled",
                   {{"checkpointToInstallLsn", lsn},
@@ -413,18 +477,25 @@ Task<void> Standby::pickup_once() {
                    {"action", pickup_action_name(action)},
                    {"policy", pickup_policy_name(policy)}});
   switch (action) {
-    case PickupAction::kAdvance: skipped_lsn_ = Lsn(); break;
-    case PickupAction::kIgnore: break;
-    case PickupAction::kWait: skipped_lsn_ = lsn; break;
+    case PickupAction::kAdvance:
+      skipped_lsn_ = Lsn();
+      break;
+    case PickupAction::kIgnore:
+      break;
+    case PickupAction::kWait:
+      skipped_lsn_ = lsn;
+      break;
     case PickupAction::kRetry:
       failures_in_row_++;
       retry_at_ = env_.executor().now() + backoff(failures_in_row_);
       break;
     case PickupAction::kStepDown:
-      if (r.outcome == PickupOutcome::kCorrupt || r.outcome == PickupOutcome::kVersionTooNew) refused_lsn_ = lsn;
+      if (r.outcome == PickupOutcome::kCorrupt || r.outcome == PickupOutcome::kVersionTooNew)
+        refused_lsn_ = lsn;
       if (passed) c.deadline_escalations++;
       c.resyncs++;
-      step_down(fmt::format("pick-up of checkpoint {}: {}", lsn.value, pickup_outcome_name(r.outcome)));
+      step_down(
+          fmt::format("pick-up of checkpoint {}: {}", lsn.value, pickup_outcome_name(r.outcome)));
       break;
     case PickupAction::kAbort:
       // The engine already ended the process (policy abort); nothing more to do here.
@@ -437,8 +508,10 @@ Status Standby::stable_read_failed(const Status& st) {
   // A page of the installed checkpoint is gone (retention moved past it while this
   // standby lagged) or bad: the state cannot serve reads; rebuild from the latest.
   stats_.reads_refused++;
-  step_down(fmt::format("a page of the installed checkpoint could not be read: {}", st.to_string()));
-  return Status(Code::kUnavailable, "standby is resyncing (its checkpoint's pages are gone); retry").at("standby_read");
+  step_down(
+      fmt::format("a page of the installed checkpoint could not be read: {}", st.to_string()));
+  return Status(Code::kUnavailable, "standby is resyncing (its checkpoint's pages are gone); retry")
+      .at("standby_read");
 }
 
 // ---- Reads ----------------------------------------------------------------------------------
@@ -450,8 +523,9 @@ Status Standby::read_gate(std::optional<Timestamp> ts, Timestamp* read_ts) const
                                                                   : "starting";
     Status st(Code::kUnavailable, fmt::format("standby is {}; retry", what));
     st.at("standby_read");
-    if (!resync_error_.is_ok()) st = Status(Code::kUnavailable, fmt::format("standby is {}; retry ({})", what,
-                                                                            resync_error_.to_string()));
+    if (!resync_error_.is_ok())
+      st = Status(Code::kUnavailable,
+                  fmt::format("standby is {}; retry ({})", what, resync_error_.to_string()));
     return st;
   }
   *read_ts = ts.value_or(applied_ts_);
@@ -483,9 +557,8 @@ Task<Result<AtTs<std::optional<std::string>>>> Standby::get(TableId table, std::
   co_return AtTs<std::optional<std::string>>{std::move(r).value(), read_ts};
 }
 
-Task<Result<AtTs<std::vector<std::pair<std::string, std::string>>>>> Standby::scan(TableId table, std::string lo,
-                                                                                   std::string hi, size_t limit,
-                                                                                   std::optional<Timestamp> ts) {
+Task<Result<AtTs<std::vector<std::pair<std::string, std::string>>>>> Standby::scan(
+    TableId table, std::string lo, std::string hi, size_t limit, std::optional<Timestamp> ts) {
   Timestamp read_ts;
   Status gate = read_gate(ts, &read_ts);
   if (!gate.is_ok()) {

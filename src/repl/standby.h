@@ -147,9 +147,9 @@ class Standby {
   // for a ts not applied yet; Older below the installed checkpoint.
   Task<Result<AtTs<std::optional<std::string>>>> get(TableId table, std::string key,
                                                      std::optional<Timestamp> ts = {});
-  Task<Result<AtTs<std::vector<std::pair<std::string, std::string>>>>> scan(TableId table, std::string lo,
-                                                                            std::string hi, size_t limit,
-                                                                            std::optional<Timestamp> ts = {});
+  Task<Result<AtTs<std::vector<std::pair<std::string, std::string>>>>> scan(
+      TableId table, std::string lo, std::string hi, size_t limit,
+      std::optional<Timestamp> ts = {});
 
   // Wakes the checkpoint manager.
   void notify_pickup() { pickup_wake_.notify_all(); }
@@ -202,7 +202,7 @@ class Standby {
   // A checkpoint that failed its checks (Corrupt, VersionTooNew): neither picked up again
   // nor loaded by a re-sync, which rebuilds from the installed checkpoint instead.
   Lsn refused_lsn_;
-  Lsn skipped_lsn_;               // policy skip: wait for a checkpoint above this one
+  Lsn skipped_lsn_;                        // policy skip: wait for a checkpoint above this one
   std::optional<MonoTime> failing_since_;  // the current run of retriable failures
   int failures_in_row_ = 0;
   MonoTime retry_at_{};

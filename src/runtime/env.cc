@@ -26,9 +26,13 @@ int64_t Random::range(int64_t lo, int64_t hi) {
   return static_cast<int64_t>(static_cast<uint64_t>(lo) + uniform(span + 1));
 }
 
-double Random::unit() { return static_cast<double>(next_u64() >> 11) * 0x1.0p-53; }
+double Random::unit() {
+  return static_cast<double>(next_u64() >> 11) * 0x1.0p-53;
+}
 
-int64_t Env::log_wall_time_ns() const { return const_cast<Env*>(this)->clock().wall_now_ns(); }
+int64_t Env::log_wall_time_ns() const {
+  return const_cast<Env*>(this)->clock().wall_now_ns();
+}
 
 std::string_view Env::log_task_name() const {
   return const_cast<Env*>(this)->executor().current_task_name();

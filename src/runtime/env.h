@@ -124,8 +124,9 @@ class File {
 };
 
 // Files under the node's data directory. Arguments are taken by value because the
-// operations are lazy coroutines that may run after the caller's temporaries are gone. Creating, renaming and unlinking change the
-// directory, which is durable only after sync_dir() of that directory.
+// operations are lazy coroutines that may run after the caller's temporaries are gone. Creating,
+// renaming and unlinking change the directory, which is durable only after sync_dir() of that
+// directory.
 class Disk {
  public:
   virtual ~Disk() = default;

@@ -26,7 +26,9 @@ class Executor {
   bool is_done(TaskId id) const { return s_.is_done(id); }
 
   // `co_await exec.sleep(10ms)`: OK after the time passed, Cancelled if cancelled first.
-  ParkAwaiter<NoRegister> sleep_until(MonoTime t) { return ParkAwaiter<NoRegister>(s_, t, Code::kOk, NoRegister{}); }
+  ParkAwaiter<NoRegister> sleep_until(MonoTime t) {
+    return ParkAwaiter<NoRegister>(s_, t, Code::kOk, NoRegister{});
+  }
   ParkAwaiter<NoRegister> sleep(Nanos d) { return sleep_until(s_.now() + d); }
   // Lets every other ready event run first.
   ParkAwaiter<NoRegister> yield() { return sleep_until(s_.now()); }

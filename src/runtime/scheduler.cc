@@ -27,7 +27,9 @@ void Scheduler::advance_to(MonoTime t) {
   now_ = t;
 }
 
-void Scheduler::fold_trace(uint64_t v) { trace_ = hash_fold(trace_, v); }
+void Scheduler::fold_trace(uint64_t v) {
+  trace_ = hash_fold(trace_, v);
+}
 
 uint32_t Scheduler::alloc_slot() {
   if (!free_slots_.empty()) {
@@ -276,7 +278,8 @@ void Scheduler::finish(TaskRecord* t) {
     } catch (...) {
     }
     std::string msg = fmt::format("uncaught exception in task '{}': {}", t->name, what);
-    detail::assertion_failed("task completed without an exception", __FILE__, __LINE__, msg.c_str());
+    detail::assertion_failed("task completed without an exception", __FILE__, __LINE__,
+                             msg.c_str());
   }
   t->root.destroy();
   t->root = nullptr;

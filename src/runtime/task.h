@@ -29,7 +29,7 @@ namespace detail {
 
 struct PromiseBase {
   std::coroutine_handle<> continuation;  // the coroutine awaiting this one, if any
-  TaskRecord* task = nullptr;             // the root task this frame runs under
+  TaskRecord* task = nullptr;            // the root task this frame runs under
   std::exception_ptr exception;
   bool running_inline = false;    // inside the awaiter's first resume()
   bool completed_inline = false;  // finished before that resume() returned

@@ -41,9 +41,12 @@ bool impairs_a_server(const FaultEvent& e, size_t standbys) {
   switch (e.kind) {
     case FaultKind::kKillStandbyPageServer:
     case FaultKind::kPageServerKill:
-    case FaultKind::kDiskFaults: return true;
-    case FaultKind::kPartition: return e.target > standbys || e.other > standbys;
-    default: return false;
+    case FaultKind::kDiskFaults:
+      return true;
+    case FaultKind::kPartition:
+      return e.target > standbys || e.other > standbys;
+    default:
+      return false;
   }
 }
 
@@ -94,16 +97,19 @@ FaultMix draw_fault_mix(uint64_t seed) {
   return m;
 }
 
-std::vector<FaultEvent> draw_schedule(uint64_t seed, const FaultMix& mix, Nanos duration, size_t standbys) {
+std::vector<FaultEvent> draw_schedule(uint64_t seed, const FaultMix& mix, Nanos duration,
+                                      size_t standbys) {
   SimRandom rng(seed, "kek-schedule");
   std::vector<FaultEvent> out;
-  const int64_t end_ms = std::chrono::duration_cast<std::chrono::milliseconds>(duration).count() - kQuietTailMs;
+  const int64_t end_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(duration).count() - kQuietTailMs;
   const size_t servers = 3;
   const uint32_t nodes = static_cast<uint32_t>(1 + standbys + servers);
   int64_t server_free_at = 0;  // at most one page server impaired at a time
   int64_t t = kWarmupMs;
   while (!mix.kinds.empty()) {
-    t += 1 + static_cast<int64_t>(-std::log(1.0 - rng.unit()) * static_cast<double>(mix.mean_interval_ms));
+    t += 1 + static_cast<int64_t>(-std::log(1.0 - rng.unit()) *
+                                  static_cast<double>(mix.mean_interval_ms));
     if (t >= end_ms) break;
     FaultEvent e;
     e.at_ms = t;
@@ -113,15 +119,19 @@ std::vector<FaultEvent> draw_schedule(uint64_t seed, const FaultMix& mix, Nanos 
         e.target = static_cast<uint32_t>(rng.uniform(standbys));
         e.at_pickup = rng.chance(0.5);
         e.duration_ms = rng.range(1000, 15000);
-        e.mode = static_cast<uint8_t>(rng.chance(0.6) ? RestartDisk::kIntact
-                                                       : (rng.chance(0.5) ? RestartDisk::kEmpty : RestartDisk::kStale));
+        e.mode = static_cast<uint8_t>(
+            rng.chance(0.6) ? RestartDisk::kIntact
+                            : (rng.chance(0.5) ? RestartDisk::kEmpty : RestartDisk::kStale));
         break;
-      case FaultKind::kRapidSealBurst: e.count = static_cast<uint32_t>(rng.range(10, 60)); break;
+      case FaultKind::kRapidSealBurst:
+        e.count = static_cast<uint32_t>(rng.range(10, 60));
+        break;
       case FaultKind::kPageServerKill:
         e.target = static_cast<uint32_t>(rng.uniform(servers));
         e.duration_ms = rng.range(500, 15000);
-        e.mode = static_cast<uint8_t>(rng.chance(0.6) ? RestartDisk::kIntact
-                                                       : (rng.chance(0.5) ? RestartDisk::kEmpty : RestartDisk::kStale));
+        e.mode = static_cast<uint8_t>(
+            rng.chance(0.6) ? RestartDisk::kIntact
+                            : (rng.chance(0.5) ? RestartDisk::kEmpty : RestartDisk::kStale));
         break;
       case FaultKind::kPartition:
         e.mode = static_cast<uint8_t>(rng.uniform(3));
@@ -134,7 +144,7 @@ std::vector<FaultEvent> draw_schedule(uint64_t seed, const FaultMix& mix, Nanos 
         e.duration_ms = rng.range(1000, 15000);
         e.rate = static_cast<double>(rng.range(0, 50)) / 1000.0;   // loss 0..5%
         e.rate2 = static_cast<double>(rng.range(0, 50)) / 1000.0;  // duplication 0..5%
-        e.amount_ms = rng.range(0, 30);                             // extra latency
+        e.amount_ms = rng.range(0, 30);                            // extra latency
         break;
       case FaultKind::kDiskFaults:
         e.target = static_cast<uint32_t>(rng.uniform(servers));
@@ -162,7 +172,8 @@ std::vector<FaultEvent> draw_schedule(uint64_t seed, const FaultMix& mix, Nanos 
   return out;
 }
 
-// ---- The run -------------------------------------------------------------------------------------
+// ---- The run
+// -------------------------------------------------------------------------------------
 
 namespace {
 
@@ -257,7 +268,8 @@ std::string checker_of(const std::string& v) {
   if (v.find("backwards") != std::string::npos) return "monotonic";
   if (v.find("final content") != std::string::npos) return "lost_write";
   if (v.find(" read ") != std::string::npos || v.find(" scan ") != std::string::npos) return "read";
-  if (v.find("did not converge") != std::string::npos || v.find("final scan") != std::string::npos) {
+  if (v.find("did not converge") != std::string::npos ||
+      v.find("final scan") != std::string::npos) {
     return "convergence";
   }
   return "liveness";
@@ -276,7 +288,9 @@ bool KekRun::quorum_reachable() {
   if (!w.is_up(p)) return false;
   size_t ok = 0;
   for (NodeId s : sim_.server_ids()) {
-    if (w.is_up(s) && !w.network().blocked(p, s) && !w.network().blocked(s, p) && !disk_faulted_.count(s)) ok++;
+    if (w.is_up(s) && !w.network().blocked(p, s) && !w.network().blocked(s, p) &&
+        !disk_faulted_.count(s))
+      ok++;
   }
   return ok >= 2;
 }
@@ -324,7 +338,8 @@ void KekRun::apply(const FaultEvent& e) {
         kill_at_pickup_mode_[standby] = static_cast<RestartDisk>(e.mode);
         kill_at_pickup_ms_[standby] = e.duration_ms;
       } else {
-        kill_server(standby % sim_.server_ids().size(), e.duration_ms, static_cast<RestartDisk>(e.mode));
+        kill_server(standby % sim_.server_ids().size(), e.duration_ms,
+                    static_cast<RestartDisk>(e.mode));
       }
       break;
     }
@@ -344,7 +359,8 @@ void KekRun::apply(const FaultEvent& e) {
     }
     case FaultKind::kPageServerKill:
       c.page_server_kills++;
-      kill_server(e.target % sim_.server_ids().size(), e.duration_ms, static_cast<RestartDisk>(e.mode));
+      kill_server(e.target % sim_.server_ids().size(), e.duration_ms,
+                  static_cast<RestartDisk>(e.mode));
       break;
     case FaultKind::kPartition: {
       c.partitions++;
@@ -430,7 +446,9 @@ Task<void> KekRun::nemesis() {
     while (i < schedule_.size() && schedule_[i].at_ms <= now_ms) apply(schedule_[i++]);
     int64_t wake = next_snapshot_ms;
     if (i < schedule_.size()) wake = std::min(wake, schedule_[i].at_ms);
-    if (!(co_await env->executor().sleep(std::chrono::milliseconds(std::max<int64_t>(1, wake - now_ms)))).is_ok()) {
+    if (!(co_await env->executor().sleep(
+              std::chrono::milliseconds(std::max<int64_t>(1, wake - now_ms))))
+             .is_ok()) {
       co_return;
     }
   }
@@ -446,7 +464,8 @@ Task<void> KekRun::stall_probe() {
     const uint64_t acked = p ? p->stats().batches_acked : last_acked;
     if (acked != last_acked || !quorum_reachable()) {
       last_acked = acked;
-      healthy_since = quorum_reachable() ? std::optional<MonoTime>(sim_.world().now()) : std::nullopt;
+      healthy_since =
+          quorum_reachable() ? std::optional<MonoTime>(sim_.world().now()) : std::nullopt;
       continue;
     }
     if (!healthy_since) healthy_since = sim_.world().now();
@@ -454,10 +473,13 @@ Task<void> KekRun::stall_probe() {
     longest_stall_s_ = std::max(longest_stall_s_, std::chrono::duration<double>(stalled).count());
     if (stalled > kStallBound && sim_.counters().writes_acked > 0 && !stall_reported_) {
       stall_reported_ = true;
-      fail("stall", fmt::format("the primary acknowledged nothing for {:.1f} s while a quorum of page servers was up "
-                                "and reachable (at {:.1f} s)",
-                                std::chrono::duration<double>(stalled).count(),
-                                static_cast<double>(sim_.world().now().ns) / 1e9));
+      fail(
+          "stall",
+          fmt::format(
+              "the primary acknowledged nothing for {:.1f} s while a quorum of page servers was up "
+              "and reachable (at {:.1f} s)",
+              std::chrono::duration<double>(stalled).count(),
+              static_cast<double>(sim_.world().now().ns) / 1e9));
     }
   }
 }
@@ -521,12 +543,14 @@ KekReport KekRun::run() {
   if (!sim_.bring_up(std::chrono::seconds(60), &why)) {
     fail("liveness", why);
   } else {
-    sim_.spawn_on(sim_.primary_id(), "key-needles", [this]() -> Task<void> { co_await key_probe(); });
+    sim_.spawn_on(sim_.primary_id(), "key-needles",
+                  [this]() -> Task<void> { co_await key_probe(); });
     sim_.start_probe(std::chrono::milliseconds(10));
     sim_.start_workload(1);
     sim_.start_rotations(std::chrono::milliseconds(mix_.rotation_every_ms), mix_.cmk_every);
     sim_.spawn_on(sim_.tool_id(), "nemesis", [this]() -> Task<void> { co_await nemesis(); });
-    sim_.spawn_on(sim_.tool_id(), "stall-probe", [this]() -> Task<void> { co_await stall_probe(); });
+    sim_.spawn_on(sim_.tool_id(), "stall-probe",
+                  [this]() -> Task<void> { co_await stall_probe(); });
     w.run_for(o_.duration);
     // Heal, let the rotations and writes run a little longer, then stop and check.
     heal_everything();
@@ -539,7 +563,9 @@ KekReport KekRun::run() {
       sim_.run_on(
           sim_.primary_id(), [this]() -> Task<void> { co_await sim_.primary()->checkpoint_now(); },
           std::chrono::seconds(30));
-      sim_.run_on(sim_.primary_id(), [this]() -> Task<void> { co_await collect_keys(); }, std::chrono::seconds(30));
+      sim_.run_on(
+          sim_.primary_id(), [this]() -> Task<void> { co_await collect_keys(); },
+          std::chrono::seconds(30));
     }
     sim_.check_convergence(kConvergeBound);
   }
@@ -550,7 +576,8 @@ KekReport KekRun::run() {
     for (size_t i : found_) kinds.insert(needles_.what(i));
     std::string list;
     for (const auto& k : kinds) list += (list.empty() ? "" : ", ") + k;
-    fail("plaintext", fmt::format("{} plaintext needle(s) found on page server disks: {}", found_.size(), list));
+    fail("plaintext",
+         fmt::format("{} plaintext needle(s) found on page server disks: {}", found_.size(), list));
   }
   // The failing checker is the first violation's.
   if (!sim_.violations().empty()) report_.failed_checker = checker_of(sim_.violations().front());
@@ -587,12 +614,14 @@ KekReport KekRun::run() {
 
 KekReport run_kek(const KekOptions& o) {
   FaultMix mix = o.mix ? *o.mix : draw_fault_mix(o.seed);
-  std::vector<FaultEvent> schedule = o.schedule ? *o.schedule : draw_schedule(o.seed, mix, o.duration, o.standbys);
+  std::vector<FaultEvent> schedule =
+      o.schedule ? *o.schedule : draw_schedule(o.seed, mix, o.duration, o.standbys);
   KekRun run(o, std::move(mix), std::move(schedule));
   return run.run();
 }
 
-// ---- Reports -------------------------------------------------------------------------------------
+// ---- Reports
+// -------------------------------------------------------------------------------------
 
 namespace {
 
@@ -630,9 +659,11 @@ nlohmann::ordered_json mix_json(const FaultMix& m) {
 std::string fault_mix_text(const FaultMix& m) {
   std::string kinds;
   for (FaultKind k : m.kinds) kinds += (kinds.empty() ? "" : ",") + std::string(fault_kind_name(k));
-  return fmt::format("{} every ~{} ms; KEK rotation every {} ms (gap up to {} ms), CMK every {} KEK rotations; checkpoints every {} ms",
-                     kinds, m.mean_interval_ms, m.rotation_every_ms, m.rotation_gap_max_ms, m.cmk_every,
-                     m.checkpoint_every_ms);
+  return fmt::format(
+      "{} every ~{} ms; KEK rotation every {} ms (gap up to {} ms), CMK every {} KEK rotations; "
+      "checkpoints every {} ms",
+      kinds, m.mean_interval_ms, m.rotation_every_ms, m.rotation_gap_max_ms, m.cmk_every,
+      m.checkpoint_every_ms);
 }
 
 std::string kek_report_json(const KekReport& r) {
@@ -660,13 +691,17 @@ std::string kek_report_text(const KekReport& r) {
                                 pickup_policy_name(r.policy), r.standbys);
   out += fmt::format("  fault mix: {}\n", fault_mix_text(r.mix));
   out += fmt::format(
-      "  chaos: kill_standby_page_server {}, rapid_seal_burst {}, page-server kills {}, partitions {}, message "
+      "  chaos: kill_standby_page_server {}, rapid_seal_burst {}, page-server kills {}, partitions "
+      "{}, message "
       "faults {}, disk faults {}, clock skews {}, standby restarts {}\n",
-      r.chaos.kill_standby_page_server, r.chaos.rapid_seal_burst, r.chaos.page_server_kills, r.chaos.partitions,
-      r.chaos.message_faults, r.chaos.disk_faults, r.chaos.clock_skews, r.chaos.standby_restarts);
+      r.chaos.kill_standby_page_server, r.chaos.rapid_seal_burst, r.chaos.page_server_kills,
+      r.chaos.partitions, r.chaos.message_faults, r.chaos.disk_faults, r.chaos.clock_skews,
+      r.chaos.standby_restarts);
   out += scenario_text(r);
-  out += fmt::format("  page-server bytes scanned for plaintext {}; longest write stall with a quorum up {:.1f} s\n",
-                     r.page_server_bytes_scanned, r.longest_stall_seconds);
+  out += fmt::format(
+      "  page-server bytes scanned for plaintext {}; longest write stall with a quorum up {:.1f} "
+      "s\n",
+      r.page_server_bytes_scanned, r.longest_stall_seconds);
   // No wall time here: the same seed prints the same report, byte for byte.
   out += fmt::format("  {:.1f} simulated s; trace {:#018x}\n", r.sim_seconds, r.trace_hash);
   for (const std::string& v : r.violations) out += fmt::format("  VIOLATION: {}\n", v);
@@ -693,8 +728,11 @@ std::string replay_file_json(const KekReport& r) {
 
 Result<ReplaySpec> parse_replay_file(std::string_view text) {
   nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return invalid_argument("replay file is not a JSON object");
-  auto bad = [](const std::string& what) { return invalid_argument(fmt::format("replay file: {}", what)); };
+  if (j.is_discarded() || !j.is_object())
+    return invalid_argument("replay file is not a JSON object");
+  auto bad = [](const std::string& what) {
+    return invalid_argument(fmt::format("replay file: {}", what));
+  };
   try {
     ReplaySpec spec;
     if (j.value("scenario", std::string()) != "kek") return bad("scenario must be \"kek\"");
@@ -731,7 +769,8 @@ Result<ReplaySpec> parse_replay_file(std::string_view text) {
       FaultEvent e;
       e.at_ms = ev.at("at_ms").get<int64_t>();
       auto kind = parse_fault_kind(ev.at("kind").get<std::string>());
-      if (!kind) return bad(fmt::format("unknown fault kind '{}'", ev.at("kind").get<std::string>()));
+      if (!kind)
+        return bad(fmt::format("unknown fault kind '{}'", ev.at("kind").get<std::string>()));
       e.kind = *kind;
       e.target = ev.value("target", 0u);
       e.other = ev.value("other", 0u);
@@ -742,10 +781,12 @@ Result<ReplaySpec> parse_replay_file(std::string_view text) {
       e.rate2 = ev.value("rate2", 0.0);
       e.amount_ms = ev.value("amount_ms", int64_t{0});
       e.count = ev.value("count", 0u);
-      if (e.at_ms < 0 || e.duration_ms < 0 || e.mode > 2 || e.count > 10000 || !(e.rate >= -1e6 && e.rate <= 1e6)) {
+      if (e.at_ms < 0 || e.duration_ms < 0 || e.mode > 2 || e.count > 10000 ||
+          !(e.rate >= -1e6 && e.rate <= 1e6)) {
         return bad("a schedule event is out of range");
       }
-      if (!schedule.empty() && e.at_ms < schedule.back().at_ms) return bad("schedule is not in time order");
+      if (!schedule.empty() && e.at_ms < schedule.back().at_ms)
+        return bad("schedule is not in time order");
       schedule.push_back(e);
     }
     spec.options.mix = mix;

@@ -55,9 +55,14 @@ enum class FaultKind : uint8_t {
   kStandbyRestart = 8,
 };
 inline constexpr FaultKind kAllFaultKinds[] = {
-    FaultKind::kKillStandbyPageServer, FaultKind::kRapidSealBurst, FaultKind::kPageServerKill,
-    FaultKind::kPartition,             FaultKind::kMessageFaults,  FaultKind::kDiskFaults,
-    FaultKind::kClockSkew,             FaultKind::kStandbyRestart,
+    FaultKind::kKillStandbyPageServer,
+    FaultKind::kRapidSealBurst,
+    FaultKind::kPageServerKill,
+    FaultKind::kPartition,
+    FaultKind::kMessageFaults,
+    FaultKind::kDiskFaults,
+    FaultKind::kClockSkew,
+    FaultKind::kStandbyRestart,
 };
 std::string_view fault_kind_name(FaultKind k);
 std::optional<FaultKind> parse_fault_kind(std::string_view name);
@@ -72,24 +77,24 @@ enum class PartitionShape : uint8_t { kSymmetric = 0, kOneWay = 1, kIsolate = 2 
 struct FaultEvent {
   int64_t at_ms = 0;  // after the chaos phase began
   FaultKind kind = FaultKind::kRapidSealBurst;
-  uint32_t target = 0;   // server, standby or node index (see above)
-  uint32_t other = 0;    // the second node of a symmetric or one-way partition
+  uint32_t target = 0;      // server, standby or node index (see above)
+  uint32_t other = 0;       // the second node of a symmetric or one-way partition
   int64_t duration_ms = 0;  // down, partitioned, or the window's length
-  uint8_t mode = 0;      // RestartDisk, PartitionShape
-  bool at_pickup = false;  // kill_standby_page_server: as the standby's next pick-up starts
-  double rate = 0;       // loss (message faults), EIO probability (disk), drift ppm (skew)
-  double rate2 = 0;      // duplication (message faults)
-  int64_t amount_ms = 0; // extra latency (message faults), clock jump (skew)
-  uint32_t count = 0;    // seals in a burst
+  uint8_t mode = 0;         // RestartDisk, PartitionShape
+  bool at_pickup = false;   // kill_standby_page_server: as the standby's next pick-up starts
+  double rate = 0;          // loss (message faults), EIO probability (disk), drift ppm (skew)
+  double rate2 = 0;         // duplication (message faults)
+  int64_t amount_ms = 0;    // extra latency (message faults), clock jump (skew)
+  uint32_t count = 0;       // seals in a burst
   friend bool operator==(const FaultEvent&, const FaultEvent&) = default;
 };
 
 // What a seed draws before its schedule.
 struct FaultMix {
-  std::vector<FaultKind> kinds;  // the kinds this seed uses
-  int64_t mean_interval_ms = 0;  // mean time between fault events
-  int64_t rotation_every_ms = 0; // rotateActiveKEK period
-  int cmk_every = 0;             // a CMK rotation every this many KEK rotations
+  std::vector<FaultKind> kinds;   // the kinds this seed uses
+  int64_t mean_interval_ms = 0;   // mean time between fault events
+  int64_t rotation_every_ms = 0;  // rotateActiveKEK period
+  int cmk_every = 0;              // a CMK rotation every this many KEK rotations
   int64_t rotation_gap_max_ms = 0;
   int64_t checkpoint_every_ms = 0;
   friend bool operator==(const FaultMix&, const FaultMix&) = default;
@@ -104,8 +109,8 @@ struct KekOptions {
   std::optional<FaultMix> mix;
   std::optional<std::vector<FaultEvent>> schedule;
   // Test-only planted bugs, so each checker can be shown to catch its fault.
-  bool plant_drop_acked_write = false;   // the primary acknowledges one write it never logs
-  bool plant_plaintext_page = false;     // one checkpoint page is written unencrypted
+  bool plant_drop_acked_write = false;  // the primary acknowledges one write it never logs
+  bool plant_plaintext_page = false;    // one checkpoint page is written unencrypted
 };
 
 struct ChaosCounts {
@@ -136,7 +141,8 @@ struct KekReport : ScenarioReport {
 
 // The seed's mix and schedule (what a run without a replay uses).
 FaultMix draw_fault_mix(uint64_t seed);
-std::vector<FaultEvent> draw_schedule(uint64_t seed, const FaultMix& mix, Nanos duration, size_t standbys);
+std::vector<FaultEvent> draw_schedule(uint64_t seed, const FaultMix& mix, Nanos duration,
+                                      size_t standbys);
 
 KekReport run_kek(const KekOptions& options);
 

@@ -68,7 +68,8 @@ RaceReport run_race(const RaceOptions& o) {
   const NodeId victim = sim.preferred_server(0);
   hook->kill = [&world, victim] {
     // Outside the standby's task: the world crashes the page server at this instant.
-    world.scheduler().post(kWorldNode, [&world, victim] { world.crash(victim, UnsyncedOnCrash::kLose); });
+    world.scheduler().post(kWorldNode,
+                           [&world, victim] { world.crash(victim, UnsyncedOnCrash::kLose); });
   };
   hook->standby_version = [&sim]() -> uint64_t {
     Standby* s = sim.standby(0);
@@ -108,19 +109,22 @@ RaceReport run_race(const RaceOptions& o) {
     *rotation = std::move(r);
   });
   // T1 done: KEK vN is active in the primary's in-memory keystore.
-  if (!sim.run_until([&] { return primary->engine().keystore().active_kek().value_or(0) > old_kek; },
-                     std::chrono::seconds(10))) {
+  if (!sim.run_until(
+          [&] { return primary->engine().keystore().active_kek().value_or(0) > old_kek; },
+          std::chrono::seconds(10))) {
     sim.violation("race: T1 of the KEK rotation did not happen");
     return finish();
   }
   // A checkpoint inside the T1-T2 gap: it carries the keystore of vN-1.
   auto info = std::make_shared<std::optional<Result<CheckpointInfo>>>();
   sim.run_on(
-      sim.primary_id(), [primary, info]() -> Task<void> { *info = co_await primary->checkpoint_now(); },
+      sim.primary_id(),
+      [primary, info]() -> Task<void> { *info = co_await primary->checkpoint_now(); },
       std::chrono::seconds(10));
   if (!info->has_value() || !(*info)->is_ok()) {
-    sim.violation(fmt::format("race: the checkpoint inside the rotation gap failed: {}",
-                              info->has_value() ? (*info)->status().to_string() : "did not finish"));
+    sim.violation(
+        fmt::format("race: the checkpoint inside the rotation gap failed: {}",
+                    info->has_value() ? (*info)->status().to_string() : "did not finish"));
     return finish();
   }
   const CheckpointInfo race = (*info)->value();
@@ -130,14 +134,17 @@ RaceReport run_race(const RaceOptions& o) {
   // applied there (its pick-up is held until now).
   const bool applied = sim.run_until(
       [&] {
-        return rotation->has_value() && standby->engine().keystore().version() >= primary->logged_keystore_version() &&
+        return rotation->has_value() &&
+               standby->engine().keystore().version() >= primary->logged_keystore_version() &&
                standby->engine().keystore().active_kek().value_or(0) > old_kek &&
-               standby->commit_lsn() >= race.completion_lsn && standby->applied_ts() >= race.checkpoint_ts;
+               standby->commit_lsn() >= race.completion_lsn &&
+               standby->applied_ts() >= race.checkpoint_ts;
       },
       std::chrono::seconds(20));
   if (!applied || !(*rotation)->is_ok()) {
-    sim.violation(fmt::format("race: the standby did not apply KEK v{} from the log: {}", old_kek + 1,
-                              rotation->has_value() ? (*rotation)->status().to_string() : "T2 did not finish"));
+    sim.violation(fmt::format(
+        "race: the standby did not apply KEK v{} from the log: {}", old_kek + 1,
+        rotation->has_value() ? (*rotation)->status().to_string() : "T2 did not finish"));
     return finish();
   }
   report.race_reached = race.keystore_version < standby->engine().keystore().version() &&
@@ -200,14 +207,17 @@ std::string race_report_json(const RaceReport& r) {
 }
 
 std::string race_report_text(const RaceReport& r) {
-  std::string out = fmt::format("quire chaos race: policy {}, seed {}\n", pickup_policy_name(r.policy), r.seed);
-  out += fmt::format("  race: checkpoint {} carries keystore v{}; the standby holds v{}{}\n", r.race_checkpoint_lsn,
-                     r.race_checkpoint_keystore_version, r.standby_keystore_version_at_pickup,
+  std::string out =
+      fmt::format("quire chaos race: policy {}, seed {}\n", pickup_policy_name(r.policy), r.seed);
+  out += fmt::format("  race: checkpoint {} carries keystore v{}; the standby holds v{}{}\n",
+                     r.race_checkpoint_lsn, r.race_checkpoint_keystore_version,
+                     r.standby_keystore_version_at_pickup,
                      r.race_reached ? "" : " (race NOT reached)");
-  out += fmt::format("  pick-up of it, with the standby's page server killed: {}\n", r.race_pickup_result);
+  out += fmt::format("  pick-up of it, with the standby's page server killed: {}\n",
+                     r.race_pickup_result);
   out += scenario_text(r);
-  out += fmt::format("  {:.1f} simulated s in {:.2f} wall s; trace {:#018x}\n", r.sim_seconds, r.wall_seconds,
-                     r.trace_hash);
+  out += fmt::format("  {:.1f} simulated s in {:.2f} wall s; trace {:#018x}\n", r.sim_seconds,
+                     r.wall_seconds, r.trace_hash);
   for (const std::string& v : r.violations) out += fmt::format("  VIOLATION: {}\n", v);
   out += r.passed ? "PASSED\n" : "FAILED\n";
   return out;

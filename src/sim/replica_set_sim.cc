@@ -10,17 +10,20 @@ namespace quire {
 
 // ---- HistoryModel ---------------------------------------------------------------------------
 
-void HistoryModel::acked(TableId table, const std::string& key, Timestamp ts, std::optional<std::string> value) {
+void HistoryModel::acked(TableId table, const std::string& key, Timestamp ts,
+                         std::optional<std::string> value) {
   keys_[{table.value, key}].acked[ts] = std::move(value);
   acked_writes_++;
 }
 
-void HistoryModel::unknown(TableId table, const std::string& key, std::optional<std::string> value) {
+void HistoryModel::unknown(TableId table, const std::string& key,
+                           std::optional<std::string> value) {
   keys_[{table.value, key}].unknown.insert(std::move(value));
   unknown_writes_++;
 }
 
-std::optional<std::string> HistoryModel::expected(TableId table, const std::string& key, Timestamp ts) const {
+std::optional<std::string> HistoryModel::expected(TableId table, const std::string& key,
+                                                  Timestamp ts) const {
   auto it = keys_.find({table.value, key});
   if (it == keys_.end()) return std::nullopt;
   auto v = it->second.acked.upper_bound(ts);
@@ -35,9 +38,11 @@ bool HistoryModel::acceptable(TableId table, const std::string& key, Timestamp t
   return it != keys_.end() && it->second.unknown.count(got) > 0;
 }
 
-std::vector<std::string> HistoryModel::keys(TableId table, const std::string& lo, const std::string& hi) const {
+std::vector<std::string> HistoryModel::keys(TableId table, const std::string& lo,
+                                            const std::string& hi) const {
   std::vector<std::string> out;
-  for (auto it = keys_.lower_bound({table.value, lo}); it != keys_.end() && it->first.first == table.value; ++it) {
+  for (auto it = keys_.lower_bound({table.value, lo});
+       it != keys_.end() && it->first.first == table.value; ++it) {
     if (!hi.empty() && it->first.second >= hi) break;
     out.push_back(it->first.second);
   }
@@ -47,10 +52,13 @@ std::vector<std::string> HistoryModel::keys(TableId table, const std::string& lo
 // ---- ReplicaSetSim --------------------------------------------------------------------------
 
 namespace {
-std::string key_name(uint64_t i) { return fmt::format("k{:05d}", i); }
+std::string key_name(uint64_t i) {
+  return fmt::format("k{:05d}", i);
+}
 }  // namespace
 
-ReplicaSetSim::ReplicaSetSim(ReplicaSetConfig config) : config_(std::move(config)), world_(config_.seed) {
+ReplicaSetSim::ReplicaSetSim(ReplicaSetConfig config)
+    : config_(std::move(config)), world_(config_.seed) {
   kms_random_ = world_.random_stream("kms-service");
   kms_service_ = std::make_unique<SimKmsService>(*kms_random_);
   workload_random_ = world_.random_stream("workload");
@@ -62,8 +70,9 @@ ReplicaSetSim::ReplicaSetSim(ReplicaSetConfig config) : config_(std::move(config
     for (size_t j = 0; j < config_.servers; ++j) {
       if (j != i) o.peers.push_back(addresses_[j]);
     }
-    servers_.push_back(world_.add_node(fmt::format("ps{}", i + 1),
-                                       [o](Env& env) { return std::make_unique<PageServer>(env, o); }));
+    servers_.push_back(world_.add_node(fmt::format("ps{}", i + 1), [o](Env& env) {
+      return std::make_unique<PageServer>(env, o);
+    }));
   }
   SimKmsService* kms = kms_service_.get();
   ReplicaNode::KmsFactory kms_factory = [kms](Env& env) -> std::unique_ptr<Kms> {
@@ -94,9 +103,9 @@ ReplicaSetSim::ReplicaSetSim(ReplicaSetConfig config) : config_(std::move(config
         if (own) own(lsn);
       };
     }
-    standbys_.push_back(world_.add_node(fmt::format("standby{}", i + 1), [s, kms_factory](Env& env) {
-      return std::make_unique<ReplicaNode>(env, s, kms_factory);
-    }));
+    standbys_.push_back(world_.add_node(
+        fmt::format("standby{}", i + 1),
+        [s, kms_factory](Env& env) { return std::make_unique<ReplicaNode>(env, s, kms_factory); }));
   }
   struct Idle : NodeApp {
     void start() override {}
@@ -112,7 +121,9 @@ std::vector<TableId> ReplicaSetSim::tables() const {
   return out;
 }
 
-ReplicaNode* ReplicaSetSim::node(NodeId id) { return dynamic_cast<ReplicaNode*>(world_.app(id)); }
+ReplicaNode* ReplicaSetSim::node(NodeId id) {
+  return dynamic_cast<ReplicaNode*>(world_.app(id));
+}
 
 Primary* ReplicaSetSim::primary() {
   ReplicaNode* n = node(primary_);
@@ -124,7 +135,9 @@ Standby* ReplicaSetSim::standby(size_t i) {
   return n ? n->standby() : nullptr;
 }
 
-NodeId ReplicaSetSim::preferred_server(size_t standby) const { return servers_.at(standby % servers_.size()); }
+NodeId ReplicaSetSim::preferred_server(size_t standby) const {
+  return servers_.at(standby % servers_.size());
+}
 
 bool ReplicaSetSim::run_on(NodeId id, std::function<Task<void>()> body, Nanos limit) {
   Env* env = world_.env(id);
@@ -175,7 +188,8 @@ bool ReplicaSetSim::bring_up(Nanos limit, std::string* why) {
       limit);
   ReplicaNode* p = node(primary_);
   if (!primary_up || !p || !p->started()) {
-    *why = fmt::format("primary did not start: {}", p ? p->start_status().to_string() : "node down");
+    *why =
+        fmt::format("primary did not start: {}", p ? p->start_status().to_string() : "node down");
     return false;
   }
   for (NodeId s : standbys_) world_.start(s);
@@ -201,14 +215,16 @@ void ReplicaSetSim::start_workload(size_t writers) {
   workload_on_ = true;
   Env* env = world_.env(primary_);
   if (env == nullptr) return;
-  for (size_t i = 0; i < writers; ++i) env->executor().spawn(fmt::format("client-write-{}", i), write_loop(i));
+  for (size_t i = 0; i < writers; ++i)
+    env->executor().spawn(fmt::format("client-write-{}", i), write_loop(i));
   env->executor().spawn("client-read", read_loop(primary_, SIZE_MAX));
   for (size_t i = 0; i < standbys_.size(); ++i) start_reader(i);
 }
 
 void ReplicaSetSim::start_reader(size_t i) {
   if (!workload_on_) return;
-  if (Env* se = world_.env(standbys_.at(i))) se->executor().spawn("client-read", read_loop(standbys_[i], i));
+  if (Env* se = world_.env(standbys_.at(i)))
+    se->executor().spawn("client-read", read_loop(standbys_[i], i));
 }
 
 Task<void> ReplicaSetSim::write_loop(uint64_t id) {
@@ -225,7 +241,8 @@ Task<void> ReplicaSetSim::write_loop(uint64_t id) {
       // The first write of every batch goes to a key of its own that nothing overwrites,
       // so losing any acknowledged batch shows in the final content; the others go to a
       // small key space that is overwritten all the time.
-      w.key = i == 0 ? fmt::format("u{:010d}", next_unique_++) : key_name(workload_random_->uniform(config_.keys_per_table));
+      w.key = i == 0 ? fmt::format("u{:010d}", next_unique_++)
+                     : key_name(workload_random_->uniform(config_.keys_per_table));
       if (i == 0 || !workload_random_->chance(0.1)) {
         // Unique in its first 16 bytes (a plaintext canary), and readable.
         const uint64_t n = next_value_++;
@@ -249,8 +266,8 @@ Task<void> ReplicaSetSim::write_loop(uint64_t id) {
       for (LogWrite& w : batch) model_.unknown(w.table, w.key, std::move(w.value));
       counters_.writes_failed += batch.size();
     }
-    Status slept = co_await env->executor().sleep(
-        Nanos(workload_random_->range(config_.write_pause_min.count(), config_.write_pause_max.count())));
+    Status slept = co_await env->executor().sleep(Nanos(
+        workload_random_->range(config_.write_pause_min.count(), config_.write_pause_max.count())));
     if (!slept.is_ok()) co_return;
   }
 }
@@ -265,8 +282,9 @@ Task<bool> ReplicaSetSim::check_read(ReplicaNode* n, TableId table, std::string 
     }
     counters_.reads_checked++;
     if (!model_.acceptable(table, key, ts, *r)) {
-      violation(fmt::format("primary read {}:{} at ts {} = {}, expected {}", table.value, key, ts.value,
-                            r->value_or("<absent>"), model_.expected(table, key, ts).value_or("<absent>")));
+      violation(fmt::format("primary read {}:{} at ts {} = {}, expected {}", table.value, key,
+                            ts.value, r->value_or("<absent>"),
+                            model_.expected(table, key, ts).value_or("<absent>")));
       co_return false;
     }
     co_return true;
@@ -274,8 +292,8 @@ Task<bool> ReplicaSetSim::check_read(ReplicaNode* n, TableId table, std::string 
   auto r = co_await n->standby()->get(table, key);
   if (!r.is_ok()) {
     if (!code_is_retriable(r.code()) && r.code() != Code::kOlder) {
-      violation(fmt::format("{} read {}:{} failed with a non-retriable error: {}", n->env().node_name(),
-                            table.value, key, r.status().to_string()));
+      violation(fmt::format("{} read {}:{} failed with a non-retriable error: {}",
+                            n->env().node_name(), table.value, key, r.status().to_string()));
       co_return false;
     }
     counters_.reads_refused++;
@@ -283,15 +301,16 @@ Task<bool> ReplicaSetSim::check_read(ReplicaNode* n, TableId table, std::string 
   }
   counters_.reads_checked++;
   if (!model_.acceptable(table, key, r->ts, r->value)) {
-    violation(fmt::format("{} read {}:{} at ts {} = {}, expected {}", n->env().node_name(), table.value, key,
-                          r->ts.value, r->value.value_or("<absent>"),
+    violation(fmt::format("{} read {}:{} at ts {} = {}, expected {}", n->env().node_name(),
+                          table.value, key, r->ts.value, r->value.value_or("<absent>"),
                           model_.expected(table, key, r->ts).value_or("<absent>")));
     co_return false;
   }
   co_return true;
 }
 
-Task<bool> ReplicaSetSim::check_scan(ReplicaNode* n, TableId table, std::string lo, std::string hi) {
+Task<bool> ReplicaSetSim::check_scan(ReplicaNode* n, TableId table, std::string lo,
+                                     std::string hi) {
   Result<AtTs<std::vector<std::pair<std::string, std::string>>>> r = invalid_argument("unset");
   if (n->primary()) {
     const Timestamp ts = n->primary()->applied_ts();
@@ -315,10 +334,12 @@ Task<bool> ReplicaSetSim::check_scan(ReplicaNode* n, TableId table, std::string 
   for (const std::string& k : model_.keys(table, lo, hi)) keys.insert(k);
   for (const std::string& k : keys) {
     auto it = got.find(k);
-    std::optional<std::string> value = it == got.end() ? std::nullopt : std::optional<std::string>(it->second);
+    std::optional<std::string> value =
+        it == got.end() ? std::nullopt : std::optional<std::string>(it->second);
     if (!model_.acceptable(table, k, r->ts, value)) {
-      violation(fmt::format("{} scan of {}:[{}, {}) at ts {}: key {} = {}, expected {}", n->env().node_name(),
-                            table.value, lo, hi, r->ts.value, k, value.value_or("<absent>"),
+      violation(fmt::format("{} scan of {}:[{}, {}) at ts {}: key {} = {}, expected {}",
+                            n->env().node_name(), table.value, lo, hi, r->ts.value, k,
+                            value.value_or("<absent>"),
                             model_.expected(table, k, r->ts).value_or("<absent>")));
       co_return false;
     }
@@ -340,8 +361,8 @@ Task<void> ReplicaSetSim::read_loop(NodeId id, size_t standby_index) {
     } else {
       co_await check_read(n, table, key_name(workload_random_->uniform(config_.keys_per_table)));
     }
-    Status slept = co_await env->executor().sleep(
-        Nanos(workload_random_->range(config_.read_pause_min.count(), config_.read_pause_max.count())));
+    Status slept = co_await env->executor().sleep(Nanos(
+        workload_random_->range(config_.read_pause_min.count(), config_.read_pause_max.count())));
     if (!slept.is_ok()) co_return;
   }
 }
@@ -350,7 +371,8 @@ Task<void> ReplicaSetSim::read_loop(NodeId id, size_t standby_index) {
 
 void ReplicaSetSim::start_rotations(Nanos every, int cmk_every) {
   rotations_on_ = true;
-  if (Env* env = world_.env(primary_)) env->executor().spawn("rotation-driver", rotation_loop(every, cmk_every));
+  if (Env* env = world_.env(primary_))
+    env->executor().spawn("rotation-driver", rotation_loop(every, cmk_every));
 }
 
 Task<void> ReplicaSetSim::rotation_loop(Nanos every, int cmk_every) {
@@ -381,7 +403,8 @@ Task<void> ReplicaSetSim::rotation_loop(Nanos every, int cmk_every) {
 
 void ReplicaSetSim::start_checkpoints(Nanos every) {
   checkpoints_on_ = true;
-  if (Env* env = world_.env(primary_)) env->executor().spawn("checkpoint-driver", checkpoint_loop(every));
+  if (Env* env = world_.env(primary_))
+    env->executor().spawn("checkpoint-driver", checkpoint_loop(every));
 }
 
 Task<void> ReplicaSetSim::checkpoint_loop(Nanos every) {
@@ -410,12 +433,13 @@ Task<void> ReplicaSetSim::probe_loop(Nanos every) {
     for (NodeId id : nodes) {
       ReplicaNode* n = node(id);
       if (n == nullptr) continue;
-      Seen now{world_.incarnation(id), n->engine().installed_checkpoint_lsn(), n->engine().keystore().version()};
+      Seen now{world_.incarnation(id), n->engine().installed_checkpoint_lsn(),
+               n->engine().keystore().version()};
       auto it = seen_.find(id);
       if (it != seen_.end() && it->second.incarnation == now.incarnation) {
         if (now.installed < it->second.installed) {
-          violation(fmt::format("{}: installedCheckpointLsn went backwards: {} -> {}", world_.name(id),
-                                it->second.installed.value, now.installed.value));
+          violation(fmt::format("{}: installedCheckpointLsn went backwards: {} -> {}",
+                                world_.name(id), it->second.installed.value, now.installed.value));
         }
         if (now.keystore_version < it->second.keystore_version) {
           violation(fmt::format("{}: keystore version went backwards: {} -> {}", world_.name(id),
@@ -448,11 +472,14 @@ bool ReplicaSetSim::check_convergence(Nanos limit) {
     for (size_t i = 0; i < standbys_.size(); ++i) {
       Standby* s = standby(i);
       violation(fmt::format(
-          "standby{} did not converge within {:.0f}s: state {}, applied ts {} (primary {}), installed {} (primary {}){}",
-          i + 1, std::chrono::duration<double>(limit).count(), s ? standby_state_name(s->state()) : "DOWN",
-          s ? s->applied_ts().value : 0, p ? p->applied_ts().value : 0,
-          s ? s->engine().installed_checkpoint_lsn().value : 0, p ? p->engine().installed_checkpoint_lsn().value : 0,
-          s && !s->resync_error().is_ok() ? fmt::format(" ({})", s->resync_error().to_string()) : ""));
+          "standby{} did not converge within {:.0f}s: state {}, applied ts {} (primary {}), "
+          "installed {} (primary {}){}",
+          i + 1, std::chrono::duration<double>(limit).count(),
+          s ? standby_state_name(s->state()) : "DOWN", s ? s->applied_ts().value : 0,
+          p ? p->applied_ts().value : 0, s ? s->engine().installed_checkpoint_lsn().value : 0,
+          p ? p->engine().installed_checkpoint_lsn().value : 0,
+          s && !s->resync_error().is_ok() ? fmt::format(" ({})", s->resync_error().to_string())
+                                          : ""));
     }
     return false;
   }
@@ -469,7 +496,8 @@ bool ReplicaSetSim::check_convergence(Nanos limit) {
           id,
           [this, id, table, ts, &ok, &lost]() -> Task<void> {
             ReplicaNode* n = node(id);
-            Result<std::vector<std::pair<std::string, std::string>>> rows = invalid_argument("unset");
+            Result<std::vector<std::pair<std::string, std::string>>> rows =
+                invalid_argument("unset");
             if (n->primary()) {
               rows = co_await n->primary()->scan(table, "", "", 1'000'000, ts);
             } else {
@@ -482,8 +510,8 @@ bool ReplicaSetSim::check_convergence(Nanos limit) {
             }
             if (!rows.is_ok()) {
               ok = false;
-              violation(fmt::format("{}: final scan of table {} failed: {}", world_.name(id), table.value,
-                                    rows.status().to_string()));
+              violation(fmt::format("{}: final scan of table {} failed: {}", world_.name(id),
+                                    table.value, rows.status().to_string()));
               co_return;
             }
             std::map<std::string, std::string> got(rows->begin(), rows->end());
@@ -492,12 +520,14 @@ bool ReplicaSetSim::check_convergence(Nanos limit) {
             for (const std::string& k : model_.keys(table, "", "")) keys.insert(k);
             for (const std::string& k : keys) {
               auto it = got.find(k);
-              std::optional<std::string> v = it == got.end() ? std::nullopt : std::optional<std::string>(it->second);
+              std::optional<std::string> v =
+                  it == got.end() ? std::nullopt : std::optional<std::string>(it->second);
               if (!model_.acceptable(table, k, ts, v)) {
                 ok = false;
                 lost++;
-                violation(fmt::format("{}: final content of {}:{} at ts {} = {}, expected {}", world_.name(id),
-                                      table.value, k, ts.value, v.value_or("<absent>"),
+                violation(fmt::format("{}: final content of {}:{} at ts {} = {}, expected {}",
+                                      world_.name(id), table.value, k, ts.value,
+                                      v.value_or("<absent>"),
                                       model_.expected(table, k, ts).value_or("<absent>")));
               }
             }
@@ -505,7 +535,8 @@ bool ReplicaSetSim::check_convergence(Nanos limit) {
           std::chrono::seconds(30));
       if (!done) {
         ok = false;
-        violation(fmt::format("{}: final scan of table {} did not finish", world_.name(id), table.value));
+        violation(
+            fmt::format("{}: final scan of table {} did not finish", world_.name(id), table.value));
       }
     }
   }

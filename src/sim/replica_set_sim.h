@@ -33,7 +33,8 @@ class HistoryModel {
   std::optional<std::string> expected(TableId table, const std::string& key, Timestamp ts) const;
   // True when `got` can be the key's value at `ts`: the acknowledged value, or a write of
   // unknown outcome.
-  bool acceptable(TableId table, const std::string& key, Timestamp ts, const std::optional<std::string>& got) const;
+  bool acceptable(TableId table, const std::string& key, Timestamp ts,
+                  const std::optional<std::string>& got) const;
   // Every key the model knows of in table `table` within [lo, hi) (hi empty: no bound).
   std::vector<std::string> keys(TableId table, const std::string& lo, const std::string& hi) const;
   uint64_t acked_writes() const { return acked_writes_; }
@@ -73,10 +74,10 @@ struct ReplicaSetConfig {
 
 // The workload's and checkers' counters.
 struct ReplicaSetCounters {
-  uint64_t writes_acked = 0;       // single writes inside acknowledged batches
-  uint64_t writes_failed = 0;      // inside batches that failed (outcome unknown)
-  uint64_t reads_checked = 0;      // reads compared with the model
-  uint64_t reads_refused = 0;      // retriable refusals (resyncing, not applied yet, older)
+  uint64_t writes_acked = 0;   // single writes inside acknowledged batches
+  uint64_t writes_failed = 0;  // inside batches that failed (outcome unknown)
+  uint64_t reads_checked = 0;  // reads compared with the model
+  uint64_t reads_refused = 0;  // retriable refusals (resyncing, not applied yet, older)
   uint64_t scans_checked = 0;
   uint64_t rotations = 0;
   uint64_t cmk_rotations = 0;

@@ -82,16 +82,18 @@ void add_scenario_json(nlohmann::ordered_json& j, const ScenarioReport& r) {
 }
 
 std::string scenario_text(const ScenarioReport& r) {
-  std::string out = fmt::format("  writes acked {}, failed {}, lost {}; reads checked {}, refused (retriable) {}\n",
-                                r.writes_acked, r.writes_failed, r.writes_lost, r.reads_checked, r.reads_refused);
-  out += fmt::format("  KEK rotations {}, CMK rotations {}, KEKs destroyed {}, checkpoints {}\n", r.rotations,
-                     r.cmk_rotations, r.keks_destroyed, r.checkpoints_written);
+  std::string out = fmt::format(
+      "  writes acked {}, failed {}, lost {}; reads checked {}, refused (retriable) {}\n",
+      r.writes_acked, r.writes_failed, r.writes_lost, r.reads_checked, r.reads_refused);
+  out += fmt::format("  KEK rotations {}, CMK rotations {}, KEKs destroyed {}, checkpoints {}\n",
+                     r.rotations, r.cmk_rotations, r.keks_destroyed, r.checkpoints_written);
   const PickupCounters& p = r.pickups;
   out += fmt::format(
-      "  standby pick-ups: installed {}, stale keystore accepted {}, skipped {}, keystore-ahead retries {}, "
+      "  standby pick-ups: installed {}, stale keystore accepted {}, skipped {}, keystore-ahead "
+      "retries {}, "
       "unavailable retries {}, busy retries {}, older ignored {}, corrupt {}; resyncs {}\n",
-      p.installed, p.stale_keystore_accepted, p.skipped, p.keystore_ahead_retries, p.unavailable_retries,
-      p.busy_retries, p.older_ignored, p.corrupt, r.standby_resyncs);
+      p.installed, p.stale_keystore_accepted, p.skipped, p.keystore_ahead_retries,
+      p.unavailable_retries, p.busy_retries, p.older_ignored, p.corrupt, r.standby_resyncs);
   return out;
 }
 

@@ -68,8 +68,9 @@ ParsedLog parse_log(ByteView data) {
     ByteReader b(body);
     LogRecord rec;
     ByteView pad;
-    if (!b.get_u8(&rec.kind).is_ok() || !b.get_varint32(&rec.from).is_ok() || !b.get_varint64(&rec.seq).is_ok() ||
-        !b.get_length_prefixed(&pad).is_ok() || !b.at_end() || (rec.kind != kLocal && rec.kind != kDelivered)) {
+    if (!b.get_u8(&rec.kind).is_ok() || !b.get_varint32(&rec.from).is_ok() ||
+        !b.get_varint64(&rec.seq).is_ok() || !b.get_length_prefixed(&pad).is_ok() || !b.at_end() ||
+        (rec.kind != kLocal && rec.kind != kDelivered)) {
       break;
     }
     out.records.push_back(rec);
@@ -102,7 +103,8 @@ Result<Message> decode_message(ByteView data) {
   QUIRE_RETURN_IF_ERROR(r.get_u8(&m.type));
   QUIRE_RETURN_IF_ERROR(r.get_varint32(&m.from));
   QUIRE_RETURN_IF_ERROR(r.get_varint64(&m.seq));
-  if (!r.at_end() || m.type < kHello || m.type > kAck) return corruption("malformed self-test message");
+  if (!r.at_end() || m.type < kHello || m.type > kAck)
+    return corruption("malformed self-test message");
   return m;
 }
 
@@ -130,36 +132,39 @@ class Model {
 
   // Checks one node's log against everything acknowledged so far. Returns the number of
   // delivered messages in it.
-  uint64_t check_log(NodeId node, const std::string& name, const ParsedLog& log, std::string_view when) {
+  uint64_t check_log(NodeId node, const std::string& name, const ParsedLog& log,
+                     std::string_view when) {
     uint64_t last_local = 0;
     std::map<uint32_t, uint64_t> last_from;
     uint64_t delivered = 0;
     for (const auto& r : log.records) {
       if (r.kind == kLocal) {
         if (r.seq != last_local + 1) {
-          violation(fmt::format("{} {}: local record {} follows {} (gap or duplicate)", name, when, r.seq, last_local));
+          violation(fmt::format("{} {}: local record {} follows {} (gap or duplicate)", name, when,
+                                r.seq, last_local));
         }
         last_local = r.seq;
       } else {
         uint64_t& prev = last_from[r.from];
         if (r.seq != prev + 1) {
-          violation(fmt::format("{} {}: message {} from node {} follows {} (duplicate or gap in delivery)", name, when,
-                                r.seq, r.from, prev));
+          violation(fmt::format(
+              "{} {}: message {} from node {} follows {} (duplicate or gap in delivery)", name,
+              when, r.seq, r.from, prev));
         }
         prev = r.seq;
         delivered++;
       }
     }
     if (last_local < durable_local_[node]) {
-      violation(fmt::format("{} {}: synced local record {} lost (log ends at {})", name, when, durable_local_[node],
-                            last_local));
+      violation(fmt::format("{} {}: synced local record {} lost (log ends at {})", name, when,
+                            durable_local_[node], last_local));
     }
     for (const auto& [key, seq] : acked_) {
       if (key.second != node) continue;
       uint64_t have = last_from.count(key.first) ? last_from[key.first] : 0;
       if (have < seq) {
-        violation(fmt::format("{} {}: acknowledged message {} from node {} lost (log has {})", name, when, seq,
-                              key.first, have));
+        violation(fmt::format("{} {}: acknowledged message {} from node {} lost (log has {})", name,
+                              when, seq, key.first, have));
       }
     }
     recoveries_checked_++;
@@ -187,8 +192,13 @@ class Model {
 
 class SelftestNode : public NodeApp {
  public:
-  SelftestNode(Env& env, NodeId self, std::vector<std::pair<NodeId, std::string>> peers, Model& model)
-      : env_(env), exec_(env.executor()), self_(self), peers_(std::move(peers)), model_(model),
+  SelftestNode(Env& env, NodeId self, std::vector<std::pair<NodeId, std::string>> peers,
+               Model& model)
+      : env_(env),
+        exec_(env.executor()),
+        self_(self),
+        peers_(std::move(peers)),
+        model_(model),
         log_mu_(exec_.scheduler()) {}
 
   void start() override { exec_.spawn("recover", run()); }
@@ -209,7 +219,8 @@ class SelftestNode : public NodeApp {
     listener_ = std::move(listener).value();
     exec_.spawn("accept", accept_loop());
     exec_.spawn("append", append_loop());
-    for (const auto& [id, name] : peers_) exec_.spawn(fmt::format("send-to-{}", name), send_loop(id, name));
+    for (const auto& [id, name] : peers_)
+      exec_.spawn(fmt::format("send-to-{}", name), send_loop(id, name));
   }
 
   void fail_stop(const Status& why) {
@@ -330,7 +341,8 @@ class SelftestNode : public NodeApp {
     MutexGuard guard(log_mu_);
     uint64_t& last = delivered_[from];
     if (seq <= last) co_return Status();  // a re-send: already delivered
-    if (seq != last + 1) co_return invalid_argument(fmt::format("message {} from {} skips {}", seq, from, last + 1));
+    if (seq != last + 1)
+      co_return invalid_argument(fmt::format("message {} from {} skips {}", seq, from, last + 1));
     QUIRE_CO_RETURN_IF_ERROR(co_await append_durable(LogRecord{kDelivered, from, seq}));
     last = seq;
     co_return Status();
@@ -413,7 +425,11 @@ class SelftestNode : public NodeApp {
 class Nemesis {
  public:
   Nemesis(SimWorld& world, const SelftestFaultMix& mix, MonoTime end, SelftestReport& report)
-      : world_(world), rng_(world.random_stream("nemesis")), mix_(mix), end_(end), report_(report) {}
+      : world_(world),
+        rng_(world.random_stream("nemesis")),
+        mix_(mix),
+        end_(end),
+        report_(report) {}
 
   void start() {
     if (mix_.message_faults) {
@@ -521,7 +537,7 @@ SelftestFaultMix draw_mix(Random& rng) {
   m.disk_faults = rng.chance(0.75);
   m.clock_skew = rng.chance(0.75);
   if (m.message_faults) {
-    m.drop = static_cast<double>(rng.uniform(100)) / 1000.0;      // up to 10%
+    m.drop = static_cast<double>(rng.uniform(100)) / 1000.0;       // up to 10%
     m.duplicate = static_cast<double>(rng.uniform(100)) / 1000.0;  // up to 10%
     m.reorder = rng.chance(0.5);
   }
@@ -589,8 +605,9 @@ SelftestReport run_selftest(const SelftestOptions& options) {
     for (NodeId r : world.nodes()) {
       if (s == r) continue;
       if (model.acked_of(s, r) <= acked_at_heal[{s, r}]) {
-        model.violation(fmt::format("liveness: no message from {} to {} acknowledged after healing (stuck at {})",
-                                    world.name(s), world.name(r), model.acked_of(s, r)));
+        model.violation(fmt::format(
+            "liveness: no message from {} to {} acknowledged after healing (stuck at {})",
+            world.name(s), world.name(r), model.acked_of(s, r)));
       }
     }
   }

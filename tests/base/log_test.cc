@@ -10,7 +10,9 @@ namespace {
 
 class FixedContext : public LogContext {
  public:
-  int64_t log_wall_time_ns() const override { return 1767225601'000250000LL; }  // 2026-01-01T00:00:01.000250Z
+  int64_t log_wall_time_ns() const override {
+    return 1767225601'000250000LL;
+  }  // 2026-01-01T00:00:01.000250Z
   std::string_view log_task_name() const override { return "checkpoint-pick-up"; }
 };
 
@@ -19,14 +21,19 @@ TEST(Log, LineIsJsonWithTheSevenFieldsInOrder) {
   FixedContext ctx;
   Logger log(&ring, &ctx);
   log.info("repl", 42001, "installed checkpoint",
-           {{"lsn", uint64_t{7}}, {"delta", -3}, {"ratio", 0.5}, {"ok", true}, {"peer", "ps1:7000"},
+           {{"lsn", uint64_t{7}},
+            {"delta", -3},
+            {"ratio", 0.5},
+            {"ok", true},
+            {"peer", "ps1:7000"},
             {"error", Status(Code::kCorruption, "bad crc").with("lsn", 9)}});
   ASSERT_EQ(ring.lines().size(), 1u);
   const std::string& line = ring.lines().front();
-  EXPECT_EQ(line.rfind("{\"t\":\"2026-01-01T00:00:01.000250Z\",\"s\":\"I\",\"c\":\"repl\",\"id\":42001,"
-                       "\"ctx\":\"checkpoint-pick-up\",\"msg\":\"installed checkpoint\",\"attr\":{",
-                       0),
-            0u)
+  EXPECT_EQ(
+      line.rfind("{\"t\":\"2026-01-01T00:00:01.000250Z\",\"s\":\"I\",\"c\":\"repl\",\"id\":42001,"
+                 "\"ctx\":\"checkpoint-pick-up\",\"msg\":\"installed checkpoint\",\"attr\":{",
+                 0),
+      0u)
       << line;
   auto j = nlohmann::json::parse(line);
   EXPECT_EQ(j["attr"]["lsn"], 7);

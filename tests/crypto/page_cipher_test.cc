@@ -14,7 +14,6 @@
 namespace quire {
 namespace {
 
-
 PayloadPlace place(uint64_t table, uint64_t page, uint64_t lsn, RecordType type) {
   return PayloadPlace{TableId(table), PageId(page), Lsn(lsn), type};
 }
@@ -325,10 +324,11 @@ RC_GTEST_PROP(PageCipherProperty, OpenInvertsSeal, ()) {
   DataKey dek(DekRef{*rc::gen::arbitrary<uint64_t>(), *rc::gen::arbitrary<uint32_t>()},
               SecretKey::generate(random));
   const auto text = *rc::gen::container<std::vector<uint8_t>>(rc::gen::arbitrary<uint8_t>());
-  const PayloadPlace where{
-      TableId(*rc::gen::arbitrary<uint64_t>()), PageId(*rc::gen::arbitrary<uint64_t>()),
-      Lsn(*rc::gen::arbitrary<uint64_t>()),
-      *rc::gen::elementOf(std::vector<RecordType>(std::begin(kAllRecordTypes), std::end(kAllRecordTypes)))};
+  const PayloadPlace where{TableId(*rc::gen::arbitrary<uint64_t>()),
+                           PageId(*rc::gen::arbitrary<uint64_t>()),
+                           Lsn(*rc::gen::arbitrary<uint64_t>()),
+                           *rc::gen::elementOf(std::vector<RecordType>(std::begin(kAllRecordTypes),
+                                                                       std::end(kAllRecordTypes)))};
   Bytes sealed;
   RC_ASSERT(dek.seal(where, text, random, sealed).is_ok());
   RC_ASSERT(sealed.size() == text.size() + kSealedOverheadBytes);

@@ -36,8 +36,10 @@ TEST(EngineBounds, LargestKeysCheckpointAndReadBack) {
       key.replace(0, 4, fmt::format("{:04}", i));
       EXPECT_TRUE(e.apply_write(kT1, key, Timestamp(2 + i), fmt::format("v{}", i)).is_ok());
     }
-    EXPECT_EQ(e.apply_write(kT1, std::string(kKeyBytesMax + 1, 'x'), Timestamp(300), std::string("v")).code(),
-              Code::kInvalidArgument);
+    EXPECT_EQ(
+        e.apply_write(kT1, std::string(kKeyBytesMax + 1, 'x'), Timestamp(300), std::string("v"))
+            .code(),
+        Code::kInvalidArgument);
     EXPECT_EQ(e.apply_write(kT1, "k", Timestamp(301), std::string(kValueBytesMax + 1, 'v')).code(),
               Code::kInvalidArgument);
     auto cp = co_await e.checkpoint(leader.writer(), Timestamp(400));
@@ -61,8 +63,8 @@ EngineOptions small_pages() {
   return o;
 }
 
-Task<void> scan_into(Engine& e, Timestamp at, Result<std::vector<std::pair<std::string, std::string>>>& out,
-                     bool& done) {
+Task<void> scan_into(Engine& e, Timestamp at,
+                     Result<std::vector<std::pair<std::string, std::string>>>& out, bool& done) {
   out = co_await e.scan(kT1, "", "", at, 100000);
   done = true;
 }
@@ -77,7 +79,9 @@ TEST(EngineConcurrency, ScanRestartedByACheckpointStillReadsAtItsTimestamp) {
     co_await boot(e);
     const int n = 1500;
     for (int i = 0; i < n; i++) {
-      EXPECT_TRUE(e.apply_write(kT1, fmt::format("key{:05}", i), Timestamp(2 + i), std::string(60, 'o')).is_ok());
+      EXPECT_TRUE(
+          e.apply_write(kT1, fmt::format("key{:05}", i), Timestamp(2 + i), std::string(60, 'o'))
+              .is_ok());
     }
     const uint64_t c1 = n + 10;
     auto cp1 = co_await e.checkpoint(leader.writer(), Timestamp(c1));
@@ -85,7 +89,8 @@ TEST(EngineConcurrency, ScanRestartedByACheckpointStillReadsAtItsTimestamp) {
     // Written after the scan's read timestamp.
     EXPECT_TRUE(e.apply_write(kT1, "key00000", Timestamp(c1 + 10), std::string("NEW")).is_ok());
     const Timestamp read_ts(c1 + 5);
-    Result<std::vector<std::pair<std::string, std::string>>> got = std::vector<std::pair<std::string, std::string>>{};
+    Result<std::vector<std::pair<std::string, std::string>>> got =
+        std::vector<std::pair<std::string, std::string>>{};
     bool done = false;
     leader.env().executor().spawn("scan", scan_into(e, read_ts, got, done));
     auto cp2 = co_await e.checkpoint(leader.writer(), Timestamp(c1 + 20));
@@ -95,8 +100,8 @@ TEST(EngineConcurrency, ScanRestartedByACheckpointStillReadsAtItsTimestamp) {
       EXPECT_EQ(got->size(), static_cast<size_t>(n));
       if (got->empty()) co_return;
       EXPECT_EQ(got->front().first, "key00000");
-      EXPECT_EQ(got->front().second, std::string(60, 'o')) << "scan at " << read_ts.value
-                                                             << " saw a value written at " << c1 + 10;
+      EXPECT_EQ(got->front().second, std::string(60, 'o'))
+          << "scan at " << read_ts.value << " saw a value written at " << c1 + 10;
     } else {
       // Refusing (Older) would be acceptable.
       EXPECT_EQ(got.code(), Code::kOlder) << got.status().to_string();
@@ -125,7 +130,8 @@ TEST(EngineConcurrency, OverlappingKeyOperationsBothApply) {
     while (!done) (void)co_await leader.env().executor().sleep(1ms);
     EXPECT_TRUE(e.keystore().newest_dek(kT3.value).has_value());
     // Every DEK is wrapped by the active KEK after both.
-    for (const auto& [ref, dek] : e.keystore().deks()) EXPECT_EQ(dek.kek_version, *e.keystore().active_kek());
+    for (const auto& [ref, dek] : e.keystore().deks())
+      EXPECT_EQ(dek.kek_version, *e.keystore().active_kek());
   }));
 }
 

@@ -17,7 +17,9 @@ using testing_support::EngineCluster;
 constexpr TableId kT1{16};
 constexpr TableId kT2{17};
 
-Timestamp ts(uint64_t n) { return Timestamp(n); }
+Timestamp ts(uint64_t n) {
+  return Timestamp(n);
+}
 
 // Every committed version, for reads at any timestamp.
 struct Model {
@@ -35,8 +37,9 @@ struct Model {
     if (vi == ki->second.begin()) return std::nullopt;
     return std::prev(vi)->second;
   }
-  std::vector<std::pair<std::string, std::string>> scan(TableId t, const std::string& lo, const std::string& hi,
-                                                        uint64_t at, size_t limit) const {
+  std::vector<std::pair<std::string, std::string>> scan(TableId t, const std::string& lo,
+                                                        const std::string& hi, uint64_t at,
+                                                        size_t limit) const {
     std::vector<std::pair<std::string, std::string>> out;
     auto ti = tables.find(t.value);
     if (ti == tables.end()) return out;
@@ -67,7 +70,9 @@ Task<void> bootstrap(Engine& e) {
   EXPECT_TRUE(st.is_ok()) << st.to_string();
 }
 
-std::string key_of(uint64_t i) { return fmt::format("key{:05}", i); }
+std::string key_of(uint64_t i) {
+  return fmt::format("key{:05}", i);
+}
 
 // Random writes, checkpoints and reads on one engine; every read is checked.
 class Workload {
@@ -97,7 +102,8 @@ class Workload {
     TableId t = rng_.chance(0.5) ? kT1 : kT2;
     std::string k = key_of(rng_.uniform(400));
     std::optional<std::string> v;
-    if (!rng_.chance(0.2)) v = std::string(rng_.uniform(120), static_cast<char>('a' + rng_.uniform(26))) + k;
+    if (!rng_.chance(0.2))
+      v = std::string(rng_.uniform(120), static_cast<char>('a' + rng_.uniform(26))) + k;
     now_++;
     Status st = e_.apply_write(t, k, ts(now_), v);
     ASSERT_TRUE(st.is_ok()) << st.to_string();
@@ -167,7 +173,8 @@ TEST_P(LayeredReads, MatchAReferenceModelThroughCheckpoints) {
   ASSERT_TRUE(cluster.run(follower, [&]() -> Task<void> {
     PickupResult r = co_await follower.install_latest(InstallMode::kLoad);
     EXPECT_EQ(r.outcome, PickupOutcome::kInstalled) << r.detail.to_string();
-    EXPECT_EQ(follower.engine().installed_checkpoint_lsn(), leader.engine().installed_checkpoint_lsn());
+    EXPECT_EQ(follower.engine().installed_checkpoint_lsn(),
+              leader.engine().installed_checkpoint_lsn());
     const uint64_t c = follower.engine().checkpoint_ts().value;
     for (const auto& [t, keys] : w.model.tables) {
       for (const auto& [k, versions] : keys) {
@@ -210,7 +217,8 @@ TEST(Engine, ReadsBelowTheCheckpointAreRefusedNotWrong) {
     auto now = co_await leader.engine().get(kT1, "a", ts(10));
     EXPECT_TRUE(now.is_ok() && *now == std::optional<std::string>("1"));
     // Writes at or below the checkpoint are refused: they would be hidden.
-    EXPECT_EQ(leader.engine().apply_write(kT1, "b", ts(9), std::string("x")).code(), Code::kInvalidArgument);
+    EXPECT_EQ(leader.engine().apply_write(kT1, "b", ts(9), std::string("x")).code(),
+              Code::kInvalidArgument);
     EXPECT_EQ(leader.engine().apply_write(TableId(2), "b", ts(11), std::string("x")).code(),
               Code::kInvalidArgument);
   }));
@@ -323,7 +331,8 @@ TEST_P(CheckpointFailure, LeavesThePreviousCheckpointLatest) {
     Env& env = leader.env();
     PickupResult r = co_await leader.install_latest(InstallMode::kLoad);
     EXPECT_EQ(r.outcome, PickupOutcome::kInstalled) << r.detail.to_string();
-    Status st = co_await leader.app->client->abandon_after(first, env.executor().deadline_after(2s));
+    Status st =
+        co_await leader.app->client->abandon_after(first, env.executor().deadline_after(2s));
     EXPECT_TRUE(st.is_ok()) << st.to_string();
     replay_above(leader.engine(), model, first_ts);
     auto cp = co_await leader.engine().checkpoint(leader.writer(), ts(now));
@@ -344,7 +353,8 @@ TEST_P(CheckpointFailure, LeavesThePreviousCheckpointLatest) {
 
 INSTANTIATE_TEST_SUITE_P(Steps, CheckpointFailure,
                          ::testing::Values(CheckpointStep::kPages, CheckpointStep::kKeystorePage,
-                                           CheckpointStep::kMetadataPage, CheckpointStep::kCompletion));
+                                           CheckpointStep::kMetadataPage,
+                                           CheckpointStep::kCompletion));
 
 }  // namespace
 }  // namespace quire

@@ -12,7 +12,9 @@ using testing_support::ComputeNode;
 using testing_support::EngineCluster;
 
 constexpr TableId kT{16};
-Timestamp ts(uint64_t n) { return Timestamp(n); }
+Timestamp ts(uint64_t n) {
+  return Timestamp(n);
+}
 
 EngineOptions with_policy(PickupPolicy p) {
   EngineOptions o;
@@ -43,9 +45,13 @@ class PickupTest : public ::testing::Test {
   Engine& follower() { return follower_->engine(); }
 
   template <typename F>
-  bool on_leader(F f) { return cluster_->run(*leader_, std::move(f)); }
+  bool on_leader(F f) {
+    return cluster_->run(*leader_, std::move(f));
+  }
   template <typename F>
-  bool on_follower(F f) { return cluster_->run(*follower_, std::move(f)); }
+  bool on_follower(F f) {
+    return cluster_->run(*follower_, std::move(f));
+  }
 
   // Writes `n` keys at the next timestamps and checkpoints at the last one.
   Record write_and_checkpoint(int n) {
@@ -53,7 +59,8 @@ class PickupTest : public ::testing::Test {
     EXPECT_TRUE(on_leader([&]() -> Task<void> {
       for (int i = 0; i < n; i++) {
         now_++;
-        Status st = leader().apply_write(kT, fmt::format("k{:04}", i), ts(now_), fmt::format("v{}@{}", i, now_));
+        Status st = leader().apply_write(kT, fmt::format("k{:04}", i), ts(now_),
+                                         fmt::format("v{}@{}", i, now_));
         EXPECT_TRUE(st.is_ok()) << st.to_string();
       }
       auto cp = co_await leader().checkpoint(leader_->writer(), ts(now_));
@@ -70,7 +77,8 @@ class PickupTest : public ::testing::Test {
 
   PickupResult install(Record completion, InstallMode mode) {
     PickupResult r;
-    EXPECT_TRUE(on_follower([&]() -> Task<void> { r = co_await follower().install_checkpoint(completion, mode); }));
+    EXPECT_TRUE(on_follower(
+        [&]() -> Task<void> { r = co_await follower().install_checkpoint(completion, mode); }));
     return r;
   }
 
@@ -139,11 +147,12 @@ TEST_F(PickupTest, OlderIsRejectedAndChangesNothing) {
 // the log (T2), so the checkpoint names vN-1's keystore, while the follower has already
 // applied vN from the log.
 TEST_F(PickupTest, ReportRaceInstallsUnderAccept) {
-  ASSERT_EQ(install(write_and_checkpoint(20), InstallMode::kLoad).outcome, PickupOutcome::kInstalled);
+  ASSERT_EQ(install(write_and_checkpoint(20), InstallMode::kLoad).outcome,
+            PickupOutcome::kInstalled);
   const uint64_t before = follower().keystore().version();
   std::vector<KeystoreChange> rotation = rotate();  // T1
-  Record racing = write_and_checkpoint(30);          // checkpoint inside T1..T2
-  follower_applies(rotation);                        // the follower is already at vN
+  Record racing = write_and_checkpoint(30);         // checkpoint inside T1..T2
+  follower_applies(rotation);                       // the follower is already at vN
   const uint64_t node_version = follower().keystore().version();
   ASSERT_GT(node_version, before);
   PickupResult r = install(racing, InstallMode::kFollow);
@@ -183,7 +192,8 @@ TEST_F(PickupTest, ReportRaceIsSkippedUnderSkipAndResync) {
 
 TEST_F(PickupTest, ReportRaceUnderAbortAbortsTheNode) {
   make(PickupPolicy::kAbort);
-  ASSERT_EQ(install(write_and_checkpoint(20), InstallMode::kLoad).outcome, PickupOutcome::kInstalled);
+  ASSERT_EQ(install(write_and_checkpoint(20), InstallMode::kLoad).outcome,
+            PickupOutcome::kInstalled);
   std::vector<KeystoreChange> rotation = rotate();
   Record racing = write_and_checkpoint(30);
   follower_applies(rotation);
@@ -197,7 +207,8 @@ TEST_F(PickupTest, ReportRaceUnderAbortAbortsTheNode) {
 }
 
 TEST_F(PickupTest, KeystoreAheadUntilTheLogBringsTheKeys) {
-  ASSERT_EQ(install(write_and_checkpoint(10), InstallMode::kLoad).outcome, PickupOutcome::kInstalled);
+  ASSERT_EQ(install(write_and_checkpoint(10), InstallMode::kLoad).outcome,
+            PickupOutcome::kInstalled);
   std::vector<KeystoreChange> rotation = rotate();
   ASSERT_TRUE(on_leader([&]() -> Task<void> {
     EXPECT_TRUE(leader().push_keystore(ts(++now_)).is_ok());
@@ -215,7 +226,8 @@ TEST_F(PickupTest, KeystoreAheadUntilTheLogBringsTheKeys) {
 }
 
 TEST_F(PickupTest, KeystoreConflictWhenNotAPrefix) {
-  ASSERT_EQ(install(write_and_checkpoint(10), InstallMode::kLoad).outcome, PickupOutcome::kInstalled);
+  ASSERT_EQ(install(write_and_checkpoint(10), InstallMode::kLoad).outcome,
+            PickupOutcome::kInstalled);
   // The follower's keystore takes a different change than the leader's.
   ASSERT_TRUE(on_follower([&]() -> Task<void> {
     auto own = co_await follower().rotate_kek();
@@ -295,7 +307,9 @@ TEST_F(PickupTest, BusyWhileAnotherPickupRuns) {
   PickupResult first, second;
   ASSERT_TRUE(on_follower([&]() -> Task<void> {
     Executor& exec = follower_->env().executor();
-    auto one = [&]() -> Task<void> { first = co_await follower().install_checkpoint(cp, InstallMode::kLoad); };
+    auto one = [&]() -> Task<void> {
+      first = co_await follower().install_checkpoint(cp, InstallMode::kLoad);
+    };
     TaskId t = exec.spawn("first", one());
     co_await exec.yield();  // the first is now waiting on the page service
     second = co_await follower().install_checkpoint(cp, InstallMode::kLoad);

@@ -570,7 +570,7 @@ TEST_F(TamperTest, RewrittenMetadataNeverCrashesOrInventsValues) {
   const size_t size = log_[metadata_].payload.size();
   std::map<std::string, size_t> outcomes;
   for (size_t at = 0; at < size; at++) {
-    if (at >= 12 && at < 16) continue;      // the CRC field itself: recomputing undoes the flip
+    if (at >= 12 && at < 16) continue;       // the CRC field itself: recomputing undoes the flip
     if (at >= 100 && at % 2 == 1) continue;  // the table entries: every other byte will do
     SCOPED_TRACE(fmt::format("byte {}", at));
     Log log = log_;

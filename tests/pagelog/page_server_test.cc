@@ -44,7 +44,8 @@ class PageServerTest : public ::testing::Test {
       for (int j = 1; j <= 3; ++j) {
         if (j != i) o.peers.push_back("ps" + std::to_string(j) + ":7000");
       }
-      servers_.push_back(world_.add_node(name, [o](Env& env) { return std::make_unique<PageServer>(env, o); }));
+      servers_.push_back(
+          world_.add_node(name, [o](Env& env) { return std::make_unique<PageServer>(env, o); }));
     }
     client_node_ = world_.add_node("client", [](Env&) { return std::make_unique<IdleApp>(); });
     for (NodeId n : world_.nodes()) world_.start(n);
@@ -121,7 +122,9 @@ TEST_F(PageServerTest, ReadsPastAGapAreNotYetMaterialized) {
   run([&]() -> Task<void> {
     // ps2 misses records 2 and 3 (sent only to ps1); its chain stops at 1.
     PageServerClient c1(env(), "ps1:7000");
-    EXPECT_TRUE((co_await c1.append(recs(log_record(1, 0), page_record(1, 2, 1), log_record(3, 2)), Term(1), soon())).is_ok());
+    EXPECT_TRUE((co_await c1.append(recs(log_record(1, 0), page_record(1, 2, 1), log_record(3, 2)),
+                                    Term(1), soon()))
+                    .is_ok());
     EXPECT_TRUE((co_await c.append(recs(log_record(1, 0)), Term(1), soon())).is_ok());
     EXPECT_TRUE((co_await c.append(recs(page_record(1, 4, 3)), Term(1), soon())).is_ok());
     Status st = (co_await c.get_page(TableId(3), PageId(1), Lsn(4), soon())).status();
@@ -145,7 +148,8 @@ TEST_F(PageServerTest, ReadsPastAGapAreNotYetMaterialized) {
 
 TEST_F(PageServerTest, ServerRestartedEmptyCatchesUpFromPeers) {
   std::vector<Record> all;
-  for (uint64_t l = 1; l <= 200; ++l) all.push_back(l % 5 == 0 ? page_record(l % 7 + 1, l, l - 1) : log_record(l, l - 1));
+  for (uint64_t l = 1; l <= 200; ++l)
+    all.push_back(l % 5 == 0 ? page_record(l % 7 + 1, l, l - 1) : log_record(l, l - 1));
   run([&]() -> Task<void> {
     for (int i = 1; i <= 3; ++i) {
       PageServerClient c(env(), "ps" + std::to_string(i) + ":7000");
@@ -206,7 +210,8 @@ TEST_F(PageServerTest, ServerRestartedEmptyServesNoReadsBeforeItsCopyIsDone) {
       EXPECT_TRUE((co_await c.set_retention(Lsn(350), Term(1), soon())).is_ok()) << i;
     }
     auto page = co_await c3.get_page(TableId(3), PageId(3), Lsn(400), soon());
-    EXPECT_EQ(page.code(), Code::kNotYetMaterialized) << (page.is_ok() ? "served" : page.status().to_string());
+    EXPECT_EQ(page.code(), Code::kNotYetMaterialized)
+        << (page.is_ok() ? "served" : page.status().to_string());
   });
   world_.network().heal_all();
   world_.run_for(3s);  // the copy from a peer completes
@@ -281,15 +286,17 @@ TEST_F(PageServerTest, MalformedMessageClosesOnlyThatConnection) {
     auto conn = co_await env().net().connect("ps1:7000", soon());
     EXPECT_TRUE(conn.is_ok());
     if (!conn.is_ok()) co_return;
-    EXPECT_TRUE((*conn)->send(encode_rpc_request({1, static_cast<uint8_t>(PageOp::kAppend), 1, body})).is_ok());
+    EXPECT_TRUE((*conn)
+                    ->send(encode_rpc_request({1, static_cast<uint8_t>(PageOp::kAppend), 1, body}))
+                    .is_ok());
     auto reply = co_await (*conn)->receive(soon());
     EXPECT_TRUE(reply.is_ok());
     if (reply.is_ok()) {
       auto resp = decode_rpc_response(*reply);
       EXPECT_TRUE(resp.is_ok());
       if (resp.is_ok()) {
-      EXPECT_EQ(resp->status.code(), Code::kCorruption);
-    }
+        EXPECT_EQ(resp->status.code(), Code::kCorruption);
+      }
     }
   });
 }

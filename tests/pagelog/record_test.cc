@@ -13,7 +13,6 @@
 namespace quire {
 namespace {
 
-
 // The header bytes that hold the payload length; a flip there may make the frame look
 // longer than the bytes at hand.
 constexpr size_t kLengthBegin = 8;
@@ -56,7 +55,8 @@ Bytes prefix(const Bytes& b, size_t n) {
 // Only usable inside a RapidCheck property.
 Record arbitrary_record(size_t payload_bytes_max) {
   Record r;
-  r.type = *rc::gen::elementOf(std::vector<RecordType>(std::begin(kAllRecordTypes), std::end(kAllRecordTypes)));
+  r.type = *rc::gen::elementOf(
+      std::vector<RecordType>(std::begin(kAllRecordTypes), std::end(kAllRecordTypes)));
   r.flags = *rc::gen::arbitrary<uint16_t>();
   r.table = TableId(*rc::gen::arbitrary<uint64_t>());
   r.page = PageId(*rc::gen::arbitrary<uint64_t>());

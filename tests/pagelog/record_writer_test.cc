@@ -21,8 +21,9 @@ struct Cluster {
       for (int j = 0; j < 3; j++) {
         if (j != i) o.peers.push_back(addrs[j]);
       }
-      servers.push_back(world.add_node("ps" + std::to_string(i + 1),
-                                       [o](Env& env) { return std::make_unique<PageServer>(env, o); }));
+      servers.push_back(world.add_node("ps" + std::to_string(i + 1), [o](Env& env) {
+        return std::make_unique<PageServer>(env, o);
+      }));
     }
     writer_node = world.add_node("writer", [](Env&) { return std::make_unique<IdleApp>(); });
     for (NodeId n : world.nodes()) world.start(n);

@@ -51,8 +51,9 @@ class ReplicationSim {
       for (int j = 0; j < 3; ++j) {
         if (j != i) o.peers.push_back(addrs[j]);
       }
-      servers_.push_back(world_.add_node("ps" + std::to_string(i + 1),
-                                         [o](Env& env) { return std::make_unique<PageServer>(env, o); }));
+      servers_.push_back(world_.add_node("ps" + std::to_string(i + 1), [o](Env& env) {
+        return std::make_unique<PageServer>(env, o);
+      }));
     }
     client_ = world_.add_node("client", [](Env&) { return std::make_unique<IdleApp>(); });
     for (NodeId n : world_.nodes()) world_.start(n);
@@ -194,8 +195,8 @@ class ReplicationSim {
       Lsn as_of(1 + rng_->uniform(model_.last_acked.value));
       auto want = model_.expect(page, as_of);
       auto got = co_await repl_->get_page(TableId(1), page, as_of, d);
-      EXPECT_EQ(got.code(), want.code()) << when << " page " << page.value << " as_of " << as_of.value << ": "
-                                         << got.status().to_string();
+      EXPECT_EQ(got.code(), want.code()) << when << " page " << page.value << " as_of "
+                                         << as_of.value << ": " << got.status().to_string();
       if (got.is_ok() && want.is_ok()) {
         EXPECT_EQ(*got, *want) << when << " page " << page.value;
       }
@@ -253,7 +254,8 @@ TEST_P(ReplicationTest, AcknowledgedRecordsSurviveAnySingleServerLoss) {
     }
     sim.world_.start(victim);
     sim.repl_->set_preferred(k);  // read from the restarted server first: it must fail over
-    sim.run_check("server " + std::to_string(k + 1) + " restarted " + (k % 2 == 0 ? "empty" : "stale"));
+    sim.run_check("server " + std::to_string(k + 1) + " restarted " +
+                  (k % 2 == 0 ? "empty" : "stale"));
     sim.world_.run_for(5s);
     PageServerClient direct(sim.env(), "ps" + std::to_string(k + 1) + ":7000");
     Lsn caught_up;

@@ -109,7 +109,8 @@ TEST_F(StoreTest, ConcurrentAppendsShareOneSync) {
   uint64_t syncs_before = disk().stats().syncs;
   int ok = 0;
   auto writer = [&](uint64_t lsn) -> Task<void> {
-    std::vector<Record> batch{log_record(lsn, lsn - 1)};  // g++ 12 rejects a braced list inside co_await
+    std::vector<Record> batch{
+        log_record(lsn, lsn - 1)};  // g++ 12 rejects a braced list inside co_await
     Status st = co_await store_->append(std::move(batch));
     if (st.is_ok()) ok++;
   };
@@ -158,7 +159,8 @@ TEST_F(StoreTest, TornTailIsTruncatedAndAcknowledgedRecordsSurvive) {
   for (int round = 0; round < 20; ++round) {
     open();
     uint64_t base = store_->last_lsn().value;
-    for (uint64_t l = base + 1; l <= base + 10; ++l) ASSERT_TRUE(append({log_record(l, l - 1, 700)}).is_ok());
+    for (uint64_t l = base + 1; l <= base + 10; ++l)
+      ASSERT_TRUE(append({log_record(l, l - 1, 700)}).is_ok());
     // Unsynced bytes at the end, as a write the crash interrupted would leave.
     Bytes garbage;
     encode_record(log_record(base + 11, base + 10, 3000), garbage);
@@ -200,13 +202,13 @@ TEST_F(StoreTest, DamagedMiddleIsReportedAndNeverServed) {
 
 TEST_F(StoreTest, PageChainReturnsNewestImageAndLaterDeltas) {
   open();
-  ASSERT_TRUE(append({page_record(RecordType::kPage, 1, 1, 0),       // image
-                      page_record(RecordType::kDelta, 1, 2, 1, 1),   // delta
-                      log_record(3, 2),                              // unrelated
-                      page_record(RecordType::kDelta, 1, 4, 3, 1),   // delta
-                      page_record(RecordType::kPage, 1, 5, 4),       // new image
-                      page_record(RecordType::kDelta, 1, 6, 5, 5),   // delta
-                      page_record(RecordType::kDiscard, 1, 7, 6)})   // tombstone
+  ASSERT_TRUE(append({page_record(RecordType::kPage, 1, 1, 0),      // image
+                      page_record(RecordType::kDelta, 1, 2, 1, 1),  // delta
+                      log_record(3, 2),                             // unrelated
+                      page_record(RecordType::kDelta, 1, 4, 3, 1),  // delta
+                      page_record(RecordType::kPage, 1, 5, 4),      // new image
+                      page_record(RecordType::kDelta, 1, 6, 5, 5),  // delta
+                      page_record(RecordType::kDiscard, 1, 7, 6)})  // tombstone
                   .is_ok());
   auto lsns = [&](Lsn as_of) {
     std::vector<uint64_t> out;
@@ -307,9 +309,7 @@ TEST_F(StoreTest, ChainSkipDropsOnlyTheSkippedRange) {
 TEST_F(StoreTest, RetentionDropsSupersededRecordsAndEmptySegments) {
   open({.dir = "segments", .segment_bytes_max = 2048});
   uint64_t lsn = 0;
-  auto next = [&](Record r) {
-    ASSERT_TRUE(append({r}).is_ok());
-  };
+  auto next = [&](Record r) { ASSERT_TRUE(append({r}).is_ok()); };
   // Page 1 rewritten many times, with log records between.
   for (int i = 0; i < 30; ++i) {
     ++lsn;

@@ -24,7 +24,11 @@ struct PingResult {
 class PingNode : public NodeApp {
  public:
   PingNode(Env& env, Address listen_at, Address peer, int rounds, PingResult& result)
-      : env_(env), listen_at_(std::move(listen_at)), peer_(std::move(peer)), rounds_(rounds), result_(result) {}
+      : env_(env),
+        listen_at_(std::move(listen_at)),
+        peer_(std::move(peer)),
+        rounds_(rounds),
+        result_(result) {}
 
   void start() override {
     auto l = env_.net().listen(listen_at_);
@@ -63,13 +67,16 @@ class PingNode : public NodeApp {
     auto file = co_await env_.disk().open("d/pongs", {.create = true});
     if (!file.is_ok()) co_return;
     // The directory entries are durable only once their directories are synced.
-    if (!(co_await env_.disk().sync_dir("")).is_ok() || !(co_await env_.disk().sync_dir("d")).is_ok()) co_return;
+    if (!(co_await env_.disk().sync_dir("")).is_ok() ||
+        !(co_await env_.disk().sync_dir("d")).is_ok())
+      co_return;
     Bytes expected;
     for (int i = 0; i < rounds_; ++i) {
       Bytes ping{static_cast<uint8_t>('a' + i % 26)};
       if (!conn->send(ping).is_ok()) co_return;
       auto pong = co_await conn->receive(env_.executor().deadline_after(5s));
-      if (!pong.is_ok() || pong->size() != 2 || (*pong)[0] != ping[0] || (*pong)[1] != '!') co_return;
+      if (!pong.is_ok() || pong->size() != 2 || (*pong)[0] != ping[0] || (*pong)[1] != '!')
+        co_return;
       if (!(co_await (*file)->append(*pong)).is_ok()) co_return;
       expected.insert(expected.end(), pong->begin(), pong->end());
       result_.pongs++;
@@ -93,8 +100,10 @@ constexpr int kRounds = 200;
 TEST(BothWorlds, PingNodeRunsInTheSimulator) {
   PingResult ra, rb;
   SimWorld world(3);
-  NodeId a = world.add_node("a", [&](Env& env) { return std::make_unique<PingNode>(env, "a:1", "b:1", kRounds, ra); });
-  NodeId b = world.add_node("b", [&](Env& env) { return std::make_unique<PingNode>(env, "b:1", "a:1", kRounds, rb); });
+  NodeId a = world.add_node(
+      "a", [&](Env& env) { return std::make_unique<PingNode>(env, "a:1", "b:1", kRounds, ra); });
+  NodeId b = world.add_node(
+      "b", [&](Env& env) { return std::make_unique<PingNode>(env, "b:1", "a:1", kRounds, rb); });
   world.start(a);
   world.start(b);
   world.run_until([&] { return ra.file_ok && rb.file_ok; }, world.now() + 60s);

@@ -1,9 +1,9 @@
 // Node code reaches time, randomness, threads and the environment only through the
 // runtime seam. This test reads every source file outside the real backend and main and
 // fails on a direct call that would break seed replay.
+#include <cctype>
 #include <filesystem>
 #include <fstream>
-#include <cctype>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -17,9 +17,18 @@ namespace fs = std::filesystem;
 // True when `code` (one line, comments removed) calls something that bypasses the seam.
 bool calls_banned(const std::string& code) {
   static const char* const kTokens[] = {
-      "system_clock::now", "steady_clock::now", "high_resolution_clock::now", "std::random_device",
-      "std::thread",       "std::jthread",      "sleep_for",                  "usleep(",
-      "nanosleep(",        "getenv(",           "gettimeofday",               "clock_gettime",
+      "system_clock::now",
+      "steady_clock::now",
+      "high_resolution_clock::now",
+      "std::random_device",
+      "std::thread",
+      "std::jthread",
+      "sleep_for",
+      "usleep(",
+      "nanosleep(",
+      "getenv(",
+      "gettimeofday",
+      "clock_gettime",
   };
   for (const char* t : kTokens) {
     if (code.find(t) != std::string::npos) return true;
@@ -29,8 +38,8 @@ bool calls_banned(const std::string& code) {
     size_t pos = 0;
     while ((pos = code.find(fn, pos)) != std::string::npos) {
       char before = pos == 0 ? ' ' : code[pos - 1];
-      bool part_of_name = std::isalnum(static_cast<unsigned char>(before)) || before == '_' || before == '.' ||
-                          before == ':' || before == '>';
+      bool part_of_name = std::isalnum(static_cast<unsigned char>(before)) || before == '_' ||
+                          before == '.' || before == ':' || before == '>';
       if (!part_of_name) return true;
       pos += 1;
     }
@@ -54,9 +63,10 @@ std::vector<std::string> offences(const std::string& path, const std::string& te
 }
 
 TEST(DeterminismGuard, TheScannerCatchesEachBannedCall) {
-  for (const char* bad : {"auto t = std::chrono::steady_clock::now();", "std::random_device rd;", "int x = rand();",
-                          "std::thread t(f);", "std::this_thread::sleep_for(1s);", "usleep(10);",
-                          "const char* h = getenv(\"HOME\");", "gettimeofday(&tv, nullptr);"}) {
+  for (const char* bad :
+       {"auto t = std::chrono::steady_clock::now();", "std::random_device rd;", "int x = rand();",
+        "std::thread t(f);", "std::this_thread::sleep_for(1s);", "usleep(10);",
+        "const char* h = getenv(\"HOME\");", "gettimeofday(&tv, nullptr);"}) {
     EXPECT_FALSE(offences("x.cc", bad).empty()) << bad;
   }
   for (const char* ok : {"co_await exec.sleep(1ms);", "int operand(3);", "env.random().next_u64();",

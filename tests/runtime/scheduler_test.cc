@@ -39,7 +39,9 @@ TEST(Scheduler, SameTimeRunsInSpawnOrderAndTimersByTime) {
   EXPECT_EQ(h.s.live_tasks(), 0u);
 }
 
-Task<int> add_one(int x) { co_return x + 1; }
+Task<int> add_one(int x) {
+  co_return x + 1;
+}
 
 Task<int> chain(int depth) {
   int v = 0;
@@ -47,7 +49,9 @@ Task<int> chain(int depth) {
   co_return v;
 }
 
-Task<void> store(Task<int> t, int& out) { out = co_await std::move(t); }
+Task<void> store(Task<int> t, int& out) {
+  out = co_await std::move(t);
+}
 
 // A million awaits in a row that complete without suspending: the awaiting coroutine
 // continues in place each time, so the stack does not grow, in every build (the sanitizer
@@ -62,7 +66,9 @@ TEST(Scheduler, AwaitingTasksReturnsValuesWithoutGrowingTheStack) {
   EXPECT_EQ(result, kChainDepth);
 }
 
-Task<void> sleep_then(Executor& exec, Nanos d, Status& out) { out = co_await exec.sleep(d); }
+Task<void> sleep_then(Executor& exec, Nanos d, Status& out) {
+  out = co_await exec.sleep(d);
+}
 
 TEST(Scheduler, CancelEndsTheCurrentWaitWithCancelled) {
   Harness h;
@@ -200,7 +206,9 @@ TEST(Scheduler, MutexIsFifoAndExclusive) {
   EXPECT_EQ(h.s.now().ns, Nanos(5ms).count());  // one after another
 }
 
-Task<void> lock_with_deadline(AsyncMutex& mu, Deadline d, Status& out) { out = co_await mu.lock(d); }
+Task<void> lock_with_deadline(AsyncMutex& mu, Deadline d, Status& out) {
+  out = co_await mu.lock(d);
+}
 
 TEST(Scheduler, MutexWaitHonoursDeadlineAndSkipsTimedOutWaiters) {
   Harness h;
@@ -216,7 +224,9 @@ TEST(Scheduler, MutexWaitHonoursDeadlineAndSkipsTimedOutWaiters) {
   EXPECT_FALSE(mu.locked());
 }
 
-Task<void> wait_event(Event& e, Status& out) { out = co_await e.wait(); }
+Task<void> wait_event(Event& e, Status& out) {
+  out = co_await e.wait();
+}
 
 TEST(Scheduler, EventIsLatched) {
   Harness h;

@@ -25,7 +25,9 @@ void run(Scheduler& s, F body) {
   ASSERT_TRUE(done);
 }
 
-Bytes bytes_of(std::string_view s) { return Bytes(s.begin(), s.end()); }
+Bytes bytes_of(std::string_view s) {
+  return Bytes(s.begin(), s.end());
+}
 
 class SimDisk : public ::testing::Test {
  protected:
@@ -93,13 +95,15 @@ TEST_F(SimDisk, DirectoryChangesNeedSyncDir) {
 
 TEST_F(SimDisk, BadPathsAndMissingFilesAreTypedErrors) {
   run(s, [&]() -> Task<void> {
-    EXPECT_EQ((co_await disk->open("../etc/passwd", {.create = true})).code(), Code::kInvalidArgument);
+    EXPECT_EQ((co_await disk->open("../etc/passwd", {.create = true})).code(),
+              Code::kInvalidArgument);
     EXPECT_EQ((co_await disk->open("/abs", {.create = true})).code(), Code::kInvalidArgument);
     EXPECT_EQ((co_await disk->open("missing", {})).code(), Code::kNotFound);
     EXPECT_EQ((co_await disk->open("nodir/x", {.create = true})).code(), Code::kNotFound);
     EXPECT_EQ((co_await disk->unlink("missing")).code(), Code::kNotFound);
     auto f = co_await disk->open("x", {.create = true});
-    EXPECT_EQ((co_await disk->open("x", {.create = true, .exclusive = true})).code(), Code::kInvalidArgument);
+    EXPECT_EQ((co_await disk->open("x", {.create = true, .exclusive = true})).code(),
+              Code::kInvalidArgument);
   });
 }
 
@@ -206,9 +210,11 @@ struct DiskOp {
 };
 
 RC_GTEST_PROP(SimDiskProperty, CrashLeavesOnlyStatesTheSyncPointsAllow, ()) {
-  auto ops = *rc::gen::container<std::vector<DiskOp>>(rc::gen::build<DiskOp>(
-      rc::gen::set(&DiskOp::kind, rc::gen::inRange(0, 4)), rc::gen::set(&DiskOp::offset, rc::gen::inRange(0u, 5000u)),
-      rc::gen::set(&DiskOp::length, rc::gen::inRange(1u, 2000u)), rc::gen::set(&DiskOp::fill, rc::gen::arbitrary<uint8_t>())));
+  auto ops = *rc::gen::container<std::vector<DiskOp>>(
+      rc::gen::build<DiskOp>(rc::gen::set(&DiskOp::kind, rc::gen::inRange(0, 4)),
+                             rc::gen::set(&DiskOp::offset, rc::gen::inRange(0u, 5000u)),
+                             rc::gen::set(&DiskOp::length, rc::gen::inRange(1u, 2000u)),
+                             rc::gen::set(&DiskOp::fill, rc::gen::arbitrary<uint8_t>())));
   const auto seed = *rc::gen::arbitrary<uint64_t>();
 
   Scheduler s;
@@ -251,7 +257,8 @@ RC_GTEST_PROP(SimDiskProperty, CrashLeavesOnlyStatesTheSyncPointsAllow, ()) {
   store.crash(UnsyncedOnCrash::kRandomSubset);
   Bytes got = *store.current_content("f");
 
-  bool size_ok = std::any_of(states.begin(), states.end(), [&](const Bytes& st) { return st.size() == got.size(); });
+  bool size_ok = std::any_of(states.begin(), states.end(),
+                             [&](const Bytes& st) { return st.size() == got.size(); });
   RC_ASSERT(size_ok);
   auto at = [](const Bytes& st, size_t b) -> uint8_t { return b < st.size() ? st[b] : 0; };
   for (size_t lo = 0; lo < got.size(); lo += kSimSectorBytes) {

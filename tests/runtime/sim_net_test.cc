@@ -51,7 +51,8 @@ struct NetHarness {
   // Receives on `c` until the deadline, collecting single-byte payloads.
   std::vector<int> drain(Connection& c, Executor& e, Nanos d, Status* last = nullptr) {
     std::vector<int> got;
-    auto rx = [](Connection& c, Executor& e, Nanos d, std::vector<int>& got, Status* last) -> Task<void> {
+    auto rx = [](Connection& c, Executor& e, Nanos d, std::vector<int>& got,
+                 Status* last) -> Task<void> {
       Deadline deadline = e.deadline_after(d);
       while (true) {
         auto m = co_await c.receive(deadline);
@@ -68,7 +69,9 @@ struct NetHarness {
   }
 };
 
-Bytes one(int v) { return Bytes{static_cast<uint8_t>(v)}; }
+Bytes one(int v) {
+  return Bytes{static_cast<uint8_t>(v)};
+}
 
 TEST(SimNet, DeliversInOrderWithLatency) {
   NetHarness h;

@@ -75,7 +75,8 @@ TEST(SimWorld, FiftySeedsGiveFiftyTraces) {
 TEST(SimWorld, CrashDestroysTheNodeAndRestartRebuildsItFromDisk) {
   SimWorld world(5);
   int starts = 0;
-  NodeId x = world.add_node("x", [&starts](Env& env) { return std::make_unique<CounterApp>(env, &starts); });
+  NodeId x = world.add_node(
+      "x", [&starts](Env& env) { return std::make_unique<CounterApp>(env, &starts); });
   world.start(x);
   world.run_for(100ms);
   size_t synced = world.disk(x).durable_content("count")->size();
@@ -83,7 +84,8 @@ TEST(SimWorld, CrashDestroysTheNodeAndRestartRebuildsItFromDisk) {
   world.crash(x, UnsyncedOnCrash::kLose);
   EXPECT_FALSE(world.is_up(x));
   EXPECT_EQ(world.scheduler().live_tasks(x), 0u);
-  EXPECT_EQ(world.disk(x).current_content("count")->size(), world.disk(x).durable_content("count")->size());
+  EXPECT_EQ(world.disk(x).current_content("count")->size(),
+            world.disk(x).durable_content("count")->size());
   world.start(x);
   EXPECT_EQ(starts, 2);
   EXPECT_EQ(world.incarnation(x), 2u);
@@ -94,7 +96,8 @@ TEST(SimWorld, CrashDestroysTheNodeAndRestartRebuildsItFromDisk) {
 TEST(SimWorld, RequestRestartCrashesAndRestartsTheNode) {
   SimWorld world(6);
   int starts = 0;
-  NodeId x = world.add_node("x", [&starts](Env& env) { return std::make_unique<CounterApp>(env, &starts); });
+  NodeId x = world.add_node(
+      "x", [&starts](Env& env) { return std::make_unique<CounterApp>(env, &starts); });
   world.start(x);
   world.run_for(20ms);
   DiskFaults f;
@@ -111,7 +114,8 @@ TEST(SimWorld, RequestRestartCrashesAndRestartsTheNode) {
 TEST(SimWorld, LogLinesCarryVirtualTimeNodeTaskAndAttributes) {
   SimWorld world(7);
   int starts = 0;
-  NodeId x = world.add_node("x", [&starts](Env& env) { return std::make_unique<CounterApp>(env, &starts); });
+  NodeId x = world.add_node(
+      "x", [&starts](Env& env) { return std::make_unique<CounterApp>(env, &starts); });
   world.clock(x).set_offset_ns(1'000'000'000);
   world.start(x);
   world.run_for(10ms);

@@ -47,8 +47,11 @@ TEST_P(KekPolicies, FixedSeedsPass) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Surviving, KekPolicies,
-                         ::testing::Values(PickupPolicy::kAccept, PickupPolicy::kSkip, PickupPolicy::kResync),
-                         [](const auto& info) { return std::string(pickup_policy_name(info.param)); });
+                         ::testing::Values(PickupPolicy::kAccept, PickupPolicy::kSkip,
+                                           PickupPolicy::kResync),
+                         [](const auto& info) {
+                           return std::string(pickup_policy_name(info.param));
+                         });
 
 // The report's crash is found: some early seed aborts a standby on a stale keystore.
 TEST(Kek, AbortPolicyIsCaughtOnAStaleKeystore) {
@@ -87,8 +90,10 @@ TEST(Kek, SwarmDrawsDifferentMixesAndBoundedSchedules) {
     int64_t busy_until = -1;
     for (const FaultEvent& e : events) {
       EXPECT_LT(e.at_ms, 300'000);
-      const bool server = e.kind == FaultKind::kPageServerKill || e.kind == FaultKind::kKillStandbyPageServer ||
-                          e.kind == FaultKind::kDiskFaults || (e.kind == FaultKind::kPartition && (e.target > 2 || e.other > 2));
+      const bool server = e.kind == FaultKind::kPageServerKill ||
+                          e.kind == FaultKind::kKillStandbyPageServer ||
+                          e.kind == FaultKind::kDiskFaults ||
+                          (e.kind == FaultKind::kPartition && (e.target > 2 || e.other > 2));
       if (!server) continue;
       EXPECT_GE(e.at_ms, busy_until) << "seed " << s;
       busy_until = e.at_ms + e.duration_ms;
@@ -131,10 +136,10 @@ TEST(Kek, ReplayFileRunsTheSameSchedule) {
 }
 
 TEST(Kek, BadReplayFilesAreRefused) {
-  for (const char* text :
-       {"", "[]", "{\"scenario\":\"race\"}", "{\"scenario\":\"kek\"}",
-        "{\"scenario\":\"kek\",\"seed\":1,\"policy\":\"bogus\",\"standbys\":2}",
-        "{\"scenario\":\"kek\",\"seed\":1,\"policy\":\"accept\",\"standbys\":2,\"fault_mix\":{\"kinds\":[\"nope\"]}}"}) {
+  for (const char* text : {"", "[]", "{\"scenario\":\"race\"}", "{\"scenario\":\"kek\"}",
+                           "{\"scenario\":\"kek\",\"seed\":1,\"policy\":\"bogus\",\"standbys\":2}",
+                           "{\"scenario\":\"kek\",\"seed\":1,\"policy\":\"accept\",\"standbys\":2,"
+                           "\"fault_mix\":{\"kinds\":[\"nope\"]}}"}) {
     auto spec = parse_replay_file(text);
     EXPECT_EQ(spec.code(), Code::kInvalidArgument) << text;
   }
@@ -152,7 +157,8 @@ TEST(Kek, ShrinkKeepsTheFailingChecker) {
   EXPECT_EQ(small.failed_checker, failing.failed_checker);
   EXPECT_LE(small.schedule.size(), failing.schedule.size());
   // The planted bug needs no fault at all: the minimal schedule is empty.
-  EXPECT_TRUE(small.schedule.empty()) << small.schedule.size() << " events left after " << trials << " trials";
+  EXPECT_TRUE(small.schedule.empty())
+      << small.schedule.size() << " events left after " << trials << " trials";
   auto spec = parse_replay_file(replay_file_json(small));
   ASSERT_TRUE(spec.is_ok());
   spec->options.plant_drop_acked_write = true;

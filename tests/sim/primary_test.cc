@@ -37,7 +37,7 @@ ReplicaSetConfig fast_config(uint64_t seed, size_t standbys) {
   c.standbys = standbys;
   c.tables = 1;
   c.primary.checkpoint_interval = Nanos(0);  // on demand, on seals and on ingest pressure
-  c.primary.retention_min_age = Nanos(0);  // retention follows the last two checkpoints
+  c.primary.retention_min_age = Nanos(0);    // retention follows the last two checkpoints
   c.primary.heartbeat_interval = 10ms;
   c.primary.write_timeout = 200ms;
   c.primary.write_attempts_max = 3;

@@ -61,7 +61,8 @@ TEST(RaceScenario, AbortReproducesTheReportsCrash) {
   EXPECT_FALSE(r.passed);
   EXPECT_TRUE(r.race_reached);
   ASSERT_FALSE(r.violations.empty());
-  EXPECT_NE(r.violations.front().find("standby1 aborted"), std::string::npos) << r.violations.front();
+  EXPECT_NE(r.violations.front().find("standby1 aborted"), std::string::npos)
+      << r.violations.front();
   EXPECT_NE(r.violations.front().find("StaleKeystore"), std::string::npos) << r.violations.front();
   EXPECT_NE(r.violations.front().find(std::to_string(r.race_checkpoint_lsn)), std::string::npos)
       << r.violations.front();
@@ -80,12 +81,27 @@ TEST(RaceScenario, SameSeedSameTraceAndReport) {
 TEST(RaceScenario, ReportHasTheIssuesFields) {
   RaceReport r = race(PickupPolicy::kAccept, 3);
   const std::string j = race_report_json(r);
-  for (const char* field :
-       {"\"scenario\"", "\"policy\"", "\"seed\"", "\"passed\"", "\"trace_hash\"", "\"sim_seconds\"",
-        "\"wall_seconds\"", "\"writes_acked\"", "\"writes_lost\"", "\"reads_checked\"", "\"rotations\"",
-        "\"checkpoints_written\"", "\"pickups\"", "\"installed\"", "\"stale_keystore_accepted\"", "\"skipped\"",
-        "\"keystore_ahead_retries\"", "\"unavailable_retries\"", "\"resyncs\"", "\"older_ignored\"",
-        "\"violations\""}) {
+  for (const char* field : {"\"scenario\"",
+                            "\"policy\"",
+                            "\"seed\"",
+                            "\"passed\"",
+                            "\"trace_hash\"",
+                            "\"sim_seconds\"",
+                            "\"wall_seconds\"",
+                            "\"writes_acked\"",
+                            "\"writes_lost\"",
+                            "\"reads_checked\"",
+                            "\"rotations\"",
+                            "\"checkpoints_written\"",
+                            "\"pickups\"",
+                            "\"installed\"",
+                            "\"stale_keystore_accepted\"",
+                            "\"skipped\"",
+                            "\"keystore_ahead_retries\"",
+                            "\"unavailable_retries\"",
+                            "\"resyncs\"",
+                            "\"older_ignored\"",
+                            "\"violations\""}) {
     EXPECT_NE(j.find(field), std::string::npos) << field;
   }
 }

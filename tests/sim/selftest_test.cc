@@ -29,7 +29,8 @@ TEST(Selftest, SeedsPassAndDiffer) {
   std::set<uint64_t> traces;
   for (uint64_t seed = 1; seed <= 12; ++seed) {
     SelftestReport r = run_selftest(short_run(seed));
-    EXPECT_TRUE(r.passed) << "seed " << seed << ": " << (r.violations.empty() ? "" : r.violations[0]);
+    EXPECT_TRUE(r.passed) << "seed " << seed << ": "
+                          << (r.violations.empty() ? "" : r.violations[0]);
     EXPECT_GT(r.messages_acked, 0u) << "seed " << seed;
     EXPECT_GT(r.appends_durable, 0u) << "seed " << seed;
     traces.insert(r.trace_hash);

@@ -30,7 +30,7 @@ ReplicaSetConfig small_config(uint64_t seed, PickupPolicy policy = PickupPolicy:
   c.tables = 1;
   c.keys_per_table = 16;
   c.primary.checkpoint_interval = Nanos(0);  // the tests decide when checkpoints happen
-  c.primary.retention_min_age = Nanos(0);  // retention follows the last two checkpoints
+  c.primary.retention_min_age = Nanos(0);    // retention follows the last two checkpoints
   return c;
 }
 

@@ -18,8 +18,8 @@ namespace quire::testing_support {
 // writer. Owned by the node, so a crash destroys them with it.
 class EngineNode : public NodeApp {
  public:
-  EngineNode(Env& env, SimKmsService& kms_service, std::vector<Address> servers, const EngineOptions& options,
-             Lsn chain_head, Lsn next_lsn)
+  EngineNode(Env& env, SimKmsService& kms_service, std::vector<Address> servers,
+             const EngineOptions& options, Lsn chain_head, Lsn next_lsn)
       : env_(env) {
     ReplicationOptions ro;
     ro.servers = std::move(servers);
@@ -53,7 +53,7 @@ struct ComputeNode {
   std::string name;
   EngineOptions options;
   std::vector<Address> servers;  // the page servers its replication client talks to
-  Lsn chain_head;     // where the next incarnation's writer continues the chain
+  Lsn chain_head;                // where the next incarnation's writer continues the chain
   Lsn next_lsn{1};
   EngineNode* app = nullptr;
   Engine& engine() { return *app->engine; }
@@ -104,7 +104,8 @@ class EngineCluster {
   // the add_compute overload that takes addresses.
   ServerGroup add_server_group(const std::string& prefix, size_t count = 3) {
     ServerGroup group;
-    for (size_t i = 1; i <= count; ++i) group.addresses.push_back(prefix + std::to_string(i) + ":7000");
+    for (size_t i = 1; i <= count; ++i)
+      group.addresses.push_back(prefix + std::to_string(i) + ":7000");
     for (size_t i = 0; i < count; ++i) {
       PageServerOptions o;
       o.listen = group.addresses[i];
@@ -112,8 +113,9 @@ class EngineCluster {
       for (size_t j = 0; j < count; ++j) {
         if (j != i) o.peers.push_back(group.addresses[j]);
       }
-      group.nodes.push_back(world_.add_node(prefix + std::to_string(i + 1),
-                                            [o](Env& env) { return std::make_unique<PageServer>(env, o); }));
+      group.nodes.push_back(world_.add_node(prefix + std::to_string(i + 1), [o](Env& env) {
+        return std::make_unique<PageServer>(env, o);
+      }));
     }
     for (NodeId n : group.nodes) world_.start(n);
     return group;
@@ -125,14 +127,16 @@ class EngineCluster {
     return add_compute(name, std::move(options), addrs_);
   }
   // The same over other page servers (e.g. a group from add_server_group).
-  ComputeNode& add_compute(const std::string& name, EngineOptions options, std::vector<Address> servers) {
+  ComputeNode& add_compute(const std::string& name, EngineOptions options,
+                           std::vector<Address> servers) {
     compute_.push_back(std::make_unique<ComputeNode>());
     ComputeNode* c = compute_.back().get();
     c->name = name;
     c->options = std::move(options);
     c->servers = std::move(servers);
     c->id = world_.add_node(name, [this, c](Env& env) {
-      auto app = std::make_unique<EngineNode>(env, *kms_service_, c->servers, c->options, c->chain_head, c->next_lsn);
+      auto app = std::make_unique<EngineNode>(env, *kms_service_, c->servers, c->options,
+                                              c->chain_head, c->next_lsn);
       c->app = app.get();
       return app;
     });

@@ -17,7 +17,8 @@ class IdleApp : public NodeApp {
 // and the world until it finishes or `limit` of simulated time passes. True when it
 // finished.
 template <typename F>
-bool run_in_node(SimWorld& world, Env& env, F body, Nanos limit = Nanos(std::chrono::seconds(600))) {
+bool run_in_node(SimWorld& world, Env& env, F body,
+                 Nanos limit = Nanos(std::chrono::seconds(600))) {
   bool done = false;
   auto wrap = [](F b, bool& d) -> Task<void> {
     co_await b();

@@ -50,7 +50,8 @@ class SimFile : public File {
   Task<Result<size_t>> read(uint64_t offset, std::span<uint8_t> out) override {
     QUIRE_CO_RETURN_IF_ERROR(co_await delay(false));
     store_.mutable_stats().reads++;
-    if (inject(store_.faults().read_eio)) co_return io_error(fmt::format("read {}: EIO (injected)", path_));
+    if (inject(store_.faults().read_eio))
+      co_return io_error(fmt::format("read {}: EIO (injected)", path_));
     SimDiskStore::Inode* ino = store_.inode(inode_);
     if (ino == nullptr) co_return io_error(fmt::format("read {}: file is gone", path_));
     const Bytes& cur = ino->current;
@@ -94,7 +95,8 @@ class SimFile : public File {
 
   Task<Status> truncate(uint64_t size) override {
     QUIRE_CO_RETURN_IF_ERROR(co_await delay(false));
-    if (inject(store_.faults().write_eio)) co_return io_error(fmt::format("truncate {}: EIO (injected)", path_));
+    if (inject(store_.faults().write_eio))
+      co_return io_error(fmt::format("truncate {}: EIO (injected)", path_));
     SimDiskStore::Inode* ino = store_.inode(inode_);
     if (ino == nullptr) co_return io_error(fmt::format("truncate {}: file is gone", path_));
     SimDiskStore::Inode::Op op{true, size, {}};
@@ -127,11 +129,13 @@ class SimFile : public File {
 
   Status do_write(uint64_t offset, ByteView data) {
     store_.mutable_stats().writes++;
-    if (inject(store_.faults().write_eio)) return io_error(fmt::format("write {}: EIO (injected)", path_));
+    if (inject(store_.faults().write_eio))
+      return io_error(fmt::format("write {}: EIO (injected)", path_));
     SimDiskStore::Inode* ino = store_.inode(inode_);
     if (ino == nullptr) return io_error(fmt::format("write {}: file is gone", path_));
     uint64_t cap = store_.faults().capacity_bytes;
-    uint64_t grow = offset + data.size() > ino->current.size() ? offset + data.size() - ino->current.size() : 0;
+    uint64_t grow =
+        offset + data.size() > ino->current.size() ? offset + data.size() - ino->current.size() : 0;
     if (cap > 0 && store_.used_bytes() + grow > cap) {
       return io_error(fmt::format("write {}: no space left on device", path_));
     }
@@ -156,15 +160,18 @@ class SimDisk : public Disk {
     QUIRE_CO_RETURN_IF_ERROR(check_path(path));
     QUIRE_CO_RETURN_IF_ERROR(co_await delay());
     auto& ns = store_.current_ns();
-    if (ns.dirs.count(path) > 0) co_return invalid_argument(fmt::format("open {}: is a directory", path));
+    if (ns.dirs.count(path) > 0)
+      co_return invalid_argument(fmt::format("open {}: is a directory", path));
     auto it = ns.files.find(path);
     uint64_t ino;
     if (it != ns.files.end()) {
-      if (options.create && options.exclusive) co_return invalid_argument(fmt::format("open {}: exists", path));
+      if (options.create && options.exclusive)
+        co_return invalid_argument(fmt::format("open {}: exists", path));
       ino = it->second;
     } else {
       if (!options.create) co_return not_found(fmt::format("open {}: no such file", path));
-      if (!dir_exists(parent_dir(path))) co_return not_found(fmt::format("open {}: no such directory", path));
+      if (!dir_exists(parent_dir(path)))
+        co_return not_found(fmt::format("open {}: no such directory", path));
       ino = store_.new_inode(options.mode);
       store_.record_ns({SimDiskStore::NsOp::kCreate, path, {}, ino});
     }
@@ -178,7 +185,8 @@ class SimDisk : public Disk {
     auto& ns = store_.current_ns();
     auto it = ns.files.find(from);
     if (it == ns.files.end()) co_return not_found(fmt::format("rename {}: no such file", from));
-    if (!dir_exists(parent_dir(to))) co_return not_found(fmt::format("rename to {}: no such directory", to));
+    if (!dir_exists(parent_dir(to)))
+      co_return not_found(fmt::format("rename to {}: no such directory", to));
     store_.record_ns({SimDiskStore::NsOp::kRename, from, to, it->second});
     co_return Status();
   }
@@ -201,7 +209,8 @@ class SimDisk : public Disk {
     while (true) {
       size_t slash = path.find('/', pos);
       std::string prefix = slash == std::string::npos ? path : path.substr(0, slash);
-      if (ns.files.count(prefix) > 0) co_return invalid_argument(fmt::format("mkdir {}: a file is in the way", prefix));
+      if (ns.files.count(prefix) > 0)
+        co_return invalid_argument(fmt::format("mkdir {}: a file is in the way", prefix));
       if (ns.dirs.count(prefix) == 0) store_.record_ns({SimDiskStore::NsOp::kMkdir, prefix, {}, 0});
       if (slash == std::string::npos) break;
       pos = slash + 1;
@@ -227,7 +236,8 @@ class SimDisk : public Disk {
   Task<Status> sync_dir(std::string dir) override {
     if (!dir.empty()) QUIRE_CO_RETURN_IF_ERROR(check_path(dir));
     QUIRE_CO_RETURN_IF_ERROR(co_await exec_.sleep(store_.rng().duration(
-        store_.faults().sync_latency_min, std::max(store_.faults().sync_latency_min, store_.faults().sync_latency_max))));
+        store_.faults().sync_latency_min,
+        std::max(store_.faults().sync_latency_min, store_.faults().sync_latency_max))));
     if (!dir_exists(dir)) co_return not_found(fmt::format("sync_dir {}: no such directory", dir));
     store_.mutable_stats().syncs++;
     if (store_.faults().sync_eio > 0 && store_.rng().chance(store_.faults().sync_eio)) {
@@ -259,10 +269,13 @@ class SimDisk : public Disk {
   }
 
  private:
-  bool dir_exists(const std::string& d) { return d.empty() || store_.current_ns().dirs.count(d) > 0; }
+  bool dir_exists(const std::string& d) {
+    return d.empty() || store_.current_ns().dirs.count(d) > 0;
+  }
   Task<Status> delay() {
     const DiskFaults& f = store_.faults();
-    co_return co_await exec_.sleep(store_.rng().duration(f.latency_min, std::max(f.latency_min, f.latency_max)));
+    co_return co_await exec_.sleep(
+        store_.rng().duration(f.latency_min, std::max(f.latency_min, f.latency_max)));
   }
 
   SimDiskStore& store_;
@@ -274,7 +287,9 @@ class SimDisk : public Disk {
 SimDiskStore::SimDiskStore(uint64_t seed, std::string name)
     : rng_(seed, "sim-disk/" + name), name_(std::move(name)) {}
 
-std::unique_ptr<Disk> SimDiskStore::make_disk(Executor& exec) { return std::make_unique<SimDisk>(*this, exec); }
+std::unique_ptr<Disk> SimDiskStore::make_disk(Executor& exec) {
+  return std::make_unique<SimDisk>(*this, exec);
+}
 
 SimDiskStore::Inode* SimDiskStore::inode(uint64_t id) {
   auto it = inodes_.find(id);
@@ -295,13 +310,19 @@ uint64_t SimDiskStore::used_bytes() const {
 
 void SimDiskStore::apply_ns(Namespace& ns, const NsOp& op) {
   switch (op.kind) {
-    case NsOp::kCreate: ns.files[op.path] = op.inode; break;
-    case NsOp::kUnlink: ns.files.erase(op.path); break;
+    case NsOp::kCreate:
+      ns.files[op.path] = op.inode;
+      break;
+    case NsOp::kUnlink:
+      ns.files.erase(op.path);
+      break;
     case NsOp::kRename:
       ns.files.erase(op.path);
       ns.files[op.to] = op.inode;
       break;
-    case NsOp::kMkdir: ns.dirs.insert(op.path); break;
+    case NsOp::kMkdir:
+      ns.dirs.insert(op.path);
+      break;
   }
 }
 
@@ -313,7 +334,8 @@ void SimDiskStore::record_ns(NsOp op) {
 void SimDiskStore::sync_dir(const std::string& dir) {
   std::vector<NsOp> rest;
   for (auto& op : pending_ns_) {
-    bool here = parent_dir(op.path) == dir || (op.kind == NsOp::kRename && parent_dir(op.to) == dir);
+    bool here =
+        parent_dir(op.path) == dir || (op.kind == NsOp::kRename && parent_dir(op.to) == dir);
     if (here) {
       apply_ns(durable_, op);
     } else {
@@ -332,7 +354,8 @@ void SimDiskStore::resolve_randomly(Inode& ino) {
   uint64_t max_size = sizes[0];
   for (size_t i = 0; i < n; ++i) {
     const auto& op = ino.pending[i];
-    sizes[i + 1] = op.truncate ? op.offset : std::max<uint64_t>(sizes[i], op.offset + op.data.size());
+    sizes[i + 1] =
+        op.truncate ? op.offset : std::max<uint64_t>(sizes[i], op.offset + op.data.size());
     max_size = std::max(max_size, sizes[i + 1]);
   }
   uint64_t final_size = sizes[rng_.uniform(n + 1)];
@@ -355,7 +378,8 @@ void SimDiskStore::resolve_randomly(Inode& ino) {
     if (s_lo >= s_hi) continue;
     // Start from the durable sector, then replay the first k operations on it.
     Bytes sector(s_hi - s_lo, 0);
-    for (uint64_t i = s_lo; i < s_hi && i < ino.durable.size(); ++i) sector[i - s_lo] = ino.durable[i];
+    for (uint64_t i = s_lo; i < s_hi && i < ino.durable.size(); ++i)
+      sector[i - s_lo] = ino.durable[i];
     uint64_t size = ino.durable.size();
     for (size_t i = 0; i < k; ++i) {
       const auto& op = ino.pending[i];

@@ -54,7 +54,8 @@ struct SimDiskStats {
 class SimDiskStore {
  public:
   // Called with every byte range a write or append puts on the disk, torn or not.
-  using WriteObserver = std::function<void(const std::string& path, uint64_t offset, ByteView data)>;
+  using WriteObserver =
+      std::function<void(const std::string& path, uint64_t offset, ByteView data)>;
 
   // The durable state alone, for putting an old disk back ("restart stale").
   struct Snapshot {

@@ -30,7 +30,8 @@ Result<std::pair<std::string, uint16_t>> split_address(const Address& a) {
 
 class SimConnection : public Connection {
  public:
-  SimConnection(SimNetwork& net, uint64_t id, Address peer) : net_(net), id_(id), peer_(std::move(peer)) {}
+  SimConnection(SimNetwork& net, uint64_t id, Address peer)
+      : net_(net), id_(id), peer_(std::move(peer)) {}
   ~SimConnection() override { net_.release_endpoint(id_); }
 
   Status send(ByteView message) override { return net_.send(id_, message); }
@@ -45,7 +46,8 @@ class SimConnection : public Connection {
         co_return m;
       }
       if (e->broken) {
-        co_return unavailable(fmt::format("connection to {} broken; outcome of in-flight messages unknown", peer_));
+        co_return unavailable(
+            fmt::format("connection to {} broken; outcome of in-flight messages unknown", peer_));
       }
       Status st = co_await e->waiters.wait(deadline);
       if (!st.is_ok()) co_return st;
@@ -74,13 +76,15 @@ class SimListener : public Listener {
   Task<Result<std::unique_ptr<Connection>>> accept(Deadline deadline) override {
     while (true) {
       SimNetwork::ListenerState* l = net_.listener_state(address_);
-      if (l == nullptr || l->serial != serial_ || l->closed) co_return unavailable("listener closed");
+      if (l == nullptr || l->serial != serial_ || l->closed)
+        co_return unavailable("listener closed");
       if (!l->pending.empty()) {
         uint64_t id = l->pending.front();
         l->pending.pop_front();
         SimNetwork::Endpoint* e = net_.endpoint(id);
         if (e == nullptr) continue;
-        co_return std::unique_ptr<Connection>(std::make_unique<SimConnection>(net_, id, e->peer_address));
+        co_return std::unique_ptr<Connection>(
+            std::make_unique<SimConnection>(net_, id, e->peer_address));
       }
       Status st = co_await l->waiters.wait(deadline);
       if (!st.is_ok()) co_return st;
@@ -102,7 +106,8 @@ class SimNet : public Net {
   Result<std::unique_ptr<Listener>> listen(const Address& address) override {
     return net_.listen(node_, address);
   }
-  Task<Result<std::unique_ptr<Connection>>> connect(const Address& address, Deadline deadline) override {
+  Task<Result<std::unique_ptr<Connection>>> connect(const Address& address,
+                                                    Deadline deadline) override {
     return net_.connect(node_, address, deadline);
   }
 
@@ -116,9 +121,13 @@ class SimNet : public Net {
 SimNetwork::SimNetwork(Scheduler& s, uint64_t seed) : s_(s), rng_(seed, "sim-net") {}
 SimNetwork::~SimNetwork() = default;
 
-void SimNetwork::add_host(const std::string& name, NodeId node) { hosts_[name] = node; }
+void SimNetwork::add_host(const std::string& name, NodeId node) {
+  hosts_[name] = node;
+}
 
-std::unique_ptr<Net> SimNetwork::make_net(NodeId node) { return std::make_unique<SimNet>(*this, node); }
+std::unique_ptr<Net> SimNetwork::make_net(NodeId node) {
+  return std::make_unique<SimNet>(*this, node);
+}
 
 const LinkFaults& SimNetwork::faults(NodeId from, NodeId to) const {
   auto it = link_faults_.find({from, to});
@@ -154,7 +163,9 @@ void SimNetwork::break_endpoint(Endpoint* e) {
   }
 }
 
-void SimNetwork::close_endpoint(uint64_t id) { break_endpoint(endpoint(id)); }
+void SimNetwork::close_endpoint(uint64_t id) {
+  break_endpoint(endpoint(id));
+}
 
 void SimNetwork::release_endpoint(uint64_t id) {
   Endpoint* e = endpoint(id);
@@ -165,7 +176,8 @@ void SimNetwork::release_endpoint(uint64_t id) {
 
 void SimNetwork::break_between(NodeId a, NodeId b) {
   for (auto& [id, e] : endpoints_) {
-    if ((e->node == a && e->peer_node == b) || (e->node == b && e->peer_node == a)) break_endpoint(e.get());
+    if ((e->node == a && e->peer_node == b) || (e->node == b && e->peer_node == a))
+      break_endpoint(e.get());
   }
 }
 
@@ -215,7 +227,9 @@ void SimNetwork::node_down(NodeId node) {
   std::erase_if(endpoints_, [node](const auto& kv) { return kv.second->node == node; });
 }
 
-void SimNetwork::node_up(NodeId node) { down_.erase(node); }
+void SimNetwork::node_up(NodeId node) {
+  down_.erase(node);
+}
 
 Result<std::unique_ptr<Listener>> SimNetwork::listen(NodeId node, const Address& address) {
   auto parts = split_address(address);
@@ -246,7 +260,8 @@ void SimNetwork::release_listener(const Address& a, uint64_t serial) {
   listeners_.erase(it);
 }
 
-Task<Result<std::unique_ptr<Connection>>> SimNetwork::connect(NodeId node, Address address, Deadline deadline) {
+Task<Result<std::unique_ptr<Connection>>> SimNetwork::connect(NodeId node, Address address,
+                                                              Deadline deadline) {
   Executor exec(s_, node);
   auto parts = split_address(address);
   if (!parts.is_ok()) co_return parts.status();
@@ -261,7 +276,8 @@ Task<Result<std::unique_ptr<Connection>>> SimNetwork::connect(NodeId node, Addre
     Deadline give_up = std::min(deadline, s_.now() + Nanos(1s));
     Status st = co_await exec.sleep_until(give_up);
     if (!st.is_ok()) co_return st;
-    if (give_up == deadline) co_return deadline_exceeded(fmt::format("connect {} timed out", address));
+    if (give_up == deadline)
+      co_return deadline_exceeded(fmt::format("connect {} timed out", address));
     co_return unavailable(fmt::format("connect {}: no route", address));
   }
 
@@ -275,8 +291,8 @@ Task<Result<std::unique_ptr<Connection>>> SimNetwork::connect(NodeId node, Addre
   Status st = co_await exec.sleep(there);
   if (!st.is_ok()) co_return st;
   ListenerState* l = listener_state(address);
-  if (down_.count(target) > 0 || l == nullptr || l->closed || l->pending.size() >= ListenerState::kBacklog ||
-      unreachable()) {
+  if (down_.count(target) > 0 || l == nullptr || l->closed ||
+      l->pending.size() >= ListenerState::kBacklog || unreachable()) {
     stats_.connects_refused++;
     st = co_await exec.sleep(draw_latency(f));
     if (!st.is_ok()) co_return st;
@@ -294,12 +310,15 @@ Task<Result<std::unique_ptr<Connection>>> SimNetwork::connect(NodeId node, Addre
   server->node = target;
   server->peer_node = node;
   client->peer_address = address;
-  server->peer_address = fmt::format("{}:{}", [&] {
-    for (const auto& [name, id] : hosts_) {
-      if (id == node) return name;
-    }
-    return std::string("?");
-  }(), 40000 + client->id % 20000);
+  server->peer_address = fmt::format(
+      "{}:{}",
+      [&] {
+        for (const auto& [name, id] : hosts_) {
+          if (id == node) return name;
+        }
+        return std::string("?");
+      }(),
+      40000 + client->id % 20000);
   uint64_t client_id = client->id;
   l->pending.push_back(server->id);
   endpoints_[client->id] = std::move(client);
@@ -314,7 +333,8 @@ Task<Result<std::unique_ptr<Connection>>> SimNetwork::connect(NodeId node, Addre
   st = co_await exec.sleep(draw_latency(f));
   if (!st.is_ok()) co_return st;
   Endpoint* e = endpoint(client_id);
-  if (e == nullptr || e->broken) co_return unavailable(fmt::format("connect {}: reset during handshake", address));
+  if (e == nullptr || e->broken)
+    co_return unavailable(fmt::format("connect {}: reset during handshake", address));
   co_return std::unique_ptr<Connection>(std::move(conn));
 }
 
@@ -324,8 +344,8 @@ Status SimNetwork::send(uint64_t id, ByteView message) {
     return unavailable("connection broken; outcome of in-flight messages unknown");
   }
   if (message.size() > Connection::kMaxMessageBytes) {
-    return invalid_argument(fmt::format("message of {} bytes exceeds the {} byte limit", message.size(),
-                                        Connection::kMaxMessageBytes));
+    return invalid_argument(fmt::format("message of {} bytes exceeds the {} byte limit",
+                                        message.size(), Connection::kMaxMessageBytes));
   }
   Endpoint* p = endpoint(e->peer);
   if (p != nullptr && p->inbox.size() >= 65536) {

@@ -58,7 +58,9 @@ class SimNetwork {
 
   void set_default_faults(const LinkFaults& f) { default_faults_ = f; }
   const LinkFaults& default_faults() const { return default_faults_; }
-  void set_link_faults(NodeId from, NodeId to, const LinkFaults& f) { link_faults_[{from, to}] = f; }
+  void set_link_faults(NodeId from, NodeId to, const LinkFaults& f) {
+    link_faults_[{from, to}] = f;
+  }
   void clear_link_faults() { link_faults_.clear(); }
 
   // Blocks messages from `from` to `to`. Symmetric partitions block both directions and
@@ -87,7 +89,8 @@ class SimNetwork {
   ListenerState* listener_state(const Address& a);
   void release_listener(const Address& a, uint64_t listener_serial);
   Result<std::unique_ptr<Listener>> listen(NodeId node, const Address& address);
-  Task<Result<std::unique_ptr<Connection>>> connect(NodeId node, Address address, Deadline deadline);
+  Task<Result<std::unique_ptr<Connection>>> connect(NodeId node, Address address,
+                                                    Deadline deadline);
   Scheduler& scheduler() { return s_; }
 
  private:
@@ -120,7 +123,7 @@ struct SimNetwork::Endpoint {
   Address peer_address;
   std::deque<Bytes> inbox;
   bool broken = false;
-  bool owned = true;         // a Connection object (or a pending accept) refers to it
+  bool owned = true;             // a Connection object (or a pending accept) refers to it
   int64_t last_delivery_ns = 0;  // for in-order delivery
   WaitQueue waiters;
 };

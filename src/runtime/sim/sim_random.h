@@ -43,7 +43,8 @@ class SimRandom : public Random {
     size_t i = 0;
     while (i < out.size()) {
       uint64_t w = next_u64();
-      for (int b = 0; b < 8 && i < out.size(); ++b, ++i) out[i] = static_cast<uint8_t>(w >> (8 * b));
+      for (int b = 0; b < 8 && i < out.size(); ++b, ++i)
+        out[i] = static_cast<uint8_t>(w >> (8 * b));
     }
   }
 

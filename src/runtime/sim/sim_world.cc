@@ -171,15 +171,33 @@ void SimWorld::on_restart_request(NodeId node, const Status& why) {
   });
 }
 
-bool SimWorld::is_up(NodeId node) const { return slot(node).app != nullptr; }
-uint32_t SimWorld::incarnation(NodeId node) const { return slot(node).incarnation; }
-uint32_t SimWorld::restarts_requested(NodeId node) const { return slot(node).restarts_requested; }
-const std::string& SimWorld::name(NodeId node) const { return slot(node).name; }
-SimDiskStore& SimWorld::disk(NodeId node) { return slot(node).disk; }
-SimClock& SimWorld::clock(NodeId node) { return slot(node).clock; }
-RingLogSink& SimWorld::log_ring(NodeId node) { return slot(node).ring; }
-Env* SimWorld::env(NodeId node) { return slot(node).env.get(); }
-NodeApp* SimWorld::app(NodeId node) { return slot(node).app.get(); }
+bool SimWorld::is_up(NodeId node) const {
+  return slot(node).app != nullptr;
+}
+uint32_t SimWorld::incarnation(NodeId node) const {
+  return slot(node).incarnation;
+}
+uint32_t SimWorld::restarts_requested(NodeId node) const {
+  return slot(node).restarts_requested;
+}
+const std::string& SimWorld::name(NodeId node) const {
+  return slot(node).name;
+}
+SimDiskStore& SimWorld::disk(NodeId node) {
+  return slot(node).disk;
+}
+SimClock& SimWorld::clock(NodeId node) {
+  return slot(node).clock;
+}
+RingLogSink& SimWorld::log_ring(NodeId node) {
+  return slot(node).ring;
+}
+Env* SimWorld::env(NodeId node) {
+  return slot(node).env.get();
+}
+NodeApp* SimWorld::app(NodeId node) {
+  return slot(node).app.get();
+}
 
 void SimWorld::dump_log(NodeId node, std::FILE* out) const {
   const NodeSlot& s = slot(node);
