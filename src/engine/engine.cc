@@ -574,7 +574,7 @@ Task<Result<CheckpointInfo>> Engine::checkpoint(RecordWriter& writer, Timestamp 
             .with("keystore_version", ks->version());
       }
     }
-    if (options_.test_plaintext_pages_once && !planted_plaintext_) {
+    if (options_.planted_bugs.plaintext_pages_once && !planted_plaintext_) {
       planted_plaintext_ = true;
       dek = nullptr;
     }

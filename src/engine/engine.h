@@ -29,6 +29,7 @@
 #include "engine/ingest.h"
 #include "engine/page_cache.h"
 #include "engine/pickup.h"
+#include "engine/planted_bugs.h"
 #include "pagelog/record_writer.h"
 #include "runtime/sync.h"
 
@@ -57,9 +58,8 @@ struct EngineOptions {
   // Test hook: runs before each checkpoint step's write (a test may crash the node or
   // cut its network there).
   std::function<void(CheckpointStep)> before_checkpoint_step;
-  // Test only (the chaos suite's planted bug, to show its plaintext checker works): the
-  // next checkpoint writes one table's pages unencrypted. Never set in a deployment.
-  bool test_plaintext_pages_once = false;
+  // The test seam (engine/planted_bugs.h); all off in a deployment.
+  PlantedBugs planted_bugs;
 };
 
 struct CheckpointInfo {

@@ -296,8 +296,8 @@ Task<void> Primary::commit_group() {
   auto w1 = std::make_shared<std::vector<std::shared_ptr<Request>>>();
   bool worn = false;
   for (auto& req : group) {
-    if (req->entry.kind == LogEntryKind::kWrites && options_.test_ack_unlogged_batch != 0 &&
-        ++batches_taken_ == options_.test_ack_unlogged_batch) {
+    if (req->entry.kind == LogEntryKind::kWrites && options_.planted_bugs.ack_unlogged_batch != 0 &&
+        ++batches_taken_ == options_.planted_bugs.ack_unlogged_batch) {
       finish(*req, Status(), next_ts());  // the planted bug: acknowledged, never logged
       continue;
     }

@@ -44,6 +44,7 @@
 #include <vector>
 
 #include "engine/engine.h"
+#include "engine/planted_bugs.h"
 #include "repl/log_entry.h"
 
 namespace quire {
@@ -79,9 +80,8 @@ struct PrimaryOptions {
   // this long after a newer one completed, and the last two always do. A standby that
   // falls further behind re-syncs.
   Nanos retention_min_age = 30s;
-  // Test only (the chaos suite's planted bug, to show its lost-write checker works): the
-  // n-th client batch (1-based) is acknowledged without being logged or applied. 0: off.
-  uint64_t test_ack_unlogged_batch = 0;
+  // The test seam (engine/planted_bugs.h); all off in a deployment.
+  PlantedBugs planted_bugs;
 };
 
 struct PrimaryStats {

@@ -211,8 +211,8 @@ class KekRun {
     c.primary.checkpoint_interval = std::chrono::milliseconds(mix_.checkpoint_every_ms);
     c.primary.rotation_gap_min = Nanos(0);
     c.primary.rotation_gap_max = std::chrono::milliseconds(mix_.rotation_gap_max_ms);
-    c.primary.test_ack_unlogged_batch = o_.plant_drop_acked_write ? 200 : 0;
-    c.engine.test_plaintext_pages_once = o_.plant_plaintext_page;
+    c.planted_bugs.ack_unlogged_batch = o_.plant_drop_acked_write ? 200 : 0;
+    c.planted_bugs.plaintext_pages_once = o_.plant_plaintext_page;
     c.standby.retry_deadline = std::chrono::seconds(20);
     c.on_pickup = [this](size_t standby, Lsn) { on_pickup(standby); };
     c.on_value = [this](const std::string& v) {

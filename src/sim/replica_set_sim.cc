@@ -83,8 +83,10 @@ ReplicaSetSim::ReplicaSetSim(ReplicaSetConfig config)
   base.write_quorum = config_.servers / 2 + 1;
   base.engine = config_.engine;
   base.engine.policy = config_.policy;
+  base.engine.planted_bugs = config_.planted_bugs;
   base.primary = config_.primary;
   base.primary.tables = tables();
+  base.primary.planted_bugs = config_.planted_bugs;
   base.standby = config_.standby;
   ReplicaConfig p = base;
   p.role = ReplicaRole::kPrimary;

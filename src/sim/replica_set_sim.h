@@ -58,6 +58,8 @@ struct ReplicaSetConfig {
   PrimaryOptions primary;
   StandbyOptions standby;
   EngineOptions engine;
+  // The one test seam: copied into every node's engine and primary options.
+  PlantedBugs planted_bugs;
   size_t tables = 2;  // user tables 16, 17, ...
   size_t keys_per_table = 400;
   size_t writers = 2;

@@ -1,0 +1,21 @@
+// Planted bugs: the one test seam through which the chaos suite breaks a node on purpose,
+// to show that its checkers catch what they claim to. Every field defaults to off, and
+// nothing outside tests ever sets one.
+#pragma once
+
+#include <cstdint>
+
+namespace quire {
+
+struct PlantedBugs {
+  // The primary acknowledges its n-th client batch (1-based) without logging or applying
+  // it: the lost_write checker must fail. 0: off.
+  uint64_t ack_unlogged_batch = 0;
+  // The engine's next checkpoint writes one table's pages unencrypted: the plaintext
+  // checker must fail.
+  bool plaintext_pages_once = false;
+
+  bool any() const { return ack_unlogged_batch != 0 || plaintext_pages_once; }
+};
+
+}  // namespace quire
