@@ -23,6 +23,8 @@ constexpr size_t kCountOffset = 16;
 constexpr size_t kTableIdBytes = 8;
 constexpr size_t kOpBytes = 1;
 constexpr size_t kWriteBytesMin = kTableIdBytes + kOpBytes + 1;
+// A keystore entry's header is followed by the keystore version its changes apply to.
+constexpr size_t kKeystoreBaseVersionBytes = 8;
 // The log's records all live at page 0 of kLogTable; the LSN tells them apart.
 constexpr PageId kLogPage{0};
 
@@ -210,7 +212,7 @@ Status validate_log_entry(const LogEntry& e) {
     return out_of_bounds("too many ops").with("ops", ops).with("ops_max", kLogEntryOpsMax);
   }
 
-  size_t total = kLogEntryHeaderBytes + (writes ? 0 : 8);
+  size_t total = kLogEntryHeaderBytes + (writes ? 0 : kKeystoreBaseVersionBytes);
   for (size_t i = 0; i < e.writes.size(); i++) {
     const LogWrite& w = e.writes[i];
     if (w.table.value < kFirstUserTable) {

@@ -111,13 +111,15 @@ struct PrimaryStats {
 //   kServing      --a log write failed (group, checkpoint, marker)--> kChainInDoubt
 //   kChainInDoubt --the tail abandoned, or the same records re-sent-> kServing
 //   kServing      --a group write answered Fenced------------------> kFenced
-//   kChainInDoubt --a group write answered Fenced------------------> kFenced
 //   kServing, kChainInDoubt --stop()--------------------------------> kStopped
 //
-// (start() enters kChainInDoubt instead of kServing if the writer's chain is still in
-// doubt from before a stop.) Per-request facts (its concern, whether it pushes the
-// keystore) stay on the request; key changes the log has not taken yet are data, kept
-// apart (the primary logs them before its next key operation).
+// Rarer edges: start() enters kChainInDoubt instead of kServing if the writer's chain is
+// still in doubt from before a stop; a group written while the chain is in doubt, or one
+// in flight when stop() came, may still answer Fenced (kChainInDoubt or kStopped ->
+// kFenced). An operation still finishing after stop() asks the writer about its chain.
+// Per-request facts (its concern, whether it pushes the keystore) stay on the request;
+// key changes the log has not taken yet are data, kept apart (the primary logs them
+// before its next key operation).
 enum class PrimaryState : uint8_t {
   // Not running: before start() or after stop(). Writes and key operations fail with
   // Unavailable; nothing new is queued.
@@ -152,7 +154,8 @@ class Primary {
 
   // A new database: bootstraps the keys (KEK v1, the log's DEK and each table's), logs
   // them, writes the first checkpoint, and starts the commit, checkpoint and heartbeat
-  // tasks. A primary whose engine already holds keys (one taking over) only starts.
+  // tasks. A primary whose engine already holds keys (one taking over) only starts. OK at
+  // once when already running; a fenced primary never starts again (Fenced).
   Task<Status> start();
   // Stops the tasks; waiting writes fail with Unavailable.
   void stop();
