@@ -13,6 +13,18 @@ namespace {
 
 constexpr uint8_t kOpPut = 1;
 constexpr uint8_t kOpDelete = 2;
+// Header field offsets (see the layout in log_entry.h).
+constexpr size_t kVersionOffset = 4;
+constexpr size_t kKindOffset = 5;
+constexpr size_t kReservedOffset = 6;
+constexpr size_t kTsOffset = 8;
+constexpr size_t kCountOffset = 16;
+// A write's fixed fields, and the least one takes (a delete of an empty key).
+constexpr size_t kTableIdBytes = 8;
+constexpr size_t kOpBytes = 1;
+constexpr size_t kWriteBytesMin = kTableIdBytes + kOpBytes + 1;
+// A keystore entry's header is followed by the keystore version its changes apply to.
+constexpr size_t kKeystoreBaseVersionBytes = 8;
 // The log's records all live at page 0 of kLogTable; the LSN tells them apart.
 constexpr PageId kLogPage{0};
 
@@ -50,7 +62,7 @@ size_t length_prefixed_size(size_t n) {
 
 // The encoded size of one write; its bounds are checked first, so the sum cannot wrap.
 size_t write_size(const LogWrite& w) {
-  size_t n = 8 + 1 + length_prefixed_size(w.key.size());
+  size_t n = kTableIdBytes + kOpBytes + length_prefixed_size(w.key.size());
   if (w.value) n += length_prefixed_size(w.value->size());
   return n;
 }
@@ -69,6 +81,107 @@ Status get_canonical_string(ByteReader& r, size_t length_max, const char* what, 
     return malformed(fmt::format("{} length is an overlong varint", what), start);
   }
   out->assign(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  return Status::ok();
+}
+
+// ---- Decoding, step by step -------------------------------------------------------------
+
+// The magic, then the format version before anything else, so a newer format reads as
+// "too new", not corrupt.
+Status decode_magic_and_version(ByteReader& r) {
+  uint32_t magic = 0;
+  if (Status s = r.get_fixed32(&magic); !s.is_ok()) return malformed_from(s, "magic");
+  if (magic != kLogEntryMagic) return malformed("bad magic", 0);
+  uint8_t version = 0;
+  if (Status s = r.get_u8(&version); !s.is_ok()) return malformed_from(s, "format version");
+  if (version > kLogEntryFormatVersion) {
+    return Status(Code::kVersionTooNew, "log_entry has a newer format version")
+        .at("log_entry_decode")
+        .with("format_version", version);
+  }
+  if (version != kLogEntryFormatVersion) {
+    return malformed("unknown format version", kVersionOffset).with("format_version", version);
+  }
+  return Status::ok();
+}
+
+// The header after the version, read whole before any field is judged.
+struct EntryHeader {
+  uint8_t kind = 0;
+  uint16_t reserved = 0;
+  uint64_t ts = 0;
+  uint32_t count = 0;
+};
+
+Status decode_header_fields(ByteReader& r, EntryHeader* h) {
+  if (Status s = r.get_u8(&h->kind); !s.is_ok()) return malformed_from(s, "kind");
+  if (Status s = r.get_fixed16(&h->reserved); !s.is_ok()) return malformed_from(s, "reserved");
+  if (Status s = r.get_fixed64(&h->ts); !s.is_ok()) return malformed_from(s, "commit ts");
+  if (Status s = r.get_fixed32(&h->count); !s.is_ok()) return malformed_from(s, "op count");
+  if (!kind_valid(h->kind)) return malformed("unknown kind", kKindOffset).with("kind", h->kind);
+  if (h->reserved != 0) return malformed("nonzero reserved field", kReservedOffset);
+  if (h->ts == 0) return malformed("commit timestamp is zero", kTsOffset);
+  const bool heartbeat = h->kind == static_cast<uint8_t>(LogEntryKind::kHeartbeat);
+  if (heartbeat ? h->count != 0 : (h->count == 0 || h->count > kLogEntryOpsMax)) {
+    return malformed("op count out of bounds", kCountOffset).with("count", h->count);
+  }
+  return Status::ok();
+}
+
+// One write: table id, op, key and (puts only) value, each field in its canonical form.
+Status decode_write(ByteReader& r, uint32_t i, LogWrite* w) {
+  const size_t start = r.position();
+  uint8_t op = 0;
+  if (Status s = r.get_fixed64(&w->table.value); !s.is_ok()) return malformed_from(s, "table id");
+  if (Status s = r.get_u8(&op); !s.is_ok()) return malformed_from(s, "op");
+  if (w->table.value < kFirstUserTable) {
+    return malformed("write to a reserved table", start)
+        .with("op", i)
+        .with("table", w->table.value);
+  }
+  if (op != kOpPut && op != kOpDelete) {
+    return malformed("unknown op", start + kTableIdBytes).with("op", i).with("code", op);
+  }
+  QUIRE_RETURN_IF_ERROR(get_canonical_string(r, kLogEntryKeyBytesMax, "key", &w->key));
+  if (op == kOpPut) {
+    w->value.emplace();
+    QUIRE_RETURN_IF_ERROR(get_canonical_string(r, kLogEntryValueBytesMax, "value", &*w->value));
+  }
+  return Status::ok();
+}
+
+Status decode_writes(ByteReader& r, uint32_t count, LogEntry* e) {
+  // Every write takes at least kWriteBytesMin, so the input bounds the reservation too.
+  e->writes.reserve(std::min<size_t>(count, r.remaining() / kWriteBytesMin));
+  for (uint32_t i = 0; i < count; i++) {
+    LogWrite w;
+    QUIRE_RETURN_IF_ERROR(decode_write(r, i, &w));
+    e->writes.push_back(std::move(w));
+  }
+  return Status::ok();
+}
+
+// The keystore base version and `count` changes, each only in its canonical encoding
+// (`in` is the whole entry, which `r` reads).
+Status decode_keystore_changes(ByteReader& r, ByteView in, uint32_t count, LogEntry* e) {
+  if (Status s = r.get_fixed64(&e->keystore_base_version); !s.is_ok()) {
+    return malformed_from(s, "keystore base version");
+  }
+  e->changes.reserve(std::min<size_t>(count, r.remaining()));
+  for (uint32_t i = 0; i < count; i++) {
+    const size_t start = r.position();
+    Result<KeystoreChange> c = KeystoreChange::decode(r);
+    if (!c.is_ok()) return malformed_from(c.status(), "keystore change").with("op", i);
+    // KeystoreChange's varints accept overlong forms; only the canonical one is an entry.
+    Bytes again;
+    ByteWriter aw(again);
+    c->encode(aw);
+    const ByteView consumed = in.subspan(start, r.position() - start);
+    if (!std::equal(again.begin(), again.end(), consumed.begin(), consumed.end())) {
+      return malformed("keystore change is not in canonical form", start).with("op", i);
+    }
+    e->changes.push_back(std::move(c).value());
+  }
   return Status::ok();
 }
 
@@ -99,7 +212,7 @@ Status validate_log_entry(const LogEntry& e) {
     return out_of_bounds("too many ops").with("ops", ops).with("ops_max", kLogEntryOpsMax);
   }
 
-  size_t total = kLogEntryHeaderBytes + (writes ? 0 : 8);
+  size_t total = kLogEntryHeaderBytes + (writes ? 0 : kKeystoreBaseVersionBytes);
   for (size_t i = 0; i < e.writes.size(); i++) {
     const LogWrite& w = e.writes[i];
     if (w.table.value < kFirstUserTable) {
@@ -175,86 +288,21 @@ Result<LogEntry> decode_log_entry(ByteView in) {
     return malformed("longer than the entry bound", 0).with("size", in.size());
   }
   ByteReader r(in);
-  uint32_t magic = 0;
-  if (Status s = r.get_fixed32(&magic); !s.is_ok()) return malformed_from(s, "magic");
-  if (magic != kLogEntryMagic) return malformed("bad magic", 0);
-  // The version before anything else, so a newer format reads as "too new", not corrupt.
-  uint8_t version = 0;
-  if (Status s = r.get_u8(&version); !s.is_ok()) return malformed_from(s, "format version");
-  if (version > kLogEntryFormatVersion) {
-    return Status(Code::kVersionTooNew, "log_entry has a newer format version")
-        .at("log_entry_decode")
-        .with("format_version", version);
-  }
-  if (version != kLogEntryFormatVersion) {
-    return malformed("unknown format version", 4).with("format_version", version);
-  }
-
-  uint8_t kind = 0;
-  uint16_t reserved = 0;
-  uint64_t ts = 0;
-  uint32_t count = 0;
-  if (Status s = r.get_u8(&kind); !s.is_ok()) return malformed_from(s, "kind");
-  if (Status s = r.get_fixed16(&reserved); !s.is_ok()) return malformed_from(s, "reserved");
-  if (Status s = r.get_fixed64(&ts); !s.is_ok()) return malformed_from(s, "commit ts");
-  if (Status s = r.get_fixed32(&count); !s.is_ok()) return malformed_from(s, "op count");
-  if (!kind_valid(kind)) return malformed("unknown kind", 5).with("kind", kind);
-  if (reserved != 0) return malformed("nonzero reserved field", 6);
-  if (ts == 0) return malformed("commit timestamp is zero", 8);
-  const bool heartbeat = kind == static_cast<uint8_t>(LogEntryKind::kHeartbeat);
-  if (heartbeat ? count != 0 : (count == 0 || count > kLogEntryOpsMax)) {
-    return malformed("op count out of bounds", 16).with("count", count);
-  }
-
+  QUIRE_RETURN_IF_ERROR(decode_magic_and_version(r));
+  EntryHeader h;
+  QUIRE_RETURN_IF_ERROR(decode_header_fields(r, &h));
   LogEntry e;
-  e.kind = static_cast<LogEntryKind>(kind);
-  e.ts = Timestamp(ts);
-  if (e.kind == LogEntryKind::kHeartbeat) {
-    // Nothing follows the header.
-  } else if (e.kind == LogEntryKind::kWrites) {
-    // Every write takes at least 11 bytes, so the input bounds the reservation too.
-    e.writes.reserve(std::min<size_t>(count, r.remaining() / 11));
-    for (uint32_t i = 0; i < count; i++) {
-      const size_t start = r.position();
-      LogWrite w;
-      uint8_t op = 0;
-      if (Status s = r.get_fixed64(&w.table.value); !s.is_ok())
-        return malformed_from(s, "table id");
-      if (Status s = r.get_u8(&op); !s.is_ok()) return malformed_from(s, "op");
-      if (w.table.value < kFirstUserTable) {
-        return malformed("write to a reserved table", start)
-            .with("op", i)
-            .with("table", w.table.value);
-      }
-      if (op != kOpPut && op != kOpDelete) {
-        return malformed("unknown op", start + 8).with("op", i).with("code", op);
-      }
-      QUIRE_RETURN_IF_ERROR(get_canonical_string(r, kLogEntryKeyBytesMax, "key", &w.key));
-      if (op == kOpPut) {
-        w.value.emplace();
-        QUIRE_RETURN_IF_ERROR(get_canonical_string(r, kLogEntryValueBytesMax, "value", &*w.value));
-      }
-      e.writes.push_back(std::move(w));
-    }
-  } else {
-    if (Status s = r.get_fixed64(&e.keystore_base_version); !s.is_ok()) {
-      return malformed_from(s, "keystore base version");
-    }
-    e.changes.reserve(std::min<size_t>(count, r.remaining()));
-    for (uint32_t i = 0; i < count; i++) {
-      const size_t start = r.position();
-      Result<KeystoreChange> c = KeystoreChange::decode(r);
-      if (!c.is_ok()) return malformed_from(c.status(), "keystore change").with("op", i);
-      // KeystoreChange's varints accept overlong forms; only the canonical one is an entry.
-      Bytes again;
-      ByteWriter aw(again);
-      c->encode(aw);
-      const ByteView consumed = in.subspan(start, r.position() - start);
-      if (!std::equal(again.begin(), again.end(), consumed.begin(), consumed.end())) {
-        return malformed("keystore change is not in canonical form", start).with("op", i);
-      }
-      e.changes.push_back(std::move(c).value());
-    }
+  e.kind = static_cast<LogEntryKind>(h.kind);
+  e.ts = Timestamp(h.ts);
+  switch (e.kind) {
+    case LogEntryKind::kHeartbeat:
+      break;  // nothing follows the header
+    case LogEntryKind::kWrites:
+      QUIRE_RETURN_IF_ERROR(decode_writes(r, h.count, &e));
+      break;
+    case LogEntryKind::kKeystore:
+      QUIRE_RETURN_IF_ERROR(decode_keystore_changes(r, in, h.count, &e));
+      break;
   }
   if (!r.at_end()) {
     return malformed("trailing bytes", r.position()).with("trailing", r.remaining());

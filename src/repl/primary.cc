@@ -1,6 +1,7 @@
 #include "repl/primary.h"
 
 #include <algorithm>
+#include <limits>
 #include <set>
 
 #include <fmt/format.h>
@@ -10,30 +11,61 @@ namespace quire {
 namespace {
 constexpr const char* kComponent = "primary";
 // Keystore changes per log entry (a rotation rewraps every DEK).
-constexpr size_t kKeyChangesPerEntry = 1000;
+constexpr size_t kEntryKeyChangesMax = 1000;
 constexpr int kBootstrapAttemptsMax = 20;
+// What one write of a batch counts for in the commit queue, besides its key and value.
+constexpr size_t kWriteOverheadBytes = 16;
+// Retention keeps the last two checkpoints loadable, and at most this many (in case
+// checkpoints come faster than retention_min_age).
+constexpr size_t kRetainedCheckpointsMin = 2;
+constexpr size_t kRetainedCheckpointsMax = 4096;
+constexpr int64_t kNanosPerSecond = 1'000'000'000;
 
 size_t batch_bytes(const std::vector<LogWrite>& batch) {
   size_t n = 0;
-  for (const LogWrite& w : batch) n += 16 + w.key.size() + (w.value ? w.value->size() : 0);
+  for (const LogWrite& w : batch) {
+    n += kWriteOverheadBytes + w.key.size() + (w.value ? w.value->size() : 0);
+  }
   return n;
 }
 }  // namespace
 
+std::string_view primary_state_name(PrimaryState s) {
+  switch (s) {
+    case PrimaryState::kStopped:
+      return "STOPPED";
+    case PrimaryState::kServing:
+      return "SERVING";
+    case PrimaryState::kChainInDoubt:
+      return "CHAIN_IN_DOUBT";
+    case PrimaryState::kFenced:
+      return "FENCED";
+  }
+  return "UNKNOWN";
+}
+
 struct Primary::Request {
   explicit Request(Scheduler& s) : done(s) {}
-  LogEntry entry;
+  LogEntry entry;  // a keystore entry carries the ts T1 reserved; the commit task sets others
   WriteConcern concern = WriteConcern::kMajority;
   size_t bytes = 0;
-  bool preassigned_ts = false;  // keystore entries carry the ts T1 reserved
-  bool rotation = false;        // a KEK rotation's T2 (for the test hook)
-  bool push_after = false;      // push the keystore once durable (last chunk of a key op)
-  bool finished = false;
+  bool rotation = false;                 // a KEK rotation's T2 (for the test hook)
+  bool push_after = false;               // push the keystore once durable (last chunk of a key op)
+  bool finished = false;                 // answered: `done` is set and nothing answers it again
   MonoTime give_up = MonoTime::never();  // a queued write fails past this if never sent
   Lsn lsn;
   Status status;
   Timestamp ts;
   Event done;
+};
+
+// A group sealed as LOG records, ready for the writer.
+struct Primary::SealedGroup {
+  std::vector<Record> records;
+  std::vector<std::shared_ptr<Request>> requests;  // one per record, in LSN order
+  // Write concern one: acknowledged on the first page server's sync.
+  std::shared_ptr<std::vector<std::shared_ptr<Request>>> w1 =
+      std::make_shared<std::vector<std::shared_ptr<Request>>>();
 };
 
 Primary::Primary(Env& env, Engine& engine, RecordWriter& writer, PrimaryOptions options)
@@ -52,20 +84,78 @@ Primary::~Primary() {
   stop();
 }
 
+// ---- The state's transitions ----------------------------------------------------------
+
+void Primary::on_started() {
+  QUIRE_ASSERT(state_ == PrimaryState::kStopped);
+  state_ = writer_.needs_recovery() ? PrimaryState::kChainInDoubt : PrimaryState::kServing;
+}
+
+void Primary::on_log_write_failed() {
+  QUIRE_ASSERT(state_ == PrimaryState::kServing);
+  state_ = PrimaryState::kChainInDoubt;
+}
+
+void Primary::on_chain_whole() {
+  QUIRE_ASSERT(state_ == PrimaryState::kChainInDoubt);
+  state_ = PrimaryState::kServing;
+}
+
+void Primary::on_fenced(Status why) {
+  QUIRE_ASSERT(state_ != PrimaryState::kFenced);
+  state_ = PrimaryState::kFenced;
+  stopped_why_ = std::move(why);
+}
+
+void Primary::on_stopped() {
+  QUIRE_ASSERT(running());
+  state_ = PrimaryState::kStopped;
+}
+
+void Primary::follow_writer() {
+  if (!running()) return;
+  const bool in_doubt = writer_.needs_recovery();
+  if (in_doubt && state_ == PrimaryState::kServing) on_log_write_failed();
+  if (!in_doubt && state_ == PrimaryState::kChainInDoubt) on_chain_whole();
+  QUIRE_ASSERT(in_doubt == (state_ == PrimaryState::kChainInDoubt));
+}
+
+bool Primary::chain_in_doubt() const {
+  // An operation still finishing after stop() or a fence has no state to ask: the writer
+  // alone knows.
+  if (!running()) return writer_.needs_recovery();
+  QUIRE_ASSERT(writer_.needs_recovery() == (state_ == PrimaryState::kChainInDoubt));
+  return state_ == PrimaryState::kChainInDoubt;
+}
+
+// ---- Timestamps -----------------------------------------------------------------------
+
 Timestamp Primary::next_ts() {
   const int64_t ns = env_.clock().wall_now_ns();
-  const uint64_t secs =
-      ns <= 0 ? 0 : std::min<uint64_t>(static_cast<uint64_t>(ns / 1'000'000'000), 0xffffffffu);
+  const uint64_t secs = ns <= 0 ? 0
+                                : std::min<uint64_t>(static_cast<uint64_t>(ns / kNanosPerSecond),
+                                                     std::numeric_limits<uint32_t>::max());
   Timestamp candidate = Timestamp::from_parts(static_cast<uint32_t>(secs), 0);
+  const Timestamp before = last_ts_;
   last_ts_ = std::max(Timestamp(last_ts_.value + 1), candidate);
+  QUIRE_ASSERT(last_ts_ > before);
   return last_ts_;
+}
+
+Timestamp Primary::heartbeat_ts() {
+  return last_ts_.is_zero() ? next_ts() : last_ts_;
+}
+
+bool Primary::push_ts_free(Timestamp ts) const {
+  return ts > engine_.push_queue().stable() && ts > engine_.push_queue().last_push_ts();
 }
 
 // ---- Start and stop -------------------------------------------------------------------
 
 Task<Status> Primary::start() {
-  if (running_) co_return Status();
-  running_ = true;
+  if (running()) co_return Status();
+  if (state_ == PrimaryState::kFenced) co_return stopped_why_;
+  on_started();
   last_ts_ = std::max(last_ts_, engine_.checkpoint_ts());
   applied_ts_ = std::max(applied_ts_, engine_.checkpoint_ts());
   tasks_.push_back(env_.executor().spawn("log-commit", commit_loop()));
@@ -85,7 +175,7 @@ Task<Status> Primary::start() {
     for (int attempt = 0; attempt < kBootstrapAttemptsMax; attempt++) {
       auto info = co_await checkpoint_now();
       st = info.status();
-      if (st.is_ok() || !running_) break;
+      if (st.is_ok() || !running()) break;
       co_await env_.executor().sleep(options_.write_retry_backoff);
     }
     if (!st.is_ok()) {
@@ -110,11 +200,17 @@ Task<Status> Primary::start() {
 }
 
 void Primary::stop() {
-  if (!running_ && tasks_.empty()) return;
-  running_ = false;
+  if (!running() && tasks_.empty()) return;
+  if (running()) on_stopped();
+  halt();
+}
+
+void Primary::halt() {
+  QUIRE_ASSERT(!running());
   for (TaskId t : tasks_) env_.executor().cancel(t);
   tasks_.clear();
-  Status why = fenced_ ? stopped_why_ : unavailable("primary stopped");
+  assert_queue_bytes();
+  Status why = state_ == PrimaryState::kFenced ? stopped_why_ : unavailable("primary stopped");
   for (auto& req : queue_) finish(*req, why, Timestamp());
   queue_.clear();
   queue_bytes_ = 0;
@@ -128,6 +224,23 @@ bool Primary::has_room(size_t bytes) const {
   if (queue_.empty()) return true;
   return queue_.size() < options_.queue_batches_max &&
          queue_bytes_ + bytes <= options_.queue_bytes_max;
+}
+
+void Primary::queue_push(std::shared_ptr<Request> req) {
+  queue_bytes_ += req->bytes;
+  queue_.push_back(std::move(req));
+  queue_changed_.notify_one();
+}
+
+void Primary::queue_release(const Request& req) {
+  QUIRE_ASSERT(queue_bytes_ >= req.bytes);
+  queue_bytes_ -= req.bytes;
+}
+
+void Primary::assert_queue_bytes() const {
+  size_t sum = 0;
+  for (const auto& req : queue_) sum += req->bytes;
+  QUIRE_ASSERT(sum == queue_bytes_);
 }
 
 void Primary::finish(Request& req, Status st, Timestamp ts) {
@@ -152,8 +265,8 @@ Task<Result<Timestamp>> Primary::del(TableId table, std::string key) {
 
 Task<Result<Timestamp>> Primary::write(std::vector<LogWrite> batch, WriteConcern concern) {
   const Deadline admission = env_.executor().deadline_after(options_.admission_wait_max);
-  if (fenced_) co_return stopped_why_;
-  if (!running_) co_return unavailable("primary is not running").at("write");
+  if (state_ == PrimaryState::kFenced) co_return stopped_why_;
+  if (!running()) co_return unavailable("primary is not running").at("write");
   // A batch that writes a key twice means its last write (one commit ts per batch).
   {
     std::set<std::pair<uint64_t, std::string_view>> seen;
@@ -193,8 +306,8 @@ Task<Result<Timestamp>> Primary::submit(std::shared_ptr<Request> req, Deadline a
   const bool is_key_entry = req->entry.kind != LogEntryKind::kWrites;
   bool waited = false;
   while (!is_key_entry && !has_room(req->bytes)) {
-    if (fenced_) co_return stopped_why_;
-    if (!running_) co_return unavailable("primary is not running").at("write");
+    if (state_ == PrimaryState::kFenced) co_return stopped_why_;
+    if (!running()) co_return unavailable("primary is not running").at("write");
     if (!waited) {
       waited = true;
       stats_.admission_waits++;
@@ -209,15 +322,13 @@ Task<Result<Timestamp>> Primary::submit(std::shared_ptr<Request> req, Deadline a
     }
     if (!st.is_ok()) co_return st;
   }
-  if (!running_) co_return unavailable("primary is not running").at("write");
+  if (!running()) co_return unavailable("primary is not running").at("write");
   if (!is_key_entry) {
     // As long as one group's attempts: a write never sent by then fails "not committed".
     req->give_up = env_.executor().now() + (options_.write_timeout + options_.write_retry_backoff) *
                                                options_.write_attempts_max;
   }
-  queue_.push_back(req);
-  queue_bytes_ += req->bytes;
-  queue_changed_.notify_one();
+  queue_push(req);
   Status st = co_await req->done.wait();
   if (!st.is_ok()) co_return st;
   if (!req->status.is_ok()) co_return req->status;
@@ -238,7 +349,7 @@ Task<Status> Primary::ensure_table_keys(const std::vector<LogWrite>& batch) {
 // ---- The commit task --------------------------------------------------------------------
 
 Task<void> Primary::commit_loop() {
-  while (running_) {
+  while (running()) {
     if (queue_.empty()) {
       Status st = co_await queue_changed_.wait();
       if (st.code() == Code::kCancelled) co_return;
@@ -252,70 +363,78 @@ Task<void> Primary::commit_group() {
   Status locked = co_await writer_mu_.lock();
   if (!locked.is_ok()) co_return;
   MutexGuard guard(writer_mu_);
-  if (writer_.needs_recovery()) {
-    Status st = co_await recover_chain(options_.write_timeout);
-    if (!st.is_ok()) {
-      env_.log().warn(kComponent, 41010, "log writer cannot recover yet; writes wait",
-                      {{"error", st}});
-      // Writes that waited past their bound fail; they were never sent.
-      const MonoTime now = env_.executor().now();
-      for (auto it = queue_.begin(); it != queue_.end();) {
-        if ((*it)->give_up <= now) {
-          stats_.batches_failed++;
-          queue_bytes_ -= (*it)->bytes;
-          finish(**it,
-                 Status(Code::kUnavailable, "write not committed: the log could not be reached")
-                     .at("commit"),
-                 Timestamp());
-          it = queue_.erase(it);
-        } else {
-          ++it;
-        }
-      }
-      room_changed_.notify_all();
-      co_await env_.executor().sleep(options_.write_retry_backoff);
-      co_return;
-    }
+  if (chain_in_doubt()) {
+    const bool recovered = co_await recover_before_group();
+    if (!recovered) co_return;
   }
   if (queue_.empty()) co_return;
+  SealedGroup group = seal_group(take_group());
+  if (group.records.empty()) co_return;
+  Status st = co_await write_group(std::move(group.records), group.w1);
+  if (st.code() == Code::kFenced) {
+    on_group_fenced(st, group.requests);
+    co_return;
+  }
+  follow_writer();
+  if (st.is_ok()) {
+    on_group_durable(group.requests);
+  } else {
+    co_await on_group_failed(st, group.requests);
+  }
+}
 
-  // Take a group and seal it.
+Task<bool> Primary::recover_before_group() {
+  Status st = co_await recover_chain(options_.write_timeout);
+  if (st.is_ok()) co_return true;
+  env_.log().warn(kComponent, 41010, "log writer cannot recover yet; writes wait", {{"error", st}});
+  fail_expired_writes();
+  room_changed_.notify_all();
+  co_await env_.executor().sleep(options_.write_retry_backoff);
+  co_return false;
+}
+
+void Primary::fail_expired_writes() {
+  const MonoTime now = env_.executor().now();
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    if ((*it)->give_up <= now) {
+      stats_.batches_failed++;
+      queue_release(**it);
+      finish(**it,
+             Status(Code::kUnavailable, "write not committed: the log could not be reached")
+                 .at("commit"),
+             Timestamp());
+      it = queue_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  assert_queue_bytes();
+}
+
+std::vector<std::shared_ptr<Primary::Request>> Primary::take_group() {
   std::vector<std::shared_ptr<Request>> group;
   size_t bytes = 0;
   while (!queue_.empty() && group.size() < options_.group_batches_max &&
          (group.empty() || bytes + queue_.front()->bytes <= options_.group_bytes_max)) {
     bytes += queue_.front()->bytes;
-    queue_bytes_ -= queue_.front()->bytes;
+    queue_release(*queue_.front());
     group.push_back(std::move(queue_.front()));
     queue_.pop_front();
   }
   room_changed_.notify_all();
+  QUIRE_ASSERT(group.size() <= options_.group_batches_max);
+  QUIRE_ASSERT(group.size() <= 1 || bytes <= options_.group_bytes_max);
+  assert_queue_bytes();
+  return group;
+}
+
+Primary::SealedGroup Primary::seal_group(const std::vector<std::shared_ptr<Request>>& group) {
+  SealedGroup out;
   DataKey* dek = engine_.key_ring().find(log_dek_);
-  std::vector<Record> records;
-  std::vector<std::shared_ptr<Request>> sealed;
-  auto w1 = std::make_shared<std::vector<std::shared_ptr<Request>>>();
   bool worn = false;
-  for (auto& req : group) {
-    if (req->entry.kind == LogEntryKind::kWrites && options_.planted_bugs.ack_unlogged_batch != 0 &&
-        ++batches_taken_ == options_.planted_bugs.ack_unlogged_batch) {
-      finish(*req, Status(), next_ts());  // the planted bug: acknowledged, never logged
-      continue;
-    }
-    if (req->entry.kind == LogEntryKind::kHeartbeat) {
-      req->entry.ts = last_ts_.is_zero() ? next_ts() : last_ts_;  // a heartbeat commits nothing new
-    } else if (!req->preassigned_ts) {
-      req->entry.ts = next_ts();
-    } else if (req->push_after && (req->entry.ts <= engine_.push_queue().stable() ||
-                                   req->entry.ts <= engine_.push_queue().last_push_ts())) {
-      // A checkpoint became stable at or above the ts T1 reserved, and the push queue
-      // takes nothing at or below stable: write the change at a fresh ts instead, so it
-      // is still the ts it is pushed at.
-      env_.log().info(
-          kComponent, 41016,
-          "reserved keystore ts already covered by a checkpoint; using a fresh one",
-          {{"reserved_ts", req->entry.ts}, {"stable_ts", engine_.push_queue().stable()}});
-      req->entry.ts = next_ts();
-    }
+  for (const auto& req : group) {
+    if (ack_planted_unlogged_batch(*req)) continue;
+    assign_commit_ts(*req);
     if (dek == nullptr) {
       finish(*req,
              Status(Code::kNotFound, "the log DEK is not in the key ring")
@@ -334,85 +453,46 @@ Task<void> Primary::commit_group() {
     rec->backlink_lsn = writer_.durable_lsn();  // the commit point (see the header)
     published_commit_ = std::max(published_commit_, rec->backlink_lsn);
     req->lsn = lsn;
-    records.push_back(std::move(rec).value());
-    sealed.push_back(req);
-    if (req->concern == WriteConcern::kOne) w1->push_back(req);
+    out.records.push_back(std::move(rec).value());
+    out.requests.push_back(req);
+    if (req->concern == WriteConcern::kOne) out.w1->push_back(req);
   }
   if (dek != nullptr && dek->wants_new_version()) worn = true;
   if (worn) prompt_checkpoint();  // renewal runs after the next checkpoint
-  if (records.empty()) co_return;
+  QUIRE_ASSERT(out.records.size() == out.requests.size());
+  return out;
+}
 
-  Status st = co_await write_group(std::move(records), w1);
-  if (st.is_ok()) {
-    stats_.groups_written++;
-    for (auto& req : sealed) {
-      if (req->entry.kind == LogEntryKind::kWrites) {
-        for (LogWrite& w : req->entry.writes) {
-          Status applied =
-              engine_.apply_write(w.table, std::move(w.key), req->entry.ts, std::move(w.value));
-          if (!applied.is_ok()) {
-            // Validated before it was queued and the ts is above every checkpoint; a
-            // failure here is a bug, but the record is durable, so say so loudly.
-            env_.log().error(kComponent, 41011, "durable write did not apply",
-                             {{"error", applied}});
-          }
-        }
-        stats_.batches_acked++;
-        stats_.writes_acked += req->entry.writes.size();
-      } else if (req->entry.kind == LogEntryKind::kKeystore) {
-        logged_keystore_version_ = req->entry.keystore_base_version + req->entry.changes.size();
-        if (req->rotation && on_rotation_point) on_rotation_point(RotationPoint::kAfterLogWrite);
-        if (req->push_after) {
-          // Push at the reserved ts unless a checkpoint already covered it (the queue then
-          // refuses it): a fresh ts keeps "a checkpoint at or above it writes this keystore".
-          Timestamp push_ts = req->entry.ts;
-          if (push_ts <= engine_.push_queue().stable() ||
-              push_ts <= engine_.push_queue().last_push_ts()) {
-            push_ts = next_ts();
-          }
-          Status pushed = engine_.push_keystore(push_ts);
-          if (!pushed.is_ok()) {
-            env_.log().error(kComponent, 41012, "keystore push refused",
-                             {{"error", pushed}, {"ts", push_ts}});
-          }
-          applied_ts_ = std::max(applied_ts_, push_ts);
-          if (auto d = engine_.keystore().newest_dek(kLogTable.value)) log_dek_ = *d;
-        }
-      } else {
-        stats_.heartbeats++;
+bool Primary::ack_planted_unlogged_batch(Request& req) {
+  const uint64_t nth = options_.planted_bugs.ack_unlogged_batch;
+  if (req.entry.kind != LogEntryKind::kWrites || nth == 0) return false;
+  if (++batches_taken_ != nth) return false;
+  finish(req, Status(), next_ts());  // the planted bug: acknowledged, never logged
+  return true;
+}
+
+void Primary::assign_commit_ts(Request& req) {
+  switch (req.entry.kind) {
+    case LogEntryKind::kHeartbeat:
+      req.entry.ts = heartbeat_ts();
+      return;
+    case LogEntryKind::kWrites:
+      req.entry.ts = next_ts();
+      return;
+    case LogEntryKind::kKeystore:
+      // T1 reserved the ts. If a checkpoint became stable at or above it since, the push
+      // queue takes nothing there: write the change at a fresh ts instead, so it is still
+      // the ts it is pushed at.
+      if (req.push_after && !push_ts_free(req.entry.ts)) {
+        env_.log().info(
+            kComponent, 41016,
+            "reserved keystore ts already covered by a checkpoint; using a fresh one",
+            {{"reserved_ts", req.entry.ts}, {"stable_ts", engine_.push_queue().stable()}});
+        req.entry.ts = next_ts();
       }
-      if (req->entry.kind != LogEntryKind::kHeartbeat)
-        applied_ts_ = std::max(applied_ts_, req->entry.ts);
-      applied_lsn_ = req->lsn;
-      if (req->entry.kind != LogEntryKind::kHeartbeat) last_entry_lsn_ = req->lsn;
-      finish(*req, Status(), req->entry.ts);
-    }
-    co_return;
+      return;
   }
-  if (st.code() == Code::kFenced) {
-    fenced_ = true;
-    stopped_why_ = Status(st).at("commit");
-    env_.log().warn(kComponent, 41013, "a newer primary exists; stepping down", {{"error", st}});
-    for (auto& req : sealed) finish(*req, stopped_why_, Timestamp());
-    stop();
-    co_return;
-  }
-  // The group is in doubt: the abandon below or a later success decides it.
-  stats_.groups_abandoned++;
-  Status rec = co_await recover_chain(options_.write_timeout);
-  Status why =
-      rec.is_ok()
-          ? Status(Code::kUnavailable,
-                   fmt::format("write not committed: abandoned after retries ({})", st.to_string()))
-          : Status(Code::kUnavailable,
-                   fmt::format("write outcome unknown: the log could not be reached ({})",
-                               st.to_string()));
-  why.at("commit");
-  env_.log().warn(kComponent, 41014, "commit group failed", {{"error", st}, {"recover", rec}});
-  for (auto& req : sealed) {
-    stats_.batches_failed++;
-    finish(*req, why, Timestamp());
-  }
+  QUIRE_UNREACHABLE("a request of an unknown entry kind");
 }
 
 Task<Status> Primary::write_group(std::vector<Record> records,
@@ -429,6 +509,7 @@ Task<Status> Primary::write_group(std::vector<Record> records,
   // Built outside the co_await: g++ 12 destroys temporaries in a co_await expression twice.
   std::function<void()> on_first_ack;
   if (!w1->empty()) on_first_ack = ack_w1;
+  assert_lsn_order(records);
   const Deadline deadline = env_.executor().deadline_after(options_.write_timeout);
   Status st = co_await writer_.write(std::move(records), deadline, std::move(on_first_ack));
   for (int attempt = 1;
@@ -445,8 +526,102 @@ Task<Status> Primary::write_group(std::vector<Record> records,
   co_return st;
 }
 
+void Primary::assert_lsn_order(const std::vector<Record>& records) const {
+  Lsn prev = writer_.chain_head();
+  for (const Record& r : records) {
+    QUIRE_ASSERT(r.lsn > prev);
+    prev = r.lsn;
+  }
+  QUIRE_ASSERT(prev < writer_.next_lsn());
+}
+
+void Primary::on_group_durable(const std::vector<std::shared_ptr<Request>>& sealed) {
+  stats_.groups_written++;
+  for (const auto& req : sealed) {
+    QUIRE_ASSERT(req->lsn > applied_lsn_);
+    QUIRE_ASSERT(req->lsn <= writer_.durable_lsn());
+    switch (req->entry.kind) {
+      case LogEntryKind::kWrites:
+        apply_writes(*req);
+        break;
+      case LogEntryKind::kKeystore:
+        apply_keystore_entry(*req);
+        break;
+      case LogEntryKind::kHeartbeat:
+        stats_.heartbeats++;
+        break;
+    }
+    const bool heartbeat = req->entry.kind == LogEntryKind::kHeartbeat;
+    if (!heartbeat) applied_ts_ = std::max(applied_ts_, req->entry.ts);
+    applied_lsn_ = req->lsn;
+    if (!heartbeat) last_entry_lsn_ = req->lsn;
+    QUIRE_ASSERT(applied_ts_ <= last_ts_);
+    finish(*req, Status(), req->entry.ts);
+  }
+}
+
+void Primary::apply_writes(Request& req) {
+  for (LogWrite& w : req.entry.writes) {
+    Status applied =
+        engine_.apply_write(w.table, std::move(w.key), req.entry.ts, std::move(w.value));
+    if (!applied.is_ok()) {
+      // Validated before it was queued and the ts is above every checkpoint; a failure
+      // here is a bug, but the record is durable, so say so loudly.
+      env_.log().error(kComponent, 41011, "durable write did not apply", {{"error", applied}});
+    }
+  }
+  stats_.batches_acked++;
+  stats_.writes_acked += req.entry.writes.size();
+}
+
+void Primary::apply_keystore_entry(Request& req) {
+  logged_keystore_version_ = req.entry.keystore_base_version + req.entry.changes.size();
+  if (req.rotation && on_rotation_point) on_rotation_point(RotationPoint::kAfterLogWrite);
+  if (!req.push_after) return;
+  // assign_commit_ts chose a ts the push queue takes, and nothing moved the queue since:
+  // only a checkpoint does, and it waits for the log writer this group holds.
+  QUIRE_ASSERT(push_ts_free(req.entry.ts));
+  Status pushed = engine_.push_keystore(req.entry.ts);
+  if (!pushed.is_ok()) {
+    env_.log().error(kComponent, 41012, "keystore push refused",
+                     {{"error", pushed}, {"ts", req.entry.ts}});
+  }
+  applied_ts_ = std::max(applied_ts_, req.entry.ts);
+  if (auto d = engine_.keystore().newest_dek(kLogTable.value)) log_dek_ = *d;
+}
+
+void Primary::on_group_fenced(const Status& st,
+                              const std::vector<std::shared_ptr<Request>>& sealed) {
+  const bool was_running = running();
+  on_fenced(Status(st).at("commit"));
+  env_.log().warn(kComponent, 41013, "a newer primary exists; stepping down", {{"error", st}});
+  for (const auto& req : sealed) finish(*req, stopped_why_, Timestamp());
+  if (was_running || !tasks_.empty()) halt();
+}
+
+Task<void> Primary::on_group_failed(const Status& st,
+                                    const std::vector<std::shared_ptr<Request>>& sealed) {
+  // The group is in doubt: the abandon below or a later success decides it.
+  stats_.groups_abandoned++;
+  Status rec = co_await recover_chain(options_.write_timeout);
+  Status why =
+      rec.is_ok()
+          ? Status(Code::kUnavailable,
+                   fmt::format("write not committed: abandoned after retries ({})", st.to_string()))
+          : Status(Code::kUnavailable,
+                   fmt::format("write outcome unknown: the log could not be reached ({})",
+                               st.to_string()));
+  why.at("commit");
+  env_.log().warn(kComponent, 41014, "commit group failed", {{"error", st}, {"recover", rec}});
+  for (const auto& req : sealed) {
+    stats_.batches_failed++;
+    finish(*req, why, Timestamp());
+  }
+}
+
 Task<Status> Primary::recover_chain(Nanos timeout) {
   Status rec = co_await writer_.recover(env_.executor().deadline_after(timeout));
+  follow_writer();
   if (!rec.is_ok()) co_return rec;
   co_await write_chain_marker();
   co_return rec;  // a failed marker leaves the writer needing recovery: the next user redoes it
@@ -461,14 +636,16 @@ Task<Status> Primary::write_chain_marker() {
     co_return Status(Code::kNotFound, "the log DEK is not in the key ring").at("chain_marker");
   LogEntry hb;
   hb.kind = LogEntryKind::kHeartbeat;
-  hb.ts = last_ts_.is_zero() ? next_ts() : last_ts_;
+  hb.ts = heartbeat_ts();
   auto record = seal_log_record(hb, *dek, writer_.allocate(), writer_.client().term(), *random_);
   if (!record.is_ok()) co_return record.status();
   record->backlink_lsn = writer_.durable_lsn();
   std::vector<Record> one;
   one.push_back(std::move(record).value());
+  assert_lsn_order(one);
   const Deadline deadline = env_.executor().deadline_after(options_.write_timeout);
   Status st = co_await writer_.write(std::move(one), deadline);
+  follow_writer();
   if (st.is_ok()) {
     stats_.heartbeats++;
   } else {
@@ -520,16 +697,17 @@ Task<Result<CheckpointInfo>> Primary::checkpoint_locked() {
     same.keystore_version = engine_.checkpoint_keystore().version;
     co_return same;
   }
-  if (writer_.needs_recovery()) {
+  if (chain_in_doubt()) {
     Status rec = co_await recover_chain(options_.io_timeout);
-    if (!rec.is_ok() || writer_.needs_recovery()) {
+    if (!rec.is_ok() || chain_in_doubt()) {
       stats_.checkpoint_failures++;
       co_return Status(rec.is_ok() ? unavailable("log chain marker not durable") : rec)
           .at("checkpoint:recover");
     }
   }
   auto r = co_await engine_.checkpoint(writer_, ts, log_lsn);
-  if (!r.is_ok() && !writer_.needs_recovery()) {
+  follow_writer();
+  if (!r.is_ok() && !chain_in_doubt()) {
     // A failed step was abandoned by the engine: mark the chain with a LOG record now.
     co_await write_chain_marker();
   }
@@ -554,13 +732,13 @@ Task<void> Primary::after_checkpoint(const CheckpointInfo& info) {
                                engine_.checkpoint_keystore_snapshot()});
   // Keep the last two, and every checkpoint superseded less than retention_min_age ago
   // (bounded, in case checkpoints come very fast).
-  constexpr size_t kRetainedMax = 4096;
-  while (retained_.size() > 2 &&
-         (retained_.size() > kRetainedMax ||
+  while (retained_.size() > kRetainedCheckpointsMin &&
+         (retained_.size() > kRetainedCheckpointsMax ||
           retained_.front().superseded_at + options_.retention_min_age <= now)) {
     retained_.pop_front();
   }
-  if (retained_.size() < 2) co_return;
+  QUIRE_ASSERT(retained_.size() <= kRetainedCheckpointsMax);
+  if (retained_.size() < kRetainedCheckpointsMin) co_return;
   const Retained& oldest = retained_.front();
   if (!oldest.log_lsn.is_zero()) {
     Status st = co_await writer_.client().set_retention(
@@ -582,16 +760,18 @@ Task<void> Primary::after_checkpoint(const CheckpointInfo& info) {
   // Those changes made the checkpoint just written stale for every standby that applies
   // them: a prompt checkpoint carries the current keystore (under policy skip a standby
   // would otherwise wait for the next timer or write).
-  if (engine_.keystore().version() != before_key_ops && unlogged_.empty()) prompt_checkpoint();
+  if (engine_.keystore().version() != before_key_ops && unlogged_.changes.empty()) {
+    prompt_checkpoint();
+  }
 }
 
 Task<void> Primary::checkpoint_loop() {
-  while (running_) {
+  while (running()) {
     Deadline wake = options_.checkpoint_interval.count() > 0
                         ? env_.executor().deadline_after(options_.checkpoint_interval)
                         : Deadline::never();
     Status st = co_await checkpoint_prompt_.wait(wake);
-    if (st.code() == Code::kCancelled || !running_) co_return;
+    if (st.code() == Code::kCancelled || !running()) co_return;
     checkpoint_prompt_.reset();
     co_await checkpoint_now();
   }
@@ -620,15 +800,14 @@ Task<Status> Primary::seal_log() {
 }
 
 Task<void> Primary::heartbeat_loop() {
-  while (running_) {
+  while (running()) {
     if (!(co_await env_.executor().sleep(options_.heartbeat_interval)).is_ok()) co_return;
     if (!queue_.empty() || last_entry_lsn_ <= published_commit_ ||
         writer_.durable_lsn() < last_entry_lsn_)
       continue;
     auto req = std::make_shared<Request>(env_.executor().scheduler());
     req->entry.kind = LogEntryKind::kHeartbeat;
-    queue_.push_back(req);
-    queue_changed_.notify_one();
+    queue_push(req);
     co_await req->done.wait();
   }
 }
@@ -638,15 +817,14 @@ Task<void> Primary::heartbeat_loop() {
 Task<Status> Primary::log_key_changes(std::vector<KeystoreChange> changes, uint64_t base_version,
                                       Timestamp ts, bool rotation) {
   std::vector<std::shared_ptr<Request>> chunks;
-  for (size_t i = 0; i < changes.size(); i += kKeyChangesPerEntry) {
+  for (size_t i = 0; i < changes.size(); i += kEntryKeyChangesMax) {
     auto req = std::make_shared<Request>(env_.executor().scheduler());
     req->entry.kind = LogEntryKind::kKeystore;
     req->entry.ts = ts;
     req->entry.keystore_base_version = base_version + i;
-    const size_t end = std::min(changes.size(), i + kKeyChangesPerEntry);
+    const size_t end = std::min(changes.size(), i + kEntryKeyChangesMax);
     req->entry.changes.assign(changes.begin() + static_cast<std::ptrdiff_t>(i),
                               changes.begin() + static_cast<std::ptrdiff_t>(end));
-    req->preassigned_ts = true;
     chunks.push_back(std::move(req));
   }
   if (chunks.empty()) co_return Status();
@@ -663,11 +841,10 @@ Task<Status> Primary::log_key_changes(std::vector<KeystoreChange> changes, uint6
           rest.insert(rest.end(), c->entry.changes.begin(), c->entry.changes.end());
         }
       }
-      if (unlogged_.empty()) {
-        unlogged_base_ = base;
-        unlogged_ts_ = ts;
-      }
-      unlogged_.insert(unlogged_.end(), rest.begin(), rest.end());
+      // Key operations run one at a time (key_mu_), each logging the backlog first, and
+      // log_pending_keys takes it out before it logs it: there is none here.
+      QUIRE_ASSERT(unlogged_.changes.empty());
+      unlogged_ = UnloggedKeys{std::move(rest), base, ts};
       co_return Status(r.status()).at("log_key_changes").with("keystore_version", base);
     }
   }
@@ -675,9 +852,9 @@ Task<Status> Primary::log_key_changes(std::vector<KeystoreChange> changes, uint6
 }
 
 Task<Status> Primary::log_pending_keys() {
-  if (unlogged_.empty()) co_return Status();
-  std::vector<KeystoreChange> pending = std::exchange(unlogged_, {});
-  co_return co_await log_key_changes(std::move(pending), unlogged_base_, unlogged_ts_);
+  if (unlogged_.changes.empty()) co_return Status();
+  UnloggedKeys pending = std::exchange(unlogged_, {});
+  co_return co_await log_key_changes(std::move(pending.changes), pending.base_version, pending.ts);
 }
 
 Task<Status> Primary::key_op(Task<Result<std::vector<KeystoreChange>>> op) {
@@ -701,7 +878,7 @@ Task<Result<uint32_t>> Primary::rotate_active_kek() {
 }
 
 Task<Result<uint32_t>> Primary::rotate_active_kek(Nanos gap) {
-  if (!running_) co_return unavailable("primary is not running").at("rotate_active_kek");
+  if (!running()) co_return unavailable("primary is not running").at("rotate_active_kek");
   QUIRE_CO_RETURN_IF_ERROR(
       co_await key_mu_.lock(env_.executor().deadline_after(options_.io_timeout)));
   MutexGuard guard(key_mu_);
@@ -736,7 +913,7 @@ Task<Result<uint32_t>> Primary::rotate_active_kek(Nanos gap) {
 }
 
 Task<Status> Primary::rotate_cmk() {
-  if (!running_) co_return unavailable("primary is not running").at("rotate_cmk");
+  if (!running()) co_return unavailable("primary is not running").at("rotate_cmk");
   Status st = co_await key_op(engine_.rotate_cmk());
   if (st.is_ok()) stats_.cmk_rotations++;
   co_return st;

@@ -41,6 +41,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/engine.h"
@@ -103,6 +104,40 @@ struct PrimaryStats {
   uint64_t admission_waits = 0;
 };
 
+// The primary's one state. Each transition is a named member of Primary that asserts where
+// it comes from:
+//
+//   kStopped      --start()---------------------------------------> kServing
+//   kServing      --a log write failed (group, checkpoint, marker)--> kChainInDoubt
+//   kChainInDoubt --the tail abandoned, or the same records re-sent-> kServing
+//   kServing      --a group write answered Fenced------------------> kFenced
+//   kServing, kChainInDoubt --stop()--------------------------------> kStopped
+//
+// Rarer edges: start() enters kChainInDoubt instead of kServing if the writer's chain is
+// still in doubt from before a stop; a group written while the chain is in doubt, or one
+// in flight when stop() came, may still answer Fenced (kChainInDoubt or kStopped ->
+// kFenced). An operation still finishing after stop() asks the writer about its chain.
+// Per-request facts (its concern, whether it pushes the keystore) stay on the request;
+// key changes the log has not taken yet are data, kept apart (the primary logs them
+// before its next key operation).
+enum class PrimaryState : uint8_t {
+  // Not running: before start() or after stop(). Writes and key operations fail with
+  // Unavailable; nothing new is queued.
+  kStopped = 1,
+  // Running with the log's record chain whole: the commit task writes the next group at
+  // once, the checkpointer its next checkpoint.
+  kServing = 2,
+  // Running, but a log write failed, so page servers may hold records no quorum has. The
+  // next user of the writer first abandons everything after the durable point and marks
+  // the chain (recover_chain); queued writes wait, and fail "not committed" past their
+  // bound.
+  kChainInDoubt = 3,
+  // A newer primary wrote to the page service: every waiter failed with Fenced and the
+  // tasks stopped. Final.
+  kFenced = 4,
+};
+std::string_view primary_state_name(PrimaryState s);
+
 // Test hooks: points of a KEK rotation (a test may crash the node there).
 enum class RotationPoint : uint8_t {
   kAfterT1 = 1,        // KEK vN is in the in-memory keystore; nothing logged
@@ -119,11 +154,16 @@ class Primary {
 
   // A new database: bootstraps the keys (KEK v1, the log's DEK and each table's), logs
   // them, writes the first checkpoint, and starts the commit, checkpoint and heartbeat
-  // tasks. A primary whose engine already holds keys (one taking over) only starts.
+  // tasks. A primary whose engine already holds keys (one taking over) only starts. OK at
+  // once when already running; a fenced primary never starts again (Fenced).
   Task<Status> start();
   // Stops the tasks; waiting writes fail with Unavailable.
   void stop();
-  bool running() const { return running_; }
+  // Serving or with its chain in doubt: started, neither stopped nor fenced.
+  bool running() const {
+    return state_ == PrimaryState::kServing || state_ == PrimaryState::kChainInDoubt;
+  }
+  PrimaryState state() const { return state_; }
 
   // A client batch. Returns its commit timestamp once acknowledged under `concern`.
   // InvalidArgument for a batch out of bounds (empty, too many ops, a reserved table, a
@@ -175,15 +215,81 @@ class Primary {
     std::shared_ptr<const Keystore> keystore;
   };
 
+  struct SealedGroup;
+  struct UnloggedKeys {
+    std::vector<KeystoreChange> changes;  // applied to the engine, not durable in the log
+    uint64_t base_version = 0;            // the keystore version the first applies to
+    Timestamp ts;                         // the timestamp reserved for them
+  };
+
+  // ---- The state's transitions (see PrimaryState) ----
+  void on_started();
+  void on_log_write_failed();
+  void on_chain_whole();
+  void on_fenced(Status why);
+  void on_stopped();
+  // After every use of the writer: the state follows what the writer reports about its
+  // chain (a no-op once stopped or fenced).
+  void follow_writer();
+  // Whether the next log write must first abandon the chain's tail. Called with the log
+  // writer held.
+  bool chain_in_doubt() const;
+  // Cancels the tasks and fails every queued write (with Fenced once fenced).
+  void halt();
+
+  // ---- Timestamps ----
+  // A commit timestamp: the wall clock's seconds, strictly above every one handed out.
   Timestamp next_ts();
+  // A heartbeat commits nothing new: it reuses the last timestamp handed out.
+  Timestamp heartbeat_ts();
+  // The one rule for a keystore push: its ts must lie above the push queue's stable ts and
+  // its last push (the queue refuses anything else).
+  bool push_ts_free(Timestamp ts) const;
+
   Task<Result<Timestamp>> submit(std::shared_ptr<Request> req, Deadline admission);
   Task<void> commit_loop();
   Task<void> checkpoint_loop();
   Task<void> heartbeat_loop();
+
+  // ---- The commit path: take group -> seal -> write -> on durable / fenced / failed ----
   // Takes the next group off the queue and makes it durable (or fails it).
   Task<void> commit_group();
+  // The chain is in doubt before a group: recovers it. False when it cannot yet: writes
+  // queued past their bound failed, and the commit task backed off.
+  Task<bool> recover_before_group();
+  // Fails (never sent, "not committed") every queued write whose bound passed.
+  void fail_expired_writes();
+  // The next group off the queue: in order, at most group_batches_max batches and
+  // group_bytes_max bytes (a single batch may be larger).
+  std::vector<std::shared_ptr<Request>> take_group();
+  // Gives each request its commit timestamp and LSN and seals it as a LOG record; a request
+  // that cannot be sealed fails alone.
+  SealedGroup seal_group(const std::vector<std::shared_ptr<Request>>& group);
+  // The planted bug (PlantedBugs::ack_unlogged_batch): true when `req` is the batch to
+  // acknowledge without logging it, which it then is.
+  bool ack_planted_unlogged_batch(Request& req);
+  // Chooses the commit timestamp of `req` (the one place that does).
+  void assign_commit_ts(Request& req);
   Task<Status> write_group(std::vector<Record> records,
                            std::shared_ptr<std::vector<std::shared_ptr<Request>>> w1);
+  // The group is durable at W: applies it and acknowledges every request, in LSN order.
+  void on_group_durable(const std::vector<std::shared_ptr<Request>>& sealed);
+  void apply_writes(Request& req);
+  void apply_keystore_entry(Request& req);
+  // A newer primary exists: fails the group and every waiter with Fenced, and stops.
+  void on_group_fenced(const Status& st, const std::vector<std::shared_ptr<Request>>& sealed);
+  // The group is in doubt: abandons it (or learns the log is out of reach) and fails it.
+  Task<void> on_group_failed(const Status& st, const std::vector<std::shared_ptr<Request>>& sealed);
+  // What the primary hands its RecordWriter: ascending LSNs, above the chain head.
+  void assert_lsn_order(const std::vector<Record>& records) const;
+
+  // ---- The commit queue's byte accounting ----
+  void queue_push(std::shared_ptr<Request> req);
+  // Forgets `req`'s bytes as it leaves the queue.
+  void queue_release(const Request& req);
+  // queue_bytes_ is the sum of the queued requests' bytes.
+  void assert_queue_bytes() const;
+
   void finish(Request& req, Status st, Timestamp ts);
   Task<Result<CheckpointInfo>> checkpoint_locked();
   // Abandons after the durable point, then writes a heartbeat LOG record naming it.
@@ -206,9 +312,8 @@ class Primary {
   RecordWriter& writer_;
   PrimaryOptions options_;
   std::unique_ptr<Random> random_;
-  bool running_ = false;
-  bool fenced_ = false;
-  Status stopped_why_;
+  PrimaryState state_ = PrimaryState::kStopped;
+  Status stopped_why_;  // kFenced: what every waiter fails with
 
   std::deque<std::shared_ptr<Request>> queue_;
   size_t queue_bytes_ = 0;
@@ -227,9 +332,7 @@ class Primary {
   DekRef log_dek_;        // the log DEK version every reader holds
   uint64_t logged_keystore_version_ = 0;
   // Key changes applied to the engine whose log write failed: logged before the next.
-  std::vector<KeystoreChange> unlogged_;
-  uint64_t unlogged_base_ = 0;
-  Timestamp unlogged_ts_;
+  UnloggedKeys unlogged_;
   std::deque<Retained> retained_;
   PrimaryStats stats_;
   uint64_t batches_taken_ = 0;

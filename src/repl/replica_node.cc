@@ -11,6 +11,7 @@ ReplicaNode::ReplicaNode(Env& env, ReplicaConfig config, const KmsFactory& kms)
   client_ = std::make_unique<ReplicationClient>(env, ro);
   client_->set_preferred(config_.preferred_server);
   kms_ = kms(env);
+  QUIRE_ASSERT(kms_ != nullptr);
   engine_ = std::make_unique<Engine>(env, *client_, *kms_, config_.engine);
   if (config_.role == ReplicaRole::kPrimary) {
     writer_ = std::make_unique<RecordWriter>(*client_, config_.chain_head, config_.next_lsn);
@@ -18,6 +19,9 @@ ReplicaNode::ReplicaNode(Env& env, ReplicaConfig config, const KmsFactory& kms)
   } else {
     standby_ = std::make_unique<Standby>(env, *client_, *engine_, config_.standby);
   }
+  // Exactly one role, the configured one.
+  QUIRE_ASSERT((primary_ != nullptr) == (config_.role == ReplicaRole::kPrimary));
+  QUIRE_ASSERT((standby_ != nullptr) == (config_.role == ReplicaRole::kStandby));
 }
 
 ReplicaNode::~ReplicaNode() {
@@ -31,6 +35,8 @@ ReplicaNode::~ReplicaNode() {
 }
 
 void ReplicaNode::start() {
+  // A node starts once: a restarted node is a new ReplicaNode.
+  QUIRE_ASSERT(!started_);
   if (standby_) {
     standby_->start();
     started_ = true;
@@ -40,6 +46,7 @@ void ReplicaNode::start() {
 }
 
 Task<void> ReplicaNode::start_primary() {
+  QUIRE_ASSERT(primary_ != nullptr && !primary_->running());
   start_status_ = co_await primary_->start();
   started_ = start_status_.is_ok();
   if (!started_) {

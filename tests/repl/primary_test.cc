@@ -16,6 +16,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "pagelog/page_server.h"
@@ -1183,6 +1184,126 @@ TEST_F(PrimaryTest, CmkRotationThenKekRotationsDestroyRetiredKeksAndStandbysLoad
   EXPECT_TRUE(problems_.empty()) << problems();
   expect_no_violations();
   expect_no_aborts();
+}
+
+// ---- The primary's state machine -------------------------------------------------------------
+
+// Cuts the primary off from every page server (true) or heals the network (false).
+void cut_off_log(ReplicaSetSim& sim, bool cut) {
+  if (!cut) {
+    sim.world().network().heal_all();
+    return;
+  }
+  for (NodeId s : sim.server_ids()) sim.world().network().partition(sim.primary_id(), s);
+}
+
+TEST(PrimaryStateNames, AreDistinctAndKnown) {
+  std::set<std::string_view> names;
+  for (PrimaryState s : {PrimaryState::kStopped, PrimaryState::kServing,
+                         PrimaryState::kChainInDoubt, PrimaryState::kFenced}) {
+    EXPECT_NE(primary_state_name(s), "UNKNOWN");
+    names.insert(primary_state_name(s));
+  }
+  EXPECT_EQ(names.size(), 4u);
+}
+
+// kStopped -> kServing (start), kServing -> kChainInDoubt (a group the log cannot take),
+// kChainInDoubt -> kServing (healed: the next group abandons the tail first), and
+// kChainInDoubt -> kStopped (stop).
+TEST_F(PrimaryTest, StateFollowsTheLogChainThenStops) {
+  make(fast_config(81, 1));
+  EXPECT_EQ(primary().state(), PrimaryState::kServing);
+  EXPECT_TRUE(primary().running());
+
+  cut_off_log(*sim_, true);
+  std::optional<Result<Timestamp>> lost;
+  ASSERT_TRUE(
+      on_primary([this, &lost]() -> Task<void> { lost = co_await put_unique(sim_->primary()); }));
+  EXPECT_EQ(lost->code(), Code::kUnavailable) << lost->status().to_string();
+  EXPECT_EQ(primary().state(), PrimaryState::kChainInDoubt);
+  EXPECT_TRUE(primary().writer().needs_recovery());
+  EXPECT_TRUE(primary().running());
+
+  cut_off_log(*sim_, false);
+  std::optional<Result<Timestamp>> ok;
+  ASSERT_TRUE(
+      on_primary([this, &ok]() -> Task<void> { ok = co_await put_unique(sim_->primary()); }));
+  EXPECT_TRUE(ok->is_ok()) << ok->status().to_string();
+  EXPECT_EQ(primary().state(), PrimaryState::kServing);
+  EXPECT_FALSE(primary().writer().needs_recovery());
+
+  cut_off_log(*sim_, true);
+  ASSERT_TRUE(
+      on_primary([this, &lost]() -> Task<void> { lost = co_await put_unique(sim_->primary()); }));
+  EXPECT_EQ(lost->code(), Code::kUnavailable) << lost->status().to_string();
+  ASSERT_EQ(primary().state(), PrimaryState::kChainInDoubt);
+  primary().stop();
+  EXPECT_EQ(primary().state(), PrimaryState::kStopped);
+  EXPECT_FALSE(primary().running());
+  std::optional<Result<Timestamp>> refused;
+  ASSERT_TRUE(on_primary(
+      [this, &refused]() -> Task<void> { refused = co_await put_unique(sim_->primary()); }));
+  EXPECT_EQ(refused->code(), Code::kUnavailable) << refused->status().to_string();
+  EXPECT_NE(refused->status().to_string().find("not running"), std::string::npos);
+}
+
+// kServing -> kStopped (stop): waiting writes and later ones fail with Unavailable.
+TEST_F(PrimaryTest, StopWhileServingRefusesWrites) {
+  make(fast_config(82, 1));
+  std::optional<Result<Timestamp>> ok;
+  ASSERT_TRUE(
+      on_primary([this, &ok]() -> Task<void> { ok = co_await put_unique(sim_->primary()); }));
+  EXPECT_TRUE(ok->is_ok()) << ok->status().to_string();
+  ASSERT_EQ(primary().state(), PrimaryState::kServing);
+  primary().stop();
+  EXPECT_EQ(primary().state(), PrimaryState::kStopped);
+  std::optional<Result<Timestamp>> refused;
+  std::optional<Status> rotated;
+  ASSERT_TRUE(on_primary([this, &refused, &rotated]() -> Task<void> {
+    refused = co_await put_unique(sim_->primary());
+    rotated = co_await primary().rotate_cmk();
+  }));
+  EXPECT_EQ(refused->code(), Code::kUnavailable) << refused->status().to_string();
+  EXPECT_EQ(rotated->code(), Code::kUnavailable) << rotated->to_string();
+}
+
+// kServing -> kFenced (a group answered Fenced once a writer with a newer term reached the
+// page servers): the write fails with Fenced, so does every later one, and the primary
+// never starts again.
+TEST_F(PrimaryTest, FencedByANewerTermIsFinal) {
+  make(fast_config(83, 1));
+  std::optional<Result<Timestamp>> ok;
+  ASSERT_TRUE(
+      on_primary([this, &ok]() -> Task<void> { ok = co_await put_unique(sim_->primary()); }));
+  EXPECT_TRUE(ok->is_ok()) << ok->status().to_string();
+  world().run_for(100ms);  // its commit point published: nothing in flight
+  ASSERT_EQ(primary().state(), PrimaryState::kServing);
+
+  // A writer of term 2: any request with its term raises every server's highest term.
+  std::optional<Status> newer;
+  ASSERT_TRUE(on_checker([this, &newer]() -> Task<void> {
+    Env* env = world().env(checker_);
+    ReplicationOptions ro;
+    ro.servers = sim_->server_addresses();
+    ro.write_quorum = ro.servers.size();
+    ro.term = Term(2);
+    ReplicationClient client(*env, ro);
+    newer = co_await client.set_retention(Lsn(0), env->executor().deadline_after(1s));
+  }));
+  ASSERT_TRUE(newer->is_ok()) << newer->to_string();
+
+  std::optional<Result<Timestamp>> first, second;
+  std::optional<Status> restarted;
+  ASSERT_TRUE(on_primary([this, &first, &second, &restarted]() -> Task<void> {
+    first = co_await put_unique(sim_->primary());
+    second = co_await put_unique(sim_->primary());
+    restarted = co_await primary().start();
+  }));
+  EXPECT_EQ(first->code(), Code::kFenced) << first->status().to_string();
+  EXPECT_EQ(second->code(), Code::kFenced) << second->status().to_string();
+  EXPECT_EQ(restarted->code(), Code::kFenced) << restarted->to_string();
+  EXPECT_EQ(primary().state(), PrimaryState::kFenced);
+  EXPECT_FALSE(primary().running());
 }
 
 // ---- Bad batches ----------------------------------------------------------------------------
