@@ -18,6 +18,8 @@ namespace {
 constexpr uint8_t kMagic[4] = {'Q', 'C', 'M', 'K'};
 constexpr uint8_t kFormatVersion = 1;
 constexpr uint32_t kFileMode = 0600;
+// The permission bits for group and others: any of them set lets someone else read the CMKs.
+constexpr uint32_t kGroupOtherBits = 077;
 // A key id is a short name; this bounds what a damaged length field makes us accept.
 constexpr size_t kKeyIdBytesMax = 256;
 constexpr size_t kVersionRecordBytes = 4 + kSecretKeyBytes;
@@ -121,9 +123,32 @@ Result<CmkVersions> decode(const FileKmsOptions& o, ByteView data) {
   return versions;
 }
 
+// The file must be a regular file of its own (not a symlink to one somewhere else, nor a
+// directory) that only its owner can read: anyone who can read it holds every CMK version,
+// so refuse rather than use it.
+Status check_private_file(const FileKmsOptions& options, const FileStatus& stat) {
+  if (stat.kind == FileKind::kSymlink) {
+    return invalid_argument(
+        fmt::format("{} is a symlink; it must be a regular file", describe(options)));
+  }
+  if (stat.kind != FileKind::kRegular) {
+    return invalid_argument(
+        fmt::format("{} is not a regular file ({}); it must be one", describe(options),
+                    stat.kind == FileKind::kDirectory ? "a directory" : "a special file"));
+  }
+  if ((stat.permissions & kGroupOtherBits) != 0) {
+    return invalid_argument(
+        fmt::format("{} is accessible by group or others (mode {:04o}); chmod 600 {}",
+                    describe(options), stat.permissions, options.path));
+  }
+  return Status::ok();
+}
+
 // Reads the whole file, or NotFound when it is missing.
 Task<Status> read_file(Disk& disk, std::string path, std::string describe_file, WipedBytes* out) {
-  Result<std::unique_ptr<File>> file = co_await disk.open(path, OpenOptions{});
+  // Not through a symlink swapped in since the file was checked.
+  Result<std::unique_ptr<File>> file =
+      co_await disk.open(path, OpenOptions{.follow_symlink = false});
   if (!file.is_ok()) co_return file.status();
   Result<uint64_t> size = (*file)->size();
   if (!size.is_ok()) co_return size.status();
@@ -194,10 +219,10 @@ Task<Status> FileKms::open() {
   if (s.open) co_return Status();
   Disk& disk = env_.disk();
 
-  Result<uint32_t> mode = co_await disk.permissions(options_.path);
-  if (!mode.is_ok() && mode.code() != Code::kNotFound)
-    co_return with_file_context(options_, "stat", mode.status());
-  if (!mode.is_ok()) {
+  Result<FileStatus> stat = co_await disk.file_status(options_.path);
+  if (!stat.is_ok() && stat.code() != Code::kNotFound)
+    co_return with_file_context(options_, "stat", stat.status());
+  if (!stat.is_ok()) {
     if (!options_.create_if_missing) {
       co_return not_found(
           fmt::format("{} does not exist and create_if_missing is off", describe(options_)));
@@ -217,12 +242,7 @@ Task<Status> FileKms::open() {
     co_return Status();
   }
 
-  // Anyone who can read the file holds every CMK version: refuse rather than use it.
-  if ((*mode & 077) != 0) {
-    co_return invalid_argument(
-        fmt::format("{} is accessible by group or others (mode {:04o}); chmod 600 {}",
-                    describe(options_), *mode, options_.path));
-  }
+  QUIRE_CO_RETURN_IF_ERROR(check_private_file(options_, *stat));
   WipedBytes data;
   Status read = co_await read_file(disk, options_.path, describe(options_), &data);
   if (read.code() == Code::kCorruption) co_return read;

@@ -3,6 +3,8 @@
 //
 // The file is created on first open with mode 0600 and one fresh CMK version. open()
 // refuses, with an error naming the file and the key id:
+//   - a path that is a symlink, a directory or anything but a regular file
+//     (InvalidArgument, saying which; a symlink is never followed),
 //   - a file that is group- or world-accessible (InvalidArgument: "chmod 600 <file>"),
 //   - a file for another key id (InvalidArgument),
 //   - a malformed or damaged file (Corruption),

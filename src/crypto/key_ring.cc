@@ -36,35 +36,37 @@ Task<Status> KeyRing::sync(Kms& kms, const Keystore& keystore_ref) {
     Bytes context = kek_wrap_context(cluster, version);
     WrappedKey wrapped = entry.wrapped;
     Result<SecretKey> key = co_await kms.unwrap(std::move(context), std::move(wrapped));
-    if (!key.is_ok()) {
-      Status s = std::move(key).take_status();
+    Status s = key.is_ok() ? hold_kek(version, entry, std::move(key).value())
+                           : std::move(key).take_status();
+    if (!s.is_ok()) {
       co_return std::move(s)
           .at("key_ring_sync")
           .with("kek_version", version)
           .with("cluster_id", cluster);
     }
-    if (key->empty()) {
-      co_return Status(Code::kCorruption, "KMS returned an empty KEK")
-          .at("key_ring_sync")
-          .with("kek_version", version)
-          .with("cluster_id", cluster);
-    }
-    // Looked up again: another sync may have added this KEK while we waited.
-    held = keks_.find(version);
-    if (held == keks_.end()) {
-      auto cipher = std::make_unique<Aes256Gcm>(*key);
-      keks_.emplace(version, Kek{std::move(key).value(), entry.wrapped, std::move(cipher)});
-    } else if (held->second.key.equals(*key)) {
-      held->second.wrapped = entry.wrapped;  // rewrapped under another CMK version: same key
-    } else {
-      co_return Status(Code::kCorruption,
-                       "the keystore's KEK differs from the one the key ring holds")
-          .at("key_ring_sync")
-          .with("kek_version", version)
-          .with("cluster_id", cluster);
-    }
   }
+  QUIRE_CO_RETURN_IF_ERROR(sync_deks(keystore));
+  synced_version_ = std::max(synced_version_, keystore.version());
+  co_return Status();
+}
 
+Status KeyRing::hold_kek(uint32_t version, const KekEntry& entry, SecretKey key) {
+  if (key.empty()) return Status(Code::kCorruption, "KMS returned an empty KEK");
+  // Looked up again: another sync may have added this KEK while we waited.
+  auto held = keks_.find(version);
+  if (held == keks_.end()) {
+    auto cipher = std::make_unique<Aes256Gcm>(key);
+    keks_.emplace(version, Kek{std::move(key), entry.wrapped, std::move(cipher)});
+  } else if (held->second.key.equals(key)) {
+    held->second.wrapped = entry.wrapped;  // rewrapped under another CMK version: same key
+  } else {
+    return Status(Code::kCorruption, "the keystore's KEK differs from the one the key ring holds");
+  }
+  return Status::ok();
+}
+
+Status KeyRing::sync_deks(const Keystore& keystore) {
+  const uint64_t cluster = keystore.cluster_id();
   for (const auto& [ref, entry] : keystore.deks()) {
     auto held = deks_.find(ref);
     if (held != deks_.end() && held->second.kek_version == entry.kek_version &&
@@ -73,13 +75,14 @@ Task<Status> KeyRing::sync(Kms& kms, const Keystore& keystore_ref) {
     }
     auto kek = keks_.find(entry.kek_version);
     if (kek == keks_.end()) {
-      co_return with_dek(not_found("the ring lacks the KEK that wraps this DEK"), "key_ring_sync",
-                         ref, entry.kek_version);
+      return with_dek(not_found("the ring lacks the KEK that wraps this DEK"), "key_ring_sync", ref,
+                      entry.kek_version);
     }
+    QUIRE_ASSERT(kek->second.cipher != nullptr);  // hold_kek makes every KEK with its cipher
     Bytes context = dek_wrap_context(cluster, ref, entry.kek_version);
     Result<SecretKey> key = unwrap_key(*kek->second.cipher, context, entry.wrapped);
     if (!key.is_ok())
-      co_return with_dek(std::move(key).take_status(), "key_ring_sync", ref, entry.kek_version);
+      return with_dek(std::move(key).take_status(), "key_ring_sync", ref, entry.kek_version);
     if (held == deks_.end()) {
       auto data_key = std::make_unique<DataKey>(ref, *key, uses_hard_limit_);
       deks_.emplace(
@@ -89,12 +92,11 @@ Task<Status> KeyRing::sync(Kms& kms, const Keystore& keystore_ref) {
       held->second.kek_version = entry.kek_version;
       held->second.wrapped = entry.wrapped;
     } else {
-      co_return with_dek(corruption("the keystore's DEK differs from the one the key ring holds"),
-                         "key_ring_sync", ref, entry.kek_version);
+      return with_dek(corruption("the keystore's DEK differs from the one the key ring holds"),
+                      "key_ring_sync", ref, entry.kek_version);
     }
   }
-  synced_version_ = std::max(synced_version_, keystore.version());
-  co_return Status();
+  return Status::ok();
 }
 
 DataKey* KeyRing::find(const DekRef& ref) {

@@ -56,6 +56,12 @@ class KeyRing {
                                                       const Keystore& keystore,
                                                       uint32_t kek_version);
 
+  // sync's steps. hold_kek keeps an unwrapped KEK (Corruption when it is empty or differs
+  // from the one held under `version`); sync_deks unwraps the DEKs the ring lacks or whose
+  // wrapped bytes changed, under KEKs the ring already holds.
+  Status hold_kek(uint32_t version, const KekEntry& entry, SecretKey key);
+  Status sync_deks(const Keystore& keystore);
+
   // Each key keeps its material and the wrapped form it was last checked against: when the
   // keystore's wrapped bytes change (a rewrap), sync unwraps them again and refuses
   // material that differs from what the ring holds instead of silently keeping either.

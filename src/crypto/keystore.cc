@@ -14,6 +14,9 @@ namespace {
 // bound only keeps a corrupt length from making us accept megabytes.
 constexpr size_t kWrappedBlobBytesMax = 4096;
 constexpr size_t kDigestBytes = sizeof(KeystoreDigest);
+// Every encoded KEK or DEK entry takes at least this many bytes, which bounds a decoded
+// entry count by the input.
+constexpr size_t kEntryBytesMin = 4;
 
 bool change_type_valid(uint8_t t) {
   return t >= 1 && t <= 7;
@@ -117,6 +120,13 @@ std::optional<DekRef> Keystore::newest_dek(uint64_t dek_id) const {
 
 Status Keystore::apply(const KeystoreChange& c) {
   // Validate everything first, then mutate, so a refused change leaves no trace.
+  QUIRE_RETURN_IF_ERROR(check_change(c));
+  apply_checked(c);
+  digests_.push_back(next_digest(digest(), c));
+  return Status();
+}
+
+Status Keystore::check_change(const KeystoreChange& c) const {
   auto kek = keks_.find(c.kek_version);
   bool kek_live = kek != keks_.end() && kek->second.state == KekState::kLive;
   switch (c.type) {
@@ -166,7 +176,13 @@ Status Keystore::apply(const KeystoreChange& c) {
     default:
       return refuse(c, "unknown change type");
   }
+  return Status();
+}
 
+void Keystore::apply_checked(const KeystoreChange& c) {
+  auto kek = keks_.find(c.kek_version);
+  // check_change found the KEK for every change but a new one.
+  QUIRE_ASSERT(c.type == KeystoreChangeType::kNewKek || kek != keks_.end());
   switch (c.type) {
     case KeystoreChangeType::kNewKek:
       keks_[c.kek_version] = KekEntry{c.kek_version, KekState::kLive, c.wrapped};
@@ -191,8 +207,6 @@ Status Keystore::apply(const KeystoreChange& c) {
       kek->second.wrapped = WrappedKey{};
       break;
   }
-  digests_.push_back(next_digest(digest(), c));
-  return Status();
 }
 
 bool Keystore::is_prefix_of(const Keystore& other) const {
@@ -238,43 +252,43 @@ void Keystore::encode(ByteWriter& w) const {
   }
 }
 
-Result<Keystore> Keystore::decode(ByteView bytes) {
-  ByteReader r(bytes);
-  uint64_t cluster_id = 0;
-  Status s = r.get_fixed64(&cluster_id);
-  if (!s.is_ok()) return std::move(s).at("keystore_decode");
-  Keystore k(cluster_id);
-
+// Each step reads one section into *this; errors are Corruption at "keystore_decode".
+Status Keystore::decode_digests(ByteReader& r) {
   uint64_t digest_count = 0;
-  s = r.get_varint64(&digest_count);
+  Status s = r.get_varint64(&digest_count);
   if (!s.is_ok()) return std::move(s).at("keystore_decode");
   // Bound the count by the bytes present before reserving anything.
   if (digest_count > r.remaining() / kDigestBytes)
     return malformed("digest count exceeds the input");
-  k.digests_.resize(digest_count);
-  for (KeystoreDigest& d : k.digests_) {
+  digests_.resize(digest_count);
+  for (KeystoreDigest& d : digests_) {
     ByteView raw;
     s = r.get_bytes(kDigestBytes, &raw);
     if (!s.is_ok()) return std::move(s).at("keystore_decode");
     std::memcpy(d.data(), raw.data(), kDigestBytes);
   }
+  return Status::ok();
+}
 
+Status Keystore::decode_active_kek(ByteReader& r) {
   uint8_t has_active = 0;
-  s = r.get_u8(&has_active);
+  Status s = r.get_u8(&has_active);
   if (!s.is_ok()) return std::move(s).at("keystore_decode");
   if (has_active > 1) return malformed("bad active-KEK flag");
   if (has_active) {
     uint32_t active = 0;
     s = r.get_varint32(&active);
     if (!s.is_ok()) return std::move(s).at("keystore_decode");
-    k.active_kek_ = active;
+    active_kek_ = active;
   }
+  return Status::ok();
+}
 
-  // Every entry takes at least 4 bytes, which bounds the counts by the input.
+Status Keystore::decode_keks(ByteReader& r) {
   uint64_t kek_count = 0;
-  s = r.get_varint64(&kek_count);
+  Status s = r.get_varint64(&kek_count);
   if (!s.is_ok()) return std::move(s).at("keystore_decode");
-  if (kek_count > r.remaining() / 4) return malformed("KEK count exceeds the input");
+  if (kek_count > r.remaining() / kEntryBytesMin) return malformed("KEK count exceeds the input");
   for (uint64_t i = 0; i < kek_count; ++i) {
     KekEntry e;
     uint8_t state = 0;
@@ -298,19 +312,22 @@ Result<Keystore> Keystore::decode(ByteView bytes) {
     if (destroyed && e.wrapped.cmk_version != 0) {
       return malformed(fmt::format("destroyed KEK {} names a CMK version", e.version));
     }
-    k.keks_.emplace(e.version, std::move(e));
+    keks_.emplace(e.version, std::move(e));
   }
-  if (k.active_kek_) {
-    auto it = k.keks_.find(*k.active_kek_);
-    if (it == k.keks_.end() || it->second.state != KekState::kLive) {
-      return malformed(fmt::format("active KEK {} is not a live KEK", *k.active_kek_));
+  if (active_kek_) {
+    auto it = keks_.find(*active_kek_);
+    if (it == keks_.end() || it->second.state != KekState::kLive) {
+      return malformed(fmt::format("active KEK {} is not a live KEK", *active_kek_));
     }
   }
+  return Status::ok();
+}
 
+Status Keystore::decode_deks(ByteReader& r) {
   uint64_t dek_count = 0;
-  s = r.get_varint64(&dek_count);
+  Status s = r.get_varint64(&dek_count);
   if (!s.is_ok()) return std::move(s).at("keystore_decode");
-  if (dek_count > r.remaining() / 4) return malformed("DEK count exceeds the input");
+  if (dek_count > r.remaining() / kEntryBytesMin) return malformed("DEK count exceeds the input");
   std::optional<DekRef> previous;
   for (uint64_t i = 0; i < dek_count; ++i) {
     DekEntry e;
@@ -327,16 +344,29 @@ Result<Keystore> Keystore::decode(ByteView bytes) {
     if ((previous && e.ref <= *previous) || e.ref.version != expected) {
       return malformed(fmt::format("DEK {} version {} out of order", e.ref.id, e.ref.version));
     }
-    auto kek = k.keks_.find(e.kek_version);
-    if (kek == k.keks_.end() || kek->second.state != KekState::kLive) {
+    auto kek = keks_.find(e.kek_version);
+    if (kek == keks_.end() || kek->second.state != KekState::kLive) {
       return malformed(fmt::format("DEK {} version {} names KEK {}, which is not live", e.ref.id,
                                    e.ref.version, e.kek_version));
     }
     if (e.wrapped.empty())
       return malformed(fmt::format("DEK {} version {} is empty", e.ref.id, e.ref.version));
     previous = e.ref;
-    k.deks_.emplace(e.ref, std::move(e));
+    deks_.emplace(e.ref, std::move(e));
   }
+  return Status::ok();
+}
+
+Result<Keystore> Keystore::decode(ByteView bytes) {
+  ByteReader r(bytes);
+  uint64_t cluster_id = 0;
+  Status s = r.get_fixed64(&cluster_id);
+  if (!s.is_ok()) return std::move(s).at("keystore_decode");
+  Keystore k(cluster_id);
+  QUIRE_RETURN_IF_ERROR(k.decode_digests(r));
+  QUIRE_RETURN_IF_ERROR(k.decode_active_kek(r));
+  QUIRE_RETURN_IF_ERROR(k.decode_keks(r));
+  QUIRE_RETURN_IF_ERROR(k.decode_deks(r));
   if (!r.at_end()) return malformed(fmt::format("{} trailing bytes", r.remaining()));
   // Each KEK, each DEK version and the activation took at least one change.
   uint64_t changes_min = k.keks_.size() + k.deks_.size() + (k.active_kek_ ? 1 : 0);

@@ -112,6 +112,17 @@ class Keystore {
   friend bool operator==(const Keystore& a, const Keystore& b);
 
  private:
+  // apply's two steps: check_change refuses (InvalidArgument) a change that does not follow
+  // from the state; apply_checked makes a checked change.
+  Status check_change(const KeystoreChange& change) const;
+  void apply_checked(const KeystoreChange& change);
+
+  // decode's steps, one encoded section each, in order.
+  Status decode_digests(ByteReader& r);
+  Status decode_active_kek(ByteReader& r);
+  Status decode_keks(ByteReader& r);
+  Status decode_deks(ByteReader& r);
+
   uint64_t cluster_id_;
   std::vector<KeystoreDigest> digests_;
   std::optional<uint32_t> active_kek_;

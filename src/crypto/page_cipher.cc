@@ -67,7 +67,7 @@ std::array<uint8_t, kAadBytes> make_aad(const PayloadPlace& place, const DekRef&
   encode_fixed64(p + 0, place.table.value);
   encode_fixed64(p + 8, place.page.value);
   encode_fixed64(p + 16, place.lsn.value);
-  p[24] = static_cast<uint8_t>(place.type);
+  p[24] = place.type;
   encode_fixed64(p + 25, dek.id);
   encode_fixed32(p + 33, dek.version);
   p[37] = format_version;
@@ -120,6 +120,7 @@ Status DataKey::seal(const PayloadPlace& place, ByteView plaintext, Random& rand
         .with("dek_id", ref_.id)
         .with("dek_version", ref_.version);
   }
+  QUIRE_ASSERT(out.size() == start + kSealedOverheadBytes + plaintext.size());
   return Status::ok();
 }
 

@@ -17,6 +17,9 @@
 // AAD (40 bytes) = table id (8) | page id (8) | lsn (8) | record type (1) |
 //                  DEK id (8) | DEK version (4) | format version (1) | reserved (2, zero)
 //
+// The record type is the caller's one-byte tag (pagelog's RecordType value): this layer
+// binds it into the AAD without knowing what it names.
+//
 // Nonces are 96 random bits from the node's Random. Random nonces are safe for 2^32
 // messages under one key (NIST SP 800-38D); a DataKey counts its uses, asks for a new DEK
 // version at kDekUsesSoftLimit, and refuses to encrypt at kDekUsesHardLimit.
@@ -25,12 +28,12 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <type_traits>
 
 #include "base/coding.h"
 #include "base/ids.h"
 #include "base/status.h"
 #include "crypto/aead.h"
-#include "pagelog/record.h"
 
 namespace quire {
 
@@ -49,12 +52,24 @@ struct DekRef {
   friend auto operator<=>(const DekRef&, const DekRef&) = default;
 };
 
-// Where the payload belongs: bound into the AAD.
+// A one-byte enum the caller uses to say what kind of record a payload is (pagelog's
+// RecordType); crypto takes its value as an opaque tag.
+template <typename E>
+concept OneByteTag = std::is_enum_v<E> && std::is_same_v<std::underlying_type_t<E>, uint8_t>;
+
+// Where the payload belongs: bound into the AAD. `type` is the record type's byte.
 struct PayloadPlace {
   TableId table;
   PageId page;
   Lsn lsn;
-  RecordType type = RecordType::kPage;
+  uint8_t type = 0;
+
+  constexpr PayloadPlace(TableId table_, PageId page_, Lsn lsn_, uint8_t type_)
+      : table(table_), page(page_), lsn(lsn_), type(type_) {}
+  // From the caller's record-type enum: the AAD byte is the enum's value, unchanged.
+  template <OneByteTag E>
+  constexpr PayloadPlace(TableId table_, PageId page_, Lsn lsn_, E type_)
+      : PayloadPlace(table_, page_, lsn_, static_cast<uint8_t>(type_)) {}
 };
 
 // A DEK ready to use: its ref, its cipher, and its use count.

@@ -32,7 +32,11 @@ Status KeystorePushQueue::push(Timestamp ts, std::shared_ptr<const Keystore> key
         .with("keystore_version", version)
         .with("capacity", capacity_);
   }
+  // The checks above keep the queue in increasing ts and version order, within capacity.
+  QUIRE_ASSERT(entries_.empty() ||
+               (entries_.back().ts < ts && entries_.back().keystore->version() < version));
   entries_.push_back(PushEntry{ts, std::move(keystore)});
+  QUIRE_ASSERT(entries_.size() <= capacity_);
   last_push_ts_ = ts;
   last_push_version_ = version;
   return Status();

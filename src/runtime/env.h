@@ -102,6 +102,16 @@ struct OpenOptions {
   // Permission bits of a file this call creates (the real world applies the umask);
   // ignored for a file that exists. Secrets ask for 0600.
   uint32_t mode = 0644;
+  // False: a symlink at the path is refused (O_NOFOLLOW), not opened through.
+  bool follow_symlink = true;
+};
+
+// What a path names, as lstat(2) sees it: a symlink is one, never followed.
+enum class FileKind : uint8_t { kRegular, kDirectory, kSymlink, kOther };
+
+struct FileStatus {
+  FileKind kind = FileKind::kRegular;
+  uint32_t permissions = 0;  // mode & 0777
 };
 
 // An open file. Paths are relative to the node's data directory. Nothing written is
@@ -140,9 +150,10 @@ class Disk {
   virtual Task<Result<std::vector<std::string>>> list(std::string dir) = 0;
   virtual Task<Status> sync_dir(std::string dir) = 0;
   virtual Task<Result<bool>> exists(std::string path) = 0;
-  // The permission bits (mode & 0777) of the file or directory; NotFound when missing.
-  // Lets code that keeps secrets refuse a file others can read.
-  virtual Task<Result<uint32_t>> permissions(std::string path) = 0;
+  // The kind and permission bits of `path` itself, not following a final symlink (lstat);
+  // NotFound when missing. Lets code that keeps secrets refuse a file others can read, a
+  // directory, or a link to a file elsewhere.
+  virtual Task<Result<FileStatus>> file_status(std::string path) = 0;
 };
 
 // A node's whole view of the world.

@@ -18,9 +18,10 @@ constexpr uint64_t kCluster = 11;
 constexpr uint64_t kLogDek = 1000;
 const uint64_t kDekIds[] = {1, 2, 3, kLogDek};
 
+// The record type's byte (pagelog's kLog is 1, kPage 2).
 PayloadPlace place_of(uint64_t dek_id) {
   return PayloadPlace{TableId(dek_id), PageId(5), Lsn(77),
-                      dek_id == kLogDek ? RecordType::kLog : RecordType::kPage};
+                      static_cast<uint8_t>(dek_id == kLogDek ? 1 : 2)};
 }
 
 Bytes plaintext_of(uint64_t dek_id) {

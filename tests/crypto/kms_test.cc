@@ -120,10 +120,10 @@ TEST_F(FileKmsSimTest, FirstOpenCreatesAPrivateDurableFileWithVersionOne) {
   auto kms = open_kms();
   EXPECT_EQ(kms->key_id(), "quire-cmk");
   run([&]() -> Task<void> {
-    Result<uint32_t> mode = co_await env().disk().permissions("cmk.key");
+    Result<FileStatus> mode = co_await env().disk().file_status("cmk.key");
     EXPECT_TRUE(mode.is_ok()) << mode.status().to_string();
     if (mode.is_ok()) {
-      EXPECT_EQ(*mode, 0600u);
+      EXPECT_EQ(mode->permissions, 0600u);
     }
     Result<uint32_t> active = co_await kms->active_version();
     EXPECT_EQ(active.value(), 1u);
@@ -180,6 +180,13 @@ TEST_F(FileKmsSimTest, RefusesAFileTheGroupOrOthersCanAccess) {
   // Owner-only bits are fine, whichever they are.
   ASSERT_TRUE(store().set_permissions("cmk.key", 0400));
   EXPECT_TRUE(open_status().is_ok());
+}
+
+TEST_F(FileKmsSimTest, RefusesADirectoryAsTheKeyFile) {
+  run([&]() -> Task<void> { EXPECT_TRUE((co_await env().disk().make_dirs("cmk.key")).is_ok()); });
+  Status st = open_status();
+  EXPECT_EQ(st.code(), Code::kInvalidArgument) << st.to_string();
+  EXPECT_TRUE(contains(st.message(), "is not a regular file (a directory)")) << st.message();
 }
 
 TEST_F(FileKmsSimTest, RefusesAFileForAnotherKeyId) {
@@ -280,7 +287,7 @@ TEST_F(FileKmsSimTest, RotateMakesANewActiveVersionAndKeepsOldOnesForUnwrap) {
     EXPECT_EQ((co_await reopened->active_version()).value(), 3u);
     Result<std::vector<uint32_t>> versions = co_await reopened->versions();
     EXPECT_EQ(versions.value(), one_two_three);
-    EXPECT_EQ((co_await env().disk().permissions("cmk.key")).value(), 0600u);
+    EXPECT_EQ((co_await env().disk().file_status("cmk.key")).value().permissions, 0600u);
   });
   EXPECT_EQ(store().current_files(), std::vector<std::string>{"cmk.key"});
 }
@@ -514,6 +521,43 @@ TEST(FileKmsRealTest, CreatesA0600FileAndRefusesAGroupReadableOne) {
     EXPECT_TRUE(contains(refused_open.message(), "cmk.key")) << refused_open.message();
     EXPECT_TRUE(contains(refused_open.message(), "quire-cmk")) << refused_open.message();
     EXPECT_TRUE(contains(refused_open.message(), "chmod 600")) << refused_open.message();
+  }
+  std::error_code ignored;
+  std::filesystem::remove_all(dir, ignored);
+}
+
+// A cmk.key that is a directory, or a symlink (even to a private, valid key file), is refused
+// with a message saying so, before any mode check; nothing is read through the link.
+TEST(FileKmsRealTest, RefusesADirectoryOrASymlinkAsTheKeyFile) {
+  std::string pattern = std::filesystem::temp_directory_path().string() + "/quire-kms-XXXXXX";
+  ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+  const std::string dir = pattern;
+  {
+    RealLoop loop;
+    RealEnv env(loop, real_test::kTestNode, "n1", dir, nullptr, Severity::kInfo);
+    auto open = [](FileKms& k, Status& out) -> Task<void> { out = co_await k.open(); };
+    auto open_status = [&](const std::string& path) {
+      FileKms kms(env, FileKmsOptions{.path = path});
+      Status st = Status(Code::kCancelled, "not run");
+      EXPECT_TRUE(real_test::run_task(loop, open(kms, st)));
+      return st;
+    };
+    // A valid private key file to point a link at.
+    ASSERT_TRUE(open_status("real.key").is_ok());
+
+    ASSERT_EQ(::mkdir((dir + "/cmk.key").c_str(), 0755), 0);
+    Status st = open_status("cmk.key");
+    EXPECT_EQ(st.code(), Code::kInvalidArgument) << st.to_string();
+    EXPECT_TRUE(contains(st.message(), "cmk.key")) << st.message();
+    EXPECT_TRUE(contains(st.message(), "is not a regular file (a directory)")) << st.message();
+    EXPECT_FALSE(contains(st.message(), "accessible by group")) << st.message();
+
+    ASSERT_EQ(::symlink("real.key", (dir + "/link.key").c_str()), 0);
+    st = open_status("link.key");
+    EXPECT_EQ(st.code(), Code::kInvalidArgument) << st.to_string();
+    EXPECT_TRUE(contains(st.message(), "link.key")) << st.message();
+    EXPECT_TRUE(contains(st.message(), "is a symlink")) << st.message();
+    EXPECT_TRUE(contains(st.message(), "quire-cmk")) << st.message();
   }
   std::error_code ignored;
   std::filesystem::remove_all(dir, ignored);

@@ -168,21 +168,36 @@ TEST_F(RealDiskTest, PermissionsReportTheModeAFileWasCreatedWith) {
   struct stat st;
   ASSERT_EQ(::stat((dir.path() + "/secret").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
-  Result<uint32_t> secret = run(disk.permissions("secret"));
+  Result<FileStatus> secret = run(disk.file_status("secret"));
   ASSERT_TRUE(secret.is_ok()) << secret.status().to_string();
-  EXPECT_EQ(*secret, 0600u);
-  EXPECT_EQ(*run(disk.permissions("plain")), 0644u);
+  EXPECT_EQ(secret->permissions, 0600u);
+  EXPECT_EQ(secret->kind, FileKind::kRegular);
+  EXPECT_EQ(run(disk.file_status("plain"))->permissions, 0644u);
 
   ASSERT_EQ(::chmod((dir.path() + "/secret").c_str(), 0640), 0);
-  EXPECT_EQ(*run(disk.permissions("secret")), 0640u);
+  EXPECT_EQ(run(disk.file_status("secret"))->permissions, 0640u);
   // Opening an existing file never changes its bits.
   ASSERT_NE(open("secret", {.create = true, .mode = 0600}), nullptr);
-  EXPECT_EQ(*run(disk.permissions("secret")), 0640u);
+  EXPECT_EQ(run(disk.file_status("secret"))->permissions, 0640u);
 
-  Result<uint32_t> missing = run(disk.permissions("nope"));
+  Result<FileStatus> missing = run(disk.file_status("nope"));
   EXPECT_EQ(missing.code(), Code::kNotFound);
   EXPECT_NE(missing.status().message().find("nope"), std::string::npos);
-  EXPECT_EQ(run(disk.permissions("../etc")).code(), Code::kInvalidArgument);
+  EXPECT_EQ(run(disk.file_status("../etc")).code(), Code::kInvalidArgument);
+}
+
+TEST_F(RealDiskTest, FileStatusReportsALinkOrADirectoryWithoutFollowingIt) {
+  ASSERT_NE(open("target", {.create = true, .mode = 0600}), nullptr);
+  ASSERT_EQ(::symlink("target", (dir.path() + "/link").c_str()), 0);
+  ASSERT_EQ(::mkdir((dir.path() + "/sub").c_str(), 0700), 0);
+  EXPECT_EQ(run(disk.file_status("link"))->kind, FileKind::kSymlink);
+  EXPECT_EQ(run(disk.file_status("sub"))->kind, FileKind::kDirectory);
+  EXPECT_EQ(run(disk.file_status("sub"))->permissions, 0700u);
+  // Opening through the link works unless the caller refuses links.
+  EXPECT_NE(open("link", {}), nullptr);
+  Result<std::unique_ptr<File>> refused = run(disk.open("link", {.follow_symlink = false}));
+  EXPECT_EQ(refused.code(), Code::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("symlink"), std::string::npos);
 }
 
 TEST_F(RealDiskTest, RejectsPathsThatLeaveTheDataDirectory) {

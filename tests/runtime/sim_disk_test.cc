@@ -169,18 +169,20 @@ TEST_F(SimDisk, PermissionsComeFromCreationAndFollowTheFile) {
     EXPECT_TRUE(plain.is_ok());
     auto secret = co_await disk->open("secret.tmp", {.create = true, .mode = 0600});
     EXPECT_TRUE(secret.is_ok());
-    EXPECT_EQ(*(co_await disk->permissions("plain")), 0644u);
-    EXPECT_EQ(*(co_await disk->permissions("secret.tmp")), 0600u);
+    EXPECT_EQ((co_await disk->file_status("plain"))->permissions, 0644u);
+    EXPECT_EQ((co_await disk->file_status("secret.tmp"))->permissions, 0600u);
     // Opening an existing file with another mode leaves its bits alone, as open(2) does.
     auto again = co_await disk->open("secret.tmp", {.create = true, .mode = 0666});
     EXPECT_TRUE(again.is_ok());
-    EXPECT_EQ(*(co_await disk->permissions("secret.tmp")), 0600u);
+    EXPECT_EQ((co_await disk->file_status("secret.tmp"))->permissions, 0600u);
     EXPECT_TRUE((co_await disk->rename("secret.tmp", "secret")).is_ok());
-    EXPECT_EQ(*(co_await disk->permissions("secret")), 0600u);
-    EXPECT_EQ((co_await disk->permissions("secret.tmp")).code(), Code::kNotFound);
+    EXPECT_EQ((co_await disk->file_status("secret"))->permissions, 0600u);
+    EXPECT_EQ((co_await disk->file_status("secret.tmp")).code(), Code::kNotFound);
     EXPECT_TRUE((co_await disk->sync_dir("")).is_ok());
     EXPECT_TRUE((co_await disk->make_dirs("d")).is_ok());
-    EXPECT_EQ(*(co_await disk->permissions("d")), 0755u);
+    EXPECT_EQ((co_await disk->file_status("d"))->permissions, 0755u);
+    EXPECT_EQ((co_await disk->file_status("d"))->kind, FileKind::kDirectory);
+    EXPECT_EQ((co_await disk->file_status("secret"))->kind, FileKind::kRegular);
   });
 
   // The bits last as long as the file: through a crash and a stale restore.
@@ -189,14 +191,14 @@ TEST_F(SimDisk, PermissionsComeFromCreationAndFollowTheFile) {
   EXPECT_TRUE(store.set_permissions("secret", 0640));
   EXPECT_FALSE(store.set_permissions("missing", 0600));
   run(s, [&]() -> Task<void> {
-    EXPECT_EQ(*(co_await disk->permissions("secret")), 0640u);
-    EXPECT_EQ(*(co_await disk->permissions("plain")), 0644u);
+    EXPECT_EQ((co_await disk->file_status("secret"))->permissions, 0640u);
+    EXPECT_EQ((co_await disk->file_status("plain"))->permissions, 0644u);
   });
   store.restore(snap);
   run(s, [&]() -> Task<void> {
-    EXPECT_EQ(*(co_await disk->permissions("secret")), 0600u);
-    EXPECT_EQ((co_await disk->permissions("missing")).code(), Code::kNotFound);
-    EXPECT_EQ((co_await disk->permissions("../x")).code(), Code::kInvalidArgument);
+    EXPECT_EQ((co_await disk->file_status("secret"))->permissions, 0600u);
+    EXPECT_EQ((co_await disk->file_status("missing")).code(), Code::kNotFound);
+    EXPECT_EQ((co_await disk->file_status("../x")).code(), Code::kInvalidArgument);
   });
 }
 

@@ -189,8 +189,8 @@ Task<Status> PosixDisk::sync_dir(std::string dir) {
 Task<Result<bool>> PosixDisk::exists(std::string path) {
   return deferred([this, path] { return exists_now(path); });
 }
-Task<Result<uint32_t>> PosixDisk::permissions(std::string path) {
-  return deferred([this, path] { return permissions_now(path); });
+Task<Result<FileStatus>> PosixDisk::file_status(std::string path) {
+  return deferred([this, path] { return file_status_now(path); });
 }
 
 Result<std::unique_ptr<File>> PosixDisk::open_now(const std::string& path, OpenOptions options) {
@@ -199,6 +199,7 @@ Result<std::unique_ptr<File>> PosixDisk::open_now(const std::string& path, OpenO
   int flags = O_RDWR | O_CLOEXEC;
   if (options.create) flags |= O_CREAT;
   if (options.create && options.exclusive) flags |= O_EXCL;
+  if (!options.follow_symlink) flags |= O_NOFOLLOW;
   int fd;
   do {
     fd = ::open(full->c_str(), flags, static_cast<mode_t>(options.mode & 0777));
@@ -209,6 +210,9 @@ Result<std::unique_ptr<File>> PosixDisk::open_now(const std::string& path, OpenO
           fmt::format("open {}: exists and exclusive creation was asked", *full));
     }
     if (errno == EISDIR) return invalid_argument(fmt::format("open {}: is a directory", *full));
+    if (errno == ELOOP && !options.follow_symlink) {
+      return invalid_argument(fmt::format("open {}: is a symlink", *full));
+    }
     return posix_error("open", *full, errno);
   }
   return std::unique_ptr<File>(std::make_unique<PosixFile>(fd, path, std::move(*full)));
@@ -307,12 +311,16 @@ Result<bool> PosixDisk::exists_now(const std::string& path) {
   return posix_error("stat", *full, errno);
 }
 
-Result<uint32_t> PosixDisk::permissions_now(const std::string& path) {
+Result<FileStatus> PosixDisk::file_status_now(const std::string& path) {
   Result<std::string> full = resolve(path, /*allow_root=*/true);
   if (!full.is_ok()) return full.status();
   struct stat st;
-  if (::stat(full->c_str(), &st) != 0) return posix_error("stat", *full, errno);
-  return static_cast<uint32_t>(st.st_mode & 0777);
+  if (::lstat(full->c_str(), &st) != 0) return posix_error("lstat", *full, errno);
+  FileKind kind = FileKind::kOther;
+  if (S_ISREG(st.st_mode)) kind = FileKind::kRegular;
+  if (S_ISDIR(st.st_mode)) kind = FileKind::kDirectory;
+  if (S_ISLNK(st.st_mode)) kind = FileKind::kSymlink;
+  return FileStatus{kind, static_cast<uint32_t>(st.st_mode & 0777)};
 }
 
 }  // namespace quire

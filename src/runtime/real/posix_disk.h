@@ -34,7 +34,7 @@ class PosixDisk : public Disk {
   Task<Result<std::vector<std::string>>> list(std::string dir) override;
   Task<Status> sync_dir(std::string dir) override;
   Task<Result<bool>> exists(std::string path) override;
-  Task<Result<uint32_t>> permissions(std::string path) override;
+  Task<Result<FileStatus>> file_status(std::string path) override;
 
   // The absolute (or root-relative) path of `path`, or InvalidArgument when it is absolute,
   // has a ".." component or a NUL byte, or (unless `allow_root`) names the root itself.
@@ -48,7 +48,7 @@ class PosixDisk : public Disk {
   Result<std::vector<std::string>> list_now(const std::string& dir);
   Status sync_dir_now(const std::string& dir);
   Result<bool> exists_now(const std::string& path);
-  Result<uint32_t> permissions_now(const std::string& path);
+  Result<FileStatus> file_status_now(const std::string& path);
 
   std::string root_;
 };

@@ -48,6 +48,10 @@ class RealEnv : public Env {
   void request_restart(const Status& why) override;
   void abort_process(const Status& why) override;
 
+  // Makes the node's network mutual TLS (see TcpNet::enable_tls); call before it listens or
+  // connects. Without it the network is plaintext.
+  Status enable_tls(const TlsOptions& options) { return net_.enable_tls(options); }
+
   // The first reason given to request_restart(), or OK.
   const Status& restart_requested() const { return restart_reason_; }
   RealClock& real_clock() { return clock_; }

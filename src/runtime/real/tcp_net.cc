@@ -1,16 +1,20 @@
 #include "runtime/real/tcp_net.h"
 
 #include <arpa/inet.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cstring>
 #include <deque>
+#include <map>
 #include <optional>
 #include <utility>
 #include <vector>
 
 #include <fmt/format.h>
+#include <openssl/ssl.h>
 #include <asio.hpp>
+#include <asio/ssl.hpp>
 
 #include "runtime/sync.h"
 
@@ -25,6 +29,9 @@ constexpr uint32_t kLogFrameTooLarge = 10101;
 constexpr uint32_t kLogConnectionBroken = 10102;
 constexpr uint32_t kLogAcceptFailed = 10103;
 constexpr uint32_t kLogNoDelayFailed = 10104;
+constexpr uint32_t kLogTlsHandshakeFailed = 10105;
+// Permission bits for group and others, which a TLS private key file must not have.
+constexpr uint32_t kKeyFileGroupOtherBits = 077;
 
 constexpr size_t kFrameHeaderBytes = 4;
 // Frames up to this size are assembled in the connection's read buffer; larger ones are
@@ -32,6 +39,50 @@ constexpr size_t kFrameHeaderBytes = 4;
 constexpr size_t kReadBufferBytes = 64 * 1024;
 // Frames handed to one gathered write.
 constexpr size_t kWriteBatchFramesMax = 64;
+
+using TlsStream = asio::ssl::stream<tcp::socket>;
+
+// A connection's byte stream: the TCP socket itself, or TLS over it. Reads and writes take
+// the same Asio completion handlers either way.
+class ByteStream {
+ public:
+  explicit ByteStream(tcp::socket socket) : plain_(std::move(socket)) {}
+  explicit ByteStream(std::unique_ptr<TlsStream> tls) : tls_(std::move(tls)) {
+    QUIRE_ASSERT(tls_ != nullptr);
+  }
+
+  tcp::socket& socket() { return tls_ ? tls_->next_layer() : *plain_; }
+
+  template <typename Buffers, typename Handler>
+  void async_read_some(const Buffers& buffers, Handler&& handler) {
+    if (tls_) {
+      tls_->async_read_some(buffers, std::forward<Handler>(handler));
+    } else {
+      plain_->async_read_some(buffers, std::forward<Handler>(handler));
+    }
+  }
+  // Completes once `buffers` are full.
+  template <typename Buffers, typename Handler>
+  void async_read_all(const Buffers& buffers, Handler&& handler) {
+    if (tls_) {
+      asio::async_read(*tls_, buffers, std::forward<Handler>(handler));
+    } else {
+      asio::async_read(*plain_, buffers, std::forward<Handler>(handler));
+    }
+  }
+  template <typename Buffers, typename Handler>
+  void async_write_all(const Buffers& buffers, Handler&& handler) {
+    if (tls_) {
+      asio::async_write(*tls_, buffers, std::forward<Handler>(handler));
+    } else {
+      asio::async_write(*plain_, buffers, std::forward<Handler>(handler));
+    }
+  }
+
+ private:
+  std::optional<tcp::socket> plain_;
+  std::unique_ptr<TlsStream> tls_;
+};
 
 // "a.b.c.d:port" or "[v6]:port". inet_ntop directly, since Asio's to_string() may throw.
 std::string format_endpoint(const tcp::endpoint& ep) {
@@ -64,12 +115,48 @@ void set_no_delay(tcp::socket& socket, Logger* log, const Address& peer) {
   }
 }
 
+}  // namespace
+
+// What TLS needs, shared by a TcpNet and its listeners (which outlive it while handlers are
+// pending): the OpenSSL context holding the CA and this node's certificate, and the
+// rate-limited log of failed handshakes.
+class TlsContext {
+ public:
+  TlsContext() : ssl(asio::ssl::context::tls) {}
+
+  // Counts a failed handshake and logs it, unless a line went out less than
+  // TcpNet::kTlsFailureLogInterval ago; a line carries how many were suppressed before it.
+  void handshake_failed(Logger* log, std::string_view side, const Address& peer,
+                        const std::string& error) {
+    failures_++;
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_line_at_ || log == nullptr) {
+      suppressed_++;
+      return;
+    }
+    next_line_at_ = now + TcpNet::kTlsFailureLogInterval;
+    log->warn("net", kLogTlsHandshakeFailed, "TLS handshake failed; connection closed",
+              {{"side", side}, {"peer", peer}, {"error", error}, {"suppressed", suppressed_}});
+    suppressed_ = 0;
+  }
+  uint64_t failures() const { return failures_; }
+
+  asio::ssl::context ssl;
+
+ private:
+  std::chrono::steady_clock::time_point next_line_at_{};
+  uint64_t suppressed_ = 0;
+  uint64_t failures_ = 0;
+};
+
+namespace {
+
 // Everything a connection's Asio handlers touch. Handlers hold it by shared_ptr, so it
 // outlives the TcpConnection object while operations are pending.
 class ConnectionState : public std::enable_shared_from_this<ConnectionState> {
  public:
-  ConnectionState(RealLoop& loop, tcp::socket socket, Address peer, Logger* log)
-      : socket_(std::move(socket)),
+  ConnectionState(RealLoop& loop, ByteStream stream, Address peer, Logger* log)
+      : stream_(std::move(stream)),
         peer_(std::move(peer)),
         log_(log),
         readable_(loop.scheduler()),
@@ -211,7 +298,7 @@ class ConnectionState : public std::enable_shared_from_this<ConnectionState> {
     }
     QUIRE_ASSERT(read_end_ < read_buffer_.size());
     reading_ = true;
-    socket_.async_read_some(
+    stream_.async_read_some(
         asio::buffer(read_buffer_.data() + read_end_, read_buffer_.size() - read_end_),
         [self = shared_from_this()](const asio::error_code& ec, size_t n) {
           self->reading_ = false;
@@ -227,22 +314,22 @@ class ConnectionState : public std::enable_shared_from_this<ConnectionState> {
   void read_large() {
     QUIRE_ASSERT(large_filled_ <= large_->size());
     reading_ = true;
-    asio::async_read(socket_,
-                     asio::buffer(large_->data() + large_filled_, large_->size() - large_filled_),
-                     [self = shared_from_this()](const asio::error_code& ec, size_t n) {
-                       self->reading_ = false;
-                       if (ec) {
-                         self->read_failed(ec);
-                         return;
-                       }
-                       self->large_filled_ += n;
-                       QUIRE_ASSERT(self->large_filled_ == self->large_->size());
-                       Bytes message = std::move(*self->large_);
-                       self->large_.reset();
-                       if (self->closed_) return;
-                       self->deliver(std::move(message));
-                       self->pump();
-                     });
+    stream_.async_read_all(
+        asio::buffer(large_->data() + large_filled_, large_->size() - large_filled_),
+        [self = shared_from_this()](const asio::error_code& ec, size_t n) {
+          self->reading_ = false;
+          if (ec) {
+            self->read_failed(ec);
+            return;
+          }
+          self->large_filled_ += n;
+          QUIRE_ASSERT(self->large_filled_ == self->large_->size());
+          Bytes message = std::move(*self->large_);
+          self->large_.reset();
+          if (self->closed_) return;
+          self->deliver(std::move(message));
+          self->pump();
+        });
   }
 
   void write_batch() {
@@ -253,10 +340,10 @@ class ConnectionState : public std::enable_shared_from_this<ConnectionState> {
     for (size_t i = 0; i < count; ++i) buffers.push_back(asio::buffer(send_queue_[i]));
     writing_ = true;
     // The frames stay in send_queue_ (deque elements do not move) until the write ends.
-    asio::async_write(socket_, buffers,
-                      [self = shared_from_this(), count](const asio::error_code& ec, size_t) {
-                        self->write_done(ec, count);
-                      });
+    stream_.async_write_all(buffers,
+                            [self = shared_from_this(), count](const asio::error_code& ec, size_t) {
+                              self->write_done(ec, count);
+                            });
   }
 
   void write_done(const asio::error_code& ec, size_t count) {
@@ -280,7 +367,9 @@ class ConnectionState : public std::enable_shared_from_this<ConnectionState> {
 
   void read_failed(const asio::error_code& ec) {
     if (closed_ || broken_) return;
-    if (ec == asio::error::eof) {
+    // Over TLS a peer that closes without a close_notify alert reads as a truncated stream;
+    // frames are length-prefixed, so that is an ordinary close too.
+    if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
       break_connection("the peer closed the connection");
       return;
     }
@@ -326,12 +415,13 @@ class ConnectionState : public std::enable_shared_from_this<ConnectionState> {
   void close_socket() {
     asio::error_code ignored;
     linger_.cancel();
-    if (!socket_.is_open()) return;
-    socket_.shutdown(tcp::socket::shutdown_both, ignored);
-    socket_.close(ignored);
+    tcp::socket& socket = stream_.socket();
+    if (!socket.is_open()) return;
+    socket.shutdown(tcp::socket::shutdown_both, ignored);
+    socket.close(ignored);
   }
 
-  tcp::socket socket_;
+  ByteStream stream_;
   Address peer_;
   Logger* log_;
   bool closed_ = false;  // close() was called
@@ -375,24 +465,48 @@ class TcpConnection : public Connection {
   std::shared_ptr<ConnectionState> state_;
 };
 
-std::unique_ptr<Connection> make_connection(RealLoop& loop, tcp::socket socket, Logger* log) {
+// The peer's address; a peer that already left has none ("?"), and its connection reports
+// broken on first read.
+Address peer_of(tcp::socket& socket) {
   asio::error_code ec;
   tcp::endpoint remote = socket.remote_endpoint(ec);
-  // A peer that already left has no address; its connection reports broken on first read.
-  Address peer = ec ? Address("?") : format_endpoint(remote);
-  set_no_delay(socket, log, peer);
-  auto state = std::make_shared<ConnectionState>(loop, std::move(socket), std::move(peer), log);
+  return ec ? Address("?") : format_endpoint(remote);
+}
+
+std::unique_ptr<Connection> make_connection(RealLoop& loop, ByteStream stream, Logger* log) {
+  Address peer = peer_of(stream.socket());
+  set_no_delay(stream.socket(), log, peer);
+  auto state = std::make_shared<ConnectionState>(loop, std::move(stream), std::move(peer), log);
   state->start();
   return std::make_unique<TcpConnection>(std::move(state));
 }
 
+// A TLS handshake an accepted socket is going through, bounded by kTlsHandshakeTimeout.
+struct ServerHandshake {
+  ServerHandshake(asio::io_context& io, tcp::socket socket, asio::ssl::context& ssl)
+      : stream(std::make_unique<TlsStream>(std::move(socket), ssl)), timer(io) {}
+  // Cancels the handshake (its handler then sees an error). A no-op once the stream went
+  // to the backlog: an expiry already queued when the handshake succeeded finds it gone.
+  void abort() {
+    if (stream == nullptr) return;
+    asio::error_code ignored;
+    stream->next_layer().close(ignored);
+  }
+  std::unique_ptr<TlsStream> stream;
+  asio::steady_timer timer;
+  Address peer;
+  bool timed_out = false;
+};
+
 class ListenerState : public std::enable_shared_from_this<ListenerState> {
  public:
-  ListenerState(RealLoop& loop, tcp::acceptor acceptor, Address address, Logger* log)
+  ListenerState(RealLoop& loop, tcp::acceptor acceptor, Address address, Logger* log,
+                std::shared_ptr<TlsContext> tls)
       : loop_(loop),
         acceptor_(std::move(acceptor)),
         address_(std::move(address)),
         log_(log),
+        tls_(std::move(tls)),
         acceptable_(loop.scheduler()),
         retry_(loop.io()) {}
 
@@ -408,10 +522,10 @@ class ListenerState : public std::enable_shared_from_this<ListenerState> {
         co_return unavailable(fmt::format("listener on {} is closed", self->address_));
       }
       if (!self->backlog_.empty()) {
-        tcp::socket socket = std::move(self->backlog_.front());
+        ByteStream stream = std::move(self->backlog_.front());
         self->backlog_.pop_front();
         self->pump();
-        co_return make_connection(self->loop_, std::move(socket), self->log_);
+        co_return make_connection(self->loop_, std::move(stream), self->log_);
       }
       Status waited = co_await self->acceptable_.wait(deadline);
       if (!waited.is_ok()) {
@@ -429,13 +543,18 @@ class ListenerState : public std::enable_shared_from_this<ListenerState> {
     acceptor_.close(ignored);
     retry_.cancel();
     backlog_.clear();
+    for (auto& [id, handshake] : handshakes_) handshake->abort();
+    handshakes_.clear();
     acceptable_.notify_all();
   }
 
  private:
-  // Keeps one accept pending while the backlog has room.
+  // Keeps one accept pending while the backlog has room; sockets still in their TLS
+  // handshake count against it.
   void pump() {
-    if (closed_ || accepting_ || backlog_.size() >= TcpNet::kAcceptQueueMax) return;
+    if (closed_ || accepting_ || backlog_.size() + handshakes_.size() >= TcpNet::kAcceptQueueMax) {
+      return;
+    }
     accepting_ = true;
     acceptor_.async_accept(
         [self = shared_from_this()](const asio::error_code& ec, tcp::socket socket) {
@@ -445,8 +564,44 @@ class ListenerState : public std::enable_shared_from_this<ListenerState> {
             self->accept_failed(ec);
             return;
           }
-          self->backlog_.push_back(std::move(socket));
-          self->acceptable_.notify_one();
+          if (self->tls_) {
+            self->start_handshake(std::move(socket));
+          } else {
+            self->backlog_.emplace_back(std::move(socket));
+            self->acceptable_.notify_one();
+          }
+          self->pump();
+        });
+  }
+
+  // Authenticates an accepted socket before accept() may return it: a failed or timed-out
+  // handshake is logged (rate-limited) and closes that socket only.
+  void start_handshake(tcp::socket socket) {
+    const uint64_t id = next_handshake_id_++;
+    Address peer = peer_of(socket);
+    auto handshake = std::make_shared<ServerHandshake>(loop_.io(), std::move(socket), tls_->ssl);
+    handshake->peer = std::move(peer);
+    handshakes_.emplace(id, handshake);
+    handshake->timer.expires_after(TcpNet::kTlsHandshakeTimeout);
+    handshake->timer.async_wait([handshake](const asio::error_code& ec) {
+      if (ec) return;  // cancelled: the handshake ended first
+      handshake->timed_out = true;
+      handshake->abort();
+    });
+    handshake->stream->async_handshake(
+        asio::ssl::stream_base::server,
+        [self = shared_from_this(), handshake, id](const asio::error_code& ec) {
+          handshake->timer.cancel();
+          self->handshakes_.erase(id);
+          if (self->closed_) return;  // close() aborted it; the socket goes with `handshake`
+          if (ec) {
+            self->tls_->handshake_failed(self->log_, "server", handshake->peer,
+                                         handshake->timed_out ? "timed out" : ec.message());
+            handshake->abort();
+          } else {
+            self->backlog_.emplace_back(std::move(handshake->stream));
+            self->acceptable_.notify_one();
+          }
           self->pump();
         });
   }
@@ -470,9 +625,12 @@ class ListenerState : public std::enable_shared_from_this<ListenerState> {
   tcp::acceptor acceptor_;
   Address address_;
   Logger* log_;
+  std::shared_ptr<TlsContext> tls_;  // null: plaintext
   bool closed_ = false;
   bool accepting_ = false;
-  std::deque<tcp::socket> backlog_;
+  std::deque<ByteStream> backlog_;  // accepted (and, with TLS, authenticated)
+  std::map<uint64_t, std::shared_ptr<ServerHandshake>> handshakes_;
+  uint64_t next_handshake_id_ = 1;
   WaitQueue acceptable_;
   asio::steady_timer retry_;
 };
@@ -503,6 +661,58 @@ struct ConnectAttempt {
   bool done = false;
   asio::error_code ec;
 };
+
+// The same for the client's TLS handshake that follows a TCP connect.
+struct ClientHandshake {
+  ClientHandshake(tcp::socket socket, asio::ssl::context& ssl)
+      : stream(std::make_unique<TlsStream>(std::move(socket), ssl)) {}
+  std::unique_ptr<TlsStream> stream;
+  SlotRef waiter;
+  bool done = false;
+  asio::error_code ec;
+};
+
+// The client's side of the TLS handshake on a connected socket, within `deadline`. A failure
+// is logged (rate-limited) and closes the socket: Unavailable, DeadlineExceeded, Cancelled.
+Task<Result<std::unique_ptr<Connection>>> handshake_client(RealLoop& loop,
+                                                           std::shared_ptr<TlsContext> tls,
+                                                           Logger* log, tcp::socket socket,
+                                                           Address address, std::string host,
+                                                           Deadline deadline) {
+  Scheduler& scheduler = loop.scheduler();
+  auto handshake = std::make_shared<ClientHandshake>(std::move(socket), tls->ssl);
+  // The server's certificate must name the address we dialled (an IP SAN).
+  asio::error_code ec;
+  handshake->stream->set_verify_callback(asio::ssl::host_name_verification(std::move(host)), ec);
+  if (ec) co_return invalid_argument(fmt::format("TLS to {}: {}", address, ec.message()));
+  handshake->stream->async_handshake(asio::ssl::stream_base::client,
+                                     [handshake, &scheduler](const asio::error_code& hs_ec) {
+                                       handshake->done = true;
+                                       handshake->ec = hs_ec;
+                                       scheduler.wake(handshake->waiter, Status());
+                                     });
+  ClientHandshake* pending = handshake.get();  // see TcpNet::connect_to on g++ 12
+  Status waited =
+      co_await park_until(scheduler, deadline, [pending](SlotRef ref) { pending->waiter = ref; });
+  if (!waited.is_ok()) {
+    asio::error_code ignored;
+    handshake->stream->next_layer().close(ignored);
+    if (waited.code() == Code::kDeadlineExceeded) {
+      tls->handshake_failed(log, "client", address, "timed out");
+    }
+    co_return Status(waited.code(),
+                     fmt::format("TLS handshake with {}: {}", address, waited.message()));
+  }
+  QUIRE_ASSERT(handshake->done);
+  if (handshake->ec) {
+    tls->handshake_failed(log, "client", address, handshake->ec.message());
+    asio::error_code ignored;
+    handshake->stream->next_layer().close(ignored);
+    co_return unavailable(
+        fmt::format("TLS handshake with {} failed: {}", address, handshake->ec.message()));
+  }
+  co_return make_connection(loop, ByteStream(std::move(handshake->stream)), log);
+}
 
 }  // namespace
 
@@ -575,8 +785,8 @@ Result<std::unique_ptr<Listener>> TcpNet::listen(const Address& address) {
   if (ec) return failed("listen");
   tcp::endpoint bound = acceptor.local_endpoint(ec);
   if (ec) return failed("getsockname");
-  auto state =
-      std::make_shared<ListenerState>(loop_, std::move(acceptor), format_endpoint(bound), log_);
+  auto state = std::make_shared<ListenerState>(loop_, std::move(acceptor), format_endpoint(bound),
+                                               log_, tls_);
   state->start();
   return std::unique_ptr<Listener>(std::make_unique<TcpListener>(std::move(state)));
 }
@@ -613,7 +823,62 @@ Task<Result<std::unique_ptr<Connection>>> TcpNet::connect_to(Address address, De
   if (attempt->ec) {
     co_return unavailable(fmt::format("connect to {}: {}", address, attempt->ec.message()));
   }
-  co_return make_connection(loop_, std::move(attempt->socket), log_);
+  if (tls_ == nullptr)
+    co_return make_connection(loop_, ByteStream(std::move(attempt->socket)), log_);
+  // parse_endpoint accepted the address, so it parses again to the host it dialled.
+  Result<TcpAddress> dialled = parse_tcp_address(address);
+  QUIRE_ASSERT(dialled.is_ok());
+  std::string host = dialled->host;
+  co_return co_await handshake_client(loop_, tls_, log_, std::move(attempt->socket),
+                                      std::move(address), std::move(host), deadline);
+}
+
+uint64_t TcpNet::tls_handshake_failures() const {
+  return tls_ ? tls_->failures() : 0;
+}
+
+Status TcpNet::enable_tls(const TlsOptions& options) {
+  if (options.ca_file.empty() || options.cert_file.empty() || options.key_file.empty()) {
+    return invalid_argument("TLS needs a CA file, a certificate file and a key file");
+  }
+  // Anyone who can read the key can pose as this node: refuse it, as FileKms refuses cmk.key.
+  struct stat key_stat;
+  if (::stat(options.key_file.c_str(), &key_stat) != 0) {
+    return invalid_argument(
+        fmt::format("TLS key file {}: {}", options.key_file, std::strerror(errno)));
+  }
+  if ((key_stat.st_mode & kKeyFileGroupOtherBits) != 0) {
+    return invalid_argument(
+        fmt::format("TLS key file {} is accessible by group or others "
+                    "(mode {:04o}); chmod 600 {}",
+                    options.key_file, key_stat.st_mode & 0777, options.key_file));
+  }
+  auto tls = std::make_shared<TlsContext>();
+  SSL_CTX* ctx = tls->ssl.native_handle();
+  // TLS 1.3 only, and no session tickets: every connection authenticates in full.
+  if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
+      SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1 ||
+      SSL_CTX_set_num_tickets(ctx, 0) != 1) {
+    return io_error("OpenSSL cannot be limited to TLS 1.3");
+  }
+  auto refused = [&](std::string_view what, const std::string& file, const asio::error_code& e) {
+    return invalid_argument(fmt::format("TLS {} {}: {}", what, file, e.message()));
+  };
+  asio::error_code ec;
+  tls->ssl.load_verify_file(options.ca_file, ec);
+  if (ec) return refused("CA file", options.ca_file, ec);
+  tls->ssl.use_certificate_chain_file(options.cert_file, ec);
+  if (ec) return refused("certificate file", options.cert_file, ec);
+  tls->ssl.use_private_key_file(options.key_file, asio::ssl::context::pem, ec);
+  if (ec) return refused("key file", options.key_file, ec);
+  if (SSL_CTX_check_private_key(ctx) != 1) {
+    return invalid_argument(
+        fmt::format("TLS key file {} is not the key of {}", options.key_file, options.cert_file));
+  }
+  tls->ssl.set_verify_mode(asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert, ec);
+  if (ec) return refused("verify mode for", options.ca_file, ec);
+  tls_ = std::move(tls);
+  return Status::ok();
 }
 
 }  // namespace quire

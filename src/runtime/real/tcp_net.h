@@ -10,6 +10,13 @@
 // bracketed IPv6 literal ("[::1]"). Names are not resolved: nothing in the loop blocks on
 // DNS. Connections and listeners may be destroyed at any time, also with reads, writes or
 // accepts pending; they must be destroyed before the loop.
+//
+// With TLS enabled (enable_tls), every connection is mutual TLS 1.3: each end presents its
+// node certificate and verifies the other's against the cluster CA, and a client also
+// checks that the server's certificate names the IP address it dialled. accept() returns
+// only connections whose handshake succeeded; a failed or timed-out handshake is logged
+// (at most one line per second, counting the lines suppressed) and closes that connection
+// only. Frames are the same inside TLS. Without enable_tls, TCP carries the frames as is.
 #pragma once
 
 #include <cstddef>
@@ -33,6 +40,16 @@ struct TcpAddress {
 // InvalidArgument, naming what is wrong, for anything but the forms described above.
 Result<TcpAddress> parse_tcp_address(std::string_view address);
 
+// The files of a node's TLS identity (PEM): the cluster CA's certificate, this node's
+// certificate (signed by that CA) and its private key (mode 0600; see runtime/real/certs.h).
+struct TlsOptions {
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+};
+
+class TlsContext;
+
 class TcpNet : public Net {
  public:
   // Receive queue bounds per connection: reading pauses once either is reached.
@@ -46,9 +63,22 @@ class TcpNet : public Net {
   static constexpr Nanos kCloseLingerMax = std::chrono::seconds(1);
   // How long a listener waits before accepting again after the kernel refused (EMFILE).
   static constexpr Nanos kAcceptRetryDelay = std::chrono::milliseconds(100);
+  // How long an accepted connection has to complete its TLS handshake.
+  static constexpr Nanos kTlsHandshakeTimeout = std::chrono::seconds(10);
+  // Failed handshakes are logged at most once per this interval; the next line counts the
+  // ones suppressed in between.
+  static constexpr Nanos kTlsFailureLogInterval = std::chrono::seconds(1);
 
   // `log` receives broken-connection and accept errors; it may be null.
   TcpNet(RealLoop& loop, Logger* log) : loop_(loop), log_(log) {}
+
+  // Makes every later listen() and connect() mutual TLS with these files. InvalidArgument,
+  // naming the file, when one is missing, unreadable, not PEM, a key others can read, or a
+  // key that is not the certificate's; nothing changes then. Call before listening.
+  Status enable_tls(const TlsOptions& options);
+  bool tls_enabled() const { return tls_ != nullptr; }
+  // Handshakes that failed on either side since enable_tls.
+  uint64_t tls_handshake_failures() const;
 
   // Binds and listens (SO_REUSEADDR). InvalidArgument for a malformed address,
   // Unavailable when the address cannot be bound.
@@ -63,6 +93,7 @@ class TcpNet : public Net {
 
   RealLoop& loop_;
   Logger* log_;
+  std::shared_ptr<TlsContext> tls_;  // null: plaintext
 };
 
 }  // namespace quire

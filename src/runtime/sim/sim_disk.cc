@@ -255,17 +255,18 @@ class SimDisk : public Disk {
     co_return ns.files.count(path) > 0 || ns.dirs.count(path) > 0;
   }
 
-  Task<Result<uint32_t>> permissions(std::string path) override {
+  // The simulated disk has no symlinks: a path is a directory or a regular file.
+  Task<Result<FileStatus>> file_status(std::string path) override {
     QUIRE_CO_RETURN_IF_ERROR(check_path(path));
     QUIRE_CO_RETURN_IF_ERROR(co_await delay());
     auto& ns = store_.current_ns();
     // Directories carry no inode here; they read as mkdir's usual 0755.
-    if (ns.dirs.count(path) > 0) co_return uint32_t{0755};
+    if (ns.dirs.count(path) > 0) co_return FileStatus{FileKind::kDirectory, 0755};
     auto it = ns.files.find(path);
     if (it == ns.files.end()) co_return not_found(fmt::format("stat {}: no such file", path));
     SimDiskStore::Inode* ino = store_.inode(it->second);
     if (ino == nullptr) co_return io_error(fmt::format("stat {}: file is gone", path));
-    co_return ino->mode;
+    co_return FileStatus{FileKind::kRegular, ino->mode};
   }
 
  private:

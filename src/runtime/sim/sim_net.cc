@@ -12,7 +12,9 @@ namespace quire {
 
 namespace {
 
-// Splits "host:port"; the port must be a number in [0, 65535].
+constexpr unsigned kPortMax = 65535;
+
+// Splits "host:port"; the port must be a number in [0, kPortMax].
 Result<std::pair<std::string, uint16_t>> split_address(const Address& a) {
   auto colon = a.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == a.size()) {
@@ -22,7 +24,7 @@ Result<std::pair<std::string, uint16_t>> split_address(const Address& a) {
   const char* first = a.data() + colon + 1;
   const char* last = a.data() + a.size();
   auto [p, ec] = std::from_chars(first, last, port);
-  if (ec != std::errc() || p != last || port > 65535) {
+  if (ec != std::errc() || p != last || port > kPortMax) {
     return invalid_argument(fmt::format("address '{}' has a bad port", a));
   }
   return std::make_pair(a.substr(0, colon), static_cast<uint16_t>(port));
@@ -260,6 +262,39 @@ void SimNetwork::release_listener(const Address& a, uint64_t serial) {
   listeners_.erase(it);
 }
 
+uint64_t SimNetwork::open_endpoints(NodeId node, NodeId target, const Address& address,
+                                    ListenerState* l) {
+  QUIRE_ASSERT(l != nullptr && !l->closed && l->pending.size() < ListenerState::kBacklog);
+  auto client = std::make_unique<Endpoint>(s_);
+  auto server = std::make_unique<Endpoint>(s_);
+  client->id = next_endpoint_++;
+  server->id = next_endpoint_++;
+  client->peer = server->id;
+  server->peer = client->id;
+  client->node = node;
+  client->peer_node = target;
+  server->node = target;
+  server->peer_node = node;
+  client->peer_address = address;
+  // The client's address as the server sees it: its host name and an ephemeral port.
+  server->peer_address =
+      fmt::format("{}:{}", host_name(node), kEphemeralPortFirst + client->id % kEphemeralPortCount);
+  const uint64_t client_id = client->id;
+  l->pending.push_back(server->id);
+  endpoints_[client->id] = std::move(client);
+  endpoints_[server->id] = std::move(server);
+  l->waiters.notify_one();
+  stats_.connections++;
+  return client_id;
+}
+
+std::string SimNetwork::host_name(NodeId node) const {
+  for (const auto& [name, id] : hosts_) {
+    if (id == node) return name;
+  }
+  return std::string("?");
+}
+
 Task<Result<std::unique_ptr<Connection>>> SimNetwork::connect(NodeId node, Address address,
                                                               Deadline deadline) {
   Executor exec(s_, node);
@@ -273,7 +308,7 @@ Task<Result<std::unique_ptr<Connection>>> SimNetwork::connect(NodeId node, Addre
   auto unreachable = [&]() { return blocked(node, target) || blocked(target, node); };
   if (unreachable()) {
     // A SYN into a partition is never answered: the attempt times out.
-    Deadline give_up = std::min(deadline, s_.now() + Nanos(1s));
+    Deadline give_up = std::min(deadline, s_.now() + kSynUnansweredTimeout);
     Status st = co_await exec.sleep_until(give_up);
     if (!st.is_ok()) co_return st;
     if (give_up == deadline)
@@ -299,32 +334,7 @@ Task<Result<std::unique_ptr<Connection>>> SimNetwork::connect(NodeId node, Addre
     co_return unavailable(fmt::format("connect {}: connection refused", address));
   }
 
-  auto client = std::make_unique<Endpoint>(s_);
-  auto server = std::make_unique<Endpoint>(s_);
-  client->id = next_endpoint_++;
-  server->id = next_endpoint_++;
-  client->peer = server->id;
-  server->peer = client->id;
-  client->node = node;
-  client->peer_node = target;
-  server->node = target;
-  server->peer_node = node;
-  client->peer_address = address;
-  server->peer_address = fmt::format(
-      "{}:{}",
-      [&] {
-        for (const auto& [name, id] : hosts_) {
-          if (id == node) return name;
-        }
-        return std::string("?");
-      }(),
-      40000 + client->id % 20000);
-  uint64_t client_id = client->id;
-  l->pending.push_back(server->id);
-  endpoints_[client->id] = std::move(client);
-  endpoints_[server->id] = std::move(server);
-  l->waiters.notify_one();
-  stats_.connections++;
+  const uint64_t client_id = open_endpoints(node, target, address, l);
   s_.fold_trace(hash_fold(0xC044ull, client_id));
 
   // SYN-ACK. The connection object exists from here on, so a cancelled or failed
@@ -348,7 +358,7 @@ Status SimNetwork::send(uint64_t id, ByteView message) {
                                         message.size(), Connection::kMaxMessageBytes));
   }
   Endpoint* p = endpoint(e->peer);
-  if (p != nullptr && p->inbox.size() >= 65536) {
+  if (p != nullptr && p->inbox.size() >= kInboxMessagesMax) {
     return busy("peer is not reading: receive queue full");
   }
   stats_.sent++;

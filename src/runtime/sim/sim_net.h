@@ -94,6 +94,19 @@ class SimNetwork {
   Scheduler& scheduler() { return s_; }
 
  private:
+  // A SYN into a partition is never answered; the connect gives up after this long.
+  static constexpr Nanos kSynUnansweredTimeout = std::chrono::seconds(1);
+  // The ports a server sees a client connect from: first, and how many.
+  static constexpr uint64_t kEphemeralPortFirst = 40000;
+  static constexpr uint64_t kEphemeralPortCount = 20000;
+  // Messages queued at a receiver that is not reading before send() reports Busy.
+  static constexpr size_t kInboxMessagesMax = 65536;
+
+  // connect's step once the SYN reached an open listener `l` with room in its backlog:
+  // makes both endpoints, queues the server's for accept, and returns the client's id.
+  uint64_t open_endpoints(NodeId node, NodeId target, const Address& address, ListenerState* l);
+  // The name `node` was added under, or "?".
+  std::string host_name(NodeId node) const;
   const LinkFaults& faults(NodeId from, NodeId to) const;
   Nanos draw_latency(const LinkFaults& f);
   void break_endpoint(Endpoint* e);
