@@ -28,6 +28,7 @@
 #include "pagelog/record_writer.h"
 #include "pagelog/replication_client.h"
 #include "runtime/real/csprng_random.h"
+#include "sim/page_service_link.h"
 
 namespace quire::bench {
 
@@ -37,7 +38,7 @@ namespace {
 constexpr NodeId kFirstServerNode = 1;
 constexpr NodeId kComputeNode = 100;
 constexpr size_t kServersPerService = 3;
-constexpr size_t kWriteQuorum = 2;
+constexpr size_t kWriteQuorum = kServiceWriteQuorum;
 constexpr Nanos kServerStartTimeout = std::chrono::minutes(1);
 constexpr Nanos kCallTimeout = std::chrono::seconds(5);
 constexpr Nanos kKmsOpenTimeout = std::chrono::seconds(30);
@@ -239,8 +240,7 @@ Task<Status> timed_writes(Engine& engine, Clock& clock, RecordWriter& writer, Ta
 struct PageService {
   std::vector<std::unique_ptr<LocalPageServer>> servers;
   std::vector<Address> addresses;
-  std::unique_ptr<ReplicationClient> client;
-  std::unique_ptr<RecordWriter> writer;
+  std::unique_ptr<PageServiceLink> link;  // the compute node's client and record writer
 };
 
 // One mode's round on a fresh engine and table: writes with checkpoints, then warm reads
@@ -248,7 +248,7 @@ struct PageService {
 // the round to `fig`, or sets `error` at the first failure.
 Task<void> run_round(Env& env, PageService& service, Kms& kms, EngineOptions options, TableId table,
                      const Workload& w, ModeFigures& fig, Status& error) {
-  Engine engine(env, *service.client, kms, std::move(options));
+  Engine engine(env, service.link->client(), kms, std::move(options));
   std::vector<TableId> tables{table};
   auto keys = co_await engine.bootstrap_keys(std::move(tables));
   if (!keys.is_ok()) {
@@ -262,7 +262,7 @@ Task<void> run_round(Env& env, PageService& service, Kms& kms, EngineOptions opt
   }
   Clock& clock = env.clock();
   RoundFigures r;
-  error = co_await timed_writes(engine, clock, *service.writer, table, w, ts, r, fig);
+  error = co_await timed_writes(engine, clock, service.link->writer(), table, w, ts, r, fig);
   if (!error.is_ok()) co_return;
   const PageCacheStats& stats = engine.page_cache().stats();
   const uint64_t misses_before_warm = stats.misses;
@@ -284,15 +284,15 @@ Task<void> open_kms(FileKms& kms, Status& out) {
 
 // The in-process cluster. Its members are declared so they are destroyed in the order the
 // runtime needs: the compute node's tasks first (they reference the clients), the loop last.
-class EngineCluster {
+class LoopbackCluster {
  public:
-  EngineCluster(std::string dir, LogSink* sink, Severity severity)
+  LoopbackCluster(std::string dir, LogSink* sink, Severity severity)
       : dir_(std::move(dir)), sink_(sink), severity_(severity) {}
-  ~EngineCluster() {
+  ~LoopbackCluster() {
     if (compute_) loop_.scheduler().destroy_node(kComputeNode);
   }
-  EngineCluster(const EngineCluster&) = delete;
-  EngineCluster& operator=(const EngineCluster&) = delete;
+  LoopbackCluster(const LoopbackCluster&) = delete;
+  LoopbackCluster& operator=(const LoopbackCluster&) = delete;
 
   RealLoop& loop() { return loop_; }
   RealEnv& compute() { return *compute_; }
@@ -362,12 +362,9 @@ class EngineCluster {
                                      kServersPerService, mode_name(m),
                                      probe.first_error.to_string()));
     }
-    ReplicationOptions options;
-    options.servers = s.addresses;
-    options.write_quorum = kWriteQuorum;
-    options.term = std::max(probe.term, Term(1));
-    s.client = std::make_unique<ReplicationClient>(*compute_, options);
-    s.writer = std::make_unique<RecordWriter>(*s.client, probe.last_lsn, probe.last_lsn.next());
+    s.link =
+        std::make_unique<PageServiceLink>(*compute_, s.addresses, std::max(probe.term, Term(1)),
+                                          probe.last_lsn, probe.last_lsn.next());
     return Status::ok();
   }
 
@@ -389,7 +386,7 @@ Status run_engine_rounds(const EngineBenchOptions& flags, const std::string& dir
   // Room for every page version the run writes, so warm reads never miss.
   engine_options.cache_bytes = std::max<size_t>(
       kCacheBytesMin, 16 * flags.keys * (flags.value_bytes + workload.keys.front().size() + 32));
-  EngineCluster cluster(dir, sink, severity);
+  LoopbackCluster cluster(dir, sink, severity);
   if (Status st = cluster.start(); !st.is_ok())
     return Status(st.code(), fmt::format("setting up: {}", st.to_string()));
   for (uint64_t round = 0; round < flags.rounds; ++round) {

@@ -50,18 +50,6 @@ bool impairs_a_server(const FaultEvent& e, size_t standbys) {
   }
 }
 
-std::string capture_log(SimWorld& world, NodeId node) {
-  char* buf = nullptr;
-  size_t len = 0;
-  std::FILE* f = open_memstream(&buf, &len);
-  if (f == nullptr) return {};
-  world.dump_log(node, f);
-  std::fclose(f);
-  std::string out(buf, len);
-  std::free(buf);
-  return out;
-}
-
 }  // namespace
 
 std::string_view fault_kind_name(FaultKind k) {
@@ -97,14 +85,91 @@ FaultMix draw_fault_mix(uint64_t seed) {
   return m;
 }
 
+namespace {
+
+// The page servers of a kek run (a replica set's page service).
+constexpr size_t kKekServers = 3;
+// After a server fault heals, the next waits this long for its server to catch up: longer
+// when it came back empty or stale and must rebuild.
+constexpr int64_t kServerSettleIntactMs = 3000;
+constexpr int64_t kServerSettleRebuiltMs = 15000;
+
+RestartDisk draw_restart(SimRandom& rng) {
+  return rng.chance(0.6) ? RestartDisk::kIntact
+                         : (rng.chance(0.5) ? RestartDisk::kEmpty : RestartDisk::kStale);
+}
+
+// The event's "mode" as replay files write it: the shape for partitions, else the restart.
+uint8_t mode_field(const FaultEvent& e) {
+  return static_cast<uint8_t>(e.kind == FaultKind::kPartition ? static_cast<uint8_t>(e.shape)
+                                                              : static_cast<uint8_t>(e.restart));
+}
+
+// How long the next server fault waits after `e` healed. A partition is tested by its mode
+// too (a symmetric one as intact): the schedules of every seed were drawn so.
+int64_t server_settle_ms(const FaultEvent& e) {
+  return mode_field(e) == static_cast<uint8_t>(RestartDisk::kIntact) ? kServerSettleIntactMs
+                                                                     : kServerSettleRebuiltMs;
+}
+
+// The parameters of an event of kind `e.kind`, drawn from `rng`; `nodes` counts the
+// primary, the standbys and the page servers.
+void draw_event_parameters(FaultEvent& e, SimRandom& rng, size_t standbys, size_t servers,
+                           uint32_t nodes) {
+  switch (e.kind) {
+    case FaultKind::kKillStandbyPageServer:
+      e.target = static_cast<uint32_t>(rng.uniform(standbys));
+      e.at_pickup = rng.chance(0.5);
+      e.duration_ms = rng.range(1000, 15000);
+      e.restart = draw_restart(rng);
+      break;
+    case FaultKind::kRapidSealBurst:
+      e.count = static_cast<uint32_t>(rng.range(10, 60));
+      break;
+    case FaultKind::kPageServerKill:
+      e.target = static_cast<uint32_t>(rng.uniform(servers));
+      e.duration_ms = rng.range(500, 15000);
+      e.restart = draw_restart(rng);
+      break;
+    case FaultKind::kPartition:
+      e.shape = static_cast<PartitionShape>(rng.uniform(3));
+      e.target = static_cast<uint32_t>(rng.uniform(nodes));
+      e.other = static_cast<uint32_t>(rng.uniform(nodes - 1));
+      if (e.other >= e.target) e.other++;
+      e.duration_ms = rng.range(300, 10000);
+      break;
+    case FaultKind::kMessageFaults:
+      e.duration_ms = rng.range(1000, 15000);
+      e.rate = static_cast<double>(rng.range(0, 50)) / 1000.0;            // loss 0..5%
+      e.duplicate_rate = static_cast<double>(rng.range(0, 50)) / 1000.0;  // duplication 0..5%
+      e.amount_ms = rng.range(0, 30);                                     // extra latency
+      break;
+    case FaultKind::kDiskFaults:
+      e.target = static_cast<uint32_t>(rng.uniform(servers));
+      e.duration_ms = rng.range(500, 5000);
+      e.rate = static_cast<double>(rng.range(1, 30)) / 1000.0;
+      break;
+    case FaultKind::kClockSkew:
+      e.target = static_cast<uint32_t>(rng.uniform(nodes));
+      e.amount_ms = rng.range(-30000, 30000);
+      e.rate = static_cast<double>(rng.range(-500, 500));  // drift ppm
+      break;
+    case FaultKind::kStandbyRestart:
+      e.target = static_cast<uint32_t>(rng.uniform(standbys));
+      e.duration_ms = rng.range(200, 10000);
+      break;
+  }
+}
+
+}  // namespace
+
 std::vector<FaultEvent> draw_schedule(uint64_t seed, const FaultMix& mix, Nanos duration,
                                       size_t standbys) {
   SimRandom rng(seed, "kek-schedule");
   std::vector<FaultEvent> out;
   const int64_t end_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(duration).count() - kQuietTailMs;
-  const size_t servers = 3;
-  const uint32_t nodes = static_cast<uint32_t>(1 + standbys + servers);
+  const uint32_t nodes = static_cast<uint32_t>(1 + standbys + kKekServers);
   int64_t server_free_at = 0;  // at most one page server impaired at a time
   int64_t t = kWarmupMs;
   while (!mix.kinds.empty()) {
@@ -114,58 +179,11 @@ std::vector<FaultEvent> draw_schedule(uint64_t seed, const FaultMix& mix, Nanos 
     FaultEvent e;
     e.at_ms = t;
     e.kind = mix.kinds[rng.uniform(mix.kinds.size())];
-    switch (e.kind) {
-      case FaultKind::kKillStandbyPageServer:
-        e.target = static_cast<uint32_t>(rng.uniform(standbys));
-        e.at_pickup = rng.chance(0.5);
-        e.duration_ms = rng.range(1000, 15000);
-        e.mode = static_cast<uint8_t>(
-            rng.chance(0.6) ? RestartDisk::kIntact
-                            : (rng.chance(0.5) ? RestartDisk::kEmpty : RestartDisk::kStale));
-        break;
-      case FaultKind::kRapidSealBurst:
-        e.count = static_cast<uint32_t>(rng.range(10, 60));
-        break;
-      case FaultKind::kPageServerKill:
-        e.target = static_cast<uint32_t>(rng.uniform(servers));
-        e.duration_ms = rng.range(500, 15000);
-        e.mode = static_cast<uint8_t>(
-            rng.chance(0.6) ? RestartDisk::kIntact
-                            : (rng.chance(0.5) ? RestartDisk::kEmpty : RestartDisk::kStale));
-        break;
-      case FaultKind::kPartition:
-        e.mode = static_cast<uint8_t>(rng.uniform(3));
-        e.target = static_cast<uint32_t>(rng.uniform(nodes));
-        e.other = static_cast<uint32_t>(rng.uniform(nodes - 1));
-        if (e.other >= e.target) e.other++;
-        e.duration_ms = rng.range(300, 10000);
-        break;
-      case FaultKind::kMessageFaults:
-        e.duration_ms = rng.range(1000, 15000);
-        e.rate = static_cast<double>(rng.range(0, 50)) / 1000.0;   // loss 0..5%
-        e.rate2 = static_cast<double>(rng.range(0, 50)) / 1000.0;  // duplication 0..5%
-        e.amount_ms = rng.range(0, 30);                            // extra latency
-        break;
-      case FaultKind::kDiskFaults:
-        e.target = static_cast<uint32_t>(rng.uniform(servers));
-        e.duration_ms = rng.range(500, 5000);
-        e.rate = static_cast<double>(rng.range(1, 30)) / 1000.0;
-        break;
-      case FaultKind::kClockSkew:
-        e.target = static_cast<uint32_t>(rng.uniform(nodes));
-        e.amount_ms = rng.range(-30000, 30000);
-        e.rate = static_cast<double>(rng.range(-500, 500));  // drift ppm
-        break;
-      case FaultKind::kStandbyRestart:
-        e.target = static_cast<uint32_t>(rng.uniform(standbys));
-        e.duration_ms = rng.range(200, 10000);
-        break;
-    }
+    draw_event_parameters(e, rng, standbys, kKekServers, nodes);
     if (impairs_a_server(e, standbys)) {
       // A server fault waits until the last one healed and its server caught up.
-      const int64_t settle = e.mode == static_cast<uint8_t>(RestartDisk::kIntact) ? 3000 : 15000;
       if (t < server_free_at) continue;
-      server_free_at = t + e.duration_ms + settle;
+      server_free_at = t + e.duration_ms + server_settle_ms(e);
     }
     out.push_back(e);
   }
@@ -236,7 +254,7 @@ class KekRun {
   Task<void> key_probe();
   Task<void> collect_keys();
   void heal_everything();
-  void fail(std::string checker, std::string what);
+  void fail(Checker checker, std::string what);
 
   KekOptions o_;
   FaultMix mix_;
@@ -257,22 +275,8 @@ class KekRun {
   bool stall_reported_ = false;
 };
 
-void KekRun::fail(std::string checker, std::string what) {
-  sim_.violation(fmt::format("[{}] {}", checker, what));
-}
-
-// Which checker a violation comes from.
-std::string checker_of(const std::string& v) {
-  if (v.rfind("[", 0) == 0) return v.substr(1, v.find(']') - 1);
-  if (v.find("aborted") != std::string::npos) return "abort";
-  if (v.find("backwards") != std::string::npos) return "monotonic";
-  if (v.find("final content") != std::string::npos) return "lost_write";
-  if (v.find(" read ") != std::string::npos || v.find(" scan ") != std::string::npos) return "read";
-  if (v.find("did not converge") != std::string::npos ||
-      v.find("final scan") != std::string::npos) {
-    return "convergence";
-  }
-  return "liveness";
+void KekRun::fail(Checker checker, std::string what) {
+  sim_.violation(checker, fmt::format("[{}] {}", checker_name(checker), what));
 }
 
 void KekRun::after(int64_t ms, std::function<void()> undo) {
@@ -335,11 +339,10 @@ void KekRun::apply(const FaultEvent& e) {
       const size_t standby = e.target % o_.standbys;
       if (e.at_pickup) {
         kill_at_pickup_[standby] = true;
-        kill_at_pickup_mode_[standby] = static_cast<RestartDisk>(e.mode);
+        kill_at_pickup_mode_[standby] = e.restart;
         kill_at_pickup_ms_[standby] = e.duration_ms;
       } else {
-        kill_server(standby % sim_.server_ids().size(), e.duration_ms,
-                    static_cast<RestartDisk>(e.mode));
+        kill_server(standby % sim_.server_ids().size(), e.duration_ms, e.restart);
       }
       break;
     }
@@ -359,14 +362,13 @@ void KekRun::apply(const FaultEvent& e) {
     }
     case FaultKind::kPageServerKill:
       c.page_server_kills++;
-      kill_server(e.target % sim_.server_ids().size(), e.duration_ms,
-                  static_cast<RestartDisk>(e.mode));
+      kill_server(e.target % sim_.server_ids().size(), e.duration_ms, e.restart);
       break;
     case FaultKind::kPartition: {
       c.partitions++;
       const NodeId a = node_of(e.target);
       const NodeId b = node_of(e.other);
-      const auto shape = static_cast<PartitionShape>(e.mode);
+      const PartitionShape shape = e.shape;
       if (shape == PartitionShape::kIsolate) {
         w.network().isolate(a);
       } else if (shape == PartitionShape::kOneWay) {
@@ -381,7 +383,7 @@ void KekRun::apply(const FaultEvent& e) {
       c.message_faults++;
       LinkFaults f = w.network().default_faults();
       f.drop = e.rate;
-      f.duplicate = e.rate2;
+      f.duplicate = e.duplicate_rate;
       f.latency_min = f.latency_min + std::chrono::milliseconds(e.amount_ms);
       f.latency_max = std::max(f.latency_max, f.latency_min + std::chrono::milliseconds(1));
       w.network().set_default_faults(f);
@@ -474,7 +476,7 @@ Task<void> KekRun::stall_probe() {
     if (stalled > kStallBound && sim_.counters().writes_acked > 0 && !stall_reported_) {
       stall_reported_ = true;
       fail(
-          "stall",
+          Checker::kStall,
           fmt::format(
               "the primary acknowledged nothing for {:.1f} s while a quorum of page servers was up "
               "and reachable (at {:.1f} s)",
@@ -541,7 +543,7 @@ KekReport KekRun::run() {
   kill_at_pickup_ms_.assign(o_.standbys, 0);
   std::string why;
   if (!sim_.bring_up(std::chrono::seconds(60), &why)) {
-    fail("liveness", why);
+    fail(Checker::kLiveness, why);
   } else {
     sim_.spawn_on(sim_.primary_id(), "key-needles",
                   [this]() -> Task<void> { co_await key_probe(); });
@@ -576,11 +578,14 @@ KekReport KekRun::run() {
     for (size_t i : found_) kinds.insert(needles_.what(i));
     std::string list;
     for (const auto& k : kinds) list += (list.empty() ? "" : ", ") + k;
-    fail("plaintext",
+    fail(Checker::kPlaintext,
          fmt::format("{} plaintext needle(s) found on page server disks: {}", found_.size(), list));
   }
   // The failing checker is the first violation's.
-  if (!sim_.violations().empty()) report_.failed_checker = checker_of(sim_.violations().front());
+  if (std::optional<Checker> first = sim_.first_violation_checker()) {
+    report_.failed_checker_id = *first;
+    report_.failed_checker = std::string(checker_name(*first));
+  }
   collect_scenario_report(sim_, report_);
   report_.page_server_bytes_scanned = bytes_scanned_;
   report_.longest_stall_seconds = longest_stall_s_;
@@ -597,15 +602,8 @@ KekReport KekRun::run() {
       }
     }
     report_.failing_node = w.name(node);
-    report_.failure_logs = capture_log(w, node);
-    char* buf = nullptr;
-    size_t len = 0;
-    if (std::FILE* f = open_memstream(&buf, &len)) {
-      w.dump_logs(f);
-      std::fclose(f);
-      report_.all_logs.assign(buf, len);
-      std::free(buf);
-    }
+    report_.failure_logs = node_log_text(w, node);
+    report_.all_logs = all_logs_text(w);
   }
   return report_;
 }
@@ -632,10 +630,10 @@ nlohmann::ordered_json event_json(const FaultEvent& e) {
   j["target"] = e.target;
   j["other"] = e.other;
   j["duration_ms"] = e.duration_ms;
-  j["mode"] = e.mode;
+  j["mode"] = mode_field(e);
   j["at_pickup"] = e.at_pickup;
   j["rate"] = e.rate;
-  j["rate2"] = e.rate2;
+  j["rate2"] = e.duplicate_rate;
   j["amount_ms"] = e.amount_ms;
   j["count"] = e.count;
   return j;
@@ -775,13 +773,17 @@ Result<ReplaySpec> parse_replay_file(std::string_view text) {
       e.target = ev.value("target", 0u);
       e.other = ev.value("other", 0u);
       e.duration_ms = ev.value("duration_ms", int64_t{0});
-      e.mode = ev.value("mode", uint8_t{0});
+      const uint8_t mode = ev.value("mode", uint8_t{0});
+      if (e.kind == FaultKind::kPartition)
+        e.shape = static_cast<PartitionShape>(mode);
+      else
+        e.restart = static_cast<RestartDisk>(mode);
       e.at_pickup = ev.value("at_pickup", false);
       e.rate = ev.value("rate", 0.0);
-      e.rate2 = ev.value("rate2", 0.0);
+      e.duplicate_rate = ev.value("rate2", 0.0);
       e.amount_ms = ev.value("amount_ms", int64_t{0});
       e.count = ev.value("count", 0u);
-      if (e.at_ms < 0 || e.duration_ms < 0 || e.mode > 2 || e.count > 10000 ||
+      if (e.at_ms < 0 || e.duration_ms < 0 || mode > 2 || e.count > 10000 ||
           !(e.rate >= -1e6 && e.rate <= 1e6)) {
         return bad("a schedule event is out of range");
       }
@@ -811,7 +813,7 @@ KekReport shrink_kek(const KekOptions& options, const KekReport& failing,
     KekReport r = run_kek(o);
     trials++;
     if (progress) progress(trials, candidate.size());
-    if (!r.passed && r.failed_checker == failing.failed_checker) {
+    if (!r.passed && r.failed_checker_id == failing.failed_checker_id) {
       *out = std::move(r);
       return true;
     }

@@ -23,18 +23,6 @@ struct KillHook {
   std::function<uint64_t()> standby_version;
 };
 
-std::string capture_logs(SimWorld& world) {
-  char* buf = nullptr;
-  size_t len = 0;
-  std::FILE* f = open_memstream(&buf, &len);
-  if (f == nullptr) return {};
-  world.dump_logs(f);
-  std::fclose(f);
-  std::string out(buf, len);
-  std::free(buf);
-  return out;
-}
-
 std::string describe_pickup(const PickupResult& r, PickupAction a) {
   return fmt::format("{} ({}{})", pickup_outcome_name(r.outcome), r.installed ? "installed, " : "",
                      pickup_action_name(a));
@@ -78,13 +66,13 @@ RaceReport run_race(const RaceOptions& o) {
 
   auto finish = [&]() {
     collect_scenario_report(sim, report);
-    if (!report.passed) report.failure_logs = capture_logs(world);
+    if (!report.passed) report.failure_logs = all_logs_text(world);
     return report;
   };
 
   std::string why;
   if (!sim.bring_up(std::chrono::seconds(60), &why)) {
-    sim.violation(why);
+    sim.violation(Checker::kScenario, why);
     return finish();
   }
   sim.start_probe(std::chrono::milliseconds(5));
@@ -98,7 +86,7 @@ RaceReport run_race(const RaceOptions& o) {
   Standby* standby = sim.standby(0);
   Primary* primary = sim.primary();
   if (standby == nullptr || primary == nullptr) {
-    sim.violation("a node went down before the race");
+    sim.violation(Checker::kScenario, "a node went down before the race");
     return finish();
   }
   standby->hold_pickups(true);
@@ -112,7 +100,7 @@ RaceReport run_race(const RaceOptions& o) {
   if (!sim.run_until(
           [&] { return primary->engine().keystore().active_kek().value_or(0) > old_kek; },
           std::chrono::seconds(10))) {
-    sim.violation("race: T1 of the KEK rotation did not happen");
+    sim.violation(Checker::kScenario, "race: T1 of the KEK rotation did not happen");
     return finish();
   }
   // A checkpoint inside the T1-T2 gap: it carries the keystore of vN-1.
@@ -123,6 +111,7 @@ RaceReport run_race(const RaceOptions& o) {
       std::chrono::seconds(10));
   if (!info->has_value() || !(*info)->is_ok()) {
     sim.violation(
+        Checker::kScenario,
         fmt::format("race: the checkpoint inside the rotation gap failed: {}",
                     info->has_value() ? (*info)->status().to_string() : "did not finish"));
     return finish();
@@ -142,15 +131,18 @@ RaceReport run_race(const RaceOptions& o) {
       },
       std::chrono::seconds(20));
   if (!applied || !(*rotation)->is_ok()) {
-    sim.violation(fmt::format(
-        "race: the standby did not apply KEK v{} from the log: {}", old_kek + 1,
-        rotation->has_value() ? (*rotation)->status().to_string() : "T2 did not finish"));
+    sim.violation(
+        Checker::kScenario,
+        fmt::format(
+            "race: the standby did not apply KEK v{} from the log: {}", old_kek + 1,
+            rotation->has_value() ? (*rotation)->status().to_string() : "T2 did not finish"));
     return finish();
   }
   report.race_reached = race.keystore_version < standby->engine().keystore().version() &&
                         primary->engine().installed_checkpoint_lsn() == race.completion_lsn;
   if (!report.race_reached) {
-    sim.violation(fmt::format("race: not reached (checkpoint keystore v{}, standby keystore v{})",
+    sim.violation(Checker::kScenario,
+                  fmt::format("race: not reached (checkpoint keystore v{}, standby keystore v{})",
                               race.keystore_version, standby->engine().keystore().version()));
     return finish();
   }
