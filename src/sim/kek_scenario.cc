@@ -21,6 +21,16 @@ constexpr int64_t kWarmupMs = 3000;      // writes before the first fault
 constexpr int64_t kQuietTailMs = 10000;  // no new fault in the chaos phase's last seconds
 constexpr Nanos kConvergeBound = std::chrono::seconds(90);
 constexpr Nanos kStallBound = std::chrono::seconds(20);
+constexpr Nanos kBringUpMax = std::chrono::seconds(60);
+constexpr Nanos kProbeEvery = std::chrono::milliseconds(10);
+// After the chaos phase: healed, rotations and writes go on this long, then writes alone,
+// then nothing; each final step (a checkpoint, collecting the keys) ends within its max.
+constexpr Nanos kHealedRotationsFor = std::chrono::seconds(5);
+constexpr Nanos kHealedWritesFor = std::chrono::seconds(3);
+constexpr Nanos kQuiesceFor = std::chrono::seconds(1);
+constexpr Nanos kFinalStepMax = std::chrono::seconds(30);
+// Between the seals of a rapid_seal_burst.
+constexpr Nanos kSealBurstPause = std::chrono::microseconds(100);
 
 struct KindName {
   FaultKind kind;
@@ -213,6 +223,7 @@ class KekRun {
     }
   }
 
+  // Brings the replica set up, runs the chaos phase and winds down, checks, and reports.
   KekReport run();
 
  private:
@@ -247,13 +258,29 @@ class KekRun {
   bool quorum_reachable();
   void on_pickup(size_t standby);
   void kill_server(size_t server, int64_t down_ms, RestartDisk mode);
+  // Applies one scheduled fault (and schedules its healing), one step per kind.
   void apply(const FaultEvent& e);
+  void kill_standby_page_server(const FaultEvent& e);
+  void seal_burst(uint32_t seals);
+  void partition(const FaultEvent& e);
+  void message_faults(const FaultEvent& e);
+  void disk_faults(const FaultEvent& e);
+  void clock_skew(const FaultEvent& e);
+  void restart_standby(const FaultEvent& e);
   void after(int64_t ms, std::function<void()> undo);
   Task<void> nemesis();
   Task<void> stall_probe();
   Task<void> key_probe();
   Task<void> collect_keys();
   void heal_everything();
+  // The workload, rotations, nemesis and probes for the chaos phase.
+  void run_chaos_phase();
+  // Heals, stops rotations and then writes, takes a last checkpoint and collects the keys.
+  void wind_down();
+  // Plaintext needles and raw key bytes found on the page servers' disks.
+  void check_disks();
+  // The first violation's checker, the shared fields, and the failing node's logs.
+  void finish_report();
   void fail(Checker checker, std::string what);
 
   KekOptions o_;
@@ -331,104 +358,126 @@ void KekRun::on_pickup(size_t standby) {
 }
 
 void KekRun::apply(const FaultEvent& e) {
-  SimWorld& w = sim_.world();
   ChaosCounts& c = report_.chaos;
   switch (e.kind) {
-    case FaultKind::kKillStandbyPageServer: {
+    case FaultKind::kKillStandbyPageServer:
       c.kill_standby_page_server++;
-      const size_t standby = e.target % o_.standbys;
-      if (e.at_pickup) {
-        kill_at_pickup_[standby] = true;
-        kill_at_pickup_mode_[standby] = e.restart;
-        kill_at_pickup_ms_[standby] = e.duration_ms;
-      } else {
-        kill_server(standby % sim_.server_ids().size(), e.duration_ms, e.restart);
-      }
+      kill_standby_page_server(e);
       break;
-    }
-    case FaultKind::kRapidSealBurst: {
+    case FaultKind::kRapidSealBurst:
       c.rapid_seal_burst++;
-      const uint32_t n = e.count;
-      sim_.spawn_on(sim_.primary_id(), "seal-burst", [this, n]() -> Task<void> {
-        for (uint32_t i = 0; i < n; i++) {
-          Primary* p = sim_.primary();
-          if (p == nullptr) co_return;
-          Env* env = sim_.world().env(sim_.primary_id());
-          sim_.spawn_on(sim_.primary_id(), "seal", [p]() -> Task<void> { co_await p->seal_log(); });
-          if (!(co_await env->executor().sleep(std::chrono::microseconds(100))).is_ok()) co_return;
-        }
-      });
+      seal_burst(e.count);
       break;
-    }
     case FaultKind::kPageServerKill:
       c.page_server_kills++;
       kill_server(e.target % sim_.server_ids().size(), e.duration_ms, e.restart);
       break;
-    case FaultKind::kPartition: {
+    case FaultKind::kPartition:
       c.partitions++;
-      const NodeId a = node_of(e.target);
-      const NodeId b = node_of(e.other);
-      const PartitionShape shape = e.shape;
-      if (shape == PartitionShape::kIsolate) {
-        w.network().isolate(a);
-      } else if (shape == PartitionShape::kOneWay) {
-        w.network().partition_one_way(a, b);
-      } else {
-        w.network().partition(a, b);
-      }
-      after(e.duration_ms, [this] { sim_.world().network().heal_all(); });
+      partition(e);
       break;
-    }
-    case FaultKind::kMessageFaults: {
+    case FaultKind::kMessageFaults:
       c.message_faults++;
-      LinkFaults f = w.network().default_faults();
-      f.drop = e.rate;
-      f.duplicate = e.duplicate_rate;
-      f.latency_min = f.latency_min + std::chrono::milliseconds(e.amount_ms);
-      f.latency_max = std::max(f.latency_max, f.latency_min + std::chrono::milliseconds(1));
-      w.network().set_default_faults(f);
-      after(e.duration_ms, [this] { sim_.world().network().set_default_faults(LinkFaults{}); });
+      message_faults(e);
       break;
-    }
-    case FaultKind::kDiskFaults: {
+    case FaultKind::kDiskFaults:
       c.disk_faults++;
-      const NodeId id = sim_.server_ids().at(e.target % sim_.server_ids().size());
-      DiskFaults f = w.disk(id).faults();
-      f.write_eio = e.rate;
-      f.sync_eio = e.rate;
-      w.disk(id).set_faults(f);
-      disk_faulted_.insert(id);
-      after(e.duration_ms, [this, id] {
-        DiskFaults g = sim_.world().disk(id).faults();
-        g.write_eio = 0;
-        g.sync_eio = 0;
-        sim_.world().disk(id).set_faults(g);
-        disk_faulted_.erase(id);
-      });
+      disk_faults(e);
       break;
-    }
-    case FaultKind::kClockSkew: {
+    case FaultKind::kClockSkew:
       c.clock_skews++;
-      SimClock& clock = w.clock(node_of(e.target));
-      clock.set_offset_ns(clock.offset_ns() + e.amount_ms * 1'000'000);
-      clock.set_drift_ppm(e.rate);
+      clock_skew(e);
       break;
-    }
-    case FaultKind::kStandbyRestart: {
+    case FaultKind::kStandbyRestart:
       c.standby_restarts++;
-      const size_t i = e.target % o_.standbys;
-      const NodeId id = sim_.standby_ids()[i];
-      if (!w.is_up(id)) break;
-      w.crash(id, UnsyncedOnCrash::kLose);
-      down_.insert(id);
-      after(e.duration_ms, [this, id, i] {
-        sim_.world().start(id);
-        down_.erase(id);
-        sim_.start_reader(i);
-      });
+      restart_standby(e);
       break;
-    }
   }
+}
+
+void KekRun::kill_standby_page_server(const FaultEvent& e) {
+  const size_t standby = e.target % o_.standbys;
+  if (e.at_pickup) {
+    kill_at_pickup_[standby] = true;
+    kill_at_pickup_mode_[standby] = e.restart;
+    kill_at_pickup_ms_[standby] = e.duration_ms;
+  } else {
+    kill_server(standby % sim_.server_ids().size(), e.duration_ms, e.restart);
+  }
+}
+
+void KekRun::seal_burst(uint32_t n) {
+  sim_.spawn_on(sim_.primary_id(), "seal-burst", [this, n]() -> Task<void> {
+    for (uint32_t i = 0; i < n; i++) {
+      Primary* p = sim_.primary();
+      if (p == nullptr) co_return;
+      Env* env = sim_.world().env(sim_.primary_id());
+      sim_.spawn_on(sim_.primary_id(), "seal", [p]() -> Task<void> { co_await p->seal_log(); });
+      if (!(co_await env->executor().sleep(kSealBurstPause)).is_ok()) co_return;
+    }
+  });
+}
+
+void KekRun::partition(const FaultEvent& e) {
+  SimNetwork& net = sim_.world().network();
+  const NodeId a = node_of(e.target);
+  const NodeId b = node_of(e.other);
+  if (e.shape == PartitionShape::kIsolate) {
+    net.isolate(a);
+  } else if (e.shape == PartitionShape::kOneWay) {
+    net.partition_one_way(a, b);
+  } else {
+    net.partition(a, b);
+  }
+  after(e.duration_ms, [this] { sim_.world().network().heal_all(); });
+}
+
+void KekRun::message_faults(const FaultEvent& e) {
+  SimNetwork& net = sim_.world().network();
+  LinkFaults f = net.default_faults();
+  f.drop = e.rate;
+  f.duplicate = e.duplicate_rate;
+  f.latency_min = f.latency_min + std::chrono::milliseconds(e.amount_ms);
+  f.latency_max = std::max(f.latency_max, f.latency_min + std::chrono::milliseconds(1));
+  net.set_default_faults(f);
+  after(e.duration_ms, [this] { sim_.world().network().set_default_faults(LinkFaults{}); });
+}
+
+void KekRun::disk_faults(const FaultEvent& e) {
+  SimWorld& w = sim_.world();
+  const NodeId id = sim_.server_ids().at(e.target % sim_.server_ids().size());
+  DiskFaults f = w.disk(id).faults();
+  f.write_eio = e.rate;
+  f.sync_eio = e.rate;
+  w.disk(id).set_faults(f);
+  disk_faulted_.insert(id);
+  after(e.duration_ms, [this, id] {
+    DiskFaults g = sim_.world().disk(id).faults();
+    g.write_eio = 0;
+    g.sync_eio = 0;
+    sim_.world().disk(id).set_faults(g);
+    disk_faulted_.erase(id);
+  });
+}
+
+void KekRun::clock_skew(const FaultEvent& e) {
+  SimClock& clock = sim_.world().clock(node_of(e.target));
+  clock.set_offset_ns(clock.offset_ns() + e.amount_ms * 1'000'000);
+  clock.set_drift_ppm(e.rate);
+}
+
+void KekRun::restart_standby(const FaultEvent& e) {
+  SimWorld& w = sim_.world();
+  const size_t i = e.target % o_.standbys;
+  const NodeId id = sim_.standby_ids()[i];
+  if (!w.is_up(id)) return;
+  w.crash(id, UnsyncedOnCrash::kLose);
+  down_.insert(id);
+  after(e.duration_ms, [this, id, i] {
+    sim_.world().start(id);
+    down_.erase(id);
+    sim_.start_reader(i);
+  });
 }
 
 Task<void> KekRun::nemesis() {
@@ -537,50 +586,64 @@ void KekRun::heal_everything() {
 }
 
 KekReport KekRun::run() {
-  SimWorld& w = sim_.world();
   kill_at_pickup_.assign(o_.standbys, false);
   kill_at_pickup_mode_.assign(o_.standbys, RestartDisk::kIntact);
   kill_at_pickup_ms_.assign(o_.standbys, 0);
   std::string why;
-  if (!sim_.bring_up(std::chrono::seconds(60), &why)) {
+  if (!sim_.bring_up(kBringUpMax, &why)) {
     fail(Checker::kLiveness, why);
   } else {
-    sim_.spawn_on(sim_.primary_id(), "key-needles",
-                  [this]() -> Task<void> { co_await key_probe(); });
-    sim_.start_probe(std::chrono::milliseconds(10));
-    sim_.start_workload(1);
-    sim_.start_rotations(std::chrono::milliseconds(mix_.rotation_every_ms), mix_.cmk_every);
-    sim_.spawn_on(sim_.tool_id(), "nemesis", [this]() -> Task<void> { co_await nemesis(); });
-    sim_.spawn_on(sim_.tool_id(), "stall-probe",
-                  [this]() -> Task<void> { co_await stall_probe(); });
-    w.run_for(o_.duration);
-    // Heal, let the rotations and writes run a little longer, then stop and check.
-    heal_everything();
-    w.run_for(std::chrono::seconds(5));
-    sim_.stop_rotations();
-    w.run_for(std::chrono::seconds(3));
-    sim_.stop_workload();
-    w.run_for(std::chrono::seconds(1));
-    if (sim_.primary() != nullptr) {
-      sim_.run_on(
-          sim_.primary_id(), [this]() -> Task<void> { co_await sim_.primary()->checkpoint_now(); },
-          std::chrono::seconds(30));
-      sim_.run_on(
-          sim_.primary_id(), [this]() -> Task<void> { co_await collect_keys(); },
-          std::chrono::seconds(30));
-    }
+    run_chaos_phase();
+    wind_down();
     sim_.check_convergence(kConvergeBound);
   }
   // Reads, monotonicity and aborts were checked as the run went (ReplicaSetSim).
   sim_.collect_aborts();
-  if (!found_.empty()) {
-    std::set<std::string> kinds;
-    for (size_t i : found_) kinds.insert(needles_.what(i));
-    std::string list;
-    for (const auto& k : kinds) list += (list.empty() ? "" : ", ") + k;
-    fail(Checker::kPlaintext,
-         fmt::format("{} plaintext needle(s) found on page server disks: {}", found_.size(), list));
+  check_disks();
+  finish_report();
+  return report_;
+}
+
+void KekRun::run_chaos_phase() {
+  sim_.spawn_on(sim_.primary_id(), "key-needles", [this]() -> Task<void> { co_await key_probe(); });
+  sim_.start_probe(kProbeEvery);
+  sim_.start_workload(1);
+  sim_.start_rotations(std::chrono::milliseconds(mix_.rotation_every_ms), mix_.cmk_every);
+  sim_.spawn_on(sim_.tool_id(), "nemesis", [this]() -> Task<void> { co_await nemesis(); });
+  sim_.spawn_on(sim_.tool_id(), "stall-probe", [this]() -> Task<void> { co_await stall_probe(); });
+  sim_.world().run_for(o_.duration);
+}
+
+void KekRun::wind_down() {
+  SimWorld& w = sim_.world();
+  // Heal, let the rotations and writes run a little longer, then stop and check.
+  heal_everything();
+  w.run_for(kHealedRotationsFor);
+  sim_.stop_rotations();
+  w.run_for(kHealedWritesFor);
+  sim_.stop_workload();
+  w.run_for(kQuiesceFor);
+  if (sim_.primary() != nullptr) {
+    sim_.run_on(
+        sim_.primary_id(), [this]() -> Task<void> { co_await sim_.primary()->checkpoint_now(); },
+        kFinalStepMax);
+    sim_.run_on(
+        sim_.primary_id(), [this]() -> Task<void> { co_await collect_keys(); }, kFinalStepMax);
   }
+}
+
+void KekRun::check_disks() {
+  if (found_.empty()) return;
+  std::set<std::string> kinds;
+  for (size_t i : found_) kinds.insert(needles_.what(i));
+  std::string list;
+  for (const auto& k : kinds) list += (list.empty() ? "" : ", ") + k;
+  fail(Checker::kPlaintext,
+       fmt::format("{} plaintext needle(s) found on page server disks: {}", found_.size(), list));
+}
+
+void KekRun::finish_report() {
+  SimWorld& w = sim_.world();
   // The failing checker is the first violation's.
   if (std::optional<Checker> first = sim_.first_violation_checker()) {
     report_.failed_checker_id = *first;
@@ -589,23 +652,20 @@ KekReport KekRun::run() {
   collect_scenario_report(sim_, report_);
   report_.page_server_bytes_scanned = bytes_scanned_;
   report_.longest_stall_seconds = longest_stall_s_;
-  if (!report_.passed) {
-    // The failing node: an aborted one, else the first standby named, else the primary.
-    NodeId node = sim_.primary_id();
-    if (!w.aborts().empty()) {
-      node = w.aborts().front().node;
-    } else {
-      for (size_t i = 0; i < o_.standbys; i++) {
-        if (report_.violations.front().find(fmt::format("standby{}", i + 1)) != std::string::npos) {
-          node = sim_.standby_ids()[i];
-        }
-      }
+  if (report_.passed) return;
+  // The failing node: an aborted one, else the last standby named, else the primary.
+  NodeId node = sim_.primary_id();
+  if (!w.aborts().empty()) {
+    node = w.aborts().front().node;
+  } else {
+    for (size_t i = 0; i < o_.standbys; i++) {
+      if (report_.violations.front().find(fmt::format("standby{}", i + 1)) != std::string::npos)
+        node = sim_.standby_ids()[i];
     }
-    report_.failing_node = w.name(node);
-    report_.failure_logs = node_log_text(w, node);
-    report_.all_logs = all_logs_text(w);
   }
-  return report_;
+  report_.failing_node = w.name(node);
+  report_.failure_logs = node_log_text(w, node);
+  report_.all_logs = all_logs_text(w);
 }
 
 }  // namespace
