@@ -487,35 +487,63 @@ Task<void> ReplicaSetSim::probe_loop(Nanos every) {
 
 // ---- Convergence ----------------------------------------------------------------------------
 
+bool ReplicaSetSim::all_converged() {
+  Primary* p = primary();
+  if (p == nullptr) return false;
+  for (size_t i = 0; i < standbys_.size(); ++i) {
+    Standby* s = standby(i);
+    if (!s || s->state() != StandbyState::kSecondary || s->applied_ts() != p->applied_ts() ||
+        s->engine().installed_checkpoint_lsn() != p->engine().installed_checkpoint_lsn()) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void ReplicaSetSim::report_not_converged(Nanos limit) {
+  Primary* p = primary();
+  for (size_t i = 0; i < standbys_.size(); ++i) {
+    Standby* s = standby(i);
+    violation(
+        Checker::kConvergence,
+        fmt::format(
+            "standby{} did not converge within {:.0f}s: state {}, applied ts {} (primary {}), "
+            "installed {} (primary {}){}",
+            i + 1, std::chrono::duration<double>(limit).count(),
+            s ? standby_state_name(s->state()) : "DOWN", s ? s->applied_ts().value : 0,
+            p ? p->applied_ts().value : 0, s ? s->engine().installed_checkpoint_lsn().value : 0,
+            p ? p->engine().installed_checkpoint_lsn().value : 0,
+            s && !s->resync_error().is_ok() ? fmt::format(" ({})", s->resync_error().to_string())
+                                            : ""));
+  }
+}
+
+uint64_t ReplicaSetSim::compare_final_content(
+    NodeId id, TableId table, Timestamp ts,
+    const std::vector<std::pair<std::string, std::string>>& rows) {
+  std::map<std::string, std::string> got(rows.begin(), rows.end());
+  std::set<std::string> keys;
+  for (auto& [k, v] : got) keys.insert(k);
+  for (const std::string& k : model_.keys(table, "", "")) keys.insert(k);
+  uint64_t wrong = 0;
+  for (const std::string& k : keys) {
+    auto it = got.find(k);
+    std::optional<std::string> v =
+        it == got.end() ? std::nullopt : std::optional<std::string>(it->second);
+    if (!model_.acceptable(table, k, ts, v)) {
+      wrong++;
+      violation(Checker::kLostWrite,
+                fmt::format("{}: final content of {}:{} at ts {} = {}, expected {}",
+                            world_.name(id), table.value, k, ts.value, v.value_or("<absent>"),
+                            model_.expected(table, k, ts).value_or("<absent>")));
+    }
+  }
+  return wrong;
+}
+
 bool ReplicaSetSim::check_convergence(Nanos limit) {
-  auto converged = [&] {
-    Primary* p = primary();
-    if (p == nullptr) return false;
-    for (size_t i = 0; i < standbys_.size(); ++i) {
-      Standby* s = standby(i);
-      if (!s || s->state() != StandbyState::kSecondary || s->applied_ts() != p->applied_ts() ||
-          s->engine().installed_checkpoint_lsn() != p->engine().installed_checkpoint_lsn()) {
-        return false;
-      }
-    }
-    return true;
-  };
-  if (!run_until(converged, limit)) {
-    Primary* p = primary();
-    for (size_t i = 0; i < standbys_.size(); ++i) {
-      Standby* s = standby(i);
-      violation(
-          Checker::kConvergence,
-          fmt::format(
-              "standby{} did not converge within {:.0f}s: state {}, applied ts {} (primary {}), "
-              "installed {} (primary {}){}",
-              i + 1, std::chrono::duration<double>(limit).count(),
-              s ? standby_state_name(s->state()) : "DOWN", s ? s->applied_ts().value : 0,
-              p ? p->applied_ts().value : 0, s ? s->engine().installed_checkpoint_lsn().value : 0,
-              p ? p->engine().installed_checkpoint_lsn().value : 0,
-              s && !s->resync_error().is_ok() ? fmt::format(" ({})", s->resync_error().to_string())
-                                              : ""));
-    }
+  if (!run_until([this] { return all_converged(); }, limit)) {
+    report_not_converged(limit);
     return false;
   }
   // Same content everywhere, equal to the model at the primary's applied ts.
@@ -534,9 +562,9 @@ bool ReplicaSetSim::check_convergence(Nanos limit) {
             Result<std::vector<std::pair<std::string, std::string>>> rows =
                 invalid_argument("unset");
             if (n->primary()) {
-              rows = co_await n->primary()->scan(table, "", "", 1'000'000, ts);
+              rows = co_await n->primary()->scan(table, "", "", kFinalScanRowsMax, ts);
             } else {
-              auto r = co_await n->standby()->scan(table, "", "", 1'000'000, ts);
+              auto r = co_await n->standby()->scan(table, "", "", kFinalScanRowsMax, ts);
               if (r.is_ok()) {
                 rows = std::move(r->value);
               } else {
@@ -550,26 +578,11 @@ bool ReplicaSetSim::check_convergence(Nanos limit) {
                                     table.value, rows.status().to_string()));
               co_return;
             }
-            std::map<std::string, std::string> got(rows->begin(), rows->end());
-            std::set<std::string> keys;
-            for (auto& [k, v] : got) keys.insert(k);
-            for (const std::string& k : model_.keys(table, "", "")) keys.insert(k);
-            for (const std::string& k : keys) {
-              auto it = got.find(k);
-              std::optional<std::string> v =
-                  it == got.end() ? std::nullopt : std::optional<std::string>(it->second);
-              if (!model_.acceptable(table, k, ts, v)) {
-                ok = false;
-                lost++;
-                violation(
-                    Checker::kLostWrite,
-                    fmt::format("{}: final content of {}:{} at ts {} = {}, expected {}",
-                                world_.name(id), table.value, k, ts.value, v.value_or("<absent>"),
-                                model_.expected(table, k, ts).value_or("<absent>")));
-              }
-            }
+            const uint64_t wrong = compare_final_content(id, table, ts, *rows);
+            if (wrong > 0) ok = false;
+            lost += wrong;
           },
-          std::chrono::seconds(30));
+          kFinalScanMax);
       if (!done) {
         ok = false;
         violation(Checker::kRead, fmt::format("{}: final scan of table {} did not finish",

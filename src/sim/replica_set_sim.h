@@ -103,6 +103,10 @@ enum class Checker : uint8_t {
 // "abort", "monotonic", "lost_write", "read", ...: the name reports and replay files use.
 std::string_view checker_name(Checker c);
 
+// The final content check: rows scanned per table at most, and each scan's bound.
+inline constexpr size_t kFinalScanRowsMax = 1'000'000;
+inline constexpr Nanos kFinalScanMax = Nanos(std::chrono::seconds(30));
+
 // Violations kept per run; later ones are dropped.
 inline constexpr size_t kViolationsKeptMax = 100;
 
@@ -182,6 +186,13 @@ class ReplicaSetSim {
   Task<void> checkpoint_loop(Nanos every);
   Task<bool> check_read(ReplicaNode* n, TableId table, std::string key);
   Task<bool> check_scan(ReplicaNode* n, TableId table, std::string lo, std::string hi);
+  // check_convergence's steps: whether every standby caught up with the primary; a
+  // violation per standby when they did not; the final content of `table` on `id`
+  // against the model at `ts` (a violation per wrong key, and their count).
+  bool all_converged();
+  void report_not_converged(Nanos limit);
+  uint64_t compare_final_content(NodeId id, TableId table, Timestamp ts,
+                                 const std::vector<std::pair<std::string, std::string>>& rows);
 
   ReplicaSetConfig config_;
   SimWorld world_;
