@@ -29,6 +29,9 @@ constexpr Nanos kHealedRotationsFor = std::chrono::seconds(5);
 constexpr Nanos kHealedWritesFor = std::chrono::seconds(3);
 constexpr Nanos kQuiesceFor = std::chrono::seconds(1);
 constexpr Nanos kFinalStepMax = std::chrono::seconds(30);
+// What a replay file's events may ask for: seals in a burst, |rate|.
+constexpr uint32_t kBurstSealsMax = 10000;
+constexpr double kEventRateMax = 1e6;
 // Between the seals of a rapid_seal_burst.
 constexpr Nanos kSealBurstPause = std::chrono::microseconds(100);
 
@@ -784,78 +787,99 @@ std::string replay_file_json(const KekReport& r) {
   return j.dump(2) + "\n";
 }
 
+namespace {
+
+Status replay_error(const std::string& what) {
+  return invalid_argument(fmt::format("replay file: {}", what));
+}
+
+// The replay file's "fault_mix". Throws nlohmann::json::exception for a missing field.
+Result<FaultMix> parse_mix_json(const nlohmann::json& m) {
+  FaultMix mix;
+  for (const auto& k : m.at("kinds")) {
+    auto kind = parse_fault_kind(k.get<std::string>());
+    if (!kind) return replay_error(fmt::format("unknown fault kind '{}'", k.get<std::string>()));
+    mix.kinds.push_back(*kind);
+  }
+  mix.mean_interval_ms = m.at("mean_interval_ms").get<int64_t>();
+  mix.rotation_every_ms = m.at("rotation_every_ms").get<int64_t>();
+  mix.cmk_every = m.at("cmk_every").get<int>();
+  mix.rotation_gap_max_ms = m.at("rotation_gap_max_ms").get<int64_t>();
+  mix.checkpoint_every_ms = m.at("checkpoint_every_ms").get<int64_t>();
+  if (mix.rotation_every_ms < 100 || mix.checkpoint_every_ms < 10 || mix.cmk_every < 1 ||
+      mix.rotation_gap_max_ms < 0) {
+    return replay_error("fault_mix values out of range");
+  }
+  return mix;
+}
+
+// One event of the replay file's "schedule". Throws nlohmann::json::exception for a
+// missing field.
+Result<FaultEvent> parse_event_json(const nlohmann::json& ev) {
+  FaultEvent e;
+  e.at_ms = ev.at("at_ms").get<int64_t>();
+  auto kind = parse_fault_kind(ev.at("kind").get<std::string>());
+  if (!kind)
+    return replay_error(fmt::format("unknown fault kind '{}'", ev.at("kind").get<std::string>()));
+  e.kind = *kind;
+  e.target = ev.value("target", 0u);
+  e.other = ev.value("other", 0u);
+  e.duration_ms = ev.value("duration_ms", int64_t{0});
+  const uint8_t mode = ev.value("mode", uint8_t{0});
+  if (e.kind == FaultKind::kPartition)
+    e.shape = static_cast<PartitionShape>(mode);
+  else
+    e.restart = static_cast<RestartDisk>(mode);
+  e.at_pickup = ev.value("at_pickup", false);
+  e.rate = ev.value("rate", 0.0);
+  e.duplicate_rate = ev.value("rate2", 0.0);
+  e.amount_ms = ev.value("amount_ms", int64_t{0});
+  e.count = ev.value("count", 0u);
+  if (e.at_ms < 0 || e.duration_ms < 0 || mode > 2 || e.count > kBurstSealsMax ||
+      !(e.rate >= -kEventRateMax && e.rate <= kEventRateMax)) {
+    return replay_error("a schedule event is out of range");
+  }
+  return e;
+}
+
+}  // namespace
+
 Result<ReplaySpec> parse_replay_file(std::string_view text) {
   nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object())
     return invalid_argument("replay file is not a JSON object");
-  auto bad = [](const std::string& what) {
-    return invalid_argument(fmt::format("replay file: {}", what));
-  };
   try {
     ReplaySpec spec;
-    if (j.value("scenario", std::string()) != "kek") return bad("scenario must be \"kek\"");
+    if (j.value("scenario", std::string()) != "kek")
+      return replay_error("scenario must be \"kek\"");
     spec.options.seed = j.at("seed").get<uint64_t>();
     auto policy = parse_pickup_policy(j.at("policy").get<std::string>());
-    if (!policy.is_ok()) return bad(policy.status().message());
+    if (!policy.is_ok()) return replay_error(policy.status().message());
     spec.options.policy = *policy;
     spec.options.standbys = j.at("standbys").get<size_t>();
-    if (spec.options.standbys < 1 || spec.options.standbys > 8) return bad("standbys must be 1..8");
+    if (spec.options.standbys < 1 || spec.options.standbys > 8)
+      return replay_error("standbys must be 1..8");
     if (j.contains("duration_s")) {
       const double d = j.at("duration_s").get<double>();
-      if (!(d >= 1 && d <= 86400)) return bad("duration_s must be 1..86400");
+      if (!(d >= 1 && d <= 86400)) return replay_error("duration_s must be 1..86400");
       spec.options.duration = std::chrono::duration_cast<Nanos>(std::chrono::duration<double>(d));
     }
     spec.failed_checker = j.value("failed_checker", std::string());
-    const auto& m = j.at("fault_mix");
-    FaultMix mix;
-    for (const auto& k : m.at("kinds")) {
-      auto kind = parse_fault_kind(k.get<std::string>());
-      if (!kind) return bad(fmt::format("unknown fault kind '{}'", k.get<std::string>()));
-      mix.kinds.push_back(*kind);
-    }
-    mix.mean_interval_ms = m.at("mean_interval_ms").get<int64_t>();
-    mix.rotation_every_ms = m.at("rotation_every_ms").get<int64_t>();
-    mix.cmk_every = m.at("cmk_every").get<int>();
-    mix.rotation_gap_max_ms = m.at("rotation_gap_max_ms").get<int64_t>();
-    mix.checkpoint_every_ms = m.at("checkpoint_every_ms").get<int64_t>();
-    if (mix.rotation_every_ms < 100 || mix.checkpoint_every_ms < 10 || mix.cmk_every < 1 ||
-        mix.rotation_gap_max_ms < 0) {
-      return bad("fault_mix values out of range");
-    }
+    Result<FaultMix> mix = parse_mix_json(j.at("fault_mix"));
+    if (!mix.is_ok()) return mix.status();
     std::vector<FaultEvent> schedule;
     for (const auto& ev : j.at("schedule")) {
-      FaultEvent e;
-      e.at_ms = ev.at("at_ms").get<int64_t>();
-      auto kind = parse_fault_kind(ev.at("kind").get<std::string>());
-      if (!kind)
-        return bad(fmt::format("unknown fault kind '{}'", ev.at("kind").get<std::string>()));
-      e.kind = *kind;
-      e.target = ev.value("target", 0u);
-      e.other = ev.value("other", 0u);
-      e.duration_ms = ev.value("duration_ms", int64_t{0});
-      const uint8_t mode = ev.value("mode", uint8_t{0});
-      if (e.kind == FaultKind::kPartition)
-        e.shape = static_cast<PartitionShape>(mode);
-      else
-        e.restart = static_cast<RestartDisk>(mode);
-      e.at_pickup = ev.value("at_pickup", false);
-      e.rate = ev.value("rate", 0.0);
-      e.duplicate_rate = ev.value("rate2", 0.0);
-      e.amount_ms = ev.value("amount_ms", int64_t{0});
-      e.count = ev.value("count", 0u);
-      if (e.at_ms < 0 || e.duration_ms < 0 || mode > 2 || e.count > 10000 ||
-          !(e.rate >= -1e6 && e.rate <= 1e6)) {
-        return bad("a schedule event is out of range");
-      }
-      if (!schedule.empty() && e.at_ms < schedule.back().at_ms)
-        return bad("schedule is not in time order");
-      schedule.push_back(e);
+      Result<FaultEvent> e = parse_event_json(ev);
+      if (!e.is_ok()) return e.status();
+      if (!schedule.empty() && e->at_ms < schedule.back().at_ms)
+        return replay_error("schedule is not in time order");
+      schedule.push_back(*e);
     }
-    spec.options.mix = mix;
+    spec.options.mix = *mix;
     spec.options.schedule = schedule;
     return spec;
   } catch (const nlohmann::json::exception& e) {
-    return bad(e.what());
+    return replay_error(e.what());
   }
 }
 
