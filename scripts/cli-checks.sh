@@ -22,6 +22,8 @@ check "a seed that is not a number exits 2" test "$(exit_of "$quire" sim selftes
 check "an unknown flag exits 2" test "$(exit_of "$quire" sim selftest --seed 1 --bogus)" = 2
 check "an unknown subcommand exits 2" test "$(exit_of "$quire" sim nosuch)" = 2
 check "no subcommand exits 2" test "$(exit_of "$quire")" = 2
+bad=$("$quire" frobnicate 2>&1; echo "exit=$?")
+check "an unknown command exits 2 naming it and the valid ones" bash -c "grep -q 'exit=2' <<<\"\$1\" && grep -q \"unknown command 'frobnicate'.*sim, pageserver\" <<<\"\$1\"" _ "$bad"
 json=$(mktemp)
 "$quire" sim selftest --seed 4 --json "$json" >/dev/null
 check "--json writes the report" python3 -c "

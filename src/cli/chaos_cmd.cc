@@ -15,6 +15,14 @@ namespace quire::cli {
 
 namespace {
 
+// A failing run prints at most this much of its nodes' logs.
+constexpr size_t kLogTailBytesMax = 20000;
+
+// The last kLogTailBytesMax bytes of `logs`.
+std::string log_tail(const std::string& logs) {
+  return logs.size() > kLogTailBytesMax ? logs.substr(logs.size() - kLogTailBytesMax) : logs;
+}
+
 struct ChaosFlags {
   uint64_t seed = 1;
   std::string policy = "accept";
@@ -41,9 +49,7 @@ int run_race_command(const ChaosFlags& f) {
   if (!r.passed) {
     fmt::print("  replay: quire chaos race --policy {} --seed {}\n", f.policy, f.seed);
     // The nodes' last log lines, for the failing run.
-    std::string tail = r.failure_logs.size() > 20000
-                           ? r.failure_logs.substr(r.failure_logs.size() - 20000)
-                           : r.failure_logs;
+    const std::string tail = log_tail(r.failure_logs);
     fmt::print(stderr, "---- node logs (last {} bytes) ----\n{}", tail.size(), tail);
   }
   if (!f.json_path.empty()) {
@@ -96,36 +102,61 @@ std::string replay_command(const KekOptions& o, const KekFlags& f) {
   return cmd;
 }
 
-int run_kek_command(const KekFlags& f) {
+// The run's options: from the replay file (printing what it replays), else from the flags.
+// An error's message says what is wrong (usage: exit 2).
+Result<KekOptions> kek_options(const KekFlags& f) {
   KekOptions o;
-  if (!f.replay_path.empty()) {
-    std::ifstream in(f.replay_path);
-    if (!in) {
-      fmt::print(stderr, "quire chaos kek: cannot read replay file {}\n", f.replay_path);
-      return kExitUsage;
-    }
-    std::stringstream text;
-    text << in.rdbuf();
-    auto spec = parse_replay_file(text.str());
-    if (!spec.is_ok()) {
-      fmt::print(stderr, "quire chaos kek: {}: {}\n", f.replay_path, spec.status().message());
-      return kExitUsage;
-    }
-    o = spec->options;
-    if (f.duration_given) o.duration = seconds(f.duration_s);
-    fmt::print("replaying {} ({} fault events; it failed {})\n", f.replay_path, o.schedule->size(),
-               spec->failed_checker.empty() ? "nothing" : spec->failed_checker);
-  } else {
+  if (f.replay_path.empty()) {
     auto policy = parse_pickup_policy(f.policy);
-    if (!policy.is_ok()) {
-      fmt::print(stderr, "quire chaos kek: {}\n", policy.status().message());
-      return kExitUsage;
-    }
+    if (!policy.is_ok()) return policy.status();
     o.seed = f.seed;
     o.policy = *policy;
     o.duration = seconds(f.duration_s);
     o.standbys = f.standbys;
+    return o;
   }
+  std::ifstream in(f.replay_path);
+  if (!in) return invalid_argument(fmt::format("cannot read replay file {}", f.replay_path));
+  std::stringstream text;
+  text << in.rdbuf();
+  auto spec = parse_replay_file(text.str());
+  if (!spec.is_ok())
+    return invalid_argument(fmt::format("{}: {}", f.replay_path, spec.status().message()));
+  o = spec->options;
+  if (f.duration_given) o.duration = seconds(f.duration_s);
+  fmt::print("replaying {} ({} fault events; it failed {})\n", f.replay_path, o.schedule->size(),
+             spec->failed_checker.empty() ? "nothing" : spec->failed_checker);
+  return o;
+}
+
+// Shrinks the failing run's schedule and writes the replay file; false when it cannot.
+bool shrink_and_write(const KekOptions& o, const KekReport& r, const KekFlags& f) {
+  fmt::print("shrinking the fault schedule ({} events, failing checker {})...\n", r.schedule.size(),
+             r.failed_checker);
+  KekReport small = shrink_kek(o, r, [](size_t trials, size_t events) {
+    fmt::print(stderr, "\r  trial {}: {} events   ", trials, events);
+  });
+  fmt::print(stderr, "\n");
+  const std::string out =
+      f.shrink_out.empty() ? fmt::format("kek-seed-{}.replay.json", o.seed) : f.shrink_out;
+  if (!write_file(out, replay_file_json(small))) {
+    fmt::print(stderr, "quire: cannot write {}\n", out);
+    return false;
+  }
+  fmt::print(
+      "minimal schedule: {} of {} events still fail {}; written to {}\n  replay: quire chaos "
+      "kek --replay {}\n",
+      small.schedule.size(), r.schedule.size(), small.failed_checker, out, out);
+  return true;
+}
+
+int run_kek_command(const KekFlags& f) {
+  Result<KekOptions> options = kek_options(f);
+  if (!options.is_ok()) {
+    fmt::print(stderr, "quire chaos kek: {}\n", options.status().message());
+    return kExitUsage;
+  }
+  const KekOptions& o = *options;
   // The seed's swarm first, so a long run shows what it is doing.
   const FaultMix mix = o.mix ? *o.mix : draw_fault_mix(o.seed);
   fmt::print(
@@ -144,29 +175,10 @@ int run_kek_command(const KekFlags& f) {
     fmt::print("  replay: {}\n", f.replay_path.empty()
                                      ? replay_command(o, f)
                                      : fmt::format("quire chaos kek --replay {}", f.replay_path));
-    std::string tail = r.failure_logs.size() > 20000
-                           ? r.failure_logs.substr(r.failure_logs.size() - 20000)
-                           : r.failure_logs;
+    const std::string tail = log_tail(r.failure_logs);
     fmt::print(stderr, "---- {}'s log ring (last {} bytes) ----\n{}", r.failing_node, tail.size(),
                tail);
-    if (f.shrink) {
-      fmt::print("shrinking the fault schedule ({} events, failing checker {})...\n",
-                 r.schedule.size(), r.failed_checker);
-      KekReport small = shrink_kek(o, r, [](size_t trials, size_t events) {
-        fmt::print(stderr, "\r  trial {}: {} events   ", trials, events);
-      });
-      fmt::print(stderr, "\n");
-      const std::string out =
-          f.shrink_out.empty() ? fmt::format("kek-seed-{}.replay.json", o.seed) : f.shrink_out;
-      if (!write_file(out, replay_file_json(small))) {
-        fmt::print(stderr, "quire: cannot write {}\n", out);
-        return kExitFailed;
-      }
-      fmt::print(
-          "minimal schedule: {} of {} events still fail {}; written to {}\n  replay: quire chaos "
-          "kek --replay {}\n",
-          small.schedule.size(), r.schedule.size(), small.failed_checker, out, out);
-    }
+    if (f.shrink && !shrink_and_write(o, r, f)) return kExitFailed;
   }
   if (!f.json_path.empty() && !write_file(f.json_path, kek_report_json(r))) {
     fmt::print(stderr, "quire: cannot write {}\n", f.json_path);

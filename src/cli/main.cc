@@ -6,8 +6,11 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <string>
+#include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -82,6 +85,37 @@ int run_sim_selftest(uint64_t seed, const std::string& json_path) {
   return r.passed ? 0 : kExitFailed;
 }
 
+// The words before the first flag name subcommands, each of the one before it. When a word
+// names none, and the command it follows takes no positional arguments (so the word can be
+// nothing else), prints "unknown command" naming it and the valid ones, and returns false.
+bool subcommands_known(const CLI::App& app, int argc, char** argv) {
+  const CLI::App* command = &app;
+  std::string path = "quire";
+  for (int i = 1; i < argc; ++i) {
+    const std::string word = argv[i];
+    if (word.empty() || word[0] == '-') return true;
+    const std::vector<const CLI::App*> subcommands =
+        command->get_subcommands([](const CLI::App*) { return true; });
+    if (subcommands.empty() ||
+        !command->get_options([](const CLI::Option* o) { return o->get_positional(); }).empty())
+      return true;
+    const CLI::App* next = nullptr;
+    std::vector<std::string> names;
+    for (const CLI::App* s : subcommands) {
+      names.push_back(s->get_name());
+      if (s->check_name(word)) next = s;
+    }
+    if (next == nullptr) {
+      fmt::print(stderr, "{}: unknown command '{}' (valid: {})\n", path, word,
+                 fmt::join(names, ", "));
+      return false;
+    }
+    path += " " + word;
+    command = next;
+  }
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -106,6 +140,7 @@ int main(int argc, char** argv) {
   quire::cli::add_kms_commands(app, commands);
   quire::cli::add_chaos_commands(app, commands);
 
+  if (!subcommands_known(app, argc, argv)) return kExitUsage;
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -6,11 +6,14 @@
 
 #include <fmt/format.h>
 
+#include "bench/data_dir_lock.h"
+#include "bench/local_page_server.h"
 #include "cli/command.h"
-#include "cli/data_dir_lock.h"
-#include "cli/local_page_server.h"
 
 namespace quire::cli {
+
+using bench::DataDirLock;
+using bench::LocalPageServer;
 
 namespace {
 

@@ -21,6 +21,19 @@ constexpr int64_t kWarmupMs = 3000;      // writes before the first fault
 constexpr int64_t kQuietTailMs = 10000;  // no new fault in the chaos phase's last seconds
 constexpr Nanos kConvergeBound = std::chrono::seconds(90);
 constexpr Nanos kStallBound = std::chrono::seconds(20);
+constexpr Nanos kBringUpMax = std::chrono::seconds(60);
+constexpr Nanos kProbeEvery = std::chrono::milliseconds(10);
+// After the chaos phase: healed, rotations and writes go on this long, then writes alone,
+// then nothing; each final step (a checkpoint, collecting the keys) ends within its max.
+constexpr Nanos kHealedRotationsFor = std::chrono::seconds(5);
+constexpr Nanos kHealedWritesFor = std::chrono::seconds(3);
+constexpr Nanos kQuiesceFor = std::chrono::seconds(1);
+constexpr Nanos kFinalStepMax = std::chrono::seconds(30);
+// What a replay file's events may ask for: seals in a burst, |rate|.
+constexpr uint32_t kBurstSealsMax = 10000;
+constexpr double kEventRateMax = 1e6;
+// Between the seals of a rapid_seal_burst.
+constexpr Nanos kSealBurstPause = std::chrono::microseconds(100);
 
 struct KindName {
   FaultKind kind;
@@ -48,18 +61,6 @@ bool impairs_a_server(const FaultEvent& e, size_t standbys) {
     default:
       return false;
   }
-}
-
-std::string capture_log(SimWorld& world, NodeId node) {
-  char* buf = nullptr;
-  size_t len = 0;
-  std::FILE* f = open_memstream(&buf, &len);
-  if (f == nullptr) return {};
-  world.dump_log(node, f);
-  std::fclose(f);
-  std::string out(buf, len);
-  std::free(buf);
-  return out;
 }
 
 }  // namespace
@@ -97,14 +98,91 @@ FaultMix draw_fault_mix(uint64_t seed) {
   return m;
 }
 
+namespace {
+
+// The page servers of a kek run (a replica set's page service).
+constexpr size_t kKekServers = 3;
+// After a server fault heals, the next waits this long for its server to catch up: longer
+// when it came back empty or stale and must rebuild.
+constexpr int64_t kServerSettleIntactMs = 3000;
+constexpr int64_t kServerSettleRebuiltMs = 15000;
+
+RestartDisk draw_restart(SimRandom& rng) {
+  return rng.chance(0.6) ? RestartDisk::kIntact
+                         : (rng.chance(0.5) ? RestartDisk::kEmpty : RestartDisk::kStale);
+}
+
+// The event's "mode" as replay files write it: the shape for partitions, else the restart.
+uint8_t mode_field(const FaultEvent& e) {
+  return static_cast<uint8_t>(e.kind == FaultKind::kPartition ? static_cast<uint8_t>(e.shape)
+                                                              : static_cast<uint8_t>(e.restart));
+}
+
+// How long the next server fault waits after `e` healed. A partition is tested by its mode
+// too (a symmetric one as intact): the schedules of every seed were drawn so.
+int64_t server_settle_ms(const FaultEvent& e) {
+  return mode_field(e) == static_cast<uint8_t>(RestartDisk::kIntact) ? kServerSettleIntactMs
+                                                                     : kServerSettleRebuiltMs;
+}
+
+// The parameters of an event of kind `e.kind`, drawn from `rng`; `nodes` counts the
+// primary, the standbys and the page servers.
+void draw_event_parameters(FaultEvent& e, SimRandom& rng, size_t standbys, size_t servers,
+                           uint32_t nodes) {
+  switch (e.kind) {
+    case FaultKind::kKillStandbyPageServer:
+      e.target = static_cast<uint32_t>(rng.uniform(standbys));
+      e.at_pickup = rng.chance(0.5);
+      e.duration_ms = rng.range(1000, 15000);
+      e.restart = draw_restart(rng);
+      break;
+    case FaultKind::kRapidSealBurst:
+      e.count = static_cast<uint32_t>(rng.range(10, 60));
+      break;
+    case FaultKind::kPageServerKill:
+      e.target = static_cast<uint32_t>(rng.uniform(servers));
+      e.duration_ms = rng.range(500, 15000);
+      e.restart = draw_restart(rng);
+      break;
+    case FaultKind::kPartition:
+      e.shape = static_cast<PartitionShape>(rng.uniform(3));
+      e.target = static_cast<uint32_t>(rng.uniform(nodes));
+      e.other = static_cast<uint32_t>(rng.uniform(nodes - 1));
+      if (e.other >= e.target) e.other++;
+      e.duration_ms = rng.range(300, 10000);
+      break;
+    case FaultKind::kMessageFaults:
+      e.duration_ms = rng.range(1000, 15000);
+      e.rate = static_cast<double>(rng.range(0, 50)) / 1000.0;            // loss 0..5%
+      e.duplicate_rate = static_cast<double>(rng.range(0, 50)) / 1000.0;  // duplication 0..5%
+      e.amount_ms = rng.range(0, 30);                                     // extra latency
+      break;
+    case FaultKind::kDiskFaults:
+      e.target = static_cast<uint32_t>(rng.uniform(servers));
+      e.duration_ms = rng.range(500, 5000);
+      e.rate = static_cast<double>(rng.range(1, 30)) / 1000.0;
+      break;
+    case FaultKind::kClockSkew:
+      e.target = static_cast<uint32_t>(rng.uniform(nodes));
+      e.amount_ms = rng.range(-30000, 30000);
+      e.rate = static_cast<double>(rng.range(-500, 500));  // drift ppm
+      break;
+    case FaultKind::kStandbyRestart:
+      e.target = static_cast<uint32_t>(rng.uniform(standbys));
+      e.duration_ms = rng.range(200, 10000);
+      break;
+  }
+}
+
+}  // namespace
+
 std::vector<FaultEvent> draw_schedule(uint64_t seed, const FaultMix& mix, Nanos duration,
                                       size_t standbys) {
   SimRandom rng(seed, "kek-schedule");
   std::vector<FaultEvent> out;
   const int64_t end_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(duration).count() - kQuietTailMs;
-  const size_t servers = 3;
-  const uint32_t nodes = static_cast<uint32_t>(1 + standbys + servers);
+  const uint32_t nodes = static_cast<uint32_t>(1 + standbys + kKekServers);
   int64_t server_free_at = 0;  // at most one page server impaired at a time
   int64_t t = kWarmupMs;
   while (!mix.kinds.empty()) {
@@ -114,58 +192,11 @@ std::vector<FaultEvent> draw_schedule(uint64_t seed, const FaultMix& mix, Nanos 
     FaultEvent e;
     e.at_ms = t;
     e.kind = mix.kinds[rng.uniform(mix.kinds.size())];
-    switch (e.kind) {
-      case FaultKind::kKillStandbyPageServer:
-        e.target = static_cast<uint32_t>(rng.uniform(standbys));
-        e.at_pickup = rng.chance(0.5);
-        e.duration_ms = rng.range(1000, 15000);
-        e.mode = static_cast<uint8_t>(
-            rng.chance(0.6) ? RestartDisk::kIntact
-                            : (rng.chance(0.5) ? RestartDisk::kEmpty : RestartDisk::kStale));
-        break;
-      case FaultKind::kRapidSealBurst:
-        e.count = static_cast<uint32_t>(rng.range(10, 60));
-        break;
-      case FaultKind::kPageServerKill:
-        e.target = static_cast<uint32_t>(rng.uniform(servers));
-        e.duration_ms = rng.range(500, 15000);
-        e.mode = static_cast<uint8_t>(
-            rng.chance(0.6) ? RestartDisk::kIntact
-                            : (rng.chance(0.5) ? RestartDisk::kEmpty : RestartDisk::kStale));
-        break;
-      case FaultKind::kPartition:
-        e.mode = static_cast<uint8_t>(rng.uniform(3));
-        e.target = static_cast<uint32_t>(rng.uniform(nodes));
-        e.other = static_cast<uint32_t>(rng.uniform(nodes - 1));
-        if (e.other >= e.target) e.other++;
-        e.duration_ms = rng.range(300, 10000);
-        break;
-      case FaultKind::kMessageFaults:
-        e.duration_ms = rng.range(1000, 15000);
-        e.rate = static_cast<double>(rng.range(0, 50)) / 1000.0;   // loss 0..5%
-        e.rate2 = static_cast<double>(rng.range(0, 50)) / 1000.0;  // duplication 0..5%
-        e.amount_ms = rng.range(0, 30);                            // extra latency
-        break;
-      case FaultKind::kDiskFaults:
-        e.target = static_cast<uint32_t>(rng.uniform(servers));
-        e.duration_ms = rng.range(500, 5000);
-        e.rate = static_cast<double>(rng.range(1, 30)) / 1000.0;
-        break;
-      case FaultKind::kClockSkew:
-        e.target = static_cast<uint32_t>(rng.uniform(nodes));
-        e.amount_ms = rng.range(-30000, 30000);
-        e.rate = static_cast<double>(rng.range(-500, 500));  // drift ppm
-        break;
-      case FaultKind::kStandbyRestart:
-        e.target = static_cast<uint32_t>(rng.uniform(standbys));
-        e.duration_ms = rng.range(200, 10000);
-        break;
-    }
+    draw_event_parameters(e, rng, standbys, kKekServers, nodes);
     if (impairs_a_server(e, standbys)) {
       // A server fault waits until the last one healed and its server caught up.
-      const int64_t settle = e.mode == static_cast<uint8_t>(RestartDisk::kIntact) ? 3000 : 15000;
       if (t < server_free_at) continue;
-      server_free_at = t + e.duration_ms + settle;
+      server_free_at = t + e.duration_ms + server_settle_ms(e);
     }
     out.push_back(e);
   }
@@ -195,6 +226,7 @@ class KekRun {
     }
   }
 
+  // Brings the replica set up, runs the chaos phase and winds down, checks, and reports.
   KekReport run();
 
  private:
@@ -229,14 +261,30 @@ class KekRun {
   bool quorum_reachable();
   void on_pickup(size_t standby);
   void kill_server(size_t server, int64_t down_ms, RestartDisk mode);
+  // Applies one scheduled fault (and schedules its healing), one step per kind.
   void apply(const FaultEvent& e);
+  void kill_standby_page_server(const FaultEvent& e);
+  void seal_burst(uint32_t seals);
+  void partition(const FaultEvent& e);
+  void message_faults(const FaultEvent& e);
+  void disk_faults(const FaultEvent& e);
+  void clock_skew(const FaultEvent& e);
+  void restart_standby(const FaultEvent& e);
   void after(int64_t ms, std::function<void()> undo);
   Task<void> nemesis();
   Task<void> stall_probe();
   Task<void> key_probe();
   Task<void> collect_keys();
   void heal_everything();
-  void fail(std::string checker, std::string what);
+  // The workload, rotations, nemesis and probes for the chaos phase.
+  void run_chaos_phase();
+  // Heals, stops rotations and then writes, takes a last checkpoint and collects the keys.
+  void wind_down();
+  // Plaintext needles and raw key bytes found on the page servers' disks.
+  void check_disks();
+  // The first violation's checker, the shared fields, and the failing node's logs.
+  void finish_report();
+  void fail(Checker checker, std::string what);
 
   KekOptions o_;
   FaultMix mix_;
@@ -257,22 +305,8 @@ class KekRun {
   bool stall_reported_ = false;
 };
 
-void KekRun::fail(std::string checker, std::string what) {
-  sim_.violation(fmt::format("[{}] {}", checker, what));
-}
-
-// Which checker a violation comes from.
-std::string checker_of(const std::string& v) {
-  if (v.rfind("[", 0) == 0) return v.substr(1, v.find(']') - 1);
-  if (v.find("aborted") != std::string::npos) return "abort";
-  if (v.find("backwards") != std::string::npos) return "monotonic";
-  if (v.find("final content") != std::string::npos) return "lost_write";
-  if (v.find(" read ") != std::string::npos || v.find(" scan ") != std::string::npos) return "read";
-  if (v.find("did not converge") != std::string::npos ||
-      v.find("final scan") != std::string::npos) {
-    return "convergence";
-  }
-  return "liveness";
+void KekRun::fail(Checker checker, std::string what) {
+  sim_.violation(checker, fmt::format("[{}] {}", checker_name(checker), what));
 }
 
 void KekRun::after(int64_t ms, std::function<void()> undo) {
@@ -327,106 +361,126 @@ void KekRun::on_pickup(size_t standby) {
 }
 
 void KekRun::apply(const FaultEvent& e) {
-  SimWorld& w = sim_.world();
   ChaosCounts& c = report_.chaos;
   switch (e.kind) {
-    case FaultKind::kKillStandbyPageServer: {
+    case FaultKind::kKillStandbyPageServer:
       c.kill_standby_page_server++;
-      const size_t standby = e.target % o_.standbys;
-      if (e.at_pickup) {
-        kill_at_pickup_[standby] = true;
-        kill_at_pickup_mode_[standby] = static_cast<RestartDisk>(e.mode);
-        kill_at_pickup_ms_[standby] = e.duration_ms;
-      } else {
-        kill_server(standby % sim_.server_ids().size(), e.duration_ms,
-                    static_cast<RestartDisk>(e.mode));
-      }
+      kill_standby_page_server(e);
       break;
-    }
-    case FaultKind::kRapidSealBurst: {
+    case FaultKind::kRapidSealBurst:
       c.rapid_seal_burst++;
-      const uint32_t n = e.count;
-      sim_.spawn_on(sim_.primary_id(), "seal-burst", [this, n]() -> Task<void> {
-        for (uint32_t i = 0; i < n; i++) {
-          Primary* p = sim_.primary();
-          if (p == nullptr) co_return;
-          Env* env = sim_.world().env(sim_.primary_id());
-          sim_.spawn_on(sim_.primary_id(), "seal", [p]() -> Task<void> { co_await p->seal_log(); });
-          if (!(co_await env->executor().sleep(std::chrono::microseconds(100))).is_ok()) co_return;
-        }
-      });
+      seal_burst(e.count);
       break;
-    }
     case FaultKind::kPageServerKill:
       c.page_server_kills++;
-      kill_server(e.target % sim_.server_ids().size(), e.duration_ms,
-                  static_cast<RestartDisk>(e.mode));
+      kill_server(e.target % sim_.server_ids().size(), e.duration_ms, e.restart);
       break;
-    case FaultKind::kPartition: {
+    case FaultKind::kPartition:
       c.partitions++;
-      const NodeId a = node_of(e.target);
-      const NodeId b = node_of(e.other);
-      const auto shape = static_cast<PartitionShape>(e.mode);
-      if (shape == PartitionShape::kIsolate) {
-        w.network().isolate(a);
-      } else if (shape == PartitionShape::kOneWay) {
-        w.network().partition_one_way(a, b);
-      } else {
-        w.network().partition(a, b);
-      }
-      after(e.duration_ms, [this] { sim_.world().network().heal_all(); });
+      partition(e);
       break;
-    }
-    case FaultKind::kMessageFaults: {
+    case FaultKind::kMessageFaults:
       c.message_faults++;
-      LinkFaults f = w.network().default_faults();
-      f.drop = e.rate;
-      f.duplicate = e.rate2;
-      f.latency_min = f.latency_min + std::chrono::milliseconds(e.amount_ms);
-      f.latency_max = std::max(f.latency_max, f.latency_min + std::chrono::milliseconds(1));
-      w.network().set_default_faults(f);
-      after(e.duration_ms, [this] { sim_.world().network().set_default_faults(LinkFaults{}); });
+      message_faults(e);
       break;
-    }
-    case FaultKind::kDiskFaults: {
+    case FaultKind::kDiskFaults:
       c.disk_faults++;
-      const NodeId id = sim_.server_ids().at(e.target % sim_.server_ids().size());
-      DiskFaults f = w.disk(id).faults();
-      f.write_eio = e.rate;
-      f.sync_eio = e.rate;
-      w.disk(id).set_faults(f);
-      disk_faulted_.insert(id);
-      after(e.duration_ms, [this, id] {
-        DiskFaults g = sim_.world().disk(id).faults();
-        g.write_eio = 0;
-        g.sync_eio = 0;
-        sim_.world().disk(id).set_faults(g);
-        disk_faulted_.erase(id);
-      });
+      disk_faults(e);
       break;
-    }
-    case FaultKind::kClockSkew: {
+    case FaultKind::kClockSkew:
       c.clock_skews++;
-      SimClock& clock = w.clock(node_of(e.target));
-      clock.set_offset_ns(clock.offset_ns() + e.amount_ms * 1'000'000);
-      clock.set_drift_ppm(e.rate);
+      clock_skew(e);
       break;
-    }
-    case FaultKind::kStandbyRestart: {
+    case FaultKind::kStandbyRestart:
       c.standby_restarts++;
-      const size_t i = e.target % o_.standbys;
-      const NodeId id = sim_.standby_ids()[i];
-      if (!w.is_up(id)) break;
-      w.crash(id, UnsyncedOnCrash::kLose);
-      down_.insert(id);
-      after(e.duration_ms, [this, id, i] {
-        sim_.world().start(id);
-        down_.erase(id);
-        sim_.start_reader(i);
-      });
+      restart_standby(e);
       break;
-    }
   }
+}
+
+void KekRun::kill_standby_page_server(const FaultEvent& e) {
+  const size_t standby = e.target % o_.standbys;
+  if (e.at_pickup) {
+    kill_at_pickup_[standby] = true;
+    kill_at_pickup_mode_[standby] = e.restart;
+    kill_at_pickup_ms_[standby] = e.duration_ms;
+  } else {
+    kill_server(standby % sim_.server_ids().size(), e.duration_ms, e.restart);
+  }
+}
+
+void KekRun::seal_burst(uint32_t n) {
+  sim_.spawn_on(sim_.primary_id(), "seal-burst", [this, n]() -> Task<void> {
+    for (uint32_t i = 0; i < n; i++) {
+      Primary* p = sim_.primary();
+      if (p == nullptr) co_return;
+      Env* env = sim_.world().env(sim_.primary_id());
+      sim_.spawn_on(sim_.primary_id(), "seal", [p]() -> Task<void> { co_await p->seal_log(); });
+      if (!(co_await env->executor().sleep(kSealBurstPause)).is_ok()) co_return;
+    }
+  });
+}
+
+void KekRun::partition(const FaultEvent& e) {
+  SimNetwork& net = sim_.world().network();
+  const NodeId a = node_of(e.target);
+  const NodeId b = node_of(e.other);
+  if (e.shape == PartitionShape::kIsolate) {
+    net.isolate(a);
+  } else if (e.shape == PartitionShape::kOneWay) {
+    net.partition_one_way(a, b);
+  } else {
+    net.partition(a, b);
+  }
+  after(e.duration_ms, [this] { sim_.world().network().heal_all(); });
+}
+
+void KekRun::message_faults(const FaultEvent& e) {
+  SimNetwork& net = sim_.world().network();
+  LinkFaults f = net.default_faults();
+  f.drop = e.rate;
+  f.duplicate = e.duplicate_rate;
+  f.latency_min = f.latency_min + std::chrono::milliseconds(e.amount_ms);
+  f.latency_max = std::max(f.latency_max, f.latency_min + std::chrono::milliseconds(1));
+  net.set_default_faults(f);
+  after(e.duration_ms, [this] { sim_.world().network().set_default_faults(LinkFaults{}); });
+}
+
+void KekRun::disk_faults(const FaultEvent& e) {
+  SimWorld& w = sim_.world();
+  const NodeId id = sim_.server_ids().at(e.target % sim_.server_ids().size());
+  DiskFaults f = w.disk(id).faults();
+  f.write_eio = e.rate;
+  f.sync_eio = e.rate;
+  w.disk(id).set_faults(f);
+  disk_faulted_.insert(id);
+  after(e.duration_ms, [this, id] {
+    DiskFaults g = sim_.world().disk(id).faults();
+    g.write_eio = 0;
+    g.sync_eio = 0;
+    sim_.world().disk(id).set_faults(g);
+    disk_faulted_.erase(id);
+  });
+}
+
+void KekRun::clock_skew(const FaultEvent& e) {
+  SimClock& clock = sim_.world().clock(node_of(e.target));
+  clock.set_offset_ns(clock.offset_ns() + e.amount_ms * 1'000'000);
+  clock.set_drift_ppm(e.rate);
+}
+
+void KekRun::restart_standby(const FaultEvent& e) {
+  SimWorld& w = sim_.world();
+  const size_t i = e.target % o_.standbys;
+  const NodeId id = sim_.standby_ids()[i];
+  if (!w.is_up(id)) return;
+  w.crash(id, UnsyncedOnCrash::kLose);
+  down_.insert(id);
+  after(e.duration_ms, [this, id, i] {
+    sim_.world().start(id);
+    down_.erase(id);
+    sim_.start_reader(i);
+  });
 }
 
 Task<void> KekRun::nemesis() {
@@ -474,7 +528,7 @@ Task<void> KekRun::stall_probe() {
     if (stalled > kStallBound && sim_.counters().writes_acked > 0 && !stall_reported_) {
       stall_reported_ = true;
       fail(
-          "stall",
+          Checker::kStall,
           fmt::format(
               "the primary acknowledged nothing for {:.1f} s while a quorum of page servers was up "
               "and reachable (at {:.1f} s)",
@@ -535,79 +589,86 @@ void KekRun::heal_everything() {
 }
 
 KekReport KekRun::run() {
-  SimWorld& w = sim_.world();
   kill_at_pickup_.assign(o_.standbys, false);
   kill_at_pickup_mode_.assign(o_.standbys, RestartDisk::kIntact);
   kill_at_pickup_ms_.assign(o_.standbys, 0);
   std::string why;
-  if (!sim_.bring_up(std::chrono::seconds(60), &why)) {
-    fail("liveness", why);
+  if (!sim_.bring_up(kBringUpMax, &why)) {
+    fail(Checker::kLiveness, why);
   } else {
-    sim_.spawn_on(sim_.primary_id(), "key-needles",
-                  [this]() -> Task<void> { co_await key_probe(); });
-    sim_.start_probe(std::chrono::milliseconds(10));
-    sim_.start_workload(1);
-    sim_.start_rotations(std::chrono::milliseconds(mix_.rotation_every_ms), mix_.cmk_every);
-    sim_.spawn_on(sim_.tool_id(), "nemesis", [this]() -> Task<void> { co_await nemesis(); });
-    sim_.spawn_on(sim_.tool_id(), "stall-probe",
-                  [this]() -> Task<void> { co_await stall_probe(); });
-    w.run_for(o_.duration);
-    // Heal, let the rotations and writes run a little longer, then stop and check.
-    heal_everything();
-    w.run_for(std::chrono::seconds(5));
-    sim_.stop_rotations();
-    w.run_for(std::chrono::seconds(3));
-    sim_.stop_workload();
-    w.run_for(std::chrono::seconds(1));
-    if (sim_.primary() != nullptr) {
-      sim_.run_on(
-          sim_.primary_id(), [this]() -> Task<void> { co_await sim_.primary()->checkpoint_now(); },
-          std::chrono::seconds(30));
-      sim_.run_on(
-          sim_.primary_id(), [this]() -> Task<void> { co_await collect_keys(); },
-          std::chrono::seconds(30));
-    }
+    run_chaos_phase();
+    wind_down();
     sim_.check_convergence(kConvergeBound);
   }
   // Reads, monotonicity and aborts were checked as the run went (ReplicaSetSim).
   sim_.collect_aborts();
-  if (!found_.empty()) {
-    std::set<std::string> kinds;
-    for (size_t i : found_) kinds.insert(needles_.what(i));
-    std::string list;
-    for (const auto& k : kinds) list += (list.empty() ? "" : ", ") + k;
-    fail("plaintext",
-         fmt::format("{} plaintext needle(s) found on page server disks: {}", found_.size(), list));
+  check_disks();
+  finish_report();
+  return report_;
+}
+
+void KekRun::run_chaos_phase() {
+  sim_.spawn_on(sim_.primary_id(), "key-needles", [this]() -> Task<void> { co_await key_probe(); });
+  sim_.start_probe(kProbeEvery);
+  sim_.start_workload(1);
+  sim_.start_rotations(std::chrono::milliseconds(mix_.rotation_every_ms), mix_.cmk_every);
+  sim_.spawn_on(sim_.tool_id(), "nemesis", [this]() -> Task<void> { co_await nemesis(); });
+  sim_.spawn_on(sim_.tool_id(), "stall-probe", [this]() -> Task<void> { co_await stall_probe(); });
+  sim_.world().run_for(o_.duration);
+}
+
+void KekRun::wind_down() {
+  SimWorld& w = sim_.world();
+  // Heal, let the rotations and writes run a little longer, then stop and check.
+  heal_everything();
+  w.run_for(kHealedRotationsFor);
+  sim_.stop_rotations();
+  w.run_for(kHealedWritesFor);
+  sim_.stop_workload();
+  w.run_for(kQuiesceFor);
+  if (sim_.primary() != nullptr) {
+    sim_.run_on(
+        sim_.primary_id(), [this]() -> Task<void> { co_await sim_.primary()->checkpoint_now(); },
+        kFinalStepMax);
+    sim_.run_on(
+        sim_.primary_id(), [this]() -> Task<void> { co_await collect_keys(); }, kFinalStepMax);
   }
+}
+
+void KekRun::check_disks() {
+  if (found_.empty()) return;
+  std::set<std::string> kinds;
+  for (size_t i : found_) kinds.insert(needles_.what(i));
+  std::string list;
+  for (const auto& k : kinds) list += (list.empty() ? "" : ", ") + k;
+  fail(Checker::kPlaintext,
+       fmt::format("{} plaintext needle(s) found on page server disks: {}", found_.size(), list));
+}
+
+void KekRun::finish_report() {
+  SimWorld& w = sim_.world();
   // The failing checker is the first violation's.
-  if (!sim_.violations().empty()) report_.failed_checker = checker_of(sim_.violations().front());
+  if (std::optional<Checker> first = sim_.first_violation_checker()) {
+    report_.failed_checker_id = *first;
+    report_.failed_checker = std::string(checker_name(*first));
+  }
   collect_scenario_report(sim_, report_);
   report_.page_server_bytes_scanned = bytes_scanned_;
   report_.longest_stall_seconds = longest_stall_s_;
-  if (!report_.passed) {
-    // The failing node: an aborted one, else the first standby named, else the primary.
-    NodeId node = sim_.primary_id();
-    if (!w.aborts().empty()) {
-      node = w.aborts().front().node;
-    } else {
-      for (size_t i = 0; i < o_.standbys; i++) {
-        if (report_.violations.front().find(fmt::format("standby{}", i + 1)) != std::string::npos) {
-          node = sim_.standby_ids()[i];
-        }
-      }
-    }
-    report_.failing_node = w.name(node);
-    report_.failure_logs = capture_log(w, node);
-    char* buf = nullptr;
-    size_t len = 0;
-    if (std::FILE* f = open_memstream(&buf, &len)) {
-      w.dump_logs(f);
-      std::fclose(f);
-      report_.all_logs.assign(buf, len);
-      std::free(buf);
+  if (report_.passed) return;
+  // The failing node: an aborted one, else the last standby named, else the primary.
+  NodeId node = sim_.primary_id();
+  if (!w.aborts().empty()) {
+    node = w.aborts().front().node;
+  } else {
+    for (size_t i = 0; i < o_.standbys; i++) {
+      if (report_.violations.front().find(fmt::format("standby{}", i + 1)) != std::string::npos)
+        node = sim_.standby_ids()[i];
     }
   }
-  return report_;
+  report_.failing_node = w.name(node);
+  report_.failure_logs = node_log_text(w, node);
+  report_.all_logs = all_logs_text(w);
 }
 
 }  // namespace
@@ -632,10 +693,10 @@ nlohmann::ordered_json event_json(const FaultEvent& e) {
   j["target"] = e.target;
   j["other"] = e.other;
   j["duration_ms"] = e.duration_ms;
-  j["mode"] = e.mode;
+  j["mode"] = mode_field(e);
   j["at_pickup"] = e.at_pickup;
   j["rate"] = e.rate;
-  j["rate2"] = e.rate2;
+  j["rate2"] = e.duplicate_rate;
   j["amount_ms"] = e.amount_ms;
   j["count"] = e.count;
   return j;
@@ -726,74 +787,99 @@ std::string replay_file_json(const KekReport& r) {
   return j.dump(2) + "\n";
 }
 
+namespace {
+
+Status replay_error(const std::string& what) {
+  return invalid_argument(fmt::format("replay file: {}", what));
+}
+
+// The replay file's "fault_mix". Throws nlohmann::json::exception for a missing field.
+Result<FaultMix> parse_mix_json(const nlohmann::json& m) {
+  FaultMix mix;
+  for (const auto& k : m.at("kinds")) {
+    auto kind = parse_fault_kind(k.get<std::string>());
+    if (!kind) return replay_error(fmt::format("unknown fault kind '{}'", k.get<std::string>()));
+    mix.kinds.push_back(*kind);
+  }
+  mix.mean_interval_ms = m.at("mean_interval_ms").get<int64_t>();
+  mix.rotation_every_ms = m.at("rotation_every_ms").get<int64_t>();
+  mix.cmk_every = m.at("cmk_every").get<int>();
+  mix.rotation_gap_max_ms = m.at("rotation_gap_max_ms").get<int64_t>();
+  mix.checkpoint_every_ms = m.at("checkpoint_every_ms").get<int64_t>();
+  if (mix.rotation_every_ms < 100 || mix.checkpoint_every_ms < 10 || mix.cmk_every < 1 ||
+      mix.rotation_gap_max_ms < 0) {
+    return replay_error("fault_mix values out of range");
+  }
+  return mix;
+}
+
+// One event of the replay file's "schedule". Throws nlohmann::json::exception for a
+// missing field.
+Result<FaultEvent> parse_event_json(const nlohmann::json& ev) {
+  FaultEvent e;
+  e.at_ms = ev.at("at_ms").get<int64_t>();
+  auto kind = parse_fault_kind(ev.at("kind").get<std::string>());
+  if (!kind)
+    return replay_error(fmt::format("unknown fault kind '{}'", ev.at("kind").get<std::string>()));
+  e.kind = *kind;
+  e.target = ev.value("target", 0u);
+  e.other = ev.value("other", 0u);
+  e.duration_ms = ev.value("duration_ms", int64_t{0});
+  const uint8_t mode = ev.value("mode", uint8_t{0});
+  if (e.kind == FaultKind::kPartition)
+    e.shape = static_cast<PartitionShape>(mode);
+  else
+    e.restart = static_cast<RestartDisk>(mode);
+  e.at_pickup = ev.value("at_pickup", false);
+  e.rate = ev.value("rate", 0.0);
+  e.duplicate_rate = ev.value("rate2", 0.0);
+  e.amount_ms = ev.value("amount_ms", int64_t{0});
+  e.count = ev.value("count", 0u);
+  if (e.at_ms < 0 || e.duration_ms < 0 || mode > 2 || e.count > kBurstSealsMax ||
+      !(e.rate >= -kEventRateMax && e.rate <= kEventRateMax)) {
+    return replay_error("a schedule event is out of range");
+  }
+  return e;
+}
+
+}  // namespace
+
 Result<ReplaySpec> parse_replay_file(std::string_view text) {
   nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object())
     return invalid_argument("replay file is not a JSON object");
-  auto bad = [](const std::string& what) {
-    return invalid_argument(fmt::format("replay file: {}", what));
-  };
   try {
     ReplaySpec spec;
-    if (j.value("scenario", std::string()) != "kek") return bad("scenario must be \"kek\"");
+    if (j.value("scenario", std::string()) != "kek")
+      return replay_error("scenario must be \"kek\"");
     spec.options.seed = j.at("seed").get<uint64_t>();
     auto policy = parse_pickup_policy(j.at("policy").get<std::string>());
-    if (!policy.is_ok()) return bad(policy.status().message());
+    if (!policy.is_ok()) return replay_error(policy.status().message());
     spec.options.policy = *policy;
     spec.options.standbys = j.at("standbys").get<size_t>();
-    if (spec.options.standbys < 1 || spec.options.standbys > 8) return bad("standbys must be 1..8");
+    if (spec.options.standbys < 1 || spec.options.standbys > 8)
+      return replay_error("standbys must be 1..8");
     if (j.contains("duration_s")) {
       const double d = j.at("duration_s").get<double>();
-      if (!(d >= 1 && d <= 86400)) return bad("duration_s must be 1..86400");
+      if (!(d >= 1 && d <= 86400)) return replay_error("duration_s must be 1..86400");
       spec.options.duration = std::chrono::duration_cast<Nanos>(std::chrono::duration<double>(d));
     }
     spec.failed_checker = j.value("failed_checker", std::string());
-    const auto& m = j.at("fault_mix");
-    FaultMix mix;
-    for (const auto& k : m.at("kinds")) {
-      auto kind = parse_fault_kind(k.get<std::string>());
-      if (!kind) return bad(fmt::format("unknown fault kind '{}'", k.get<std::string>()));
-      mix.kinds.push_back(*kind);
-    }
-    mix.mean_interval_ms = m.at("mean_interval_ms").get<int64_t>();
-    mix.rotation_every_ms = m.at("rotation_every_ms").get<int64_t>();
-    mix.cmk_every = m.at("cmk_every").get<int>();
-    mix.rotation_gap_max_ms = m.at("rotation_gap_max_ms").get<int64_t>();
-    mix.checkpoint_every_ms = m.at("checkpoint_every_ms").get<int64_t>();
-    if (mix.rotation_every_ms < 100 || mix.checkpoint_every_ms < 10 || mix.cmk_every < 1 ||
-        mix.rotation_gap_max_ms < 0) {
-      return bad("fault_mix values out of range");
-    }
+    Result<FaultMix> mix = parse_mix_json(j.at("fault_mix"));
+    if (!mix.is_ok()) return mix.status();
     std::vector<FaultEvent> schedule;
     for (const auto& ev : j.at("schedule")) {
-      FaultEvent e;
-      e.at_ms = ev.at("at_ms").get<int64_t>();
-      auto kind = parse_fault_kind(ev.at("kind").get<std::string>());
-      if (!kind)
-        return bad(fmt::format("unknown fault kind '{}'", ev.at("kind").get<std::string>()));
-      e.kind = *kind;
-      e.target = ev.value("target", 0u);
-      e.other = ev.value("other", 0u);
-      e.duration_ms = ev.value("duration_ms", int64_t{0});
-      e.mode = ev.value("mode", uint8_t{0});
-      e.at_pickup = ev.value("at_pickup", false);
-      e.rate = ev.value("rate", 0.0);
-      e.rate2 = ev.value("rate2", 0.0);
-      e.amount_ms = ev.value("amount_ms", int64_t{0});
-      e.count = ev.value("count", 0u);
-      if (e.at_ms < 0 || e.duration_ms < 0 || e.mode > 2 || e.count > 10000 ||
-          !(e.rate >= -1e6 && e.rate <= 1e6)) {
-        return bad("a schedule event is out of range");
-      }
-      if (!schedule.empty() && e.at_ms < schedule.back().at_ms)
-        return bad("schedule is not in time order");
-      schedule.push_back(e);
+      Result<FaultEvent> e = parse_event_json(ev);
+      if (!e.is_ok()) return e.status();
+      if (!schedule.empty() && e->at_ms < schedule.back().at_ms)
+        return replay_error("schedule is not in time order");
+      schedule.push_back(*e);
     }
-    spec.options.mix = mix;
+    spec.options.mix = *mix;
     spec.options.schedule = schedule;
     return spec;
   } catch (const nlohmann::json::exception& e) {
-    return bad(e.what());
+    return replay_error(e.what());
   }
 }
 
@@ -811,7 +897,7 @@ KekReport shrink_kek(const KekOptions& options, const KekReport& failing,
     KekReport r = run_kek(o);
     trials++;
     if (progress) progress(trials, candidate.size());
-    if (!r.passed && r.failed_checker == failing.failed_checker) {
+    if (!r.passed && r.failed_checker_id == failing.failed_checker_id) {
       *out = std::move(r);
       return true;
     }

@@ -40,6 +40,7 @@
 
 #include "engine/pickup.h"
 #include "repl/standby.h"
+#include "sim/replica_set_sim.h"
 #include "sim/scenario_report.h"
 
 namespace quire {
@@ -72,20 +73,24 @@ enum class RestartDisk : uint8_t { kIntact = 0, kEmpty = 1, kStale = 2 };
 // The shape of a partition.
 enum class PartitionShape : uint8_t { kSymmetric = 0, kOneWay = 1, kIsolate = 2 };
 
-// One scheduled fault. Node indexes: page servers 0..N-1; for partitions and clock skew,
-// nodes are numbered primary = 0, standbys 1..K, page servers K+1..K+N.
+// One scheduled fault. In replay files `restart` and `shape` are one field, "mode" (the
+// shape for partitions, else the restart), and `duplicate_rate` is "rate2". Node indexes: page
+// servers 0..N-1; for partitions and clock skew, nodes are numbered primary = 0, standbys 1..K,
+// page servers K+1..K+N.
 struct FaultEvent {
   int64_t at_ms = 0;  // after the chaos phase began
   FaultKind kind = FaultKind::kRapidSealBurst;
   uint32_t target = 0;      // server, standby or node index (see above)
   uint32_t other = 0;       // the second node of a symmetric or one-way partition
   int64_t duration_ms = 0;  // down, partitioned, or the window's length
-  uint8_t mode = 0;         // RestartDisk, PartitionShape
-  bool at_pickup = false;   // kill_standby_page_server: as the standby's next pick-up starts
-  double rate = 0;          // loss (message faults), EIO probability (disk), drift ppm (skew)
-  double rate2 = 0;         // duplication (message faults)
-  int64_t amount_ms = 0;    // extra latency (message faults), clock jump (skew)
-  uint32_t count = 0;       // seals in a burst
+  // kill_standby_page_server, page_server_kill: how the server comes back.
+  RestartDisk restart = RestartDisk::kIntact;
+  PartitionShape shape = PartitionShape::kSymmetric;  // partition
+  bool at_pickup = false;     // kill_standby_page_server: as the standby's next pick-up starts
+  double rate = 0;            // loss (message faults), EIO probability (disk), drift ppm (skew)
+  double duplicate_rate = 0;  // message faults: the chance a message is delivered twice
+  int64_t amount_ms = 0;      // extra latency (message faults), clock jump (skew)
+  uint32_t count = 0;         // seals in a burst
   friend bool operator==(const FaultEvent&, const FaultEvent&) = default;
 };
 
@@ -133,7 +138,8 @@ struct KekReport : ScenarioReport {
   ChaosCounts chaos;
   FaultMix mix;
   std::vector<FaultEvent> schedule;
-  // The checker of the first violation ("" when passed).
+  // The checker of the first violation (nullopt and "" when passed).
+  std::optional<Checker> failed_checker_id;
   std::string failed_checker;
   std::string failing_node;  // whose log ring failure_logs holds
   std::string all_logs;      // every node's log ring, when it failed (for --log)

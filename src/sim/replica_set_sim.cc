@@ -165,16 +165,42 @@ bool ReplicaSetSim::run_until(const std::function<bool()>& done, Nanos limit) {
   return world_.run_until(done, world_.now() + limit);
 }
 
-void ReplicaSetSim::violation(std::string what) {
-  if (violations_.size() < 100) violations_.push_back(std::move(what));
+std::string_view checker_name(Checker c) {
+  switch (c) {
+    case Checker::kAbort:
+      return "abort";
+    case Checker::kMonotonic:
+      return "monotonic";
+    case Checker::kLostWrite:
+      return "lost_write";
+    case Checker::kRead:
+      return "read";
+    case Checker::kConvergence:
+      return "convergence";
+    case Checker::kLiveness:
+      return "liveness";
+    case Checker::kStall:
+      return "stall";
+    case Checker::kPlaintext:
+      return "plaintext";
+    case Checker::kScenario:
+      return "scenario";
+  }
+  return "unknown";
+}
+
+void ReplicaSetSim::violation(Checker checker, std::string what) {
+  if (violations_.size() >= kViolationsKeptMax) return;
+  if (violations_.empty()) first_checker_ = checker;
+  violations_.push_back(std::move(what));
 }
 
 void ReplicaSetSim::collect_aborts() {
   const auto& aborts = world_.aborts();
   for (; aborts_seen_ < aborts.size(); aborts_seen_++) {
     const auto& a = aborts[aborts_seen_];
-    violation(fmt::format("node {} aborted at {:.3f}s: {}", world_.name(a.node),
-                          static_cast<double>(a.at.ns) / 1e9, a.why));
+    violation(Checker::kAbort, fmt::format("node {} aborted at {:.3f}s: {}", world_.name(a.node),
+                                           static_cast<double>(a.at.ns) / 1e9, a.why));
   }
 }
 
@@ -284,9 +310,9 @@ Task<bool> ReplicaSetSim::check_read(ReplicaNode* n, TableId table, std::string 
     }
     counters_.reads_checked++;
     if (!model_.acceptable(table, key, ts, *r)) {
-      violation(fmt::format("primary read {}:{} at ts {} = {}, expected {}", table.value, key,
-                            ts.value, r->value_or("<absent>"),
-                            model_.expected(table, key, ts).value_or("<absent>")));
+      violation(Checker::kRead, fmt::format("primary read {}:{} at ts {} = {}, expected {}",
+                                            table.value, key, ts.value, r->value_or("<absent>"),
+                                            model_.expected(table, key, ts).value_or("<absent>")));
       co_return false;
     }
     co_return true;
@@ -294,7 +320,8 @@ Task<bool> ReplicaSetSim::check_read(ReplicaNode* n, TableId table, std::string 
   auto r = co_await n->standby()->get(table, key);
   if (!r.is_ok()) {
     if (!code_is_retriable(r.code()) && r.code() != Code::kOlder) {
-      violation(fmt::format("{} read {}:{} failed with a non-retriable error: {}",
+      violation(Checker::kRead,
+                fmt::format("{} read {}:{} failed with a non-retriable error: {}",
                             n->env().node_name(), table.value, key, r.status().to_string()));
       co_return false;
     }
@@ -303,7 +330,8 @@ Task<bool> ReplicaSetSim::check_read(ReplicaNode* n, TableId table, std::string 
   }
   counters_.reads_checked++;
   if (!model_.acceptable(table, key, r->ts, r->value)) {
-    violation(fmt::format("{} read {}:{} at ts {} = {}, expected {}", n->env().node_name(),
+    violation(Checker::kRead,
+              fmt::format("{} read {}:{} at ts {} = {}, expected {}", n->env().node_name(),
                           table.value, key, r->ts.value, r->value.value_or("<absent>"),
                           model_.expected(table, key, r->ts).value_or("<absent>")));
     co_return false;
@@ -339,7 +367,8 @@ Task<bool> ReplicaSetSim::check_scan(ReplicaNode* n, TableId table, std::string 
     std::optional<std::string> value =
         it == got.end() ? std::nullopt : std::optional<std::string>(it->second);
     if (!model_.acceptable(table, k, r->ts, value)) {
-      violation(fmt::format("{} scan of {}:[{}, {}) at ts {}: key {} = {}, expected {}",
+      violation(Checker::kRead,
+                fmt::format("{} scan of {}:[{}, {}) at ts {}: key {} = {}, expected {}",
                             n->env().node_name(), table.value, lo, hi, r->ts.value, k,
                             value.value_or("<absent>"),
                             model_.expected(table, k, r->ts).value_or("<absent>")));
@@ -440,11 +469,13 @@ Task<void> ReplicaSetSim::probe_loop(Nanos every) {
       auto it = seen_.find(id);
       if (it != seen_.end() && it->second.incarnation == now.incarnation) {
         if (now.installed < it->second.installed) {
-          violation(fmt::format("{}: installedCheckpointLsn went backwards: {} -> {}",
+          violation(Checker::kMonotonic,
+                    fmt::format("{}: installedCheckpointLsn went backwards: {} -> {}",
                                 world_.name(id), it->second.installed.value, now.installed.value));
         }
         if (now.keystore_version < it->second.keystore_version) {
-          violation(fmt::format("{}: keystore version went backwards: {} -> {}", world_.name(id),
+          violation(Checker::kMonotonic,
+                    fmt::format("{}: keystore version went backwards: {} -> {}", world_.name(id),
                                 it->second.keystore_version, now.keystore_version));
         }
       }
@@ -456,33 +487,63 @@ Task<void> ReplicaSetSim::probe_loop(Nanos every) {
 
 // ---- Convergence ----------------------------------------------------------------------------
 
+bool ReplicaSetSim::all_converged() {
+  Primary* p = primary();
+  if (p == nullptr) return false;
+  for (size_t i = 0; i < standbys_.size(); ++i) {
+    Standby* s = standby(i);
+    if (!s || s->state() != StandbyState::kSecondary || s->applied_ts() != p->applied_ts() ||
+        s->engine().installed_checkpoint_lsn() != p->engine().installed_checkpoint_lsn()) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void ReplicaSetSim::report_not_converged(Nanos limit) {
+  Primary* p = primary();
+  for (size_t i = 0; i < standbys_.size(); ++i) {
+    Standby* s = standby(i);
+    violation(
+        Checker::kConvergence,
+        fmt::format(
+            "standby{} did not converge within {:.0f}s: state {}, applied ts {} (primary {}), "
+            "installed {} (primary {}){}",
+            i + 1, std::chrono::duration<double>(limit).count(),
+            s ? standby_state_name(s->state()) : "DOWN", s ? s->applied_ts().value : 0,
+            p ? p->applied_ts().value : 0, s ? s->engine().installed_checkpoint_lsn().value : 0,
+            p ? p->engine().installed_checkpoint_lsn().value : 0,
+            s && !s->resync_error().is_ok() ? fmt::format(" ({})", s->resync_error().to_string())
+                                            : ""));
+  }
+}
+
+uint64_t ReplicaSetSim::compare_final_content(
+    NodeId id, TableId table, Timestamp ts,
+    const std::vector<std::pair<std::string, std::string>>& rows) {
+  std::map<std::string, std::string> got(rows.begin(), rows.end());
+  std::set<std::string> keys;
+  for (auto& [k, v] : got) keys.insert(k);
+  for (const std::string& k : model_.keys(table, "", "")) keys.insert(k);
+  uint64_t wrong = 0;
+  for (const std::string& k : keys) {
+    auto it = got.find(k);
+    std::optional<std::string> v =
+        it == got.end() ? std::nullopt : std::optional<std::string>(it->second);
+    if (!model_.acceptable(table, k, ts, v)) {
+      wrong++;
+      violation(Checker::kLostWrite,
+                fmt::format("{}: final content of {}:{} at ts {} = {}, expected {}",
+                            world_.name(id), table.value, k, ts.value, v.value_or("<absent>"),
+                            model_.expected(table, k, ts).value_or("<absent>")));
+    }
+  }
+  return wrong;
+}
+
 bool ReplicaSetSim::check_convergence(Nanos limit) {
-  auto converged = [&] {
-    Primary* p = primary();
-    if (p == nullptr) return false;
-    for (size_t i = 0; i < standbys_.size(); ++i) {
-      Standby* s = standby(i);
-      if (!s || s->state() != StandbyState::kSecondary || s->applied_ts() != p->applied_ts() ||
-          s->engine().installed_checkpoint_lsn() != p->engine().installed_checkpoint_lsn()) {
-        return false;
-      }
-    }
-    return true;
-  };
-  if (!run_until(converged, limit)) {
-    Primary* p = primary();
-    for (size_t i = 0; i < standbys_.size(); ++i) {
-      Standby* s = standby(i);
-      violation(fmt::format(
-          "standby{} did not converge within {:.0f}s: state {}, applied ts {} (primary {}), "
-          "installed {} (primary {}){}",
-          i + 1, std::chrono::duration<double>(limit).count(),
-          s ? standby_state_name(s->state()) : "DOWN", s ? s->applied_ts().value : 0,
-          p ? p->applied_ts().value : 0, s ? s->engine().installed_checkpoint_lsn().value : 0,
-          p ? p->engine().installed_checkpoint_lsn().value : 0,
-          s && !s->resync_error().is_ok() ? fmt::format(" ({})", s->resync_error().to_string())
-                                          : ""));
-    }
+  if (!run_until([this] { return all_converged(); }, limit)) {
+    report_not_converged(limit);
     return false;
   }
   // Same content everywhere, equal to the model at the primary's applied ts.
@@ -501,9 +562,9 @@ bool ReplicaSetSim::check_convergence(Nanos limit) {
             Result<std::vector<std::pair<std::string, std::string>>> rows =
                 invalid_argument("unset");
             if (n->primary()) {
-              rows = co_await n->primary()->scan(table, "", "", 1'000'000, ts);
+              rows = co_await n->primary()->scan(table, "", "", kFinalScanRowsMax, ts);
             } else {
-              auto r = co_await n->standby()->scan(table, "", "", 1'000'000, ts);
+              auto r = co_await n->standby()->scan(table, "", "", kFinalScanRowsMax, ts);
               if (r.is_ok()) {
                 rows = std::move(r->value);
               } else {
@@ -512,33 +573,20 @@ bool ReplicaSetSim::check_convergence(Nanos limit) {
             }
             if (!rows.is_ok()) {
               ok = false;
-              violation(fmt::format("{}: final scan of table {} failed: {}", world_.name(id),
+              violation(Checker::kRead,
+                        fmt::format("{}: final scan of table {} failed: {}", world_.name(id),
                                     table.value, rows.status().to_string()));
               co_return;
             }
-            std::map<std::string, std::string> got(rows->begin(), rows->end());
-            std::set<std::string> keys;
-            for (auto& [k, v] : got) keys.insert(k);
-            for (const std::string& k : model_.keys(table, "", "")) keys.insert(k);
-            for (const std::string& k : keys) {
-              auto it = got.find(k);
-              std::optional<std::string> v =
-                  it == got.end() ? std::nullopt : std::optional<std::string>(it->second);
-              if (!model_.acceptable(table, k, ts, v)) {
-                ok = false;
-                lost++;
-                violation(fmt::format("{}: final content of {}:{} at ts {} = {}, expected {}",
-                                      world_.name(id), table.value, k, ts.value,
-                                      v.value_or("<absent>"),
-                                      model_.expected(table, k, ts).value_or("<absent>")));
-              }
-            }
+            const uint64_t wrong = compare_final_content(id, table, ts, *rows);
+            if (wrong > 0) ok = false;
+            lost += wrong;
           },
-          std::chrono::seconds(30));
+          kFinalScanMax);
       if (!done) {
         ok = false;
-        violation(
-            fmt::format("{}: final scan of table {} did not finish", world_.name(id), table.value));
+        violation(Checker::kRead, fmt::format("{}: final scan of table {} did not finish",
+                                              world_.name(id), table.value));
       }
     }
   }

@@ -86,6 +86,30 @@ struct ReplicaSetCounters {
   uint64_t rotation_failures = 0;
 };
 
+// Which checker found a violation. `quire chaos kek` reports the first violation's
+// checker, and its shrinker keeps a smaller schedule only while the run still fails the
+// same one. A final scan that fails or does not finish is a read violation.
+enum class Checker : uint8_t {
+  kAbort,        // a node aborted
+  kMonotonic,    // installedCheckpointLsn or the keystore version went backwards
+  kLostWrite,    // an acknowledged value missing or wrong in a node's final content
+  kRead,         // a read or scan disagreed with the model, or failed for good
+  kConvergence,  // a standby did not converge within the bound
+  kLiveness,     // the replica set did not come up or make progress
+  kStall,        // the primary acknowledged nothing too long while a quorum was up
+  kPlaintext,    // plaintext or raw key bytes on a page server's disk
+  kScenario,     // a directed scenario's own check (chaos race)
+};
+// "abort", "monotonic", "lost_write", "read", ...: the name reports and replay files use.
+std::string_view checker_name(Checker c);
+
+// The final content check: rows scanned per table at most, and each scan's bound.
+inline constexpr size_t kFinalScanRowsMax = 1'000'000;
+inline constexpr Nanos kFinalScanMax = Nanos(std::chrono::seconds(30));
+
+// Violations kept per run; later ones are dropped.
+inline constexpr size_t kViolationsKeptMax = 100;
+
 class ReplicaSetSim {
  public:
   explicit ReplicaSetSim(ReplicaSetConfig config);
@@ -147,7 +171,10 @@ class ReplicaSetSim {
   std::vector<std::string>& violations() { return violations_; }
   // Acknowledged values missing or wrong in a node's final content.
   uint64_t writes_lost() const { return writes_lost_; }
-  void violation(std::string what);
+  // Records a violation found by `checker` (the first kViolationsKeptMax of them).
+  void violation(Checker checker, std::string what);
+  // The checker of the first violation; nullopt while there is none.
+  std::optional<Checker> first_violation_checker() const { return first_checker_; }
   // Node aborts the world recorded, as violations (once each).
   void collect_aborts();
 
@@ -159,6 +186,13 @@ class ReplicaSetSim {
   Task<void> checkpoint_loop(Nanos every);
   Task<bool> check_read(ReplicaNode* n, TableId table, std::string key);
   Task<bool> check_scan(ReplicaNode* n, TableId table, std::string lo, std::string hi);
+  // check_convergence's steps: whether every standby caught up with the primary; a
+  // violation per standby when they did not; the final content of `table` on `id`
+  // against the model at `ts` (a violation per wrong key, and their count).
+  bool all_converged();
+  void report_not_converged(Nanos limit);
+  uint64_t compare_final_content(NodeId id, TableId table, Timestamp ts,
+                                 const std::vector<std::pair<std::string, std::string>>& rows);
 
   ReplicaSetConfig config_;
   SimWorld world_;
@@ -173,6 +207,7 @@ class ReplicaSetSim {
   HistoryModel model_;
   ReplicaSetCounters counters_;
   std::vector<std::string> violations_;
+  std::optional<Checker> first_checker_;
   size_t aborts_seen_ = 0;
   uint64_t writes_lost_ = 0;
   uint64_t next_value_ = 0;

@@ -1,11 +1,40 @@
 #include "sim/scenario_report.h"
 
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "sim/replica_set_sim.h"
 
 namespace quire {
+
+namespace {
+
+// What `write` prints to a stream, as a string.
+std::string captured(const std::function<void(std::FILE*)>& write) {
+  char* buf = nullptr;
+  size_t len = 0;
+  std::FILE* f = open_memstream(&buf, &len);
+  if (f == nullptr) return {};
+  write(f);
+  std::fclose(f);
+  std::string out(buf, len);
+  std::free(buf);
+  return out;
+}
+
+}  // namespace
+
+std::string node_log_text(SimWorld& world, NodeId node) {
+  return captured([&](std::FILE* f) { world.dump_log(node, f); });
+}
+
+std::string all_logs_text(SimWorld& world) {
+  return captured([&](std::FILE* f) { world.dump_logs(f); });
+}
 
 void collect_scenario_report(ReplicaSetSim& sim, ScenarioReport& r) {
   sim.collect_aborts();

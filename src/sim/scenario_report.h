@@ -15,6 +15,7 @@
 namespace quire {
 
 class ReplicaSetSim;
+class SimWorld;
 
 struct ScenarioReport {
   std::string scenario;
@@ -46,5 +47,10 @@ void collect_scenario_report(ReplicaSetSim& sim, ScenarioReport& r);
 void add_scenario_json(nlohmann::ordered_json& j, const ScenarioReport& r);
 // The shared lines of the readable report (writes, rotations, pick-ups).
 std::string scenario_text(const ScenarioReport& r);
+
+// The log ring of `node`, and the log rings of every node, as text ("" when no memory
+// stream can be opened).
+std::string node_log_text(SimWorld& world, NodeId node);
+std::string all_logs_text(SimWorld& world);
 
 }  // namespace quire

@@ -1,6 +1,7 @@
 #include "sim/selftest.h"
 
 #include <algorithm>
+#include <array>
 #include <map>
 #include <memory>
 
@@ -19,6 +20,8 @@ constexpr const char* kLogPath = "selftest/log";
 constexpr uint16_t kPort = 7000;
 constexpr size_t kMaxServeTasks = 16;
 constexpr size_t kMaxMessageBytes = 4096;
+constexpr std::array<const char*, 3> kNodeNames = {"n1", "n2", "n3"};
+constexpr uint32_t kSelftestNodes = kNodeNames.size();
 
 // ---- Log records: fixed32 body length, fixed32 masked CRC32C of the body, body.
 // Body: u8 kind, varint32 from, varint64 seq, length-prefixed padding (so records span
@@ -548,35 +551,26 @@ SelftestFaultMix draw_mix(Random& rng) {
 
 }  // namespace
 
-SelftestReport run_selftest(const SelftestOptions& options) {
-  SelftestReport report;
-  report.seed = options.seed;
-  const std::vector<std::string> names = {"n1", "n2", "n3"};
-  Model model(static_cast<uint32_t>(names.size()));  // outlives the world and its nodes
-  SimWorld world(options.seed);
+namespace {
 
-  for (size_t i = 0; i < names.size(); ++i) {
+// Three nodes, n1..n3, each the peer of the others, started.
+void add_selftest_nodes(SimWorld& world, Model& model) {
+  for (size_t i = 0; i < kNodeNames.size(); ++i) {
     auto self = static_cast<NodeId>(i + 1);
     std::vector<std::pair<NodeId, std::string>> peers;
-    for (size_t j = 0; j < names.size(); ++j) {
-      if (j != i) peers.emplace_back(static_cast<NodeId>(j + 1), names[j]);
+    for (size_t j = 0; j < kNodeNames.size(); ++j) {
+      if (j != i) peers.emplace_back(static_cast<NodeId>(j + 1), kNodeNames[j]);
     }
-    NodeId id = world.add_node(names[i], [self, peers, &model](Env& env) {
+    NodeId id = world.add_node(kNodeNames[i], [self, peers, &model](Env& env) {
       return std::make_unique<SelftestNode>(env, self, peers, model);
     });
     QUIRE_ASSERT(id == self);
   }
   for (NodeId id : world.nodes()) world.start(id);
+}
 
-  auto mix_rng = world.random_stream("fault-mix");
-  report.mix = draw_mix(*mix_rng);
-  MonoTime heal_at = world.now() + options.fault_phase;
-  Nemesis nemesis(world, report.mix, heal_at, report);
-  nemesis.start();
-
-  world.run_until(heal_at);
-
-  // Heal: every fault off, every node up; from here on the system must make progress.
+// Every fault off, every node up: from here on the system must make progress.
+void heal(SimWorld& world) {
   world.network().heal_all();
   world.network().set_default_faults(LinkFaults{});
   for (NodeId id : world.nodes()) {
@@ -585,13 +579,13 @@ SelftestReport run_selftest(const SelftestOptions& options) {
     world.disk(id).set_faults(f);
     if (!world.is_up(id)) world.start(id);
   }
-  std::map<std::pair<NodeId, NodeId>, uint64_t> acked_at_heal;
-  for (NodeId s : world.nodes()) {
-    for (NodeId r : world.nodes()) acked_at_heal[{s, r}] = model.acked_of(s, r);
-  }
-  world.run_until(heal_at + options.heal_phase);
+}
 
-  // Final checks on the durable disk images, read by the checker itself.
+using AckedCounts = std::map<std::pair<NodeId, NodeId>, uint64_t>;
+
+// The final checks, on the durable disk images read by the checker itself, and of
+// progress since `acked_at_heal`. Returns the messages delivered.
+uint64_t check_final_state(SimWorld& world, Model& model, AckedCounts& acked_at_heal) {
   uint64_t delivered = 0;
   for (NodeId id : world.nodes()) {
     auto content = world.disk(id).durable_content(kLogPath);
@@ -611,7 +605,10 @@ SelftestReport run_selftest(const SelftestOptions& options) {
       }
     }
   }
+  return delivered;
+}
 
+void fill_report(SimWorld& world, Model& model, uint64_t delivered, SelftestReport& report) {
   report.trace_hash = world.trace_hash();
   report.events = world.events();
   report.sim_seconds = world.now().seconds();
@@ -635,6 +632,33 @@ SelftestReport run_selftest(const SelftestOptions& options) {
       }
     }
   }
+}
+
+}  // namespace
+
+SelftestReport run_selftest(const SelftestOptions& options) {
+  SelftestReport report;
+  report.seed = options.seed;
+  Model model(kSelftestNodes);  // outlives the world and its nodes
+  SimWorld world(options.seed);
+  add_selftest_nodes(world, model);
+
+  auto mix_rng = world.random_stream("fault-mix");
+  report.mix = draw_mix(*mix_rng);
+  MonoTime heal_at = world.now() + options.fault_phase;
+  Nemesis nemesis(world, report.mix, heal_at, report);
+  nemesis.start();
+  world.run_until(heal_at);
+
+  heal(world);
+  AckedCounts acked_at_heal;
+  for (NodeId s : world.nodes()) {
+    for (NodeId r : world.nodes()) acked_at_heal[{s, r}] = model.acked_of(s, r);
+  }
+  world.run_until(heal_at + options.heal_phase);
+
+  const uint64_t delivered = check_final_state(world, model, acked_at_heal);
+  fill_report(world, model, delivered, report);
   return report;
 }
 

@@ -10,41 +10,42 @@
 #include "engine/engine.h"
 #include "pagelog/page_server.h"
 #include "pagelog/record_writer.h"
+#include "sim/page_service_link.h"
 #include "support/sim_node.h"
 
 namespace quire::testing_support {
 
-// What a compute node runs: its replication client, KMS handle, engine and record
-// writer. Owned by the node, so a crash destroys them with it.
+// What a compute node runs: its link to the page service (replication client and record
+// writer, the same wiring as the real-loop cluster of `quire bench engine`), KMS handle and
+// engine. Owned by the node, so a crash destroys them with it.
 class EngineNode : public NodeApp {
  public:
   EngineNode(Env& env, SimKmsService& kms_service, std::vector<Address> servers,
              const EngineOptions& options, Lsn chain_head, Lsn next_lsn)
-      : env_(env) {
-    ReplicationOptions ro;
-    ro.servers = std::move(servers);
-    ro.write_quorum = 2;
-    client = std::make_unique<ReplicationClient>(env, ro);
+      : env_(env),
+        link_(env, std::move(servers), ReplicationOptions().term, chain_head, next_lsn),
+        client(&link_.client()),
+        writer(&link_.writer()) {
     kms = std::make_unique<SimKms>(kms_service, env);
     engine = std::make_unique<Engine>(env, *client, *kms, options);
-    writer = std::make_unique<RecordWriter>(*client, chain_head, next_lsn);
   }
+  // The engine and the KMS handle before the link they use.
   ~EngineNode() override {
-    writer.reset();
     engine.reset();
     kms.reset();
-    client.reset();
   }
   void start() override {}
   Env& env() { return env_; }
 
-  std::unique_ptr<ReplicationClient> client;
-  std::unique_ptr<SimKms> kms;
-  std::unique_ptr<Engine> engine;
-  std::unique_ptr<RecordWriter> writer;
-
  private:
   Env& env_;
+  PageServiceLink link_;  // the replication client (W=2) and record writer
+
+ public:
+  ReplicationClient* client;
+  RecordWriter* writer;
+  std::unique_ptr<SimKms> kms;
+  std::unique_ptr<Engine> engine;
 };
 
 // The test's handle on a compute node; `app` is null while the node is down.

@@ -1,10 +1,10 @@
-#include "cli/local_page_server.h"
+#include "bench/local_page_server.h"
 
 #include <utility>
 
 #include <fmt/format.h>
 
-namespace quire::cli {
+namespace quire::bench {
 
 LocalPageServer::LocalPageServer(RealLoop& loop, NodeId node, std::string data_dir,
                                  PageServerOptions options, LogSink* sink, Severity min_severity)
@@ -50,4 +50,4 @@ Result<Address> LocalPageServer::start(Nanos timeout) {
   return server_->address();
 }
 
-}  // namespace quire::cli
+}  // namespace quire::bench

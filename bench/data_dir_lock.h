@@ -9,7 +9,7 @@
 
 #include "base/status.h"
 
-namespace quire::cli {
+namespace quire::bench {
 
 class DataDirLock {
  public:
@@ -27,4 +27,4 @@ class DataDirLock {
   int fd_;
 };
 
-}  // namespace quire::cli
+}  // namespace quire::bench

@@ -12,7 +12,7 @@
 #include "runtime/real/real_env.h"
 #include "runtime/real/real_loop.h"
 
-namespace quire::cli {
+namespace quire::bench {
 
 // Spawns `task` on `env`'s node and runs the loop until it ends (true), or until `timeout`
 // passed or a signal stopped the loop (false: loop.stop_signal() says which). A task that
@@ -39,4 +39,4 @@ double median(std::vector<double> values);
 // Writes `j` (indented) to `path`; Io naming the file when it cannot.
 Status write_json_file(const std::string& path, const nlohmann::ordered_json& j);
 
-}  // namespace quire::cli
+}  // namespace quire::bench

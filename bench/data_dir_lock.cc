@@ -1,4 +1,4 @@
-#include "cli/data_dir_lock.h"
+#include "bench/data_dir_lock.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -10,7 +10,7 @@
 
 #include <fmt/format.h>
 
-namespace quire::cli {
+namespace quire::bench {
 
 Result<std::unique_ptr<DataDirLock>> DataDirLock::acquire(const std::string& dir) {
   std::error_code ec;
@@ -36,4 +36,4 @@ DataDirLock::~DataDirLock() {
   ::close(fd_);
 }
 
-}  // namespace quire::cli
+}  // namespace quire::bench

@@ -1,4 +1,4 @@
-#include "cli/bench_run.h"
+#include "bench/bench_run.h"
 
 #include <algorithm>
 #include <fstream>
@@ -6,7 +6,7 @@
 
 #include <fmt/format.h>
 
-namespace quire::cli {
+namespace quire::bench {
 
 bool run_task_to_end(RealLoop& loop, RealEnv& env, std::string name, Task<void> task,
                      Nanos timeout) {
@@ -49,4 +49,4 @@ Status write_json_file(const std::string& path, const nlohmann::ordered_json& j)
   return Status::ok();
 }
 
-}  // namespace quire::cli
+}  // namespace quire::bench

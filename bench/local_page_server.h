@@ -10,7 +10,7 @@
 #include "runtime/real/real_env.h"
 #include "runtime/real/real_loop.h"
 
-namespace quire::cli {
+namespace quire::bench {
 
 class LocalPageServer {
  public:
@@ -39,4 +39,4 @@ class LocalPageServer {
   std::unique_ptr<PageServer> server_;
 };
 
-}  // namespace quire::cli
+}  // namespace quire::bench
