@@ -36,8 +36,8 @@ std::string capture_logs(SimWorld& world) {
 }
 
 std::string describe_pickup(const PickupResult& r, PickupAction a) {
-  return fmt::format("{} ({}{})", pickup_outcome_name(r.outcome), r.installed ? "installed, " : "",
-                     pickup_action_name(a));
+  return fmt::format("{} ({}{})", pickup_outcome_name(r.outcome),
+                     r.installed() ? "installed, " : "", pickup_action_name(a));
 }
 
 }  // namespace
