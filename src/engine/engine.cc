@@ -17,6 +17,9 @@ constexpr int kScanRestartsMax = 8;
 // A scan reads the ingest layer in batches of min(limit, kScanIngestBatch) +
 // kScanIngestSlack versions.
 constexpr size_t kScanIngestBatch = 1024;
+// The smallest tree shape the engine accepts (smaller options are raised to these).
+constexpr size_t kLeafBytesMaxFloor = 512;
+constexpr size_t kFanoutMaxFloor = 4;
 constexpr size_t kScanIngestSlack = 64;
 
 std::vector<Record> one_record(Record r) {
@@ -36,11 +39,10 @@ PickupResult busy_pickup(Lsn checkpoint_lsn, uint64_t node_keystore_version, con
 }
 
 PickupOutcome outcome_for(const Status& st) {
+  if (st.code() == kKeystoreConflict) return PickupOutcome::kKeystoreConflict;
   switch (st.code()) {
     case Code::kVersionTooNew:
       return PickupOutcome::kVersionTooNew;
-    case Code::kKeystoreConflict:
-      return PickupOutcome::kKeystoreConflict;
     case Code::kBusy:
       return PickupOutcome::kBusy;
     case Code::kCancelled:
@@ -133,8 +135,10 @@ Engine::Engine(Env& env, ReplicationClient& client, Kms& kms, EngineOptions opti
       cache_(options_.cache_bytes),
       checkpoint_mu_(env.executor().scheduler()),
       keys_mu_(env.executor().scheduler()) {
-  options_.shape.leaf_bytes_max = std::max<size_t>(options_.shape.leaf_bytes_max, 512);
-  options_.shape.fanout_max = std::max<size_t>(options_.shape.fanout_max, 4);
+  name_keystore_codes();  // the keystore's codes appear in this engine's statuses and logs
+  options_.shape.leaf_bytes_max =
+      std::max<size_t>(options_.shape.leaf_bytes_max, kLeafBytesMaxFloor);
+  options_.shape.fanout_max = std::max<size_t>(options_.shape.fanout_max, kFanoutMaxFloor);
 }
 
 Engine::~Engine() = default;
@@ -853,17 +857,17 @@ Task<bool> Engine::resolve_keystore(PickupDraft& d) {
   d.r.checkpoint_log_lsn = d.meta.log_lsn;
   if (ref.version <= keystore_.version()) {
     if (keystore_.digest_at(ref.version) != ref.digest) {
-      co_return d.stop(PickupOutcome::kKeystoreConflict,
-                       d.keystore_status(Code::kKeystoreConflict,
-                                         "checkpoint keystore is not a prefix of the node's",
-                                         keystore_.version()));
+      co_return d.stop(
+          PickupOutcome::kKeystoreConflict,
+          d.keystore_status(kKeystoreConflict, "checkpoint keystore is not a prefix of the node's",
+                            keystore_.version()));
     }
     d.stale = ref.version < keystore_.version();
   } else if (d.mode == InstallMode::kFollow) {
-    co_return d.stop(PickupOutcome::kKeystoreAhead,
-                     d.keystore_status(Code::kKeystoreAhead,
-                                       "checkpoint needs keystore versions not applied yet",
-                                       keystore_.version()));
+    co_return d.stop(
+        PickupOutcome::kKeystoreAhead,
+        d.keystore_status(kKeystoreAhead, "checkpoint needs keystore versions not applied yet",
+                          keystore_.version()));
   } else if (!co_await load_checkpoint_keystore(d)) {
     co_return false;
   }
@@ -871,7 +875,7 @@ Task<bool> Engine::resolve_keystore(PickupDraft& d) {
   if (d.stale && d.stale_choice == StaleKeystoreChoice::kReport) {
     co_return d.stop(
         PickupOutcome::kStaleKeystore,
-        d.keystore_status(Code::kStaleKeystore, "checkpoint keystore is older than the node's",
+        d.keystore_status(kStaleKeystore, "checkpoint keystore is older than the node's",
                           keystore_.version()));
   }
   co_return true;
@@ -904,10 +908,10 @@ Task<bool> Engine::load_checkpoint_keystore(PickupDraft& d) {
                          .with("keystore_version", ref.version));
   }
   if (!keystore_.is_prefix_of(page->keystore)) {
-    co_return d.stop(PickupOutcome::kKeystoreConflict,
-                     d.keystore_status(Code::kKeystoreConflict,
-                                       "node keystore is not a prefix of the checkpoint's",
-                                       keystore_.version()));
+    co_return d.stop(
+        PickupOutcome::kKeystoreConflict,
+        d.keystore_status(kKeystoreConflict, "node keystore is not a prefix of the checkpoint's",
+                          keystore_.version()));
   }
   Status st = co_await ring_.sync(kms_, page->keystore);
   if (!st.is_ok()) co_return d.stop(outcome_for(st), st.at("pickup:keystore"));
@@ -955,8 +959,8 @@ void Engine::switch_to_picked_up(PickupDraft& d) {
   generation_++;
   if (d.stale) {
     d.r.outcome = PickupOutcome::kStaleKeystoreInstalled;
-    d.r.detail = d.keystore_status(
-        Code::kStaleKeystore, "installed; kept the node's newer keystore", keystore_.version());
+    d.r.detail = d.keystore_status(kStaleKeystore, "installed; kept the node's newer keystore",
+                                   keystore_.version());
   } else {
     d.r.outcome = PickupOutcome::kInstalled;
   }

@@ -205,7 +205,8 @@ class Engine {
   Status choose_checkpoint_keystore(CheckpointDraft& d);
   // Writes each table's changed pages, sealed under the referenced keystore's DEKs.
   Task<Status> write_checkpoint_pages(CheckpointDraft& d);
-  // Seals the table's pages under no key: the planted bug, the one place it lives.
+  // The engine's planted bug (PlantedBugs::plaintext_pages_once), the one place it lives:
+  // no key, once, so that table's pages are written as plaintext; otherwise `dek`.
   DataKey* planted_plaintext_key(DataKey* dek);
   Task<Status> write_checkpoint_keystore_page(CheckpointDraft& d);
   Task<Status> write_checkpoint_metadata(CheckpointDraft& d);

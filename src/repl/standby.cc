@@ -298,6 +298,8 @@ void Standby::take_fetched(std::vector<Record>& records, Lsn through) {
     }
     commit_lsn_ = std::max(commit_lsn_, r.backlink_lsn);
     next_read_ = r.lsn.next();
+    // Ascending: r is at or above next_read_, which is above everything pending.
+    QUIRE_ASSERT(pending_.empty() || pending_.back().lsn < r.lsn);
     pending_.push_back(std::move(r));
   }
   if (through >= next_read_) next_read_ = through.next();
@@ -344,8 +346,7 @@ Task<Result<bool>> Standby::apply_record(const Record& r) {
       const uint64_t base = entry->keystore_base_version;
       const uint64_t have = engine_.keystore().version();
       if (base > have) {
-        co_return Status(Code::kKeystoreConflict,
-                         "keystore entry skips versions this node does not hold")
+        co_return Status(kKeystoreConflict, "keystore entry skips versions this node does not hold")
             .at("apply:keystore")
             .with("lsn", r.lsn.value)
             .with("base_version", base)

@@ -206,7 +206,7 @@ TEST_F(PickupTest, ReportRaceUnderAbortIsOnlyReportedByTheEngine) {
   follower_applies(rotation);
   PickupResult r = install(racing, InstallMode::kFollow, StaleKeystoreChoice::kReport);
   EXPECT_EQ(r.outcome, PickupOutcome::kStaleKeystore);
-  EXPECT_EQ(r.detail.code(), Code::kStaleKeystore);
+  EXPECT_EQ(r.detail.code(), kStaleKeystore);
   EXPECT_EQ(follower().installed_checkpoint_lsn(), first.lsn);
   cluster_->world().run_for(10ms);
   EXPECT_TRUE(cluster_->world().aborts().empty());
