@@ -1,5 +1,6 @@
 #include "base/status.h"
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 
@@ -16,6 +17,11 @@ void assertion_failed(const char* expr, const char* file, int line, const char* 
 }
 }  // namespace detail
 
+namespace {
+// The names layers gave their codes (name_layer_code); null until named.
+std::atomic<const char*> layer_code_names[kLayerCodeLast - kLayerCodeFirst + 1];
+}  // namespace
+
 std::string_view code_name(Code code) {
   switch (code) {
     case Code::kOk:
@@ -30,12 +36,6 @@ std::string_view code_name(Code code) {
       return "Older";
     case Code::kAlreadyInstalled:
       return "AlreadyInstalled";
-    case Code::kStaleKeystore:
-      return "StaleKeystore";
-    case Code::kKeystoreAhead:
-      return "KeystoreAhead";
-    case Code::kKeystoreConflict:
-      return "KeystoreConflict";
     case Code::kUnavailable:
       return "Unavailable";
     case Code::kSealed:
@@ -59,7 +59,23 @@ std::string_view code_name(Code code) {
     case Code::kKeyExhausted:
       return "KeyExhausted";
   }
+  const int value = static_cast<int>(code);
+  if (value >= kLayerCodeFirst && value <= kLayerCodeLast) {
+    const char* name = layer_code_names[value - kLayerCodeFirst].load(std::memory_order_acquire);
+    if (name != nullptr) return name;
+  }
   return "Unknown";
+}
+
+void name_layer_code(Code code, const char* name) {
+  const int value = static_cast<int>(code);
+  QUIRE_ASSERT(value >= kLayerCodeFirst && value <= kLayerCodeLast);
+  QUIRE_ASSERT(name != nullptr);
+  const char* expected = nullptr;
+  std::atomic<const char*>& slot = layer_code_names[value - kLayerCodeFirst];
+  if (!slot.compare_exchange_strong(expected, name, std::memory_order_acq_rel)) {
+    QUIRE_ASSERT(std::string_view(expected) == name);  // one name per code
+  }
 }
 
 bool code_is_retriable(Code code) {
@@ -69,7 +85,6 @@ bool code_is_retriable(Code code) {
     case Code::kBusy:
     case Code::kDeadlineExceeded:
     case Code::kNotYetMaterialized:
-    case Code::kKeystoreAhead:
       return true;
     default:
       return false;

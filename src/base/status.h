@@ -19,7 +19,7 @@
 
 namespace quire {
 
-// The typed error codes of DESIGN.md ("Errors") plus the runtime's own few. The numeric
+// The typed error codes of ../shared/DESIGN.md ("Errors") plus the runtime's own few. The numeric
 // values are stable: they travel in messages between nodes.
 enum class Code : uint8_t {
   kOk = 0,
@@ -28,13 +28,11 @@ enum class Code : uint8_t {
   kVersionTooNew = 3,     // a format or compatible version this build cannot read
   kOlder = 4,             // older than what is already installed
   kAlreadyInstalled = 5,  // exactly what is already installed
-  kStaleKeystore = 6,     // keystore older than the node's and a prefix of it
-  kKeystoreAhead = 7,     // keystore newer than the node's: retry after more log
-  kKeystoreConflict = 8,  // keystores that are not prefixes of each other
-  kUnavailable = 9,       // retriable: a peer, server or service did not answer
-  kSealed = 10,           // retriable: the segment was sealed under the write
-  kBusy = 11,             // retriable: a bound was reached or a lock is held
-  kFenced = 12,           // a newer term has been seen
+  // 6, 7 and 8 are left to the layers above base (kLayerCodeFirst..kLayerCodeLast).
+  kUnavailable = 9,  // retriable: a peer, server or service did not answer
+  kSealed = 10,      // retriable: the segment was sealed under the write
+  kBusy = 11,        // retriable: a bound was reached or a lock is held
+  kFenced = 12,      // a newer term has been seen
   kNotFound = 13,
   kIo = 14,                  // the disk failed an operation
   kCancelled = 15,           // the task was cancelled
@@ -46,11 +44,21 @@ enum class Code : uint8_t {
 
 inline constexpr int kCodeCount = 20;
 
-// "InvalidArgument", "Corruption", ... ; "Unknown" for a value outside the enum (for
-// example a code received from a newer peer).
+// The values base leaves to the layers above it. A layer defines its codes there
+// (`inline constexpr Code kMine{6};`) and names them with name_layer_code before it makes
+// a Status with one.
+inline constexpr int kLayerCodeFirst = 6;
+inline constexpr int kLayerCodeLast = 8;
+// Names a code in [kLayerCodeFirst, kLayerCodeLast] for code_name. `name` is a string
+// literal (it is kept); naming a code again with the same name changes nothing.
+void name_layer_code(Code code, const char* name);
+
+// "InvalidArgument", "Corruption", ... ; a layer code's name once named; "Unknown" for
+// any other value (for example a code received from a newer peer).
 std::string_view code_name(Code code);
 
-// True for the codes where retrying later can succeed without anyone intervening.
+// True for the codes where retrying later can succeed without anyone intervening. The
+// one classifier of codes: every "is this worth retrying" question about a code asks it.
 bool code_is_retriable(Code code);
 
 // One id or LSN attached to an error, e.g. {"lsn", 42}.

@@ -220,7 +220,8 @@ Status Keystore::adopt(const Keystore& newer) {
     *this = newer;
     return Status();
   }
-  return Status(Code::kKeystoreConflict, "keystores diverge: neither is a prefix of the other")
+  name_keystore_codes();
+  return Status(kKeystoreConflict, "keystores diverge: neither is a prefix of the other")
       .at("keystore_adopt")
       .with("keystore_version", version())
       .with("other_keystore_version", newer.version())

@@ -21,6 +21,7 @@
 
 #include "base/coding.h"
 #include "base/status.h"
+#include "crypto/keystore_codes.h"
 #include "crypto/kms.h"
 #include "crypto/page_cipher.h"
 

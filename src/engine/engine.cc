@@ -14,6 +14,13 @@ constexpr const char* kComponent = "engine";
 // A scan restarts when a checkpoint switched the stable state under it; after this many
 // restarts it gives up with Busy.
 constexpr int kScanRestartsMax = 8;
+// A scan reads the ingest layer in batches of min(limit, kScanIngestBatch) +
+// kScanIngestSlack versions.
+constexpr size_t kScanIngestBatch = 1024;
+// The smallest tree shape the engine accepts (smaller options are raised to these).
+constexpr size_t kLeafBytesMaxFloor = 512;
+constexpr size_t kFanoutMaxFloor = 4;
+constexpr size_t kScanIngestSlack = 64;
 
 std::vector<Record> one_record(Record r) {
   std::vector<Record> v;
@@ -31,23 +38,19 @@ PickupResult busy_pickup(Lsn checkpoint_lsn, uint64_t node_keystore_version, con
   return r;
 }
 
-bool is_retriable_code(Code c) {
-  return code_is_retriable(c) || c == Code::kCancelled;
-}
-
 PickupOutcome outcome_for(const Status& st) {
+  if (st.code() == kKeystoreConflict) return PickupOutcome::kKeystoreConflict;
   switch (st.code()) {
     case Code::kVersionTooNew:
       return PickupOutcome::kVersionTooNew;
-    case Code::kKeystoreConflict:
-      return PickupOutcome::kKeystoreConflict;
     case Code::kBusy:
       return PickupOutcome::kBusy;
+    case Code::kCancelled:
+      return PickupOutcome::kUnavailable;  // a wait cut short: like no answer
     default:
       break;
   }
-  if (is_retriable_code(st.code())) return PickupOutcome::kUnavailable;
-  return PickupOutcome::kCorrupt;
+  return code_is_retriable(st.code()) ? PickupOutcome::kUnavailable : PickupOutcome::kCorrupt;
 }
 }  // namespace
 
@@ -110,8 +113,15 @@ std::string_view pickup_outcome_name(PickupOutcome o) {
       return "VersionTooNew";
     case PickupOutcome::kBusy:
       return "Busy";
+    case PickupOutcome::kStaleKeystoreInstalled:
+      return "StaleKeystore";
   }
   return "Unknown";
+}
+
+bool pickup_outcome_retriable(PickupOutcome o) {
+  return o == PickupOutcome::kKeystoreAhead || o == PickupOutcome::kUnavailable ||
+         o == PickupOutcome::kBusy;
 }
 
 Engine::Engine(Env& env, ReplicationClient& client, Kms& kms, EngineOptions options)
@@ -125,8 +135,10 @@ Engine::Engine(Env& env, ReplicationClient& client, Kms& kms, EngineOptions opti
       cache_(options_.cache_bytes),
       checkpoint_mu_(env.executor().scheduler()),
       keys_mu_(env.executor().scheduler()) {
-  options_.shape.leaf_bytes_max = std::max<size_t>(options_.shape.leaf_bytes_max, 512);
-  options_.shape.fanout_max = std::max<size_t>(options_.shape.fanout_max, 4);
+  name_keystore_codes();  // the keystore's codes appear in this engine's statuses and logs
+  options_.shape.leaf_bytes_max =
+      std::max<size_t>(options_.shape.leaf_bytes_max, kLeafBytesMaxFloor);
+  options_.shape.fanout_max = std::max<size_t>(options_.shape.fanout_max, kFanoutMaxFloor);
 }
 
 Engine::~Engine() = default;
@@ -397,23 +409,21 @@ Status Engine::apply_write(TableId id, std::string key, Timestamp ts,
   return table(id).ingest.put(std::move(key), ts, std::move(value));
 }
 
+Status Engine::below_oldest_readable(std::string_view step, Timestamp read_ts) const {
+  return Status(Code::kOlder, fmt::format("{} below the oldest readable timestamp",
+                                          step == "get" ? "read" : "scan"))
+      .at(std::string(step))
+      .with("read_ts", read_ts.value)
+      .with("oldest_ts", checkpoint_ts_.value);
+}
+
 Task<Result<std::optional<std::string>>> Engine::get(TableId id, std::string key,
                                                      Timestamp read_ts) {
-  if (read_ts < checkpoint_ts_) {
-    co_return Status(Code::kOlder, "read below the oldest readable timestamp")
-        .at("get")
-        .with("read_ts", read_ts.value)
-        .with("oldest_ts", checkpoint_ts_.value);
-  }
+  if (read_ts < checkpoint_ts_) co_return below_oldest_readable("get", read_ts);
   for (int attempt = 0; attempt < kScanRestartsMax; attempt++) {
     // A pick-up that switched the stable state during the tree read may have moved it past
     // this read's timestamp (and pruned the ingest versions it needs): check, and redo.
-    if (read_ts < checkpoint_ts_) {
-      co_return Status(Code::kOlder, "read below the oldest readable timestamp")
-          .at("get")
-          .with("read_ts", read_ts.value)
-          .with("oldest_ts", checkpoint_ts_.value);
-    }
+    if (read_ts < checkpoint_ts_) co_return below_oldest_readable("get", read_ts);
     auto it = tables_.find(id);
     if (it == tables_.end()) co_return std::optional<std::string>();
     if (const Version* v = it->second.ingest.get(key, read_ts)) co_return v->value;
@@ -432,74 +442,63 @@ Task<Result<std::optional<std::string>>> Engine::get(TableId id, std::string key
 
 Task<Result<std::vector<std::pair<std::string, std::string>>>> Engine::scan(
     TableId id, std::string lo, std::string hi, Timestamp read_ts, size_t limit) {
-  using Out = std::vector<std::pair<std::string, std::string>>;
-  if (read_ts < checkpoint_ts_) {
-    co_return Status(Code::kOlder, "scan below the oldest readable timestamp")
-        .at("scan")
-        .with("read_ts", read_ts.value)
-        .with("oldest_ts", checkpoint_ts_.value);
-  }
+  if (read_ts < checkpoint_ts_) co_return below_oldest_readable("scan", read_ts);
   auto it = tables_.find(id);
-  if (it == tables_.end() || limit == 0) co_return Out{};
-  Table& t = it->second;
-  const size_t batch = std::min<size_t>(limit, 1024) + 64;
+  if (it == tables_.end() || limit == 0) co_return ScanEntries{};
   for (int attempt = 0; attempt < kScanRestartsMax; attempt++) {
     // A checkpoint that switched the state under an earlier attempt may have pruned the
     // versions this read needs.
-    if (read_ts < checkpoint_ts_) {
-      co_return Status(Code::kOlder, "scan below the oldest readable timestamp")
-          .at("scan")
-          .with("read_ts", read_ts.value)
-          .with("oldest_ts", checkpoint_ts_.value);
-    }
-    const uint64_t generation = generation_;
-    PageSource source = page_source();
-    TreeCursor cursor(source, t.root);
-    Status st = co_await cursor.seek(lo);
-    if (!st.is_ok()) co_return st;
-    if (generation != generation_) continue;
-    std::vector<KeyVersion> ingest = t.ingest.scan(lo, hi, read_ts, batch);
-    size_t ii = 0;
-    Out out;
-    bool restarted = false;
-    auto in_range = [&](const std::string& k) { return hi.empty() || k < hi; };
-    while (out.size() < limit) {
-      if (ii == ingest.size() && ingest.size() == batch) {
-        // Refill ingest from just after the last key it returned.
-        std::string from = ingest.back().key;
-        from.push_back('\0');
-        ingest = t.ingest.scan(from, hi, read_ts, batch);
-        ii = 0;
-      }
-      const bool has_stable = cursor.valid() && in_range(cursor.entry().key);
-      const bool has_ingest = ii < ingest.size();
-      if (!has_stable && !has_ingest) break;
-      if (has_ingest && (!has_stable || ingest[ii].key <= cursor.entry().key)) {
-        const KeyVersion& kv = ingest[ii++];
-        if (has_stable && kv.key == cursor.entry().key) {
-          st = co_await cursor.next();  // ingest wins over the stable entry
-          if (!st.is_ok()) co_return st;
-          if (generation != generation_) {
-            restarted = true;
-            break;
-          }
-        }
-        if (kv.version.value) out.emplace_back(kv.key, *kv.version.value);
-        continue;
-      }
-      out.emplace_back(cursor.entry().key, cursor.entry().value);
-      st = co_await cursor.next();
-      if (!st.is_ok()) co_return st;
-      if (generation != generation_) {
-        restarted = true;
-        break;
-      }
-    }
-    if (!restarted) co_return out;
+    if (read_ts < checkpoint_ts_) co_return below_oldest_readable("scan", read_ts);
+    auto out = co_await scan_attempt(it->second, lo, hi, read_ts, limit);
+    if (!out.is_ok()) co_return out.status();
+    if (*out) co_return std::move(**out);
   }
   co_return busy("scan kept restarting under checkpoint switches")
       .at("scan")
       .with("table", id.value);
+}
+
+Task<Result<std::optional<Engine::ScanEntries>>> Engine::scan_attempt(
+    Table& t, const std::string& lo, const std::string& hi, Timestamp read_ts, size_t limit) {
+  const size_t batch = std::min<size_t>(limit, kScanIngestBatch) + kScanIngestSlack;
+  const uint64_t generation = generation_;
+  PageSource source = page_source();
+  TreeCursor cursor(source, t.root);
+  Status st = co_await cursor.seek(lo);
+  if (!st.is_ok()) co_return st;
+  if (generation != generation_) co_return std::optional<ScanEntries>();
+  std::vector<KeyVersion> ingest = t.ingest.scan(lo, hi, read_ts, batch);
+  size_t ii = 0;
+  ScanEntries out;
+  auto in_range = [&](const std::string& k) { return hi.empty() || k < hi; };
+  while (out.size() < limit) {
+    if (ii == ingest.size() && ingest.size() == batch) {
+      // Refill ingest from just after the last key it returned.
+      std::string from = ingest.back().key;
+      from.push_back('\0');
+      ingest = t.ingest.scan(from, hi, read_ts, batch);
+      ii = 0;
+    }
+    const bool has_stable = cursor.valid() && in_range(cursor.entry().key);
+    const bool has_ingest = ii < ingest.size();
+    if (!has_stable && !has_ingest) break;
+    const bool take_ingest = has_ingest && (!has_stable || ingest[ii].key <= cursor.entry().key);
+    if (take_ingest) {
+      const KeyVersion& kv = ingest[ii++];
+      if (has_stable && kv.key == cursor.entry().key) {
+        st = co_await cursor.next();  // ingest wins over the stable entry
+        if (!st.is_ok()) co_return st;
+        if (generation != generation_) co_return std::optional<ScanEntries>();
+      }
+      if (kv.version.value) out.emplace_back(kv.key, *kv.version.value);
+      continue;
+    }
+    out.emplace_back(cursor.entry().key, cursor.entry().value);
+    st = co_await cursor.next();
+    if (!st.is_ok()) co_return st;
+    if (generation != generation_) co_return std::optional<ScanEntries>();
+  }
+  co_return std::optional<ScanEntries>(std::move(out));
 }
 
 // ---- Checkpoint (leader) ------------------------------------------------------------
@@ -518,6 +517,25 @@ Task<Status> Engine::write_step(RecordWriter& writer, CheckpointStep step,
   co_return std::move(st).at(fmt::format("checkpoint:{}", checkpoint_step_name(step)));
 }
 
+// A checkpoint being written: what each step hands the next.
+struct Engine::CheckpointDraft {
+  RecordWriter& writer;
+  Timestamp checkpoint_ts;
+  Lsn log_lsn;
+  // The keystore it references, and whether its keystore page must be written first.
+  std::shared_ptr<const Keystore> ks;
+  std::optional<PushEntry> selected;
+  bool write_keystore = false;
+  KeystoreRef ks_ref;  // the keystore page it references (written by this checkpoint or before)
+  CheckpointInfo info;
+  std::map<TableId, TableRoot> new_roots;
+  std::vector<std::pair<PageKey, std::shared_ptr<const BtreeNode>>> new_pages;
+  CheckpointMetadata meta;
+  Lsn meta_lsn;
+  uint32_t meta_crc = 0;
+  Lsn done_lsn;
+};
+
 Task<Result<CheckpointInfo>> Engine::checkpoint(RecordWriter& writer, Timestamp checkpoint_ts,
                                                 Lsn log_lsn) {
   Status locked = co_await checkpoint_mu_.lock(env_.executor().deadline_after(options_.io_timeout));
@@ -533,162 +551,200 @@ Task<Result<CheckpointInfo>> Engine::checkpoint(RecordWriter& writer, Timestamp 
     QUIRE_CO_RETURN_IF_ERROR(
         co_await writer.recover(env_.executor().deadline_after(options_.io_timeout)));
   }
+  CheckpointDraft d{writer, checkpoint_ts, log_lsn};
+  QUIRE_CO_RETURN_IF_ERROR(choose_checkpoint_keystore(d));
+  d.info.checkpoint_ts = checkpoint_ts;
+  QUIRE_CO_RETURN_IF_ERROR(co_await write_checkpoint_pages(d));                                // 1.
+  if (d.write_keystore) QUIRE_CO_RETURN_IF_ERROR(co_await write_checkpoint_keystore_page(d));  // 2.
+  QUIRE_CO_RETURN_IF_ERROR(co_await write_checkpoint_metadata(d));                             // 3.
+  QUIRE_CO_RETURN_IF_ERROR(co_await write_checkpoint_completion(d));                           // 4.
+  switch_to_written_checkpoint(d);
+  co_return d.info;
+}
 
-  // The keystore this checkpoint references: the newest pushed at or below its ts.
-  std::shared_ptr<const Keystore> ks = checkpoint_keystore_;
-  KeystoreRef ks_ref = checkpoint_keystore_ref_;
-  std::optional<PushEntry> selected = push_queue_.select(checkpoint_ts);
-  const bool write_keystore = selected && selected->keystore->version() > ks_ref.version;
-  if (write_keystore) {
-    ks = selected->keystore;
-  } else if (!ks && keystore_.version() == ks_ref.version && ks_ref.version > 0) {
+Status Engine::choose_checkpoint_keystore(CheckpointDraft& d) {
+  d.ks = checkpoint_keystore_;
+  d.ks_ref = checkpoint_keystore_ref_;
+  d.selected = push_queue_.select(d.checkpoint_ts);
+  d.write_keystore = d.selected && d.selected->keystore->version() > d.ks_ref.version;
+  if (d.write_keystore) {
+    d.ks = d.selected->keystore;
+  } else if (!d.ks && keystore_.version() == d.ks_ref.version && d.ks_ref.version > 0) {
     // A leader that started from a checkpoint holding exactly its keystore version.
-    ks = std::make_shared<const Keystore>(keystore_);
+    d.ks = std::make_shared<const Keystore>(keystore_);
   }
-  if (options_.encrypt && !ks) {
-    co_return Status(Code::kInvalidArgument,
-                     "no keystore pushed at or below the checkpoint timestamp")
+  if (options_.encrypt && !d.ks) {
+    return Status(Code::kInvalidArgument, "no keystore pushed at or below the checkpoint timestamp")
         .at("checkpoint")
-        .with("ts", checkpoint_ts.value);
+        .with("ts", d.checkpoint_ts.value);
   }
+  return Status();
+}
 
-  CheckpointInfo info;
-  info.checkpoint_ts = checkpoint_ts;
+DataKey* Engine::planted_plaintext_key(DataKey* dek) {
+  if (!options_.planted_bugs.plaintext_pages_once || planted_plaintext_) return dek;
+  planted_plaintext_ = true;
+  return nullptr;
+}
+
+// 1. Dirty pages, table by table.
+Task<Status> Engine::write_checkpoint_pages(CheckpointDraft& d) {
   PageSource source = page_source();
-
-  // 1. Dirty pages, table by table.
   std::vector<Record> page_records;
-  std::map<TableId, TableRoot> new_roots;
-  std::vector<std::pair<PageKey, std::shared_ptr<const BtreeNode>>> new_pages;
   for (auto& [id, t] : tables_) {
-    std::vector<KeyVersion> changes = t.ingest.collect_through(checkpoint_ts);
+    std::vector<KeyVersion> changes = t.ingest.collect_through(d.checkpoint_ts);
     if (changes.empty()) continue;
     DataKey* dek = nullptr;
     if (options_.encrypt) {
-      std::optional<DekRef> ref = ks->newest_dek(id.value);
+      std::optional<DekRef> ref = d.ks->newest_dek(id.value);
       if (ref) dek = ring_.find(*ref);
       if (!dek) {
         co_return Status(Code::kNotFound, "no data key for the table in the checkpoint's keystore")
             .at("checkpoint")
             .with("table", id.value)
-            .with("keystore_version", ks->version());
+            .with("keystore_version", d.ks->version());
       }
     }
-    if (options_.planted_bugs.plaintext_pages_once && !planted_plaintext_) {
-      planted_plaintext_ = true;
-      dek = nullptr;
-    }
+    dek = planted_plaintext_key(dek);
     PageId largest = largest_page_id_;
-    TreeBuild build{id, dek, *random_, writer, largest, options_.shape, {}, {}, 0, 0};
+    TreeBuild build{id, dek, *random_, d.writer, largest, options_.shape, {}, {}, 0, 0};
     auto root = co_await tree_apply(source, build, t.root, std::move(changes));
     largest_page_id_ = std::max(largest_page_id_, largest);  // never reuse a page id
     if (!root.is_ok()) co_return Status(root.status()).at("checkpoint:pages");
-    new_roots[id] = *root;
+    d.new_roots[id] = *root;
     for (Record& r : build.records) {
-      info.bytes_written += r.payload.size();
-      if (r.type == RecordType::kPage) info.pages_written++;
+      d.info.bytes_written += r.payload.size();
+      if (r.type == RecordType::kPage) d.info.pages_written++;
       page_records.push_back(std::move(r));
     }
-    for (auto& p : build.new_pages) new_pages.push_back(std::move(p));
+    for (auto& p : build.new_pages) d.new_pages.push_back(std::move(p));
   }
-  if (!page_records.empty()) {
-    QUIRE_CO_RETURN_IF_ERROR(
-        co_await write_step(writer, CheckpointStep::kPages, std::move(page_records)));
-  }
+  if (page_records.empty()) co_return Status();
+  co_return co_await write_step(d.writer, CheckpointStep::kPages, std::move(page_records));
+}
 
-  // 2. The keystore page, when a newer pushed version is due.
-  KeystoreRef new_ks_ref = ks_ref;
-  if (write_keystore) {
-    auto page = co_await encode_keystore_page(kms_, *random_, *ks, selected->ts);
-    if (!page.is_ok()) co_return Status(page.status()).at("checkpoint:keystore_page");
-    Record r;
-    r.type = RecordType::kKeystore;
-    r.table = kKeystoreTable;
-    r.page = kKeystorePage;
-    r.lsn = writer.allocate();
-    r.backlink_lsn = ks_ref.page_lsn;
-    r.payload = std::move(*page);
-    new_ks_ref = KeystoreRef{r.lsn, ks->version(), selected->ts, ks->digest()};
-    QUIRE_CO_RETURN_IF_ERROR(
-        co_await write_step(writer, CheckpointStep::kKeystorePage, one_record(std::move(r))));
-    info.wrote_keystore_page = true;
-  }
+// 2. The keystore page, when a newer pushed version is due.
+Task<Status> Engine::write_checkpoint_keystore_page(CheckpointDraft& d) {
+  QUIRE_ASSERT(d.write_keystore && d.selected);  // checked by choose_checkpoint_keystore
+  auto page = co_await encode_keystore_page(kms_, *random_, *d.ks, d.selected->ts);
+  if (!page.is_ok()) co_return Status(page.status()).at("checkpoint:keystore_page");
+  Record r;
+  r.type = RecordType::kKeystore;
+  r.table = kKeystoreTable;
+  r.page = kKeystorePage;
+  r.lsn = d.writer.allocate();
+  r.backlink_lsn = d.ks_ref.page_lsn;
+  r.payload = std::move(*page);
+  d.ks_ref = KeystoreRef{r.lsn, d.ks->version(), d.selected->ts, d.ks->digest()};
+  QUIRE_CO_RETURN_IF_ERROR(
+      co_await write_step(d.writer, CheckpointStep::kKeystorePage, one_record(std::move(r))));
+  d.info.wrote_keystore_page = true;
+  co_return Status();
+}
 
-  // 3. The metadata page.
-  CheckpointMetadata meta;
-  meta.checkpoint_ts = checkpoint_ts;
-  meta.oldest_ts = checkpoint_ts;
+// 3. The metadata page.
+Task<Status> Engine::write_checkpoint_metadata(CheckpointDraft& d) {
+  CheckpointMetadata& meta = d.meta;
+  meta.checkpoint_ts = d.checkpoint_ts;
+  meta.oldest_ts = d.checkpoint_ts;
   meta.largest_page_id = largest_page_id_;
-  meta.log_lsn = log_lsn;
-  meta.keystore = new_ks_ref;
+  meta.log_lsn = d.log_lsn;
+  meta.keystore = d.ks_ref;
   for (const auto& [id, t] : tables_) {
-    auto it = new_roots.find(id);
-    TableRoot root = it != new_roots.end() ? it->second : t.root;
+    auto it = d.new_roots.find(id);
+    TableRoot root = it != d.new_roots.end() ? it->second : t.root;
     root.table = id;
     meta.database_size += root.bytes;
     meta.tables.push_back(root);
   }
   Bytes meta_bytes = encode_metadata_page(meta);
-  const uint32_t meta_crc = crc32c::value(meta_bytes.data(), meta_bytes.size());
+  d.meta_crc = crc32c::value(meta_bytes.data(), meta_bytes.size());
   Record meta_record;
   meta_record.type = RecordType::kMetadata;
   meta_record.table = kMetadataTable;
   meta_record.page = kMetadataPage;
-  meta_record.lsn = writer.allocate();
+  meta_record.lsn = d.writer.allocate();
   meta_record.backlink_lsn = metadata_lsn_;
   meta_record.payload = std::move(meta_bytes);
-  const Lsn meta_lsn = meta_record.lsn;
-  QUIRE_CO_RETURN_IF_ERROR(co_await write_step(writer, CheckpointStep::kMetadataPage,
-                                               one_record(std::move(meta_record))));
+  d.meta_lsn = meta_record.lsn;
+  co_return co_await write_step(d.writer, CheckpointStep::kMetadataPage,
+                                one_record(std::move(meta_record)));
+}
 
-  // 4. The completion record: from here on this is the latest checkpoint.
+// 4. The completion record: from here on this is the latest checkpoint.
+Task<Status> Engine::write_checkpoint_completion(CheckpointDraft& d) {
   CheckpointCompletion completion;
-  completion.metadata_lsn = meta_lsn;
-  completion.metadata_checksum = meta_crc;
-  completion.database_size = meta.database_size;
-  completion.checkpoint_ts = checkpoint_ts;
+  completion.metadata_lsn = d.meta_lsn;
+  completion.metadata_checksum = d.meta_crc;
+  completion.database_size = d.meta.database_size;
+  completion.checkpoint_ts = d.checkpoint_ts;
   std::string text = encode_completion(completion);
   Record done;
   done.type = RecordType::kCheckpointComplete;
-  done.lsn = writer.allocate();
+  done.lsn = d.writer.allocate();
   done.payload.assign(text.begin(), text.end());
-  const Lsn done_lsn = done.lsn;
-  QUIRE_CO_RETURN_IF_ERROR(
-      co_await write_step(writer, CheckpointStep::kCompletion, one_record(std::move(done))));
+  d.done_lsn = done.lsn;
+  co_return co_await write_step(d.writer, CheckpointStep::kCompletion, one_record(std::move(done)));
+}
 
-  // Durable: switch the in-memory state.
-  for (auto& [id, root] : new_roots) tables_[id].root = root;
-  for (auto& [id, t] : tables_) t.ingest.prune_through(checkpoint_ts);
-  for (auto& [key, node] : new_pages) {
+void Engine::switch_to_written_checkpoint(CheckpointDraft& d) {
+  for (auto& [id, root] : d.new_roots) tables_[id].root = root;
+  for (auto& [id, t] : tables_) t.ingest.prune_through(d.checkpoint_ts);
+  for (auto& [key, node] : d.new_pages) {
     cache_.put(key, node, node->encoded_size() + (options_.encrypt ? kSealedOverheadBytes : 0));
   }
-  installed_lsn_ = done_lsn;
-  metadata_lsn_ = meta_lsn;
-  checkpoint_log_lsn_ = log_lsn;
-  checkpoint_ts_ = checkpoint_ts;
-  checkpoint_keystore_ref_ = new_ks_ref;
-  checkpoint_keystore_ = ks;
-  if (write_keystore) push_queue_.mark_durable(new_ks_ref.version);
-  push_queue_.set_stable(checkpoint_ts);
+  installed_lsn_ = d.done_lsn;
+  metadata_lsn_ = d.meta_lsn;
+  checkpoint_log_lsn_ = d.log_lsn;
+  checkpoint_ts_ = d.checkpoint_ts;
+  checkpoint_keystore_ref_ = d.ks_ref;
+  checkpoint_keystore_ = d.ks;
+  if (d.write_keystore) push_queue_.mark_durable(d.ks_ref.version);
+  push_queue_.set_stable(d.checkpoint_ts);
   generation_++;
 
-  info.completion_lsn = done_lsn;
-  info.metadata_lsn = meta_lsn;
-  info.keystore_version = new_ks_ref.version;
+  d.info.completion_lsn = d.done_lsn;
+  d.info.metadata_lsn = d.meta_lsn;
+  d.info.keystore_version = d.ks_ref.version;
   env_.log().info(kComponent, 40011, "checkpoint complete",
-                  {{"checkpointLsn", done_lsn},
-                   {"checkpoint_ts", checkpoint_ts},
-                   {"metadata_lsn", meta_lsn},
-                   {"keystore_version", new_ks_ref.version},
-                   {"wrote_keystore_page", write_keystore},
-                   {"pages", info.pages_written},
-                   {"database_size", meta.database_size}});
-  co_return info;
+                  {{"checkpointLsn", d.done_lsn},
+                   {"checkpoint_ts", d.checkpoint_ts},
+                   {"metadata_lsn", d.meta_lsn},
+                   {"keystore_version", d.ks_ref.version},
+                   {"wrote_keystore_page", d.write_keystore},
+                   {"pages", d.info.pages_written},
+                   {"database_size", d.meta.database_size}});
 }
 
 // ---- Pick-up (follower) -------------------------------------------------------------
 
-Task<PickupResult> Engine::install_checkpoint(Record completion, InstallMode mode) {
+// A pick-up in progress: what each step hands the next, and the result so far.
+struct Engine::PickupDraft {
+  Record completion;
+  InstallMode mode;
+  StaleKeystoreChoice stale_choice;
+  PickupResult r;
+  CheckpointCompletion c;
+  CheckpointMetadata meta;
+  std::optional<Keystore> adopt;  // a newer keystore, loaded from the checkpoint (load mode)
+  bool stale = false;             // its keystore is an older prefix of the node's
+
+  // Ends the pick-up with `outcome`; returns false, for `return stop(...)` in a step.
+  bool stop(PickupOutcome outcome, Status why) {
+    r.outcome = outcome;
+    r.detail = std::move(why);
+    return false;
+  }
+  Status keystore_status(Code code, std::string message, uint64_t node_version) const {
+    return Status(code, std::move(message))
+        .at("pickup:keystore")
+        .with("checkpoint_keystore_version", meta.keystore.version)
+        .with("node_keystore_version", node_version);
+  }
+};
+
+Task<PickupResult> Engine::install_checkpoint(Record completion, InstallMode mode,
+                                              StaleKeystoreChoice stale) {
   const Lsn before = installed_lsn_;
   PickupResult result;
   if (checkpoint_mu_.locked()) {
@@ -704,230 +760,244 @@ Task<PickupResult> Engine::install_checkpoint(Record completion, InstallMode mod
                            "a key operation held the keystore too long");
     } else {
       MutexGuard keys_guard(keys_mu_);
-      result = co_await install_locked(std::move(completion), mode);
+      result = co_await install_locked(std::move(completion), mode, stale);
     }
   }
   report_pickup(result, before);
   co_return result;
 }
 
-Task<PickupResult> Engine::install_locked(Record completion, InstallMode mode) {
-  PickupResult r;
-  r.checkpoint_lsn = completion.lsn;
-  r.node_keystore_version = keystore_.version();
-  auto fail = [&r](PickupOutcome o, Status why) {
-    r.outcome = o;
-    r.detail = std::move(why);
-    return r;
-  };
+Task<PickupResult> Engine::install_locked(Record completion, InstallMode mode,
+                                          StaleKeystoreChoice stale) {
+  PickupDraft d{std::move(completion), mode, stale};
+  d.r.checkpoint_lsn = d.completion.lsn;
+  d.r.node_keystore_version = keystore_.version();
+  if (!verify_completion(d)) co_return d.r;
+  if (!co_await verify_metadata(d)) co_return d.r;
+  if (!co_await resolve_keystore(d)) co_return d.r;
+  if (!co_await open_roots(d)) co_return d.r;
+  switch_to_picked_up(d);
+  co_return d.r;
+}
 
-  // 1. The completion record.
-  if (completion.type != RecordType::kCheckpointComplete) {
-    co_return fail(PickupOutcome::kCorrupt,
-                   corruption("not a checkpoint completion record").at("pickup"));
+// 1. The completion record.
+bool Engine::verify_completion(PickupDraft& d) {
+  if (d.completion.type != RecordType::kCheckpointComplete) {
+    return d.stop(PickupOutcome::kCorrupt,
+                  corruption("not a checkpoint completion record").at("pickup"));
   }
-  std::string_view text(reinterpret_cast<const char*>(completion.payload.data()),
-                        completion.payload.size());
+  std::string_view text(reinterpret_cast<const char*>(d.completion.payload.data()),
+                        d.completion.payload.size());
   auto parsed = decode_completion(text);
-  if (!parsed.is_ok()) co_return fail(outcome_for(parsed.status()), parsed.status());
-  const CheckpointCompletion c = *parsed;
-  r.checkpoint_ts = c.checkpoint_ts;
-  if (completion.lsn < installed_lsn_) {
-    co_return fail(PickupOutcome::kOlder,
-                   Status(Code::kOlder, "checkpoint older than the installed one")
-                       .at("pickup")
-                       .with("checkpoint_lsn", completion.lsn.value)
-                       .with("installed_lsn", installed_lsn_.value));
+  if (!parsed.is_ok()) return d.stop(outcome_for(parsed.status()), parsed.status());
+  d.c = *parsed;
+  d.r.checkpoint_ts = d.c.checkpoint_ts;
+  if (d.completion.lsn < installed_lsn_) {
+    return d.stop(PickupOutcome::kOlder,
+                  Status(Code::kOlder, "checkpoint older than the installed one")
+                      .at("pickup")
+                      .with("checkpoint_lsn", d.completion.lsn.value)
+                      .with("installed_lsn", installed_lsn_.value));
   }
-  if (completion.lsn == installed_lsn_) {
-    r.outcome = PickupOutcome::kAlreadyInstalled;
-    r.installed = true;
-    co_return r;
+  if (d.completion.lsn == installed_lsn_) return d.stop(PickupOutcome::kAlreadyInstalled, Status());
+  if (d.c.compatible_version > kCheckpointVersion) {
+    return d.stop(PickupOutcome::kVersionTooNew,
+                  Status(Code::kVersionTooNew, "checkpoint needs a newer reader")
+                      .at("pickup")
+                      .with("compatible_version", d.c.compatible_version));
   }
-  if (c.compatible_version > kCheckpointVersion) {
-    co_return fail(PickupOutcome::kVersionTooNew,
-                   Status(Code::kVersionTooNew, "checkpoint needs a newer reader")
-                       .at("pickup")
-                       .with("compatible_version", c.compatible_version));
+  if (d.c.version < d.c.compatible_version) {
+    return d.stop(PickupOutcome::kCorrupt,
+                  corruption("version below compatible_version").at("pickup"));
   }
-  if (c.version < c.compatible_version) {
-    co_return fail(PickupOutcome::kCorrupt,
-                   corruption("version below compatible_version").at("pickup"));
-  }
+  return true;
+}
 
-  // 2. The metadata page, exactly the version the completion names, checksum verified.
+// 2. The metadata page, exactly the version the completion names, checksum verified, and
+// 3. its versions agree with the completion's.
+Task<bool> Engine::verify_metadata(PickupDraft& d) {
+  const CheckpointCompletion& c = d.c;
   auto pages = co_await client_.get_page(kMetadataTable, kMetadataPage, c.metadata_lsn,
                                          env_.executor().deadline_after(options_.io_timeout));
   if (!pages.is_ok()) {
     Status st =
         Status(pages.status()).at("pickup:metadata").with("metadata_lsn", c.metadata_lsn.value);
-    co_return fail(outcome_for(st), st);
+    co_return d.stop(outcome_for(st), st);
   }
   if (pages->size() != 1 || pages->front().lsn != c.metadata_lsn ||
       pages->front().type != RecordType::kMetadata) {
-    co_return fail(PickupOutcome::kCorrupt,
-                   corruption("metadata page is not the version the completion names")
-                       .at("pickup:metadata")
-                       .with("metadata_lsn", c.metadata_lsn.value));
+    co_return d.stop(PickupOutcome::kCorrupt,
+                     corruption("metadata page is not the version the completion names")
+                         .at("pickup:metadata")
+                         .with("metadata_lsn", c.metadata_lsn.value));
   }
   const Bytes& meta_bytes = pages->front().payload;
   if (crc32c::value(meta_bytes.data(), meta_bytes.size()) != c.metadata_checksum) {
-    co_return fail(PickupOutcome::kCorrupt, corruption("metadata page checksum mismatch")
-                                                .at("pickup:metadata")
-                                                .with("metadata_lsn", c.metadata_lsn.value)
-                                                .with("metadata_checksum", c.metadata_checksum));
+    co_return d.stop(PickupOutcome::kCorrupt, corruption("metadata page checksum mismatch")
+                                                  .at("pickup:metadata")
+                                                  .with("metadata_lsn", c.metadata_lsn.value)
+                                                  .with("metadata_checksum", c.metadata_checksum));
   }
   auto meta = decode_metadata_page(meta_bytes);
-  if (!meta.is_ok()) co_return fail(outcome_for(meta.status()), meta.status());
-  // 3. Versions agree between the two records.
+  if (!meta.is_ok()) co_return d.stop(outcome_for(meta.status()), meta.status());
   if (meta->checkpoint_ts != c.checkpoint_ts || meta->version != c.version ||
       meta->compatible_version != c.compatible_version) {
-    co_return fail(
+    co_return d.stop(
         PickupOutcome::kCorrupt,
         corruption("metadata page and completion record disagree").at("pickup:versions"));
   }
+  d.meta = std::move(*meta);
+  co_return true;
+}
 
-  // 4. The keystore: the checkpoint's version is a lower bound on what reading it needs.
-  const KeystoreRef& ref = meta->keystore;
-  r.checkpoint_keystore_version = ref.version;
-  r.checkpoint_log_lsn = meta->log_lsn;
-  std::optional<Keystore> adopt;
-  bool stale = false;
+// 4. The keystore: the checkpoint's version is a lower bound on what reading it needs.
+Task<bool> Engine::resolve_keystore(PickupDraft& d) {
+  const KeystoreRef& ref = d.meta.keystore;
+  d.r.checkpoint_keystore_version = ref.version;
+  d.r.checkpoint_log_lsn = d.meta.log_lsn;
   if (ref.version <= keystore_.version()) {
     if (keystore_.digest_at(ref.version) != ref.digest) {
-      co_return fail(
+      co_return d.stop(
           PickupOutcome::kKeystoreConflict,
-          Status(Code::kKeystoreConflict, "checkpoint keystore is not a prefix of the node's")
-              .at("pickup:keystore")
-              .with("checkpoint_keystore_version", ref.version)
-              .with("node_keystore_version", keystore_.version()));
+          d.keystore_status(kKeystoreConflict, "checkpoint keystore is not a prefix of the node's",
+                            keystore_.version()));
     }
-    stale = ref.version < keystore_.version();
-  } else if (mode == InstallMode::kFollow) {
-    co_return fail(
+    d.stale = ref.version < keystore_.version();
+  } else if (d.mode == InstallMode::kFollow) {
+    co_return d.stop(
         PickupOutcome::kKeystoreAhead,
-        Status(Code::kKeystoreAhead, "checkpoint needs keystore versions not applied yet")
-            .at("pickup:keystore")
-            .with("checkpoint_keystore_version", ref.version)
-            .with("node_keystore_version", keystore_.version()));
-  } else {
-    auto ks_pages = co_await client_.get_page(kKeystoreTable, kKeystorePage, ref.page_lsn,
-                                              env_.executor().deadline_after(options_.io_timeout));
-    if (!ks_pages.is_ok()) {
-      Status st =
-          Status(ks_pages.status()).at("pickup:keystore").with("keystore_lsn", ref.page_lsn.value);
-      co_return fail(outcome_for(st), st);
-    }
-    if (ks_pages->size() != 1 || ks_pages->front().lsn != ref.page_lsn ||
-        ks_pages->front().type != RecordType::kKeystore) {
-      co_return fail(PickupOutcome::kCorrupt,
+        d.keystore_status(kKeystoreAhead, "checkpoint needs keystore versions not applied yet",
+                          keystore_.version()));
+  } else if (!co_await load_checkpoint_keystore(d)) {
+    co_return false;
+  }
+  // The caller chose what a stale keystore does (decide_pickup's table, repl/standby.h).
+  if (d.stale && d.stale_choice == StaleKeystoreChoice::kReport) {
+    co_return d.stop(
+        PickupOutcome::kStaleKeystore,
+        d.keystore_status(kStaleKeystore, "checkpoint keystore is older than the node's",
+                          keystore_.version()));
+  }
+  co_return true;
+}
+
+Task<bool> Engine::load_checkpoint_keystore(PickupDraft& d) {
+  const KeystoreRef& ref = d.meta.keystore;
+  auto ks_pages = co_await client_.get_page(kKeystoreTable, kKeystorePage, ref.page_lsn,
+                                            env_.executor().deadline_after(options_.io_timeout));
+  if (!ks_pages.is_ok()) {
+    Status st =
+        Status(ks_pages.status()).at("pickup:keystore").with("keystore_lsn", ref.page_lsn.value);
+    co_return d.stop(outcome_for(st), st);
+  }
+  if (ks_pages->size() != 1 || ks_pages->front().lsn != ref.page_lsn ||
+      ks_pages->front().type != RecordType::kKeystore) {
+    co_return d.stop(PickupOutcome::kCorrupt,
                      corruption("keystore page is not the version the checkpoint names")
                          .at("pickup:keystore")
                          .with("keystore_lsn", ref.page_lsn.value));
-    }
-    auto page = co_await decode_keystore_page(kms_, options_.cluster_id,
-                                              std::move(ks_pages->front().payload));
-    if (!page.is_ok()) co_return fail(outcome_for(page.status()), page.status());
-    if (page->keystore.version() != ref.version || page->keystore.digest() != ref.digest ||
-        page->push_ts != ref.push_ts) {
-      co_return fail(PickupOutcome::kCorrupt,
+  }
+  auto page = co_await decode_keystore_page(kms_, options_.cluster_id,
+                                            std::move(ks_pages->front().payload));
+  if (!page.is_ok()) co_return d.stop(outcome_for(page.status()), page.status());
+  if (page->keystore.version() != ref.version || page->keystore.digest() != ref.digest ||
+      page->push_ts != ref.push_ts) {
+    co_return d.stop(PickupOutcome::kCorrupt,
                      corruption("keystore page does not match the checkpoint's reference")
                          .at("pickup:keystore")
                          .with("keystore_version", ref.version));
-    }
-    if (!keystore_.is_prefix_of(page->keystore)) {
-      co_return fail(
-          PickupOutcome::kKeystoreConflict,
-          Status(Code::kKeystoreConflict, "node keystore is not a prefix of the checkpoint's")
-              .at("pickup:keystore")
-              .with("checkpoint_keystore_version", ref.version)
-              .with("node_keystore_version", keystore_.version()));
-    }
-    Status st = co_await ring_.sync(kms_, page->keystore);
-    if (!st.is_ok()) co_return fail(outcome_for(st), st.at("pickup:keystore"));
-    adopt = std::move(page->keystore);
   }
-  // The policy decides in steady state. A node loading a checkpoint (start-up, re-sync)
-  // installs it whatever its keystore: refusing would only re-sync again, and the keys it
-  // holds are a superset of what the checkpoint needs.
-  if (stale && options_.policy != PickupPolicy::kAccept && mode == InstallMode::kFollow) {
-    co_return fail(PickupOutcome::kStaleKeystore,
-                   Status(Code::kStaleKeystore, "checkpoint keystore is older than the node's")
-                       .at("pickup:keystore")
-                       .with("checkpoint_keystore_version", ref.version)
-                       .with("node_keystore_version", keystore_.version()));
+  if (!keystore_.is_prefix_of(page->keystore)) {
+    co_return d.stop(
+        PickupOutcome::kKeystoreConflict,
+        d.keystore_status(kKeystoreConflict, "node keystore is not a prefix of the checkpoint's",
+                          keystore_.version()));
   }
+  Status st = co_await ring_.sync(kms_, page->keystore);
+  if (!st.is_ok()) co_return d.stop(outcome_for(st), st.at("pickup:keystore"));
+  d.adopt = std::move(page->keystore);
+  co_return true;
+}
 
-  // 5. Every root must open with the keys we hold (this also warms the cache).
+// 5. Every root must open with the keys we hold (this also warms the cache).
+Task<bool> Engine::open_roots(PickupDraft& d) {
   PageSource source = page_source();
-  for (const TableRoot& t : meta->tables) {
+  for (const TableRoot& t : d.meta.tables) {
     if (t.root_page.is_zero()) continue;
     auto node = co_await load_page(source, t.table, t.root_page, t.root_lsn);
-    if (!node.is_ok())
-      co_return fail(outcome_for(node.status()), Status(node.status()).at("pickup:roots"));
+    if (!node.is_ok()) {
+      co_return d.stop(outcome_for(node.status()), Status(node.status()).at("pickup:roots"));
+    }
   }
+  co_return true;
+}
 
-  // 6. Switch: roots, prune ingest up to the checkpoint, bookkeeping. Nothing can fail.
-  if (adopt) {
-    Status st = keystore_.adopt(*adopt);
+// 6. Switch: roots, prune ingest up to the checkpoint, bookkeeping. Nothing can fail.
+void Engine::switch_to_picked_up(PickupDraft& d) {
+  const KeystoreRef& ref = d.meta.keystore;
+  if (d.adopt) {
+    Status st = keystore_.adopt(*d.adopt);
     QUIRE_ASSERT(st.is_ok());  // checked as a prefix above, under the keys lock
-    push_queue_.prune_through(adopt->version());
+    push_queue_.prune_through(d.adopt->version());
   } else {
     push_queue_.prune_through(ref.version);
   }
+  // The keystore never goes back: the node holds at least what the checkpoint references.
+  QUIRE_ASSERT(keystore_.version() >= ref.version);
   // The keystore state this checkpoint references, when the node holds exactly it (a
   // node promoted to leader writes its next pages under these DEKs).
   checkpoint_keystore_ =
       keystore_.version() == ref.version ? std::make_shared<const Keystore>(keystore_) : nullptr;
-  for (const TableRoot& t : meta->tables) table(t.table).root = t;
-  for (auto& [id, t] : tables_) t.ingest.prune_through(c.checkpoint_ts);
-  installed_lsn_ = completion.lsn;
-  metadata_lsn_ = c.metadata_lsn;
-  checkpoint_log_lsn_ = meta->log_lsn;
-  checkpoint_ts_ = c.checkpoint_ts;
-  largest_page_id_ = std::max(largest_page_id_, meta->largest_page_id);
+  for (const TableRoot& t : d.meta.tables) table(t.table).root = t;
+  for (auto& [id, t] : tables_) t.ingest.prune_through(d.c.checkpoint_ts);
+  installed_lsn_ = d.completion.lsn;
+  metadata_lsn_ = d.c.metadata_lsn;
+  checkpoint_log_lsn_ = d.meta.log_lsn;
+  checkpoint_ts_ = d.c.checkpoint_ts;
+  largest_page_id_ = std::max(largest_page_id_, d.meta.largest_page_id);
   checkpoint_keystore_ref_ = ref;
   generation_++;
-  r.installed = true;
-  if (stale) {
-    r.outcome = PickupOutcome::kStaleKeystore;
-    r.detail = Status(Code::kStaleKeystore, "installed; kept the node's newer keystore")
-                   .at("pickup:keystore")
-                   .with("checkpoint_keystore_version", ref.version)
-                   .with("node_keystore_version", keystore_.version());
+  if (d.stale) {
+    d.r.outcome = PickupOutcome::kStaleKeystoreInstalled;
+    d.r.detail = d.keystore_status(kStaleKeystore, "installed; kept the node's newer keystore",
+                                   keystore_.version());
   } else {
-    r.outcome = PickupOutcome::kInstalled;
+    d.r.outcome = PickupOutcome::kInstalled;
   }
-  r.node_keystore_version = keystore_.version();
-  co_return r;
+  d.r.node_keystore_version = keystore_.version();
 }
 
-void Engine::report_pickup(const PickupResult& r, Lsn installed_before) {
-  std::string_view action;
-  switch (r.outcome) {
+namespace {
+// The action named in the pick-up log line: what the engine did, not what the node does
+// next (decide_pickup in repl/standby.h decides that).
+std::string_view pickup_log_action(PickupOutcome o) {
+  switch (o) {
     case PickupOutcome::kInstalled:
-      action = "installed";
-      break;
+      return "installed";
     case PickupOutcome::kAlreadyInstalled:
     case PickupOutcome::kOlder:
-      action = "ignored";
-      break;
+      return "ignored";
+    case PickupOutcome::kStaleKeystoreInstalled:
+      return "installed, kept node keystore";
     case PickupOutcome::kStaleKeystore:
-      action = r.installed ? "installed, kept node keystore" : "skipped";
-      break;
+      return "skipped";
     case PickupOutcome::kKeystoreAhead:
     case PickupOutcome::kUnavailable:
     case PickupOutcome::kBusy:
-      action = "retry later";
-      break;
-    default:
-      action = "rejected";
+      return "retry later";
+    case PickupOutcome::kKeystoreConflict:
+    case PickupOutcome::kCorrupt:
+    case PickupOutcome::kVersionTooNew:
       break;
   }
-  const bool bad =
-      !r.installed && r.outcome != PickupOutcome::kOlder && r.outcome != PickupOutcome::kBusy &&
-      r.outcome != PickupOutcome::kKeystoreAhead && r.outcome != PickupOutcome::kUnavailable &&
-      r.outcome != PickupOutcome::kStaleKeystore;
+  return "rejected";
+}
+}  // namespace
+
+void Engine::report_pickup(const PickupResult& r, Lsn installed_before) {
+  const bool bad = !r.installed() && r.outcome != PickupOutcome::kOlder &&
+                   r.outcome != PickupOutcome::kStaleKeystore &&
+                   !pickup_outcome_retriable(r.outcome);
   env_.log().log(bad ? Severity::kWarning : Severity::kInfo, kComponent, 40020,
                  "checkpoint pick-up",
                  {{"checkpointToInstallLsn", r.checkpoint_lsn},
@@ -936,15 +1006,9 @@ void Engine::report_pickup(const PickupResult& r, Lsn installed_before) {
                   {"checkpointKeystoreVersion", r.checkpoint_keystore_version},
                   {"nodeKeystoreVersion", r.node_keystore_version},
                   {"result", pickup_outcome_name(r.outcome)},
-                  {"action", action},
+                  {"action", pickup_log_action(r.outcome)},
                   {"policy", pickup_policy_name(options_.policy)},
                   {"error", r.detail}});
-  if (options_.policy == PickupPolicy::kAbort && !r.installed &&
-      r.outcome != PickupOutcome::kOlder) {
-    // The report's behaviour, kept only so the chaos suite can show it finds the crash.
-    Status why = r.detail.is_ok() ? Status(Code::kInvalidArgument, "pick-up failed") : r.detail;
-    env_.abort_process(std::move(why).at("pickup").with("checkpoint_lsn", r.checkpoint_lsn.value));
-  }
 }
 
 }  // namespace quire

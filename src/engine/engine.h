@@ -51,6 +51,8 @@ struct EngineOptions {
   Nanos io_timeout = 5s;
   // Encryptions one DEK version may perform (tests lower it to exercise renewal).
   uint64_t dek_uses_hard_limit = kDekUsesHardLimit;
+  // The node's pick-up policy. Only decide_pickup (repl/standby.h) applies it; the engine
+  // names it in its pick-up log line and nothing else.
   PickupPolicy policy = PickupPolicy::kAccept;
   // False only for benchmarks that measure what encryption costs: pages are then written
   // as plaintext. Never set in a deployment.
@@ -152,8 +154,13 @@ class Engine {
                                           Lsn log_lsn = Lsn());
 
   // Follower (and any node starting up): install the checkpoint `completion` names.
-  // See PickupOutcome; changes nothing unless it installs.
-  Task<PickupResult> install_checkpoint(Record completion, InstallMode mode);
+  // Verifies the completion record, then the metadata page, resolves the keystore the
+  // checkpoint references (`mode`), opens every root, and only then switches the state.
+  // A checkpoint whose keystore is an older prefix of the node's is installed or only
+  // reported, as `stale` says. Reports what it found (PickupOutcome); changes nothing
+  // unless it installs. Never ends the process, whatever the policy.
+  Task<PickupResult> install_checkpoint(Record completion, InstallMode mode,
+                                        StaleKeystoreChoice stale);
 
   Lsn installed_checkpoint_lsn() const { return installed_lsn_; }
   // The installed checkpoint's log position (CheckpointMetadata::log_lsn).
@@ -172,6 +179,14 @@ class Engine {
     IngestLayer ingest;
     TableRoot root;
   };
+  using ScanEntries = std::vector<std::pair<std::string, std::string>>;
+  // One pass of scan over a stable state: nullopt when a checkpoint switched the state
+  // under it (the caller restarts).
+  Task<Result<std::optional<ScanEntries>>> scan_attempt(Table& t, const std::string& lo,
+                                                        const std::string& hi, Timestamp read_ts,
+                                                        size_t limit);
+  // Older: `read_ts` is below the installed checkpoint's ts ("get" or "scan").
+  Status below_oldest_readable(std::string_view step, Timestamp read_ts) const;
   Table& table(TableId id);
   PageSource page_source();
   Task<Result<std::vector<KeystoreChange>>> apply_all(std::vector<KeystoreChange> changes);
@@ -184,8 +199,33 @@ class Engine {
   Task<Result<std::vector<KeystoreChange>>> renew_worn_deks_draft();
   Task<Result<std::vector<KeystoreChange>>> destroy_draft(
       std::shared_ptr<const Keystore> oldest_retained);
+  // ---- Checkpoint steps (leader), in order ----
+  struct CheckpointDraft;
+  // The keystore the checkpoint references: the newest pushed at or below its ts.
+  Status choose_checkpoint_keystore(CheckpointDraft& d);
+  // Writes each table's changed pages, sealed under the referenced keystore's DEKs.
+  Task<Status> write_checkpoint_pages(CheckpointDraft& d);
+  // The engine's planted bug (PlantedBugs::plaintext_pages_once), the one place it lives:
+  // no key, once, so that table's pages are written as plaintext; otherwise `dek`.
+  DataKey* planted_plaintext_key(DataKey* dek);
+  Task<Status> write_checkpoint_keystore_page(CheckpointDraft& d);
+  Task<Status> write_checkpoint_metadata(CheckpointDraft& d);
+  Task<Status> write_checkpoint_completion(CheckpointDraft& d);
+  // Durable: the new checkpoint becomes the node's stable state.
+  void switch_to_written_checkpoint(CheckpointDraft& d);
   Task<Status> write_step(RecordWriter& writer, CheckpointStep step, std::vector<Record> records);
-  Task<PickupResult> install_locked(Record completion, InstallMode mode);
+
+  // ---- Pick-up steps (follower), in order; each returns false once the pick-up stops
+  // (the outcome and why are then in the draft's result) ----
+  struct PickupDraft;
+  Task<PickupResult> install_locked(Record completion, InstallMode mode, StaleKeystoreChoice stale);
+  bool verify_completion(PickupDraft& d);
+  Task<bool> verify_metadata(PickupDraft& d);
+  Task<bool> resolve_keystore(PickupDraft& d);
+  // A keystore newer than the node's, loaded from the checkpoint's keystore page.
+  Task<bool> load_checkpoint_keystore(PickupDraft& d);
+  Task<bool> open_roots(PickupDraft& d);
+  void switch_to_picked_up(PickupDraft& d);
   void report_pickup(const PickupResult& r, Lsn installed_before);
 
   Env& env_;

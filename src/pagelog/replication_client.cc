@@ -43,13 +43,12 @@ struct WriteProgress {
 };
 
 bool worth_retrying(Code c) {
-  return c == Code::kUnavailable || c == Code::kSealed || c == Code::kBusy ||
-         c == Code::kDeadlineExceeded || c == Code::kNotYetMaterialized;
+  return code_is_retriable(c);
 }
 
+// A retriable answer, or a corrupt one (another server may hold an intact copy).
 bool worth_failing_over(Code c) {
-  return c == Code::kUnavailable || c == Code::kNotYetMaterialized || c == Code::kCorruption ||
-         c == Code::kBusy || c == Code::kDeadlineExceeded || c == Code::kSealed;
+  return code_is_retriable(c) || c == Code::kCorruption;
 }
 
 // Sends one write to one server until it is acknowledged, refused, or `give_up` passes.

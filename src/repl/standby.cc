@@ -9,11 +9,10 @@ namespace quire {
 namespace {
 constexpr const char* kComponent = "standby";
 constexpr const char* kManager = "checkpoint-manager";
+// A keystore change that waits for the KMS is retried after the backoff of this many
+// failures in a row.
+constexpr int kKmsWaitBackoffFailures = 2;
 
-bool retriable_outcome(PickupOutcome o) {
-  return o == PickupOutcome::kKeystoreAhead || o == PickupOutcome::kUnavailable ||
-         o == PickupOutcome::kBusy;
-}
 }  // namespace
 
 std::string_view standby_state_name(StandbyState s) {
@@ -48,10 +47,18 @@ std::string_view pickup_action_name(PickupAction a) {
   return "unknown";
 }
 
+StaleKeystoreChoice stale_keystore_choice(PickupPolicy policy, InstallMode mode) {
+  // A load (start-up, re-sync) installs it whatever the policy: refusing would only
+  // re-sync again, and the keys the node holds are a superset of what it needs.
+  if (mode == InstallMode::kLoad || policy == PickupPolicy::kAccept)
+    return StaleKeystoreChoice::kInstall;
+  return StaleKeystoreChoice::kReport;
+}
+
 PickupAction decide_pickup(const PickupResult& r, PickupPolicy policy, bool retry_deadline_passed) {
-  if (r.installed && r.outcome != PickupOutcome::kAlreadyInstalled) return PickupAction::kAdvance;
   switch (r.outcome) {
     case PickupOutcome::kInstalled:
+    case PickupOutcome::kStaleKeystoreInstalled:
       return PickupAction::kAdvance;
     case PickupOutcome::kAlreadyInstalled:
     case PickupOutcome::kOlder:
@@ -65,7 +72,7 @@ PickupAction decide_pickup(const PickupResult& r, PickupPolicy policy, bool retr
         case PickupPolicy::kSkip:
           return PickupAction::kWait;
         case PickupPolicy::kAccept:
-          return PickupAction::kWait;  // accept installs (above); not reached
+          return PickupAction::kWait;  // accept asks the engine to install it: not reached
       }
       return PickupAction::kWait;
     case PickupOutcome::kKeystoreAhead:
@@ -182,16 +189,18 @@ Task<Status> Standby::rebuild() {
                      {"installedCheckpointLsn", engine_.installed_checkpoint_lsn()}});
   } else {
     const Lsn lsn = latest->lsn;
-    PickupResult r =
-        co_await engine_.install_checkpoint(std::move(latest).value(), InstallMode::kLoad);
+    PickupResult r = co_await engine_.install_checkpoint(
+        std::move(latest).value(), InstallMode::kLoad,
+        stale_keystore_choice(engine_.options().policy, InstallMode::kLoad));
+    abort_if_decided(r);
     if (!running_) co_return cancelled("stopping");
     if (r.outcome == PickupOutcome::kCorrupt || r.outcome == PickupOutcome::kVersionTooNew)
       refused_lsn_ = lsn;
     const bool fallback =
         (r.outcome == PickupOutcome::kCorrupt || r.outcome == PickupOutcome::kVersionTooNew) &&
         !engine_.installed_checkpoint_lsn().is_zero();
-    const bool usable = r.installed || r.outcome == PickupOutcome::kOlder || fallback;
-    if (r.installed && r.outcome != PickupOutcome::kAlreadyInstalled) stats_.pickups.installed++;
+    const bool usable = r.installed() || r.outcome == PickupOutcome::kOlder || fallback;
+    if (r.switched()) stats_.pickups.installed++;
     if (!usable || engine_.installed_checkpoint_lsn().is_zero()) {
       co_return Status(r.detail.is_ok() ? unavailable("pick-up failed") : r.detail)
           .at("rebuild:install")
@@ -217,96 +226,106 @@ Task<Status> Standby::rebuild() {
 
 Task<void> Standby::tail_once() {
   const uint64_t epoch = epoch_;
-  if (pending_.size() < options_.pending_records_max) {
-    auto chunk = co_await client_.read_log(next_read_, options_.read_bytes_max,
-                                           env_.executor().deadline_after(options_.io_timeout));
-    if (!running_ || epoch != epoch_) co_return;
-    if (!chunk.is_ok()) {
-      if (chunk.code() == Code::kCancelled) co_return;
-      if (chunk.code() == Code::kOlder) {
-        stats_.log_gaps++;
-        if (next_read_ == rebuilt_from_) {
-          // Right after a rebuild: the log the installed checkpoint needs is gone too.
-          // Re-syncing again can only help once a newer checkpoint exists.
-          stats_.rebuild_failures++;
-          rebuild_failures_in_row_++;
-          resync_error_ =
-              Status(Code::kUnavailable,
-                     "the page service has a log gap this standby cannot fill: the records after "
-                     "the latest installable checkpoint are gone")
-                  .at("log_gap")
-                  .with("from", next_read_.value)
-                  .with("installedCheckpointLsn", engine_.installed_checkpoint_lsn().value);
-          const bool report = rebuild_failures_in_row_ == options_.resync_failures_reported;
-          env_.log().log(
-              report ? Severity::kError : Severity::kWarning, kComponent, report ? 42091 : 42010,
-              report ? "cannot re-sync: log gap after the latest checkpoint; still trying"
-                     : "log gap right after re-sync",
-              {{"from", next_read_},
-               {"error", chunk.status()},
-               {"attempts", rebuild_failures_in_row_}});
-          step_down("log gap after re-sync");
-          co_await env_.executor().sleep(
-              std::min(options_.resync_backoff_max, backoff(rebuild_failures_in_row_ + 1)));
-          co_return;
-        }
-        env_.log().warn(kComponent, 42010, "log gap: the records this standby needs are gone",
-                        {{"from", next_read_}, {"error", chunk.status()}});
-        step_down("log gap");
-        co_return;
-      }
-      env_.log().debug(kComponent, 42011, "log read failed; retrying", {{"error", chunk.status()}});
-      co_await env_.executor().sleep(options_.poll_interval);
-      co_return;
-    }
-    for (Record& r : chunk->records) {
-      if (r.lsn < next_read_ || r.type != RecordType::kLog) continue;
-      // The chain goes straight from prev_lsn to this record: anything fetched in between
-      // was abandoned.
-      while (!pending_.empty() && pending_.back().lsn > r.prev_lsn) {
-        stats_.records_abandoned++;
-        pending_.pop_back();
-      }
-      commit_lsn_ = std::max(commit_lsn_, r.backlink_lsn);
-      next_read_ = r.lsn.next();
-      pending_.push_back(std::move(r));
-    }
-    if (chunk->through >= next_read_) next_read_ = chunk->through.next();
-    const bool at_end = chunk->records.empty();
-    // Apply what is committed.
-    while (!pending_.empty() && pending_.front().lsn <= commit_lsn_) {
-      auto applied = co_await apply_record(pending_.front());
-      if (!running_ || epoch != epoch_) co_return;
-      if (!applied.is_ok()) {
-        step_down(fmt::format("log record {} could not be applied: {}", pending_.front().lsn.value,
-                              applied.status().to_string()));
-        co_return;
-      }
-      if (!*applied) {
-        co_await env_.executor().sleep(backoff(2));
-        co_return;
-      }
-      pending_.pop_front();
-      if (rebuild_failures_in_row_ > 0) {
-        // Progress after a rebuild: whatever kept re-syncing from working is over.
-        rebuild_failures_in_row_ = 0;
-        resync_error_ = Status();
-      }
-    }
-    if (at_end) {
-      if (state_ == StandbyState::kCatchingUp) {
-        rebuild_failures_in_row_ = 0;
-        resync_error_ = Status();
-        set_state(StandbyState::kSecondary, "reached the end of the log");
-      }
-      co_await env_.executor().sleep(options_.poll_interval);
-    }
+  if (pending_.size() >= options_.pending_records_max) {
+    // Too much fetched and not committed: wait for the commit point to move.
+    co_await env_.executor().sleep(options_.poll_interval);
+    pending_.clear();  // re-read them once the primary published a commit point
+    next_read_ = applied_lsn_.next();
     co_return;
   }
-  // Too much fetched and not committed: wait for the commit point to move.
-  co_await env_.executor().sleep(options_.poll_interval);
-  pending_.clear();  // re-read them once the primary published a commit point
-  next_read_ = applied_lsn_.next();
+  auto chunk = co_await client_.read_log(next_read_, options_.read_bytes_max,
+                                         env_.executor().deadline_after(options_.io_timeout));
+  if (!running_ || epoch != epoch_) co_return;
+  if (!chunk.is_ok()) {
+    co_await log_read_failed(chunk.status());
+    co_return;
+  }
+  const bool at_end = chunk->records.empty();
+  take_fetched(chunk->records, chunk->through);
+  if (!co_await apply_committed(epoch)) co_return;
+  if (at_end) {
+    if (state_ == StandbyState::kCatchingUp) {
+      rebuild_failures_in_row_ = 0;
+      resync_error_ = Status();
+      set_state(StandbyState::kSecondary, "reached the end of the log");
+    }
+    co_await env_.executor().sleep(options_.poll_interval);
+  }
+}
+
+Task<void> Standby::log_read_failed(const Status& st) {
+  if (st.code() == Code::kCancelled) co_return;
+  if (st.code() != Code::kOlder) {
+    env_.log().debug(kComponent, 42011, "log read failed; retrying", {{"error", st}});
+    co_await env_.executor().sleep(options_.poll_interval);
+    co_return;
+  }
+  stats_.log_gaps++;
+  if (next_read_ != rebuilt_from_) {
+    env_.log().warn(kComponent, 42010, "log gap: the records this standby needs are gone",
+                    {{"from", next_read_}, {"error", st}});
+    step_down("log gap");
+    co_return;
+  }
+  // Right after a rebuild: the log the installed checkpoint needs is gone too. Re-syncing
+  // again can only help once a newer checkpoint exists.
+  stats_.rebuild_failures++;
+  rebuild_failures_in_row_++;
+  resync_error_ = Status(Code::kUnavailable,
+                         "the page service has a log gap this standby cannot fill: the records "
+                         "after the latest installable checkpoint are gone")
+                      .at("log_gap")
+                      .with("from", next_read_.value)
+                      .with("installedCheckpointLsn", engine_.installed_checkpoint_lsn().value);
+  const bool report = rebuild_failures_in_row_ == options_.resync_failures_reported;
+  env_.log().log(report ? Severity::kError : Severity::kWarning, kComponent, report ? 42091 : 42010,
+                 report ? "cannot re-sync: log gap after the latest checkpoint; still trying"
+                        : "log gap right after re-sync",
+                 {{"from", next_read_}, {"error", st}, {"attempts", rebuild_failures_in_row_}});
+  step_down("log gap after re-sync");
+  co_await env_.executor().sleep(
+      std::min(options_.resync_backoff_max, backoff(rebuild_failures_in_row_ + 1)));
+}
+
+void Standby::take_fetched(std::vector<Record>& records, Lsn through) {
+  for (Record& r : records) {
+    if (r.lsn < next_read_ || r.type != RecordType::kLog) continue;
+    // The chain goes straight from prev_lsn to this record: anything fetched in between
+    // was abandoned.
+    while (!pending_.empty() && pending_.back().lsn > r.prev_lsn) {
+      stats_.records_abandoned++;
+      pending_.pop_back();
+    }
+    commit_lsn_ = std::max(commit_lsn_, r.backlink_lsn);
+    next_read_ = r.lsn.next();
+    // Ascending: r is at or above next_read_, which is above everything pending.
+    QUIRE_ASSERT(pending_.empty() || pending_.back().lsn < r.lsn);
+    pending_.push_back(std::move(r));
+  }
+  if (through >= next_read_) next_read_ = through.next();
+}
+
+Task<bool> Standby::apply_committed(uint64_t epoch) {
+  while (!pending_.empty() && pending_.front().lsn <= commit_lsn_) {
+    auto applied = co_await apply_record(pending_.front());
+    if (!running_ || epoch != epoch_) co_return false;
+    if (!applied.is_ok()) {
+      step_down(fmt::format("log record {} could not be applied: {}", pending_.front().lsn.value,
+                            applied.status().to_string()));
+      co_return false;
+    }
+    if (!*applied) {
+      co_await env_.executor().sleep(backoff(kKmsWaitBackoffFailures));
+      co_return false;
+    }
+    pending_.pop_front();
+    if (rebuild_failures_in_row_ > 0) {
+      // Progress after a rebuild: whatever kept re-syncing from working is over.
+      rebuild_failures_in_row_ = 0;
+      resync_error_ = Status();
+    }
+  }
+  co_return true;
 }
 
 Task<Result<bool>> Standby::apply_record(const Record& r) {
@@ -327,8 +346,7 @@ Task<Result<bool>> Standby::apply_record(const Record& r) {
       const uint64_t base = entry->keystore_base_version;
       const uint64_t have = engine_.keystore().version();
       if (base > have) {
-        co_return Status(Code::kKeystoreConflict,
-                         "keystore entry skips versions this node does not hold")
+        co_return Status(kKeystoreConflict, "keystore entry skips versions this node does not hold")
             .at("apply:keystore")
             .with("lsn", r.lsn.value)
             .with("base_version", base)
@@ -380,49 +398,68 @@ Task<void> Standby::pickup_once() {
       co_await client_.latest_checkpoint(env_.executor().deadline_after(options_.io_timeout));
   if (!running_ || epoch != epoch_) co_return;
   if (!latest.is_ok()) {
-    if (latest.code() == Code::kNotFound || latest.code() == Code::kCancelled) co_return;
-    // Counted like an Unavailable pick-up: retried, and escalated past the deadline.
-    PickupResult r;
-    r.outcome = PickupOutcome::kUnavailable;
-    r.detail = latest.status();
-    r.node_keystore_version = engine_.keystore().version();
-    if (!failing_since_) failing_since_ = env_.executor().now();
-    const bool passed = env_.executor().now() - *failing_since_ >= options_.retry_deadline;
-    stats_.pickups.unavailable_retries++;
-    failures_in_row_++;
-    retry_at_ = env_.executor().now() + backoff(failures_in_row_);
-    if (passed) {
-      stats_.pickups.deadline_escalations++;
-      stats_.pickups.resyncs++;
-      step_down("the latest checkpoint stayed unreadable past the retry deadline");
-    }
+    latest_checkpoint_failed(latest.status());
     co_return;
   }
+  if (!worth_installing(*latest)) co_return;
   const Lsn lsn = latest->lsn;
-  auto completion = decode_completion(std::string_view(
-      reinterpret_cast<const char*>(latest->payload.data()), latest->payload.size()));
-  // Materialized (at or below the commit point) and applied (its ts at or below ours). A
-  // completion that does not parse goes to install, which reports it as Corrupt.
-  if (completion.is_ok() && (lsn > commit_lsn_ || completion->checkpoint_ts > applied_ts_))
-    co_return;
-  latest_applicable_ = std::max(latest_applicable_, lsn);
-  if (lsn <= engine_.installed_checkpoint_lsn()) co_return;
-  if (lsn == skipped_lsn_) co_return;  // policy skip: waiting for a newer one
-  if (lsn == refused_lsn_) co_return;  // it failed its checks: wait for a newer one
-  const Lsn installed_before = engine_.installed_checkpoint_lsn();
   env_.log().info(kManager, 42020, "_updateCheckpointIfAvailable",
                   {{"latestMaterializedAndAppliedCheckpointLsn", latest_applicable_},
-                   {"installedCheckpointLsn", installed_before},
+                   {"installedCheckpointLsn", engine_.installed_checkpoint_lsn()},
                    {"checkpointToInstallLsn", lsn},
                    {"applied_ts", applied_ts_},
                    {"nodeKeystoreVersion", engine_.keystore().version()}});
   if (options_.before_pickup) options_.before_pickup(lsn);
   stats_.pickups.attempts++;
-  PickupResult r =
-      co_await engine_.install_checkpoint(std::move(latest).value(), InstallMode::kFollow);
+  PickupResult r = co_await engine_.install_checkpoint(
+      std::move(latest).value(), InstallMode::kFollow,
+      stale_keystore_choice(engine_.options().policy, InstallMode::kFollow));
+  abort_if_decided(r);
   if (!running_) co_return;
+  handle_pickup(lsn, r);
+}
+
+void Standby::latest_checkpoint_failed(const Status& st) {
+  if (st.code() == Code::kNotFound || st.code() == Code::kCancelled) return;
+  // Counted like an Unavailable pick-up: retried, and escalated past the deadline.
+  if (!failing_since_) failing_since_ = env_.executor().now();
+  const bool passed = env_.executor().now() - *failing_since_ >= options_.retry_deadline;
+  stats_.pickups.unavailable_retries++;
+  failures_in_row_++;
+  retry_at_ = env_.executor().now() + backoff(failures_in_row_);
+  if (passed) {
+    stats_.pickups.deadline_escalations++;
+    stats_.pickups.resyncs++;
+    step_down("the latest checkpoint stayed unreadable past the retry deadline");
+  }
+}
+
+bool Standby::worth_installing(const Record& latest) {
+  const Lsn lsn = latest.lsn;
+  auto completion = decode_completion(std::string_view(
+      reinterpret_cast<const char*>(latest.payload.data()), latest.payload.size()));
+  // Materialized (at or below the commit point) and applied (its ts at or below ours). A
+  // completion that does not parse goes to install, which reports it as Corrupt.
+  if (completion.is_ok() && (lsn > commit_lsn_ || completion->checkpoint_ts > applied_ts_))
+    return false;
+  latest_applicable_ = std::max(latest_applicable_, lsn);
+  if (lsn <= engine_.installed_checkpoint_lsn()) return false;
+  if (lsn == skipped_lsn_) return false;  // policy skip: waiting for a newer one
+  if (lsn == refused_lsn_) return false;  // it failed its checks: wait for a newer one
+  return true;
+}
+
+void Standby::abort_if_decided(const PickupResult& r) {
+  // The retry deadline never changes an abort (decide_pickup's table).
+  if (decide_pickup(r, engine_.options().policy, false) != PickupAction::kAbort) return;
+  // The report's behaviour, kept only so the chaos suite can show it finds the crash.
+  Status why = r.detail.is_ok() ? Status(Code::kInvalidArgument, "pick-up failed") : r.detail;
+  env_.abort_process(std::move(why).at("pickup").with("checkpoint_lsn", r.checkpoint_lsn.value));
+}
+
+void Standby::handle_pickup(Lsn lsn, const PickupResult& r) {
   const PickupPolicy policy = engine_.options().policy;
-  if (retriable_outcome(r.outcome)) {
+  if (pickup_outcome_retriable(r.outcome)) {
     if (!failing_since_) failing_since_ = env_.executor().now();
   } else {
     failing_since_.reset();
@@ -433,17 +470,51 @@ Task<void> Standby::pickup_once() {
   const PickupAction action = decide_pickup(r, policy, passed);
   last_pickup_ = r;
   last_action_ = action;
+  count_pickup(r, action);
+  env_.log().info(kManager, 42021, "pick-up handled",
+                  {{"checkpointToInstallLsn", lsn},
+                   {"installedCheckpointLsn", engine_.installed_checkpoint_lsn()},
+                   {"result", pickup_outcome_name(r.outcome)},
+                   {"action", pickup_action_name(action)},
+                   {"policy", pickup_policy_name(policy)}});
+  switch (action) {
+    case PickupAction::kAdvance:
+      skipped_lsn_ = Lsn();
+      break;
+    case PickupAction::kIgnore:
+      break;
+    case PickupAction::kWait:
+      skipped_lsn_ = lsn;
+      break;
+    case PickupAction::kRetry:
+      failures_in_row_++;
+      retry_at_ = env_.executor().now() + backoff(failures_in_row_);
+      break;
+    case PickupAction::kStepDown:
+      if (r.outcome == PickupOutcome::kCorrupt || r.outcome == PickupOutcome::kVersionTooNew)
+        refused_lsn_ = lsn;
+      if (passed) stats_.pickups.deadline_escalations++;
+      stats_.pickups.resyncs++;
+      step_down(
+          fmt::format("pick-up of checkpoint {}: {}", lsn.value, pickup_outcome_name(r.outcome)));
+      break;
+    case PickupAction::kAbort:
+      // abort_if_decided already ended the process; nothing more to do here.
+      break;
+  }
+}
+
+void Standby::count_pickup(const PickupResult& r, PickupAction action) {
   PickupCounters& c = stats_.pickups;
   switch (r.outcome) {
     case PickupOutcome::kInstalled:
       c.installed++;
       break;
+    case PickupOutcome::kStaleKeystoreInstalled:
+      c.stale_keystore_accepted++;
+      break;
     case PickupOutcome::kStaleKeystore:
-      if (r.installed) {
-        c.stale_keystore_accepted++;
-      } else if (action == PickupAction::kWait) {
-        c.skipped++;
-      }
+      if (action == PickupAction::kWait) c.skipped++;
       break;
     case PickupOutcome::kKeystoreAhead:
       c.keystore_ahead_retries++;
@@ -470,37 +541,6 @@ Task<void> Standby::pickup_once() {
       c.version_too_new++;
       break;
   }
-  env_.log().info(kManager, 42021, "pick-up handled",
-                  {{"checkpointToInstallLsn", lsn},
-                   {"installedCheckpointLsn", engine_.installed_checkpoint_lsn()},
-                   {"result", pickup_outcome_name(r.outcome)},
-                   {"action", pickup_action_name(action)},
-                   {"policy", pickup_policy_name(policy)}});
-  switch (action) {
-    case PickupAction::kAdvance:
-      skipped_lsn_ = Lsn();
-      break;
-    case PickupAction::kIgnore:
-      break;
-    case PickupAction::kWait:
-      skipped_lsn_ = lsn;
-      break;
-    case PickupAction::kRetry:
-      failures_in_row_++;
-      retry_at_ = env_.executor().now() + backoff(failures_in_row_);
-      break;
-    case PickupAction::kStepDown:
-      if (r.outcome == PickupOutcome::kCorrupt || r.outcome == PickupOutcome::kVersionTooNew)
-        refused_lsn_ = lsn;
-      if (passed) c.deadline_escalations++;
-      c.resyncs++;
-      step_down(
-          fmt::format("pick-up of checkpoint {}: {}", lsn.value, pickup_outcome_name(r.outcome)));
-      break;
-    case PickupAction::kAbort:
-      // The engine already ended the process (policy abort); nothing more to do here.
-      break;
-  }
 }
 
 Status Standby::stable_read_failed(const Status& st) {
@@ -516,17 +556,35 @@ Status Standby::stable_read_failed(const Status& st) {
 
 // ---- Reads ----------------------------------------------------------------------------------
 
+Status Standby::open_read(std::optional<Timestamp> ts, ReadTicket* ticket) {
+  Status gate = read_gate(ts, &ticket->read_ts);
+  if (!gate.is_ok()) {
+    stats_.reads_refused++;
+    return gate;
+  }
+  ticket->epoch = epoch_;
+  return Status();
+}
+
+Status Standby::close_read(const ReadTicket& ticket, const Status& read) {
+  if (ticket.epoch != epoch_ || state_ != StandbyState::kSecondary) {
+    stats_.reads_refused++;
+    return Status(Code::kUnavailable, "standby is resyncing; retry").at("standby_read");
+  }
+  if (!read.is_ok()) return stable_read_failed(read);
+  stats_.reads_served++;
+  return Status();
+}
+
 Status Standby::read_gate(std::optional<Timestamp> ts, Timestamp* read_ts) const {
   if (state_ != StandbyState::kSecondary) {
     std::string_view what = state_ == StandbyState::kResync       ? "resyncing"
                             : state_ == StandbyState::kCatchingUp ? "catching up"
                                                                   : "starting";
-    Status st(Code::kUnavailable, fmt::format("standby is {}; retry", what));
-    st.at("standby_read");
-    if (!resync_error_.is_ok())
-      st = Status(Code::kUnavailable,
-                  fmt::format("standby is {}; retry ({})", what, resync_error_.to_string()));
-    return st;
+    std::string message = resync_error_.is_ok() ? fmt::format("standby is {}; retry", what)
+                                                : fmt::format("standby is {}; retry ({})", what,
+                                                              resync_error_.to_string());
+    return Status(Code::kUnavailable, std::move(message)).at("standby_read");
   }
   *read_ts = ts.value_or(applied_ts_);
   if (*read_ts > applied_ts_) {
@@ -540,40 +598,21 @@ Status Standby::read_gate(std::optional<Timestamp> ts, Timestamp* read_ts) const
 
 Task<Result<AtTs<std::optional<std::string>>>> Standby::get(TableId table, std::string key,
                                                             std::optional<Timestamp> ts) {
-  Timestamp read_ts;
-  Status gate = read_gate(ts, &read_ts);
-  if (!gate.is_ok()) {
-    stats_.reads_refused++;
-    co_return gate;
-  }
-  const uint64_t epoch = epoch_;
-  auto r = co_await engine_.get(table, std::move(key), read_ts);
-  if (epoch != epoch_ || state_ != StandbyState::kSecondary) {
-    stats_.reads_refused++;
-    co_return Status(Code::kUnavailable, "standby is resyncing; retry").at("standby_read");
-  }
-  if (!r.is_ok()) co_return stable_read_failed(r.status());
-  stats_.reads_served++;
-  co_return AtTs<std::optional<std::string>>{std::move(r).value(), read_ts};
+  ReadTicket ticket;
+  QUIRE_CO_RETURN_IF_ERROR(open_read(ts, &ticket));
+  auto r = co_await engine_.get(table, std::move(key), ticket.read_ts);
+  QUIRE_CO_RETURN_IF_ERROR(close_read(ticket, r.status()));
+  co_return AtTs<std::optional<std::string>>{std::move(r).value(), ticket.read_ts};
 }
 
 Task<Result<AtTs<std::vector<std::pair<std::string, std::string>>>>> Standby::scan(
     TableId table, std::string lo, std::string hi, size_t limit, std::optional<Timestamp> ts) {
-  Timestamp read_ts;
-  Status gate = read_gate(ts, &read_ts);
-  if (!gate.is_ok()) {
-    stats_.reads_refused++;
-    co_return gate;
-  }
-  const uint64_t epoch = epoch_;
-  auto r = co_await engine_.scan(table, std::move(lo), std::move(hi), read_ts, limit);
-  if (epoch != epoch_ || state_ != StandbyState::kSecondary) {
-    stats_.reads_refused++;
-    co_return Status(Code::kUnavailable, "standby is resyncing; retry").at("standby_read");
-  }
-  if (!r.is_ok()) co_return stable_read_failed(r.status());
-  stats_.reads_served++;
-  co_return AtTs<std::vector<std::pair<std::string, std::string>>>{std::move(r).value(), read_ts};
+  ReadTicket ticket;
+  QUIRE_CO_RETURN_IF_ERROR(open_read(ts, &ticket));
+  auto r = co_await engine_.scan(table, std::move(lo), std::move(hi), ticket.read_ts, limit);
+  QUIRE_CO_RETURN_IF_ERROR(close_read(ticket, r.status()));
+  co_return AtTs<std::vector<std::pair<std::string, std::string>>>{std::move(r).value(),
+                                                                   ticket.read_ts};
 }
 
 }  // namespace quire

@@ -19,10 +19,11 @@
 // latestMaterializedAndAppliedCheckpointLsn: the latest completed checkpoint, if it is
 // materialized (at or below the commit point) and applied (its ts at or below the applied
 // ts). When that is above installedCheckpointLsn it installs it (checkpointToInstallLsn)
-// and handles every result (decide_pickup): Installed advances; StaleKeystore goes by
-// policy (accept installs keeping the newer keystore, skip waits for a newer checkpoint,
-// resync steps down, abort is the report's crash); KeystoreAhead, Unavailable and Busy
-// retry with backoff while the log keeps applying; Older and AlreadyInstalled are
+// and handles every result (decide_pickup, the only code that applies the policy):
+// Installed advances; a stale keystore goes by policy (accept has the engine install it
+// keeping the newer keystore, skip waits for a newer checkpoint, resync steps down, abort
+// is the report's crash, which the standby carries out); KeystoreAhead, Unavailable and
+// Busy retry with backoff while the log keeps applying; Older and AlreadyInstalled are
 // ignored; Corrupt, KeystoreConflict, VersionTooNew, and a retriable failure that outlives
 // `retry_deadline`, step down to RESYNC. A checkpoint that failed its checks is not tried
 // again; the re-sync rebuilds from the installed checkpoint plus the log, and the next
@@ -52,12 +53,20 @@ enum class PickupAction : uint8_t {
   kWait = 3,      // leave it and wait for a newer checkpoint (skip)
   kRetry = 4,     // retriable: try again after a backoff, until the deadline
   kStepDown = 5,  // clean step-down to RESYNC
-  kAbort = 6,     // policy abort: the report's crash (the engine already ended the process)
+  kAbort = 6,     // policy abort: the report's crash (the standby ends the process)
 };
 std::string_view pickup_action_name(PickupAction a);
 
-// The state machine's one decision: the action for `r` under `policy`, given whether the
-// current run of retriable failures has outlived its deadline.
+// The pick-up policy is applied here and nowhere else: the engine reports what it found
+// (PickupOutcome) and these two functions decide what the node does about it.
+//
+// Before a pick-up: what the engine does with a checkpoint whose keystore is an older
+// prefix of the node's. A load (start-up, re-sync) installs it under every policy; in
+// steady state (follow) only accept does, and the other policies have it reported.
+StaleKeystoreChoice stale_keystore_choice(PickupPolicy policy, InstallMode mode);
+// After it: the action for `r` under `policy`, given whether the current run of retriable
+// failures has outlived its deadline. Abort is the standby's to carry out (it calls
+// Env::abort_process); the engine never ends the process.
 PickupAction decide_pickup(const PickupResult& r, PickupPolicy policy, bool retry_deadline_passed);
 
 struct StandbyOptions {
@@ -165,10 +174,44 @@ class Standby {
   Task<void> apply_loop();
   Task<void> pickup_loop();
   Task<Status> rebuild();
+  // ---- Log apply steps ----
   Task<void> tail_once();
+  // A log read failed: a gap steps down (and backs off when right after a rebuild);
+  // anything else is retried after the poll interval.
+  Task<void> log_read_failed(const Status& st);
+  // Queues the fetched LOG records, dropping pending ones the chain proves abandoned, and
+  // moves the commit point and the read position on.
+  void take_fetched(std::vector<Record>& records, Lsn through);
+  // Applies the pending records at or below the commit point; false when tail_once must
+  // stop this round (stopped, stepped down, or waiting for the KMS).
+  Task<bool> apply_committed(uint64_t epoch);
   // Applies one committed record; a retriable failure leaves it pending (false).
   Task<Result<bool>> apply_record(const Record& r);
+
+  // ---- Checkpoint manager steps ----
   Task<void> pickup_once();
+  // latest_checkpoint failed: retried like an Unavailable pick-up, escalated past the
+  // deadline (NotFound and Cancelled are not failures).
+  void latest_checkpoint_failed(const Status& st);
+  // The latest checkpoint is materialized, applied, above the installed one, and neither
+  // skipped nor refused (also moves latest_applicable_).
+  bool worth_installing(const Record& latest);
+  // Policy abort: ends the process when decide_pickup says so.
+  void abort_if_decided(const PickupResult& r);
+  // Decides (decide_pickup), counts, logs and acts on a follow pick-up's result.
+  void handle_pickup(Lsn lsn, const PickupResult& r);
+  void count_pickup(const PickupResult& r, PickupAction action);
+
+  // ---- Reads: every read passes the same gate, before and after the engine ----
+  struct ReadTicket {
+    Timestamp read_ts;
+    uint64_t epoch = 0;
+  };
+  // Refused (counted) unless SECONDARY and `ts` (default: the applied ts) is applied.
+  Status open_read(std::optional<Timestamp> ts, ReadTicket* ticket);
+  // Refused when the state changed during the read; a failed stable read goes through
+  // stable_read_failed; otherwise counts the read as served.
+  Status close_read(const ReadTicket& ticket, const Status& read);
   Status read_gate(std::optional<Timestamp> ts, Timestamp* read_ts) const;
   // A read of the stable tree failed: NotFound or Corruption step down (and the client gets
   // a retriable Unavailable); anything else is returned as is.

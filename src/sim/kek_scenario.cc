@@ -9,8 +9,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "crypto/needle_set.h"
 #include "runtime/sim/sim_random.h"
-#include "sim/needle_set.h"
 #include "sim/replica_set_sim.h"
 
 namespace quire {

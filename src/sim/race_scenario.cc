@@ -24,8 +24,8 @@ struct KillHook {
 };
 
 std::string describe_pickup(const PickupResult& r, PickupAction a) {
-  return fmt::format("{} ({}{})", pickup_outcome_name(r.outcome), r.installed ? "installed, " : "",
-                     pickup_action_name(a));
+  return fmt::format("{} ({}{})", pickup_outcome_name(r.outcome),
+                     r.installed() ? "installed, " : "", pickup_action_name(a));
 }
 
 // Bounds of the race's steps, in simulated time.

@@ -99,9 +99,8 @@ TEST(Status, ShorthandsHaveTheirCodes) {
 }
 
 TEST(Status, RetriableCodes) {
-  const std::set<Code> retriable = {
-      Code::kUnavailable,        Code::kSealed,       Code::kBusy, Code::kDeadlineExceeded,
-      Code::kNotYetMaterialized, Code::kKeystoreAhead};
+  const std::set<Code> retriable = {Code::kUnavailable, Code::kSealed, Code::kBusy,
+                                    Code::kDeadlineExceeded, Code::kNotYetMaterialized};
   for (int i = 0; i < kCodeCount; i++) {
     const auto code = static_cast<Code>(i);
     EXPECT_EQ(code_is_retriable(code), retriable.count(code) == 1) << code_name(code);
@@ -112,20 +111,37 @@ TEST(Status, RetriableCodes) {
   EXPECT_FALSE(code_is_retriable(static_cast<Code>(200)));
 }
 
+bool is_layer_code(int value) {
+  return value >= kLayerCodeFirst && value <= kLayerCodeLast;
+}
+
+// Base names its own codes; the values it leaves to layers above are named by them.
 TEST(Status, CodeNameCoversEveryCode) {
   std::set<std::string_view> names;
   for (int i = 0; i < kCodeCount; i++) {
+    if (is_layer_code(i)) continue;
     const std::string_view name = code_name(static_cast<Code>(i));
     EXPECT_NE(name, "Unknown") << i;
     EXPECT_FALSE(name.empty()) << i;
     names.insert(name);
   }
-  EXPECT_EQ(names.size(), static_cast<size_t>(kCodeCount)) << "names must be distinct";
+  EXPECT_EQ(names.size(), static_cast<size_t>(kCodeCount - (kLayerCodeLast - kLayerCodeFirst + 1)))
+      << "names must be distinct";
   EXPECT_EQ(code_name(Code::kOk), "OK");
   EXPECT_EQ(code_name(Code::kCorruption), "Corruption");
   EXPECT_EQ(code_name(Code::kKeyExhausted), "KeyExhausted");
   EXPECT_EQ(code_name(static_cast<Code>(kCodeCount)), "Unknown");
   EXPECT_EQ(code_name(static_cast<Code>(200)), "Unknown");
+}
+
+TEST(Status, LayerCodesAreNamedByTheirLayer) {
+  const Code mine{kLayerCodeLast};
+  EXPECT_EQ(code_name(mine), "Unknown");
+  name_layer_code(mine, "MyLayerCode");
+  name_layer_code(mine, "MyLayerCode");  // again, the same name: nothing changes
+  EXPECT_EQ(code_name(mine), "MyLayerCode");
+  EXPECT_EQ(Status(mine, "x").to_string(), "MyLayerCode: x");
+  EXPECT_FALSE(code_is_retriable(mine));
 }
 
 TEST(Status, EqualityComparesCodes) {

@@ -306,7 +306,7 @@ TEST(KeystoreAdopt, ConflictAndOtherCluster) {
   EXPECT_FALSE(b.is_prefix_of(a));
   Keystore before = a;
   Status s = a.adopt(b);
-  EXPECT_EQ(s.code(), Code::kKeystoreConflict);
+  EXPECT_EQ(s.code(), kKeystoreConflict);
   EXPECT_EQ(s.field("keystore_version"), 4u);
   EXPECT_TRUE(a == before);
 
@@ -314,8 +314,8 @@ TEST(KeystoreAdopt, ConflictAndOtherCluster) {
   Keystore other(kCluster + 1);
   EXPECT_FALSE(other.is_prefix_of(a));
   EXPECT_FALSE(Keystore(kCluster).is_prefix_of(other));
-  EXPECT_EQ(a.adopt(other).code(), Code::kKeystoreConflict);
-  EXPECT_EQ(other.adopt(a).code(), Code::kKeystoreConflict);
+  EXPECT_EQ(a.adopt(other).code(), kKeystoreConflict);
+  EXPECT_EQ(other.adopt(a).code(), kKeystoreConflict);
 }
 
 TEST(KeystoreCoding, DecodeRejectsInconsistentState) {
@@ -516,9 +516,9 @@ RC_GTEST_PROP(KeystoreProperty, DivergedKeystoresConflict, ()) {
   RC_ASSERT(!a.is_prefix_of(b));
   RC_ASSERT(!b.is_prefix_of(a));
   Keystore a_before = a;
-  RC_ASSERT(a.adopt(b).code() == Code::kKeystoreConflict);
+  RC_ASSERT(a.adopt(b).code() == kKeystoreConflict);
   RC_ASSERT(a == a_before);
-  RC_ASSERT(b.adopt(a).code() == Code::kKeystoreConflict);
+  RC_ASSERT(b.adopt(a).code() == kKeystoreConflict);
 }
 
 RC_GTEST_PROP(KeystoreProperty, AdoptNeverGoesBackwards, ()) {
@@ -554,7 +554,7 @@ RC_GTEST_PROP(KeystoreProperty, AdoptNeverGoesBackwards, ()) {
       RC_ASSERT(s.is_ok());
       RC_ASSERT(node == before);
     } else {
-      RC_ASSERT(s.code() == Code::kKeystoreConflict);
+      RC_ASSERT(s.code() == kKeystoreConflict);
       RC_ASSERT(node == before);
     }
   }

@@ -318,7 +318,8 @@ TEST_P(CheckpointFailure, LeavesThePreviousCheckpointLatest) {
     EXPECT_TRUE(latest.is_ok());
     if (!latest.is_ok()) co_return;
     EXPECT_EQ(latest->lsn, first);
-    PickupResult r = co_await reader.engine().install_checkpoint(*latest, InstallMode::kLoad);
+    PickupResult r = co_await reader.engine().install_checkpoint(*latest, InstallMode::kLoad,
+                                                                 StaleKeystoreChoice::kInstall);
     EXPECT_EQ(r.outcome, PickupOutcome::kInstalled) << r.detail.to_string();
     co_await expect_reads(reader.engine(), model, first_ts);
     high = co_await highest_lsn(env, cluster.addresses());
@@ -345,7 +346,8 @@ TEST_P(CheckpointFailure, LeavesThePreviousCheckpointLatest) {
     EXPECT_TRUE(latest.is_ok());
     if (!latest.is_ok()) co_return;
     EXPECT_EQ(latest->lsn, second);
-    PickupResult r = co_await reader.engine().install_checkpoint(*latest, InstallMode::kFollow);
+    PickupResult r = co_await reader.engine().install_checkpoint(*latest, InstallMode::kFollow,
+                                                                 StaleKeystoreChoice::kInstall);
     EXPECT_EQ(r.outcome, PickupOutcome::kInstalled) << r.detail.to_string();
     co_await expect_reads(reader.engine(), model, now);
   }));

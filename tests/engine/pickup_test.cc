@@ -75,10 +75,14 @@ class PickupTest : public ::testing::Test {
     return completion;
   }
 
-  PickupResult install(Record completion, InstallMode mode) {
+  // Installs `completion` on the follower; a stale keystore is installed (what the
+  // standby asks for under accept and on every load) unless `stale` says to report it.
+  PickupResult install(Record completion, InstallMode mode,
+                       StaleKeystoreChoice stale = StaleKeystoreChoice::kInstall) {
     PickupResult r;
-    EXPECT_TRUE(on_follower(
-        [&]() -> Task<void> { r = co_await follower().install_checkpoint(completion, mode); }));
+    EXPECT_TRUE(on_follower([&]() -> Task<void> {
+      r = co_await follower().install_checkpoint(completion, mode, stale);
+    }));
     return r;
   }
 
@@ -123,7 +127,7 @@ TEST_F(PickupTest, InstalledThenAlreadyInstalled) {
   Record cp = write_and_checkpoint(50);
   PickupResult r = install(cp, InstallMode::kLoad);
   EXPECT_EQ(r.outcome, PickupOutcome::kInstalled) << r.detail.to_string();
-  EXPECT_TRUE(r.installed);
+  EXPECT_TRUE(r.installed());
   EXPECT_EQ(follower().installed_checkpoint_lsn(), cp.lsn);
   EXPECT_EQ(follower().keystore().version(), leader().keystore().version());
   EXPECT_EQ(follower_get("k0007"), fmt::format("v7@{}", 2 + 7));
@@ -138,7 +142,7 @@ TEST_F(PickupTest, OlderIsRejectedAndChangesNothing) {
   ASSERT_EQ(install(second, InstallMode::kLoad).outcome, PickupOutcome::kInstalled);
   PickupResult r = install(first, InstallMode::kFollow);
   EXPECT_EQ(r.outcome, PickupOutcome::kOlder);
-  EXPECT_FALSE(r.installed);
+  EXPECT_FALSE(r.installed());
   EXPECT_EQ(follower().installed_checkpoint_lsn(), second.lsn);
   EXPECT_EQ(follower().checkpoint_ts(), ts(now_));
 }
@@ -155,9 +159,10 @@ TEST_F(PickupTest, ReportRaceInstallsUnderAccept) {
   follower_applies(rotation);                       // the follower is already at vN
   const uint64_t node_version = follower().keystore().version();
   ASSERT_GT(node_version, before);
-  PickupResult r = install(racing, InstallMode::kFollow);
-  EXPECT_EQ(r.outcome, PickupOutcome::kStaleKeystore) << r.detail.to_string();
-  EXPECT_TRUE(r.installed);
+  PickupResult r = install(racing, InstallMode::kFollow, StaleKeystoreChoice::kInstall);
+  EXPECT_EQ(r.outcome, PickupOutcome::kStaleKeystoreInstalled) << r.detail.to_string();
+  EXPECT_EQ(pickup_outcome_name(r.outcome), "StaleKeystore");
+  EXPECT_TRUE(r.installed());
   EXPECT_EQ(r.checkpoint_keystore_version, before);
   EXPECT_EQ(follower().installed_checkpoint_lsn(), racing.lsn);
   EXPECT_EQ(follower().keystore().version(), node_version);  // kept, never backwards
@@ -174,9 +179,9 @@ TEST_F(PickupTest, ReportRaceIsSkippedUnderSkipAndResync) {
     Record racing = write_and_checkpoint(30);
     follower_applies(rotation);
     const uint64_t node_version = follower().keystore().version();
-    PickupResult r = install(racing, InstallMode::kFollow);
+    PickupResult r = install(racing, InstallMode::kFollow, StaleKeystoreChoice::kReport);
     EXPECT_EQ(r.outcome, PickupOutcome::kStaleKeystore);
-    EXPECT_FALSE(r.installed);
+    EXPECT_FALSE(r.installed());
     EXPECT_EQ(follower().installed_checkpoint_lsn(), first.lsn);  // nothing changed
     EXPECT_EQ(follower().keystore().version(), node_version);
     // The next checkpoint after T2 carries vN and installs.
@@ -190,20 +195,36 @@ TEST_F(PickupTest, ReportRaceIsSkippedUnderSkipAndResync) {
   }
 }
 
-TEST_F(PickupTest, ReportRaceUnderAbortAbortsTheNode) {
+// Policy abort is the standby's to carry out (decide_pickup): the engine only reports the
+// stale keystore, changes nothing, and never ends the process itself.
+TEST_F(PickupTest, ReportRaceUnderAbortIsOnlyReportedByTheEngine) {
   make(PickupPolicy::kAbort);
+  Record first = write_and_checkpoint(20);
+  ASSERT_EQ(install(first, InstallMode::kLoad).outcome, PickupOutcome::kInstalled);
+  std::vector<KeystoreChange> rotation = rotate();
+  Record racing = write_and_checkpoint(30);
+  follower_applies(rotation);
+  PickupResult r = install(racing, InstallMode::kFollow, StaleKeystoreChoice::kReport);
+  EXPECT_EQ(r.outcome, PickupOutcome::kStaleKeystore);
+  EXPECT_EQ(r.detail.code(), kStaleKeystore);
+  EXPECT_EQ(follower().installed_checkpoint_lsn(), first.lsn);
+  cluster_->world().run_for(10ms);
+  EXPECT_TRUE(cluster_->world().aborts().empty());
+  EXPECT_TRUE(cluster_->world().is_up(follower_->id));
+}
+
+// A load installs a stale keystore too when asked (the standby asks on every load).
+TEST_F(PickupTest, ReportRaceInstallsOnLoadWhenAsked) {
+  make(PickupPolicy::kSkip);
   ASSERT_EQ(install(write_and_checkpoint(20), InstallMode::kLoad).outcome,
             PickupOutcome::kInstalled);
   std::vector<KeystoreChange> rotation = rotate();
   Record racing = write_and_checkpoint(30);
   follower_applies(rotation);
-  PickupResult r = install(racing, InstallMode::kFollow);
-  EXPECT_EQ(r.outcome, PickupOutcome::kStaleKeystore);
-  cluster_->world().run_for(10ms);
-  ASSERT_EQ(cluster_->world().aborts().size(), 1u);
-  EXPECT_EQ(cluster_->world().aborts()[0].node, follower_->id);
-  EXPECT_NE(cluster_->world().aborts()[0].why.find("StaleKeystore"), std::string::npos);
-  EXPECT_FALSE(cluster_->world().is_up(follower_->id));
+  PickupResult r = install(racing, InstallMode::kLoad, StaleKeystoreChoice::kInstall);
+  EXPECT_EQ(r.outcome, PickupOutcome::kStaleKeystoreInstalled) << r.detail.to_string();
+  EXPECT_TRUE(r.installed());
+  EXPECT_EQ(follower().installed_checkpoint_lsn(), racing.lsn);
 }
 
 TEST_F(PickupTest, KeystoreAheadUntilTheLogBringsTheKeys) {
@@ -218,7 +239,7 @@ TEST_F(PickupTest, KeystoreAheadUntilTheLogBringsTheKeys) {
   const Lsn installed = follower().installed_checkpoint_lsn();
   PickupResult r = install(ahead, InstallMode::kFollow);
   EXPECT_EQ(r.outcome, PickupOutcome::kKeystoreAhead);
-  EXPECT_TRUE(r.detail.retriable());
+  EXPECT_TRUE(pickup_outcome_retriable(r.outcome));
   EXPECT_EQ(follower().installed_checkpoint_lsn(), installed);
   follower_applies(rotation);
   r = install(ahead, InstallMode::kFollow);
@@ -308,11 +329,13 @@ TEST_F(PickupTest, BusyWhileAnotherPickupRuns) {
   ASSERT_TRUE(on_follower([&]() -> Task<void> {
     Executor& exec = follower_->env().executor();
     auto one = [&]() -> Task<void> {
-      first = co_await follower().install_checkpoint(cp, InstallMode::kLoad);
+      first = co_await follower().install_checkpoint(cp, InstallMode::kLoad,
+                                                     StaleKeystoreChoice::kInstall);
     };
     TaskId t = exec.spawn("first", one());
     co_await exec.yield();  // the first is now waiting on the page service
-    second = co_await follower().install_checkpoint(cp, InstallMode::kLoad);
+    second = co_await follower().install_checkpoint(cp, InstallMode::kLoad,
+                                                    StaleKeystoreChoice::kInstall);
     Status joined = co_await exec.join(t);
     EXPECT_TRUE(joined.is_ok());
   }));

@@ -14,8 +14,8 @@
 #include <set>
 
 #include "crypto/keystore_page.h"
+#include "crypto/needle_set.h"
 #include "engine/engine.h"
-#include "sim/needle_set.h"
 #include "support/engine_cluster.h"
 
 namespace quire {

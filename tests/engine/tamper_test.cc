@@ -56,7 +56,7 @@ struct AttackResult {
   size_t wrong_values = 0;      // OK reads that differ from what the leader wrote last
   size_t unwritten_values = 0;  // OK reads of a value the leader never wrote for that key
   std::vector<Status> read_errors;
-  bool detected() const { return !pickup.installed || !read_errors.empty(); }
+  bool detected() const { return !pickup.installed() || !read_errors.empty(); }
 };
 
 void flip(Bytes& b, size_t at, uint8_t mask) {
@@ -305,10 +305,11 @@ class TamperTest : public ::testing::Test {
       EXPECT_TRUE(latest.is_ok()) << latest.status().to_string();
       if (!latest.is_ok()) co_return;
       Engine& f = follower_->engine();
-      out.pickup = co_await f.install_checkpoint(*latest, InstallMode::kLoad);
+      out.pickup =
+          co_await f.install_checkpoint(*latest, InstallMode::kLoad, StaleKeystoreChoice::kInstall);
       out.keystore_version = f.keystore().version();
       out.installed_lsn = f.installed_checkpoint_lsn();
-      if (out.pickup.installed) co_await read_all(out);
+      if (out.pickup.installed()) co_await read_all(out);
     }));
     EXPECT_TRUE(cluster_->world().aborts().empty());
     if (expect_latest) {
@@ -333,7 +334,7 @@ class TamperTest : public ::testing::Test {
 
   // A refused install changes nothing: no checkpoint, no keystore.
   void expect_refused(const AttackResult& r) {
-    EXPECT_FALSE(r.pickup.installed);
+    EXPECT_FALSE(r.pickup.installed());
     EXPECT_TRUE(r.installed_lsn.is_zero());
     EXPECT_EQ(r.keystore_version, 0u);
   }
@@ -579,7 +580,7 @@ TEST_F(TamperTest, RewrittenMetadataNeverCrashesOrInventsValues) {
     ASSERT_NO_FATAL_FAILURE(set_completion_checksum(log[completion_], log[metadata_].payload));
     AttackResult r = attack(log, /*expect_latest=*/false);  // checks: no abort, no invented value
     outcomes[std::string(pickup_outcome_name(r.pickup.outcome))]++;
-    if (!r.pickup.installed) {
+    if (!r.pickup.installed()) {
       expect_refused(r);
     }
     // What the install does check: the compatible version, that the metadata and the

@@ -14,22 +14,25 @@ namespace quire {
 namespace {
 
 const std::vector<PickupOutcome> kOutcomes = {
-    PickupOutcome::kInstalled,     PickupOutcome::kAlreadyInstalled,
-    PickupOutcome::kOlder,         PickupOutcome::kStaleKeystore,
-    PickupOutcome::kKeystoreAhead, PickupOutcome::kKeystoreConflict,
-    PickupOutcome::kCorrupt,       PickupOutcome::kUnavailable,
-    PickupOutcome::kVersionTooNew, PickupOutcome::kBusy,
+    PickupOutcome::kInstalled,
+    PickupOutcome::kAlreadyInstalled,
+    PickupOutcome::kOlder,
+    PickupOutcome::kStaleKeystore,
+    PickupOutcome::kKeystoreAhead,
+    PickupOutcome::kKeystoreConflict,
+    PickupOutcome::kCorrupt,
+    PickupOutcome::kUnavailable,
+    PickupOutcome::kVersionTooNew,
+    PickupOutcome::kBusy,
+    PickupOutcome::kStaleKeystoreInstalled,
 };
 const std::vector<PickupPolicy> kPolicies = {PickupPolicy::kAccept, PickupPolicy::kSkip,
                                              PickupPolicy::kResync, PickupPolicy::kAbort};
 
-// The result the engine hands the manager: `installed` is set for Installed and
-// AlreadyInstalled, and for StaleKeystore only under policy accept.
-PickupResult result_for(PickupOutcome o, PickupPolicy policy) {
+// The result the engine hands the manager: its outcome is all it says.
+PickupResult result_for(PickupOutcome o) {
   PickupResult r;
   r.outcome = o;
-  r.installed = o == PickupOutcome::kInstalled || o == PickupOutcome::kAlreadyInstalled ||
-                (o == PickupOutcome::kStaleKeystore && policy == PickupPolicy::kAccept);
   r.checkpoint_lsn = Lsn(40);
   return r;
 }
@@ -39,14 +42,14 @@ PickupAction documented_action(PickupOutcome o, PickupPolicy policy, bool deadli
   const bool abort = policy == PickupPolicy::kAbort;
   switch (o) {
     case PickupOutcome::kInstalled:
+    case PickupOutcome::kStaleKeystoreInstalled:
       return PickupAction::kAdvance;
     case PickupOutcome::kAlreadyInstalled:
     case PickupOutcome::kOlder:
       return PickupAction::kIgnore;
     case PickupOutcome::kStaleKeystore:
       switch (policy) {
-        case PickupPolicy::kAccept:
-          return PickupAction::kAdvance;
+        case PickupPolicy::kAccept:  // accept has it installed; reported anyway, it waits
         case PickupPolicy::kSkip:
           return PickupAction::kWait;
         case PickupPolicy::kResync:
@@ -75,7 +78,7 @@ TEST(DecidePickup, EveryOutcomePolicyAndDeadlineMatchesTheDocumentedTable) {
     for (PickupPolicy p : kPolicies) {
       for (bool passed : {false, true}) {
         const PickupAction want = documented_action(o, p, passed);
-        const PickupAction got = decide_pickup(result_for(o, p), p, passed);
+        const PickupAction got = decide_pickup(result_for(o), p, passed);
         EXPECT_EQ(got, want) << pickup_outcome_name(o) << " under " << pickup_policy_name(p)
                              << (passed ? ", deadline passed" : ", before the deadline") << ": got "
                              << pickup_action_name(got) << ", want " << pickup_action_name(want);
@@ -83,7 +86,7 @@ TEST(DecidePickup, EveryOutcomePolicyAndDeadlineMatchesTheDocumentedTable) {
       }
     }
   }
-  EXPECT_EQ(cases, 10 * 4 * 2);
+  EXPECT_EQ(cases, 11 * 4 * 2);
 }
 
 // The deadline only matters to retriable outcomes: nothing else changes with it.
@@ -92,7 +95,7 @@ TEST(DecidePickup, DeadlineChangesOnlyRetriableOutcomes) {
                                              PickupOutcome::kUnavailable, PickupOutcome::kBusy};
   for (PickupOutcome o : kOutcomes) {
     for (PickupPolicy p : kPolicies) {
-      const PickupResult r = result_for(o, p);
+      const PickupResult r = result_for(o);
       const bool changes = decide_pickup(r, p, false) != decide_pickup(r, p, true);
       const bool expect_change = retriable.count(o) > 0 && p != PickupPolicy::kAbort;
       EXPECT_EQ(changes, expect_change)
@@ -102,28 +105,55 @@ TEST(DecidePickup, DeadlineChangesOnlyRetriableOutcomes) {
 }
 
 // Installed means the checkpoint is the node's stable state: the manager advances
-// whatever the policy, and a StaleKeystore that installed (accept) advances too.
+// whatever the policy, and a stale keystore that was installed advances too.
 TEST(DecidePickup, InstalledResultsAdvanceUnderEveryPolicy) {
   for (PickupPolicy p : kPolicies) {
     for (bool passed : {false, true}) {
-      EXPECT_EQ(decide_pickup(result_for(PickupOutcome::kInstalled, p), p, passed),
+      EXPECT_EQ(decide_pickup(result_for(PickupOutcome::kInstalled), p, passed),
                 PickupAction::kAdvance)
           << pickup_policy_name(p);
     }
   }
-  PickupResult stale = result_for(PickupOutcome::kStaleKeystore, PickupPolicy::kAccept);
-  ASSERT_TRUE(stale.installed);
-  EXPECT_EQ(decide_pickup(stale, PickupPolicy::kAccept, false), PickupAction::kAdvance);
-  EXPECT_EQ(decide_pickup(stale, PickupPolicy::kAccept, true), PickupAction::kAdvance);
+  PickupResult stale = result_for(PickupOutcome::kStaleKeystoreInstalled);
+  ASSERT_TRUE(stale.installed());
+  ASSERT_TRUE(stale.switched());
+  for (PickupPolicy p : kPolicies) {
+    EXPECT_EQ(decide_pickup(stale, p, false), PickupAction::kAdvance) << pickup_policy_name(p);
+    EXPECT_EQ(decide_pickup(stale, p, true), PickupAction::kAdvance) << pickup_policy_name(p);
+  }
 }
 
-// AlreadyInstalled carries installed=true, but nothing changed: ignored, never advanced.
-TEST(DecidePickup, AlreadyInstalledIsIgnoredThoughItReportsInstalled) {
+// AlreadyInstalled: the checkpoint is installed, but nothing changed: ignored, never
+// advanced.
+TEST(DecidePickup, AlreadyInstalledIsIgnoredThoughItIsInstalled) {
   for (PickupPolicy p : kPolicies) {
-    PickupResult r = result_for(PickupOutcome::kAlreadyInstalled, p);
-    ASSERT_TRUE(r.installed);
+    PickupResult r = result_for(PickupOutcome::kAlreadyInstalled);
+    ASSERT_TRUE(r.installed());
+    ASSERT_FALSE(r.switched());
     EXPECT_EQ(decide_pickup(r, p, false), PickupAction::kIgnore) << pickup_policy_name(p);
     EXPECT_EQ(decide_pickup(r, p, true), PickupAction::kIgnore) << pickup_policy_name(p);
+  }
+}
+
+// Before a pick-up: a load installs a stale keystore under every policy; in steady state
+// only accept does.
+TEST(StaleKeystoreChoice, LoadInstallsUnderEveryPolicyFollowOnlyUnderAccept) {
+  for (PickupPolicy p : kPolicies) {
+    EXPECT_EQ(stale_keystore_choice(p, InstallMode::kLoad), StaleKeystoreChoice::kInstall)
+        << pickup_policy_name(p);
+    EXPECT_EQ(stale_keystore_choice(p, InstallMode::kFollow), p == PickupPolicy::kAccept
+                                                                  ? StaleKeystoreChoice::kInstall
+                                                                  : StaleKeystoreChoice::kReport)
+        << pickup_policy_name(p);
+  }
+}
+
+// The one retriable classifier of outcomes, and the only outcomes the deadline changes.
+TEST(DecidePickup, RetriableOutcomesAreKeystoreAheadUnavailableAndBusy) {
+  for (PickupOutcome o : kOutcomes) {
+    const bool want = o == PickupOutcome::kKeystoreAhead || o == PickupOutcome::kUnavailable ||
+                      o == PickupOutcome::kBusy;
+    EXPECT_EQ(pickup_outcome_retriable(o), want) << pickup_outcome_name(o);
   }
 }
 

@@ -325,8 +325,8 @@ TEST_F(StandbyTest, StaleKeystoreUnderAcceptInstallsAndKeepsTheNewerKeystore) {
   ASSERT_TRUE(
       wait_for([&] { return s->engine().installed_checkpoint_lsn() == cp->completion_lsn; }, 5s));
   EXPECT_EQ(s->stats().pickups.stale_keystore_accepted, 1u);
-  EXPECT_EQ(s->last_pickup().outcome, PickupOutcome::kStaleKeystore);
-  EXPECT_TRUE(s->last_pickup().installed);
+  EXPECT_EQ(s->last_pickup().outcome, PickupOutcome::kStaleKeystoreInstalled);
+  EXPECT_TRUE(s->last_pickup().installed());
   EXPECT_EQ(s->last_action(), PickupAction::kAdvance);
   EXPECT_EQ(s->engine().keystore().version(), keystore_version);
   EXPECT_EQ(s->state(), StandbyState::kSecondary);
@@ -379,7 +379,7 @@ TEST_F(StandbyTest, StaleKeystoreUnderResyncStepsDownAndComesBackWithThePrimarys
   ASSERT_TRUE(wait_for([&] { return s->stats().pickups.resyncs >= 1; }, 5s));
   EXPECT_GE(s->stats().resyncs, 1u);
   EXPECT_EQ(s->last_pickup().outcome, PickupOutcome::kStaleKeystore);
-  EXPECT_FALSE(s->last_pickup().installed);
+  EXPECT_FALSE(s->last_pickup().installed());
   EXPECT_EQ(s->last_action(), PickupAction::kStepDown);
   ASSERT_TRUE(wait_for([&] { return s->state() == StandbyState::kSecondary; }, 10s))
       << "state " << standby_state_name(s->state()) << ": " << s->resync_error().to_string();

@@ -1,7 +1,7 @@
 // NeedleSet against a reference (the needles planted in random hay, at known offsets),
 // and add_keystore_keys over a keystore whose key material the test chose, wrapped
 // through a simulated KMS.
-#include "sim/needle_set.h"
+#include "crypto/needle_set.h"
 
 #include <random>
 #include <vector>

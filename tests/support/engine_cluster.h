@@ -65,7 +65,8 @@ struct ComputeNode {
   Task<Result<Record>> latest_checkpoint(Nanos timeout = Nanos(std::chrono::seconds(2))) {
     co_return co_await app->client->latest_checkpoint(env().executor().deadline_after(timeout));
   }
-  // Installs the latest checkpoint; Unavailable as a pick-up result when there is none.
+  // Installs the latest checkpoint (a stale keystore is installed, as the standby asks
+  // under accept and on every load); Unavailable as a pick-up result when there is none.
   Task<PickupResult> install_latest(InstallMode mode) {
     auto latest = co_await latest_checkpoint();
     if (!latest.is_ok()) {
@@ -74,7 +75,8 @@ struct ComputeNode {
       r.detail = latest.status();
       co_return r;
     }
-    co_return co_await engine().install_checkpoint(std::move(*latest), mode);
+    co_return co_await engine().install_checkpoint(std::move(*latest), mode,
+                                                   StaleKeystoreChoice::kInstall);
   }
 };
 

@@ -1,4 +1,4 @@
-#include "sim/needle_set.h"
+#include "crypto/needle_set.h"
 
 #include <algorithm>
 #include <cstring>
