@@ -18,7 +18,7 @@
 #include <memory>
 #include <vector>
 
-#include "pagelog/page_server.h"
+#include "pagelog/page_client.h"
 
 namespace quire {
 

@@ -63,12 +63,6 @@ struct RecordRef {
   Term term;
 };
 
-struct DamagedRange {
-  uint64_t segment = 0;
-  uint64_t begin = 0;
-  uint64_t end = 0;
-};
-
 struct SegmentStoreStats {
   Lsn last_lsn;      // the highest LSN stored
   Lsn complete_lsn;  // every record up to here is stored
