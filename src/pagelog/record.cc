@@ -31,7 +31,8 @@ std::string_view record_type_name(RecordType t) {
 }
 
 bool record_type_valid(uint8_t t) {
-  return t >= 1 && t <= 8;
+  return t >= static_cast<uint8_t>(RecordType::kLog) &&
+         t <= static_cast<uint8_t>(RecordType::kAbandon);
 }
 
 bool record_type_is_page(RecordType t) {
@@ -41,12 +42,10 @@ bool record_type_is_page(RecordType t) {
 
 namespace {
 
-constexpr size_t kCrcOffset = 12;
-
 uint32_t frame_crc(const uint8_t* header, ByteView payload) {
   uint8_t h[kRecordHeaderBytes];
   std::memcpy(h, header, kRecordHeaderBytes);
-  std::memset(h + kCrcOffset, 0, 4);
+  std::memset(h + kRecordCrcOffset, 0, 4);
   uint32_t crc = crc32c::extend(0, h, kRecordHeaderBytes);
   crc = crc32c::extend(crc, payload.data(), payload.size());
   return crc32c::mask(crc);
@@ -64,7 +63,7 @@ void encode_record(const Record& r, Bytes& out) {
   h[5] = static_cast<uint8_t>(r.type);
   encode_fixed16(h + 6, r.flags);
   encode_fixed32(h + 8, static_cast<uint32_t>(r.payload.size()));
-  encode_fixed32(h + 12, 0);
+  encode_fixed32(h + kRecordCrcOffset, 0);
   encode_fixed64(h + 16, r.table.value);
   encode_fixed64(h + 24, r.page.value);
   encode_fixed64(h + 32, r.lsn.value);
@@ -74,7 +73,8 @@ void encode_record(const Record& r, Bytes& out) {
   encode_fixed64(h + 64, r.prev_lsn.value);
   out.insert(out.end(), r.payload.begin(), r.payload.end());
   h = out.data() + start;  // insert may have moved the buffer
-  encode_fixed32(h + kCrcOffset, frame_crc(h, ByteView(out).subspan(start + kRecordHeaderBytes)));
+  encode_fixed32(h + kRecordCrcOffset,
+                 frame_crc(h, ByteView(out).subspan(start + kRecordHeaderBytes)));
 }
 
 Result<RecordHeader> decode_record_header(ByteView in) {
@@ -96,7 +96,7 @@ Result<RecordHeader> decode_record_header(ByteView in) {
   r.type = static_cast<RecordType>(h[5]);
   r.flags = decode_fixed16(h + 6);
   r.payload_size = decode_fixed32(h + 8);
-  r.crc = decode_fixed32(h + 12);
+  r.crc = decode_fixed32(h + kRecordCrcOffset);
   r.table = TableId(decode_fixed64(h + 16));
   r.page = PageId(decode_fixed64(h + 24));
   r.lsn = Lsn(decode_fixed64(h + 32));

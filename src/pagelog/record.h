@@ -66,6 +66,7 @@ bool record_type_is_page(RecordType t);
 inline constexpr uint32_t kRecordMagic = 0x43455251;  // "QREC"
 inline constexpr uint8_t kRecordFormatVersion = 1;
 inline constexpr size_t kRecordHeaderBytes = 72;
+inline constexpr size_t kRecordCrcOffset = 12;  // where a frame keeps its checksum
 inline constexpr size_t kRecordPayloadMax = 16u << 20;
 
 struct Record {

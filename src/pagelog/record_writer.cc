@@ -16,16 +16,15 @@ Task<Status> RecordWriter::write(std::vector<Record> records, Deadline deadline,
   }
   Lsn prev = chain_head_;
   for (Record& r : records) {
-    if (r.lsn <= prev || r.lsn >= next_lsn_) {
-      co_return Status(Code::kInvalidArgument, "record lsn out of order or not allocated")
-          .at("record_writer")
-          .with("lsn", r.lsn.value)
-          .with("prev_lsn", prev.value);
-    }
+    // Every caller allocates its LSNs here and writes them in allocation order, under the
+    // log writer's lock (the primary's commit groups and chain markers, the engine's
+    // checkpoint steps), and after a failed write the chain head only moves down.
+    QUIRE_ASSERT_MSG(r.lsn > prev && r.lsn < next_lsn_, "record lsn out of order or not allocated");
     r.prev_lsn = prev;
     prev = r.lsn;
   }
   const Lsn last = prev;
+  QUIRE_ASSERT(last > chain_head_);
   chain_head_ = last;
   in_doubt_ = records;
   Status st = co_await client_.write(std::move(records), deadline, std::move(on_first_ack));

@@ -38,9 +38,10 @@ class RecordWriter {
   // True after a failed write until recover() succeeds: write() refuses meanwhile.
   bool needs_recovery() const { return needs_recovery_; }
 
-  // Chains `records` (ascending LSNs, each above the chain head) and writes them at W.
-  // On failure the chain is in doubt: Unavailable/DeadlineExceeded/Busy etc. from the
-  // client, and needs_recovery() becomes true. Fenced means a newer writer exists.
+  // Chains `records` and writes them at W. The records must carry LSNs this writer
+  // allocated, ascending and above the chain head (asserted: a caller that breaks it is a
+  // bug, not an input error). On failure the chain is in doubt: Unavailable/DeadlineExceeded/Busy
+  // etc. from the client, and needs_recovery() becomes true. Fenced means a newer writer exists.
   // `on_first_ack`: see ReplicationClient::write.
   Task<Status> write(std::vector<Record> records, Deadline deadline,
                      std::function<void()> on_first_ack = {});

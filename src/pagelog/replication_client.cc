@@ -247,10 +247,11 @@ namespace {
 // Tries the servers starting at `preferred`, moving on for errors another server may not
 // have, in rounds with a pause between, until the deadline.
 template <typename T, typename Op>
-Task<Result<T>> with_failover(Env& env, std::vector<std::unique_ptr<PageServerClient>>& clients,
+Task<Result<T>> with_failover(Env& env, const ReplicationOptions& options,
+                              std::vector<std::unique_ptr<PageServerClient>>& clients,
                               size_t preferred, Deadline deadline, Op op) {
   Status last = unavailable("no page server answered");
-  for (int round = 0; round < 100; ++round) {
+  for (uint64_t round = 0; round < options.read_round_max; ++round) {
     for (size_t k = 0; k < clients.size(); ++k) {
       size_t i = (preferred + k) % clients.size();
       Deadline attempt = std::min(deadline, env.executor().deadline_after(kAttemptTimeout));
@@ -262,7 +263,7 @@ Task<Result<T>> with_failover(Env& env, std::vector<std::unique_ptr<PageServerCl
                       {{"server", clients[i]->server()}, {"error", last}});
       if (env.executor().now() >= deadline) co_return last;
     }
-    Status slept = co_await env.executor().sleep(10ms);
+    Status slept = co_await env.executor().sleep(options.read_round_pause);
     if (!slept.is_ok()) co_return slept;
     if (env.executor().now() >= deadline) break;
   }
@@ -276,15 +277,16 @@ Task<Result<std::vector<Record>>> ReplicationClient::get_page(TableId table, Pag
   auto op = [table, page, as_of](PageServerClient& c, Deadline d) {
     return c.get_page(table, page, as_of, d);
   };
-  co_return co_await with_failover<std::vector<Record>>(env_, shared_->clients, preferred_,
-                                                        deadline, op);
+  co_return co_await with_failover<std::vector<Record>>(env_, options_, shared_->clients,
+                                                        preferred_, deadline, op);
 }
 
 Task<Result<LogChunk>> ReplicationClient::read_log(Lsn from, size_t max_bytes, Deadline deadline) {
   auto op = [from, max_bytes](PageServerClient& c, Deadline d) {
     return c.read_log(from, max_bytes, d);
   };
-  co_return co_await with_failover<LogChunk>(env_, shared_->clients, preferred_, deadline, op);
+  co_return co_await with_failover<LogChunk>(env_, options_, shared_->clients, preferred_, deadline,
+                                             op);
 }
 
 Task<Result<Record>> ReplicationClient::latest_checkpoint(Deadline deadline) {
@@ -293,10 +295,11 @@ Task<Result<Record>> ReplicationClient::latest_checkpoint(Deadline deadline) {
   // them is the latest checkpoint.
   const size_t n = shared_->clients.size();
   const size_t needed = n - std::min(options_.write_quorum, n) + 1;
+  QUIRE_ASSERT(needed >= 1 && needed <= n);
   std::optional<Record> newest;
   size_t answered = 0;  // servers that answered with a checkpoint or with NotFound
   Status last = unavailable("no page server answered");
-  for (int round = 0; round < 100 && answered < needed; ++round) {
+  for (uint64_t round = 0; round < options_.read_round_max && answered < needed; ++round) {
     answered = 0;
     newest.reset();
     for (size_t k = 0; k < n; ++k) {
@@ -315,7 +318,7 @@ Task<Result<Record>> ReplicationClient::latest_checkpoint(Deadline deadline) {
       if (env_.executor().now() >= deadline) break;
     }
     if (answered >= needed || env_.executor().now() >= deadline) break;
-    Status slept = co_await env_.executor().sleep(10ms);
+    Status slept = co_await env_.executor().sleep(options_.read_round_pause);
     if (!slept.is_ok()) co_return slept;
   }
   if (answered < needed) {

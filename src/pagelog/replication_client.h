@@ -18,7 +18,7 @@
 #include <memory>
 #include <vector>
 
-#include "pagelog/page_server.h"
+#include "pagelog/page_client.h"
 
 namespace quire {
 
@@ -30,6 +30,9 @@ struct ReplicationOptions {
   Nanos retry_backoff_max = 200ms;
   // How long a server that missed a durable write keeps getting it re-sent.
   Nanos lagging_resend_window = 5s;
+  // Reads try every server in rounds, this many at most, with this pause between rounds.
+  uint64_t read_round_max = 100;
+  Nanos read_round_pause = 10ms;
 };
 
 class ReplicationClient {

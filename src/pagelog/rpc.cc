@@ -151,6 +151,7 @@ Task<void> RpcClient::read_loop(Env& env, Address server, std::shared_ptr<State>
     }
     auto it = st->calls.find(resp->id);
     if (it == st->calls.end()) continue;  // the caller gave up on it
+    QUIRE_ASSERT(!it->second->done);      // a call leaves the map when it is done
     it->second->done = true;
     it->second->status = std::move(resp->status);
     it->second->body = std::move(resp->body);
@@ -164,6 +165,7 @@ Task<Result<Bytes>> RpcClient::call(uint8_t op, uint64_t term, Bytes body, Deadl
   if (st->calls.size() >= kInFlightMax)
     co_return busy(fmt::format("too many calls in flight to {}", server_));
   QUIRE_CO_RETURN_IF_ERROR(co_await ensure_connected(deadline));
+  QUIRE_ASSERT(st->conn != nullptr);  // connected, and nothing ran since
   uint64_t id = next_id_++;
   auto call = std::make_shared<Call>(env_.executor().scheduler());
   st->calls[id] = call;
@@ -210,7 +212,7 @@ Task<void> RpcServer::accept_loop() {
     if (!c.is_ok()) {
       if (c.code() == Code::kCancelled) co_return;
       env_.log().warn(kComponent, 31002, "accept failed", {{"error", c.status()}});
-      if (!(co_await env_.executor().sleep(100ms)).is_ok()) co_return;
+      if (!(co_await env_.executor().sleep(kAcceptRetryPause)).is_ok()) co_return;
       continue;
     }
     if (connections_ >= kConnectionsMax) {
@@ -245,12 +247,14 @@ Task<void> RpcServer::serve(std::shared_ptr<ConnState> c) {
     env_.executor().spawn("rpc-handle", handle(c, std::move(req).value()));
   }
   c->conn->close();
+  QUIRE_ASSERT(connections_ > 0);
   connections_--;
 }
 
 Task<void> RpcServer::handle(std::shared_ptr<ConnState> c, RpcRequest request) {
   RpcResponse resp = co_await handler_(request);
   resp.id = request.id;
+  QUIRE_ASSERT(c->in_flight > 0);
   c->in_flight--;
   if (c->conn->is_open()) (void)c->conn->send(encode_rpc_response(resp));
 }

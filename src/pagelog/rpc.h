@@ -98,6 +98,7 @@ class RpcServer {
   using Handler = std::function<Task<RpcResponse>(const RpcRequest&)>;
   static constexpr size_t kConnectionsMax = 256;
   static constexpr size_t kRequestsPerConnectionMax = 64;
+  static constexpr Nanos kAcceptRetryPause = 100ms;  // after a failed accept
 
   RpcServer(Env& env, Handler handler) : env_(env), handler_(std::move(handler)) {}
   // Listens and serves until the node stops. Errors from listen are returned.

@@ -71,6 +71,7 @@ SegmentScan scan_segment(ByteView file, uint64_t segment_number) {
     RecordHeader h{};
     size_t size = 0;
     if (check_record(file.subspan(pos), &h, &size, nullptr) == DecodeOutcome::kOk) {
+      QUIRE_ASSERT(size >= kRecordHeaderBytes && pos + size <= file.size());
       scan.records.push_back({pos, static_cast<uint32_t>(size), h});
       pos += size;
       scan.valid_end = pos;
@@ -94,9 +95,11 @@ SegmentScan scan_segment(ByteView file, uint64_t segment_number) {
       scan.has_tail = true;  // nothing valid follows: the rest is a tail
       break;
     }
+    QUIRE_ASSERT(next > pos);  // every damaged range is skipped, never read again
     scan.damaged.push_back({pos, next});
     pos = next;
   }
+  QUIRE_ASSERT(scan.valid_end <= file.size());
   return scan;
 }
 

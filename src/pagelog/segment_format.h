@@ -46,6 +46,15 @@ struct ByteRange {
   uint64_t end = 0;
 };
 
+// A damaged range of a store's segment files, as a page server reports it (segment 0: a
+// file that is not a segment, such as a corrupt retention file).
+struct DamagedRange {
+  uint64_t segment = 0;
+  uint64_t begin = 0;
+  uint64_t end = 0;
+  friend bool operator==(const DamagedRange&, const DamagedRange&) = default;
+};
+
 struct SegmentScan {
   Status header_status;                // not OK: the whole file is unusable
   std::vector<ScannedRecord> records;  // every valid record, in file order

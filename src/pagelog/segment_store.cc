@@ -183,6 +183,8 @@ Task<Status> SegmentStore::recover_segment(uint64_t number, bool newest) {
 }
 
 Task<Status> SegmentStore::create_segment(uint64_t number) {
+  // Segment numbers only grow: recovery goes in order, and seals and roll-overs add one.
+  QUIRE_ASSERT(segments_.empty() || number > segments_.rbegin()->first);
   auto file = co_await env_.disk().open(path(number), {.create = true, .exclusive = true});
   if (!file.is_ok()) co_return break_store(file.status());
   Bytes header = encode_segment_header(number);
@@ -298,6 +300,8 @@ Task<Status> SegmentStore::append(std::vector<Record> records) {
     co_return yielded;
   }
   if (mine->done) co_return mine->status;
+  // Only a lock holder takes from the queue, and every batch it takes ends done.
+  QUIRE_ASSERT(std::find(queue_.begin(), queue_.end(), mine) != queue_.end());
   // Lead a group commit: take everything queued so far.
   std::vector<std::shared_ptr<Pending>> batch(queue_.begin(), queue_.end());
   queue_.clear();
@@ -311,113 +315,142 @@ Task<Status> SegmentStore::append(std::vector<Record> records) {
   co_return mine->status;
 }
 
-Task<Status> SegmentStore::flush(std::vector<std::shared_ptr<Pending>>& batch) {
-  if (!broken_.is_ok()) co_return broken_;
+namespace {
+// Where a record just framed at `offset` of `buf` will be (its segment and file offset are
+// filled in once the buffer is written).
+RecordRef ref_of(const Record& r, const Bytes& buf, size_t offset) {
+  QUIRE_ASSERT(offset + r.framed_size() == buf.size());
+  return RecordRef{0,
+                   offset,
+                   static_cast<uint32_t>(buf.size() - offset),
+                   decode_fixed32(buf.data() + offset + kRecordCrcOffset),
+                   r.type,
+                   r.table,
+                   r.page,
+                   r.lsn,
+                   r.prev_lsn,
+                   r.term};
+}
+}  // namespace
+
+// What one group commit writes: the framed records and range markers, and what the batch
+// adds to the chain, so later records of the same batch see the earlier ones.
+struct SegmentStore::FlushPlan {
   Bytes buf;
   std::vector<RecordRef> refs;   // records, and range markers (type kAbandon), in file order
   std::vector<Lsn> marker_ends;  // for each marker in refs, the end of its range
   std::set<Lsn> in_batch;
   std::map<Lsn, Lsn> batch_prev;  // lsn -> prev of the records this flush stores
-  // The stored or about-to-be-stored record following `lsn`, as (lsn, prev).
-  auto successor = [&](Lsn lsn) -> std::optional<std::pair<Lsn, Lsn>> {
-    std::optional<std::pair<Lsn, Lsn>> best;
-    auto s = by_lsn_.upper_bound(lsn);
-    if (s != by_lsn_.end()) best = std::make_pair(s->first, s->second.prev_lsn);
-    auto b = batch_prev.upper_bound(lsn);
-    if (b != batch_prev.end() && (!best || b->first < best->first)) best = *b;
-    return best;
-  };
+};
+
+Task<Status> SegmentStore::flush(std::vector<std::shared_ptr<Pending>>& batch) {
+  if (!broken_.is_ok()) co_return broken_;
+  FlushPlan plan;
   for (auto& p : batch) {
     if (p->epoch < seal_epoch_) {
       p->done = true;
       p->status = Status(Code::kSealed, "segment sealed while the write was in flight");
       continue;
     }
-    for (const auto& r : p->records) {
-      const RecordRef* have = find(r.lsn);
-      if (have != nullptr || in_batch.count(r.lsn) > 0) {
-        // A re-send is the same record; anything else under the same LSN is a writer bug
-        // the store refuses to paper over.
-        Bytes probe;
-        encode_record(r, probe);
-        uint32_t crc = decode_fixed32(probe.data() + 12);
-        bool same = have != nullptr ? (have->crc == crc && have->type == r.type) : true;
-        if (!same) {
-          p->done = true;
-          p->status =
-              Status(Code::kInvalidArgument, "a different record is already stored under this lsn")
-                  .with("lsn", r.lsn.value);
-          break;
-        }
-        continue;
-      }
-      // A stored successor that skips over this record: it was abandoned; do not store it.
-      if (auto next = successor(r.lsn); next && next->second < r.lsn) {
-        abandoned_dropped_++;
-        env_.log().debug(
-            kComponent, 30012, "dropped a record the chain already skips",
-            {{"lsn", r.lsn}, {"successor", next->first}, {"successor_prev", next->second}});
-        continue;
-      }
-      // This record skips over stored records: they were abandoned. A range marker first,
-      // so a restart drops them too.
-      if (auto over = successor(r.prev_lsn); over && over->first < r.lsn) {
-        Record marker;
-        marker.type = RecordType::kAbandon;
-        marker.lsn = r.prev_lsn;
-        marker.base_lsn = r.lsn;
-        size_t moff = buf.size();
-        encode_record(marker, buf);
-        refs.push_back(RecordRef{0, moff, static_cast<uint32_t>(buf.size() - moff),
-                                 decode_fixed32(buf.data() + moff + 12), marker.type, marker.table,
-                                 marker.page, marker.lsn, marker.prev_lsn, marker.term});
-        marker_ends.push_back(r.lsn);
-        std::erase_if(batch_prev,
-                      [&](const auto& e) { return e.first > r.prev_lsn && e.first < r.lsn; });
-        env_.log().info(kComponent, 30013, "the chain skips stored records: they were abandoned",
-                        {{"after_lsn", r.prev_lsn}, {"before_lsn", r.lsn}});
-      }
-      size_t offset = buf.size();
-      encode_record(r, buf);
-      RecordRef ref{0,
-                    offset,
-                    static_cast<uint32_t>(buf.size() - offset),
-                    decode_fixed32(buf.data() + offset + 12),
-                    r.type,
-                    r.table,
-                    r.page,
-                    r.lsn,
-                    r.prev_lsn,
-                    r.term};
-      refs.push_back(ref);
-      in_batch.insert(r.lsn);
-      batch_prev[r.lsn] = r.prev_lsn;
-    }
+    plan_pending(*p, plan);
   }
-  if (buf.empty()) co_return Status();
+  if (plan.buf.empty()) co_return Status();
+  co_return co_await write_plan(plan);
+}
 
+std::optional<std::pair<Lsn, Lsn>> SegmentStore::successor(const FlushPlan& plan, Lsn lsn) const {
+  std::optional<std::pair<Lsn, Lsn>> best;
+  auto s = by_lsn_.upper_bound(lsn);
+  if (s != by_lsn_.end()) best = std::make_pair(s->first, s->second.prev_lsn);
+  auto b = plan.batch_prev.upper_bound(lsn);
+  if (b != plan.batch_prev.end() && (!best || b->first < best->first)) best = *b;
+  QUIRE_ASSERT(!best || best->first > lsn);
+  return best;
+}
+
+void SegmentStore::plan_pending(Pending& p, FlushPlan& plan) {
+  for (const auto& r : p.records) {
+    const RecordRef* have = find(r.lsn);
+    if (have != nullptr || plan.in_batch.count(r.lsn) > 0) {
+      // A re-send is the same record; anything else under the same LSN is a writer bug
+      // the store refuses to paper over.
+      Bytes probe;
+      encode_record(r, probe);
+      uint32_t crc = decode_fixed32(probe.data() + kRecordCrcOffset);
+      bool same = have != nullptr ? (have->crc == crc && have->type == r.type) : true;
+      if (!same) {
+        p.done = true;
+        p.status =
+            Status(Code::kInvalidArgument, "a different record is already stored under this lsn")
+                .with("lsn", r.lsn.value);
+        return;
+      }
+      continue;
+    }
+    // A stored successor that skips over this record: it was abandoned; do not store it.
+    if (auto next = successor(plan, r.lsn); next && next->second < r.lsn) {
+      abandoned_dropped_++;
+      env_.log().debug(
+          kComponent, 30012, "dropped a record the chain already skips",
+          {{"lsn", r.lsn}, {"successor", next->first}, {"successor_prev", next->second}});
+      continue;
+    }
+    // This record skips over stored records: they were abandoned. A range marker first,
+    // so a restart drops them too.
+    if (auto over = successor(plan, r.prev_lsn); over && over->first < r.lsn) {
+      plan_abandon_marker(r, plan);
+    }
+    size_t offset = plan.buf.size();
+    encode_record(r, plan.buf);
+    plan.refs.push_back(ref_of(r, plan.buf, offset));
+    plan.in_batch.insert(r.lsn);
+    plan.batch_prev[r.lsn] = r.prev_lsn;
+  }
+}
+
+// Marks the records in (r.prev_lsn, r.lsn) abandoned, ahead of `r` in the same write.
+void SegmentStore::plan_abandon_marker(const Record& r, FlushPlan& plan) {
+  QUIRE_ASSERT(r.prev_lsn < r.lsn);  // validate_record refuses anything else
+  Record marker;
+  marker.type = RecordType::kAbandon;
+  marker.lsn = r.prev_lsn;
+  marker.base_lsn = r.lsn;
+  size_t offset = plan.buf.size();
+  encode_record(marker, plan.buf);
+  plan.refs.push_back(ref_of(marker, plan.buf, offset));
+  plan.marker_ends.push_back(r.lsn);
+  std::erase_if(plan.batch_prev,
+                [&](const auto& e) { return e.first > r.prev_lsn && e.first < r.lsn; });
+  env_.log().info(kComponent, 30013, "the chain skips stored records: they were abandoned",
+                  {{"after_lsn", r.prev_lsn}, {"before_lsn", r.lsn}});
+}
+
+// Writes the plan to the active segment (rolling over when it would pass its bound),
+// syncs it, and only then indexes what it holds.
+Task<Status> SegmentStore::write_plan(FlushPlan& plan) {
   Segment* seg = segments_.at(active_).get();
-  if (seg->size > kSegmentHeaderBytes && seg->size + buf.size() > options_.segment_bytes_max) {
+  if (seg->size > kSegmentHeaderBytes && seg->size + plan.buf.size() > options_.segment_bytes_max) {
     // Roll over: the full segment is already synced (every write is), so just start anew.
     QUIRE_CO_RETURN_IF_ERROR(co_await create_segment(active_ + 1));
     seg = segments_.at(active_).get();
   }
-  auto off = co_await seg->file->append(buf);
+  auto off = co_await seg->file->append(plan.buf);
   if (!off.is_ok()) co_return break_store(off.status());
   Status st = co_await seg->file->sync();
   if (!st.is_ok()) co_return break_store(st);
-  seg->size = *off + buf.size();
+  seg->size = *off + plan.buf.size();
   size_t marker = 0;
-  for (auto& ref : refs) {
+  for (auto& ref : plan.refs) {
     ref.segment = seg->number;
     ref.offset += *off;
     if (ref.type == RecordType::kAbandon) {
-      unindex_range(ref.lsn, marker_ends.at(marker++));
+      unindex_range(ref.lsn, plan.marker_ends.at(marker++));
       markers_.push_back(ref);
     } else if (!by_lsn_.count(ref.lsn)) {
       index_record(ref);
     }
   }
+  QUIRE_ASSERT(marker == plan.marker_ends.size());
   advance_complete();
   co_return Status();
 }
@@ -443,9 +476,10 @@ Task<Status> SegmentStore::write_marker(const Record& marker) {
   Status st = co_await seg->file->sync();
   if (!st.is_ok()) co_return break_store(st);
   seg->size = *off + buf.size();
-  markers_.push_back(RecordRef{seg->number, *off, static_cast<uint32_t>(buf.size()),
-                               decode_fixed32(buf.data() + 12), marker.type, marker.table,
-                               marker.page, marker.lsn, marker.prev_lsn, marker.term});
+  RecordRef ref = ref_of(marker, buf, 0);
+  ref.segment = seg->number;
+  ref.offset = *off;
+  markers_.push_back(ref);
   co_return Status();
 }
 
@@ -469,7 +503,27 @@ Task<Status> SegmentStore::set_retention(Lsn lsn) {
   MutexGuard guard(write_mu_);
   if (lsn <= retention_lsn_) co_return Status();  // retention only moves forward
 
-  // Persist first: temp file, sync, rename, sync the directory.
+  QUIRE_CO_RETURN_IF_ERROR(co_await persist_retention(lsn));
+  retention_lsn_ = lsn;
+  const size_t dropped = drop_below_retention(lsn);
+  auto deleted = co_await delete_dead_segments();
+  if (!deleted.is_ok()) co_return deleted.status();
+  std::erase_if(damaged_, [this](const DamagedRange& d) {
+    return d.segment != 0 && segments_.count(d.segment) == 0;
+  });
+  // The chain from the new retention point up to complete_lsn is still unbroken; only a
+  // retention point above it can move it.
+  if (complete_lsn_ < lsn) recompute_complete();
+  QUIRE_ASSERT(complete_lsn_ >= retention_lsn_);
+  env_.log().info(
+      kComponent, 30010, "retention advanced",
+      {{"retention_lsn", lsn}, {"records_dropped", dropped}, {"segments_deleted", *deleted}});
+  co_return Status();
+}
+
+// Persists the retention point before anything is dropped: temp file, sync, rename, sync
+// the directory. Any failure breaks the store.
+Task<Status> SegmentStore::persist_retention(Lsn lsn) {
   Bytes b(kRetentionBytes);
   encode_fixed64(b.data(), lsn.value);
   encode_fixed32(b.data() + 8, crc32c::mask(crc32c::value(b.data(), 8)));
@@ -482,9 +536,14 @@ Task<Status> SegmentStore::set_retention(Lsn lsn) {
   if (st.is_ok()) st = co_await env_.disk().rename(tmp, options_.dir + "/" + kRetentionFile);
   if (st.is_ok()) st = co_await env_.disk().sync_dir(options_.dir);
   if (!st.is_ok()) co_return break_store(st);
-  retention_lsn_ = lsn;
+  co_return Status();
+}
 
-  // Drop what no reader at or above the retention point needs.
+// Drops what no reader at or above `lsn` needs: log records at or below it, page versions
+// older than the newest full image at or below it, and checkpoint completions older than
+// the newest one at or below it. Returns how many drops it made (a record can be dead for
+// two reasons and then counts twice, as the log always reported it).
+size_t SegmentStore::drop_below_retention(Lsn lsn) {
   std::vector<Lsn> dead;
   for (const auto& [l, ref] : by_lsn_) {
     if (l > lsn) break;
@@ -503,13 +562,18 @@ Task<Status> SegmentStore::set_retention(Lsn lsn) {
   for (size_t i = 0; i + 1 < ckpts.size() && ckpts[i + 1].lsn <= lsn; ++i)
     dead.push_back(ckpts[i].lsn);
   for (Lsn l : dead) {
+    QUIRE_ASSERT(l <= lsn);  // nothing above the retention point is ever dropped
     auto it = by_lsn_.find(l);
     if (it == by_lsn_.end()) continue;  // a record can be dead for two reasons
     unindex(it->second);
     by_lsn_.erase(it);
   }
+  return dead.size();
+}
 
-  // Delete sealed segments that hold nothing live (abandon markers count as live).
+// Deletes sealed segments that hold nothing live (abandon markers count as live); returns
+// how many.
+Task<Result<size_t>> SegmentStore::delete_dead_segments() {
   std::map<uint64_t, uint64_t> live;
   for (const auto& [l, ref] : by_lsn_) live[ref.segment]++;
   for (const auto& m : markers_) live[m.segment]++;
@@ -518,25 +582,16 @@ Task<Status> SegmentStore::set_retention(Lsn lsn) {
     if (num != active_ && live[num] == 0) doomed.push_back(num);
   }
   for (uint64_t num : doomed) {
+    QUIRE_ASSERT(num != active_);
     segments_.erase(num);
-    st = co_await env_.disk().unlink(path(num));
+    Status st = co_await env_.disk().unlink(path(num));
     if (!st.is_ok()) co_return break_store(st);
   }
   if (!doomed.empty()) {
-    st = co_await env_.disk().sync_dir(options_.dir);
+    Status st = co_await env_.disk().sync_dir(options_.dir);
     if (!st.is_ok()) co_return break_store(st);
   }
-  std::erase_if(damaged_, [this](const DamagedRange& d) {
-    return d.segment != 0 && segments_.count(d.segment) == 0;
-  });
-  // The chain from the new retention point up to complete_lsn is still unbroken; only a
-  // retention point above it can move it.
-  if (complete_lsn_ < lsn) recompute_complete();
-  env_.log().info(kComponent, 30010, "retention advanced",
-                  {{"retention_lsn", lsn},
-                   {"records_dropped", dead.size()},
-                   {"segments_deleted", doomed.size()}});
-  co_return Status();
+  co_return doomed.size();
 }
 
 Task<Result<Record>> SegmentStore::read(const RecordRef& ref) {
@@ -579,6 +634,7 @@ Result<std::vector<RecordRef>> SegmentStore::page_chain(TableId table, PageId pa
   const auto& lsns = it->second;
   size_t end =
       std::upper_bound(lsns.begin(), lsns.end(), as_of) - lsns.begin();  // lsns[0..end) <= as_of
+  QUIRE_ASSERT(end > 0);  // the oldest version is at or below as_of (checked above)
   const RecordRef& newest = by_lsn_.at(lsns[end - 1]);
   if (newest.type == RecordType::kDiscard) {
     return Status(Code::kDiscarded, "page was discarded")

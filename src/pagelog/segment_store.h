@@ -63,12 +63,6 @@ struct RecordRef {
   Term term;
 };
 
-struct DamagedRange {
-  uint64_t segment = 0;
-  uint64_t begin = 0;
-  uint64_t end = 0;
-};
-
 struct SegmentStoreStats {
   Lsn last_lsn;      // the highest LSN stored
   Lsn complete_lsn;  // every record up to here is stored
@@ -125,12 +119,24 @@ class SegmentStore {
  private:
   struct Pending;
   struct Segment;
+  struct FlushPlan;
 
   SegmentStore(Env& env, SegmentStoreOptions options);
   Task<Status> recover();
   Task<Status> recover_segment(uint64_t number, bool newest);
   Task<Status> create_segment(uint64_t number);
+  // One group commit: plans every pending write (re-sends, abandoned records and range
+  // markers decided here), then writes, syncs and indexes the plan.
   Task<Status> flush(std::vector<std::shared_ptr<Pending>>& batch);
+  void plan_pending(Pending& p, FlushPlan& plan);
+  void plan_abandon_marker(const Record& r, FlushPlan& plan);
+  // The stored or planned record following `lsn`, as (lsn, prev).
+  std::optional<std::pair<Lsn, Lsn>> successor(const FlushPlan& plan, Lsn lsn) const;
+  Task<Status> write_plan(FlushPlan& plan);
+  // Retention's steps.
+  Task<Status> persist_retention(Lsn lsn);
+  size_t drop_below_retention(Lsn lsn);
+  Task<Result<size_t>> delete_dead_segments();
   Task<Status> write_marker(const Record& marker);
   Status break_store(Status why);
   void index_record(const RecordRef& ref);

@@ -1,5 +1,7 @@
 #include "pagelog/page_server.h"
 
+#include <map>
+
 #include <gtest/gtest.h>
 
 #include "support/sim_node.h"
@@ -298,6 +300,44 @@ TEST_F(PageServerTest, MalformedMessageClosesOnlyThatConnection) {
         EXPECT_EQ(resp->status.code(), Code::kCorruption);
       }
     }
+  });
+}
+
+// Over RPC, a malformed body for each operation gets a typed error back and the server
+// goes on serving; operations without a body ignore it.
+TEST_F(PageServerTest, MalformedBodyForEachOpIsATypedError) {
+  PageServerClient good(env(), "ps1:7000");
+  run([&]() -> Task<void> {
+    auto conn = co_await env().net().connect("ps1:7000", soon());
+    EXPECT_TRUE(conn.is_ok());
+    if (!conn.is_ok()) co_return;
+    const Bytes endless(11, 0xff);  // a varint that never ends
+    const std::map<uint8_t, Code> expected{{0, Code::kInvalidArgument},
+                                           {1, Code::kCorruption},
+                                           {2, Code::kInvalidArgument},
+                                           {3, Code::kInvalidArgument},
+                                           {4, Code::kNotFound},
+                                           {5, Code::kOk},
+                                           {6, Code::kOk},
+                                           {7, Code::kInvalidArgument},
+                                           {8, Code::kInvalidArgument},
+                                           {9, Code::kOk},
+                                           {10, Code::kInvalidArgument},
+                                           {11, Code::kInvalidArgument}};
+    uint64_t id = 1;
+    for (const auto& [op, code] : expected) {
+      RpcRequest request{id++, op, 1, endless};
+      EXPECT_TRUE((*conn)->send(encode_rpc_request(request)).is_ok());
+      auto reply = co_await (*conn)->receive(soon());
+      EXPECT_TRUE(reply.is_ok()) << int{op};
+      if (!reply.is_ok()) co_return;
+      auto resp = decode_rpc_response(*reply);
+      EXPECT_TRUE(resp.is_ok()) << int{op};
+      if (resp.is_ok()) {
+        EXPECT_EQ(resp->status.code(), code) << int{op} << " " << resp->status.to_string();
+      }
+    }
+    EXPECT_TRUE((co_await good.status(soon())).is_ok());
   });
 }
 

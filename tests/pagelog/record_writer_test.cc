@@ -1,9 +1,11 @@
-// The record writer: LSNs handed out in order and chained, misuse refused, and recovery
-// after a failed write (abandon after the durable point, then continue the chain).
+// The record writer: LSNs handed out in order and chained (misuse is a bug that stops the
+// process), and recovery after a failed write (abandon after the durable point, then
+// continue the chain).
 #include "pagelog/record_writer.h"
 
 #include <gtest/gtest.h>
 
+#include "pagelog/page_server.h"
 #include "support/sim_node.h"
 
 namespace quire {
@@ -59,10 +61,6 @@ TEST(RecordWriter, ChainsRecordsAndRecoversAfterAFailedWrite) {
     Status st = co_await w.write(batch, exec.deadline_after(2s));
     EXPECT_TRUE(st.is_ok()) << st.to_string();
     EXPECT_EQ(w.durable_lsn(), Lsn(2));
-    // A record with an LSN that was never handed out, or out of order, is refused.
-    std::vector<Record> bad;
-    bad.push_back(log_record(Lsn(99)));
-    EXPECT_EQ((co_await w.write(bad, exec.deadline_after(1s))).code(), Code::kInvalidArgument);
 
     // Cut off: the write fails with an unknown outcome; the writer needs recovery.
     c.world.network().isolate(c.writer_node);
@@ -93,6 +91,25 @@ TEST(RecordWriter, ChainsRecordsAndRecoversAfterAFailedWrite) {
       EXPECT_EQ(lsns, (std::vector<uint64_t>{1, 2, 5}));
     }
   }));
+}
+
+// Writing LSNs the writer never handed out, or out of order, is a caller bug: it stops
+// the process rather than returning an error someone could ignore.
+TEST(RecordWriterDeathTest, RecordsOutOfOrderOrNotAllocatedAreABug) {
+  auto write_lsns = [](std::vector<uint64_t> lsns) {
+    Cluster c(7);
+    RecordWriter w(*c.client, Lsn(), Lsn(1));
+    (void)w.allocate();
+    (void)w.allocate();
+    (void)run_in_node(c.world, c.env(), [&]() -> Task<void> {
+      std::vector<Record> records;
+      for (uint64_t l : lsns) records.push_back(log_record(Lsn(l)));
+      (void)co_await w.write(records, c.env().executor().deadline_after(1s));
+    });
+  };
+  EXPECT_DEATH(write_lsns({99}), "out of order or not allocated");
+  EXPECT_DEATH(write_lsns({2, 1}), "out of order or not allocated");
+  EXPECT_DEATH(write_lsns({1, 1}), "out of order or not allocated");
 }
 
 TEST(ReplicationClient, AbandonIsRefusedWhileAWriteWaitsForItsQuorum) {

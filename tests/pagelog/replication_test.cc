@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include "pagelog/page_server.h"
 #include "support/sim_node.h"
 
 namespace quire {

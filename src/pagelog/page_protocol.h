@@ -1,0 +1,214 @@
+// The page service protocol: its operations, and one typed request and response per
+// operation with their encodings. Pure functions over bytes; the transport is rpc.h, the
+// server page_server.h and the client page_client.h.
+//
+// A request travels as an RpcRequest (op, term, body); a response as a status and, on OK,
+// a body. The writer's term is in the request header for the three writes that are fenced
+// (append, abandon_after, set_retention); every other request sends term 0. Bodies, every
+// integer a varint64:
+//
+//   op                   request body          response body
+//   1 append             records               -
+//   2 read_log           from, max_bytes       records, through
+//   3 get_page           table, page, as_of    records
+//   4 latest_checkpoint  -                     records (exactly one)
+//   5 list_checkpoints   -                     records
+//   6 seal               -                     -
+//   7 abandon_after      lsn                   -
+//   8 set_retention      lsn                   -
+//   9 status             -                     PageServerStatus (see encode())
+//  10 scan               after, max_bytes      records, through
+//
+// where `records` is a count followed by that many framed records (record.h).
+//
+// Decoders never assert on what they are given: a malformed body is a typed error
+// (Corruption for records and responses, InvalidArgument for the fixed fields of a
+// request). Request decoders read the fields they need and ignore bytes after them, and a
+// message with no body ignores whatever it is given, as the server always has; record
+// lists, chunks and statuses must be exact.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "base/assert.h"
+#include "pagelog/record.h"
+#include "pagelog/rpc.h"
+#include "pagelog/segment_format.h"
+
+namespace quire {
+
+enum class PageOp : uint8_t {
+  kAppend = 1,
+  kReadLog = 2,
+  kGetPage = 3,
+  kLatestCheckpoint = 4,
+  kListCheckpoints = 5,
+  kSeal = 6,
+  kAbandonAfter = 7,
+  kSetRetention = 8,
+  kStatus = 9,
+  kScan = 10,
+};
+
+// Bounds a decoder enforces, so a corrupt count cannot make it allocate without limit.
+inline constexpr size_t kMessageRecordsMax = 1u << 20;   // records in one message
+inline constexpr size_t kStatusDamagedRangesMax = 1024;  // ranges reported in a status
+
+// A count-prefixed list of framed records: the body shared by several messages.
+Bytes encode_records(const std::vector<Record>& records);
+// Corruption for a bad count, a damaged or cut-short record, or trailing bytes.
+Result<std::vector<Record>> decode_records(ByteView in);
+
+// ---- Responses
+
+// The response of a write that returns only its status.
+struct Ack {
+  Bytes encode() const { return {}; }
+  static Result<Ack> decode(ByteView) { return Ack{}; }
+  friend bool operator==(const Ack&, const Ack&) = default;
+};
+
+// A piece of the log: the records, and the LSN up to which the server looked (read on
+// from through + 1; records past a server's complete_lsn are never in a piece).
+struct LogChunk {
+  std::vector<Record> records;
+  Lsn through;
+
+  Bytes encode() const;
+  static Result<LogChunk> decode(ByteView in);
+  friend bool operator==(const LogChunk&, const LogChunk&) = default;
+};
+
+struct PageServerStatus {
+  Lsn last_lsn;
+  Lsn durable_lsn;  // every record up to here is stored and synced here (complete_lsn)
+  uint64_t segments = 0;
+  uint64_t sealed_count = 0;
+  Term term;
+  uint64_t records = 0;
+  uint64_t bytes = 0;
+  std::vector<DamagedRange> damaged_ranges;  // the first kStatusDamagedRangesMax travel
+
+  Bytes encode() const;
+  static Result<PageServerStatus> decode(ByteView in);
+  friend bool operator==(const PageServerStatus&, const PageServerStatus&) = default;
+};
+
+// A page as of an LSN: its newest full image at or below it, then the later deltas.
+struct GetPageResponse {
+  std::vector<Record> records;
+
+  Bytes encode() const { return encode_records(records); }
+  static Result<GetPageResponse> decode(ByteView in);
+  friend bool operator==(const GetPageResponse&, const GetPageResponse&) = default;
+};
+
+struct LatestCheckpointResponse {
+  Record checkpoint;
+
+  Bytes encode() const;
+  // Corruption unless the body holds exactly one record.
+  static Result<LatestCheckpointResponse> decode(ByteView in);
+  friend bool operator==(const LatestCheckpointResponse&,
+                         const LatestCheckpointResponse&) = default;
+};
+
+struct ListCheckpointsResponse {
+  std::vector<Record> checkpoints;  // oldest first
+
+  Bytes encode() const { return encode_records(checkpoints); }
+  static Result<ListCheckpointsResponse> decode(ByteView in);
+  friend bool operator==(const ListCheckpointsResponse&, const ListCheckpointsResponse&) = default;
+};
+
+// ---- Requests
+//
+// Each has kOp, its Response type, encode() into an RpcRequest (id left 0) and decode()
+// from one. decode() must be given a request of its own op (the dispatcher's job).
+
+struct AppendRequest {
+  static constexpr PageOp kOp = PageOp::kAppend;
+  using Response = Ack;
+  std::vector<Record> records;
+  Term term;
+
+  RpcRequest encode() const { return encode(records, term); }
+  // The same bytes without building the request (a client sends its caller's records).
+  static RpcRequest encode(const std::vector<Record>& records, Term term);
+  static Result<AppendRequest> decode(const RpcRequest& request);
+  friend bool operator==(const AppendRequest&, const AppendRequest&) = default;
+};
+
+// LOG records from `from` on.
+struct ReadLogRequest {
+  static constexpr PageOp kOp = PageOp::kReadLog;
+  using Response = LogChunk;
+  Lsn from;
+  uint64_t max_bytes = 0;
+
+  RpcRequest encode() const;
+  static Result<ReadLogRequest> decode(const RpcRequest& request);
+  friend bool operator==(const ReadLogRequest&, const ReadLogRequest&) = default;
+};
+
+struct GetPageRequest {
+  static constexpr PageOp kOp = PageOp::kGetPage;
+  using Response = GetPageResponse;
+  TableId table;
+  PageId page;
+  Lsn as_of;
+
+  RpcRequest encode() const;
+  static Result<GetPageRequest> decode(const RpcRequest& request);
+  friend bool operator==(const GetPageRequest&, const GetPageRequest&) = default;
+};
+
+// The operations without a request body share their shape.
+template <PageOp Op, typename R>
+struct EmptyRequest {
+  static constexpr PageOp kOp = Op;
+  using Response = R;
+
+  RpcRequest encode() const { return RpcRequest{0, static_cast<uint8_t>(Op), 0, {}}; }
+  static Result<EmptyRequest> decode(const RpcRequest& request) {
+    QUIRE_ASSERT(request.op == static_cast<uint8_t>(Op));
+    return EmptyRequest{};
+  }
+  friend bool operator==(const EmptyRequest&, const EmptyRequest&) = default;
+};
+using LatestCheckpointRequest = EmptyRequest<PageOp::kLatestCheckpoint, LatestCheckpointResponse>;
+using ListCheckpointsRequest = EmptyRequest<PageOp::kListCheckpoints, ListCheckpointsResponse>;
+using SealRequest = EmptyRequest<PageOp::kSeal, Ack>;
+using StatusRequest = EmptyRequest<PageOp::kStatus, PageServerStatus>;
+
+// The two fenced writes that carry one LSN share their shape.
+template <PageOp Op>
+struct LsnWriteRequest {
+  static constexpr PageOp kOp = Op;
+  using Response = Ack;
+  Lsn lsn;
+  Term term;
+
+  RpcRequest encode() const;
+  static Result<LsnWriteRequest> decode(const RpcRequest& request);
+  friend bool operator==(const LsnWriteRequest&, const LsnWriteRequest&) = default;
+};
+// Drops every record above lsn.
+using AbandonAfterRequest = LsnWriteRequest<PageOp::kAbandonAfter>;
+// Lets garbage collection drop what no reader at or above lsn needs.
+using SetRetentionRequest = LsnWriteRequest<PageOp::kSetRetention>;
+
+// Records of every type after `after`, for peers catching up.
+struct ScanRequest {
+  static constexpr PageOp kOp = PageOp::kScan;
+  using Response = LogChunk;
+  Lsn after;
+  uint64_t max_bytes = 0;
+
+  RpcRequest encode() const;
+  static Result<ScanRequest> decode(const RpcRequest& request);
+  friend bool operator==(const ScanRequest&, const ScanRequest&) = default;
+};
+
+}  // namespace quire
