@@ -98,6 +98,12 @@ check "pl status --tls-* exits 0" test $? = 0
 check "... and reports the written records" python3 -c "
 import json; j=json.load(open('$tmp/status1.json')); assert j['last_lsn']>=500, j"
 
+# An in-process server: it and the bench's client both speak TLS, or no write would land.
+# shellcheck disable=SC2046
+check "bench pageserver --data --tls-* writes through its in-process TLS server (exit 0)" \
+  test "$(exit_of timeout 30 "$quire" bench pageserver --data "$tmp/local" --records 200 --size 512 \
+    --json "$tmp/local.json" $(tls_of tool))" = 0 -a "$(json_field "$tmp/local.json" tls 2>/dev/null)" = True
+
 # 4. What the servers refuse, staying up.
 status_of 1
 check "pl status without TLS against a TLS server exits 1" test $? = 1
