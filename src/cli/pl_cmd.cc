@@ -65,7 +65,9 @@ int run_pl_status(const StatusFlags& flags) {
   client.reset();
   if (!result.has_value() || !result->is_ok()) {
     std::string why = result.has_value() ? result->status().to_string() : "no answer";
-    fmt::print(stderr, "quire pl status: cannot get the status of {}: {}\n", flags.server, why);
+    fmt::print(
+        stderr, "quire pl status: cannot get the status of {}: {}{}\n", flags.server, why,
+        flags.tls.given() ? "" : " (a server with TLS needs --tls-ca, --tls-cert and --tls-key)");
     return kExitFailed;
   }
   const PageServerStatus& s = **result;
