@@ -23,6 +23,9 @@ class LocalPageServer {
   LocalPageServer(const LocalPageServer&) = delete;
   LocalPageServer& operator=(const LocalPageServer&) = delete;
 
+  // For mutual TLS, call env().enable_tls() before start(): the server's listener and its
+  // catch-up connections to its peers all use the node's network.
+  //
   // Starts the node and runs the loop until it serves; returns the address it bound (with
   // port 0, the port the kernel chose). Fails with Unavailable when it cannot listen
   // (naming why), Io when the node asked to be restarted (env().restart_requested() says

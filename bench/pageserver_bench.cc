@@ -196,6 +196,11 @@ Result<std::unique_ptr<LocalPageServer>> start_local_server(RealLoop& loop,
   server_options.store.dir = "segments";
   auto local = std::make_unique<LocalPageServer>(
       loop, kServerNode, options.data, std::move(server_options), options.sink, options.severity);
+  if (options.tls) {
+    Status st = local->env().enable_tls(*options.tls);
+    if (!st.is_ok())
+      return Status(st.code(), fmt::format("in-process page server: {}", st.message()));
+  }
   Result<Address> bound = local->start(kServerStartTimeout);
   if (!bound.is_ok())
     return Status(bound.status().code(),
@@ -302,10 +307,11 @@ Status measure_baseline(const PageserverBenchOptions& options, PageserverRun& ru
 
 void print_report(const PageserverBenchOptions& options, const PageserverRun& run) {
   const WritePhase& phase = *run.phase;
-  fmt::print("quire bench pageserver: {} records of {} bytes, concurrency {}, W={} of {}{}\n",
+  fmt::print("quire bench pageserver: {} records of {} bytes, concurrency {}, W={} of {}{}, {}\n",
              options.records, options.size, run.writers, run.write_quorum,
              fmt::join(run.servers, ","),
-             options.data.empty() ? "" : fmt::format(" (in-process server on {})", options.data));
+             options.data.empty() ? "" : fmt::format(" (in-process server on {})", options.data),
+             options.tls ? "mutual TLS" : "plaintext");
   fmt::print("  acked {} of {} (lsn {}..{}), durable_lsn {}, {:.2f} s\n", phase.acked,
              options.records, phase.first_lsn, phase.last_lsn, run.durable_lsn, run.seconds);
   fmt::print("  {:.0f} ops/s, {:.1f} MB/s; latency {}\n", run.ops, run.mb,
@@ -332,6 +338,7 @@ nlohmann::ordered_json report_json(const PageserverBenchOptions& options,
   nlohmann::ordered_json j;
   j["mode"] = options.data.empty() ? "servers" : "data";
   j["servers"] = run.servers;
+  j["tls"] = options.tls.has_value();
   if (!options.data.empty()) j["data"] = options.data;
   j["write_quorum"] = run.write_quorum;
   j["records"] = options.records;
@@ -390,6 +397,7 @@ Result<bool> run_pageserver_bench(const PageserverBenchOptions& options) {
   // The client node never touches its disk; its data directory is only nominal.
   RealEnv client_env(loop, kClientNode, "bench", options.data.empty() ? "." : options.data,
                      options.sink, options.severity);
+  if (options.tls) QUIRE_RETURN_IF_ERROR(client_env.enable_tls(*options.tls));
   QUIRE_RETURN_IF_ERROR(continue_chain(loop, client_env, run));
   plan_writes(options, *run.phase);
   write_and_read(loop, client_env, options, run);

@@ -10,12 +10,14 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "base/log.h"
 #include "base/status.h"
 #include "runtime/env.h"
+#include "runtime/real/tcp_net.h"
 
 namespace quire::bench {
 
@@ -31,6 +33,8 @@ struct PageserverBenchOptions {
   std::string json_path;         // also write the figures as JSON here, unless ""
   LogSink* sink = nullptr;       // the nodes' log lines; must outlive the run
   Severity severity = Severity::kWarning;
+  // Mutual TLS for the client node and the in-process server; plaintext when absent.
+  std::optional<TlsOptions> tls;
 };
 
 // Runs the bench and prints its figures. True when every write was acknowledged, false

@@ -240,5 +240,21 @@ assert j['scenario']=='kek' and j['passed'] is True and j['seed']==4
   check "chaos kek: an unknown flag exits 2" test "$(exit_of "$quire" chaos kek --bogus)" = 2
 fi
 rm -rf "$kek_dir"
+# certs: usage errors exit 2 and write nothing.
+certs_dir=$(mktemp -d)
+check "certs without a subcommand exits 2" test "$(exit_of "$quire" certs)" = 2
+check "certs create-ca without --dir exits 2" test "$(exit_of "$quire" certs create-ca)" = 2
+check "certs create-ca with --lifetime-days 0 exits 2" \
+  test "$(exit_of "$quire" certs create-ca --dir "$certs_dir/ca" --lifetime-days 0)" = 2
+check "certs create-node without --host exits 2" \
+  test "$(exit_of "$quire" certs create-node --dir "$certs_dir/ca" --name n1)" = 2
+check "certs create-node without --name exits 2" \
+  test "$(exit_of "$quire" certs create-node --dir "$certs_dir/ca" --host 127.0.0.1)" = 2
+check "certs create-node with a name that is not one path component exits 2" \
+  test "$(exit_of "$quire" certs create-node --dir "$certs_dir/ca" --name ../n1 --host 127.0.0.1)" = 2
+check "certs: usage errors write nothing" test -z "$(ls -A "$certs_dir")"
+check "certs create-ca exits 0, then 1 when the CA exists" test \
+  "$(exit_of "$quire" certs create-ca --dir "$certs_dir/ca")$(exit_of "$quire" certs create-ca --dir "$certs_dir/ca")" = 01
+rm -rf "$certs_dir"
 echo "cli-checks: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

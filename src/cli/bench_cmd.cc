@@ -18,6 +18,7 @@ struct BenchFlags {
   std::vector<std::string> servers;
   std::string log_path;
   std::string log_level = "warning";
+  TlsFlags tls;
 };
 
 int run_bench_pageserver(BenchFlags& flags) {
@@ -26,6 +27,7 @@ int run_bench_pageserver(BenchFlags& flags) {
     return kExitUsage;
   }
   flags.options.servers.assign(flags.servers.begin(), flags.servers.end());
+  if (flags.tls.given()) flags.options.tls = flags.tls.files;
   auto sink = open_log_sink(flags.log_path);
   if (!sink.is_ok()) {
     fmt::print(stderr, "quire bench pageserver: {}\n", sink.status().message());
@@ -57,7 +59,9 @@ void add_bench_commands(CLI::App& app, Commands& commands) {
       "runs an in-process server on DIR over loopback TCP and also measures raw append + "
       "fdatasync of the same frame size on DIR, one at a time (N writes or as long as the run, "
       "at least 1 s), reporting ratio_vs_raw_fdatasync = ops/s / raw ops/s. Exit 1 unless every "
-      "write was acknowledged; 2 on bad usage (also: neither or both of --servers and --data).");
+      "write was acknowledged; 2 on bad usage (also: neither or both of --servers and --data). "
+      "With --tls-ca, --tls-cert and --tls-key the client, and the in-process server, speak "
+      "mutual TLS.");
   CLI::Option* servers = cmd->add_option("--servers", flags->servers, "page servers to write to")
                              ->delimiter(',')
                              ->check(tcp_address_validator());
@@ -83,6 +87,7 @@ void add_bench_commands(CLI::App& app, Commands& commands) {
   cmd->add_option("--log-level", flags->log_level, "lowest severity logged")
       ->check(severity_validator())
       ->capture_default_str();
+  add_tls_flags(*cmd, flags->tls);
   commands.push_back({cmd, [flags] { return run_bench_pageserver(*flags); }});
 
   add_bench_engine_command(*bench, commands);

@@ -13,6 +13,7 @@
 
 #include "base/log.h"
 #include "base/status.h"
+#include "runtime/real/real_env.h"
 
 namespace quire::cli {
 
@@ -46,6 +47,26 @@ void add_chaos_commands(CLI::App& app, Commands& commands);
 
 // `quire kms status|rotate` (kms_cmd.cc).
 void add_kms_commands(CLI::App& app, Commands& commands);
+
+// `quire certs create-ca|create-node` (certs_cmd.cc).
+void add_certs_commands(CLI::App& app, Commands& commands);
+
+// The TLS identity of a node command: --tls-ca, --tls-cert and --tls-key, all three or
+// none (anything else is a parse error, exit 2). Every command that talks to nodes takes
+// them through add_tls_flags and applies them with enable_tls_flags.
+struct TlsFlags {
+  TlsOptions files;
+  bool given() const { return !files.ca_file.empty(); }
+};
+// Adds the three flags to `cmd`; `flags` must outlive the parse.
+void add_tls_flags(CLI::App& cmd, TlsFlags& flags);
+// Makes `env`'s network mutual TLS when the flags were given (before it listens or
+// connects); OK and nothing changes when they were not. The error names the bad file.
+Status enable_tls_flags(RealEnv& env, const TlsFlags& flags);
+
+// Whether a "host:port" the validator accepted is on the loopback interface (127.0.0.0/8,
+// ::1, localhost), where plaintext stays allowed for development and tests.
+bool is_loopback_address(const std::string& address);
 
 // Validators, so a malformed value is a parse error (exit 2) like any other.
 // "host:port" as the real network takes it (IPv4, localhost, [IPv6]).

@@ -28,9 +28,25 @@ struct PageServerFlags {
   std::vector<std::string> peers;
   std::string log_path;
   std::string log_level = "info";
+  TlsFlags tls;
+  bool insecure = false;
 };
 
+// Plaintext only on loopback, unless asked for by name: a page server reachable from
+// other hosts without TLS would serve anyone who connects.
+bool plaintext_allowed(const PageServerFlags& flags) {
+  return flags.tls.given() || flags.insecure || is_loopback_address(flags.listen);
+}
+
 int run_pageserver(const PageServerFlags& flags) {
+  if (!plaintext_allowed(flags)) {
+    fmt::print(stderr,
+               "quire pageserver: refusing to serve plaintext on {}, which is not a loopback "
+               "address: give --tls-ca, --tls-cert and --tls-key (see quire certs), or "
+               "--insecure\n",
+               flags.listen);
+    return kExitUsage;
+  }
   // The lock comes first: nothing else may touch a directory another server owns.
   auto lock = DataDirLock::acquire(flags.data);
   if (!lock.is_ok()) {
@@ -54,6 +70,11 @@ int run_pageserver(const PageServerFlags& flags) {
   options.store.dir = "segments";
   LocalPageServer node(loop, kServerNode, flags.data, std::move(options), sink->get(),
                        *parse_severity(flags.log_level));
+  // Before it listens or dials a peer: its catch-up connections share this identity.
+  if (Status st = enable_tls_flags(node.env(), flags.tls); !st.is_ok()) {
+    fmt::print(stderr, "quire pageserver: {}\n", st.message());
+    return kExitFailed;
+  }
   Result<Address> bound = node.start(kStartTimeout);
   if (!node.env().restart_requested().is_ok()) {
     fmt::print(stderr, "quire pageserver: restart requested: {}\n",
@@ -85,7 +106,9 @@ void add_pageserver_command(CLI::App& app, Commands& commands) {
   cmd->footer(
       "Prints 'pageserver listening on HOST:PORT data DIR' once serving. Exit 0 after SIGTERM or "
       "SIGINT; 1 when it cannot run (the data directory is locked by another process, the "
-      "address cannot be bound); 2 on bad usage; 75 when it asks to be restarted after a disk "
+      "address cannot be bound, a TLS file is unusable); 2 on bad usage (also: a non-loopback "
+      "--listen without the --tls-* flags or --insecure); 75 when it asks to be restarted after a "
+      "disk "
       "failure.");
   cmd->add_option("--listen", flags->listen, "address to serve on; port 0 picks a free port")
       ->required()
@@ -101,6 +124,10 @@ void add_pageserver_command(CLI::App& app, Commands& commands) {
   cmd->add_option("--log-level", flags->log_level, "lowest severity logged")
       ->check(severity_validator())
       ->capture_default_str();
+  add_tls_flags(*cmd, flags->tls);
+  cmd->add_flag("--insecure", flags->insecure,
+                "allow plaintext on a non-loopback --listen address (no TLS flags)")
+      ->excludes("--tls-ca");
   commands.push_back({cmd, [flags] { return run_pageserver(*flags); }});
 }
 

@@ -38,6 +38,7 @@ constexpr const char* kSegmentsDir = "segments";
 struct StatusFlags {
   std::string server;
   uint64_t timeout_ms = 5000;
+  TlsFlags tls;
 };
 
 Task<void> fetch_status(PageServerClient& client, Deadline deadline,
@@ -49,6 +50,10 @@ int run_pl_status(const StatusFlags& flags) {
   RealLoop loop;
   StreamLogSink sink(stderr);
   RealEnv env(loop, kToolNode, "pl", ".", &sink, Severity::kError);
+  if (Status st = enable_tls_flags(env, flags.tls); !st.is_ok()) {
+    fmt::print(stderr, "quire pl status: {}\n", st.message());
+    return kExitFailed;
+  }
   auto client = std::make_unique<PageServerClient>(env, flags.server);
   std::optional<Result<PageServerStatus>> result;
   const auto timeout = std::chrono::milliseconds(flags.timeout_ms);
@@ -60,7 +65,9 @@ int run_pl_status(const StatusFlags& flags) {
   client.reset();
   if (!result.has_value() || !result->is_ok()) {
     std::string why = result.has_value() ? result->status().to_string() : "no answer";
-    fmt::print(stderr, "quire pl status: cannot get the status of {}: {}\n", flags.server, why);
+    fmt::print(
+        stderr, "quire pl status: cannot get the status of {}: {}{}\n", flags.server, why,
+        flags.tls.given() ? "" : " (a server with TLS needs --tls-ca, --tls-cert and --tls-key)");
     return kExitFailed;
   }
   const PageServerStatus& s = **result;
@@ -278,6 +285,7 @@ void add_pl_commands(CLI::App& app, Commands& commands) {
   status_cmd->add_option("--timeout-ms", status->timeout_ms, "how long to wait for the answer")
       ->check(CLI::Range(uint64_t{1}, uint64_t{3600000}))
       ->capture_default_str();
+  add_tls_flags(*status_cmd, status->tls);
   commands.push_back({status_cmd, [status] { return run_pl_status(*status); }});
 
   auto verify = std::make_shared<VerifyFlags>();
