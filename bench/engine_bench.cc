@@ -25,10 +25,10 @@
 #include "crypto/page_cipher.h"
 #include "crypto/raw_gcm.h"
 #include "engine/engine.h"
+#include "pagelog/page_service_link.h"
 #include "pagelog/record_writer.h"
 #include "pagelog/replication_client.h"
 #include "runtime/real/csprng_random.h"
-#include "sim/page_service_link.h"
 
 namespace quire::bench {
 

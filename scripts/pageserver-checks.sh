@@ -135,6 +135,15 @@ ranges=[(int(a),int(b)) for a,b in re.findall(r'\[(\d+), (\d+)\)', out)]
 assert 'DAMAGED' in out and any(a <= $flip < b for a,b in ranges), out
 "
 
+# 7b. pl verify refuses a segment that is not a regular file (a FIFO would block a reader).
+fifo_dir="$tmp/fifo"
+mkdir -p "$fifo_dir/segments"
+mkfifo "$fifo_dir/segments/$(basename "$seg")"
+timeout 10 "$quire" pl verify --data "$fifo_dir" >"$tmp/fifo.out" 2>&1
+fifo_code=$?
+check "pl verify on a FIFO segment exits 1 (no hang)" test "$fifo_code" = 1
+check "... saying it is a FIFO" grep -q "is a FIFO; a segment must be a regular file" "$tmp/fifo.out"
+
 # 8. Usage errors exit 2.
 check "pageserver with a malformed --listen exits 2" test "$(exit_of "$quire" pageserver --listen nope --data "$tmp/u")" = 2
 check "pageserver with a port out of range exits 2" test "$(exit_of "$quire" pageserver --listen 127.0.0.1:70000 --data "$tmp/u")" = 2

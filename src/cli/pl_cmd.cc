@@ -1,14 +1,8 @@
 // `quire pl`: tools for the page service's log. `status` asks a running server; `verify`
-// and `dump` read a data directory's segment files offline, with plain POSIX reads (no
+// and `dump` read a data directory's segment files offline (pagelog/segment_files.h: no
 // server, and nothing is written).
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -20,6 +14,7 @@
 #include "base/crc32c.h"
 #include "cli/command.h"
 #include "pagelog/page_server.h"
+#include "pagelog/segment_files.h"
 #include "pagelog/segment_format.h"
 #include "runtime/real/real_env.h"
 #include "runtime/real/real_loop.h"
@@ -29,9 +24,6 @@ namespace quire::cli {
 namespace {
 
 constexpr NodeId kToolNode = 1;
-// A segment is at most 64 MiB plus one batch; a file far larger is not one to load whole.
-constexpr uint64_t kSegmentFileBytesMax = uint64_t{1} << 30;
-constexpr const char* kSegmentsDir = "segments";
 
 // ---- status
 
@@ -93,63 +85,6 @@ int run_pl_status(const StatusFlags& flags) {
 
 // ---- reading segment files
 
-struct SegmentFile {
-  uint64_t number = 0;
-  std::string name;
-  std::string path;
-};
-
-// The segment files of DIR/segments, oldest first.
-Result<std::vector<SegmentFile>> list_segment_files(const std::string& data_dir) {
-  std::string dir = data_dir + "/" + kSegmentsDir;
-  std::error_code ec;
-  std::vector<SegmentFile> out;
-  std::filesystem::directory_iterator it(dir, ec);
-  if (ec) return io_error(fmt::format("cannot read {}: {}", dir, ec.message()));
-  for (std::filesystem::directory_iterator end; it != end; it.increment(ec)) {
-    std::string name = it->path().filename().string();
-    auto number = parse_segment_file_name(name);
-    if (number.is_ok()) out.push_back({*number, name, dir + "/" + name});
-  }
-  if (ec) return io_error(fmt::format("cannot read {}: {}", dir, ec.message()));
-  std::sort(out.begin(), out.end(),
-            [](const SegmentFile& a, const SegmentFile& b) { return a.number < b.number; });
-  return out;
-}
-
-Result<Bytes> read_whole_file(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return io_error(fmt::format("cannot open {}: {}", path, std::strerror(errno)));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    int err = errno;
-    ::close(fd);
-    return io_error(fmt::format("cannot stat {}: {}", path, std::strerror(err)));
-  }
-  uint64_t size = static_cast<uint64_t>(st.st_size);
-  if (size > kSegmentFileBytesMax) {
-    ::close(fd);
-    return io_error(fmt::format("{} holds {} bytes, more than a segment can", path, size));
-  }
-  Bytes bytes(size);
-  uint64_t done = 0;
-  // Each round reads at least one byte or ends the loop, so it runs at most `size` times.
-  while (done < size) {
-    ssize_t n = ::pread(fd, bytes.data() + done, size - done, static_cast<off_t>(done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      ::close(fd);
-      return io_error(fmt::format("cannot read {}: {}", path, std::strerror(err)));
-    }
-    if (n == 0) break;  // shrank under us: scan what there is
-    done += static_cast<uint64_t>(n);
-  }
-  ::close(fd);
-  bytes.resize(done);
-  return bytes;
-}
-
 // ---- verify
 
 struct VerifyFlags {
@@ -174,7 +109,7 @@ int run_pl_verify(const VerifyFlags& flags) {
   for (size_t i = 0; i < files->size(); ++i) {
     const SegmentFile& f = (*files)[i];
     const bool newest = i + 1 == files->size();
-    auto bytes = read_whole_file(f.path);
+    auto bytes = read_segment_file(f.path);
     if (!bytes.is_ok()) {
       fmt::print(stderr, "quire pl verify: {}\n", bytes.status().message());
       return kExitFailed;
@@ -240,7 +175,7 @@ int run_pl_dump(const DumpFlags& flags) {
   const bool by_table = flags.table_option->count() > 0;
   const bool by_page = flags.page_option->count() > 0;
   for (const SegmentFile& f : *files) {
-    auto bytes = read_whole_file(f.path);
+    auto bytes = read_segment_file(f.path);
     if (!bytes.is_ok()) {
       fmt::print(stderr, "quire pl dump: {}\n", bytes.status().message());
       return kExitFailed;

@@ -510,6 +510,8 @@ Task<Status> Primary::write_group(std::vector<Record> records,
   std::function<void()> on_first_ack;
   if (!w1->empty()) on_first_ack = ack_w1;
   assert_lsn_order(records);
+  // recover_before_group returns only with the chain whole, and the group holds the writer.
+  QUIRE_ASSERT(!writer_.needs_recovery());
   const Deadline deadline = env_.executor().deadline_after(options_.write_timeout);
   Status st = co_await writer_.write(std::move(records), deadline, std::move(on_first_ack));
   for (int attempt = 1;
@@ -624,7 +626,14 @@ Task<Status> Primary::recover_chain(Nanos timeout) {
   follow_writer();
   if (!rec.is_ok()) co_return rec;
   co_await write_chain_marker();
-  co_return rec;  // a failed marker leaves the writer needing recovery: the next user redoes it
+  // A failed marker leaves the writer needing recovery, and the next user redoes it. Until
+  // then nothing may be written: the writer would refuse the new records unsent, and a
+  // resend would re-send the marker in their place, so they would count as durable.
+  if (chain_in_doubt()) {
+    co_return Status(Code::kUnavailable, "the chain marker after recovery is not durable yet")
+        .at("recover_chain");
+  }
+  co_return rec;
 }
 
 Task<Status> Primary::write_chain_marker() {

@@ -9,8 +9,8 @@
 #include "crypto/sim_kms.h"
 #include "engine/engine.h"
 #include "pagelog/page_server.h"
+#include "pagelog/page_service_link.h"
 #include "pagelog/record_writer.h"
-#include "sim/page_service_link.h"
 #include "support/sim_node.h"
 
 namespace quire::testing_support {

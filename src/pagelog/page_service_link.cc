@@ -1,4 +1,4 @@
-#include "sim/page_service_link.h"
+#include "pagelog/page_service_link.h"
 
 #include <utility>
 
