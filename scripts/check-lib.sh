@@ -8,3 +8,14 @@ check() {  # check NAME CONDITION...
 }
 # The exit code of a command, its output discarded.
 exit_of() { "$@" >/dev/null 2>&1; echo $?; }
+# A field of a JSON file: json_field FILE KEY.
+json_field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1" "$2"; }
+# A scratch directory in $tmp, and $pids: every process a script starts goes into pids, and
+# on exit each is killed by pid and the directory removed.
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT

@@ -8,14 +8,6 @@ set -uo pipefail
 quire="$1"
 source "$(dirname "$0")/check-lib.sh"
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
 # start_server NAME DIR: starts a server on 127.0.0.1:0 in the background; sets $pid and
 # $port (empty when it did not print its address within 20 s).
 start_server() {
@@ -46,7 +38,6 @@ wait_exit() {
     sleep 0.1
   done
 }
-json_field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1" "$2"; }
 
 data="$tmp/data"
 

@@ -11,14 +11,6 @@ set -uo pipefail
 quire="$1"
 source "$(dirname "$0")/check-lib.sh"
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
 certs="$tmp/certs"
 # tls_of NAME: the --tls-* flags of node NAME's directory under $certs.
 tls_of() { echo "--tls-ca $certs/$1/ca.crt --tls-cert $certs/$1/node.crt --tls-key $certs/$1/node.key"; }
@@ -54,7 +46,6 @@ status_of() {
   timeout 10 "$quire" pl status --server "127.0.0.1:${ports[$i]}" --timeout-ms 3000 "$@" \
     >"$tmp/status$i.json" 2>"$tmp/status$i.err"
 }
-json_field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1" "$2"; }
 
 # 1. Certificates: a CA, a node certificate per server and one for the tools.
 check "certs create-ca exits 0" test "$(exit_of "$quire" certs create-ca --dir "$certs")" = 0
