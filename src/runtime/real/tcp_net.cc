@@ -289,6 +289,7 @@ class ConnectionState : public BudgetWaiter, public std::enable_shared_from_this
     }
     size_t frame_bytes = kFrameHeaderBytes + message.size();
     if (!send_queue_.empty() && send_queue_bytes_ + frame_bytes > options_.send_queue_bytes_max) {
+      send_refused_ = true;
       return busy(fmt::format("send queue to {} holds {} bytes; a {} byte frame would exceed {}",
                               peer_, send_queue_bytes_, frame_bytes,
                               options_.send_queue_bytes_max));
@@ -359,9 +360,11 @@ class ConnectionState : public BudgetWaiter, public std::enable_shared_from_this
     return inbox_.size() >= TcpNet::kReceiveQueueMessagesMax ||
            inbox_bytes_ >= TcpNet::kReceiveQueueBytesMax;
   }
-  // An accepted connection whose peer does not read what it is sent is not read either.
+  // An accepted connection whose peer does not read what it is sent is not read either:
+  // not while its queue is full (it holds send_queue_bytes_max, or refused a frame since
+  // the last write completed).
   bool sends_backlogged() const {
-    return inbound_ && send_queue_bytes_ >= options_.send_queue_bytes_max;
+    return inbound_ && (send_refused_ || send_queue_bytes_ >= options_.send_queue_bytes_max);
   }
 
   Status broken_status() const {
@@ -548,6 +551,7 @@ class ConnectionState : public BudgetWaiter, public std::enable_shared_from_this
       send_queue_.pop_front();
     }
     last_activity_ = shared_->loop.now();
+    send_refused_ = false;
     if (!send_queue_.empty()) {
       write_batch();
     } else if (closed_) {
@@ -693,6 +697,7 @@ class ConnectionState : public BudgetWaiter, public std::enable_shared_from_this
   // Sending: whole frames, the first `count` of them being written while writing_.
   std::deque<Bytes> send_queue_;
   size_t send_queue_bytes_ = 0;  // charged to the send budget
+  bool send_refused_ = false;    // send() was Busy on the queue's bound since the last write
   bool writing_ = false;
   MonoTime last_write_progress_;
   asio::steady_timer linger_;
@@ -1057,6 +1062,14 @@ TcpNet::~TcpNet() = default;
 
 const TcpNetOptions& TcpNet::options() const {
   return shared_->options;
+}
+
+size_t TcpNet::receive_budget_used() const {
+  return shared_->receive_used;
+}
+
+size_t TcpNet::send_budget_used() const {
+  return shared_->send_used;
 }
 
 Result<std::unique_ptr<Listener>> TcpNet::listen(const Address& address) {

@@ -124,6 +124,10 @@ class TcpNet : public Net {
   TcpNet(RealLoop& loop, Logger* log, TcpNetOptions options = {});
   ~TcpNet();
   const TcpNetOptions& options() const;
+  // Bytes held now against receive_budget_bytes (incomplete and received frames) and
+  // send_budget_bytes (queued frames).
+  size_t receive_budget_used() const;
+  size_t send_budget_used() const;
 
   // Makes every later listen() and connect() mutual TLS with these files. InvalidArgument,
   // naming the file, when one is missing, unreadable, not PEM, a key others can read, or a
