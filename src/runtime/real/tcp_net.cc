@@ -582,8 +582,9 @@ class ConnectionState : public BudgetWaiter, public std::enable_shared_from_this
     const MonoTime now = shared_->loop.now();
     if (writing_ && now - last_write_progress_ >= options_.send_stall_timeout) {
       timed_out(fmt::format("the peer read nothing for {} ms", to_ms(options_.send_stall_timeout)));
-    } else if (!frame_started_.is_never() && !inbox_full() &&
-               now - frame_started_ >= options_.frame_timeout) {
+    } else if (!frame_started_.is_never() && inbox_full()) {
+      frame_started_ = now;  // the application is behind, not the peer: the clock restarts
+    } else if (!frame_started_.is_never() && now - frame_started_ >= options_.frame_timeout) {
       timed_out(fmt::format("a frame stayed incomplete for {} ms", to_ms(options_.frame_timeout)));
     } else if (inbound_ && !writing_ && frame_started_.is_never() && inbox_.empty() &&
                now - last_activity_ >= options_.idle_timeout) {

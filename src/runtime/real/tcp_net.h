@@ -20,10 +20,10 @@
 //    read its responses), and any connection whose pending write makes no progress for
 //    send_stall_timeout is closed.
 //  - Slow or silent peers: a frame must complete within frame_timeout of its first byte
-//    (counted while the connection waits for the peer); an accepted connection that
-//    receives no frame and sends nothing for idle_timeout is closed. TCP keepalive is on
-//    (kKeepAliveIdle, kKeepAliveInterval, kKeepAliveProbes), so a vanished peer is noticed
-//    even with nothing to send.
+//    (the clock restarts while the receive queue is full: then the application, not the
+//    peer, is behind); an accepted connection that receives no frame and sends nothing
+//    for idle_timeout is closed. TCP keepalive is on (kKeepAliveIdle, kKeepAliveInterval,
+//    kKeepAliveProbes), so a vanished peer is noticed even with nothing to send.
 //  - The log: errors a peer can cause (bad frames, broken connections, failed accepts and
 //    handshakes) are logged at most once per kErrorLogInterval per kind, the next line
 //    counting the ones suppressed in between (LogLimiter).
