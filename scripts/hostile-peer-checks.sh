@@ -11,6 +11,12 @@ set -uo pipefail
 quire="$1"
 here="$(dirname "$0")"
 source "$here/check-lib.sh"
+# Like check-lib's, but one line for every check, passed or not.
+check() {  # check NAME CONDITION...
+  local name="$1"
+  shift
+  if "$@"; then pass=$((pass + 1)); echo "ok: $name"; else fail=$((fail + 1)); echo "FAIL: $name"; fi
+}
 peer=("python3" "$here/hostile_peer.py")
 
 # Peak RSS allowed during the memory attacks: the default TcpNet budgets (128 MiB received,
