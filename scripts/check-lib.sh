@@ -1,10 +1,18 @@
 # Shared by the check scripts (sourced): counts passes and failures of named checks.
 pass=0
 fail=0
+check_verbose=0  # 1: print "ok: NAME" for passing checks too
 check() {  # check NAME CONDITION...
   local name="$1"
   shift
-  if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $name"; fi
+  if "$@"; then
+    pass=$((pass + 1))
+    [ "$check_verbose" = 1 ] && echo "ok: $name"
+  else
+    fail=$((fail + 1))
+    echo "FAIL: $name"
+  fi
+  return 0
 }
 # The exit code of a command, its output discarded.
 exit_of() { "$@" >/dev/null 2>&1; echo $?; }

@@ -23,3 +23,4 @@ echo "== command-line checks (release, and traces against the sanitizer build)"
 bash scripts/cli-checks.sh build/release/src/quire build/sanitize/src/quire
 bash scripts/pageserver-checks.sh build/release/src/quire
 bash scripts/tls-checks.sh build/release/src/quire
+bash scripts/hostile-peer-checks.sh build/release/src/quire

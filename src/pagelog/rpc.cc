@@ -1,5 +1,7 @@
 #include "pagelog/rpc.h"
 
+#include <optional>
+
 #include <fmt/format.h>
 
 namespace quire {
@@ -189,8 +191,10 @@ Task<Result<Bytes>> RpcClient::call(uint8_t op, uint64_t term, Bytes body, Deadl
 // ---- Server
 
 struct RpcServer::ConnState {
+  uint64_t id = 0;
   std::unique_ptr<Connection> conn;
   size_t in_flight = 0;
+  uint64_t last_active = 0;  // RpcServer::activity_ at its accept or last request
 };
 
 Status RpcServer::start(const Address& address) {
@@ -215,40 +219,64 @@ Task<void> RpcServer::accept_loop() {
       if (!(co_await env_.executor().sleep(kAcceptRetryPause)).is_ok()) co_return;
       continue;
     }
-    if (connections_ >= kConnectionsMax) {
-      env_.log().warn(kComponent, 31003, "too many connections; refusing one",
-                      {{"peer", (*c)->peer()}});
-      (*c)->close();
-      continue;
-    }
+    if (connections_.size() >= kConnectionsMax) evict_one();
     auto state = std::make_shared<ConnState>();
+    state->id = next_connection_id_++;
     state->conn = std::move(c).value();
+    state->last_active = ++activity_;
+    connections_.emplace(state->id, state);
     env_.executor().spawn("rpc-serve", serve(state));
   }
 }
 
+void RpcServer::evict_one() {
+  // Least recently active first, among those with no request in flight when there are any.
+  std::shared_ptr<ConnState> victim;
+  for (const auto& [id, weak] : connections_) {
+    std::shared_ptr<ConnState> c = weak.lock();
+    if (c == nullptr) continue;
+    if (victim == nullptr ||
+        ((c->in_flight == 0) != (victim->in_flight == 0) ? c->in_flight == 0
+                                                         : c->last_active < victim->last_active)) {
+      victim = std::move(c);
+    }
+  }
+  if (victim == nullptr) return;
+  if (std::optional<uint64_t> suppressed = evicted_log_.admit(env_.clock().monotonic_now())) {
+    env_.log().warn(kComponent, 31003,
+                    "too many connections; closing the least recently active one",
+                    {{"peer", victim->conn->peer()},
+                     {"connections", connections_.size()},
+                     {"suppressed", *suppressed}});
+  }
+  // Its serve task sees the close and ends; it is no longer counted from now.
+  victim->conn->close();
+  connections_.erase(victim->id);
+}
+
 Task<void> RpcServer::serve(std::shared_ptr<ConnState> c) {
-  connections_++;
   while (true) {
     auto m = co_await c->conn->receive(Deadline::never());
     if (!m.is_ok()) break;
     auto req = decode_rpc_request(*m);
     if (!req.is_ok()) {
-      env_.log().error(kComponent, 31004, "malformed request; closing the connection",
-                       {{"peer", c->conn->peer()}, {"error", req.status()}});
+      if (std::optional<uint64_t> suppressed = malformed_log_.admit(env_.clock().monotonic_now())) {
+        env_.log().error(
+            kComponent, 31004, "malformed request; closing the connection",
+            {{"peer", c->conn->peer()}, {"error", req.status()}, {"suppressed", *suppressed}});
+      }
       break;
     }
+    c->last_active = ++activity_;
     if (c->in_flight >= kRequestsPerConnectionMax) {
-      (void)c->conn->send(encode_rpc_response(
-          {req->id, busy("too many requests in flight on this connection"), {}}));
+      respond(*c, {req->id, busy("too many requests in flight on this connection"), {}});
       continue;
     }
     c->in_flight++;
     env_.executor().spawn("rpc-handle", handle(c, std::move(req).value()));
   }
   c->conn->close();
-  QUIRE_ASSERT(connections_ > 0);
-  connections_--;
+  connections_.erase(c->id);  // a no-op when it was evicted
 }
 
 Task<void> RpcServer::handle(std::shared_ptr<ConnState> c, RpcRequest request) {
@@ -256,7 +284,17 @@ Task<void> RpcServer::handle(std::shared_ptr<ConnState> c, RpcRequest request) {
   resp.id = request.id;
   QUIRE_ASSERT(c->in_flight > 0);
   c->in_flight--;
-  if (c->conn->is_open()) (void)c->conn->send(encode_rpc_response(resp));
+  if (c->conn->is_open()) respond(*c, resp);
+}
+
+void RpcServer::respond(ConnState& c, const RpcResponse& response) {
+  Status sent = c.conn->send(encode_rpc_response(response));
+  if (sent.code() != Code::kBusy) return;
+  if (std::optional<uint64_t> suppressed = unread_log_.admit(env_.clock().monotonic_now())) {
+    env_.log().warn(kComponent, 31005, "the peer does not read its responses; closing",
+                    {{"peer", c.conn->peer()}, {"error", sent}, {"suppressed", *suppressed}});
+  }
+  c.conn->close();
 }
 
 }  // namespace quire

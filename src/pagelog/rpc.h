@@ -12,6 +12,18 @@
 // RpcServer accepts connections (it must outlive its tasks: it dies with its node) and runs each
 // request as its own task (bounded per connection), so concurrent requests can share a group
 // commit. A malformed message closes that connection with a logged error and affects no other.
+// Against hostile or broken peers (the transport bounds memory and time; see TcpNet):
+//  - Slots: at kConnectionsMax connections, a new one evicts the least recently active
+//    (the one whose last request, or accept, is oldest; connections with requests in flight
+//    only when every one has some). Idle and half-sent connections are therefore never
+//    able to lock out a fresh client, which is served at once; refusing the newcomer
+//    instead would let 256 silent sockets deny service until their timeouts, and reserved
+//    slots would only move that limit.
+//  - Unread responses: a response the connection's send queue cannot take (Busy: the peer
+//    is not reading its responses) closes that connection; its calls then fail as any
+//    broken connection's do.
+//  - The log: malformed requests, evictions and such closes are logged at most once per
+//    kErrorLogInterval per kind, the next line counting the ones suppressed (LogLimiter).
 #pragma once
 
 #include <cstdint>
@@ -22,6 +34,7 @@
 
 #include "base/coding.h"
 #include "runtime/env.h"
+#include "runtime/log_limiter.h"
 #include "runtime/sync.h"
 
 namespace quire {
@@ -99,6 +112,7 @@ class RpcServer {
   static constexpr size_t kConnectionsMax = 256;
   static constexpr size_t kRequestsPerConnectionMax = 64;
   static constexpr Nanos kAcceptRetryPause = 100ms;  // after a failed accept
+  static constexpr Nanos kErrorLogInterval = std::chrono::seconds(1);
 
   RpcServer(Env& env, Handler handler) : env_(env), handler_(std::move(handler)) {}
   // Listens and serves until the node stops. Errors from listen are returned.
@@ -108,13 +122,24 @@ class RpcServer {
  private:
   struct ConnState;
   Task<void> accept_loop();
+  // Makes room for one more connection by closing the least recently active one.
+  void evict_one();
   Task<void> serve(std::shared_ptr<ConnState> c);
   Task<void> handle(std::shared_ptr<ConnState> c, RpcRequest request);
+  // Queues a response; one the queue refuses as Busy closes the connection.
+  void respond(ConnState& c, const RpcResponse& response);
 
   Env& env_;
   Handler handler_;
   std::unique_ptr<Listener> listener_;
-  size_t connections_ = 0;
+  // The connections being served, by id (accept order). Weak: a connection lives exactly
+  // as long as its tasks, as it did before there was this index.
+  std::map<uint64_t, std::weak_ptr<ConnState>> connections_;
+  uint64_t next_connection_id_ = 1;
+  uint64_t activity_ = 0;  // stamps ConnState::last_active
+  LogLimiter evicted_log_{kErrorLogInterval};
+  LogLimiter malformed_log_{kErrorLogInterval};
+  LogLimiter unread_log_{kErrorLogInterval};
 };
 
 }  // namespace quire

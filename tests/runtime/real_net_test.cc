@@ -260,6 +260,7 @@ TEST_F(RealNetTest, OversizedSendIsInvalidArgument) {
 }
 
 TEST_F(RealNetTest, SendQueueBeyondItsBoundIsBusy) {
+  static constexpr size_t kFrameBytes = size_t{1} << 20;
   std::unique_ptr<Listener> listener = listen_local();
   ASSERT_NE(listener, nullptr);
   // The peer accepts but never reads, so sends pile up in the sender's queue.
@@ -275,10 +276,10 @@ TEST_F(RealNetTest, SendQueueBeyondItsBoundIsBusy) {
     Result<std::unique_ptr<Connection>> conn = co_await t->connect(address);
     EXPECT_TRUE(conn.is_ok());
     if (!conn.is_ok()) co_return;
-    Bytes big(Connection::kMaxMessageBytes);
-    constexpr int kSendsMax = 2 * Connection::kMaxQueuedSendBytes / Connection::kMaxMessageBytes;
-    for (int i = 0; i < kSendsMax; ++i) {
-      Status st = (*conn)->send(big);
+    Bytes frame(kFrameBytes);
+    const int sends_max = static_cast<int>(2 * t->net.options().send_queue_bytes_max / kFrameBytes);
+    for (int i = 0; i < sends_max; ++i) {
+      Status st = (*conn)->send(frame);
       if (!st.is_ok()) {
         *busy_code = st.code();
         co_return;
@@ -288,9 +289,9 @@ TEST_F(RealNetTest, SendQueueBeyondItsBoundIsBusy) {
   };
   ASSERT_TRUE(run_task(loop, client(this, listener->address(), &accepted_sends, &busy_code)));
   EXPECT_EQ(busy_code, Code::kBusy);
-  // 256 MiB of queue holds three 64 MiB frames (plus headers), not four.
+  // The queue holds as many whole frames (with their 4-byte headers) as fit in its bound.
   EXPECT_EQ(accepted_sends,
-            static_cast<int>(Connection::kMaxQueuedSendBytes / Connection::kMaxMessageBytes) - 1);
+            static_cast<int>(net.options().send_queue_bytes_max / (kFrameBytes + 4)));
 }
 
 TEST_F(RealNetTest, ReceiveDeadlineIsDeadlineExceeded) {

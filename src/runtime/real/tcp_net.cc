@@ -1,6 +1,9 @@
 #include "runtime/real/tcp_net.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -16,6 +19,7 @@
 #include <asio.hpp>
 #include <asio/ssl.hpp>
 
+#include "runtime/log_limiter.h"
 #include "runtime/sync.h"
 
 namespace quire {
@@ -30,12 +34,14 @@ constexpr uint32_t kLogConnectionBroken = 10102;
 constexpr uint32_t kLogAcceptFailed = 10103;
 constexpr uint32_t kLogNoDelayFailed = 10104;
 constexpr uint32_t kLogTlsHandshakeFailed = 10105;
+constexpr uint32_t kLogConnectionTimedOut = 10106;
+constexpr uint32_t kLogKeepAliveFailed = 10107;
 // Permission bits for group and others, which a TLS private key file must not have.
 constexpr uint32_t kKeyFileGroupOtherBits = 077;
 
 constexpr size_t kFrameHeaderBytes = 4;
 // Frames up to this size are assembled in the connection's read buffer; larger ones are
-// read straight into their own message buffer.
+// read into a buffer of their own, grown (doubling) as their bytes arrive.
 constexpr size_t kReadBufferBytes = 64 * 1024;
 // Frames handed to one gathered write.
 constexpr size_t kWriteBatchFramesMax = 64;
@@ -70,12 +76,14 @@ class ByteStream {
       asio::async_read(*plain_, buffers, std::forward<Handler>(handler));
     }
   }
-  template <typename Buffers, typename Handler>
-  void async_write_all(const Buffers& buffers, Handler&& handler) {
+  // Completes once `buffers` are written; `condition` (as for asio::async_write) is asked
+  // after every partial write.
+  template <typename Buffers, typename Condition, typename Handler>
+  void async_write_all(const Buffers& buffers, Condition condition, Handler&& handler) {
     if (tls_) {
-      asio::async_write(*tls_, buffers, std::forward<Handler>(handler));
+      asio::async_write(*tls_, buffers, std::move(condition), std::forward<Handler>(handler));
     } else {
-      asio::async_write(*plain_, buffers, std::forward<Handler>(handler));
+      asio::async_write(*plain_, buffers, std::move(condition), std::forward<Handler>(handler));
     }
   }
 
@@ -115,59 +123,162 @@ void set_no_delay(tcp::socket& socket, Logger* log, const Address& peer) {
   }
 }
 
+// SO_KEEPALIVE with TcpNet's probe timing; an error names the option that failed.
+asio::error_code set_keep_alive(tcp::socket& socket) {
+  asio::error_code ec;
+  socket.set_option(asio::socket_base::keep_alive(true), ec);
+  if (ec) return ec;
+  const int fd = socket.native_handle();
+  const int idle_s = static_cast<int>(
+      std::chrono::duration_cast<std::chrono::seconds>(TcpNet::kKeepAliveIdle).count());
+  const int interval_s = static_cast<int>(
+      std::chrono::duration_cast<std::chrono::seconds>(TcpNet::kKeepAliveInterval).count());
+  const int probes = TcpNet::kKeepAliveProbes;
+  if (::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle_s, sizeof(idle_s)) != 0 ||
+      ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval_s, sizeof(interval_s)) != 0 ||
+      ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof(probes)) != 0) {
+    return asio::error_code(errno, asio::error::get_system_category());
+  }
+  return {};
+}
+
 }  // namespace
 
 // What TLS needs, shared by a TcpNet and its listeners (which outlive it while handlers are
-// pending): the OpenSSL context holding the CA and this node's certificate, and the
-// rate-limited log of failed handshakes.
+// pending): the OpenSSL context holding the CA and this node's certificate, and the count
+// of failed handshakes.
 class TlsContext {
  public:
   TlsContext() : ssl(asio::ssl::context::tls) {}
 
-  // Counts a failed handshake and logs it, unless a line went out less than
-  // TcpNet::kTlsFailureLogInterval ago; a line carries how many were suppressed before it.
-  void handshake_failed(Logger* log, std::string_view side, const Address& peer,
-                        const std::string& error) {
-    failures_++;
-    const auto now = std::chrono::steady_clock::now();
-    if (now < next_line_at_ || log == nullptr) {
-      suppressed_++;
-      return;
-    }
-    next_line_at_ = now + TcpNet::kTlsFailureLogInterval;
-    log->warn("net", kLogTlsHandshakeFailed, "TLS handshake failed; connection closed",
-              {{"side", side}, {"peer", peer}, {"error", error}, {"suppressed", suppressed_}});
-    suppressed_ = 0;
-  }
+  void count_failure() { failures_++; }
   uint64_t failures() const { return failures_; }
 
   asio::ssl::context ssl;
 
  private:
-  std::chrono::steady_clock::time_point next_line_at_{};
-  uint64_t suppressed_ = 0;
   uint64_t failures_ = 0;
+};
+
+namespace {
+
+// A connection waiting for receive budget; NetShared wakes it when budget is released.
+class BudgetWaiter {
+ public:
+  virtual ~BudgetWaiter() = default;
+  virtual void budget_released() = 0;
+};
+
+}  // namespace
+
+// What a TcpNet shares with its connections and listeners, which outlive it while their
+// handlers are pending: the options, the process-wide receive and send budgets, and the
+// log limits (one LogLimiter per log id).
+struct NetShared {
+  NetShared(RealLoop& loop_in, TcpNetOptions options_in)
+      : loop(loop_in),
+        options(options_in),
+        watchdog_interval(std::clamp(
+            std::min({options.send_stall_timeout, options.frame_timeout, options.idle_timeout}) / 4,
+            Nanos(std::chrono::milliseconds(10)), Nanos(std::chrono::seconds(1)))) {}
+
+  // The count of suppressed lines when a line with log id `id` may go out now.
+  std::optional<uint64_t> admit(uint32_t id) {
+    return limits.try_emplace(id, TcpNet::kErrorLogInterval).first->second.admit(loop.now());
+  }
+
+  // Receive budget: incomplete frames take bytes with take_partial, which move to the
+  // received frames when complete (partial_done); complete frames assembled in a read
+  // buffer take theirs with take_received.
+  bool take_partial(size_t n) {
+    const size_t partial_max = options.receive_budget_bytes - TcpNet::kCompleteFrameReserveBytes;
+    if (receive_used + n > options.receive_budget_bytes || receive_partial + n > partial_max) {
+      return false;
+    }
+    receive_used += n;
+    receive_partial += n;
+    return true;
+  }
+  void partial_done(size_t n) { receive_partial -= n; }
+  bool take_received(size_t n) {
+    if (receive_used + n > options.receive_budget_bytes) return false;
+    receive_used += n;
+    return true;
+  }
+  void release_partial(size_t n) {
+    receive_partial -= n;
+    release_received(n);
+  }
+  void release_received(size_t n) {
+    if (n == 0) return;
+    receive_used -= n;
+    // Every waiter retries; one that still does not fit registers again.
+    std::vector<std::weak_ptr<BudgetWaiter>> waiting;
+    waiting.swap(budget_waiters);
+    for (const std::weak_ptr<BudgetWaiter>& w : waiting) {
+      if (std::shared_ptr<BudgetWaiter> waiter = w.lock()) waiter->budget_released();
+    }
+  }
+
+  // Send budget; a frame into an empty budget always fits.
+  bool take_send(size_t n) {
+    if (send_used > 0 && send_used + n > options.send_budget_bytes) return false;
+    send_used += n;
+    return true;
+  }
+  void release_send(size_t n) { send_used -= n; }
+
+  RealLoop& loop;
+  const TcpNetOptions options;
+  // How often each connection checks its timeouts.
+  const Nanos watchdog_interval;
+  size_t receive_used = 0;     // incomplete and received frames
+  size_t receive_partial = 0;  // of which incomplete
+  size_t send_used = 0;
+  std::vector<std::weak_ptr<BudgetWaiter>> budget_waiters;
+  std::map<uint32_t, LogLimiter> limits;
 };
 
 namespace {
 
 // Everything a connection's Asio handlers touch. Handlers hold it by shared_ptr, so it
 // outlives the TcpConnection object while operations are pending.
-class ConnectionState : public std::enable_shared_from_this<ConnectionState> {
+class ConnectionState : public BudgetWaiter, public std::enable_shared_from_this<ConnectionState> {
  public:
-  ConnectionState(RealLoop& loop, ByteStream stream, Address peer, Logger* log)
-      : stream_(std::move(stream)),
+  ConnectionState(std::shared_ptr<NetShared> shared, ByteStream stream, Address peer, Logger* log,
+                  bool inbound)
+      : shared_(std::move(shared)),
+        options_(shared_->options),
+        stream_(std::move(stream)),
         peer_(std::move(peer)),
         log_(log),
-        readable_(loop.scheduler()),
+        inbound_(inbound),
+        readable_(shared_->loop.scheduler()),
         read_buffer_(kReadBufferBytes),
-        linger_(loop.io()) {}
+        linger_(shared_->loop.io()),
+        watchdog_(shared_->loop.io()) {}
+
+  // Returns what the connection still holds of the budgets.
+  ~ConnectionState() override {
+    drop_large();
+    shared_->release_send(send_queue_bytes_);
+    shared_->release_received(inbox_bytes_);
+  }
 
   const Address& peer() const { return peer_; }
   bool is_open() const { return !closed_ && !broken_; }
 
-  // Starts the read loop; called once the state is owned by a shared_ptr.
-  void start() { pump(); }
+  // Starts the read loop and the timeouts; called once the state is owned by a shared_ptr.
+  void start() {
+    last_activity_ = shared_->loop.now();
+    arm_watchdog();
+    pump();
+  }
+
+  void budget_released() override {
+    waiting_budget_ = false;
+    pump();
+  }
 
   Status send(ByteView message) {
     if (closed_) return unavailable(fmt::format("connection to {} is closed", peer_));
@@ -177,10 +288,15 @@ class ConnectionState : public std::enable_shared_from_this<ConnectionState> {
                                           message.size(), peer_, Connection::kMaxMessageBytes));
     }
     size_t frame_bytes = kFrameHeaderBytes + message.size();
-    if (send_queue_bytes_ + frame_bytes > Connection::kMaxQueuedSendBytes) {
+    if (!send_queue_.empty() && send_queue_bytes_ + frame_bytes > options_.send_queue_bytes_max) {
+      send_refused_ = true;
       return busy(fmt::format("send queue to {} holds {} bytes; a {} byte frame would exceed {}",
                               peer_, send_queue_bytes_, frame_bytes,
-                              Connection::kMaxQueuedSendBytes));
+                              options_.send_queue_bytes_max));
+    }
+    if (!shared_->take_send(frame_bytes)) {
+      return busy(fmt::format("send queues hold {} bytes; a {} byte frame to {} would exceed {}",
+                              shared_->send_used, frame_bytes, peer_, options_.send_budget_bytes));
     }
     Bytes frame(frame_bytes);
     encode_fixed32(frame.data(), static_cast<uint32_t>(message.size()));
@@ -202,7 +318,8 @@ class ConnectionState : public std::enable_shared_from_this<ConnectionState> {
         Bytes message = std::move(self->inbox_.front());
         self->inbox_.pop_front();
         self->inbox_bytes_ -= message.size();
-        self->pump();  // resumes reading if the queue was full
+        self->shared_->release_received(message.size());  // may resume other connections
+        self->pump();                                     // resumes reading if the queue was full
         co_return message;
       }
       if (self->closed_) {
@@ -224,6 +341,8 @@ class ConnectionState : public std::enable_shared_from_this<ConnectionState> {
     if (closed_) return;
     closed_ = true;
     log_ = nullptr;  // the logger's owner may go away while the flush lingers
+    watchdog_.cancel();
+    if (!reading_) drop_large();
     readable_.notify_all();
     if (broken_) return;  // the socket is already closed
     if (!writing_) {
@@ -241,6 +360,12 @@ class ConnectionState : public std::enable_shared_from_this<ConnectionState> {
     return inbox_.size() >= TcpNet::kReceiveQueueMessagesMax ||
            inbox_bytes_ >= TcpNet::kReceiveQueueBytesMax;
   }
+  // An accepted connection whose peer does not read what it is sent is not read either:
+  // not while its queue is full (it holds send_queue_bytes_max, or refused a frame since
+  // the last write completed).
+  bool sends_backlogged() const {
+    return inbound_ && (send_refused_ || send_queue_bytes_ >= options_.send_queue_bytes_max);
+  }
 
   Status broken_status() const {
     return unavailable(fmt::format("connection to {} is broken: {}", peer_, broken_reason_));
@@ -249,44 +374,106 @@ class ConnectionState : public std::enable_shared_from_this<ConnectionState> {
   void deliver(Bytes message) {
     inbox_bytes_ += message.size();
     inbox_.push_back(std::move(message));
+    frame_started_ = MonoTime::never();
+    last_activity_ = shared_->loop.now();
     readable_.notify_one();
   }
 
-  // Turns buffered bytes into messages, then reads more unless the connection is done,
-  // a read is already pending, or the receive queue is full.
+  // Turns buffered bytes into messages, then reads more unless the connection is done, a
+  // read is already pending, the receive queue is full, sends are backlogged, or the
+  // receive budget is spent.
   void pump() {
-    if (reading_ || closed_ || broken_) return;
-    // Each round consumes one buffered frame or returns.
-    while (!inbox_full()) {
+    if (reading_ || closed_ || broken_ || waiting_budget_) return;
+    // Each round consumes one buffered frame or part of a large one, or returns.
+    while (!inbox_full() && !sends_backlogged()) {
       if (large_.has_value()) {
+        if (!fill_large()) return;
+        if (large_filled_ == large_length_) {
+          complete_large();
+          continue;
+        }
+        if (read_begin_ < read_end_) continue;  // buffered bytes left for the grown buffer
         read_large();
         return;
       }
       size_t buffered = read_end_ - read_begin_;
-      if (buffered >= kFrameHeaderBytes) {
-        uint32_t length = decode_fixed32(read_buffer_.data() + read_begin_);
-        if (length > Connection::kMaxMessageBytes) {
-          frame_too_large(length);
-          return;
-        }
-        const uint8_t* body = read_buffer_.data() + read_begin_ + kFrameHeaderBytes;
-        size_t body_buffered = buffered - kFrameHeaderBytes;
-        if (body_buffered >= length) {
-          read_begin_ += kFrameHeaderBytes + length;
-          deliver(Bytes(body, body + length));
-          continue;
-        }
-        if (kFrameHeaderBytes + length > read_buffer_.size()) {
-          // Too large for the read buffer: move what we have into the message's own buffer.
-          large_.emplace(length);
-          std::memcpy(large_->data(), body, body_buffered);
-          large_filled_ = body_buffered;
-          read_begin_ = read_end_ = 0;
-          continue;
-        }
+      if (buffered < kFrameHeaderBytes) {
+        read_more();
+        return;
       }
-      read_more();
-      return;
+      uint32_t length = decode_fixed32(read_buffer_.data() + read_begin_);
+      if (length > Connection::kMaxMessageBytes) {
+        frame_too_large(length);
+        return;
+      }
+      if (kFrameHeaderBytes + length > read_buffer_.size()) {
+        // Too large for the read buffer: its body goes to a buffer of its own, grown as the
+        // bytes arrive.
+        read_begin_ += kFrameHeaderBytes;
+        large_.emplace();
+        large_length_ = length;
+        large_filled_ = 0;
+        continue;
+      }
+      if (buffered - kFrameHeaderBytes < length) {
+        read_more();
+        return;
+      }
+      if (!shared_->take_received(length)) {
+        wait_for_budget();
+        return;
+      }
+      const uint8_t* body = read_buffer_.data() + read_begin_ + kFrameHeaderBytes;
+      read_begin_ += kFrameHeaderBytes + length;
+      deliver(Bytes(body, body + length));
+    }
+  }
+
+  void wait_for_budget() {
+    waiting_budget_ = true;
+    shared_->budget_waiters.push_back(weak_from_this());
+  }
+
+  // Makes room in the large frame's buffer when it is full (doubling it, up to the frame's
+  // length, against the receive budget) and moves buffered bytes into it. False when the
+  // budget is spent: the connection then waits for it.
+  bool fill_large() {
+    if (large_filled_ == large_->size()) {
+      const size_t size =
+          std::min<size_t>(large_length_, std::max(2 * large_->size(), kReadBufferBytes));
+      if (!shared_->take_partial(size - large_->size())) {
+        wait_for_budget();
+        return false;
+      }
+      large_->resize(size);
+    }
+    size_t n = std::min(read_end_ - read_begin_, large_->size() - large_filled_);
+    if (n > 0) {
+      std::memcpy(large_->data() + large_filled_, read_buffer_.data() + read_begin_, n);
+      read_begin_ += n;
+      large_filled_ += n;
+    }
+    return true;
+  }
+
+  void complete_large() {
+    QUIRE_ASSERT(large_->size() == large_length_);
+    Bytes message = std::move(*large_);
+    large_.reset();
+    shared_->partial_done(message.size());  // its bytes stay charged while in the inbox
+    deliver(std::move(message));
+  }
+
+  // Releases an incomplete large frame; never while a read into it is pending.
+  void drop_large() {
+    if (!large_.has_value()) return;
+    shared_->release_partial(large_->size());
+    large_.reset();
+  }
+
+  void note_frame_started() {
+    if (read_end_ > read_begin_ && frame_started_.is_never()) {
+      frame_started_ = shared_->loop.now();
     }
   }
 
@@ -297,6 +484,7 @@ class ConnectionState : public std::enable_shared_from_this<ConnectionState> {
       read_begin_ = 0;
     }
     QUIRE_ASSERT(read_end_ < read_buffer_.size());
+    note_frame_started();
     reading_ = true;
     stream_.async_read_some(
         asio::buffer(read_buffer_.data() + read_end_, read_buffer_.size() - read_end_),
@@ -312,22 +500,19 @@ class ConnectionState : public std::enable_shared_from_this<ConnectionState> {
   }
 
   void read_large() {
-    QUIRE_ASSERT(large_filled_ <= large_->size());
+    QUIRE_ASSERT(large_filled_ < large_->size() && read_begin_ == read_end_);
+    if (frame_started_.is_never()) frame_started_ = shared_->loop.now();
     reading_ = true;
-    stream_.async_read_all(
+    stream_.async_read_some(
         asio::buffer(large_->data() + large_filled_, large_->size() - large_filled_),
         [self = shared_from_this()](const asio::error_code& ec, size_t n) {
           self->reading_ = false;
-          if (ec) {
-            self->read_failed(ec);
+          if (ec || self->closed_ || self->broken_) {
+            self->drop_large();
+            if (ec) self->read_failed(ec);
             return;
           }
           self->large_filled_ += n;
-          QUIRE_ASSERT(self->large_filled_ == self->large_->size());
-          Bytes message = std::move(*self->large_);
-          self->large_.reset();
-          if (self->closed_) return;
-          self->deliver(std::move(message));
           self->pump();
         });
   }
@@ -339,30 +524,86 @@ class ConnectionState : public std::enable_shared_from_this<ConnectionState> {
     buffers.reserve(count);
     for (size_t i = 0; i < count; ++i) buffers.push_back(asio::buffer(send_queue_[i]));
     writing_ = true;
+    last_write_progress_ = shared_->loop.now();
     // The frames stay in send_queue_ (deque elements do not move) until the write ends.
-    stream_.async_write_all(buffers,
-                            [self = shared_from_this(), count](const asio::error_code& ec, size_t) {
-                              self->write_done(ec, count);
-                            });
+    // Every partial write counts as progress for send_stall_timeout.
+    stream_.async_write_all(
+        buffers,
+        [self = shared_from_this()](const asio::error_code& ec, size_t) -> size_t {
+          self->last_write_progress_ = self->shared_->loop.now();
+          return asio::transfer_all()(ec, 0);
+        },
+        [self = shared_from_this(), count](const asio::error_code& ec, size_t) {
+          self->write_done(ec, count);
+        });
   }
 
   void write_done(const asio::error_code& ec, size_t count) {
     writing_ = false;
     if (ec) write_failed(ec);
     if (broken_) {
-      send_queue_.clear();
-      send_queue_bytes_ = 0;
+      drop_send_queue();
       return;
     }
     for (size_t i = 0; i < count; ++i) {
       send_queue_bytes_ -= send_queue_.front().size();
+      shared_->release_send(send_queue_.front().size());
       send_queue_.pop_front();
     }
+    last_activity_ = shared_->loop.now();
+    send_refused_ = false;
     if (!send_queue_.empty()) {
       write_batch();
     } else if (closed_) {
       close_socket();  // close() was waiting for this flush
     }
+    pump();  // resumes reading if sends were backlogged
+  }
+
+  void drop_send_queue() {
+    shared_->release_send(send_queue_bytes_);
+    send_queue_.clear();
+    send_queue_bytes_ = 0;
+  }
+
+  // Every watchdog_interval, until closed or broken.
+  void arm_watchdog() {
+    watchdog_.expires_after(shared_->watchdog_interval);
+    watchdog_.async_wait([self = shared_from_this()](const asio::error_code& ec) {
+      if (ec || self->closed_ || self->broken_) return;
+      self->check_timeouts();
+      if (!self->broken_) self->arm_watchdog();
+    });
+  }
+
+  // Closes the connection when the peer reads nothing, holds a frame incomplete, or (on an
+  // accepted connection) stays silent, for longer than the options allow.
+  void check_timeouts() {
+    const MonoTime now = shared_->loop.now();
+    if (writing_ && now - last_write_progress_ >= options_.send_stall_timeout) {
+      timed_out(fmt::format("the peer read nothing for {} ms", to_ms(options_.send_stall_timeout)));
+    } else if (!frame_started_.is_never() && inbox_full()) {
+      frame_started_ = now;  // the application is behind, not the peer: the clock restarts
+    } else if (!frame_started_.is_never() && now - frame_started_ >= options_.frame_timeout) {
+      timed_out(fmt::format("a frame stayed incomplete for {} ms", to_ms(options_.frame_timeout)));
+    } else if (inbound_ && !writing_ && frame_started_.is_never() && inbox_.empty() &&
+               now - last_activity_ >= options_.idle_timeout) {
+      timed_out(fmt::format("idle for {} ms", to_ms(options_.idle_timeout)));
+    }
+  }
+
+  static int64_t to_ms(Nanos d) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  }
+
+  void timed_out(const std::string& reason) {
+    if (log_) {
+      if (std::optional<uint64_t> suppressed = shared_->admit(kLogConnectionTimedOut)) {
+        log_->warn("net", kLogConnectionTimedOut, "connection timed out; closed",
+                   {{"peer", peer_}, {"reason", reason}, {"suppressed", *suppressed}});
+      }
+    }
+    break_connection("timed out: " + reason);
   }
 
   void read_failed(const asio::error_code& ec) {
@@ -373,27 +614,33 @@ class ConnectionState : public std::enable_shared_from_this<ConnectionState> {
       break_connection("the peer closed the connection");
       return;
     }
-    if (log_) {
-      log_->warn("net", kLogConnectionBroken, "connection broken while reading",
-                 {{"peer", peer_}, {"error", ec.message()}});
-    }
+    log_broken("connection broken while reading", ec);
     break_connection(ec.message());
   }
 
   void write_failed(const asio::error_code& ec) {
     if (broken_) return;
-    if (log_) {
-      log_->warn("net", kLogConnectionBroken, "connection broken while writing",
-                 {{"peer", peer_}, {"error", ec.message()}});
-    }
+    log_broken("connection broken while writing", ec);
     break_connection(ec.message());
+  }
+
+  void log_broken(std::string_view what, const asio::error_code& ec) {
+    if (log_ == nullptr) return;
+    if (std::optional<uint64_t> suppressed = shared_->admit(kLogConnectionBroken)) {
+      log_->warn("net", kLogConnectionBroken, what,
+                 {{"peer", peer_}, {"error", ec.message()}, {"suppressed", *suppressed}});
+    }
   }
 
   void frame_too_large(uint32_t length) {
     if (log_) {
-      log_->error(
-          "net", kLogFrameTooLarge, "peer sent a frame above the maximum; dropping it",
-          {{"peer", peer_}, {"frame_bytes", length}, {"max_bytes", Connection::kMaxMessageBytes}});
+      if (std::optional<uint64_t> suppressed = shared_->admit(kLogFrameTooLarge)) {
+        log_->error("net", kLogFrameTooLarge, "peer sent a frame above the maximum; dropping it",
+                    {{"peer", peer_},
+                     {"frame_bytes", length},
+                     {"max_bytes", Connection::kMaxMessageBytes},
+                     {"suppressed", *suppressed}});
+      }
     }
     break_connection(fmt::format("the peer sent a frame of {} bytes, above the maximum of {}",
                                  length, Connection::kMaxMessageBytes));
@@ -403,12 +650,12 @@ class ConnectionState : public std::enable_shared_from_this<ConnectionState> {
   void break_connection(std::string reason) {
     broken_ = true;
     broken_reason_ = std::move(reason);
+    watchdog_.cancel();
     close_socket();
-    // A pending write still points into the queue; its handler clears it.
-    if (!writing_) {
-      send_queue_.clear();
-      send_queue_bytes_ = 0;
-    }
+    // A pending write still points into the queue, a pending read into the large frame;
+    // their handlers release them.
+    if (!writing_) drop_send_queue();
+    if (!reading_) drop_large();
     readable_.notify_all();
   }
 
@@ -421,29 +668,41 @@ class ConnectionState : public std::enable_shared_from_this<ConnectionState> {
     socket.close(ignored);
   }
 
+  std::shared_ptr<NetShared> shared_;
+  const TcpNetOptions& options_;  // shared_'s
   ByteStream stream_;
   Address peer_;
   Logger* log_;
+  const bool inbound_;   // accepted, not connected
   bool closed_ = false;  // close() was called
-  bool broken_ = false;  // the peer closed, an I/O error, or a bad frame
+  bool broken_ = false;  // the peer closed, an I/O error, a bad frame or a timeout
   std::string broken_reason_;
 
   // Receiving: read_buffer_[read_begin_, read_end_) holds bytes not yet parsed.
   std::deque<Bytes> inbox_;
-  size_t inbox_bytes_ = 0;
+  size_t inbox_bytes_ = 0;  // charged to the receive budget
   WaitQueue readable_;
   bool reading_ = false;
+  bool waiting_budget_ = false;  // in shared_->budget_waiters
   Bytes read_buffer_;
   size_t read_begin_ = 0;
   size_t read_end_ = 0;
-  std::optional<Bytes> large_;  // a frame larger than read_buffer_, being filled
+  // A frame larger than read_buffer_, being filled: its first large_filled_ bytes are in;
+  // its size is what it has taken of the receive budget.
+  std::optional<Bytes> large_;
+  size_t large_length_ = 0;
   size_t large_filled_ = 0;
+  MonoTime frame_started_ = MonoTime::never();  // the first byte of an incomplete frame
+  MonoTime last_activity_;                      // a frame received or sent
 
   // Sending: whole frames, the first `count` of them being written while writing_.
   std::deque<Bytes> send_queue_;
-  size_t send_queue_bytes_ = 0;
+  size_t send_queue_bytes_ = 0;  // charged to the send budget
+  bool send_refused_ = false;    // send() was Busy on the queue's bound since the last write
   bool writing_ = false;
+  MonoTime last_write_progress_;
   asio::steady_timer linger_;
+  asio::steady_timer watchdog_;
 };
 
 class TcpConnection : public Connection {
@@ -473,12 +732,33 @@ Address peer_of(tcp::socket& socket) {
   return ec ? Address("?") : format_endpoint(remote);
 }
 
-std::unique_ptr<Connection> make_connection(RealLoop& loop, ByteStream stream, Logger* log) {
+// `inbound`: accepted by a listener (idle_timeout and sends_backlogged apply).
+std::unique_ptr<Connection> make_connection(std::shared_ptr<NetShared> shared, ByteStream stream,
+                                            Logger* log, bool inbound) {
   Address peer = peer_of(stream.socket());
   set_no_delay(stream.socket(), log, peer);
-  auto state = std::make_shared<ConnectionState>(loop, std::move(stream), std::move(peer), log);
+  asio::error_code keep_alive = set_keep_alive(stream.socket());
+  if (keep_alive && log) {
+    if (std::optional<uint64_t> suppressed = shared->admit(kLogKeepAliveFailed)) {
+      log->warn("net", kLogKeepAliveFailed, "cannot set TCP keepalive",
+                {{"peer", peer}, {"error", keep_alive.message()}, {"suppressed", *suppressed}});
+    }
+  }
+  auto state =
+      std::make_shared<ConnectionState>(shared, std::move(stream), std::move(peer), log, inbound);
   state->start();
   return std::make_unique<TcpConnection>(std::move(state));
+}
+
+// Counts a failed handshake and logs it, rate-limited.
+void tls_handshake_failed(TlsContext& tls, NetShared& shared, Logger* log, std::string_view side,
+                          const Address& peer, const std::string& error) {
+  tls.count_failure();
+  if (log == nullptr) return;
+  if (std::optional<uint64_t> suppressed = shared.admit(kLogTlsHandshakeFailed)) {
+    log->warn("net", kLogTlsHandshakeFailed, "TLS handshake failed; connection closed",
+              {{"side", side}, {"peer", peer}, {"error", error}, {"suppressed", *suppressed}});
+  }
 }
 
 // A TLS handshake an accepted socket is going through, bounded by kTlsHandshakeTimeout.
@@ -500,15 +780,16 @@ struct ServerHandshake {
 
 class ListenerState : public std::enable_shared_from_this<ListenerState> {
  public:
-  ListenerState(RealLoop& loop, tcp::acceptor acceptor, Address address, Logger* log,
-                std::shared_ptr<TlsContext> tls)
-      : loop_(loop),
+  ListenerState(std::shared_ptr<NetShared> shared, tcp::acceptor acceptor, Address address,
+                Logger* log, std::shared_ptr<TlsContext> tls)
+      : loop_(shared->loop),
+        shared_(std::move(shared)),
         acceptor_(std::move(acceptor)),
         address_(std::move(address)),
         log_(log),
         tls_(std::move(tls)),
-        acceptable_(loop.scheduler()),
-        retry_(loop.io()) {}
+        acceptable_(loop_.scheduler()),
+        retry_(loop_.io()) {}
 
   const Address& address() const { return address_; }
 
@@ -525,7 +806,7 @@ class ListenerState : public std::enable_shared_from_this<ListenerState> {
         ByteStream stream = std::move(self->backlog_.front());
         self->backlog_.pop_front();
         self->pump();
-        co_return make_connection(self->loop_, std::move(stream), self->log_);
+        co_return make_connection(self->shared_, std::move(stream), self->log_, true);
       }
       Status waited = co_await self->acceptable_.wait(deadline);
       if (!waited.is_ok()) {
@@ -595,8 +876,8 @@ class ListenerState : public std::enable_shared_from_this<ListenerState> {
           self->handshakes_.erase(id);
           if (self->closed_) return;  // close() aborted it; the socket goes with `handshake`
           if (ec) {
-            self->tls_->handshake_failed(self->log_, "server", handshake->peer,
-                                         handshake->timed_out ? "timed out" : ec.message());
+            tls_handshake_failed(*self->tls_, *self->shared_, self->log_, "server", handshake->peer,
+                                 handshake->timed_out ? "timed out" : ec.message());
             handshake->abort();
           } else {
             self->backlog_.emplace_back(std::move(handshake->stream));
@@ -610,8 +891,10 @@ class ListenerState : public std::enable_shared_from_this<ListenerState> {
   // little later rather than spin.
   void accept_failed(const asio::error_code& ec) {
     if (log_) {
-      log_->warn("net", kLogAcceptFailed, "accept failed; retrying",
-                 {{"address", address_}, {"error", ec.message()}});
+      if (std::optional<uint64_t> suppressed = shared_->admit(kLogAcceptFailed)) {
+        log_->warn("net", kLogAcceptFailed, "accept failed; retrying",
+                   {{"address", address_}, {"error", ec.message()}, {"suppressed", *suppressed}});
+      }
     }
     accepting_ = true;  // the retry timer stands in for the pending accept
     retry_.expires_after(TcpNet::kAcceptRetryDelay);
@@ -622,6 +905,7 @@ class ListenerState : public std::enable_shared_from_this<ListenerState> {
   }
 
   RealLoop& loop_;
+  std::shared_ptr<NetShared> shared_;
   tcp::acceptor acceptor_;
   Address address_;
   Logger* log_;
@@ -674,12 +958,12 @@ struct ClientHandshake {
 
 // The client's side of the TLS handshake on a connected socket, within `deadline`. A failure
 // is logged (rate-limited) and closes the socket: Unavailable, DeadlineExceeded, Cancelled.
-Task<Result<std::unique_ptr<Connection>>> handshake_client(RealLoop& loop,
+Task<Result<std::unique_ptr<Connection>>> handshake_client(std::shared_ptr<NetShared> shared,
                                                            std::shared_ptr<TlsContext> tls,
                                                            Logger* log, tcp::socket socket,
                                                            Address address, std::string host,
                                                            Deadline deadline) {
-  Scheduler& scheduler = loop.scheduler();
+  Scheduler& scheduler = shared->loop.scheduler();
   auto handshake = std::make_shared<ClientHandshake>(std::move(socket), tls->ssl);
   // The server's certificate must name the address we dialled (an IP SAN).
   asio::error_code ec;
@@ -698,20 +982,20 @@ Task<Result<std::unique_ptr<Connection>>> handshake_client(RealLoop& loop,
     asio::error_code ignored;
     handshake->stream->next_layer().close(ignored);
     if (waited.code() == Code::kDeadlineExceeded) {
-      tls->handshake_failed(log, "client", address, "timed out");
+      tls_handshake_failed(*tls, *shared, log, "client", address, "timed out");
     }
     co_return Status(waited.code(),
                      fmt::format("TLS handshake with {}: {}", address, waited.message()));
   }
   QUIRE_ASSERT(handshake->done);
   if (handshake->ec) {
-    tls->handshake_failed(log, "client", address, handshake->ec.message());
+    tls_handshake_failed(*tls, *shared, log, "client", address, handshake->ec.message());
     asio::error_code ignored;
     handshake->stream->next_layer().close(ignored);
     co_return unavailable(
         fmt::format("TLS handshake with {} failed: {}", address, handshake->ec.message()));
   }
-  co_return make_connection(loop, ByteStream(std::move(handshake->stream)), log);
+  co_return make_connection(shared, ByteStream(std::move(handshake->stream)), log, false);
 }
 
 }  // namespace
@@ -767,6 +1051,28 @@ Result<TcpAddress> parse_tcp_address(std::string_view address) {
   return out;
 }
 
+TcpNet::TcpNet(RealLoop& loop, Logger* log, TcpNetOptions options)
+    : loop_(loop), log_(log), shared_(std::make_shared<NetShared>(loop, options)) {
+  QUIRE_ASSERT(options.receive_budget_bytes > kCompleteFrameReserveBytes);
+  QUIRE_ASSERT(options.send_queue_bytes_max > 0 && options.send_budget_bytes > 0);
+  QUIRE_ASSERT(options.send_stall_timeout > Nanos(0) && options.frame_timeout > Nanos(0) &&
+               options.idle_timeout > Nanos(0));
+}
+
+TcpNet::~TcpNet() = default;
+
+const TcpNetOptions& TcpNet::options() const {
+  return shared_->options;
+}
+
+size_t TcpNet::receive_budget_used() const {
+  return shared_->receive_used;
+}
+
+size_t TcpNet::send_budget_used() const {
+  return shared_->send_used;
+}
+
 Result<std::unique_ptr<Listener>> TcpNet::listen(const Address& address) {
   Result<tcp::endpoint> endpoint = parse_endpoint(address);
   if (!endpoint.is_ok()) return endpoint.status();
@@ -785,7 +1091,7 @@ Result<std::unique_ptr<Listener>> TcpNet::listen(const Address& address) {
   if (ec) return failed("listen");
   tcp::endpoint bound = acceptor.local_endpoint(ec);
   if (ec) return failed("getsockname");
-  auto state = std::make_shared<ListenerState>(loop_, std::move(acceptor), format_endpoint(bound),
+  auto state = std::make_shared<ListenerState>(shared_, std::move(acceptor), format_endpoint(bound),
                                                log_, tls_);
   state->start();
   return std::unique_ptr<Listener>(std::make_unique<TcpListener>(std::move(state)));
@@ -824,12 +1130,12 @@ Task<Result<std::unique_ptr<Connection>>> TcpNet::connect_to(Address address, De
     co_return unavailable(fmt::format("connect to {}: {}", address, attempt->ec.message()));
   }
   if (tls_ == nullptr)
-    co_return make_connection(loop_, ByteStream(std::move(attempt->socket)), log_);
+    co_return make_connection(shared_, ByteStream(std::move(attempt->socket)), log_, false);
   // parse_endpoint accepted the address, so it parses again to the host it dialled.
   Result<TcpAddress> dialled = parse_tcp_address(address);
   QUIRE_ASSERT(dialled.is_ok());
   std::string host = dialled->host;
-  co_return co_await handshake_client(loop_, tls_, log_, std::move(attempt->socket),
+  co_return co_await handshake_client(shared_, tls_, log_, std::move(attempt->socket),
                                       std::move(address), std::move(host), deadline);
 }
 

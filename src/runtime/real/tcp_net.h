@@ -6,6 +6,29 @@
 // growing without bound. A peer that announces a frame above kMaxMessageBytes loses its
 // connection (logged as an error); no other connection notices.
 //
+// Bounds against any peer (TcpNetOptions; every one closes or pauses that connection only):
+//  - Memory on a promise: a frame's body is buffered as its bytes arrive, never allocated
+//    from the length the header announces. Frames being received and received frames not
+//    yet taken by receive() share one budget for the whole TcpNet (receive_budget_bytes);
+//    a connection that needs more than is left stops reading until receive() frees some.
+//    Incomplete frames may hold all of it but kCompleteFrameReserveBytes, so while peers
+//    sit on half-sent frames, small frames from everyone else still get through.
+//  - Unread sends: send() is Busy once a connection's queue would pass
+//    send_queue_bytes_max (a frame into an empty queue always fits) or all connections'
+//    queues would pass send_budget_bytes. An accepted connection whose queue is at its
+//    bound stops being read (the server takes no new requests from a peer that does not
+//    read its responses), and any connection whose pending write makes no progress for
+//    send_stall_timeout is closed.
+//  - Slow or silent peers: a frame must complete within frame_timeout of its first byte
+//    (the clock restarts while the receive queue is full: then the application, not the
+//    peer, is behind); an accepted connection that receives no frame and sends nothing
+//    for idle_timeout is closed. TCP keepalive is on (kKeepAliveIdle, kKeepAliveInterval,
+//    kKeepAliveProbes), so a vanished peer is noticed even with nothing to send.
+//  - The log: errors a peer can cause (bad frames, broken connections, failed accepts and
+//    handshakes) are logged at most once per kErrorLogInterval per kind, the next line
+//    counting the ones suppressed in between (LogLimiter).
+// How many connections a server keeps is the server's decision (RpcServer evicts).
+//
 // Addresses are "host:port" where host is an IPv4 literal, "localhost" (127.0.0.1) or a
 // bracketed IPv6 literal ("[::1]"). Names are not resolved: nothing in the loop blocks on
 // DNS. Connections and listeners may be destroyed at any time, also with reads, writes or
@@ -15,10 +38,11 @@
 // node certificate and verifies the other's against the cluster CA, and a client also
 // checks that the server's certificate names the IP address it dialled. accept() returns
 // only connections whose handshake succeeded; a failed or timed-out handshake is logged
-// (at most one line per second, counting the lines suppressed) and closes that connection
-// only. Frames are the same inside TLS. Without enable_tls, TCP carries the frames as is.
+// (rate-limited as above) and closes that connection only. Frames are the same inside TLS.
+// Without enable_tls, TCP carries the frames as is.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -49,6 +73,24 @@ struct TlsOptions {
 };
 
 class TlsContext;
+struct NetShared;
+
+// The bounds of one TcpNet (see the header comment). Zero is not a valid value for any.
+struct TcpNetOptions {
+  // Bytes of incomplete frames and received frames not yet taken by receive(), over all
+  // connections. Above TcpNet::kCompleteFrameReserveBytes; frames larger than the
+  // difference never complete, so keep it at least Connection::kMaxMessageBytes above.
+  size_t receive_budget_bytes = size_t{128} << 20;
+  // Bytes queued for sending on one connection, and over all connections.
+  size_t send_queue_bytes_max = size_t{32} << 20;
+  size_t send_budget_bytes = size_t{128} << 20;
+  // A pending write that makes no progress for this long closes its connection.
+  Nanos send_stall_timeout = std::chrono::seconds(30);
+  // A frame not complete this long after its first byte closes its connection.
+  Nanos frame_timeout = std::chrono::seconds(30);
+  // An accepted connection with no frame in either direction for this long is closed.
+  Nanos idle_timeout = std::chrono::minutes(5);
+};
 
 class TcpNet : public Net {
  public:
@@ -65,12 +107,27 @@ class TcpNet : public Net {
   static constexpr Nanos kAcceptRetryDelay = std::chrono::milliseconds(100);
   // How long an accepted connection has to complete its TLS handshake.
   static constexpr Nanos kTlsHandshakeTimeout = std::chrono::seconds(10);
-  // Failed handshakes are logged at most once per this interval; the next line counts the
+  // Errors of one kind are logged at most once per this interval; the next line counts the
   // ones suppressed in between.
-  static constexpr Nanos kTlsFailureLogInterval = std::chrono::seconds(1);
+  static constexpr Nanos kErrorLogInterval = std::chrono::seconds(1);
+  static constexpr Nanos kTlsFailureLogInterval = kErrorLogInterval;
+  // Of receive_budget_bytes, what incomplete frames may not take.
+  static constexpr size_t kCompleteFrameReserveBytes = size_t{16} << 20;
+  // TCP keepalive: probes start after this much silence, one per interval, and the
+  // connection breaks after this many unanswered.
+  static constexpr Nanos kKeepAliveIdle = std::chrono::seconds(60);
+  static constexpr Nanos kKeepAliveInterval = std::chrono::seconds(10);
+  static constexpr int kKeepAliveProbes = 6;
 
-  // `log` receives broken-connection and accept errors; it may be null.
-  TcpNet(RealLoop& loop, Logger* log) : loop_(loop), log_(log) {}
+  // `log` receives broken-connection and accept errors; it may be null. The options must
+  // be valid (see TcpNetOptions).
+  TcpNet(RealLoop& loop, Logger* log, TcpNetOptions options = {});
+  ~TcpNet();
+  const TcpNetOptions& options() const;
+  // Bytes held now against receive_budget_bytes (incomplete and received frames) and
+  // send_budget_bytes (queued frames).
+  size_t receive_budget_used() const;
+  size_t send_budget_used() const;
 
   // Makes every later listen() and connect() mutual TLS with these files. InvalidArgument,
   // naming the file, when one is missing, unreadable, not PEM, a key others can read, or a
@@ -93,6 +150,9 @@ class TcpNet : public Net {
 
   RealLoop& loop_;
   Logger* log_;
+  // Budgets and log limits, shared with the connections and listeners (which may outlive
+  // this object while their handlers are pending).
+  std::shared_ptr<NetShared> shared_;
   std::shared_ptr<TlsContext> tls_;  // null: plaintext
 };
 

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Hostile peers against a real page server (issue 12 items 4, 5, 7 and the log flood): a
+# server on 127.0.0.1:0 gets 2000 records of 4096 bytes through the bench, then each attack
+# from scripts/hostile_peer.py (raw sockets). After each one: the server is alive, a fresh
+# client is served (`pl status` exits 0 within a few seconds) and its durable_lsn has not
+# moved; during the memory attacks its peak RSS (VmRSS, sampled every 50 ms) stays under
+# RSS_BOUND_KB. At the end the server is stopped and `pl verify` finds the directory INTACT.
+# Bounded in time (about 30 s); every process started here is killed on exit.
+# Usage: scripts/hostile-peer-checks.sh PATH_TO_QUIRE
+set -uo pipefail
+quire="$1"
+here="$(dirname "$0")"
+source "$here/check-lib.sh"
+check_verbose=1  # one line for every check, passed or not
+peer=("python3" "$here/hostile_peer.py")
+
+# Peak RSS allowed during the memory attacks: the default TcpNet budgets (128 MiB received,
+# 128 MiB queued for sending) plus the server's own working set, with room to spare.
+RSS_BOUND_KB=$((300 * 1024))
+# The log may grow at most this much per second of flood (one line per kind per second).
+LOG_BOUND_BYTES_PER_S=20000
+
+
+data="$tmp/data"
+"$quire" pageserver --listen 127.0.0.1:0 --data "$data" --log "$tmp/server.log" \
+  >"$tmp/server.out" 2>"$tmp/server.err" &
+pid=$!
+pids+=("$pid")
+port=""
+for _ in $(seq 100); do
+  port=$(sed -n 's/^pageserver listening on 127\.0\.0\.1:\([0-9][0-9]*\) data .*/\1/p' "$tmp/server.out")
+  [ -n "$port" ] && break
+  kill -0 "$pid" 2>/dev/null || break
+  sleep 0.1
+done
+check "the server starts and prints its port" test -n "$port"
+[ -n "$port" ] || { echo "hostile-peer-checks: $pass passed, $fail failed"; exit 1; }
+addr="127.0.0.1:$port"
+
+bench_code=$(exit_of timeout 30 "$quire" bench pageserver --servers "$addr" --records 2000 --size 4096)
+check "the bench writes 2000 records first" test "$bench_code" = 0
+
+# durable_lsn as pl status reports it, within 5 s; empty when it cannot be reached.
+durable_lsn() {
+  timeout 10 "$quire" pl status --server "$addr" --timeout-ms 5000 2>/dev/null |
+    python3 -c "import json,sys; print(json.load(sys.stdin)['durable_lsn'])" 2>/dev/null
+}
+durable_before=$(durable_lsn)
+check "pl status reports durable_lsn 2000 before the attacks" test "$durable_before" = 2000
+
+# after_attack NAME: the server is alive, and a fresh client is served within 5 s with the
+# durable_lsn unchanged.
+after_attack() {
+  check "$1: the server is alive" kill -0 "$pid"
+  local start end lsn
+  start=$(date +%s%N)
+  lsn=$(durable_lsn)
+  end=$(date +%s%N)
+  check "$1: a fresh client is served within 5 s ($(((end - start) / 1000000)) ms)" \
+    test -n "$lsn" -a $(((end - start) / 1000000)) -lt 5000
+  check "$1: durable_lsn is unchanged ($lsn)" test "$lsn" = "$durable_before"
+}
+# peak_rss FILE: the peak_rss_kb the attack printed, else a figure over every bound.
+peak_rss() { sed -n 's/^peak_rss_kb \([0-9]*\)$/\1/p' "$1" | grep . || echo 999999999; }
+
+# Item 4: 16 connections announce 64 MiB frames and send their bodies, never finishing.
+timeout 20 "${peer[@]}" bigframes "$addr" --pid "$pid" --connections 16 --seconds 4 \
+  >"$tmp/bigframes.out" 2>&1
+rss=$(peak_rss "$tmp/bigframes.out")
+echo "item 4 (64 MiB frame headers): peak RSS $((rss / 1024)) MB"
+check "item 4: peak RSS under $((RSS_BOUND_KB / 1024)) MB ($((rss / 1024)) MB)" \
+  test "$rss" -lt "$RSS_BOUND_KB"
+after_attack "item 4"
+
+# Item 5: 2 connections send 40 read_log requests each (8 MiB responses) and never read.
+timeout 20 "${peer[@]}" unread "$addr" --pid "$pid" --connections 2 --requests 40 --seconds 4 \
+  >"$tmp/unread.out" 2>&1
+rss=$(peak_rss "$tmp/unread.out")
+echo "item 5 (unread responses): peak RSS $((rss / 1024)) MB"
+check "item 5: peak RSS under $((RSS_BOUND_KB / 1024)) MB ($((rss / 1024)) MB)" \
+  test "$rss" -lt "$RSS_BOUND_KB"
+after_attack "item 5"
+
+# Item 7: 300 idle and half-sent connections, held while a fresh client asks for status.
+"${peer[@]}" slots "$addr" --connections 300 --seconds 15 >"$tmp/slots.out" 2>&1 &
+slots_pid=$!
+pids+=("$slots_pid")
+for _ in $(seq 100); do
+  grep -q ready "$tmp/slots.out" && break
+  kill -0 "$slots_pid" 2>/dev/null || break
+  sleep 0.1
+done
+check "item 7: 300 idle and half-sent connections are open" grep -q ready "$tmp/slots.out"
+after_attack "item 7 (slots held)"
+kill "$slots_pid" 2>/dev/null
+wait "$slots_pid" 2>/dev/null
+
+# The log flood: bad connections for 3 s; the log grows by a bounded rate.
+log_before=$(stat -c %s "$tmp/server.log")
+timeout 20 "${peer[@]}" flood "$addr" --seconds 3 >"$tmp/flood.out" 2>&1
+log_growth=$(($(stat -c %s "$tmp/server.log") - log_before))
+flood_count=$(sed -n 's/^connections \([0-9]*\)$/\1/p' "$tmp/flood.out")
+echo "log flood: ${flood_count:-?} bad connections in 3 s grew the log by $log_growth bytes"
+check "log flood: ${flood_count:-0} bad connections were made" test "${flood_count:-0}" -gt 100
+check "log flood: the log grew under $((3 * LOG_BOUND_BYTES_PER_S)) bytes ($log_growth)" \
+  test "$log_growth" -lt $((3 * LOG_BOUND_BYTES_PER_S))
+check "log flood: the lines count what they suppressed" grep -q '"suppressed":[1-9]' "$tmp/server.log"
+after_attack "log flood"
+
+# Everything acknowledged is still there.
+kill -TERM "$pid"
+code=timeout
+for _ in $(seq 100); do
+  if ! kill -0 "$pid" 2>/dev/null; then
+    wait "$pid" 2>/dev/null
+    code=$?
+    break
+  fi
+  sleep 0.1
+done
+check "SIGTERM stops the server with exit 0" test "$code" = 0
+"$quire" pl verify --data "$data" >"$tmp/verify.out" 2>&1
+check "pl verify finds the directory INTACT" grep -q "^INTACT$" "$tmp/verify.out"
+check "... with every acknowledged record" grep -q "^totals: records=2000 " "$tmp/verify.out"
+
+echo "hostile-peer-checks: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
