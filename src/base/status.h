@@ -19,7 +19,7 @@
 
 namespace quire {
 
-// The typed error codes of ../shared/DESIGN.md ("Errors") plus the runtime's own few. The numeric
+// The typed error codes of docs/architecture.md ("Errors") plus the runtime's own few. The numeric
 // values are stable: they travel in messages between nodes.
 enum class Code : uint8_t {
   kOk = 0,

@@ -1,5 +1,5 @@
 // The typed result of installing ("picking up") a checkpoint, and the policies for a
-// checkpoint whose keystore is older than the node's (../shared/DESIGN.md, "The rule the
+// checkpoint whose keystore is older than the node's (docs/architecture.md, "The rule the
 // report broke"; docs/replication.md).
 #pragma once
 
