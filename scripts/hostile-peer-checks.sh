@@ -22,17 +22,7 @@ LOG_BOUND_BYTES_PER_S=20000
 
 
 data="$tmp/data"
-"$quire" pageserver --listen 127.0.0.1:0 --data "$data" --log "$tmp/server.log" \
-  >"$tmp/server.out" 2>"$tmp/server.err" &
-pid=$!
-pids+=("$pid")
-port=""
-for _ in $(seq 100); do
-  port=$(sed -n 's/^pageserver listening on 127\.0\.0\.1:\([0-9][0-9]*\) data .*/\1/p' "$tmp/server.out")
-  [ -n "$port" ] && break
-  kill -0 "$pid" 2>/dev/null || break
-  sleep 0.1
-done
+start_server server "$data"
 check "the server starts and prints its port" test -n "$port"
 [ -n "$port" ] || { echo "hostile-peer-checks: $pass passed, $fail failed"; exit 1; }
 addr="127.0.0.1:$port"

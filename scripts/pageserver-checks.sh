@@ -8,22 +8,6 @@ set -uo pipefail
 quire="$1"
 source "$(dirname "$0")/check-lib.sh"
 
-# start_server NAME DIR: starts a server on 127.0.0.1:0 in the background; sets $pid and
-# $port (empty when it did not print its address within 20 s).
-start_server() {
-  local name="$1" dir="$2"
-  "$quire" pageserver --listen 127.0.0.1:0 --data "$dir" --log "$tmp/$name.log" \
-    >"$tmp/$name.out" 2>"$tmp/$name.err" &
-  pid=$!
-  pids+=("$pid")
-  port=""
-  for _ in $(seq 200); do
-    port=$(sed -n 's/^pageserver listening on 127\.0\.0\.1:\([0-9][0-9]*\) data .*/\1/p' "$tmp/$name.out")
-    [ -n "$port" ] && break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-}
 # wait_exit PID: waits up to 10 s for PID to end; sets $code (its exit code, or "timeout";
 # 127 for a disowned process).
 wait_exit() {
