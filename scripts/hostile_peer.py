@@ -10,6 +10,9 @@ Usage: hostile_peer.py ATTACK HOST:PORT [--pid PID] [options]
   unread     --connections N --requests R --seconds S   send read_log requests, never read
   slots      --connections N --seconds S   hold idle and half-sent connections; prints "ready"
   flood      --seconds S                   open bad connections as fast as possible
+  bigchain   --records N --payload-bytes B  a page chain and a checkpoint list of N records
+             of B bytes each (over 64 MiB in all), then get_page and list_checkpoints of
+             them: whole (an older client's request: a typed error) and in parts (whole)
 With --pid, prints "peak_rss_kb K", the largest VmRSS of that process sampled during the attack.
 Every attack ends by itself after its seconds.
 """
@@ -181,17 +184,216 @@ def flood(args, rss):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("attack", choices=["bigframes", "unread", "slots", "flood"])
+    p.add_argument("attack", choices=["bigframes", "unread", "slots", "flood", "bigchain"])
     p.add_argument("address")
     p.add_argument("--pid", type=int)
     p.add_argument("--connections", type=int, default=16)
     p.add_argument("--requests", type=int, default=40)
     p.add_argument("--seconds", type=float, default=3)
+    p.add_argument("--records", type=int, default=5)
+    p.add_argument("--payload-bytes", type=int, default=15 << 20)
     args = p.parse_args()
     rss = RssSampler(args.pid)
-    {"bigframes": bigframes, "unread": unread, "slots": slots, "flood": flood}[args.attack](args, rss)
+    attacks = {"bigframes": bigframes, "unread": unread, "slots": slots, "flood": flood,
+               "bigchain": bigchain}
+    failed = attacks[args.attack](args, rss)
     rss.sample(force=True)
     rss.report()
+    return 1 if failed else 0
+
+
+# ---- Large responses (issue 12 item 6): a page chain and a checkpoint list over 64 MiB.
+#
+# Records are framed as src/pagelog/record.h says: a 72-byte header, then the payload; the
+# checksum is CRC32C (masked) of the header with its checksum field zeroed, then the
+# payload. Payloads are zeros with an 8-byte tag at the end, so the CRC of megabytes of
+# zeros is computed by GF(2) matrix powers instead of byte by byte.
+
+OP_APPEND = 1
+OP_GET_PAGE = 3
+OP_LIST_CHECKPOINTS = 5
+OP_STATUS = 9
+TYPE_PAGE, TYPE_DELTA, TYPE_CHECKPOINT_COMPLETE = 2, 3, 7
+CODE_NAMES = {0: "OK", 1: "InvalidArgument", 2: "Corruption", 11: "Busy", 13: "NotFound"}
+
+
+def _crc32c_table():
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+CRC32C_TABLE = _crc32c_table()
+
+
+def crc32c_bytes(reg, data):
+    """Feeds `data` to a CRC32C register (the inverted CRC)."""
+    for b in data:
+        reg = CRC32C_TABLE[(reg ^ b) & 0xFF] ^ (reg >> 8)
+    return reg
+
+
+def _apply(op, reg):
+    out = 0
+    i = 0
+    while reg:
+        if reg & 1:
+            out ^= op[i]
+        reg >>= 1
+        i += 1
+    return out
+
+
+def crc32c_zeros(reg, n):
+    """Feeds n zero bytes to a register: the one-byte step is linear, so take its n-th power."""
+    step = [crc32c_bytes(1 << i, b"\0") for i in range(32)]
+    while n:
+        if n & 1:
+            reg = _apply(step, reg)
+        step = [_apply(step, step[i]) for i in range(32)]
+        n >>= 1
+    return reg
+
+
+def record_frame(rtype, table, page, lsn, base, backlink, term, prev, payload_bytes):
+    """A framed record whose payload is zeros ending in the 8-byte lsn."""
+    tag = struct.pack("<Q", lsn)
+    header = bytearray(struct.pack("<IBBHII", 0x43455251, 1, rtype, 0, payload_bytes, 0))
+    header += struct.pack("<QQQQQQQ", table, page, lsn, base, backlink, term, prev)
+    reg = crc32c_bytes(0xFFFFFFFF, header)
+    reg = crc32c_zeros(reg, payload_bytes - len(tag))
+    crc = crc32c_bytes(reg, tag) ^ 0xFFFFFFFF
+    masked = (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+    struct.pack_into("<I", header, 12, masked)
+    return bytes(header) + bytes(payload_bytes - len(tag)) + tag
+
+
+def read_varint(buf, pos):
+    value, shift = 0, 0
+    while True:
+        b = buf[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return value, pos
+
+
+def recv_exact(s, n):
+    out = bytearray()
+    while len(out) < n:
+        chunk = s.recv(min(n - len(out), 1 << 20))
+        if not chunk:
+            raise ConnectionError("the server closed the connection")
+        out += chunk
+    return bytes(out)
+
+
+def call(s, request_id, op, term, body):
+    """One request; returns (status code, message, body) of its response."""
+    s.sendall(frame(bytes([1]) + varint(request_id) + bytes([op]) + varint(term) + body))
+    (length,) = struct.unpack("<I", recv_exact(s, 4))
+    message = recv_exact(s, length)
+    assert message[0] == 2, "not a response"
+    rid, pos = read_varint(message, 1)
+    assert rid == request_id, f"response to {rid}, not {request_id}"
+    code = message[pos]
+    n, pos = read_varint(message, pos + 1)
+    return code, message[pos:pos + n].decode(errors="replace"), message[pos + n:]
+
+
+def split_part(body):
+    """A part's records (as frames) and its `more` flag."""
+    count, pos = read_varint(body, 0)
+    frames = []
+    for _ in range(count):
+        (payload,) = struct.unpack_from("<I", body, pos + 8)
+        frames.append(body[pos:pos + 72 + payload])
+        pos += 72 + payload
+    assert pos == len(body) or body[pos:] == b"\x01", "a part with a bad tail"
+    return frames, pos < len(body)
+
+
+def read_in_parts(s, ids, op, fields, max_bytes):
+    """Reads parts until the last; returns (code, message, frames, parts)."""
+    frames, first, after = [], 0, 0
+    for parts in range(1, 1000):
+        body = b"".join(varint(f) for f in fields + [first, after, max_bytes])
+        code, message, reply = call(s, next(ids), op, 0, body)
+        if code != 0:
+            return code, message, frames, parts
+        got, more = split_part(reply)
+        frames += got
+        if not more:
+            return code, message, frames, parts
+        first = struct.unpack_from("<Q", frames[0], 32)[0]
+        after = struct.unpack_from("<Q", frames[-1], 32)[0]
+    return None, "too many parts", frames, parts
+
+
+def bigchain(args, rss):
+    """Appends a page chain, then a checkpoint list, of args.records records each, and reads
+    both whole and in parts. Prints one line per read; returns True when one failed."""
+    import itertools
+    ids = itertools.count(1)
+    s = connect(args.address)
+    s.settimeout(30)
+    code, message, status = call(s, next(ids), OP_STATUS, 0, b"")
+    assert code == 0, f"status: {message}"
+    last_lsn, pos = read_varint(status, 0)
+    for _ in range(3):
+        _, pos = read_varint(status, pos)
+    term, _ = read_varint(status, pos)
+    term = max(term, 1)
+    table, page, lsn = 7, 77, last_lsn
+    chain, checkpoints = [], []
+    for i in range(2 * args.records):
+        lsn += 1
+        if i < args.records:
+            rtype = TYPE_PAGE if i == 0 else TYPE_DELTA
+            base = last_lsn + 1 if i else 0
+            backlink = lsn - 1 if i else 0
+            f = record_frame(rtype, table, page, lsn, base, backlink, term, lsn - 1,
+                             args.payload_bytes)
+            chain.append(f)
+        else:
+            f = record_frame(TYPE_CHECKPOINT_COMPLETE, 0, 0, lsn, 0, 0, term, lsn - 1,
+                             args.payload_bytes)
+            checkpoints.append(f)
+        code, message, _ = call(s, next(ids), OP_APPEND, term, varint(1) + f)
+        if code != 0:
+            print(f"append of lsn {lsn} refused: {CODE_NAMES.get(code, code)} {message}")
+            return True
+        rss.sample()
+    total = sum(len(f) for f in chain)
+    print(f"appended a chain and a checkpoint list of {args.records} records, "
+          f"{total >> 20} MiB each", flush=True)
+    failed = False
+    as_of = lsn
+    reads = [("get_page", OP_GET_PAGE, [table, page, as_of], chain),
+             ("list_checkpoints", OP_LIST_CHECKPOINTS, [], checkpoints)]
+    for name, op, fields, expected in reads:
+        # An older client's request (no cursor, no budget): the whole answer, which does
+        # not fit one frame, so a typed error.
+        start = time.monotonic()
+        code, message, _ = call(s, next(ids), op, 0, b"".join(varint(f) for f in fields))
+        print(f"{name} whole: {CODE_NAMES.get(code, code)} in {time.monotonic() - start:.1f} s "
+              f"({message})", flush=True)
+        failed = failed or code != 1
+        start = time.monotonic()
+        code, message, frames, parts = read_in_parts(s, ids, op, fields, 8 << 20)
+        intact = frames[-len(expected):] == expected
+        print(f"{name} in parts: {CODE_NAMES.get(code, code)}, {len(frames)} records in "
+              f"{parts} parts in {time.monotonic() - start:.1f} s, "
+              f"{'intact' if intact else 'NOT the records written'}", flush=True)
+        failed = failed or code != 0 or not intact or parts < 2
+        rss.sample()
+    s.close()
+    return failed
 
 
 if __name__ == "__main__":

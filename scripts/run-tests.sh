@@ -24,3 +24,4 @@ bash scripts/cli-checks.sh build/release/src/quire build/sanitize/src/quire
 bash scripts/pageserver-checks.sh build/release/src/quire
 bash scripts/tls-checks.sh build/release/src/quire
 bash scripts/hostile-peer-checks.sh build/release/src/quire
+bash scripts/large-response-checks.sh build/release/src/quire

@@ -42,6 +42,52 @@ Status read_fields(const RpcRequest& request, std::initializer_list<uint64_t*> f
   return Status();
 }
 
+// Like read_fields, then the `optional` fields when any bytes follow: all of them or none
+// (left 0).
+Status read_fields_and_optional(const RpcRequest& request, std::initializer_list<uint64_t*> fields,
+                                std::initializer_list<uint64_t*> optional, const char* malformed) {
+  ByteReader in(request.body);
+  for (uint64_t* f : fields) {
+    if (!in.get_varint64(f).is_ok()) return invalid_argument(malformed);
+  }
+  if (in.at_end()) return Status();
+  for (uint64_t* f : optional) {
+    if (!in.get_varint64(f).is_ok()) return invalid_argument(malformed);
+  }
+  return Status();
+}
+
+// A cursor names both ends of what was received, or neither.
+Status check_cursor(const PartCursor& c) {
+  if (c.first.is_zero() != c.after.is_zero() || c.first > c.after) {
+    return Status(Code::kInvalidArgument, "malformed part cursor")
+        .with("first", c.first.value)
+        .with("after", c.after.value);
+  }
+  return Status();
+}
+
+// A part's body: its records, then `more` only when set, so a complete answer is the bare
+// record list an older peer sends and expects.
+Bytes encode_part(const std::vector<Record>& records, bool more) {
+  Bytes out = encode_records(records);
+  if (more) ByteWriter(out).put_varint64(1);
+  return out;
+}
+
+Status decode_part(ByteView in, std::vector<Record>* records, bool* more) {
+  size_t consumed = 0;
+  auto list = decode_record_list(in, &consumed);
+  if (!list.is_ok()) return list.status();
+  *records = std::move(list).value();
+  // `more` is the one byte varint 1; anything else after the records is damage.
+  const ByteView tail = in.subspan(consumed);
+  *more = !tail.empty();
+  if (*more && (tail.size() != 1 || tail[0] != 1))
+    return corruption("trailing bytes after the records of a part");
+  return Status();
+}
+
 RpcRequest request_of(PageOp op, Term term, std::initializer_list<uint64_t> fields) {
   RpcRequest r{0, static_cast<uint8_t>(op), term.value, {}};
   ByteWriter w(r.body);
@@ -131,10 +177,14 @@ Result<PageServerStatus> PageServerStatus::decode(ByteView in) {
   return s;
 }
 
+Bytes GetPageResponse::encode() const {
+  return encode_part(records, more);
+}
+
 Result<GetPageResponse> GetPageResponse::decode(ByteView in) {
-  auto records = decode_records(in);
-  if (!records.is_ok()) return records.status();
-  return GetPageResponse{std::move(records).value()};
+  GetPageResponse r;
+  QUIRE_RETURN_IF_ERROR(decode_part(in, &r.records, &r.more));
+  return r;
 }
 
 Bytes LatestCheckpointResponse::encode() const {
@@ -151,10 +201,14 @@ Result<LatestCheckpointResponse> LatestCheckpointResponse::decode(ByteView in) {
   return LatestCheckpointResponse{std::move(records->front())};
 }
 
+Bytes ListCheckpointsResponse::encode() const {
+  return encode_part(checkpoints, more);
+}
+
 Result<ListCheckpointsResponse> ListCheckpointsResponse::decode(ByteView in) {
-  auto records = decode_records(in);
-  if (!records.is_ok()) return records.status();
-  return ListCheckpointsResponse{std::move(records).value()};
+  ListCheckpointsResponse r;
+  QUIRE_RETURN_IF_ERROR(decode_part(in, &r.checkpoints, &r.more));
+  return r;
 }
 
 // ---- Requests
@@ -183,14 +237,36 @@ Result<ReadLogRequest> ReadLogRequest::decode(const RpcRequest& request) {
 }
 
 RpcRequest GetPageRequest::encode() const {
-  return request_of(kOp, Term(), {table.value, page.value, as_of.value});
+  // The whole chain from the start is the request an older client sends.
+  if (cursor.at_start() && max_bytes == 0)
+    return request_of(kOp, Term(), {table.value, page.value, as_of.value});
+  return request_of(
+      kOp, Term(),
+      {table.value, page.value, as_of.value, cursor.first.value, cursor.after.value, max_bytes});
 }
 
 Result<GetPageRequest> GetPageRequest::decode(const RpcRequest& request) {
   QUIRE_ASSERT(request.op == static_cast<uint8_t>(kOp));
   GetPageRequest r;
-  QUIRE_RETURN_IF_ERROR(read_fields(request, {&r.table.value, &r.page.value, &r.as_of.value},
-                                    "malformed get_page request"));
+  QUIRE_RETURN_IF_ERROR(read_fields_and_optional(
+      request, {&r.table.value, &r.page.value, &r.as_of.value},
+      {&r.cursor.first.value, &r.cursor.after.value, &r.max_bytes}, "malformed get_page request"));
+  QUIRE_RETURN_IF_ERROR(check_cursor(r.cursor));
+  return r;
+}
+
+RpcRequest ListCheckpointsRequest::encode() const {
+  if (cursor.at_start() && max_bytes == 0) return request_of(kOp, Term(), {});
+  return request_of(kOp, Term(), {cursor.first.value, cursor.after.value, max_bytes});
+}
+
+Result<ListCheckpointsRequest> ListCheckpointsRequest::decode(const RpcRequest& request) {
+  QUIRE_ASSERT(request.op == static_cast<uint8_t>(kOp));
+  ListCheckpointsRequest r;
+  QUIRE_RETURN_IF_ERROR(read_fields_and_optional(
+      request, {}, {&r.cursor.first.value, &r.cursor.after.value, &r.max_bytes},
+      "malformed list_checkpoints request"));
+  QUIRE_RETURN_IF_ERROR(check_cursor(r.cursor));
   return r;
 }
 

@@ -7,25 +7,38 @@
 // (append, abandon_after, set_retention); every other request sends term 0. Bodies, every
 // integer a varint64:
 //
-//   op                   request body          response body
-//   1 append             records               -
-//   2 read_log           from, max_bytes       records, through
-//   3 get_page           table, page, as_of    records
-//   4 latest_checkpoint  -                     records (exactly one)
-//   5 list_checkpoints   -                     records
-//   6 seal               -                     -
-//   7 abandon_after      lsn                   -
-//   8 set_retention      lsn                   -
-//   9 status             -                     PageServerStatus (see encode())
-//  10 scan               after, max_bytes      records, through
+//   op                   request body                  response body
+//   1 append             records                       -
+//   2 read_log           from, max_bytes               records, through
+//   3 get_page           table, page, as_of            records [, more]
+//                          [, first, after, max_bytes]
+//   4 latest_checkpoint  -                             records (exactly one)
+//   5 list_checkpoints   [first, after, max_bytes]     records [, more]
+//   6 seal               -                             -
+//   7 abandon_after      lsn                           -
+//   8 set_retention      lsn                           -
+//   9 status             -                             PageServerStatus (see encode())
+//  10 scan               after, max_bytes              records, through
 //
 // where `records` is a count followed by that many framed records (record.h).
 //
+// Every response fits one frame (Connection::kMaxMessageBytes): its records are at most
+// kResponseRecordBytesMax bytes. read_log and scan stop at their byte budget (at least
+// one record) and say `through`, where the next read continues. get_page and
+// list_checkpoints answer in parts: a request with max_bytes > 0 gets the records after
+// its cursor within that budget (at least one), and `more` (a trailing varint 1, absent
+// on the last part) when records remain; the next part's cursor is `first` (the LSN of
+// the first record received) and `after` (the last one). A cursor whose records are no
+// longer the list's (garbage collection or an abandon changed it between parts) is the
+// retriable Busy: read again from the start. A request without the bracketed fields (an
+// older client's) is max_bytes 0: the whole answer in one response, or InvalidArgument
+// when it does not fit; a response that is complete is therefore the bytes it always was.
+//
 // Decoders never assert on what they are given: a malformed body is a typed error
 // (Corruption for records and responses, InvalidArgument for the fixed fields of a
-// request). Request decoders read the fields they need and ignore bytes after them, and a
-// message with no body ignores whatever it is given, as the server always has; record
-// lists, chunks and statuses must be exact.
+// request). Request decoders read the fields they need (an optional group whole or not at
+// all) and ignore bytes after them, and a message with no body ignores whatever it is
+// given, as the server always has; record lists, chunks and statuses must be exact.
 #pragma once
 
 #include <cstdint>
@@ -54,6 +67,25 @@ enum class PageOp : uint8_t {
 // Bounds a decoder enforces, so a corrupt count cannot make it allocate without limit.
 inline constexpr size_t kMessageRecordsMax = 1u << 20;   // records in one message
 inline constexpr size_t kStatusDamagedRangesMax = 1024;  // ranges reported in a status
+
+// What a response carries besides its records, at most: the RPC header (kind, id, code,
+// and an error message of up to 1 KiB) and the body's count, `through` or `more`.
+inline constexpr size_t kResponseOverheadBytesMax = 4096;
+// The framed records one response may carry, so that it fits one frame.
+inline constexpr size_t kResponseRecordBytesMax =
+    Connection::kMaxMessageBytes - kResponseOverheadBytesMax;
+// One record always fits: a part, a log chunk or latest_checkpoint can always make progress.
+static_assert(kRecordHeaderBytes + kRecordPayloadMax <= kResponseRecordBytesMax);
+
+// Where a read in parts continues: the LSNs of the first and the last record received so
+// far; both 0 for the first part.
+struct PartCursor {
+  Lsn first;
+  Lsn after;
+
+  bool at_start() const { return first.is_zero() && after.is_zero(); }
+  friend bool operator==(const PartCursor&, const PartCursor&) = default;
+};
 
 // A count-prefixed list of framed records: the body shared by several messages.
 Bytes encode_records(const std::vector<Record>& records);
@@ -95,11 +127,14 @@ struct PageServerStatus {
   friend bool operator==(const PageServerStatus&, const PageServerStatus&) = default;
 };
 
-// A page as of an LSN: its newest full image at or below it, then the later deltas.
+// A page as of an LSN: its newest full image at or below it, then the later deltas; or
+// one part of that chain, with `more` when parts remain.
 struct GetPageResponse {
   std::vector<Record> records;
+  bool more = false;
 
-  Bytes encode() const { return encode_records(records); }
+  Bytes encode() const;
+  // Corruption for a bad record list, or a tail other than nothing or `more` (1).
   static Result<GetPageResponse> decode(ByteView in);
   friend bool operator==(const GetPageResponse&, const GetPageResponse&) = default;
 };
@@ -116,8 +151,9 @@ struct LatestCheckpointResponse {
 
 struct ListCheckpointsResponse {
   std::vector<Record> checkpoints;  // oldest first
+  bool more = false;                // parts remain (as GetPageResponse)
 
-  Bytes encode() const { return encode_records(checkpoints); }
+  Bytes encode() const;
   static Result<ListCheckpointsResponse> decode(ByteView in);
   friend bool operator==(const ListCheckpointsResponse&, const ListCheckpointsResponse&) = default;
 };
@@ -152,12 +188,18 @@ struct ReadLogRequest {
   friend bool operator==(const ReadLogRequest&, const ReadLogRequest&) = default;
 };
 
+// max_bytes 0: the whole chain in one response (InvalidArgument when it does not fit);
+// otherwise the part after `cursor`, within max_bytes (the server may lower it).
+// InvalidArgument for a cursor with `after` and not `first`, or the reverse, or first >
+// after.
 struct GetPageRequest {
   static constexpr PageOp kOp = PageOp::kGetPage;
   using Response = GetPageResponse;
   TableId table;
   PageId page;
   Lsn as_of;
+  PartCursor cursor;
+  uint64_t max_bytes = 0;
 
   RpcRequest encode() const;
   static Result<GetPageRequest> decode(const RpcRequest& request);
@@ -178,9 +220,20 @@ struct EmptyRequest {
   friend bool operator==(const EmptyRequest&, const EmptyRequest&) = default;
 };
 using LatestCheckpointRequest = EmptyRequest<PageOp::kLatestCheckpoint, LatestCheckpointResponse>;
-using ListCheckpointsRequest = EmptyRequest<PageOp::kListCheckpoints, ListCheckpointsResponse>;
 using SealRequest = EmptyRequest<PageOp::kSeal, Ack>;
 using StatusRequest = EmptyRequest<PageOp::kStatus, PageServerStatus>;
+
+// The completed checkpoints, in parts as get_page (max_bytes 0: all in one response).
+struct ListCheckpointsRequest {
+  static constexpr PageOp kOp = PageOp::kListCheckpoints;
+  using Response = ListCheckpointsResponse;
+  PartCursor cursor;
+  uint64_t max_bytes = 0;
+
+  RpcRequest encode() const;
+  static Result<ListCheckpointsRequest> decode(const RpcRequest& request);
+  friend bool operator==(const ListCheckpointsRequest&, const ListCheckpointsRequest&) = default;
+};
 
 // The two fenced writes that carry one LSN share their shape.
 template <PageOp Op>

@@ -22,6 +22,45 @@ RpcResponse response_of(Result<T> r) {
   resp.body = r->encode();
   return resp;
 }
+
+// One part of a read in parts (get_page, list_checkpoints; page_protocol.h): the records of
+// `list` (in LSN order) after `cursor`, within max_bytes lowered to `budget_max` and at
+// least one, with `more` set when records remain; with max_bytes 0 all of them, or
+// InvalidArgument when they do not fit one response. Busy when the cursor's records are
+// no longer the list's: it must start at cursor.first and hold cursor.after. The store only
+// drops a list's oldest records (retention) or its newest (abandon), so then the records
+// the reader holds are intact.
+Result<std::vector<RecordRef>> plan_part(const std::vector<RecordRef>& list,
+                                         const PartCursor& cursor, uint64_t max_bytes,
+                                         size_t budget_max, const char* what, bool* more) {
+  size_t begin = 0;
+  if (!cursor.at_start()) {
+    auto held = std::find_if(list.begin(), list.end(),
+                             [&](const RecordRef& r) { return r.lsn == cursor.after; });
+    if (list.empty() || list.front().lsn != cursor.first || held == list.end()) {
+      return Status(Code::kBusy, fmt::format("the {} changed between parts; read it again", what))
+          .with("first", cursor.first.value)
+          .with("after", cursor.after.value);
+    }
+    begin = static_cast<size_t>(held - list.begin()) + 1;
+  }
+  const size_t budget =
+      max_bytes == 0 ? kResponseRecordBytesMax : std::min<uint64_t>(max_bytes, budget_max);
+  size_t end = begin, bytes = 0;
+  for (; end < list.size(); ++end) {
+    if (end > begin && bytes + list[end].size > budget) break;
+    bytes += list[end].size;
+  }
+  *more = end < list.size();
+  if (*more && max_bytes == 0) {
+    return Status(Code::kInvalidArgument,
+                  fmt::format("the {} does not fit one response; read it in parts", what))
+        .with("records", list.size() - begin)
+        .with("response_bytes_max", kResponseRecordBytesMax);
+  }
+  QUIRE_ASSERT(bytes <= budget || end == begin + 1);  // over budget only by its one record
+  return std::vector<RecordRef>(list.begin() + begin, list.begin() + end);
+}
 }  // namespace
 
 PageServer::PageServer(Env& env, PageServerOptions options)
@@ -187,7 +226,9 @@ Task<Result<LogChunk>> PageServer::read_chunk(uint64_t from, Lsn after, uint64_t
         .with("from", from)
         .with("complete_lsn", complete.value);
   }
-  size_t budget = std::min<uint64_t>(max_bytes, options_.response_bytes_max);
+  // Within one frame: the budget, or a single record over it (kResponseRecordBytesMax).
+  size_t budget =
+      std::min<uint64_t>({max_bytes, options_.response_bytes_max, kResponseRecordBytesMax});
   LogChunk chunk;
   std::vector<RecordRef> refs =
       store_->scan_after(after, complete, budget, log_only, &chunk.through);
@@ -209,9 +250,14 @@ Task<Result<GetPageResponse>> PageServer::handle_get_page(GetPageRequest request
   auto chain = store_->page_chain(request.table, request.page, request.as_of);
   if (!chain.is_ok()) co_return chain.status();
   QUIRE_ASSERT(!chain->empty() && chain->back().lsn <= request.as_of);
-  auto records = co_await read_records(*chain);
+  GetPageResponse response;
+  auto part = plan_part(*chain, request.cursor, request.max_bytes, part_budget_max(),
+                        "page's chain", &response.more);
+  if (!part.is_ok()) co_return part.status();
+  auto records = co_await read_records(*part);
   if (!records.is_ok()) co_return records.status();
-  co_return GetPageResponse{std::move(records).value()};
+  response.records = std::move(records).value();
+  co_return response;
 }
 
 Task<Result<LatestCheckpointResponse>> PageServer::handle_latest_checkpoint(
@@ -227,13 +273,19 @@ Task<Result<LatestCheckpointResponse>> PageServer::handle_latest_checkpoint(
   co_return LatestCheckpointResponse{std::move(records->front())};
 }
 
-Task<Result<ListCheckpointsResponse>> PageServer::handle_list_checkpoints(ListCheckpointsRequest) {
+Task<Result<ListCheckpointsResponse>> PageServer::handle_list_checkpoints(
+    ListCheckpointsRequest request) {
   const Lsn complete = store_->complete_lsn();
   std::vector<RecordRef> refs = store_->checkpoints();
   std::erase_if(refs, [&](const RecordRef& r) { return r.lsn > complete; });
-  auto records = co_await read_records(refs);
+  ListCheckpointsResponse response;
+  auto part = plan_part(refs, request.cursor, request.max_bytes, part_budget_max(),
+                        "checkpoint list", &response.more);
+  if (!part.is_ok()) co_return part.status();
+  auto records = co_await read_records(*part);
   if (!records.is_ok()) co_return records.status();
-  co_return ListCheckpointsResponse{std::move(records).value()};
+  response.checkpoints = std::move(records).value();
+  co_return response;
 }
 
 Task<Status> PageServer::handle_seal(SealRequest) {

@@ -18,6 +18,7 @@
 // server uses it to catch up from its peers.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -34,7 +35,9 @@ struct PageServerOptions {
   Address listen;
   std::vector<Address> peers;  // the other page servers, for catching up
   SegmentStoreOptions store;
-  size_t response_bytes_max = 8u << 20;  // per read response
+  // Per read response, records' framed bytes (a response is never over
+  // kResponseRecordBytesMax, whatever this says; one record may go over it).
+  size_t response_bytes_max = 8u << 20;
   // Catching up: every catchup_interval one peer is asked for its status and, when it is
   // further along, for at most catchup_round_max scans.
   Nanos catchup_interval = 200ms;
@@ -81,6 +84,10 @@ class PageServer : public NodeApp {
   // what the request asked for, for the error.
   Task<Result<LogChunk>> read_chunk(uint64_t from, Lsn after, uint64_t max_bytes, bool log_only);
   Task<Result<std::vector<Record>>> read_records(const std::vector<RecordRef>& refs);
+  // The most record bytes one part of get_page or list_checkpoints carries.
+  size_t part_budget_max() const {
+    return std::min(options_.response_bytes_max, kResponseRecordBytesMax);
+  }
   Task<Status> check_term(Term term);
   // A write's store status; Io also makes the server fail-stop.
   Status store_result(Status st);

@@ -112,7 +112,7 @@ ReplicationClient::ReplicationClient(Env& env, ReplicationOptions options)
   QUIRE_ASSERT(!options_.servers.empty());
   QUIRE_ASSERT(options_.write_quorum >= 1 && options_.write_quorum <= options_.servers.size());
   for (const auto& a : options_.servers)
-    shared_->clients.push_back(std::make_unique<PageServerClient>(env, a));
+    shared_->clients.push_back(std::make_unique<PageServerClient>(env, a, options_.page_client));
   shared_->down_until.assign(shared_->clients.size(), MonoTime{});
 }
 

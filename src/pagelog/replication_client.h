@@ -9,7 +9,9 @@
 // this client reached W servers.
 //
 // Reads go to a preferred server and fail over to the others on Unavailable,
-// NotYetMaterialized, Corruption, Busy or DeadlineExceeded.
+// NotYetMaterialized, Corruption, Busy or DeadlineExceeded. get_page reads a chain in parts
+// from one server (page_client.h); a chain that changed between parts is Busy, so the
+// read starts over, from the next server.
 #pragma once
 
 #include <cstdint>
@@ -33,6 +35,8 @@ struct ReplicationOptions {
   // Reads try every server in rounds, this many at most, with this pause between rounds.
   uint64_t read_round_max = 100;
   Nanos read_round_pause = 10ms;
+  // Each server's client: how get_page reads a chain in parts, and its bounds.
+  PageClientOptions page_client;
 };
 
 class ReplicationClient {

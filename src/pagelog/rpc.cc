@@ -288,13 +288,32 @@ Task<void> RpcServer::handle(std::shared_ptr<ConnState> c, RpcRequest request) {
 }
 
 void RpcServer::respond(ConnState& c, const RpcResponse& response) {
-  Status sent = c.conn->send(encode_rpc_response(response));
+  Bytes message = encode_rpc_response(response);
+  if (message.size() > Connection::kMaxMessageBytes)
+    message = refuse_oversize(c, response, message.size());
+  Status sent = c.conn->send(message);
   if (sent.code() != Code::kBusy) return;
   if (std::optional<uint64_t> suppressed = unread_log_.admit(env_.clock().monotonic_now())) {
     env_.log().warn(kComponent, 31005, "the peer does not read its responses; closing",
                     {{"peer", c.conn->peer()}, {"error", sent}, {"suppressed", *suppressed}});
   }
   c.conn->close();
+}
+
+Bytes RpcServer::refuse_oversize(ConnState& c, const RpcResponse& response, size_t bytes) {
+  Status refused = Status(Code::kInvalidArgument,
+                          fmt::format("the response of {} bytes exceeds the frame limit of {}",
+                                      bytes, Connection::kMaxMessageBytes));
+  if (std::optional<uint64_t> suppressed = oversize_log_.admit(env_.clock().monotonic_now())) {
+    env_.log().error(kComponent, 31006, "a response does not fit one frame; refusing the request",
+                     {{"peer", c.conn->peer()},
+                      {"bytes", bytes},
+                      {"answer", response.status},
+                      {"suppressed", *suppressed}});
+  }
+  Bytes message = encode_rpc_response({response.id, std::move(refused), {}});
+  QUIRE_ASSERT(message.size() <= Connection::kMaxMessageBytes);  // a header and a short message
+  return message;
 }
 
 }  // namespace quire

@@ -22,8 +22,13 @@
 //  - Unread responses: a response the connection's send queue cannot take (Busy: the peer
 //    is not reading its responses) closes that connection; its calls then fail as any
 //    broken connection's do.
-//  - The log: malformed requests, evictions and such closes are logged at most once per
-//    kErrorLogInterval per kind, the next line counting the ones suppressed (LogLimiter).
+//  - Oversize responses: a response that does not fit one frame (Connection::
+//    kMaxMessageBytes) is replaced by InvalidArgument, so its call completes with a typed
+//    error instead of never; the page service's handlers keep their responses within a
+//    frame (page_protocol.h), so this is a last line of defence.
+//  - The log: malformed requests, evictions, such closes and oversize responses are logged
+//    at most once per kErrorLogInterval per kind, the next line counting the ones
+//    suppressed (LogLimiter).
 #pragma once
 
 #include <cstdint>
@@ -128,6 +133,8 @@ class RpcServer {
   Task<void> handle(std::shared_ptr<ConnState> c, RpcRequest request);
   // Queues a response; one the queue refuses as Busy closes the connection.
   void respond(ConnState& c, const RpcResponse& response);
+  // The InvalidArgument response that stands for one of `bytes` over the frame limit.
+  Bytes refuse_oversize(ConnState& c, const RpcResponse& response, size_t bytes);
 
   Env& env_;
   Handler handler_;
@@ -140,6 +147,7 @@ class RpcServer {
   LogLimiter evicted_log_{kErrorLogInterval};
   LogLimiter malformed_log_{kErrorLogInterval};
   LogLimiter unread_log_{kErrorLogInterval};
+  LogLimiter oversize_log_{kErrorLogInterval};
 };
 
 }  // namespace quire

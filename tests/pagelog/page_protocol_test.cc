@@ -89,8 +89,12 @@ TEST(PageProtocol, EveryRequestRoundTrips) {
   expect_request_round_trip(AppendRequest{{}, Term(1)});
   expect_request_round_trip(ReadLogRequest{Lsn(300), 1u << 20});
   expect_request_round_trip(GetPageRequest{TableId(3), PageId(uint64_t{1} << 40), Lsn(12345)});
+  expect_request_round_trip(
+      GetPageRequest{TableId(3), PageId(9), Lsn(500), PartCursor{Lsn(200), Lsn(300)}, 1u << 20});
+  expect_request_round_trip(GetPageRequest{TableId(3), PageId(9), Lsn(500), PartCursor{}, 4096});
   expect_request_round_trip(LatestCheckpointRequest{});
   expect_request_round_trip(ListCheckpointsRequest{});
+  expect_request_round_trip(ListCheckpointsRequest{PartCursor{Lsn(7), Lsn(9)}, 100});
   expect_request_round_trip(SealRequest{});
   expect_request_round_trip(AbandonAfterRequest{Lsn(99), Term(4)});
   expect_request_round_trip(SetRetentionRequest{Lsn(~uint64_t{0}), Term(5)});
@@ -103,6 +107,8 @@ TEST(PageProtocol, EveryResponseRoundTrips) {
   expect_response_round_trip(LogChunk{some_records(), Lsn(3)});
   expect_response_round_trip(LogChunk{{}, Lsn(17)});
   expect_response_round_trip(GetPageResponse{{record(RecordType::kPage, 2, 1)}});
+  expect_response_round_trip(GetPageResponse{{record(RecordType::kPage, 2, 1)}, true});
+  expect_response_round_trip(ListCheckpointsResponse{some_records(), true});
   expect_response_round_trip(
       LatestCheckpointResponse{record(RecordType::kCheckpointComplete, 3, 2)});
   expect_response_round_trip(ListCheckpointsResponse{some_records()});
@@ -125,6 +131,12 @@ TEST(PageProtocol, RequestBytesAreTheWireOnes) {
   EXPECT_EQ(r.body, (Bytes{0xac, 0x02, 0x05}));
   EXPECT_EQ((ScanRequest{Lsn(300), 5}.encode().body), (Bytes{0xac, 0x02, 0x05}));
   EXPECT_EQ((GetPageRequest{TableId(1), PageId(2), Lsn(3)}.encode().body), (Bytes{1, 2, 3}));
+  EXPECT_EQ(
+      (GetPageRequest{TableId(1), PageId(2), Lsn(3), PartCursor{Lsn(4), Lsn(5)}, 6}.encode().body),
+      (Bytes{1, 2, 3, 4, 5, 6}));
+  EXPECT_TRUE(ListCheckpointsRequest{}.encode().body.empty());
+  EXPECT_EQ((ListCheckpointsRequest{PartCursor{Lsn(4), Lsn(5)}, 6}.encode().body),
+            (Bytes{4, 5, 6}));
   r = AbandonAfterRequest{Lsn(128), Term(9)}.encode();
   EXPECT_EQ(r.term, 9u);
   EXPECT_EQ(r.body, (Bytes{0x80, 0x01}));
@@ -146,6 +158,10 @@ TEST(PageProtocol, ResponseBytesAreTheWireOnes) {
   EXPECT_EQ(encode_records(records), list);
   EXPECT_EQ(GetPageResponse{records}.encode(), list);
   EXPECT_EQ(ListCheckpointsResponse{records}.encode(), list);
+  Bytes part = list;  // a part with more to come: the list, then varint 1
+  part.push_back(1);
+  EXPECT_EQ((GetPageResponse{records, true}.encode()), part);
+  EXPECT_EQ((ListCheckpointsResponse{records, true}.encode()), part);
   Bytes chunk = list;
   chunk.push_back(0x2a);
   EXPECT_EQ((LogChunk{records, Lsn(42)}.encode()), chunk);
@@ -207,6 +223,9 @@ TEST(PageProtocol, MalformedRequestBodiesAreTypedErrors) {
   append.body.push_back(0);
   EXPECT_EQ(AppendRequest::decode(append).code(), Code::kCorruption);
 
+  // list_checkpoints has an optional body now: a malformed one is refused.
+  EXPECT_EQ(ListCheckpointsRequest::decode({0, 5, 0, endless}).code(), Code::kInvalidArgument);
+
   // Requests without a body ignore what they are given, as the server always has.
   EXPECT_TRUE(StatusRequest::decode({0, 9, 0, endless}).is_ok());
   EXPECT_TRUE(SealRequest::decode({0, 6, 0, endless}).is_ok());
@@ -238,6 +257,76 @@ TEST(PageProtocol, MalformedResponseBodiesAreTypedErrors) {
   Bytes list = encode_records(some_records());
   list[list.size() / 2] ^= 0x10;
   EXPECT_EQ(GetPageResponse::decode(list).code(), Code::kCorruption);
+
+  // A part's tail is nothing or `more` (1), exactly.
+  for (const Bytes& tail : {Bytes{0}, Bytes{2}, Bytes{1, 0}, Bytes{0x81}, Bytes{0x81, 0x00}}) {
+    Bytes body = encode_records(some_records());
+    body.insert(body.end(), tail.begin(), tail.end());
+    EXPECT_EQ(GetPageResponse::decode(body).code(), Code::kCorruption);
+    EXPECT_EQ(ListCheckpointsResponse::decode(body).code(), Code::kCorruption);
+  }
+}
+
+// Requests from before reads in parts (no cursor, no budget) still decode: the whole
+// answer from the start. The optional group is read whole or refused, and a cursor must
+// name both ends of what was received.
+TEST(PageProtocol, RequestsWithoutACursorAreOldFormatOnes) {
+  auto old_page = GetPageRequest::decode({0, 3, 0, Bytes{1, 2, 3}});
+  ASSERT_TRUE(old_page.is_ok());
+  EXPECT_TRUE(*old_page == (GetPageRequest{TableId(1), PageId(2), Lsn(3), PartCursor{}, 0}));
+  auto old_list = ListCheckpointsRequest::decode({0, 5, 0, {}});
+  ASSERT_TRUE(old_list.is_ok());
+  EXPECT_TRUE(*old_list == ListCheckpointsRequest{});
+
+  // Every prefix of a request with a cursor: only the old-format one decodes.
+  const GetPageRequest page{TableId(300), PageId(70000), Lsn(1u << 20),
+                            PartCursor{Lsn(1u << 19), Lsn(1u << 20)}, 8u << 20};
+  const RpcRequest wire = page.encode();
+  const size_t old_size = varints({300, 70000, 1u << 20}).size();
+  for (size_t n = 0; n < wire.body.size(); ++n) {
+    RpcRequest cut = wire;
+    cut.body.resize(n);
+    EXPECT_EQ(GetPageRequest::decode(cut).code(),
+              n == old_size ? Code::kOk : Code::kInvalidArgument)
+        << "prefix of " << n << " bytes";
+  }
+  const RpcRequest list_wire = ListCheckpointsRequest{PartCursor{Lsn(300), Lsn(400)}, 500}.encode();
+  for (size_t n = 1; n < list_wire.body.size(); ++n) {
+    RpcRequest cut = list_wire;
+    cut.body.resize(n);
+    EXPECT_EQ(ListCheckpointsRequest::decode(cut).code(), Code::kInvalidArgument) << n;
+  }
+  // Bytes after the whole group are ignored, as after any request's fields.
+  EXPECT_TRUE(GetPageRequest::decode({0, 3, 0, Bytes{1, 2, 3, 4, 5, 6, 7}}).is_ok());
+
+  // A cursor with one end, or its ends reversed.
+  EXPECT_EQ(GetPageRequest::decode({0, 3, 0, Bytes{1, 2, 3, 0, 5, 6}}).code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(GetPageRequest::decode({0, 3, 0, Bytes{1, 2, 3, 4, 0, 6}}).code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(GetPageRequest::decode({0, 3, 0, Bytes{1, 2, 3, 6, 5, 6}}).code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(ListCheckpointsRequest::decode({0, 5, 0, Bytes{0, 5, 6}}).code(),
+            Code::kInvalidArgument);
+  EXPECT_TRUE(GetPageRequest::decode({0, 3, 0, Bytes{1, 2, 3, 5, 5, 0}}).is_ok());
+}
+
+// What a response adds to its records fits kResponseOverheadBytesMax at its largest: the
+// RPC header with the longest id and error message, a record count at its bound, and a
+// `through` (or `more`) at its longest. So records within kResponseRecordBytesMax (or one
+// record, which the static_assert bounds) always make a response that fits one frame.
+TEST(PageProtocol, AResponseWithinTheRecordBoundFitsOneFrame) {
+  const RpcResponse header{
+      ~uint64_t{0}, Status(Code::kInvalidArgument, std::string(5000, 'x')), {}};
+  const size_t overhead = encode_rpc_response(header).size() +
+                          varints({kMessageRecordsMax}).size() + varints({~uint64_t{0}}).size();
+  EXPECT_LE(overhead, kResponseOverheadBytesMax);
+  EXPECT_LE(kResponseRecordBytesMax + kResponseOverheadBytesMax, Connection::kMaxMessageBytes);
+  // An actual chunk at the bound, one record of the largest payload under it.
+  LogChunk chunk{{record(RecordType::kLog, 1, 0)}, Lsn(~uint64_t{0})};
+  chunk.records[0].payload.assign(kRecordPayloadMax, 7);
+  RpcResponse full{~uint64_t{0}, Status(), chunk.encode()};
+  EXPECT_LE(encode_rpc_response(full).size(), Connection::kMaxMessageBytes);
 }
 
 TEST(PageProtocol, StatusCarriesAtMostTheBoundOfDamagedRanges) {

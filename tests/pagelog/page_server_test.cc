@@ -29,6 +29,28 @@ Record page_record(uint64_t page, uint64_t lsn, uint64_t prev) {
   return r;
 }
 
+// A change to page `page` since its image at `base`; `backlink` is the chain's previous one.
+Record delta_record(uint64_t page, uint64_t lsn, uint64_t prev, uint64_t base) {
+  Record r = page_record(page, lsn, prev);
+  r.type = RecordType::kDelta;
+  r.base_lsn = Lsn(base);
+  r.backlink_lsn = Lsn(prev);
+  return r;
+}
+
+Record checkpoint_record(uint64_t lsn, uint64_t prev) {
+  Record r = log_record(lsn, prev);
+  r.type = RecordType::kCheckpointComplete;
+  return r;
+}
+
+// Parts of one record each: a record here is 172 framed bytes.
+PageClientOptions one_record_parts() {
+  PageClientOptions o;
+  o.part_bytes_max = 200;
+  return o;
+}
+
 // g++ 12 rejects a braced list inside a co_await expression; this builds the vector.
 template <typename... R>
 std::vector<Record> recs(R... r) {
@@ -304,7 +326,8 @@ TEST_F(PageServerTest, MalformedMessageClosesOnlyThatConnection) {
 }
 
 // Over RPC, a malformed body for each operation gets a typed error back and the server
-// goes on serving; operations without a body ignore it.
+// goes on serving; operations without a body ignore it (list_checkpoints has one: an
+// optional cursor).
 TEST_F(PageServerTest, MalformedBodyForEachOpIsATypedError) {
   PageServerClient good(env(), "ps1:7000");
   run([&]() -> Task<void> {
@@ -317,7 +340,7 @@ TEST_F(PageServerTest, MalformedBodyForEachOpIsATypedError) {
                                            {2, Code::kInvalidArgument},
                                            {3, Code::kInvalidArgument},
                                            {4, Code::kNotFound},
-                                           {5, Code::kOk},
+                                           {5, Code::kInvalidArgument},
                                            {6, Code::kOk},
                                            {7, Code::kInvalidArgument},
                                            {8, Code::kInvalidArgument},
@@ -339,6 +362,162 @@ TEST_F(PageServerTest, MalformedBodyForEachOpIsATypedError) {
     }
     EXPECT_TRUE((co_await good.status(soon())).is_ok());
   });
+}
+
+// A chain and a checkpoint list larger than one part are read whole, one part per record,
+// by a client that asks for small parts; an older client (no cursor, no budget) still
+// gets the whole chain in one response.
+TEST_F(PageServerTest, AChainAndACheckpointListAreReadWholeInParts) {
+  PageServerClient c(env(), "ps1:7000", one_record_parts());
+  std::vector<Record> chain{page_record(9, 1, 0), delta_record(9, 2, 1, 1),
+                            delta_record(9, 3, 2, 1), delta_record(9, 4, 3, 1)};
+  std::vector<Record> checkpoints{checkpoint_record(5, 4), checkpoint_record(6, 5),
+                                  checkpoint_record(7, 6)};
+  run([&]() -> Task<void> {
+    std::vector<Record> all = chain;
+    all.insert(all.end(), checkpoints.begin(), checkpoints.end());
+    EXPECT_TRUE((co_await c.append(all, Term(1), soon())).is_ok());
+
+    auto first = co_await c.get_page_part(TableId(3), PageId(9), Lsn(7), PartCursor{}, soon());
+    EXPECT_TRUE(first.is_ok()) << first.status().to_string();
+    if (first.is_ok()) {
+      EXPECT_EQ(first->records, std::vector<Record>{chain[0]});  // one record per part
+      EXPECT_TRUE(first->more);
+    }
+    auto page = co_await c.get_page(TableId(3), PageId(9), Lsn(7), soon());
+    EXPECT_TRUE(page.is_ok()) << page.status().to_string();
+    if (page.is_ok()) {
+      EXPECT_EQ(*page, chain);
+    }
+    auto listed = co_await c.list_checkpoints(soon());
+    EXPECT_TRUE(listed.is_ok()) << listed.status().to_string();
+    if (listed.is_ok()) {
+      EXPECT_EQ(*listed, checkpoints);
+    }
+
+    // An older client's request: the whole chain, in a response of the old bytes.
+    RpcClient rpc(env(), "ps1:7000");
+    RpcRequest old = GetPageRequest{TableId(3), PageId(9), Lsn(3)}.encode();
+    EXPECT_EQ(old.body.size(), 3u);
+    auto body = co_await rpc.call(old.op, 0, old.body, soon());
+    EXPECT_TRUE(body.is_ok()) << body.status().to_string();
+    if (body.is_ok()) {
+      EXPECT_EQ(*body, encode_records({chain[0], chain[1], chain[2]}));
+    }
+  });
+}
+
+// A read gathers at most read_parts_max parts and read_bytes_max bytes: past either it is
+// InvalidArgument, not a longer read.
+TEST_F(PageServerTest, AReadInPartsStopsAtItsBounds) {
+  PageClientOptions few_parts = one_record_parts();
+  few_parts.read_parts_max = 3;
+  PageClientOptions few_bytes = one_record_parts();
+  few_bytes.read_bytes_max = 500;
+  PageServerClient c(env(), "ps1:7000", one_record_parts());
+  PageServerClient c_parts(env(), "ps1:7000", few_parts);
+  PageServerClient c_bytes(env(), "ps1:7000", few_bytes);
+  run([&]() -> Task<void> {
+    EXPECT_TRUE((co_await c.append(recs(page_record(9, 1, 0), delta_record(9, 2, 1, 1),
+                                        delta_record(9, 3, 2, 1), delta_record(9, 4, 3, 1)),
+                                   Term(1), soon()))
+                    .is_ok());
+    EXPECT_TRUE((co_await c.get_page(TableId(3), PageId(9), Lsn(4), soon())).is_ok());
+    EXPECT_EQ((co_await c_parts.get_page(TableId(3), PageId(9), Lsn(4), soon())).code(),
+              Code::kInvalidArgument);
+    EXPECT_TRUE((co_await c_parts.get_page(TableId(3), PageId(9), Lsn(3), soon())).is_ok());
+    EXPECT_EQ((co_await c_bytes.get_page(TableId(3), PageId(9), Lsn(4), soon())).code(),
+              Code::kInvalidArgument);
+  });
+}
+
+// A chain that changes between parts (here an abandon drops the records a reader already
+// holds, and new ones follow) is the retriable Busy for the next part, never a mix of two
+// chains; reading again from the start gives the chain as it is now.
+TEST_F(PageServerTest, AChainThatChangesBetweenPartsIsARetriableError) {
+  PageServerClient c(env(), "ps1:7000", one_record_parts());
+  run([&]() -> Task<void> {
+    EXPECT_TRUE((co_await c.append(recs(page_record(9, 1, 0), delta_record(9, 2, 1, 1),
+                                        delta_record(9, 3, 2, 1), delta_record(9, 4, 3, 1)),
+                                   Term(1), soon()))
+                    .is_ok());
+    PartCursor cursor;
+    for (uint64_t lsn = 1; lsn <= 2; ++lsn) {
+      auto part = co_await c.get_page_part(TableId(3), PageId(9), Lsn(4), cursor, soon());
+      EXPECT_TRUE(part.is_ok()) << part.status().to_string();
+      if (!part.is_ok()) co_return;
+      EXPECT_EQ(part->records.size(), 1u);
+      EXPECT_TRUE(part->more);
+      cursor = PartCursor{Lsn(1), Lsn(lsn)};
+    }
+    EXPECT_TRUE((co_await c.abandon_after(Lsn(1), Term(1), soon())).is_ok());
+    EXPECT_TRUE(
+        (co_await c.append(recs(delta_record(9, 5, 1, 1), log_record(6, 5)), Term(1), soon()))
+            .is_ok());
+    auto changed = co_await c.get_page_part(TableId(3), PageId(9), Lsn(4), cursor, soon());
+    EXPECT_EQ(changed.code(), Code::kBusy)
+        << (changed.is_ok() ? "served" : changed.status().to_string());
+    EXPECT_TRUE(changed.status().retriable());
+    auto again = co_await c.get_page(TableId(3), PageId(9), Lsn(6), soon());
+    EXPECT_TRUE(again.is_ok()) << again.status().to_string();
+    if (again.is_ok()) {
+      EXPECT_EQ(*again, recs(page_record(9, 1, 0), delta_record(9, 5, 1, 1)));
+    }
+  });
+}
+
+// Responses are never over one frame, whatever response_bytes_max says: a scan of four
+// records of the largest payload (64 MiB and more) comes in chunks of three and one, a
+// chain of them in parts of three and one, and an older client's request for the whole
+// chain is InvalidArgument (before, each of these responses was dropped and its call
+// never ended).
+TEST(PageServerLargeResponses, NoResponseIsLargerThanOneFrame) {
+  SimWorld world(5);
+  PageServerOptions o;
+  o.listen = "ps1:7000";
+  o.response_bytes_max = size_t{1} << 30;
+  world.add_node("ps1", [o](Env& env) { return std::make_unique<PageServer>(env, o); });
+  NodeId client = world.add_node("client", [](Env&) { return std::make_unique<IdleApp>(); });
+  for (NodeId n : world.nodes()) world.start(n);
+  world.run_for(100ms);
+  Env& env = *world.env(client);
+  PageClientOptions big_parts;
+  big_parts.part_bytes_max = size_t{1} << 30;
+  PageServerClient c(env, "ps1:7000", big_parts);
+  auto soon = [&] { return env.executor().deadline_after(10s); };
+  std::vector<Record> chain{page_record(9, 1, 0)};
+  for (uint64_t lsn = 2; lsn <= 4; ++lsn) chain.push_back(delta_record(9, lsn, lsn - 1, 1));
+  for (Record& r : chain) r.payload.assign(kRecordPayloadMax, static_cast<uint8_t>(r.lsn.value));
+  ASSERT_TRUE(testing_support::run_in_node(world, env, [&]() -> Task<void> {
+    for (const Record& r : chain) {
+      EXPECT_TRUE((co_await c.append(recs(r), Term(1), soon())).is_ok()) << r.lsn.value;
+    }
+    auto chunk = co_await c.scan(Lsn(0), size_t{1} << 30, soon());
+    EXPECT_TRUE(chunk.is_ok()) << chunk.status().to_string();
+    if (chunk.is_ok()) {
+      EXPECT_EQ(chunk->records.size(), 3u);
+      EXPECT_EQ(chunk->through, Lsn(3));
+    }
+    auto rest = co_await c.scan(Lsn(3), size_t{1} << 30, soon());
+    EXPECT_TRUE(rest.is_ok()) << rest.status().to_string();
+    if (rest.is_ok()) {
+      EXPECT_EQ(rest->records.size(), 1u);
+    }
+    auto part = co_await c.get_page_part(TableId(3), PageId(9), Lsn(4), PartCursor{}, soon());
+    EXPECT_TRUE(part.is_ok()) << part.status().to_string();
+    if (part.is_ok()) {
+      EXPECT_EQ(part->records.size(), 3u);
+      EXPECT_TRUE(part->more);
+    }
+    auto page = co_await c.get_page(TableId(3), PageId(9), Lsn(4), soon());
+    EXPECT_TRUE(page.is_ok()) << page.status().to_string();
+    if (page.is_ok()) {
+      EXPECT_TRUE(*page == chain);
+    }
+    RpcClient rpc(env, "ps1:7000");
+    RpcRequest old = GetPageRequest{TableId(3), PageId(9), Lsn(4)}.encode();
+    EXPECT_EQ((co_await rpc.call(old.op, 0, old.body, soon())).code(), Code::kInvalidArgument);
+  }));
 }
 
 }  // namespace

@@ -28,6 +28,7 @@ using real_test::run_task;
 constexpr uint8_t kOpEcho = 1;
 constexpr uint8_t kOpLarge = 2;  // answers with kLargeBytes
 constexpr size_t kLargeBytes = size_t{1} << 20;
+constexpr uint8_t kOpOversize = 3;  // answers with a body of a whole frame: over the limit
 
 size_t count_log_id(const RingLogSink& sink, uint32_t id) {
   std::string needle = "\"id\":" + std::to_string(id) + ",";
@@ -54,7 +55,9 @@ class RpcBoundsTest : public ::testing::Test {
     env = std::make_unique<RealEnv>(loop, kTestNode, "n1", dir, &sink, Severity::kDebug);
     server = std::make_unique<RpcServer>(*env, [](const RpcRequest& r) -> Task<RpcResponse> {
       RpcResponse resp;
-      resp.body = r.op == kOpLarge ? Bytes(kLargeBytes, 3) : r.body;
+      resp.body = r.op == kOpLarge      ? Bytes(kLargeBytes, 3)
+                  : r.op == kOpOversize ? Bytes(Connection::kMaxMessageBytes, 4)
+                                        : r.body;
       co_return resp;
     });
     ASSERT_TRUE(server->start("127.0.0.1:0").is_ok());
@@ -171,6 +174,30 @@ TEST_F(RpcBoundsTest, MalformedRequestsAreLoggedOncePerIntervalWithACount) {
   EXPECT_TRUE(sees_end(fd));
   ASSERT_EQ(count_log_id(sink, 31004), 2u);
   EXPECT_NE(sink.lines().back().find("\"suppressed\":4"), std::string::npos) << sink.lines().back();
+}
+
+// A response over the frame limit is replaced by InvalidArgument: the call completes with
+// a typed error (it used to be dropped, and the call waited until its deadline), the
+// connection goes on serving, and the refusals are logged once per interval.
+constexpr uint8_t kOversizeCalls[] = {kOpOversize, kOpOversize, kOpEcho};
+
+TEST_F(RpcBoundsTest, AResponseOverOneFrameIsATypedErrorNotADroppedOne) {
+  std::vector<Status> results;
+  auto calls = [](RpcBoundsTest* t, std::vector<Status>* out) -> Task<void> {
+    RpcClient client(*t->env, t->server->address());
+    const Bytes body(1, 1);
+    for (uint8_t op : kOversizeCalls) {
+      Result<Bytes> r = co_await client.call(op, 0, body, t->env->executor().deadline_after(5s));
+      out->push_back(r.status());
+    }
+  };
+  ASSERT_TRUE(run_task(loop, calls(this, &results)));
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_EQ(results[0].code(), Code::kInvalidArgument) << results[0].to_string();
+  EXPECT_NE(results[0].message().find("frame limit"), std::string::npos) << results[0].to_string();
+  EXPECT_EQ(results[1].code(), Code::kInvalidArgument);
+  EXPECT_TRUE(results[2].is_ok()) << results[2].to_string();  // the same connection serves on
+  EXPECT_EQ(count_log_id(sink, 31006), 1u);
 }
 
 }  // namespace
