@@ -1,0 +1,161 @@
+#include "coord/elector.h"
+
+#include <algorithm>
+
+namespace quire {
+
+namespace {
+constexpr const char* kComponent = "elector";
+}  // namespace
+
+// What the renewal task and the elector share; the task holds it, so it outlives neither.
+struct Elector::LeaseState {
+  int64_t id = 0;
+  MonoTime renewed_sent;  // send time of the grant or of the last renewal that succeeded
+  Status lost;            // set once the coordinator no longer has the lease
+  bool stop = false;
+};
+
+Elector::Elector(Env& env, Coordinator& coordinator, ElectorOptions options, Elected on_elected,
+                 Deposed on_deposed)
+    : env_(env),
+      coordinator_(coordinator),
+      options_(std::move(options)),
+      on_elected_(std::move(on_elected)),
+      on_deposed_(std::move(on_deposed)) {}
+
+Elector::~Elector() {
+  if (lease_) lease_->stop = true;
+}
+
+void Elector::start() {
+  env_.executor().spawn("elector", run());
+}
+
+MonoTime Elector::validity_end(MonoTime sent, const ElectorOptions& o) {
+  const auto scaled =
+      Nanos(static_cast<int64_t>(static_cast<double>(o.lease_ttl.count()) * (1.0 - o.rate_error)));
+  return sent + (scaled - o.safety_margin);
+}
+
+bool Elector::may_lead(MonoTime now) const {
+  return leading_.has_value() && lease_ && lease_->lost.is_ok() && now < valid_until();
+}
+
+MonoTime Elector::valid_until() const {
+  return lease_ ? validity_end(lease_->renewed_sent, options_) : MonoTime();
+}
+
+Task<void> Elector::run() {
+  while (true) {
+    auto won = co_await win();
+    if (!won.is_ok()) {
+      if (won.status().code() == Code::kCancelled) co_return;
+      env_.log().info(kComponent, 47001, "not elected; campaigning again",
+                      {{"election", options_.election}, {"error", won.status()}});
+      if (!(co_await env_.executor().sleep(options_.retry_pause)).is_ok()) co_return;
+      continue;
+    }
+    leading_ = *won;
+    terms_won_++;
+    env_.log().info(kComponent, 47002, "elected",
+                    {{"election", options_.election},
+                     {"epoch", won->epoch},
+                     {"lease", static_cast<uint64_t>(won->lease)}});
+    if (on_elected_) on_elected_(*won);
+    Status why = co_await hold();
+    if (why.code() == Code::kCancelled) co_return;
+    depose(why);
+    if (!(co_await env_.executor().sleep(options_.retry_pause)).is_ok()) co_return;
+  }
+}
+
+Task<void> Elector::renew_loop(Env& env, Coordinator& coordinator, ElectorOptions options,
+                               std::shared_ptr<LeaseState> lease) {
+  while (!lease->stop) {
+    if (!(co_await env.executor().sleep(options.renew_interval)).is_ok()) co_return;
+    if (lease->stop) co_return;
+    const MonoTime sent = env.executor().now();
+    auto ttl = co_await coordinator.keep_alive(lease->id, sent + options.call_timeout);
+    if (ttl.is_ok()) {
+      lease->renewed_sent = std::max(lease->renewed_sent, sent);
+    } else if (ttl.status().code() == Code::kNotFound) {
+      lease->lost = ttl.status();
+      co_return;
+    } else if (ttl.status().code() == Code::kCancelled) {
+      co_return;
+    }
+    // Anything else (unreachable, slow): try again; validity runs out on its own.
+  }
+}
+
+void Elector::drop_lease() {
+  if (!lease_) return;
+  lease_->stop = true;
+  // Best effort, so the next candidate need not wait out the TTL.
+  auto revoke = [](Coordinator& c, int64_t id, Deadline d) -> Task<void> {
+    (void)co_await c.revoke_lease(id, d);
+  };
+  env_.executor().spawn(
+      "revoke-lease",
+      revoke(coordinator_, lease_->id, env_.executor().deadline_after(options_.call_timeout)));
+  lease_.reset();
+}
+
+Task<Result<Leadership>> Elector::win() {
+  const MonoTime sent = env_.executor().now();
+  auto granted =
+      co_await coordinator_.grant_lease(options_.lease_ttl, sent + options_.call_timeout);
+  if (!granted.is_ok()) co_return granted.status();
+  lease_ = std::make_shared<LeaseState>();
+  lease_->id = granted->id;
+  lease_->renewed_sent = sent;
+  env_.executor().spawn("lease-renewal", renew_loop(env_, coordinator_, options_, lease_));
+
+  auto won =
+      co_await coordinator_.campaign(options_.election, granted->id, options_.value,
+                                     env_.executor().deadline_after(options_.campaign_timeout));
+  if (!won.is_ok()) {
+    drop_lease();
+    co_return won.status();
+  }
+  // etcd's campaign does not re-check its own key: confirm the leader is us.
+  auto current = co_await coordinator_.leader(
+      options_.election, env_.executor().deadline_after(options_.call_timeout));
+  if (!current.is_ok() || current->epoch != won->epoch || current->key != won->key) {
+    drop_lease();
+    co_return current.is_ok() ? Status(Code::kFenced, "another candidate leads")
+                                    .with("epoch", current->epoch)
+                                    .with("campaign_epoch", won->epoch)
+                              : current.status();
+  }
+  co_return won;
+}
+
+Task<Status> Elector::hold() {
+  while (true) {
+    const MonoTime now = env_.executor().now();
+    if (!lease_->lost.is_ok()) co_return lease_->lost;
+    if (now >= valid_until()) {
+      co_return Status(Code::kDeadlineExceeded, "lease not renewed in time")
+          .with("renewed_ago_ms",
+                static_cast<uint64_t>((now - lease_->renewed_sent).count() / 1000000));
+    }
+    // Wake by the end of validity, or half a renewal interval, whichever is first.
+    const MonoTime wake = std::min(valid_until(), now + options_.renew_interval / 2);
+    Status slept = co_await env_.executor().sleep_until(wake);
+    if (!slept.is_ok()) co_return slept;
+  }
+}
+
+void Elector::depose(const Status& why) {
+  QUIRE_ASSERT(leading_.has_value());  // only a leader is deposed
+  Leadership was = *leading_;
+  leading_.reset();
+  env_.log().warn(kComponent, 47003, "no longer leader",
+                  {{"election", options_.election}, {"epoch", was.epoch}, {"error", why}});
+  drop_lease();
+  if (on_deposed_) on_deposed_(was, why);
+}
+
+}  // namespace quire

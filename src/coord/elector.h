@@ -1,0 +1,98 @@
+// Elector: one compute node's side of the primary election, over a Coordinator.
+//
+// run() loops for the node's life: grant a lease, campaign, confirm with leader() that the
+// epoch won is the election's current one (etcd's campaign does not re-check its own key),
+// then renew the lease every renew_interval until it is lost; then campaign again.
+//
+// Deposition before expiry. A leader may act (acknowledge writes) only while
+// may_lead(now) holds: now < valid_until, where
+//
+//   valid_until = (send time of the last renewal that succeeded) + ttl x (1 - rate_error)
+//                 - safety_margin
+//
+// The coordinator starts a lease's TTL when it receives the grant or renewal, which is
+// after the node sent it, so the coordinator cannot expire the lease before the node's
+// own clock reaches valid_until, provided the two clocks' rates differ by at most
+// rate_error (default 1%; quartz drifts about 0.01%). Clock offsets do not matter: only
+// durations are compared. The node's clock is its monotonic clock; a process paused past
+// valid_until (GC, SIGSTOP) finds may_lead false when it resumes, before it acknowledges
+// anything. A lease alone is not safety: the page servers also refuse lower terms, so a
+// deposed leader that has not noticed yet still cannot write.
+//
+// The callbacks run on the node's executor: on_elected when this node becomes leader
+// (with the confirmed leadership), on_deposed when it stops being leader (renewal refused,
+// valid_until passed, or a newer leader observed), with the reason.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "coord/coordinator.h"
+#include "runtime/env.h"
+
+namespace quire {
+
+struct ElectorOptions {
+  std::string election;  // e.g. "/quire/<cluster>/primary"
+  std::string value;     // published with the leadership (the node's client address)
+  Nanos lease_ttl = std::chrono::seconds(2);
+  Nanos renew_interval = std::chrono::milliseconds(500);
+  Nanos call_timeout = std::chrono::milliseconds(500);  // each grant, renewal, confirmation
+  Nanos campaign_timeout = std::chrono::seconds(10);    // one campaign wait, then again
+  Nanos retry_pause = std::chrono::milliseconds(200);   // after a failed call
+  double rate_error = 0.01;
+  Nanos safety_margin = std::chrono::milliseconds(100);
+};
+
+class Elector {
+ public:
+  using Elected = std::function<void(const Leadership&)>;
+  using Deposed = std::function<void(const Leadership&, const Status& why)>;
+
+  Elector(Env& env, Coordinator& coordinator, ElectorOptions options, Elected on_elected,
+          Deposed on_deposed);
+  ~Elector();
+  Elector(const Elector&) = delete;
+  Elector& operator=(const Elector&) = delete;
+
+  // Spawns the election loop on the node's executor (it ends with the node).
+  void start();
+
+  // Whether this node may act as leader at `now` (see the header): elected, the lease not
+  // known lost, and now before valid_until().
+  bool may_lead(MonoTime now) const;
+  // The end of validity of the current lease (meaningful while leading).
+  MonoTime valid_until() const;
+  const std::optional<Leadership>& leadership() const { return leading_; }
+  uint64_t terms_won() const { return terms_won_; }
+
+  // How long a lease renewed (or granted) at `sent` keeps this node leader.
+  static MonoTime validity_end(MonoTime sent, const ElectorOptions& o);
+
+ private:
+  struct LeaseState;
+
+  Task<void> run();
+  // One leadership: grant a lease (and start renewing it), campaign, confirm.
+  Task<Result<Leadership>> win();
+  // Watches the lease while leading; returns why leadership ended.
+  Task<Status> hold();
+  void depose(const Status& why);
+  // Stops renewing the current lease and revokes it (best effort).
+  void drop_lease();
+  static Task<void> renew_loop(Env& env, Coordinator& coordinator, ElectorOptions options,
+                               std::shared_ptr<LeaseState> lease);
+
+  Env& env_;
+  Coordinator& coordinator_;
+  ElectorOptions options_;
+  Elected on_elected_;
+  Deposed on_deposed_;
+  std::optional<Leadership> leading_;
+  std::shared_ptr<LeaseState> lease_;  // from grant until dropped
+  uint64_t terms_won_ = 0;
+};
+
+}  // namespace quire
