@@ -266,7 +266,9 @@ TEST_F(PageServerTest, SealWhileWritingGivesRetriableSealedOrSuccess) {
     auto st = co_await c.status(soon());
     if (st.is_ok()) {
       EXPECT_EQ(st->durable_lsn, Lsn(100));
-      EXPECT_EQ(st->sealed_count, static_cast<uint64_t>(seals_done));
+      // A seal of a segment that is still empty creates no new one.
+      EXPECT_LE(st->sealed_count, static_cast<uint64_t>(seals_done));
+      EXPECT_GT(st->sealed_count, 0u);
     }
   });
 }
