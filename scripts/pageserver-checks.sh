@@ -141,13 +141,12 @@ check "bench with --records 0 exits 2" \
 # path (not 75, which a supervisor answers by restarting forever).
 # startup_error NAME DIR PATTERN [WRAPPER...]: the server on DIR exits 1 with PATTERN on stderr.
 startup_error() {
-  local name="$1" dir="$2" pattern="$3"
+  local name="$1" dir="$2" pattern="$3" err="$tmp/startup-${1//[^a-zA-Z0-9]/_}.err"
   shift 3
-  timeout 20 "$@" "$quire" pageserver --listen 127.0.0.1:0 --data "$dir" >/dev/null \
-    2>"$tmp/$name.err"
+  timeout 20 "$@" "$quire" pageserver --listen 127.0.0.1:0 --data "$dir" >/dev/null 2>"$err"
   local c=$?
   check "$name: exit 1 ($c)" test "$c" = 1
-  check "$name: stderr names the path" grep -q -- "$pattern" "$tmp/$name.err"
+  check "$name: stderr names the path" grep -q -- "$pattern" "$err"
 }
 cfg="$tmp/cfg-file"
 mkdir -p "$cfg"
