@@ -203,14 +203,18 @@ stop_and_verify() {
   check "$1: pl verify says INTACT" grep -q "^INTACT$" "$tmp/$1.verify"
   check "$1: ... with records=$3 segments=$4" grep -q "^totals: records=$3 segments=$4 " "$tmp/$1.verify"
 }
+# start_limited CHECK NAME DIR: start_server NAME DIR under ulimit -n 1024, checked as CHECK.
+start_limited() {
+  local saved="$quire"
+  quire="$limited"
+  start_server "$2" "$3"
+  quire="$saved"
+  check "$1: the server starts under ulimit -n 1024" test -n "$port"
+}
 many="$tmp/many"
 "${many_segments[@]}" write "$many" 5000 >/dev/null
 check "5000 segment files are written" test "$(ls "$many/segments" | wc -l)" = 5000
-saved_quire="$quire"
-quire="$limited"
-start_server many "$many"
-quire="$saved_quire"
-check "5000 segments: the server starts under ulimit -n 1024" test -n "$port"
+start_limited "5000 segments" many "$many"
 if [ -n "$port" ]; then
   check "5000 segments: pl status serves durable_lsn 5000" test "$(status_field durable_lsn)" = 5000
   check "5000 segments: ... and 5000 segments" test "$(status_field segments)" = 5000
@@ -226,11 +230,7 @@ fi
 # them make a new segment file (a seal of an empty segment makes none). The server stays up
 # and serves, holding a bounded number of files.
 flood="$tmp/flood"
-saved_quire="$quire"
-quire="$limited"
-start_server flood "$flood"
-quire="$saved_quire"
-check "seal flood: the server starts under ulimit -n 1024" test -n "$port"
+start_limited "seal flood" flood "$flood"
 if [ -n "$port" ]; then
   timeout 60 "${many_segments[@]}" seals "127.0.0.1:$port" --seals 2000 --append-every 4 \
     >"$tmp/flood.out" 2>&1
