@@ -44,6 +44,7 @@ Result<Address> LocalPageServer::start(Nanos timeout) {
   }
   if (!server_->serving()) {
     const Status& why = server_->start_error();
+    if (why.code() == Code::kInvalidArgument) return why;  // the data directory cannot be used
     return unavailable(fmt::format("cannot listen on {}: {}", options_.listen,
                                    why.is_ok() ? "see the log" : why.message()));
   }

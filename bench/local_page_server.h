@@ -27,9 +27,11 @@ class LocalPageServer {
   // catch-up connections to its peers all use the node's network.
   //
   // Starts the node and runs the loop until it serves; returns the address it bound (with
-  // port 0, the port the kernel chose). Fails with Unavailable when it cannot listen
-  // (naming why), Io when the node asked to be restarted (env().restart_requested() says
-  // why), Cancelled when a signal stopped the loop first, DeadlineExceeded after `timeout`.
+  // port 0, the port the kernel chose). Fails with InvalidArgument naming the path when the
+  // data directory cannot be used as it is (a configuration error), Unavailable when it
+  // cannot listen (naming why), Io when the node asked to be restarted
+  // (env().restart_requested() says why), Cancelled when a signal stopped the loop first,
+  // DeadlineExceeded after `timeout`.
   Result<Address> start(Nanos timeout);
 
   RealEnv& env() { return *env_; }

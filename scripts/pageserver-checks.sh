@@ -137,5 +137,111 @@ check "bench with both --servers and --data exits 2" \
 check "bench with --records 0 exits 2" \
   test "$(exit_of "$quire" bench pageserver --servers 127.0.0.1:1 --records 0 --size 1)" = 2
 
+# 9. Start-up problems in the data directory are configuration errors: exit 1 naming the
+# path (not 75, which a supervisor answers by restarting forever).
+# startup_error NAME DIR PATTERN [WRAPPER...]: the server on DIR exits 1 with PATTERN on stderr.
+startup_error() {
+  local name="$1" dir="$2" pattern="$3" err="$tmp/startup-${1//[^a-zA-Z0-9]/_}.err"
+  shift 3
+  timeout 20 "$@" "$quire" pageserver --listen 127.0.0.1:0 --data "$dir" >/dev/null 2>"$err"
+  local c=$?
+  check "$name: exit 1 ($c)" test "$c" = 1
+  check "$name: stderr names the path" grep -q -- "$pattern" "$err"
+}
+cfg="$tmp/cfg-file"
+mkdir -p "$cfg"
+touch "$cfg/segments"
+startup_error "DIR/segments is a regular file" "$cfg" "$cfg/segments: a file is in the way"
+cfg="$tmp/cfg-fifo"
+mkdir -p "$cfg/segments"
+mkfifo "$cfg/segments/seg-0000000000000001"
+startup_error "a FIFO named like a segment" "$cfg" \
+  "$cfg/segments/seg-0000000000000001: is a FIFO, not a regular file"
+cfg="$tmp/cfg-dir"
+mkdir -p "$cfg/segments/seg-0000000000000001"
+startup_error "a directory named like a segment" "$cfg" \
+  "$cfg/segments/seg-0000000000000001: is a directory"
+timeout 10 "$quire" pl verify --data "$cfg" >"$tmp/dirseg.out" 2>&1
+check "pl verify on a directory segment exits 1" test $? = 1
+check "... saying it is a directory" grep -q "is a directory; a segment must be a regular file" "$tmp/dirseg.out"
+# Unwritable: root writes anywhere, so the server runs without CAP_DAC_OVERRIDE here; LOCK
+# stays writable (its owner may write it), the directory does not.
+cfg="$tmp/cfg-ro"
+mkdir -p "$cfg"
+touch "$cfg/LOCK"
+chmod 0555 "$cfg"
+nodac=(setpriv --inh-caps=-dac_override,-dac_read_search --bounding-set=-dac_override,-dac_read_search)
+if "${nodac[@]}" true 2>/dev/null; then
+  startup_error "an unwritable data directory" "$cfg" "mkdir $cfg/segments: Permission denied" \
+    "${nodac[@]}"
+else
+  echo "skipped: an unwritable data directory (setpriv cannot drop CAP_DAC_OVERRIDE here)"
+fi
+chmod 0755 "$cfg"
+
+# 10. 5,000 segment files (written directly: one LOG record each, an unbroken chain), and
+# the server starts under ulimit -n 1024: its sealed segments are opened on demand through
+# a bounded descriptor cache.
+many_segments=(python3 "$(dirname "$0")/many_segments.py")
+limited="$tmp/quire-ulimit-1024"
+printf '#!/bin/sh\nulimit -n 1024 || exit 99\nexec "%s" "$@"\n' "$quire" >"$limited"
+chmod +x "$limited"
+# open_fds PID: how many files the process holds open.
+open_fds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
+# status_field FIELD: a field of pl status from the server on $port.
+status_field() {
+  timeout 10 "$quire" pl status --server "127.0.0.1:$port" --timeout-ms 5000 2>/dev/null |
+    python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])" 2>/dev/null
+}
+# stop_and_verify NAME DIR RECORDS SEGMENTS: SIGTERM ends the server with exit 0, and pl verify
+# (under the same descriptor limit) finds DIR intact with those totals.
+stop_and_verify() {
+  kill -TERM "$pid"
+  wait_exit "$pid"
+  check "$1: SIGTERM stops the server with exit 0 ($code)" test "$code" = 0
+  "$limited" pl verify --data "$2" >"$tmp/$1.verify" 2>&1
+  check "$1: pl verify says INTACT" grep -q "^INTACT$" "$tmp/$1.verify"
+  check "$1: ... with records=$3 segments=$4" grep -q "^totals: records=$3 segments=$4 " "$tmp/$1.verify"
+}
+# start_limited CHECK NAME DIR: start_server NAME DIR under ulimit -n 1024, checked as CHECK.
+start_limited() {
+  local saved="$quire"
+  quire="$limited"
+  start_server "$2" "$3"
+  quire="$saved"
+  check "$1: the server starts under ulimit -n 1024" test -n "$port"
+}
+many="$tmp/many"
+"${many_segments[@]}" write "$many" 5000 >/dev/null
+check "5000 segment files are written" test "$(ls "$many/segments" | wc -l)" = 5000
+start_limited "5000 segments" many "$many"
+if [ -n "$port" ]; then
+  check "5000 segments: pl status serves durable_lsn 5000" test "$(status_field durable_lsn)" = 5000
+  check "5000 segments: ... and 5000 segments" test "$(status_field segments)" = 5000
+  "${many_segments[@]}" read-log "127.0.0.1:$port" >"$tmp/many.read" 2>&1
+  check "5000 segments: read_log returns all 5000 records (every segment read)" \
+    grep -q "^records 5000$" "$tmp/many.read"
+  fds=$(open_fds "$pid")
+  check "5000 segments: the server holds under 100 files open ($fds)" test "$fds" -lt 100
+  stop_and_verify "5000 segments" "$many" 5000 5000
+fi
+
+# 11. The seal flood: 2,000 seals under ulimit -n 1024, an append before every 4th, so 500 of
+# them make a new segment file (a seal of an empty segment makes none). The server stays up
+# and serves, holding a bounded number of files.
+flood="$tmp/flood"
+start_limited "seal flood" flood "$flood"
+if [ -n "$port" ]; then
+  timeout 60 "${many_segments[@]}" seals "127.0.0.1:$port" --seals 2000 --append-every 4 \
+    >"$tmp/flood.out" 2>&1
+  check "seal flood: 2000 seals and 500 appends answered OK" grep -q "^seals 2000 appends 500$" "$tmp/flood.out"
+  check "seal flood: the server is alive" kill -0 "$pid"
+  check "seal flood: pl status serves durable_lsn 500" test "$(status_field durable_lsn)" = 500
+  check "seal flood: 501 segments (500 written, one empty active)" test "$(status_field segments)" = 501
+  fds=$(open_fds "$pid")
+  check "seal flood: the server holds under 100 files open ($fds)" test "$fds" -lt 100
+  stop_and_verify "seal flood" "$flood" 500 501
+fi
+
 echo "pageserver-checks: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -105,11 +105,11 @@ void add_pageserver_command(CLI::App& app, Commands& commands) {
   CLI::App* cmd = app.add_subcommand("pageserver", "run a page server until SIGTERM or SIGINT");
   cmd->footer(
       "Prints 'pageserver listening on HOST:PORT data DIR' once serving. Exit 0 after SIGTERM or "
-      "SIGINT; 1 when it cannot run (the data directory is locked by another process, the "
-      "address cannot be bound, a TLS file is unusable); 2 on bad usage (also: a non-loopback "
-      "--listen without the --tls-* flags or --insecure); 75 when it asks to be restarted after a "
-      "disk "
-      "failure.");
+      "SIGINT; 1 when it cannot run (the data directory is locked by another process, cannot "
+      "be used as it is: unwritable, a file where DIR/segments belongs, a segment that is not "
+      "a regular file; the address cannot be bound, a TLS file is unusable), naming the path; "
+      "2 on bad usage (also: a non-loopback --listen without the --tls-* flags or --insecure); "
+      "75 when it asks to be restarted after a disk failure.");
   cmd->add_option("--listen", flags->listen, "address to serve on; port 0 picks a free port")
       ->required()
       ->check(tcp_address_validator());

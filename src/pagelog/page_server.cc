@@ -83,6 +83,12 @@ void PageServer::fail_stop(const Status& why) {
 Task<void> PageServer::run() {
   QUIRE_ASSERT(store_ == nullptr && rpc_ == nullptr);  // a node runs its app once
   auto store = co_await SegmentStore::open(env_, options_.store);
+  if (store.code() == Code::kInvalidArgument) {
+    env_.log().error(kComponent, 32020, "the data directory cannot be used; not starting",
+                     {{"error", store.status()}});
+    start_error_ = Status(store.status()).at("open_store");
+    co_return;
+  }
   if (!store.is_ok()) {
     fail_stop(store.status());
     co_return;

@@ -57,7 +57,10 @@ class PageServer : public NodeApp {
   bool serving() const { return serving_; }
   // The address it listens on (with port 0, the port chosen); valid once serving.
   const Address& address() const { return rpc_->address(); }
-  // Why it could not start serving (listen failed), or OK.
+  // Why it could not start serving, or OK: the data directory cannot be used as it is
+  // (InvalidArgument naming the path, step "open_store": a configuration error; restarting
+  // will not help), or listening failed (step "listen"). Any other failure to open the
+  // store is a disk failure: the server asks to be restarted instead.
   const Status& start_error() const { return start_error_; }
 
  private:

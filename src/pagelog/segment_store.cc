@@ -40,7 +40,11 @@ struct SegmentStore::Pending {
 
 struct SegmentStore::Segment {
   uint64_t number = 0;
-  std::unique_ptr<File> file;
+  // Open while this is the active segment, or while a sealed one is in the descriptor
+  // cache (then `cached` is its place in open_sealed_). Shared, so a read that is using it
+  // keeps it open past an eviction.
+  std::shared_ptr<File> file;
+  std::optional<std::list<uint64_t>::iterator> cached;
   uint64_t size = 0;
 };
 
@@ -62,6 +66,9 @@ Task<Result<std::unique_ptr<SegmentStore>>> SegmentStore::open(Env& env,
 }
 
 Status SegmentStore::break_store(Status why) {
+  // Whatever broke it (a refused create is InvalidArgument), a store that was serving
+  // reports Io from here on: the node must restart and recover.
+  if (why.code() != Code::kIo) why = io_error(why.to_string());
   if (broken_.is_ok()) {
     env_.log().error(kComponent, 30001, "disk failure; the segment store stops until restart",
                      {{"error", why}});
@@ -105,9 +112,10 @@ Task<Status> SegmentStore::recover() {
     QUIRE_CO_RETURN_IF_ERROR(co_await recover_segment(numbers[i], i + 1 == numbers.size()));
   }
   if (segments_.empty()) {
-    QUIRE_CO_RETURN_IF_ERROR(co_await create_segment(1));
+    QUIRE_CO_RETURN_IF_ERROR(co_await create_segment_file(1));
   }
   active_ = segments_.rbegin()->first;
+  QUIRE_ASSERT(segments_.at(active_)->file != nullptr && !segments_.at(active_)->cached);
   recompute_complete();
   env_.log().info(kComponent, 30003, "segment store recovered",
                   {{"segments", segments_.size()},
@@ -119,6 +127,11 @@ Task<Status> SegmentStore::recover() {
   co_return Status();
 }
 
+// Scans one segment and indexes its records. The newest stays open as the active segment;
+// a sealed one goes to the descriptor cache, which closes the least recently used beyond
+// its bound, so recovery holds at most open_segments_max + 1 segment files at a time.
+// Opening refuses a name that is not a regular file (InvalidArgument naming the path), so
+// a FIFO cannot block the scan.
 Task<Status> SegmentStore::recover_segment(uint64_t number, bool newest) {
   auto file = co_await env_.disk().open(path(number), {});
   if (!file.is_ok()) co_return file.status();
@@ -129,6 +142,15 @@ Task<Status> SegmentStore::recover_segment(uint64_t number, bool newest) {
   auto seg = std::make_unique<Segment>();
   seg->number = number;
   seg->size = bytes->size();
+  auto place = [&] {
+    Segment& placed = *(segments_[number] = std::move(seg));
+    std::shared_ptr<File> open_file = std::move(file).value();
+    if (newest) {
+      placed.file = std::move(open_file);
+    } else {
+      cache_insert(placed, std::move(open_file));
+    }
+  };
   if (!scan.header_status.is_ok()) {
     if (newest && bytes->size() <= kSegmentHeaderBytes) {
       // Created but its header never made it to disk: a crash while opening it.
@@ -137,13 +159,12 @@ Task<Status> SegmentStore::recover_segment(uint64_t number, bool newest) {
       torn_bytes_truncated_ += bytes->size();
       file->reset();
       QUIRE_CO_RETURN_IF_ERROR(co_await env_.disk().unlink(path(number)));
-      co_return co_await create_segment(number);
+      co_return co_await create_segment_file(number);
     }
     env_.log().error(kComponent, 30005, "segment header is damaged; skipping the segment",
                      {{"segment", number}, {"error", scan.header_status}});
     damaged_.push_back({number, 0, bytes->size()});
-    seg->file = std::move(file).value();
-    segments_[number] = std::move(seg);
+    place();
     co_return Status();
   }
   for (const auto& r : scan.damaged) {
@@ -177,23 +198,31 @@ Task<Status> SegmentStore::recover_segment(uint64_t number, bool newest) {
       index_record(ref);
     }
   }
-  seg->file = std::move(file).value();
-  segments_[number] = std::move(seg);
+  place();
   co_return Status();
 }
 
 Task<Status> SegmentStore::create_segment(uint64_t number) {
+  Status st = co_await create_segment_file(number);
+  if (!st.is_ok()) co_return break_store(std::move(st));
+  co_return Status();
+}
+
+Task<Status> SegmentStore::create_segment_file(uint64_t number) {
   // Segment numbers only grow: recovery goes in order, and seals and roll-overs add one.
   QUIRE_ASSERT(segments_.empty() || number > segments_.rbegin()->first);
   auto file = co_await env_.disk().open(path(number), {.create = true, .exclusive = true});
-  if (!file.is_ok()) co_return break_store(file.status());
+  if (!file.is_ok()) co_return file.status();
   Bytes header = encode_segment_header(number);
   auto off = co_await (*file)->append(header);
-  if (!off.is_ok()) co_return break_store(off.status());
-  Status st = co_await (*file)->sync();
-  if (!st.is_ok()) co_return break_store(st);
-  st = co_await env_.disk().sync_dir(options_.dir);
-  if (!st.is_ok()) co_return break_store(st);
+  if (!off.is_ok()) co_return off.status();
+  QUIRE_CO_RETURN_IF_ERROR(co_await (*file)->sync());
+  QUIRE_CO_RETURN_IF_ERROR(co_await env_.disk().sync_dir(options_.dir));
+  // The segment before it is sealed from here on: its file joins the descriptor cache.
+  if (!segments_.empty()) {
+    Segment& sealed = *segments_.rbegin()->second;
+    if (sealed.file != nullptr && !sealed.cached) cache_insert(sealed, sealed.file);
+  }
   auto seg = std::make_unique<Segment>();
   seg->number = number;
   seg->size = header.size();
@@ -201,6 +230,53 @@ Task<Status> SegmentStore::create_segment(uint64_t number) {
   segments_[number] = std::move(seg);
   active_ = number;
   co_return Status();
+}
+
+// Puts a sealed segment's open file at the front of the cache and closes the least
+// recently used files beyond the bound (a read still using one keeps it until it ends).
+void SegmentStore::cache_insert(Segment& seg, std::shared_ptr<File> file) {
+  QUIRE_ASSERT(!seg.cached && file != nullptr);
+  seg.file = std::move(file);
+  open_sealed_.push_front(seg.number);
+  seg.cached = open_sealed_.begin();
+  while (open_sealed_.size() > options_.open_segments_max) {
+    Segment& evicted = *segments_.at(open_sealed_.back());
+    QUIRE_ASSERT(evicted.cached && evicted.number != active_);
+    evicted.file.reset();
+    evicted.cached.reset();
+    open_sealed_.pop_back();
+  }
+}
+
+// Takes a segment out of the cache, closing its file (for a segment being deleted).
+void SegmentStore::cache_forget(Segment& seg) {
+  if (!seg.cached) return;
+  open_sealed_.erase(*seg.cached);
+  seg.cached.reset();
+  seg.file.reset();
+}
+
+Task<Result<std::shared_ptr<File>>> SegmentStore::segment_file(uint64_t number) {
+  auto gone = [&] {
+    return Status(Code::kNotFound, "segment no longer exists").with("segment", number);
+  };
+  auto it = segments_.find(number);
+  if (it == segments_.end()) co_return gone();
+  if (it->second->file != nullptr) {
+    if (it->second->cached) {
+      open_sealed_.splice(open_sealed_.begin(), open_sealed_, *it->second->cached);
+    }
+    co_return it->second->file;
+  }
+  auto opened = co_await env_.disk().open(path(number), {});
+  // While it opened, retention may have deleted the segment or another read cached it.
+  it = segments_.find(number);
+  if (it == segments_.end()) co_return gone();
+  if (!opened.is_ok()) co_return opened.status();
+  if (it->second->file != nullptr) co_return it->second->file;
+  std::shared_ptr<File> file = std::move(opened).value();
+  cache_insert(*it->second, file);
+  co_return file;
 }
 
 void SegmentStore::index_record(const RecordRef& ref) {
@@ -463,6 +539,9 @@ Task<Status> SegmentStore::seal() {
   QUIRE_CO_RETURN_IF_ERROR(co_await write_mu_.lock());
   MutexGuard guard(write_mu_);
   if (!broken_.is_ok()) co_return broken_;
+  // An active segment with nothing past its header stays active: no file for an empty
+  // segment (the writes in flight already failed through the epoch).
+  if (segments_.at(active_)->size <= kSegmentHeaderBytes) co_return Status();
   // Every acknowledged write is synced already; the next segment begins here.
   co_return co_await create_segment(active_ + 1);
 }
@@ -583,6 +662,7 @@ Task<Result<size_t>> SegmentStore::delete_dead_segments() {
   }
   for (uint64_t num : doomed) {
     QUIRE_ASSERT(num != active_);
+    cache_forget(*segments_.at(num));
     segments_.erase(num);
     Status st = co_await env_.disk().unlink(path(num));
     if (!st.is_ok()) co_return break_store(st);
@@ -595,14 +675,10 @@ Task<Result<size_t>> SegmentStore::delete_dead_segments() {
 }
 
 Task<Result<Record>> SegmentStore::read(const RecordRef& ref) {
-  auto it = segments_.find(ref.segment);
-  if (it == segments_.end()) {
-    co_return Status(Code::kNotFound, "segment no longer exists")
-        .with("segment", ref.segment)
-        .with("lsn", ref.lsn.value);
-  }
+  auto file = co_await segment_file(ref.segment);
+  if (!file.is_ok()) co_return Status(file.status()).with("lsn", ref.lsn.value);
   Bytes buf(ref.size);
-  auto n = co_await it->second->file->read(ref.offset, buf);
+  auto n = co_await (*file)->read(ref.offset, buf);
   if (!n.is_ok()) co_return n.status();
   if (*n != ref.size) {
     co_return Status(Code::kCorruption, "record cut short on disk")
@@ -695,6 +771,7 @@ SegmentStoreStats SegmentStore::stats() const {
   s.records = by_lsn_.size();
   for (const auto& [n, seg] : segments_) s.bytes += seg->size;
   s.torn_bytes_truncated = torn_bytes_truncated_;
+  s.open_sealed_segments = open_sealed_.size();
   s.damaged = damaged_;
   return s;
 }

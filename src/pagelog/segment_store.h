@@ -30,6 +30,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -47,6 +48,8 @@ namespace quire {
 struct SegmentStoreOptions {
   std::string dir = "segments";
   uint64_t segment_bytes_max = 64u << 20;
+  // Sealed segment files kept open for reads (the active segment is open besides).
+  size_t open_segments_max = 64;
 };
 
 // Where one record is, and what it is.
@@ -73,6 +76,7 @@ struct SegmentStoreStats {
   uint64_t records = 0;
   uint64_t bytes = 0;
   uint64_t torn_bytes_truncated = 0;  // at open
+  uint64_t open_sealed_segments = 0;  // sealed segment files open in the descriptor cache
   std::vector<DamagedRange> damaged;
 };
 
@@ -124,7 +128,15 @@ class SegmentStore {
   SegmentStore(Env& env, SegmentStoreOptions options);
   Task<Status> recover();
   Task<Status> recover_segment(uint64_t number, bool newest);
+  // Creates segment `number` and makes it the active one; any failure breaks the store.
   Task<Status> create_segment(uint64_t number);
+  // The same without breaking the store, for recovery, whose failures open() reports.
+  Task<Status> create_segment_file(uint64_t number);
+  // The descriptor cache of sealed segments. segment_file() returns the open file of a
+  // segment (the active one's, a cached one, or one it opens and caches).
+  Task<Result<std::shared_ptr<File>>> segment_file(uint64_t number);
+  void cache_insert(Segment& seg, std::shared_ptr<File> file);
+  void cache_forget(Segment& seg);
   // One group commit: plans every pending write (re-sends, abandoned records and range
   // markers decided here), then writes, syncs and indexes the plan.
   Task<Status> flush(std::vector<std::shared_ptr<Pending>>& batch);
@@ -159,6 +171,7 @@ class SegmentStore {
   uint64_t torn_bytes_truncated_ = 0;
   std::map<uint64_t, std::unique_ptr<Segment>> segments_;
   uint64_t active_ = 0;
+  std::list<uint64_t> open_sealed_;  // the descriptor cache: most recently used first
   std::vector<DamagedRange> damaged_;
 
   std::map<Lsn, RecordRef> by_lsn_;

@@ -140,11 +140,17 @@ class File {
 class Disk {
  public:
   virtual ~Disk() = default;
-  // NotFound when missing and not asked to create.
+  // Failures that mean the directory cannot be used as it is (a configuration problem,
+  // not a failing disk) are InvalidArgument naming the path: open, make_dirs and list
+  // refused for permission or a read-only file system, and the cases below.
+  //
+  // Opens a regular file only: InvalidArgument for a directory, FIFO, socket or device (a
+  // read from a FIFO could block forever). NotFound when missing and not asked to create.
   virtual Task<Result<std::unique_ptr<File>>> open(std::string path, OpenOptions options) = 0;
   virtual Task<Status> rename(std::string from, std::string to) = 0;
   virtual Task<Status> unlink(std::string path) = 0;
-  // Creates the directory and its parents; OK when it exists.
+  // Creates the directory and its parents; OK when it exists; InvalidArgument when a file
+  // is in the way.
   virtual Task<Status> make_dirs(std::string path) = 0;
   // Names (not paths) of the entries in `dir`, sorted. "" is the data directory.
   virtual Task<Result<std::vector<std::string>>> list(std::string dir) = 0;

@@ -348,5 +348,151 @@ TEST_F(StoreTest, FailedSyncBreaksTheStore) {
   EXPECT_GE(store_->complete_lsn(), Lsn(1));
 }
 
+// ---- The descriptor cache: only the active segment and open_segments_max sealed ones
+// are open, whatever the number of segments.
+
+// 300 segments (a seal after every record) with a cache of 8: every record reads back, in
+// an order that misses the cache, and the cache never holds more than its bound.
+TEST_F(StoreTest, ManySegmentsAllReadableThroughABoundedCache) {
+  open({.dir = "segments", .open_segments_max = 8});
+  for (uint64_t l = 1; l <= 300; ++l) {
+    ASSERT_TRUE(append({log_record(l, l - 1)}).is_ok());
+    run([&]() -> Task<void> { EXPECT_TRUE((co_await store_->seal()).is_ok()); });
+    ASSERT_LE(store_->stats().open_sealed_segments, 8u);
+  }
+  EXPECT_EQ(store_->stats().segments, 301u);  // the last seal left an empty active segment
+  EXPECT_EQ(store_->stats().open_sealed_segments, 8u);
+  for (uint64_t l = 1; l <= 300; l += 7) {  // strides through every part of the log
+    auto r = read_lsn(Lsn(l));
+    ASSERT_TRUE(r.is_ok()) << l << " " << r.status().to_string();
+    EXPECT_EQ(r->lsn, Lsn(l));
+    EXPECT_EQ(r->payload, log_record(l, l - 1).payload);
+    EXPECT_LE(store_->stats().open_sealed_segments, 8u);
+  }
+}
+
+// Recovery scans more segments than the cache holds, then serves every record; reads
+// after an eviction reopen the segment.
+TEST_F(StoreTest, RecoveryWithMoreSegmentsThanTheCacheServesEveryRecord) {
+  open({.dir = "segments", .segment_bytes_max = 1024, .open_segments_max = 4});
+  for (uint64_t l = 1; l <= 60; ++l) ASSERT_TRUE(append({log_record(l, l - 1, 600)}).is_ok());
+  ASSERT_GE(store_->stats().segments, 60u);
+  crash_and_reopen(UnsyncedOnCrash::kLose);
+  EXPECT_EQ(store_->complete_lsn(), Lsn(60));
+  EXPECT_EQ(store_->stats().open_sealed_segments, 4u);  // the newest sealed ones stay open
+  // The oldest first (evicted at recovery), then the newest, then the oldest again: each
+  // round evicts what the previous one opened.
+  for (uint64_t round = 0; round < 3; ++round) {
+    for (uint64_t i = 1; i <= 60; ++i) {
+      uint64_t l = round == 1 ? 61 - i : i;
+      auto r = read_lsn(Lsn(l));
+      ASSERT_TRUE(r.is_ok()) << l << " " << r.status().to_string();
+      EXPECT_EQ(r->payload, log_record(l, l - 1, 600).payload);
+    }
+    EXPECT_EQ(store_->stats().open_sealed_segments, 4u);
+  }
+}
+
+// A read in flight keeps its file past an eviction by other reads: concurrent readers of
+// many segments with a cache of 2 all get their records.
+TEST_F(StoreTest, ConcurrentReadsAcrossEvictionsAllSucceed) {
+  open({.dir = "segments", .segment_bytes_max = 1024, .open_segments_max = 2});
+  for (uint64_t l = 1; l <= 40; ++l) ASSERT_TRUE(append({log_record(l, l - 1, 600)}).is_ok());
+  crash_and_reopen(UnsyncedOnCrash::kLose);
+  DiskFaults slow;  // latency, so reads overlap and open the same segments concurrently
+  slow.latency_min = 100us;
+  slow.latency_max = 2ms;
+  disk().set_faults(slow);
+  int ok = 0;
+  for (uint64_t l = 1; l <= 40; ++l) {
+    for (int copy = 0; copy < 2; ++copy) {
+      RecordRef ref = *store_->find(Lsn(l));
+      env().executor().spawn("read", [](SegmentStore* s, RecordRef ref, int* ok) -> Task<void> {
+        auto r = co_await s->read(ref);
+        if (r.is_ok() && r->lsn == ref.lsn) (*ok)++;
+      }(store_.get(), ref, &ok));
+    }
+  }
+  world_.run_for(2s);
+  disk().set_faults(DiskFaults{});
+  EXPECT_EQ(ok, 80);
+  EXPECT_LE(store_->stats().open_sealed_segments, 2u);
+}
+
+// Retention deletes a segment whose file is in the cache: it leaves the cache, and a read
+// of a record in it is NotFound, never a read of a closed file.
+TEST_F(StoreTest, RetentionDeletesACachedSegmentAndItLeavesTheCache) {
+  open({.dir = "segments", .segment_bytes_max = 1024, .open_segments_max = 64});
+  // One record per segment; a checkpoint completion at lsn 5 to retain from.
+  for (uint64_t l = 1; l <= 10; ++l) {
+    Record r = log_record(l, l - 1, 600);
+    if (l == 5) r.type = RecordType::kCheckpointComplete;
+    ASSERT_TRUE(append({r}).is_ok());
+  }
+  ASSERT_TRUE(read_lsn(Lsn(2)).is_ok());  // its segment is cached
+  const uint64_t cached_before = store_->stats().open_sealed_segments;
+  ASSERT_EQ(cached_before, 9u);  // every sealed segment
+  RecordRef gone = *store_->find(Lsn(2));
+  run([&]() -> Task<void> { EXPECT_TRUE((co_await store_->set_retention(Lsn(5))).is_ok()); });
+  EXPECT_EQ(store_->stats().segments, 6u);
+  EXPECT_EQ(store_->stats().open_sealed_segments, cached_before - 4);  // lsn 1..4's segments
+  Result<Record> r = not_found("unset");
+  run([&]() -> Task<void> { r = co_await store_->read(gone); });
+  EXPECT_EQ(r.code(), Code::kNotFound);
+  EXPECT_TRUE(read_lsn(Lsn(6)).is_ok());
+}
+
+// A seal of an empty active segment creates no file, yet still fails the writes in
+// flight with Sealed.
+TEST_F(StoreTest, SealOfAnEmptySegmentCreatesNoFile) {
+  open();
+  for (int i = 0; i < 100; ++i) {
+    run([&]() -> Task<void> { EXPECT_TRUE((co_await store_->seal()).is_ok()); });
+  }
+  EXPECT_EQ(store_->stats().segments, 1u);
+  EXPECT_EQ(store_->stats().seals, 100u);
+  ASSERT_TRUE(append({log_record(1, 0)}).is_ok());
+  run([&]() -> Task<void> { EXPECT_TRUE((co_await store_->seal()).is_ok()); });
+  EXPECT_EQ(store_->stats().segments, 2u);
+  // A write queued before a seal of the (now empty) active segment fails with Sealed.
+  Status queued = cancelled("unset");
+  auto w = [&]() -> Task<void> {
+    std::vector<Record> batch{log_record(2, 1)};
+    queued = co_await store_->append(std::move(batch));
+  };
+  env().executor().spawn("w", w());
+  env().executor().spawn(
+      "seal", [](SegmentStore* s) -> Task<void> { (void)co_await s->seal(); }(store_.get()));
+  world_.run_for(1s);
+  EXPECT_EQ(queued.code(), Code::kSealed);
+  EXPECT_EQ(store_->stats().segments, 2u);
+  ASSERT_TRUE(append({log_record(2, 1)}).is_ok());
+}
+
+// ---- A data directory the store cannot use is InvalidArgument naming the path.
+
+TEST_F(StoreTest, AFileWhereTheSegmentsDirectoryBelongsIsInvalidArgument) {
+  run([&]() -> Task<void> {
+    auto f = co_await env().disk().open("segments", {.create = true});
+    EXPECT_TRUE(f.is_ok());
+    auto s = co_await SegmentStore::open(env(), options_);
+    EXPECT_EQ(s.code(), Code::kInvalidArgument);
+    EXPECT_NE(s.status().message().find("segments"), std::string::npos) << s.status().to_string();
+  });
+}
+
+TEST_F(StoreTest, ADirectoryNamedLikeASegmentIsInvalidArgument) {
+  open();
+  ASSERT_TRUE(append({log_record(1, 0)}).is_ok());
+  store_.reset();
+  run([&]() -> Task<void> {
+    EXPECT_TRUE((co_await env().disk().make_dirs("segments/seg-0000000000000002")).is_ok());
+    auto s = co_await SegmentStore::open(env(), options_);
+    EXPECT_EQ(s.code(), Code::kInvalidArgument);
+    EXPECT_NE(s.status().message().find("seg-0000000000000002"), std::string::npos)
+        << s.status().to_string();
+  });
+}
+
 }  // namespace
 }  // namespace quire

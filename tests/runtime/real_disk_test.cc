@@ -301,5 +301,20 @@ TEST_F(RealDiskTest, OperationsRunWhenAwaitedWithCopiedArguments) {
   EXPECT_TRUE(std::filesystem::exists(dir.path() + "/late-file"));
 }
 
+// Only regular files open: a FIFO is refused at once (a read from it would block the node
+// forever), naming the path and what it is; so is a path where a file is in the way of a
+// directory.
+TEST_F(RealDiskTest, OpenRefusesAFifoAndMakeDirsAFileInTheWay) {
+  ASSERT_EQ(::mkfifo((dir.path() + "/pipe").c_str(), 0644), 0);
+  Result<std::unique_ptr<File>> f = run(disk.open("pipe", {}));
+  ASSERT_EQ(f.code(), Code::kInvalidArgument);
+  EXPECT_NE(f.status().message().find(dir.path() + "/pipe: is a FIFO"), std::string::npos)
+      << f.status().to_string();
+  ASSERT_NE(open("plain", {.create = true}), nullptr);
+  Status st = run(disk.make_dirs("plain"));
+  EXPECT_EQ(st.code(), Code::kInvalidArgument);
+  EXPECT_NE(st.message().find(dir.path() + "/plain"), std::string::npos) << st.to_string();
+}
+
 }  // namespace
 }  // namespace quire

@@ -38,6 +38,27 @@ Status posix_error(std::string_view op, const std::string& path, int err) {
       .with("errno", static_cast<uint64_t>(err));
 }
 
+// For the operations that find or create a path (open, mkdir, list): permission denied and a
+// read-only file system are InvalidArgument, a directory the node cannot use as it is (a
+// configuration problem restarting will not fix), not a failing disk.
+Status posix_path_error(std::string_view op, const std::string& path, int err) {
+  if (err == EACCES || err == EPERM || err == EROFS) {
+    std::string reason = std::error_code(err, std::generic_category()).message();
+    return Status(Code::kInvalidArgument, fmt::format("{} {}: {}", op, path, reason))
+        .with("errno", static_cast<uint64_t>(err));
+  }
+  return posix_error(op, path, err);
+}
+
+// What a non-regular file is, for messages.
+const char* file_kind_name(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device";
+  return "not a regular file";
+}
+
 // Opens a directory for reading its entries or syncing it.
 int open_dir(const std::string& path) {
   return ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -213,7 +234,22 @@ Result<std::unique_ptr<File>> PosixDisk::open_now(const std::string& path, OpenO
     if (errno == ELOOP && !options.follow_symlink) {
       return invalid_argument(fmt::format("open {}: is a symlink", *full));
     }
-    return posix_error("open", *full, errno);
+    if (errno == ENXIO) return invalid_argument(fmt::format("open {}: is a socket", *full));
+    return posix_path_error("open", *full, errno);
+  }
+  // Only regular files: reading a FIFO or a device could block the node forever. Opening
+  // read-write never blocks on a FIFO (Linux), so the check can follow the open.
+  struct stat st;
+  Status refused;
+  if (::fstat(fd, &st) != 0) {
+    refused = posix_error("fstat", *full, errno);
+  } else if (!S_ISREG(st.st_mode)) {
+    refused = invalid_argument(
+        fmt::format("open {}: is {}, not a regular file", *full, file_kind_name(st.st_mode)));
+  }
+  if (!refused.is_ok()) {
+    ::close(fd);
+    return refused;
   }
   return std::unique_ptr<File>(std::make_unique<PosixFile>(fd, path, std::move(*full)));
 }
@@ -247,7 +283,7 @@ Status PosixDisk::make_dirs_now(const std::string& path) {
     if (!prefix.empty() && ::mkdir(prefix.c_str(), 0755) != 0) {
       int err = errno;
       struct stat st;
-      if (::stat(prefix.c_str(), &st) != 0) return posix_error("mkdir", prefix, err);
+      if (::stat(prefix.c_str(), &st) != 0) return posix_path_error("mkdir", prefix, err);
       if (!S_ISDIR(st.st_mode)) {
         return invalid_argument(fmt::format("mkdir {}: a file is in the way", prefix));
       }
@@ -261,7 +297,7 @@ Result<std::vector<std::string>> PosixDisk::list_now(const std::string& dir) {
   Result<std::string> full = resolve(dir, /*allow_root=*/true);
   if (!full.is_ok()) return full.status();
   int fd = open_dir(*full);
-  if (fd < 0) return posix_error("opendir", *full, errno);
+  if (fd < 0) return posix_path_error("opendir", *full, errno);
   DIR* d = ::fdopendir(fd);
   if (d == nullptr) {
     int err = errno;
