@@ -26,9 +26,11 @@
 // abandoned. commit_point() is the highest such backlink of any LOG record the store has
 // held, or the retention point if higher (a checkpoint covers it); recovery recomputes it
 // from the records it scans and the persisted retention point. The store refuses, with
-// InvalidArgument and a log line, anything that would abandon after an LSN P below it:
-// abandon_after(P) with P < commit_point(), and a record whose prev_lsn P < commit_point()
-// skips stored records (an implicit abandon_after(P)).
+// InvalidArgument and a log line, anything that would abandon committed records:
+// abandon_after(P) with P < commit_point(), and a record whose prev_lsn skips stored records
+// (an implicit abandon_after(prev_lsn)) when the first record it skips is at or below
+// commit_point(); for a peer's copy only when the record's own LSN is also above it
+// (below, it may be the committed chain replacing a stale branch this server kept).
 //
 // Retention: set_retention(R) lets garbage collection drop what no reader at or above R
 // can need: log records at or below R, and page versions superseded at or below R (the
@@ -111,9 +113,10 @@ class SegmentStore {
   // OK means every record is stored (or was already). A record whose LSN is already
   // stored is skipped when it is the same record (a re-send) and is InvalidArgument when
   // it differs. A record a stored successor skips over (abandoned) is Older from a
-  // writer and dropped silently from a peer. A record that would abandon records after
-  // an LSN below commit_point() is InvalidArgument. Sealed when a seal came first; Io
-  // breaks the store.
+  // writer (the chain already holds something newer than it: the writer must recover its
+  // chain, and no retry can store it) and dropped silently from a peer. A record that
+  // would abandon committed records (see the commit point above) is InvalidArgument.
+  // Sealed when a seal came first; Io breaks the store.
   Task<Status> append(std::vector<Record> records, AppendSource source = AppendSource::kWriter);
   Task<Status> seal();
   // InvalidArgument when lsn < commit_point().
