@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Hostile peers against a real page server (issue 12 items 4, 5, 7 and the log flood): a
+# Hostile peers against a real page server (issue 12 items 1-5, 7 and the log flood): a
 # server on 127.0.0.1:0 gets 2000 records of 4096 bytes through the bench, then each attack
-# from scripts/hostile_peer.py (raw sockets). After each one: the server is alive, a fresh
+# from scripts/hostile_peer.py (raw sockets). Items 1-3 are a hostile writer at the current
+# term (the chain attack, abandon and retention below the commit point and checkpoint, huge
+# and mismatched terms, and a restart). After each attack: the server is alive, a fresh
 # client is served (`pl status` exits 0 within a few seconds) and its durable_lsn has not
-# moved; during the memory attacks its peak RSS (VmRSS, sampled every 50 ms) stays under
-# RSS_BOUND_KB. At the end the server is stopped and `pl verify` finds the directory INTACT.
+# moved (but for the records item 1's writer legitimately stored); during the memory attacks
+# its peak RSS (VmRSS, sampled every 50 ms) stays under RSS_BOUND_KB. At the end the server
+# is stopped and `pl verify` finds the directory INTACT with every acknowledged record.
 # Bounded in time (about 30 s); every process started here is killed on exit.
 # Usage: scripts/hostile-peer-checks.sh PATH_TO_QUIRE
 set -uo pipefail
@@ -50,6 +53,58 @@ after_attack() {
     test -n "$lsn" -a $(((end - start) / 1000000)) -lt 5000
   check "$1: durable_lsn is unchanged ($lsn)" test "$lsn" = "$durable_before"
 }
+
+# writer_attack NAME ATTACK ARGS...: a hostile-writer attack from hostile_peer.py defended.
+writer_attack() {
+  local name="$1" attack="$2"
+  shift 2
+  timeout 30 "${peer[@]}" "$attack" "$addr" "$@" >"$tmp/$attack.out" 2>&1
+  local code=$?
+  sed "s/^/  $attack: /" "$tmp/$attack.out"
+  check "$name" test "$code" = 0
+}
+term=$(timeout 10 "$quire" pl status --server "$addr" --timeout-ms 5000 2>/dev/null |
+  python3 -c "import json,sys; print(json.load(sys.stdin)['term'])" 2>/dev/null)
+check "pl status reports the writer's term ($term)" test -n "$term"
+term=${term:-1}
+
+# Item 1: LOG 2^64-1 chained after the last record is refused, and the writer's next two
+# records are refused or stored, never answered OK and lost. They carry a commit point.
+writer_attack "item 1: the chain attack is refused and nothing is OK-but-lost" chain \
+  --term "$term" --last "$durable_before"
+expected=$(sed -n 's/^durable_lsn_expected \([0-9]*\)$/\1/p' "$tmp/chain.out")
+check "item 1: the writer's records were stored ($expected)" test "${expected:-0}" = 2002
+durable_before=${expected:-$durable_before}
+after_attack "item 1"
+
+# Item 2: abandon below the commit point, retention past the newest checkpoint (none).
+writer_attack "item 2: abandon_after(0) at the current term is refused, every record stays" \
+  abandon --term "$term"
+after_attack "item 2 (abandon)"
+writer_attack "item 2: set_retention(2^64-1), (2^63) and past the checkpoint are refused" \
+  retention --term "$term" --last "$durable_before"
+after_attack "item 2 (retention)"
+
+# Item 3: terms at or above 2^63, and a header term unlike the request's, are refused;
+# after a restart the writer at its term still writes.
+writer_attack "item 3: appends at term 2^64-1 and 2^63 are refused" bigterm --last "$durable_before"
+writer_attack "item 3: a record whose header term is not the request's is refused" headerterm \
+  --term "$term" --last "$durable_before"
+after_attack "item 3"
+kill -TERM "$pid"
+wait "$pid" 2>/dev/null
+start_server server-restarted "$data"
+check "item 3: the server restarts" test -n "$port"
+addr="127.0.0.1:$port"
+restarted_term=$(timeout 10 "$quire" pl status --server "$addr" --timeout-ms 5000 2>/dev/null |
+  python3 -c "import json,sys; print(json.load(sys.stdin)['term'])" 2>/dev/null)
+check "item 3: after a restart the term is still $term ($restarted_term)" test "$restarted_term" = "$term"
+writer_attack "item 3: after a restart the writer at term $term still writes" write \
+  --term "$term" --last "$durable_before"
+durable_before=$((durable_before + 1))
+after_attack "item 3 (restarted)"
+acknowledged=$durable_before  # every LSN from 1 up to it was acknowledged and is stored
+
 # peak_rss FILE: the peak_rss_kb the attack printed, else a figure over every bound.
 peak_rss() { sed -n 's/^peak_rss_kb \([0-9]*\)$/\1/p' "$1" | grep . || echo 999999999; }
 
@@ -86,15 +141,15 @@ kill "$slots_pid" 2>/dev/null
 wait "$slots_pid" 2>/dev/null
 
 # The log flood: bad connections for 3 s; the log grows by a bounded rate.
-log_before=$(stat -c %s "$tmp/server.log")
+log_before=$(stat -c %s "$tmp/server-restarted.log")
 timeout 20 "${peer[@]}" flood "$addr" --seconds 3 >"$tmp/flood.out" 2>&1
-log_growth=$(($(stat -c %s "$tmp/server.log") - log_before))
+log_growth=$(($(stat -c %s "$tmp/server-restarted.log") - log_before))
 flood_count=$(sed -n 's/^connections \([0-9]*\)$/\1/p' "$tmp/flood.out")
 echo "log flood: ${flood_count:-?} bad connections in 3 s grew the log by $log_growth bytes"
 check "log flood: ${flood_count:-0} bad connections were made" test "${flood_count:-0}" -gt 100
 check "log flood: the log grew under $((3 * LOG_BOUND_BYTES_PER_S)) bytes ($log_growth)" \
   test "$log_growth" -lt $((3 * LOG_BOUND_BYTES_PER_S))
-check "log flood: the lines count what they suppressed" grep -q '"suppressed":[1-9]' "$tmp/server.log"
+check "log flood: the lines count what they suppressed" grep -q '"suppressed":[1-9]' "$tmp/server-restarted.log"
 after_attack "log flood"
 
 # Everything acknowledged is still there.
@@ -111,7 +166,8 @@ done
 check "SIGTERM stops the server with exit 0" test "$code" = 0
 "$quire" pl verify --data "$data" >"$tmp/verify.out" 2>&1
 check "pl verify finds the directory INTACT" grep -q "^INTACT$" "$tmp/verify.out"
-check "... with every acknowledged record" grep -q "^totals: records=2000 " "$tmp/verify.out"
+check "... with every acknowledged record ($acknowledged)" \
+  grep -q "^totals: records=$acknowledged " "$tmp/verify.out"
 
 echo "hostile-peer-checks: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

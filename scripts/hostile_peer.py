@@ -15,6 +15,17 @@ Usage: hostile_peer.py ATTACK HOST:PORT [--pid PID] [options]
              them: whole (an older client's request: a typed error) and in parts (whole)
 With --pid, prints "peak_rss_kb K", the largest VmRSS of that process sampled during the attack.
 Every attack ends by itself after its seconds.
+
+Hostile writers (issue 12 items 1-3), for a server whose chain ends at --last at writer term
+--term; each prints what it saw and exits 0 when the server defended itself, 1 otherwise:
+  chain      append LOG 2^64-1 (prev --last), then the writer's --last+1, --last+2 (backlink
+             --last, so the server holds a commit point): each is refused or stored, never
+             answered OK and lost; prints "durable_lsn_expected N"
+  abandon    abandon_after(0) at the current term is refused, and every record stays
+  retention  set_retention(2^64-1), (2^63) and (--last) (no checkpoint) are refused
+  bigterm    appends at term 2^64-1 and 2^63 are refused
+  headerterm an append whose record's header term is not the request's is refused
+  write      the writer appends --last+1 at --term (after a restart): must be OK and stored
 """
 import argparse
 import errno
@@ -24,7 +35,13 @@ import sys
 import time
 
 MAX_MESSAGE_BYTES = 64 << 20
+OP_APPEND = 1
 OP_READ_LOG = 2
+OP_ABANDON_AFTER = 7
+OP_SET_RETENTION = 8
+U64_MAX = (1 << 64) - 1
+TYPE_LOG = 1
+CODE_NAMES = {0: "OK", 1: "InvalidArgument", 4: "Older", 12: "Fenced", 17: "NotYetMaterialized"}
 
 
 def varint(n):
@@ -46,6 +63,155 @@ def frame(message):
 def read_log_request(request_id, from_lsn, max_bytes):
     body = varint(from_lsn) + varint(max_bytes)
     return frame(bytes([1]) + varint(request_id) + bytes([OP_READ_LOG]) + varint(0) + body)
+
+
+def crc32c(data, crc=0):
+    """CRC-32C (Castagnoli), as src/base/crc32c.h computes it."""
+    table = crc32c.table
+    if table is None:
+        table = crc32c.table = []
+        for i in range(256):
+            c = i
+            for _ in range(8):
+                c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+            table.append(c)
+    crc ^= 0xFFFFFFFF
+    for b in data:
+        crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+crc32c.table = None
+
+
+def masked(crc):
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def record(lsn, prev, term, backlink=0, base=0, rtype=TYPE_LOG, payload=b"hostile"):
+    """One framed record (src/pagelog/record.h), with its checksum."""
+    header = bytearray(
+        struct.pack("<IBBHII", 0x43455251, 1, rtype, 0, len(payload), 0)
+        + struct.pack("<QQQQQQQ", 0, 0, lsn, base, backlink, term, prev)
+    )
+    struct.pack_into("<I", header, 12, masked(crc32c(bytes(header) + payload)))
+    return bytes(header) + payload
+
+
+def call(address, op, term, body):
+    """One request on a fresh connection; returns (status code, message, body)."""
+    s = connect(address)
+    s.settimeout(10)
+    s.sendall(frame(bytes([1]) + varint(1) + bytes([op]) + varint(term) + body))
+    data = b""
+    while len(data) < 4 or len(data) < 4 + struct.unpack("<I", data[:4])[0]:
+        chunk = s.recv(1 << 20)
+        if not chunk:
+            raise OSError("connection closed before the response")
+        data += chunk
+    s.close()
+    msg = data[4:]
+    pos = 1
+    _, pos = get_varint(msg, pos)  # request id
+    code = msg[pos]
+    n, pos = get_varint(msg, pos + 1)
+    return code, msg[pos : pos + n].decode(errors="replace"), msg[pos + n :]
+
+
+def get_varint(buf, pos):
+    n, shift = 0, 0
+    while True:
+        b = buf[pos]
+        pos += 1
+        n |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return n, pos
+
+
+def append(address, term, records):
+    code, msg, _ = call(address, OP_APPEND, term, varint(len(records)) + b"".join(records))
+    return code, msg
+
+
+def stored_log_lsns(address, from_lsn):
+    """The LSNs of the LOG records read_log returns from from_lsn (one chunk)."""
+    code, msg, body = call(address, OP_READ_LOG, 0, varint(from_lsn) + varint(8 << 20))
+    if code != 0:
+        raise OSError(f"read_log failed: {CODE_NAMES.get(code, code)} {msg}")
+    count, pos = get_varint(body, 0)
+    lsns = []
+    for _ in range(count):
+        size = struct.unpack_from("<I", body, pos + 8)[0]
+        lsns.append(struct.unpack_from("<Q", body, pos + 32)[0])
+        pos += 72 + size
+    return lsns
+
+
+def show(what, answer):
+    code, msg = answer
+    print(f"{what}: {CODE_NAMES.get(code, code)} {msg}".rstrip(), flush=True)
+    return code
+
+
+def attack_chain(args):
+    last, term = args.last, args.term
+    defended = show("append LOG 2^64-1 prev last", append(args.address, term, [record(U64_MAX, last, term)])) != 0
+    ok = []
+    for lsn in (last + 1, last + 2):
+        code = show(f"append {lsn}", append(args.address, term, [record(lsn, lsn - 1, term, backlink=last)]))
+        if code == 0:
+            ok.append(lsn)
+    stored = set(stored_log_lsns(args.address, last))
+    lost = [lsn for lsn in ok if lsn not in stored]
+    print(f"ok_but_lost {len(lost)} {lost}", flush=True)
+    print(f"durable_lsn_expected {max(ok + [last])}", flush=True)
+    return defended and not lost
+
+
+def attack_abandon(args):
+    before = stored_log_lsns(args.address, 1)
+    code = show("abandon_after(0)", call(args.address, OP_ABANDON_AFTER, args.term, varint(0))[:2])
+    after = stored_log_lsns(args.address, 1)
+    print(f"log records before {len(before)} after {len(after)}", flush=True)
+    return code != 0 and before == after
+
+
+def attack_retention(args):
+    codes = [
+        show(f"set_retention({lsn})", call(args.address, OP_SET_RETENTION, args.term, varint(lsn))[:2])
+        for lsn in (U64_MAX, 1 << 63, args.last)
+    ]
+    return all(c != 0 for c in codes)
+
+
+def attack_bigterm(args):
+    codes = [
+        show(f"append at term {t}", append(args.address, t, [record(args.last + 1, args.last, t)]))
+        for t in (U64_MAX, 1 << 63)
+    ]
+    return all(c != 0 for c in codes)
+
+
+def attack_headerterm(args):
+    r = record(args.last + 1, args.last, args.term + 1)
+    return show("append with header term + 1", append(args.address, args.term, [r])) != 0
+
+
+def writer_append(args):
+    lsn = args.last + 1
+    code = show(f"append {lsn}", append(args.address, args.term, [record(lsn, args.last, args.term, backlink=args.last)]))
+    return code == 0 and lsn in stored_log_lsns(args.address, lsn)
+
+
+WRITER_ATTACKS = {
+    "chain": attack_chain,
+    "abandon": attack_abandon,
+    "retention": attack_retention,
+    "bigterm": attack_bigterm,
+    "headerterm": attack_headerterm,
+    "write": writer_append,
+}
 
 
 class RssSampler:
@@ -184,7 +350,7 @@ def flood(args, rss):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("attack", choices=["bigframes", "unread", "slots", "flood", "bigchain"])
+    p.add_argument("attack", choices=["bigframes", "unread", "slots", "flood", "bigchain"] + list(WRITER_ATTACKS))
     p.add_argument("address")
     p.add_argument("--pid", type=int)
     p.add_argument("--connections", type=int, default=16)
@@ -192,7 +358,11 @@ def main():
     p.add_argument("--seconds", type=float, default=3)
     p.add_argument("--records", type=int, default=5)
     p.add_argument("--payload-bytes", type=int, default=15 << 20)
+    p.add_argument("--term", type=int, default=1)
+    p.add_argument("--last", type=int, default=0)
     args = p.parse_args()
+    if args.attack in WRITER_ATTACKS:
+        return 0 if WRITER_ATTACKS[args.attack](args) else 1
     rss = RssSampler(args.pid)
     attacks = {"bigframes": bigframes, "unread": unread, "slots": slots, "flood": flood,
                "bigchain": bigchain}

@@ -682,6 +682,9 @@ Task<Status> Engine::write_checkpoint_completion(CheckpointDraft& d) {
   Record done;
   done.type = RecordType::kCheckpointComplete;
   done.lsn = d.writer.allocate();
+  // In the clear for the page service, which refuses retention past the newest
+  // checkpoint's log position (it cannot read the payload).
+  done.base_lsn = d.log_lsn;
   done.payload.assign(text.begin(), text.end());
   d.done_lsn = done.lsn;
   co_return co_await write_step(d.writer, CheckpointStep::kCompletion, one_record(std::move(done)));

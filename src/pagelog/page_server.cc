@@ -1,6 +1,8 @@
 #include "pagelog/page_server.h"
 
 #include <algorithm>
+#include <initializer_list>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -60,6 +62,42 @@ Result<std::vector<RecordRef>> plan_part(const std::vector<RecordRef>& list,
   }
   QUIRE_ASSERT(bytes <= budget || end == begin + 1);  // over budget only by its one record
   return std::vector<RecordRef>(list.begin() + begin, list.begin() + end);
+}
+
+// A request's LSN and term fields must be below kLsnTermLimit (record.h): InvalidArgument
+// naming the first that is not.
+Status check_below_limit(std::initializer_list<std::pair<const char*, uint64_t>> fields) {
+  for (const auto& [name, value] : fields) {
+    if (value >= kLsnTermLimit) {
+      return Status(Code::kInvalidArgument, fmt::format("request {} at or above 2^63", name))
+          .with(name, value);
+    }
+  }
+  return Status();
+}
+
+// The request-level fields of each operation (records are checked by validate_record).
+template <typename Request>
+Status check_request_bounds(const Request&) {
+  return Status();  // no LSN or term fields
+}
+Status check_request_bounds(const AppendRequest& r) {
+  return check_below_limit({{"term", r.term.value}});
+}
+Status check_request_bounds(const AbandonAfterRequest& r) {
+  return check_below_limit({{"term", r.term.value}, {"lsn", r.lsn.value}});
+}
+Status check_request_bounds(const SetRetentionRequest& r) {
+  return check_below_limit({{"term", r.term.value}, {"lsn", r.lsn.value}});
+}
+Status check_request_bounds(const ReadLogRequest& r) {
+  return check_below_limit({{"from", r.from.value}});
+}
+Status check_request_bounds(const GetPageRequest& r) {
+  return check_below_limit({{"as_of", r.as_of.value}});
+}
+Status check_request_bounds(const ScanRequest& r) {
+  return check_below_limit({{"after", r.after.value}});
 }
 }  // namespace
 
@@ -164,6 +202,8 @@ Task<RpcResponse> PageServer::decode_and_handle(const RpcRequest& request,
                                                 Task<Out> (PageServer::*handler)(Request)) {
   Result<Request> decoded = Request::decode(request);
   if (!decoded.is_ok()) co_return response_of(decoded.status());
+  Status bounds = check_request_bounds(*decoded);
+  if (!bounds.is_ok()) co_return response_of(std::move(bounds));
   Out out = co_await (this->*handler)(std::move(decoded).value());
   co_return response_of(std::move(out));
 }
@@ -198,10 +238,18 @@ Task<Status> PageServer::handle_append(AppendRequest request) {
   for (const auto& r : request.records) {
     Status v = validate_record(r);
     if (!v.is_ok()) co_return v;
+    if (r.term != request.term) {
+      // The header term is what fences after a restart (SegmentStore::max_term), so it
+      // must be the term this request was fenced with.
+      co_return Status(Code::kInvalidArgument, "record term differs from the request's term")
+          .with("lsn", r.lsn.value)
+          .with("record_term", r.term.value)
+          .with("request_term", request.term.value);
+    }
   }
   Status t = co_await check_term(request.term);
   if (!t.is_ok()) co_return t;
-  Status st = co_await store_->append(std::move(request.records));
+  Status st = co_await store_->append(std::move(request.records), AppendSource::kWriter);
   co_return store_result(std::move(st));
 }
 
@@ -386,7 +434,8 @@ Task<Status> PageServer::append_from_peer(const Address& peer, LogChunk chunk, L
                                           Lsn peer_complete) {
   for (const auto& r : chunk.records) QUIRE_CO_RETURN_IF_ERROR(validate_record(r));
   const size_t n = chunk.records.size();
-  Status st = co_await store_->append(std::move(chunk.records));
+  // A peer's copy may hold records the chain has since abandoned: dropped, not refused.
+  Status st = co_await store_->append(std::move(chunk.records), AppendSource::kPeer);
   QUIRE_CO_RETURN_IF_ERROR(store_result(std::move(st)));
   env_.log().info(kComponent, 32004, "caught up from a peer",
                   {{"peer", peer},

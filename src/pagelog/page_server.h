@@ -7,12 +7,16 @@
 // checkpoints, seal, abandon after an LSN, set retention, status, and scan (every record
 // after an LSN; peers use it to catch up). Each has its own handler below.
 //
-// Writes are acknowledged only once synced. A write whose term is below the highest the
-// server has seen fails with Fenced. Reads are served only up to complete_lsn, the point
-// up to which the server is sure it holds every record; above it they fail with the
-// retriable NotYetMaterialized and the client asks another server. A server that comes
-// back empty or stale, or misses writes, fills the gap from its peers in the background.
-// A disk failure makes the server ask to be restarted (fail-stop).
+// Writes are acknowledged only once synced, and OK means every record of the request is
+// stored (SegmentStore::append). A write whose term is below the highest the server has
+// seen fails with Fenced. Every request's LSN and term fields, and every record's, must be
+// below 2^63 (kLsnTermLimit), and each record's header term must equal its request's term:
+// InvalidArgument otherwise. The invariants the server keeps against any writer are listed,
+// with the tests that prove them, in docs/pagelog.md ("What the server guarantees"). Reads are
+// served only up to complete_lsn, the point up to which the server is sure it holds every record;
+// above it they fail with the retriable NotYetMaterialized and the client asks another server. A
+// server that comes back empty or stale, or misses writes, fills the gap from its peers in the
+// background. A disk failure makes the server ask to be restarted (fail-stop).
 //
 // The client (PageServerClient) is page_client.h; this header includes it, since the
 // server uses it to catch up from its peers.

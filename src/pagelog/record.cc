@@ -1,6 +1,7 @@
 #include "pagelog/record.h"
 
 #include <cstring>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -178,6 +179,18 @@ Status validate_record(const Record& r) {
         .with("type", static_cast<uint64_t>(r.type));
   }
   if (r.lsn.is_zero()) return invalid_argument("record lsn is 0");
+  const std::pair<const char*, uint64_t> bounded[] = {{"lsn", r.lsn.value},
+                                                      {"base_lsn", r.base_lsn.value},
+                                                      {"backlink_lsn", r.backlink_lsn.value},
+                                                      {"prev_lsn", r.prev_lsn.value},
+                                                      {"term", r.term.value}};
+  for (const auto& [field, value] : bounded) {
+    if (value >= kLsnTermLimit) {
+      return Status(Code::kInvalidArgument, fmt::format("record {} at or above 2^63", field))
+          .with("lsn", r.lsn.value)
+          .with(field, value);
+    }
+  }
   if (r.payload.size() > kRecordPayloadMax) {
     return Status(Code::kInvalidArgument, "record payload too large")
         .with("lsn", r.lsn.value)
@@ -188,6 +201,10 @@ Status validate_record(const Record& r) {
   }
   if (r.type == RecordType::kDelta && (r.base_lsn.is_zero() || r.base_lsn >= r.lsn)) {
     return Status(Code::kInvalidArgument, "delta without a base image below it")
+        .with("lsn", r.lsn.value);
+  }
+  if (r.type == RecordType::kCheckpointComplete && r.base_lsn >= r.lsn) {
+    return Status(Code::kInvalidArgument, "checkpoint log position not below its completion")
         .with("lsn", r.lsn.value);
   }
   if (r.prev_lsn >= r.lsn) {

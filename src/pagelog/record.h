@@ -14,7 +14,8 @@
 //       16     8  table id
 //       24     8  page id
 //       32     8  lsn
-//       40     8  base lsn      (a delta: the LSN of its chain's full image)
+//       40     8  base lsn      (a delta: the LSN of its chain's full image; a checkpoint
+//                                completion: the checkpoint's log position)
 //       48     8  backlink lsn  (the previous element of the page's chain)
 //       56     8  term          (of the writer; page servers fence lower terms)
 //       64     8  prev lsn      (the writer's previous record: all records form one chain)
@@ -68,6 +69,10 @@ inline constexpr uint8_t kRecordFormatVersion = 1;
 inline constexpr size_t kRecordHeaderBytes = 72;
 inline constexpr size_t kRecordCrcOffset = 12;  // where a frame keeps its checksum
 inline constexpr size_t kRecordPayloadMax = 16u << 20;
+// LSNs and terms are below 2^63, so a peer cannot claim the largest values (an LSN that
+// ends every chain, a term that fences every writer forever) and arithmetic on them has
+// headroom. Every request and record field at or above it is InvalidArgument.
+inline constexpr uint64_t kLsnTermLimit = uint64_t{1} << 63;
 
 struct Record {
   RecordType type = RecordType::kLog;
@@ -128,8 +133,10 @@ struct RecordHeader {
 };
 Result<RecordHeader> decode_record_header(ByteView in);
 
-// Checks a record a writer sends: a known type, a non-zero LSN, a payload within bounds,
-// and ids that make sense for the type. InvalidArgument naming the field otherwise.
+// Checks a record a writer sends: a known type, a non-zero LSN, every LSN field and the
+// term below kLsnTermLimit, a payload within bounds, and ids that make sense for the type
+// (a delta's base and a checkpoint completion's log position below its LSN).
+// InvalidArgument naming the field otherwise.
 Status validate_record(const Record& r);
 
 }  // namespace quire

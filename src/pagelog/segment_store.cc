@@ -33,6 +33,7 @@ Task<Result<Bytes>> read_all(File& f) {
 
 struct SegmentStore::Pending {
   std::vector<Record> records;
+  AppendSource source = AppendSource::kWriter;
   uint64_t epoch = 0;
   bool done = false;
   Status status;
@@ -191,6 +192,8 @@ Task<Status> SegmentStore::recover_segment(uint64_t number, bool newest) {
   for (const auto& r : scan.records) {
     RecordRef ref{number,         r.offset,      r.size,       r.header.crc,      r.header.type,
                   r.header.table, r.header.page, r.header.lsn, r.header.prev_lsn, r.header.term};
+    ref.base_lsn = r.header.base_lsn;
+    ref.backlink_lsn = r.header.backlink_lsn;
     if (r.header.type == RecordType::kAbandon) {
       unindex_range(r.header.lsn, r.header.base_lsn);
       markers_.push_back(ref);
@@ -287,6 +290,8 @@ void SegmentStore::index_record(const RecordRef& ref) {
   }
   next_by_prev_[ref.prev_lsn] = ref.lsn;
   if (ref.term > max_term_) max_term_ = ref.term;
+  if (ref.type == RecordType::kLog)
+    max_backlink_lsn_ = std::max(max_backlink_lsn_, ref.backlink_lsn);
   if (ref.type == RecordType::kCheckpointComplete) checkpoint_lsns_.insert(ref.lsn);
 }
 
@@ -354,7 +359,7 @@ const RecordRef* SegmentStore::find(Lsn lsn) const {
   return it == by_lsn_.end() ? nullptr : &it->second;
 }
 
-Task<Status> SegmentStore::append(std::vector<Record> records) {
+Task<Status> SegmentStore::append(std::vector<Record> records, AppendSource source) {
   if (!broken_.is_ok()) co_return broken_;
   size_t bytes = 0;
   for (const auto& r : records) bytes += r.framed_size();
@@ -363,6 +368,7 @@ Task<Status> SegmentStore::append(std::vector<Record> records) {
   }
   auto mine = std::make_shared<Pending>();
   mine->records = std::move(records);
+  mine->source = source;
   mine->epoch = seal_epoch_;
   queue_.push_back(mine);
   QUIRE_CO_RETURN_IF_ERROR(co_await write_mu_.lock());
@@ -405,7 +411,9 @@ RecordRef ref_of(const Record& r, const Bytes& buf, size_t offset) {
                    r.page,
                    r.lsn,
                    r.prev_lsn,
-                   r.term};
+                   r.term,
+                   r.base_lsn,
+                   r.backlink_lsn};
 }
 }  // namespace
 
@@ -417,6 +425,17 @@ struct SegmentStore::FlushPlan {
   std::vector<Lsn> marker_ends;  // for each marker in refs, the end of its range
   std::set<Lsn> in_batch;
   std::map<Lsn, Lsn> batch_prev;  // lsn -> prev of the records this flush stores
+  Lsn max_backlink_lsn;           // the highest commit point of the LOG records planned
+};
+
+// What one request added to the plan, so a refusal can take all of it back.
+struct SegmentStore::PlanUndo {
+  size_t buf_bytes = 0;
+  size_t refs = 0;
+  size_t marker_ends = 0;
+  Lsn max_backlink_lsn;
+  std::vector<Lsn> added;                      // entries added to in_batch and batch_prev
+  std::vector<std::pair<Lsn, Lsn>> unchained;  // batch_prev entries a marker removed
 };
 
 Task<Status> SegmentStore::flush(std::vector<std::shared_ptr<Pending>>& batch) {
@@ -445,47 +464,95 @@ std::optional<std::pair<Lsn, Lsn>> SegmentStore::successor(const FlushPlan& plan
 }
 
 void SegmentStore::plan_pending(Pending& p, FlushPlan& plan) {
+  PlanUndo undo{
+      plan.buf.size(), plan.refs.size(), plan.marker_ends.size(), plan.max_backlink_lsn, {}, {}};
   for (const auto& r : p.records) {
-    const RecordRef* have = find(r.lsn);
-    if (have != nullptr || plan.in_batch.count(r.lsn) > 0) {
-      // A re-send is the same record; anything else under the same LSN is a writer bug
-      // the store refuses to paper over.
-      Bytes probe;
-      encode_record(r, probe);
-      uint32_t crc = decode_fixed32(probe.data() + kRecordCrcOffset);
-      bool same = have != nullptr ? (have->crc == crc && have->type == r.type) : true;
-      if (!same) {
-        p.done = true;
-        p.status =
-            Status(Code::kInvalidArgument, "a different record is already stored under this lsn")
-                .with("lsn", r.lsn.value);
-        return;
-      }
-      continue;
+    Status st = plan_record(r, p.source, plan, undo);
+    if (!st.is_ok()) {
+      rollback_plan(plan, undo);
+      p.done = true;
+      p.status = refuse(std::move(st));
+      return;
     }
-    // A stored successor that skips over this record: it was abandoned; do not store it.
-    if (auto next = successor(plan, r.lsn); next && next->second < r.lsn) {
-      abandoned_dropped_++;
-      env_.log().debug(
-          kComponent, 30012, "dropped a record the chain already skips",
-          {{"lsn", r.lsn}, {"successor", next->first}, {"successor_prev", next->second}});
-      continue;
-    }
-    // This record skips over stored records: they were abandoned. A range marker first,
-    // so a restart drops them too.
-    if (auto over = successor(plan, r.prev_lsn); over && over->first < r.lsn) {
-      plan_abandon_marker(r, plan);
-    }
-    size_t offset = plan.buf.size();
-    encode_record(r, plan.buf);
-    plan.refs.push_back(ref_of(r, plan.buf, offset));
-    plan.in_batch.insert(r.lsn);
-    plan.batch_prev[r.lsn] = r.prev_lsn;
   }
 }
 
+// Takes back everything one request added to the plan; earlier requests' records stay.
+void SegmentStore::rollback_plan(FlushPlan& plan, PlanUndo& undo) {
+  plan.buf.resize(undo.buf_bytes);
+  plan.refs.resize(undo.refs);
+  plan.marker_ends.resize(undo.marker_ends);
+  plan.max_backlink_lsn = undo.max_backlink_lsn;
+  for (Lsn l : undo.added) {
+    plan.in_batch.erase(l);
+    plan.batch_prev.erase(l);
+  }
+  for (const auto& [l, prev] : undo.unchained) plan.batch_prev[l] = prev;
+}
+
+// Plans one record: skips a re-send, refuses (or for a peer's copy, drops) what must not
+// be stored, marks the records it skips over abandoned, and frames it.
+Status SegmentStore::plan_record(const Record& r, AppendSource source, FlushPlan& plan,
+                                 PlanUndo& undo) {
+  const RecordRef* have = find(r.lsn);
+  if (have != nullptr || plan.in_batch.count(r.lsn) > 0) {
+    // A re-send is the same record; anything else under the same LSN is a writer bug
+    // the store refuses to paper over.
+    Bytes probe;
+    encode_record(r, probe);
+    uint32_t crc = decode_fixed32(probe.data() + kRecordCrcOffset);
+    bool same = have != nullptr ? (have->crc == crc && have->type == r.type) : true;
+    if (!same) {
+      return Status(Code::kInvalidArgument, "a different record is already stored under this lsn")
+          .with("lsn", r.lsn.value);
+    }
+    return Status();
+  }
+  // A stored successor that skips over this record: it was abandoned; do not store it.
+  if (auto next = successor(plan, r.lsn); next && next->second < r.lsn) {
+    if (source == AppendSource::kWriter) {
+      // The writer would be told OK for a record nobody can ever read.
+      return Status(Code::kOlder, "the chain already skips this lsn: it was abandoned")
+          .with("lsn", r.lsn.value)
+          .with("successor", next->first.value)
+          .with("successor_prev", next->second.value);
+    }
+    abandoned_dropped_++;
+    env_.log().debug(
+        kComponent, 30012, "dropped a record the chain already skips",
+        {{"lsn", r.lsn}, {"successor", next->first}, {"successor_prev", next->second}});
+    return Status();
+  }
+  // This record skips over stored records: they were abandoned. A range marker first,
+  // so a restart drops them too.
+  if (auto over = successor(plan, r.prev_lsn); over && over->first < r.lsn) {
+    const Lsn commit = std::max(commit_point(), plan.max_backlink_lsn);
+    // A peer's record at or below the commit point may be the committed chain repairing
+    // a stale branch this server kept; a writer's new records are always above it.
+    if (over->first <= commit && (source == AppendSource::kWriter || r.lsn > commit)) {
+      return Status(Code::kInvalidArgument,
+                    "the record's prev_lsn would abandon records at or below the commit point")
+          .with("lsn", r.lsn.value)
+          .with("prev_lsn", r.prev_lsn.value)
+          .with("skipped_lsn", over->first.value)
+          .with("commit_point", commit.value);
+    }
+    plan_abandon_marker(r, plan, undo);
+  }
+  size_t offset = plan.buf.size();
+  encode_record(r, plan.buf);
+  plan.refs.push_back(ref_of(r, plan.buf, offset));
+  plan.in_batch.insert(r.lsn);
+  plan.batch_prev[r.lsn] = r.prev_lsn;
+  undo.added.push_back(r.lsn);
+  if (r.type == RecordType::kLog) {
+    plan.max_backlink_lsn = std::max(plan.max_backlink_lsn, r.backlink_lsn);
+  }
+  return Status();
+}
+
 // Marks the records in (r.prev_lsn, r.lsn) abandoned, ahead of `r` in the same write.
-void SegmentStore::plan_abandon_marker(const Record& r, FlushPlan& plan) {
+void SegmentStore::plan_abandon_marker(const Record& r, FlushPlan& plan, PlanUndo& undo) {
   QUIRE_ASSERT(r.prev_lsn < r.lsn);  // validate_record refuses anything else
   Record marker;
   marker.type = RecordType::kAbandon;
@@ -495,10 +562,20 @@ void SegmentStore::plan_abandon_marker(const Record& r, FlushPlan& plan) {
   encode_record(marker, plan.buf);
   plan.refs.push_back(ref_of(marker, plan.buf, offset));
   plan.marker_ends.push_back(r.lsn);
-  std::erase_if(plan.batch_prev,
-                [&](const auto& e) { return e.first > r.prev_lsn && e.first < r.lsn; });
-  env_.log().info(kComponent, 30013, "the chain skips stored records: they were abandoned",
-                  {{"after_lsn", r.prev_lsn}, {"before_lsn", r.lsn}});
+  for (auto it = plan.batch_prev.upper_bound(r.prev_lsn);
+       it != plan.batch_prev.end() && it->first < r.lsn;) {
+    undo.unchained.push_back(*it);
+    it = plan.batch_prev.erase(it);
+  }
+}
+
+// A refused write: logged (rate-limited, a peer can repeat it) and returned.
+Status SegmentStore::refuse(Status why) {
+  if (auto suppressed = refusal_log_.admit(env_.executor().now())) {
+    env_.log().warn(kComponent, 30014, "refused a write that would lose or drop records",
+                    {{"error", why}, {"suppressed", *suppressed}});
+  }
+  return why;
 }
 
 // Writes the plan to the active segment (rolling over when it would pass its bound),
@@ -520,8 +597,11 @@ Task<Status> SegmentStore::write_plan(FlushPlan& plan) {
     ref.segment = seg->number;
     ref.offset += *off;
     if (ref.type == RecordType::kAbandon) {
-      unindex_range(ref.lsn, plan.marker_ends.at(marker++));
+      const Lsn before = plan.marker_ends.at(marker++);
+      unindex_range(ref.lsn, before);
       markers_.push_back(ref);
+      env_.log().info(kComponent, 30013, "the chain skips stored records: they were abandoned",
+                      {{"after_lsn", ref.lsn}, {"before_lsn", before}});
     } else if (!by_lsn_.count(ref.lsn)) {
       index_record(ref);
     }
@@ -566,6 +646,12 @@ Task<Status> SegmentStore::abandon_after(Lsn lsn) {
   if (!broken_.is_ok()) co_return broken_;
   QUIRE_CO_RETURN_IF_ERROR(co_await write_mu_.lock());
   MutexGuard guard(write_mu_);
+  if (lsn < commit_point()) {
+    co_return refuse(Status(Code::kInvalidArgument,
+                            "abandon after an lsn below the commit point: committed records")
+                         .with("lsn", lsn.value)
+                         .with("commit_point", commit_point().value));
+  }
   if (by_lsn_.upper_bound(lsn) == by_lsn_.end()) co_return Status();  // nothing above it
   Record marker;
   marker.type = RecordType::kAbandon;
@@ -581,6 +667,12 @@ Task<Status> SegmentStore::set_retention(Lsn lsn) {
   QUIRE_CO_RETURN_IF_ERROR(co_await write_mu_.lock());
   MutexGuard guard(write_mu_);
   if (lsn <= retention_lsn_) co_return Status();  // retention only moves forward
+  if (lsn > checkpoint_log_lsn()) {
+    co_return refuse(Status(Code::kNotYetMaterialized,
+                            "retention past the newest complete checkpoint this server holds")
+                         .with("lsn", lsn.value)
+                         .with("checkpoint_log_lsn", checkpoint_log_lsn().value));
+  }
 
   QUIRE_CO_RETURN_IF_ERROR(co_await persist_retention(lsn));
   retention_lsn_ = lsn;
@@ -751,6 +843,12 @@ std::vector<RecordRef> SegmentStore::scan_after(Lsn after, Lsn until, size_t max
     bytes += it->second.size;
   }
   if (through) *through = std::max(covered, after);
+  return out;
+}
+
+Lsn SegmentStore::checkpoint_log_lsn() const {
+  Lsn out;
+  for (Lsn l : checkpoint_lsns_) out = std::max(out, by_lsn_.at(l).base_lsn);
   return out;
 }
 

@@ -17,17 +17,34 @@
 // Because one writer makes the chain, the chain itself also proves abandonment: a record
 // whose prev_lsn skips over stored records means those were abandoned (they are dropped,
 // under a range marker), and a record that a stored successor skips over is not stored at
-// all. So a late copy, or a peer's copy from before it saw the marker, cannot come back.
+// all. So a late copy, or a peer's copy from before it saw the marker, cannot come back:
+// a peer's copy is dropped silently (nobody waits on it), while a writer's record is
+// refused with Older (see append), so OK always means stored.
+//
+// Commit point: each LOG record's backlink_lsn is the LSN up to which the log was durable
+// on a quorum when it was written (repl/primary.h), so nothing at or below it may ever be
+// abandoned. commit_point() is the highest such backlink of any LOG record the store has
+// held, or the retention point if higher (a checkpoint covers it); recovery recomputes it
+// from the records it scans and the persisted retention point. The store refuses, with
+// InvalidArgument and a log line, anything that would abandon committed records:
+// abandon_after(P) with P < commit_point(), and a record whose prev_lsn skips stored records
+// (an implicit abandon_after(prev_lsn)) when the first record it skips is at or below
+// commit_point(); for a peer's copy only when the record's own LSN is also above it
+// (below, it may be the committed chain replacing a stale branch this server kept).
 //
 // Retention: set_retention(R) lets garbage collection drop what no reader at or above R
 // can need: log records at or below R, and page versions superseded at or below R (the
 // newest full image at or below R and everything after it stay). Callers pass the LSN of
-// the oldest checkpoint they keep. Segments left with no live record are deleted.
+// the oldest checkpoint they keep. Segments left with no live record are deleted. A
+// retention point above checkpoint_log_lsn() (the newest checkpoint completion's log
+// position) is refused with NotYetMaterialized: the store has no checkpoint to read from
+// there, and a server lagging behind the checkpoint gets it later from its peers.
 //
 // A failed write or fsync breaks the store: every later call fails with Io, and the node
 // must restart and recover (the durable state after a failed fsync is unknown).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <list>
@@ -41,6 +58,7 @@
 #include "pagelog/record.h"
 #include "pagelog/segment_format.h"
 #include "runtime/env.h"
+#include "runtime/log_limiter.h"
 #include "runtime/sync.h"
 
 namespace quire {
@@ -64,7 +82,14 @@ struct RecordRef {
   Lsn lsn;
   Lsn prev_lsn;
   Term term;
+  Lsn base_lsn;      // a checkpoint completion's log position (record.h)
+  Lsn backlink_lsn;  // a LOG record's commit point
 };
+
+// Whose records an append stores. A writer is told OK or an error for each request, so
+// its records are never dropped silently; a peer's catch-up copy may hold records the
+// chain has since abandoned, and those are dropped.
+enum class AppendSource : uint8_t { kWriter, kPeer };
 
 struct SegmentStoreStats {
   Lsn last_lsn;      // the highest LSN stored
@@ -88,12 +113,20 @@ class SegmentStore {
   static Task<Result<std::unique_ptr<SegmentStore>>> open(Env& env, SegmentStoreOptions options);
   ~SegmentStore();
 
-  // Stores `records` (each already checked with validate_record) durably. A record whose
-  // LSN is already stored is skipped when it is the same record (a re-send) and is
-  // InvalidArgument when it differs. Sealed when a seal came first; Io breaks the store.
-  Task<Status> append(std::vector<Record> records);
+  // Stores `records` (each already checked with validate_record) durably, all or none:
+  // OK means every record is stored (or was already). A record whose LSN is already
+  // stored is skipped when it is the same record (a re-send) and is InvalidArgument when
+  // it differs. A record a stored successor skips over (abandoned) is Older from a
+  // writer (the chain already holds something newer than it: the writer must recover its
+  // chain, and no retry can store it) and dropped silently from a peer. A record that
+  // would abandon committed records (see the commit point above) is InvalidArgument.
+  // Sealed when a seal came first; Io breaks the store.
+  Task<Status> append(std::vector<Record> records, AppendSource source = AppendSource::kWriter);
   Task<Status> seal();
+  // InvalidArgument when lsn < commit_point().
   Task<Status> abandon_after(Lsn lsn);
+  // NotYetMaterialized when lsn > checkpoint_log_lsn(); a point at or below the current
+  // one changes nothing.
   Task<Status> set_retention(Lsn lsn);
 
   // Reads a record back, verifying its checksum again (Corruption if it fails now).
@@ -115,6 +148,13 @@ class SegmentStore {
   Lsn last_lsn() const;
   Lsn complete_lsn() const { return complete_lsn_; }
   Lsn retention_lsn() const { return retention_lsn_; }
+  // No abandon may drop anything at or below this (see the commit point above).
+  Lsn commit_point() const { return std::max(max_backlink_lsn_, retention_lsn_); }
+  // The highest log position (base_lsn) of the checkpoint completions the store holds:
+  // how far retention may go. 0 without one. Not only those at or below complete_lsn():
+  // a server restarted empty gets its chain whole only from a retention point, once its
+  // peers collected the log below it.
+  Lsn checkpoint_log_lsn() const;
   // The highest writer term of any record stored (fencing survives restarts through it).
   Term max_term() const { return max_term_; }
   bool broken() const { return !broken_.is_ok(); }
@@ -140,8 +180,14 @@ class SegmentStore {
   // One group commit: plans every pending write (re-sends, abandoned records and range
   // markers decided here), then writes, syncs and indexes the plan.
   Task<Status> flush(std::vector<std::shared_ptr<Pending>>& batch);
+  struct PlanUndo;
+  // Adds one request's records to the plan, or none of them: on a refusal the plan is
+  // rolled back to where it was and the request ends with the refusal.
   void plan_pending(Pending& p, FlushPlan& plan);
-  void plan_abandon_marker(const Record& r, FlushPlan& plan);
+  Status plan_record(const Record& r, AppendSource source, FlushPlan& plan, PlanUndo& undo);
+  void rollback_plan(FlushPlan& plan, PlanUndo& undo);
+  void plan_abandon_marker(const Record& r, FlushPlan& plan, PlanUndo& undo);
+  Status refuse(Status why);
   // The stored or planned record following `lsn`, as (lsn, prev).
   std::optional<std::pair<Lsn, Lsn>> successor(const FlushPlan& plan, Lsn lsn) const;
   Task<Status> write_plan(FlushPlan& plan);
@@ -182,6 +228,8 @@ class SegmentStore {
   Lsn complete_lsn_;
   Lsn retention_lsn_;
   Term max_term_;
+  Lsn max_backlink_lsn_;  // the highest commit point of any LOG record indexed
+  LogLimiter refusal_log_{std::chrono::seconds(1)};  // refused writes
 };
 
 }  // namespace quire

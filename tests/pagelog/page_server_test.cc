@@ -51,6 +51,11 @@ PageClientOptions one_record_parts() {
   return o;
 }
 
+Record with_term(Record r, uint64_t term) {
+  r.term = Term(term);
+  return r;
+}
+
 // g++ 12 rejects a braced list inside a co_await expression; this builds the vector.
 template <typename... R>
 std::vector<Record> recs(R... r) {
@@ -134,10 +139,121 @@ TEST_F(PageServerTest, AppendReadLogGetPageAndCheckpointsOverRpc) {
 TEST_F(PageServerTest, LowerTermsAreFenced) {
   PageServerClient c(env(), "ps1:7000");
   run([&]() -> Task<void> {
-    EXPECT_TRUE((co_await c.append(recs(log_record(1, 0)), Term(5), soon())).is_ok());
-    Status st = co_await c.append(recs(log_record(2, 1)), Term(4), soon());
+    EXPECT_TRUE((co_await c.append(recs(with_term(log_record(1, 0), 5)), Term(5), soon())).is_ok());
+    Status st = co_await c.append(recs(with_term(log_record(2, 1), 4)), Term(4), soon());
     EXPECT_EQ(st.code(), Code::kFenced);
     EXPECT_EQ((co_await c.abandon_after(Lsn(0), Term(3), soon())).code(), Code::kFenced);
+  });
+}
+
+// Issue 12 item 1 over RPC: the chain attack with the largest LSN is refused, and the
+// writer's next records are stored, not acknowledged and lost.
+TEST_F(PageServerTest, AnAcknowledgedAppendIsStoredAfterAChainAttack) {
+  PageServerClient c(env(), "ps1:7000");
+  run([&]() -> Task<void> {
+    EXPECT_TRUE((co_await c.append(recs(log_record(1, 0)), Term(1), soon())).is_ok());
+    Record attack = log_record(~uint64_t{0}, 1);
+    EXPECT_EQ((co_await c.append(recs(attack), Term(1), soon())).code(), Code::kInvalidArgument);
+    for (uint64_t l : {2, 3}) {
+      Status st = co_await c.append(recs(log_record(l, l - 1)), Term(1), soon());
+      EXPECT_TRUE(st.is_ok()) << l << " " << st.to_string();
+    }
+    // Within the bounds the same attack makes the writer's records refused, never lost.
+    EXPECT_TRUE((co_await c.append(recs(log_record(1000, 3)), Term(1), soon())).is_ok());
+    EXPECT_EQ((co_await c.append(recs(log_record(4, 3)), Term(1), soon())).code(), Code::kOlder);
+    auto log = co_await c.read_log(Lsn(1), 1 << 20, soon());
+    EXPECT_TRUE(log.is_ok());
+    if (log.is_ok()) {
+      std::vector<uint64_t> lsns;
+      for (const auto& r : log->records) lsns.push_back(r.lsn.value);
+      EXPECT_EQ(lsns, (std::vector<uint64_t>{1, 2, 3, 1000}));
+    }
+  });
+}
+
+// LSNs and terms at or above 2^63 are InvalidArgument in every request and record field,
+// and a refused huge term fences nobody.
+TEST_F(PageServerTest, LsnsAndTermsAtOrAbove2To63AreInvalidArgument) {
+  PageServerClient c(env(), "ps1:7000");
+  const uint64_t big = uint64_t{1} << 63;
+  run([&]() -> Task<void> {
+    EXPECT_TRUE((co_await c.append(recs(log_record(1, 0)), Term(1), soon())).is_ok());
+    std::vector<Record> bad;
+    for (int field = 0; field < 4; ++field) {
+      Record r = log_record(2, 1);
+      if (field == 0) r.lsn = Lsn(big);
+      if (field == 1) r.backlink_lsn = Lsn(big);
+      if (field == 2) r.base_lsn = Lsn(big);
+      if (field == 3) r.term = Term(big);
+      Status st = co_await c.append(recs(r), r.term, soon());
+      EXPECT_EQ(st.code(), Code::kInvalidArgument) << field << " " << st.to_string();
+    }
+    EXPECT_EQ((co_await c.abandon_after(Lsn(big), Term(1), soon())).code(), Code::kInvalidArgument);
+    EXPECT_EQ((co_await c.abandon_after(Lsn(1), Term(big), soon())).code(), Code::kInvalidArgument);
+    EXPECT_EQ((co_await c.set_retention(Lsn(~uint64_t{0}), Term(1), soon())).code(),
+              Code::kInvalidArgument);
+    EXPECT_EQ((co_await c.read_log(Lsn(big), 1024, soon())).code(), Code::kInvalidArgument);
+    EXPECT_EQ((co_await c.get_page(TableId(3), PageId(1), Lsn(big), soon())).code(),
+              Code::kInvalidArgument);
+    EXPECT_EQ((co_await c.scan(Lsn(big), 1024, soon())).code(), Code::kInvalidArgument);
+    // Nobody was fenced and nothing was stored.
+    EXPECT_TRUE((co_await c.append(recs(log_record(2, 1)), Term(1), soon())).is_ok());
+    auto st = co_await c.status(soon());
+    EXPECT_TRUE(st.is_ok());
+    if (st.is_ok()) {
+      EXPECT_EQ(st->term, Term(1));
+      EXPECT_EQ(st->last_lsn, Lsn(2));
+    }
+  });
+}
+
+// The header term is what fences after a restart, so it must be the request's term.
+TEST_F(PageServerTest, ARecordWhoseTermDiffersFromItsRequestsIsRefused) {
+  PageServerClient c(env(), "ps1:7000");
+  run([&]() -> Task<void> {
+    EXPECT_TRUE((co_await c.append(recs(log_record(1, 0)), Term(1), soon())).is_ok());
+    Status st =
+        co_await c.append(recs(log_record(2, 1), with_term(log_record(3, 2), 9)), Term(1), soon());
+    EXPECT_EQ(st.code(), Code::kInvalidArgument) << st.to_string();
+  });
+  world_.crash(servers_[0], UnsyncedOnCrash::kLose);
+  world_.start(servers_[0]);
+  world_.run_for(100ms);
+  run([&]() -> Task<void> {
+    auto st = co_await c.status(soon());
+    EXPECT_TRUE(st.is_ok());
+    if (st.is_ok()) {
+      EXPECT_EQ(st->term, Term(1));     // term 9 never took effect
+      EXPECT_EQ(st->last_lsn, Lsn(1));  // and no record of the refused request was stored
+    }
+    EXPECT_TRUE((co_await c.append(recs(log_record(2, 1)), Term(1), soon())).is_ok());
+  });
+}
+
+// Issue 12 item 2 over RPC: a writer at the current term cannot abandon committed records
+// nor move retention past the newest complete checkpoint.
+TEST_F(PageServerTest, CommittedRecordsAreSafeFromTheWriter) {
+  PageServerClient c(env(), "ps1:7000");
+  run([&]() -> Task<void> {
+    std::vector<Record> batch;
+    for (uint64_t l = 1; l <= 4; ++l) batch.push_back(log_record(l, l - 1));
+    Record committing = log_record(5, 4);
+    committing.backlink_lsn = Lsn(4);
+    batch.push_back(committing);
+    EXPECT_TRUE((co_await c.append(batch, Term(1), soon())).is_ok());
+    EXPECT_EQ((co_await c.abandon_after(Lsn(0), Term(1), soon())).code(), Code::kInvalidArgument);
+    EXPECT_EQ((co_await c.append(recs(log_record(6, 2)), Term(1), soon())).code(),
+              Code::kInvalidArgument);  // an implicit abandon_after(2)
+    EXPECT_EQ((co_await c.set_retention(Lsn(3), Term(1), soon())).code(),
+              Code::kNotYetMaterialized);
+    auto st = co_await c.status(soon());
+    EXPECT_TRUE(st.is_ok());
+    if (st.is_ok()) {
+      EXPECT_EQ(st->last_lsn, Lsn(5));
+      EXPECT_EQ(st->durable_lsn, Lsn(5));
+      EXPECT_EQ(st->records, 5u);
+    }
+    EXPECT_TRUE((co_await c.abandon_after(Lsn(4), Term(1), soon())).is_ok());
   });
 }
 
@@ -207,7 +323,11 @@ TEST_F(PageServerTest, ServerRestartedEmptyServesNoReadsBeforeItsCopyIsDone) {
   first.push_back(page_record(3, 1, 0));  // page 3's only image: live whatever the retention
   for (uint64_t l = 2; l <= 300; ++l) first.push_back(log_record(l, l - 1));
   std::vector<Record> later;
-  for (uint64_t l = 301; l <= 400; ++l) later.push_back(log_record(l, l - 1));
+  for (uint64_t l = 301; l < 400; ++l) later.push_back(log_record(l, l - 1));
+  Record completion = log_record(400, 399);
+  completion.type = RecordType::kCheckpointComplete;
+  completion.base_lsn = Lsn(350);  // the checkpoint's log position
+  later.push_back(completion);
   auto to_all = [&](std::vector<Record> records) {
     run([&]() -> Task<void> {
       for (int i = 1; i <= 3; ++i) {
@@ -231,7 +351,8 @@ TEST_F(PageServerTest, ServerRestartedEmptyServesNoReadsBeforeItsCopyIsDone) {
   run([&]() -> Task<void> {
     for (int i = 1; i <= 3; ++i) {
       PageServerClient c(env(), "ps" + std::to_string(i) + ":7000");
-      EXPECT_TRUE((co_await c.set_retention(Lsn(350), Term(1), soon())).is_ok()) << i;
+      Status st = co_await c.set_retention(Lsn(350), Term(1), soon());
+      EXPECT_TRUE(st.is_ok()) << i << " " << st.to_string();
     }
     auto page = co_await c3.get_page(TableId(3), PageId(3), Lsn(400), soon());
     EXPECT_EQ(page.code(), Code::kNotYetMaterialized)

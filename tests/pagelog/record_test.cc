@@ -262,6 +262,39 @@ TEST(ValidateRecord, RejectsDeltaWithoutABaseBelowIt) {
   EXPECT_TRUE(validate_record(r).is_ok());
 }
 
+TEST(ValidateRecord, RejectsACheckpointLogPositionNotBelowTheCompletion) {
+  Record r = valid_record(RecordType::kCheckpointComplete);
+  for (uint64_t base : {r.lsn.value, r.lsn.value + 1}) {
+    r.base_lsn = Lsn(base);
+    EXPECT_EQ(validate_record(r).code(), Code::kInvalidArgument) << base;
+  }
+  r.base_lsn = Lsn(r.lsn.value - 1);  // the engine writes the checkpoint's log position
+  EXPECT_TRUE(validate_record(r).is_ok());
+}
+
+// LSNs and terms at or above 2^63 are refused, whatever the type. (prev and backlink must
+// be below the record's LSN, so they are bounded through it.)
+TEST(ValidateRecord, RejectsLsnsAndTermsAtOrAbove2To63) {
+  const uint64_t limit = uint64_t{1} << 63;
+  for (RecordType t : kAllRecordTypes) {
+    if (t == RecordType::kAbandon) continue;
+    for (uint64_t value : {limit, limit + 1, ~uint64_t{0}}) {
+      Record r = valid_record(t);
+      r.lsn = Lsn(value);
+      EXPECT_EQ(validate_record(r).code(), Code::kInvalidArgument) << record_type_name(t);
+      r = valid_record(t);
+      r.term = Term(value);
+      EXPECT_EQ(validate_record(r).code(), Code::kInvalidArgument) << record_type_name(t);
+      r = valid_record(t);
+      r.base_lsn = Lsn(value);  // unordered for most types: only the bound refuses it
+      EXPECT_EQ(validate_record(r).code(), Code::kInvalidArgument) << record_type_name(t);
+    }
+    Record r = valid_record(t);
+    r.term = Term(limit - 1);
+    EXPECT_TRUE(validate_record(r).is_ok()) << record_type_name(t);
+  }
+}
+
 TEST(ValidateRecord, RejectsPrevLsnNotBelowTheRecord) {
   Record r = valid_record(RecordType::kLog);
   for (uint64_t prev : {r.lsn.value, r.lsn.value + 1, ~uint64_t{0}}) {

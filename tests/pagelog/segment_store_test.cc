@@ -44,9 +44,21 @@ class StoreTest : public ::testing::Test {
     open(options_);
   }
 
-  Status append(std::vector<Record> records) {
+  Status append(std::vector<Record> records, AppendSource source = AppendSource::kWriter) {
     Status out = cancelled("unset");
-    run([&]() -> Task<void> { out = co_await store_->append(std::move(records)); });
+    run([&]() -> Task<void> { out = co_await store_->append(std::move(records), source); });
+    return out;
+  }
+
+  Status abandon_after(Lsn lsn) {
+    Status out = cancelled("unset");
+    run([&]() -> Task<void> { out = co_await store_->abandon_after(lsn); });
+    return out;
+  }
+
+  Status set_retention(Lsn lsn) {
+    Status out = cancelled("unset");
+    run([&]() -> Task<void> { out = co_await store_->set_retention(lsn); });
     return out;
   }
 
@@ -81,6 +93,21 @@ Record page_record(RecordType type, uint64_t page, uint64_t lsn, uint64_t prev, 
   r.table = TableId(7);
   r.page = PageId(page);
   r.base_lsn = Lsn(base);
+  return r;
+}
+
+// A checkpoint's completion record; `log_lsn` is the checkpoint's log position.
+Record completion_record(uint64_t lsn, uint64_t prev, uint64_t log_lsn) {
+  Record r = log_record(lsn, prev, 32);
+  r.type = RecordType::kCheckpointComplete;
+  r.base_lsn = Lsn(log_lsn);
+  return r;
+}
+
+// A LOG record carrying a commit point.
+Record committing_log_record(uint64_t lsn, uint64_t prev, uint64_t commit_point) {
+  Record r = log_record(lsn, prev);
+  r.backlink_lsn = Lsn(commit_point);
   return r;
 }
 
@@ -275,8 +302,10 @@ TEST_F(StoreTest, ARecordThatSkipsStoredRecordsDropsThemAndSurvivesRestart) {
   EXPECT_EQ(store_->find(Lsn(6)), nullptr);
   EXPECT_EQ(store_->find(Lsn(7)), nullptr);
   EXPECT_EQ(store_->complete_lsn(), Lsn(9));
-  // A late copy of an abandoned record is not stored again.
-  ASSERT_TRUE(append({log_record(6, 5)}).is_ok());
+  // A late copy of an abandoned record is not stored again: a peer's is dropped, a
+  // writer's refused (it must not be told OK for a record nobody can read).
+  EXPECT_TRUE(append({log_record(6, 5)}, AppendSource::kPeer).is_ok());
+  EXPECT_EQ(append({log_record(6, 5)}).code(), Code::kOlder);
   EXPECT_EQ(store_->find(Lsn(6)), nullptr);
   EXPECT_EQ(store_->complete_lsn(), Lsn(9));
   crash_and_reopen(UnsyncedOnCrash::kLose);
@@ -318,19 +347,124 @@ TEST_F(StoreTest, RetentionDropsSupersededRecordsAndEmptySegments) {
     next(log_record(lsn, lsn - 1, 300));
   }
   Lsn checkpoint(lsn);
+  ++lsn;
+  next(completion_record(lsn, lsn - 1, checkpoint.value));
   uint64_t segments_before = store_->stats().segments;
   run([&]() -> Task<void> { EXPECT_TRUE((co_await store_->set_retention(checkpoint)).is_ok()); });
   EXPECT_LT(store_->stats().segments, segments_before);
-  EXPECT_EQ(store_->complete_lsn(), checkpoint);
+  EXPECT_EQ(store_->complete_lsn(), Lsn(lsn));  // the completion, just past the point
   auto chain = store_->page_chain(TableId(7), PageId(1), checkpoint);
   ASSERT_TRUE(chain.is_ok());
-  EXPECT_EQ(chain->front().lsn, Lsn(lsn - 1));  // the newest image at or below the point
+  EXPECT_EQ(chain->front().lsn, Lsn(checkpoint.value - 1));  // the newest image at or below it
   ++lsn;
   next(log_record(lsn, lsn - 1));
   crash_and_reopen(UnsyncedOnCrash::kLose);
   EXPECT_EQ(store_->complete_lsn(), Lsn(lsn));
   EXPECT_EQ(store_->stats().retention_lsn, checkpoint);
   EXPECT_TRUE(store_->page_chain(TableId(7), PageId(1), Lsn(lsn)).is_ok());
+}
+
+// Issue 12 item 1: a record the chain already skips is refused to a writer, never
+// acknowledged and dropped.
+TEST_F(StoreTest, AWritersRecordTheChainSkipsIsRefusedNotAcknowledged) {
+  open();
+  ASSERT_TRUE(append({log_record(1, 0)}).is_ok());
+  ASSERT_TRUE(append({log_record(1000, 1)}).is_ok());  // a successor that skips 2..999
+  Status two = append({log_record(2, 1)});
+  EXPECT_EQ(two.code(), Code::kOlder) << two.to_string();
+  EXPECT_EQ(append({log_record(3, 2)}).code(), Code::kOlder);
+  EXPECT_EQ(store_->find(Lsn(2)), nullptr);
+  EXPECT_EQ(store_->find(Lsn(3)), nullptr);
+  EXPECT_EQ(store_->complete_lsn(), Lsn(1000));
+}
+
+// A request is all or nothing: a refusal late in it takes back its earlier records and
+// the abandon marker one of them planned, while another request in the same group commit
+// is stored.
+TEST_F(StoreTest, ARefusedRequestStoresNoneOfItsRecords) {
+  open();
+  for (uint64_t l = 1; l <= 5; ++l) ASSERT_TRUE(append({log_record(l, l - 1)}).is_ok());
+  Record conflicting = log_record(3, 2);
+  conflicting.payload = Bytes(10, 0xee);
+  Status refused = cancelled("unset"), accepted = cancelled("unset");
+  auto w = [&](std::vector<Record> batch, Status& out) -> Task<void> {
+    out = co_await store_->append(std::move(batch));
+  };
+  // 8 (prev 4) would abandon 5 under a marker; the conflicting 3 refuses the request.
+  env().executor().spawn(
+      "refused", w(std::vector<Record>{log_record(8, 4), log_record(9, 8), conflicting}, refused));
+  env().executor().spawn("accepted", w(std::vector<Record>{log_record(6, 5)}, accepted));
+  world_.run_for(1s);
+  EXPECT_EQ(refused.code(), Code::kInvalidArgument) << refused.to_string();
+  EXPECT_TRUE(accepted.is_ok()) << accepted.to_string();
+  for (uint64_t l : {8, 9}) EXPECT_EQ(store_->find(Lsn(l)), nullptr) << l;
+  EXPECT_NE(store_->find(Lsn(5)), nullptr);
+  EXPECT_EQ(store_->complete_lsn(), Lsn(6));
+  crash_and_reopen(UnsyncedOnCrash::kLose);  // no marker for 5 was written either
+  EXPECT_NE(store_->find(Lsn(5)), nullptr);
+  EXPECT_EQ(store_->find(Lsn(8)), nullptr);
+  EXPECT_EQ(store_->complete_lsn(), Lsn(6));
+}
+
+// Issue 12 item 2: nothing at or below the highest stored commit point is abandoned,
+// before or after a restart.
+TEST_F(StoreTest, AbandonBelowTheCommitPointIsRefused) {
+  open();
+  for (uint64_t l = 1; l <= 9; ++l) ASSERT_TRUE(append({log_record(l, l - 1)}).is_ok());
+  ASSERT_TRUE(append({committing_log_record(10, 9, 8)}).is_ok());
+  EXPECT_EQ(store_->commit_point(), Lsn(8));
+  crash_and_reopen(UnsyncedOnCrash::kLose);
+  EXPECT_EQ(store_->commit_point(), Lsn(8));  // recomputed from the records scanned
+  for (uint64_t p : {0, 7}) {
+    Status st = abandon_after(Lsn(p));
+    EXPECT_EQ(st.code(), Code::kInvalidArgument) << p << " " << st.to_string();
+  }
+  EXPECT_EQ(store_->last_lsn(), Lsn(10));
+  EXPECT_EQ(store_->complete_lsn(), Lsn(10));
+  EXPECT_TRUE(abandon_after(Lsn(8)).is_ok());  // at the commit point: 9 and 10 go
+  EXPECT_EQ(store_->last_lsn(), Lsn(8));
+  crash_and_reopen(UnsyncedOnCrash::kLose);
+  EXPECT_EQ(store_->commit_point(), Lsn(8));  // the abandoned 10 still held it
+  EXPECT_EQ(abandon_after(Lsn(7)).code(), Code::kInvalidArgument);
+  EXPECT_EQ(store_->last_lsn(), Lsn(8));
+}
+
+// The chain-skip path is an implicit abandon_after(prev_lsn): refused when it would drop
+// a stored record at or below the commit point, from a writer or a peer.
+TEST_F(StoreTest, AChainSkipBelowTheCommitPointIsRefused) {
+  open();
+  for (uint64_t l = 1; l <= 4; ++l) ASSERT_TRUE(append({log_record(l, l - 1)}).is_ok());
+  ASSERT_TRUE(append({committing_log_record(5, 4, 3)}).is_ok());
+  for (AppendSource source : {AppendSource::kWriter, AppendSource::kPeer}) {
+    Status st = append({log_record(7, 2)}, source);  // would drop 3, 4, 5
+    EXPECT_EQ(st.code(), Code::kInvalidArgument) << st.to_string();
+  }
+  for (uint64_t l = 1; l <= 5; ++l) EXPECT_NE(store_->find(Lsn(l)), nullptr) << l;
+  EXPECT_EQ(store_->find(Lsn(7)), nullptr);
+  ASSERT_TRUE(append({log_record(7, 3)}).is_ok());  // drops only 4 and 5, above it
+  EXPECT_EQ(store_->find(Lsn(4)), nullptr);
+  EXPECT_EQ(store_->complete_lsn(), Lsn(7));
+}
+
+// Retention never passes the newest complete checkpoint's log position.
+TEST_F(StoreTest, RetentionPastTheNewestCompleteCheckpointIsRefused) {
+  open();
+  for (uint64_t l = 1; l <= 10; ++l) ASSERT_TRUE(append({log_record(l, l - 1)}).is_ok());
+  EXPECT_EQ(set_retention(Lsn(5)).code(), Code::kNotYetMaterialized);  // no checkpoint
+  ASSERT_TRUE(append({completion_record(11, 10, 8)}).is_ok());
+  EXPECT_EQ(store_->checkpoint_log_lsn(), Lsn(8));
+  EXPECT_EQ(set_retention(Lsn(9)).code(), Code::kNotYetMaterialized);
+  EXPECT_EQ(set_retention(Lsn(~uint64_t{0})).code(), Code::kNotYetMaterialized);
+  EXPECT_EQ(store_->retention_lsn(), Lsn(0));
+  EXPECT_EQ(store_->last_lsn(), Lsn(11));
+  EXPECT_TRUE(set_retention(Lsn(8)).is_ok());
+  EXPECT_EQ(store_->retention_lsn(), Lsn(8));
+  crash_and_reopen(UnsyncedOnCrash::kLose);
+  EXPECT_EQ(store_->checkpoint_log_lsn(), Lsn(8));
+  EXPECT_EQ(set_retention(Lsn(9)).code(), Code::kNotYetMaterialized);
+  EXPECT_EQ(store_->retention_lsn(), Lsn(8));
+  EXPECT_EQ(store_->commit_point(), Lsn(8));  // retention covers a commit point too
+  EXPECT_EQ(abandon_after(Lsn(7)).code(), Code::kInvalidArgument);
 }
 
 TEST_F(StoreTest, FailedSyncBreaksTheStore) {
