@@ -41,7 +41,8 @@ OP_ABANDON_AFTER = 7
 OP_SET_RETENTION = 8
 U64_MAX = (1 << 64) - 1
 TYPE_LOG = 1
-CODE_NAMES = {0: "OK", 1: "InvalidArgument", 4: "Older", 12: "Fenced", 17: "NotYetMaterialized"}
+CODE_NAMES = {0: "OK", 1: "InvalidArgument", 2: "Corruption", 4: "Older", 11: "Busy", 12: "Fenced",
+              13: "NotFound", 17: "NotYetMaterialized"}
 
 
 def varint(n):
@@ -379,12 +380,10 @@ def main():
 # payload. Payloads are zeros with an 8-byte tag at the end, so the CRC of megabytes of
 # zeros is computed by GF(2) matrix powers instead of byte by byte.
 
-OP_APPEND = 1
 OP_GET_PAGE = 3
 OP_LIST_CHECKPOINTS = 5
 OP_STATUS = 9
 TYPE_PAGE, TYPE_DELTA, TYPE_CHECKPOINT_COMPLETE = 2, 3, 7
-CODE_NAMES = {0: "OK", 1: "InvalidArgument", 2: "Corruption", 11: "Busy", 13: "NotFound"}
 
 
 def _crc32c_table():
@@ -463,7 +462,7 @@ def recv_exact(s, n):
     return bytes(out)
 
 
-def call(s, request_id, op, term, body):
+def call_on(s, request_id, op, term, body):
     """One request; returns (status code, message, body) of its response."""
     s.sendall(frame(bytes([1]) + varint(request_id) + bytes([op]) + varint(term) + body))
     (length,) = struct.unpack("<I", recv_exact(s, 4))
@@ -493,7 +492,7 @@ def read_in_parts(s, ids, op, fields, max_bytes):
     frames, first, after = [], 0, 0
     for parts in range(1, 1000):
         body = b"".join(varint(f) for f in fields + [first, after, max_bytes])
-        code, message, reply = call(s, next(ids), op, 0, body)
+        code, message, reply = call_on(s, next(ids), op, 0, body)
         if code != 0:
             return code, message, frames, parts
         got, more = split_part(reply)
@@ -512,7 +511,7 @@ def bigchain(args, rss):
     ids = itertools.count(1)
     s = connect(args.address)
     s.settimeout(30)
-    code, message, status = call(s, next(ids), OP_STATUS, 0, b"")
+    code, message, status = call_on(s, next(ids), OP_STATUS, 0, b"")
     assert code == 0, f"status: {message}"
     last_lsn, pos = read_varint(status, 0)
     for _ in range(3):
@@ -534,7 +533,7 @@ def bigchain(args, rss):
             f = record_frame(TYPE_CHECKPOINT_COMPLETE, 0, 0, lsn, 0, 0, term, lsn - 1,
                              args.payload_bytes)
             checkpoints.append(f)
-        code, message, _ = call(s, next(ids), OP_APPEND, term, varint(1) + f)
+        code, message, _ = call_on(s, next(ids), OP_APPEND, term, varint(1) + f)
         if code != 0:
             print(f"append of lsn {lsn} refused: {CODE_NAMES.get(code, code)} {message}")
             return True
@@ -550,7 +549,7 @@ def bigchain(args, rss):
         # An older client's request (no cursor, no budget): the whole answer, which does
         # not fit one frame, so a typed error.
         start = time.monotonic()
-        code, message, _ = call(s, next(ids), op, 0, b"".join(varint(f) for f in fields))
+        code, message, _ = call_on(s, next(ids), op, 0, b"".join(varint(f) for f in fields))
         print(f"{name} whole: {CODE_NAMES.get(code, code)} in {time.monotonic() - start:.1f} s "
               f"({message})", flush=True)
         failed = failed or code != 1

@@ -557,17 +557,21 @@ TEST_F(StoreTest, ConcurrentReadsAcrossEvictionsAllSucceed) {
 // of a record in it is NotFound, never a read of a closed file.
 TEST_F(StoreTest, RetentionDeletesACachedSegmentAndItLeavesTheCache) {
   open({.dir = "segments", .segment_bytes_max = 1024, .open_segments_max = 64});
-  // One record per segment; a checkpoint completion at lsn 5 to retain from.
+  // One record per segment; a checkpoint completion at lsn 5 (log position 4) to retain
+  // from.
   for (uint64_t l = 1; l <= 10; ++l) {
     Record r = log_record(l, l - 1, 600);
-    if (l == 5) r.type = RecordType::kCheckpointComplete;
+    if (l == 5) {
+      r.type = RecordType::kCheckpointComplete;
+      r.base_lsn = Lsn(4);
+    }
     ASSERT_TRUE(append({r}).is_ok());
   }
   ASSERT_TRUE(read_lsn(Lsn(2)).is_ok());  // its segment is cached
   const uint64_t cached_before = store_->stats().open_sealed_segments;
   ASSERT_EQ(cached_before, 9u);  // every sealed segment
   RecordRef gone = *store_->find(Lsn(2));
-  run([&]() -> Task<void> { EXPECT_TRUE((co_await store_->set_retention(Lsn(5))).is_ok()); });
+  run([&]() -> Task<void> { EXPECT_TRUE((co_await store_->set_retention(Lsn(4))).is_ok()); });
   EXPECT_EQ(store_->stats().segments, 6u);
   EXPECT_EQ(store_->stats().open_sealed_segments, cached_before - 4);  // lsn 1..4's segments
   Result<Record> r = not_found("unset");
