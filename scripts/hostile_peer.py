@@ -66,27 +66,33 @@ def read_log_request(request_id, from_lsn, max_bytes):
     return frame(bytes([1]) + varint(request_id) + bytes([OP_READ_LOG]) + varint(0) + body)
 
 
-def crc32c(data, crc=0):
-    """CRC-32C (Castagnoli), as src/base/crc32c.h computes it."""
-    table = crc32c.table
-    if table is None:
-        table = crc32c.table = []
-        for i in range(256):
-            c = i
-            for _ in range(8):
-                c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-            table.append(c)
-    crc ^= 0xFFFFFFFF
+def _crc32c_table():
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+CRC32C_TABLE = _crc32c_table()
+
+
+def crc32c_bytes(reg, data):
+    """Feeds `data` to a CRC32C register (the inverted CRC)."""
     for b in data:
-        crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
+        reg = CRC32C_TABLE[(reg ^ b) & 0xFF] ^ (reg >> 8)
+    return reg
 
 
-crc32c.table = None
+def crc32c(data):
+    """CRC-32C (Castagnoli), as src/base/crc32c.h computes it."""
+    return crc32c_bytes(0xFFFFFFFF, data) ^ 0xFFFFFFFF
 
 
 def masked(crc):
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+    return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
 
 
 def record(lsn, prev, term, backlink=0, base=0, rtype=TYPE_LOG, payload=b"hostile"):
@@ -386,26 +392,6 @@ OP_STATUS = 9
 TYPE_PAGE, TYPE_DELTA, TYPE_CHECKPOINT_COMPLETE = 2, 3, 7
 
 
-def _crc32c_table():
-    table = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        table.append(c)
-    return table
-
-
-CRC32C_TABLE = _crc32c_table()
-
-
-def crc32c_bytes(reg, data):
-    """Feeds `data` to a CRC32C register (the inverted CRC)."""
-    for b in data:
-        reg = CRC32C_TABLE[(reg ^ b) & 0xFF] ^ (reg >> 8)
-    return reg
-
-
 def _apply(op, reg):
     out = 0
     i = 0
@@ -436,20 +422,8 @@ def record_frame(rtype, table, page, lsn, base, backlink, term, prev, payload_by
     reg = crc32c_bytes(0xFFFFFFFF, header)
     reg = crc32c_zeros(reg, payload_bytes - len(tag))
     crc = crc32c_bytes(reg, tag) ^ 0xFFFFFFFF
-    masked = (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-    struct.pack_into("<I", header, 12, masked)
+    struct.pack_into("<I", header, 12, masked(crc))
     return bytes(header) + bytes(payload_bytes - len(tag)) + tag
-
-
-def read_varint(buf, pos):
-    value, shift = 0, 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        value |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return value, pos
 
 
 def recv_exact(s, n):
@@ -468,16 +442,16 @@ def call_on(s, request_id, op, term, body):
     (length,) = struct.unpack("<I", recv_exact(s, 4))
     message = recv_exact(s, length)
     assert message[0] == 2, "not a response"
-    rid, pos = read_varint(message, 1)
+    rid, pos = get_varint(message, 1)
     assert rid == request_id, f"response to {rid}, not {request_id}"
     code = message[pos]
-    n, pos = read_varint(message, pos + 1)
+    n, pos = get_varint(message, pos + 1)
     return code, message[pos:pos + n].decode(errors="replace"), message[pos + n:]
 
 
 def split_part(body):
     """A part's records (as frames) and its `more` flag."""
-    count, pos = read_varint(body, 0)
+    count, pos = get_varint(body, 0)
     frames = []
     for _ in range(count):
         (payload,) = struct.unpack_from("<I", body, pos + 8)
@@ -513,10 +487,10 @@ def bigchain(args, rss):
     s.settimeout(30)
     code, message, status = call_on(s, next(ids), OP_STATUS, 0, b"")
     assert code == 0, f"status: {message}"
-    last_lsn, pos = read_varint(status, 0)
+    last_lsn, pos = get_varint(status, 0)
     for _ in range(3):
-        _, pos = read_varint(status, pos)
-    term, _ = read_varint(status, pos)
+        _, pos = get_varint(status, pos)
+    term, _ = get_varint(status, pos)
     term = max(term, 1)
     table, page, lsn = 7, 77, last_lsn
     chain, checkpoints = [], []

@@ -20,49 +20,19 @@ import os
 import struct
 import sys
 
-from hostile_peer import connect, frame, varint
+from hostile_peer import connect, crc32c, frame, masked, record, varint
 
 OP_APPEND, OP_READ_LOG, OP_SEAL = 1, 2, 6
-RECORD_MAGIC, SEGMENT_MAGIC = 0x43455251, 0x47455351
-TYPE_LOG = 1
-MASK_DELTA = 0xA282EAD8
-
-
-def _crc32c_table():
-    table = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        table.append(c)
-    return table
-
-
-CRC_TABLE = _crc32c_table()
-
-
-def crc32c(data):
-    c = 0xFFFFFFFF
-    for b in data:
-        c = CRC_TABLE[(c ^ b) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFF
-
-
-def mask(crc):
-    return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + MASK_DELTA) & 0xFFFFFFFF
+SEGMENT_MAGIC = 0x47455351
 
 
 def log_record(lsn, prev_lsn, term=1, payload_bytes=100):
-    payload = bytes([lsn & 0xFF]) * payload_bytes
-    header = struct.pack("<IBBHII7Q", RECORD_MAGIC, 1, TYPE_LOG, 0, len(payload), 0,
-                         0, 0, lsn, 0, 0, term, prev_lsn)
-    crc = mask(crc32c(header + payload))
-    return header[:12] + struct.pack("<I", crc) + header[16:] + payload
+    return record(lsn, prev_lsn, term, payload=bytes([lsn & 0xFF]) * payload_bytes)
 
 
 def segment_header(number):
     head = struct.pack("<IB3xQ16x", SEGMENT_MAGIC, 1, number)[:28]
-    return head + struct.pack("<I", mask(crc32c(head)))
+    return head + struct.pack("<I", masked(crc32c(head)))
 
 
 def write(args):
