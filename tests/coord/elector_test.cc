@@ -95,7 +95,8 @@ TEST_F(ElectorTest, CrashedLeaderIsReplacedWithinTheTtlAndAHigherEpoch) {
   world_.crash(nodes_[0], UnsyncedOnCrash::kLose);
   world_.run_for(5s);
   ASSERT_EQ(elected().size(), 2u);
-  const Event& next = elected()[1];
+  const std::vector<Event> all = elected();  // a copy: next refers into it
+  const Event& next = all[1];
   EXPECT_EQ(next.node, "n2");
   EXPECT_GT(next.epoch, elected()[0].epoch);
   // The TTL (2 s) plus an expiry check and the waiting campaign's wake-up.
