@@ -43,3 +43,24 @@ start_server() {
     sleep 0.1
   done
 }
+
+# wait_exit PID: waits up to 10 s for PID to end; sets code to its exit status, or
+# "timeout" when it is still running (127 for a disowned process).
+wait_exit() {
+  local p="$1"
+  code=timeout
+  for _ in $(seq 100); do
+    if ! kill -0 "$p" 2>/dev/null; then
+      wait "$p" 2>/dev/null
+      code=$?
+      return
+    fi
+    sleep 0.1
+  done
+}
+
+# stop_server PID: SIGTERM, then wait_exit.
+stop_server() {
+  kill -TERM "$1" 2>/dev/null
+  wait_exit "$1"
+}

@@ -153,16 +153,7 @@ check "log flood: the lines count what they suppressed" grep -q '"suppressed":[1
 after_attack "log flood"
 
 # Everything acknowledged is still there.
-kill -TERM "$pid"
-code=timeout
-for _ in $(seq 100); do
-  if ! kill -0 "$pid" 2>/dev/null; then
-    wait "$pid" 2>/dev/null
-    code=$?
-    break
-  fi
-  sleep 0.1
-done
+stop_server "$pid"
 check "SIGTERM stops the server with exit 0" test "$code" = 0
 "$quire" pl verify --data "$data" >"$tmp/verify.out" 2>&1
 check "pl verify finds the directory INTACT" grep -q "^INTACT$" "$tmp/verify.out"

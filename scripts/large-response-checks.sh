@@ -38,16 +38,7 @@ check "a fresh client is served" test "$(json_field "$tmp/status.json" durable_l
 check "no response needed the transport's oversize refusal (31006)" \
   bash -c "! grep -q '\"id\":31006,' '$tmp/server.log'"
 
-kill -TERM "$pid"
-code=timeout
-for _ in $(seq 100); do
-  if ! kill -0 "$pid" 2>/dev/null; then
-    wait "$pid" 2>/dev/null
-    code=$?
-    break
-  fi
-  sleep 0.1
-done
+stop_server "$pid"
 check "SIGTERM stops the server with exit 0" test "$code" = 0
 "$quire" pl verify --data "$data" >"$tmp/verify.out" 2>&1
 check "pl verify finds the directory INTACT" grep -q "^INTACT$" "$tmp/verify.out"

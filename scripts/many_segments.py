@@ -20,7 +20,7 @@ import os
 import struct
 import sys
 
-from hostile_peer import connect, crc32c, frame, masked, record, varint
+from hostile_peer import connect, crc32c, frame, get_varint as read_varint, masked, record, varint
 
 OP_APPEND, OP_READ_LOG, OP_SEAL = 1, 2, 6
 SEGMENT_MAGIC = 0x47455351
@@ -46,17 +46,6 @@ def write(args):
 
 def request(request_id, op, term, body):
     return frame(bytes([1]) + varint(request_id) + bytes([op]) + varint(term) + body)
-
-
-def read_varint(buf, pos):
-    shift = value = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        value |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return value, pos
 
 
 def call(sock, request_id, op, term=0, body=b""):

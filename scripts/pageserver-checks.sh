@@ -8,21 +8,6 @@ set -uo pipefail
 quire="$1"
 source "$(dirname "$0")/check-lib.sh"
 
-# wait_exit PID: waits up to 10 s for PID to end; sets $code (its exit code, or "timeout";
-# 127 for a disowned process).
-wait_exit() {
-  local p="$1"
-  code=timeout
-  for _ in $(seq 100); do
-    if ! kill -0 "$p" 2>/dev/null; then
-      wait "$p" 2>/dev/null
-      code=$?
-      return
-    fi
-    sleep 0.1
-  done
-}
-
 data="$tmp/data"
 
 # 1. Serve on port 0 and write through the bench.
@@ -63,8 +48,7 @@ busy_code=$(exit_of timeout 20 "$quire" pageserver --listen "127.0.0.1:$port" --
 check "a server on an address in use exits 1" test "$busy_code" = 1
 
 # 4. SIGTERM stops it cleanly.
-kill -TERM "$second_pid"
-wait_exit "$second_pid"
+stop_server "$second_pid"
 check "SIGTERM stops the server with exit 0" test "$code" = 0
 check "a server that is gone: pl status exits 1" \
   test "$(exit_of "$quire" pl status --server "127.0.0.1:$port" --timeout-ms 2000)" = 1
@@ -196,8 +180,7 @@ status_field() {
 # stop_and_verify NAME DIR RECORDS SEGMENTS: SIGTERM ends the server with exit 0, and pl verify
 # (under the same descriptor limit) finds DIR intact with those totals.
 stop_and_verify() {
-  kill -TERM "$pid"
-  wait_exit "$pid"
+  stop_server "$pid"
   check "$1: SIGTERM stops the server with exit 0 ($code)" test "$code" = 0
   "$limited" pl verify --data "$2" >"$tmp/$1.verify" 2>&1
   check "$1: pl verify says INTACT" grep -q "^INTACT$" "$tmp/$1.verify"
