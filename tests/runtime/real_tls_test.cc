@@ -1,10 +1,18 @@
 // Mutual TLS over the real TcpNet on loopback sockets, with certificates made by
 // runtime/real/certs.h in a temporary directory: a CA-signed pair talks both ways, and each
-// kind of bad peer is refused on its own connection while the server keeps serving.
+// kind of bad peer is refused on its own connection while the server keeps serving, and
+// sockets stalled in their handshake do not lock out a fresh client.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -32,6 +40,45 @@ constexpr int64_t kDayS = 24 * 3600;
 Bytes message_of(std::string_view text) {
   return Bytes(text.begin(), text.end());
 }
+
+// Plain TCP sockets to a port, closed when this goes.
+class RawSockets {
+ public:
+  explicit RawSockets(uint16_t port) : port_(port) {}
+  ~RawSockets() {
+    for (int fd : fds) ::close(fd);
+  }
+  RawSockets(const RawSockets&) = delete;
+  RawSockets& operator=(const RawSockets&) = delete;
+
+  // A connected socket (the kernel completes the connect even when the server does not
+  // accept), or -1.
+  int connect() {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    fds.push_back(fd);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port_);
+    ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+    return ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0 ? fd : -1;
+  }
+
+  // True when the peer ended `fd` (EOF or reset); bytes it sent first are skipped.
+  static bool ended(int fd) {
+    uint8_t buffer[4096];
+    while (true) {
+      ssize_t n = ::recv(fd, buffer, sizeof(buffer), MSG_DONTWAIT);
+      if (n > 0) continue;
+      return n == 0 || (n < 0 && errno == ECONNRESET);
+    }
+  }
+
+  std::vector<int> fds;
+
+ private:
+  uint16_t port_;
+};
 
 // One temporary directory of certificates for the whole suite: a cluster CA with a server,
 // a client and an expired node certificate, and another CA with one node certificate.
@@ -137,12 +184,20 @@ class RealTlsTest : public ::testing::Test {
     return loop.run_until([&] { return net.tls_handshake_failures() >= failures; }, 5s);
   }
 
-  std::vector<std::string> handshake_lines() const {
+  // The log lines of id `id`.
+  std::vector<std::string> lines_of(uint32_t id) const {
+    const std::string needle = fmt::format("\"id\":{},", id);
     std::vector<std::string> out;
     for (const std::string& line : sink.lines()) {
-      if (line.find("\"id\":10105,") != std::string::npos) out.push_back(line);
+      if (line.find(needle) != std::string::npos) out.push_back(line);
     }
     return out;
+  }
+  std::vector<std::string> handshake_lines() const { return lines_of(10105); }
+
+  // Runs the loop for `d` (its tasks and handlers make progress meanwhile).
+  void run_for(Nanos d) {
+    (void)loop.run_until([] { return false; }, d);
   }
 
   static Certificates* certs;
@@ -303,6 +358,65 @@ TEST_F(RealTlsTest, PlaintextAndTlsDoNotMixAndEachSideKeepsServing) {
   Result<Bytes> reply = run_exchange(*plain, plain_listener->address(), "plain");
   ASSERT_TRUE(reply.is_ok()) << reply.status().to_string();
   EXPECT_EQ(*reply, message_of("plain"));
+}
+
+TEST_F(RealTlsTest, StalledHandshakesDoNotHoldTheAcceptQueue) {
+  auto server_net = make_net(certs->identity("server"));
+  auto client_net = make_net(certs->identity("client"));
+  std::unique_ptr<Listener> listener = listen_local(*server_net);
+  ASSERT_NE(listener, nullptr);
+  size_t accepted = 0;
+  exec.spawn("server", echo_server(listener.get(), &accepted));
+  Result<TcpAddress> bound = parse_tcp_address(listener->address());
+  ASSERT_TRUE(bound.is_ok());
+
+  // More sockets than the accept queue holds, none finishing its handshake: half send
+  // nothing, half the start of a ClientHello (a record header announcing 512 bytes, then
+  // the handshake's first bytes) and nothing more.
+  constexpr size_t kStalled = TcpNet::kAcceptQueueMax + 16;
+  static_assert(kStalled < TcpNet::kListenBacklog);
+  const uint8_t partial_hello[] = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc};
+  RawSockets raws(bound->port);
+  const auto burst_start = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < kStalled; ++i) {
+    int fd = raws.connect();
+    ASSERT_GE(fd, 0) << std::strerror(errno);
+    if (i % 2) {
+      ASSERT_EQ(::send(fd, partial_hello, sizeof(partial_hello), MSG_NOSIGNAL),
+                static_cast<ssize_t>(sizeof(partial_hello)));
+    }
+    run_for(1ms);  // the server accepts as they come
+  }
+  run_for(300ms);
+
+  const auto start = std::chrono::steady_clock::now();
+  Result<Bytes> reply = run_exchange(*client_net, listener->address(), "fresh", 3s);
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  const auto elapsed_ms = std::chrono::duration<double, std::milli>(elapsed).count();
+  std::printf("fresh TLS client behind %zu stalled handshakes served in %.1f ms\n", kStalled,
+              elapsed_ms);
+  ASSERT_TRUE(reply.is_ok()) << reply.status().to_string() << " after " << elapsed_ms << " ms";
+  EXPECT_EQ(*reply, message_of("fresh"));
+  EXPECT_LT(elapsed, 1s);
+  EXPECT_EQ(accepted, 1u);
+
+  // The oldest stalled sockets made room (the 16 past the queue and the fresh client's
+  // connection evicted one each); the newest still hold their slots until the timeout.
+  for (size_t i = 0; i <= kStalled - TcpNet::kAcceptQueueMax; ++i) {
+    EXPECT_TRUE(loop.run_until([&] { return RawSockets::ended(raws.fds[i]); }, 2s))
+        << "stalled socket " << i;
+  }
+  EXPECT_FALSE(RawSockets::ended(raws.fds.back()));
+  // Evictions are not failed handshakes, and are logged rate-limited: one line for the
+  // burst (when it took less than the interval, as it does but on a starved machine),
+  // counting none suppressed before it.
+  EXPECT_EQ(server_net->tls_handshake_failures(), 0u);
+  std::vector<std::string> evicted = lines_of(10108);
+  ASSERT_FALSE(evicted.empty());
+  if (start + elapsed - burst_start < TcpNet::kErrorLogInterval) {
+    EXPECT_EQ(evicted.size(), 1u);
+  }
+  EXPECT_NE(evicted[0].find("\"suppressed\":0"), std::string::npos) << evicted[0];
 }
 
 TEST_F(RealTlsTest, EnableTlsRefusesMissingOrExposedFiles) {

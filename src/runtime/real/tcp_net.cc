@@ -36,6 +36,7 @@ constexpr uint32_t kLogNoDelayFailed = 10104;
 constexpr uint32_t kLogTlsHandshakeFailed = 10105;
 constexpr uint32_t kLogConnectionTimedOut = 10106;
 constexpr uint32_t kLogKeepAliveFailed = 10107;
+constexpr uint32_t kLogHandshakeEvicted = 10108;
 // Permission bits for group and others, which a TLS private key file must not have.
 constexpr uint32_t kKeyFileGroupOtherBits = 077;
 
@@ -761,7 +762,8 @@ void tls_handshake_failed(TlsContext& tls, NetShared& shared, Logger* log, std::
   }
 }
 
-// A TLS handshake an accepted socket is going through, bounded by kTlsHandshakeTimeout.
+// A TLS handshake an accepted socket is going through, bounded by kTlsHandshakeTimeout
+// (and by eviction: see ListenerState::pump).
 struct ServerHandshake {
   ServerHandshake(asio::io_context& io, tcp::socket socket, asio::ssl::context& ssl)
       : stream(std::make_unique<TlsStream>(std::move(socket), ssl)), timer(io) {}
@@ -775,7 +777,9 @@ struct ServerHandshake {
   std::unique_ptr<TlsStream> stream;
   asio::steady_timer timer;
   Address peer;
+  MonoTime started;
   bool timed_out = false;
+  bool evicted = false;  // closed to make room; its handler drops it, whatever the outcome
 };
 
 class ListenerState : public std::enable_shared_from_this<ListenerState> {
@@ -830,12 +834,13 @@ class ListenerState : public std::enable_shared_from_this<ListenerState> {
   }
 
  private:
-  // Keeps one accept pending while the backlog has room; sockets still in their TLS
-  // handshake count against it.
+  // Keeps one accept pending while the backlog has room. Sockets still in their TLS
+  // handshake count against kAcceptQueueMax too, but they do not stop accepting: a socket
+  // that arrives when backlog and handshakes fill the queue evicts the oldest handshake
+  // (see the header comment). Only authenticated connections that accept() has not taken
+  // yet stop it, since then the application, not a peer, is behind.
   void pump() {
-    if (closed_ || accepting_ || backlog_.size() + handshakes_.size() >= TcpNet::kAcceptQueueMax) {
-      return;
-    }
+    if (closed_ || accepting_ || backlog_.size() >= TcpNet::kAcceptQueueMax) return;
     accepting_ = true;
     acceptor_.async_accept(
         [self = shared_from_this()](const asio::error_code& ec, tcp::socket socket) {
@@ -846,6 +851,9 @@ class ListenerState : public std::enable_shared_from_this<ListenerState> {
             return;
           }
           if (self->tls_) {
+            if (self->backlog_.size() + self->handshakes_.size() >= TcpNet::kAcceptQueueMax) {
+              self->evict_oldest_handshake();
+            }
             self->start_handshake(std::move(socket));
           } else {
             self->backlog_.emplace_back(std::move(socket));
@@ -862,6 +870,7 @@ class ListenerState : public std::enable_shared_from_this<ListenerState> {
     Address peer = peer_of(socket);
     auto handshake = std::make_shared<ServerHandshake>(loop_.io(), std::move(socket), tls_->ssl);
     handshake->peer = std::move(peer);
+    handshake->started = loop_.now();
     handshakes_.emplace(id, handshake);
     handshake->timer.expires_after(TcpNet::kTlsHandshakeTimeout);
     handshake->timer.async_wait([handshake](const asio::error_code& ec) {
@@ -875,7 +884,11 @@ class ListenerState : public std::enable_shared_from_this<ListenerState> {
           handshake->timer.cancel();
           self->handshakes_.erase(id);
           if (self->closed_) return;  // close() aborted it; the socket goes with `handshake`
-          if (ec) {
+          if (handshake->evicted) {
+            // Logged and uncounted when evicted; even a handshake that succeeded just then
+            // is dropped, since its slot went to the newcomer.
+            handshake->abort();
+          } else if (ec) {
             tls_handshake_failed(*self->tls_, *self->shared_, self->log_, "server", handshake->peer,
                                  handshake->timed_out ? "timed out" : ec.message());
             handshake->abort();
@@ -885,6 +898,32 @@ class ListenerState : public std::enable_shared_from_this<ListenerState> {
           }
           self->pump();
         });
+  }
+
+  // Closes the handshake that started first, to make room for a socket that just arrived;
+  // logged rate-limited. Its slot is free at once (its handler, later, only drops it). A
+  // no-op when no handshake is pending: the queue is full of authenticated connections that
+  // accept() has not taken, and the newcomer takes the one place past the bound that the
+  // accept in flight may use.
+  void evict_oldest_handshake() {
+    if (handshakes_.empty()) return;
+    auto oldest = handshakes_.begin();
+    std::shared_ptr<ServerHandshake> victim = oldest->second;
+    handshakes_.erase(oldest);
+    victim->evicted = true;
+    victim->timer.cancel();
+    victim->abort();
+    if (log_ == nullptr) return;
+    if (std::optional<uint64_t> suppressed = shared_->admit(kLogHandshakeEvicted)) {
+      const auto age_ms =
+          std::chrono::duration_cast<std::chrono::milliseconds>(loop_.now() - victim->started);
+      log_->warn("net", kLogHandshakeEvicted,
+                 "accept queue full of TLS handshakes; closing the oldest for a new connection",
+                 {{"address", address_},
+                  {"peer", victim->peer},
+                  {"handshake_ms", static_cast<int64_t>(age_ms.count())},
+                  {"suppressed", *suppressed}});
+    }
   }
 
   // Out of descriptors or memory, or a connection that died in the queue: try again a

@@ -25,8 +25,8 @@
 //    for idle_timeout is closed. TCP keepalive is on (kKeepAliveIdle, kKeepAliveInterval,
 //    kKeepAliveProbes), so a vanished peer is noticed even with nothing to send.
 //  - The log: errors a peer can cause (bad frames, broken connections, failed accepts and
-//    handshakes) are logged at most once per kErrorLogInterval per kind, the next line
-//    counting the ones suppressed in between (LogLimiter).
+//    handshakes, evicted handshakes) are logged at most once per kErrorLogInterval per
+//    kind, the next line counting the ones suppressed in between (LogLimiter).
 // How many connections a server keeps is the server's decision (RpcServer evicts).
 //
 // Addresses are "host:port" where host is an IPv4 literal, "localhost" (127.0.0.1) or a
@@ -40,6 +40,18 @@
 // only connections whose handshake succeeded; a failed or timed-out handshake is logged
 // (rate-limited as above) and closes that connection only. Frames are the same inside TLS.
 // Without enable_tls, TCP carries the frames as is.
+//
+// Sockets still in their server-side handshake share kAcceptQueueMax with authenticated
+// connections that accept() has not taken yet, and each has kTlsHandshakeTimeout to finish.
+// They do not stop the listener accepting: a socket that arrives when the queue is full
+// evicts (closes) the oldest pending handshake, logged rate-limited. So peers that connect
+// and stall mid-handshake cannot hold the queue for the timeout and lock out a fresh
+// client, which is served at once; a legitimate slow handshake loses its slot only under a
+// flood of kAcceptQueueMax newer connections, and its client reconnects. Refusing the
+// newcomer would let a few dozen silent sockets deny service for the timeout, and a shorter
+// timeout or a larger queue would only move that limit. Only authenticated connections
+// stop accepting (then the application is behind; the kernel's backlog holds the rest),
+// and the one accept in flight when they fill the queue may take one place past it.
 #pragma once
 
 #include <chrono>
@@ -97,15 +109,17 @@ class TcpNet : public Net {
   // Receive queue bounds per connection: reading pauses once either is reached.
   static constexpr size_t kReceiveQueueMessagesMax = 1024;
   static constexpr size_t kReceiveQueueBytesMax = size_t{64} << 20;
-  // Inbound connections accepted ahead of accept() calls; beyond it the kernel's backlog
-  // holds them.
+  // Inbound connections accepted ahead of accept() calls, authenticated or (with TLS) still
+  // in their handshake; beyond it a newcomer evicts the oldest handshake, or, when all are
+  // authenticated, the kernel's backlog holds it.
   static constexpr size_t kAcceptQueueMax = 64;
   static constexpr int kListenBacklog = 128;
   // How long close() keeps flushing queued sends before it drops them.
   static constexpr Nanos kCloseLingerMax = std::chrono::seconds(1);
   // How long a listener waits before accepting again after the kernel refused (EMFILE).
   static constexpr Nanos kAcceptRetryDelay = std::chrono::milliseconds(100);
-  // How long an accepted connection has to complete its TLS handshake.
+  // How long an accepted connection has to complete its TLS handshake (unless evicted
+  // first: see the header comment).
   static constexpr Nanos kTlsHandshakeTimeout = std::chrono::seconds(10);
   // Errors of one kind are logged at most once per this interval; the next line counts the
   // ones suppressed in between.
