@@ -80,7 +80,8 @@ after_attack "item 1"
 
 # Item 1 in bounds (chainjump): LOG L+1000 naming L is stored, so the chain jumps; the writer's
 # L+1 and L+2, chained normally, are records the chain skips: Older, never OK. Every record
-# answered OK is in read_log, and pl verify (offline, beside the live server) finds it INTACT.
+# answered OK is served (scan; read_log every LOG record of them), and pl verify (offline,
+# beside the live server) finds the directory INTACT with each of them.
 jump=$((durable_before + 1000))
 writer_attack "item 1 (chainjump): $jump after $durable_before is stored, the skipped two are Older, nothing OK is lost" \
   chainjump --term "$term" --last "$durable_before"

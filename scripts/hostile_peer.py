@@ -146,18 +146,25 @@ def append(address, term, records):
     return code, msg
 
 
-def stored_log_lsns(address, from_lsn):
-    """The LSNs of the LOG records read_log returns from from_lsn (one chunk)."""
-    code, msg, body = call(address, OP_READ_LOG, 0, varint(from_lsn) + varint(8 << 20))
+def read_chunk(address, op, start):
+    """One chunk of read_log (op OP_READ_LOG, from `start`) or scan (OP_SCAN, after `start`):
+    the (lsn, type) of each record, and the LSN up to which the server looked."""
+    code, msg, body = call(address, op, 0, varint(start) + varint(8 << 20))
     if code != 0:
-        raise OSError(f"read_log failed: {CODE_NAMES.get(code, code)} {msg}")
+        raise OSError(f"op {op} from {start} failed: {CODE_NAMES.get(code, code)} {msg}")
     count, pos = get_varint(body, 0)
-    lsns = []
+    records = []
     for _ in range(count):
         size = struct.unpack_from("<I", body, pos + 8)[0]
-        lsns.append(struct.unpack_from("<Q", body, pos + 32)[0])
+        records.append((struct.unpack_from("<Q", body, pos + 32)[0], body[pos + 5]))
         pos += 72 + size
-    return lsns
+    through, _ = get_varint(body, pos)
+    return records, through
+
+
+def stored_log_lsns(address, from_lsn):
+    """The LSNs of the LOG records read_log returns from from_lsn (one chunk)."""
+    return [lsn for lsn, _ in read_chunk(address, OP_READ_LOG, from_lsn)[0]]
 
 
 def served_records(address, op):
@@ -167,16 +174,9 @@ def served_records(address, op):
     out, after = [], 0
     for _ in range(100000):  # a bound: every chunk but the last moves `after` forward
         start = after + 1 if op == OP_READ_LOG else after  # read_log starts at, scan after
-        code, msg, body = call(address, op, 0, varint(start) + varint(8 << 20))
-        if code != 0:
-            raise OSError(f"op {op} from {start} failed: {CODE_NAMES.get(code, code)} {msg}")
-        count, pos = get_varint(body, 0)
-        for _ in range(count):
-            size = struct.unpack_from("<I", body, pos + 8)[0]
-            out.append((struct.unpack_from("<Q", body, pos + 32)[0], body[pos + 5]))
-            pos += 72 + size
-        through, _ = get_varint(body, pos)
-        if count == 0 or through <= after:
+        records, through = read_chunk(address, op, start)
+        out += records
+        if not records or through <= after:
             return out
         after = through
     raise OSError("the reads did not reach the end of the chain")
