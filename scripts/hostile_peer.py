@@ -21,6 +21,10 @@ Hostile writers (issue 12 items 1-3), for a server whose chain ends at --last at
   chain      append LOG 2^64-1 (prev --last), then the writer's --last+1, --last+2 (backlink
              --last, so the server holds a commit point): each is refused or stored, never
              answered OK and lost; prints "durable_lsn_expected N"
+  chainjump  the chain attack in bounds: append --last+1000 (prev --last): OK; then --last+1
+             and --last+2 chained normally: each Older (never OK); every record answered OK
+             (1..--last and --last+1000) is served by scan, and read_log serves every LOG
+             record among them; prints "durable_lsn_expected N"
   abandon    abandon_after(0) at the current term is refused, and every record stays
   retention  set_retention(2^64-1), (2^63) and (--last) (no checkpoint) are refused
   bigterm    appends at term 2^64-1 and 2^63 are refused
@@ -39,6 +43,7 @@ OP_APPEND = 1
 OP_READ_LOG = 2
 OP_ABANDON_AFTER = 7
 OP_SET_RETENTION = 8
+OP_SCAN = 10
 U64_MAX = (1 << 64) - 1
 TYPE_LOG = 1
 CODE_NAMES = {0: "OK", 1: "InvalidArgument", 2: "Corruption", 4: "Older", 11: "Busy", 12: "Fenced",
@@ -141,18 +146,40 @@ def append(address, term, records):
     return code, msg
 
 
-def stored_log_lsns(address, from_lsn):
-    """The LSNs of the LOG records read_log returns from from_lsn (one chunk)."""
-    code, msg, body = call(address, OP_READ_LOG, 0, varint(from_lsn) + varint(8 << 20))
+def read_chunk(address, op, start):
+    """One chunk of read_log (op OP_READ_LOG, from `start`) or scan (OP_SCAN, after `start`):
+    the (lsn, type) of each record, and the LSN up to which the server looked."""
+    code, msg, body = call(address, op, 0, varint(start) + varint(8 << 20))
     if code != 0:
-        raise OSError(f"read_log failed: {CODE_NAMES.get(code, code)} {msg}")
+        raise OSError(f"op {op} from {start} failed: {CODE_NAMES.get(code, code)} {msg}")
     count, pos = get_varint(body, 0)
-    lsns = []
+    records = []
     for _ in range(count):
         size = struct.unpack_from("<I", body, pos + 8)[0]
-        lsns.append(struct.unpack_from("<Q", body, pos + 32)[0])
+        records.append((struct.unpack_from("<Q", body, pos + 32)[0], body[pos + 5]))
         pos += 72 + size
-    return lsns
+    through, _ = get_varint(body, pos)
+    return records, through
+
+
+def stored_log_lsns(address, from_lsn):
+    """The LSNs of the LOG records read_log returns from from_lsn (one chunk)."""
+    return [lsn for lsn, _ in read_chunk(address, OP_READ_LOG, from_lsn)[0]]
+
+
+def served_records(address, op):
+    """(lsn, type) of every record read_log (OP_READ_LOG: LOG records only) or scan (OP_SCAN:
+    every type) serves from lsn 1 on, chunk after chunk, each chunk starting where the last
+    one's `through` ended."""
+    out, after = [], 0
+    for _ in range(100000):  # a bound: every chunk but the last moves `after` forward
+        start = after + 1 if op == OP_READ_LOG else after  # read_log starts at, scan after
+        records, through = read_chunk(address, op, start)
+        out += records
+        if not records or through <= after:
+            return out
+        after = through
+    raise OSError("the reads did not reach the end of the chain")
 
 
 def show(what, answer):
@@ -174,6 +201,31 @@ def attack_chain(args):
     print(f"ok_but_lost {len(lost)} {lost}", flush=True)
     print(f"durable_lsn_expected {max(ok + [last])}", flush=True)
     return defended and not lost
+
+
+def attack_chainjump(args):
+    last, term = args.last, args.term
+    jump = last + 1000
+    stored_jump = show(f"append {jump} prev {last}", append(args.address, term, [record(jump, last, term, backlink=last)])) == 0
+    codes = {}
+    for lsn in (last + 1, last + 2):
+        codes[lsn] = show(f"append {lsn} prev {lsn - 1}", append(args.address, term, [record(lsn, lsn - 1, term, backlink=last)]))
+    # Every LSN up to --last was answered OK (the bench's LOG and PAGE records, the chain
+    # attack's), and so was each record here answered OK.
+    ok = list(range(1, last + 1)) + ([jump] if stored_jump else []) + [lsn for lsn, c in codes.items() if c == 0]
+    scanned = served_records(args.address, OP_SCAN)
+    logged = served_records(args.address, OP_READ_LOG)
+    stored = {lsn for lsn, _ in scanned}
+    lost = [lsn for lsn in ok if lsn not in stored]
+    print(f"ok_but_lost {len(lost)} {lost[:10]} (scan serves {len(scanned)} records)", flush=True)
+    # read_log serves exactly the LOG records among them, the jump included.
+    log_in_scan = [lsn for lsn, t in scanned if t == TYPE_LOG]
+    read_log_whole = [lsn for lsn, _ in logged] == log_in_scan and (not stored_jump or jump in log_in_scan)
+    print(f"read_log serves {len(logged)} LOG records, every one scan holds: {read_log_whole}", flush=True)
+    older = all(c == 4 for c in codes.values())
+    print(f"skipped_records_older {older}", flush=True)
+    print(f"durable_lsn_expected {jump if stored_jump else last}", flush=True)
+    return stored_jump and older and not lost and read_log_whole
 
 
 def attack_abandon(args):
@@ -213,6 +265,7 @@ def writer_append(args):
 
 WRITER_ATTACKS = {
     "chain": attack_chain,
+    "chainjump": attack_chainjump,
     "abandon": attack_abandon,
     "retention": attack_retention,
     "bigterm": attack_bigterm,

@@ -162,6 +162,23 @@ else
   echo "skipped: an unwritable data directory (setpriv cannot drop CAP_DAC_OVERRIDE here)"
 fi
 chmod 0755 "$cfg"
+# An unwritable segments directory whose segment files are writable: recovery alone would
+# pass, and the first seal would fail a serving server (exit 75, restarted forever). The
+# store's probe at open finds it first.
+cfg="$tmp/cfg-ro-segments"
+cp -r "$data" "$cfg"
+chmod 0555 "$cfg/segments"
+if "${nodac[@]}" true 2>/dev/null; then
+  startup_error "an unwritable segments directory" "$cfg" \
+    "open $cfg/segments/.probe: Permission denied" "${nodac[@]}"
+  check "an unwritable segments directory: no probe is left behind" test ! -e "$cfg/segments/.probe"
+else
+  echo "skipped: an unwritable segments directory (setpriv cannot drop CAP_DAC_OVERRIDE here)"
+fi
+chmod 0755 "$cfg/segments"
+"$quire" pl verify --data "$cfg" >"$tmp/ro-segments.verify" 2>&1
+check "an unwritable segments directory: the records are untouched (pl verify INTACT, 2000)" \
+  grep -q "^totals: records=2000 segments=1 damaged_ranges=0$" "$tmp/ro-segments.verify"
 
 # 10. 5,000 segment files (written directly: one LOG record each, an unbroken chain), and
 # the server starts under ulimit -n 1024: its sealed segments are opened on demand through

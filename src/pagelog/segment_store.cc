@@ -13,6 +13,9 @@ namespace {
 constexpr const char* kComponent = "pagelog";
 constexpr const char* kRetentionFile = "RETENTION";
 constexpr size_t kRetentionBytes = 12;  // fixed64 lsn, masked crc32c
+// Created and removed at open to learn that the directory takes new files. Not a segment
+// name, so a copy a crash left between the two steps is ignored, and removed at next open.
+constexpr const char* kProbeFile = ".probe";
 
 // Reads a whole file.
 Task<Result<Bytes>> read_all(File& f) {
@@ -81,6 +84,7 @@ Status SegmentStore::break_store(Status why) {
 Task<Status> SegmentStore::recover() {
   Disk& disk = env_.disk();
   QUIRE_CO_RETURN_IF_ERROR(co_await disk.make_dirs(options_.dir));
+  QUIRE_CO_RETURN_IF_ERROR(co_await probe_writable());
   auto names = co_await disk.list(options_.dir);
   if (!names.is_ok()) co_return names.status();
 
@@ -126,6 +130,21 @@ Task<Status> SegmentStore::recover() {
                    {"damaged_ranges", damaged_.size()},
                    {"torn_bytes_truncated", torn_bytes_truncated_}});
   co_return Status();
+}
+
+// Seals and roll-overs create files in the directory while the server serves, where a
+// refusal breaks the store (a restart that cannot help). Asking here, before anything is
+// read, makes a directory the node may not write a start-up error: the Disk reports
+// permission and a read-only file system as InvalidArgument naming the path. No sync: the
+// probe's existence never matters to recovery.
+Task<Status> SegmentStore::probe_writable() {
+  const std::string probe = options_.dir + "/" + kProbeFile;
+  // Not through a symlink: the probe must land in this directory, not wherever one points.
+  const OpenOptions create{.create = true, .follow_symlink = false};
+  auto file = co_await env_.disk().open(probe, create);
+  if (!file.is_ok()) co_return file.status();
+  file->reset();
+  co_return co_await env_.disk().unlink(probe);
 }
 
 // Scans one segment and indexes its records. The newest stays open as the active segment;

@@ -8,7 +8,10 @@
 //
 // open() recovers: it scans every segment, truncates a torn tail of the newest one,
 // rebuilds the index, and reports corrupt ranges elsewhere as damaged. A record whose
-// checksum fails is never served, at recovery or later.
+// checksum fails is never served, at recovery or later. Before the scan it checks that a
+// file can be created and removed in the segments directory, so a directory the node may
+// not write (mode 0555, a read-only mount) is InvalidArgument naming the path at start-up,
+// a configuration error, not an I/O failure at the first seal or roll-over.
 //
 // Every record names the writer's previous record (prev_lsn), so the records form a
 // chain. complete_lsn() is how far the chain is unbroken from the retention point: the
@@ -167,6 +170,8 @@ class SegmentStore {
 
   SegmentStore(Env& env, SegmentStoreOptions options);
   Task<Status> recover();
+  // Creates and removes kProbeFile in the segments directory (see open()).
+  Task<Status> probe_writable();
   Task<Status> recover_segment(uint64_t number, bool newest);
   // Creates segment `number` and makes it the active one; any failure breaks the store.
   Task<Status> create_segment(uint64_t number);

@@ -141,8 +141,9 @@ class Disk {
  public:
   virtual ~Disk() = default;
   // Failures that mean the directory cannot be used as it is (a configuration problem,
-  // not a failing disk) are InvalidArgument naming the path: open, make_dirs and list
-  // refused for permission or a read-only file system, and the cases below.
+  // not a failing disk) are InvalidArgument naming the path: open, rename, unlink,
+  // make_dirs and list refused for permission or a read-only file system (a directory the
+  // node may not write, say mode 0555), and the cases below.
   //
   // Opens a regular file only: InvalidArgument for a directory, FIFO, socket or device (a
   // read from a FIFO could block forever). NotFound when missing and not asked to create.

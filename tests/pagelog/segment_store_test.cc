@@ -632,5 +632,65 @@ TEST_F(StoreTest, ADirectoryNamedLikeASegmentIsInvalidArgument) {
   });
 }
 
+// A segments directory the node may not write, though its files are writable: recovery alone
+// would succeed and the first seal or roll-over would break a serving store. The probe at
+// open finds it first, as InvalidArgument naming the path, and leaves nothing behind.
+TEST_F(StoreTest, AnUnwritableSegmentsDirectoryIsInvalidArgumentAtOpen) {
+  open();
+  ASSERT_TRUE(append({log_record(1, 0)}).is_ok());
+  store_.reset();
+  const std::vector<std::string> files_before = disk().current_files();
+  ASSERT_TRUE(disk().set_permissions("segments", 0555));
+  run([&]() -> Task<void> {
+    auto s = co_await SegmentStore::open(env(), options_);
+    EXPECT_EQ(s.code(), Code::kInvalidArgument) << s.status().to_string();
+    EXPECT_NE(s.status().message().find("segments/.probe: Permission denied"), std::string::npos)
+        << s.status().to_string();
+    // The refusal is the disk's, not the probe's own idea: a seal would have met it too.
+    const std::string next = "segments/seg-0000000000000002";
+    const OpenOptions create{.create = true};
+    auto seg = co_await env().disk().open(next, create);
+    EXPECT_EQ(seg.code(), Code::kInvalidArgument);
+  });
+  EXPECT_EQ(disk().current_files(), files_before);
+  // Writable again, the store opens with its record and no probe left over.
+  ASSERT_TRUE(disk().set_permissions("segments", 0755));
+  open();
+  EXPECT_EQ(store_->complete_lsn(), Lsn(1));
+  EXPECT_EQ(disk().current_files(), files_before);
+  Status sealed = cancelled("unset");
+  run([&]() -> Task<void> { sealed = co_await store_->seal(); });
+  EXPECT_TRUE(sealed.is_ok()) << sealed.to_string();
+  EXPECT_EQ(store_->stats().segments, 2u);
+}
+
+// A crash between creating the probe and removing it leaves it; the next open removes it,
+// and in a directory that became unwritable meanwhile that removal is the refusal.
+TEST_F(StoreTest, AProbeACrashLeftIsRemovedAtOpen) {
+  open();
+  ASSERT_TRUE(append({log_record(1, 0)}).is_ok());
+  store_.reset();
+  const std::vector<std::string> files_before = disk().current_files();
+  run([&]() -> Task<void> {
+    const std::string probe = "segments/.probe";
+    const OpenOptions create{.create = true};
+    auto f = co_await env().disk().open(probe, create);
+    EXPECT_TRUE(f.is_ok());
+  });
+  world_.crash(node_, UnsyncedOnCrash::kKeep);
+  world_.start(node_);
+  ASSERT_TRUE(disk().set_permissions("segments", 0555));
+  run([&]() -> Task<void> {
+    auto s = co_await SegmentStore::open(env(), options_);
+    EXPECT_EQ(s.code(), Code::kInvalidArgument) << s.status().to_string();
+    EXPECT_NE(s.status().message().find("unlink segments/.probe"), std::string::npos)
+        << s.status().to_string();
+  });
+  ASSERT_TRUE(disk().set_permissions("segments", 0755));
+  open();
+  EXPECT_EQ(store_->complete_lsn(), Lsn(1));
+  EXPECT_EQ(disk().current_files(), files_before);
+}
+
 }  // namespace
 }  // namespace quire

@@ -202,6 +202,63 @@ TEST_F(SimDisk, PermissionsComeFromCreationAndFollowTheFile) {
   });
 }
 
+// A directory without its owner-write bit refuses new entries, removals and renames, as the
+// kernel does for a process without CAP_DAC_OVERRIDE, while its files stay writable; the
+// bits are an operator's chmod, durable at once, and go with a directory a crash takes back.
+TEST_F(SimDisk, AnUnwritableDirectoryRefusesChangesToItsEntries) {
+  // Named arguments: g++ 12 mishandles braced lists and literals inside co_await.
+  const std::string root, d = "d", kept = "d/kept", fresh = "d/new", sub = "d/sub", moved = "moved",
+                          missing = "d/missing", e = "e";
+  const OpenOptions create{.create = true};
+  run(s, [&]() -> Task<void> {
+    EXPECT_TRUE((co_await disk->make_dirs(d)).is_ok());
+    auto f = co_await disk->open(kept, create);
+    EXPECT_TRUE(f.is_ok());
+    EXPECT_TRUE((co_await disk->sync_dir(root)).is_ok());
+    EXPECT_TRUE((co_await disk->sync_dir(d)).is_ok());
+  });
+  ASSERT_TRUE(store.set_permissions(d, 0555));
+  EXPECT_FALSE(store.set_permissions("nowhere", 0555));
+  run(s, [&]() -> Task<void> {
+    EXPECT_EQ((co_await disk->file_status(d))->permissions, 0555u);
+    auto made = co_await disk->open(fresh, create);
+    EXPECT_EQ(made.code(), Code::kInvalidArgument);
+    EXPECT_NE(made.status().message().find("open d/new: Permission denied"), std::string::npos)
+        << made.status().to_string();
+    EXPECT_EQ((co_await disk->unlink(kept)).code(), Code::kInvalidArgument);
+    EXPECT_EQ((co_await disk->rename(kept, moved)).code(), Code::kInvalidArgument);
+    EXPECT_EQ((co_await disk->make_dirs(sub)).code(), Code::kInvalidArgument);
+    EXPECT_EQ((co_await disk->unlink(missing)).code(), Code::kNotFound);
+    // Its files are their own: an existing one opens (even asked to create) and takes writes.
+    auto file = co_await disk->open(kept, create);
+    EXPECT_TRUE(file.is_ok());
+    const Bytes x = bytes_of("x");
+    if (file.is_ok()) {
+      EXPECT_TRUE((co_await (*file)->append(x)).is_ok());
+    }
+  });
+  // The bits are durable at once and travel in a snapshot.
+  store.crash(UnsyncedOnCrash::kLose);
+  store.restore(store.snapshot());
+  run(s, [&]() -> Task<void> {
+    EXPECT_EQ((co_await disk->file_status(d))->permissions, 0555u);
+    EXPECT_EQ((co_await disk->open(fresh, create)).code(), Code::kInvalidArgument);
+  });
+  ASSERT_TRUE(store.set_permissions(d, 0755));
+  run(s, [&]() -> Task<void> {
+    EXPECT_TRUE((co_await disk->open(fresh, create)).is_ok());
+    EXPECT_TRUE((co_await disk->unlink(fresh)).is_ok());
+    EXPECT_TRUE((co_await disk->make_dirs(e)).is_ok());  // never synced
+  });
+  // A directory the crash takes back takes its bits with it.
+  ASSERT_TRUE(store.set_permissions(e, 0555));
+  store.crash(UnsyncedOnCrash::kLose);
+  run(s, [&]() -> Task<void> {
+    EXPECT_TRUE((co_await disk->make_dirs(e)).is_ok());
+    EXPECT_EQ((co_await disk->file_status(e))->permissions, 0755u);
+  });
+}
+
 // After a crash that keeps a random subset, every sector of the file holds a state that
 // sector really had at some moment since the last sync, and the size is one the file had.
 struct DiskOp {

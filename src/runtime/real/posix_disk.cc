@@ -38,9 +38,9 @@ Status posix_error(std::string_view op, const std::string& path, int err) {
       .with("errno", static_cast<uint64_t>(err));
 }
 
-// For the operations that find or create a path (open, mkdir, list): permission denied and a
-// read-only file system are InvalidArgument, a directory the node cannot use as it is (a
-// configuration problem restarting will not fix), not a failing disk.
+// For the operations that find, create or remove a path (open, mkdir, list, rename, unlink):
+// permission denied and a read-only file system are InvalidArgument, a directory the node
+// cannot use as it is (a configuration problem restarting will not fix), not a failing disk.
 Status posix_path_error(std::string_view op, const std::string& path, int err) {
   if (err == EACCES || err == EPERM || err == EROFS) {
     std::string reason = std::error_code(err, std::generic_category()).message();
@@ -260,7 +260,7 @@ Status PosixDisk::rename_now(const std::string& from, const std::string& to) {
   Result<std::string> full_to = resolve(to, /*allow_root=*/false);
   if (!full_to.is_ok()) return full_to.status();
   if (::rename(full_from->c_str(), full_to->c_str()) != 0) {
-    return posix_error("rename", fmt::format("{} -> {}", *full_from, *full_to), errno);
+    return posix_path_error("rename", fmt::format("{} -> {}", *full_from, *full_to), errno);
   }
   return Status();
 }
@@ -268,7 +268,7 @@ Status PosixDisk::rename_now(const std::string& from, const std::string& to) {
 Status PosixDisk::unlink_now(const std::string& path) {
   Result<std::string> full = resolve(path, /*allow_root=*/false);
   if (!full.is_ok()) return full.status();
-  if (::unlink(full->c_str()) != 0) return posix_error("unlink", *full, errno);
+  if (::unlink(full->c_str()) != 0) return posix_path_error("unlink", *full, errno);
   return Status();
 }
 

@@ -6,9 +6,11 @@
 // the returned task is awaited and complete without suspending it.
 //
 // Errors, as the simulated disk reports them: a missing file or directory is NotFound;
-// create+exclusive on an existing file, opening a directory as a file, and make_dirs
-// through a file are InvalidArgument; anything else the kernel refuses is Io. Messages
-// name the operation, the path and the system's reason; errno failures carry field "errno".
+// create+exclusive on an existing file, opening a directory as a file, make_dirs through a
+// file, and open, rename, unlink, make_dirs or list refused for permission (EACCES, EPERM) or
+// a read-only file system (EROFS) are InvalidArgument; anything else the kernel refuses is Io.
+// Messages name the operation, the path and the system's reason; errno failures carry field
+// "errno".
 #pragma once
 
 #include <memory>

@@ -172,6 +172,7 @@ class SimDisk : public Disk {
       if (!options.create) co_return not_found(fmt::format("open {}: no such file", path));
       if (!dir_exists(parent_dir(path)))
         co_return not_found(fmt::format("open {}: no such directory", path));
+      if (!store_.dir_writable(parent_dir(path))) co_return permission_denied("open", path);
       ino = store_.new_inode(options.mode);
       store_.record_ns({SimDiskStore::NsOp::kCreate, path, {}, ino});
     }
@@ -187,6 +188,8 @@ class SimDisk : public Disk {
     if (it == ns.files.end()) co_return not_found(fmt::format("rename {}: no such file", from));
     if (!dir_exists(parent_dir(to)))
       co_return not_found(fmt::format("rename to {}: no such directory", to));
+    if (!store_.dir_writable(parent_dir(from)) || !store_.dir_writable(parent_dir(to)))
+      co_return permission_denied("rename", fmt::format("{} -> {}", from, to));
     store_.record_ns({SimDiskStore::NsOp::kRename, from, to, it->second});
     co_return Status();
   }
@@ -197,6 +200,7 @@ class SimDisk : public Disk {
     auto& ns = store_.current_ns();
     auto it = ns.files.find(path);
     if (it == ns.files.end()) co_return not_found(fmt::format("unlink {}: no such file", path));
+    if (!store_.dir_writable(parent_dir(path))) co_return permission_denied("unlink", path);
     store_.record_ns({SimDiskStore::NsOp::kUnlink, path, {}, it->second});
     co_return Status();
   }
@@ -211,7 +215,10 @@ class SimDisk : public Disk {
       std::string prefix = slash == std::string::npos ? path : path.substr(0, slash);
       if (ns.files.count(prefix) > 0)
         co_return invalid_argument(fmt::format("mkdir {}: a file is in the way", prefix));
-      if (ns.dirs.count(prefix) == 0) store_.record_ns({SimDiskStore::NsOp::kMkdir, prefix, {}, 0});
+      if (ns.dirs.count(prefix) == 0) {
+        if (!store_.dir_writable(parent_dir(prefix))) co_return permission_denied("mkdir", prefix);
+        store_.record_ns({SimDiskStore::NsOp::kMkdir, prefix, {}, 0});
+      }
       if (slash == std::string::npos) break;
       pos = slash + 1;
     }
@@ -260,8 +267,8 @@ class SimDisk : public Disk {
     QUIRE_CO_RETURN_IF_ERROR(check_path(path));
     QUIRE_CO_RETURN_IF_ERROR(co_await delay());
     auto& ns = store_.current_ns();
-    // Directories carry no inode here; they read as mkdir's usual 0755.
-    if (ns.dirs.count(path) > 0) co_return FileStatus{FileKind::kDirectory, 0755};
+    // Directories carry no inode here: 0755 as mkdir makes them, unless an operator changed it.
+    if (ns.dirs.count(path) > 0) co_return FileStatus{FileKind::kDirectory, store_.dir_mode(path)};
     auto it = ns.files.find(path);
     if (it == ns.files.end()) co_return not_found(fmt::format("stat {}: no such file", path));
     SimDiskStore::Inode* ino = store_.inode(it->second);
@@ -272,6 +279,10 @@ class SimDisk : public Disk {
  private:
   bool dir_exists(const std::string& d) {
     return d.empty() || store_.current_ns().dirs.count(d) > 0;
+  }
+  // An entry of a directory the node may not write (see the header), as PosixDisk reports it.
+  static Status permission_denied(std::string_view op, const std::string& path) {
+    return invalid_argument(fmt::format("{} {}: Permission denied", op, path));
   }
   Task<Status> delay() {
     const DiskFaults& f = store_.faults();
@@ -301,6 +312,11 @@ uint64_t SimDiskStore::new_inode(uint32_t mode) {
   uint64_t id = next_inode_++;
   inodes_[id].mode = mode & 0777;
   return id;
+}
+
+uint32_t SimDiskStore::dir_mode(const std::string& dir) const {
+  auto it = dir_modes_.find(dir);
+  return it == dir_modes_.end() ? 0755 : it->second;
 }
 
 uint64_t SimDiskStore::used_bytes() const {
@@ -431,6 +447,8 @@ void SimDiskStore::collect_garbage() {
   for (const auto& [p, id] : durable_.files) live.insert(id);
   for (const auto& [p, id] : current_.files) live.insert(id);
   std::erase_if(inodes_, [&](const auto& kv) { return live.count(kv.first) == 0; });
+  // A directory the crash took back takes its bits with it.
+  std::erase_if(dir_modes_, [&](const auto& kv) { return current_.dirs.count(kv.first) == 0; });
 }
 
 void SimDiskStore::wipe() {
@@ -438,6 +456,7 @@ void SimDiskStore::wipe() {
   current_ = {};
   durable_ = {};
   pending_ns_.clear();
+  dir_modes_.clear();
 }
 
 SimDiskStore::Snapshot SimDiskStore::snapshot() const {
@@ -447,12 +466,16 @@ SimDiskStore::Snapshot SimDiskStore::snapshot() const {
     s.modes[p] = inodes_.at(id).mode;
   }
   s.dirs = durable_.dirs;
+  for (const auto& [d, mode] : dir_modes_) {
+    if (durable_.dirs.count(d) > 0) s.dir_modes[d] = mode;
+  }
   return s;
 }
 
 void SimDiskStore::restore(const Snapshot& s) {
   wipe();
   durable_.dirs = s.dirs;
+  dir_modes_ = s.dir_modes;
   for (const auto& [p, bytes] : s.files) {
     auto mode = s.modes.find(p);
     uint64_t id = new_inode(mode == s.modes.end() ? 0644 : mode->second);
@@ -483,8 +506,12 @@ bool SimDiskStore::flip_bit(const std::string& path, uint64_t offset, int bit) {
 
 bool SimDiskStore::set_permissions(const std::string& path, uint32_t mode) {
   auto it = current_.files.find(path);
-  if (it == current_.files.end()) return false;
-  inodes_.at(it->second).mode = mode & 0777;
+  if (it != current_.files.end()) {
+    inodes_.at(it->second).mode = mode & 0777;
+    return true;
+  }
+  if (current_.dirs.count(path) == 0) return false;
+  dir_modes_[path] = mode & 0777;
   return true;
 }
 

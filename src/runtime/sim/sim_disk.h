@@ -11,7 +11,12 @@
 // volatile view, as Linux does after a writeback error.
 //
 // Permission bits belong to the file (its inode): set at creation from OpenOptions, kept
-// across a rename, and lasting as long as the file does, crashes included.
+// across a rename, and lasting as long as the file does, crashes included. A directory has
+// them too (0755 from make_dirs; the data directory itself always 0755). Of all the bits, only
+// a directory's owner-write bit (0200) is enforced, as the kernel does for a process without
+// CAP_DAC_OVERRIDE: without it, creating a file, removing or renaming one, or making a
+// directory in it is refused with InvalidArgument ("permission denied"), as PosixDisk reports
+// EACCES.
 #pragma once
 
 #include <cstdint>
@@ -61,7 +66,8 @@ class SimDiskStore {
   struct Snapshot {
     std::map<std::string, Bytes> files;
     std::set<std::string> dirs;
-    std::map<std::string, uint32_t> modes;  // per file; a file missing here gets 0644
+    std::map<std::string, uint32_t> modes;      // per file; a file missing here gets 0644
+    std::map<std::string, uint32_t> dir_modes;  // per directory; one missing here gets 0755
   };
 
   SimDiskStore(uint64_t seed, std::string name);
@@ -84,7 +90,8 @@ class SimDiskStore {
   // Flips one bit of the file's durable image and volatile view. False if out of range.
   bool flip_bit(const std::string& path, uint64_t offset, int bit);
   // chmod by an operator, durable at once: sets the permission bits (mode & 0777) of the
-  // file the volatile namespace names. False when there is no such file.
+  // file or directory the volatile namespace names. False when there is no such file or
+  // directory.
   bool set_permissions(const std::string& path, uint32_t mode);
 
   // Inspection for checkers and tests: no latency, no faults.
@@ -120,6 +127,9 @@ class SimDiskStore {
   SimDiskStats& mutable_stats() { return stats_; }
   Inode* inode(uint64_t id);
   Namespace& current_ns() { return current_; }
+  // A directory's permission bits, and whether the node may change its entries.
+  uint32_t dir_mode(const std::string& dir) const;
+  bool dir_writable(const std::string& dir) const { return (dir_mode(dir) & 0200) != 0; }
   uint64_t new_inode(uint32_t mode);
   void record_ns(NsOp op);
   void sync_dir(const std::string& dir);
@@ -143,6 +153,8 @@ class SimDiskStore {
   Namespace current_;
   Namespace durable_;
   std::vector<NsOp> pending_ns_;
+  // Directories whose bits an operator changed; the rest have 0755.
+  std::map<std::string, uint32_t> dir_modes_;
 };
 
 // The parent directory of a relative path ("" for the data directory itself).
