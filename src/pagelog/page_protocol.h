@@ -19,6 +19,7 @@
 //   8 set_retention      lsn                           -
 //   9 status             -                             PageServerStatus (see encode())
 //  10 scan               after, max_bytes              records, through
+//                          [, beyond_complete]
 //
 // where `records` is a count followed by that many framed records (record.h).
 //
@@ -258,6 +259,9 @@ struct ScanRequest {
   using Response = LogChunk;
   Lsn after;
   uint64_t max_bytes = 0;
+  // Also the records a server holds past a gap in its chain (up to its last LSN), for a
+  // writer taking over, which assembles the chain from several servers. Absent: 0.
+  bool beyond_complete = false;
 
   RpcRequest encode() const;
   static Result<ScanRequest> decode(const RpcRequest& request);

@@ -264,17 +264,20 @@ Task<Result<LogChunk>> PageServer::handle_read_log(ReadLogRequest request) {
   }
   // read_log starts at `from`; scan continues after it.
   const Lsn after = request.from.is_zero() ? Lsn(0) : Lsn(request.from.value - 1);
-  co_return co_await read_chunk(request.from.value, after, request.max_bytes, true);
+  co_return co_await read_chunk(request.from.value, after, request.max_bytes, true, false);
 }
 
 Task<Result<LogChunk>> PageServer::handle_scan(ScanRequest request) {
-  co_return co_await read_chunk(request.after.value, request.after, request.max_bytes, false);
+  co_return co_await read_chunk(request.after.value, request.after, request.max_bytes, false,
+                                request.beyond_complete);
 }
 
 Task<Result<LogChunk>> PageServer::read_chunk(uint64_t from, Lsn after, uint64_t max_bytes,
-                                              bool log_only) {
-  const Lsn complete = store_->complete_lsn();
-  // Nothing past a gap in the chain is served.
+                                              bool log_only, bool beyond_complete) {
+  // Nothing past a gap in the chain is served, unless the reader assembles the chain
+  // itself from several servers (a writer taking over).
+  const Lsn complete = beyond_complete ? std::max(store_->complete_lsn(), store_->last_lsn())
+                                       : store_->complete_lsn();
   if (after > complete) {
     co_return Status(Code::kNotYetMaterialized, "this server has not reached that lsn")
         .with("from", from)

@@ -87,9 +87,11 @@ class PageServer : public NodeApp {
   Task<Status> handle_set_retention(SetRetentionRequest request);
   Task<Result<PageServerStatus>> handle_status(StatusRequest request);
   Task<Result<LogChunk>> handle_scan(ScanRequest request);
-  // read_log and scan: records in (after, complete_lsn], within max_bytes. `from` is
-  // what the request asked for, for the error.
-  Task<Result<LogChunk>> read_chunk(uint64_t from, Lsn after, uint64_t max_bytes, bool log_only);
+  // read_log and scan: records in (after, complete_lsn] (or up to the last LSN held, when
+  // `beyond_complete`), within max_bytes. `from` is what the request asked for, for the
+  // error.
+  Task<Result<LogChunk>> read_chunk(uint64_t from, Lsn after, uint64_t max_bytes, bool log_only,
+                                    bool beyond_complete);
   Task<Result<std::vector<Record>>> read_records(const std::vector<RecordRef>& refs);
   // The most record bytes one part of get_page or list_checkpoints carries.
   size_t part_budget_max() const {
