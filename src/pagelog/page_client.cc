@@ -147,4 +147,9 @@ Task<Result<PageServerStatus>> PageServerClient::status(Deadline deadline) {
   co_return co_await call(request, deadline);
 }
 
+Task<Result<PageServerStatus>> PageServerClient::fence(Term term, Deadline deadline) {
+  const FenceRequest request{term};
+  co_return co_await call(request, deadline);
+}
+
 }  // namespace quire
