@@ -20,7 +20,7 @@
 //   9 status             -                             PageServerStatus (see encode())
 //  10 scan               after, max_bytes              records, through
 //                          [, beyond_complete]
-//  11 fence               -                             PageServerStatus (as status)
+//  11 fence              -                             PageServerStatus (as status)
 //
 // where `records` is a count followed by that many framed records (record.h). fence makes
 // the server fence every term below the request's durably before it answers (Fenced when

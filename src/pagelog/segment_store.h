@@ -134,13 +134,13 @@ class SegmentStore {
   // Stores `records` (each already checked with validate_record) durably, all or none:
   // OK means every record is stored (or was already). A record whose LSN is already
   // stored is skipped when it is the same record (a re-send) and is InvalidArgument when
-  // it differs. A record a stored successor skips over (abandoned) is Older from a
-  // writer (the chain already holds something newer than it: the writer must recover its
-  // chain, and no retry can store it) and dropped silently from a peer. A record that
-  // would abandon committed records (see the commit point above) is InvalidArgument. A
-  // record under a stored LSN with a different term follows the term conflict rule above.
-  // `writer_term` (a writer's request term) below max_term() when the append is planned is
-  // Fenced (see Terms above). Sealed when a seal came first; Io breaks the store.
+  // it differs with the same term (other terms: the term conflict rule above). A record a stored
+  // successor skips over (abandoned) is Older from a writer (the chain already holds something
+  // newer than it: the writer must recover its chain, and no retry can store it) and dropped
+  // silently from a peer. A record that would abandon committed records (see the commit point
+  // above) is InvalidArgument. `writer_term` (a writer's request term) below max_term() when the
+  // append is planned is Fenced (see Terms above). Sealed when a seal came first; Io breaks the
+  // store.
   Task<Status> append(std::vector<Record> records, AppendSource source = AppendSource::kWriter,
                       std::optional<Term> writer_term = std::nullopt);
   Task<Status> seal();

@@ -350,6 +350,9 @@ TEST_F(PageServerTest, ARecordWhoseTermIsAboveItsRequestsIsRefused) {
       EXPECT_EQ(st->last_lsn, Lsn(1));  // and no record of the refused request was stored
     }
     EXPECT_TRUE((co_await c.append(recs(log_record(2, 1)), Term(1), soon())).is_ok());
+    // Header term 1 under request term 2: accepted, and term 2 is the server's from here on.
+    EXPECT_TRUE((co_await c.append(recs(log_record(3, 2)), Term(2), soon())).is_ok());
+    EXPECT_EQ((co_await c.append(recs(log_record(4, 3)), Term(1), soon())).code(), Code::kFenced);
   });
 }
 
