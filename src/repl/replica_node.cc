@@ -111,6 +111,8 @@ Task<Status> ReplicaNode::promote(Term term) {
                     {{"term", term}, {"error", recovered.status()}});
     co_return Status(recovered.status()).at("promote");
   }
+  stats_.fenced_term = term.value;
+  stats_.fenced_at = recovered->fenced_at;
   if (recovered->next_lsn == Lsn(1) && engine_->keystore().version() == 0) {
     // No server of a read quorum holds a record, so none was ever durable: a new database.
     writer_ = std::make_unique<RecordWriter>(*client_, Lsn(0), Lsn(1));
@@ -177,7 +179,12 @@ Task<Status> ReplicaNode::become_primary(const Primary::TakeOverPoint* at) {
       co_return;
     }(this, std::move(copy)));
   };
-  start_status_ = point ? co_await primary_->take_over(*point) : co_await primary_->start();
+  // (Two co_awaits in one conditional expression miscompile with g++ 12.)
+  if (point) {
+    start_status_ = co_await primary_->take_over(*point);
+  } else {
+    start_status_ = co_await primary_->start();
+  }
   started_ = start_status_.is_ok();
   if (point) {
     stats_.promotions += started_ ? 1 : 0;

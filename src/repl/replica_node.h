@@ -57,6 +57,9 @@ struct ReplicaNodeStats {
   uint64_t bootstraps = 0;  // started a new one
   uint64_t promotion_failures = 0;
   uint64_t step_downs = 0;
+  // The last take-over's term and when its fence reached a read quorum (the node's clock).
+  uint64_t fenced_term = 0;
+  MonoTime fenced_at;
 };
 
 class ReplicaNode : public NodeApp {

@@ -91,6 +91,7 @@ Task<Result<RecoveredLog>> recover_log(Env& env, ReplicationClient& client, Lsn 
   auto fenced = co_await client.fence(env.executor().deadline_after(options.fence_timeout));
   if (!fenced.is_ok()) co_return Status(fenced.status()).at("takeover:fence");
   out.servers_fenced = fenced->size();
+  out.fenced_at = env.executor().now();
   env.log().info(kComponent, 48001, "page servers fenced",
                  {{"term", out.term}, {"servers", out.servers_fenced}});
 

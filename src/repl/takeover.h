@@ -54,6 +54,7 @@ struct RecoveredLog {
   Lsn end;       // the recovered chain's last record (from when there is none after it)
   Lsn next_lsn;  // above every LSN a fenced server holds
   size_t servers_fenced = 0;
+  MonoTime fenced_at;  // when the read quorum had stored the term
   uint64_t records_rewritten = 0;
   uint64_t records_off_chain = 0;  // seen after `from`, not on the chain: abandoned
 };

@@ -1,6 +1,7 @@
 #include "sim/failover_scenario.h"
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <map>
 #include <memory>
@@ -11,6 +12,7 @@
 #include "pagelog/page_server.h"
 #include "repl/replica_node.h"
 #include "runtime/sim/sim_world.h"
+#include "sim/scenario_report.h"
 
 namespace quire {
 
@@ -152,6 +154,12 @@ class FailoverSim {
         best = id;
         best_term = n->client().term().value;
       }
+    }
+    for (NodeId id : nodes_) {
+      ReplicaNode* n = node(id);
+      if (n == nullptr || n->stats().fenced_term == 0) continue;
+      auto [it, fresh] = fenced_at_.emplace(n->stats().fenced_term, n->stats().fenced_at);
+      if (!fresh) it->second = std::min(it->second, n->stats().fenced_at);
     }
     if (best && best != last_primary_) {
       if (last_primary_) report_.failovers++;
@@ -321,6 +329,21 @@ class FailoverSim {
   }
 
   void check_split_brain() {
+    current_primary();  // the last fence times
+    // No write acknowledged under a term after a higher term fenced the page servers.
+    for (const Ack& a : acks_) {
+      for (auto it = fenced_at_.upper_bound(a.term); it != fenced_at_.end(); ++it) {
+        if (it->second < a.at) {
+          violation("split_brain",
+                    fmt::format("{} acknowledged {} under term {} at {:.3f}s, after term {} "
+                                "fenced the page servers at {:.3f}s",
+                                a.node, a.key, a.term, static_cast<double>(a.at.ns) / 1e9,
+                                it->first, static_cast<double>(it->second.ns) / 1e9));
+          return;
+        }
+      }
+    }
+    // Nor after a higher term acknowledged one (two primaries at overlapping times).
     std::map<uint64_t, MonoTime> first_ack;  // term -> first acknowledgement
     for (const Ack& a : acks_) {
       auto it = first_ack.find(a.term);
@@ -349,6 +372,7 @@ class FailoverSim {
     for (const auto& a : world_.aborts())
       violation("abort", fmt::format("node {} aborted: {}", world_.name(a.node), a.why));
     report_.passed = report_.violations.empty();
+    if (!report_.passed) report_.failure_logs = all_logs_text(world_);
     report_.trace_hash = world_.trace_hash();
     report_.sim_seconds = static_cast<double>(world_.now().ns) / 1e9;
     return report_;
@@ -370,10 +394,53 @@ class FailoverSim {
   bool rotation_at_t1_ = false;
   MonoTime fault_at_;
   std::optional<NodeId> last_primary_;
+  std::map<uint64_t, MonoTime> fenced_at_;  // term -> when its take-over fenced
   FailoverReport report_;
 };
 
 }  // namespace
+
+namespace {
+double ms(Nanos d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
+}  // namespace
+
+std::string failover_report_text(const FailoverConfig& c, const FailoverReport& r) {
+  std::string out = fmt::format(
+      "chaos failover --case {} --seed {}: {}\n"
+      "  trace={:#018x} sim={:.1f}s\n"
+      "  writes: acked={} failed={}\n"
+      "  failovers={} terms_max={} lease_ttl={:.0f}ms\n"
+      "  fault to first write by the new primary: {}\n",
+      failover_case_name(c.fault), c.seed, r.passed ? "PASSED" : "FAILED", r.trace_hash,
+      r.sim_seconds, r.writes_acked, r.writes_failed, r.failovers, r.terms_max, ms(c.lease_ttl),
+      r.fault_to_first_write.count() < 0 ? std::string("none")
+                                         : fmt::format("{:.0f}ms", ms(r.fault_to_first_write)));
+  for (const auto& v : r.violations) out += "  violation: " + v + "\n";
+  return out;
+}
+
+std::string failover_report_json(const FailoverConfig& c, const FailoverReport& r) {
+  nlohmann::json j;
+  j["scenario"] = "failover";
+  j["case"] = std::string(failover_case_name(c.fault));
+  j["seed"] = c.seed;
+  j["passed"] = r.passed;
+  j["first_checker"] = r.first_checker;
+  j["trace_hash"] = fmt::format("{:#018x}", r.trace_hash);
+  j["sim_seconds"] = r.sim_seconds;
+  j["writes_acked"] = r.writes_acked;
+  j["writes_failed"] = r.writes_failed;
+  j["failovers"] = r.failovers;
+  j["terms_max"] = r.terms_max;
+  j["lease_ttl_ms"] = ms(c.lease_ttl);
+  j["fault_to_first_write_ms"] = r.fault_to_first_write.count() < 0
+                                     ? nlohmann::json(nullptr)
+                                     : nlohmann::json(ms(r.fault_to_first_write));
+  j["violations"] = r.violations;
+  return j.dump(2) + "\n";
+}
 
 FailoverReport run_failover(const FailoverConfig& config) {
   FailoverSim sim(config);

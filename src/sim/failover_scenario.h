@@ -58,7 +58,12 @@ struct FailoverReport {
   Nanos fault_to_first_write{0};  // -1 ns when no new primary acknowledged a write
   uint64_t trace_hash = 0;
   double sim_seconds = 0;
+  std::string failure_logs;  // every node's log ring, when it failed
 };
+
+// The report as text (one line per field, then the violations) and as JSON.
+std::string failover_report_text(const FailoverConfig& config, const FailoverReport& r);
+std::string failover_report_json(const FailoverConfig& config, const FailoverReport& r);
 
 FailoverReport run_failover(const FailoverConfig& config);
 
