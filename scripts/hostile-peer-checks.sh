@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Hostile peers against a real page server (issue 12 items 1-5, 7 and the log flood): a
+# Hostile peers against a real page server (issue 12 items 1-5, 7 and the log flood, and
+# issue 13's fence as item 8): a
 # server on 127.0.0.1:0 gets 2000 records of 4096 bytes through the bench, then each attack
 # from scripts/hostile_peer.py (raw sockets). Items 1-3 are a hostile writer at the current
 # term (the chain attack, out of bounds and in bounds, abandon and retention below the commit
@@ -103,10 +104,10 @@ writer_attack "item 2: set_retention(2^64-1), (2^63) and past the checkpoint are
   retention --term "$term" --last "$durable_before"
 after_attack "item 2 (retention)"
 
-# Item 3: terms at or above 2^63, and a header term unlike the request's, are refused;
+# Item 3: terms at or above 2^63, and a header term above the request's, are refused;
 # after a restart the writer at its term still writes.
 writer_attack "item 3: appends at term 2^64-1 and 2^63 are refused" bigterm --last "$durable_before"
-writer_attack "item 3: a record whose header term is not the request's is refused" headerterm \
+writer_attack "item 3: a record whose header term is above the request's is refused" headerterm \
   --term "$term" --last "$durable_before"
 after_attack "item 3"
 kill -TERM "$pid"
@@ -170,6 +171,26 @@ check "log flood: the log grew under $((3 * LOG_BOUND_BYTES_PER_S)) bytes ($log_
 check "log flood: the lines count what they suppressed" grep -q '"suppressed":[1-9]' "$tmp/server-restarted.log"
 after_attack "log flood"
 
+# Item 8 (issue 13, fencing): a new writer of the next term fences the server and learns
+# its durable_lsn; fences below it, at 2^63 and 2^64-1 are refused. After a restart the
+# term is still fenced: the old writer's append is Fenced.
+new_term=$((term + 1))
+writer_attack "item 8: fence($new_term) answers the status; lower and huge terms are refused" \
+  fence --term "$new_term" --last "$durable_before"
+after_attack "item 8 (fence)"
+stop_server "$pid"
+check "item 8: SIGTERM stops the server with exit 0" test "$code" = 0
+start_server server-fenced "$data"
+check "item 8: the server restarts" test -n "$port"
+addr="127.0.0.1:$port"
+fenced_term=$(timeout 10 "$quire" pl status --server "$addr" --timeout-ms 5000 2>/dev/null |
+  python3 -c "import json,sys; print(json.load(sys.stdin)['term'])" 2>/dev/null)
+check "item 8: after a restart the term is still $new_term ($fenced_term)" \
+  test "$fenced_term" = "$new_term"
+writer_attack "item 8: after a restart the old writer at term $term is Fenced" fenced \
+  --term "$term" --last "$durable_before"
+after_attack "item 8 (restarted)"
+
 # Everything acknowledged is still there.
 stop_server "$pid"
 check "SIGTERM stops the server with exit 0" test "$code" = 0
@@ -177,6 +198,11 @@ check "SIGTERM stops the server with exit 0" test "$code" = 0
 check "pl verify finds the directory INTACT" grep -q "^INTACT$" "$tmp/verify.out"
 check "... with every acknowledged record ($records_acked)" \
   grep -q "^totals: records=$records_acked " "$tmp/verify.out"
+# One TERM marker for the writer's term (its first request raised it), one for the fence.
+check "... and the two TERM markers counted apart" grep -q "^totals: .* markers=2$" "$tmp/verify.out"
+"$quire" pl dump --data "$data" >"$tmp/dump.out" 2>&1
+check "pl dump shows the TERM marker of term $new_term" \
+  grep -q "type=TERM .* term=$new_term " "$tmp/dump.out"
 
 echo "hostile-peer-checks: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

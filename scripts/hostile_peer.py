@@ -28,8 +28,12 @@ Hostile writers (issue 12 items 1-3), for a server whose chain ends at --last at
   abandon    abandon_after(0) at the current term is refused, and every record stays
   retention  set_retention(2^64-1), (2^63) and (--last) (no checkpoint) are refused
   bigterm    appends at term 2^64-1 and 2^63 are refused
-  headerterm an append whose record's header term is not the request's is refused
+  headerterm an append whose record's header term is above the request's is refused
   write      the writer appends --last+1 at --term (after a restart): must be OK and stored
+Fencing (issue 13), a new writer of term --term taking over from one of a lower term:
+  fence      fence(--term) is OK and answers a status with that term and durable_lsn --last;
+             fence(--term - 1), fence(2^63) and fence(2^64-1) are refused
+  fenced     the old writer's append of --last+1 at --term is Fenced and not stored
 """
 import argparse
 import errno
@@ -44,6 +48,7 @@ OP_READ_LOG = 2
 OP_ABANDON_AFTER = 7
 OP_SET_RETENTION = 8
 OP_SCAN = 10
+OP_FENCE = 11
 U64_MAX = (1 << 64) - 1
 TYPE_LOG = 1
 CODE_NAMES = {0: "OK", 1: "InvalidArgument", 2: "Corruption", 4: "Older", 11: "Busy", 12: "Fenced",
@@ -263,6 +268,37 @@ def writer_append(args):
     return code == 0 and lsn in stored_log_lsns(args.address, lsn)
 
 
+def status_fields(body):
+    """last_lsn, durable_lsn and term of a PageServerStatus body (page_protocol.cc)."""
+    fields, pos = [], 0
+    for _ in range(5):
+        n, pos = get_varint(body, pos)
+        fields.append(n)
+    return fields[0], fields[1], fields[4]
+
+
+def fence_takeover(args):
+    code, msg, body = call(args.address, OP_FENCE, args.term, b"")
+    show(f"fence({args.term})", (code, msg))
+    answered = False
+    if code == 0:
+        last, durable, term = status_fields(body)
+        print(f"fence status: last_lsn {last} durable_lsn {durable} term {term}", flush=True)
+        answered = term == args.term and durable == args.last
+    refused = [
+        show(f"fence({t})", call(args.address, OP_FENCE, t, b"")[:2]) != 0
+        for t in (args.term - 1, 1 << 63, U64_MAX)
+    ]
+    return answered and all(refused)
+
+
+def fenced_writer(args):
+    lsn = args.last + 1
+    r = record(lsn, args.last, args.term, backlink=args.last)
+    code = show(f"old writer: append {lsn} at term {args.term}", append(args.address, args.term, [r]))
+    return code == 12 and lsn not in stored_log_lsns(args.address, args.last)
+
+
 WRITER_ATTACKS = {
     "chain": attack_chain,
     "chainjump": attack_chainjump,
@@ -270,6 +306,8 @@ WRITER_ATTACKS = {
     "retention": attack_retention,
     "bigterm": attack_bigterm,
     "headerterm": attack_headerterm,
+    "fence": fence_takeover,
+    "fenced": fenced_writer,
     "write": writer_append,
 }
 

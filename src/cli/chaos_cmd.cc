@@ -1,5 +1,6 @@
 // `quire chaos race` (the directed scenario of the seed bug report) and `quire chaos kek`
 // (seeded chaos over the whole replica set, with replay and shrinking) in the simulator.
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <sstream>
@@ -8,8 +9,10 @@
 
 #include "cli/command.h"
 #include "engine/pickup.h"
+#include "sim/failover_scenario.h"
 #include "sim/kek_scenario.h"
 #include "sim/race_scenario.h"
+#include "sim/seed_runner.h"
 
 namespace quire::cli {
 
@@ -187,16 +190,91 @@ int run_kek_command(const KekFlags& f) {
   return r.passed ? kExitOk : kExitFailed;
 }
 
+struct FailoverFlags {
+  std::string fault = "crash";
+  uint64_t seed = 1;
+  std::string seeds;
+  std::string json_path;
+};
+
+// One seed: the report, the replay command and, on failure, the logs' tail.
+int run_failover_seed(const FailoverConfig& config, const std::string& json_path) {
+  FailoverReport r = run_failover(config);
+  fmt::print("{}", failover_report_text(config, r));
+  if (!r.passed) {
+    fmt::print("  replay: quire chaos failover --case {} --seed {}\n",
+               failover_case_name(config.fault), config.seed);
+    const std::string tail = log_tail(r.failure_logs);
+    fmt::print(stderr, "---- node logs (last {} bytes) ----\n{}", tail.size(), tail);
+  }
+  if (!json_path.empty()) {
+    std::ofstream out(json_path);
+    out << failover_report_json(config, r);
+    if (!out) {
+      fmt::print(stderr, "quire: cannot write {}\n", json_path);
+      return kExitFailed;
+    }
+  }
+  return r.passed ? kExitOk : kExitFailed;
+}
+
+// A range of seeds: one line each, then the fault-to-first-write figures.
+int run_failover_seeds(FailoverConfig config, const SeedRange& range) {
+  std::vector<double> times;
+  uint64_t failed = 0;
+  for (uint64_t seed = range.first; seed <= range.last; ++seed) {
+    config.seed = seed;
+    FailoverReport r = run_failover(config);
+    const double t = std::chrono::duration<double, std::milli>(r.fault_to_first_write).count();
+    if (r.fault_to_first_write.count() >= 0) times.push_back(t);
+    if (!r.passed) failed++;
+    fmt::print("seed {}: {} fault_to_first_write={:.0f}ms failovers={} terms_max={}{}\n", seed,
+               r.passed ? "PASSED" : "FAILED", t, r.failovers, r.terms_max,
+               r.passed ? "" : " first_checker=" + r.first_checker);
+    if (seed == range.last) break;  // the range may end at UINT64_MAX
+  }
+  std::sort(times.begin(), times.end());
+  const double median = times.empty() ? 0 : times[times.size() / 2];
+  const double max = times.empty() ? 0 : times.back();
+  fmt::print(
+      "chaos failover --case {}: {} of {} seeds passed; fault to first write (simulated, lease "
+      "TTL {:.0f}ms): median {:.0f}ms, max {:.0f}ms over {} seeds\n",
+      failover_case_name(config.fault), range.count() - failed, range.count(),
+      std::chrono::duration<double, std::milli>(config.lease_ttl).count(), median, max,
+      times.size());
+  return failed == 0 ? kExitOk : kExitFailed;
+}
+
+int run_failover_command(const FailoverFlags& f) {
+  FailoverConfig config;
+  if (!parse_failover_case(f.fault, &config.fault)) {
+    fmt::print(stderr,
+               "quire chaos failover: unknown case '{}' (valid: crash, partition, rotation)\n",
+               f.fault);
+    return kExitUsage;
+  }
+  if (!f.seeds.empty()) {
+    Result<SeedRange> range = parse_seed_range(f.seeds);
+    if (!range.is_ok()) {
+      fmt::print(stderr, "quire chaos failover: {}\n", range.status().message());
+      return kExitUsage;
+    }
+    return run_failover_seeds(config, *range);
+  }
+  config.seed = f.seed;
+  return run_failover_seed(config, f.json_path);
+}
+
 }  // namespace
 
 void add_chaos_commands(CLI::App& app, Commands& commands) {
   CLI::App* chaos = app.add_subcommand(
-      "chaos", "chaos scenarios over a simulated replica set (scenarios: race, kek)");
+      "chaos", "chaos scenarios over a simulated replica set (scenarios: race, kek, failover)");
   chaos->require_subcommand(0, 1);
   auto flags = std::make_shared<ChaosFlags>();
   // A scenario that is not one of the subcommands lands here, so the error lists them.
   chaos->add_option("scenario", flags->scenario, "the scenario to run")
-      ->check(CLI::IsMember({"race", "kek"}));
+      ->check(CLI::IsMember({"race", "kek", "failover"}));
   CLI::App* race = chaos->add_subcommand(
       "race",
       "the seed bug report's race, forced: a checkpoint inside a KEK rotation, picked up as the "
@@ -234,8 +312,21 @@ void add_chaos_commands(CLI::App& app, Commands& commands) {
                         kf->duration_given = kek->count("--duration") > 0;
                         return run_kek_command(*kf);
                       }});
+  auto ff = std::make_shared<FailoverFlags>();
+  CLI::App* failover = chaos->add_subcommand(
+      "failover",
+      "a forced primary fault under elected compute nodes: crash (with an acknowledged, "
+      "unpublished tail), partition (from the coordinator), rotation (crash between T1 and T2)");
+  failover->add_option("--case", ff->fault, "crash, partition or rotation (default crash)");
+  failover->add_option("--seed", ff->seed, "simulation seed (a number)");
+  failover->add_option("--seeds", ff->seeds,
+                       "a range of seeds A..B: one line each, then the median and max time "
+                       "from the fault to the new primary's first write");
+  failover->add_option("--json", ff->json_path, "also write the report as JSON to this file");
+  commands.push_back({failover, [ff] { return run_failover_command(*ff); }});
   commands.push_back({chaos, [] {
-                        fmt::print(stderr, "quire chaos: name a scenario (valid: race, kek)\n");
+                        fmt::print(stderr,
+                                   "quire chaos: name a scenario (valid: race, kek, failover)\n");
                         return kExitUsage;
                       }});
 }

@@ -105,6 +105,7 @@ int run_pl_verify(const VerifyFlags& flags) {
     return kExitFailed;
   }
   uint64_t records_total = 0;
+  uint64_t markers_total = 0;  // the server's own ABANDON and TERM markers
   uint64_t damaged_total = 0;
   for (size_t i = 0; i < files->size(); ++i) {
     const SegmentFile& f = (*files)[i];
@@ -132,8 +133,13 @@ int run_pl_verify(const VerifyFlags& flags) {
       continue;
     }
     uint64_t record_bytes = 0;
-    for (const auto& r : scan.records) record_bytes += r.size;
-    records_total += scan.records.size();
+    uint64_t markers = 0;
+    for (const auto& r : scan.records) {
+      record_bytes += r.size;
+      if (record_type_is_internal(r.header.type)) markers++;
+    }
+    records_total += scan.records.size() - markers;
+    markers_total += markers;
     std::vector<ByteRange> damaged = scan.damaged;
     std::string tail;
     if (scan.has_tail) {
@@ -146,12 +152,13 @@ int run_pl_verify(const VerifyFlags& flags) {
       }
     }
     damaged_total += damaged.size();
-    fmt::print("{}: records {}, bytes {}, file {} bytes, {}{}\n", f.name, scan.records.size(),
-               record_bytes, file_bytes,
-               damaged.empty() ? "intact" : "DAMAGED " + format_ranges(damaged), tail);
+    fmt::print("{}: records {}{}, bytes {}, file {} bytes, {}{}\n", f.name,
+               scan.records.size() - markers,
+               markers == 0 ? "" : fmt::format(" and markers {}", markers), record_bytes,
+               file_bytes, damaged.empty() ? "intact" : "DAMAGED " + format_ranges(damaged), tail);
   }
-  fmt::print("totals: records={} segments={} damaged_ranges={}\n", records_total, files->size(),
-             damaged_total);
+  fmt::print("totals: records={} segments={} damaged_ranges={}{}\n", records_total, files->size(),
+             damaged_total, markers_total == 0 ? "" : fmt::format(" markers={}", markers_total));
   fmt::print("{}\n", damaged_total == 0 ? "INTACT" : "DAMAGED");
   return damaged_total == 0 ? kExitOk : kExitFailed;
 }
@@ -228,8 +235,9 @@ void add_pl_commands(CLI::App& app, Commands& commands) {
       pl->add_subcommand("verify", "check a data directory's segment files offline");
   verify_cmd->footer(
       "Reads every segment file (stop the server first, or the "
-      "newest segment may be caught mid-write). Prints each segment's records, bytes and "
-      "damaged ranges, then totals. Exit 0 when intact, 1 when anything is damaged. Damaged: a "
+      "newest segment may be caught mid-write). Prints each segment's records (and the "
+      "server's own ABANDON and TERM markers, counted apart), bytes and damaged ranges, then "
+      "totals. Exit 0 when intact, 1 when anything is damaged. Damaged: a "
       "corrupt range, a bad segment header, or bytes after the last valid record of a sealed "
       "segment. Not damage: such a torn tail (or a header cut short) on the newest segment, "
       "which a crash mid-write leaves and the server drops on start; it is reported as "

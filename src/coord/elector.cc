@@ -42,6 +42,12 @@ bool Elector::may_lead(MonoTime now) const {
   return leading_.has_value() && lease_ && lease_->lost.is_ok() && now < valid_until();
 }
 
+void Elector::resign(const Status& why) {
+  if (!leading_ || !lease_ || !lease_->lost.is_ok()) return;
+  lease_->lost =
+      Status(why.code() == Code::kOk ? Code::kCancelled : why.code(), "resigned: " + why.message());
+}
+
 MonoTime Elector::valid_until() const {
   return lease_ ? validity_end(lease_->renewed_sent, options_) : MonoTime();
 }

@@ -60,6 +60,11 @@ class Elector {
   // Spawns the election loop on the node's executor (it ends with the node).
   void start();
 
+  // Gives up leadership at once (may_lead turns false now); the lease is revoked (its key
+  // deleted, so another candidate need not wait out the TTL) when the loop notices, within
+  // renew_interval / 2, and it campaigns again. A no-op when not leading.
+  void resign(const Status& why);
+
   // Whether this node may act as leader at `now` (see the header): elected, the lease not
   // known lost, and now before valid_until().
   bool may_lead(MonoTime now) const;

@@ -83,8 +83,9 @@ Task<Result<LogChunk>> PageServerClient::read_log(Lsn from, size_t max_bytes, De
   co_return co_await call(request, deadline);
 }
 
-Task<Result<LogChunk>> PageServerClient::scan(Lsn after, size_t max_bytes, Deadline deadline) {
-  const ScanRequest request{after, max_bytes};
+Task<Result<LogChunk>> PageServerClient::scan(Lsn after, size_t max_bytes, Deadline deadline,
+                                              bool beyond_complete) {
+  const ScanRequest request{after, max_bytes, beyond_complete};
   co_return co_await call(request, deadline);
 }
 
@@ -143,6 +144,11 @@ Task<Status> PageServerClient::set_retention(Lsn lsn, Term term, Deadline deadli
 
 Task<Result<PageServerStatus>> PageServerClient::status(Deadline deadline) {
   const StatusRequest request{};
+  co_return co_await call(request, deadline);
+}
+
+Task<Result<PageServerStatus>> PageServerClient::fence(Term term, Deadline deadline) {
+  const FenceRequest request{term};
   co_return co_await call(request, deadline);
 }
 

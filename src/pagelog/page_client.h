@@ -55,8 +55,14 @@ class PageServerClient {
   Task<Status> abandon_after(Lsn lsn, Term term, Deadline deadline);
   Task<Status> set_retention(Lsn lsn, Term term, Deadline deadline);
   Task<Result<PageServerStatus>> status(Deadline deadline);
-  // Records of every type after `after`, for catching up.
-  Task<Result<LogChunk>> scan(Lsn after, size_t max_bytes, Deadline deadline);
+  // Makes the server fence every writer term below `term` durably (Fenced when it has seen
+  // a higher one), and returns its status read after that: a new writer learns each
+  // server's complete and last LSN in the same round trip.
+  Task<Result<PageServerStatus>> fence(Term term, Deadline deadline);
+  // Records of every type after `after`, for catching up; with `beyond_complete`, also
+  // those past a gap in the server's chain (ScanRequest).
+  Task<Result<LogChunk>> scan(Lsn after, size_t max_bytes, Deadline deadline,
+                              bool beyond_complete = false);
   void disconnect() { rpc_.disconnect(); }
 
  private:

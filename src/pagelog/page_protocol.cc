@@ -288,14 +288,21 @@ template struct LsnWriteRequest<PageOp::kAbandonAfter>;
 template struct LsnWriteRequest<PageOp::kSetRetention>;
 
 RpcRequest ScanRequest::encode() const {
-  return request_of(kOp, Term(), {after.value, max_bytes});
+  if (!beyond_complete) return request_of(kOp, Term(), {after.value, max_bytes});
+  return request_of(kOp, Term(), {after.value, max_bytes, 1});
 }
 
 Result<ScanRequest> ScanRequest::decode(const RpcRequest& request) {
   QUIRE_ASSERT(request.op == static_cast<uint8_t>(kOp));
   ScanRequest r;
-  QUIRE_RETURN_IF_ERROR(
-      read_fields(request, {&r.after.value, &r.max_bytes}, "malformed read request"));
+  uint64_t beyond = 0;
+  QUIRE_RETURN_IF_ERROR(read_fields_and_optional(request, {&r.after.value, &r.max_bytes}, {&beyond},
+                                                 "malformed read request"));
+  if (beyond > 1) {
+    return Status(Code::kInvalidArgument, "malformed read request: beyond_complete is 0 or 1")
+        .with("beyond_complete", beyond);
+  }
+  r.beyond_complete = beyond == 1;
   return r;
 }
 

@@ -4,8 +4,8 @@
 //
 // A request travels as an RpcRequest (op, term, body); a response as a status and, on OK,
 // a body. The writer's term is in the request header for the three writes that are fenced
-// (append, abandon_after, set_retention); every other request sends term 0. Bodies, every
-// integer a varint64:
+// (append, abandon_after, set_retention) and for fence; every other request sends term 0.
+// Bodies, every integer a varint64:
 //
 //   op                   request body                  response body
 //   1 append             records                       -
@@ -19,8 +19,12 @@
 //   8 set_retention      lsn                           -
 //   9 status             -                             PageServerStatus (see encode())
 //  10 scan               after, max_bytes              records, through
+//                          [, beyond_complete]
+//  11 fence              -                             PageServerStatus (as status)
 //
-// where `records` is a count followed by that many framed records (record.h).
+// where `records` is a count followed by that many framed records (record.h). fence makes
+// the server fence every term below the request's durably before it answers (Fenced when
+// it has seen a higher one), and answers with its status read after that.
 //
 // Every response fits one frame (Connection::kMaxMessageBytes): its records are at most
 // kResponseRecordBytesMax bytes. read_log and scan stop at their byte budget (at least
@@ -62,6 +66,7 @@ enum class PageOp : uint8_t {
   kSetRetention = 8,
   kStatus = 9,
   kScan = 10,
+  kFence = 11,
 };
 
 // Bounds a decoder enforces, so a corrupt count cannot make it allocate without limit.
@@ -252,12 +257,30 @@ using AbandonAfterRequest = LsnWriteRequest<PageOp::kAbandonAfter>;
 // Lets garbage collection drop what no reader at or above lsn needs.
 using SetRetentionRequest = LsnWriteRequest<PageOp::kSetRetention>;
 
+// Fences every writer term below `term` (in the RPC header; no body, and a body is ignored
+// like that of the other operations without one). Answered with the server's status.
+struct FenceRequest {
+  static constexpr PageOp kOp = PageOp::kFence;
+  using Response = PageServerStatus;
+  Term term;
+
+  RpcRequest encode() const { return RpcRequest{0, static_cast<uint8_t>(kOp), term.value, {}}; }
+  static Result<FenceRequest> decode(const RpcRequest& request) {
+    QUIRE_ASSERT(request.op == static_cast<uint8_t>(kOp));
+    return FenceRequest{Term(request.term)};
+  }
+  friend bool operator==(const FenceRequest&, const FenceRequest&) = default;
+};
+
 // Records of every type after `after`, for peers catching up.
 struct ScanRequest {
   static constexpr PageOp kOp = PageOp::kScan;
   using Response = LogChunk;
   Lsn after;
   uint64_t max_bytes = 0;
+  // Also the records a server holds past a gap in its chain (up to its last LSN), for a
+  // writer taking over, which assembles the chain from several servers. Absent: 0.
+  bool beyond_complete = false;
 
   RpcRequest encode() const;
   static Result<ScanRequest> decode(const RpcRequest& request);

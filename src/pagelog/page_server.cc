@@ -87,6 +87,9 @@ Status check_request_bounds(const AppendRequest& r) {
 Status check_request_bounds(const AbandonAfterRequest& r) {
   return check_below_limit({{"term", r.term.value}, {"lsn", r.lsn.value}});
 }
+Status check_request_bounds(const FenceRequest& r) {
+  return check_below_limit({{"term", r.term.value}});
+}
 Status check_request_bounds(const SetRetentionRequest& r) {
   return check_below_limit({{"term", r.term.value}, {"lsn", r.lsn.value}});
 }
@@ -181,6 +184,8 @@ Task<RpcResponse> PageServer::handle(const RpcRequest& request) {
       co_return co_await decode_and_handle(request, &PageServer::handle_status);
     case PageOp::kScan:
       co_return co_await decode_and_handle(request, &PageServer::handle_scan);
+    case PageOp::kFence:
+      co_return co_await decode_and_handle(request, &PageServer::handle_fence);
   }
   co_return response_of(
       Status(Code::kInvalidArgument, "unknown page service operation").with("op", request.op));
@@ -209,12 +214,19 @@ Task<RpcResponse> PageServer::decode_and_handle(const RpcRequest& request,
 }
 
 Task<Status> PageServer::check_term(Term term) {
+  if (term > max_term_) {
+    // Durable before anything acts on it: a restart must not forget a fence.
+    Status raised = store_result(co_await store_->raise_term(term));
+    if (!raised.is_ok()) co_return raised;
+    // Another request may have raised it further meanwhile (the store holds the highest).
+    max_term_ = std::max(max_term_, store_->max_term());
+    QUIRE_ASSERT(max_term_ >= term);
+  }
   if (term < max_term_) {
     co_return Status(Code::kFenced, "a newer writer term has been seen")
         .with("term", term.value)
         .with("highest_term", max_term_.value);
   }
-  max_term_ = term;
   co_return Status();
 }
 
@@ -238,10 +250,12 @@ Task<Status> PageServer::handle_append(AppendRequest request) {
   for (const auto& r : request.records) {
     Status v = validate_record(r);
     if (!v.is_ok()) co_return v;
-    if (r.term != request.term) {
-      // The header term is what fences after a restart (SegmentStore::max_term), so it
-      // must be the term this request was fenced with.
-      co_return Status(Code::kInvalidArgument, "record term differs from the request's term")
+    if (r.term > request.term) {
+      // The header term raises the store's max_term, so it must not be above the term this
+      // request was fenced with. Below it is a newer writer re-writing the tail of an older
+      // term it recovered at take-over; fencing is durable through TERM markers, so a
+      // lower header term weakens nothing.
+      co_return Status(Code::kInvalidArgument, "record term above the request's term")
           .with("lsn", r.lsn.value)
           .with("record_term", r.term.value)
           .with("request_term", request.term.value);
@@ -249,7 +263,9 @@ Task<Status> PageServer::handle_append(AppendRequest request) {
   }
   Status t = co_await check_term(request.term);
   if (!t.is_ok()) co_return t;
-  Status st = co_await store_->append(std::move(request.records), AppendSource::kWriter);
+  // The store checks the term again under its write lock: a fence that came meanwhile wins.
+  Status st =
+      co_await store_->append(std::move(request.records), AppendSource::kWriter, request.term);
   co_return store_result(std::move(st));
 }
 
@@ -264,17 +280,20 @@ Task<Result<LogChunk>> PageServer::handle_read_log(ReadLogRequest request) {
   }
   // read_log starts at `from`; scan continues after it.
   const Lsn after = request.from.is_zero() ? Lsn(0) : Lsn(request.from.value - 1);
-  co_return co_await read_chunk(request.from.value, after, request.max_bytes, true);
+  co_return co_await read_chunk(request.from.value, after, request.max_bytes, true, false);
 }
 
 Task<Result<LogChunk>> PageServer::handle_scan(ScanRequest request) {
-  co_return co_await read_chunk(request.after.value, request.after, request.max_bytes, false);
+  co_return co_await read_chunk(request.after.value, request.after, request.max_bytes, false,
+                                request.beyond_complete);
 }
 
 Task<Result<LogChunk>> PageServer::read_chunk(uint64_t from, Lsn after, uint64_t max_bytes,
-                                              bool log_only) {
-  const Lsn complete = store_->complete_lsn();
-  // Nothing past a gap in the chain is served.
+                                              bool log_only, bool beyond_complete) {
+  // Nothing past a gap in the chain is served, unless the reader assembles the chain
+  // itself from several servers (a writer taking over).
+  const Lsn complete = beyond_complete ? std::max(store_->complete_lsn(), store_->last_lsn())
+                                       : store_->complete_lsn();
   if (after > complete) {
     co_return Status(Code::kNotYetMaterialized, "this server has not reached that lsn")
         .with("from", from)
@@ -350,7 +369,7 @@ Task<Status> PageServer::handle_seal(SealRequest) {
 Task<Status> PageServer::handle_abandon_after(AbandonAfterRequest request) {
   Status t = co_await check_term(request.term);
   if (!t.is_ok()) co_return t;
-  Status st = co_await store_->abandon_after(request.lsn);
+  Status st = co_await store_->abandon_after(request.lsn, request.term);
   co_return store_result(std::move(st));
 }
 
@@ -373,6 +392,16 @@ Task<Result<PageServerStatus>> PageServer::handle_status(StatusRequest) {
   ps.bytes = s.bytes;
   ps.damaged_ranges = s.damaged;
   co_return ps;
+}
+
+// The status is read after the raise: no write of a lower term is stored after it
+// (SegmentStore::append checks the term under its write lock), so last_lsn and
+// durable_lsn cover every record this server will ever hold of the fenced terms.
+Task<Result<PageServerStatus>> PageServer::handle_fence(FenceRequest request) {
+  Status t = co_await check_term(request.term);
+  if (!t.is_ok()) co_return t;
+  const StatusRequest status;
+  co_return co_await handle_status(status);
 }
 
 // ---- Catching up from peers

@@ -4,14 +4,17 @@
 // Operations (their wire format is page_protocol.h): append records (log records, pages,
 // deltas, discards, keystore and metadata pages, checkpoint completions: one write path
 // for all), read the log from an LSN, get a page as of an LSN, latest and listed
-// checkpoints, seal, abandon after an LSN, set retention, status, and scan (every record
-// after an LSN; peers use it to catch up). Each has its own handler below.
+// checkpoints, seal, abandon after an LSN, set retention, status, scan (every record
+// after an LSN; peers use it to catch up), and fence. Each has its own handler below.
 //
 // Writes are acknowledged only once synced, and OK means every record of the request is
-// stored (SegmentStore::append). A write whose term is below the highest the server has
-// seen fails with Fenced. Every request's LSN and term fields, and every record's, must be
-// below 2^63 (kLsnTermLimit), and each record's header term must equal its request's term:
-// InvalidArgument otherwise. The invariants the server keeps against any writer are listed,
+// stored (SegmentStore::append). A write (or fence) whose term is below the highest the
+// server has seen fails with Fenced; a higher term is made durable (a TERM marker) before
+// the request goes on, so fencing survives restarts. fence(T) does only that and answers
+// with the status. Every request's LSN and term fields, and every record's, must be
+// below 2^63 (kLsnTermLimit), and each record's header term must be at most its request's
+// term (a new writer re-writes the tail of an older term it recovered): InvalidArgument
+// otherwise. The invariants the server keeps against any writer are listed,
 // with the tests that prove them, in docs/pagelog.md ("What the server guarantees"). Reads are
 // served only up to complete_lsn, the point up to which the server is sure it holds every record;
 // above it they fail with the retriable NotYetMaterialized and the client asks another server. A
@@ -86,15 +89,20 @@ class PageServer : public NodeApp {
   Task<Status> handle_abandon_after(AbandonAfterRequest request);
   Task<Status> handle_set_retention(SetRetentionRequest request);
   Task<Result<PageServerStatus>> handle_status(StatusRequest request);
+  Task<Result<PageServerStatus>> handle_fence(FenceRequest request);
   Task<Result<LogChunk>> handle_scan(ScanRequest request);
-  // read_log and scan: records in (after, complete_lsn], within max_bytes. `from` is
-  // what the request asked for, for the error.
-  Task<Result<LogChunk>> read_chunk(uint64_t from, Lsn after, uint64_t max_bytes, bool log_only);
+  // read_log and scan: records in (after, complete_lsn] (or up to the last LSN held, when
+  // `beyond_complete`), within max_bytes. `from` is what the request asked for, for the
+  // error.
+  Task<Result<LogChunk>> read_chunk(uint64_t from, Lsn after, uint64_t max_bytes, bool log_only,
+                                    bool beyond_complete);
   Task<Result<std::vector<Record>>> read_records(const std::vector<RecordRef>& refs);
   // The most record bytes one part of get_page or list_checkpoints carries.
   size_t part_budget_max() const {
     return std::min(options_.response_bytes_max, kResponseRecordBytesMax);
   }
+  // Fenced for a term below the highest seen; a higher one is first made durable
+  // (SegmentStore::raise_term), then becomes the highest.
   Task<Status> check_term(Term term);
   // A write's store status; Io also makes the server fail-stop.
   Status store_result(Status st);

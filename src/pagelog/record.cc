@@ -27,13 +27,19 @@ std::string_view record_type_name(RecordType t) {
       return "CHECKPOINT_COMPLETE";
     case RecordType::kAbandon:
       return "ABANDON";
+    case RecordType::kTerm:
+      return "TERM";
   }
   return "UNKNOWN";
 }
 
 bool record_type_valid(uint8_t t) {
   return t >= static_cast<uint8_t>(RecordType::kLog) &&
-         t <= static_cast<uint8_t>(RecordType::kAbandon);
+         t <= static_cast<uint8_t>(RecordType::kTerm);
+}
+
+bool record_type_is_internal(RecordType t) {
+  return t == RecordType::kAbandon || t == RecordType::kTerm;
 }
 
 bool record_type_is_page(RecordType t) {
@@ -174,7 +180,7 @@ DecodedRecord decode_record(ByteView in) {
 }
 
 Status validate_record(const Record& r) {
-  if (!record_type_valid(static_cast<uint8_t>(r.type)) || r.type == RecordType::kAbandon) {
+  if (!record_type_valid(static_cast<uint8_t>(r.type)) || record_type_is_internal(r.type)) {
     return Status(Code::kInvalidArgument, "record type not writable")
         .with("type", static_cast<uint64_t>(r.type));
   }

@@ -45,6 +45,7 @@ enum class RecordType : uint8_t {
   kMetadata = 6,            // a checkpoint's metadata page
   kCheckpointComplete = 7,  // a checkpoint's completion record
   kAbandon = 8,             // service-internal: records in (lsn, base_lsn) are abandoned
+  kTerm = 9,                // service-internal: writer terms below `term` are fenced from here on
 };
 
 // Every record type, in numeric order.
@@ -57,12 +58,16 @@ inline constexpr RecordType kAllRecordTypes[] = {
     RecordType::kMetadata,
     RecordType::kCheckpointComplete,
     RecordType::kAbandon,
+    RecordType::kTerm,
 };
 
 std::string_view record_type_name(RecordType t);
 bool record_type_valid(uint8_t t);
 // Page-shaped records (PAGE, DELTA, DISCARD, KEYSTORE, METADATA) are found by (table, page).
 bool record_type_is_page(RecordType t);
+// The markers a page server writes for itself (ABANDON, TERM): never accepted from a writer
+// or a peer, never indexed or served.
+bool record_type_is_internal(RecordType t);
 
 inline constexpr uint32_t kRecordMagic = 0x43455251;  // "QREC"
 inline constexpr uint8_t kRecordFormatVersion = 1;
@@ -133,10 +138,10 @@ struct RecordHeader {
 };
 Result<RecordHeader> decode_record_header(ByteView in);
 
-// Checks a record a writer sends: a known type, a non-zero LSN, every LSN field and the
-// term below kLsnTermLimit, a payload within bounds, and ids that make sense for the type
-// (a delta's base and a checkpoint completion's log position below its LSN).
-// InvalidArgument naming the field otherwise.
+// Checks a record a writer sends: a known type that is not internal, a non-zero LSN, every LSN
+// field and the term below kLsnTermLimit, a payload within bounds, and ids that make sense for the
+// type (a delta's base and a checkpoint completion's log position below its LSN). InvalidArgument
+// naming the field otherwise.
 Status validate_record(const Record& r);
 
 }  // namespace quire

@@ -21,7 +21,7 @@ Task<Status> RecordWriter::write(std::vector<Record> records, Deadline deadline,
     // checkpoint steps), and after a failed write the chain head only moves down.
     QUIRE_ASSERT_MSG(r.lsn > prev && r.lsn < next_lsn_, "record lsn out of order or not allocated");
     r.prev_lsn = prev;
-    r.term = client_.term();  // page servers refuse a header term unlike the request's
+    r.term = client_.term();  // page servers refuse a header term above the request's
     prev = r.lsn;
   }
   const Lsn last = prev;

@@ -3,7 +3,7 @@
 // The writer (the primary) assigns every record its LSN, strictly increasing for the life
 // of the database, and chains it to the record written before it (prev_lsn), so page
 // servers know how far they are complete, and stamps it with the client's term (servers
-// refuse a record whose header term differs from its request's). Callers allocate LSNs first (page
+// refuse a record whose header term is above its request's). Callers allocate LSNs first (page
 // and record encryption binds the LSN), build their records, and write them in allocation order.
 //
 // A write that fails leaves the tail of the chain in doubt: some servers may hold records

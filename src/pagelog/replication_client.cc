@@ -242,6 +242,52 @@ Task<Status> ReplicationClient::set_retention(Lsn lsn, Deadline deadline) {
   co_return co_await to_quorum(op, deadline);
 }
 
+void ReplicationClient::set_term(Term term) {
+  QUIRE_ASSERT(term >= options_.term);  // a node's term only grows
+  options_.term = term;
+}
+
+Task<Result<std::vector<ReplicationClient::FencedServer>>> ReplicationClient::fence(
+    Deadline deadline) {
+  const size_t needed = read_quorum();
+  std::vector<FencedServer> fenced;
+  Status last = unavailable("no page server answered");
+  std::vector<bool> done(shared_->clients.size(), false);
+  // Rounds over the servers that have not answered yet, until a read quorum did.
+  for (uint64_t round = 0; round < options_.read_round_max; ++round) {
+    for (size_t i = 0; i < shared_->clients.size(); ++i) {
+      if (done[i]) continue;
+      Deadline attempt = std::min(deadline, env_.executor().deadline_after(kAttemptTimeout));
+      Result<PageServerStatus> r = co_await shared_->clients[i]->fence(options_.term, attempt);
+      if (r.code() == Code::kFenced || r.code() == Code::kCancelled) co_return r.status();
+      if (r.is_ok()) {
+        done[i] = true;
+        fenced.push_back(FencedServer{i, std::move(r).value()});
+      } else {
+        last = r.status();
+      }
+      if (env_.executor().now() >= deadline) break;
+    }
+    if (fenced.size() >= needed || env_.executor().now() >= deadline) break;
+    Status slept = co_await env_.executor().sleep(options_.read_round_pause);
+    if (!slept.is_ok()) co_return slept;
+  }
+  if (fenced.size() < needed) {
+    co_return Status(last.code() == Code::kOk ? Code::kUnavailable : last.code(),
+                     "too few page servers took the new term")
+        .with("fenced", fenced.size())
+        .with("needed", needed)
+        .with("term", options_.term.value);
+  }
+  co_return fenced;
+}
+
+Task<Result<LogChunk>> ReplicationClient::scan_server(size_t index, Lsn after, size_t max_bytes,
+                                                      Deadline deadline) {
+  QUIRE_ASSERT(index < shared_->clients.size());
+  co_return co_await shared_->clients[index]->scan(after, max_bytes, deadline, true);
+}
+
 namespace {
 
 // Tries the servers starting at `preferred`, moving on for errors another server may not

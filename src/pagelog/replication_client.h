@@ -71,6 +71,24 @@ class ReplicationClient {
   Task<Status> abandon_after(Lsn lsn, Deadline deadline);
   Task<Status> set_retention(Lsn lsn, Deadline deadline);
 
+  // ---- Take-over (repl/takeover.h) ----
+  // The writer term of every later fenced operation: a node that won leadership raises it
+  // to its epoch before it fences (never lowers it).
+  void set_term(Term term);
+  // Sends fence(term) to every server and returns once N - W + 1 of them (a read quorum:
+  // it meets every write quorum) stored the term durably, with each one's status read
+  // after the fence: from then on the old writer cannot reach W. Fenced when any server
+  // holds a newer term; Unavailable or DeadlineExceeded when too few answered in time.
+  struct FencedServer {
+    size_t index = 0;  // into options.servers
+    PageServerStatus status;
+  };
+  Task<Result<std::vector<FencedServer>>> fence(Deadline deadline);
+  // One server's records of every type after `after`, including those past a gap in its
+  // chain, within max_bytes (ScanRequest::beyond_complete).
+  Task<Result<LogChunk>> scan_server(size_t index, Lsn after, size_t max_bytes, Deadline deadline);
+  size_t read_quorum() const { return options_.servers.size() - options_.write_quorum + 1; }
+
   // Reads try this server first (an index into options.servers).
   void set_preferred(size_t index) { preferred_ = index % options_.servers.size(); }
   size_t preferred() const { return preferred_; }

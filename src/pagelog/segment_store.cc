@@ -37,6 +37,7 @@ Task<Result<Bytes>> read_all(File& f) {
 struct SegmentStore::Pending {
   std::vector<Record> records;
   AppendSource source = AppendSource::kWriter;
+  std::optional<Term> writer_term;
   uint64_t epoch = 0;
   bool done = false;
   Status status;
@@ -208,7 +209,13 @@ Task<Status> SegmentStore::recover_segment(uint64_t number, bool newest) {
       damaged_.push_back({number, scan.valid_end, bytes->size()});
     }
   }
-  for (const auto& r : scan.records) {
+  recover_records(number, scan.records);
+  place();
+  co_return Status();
+}
+
+void SegmentStore::recover_records(uint64_t number, const std::vector<ScannedRecord>& records) {
+  for (const auto& r : records) {
     RecordRef ref{number,         r.offset,      r.size,       r.header.crc,      r.header.type,
                   r.header.table, r.header.page, r.header.lsn, r.header.prev_lsn, r.header.term};
     ref.base_lsn = r.header.base_lsn;
@@ -216,12 +223,15 @@ Task<Status> SegmentStore::recover_segment(uint64_t number, bool newest) {
     if (r.header.type == RecordType::kAbandon) {
       unindex_range(r.header.lsn, r.header.base_lsn);
       markers_.push_back(ref);
+    } else if (r.header.type == RecordType::kTerm) {
+      // Not indexed: it only fences. Markers are written with rising terms and segments
+      // recovered oldest first, so the last one seen is the one retention keeps.
+      max_term_ = std::max(max_term_, r.header.term);
+      term_marker_segment_ = number;
     } else {
       index_record(ref);
     }
   }
-  place();
-  co_return Status();
 }
 
 Task<Status> SegmentStore::create_segment(uint64_t number) {
@@ -378,7 +388,8 @@ const RecordRef* SegmentStore::find(Lsn lsn) const {
   return it == by_lsn_.end() ? nullptr : &it->second;
 }
 
-Task<Status> SegmentStore::append(std::vector<Record> records, AppendSource source) {
+Task<Status> SegmentStore::append(std::vector<Record> records, AppendSource source,
+                                  std::optional<Term> writer_term) {
   if (!broken_.is_ok()) co_return broken_;
   size_t bytes = 0;
   for (const auto& r : records) bytes += r.framed_size();
@@ -388,6 +399,7 @@ Task<Status> SegmentStore::append(std::vector<Record> records, AppendSource sour
   auto mine = std::make_shared<Pending>();
   mine->records = std::move(records);
   mine->source = source;
+  mine->writer_term = writer_term;
   mine->epoch = seal_epoch_;
   queue_.push_back(mine);
   QUIRE_CO_RETURN_IF_ERROR(co_await write_mu_.lock());
@@ -483,6 +495,14 @@ std::optional<std::pair<Lsn, Lsn>> SegmentStore::successor(const FlushPlan& plan
 }
 
 void SegmentStore::plan_pending(Pending& p, FlushPlan& plan) {
+  if (p.writer_term) {
+    Status st = fenced(*p.writer_term);
+    if (!st.is_ok()) {
+      p.done = true;
+      p.status = std::move(st);
+      return;
+    }
+  }
   PlanUndo undo{
       plan.buf.size(), plan.refs.size(), plan.marker_ends.size(), plan.max_backlink_lsn, {}, {}};
   for (const auto& r : p.records) {
@@ -502,33 +522,39 @@ void SegmentStore::rollback_plan(FlushPlan& plan, PlanUndo& undo) {
   plan.refs.resize(undo.refs);
   plan.marker_ends.resize(undo.marker_ends);
   plan.max_backlink_lsn = undo.max_backlink_lsn;
+  // Re-chained first: a record this request added and a later one of it unchained goes.
+  for (const auto& [l, prev] : undo.unchained) {
+    plan.batch_prev[l] = prev;
+    plan.in_batch.insert(l);
+  }
   for (Lsn l : undo.added) {
     plan.in_batch.erase(l);
     plan.batch_prev.erase(l);
   }
-  for (const auto& [l, prev] : undo.unchained) plan.batch_prev[l] = prev;
+}
+
+// A writer's term below the highest the store holds: decided under the write lock, so no
+// write of a fenced term is stored after raise_term returned.
+Status SegmentStore::fenced(Term writer_term) const {
+  if (writer_term >= max_term_) return Status();
+  return Status(Code::kFenced, "a newer writer term has been seen")
+      .with("term", writer_term.value)
+      .with("highest_term", max_term_.value);
 }
 
 // Plans one record: skips a re-send, refuses (or for a peer's copy, drops) what must not
-// be stored, marks the records it skips over abandoned, and frames it.
+// be stored, marks the records it skips over (or replaces) abandoned, and frames it.
 Status SegmentStore::plan_record(const Record& r, AppendSource source, FlushPlan& plan,
                                  PlanUndo& undo) {
-  const RecordRef* have = find(r.lsn);
-  if (have != nullptr || plan.in_batch.count(r.lsn) > 0) {
-    // A re-send is the same record; anything else under the same LSN is a writer bug
-    // the store refuses to paper over.
-    Bytes probe;
-    encode_record(r, probe);
-    uint32_t crc = decode_fixed32(probe.data() + kRecordCrcOffset);
-    bool same = have != nullptr ? (have->crc == crc && have->type == r.type) : true;
-    if (!same) {
-      return Status(Code::kInvalidArgument, "a different record is already stored under this lsn")
-          .with("lsn", r.lsn.value);
-    }
-    return Status();
-  }
-  // A stored successor that skips over this record: it was abandoned; do not store it.
-  if (auto next = successor(plan, r.lsn); next && next->second < r.lsn) {
+  // Only a replacement (below) plans a record under an LSN stored or planned already, so
+  // one planned in this batch is a re-send of it.
+  if (plan.in_batch.count(r.lsn) > 0) return Status();
+  if (const RecordRef* have = find(r.lsn); have != nullptr) {
+    bool store = false;
+    Status st = plan_stored_lsn(r, *have, source, plan, undo, &store);
+    if (!st.is_ok() || !store) return st;
+  } else if (auto next = successor(plan, r.lsn); next && next->second < r.lsn) {
+    // A stored successor that skips over this record: it was abandoned; do not store it.
     if (source == AppendSource::kWriter) {
       // The writer would be told OK for a record nobody can ever read.
       return Status(Code::kOlder, "the chain already skips this lsn: it was abandoned")
@@ -541,22 +567,8 @@ Status SegmentStore::plan_record(const Record& r, AppendSource source, FlushPlan
         kComponent, 30012, "dropped a record the chain already skips",
         {{"lsn", r.lsn}, {"successor", next->first}, {"successor_prev", next->second}});
     return Status();
-  }
-  // This record skips over stored records: they were abandoned. A range marker first,
-  // so a restart drops them too.
-  if (auto over = successor(plan, r.prev_lsn); over && over->first < r.lsn) {
-    const Lsn commit = std::max(commit_point(), plan.max_backlink_lsn);
-    // A peer's record at or below the commit point may be the committed chain repairing
-    // a stale branch this server kept; a writer's new records are always above it.
-    if (over->first <= commit && (source == AppendSource::kWriter || r.lsn > commit)) {
-      return Status(Code::kInvalidArgument,
-                    "the record's prev_lsn would abandon records at or below the commit point")
-          .with("lsn", r.lsn.value)
-          .with("prev_lsn", r.prev_lsn.value)
-          .with("skipped_lsn", over->first.value)
-          .with("commit_point", commit.value);
-    }
-    plan_abandon_marker(r, plan, undo);
+  } else {
+    QUIRE_RETURN_IF_ERROR(plan_chain_skip(r, source, plan, undo));
   }
   size_t offset = plan.buf.size();
   encode_record(r, plan.buf);
@@ -570,20 +582,103 @@ Status SegmentStore::plan_record(const Record& r, AppendSource source, FlushPlan
   return Status();
 }
 
-// Marks the records in (r.prev_lsn, r.lsn) abandoned, ahead of `r` in the same write.
-void SegmentStore::plan_abandon_marker(const Record& r, FlushPlan& plan, PlanUndo& undo) {
-  QUIRE_ASSERT(r.prev_lsn < r.lsn);  // validate_record refuses anything else
+// This record skips over stored records: they were abandoned. A range marker first, so a
+// restart drops them too.
+Status SegmentStore::plan_chain_skip(const Record& r, AppendSource source, FlushPlan& plan,
+                                     PlanUndo& undo) {
+  auto over = successor(plan, r.prev_lsn);
+  if (!over || over->first >= r.lsn) return Status();
+  const Lsn commit = std::max(commit_point(), plan.max_backlink_lsn);
+  // A peer's record at or below the commit point may be the committed chain repairing
+  // a stale branch this server kept; a writer's new records are always above it.
+  if (over->first <= commit && (source == AppendSource::kWriter || r.lsn > commit)) {
+    return Status(Code::kInvalidArgument,
+                  "the record's prev_lsn would abandon records at or below the commit point")
+        .with("lsn", r.lsn.value)
+        .with("prev_lsn", r.prev_lsn.value)
+        .with("skipped_lsn", over->first.value)
+        .with("commit_point", commit.value);
+  }
+  plan_abandon_marker(r.prev_lsn, r.lsn, plan, undo);
+  return Status();
+}
+
+// A record under a stored LSN: the same bytes are a re-send (skipped); a different record
+// follows the term conflict rule (segment_store.h).
+Status SegmentStore::plan_stored_lsn(const Record& r, const RecordRef& have, AppendSource source,
+                                     FlushPlan& plan, PlanUndo& undo, bool* store) {
+  *store = false;
+  Bytes probe;
+  encode_record(r, probe);
+  if (have.crc == decode_fixed32(probe.data() + kRecordCrcOffset) && have.type == r.type) {
+    return Status();
+  }
+  if (have.term > r.term) {
+    if (source == AppendSource::kWriter) {
+      return Status(Code::kOlder, "a record of a newer term is stored under this lsn")
+          .with("lsn", r.lsn.value)
+          .with("term", r.term.value)
+          .with("stored_term", have.term.value);
+    }
+    abandoned_dropped_++;
+    env_.log().debug(kComponent, 30015, "dropped a record a newer term replaced",
+                     {{"lsn", r.lsn}, {"term", r.term}, {"stored_term", have.term}});
+    return Status();
+  }
+  if (have.term == r.term) {
+    // Anything else under the same LSN and term is a writer bug the store refuses to paper
+    // over.
+    return Status(Code::kInvalidArgument, "a different record is already stored under this lsn")
+        .with("lsn", r.lsn.value);
+  }
+  // Everything after r.prev_lsn goes, up to the newer writer's own records (if any are
+  // here already, they came before this one).
+  auto first = successor(plan, r.prev_lsn);
+  QUIRE_ASSERT(first && first->first <= r.lsn);  // at least the stored record at r.lsn
+  const Lsn commit = std::max(commit_point(), plan.max_backlink_lsn);
+  if (first->first <= commit) {
+    return Status(Code::kInvalidArgument,
+                  "a record of an older term at or below the commit point would be replaced")
+        .with("lsn", r.lsn.value)
+        .with("first_replaced_lsn", first->first.value)
+        .with("commit_point", commit.value);
+  }
+  Lsn end;  // zero: no bound
+  for (auto it = by_lsn_.upper_bound(r.lsn); it != by_lsn_.end(); ++it) {
+    if (it->second.term >= r.term) {
+      end = it->first;
+      break;
+    }
+  }
+  for (const RecordRef& planned : plan.refs) {
+    if (planned.type != RecordType::kAbandon && planned.lsn > r.lsn && planned.term >= r.term &&
+        (end.is_zero() || planned.lsn < end)) {
+      end = planned.lsn;
+    }
+  }
+  env_.log().info(kComponent, 30016, "a newer term replaces stored records",
+                  {{"lsn", r.lsn}, {"term", r.term}, {"stored_term", have.term}});
+  plan_abandon_marker(r.prev_lsn, end, plan, undo);
+  *store = true;
+  return Status();
+}
+
+// Marks the records in (after, before) abandoned (before zero: every record after),
+// ahead of the record that abandons them in the same write.
+void SegmentStore::plan_abandon_marker(Lsn after, Lsn before, FlushPlan& plan, PlanUndo& undo) {
+  QUIRE_ASSERT(before.is_zero() || after < before);
   Record marker;
   marker.type = RecordType::kAbandon;
-  marker.lsn = r.prev_lsn;
-  marker.base_lsn = r.lsn;
+  marker.lsn = after;
+  marker.base_lsn = before;
   size_t offset = plan.buf.size();
   encode_record(marker, plan.buf);
   plan.refs.push_back(ref_of(marker, plan.buf, offset));
-  plan.marker_ends.push_back(r.lsn);
-  for (auto it = plan.batch_prev.upper_bound(r.prev_lsn);
-       it != plan.batch_prev.end() && it->first < r.lsn;) {
+  plan.marker_ends.push_back(before);
+  for (auto it = plan.batch_prev.upper_bound(after);
+       it != plan.batch_prev.end() && (before.is_zero() || it->first < before);) {
     undo.unchained.push_back(*it);
+    plan.in_batch.erase(it->first);
     it = plan.batch_prev.erase(it);
   }
 }
@@ -645,7 +740,7 @@ Task<Status> SegmentStore::seal() {
   co_return co_await create_segment(active_ + 1);
 }
 
-Task<Status> SegmentStore::write_marker(const Record& marker) {
+Task<Result<RecordRef>> SegmentStore::write_marker(const Record& marker) {
   Bytes buf;
   encode_record(marker, buf);
   Segment* seg = segments_.at(active_).get();
@@ -657,14 +752,15 @@ Task<Status> SegmentStore::write_marker(const Record& marker) {
   RecordRef ref = ref_of(marker, buf, 0);
   ref.segment = seg->number;
   ref.offset = *off;
-  markers_.push_back(ref);
-  co_return Status();
+  co_return ref;
 }
 
-Task<Status> SegmentStore::abandon_after(Lsn lsn) {
+Task<Status> SegmentStore::abandon_after(Lsn lsn, std::optional<Term> writer_term) {
   if (!broken_.is_ok()) co_return broken_;
   QUIRE_CO_RETURN_IF_ERROR(co_await write_mu_.lock());
   MutexGuard guard(write_mu_);
+  if (!broken_.is_ok()) co_return broken_;
+  if (writer_term) QUIRE_CO_RETURN_IF_ERROR(fenced(*writer_term));
   if (lsn < commit_point()) {
     co_return refuse(Status(Code::kInvalidArgument,
                             "abandon after an lsn below the commit point: committed records")
@@ -675,9 +771,29 @@ Task<Status> SegmentStore::abandon_after(Lsn lsn) {
   Record marker;
   marker.type = RecordType::kAbandon;
   marker.lsn = lsn;
-  QUIRE_CO_RETURN_IF_ERROR(co_await write_marker(marker));
+  auto written = co_await write_marker(marker);
+  if (!written.is_ok()) co_return written.status();
+  markers_.push_back(*written);
   unindex_above(lsn);
   env_.log().info(kComponent, 30009, "abandoned records", {{"after_lsn", lsn}});
+  co_return Status();
+}
+
+Task<Status> SegmentStore::raise_term(Term term) {
+  if (!broken_.is_ok()) co_return broken_;
+  QUIRE_CO_RETURN_IF_ERROR(co_await write_mu_.lock());
+  MutexGuard guard(write_mu_);
+  if (!broken_.is_ok()) co_return broken_;
+  if (term <= max_term_) co_return Status();
+  Record marker;
+  marker.type = RecordType::kTerm;
+  marker.term = term;
+  auto written = co_await write_marker(marker);
+  if (!written.is_ok()) co_return written.status();
+  env_.log().info(kComponent, 30017, "writer term raised",
+                  {{"term", term}, {"previous_term", max_term_}});
+  max_term_ = term;
+  term_marker_segment_ = written->segment;
   co_return Status();
 }
 
@@ -761,12 +877,13 @@ size_t SegmentStore::drop_below_retention(Lsn lsn) {
   return dead.size();
 }
 
-// Deletes sealed segments that hold nothing live (abandon markers count as live); returns
-// how many.
+// Deletes sealed segments that hold nothing live (abandon markers and the newest TERM
+// marker count as live); returns how many.
 Task<Result<size_t>> SegmentStore::delete_dead_segments() {
   std::map<uint64_t, uint64_t> live;
   for (const auto& [l, ref] : by_lsn_) live[ref.segment]++;
   for (const auto& m : markers_) live[m.segment]++;
+  if (term_marker_segment_ != 0) live[term_marker_segment_]++;  // fencing survives retention
   std::vector<uint64_t> doomed;
   for (const auto& [num, seg] : segments_) {
     if (num != active_ && live[num] == 0) doomed.push_back(num);

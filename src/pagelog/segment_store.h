@@ -35,6 +35,24 @@
 // commit_point(); for a peer's copy only when the record's own LSN is also above it
 // (below, it may be the committed chain replacing a stale branch this server kept).
 //
+// Terms: raise_term(T) durably fences every writer term below T: it appends a TERM marker
+// and syncs it before returning. max_term() is the highest term of any marker or record
+// the store holds, recomputed at recovery; a writer's append or abandon_after that names a
+// term below it is Fenced, decided under the write lock, so once raise_term(T) returned no
+// lower-term write is stored any more (and everything stored before it is in stats()).
+// Retention keeps the segment of the newest marker.
+//
+// Term conflicts (Raft's log matching): a record that arrives where a different record is
+// stored under the same LSN is decided by their terms. The stored one's term higher: the
+// arriving record is stale (Older from a writer, dropped from a peer). Equal: a writer bug,
+// InvalidArgument. Lower: the stored record is the tail of an older writer that a newer one
+// replaces (it recovered that tail at take-over and re-writes it under its own term). Then
+// the stored record and every record after the arriving one's prev_lsn are abandoned (one
+// range marker, ending before the first stored record of the arriving record's term or a
+// newer one, which the newer writer already wrote) and the arriving record is stored;
+// unless that would abandon a record at or below commit_point(): InvalidArgument
+// (committed records).
+//
 // Retention: set_retention(R) lets garbage collection drop what no reader at or above R
 // can need: log records at or below R, and page versions superseded at or below R (the
 // newest full image at or below R and everything after it stay). Callers pass the LSN of
@@ -119,15 +137,21 @@ class SegmentStore {
   // Stores `records` (each already checked with validate_record) durably, all or none:
   // OK means every record is stored (or was already). A record whose LSN is already
   // stored is skipped when it is the same record (a re-send) and is InvalidArgument when
-  // it differs. A record a stored successor skips over (abandoned) is Older from a
-  // writer (the chain already holds something newer than it: the writer must recover its
-  // chain, and no retry can store it) and dropped silently from a peer. A record that
-  // would abandon committed records (see the commit point above) is InvalidArgument.
-  // Sealed when a seal came first; Io breaks the store.
-  Task<Status> append(std::vector<Record> records, AppendSource source = AppendSource::kWriter);
+  // it differs with the same term (other terms: the term conflict rule above). A record a stored
+  // successor skips over (abandoned) is Older from a writer (the chain already holds something
+  // newer than it: the writer must recover its chain, and no retry can store it) and dropped
+  // silently from a peer. A record that would abandon committed records (see the commit point
+  // above) is InvalidArgument. `writer_term` (a writer's request term) below max_term() when the
+  // append is planned is Fenced (see Terms above). Sealed when a seal came first; Io breaks the
+  // store.
+  Task<Status> append(std::vector<Record> records, AppendSource source = AppendSource::kWriter,
+                      std::optional<Term> writer_term = std::nullopt);
   Task<Status> seal();
-  // InvalidArgument when lsn < commit_point().
-  Task<Status> abandon_after(Lsn lsn);
+  // InvalidArgument when lsn < commit_point(); Fenced when `writer_term` < max_term().
+  Task<Status> abandon_after(Lsn lsn, std::optional<Term> writer_term = std::nullopt);
+  // Fences every term below `term` durably (a synced TERM marker) when it is above
+  // max_term(); changes nothing otherwise. Io breaks the store.
+  Task<Status> raise_term(Term term);
   // NotYetMaterialized when lsn > checkpoint_log_lsn(); a point at or below the current
   // one changes nothing.
   Task<Status> set_retention(Lsn lsn);
@@ -158,7 +182,8 @@ class SegmentStore {
   // a server restarted empty gets its chain whole only from a retention point, once its
   // peers collected the log below it.
   Lsn checkpoint_log_lsn() const;
-  // The highest writer term of any record stored (fencing survives restarts through it).
+  // The highest writer term of any TERM marker or record stored (fencing survives
+  // restarts through it).
   Term max_term() const { return max_term_; }
   bool broken() const { return !broken_.is_ok(); }
   SegmentStoreStats stats() const;
@@ -173,6 +198,8 @@ class SegmentStore {
   // Creates and removes kProbeFile in the segments directory (see open()).
   Task<Status> probe_writable();
   Task<Status> recover_segment(uint64_t number, bool newest);
+  // Indexes the records of one recovered segment, applying its markers in file order.
+  void recover_records(uint64_t number, const std::vector<ScannedRecord>& records);
   // Creates segment `number` and makes it the active one; any failure breaks the store.
   Task<Status> create_segment(uint64_t number);
   // The same without breaking the store, for recovery, whose failures open() reports.
@@ -190,8 +217,17 @@ class SegmentStore {
   // rolled back to where it was and the request ends with the refusal.
   void plan_pending(Pending& p, FlushPlan& plan);
   Status plan_record(const Record& r, AppendSource source, FlushPlan& plan, PlanUndo& undo);
+  // A record under an LSN already stored: a re-send, or the term conflict rule. Sets
+  // `store` when the record replaces the stored one (its range marker is planned).
+  Status plan_stored_lsn(const Record& r, const RecordRef& have, AppendSource source,
+                         FlushPlan& plan, PlanUndo& undo, bool* store);
+  // Plans a record that skips over stored records: refused below the commit point, else
+  // an abandon range marker ahead of it.
+  Status plan_chain_skip(const Record& r, AppendSource source, FlushPlan& plan, PlanUndo& undo);
   void rollback_plan(FlushPlan& plan, PlanUndo& undo);
-  void plan_abandon_marker(const Record& r, FlushPlan& plan, PlanUndo& undo);
+  // Marks the records in (after, before) abandoned (before zero: every record after).
+  void plan_abandon_marker(Lsn after, Lsn before, FlushPlan& plan, PlanUndo& undo);
+  Status fenced(Term writer_term) const;
   Status refuse(Status why);
   // The stored or planned record following `lsn`, as (lsn, prev).
   std::optional<std::pair<Lsn, Lsn>> successor(const FlushPlan& plan, Lsn lsn) const;
@@ -200,7 +236,8 @@ class SegmentStore {
   Task<Status> persist_retention(Lsn lsn);
   size_t drop_below_retention(Lsn lsn);
   Task<Result<size_t>> delete_dead_segments();
-  Task<Status> write_marker(const Record& marker);
+  // Appends one marker to the active segment and syncs it; its place on disk.
+  Task<Result<RecordRef>> write_marker(const Record& marker);
   Status break_store(Status why);
   void index_record(const RecordRef& ref);
   void unindex(const RecordRef& ref);
@@ -233,7 +270,8 @@ class SegmentStore {
   Lsn complete_lsn_;
   Lsn retention_lsn_;
   Term max_term_;
-  Lsn max_backlink_lsn_;  // the highest commit point of any LOG record indexed
+  uint64_t term_marker_segment_ = 0;  // holds the newest TERM marker (0: none)
+  Lsn max_backlink_lsn_;              // the highest commit point of any LOG record indexed
   LogLimiter refusal_log_{std::chrono::seconds(1)};  // refused writes
 };
 

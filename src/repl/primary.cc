@@ -1,5 +1,7 @@
 #include "repl/primary.h"
 
+#include "repl/takeover.h"
+
 #include <algorithm>
 #include <limits>
 #include <set>
@@ -40,6 +42,8 @@ std::string_view primary_state_name(PrimaryState s) {
       return "CHAIN_IN_DOUBT";
     case PrimaryState::kFenced:
       return "FENCED";
+    case PrimaryState::kDeposed:
+      return "DEPOSED";
   }
   return "UNKNOWN";
 }
@@ -102,9 +106,21 @@ void Primary::on_chain_whole() {
 }
 
 void Primary::on_fenced(Status why) {
-  QUIRE_ASSERT(state_ != PrimaryState::kFenced);
+  QUIRE_ASSERT(!ended());
   state_ = PrimaryState::kFenced;
   stopped_why_ = std::move(why);
+  if (on_ended) on_ended(stopped_why_);
+}
+
+void Primary::on_deposed(Status why) {
+  QUIRE_ASSERT(!ended());
+  state_ = PrimaryState::kDeposed;
+  stopped_why_ = std::move(why);
+  if (on_ended) on_ended(stopped_why_);
+}
+
+bool Primary::lease_valid() const {
+  return !may_acknowledge || may_acknowledge();
 }
 
 void Primary::on_stopped() {
@@ -154,7 +170,7 @@ bool Primary::push_ts_free(Timestamp ts) const {
 
 Task<Status> Primary::start() {
   if (running()) co_return Status();
-  if (state_ == PrimaryState::kFenced) co_return stopped_why_;
+  if (ended()) co_return stopped_why_;
   on_started();
   last_ts_ = std::max(last_ts_, engine_.checkpoint_ts());
   applied_ts_ = std::max(applied_ts_, engine_.checkpoint_ts());
@@ -199,6 +215,29 @@ Task<Status> Primary::start() {
   co_return Status();
 }
 
+Task<Status> Primary::take_over(TakeOverPoint at) {
+  QUIRE_ASSERT(state_ == PrimaryState::kStopped && tasks_.empty());  // a new Primary
+  QUIRE_ASSERT(engine_.keystore().version() > 0);  // a database exists: nothing to bootstrap
+  last_ts_ = std::max(last_ts_, at.applied_ts);
+  applied_ts_ = std::max(applied_ts_, at.applied_ts);
+  applied_lsn_ = std::max(applied_lsn_, at.applied_lsn);
+  published_commit_ = std::max(published_commit_, at.commit_point);
+  last_entry_lsn_ = std::max(last_entry_lsn_, at.applied_lsn);
+  env_.log().info(kComponent, 41040, "taking over",
+                  {{"term", writer_.client().term()},
+                   {"applied_ts", applied_ts_},
+                   {"applied_lsn", applied_lsn_},
+                   {"commit_point", published_commit_},
+                   {"chain_head", writer_.chain_head()}});
+  co_return co_await start();
+}
+
+bool Primary::quiescent() const {
+  auto done = [this](TaskId t) { return env_.executor().is_done(t); };
+  return !running() && std::all_of(tasks_.begin(), tasks_.end(), done) &&
+         std::all_of(retired_tasks_.begin(), retired_tasks_.end(), done);
+}
+
 void Primary::stop() {
   if (!running() && tasks_.empty()) return;
   if (running()) on_stopped();
@@ -208,9 +247,11 @@ void Primary::stop() {
 void Primary::halt() {
   QUIRE_ASSERT(!running());
   for (TaskId t : tasks_) env_.executor().cancel(t);
+  std::erase_if(retired_tasks_, [this](TaskId t) { return env_.executor().is_done(t); });
+  retired_tasks_.insert(retired_tasks_.end(), tasks_.begin(), tasks_.end());
   tasks_.clear();
   assert_queue_bytes();
-  Status why = state_ == PrimaryState::kFenced ? stopped_why_ : unavailable("primary stopped");
+  Status why = ended() ? stopped_why_ : unavailable("primary stopped");
   for (auto& req : queue_) finish(*req, why, Timestamp());
   queue_.clear();
   queue_bytes_ = 0;
@@ -265,8 +306,14 @@ Task<Result<Timestamp>> Primary::del(TableId table, std::string key) {
 
 Task<Result<Timestamp>> Primary::write(std::vector<LogWrite> batch, WriteConcern concern) {
   const Deadline admission = env_.executor().deadline_after(options_.admission_wait_max);
-  if (state_ == PrimaryState::kFenced) co_return stopped_why_;
+  if (ended()) co_return stopped_why_;
   if (!running()) co_return unavailable("primary is not running").at("write");
+  if (!lease_valid()) {
+    // Nothing queued could be acknowledged; the commit task deposes the primary.
+    co_return Status(Code::kUnavailable,
+                     "this node's primary lease is not valid; retry on the primary")
+        .at("write");
+  }
   // A batch that writes a key twice means its last write (one commit ts per batch).
   {
     std::set<std::pair<uint64_t, std::string_view>> seen;
@@ -306,7 +353,7 @@ Task<Result<Timestamp>> Primary::submit(std::shared_ptr<Request> req, Deadline a
   const bool is_key_entry = req->entry.kind != LogEntryKind::kWrites;
   bool waited = false;
   while (!is_key_entry && !has_room(req->bytes)) {
-    if (state_ == PrimaryState::kFenced) co_return stopped_why_;
+    if (ended()) co_return stopped_why_;
     if (!running()) co_return unavailable("primary is not running").at("write");
     if (!waited) {
       waited = true;
@@ -376,7 +423,9 @@ Task<void> Primary::commit_group() {
     co_return;
   }
   follow_writer();
-  if (st.is_ok()) {
+  if (st.is_ok() && !lease_valid()) {
+    on_group_deposed(group.requests);
+  } else if (st.is_ok()) {
     on_group_durable(group.requests);
   } else {
     co_await on_group_failed(st, group.requests);
@@ -601,6 +650,23 @@ void Primary::on_group_fenced(const Status& st,
   if (was_running || !tasks_.empty()) halt();
 }
 
+void Primary::on_group_deposed(const std::vector<std::shared_ptr<Request>>& sealed) {
+  const bool was_running = running();
+  // Durable at W, so a new primary keeps the group; but the lease may have expired at the
+  // coordinator and a new primary may already serve: acknowledging now could contradict it.
+  on_deposed(Status(Code::kUnavailable,
+                    "this node's primary lease ran out before the write was acknowledged: "
+                    "outcome unknown; retry on the new primary")
+                 .at("commit"));
+  env_.log().warn(kComponent, 41041, "primary lease ran out; stepping down",
+                  {{"groups_written", stats_.groups_written}});
+  for (const auto& req : sealed) {
+    stats_.batches_failed++;
+    finish(*req, stopped_why_, Timestamp());
+  }
+  if (was_running || !tasks_.empty()) halt();
+}
+
 Task<void> Primary::on_group_failed(const Status& st,
                                     const std::vector<std::shared_ptr<Request>>& sealed) {
   // The group is in doubt: the abandon below or a later success decides it.
@@ -640,28 +706,19 @@ Task<Status> Primary::write_chain_marker() {
   // The first record after an abandon point is a LOG record naming it: a standby that
   // fetched abandoned LOG records sees the chain skip them before any commit point could
   // cover them (pages and checkpoint records are invisible to its log reads).
-  DataKey* dek = engine_.key_ring().find(log_dek_);
-  if (dek == nullptr)
-    co_return Status(Code::kNotFound, "the log DEK is not in the key ring").at("chain_marker");
-  LogEntry hb;
-  hb.kind = LogEntryKind::kHeartbeat;
-  hb.ts = heartbeat_ts();
-  auto record = seal_log_record(hb, *dek, writer_.allocate(), writer_.client().term(), *random_);
-  if (!record.is_ok()) co_return record.status();
-  record->backlink_lsn = writer_.durable_lsn();
-  std::vector<Record> one;
-  one.push_back(std::move(record).value());
-  assert_lsn_order(one);
   const Deadline deadline = env_.executor().deadline_after(options_.write_timeout);
-  Status st = co_await writer_.write(std::move(one), deadline);
+  const Lsn head = writer_.chain_head();
+  auto marker = co_await write_commit_marker(engine_, writer_, log_dek_, heartbeat_ts(),
+                                             writer_.durable_lsn(), *random_, deadline);
   follow_writer();
-  if (st.is_ok()) {
+  if (marker.is_ok()) {
+    QUIRE_ASSERT(*marker > head);  // the writer's own order (assert_lsn_order)
     stats_.heartbeats++;
-  } else {
-    env_.log().info(kComponent, 41017, "chain marker after recovery not durable yet",
-                    {{"error", st}});
+    co_return Status();
   }
-  co_return st;
+  env_.log().info(kComponent, 41017, "chain marker after recovery not durable yet",
+                  {{"error", marker.status()}});
+  co_return marker.status();
 }
 
 // ---- Reads ----------------------------------------------------------------------------

@@ -111,6 +111,7 @@ struct PrimaryStats {
 //   kServing      --a log write failed (group, checkpoint, marker)--> kChainInDoubt
 //   kChainInDoubt --the tail abandoned, or the same records re-sent-> kServing
 //   kServing      --a group write answered Fenced------------------> kFenced
+//   kServing      --a group durable after the lease ran out--------> kDeposed
 //   kServing, kChainInDoubt --stop()--------------------------------> kStopped
 //
 // Rarer edges: start() enters kChainInDoubt instead of kServing if the writer's chain is
@@ -135,6 +136,10 @@ enum class PrimaryState : uint8_t {
   // A newer primary wrote to the page service: every waiter failed with Fenced and the
   // tasks stopped. Final.
   kFenced = 4,
+  // The node's coordinator lease ran out (may_acknowledge turned false) before a group
+  // was acknowledged: the group and every waiter failed with a retriable Unavailable, and
+  // the tasks stopped. Final.
+  kDeposed = 5,
 };
 std::string_view primary_state_name(PrimaryState s);
 
@@ -157,8 +162,22 @@ class Primary {
   // tasks. A primary whose engine already holds keys (one taking over) only starts. OK at
   // once when already running; a fenced primary never starts again (Fenced).
   Task<Status> start();
+  // A take-over (ReplicaNode::promote, repl/takeover.h): the engine holds the database
+  // through the recovered end of the log, applied up to `applied_lsn` at `applied_ts`, and
+  // the writer continues the chain after the new primary's commit marker (`commit_point`,
+  // already published). Starts as start() does, with every timestamp it hands out strictly
+  // above `applied_ts`. For a Primary that never started.
+  struct TakeOverPoint {
+    Timestamp applied_ts;
+    Lsn applied_lsn;
+    Lsn commit_point;
+  };
+  Task<Status> take_over(TakeOverPoint at);
   // Stops the tasks; waiting writes fail with Unavailable.
   void stop();
+  // Not running, and every task it ran has ended: the object may be destroyed (a cancelled
+  // task still runs to its next wait).
+  bool quiescent() const;
   // Serving or with its chain in doubt: started, neither stopped nor fenced.
   bool running() const {
     return state_ == PrimaryState::kServing || state_ == PrimaryState::kChainInDoubt;
@@ -203,6 +222,15 @@ class Primary {
   Engine& engine() { return engine_; }
   RecordWriter& writer() { return writer_; }
 
+  // Set by a node that holds its primacy through a coordinator lease (Elector::may_lead):
+  // a durable group is acknowledged only while it returns true, and a write is admitted
+  // only then. Unset: always.
+  std::function<bool()> may_acknowledge;
+  // Runs once, when the primary reaches a final state (fenced or deposed), with the error
+  // its waiters got: the node steps down to standby.
+  std::function<void(const Status&)> on_ended;
+  bool ended() const { return state_ == PrimaryState::kFenced || state_ == PrimaryState::kDeposed; }
+
   // Test hook, run at each RotationPoint.
   std::function<void(RotationPoint)> on_rotation_point;
 
@@ -227,6 +255,8 @@ class Primary {
   void on_log_write_failed();
   void on_chain_whole();
   void on_fenced(Status why);
+  void on_deposed(Status why);
+  bool lease_valid() const;
   void on_stopped();
   // After every use of the writer: the state follows what the writer reports about its
   // chain (a no-op once stopped or fenced).
@@ -278,6 +308,8 @@ class Primary {
   void apply_keystore_entry(Request& req);
   // A newer primary exists: fails the group and every waiter with Fenced, and stops.
   void on_group_fenced(const Status& st, const std::vector<std::shared_ptr<Request>>& sealed);
+  // The group is durable but the lease ran out: fails it and every waiter, and stops.
+  void on_group_deposed(const std::vector<std::shared_ptr<Request>>& sealed);
   // The group is in doubt: abandons it (or learns the log is out of reach) and fails it.
   Task<void> on_group_failed(const Status& st, const std::vector<std::shared_ptr<Request>>& sealed);
   // What the primary hands its RecordWriter: ascending LSNs, above the chain head.
@@ -313,7 +345,7 @@ class Primary {
   PrimaryOptions options_;
   std::unique_ptr<Random> random_;
   PrimaryState state_ = PrimaryState::kStopped;
-  Status stopped_why_;  // kFenced: what every waiter fails with
+  Status stopped_why_;  // kFenced, kDeposed: what every waiter fails with
 
   std::deque<std::shared_ptr<Request>> queue_;
   size_t queue_bytes_ = 0;
@@ -337,6 +369,7 @@ class Primary {
   PrimaryStats stats_;
   uint64_t batches_taken_ = 0;
   std::vector<TaskId> tasks_;
+  std::vector<TaskId> retired_tasks_;  // cancelled by halt(), perhaps still running
 };
 
 }  // namespace quire

@@ -103,14 +103,21 @@ Standby::~Standby() {
 void Standby::start() {
   if (running_) return;
   running_ = true;
+  std::erase_if(tasks_, [this](TaskId t) { return env_.executor().is_done(t); });
   tasks_.push_back(env_.executor().spawn("log-apply", apply_loop()));
   tasks_.push_back(env_.executor().spawn("checkpoint-pick-up", pickup_loop()));
 }
 
 void Standby::stop() {
   running_ = false;
+  // The ids stay until the tasks ended (quiescent()): a cancelled task still runs to its
+  // next wait, and the node keeps this object alive until then.
   for (TaskId t : tasks_) env_.executor().cancel(t);
-  tasks_.clear();
+}
+
+bool Standby::quiescent() const {
+  return std::all_of(tasks_.begin(), tasks_.end(),
+                     [this](TaskId t) { return env_.executor().is_done(t); });
 }
 
 void Standby::set_state(StandbyState s, std::string_view why) {

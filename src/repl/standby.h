@@ -137,12 +137,21 @@ class Standby {
   // Spawns "log-apply" and "checkpoint-pick-up".
   void start();
   void stop();
+  // Stopped, and every task it ran has ended: the object may be destroyed.
+  bool quiescent() const;
 
   StandbyState state() const { return state_; }
   Timestamp applied_ts() const { return applied_ts_; }
   Lsn applied_lsn() const { return applied_lsn_; }
   Lsn commit_lsn() const { return commit_lsn_; }
   Lsn latest_materialized_and_applied() const { return latest_applicable_; }
+  // Whether every LOG record at or below `lsn` is applied (a commit point at or above it
+  // was seen, nothing at or below it is pending) while following the log (CATCHING_UP or
+  // SECONDARY): how a node taking over knows its engine holds the recovered tail.
+  bool applied_through(Lsn lsn) const {
+    return (state_ == StandbyState::kCatchingUp || state_ == StandbyState::kSecondary) &&
+           commit_lsn_ >= lsn && (pending_.empty() || pending_.front().lsn > lsn);
+  }
   const StandbyStats& stats() const { return stats_; }
   // The last pick-up the manager ran, and what it did about it.
   const PickupResult& last_pickup() const { return last_pickup_; }

@@ -82,6 +82,7 @@ TEST(PageProtocol, OperationNumbersAreTheWireOnes) {
   EXPECT_EQ(static_cast<int>(SetRetentionRequest::kOp), 8);
   EXPECT_EQ(static_cast<int>(StatusRequest::kOp), 9);
   EXPECT_EQ(static_cast<int>(ScanRequest::kOp), 10);
+  EXPECT_EQ(static_cast<int>(FenceRequest::kOp), 11);
 }
 
 TEST(PageProtocol, EveryRequestRoundTrips) {
@@ -100,6 +101,7 @@ TEST(PageProtocol, EveryRequestRoundTrips) {
   expect_request_round_trip(SetRetentionRequest{Lsn(~uint64_t{0}), Term(5)});
   expect_request_round_trip(StatusRequest{});
   expect_request_round_trip(ScanRequest{Lsn(0), 0});
+  expect_request_round_trip(FenceRequest{Term(6)});
 }
 
 TEST(PageProtocol, EveryResponseRoundTrips) {
@@ -228,6 +230,11 @@ TEST(PageProtocol, MalformedRequestBodiesAreTypedErrors) {
 
   // Requests without a body ignore what they are given, as the server always has.
   EXPECT_TRUE(StatusRequest::decode({0, 9, 0, endless}).is_ok());
+  auto fence = FenceRequest::decode({0, 11, 3, endless});
+  EXPECT_TRUE(fence.is_ok());
+  if (fence.is_ok()) {
+    EXPECT_EQ(fence->term, Term(3));
+  }
   EXPECT_TRUE(SealRequest::decode({0, 6, 0, endless}).is_ok());
 }
 

@@ -18,7 +18,7 @@ namespace {
 constexpr size_t kLengthBegin = 8;
 constexpr size_t kLengthEnd = 12;
 
-// A record of `type` that validate_record accepts (for every type but ABANDON).
+// A record of `type` that validate_record accepts (for every type but ABANDON and TERM).
 Record valid_record(RecordType type, Bytes payload = {}) {
   Record r;
   r.type = type;
@@ -125,9 +125,10 @@ TEST(RecordFrame, TypeNamesAndClasses) {
     EXPECT_NE(record_type_name(t), "UNKNOWN");
   }
   EXPECT_FALSE(record_type_valid(0));
-  EXPECT_FALSE(record_type_valid(9));
+  EXPECT_FALSE(record_type_valid(10));
   EXPECT_FALSE(record_type_valid(255));
-  EXPECT_EQ(record_type_name(static_cast<RecordType>(9)), "UNKNOWN");
+  EXPECT_EQ(record_type_name(static_cast<RecordType>(10)), "UNKNOWN");
+  EXPECT_EQ(record_type_name(RecordType::kTerm), "TERM");
 
   EXPECT_TRUE(record_type_is_page(RecordType::kPage));
   EXPECT_TRUE(record_type_is_page(RecordType::kDelta));
@@ -137,6 +138,13 @@ TEST(RecordFrame, TypeNamesAndClasses) {
   EXPECT_FALSE(record_type_is_page(RecordType::kLog));
   EXPECT_FALSE(record_type_is_page(RecordType::kCheckpointComplete));
   EXPECT_FALSE(record_type_is_page(RecordType::kAbandon));
+  EXPECT_FALSE(record_type_is_page(RecordType::kTerm));
+  EXPECT_TRUE(record_type_is_internal(RecordType::kAbandon));
+  EXPECT_TRUE(record_type_is_internal(RecordType::kTerm));
+  for (RecordType t : kAllRecordTypes) {
+    const bool internal = t == RecordType::kAbandon || t == RecordType::kTerm;
+    EXPECT_EQ(record_type_is_internal(t), internal) << record_type_name(t);
+  }
 }
 
 // --- Round trips ---------------------------------------------------------------------------
@@ -209,13 +217,14 @@ RC_GTEST_PROP(RecordRoundTrip, RecordsBackToBack, ()) {
 
 TEST(ValidateRecord, AcceptsAWellFormedRecordOfEveryWritableType) {
   for (RecordType t : kAllRecordTypes) {
-    if (t == RecordType::kAbandon) continue;
+    if (record_type_is_internal(t)) continue;
     EXPECT_TRUE(validate_record(valid_record(t)).is_ok()) << record_type_name(t);
   }
 }
 
-TEST(ValidateRecord, RejectsAbandonAndUnknownTypes) {
-  for (uint8_t t : {uint8_t{0}, uint8_t{8}, uint8_t{9}, uint8_t{200}, uint8_t{255}}) {
+// ABANDON and TERM are the server's own markers: never accepted from a writer or a peer.
+TEST(ValidateRecord, RejectsInternalAndUnknownTypes) {
+  for (uint8_t t : {uint8_t{0}, uint8_t{8}, uint8_t{9}, uint8_t{10}, uint8_t{200}, uint8_t{255}}) {
     Record r = valid_record(RecordType::kLog);
     r.type = static_cast<RecordType>(t);
     EXPECT_EQ(validate_record(r).code(), Code::kInvalidArgument) << int{t};
@@ -239,7 +248,7 @@ TEST(ValidateRecord, RejectsOversizedPayload) {
 
 TEST(ValidateRecord, RejectsPageRecordWithoutPageId) {
   for (RecordType t : kAllRecordTypes) {
-    if (t == RecordType::kAbandon) continue;
+    if (record_type_is_internal(t)) continue;
     Record r = valid_record(t);
     r.page = PageId(0);
     if (record_type_is_page(t)) {
@@ -277,7 +286,7 @@ TEST(ValidateRecord, RejectsACheckpointLogPositionNotBelowTheCompletion) {
 TEST(ValidateRecord, RejectsLsnsAndTermsAtOrAbove2To63) {
   const uint64_t limit = uint64_t{1} << 63;
   for (RecordType t : kAllRecordTypes) {
-    if (t == RecordType::kAbandon) continue;
+    if (record_type_is_internal(t)) continue;
     for (uint64_t value : {limit, limit + 1, ~uint64_t{0}}) {
       Record r = valid_record(t);
       r.lsn = Lsn(value);
@@ -427,8 +436,8 @@ TEST(RecordDamage, ShortInputThatIsNotATornHeaderIsCorrupt) {
   EXPECT_EQ(decode_record(Bytes{0}).outcome, DecodeOutcome::kCorrupt);
   EXPECT_EQ(decode_record(Bytes{'Q', 'X'}).outcome, DecodeOutcome::kCorrupt);
   EXPECT_EQ(decode_record(Bytes{'Q', 'R', 'E', 'C', 1, 0}).outcome, DecodeOutcome::kCorrupt);
-  EXPECT_EQ(decode_record(Bytes{'Q', 'R', 'E', 'C', 1, 9}).outcome, DecodeOutcome::kCorrupt);
-  EXPECT_EQ(decode_record(Bytes{'Q', 'R', 'E', 'C', 1, 8}).outcome, DecodeOutcome::kTruncated);
+  EXPECT_EQ(decode_record(Bytes{'Q', 'R', 'E', 'C', 1, 10}).outcome, DecodeOutcome::kCorrupt);
+  EXPECT_EQ(decode_record(Bytes{'Q', 'R', 'E', 'C', 1, 9}).outcome, DecodeOutcome::kTruncated);
   EXPECT_EQ(decode_record(Bytes(kRecordHeaderBytes, 0)).outcome, DecodeOutcome::kCorrupt);
 }
 
@@ -452,7 +461,7 @@ TEST(DecodeRecordHeader, RejectsWhatIsNotAHeader) {
   Bytes b = good;
   b[0] ^= 0x40;
   EXPECT_EQ(decode_record_header(b).code(), Code::kCorruption);
-  for (uint8_t type : {uint8_t{0}, uint8_t{9}, uint8_t{255}}) {
+  for (uint8_t type : {uint8_t{0}, uint8_t{10}, uint8_t{255}}) {
     b = good;
     b[5] = type;
     EXPECT_EQ(decode_record_header(b).code(), Code::kCorruption) << int{type};

@@ -44,15 +44,24 @@ class StoreTest : public ::testing::Test {
     open(options_);
   }
 
-  Status append(std::vector<Record> records, AppendSource source = AppendSource::kWriter) {
+  Status append(std::vector<Record> records, AppendSource source = AppendSource::kWriter,
+                std::optional<Term> writer_term = std::nullopt) {
     Status out = cancelled("unset");
-    run([&]() -> Task<void> { out = co_await store_->append(std::move(records), source); });
+    run([&]() -> Task<void> {
+      out = co_await store_->append(std::move(records), source, writer_term);
+    });
     return out;
   }
 
-  Status abandon_after(Lsn lsn) {
+  Status abandon_after(Lsn lsn, std::optional<Term> writer_term = std::nullopt) {
     Status out = cancelled("unset");
-    run([&]() -> Task<void> { out = co_await store_->abandon_after(lsn); });
+    run([&]() -> Task<void> { out = co_await store_->abandon_after(lsn, writer_term); });
+    return out;
+  }
+
+  Status raise_term(Term term) {
+    Status out = cancelled("unset");
+    run([&]() -> Task<void> { out = co_await store_->raise_term(term); });
     return out;
   }
 
@@ -108,6 +117,14 @@ Record completion_record(uint64_t lsn, uint64_t prev, uint64_t log_lsn) {
 Record committing_log_record(uint64_t lsn, uint64_t prev, uint64_t commit_point) {
   Record r = log_record(lsn, prev);
   r.backlink_lsn = Lsn(commit_point);
+  return r;
+}
+
+// The same record written by a writer of `term` (a take-over re-writes with the same bytes
+// under a new term; `payload_byte` makes it a different record too).
+Record of_term(Record r, uint64_t term, std::optional<uint8_t> payload_byte = std::nullopt) {
+  r.term = Term(term);
+  if (payload_byte) r.payload.assign(r.payload.size(), *payload_byte);
   return r;
 }
 
@@ -690,6 +707,104 @@ TEST_F(StoreTest, AProbeACrashLeftIsRemovedAtOpen) {
   open();
   EXPECT_EQ(store_->complete_lsn(), Lsn(1));
   EXPECT_EQ(disk().current_files(), files_before);
+}
+
+// raise_term is durable: a TERM marker, synced, recovered after a crash (and never indexed
+// as a record); writes of a lower term are Fenced; a lower or equal raise changes nothing.
+TEST_F(StoreTest, RaisedTermIsDurableAndFencesLowerWriters) {
+  open();
+  ASSERT_TRUE(append({log_record(1, 0), log_record(2, 1)}).is_ok());
+  EXPECT_EQ(store_->max_term(), Term(1));
+  ASSERT_TRUE(raise_term(Term(5)).is_ok());
+  EXPECT_EQ(store_->max_term(), Term(5));
+  const uint64_t bytes = store_->stats().bytes;
+  for (uint64_t t : {3, 5}) EXPECT_TRUE(raise_term(Term(t)).is_ok()) << t;
+  EXPECT_EQ(store_->stats().bytes, bytes);  // no marker for a term not above the highest
+  EXPECT_EQ(store_->max_term(), Term(5));
+  EXPECT_EQ(append({log_record(3, 2)}, AppendSource::kWriter, Term(4)).code(), Code::kFenced);
+  EXPECT_EQ(abandon_after(Lsn(1), Term(4)).code(), Code::kFenced);
+  crash_and_reopen(UnsyncedOnCrash::kLose);
+  EXPECT_EQ(store_->max_term(), Term(5));
+  EXPECT_EQ(store_->stats().records, 2u);  // the marker is not a record
+  EXPECT_EQ(store_->last_lsn(), Lsn(2));
+  EXPECT_EQ(append({log_record(3, 2)}, AppendSource::kWriter, Term(1)).code(), Code::kFenced);
+  EXPECT_EQ(store_->find(Lsn(3)), nullptr);
+  // The new writer re-writes under term 5, its records' header terms may be lower.
+  EXPECT_TRUE(append({log_record(3, 2)}, AppendSource::kWriter, Term(5)).is_ok());
+  EXPECT_EQ(store_->complete_lsn(), Lsn(3));
+}
+
+// The segment holding the TERM marker of the highest term is kept by retention, so the
+// fence survives garbage collection of every record of that era.
+TEST_F(StoreTest, RetentionKeepsTheTermMarkersSegment) {
+  open({.dir = "segments", .segment_bytes_max = 2048});
+  ASSERT_TRUE(append({log_record(1, 0, 300)}).is_ok());
+  ASSERT_TRUE(raise_term(Term(7)).is_ok());
+  uint64_t lsn = 1;
+  for (; lsn < 40; ++lsn) ASSERT_TRUE(append({log_record(lsn + 1, lsn, 300)}).is_ok());
+  ASSERT_TRUE(append({completion_record(lsn + 1, lsn, lsn)}).is_ok());
+  ASSERT_GT(store_->stats().segments, 3u);
+  const uint64_t segments_before = store_->stats().segments;
+  ASSERT_TRUE(set_retention(Lsn(lsn)).is_ok());
+  EXPECT_LT(store_->stats().segments, segments_before);  // retention did delete segments
+  EXPECT_TRUE(disk().current_content("segments/" + segment_file_name(1)).has_value());
+  crash_and_reopen(UnsyncedOnCrash::kLose);
+  EXPECT_EQ(store_->max_term(), Term(7));
+}
+
+// Raft's log matching: a record of a newer term replaces a different one of an older term
+// above the commit point, and the older branch after its prev_lsn goes with it; at or below
+// the commit point it is refused; a stored record of a newer term makes the older one
+// Older (a peer's copy is dropped).
+TEST_F(StoreTest, ANewerTermReplacesAnOlderTermsTailAboveTheCommitPoint) {
+  open();
+  ASSERT_TRUE(append({log_record(1, 0), log_record(2, 1), committing_log_record(3, 2, 2),
+                      log_record(4, 3), log_record(5, 4)})
+                  .is_ok());
+  ASSERT_EQ(store_->commit_point(), Lsn(2));
+  // At or below the commit point: committed, refused (a re-stamp of the same bytes too).
+  for (uint64_t term : {2, 3}) {
+    EXPECT_EQ(append({of_term(log_record(2, 1), term)}).code(), Code::kInvalidArgument) << term;
+  }
+  // Term 2 re-writes 4 differently: 4 and 5 of term 1 go, 4 of term 2 is stored.
+  ASSERT_TRUE(append({of_term(log_record(4, 3), 2, 0xaa)}).is_ok());
+  ASSERT_NE(store_->find(Lsn(4)), nullptr);
+  EXPECT_EQ(store_->find(Lsn(4))->term, Term(2));
+  EXPECT_EQ(store_->find(Lsn(5)), nullptr);
+  EXPECT_EQ(store_->complete_lsn(), Lsn(4));
+  auto read = read_lsn(Lsn(4));
+  ASSERT_TRUE(read.is_ok());
+  EXPECT_EQ(read->payload[0], 0xaa);
+  // The old writer's copy is refused to it and dropped from a peer.
+  EXPECT_EQ(append({log_record(4, 3)}).code(), Code::kOlder);
+  EXPECT_TRUE(append({log_record(4, 3)}, AppendSource::kPeer).is_ok());
+  EXPECT_EQ(store_->find(Lsn(4))->term, Term(2));
+  // The same term and other bytes is still a writer bug.
+  EXPECT_EQ(append({of_term(log_record(4, 3), 2, 0xbb)}).code(), Code::kInvalidArgument);
+  crash_and_reopen(UnsyncedOnCrash::kLose);
+  EXPECT_EQ(store_->find(Lsn(4))->term, Term(2));
+  EXPECT_EQ(store_->find(Lsn(5)), nullptr);
+  EXPECT_EQ(store_->complete_lsn(), Lsn(4));
+  EXPECT_EQ(store_->max_term(), Term(2));
+}
+
+// A newer writer's records may arrive out of order: replacing an older record below one of
+// them abandons only the older term's records between, never the newer writer's.
+TEST_F(StoreTest, AReplacementKeepsTheNewerWritersLaterRecords) {
+  open();
+  for (uint64_t l = 1; l <= 6; ++l) ASSERT_TRUE(append({log_record(l, l - 1)}).is_ok());
+  ASSERT_TRUE(append({of_term(log_record(5, 4), 2)}).is_ok());  // drops 5 and 6 of term 1
+  EXPECT_EQ(store_->find(Lsn(6)), nullptr);
+  EXPECT_EQ(store_->complete_lsn(), Lsn(5));                    // 4 of term 1 still links to it
+  ASSERT_TRUE(append({of_term(log_record(4, 3), 2)}).is_ok());  // drops only 4 of term 1
+  ASSERT_NE(store_->find(Lsn(5)), nullptr);
+  EXPECT_EQ(store_->find(Lsn(4))->term, Term(2));
+  EXPECT_EQ(store_->find(Lsn(5))->term, Term(2));
+  EXPECT_EQ(store_->complete_lsn(), Lsn(5));
+  ASSERT_TRUE(append({of_term(log_record(6, 5), 2)}).is_ok());
+  crash_and_reopen(UnsyncedOnCrash::kLose);
+  for (uint64_t l = 4; l <= 6; ++l) EXPECT_EQ(store_->find(Lsn(l))->term, Term(2)) << l;
+  EXPECT_EQ(store_->complete_lsn(), Lsn(6));
 }
 
 }  // namespace

@@ -1199,12 +1199,13 @@ void cut_off_log(ReplicaSetSim& sim, bool cut) {
 
 TEST(PrimaryStateNames, AreDistinctAndKnown) {
   std::set<std::string_view> names;
-  for (PrimaryState s : {PrimaryState::kStopped, PrimaryState::kServing,
-                         PrimaryState::kChainInDoubt, PrimaryState::kFenced}) {
+  for (PrimaryState s :
+       {PrimaryState::kStopped, PrimaryState::kServing, PrimaryState::kChainInDoubt,
+        PrimaryState::kFenced, PrimaryState::kDeposed}) {
     EXPECT_NE(primary_state_name(s), "UNKNOWN");
     names.insert(primary_state_name(s));
   }
-  EXPECT_EQ(names.size(), 4u);
+  EXPECT_EQ(names.size(), 5u);
 }
 
 // kStopped -> kServing (start), kServing -> kChainInDoubt (a group the log cannot take),

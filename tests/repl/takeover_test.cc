@@ -1,0 +1,261 @@
+// Take-over (repl/takeover.h): the chain a new primary recovers from several servers'
+// tails, and a standby promoted after the primary crashed with an acknowledged tail whose
+// commit point was never published.
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "repl/takeover.h"
+#include "sim/replica_set_sim.h"
+
+namespace quire {
+namespace {
+
+constexpr TableId kTable{16};
+
+Record rec(uint64_t lsn, uint64_t prev, uint64_t term) {
+  Record r;
+  r.lsn = Lsn(lsn);
+  r.prev_lsn = Lsn(prev);
+  r.term = Term(term);
+  r.payload = Bytes{static_cast<uint8_t>(lsn), static_cast<uint8_t>(term)};
+  return r;
+}
+
+std::vector<uint64_t> lsns(const std::vector<Record>& chain) {
+  std::vector<uint64_t> out;
+  for (const auto& r : chain) out.push_back(r.lsn.value);
+  return out;
+}
+
+TEST(FollowChain, JoinsTheServersTailsAcrossTheirGaps) {
+  // Server A holds 11, 13; server B holds 12 (each has a gap the other fills).
+  std::vector<Record> seen{rec(11, 10, 1), rec(13, 12, 1), rec(12, 11, 1), rec(11, 10, 1)};
+  EXPECT_EQ(lsns(follow_chain(Lsn(10), seen)), (std::vector<uint64_t>{11, 12, 13}));
+}
+
+TEST(FollowChain, StopsAtAMissingLink) {
+  std::vector<Record> seen{rec(11, 10, 1), rec(13, 12, 1)};
+  EXPECT_EQ(lsns(follow_chain(Lsn(10), seen)), (std::vector<uint64_t>{11}));
+  EXPECT_TRUE(follow_chain(Lsn(9), seen).empty());
+}
+
+TEST(FollowChain, AWritersLaterBranchWinsWithinATerm) {
+  // 11 and 12 were abandoned after 10; the writer re-chained with marker 13 (prev 10).
+  std::vector<Record> seen{rec(11, 10, 1), rec(12, 11, 1), rec(13, 10, 1), rec(14, 13, 1)};
+  EXPECT_EQ(lsns(follow_chain(Lsn(10), seen)), (std::vector<uint64_t>{13, 14}));
+}
+
+TEST(FollowChain, ANewerTermWinsOverHigherLsns) {
+  // Term 2 continued after 10 at 20 while a server still holds term 1's 30 after 10.
+  std::vector<Record> seen{rec(30, 10, 1), rec(20, 10, 2), rec(21, 20, 2), rec(31, 30, 1)};
+  EXPECT_EQ(lsns(follow_chain(Lsn(10), seen)), (std::vector<uint64_t>{20, 21}));
+}
+
+TEST(FollowChain, IgnoresRecordsAtOrBelowTheStartAndBrokenLinks) {
+  std::vector<Record> seen{rec(5, 4, 1), rec(10, 9, 1), rec(11, 11, 1), rec(12, 10, 1)};
+  EXPECT_EQ(lsns(follow_chain(Lsn(10), seen)), (std::vector<uint64_t>{12}));
+}
+
+// ---- A promotion in the simulated replica set --------------------------------------------
+
+ReplicaSetConfig config(uint64_t seed) {
+  ReplicaSetConfig c;
+  c.seed = seed;
+  c.standbys = 2;
+  c.tables = 1;
+  c.primary.checkpoint_interval = Nanos(0);
+  c.primary.retention_min_age = Nanos(0);
+  // The harness stops the world the moment the last write is acknowledged, before the next
+  // heartbeat: the tail the new primary must recover is acknowledged but not covered by
+  // any commit point.
+  c.primary.heartbeat_interval = 10ms;
+  c.primary.write_timeout = 200ms;
+  c.primary.io_timeout = 1s;
+  c.engine.io_timeout = 1s;
+  c.standby.poll_interval = 5ms;
+  c.standby.pickup_interval = 50ms;
+  c.standby.io_timeout = 500ms;
+  return c;
+}
+
+struct Acked {
+  std::string key;
+  std::string value;
+};
+
+class TakeOverTest : public ::testing::Test {
+ protected:
+  void make(uint64_t seed) {
+    sim_ = std::make_unique<ReplicaSetSim>(config(seed));
+    std::string why;
+    ASSERT_TRUE(sim_->bring_up(30s, &why)) << why;
+  }
+
+  // `count` writes on `node`'s primary, one after the other; every acknowledged one booked.
+  void write_on(NodeId node, int count, const std::string& prefix) {
+    ASSERT_TRUE(sim_->run_on(
+        node,
+        [this, node, count, prefix]() -> Task<void> {
+          for (int i = 0; i < count; i++) {
+            Primary* p = sim_->node(node)->primary();
+            std::string key = fmt::format("{}{:04d}", prefix, i);
+            std::string value = fmt::format("value-{}-{}", prefix, i);
+            auto r = co_await p->put(kTable, key, value);
+            if (r.is_ok()) {
+              acked_.push_back(Acked{key, value});
+            } else {
+              failures_.push_back(r.status().to_string());
+            }
+          }
+        },
+        30s));
+  }
+
+  // Every acknowledged write, read on `node` (primary or standby) at its applied ts.
+  void expect_all_acked_on(NodeId node) {
+    std::vector<std::string> wrong;
+    ASSERT_TRUE(sim_->run_on(
+        node,
+        [this, node, &wrong]() -> Task<void> {
+          ReplicaNode* n = sim_->node(node);
+          for (const auto& a : acked_) {
+            std::optional<std::string> got;
+            if (n->primary() != nullptr) {
+              auto r = co_await n->primary()->get(kTable, a.key);
+              if (!r.is_ok()) {
+                wrong.push_back(a.key + ": " + r.status().to_string());
+                continue;
+              }
+              got = *r;
+            } else {
+              auto r = co_await n->standby()->get(kTable, a.key);
+              if (!r.is_ok()) {
+                wrong.push_back(a.key + ": " + r.status().to_string());
+                continue;
+              }
+              got = r->value;
+            }
+            if (got != std::optional<std::string>(a.value))
+              wrong.push_back(a.key + " = " + got.value_or("<absent>"));
+          }
+        },
+        30s));
+    EXPECT_TRUE(wrong.empty()) << wrong.size()
+                               << " acknowledged writes missing or wrong, first: " << wrong.front();
+  }
+
+  std::unique_ptr<ReplicaSetSim> sim_;
+  std::vector<Acked> acked_;
+  std::vector<std::string> failures_;
+};
+
+TEST_F(TakeOverTest, StandbyTakesOverAfterACrashAndKeepsTheUnpublishedTail) {
+  make(11);
+  write_on(sim_->primary_id(), 40, "a");
+  ASSERT_EQ(acked_.size(), 40u) << failures_.front();
+  // The last write is durable at W and acknowledged; with no heartbeat, the standbys have
+  // not applied it (no commit point covers it).
+  const NodeId promoted = sim_->standby_ids().at(0);
+  const NodeId follower = sim_->standby_ids().at(1);
+  ASSERT_LT(sim_->standby(0)->commit_lsn(), sim_->primary()->writer().durable_lsn());
+  sim_->world().crash(sim_->primary_id(), UnsyncedOnCrash::kLose);
+
+  std::optional<Status> promoted_status;
+  ASSERT_TRUE(sim_->run_on(
+      promoted,
+      [this, promoted, &promoted_status]() -> Task<void> {
+        promoted_status = co_await sim_->node(promoted)->promote(Term(2));
+      },
+      30s));
+  ASSERT_TRUE(promoted_status->is_ok()) << promoted_status->to_string();
+  ReplicaNode* n = sim_->node(promoted);
+  ASSERT_NE(n->primary(), nullptr);
+  EXPECT_EQ(n->role(), ReplicaRole::kPrimary);
+  EXPECT_EQ(n->client().term(), Term(2));
+  expect_all_acked_on(promoted);
+
+  // The new primary takes writes, and the other standby follows it without a restart.
+  write_on(promoted, 20, "b");
+  ASSERT_EQ(acked_.size(), 60u) << failures_.front();
+  Primary* p = n->primary();
+  EXPECT_TRUE(sim_->run_until(
+      [&] {
+        Standby* s = sim_->standby(1);
+        return s != nullptr && s->state() == StandbyState::kSecondary &&
+               s->applied_ts() >= p->applied_ts();
+      },
+      10s));
+  expect_all_acked_on(follower);
+  // A checkpoint of the new term is taken and picked up.
+  std::optional<Result<CheckpointInfo>> ckpt;
+  ASSERT_TRUE(sim_->run_on(
+      promoted, [&]() -> Task<void> { ckpt = co_await p->checkpoint_now(); }, 10s));
+  ASSERT_TRUE(ckpt->is_ok()) << ckpt->status().to_string();
+  EXPECT_TRUE(sim_->run_until(
+      [&] {
+        Standby* s = sim_->standby(1);
+        return s != nullptr && s->engine().installed_checkpoint_lsn() >= (*ckpt)->completion_lsn;
+      },
+      10s));
+}
+
+TEST_F(TakeOverTest, TheOldPrimaryIsFencedOnceTheNewOneTookOver) {
+  make(12);
+  write_on(sim_->primary_id(), 10, "a");
+  ASSERT_EQ(acked_.size(), 10u);
+  const NodeId old_primary = sim_->primary_id();
+  const NodeId promoted = sim_->standby_ids().at(0);
+  std::optional<Status> promoted_status;
+  ASSERT_TRUE(sim_->run_on(
+      promoted,
+      [this, promoted, &promoted_status]() -> Task<void> {
+        promoted_status = co_await sim_->node(promoted)->promote(Term(2));
+      },
+      30s));
+  ASSERT_TRUE(promoted_status->is_ok()) << promoted_status->to_string();
+  // The old primary, still running, can acknowledge nothing more.
+  std::optional<Result<Timestamp>> late;
+  ASSERT_TRUE(sim_->run_on(
+      old_primary,
+      [&]() -> Task<void> { late = co_await sim_->primary()->put(kTable, "late", "late"); }, 10s));
+  EXPECT_EQ(late->code(), Code::kFenced) << late->status().to_string();
+  EXPECT_EQ(sim_->primary()->state(), PrimaryState::kFenced);
+  expect_all_acked_on(promoted);
+}
+
+TEST_F(TakeOverTest, APromotionNeedsATermAndAStandby) {
+  make(13);
+  const NodeId promoted = sim_->standby_ids().at(0);
+  std::optional<Status> zero, lower, on_primary;
+  ASSERT_TRUE(sim_->run_on(
+      promoted, [&]() -> Task<void> { zero = co_await sim_->node(promoted)->promote(Term(0)); },
+      10s));
+  EXPECT_EQ(zero->code(), Code::kInvalidArgument) << zero->to_string();
+  sim_->node(promoted)->client().set_term(Term(3));
+  ASSERT_TRUE(sim_->run_on(
+      promoted, [&]() -> Task<void> { lower = co_await sim_->node(promoted)->promote(Term(2)); },
+      10s));
+  EXPECT_EQ(lower->code(), Code::kInvalidArgument) << lower->to_string();
+  ASSERT_TRUE(sim_->run_on(
+      sim_->primary_id(),
+      [&]() -> Task<void> {
+        on_primary = co_await sim_->node(sim_->primary_id())->promote(Term(5));
+      },
+      10s));
+  EXPECT_EQ(on_primary->code(), Code::kInvalidArgument) << on_primary->to_string();
+  // Nothing was fenced: the primary still writes.
+  std::optional<Result<Timestamp>> w;
+  ASSERT_TRUE(sim_->run_on(
+      sim_->primary_id(),
+      [&]() -> Task<void> { w = co_await sim_->primary()->put(kTable, "k", "v"); }, 10s));
+  EXPECT_TRUE(w->is_ok()) << w->status().to_string();
+}
+
+}  // namespace
+}  // namespace quire
