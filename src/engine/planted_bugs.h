@@ -14,8 +14,17 @@ struct PlantedBugs {
   // The engine's next checkpoint writes one table's pages unencrypted: the plaintext
   // checker must fail.
   bool plaintext_pages_once = false;
+  // A primary of an elected node acknowledges without asking its coordinator lease
+  // (ReplicaNode never sets Primary::may_acknowledge).
+  bool ignore_primary_lease = false;
+  // A take-over keeps none of the log after the node's last installed checkpoint: its
+  // commit marker abandons records a commit point covers (the page servers refuse it).
+  bool takeover_from_checkpoint = false;
 
-  bool any() const { return ack_unlogged_batch != 0 || plaintext_pages_once; }
+  bool any() const {
+    return ack_unlogged_batch != 0 || plaintext_pages_once || ignore_primary_lease ||
+           takeover_from_checkpoint;
+  }
 };
 
 }  // namespace quire

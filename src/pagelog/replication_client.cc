@@ -247,10 +247,11 @@ void ReplicationClient::set_term(Term term) {
   options_.term = term;
 }
 
-Task<Result<std::vector<ReplicationClient::FencedServer>>> ReplicationClient::fence(
-    Deadline deadline) {
+template <typename Op>
+Task<Result<std::vector<ReplicationClient::FencedServer>>> ReplicationClient::from_read_quorum(
+    Op op, Deadline deadline, const char* what) {
   const size_t needed = read_quorum();
-  std::vector<FencedServer> fenced;
+  std::vector<FencedServer> answered;
   Status last = unavailable("no page server answered");
   std::vector<bool> done(shared_->clients.size(), false);
   // Rounds over the servers that have not answered yet, until a read quorum did.
@@ -258,28 +259,34 @@ Task<Result<std::vector<ReplicationClient::FencedServer>>> ReplicationClient::fe
     for (size_t i = 0; i < shared_->clients.size(); ++i) {
       if (done[i]) continue;
       Deadline attempt = std::min(deadline, env_.executor().deadline_after(kAttemptTimeout));
-      Result<PageServerStatus> r = co_await shared_->clients[i]->fence(options_.term, attempt);
+      Result<PageServerStatus> r = co_await op(*shared_->clients[i], attempt);
       if (r.code() == Code::kFenced || r.code() == Code::kCancelled) co_return r.status();
       if (r.is_ok()) {
         done[i] = true;
-        fenced.push_back(FencedServer{i, std::move(r).value()});
+        answered.push_back(FencedServer{i, std::move(r).value()});
       } else {
         last = r.status();
       }
       if (env_.executor().now() >= deadline) break;
     }
-    if (fenced.size() >= needed || env_.executor().now() >= deadline) break;
+    if (answered.size() >= needed || env_.executor().now() >= deadline) break;
     Status slept = co_await env_.executor().sleep(options_.read_round_pause);
     if (!slept.is_ok()) co_return slept;
   }
-  if (fenced.size() < needed) {
-    co_return Status(last.code() == Code::kOk ? Code::kUnavailable : last.code(),
-                     "too few page servers took the new term")
-        .with("fenced", fenced.size())
+  if (answered.size() < needed) {
+    co_return Status(last.code() == Code::kOk ? Code::kUnavailable : last.code(), what)
+        .with("answered", answered.size())
         .with("needed", needed)
         .with("term", options_.term.value);
   }
-  co_return fenced;
+  co_return answered;
+}
+
+Task<Result<std::vector<ReplicationClient::FencedServer>>> ReplicationClient::fence(
+    Deadline deadline) {
+  const Term term = options_.term;
+  auto op = [term](PageServerClient& c, Deadline d) { return c.fence(term, d); };
+  co_return co_await from_read_quorum(op, deadline, "too few page servers took the new term");
 }
 
 Task<Result<LogChunk>> ReplicationClient::scan_server(size_t index, Lsn after, size_t max_bytes,

@@ -100,6 +100,11 @@ class ReplicationClient {
   struct Shared;
   template <typename Op>
   Task<Status> to_quorum(Op op, Deadline deadline);
+  // `op` on every server, in rounds, until N - W + 1 answered OK: their answers. Fenced or
+  // Cancelled at once; `what` names the failure when too few answered.
+  template <typename Op>
+  Task<Result<std::vector<FencedServer>>> from_read_quorum(Op op, Deadline deadline,
+                                                           const char* what);
 
   Env& env_;
   ReplicationOptions options_;

@@ -104,7 +104,12 @@ Task<Status> ReplicaNode::promote(Term term) {
   } clear{promoting_};
   client_->set_term(term);
   config_.term = term;
-  auto recovered = co_await recover_log(env_, *client_, standby_->commit_lsn(), config_.takeover);
+  // The planted bug takeover_from_checkpoint starts (and ends) the chain at the installed
+  // checkpoint's log position, below what a commit point covers.
+  const Lsn from = config_.takeover.planted_bugs.takeover_from_checkpoint
+                       ? engine_->checkpoint_log_lsn()
+                       : standby_->commit_lsn();
+  auto recovered = co_await recover_log(env_, *client_, from, config_.takeover);
   if (!recovered.is_ok()) {
     stats_.promotion_failures++;
     env_.log().warn(kComponent, 43010, "take-over failed; staying a standby",
@@ -168,7 +173,7 @@ Task<Status> ReplicaNode::become_primary(const Primary::TakeOverPoint* at) {
   retire_standby();
   config_.role = ReplicaRole::kPrimary;
   primary_ = std::make_unique<Primary>(env_, *engine_, *writer_, config_.primary);
-  if (elector_) {
+  if (elector_ && !config_.primary.planted_bugs.ignore_primary_lease) {
     primary_->may_acknowledge = [this] { return elector_->may_lead(env_.executor().now()); };
   }
   primary_->on_ended = [this](const Status& why) {

@@ -88,7 +88,8 @@ Task<Result<RecoveredLog>> recover_log(Env& env, ReplicationClient& client, Lsn 
   RecoveredLog out;
   out.term = client.term();
   out.from = from;
-  auto fenced = co_await client.fence(env.executor().deadline_after(options.fence_timeout));
+  const Deadline fence_deadline = env.executor().deadline_after(options.fence_timeout);
+  auto fenced = co_await client.fence(fence_deadline);
   if (!fenced.is_ok()) co_return Status(fenced.status()).at("takeover:fence");
   out.servers_fenced = fenced->size();
   out.fenced_at = env.executor().now();
@@ -99,6 +100,8 @@ Task<Result<RecoveredLog>> recover_log(Env& env, ReplicationClient& client, Lsn 
   auto seen = co_await read_tails(env, client, from, *fenced, options, deadline);
   if (!seen.is_ok()) co_return seen.status();
   std::vector<Record> chain = follow_chain(from, *seen);
+  const bool planted_drop = options.planted_bugs.takeover_from_checkpoint;
+  if (planted_drop) chain.clear();  // the planted bug: keep none of the tail
   out.end = chain.empty() ? from : chain.back().lsn;
 
   Lsn highest = out.end;
@@ -108,7 +111,7 @@ Task<Result<RecoveredLog>> recover_log(Env& env, ReplicationClient& client, Lsn 
     complete_max = std::max(complete_max, f.status.durable_lsn);
   }
   for (const auto& r : *seen) highest = std::max(highest, r.lsn);
-  if (complete_max > out.end) {
+  if (complete_max > out.end && !planted_drop) {
     // A server holds the whole chain beyond what this node could follow: `from` lies below
     // what the servers still keep, or a link is missing from every server's reply.
     co_return Status(Code::kUnavailable, "this node is behind the log: catch up, then take over")

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "engine/engine.h"
+#include "engine/planted_bugs.h"
 #include "pagelog/record_writer.h"
 #include "pagelog/replication_client.h"
 
@@ -46,6 +47,8 @@ struct TakeOverOptions {
   size_t tail_bytes_max = 256u << 20;
   // Records re-written per write.
   size_t write_bytes_max = 4u << 20;
+  // The test seam (engine/planted_bugs.h); all off in a deployment.
+  PlantedBugs planted_bugs;
 };
 
 struct RecoveredLog {

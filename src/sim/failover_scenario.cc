@@ -89,6 +89,9 @@ class FailoverSim {
       rc.primary.write_timeout = 500ms;
       rc.primary.rotation_gap_min = 200ms;
       rc.primary.rotation_gap_max = 200ms;
+      rc.primary.planted_bugs = c.planted_bugs;
+      rc.engine.planted_bugs = c.planted_bugs;
+      rc.takeover.planted_bugs = c.planted_bugs;
       rc.standby.poll_interval = 5ms;
       rc.standby.pickup_interval = 50ms;
       rc.elector.election = "/quire/sim/primary";
@@ -328,39 +331,33 @@ class FailoverSim {
     }
   }
 
+  // No write acknowledged under a term after a higher term fenced the page servers, nor
+  // after a higher term acknowledged one (two primaries at overlapping times).
   void check_split_brain() {
-    current_primary();  // the last fence times
-    // No write acknowledged under a term after a higher term fenced the page servers.
-    for (const Ack& a : acks_) {
-      for (auto it = fenced_at_.upper_bound(a.term); it != fenced_at_.end(); ++it) {
-        if (it->second < a.at) {
-          violation("split_brain",
-                    fmt::format("{} acknowledged {} under term {} at {:.3f}s, after term {} "
-                                "fenced the page servers at {:.3f}s",
-                                a.node, a.key, a.term, static_cast<double>(a.at.ns) / 1e9,
-                                it->first, static_cast<double>(it->second.ns) / 1e9));
-          return;
-        }
-      }
-    }
-    // Nor after a higher term acknowledged one (two primaries at overlapping times).
+    current_primary();                       // the last fence times
     std::map<uint64_t, MonoTime> first_ack;  // term -> first acknowledgement
     for (const Ack& a : acks_) {
       auto it = first_ack.find(a.term);
       if (it == first_ack.end() || a.at < it->second) first_ack[a.term] = a.at;
     }
+    if (!acked_after(fenced_at_, "fenced the page servers")) acked_after(first_ack, "acknowledged");
+  }
+
+  // Records a split_brain violation for the first write acknowledged under a term after a
+  // higher term's time in `times` (what that term did then: `event`). False if it found one.
+  bool acked_after(const std::map<uint64_t, MonoTime>& times, std::string_view event) {
     for (const Ack& a : acks_) {
-      for (auto it = first_ack.upper_bound(a.term); it != first_ack.end(); ++it) {
-        if (it->second < a.at) {
-          violation("split_brain",
-                    fmt::format("{} acknowledged {} under term {} at {:.3f}s, after term {} "
-                                "acknowledged at {:.3f}s",
-                                a.node, a.key, a.term, static_cast<double>(a.at.ns) / 1e9,
-                                it->first, static_cast<double>(it->second.ns) / 1e9));
-          return;
-        }
+      for (auto it = times.upper_bound(a.term); it != times.end(); ++it) {
+        if (it->second >= a.at) continue;
+        violation("split_brain",
+                  fmt::format("{} acknowledged {} under term {} at {:.3f}s, after term {} {} at "
+                              "{:.3f}s",
+                              a.node, a.key, a.term, static_cast<double>(a.at.ns) / 1e9, it->first,
+                              event, static_cast<double>(it->second.ns) / 1e9));
+        return false;
       }
     }
+    return true;
   }
 
   void violation(std::string_view checker, std::string what) {

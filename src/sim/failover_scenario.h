@@ -27,6 +27,7 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/planted_bugs.h"
 #include "runtime/time.h"
 
 namespace quire {
@@ -45,6 +46,8 @@ struct FailoverConfig {
   Nanos before_fault = std::chrono::seconds(2);  // writes before the fault
   Nanos after_fault = std::chrono::seconds(3);   // writes after the new primary's first
   Nanos limit = std::chrono::seconds(60);        // any one wait
+  // The test seam, on every compute node (to show the checkers catch what they claim to).
+  PlantedBugs planted_bugs;
 };
 
 struct FailoverReport {

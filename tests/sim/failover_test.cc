@@ -55,5 +55,38 @@ TEST(FailoverScenario, SameSeedSameTrace) {
   EXPECT_EQ(a.fault_to_first_write, b.fault_to_first_write);
 }
 
+// ---- Mutations: each planted bug must fail a checker (or, where another layer covers it,
+// must not) ----
+
+FailoverReport run_planted(FailoverCase c, uint64_t seed, PlantedBugs bugs) {
+  FailoverConfig config;
+  config.seed = seed;
+  config.fault = c;
+  config.planted_bugs = bugs;
+  config.limit = std::chrono::seconds(10);
+  return run_failover(config);
+}
+
+// The lease gate is one of two layers: without it, the page servers' fencing alone still
+// keeps a deposed primary from acknowledging after the new one fenced or acknowledged.
+TEST(FailoverMutations, WithoutTheLeaseGateFencingStillKeepsOnePrimary) {
+  PlantedBugs bugs;
+  bugs.ignore_primary_lease = true;
+  FailoverReport r = run_planted(FailoverCase::kPartition, 2, bugs);
+  EXPECT_TRUE(r.passed) << why(r);
+}
+
+TEST(FailoverMutations, ATakeOverThatAbandonsCommittedRecordsIsRefused) {
+  PlantedBugs bugs;
+  bugs.takeover_from_checkpoint = true;
+  FailoverReport r = run_planted(FailoverCase::kCrash, 1, bugs);
+  // The page servers refuse the commit marker (it would abandon records a commit point
+  // covers), so no take-over completes: liveness fails, nothing is lost.
+  EXPECT_FALSE(r.passed);
+  EXPECT_EQ(r.first_checker, "liveness") << why(r);
+  EXPECT_NE(r.failure_logs.find("below the commit point"), std::string::npos)
+      << "the page servers' refusal is not in the logs";
+}
+
 }  // namespace
 }  // namespace quire
