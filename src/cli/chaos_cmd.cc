@@ -26,12 +26,21 @@ std::string log_tail(const std::string& logs) {
   return logs.size() > kLogTailBytesMax ? logs.substr(logs.size() - kLogTailBytesMax) : logs;
 }
 
+// A failed run: the command that replays it, and the tail of its nodes' logs on stderr.
+void print_replay(const std::string& replay, const std::string& logs) {
+  fmt::print("  replay: {}\n", replay);
+  const std::string tail = log_tail(logs);
+  fmt::print(stderr, "---- node logs (last {} bytes) ----\n{}", tail.size(), tail);
+}
+
 struct ChaosFlags {
   uint64_t seed = 1;
   std::string policy = "accept";
   std::string json_path;
   double chaos_seconds = 20;
   std::string scenario;
+  std::string fault = "crash";  // failover
+  std::string seeds;            // failover
 };
 
 int run_race_command(const ChaosFlags& f) {
@@ -50,19 +59,10 @@ int run_race_command(const ChaosFlags& f) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   fmt::print("{}", race_report_text(r));
   if (!r.passed) {
-    fmt::print("  replay: quire chaos race --policy {} --seed {}\n", f.policy, f.seed);
-    // The nodes' last log lines, for the failing run.
-    const std::string tail = log_tail(r.failure_logs);
-    fmt::print(stderr, "---- node logs (last {} bytes) ----\n{}", tail.size(), tail);
+    print_replay(fmt::format("quire chaos race --policy {} --seed {}", f.policy, f.seed),
+                 r.failure_logs);
   }
-  if (!f.json_path.empty()) {
-    std::ofstream out(f.json_path);
-    out << race_report_json(r);
-    if (!out) {
-      fmt::print(stderr, "quire: cannot write {}\n", f.json_path);
-      return kExitFailed;
-    }
-  }
+  if (!write_report(f.json_path, race_report_json(r))) return kExitFailed;
   return r.passed ? kExitOk : kExitFailed;
 }
 
@@ -78,12 +78,6 @@ struct KekFlags {
   bool shrink = false;
   bool duration_given = false;
 };
-
-bool write_file(const std::string& path, const std::string& text) {
-  std::ofstream out(path);
-  out << text;
-  return static_cast<bool>(out);
-}
 
 Nanos seconds(double s) {
   return std::chrono::duration_cast<Nanos>(std::chrono::duration<double>(s));
@@ -142,10 +136,7 @@ bool shrink_and_write(const KekOptions& o, const KekReport& r, const KekFlags& f
   fmt::print(stderr, "\n");
   const std::string out =
       f.shrink_out.empty() ? fmt::format("kek-seed-{}.replay.json", o.seed) : f.shrink_out;
-  if (!write_file(out, replay_file_json(small))) {
-    fmt::print(stderr, "quire: cannot write {}\n", out);
-    return false;
-  }
+  if (!write_report(out, replay_file_json(small))) return false;
   fmt::print(
       "minimal schedule: {} of {} events still fail {}; written to {}\n  replay: quire chaos "
       "kek --replay {}\n",
@@ -171,9 +162,7 @@ int run_kek_command(const KekFlags& f) {
   fmt::print("{}", kek_report_text(r));
   fmt::print(stderr, "wall time {:.2f} s ({:.0f} simulated s per wall s)\n", r.wall_seconds,
              r.wall_seconds > 0 ? r.sim_seconds / r.wall_seconds : 0.0);
-  if (!f.log_path.empty() && !write_file(f.log_path, r.all_logs)) {
-    fmt::print(stderr, "quire: cannot write {}\n", f.log_path);
-  }
+  write_report(f.log_path, r.all_logs);
   if (!r.passed) {
     fmt::print("  replay: {}\n", f.replay_path.empty()
                                      ? replay_command(o, f)
@@ -183,83 +172,38 @@ int run_kek_command(const KekFlags& f) {
                tail);
     if (f.shrink && !shrink_and_write(o, r, f)) return kExitFailed;
   }
-  if (!f.json_path.empty() && !write_file(f.json_path, kek_report_json(r))) {
-    fmt::print(stderr, "quire: cannot write {}\n", f.json_path);
-    return kExitFailed;
-  }
+  if (!write_report(f.json_path, kek_report_json(r))) return kExitFailed;
   return r.passed ? kExitOk : kExitFailed;
 }
-
-struct FailoverFlags {
-  std::string fault = "crash";
-  uint64_t seed = 1;
-  std::string seeds;
-  std::string json_path;
-};
 
 // One seed: the report, the replay command and, on failure, the logs' tail.
 int run_failover_seed(const FailoverConfig& config, const std::string& json_path) {
   FailoverReport r = run_failover(config);
   fmt::print("{}", failover_report_text(config, r));
   if (!r.passed) {
-    fmt::print("  replay: quire chaos failover --case {} --seed {}\n",
-               failover_case_name(config.fault), config.seed);
-    const std::string tail = log_tail(r.failure_logs);
-    fmt::print(stderr, "---- node logs (last {} bytes) ----\n{}", tail.size(), tail);
+    print_replay(fmt::format("quire chaos failover --case {} --seed {}",
+                             failover_case_name(config.fault), config.seed),
+                 r.failure_logs);
   }
-  if (!json_path.empty()) {
-    std::ofstream out(json_path);
-    out << failover_report_json(config, r);
-    if (!out) {
-      fmt::print(stderr, "quire: cannot write {}\n", json_path);
-      return kExitFailed;
-    }
-  }
+  if (!write_report(json_path, failover_report_json(config, r))) return kExitFailed;
   return r.passed ? kExitOk : kExitFailed;
 }
 
-// A range of seeds: one line each, then the fault-to-first-write figures.
-int run_failover_seeds(FailoverConfig config, const SeedRange& range) {
-  std::vector<double> times;
-  uint64_t failed = 0;
-  for (uint64_t seed = range.first; seed <= range.last; ++seed) {
-    config.seed = seed;
-    FailoverReport r = run_failover(config);
-    const double t = std::chrono::duration<double, std::milli>(r.fault_to_first_write).count();
-    if (r.fault_to_first_write.count() >= 0) times.push_back(t);
-    if (!r.passed) failed++;
-    fmt::print("seed {}: {} fault_to_first_write={:.0f}ms failovers={} terms_max={}{}\n", seed,
-               r.passed ? "PASSED" : "FAILED", t, r.failovers, r.terms_max,
-               r.passed ? "" : " first_checker=" + r.first_checker);
-    if (seed == range.last) break;  // the range may end at UINT64_MAX
-  }
-  std::sort(times.begin(), times.end());
-  const double median = times.empty() ? 0 : times[times.size() / 2];
-  const double max = times.empty() ? 0 : times.back();
-  fmt::print(
-      "chaos failover --case {}: {} of {} seeds passed; fault to first write (simulated, lease "
-      "TTL {:.0f}ms): median {:.0f}ms, max {:.0f}ms over {} seeds\n",
-      failover_case_name(config.fault), range.count() - failed, range.count(),
-      std::chrono::duration<double, std::milli>(config.lease_ttl).count(), median, max,
-      times.size());
-  return failed == 0 ? kExitOk : kExitFailed;
-}
-
-int run_failover_command(const FailoverFlags& f) {
+int run_failover_command(const ChaosFlags& f) {
   FailoverConfig config;
-  if (!parse_failover_case(f.fault, &config.fault)) {
-    fmt::print(stderr,
-               "quire chaos failover: unknown case '{}' (valid: crash, partition, rotation)\n",
-               f.fault);
-    return kExitUsage;
-  }
+  const bool known = parse_failover_case(f.fault, &config.fault);
+  QUIRE_ASSERT(known);  // the parser checked --case
   if (!f.seeds.empty()) {
     Result<SeedRange> range = parse_seed_range(f.seeds);
     if (!range.is_ok()) {
       fmt::print(stderr, "quire chaos failover: {}\n", range.status().message());
       return kExitUsage;
     }
-    return run_failover_seeds(config, *range);
+    FailoverSeedsSummary sum =
+        run_failover_seeds(config, range->first, range->last,
+                           [](const std::string& line) { fmt::print("{}\n", line); });
+    fmt::print("{}\n", failover_seeds_summary_text(config, sum));
+    return sum.passed == sum.seeds ? kExitOk : kExitFailed;
   }
   config.seed = f.seed;
   return run_failover_seed(config, f.json_path);
@@ -312,18 +256,18 @@ void add_chaos_commands(CLI::App& app, Commands& commands) {
                         kf->duration_given = kek->count("--duration") > 0;
                         return run_kek_command(*kf);
                       }});
-  auto ff = std::make_shared<FailoverFlags>();
   CLI::App* failover = chaos->add_subcommand(
       "failover",
       "a forced primary fault under elected compute nodes: crash (with an acknowledged, "
       "unpublished tail), partition (from the coordinator), rotation (crash between T1 and T2)");
-  failover->add_option("--case", ff->fault, "crash, partition or rotation (default crash)");
-  failover->add_option("--seed", ff->seed, "simulation seed (a number)");
-  failover->add_option("--seeds", ff->seeds,
+  failover->add_option("--case", flags->fault, "crash, partition or rotation (default crash)")
+      ->check(CLI::IsMember({"crash", "partition", "rotation"}));
+  failover->add_option("--seed", flags->seed, "simulation seed (a number)");
+  failover->add_option("--seeds", flags->seeds,
                        "a range of seeds A..B: one line each, then the median and max time "
                        "from the fault to the new primary's first write");
-  failover->add_option("--json", ff->json_path, "also write the report as JSON to this file");
-  commands.push_back({failover, [ff] { return run_failover_command(*ff); }});
+  failover->add_option("--json", flags->json_path, "also write the report as JSON to this file");
+  commands.push_back({failover, [flags] { return run_failover_command(*flags); }});
   commands.push_back({chaos, [] {
                         fmt::print(stderr,
                                    "quire chaos: name a scenario (valid: race, kek, failover)\n");

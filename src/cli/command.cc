@@ -1,5 +1,7 @@
 #include "cli/command.h"
 
+#include <fstream>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -32,6 +34,15 @@ CLI::Validator nonempty_validator() {
   return CLI::Validator(
       [](std::string& value) -> std::string { return value.empty() ? "must not be empty" : ""; },
       "");
+}
+
+bool write_report(const std::string& path, const std::string& text) {
+  if (path.empty()) return true;
+  std::ofstream out(path);
+  out << text;
+  if (out) return true;
+  fmt::print(stderr, "quire: cannot write {}\n", path);
+  return false;
 }
 
 Result<std::unique_ptr<LogSink>> open_log_sink(const std::string& path) {

@@ -79,4 +79,8 @@ CLI::Validator nonempty_validator();
 // Where a process's log lines go: the file at `path` (appended), or stderr when empty.
 Result<std::unique_ptr<LogSink>> open_log_sink(const std::string& path);
 
+// Writes `text` to `path` (nothing when `path` is empty); false, with "quire: cannot write"
+// on stderr, when it could not.
+bool write_report(const std::string& path, const std::string& text);
+
 }  // namespace quire::cli

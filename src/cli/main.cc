@@ -5,14 +5,12 @@
 // their subcommands to it (command.h).
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 
 #include "cli/command.h"
 #include "sim/selftest.h"
@@ -21,6 +19,7 @@ namespace {
 
 using quire::cli::kExitFailed;
 using quire::cli::kExitUsage;
+using quire::cli::write_report;
 
 int run_sim_selftest(uint64_t seed, const std::string& json_path) {
   quire::SelftestOptions options;
@@ -29,59 +28,8 @@ int run_sim_selftest(uint64_t seed, const std::string& json_path) {
   quire::SelftestReport r = quire::run_selftest(options);
   double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-  const auto& m = r.mix;
-  fmt::print("quire sim selftest: seed {}\n", r.seed);
-  fmt::print(
-      "  fault mix: crashes={} partitions={} message_faults={} (drop={:.3f} dup={:.3f} reorder={}) "
-      "disk_faults={} (eio={:.3f}) clock_skew={} interval={}ms\n",
-      m.crashes, m.partitions, m.message_faults, m.drop, m.duplicate, m.reorder, m.disk_faults,
-      m.disk_eio, m.clock_skew, m.fault_interval_ms);
-  fmt::print("  simulated {:.1f} s in {:.2f} s wall ({:.0f}x), {} events\n", r.sim_seconds, wall,
-             wall > 0 ? r.sim_seconds / wall : 0.0, r.events);
-  fmt::print("  messages acked {}, delivered {}; durable appends {}; recoveries checked {}\n",
-             r.messages_acked, r.messages_delivered, r.appends_durable, r.recoveries_checked);
-  fmt::print(
-      "  faults: crashes {}, fail-stop restarts {}, partitions {}, clock skews {}, disk EIO {}, "
-      "messages sent {} dropped {} duplicated {}\n",
-      r.crashes, r.fail_stop_restarts, r.partitions, r.clock_skews, r.disk_eio_injected, r.net_sent,
-      r.net_dropped, r.net_duplicated);
-  for (const auto& v : r.violations) fmt::print("  VIOLATION: {}\n", v);
-  if (!r.passed) {
-    fmt::print("  replay: quire sim selftest --seed {}\n", r.seed);
-    fmt::print("---- node logs ----\n{}", r.failure_logs);
-  }
-  fmt::print("{} trace=0x{:016x}\n", r.passed ? "PASSED" : "FAILED", r.trace_hash);
-
-  if (!json_path.empty()) {
-    nlohmann::ordered_json j;
-    j["seed"] = r.seed;
-    j["trace_hash"] = fmt::format("0x{:016x}", r.trace_hash);
-    j["events"] = r.events;
-    j["sim_seconds"] = r.sim_seconds;
-    j["wall_seconds"] = wall;
-    j["passed"] = r.passed;
-    j["messages_acked"] = r.messages_acked;
-    j["messages_delivered"] = r.messages_delivered;
-    j["appends_durable"] = r.appends_durable;
-    j["recoveries_checked"] = r.recoveries_checked;
-    j["fault_mix"] = {{"crashes", m.crashes},
-                      {"partitions", m.partitions},
-                      {"message_faults", m.message_faults},
-                      {"drop", m.drop},
-                      {"duplicate", m.duplicate},
-                      {"reorder", m.reorder},
-                      {"disk_faults", m.disk_faults},
-                      {"disk_eio", m.disk_eio},
-                      {"clock_skew", m.clock_skew},
-                      {"fault_interval_ms", m.fault_interval_ms}};
-    j["violations"] = r.violations;
-    std::ofstream out(json_path);
-    out << j.dump(2) << "\n";
-    if (!out) {
-      fmt::print(stderr, "quire: cannot write {}\n", json_path);
-      return kExitFailed;
-    }
-  }
+  fmt::print("{}", quire::selftest_report_text(r, wall));
+  if (!write_report(json_path, quire::selftest_report_json(r, wall))) return kExitFailed;
   return r.passed ? 0 : kExitFailed;
 }
 

@@ -123,6 +123,11 @@ Task<Status> ReplicaNode::promote(Term term) {
     writer_ = std::make_unique<RecordWriter>(*client_, Lsn(0), Lsn(1));
     co_return co_await become_primary(nullptr);
   }
+  co_return co_await continue_database(*recovered);
+}
+
+Task<Status> ReplicaNode::continue_database(RecoveredLog recovered) {
+  const Term term = recovered.term;
   std::optional<DekRef> log_dek = engine_->keystore().newest_dek(kLogTable.value);
   if (!log_dek) {
     stats_.promotion_failures++;
@@ -132,12 +137,12 @@ Task<Status> ReplicaNode::promote(Term term) {
   }
   // The new primary's first record publishes the recovered end as committed: every standby,
   // this one included, applies the recovered tail.
-  writer_ = std::make_unique<RecordWriter>(*client_, recovered->end, recovered->next_lsn);
+  writer_ = std::make_unique<RecordWriter>(*client_, recovered.end, recovered.next_lsn);
   std::unique_ptr<Random> random = env_.random_stream("takeover");
   const Timestamp marker_ts = std::max(standby_->applied_ts(), Timestamp(1));
   const Deadline deadline = env_.executor().deadline_after(config_.takeover.recover_timeout);
-  auto marker = co_await write_commit_marker(*engine_, *writer_, *log_dek, marker_ts,
-                                             recovered->end, *random, deadline);
+  auto marker = co_await write_commit_marker(*engine_, *writer_, *log_dek, marker_ts, recovered.end,
+                                             *random, deadline);
   if (!marker.is_ok()) {
     writer_.reset();
     stats_.promotion_failures++;
@@ -145,23 +150,23 @@ Task<Status> ReplicaNode::promote(Term term) {
                     {{"term", term}, {"error", marker.status()}});
     co_return Status(marker.status()).at("promote:marker");
   }
-  while (!standby_->applied_through(recovered->end)) {
+  while (!standby_->applied_through(recovered.end)) {
     if (env_.executor().now() >= deadline) {
       writer_.reset();
       stats_.promotion_failures++;
       co_return Status(Code::kDeadlineExceeded, "the recovered tail was not applied in time")
-          .with("end", recovered->end.value)
+          .with("end", recovered.end.value)
           .with("applied_lsn", standby_->applied_lsn().value)
           .at("promote:apply");
     }
     Status slept = co_await env_.executor().sleep(kPromoteApplyPoll);
     if (!slept.is_ok()) co_return slept;
   }
-  const Primary::TakeOverPoint at{standby_->applied_ts(), standby_->applied_lsn(), recovered->end};
+  const Primary::TakeOverPoint at{standby_->applied_ts(), standby_->applied_lsn(), recovered.end};
   Status st = co_await become_primary(&at);
   if (st.is_ok()) {
     env_.log().info(kComponent, 43013, "promoted to primary",
-                    {{"term", term}, {"end", recovered->end}, {"marker", *marker}});
+                    {{"term", term}, {"end", recovered.end}, {"marker", *marker}});
   }
   co_return st;
 }

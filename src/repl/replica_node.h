@@ -104,6 +104,9 @@ class ReplicaNode : public NodeApp {
   // Elected mode: takes over while this node still leads with `won`'s epoch.
   Task<void> lead(Leadership won);
   void on_deposed(const Status& why);
+  // promote()'s second half, once the log's end is recovered: the commit marker, the wait
+  // until this node's engine applied the recovered tail, then the primary.
+  Task<Status> continue_database(RecoveredLog recovered);
   // Becomes the primary over the current engine and writer (take-over or bootstrap).
   Task<Status> become_primary(const Primary::TakeOverPoint* at);
   void retire_standby();

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <optional>
@@ -442,6 +443,35 @@ std::string failover_report_json(const FailoverConfig& c, const FailoverReport& 
 FailoverReport run_failover(const FailoverConfig& config) {
   FailoverSim sim(config);
   return sim.run();
+}
+
+FailoverSeedsSummary run_failover_seeds(FailoverConfig config, uint64_t first, uint64_t last,
+                                        const std::function<void(const std::string&)>& line) {
+  FailoverSeedsSummary sum;
+  for (uint64_t seed = first; seed <= last; ++seed) {
+    config.seed = seed;
+    FailoverReport r = run_failover(config);
+    sum.seeds++;
+    if (r.passed) sum.passed++;
+    if (r.fault_to_first_write.count() >= 0)
+      sum.fault_to_first_write_ms.push_back(ms(r.fault_to_first_write));
+    line(fmt::format("seed {}: {} fault_to_first_write={:.0f}ms failovers={} terms_max={}{}", seed,
+                     r.passed ? "PASSED" : "FAILED", ms(r.fault_to_first_write), r.failovers,
+                     r.terms_max, r.passed ? "" : " first_checker=" + r.first_checker));
+    if (seed == last) break;  // the range may end at UINT64_MAX
+  }
+  std::sort(sum.fault_to_first_write_ms.begin(), sum.fault_to_first_write_ms.end());
+  return sum;
+}
+
+std::string failover_seeds_summary_text(const FailoverConfig& config,
+                                        const FailoverSeedsSummary& s) {
+  const auto& t = s.fault_to_first_write_ms;
+  return fmt::format(
+      "chaos failover --case {}: {} of {} seeds passed; fault to first write (simulated, lease "
+      "TTL {:.0f}ms): median {:.0f}ms, max {:.0f}ms over {} seeds",
+      failover_case_name(config.fault), s.passed, s.seeds, ms(config.lease_ttl),
+      t.empty() ? 0 : t[t.size() / 2], t.empty() ? 0 : t.back(), t.size());
 }
 
 }  // namespace quire

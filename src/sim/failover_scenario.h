@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -69,5 +70,18 @@ std::string failover_report_text(const FailoverConfig& config, const FailoverRep
 std::string failover_report_json(const FailoverConfig& config, const FailoverReport& r);
 
 FailoverReport run_failover(const FailoverConfig& config);
+
+// Seeds first..last (both included) of `config`: one line per seed through `line`, and
+// the figures: the simulated time from the fault to the new primary's first write.
+struct FailoverSeedsSummary {
+  uint64_t seeds = 0;
+  uint64_t passed = 0;
+  std::vector<double> fault_to_first_write_ms;  // sorted; seeds without one are left out
+};
+FailoverSeedsSummary run_failover_seeds(FailoverConfig config, uint64_t first, uint64_t last,
+                                        const std::function<void(const std::string&)>& line);
+// "chaos failover --case C: P of N seeds passed; fault to first write ...: median, max".
+std::string failover_seeds_summary_text(const FailoverConfig& config,
+                                        const FailoverSeedsSummary& s);
 
 }  // namespace quire

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "base/coding.h"
 #include "base/crc32c.h"
@@ -660,6 +661,61 @@ SelftestReport run_selftest(const SelftestOptions& options) {
   const uint64_t delivered = check_final_state(world, model, acked_at_heal);
   fill_report(world, model, delivered, report);
   return report;
+}
+
+std::string selftest_report_text(const SelftestReport& r, double wall) {
+  const auto& m = r.mix;
+  std::string out = fmt::format("quire sim selftest: seed {}\n", r.seed);
+  out += fmt::format(
+      "  fault mix: crashes={} partitions={} message_faults={} (drop={:.3f} dup={:.3f} reorder={}) "
+      "disk_faults={} (eio={:.3f}) clock_skew={} interval={}ms\n",
+      m.crashes, m.partitions, m.message_faults, m.drop, m.duplicate, m.reorder, m.disk_faults,
+      m.disk_eio, m.clock_skew, m.fault_interval_ms);
+  out += fmt::format("  simulated {:.1f} s in {:.2f} s wall ({:.0f}x), {} events\n", r.sim_seconds,
+                     wall, wall > 0 ? r.sim_seconds / wall : 0.0, r.events);
+  out +=
+      fmt::format("  messages acked {}, delivered {}; durable appends {}; recoveries checked {}\n",
+                  r.messages_acked, r.messages_delivered, r.appends_durable, r.recoveries_checked);
+  out += fmt::format(
+      "  faults: crashes {}, fail-stop restarts {}, partitions {}, clock skews {}, disk EIO {}, "
+      "messages sent {} dropped {} duplicated {}\n",
+      r.crashes, r.fail_stop_restarts, r.partitions, r.clock_skews, r.disk_eio_injected, r.net_sent,
+      r.net_dropped, r.net_duplicated);
+  for (const auto& v : r.violations) out += fmt::format("  VIOLATION: {}\n", v);
+  if (!r.passed) {
+    out += fmt::format("  replay: quire sim selftest --seed {}\n", r.seed);
+    out += fmt::format("---- node logs ----\n{}", r.failure_logs);
+  }
+  out += fmt::format("{} trace=0x{:016x}\n", r.passed ? "PASSED" : "FAILED", r.trace_hash);
+
+  return out;
+}
+
+std::string selftest_report_json(const SelftestReport& r, double wall) {
+  const auto& m = r.mix;
+  nlohmann::ordered_json j;
+  j["seed"] = r.seed;
+  j["trace_hash"] = fmt::format("0x{:016x}", r.trace_hash);
+  j["events"] = r.events;
+  j["sim_seconds"] = r.sim_seconds;
+  j["wall_seconds"] = wall;
+  j["passed"] = r.passed;
+  j["messages_acked"] = r.messages_acked;
+  j["messages_delivered"] = r.messages_delivered;
+  j["appends_durable"] = r.appends_durable;
+  j["recoveries_checked"] = r.recoveries_checked;
+  j["fault_mix"] = {{"crashes", m.crashes},
+                    {"partitions", m.partitions},
+                    {"message_faults", m.message_faults},
+                    {"drop", m.drop},
+                    {"duplicate", m.duplicate},
+                    {"reorder", m.reorder},
+                    {"disk_faults", m.disk_faults},
+                    {"disk_eio", m.disk_eio},
+                    {"clock_skew", m.clock_skew},
+                    {"fault_interval_ms", m.fault_interval_ms}};
+  j["violations"] = r.violations;
+  return j.dump(2) + "\n";
 }
 
 }  // namespace quire

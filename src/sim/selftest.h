@@ -70,4 +70,9 @@ struct SelftestReport {
 
 SelftestReport run_selftest(const SelftestOptions& options);
 
+// The report as `quire sim selftest` prints it (ending with "PASSED trace=0x..." or
+// "FAILED ..."), and as JSON; `wall` is the run's wall-clock seconds.
+std::string selftest_report_text(const SelftestReport& r, double wall);
+std::string selftest_report_json(const SelftestReport& r, double wall);
+
 }  // namespace quire
