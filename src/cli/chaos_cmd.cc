@@ -257,11 +257,10 @@ void add_chaos_commands(CLI::App& app, Commands& commands) {
                         return run_kek_command(*kf);
                       }});
   CLI::App* failover = chaos->add_subcommand(
-      "failover",
-      "a forced primary fault under elected compute nodes: crash (with an acknowledged, "
-      "unpublished tail), partition (from the coordinator), rotation (crash between T1 and T2)");
-  failover->add_option("--case", flags->fault, "crash, partition or rotation (default crash)")
-      ->check(CLI::IsMember({"crash", "partition", "rotation"}));
+      "failover", "one forced primary fault under elected compute nodes (docs/replication.md)");
+  failover
+      ->add_option("--case", flags->fault, "crash, partition, rotation or pause (default crash)")
+      ->check(CLI::IsMember({"crash", "partition", "rotation", "pause"}));
   failover->add_option("--seed", flags->seed, "simulation seed (a number)");
   failover->add_option("--seeds", flags->seeds,
                        "a range of seeds A..B: one line each, then the median and max time "

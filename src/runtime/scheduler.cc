@@ -228,8 +228,24 @@ bool Scheduler::run_next() {
   Event e;
   if (!pop(&e)) return false;
   if (e.time > now_.ns) now_ = MonoTime{e.time};
+  if (!paused_.empty()) {
+    auto it = paused_.find(slots_[e.slot].node);
+    if (it != paused_.end() && it->second > e.time) {
+      // The node is stopped: the event waits for the end of the pause, after the ones that
+      // came due before it (pop order is their order).
+      e.time = it->second;
+      e.seq = ++seq_;
+      timers_.push(e);
+      return true;
+    }
+  }
   dispatch(e);
   return true;
+}
+
+void Scheduler::pause_node(NodeId node, MonoTime until) {
+  QUIRE_ASSERT(node != kWorldNode);
+  paused_[node] = until.ns;
 }
 
 size_t Scheduler::run_due() {
@@ -301,6 +317,7 @@ void Scheduler::destroy_node(NodeId node) {
   QUIRE_ASSERT(!destroying_active_);
   destroying_ = node;
   destroying_active_ = true;
+  paused_.erase(node);
   // First every slot of the node, so nothing can resume into a frame being destroyed.
   for (uint32_t i = 0; i < slots_.size(); ++i) {
     if (slots_[i].kind != SlotKind::kFree && slots_[i].node == node) free_slot(i);

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <queue>
@@ -88,6 +89,10 @@ class Scheduler {
   // a crash. Tasks joining a destroyed task are woken with OK.
   void destroy_node(NodeId node);
   size_t live_tasks(NodeId node) const;
+  // Nothing of `node` runs before `until` (a SIGSTOP): its events that come due meanwhile
+  // wait, in their order, and run from `until` on; its clock (the world's) moves on. A
+  // later call replaces the end; destroy_node ends the pause.
+  void pause_node(NodeId node, MonoTime until);
   size_t live_tasks() const { return live_tasks_; }
   // The task being run right now, or null inside a callback.
   const TaskRecord* current_task() const { return current_; }
@@ -168,7 +173,8 @@ class Scheduler {
   std::vector<std::unique_ptr<TaskRecord>> records_;
   std::vector<uint32_t> free_records_;
   std::priority_queue<Event, std::vector<Event>, Later> timers_;
-  std::deque<Event> ready_;  // events due now, already in (time, seq) order
+  std::deque<Event> ready_;           // events due now, already in (time, seq) order
+  std::map<NodeId, int64_t> paused_;  // node -> end of its pause (ns)
 };
 
 // A wait on the scheduler: parks the awaiting task, registers the slot with whatever will

@@ -25,12 +25,15 @@ std::string_view failover_case_name(FailoverCase c) {
       return "partition";
     case FailoverCase::kRotation:
       return "rotation";
+    case FailoverCase::kPause:
+      return "pause";
   }
   return "unknown";
 }
 
 bool parse_failover_case(std::string_view name, FailoverCase* out) {
-  for (FailoverCase c : {FailoverCase::kCrash, FailoverCase::kPartition, FailoverCase::kRotation}) {
+  for (FailoverCase c : {FailoverCase::kCrash, FailoverCase::kPartition, FailoverCase::kRotation,
+                         FailoverCase::kPause}) {
     if (failover_case_name(c) == name) {
       *out = c;
       return true;
@@ -43,6 +46,8 @@ namespace {
 
 constexpr TableId kTable{16};
 constexpr const char* kCoordAddress = "coord:2379";
+// How long past its lease TTL the pause case stops the primary.
+constexpr Nanos kPauseBeyondLease = std::chrono::milliseconds(1500);
 
 // One client operation as the client saw it.
 struct Ack {
@@ -229,6 +234,11 @@ class FailoverSim {
         fault_at_ = world_.now();
         world_.network().partition(victim, coord_);
         break;
+      case FailoverCase::kPause:
+        // Its client's write is in flight: the answers wait for the node to run again.
+        fault_at_ = world_.now();
+        world_.pause(victim, config_.lease_ttl + kPauseBeyondLease);
+        break;
       case FailoverCase::kRotation: {
         // Crash between T1 and T2: the new KEK exists only in the victim's memory.
         ReplicaNode* n = node(victim);
@@ -251,6 +261,8 @@ class FailoverSim {
   void heal(NodeId victim) {
     if (config_.fault == FailoverCase::kPartition) {
       world_.network().heal(victim, coord_);
+    } else if (config_.fault == FailoverCase::kPause) {
+      // It resumed on its own (after_fault is longer than the pause).
     } else {
       start_node(victim);
     }

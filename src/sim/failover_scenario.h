@@ -10,7 +10,10 @@
 //              servers): it must stop acknowledging before its lease can have expired,
 //              and a standby takes over; then the partition heals;
 //   rotation   the primary is killed between T1 and T2 of a KEK rotation (the new KEK in
-//              its memory only); the new primary rotates again.
+//              its memory only); the new primary rotates again;
+//   pause      the primary is stopped (as SIGSTOP) with a write in flight for the lease TTL
+//              plus 1.5 s, then resumes: a standby took over meanwhile, and the resumed
+//              node must acknowledge nothing (its lease ran out), step down and follow.
 //
 // Checks (the names of `quire chaos kek`'s where they apply):
 //   lost_write   every acknowledged value is on the final primary and on every standby;
@@ -33,9 +36,9 @@
 
 namespace quire {
 
-enum class FailoverCase : uint8_t { kCrash = 1, kPartition = 2, kRotation = 3 };
+enum class FailoverCase : uint8_t { kCrash = 1, kPartition = 2, kRotation = 3, kPause = 4 };
 std::string_view failover_case_name(FailoverCase c);
-// "crash", "partition", "rotation"; false for anything else.
+// "crash", "partition", "rotation", "pause"; false for anything else.
 bool parse_failover_case(std::string_view name, FailoverCase* out);
 
 struct FailoverConfig {

@@ -47,6 +47,12 @@ TEST(FailoverScenario, CrashBetweenT1AndT2OfARotation) {
   EXPECT_GE(r.failovers, 1u);
 }
 
+TEST(FailoverScenario, APrimaryPausedPastItsLeaseAcknowledgesNothingAfterwards) {
+  FailoverReport r = run_case(FailoverCase::kPause, 4);
+  EXPECT_TRUE(r.passed) << why(r);
+  EXPECT_GE(r.failovers, 1u);
+}
+
 TEST(FailoverScenario, SameSeedSameTrace) {
   FailoverReport a = run_case(FailoverCase::kCrash, 7);
   FailoverReport b = run_case(FailoverCase::kCrash, 7);
@@ -74,6 +80,16 @@ TEST(FailoverMutations, WithoutTheLeaseGateFencingStillKeepsOnePrimary) {
   bugs.ignore_primary_lease = true;
   FailoverReport r = run_planted(FailoverCase::kPartition, 2, bugs);
   EXPECT_TRUE(r.passed) << why(r);
+}
+
+// Paused with a write in flight, a primary that ignores its lease acknowledges that write
+// when it resumes, after the new primary fenced the page servers: split_brain.
+TEST(FailoverMutations, APausedPrimaryIgnoringItsLeaseIsCaught) {
+  PlantedBugs bugs;
+  bugs.ignore_primary_lease = true;
+  FailoverReport r = run_planted(FailoverCase::kPause, 4, bugs);
+  EXPECT_FALSE(r.passed);
+  EXPECT_EQ(r.first_checker, "split_brain") << why(r);
 }
 
 TEST(FailoverMutations, ATakeOverThatAbandonsCommittedRecordsIsRefused) {

@@ -131,6 +131,10 @@ void SimWorld::start(NodeId node) {
   s.app->start();
 }
 
+void SimWorld::pause(NodeId node, Nanos d) {
+  scheduler_.pause_node(node, now() + d);
+}
+
 void SimWorld::crash(NodeId node, UnsyncedOnCrash mode) {
   NodeSlot& s = slot(node);
   if (!s.app) return;

@@ -58,6 +58,9 @@ class SimWorld {
   void start(NodeId node);
   // Crashes a running node (no-op when down).
   void crash(NodeId node, UnsyncedOnCrash mode);
+  // Stops `node` for `d` (as SIGSTOP, then SIGCONT): none of its tasks or callbacks run
+  // meanwhile, messages to it wait, and its clock moves on (Scheduler::pause_node).
+  void pause(NodeId node, Nanos d);
   bool is_up(NodeId node) const;
   uint32_t incarnation(NodeId node) const;
   uint32_t restarts_requested(NodeId node) const;
