@@ -181,13 +181,15 @@ Task<Status> ReplicaNode::become_primary(const Primary::TakeOverPoint* at) {
   if (elector_ && !config_.primary.planted_bugs.ignore_primary_lease) {
     primary_->may_acknowledge = [this] { return elector_->may_lead(env_.executor().now()); };
   }
-  primary_->on_ended = [this](const Status& why) {
-    // Never from inside the primary's own call: the step-down retires it.
+  Primary* const self = primary_.get();
+  primary_->on_ended = [this, self](const Status& why) {
+    // Never from inside the primary's own call: the step-down retires it. Only this
+    // primary's: by the time the task runs the node may be primary again.
     Status copy = why;
-    env_.executor().spawn("step-down", [](ReplicaNode* n, Status w) -> Task<void> {
-      n->step_down(w);
+    env_.executor().spawn("step-down", [](ReplicaNode* n, Primary* p, Status w) -> Task<void> {
+      if (n->primary_.get() == p) n->step_down(w);
       co_return;
-    }(this, std::move(copy)));
+    }(this, self, std::move(copy)));
   };
   // (Two co_awaits in one conditional expression miscompile with g++ 12.)
   if (point) {
