@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <tuple>
 
 #include "repl/log_entry.h"
@@ -31,22 +32,35 @@ std::vector<Record> follow_chain(Lsn from, const std::vector<Record>& seen) {
   return chain;
 }
 
+bool proves_behind(Lsn from, Lsn end, Lsn complete, const std::vector<std::pair<Lsn, Lsn>>& links,
+                   const std::set<Lsn>& chain) {
+  if (complete <= end) return false;
+  for (const auto& [lsn, prev] : links) {
+    const bool names_chain = prev == from || chain.contains(prev);
+    if (names_chain && !chain.contains(lsn)) return false;  // a fork: a superseded branch
+  }
+  return true;
+}
+
 namespace {
 
-// Every record after `from` on the fenced servers, each read to its last LSN.
+// Every record after `from` on the fenced servers, each read to its last LSN; `links`
+// gets each server's (lsn, prev_lsn) pairs, in the order of `fenced`.
 Task<Result<std::vector<Record>>> read_tails(
     Env& env, ReplicationClient& client, Lsn from,
     const std::vector<ReplicationClient::FencedServer>& fenced, const TakeOverOptions& options,
-    Deadline deadline) {
+    Deadline deadline, std::vector<std::vector<std::pair<Lsn, Lsn>>>* links) {
   std::vector<Record> seen;
   size_t bytes = 0;
   for (const auto& f : fenced) {
+    links->emplace_back();
     Lsn after = from;
     while (after < f.status.last_lsn) {
       auto chunk = co_await client.scan_server(f.index, after, options.scan_bytes_max, deadline);
       if (!chunk.is_ok()) co_return Status(chunk.status()).at("takeover:read_tail");
       if (chunk->through <= after) break;  // nothing more (a server that lost records since)
       for (auto& r : chunk->records) {
+        links->back().emplace_back(r.lsn, r.prev_lsn);
         bytes += r.payload.size();
         seen.push_back(std::move(r));
       }
@@ -97,37 +111,36 @@ Task<Result<RecoveredLog>> recover_log(Env& env, ReplicationClient& client, Lsn 
                  {{"term", out.term}, {"servers", out.servers_fenced}});
 
   const Deadline deadline = env.executor().deadline_after(options.recover_timeout);
-  auto seen = co_await read_tails(env, client, from, *fenced, options, deadline);
+  std::vector<std::vector<std::pair<Lsn, Lsn>>> links;
+  auto seen = co_await read_tails(env, client, from, *fenced, options, deadline, &links);
   if (!seen.is_ok()) co_return seen.status();
   std::vector<Record> chain = follow_chain(from, *seen);
   const bool planted_drop = options.planted_bugs.takeover_from_checkpoint;
   if (planted_drop) chain.clear();  // the planted bug: keep none of the tail
   out.end = chain.empty() ? from : chain.back().lsn;
 
+  std::set<Lsn> on_chain;
+  for (const auto& r : chain) on_chain.insert(r.lsn);
   Lsn highest = out.end;
-  Lsn complete_max;
-  for (const auto& f : *fenced) {
-    highest = std::max(highest, f.status.last_lsn);
-    complete_max = std::max(complete_max, f.status.durable_lsn);
-  }
-  for (const auto& r : *seen) highest = std::max(highest, r.lsn);
-  if (complete_max > out.end && !planted_drop) {
-    // A server holds the whole chain beyond what this node could follow: `from` lies below
-    // what the servers still keep, or a link is missing from every server's reply.
-    co_return Status(Code::kUnavailable, "this node is behind the log: catch up, then take over")
-        .with("from", from.value)
-        .with("recovered_end", out.end.value)
-        .with("server_complete_lsn", complete_max.value);
-  }
-  // Everything seen but not on the chain, counted once per LSN.
-  std::map<Lsn, bool> on_chain;
-  for (const auto& r : chain) on_chain[r.lsn] = true;
-  for (const auto& r : *seen) {
-    if (!on_chain.contains(r.lsn)) {
-      on_chain[r.lsn] = false;
-      out.records_off_chain++;
+  for (size_t i = 0; i < fenced->size(); ++i) {
+    const PageServerStatus& st = (*fenced)[i].status;
+    highest = std::max(highest, st.last_lsn);
+    if (!planted_drop && proves_behind(from, out.end, st.durable_lsn, links[i], on_chain)) {
+      // A server holds the whole chain beyond what this node could follow: `from` lies
+      // below what the servers still keep, or a link is missing from every server's reply.
+      co_return Status(Code::kUnavailable, "this node is behind the log: catch up, then take over")
+          .with("from", from.value)
+          .with("recovered_end", out.end.value)
+          .with("server_complete_lsn", st.durable_lsn.value);
     }
   }
+  // Everything seen but not on the chain, counted once per LSN.
+  std::set<Lsn> off_chain;
+  for (const auto& r : *seen) {
+    highest = std::max(highest, r.lsn);
+    if (!on_chain.contains(r.lsn)) off_chain.insert(r.lsn);
+  }
+  out.records_off_chain = off_chain.size();
   out.records_rewritten = chain.size();
   out.next_lsn = highest.next();
   Status st = co_await rewrite_chain(client, std::move(chain), options, deadline);

@@ -29,6 +29,8 @@
 #pragma once
 
 #include <cstdint>
+#include <set>
+#include <utility>
 #include <vector>
 
 #include "engine/engine.h"
@@ -67,12 +69,20 @@ struct RecoveredLog {
 // whose prev_lsn is the current record. Ascending LSN.
 std::vector<Record> follow_chain(Lsn from, const std::vector<Record>& seen);
 
+// Whether one fenced server proves the node behind: its chain is complete up to `complete`,
+// beyond the recovered `end`, and none of its records after `from` (`links`: lsn and
+// prev_lsn) forks off `chain` (the LSNs the recovered chain took) by naming `from` or a
+// chain record as predecessor without being on the chain. A server whose complete prefix
+// forks holds an older term's branch that a newer term superseded: it proves nothing.
+bool proves_behind(Lsn from, Lsn end, Lsn complete, const std::vector<std::pair<Lsn, Lsn>>& links,
+                   const std::set<Lsn>& chain);
+
 // Steps 1 to 3 with `client`, whose term the caller already raised to E (set_term).
 // Fenced when a server holds a newer term; Unavailable / DeadlineExceeded when too few
 // servers answered or the re-write did not reach W in time; Busy when the tail is over
-// tail_bytes_max; Unavailable ("behind") when a fenced server's chain is complete beyond
-// the recovered end (the node's `from` is below what a server already collected, or a
-// link is missing): the node must catch up before it can take over.
+// tail_bytes_max; Unavailable ("behind") when a fenced server proves the node behind
+// (proves_behind: the node's `from` is below what a server already collected, or a link
+// is missing): the node must catch up before it can take over.
 Task<Result<RecoveredLog>> recover_log(Env& env, ReplicationClient& client, Lsn from,
                                        const TakeOverOptions& options);
 

@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,30 @@ TEST(FollowChain, ANewerTermWinsOverHigherLsns) {
 TEST(FollowChain, IgnoresRecordsAtOrBelowTheStartAndBrokenLinks) {
   std::vector<Record> seen{rec(5, 4, 1), rec(10, 9, 1), rec(11, 11, 1), rec(12, 10, 1)};
   EXPECT_EQ(lsns(follow_chain(Lsn(10), seen)), (std::vector<uint64_t>{12}));
+}
+
+TEST(ProvesBehind, AServerWhoseChainGoesFurtherOnTheSameBranch) {
+  // The node followed 11..12 from 10; a server is complete to 14 on the same branch (its 13
+  // and 14 were not returned, e.g. below another server's retention).
+  std::set<Lsn> chain{Lsn(11), Lsn(12)};
+  std::vector<std::pair<Lsn, Lsn>> links{{Lsn(11), Lsn(10)}, {Lsn(12), Lsn(11)}};
+  EXPECT_TRUE(proves_behind(Lsn(10), Lsn(12), Lsn(14), links, chain));
+  EXPECT_FALSE(proves_behind(Lsn(10), Lsn(12), Lsn(12), links, chain));  // not beyond the end
+}
+
+TEST(ProvesBehind, ANodeBelowTheServersRetention) {
+  // Nothing follows 5 anywhere: the server's records start after its retention point 20.
+  std::vector<std::pair<Lsn, Lsn>> links{{Lsn(21), Lsn(20)}, {Lsn(22), Lsn(21)}};
+  EXPECT_TRUE(proves_behind(Lsn(5), Lsn(5), Lsn(22), links, {}));
+}
+
+TEST(ProvesBehind, AServerHoldingASupersededBranchProvesNothing) {
+  // The chain took term 3's 15 after 14; the server is complete to 20 on term 2's branch
+  // (its 16 names 14 too), which term 3 superseded.
+  std::set<Lsn> chain{Lsn(14), Lsn(15)};
+  std::vector<std::pair<Lsn, Lsn>> links{
+      {Lsn(14), Lsn(13)}, {Lsn(16), Lsn(14)}, {Lsn(17), Lsn(16)}};
+  EXPECT_FALSE(proves_behind(Lsn(13), Lsn(15), Lsn(20), links, chain));
 }
 
 // ---- A promotion in the simulated replica set --------------------------------------------
