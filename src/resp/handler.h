@@ -1,0 +1,81 @@
+// The seam between the RESP server (the wire: bytes, framing, bounds, connections;
+// resp/server.h) and the commands (what each one does against the node; resp/commands.h).
+// The server parses a command, hands it to a CommandHandler with the connection's state,
+// and sends the one reply the handler wrote, in order, commands of one connection one at
+// a time (Redis's order: a reply follows its command's effects).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/ids.h"
+#include "runtime/task.h"
+#include "runtime/time.h"
+
+namespace quire::resp {
+
+// Builds RESP2 replies (https://redis.io/docs/reference/protocol-spec/) into a buffer.
+class ReplyWriter {
+ public:
+  // "+s\r\n". A CR or LF inside `s` is written as a space (a simple string cannot hold them).
+  void simple(std::string_view s);
+  // "-s\r\n": `s` starts with the error code ("ERR ...", "READONLY ...", "LOADING ...");
+  // CR and LF are written as spaces.
+  void error(std::string_view s);
+  void integer(int64_t v);
+  void bulk(std::string_view s);
+  void null_bulk();      // "$-1\r\n": a missing value
+  void array(size_t n);  // "*n\r\n", then the caller writes n replies
+  void null_array();     // "*-1\r\n"
+  // Shorthands: "+OK", "-ERR <message>".
+  void ok() { simple("OK"); }
+  void err(std::string_view message);
+
+  std::string& buffer() { return out_; }
+  const std::string& buffer() const { return out_; }
+  size_t size() const { return out_.size(); }
+  void clear() { out_.clear(); }
+
+ private:
+  void line(char type, std::string_view s);
+  std::string out_;
+};
+
+// One client connection's state, owned by the server; commands read and change it.
+struct ClientState {
+  uint64_t id = 0;                 // CLIENT ID: unique per server, from 1
+  std::string address;             // the peer, "host:port"
+  std::string name;                // CLIENT SETNAME
+  uint32_t db = 0;                 // SELECT: database n is a Quire table (0..15)
+  bool authenticated = false;      // set by AUTH; the server refuses commands until then when a
+                                   // password is configured (commands.h decides which are allowed)
+  bool close_after_reply = false;  // QUIT: the server sends the reply, then closes
+  Timestamp last_write;            // the commit timestamp of this connection's last write (WAIT)
+  MonoTime connected_at;
+  MonoTime last_command_at;
+  uint64_t commands = 0;
+};
+
+// What the server tells the commands about itself (INFO clients, stats).
+struct ServerStats {
+  uint64_t connected_clients = 0;
+  uint64_t total_connections = 0;     // accepted since start
+  uint64_t rejected_connections = 0;  // refused at max clients
+  uint64_t total_commands = 0;
+  uint64_t protocol_errors = 0;
+  uint64_t output_limit_disconnects = 0;  // clients dropped for not reading their replies
+};
+
+class CommandHandler {
+ public:
+  virtual ~CommandHandler() = default;
+  // Executes one command: args[0] is its name as sent (any case), args[1..] its arguments,
+  // binary-safe. Appends exactly one reply (possibly an array) to `out`; every failure is
+  // an error reply, never an exception.
+  virtual Task<void> execute(std::vector<std::string> args, ClientState& client,
+                             ReplyWriter& out) = 0;
+};
+
+}  // namespace quire::resp
