@@ -70,7 +70,9 @@ Task<void> Elector::run() {
                      {"lease", static_cast<uint64_t>(won->lease)}});
     if (on_elected_) on_elected_(*won);
     Status why = co_await hold();
-    if (why.code() == Code::kCancelled) co_return;
+    // Only the task's own cancel ends the loop; a resignation deposes whatever the code of
+    // its reason (resign() turns OK into Cancelled).
+    if (why.code() == Code::kCancelled && lease_->lost.is_ok()) co_return;
     depose(why);
     if (!(co_await env_.executor().sleep(options_.retry_pause)).is_ok()) co_return;
   }

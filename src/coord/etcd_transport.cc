@@ -1,0 +1,459 @@
+#include "coord/etcd_transport.h"
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <string_view>
+#include <thread>
+#include <utility>
+
+#include <curl/curl.h>
+#include <fmt/format.h>
+#include <asio.hpp>
+
+#include "runtime/scheduler.h"
+
+namespace quire {
+
+namespace {
+
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+constexpr std::string_view kHttpScheme = "http://";
+
+std::once_flag curl_initialized;
+
+// curl_global_init is not thread-safe against itself; every transport calls it once here.
+void init_curl_once() {
+  std::call_once(curl_initialized, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+long millis_at_least_one(Nanos d) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  return static_cast<long>(std::max<int64_t>(ms, 1));
+}
+
+// Failures where no byte of the request reached a server: the next endpoint may answer.
+bool connect_failed(CURLcode code) {
+  return code == CURLE_COULDNT_CONNECT || code == CURLE_COULDNT_RESOLVE_HOST ||
+         code == CURLE_COULDNT_RESOLVE_PROXY;
+}
+
+}  // namespace
+
+Status validate_etcd_options(const EtcdOptions& options) {
+  if (options.endpoints.empty()) return invalid_argument("etcd: no endpoint");
+  for (const std::string& e : options.endpoints) {
+    if (!e.starts_with(kHttpScheme) || e.size() == kHttpScheme.size() ||
+        e.find_first_of(" /?#", kHttpScheme.size()) != std::string::npos) {
+      return invalid_argument(fmt::format(
+          "etcd endpoint '{}' is not http://host:port (https is not supported yet)", e));
+    }
+  }
+  if (!options.tls_ca_file.empty() || !options.tls_cert_file.empty() ||
+      !options.tls_key_file.empty()) {
+    return invalid_argument("etcd: TLS is not supported yet");
+  }
+  if (options.requests_in_flight_max == 0 || options.response_bytes_max == 0 ||
+      options.connect_timeout <= Nanos(0) || options.withdraw_timeout <= Nanos(0)) {
+    return invalid_argument("etcd: bounds and timeouts must be positive");
+  }
+  return Status();
+}
+
+// One request. Fields are owned by one side at a time: the submitter fills the request
+// before it enters the inbox (the inbox mutex orders that), the worker owns the transfer,
+// and the outcome is written by the worker before the completion is posted to the loop
+// (the io_context's queue orders that).
+struct EtcdTransport::Call {
+  // The request, fixed at submission.
+  std::string path;
+  std::string body;
+  bool has_deadline = false;
+  SteadyTime deadline_at;
+  LineFilter until;
+  bool detached = false;
+
+  // The worker's.
+  CURL* easy = nullptr;
+  curl_slist* headers = nullptr;
+  std::string url;
+  std::string received;  // the body, or the line the filter accepted
+  std::string line;      // a stream's line being assembled
+  bool line_accepted = false;
+  bool too_large = false;
+  size_t endpoint = 0;
+  size_t endpoints_tried = 0;
+  size_t bytes_max = 0;
+  char error[CURL_ERROR_SIZE] = {};
+
+  // Written by the worker, read by the loop after the completion runs.
+  Result<GatewayReply> outcome = unavailable("etcd request not finished");
+
+  // The loop's.
+  SlotRef waiter;
+  bool done = false;
+
+  // Any thread: the awaiting task gave up; the worker drops the transfer.
+  std::atomic<bool> abandoned{false};
+};
+
+struct EtcdTransportShared {
+  using Call = EtcdTransport::Call;
+  using LineFilter = EtcdTransport::LineFilter;
+
+  EtcdTransportShared(RealLoop& loop, EtcdOptions options_in)
+      : io(loop.io()), scheduler(loop.scheduler()), options(std::move(options_in)) {
+    init_curl_once();
+    multi = curl_multi_init();
+  }
+  ~EtcdTransportShared() {
+    if (multi) curl_multi_cleanup(multi);
+  }
+
+  // Any thread.
+  void wake_worker() {
+    if (multi) curl_multi_wakeup(multi);
+  }
+  void abandon(const std::shared_ptr<Call>& call) {
+    call->abandoned = true;
+    {
+      std::lock_guard lock(mu);
+      if (stopping) return;
+      to_cancel.push_back(call);
+    }
+    wake_worker();
+  }
+
+  // Worker thread.
+  void run();
+  void begin(const std::shared_ptr<Call>& call);
+  void start_attempt(const std::shared_ptr<Call>& call);
+  void stop_transfer(Call& call);
+  void drop(const std::shared_ptr<Call>& call);
+  void on_done(CURL* easy, CURLcode code);
+  void finish(const std::shared_ptr<Call>& call, Result<GatewayReply> outcome);
+  void release(const Call& call);
+
+  asio::io_context& io;
+  Scheduler& scheduler;
+  const EtcdOptions options;
+  CURLM* multi = nullptr;
+
+  std::mutex mu;  // guards the fields down to preferred
+  std::vector<std::shared_ptr<Call>> to_start;
+  std::vector<std::shared_ptr<Call>> to_cancel;
+  bool stopping = false;
+  size_t in_flight = 0;
+  size_t detached_in_flight = 0;
+
+  std::atomic<size_t> preferred{0};
+  std::map<CURL*, std::shared_ptr<Call>> active;  // the worker's
+};
+
+namespace {
+
+// libcurl's write callback: appends to the body within its bound or, for a stream, offers
+// each complete line to the filter. Returning less than `n` aborts the transfer.
+size_t on_body_bytes(char* data, size_t size, size_t count, void* user) {
+  auto* call = static_cast<EtcdTransport::Call*>(user);
+  const size_t n = size * count;
+  if (call->abandoned) return 0;
+  if (!call->until) {
+    if (call->received.size() + n > call->bytes_max) {
+      call->too_large = true;
+      return 0;
+    }
+    call->received.append(data, n);
+    return n;
+  }
+  std::string_view rest(data, n);
+  while (!rest.empty()) {
+    const size_t nl = rest.find('\n');
+    const std::string_view piece = rest.substr(0, nl);
+    if (call->line.size() + piece.size() > call->bytes_max) {
+      call->too_large = true;
+      return 0;
+    }
+    call->line.append(piece);
+    if (nl == std::string_view::npos) break;
+    rest.remove_prefix(nl + 1);
+    if (call->until(call->line)) {
+      call->received = std::move(call->line);
+      call->line_accepted = true;
+      return 0;  // the wait is over: end the transfer
+    }
+    call->line.clear();
+  }
+  return n;
+}
+
+}  // namespace
+
+void EtcdTransportShared::run() {
+  while (true) {
+    std::vector<std::shared_ptr<Call>> starting;
+    std::vector<std::shared_ptr<Call>> cancelling;
+    {
+      std::lock_guard lock(mu);
+      if (stopping) break;
+      starting.swap(to_start);
+      cancelling.swap(to_cancel);
+    }
+    // Cancels first, so a withdrawal queued after its campaign's cancel never overtakes it.
+    for (const std::shared_ptr<Call>& call : cancelling) {
+      if (call->easy != nullptr) drop(call);
+    }
+    for (const std::shared_ptr<Call>& call : starting) {
+      if (call->abandoned) {
+        release(*call);
+      } else {
+        begin(call);
+      }
+    }
+    int running = 0;
+    curl_multi_perform(multi, &running);
+    int queued = 0;
+    while (CURLMsg* msg = curl_multi_info_read(multi, &queued)) {
+      if (msg->msg == CURLMSG_DONE) on_done(msg->easy_handle, msg->data.result);
+    }
+    curl_multi_poll(multi, nullptr, 0,
+                    static_cast<int>(millis_at_least_one(EtcdTransport::kWorkerPollMax)), nullptr);
+  }
+  for (auto& [easy, call] : active) stop_transfer(*call);
+  active.clear();
+}
+
+void EtcdTransportShared::begin(const std::shared_ptr<Call>& call) {
+  call->endpoint = preferred.load() % options.endpoints.size();
+  call->endpoints_tried = 0;
+  call->bytes_max = options.response_bytes_max;
+  start_attempt(call);
+}
+
+void EtcdTransportShared::start_attempt(const std::shared_ptr<Call>& call) {
+  Nanos remaining = Nanos::max();
+  if (call->has_deadline) {
+    remaining =
+        std::chrono::duration_cast<Nanos>(call->deadline_at - std::chrono::steady_clock::now());
+    if (remaining <= Nanos(0)) {
+      finish(call, deadline_exceeded("etcd request timed out"));
+      return;
+    }
+  }
+  call->received.clear();
+  call->line.clear();
+  call->line_accepted = false;
+  call->too_large = false;
+  call->error[0] = '\0';
+  call->url = options.endpoints[call->endpoint] + call->path;
+  CURL* easy = curl_easy_init();
+  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+  // No "Expect: 100-continue" round trip for larger bodies.
+  curl_slist* more = headers ? curl_slist_append(headers, "Expect:") : nullptr;
+  if (easy == nullptr || more == nullptr) {
+    if (easy) curl_easy_cleanup(easy);
+    curl_slist_free_all(more ? more : headers);
+    finish(call, unavailable("etcd: cannot allocate an HTTP request"));
+    return;
+  }
+  call->headers = more;
+  curl_easy_setopt(easy, CURLOPT_URL, call->url.c_str());
+  curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http");
+  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(easy, CURLOPT_POST, 1L);
+  curl_easy_setopt(easy, CURLOPT_POSTFIELDS, call->body.data());
+  curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(call->body.size()));
+  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, call->headers);
+  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body_bytes);
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, call.get());
+  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, call->error);
+  curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+  Nanos connect = std::min(options.connect_timeout, remaining);
+  curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, millis_at_least_one(connect));
+  if (call->has_deadline)
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, millis_at_least_one(remaining));
+  if (curl_multi_add_handle(multi, easy) != CURLM_OK) {
+    curl_easy_cleanup(easy);
+    curl_slist_free_all(call->headers);
+    call->headers = nullptr;
+    finish(call, unavailable("etcd: cannot start an HTTP request"));
+    return;
+  }
+  call->easy = easy;
+  active.emplace(easy, call);
+}
+
+void EtcdTransportShared::stop_transfer(Call& call) {
+  if (call.easy == nullptr) return;
+  curl_multi_remove_handle(multi, call.easy);
+  curl_easy_cleanup(call.easy);
+  call.easy = nullptr;
+  curl_slist_free_all(call.headers);
+  call.headers = nullptr;
+}
+
+void EtcdTransportShared::drop(const std::shared_ptr<Call>& call) {
+  active.erase(call->easy);
+  stop_transfer(*call);
+  release(*call);
+}
+
+void EtcdTransportShared::on_done(CURL* easy, CURLcode code) {
+  auto it = active.find(easy);
+  if (it == active.end()) return;
+  std::shared_ptr<Call> call = std::move(it->second);
+  active.erase(it);
+  long http_status = 0;
+  curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &http_status);
+  stop_transfer(*call);
+  const std::string& endpoint = options.endpoints[call->endpoint];
+  const bool before_deadline =
+      !call->has_deadline || std::chrono::steady_clock::now() < call->deadline_at;
+  // Nothing reached this endpoint (refused, or the connect timeout): try the next one.
+  const bool unreachable =
+      connect_failed(code) || (code == CURLE_OPERATION_TIMEDOUT && before_deadline);
+  if (unreachable && !call->abandoned && ++call->endpoints_tried < options.endpoints.size()) {
+    call->endpoint = (call->endpoint + 1) % options.endpoints.size();
+    start_attempt(call);
+    return;
+  }
+  const std::string detail = call->error[0] ? call->error : curl_easy_strerror(code);
+  if (code == CURLE_OK || (code == CURLE_WRITE_ERROR && call->line_accepted)) {
+    preferred = call->endpoint;
+    std::string body =
+        call->line_accepted || !call->until ? std::move(call->received) : std::move(call->line);
+    finish(call, GatewayReply{static_cast<int>(http_status), std::move(body)});
+  } else if (call->too_large) {
+    finish(call, invalid_argument(fmt::format("etcd at {}: answer above {} bytes", endpoint,
+                                              options.response_bytes_max)));
+  } else if (code == CURLE_OPERATION_TIMEDOUT) {
+    finish(call, deadline_exceeded(fmt::format("etcd at {}: {}", endpoint, detail)));
+  } else {
+    finish(call, unavailable(fmt::format("etcd at {}: {}", endpoint, detail)));
+  }
+}
+
+void EtcdTransportShared::finish(const std::shared_ptr<Call>& call, Result<GatewayReply> outcome) {
+  release(*call);
+  if (call->detached || call->abandoned) return;
+  call->outcome = std::move(outcome);
+  Scheduler* s = &scheduler;
+  asio::post(io, [call, s] {
+    call->done = true;
+    s->wake(call->waiter, Status());
+  });
+}
+
+void EtcdTransportShared::release(const Call& call) {
+  std::lock_guard lock(mu);
+  if (call.detached) {
+    detached_in_flight--;
+  } else {
+    in_flight--;
+  }
+}
+
+EtcdTransport::EtcdTransport(RealLoop& loop, EtcdOptions options)
+    : loop_(loop), options_(options), shared_(std::make_shared<Shared>(loop, std::move(options))) {
+  QUIRE_ASSERT_MSG(validate_etcd_options(options_).is_ok(), "EtcdOptions must be validated");
+  if (shared_->multi) worker_ = std::thread([shared = shared_] { shared->run(); });
+}
+
+EtcdTransport::~EtcdTransport() {
+  {
+    std::lock_guard lock(shared_->mu);
+    shared_->stopping = true;
+  }
+  shared_->wake_worker();
+  if (worker_.joinable()) worker_.join();
+}
+
+size_t EtcdTransport::preferred_endpoint() const {
+  return shared_->preferred.load() % options_.endpoints.size();
+}
+
+size_t EtcdTransport::requests_in_flight() const {
+  std::lock_guard lock(shared_->mu);
+  return shared_->in_flight;
+}
+
+namespace {
+
+// Abandons a call still pending when the awaiting frame ends (a deadline, a cancel, or
+// the task destroyed mid-wait).
+template <typename SharedT, typename CallT>
+class AbandonOnExit {
+ public:
+  AbandonOnExit(std::shared_ptr<SharedT> shared, std::shared_ptr<CallT> call)
+      : shared_(std::move(shared)), call_(std::move(call)) {}
+  AbandonOnExit(const AbandonOnExit&) = delete;
+  AbandonOnExit& operator=(const AbandonOnExit&) = delete;
+  ~AbandonOnExit() {
+    if (!call_->done) shared_->abandon(call_);
+  }
+
+ private:
+  std::shared_ptr<SharedT> shared_;
+  std::shared_ptr<CallT> call_;
+};
+
+}  // namespace
+
+Task<Result<GatewayReply>> EtcdTransport::post(std::string path, std::string body,
+                                               Deadline deadline, LineFilter until) {
+  if (shared_->multi == nullptr) co_return unavailable("etcd: libcurl could not be initialized");
+  auto call = std::make_shared<Call>();
+  call->path = std::move(path);
+  call->body = std::move(body);
+  call->until = std::move(until);
+  if (!deadline.is_never()) {
+    const Nanos remaining = deadline - loop_.now();
+    if (remaining <= Nanos(0)) co_return deadline_exceeded("etcd request: deadline passed");
+    call->has_deadline = true;
+    call->deadline_at = std::chrono::steady_clock::now() + remaining;
+  }
+  {
+    std::lock_guard lock(shared_->mu);
+    if (shared_->stopping) co_return unavailable("etcd transport closed");
+    if (shared_->in_flight >= options_.requests_in_flight_max) {
+      co_return Status(Code::kBusy, "etcd: too many requests in flight")
+          .with("in_flight_max", options_.requests_in_flight_max);
+    }
+    shared_->in_flight++;
+    shared_->to_start.push_back(call);
+  }
+  shared_->wake_worker();
+  AbandonOnExit<Shared, Call> abandon_on_exit(shared_, call);
+  // g++ 12: the register callable captures a plain pointer (see scheduler.h).
+  Call* pending = call.get();
+  Status waited = co_await park_until(loop_.scheduler(), deadline,
+                                      [pending](SlotRef ref) { pending->waiter = ref; });
+  if (!waited.is_ok()) {
+    co_return Status(waited.code(), fmt::format("etcd {}: {}", call->path, waited.message()));
+  }
+  QUIRE_ASSERT(call->done);  // only the completion wakes the wait with OK
+  co_return std::move(call->outcome);
+}
+
+bool EtcdTransport::post_detached(const Handle& transport, std::string path, std::string body,
+                                  Nanos timeout) {
+  if (transport == nullptr || transport->multi == nullptr) return false;
+  auto call = std::make_shared<Call>();
+  call->path = std::move(path);
+  call->body = std::move(body);
+  call->detached = true;
+  call->has_deadline = true;
+  call->deadline_at = std::chrono::steady_clock::now() + timeout;
+  {
+    std::lock_guard lock(transport->mu);
+    if (transport->stopping || transport->detached_in_flight >= kDetachedInFlightMax) return false;
+    transport->detached_in_flight++;
+    transport->to_start.push_back(call);
+  }
+  transport->wake_worker();
+  return true;
+}
+
+}  // namespace quire
