@@ -145,9 +145,11 @@ Task<Result<Leadership>> EtcdCoordinator::campaign(std::string election, int64_t
   Result<GatewayReply> reply = co_await transport_.post(std::move(path), std::move(body), deadline);
   Result<Leadership> won =
       reply.is_ok() ? decode_campaign(*reply, election, value) : Result<Leadership>(reply.status());
-  if (won.is_ok() || won.code() == Code::kNotFound) {
-    // Leader; or the lease is gone, and its keys with it.
+  if (won.is_ok() || won.code() == Code::kNotFound || won.code() == Code::kBusy) {
+    // Leader; or the lease is gone, and its keys with it; or the request was refused
+    // before it campaigned (too many in flight here, or etcd's rate limit).
     withdraw_on_exit.disarm();
+    if (won.code() == Code::kBusy) co_return note_failure(kLogBusy, "campaign", won.status());
     co_return won;
   }
   if (won.code() != Code::kCancelled) {

@@ -21,6 +21,8 @@ namespace {
 using SteadyTime = std::chrono::steady_clock::time_point;
 
 constexpr std::string_view kHttpScheme = "http://";
+// How long the worker pauses when curl_multi_poll itself fails (it never should).
+constexpr auto kPollFailurePause = std::chrono::milliseconds(10);
 
 std::once_flag curl_initialized;
 
@@ -218,8 +220,11 @@ void EtcdTransportShared::run() {
     while (CURLMsg* msg = curl_multi_info_read(multi, &queued)) {
       if (msg->msg == CURLMSG_DONE) on_done(msg->easy_handle, msg->data.result);
     }
-    curl_multi_poll(multi, nullptr, 0,
-                    static_cast<int>(millis_at_least_one(EtcdTransport::kWorkerPollMax)), nullptr);
+    const int poll_ms = static_cast<int>(millis_at_least_one(EtcdTransport::kWorkerPollMax));
+    if (curl_multi_poll(multi, nullptr, 0, poll_ms, nullptr) != CURLM_OK) {
+      // Never spin: a poll that fails at once waits like an idle one would, briefly.
+      std::this_thread::sleep_for(kPollFailurePause);
+    }
   }
   for (auto& [easy, call] : active) stop_transfer(*call);
   active.clear();
