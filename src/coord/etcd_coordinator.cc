@@ -27,13 +27,12 @@ constexpr std::string_view kResignPath = "/v3/election/resign";
 constexpr std::string_view kTxnPath = "/v3/kv/txn";
 
 // Withdraws a candidacy, detached, when the campaigning frame ends without disarming it
-// (the task cancelled or destroyed mid-wait). Holds the transport's handle, never the
+// (the task cancelled or destroyed mid-wait). Holds the HTTP client's handle, never the
 // coordinator, so it is safe even after the coordinator is gone (then it sends nothing).
 class WithdrawOnExit {
  public:
-  WithdrawOnExit(EtcdTransport::Handle transport, std::string election, int64_t lease,
-                 Nanos timeout)
-      : transport_(std::move(transport)),
+  WithdrawOnExit(HttpClient::Handle client, std::string election, int64_t lease, Nanos timeout)
+      : client_(std::move(client)),
         election_(std::move(election)),
         lease_(lease),
         timeout_(timeout) {}
@@ -41,14 +40,14 @@ class WithdrawOnExit {
   WithdrawOnExit& operator=(const WithdrawOnExit&) = delete;
   ~WithdrawOnExit() {
     if (armed_) {
-      (void)EtcdTransport::post_detached(transport_, std::string(kTxnPath),
-                                         withdraw_request(election_, lease_), timeout_);
+      (void)HttpClient::post_detached(client_, std::string(kTxnPath),
+                                      withdraw_request(election_, lease_), timeout_);
     }
   }
   void disarm() { armed_ = false; }
 
  private:
-  EtcdTransport::Handle transport_;
+  HttpClient::Handle client_;
   std::string election_;
   int64_t lease_;
   Nanos timeout_;
@@ -57,6 +56,18 @@ class WithdrawOnExit {
 
 }  // namespace
 
+Status validate_etcd_options(const EtcdOptions& options) {
+  if (!options.tls_ca_file.empty() || !options.tls_cert_file.empty() ||
+      !options.tls_key_file.empty()) {
+    return invalid_argument("etcd: TLS is not supported yet");
+  }
+  if (options.withdraw_timeout <= Nanos(0)) {
+    return invalid_argument("etcd: withdraw_timeout must be positive");
+  }
+  Status http = validate_http_client_options(options.http());
+  return http.is_ok() ? http : invalid_argument("etcd: " + http.message());
+}
+
 Result<std::unique_ptr<EtcdCoordinator>> EtcdCoordinator::create(RealLoop& loop, Env& env,
                                                                  EtcdOptions options) {
   QUIRE_RETURN_IF_ERROR(validate_etcd_options(options));
@@ -64,7 +75,7 @@ Result<std::unique_ptr<EtcdCoordinator>> EtcdCoordinator::create(RealLoop& loop,
 }
 
 EtcdCoordinator::EtcdCoordinator(RealLoop& loop, Env& env, EtcdOptions options)
-    : env_(env), transport_(loop, std::move(options)) {}
+    : env_(env), options_(std::move(options)), http_(loop, options_.http()) {}
 
 EtcdCoordinator::~EtcdCoordinator() = default;
 
@@ -99,7 +110,7 @@ uint32_t failure_log_id(const Status& st) {
 Task<Result<CoordinatorLease>> EtcdCoordinator::grant_lease(Nanos ttl, Deadline deadline) {
   std::string path(kGrantPath);
   std::string body = grant_request(std::max(ttl, kLeaseTtlMin));
-  Result<GatewayReply> reply = co_await transport_.post(std::move(path), std::move(body), deadline);
+  Result<GatewayReply> reply = co_await http_.post(std::move(path), std::move(body), deadline);
   Result<CoordinatorLease> granted =
       reply.is_ok() ? decode_grant(*reply) : Result<CoordinatorLease>(reply.status());
   if (!granted.is_ok()) {
@@ -111,7 +122,7 @@ Task<Result<CoordinatorLease>> EtcdCoordinator::grant_lease(Nanos ttl, Deadline 
 Task<Result<Nanos>> EtcdCoordinator::keep_alive(int64_t lease, Deadline deadline) {
   std::string path(kKeepAlivePath);
   std::string body = lease_request(lease);
-  Result<GatewayReply> reply = co_await transport_.post(std::move(path), std::move(body), deadline);
+  Result<GatewayReply> reply = co_await http_.post(std::move(path), std::move(body), deadline);
   Result<Nanos> ttl =
       reply.is_ok() ? decode_keep_alive(*reply, lease) : Result<Nanos>(reply.status());
   // NotFound is the answer, not a failure of the call.
@@ -124,7 +135,7 @@ Task<Result<Nanos>> EtcdCoordinator::keep_alive(int64_t lease, Deadline deadline
 Task<Status> EtcdCoordinator::revoke_lease(int64_t lease, Deadline deadline) {
   std::string path(kRevokePath);
   std::string body = lease_request(lease);
-  Result<GatewayReply> reply = co_await transport_.post(std::move(path), std::move(body), deadline);
+  Result<GatewayReply> reply = co_await http_.post(std::move(path), std::move(body), deadline);
   Status st = reply.is_ok() ? decode_revoke(*reply) : reply.status();
   if (!st.is_ok()) co_return note_failure(failure_log_id(st), "revoke", st);
   co_return st;
@@ -138,11 +149,10 @@ Task<Result<Leadership>> EtcdCoordinator::campaign(std::string election, int64_t
         fmt::format("published value of {} bytes (max {})", value.size(), kValueBytesMax));
   }
   if (lease <= 0) co_return invalid_argument("campaign needs a lease");
-  WithdrawOnExit withdraw_on_exit(transport_.handle(), election, lease,
-                                  transport_.options().withdraw_timeout);
+  WithdrawOnExit withdraw_on_exit(http_.handle(), election, lease, options_.withdraw_timeout);
   std::string path(kCampaignPath);
   std::string body = campaign_request(election, lease, value);
-  Result<GatewayReply> reply = co_await transport_.post(std::move(path), std::move(body), deadline);
+  Result<GatewayReply> reply = co_await http_.post(std::move(path), std::move(body), deadline);
   Result<Leadership> won =
       reply.is_ok() ? decode_campaign(*reply, election, value) : Result<Leadership>(reply.status());
   if (won.is_ok() || won.code() == Code::kNotFound || won.code() == Code::kBusy) {
@@ -163,15 +173,15 @@ Task<Result<Leadership>> EtcdCoordinator::campaign(std::string election, int64_t
 Task<void> EtcdCoordinator::withdraw(std::string election, int64_t lease) {
   std::string path(kTxnPath);
   std::string body = withdraw_request(election, lease);
-  const Deadline deadline = env_.executor().deadline_after(transport_.options().withdraw_timeout);
-  Result<GatewayReply> reply = co_await transport_.post(std::move(path), body, deadline);
+  const Deadline deadline = env_.executor().deadline_after(options_.withdraw_timeout);
+  Result<GatewayReply> reply = co_await http_.post(std::move(path), body, deadline);
   Status st = reply.is_ok() ? decode_header_only(*reply) : reply.status();
   if (st.is_ok() || st.code() == Code::kCancelled) co_return;
   if (st.code() == Code::kBusy) {
     // No place among the waited requests: leave it to a detached one.
     std::string detached_path(kTxnPath);
-    if (EtcdTransport::post_detached(transport_.handle(), std::move(detached_path), std::move(body),
-                                     transport_.options().withdraw_timeout)) {
+    if (HttpClient::post_detached(http_.handle(), std::move(detached_path), std::move(body),
+                                  options_.withdraw_timeout)) {
       co_return;
     }
     (void)note_failure(kLogWithdrawDropped, "withdraw", st);
@@ -184,7 +194,7 @@ Task<Result<Leadership>> EtcdCoordinator::leader(std::string election, Deadline 
   QUIRE_CO_RETURN_IF_ERROR(check_election(election));
   std::string path(kLeaderPath);
   std::string body = election_request(election);
-  Result<GatewayReply> reply = co_await transport_.post(std::move(path), std::move(body), deadline);
+  Result<GatewayReply> reply = co_await http_.post(std::move(path), std::move(body), deadline);
   Result<Leadership> current =
       reply.is_ok() ? decode_leader(*reply, election) : Result<Leadership>(reply.status());
   if (!current.is_ok() && current.code() != Code::kNotFound) {
@@ -198,11 +208,11 @@ Task<Result<Leadership>> EtcdCoordinator::observe(std::string election, uint64_t
   QUIRE_CO_RETURN_IF_ERROR(check_election(election));
   std::string path(kObservePath);
   std::string body = election_request(election);
-  EtcdTransport::LineFilter until = [election, known_epoch](std::string_view line) {
+  HttpClient::LineFilter until = [election, known_epoch](std::string_view line) {
     return observe_line_ends_wait(line, election, known_epoch);
   };
   Result<GatewayReply> reply =
-      co_await transport_.post(std::move(path), std::move(body), deadline, std::move(until));
+      co_await http_.post(std::move(path), std::move(body), deadline, std::move(until));
   Result<Leadership> seen =
       !reply.is_ok()              ? Result<Leadership>(reply.status())
       : reply->http_status != 200 ? gateway_error(reply->http_status, reply->body)
@@ -218,7 +228,7 @@ Task<Status> EtcdCoordinator::resign(Leadership who, Deadline deadline) {
   QUIRE_CO_RETURN_IF_ERROR(check_election(who.election));
   std::string path(kResignPath);
   std::string body = resign_request(who);
-  Result<GatewayReply> reply = co_await transport_.post(std::move(path), std::move(body), deadline);
+  Result<GatewayReply> reply = co_await http_.post(std::move(path), std::move(body), deadline);
   Status st = reply.is_ok() ? decode_header_only(*reply) : reply.status();
   if (!st.is_ok()) co_return note_failure(failure_log_id(st), "resign", st);
   co_return st;

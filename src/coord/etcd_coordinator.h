@@ -1,5 +1,5 @@
 // EtcdCoordinator: the Coordinator (coordinator.h) of a real process, over etcd 3.4's JSON
-// gateway. Each call is one POST (EtcdTransport: libcurl on a worker thread, never blocking
+// gateway. Each call is one POST (HttpClient: libcurl on a worker thread, never blocking
 // the loop), its answer decoded by the pure functions of etcd_gateway.h:
 //
 //   grant_lease   /v3/lease/grant       {"TTL"} (raised to kLeaseTtlMin, whole seconds)
@@ -20,21 +20,46 @@
 // campaign that fails with NotFound (the lease is gone) has no key left to withdraw.
 //
 // Log ids 49xxx; failures a flapping etcd repeats are rate-limited per id (kLogInterval).
-// Destroy it before the loop, after the tasks that call it (see EtcdTransport).
+// Destroy it before the loop, after the tasks that call it (see HttpClient).
 #pragma once
 
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "base/log.h"
 #include "coord/coordinator.h"
-#include "coord/etcd_transport.h"
+#include "coord/etcd_gateway.h"
 #include "runtime/env.h"
 #include "runtime/log_limiter.h"
+#include "runtime/real/http_client.h"
 #include "runtime/real/real_loop.h"
 
 namespace quire {
+
+struct EtcdOptions {
+  // Client URLs of the etcd cluster's members, e.g. "http://127.0.0.1:2379". Only http://
+  // today; https:// (with the files below) is the shape TLS will take.
+  std::vector<std::string> endpoints;
+  std::string tls_ca_file;                          // reserved for https://; must be empty now
+  std::string tls_cert_file;                        // reserved for https://; must be empty now
+  std::string tls_key_file;                         // reserved for https://; must be empty now
+  Nanos connect_timeout = std::chrono::seconds(1);  // per endpoint tried
+  size_t requests_in_flight_max = 16;
+  size_t response_bytes_max = size_t{1} << 20;  // a whole answer, or one line of a stream
+  // How long campaign waits for its candidacy to be withdrawn after the campaign failed.
+  Nanos withdraw_timeout = std::chrono::seconds(2);
+
+  HttpClientOptions http() const {
+    return HttpClientOptions{endpoints, connect_timeout, requests_in_flight_max,
+                             response_bytes_max};
+  }
+};
+
+// InvalidArgument naming the problem: no endpoint, an endpoint that is not
+// http://host:port, TLS files given, a zero bound or timeout.
+Status validate_etcd_options(const EtcdOptions& options);
 
 class EtcdCoordinator : public Coordinator {
  public:
@@ -59,7 +84,7 @@ class EtcdCoordinator : public Coordinator {
                                    Deadline deadline) override;
   Task<Status> resign(Leadership who, Deadline deadline) override;
 
-  EtcdTransport& transport() { return transport_; }
+  HttpClient& http() { return http_; }
 
  private:
   EtcdCoordinator(RealLoop& loop, Env& env, EtcdOptions options);
@@ -72,7 +97,8 @@ class EtcdCoordinator : public Coordinator {
   Status check_election(const std::string& election) const;
 
   Env& env_;
-  EtcdTransport transport_;
+  EtcdOptions options_;
+  HttpClient http_;
   std::map<uint32_t, LogLimiter> limits_;  // per log id
 };
 

@@ -26,14 +26,12 @@
 
 #include "base/status.h"
 #include "coord/coordinator.h"
+#include "runtime/real/http_client.h"
 
 namespace quire {
 
-// One HTTP answer: its status and body (for a stream, the line that ended the wait).
-struct GatewayReply {
-  int http_status = 0;
-  std::string body;
-};
+// An HTTP answer from etcd (HttpClient's): its status and body.
+using GatewayReply = HttpReply;
 
 // Standard base64 (RFC 4648 §4, padded). decode is strict: InvalidArgument for any other
 // character, a missing or misplaced pad, or nonzero trailing bits.
@@ -72,7 +70,7 @@ Result<Leadership> decode_leader(const GatewayReply& reply, std::string_view ele
 Result<Leadership> decode_observe_line(std::string_view line, std::string_view election);
 // Whether an observe stream's line ends a wait for a leader whose epoch is not
 // `known_epoch`: every line does except a well-formed leader at `known_epoch` (and an empty
-// line). Runs on the transport's thread, so it is pure.
+// line). Runs on HttpClient's worker thread, so it is pure.
 bool observe_line_ends_wait(std::string_view line, std::string_view election, uint64_t known_epoch);
 // resign and withdraw: OK on any 200 answer with a JSON object (a failed compare included).
 Status decode_header_only(const GatewayReply& reply);

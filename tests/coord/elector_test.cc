@@ -104,6 +104,27 @@ TEST_F(ElectorTest, CrashedLeaderIsReplacedWithinTheTtlAndAHigherEpoch) {
   EXPECT_TRUE(app(nodes_[1]).elector().may_lead(world_.now()));
 }
 
+// A resignation hands over whatever the code of its reason: an OK or Cancelled reason
+// once ended the resigning elector's loop for good (no deposition, no revoke, no new
+// campaign).
+TEST_F(ElectorTest, AResignationWithAnOkOrCancelledReasonHandsOverAndCampaignsAgain) {
+  world_.run_for(3s);
+  ASSERT_EQ(elected().size(), 1u);
+  app(nodes_[0]).elector().resign(Status());
+  world_.run_for(2s);
+  ASSERT_EQ(elected().size(), 2u);
+  EXPECT_EQ(elected()[1].node, "n2");
+  EXPECT_GT(elected()[1].epoch, elected()[0].epoch);
+  app(nodes_[1]).elector().resign(cancelled("stepping down"));
+  world_.run_for(2s);
+  ASSERT_EQ(elected().size(), 3u);
+  EXPECT_EQ(elected()[2].node, "n1");  // n1 campaigned again
+  EXPECT_GT(elected()[2].epoch, elected()[1].epoch);
+  size_t deposed = 0;
+  for (const auto& e : events_) deposed += e.elected ? 0 : 1;
+  EXPECT_EQ(deposed, 2u);
+}
+
 // The safety property the primary relies on: a leader cut off from the coordinator stops
 // leading before anyone else can be elected.
 TEST_F(ElectorTest, PartitionedLeaderStepsDownBeforeTheNextIsElected) {

@@ -1,26 +1,28 @@
-// EtcdTransport: HTTP POSTs of JSON to etcd's gateway, for tasks on a RealLoop, without
-// ever blocking the loop. libcurl does the HTTP (a multi handle), driven by one worker
-// thread that this object owns; each finished request is handed back to the loop thread
-// (asio::post to the loop's io_context) where it wakes the task that awaits it.
+// HttpClient: HTTP POSTs (JSON bodies) to a set of equivalent servers, for tasks on a
+// RealLoop, without ever blocking the loop. libcurl does the HTTP (a multi handle), driven by
+// one worker thread that this object owns; each finished request is handed back to the loop
+// thread (asio::post to the loop's io_context) where it wakes the task that awaits it. The
+// etcd coordinator (coord/etcd_coordinator.h) talks to etcd's JSON gateway through it.
 //
 // Bounds and failures:
 //  - At most requests_in_flight_max requests are in flight (a call beyond it gets Busy at
-//    once); withdrawals (post_detached) have kDetachedInFlightMax more places of their own.
+//    once); detached requests (post_detached) have kDetachedInFlightMax places of their own.
 //  - A response body above response_bytes_max ends its request with InvalidArgument; a
 //    stream keeps no more than one line (at most that many bytes) in memory.
 //  - The deadline is both the request's curl timeout and a wait on the loop; whichever
 //    fires first ends it with DeadlineExceeded (Deadline never: no timeout). Connecting
 //    takes at most connect_timeout per endpoint.
 //  - Endpoints are tried in order from the last one that answered; a connection that
-//    cannot be made (refused, unreachable, connect timeout) moves on to the next, once
+//    cannot be made (refused, unresolvable, connect timeout) moves on to the next, once
 //    around. Any other transport failure is Unavailable: the request may have been applied.
+//    Any HTTP answer, whatever its status, is a result: the caller decodes it.
 //  - A task that is cancelled (Cancelled) or destroyed while it waits abandons its request:
 //    the worker closes the connection and never touches the task's memory (the request's
 //    state is shared, and the worker sees it abandoned).
 //
 // Destroy it on the loop's thread before the loop, and only once no task still runs code
 // of a caller that uses it (the node's tasks die with its Env). The destructor wakes the
-// worker, which closes every connection, and joins it: promptly, never waiting for etcd.
+// worker, which closes every connection, and joins it: promptly, never waiting for a server.
 #pragma once
 
 #include <cstddef>
@@ -31,38 +33,36 @@
 #include <vector>
 
 #include "base/status.h"
-#include "coord/etcd_gateway.h"
 #include "runtime/real/real_loop.h"
 #include "runtime/task.h"
 #include "runtime/time.h"
 
 namespace quire {
 
-// What EtcdTransport's worker and its awaiting tasks share (defined in the .cc).
-struct EtcdTransportShared;
+// What HttpClient's worker and its awaiting tasks share (defined in the .cc).
+struct HttpClientShared;
 
-struct EtcdOptions {
-  // Client URLs of the etcd cluster's members, e.g. "http://127.0.0.1:2379". Only http://
-  // today; https:// (with the files below) is the shape TLS will take.
+// One HTTP answer: its status and body (for a stream, the line that ended the wait).
+struct HttpReply {
+  int http_status = 0;
+  std::string body;
+};
+
+struct HttpClientOptions {
+  // Base URLs of equivalent servers, "http://host:port" (no path); only http:// today.
   std::vector<std::string> endpoints;
-  std::string tls_ca_file;                          // reserved for https://; must be empty now
-  std::string tls_cert_file;                        // reserved for https://; must be empty now
-  std::string tls_key_file;                         // reserved for https://; must be empty now
   Nanos connect_timeout = std::chrono::seconds(1);  // per endpoint tried
   size_t requests_in_flight_max = 16;
   size_t response_bytes_max = size_t{1} << 20;  // a whole answer, or one line of a stream
-  // How long campaign waits for its candidacy to be withdrawn after the campaign failed.
-  Nanos withdraw_timeout = std::chrono::seconds(2);
 };
 
-// InvalidArgument naming the problem: no endpoint, an endpoint that is not http://host:port,
-// TLS files given, a zero bound or timeout.
-Status validate_etcd_options(const EtcdOptions& options);
+// InvalidArgument naming the problem: no endpoint, an endpoint that is not
+// http://host:port, a zero bound or timeout.
+Status validate_http_client_options(const HttpClientOptions& options);
 
-class EtcdTransport {
+class HttpClient {
  public:
-  // Withdrawals in flight beyond requests_in_flight_max; more are dropped (etcd withdraws
-  // a candidacy by itself when the campaign's connection closes).
+  // Detached requests in flight (beyond requests_in_flight_max); more are refused.
   static constexpr size_t kDetachedInFlightMax = 16;
   // The longest the worker sleeps in curl without looking at its inbox (it is also woken).
   static constexpr Nanos kWorkerPollMax = std::chrono::seconds(1);
@@ -72,27 +72,27 @@ class EtcdTransport {
   // empty). It runs on the worker thread: it must be pure.
   using LineFilter = std::function<bool(std::string_view line)>;
 
-  // `options` must be valid (validate_etcd_options).
-  EtcdTransport(RealLoop& loop, EtcdOptions options);
-  ~EtcdTransport();
-  EtcdTransport(const EtcdTransport&) = delete;
-  EtcdTransport& operator=(const EtcdTransport&) = delete;
+  // `options` must be valid (validate_http_client_options).
+  HttpClient(RealLoop& loop, HttpClientOptions options);
+  ~HttpClient();
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
 
-  const EtcdOptions& options() const { return options_; }
+  const HttpClientOptions& options() const { return options_; }
 
-  // POSTs `body` to `path` (e.g. "/v3/lease/grant") and returns the HTTP answer (any
+  // POSTs `body` (JSON) to `path` (e.g. "/v3/lease/grant") and returns the HTTP answer (any
   // status). Busy (too many in flight), Unavailable (no endpoint reachable, connection
   // broken), DeadlineExceeded, Cancelled, InvalidArgument (answer too large).
-  Task<Result<GatewayReply>> post(std::string path, std::string body, Deadline deadline,
-                                  LineFilter until = {});
+  Task<Result<HttpReply>> post(std::string path, std::string body, Deadline deadline,
+                               LineFilter until = {});
   // What outlives this object for as long as a request or a holder needs it; once this
   // object is gone, requests through it are refused.
-  using Handle = std::shared_ptr<struct EtcdTransportShared>;
+  using Handle = std::shared_ptr<HttpClientShared>;
   Handle handle() const { return shared_; }
   // Sends a request nobody waits for, within `timeout`; false when it was not sent (the
-  // detached bound, or the transport is closed). Safe from a frame being destroyed after
-  // the transport (it takes the handle).
-  static bool post_detached(const Handle& transport, std::string path, std::string body,
+  // detached bound, or the client is closed). Safe from a frame being destroyed after
+  // the client (it takes the handle).
+  static bool post_detached(const Handle& client, std::string path, std::string body,
                             Nanos timeout);
 
   // The endpoint requests start from: the last one that answered.
@@ -103,10 +103,10 @@ class EtcdTransport {
   struct Call;
 
  private:
-  using Shared = EtcdTransportShared;
+  using Shared = HttpClientShared;
 
   RealLoop& loop_;
-  EtcdOptions options_;
+  HttpClientOptions options_;
   Handle shared_;
   std::thread worker_;
 };

@@ -1,4 +1,4 @@
-#include "coord/etcd_transport.h"
+#include "runtime/real/http_client.h"
 
 #include <atomic>
 #include <chrono>
@@ -26,7 +26,7 @@ constexpr auto kPollFailurePause = std::chrono::milliseconds(10);
 
 std::once_flag curl_initialized;
 
-// curl_global_init is not thread-safe against itself; every transport calls it once here.
+// curl_global_init is not thread-safe against itself; every client calls it once here.
 void init_curl_once() {
   std::call_once(curl_initialized, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
@@ -44,22 +44,18 @@ bool connect_failed(CURLcode code) {
 
 }  // namespace
 
-Status validate_etcd_options(const EtcdOptions& options) {
-  if (options.endpoints.empty()) return invalid_argument("etcd: no endpoint");
+Status validate_http_client_options(const HttpClientOptions& options) {
+  if (options.endpoints.empty()) return invalid_argument("HTTP client: no endpoint");
   for (const std::string& e : options.endpoints) {
     if (!e.starts_with(kHttpScheme) || e.size() == kHttpScheme.size() ||
         e.find_first_of(" /?#", kHttpScheme.size()) != std::string::npos) {
-      return invalid_argument(fmt::format(
-          "etcd endpoint '{}' is not http://host:port (https is not supported yet)", e));
+      return invalid_argument(
+          fmt::format("endpoint '{}' is not http://host:port (https is not supported yet)", e));
     }
   }
-  if (!options.tls_ca_file.empty() || !options.tls_cert_file.empty() ||
-      !options.tls_key_file.empty()) {
-    return invalid_argument("etcd: TLS is not supported yet");
-  }
   if (options.requests_in_flight_max == 0 || options.response_bytes_max == 0 ||
-      options.connect_timeout <= Nanos(0) || options.withdraw_timeout <= Nanos(0)) {
-    return invalid_argument("etcd: bounds and timeouts must be positive");
+      options.connect_timeout <= Nanos(0)) {
+    return invalid_argument("HTTP client: bounds and timeouts must be positive");
   }
   return Status();
 }
@@ -68,7 +64,7 @@ Status validate_etcd_options(const EtcdOptions& options) {
 // before it enters the inbox (the inbox mutex orders that), the worker owns the transfer,
 // and the outcome is written by the worker before the completion is posted to the loop
 // (the io_context's queue orders that).
-struct EtcdTransport::Call {
+struct HttpClient::Call {
   // The request, fixed at submission.
   std::string path;
   std::string body;
@@ -91,7 +87,7 @@ struct EtcdTransport::Call {
   char error[CURL_ERROR_SIZE] = {};
 
   // Written by the worker, read by the loop after the completion runs.
-  Result<GatewayReply> outcome = unavailable("etcd request not finished");
+  Result<HttpReply> outcome = unavailable("HTTP request not finished");
 
   // The loop's.
   SlotRef waiter;
@@ -101,16 +97,16 @@ struct EtcdTransport::Call {
   std::atomic<bool> abandoned{false};
 };
 
-struct EtcdTransportShared {
-  using Call = EtcdTransport::Call;
-  using LineFilter = EtcdTransport::LineFilter;
+struct HttpClientShared {
+  using Call = HttpClient::Call;
+  using LineFilter = HttpClient::LineFilter;
 
-  EtcdTransportShared(RealLoop& loop, EtcdOptions options_in)
+  HttpClientShared(RealLoop& loop, HttpClientOptions options_in)
       : io(loop.io()), scheduler(loop.scheduler()), options(std::move(options_in)) {
     init_curl_once();
     multi = curl_multi_init();
   }
-  ~EtcdTransportShared() {
+  ~HttpClientShared() {
     if (multi) curl_multi_cleanup(multi);
   }
 
@@ -135,12 +131,12 @@ struct EtcdTransportShared {
   void stop_transfer(Call& call);
   void drop(const std::shared_ptr<Call>& call);
   void on_done(CURL* easy, CURLcode code);
-  void finish(const std::shared_ptr<Call>& call, Result<GatewayReply> outcome);
+  void finish(const std::shared_ptr<Call>& call, Result<HttpReply> outcome);
   void release(const Call& call);
 
   asio::io_context& io;
   Scheduler& scheduler;
-  const EtcdOptions options;
+  const HttpClientOptions options;
   CURLM* multi = nullptr;
 
   std::mutex mu;  // guards the fields down to preferred
@@ -159,7 +155,7 @@ namespace {
 // libcurl's write callback: appends to the body within its bound or, for a stream, offers
 // each complete line to the filter. Returning less than `n` aborts the transfer.
 size_t on_body_bytes(char* data, size_t size, size_t count, void* user) {
-  auto* call = static_cast<EtcdTransport::Call*>(user);
+  auto* call = static_cast<HttpClient::Call*>(user);
   const size_t n = size * count;
   if (call->abandoned) return 0;
   if (!call->until) {
@@ -193,7 +189,7 @@ size_t on_body_bytes(char* data, size_t size, size_t count, void* user) {
 
 }  // namespace
 
-void EtcdTransportShared::run() {
+void HttpClientShared::run() {
   while (true) {
     std::vector<std::shared_ptr<Call>> starting;
     std::vector<std::shared_ptr<Call>> cancelling;
@@ -203,7 +199,8 @@ void EtcdTransportShared::run() {
       starting.swap(to_start);
       cancelling.swap(to_cancel);
     }
-    // Cancels first, so a withdrawal queued after its campaign's cancel never overtakes it.
+    // Cancels first, so a request queued after another's cancel never overtakes it (etcd:
+    // a campaign's withdrawal).
     for (const std::shared_ptr<Call>& call : cancelling) {
       if (call->easy != nullptr) drop(call);
     }
@@ -220,7 +217,7 @@ void EtcdTransportShared::run() {
     while (CURLMsg* msg = curl_multi_info_read(multi, &queued)) {
       if (msg->msg == CURLMSG_DONE) on_done(msg->easy_handle, msg->data.result);
     }
-    const int poll_ms = static_cast<int>(millis_at_least_one(EtcdTransport::kWorkerPollMax));
+    const int poll_ms = static_cast<int>(millis_at_least_one(HttpClient::kWorkerPollMax));
     if (curl_multi_poll(multi, nullptr, 0, poll_ms, nullptr) != CURLM_OK) {
       // Never spin: a poll that fails at once waits like an idle one would, briefly.
       std::this_thread::sleep_for(kPollFailurePause);
@@ -230,20 +227,20 @@ void EtcdTransportShared::run() {
   active.clear();
 }
 
-void EtcdTransportShared::begin(const std::shared_ptr<Call>& call) {
+void HttpClientShared::begin(const std::shared_ptr<Call>& call) {
   call->endpoint = preferred.load() % options.endpoints.size();
   call->endpoints_tried = 0;
   call->bytes_max = options.response_bytes_max;
   start_attempt(call);
 }
 
-void EtcdTransportShared::start_attempt(const std::shared_ptr<Call>& call) {
+void HttpClientShared::start_attempt(const std::shared_ptr<Call>& call) {
   Nanos remaining = Nanos::max();
   if (call->has_deadline) {
     remaining =
         std::chrono::duration_cast<Nanos>(call->deadline_at - std::chrono::steady_clock::now());
     if (remaining <= Nanos(0)) {
-      finish(call, deadline_exceeded("etcd request timed out"));
+      finish(call, deadline_exceeded("HTTP request timed out"));
       return;
     }
   }
@@ -260,7 +257,7 @@ void EtcdTransportShared::start_attempt(const std::shared_ptr<Call>& call) {
   if (easy == nullptr || more == nullptr) {
     if (easy) curl_easy_cleanup(easy);
     curl_slist_free_all(more ? more : headers);
-    finish(call, unavailable("etcd: cannot allocate an HTTP request"));
+    finish(call, unavailable("cannot allocate an HTTP request"));
     return;
   }
   call->headers = more;
@@ -283,14 +280,14 @@ void EtcdTransportShared::start_attempt(const std::shared_ptr<Call>& call) {
     curl_easy_cleanup(easy);
     curl_slist_free_all(call->headers);
     call->headers = nullptr;
-    finish(call, unavailable("etcd: cannot start an HTTP request"));
+    finish(call, unavailable("cannot start an HTTP request"));
     return;
   }
   call->easy = easy;
   active.emplace(easy, call);
 }
 
-void EtcdTransportShared::stop_transfer(Call& call) {
+void HttpClientShared::stop_transfer(Call& call) {
   if (call.easy == nullptr) return;
   curl_multi_remove_handle(multi, call.easy);
   curl_easy_cleanup(call.easy);
@@ -299,13 +296,13 @@ void EtcdTransportShared::stop_transfer(Call& call) {
   call.headers = nullptr;
 }
 
-void EtcdTransportShared::drop(const std::shared_ptr<Call>& call) {
+void HttpClientShared::drop(const std::shared_ptr<Call>& call) {
   active.erase(call->easy);
   stop_transfer(*call);
   release(*call);
 }
 
-void EtcdTransportShared::on_done(CURL* easy, CURLcode code) {
+void HttpClientShared::on_done(CURL* easy, CURLcode code) {
   auto it = active.find(easy);
   if (it == active.end()) return;
   std::shared_ptr<Call> call = std::move(it->second);
@@ -329,18 +326,18 @@ void EtcdTransportShared::on_done(CURL* easy, CURLcode code) {
     preferred = call->endpoint;
     std::string body =
         call->line_accepted || !call->until ? std::move(call->received) : std::move(call->line);
-    finish(call, GatewayReply{static_cast<int>(http_status), std::move(body)});
+    finish(call, HttpReply{static_cast<int>(http_status), std::move(body)});
   } else if (call->too_large) {
-    finish(call, invalid_argument(fmt::format("etcd at {}: answer above {} bytes", endpoint,
+    finish(call, invalid_argument(fmt::format("HTTP {}: answer above {} bytes", endpoint,
                                               options.response_bytes_max)));
   } else if (code == CURLE_OPERATION_TIMEDOUT) {
-    finish(call, deadline_exceeded(fmt::format("etcd at {}: {}", endpoint, detail)));
+    finish(call, deadline_exceeded(fmt::format("HTTP {}: {}", endpoint, detail)));
   } else {
-    finish(call, unavailable(fmt::format("etcd at {}: {}", endpoint, detail)));
+    finish(call, unavailable(fmt::format("HTTP {}: {}", endpoint, detail)));
   }
 }
 
-void EtcdTransportShared::finish(const std::shared_ptr<Call>& call, Result<GatewayReply> outcome) {
+void HttpClientShared::finish(const std::shared_ptr<Call>& call, Result<HttpReply> outcome) {
   release(*call);
   if (call->detached || call->abandoned) return;
   call->outcome = std::move(outcome);
@@ -351,7 +348,7 @@ void EtcdTransportShared::finish(const std::shared_ptr<Call>& call, Result<Gatew
   });
 }
 
-void EtcdTransportShared::release(const Call& call) {
+void HttpClientShared::release(const Call& call) {
   std::lock_guard lock(mu);
   if (call.detached) {
     detached_in_flight--;
@@ -360,13 +357,14 @@ void EtcdTransportShared::release(const Call& call) {
   }
 }
 
-EtcdTransport::EtcdTransport(RealLoop& loop, EtcdOptions options)
+HttpClient::HttpClient(RealLoop& loop, HttpClientOptions options)
     : loop_(loop), options_(options), shared_(std::make_shared<Shared>(loop, std::move(options))) {
-  QUIRE_ASSERT_MSG(validate_etcd_options(options_).is_ok(), "EtcdOptions must be validated");
+  QUIRE_ASSERT_MSG(validate_http_client_options(options_).is_ok(),
+                   "HttpClientOptions must be validated");
   if (shared_->multi) worker_ = std::thread([shared = shared_] { shared->run(); });
 }
 
-EtcdTransport::~EtcdTransport() {
+HttpClient::~HttpClient() {
   {
     std::lock_guard lock(shared_->mu);
     shared_->stopping = true;
@@ -375,11 +373,11 @@ EtcdTransport::~EtcdTransport() {
   if (worker_.joinable()) worker_.join();
 }
 
-size_t EtcdTransport::preferred_endpoint() const {
+size_t HttpClient::preferred_endpoint() const {
   return shared_->preferred.load() % options_.endpoints.size();
 }
 
-size_t EtcdTransport::requests_in_flight() const {
+size_t HttpClient::requests_in_flight() const {
   std::lock_guard lock(shared_->mu);
   return shared_->in_flight;
 }
@@ -406,24 +404,24 @@ class AbandonOnExit {
 
 }  // namespace
 
-Task<Result<GatewayReply>> EtcdTransport::post(std::string path, std::string body,
-                                               Deadline deadline, LineFilter until) {
-  if (shared_->multi == nullptr) co_return unavailable("etcd: libcurl could not be initialized");
+Task<Result<HttpReply>> HttpClient::post(std::string path, std::string body, Deadline deadline,
+                                         LineFilter until) {
+  if (shared_->multi == nullptr) co_return unavailable("HTTP: libcurl could not be initialized");
   auto call = std::make_shared<Call>();
   call->path = std::move(path);
   call->body = std::move(body);
   call->until = std::move(until);
   if (!deadline.is_never()) {
     const Nanos remaining = deadline - loop_.now();
-    if (remaining <= Nanos(0)) co_return deadline_exceeded("etcd request: deadline passed");
+    if (remaining <= Nanos(0)) co_return deadline_exceeded("HTTP request: deadline passed");
     call->has_deadline = true;
     call->deadline_at = std::chrono::steady_clock::now() + remaining;
   }
   {
     std::lock_guard lock(shared_->mu);
-    if (shared_->stopping) co_return unavailable("etcd transport closed");
+    if (shared_->stopping) co_return unavailable("HTTP client closed");
     if (shared_->in_flight >= options_.requests_in_flight_max) {
-      co_return Status(Code::kBusy, "etcd: too many requests in flight")
+      co_return Status(Code::kBusy, "HTTP: too many requests in flight")
           .with("in_flight_max", options_.requests_in_flight_max);
     }
     shared_->in_flight++;
@@ -436,15 +434,15 @@ Task<Result<GatewayReply>> EtcdTransport::post(std::string path, std::string bod
   Status waited = co_await park_until(loop_.scheduler(), deadline,
                                       [pending](SlotRef ref) { pending->waiter = ref; });
   if (!waited.is_ok()) {
-    co_return Status(waited.code(), fmt::format("etcd {}: {}", call->path, waited.message()));
+    co_return Status(waited.code(), fmt::format("HTTP {}: {}", call->path, waited.message()));
   }
   QUIRE_ASSERT(call->done);  // only the completion wakes the wait with OK
   co_return std::move(call->outcome);
 }
 
-bool EtcdTransport::post_detached(const Handle& transport, std::string path, std::string body,
-                                  Nanos timeout) {
-  if (transport == nullptr || transport->multi == nullptr) return false;
+bool HttpClient::post_detached(const Handle& client, std::string path, std::string body,
+                               Nanos timeout) {
+  if (client == nullptr || client->multi == nullptr) return false;
   auto call = std::make_shared<Call>();
   call->path = std::move(path);
   call->body = std::move(body);
@@ -452,12 +450,12 @@ bool EtcdTransport::post_detached(const Handle& transport, std::string path, std
   call->has_deadline = true;
   call->deadline_at = std::chrono::steady_clock::now() + timeout;
   {
-    std::lock_guard lock(transport->mu);
-    if (transport->stopping || transport->detached_in_flight >= kDetachedInFlightMax) return false;
-    transport->detached_in_flight++;
-    transport->to_start.push_back(call);
+    std::lock_guard lock(client->mu);
+    if (client->stopping || client->detached_in_flight >= kDetachedInFlightMax) return false;
+    client->detached_in_flight++;
+    client->to_start.push_back(call);
   }
-  transport->wake_worker();
+  client->wake_worker();
   return true;
 }
 
