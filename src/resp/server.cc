@@ -27,6 +27,8 @@ constexpr uint32_t kLogIdleTimeout = 50007;
 constexpr uint32_t kLogStopped = 50008;
 
 constexpr Nanos kAcceptRetryPause = std::chrono::milliseconds(100);
+// A connection's reply buffer is released after a flush when it grew beyond this.
+constexpr size_t kReplyBufferKeptBytes = 1 << 20;
 constexpr std::string_view kMaxClientsReply = "-ERR max number of clients reached\r\n";
 
 }  // namespace
@@ -58,6 +60,10 @@ struct RespServer::Core {
   uint64_t next_client_id = 1;
   bool stopping = false;
   std::map<uint32_t, LogLimiter> limits;
+  // Every connection reads into this one buffer: a read fills it only as it returns, and
+  // the task hands the bytes to its parser before it next waits, so no two reads overlap
+  // in it (one task runs at a time). Idle clients then hold no read buffer here.
+  std::vector<uint8_t> read_buffer;
 };
 
 namespace {
@@ -72,6 +78,7 @@ bool flush_replies(RespServer::Core& core, RespServer::Client& client, ReplyWrit
 RespServer::RespServer(Env& env, CommandHandler& handler, RespServerOptions options)
     : core_(std::make_shared<Core>(env, handler, std::move(options))) {
   QUIRE_ASSERT(core_->options.read_chunk_bytes > 0 && core_->options.commands_per_turn_max > 0);
+  core_->read_buffer.resize(core_->options.read_chunk_bytes);
 }
 
 RespServer::~RespServer() {
@@ -258,6 +265,8 @@ bool flush_replies(RespServer::Core& core, RespServer::Client& client, ReplyWrit
     Status written = client.stream->write(
         ByteView(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
     out.clear();
+    // A connection keeps a small reply buffer, not the largest reply it ever sent.
+    if (out.buffer().capacity() > kReplyBufferKeptBytes) std::string().swap(out.buffer());
     if (written.code() == Code::kBusy) {
       log_output_limit(core, client, written.message());
       return false;
@@ -294,13 +303,13 @@ Task<void> RespServer::serve_commands(Core& core, Client& client) {
   RequestParser parser(core.options.request_limits);
   parser.set_authenticated(!core.options.auth_required || client.state.authenticated);
   ReplyWriter out;
-  std::vector<uint8_t> buffer(core.options.read_chunk_bytes);
+  std::span<uint8_t> buffer(core.read_buffer);
   // Each round reads once and runs what that completed.
   while (!core.stopping) {
     const Deadline deadline = core.options.idle_timeout > Nanos(0)
                                   ? core.now() + core.options.idle_timeout
                                   : Deadline::never();
-    Result<size_t> got = co_await client.stream->read_some(std::span<uint8_t>(buffer), deadline);
+    Result<size_t> got = co_await client.stream->read_some(buffer, deadline);
     if (!got.is_ok()) {
       if (got.code() == Code::kDeadlineExceeded) {
         if (std::optional<uint64_t> suppressed = core.admit(kLogIdleTimeout)) {

@@ -1,7 +1,14 @@
 // The RESP wire server over real TCP on loopback, on a RealLoop.
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -53,6 +60,38 @@ class RealServerTest : public ::testing::Test {
     };
     env->executor().spawn("test", wrap(std::move(body), done));
     return loop.run_until([&] { return done; }, kTestTimeout);
+  }
+
+  // Runs `argv` with stdout to `out_file` while the loop serves; its exit status, or -1 when
+  // it could not start or did not end within the test timeout (then it is killed).
+  int run_program(const std::vector<std::string>& argv, const std::string& out_file) {
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out_file.c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid = 0;
+    int spawned = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    if (spawned != 0) return -1;
+    int status = 0;
+    bool ended =
+        loop.run_until([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, kTestTimeout);
+    if (!ended) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      return -1;
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+  static std::string read_file(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
   }
 
   RealLoop loop;
@@ -121,6 +160,29 @@ TEST_F(RealServerTest, StopEndsEveryTask) {
     EXPECT_EQ(end.code(), Code::kUnavailable);
   }));
   EXPECT_EQ(loop.scheduler().live_tasks(kNode), 0u);
+}
+
+// Debian's redis-cli and redis-benchmark (7.0) talk to the server unchanged.
+TEST_F(RealServerTest, RedisCliAndRedisBenchmarkWork) {
+  const std::string cli = "/usr/bin/redis-cli";
+  const std::string bench = "/usr/bin/redis-benchmark";
+  if (::access(cli.c_str(), X_OK) != 0 || ::access(bench.c_str(), X_OK) != 0) {
+    GTEST_SKIP() << "redis-tools not installed";
+  }
+  start();
+  const std::string port = address.substr(address.rfind(':') + 1);
+  const std::string out = data_dir + "/out.txt";
+  ASSERT_EQ(run_program({cli, "-h", "127.0.0.1", "-p", port, "ECHO", "hello world"}, out), 0);
+  EXPECT_EQ(read_file(out), "ECHO\nhello world\n");
+  ASSERT_EQ(run_program({cli, "-h", "127.0.0.1", "-p", port, "QUIT"}, out), 0);
+  EXPECT_EQ(read_file(out), "OK\n");
+  // Pipelined, inline and multibulk PINGs from 5 clients; any error reply would exit 1.
+  ASSERT_EQ(run_program({bench, "-h", "127.0.0.1", "-p", port, "-t", "ping", "-n", "20000", "-c",
+                         "5", "-P", "16", "-q"},
+                        out),
+            0);
+  EXPECT_NE(read_file(out).find("PING_INLINE"), std::string::npos) << read_file(out);
+  EXPECT_GE(server->stats().total_commands, 40'000u);
 }
 
 }  // namespace

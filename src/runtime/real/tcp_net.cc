@@ -1129,7 +1129,7 @@ class StreamState : public std::enable_shared_from_this<StreamState> {
  private:
   // Reads land in the state's own buffer, never in the caller's: a read abandoned by its
   // caller may complete later.
-  static constexpr size_t kStreamReadBufferBytes = 64 * 1024;
+  static constexpr size_t kStreamReadBufferBytes = 16 * 1024;
   // Queued writes are merged into chunks up to this size.
   static constexpr size_t kStreamChunkBytes = 64 * 1024;
   static constexpr size_t kStreamWriteBatchChunksMax = 64;

@@ -12,14 +12,16 @@
 //
 // Byte streams (Net::listen_stream / connect_stream) model TCP: bytes are never lost,
 // duplicated or reordered while the stream lives. A write is cut into segments of random
-// sizes, each delivered after a drawn latency (in order), and half the reads return a random
-// part of what arrived, so readers see arbitrary chunk splits. Flow control: at most
-// kStreamWindowBytes are unread at the receiver or in flight; the rest waits in the sender's queue
-// (queued_bytes()). A symmetric partition or a crash breaks a stream as it breaks a connection; a
-// one-way partition resets a stream when it next sends into it (TCP would retransmit until it gave
-// up; the simulator gives up at once). close() sends what is queued, then FIN; bytes that arrive at
-// a closed end are dropped, and a close whose queue does not drain within kStreamCloseLinger resets
-// the stream.
+// sizes, each delivered after a drawn latency (in order), and half the reads return a
+// random part of what arrived, so readers see arbitrary chunk splits. Flow control: at most
+// kStreamWindowBytes are unread at the receiver or in flight; the rest waits in the
+// sender's queue (queued_bytes()). A symmetric partition breaks a stream as it breaks a
+// connection; a one-way partition resets a stream when it next sends into it (TCP would
+// retransmit until it gave up; the simulator gives up at once). close() sends what is
+// queued, then FIN; bytes that arrive at a closed end are dropped, and a close whose queue
+// does not drain within kStreamCloseLinger resets the stream. A crashed node's stream
+// objects are destroyed before node_down (SimWorld::crash), so its peers see what a killed
+// process's peers see: the bytes it had written, then end of stream.
 #pragma once
 
 #include <cstdint>
