@@ -38,20 +38,4 @@ std::string_view Env::log_task_name() const {
   return const_cast<Env*>(this)->executor().current_task_name();
 }
 
-Result<std::unique_ptr<StreamListener>> Net::listen_stream(const Address& address) {
-  return unavailable("listen_stream " + address + ": this Net has no byte streams");
-}
-
-namespace {
-Task<Result<std::unique_ptr<StreamConnection>>> refuse_stream(std::string why) {
-  co_return unavailable(std::move(why));
-}
-}  // namespace
-
-Task<Result<std::unique_ptr<StreamConnection>>> Net::connect_stream(const Address& address,
-                                                                    Deadline) {
-  // The message is made here: the caller's address may be gone when the task runs.
-  return refuse_stream("connect_stream " + address + ": this Net has no byte streams");
-}
-
 }  // namespace quire
