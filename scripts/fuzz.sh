@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Builds the fuzz targets (clang, libFuzzer + ASan + UBSan) into build/fuzz and runs each
 # for SECONDS (default 20) from its seed corpus: record_fuzz (the page service's record
-# frame and segment scanner, fuzz/corpus/record) and engine_formats_fuzz (B+tree pages,
+# frame and segment scanner, fuzz/corpus/record), engine_formats_fuzz (B+tree pages,
 # checkpoint metadata and completion records, the keystore, sealed payloads, log entries;
-# fuzz/corpus/engine). Seeds are copied to a scratch corpus so a run never changes the
-# committed files. Exits non-zero if a fuzzer finds a crash; the input that caused it is
+# fuzz/corpus/engine) and resp_protocol_fuzz (the RESP2 request parser, fuzz/corpus/resp).
+# Seeds are copied to a scratch corpus so a run never changes the committed files. Exits non-zero if a fuzzer finds a crash; the input that caused it is
 # kept in build/fuzz/artifacts/.
 # Usage: bash scripts/fuzz.sh [SECONDS]
 set -euo pipefail
@@ -15,10 +15,10 @@ dir=build/fuzz
 if [ ! -f "$dir/build.ninja" ]; then
   CXX=clang++ cmake -S fuzz -B "$dir" -G Ninja -DCMAKE_CXX_COMPILER=clang++ >/dev/null
 fi
-ninja -C "$dir" -j "${QUIRE_BUILD_JOBS:-3}" record_fuzz engine_formats_fuzz
+ninja -C "$dir" -j "${QUIRE_BUILD_JOBS:-3}" record_fuzz engine_formats_fuzz resp_protocol_fuzz
 
 mkdir -p "$dir/artifacts"
-for pair in record_fuzz:record engine_formats_fuzz:engine; do
+for pair in record_fuzz:record engine_formats_fuzz:engine resp_protocol_fuzz:resp; do
   target="${pair%%:*}"
   corpus_dir="fuzz/corpus/${pair##*:}"
   corpus="$(mktemp -d)"

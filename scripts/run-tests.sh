@@ -16,7 +16,7 @@ for type in release sanitize; do
   (cd "build/$type" && ctest --output-on-failure -j "$jobs" --timeout 600)
 done
 
-echo "== fuzz (2 targets, 15 s each)"
+echo "== fuzz (3 targets, 15 s each)"
 bash scripts/fuzz.sh 15
 
 echo "== command-line checks (release, and traces against the sanitizer build)"

@@ -86,6 +86,52 @@ class Listener {
   virtual const Address& address() const = 0;
 };
 
+// A bidirectional byte stream, like a TCP socket: for clients that speak a byte protocol
+// (RESP), not for node-to-node traffic (Connection). Bytes arrive in order and exactly once
+// while the stream lives, but in chunks of any size: a read may return part of what the
+// peer wrote in one write, or several writes at once. Either side may close; the other then
+// reads what was already sent and then Unavailable. A broken stream (crash, partition, reset)
+// loses whatever was in flight. Streams carry no framing and no encryption of their own (the
+// real world's are plaintext TCP).
+class StreamConnection {
+ public:
+  // Bytes queued by write() and not yet handed to the network beyond which write() is Busy.
+  // A user with a smaller bound of its own (an output buffer limit) checks queued_bytes().
+  static constexpr size_t kMaxQueuedWriteBytes = size_t{256} << 20;
+
+  virtual ~StreamConnection() = default;
+  // Reads at least one byte and at most out.size() (which must not be empty); returns the
+  // count. Unavailable once the peer closed or the stream broke (after every byte already
+  // received was read) or it was closed here; DeadlineExceeded; Cancelled. `out` is only
+  // written while the call runs: abandoning it (deadline, cancel) leaves no read behind that
+  // could write into it later.
+  virtual Task<Result<size_t>> read_some(std::span<uint8_t> out, Deadline deadline) = 0;
+  // Queues `data` for sending; OK means queued, not delivered. Busy (nothing queued) when the
+  // queue would pass kMaxQueuedWriteBytes; Unavailable once broken or closed.
+  virtual Status write(ByteView data) = 0;
+  // Bytes queued by write() and not yet taken by the network (the peer's flow control
+  // holds them here while it does not read).
+  virtual size_t queued_bytes() const = 0;
+  // Waits until queued_bytes() <= at_most (0: everything was handed to the network): OK;
+  // Unavailable once broken or closed; DeadlineExceeded; Cancelled.
+  virtual Task<Status> drained(size_t at_most, Deadline deadline) = 0;
+  // Stops reading and closes once the queued bytes went out (bounded by a linger time, after
+  // which they are dropped); the peer reads them, then Unavailable. Idempotent.
+  virtual void close() = 0;
+  virtual bool is_open() const = 0;
+  virtual const Address& peer() const = 0;
+};
+
+class StreamListener {
+ public:
+  virtual ~StreamListener() = default;
+  // The next inbound stream; Unavailable once closed, DeadlineExceeded, Cancelled.
+  virtual Task<Result<std::unique_ptr<StreamConnection>>> accept(Deadline deadline) = 0;
+  virtual void close() = 0;
+  // The bound address (a real listener asked for port 0 reports the chosen port).
+  virtual const Address& address() const = 0;
+};
+
 class Net {
  public:
   virtual ~Net() = default;
@@ -94,6 +140,13 @@ class Net {
   // Unavailable when refused or unreachable, DeadlineExceeded, Cancelled.
   virtual Task<Result<std::unique_ptr<Connection>>> connect(const Address& address,
                                                             Deadline deadline) = 0;
+  // Byte streams (StreamConnection). A stream listener and a message listener cannot share
+  // an address. The defaults report Unavailable: a Net without streams (a test double).
+  // InvalidArgument for a malformed address, Unavailable when it cannot be bound.
+  virtual Result<std::unique_ptr<StreamListener>> listen_stream(const Address& address);
+  // Unavailable when refused or unreachable, DeadlineExceeded, Cancelled.
+  virtual Task<Result<std::unique_ptr<StreamConnection>>> connect_stream(const Address& address,
+                                                                         Deadline deadline);
 };
 
 struct OpenOptions {

@@ -1037,6 +1037,338 @@ Task<Result<std::unique_ptr<Connection>>> handshake_client(std::shared_ptr<NetSh
   co_return make_connection(shared, ByteStream(std::move(handshake->stream)), log, false);
 }
 
+// ---- Byte streams: plaintext TCP, read only when the application asks (so TCP's flow
+// control pushes back on a peer that sends faster than it is served), written from a
+// bounded queue.
+
+// Everything a stream's Asio handlers touch; they hold it by shared_ptr.
+class StreamState : public std::enable_shared_from_this<StreamState> {
+ public:
+  StreamState(std::shared_ptr<NetShared> shared, tcp::socket socket, Address peer)
+      : shared_(std::move(shared)),
+        socket_(std::move(socket)),
+        peer_(std::move(peer)),
+        waiters_(shared_->loop.scheduler()),
+        read_buffer_(kStreamReadBufferBytes),
+        linger_(shared_->loop.io()) {}
+
+  const Address& peer() const { return peer_; }
+  bool is_open() const { return !closed_ && !broken_ && !eof_; }
+  size_t queued_bytes() const { return queued_bytes_; }
+
+  static Task<Result<size_t>> read_some(std::shared_ptr<StreamState> self, std::span<uint8_t> out,
+                                        Deadline deadline) {
+    QUIRE_ASSERT(!out.empty());
+    // Each round returns or waits for the one read in flight to end.
+    while (true) {
+      if (self->closed_) co_return unavailable(fmt::format("stream to {} is closed", self->peer_));
+      if (self->read_end_ > self->read_begin_) {
+        const size_t n = std::min(out.size(), self->read_end_ - self->read_begin_);
+        std::memcpy(out.data(), self->read_buffer_.data() + self->read_begin_, n);
+        self->read_begin_ += n;
+        co_return n;
+      }
+      if (self->broken_) co_return self->broken_status();
+      if (self->eof_) co_return unavailable(fmt::format("stream closed by {}", self->peer_));
+      self->start_read();
+      Status waited = co_await self->waiters_.wait(deadline);
+      if (!waited.is_ok()) {
+        co_return Status(waited.code(),
+                         fmt::format("read from {}: {}", self->peer_, waited.message()));
+      }
+    }
+  }
+
+  Status write(ByteView data) {
+    if (closed_) return unavailable(fmt::format("stream to {} is closed", peer_));
+    if (broken_) return broken_status();
+    if (queued_bytes_ + data.size() > StreamConnection::kMaxQueuedWriteBytes) {
+      return busy(fmt::format("stream to {} has {} bytes queued; {} more would exceed {}", peer_,
+                              queued_bytes_, data.size(), StreamConnection::kMaxQueuedWriteBytes));
+    }
+    if (data.empty()) return Status();
+    // Small writes join the last queued chunk unless it is being written.
+    if (queue_.size() > writing_chunks_ && queue_.back().size() < kStreamChunkBytes) {
+      queue_.back().insert(queue_.back().end(), data.begin(), data.end());
+    } else {
+      queue_.emplace_back(data.begin(), data.end());
+    }
+    queued_bytes_ += data.size();
+    if (writing_chunks_ == 0) write_batch();
+    return Status();
+  }
+
+  static Task<Status> drained(std::shared_ptr<StreamState> self, size_t at_most,
+                              Deadline deadline) {
+    while (true) {
+      if (self->closed_) co_return unavailable(fmt::format("stream to {} is closed", self->peer_));
+      if (self->broken_) co_return self->broken_status();
+      if (self->queued_bytes_ <= at_most) co_return Status();
+      Status waited = co_await self->waiters_.wait(deadline);
+      if (!waited.is_ok()) co_return waited;
+    }
+  }
+
+  // Fails waiting readers and writers, and closes the socket once the queue is written (for
+  // at most kCloseLingerMax).
+  void close() {
+    if (closed_) return;
+    closed_ = true;
+    waiters_.notify_all();
+    if (broken_) return;
+    if (writing_chunks_ == 0) {
+      close_socket();
+      return;
+    }
+    linger_.expires_after(TcpNet::kCloseLingerMax);
+    linger_.async_wait([self = shared_from_this()](const asio::error_code& ec) {
+      if (!ec) self->close_socket();
+    });
+  }
+
+ private:
+  // Reads land in the state's own buffer, never in the caller's: a read abandoned by its
+  // caller may complete later.
+  static constexpr size_t kStreamReadBufferBytes = 16 * 1024;
+  // Queued writes are merged into chunks up to this size.
+  static constexpr size_t kStreamChunkBytes = 64 * 1024;
+  static constexpr size_t kStreamWriteBatchChunksMax = 64;
+
+  Status broken_status() const {
+    return unavailable(fmt::format("stream to {} is broken: {}", peer_, broken_reason_));
+  }
+
+  void start_read() {
+    if (reading_ || closed_ || broken_ || eof_) return;
+    reading_ = true;
+    read_begin_ = 0;
+    read_end_ = 0;
+    socket_.async_read_some(asio::buffer(read_buffer_),
+                            [self = shared_from_this()](const asio::error_code& ec, size_t n) {
+                              self->reading_ = false;
+                              if (ec == asio::error::eof) {
+                                self->eof_ = true;
+                              } else if (ec) {
+                                self->fail(ec.message());
+                              } else {
+                                self->read_end_ = n;
+                              }
+                              self->waiters_.notify_all();
+                            });
+  }
+
+  void write_batch() {
+    QUIRE_ASSERT(writing_chunks_ == 0 && !queue_.empty());
+    writing_chunks_ = std::min(queue_.size(), kStreamWriteBatchChunksMax);
+    std::vector<asio::const_buffer> buffers;
+    buffers.reserve(writing_chunks_);
+    for (size_t i = 0; i < writing_chunks_; ++i) buffers.push_back(asio::buffer(queue_[i]));
+    // The chunks stay in queue_ (deque elements do not move) until the write ends.
+    asio::async_write(
+        socket_, buffers,
+        [self = shared_from_this()](const asio::error_code& ec, size_t) { self->write_done(ec); });
+  }
+
+  void write_done(const asio::error_code& ec) {
+    const size_t count = std::exchange(writing_chunks_, 0);
+    if (ec) fail(ec.message());
+    if (broken_) {
+      queue_.clear();
+      queued_bytes_ = 0;
+      waiters_.notify_all();
+      return;
+    }
+    for (size_t i = 0; i < count; ++i) {
+      queued_bytes_ -= queue_.front().size();
+      queue_.pop_front();
+    }
+    waiters_.notify_all();
+    if (!queue_.empty()) {
+      write_batch();
+    } else if (closed_) {
+      close_socket();  // close() was waiting for this flush
+    }
+  }
+
+  void fail(std::string reason) {
+    if (broken_) return;
+    broken_ = true;
+    broken_reason_ = std::move(reason);
+    close_socket();
+    if (writing_chunks_ == 0) {
+      queue_.clear();
+      queued_bytes_ = 0;
+    }
+    waiters_.notify_all();
+  }
+
+  void close_socket() {
+    asio::error_code ignored;
+    linger_.cancel();
+    if (!socket_.is_open()) return;
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+  }
+
+  std::shared_ptr<NetShared> shared_;
+  tcp::socket socket_;
+  Address peer_;
+  WaitQueue waiters_;  // readers and drain waiters: every event wakes them all
+  bool closed_ = false;
+  bool broken_ = false;
+  bool eof_ = false;
+  std::string broken_reason_;
+  Bytes read_buffer_;  // [read_begin_, read_end_) received, not yet read
+  size_t read_begin_ = 0;
+  size_t read_end_ = 0;
+  bool reading_ = false;
+  std::deque<Bytes> queue_;  // the first writing_chunks_ are being written
+  size_t writing_chunks_ = 0;
+  size_t queued_bytes_ = 0;
+  asio::steady_timer linger_;
+};
+
+class TcpStreamConnection : public StreamConnection {
+ public:
+  explicit TcpStreamConnection(std::shared_ptr<StreamState> state) : state_(std::move(state)) {}
+  ~TcpStreamConnection() override { state_->close(); }
+  TcpStreamConnection(const TcpStreamConnection&) = delete;
+  TcpStreamConnection& operator=(const TcpStreamConnection&) = delete;
+
+  Task<Result<size_t>> read_some(std::span<uint8_t> out, Deadline deadline) override {
+    return StreamState::read_some(state_, out, deadline);
+  }
+  Status write(ByteView data) override { return state_->write(data); }
+  size_t queued_bytes() const override { return state_->queued_bytes(); }
+  Task<Status> drained(size_t at_most, Deadline deadline) override {
+    return StreamState::drained(state_, at_most, deadline);
+  }
+  void close() override { state_->close(); }
+  bool is_open() const override { return state_->is_open(); }
+  const Address& peer() const override { return state_->peer(); }
+
+ private:
+  std::shared_ptr<StreamState> state_;
+};
+
+std::unique_ptr<StreamConnection> make_stream(const std::shared_ptr<NetShared>& shared,
+                                              tcp::socket socket, Logger* log) {
+  Address peer = peer_of(socket);
+  set_no_delay(socket, log, peer);
+  asio::error_code keep_alive = set_keep_alive(socket);
+  if (keep_alive && log) {
+    if (std::optional<uint64_t> suppressed = shared->admit(kLogKeepAliveFailed)) {
+      log->warn("net", kLogKeepAliveFailed, "cannot set TCP keepalive",
+                {{"peer", peer}, {"error", keep_alive.message()}, {"suppressed", *suppressed}});
+    }
+  }
+  return std::make_unique<TcpStreamConnection>(
+      std::make_shared<StreamState>(shared, std::move(socket), std::move(peer)));
+}
+
+// Accepts ahead of accept() calls into a bounded queue; the kernel's backlog holds the rest.
+class StreamListenerState : public std::enable_shared_from_this<StreamListenerState> {
+ public:
+  StreamListenerState(std::shared_ptr<NetShared> shared, tcp::acceptor acceptor, Address address,
+                      Logger* log)
+      : shared_(std::move(shared)),
+        acceptor_(std::move(acceptor)),
+        address_(std::move(address)),
+        log_(log),
+        acceptable_(shared_->loop.scheduler()),
+        retry_(shared_->loop.io()) {}
+
+  const Address& address() const { return address_; }
+
+  static Task<Result<std::unique_ptr<StreamConnection>>> accept(
+      std::shared_ptr<StreamListenerState> self, Deadline deadline) {
+    while (true) {
+      if (self->closed_) co_return unavailable(fmt::format("listener {} closed", self->address_));
+      if (!self->backlog_.empty()) {
+        tcp::socket socket = std::move(self->backlog_.front());
+        self->backlog_.pop_front();
+        self->pump();
+        co_return make_stream(self->shared_, std::move(socket), self->log_);
+      }
+      self->pump();
+      Status waited = co_await self->acceptable_.wait(deadline);
+      if (!waited.is_ok()) co_return waited;
+    }
+  }
+
+  void close() {
+    if (closed_) return;
+    closed_ = true;
+    log_ = nullptr;
+    asio::error_code ignored;
+    acceptor_.close(ignored);
+    retry_.cancel();
+    backlog_.clear();
+    acceptable_.notify_all();
+  }
+
+  void pump() {
+    if (closed_ || accepting_ || backlog_.size() >= TcpNet::kAcceptQueueMax) return;
+    accepting_ = true;
+    acceptor_.async_accept(
+        [self = shared_from_this()](const asio::error_code& ec, tcp::socket socket) {
+          self->accepting_ = false;
+          if (self->closed_) return;
+          if (ec) {
+            self->accept_failed(ec);
+            return;
+          }
+          self->backlog_.push_back(std::move(socket));
+          self->acceptable_.notify_one();
+          self->pump();
+        });
+  }
+
+ private:
+  void accept_failed(const asio::error_code& ec) {
+    if (log_) {
+      if (std::optional<uint64_t> suppressed = shared_->admit(kLogAcceptFailed)) {
+        log_->warn("net", kLogAcceptFailed, "stream accept failed; retrying",
+                   {{"address", address_}, {"error", ec.message()}, {"suppressed", *suppressed}});
+      }
+    }
+    accepting_ = true;  // the retry timer stands in for the pending accept
+    retry_.expires_after(TcpNet::kAcceptRetryDelay);
+    retry_.async_wait([self = shared_from_this()](const asio::error_code& timer_ec) {
+      self->accepting_ = false;
+      if (!timer_ec) self->pump();
+    });
+  }
+
+  std::shared_ptr<NetShared> shared_;
+  tcp::acceptor acceptor_;
+  Address address_;
+  Logger* log_;
+  bool closed_ = false;
+  bool accepting_ = false;
+  std::deque<tcp::socket> backlog_;
+  WaitQueue acceptable_;
+  asio::steady_timer retry_;
+};
+
+class TcpStreamListener : public StreamListener {
+ public:
+  explicit TcpStreamListener(std::shared_ptr<StreamListenerState> state)
+      : state_(std::move(state)) {}
+  ~TcpStreamListener() override { state_->close(); }
+  TcpStreamListener(const TcpStreamListener&) = delete;
+  TcpStreamListener& operator=(const TcpStreamListener&) = delete;
+
+  Task<Result<std::unique_ptr<StreamConnection>>> accept(Deadline deadline) override {
+    return StreamListenerState::accept(state_, deadline);
+  }
+  void close() override { state_->close(); }
+  const Address& address() const override { return state_->address(); }
+
+ private:
+  std::shared_ptr<StreamListenerState> state_;
+};
+
 }  // namespace
 
 Result<TcpAddress> parse_tcp_address(std::string_view address) {
@@ -1112,10 +1444,18 @@ size_t TcpNet::send_budget_used() const {
   return shared_->send_used;
 }
 
-Result<std::unique_ptr<Listener>> TcpNet::listen(const Address& address) {
+namespace {
+
+// A bound, listening acceptor and the address it reports.
+struct BoundAcceptor {
+  tcp::acceptor acceptor;
+  Address address;
+};
+
+Result<BoundAcceptor> bind_acceptor(asio::io_context& io, const Address& address) {
   Result<tcp::endpoint> endpoint = parse_endpoint(address);
   if (!endpoint.is_ok()) return endpoint.status();
-  tcp::acceptor acceptor(loop_.io());
+  tcp::acceptor acceptor(io);
   asio::error_code ec;
   auto failed = [&](std::string_view step) {
     return unavailable(fmt::format("listen on {}: {}: {}", address, step, ec.message()));
@@ -1126,12 +1466,61 @@ Result<std::unique_ptr<Listener>> TcpNet::listen(const Address& address) {
   if (ec) return failed("SO_REUSEADDR");
   acceptor.bind(*endpoint, ec);
   if (ec) return failed("bind");
-  acceptor.listen(kListenBacklog, ec);
+  acceptor.listen(TcpNet::kListenBacklog, ec);
   if (ec) return failed("listen");
   tcp::endpoint bound = acceptor.local_endpoint(ec);
   if (ec) return failed("getsockname");
-  auto state = std::make_shared<ListenerState>(shared_, std::move(acceptor), format_endpoint(bound),
-                                               log_, tls_);
+  return BoundAcceptor{std::move(acceptor), format_endpoint(bound)};
+}
+
+}  // namespace
+
+Result<std::unique_ptr<StreamListener>> TcpNet::listen_stream(const Address& address) {
+  Result<BoundAcceptor> bound = bind_acceptor(loop_.io(), address);
+  if (!bound.is_ok()) return bound.status();
+  auto state = std::make_shared<StreamListenerState>(shared_, std::move(bound->acceptor),
+                                                     std::move(bound->address), log_);
+  state->pump();
+  return std::unique_ptr<StreamListener>(std::make_unique<TcpStreamListener>(std::move(state)));
+}
+
+Task<Result<std::unique_ptr<StreamConnection>>> TcpNet::connect_stream(const Address& address,
+                                                                       Deadline deadline) {
+  // The coroutine takes its own copy of the address: the caller's may not outlive the call.
+  return connect_stream_to(address, deadline);
+}
+
+Task<Result<std::unique_ptr<StreamConnection>>> TcpNet::connect_stream_to(Address address,
+                                                                          Deadline deadline) {
+  Result<tcp::endpoint> endpoint = parse_endpoint(address);
+  if (!endpoint.is_ok()) co_return endpoint.status();
+  Scheduler& scheduler = loop_.scheduler();
+  auto attempt = std::make_shared<ConnectAttempt>(loop_.io());
+  attempt->socket.async_connect(*endpoint, [attempt, &scheduler](const asio::error_code& ec) {
+    attempt->done = true;
+    attempt->ec = ec;
+    scheduler.wake(attempt->waiter, Status());
+  });
+  ConnectAttempt* pending = attempt.get();  // see connect_to on g++ 12
+  Status waited =
+      co_await park_until(scheduler, deadline, [pending](SlotRef ref) { pending->waiter = ref; });
+  if (!waited.is_ok()) {
+    asio::error_code ignored;
+    attempt->socket.close(ignored);
+    co_return Status(waited.code(), fmt::format("connect to {}: {}", address, waited.message()));
+  }
+  QUIRE_ASSERT(attempt->done);
+  if (attempt->ec) {
+    co_return unavailable(fmt::format("connect to {}: {}", address, attempt->ec.message()));
+  }
+  co_return make_stream(shared_, std::move(attempt->socket), log_);
+}
+
+Result<std::unique_ptr<Listener>> TcpNet::listen(const Address& address) {
+  Result<BoundAcceptor> bound = bind_acceptor(loop_.io(), address);
+  if (!bound.is_ok()) return bound.status();
+  auto state = std::make_shared<ListenerState>(shared_, std::move(bound->acceptor),
+                                               std::move(bound->address), log_, tls_);
   state->start();
   return std::unique_ptr<Listener>(std::make_unique<TcpListener>(std::move(state)));
 }

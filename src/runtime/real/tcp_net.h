@@ -159,8 +159,21 @@ class TcpNet : public Net {
   Task<Result<std::unique_ptr<Connection>>> connect(const Address& address,
                                                     Deadline deadline) override;
 
+  // Byte streams (env.h's StreamConnection), for clients: plaintext TCP even with
+  // enable_tls (no client protocol here uses TLS yet), TCP_NODELAY and keepalive as above.
+  // A stream reads from its socket only while read_some waits, so a peer that sends faster
+  // than it is served is held back by TCP; its writes queue up to
+  // StreamConnection::kMaxQueuedWriteBytes (per stream: the send budgets above are for
+  // frames). No timeouts apply: the stream's user decides when a peer is idle or stuck.
+  // Accepted streams queue up to kAcceptQueueMax ahead of accept().
+  Result<std::unique_ptr<StreamListener>> listen_stream(const Address& address) override;
+  Task<Result<std::unique_ptr<StreamConnection>>> connect_stream(const Address& address,
+                                                                 Deadline deadline) override;
+
  private:
   Task<Result<std::unique_ptr<Connection>>> connect_to(Address address, Deadline deadline);
+  Task<Result<std::unique_ptr<StreamConnection>>> connect_stream_to(Address address,
+                                                                    Deadline deadline);
 
   RealLoop& loop_;
   Logger* log_;

@@ -9,6 +9,19 @@
 // connections across it and refuses new ones; a one-way partition silently drops
 // messages in its direction only. A crashed node's connections break; its peers see
 // Unavailable once they have read what had already arrived.
+//
+// Byte streams (Net::listen_stream / connect_stream) model TCP: bytes are never lost,
+// duplicated or reordered while the stream lives. A write is cut into segments of random
+// sizes, each delivered after a drawn latency (in order), and half the reads return a
+// random part of what arrived, so readers see arbitrary chunk splits. Flow control: at most
+// kStreamWindowBytes are unread at the receiver or in flight; the rest waits in the
+// sender's queue (queued_bytes()). A symmetric partition breaks a stream as it breaks a
+// connection; a one-way partition resets a stream when it next sends into it (TCP would
+// retransmit until it gave up; the simulator gives up at once). close() sends what is
+// queued, then FIN; bytes that arrive at a closed end are dropped, and a close whose queue
+// does not drain within kStreamCloseLinger resets the stream. A crashed node's stream
+// objects are destroyed before node_down (SimWorld::crash), so its peers see what a killed
+// process's peers see: the bytes it had written, then end of stream.
 #pragma once
 
 #include <cstdint>
@@ -43,6 +56,7 @@ struct SimNetStats {
   uint64_t connections = 0;
   uint64_t connections_broken = 0;
   uint64_t connects_refused = 0;
+  uint64_t stream_segments = 0;  // byte-stream segments delivered
 };
 
 class SimNetwork {
@@ -93,6 +107,24 @@ class SimNetwork {
                                                     Deadline deadline);
   Scheduler& scheduler() { return s_; }
 
+  // Internal to the simulated byte streams.
+  Result<std::unique_ptr<StreamListener>> listen_stream(NodeId node, const Address& address);
+  Task<Result<std::unique_ptr<StreamConnection>>> connect_stream(NodeId node, Address address,
+                                                                 Deadline deadline);
+  Status stream_write(uint64_t endpoint, ByteView data);
+  // Takes up to out.size() received bytes of `endpoint` (0 when none), reopening the peer's
+  // window.
+  size_t stream_take(uint64_t endpoint, std::span<uint8_t> out);
+  void close_stream(uint64_t endpoint);
+  void release_stream(uint64_t endpoint);
+
+  // Bytes a stream may have unread at its receiver plus in flight toward it (a TCP window).
+  static constexpr size_t kStreamWindowBytes = 256u << 10;
+  // The largest segment a write is cut into.
+  static constexpr size_t kStreamSegmentBytesMax = 16u << 10;
+  // How long a closed stream keeps sending its queue before it resets.
+  static constexpr Nanos kStreamCloseLinger = std::chrono::seconds(1);
+
  private:
   // A SYN into a partition is never answered; the connect gives up after this long.
   static constexpr Nanos kSynUnansweredTimeout = std::chrono::seconds(1);
@@ -105,6 +137,19 @@ class SimNetwork {
   // connect's step once the SYN reached an open listener `l` with room in its backlog:
   // makes both endpoints, queues the server's for accept, and returns the client's id.
   uint64_t open_endpoints(NodeId node, NodeId target, const Address& address, ListenerState* l);
+  // listen's checks and bookkeeping for either kind: the new listener's serial.
+  Result<uint64_t> bind_listener(NodeId node, const Address& address, bool stream);
+  // connect's handshake for either kind: the client endpoint's id once established.
+  Task<Result<uint64_t>> connect_endpoint(NodeId node, Address address, Deadline deadline,
+                                          bool stream);
+  // Moves a stream's queued bytes into flight as its peer's window allows; sends FIN after
+  // the last byte of a closed stream.
+  void pump_stream(Endpoint* e);
+  void deliver_stream(uint64_t from, uint64_t to, std::shared_ptr<const Bytes> segment,
+                      uint64_t hash);
+  void deliver_fin(uint64_t to);
+  // Forgets a stream endpoint nobody owns once it can send nothing more.
+  void forget_stream_if_done(uint64_t id);
   // The name `node` was added under, or "?".
   std::string host_name(NodeId node) const;
   const LinkFaults& faults(NodeId from, NodeId to) const;
@@ -138,7 +183,20 @@ struct SimNetwork::Endpoint {
   bool broken = false;
   bool owned = true;             // a Connection object (or a pending accept) refers to it
   int64_t last_delivery_ns = 0;  // for in-order delivery
-  WaitQueue waiters;
+  WaitQueue waiters;             // readers, and for streams writers waiting for a drain
+
+  // Byte streams only.
+  bool stream = false;
+  Bytes stream_in;  // received; [stream_in_head, end) not yet read
+  size_t stream_in_head = 0;
+  Bytes stream_out;  // written; [stream_out_head, end) not yet in flight
+  size_t stream_out_head = 0;
+  size_t in_flight = 0;       // sent toward the peer, not yet delivered
+  bool fin_received = false;  // the peer closed; nothing follows what is in stream_in
+  bool closing = false;       // close() was called here
+  bool fin_sent = false;      // everything queued went out, and then FIN
+  size_t unread() const { return stream_in.size() - stream_in_head; }
+  size_t queued() const { return stream_out.size() - stream_out_head; }
 };
 
 struct SimNetwork::ListenerState {
@@ -148,6 +206,7 @@ struct SimNetwork::ListenerState {
   Address address;
   std::deque<uint64_t> pending;  // endpoint ids of connections not yet accepted
   bool closed = false;
+  bool stream = false;  // accepts byte streams, not message connections
   WaitQueue waiters;
   static constexpr size_t kBacklog = 128;
 };

@@ -1,0 +1,198 @@
+// The RESP wire server in the simulator: deterministic, with streams that split every
+// request and reply at random points.
+#include <memory>
+
+#include <gtest/gtest.h>
+
+#include "resp_test_support.h"
+#include "support/sim_node.h"
+
+namespace quire::resp {
+namespace {
+
+using namespace std::chrono_literals;
+using namespace quire::resp::testing;
+using testing_support::IdleApp;
+using testing_support::run_in_node;
+
+const Address kServerAddress = "srv:6379";
+
+struct SimServer {
+  explicit SimServer(RespServerOptions options = {}, uint64_t seed = 11) : world(seed) {
+    auto idle = [](Env&) { return std::make_unique<IdleApp>(); };
+    srv = world.add_node("srv", idle);
+    cli = world.add_node("cli", idle);
+    world.start(srv);
+    world.start(cli);
+    handler = std::make_unique<EchoHandler>(*world.env(srv));
+    server = std::make_unique<RespServer>(*world.env(srv), *handler, options);
+    Status started = server->start(kServerAddress);
+    EXPECT_TRUE(started.is_ok()) << started.to_string();
+  }
+  ~SimServer() { server.reset(); }
+
+  Env& client_env() { return *world.env(cli); }
+  template <typename F>
+  bool run(F body, Nanos limit = 600s) {
+    return run_in_node(world, client_env(), std::move(body), limit);
+  }
+
+  SimWorld world;
+  NodeId srv = 0;
+  NodeId cli = 0;
+  std::unique_ptr<EchoHandler> handler;
+  std::unique_ptr<RespServer> server;
+};
+
+TEST(RespSimServer, PipelineOfOneHundredThousandCommands) {
+  SimServer s;
+  uint64_t executed_at_first_reply = 0;
+  ASSERT_TRUE(s.run([&]() {
+    return pipeline_scenario(s.client_env(), kServerAddress, *s.handler, 100'000,
+                             &executed_at_first_reply);
+  }));
+  EXPECT_EQ(s.server->stats().total_commands, 100'000u);
+  // Replies left while the pipeline was still running.
+  EXPECT_GT(executed_at_first_reply, 0u);
+  EXPECT_LT(executed_at_first_reply, 10'000u);
+}
+
+TEST(RespSimServer, ClientThatNeverReadsIsDisconnectedAtTheHardLimit) {
+  RespServerOptions o;
+  o.output_hard_bytes = 4u << 20;
+  SimServer s(o);
+  ASSERT_TRUE(s.run([&]() {
+    return non_reading_client_scenario(s.client_env(), kServerAddress, *s.server, 40);
+  }));
+  EXPECT_EQ(s.server->stats().output_limit_disconnects, 1u);
+}
+
+TEST(RespSimServer, ClientAboveTheSoftLimitForItsDurationIsDisconnected) {
+  RespServerOptions o;
+  o.output_soft_bytes = 1u << 20;
+  o.output_soft_duration = 2s;
+  SimServer s(o);
+  MonoTime disconnected_at;
+  ASSERT_TRUE(s.run([&]() -> Task<void> {
+    Env& env = s.client_env();
+    std::unique_ptr<StreamConnection> c = co_await connect_client(env, kServerAddress);
+    if (!c) co_return;
+    std::string big = "BIG 300000\r\n";
+    // One 300 KB reply every 100 ms, never read.
+    for (int i = 0; i < 100 && s.server->stats().output_limit_disconnects == 0; ++i) {
+      (void)c->write(bytes_of(big));
+      Status slept = co_await env.executor().sleep(100ms);
+      if (!slept.is_ok()) co_return;
+    }
+    disconnected_at = env.executor().now();
+  }));
+  EXPECT_EQ(s.server->stats().output_limit_disconnects, 1u);
+  // Above 1 MB after a few replies, then 2 s more.
+  EXPECT_GE(disconnected_at.seconds(), 2.0);
+  EXPECT_LT(disconnected_at.seconds(), 4.0);
+}
+
+TEST(RespSimServer, MalformedInputClosesOnlyThatConnection) {
+  SimServer s;
+  ASSERT_TRUE(s.run([&]() { return malformed_scenario(s.client_env(), kServerAddress); }));
+  EXPECT_EQ(s.server->stats().protocol_errors, 1u);
+  EXPECT_EQ(s.server->stats().connected_clients, 1u);  // the other one
+}
+
+TEST(RespSimServer, MaxClients) {
+  RespServerOptions o;
+  o.max_clients = 2;
+  SimServer s(o);
+  ASSERT_TRUE(
+      s.run([&]() { return max_clients_scenario(s.client_env(), kServerAddress, *s.server); }));
+}
+
+TEST(RespSimServer, QuitRepliesThenCloses) {
+  SimServer s;
+  ASSERT_TRUE(s.run([&]() { return quit_scenario(s.client_env(), kServerAddress, *s.handler); }));
+}
+
+TEST(RespSimServer, SlowCommandsKeepTheirOrderAndIdsIncrease) {
+  SimServer s;
+  std::string got;
+  ASSERT_TRUE(s.run([&]() -> Task<void> {
+    Env& env = s.client_env();
+    std::unique_ptr<StreamConnection> a = co_await connect_client(env, kServerAddress);
+    std::unique_ptr<StreamConnection> b = co_await connect_client(env, kServerAddress);
+    if (!a || !b) co_return;
+    std::string request = "SLOW 50\r\nECHO a\r\nID\r\nADDR\r\n";
+    std::string id = "ID\r\n";
+    EXPECT_TRUE(a->write(bytes_of(request)).is_ok());
+    EXPECT_TRUE(b->write(bytes_of(id)).is_ok());
+    Status end;
+    std::string want_b = ":2\r\n";
+    std::string got_b;
+    co_await read_bytes(*b, want_b.size(), &got_b, &end, env.executor().deadline_after(1s));
+    EXPECT_EQ(got_b, want_b);  // not held up by a's slow command
+    co_await read_bytes(*a, SIZE_MAX, &got, &end, env.executor().deadline_after(1s));
+  }));
+  const std::string prefix = "+OK\r\n" + echo_reply({"ECHO", "a"}) + ":1\r\n";
+  EXPECT_EQ(got.substr(0, prefix.size()), prefix);
+  // ADDR is the client's host and an ephemeral port.
+  EXPECT_EQ(got.substr(prefix.size() + 4, 4), "cli:");
+}
+
+TEST(RespSimServer, IdleTimeoutClosesASilentClient) {
+  RespServerOptions o;
+  o.idle_timeout = 1s;
+  SimServer s(o);
+  MonoTime closed_at;
+  ASSERT_TRUE(s.run([&]() -> Task<void> {
+    Env& env = s.client_env();
+    std::unique_ptr<StreamConnection> c = co_await connect_client(env, kServerAddress);
+    if (!c) co_return;
+    std::string got;
+    Status end;
+    co_await read_to_end(*c, &got, &end, env.executor().deadline_after(10s));
+    EXPECT_EQ(end.code(), Code::kUnavailable);
+    closed_at = env.executor().now();
+  }));
+  EXPECT_GE(closed_at.seconds(), 1.0);
+  EXPECT_LT(closed_at.seconds(), 1.5);
+}
+
+TEST(RespSimServer, StopClosesEveryConnectionAndEndsEveryTask) {
+  SimServer s;
+  std::vector<Status> ends(2);
+  auto client = [](SimServer* s, Status* end) -> Task<void> {
+    std::unique_ptr<StreamConnection> c = co_await connect_client(s->client_env(), kServerAddress);
+    if (!c) co_return;
+    std::string slow = "SLOW 10000\r\n";  // in the handler when the server stops
+    EXPECT_TRUE(c->write(bytes_of(slow)).is_ok());
+    std::string got;
+    co_await read_to_end(*c, &got, end, s->client_env().executor().deadline_after(60s));
+  };
+  for (Status& end : ends) s.client_env().executor().spawn("client", client(&s, &end));
+  s.world.run_for(100ms);
+  EXPECT_EQ(s.server->stats().connected_clients, 2u);
+  Env& srv_env = *s.world.env(s.srv);
+  size_t tasks_before = s.world.scheduler().live_tasks(s.srv);
+  EXPECT_GE(tasks_before, 3u);  // accept + 2 clients
+  ASSERT_TRUE(run_in_node(
+      s.world, srv_env, [&]() { return s.server->stop(); }, 5s));
+  s.world.run_for(2s);
+  EXPECT_EQ(s.world.scheduler().live_tasks(s.srv), 0u);
+  EXPECT_EQ(s.server->stats().connected_clients, 0u);
+  for (const Status& end : ends) EXPECT_EQ(end.code(), Code::kUnavailable) << end.to_string();
+}
+
+TEST(RespSimServer, SameSeedSameRun) {
+  auto run = [](uint64_t seed) {
+    SimServer s({}, seed);
+    uint64_t first = 0;
+    EXPECT_TRUE(s.run([&]() {
+      return pipeline_scenario(s.client_env(), kServerAddress, *s.handler, 2'000, &first);
+    }));
+    return std::make_pair(first, s.world.trace_hash());
+  };
+  EXPECT_EQ(run(3), run(3));
+  EXPECT_NE(run(3).second, run(4).second);
+}
+
+}  // namespace
+}  // namespace quire::resp
