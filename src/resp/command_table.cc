@@ -78,6 +78,8 @@ constexpr std::array kCommands = {
     CommandSpec{CommandId::kQuireStatus, "quire.status", 1, kFlagAdmin | kFlagLoading | kFlagStale,
                 0, 0, 0, "quire", "",
                 "The node's role, state, term, timestamps, LSNs and key versions as JSON."},
+    CommandSpec{CommandId::kQuireReport, "quire.report", 6, kConn | kFlagAdmin, 0, 0, 0, "quire",
+                "", "A standby's progress report to the primary (WAIT, INFO replication)."},
 };
 
 constexpr std::array<std::string_view, 7> kFlagNames = {"write",   "readonly", "admin", "fast",

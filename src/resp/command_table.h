@@ -43,6 +43,7 @@ enum class CommandId : uint8_t {
   kQuireCheckpoint,
   kQuireSeal,
   kQuireStatus,
+  kQuireReport,
 };
 
 // Flags, named as COMMAND reports Redis's.

@@ -79,12 +79,25 @@ RespCommands::RespCommands(ReplicaNode& node, RespCommandsOptions options)
   options_.databases = std::clamp<uint32_t>(options_.databases, 1, kDatabasesMax);
   options_.scan_chunk_rows = std::max<size_t>(options_.scan_chunk_rows, 1);
   options_.scan_cursors_max = std::max<size_t>(options_.scan_cursors_max, 1);
+  options_.scan_count_max = std::max<size_t>(options_.scan_count_max, 1);
   options_.snapshot_attempts_max = std::max(options_.snapshot_attempts_max, 1);
 }
 
 RespCommands::~RespCommands() = default;
 
 // ---- Roles ------------------------------------------------------------------------------
+
+std::string_view RespCommands::role_name(Role r) {
+  switch (r) {
+    case Role::kPrimary:
+      return "primary";
+    case Role::kStandby:
+      return "standby";
+    case Role::kLoading:
+      return "loading";
+  }
+  return "loading";
+}
 
 RespCommands::Serving RespCommands::serving() {
   Serving s;
@@ -187,100 +200,84 @@ bool RespCommands::admit(const CommandSpec& spec, const Args& a, ClientState& c,
   return true;
 }
 
-Task<void> RespCommands::run(const CommandSpec& spec, Args& a, ClientState& c, ReplyWriter& out) {
+bool RespCommands::run_immediate(const CommandSpec& spec, Args& a, ClientState& c,
+                                 ReplyWriter& out) {
   switch (spec.id) {
     case CommandId::kPing:
       cmd_ping(a, out);
-      break;
+      return true;
     case CommandId::kEcho:
       out.bulk(a[1]);
-      break;
+      return true;
     case CommandId::kQuit:
       c.close_after_reply = true;
       out.ok();
-      break;
+      return true;
     case CommandId::kHello:
       cmd_hello(a, c, out);
-      break;
+      return true;
     case CommandId::kAuth:
       cmd_auth(a, c, out);
-      break;
+      return true;
     case CommandId::kSelect:
       cmd_select(a, c, out);
-      break;
+      return true;
     case CommandId::kClient:
       cmd_client(a, c, out);
-      break;
-    case CommandId::kGet:
-      co_await cmd_get(a, c, out);
-      break;
-    case CommandId::kSet:
-      co_await cmd_set(a, c, out);
-      break;
-    case CommandId::kSetNx:
-      co_await cmd_setnx(a, c, out);
-      break;
-    case CommandId::kDel:
-      co_await cmd_del(a, c, out);
-      break;
-    case CommandId::kExists:
-      co_await cmd_exists(a, c, out);
-      break;
-    case CommandId::kStrlen:
-      co_await cmd_strlen(a, c, out);
-      break;
-    case CommandId::kMget:
-      co_await cmd_mget(a, c, out);
-      break;
-    case CommandId::kMset:
-      co_await cmd_mset(a, c, out, false);
-      break;
-    case CommandId::kMsetNx:
-      co_await cmd_mset(a, c, out, true);
-      break;
-    case CommandId::kIncr:
-      co_await cmd_incr(a, c, out, 1, false);
-      break;
-    case CommandId::kIncrBy:
-      co_await cmd_incr(a, c, out, 1, true);
-      break;
-    case CommandId::kDecr:
-      co_await cmd_incr(a, c, out, -1, false);
-      break;
-    case CommandId::kDecrBy:
-      co_await cmd_incr(a, c, out, -1, true);
-      break;
-    case CommandId::kScan:
-      co_await cmd_scan(a, c, out);
-      break;
-    case CommandId::kKeys:
-      co_await cmd_keys(a, c, out);
-      break;
-    case CommandId::kDbSize:
-      co_await cmd_dbsize(c, out);
-      break;
-    case CommandId::kFlushDb:
-      co_await cmd_flushdb(a, c, out);
-      break;
-    case CommandId::kInfo:
-      co_await cmd_info(a, out);
-      break;
+      return true;
     case CommandId::kConfig:
       cmd_config(a, out);
-      break;
+      return true;
     case CommandId::kCommand:
       cmd_command(a, out);
-      break;
+      return true;
+    default:
+      return false;
+  }
+}
+
+Task<void> RespCommands::run(const CommandSpec& spec, Args& a, ClientState& c, ReplyWriter& out) {
+  if (run_immediate(spec, a, c, out)) co_return;
+  switch (spec.id) {
+    case CommandId::kGet:
+      co_return co_await cmd_get(a, c, out);
+    case CommandId::kSet:
+      co_return co_await cmd_set(a, c, out);
+    case CommandId::kSetNx:
+      co_return co_await cmd_setnx(a, c, out);
+    case CommandId::kDel:
+      co_return co_await cmd_del(a, c, out);
+    case CommandId::kExists:
+      co_return co_await cmd_exists(a, c, out);
+    case CommandId::kStrlen:
+      co_return co_await cmd_strlen(a, c, out);
+    case CommandId::kMget:
+      co_return co_await cmd_mget(a, c, out);
+    case CommandId::kMset:
+    case CommandId::kMsetNx:
+      co_return co_await cmd_mset(a, c, out, spec.id == CommandId::kMsetNx);
+    case CommandId::kIncr:
+    case CommandId::kIncrBy:
+    case CommandId::kDecr:
+    case CommandId::kDecrBy: {
+      const bool decr = spec.id == CommandId::kDecr || spec.id == CommandId::kDecrBy;
+      const bool by = spec.id == CommandId::kIncrBy || spec.id == CommandId::kDecrBy;
+      co_return co_await cmd_incr(a, c, out, decr ? -1 : 1, by);
+    }
+    case CommandId::kScan:
+      co_return co_await cmd_scan(a, c, out);
+    case CommandId::kKeys:
+      co_return co_await cmd_keys(a, c, out);
+    case CommandId::kDbSize:
+      co_return co_await cmd_dbsize(c, out);
+    case CommandId::kFlushDb:
+      co_return co_await cmd_flushdb(a, c, out);
+    case CommandId::kInfo:
+      co_return co_await cmd_info(a, out);
     case CommandId::kWait:
-      co_await cmd_wait(a, c, out);
-      break;
-    case CommandId::kQuireRotateKek:
-    case CommandId::kQuireRotateCmk:
-    case CommandId::kQuireCheckpoint:
-    case CommandId::kQuireSeal:
-    case CommandId::kQuireStatus:
-      co_await cmd_quire(spec, a, out);
-      break;
+      co_return co_await cmd_wait(a, c, out);
+    default:  // QUIRE.*
+      co_return co_await cmd_quire(spec, a, out);
   }
 }
 

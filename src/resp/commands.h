@@ -40,21 +40,13 @@
 #include "resp/command_table.h"
 #include "resp/handler.h"
 #include "resp/key_locks.h"
+#include "resp/standby_progress.h"
 
 namespace quire::resp {
 
 // The Redis version INFO and HELLO report: what Redis clients check features against.
 inline constexpr std::string_view kRedisCompatVersion = "7.0.15";
 inline constexpr uint32_t kDatabasesMax = 1024;
-
-// What a primary knows about one standby's progress (WAIT, INFO replication).
-struct StandbyProgress {
-  std::string name;
-  Address address;  // "host:port" of its client port
-  Timestamp applied_ts;
-  Lsn applied_lsn;
-  bool serving = false;  // SECONDARY
-};
 
 struct RespCommandsOptions {
   // AUTH: empty means no password (every connection is authenticated).
@@ -81,8 +73,9 @@ struct RespCommandsOptions {
   // READONLY (a primary exists) or MASTERDOWN (none known) for writes on a standby.
   // Unset: a fixed-role replica set, whose primary is assumed to exist.
   std::function<std::optional<Address>()> primary_address;
-  // The standbys' applied positions as this primary knows them (WAIT, INFO replication).
-  // Unset: the primary knows of none, and WAIT counts none.
+  // The standbys' applied positions, from a source other than their QUIRE.REPORT commands
+  // (the simulator's harness reads its standby objects). Unset: the reports
+  // (standby_progress.h) are the source.
   std::function<std::vector<StandbyProgress>()> standby_progress;
 };
 
@@ -118,6 +111,7 @@ class RespCommands : public CommandHandler {
     std::string loading_reason;  // kLoading
   };
   Serving serving();
+  static std::string_view role_name(Role r);  // "primary", "standby", "loading"
 
  private:
   using Args = std::vector<std::string>;
@@ -126,6 +120,8 @@ class RespCommands : public CommandHandler {
   // The checks before a command runs (auth, role); false when it wrote the refusal.
   bool admit(const CommandSpec& spec, const Args& a, ClientState& c, ReplyWriter& out);
   Task<void> run(const CommandSpec& spec, Args& a, ClientState& c, ReplyWriter& out);
+  // The commands that never wait (connection, CONFIG, COMMAND); false for the others.
+  bool run_immediate(const CommandSpec& spec, Args& a, ClientState& c, ReplyWriter& out);
 
   // ---- Connection (commands.cc) ----
   void cmd_ping(Args& a, ReplyWriter& out);
@@ -147,17 +143,26 @@ class RespCommands : public CommandHandler {
 
   // ---- Keyspace (commands_keyspace.cc) ----
   Task<void> cmd_scan(Args& a, ClientState& c, ReplyWriter& out);
+  // A new SCAN cursor resuming at `resume` (evicting the oldest past scan_cursors_max).
+  uint64_t remember_cursor(uint32_t db, std::string resume);
   Task<void> cmd_keys(Args& a, ClientState& c, ReplyWriter& out);
   Task<void> cmd_dbsize(ClientState& c, ReplyWriter& out);
   Task<void> cmd_flushdb(Args& a, ClientState& c, ReplyWriter& out);
 
   // ---- Server (commands_server.cc) ----
-  Task<void> cmd_info(Args& a, ReplyWriter& out);
+  Task<void> cmd_info(Args& a, ReplyWriter& out);  // commands_info.cc
+  // INFO keyspace's "dbN:keys=..." lines (databases with keys only).
+  Task<std::string> keyspace_lines();
   void cmd_config(Args& a, ReplyWriter& out);
   void cmd_command(Args& a, ReplyWriter& out);
   Task<void> cmd_wait(Args& a, ClientState& c, ReplyWriter& out);
   Task<void> cmd_quire(const CommandSpec& spec, Args& a, ReplyWriter& out);
+  Task<void> quire_rotate_kek(Primary& p, Args& a, ReplyWriter& out);
+  Task<void> quire_seal(Primary& p, Args& a, ReplyWriter& out);
+  void quire_report(Args& a, ReplyWriter& out);
   std::string status_json();
+  // What the primary knows of its standbys' progress now (the option, else the reports).
+  std::vector<StandbyProgress> standbys();
 
   // ---- Helpers ----
   // Reads `keys` of `db` at one timestamp (a snapshot), on the primary or a standby.
@@ -187,6 +192,7 @@ class RespCommands : public CommandHandler {
   ReplicaNode& node_;
   RespCommandsOptions options_;
   KeyLocks locks_;
+  StandbyProgressBoard progress_;
   const ServerStats* server_stats_ = nullptr;
   MonoTime started_at_;
   // SCAN cursors: cursor -> (db, the key to resume from), oldest first for eviction.

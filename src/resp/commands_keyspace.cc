@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include <cctype>
+#include <variant>
 
 #include "resp/commands.h"
 #include "resp/glob.h"
@@ -51,55 +52,75 @@ constexpr size_t kFlushBatchKeys = 256;
 
 }  // namespace
 
-Task<void> RespCommands::cmd_scan(Args& a, ClientState& c, ReplyWriter& out) {
-  std::optional<uint64_t> cursor = parse_cursor(a[1]);
-  if (!cursor) {
-    out.err("invalid cursor");
-    co_return;
-  }
+namespace {
+
+struct ScanArgs {
+  uint64_t cursor = 0;
   uint64_t count = 10;
-  std::optional<std::string> pattern;
+  std::optional<std::string> pattern;  // none: every key
   std::optional<std::string> type;
+};
+
+// SCAN's arguments, or the error message Redis gives for them.
+std::variant<ScanArgs, std::string> parse_scan_args(const std::vector<std::string>& a) {
+  ScanArgs s;
+  std::optional<uint64_t> cursor = parse_cursor(a[1]);
+  if (!cursor) return std::string("invalid cursor");
+  s.cursor = *cursor;
   for (size_t j = 2; j < a.size(); j++) {
     const bool has_value = j + 1 < a.size();
     if (iequals(a[j], "count") && has_value) {
-      std::optional<int64_t> n = parse_int64(a[j + 1]);
-      if (!n) {
-        out.err("value is not an integer or out of range");
-        co_return;
-      }
-      if (*n < 1) {
-        out.err("syntax error");
-        co_return;
-      }
-      count = static_cast<uint64_t>(*n);
-      j++;
+      std::optional<int64_t> n = parse_int64(a[++j]);
+      if (!n) return std::string("value is not an integer or out of range");
+      if (*n < 1) return std::string("syntax error");
+      s.count = static_cast<uint64_t>(*n);
     } else if (iequals(a[j], "match") && has_value) {
-      if (a[j + 1] != "*") pattern = a[j + 1];  // as Redis: "*" is no filter (it would skip "")
-      j++;
+      // As Redis: "*" is no filter (matching would skip the empty key).
+      if (a[++j] != "*") s.pattern = a[j];
     } else if (iequals(a[j], "type") && has_value) {
-      type = a[j + 1];
-      j++;
+      s.type = a[++j];
     } else {
-      out.err("syntax error");
-      co_return;
+      return std::string("syntax error");
     }
   }
+  return s;
+}
+
+}  // namespace
+
+uint64_t RespCommands::remember_cursor(uint32_t db, std::string resume) {
+  const uint64_t cursor = next_cursor_++;
+  cursors_[cursor] = ScanCursor{db, std::move(resume)};
+  cursor_order_.push_back(cursor);
+  while (cursor_order_.size() > options_.scan_cursors_max) {
+    cursors_.erase(cursor_order_.front());
+    cursor_order_.pop_front();
+  }
+  return cursor;
+}
+
+Task<void> RespCommands::cmd_scan(Args& a, ClientState& c, ReplyWriter& out) {
+  auto parsed = parse_scan_args(a);
+  if (auto* error = std::get_if<std::string>(&parsed)) {
+    out.err(*error);
+    co_return;
+  }
+  const ScanArgs& args = std::get<ScanArgs>(parsed);
   std::string from;
-  if (*cursor != 0) {
-    auto it = cursors_.find(*cursor);
+  if (args.cursor != 0) {
+    auto it = cursors_.find(args.cursor);
     if (it == cursors_.end() || it->second.db != c.db) {
       out.err("invalid cursor");
       co_return;
     }
     from = it->second.resume;
   }
-  const size_t limit = static_cast<size_t>(std::min<uint64_t>(count, options_.scan_count_max));
+  const size_t limit = static_cast<size_t>(std::min<uint64_t>(args.count, options_.scan_count_max));
+  const bool type_ok = !args.type || iequals(*args.type, "string");  // every value is a string
   std::vector<std::string> keys;
   size_t read = 0;
   bool end = false;
-  std::string last;
-  while (read < limit) {
+  while (read < limit && !end) {
     const size_t want = std::min(options_.scan_chunk_rows, limit - read);
     auto rows = co_await read_range(c.db, from, want, std::nullopt);
     if (!rows.is_ok()) {
@@ -107,27 +128,13 @@ Task<void> RespCommands::cmd_scan(Args& a, ClientState& c, ReplyWriter& out) {
       co_return;
     }
     read += rows->size();
+    end = rows->size() < want;
     for (auto& [k, v] : *rows) {
-      last = k;
-      const bool type_ok = !type || iequals(*type, "string");
-      if (type_ok && (!pattern || glob_match(*pattern, k))) keys.push_back(k);
+      if (type_ok && (!args.pattern || glob_match(*args.pattern, k))) keys.push_back(k);
     }
-    if (rows->size() < want) {
-      end = true;
-      break;
-    }
-    from = successor(last);
+    if (!rows->empty()) from = successor(rows->back().first);
   }
-  uint64_t next = 0;
-  if (!end) {
-    next = next_cursor_++;
-    cursors_[next] = ScanCursor{c.db, successor(last)};
-    cursor_order_.push_back(next);
-    while (cursor_order_.size() > options_.scan_cursors_max) {
-      cursors_.erase(cursor_order_.front());
-      cursor_order_.pop_front();
-    }
-  }
+  const uint64_t next = end ? 0 : remember_cursor(c.db, std::move(from));
   out.array(2);
   out.bulk(fmt::format("{}", next));
   out.array(keys.size());

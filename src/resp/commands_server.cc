@@ -1,19 +1,13 @@
-// The server commands: INFO, CONFIG GET, COMMAND, WAIT and Quire's own QUIRE.*.
-//
-// Offsets as Redis users read them: Quire has no replication byte stream, so every "offset"
-// (master_repl_offset, slaveN offset, slave_repl_offset) is an LSN: the last LOG record
-// applied (or, for slave_read_repl_offset, the commit point seen). LSNs grow for the life
-// of the database across primaries, as offsets should; their difference is a count of
-// records, not bytes.
+// The server commands: CONFIG GET, COMMAND, WAIT and Quire's own QUIRE.* (INFO is
+// commands_info.cc).
 #include <fmt/format.h>
 
-#include <array>
 #include <cctype>
 #include <nlohmann/json.hpp>
-#include <set>
 
 #include "resp/commands.h"
 #include "resp/glob.h"
+#include "resp/node_facts.h"
 
 namespace quire::resp {
 namespace {
@@ -22,29 +16,6 @@ std::string lower(std::string_view s) {
   std::string out(s);
   for (char& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   return out;
-}
-
-// What INFO and QUIRE.STATUS report about the node, read once.
-struct NodeFacts {
-  std::string role;   // "primary", "standby", "loading"
-  std::string state;  // the primary's or the standby's state name
-  uint64_t term = 0;
-  Timestamp applied_ts;
-  Lsn applied_lsn;
-  Lsn commit_lsn;
-  Lsn checkpoint_lsn;
-  Timestamp checkpoint_ts;
-  uint64_t keystore_version = 0;
-  uint32_t kek_version = 0;
-  uint32_t cmk_version = 0;
-  std::optional<PickupCounters> pickups;
-};
-
-// Splits "host:port" (the last colon); port 0 when absent.
-std::pair<std::string, std::string> split_address(const std::string& a) {
-  const size_t colon = a.rfind(':');
-  if (colon == std::string::npos) return {a, "0"};
-  return {a.substr(0, colon), a.substr(colon + 1)};
 }
 
 // CONFIG GET: the parameters Quire answers (redis-benchmark asks for save and appendonly).
@@ -60,51 +31,14 @@ std::vector<std::pair<std::string, std::string>> config_params(uint32_t database
 
 }  // namespace
 
-// ---- Facts -------------------------------------------------------------------------------
-
-namespace {
-
-NodeFacts gather_facts(ReplicaNode& node, const RespCommands::Serving& s) {
-  NodeFacts f;
-  f.term = node.client().term().value;
-  Engine& engine = node.engine();
-  f.checkpoint_lsn = engine.installed_checkpoint_lsn();
-  f.checkpoint_ts = engine.checkpoint_ts();
-  const Keystore& ks = engine.keystore();
-  f.keystore_version = ks.version();
-  if (auto kek = ks.active_kek()) {
-    f.kek_version = *kek;
-    auto it = ks.keks().find(*kek);
-    if (it != ks.keks().end()) f.cmk_version = it->second.wrapped.cmk_version;
-  }
-  if (Primary* p = node.primary()) {
-    f.role = s.role == RespCommands::Role::kPrimary ? "primary" : "loading";
-    f.state = std::string(primary_state_name(p->state()));
-    f.applied_ts = p->applied_ts();
-    f.applied_lsn = p->applied_lsn();
-    f.commit_lsn = p->applied_lsn();
-  } else if (Standby* sb = node.standby()) {
-    f.role = s.role == RespCommands::Role::kStandby ? "standby" : "loading";
-    f.state = std::string(standby_state_name(sb->state()));
-    f.applied_ts = sb->applied_ts();
-    f.applied_lsn = sb->applied_lsn();
-    f.commit_lsn = sb->commit_lsn();
-    f.pickups = sb->stats().pickups;
-  } else {
-    f.role = "loading";
-    f.state = "none";
-  }
-  return f;
-}
-
-}  // namespace
+// ---- QUIRE.STATUS ----------------------------------------------------------------------
 
 std::string RespCommands::status_json() {
-  Serving s = serving();
-  NodeFacts f = gather_facts(node_, s);
+  const Serving s = serving();
+  const NodeFacts f = gather_node_facts(node_);
   nlohmann::json j;
   j["node"] = std::string(node_.env().node_name());
-  j["role"] = f.role;
+  j["role"] = role_name(s.role);
   j["state"] = f.state;
   if (s.role == Role::kLoading) j["loading_reason"] = s.loading_reason;
   j["term"] = f.term;
@@ -139,150 +73,6 @@ std::string RespCommands::status_json() {
   j["promotions"] = ns.promotions;
   j["step_downs"] = ns.step_downs;
   return j.dump();
-}
-
-// ---- INFO --------------------------------------------------------------------------------
-
-Task<void> RespCommands::cmd_info(Args& a, ReplyWriter& out) {
-  static constexpr std::array<std::string_view, 7> kSections = {
-      "server", "clients", "replication", "persistence", "stats", "keyspace", "quire"};
-  std::set<std::string> want;
-  for (size_t j = 1; j < a.size(); j++) want.insert(lower(a[j]));
-  const bool all = want.empty() || want.contains("all") || want.contains("everything") ||
-                   want.contains("default");
-  auto wanted = [&](std::string_view name) { return all || want.contains(std::string(name)); };
-
-  Serving s = serving();
-  NodeFacts f = gather_facts(node_, s);
-  const MonoTime now = node_.env().executor().now();
-  const int64_t uptime_s =
-      std::chrono::duration_cast<std::chrono::seconds>(now - started_at_).count();
-  std::string text;
-  auto section = [&](std::string_view title) {
-    if (!text.empty()) text += "\r\n";
-    text += fmt::format("# {}\r\n", title);
-  };
-  auto field = [&](std::string_view k, const auto& v) { text += fmt::format("{}:{}\r\n", k, v); };
-
-  for (std::string_view name : kSections) {
-    if (!wanted(name)) continue;
-    if (name == "server") {
-      section("Server");
-      field("redis_version", kRedisCompatVersion);
-      field("redis_mode", "standalone");
-      field("quire_version", options_.quire_version);
-      field("arch_bits", 64);
-      field("process_id", options_.process_id);
-      field("tcp_port", options_.tcp_port);
-      field("uptime_in_seconds", uptime_s);
-      field("uptime_in_days", uptime_s / 86400);
-    } else if (name == "clients") {
-      section("Clients");
-      field("connected_clients", server_stats_ ? server_stats_->connected_clients : 0);
-      field("blocked_clients", 0);
-    } else if (name == "replication") {
-      section("Replication");
-      if (s.role == Role::kPrimary) {
-        std::vector<StandbyProgress> standbys;
-        if (options_.standby_progress) standbys = options_.standby_progress();
-        field("role", "master");
-        field("connected_slaves", standbys.size());
-        for (size_t i = 0; i < standbys.size(); i++) {
-          auto [host, port] = split_address(standbys[i].address);
-          const uint64_t lag_s = f.applied_ts.seconds() > standbys[i].applied_ts.seconds()
-                                     ? f.applied_ts.seconds() - standbys[i].applied_ts.seconds()
-                                     : 0;
-          text += fmt::format("slave{}:ip={},port={},state={},offset={},lag={}\r\n", i, host, port,
-                              standbys[i].serving ? "online" : "wait_bgsave",
-                              standbys[i].applied_lsn.value, lag_s);
-        }
-        field("master_failover_state", "no-failover");
-        field("master_replid", fmt::format("{:040x}", f.term));
-        field("master_repl_offset", f.applied_lsn.value);
-      } else {
-        std::optional<Address> primary;
-        if (options_.primary_address) primary = options_.primary_address();
-        auto [host, port] = split_address(primary.value_or(""));
-        field("role", "slave");
-        field("master_host", host);
-        field("master_port", port);
-        field("master_link_status", s.role == Role::kStandby ? "up" : "down");
-        field("master_last_io_seconds_ago", s.role == Role::kStandby ? 0 : -1);
-        field("master_sync_in_progress", s.role == Role::kStandby ? 0 : 1);
-        field("slave_read_repl_offset", f.commit_lsn.value);
-        field("slave_repl_offset", f.applied_lsn.value);
-        field("slave_priority", 100);
-        field("slave_read_only", 1);
-        field("replica_announced", 1);
-        field("connected_slaves", 0);
-        field("master_replid", fmt::format("{:040x}", f.term));
-        field("master_repl_offset", f.applied_lsn.value);
-      }
-    } else if (name == "persistence") {
-      section("Persistence");
-      field("loading", s.role == Role::kLoading ? 1 : 0);
-      field("async_loading", 0);
-      // Every acknowledged write is durable at W page servers before its reply: what
-      // appendonly yes with appendfsync always promises, replicated.
-      field("aof_enabled", 1);
-      field("aof_rewrite_in_progress", 0);
-      field("aof_last_write_status", "ok");
-      field("rdb_changes_since_last_save", 0);
-      field("rdb_bgsave_in_progress", 0);
-      field("quire_checkpoint_lsn", f.checkpoint_lsn.value);
-    } else if (name == "stats") {
-      section("Stats");
-      const ServerStats none;
-      const ServerStats& ss = server_stats_ ? *server_stats_ : none;
-      field("total_connections_received", ss.total_connections);
-      field("total_commands_processed", ss.total_commands);
-      field("rejected_connections", ss.rejected_connections);
-      field("client_output_buffer_limit_disconnections", ss.output_limit_disconnects);
-      field("quire_commands_executed", commands_executed_);
-      field("quire_commands_rejected", commands_rejected_);
-    } else if (name == "keyspace") {
-      section("Keyspace");
-      if (s.role != Role::kLoading) {
-        for (uint32_t db = 0; db < options_.databases; db++) {
-          auto n = co_await count_keys(db);
-          if (n.is_ok() && *n > 0) {
-            text += fmt::format("db{}:keys={},expires=0,avg_ttl=0\r\n", db, *n);
-          }
-        }
-      }
-    } else if (name == "quire") {
-      section("Quire");
-      field("quire_role", f.role);
-      field("quire_state", f.state);
-      if (s.role == Role::kLoading) field("quire_loading_reason", s.loading_reason);
-      field("quire_term", f.term);
-      field("quire_applied_ts", f.applied_ts.value);
-      field("quire_applied_ts_text", fmt::format("{}", f.applied_ts));
-      field("quire_applied_lsn", f.applied_lsn.value);
-      field("quire_checkpoint_lsn", f.checkpoint_lsn.value);
-      field("quire_checkpoint_ts", f.checkpoint_ts.value);
-      field("quire_keystore_version", f.keystore_version);
-      field("quire_kek_version", f.kek_version);
-      field("quire_cmk_version", f.cmk_version);
-      if (f.pickups) {
-        const PickupCounters& p = *f.pickups;
-        field("quire_pickups_attempts", p.attempts);
-        field("quire_pickups_installed", p.installed);
-        field("quire_pickups_stale_keystore_accepted", p.stale_keystore_accepted);
-        field("quire_pickups_skipped", p.skipped);
-        field("quire_pickups_keystore_ahead_retries", p.keystore_ahead_retries);
-        field("quire_pickups_unavailable_retries", p.unavailable_retries);
-        field("quire_pickups_busy_retries", p.busy_retries);
-        field("quire_pickups_older_ignored", p.older_ignored);
-        field("quire_pickups_already_installed", p.already_installed);
-        field("quire_pickups_corrupt", p.corrupt);
-        field("quire_pickups_keystore_conflicts", p.keystore_conflicts);
-        field("quire_pickups_version_too_new", p.version_too_new);
-        field("quire_pickups_resyncs", p.resyncs);
-      }
-    }
-  }
-  out.bulk(text);
 }
 
 // ---- CONFIG, COMMAND ------------------------------------------------------------------------
@@ -409,7 +199,12 @@ void RespCommands::cmd_command(Args& a, ReplyWriter& out) {
   }
 }
 
-// ---- WAIT ---------------------------------------------------------------------------------
+// ---- WAIT --------------------------------------------------------------------------------
+
+std::vector<StandbyProgress> RespCommands::standbys() {
+  if (options_.standby_progress) return options_.standby_progress();
+  return progress_.current(node_.env().executor().now());
+}
 
 Task<void> RespCommands::cmd_wait(Args& a, ClientState& c, ReplyWriter& out) {
   std::optional<int64_t> wanted = parse_int64(a[1]);
@@ -437,19 +232,16 @@ Task<void> RespCommands::cmd_wait(Args& a, ClientState& c, ReplyWriter& out) {
   const Deadline deadline = *timeout_ms == 0
                                 ? Deadline::never()
                                 : exec.deadline_after(std::chrono::milliseconds(*timeout_ms));
+  // A standby counts once it serves with this connection's last write applied.
   auto reached = [&]() -> int64_t {
-    if (!options_.standby_progress) return 0;
     int64_t n = 0;
-    for (const StandbyProgress& p : options_.standby_progress()) {
-      if (p.serving && p.applied_ts >= c.last_write) n++;
-    }
+    for (const StandbyProgress& p : standbys()) n += p.serving && p.applied_ts >= c.last_write;
     return n;
   };
   int64_t n = reached();
   // Polls until enough standbys applied the write, the timeout, or the node stops being
   // the primary (its standbys' progress then says nothing about this write's fate).
-  while (n < *wanted && exec.now() < deadline && serving().role == Role::kPrimary &&
-         options_.standby_progress) {
+  while (n < *wanted && exec.now() < deadline && serving().role == Role::kPrimary) {
     const MonoTime wake = std::min(deadline, exec.now() + options_.wait_poll_interval);
     Status slept = co_await exec.sleep_until(wake);
     if (!slept.is_ok()) break;  // cancelled
@@ -460,92 +252,119 @@ Task<void> RespCommands::cmd_wait(Args& a, ClientState& c, ReplyWriter& out) {
 
 // ---- QUIRE.* ------------------------------------------------------------------------------
 
+namespace {
+
+void quire_failed(ReplyWriter& out, std::string_view what, const Status& st) {
+  out.error(
+      fmt::format("{} {} failed: {}", st.retriable() ? "TRYAGAIN" : "ERR", what, st.to_string()));
+}
+
+}  // namespace
+
 Task<void> RespCommands::cmd_quire(const CommandSpec& spec, Args& a, ReplyWriter& out) {
   if (spec.id == CommandId::kQuireStatus) {
     out.bulk(status_json());
     co_return;
   }
+  if (spec.id == CommandId::kQuireReport) {
+    quire_report(a, out);
+    co_return;
+  }
   Serving s = serving();
-  Primary* p = s.primary;
-  if (p == nullptr) {  // admit() checked; the role changed since
+  if (s.primary == nullptr) {  // admit() checked; the role changed since
     refuse_write(s, out);
     co_return;
   }
-  auto failed = [&](std::string_view what, const Status& st) {
-    out.error(
-        fmt::format("{} {} failed: {}", st.retriable() ? "TRYAGAIN" : "ERR", what, st.to_string()));
-  };
-  switch (spec.id) {
-    case CommandId::kQuireRotateKek: {
-      if (a.size() > 2) {
-        out.err("syntax error");
-        co_return;
-      }
-      Result<uint32_t> r = Status(Code::kInvalidArgument, "unset");
-      if (a.size() == 2) {
-        std::optional<int64_t> gap_ms = parse_int64(a[1]);
-        if (!gap_ms || *gap_ms < 0 || *gap_ms > 60'000) {
-          out.err("gap-ms must be an integer from 0 to 60000");
-          co_return;
-        }
-        r = co_await p->rotate_active_kek(std::chrono::milliseconds(*gap_ms));
-      } else {
-        r = co_await p->rotate_active_kek();
-      }
-      if (r.is_ok()) {
-        out.integer(*r);
-      } else {
-        failed("QUIRE.ROTATEKEK", r.status());
-      }
-      break;
+  Primary& p = *s.primary;
+  if (spec.id == CommandId::kQuireRotateKek) {
+    co_await quire_rotate_kek(p, a, out);
+  } else if (spec.id == CommandId::kQuireRotateCmk) {
+    Status st = co_await p.rotate_cmk();
+    if (st.is_ok()) {
+      out.integer(gather_node_facts(node_).cmk_version);
+    } else {
+      quire_failed(out, "QUIRE.ROTATECMK", st);
     }
-    case CommandId::kQuireRotateCmk: {
-      Status st = co_await p->rotate_cmk();
-      if (!st.is_ok()) {
-        failed("QUIRE.ROTATECMK", st);
-        co_return;
-      }
-      NodeFacts f = gather_facts(node_, serving());
-      out.integer(f.cmk_version);
-      break;
+  } else if (spec.id == CommandId::kQuireCheckpoint) {
+    auto r = co_await p.checkpoint_now();
+    if (r.is_ok()) {
+      out.integer(static_cast<int64_t>(r->completion_lsn.value));
+    } else {
+      quire_failed(out, "QUIRE.CHECKPOINT", r.status());
     }
-    case CommandId::kQuireCheckpoint: {
-      auto r = co_await p->checkpoint_now();
-      if (r.is_ok()) {
-        out.integer(static_cast<int64_t>(r->completion_lsn.value));
-      } else {
-        failed("QUIRE.CHECKPOINT", r.status());
-      }
-      break;
-    }
-    case CommandId::kQuireSeal: {
-      int64_t count = 1;
-      if (a.size() > 2) {
-        out.err("syntax error");
-        co_return;
-      }
-      if (a.size() == 2) {
-        std::optional<int64_t> n = parse_int64(a[1]);
-        if (!n || *n < 1 || *n > 100) {
-          out.err("count must be an integer from 1 to 100");
-          co_return;
-        }
-        count = *n;
-      }
-      for (int64_t i = 0; i < count; i++) {
-        Status st = co_await p->seal_log();
-        if (!st.is_ok()) {
-          failed("QUIRE.SEAL", st);
-          co_return;
-        }
-      }
-      out.ok();
-      break;
-    }
-    default:
-      out.err("unknown QUIRE command");
-      break;
+  } else if (spec.id == CommandId::kQuireSeal) {
+    co_await quire_seal(p, a, out);
   }
+}
+
+Task<void> RespCommands::quire_rotate_kek(Primary& p, Args& a, ReplyWriter& out) {
+  if (a.size() > 2) {
+    out.err("syntax error");
+    co_return;
+  }
+  std::optional<int64_t> gap_ms;
+  if (a.size() == 2) {
+    gap_ms = parse_int64(a[1]);
+    if (!gap_ms || *gap_ms < 0 || *gap_ms > 60'000) {
+      out.err("gap-ms must be an integer from 0 to 60000");
+      co_return;
+    }
+  }
+  // Without gap-ms the primary draws the gap from its options.
+  std::optional<Result<uint32_t>> r;
+  if (gap_ms) {
+    const Nanos gap = std::chrono::milliseconds(*gap_ms);
+    r.emplace(co_await p.rotate_active_kek(gap));
+  } else {
+    r.emplace(co_await p.rotate_active_kek());
+  }
+  if (r->is_ok()) {
+    out.integer(**r);
+  } else {
+    quire_failed(out, "QUIRE.ROTATEKEK", r->status());
+  }
+}
+
+Task<void> RespCommands::quire_seal(Primary& p, Args& a, ReplyWriter& out) {
+  int64_t count = 1;
+  if (a.size() > 2) {
+    out.err("syntax error");
+    co_return;
+  }
+  if (a.size() == 2) {
+    std::optional<int64_t> n = parse_int64(a[1]);
+    if (!n || *n < 1 || *n > 100) {
+      out.err("count must be an integer from 1 to 100");
+      co_return;
+    }
+    count = *n;
+  }
+  for (int64_t i = 0; i < count; i++) {
+    Status st = co_await p.seal_log();
+    if (!st.is_ok()) {
+      quire_failed(out, "QUIRE.SEAL", st);
+      co_return;
+    }
+  }
+  out.ok();
+}
+
+void RespCommands::quire_report(Args& a, ReplyWriter& out) {
+  std::optional<StandbyProgress> report = parse_progress_report(a);
+  if (!report) {
+    out.err("QUIRE.REPORT <name> <address> <applied-ts> <applied-lsn> <serving 0|1>");
+    return;
+  }
+  Serving s = serving();
+  if (s.role != Role::kPrimary) {  // the standby reports to whoever leads now
+    refuse_write(s, out);
+    return;
+  }
+  if (!progress_.report(std::move(*report), node_.env().executor().now())) {
+    out.err(fmt::format("too many standbys report (at most {})", kProgressReportersMax));
+    return;
+  }
+  out.ok();
 }
 
 }  // namespace quire::resp

@@ -47,22 +47,25 @@ std::string bulk(std::string_view s) {
 
 class RespCommandsTest : public ::testing::Test {
  protected:
-  void make(RespCommandsOptions options = {}, size_t standbys = 1) {
+  // `harness_progress`: the primary reads its standbys' progress from the standby objects;
+  // otherwise only from QUIRE.REPORT commands (start_reporter).
+  void make(RespCommandsOptions options = {}, size_t standbys = 1, bool harness_progress = true) {
     sim_ = std::make_unique<ReplicaSetSim>(fast_config(7, standbys));
     std::string why;
     ASSERT_TRUE(sim_->bring_up(30s, &why)) << why;
     RespCommandsOptions po = options;
-    po.standby_progress = [this] {
-      std::vector<StandbyProgress> out;
-      for (size_t i = 0; i < sim_->standby_ids().size(); i++) {
-        Standby* s = sim_->standby(i);
-        if (s == nullptr) continue;
-        out.push_back(StandbyProgress{fmt::format("standby{}", i), fmt::format("s{}:6380", i),
-                                      s->applied_ts(), s->applied_lsn(),
-                                      s->state() == StandbyState::kSecondary});
-      }
-      return out;
-    };
+    if (harness_progress)
+      po.standby_progress = [this] {
+        std::vector<StandbyProgress> out;
+        for (size_t i = 0; i < sim_->standby_ids().size(); i++) {
+          Standby* s = sim_->standby(i);
+          if (s == nullptr) continue;
+          out.push_back(StandbyProgress{fmt::format("standby{}", i), fmt::format("s{}:6380", i),
+                                        s->applied_ts(), s->applied_lsn(),
+                                        s->state() == StandbyState::kSecondary});
+        }
+        return out;
+      };
     primary_ = std::make_unique<RespCommands>(*sim_->node(sim_->primary_id()), po);
     if (standbys > 0) {
       standby_ = std::make_unique<RespCommands>(*sim_->node(sim_->standby_ids()[0]), options);
@@ -84,6 +87,28 @@ class RespCommandsTest : public ::testing::Test {
   std::string S(Args args) {
     return run(*standby_, sim_->standby_ids()[0], standby_client_, std::move(args));
   }
+  // Standby 0 reports its progress to the primary every kProgressReportInterval, as a
+  // standby process does over the primary's RESP port (here the hop is a direct call).
+  void start_reporter() {
+    reporting_ = true;
+    sim_->spawn_on(sim_->standby_ids()[0], "progress-reporter", [this]() -> Task<void> {
+      ClientState reporter;
+      reporter.id = 77;
+      reporter.authenticated = true;
+      Env* env = sim_->world().env(sim_->standby_ids()[0]);
+      while (reporting_) {
+        if (Standby* s = sim_->standby(0)) {
+          StandbyProgress p{"standby0", "s0:6380", s->applied_ts(), s->applied_lsn(),
+                            s->state() == StandbyState::kSecondary};
+          ReplyWriter out;
+          co_await primary_->execute(progress_report_args(p), reporter, out);
+          EXPECT_EQ(out.buffer(), "+OK\r\n");
+        }
+        co_await env->executor().sleep(kProgressReportInterval);
+      }
+    });
+  }
+
   // Lets standby 0 apply everything the primary acknowledged.
   void catch_up() {
     const Timestamp ts = sim_->primary()->applied_ts();
@@ -100,6 +125,7 @@ class RespCommandsTest : public ::testing::Test {
   std::unique_ptr<RespCommands> standby_;
   ClientState client_;
   ClientState standby_client_;
+  bool reporting_ = false;
 };
 
 TEST_F(RespCommandsTest, ConnectionCommands) {
@@ -474,6 +500,53 @@ TEST_F(RespCommandsTest, WaitCountsStandbysThatAppliedTheLastWrite) {
   EXPECT_EQ(P({"SET", "k", "v2"}), "+OK\r\n");
   EXPECT_EQ(P({"WAIT", "1", "0"}), ":1\r\n");  // it comes back, applies, and counts
   EXPECT_GE(sim_->standby(0)->applied_ts(), client_.last_write);
+}
+
+TEST_F(RespCommandsTest, WaitLearnsStandbyProgressFromReports) {
+  make({}, 1, /*harness_progress=*/false);
+  EXPECT_EQ(P({"SET", "k", "v"}), "+OK\r\n");
+  // No report yet: the primary knows of no standby.
+  EXPECT_EQ(P({"WAIT", "1", "50"}), ":0\r\n");
+  EXPECT_NE(P({"INFO", "replication"}).find("connected_slaves:0\r\n"), std::string::npos);
+  start_reporter();
+  EXPECT_EQ(P({"WAIT", "1", "0"}), ":1\r\n");
+  EXPECT_EQ(S({"GET", "k"}), bulk("v"));
+  EXPECT_NE(P({"INFO", "replication"}).find("slave0:ip=s0,port=6380,state=online,offset="),
+            std::string::npos);
+  // A standby that stops reporting is forgotten after kProgressReportTtl.
+  reporting_ = false;
+  sim_->run_until([] { return false; }, kProgressReportTtl + 100ms);
+  EXPECT_EQ(P({"WAIT", "1", "10"}), ":0\r\n");
+  // Malformed reports, and reports to a standby, are refused.
+  EXPECT_EQ(P({"QUIRE.REPORT", "s", "a", "x", "1", "1"}),
+            "-ERR QUIRE.REPORT <name> <address> <applied-ts> <applied-lsn> <serving 0|1>\r\n");
+  EXPECT_EQ(P({"QUIRE.REPORT", "s", "a", "1"}),
+            "-ERR wrong number of arguments for 'quire.report' command\r\n");
+  EXPECT_EQ(S({"QUIRE.REPORT", "s", "a", "1", "1", "1"}),
+            "-READONLY You can't write against a read only replica.\r\n");
+}
+
+TEST(StandbyProgressBoardTest, BoundedAndExpiring) {
+  StandbyProgressBoard board;
+  const MonoTime t0{1'000'000'000};
+  for (size_t i = 0; i < kProgressReportersMax; i++) {
+    EXPECT_TRUE(
+        board.report(StandbyProgress{fmt::format("s{}", i), "", Timestamp(1), Lsn(1), true}, t0));
+  }
+  EXPECT_FALSE(board.report(StandbyProgress{"late", "", Timestamp(1), Lsn(1), true}, t0));
+  EXPECT_TRUE(board.report(StandbyProgress{"s0", "", Timestamp(2), Lsn(2), true}, t0));
+  EXPECT_EQ(board.current(t0).size(), kProgressReportersMax);
+  const MonoTime later = t0 + kProgressReportTtl + 1ms;
+  EXPECT_TRUE(board.current(later).empty());
+  EXPECT_TRUE(board.report(StandbyProgress{"late", "", Timestamp(1), Lsn(1), true}, later));
+  EXPECT_EQ(board.size(), 1u);
+  auto args = progress_report_args(StandbyProgress{"n", "h:1", Timestamp(5), Lsn(6), false});
+  EXPECT_EQ(args, (std::vector<std::string>{"QUIRE.REPORT", "n", "h:1", "5", "6", "0"}));
+  auto back = parse_progress_report(args);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->applied_ts, Timestamp(5));
+  EXPECT_EQ(back->applied_lsn, Lsn(6));
+  EXPECT_FALSE(back->serving);
 }
 
 TEST_F(RespCommandsTest, ServerCommands) {
