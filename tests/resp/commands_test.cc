@@ -236,6 +236,13 @@ TEST_F(RespCommandsTest, StringCommands) {
   EXPECT_EQ(P({"DEL", "a", "a", "missing", "b"}), ":2\r\n");
   EXPECT_EQ(P({"DEL", "a"}), ":0\r\n");
   EXPECT_EQ(P({"EXISTS", "a", "b"}), ":0\r\n");
+  // The empty key is a key.
+  EXPECT_EQ(P({"SET", "", "empty"}), "+OK\r\n");
+  EXPECT_EQ(P({"GET", ""}), bulk("empty"));
+  EXPECT_EQ(P({"SET", "e", ""}), "+OK\r\n");
+  EXPECT_EQ(P({"GET", "e"}), bulk(""));
+  EXPECT_EQ(P({"EXISTS", "", "e"}), ":2\r\n");
+  EXPECT_EQ(P({"KEYS", "*"}).substr(0, 10), "*7\r\n$0\r\n\r\n");
 }
 
 TEST_F(RespCommandsTest, IncrFamily) {
@@ -394,6 +401,54 @@ TEST_F(RespCommandsTest, ConcurrentIncrementsLoseNothing) {
   EXPECT_EQ(primary_->locks_active(), 0u);
   // Several increments shared a commit group (the locks did not serialize everything).
   EXPECT_LT(sim_->primary()->stats().groups_written, sim_->primary()->stats().batches_acked);
+}
+
+// A blind SET racing increments of the same key: every reply must fit one serial order.
+// Increments answered before the SET count 1, 2, ...; the SET makes the key 1000; those
+// after it count 1001, 1002, ...; the final value is the last of them. A SET committed
+// between an increment's read and its write would show up as a reply or a final value
+// outside that order.
+TEST_F(RespCommandsTest, BlindSetAndIncrementsSerialize) {
+  make();
+  constexpr int kClients = 8;
+  constexpr int kEach = 10;
+  std::vector<ClientState> clients(kClients + 1);
+  std::vector<int64_t> replies;
+  int finished = 0;
+  for (int i = 0; i < kClients; i++) {
+    clients[i].id = 200 + i;
+    sim_->spawn_on(sim_->primary_id(), fmt::format("incr-{}", i), [&, i]() -> Task<void> {
+      for (int j = 0; j < kEach; j++) {
+        ReplyWriter out;
+        Args a{"INCR", "c"};
+        co_await primary_->execute(std::move(a), clients[i], out);
+        EXPECT_EQ(out.buffer()[0], ':') << out.buffer();
+        replies.push_back(std::stoll(out.buffer().substr(1)));
+      }
+      finished++;
+    });
+  }
+  clients[kClients].id = 299;
+  sim_->spawn_on(sim_->primary_id(), "setter", [&]() -> Task<void> {
+    co_await sim_->world().env(sim_->primary_id())->executor().sleep(3ms);
+    ReplyWriter out;
+    Args a{"SET", "c", "1000"};
+    co_await primary_->execute(std::move(a), clients[kClients], out);
+    EXPECT_EQ(out.buffer(), "+OK\r\n");
+    finished++;
+  });
+  ASSERT_TRUE(sim_->run_until([&] { return finished == kClients + 1; }, 60s));
+  std::sort(replies.begin(), replies.end());
+  ASSERT_EQ(replies.size(), static_cast<size_t>(kClients * kEach));
+  size_t before = 0;
+  while (before < replies.size() && replies[before] < 1000) before++;
+  ASSERT_GT(before, 0u) << "the SET did not race the increments";
+  ASSERT_LT(before, replies.size()) << "the SET did not race the increments";
+  for (size_t i = 0; i < before; i++) EXPECT_EQ(replies[i], static_cast<int64_t>(i + 1));
+  for (size_t i = before; i < replies.size(); i++) {
+    EXPECT_EQ(replies[i], static_cast<int64_t>(1001 + (i - before)));
+  }
+  EXPECT_EQ(P({"GET", "c"}), bulk(fmt::format("{}", replies.back())));
 }
 
 TEST_F(RespCommandsTest, ScanReturnsEveryStableKeyExactlyOnce) {
