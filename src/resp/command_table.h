@@ -67,7 +67,7 @@ struct CommandSpec {
   int last_key;
   int key_step;
   std::string_view group;    // COMMAND DOCS "group"
-  std::string_view since;    // the Redis version that introduced it ("" for Quire's own)
+  std::string_view since;    // the Redis version that introduced it (Quire's own: Quire's)
   std::string_view summary;  // COMMAND DOCS "summary"
 };
 

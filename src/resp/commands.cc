@@ -173,7 +173,7 @@ Task<void> RespCommands::execute(std::vector<std::string> args, ClientState& cli
     out.err(fmt::format("wrong number of arguments for '{}' command", spec->name));
     co_return;
   }
-  if (!admit(*spec, args, client, out)) {
+  if (!admit(*spec, client, out)) {
     commands_rejected_++;
     co_return;
   }
@@ -181,8 +181,7 @@ Task<void> RespCommands::execute(std::vector<std::string> args, ClientState& cli
   co_await run(*spec, args, client, out);
 }
 
-bool RespCommands::admit(const CommandSpec& spec, const Args& a, ClientState& c, ReplyWriter& out) {
-  (void)a;
+bool RespCommands::admit(const CommandSpec& spec, ClientState& c, ReplyWriter& out) {
   if (!options_.requirepass.empty() && !c.authenticated && (spec.flags & kFlagNoAuth) == 0) {
     out.error("NOAUTH Authentication required.");
     return false;

@@ -118,7 +118,7 @@ class RespCommands : public CommandHandler {
 
   // ---- Dispatch ----
   // The checks before a command runs (auth, role); false when it wrote the refusal.
-  bool admit(const CommandSpec& spec, const Args& a, ClientState& c, ReplyWriter& out);
+  bool admit(const CommandSpec& spec, ClientState& c, ReplyWriter& out);
   Task<void> run(const CommandSpec& spec, Args& a, ClientState& c, ReplyWriter& out);
   // The commands that never wait (connection, CONFIG, COMMAND); false for the others.
   bool run_immediate(const CommandSpec& spec, Args& a, ClientState& c, ReplyWriter& out);

@@ -134,13 +134,12 @@ void command_info_entry(const CommandSpec& c, ReplyWriter& out) {
 
 void command_docs_entry(const CommandSpec& c, ReplyWriter& out) {
   out.bulk(c.name);
-  out.array(c.since.empty() ? 4 : 6);
+  // summary, since and group are what a Redis 7 client may rely on.
+  out.array(6);
   out.bulk("summary");
   out.bulk(c.summary);
-  if (!c.since.empty()) {
-    out.bulk("since");
-    out.bulk(c.since);
-  }
+  out.bulk("since");
+  out.bulk(c.since);
   out.bulk("group");
   out.bulk(c.group);
 }

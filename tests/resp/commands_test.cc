@@ -641,6 +641,36 @@ TEST_F(RespCommandsTest, ServerCommands) {
   EXPECT_NE(sinfo.find("quire_pickups_installed:"), std::string::npos);
 }
 
+// Every command of the table: too few arguments answer Redis's arity error naming it, and
+// COMMAND DOCS gives summary, since and group.
+TEST_F(RespCommandsTest, EveryCommandChecksItsArity) {
+  make();
+  for (const CommandSpec& c : command_table()) {
+    SCOPED_TRACE(std::string(c.name));
+    EXPECT_FALSE(c.summary.empty());
+    EXPECT_FALSE(c.since.empty());
+    EXPECT_FALSE(c.group.empty());
+    const size_t need = static_cast<size_t>(c.arity > 0 ? c.arity : -c.arity);
+    if (need >= 2) {
+      Args too_few(need - 1, "x");
+      too_few[0] = std::string(c.name);
+      EXPECT_EQ(P(too_few),
+                fmt::format("-ERR wrong number of arguments for '{}' command\r\n", c.name));
+    }
+    if (c.arity > 0) {
+      Args too_many(static_cast<size_t>(c.arity) + 1, "x");
+      too_many[0] = std::string(c.name);
+      EXPECT_EQ(P(too_many),
+                fmt::format("-ERR wrong number of arguments for '{}' command\r\n", c.name));
+    }
+    const std::string docs = P({"COMMAND", "DOCS", std::string(c.name)});
+    EXPECT_NE(docs.find("$7\r\nsummary\r\n"), std::string::npos);
+    EXPECT_NE(docs.find(fmt::format("$5\r\nsince\r\n${}\r\n{}\r\n", c.since.size(), c.since)),
+              std::string::npos);
+    EXPECT_NE(docs.find("$5\r\ngroup\r\n"), std::string::npos);
+  }
+}
+
 TEST_F(RespCommandsTest, QuireCommands) {
   make();
   EXPECT_EQ(P({"QUIRE.ROTATEKEK"}), ":2\r\n");
