@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "resp/commands.h"
+#include "resp/progress_reporter.h"
 #include "sim/replica_set_sim.h"
 
 namespace quire::resp {
@@ -90,23 +91,17 @@ class RespCommandsTest : public ::testing::Test {
   // Standby 0 reports its progress to the primary every kProgressReportInterval, as a
   // standby process does over the primary's RESP port (here the hop is a direct call).
   void start_reporter() {
-    reporting_ = true;
-    sim_->spawn_on(sim_->standby_ids()[0], "progress-reporter", [this]() -> Task<void> {
+    auto send = [this](std::vector<std::string> args) -> Task<Status> {
       ClientState reporter;
       reporter.id = 77;
-      reporter.authenticated = true;
-      Env* env = sim_->world().env(sim_->standby_ids()[0]);
-      while (reporting_) {
-        if (Standby* s = sim_->standby(0)) {
-          StandbyProgress p{"standby0", "s0:6380", s->applied_ts(), s->applied_lsn(),
-                            s->state() == StandbyState::kSecondary};
-          ReplyWriter out;
-          co_await primary_->execute(progress_report_args(p), reporter, out);
-          EXPECT_EQ(out.buffer(), "+OK\r\n");
-        }
-        co_await env->executor().sleep(kProgressReportInterval);
-      }
-    });
+      ReplyWriter out;
+      co_await primary_->execute(std::move(args), reporter, out);
+      if (out.buffer() == "+OK\r\n") co_return Status();
+      co_return Status(Code::kUnavailable, out.buffer());
+    };
+    reporter_ = std::make_unique<ProgressReporter>(*sim_->node(sim_->standby_ids()[0]), "standby0",
+                                                   "s0:6380", send);
+    reporter_->start();
   }
 
   // Lets standby 0 apply everything the primary acknowledged.
@@ -125,7 +120,7 @@ class RespCommandsTest : public ::testing::Test {
   std::unique_ptr<RespCommands> standby_;
   ClientState client_;
   ClientState standby_client_;
-  bool reporting_ = false;
+  std::unique_ptr<ProgressReporter> reporter_;
 };
 
 TEST_F(RespCommandsTest, ConnectionCommands) {
@@ -568,8 +563,10 @@ TEST_F(RespCommandsTest, WaitLearnsStandbyProgressFromReports) {
   EXPECT_EQ(S({"GET", "k"}), bulk("v"));
   EXPECT_NE(P({"INFO", "replication"}).find("slave0:ip=s0,port=6380,state=online,offset="),
             std::string::npos);
+  EXPECT_GT(reporter_->sent(), 0u);
+  EXPECT_EQ(reporter_->failed(), 0u);
   // A standby that stops reporting is forgotten after kProgressReportTtl.
-  reporting_ = false;
+  reporter_->stop();
   sim_->run_until([] { return false; }, kProgressReportTtl + 100ms);
   EXPECT_EQ(P({"WAIT", "1", "10"}), ":0\r\n");
   // Malformed reports, and reports to a standby, are refused.
