@@ -30,7 +30,8 @@ ReplicaSetConfig fast_config(uint64_t seed, size_t standbys) {
   c.primary.checkpoint_interval = Nanos(0);
   c.primary.retention_min_age = Nanos(0);
   c.primary.heartbeat_interval = 10ms;
-  c.primary.tables = resp_tables(16);
+  // Only table 16 (database 0) gets its DEK at bootstrap (ReplicaSetSim sets the primary's
+  // tables); every other database's table gets one on its first write.
   c.primary.write_timeout = 200ms;
   c.primary.write_attempts_max = 3;
   c.primary.write_retry_backoff = 20ms;
@@ -313,6 +314,13 @@ TEST_F(RespCommandsTest, DatabasesAreTables) {
   EXPECT_NE(std::find(got.begin(), got.end(), TableId(19)), got.end());
   EXPECT_EQ(P({"SELECT", "0"}), "+OK\r\n");
   EXPECT_EQ(P({"GET", "k"}), bulk("zero"));
+  // The standby learned table 19's DEK from the log and reads it.
+  catch_up();
+  EXPECT_EQ(S({"SELECT", "3"}), "+OK\r\n");
+  EXPECT_EQ(S({"GET", "k"}), bulk("three"));
+  EXPECT_EQ(S({"SELECT", "7"}), "+OK\r\n");
+  EXPECT_EQ(S({"GET", "k"}), "$-1\r\n");  // a database never written reads as empty
+  EXPECT_EQ(S({"DBSIZE"}), ":0\r\n");
 }
 
 TEST_F(RespCommandsTest, StandbyServesReadsAndRefusesWrites) {
