@@ -26,6 +26,12 @@
 // could not commit answers "-TRYAGAIN write not committed ..."; one whose outcome is
 // unknown answers "-TRYAGAIN write outcome unknown ..." (read before retrying a command
 // that is not idempotent).
+//
+// WAIT counts the standbys whose reported applied timestamp reached the connection's last
+// write (standby_progress.h: standbys report to the primary with QUIRE.REPORT).
+//
+// Lifetime: one RespCommands per node, made after the node and destroyed before it; its
+// commands run as tasks of the node, so a crash of the node ends them with it.
 #pragma once
 
 #include <cstdint>
