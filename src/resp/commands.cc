@@ -1,0 +1,628 @@
+// Dispatch, the connection commands, and the helpers every command shares (reads on either
+// role, the write path, limits, error replies). Strings: commands_strings.cc; keyspace:
+// commands_keyspace.cc; INFO, CONFIG, COMMAND, WAIT and QUIRE.*: commands_server.cc.
+#include "resp/commands.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <utility>
+
+#include "engine/btree.h"
+#include "repl/log_entry.h"
+
+namespace quire::resp {
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return out;
+}
+
+// Redis 7.0's processCommand message for an unknown command.
+std::string unknown_command_message(const std::vector<std::string>& a) {
+  std::string args;
+  for (size_t i = 1; i < a.size() && args.size() < 128; i++) {
+    const size_t room = 128 - args.size();
+    args += fmt::format("'{}' ", std::string_view(a[i]).substr(0, room));
+  }
+  return fmt::format("unknown command '{}', with args beginning with: {}",
+                     std::string_view(a[0]).substr(0, 128), args);
+}
+
+// The bytes a write occupies in a log entry, over-estimated (varints at their widest).
+size_t write_bytes(const LogWrite& w) {
+  return 8 + 1 + 10 + w.key.size() + (w.value ? 10 + w.value->size() : 0);
+}
+
+bool valid_client_name(std::string_view name) {
+  return std::all_of(name.begin(), name.end(), [](char ch) { return ch >= '!' && ch <= '~'; });
+}
+
+}  // namespace
+
+std::optional<int64_t> parse_int64(std::string_view s) {
+  if (s.empty() || s.size() > 20) return std::nullopt;
+  if (s == "0") return 0;
+  size_t i = 0;
+  const bool negative = s[0] == '-';
+  if (negative) i = 1;
+  if (i >= s.size() || s[i] < '1' || s[i] > '9') return std::nullopt;
+  uint64_t v = 0;
+  for (; i < s.size(); i++) {
+    if (s[i] < '0' || s[i] > '9') return std::nullopt;
+    const uint64_t d = static_cast<uint64_t>(s[i] - '0');
+    if (v > (UINT64_MAX - d) / 10) return std::nullopt;
+    v = v * 10 + d;
+  }
+  if (negative) {
+    if (v > uint64_t{INT64_MAX} + 1) return std::nullopt;
+    return static_cast<int64_t>(0 - v);
+  }
+  if (v > uint64_t{INT64_MAX}) return std::nullopt;
+  return static_cast<int64_t>(v);
+}
+
+std::vector<TableId> resp_tables(uint32_t databases) {
+  std::vector<TableId> out;
+  for (uint32_t db = 0; db < databases; db++) out.push_back(db_table(db));
+  return out;
+}
+
+RespCommands::RespCommands(ReplicaNode& node, RespCommandsOptions options)
+    : node_(node),
+      options_(std::move(options)),
+      locks_(node.env().executor().scheduler()),
+      started_at_(node.env().executor().now()) {
+  options_.databases = std::clamp<uint32_t>(options_.databases, 1, kDatabasesMax);
+  options_.scan_chunk_rows = std::max<size_t>(options_.scan_chunk_rows, 1);
+  options_.scan_cursors_max = std::max<size_t>(options_.scan_cursors_max, 1);
+  options_.scan_count_max = std::max<size_t>(options_.scan_count_max, 1);
+  options_.snapshot_attempts_max = std::max(options_.snapshot_attempts_max, 1);
+}
+
+RespCommands::~RespCommands() = default;
+
+// ---- Roles ------------------------------------------------------------------------------
+
+std::string_view RespCommands::role_name(Role r) {
+  switch (r) {
+    case Role::kPrimary:
+      return "primary";
+    case Role::kStandby:
+      return "standby";
+    case Role::kLoading:
+      return "loading";
+  }
+  return "loading";
+}
+
+RespCommands::Serving RespCommands::serving() {
+  Serving s;
+  if (Primary* p = node_.primary()) {
+    const bool lease_ok = !p->may_acknowledge || p->may_acknowledge();
+    if (p->running() && lease_ok) {
+      s.role = Role::kPrimary;
+      s.primary = p;
+      return s;
+    }
+    if (p->state() == PrimaryState::kStopped && !node_.started()) {
+      s.loading_reason = "the primary is starting";
+    } else {
+      s.loading_reason = fmt::format("this node's primary is {} and steps down to a standby",
+                                     lease_ok ? primary_state_name(p->state()) : "deposed");
+    }
+    return s;
+  }
+  if (Standby* sb = node_.standby()) {
+    s.standby = sb;
+    switch (sb->state()) {
+      case StandbyState::kSecondary:
+        s.role = Role::kStandby;
+        return s;
+      case StandbyState::kStartup:
+        s.loading_reason = "the standby is starting (loading the latest checkpoint)";
+        break;
+      case StandbyState::kCatchingUp:
+        s.loading_reason = "the standby is catching up with the log";
+        break;
+      case StandbyState::kResync:
+        s.loading_reason = sb->resync_error().is_ok()
+                               ? std::string("the standby is re-syncing")
+                               : fmt::format("the standby is re-syncing (last attempt: {})",
+                                             sb->resync_error().to_string());
+        break;
+    }
+    return s;
+  }
+  s.loading_reason = "the node has no role yet";
+  return s;
+}
+
+void RespCommands::refuse_write(const Serving& s, ReplyWriter& out) {
+  if (Primary* p = node_.primary();
+      p && s.role == Role::kLoading && !p->ended() && p->state() == PrimaryState::kStopped) {
+    out.error(fmt::format("LOADING {}", s.loading_reason));
+    return;
+  }
+  if (options_.primary_address && !options_.primary_address()) {
+    out.error("MASTERDOWN no primary is known to this node (no leader elected); retry later");
+    return;
+  }
+  out.error("READONLY You can't write against a read only replica.");
+}
+
+// ---- Dispatch ---------------------------------------------------------------------------
+
+Task<void> RespCommands::execute(std::vector<std::string> args, ClientState& client,
+                                 ReplyWriter& out) {
+  if (args.empty()) {
+    out.err("empty command");
+    co_return;
+  }
+  const CommandSpec* spec = find_command(lower(args[0]));
+  if (spec == nullptr) {
+    commands_rejected_++;
+    out.err(unknown_command_message(args));
+    co_return;
+  }
+  if (!arity_ok(spec->arity, args.size())) {
+    commands_rejected_++;
+    out.err(fmt::format("wrong number of arguments for '{}' command", spec->name));
+    co_return;
+  }
+  if (!admit(*spec, client, out)) {
+    commands_rejected_++;
+    co_return;
+  }
+  commands_executed_++;
+  co_await run(*spec, args, client, out);
+}
+
+bool RespCommands::admit(const CommandSpec& spec, ClientState& c, ReplyWriter& out) {
+  if (!options_.requirepass.empty() && !c.authenticated && (spec.flags & kFlagNoAuth) == 0) {
+    out.error("NOAUTH Authentication required.");
+    return false;
+  }
+  if ((spec.flags & (kFlagWrite | kFlagReadonly)) == 0) return true;
+  Serving s = serving();
+  if ((spec.flags & kFlagWrite) != 0 && s.role != Role::kPrimary) {
+    refuse_write(s, out);
+    return false;
+  }
+  if ((spec.flags & kFlagReadonly) != 0 && s.role == Role::kLoading) {
+    out.error(fmt::format("LOADING {}", s.loading_reason));
+    return false;
+  }
+  return true;
+}
+
+bool RespCommands::run_immediate(const CommandSpec& spec, Args& a, ClientState& c,
+                                 ReplyWriter& out) {
+  switch (spec.id) {
+    case CommandId::kPing:
+      cmd_ping(a, out);
+      return true;
+    case CommandId::kEcho:
+      out.bulk(a[1]);
+      return true;
+    case CommandId::kQuit:
+      c.close_after_reply = true;
+      out.ok();
+      return true;
+    case CommandId::kHello:
+      cmd_hello(a, c, out);
+      return true;
+    case CommandId::kAuth:
+      cmd_auth(a, c, out);
+      return true;
+    case CommandId::kSelect:
+      cmd_select(a, c, out);
+      return true;
+    case CommandId::kClient:
+      cmd_client(a, c, out);
+      return true;
+    case CommandId::kConfig:
+      cmd_config(a, out);
+      return true;
+    case CommandId::kCommand:
+      cmd_command(a, out);
+      return true;
+    default:
+      return false;
+  }
+}
+
+Task<void> RespCommands::run(const CommandSpec& spec, Args& a, ClientState& c, ReplyWriter& out) {
+  if (run_immediate(spec, a, c, out)) co_return;
+  switch (spec.id) {
+    case CommandId::kGet:
+      co_return co_await cmd_get(a, c, out);
+    case CommandId::kSet:
+      co_return co_await cmd_set(a, c, out);
+    case CommandId::kSetNx:
+      co_return co_await cmd_setnx(a, c, out);
+    case CommandId::kDel:
+      co_return co_await cmd_del(a, c, out);
+    case CommandId::kExists:
+      co_return co_await cmd_exists(a, c, out);
+    case CommandId::kStrlen:
+      co_return co_await cmd_strlen(a, c, out);
+    case CommandId::kMget:
+      co_return co_await cmd_mget(a, c, out);
+    case CommandId::kMset:
+    case CommandId::kMsetNx:
+      co_return co_await cmd_mset(a, c, out, spec.id == CommandId::kMsetNx);
+    case CommandId::kIncr:
+    case CommandId::kIncrBy:
+    case CommandId::kDecr:
+    case CommandId::kDecrBy: {
+      const bool decr = spec.id == CommandId::kDecr || spec.id == CommandId::kDecrBy;
+      const bool by = spec.id == CommandId::kIncrBy || spec.id == CommandId::kDecrBy;
+      co_return co_await cmd_incr(a, c, out, decr ? -1 : 1, by);
+    }
+    case CommandId::kScan:
+      co_return co_await cmd_scan(a, c, out);
+    case CommandId::kKeys:
+      co_return co_await cmd_keys(a, c, out);
+    case CommandId::kDbSize:
+      co_return co_await cmd_dbsize(c, out);
+    case CommandId::kFlushDb:
+      co_return co_await cmd_flushdb(a, c, out);
+    case CommandId::kInfo:
+      co_return co_await cmd_info(a, out);
+    case CommandId::kWait:
+      co_return co_await cmd_wait(a, c, out);
+    default:  // QUIRE.*
+      co_return co_await cmd_quire(spec, a, out);
+  }
+}
+
+// ---- Connection -------------------------------------------------------------------------
+
+void RespCommands::cmd_ping(Args& a, ReplyWriter& out) {
+  if (a.size() > 2) {
+    out.err("wrong number of arguments for 'ping' command");
+  } else if (a.size() == 2) {
+    out.bulk(a[1]);
+  } else {
+    out.simple("PONG");
+  }
+}
+
+void RespCommands::cmd_hello(Args& a, ClientState& c, ReplyWriter& out) {
+  if (a.size() >= 2) {
+    std::optional<int64_t> ver = parse_int64(a[1]);
+    if (!ver) {
+      out.err("Protocol version is not an integer or out of range");
+      return;
+    }
+    // Quire speaks RESP2 only: HELLO 3 is refused as by a server without RESP3.
+    if (*ver != 2) {
+      out.error("NOPROTO unsupported protocol version");
+      return;
+    }
+  }
+  const std::string* user = nullptr;
+  const std::string* pass = nullptr;
+  const std::string* name = nullptr;
+  for (size_t j = 2; j < a.size(); j++) {
+    const size_t more = a.size() - 1 - j;
+    const std::string opt = lower(a[j]);
+    if (opt == "auth" && more >= 2) {
+      user = &a[j + 1];
+      pass = &a[j + 2];
+      j += 2;
+    } else if (opt == "setname" && more >= 1) {
+      name = &a[j + 1];
+      j++;
+    } else {
+      out.err(fmt::format("Syntax error in HELLO option '{}'", a[j]));
+      return;
+    }
+  }
+  if (user != nullptr) {
+    const bool ok =
+        *user == "default" && (options_.requirepass.empty() || *pass == options_.requirepass);
+    if (!ok) {
+      out.error("WRONGPASS invalid username-password pair or user is disabled.");
+      return;
+    }
+    c.authenticated = true;
+  }
+  if (!options_.requirepass.empty() && !c.authenticated) {
+    out.error(
+        "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
+        "HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
+        "select the RESP protocol version at the same time");
+    return;
+  }
+  if (name != nullptr) {
+    if (!valid_client_name(*name)) {
+      out.err("Client names cannot contain spaces, newlines or special characters.");
+      return;
+    }
+    c.name = *name;
+  }
+  const bool primary = serving().role == Role::kPrimary;
+  out.array(14);
+  out.bulk("server");
+  out.bulk("redis");
+  out.bulk("version");
+  out.bulk(kRedisCompatVersion);
+  out.bulk("proto");
+  out.integer(2);
+  out.bulk("id");
+  out.integer(static_cast<int64_t>(c.id));
+  out.bulk("mode");
+  out.bulk("standalone");
+  out.bulk("role");
+  out.bulk(primary ? "master" : "replica");
+  out.bulk("modules");
+  out.array(0);
+}
+
+void RespCommands::cmd_auth(Args& a, ClientState& c, ReplyWriter& out) {
+  if (a.size() > 3) {
+    out.err("syntax error");
+    return;
+  }
+  if (a.size() == 2 && options_.requirepass.empty()) {
+    out.err(
+        "AUTH <password> called without any password configured for the default user. Are you "
+        "sure your configuration is correct?");
+    return;
+  }
+  const std::string& user = a.size() == 3 ? a[1] : std::string("default");
+  const std::string& pass = a.back();
+  if (user != "default" || (!options_.requirepass.empty() && pass != options_.requirepass)) {
+    out.error("WRONGPASS invalid username-password pair or user is disabled.");
+    return;
+  }
+  c.authenticated = true;
+  out.ok();
+}
+
+void RespCommands::cmd_select(Args& a, ClientState& c, ReplyWriter& out) {
+  std::optional<int64_t> db = parse_int64(a[1]);
+  if (!db || *db < INT32_MIN || *db > INT32_MAX) {
+    out.err("value is not an integer or out of range");
+    return;
+  }
+  if (*db < 0 || *db >= static_cast<int64_t>(options_.databases)) {
+    out.err("DB index is out of range");
+    return;
+  }
+  c.db = static_cast<uint32_t>(*db);
+  out.ok();
+}
+
+void RespCommands::cmd_client(Args& a, ClientState& c, ReplyWriter& out) {
+  const std::string sub = lower(a[1]);
+  auto arity = [&](size_t n) {
+    if (a.size() == n) return true;
+    out.err(fmt::format("wrong number of arguments for 'client|{}' command", sub));
+    return false;
+  };
+  if (sub == "id") {
+    if (arity(2)) out.integer(static_cast<int64_t>(c.id));
+  } else if (sub == "getname") {
+    if (!arity(2)) return;
+    if (c.name.empty()) {
+      out.null_bulk();
+    } else {
+      out.bulk(c.name);
+    }
+  } else if (sub == "setname") {
+    if (!arity(3)) return;
+    if (!valid_client_name(a[2])) {
+      out.err("Client names cannot contain spaces, newlines or special characters.");
+      return;
+    }
+    c.name = a[2];
+    out.ok();
+  } else if (sub == "info") {
+    if (!arity(2)) return;
+    const MonoTime now = node_.env().executor().now();
+    const auto secs = [](Nanos d) { return std::chrono::duration_cast<std::chrono::seconds>(d); };
+    out.bulk(fmt::format(
+        "id={} addr={} laddr= fd=-1 name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 "
+        "multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 obl=0 oll=0 omem=0 tot-mem=0 "
+        "events=r cmd=client|info user=default redir=-1 resp=2\n",
+        c.id, c.address, c.name, secs(now - c.connected_at).count(),
+        secs(now - c.last_command_at).count(), c.db));
+  } else if (sub == "help") {
+    const std::vector<std::string_view> lines = {
+        "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "ID",
+        "    Return the ID of the current connection.",
+        "GETNAME",
+        "    Return the name of the current connection.",
+        "SETNAME <name>",
+        "    Assign the name <name> to the current connection.",
+        "INFO",
+        "    Return information about the current client connection.",
+        "HELP",
+        "    Print this help."};
+    out.array(lines.size());
+    for (std::string_view l : lines) out.simple(l);
+  } else {
+    out.err(fmt::format("unknown subcommand '{}'. Try CLIENT HELP.",
+                        std::string_view(a[1]).substr(0, 128)));
+  }
+}
+
+// ---- Shared helpers ---------------------------------------------------------------------
+
+Timestamp RespCommands::applied_ts() {
+  Serving s = serving();
+  if (s.primary) return s.primary->applied_ts();
+  if (s.standby) return s.standby->applied_ts();
+  return Timestamp();
+}
+
+void RespCommands::read_failed(const Status& st, ReplyWriter& out) {
+  if (st.code() == Code::kUnavailable) {
+    out.error(fmt::format("LOADING {}", st.message()));
+  } else if (st.code() == Code::kOlder || st.retriable()) {
+    out.error(fmt::format("TRYAGAIN read not answered, retry: {}", st.to_string()));
+  } else {
+    out.err(fmt::format("read failed: {}", st.to_string()));
+  }
+}
+
+Task<Result<std::vector<std::optional<std::string>>>> RespCommands::read_keys(
+    uint32_t db, std::vector<std::string> keys) {
+  const TableId table = db_table(db);
+  Status last;
+  for (int attempt = 0; attempt < options_.snapshot_attempts_max; attempt++) {
+    Serving s = serving();
+    std::vector<std::optional<std::string>> values;
+    values.reserve(keys.size());
+    bool overtaken = false;
+    if (s.role == Role::kPrimary) {
+      const Timestamp ts = s.primary->applied_ts();
+      for (const std::string& k : keys) {
+        auto r = co_await s.primary->get(table, k, ts);
+        if (!r.is_ok()) {
+          if (r.code() != Code::kOlder) co_return r.status();
+          last = r.status();
+          overtaken = true;
+          break;
+        }
+        values.push_back(std::move(*r));
+      }
+    } else if (s.role == Role::kStandby) {
+      const Timestamp ts = s.standby->applied_ts();
+      for (const std::string& k : keys) {
+        auto r = co_await s.standby->get(table, k, ts);
+        if (!r.is_ok()) {
+          if (r.code() != Code::kOlder) co_return r.status();
+          last = r.status();
+          overtaken = true;
+          break;
+        }
+        values.push_back(std::move(r->value));
+      }
+    } else {
+      co_return Status(Code::kUnavailable, s.loading_reason);
+    }
+    if (!overtaken) co_return values;
+  }
+  co_return last;
+}
+
+Task<Result<std::vector<std::pair<std::string, std::string>>>> RespCommands::read_range(
+    uint32_t db, std::string from, size_t limit, std::optional<Timestamp> ts) {
+  const TableId table = db_table(db);
+  std::string to;
+  Serving s = serving();
+  if (s.role == Role::kPrimary) {
+    co_return co_await s.primary->scan(table, std::move(from), std::move(to), limit, ts);
+  }
+  if (s.role == Role::kStandby) {
+    auto r = co_await s.standby->scan(table, std::move(from), std::move(to), limit, ts);
+    if (!r.is_ok()) co_return r.status();
+    co_return std::move(r->value);
+  }
+  co_return Status(Code::kUnavailable, s.loading_reason);
+}
+
+Task<Result<uint64_t>> RespCommands::count_keys(uint32_t db) {
+  Status last;
+  for (int attempt = 0; attempt < options_.snapshot_attempts_max; attempt++) {
+    const Timestamp ts = applied_ts();
+    uint64_t count = 0;
+    std::string from;
+    bool overtaken = false;
+    while (true) {
+      auto rows = co_await read_range(db, from, options_.scan_chunk_rows, ts);
+      if (!rows.is_ok()) {
+        if (rows.code() != Code::kOlder) co_return rows.status();
+        last = rows.status();
+        overtaken = true;
+        break;
+      }
+      count += rows->size();
+      if (rows->size() < options_.scan_chunk_rows) break;
+      from = rows->back().first;
+      from.push_back('\0');
+    }
+    if (!overtaken) co_return count;
+  }
+  co_return last;
+}
+
+Task<std::optional<HeldLocks>> RespCommands::lock_for_write(uint32_t db, LockMode db_mode,
+                                                            std::vector<std::string> keys,
+                                                            LockMode mode, ReplyWriter& out) {
+  const Deadline deadline = node_.env().executor().deadline_after(options_.lock_wait_max);
+  auto held = co_await locks_.lock(db, db_mode, std::move(keys), mode, deadline);
+  if (!held.is_ok()) {
+    out.error(
+        fmt::format("TRYAGAIN write not committed: its keys stayed locked by other "
+                    "commands ({}); retry",
+                    held.status().to_string()));
+    co_return std::nullopt;
+  }
+  co_return std::move(*held);
+}
+
+Task<std::optional<Timestamp>> RespCommands::commit(std::vector<LogWrite> batch, ClientState& c,
+                                                    ReplyWriter& out) {
+  if (batch.size() > kLogEntryOpsMax) {
+    out.err(
+        fmt::format("a command may write at most {} keys at once (Quire's log entry bound, "
+                    "kLogEntryOpsMax); this one writes {}",
+                    kLogEntryOpsMax, batch.size()));
+    co_return std::nullopt;
+  }
+  size_t bytes = kLogEntryHeaderBytes;
+  for (const LogWrite& w : batch) {
+    if (w.key.size() > kKeyBytesMax) {
+      out.err(fmt::format("key is {} bytes; Quire's key limit is {} bytes (kKeyBytesMax)",
+                          w.key.size(), kKeyBytesMax));
+      co_return std::nullopt;
+    }
+    if (w.value && w.value->size() > kValueBytesMax) {
+      out.err(fmt::format("value is {} bytes; Quire's value limit is {} bytes (kValueBytesMax)",
+                          w.value->size(), kValueBytesMax));
+      co_return std::nullopt;
+    }
+    bytes += write_bytes(w);
+  }
+  if (bytes > kLogEntryBytesMax) {
+    out.err(
+        fmt::format("a command may write at most {} bytes at once (Quire's log entry "
+                    "bound, kLogEntryBytesMax); this one writes about {}",
+                    kLogEntryBytesMax, bytes));
+    co_return std::nullopt;
+  }
+  Serving s = serving();
+  if (s.role != Role::kPrimary) {  // the role changed while the command waited
+    refuse_write(s, out);
+    co_return std::nullopt;
+  }
+  Result<Timestamp> r = co_await s.primary->write(std::move(batch));
+  if (r.is_ok()) {
+    c.last_write = std::max(c.last_write, *r);
+    co_return *r;
+  }
+  const Status& st = r.status();
+  if (st.code() == Code::kInvalidArgument) {
+    out.err(st.to_string());
+  } else if (st.code() == Code::kFenced ||
+             st.message().find("outcome unknown") != std::string::npos) {
+    out.error(
+        fmt::format("TRYAGAIN write outcome unknown: it may or may not have been applied "
+                    "(read before retrying a command that is not idempotent): {}",
+                    st.to_string()));
+  } else {
+    out.error(fmt::format("TRYAGAIN write not committed (safe to retry): {}", st.to_string()));
+  }
+  co_return std::nullopt;
+}
+
+}  // namespace quire::resp

@@ -1,0 +1,219 @@
+// The Redis commands over a Quire compute node (a ReplicaNode, in either world): what each
+// command does, on a primary, on a standby, and while the node has no role to serve with.
+// The wire (parsing, connections, output limits) is resp/server.h's; this file only
+// executes one parsed command and writes its one reply (resp/handler.h).
+//
+// Databases. Database n (SELECT n, 0 <= n < databases) is Quire table kFirstUserTable + n
+// (16 + n). A table needs no creation: the engine makes it on first use and the primary
+// gives it a DEK on its first write (add resp_tables() to PrimaryOptions::tables to have
+// every DEK at bootstrap instead). Reads of a table never written see no keys.
+//
+// Roles. A primary that is serving executes everything. A standby in SECONDARY serves reads
+// at its applied timestamp and answers writes "-READONLY ..." (or "-MASTERDOWN ..." when
+// it knows of no primary). A standby starting, catching up or re-syncing answers reads
+// "-LOADING <reason>". A primary that is starting answers "-LOADING"; one that is deposed,
+// fenced or stepping down answers as a standby does. Connection and server commands
+// (PING, INFO, QUIRE.STATUS, ...) are answered in every role.
+//
+// Atomicity. Every write command is one batch (Primary::write), acknowledged only once
+// durable at W and applied. Read-modify-write commands (INCR*, SET NX/XX/GET, SETNX,
+// MSETNX, DEL's count) hold their keys exclusively across read and write (key_locks.h);
+// blind writes hold them shared. FLUSHDB holds its database exclusively (writers wait) and
+// deletes in batches: readers may see a partial flush, writers never interleave.
+//
+// Failures. Keys above kKeyBytesMax, values above kValueBytesMax and batches above the log
+// entry's bounds are refused before anything is sent, naming the limit. A write the primary
+// could not commit answers "-TRYAGAIN write not committed ..."; one whose outcome is
+// unknown answers "-TRYAGAIN write outcome unknown ..." (read before retrying a command
+// that is not idempotent).
+//
+// WAIT counts the standbys whose reported applied timestamp reached the connection's last
+// write (standby_progress.h: standbys report to the primary with QUIRE.REPORT).
+//
+// Lifetime: one RespCommands per node, made after the node and destroyed before it; its
+// commands run as tasks of the node, so a crash of the node ends them with it.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "repl/replica_node.h"
+#include "resp/command_table.h"
+#include "resp/handler.h"
+#include "resp/key_locks.h"
+#include "resp/standby_progress.h"
+
+namespace quire::resp {
+
+// The Redis version INFO and HELLO report: what Redis clients check features against.
+inline constexpr std::string_view kRedisCompatVersion = "7.0.15";
+inline constexpr uint32_t kDatabasesMax = 1024;
+
+struct RespCommandsOptions {
+  // AUTH: empty means no password (every connection is authenticated).
+  std::string requirepass;
+  uint32_t databases = 16;  // SELECT 0 .. databases-1 (at most kDatabasesMax)
+  // INFO server.
+  uint16_t tcp_port = 6379;
+  uint64_t process_id = 0;
+  std::string quire_version = "0.1.0";
+  // A write (or FLUSHDB) waits at most this long for its keys' locks: then -TRYAGAIN.
+  Nanos lock_wait_max = std::chrono::seconds(10);
+  // SCAN: rows read per engine call (values come along: bounds memory), COUNT's cap, and
+  // how many resume positions (cursors) the node remembers.
+  size_t scan_chunk_rows = 64;
+  size_t scan_count_max = 10'000;
+  size_t scan_cursors_max = 16'384;
+  // KEYS refuses to answer more keys than this (use SCAN).
+  size_t keys_reply_max = 1'000'000;
+  // A snapshot read (MGET, DBSIZE) that a checkpoint overtook is retried this many times.
+  int snapshot_attempts_max = 8;
+  // WAIT polls the standbys' progress this often.
+  Nanos wait_poll_interval = std::chrono::milliseconds(5);
+  // The primary this node believes in ("host:port"), for INFO replication and to choose
+  // READONLY (a primary exists) or MASTERDOWN (none known) for writes on a standby.
+  // Unset: a fixed-role replica set, whose primary is assumed to exist.
+  std::function<std::optional<Address>()> primary_address;
+  // The standbys' applied positions, from a source other than their QUIRE.REPORT commands
+  // (the simulator's harness reads its standby objects). Unset: the reports
+  // (standby_progress.h) are the source.
+  std::function<std::vector<StandbyProgress>()> standby_progress;
+};
+
+// The tables databases 0..databases-1 map to.
+std::vector<TableId> resp_tables(uint32_t databases);
+inline TableId db_table(uint32_t db) {
+  return TableId(kFirstUserTable + db);
+}
+
+class RespCommands : public CommandHandler {
+ public:
+  RespCommands(ReplicaNode& node, RespCommandsOptions options);
+  ~RespCommands() override;
+
+  Task<void> execute(std::vector<std::string> args, ClientState& client, ReplyWriter& out) override;
+
+  // The server's statistics, for INFO clients (the wire server keeps them current).
+  void set_server_stats(const ServerStats* stats) { server_stats_ = stats; }
+  const RespCommandsOptions& options() const { return options_; }
+  // Locks in use: zero whenever no command runs.
+  size_t locks_active() const { return locks_.active(); }
+
+  // The node's role for commands (also QUIRE.STATUS's "role").
+  enum class Role : uint8_t {
+    kPrimary = 1,  // a serving primary
+    kStandby = 2,  // a SECONDARY standby
+    kLoading = 3,  // starting, catching up, re-syncing, stepping down, promoting
+  };
+  struct Serving {
+    Role role = Role::kLoading;
+    Primary* primary = nullptr;  // kPrimary only
+    Standby* standby = nullptr;  // kStandby, and a standby that is not SECONDARY yet
+    std::string loading_reason;  // kLoading
+  };
+  Serving serving();
+  static std::string_view role_name(Role r);  // "primary", "standby", "loading"
+
+ private:
+  using Args = std::vector<std::string>;
+
+  // ---- Dispatch ----
+  // The checks before a command runs (auth, role); false when it wrote the refusal.
+  bool admit(const CommandSpec& spec, ClientState& c, ReplyWriter& out);
+  Task<void> run(const CommandSpec& spec, Args& a, ClientState& c, ReplyWriter& out);
+  // The commands that never wait (connection, CONFIG, COMMAND); false for the others.
+  bool run_immediate(const CommandSpec& spec, Args& a, ClientState& c, ReplyWriter& out);
+
+  // ---- Connection (commands.cc) ----
+  void cmd_ping(Args& a, ReplyWriter& out);
+  void cmd_hello(Args& a, ClientState& c, ReplyWriter& out);
+  void cmd_auth(Args& a, ClientState& c, ReplyWriter& out);
+  void cmd_select(Args& a, ClientState& c, ReplyWriter& out);
+  void cmd_client(Args& a, ClientState& c, ReplyWriter& out);
+
+  // ---- Strings (commands_strings.cc) ----
+  Task<void> cmd_get(Args& a, ClientState& c, ReplyWriter& out);
+  Task<void> cmd_set(Args& a, ClientState& c, ReplyWriter& out);
+  Task<void> cmd_setnx(Args& a, ClientState& c, ReplyWriter& out);
+  Task<void> cmd_del(Args& a, ClientState& c, ReplyWriter& out);
+  Task<void> cmd_exists(Args& a, ClientState& c, ReplyWriter& out);
+  Task<void> cmd_strlen(Args& a, ClientState& c, ReplyWriter& out);
+  Task<void> cmd_mget(Args& a, ClientState& c, ReplyWriter& out);
+  Task<void> cmd_mset(Args& a, ClientState& c, ReplyWriter& out, bool nx);
+  Task<void> cmd_incr(Args& a, ClientState& c, ReplyWriter& out, int64_t sign, bool by);
+
+  // ---- Keyspace (commands_keyspace.cc) ----
+  Task<void> cmd_scan(Args& a, ClientState& c, ReplyWriter& out);
+  // A new SCAN cursor resuming at `resume` (evicting the oldest past scan_cursors_max).
+  uint64_t remember_cursor(uint32_t db, std::string resume);
+  Task<void> cmd_keys(Args& a, ClientState& c, ReplyWriter& out);
+  Task<void> cmd_dbsize(ClientState& c, ReplyWriter& out);
+  Task<void> cmd_flushdb(Args& a, ClientState& c, ReplyWriter& out);
+
+  // ---- Server (commands_server.cc) ----
+  Task<void> cmd_info(Args& a, ReplyWriter& out);  // commands_info.cc
+  // INFO keyspace's "dbN:keys=..." lines (databases with keys only).
+  Task<std::string> keyspace_lines();
+  void cmd_config(Args& a, ReplyWriter& out);
+  void cmd_command(Args& a, ReplyWriter& out);
+  Task<void> cmd_wait(Args& a, ClientState& c, ReplyWriter& out);
+  Task<void> cmd_quire(const CommandSpec& spec, Args& a, ReplyWriter& out);
+  Task<void> quire_rotate_kek(Primary& p, Args& a, ReplyWriter& out);
+  Task<void> quire_seal(Primary& p, Args& a, ReplyWriter& out);
+  void quire_report(Args& a, ReplyWriter& out);
+  std::string status_json();
+  // What the primary knows of its standbys' progress now (the option, else the reports).
+  std::vector<StandbyProgress> standbys();
+
+  // ---- Helpers ----
+  // Reads `keys` of `db` at one timestamp (a snapshot), on the primary or a standby.
+  Task<Result<std::vector<std::optional<std::string>>>> read_keys(uint32_t db,
+                                                                  std::vector<std::string> keys);
+  // Up to `limit` live rows of `db` with keys >= `from`, in key order, at `ts` (nullopt:
+  // the node's applied ts).
+  Task<Result<std::vector<std::pair<std::string, std::string>>>> read_range(
+      uint32_t db, std::string from, size_t limit, std::optional<Timestamp> ts);
+  // The node's applied timestamp in its current role (zero when loading).
+  Timestamp applied_ts();
+  // Counts the keys of `db` at one timestamp.
+  Task<Result<uint64_t>> count_keys(uint32_t db);
+  // Locks for a write; writes the refusal and returns nullopt when it cannot.
+  Task<std::optional<HeldLocks>> lock_for_write(uint32_t db, LockMode db_mode,
+                                                std::vector<std::string> keys, LockMode mode,
+                                                ReplyWriter& out);
+  // Commits `batch` on the primary (limits checked first); sets c.last_write. On failure
+  // writes the error reply and returns nullopt.
+  Task<std::optional<Timestamp>> commit(std::vector<LogWrite> batch, ClientState& c,
+                                        ReplyWriter& out);
+  // The reply for a failed read.
+  void read_failed(const Status& st, ReplyWriter& out);
+  // The refusal for a write on a node that is not a serving primary.
+  void refuse_write(const Serving& s, ReplyWriter& out);
+
+  ReplicaNode& node_;
+  RespCommandsOptions options_;
+  KeyLocks locks_;
+  StandbyProgressBoard progress_;
+  const ServerStats* server_stats_ = nullptr;
+  MonoTime started_at_;
+  // SCAN cursors: cursor -> (db, the key to resume from), oldest first for eviction.
+  struct ScanCursor {
+    uint32_t db = 0;
+    std::string resume;
+  };
+  std::map<uint64_t, ScanCursor> cursors_;
+  std::deque<uint64_t> cursor_order_;
+  uint64_t next_cursor_ = 1;
+  uint64_t commands_executed_ = 0;
+  uint64_t commands_rejected_ = 0;
+};
+
+// Redis's string2ll: a decimal int64 with no spaces, no '+', no leading zeros.
+std::optional<int64_t> parse_int64(std::string_view s);
+
+}  // namespace quire::resp

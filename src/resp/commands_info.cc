@@ -1,0 +1,204 @@
+// INFO: one bulk string of "# Section" headers and "key:value" lines, as Redis writes it.
+//
+// Offsets as Redis users read them: Quire has no replication byte stream, so every "offset"
+// (master_repl_offset, slaveN offset, slave_repl_offset) is an LSN: the last LOG record
+// applied (slave_read_repl_offset: the commit point seen). LSNs grow for the life of the
+// database across primaries, as offsets should; a difference counts records, not bytes.
+#include <fmt/format.h>
+
+#include <array>
+#include <cctype>
+#include <set>
+
+#include "resp/commands.h"
+#include "resp/node_facts.h"
+
+namespace quire::resp {
+namespace {
+
+class InfoText {
+ public:
+  void section(std::string_view title) {
+    if (!text.empty()) text += "\r\n";
+    text += fmt::format("# {}\r\n", title);
+  }
+  template <typename V>
+  void field(std::string_view key, const V& value) {
+    text += fmt::format("{}:{}\r\n", key, value);
+  }
+  std::string text;
+};
+
+void info_server(InfoText& t, const RespCommandsOptions& o, int64_t uptime_s) {
+  t.section("Server");
+  t.field("redis_version", kRedisCompatVersion);
+  t.field("redis_mode", "standalone");
+  t.field("quire_version", o.quire_version);
+  t.field("arch_bits", 64);
+  t.field("process_id", o.process_id);
+  t.field("tcp_port", o.tcp_port);
+  t.field("uptime_in_seconds", uptime_s);
+  t.field("uptime_in_days", uptime_s / 86400);
+}
+
+void info_clients(InfoText& t, const ServerStats& ss) {
+  t.section("Clients");
+  t.field("connected_clients", ss.connected_clients);
+  t.field("blocked_clients", 0);
+}
+
+void info_primary_replication(InfoText& t, const NodeFacts& f,
+                              const std::vector<StandbyProgress>& standbys) {
+  t.section("Replication");
+  t.field("role", "master");
+  t.field("connected_slaves", standbys.size());
+  for (size_t i = 0; i < standbys.size(); i++) {
+    const StandbyProgress& s = standbys[i];
+    auto [host, port] = split_address(s.address);
+    const uint32_t lag_s = f.applied_ts.seconds() > s.applied_ts.seconds()
+                               ? f.applied_ts.seconds() - s.applied_ts.seconds()
+                               : 0;
+    t.text += fmt::format("slave{}:ip={},port={},state={},offset={},lag={}\r\n", i, host, port,
+                          s.serving ? "online" : "wait_bgsave", s.applied_lsn.value, lag_s);
+  }
+  t.field("master_failover_state", "no-failover");
+  t.field("master_replid", fmt::format("{:040x}", f.term));
+  t.field("master_repl_offset", f.applied_lsn.value);
+}
+
+void info_standby_replication(InfoText& t, const NodeFacts& f, bool up,
+                              const std::optional<Address>& primary) {
+  auto [host, port] = split_address(primary.value_or(""));
+  t.section("Replication");
+  t.field("role", "slave");
+  t.field("master_host", host);
+  t.field("master_port", port);
+  t.field("master_link_status", up ? "up" : "down");
+  t.field("master_last_io_seconds_ago", up ? 0 : -1);
+  t.field("master_sync_in_progress", up ? 0 : 1);
+  t.field("slave_read_repl_offset", f.commit_lsn.value);
+  t.field("slave_repl_offset", f.applied_lsn.value);
+  t.field("slave_priority", 100);
+  t.field("slave_read_only", 1);
+  t.field("replica_announced", 1);
+  t.field("connected_slaves", 0);
+  t.field("master_replid", fmt::format("{:040x}", f.term));
+  t.field("master_repl_offset", f.applied_lsn.value);
+}
+
+void info_persistence(InfoText& t, bool loading, const NodeFacts& f) {
+  t.section("Persistence");
+  t.field("loading", loading ? 1 : 0);
+  t.field("async_loading", 0);
+  // Every acknowledged write is durable at W page servers before its reply: what
+  // appendonly yes with appendfsync always promises, replicated.
+  t.field("aof_enabled", 1);
+  t.field("aof_rewrite_in_progress", 0);
+  t.field("aof_last_write_status", "ok");
+  t.field("rdb_changes_since_last_save", 0);
+  t.field("rdb_bgsave_in_progress", 0);
+  t.field("quire_checkpoint_lsn", f.checkpoint_lsn.value);
+}
+
+void info_stats(InfoText& t, const ServerStats& ss, uint64_t executed, uint64_t rejected) {
+  t.section("Stats");
+  t.field("total_connections_received", ss.total_connections);
+  t.field("total_commands_processed", ss.total_commands);
+  t.field("rejected_connections", ss.rejected_connections);
+  t.field("client_output_buffer_limit_disconnections", ss.output_limit_disconnects);
+  t.field("quire_commands_executed", executed);
+  t.field("quire_commands_rejected", rejected);
+}
+
+void info_pickups(InfoText& t, const PickupCounters& p) {
+  t.field("quire_pickups_attempts", p.attempts);
+  t.field("quire_pickups_installed", p.installed);
+  t.field("quire_pickups_stale_keystore_accepted", p.stale_keystore_accepted);
+  t.field("quire_pickups_skipped", p.skipped);
+  t.field("quire_pickups_keystore_ahead_retries", p.keystore_ahead_retries);
+  t.field("quire_pickups_unavailable_retries", p.unavailable_retries);
+  t.field("quire_pickups_busy_retries", p.busy_retries);
+  t.field("quire_pickups_older_ignored", p.older_ignored);
+  t.field("quire_pickups_already_installed", p.already_installed);
+  t.field("quire_pickups_corrupt", p.corrupt);
+  t.field("quire_pickups_keystore_conflicts", p.keystore_conflicts);
+  t.field("quire_pickups_version_too_new", p.version_too_new);
+  t.field("quire_pickups_deadline_escalations", p.deadline_escalations);
+  t.field("quire_pickups_resyncs", p.resyncs);
+}
+
+void info_quire(InfoText& t, const RespCommands::Serving& s, const NodeFacts& f) {
+  t.section("Quire");
+  t.field("quire_role", RespCommands::role_name(s.role));
+  t.field("quire_state", f.state);
+  if (s.role == RespCommands::Role::kLoading) t.field("quire_loading_reason", s.loading_reason);
+  t.field("quire_term", f.term);
+  t.field("quire_applied_ts", f.applied_ts.value);
+  t.field("quire_applied_ts_text", fmt::format("{}", f.applied_ts));
+  t.field("quire_applied_lsn", f.applied_lsn.value);
+  t.field("quire_checkpoint_lsn", f.checkpoint_lsn.value);
+  t.field("quire_checkpoint_ts", f.checkpoint_ts.value);
+  t.field("quire_keystore_version", f.keystore_version);
+  t.field("quire_kek_version", f.kek_version);
+  t.field("quire_cmk_version", f.cmk_version);
+  if (f.pickups) info_pickups(t, *f.pickups);
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return out;
+}
+
+}  // namespace
+
+Task<std::string> RespCommands::keyspace_lines() {
+  std::string lines;
+  if (serving().role == Role::kLoading) co_return lines;
+  for (uint32_t db = 0; db < options_.databases; db++) {
+    auto n = co_await count_keys(db);
+    if (n.is_ok() && *n > 0) lines += fmt::format("db{}:keys={},expires=0,avg_ttl=0\r\n", db, *n);
+  }
+  co_return lines;
+}
+
+Task<void> RespCommands::cmd_info(Args& a, ReplyWriter& out) {
+  static constexpr std::array<std::string_view, 7> kSections = {
+      "server", "clients", "replication", "persistence", "stats", "keyspace", "quire"};
+  std::set<std::string> want;
+  for (size_t j = 1; j < a.size(); j++) want.insert(lower(a[j]));
+  const bool all = want.empty() || want.contains("all") || want.contains("everything") ||
+                   want.contains("default");
+  const Serving s = serving();
+  const NodeFacts f = gather_node_facts(node_);
+  const ServerStats none;
+  const ServerStats& ss = server_stats_ ? *server_stats_ : none;
+  InfoText t;
+  for (std::string_view name : kSections) {
+    if (!all && !want.contains(std::string(name))) continue;
+    if (name == "server") {
+      const Nanos up = node_.env().executor().now() - started_at_;
+      info_server(t, options_, std::chrono::duration_cast<std::chrono::seconds>(up).count());
+    } else if (name == "clients") {
+      info_clients(t, ss);
+    } else if (name == "replication" && s.role == Role::kPrimary) {
+      info_primary_replication(t, f, standbys());
+    } else if (name == "replication") {
+      std::optional<Address> primary;
+      if (options_.primary_address) primary = options_.primary_address();
+      info_standby_replication(t, f, s.role == Role::kStandby, primary);
+    } else if (name == "persistence") {
+      info_persistence(t, s.role == Role::kLoading, f);
+    } else if (name == "stats") {
+      info_stats(t, ss, commands_executed_, commands_rejected_);
+    } else if (name == "keyspace") {
+      t.section("Keyspace");
+      t.text += co_await keyspace_lines();
+    } else if (name == "quire") {
+      info_quire(t, s, f);
+    }
+  }
+  out.bulk(t.text);
+}
+
+}  // namespace quire::resp

@@ -1,0 +1,47 @@
+#include "resp/progress_reporter.h"
+
+namespace quire::resp {
+
+ProgressReporter::ProgressReporter(ReplicaNode& node, std::string name, Address address, Send send,
+                                   Nanos interval)
+    : node_(node),
+      name_(std::move(name)),
+      address_(std::move(address)),
+      send_(std::move(send)),
+      interval_(interval) {}
+
+ProgressReporter::~ProgressReporter() {
+  stop();
+}
+
+void ProgressReporter::start() {
+  if (running_) return;
+  running_ = true;
+  task_ = node_.env().executor().spawn("progress-report", loop());
+}
+
+void ProgressReporter::stop() {
+  if (!running_) return;
+  running_ = false;
+  node_.env().executor().cancel(task_);
+}
+
+Task<void> ProgressReporter::loop() {
+  Executor& exec = node_.env().executor();
+  while (running_) {
+    // Only a standby reports; a primary (or a node between roles) waits for the next round.
+    if (Standby* s = node_.standby(); s != nullptr && node_.primary() == nullptr) {
+      StandbyProgress p{name_, address_, s->applied_ts(), s->applied_lsn(),
+                        s->state() == StandbyState::kSecondary};
+      Status st = co_await send_(progress_report_args(p));
+      if (st.is_ok()) {
+        sent_++;
+      } else {
+        failed_++;
+      }
+    }
+    if (!(co_await exec.sleep(interval_)).is_ok()) co_return;  // cancelled
+  }
+}
+
+}  // namespace quire::resp

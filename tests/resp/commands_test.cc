@@ -1,0 +1,755 @@
+// The RESP commands over a simulated replica set (a primary and a standby, each a
+// ReplicaNode, the code a real process runs): every command's reply bytes, every error
+// reply, binary-safe keys and values, the limits, READONLY / LOADING / MASTERDOWN, atomic
+// INCR from concurrent clients, SCAN exactly once while other keys change, and WAIT.
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "resp/commands.h"
+#include "resp/progress_reporter.h"
+#include "sim/replica_set_sim.h"
+
+namespace quire::resp {
+namespace {
+
+using Args = std::vector<std::string>;
+
+ReplicaSetConfig fast_config(uint64_t seed, size_t standbys) {
+  ReplicaSetConfig c;
+  c.seed = seed;
+  c.standbys = standbys;
+  c.tables = 1;
+  c.primary.checkpoint_interval = Nanos(0);
+  c.primary.retention_min_age = Nanos(0);
+  c.primary.heartbeat_interval = 10ms;
+  // Only table 16 (database 0) gets its DEK at bootstrap (ReplicaSetSim sets the primary's
+  // tables); every other database's table gets one on its first write.
+  c.primary.write_timeout = 200ms;
+  c.primary.write_attempts_max = 3;
+  c.primary.write_retry_backoff = 20ms;
+  c.primary.admission_wait_max = 300ms;
+  c.primary.io_timeout = 1s;
+  c.engine.io_timeout = 1s;
+  c.standby.poll_interval = 5ms;
+  c.standby.pickup_interval = 50ms;
+  return c;
+}
+
+std::string bulk(std::string_view s) {
+  return fmt::format("${}\r\n{}\r\n", s.size(), s);
+}
+
+class RespCommandsTest : public ::testing::Test {
+ protected:
+  // `harness_progress`: the primary reads its standbys' progress from the standby objects;
+  // otherwise only from QUIRE.REPORT commands (start_reporter).
+  void make(RespCommandsOptions options = {}, size_t standbys = 1, bool harness_progress = true) {
+    sim_ = std::make_unique<ReplicaSetSim>(fast_config(7, standbys));
+    std::string why;
+    ASSERT_TRUE(sim_->bring_up(30s, &why)) << why;
+    RespCommandsOptions po = options;
+    if (harness_progress)
+      po.standby_progress = [this] {
+        std::vector<StandbyProgress> out;
+        for (size_t i = 0; i < sim_->standby_ids().size(); i++) {
+          Standby* s = sim_->standby(i);
+          if (s == nullptr) continue;
+          out.push_back(StandbyProgress{fmt::format("standby{}", i), fmt::format("s{}:6380", i),
+                                        s->applied_ts(), s->applied_lsn(),
+                                        s->state() == StandbyState::kSecondary});
+        }
+        return out;
+      };
+    primary_ = std::make_unique<RespCommands>(*sim_->node(sim_->primary_id()), po);
+    if (standbys > 0) {
+      standby_ = std::make_unique<RespCommands>(*sim_->node(sim_->standby_ids()[0]), options);
+    }
+    client_.id = 1;
+    standby_client_.id = 2;
+  }
+
+  std::string run(RespCommands& cmds, NodeId node, ClientState& c, Args args) {
+    ReplyWriter out;
+    const bool done = sim_->run_on(
+        node, [&]() -> Task<void> { co_await cmds.execute(args, c, out); }, 20s);
+    EXPECT_TRUE(done) << "command did not finish: " << args[0];
+    return out.buffer();
+  }
+  // On the primary, as client_.
+  std::string P(Args args) { return run(*primary_, sim_->primary_id(), client_, std::move(args)); }
+  // On standby 0, as standby_client_.
+  std::string S(Args args) {
+    return run(*standby_, sim_->standby_ids()[0], standby_client_, std::move(args));
+  }
+  // Standby 0 reports its progress to the primary every kProgressReportInterval, as a
+  // standby process does over the primary's RESP port (here the hop is a direct call).
+  void start_reporter() {
+    auto send = [this](std::vector<std::string> args) -> Task<Status> {
+      ClientState reporter;
+      reporter.id = 77;
+      ReplyWriter out;
+      co_await primary_->execute(std::move(args), reporter, out);
+      if (out.buffer() == "+OK\r\n") co_return Status();
+      co_return Status(Code::kUnavailable, out.buffer());
+    };
+    reporter_ = std::make_unique<ProgressReporter>(*sim_->node(sim_->standby_ids()[0]), "standby0",
+                                                   "s0:6380", send);
+    reporter_->start();
+  }
+
+  // Lets standby 0 apply everything the primary acknowledged.
+  void catch_up() {
+    const Timestamp ts = sim_->primary()->applied_ts();
+    ASSERT_TRUE(sim_->run_until(
+        [&] {
+          Standby* s = sim_->standby(0);
+          return s && s->state() == StandbyState::kSecondary && s->applied_ts() >= ts;
+        },
+        10s));
+  }
+
+  std::unique_ptr<ReplicaSetSim> sim_;
+  std::unique_ptr<RespCommands> primary_;
+  std::unique_ptr<RespCommands> standby_;
+  ClientState client_;
+  ClientState standby_client_;
+  std::unique_ptr<ProgressReporter> reporter_;
+};
+
+TEST_F(RespCommandsTest, ConnectionCommands) {
+  make();
+  EXPECT_EQ(P({"PING"}), "+PONG\r\n");
+  EXPECT_EQ(P({"ping", "hi\r\nthere"}), bulk("hi\r\nthere"));
+  EXPECT_EQ(P({"PING", "a", "b"}), "-ERR wrong number of arguments for 'ping' command\r\n");
+  EXPECT_EQ(P({"ECHO", std::string("a\0b", 3)}), bulk(std::string("a\0b", 3)));
+  EXPECT_EQ(P({"ECHO"}), "-ERR wrong number of arguments for 'echo' command\r\n");
+  EXPECT_EQ(P({"HELLO", "3"}), "-NOPROTO unsupported protocol version\r\n");
+  EXPECT_EQ(P({"HELLO", "x"}), "-ERR Protocol version is not an integer or out of range\r\n");
+  EXPECT_EQ(P({"HELLO", "2", "FOO"}), "-ERR Syntax error in HELLO option 'FOO'\r\n");
+  EXPECT_EQ(P({"HELLO", "2", "SETNAME", "conn1"}),
+            "*14\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$6\r\n7.0.15\r\n"
+            "$5\r\nproto\r\n:2\r\n$2\r\nid\r\n:1\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n"
+            "$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n");
+  EXPECT_EQ(P({"CLIENT", "GETNAME"}), bulk("conn1"));
+  EXPECT_EQ(P({"CLIENT", "SETNAME", "a b"}),
+            "-ERR Client names cannot contain spaces, newlines or special characters.\r\n");
+  EXPECT_EQ(P({"client", "setname", "mine"}), "+OK\r\n");
+  EXPECT_EQ(P({"CLIENT", "GETNAME"}), bulk("mine"));
+  EXPECT_EQ(P({"CLIENT", "ID"}), ":1\r\n");
+  EXPECT_EQ(P({"CLIENT", "ID", "x"}), "-ERR wrong number of arguments for 'client|id' command\r\n");
+  EXPECT_EQ(P({"CLIENT", "KILL"}), "-ERR unknown subcommand 'KILL'. Try CLIENT HELP.\r\n");
+  EXPECT_NE(P({"CLIENT", "INFO"}).find("id=1 "), std::string::npos);
+  EXPECT_EQ(P({"SELECT", "15"}), "+OK\r\n");
+  EXPECT_EQ(client_.db, 15u);
+  EXPECT_EQ(P({"SELECT", "16"}), "-ERR DB index is out of range\r\n");
+  EXPECT_EQ(P({"SELECT", "-1"}), "-ERR DB index is out of range\r\n");
+  EXPECT_EQ(P({"SELECT", "one"}), "-ERR value is not an integer or out of range\r\n");
+  EXPECT_EQ(P({"SELECT", "0"}), "+OK\r\n");
+  EXPECT_EQ(P({"AUTH", "pw"}),
+            "-ERR AUTH <password> called without any password configured for the default user. "
+            "Are you sure your configuration is correct?\r\n");
+  EXPECT_EQ(P({"AUTH", "default", "anything"}), "+OK\r\n");
+  EXPECT_EQ(P({"AUTH", "bob", "anything"}),
+            "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+  EXPECT_EQ(P({"FOO", "a", "b"}),
+            "-ERR unknown command 'FOO', with args beginning with: 'a' 'b' \r\n");
+  EXPECT_EQ(P({"foo"}), "-ERR unknown command 'foo', with args beginning with: \r\n");
+  EXPECT_EQ(P({"GET"}), "-ERR wrong number of arguments for 'get' command\r\n");
+  EXPECT_EQ(P({"set", "k"}), "-ERR wrong number of arguments for 'set' command\r\n");
+  EXPECT_FALSE(client_.close_after_reply);
+  EXPECT_EQ(P({"QUIT"}), "+OK\r\n");
+  EXPECT_TRUE(client_.close_after_reply);
+}
+
+TEST_F(RespCommandsTest, AuthWithRequirepass) {
+  RespCommandsOptions o;
+  o.requirepass = "s3cret";
+  make(o);
+  EXPECT_EQ(P({"GET", "k"}), "-NOAUTH Authentication required.\r\n");
+  EXPECT_EQ(P({"PING"}), "-NOAUTH Authentication required.\r\n");
+  EXPECT_EQ(P({"CONFIG", "GET", "save"}), "-NOAUTH Authentication required.\r\n");
+  EXPECT_EQ(P({"NOPE"}), "-ERR unknown command 'NOPE', with args beginning with: \r\n");
+  EXPECT_EQ(P({"HELLO", "2"}),
+            "-NOAUTH HELLO must be called with the client already authenticated, otherwise the "
+            "HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
+            "select the RESP protocol version at the same time\r\n");
+  EXPECT_EQ(P({"AUTH", "wrong"}),
+            "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+  EXPECT_EQ(P({"HELLO", "2", "AUTH", "default", "wrong"}),
+            "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+  EXPECT_FALSE(client_.authenticated);
+  EXPECT_EQ(P({"AUTH", "s3cret"}), "+OK\r\n");
+  EXPECT_EQ(P({"GET", "k"}), "$-1\r\n");
+  ClientState other;
+  other.id = 9;
+  const std::string hello =
+      run(*primary_, sim_->primary_id(), other, {"HELLO", "2", "AUTH", "default", "s3cret"});
+  EXPECT_EQ(hello.substr(0, 4), "*14\r");
+  EXPECT_TRUE(other.authenticated);
+  EXPECT_EQ(P({"QUIT"}), "+OK\r\n");
+}
+
+TEST_F(RespCommandsTest, StringCommands) {
+  make();
+  EXPECT_EQ(P({"GET", "k"}), "$-1\r\n");
+  EXPECT_EQ(P({"SET", "k", "v1"}), "+OK\r\n");
+  EXPECT_FALSE(client_.last_write.is_zero());
+  EXPECT_EQ(P({"GET", "k"}), bulk("v1"));
+  EXPECT_EQ(P({"SET", "k", "v2", "NX"}), "$-1\r\n");
+  EXPECT_EQ(P({"SET", "k", "v2", "XX"}), "+OK\r\n");
+  EXPECT_EQ(P({"SET", "new", "v", "XX"}), "$-1\r\n");
+  EXPECT_EQ(P({"SET", "k", "v3", "GET"}), bulk("v2"));
+  EXPECT_EQ(P({"SET", "k", "v4", "NX", "GET"}), bulk("v3"));  // not set, old value
+  EXPECT_EQ(P({"GET", "k"}), bulk("v3"));
+  EXPECT_EQ(P({"SET", "fresh", "v", "nx", "get"}), "$-1\r\n");
+  EXPECT_EQ(P({"GET", "fresh"}), bulk("v"));
+  EXPECT_EQ(P({"SET", "k", "v", "NX", "XX"}), "-ERR syntax error\r\n");
+  EXPECT_EQ(P({"SET", "k", "v", "BOGUS"}), "-ERR syntax error\r\n");
+  EXPECT_EQ(P({"SET", "k", "v", "EX", "10"}),
+            "-ERR SET EX is not supported: Quire keys never expire\r\n");
+  EXPECT_EQ(P({"SET", "k", "v", "keepttl"}),
+            "-ERR SET keepttl is not supported: Quire keys never expire\r\n");
+  EXPECT_EQ(P({"SETNX", "k", "x"}), ":0\r\n");
+  EXPECT_EQ(P({"SETNX", "nx1", "x"}), ":1\r\n");
+  EXPECT_EQ(P({"STRLEN", "k"}), ":2\r\n");
+  EXPECT_EQ(P({"STRLEN", "missing"}), ":0\r\n");
+  EXPECT_EQ(P({"EXISTS", "k", "k", "missing", "nx1"}), ":3\r\n");
+  EXPECT_EQ(P({"MSET", "a", "1", "b", "2"}), "+OK\r\n");
+  EXPECT_EQ(P({"MSET", "a", "1", "b"}), "-ERR wrong number of arguments for 'mset' command\r\n");
+  EXPECT_EQ(P({"MGET", "a", "missing", "b"}), "*3\r\n$1\r\n1\r\n$-1\r\n$1\r\n2\r\n");
+  EXPECT_EQ(P({"MSETNX", "a", "9", "c", "3"}), ":0\r\n");
+  EXPECT_EQ(P({"GET", "c"}), "$-1\r\n");  // all or nothing
+  EXPECT_EQ(P({"MSETNX", "c", "3", "d", "4"}), ":1\r\n");
+  EXPECT_EQ(P({"MGET", "c", "d"}), "*2\r\n$1\r\n3\r\n$1\r\n4\r\n");
+  EXPECT_EQ(P({"DEL", "a", "a", "missing", "b"}), ":2\r\n");
+  EXPECT_EQ(P({"DEL", "a"}), ":0\r\n");
+  EXPECT_EQ(P({"EXISTS", "a", "b"}), ":0\r\n");
+  // The empty key is a key.
+  EXPECT_EQ(P({"SET", "", "empty"}), "+OK\r\n");
+  EXPECT_EQ(P({"GET", ""}), bulk("empty"));
+  EXPECT_EQ(P({"SET", "e", ""}), "+OK\r\n");
+  EXPECT_EQ(P({"GET", "e"}), bulk(""));
+  EXPECT_EQ(P({"EXISTS", "", "e"}), ":2\r\n");
+  EXPECT_EQ(P({"KEYS", "*"}).substr(0, 10), "*7\r\n$0\r\n\r\n");
+}
+
+TEST_F(RespCommandsTest, IncrFamily) {
+  make();
+  EXPECT_EQ(P({"INCR", "n"}), ":1\r\n");
+  EXPECT_EQ(P({"INCRBY", "n", "41"}), ":42\r\n");
+  EXPECT_EQ(P({"DECR", "n"}), ":41\r\n");
+  EXPECT_EQ(P({"DECRBY", "n", "-9"}), ":50\r\n");
+  EXPECT_EQ(P({"GET", "n"}), bulk("50"));
+  EXPECT_EQ(P({"INCRBY", "n", "x"}), "-ERR value is not an integer or out of range\r\n");
+  EXPECT_EQ(P({"INCRBY", "n", "+1"}), "-ERR value is not an integer or out of range\r\n");
+  EXPECT_EQ(P({"INCRBY", "n", "01"}), "-ERR value is not an integer or out of range\r\n");
+  EXPECT_EQ(P({"SET", "s", "abc"}), "+OK\r\n");
+  EXPECT_EQ(P({"INCR", "s"}), "-ERR value is not an integer or out of range\r\n");
+  EXPECT_EQ(P({"SET", "s", " 1"}), "+OK\r\n");
+  EXPECT_EQ(P({"INCR", "s"}), "-ERR value is not an integer or out of range\r\n");
+  EXPECT_EQ(P({"SET", "max", "9223372036854775807"}), "+OK\r\n");
+  EXPECT_EQ(P({"INCR", "max"}), "-ERR increment or decrement would overflow\r\n");
+  EXPECT_EQ(P({"GET", "max"}), bulk("9223372036854775807"));
+  EXPECT_EQ(P({"SET", "min", "-9223372036854775808"}), "+OK\r\n");
+  EXPECT_EQ(P({"DECR", "min"}), "-ERR increment or decrement would overflow\r\n");
+  EXPECT_EQ(P({"DECRBY", "n", "-9223372036854775808"}), "-ERR decrement would overflow\r\n");
+  EXPECT_EQ(P({"INCRBY", "n", "9223372036854775808"}),
+            "-ERR value is not an integer or out of range\r\n");
+}
+
+TEST_F(RespCommandsTest, BinarySafeKeysValuesAndLimits) {
+  make();
+  const std::string key("k\r\n\0key", 7);
+  const std::string value("v\r\n\0\r\nvalue", 11);
+  EXPECT_EQ(P({"SET", key, value}), "+OK\r\n");
+  EXPECT_EQ(P({"GET", key}), bulk(value));
+  std::string mib(1u << 20, 'x');
+  mib[0] = '\0';
+  mib[12345] = '\r';
+  mib[12346] = '\n';
+  EXPECT_EQ(P({"SET", "big", mib}), "+OK\r\n");
+  EXPECT_EQ(P({"GET", "big"}), bulk(mib));
+  EXPECT_EQ(P({"STRLEN", "big"}), ":1048576\r\n");
+  EXPECT_EQ(
+      P({"SET", "big", mib + "y"}),
+      "-ERR value is 1048577 bytes; Quire's value limit is 1048576 bytes (kValueBytesMax)\r\n");
+  EXPECT_EQ(P({"SET", std::string(4097, 'k'), "v"}),
+            "-ERR key is 4097 bytes; Quire's key limit is 4096 bytes (kKeyBytesMax)\r\n");
+  EXPECT_EQ(P({"SET", std::string(4096, 'k'), "v"}), "+OK\r\n");
+  // Sixteen 1 MiB values fit no log entry: refused before anything is sent.
+  Args mset{"MSET"};
+  for (int i = 0; i < 17; i++) {
+    mset.push_back(fmt::format("m{}", i));
+    mset.push_back(mib);
+  }
+  const std::string r = P(mset);
+  EXPECT_EQ(r.rfind("-ERR a command may write at most ", 0), 0u) << r;
+  EXPECT_EQ(P({"GET", "m0"}), "$-1\r\n");
+  Args many{"MSET"};
+  for (int i = 0; i < 10'001; i++) {
+    many.push_back(fmt::format("x{}", i));
+    many.push_back("v");
+  }
+  EXPECT_EQ(P(many),
+            "-ERR a command may write at most 10000 keys at once (Quire's log entry bound, "
+            "kLogEntryOpsMax); this one writes 10001\r\n");
+}
+
+TEST_F(RespCommandsTest, DatabasesAreTables) {
+  make();
+  EXPECT_EQ(P({"SET", "k", "zero"}), "+OK\r\n");
+  EXPECT_EQ(P({"SELECT", "3"}), "+OK\r\n");
+  EXPECT_EQ(P({"GET", "k"}), "$-1\r\n");
+  EXPECT_EQ(P({"SET", "k", "three"}), "+OK\r\n");
+  EXPECT_EQ(P({"DBSIZE"}), ":1\r\n");
+  auto got = sim_->primary()->engine().tables();
+  EXPECT_NE(std::find(got.begin(), got.end(), TableId(19)), got.end());
+  EXPECT_EQ(P({"SELECT", "0"}), "+OK\r\n");
+  EXPECT_EQ(P({"GET", "k"}), bulk("zero"));
+  // The standby learned table 19's DEK from the log and reads it.
+  catch_up();
+  EXPECT_EQ(S({"SELECT", "3"}), "+OK\r\n");
+  EXPECT_EQ(S({"GET", "k"}), bulk("three"));
+  EXPECT_EQ(S({"SELECT", "7"}), "+OK\r\n");
+  EXPECT_EQ(S({"GET", "k"}), "$-1\r\n");  // a database never written reads as empty
+  EXPECT_EQ(S({"DBSIZE"}), ":0\r\n");
+}
+
+TEST_F(RespCommandsTest, StandbyServesReadsAndRefusesWrites) {
+  make();
+  EXPECT_EQ(P({"SET", "k", "v"}), "+OK\r\n");
+  catch_up();
+  EXPECT_EQ(S({"GET", "k"}), bulk("v"));
+  EXPECT_EQ(S({"MGET", "k", "x"}), "*2\r\n$1\r\nv\r\n$-1\r\n");
+  EXPECT_EQ(S({"EXISTS", "k"}), ":1\r\n");
+  EXPECT_EQ(S({"DBSIZE"}), ":1\r\n");
+  EXPECT_EQ(S({"SET", "k", "w"}), "-READONLY You can't write against a read only replica.\r\n");
+  EXPECT_EQ(S({"INCR", "n"}), "-READONLY You can't write against a read only replica.\r\n");
+  EXPECT_EQ(S({"FLUSHDB"}), "-READONLY You can't write against a read only replica.\r\n");
+  EXPECT_EQ(S({"QUIRE.ROTATEKEK"}), "-READONLY You can't write against a read only replica.\r\n");
+  EXPECT_EQ(S({"WAIT", "1", "0"}),
+            "-ERR WAIT cannot be used with replica instances. Please also note that since Redis "
+            "4.0 if a replica is configured to be writable (which is not the default) writes to "
+            "replicas are just local and are not propagated.\r\n");
+  EXPECT_EQ(S({"PING"}), "+PONG\r\n");
+  const std::string hello = S({"HELLO", "2"});
+  EXPECT_NE(hello.find("$4\r\nrole\r\n$7\r\nreplica\r\n"), std::string::npos);
+  const std::string info = S({"INFO", "replication"});
+  EXPECT_NE(info.find("role:slave\r\n"), std::string::npos) << info;
+  EXPECT_NE(info.find("master_link_status:up\r\n"), std::string::npos) << info;
+
+  // A re-syncing standby: reads answer LOADING with the reason, writes still READONLY.
+  sim_->standby(0)->step_down("test");
+  EXPECT_EQ(S({"GET", "k"}), "-LOADING the standby is re-syncing\r\n");
+  EXPECT_EQ(S({"SET", "k", "w"}), "-READONLY You can't write against a read only replica.\r\n");
+  EXPECT_EQ(S({"PING"}), "+PONG\r\n");
+  EXPECT_NE(S({"INFO", "persistence"}).find("loading:1\r\n"), std::string::npos);
+  catch_up();
+  EXPECT_EQ(S({"GET", "k"}), bulk("v"));
+}
+
+TEST_F(RespCommandsTest, MasterdownWhenNoPrimaryIsKnown) {
+  RespCommandsOptions o;
+  o.primary_address = [] { return std::optional<Address>(); };
+  make(o);
+  catch_up();
+  EXPECT_EQ(S({"SET", "k", "v"}),
+            "-MASTERDOWN no primary is known to this node (no leader elected); retry later\r\n");
+  EXPECT_EQ(S({"GET", "k"}), "$-1\r\n");  // reads are still served
+}
+
+TEST_F(RespCommandsTest, ConcurrentIncrementsLoseNothing) {
+  make();
+  constexpr int kClients = 12;
+  constexpr int kEach = 15;
+  std::vector<ClientState> clients(kClients);
+  std::vector<std::vector<std::string>> replies(kClients);
+  int finished = 0;
+  for (int i = 0; i < kClients; i++) {
+    clients[i].id = 100 + i;
+    sim_->spawn_on(sim_->primary_id(), fmt::format("client-{}", i), [&, i]() -> Task<void> {
+      for (int j = 0; j < kEach; j++) {
+        ReplyWriter out;
+        // Every third command is a blind SET of another key, so groups mix both kinds.
+        Args a = j % 3 == 2 ? Args{"SET", fmt::format("other{}", i), "x"}
+                            : Args{i % 2 ? "INCR" : "INCRBY", "counter"};
+        if (i % 2 == 0 && a[0] == "INCRBY") a.push_back("1");
+        co_await primary_->execute(std::move(a), clients[i], out);
+        replies[i].push_back(out.buffer());
+      }
+      finished++;
+    });
+  }
+  ASSERT_TRUE(sim_->run_until([&] { return finished == kClients; }, 60s));
+  std::set<std::string> seen;
+  int increments = 0;
+  for (const auto& rs : replies) {
+    for (const std::string& r : rs) {
+      if (r == "+OK\r\n") continue;
+      ASSERT_EQ(r[0], ':') << r;
+      EXPECT_TRUE(seen.insert(r).second) << "two increments answered " << r;
+      increments++;
+    }
+  }
+  EXPECT_EQ(P({"GET", "counter"}), bulk(fmt::format("{}", increments)));
+  EXPECT_EQ(increments, kClients * 10);
+  EXPECT_EQ(primary_->locks_active(), 0u);
+  // Several increments shared a commit group (the locks did not serialize everything).
+  EXPECT_LT(sim_->primary()->stats().groups_written, sim_->primary()->stats().batches_acked);
+}
+
+// A blind SET racing increments of the same key: every reply must fit one serial order.
+// Increments answered before the SET count 1, 2, ...; the SET makes the key 1000; those
+// after it count 1001, 1002, ...; the final value is the last of them. A SET committed
+// between an increment's read and its write would show up as a reply or a final value
+// outside that order.
+TEST_F(RespCommandsTest, BlindSetAndIncrementsSerialize) {
+  make();
+  constexpr int kClients = 8;
+  constexpr int kEach = 10;
+  std::vector<ClientState> clients(kClients + 1);
+  std::vector<int64_t> replies;
+  int finished = 0;
+  for (int i = 0; i < kClients; i++) {
+    clients[i].id = 200 + i;
+    sim_->spawn_on(sim_->primary_id(), fmt::format("incr-{}", i), [&, i]() -> Task<void> {
+      for (int j = 0; j < kEach; j++) {
+        ReplyWriter out;
+        Args a{"INCR", "c"};
+        co_await primary_->execute(std::move(a), clients[i], out);
+        EXPECT_EQ(out.buffer()[0], ':') << out.buffer();
+        replies.push_back(std::stoll(out.buffer().substr(1)));
+      }
+      finished++;
+    });
+  }
+  clients[kClients].id = 299;
+  sim_->spawn_on(sim_->primary_id(), "setter", [&]() -> Task<void> {
+    co_await sim_->world().env(sim_->primary_id())->executor().sleep(3ms);
+    ReplyWriter out;
+    Args a{"SET", "c", "1000"};
+    co_await primary_->execute(std::move(a), clients[kClients], out);
+    EXPECT_EQ(out.buffer(), "+OK\r\n");
+    finished++;
+  });
+  ASSERT_TRUE(sim_->run_until([&] { return finished == kClients + 1; }, 60s));
+  std::sort(replies.begin(), replies.end());
+  ASSERT_EQ(replies.size(), static_cast<size_t>(kClients * kEach));
+  size_t before = 0;
+  while (before < replies.size() && replies[before] < 1000) before++;
+  ASSERT_GT(before, 0u) << "the SET did not race the increments";
+  ASSERT_LT(before, replies.size()) << "the SET did not race the increments";
+  for (size_t i = 0; i < before; i++) EXPECT_EQ(replies[i], static_cast<int64_t>(i + 1));
+  for (size_t i = before; i < replies.size(); i++) {
+    EXPECT_EQ(replies[i], static_cast<int64_t>(1001 + (i - before)));
+  }
+  EXPECT_EQ(P({"GET", "c"}), bulk(fmt::format("{}", replies.back())));
+}
+
+TEST_F(RespCommandsTest, ScanReturnsEveryStableKeyExactlyOnce) {
+  make();
+  Args mset{"MSET"};
+  for (int i = 0; i < 300; i++) {
+    mset.push_back(fmt::format("k{:03d}", i));
+    mset.push_back("v");
+  }
+  EXPECT_EQ(P(mset), "+OK\r\n");
+  std::map<std::string, int> seen;
+  std::string cursor = "0";
+  int calls = 0;
+  int churn = 0;
+  do {
+    const std::string r = P({"SCAN", cursor, "COUNT", "7"});
+    // Parse "*2\r\n$n\r\n<cursor>\r\n*m\r\n($l\r\n<key>\r\n)*".
+    size_t at = r.find("\r\n$") + 3;
+    size_t nl = r.find("\r\n", at);
+    const size_t clen = std::stoul(r.substr(at, nl - at));
+    cursor = r.substr(nl + 2, clen);
+    at = nl + 2 + clen + 2;
+    ASSERT_EQ(r[at], '*');
+    nl = r.find("\r\n", at);
+    const size_t n = std::stoul(r.substr(at + 1, nl - at - 1));
+    at = nl + 2;
+    for (size_t i = 0; i < n; i++) {
+      nl = r.find("\r\n", at);
+      const size_t len = std::stoul(r.substr(at + 1, nl - at - 1));
+      seen[r.substr(nl + 2, len)]++;
+      at = nl + 2 + len + 2;
+    }
+    // Other keys change between calls: new keys before and after the cursor, deletions.
+    EXPECT_EQ(P({"SET", fmt::format("a{:03d}", churn), "x"}), "+OK\r\n");
+    EXPECT_EQ(P({"SET", fmt::format("z{:03d}", churn), "x"}), "+OK\r\n");
+    if (churn > 0) P({"DEL", fmt::format("z{:03d}", churn - 1)});
+    churn++;
+    ASSERT_LT(++calls, 200);
+  } while (cursor != "0");
+  for (int i = 0; i < 300; i++) {
+    EXPECT_EQ(seen[fmt::format("k{:03d}", i)], 1) << i;
+  }
+  for (const auto& [k, n] : seen) EXPECT_EQ(n, 1) << k;
+
+  EXPECT_EQ(
+      P({"SCAN", "0", "MATCH", "k29*", "COUNT", "1000"}), "*2\r\n$1\r\n0\r\n*10\r\n" + [] {
+        std::string s;
+        for (int i = 290; i < 300; i++) s += bulk(fmt::format("k{}", i));
+        return s;
+      }());
+  EXPECT_EQ(P({"SCAN", "0", "TYPE", "hash", "COUNT", "1000"}), "*2\r\n$1\r\n0\r\n*0\r\n");
+  EXPECT_EQ(P({"SCAN", "x"}), "-ERR invalid cursor\r\n");
+  EXPECT_EQ(P({"SCAN", "123456789"}), "-ERR invalid cursor\r\n");
+  EXPECT_EQ(P({"SCAN", "0", "COUNT", "0"}), "-ERR syntax error\r\n");
+  EXPECT_EQ(P({"SCAN", "0", "COUNT"}), "-ERR syntax error\r\n");
+  EXPECT_EQ(P({"SCAN", "0", "FOO", "1"}), "-ERR syntax error\r\n");
+  EXPECT_EQ(
+      P({"KEYS", "k00?"}), "*10\r\n" + [] {
+        std::string s;
+        for (int i = 0; i < 10; i++) s += bulk(fmt::format("k00{}", i));
+        return s;
+      }());
+}
+
+TEST_F(RespCommandsTest, DbsizeAndFlushdb) {
+  make();
+  Args mset{"MSET"};
+  for (int i = 0; i < 700; i++) {
+    mset.push_back(fmt::format("f{}", i));
+    mset.push_back("v");
+  }
+  EXPECT_EQ(P(mset), "+OK\r\n");
+  EXPECT_EQ(P({"DBSIZE"}), ":700\r\n");
+  EXPECT_NE(P({"INFO", "keyspace"}).find("db0:keys=700,expires=0,avg_ttl=0\r\n"),
+            std::string::npos);
+  EXPECT_EQ(P({"SELECT", "1"}), "+OK\r\n");
+  EXPECT_EQ(P({"SET", "keep", "me"}), "+OK\r\n");
+  EXPECT_EQ(P({"SELECT", "0"}), "+OK\r\n");
+  EXPECT_EQ(P({"FLUSHDB", "NOW"}), "-ERR syntax error\r\n");
+  EXPECT_EQ(P({"FLUSHDB"}), "+OK\r\n");
+  EXPECT_EQ(P({"DBSIZE"}), ":0\r\n");
+  EXPECT_EQ(P({"KEYS", "*"}), "*0\r\n");
+  EXPECT_EQ(P({"SELECT", "1"}), "+OK\r\n");
+  EXPECT_EQ(P({"GET", "keep"}), bulk("me"));
+  EXPECT_EQ(primary_->locks_active(), 0u);
+}
+
+TEST_F(RespCommandsTest, WaitCountsStandbysThatAppliedTheLastWrite) {
+  make();
+  EXPECT_EQ(P({"WAIT", "x", "0"}), "-ERR value is not an integer or out of range\r\n");
+  EXPECT_EQ(P({"WAIT", "1", "-1"}), "-ERR timeout is negative\r\n");
+  EXPECT_EQ(P({"WAIT", "1", "y"}), "-ERR timeout is not an integer or out of range\r\n");
+  EXPECT_EQ(P({"SET", "k", "v"}), "+OK\r\n");
+  const Timestamp last = client_.last_write;
+  EXPECT_EQ(P({"WAIT", "1", "0"}), ":1\r\n");  // blocks until the standby applied it
+  EXPECT_GE(sim_->standby(0)->applied_ts(), last);
+  EXPECT_EQ(S({"GET", "k"}), bulk("v"));  // read-your-writes on the standby after WAIT
+  // More standbys than exist: the timeout passes, and the count reached is the reply.
+  const MonoTime before = sim_->world().now();
+  EXPECT_EQ(P({"WAIT", "2", "100"}), ":1\r\n");
+  EXPECT_GE(sim_->world().now() - before, 100ms);
+  // A standby that stopped applying (re-syncing) is not counted.
+  sim_->standby(0)->step_down("test");
+  EXPECT_EQ(P({"SET", "k", "v2"}), "+OK\r\n");
+  EXPECT_EQ(P({"WAIT", "1", "0"}), ":1\r\n");  // it comes back, applies, and counts
+  EXPECT_GE(sim_->standby(0)->applied_ts(), client_.last_write);
+}
+
+TEST_F(RespCommandsTest, WaitLearnsStandbyProgressFromReports) {
+  make({}, 1, /*harness_progress=*/false);
+  EXPECT_EQ(P({"SET", "k", "v"}), "+OK\r\n");
+  // No report yet: the primary knows of no standby.
+  EXPECT_EQ(P({"WAIT", "1", "50"}), ":0\r\n");
+  EXPECT_NE(P({"INFO", "replication"}).find("connected_slaves:0\r\n"), std::string::npos);
+  start_reporter();
+  EXPECT_EQ(P({"WAIT", "1", "0"}), ":1\r\n");
+  EXPECT_EQ(S({"GET", "k"}), bulk("v"));
+  EXPECT_NE(P({"INFO", "replication"}).find("slave0:ip=s0,port=6380,state=online,offset="),
+            std::string::npos);
+  EXPECT_GT(reporter_->sent(), 0u);
+  EXPECT_EQ(reporter_->failed(), 0u);
+  // A standby that stops reporting is forgotten after kProgressReportTtl.
+  reporter_->stop();
+  sim_->run_until([] { return false; }, kProgressReportTtl + 100ms);
+  EXPECT_EQ(P({"WAIT", "1", "10"}), ":0\r\n");
+  // Malformed reports, and reports to a standby, are refused.
+  EXPECT_EQ(P({"QUIRE.REPORT", "s", "a", "x", "1", "1"}),
+            "-ERR QUIRE.REPORT <name> <address> <applied-ts> <applied-lsn> <serving 0|1>\r\n");
+  EXPECT_EQ(P({"QUIRE.REPORT", "s", "a", "1"}),
+            "-ERR wrong number of arguments for 'quire.report' command\r\n");
+  EXPECT_EQ(S({"QUIRE.REPORT", "s", "a", "1", "1", "1"}),
+            "-READONLY You can't write against a read only replica.\r\n");
+}
+
+TEST(StandbyProgressBoardTest, BoundedAndExpiring) {
+  StandbyProgressBoard board;
+  const MonoTime t0{1'000'000'000};
+  for (size_t i = 0; i < kProgressReportersMax; i++) {
+    EXPECT_TRUE(
+        board.report(StandbyProgress{fmt::format("s{}", i), "", Timestamp(1), Lsn(1), true}, t0));
+  }
+  EXPECT_FALSE(board.report(StandbyProgress{"late", "", Timestamp(1), Lsn(1), true}, t0));
+  EXPECT_TRUE(board.report(StandbyProgress{"s0", "", Timestamp(2), Lsn(2), true}, t0));
+  EXPECT_EQ(board.current(t0).size(), kProgressReportersMax);
+  const MonoTime later = t0 + kProgressReportTtl + 1ms;
+  EXPECT_TRUE(board.current(later).empty());
+  EXPECT_TRUE(board.report(StandbyProgress{"late", "", Timestamp(1), Lsn(1), true}, later));
+  EXPECT_EQ(board.size(), 1u);
+  auto args = progress_report_args(StandbyProgress{"n", "h:1", Timestamp(5), Lsn(6), false});
+  EXPECT_EQ(args, (std::vector<std::string>{"QUIRE.REPORT", "n", "h:1", "5", "6", "0"}));
+  auto back = parse_progress_report(args);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->applied_ts, Timestamp(5));
+  EXPECT_EQ(back->applied_lsn, Lsn(6));
+  EXPECT_FALSE(back->serving);
+}
+
+TEST_F(RespCommandsTest, ServerCommands) {
+  make();
+  EXPECT_EQ(P({"CONFIG", "GET", "save"}), "*2\r\n$4\r\nsave\r\n$0\r\n\r\n");
+  EXPECT_EQ(P({"CONFIG", "GET", "appendonly"}), "*2\r\n$10\r\nappendonly\r\n$3\r\nyes\r\n");
+  EXPECT_EQ(P({"CONFIG", "GET", "nope"}), "*0\r\n");
+  EXPECT_EQ(P({"CONFIG", "GET"}), "-ERR wrong number of arguments for 'config|get' command\r\n");
+  EXPECT_EQ(P({"CONFIG", "SET", "save", ""}).substr(0, 24), "-ERR CONFIG set is not s");
+  EXPECT_EQ(P({"CONFIG", "GET", "data*"}), "*2\r\n$9\r\ndatabases\r\n$2\r\n16\r\n");
+  EXPECT_EQ(P({"COMMAND", "COUNT"}), fmt::format(":{}\r\n", command_table().size()));
+  EXPECT_EQ(P({"COMMAND", "INFO", "get", "nosuch"}),
+            "*2\r\n*10\r\n$3\r\nget\r\n:2\r\n*2\r\n+readonly\r\n+fast\r\n:1\r\n:1\r\n:1\r\n"
+            "*0\r\n*0\r\n*0\r\n*0\r\n*-1\r\n");
+  EXPECT_EQ(P({"COMMAND", "DOCS", "get"}),
+            "*2\r\n$3\r\nget\r\n*6\r\n$7\r\nsummary\r\n$34\r\nReturns the string value of a "
+            "key.\r\n$5\r\nsince\r\n$5\r\n1.0.0\r\n$5\r\ngroup\r\n$6\r\nstring\r\n");
+  EXPECT_EQ(P({"COMMAND"}).substr(0, 4), fmt::format("*{}\r", command_table().size()));
+  EXPECT_EQ(P({"SET", "k", "v"}), "+OK\r\n");
+  const std::string info = P({"INFO"});
+  for (const char* want :
+       {"# Server\r\nredis_version:7.0.15\r\n", "# Clients\r\nconnected_clients:0\r\n",
+        "# "
+        "Replication\r\nrole:master\r\nconnected_slaves:1\r\nslave0:ip=s0,port=6380,state=online,",
+        "# Persistence\r\nloading:0\r\n", "aof_enabled:1\r\n", "# Keyspace\r\ndb0:keys=1,",
+        "# Quire\r\nquire_role:primary\r\nquire_state:SERVING\r\nquire_term:1\r\n",
+        "quire_keystore_version:", "quire_kek_version:1\r\n"}) {
+    EXPECT_NE(info.find(want), std::string::npos) << want << "\n" << info;
+  }
+  const std::string server = P({"INFO", "SERVER"});
+  EXPECT_EQ(server.find("# Clients"), std::string::npos);
+  EXPECT_NE(server.find("tcp_port:6379"), std::string::npos);
+  catch_up();
+  const std::string sinfo = S({"INFO", "quire"});
+  EXPECT_NE(sinfo.find("quire_role:standby\r\nquire_state:SECONDARY\r\n"), std::string::npos)
+      << sinfo;
+  EXPECT_NE(sinfo.find("quire_pickups_installed:"), std::string::npos);
+}
+
+// Every command of the table: too few arguments answer Redis's arity error naming it, and
+// COMMAND DOCS gives summary, since and group.
+TEST_F(RespCommandsTest, EveryCommandChecksItsArity) {
+  make();
+  for (const CommandSpec& c : command_table()) {
+    SCOPED_TRACE(std::string(c.name));
+    EXPECT_FALSE(c.summary.empty());
+    EXPECT_FALSE(c.since.empty());
+    EXPECT_FALSE(c.group.empty());
+    const size_t need = static_cast<size_t>(c.arity > 0 ? c.arity : -c.arity);
+    if (need >= 2) {
+      Args too_few(need - 1, "x");
+      too_few[0] = std::string(c.name);
+      EXPECT_EQ(P(too_few),
+                fmt::format("-ERR wrong number of arguments for '{}' command\r\n", c.name));
+    }
+    if (c.arity > 0) {
+      Args too_many(static_cast<size_t>(c.arity) + 1, "x");
+      too_many[0] = std::string(c.name);
+      EXPECT_EQ(P(too_many),
+                fmt::format("-ERR wrong number of arguments for '{}' command\r\n", c.name));
+    }
+    const std::string docs = P({"COMMAND", "DOCS", std::string(c.name)});
+    EXPECT_NE(docs.find("$7\r\nsummary\r\n"), std::string::npos);
+    EXPECT_NE(docs.find(fmt::format("$5\r\nsince\r\n${}\r\n{}\r\n", c.since.size(), c.since)),
+              std::string::npos);
+    EXPECT_NE(docs.find("$5\r\ngroup\r\n"), std::string::npos);
+  }
+}
+
+TEST_F(RespCommandsTest, QuireCommands) {
+  make();
+  EXPECT_EQ(P({"QUIRE.ROTATEKEK"}), ":2\r\n");
+  EXPECT_EQ(P({"QUIRE.ROTATEKEK", "5"}), ":3\r\n");
+  EXPECT_EQ(P({"QUIRE.ROTATEKEK", "-1"}), "-ERR gap-ms must be an integer from 0 to 60000\r\n");
+  const std::string cmk = P({"QUIRE.ROTATECMK"});
+  EXPECT_EQ(cmk, ":2\r\n");
+  const std::string ckpt = P({"QUIRE.CHECKPOINT"});
+  ASSERT_EQ(ckpt[0], ':') << ckpt;
+  const uint64_t lsn = std::stoull(ckpt.substr(1));
+  EXPECT_EQ(sim_->primary()->engine().installed_checkpoint_lsn(), Lsn(lsn));
+  EXPECT_EQ(P({"QUIRE.SEAL", "3"}), "+OK\r\n");
+  EXPECT_EQ(P({"QUIRE.SEAL", "0"}), "-ERR count must be an integer from 1 to 100\r\n");
+  EXPECT_EQ(P({"QUIRE.STATUS", "x"}),
+            "-ERR wrong number of arguments for 'quire.status' command\r\n");
+  const std::string status = P({"QUIRE.STATUS"});
+  ASSERT_EQ(status[0], '$');
+  auto j = nlohmann::json::parse(
+      status.substr(status.find("\r\n") + 2, status.size() - status.find("\r\n") - 4));
+  EXPECT_EQ(j["role"], "primary");
+  EXPECT_EQ(j["state"], "SERVING");
+  EXPECT_EQ(j["term"], 1);
+  EXPECT_EQ(j["kek_version"], 3);
+  EXPECT_EQ(j["cmk_version"], 2);
+  EXPECT_EQ(j["checkpoint_lsn"], lsn);
+  catch_up();
+  const std::string ss = S({"QUIRE.STATUS"});
+  auto sj = nlohmann::json::parse(ss.substr(ss.find("\r\n") + 2, ss.size() - ss.find("\r\n") - 4));
+  EXPECT_EQ(sj["role"], "standby");
+  EXPECT_TRUE(sj.contains("pickups"));
+}
+
+TEST_F(RespCommandsTest, SteppedDownPrimaryAnswersAsAStandby) {
+  make();
+  EXPECT_EQ(P({"SET", "k", "v"}), "+OK\r\n");
+  catch_up();  // a heartbeat published the write's commit point (a standby applies only then)
+  sim_->node(sim_->primary_id())->step_down(Status(Code::kFenced, "test: a newer primary"));
+  EXPECT_EQ(P({"SET", "k", "w"}), "-READONLY You can't write against a read only replica.\r\n");
+  EXPECT_EQ(P({"WAIT", "0", "0"}).rfind("-ERR WAIT cannot be used with replica instances.", 0), 0u);
+  const std::string get = P({"GET", "k"});
+  EXPECT_EQ(get.rfind("-LOADING the standby is ", 0), 0u) << get;
+  ASSERT_TRUE(sim_->run_until(
+      [&] {
+        Standby* s = sim_->node(sim_->primary_id())->standby();
+        return s && s->state() == StandbyState::kSecondary;
+      },
+      10s));
+  EXPECT_EQ(P({"GET", "k"}), bulk("v"));
+  EXPECT_NE(P({"INFO", "replication"}).find("role:slave\r\n"), std::string::npos);
+}
+
+TEST_F(RespCommandsTest, UnreachableLogAnswersTryagainAndTheWriteNeverApplies) {
+  make();
+  EXPECT_EQ(P({"SET", "n", "10"}), "+OK\r\n");
+  const NodeId p = sim_->primary_id();
+  for (NodeId s : sim_->server_ids()) sim_->world().network().partition(p, s);
+  const std::string r = P({"INCR", "n"});
+  EXPECT_EQ(r.rfind("-TRYAGAIN write ", 0), 0u) << r;
+  EXPECT_TRUE(r.find("not committed") != std::string::npos ||
+              r.find("outcome unknown") != std::string::npos)
+      << r;
+  EXPECT_EQ(primary_->locks_active(), 0u);
+  EXPECT_EQ(P({"GET", "n"}), bulk("10"));  // reads still answer from the applied state
+  sim_->world().network().heal_all();
+  // The failed increment never shows: the next one lands on 10.
+  std::string next;
+  for (int i = 0; i < 20 && next != ":11\r\n"; i++) {
+    next = P({"INCR", "n"});
+    if (next[0] == ':') break;
+    sim_->run_until([] { return false; }, 200ms);
+  }
+  EXPECT_EQ(next, ":11\r\n");
+  EXPECT_EQ(P({"GET", "n"}), bulk("11"));
+}
+
+}  // namespace
+}  // namespace quire::resp
