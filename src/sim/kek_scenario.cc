@@ -39,6 +39,8 @@ constexpr Nanos kSealBurstPause = std::chrono::microseconds(100);
 constexpr Nanos kLeaseTtl = std::chrono::seconds(2);
 constexpr int64_t kLeaseTtlMs = 2000;
 constexpr Nanos kPauseAfterWrite = std::chrono::microseconds(300);
+// How long after a take-over-forcing fault healed the take-over may still be under way.
+constexpr int64_t kTakeoverSettleMs = 10000;
 
 struct KindName {
   FaultKind kind;
@@ -323,6 +325,9 @@ class KekRun {
   // Applies one scheduled fault (and schedules its healing), one step per kind.
   void apply(const FaultEvent& e);
   void kill_standby_page_server(const FaultEvent& e);
+  // A fault that makes a standby take over: a primary fault (but a cut from the page
+  // servers, which keeps the lease), or a partition isolating the primary.
+  static bool forces_takeover(const FaultEvent& e);
   void seal_burst(uint32_t seals);
   void partition(const FaultEvent& e);
   void message_faults(const FaultEvent& e);
@@ -366,6 +371,12 @@ class KekRun {
   std::set<NodeId> down_;  // nodes this run took down and has not restarted yet
   std::set<NodeId> disk_faulted_;
   MonoTime paused_until_;  // the last primary_pause's end
+  // A page server restarted empty or stale lacks records it had acknowledged until it has
+  // caught up from its peers; a take-over reading a quorum that includes it could miss
+  // them. So no fault that forces a take-over starts before rebuilt_until_, and no server
+  // restarts empty or stale (it restarts intact) before takeover_until_.
+  MonoTime rebuilt_until_;
+  MonoTime takeover_until_;
   double longest_stall_s_ = 0;
   bool stall_reported_ = false;
 };
@@ -409,8 +420,17 @@ void KekRun::kill_server(size_t server, int64_t down_ms, RestartDisk mode) {
   if (!w.is_up(id)) return;
   w.crash(id, UnsyncedOnCrash::kRandomSubset);
   down_.insert(id);
-  after(down_ms, [this, id, mode] {
+  after(down_ms, [this, id, drawn = mode] {
     SimWorld& w = sim_.world();
+    RestartDisk mode = drawn;
+    if (mode != RestartDisk::kIntact) {
+      if (w.now() < takeover_until_) {
+        mode = RestartDisk::kIntact;
+      } else {
+        rebuilt_until_ =
+            std::max(rebuilt_until_, w.now() + std::chrono::milliseconds(kServerSettleRebuiltMs));
+      }
+    }
     if (mode == RestartDisk::kEmpty) {
       w.disk(id).wipe();
     } else if (mode == RestartDisk::kStale) {
@@ -434,8 +454,29 @@ void KekRun::on_pickup(size_t node) {
   });
 }
 
+bool KekRun::forces_takeover(const FaultEvent& e) {
+  switch (e.kind) {
+    case FaultKind::kPrimaryKill:
+    case FaultKind::kPrimaryPause:
+    case FaultKind::kCoordinatorKill:
+      return true;
+    case FaultKind::kPrimaryPartition:
+      return e.cut == PrimaryCut::kFromCoordinator;
+    case FaultKind::kPartition:
+      return e.shape == PartitionShape::kIsolate && e.target == 0;
+    default:
+      return false;
+  }
+}
+
 void KekRun::apply(const FaultEvent& e) {
   ChaosCounts& c = report_.chaos;
+  if (forces_takeover(e)) {
+    SimWorld& w = sim_.world();
+    if (w.now() < rebuilt_until_) return;  // a rebuilding server: skipped, not counted
+    takeover_until_ = std::max(
+        takeover_until_, w.now() + std::chrono::milliseconds(e.duration_ms + kTakeoverSettleMs));
+  }
   switch (e.kind) {
     case FaultKind::kKillStandbyPageServer:
       c.kill_standby_page_server++;
@@ -667,13 +708,12 @@ Task<void> KekRun::stall_probe() {
     longest_stall_s_ = std::max(longest_stall_s_, std::chrono::duration<double>(stalled).count());
     if (stalled > kStallBound && sim_.counters().writes_acked > 0 && !stall_reported_) {
       stall_reported_ = true;
-      fail(
-          Checker::kStall,
-          fmt::format(
-              "no write was acknowledged for {:.1f} s while the coordinator and a quorum of page "
-              "servers were up and reachable (at {:.1f} s)",
-              std::chrono::duration<double>(stalled).count(),
-              static_cast<double>(sim_.world().now().ns) / 1e9));
+      fail(Checker::kStall,
+           fmt::format(
+               "no write was acknowledged for {:.1f} s while the coordinator and a quorum of page "
+               "servers were up and reachable (at {:.1f} s)",
+               std::chrono::duration<double>(stalled).count(),
+               static_cast<double>(sim_.world().now().ns) / 1e9));
     }
   }
 }

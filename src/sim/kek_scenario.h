@@ -147,8 +147,8 @@ struct KekOptions {
   std::optional<FaultMix> mix;
   std::optional<std::vector<FaultEvent>> schedule;
   // Test-only planted bugs, so each checker can be shown to catch its fault.
-  bool plant_drop_acked_write = false;  // the primary acknowledges one write it never logs
-  bool plant_plaintext_page = false;    // one checkpoint page is written unencrypted
+  bool plant_drop_acked_write = false;      // the primary acknowledges one write it never logs
+  bool plant_plaintext_page = false;        // one checkpoint page is written unencrypted
   bool plant_ignore_primary_lease = false;  // a primary acknowledges without its lease
 };
 

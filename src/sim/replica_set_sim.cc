@@ -126,10 +126,10 @@ ReplicaSetSim::ReplicaSetSim(ReplicaSetConfig config)
           if (own) own(lsn);
         };
       }
-      standbys_.push_back(world_.add_node(fmt::format("standby{}", i + 1), [s, kms_factory](
-                                                                               Env& env) {
-        return std::make_unique<ReplicaNode>(env, s, kms_factory);
-      }));
+      standbys_.push_back(
+          world_.add_node(fmt::format("standby{}", i + 1), [s, kms_factory](Env& env) {
+            return std::make_unique<ReplicaNode>(env, s, kms_factory);
+          }));
     }
     compute_.push_back(primary_);
     compute_.insert(compute_.end(), standbys_.begin(), standbys_.end());
@@ -168,10 +168,9 @@ void ReplicaSetSim::add_elected_nodes(const ReplicaConfig& base,
         if (own) own(lsn);
       };
     }
-    compute_.push_back(
-        world_.add_node(name, [c, kms_factory, coord_factory](Env& env) {
-          return std::make_unique<ReplicaNode>(env, c, kms_factory, coord_factory);
-        }));
+    compute_.push_back(world_.add_node(name, [c, kms_factory, coord_factory](Env& env) {
+      return std::make_unique<ReplicaNode>(env, c, kms_factory, coord_factory);
+    }));
   }
   primary_ = compute_.front();
 }
@@ -668,7 +667,8 @@ Task<void> ReplicaSetSim::rotate_once(Primary* p, int n, int cmk_every) {
 void ReplicaSetSim::start_checkpoints(Nanos every) {
   checkpoints_on_ = true;
   if (config_.elected) {
-    add_node_task("checkpoint-driver", [this, every](NodeId id) { return checkpoint_loop(id, every); });
+    add_node_task("checkpoint-driver",
+                  [this, every](NodeId id) { return checkpoint_loop(id, every); });
     return;
   }
   if (Env* env = world_.env(primary_))
@@ -763,16 +763,16 @@ void ReplicaSetSim::report_not_converged(Nanos limit) {
     Standby* s = n ? n->standby() : nullptr;
     violation(
         Checker::kConvergence,
-        fmt::format(
-            "{} did not converge within {:.0f}s: state {}, applied ts {} (primary {}), "
-            "installed {} (primary {}){}",
-            world_.name(id), std::chrono::duration<double>(limit).count(),
-            s ? standby_state_name(s->state()) : (n ? "PRIMARY" : "DOWN"),
-            s ? s->applied_ts().value : 0, p ? p->applied_ts().value : 0,
-            s ? s->engine().installed_checkpoint_lsn().value : 0,
-            p ? p->engine().installed_checkpoint_lsn().value : 0,
-            s && !s->resync_error().is_ok() ? fmt::format(" ({})", s->resync_error().to_string())
-                                            : ""));
+        fmt::format("{} did not converge within {:.0f}s: state {}, applied ts {} (primary {}), "
+                    "installed {} (primary {}){}",
+                    world_.name(id), std::chrono::duration<double>(limit).count(),
+                    s ? standby_state_name(s->state()) : (n ? "PRIMARY" : "DOWN"),
+                    s ? s->applied_ts().value : 0, p ? p->applied_ts().value : 0,
+                    s ? s->engine().installed_checkpoint_lsn().value : 0,
+                    p ? p->engine().installed_checkpoint_lsn().value : 0,
+                    s && !s->resync_error().is_ok()
+                        ? fmt::format(" ({})", s->resync_error().to_string())
+                        : ""));
   }
 }
 

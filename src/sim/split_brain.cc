@@ -38,15 +38,14 @@ std::optional<std::string> SplitBrainHistory::check() const {
   return acked_after(first_ack_, "acknowledged");
 }
 
-std::optional<std::string> SplitBrainHistory::acked_after(
-    const std::map<uint64_t, MonoTime>& times, std::string_view event) const {
+std::optional<std::string> SplitBrainHistory::acked_after(const std::map<uint64_t, MonoTime>& times,
+                                                          std::string_view event) const {
   for (const Ack& a : acks_) {
     for (auto it = times.upper_bound(a.term); it != times.end(); ++it) {
       if (it->second >= a.at) continue;
-      return fmt::format(
-          "{} acknowledged {} under term {} at {:.3f}s, after term {} {} at {:.3f}s", a.node,
-          a.key, a.term, static_cast<double>(a.at.ns) / 1e9, it->first, event,
-          static_cast<double>(it->second.ns) / 1e9);
+      return fmt::format("{} acknowledged {} under term {} at {:.3f}s, after term {} {} at {:.3f}s",
+                         a.node, a.key, a.term, static_cast<double>(a.at.ns) / 1e9, it->first,
+                         event, static_cast<double>(it->second.ns) / 1e9);
     }
   }
   return std::nullopt;
