@@ -118,14 +118,7 @@ ReplicaSetSim::ReplicaSetSim(ReplicaSetConfig config)
       ReplicaConfig s = base;
       s.role = ReplicaRole::kStandby;
       s.preferred_server = i % config_.servers;
-      if (config_.on_pickup) {
-        auto own = s.standby.before_pickup;
-        auto hook = config_.on_pickup;
-        s.standby.before_pickup = [own, hook, i](Lsn lsn) {
-          hook(i, lsn);
-          if (own) own(lsn);
-        };
-      }
+      hook_pickup(s, i);
       standbys_.push_back(
           world_.add_node(fmt::format("standby{}", i + 1), [s, kms_factory](Env& env) {
             return std::make_unique<ReplicaNode>(env, s, kms_factory);
@@ -141,6 +134,16 @@ ReplicaSetSim::ReplicaSetSim(ReplicaSetConfig config)
 }
 
 ReplicaSetSim::~ReplicaSetSim() = default;
+
+void ReplicaSetSim::hook_pickup(ReplicaConfig& c, size_t i) const {
+  if (!config_.on_pickup) return;
+  auto own = c.standby.before_pickup;
+  auto hook = config_.on_pickup;
+  c.standby.before_pickup = [own, hook, i](Lsn lsn) {
+    hook(i, lsn);
+    if (own) own(lsn);
+  };
+}
 
 void ReplicaSetSim::add_elected_nodes(const ReplicaConfig& base,
                                       const ReplicaNode::KmsFactory& kms_factory) {
@@ -160,14 +163,7 @@ void ReplicaSetSim::add_elected_nodes(const ReplicaConfig& base,
     c.elector.value = name;
     c.elector.lease_ttl = config_.lease_ttl;
     c.takeover.planted_bugs = config_.planted_bugs;
-    if (config_.on_pickup) {
-      auto own = c.standby.before_pickup;
-      auto hook = config_.on_pickup;
-      c.standby.before_pickup = [own, hook, i](Lsn lsn) {
-        hook(i, lsn);
-        if (own) own(lsn);
-      };
-    }
+    hook_pickup(c, i);
     compute_.push_back(world_.add_node(name, [c, kms_factory, coord_factory](Env& env) {
       return std::make_unique<ReplicaNode>(env, c, kms_factory, coord_factory);
     }));

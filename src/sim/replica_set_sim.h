@@ -257,6 +257,8 @@ class ReplicaSetSim {
   // Spawns the registered per-node tasks on `id` unless its incarnation has them.
   void ensure_node_tasks(NodeId id);
   void add_elected_nodes(const ReplicaConfig& base, const ReplicaNode::KmsFactory& kms);
+  // Compute node `i`'s standby options call config_.on_pickup(i, ...) as a pick-up starts.
+  void hook_pickup(ReplicaConfig& c, size_t i) const;
   Task<void> probe_loop(Nanos every);
   Task<void> checkpoint_loop(NodeId id, Nanos every);
   Task<bool> check_read(ReplicaNode* n, TableId table, std::string key);

@@ -73,8 +73,8 @@ TEST(Kek, AbortPolicyIsCaughtOnAStaleKeystore) {
 }
 
 TEST(Kek, SameSeedSameReport) {
-  KekReport a = run_kek(options(3, PickupPolicy::kAccept, 40));
-  KekReport b = run_kek(options(3, PickupPolicy::kAccept, 40));
+  KekReport a = run_kek(options(1234, PickupPolicy::kAccept, 40));
+  KekReport b = run_kek(options(1234, PickupPolicy::kAccept, 40));
   EXPECT_GE(a.failovers, 1u) << "no failover: the replay does not cover one";
   EXPECT_EQ(a.trace_hash, b.trace_hash);
   EXPECT_EQ(kek_report_json(a), kek_report_json(b));
