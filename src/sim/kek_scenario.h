@@ -37,7 +37,10 @@
 //                             an election follows the restart
 // A primary fault that finds no serving primary is skipped (and not counted). At most one
 // page server is impaired (down, wiped, stale, isolated, failing its disk) at a time: the
-// fault model keeps a quorum intact, so no acknowledged write may be lost.
+// fault model keeps a quorum intact, so no acknowledged write may be lost. A server back
+// empty or stale lacks acknowledged records until it caught up, so no fault that forces a
+// take-over starts within 15 s of such a restart, and such a restart is made intact within
+// 10 s of a take-over-forcing fault's end (a take-over reads N - W + 1 servers).
 //
 // Checkers, on every run: no node aborts; no majority-acknowledged write is lost, across
 // every failover; every read on any node equals the reference model at its timestamp;
