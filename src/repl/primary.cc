@@ -223,18 +223,14 @@ Task<Status> Primary::take_over(TakeOverPoint at) {
   applied_lsn_ = std::max(applied_lsn_, at.applied_lsn);
   published_commit_ = std::max(published_commit_, at.commit_point);
   last_entry_lsn_ = std::max(last_entry_lsn_, at.applied_lsn);
-  // What the old primary retained is unknown here: for retention_min_age after the
-  // take-over, retention stays where it is (an entry without a log position, superseded
-  // now, holds it) and no KEK is destroyed (nor a keystore to check). Then the checkpoint
-  // this node installed is retained as if this primary had written it. Standbys and page
-  // servers catching up may still read the old primary's checkpoints meanwhile.
-  if (retained_.empty()) {
-    retained_.push_back(Retained{env_.executor().now(), Lsn(), Lsn(), nullptr});
-    if (!engine_.installed_checkpoint_lsn().is_zero()) {
-      retained_.push_back(Retained{MonoTime::never(), engine_.installed_checkpoint_lsn(),
-                                   engine_.checkpoint_log_lsn(),
-                                   engine_.checkpoint_keystore_snapshot()});
-    }
+  // The checkpoint this node installed is retained as if this primary had written it: the
+  // next one supersedes it, and retention passes it only retention_min_age later. Standbys
+  // and page servers catching up may still read it (or a newer one of the old primary's,
+  // which retention at this older point also keeps).
+  if (!engine_.installed_checkpoint_lsn().is_zero() && retained_.empty()) {
+    retained_.push_back(Retained{MonoTime::never(), engine_.installed_checkpoint_lsn(),
+                                 engine_.checkpoint_log_lsn(),
+                                 engine_.checkpoint_keystore_snapshot()});
   }
   env_.log().info(kComponent, 41040, "taking over",
                   {{"term", writer_.client().term()},
