@@ -3,7 +3,9 @@
 namespace quire {
 
 RecordWriter::RecordWriter(ReplicationClient& client, Lsn chain_head, Lsn next_lsn)
-    : client_(client), chain_head_(chain_head), next_lsn_(std::max(next_lsn, chain_head.next())) {}
+    : client_(client), chain_head_(chain_head), next_lsn_(std::max(next_lsn, chain_head.next())) {
+  client_.continue_chain(chain_head_);
+}
 
 Task<Status> RecordWriter::write(std::vector<Record> records, Deadline deadline,
                                  std::function<void()> on_first_ack) {

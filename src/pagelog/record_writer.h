@@ -21,8 +21,9 @@ namespace quire {
 
 class RecordWriter {
  public:
-  // `chain_head` is the last record of the chain (0 for an empty log); `next_lsn` is the
-  // first LSN to hand out (above every LSN ever used, abandoned ones included).
+  // `chain_head` is the last record of the chain (0 for an empty log), durable at W;
+  // `next_lsn` is the first LSN to hand out (above every LSN ever used, abandoned ones
+  // included). The client's durable point restarts at `chain_head` (continue_chain).
   RecordWriter(ReplicationClient& client, Lsn chain_head, Lsn next_lsn);
 
   // Hands out the next LSN.

@@ -242,6 +242,11 @@ Task<Status> ReplicationClient::set_retention(Lsn lsn, Deadline deadline) {
   co_return co_await to_quorum(op, deadline);
 }
 
+void ReplicationClient::continue_chain(Lsn durable) {
+  durable_lsn_ = durable;
+  completed_.clear();
+}
+
 void ReplicationClient::set_term(Term term) {
   QUIRE_ASSERT(term >= options_.term);  // a node's term only grows
   options_.term = term;

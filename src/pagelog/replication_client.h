@@ -56,6 +56,11 @@ class ReplicationClient {
   Task<Status> write(std::vector<Record> records, Deadline deadline,
                      std::function<void()> on_first_ack = {});
   Lsn durable_lsn() const { return durable_lsn_; }
+  // A writer (re)starts the chain after `durable` (every record up to it durable at W; 0
+  // for an empty log): durable_lsn() continues from there, and what an earlier writer's
+  // chain left behind is dropped. A node that was primary before, stepped down and takes
+  // over again writes a chain far past its old one.
+  void continue_chain(Lsn durable);
 
   Task<Result<std::vector<Record>>> get_page(TableId table, PageId page, Lsn as_of,
                                              Deadline deadline);

@@ -223,6 +223,15 @@ Task<Status> Primary::take_over(TakeOverPoint at) {
   applied_lsn_ = std::max(applied_lsn_, at.applied_lsn);
   published_commit_ = std::max(published_commit_, at.commit_point);
   last_entry_lsn_ = std::max(last_entry_lsn_, at.applied_lsn);
+  // The checkpoint this node installed is retained as if this primary had written it: the
+  // next one supersedes it, and retention passes it only retention_min_age later. Standbys
+  // and page servers catching up may still read it (or a newer one of the old primary's,
+  // which retention at this older point also keeps).
+  if (!engine_.installed_checkpoint_lsn().is_zero() && retained_.empty()) {
+    retained_.push_back(Retained{MonoTime::never(), engine_.installed_checkpoint_lsn(),
+                                 engine_.checkpoint_log_lsn(),
+                                 engine_.checkpoint_keystore_snapshot()});
+  }
   env_.log().info(kComponent, 41040, "taking over",
                   {{"term", writer_.client().term()},
                    {"applied_ts", applied_ts_},

@@ -218,6 +218,10 @@ Task<Status> Standby::rebuild() {
   // the latest is older or could not be read): its state plus the log after it.
   applied_lsn_ = engine_.checkpoint_log_lsn();
   applied_ts_ = engine_.checkpoint_ts();
+  // The log through the checkpoint's position was applied by a primary, so durable at W:
+  // committed, even when no later record publishes a commit point (a take-over starts
+  // its recovery here).
+  commit_lsn_ = std::max(commit_lsn_, applied_lsn_);
   next_read_ = applied_lsn_.next();
   rebuilt_from_ = next_read_;
   failing_since_.reset();

@@ -14,6 +14,7 @@
 #include "repl/replica_node.h"
 #include "runtime/sim/sim_world.h"
 #include "sim/scenario_report.h"
+#include "sim/split_brain.h"
 
 namespace quire {
 
@@ -49,9 +50,8 @@ constexpr const char* kCoordAddress = "coord:2379";
 // How long past its lease TTL the pause case stops the primary.
 constexpr Nanos kPauseBeyondLease = std::chrono::milliseconds(1500);
 
-// One client operation as the client saw it.
+// An acknowledged write as its client saw it (SplitBrainHistory keeps who acknowledged it).
 struct Ack {
-  std::string node;
   uint64_t term = 0;
   MonoTime at;
   std::string key;
@@ -158,23 +158,17 @@ class FailoverSim {
     uint64_t best_term = 0;
     for (NodeId id : nodes_) {
       ReplicaNode* n = node(id);
-      if (n == nullptr || n->primary() == nullptr || !n->primary()->running()) continue;
+      if (n == nullptr) continue;
+      history_.observe(*n);
+      if (n->primary() == nullptr || !n->primary()->running()) continue;
       if (n->client().term().value >= best_term) {
         best = id;
         best_term = n->client().term().value;
       }
     }
-    for (NodeId id : nodes_) {
-      ReplicaNode* n = node(id);
-      if (n == nullptr || n->stats().fenced_term == 0) continue;
-      auto [it, fresh] = fenced_at_.emplace(n->stats().fenced_term, n->stats().fenced_at);
-      if (!fresh) it->second = std::min(it->second, n->stats().fenced_at);
-    }
-    if (best && best != last_primary_) {
-      if (last_primary_) report_.failovers++;
-      last_primary_ = best;
-    }
-    report_.terms_max = std::max(report_.terms_max, best_term);
+    history_.serving(best_term);
+    report_.failovers = history_.failovers();
+    report_.terms_max = history_.terms_max();
     return best;
   }
 
@@ -206,7 +200,8 @@ class FailoverSim {
       const uint64_t term = n->client().term().value;
       auto r = co_await p->put(kTable, key, value);
       if (r.is_ok()) {
-        acks_.push_back(Ack{name, term, env->executor().now(), key, value});
+        acks_.push_back(Ack{term, env->executor().now(), key, value});
+        history_.acked(name, term, env->executor().now(), key);
         report_.writes_acked++;
         if (crash_after_ack_ == id) {
           crash_after_ack_.reset();
@@ -345,32 +340,10 @@ class FailoverSim {
   }
 
   // No write acknowledged under a term after a higher term fenced the page servers, nor
-  // after a higher term acknowledged one (two primaries at overlapping times).
+  // after a higher term acknowledged one (sim/split_brain.h).
   void check_split_brain() {
-    current_primary();                       // the last fence times
-    std::map<uint64_t, MonoTime> first_ack;  // term -> first acknowledgement
-    for (const Ack& a : acks_) {
-      auto it = first_ack.find(a.term);
-      if (it == first_ack.end() || a.at < it->second) first_ack[a.term] = a.at;
-    }
-    if (!acked_after(fenced_at_, "fenced the page servers")) acked_after(first_ack, "acknowledged");
-  }
-
-  // Records a split_brain violation for the first write acknowledged under a term after a
-  // higher term's time in `times` (what that term did then: `event`). False if it found one.
-  bool acked_after(const std::map<uint64_t, MonoTime>& times, std::string_view event) {
-    for (const Ack& a : acks_) {
-      for (auto it = times.upper_bound(a.term); it != times.end(); ++it) {
-        if (it->second >= a.at) continue;
-        violation("split_brain",
-                  fmt::format("{} acknowledged {} under term {} at {:.3f}s, after term {} {} at "
-                              "{:.3f}s",
-                              a.node, a.key, a.term, static_cast<double>(a.at.ns) / 1e9, it->first,
-                              event, static_cast<double>(it->second.ns) / 1e9));
-        return false;
-      }
-    }
-    return true;
+    current_primary();  // the last fence times
+    if (auto v = history_.check()) violation("split_brain", *v);
   }
 
   void violation(std::string_view checker, std::string what) {
@@ -403,8 +376,7 @@ class FailoverSim {
   bool crash_now_ = false;
   bool rotation_at_t1_ = false;
   MonoTime fault_at_;
-  std::optional<NodeId> last_primary_;
-  std::map<uint64_t, MonoTime> fenced_at_;  // term -> when its take-over fenced
+  SplitBrainHistory history_;
   FailoverReport report_;
 };
 

@@ -34,6 +34,13 @@ constexpr uint32_t kBurstSealsMax = 10000;
 constexpr double kEventRateMax = 1e6;
 // Between the seals of a rapid_seal_burst.
 constexpr Nanos kSealBurstPause = std::chrono::microseconds(100);
+// The compute nodes' coordinator lease. A primary_pause stops the primary this much
+// after a client write was handed to it: its group is on the wire, the answers not back.
+constexpr Nanos kLeaseTtl = std::chrono::seconds(2);
+constexpr int64_t kLeaseTtlMs = 2000;
+constexpr Nanos kPauseAfterWrite = std::chrono::microseconds(300);
+// How long after a take-over-forcing fault healed the take-over may still be under way.
+constexpr int64_t kTakeoverSettleMs = 10000;
 
 struct KindName {
   FaultKind kind;
@@ -48,6 +55,10 @@ constexpr KindName kKindNames[] = {
     {FaultKind::kDiskFaults, "disk_faults"},
     {FaultKind::kClockSkew, "clock_skew"},
     {FaultKind::kStandbyRestart, "standby_restart"},
+    {FaultKind::kPrimaryKill, "primary_kill"},
+    {FaultKind::kPrimaryPause, "primary_pause"},
+    {FaultKind::kPrimaryPartition, "primary_partition"},
+    {FaultKind::kCoordinatorKill, "coordinator_kill"},
 };
 
 bool impairs_a_server(const FaultEvent& e, size_t standbys) {
@@ -64,6 +75,11 @@ bool impairs_a_server(const FaultEvent& e, size_t standbys) {
 }
 
 }  // namespace
+
+bool is_primary_fault(FaultKind k) {
+  return k == FaultKind::kPrimaryKill || k == FaultKind::kPrimaryPause ||
+         k == FaultKind::kPrimaryPartition || k == FaultKind::kCoordinatorKill;
+}
 
 std::string_view fault_kind_name(FaultKind k) {
   for (const auto& kn : kKindNames) {
@@ -85,11 +101,22 @@ FaultMix draw_fault_mix(uint64_t seed) {
   SimRandom rng(seed, "kek-swarm");
   FaultMix m;
   // The race's own triggers are in most mixes; everything else in about two thirds.
+  // Each primary fault in about half, and at least one in every mix.
+  bool primary_fault = false;
   for (FaultKind k : kAllFaultKinds) {
     const bool trigger = k == FaultKind::kKillStandbyPageServer || k == FaultKind::kRapidSealBurst;
-    if (rng.chance(trigger ? 0.85 : 0.65)) m.kinds.push_back(k);
+    const double p = is_primary_fault(k) ? 0.5 : (trigger ? 0.85 : 0.65);
+    if (rng.chance(p)) {
+      m.kinds.push_back(k);
+      primary_fault = primary_fault || is_primary_fault(k);
+    }
   }
-  if (m.kinds.empty()) m.kinds.push_back(FaultKind::kKillStandbyPageServer);
+  if (!primary_fault) {
+    constexpr FaultKind kPrimaryFaults[] = {FaultKind::kPrimaryKill, FaultKind::kPrimaryPause,
+                                            FaultKind::kPrimaryPartition,
+                                            FaultKind::kCoordinatorKill};
+    m.kinds.push_back(kPrimaryFaults[rng.uniform(std::size(kPrimaryFaults))]);
+  }
   m.mean_interval_ms = rng.range(1500, 8000);
   m.rotation_every_ms = rng.range(2000, 6000);
   m.cmk_every = static_cast<int>(rng.range(3, 8));
@@ -112,10 +139,12 @@ RestartDisk draw_restart(SimRandom& rng) {
                          : (rng.chance(0.5) ? RestartDisk::kEmpty : RestartDisk::kStale);
 }
 
-// The event's "mode" as replay files write it: the shape for partitions, else the restart.
+// The event's "mode" as replay files write it: the shape for partitions, the cut for
+// primary partitions, else the restart.
 uint8_t mode_field(const FaultEvent& e) {
-  return static_cast<uint8_t>(e.kind == FaultKind::kPartition ? static_cast<uint8_t>(e.shape)
-                                                              : static_cast<uint8_t>(e.restart));
+  if (e.kind == FaultKind::kPartition) return static_cast<uint8_t>(e.shape);
+  if (e.kind == FaultKind::kPrimaryPartition) return static_cast<uint8_t>(e.cut);
+  return static_cast<uint8_t>(e.restart);
 }
 
 // How long the next server fault waits after `e` healed. A partition is tested by its mode
@@ -170,6 +199,19 @@ void draw_event_parameters(FaultEvent& e, SimRandom& rng, size_t standbys, size_
     case FaultKind::kStandbyRestart:
       e.target = static_cast<uint32_t>(rng.uniform(standbys));
       e.duration_ms = rng.range(200, 10000);
+      break;
+    case FaultKind::kPrimaryKill:
+      e.duration_ms = rng.range(500, 10000);
+      break;
+    case FaultKind::kPrimaryPause:
+      e.duration_ms = rng.range(kLeaseTtlMs + 500, kLeaseTtlMs + 4000);  // past the lease
+      break;
+    case FaultKind::kPrimaryPartition:
+      e.cut = static_cast<PrimaryCut>(rng.uniform(2));
+      e.duration_ms = rng.range(500, 8000);
+      break;
+    case FaultKind::kCoordinatorKill:
+      e.duration_ms = rng.range(500, 8000);
       break;
   }
 }
@@ -235,6 +277,8 @@ class KekRun {
     c.seed = o_.seed;
     c.policy = o_.policy;
     c.standbys = o_.standbys;
+    c.elected = true;
+    c.lease_ttl = kLeaseTtl;
     c.writers = 1;
     c.write_pause_min = std::chrono::milliseconds(2);
     c.write_pause_max = std::chrono::milliseconds(20);
@@ -245,36 +289,61 @@ class KekRun {
     c.primary.rotation_gap_max = std::chrono::milliseconds(mix_.rotation_gap_max_ms);
     c.planted_bugs.ack_unlogged_batch = o_.plant_drop_acked_write ? 200 : 0;
     c.planted_bugs.plaintext_pages_once = o_.plant_plaintext_page;
+    c.planted_bugs.ignore_primary_lease = o_.plant_ignore_primary_lease;
     c.standby.retry_deadline = std::chrono::seconds(20);
-    c.on_pickup = [this](size_t standby, Lsn) { on_pickup(standby); };
+    c.on_pickup = [this](size_t node, Lsn) { on_pickup(node); };
     c.on_value = [this](const std::string& v) {
       needles_.add_prefix(ByteView(reinterpret_cast<const uint8_t*>(v.data()), v.size()), "value");
     };
     return c;
   }
 
-  NodeId node_of(uint32_t index) const {
-    if (index == 0) return sim_.primary_id();
-    if (index <= o_.standbys) return sim_.standby_ids()[index - 1];
+  // The compute nodes by their roles now: the primary (the last one while none serves),
+  // then the others in order.
+  std::vector<NodeId> roles_now() {
+    const NodeId p = sim_.serving_primary().value_or(sim_.primary_id());
+    std::vector<NodeId> out{p};
+    for (NodeId id : sim_.compute_ids()) {
+      if (id != p) out.push_back(id);
+    }
+    return out;
+  }
+  // Node `index` of an event: primary 0, standbys 1..K, then the page servers.
+  NodeId node_of(uint32_t index) {
+    if (index <= o_.standbys) return roles_now().at(index);
     return sim_.server_ids()[index - 1 - o_.standbys];
   }
+  // Standby `i` of an event (by its role now), and its compute node index.
+  NodeId standby_of(uint32_t i) { return roles_now().at(1 + i % o_.standbys); }
+  size_t compute_index(NodeId id) const {
+    const auto& ids = sim_.compute_ids();
+    return static_cast<size_t>(std::find(ids.begin(), ids.end(), id) - ids.begin());
+  }
   bool quorum_reachable();
-  void on_pickup(size_t standby);
+  void on_pickup(size_t node);
   void kill_server(size_t server, int64_t down_ms, RestartDisk mode);
   // Applies one scheduled fault (and schedules its healing), one step per kind.
   void apply(const FaultEvent& e);
   void kill_standby_page_server(const FaultEvent& e);
+  // A fault that makes a standby take over: a primary fault (but a cut from the page
+  // servers, which keeps the lease), or a partition isolating the primary.
+  static bool forces_takeover(const FaultEvent& e);
   void seal_burst(uint32_t seals);
   void partition(const FaultEvent& e);
   void message_faults(const FaultEvent& e);
   void disk_faults(const FaultEvent& e);
   void clock_skew(const FaultEvent& e);
   void restart_standby(const FaultEvent& e);
+  void kill_primary(const FaultEvent& e);
+  void pause_primary(const FaultEvent& e);
+  void partition_primary(const FaultEvent& e);
+  void kill_coordinator(const FaultEvent& e);
   void after(int64_t ms, std::function<void()> undo);
   Task<void> nemesis();
   Task<void> stall_probe();
-  Task<void> key_probe();
-  Task<void> collect_keys();
+  // On every compute node: while it is the primary, its keys as needles.
+  Task<void> key_probe(NodeId id);
+  Task<void> collect_keys(Primary* p);
   void heal_everything();
   // The workload, rotations, nemesis and probes for the chaos phase.
   void run_chaos_phase();
@@ -295,12 +364,19 @@ class KekRun {
   std::set<size_t> found_;
   uint64_t bytes_scanned_ = 0;
   bool chaos_on_ = true;
-  std::vector<bool> kill_at_pickup_;  // per standby: armed
+  std::vector<bool> kill_at_pickup_;  // per compute node: armed
   std::vector<RestartDisk> kill_at_pickup_mode_;
   std::vector<int64_t> kill_at_pickup_ms_;
   std::map<NodeId, SimDiskStore::Snapshot> snapshots_;  // for stale restarts
   std::set<NodeId> down_;  // nodes this run took down and has not restarted yet
   std::set<NodeId> disk_faulted_;
+  MonoTime paused_until_;  // the last primary_pause's end
+  // A page server restarted empty or stale lacks records it had acknowledged until it has
+  // caught up from its peers; a take-over reading a quorum that includes it could miss
+  // them. So no fault that forces a take-over starts before rebuilt_until_, and no server
+  // restarts empty or stale (it restarts intact) before takeover_until_.
+  MonoTime rebuilt_until_;
+  MonoTime takeover_until_;
   double longest_stall_s_ = 0;
   bool stall_reported_ = false;
 };
@@ -318,15 +394,24 @@ void KekRun::after(int64_t ms, std::function<void()> undo) {
 
 bool KekRun::quorum_reachable() {
   SimWorld& w = sim_.world();
-  const NodeId p = sim_.primary_id();
-  if (!w.is_up(p)) return false;
-  size_t ok = 0;
-  for (NodeId s : sim_.server_ids()) {
-    if (w.is_up(s) && !w.network().blocked(p, s) && !w.network().blocked(s, p) &&
-        !disk_faulted_.count(s))
-      ok++;
+  SimNetwork& net = w.network();
+  const NodeId coord = sim_.coordinator_id();
+  if (!w.is_up(coord)) return false;
+  auto reaches = [&](NodeId a, NodeId b) { return !net.blocked(a, b) && !net.blocked(b, a); };
+  auto reaches_quorum = [&](NodeId n) {
+    size_t ok = 0;
+    for (NodeId s : sim_.server_ids()) {
+      if (w.is_up(s) && reaches(n, s) && !disk_faulted_.count(s)) ok++;
+    }
+    return ok >= 2;
+  };
+  // A primary that keeps its lease but reaches no quorum holds everyone up (by design).
+  if (std::optional<NodeId> p = sim_.serving_primary())
+    if (reaches(*p, coord) && !reaches_quorum(*p)) return false;
+  for (NodeId n : sim_.compute_ids()) {
+    if (w.is_up(n) && reaches(n, coord) && reaches_quorum(n)) return true;
   }
-  return ok >= 2;
+  return false;
 }
 
 void KekRun::kill_server(size_t server, int64_t down_ms, RestartDisk mode) {
@@ -335,8 +420,17 @@ void KekRun::kill_server(size_t server, int64_t down_ms, RestartDisk mode) {
   if (!w.is_up(id)) return;
   w.crash(id, UnsyncedOnCrash::kRandomSubset);
   down_.insert(id);
-  after(down_ms, [this, id, mode] {
+  after(down_ms, [this, id, drawn = mode] {
     SimWorld& w = sim_.world();
+    RestartDisk mode = drawn;
+    if (mode != RestartDisk::kIntact) {
+      if (w.now() < takeover_until_) {
+        mode = RestartDisk::kIntact;
+      } else {
+        rebuilt_until_ =
+            std::max(rebuilt_until_, w.now() + std::chrono::milliseconds(kServerSettleRebuiltMs));
+      }
+    }
     if (mode == RestartDisk::kEmpty) {
       w.disk(id).wipe();
     } else if (mode == RestartDisk::kStale) {
@@ -348,20 +442,41 @@ void KekRun::kill_server(size_t server, int64_t down_ms, RestartDisk mode) {
   });
 }
 
-void KekRun::on_pickup(size_t standby) {
-  if (standby >= kill_at_pickup_.size() || !kill_at_pickup_[standby]) return;
-  kill_at_pickup_[standby] = false;
-  const size_t server = standby % sim_.server_ids().size();
-  const RestartDisk mode = kill_at_pickup_mode_[standby];
-  const int64_t ms = kill_at_pickup_ms_[standby];
+void KekRun::on_pickup(size_t node) {
+  if (node >= kill_at_pickup_.size() || !kill_at_pickup_[node]) return;
+  kill_at_pickup_[node] = false;
+  const size_t server = node % sim_.server_ids().size();
+  const RestartDisk mode = kill_at_pickup_mode_[node];
+  const int64_t ms = kill_at_pickup_ms_[node];
   // Outside the standby's task, at this instant.
   sim_.world().scheduler().post(kWorldNode, [this, server, mode, ms] {
     if (chaos_on_) kill_server(server, ms, mode);
   });
 }
 
+bool KekRun::forces_takeover(const FaultEvent& e) {
+  switch (e.kind) {
+    case FaultKind::kPrimaryKill:
+    case FaultKind::kPrimaryPause:
+    case FaultKind::kCoordinatorKill:
+      return true;
+    case FaultKind::kPrimaryPartition:
+      return e.cut == PrimaryCut::kFromCoordinator;
+    case FaultKind::kPartition:
+      return e.shape == PartitionShape::kIsolate && e.target == 0;
+    default:
+      return false;
+  }
+}
+
 void KekRun::apply(const FaultEvent& e) {
   ChaosCounts& c = report_.chaos;
+  if (forces_takeover(e)) {
+    SimWorld& w = sim_.world();
+    if (w.now() < rebuilt_until_) return;  // a rebuilding server: skipped, not counted
+    takeover_until_ = std::max(
+        takeover_until_, w.now() + std::chrono::milliseconds(e.duration_ms + kTakeoverSettleMs));
+  }
   switch (e.kind) {
     case FaultKind::kKillStandbyPageServer:
       c.kill_standby_page_server++;
@@ -395,27 +510,42 @@ void KekRun::apply(const FaultEvent& e) {
       c.standby_restarts++;
       restart_standby(e);
       break;
+    case FaultKind::kPrimaryKill:
+      kill_primary(e);
+      break;
+    case FaultKind::kPrimaryPause:
+      pause_primary(e);
+      break;
+    case FaultKind::kPrimaryPartition:
+      partition_primary(e);
+      break;
+    case FaultKind::kCoordinatorKill:
+      kill_coordinator(e);
+      break;
   }
 }
 
 void KekRun::kill_standby_page_server(const FaultEvent& e) {
-  const size_t standby = e.target % o_.standbys;
+  const size_t node = compute_index(standby_of(e.target));
   if (e.at_pickup) {
-    kill_at_pickup_[standby] = true;
-    kill_at_pickup_mode_[standby] = e.restart;
-    kill_at_pickup_ms_[standby] = e.duration_ms;
+    kill_at_pickup_[node] = true;
+    kill_at_pickup_mode_[node] = e.restart;
+    kill_at_pickup_ms_[node] = e.duration_ms;
   } else {
-    kill_server(standby % sim_.server_ids().size(), e.duration_ms, e.restart);
+    kill_server(node % sim_.server_ids().size(), e.duration_ms, e.restart);
   }
 }
 
 void KekRun::seal_burst(uint32_t n) {
-  sim_.spawn_on(sim_.primary_id(), "seal-burst", [this, n]() -> Task<void> {
+  std::optional<NodeId> id = sim_.serving_primary();
+  if (!id) return;
+  // On the primary's node, with that node's primary only (it may step down meanwhile).
+  sim_.spawn_on(*id, "seal-burst", [this, n, id = *id]() -> Task<void> {
     for (uint32_t i = 0; i < n; i++) {
-      Primary* p = sim_.primary();
+      Primary* p = sim_.serving_on(id);
       if (p == nullptr) co_return;
-      Env* env = sim_.world().env(sim_.primary_id());
-      sim_.spawn_on(sim_.primary_id(), "seal", [p]() -> Task<void> { co_await p->seal_log(); });
+      Env* env = sim_.world().env(id);
+      sim_.spawn_on(id, "seal", [p]() -> Task<void> { co_await p->seal_log(); });
       if (!(co_await env->executor().sleep(kSealBurstPause)).is_ok()) co_return;
     }
   });
@@ -471,15 +601,67 @@ void KekRun::clock_skew(const FaultEvent& e) {
 
 void KekRun::restart_standby(const FaultEvent& e) {
   SimWorld& w = sim_.world();
-  const size_t i = e.target % o_.standbys;
-  const NodeId id = sim_.standby_ids()[i];
+  const NodeId id = standby_of(e.target);
   if (!w.is_up(id)) return;
   w.crash(id, UnsyncedOnCrash::kLose);
   down_.insert(id);
-  after(e.duration_ms, [this, id, i] {
+  after(e.duration_ms, [this, id] {
+    sim_.restart_node(id);
+    down_.erase(id);
+  });
+}
+
+void KekRun::kill_primary(const FaultEvent& e) {
+  std::optional<NodeId> id = sim_.serving_primary();
+  if (!id) return;
+  report_.chaos.primary_kill++;
+  sim_.world().crash(*id, UnsyncedOnCrash::kLose);
+  down_.insert(*id);
+  after(e.duration_ms, [this, id = *id] {
+    sim_.restart_node(id);
+    down_.erase(id);
+  });
+}
+
+void KekRun::pause_primary(const FaultEvent& e) {
+  if (!sim_.serving_primary() || sim_.world().now() < paused_until_) return;
+  const Nanos d = std::chrono::milliseconds(e.duration_ms);
+  // As the primary's next client write is handed to it: the pause catches it in flight.
+  sim_.on_next_write([this, d](NodeId id) {
+    SimWorld& w = sim_.world();
+    w.scheduler().post_at(kWorldNode, w.now() + kPauseAfterWrite, [this, id, d] {
+      SimWorld& w = sim_.world();
+      if (!chaos_on_ || !w.is_up(id) || w.now() < paused_until_) return;
+      report_.chaos.primary_pause++;
+      paused_until_ = w.now() + d;
+      w.pause(id, d);
+    });
+  });
+}
+
+void KekRun::partition_primary(const FaultEvent& e) {
+  std::optional<NodeId> id = sim_.serving_primary();
+  if (!id) return;
+  report_.chaos.primary_partition++;
+  SimNetwork& net = sim_.world().network();
+  std::vector<NodeId> others{sim_.coordinator_id()};
+  if (e.cut == PrimaryCut::kFromPageServers) others = sim_.server_ids();
+  for (NodeId o : others) net.partition(*id, o);
+  after(e.duration_ms, [this, id = *id, others] {
+    for (NodeId o : others) sim_.world().network().heal(id, o);
+  });
+}
+
+void KekRun::kill_coordinator(const FaultEvent& e) {
+  SimWorld& w = sim_.world();
+  const NodeId id = sim_.coordinator_id();
+  if (!w.is_up(id)) return;
+  report_.chaos.coordinator_kill++;
+  w.crash(id, UnsyncedOnCrash::kLose);
+  down_.insert(id);
+  after(e.duration_ms, [this, id] {
     sim_.world().start(id);
     down_.erase(id);
-    sim_.start_reader(i);
   });
 }
 
@@ -514,8 +696,7 @@ Task<void> KekRun::stall_probe() {
   std::optional<MonoTime> healthy_since;
   while (true) {
     if (!(co_await env->executor().sleep(std::chrono::milliseconds(100))).is_ok()) co_return;
-    Primary* p = sim_.primary();
-    const uint64_t acked = p ? p->stats().batches_acked : last_acked;
+    const uint64_t acked = sim_.counters().writes_acked;
     if (acked != last_acked || !quorum_reachable()) {
       last_acked = acked;
       healthy_since =
@@ -527,34 +708,30 @@ Task<void> KekRun::stall_probe() {
     longest_stall_s_ = std::max(longest_stall_s_, std::chrono::duration<double>(stalled).count());
     if (stalled > kStallBound && sim_.counters().writes_acked > 0 && !stall_reported_) {
       stall_reported_ = true;
-      fail(
-          Checker::kStall,
-          fmt::format(
-              "the primary acknowledged nothing for {:.1f} s while a quorum of page servers was up "
-              "and reachable (at {:.1f} s)",
-              std::chrono::duration<double>(stalled).count(),
-              static_cast<double>(sim_.world().now().ns) / 1e9));
+      fail(Checker::kStall,
+           fmt::format(
+               "no write was acknowledged for {:.1f} s while the coordinator and a quorum of page "
+               "servers were up and reachable (at {:.1f} s)",
+               std::chrono::duration<double>(stalled).count(),
+               static_cast<double>(sim_.world().now().ns) / 1e9));
     }
   }
 }
 
-Task<void> KekRun::collect_keys() {
+Task<void> KekRun::collect_keys(Primary* p) {
   // Every key the primary's keystore names, unwrapped, as needles.
-  Primary* p = sim_.primary();
-  if (p == nullptr) co_return;
   Keystore snapshot = p->engine().keystore();
   co_await add_keystore_keys(p->engine().kms(), snapshot, needles_);
 }
 
-Task<void> KekRun::key_probe() {
-  Env* env = sim_.world().env(sim_.primary_id());
+Task<void> KekRun::key_probe(NodeId id) {
+  Env* env = sim_.world().env(id);
   uint64_t seen = 0;
   while (true) {
-    Primary* p = sim_.primary();
-    if (p == nullptr) co_return;
-    if (p->engine().keystore().version() != seen) {
+    Primary* p = sim_.serving_on(id);
+    if (p != nullptr && p->engine().keystore().version() != seen) {
       seen = p->engine().keystore().version();
-      co_await collect_keys();
+      co_await collect_keys(p);
     }
     if (!(co_await env->executor().sleep(std::chrono::milliseconds(20))).is_ok()) co_return;
   }
@@ -578,26 +755,26 @@ void KekRun::heal_everything() {
   for (NodeId id : sim_.server_ids()) {
     if (!w.is_up(id)) w.start(id);
   }
-  for (size_t i = 0; i < sim_.standby_ids().size(); i++) {
-    const NodeId id = sim_.standby_ids()[i];
-    if (!w.is_up(id) && w.aborts().empty()) {
-      w.start(id);
-      sim_.start_reader(i);
-    }
+  if (!w.is_up(sim_.coordinator_id())) w.start(sim_.coordinator_id());
+  sim_.on_next_write(nullptr);
+  for (NodeId id : sim_.compute_ids()) {
+    if (!w.is_up(id) && w.aborts().empty()) sim_.restart_node(id);
   }
   down_.clear();
 }
 
 KekReport KekRun::run() {
-  kill_at_pickup_.assign(o_.standbys, false);
-  kill_at_pickup_mode_.assign(o_.standbys, RestartDisk::kIntact);
-  kill_at_pickup_ms_.assign(o_.standbys, 0);
+  const size_t nodes = sim_.compute_ids().size();
+  kill_at_pickup_.assign(nodes, false);
+  kill_at_pickup_mode_.assign(nodes, RestartDisk::kIntact);
+  kill_at_pickup_ms_.assign(nodes, 0);
   std::string why;
   if (!sim_.bring_up(kBringUpMax, &why)) {
     fail(Checker::kLiveness, why);
   } else {
     run_chaos_phase();
     wind_down();
+    sim_.check_split_brain();
     sim_.check_convergence(kConvergeBound);
   }
   // Reads, monotonicity and aborts were checked as the run went (ReplicaSetSim).
@@ -608,7 +785,7 @@ KekReport KekRun::run() {
 }
 
 void KekRun::run_chaos_phase() {
-  sim_.spawn_on(sim_.primary_id(), "key-needles", [this]() -> Task<void> { co_await key_probe(); });
+  sim_.add_node_task("key-needles", [this](NodeId id) { return key_probe(id); });
   sim_.start_probe(kProbeEvery);
   sim_.start_workload(1);
   sim_.start_rotations(std::chrono::milliseconds(mix_.rotation_every_ms), mix_.cmk_every);
@@ -626,12 +803,21 @@ void KekRun::wind_down() {
   w.run_for(kHealedWritesFor);
   sim_.stop_workload();
   w.run_for(kQuiesceFor);
-  if (sim_.primary() != nullptr) {
+  // A failover may still be under way: the last checkpoint is the serving primary's.
+  sim_.run_until([this] { return sim_.serving_primary().has_value(); }, kFinalStepMax);
+  if (std::optional<NodeId> id = sim_.serving_primary()) {
     sim_.run_on(
-        sim_.primary_id(), [this]() -> Task<void> { co_await sim_.primary()->checkpoint_now(); },
+        *id,
+        [this, id = *id]() -> Task<void> {
+          if (Primary* p = sim_.serving_on(id)) co_await p->checkpoint_now();
+        },
         kFinalStepMax);
     sim_.run_on(
-        sim_.primary_id(), [this]() -> Task<void> { co_await collect_keys(); }, kFinalStepMax);
+        *id,
+        [this, id = *id]() -> Task<void> {
+          if (Primary* p = sim_.serving_on(id)) co_await collect_keys(p);
+        },
+        kFinalStepMax);
   }
 }
 
@@ -655,15 +841,16 @@ void KekRun::finish_report() {
   collect_scenario_report(sim_, report_);
   report_.page_server_bytes_scanned = bytes_scanned_;
   report_.longest_stall_seconds = longest_stall_s_;
+  report_.failovers = sim_.split_brain().failovers();
+  report_.terms_max = sim_.split_brain().terms_max();
   if (report_.passed) return;
-  // The failing node: an aborted one, else the last standby named, else the primary.
+  // The failing node: an aborted one, else the last compute node named, else the primary.
   NodeId node = sim_.primary_id();
   if (!w.aborts().empty()) {
     node = w.aborts().front().node;
   } else {
-    for (size_t i = 0; i < o_.standbys; i++) {
-      if (report_.violations.front().find(fmt::format("standby{}", i + 1)) != std::string::npos)
-        node = sim_.standby_ids()[i];
+    for (NodeId id : sim_.compute_ids()) {
+      if (report_.violations.front().find(w.name(id)) != std::string::npos) node = id;
     }
   }
   report_.failing_node = w.name(node);
@@ -734,6 +921,8 @@ std::string kek_report_json(const KekReport& r) {
   j["failed_checker"] = r.failed_checker;
   j["page_server_bytes_scanned"] = r.page_server_bytes_scanned;
   j["longest_stall_seconds"] = r.longest_stall_seconds;
+  j["failovers"] = r.failovers;
+  j["terms_max"] = r.terms_max;
   j["chaos"] = {{"kill_standby_page_server", r.chaos.kill_standby_page_server},
                 {"rapid_seal_burst", r.chaos.rapid_seal_burst},
                 {"page_server_kills", r.chaos.page_server_kills},
@@ -741,7 +930,11 @@ std::string kek_report_json(const KekReport& r) {
                 {"message_faults", r.chaos.message_faults},
                 {"disk_faults", r.chaos.disk_faults},
                 {"clock_skews", r.chaos.clock_skews},
-                {"standby_restarts", r.chaos.standby_restarts}};
+                {"standby_restarts", r.chaos.standby_restarts},
+                {"primary_kill", r.chaos.primary_kill},
+                {"primary_pause", r.chaos.primary_pause},
+                {"primary_partition", r.chaos.primary_partition},
+                {"coordinator_kill", r.chaos.coordinator_kill}};
   j["fault_mix"] = mix_json(r.mix);
   j["schedule_events"] = r.schedule.size();
   return j.dump(2) + "\n";
@@ -758,6 +951,11 @@ std::string kek_report_text(const KekReport& r) {
       r.chaos.kill_standby_page_server, r.chaos.rapid_seal_burst, r.chaos.page_server_kills,
       r.chaos.partitions, r.chaos.message_faults, r.chaos.disk_faults, r.chaos.clock_skews,
       r.chaos.standby_restarts);
+  out += fmt::format(
+      "  primary faults: primary_kill {}, primary_pause {}, primary_partition {}, "
+      "coordinator_kill {}; failovers {}, terms_max {}\n",
+      r.chaos.primary_kill, r.chaos.primary_pause, r.chaos.primary_partition,
+      r.chaos.coordinator_kill, r.failovers, r.terms_max);
   out += scenario_text(r);
   out += fmt::format(
       "  page-server bytes scanned for plaintext {}; longest write stall with a quorum up {:.1f} "
@@ -828,6 +1026,8 @@ Result<FaultEvent> parse_event_json(const nlohmann::json& ev) {
   const uint8_t mode = ev.value("mode", uint8_t{0});
   if (e.kind == FaultKind::kPartition)
     e.shape = static_cast<PartitionShape>(mode);
+  else if (e.kind == FaultKind::kPrimaryPartition)
+    e.cut = static_cast<PrimaryCut>(mode);
   else
     e.restart = static_cast<RestartDisk>(mode);
   e.at_pickup = ev.value("at_pickup", false);
@@ -835,7 +1035,8 @@ Result<FaultEvent> parse_event_json(const nlohmann::json& ev) {
   e.duplicate_rate = ev.value("rate2", 0.0);
   e.amount_ms = ev.value("amount_ms", int64_t{0});
   e.count = ev.value("count", 0u);
-  if (e.at_ms < 0 || e.duration_ms < 0 || mode > 2 || e.count > kBurstSealsMax ||
+  const uint8_t mode_max = e.kind == FaultKind::kPrimaryPartition ? 1 : 2;
+  if (e.at_ms < 0 || e.duration_ms < 0 || mode > mode_max || e.count > kBurstSealsMax ||
       !(e.rate >= -kEventRateMax && e.rate <= kEventRateMax)) {
     return replay_error("a schedule event is out of range");
   }

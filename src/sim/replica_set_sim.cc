@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "coord/sim_coordinator.h"
 #include "pagelog/page_server.h"
 
 namespace quire {
@@ -20,6 +21,18 @@ void HistoryModel::unknown(TableId table, const std::string& key,
                            std::optional<std::string> value) {
   keys_[{table.value, key}].unknown.insert(std::move(value));
   unknown_writes_++;
+}
+
+void HistoryModel::pending(TableId table, const std::string& key,
+                           std::optional<std::string> value) {
+  keys_[{table.value, key}].unknown.insert(std::move(value));
+}
+
+void HistoryModel::settled_acked(TableId table, const std::string& key, Timestamp ts,
+                                 std::optional<std::string> value) {
+  History& h = keys_[{table.value, key}];
+  if (auto it = h.unknown.find(value); it != h.unknown.end()) h.unknown.erase(it);
+  acked(table, key, ts, std::move(value));
 }
 
 std::optional<std::string> HistoryModel::expected(TableId table, const std::string& key,
@@ -55,6 +68,11 @@ namespace {
 std::string key_name(uint64_t i) {
   return fmt::format("k{:05d}", i);
 }
+// Elected mode: where the coordinator listens, the election, and how often a compute
+// node's idle client loop looks again whether its node serves.
+constexpr const char* kCoordinatorAddress = "coord:2379";
+constexpr const char* kElection = "/quire/sim/primary";
+constexpr Nanos kIdlePoll = std::chrono::milliseconds(10);
 }  // namespace
 
 ReplicaSetSim::ReplicaSetSim(ReplicaSetConfig config)
@@ -88,26 +106,26 @@ ReplicaSetSim::ReplicaSetSim(ReplicaSetConfig config)
   base.primary.tables = tables();
   base.primary.planted_bugs = config_.planted_bugs;
   base.standby = config_.standby;
-  ReplicaConfig p = base;
-  p.role = ReplicaRole::kPrimary;
-  primary_ = world_.add_node("primary", [p, kms_factory](Env& env) {
-    return std::make_unique<ReplicaNode>(env, p, kms_factory);
-  });
-  for (size_t i = 0; i < config_.standbys; ++i) {
-    ReplicaConfig s = base;
-    s.role = ReplicaRole::kStandby;
-    s.preferred_server = i % config_.servers;
-    if (config_.on_pickup) {
-      auto own = s.standby.before_pickup;
-      auto hook = config_.on_pickup;
-      s.standby.before_pickup = [own, hook, i](Lsn lsn) {
-        hook(i, lsn);
-        if (own) own(lsn);
-      };
+  if (config_.elected) {
+    add_elected_nodes(base, kms_factory);
+  } else {
+    ReplicaConfig p = base;
+    p.role = ReplicaRole::kPrimary;
+    primary_ = world_.add_node("primary", [p, kms_factory](Env& env) {
+      return std::make_unique<ReplicaNode>(env, p, kms_factory);
+    });
+    for (size_t i = 0; i < config_.standbys; ++i) {
+      ReplicaConfig s = base;
+      s.role = ReplicaRole::kStandby;
+      s.preferred_server = i % config_.servers;
+      hook_pickup(s, i);
+      standbys_.push_back(
+          world_.add_node(fmt::format("standby{}", i + 1), [s, kms_factory](Env& env) {
+            return std::make_unique<ReplicaNode>(env, s, kms_factory);
+          }));
     }
-    standbys_.push_back(world_.add_node(
-        fmt::format("standby{}", i + 1),
-        [s, kms_factory](Env& env) { return std::make_unique<ReplicaNode>(env, s, kms_factory); }));
+    compute_.push_back(primary_);
+    compute_.insert(compute_.end(), standbys_.begin(), standbys_.end());
   }
   struct Idle : NodeApp {
     void start() override {}
@@ -116,6 +134,42 @@ ReplicaSetSim::ReplicaSetSim(ReplicaSetConfig config)
 }
 
 ReplicaSetSim::~ReplicaSetSim() = default;
+
+void ReplicaSetSim::hook_pickup(ReplicaConfig& c, size_t i) const {
+  if (!config_.on_pickup) return;
+  auto own = c.standby.before_pickup;
+  auto hook = config_.on_pickup;
+  c.standby.before_pickup = [own, hook, i](Lsn lsn) {
+    hook(i, lsn);
+    if (own) own(lsn);
+  };
+}
+
+void ReplicaSetSim::add_elected_nodes(const ReplicaConfig& base,
+                                      const ReplicaNode::KmsFactory& kms_factory) {
+  coordinator_ = world_.add_node("coord", [](Env& env) {
+    SimCoordinatorOptions o;
+    o.listen = kCoordinatorAddress;
+    return std::make_unique<SimCoordinatorNode>(env, o);
+  });
+  ReplicaNode::CoordinatorFactory coord_factory = [](Env& env) -> std::unique_ptr<Coordinator> {
+    return std::make_unique<SimCoordinatorClient>(env, kCoordinatorAddress);
+  };
+  for (size_t i = 0; i <= config_.standbys; ++i) {
+    ReplicaConfig c = base;
+    c.preferred_server = i % config_.servers;
+    const std::string name = fmt::format("node{}", i + 1);
+    c.elector.election = kElection;
+    c.elector.value = name;
+    c.elector.lease_ttl = config_.lease_ttl;
+    c.takeover.planted_bugs = config_.planted_bugs;
+    hook_pickup(c, i);
+    compute_.push_back(world_.add_node(name, [c, kms_factory, coord_factory](Env& env) {
+      return std::make_unique<ReplicaNode>(env, c, kms_factory, coord_factory);
+    }));
+  }
+  primary_ = compute_.front();
+}
 
 std::vector<TableId> ReplicaSetSim::tables() const {
   std::vector<TableId> out;
@@ -128,8 +182,80 @@ ReplicaNode* ReplicaSetSim::node(NodeId id) {
 }
 
 Primary* ReplicaSetSim::primary() {
+  if (config_.elected) {
+    std::optional<NodeId> p = serving_primary();
+    return p ? serving_on(*p) : nullptr;
+  }
   ReplicaNode* n = node(primary_);
   return n && n->started() ? n->primary() : nullptr;
+}
+
+Primary* ReplicaSetSim::serving_on(NodeId id) {
+  ReplicaNode* n = node(id);
+  if (n == nullptr || !n->started() || n->primary() == nullptr || !n->primary()->running())
+    return nullptr;
+  return n->primary();
+}
+
+std::optional<NodeId> ReplicaSetSim::serving_primary() {
+  if (!config_.elected) return primary() ? std::optional<NodeId>(primary_) : std::nullopt;
+  std::optional<NodeId> best;
+  uint64_t best_term = 0;
+  for (NodeId id : compute_) {
+    ReplicaNode* n = node(id);
+    if (n == nullptr) continue;
+    split_brain_.observe(*n);
+    if (serving_on(id) == nullptr) continue;
+    const uint64_t term = n->client().term().value;
+    if (!best || term > best_term) {
+      best = id;
+      best_term = term;
+    }
+  }
+  split_brain_.serving(best_term);
+  if (best) primary_ = *best;
+  return best;
+}
+
+std::vector<NodeId> ReplicaSetSim::standbys_now() {
+  std::optional<NodeId> p = serving_primary();
+  std::vector<NodeId> out;
+  for (NodeId id : compute_) {
+    if (id != p) out.push_back(id);
+  }
+  return out;
+}
+
+void ReplicaSetSim::restart_node(NodeId id) {
+  if (world_.is_up(id)) return;
+  world_.start(id);
+  ensure_node_tasks(id);
+}
+
+void ReplicaSetSim::add_node_task(std::string name, std::function<Task<void>(NodeId)> body) {
+  QUIRE_ASSERT(config_.elected);
+  for (NodeId id : compute_) {
+    if (Env* env = world_.env(id); env != nullptr && tasks_incarnation_.count(id) > 0 &&
+                                   tasks_incarnation_[id] == world_.incarnation(id)) {
+      env->executor().spawn(name, body(id));
+    }
+  }
+  node_tasks_.push_back(NodeTask{std::move(name), std::move(body)});
+}
+
+void ReplicaSetSim::ensure_node_tasks(NodeId id) {
+  Env* env = world_.env(id);
+  if (env == nullptr) return;
+  auto it = tasks_incarnation_.find(id);
+  if (it != tasks_incarnation_.end() && it->second == world_.incarnation(id)) return;
+  tasks_incarnation_[id] = world_.incarnation(id);
+  for (const NodeTask& t : node_tasks_) env->executor().spawn(t.name, t.body(id));
+}
+
+void ReplicaSetSim::check_split_brain() {
+  serving_primary();  // the last fences
+  if (std::optional<std::string> v = split_brain_.check())
+    violation(Checker::kSplitBrain, "split brain: " + *v);
 }
 
 Standby* ReplicaSetSim::standby(size_t i) {
@@ -185,6 +311,8 @@ std::string_view checker_name(Checker c) {
       return "plaintext";
     case Checker::kScenario:
       return "scenario";
+    case Checker::kSplitBrain:
+      return "split_brain";
   }
   return "unknown";
 }
@@ -205,6 +333,31 @@ void ReplicaSetSim::collect_aborts() {
 }
 
 bool ReplicaSetSim::bring_up(Nanos limit, std::string* why) {
+  if (config_.elected) {
+    for (NodeId s : servers_) world_.start(s);
+    world_.start(coordinator_);
+    world_.start(tool_);
+    for (NodeId id : compute_) world_.start(id);
+    const bool up = run_until(
+        [&] {
+          std::optional<NodeId> p = serving_primary();
+          if (!p) return false;
+          for (NodeId id : compute_) {
+            ReplicaNode* n = node(id);
+            if (id != *p && (n == nullptr || n->standby() == nullptr ||
+                             n->standby()->state() != StandbyState::kSecondary))
+              return false;
+          }
+          return true;
+        },
+        limit);
+    if (!up) {
+      *why = "no primary was elected, or the standbys did not reach SECONDARY";
+      return false;
+    }
+    for (NodeId id : compute_) ensure_node_tasks(id);
+    return true;
+  }
   for (NodeId s : servers_) world_.start(s);
   world_.start(tool_);
   world_.start(primary_);
@@ -241,6 +394,14 @@ bool ReplicaSetSim::bring_up(Nanos limit, std::string* why) {
 
 void ReplicaSetSim::start_workload(size_t writers) {
   workload_on_ = true;
+  if (config_.elected) {
+    for (size_t i = 0; i < writers; ++i) {
+      add_node_task(fmt::format("client-write-{}", i),
+                    [this](NodeId id) { return elected_write_loop(id); });
+    }
+    add_node_task("client-read", [this](NodeId id) { return read_loop(id, SIZE_MAX); });
+    return;
+  }
   Env* env = world_.env(primary_);
   if (env == nullptr) return;
   for (size_t i = 0; i < writers; ++i)
@@ -250,7 +411,7 @@ void ReplicaSetSim::start_workload(size_t writers) {
 }
 
 void ReplicaSetSim::start_reader(size_t i) {
-  if (!workload_on_) return;
+  if (!workload_on_ || config_.elected) return;
   if (Env* se = world_.env(standbys_.at(i)))
     se->executor().spawn("client-read", read_loop(standbys_[i], i));
 }
@@ -261,38 +422,80 @@ Task<void> ReplicaSetSim::write_loop(uint64_t id) {
   while (workload_on_ && env != nullptr) {
     Primary* p = primary();
     if (p == nullptr) co_return;
-    std::vector<LogWrite> batch;
-    const int n = static_cast<int>(workload_random_->range(1, 4));
-    for (int i = 0; i <= n; ++i) {
-      LogWrite w;
-      w.table = TableId(16 + workload_random_->uniform(config_.tables));
-      // The first write of every batch goes to a key of its own that nothing overwrites,
-      // so losing any acknowledged batch shows in the final content; the others go to a
-      // small key space that is overwritten all the time.
-      w.key = i == 0 ? fmt::format("u{:010d}", next_unique_++)
-                     : key_name(workload_random_->uniform(config_.keys_per_table));
-      if (i == 0 || !workload_random_->chance(0.1)) {
-        // Unique in its first 16 bytes (a plaintext canary), and readable.
-        const uint64_t n = next_value_++;
-        uint64_t h = (config_.seed * 0x9e3779b97f4a7c15ULL) ^ (n + 0x632be59bd9b4e019ULL);
-        h ^= h >> 31;
-        h *= 0xbf58476d1ce4e5b9ULL;
-        h ^= h >> 29;
-        w.value = fmt::format("{:016x}-v{}", h, n);
-        if (config_.on_value) config_.on_value(*w.value);
-      }
-      batch.push_back(std::move(w));
-    }
+    std::vector<LogWrite> batch = draw_batch();
     std::vector<LogWrite> copy = batch;
     auto r = co_await p->write(std::move(copy));
+    if (r.code() == Code::kCancelled) co_return;
+    record_outcome(batch, r);
+    Status slept = co_await env->executor().sleep(Nanos(
+        workload_random_->range(config_.write_pause_min.count(), config_.write_pause_max.count())));
+    if (!slept.is_ok()) co_return;
+  }
+}
+
+std::vector<LogWrite> ReplicaSetSim::draw_batch() {
+  std::vector<LogWrite> batch;
+  const int n = static_cast<int>(workload_random_->range(1, 4));
+  for (int i = 0; i <= n; ++i) {
+    LogWrite w;
+    w.table = TableId(16 + workload_random_->uniform(config_.tables));
+    // The first write of every batch goes to a key of its own that nothing overwrites,
+    // so losing any acknowledged batch shows in the final content; the others go to a
+    // small key space that is overwritten all the time.
+    w.key = i == 0 ? fmt::format("u{:010d}", next_unique_++)
+                   : key_name(workload_random_->uniform(config_.keys_per_table));
+    if (i == 0 || !workload_random_->chance(0.1)) {
+      // Unique in its first 16 bytes (a plaintext canary), and readable.
+      const uint64_t n = next_value_++;
+      uint64_t h = (config_.seed * 0x9e3779b97f4a7c15ULL) ^ (n + 0x632be59bd9b4e019ULL);
+      h ^= h >> 31;
+      h *= 0xbf58476d1ce4e5b9ULL;
+      h ^= h >> 29;
+      w.value = fmt::format("{:016x}-v{}", h, n);
+      if (config_.on_value) config_.on_value(*w.value);
+    }
+    batch.push_back(std::move(w));
+  }
+  return batch;
+}
+
+void ReplicaSetSim::record_outcome(std::vector<LogWrite>& batch, const Result<Timestamp>& r) {
+  if (r.is_ok()) {
+    for (LogWrite& w : batch) model_.acked(w.table, w.key, *r, std::move(w.value));
+    counters_.writes_acked += batch.size();
+  } else {
+    // Refused before it was queued (Busy, InvalidArgument) or of unknown outcome.
+    for (LogWrite& w : batch) model_.unknown(w.table, w.key, std::move(w.value));
+    counters_.writes_failed += batch.size();
+  }
+}
+
+Task<void> ReplicaSetSim::elected_write_loop(NodeId id) {
+  Env* env = world_.env(id);
+  const std::string name = world_.name(id);
+  while (workload_on_ && env != nullptr) {
+    Primary* p = serving_on(id);
+    if (p == nullptr) {
+      if (!(co_await env->executor().sleep(kIdlePoll)).is_ok()) co_return;
+      continue;
+    }
+    std::vector<LogWrite> batch = draw_batch();
+    std::vector<LogWrite> copy = batch;
+    for (const LogWrite& w : batch) model_.pending(w.table, w.key, w.value);
+    const uint64_t term = node(id)->client().term().value;
+    if (on_next_write_) {
+      auto hook = std::move(on_next_write_);
+      on_next_write_ = nullptr;
+      hook(id);
+    }
+    auto r = co_await p->write(std::move(copy));
+    if (r.code() == Code::kCancelled) co_return;  // stays pending: of unknown outcome
     if (r.is_ok()) {
-      for (LogWrite& w : batch) model_.acked(w.table, w.key, *r, std::move(w.value));
+      split_brain_.acked(name, term, env->executor().now(), batch.front().key);
+      for (LogWrite& w : batch) model_.settled_acked(w.table, w.key, *r, std::move(w.value));
       counters_.writes_acked += batch.size();
     } else {
-      if (r.code() == Code::kCancelled) co_return;
-      // Refused before it was queued (Busy, InvalidArgument) or of unknown outcome.
-      for (LogWrite& w : batch) model_.unknown(w.table, w.key, std::move(w.value));
-      counters_.writes_failed += batch.size();
+      counters_.writes_failed += batch.size();  // stays pending: of unknown outcome
     }
     Status slept = co_await env->executor().sleep(Nanos(
         workload_random_->range(config_.write_pause_min.count(), config_.write_pause_max.count())));
@@ -310,7 +513,8 @@ Task<bool> ReplicaSetSim::check_read(ReplicaNode* n, TableId table, std::string 
     }
     counters_.reads_checked++;
     if (!model_.acceptable(table, key, ts, *r)) {
-      violation(Checker::kRead, fmt::format("primary read {}:{} at ts {} = {}, expected {}",
+      violation(Checker::kRead, fmt::format("{} read {}:{} at ts {} = {}, expected {}",
+                                            config_.elected ? n->env().node_name() : "primary",
                                             table.value, key, ts.value, r->value_or("<absent>"),
                                             model_.expected(table, key, ts).value_or("<absent>")));
       co_return false;
@@ -384,6 +588,11 @@ Task<void> ReplicaSetSim::read_loop(NodeId id, size_t standby_index) {
   while (workload_on_ && env != nullptr) {
     ReplicaNode* n = node(id);
     if (n == nullptr) co_return;
+    if (config_.elected && n->primary() && serving_on(id) == nullptr) {
+      // Elected: a take-over under way, or a primary that ended and is stepping down.
+      if (!(co_await env->executor().sleep(kIdlePoll)).is_ok()) co_return;
+      continue;
+    }
     if (n->primary() && !n->started()) co_return;
     const TableId table(16 + workload_random_->uniform(config_.tables));
     if (workload_random_->chance(0.1)) {
@@ -402,6 +611,12 @@ Task<void> ReplicaSetSim::read_loop(NodeId id, size_t standby_index) {
 
 void ReplicaSetSim::start_rotations(Nanos every, int cmk_every) {
   rotations_on_ = true;
+  if (config_.elected) {
+    add_node_task("rotation-driver", [this, every, cmk_every](NodeId id) {
+      return elected_rotation_loop(id, every, cmk_every);
+    });
+    return;
+  }
   if (Env* env = world_.env(primary_))
     env->executor().spawn("rotation-driver", rotation_loop(every, cmk_every));
 }
@@ -414,36 +629,57 @@ Task<void> ReplicaSetSim::rotation_loop(Nanos every, int cmk_every) {
     if (!slept.is_ok() || !rotations_on_) co_return;
     Primary* p = primary();
     if (p == nullptr) co_return;
-    n++;
-    if (cmk_every > 0 && n % cmk_every == 0) {
-      Status st = co_await p->rotate_cmk();
-      if (st.is_ok()) {
-        counters_.cmk_rotations++;
-      } else {
-        counters_.rotation_failures++;
-      }
-    }
-    auto r = co_await p->rotate_active_kek();
-    if (r.is_ok()) {
-      counters_.rotations++;
+    co_await rotate_once(p, ++n, cmk_every);
+  }
+}
+
+Task<void> ReplicaSetSim::elected_rotation_loop(NodeId id, Nanos every, int cmk_every) {
+  Env* env = world_.env(id);
+  int n = 0;
+  while (rotations_on_) {
+    Status slept = co_await env->executor().sleep(every);
+    if (!slept.is_ok() || !rotations_on_) co_return;
+    if (Primary* p = serving_on(id)) co_await rotate_once(p, ++n, cmk_every);
+  }
+}
+
+Task<void> ReplicaSetSim::rotate_once(Primary* p, int n, int cmk_every) {
+  if (cmk_every > 0 && n % cmk_every == 0) {
+    Status st = co_await p->rotate_cmk();
+    if (st.is_ok()) {
+      counters_.cmk_rotations++;
     } else {
       counters_.rotation_failures++;
     }
+  }
+  auto r = co_await p->rotate_active_kek();
+  if (r.is_ok()) {
+    counters_.rotations++;
+  } else {
+    counters_.rotation_failures++;
   }
 }
 
 void ReplicaSetSim::start_checkpoints(Nanos every) {
   checkpoints_on_ = true;
+  if (config_.elected) {
+    add_node_task("checkpoint-driver",
+                  [this, every](NodeId id) { return checkpoint_loop(id, every); });
+    return;
+  }
   if (Env* env = world_.env(primary_))
-    env->executor().spawn("checkpoint-driver", checkpoint_loop(every));
+    env->executor().spawn("checkpoint-driver", checkpoint_loop(primary_, every));
 }
 
-Task<void> ReplicaSetSim::checkpoint_loop(Nanos every) {
-  Env* env = world_.env(primary_);
+Task<void> ReplicaSetSim::checkpoint_loop(NodeId id, Nanos every) {
+  Env* env = world_.env(id);
   while (checkpoints_on_) {
     if (!(co_await env->executor().sleep(every)).is_ok() || !checkpoints_on_) co_return;
-    Primary* p = primary();
-    if (p == nullptr) co_return;
+    Primary* p = config_.elected ? serving_on(id) : primary();
+    if (p == nullptr) {
+      if (config_.elected) continue;
+      co_return;
+    }
     co_await p->checkpoint_now();
   }
 }
@@ -461,13 +697,19 @@ Task<void> ReplicaSetSim::probe_loop(Nanos every) {
     collect_aborts();
     std::vector<NodeId> nodes = standbys_;
     nodes.push_back(primary_);
+    if (config_.elected) {
+      nodes = compute_;
+      serving_primary();
+      for (NodeId id : compute_) ensure_node_tasks(id);
+    }
     for (NodeId id : nodes) {
       ReplicaNode* n = node(id);
       if (n == nullptr) continue;
-      Seen now{world_.incarnation(id), n->engine().installed_checkpoint_lsn(),
-               n->engine().keystore().version()};
+      Seen now{world_.incarnation(id), n->stats().step_downs,
+               n->engine().installed_checkpoint_lsn(), n->engine().keystore().version()};
       auto it = seen_.find(id);
-      if (it != seen_.end() && it->second.incarnation == now.incarnation) {
+      if (it != seen_.end() && it->second.incarnation == now.incarnation &&
+          it->second.step_downs == now.step_downs) {
         if (now.installed < it->second.installed) {
           violation(Checker::kMonotonic,
                     fmt::format("{}: installedCheckpointLsn went backwards: {} -> {}",
@@ -487,11 +729,16 @@ Task<void> ReplicaSetSim::probe_loop(Nanos every) {
 
 // ---- Convergence ----------------------------------------------------------------------------
 
+std::vector<NodeId> ReplicaSetSim::followers() {
+  return config_.elected ? standbys_now() : standbys_;
+}
+
 bool ReplicaSetSim::all_converged() {
   Primary* p = primary();
   if (p == nullptr) return false;
-  for (size_t i = 0; i < standbys_.size(); ++i) {
-    Standby* s = standby(i);
+  for (NodeId id : followers()) {
+    ReplicaNode* n = node(id);
+    Standby* s = n ? n->standby() : nullptr;
     if (!s || s->state() != StandbyState::kSecondary || s->applied_ts() != p->applied_ts() ||
         s->engine().installed_checkpoint_lsn() != p->engine().installed_checkpoint_lsn()) {
       return false;
@@ -502,19 +749,26 @@ bool ReplicaSetSim::all_converged() {
 
 void ReplicaSetSim::report_not_converged(Nanos limit) {
   Primary* p = primary();
-  for (size_t i = 0; i < standbys_.size(); ++i) {
-    Standby* s = standby(i);
+  if (p == nullptr && config_.elected) {
+    violation(Checker::kConvergence,
+              fmt::format("no primary served {:.0f}s after the faults healed",
+                          std::chrono::duration<double>(limit).count()));
+  }
+  for (NodeId id : followers()) {
+    ReplicaNode* n = node(id);
+    Standby* s = n ? n->standby() : nullptr;
     violation(
         Checker::kConvergence,
-        fmt::format(
-            "standby{} did not converge within {:.0f}s: state {}, applied ts {} (primary {}), "
-            "installed {} (primary {}){}",
-            i + 1, std::chrono::duration<double>(limit).count(),
-            s ? standby_state_name(s->state()) : "DOWN", s ? s->applied_ts().value : 0,
-            p ? p->applied_ts().value : 0, s ? s->engine().installed_checkpoint_lsn().value : 0,
-            p ? p->engine().installed_checkpoint_lsn().value : 0,
-            s && !s->resync_error().is_ok() ? fmt::format(" ({})", s->resync_error().to_string())
-                                            : ""));
+        fmt::format("{} did not converge within {:.0f}s: state {}, applied ts {} (primary {}), "
+                    "installed {} (primary {}){}",
+                    world_.name(id), std::chrono::duration<double>(limit).count(),
+                    s ? standby_state_name(s->state()) : (n ? "PRIMARY" : "DOWN"),
+                    s ? s->applied_ts().value : 0, p ? p->applied_ts().value : 0,
+                    s ? s->engine().installed_checkpoint_lsn().value : 0,
+                    p ? p->engine().installed_checkpoint_lsn().value : 0,
+                    s && !s->resync_error().is_ok()
+                        ? fmt::format(" ({})", s->resync_error().to_string())
+                        : ""));
   }
 }
 
@@ -549,7 +803,7 @@ bool ReplicaSetSim::check_convergence(Nanos limit) {
   // Same content everywhere, equal to the model at the primary's applied ts.
   Primary* p = primary();
   const Timestamp ts = p->applied_ts();
-  std::vector<NodeId> nodes = standbys_;
+  std::vector<NodeId> nodes = followers();
   nodes.insert(nodes.begin(), primary_);
   bool ok = true;
   uint64_t lost = 0;
@@ -561,7 +815,9 @@ bool ReplicaSetSim::check_convergence(Nanos limit) {
             ReplicaNode* n = node(id);
             Result<std::vector<std::pair<std::string, std::string>>> rows =
                 invalid_argument("unset");
-            if (n->primary()) {
+            if (n->primary() == nullptr && n->standby() == nullptr) {
+              rows = Status(Code::kUnavailable, "the node has no role");
+            } else if (n->primary()) {
               rows = co_await n->primary()->scan(table, "", "", kFinalScanRowsMax, ts);
             } else {
               auto r = co_await n->standby()->scan(table, "", "", kFinalScanRowsMax, ts);

@@ -54,8 +54,10 @@ void collect_scenario_report(ReplicaSetSim& sim, ScenarioReport& r) {
   }
   r.pickups = PickupCounters{};
   r.standby_resyncs = 0;
-  for (size_t i = 0; i < sim.standby_ids().size(); i++) {
-    Standby* s = sim.standby(i);
+  // Every compute node in the standby role now (fixed role: the standbys).
+  for (NodeId id : sim.compute_ids()) {
+    ReplicaNode* n = sim.node(id);
+    Standby* s = n ? n->standby() : nullptr;
     if (s == nullptr) continue;
     const PickupCounters& c = s->stats().pickups;
     PickupCounters& t = r.pickups;

@@ -238,6 +238,8 @@ struct SeedOutcome {
   enum class Kind { kPassed, kCheckerFailed, kInfrastructure, kInterrupted };
   Kind kind = Kind::kInfrastructure;
   double sim_seconds = 0;
+  uint64_t failovers = 0;  // the report's primary changes
+  uint64_t terms_max = 0;
   std::string failed_checker;   // kCheckerFailed
   std::string first_violation;  // kCheckerFailed
   std::string reason;           // kInfrastructure
@@ -289,6 +291,10 @@ SeedOutcome judge_worker(uint64_t seed, int wait_status, const std::string& repo
   }
   if (j.contains("sim_seconds") && j["sim_seconds"].is_number())
     o.sim_seconds = j["sim_seconds"].get<double>();
+  if (j.contains("failovers") && j["failovers"].is_number_unsigned())
+    o.failovers = j["failovers"].get<uint64_t>();
+  if (j.contains("terms_max") && j["terms_max"].is_number_unsigned())
+    o.terms_max = j["terms_max"].get<uint64_t>();
   if (passed) {
     o.kind = SeedOutcome::Kind::kPassed;
     return o;
@@ -506,6 +512,9 @@ class SeedRunner {
       return;
     }
     sim_seconds_ += o.sim_seconds;
+    failovers_ += o.failovers;
+    if (o.failovers > 0) seeds_with_failover_++;
+    terms_max_ = std::max(terms_max_, o.terms_max);
     if (o.kind == Kind::kPassed) {
       ++passed_;
       remove_files(seed);
@@ -615,6 +624,8 @@ class SeedRunner {
         "  wall_seconds={:.2f} seeds_per_s={:.2f} sim_seconds={:.1f} "
         "sim_seconds_per_wall_second={:.1f} per_core={:.1f} jobs={}\n",
         wall_seconds_, seeds_per_s, sim_seconds_, sim_rate, sim_rate / jobs_, jobs_);
+    fmt::print("  failovers={} (in {} seeds) terms_max={}\n", failovers_, seeds_with_failover_,
+               terms_max_);
     if (directory_kept) fmt::print("  kept the failing seeds' output in {}\n", directory_);
     fmt::print("{}\n", failures() > 0 ? "FAILED" : interrupted_ ? "INTERRUPTED" : "PASSED");
     std::fflush(stdout);
@@ -644,6 +655,9 @@ class SeedRunner {
     j["sim_seconds"] = sim_seconds_;
     j["sim_seconds_per_wall_second"] = sim_rate;
     j["sim_seconds_per_wall_second_per_core"] = sim_rate / jobs_;
+    j["failovers"] = failovers_;
+    j["seeds_with_failover"] = seeds_with_failover_;
+    j["terms_max"] = terms_max_;
     j["jobs"] = jobs_;
     j["policy"] = flags_.policy;
     j["duration_s"] =
@@ -673,6 +687,9 @@ class SeedRunner {
   uint64_t first_failure_seed_ = 0;
   double time_to_first_failure_seconds_ = 0;
   double sim_seconds_ = 0;  // summed over the workers' reports
+  uint64_t failovers_ = 0;  // likewise
+  uint64_t seeds_with_failover_ = 0;
+  uint64_t terms_max_ = 0;  // the highest of the reports
   double wall_seconds_ = 0;
   bool interrupted_ = false;
   std::string stop_reason_;  // why no further seeds start ("" while they do)

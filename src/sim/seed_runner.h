@@ -1,7 +1,8 @@
 // The seed runner behind `quire sim kek`: `quire chaos kek` for every seed of a range, each
 // in a worker process of its own, at most `jobs` at once. It prints each failing seed with
-// its replay command and a summary (and writes the summary as JSON when asked), keeps the
-// output of failing seeds only, and removes its directory when nothing failed.
+// its replay command and a summary (with the failovers the reports counted; as JSON when
+// asked), keeps the output of failing seeds only, and removes its directory when nothing
+// failed.
 #pragma once
 
 #include <cstdint>
