@@ -51,6 +51,9 @@ void add_kms_commands(CLI::App& app, Commands& commands);
 // `quire certs create-ca|create-node` (certs_cmd.cc).
 void add_certs_commands(CLI::App& app, Commands& commands);
 
+// `quire cluster init|start|status|stop|kill` (cluster_cmd.cc).
+void add_cluster_commands(CLI::App& app, Commands& commands);
+
 // The TLS identity of a node command: --tls-ca, --tls-cert and --tls-key, all three or
 // none (anything else is a parse error, exit 2). Every command that talks to nodes takes
 // them through add_tls_flags and applies them with enable_tls_flags.

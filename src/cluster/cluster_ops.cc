@@ -1,0 +1,255 @@
+#include "cluster/cluster_ops.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <thread>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cluster/resp_client.h"
+
+namespace quire::cluster {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr auto kPoll = std::chrono::milliseconds(200);
+
+bool pid_alive(int pid) {
+  return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM);
+}
+
+// Whether `pid` still runs the program the supervisor started (a pid can be reused).
+bool pid_runs(int pid, const std::string& program) {
+  std::ifstream in(fmt::format("/proc/{}/cmdline", pid), std::ios::binary);
+  std::string argv0;
+  std::getline(in, argv0, '\0');
+  auto base = [](const std::string& path) { return path.substr(path.rfind('/') + 1); };
+  return !argv0.empty() && base(argv0) == base(program);
+}
+
+uint64_t json_u64(const nlohmann::json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end()) return 0;
+  if (it->is_number_unsigned()) return it->get<uint64_t>();
+  if (it->is_number_integer())
+    return static_cast<uint64_t>(std::max<int64_t>(0, it->get<int64_t>()));
+  return 0;
+}
+
+int spawn_supervisor(const ClusterSpec& spec, const std::string& quire) {
+  const std::string log = spec.log_path("supervisor");
+  const pid_t pid = ::fork();
+  if (pid != 0) return pid;
+  // The supervisor outlives this command: its own session, no terminal, output to its log.
+  ::setsid();
+  const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  const int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || null < 0) ::_exit(127);
+  ::dup2(null, 0);
+  ::dup2(fd, 1);
+  ::dup2(fd, 2);
+  std::vector<std::string> args = {quire, "cluster", "supervise", spec.dir};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  ::execv(argv[0], argv.data());
+  ::_exit(127);
+}
+
+}  // namespace
+
+bool NodeReport::serving() const {
+  if (!answered) return false;
+  if (role == "primary") return state == "RUNNING";
+  return state == "SECONDARY";
+}
+
+NodeReport query_node(const std::string& address, std::chrono::milliseconds timeout) {
+  NodeReport r;
+  auto client = RespClient::connect(address, timeout);
+  if (!client.is_ok()) {
+    r.error = client.status().message();
+    return r;
+  }
+  auto reply = client->command({"QUIRE.STATUS"}, timeout);
+  if (!reply.is_ok()) {
+    r.error = reply.status().message();
+    return r;
+  }
+  if (reply->type != RespReply::Type::kBulk) {
+    r.error = reply->is_error() ? reply->text : "QUIRE.STATUS: not a bulk reply";
+    return r;
+  }
+  auto j = nlohmann::json::parse(reply->text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    r.error = "QUIRE.STATUS: not a JSON object";
+    return r;
+  }
+  r.answered = true;
+  r.role = j.value("role", "");
+  r.state = j.value("state", "");
+  r.term = json_u64(j, "term");
+  r.applied_ts = json_u64(j, "applied_ts");
+  r.applied_lsn = json_u64(j, "applied_lsn");
+  r.checkpoint_lsn = json_u64(j, "checkpoint_lsn");
+  r.keystore_version = json_u64(j, "keystore_version");
+  return r;
+}
+
+Result<ClusterReport> cluster_status(const ClusterSpec& spec) {
+  ClusterReport report;
+  report.supervisor_pid = running_supervisor(spec);
+  auto state = read_state(spec);
+  if (!state.is_ok() && state.code() != Code::kNotFound) return state.status();
+  std::map<std::string, ProcessState> known;
+  if (state.is_ok()) {
+    for (auto& p : state->processes) known[p.name] = p;
+  }
+  uint64_t primary_lsn = 0;
+  bool have_primary = false;
+  for (const auto& p : cluster_processes(spec, "quire")) {
+    ProcessReport pr;
+    auto it = known.find(p.name);
+    if (it != known.end()) pr.process = it->second;
+    pr.process.name = p.name;
+    pr.process.kind = p.kind;
+    pr.process.address = p.address;
+    // Trust the state file only while its supervisor runs and the pid is alive.
+    pr.process.alive = report.supervisor_pid && pr.process.alive && pid_alive(pr.process.pid);
+    if (p.kind == ProcessKind::kNode && pr.process.alive) {
+      pr.node = query_node(p.address, kStatusQueryTimeout);
+      if (pr.node->answered && pr.node->role == "primary") {
+        have_primary = true;
+        primary_lsn = std::max(primary_lsn, pr.node->applied_lsn);
+      }
+    }
+    report.processes.push_back(std::move(pr));
+  }
+  for (auto& pr : report.processes) {
+    if (have_primary && pr.node && pr.node->answered && pr.node->role == "standby") {
+      pr.lag_lsn = pr.node->applied_lsn >= primary_lsn
+                       ? 0
+                       : static_cast<int64_t>(primary_lsn - pr.node->applied_lsn);
+    }
+  }
+  return report;
+}
+
+bool cluster_ready(const ClusterReport& report, std::string* why) {
+  std::vector<std::string> down;
+  size_t primaries = 0;
+  for (const auto& pr : report.processes) {
+    if (!pr.process.alive) {
+      down.push_back(
+          fmt::format("{} is not running{}", pr.process.name,
+                      pr.process.last_exit.empty() ? "" : " (" + pr.process.last_exit + ")"));
+      continue;
+    }
+    if (!pr.node) continue;
+    if (!pr.node->answered) {
+      down.push_back(fmt::format("{} does not answer at {}: {}", pr.process.name,
+                                 pr.process.address, pr.node->error));
+    } else if (pr.node->role == "primary" && pr.node->serving()) {
+      ++primaries;
+    } else if (!pr.node->serving()) {
+      down.push_back(fmt::format("{} is {} {}", pr.process.name, pr.node->role, pr.node->state));
+    }
+  }
+  if (primaries != 1) {
+    down.push_back(primaries == 0 ? "no primary serves" : fmt::format("{} primaries", primaries));
+  }
+  if (why) {
+    why->clear();
+    for (const auto& d : down) *why += (why->empty() ? "" : "; ") + d;
+  }
+  return down.empty();
+}
+
+Result<StartOutcome> start_cluster(const ClusterSpec& spec, const std::string& quire,
+                                   std::chrono::seconds wait) {
+  StartOutcome out;
+  if (auto pid = running_supervisor(spec)) {
+    out.already_running = true;
+    out.supervisor_pid = *pid;
+    if (*pid > 0) ::kill(*pid, SIGHUP);  // start whatever is down
+  } else {
+    out.supervisor_pid = spawn_supervisor(spec, quire);
+    if (out.supervisor_pid < 0) {
+      return unavailable(fmt::format("cannot start the supervisor: {}", std::strerror(errno)));
+    }
+  }
+  const auto until = Clock::now() + wait;
+  std::string why = "not checked yet";
+  for (;;) {
+    if (!out.already_running) {
+      int status = 0;
+      if (::waitpid(out.supervisor_pid, &status, WNOHANG) == out.supervisor_pid) {
+        return unavailable(
+            fmt::format("the supervisor ended at start (see {})", spec.log_path("supervisor")));
+      }
+    }
+    auto report = cluster_status(spec);
+    if (report.is_ok() && report->supervisor_pid && cluster_ready(*report, &why)) return out;
+    if (!report.is_ok()) why = report.status().message();
+    if (Clock::now() >= until) {
+      return unavailable(fmt::format("not up within {} s: {}", wait.count(), why));
+    }
+    std::this_thread::sleep_for(kPoll);
+  }
+}
+
+Status stop_cluster(const ClusterSpec& spec) {
+  if (auto pid = running_supervisor(spec)) {
+    if (*pid <= 0) return unavailable("the supervisor runs but its pid file is unreadable");
+    ::kill(*pid, SIGTERM);
+    // The supervisor gives each kind kStopGrace, then kills.
+    const auto until = Clock::now() + 3 * kStopGrace + std::chrono::seconds(10);
+    while (running_supervisor(spec)) {
+      if (Clock::now() >= until) {
+        return unavailable(fmt::format("the supervisor (pid {}) did not stop", *pid));
+      }
+      std::this_thread::sleep_for(kPoll);
+    }
+    return Status::ok();
+  }
+  // No supervisor: stop what it left behind (it was killed), by pid.
+  auto state = read_state(spec);
+  if (!state.is_ok()) return state.code() == Code::kNotFound ? Status::ok() : state.status();
+  const auto programs = cluster_processes(spec, "quire");
+  for (const auto& p : state->processes) {
+    if (!p.alive || !pid_alive(p.pid)) continue;
+    for (const auto& prog : programs) {
+      if (prog.name == p.name && pid_runs(p.pid, prog.argv[0])) {
+        ::kill(p.pid, SIGCONT);
+        ::kill(p.pid, SIGKILL);
+      }
+    }
+  }
+  return Status::ok();
+}
+
+Status kill_process(const ClusterSpec& spec, const std::string& name, int signal) {
+  auto state = read_state(spec);
+  if (!state.is_ok()) return state.status();
+  if (!running_supervisor(spec)) return unavailable("the cluster is not running");
+  for (const auto& p : state->processes) {
+    if (p.name != name) continue;
+    if (!p.alive || !pid_alive(p.pid)) return unavailable(fmt::format("{} is not running", name));
+    if (::kill(p.pid, signal) != 0) {
+      return unavailable(fmt::format("kill {}: {}", p.pid, std::strerror(errno)));
+    }
+    return Status::ok();
+  }
+  return not_found(fmt::format("no process named '{}' in this cluster", name));
+}
+
+}  // namespace quire::cluster

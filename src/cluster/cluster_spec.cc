@@ -1,0 +1,282 @@
+#include "cluster/cluster_spec.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cluster/cmk_file.h"
+#include "runtime/real/certs.h"
+
+namespace quire::cluster {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kSpecFile = "cluster.json";
+constexpr int kSpecFormat = 1;
+constexpr uint16_t kPortsUsed = 30;  // P .. P+29
+
+std::string loopback(uint32_t port) {
+  return fmt::format("127.0.0.1:{}", port);
+}
+
+nlohmann::ordered_json to_json(const ClusterSpec& s) {
+  nlohmann::ordered_json j;
+  j["format"] = kSpecFormat;
+  j["name"] = s.name;
+  j["base_port"] = s.base_port;
+  j["pageservers"] = s.pageservers;
+  j["standbys"] = s.standbys;
+  j["write_quorum"] = s.write_quorum;
+  j["tls"] = s.tls;
+  j["etcd_binary"] = s.etcd_binary;
+  // Derived, for people and tools that read the file: every address.
+  j["etcd"] = {{"client", s.etcd_client()}, {"peer", s.etcd_peer()}};
+  auto& ps = j["pageserver_addresses"] = nlohmann::ordered_json::object();
+  for (size_t i = 0; i < s.pageservers; ++i) ps[s.pageserver_name(i)] = s.pageserver_address(i);
+  auto& nodes = j["node_addresses"] = nlohmann::ordered_json::object();
+  for (size_t i = 0; i < s.compute_nodes(); ++i) nodes[s.node_name(i)] = s.node_address(i);
+  return j;
+}
+
+std::vector<std::string> tls_args(const ClusterSpec& s, const std::string& name) {
+  if (!s.tls) return {};
+  const std::string d = s.dir + "/certs/" + name;
+  return {"--tls-ca",   fmt::format("{}/{}", d, kCaCertFile),
+          "--tls-cert", fmt::format("{}/{}", d, kNodeCertFile),
+          "--tls-key",  fmt::format("{}/{}", d, kNodeKeyFile)};
+}
+
+std::string join(const std::vector<std::string>& v, std::string_view sep) {
+  std::string out;
+  for (const auto& s : v) {
+    if (!out.empty()) out += sep;
+    out += s;
+  }
+  return out;
+}
+
+Status write_certificates(const ClusterSpec& s) {
+  const std::string certs = s.dir + "/certs";
+  if (Status st = create_ca(certs); !st.is_ok()) return st;
+  CertOptions options;
+  options.ca_dir = certs;
+  std::vector<std::string> names;
+  for (size_t i = 0; i < s.pageservers; ++i) names.push_back(s.pageserver_name(i));
+  for (size_t i = 0; i < s.compute_nodes(); ++i) names.push_back(s.node_name(i));
+  for (const auto& name : names) {
+    const std::string d = certs + "/" + name;
+    const std::vector<std::string> hosts = {"127.0.0.1", "localhost"};
+    if (Status st = create_node(d, name, hosts, options); !st.is_ok()) return st;
+    std::error_code ec;
+    fs::copy_file(fmt::format("{}/{}", certs, kCaCertFile), fmt::format("{}/{}", d, kCaCertFile),
+                  fs::copy_options::overwrite_existing, ec);
+    if (ec) return invalid_argument(fmt::format("cannot copy the CA into {}: {}", d, ec.message()));
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+std::string_view process_kind_name(ProcessKind kind) {
+  switch (kind) {
+    case ProcessKind::kEtcd:
+      return "etcd";
+    case ProcessKind::kPageServer:
+      return "pageserver";
+    case ProcessKind::kNode:
+      return "node";
+  }
+  return "?";
+}
+
+std::string ClusterSpec::etcd_client() const {
+  return loopback(base_port);
+}
+std::string ClusterSpec::etcd_peer() const {
+  return loopback(base_port + 1u);
+}
+std::string ClusterSpec::pageserver_name(size_t i) const {
+  return fmt::format("ps{}", i + 1);
+}
+std::string ClusterSpec::pageserver_address(size_t i) const {
+  return loopback(base_port + 10u + static_cast<uint32_t>(i));
+}
+std::string ClusterSpec::node_name(size_t i) const {
+  return fmt::format("node{}", i + 1);
+}
+std::string ClusterSpec::node_address(size_t i) const {
+  return loopback(base_port + 20u + static_cast<uint32_t>(i));
+}
+std::string ClusterSpec::cmk_path() const {
+  return dir + "/cmk/cmk.key";
+}
+std::string ClusterSpec::log_path(const std::string& process) const {
+  return dir + "/logs/" + process + ".log";
+}
+std::string ClusterSpec::run_dir() const {
+  return dir + "/run";
+}
+
+Status validate(const ClusterSpec& s) {
+  if (s.dir.empty() || s.dir.front() != '/') {
+    return invalid_argument(fmt::format("the cluster directory must be absolute: '{}'", s.dir));
+  }
+  if (s.name.empty() || s.name.find('/') != std::string::npos) {
+    return invalid_argument(fmt::format("bad cluster name '{}'", s.name));
+  }
+  if (s.pageservers < 1 || s.pageservers > kPageServersMax) {
+    return invalid_argument(
+        fmt::format("--pageservers {} is not within 1..{}", s.pageservers, kPageServersMax));
+  }
+  if (s.compute_nodes() > kComputeNodesMax) {
+    return invalid_argument(
+        fmt::format("--standbys {} is not within 0..{}", s.standbys, kComputeNodesMax - 1));
+  }
+  if (s.write_quorum < 1 || s.write_quorum > s.pageservers) {
+    return invalid_argument(
+        fmt::format("write quorum {} is not within 1..{}", s.write_quorum, s.pageservers));
+  }
+  if (s.base_port < 1024 || uint32_t{s.base_port} + kPortsUsed > 65535) {
+    return invalid_argument(
+        fmt::format("--base-port {} is not within 1024..{}", s.base_port, 65535 - kPortsUsed));
+  }
+  return Status::ok();
+}
+
+Result<ClusterSpec> load_spec(const std::string& dir) {
+  const std::string path = dir + "/" + kSpecFile;
+  std::ifstream in(path);
+  if (!in) return not_found(fmt::format("{} holds no cluster (no {})", dir, kSpecFile));
+  std::stringstream text;
+  text << in.rdbuf();
+  auto j = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return invalid_argument(fmt::format("{} is not valid JSON", path));
+  }
+  ClusterSpec s;
+  try {
+    if (j.at("format").get<int>() != kSpecFormat) {
+      return invalid_argument(fmt::format("{}: unknown format {}", path, j.at("format").dump()));
+    }
+    s.dir = fs::absolute(dir).lexically_normal().string();
+    if (s.dir.size() > 1 && s.dir.back() == '/') s.dir.pop_back();
+    s.name = j.at("name").get<std::string>();
+    s.base_port = j.at("base_port").get<uint16_t>();
+    s.pageservers = j.at("pageservers").get<size_t>();
+    s.standbys = j.at("standbys").get<size_t>();
+    s.write_quorum = j.at("write_quorum").get<size_t>();
+    s.tls = j.at("tls").get<bool>();
+    s.etcd_binary = j.at("etcd_binary").get<std::string>();
+  } catch (const nlohmann::json::exception& e) {
+    return invalid_argument(fmt::format("{}: {}", path, e.what()));
+  }
+  if (Status st = validate(s); !st.is_ok()) {
+    return invalid_argument(fmt::format("{}: {}", path, st.message()));
+  }
+  return s;
+}
+
+Status save_spec(const ClusterSpec& spec) {
+  const std::string path = spec.dir + "/" + kSpecFile;
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << to_json(spec).dump(2) << "\n";
+    out.flush();
+    if (!out) return invalid_argument(fmt::format("cannot write {}", tmp));
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) return invalid_argument(fmt::format("cannot write {}: {}", path, ec.message()));
+  return Status::ok();
+}
+
+Status init_cluster(const ClusterSpec& spec) {
+  if (Status st = validate(spec); !st.is_ok()) return st;
+  std::error_code ec;
+  if (fs::exists(spec.dir + "/" + kSpecFile, ec)) {
+    return invalid_argument(
+        fmt::format("{} already holds a cluster ({}); use another directory", spec.dir, kSpecFile));
+  }
+  for (const char* sub : {"", "/logs", "/run"}) {
+    fs::create_directories(spec.dir + sub, ec);
+    if (ec)
+      return invalid_argument(fmt::format("cannot create {}{}: {}", spec.dir, sub, ec.message()));
+  }
+  if (spec.tls) {
+    if (Status st = write_certificates(spec); !st.is_ok()) return st;
+  }
+  CmkFileRequest cmk;
+  cmk.dir = spec.dir + "/cmk";
+  cmk.create = true;
+  if (auto r = open_cmk_file(cmk); !r.is_ok()) return r.status();
+  return save_spec(spec);
+}
+
+std::vector<ProcessSpec> cluster_processes(const ClusterSpec& s, const std::string& quire) {
+  std::vector<ProcessSpec> out;
+  const std::string etcd_name = s.name + "-etcd";
+  out.push_back(ProcessSpec{.name = "etcd",
+                            .kind = ProcessKind::kEtcd,
+                            .address = s.etcd_client(),
+                            .argv = {s.etcd_binary,
+                                     "--name",
+                                     etcd_name,
+                                     "--data-dir",
+                                     s.dir + "/etcd",
+                                     "--listen-client-urls",
+                                     "http://" + s.etcd_client(),
+                                     "--advertise-client-urls",
+                                     "http://" + s.etcd_client(),
+                                     "--listen-peer-urls",
+                                     "http://" + s.etcd_peer(),
+                                     "--initial-advertise-peer-urls",
+                                     "http://" + s.etcd_peer(),
+                                     "--initial-cluster",
+                                     etcd_name + "=http://" + s.etcd_peer(),
+                                     "--initial-cluster-state",
+                                     "new",
+                                     "--logger",
+                                     "zap",
+                                     "--log-outputs",
+                                     "stderr"}});
+  std::vector<std::string> servers;
+  for (size_t i = 0; i < s.pageservers; ++i) servers.push_back(s.pageserver_address(i));
+  for (size_t i = 0; i < s.pageservers; ++i) {
+    ProcessSpec p{.name = s.pageserver_name(i),
+                  .kind = ProcessKind::kPageServer,
+                  .address = s.pageserver_address(i),
+                  .argv = {quire, "pageserver", "--listen", s.pageserver_address(i), "--data",
+                           s.dir + "/" + s.pageserver_name(i)}};
+    std::vector<std::string> peers;
+    for (size_t k = 0; k < s.pageservers; ++k) {
+      if (k != i) peers.push_back(servers[k]);
+    }
+    if (!peers.empty()) {
+      p.argv.push_back("--peers");
+      p.argv.push_back(join(peers, ","));
+    }
+    for (auto& a : tls_args(s, p.name)) p.argv.push_back(std::move(a));
+    out.push_back(std::move(p));
+  }
+  for (size_t i = 0; i < s.compute_nodes(); ++i) {
+    ProcessSpec p{.name = s.node_name(i),
+                  .kind = ProcessKind::kNode,
+                  .address = s.node_address(i),
+                  .argv = {quire, "node", "--name", s.node_name(i), "--client", s.node_address(i),
+                           "--pageservers", join(servers, ","), "--write-quorum",
+                           std::to_string(s.write_quorum), "--preferred-pageserver",
+                           std::to_string(i % s.pageservers), "--etcd", "http://" + s.etcd_client(),
+                           "--cluster", s.name, "--cmk", s.cmk_path()}};
+    for (auto& a : tls_args(s, p.name)) p.argv.push_back(std::move(a));
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+}  // namespace quire::cluster

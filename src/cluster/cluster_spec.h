@@ -1,0 +1,80 @@
+// A local cluster's layout (`quire cluster`): every process, address and directory of a
+// cluster that runs on one machine, as DIR/cluster.json holds it.
+//
+// DIR/
+//   cluster.json        this spec
+//   certs/              the cluster CA (ca.crt, ca.key) and certs/NAME/ for every node
+//   cmk/cmk.key         the CMK file the compute nodes share (mode 0600)
+//   etcd/               etcd's data directory
+//   NAME/               a page server's data directory
+//   logs/NAME.log       every process's output (stdout and stderr, appended)
+//   run/                the supervisor's pid, lock and state.json
+//
+// Ports from the base port P: etcd's client port P and peer port P+1, page server i at
+// P+10+i, compute node i's Redis port at P+20+i (i from 0).
+//
+// This is tool code (it starts processes), not node code: it uses POSIX directly.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+
+namespace quire::cluster {
+
+inline constexpr size_t kPageServersMax = 9;
+inline constexpr size_t kComputeNodesMax = 9;
+
+enum class ProcessKind : uint8_t { kEtcd = 1, kPageServer = 2, kNode = 3 };
+std::string_view process_kind_name(ProcessKind kind);
+
+struct ClusterSpec {
+  std::string dir;  // absolute
+  std::string name = "quire";
+  uint16_t base_port = 7100;
+  size_t pageservers = 3;
+  size_t standbys = 2;  // compute nodes: 1 + standbys, all candidates
+  size_t write_quorum = 2;
+  bool tls = true;  // mutual TLS between page servers and compute nodes
+  std::string etcd_binary = "/usr/bin/etcd";
+
+  size_t compute_nodes() const { return 1 + standbys; }
+  std::string etcd_client() const;  // "127.0.0.1:P"
+  std::string etcd_peer() const;
+  std::string pageserver_name(size_t i) const;  // "ps1", ...
+  std::string pageserver_address(size_t i) const;
+  std::string node_name(size_t i) const;  // "node1", ...
+  std::string node_address(size_t i) const;
+  std::string cmk_path() const;
+  std::string log_path(const std::string& process) const;
+  std::string run_dir() const;
+};
+
+// One process the supervisor runs.
+struct ProcessSpec {
+  std::string name;
+  ProcessKind kind = ProcessKind::kNode;
+  std::string address;            // where it serves (etcd: its client address)
+  std::vector<std::string> argv;  // argv[0] is the program's path
+};
+
+// InvalidArgument naming what is wrong (counts, ports beyond 65535, a quorum that is not
+// a majority-reaching 1..N).
+Status validate(const ClusterSpec& spec);
+// Reads DIR/cluster.json. NotFound when DIR holds no cluster; InvalidArgument when the
+// file is malformed.
+Result<ClusterSpec> load_spec(const std::string& dir);
+// Writes DIR/cluster.json (temp file, then rename).
+Status save_spec(const ClusterSpec& spec);
+
+// Creates a new cluster in spec.dir: refuses (InvalidArgument) a directory that already
+// holds cluster.json, then writes the certificates, the CMK file and cluster.json.
+Status init_cluster(const ClusterSpec& spec);
+
+// Every process of the cluster in start order (etcd, page servers, compute nodes);
+// `quire` is the quire program's path.
+std::vector<ProcessSpec> cluster_processes(const ClusterSpec& spec, const std::string& quire);
+
+}  // namespace quire::cluster

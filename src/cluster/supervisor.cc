@@ -1,0 +1,376 @@
+#include "cluster/supervisor.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+namespace quire::cluster {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+volatile sig_atomic_t g_stop = 0;
+volatile sig_atomic_t g_start_down = 0;
+
+void on_stop_signal(int) {
+  g_stop = 1;
+}
+void on_hup(int) {
+  g_start_down = 1;
+}
+
+constexpr auto kTick = std::chrono::milliseconds(50);
+
+std::string now_text() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+template <typename... Args>
+void say(fmt::format_string<Args...> f, Args&&... args) {
+  fmt::print("{} supervisor: {}\n", now_text(), fmt::format(f, std::forward<Args>(args)...));
+  std::fflush(stdout);
+}
+
+std::string describe_exit(int status) {
+  if (WIFEXITED(status)) return fmt::format("exit {}", WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) {
+    const int sig = WTERMSIG(status);
+    return fmt::format("signal {} ({}){}", sig, strsignal(sig),
+                       WCOREDUMP(status) ? ", core dumped" : "");
+  }
+  return fmt::format("status {}", status);
+}
+
+// Whether something accepts TCP connections at "127.0.0.1:port".
+bool port_accepts(const std::string& address) {
+  const auto colon = address.rfind(':');
+  if (colon == std::string::npos) return false;
+  const int port = std::atoi(address.c_str() + colon + 1);
+  if (port <= 0 || port > 65535) return false;
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<uint16_t>(port));
+  if (inet_pton(AF_INET, address.substr(0, colon).c_str(), &sa.sin_addr) != 1) return false;
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
+  ::close(fd);
+  return ok;
+}
+
+struct Child {
+  ProcessSpec spec;
+  ProcessState state;
+  Clock::time_point started_at{};
+  std::optional<Clock::time_point> restart_at;  // a pending automatic restart
+  Clock::duration backoff = kBackoffMin;
+};
+
+class Supervisor {
+ public:
+  Supervisor(const ClusterSpec& spec, const std::string& quire) : spec_(spec) {
+    for (auto& p : cluster_processes(spec, quire)) {
+      Child c;
+      c.state.name = p.name;
+      c.state.kind = p.kind;
+      c.state.address = p.address;
+      c.spec = std::move(p);
+      children_.push_back(std::move(c));
+    }
+  }
+
+  int run() {
+    start_in_order(/*only_down=*/false);
+    while (!g_stop) {
+      reap();
+      if (g_start_down) {
+        g_start_down = 0;
+        say("SIGHUP: starting every process that is down");
+        start_in_order(/*only_down=*/true);
+      }
+      restart_due();
+      std::this_thread::sleep_for(kTick);
+    }
+    stop_all();
+    return 0;
+  }
+
+ private:
+  void spawn(Child& c) {
+    const std::string log = spec_.log_path(c.spec.name);
+    std::vector<char*> argv;
+    for (auto& a : c.spec.argv) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+      say("cannot start {}: fork: {}", c.spec.name, std::strerror(errno));
+      schedule_restart(c);
+      return;
+    }
+    if (pid == 0) {
+      // The child: its own process group (a signal to the supervisor's group is not one to
+      // the cluster), output to its log, default signal handling, then the program.
+      ::setpgid(0, 0);
+      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+      const int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+      if (fd < 0 || null < 0) ::_exit(127);
+      ::dup2(null, 0);
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      ::signal(SIGTERM, SIG_DFL);
+      ::signal(SIGINT, SIG_DFL);
+      ::signal(SIGHUP, SIG_DFL);
+      sigset_t none;
+      sigemptyset(&none);
+      ::sigprocmask(SIG_SETMASK, &none, nullptr);
+      ::execv(argv[0], argv.data());
+      const std::string msg =
+          fmt::format("supervisor: cannot execute {}: {}\n", argv[0], std::strerror(errno));
+      (void)!::write(2, msg.data(), msg.size());
+      ::_exit(127);
+    }
+    c.state.pid = pid;
+    c.state.alive = true;
+    c.state.starts++;
+    c.started_at = Clock::now();
+    c.restart_at.reset();
+    say("started {} (pid {})", c.spec.name, pid);
+    write_state();
+  }
+
+  void schedule_restart(Child& c) {
+    if (Clock::now() - c.started_at >= kBackoffResetAfter) c.backoff = kBackoffMin;
+    c.restart_at = Clock::now() + c.backoff;
+    say("{} will restart in {} ms", c.spec.name,
+        std::chrono::duration_cast<std::chrono::milliseconds>(c.backoff).count());
+    c.backoff = std::min<Clock::duration>(c.backoff * 2, kBackoffMax);
+  }
+
+  // Starts each kind once the previous kind listens (bounded by kPortWaitMax).
+  void start_in_order(bool only_down) {
+    for (ProcessKind kind : {ProcessKind::kEtcd, ProcessKind::kPageServer, ProcessKind::kNode}) {
+      std::vector<Child*> started;
+      for (auto& c : children_) {
+        if (c.spec.kind != kind || g_stop) continue;
+        if (only_down && (c.state.alive || c.restart_at)) continue;
+        spawn(c);
+        started.push_back(&c);
+      }
+      if (kind == ProcessKind::kNode) break;  // nobody waits on the compute nodes
+      const auto until = Clock::now() + kPortWaitMax;
+      for (Child* c : started) {
+        while (!g_stop && c->state.alive && !port_accepts(c->spec.address) &&
+               Clock::now() < until) {
+          reap();
+          std::this_thread::sleep_for(kTick);
+        }
+        if (c->state.alive && !port_accepts(c->spec.address)) {
+          say("{} does not accept connections at {} yet; going on", c->spec.name, c->spec.address);
+        }
+      }
+    }
+  }
+
+  void reap() {
+    for (;;) {
+      int status = 0;
+      const pid_t pid = ::waitpid(-1, &status, WNOHANG);
+      if (pid <= 0) return;
+      for (auto& c : children_) {
+        if (c.state.pid != pid) continue;
+        c.state.alive = false;
+        c.state.pid = 0;
+        c.state.last_exit = describe_exit(status);
+        say("{} (pid {}) ended: {}", c.spec.name, pid, c.state.last_exit);
+        if (!stopping_ && WIFEXITED(status) && WEXITSTATUS(status) == 75) {
+          schedule_restart(c);
+          c.state.restarts++;
+        }
+        write_state();
+      }
+    }
+  }
+
+  void restart_due() {
+    for (auto& c : children_) {
+      if (c.restart_at && Clock::now() >= *c.restart_at && !c.state.alive) spawn(c);
+    }
+  }
+
+  void stop_all() {
+    stopping_ = true;
+    write_state();
+    say("stopping the cluster");
+    for (ProcessKind kind : {ProcessKind::kNode, ProcessKind::kPageServer, ProcessKind::kEtcd}) {
+      for (auto& c : children_) {
+        c.restart_at.reset();
+        if (c.spec.kind == kind && c.state.alive) {
+          ::kill(c.state.pid, SIGTERM);
+          ::kill(c.state.pid, SIGCONT);
+        }
+      }
+      const auto until = Clock::now() + kStopGrace;
+      while (Clock::now() < until && any_alive(kind)) {
+        reap();
+        std::this_thread::sleep_for(kTick);
+      }
+      for (auto& c : children_) {
+        if (c.spec.kind == kind && c.state.alive) {
+          say("{} (pid {}) did not stop within {} s: SIGKILL", c.spec.name, c.state.pid,
+              std::chrono::duration_cast<std::chrono::seconds>(kStopGrace).count());
+          ::kill(c.state.pid, SIGKILL);
+        }
+      }
+      while (any_alive(kind)) {
+        reap();
+        std::this_thread::sleep_for(kTick);
+      }
+    }
+    say("stopped");
+    write_state();
+  }
+
+  bool any_alive(ProcessKind kind) const {
+    for (const auto& c : children_) {
+      if (c.spec.kind == kind && c.state.alive) return true;
+    }
+    return false;
+  }
+
+  void write_state() {
+    nlohmann::ordered_json j;
+    j["supervisor_pid"] = ::getpid();
+    j["stopping"] = stopping_;
+    auto& ps = j["processes"] = nlohmann::ordered_json::array();
+    for (const auto& c : children_) {
+      ps.push_back({{"name", c.state.name},
+                    {"kind", process_kind_name(c.state.kind)},
+                    {"address", c.state.address},
+                    {"pid", c.state.pid},
+                    {"alive", c.state.alive},
+                    {"starts", c.state.starts},
+                    {"restarts", c.state.restarts},
+                    {"last_exit", c.state.last_exit}});
+    }
+    const std::string path = spec_.run_dir() + "/state.json";
+    const std::string tmp = path + ".tmp";
+    {
+      std::ofstream out(tmp, std::ios::trunc);
+      out << j.dump(2) << "\n";
+    }
+    std::error_code ec;
+    std::filesystem::rename(tmp, path, ec);
+    if (ec) say("cannot write {}: {}", path, ec.message());
+  }
+
+  const ClusterSpec& spec_;
+  std::vector<Child> children_;
+  bool stopping_ = false;
+};
+
+std::string lock_path(const ClusterSpec& spec) {
+  return spec.run_dir() + "/supervisor.lock";
+}
+std::string pid_path(const ClusterSpec& spec) {
+  return spec.run_dir() + "/supervisor.pid";
+}
+
+}  // namespace
+
+std::optional<int> running_supervisor(const ClusterSpec& spec) {
+  const int fd = ::open(lock_path(spec).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  const bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  ::close(fd);
+  if (!held) return std::nullopt;
+  std::ifstream in(pid_path(spec));
+  int pid = 0;
+  in >> pid;
+  return pid;
+}
+
+int run_supervisor(const ClusterSpec& spec, const std::string& quire) {
+  std::error_code ec;
+  std::filesystem::create_directories(spec.run_dir(), ec);
+  std::filesystem::create_directories(spec.dir + "/logs", ec);
+  const int lock = ::open(lock_path(spec).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock < 0 || ::flock(lock, LOCK_EX | LOCK_NB) != 0) {
+    say("cluster {} already has a supervisor (pid file {})", spec.dir, pid_path(spec));
+    return 1;
+  }
+  {
+    std::ofstream out(pid_path(spec), std::ios::trunc);
+    out << ::getpid() << "\n";
+  }
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGTERM, &sa, nullptr);
+  ::sigaction(SIGINT, &sa, nullptr);
+  sa.sa_handler = on_hup;
+  ::sigaction(SIGHUP, &sa, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+  say("supervising cluster {} in {} (pid {})", spec.name, spec.dir, ::getpid());
+  Supervisor supervisor(spec, quire);
+  const int rc = supervisor.run();
+  std::filesystem::remove(pid_path(spec), ec);
+  ::close(lock);  // releases the lock
+  return rc;
+}
+
+Result<SupervisorState> read_state(const ClusterSpec& spec) {
+  const std::string path = spec.run_dir() + "/state.json";
+  std::ifstream in(path);
+  if (!in) return not_found(fmt::format("no {}: the cluster was never started", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  auto j = nlohmann::json::parse(text.str(), nullptr, false);
+  if (j.is_discarded()) return invalid_argument(fmt::format("{} is not valid JSON", path));
+  SupervisorState s;
+  try {
+    s.supervisor_pid = j.at("supervisor_pid").get<int>();
+    s.stopping = j.at("stopping").get<bool>();
+    for (const auto& p : j.at("processes")) {
+      ProcessState ps;
+      ps.name = p.at("name").get<std::string>();
+      const auto kind = p.at("kind").get<std::string>();
+      ps.kind = kind == "etcd"         ? ProcessKind::kEtcd
+                : kind == "pageserver" ? ProcessKind::kPageServer
+                                       : ProcessKind::kNode;
+      ps.address = p.at("address").get<std::string>();
+      ps.pid = p.at("pid").get<int>();
+      ps.alive = p.at("alive").get<bool>();
+      ps.starts = p.at("starts").get<uint64_t>();
+      ps.restarts = p.at("restarts").get<uint64_t>();
+      ps.last_exit = p.at("last_exit").get<std::string>();
+      s.processes.push_back(std::move(ps));
+    }
+  } catch (const nlohmann::json::exception& e) {
+    return invalid_argument(fmt::format("{}: {}", path, e.what()));
+  }
+  return s;
+}
+
+}  // namespace quire::cluster
