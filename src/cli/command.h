@@ -51,6 +51,9 @@ void add_kms_commands(CLI::App& app, Commands& commands);
 // `quire certs create-ca|create-node` (certs_cmd.cc).
 void add_certs_commands(CLI::App& app, Commands& commands);
 
+// `quire node` (node_cmd.cc).
+void add_node_command(CLI::App& app, Commands& commands);
+
 // `quire cluster init|start|status|stop|kill` (cluster_cmd.cc).
 void add_cluster_commands(CLI::App& app, Commands& commands);
 

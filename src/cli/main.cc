@@ -88,6 +88,7 @@ int main(int argc, char** argv) {
   quire::cli::add_kms_commands(app, commands);
   quire::cli::add_chaos_commands(app, commands);
   quire::cli::add_certs_commands(app, commands);
+  quire::cli::add_node_command(app, commands);
   quire::cli::add_cluster_commands(app, commands);
 
   if (!subcommands_known(app, argc, argv)) return kExitUsage;

@@ -69,7 +69,7 @@ int spawn_supervisor(const ClusterSpec& spec, const std::string& quire) {
 
 bool NodeReport::serving() const {
   if (!answered) return false;
-  if (role == "primary") return state == "RUNNING";
+  if (role == "primary") return state == "SERVING";
   return state == "SECONDARY";
 }
 

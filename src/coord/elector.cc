@@ -48,13 +48,22 @@ void Elector::resign(const Status& why) {
       Status(why.code() == Code::kOk ? Code::kCancelled : why.code(), "resigned: " + why.message());
 }
 
+void Elector::retire(const Status& why) {
+  retiring_ = true;
+  resign(why);
+}
+
 MonoTime Elector::valid_until() const {
   return lease_ ? validity_end(lease_->renewed_sent, options_) : MonoTime();
 }
 
 Task<void> Elector::run() {
-  while (true) {
+  while (!retiring_) {
     auto won = co_await win();
+    if (won.is_ok() && retiring_) {  // won while shutting down: give it back
+      drop_lease();
+      co_return;
+    }
     if (!won.is_ok()) {
       if (won.status().code() == Code::kCancelled) co_return;
       env_.log().info(kComponent, 47001, "not elected; campaigning again",
@@ -74,6 +83,7 @@ Task<void> Elector::run() {
     // its reason (resign() turns OK into Cancelled).
     if (why.code() == Code::kCancelled && lease_->lost.is_ok()) co_return;
     depose(why);
+    if (retiring_) co_return;
     if (!(co_await env_.executor().sleep(options_.retry_pause)).is_ok()) co_return;
   }
 }
@@ -101,12 +111,16 @@ void Elector::drop_lease() {
   if (!lease_) return;
   lease_->stop = true;
   // Best effort, so the next candidate need not wait out the TTL.
-  auto revoke = [](Coordinator& c, int64_t id, Deadline d) -> Task<void> {
+  auto revoke = [](Coordinator& c, int64_t id, Deadline d,
+                   std::shared_ptr<int> in_flight) -> Task<void> {
     (void)co_await c.revoke_lease(id, d);
+    --*in_flight;
   };
-  env_.executor().spawn(
-      "revoke-lease",
-      revoke(coordinator_, lease_->id, env_.executor().deadline_after(options_.call_timeout)));
+  ++*revokes_in_flight_;
+  env_.executor().spawn("revoke-lease",
+                        revoke(coordinator_, lease_->id,
+                               env_.executor().deadline_after(options_.call_timeout),
+                               revokes_in_flight_));
   lease_.reset();
 }
 

@@ -64,6 +64,12 @@ class Elector {
   // deleted, so another candidate need not wait out the TTL) when the loop notices, within
   // renew_interval / 2, and it campaigns again. A no-op when not leading.
   void resign(const Status& why);
+  // Resigns (when leading) and campaigns no more: the process is shutting down. A campaign
+  // in flight that still wins gives its lease back at once. retired() turns true once this
+  // node leads no more and every revocation it sent was answered (or timed out), so the
+  // next candidate need not wait out the lease.
+  void retire(const Status& why);
+  bool retired() const { return retiring_ && !leading_ && *revokes_in_flight_ == 0; }
 
   // Whether this node may act as leader at `now` (see the header): elected, the lease not
   // known lost, and now before valid_until().
@@ -98,6 +104,8 @@ class Elector {
   std::optional<Leadership> leading_;
   std::shared_ptr<LeaseState> lease_;  // from grant until dropped
   uint64_t terms_won_ = 0;
+  bool retiring_ = false;
+  std::shared_ptr<int> revokes_in_flight_ = std::make_shared<int>(0);
 };
 
 }  // namespace quire
