@@ -90,6 +90,14 @@ b=open('$kms_dir/c/cmk.key','rb').read()
 print(b[-36:-4].hex())")
 check "kms: no output carries key bytes" bash -c "! ( '$quire' kms status --dir '$kms_dir/c' 2>&1; '$quire' kms rotate --dir '$kms_dir/c' 2>&1 ) | grep -qi '$key_hex'"
 check "kms: a missing --dir exits 2" test "$(exit_of "$quire" kms status)" = 2
+# node: bad configurations exit 2 naming the problem; a missing CMK file exits 1 naming it.
+node_args=(node --name n --pageservers 127.0.0.1:1,127.0.0.1:2,127.0.0.1:3 --etcd http://127.0.0.1:9)
+check "node: client port 0 exits 2" test "$(exit_of "$quire" "${node_args[@]}" --client 127.0.0.1:0 --cmk "$kms_dir/c/cmk.key")" = 2
+check "node: a wildcard client address without --advertise exits 2" test "$(exit_of "$quire" "${node_args[@]}" --client 0.0.0.0:7 --cmk "$kms_dir/c/cmk.key")" = 2
+check "node: a write quorum that is not a majority exits 2" test "$(exit_of "$quire" "${node_args[@]}" --client 127.0.0.1:7 --write-quorum 1 --cmk "$kms_dir/c/cmk.key")" = 2
+check "node: an unknown pick-up policy exits 2" test "$(exit_of "$quire" "${node_args[@]}" --client 127.0.0.1:7 --pickup-policy bogus --cmk "$kms_dir/c/cmk.key")" = 2
+node_err=$("$quire" "${node_args[@]}" --client 127.0.0.1:7 --cmk "$kms_dir/missing/cmk.key" 2>&1 >/dev/null; echo "exit=$?")
+check "node: a missing CMK file exits 1 naming it" bash -c "grep -q 'exit=1' <<<\"\$1\" && grep -q 'missing/cmk.key does not exist' <<<\"\$1\"" _ "$node_err"
 rm -rf "$kms_dir"
 # chaos race: the report's race forced; each policy's exit code, the JSON report, bad input.
 race_dir=$(mktemp -d)

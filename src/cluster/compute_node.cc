@@ -117,9 +117,15 @@ Status ComputeNode::open_kms(Nanos timeout) {
     if (loop_.stop_signal() != 0) return cancelled("stopped by a signal while opening the CMK file");
     return deadline_exceeded(fmt::format("no answer from the CMK file {}", options_.cmk_file));
   }
+  if (opened.code() == Code::kNotFound) {
+    const std::string dir = std::filesystem::path(options_.cmk_file).parent_path().string();
+    return invalid_argument(fmt::format(
+        "CMK file {} does not exist (`quire cluster init` makes one; or `quire kms status --dir "
+        "{} --create`)",
+        options_.cmk_file, dir.empty() ? "." : dir));
+  }
   if (!opened.is_ok()) {
-    return Status(opened.code() == Code::kNotFound ? Code::kInvalidArgument : opened.code(),
-                  fmt::format("CMK file {}: {}", options_.cmk_file, opened.to_string()));
+    return Status(opened.code(), fmt::format("CMK file {}: {}", options_.cmk_file, opened.to_string()));
   }
   return Status();
 }
