@@ -203,6 +203,7 @@ struct FileKms::State {
   AsyncMutex mutex;
   bool open = false;
   CmkVersions versions;
+  MonoTime loaded_at;  // when `versions` was last read from (or written to) the file
 };
 
 FileKms::FileKms(Env& env, FileKmsOptions options)
@@ -243,14 +244,31 @@ Task<Status> FileKms::open() {
   }
 
   QUIRE_CO_RETURN_IF_ERROR(check_private_file(options_, *stat));
-  WipedBytes data;
-  Status read = co_await read_file(disk, options_.path, describe(options_), &data);
-  if (read.code() == Code::kCorruption) co_return read;
-  if (!read.is_ok()) co_return with_file_context(options_, "read", read);
-  Result<CmkVersions> versions = decode(options_, data.bytes);
+  Result<CmkVersions> versions = co_await load();
   if (!versions.is_ok()) co_return versions.status();
   s.versions = std::move(versions).value();
   s.open = true;
+  s.loaded_at = env_.executor().now();
+  co_return Status();
+}
+
+Task<Result<CmkVersions>> FileKms::load() {
+  WipedBytes data;
+  Status read = co_await read_file(env_.disk(), options_.path, describe(options_), &data);
+  if (read.code() == Code::kCorruption) co_return read;
+  if (!read.is_ok()) co_return with_file_context(options_, "read", read);
+  co_return decode(options_, data.bytes);
+}
+
+Task<Status> FileKms::reload_locked() {
+  State& s = *state_;
+  Result<FileStatus> stat = co_await env_.disk().file_status(options_.path);
+  if (!stat.is_ok()) co_return with_file_context(options_, "stat", stat.status());
+  QUIRE_CO_RETURN_IF_ERROR(check_private_file(options_, *stat));
+  Result<CmkVersions> versions = co_await load();
+  if (!versions.is_ok()) co_return versions.status();
+  s.versions = std::move(versions).value();
+  s.loaded_at = env_.executor().now();
   co_return Status();
 }
 
@@ -265,8 +283,21 @@ Task<Result<WrappedKey>> FileKms::wrap(Bytes context, SecretKey key) {
 }
 
 Task<Result<SecretKey>> FileKms::unwrap(Bytes context, WrappedKey wrapped) {
-  if (!state_->open) co_return not_open(options_);
-  co_return state_->versions.unwrap(context, wrapped);
+  State& s = *state_;
+  if (!s.open) co_return not_open(options_);
+  // A version this instance has not seen may have been added by another node sharing the
+  // file (a CMK rotation on the primary): read the file again, at most once per interval.
+  if (!s.versions.contains(wrapped.cmk_version) &&
+      env_.executor().now() - s.loaded_at >= kReloadIntervalMin) {
+    QUIRE_CO_RETURN_IF_ERROR(co_await s.mutex.lock());
+    MutexGuard guard(s.mutex);
+    if (!s.versions.contains(wrapped.cmk_version)) {
+      Status reloaded = co_await reload_locked();
+      s.loaded_at = env_.executor().now();  // a failed read also waits out the interval
+      if (!reloaded.is_ok()) co_return reloaded;
+    }
+  }
+  co_return s.versions.unwrap(context, wrapped);
 }
 
 Task<Result<uint32_t>> FileKms::rotate() {
@@ -274,6 +305,9 @@ Task<Result<uint32_t>> FileKms::rotate() {
   if (!s.open) co_return not_open(options_);
   QUIRE_CO_RETURN_IF_ERROR(co_await s.mutex.lock());
   MutexGuard guard(s.mutex);
+  // The file is the truth every node sharing it reads: start from what it holds now, so a
+  // version another node added is never dropped by this rewrite.
+  QUIRE_CO_RETURN_IF_ERROR(co_await reload_locked());
   Result<uint32_t> version = s.versions.next_version();
   if (!version.is_ok()) co_return version.status();
   // The new state goes in memory only once durable, so no wrap uses a version that a
@@ -293,6 +327,7 @@ Task<Status> FileKms::retire(uint32_t version) {
   if (!s.open) co_return not_open(options_);
   QUIRE_CO_RETURN_IF_ERROR(co_await s.mutex.lock());
   MutexGuard guard(s.mutex);
+  QUIRE_CO_RETURN_IF_ERROR(co_await reload_locked());  // as rotate does
   QUIRE_CO_RETURN_IF_ERROR(s.versions.check_retire(version));
   CmkVersions next = s.versions.clone();
   next.remove(version);

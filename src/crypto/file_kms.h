@@ -10,6 +10,14 @@
 //   - a malformed or damaged file (Corruption),
 //   - a missing file when create_if_missing is false (NotFound).
 //
+// Sharing. The compute nodes of a cluster share one file (`quire cluster`; on separate hosts
+// a shared or replicated path, docs/deploy.md). The file is the truth: rotate and retire
+// re-read it before they rewrite it, so a version another node added is never dropped, and
+// unwrap of a version this instance does not hold re-reads it (at most once per
+// kReloadIntervalMin), so a standby unwraps a KEK the primary wrapped under a CMK version
+// it has just added. Two nodes rotating at once may race (one version wins); only the
+// primary rotates.
+//
 // File format (little-endian): magic "QCMK" | format version u8 | key id (length-prefixed)
 // | active version u32 | count u32 | count x {version u32, 32 key bytes} | CRC32C (masked)
 // of everything before it. Rotation and retirement write a new file (temp, sync, rename,
@@ -20,6 +28,7 @@
 #include <memory>
 #include <string>
 
+#include "crypto/cmk_versions.h"
 #include "crypto/kms.h"
 #include "runtime/env.h"
 
@@ -33,6 +42,8 @@ struct FileKmsOptions {
 
 class FileKms : public Kms {
  public:
+  static constexpr Nanos kReloadIntervalMin = std::chrono::milliseconds(100);
+
   FileKms(Env& env, FileKmsOptions options);
   ~FileKms() override;
 
@@ -49,6 +60,10 @@ class FileKms : public Kms {
 
  private:
   struct State;
+  // Reads and decodes the file (its contents only; open() checks the path first).
+  Task<Result<CmkVersions>> load();
+  // Replaces the in-memory versions with the file's; the state's mutex is held.
+  Task<Status> reload_locked();
   Env& env_;
   FileKmsOptions options_;
   std::unique_ptr<State> state_;

@@ -292,6 +292,41 @@ TEST_F(FileKmsSimTest, RotateMakesANewActiveVersionAndKeepsOldOnesForUnwrap) {
   EXPECT_EQ(store().current_files(), std::vector<std::string>{"cmk.key"});
 }
 
+// Two compute nodes sharing one CMK file (as `quire cluster` runs them): what one adds,
+// the other unwraps with, and a rotation by either never drops the other's version.
+TEST_F(FileKmsSimTest, InstancesSharingTheFileSeeEachOthersVersions) {
+  auto primary = open_kms();
+  auto standby = open_kms();
+  const Bytes context = bytes_of("kek v2");
+  SecretKey kek = test_key(4);
+  const std::vector<uint32_t> one_two_three{1, 2, 3};
+  run([&]() -> Task<void> {
+    EXPECT_EQ((co_await primary->rotate()).value(), 2u);
+    Result<WrappedKey> wrapped = co_await primary->wrap(context, kek.clone());
+    EXPECT_EQ(wrapped.value().cmk_version, 2u);
+    // The standby has not seen version 2: it reads the file again, once the interval passed.
+    (void)co_await env().executor().sleep(FileKms::kReloadIntervalMin);
+    Result<SecretKey> key = co_await standby->unwrap(context, wrapped.value());
+    EXPECT_TRUE(key.is_ok()) << key.status().to_string();
+    if (key.is_ok()) {
+      EXPECT_TRUE(key->equals(kek));
+    }
+    // The standby rotates from what the file holds: version 3, with 1 and 2 kept.
+    EXPECT_EQ((co_await standby->rotate()).value(), 3u);
+    EXPECT_EQ((co_await standby->versions()).value(), one_two_three);
+    // A version nobody wrote stays unknown; asking again within the interval reads nothing.
+    WrappedKey unknown = wrapped.value();
+    unknown.cmk_version = 9;
+    EXPECT_EQ((co_await primary->unwrap(context, unknown)).code(), Code::kNotFound);
+    EXPECT_EQ((co_await primary->unwrap(context, unknown)).code(), Code::kNotFound);
+  });
+  auto reopened = open_kms();
+  run([&]() -> Task<void> {
+    EXPECT_EQ((co_await reopened->versions()).value(), one_two_three);
+    EXPECT_EQ((co_await reopened->active_version()).value(), 3u);
+  });
+}
+
 TEST_F(FileKmsSimTest, RotationIsDurableWhenItReturns) {
   auto kms = open_kms();
   const Bytes context = bytes_of("kek");
