@@ -57,7 +57,8 @@ Status validate(const ComputeNodeOptions& o) {
   if (o.pageservers.empty()) return invalid_argument("no page server given");
   for (const auto& ps : o.pageservers) {
     auto a = parse_tcp_address(ps);
-    if (!a.is_ok()) return invalid_argument(fmt::format("page server {}: {}", ps, a.status().message()));
+    if (!a.is_ok())
+      return invalid_argument(fmt::format("page server {}: {}", ps, a.status().message()));
   }
   if (o.write_quorum < 1 || o.write_quorum > o.pageservers.size() ||
       2 * o.write_quorum <= o.pageservers.size()) {
@@ -114,7 +115,8 @@ Status ComputeNode::open_kms(Nanos timeout) {
   TaskId id = env_->executor().spawn("cmk-open", open(*kms_, opened));
   if (!loop_.run_until([&] { return env_->executor().is_done(id); }, timeout)) {
     env_->executor().cancel(id);
-    if (loop_.stop_signal() != 0) return cancelled("stopped by a signal while opening the CMK file");
+    if (loop_.stop_signal() != 0)
+      return cancelled("stopped by a signal while opening the CMK file");
     return deadline_exceeded(fmt::format("no answer from the CMK file {}", options_.cmk_file));
   }
   if (opened.code() == Code::kNotFound) {
@@ -125,7 +127,8 @@ Status ComputeNode::open_kms(Nanos timeout) {
         options_.cmk_file, dir.empty() ? "." : dir));
   }
   if (!opened.is_ok()) {
-    return Status(opened.code(), fmt::format("CMK file {}: {}", options_.cmk_file, opened.to_string()));
+    return Status(opened.code(),
+                  fmt::format("CMK file {}: {}", options_.cmk_file, opened.to_string()));
   }
   return Status();
 }
@@ -151,15 +154,16 @@ Result<Address> ComputeNode::start(Nanos timeout) {
     return std::move(kms_);
   };
   RealLoop* loop = &loop_;
-  ReplicaNode::CoordinatorFactory coordinator = [loop, etcd](Env& env) -> std::unique_ptr<Coordinator> {
+  ReplicaNode::CoordinatorFactory coordinator = [loop,
+                                                 etcd](Env& env) -> std::unique_ptr<Coordinator> {
     auto c = EtcdCoordinator::create(*loop, env, etcd);
     QUIRE_ASSERT(c.is_ok());  // the same options were accepted above
     return std::move(c).value();
   };
   node_ = std::make_unique<ReplicaNode>(*env_, std::move(config), kms, coordinator);
 
-  watch_ = std::make_unique<LeaderWatch>(*env_, *watch_coordinator_,
-                                         LeaderWatchOptions{.election = election_name(options_.cluster)});
+  watch_ = std::make_unique<LeaderWatch>(
+      *env_, *watch_coordinator_, LeaderWatchOptions{.election = election_name(options_.cluster)});
   resp::RespCommandsOptions co;
   co.requirepass = options_.requirepass;
   co.databases = options_.databases;

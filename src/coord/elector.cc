@@ -117,10 +117,10 @@ void Elector::drop_lease() {
     --*in_flight;
   };
   ++*revokes_in_flight_;
-  env_.executor().spawn("revoke-lease",
-                        revoke(coordinator_, lease_->id,
-                               env_.executor().deadline_after(options_.call_timeout),
-                               revokes_in_flight_));
+  env_.executor().spawn(
+      "revoke-lease",
+      revoke(coordinator_, lease_->id, env_.executor().deadline_after(options_.call_timeout),
+             revokes_in_flight_));
   lease_.reset();
 }
 

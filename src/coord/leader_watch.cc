@@ -10,7 +10,10 @@ constexpr Nanos kLogInterval = std::chrono::seconds(5);
 }  // namespace
 
 LeaderWatch::LeaderWatch(Env& env, Coordinator& coordinator, LeaderWatchOptions options)
-    : env_(env), coordinator_(coordinator), options_(std::move(options)), log_limit_(kLogInterval) {}
+    : env_(env),
+      coordinator_(coordinator),
+      options_(std::move(options)),
+      log_limit_(kLogInterval) {}
 
 LeaderWatch::~LeaderWatch() {
   if (started_) env_.executor().cancel(task_);
@@ -35,8 +38,9 @@ Task<void> LeaderWatch::run() {
     if (current.is_ok() || current.code() == Code::kNotFound) {
       std::optional<Leadership> seen;
       if (current.is_ok()) seen = *current;
-      const bool changed = seen.has_value() != leader_.has_value() ||
-                           (seen && (seen->epoch != leader_->epoch || seen->value != leader_->value));
+      const bool changed =
+          seen.has_value() != leader_.has_value() ||
+          (seen && (seen->epoch != leader_->epoch || seen->value != leader_->value));
       if (changed) {
         env_.log().info(kComponent, kLogLeaderChanged, "leader changed",
                         {{"election", options_.election},

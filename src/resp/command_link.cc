@@ -59,10 +59,11 @@ Task<Status> CommandLink::connect(const Address& to, Deadline deadline) {
   co_return Status();
 }
 
-Task<Result<CommandLink::Reply>> CommandLink::exchange(const std::vector<std::string>& args, Deadline deadline) {
+Task<Result<CommandLink::Reply>> CommandLink::exchange(const std::vector<std::string>& args,
+                                                       Deadline deadline) {
   const std::string request = encode_multibulk(args);
-  Status written = conn_->write(ByteView(reinterpret_cast<const uint8_t*>(request.data()),
-                                         request.size()));
+  Status written =
+      conn_->write(ByteView(reinterpret_cast<const uint8_t*>(request.data()), request.size()));
   if (!written.is_ok()) co_return written;
   std::array<uint8_t, 512> chunk{};
   size_t eol = buffer_.find("\r\n");
