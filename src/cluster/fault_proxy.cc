@@ -220,7 +220,7 @@ void FaultProxy::run() {
     }
     relays.erase(std::remove_if(relays.begin(), relays.end(), [](auto& r) { return r->dead; }),
                  relays.end());
-    if (fds[1].revents & POLLIN) accept_new(relays, mode, target);
+    if (fds[1].revents & POLLIN) accept_new(relays, target);
   }
   for (auto& r : relays) {
     if (!r->dead) r->reset();
@@ -296,14 +296,16 @@ void FaultProxy::service(Relay& r, short client_events, short server_events,
   }
 }
 
-void FaultProxy::accept_new(std::vector<std::unique_ptr<Relay>>& relays, ProxyMode mode,
+void FaultProxy::accept_new(std::vector<std::unique_ptr<Relay>>& relays,
                             const sockaddr_in& target) {
   while (true) {
     int c = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (c < 0) return;
     accepted_++;
+    // The mode as of this connection (it may have changed since the turn began).
+    const bool refuse = mode_.load() == ProxyMode::kReset || relays.size() >= kConnectionsMax;
     int s = -1;
-    if (mode != ProxyMode::kReset && relays.size() < kConnectionsMax) {
+    if (!refuse) {
       s = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     }
     int rc = -1;

@@ -71,8 +71,9 @@ class FaultProxy {
                std::vector<pollfd>& fds) const;
   // Completes a connect, moves bytes both ways, ends the relay on an error or both EOFs.
   void service(Relay& r, short client_events, short server_events, std::chrono::nanoseconds delay);
-  void accept_new(std::vector<std::unique_ptr<Relay>>& relays, ProxyMode mode,
-                  const sockaddr_in& target);
+  // Accepts what waits: relayed, or reset when the mode (read per connection) is kReset
+  // or kConnectionsMax relays exist.
+  void accept_new(std::vector<std::unique_ptr<Relay>>& relays, const sockaddr_in& target);
   void wake();
 
   int listen_fd_ = -1;

@@ -154,6 +154,11 @@ TEST_F(FaultProxyTest, ResetBreaksLiveConnectionsAndRefusesNewOnes) {
   r = read_n(fresh, 1, milliseconds(2000));
   EXPECT_TRUE(r == "<error>" || r == "<eof>") << r;
   ::close(fresh);
+  // The client may see the reset before the proxy counts it.
+  const auto until = Clock::now() + milliseconds(2000);
+  while (proxy_->connections_reset() < 2 && Clock::now() < until) {
+    std::this_thread::sleep_for(milliseconds(1));
+  }
   EXPECT_GE(proxy_->connections_reset(), 2u);
   // Back to pass: new connections work again.
   proxy_->set_mode(ProxyMode::kPass);
