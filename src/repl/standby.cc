@@ -321,17 +321,26 @@ Task<bool> Standby::apply_committed(uint64_t epoch) {
     auto applied = co_await apply_record(pending_.front());
     if (!running_ || epoch != epoch_) co_return false;
     if (!applied.is_ok()) {
+      // A record that cannot be applied fails the same way after a rebuild until its cause
+      // is gone (a CMK version this node cannot unwrap yet, a key service that refuses):
+      // count it as a failed rebuild and back off, or the node loops re-syncing at full
+      // speed (found on a real cluster with a stale CMK file: 15,000 step-downs in 10 s).
+      rebuild_failures_in_row_++;
+      apply_failed_at_ = std::max(apply_failed_at_, pending_.front().lsn);
       step_down(fmt::format("log record {} could not be applied: {}", pending_.front().lsn.value,
                             applied.status().to_string()));
+      co_await env_.executor().sleep(
+          std::min(options_.resync_backoff_max, backoff(rebuild_failures_in_row_)));
       co_return false;
     }
     if (!*applied) {
       co_await env_.executor().sleep(backoff(kKmsWaitBackoffFailures));
       co_return false;
     }
+    const Lsn applied_lsn = pending_.front().lsn;
     pending_.pop_front();
-    if (rebuild_failures_in_row_ > 0) {
-      // Progress after a rebuild: whatever kept re-syncing from working is over.
+    if (rebuild_failures_in_row_ > 0 && applied_lsn > apply_failed_at_) {
+      // Progress past what failed: whatever kept re-syncing from working is over.
       rebuild_failures_in_row_ = 0;
       resync_error_ = Status();
     }

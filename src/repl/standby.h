@@ -247,6 +247,9 @@ class Standby {
   std::deque<Record> pending_;  // fetched, ascending LSN, not yet applied
   Status resync_error_;
   int rebuild_failures_in_row_ = 0;
+  // The highest record that could not be applied: applying up to it again after a rebuild
+  // is not progress (rebuild_failures_in_row_ keeps counting).
+  Lsn apply_failed_at_;
 
   // Checkpoint manager.
   Lsn latest_applicable_;

@@ -313,6 +313,40 @@ TEST_F(StandbyTest, ReadsAreRefusedWhileResyncingAndCorrectAfterwards) {
   EXPECT_TRUE(world().aborts().empty());
 }
 
+// A log record this standby cannot apply (a CMK version its key service refuses, as a
+// standby whose CMK file is stale would) fails again after every rebuild: the standby backs
+// off between re-syncs instead of looping at full speed, and follows again once it can.
+TEST_F(StandbyTest, ARecordThatCannotBeAppliedBacksOffBetweenResyncs) {
+  up(small_config(11));
+  put("k", "v1");
+  ASSERT_TRUE(caught_up());
+  Primary* p = primary();
+  ASSERT_NE(p, nullptr);
+  std::optional<Status> rotated;
+  ASSERT_TRUE(sim().run_on(
+      sim().primary_id(), [p, &rotated]() -> Task<void> { rotated = co_await p->rotate_cmk(); },
+      10s));
+  ASSERT_TRUE(rotated.has_value() && rotated->is_ok());
+  sim().kms().faults().refused.insert(2);  // the standby cannot unwrap what v2 wraps
+  const uint64_t resyncs_before = standby()->stats().resyncs;
+  wait_for([] { return false; }, 10s);
+  const uint64_t resyncs = standby()->stats().resyncs - resyncs_before;
+  EXPECT_GE(resyncs, 1u);
+  // Backoff from 50 ms doubling to resync_backoff_max (5 s): about 8 in 10 s. Without it,
+  // every simulated millisecond or so.
+  EXPECT_LE(resyncs, 12u);
+  RecordProperty("resyncs", static_cast<int>(resyncs));
+  EXPECT_NE(standby()->state(), StandbyState::kSecondary);
+
+  sim().kms().faults().refused.clear();
+  put("k", "v2");
+  ASSERT_TRUE(caught_up(15s)) << "state " << standby_state_name(standby()->state());
+  auto after = standby_get("k");
+  ASSERT_TRUE(after.is_ok()) << after.status().to_string();
+  EXPECT_EQ(after->value, std::optional<std::string>("v2"));
+  EXPECT_TRUE(world().aborts().empty());
+}
+
 // ---- A checkpoint with a stale keystore, under each policy ---------------------------------
 
 TEST_F(StandbyTest, StaleKeystoreUnderAcceptInstallsAndKeepsTheNewerKeystore) {
