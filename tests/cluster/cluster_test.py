@@ -13,7 +13,8 @@ SIGKILLs any pid DIR/run/state.json still names, and the supervisor.
 Every wait is a deadline-bounded poll and every client has a socket timeout.
 
 Run: /usr/bin/python3 tests/cluster/cluster_test.py --quire build/release/src/quire
-     [--ports 30000-39999] [--keep] [unittest names, e.g. B_Commands.test_strings]
+     [--ports 30000-39999] [--keep] [--budget SECONDS]
+     [unittest names, e.g. B_Commands.test_strings]
 """
 
 import argparse
@@ -33,7 +34,7 @@ import redis
 
 # Bounds (seconds unless named otherwise).
 START_WAIT = 60  # `quire cluster start --wait`
-CMD_TIMEOUT = 120  # any quire subprocess (stop waits for the supervisor's grace periods)
+CMD_TIMEOUT = 60  # any quire subprocess (`stop` gives the supervisor 3 x 10 s + 10 s)
 CLIENT_TIMEOUT = 10  # redis-py socket timeout for ordinary commands
 STATUS_TIMEOUT = 1.0  # QUIRE.STATUS probes (a stopped node must not stall the poll)
 FAILOVER_WAIT = 15  # a new primary after SIGKILL (lease TTL 2 s) or SIGSTOP
@@ -42,7 +43,8 @@ CATCHUP_WAIT = 20  # a standby reaching a state or keystore version
 STOP_SECONDS = 5  # how long the primary is SIGSTOPped (lease TTL 2 s)
 POLL = 0.05
 PORT_SPAN = 23  # P .. P+22
-BUDGET = 330  # the whole suite; then the watchdog stops the cluster and exits (ctest: 400)
+BUDGET = 300  # the whole suite; then the watchdog stops the cluster (<= CMD_TIMEOUT) and
+# exits, before ctest's TIMEOUT (400 s) would kill this process and leave the cluster running
 VALUE_MAX = 1 << 20  # kValueBytesMax
 KEY_MAX = 4096  # kKeyBytesMax
 
@@ -989,16 +991,18 @@ class Z_Stop(ClusterTestBase):
 
 
 def main():
-    global QUIRE, PORTS, KEEP
+    global QUIRE, PORTS, KEEP, BUDGET
     ap = argparse.ArgumentParser(add_help=False)
     ap.add_argument("--quire", required=True)
     ap.add_argument("--ports", default="30000-39999")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--budget", type=int, default=BUDGET)
     args, rest = ap.parse_known_args()
     QUIRE = os.path.abspath(args.quire)
     lo, hi = (int(x) for x in args.ports.split("-"))
     PORTS = (lo, hi)
     KEEP = args.keep
+    BUDGET = args.budget
     t = time.monotonic()
 
     def watchdog():
