@@ -1,0 +1,1031 @@
+#!/usr/bin/python3
+"""Real-process tests of a local Quire cluster (`quire cluster`), through redis-py.
+
+One cluster for the whole module: etcd, three page servers (W=2) and three compute nodes
+under `quire cluster`'s supervisor, in a temporary directory, on a base port whose every
+port (P, P+1, P+10.., P+20..) was free when chosen. The command tests run first on a
+healthy cluster; the fault tests (SIGKILL, SIGSTOP, SIGTERM of the primary, SIGKILL of a
+page server during a KEK rotation) each leave the cluster for `setUp` to repair with
+`quire cluster start DIR`, which starts whatever is down. The last test stops the cluster
+and checks that every process is gone; a module cleanup stops it again whatever happened and
+SIGKILLs any pid DIR/run/state.json still names, and the supervisor.
+
+Every wait is a deadline-bounded poll and every client has a socket timeout.
+
+Run: /usr/bin/python3 tests/cluster/cluster_test.py --quire build/release/src/quire
+     [--ports 30000-39999] [--keep] [--budget SECONDS]
+     [unittest names, e.g. B_Commands.test_strings]
+"""
+
+import argparse
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+import redis
+
+# Bounds (seconds unless named otherwise).
+START_WAIT = 60  # `quire cluster start --wait`
+CMD_TIMEOUT = 60  # any quire subprocess (`stop` gives the supervisor 3 x 10 s + 10 s)
+CLIENT_TIMEOUT = 10  # redis-py socket timeout for ordinary commands
+STATUS_TIMEOUT = 1.0  # QUIRE.STATUS probes (a stopped node must not stall the poll)
+FAILOVER_WAIT = 15  # a new primary after SIGKILL (lease TTL 2 s) or SIGSTOP
+HANDOVER_MAX = 2.0  # a new primary after SIGTERM (~0.2 s; below the 2 s lease TTL)
+CATCHUP_WAIT = 20  # a standby reaching a state or keystore version
+STOP_SECONDS = 5  # how long the primary is SIGSTOPped (lease TTL 2 s)
+POLL = 0.05
+PORT_SPAN = 23  # P .. P+22
+BUDGET = 300  # the whole suite; then the watchdog stops the cluster (<= CMD_TIMEOUT) and
+# exits, before ctest's TIMEOUT (400 s) would kill this process and leave the cluster running
+VALUE_MAX = 1 << 20  # kValueBytesMax
+KEY_MAX = 4096  # kKeyBytesMax
+
+QUIRE = None
+PORTS = (30000, 39999)
+KEEP = False
+CLUSTER = None
+
+
+def log(msg):
+    sys.stderr.write("[cluster_test %s] %s\n" % (time.strftime("%H:%M:%S"), msg))
+    sys.stderr.flush()
+
+
+def ports_free(base):
+    """Whether every port the cluster uses binds on 127.0.0.1 now."""
+    wanted = [base, base + 1] + [base + 10 + i for i in range(3)] + [base + 20 + i for i in range(3)]
+    socks = []
+    try:
+        for port in wanted:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(s)
+            s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        for s in socks:
+            s.close()
+
+
+def choose_base_port(lo, hi, attempts=200):
+    rng = random.Random(os.getpid() ^ int(time.time() * 1000))
+    for _ in range(attempts):
+        base = rng.randrange(lo, hi - PORT_SPAN)
+        if ports_free(base):
+            return base
+    raise RuntimeError("no free base port in %d-%d after %d attempts" % (lo, hi, attempts))
+
+
+def pid_alive(pid):
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie is gone for our purposes; /proc says so.
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def raw(r, *args):
+    """One command's reply as the server sent it (no redis-py response callback)."""
+    conn = r.connection_pool.get_connection(args[0])
+    try:
+        conn.send_command(*args)
+        return conn.read_response()
+    finally:
+        r.connection_pool.release(conn)
+
+
+def deadline_poll(what, timeout, fn, interval=POLL):
+    """Calls fn() until it returns a true value (returned) or timeout passes (AssertionError)."""
+    until = time.monotonic() + timeout
+    last = None
+    while True:
+        last = fn()
+        if last:
+            return last
+        if time.monotonic() >= until:
+            raise AssertionError("%s: not within %.1f s" % (what, timeout))
+        time.sleep(interval)
+
+
+class Cluster:
+    """One `quire cluster` in a temporary directory."""
+
+    NODES = ("node1", "node2", "node3")
+    PAGESERVERS = ("ps1", "ps2", "ps3")
+
+    def __init__(self, quire, base_port):
+        self.quire = quire
+        self.base = base_port
+        self.root = tempfile.mkdtemp(prefix="quire-cluster-test-")
+        self.dir = os.path.join(self.root, "c")
+        self.pids_seen = set()
+        self.supervisor_pids = set()
+
+    def run(self, *args, check=True, timeout=CMD_TIMEOUT):
+        cmd = [self.quire, "cluster"] + list(args)
+        p = subprocess.run(cmd, capture_output=True, timeout=timeout)
+        if check and p.returncode != 0:
+            raise AssertionError("%s: exit %d\nstdout: %s\nstderr: %s" % (
+                " ".join(cmd), p.returncode, p.stdout.decode(errors="replace"),
+                p.stderr.decode(errors="replace")))
+        return p
+
+    def init(self):
+        self.run("init", self.dir, "--base-port", str(self.base))
+
+    def start(self, wait=START_WAIT):
+        p = self.run("start", self.dir, "--wait", str(wait), timeout=wait + 30)
+        self.remember_pids()
+        return p
+
+    def stop(self):
+        return self.run("stop", self.dir, check=False)
+
+    def kill(self, name, sig):
+        self.remember_pids()
+        self.run("kill", self.dir, name, "--signal", sig)
+
+    def status(self):
+        return json.loads(self.run("status", self.dir, "--json").stdout)
+
+    def state(self):
+        """DIR/run/state.json (src/cluster/supervisor.cc write_state), or None."""
+        try:
+            with open(os.path.join(self.dir, "run", "state.json")) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+
+    def remember_pids(self):
+        s = self.state()
+        if not s:
+            return
+        if s.get("supervisor_pid"):
+            self.supervisor_pids.add(s["supervisor_pid"])
+        for p in s.get("processes", []):
+            if p.get("pid"):
+                self.pids_seen.add(p["pid"])
+
+    def process(self, name):
+        for p in (self.state() or {}).get("processes", []):
+            if p["name"] == name:
+                return p
+        return None
+
+    def port(self, node):
+        return self.base + 20 + self.NODES.index(node)
+
+    def client(self, node, timeout=CLIENT_TIMEOUT, db=0):
+        return redis.Redis("127.0.0.1", self.port(node), db=db, socket_timeout=timeout,
+                           socket_connect_timeout=timeout)
+
+    def node_status(self, node, timeout=STATUS_TIMEOUT):
+        """The node's QUIRE.STATUS as a dict, or None when it does not answer in time."""
+        try:
+            c = self.client(node, timeout=timeout)
+            try:
+                return json.loads(c.execute_command("QUIRE.STATUS"))
+            finally:
+                c.close()
+        except (redis.RedisError, OSError, ValueError):
+            return None
+
+    def statuses(self, nodes=None):
+        return {n: self.node_status(n) for n in (nodes or self.NODES)}
+
+    def serving_primary(self, exclude=()):
+        for n in self.NODES:
+            if n in exclude:
+                continue
+            s = self.node_status(n)
+            if s and s.get("role") == "primary" and s.get("state") == "SERVING":
+                return n
+        return None
+
+    def wait_primary(self, exclude=(), timeout=FAILOVER_WAIT):
+        return deadline_poll("a serving primary other than %s" % (list(exclude),), timeout,
+                             lambda: self.serving_primary(exclude))
+
+    def ready(self):
+        """Every process alive, one serving primary, the other nodes SECONDARY."""
+        st = self.state()
+        if not st or not all(p["alive"] and pid_alive(p["pid"]) for p in st["processes"]):
+            return None
+        ss = self.statuses()
+        prim = [n for n, s in ss.items() if s and s["role"] == "primary" and s["state"] == "SERVING"]
+        sec = [n for n, s in ss.items() if s and s["role"] == "standby" and s["state"] == "SECONDARY"]
+        if len(prim) == 1 and len(sec) == len(self.NODES) - 1:
+            return prim[0]
+        return None
+
+    def repair(self):
+        """Starts whatever is down and waits until the cluster is ready; the primary's name."""
+        st = self.state()
+        down = [p["name"] for p in (st or {}).get("processes", [])
+                if not (p["alive"] and pid_alive(p["pid"]))]
+        if down:
+            log("restarting %s" % ", ".join(down))
+            self.start()
+        return deadline_poll("cluster ready", START_WAIT, self.ready, interval=0.2)
+
+    def standbys(self, primary):
+        return [n for n in self.NODES if n != primary]
+
+    def log_tail(self, name, lines=5):
+        try:
+            with open(os.path.join(self.dir, "logs", name + ".log"), "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 64 * 1024))
+                return b"\n".join(f.read().splitlines()[-lines:]).decode(errors="replace")
+        except OSError:
+            return ""
+
+    def cleanup(self):
+        """Stops the cluster, then SIGKILLs every pid that is still alive."""
+        self.remember_pids()
+        try:
+            p = self.stop()
+            if p.returncode != 0:
+                log("cluster stop: exit %d: %s" % (p.returncode, p.stderr.decode(errors="replace")))
+        except (subprocess.TimeoutExpired, OSError) as e:
+            log("cluster stop failed: %s" % e)
+        s = self.state() or {}
+        pids = {p["pid"] for p in s.get("processes", []) if p.get("pid")}
+        pids |= self.pids_seen
+        sup = set(self.supervisor_pids)
+        if s.get("supervisor_pid"):
+            sup.add(s["supervisor_pid"])
+        try:
+            with open(os.path.join(self.dir, "run", "supervisor.pid")) as f:
+                sup.add(int(f.read().strip() or 0))
+        except (OSError, ValueError):
+            pass
+        for pid in sorted(pids | sup):
+            if pid > 0 and pid_alive(pid) and self._ours(pid):
+                log("SIGKILL leftover pid %d" % pid)
+                try:
+                    os.kill(pid, signal.SIGCONT)
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+
+    def _ours(self, pid):
+        """Whether pid still runs something of this cluster (pids can be reused)."""
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                return self.dir.encode() in f.read()
+        except OSError:
+            return False
+
+
+def setUpModule():
+    global CLUSTER
+    base = choose_base_port(*PORTS)
+    CLUSTER = Cluster(QUIRE, base)
+    # Runs even when the rest of setUpModule fails (tearDownModule would not).
+    unittest.addModuleCleanup(cleanup_module)
+    log("cluster in %s, base port %d, quire %s" % (CLUSTER.dir, base, QUIRE))
+    CLUSTER.init()
+    t = time.monotonic()
+    CLUSTER.start()
+    log("started in %.1f s" % (time.monotonic() - t))
+
+
+_cleaned = threading.Lock()
+
+
+def cleanup_module():
+    if CLUSTER is None or not _cleaned.acquire(blocking=False):
+        return
+    CLUSTER.cleanup()
+    if KEEP:
+        log("kept %s" % CLUSTER.root)
+    else:
+        import shutil
+        shutil.rmtree(CLUSTER.root, ignore_errors=True)
+
+
+class ClusterTestBase(unittest.TestCase):
+    def setUp(self):
+        self.c = CLUSTER
+        self.primary = self.c.repair()
+        self.clients = []
+
+    def tearDown(self):
+        for cl in self.clients:
+            try:
+                cl.close()
+            except Exception:
+                pass
+
+    def client(self, node, **kw):
+        cl = self.c.client(node, **kw)
+        self.clients.append(cl)
+        return cl
+
+    def p(self, **kw):
+        return self.client(self.primary, **kw)
+
+    def assertError(self, fn, *fragments, exc=redis.ResponseError):
+        """fn() raises exc whose message holds every fragment; the message."""
+        with self.assertRaises(exc) as cm:
+            fn()
+        msg = str(cm.exception)
+        for frag in fragments:
+            self.assertIn(frag, msg)
+        return msg
+
+
+class A_Lifecycle(ClusterTestBase):
+    def test_cluster_started(self):
+        st = self.c.status()
+        self.assertTrue(st["running"])
+        self.assertTrue(pid_alive(st["supervisor_pid"]))
+        names = sorted(p["name"] for p in st["processes"])
+        self.assertEqual(names, sorted(["etcd", *Cluster.PAGESERVERS, *Cluster.NODES]))
+        for p in st["processes"]:
+            self.assertTrue(p["alive"], p)
+            self.assertTrue(pid_alive(p["pid"]), p)
+        roles = sorted((p["role"], p["state"]) for p in st["processes"] if p["kind"] == "node")
+        self.assertEqual(roles, [("primary", "SERVING"), ("standby", "SECONDARY"),
+                                 ("standby", "SECONDARY")])
+
+
+class B_Commands(ClusterTestBase):
+    """Commands on the primary (database 1..9: the fault tests use database 0)."""
+
+    def test_connection_commands(self):
+        r = self.p()
+        self.assertTrue(r.ping())
+        self.assertEqual(raw(r, "PING"), b"PONG")
+        self.assertEqual(raw(r, "PING", "hello"), b"hello")
+        self.assertEqual(r.echo(b"a\r\nb\x00c"), b"a\r\nb\x00c")
+        hello = r.execute_command("HELLO", "2")
+        self.assertIsInstance(hello, list)
+        fields = dict(zip(hello[0::2], hello[1::2]))
+        self.assertEqual(fields[b"server"], b"redis")
+        self.assertEqual(fields[b"proto"], 2)
+        self.assertEqual(fields[b"version"], b"7.0.15")
+        self.assertEqual(fields[b"role"], b"master")
+        self.assertError(lambda: r.execute_command("HELLO", "3"), "unsupported protocol version")
+        standby = self.client(self.c.standbys(self.primary)[0])
+        hello = standby.execute_command("HELLO", "2")
+        self.assertEqual(dict(zip(hello[0::2], hello[1::2]))[b"role"], b"replica")
+        # No requirepass: AUTH answers Redis's error, and commands need no AUTH.
+        self.assertError(lambda: r.execute_command("AUTH", "secret"),
+                         "called without any password configured")
+        # As Redis 7: the default user has no password, so AUTH default <anything> is OK.
+        self.assertEqual(raw(r, "AUTH", "default", "secret"), b"OK")
+        self.assertTrue(r.ping())
+        # SELECT: databases are separate.
+        r.execute_command("SELECT", "3")
+        r.set(b"sel", b"three")
+        r.execute_command("SELECT", "4")
+        self.assertIsNone(r.get(b"sel"))
+        r.execute_command("SELECT", "3")
+        self.assertEqual(r.get(b"sel"), b"three")
+        self.assertError(lambda: r.execute_command("SELECT", "16"), "DB index is out of range")
+        self.assertError(lambda: r.execute_command("SELECT", "-1"), "DB index is out of range")
+        # CLIENT.
+        r1, r2 = self.p(), self.p()
+        id1, id2 = r1.client_id(), r2.client_id()
+        self.assertIsInstance(id1, int)
+        self.assertNotEqual(id1, id2)
+        self.assertEqual(r1.client_id(), id1)
+        self.assertIsNone(r1.client_getname())
+        self.assertTrue(r1.client_setname("tester-1"))
+        self.assertEqual(r1.client_getname(), "tester-1")
+        self.assertIsNone(r2.client_getname())
+        self.assertError(lambda: r1.execute_command("CLIENT", "SETNAME", "has space"),
+                         "cannot contain spaces")
+
+    def test_strings(self):
+        r = self.p(db=1)
+        r.flushdb()
+        self.assertIsNone(r.get("k"))
+        self.assertTrue(r.set("k", "v1"))
+        self.assertEqual(r.get("k"), b"v1")
+        self.assertIsNone(r.set("k", "v2", nx=True))
+        self.assertEqual(r.get("k"), b"v1")
+        self.assertTrue(r.set("k", "v2", xx=True))
+        self.assertIsNone(r.set("absent", "v", xx=True))
+        self.assertEqual(r.exists("absent"), 0)
+        self.assertEqual(r.set("k", "v3", get=True), b"v2")
+        self.assertIsNone(r.set("new", "n", get=True))
+        self.assertEqual(r.get("new"), b"n")
+        for opt in (("EX", "10"), ("PX", "100"), ("EXAT", "9999999999"), ("PXAT", "9999999999999"),
+                    ("KEEPTTL",)):
+            self.assertError(lambda: r.execute_command("SET", "k", "x", *opt), "not supported",
+                             "never expire")
+        self.assertEqual(r.get("k"), b"v3")
+        self.assertTrue(r.setnx("nx", "1"))
+        self.assertFalse(r.setnx("nx", "2"))
+        self.assertEqual(r.get("nx"), b"1")
+        self.assertEqual(r.strlen("k"), 2)
+        self.assertEqual(r.strlen("absent"), 0)
+        self.assertEqual(r.exists("k", "nx", "absent", "k"), 3)
+        self.assertTrue(r.mset({"m1": "a", "m2": "b", "m3": "c"}))
+        self.assertEqual(r.mget("m1", "absent", "m3", "m2"), [b"a", None, b"c", b"b"])
+        self.assertFalse(r.msetnx({"m1": "x", "m4": "d"}))
+        self.assertIsNone(r.get("m4"))
+        self.assertEqual(r.get("m1"), b"a")
+        self.assertTrue(r.msetnx({"m4": "d", "m5": "e"}))
+        self.assertEqual(r.mget("m4", "m5"), [b"d", b"e"])
+        self.assertEqual(r.delete("m1", "m2", "absent", "m1"), 2)
+        self.assertEqual(r.exists("m1", "m2"), 0)
+        self.assertEqual(r.dbsize(), 6)  # k new nx m3 m4 m5
+
+    def test_counters(self):
+        r = self.p(db=2)
+        r.flushdb()
+        self.assertEqual(r.incr("n"), 1)
+        self.assertEqual(r.incrby("n", 41), 42)
+        self.assertEqual(r.decr("n"), 41)
+        self.assertEqual(r.decrby("n", 50), -9)
+        self.assertEqual(r.get("n"), b"-9")
+        self.assertEqual(r.decr("fresh"), -1)
+        r.set("big", str(2**63 - 1))
+        self.assertError(lambda: r.incr("big"), "increment or decrement would overflow")
+        self.assertEqual(r.get("big"), str(2**63 - 1).encode())
+        for bad in (b"abc", b" 1", b"+1", b"01", b"1.5", b""):
+            r.set("bad", bad)
+            self.assertError(lambda: r.incr("bad"), "value is not an integer or out of range")
+            self.assertEqual(r.get("bad"), bad)
+        self.assertError(lambda: r.incrby("n", "x"), "value is not an integer or out of range")
+
+    def test_scan_dbsize_flushdb(self):
+        r = self.p(db=5)
+        r.flushdb()
+        self.assertEqual(r.dbsize(), 0)
+        want = {b"scan:%04d" % i for i in range(700)}
+        other = {b"other:%03d" % i for i in range(60)}
+        pipe = r.pipeline(transaction=False)
+        for k in sorted(want | other):
+            pipe.set(k, b"x")
+        self.assertTrue(all(pipe.execute()))
+        self.assertEqual(r.dbsize(), len(want) + len(other))
+
+        def full_scan(**kw):
+            got, cursor, calls = [], 0, 0
+            while True:
+                cursor, keys = r.scan(cursor, **kw)
+                got.extend(keys)
+                calls += 1
+                self.assertLess(calls, 10000, "SCAN does not end")
+                if cursor == 0:
+                    return got, calls
+
+        got, calls = full_scan(match="scan:*", count=37)
+        self.assertEqual(len(got), len(want), "a key came back twice or not at all")
+        self.assertEqual(set(got), want)
+        self.assertGreater(calls, 1)
+        got, _ = full_scan(count=100)
+        self.assertEqual(sorted(got), sorted(want | other))
+        got, _ = full_scan(match="other:00?")
+        self.assertEqual(set(got), {b"other:%03d" % i for i in range(10)})
+        self.assertEqual(full_scan(match="nothing*")[0], [])
+        self.assertError(lambda: r.execute_command("SCAN", "123456789"), "invalid cursor")
+        self.assertTrue(r.flushdb())
+        self.assertEqual(r.dbsize(), 0)
+        self.assertEqual(full_scan()[0], [])
+
+    def test_info_config_command(self):
+        r = self.p(db=6)
+        r.set("info-key", "v")
+        server = r.info("server")
+        self.assertEqual(server["redis_version"], "7.0.15")
+        self.assertEqual(server["tcp_port"], self.c.port(self.primary))
+        pid = self.c.process(self.primary)["pid"]
+        self.assertEqual(server["process_id"], pid)
+        self.assertIn("quire_version", server)
+        self.assertGreaterEqual(r.info("clients")["connected_clients"], 1)
+        repl = r.info("replication")
+        self.assertEqual(repl["role"], "master")
+        # The standbys' QUIRE.REPORTs (every 50 ms, forgotten after 2 s) reach the primary.
+        deadline_poll("INFO replication connected_slaves:2", 5,
+                      lambda: r.info("replication")["connected_slaves"] == 2, 0.1)
+        persistence = r.info("persistence")
+        self.assertEqual(persistence["aof_enabled"], 1)
+        ks = r.info("keyspace")
+        self.assertIn("db6", ks)
+        self.assertGreaterEqual(ks["db6"]["keys"], 1)
+        quire = r.info("quire")
+        self.assertEqual(quire["quire_role"], "primary")
+        self.assertEqual(quire["quire_state"], "SERVING")
+        self.assertIn("quire_keystore_version", quire)
+        whole = r.info()
+        for key in ("redis_version", "connected_clients", "role", "aof_enabled"):
+            self.assertIn(key, whole)
+        # A standby's INFO replication.
+        standby = self.client(self.c.standbys(self.primary)[0])
+        self.assertEqual(standby.info("replication")["role"], "slave")
+        self.assertEqual(r.config_get("save"), {"save": ""})
+        self.assertEqual(r.config_get("appendonly"), {"appendonly": "yes"})
+        self.assertEqual(r.config_get("no-such-parameter"), {})
+        self.assertError(lambda: r.config_set("save", ""), "")
+        count = raw(r, "COMMAND", "COUNT")
+        self.assertGreaterEqual(count, 30)
+        docs = raw(r, "COMMAND", "DOCS", "get", "set")
+        names = docs[0::2] if isinstance(docs, list) else list(docs)
+        self.assertIn(b"get", names)
+        self.assertIn(b"set", names)
+        table = raw(r, "COMMAND")
+        self.assertEqual(len(table), count)
+
+    def test_errors(self):
+        r = self.p(db=7)
+        msg = self.assertError(lambda: r.execute_command("FOO", "a", "b"))
+        self.assertEqual(msg, "unknown command 'FOO', with args beginning with: 'a' 'b' ")
+        self.assertEqual(self.assertError(lambda: r.execute_command("GET")),
+                         "wrong number of arguments for 'get' command")
+        self.assertEqual(self.assertError(lambda: r.execute_command("SET", "k")),
+                         "wrong number of arguments for 'set' command")
+        self.assertEqual(self.assertError(lambda: r.execute_command("CLIENT", "ID", "x")),
+                         "wrong number of arguments for 'client|id' command")
+        self.assertError(lambda: r.set("v", b"x" * (VALUE_MAX + 1)),
+                         "value is %d bytes" % (VALUE_MAX + 1), "kValueBytesMax")
+        self.assertError(lambda: r.set(b"k" * (KEY_MAX + 1), "v"),
+                         "key is %d bytes" % (KEY_MAX + 1), "kKeyBytesMax")
+        self.assertIsNone(r.get("v"))
+        r.set("notint", "12a")
+        self.assertError(lambda: r.incr("notint"), "value is not an integer or out of range")
+        self.assertError(lambda: r.execute_command("QUIRE.ROTATEKEK", "60001"), "gap-ms")
+        self.assertError(lambda: r.execute_command("QUIRE.SEAL", "101"))
+        # The connection still works after every error.
+        self.assertTrue(r.ping())
+
+    def test_binary_safe(self):
+        r = self.p(db=8)
+        pairs = {
+            b"k\r\n": b"v\r\n*1\r\n$4\r\nPING\r\n",
+            b"nul\x00key": b"\x00\x00\x00",
+            b"\xff\xfe\x00\r\n": bytes(range(256)) * 4,
+            b"": b"empty key",
+            b"empty value": b"",
+        }
+        for k, v in pairs.items():
+            self.assertTrue(r.set(k, v))
+        for k, v in pairs.items():
+            self.assertEqual(r.get(k), v, k)
+        self.assertEqual(r.mget(list(pairs)), list(pairs.values()))
+        big = os.urandom(VALUE_MAX)
+        self.assertTrue(r.set(b"big\x00", big))
+        self.assertEqual(r.get(b"big\x00"), big)
+        self.assertEqual(r.strlen(b"big\x00"), VALUE_MAX)
+        longkey = b"\r\n\x00" * (KEY_MAX // 3) + b"k"
+        self.assertTrue(r.set(longkey, b"long"))
+        self.assertEqual(r.get(longkey), b"long")
+        # A standby reads the same bytes (after WAIT counts it).
+        n = r.wait(2, 10000)
+        self.assertGreaterEqual(n, 1)
+        found = 0
+        for s in self.c.standbys(self.primary):
+            rs = self.client(s, db=8)
+            if rs.get(b"big\x00") == big:
+                self.assertEqual(rs.mget(list(pairs)), list(pairs.values()))
+                found += 1
+        self.assertGreaterEqual(found, n)
+
+    def test_pipeline_10000(self):
+        r = self.p(db=9, timeout=60)
+        r.flushdb()
+        n = 10000
+        t = time.monotonic()
+        pipe = r.pipeline(transaction=False)
+        for i in range(n // 2):
+            pipe.set(b"p%05d" % i, b"v%05d" % i)
+        for i in range(n // 2):
+            pipe.get(b"p%05d" % i)
+        replies = pipe.execute()
+        log("pipeline of %d commands: %.2f s" % (n, time.monotonic() - t))
+        self.assertEqual(len(replies), n)
+        self.assertTrue(all(x is True for x in replies[: n // 2]))
+        self.assertEqual(replies[n // 2:], [b"v%05d" % i for i in range(n // 2)])
+        self.assertEqual(r.dbsize(), n // 2)
+
+    def test_readonly_standby_and_wait(self):
+        r = self.p()
+        for s in self.c.standbys(self.primary):
+            rs = self.client(s)
+            self.assertError(lambda: rs.set("ro", "x"), exc=redis.ReadOnlyError)
+            self.assertError(lambda: rs.execute_command("WAIT", "1", "100"),
+                             "WAIT cannot be used with replica instances")
+            self.assertEqual(rs.info("replication")["role"], "slave")
+        self.assertIsNone(r.get("ro"))
+        for i in range(5):
+            key, value = "ryw:%d" % i, os.urandom(16)
+            r.set(key, value)
+            n = r.wait(2, 10000)
+            self.assertGreaterEqual(n, 1, "WAIT counted no standby")
+            self.assertLessEqual(n, 2)
+            seen = [s for s in self.c.standbys(self.primary)
+                    if self.client(s).get(key) == value]
+            self.assertGreaterEqual(len(seen), n,
+                                    "WAIT counted %d standbys but only %s read the write" % (n, seen))
+        # WAIT without a write on this connection; and a timeout bounded wait for too many.
+        fresh = self.p()
+        self.assertGreaterEqual(fresh.wait(2, 1000), 1)
+        t = time.monotonic()
+        r.set("ryw:last", "x")
+        self.assertLessEqual(r.wait(5, 500), 2)
+        self.assertLess(time.monotonic() - t, 5)
+
+    def test_quire_status_checkpoint_seal(self):
+        r = self.p()
+        st = json.loads(r.execute_command("QUIRE.STATUS"))
+        for key in ("node", "role", "state", "term", "applied_ts", "applied_lsn", "commit_lsn",
+                    "checkpoint_lsn", "keystore_version", "kek_version", "cmk_version"):
+            self.assertIn(key, st)
+        self.assertEqual(st["node"], self.primary)
+        self.assertEqual((st["role"], st["state"]), ("primary", "SERVING"))
+        r.set("ckpt", "x")
+        lsn = r.execute_command("QUIRE.CHECKPOINT")
+        self.assertIsInstance(lsn, int)
+        self.assertGreater(lsn, st["checkpoint_lsn"])
+        st2 = json.loads(r.execute_command("QUIRE.STATUS"))
+        self.assertGreaterEqual(st2["checkpoint_lsn"], lsn)
+        self.assertTrue(r.execute_command("QUIRE.SEAL"))
+        self.assertTrue(r.execute_command("QUIRE.SEAL", "3"))
+        r.set("after-seal", "y")
+        self.assertEqual(r.get("after-seal"), b"y")
+        for s in self.c.standbys(self.primary):
+            ss = json.loads(self.client(s).execute_command("QUIRE.STATUS"))
+            self.assertEqual((ss["node"], ss["role"]), (s, "standby"))
+
+    def _wait_standbys(self, what, fn):
+        """Every standby's QUIRE.STATUS satisfies fn within CATCHUP_WAIT."""
+        standbys = self.c.standbys(self.primary)
+
+        def check():
+            ss = self.c.statuses(standbys)
+            return all(s and fn(s) for s in ss.values())
+
+        try:
+            deadline_poll(what, CATCHUP_WAIT, check, interval=0.2)
+        except AssertionError:
+            ss = self.c.statuses(standbys)
+            raise AssertionError("%s: standbys %s\n%s" % (
+                what, json.dumps(ss), "\n".join(self.c.log_tail(s, 2) for s in standbys)))
+
+    def test_rotate_kek(self):
+        r = self.p()
+        before = json.loads(r.execute_command("QUIRE.STATUS"))
+        v = r.execute_command("QUIRE.ROTATEKEK")
+        self.assertEqual(v, before["kek_version"] + 1)
+        after = json.loads(r.execute_command("QUIRE.STATUS"))
+        self.assertEqual(after["kek_version"], v)
+        self.assertGreater(after["keystore_version"], before["keystore_version"])
+        self._wait_standbys("standbys SECONDARY at KEK %d" % v,
+                            lambda s: s["state"] == "SECONDARY" and s["kek_version"] == v
+                            and s["keystore_version"] >= after["keystore_version"])
+        self.assertEqual(r.execute_command("QUIRE.ROTATEKEK", "0"), v + 1)
+        r.set("after-kek", "k")
+        self.assertGreaterEqual(r.wait(2, 10000), 1)
+
+    def test_rotate_cmk(self):
+        """A CMK rotation on the primary reaches the standbys, which keep serving."""
+        r = self.p()
+        before = json.loads(r.execute_command("QUIRE.STATUS"))
+        v = r.execute_command("QUIRE.ROTATECMK")
+        self.assertEqual(v, before["cmk_version"] + 1)
+        after = json.loads(r.execute_command("QUIRE.STATUS"))
+        self.assertEqual(after["cmk_version"], v)
+        try:
+            self._wait_standbys("standbys SECONDARY at CMK %d" % v,
+                                lambda s: s["state"] == "SECONDARY" and s["cmk_version"] >= v
+                                and s["keystore_version"] >= after["keystore_version"])
+            r.set("after-cmk", "c")
+            self.assertEqual(r.wait(2, 10000), 2)
+        finally:
+            # A standby stuck on the rotation would stall the tests after this one.
+            for s in self.c.standbys(self.primary):
+                st = self.c.node_status(s)
+                if not st or st["state"] != "SECONDARY":
+                    log("%s is stuck after QUIRE.ROTATECMK (%s): restarting it" % (
+                        s, st and st["state"]))
+                    self.c.kill(s, "KILL")
+                    deadline_poll("%s down" % s, 10,
+                                  lambda: not (self.c.process(s) or {}).get("alive"))
+
+
+class C_Faults(ClusterTestBase):
+    """Faults, each followed by setUp's repair. Database 0."""
+
+    def test_1_sigkill_primary(self):
+        old = self.primary
+        r = self.p(db=0)
+        acked = {}
+        errors = []
+        stop = threading.Event()
+        prefix = b"kill:%d:" % random.randrange(1 << 30)
+
+        def writer():
+            w = self.c.client(old, timeout=5)
+            try:
+                i = 0
+                while not stop.is_set():
+                    k, v = prefix + b"%06d" % i, os.urandom(12)
+                    try:
+                        w.set(k, v)
+                    except (redis.RedisError, OSError) as e:
+                        errors.append(str(e))
+                        return
+                    acked[k] = v
+                    i += 1
+            finally:
+                w.close()
+
+        for i in range(200):
+            k = prefix + b"pre%04d" % i
+            r.set(k, k)
+            acked[k] = k
+        th = threading.Thread(target=writer, daemon=True)
+        th.start()
+        deadline_poll("the writer's acknowledged writes", 30, lambda: len(acked) >= 400)
+        t0 = time.monotonic()
+        self.c.kill(old, "KILL")
+        th.join(10)
+        stop.set()
+        self.assertFalse(th.is_alive())
+        new = self.c.wait_primary(exclude=(old,))
+        took = time.monotonic() - t0
+        log("SIGKILL %s: %s primary after %.2f s; %d writes acknowledged (%s)" % (
+            old, new, took, len(acked), errors[:1]))
+        self.assertNotEqual(new, old)
+        self.assertLess(took, FAILOVER_WAIT)
+        rn = self.client(new)
+        keys = sorted(acked)
+        missing = []
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
+            for k, got in zip(chunk, rn.mget(chunk)):
+                if got != acked[k]:
+                    missing.append((k, got))
+        self.assertEqual(missing, [], "acknowledged writes lost after SIGKILL of the primary")
+        self.assertEqual(self.c.process(old)["last_exit"], "signal 9 (Killed)")
+        # The new primary takes writes.
+        self.assertTrue(rn.set(prefix + b"after", b"1"))
+
+    def test_2_sigstop_primary(self):
+        old = self.primary
+        standbys = self.c.standbys(old)
+        r = self.p()
+        prefix = "stop:%d:" % random.randrange(1 << 30)
+        r.set(prefix + "split", "before")
+        self.assertGreaterEqual(r.wait(2, 10000), 1)
+        results = {}  # key -> ("ok", value) or ("err", message)
+
+        def blocked_write(key, value):
+            w = self.c.client(old, timeout=STOP_SECONDS + 20)
+            try:
+                w.set(key, value)
+                results[key] = ("ok", value)
+            except (redis.RedisError, OSError) as e:
+                results[key] = ("err", "%s: %s" % (type(e).__name__, e))
+            finally:
+                w.close()
+
+        self.c.kill(old, "STOP")
+        t0 = time.monotonic()
+        threads = []
+        try:
+            for i in range(5):
+                key = prefix + ("split" if i == 0 else "w%d" % i)
+                th = threading.Thread(target=blocked_write, args=(key, "old-%d" % i), daemon=True)
+                th.start()
+                threads.append(th)
+                time.sleep(0.1)
+            new = self.c.wait_primary(exclude=(old,), timeout=FAILOVER_WAIT)
+            log("SIGSTOP %s: %s primary after %.2f s" % (old, new, time.monotonic() - t0))
+            rn = self.client(new)
+            self.assertTrue(rn.set(prefix + "split", "new"))
+            self.assertTrue(rn.set(prefix + "new-only", "n"))
+            time.sleep(max(0.0, STOP_SECONDS - (time.monotonic() - t0)))
+            self.assertEqual(results, {}, "a write to the stopped primary was answered")
+        finally:
+            self.c.kill(old, "CONT")
+        for th in threads:
+            th.join(30)
+        self.assertFalse(any(th.is_alive() for th in threads), "a blocked write never ended")
+        log("writes to the stopped primary: %s" % results)
+
+        # The old primary steps down (or restarts) within a few seconds.
+        def deposed():
+            s = self.c.node_status(old)
+            return s is not None and s["role"] != "primary"
+
+        try:
+            deadline_poll("%s answers and is no longer primary" % old, 10, deposed)
+        except AssertionError:
+            raise AssertionError("%s after SIGCONT: %s\n%s" % (
+                old, self.c.node_status(old), self.c.log_tail(old)))
+        # It refuses writes from now on (or is down, restarting).
+        late = self.client(old, timeout=5)
+        try:
+            late.set(prefix + "late", "x")
+            late_ok = True
+        except (redis.RedisError, OSError):
+            late_ok = False
+        self.assertFalse(late_ok, "the deposed primary acknowledged a write")
+        # Nothing it acknowledged is lost; the new primary's writes stand.
+        new_now = self.c.wait_primary(exclude=(old,))
+        rn = self.client(new_now)
+        for key, (kind, value) in results.items():
+            if kind == "ok" and key != prefix + "split":
+                self.assertEqual(rn.get(key), value.encode(),
+                                 "%s acknowledged by the stopped primary is lost" % key)
+        self.assertEqual(rn.get(prefix + "split"), b"new",
+                         "a write of the old primary overwrote the new primary's")
+        self.assertEqual(rn.get(prefix + "new-only"), b"n")
+        self.assertIsNone(rn.get(prefix + "late"))
+        for s in [n for n in standbys if n != new_now]:
+            self.assertIsNotNone(self.c.node_status(s), "%s does not answer" % s)
+
+    def test_3_pageserver_kill_during_kek_rotation(self):
+        standby = self.c.standbys(self.primary)[0]
+        ps = Cluster.PAGESERVERS[Cluster.NODES.index(standby) % 3]
+        r = self.p()
+        before = json.loads(r.execute_command("QUIRE.STATUS"))
+        outcome = {}
+
+        def rotate():
+            rr = self.c.client(self.primary, timeout=30)
+            try:
+                outcome["v"] = rr.execute_command("QUIRE.ROTATEKEK", "1500")
+            except (redis.RedisError, OSError) as e:
+                outcome["err"] = str(e)
+            finally:
+                rr.close()
+
+        th = threading.Thread(target=rotate, daemon=True)
+        th.start()
+        time.sleep(0.3)
+        self.assertTrue(th.is_alive(), "the rotation ended before the page server's kill: %s"
+                        % outcome)
+        log("SIGKILL %s (preferred by %s) during QUIRE.ROTATEKEK 1500" % (ps, standby))
+        self.c.kill(ps, "KILL")
+        th.join(40)
+        self.assertFalse(th.is_alive(), "QUIRE.ROTATEKEK did not return")
+        self.assertNotIn("err", outcome, "the rotation failed with one page server down")
+        v = outcome["v"]
+        self.assertEqual(v, before["kek_version"] + 1)
+        after = json.loads(r.execute_command("QUIRE.STATUS"))
+
+        def reached():
+            s = self.c.node_status(standby)
+            return (s and s["state"] == "SECONDARY" and s["kek_version"] == v
+                    and s["keystore_version"] >= after["keystore_version"])
+
+        try:
+            deadline_poll("%s SECONDARY with KEK %d" % (standby, v), CATCHUP_WAIT, reached, 0.2)
+        except AssertionError:
+            raise AssertionError("%s: %s\n%s" % (standby, self.c.node_status(standby),
+                                                 self.c.log_tail(standby)))
+        key, value = "ps-kill:%d" % random.randrange(1 << 30), os.urandom(20)
+        r.set(key, value)
+        self.assertGreaterEqual(r.wait(2, 10000), 1)
+        rs = self.client(standby)
+        deadline_poll("%s reads the write" % standby, CATCHUP_WAIT,
+                      lambda: rs.get(key) == value, 0.1)
+        self.assertFalse(self.c.process(ps)["alive"])
+
+    def test_4_sigterm_primary(self):
+        old = self.primary
+        r = self.p()
+        key = "term:%d" % random.randrange(1 << 30)
+        r.set(key, "v")
+        t0 = time.monotonic()
+        self.c.kill(old, "TERM")
+        new = self.c.wait_primary(exclude=(old,), timeout=FAILOVER_WAIT)
+        took = time.monotonic() - t0
+        log("SIGTERM %s: %s primary after %.2f s" % (old, new, took))
+        self.assertLess(took, HANDOVER_MAX, "the hand-over after SIGTERM was slow")
+        self.assertEqual(self.client(new).get(key), b"v")
+        deadline_poll("%s exited" % old, 15, lambda: not self.c.process(old)["alive"])
+        self.assertEqual(self.c.process(old)["last_exit"], "exit 0")
+        st = {p["name"]: p for p in self.c.status()["processes"]}
+        self.assertEqual(st[old]["last_exit"], "exit 0")
+        self.assertFalse(st[old]["alive"])
+
+    def test_5_no_plaintext_on_pageservers(self):
+        r = self.p()
+        tag = os.urandom(8).hex().encode()
+        values = [b"CANARYVAL-" + tag + b"-%03d" % i for i in range(50)]
+        keys = [b"CANARYKEY-" + tag + b"-%03d" % i for i in range(50)]
+        pipe = r.pipeline(transaction=False)
+        for k, v in zip(keys, values):
+            pipe.set(k, v * 4)
+        pipe.set(b"canary-big", b"CANARYVAL-" + tag + b"-big" + b"z" * 100000)
+        self.assertTrue(all(pipe.execute()))
+        r.execute_command("QUIRE.CHECKPOINT")
+        r.execute_command("QUIRE.SEAL")
+        self.assertEqual(r.mget(keys), [v * 4 for v in values])
+        needle_val = b"CANARYVAL-" + tag
+        needle_key = b"CANARYKEY-" + tag
+        files, total = 0, 0
+        leaks = []
+        for ps in Cluster.PAGESERVERS:
+            for root, _, names in os.walk(os.path.join(self.c.dir, ps)):
+                for name in names:
+                    path = os.path.join(root, name)
+                    try:
+                        with open(path, "rb") as f:
+                            data = f.read()
+                    except OSError:
+                        continue
+                    files += 1
+                    total += len(data)
+                    for needle in (needle_val, needle_key, tag):
+                        if needle in data:
+                            leaks.append((path, needle))
+        log("page server files: %d, %d bytes" % (files, total))
+        self.assertGreater(files, 0)
+        self.assertGreater(total, 100000, "the page servers hold less than was written")
+        self.assertEqual(leaks, [], "plaintext on a page server")
+
+
+class Z_Stop(ClusterTestBase):
+    def setUp(self):
+        self.c = CLUSTER
+        self.clients = []
+
+    def test_stop_ends_every_process(self):
+        self.c.repair()
+        self.c.remember_pids()
+        st = self.c.state()
+        pids = [p["pid"] for p in st["processes"]]
+        sup = st["supervisor_pid"]
+        self.assertTrue(all(pid_alive(p) for p in pids + [sup]))
+        t = time.monotonic()
+        p = self.c.stop()
+        self.assertEqual(p.returncode, 0, p.stderr)
+        log("cluster stop: %.1f s" % (time.monotonic() - t))
+        alive = [pid for pid in pids + [sup] if pid_alive(pid)]
+        self.assertEqual(alive, [], "alive after cluster stop")
+        st = self.c.state()
+        self.assertTrue(all(not p["alive"] and p["pid"] == 0 for p in st["processes"]), st)
+        # Nodes and page servers stopped cleanly.
+        for p in st["processes"]:
+            if p["kind"] != "etcd":
+                self.assertEqual(p["last_exit"], "exit 0", p)
+        status = self.c.status()
+        self.assertFalse(status["running"])
+
+
+def main():
+    global QUIRE, PORTS, KEEP, BUDGET
+    ap = argparse.ArgumentParser(add_help=False)
+    ap.add_argument("--quire", required=True)
+    ap.add_argument("--ports", default="30000-39999")
+    ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--budget", type=int, default=BUDGET)
+    args, rest = ap.parse_known_args()
+    QUIRE = os.path.abspath(args.quire)
+    lo, hi = (int(x) for x in args.ports.split("-"))
+    PORTS = (lo, hi)
+    KEEP = args.keep
+    BUDGET = args.budget
+    t = time.monotonic()
+
+    def watchdog():
+        log("the suite ran past %d s: stopping the cluster and exiting" % BUDGET)
+        cleanup_module()
+        os._exit(2)
+
+    timer = threading.Timer(BUDGET, watchdog)
+    timer.daemon = True
+    timer.start()
+
+    def on_signal(signum, _frame):
+        log("signal %d: stopping the cluster" % signum)
+        cleanup_module()
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+    prog = unittest.main(argv=[sys.argv[0]] + rest, exit=False, verbosity=2)
+    timer.cancel()
+    log("wall time %.1f s" % (time.monotonic() - t))
+    sys.exit(0 if prog.result.wasSuccessful() else 1)
+
+
+if __name__ == "__main__":
+    main()
