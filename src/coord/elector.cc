@@ -22,7 +22,8 @@ Elector::Elector(Env& env, Coordinator& coordinator, ElectorOptions options, Ele
       coordinator_(coordinator),
       options_(std::move(options)),
       on_elected_(std::move(on_elected)),
-      on_deposed_(std::move(on_deposed)) {}
+      on_deposed_(std::move(on_deposed)),
+      wake_(env.executor().scheduler()) {}
 
 Elector::~Elector() {
   if (lease_) lease_->stop = true;
@@ -46,6 +47,7 @@ void Elector::resign(const Status& why) {
   if (!leading_ || !lease_ || !lease_->lost.is_ok()) return;
   lease_->lost =
       Status(why.code() == Code::kOk ? Code::kCancelled : why.code(), "resigned: " + why.message());
+  wake_.notify_all();
 }
 
 void Elector::retire(const Status& why) {
@@ -164,9 +166,10 @@ Task<Status> Elector::hold() {
                 static_cast<uint64_t>((now - lease_->renewed_sent).count() / 1000000));
     }
     // Wake by the end of validity, or half a renewal interval, whichever is first.
+    // A resignation wakes it at once (a SIGTERM hand-over should not wait for the tick).
     const MonoTime wake = std::min(valid_until(), now + options_.renew_interval / 2);
-    Status slept = co_await env_.executor().sleep_until(wake);
-    if (!slept.is_ok()) co_return slept;
+    Status woke = co_await wake_.wait(Deadline(wake));
+    if (woke.code() == Code::kCancelled) co_return woke;
   }
 }
 

@@ -31,6 +31,7 @@
 
 #include "coord/coordinator.h"
 #include "runtime/env.h"
+#include "runtime/sync.h"
 
 namespace quire {
 
@@ -104,6 +105,7 @@ class Elector {
   std::optional<Leadership> leading_;
   std::shared_ptr<LeaseState> lease_;  // from grant until dropped
   uint64_t terms_won_ = 0;
+  WaitQueue wake_;  // hold() waits here: a resignation wakes it
   bool retiring_ = false;
   std::shared_ptr<int> revokes_in_flight_ = std::make_shared<int>(0);
 };

@@ -667,7 +667,7 @@ void Primary::on_group_deposed(const std::vector<std::shared_ptr<Request>>& seal
                     "this node's primary lease ran out before the write was acknowledged: "
                     "outcome unknown; retry on the new primary")
                  .at("commit"));
-  env_.log().warn(kComponent, 41041, "primary lease ran out; stepping down",
+  env_.log().warn(kComponent, 41041, "primary lease ran out or was given up; stepping down",
                   {{"groups_written", stats_.groups_written}});
   for (const auto& req : sealed) {
     stats_.batches_failed++;
