@@ -18,7 +18,7 @@ namespace {
 
 constexpr const char* kSpecFile = "cluster.json";
 constexpr int kSpecFormat = 1;
-constexpr uint16_t kPortsUsed = 30;  // P .. P+29
+constexpr uint16_t kPortsUsed = 40;  // P .. P+39
 
 std::string loopback(uint32_t port) {
   return fmt::format("127.0.0.1:{}", port);
@@ -34,6 +34,7 @@ nlohmann::ordered_json to_json(const ClusterSpec& s) {
   j["pickup_policy"] = std::string(pickup_policy_name(s.pickup_policy));
   j["write_quorum"] = s.write_quorum;
   j["tls"] = s.tls;
+  j["proxies"] = s.proxies;
   j["etcd_binary"] = s.etcd_binary;
   // Derived, for people and tools that read the file: every address.
   j["etcd"] = {{"client", s.etcd_client()}, {"peer", s.etcd_peer()}};
@@ -107,6 +108,18 @@ std::string ClusterSpec::pageserver_name(size_t i) const {
 std::string ClusterSpec::pageserver_address(size_t i) const {
   return loopback(base_port + 10u + static_cast<uint32_t>(i));
 }
+std::string ClusterSpec::pageserver_proxy_address(size_t i) const {
+  return loopback(base_port + 30u + static_cast<uint32_t>(i));
+}
+std::string ClusterSpec::etcd_proxy_address() const {
+  return loopback(base_port + 2u);
+}
+std::string ClusterSpec::pageserver_dial_address(size_t i) const {
+  return proxies ? pageserver_proxy_address(i) : pageserver_address(i);
+}
+std::string ClusterSpec::etcd_dial_address() const {
+  return proxies ? etcd_proxy_address() : etcd_client();
+}
 std::string ClusterSpec::node_name(size_t i) const {
   return fmt::format("node{}", i + 1);
 }
@@ -176,6 +189,7 @@ Result<ClusterSpec> load_spec(const std::string& dir) {
     s.pickup_policy = *policy;
     s.write_quorum = j.at("write_quorum").get<size_t>();
     s.tls = j.at("tls").get<bool>();
+    s.proxies = j.value("proxies", false);
     s.etcd_binary = j.at("etcd_binary").get<std::string>();
   } catch (const nlohmann::json::exception& e) {
     return invalid_argument(fmt::format("{}: {}", path, e.what()));
@@ -250,8 +264,8 @@ std::vector<ProcessSpec> cluster_processes(const ClusterSpec& s, const std::stri
                                      "zap",
                                      "--log-outputs",
                                      "stderr"}});
-  std::vector<std::string> servers;
-  for (size_t i = 0; i < s.pageservers; ++i) servers.push_back(s.pageserver_address(i));
+  std::vector<std::string> servers;  // as the other processes dial them
+  for (size_t i = 0; i < s.pageservers; ++i) servers.push_back(s.pageserver_dial_address(i));
   for (size_t i = 0; i < s.pageservers; ++i) {
     ProcessSpec p{.name = s.pageserver_name(i),
                   .kind = ProcessKind::kPageServer,
@@ -270,14 +284,15 @@ std::vector<ProcessSpec> cluster_processes(const ClusterSpec& s, const std::stri
     out.push_back(std::move(p));
   }
   for (size_t i = 0; i < s.compute_nodes(); ++i) {
-    ProcessSpec p{.name = s.node_name(i),
-                  .kind = ProcessKind::kNode,
-                  .address = s.node_address(i),
-                  .argv = {quire, "node", "--name", s.node_name(i), "--client", s.node_address(i),
-                           "--pageservers", join(servers, ","), "--write-quorum",
-                           std::to_string(s.write_quorum), "--preferred-pageserver",
-                           std::to_string(i % s.pageservers), "--etcd", "http://" + s.etcd_client(),
-                           "--cluster", s.name, "--cmk", s.cmk_path()}};
+    ProcessSpec p{
+        .name = s.node_name(i),
+        .kind = ProcessKind::kNode,
+        .address = s.node_address(i),
+        .argv = {quire, "node", "--name", s.node_name(i), "--client", s.node_address(i),
+                 "--pageservers", join(servers, ","), "--write-quorum",
+                 std::to_string(s.write_quorum), "--preferred-pageserver",
+                 std::to_string(i % s.pageservers), "--etcd", "http://" + s.etcd_dial_address(),
+                 "--cluster", s.name, "--cmk", s.cmk_path()}};
     for (auto& a : tls_args(s, p.name)) p.argv.push_back(std::move(a));
     p.argv.push_back("--pickup-policy");
     p.argv.push_back(std::string(pickup_policy_name(s.pickup_policy)));

@@ -11,7 +11,10 @@
 //   run/                the supervisor's pid, lock and state.json
 //
 // Ports from the base port P: etcd's client port P and peer port P+1, page server i at
-// P+10+i, compute node i's Redis port at P+20+i (i from 0).
+// P+10+i, compute node i's Redis port at P+20+i (i from 0). With `proxies` (the real chaos
+// harness, fault_proxy.h), the nodes and the page servers' peers reach page server i
+// through a fault-injecting proxy at P+30+i and etcd through one at P+2; the harness runs
+// the proxies, so such a cluster only works while it does.
 //
 // This is tool code (it starts processes), not node code: it uses POSIX directly.
 #pragma once
@@ -41,7 +44,8 @@ struct ClusterSpec {
   // (`quire node --pickup-policy`; the real chaos harness runs every policy).
   PickupPolicy pickup_policy = PickupPolicy::kAccept;
   size_t write_quorum = 2;
-  bool tls = true;  // mutual TLS between page servers and compute nodes
+  bool tls = true;       // mutual TLS between page servers and compute nodes
+  bool proxies = false;  // route through fault proxies (see above)
   std::string etcd_binary = "/usr/bin/etcd";
 
   size_t compute_nodes() const { return 1 + standbys; }
@@ -49,6 +53,11 @@ struct ClusterSpec {
   std::string etcd_peer() const;
   std::string pageserver_name(size_t i) const;  // "ps1", ...
   std::string pageserver_address(size_t i) const;
+  // Where the cluster's processes dial page server i and etcd: the proxy when `proxies`.
+  std::string pageserver_proxy_address(size_t i) const;
+  std::string etcd_proxy_address() const;
+  std::string pageserver_dial_address(size_t i) const;
+  std::string etcd_dial_address() const;
   std::string node_name(size_t i) const;  // "node1", ...
   std::string node_address(size_t i) const;
   std::string cmk_path() const;
