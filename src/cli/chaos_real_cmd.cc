@@ -51,6 +51,8 @@ int run_real(const RealFlags& f) {
   o.standbys = f.standbys;
   o.dir = f.dir;
   o.keep = f.keep;
+  // The fault proxies live in this process: a cluster kept after the run goes without them.
+  o.network = !f.keep;
   o.quire = self_path();
   o.say = [](const std::string& line) {
     fmt::print("{}\n", line);
@@ -58,6 +60,7 @@ int run_real(const RealFlags& f) {
   };
   o.interrupted = &g_interrupted;
   std::signal(SIGINT, on_interrupt);
+  std::signal(SIGTERM, on_interrupt);
   std::signal(SIGPIPE, SIG_IGN);
   const RealChaosPlan plan =
       draw_real_plan(PlanRequest{o.seed, o.duration_ms, o.standbys, 3, o.network});
@@ -87,7 +90,8 @@ void add_chaos_real_command(CLI::App& chaos, Commands& commands) {
   CLI::App* real = chaos.add_subcommand(
       "real",
       "the kek chaos scenario on a real local cluster: workload, rotations and real faults "
-      "(SIGKILL, SIGSTOP, seal bursts) drawn from the seed, then the checkers");
+      "(SIGKILL, SIGSTOP, seal bursts, network faults through proxies) drawn from the seed, then "
+      "the checkers");
   real->footer(
       "The seed fixes the fault schedule; real timing does not replay bit for bit. Exit 0 "
       "passed, 1 failed (the report names the checker, the rerun command and the failing "
@@ -100,7 +104,9 @@ void add_chaos_real_command(CLI::App& chaos, Commands& commands) {
       ->check(CLI::IsMember({"accept", "skip", "resync", "abort"}));
   real->add_option("--standbys", f->standbys, "standbys (default 2)")->check(CLI::Range(1, 8));
   real->add_option("--dir", f->dir, "the cluster's directory (default: a new temporary one)");
-  real->add_flag("--keep", f->keep, "leave the cluster running and its directory in place");
+  real->add_flag("--keep", f->keep,
+                 "leave the cluster running and its directory in place (the run then goes "
+                 "without fault proxies, which end with it)");
   real->add_option("--json", f->json_path, "also write the report as JSON to this file");
   commands.push_back({real, [f] { return run_real(*f); }});
 }

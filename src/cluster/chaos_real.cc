@@ -20,6 +20,7 @@
 #include "cluster/chaos_rotation.h"
 #include "cluster/chaos_workload.h"
 #include "cluster/cluster_ops.h"
+#include "cluster/fault_proxy.h"
 #include "cluster/supervisor.h"
 
 namespace quire::cluster {
@@ -109,6 +110,42 @@ class ClusterGuard {
   bool keep_;
   bool remove_dir_;
   bool armed_ = false;
+};
+
+// The fault proxies in front of every page server and etcd (ClusterSpec::proxies).
+struct Proxies {
+  std::vector<std::unique_ptr<FaultProxy>> page_servers;
+  std::unique_ptr<FaultProxy> etcd;
+
+  Status start(const ClusterSpec& spec) {
+    for (size_t i = 0; i < spec.pageservers; ++i) {
+      auto p = FaultProxy::start(spec.pageserver_proxy_address(i), spec.pageserver_address(i));
+      if (!p.is_ok()) return p.status();
+      page_servers.push_back(std::move(*p));
+    }
+    auto e = FaultProxy::start(spec.etcd_proxy_address(), spec.etcd_client());
+    if (!e.is_ok()) return e.status();
+    etcd = std::move(*e);
+    return Status::ok();
+  }
+  // The nemesis's network faults.
+  NetFaultHook hook() {
+    if (!etcd) return nullptr;
+    return [this](bool on_etcd, uint32_t index, const RealFaultEvent& e, bool on) {
+      FaultProxy* p = on_etcd ? etcd.get() : page_servers.at(index).get();
+      if (!on) {
+        p->set_mode(ProxyMode::kPass);
+      } else if (e.net == NetFault::kDelay) {
+        p->set_mode(ProxyMode::kDelay, milliseconds(e.delay_ms));
+      } else {
+        p->set_mode(e.net == NetFault::kReset ? ProxyMode::kReset : ProxyMode::kBlackhole);
+      }
+    };
+  }
+  void pass_all() {
+    for (auto& p : page_servers) p->set_mode(ProxyMode::kPass);
+    if (etcd) etcd->set_mode(ProxyMode::kPass);
+  }
 };
 
 // Waits (bounded) until a primary serves and every standby is SECONDARY; why it is not.
@@ -203,12 +240,12 @@ namespace {
 // Everything that runs during the chaos phase.
 struct ChaosParts {
   ChaosParts(const ClusterSpec& spec, const ChaosRealOptions& o, const RealChaosPlan& plan,
-             Clock::time_point t0)
+             Clock::time_point t0, NetFaultHook net)
       : locator(node_addresses(spec)),
         workload(locator, o.writers, o.seed, t0),
         rotation(locator, plan, o.seed),
         probe(spec, t0),
-        nemesis(spec, plan.events, t0, nullptr) {}
+        nemesis(spec, plan.events, t0, std::move(net)) {}
   static std::vector<std::string> node_addresses(const ClusterSpec& spec) {
     std::vector<std::string> out;
     for (size_t i = 0; i < spec.compute_nodes(); ++i) out.push_back(spec.node_address(i));
@@ -449,6 +486,7 @@ Result<ClusterSpec> set_up(const ChaosRealOptions& o, ChaosRealReport& r) {
   spec.base_port = *port;
   spec.standbys = o.standbys;
   spec.pickup_policy = o.policy;
+  spec.proxies = o.network;
   r.dir = spec.dir;
   r.base_port = spec.base_port;
   if (Status st = init_cluster(spec); !st.is_ok()) return st;
@@ -494,8 +532,17 @@ ChaosRealReport run_chaos_real(const ChaosRealOptions& o) {
     r.failed_checker = "setup";
     return r;
   }
+  // Declared before the guard: the cluster stops before its proxies go.
+  Proxies proxies;
   ClusterGuard guard(*spec, o.keep, o.dir.empty());
   guard.arm();
+  if (o.network) {
+    if (Status st = proxies.start(*spec); !st.is_ok()) {
+      r.violations.push_back({"setup", "cannot start the fault proxies: " + st.to_string()});
+      r.failed_checker = "setup";
+      return r;
+    }
+  }
   if (o.say)
     o.say(fmt::format("starting a cluster in {} (base port {})", spec->dir, spec->base_port));
   auto started = start_cluster(*spec, o.quire, kStartWaitMax);
@@ -507,8 +554,9 @@ ChaosRealReport run_chaos_real(const ChaosRealOptions& o) {
     return r;
   }
   const auto t0 = Clock::now();
-  ChaosParts parts(*spec, o, r.plan, t0);
+  ChaosParts parts(*spec, o, r.plan, t0, proxies.hook());
   r.chaos_seconds = chaos_phase(o, parts, t0);
+  proxies.pass_all();
   std::vector<Violation> heal_violations;
   heal_and_quiesce(*spec, o, parts, heal_violations);
   if (o.say) o.say("checking");
