@@ -258,6 +258,7 @@ std::vector<ProcessExit> parse_supervisor_exits(const std::string& supervisor_lo
     e.name = line.substr(tag + 12, pid_at - tag - 12);
     e.pid = std::atoi(line.c_str() + pid_at + 6);
     e.how = line.substr(ended + 9);
+    e.at = line.substr(0, line.find(' '));
     exits.push_back(std::move(e));
   }
   return exits;
@@ -265,7 +266,7 @@ std::vector<ProcessExit> parse_supervisor_exits(const std::string& supervisor_lo
 
 std::vector<Violation> check_exits(const std::vector<ProcessExit>& exits,
                                    const std::vector<std::string>& injected,
-                                   const std::function<std::string(const std::string&, int)>& why) {
+                                   const std::function<std::string(const ProcessExit&)>& why) {
   Violations out("abort");
   std::map<std::string, size_t> kills;
   for (const auto& name : injected) ++kills[name];
@@ -274,7 +275,7 @@ std::vector<Violation> check_exits(const std::vector<ProcessExit>& exits,
       --kills[e.name];
       continue;
     }
-    const std::string reason = why ? why(e.name, e.pid) : "";
+    const std::string reason = why ? why(e) : "";
     out.add(fmt::format("{} (pid {}) ended: {}{}", e.name, e.pid, e.how,
                         reason.empty() ? "" : "; " + reason));
   }

@@ -75,16 +75,17 @@ struct ProcessExit {
   std::string name;
   int pid = 0;
   std::string how;  // "signal 9 (Killed)", "exit 75", ...
+  std::string at;   // when the supervisor saw it, "2026-12-03T05:25:57Z" (UTC, to the second)
 };
 // The exits recorded in the supervisor's log before it began stopping the cluster.
 std::vector<ProcessExit> parse_supervisor_exits(const std::string& supervisor_log);
 
 // abort: every exit is one the nemesis caused: `injected` holds one entry per SIGKILL it
 // sent (the process's name); each explains one "signal 9" exit of that process.
-// `why(name, pid)` says what the process's log tells about its end ("" when nothing).
+// `why(exit)` says what the process's log tells about that end ("" when nothing).
 std::vector<Violation> check_exits(const std::vector<ProcessExit>& exits,
                                    const std::vector<std::string>& injected,
-                                   const std::function<std::string(const std::string&, int)>& why);
+                                   const std::function<std::string(const ProcessExit&)>& why);
 
 // abort: lines of the logs under `logs_dir` that show a crash ("terminate called",
 // "AddressSanitizer", "runtime error:", "assertion failed", "Aborted").

@@ -172,18 +172,25 @@ std::string file_tail(const std::string& path, size_t bytes) {
   return out;
 }
 
-// What a process's log says of its end: its last abort or crash line.
-std::string exit_reason(const ClusterSpec& spec, const std::string& name, int /*pid*/) {
-  const std::string tail = file_tail(spec.log_path(name), 1 << 20);
-  for (const char* needle : {"aborting the process", "assertion failed", "terminate called"}) {
-    const size_t at = tail.rfind(needle);
-    if (at == std::string::npos) continue;
-    const size_t begin = tail.rfind('\n', at);
-    const size_t end = tail.find('\n', at);
-    const size_t b = begin == std::string::npos ? 0 : begin + 1;
-    return tail.substr(b, std::min<size_t>(600, end == std::string::npos ? tail.npos : end - b));
+// What a process's log says of its end: its last abort or crash line no later than the
+// second the supervisor saw it end (log lines start {"t":"2026-12-03T05:26:01.219633Z").
+std::string exit_reason(const ClusterSpec& spec, const ProcessExit& e) {
+  static constexpr size_t kSecondChars = 19;  // "2026-12-03T05:26:01"
+  std::istringstream in(file_tail(spec.log_path(e.name), 4 << 20));
+  std::string line, found;
+  while (std::getline(in, line)) {
+    const bool crash = line.find("aborting the process") != std::string::npos ||
+                       line.find("assertion failed") != std::string::npos ||
+                       line.find("terminate called") != std::string::npos;
+    if (!crash) continue;
+    const size_t t = line.find("\"t\":\"");
+    if (t != std::string::npos && e.at.size() >= kSecondChars &&
+        line.compare(t + 5, kSecondChars, e.at, 0, kSecondChars) > 0) {
+      break;  // after this exit
+    }
+    found = line.substr(0, 600);
   }
-  return "";
+  return found;
 }
 
 }  // namespace
@@ -416,7 +423,7 @@ void check_processes(const ClusterSpec& spec, const Nemesis& nemesis, ChaosRealR
   std::stringstream text;
   text << in.rdbuf();
   const auto exits = parse_supervisor_exits(text.str());
-  auto why = [&spec](const std::string& name, int pid) { return exit_reason(spec, name, pid); };
+  auto why = [&spec](const ProcessExit& e) { return exit_reason(spec, e); };
   for (auto& v : check_exits(exits, nemesis.injected_kills(), why)) {
     r.violations.push_back(std::move(v));
   }

@@ -117,7 +117,9 @@ void Workload::run_writer(uint32_t client, std::vector<Op>& ops) {
   PrimaryConnection conn;
   uint32_t next_unique = kHotKeysPerClient;
   uint64_t seq = 0;
-  while (!stop_.stopped() && ops.size() < share) {
+  auto next_op = Clock::now();
+  while (stop_.sleep_until(next_op) && ops.size() < share) {
+    next_op = Clock::now() + kWriterOpInterval;
     if (!conn.ensure(locator_)) {
       stop_.sleep_for(kRetryPause);
       continue;

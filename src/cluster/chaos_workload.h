@@ -7,7 +7,8 @@
 // READONLY, MASTERDOWN or LOADING, or loses its connection, looks for the primary again.
 // Readers (one thread per compute node): reads of hot keys on that node whatever its role;
 // refusals are not recorded. Every op waits at most kWriteTimeout / kReadTimeout.
-// The history is bounded: kHistoryOpsMax in all; a client whose share is full stops.
+// Writers are paced (kWriterOpInterval). The history is bounded: kHistoryOpsMax in all; a
+// client whose share is full stops.
 #pragma once
 
 #include <atomic>
@@ -29,6 +30,9 @@ inline constexpr auto kReadTimeout = std::chrono::milliseconds(1000);
 inline constexpr auto kConnectTimeout = std::chrono::milliseconds(500);
 inline constexpr auto kLocateTimeout = std::chrono::milliseconds(300);
 inline constexpr size_t kHistoryOpsMax = 4'000'000;
+// A writer starts an op at most this often (about 200 ops/s each): enough to keep every
+// commit group busy, and a 300 s run's history and page-server data stay small.
+inline constexpr auto kWriterOpInterval = std::chrono::milliseconds(5);
 
 // Which compute node serves as primary now: asks every node (QUIRE.STATUS) and picks the
 // serving primary of the highest term. Caches the answer for kLocateCache; thread-safe.

@@ -187,8 +187,9 @@ TEST(ChaosCheckers, AbortAcceptsInjectedKillsAndFlagsTheRest) {
   ASSERT_EQ(exits.size(), 3u);
   EXPECT_EQ(exits[1].name, "node2");
   EXPECT_EQ(exits[1].pid, 200);
-  auto why = [](const std::string& name, int) {
-    return name == "node2" ? std::string("StaleKeystore") : std::string();
+  EXPECT_EQ(exits[1].at, "2026-12-03T01:00:02Z");
+  auto why = [](const ProcessExit& e) {
+    return e.name == "node2" ? std::string("StaleKeystore") : std::string();
   };
   // node3's SIGKILL was not the nemesis's: it is flagged too.
   auto v = check_exits(exits, {"ps1"}, why);
