@@ -88,7 +88,7 @@ void RotationDriver::run_checkpoints() {
       if (gap_open_ && rotation_id_ != aimed_rotation) {
         // Shortly before T2: late enough that the standbys do not pick it up before T2.
         aimed_rotation = rotation_id_;
-        aimed_at = gap_end_ - milliseconds(std::uniform_int_distribution<int64_t>(0, 150)(rng));
+        aimed_at = gap_end_ - milliseconds(std::uniform_int_distribution<int64_t>(0, 80)(rng));
         aiming = true;
       }
     }
