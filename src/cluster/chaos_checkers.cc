@@ -221,8 +221,9 @@ std::vector<Violation> check_same_content(const Content& primary, const Content&
 std::optional<Violation> MonotonicTracker::observe(const StatusSample& s) {
   Track& t = tracks_[s.node];
   // A new process, or a primary that stepped down (a fresh engine): counts start again.
-  if (t.pid != s.pid || (t.role == "primary" && s.role != "primary")) {
-    t = Track{s.pid, s.role, s.checkpoint_lsn, s.keystore_version};
+  if (t.pid != s.pid || t.step_downs != s.step_downs ||
+      (t.role == "primary" && s.role != "primary")) {
+    t = Track{s.pid, s.step_downs, s.role, s.checkpoint_lsn, s.keystore_version};
     return std::nullopt;
   }
   t.role = s.role;

@@ -50,11 +50,13 @@ struct StatusSample {
   std::string role;
   uint64_t checkpoint_lsn = 0;
   uint64_t keystore_version = 0;
+  uint64_t step_downs = 0;  // QUIRE.STATUS step_downs: each one means a fresh engine
 };
 
 // monotonic: a node's installed checkpoint LSN and keystore version never go backwards
 // within one process incarnation and one engine (a primary that steps down rebuilds from
-// a fresh engine, so its counts start again; a promotion keeps the engine).
+// a fresh engine, so its counts start again: a new step_downs count, or a sample that
+// shows the role left primary; a promotion keeps the engine).
 class MonotonicTracker {
  public:
   // The violation this sample shows, if any.
@@ -63,6 +65,7 @@ class MonotonicTracker {
  private:
   struct Track {
     int pid = 0;
+    uint64_t step_downs = 0;
     std::string role;
     uint64_t checkpoint_lsn = 0;
     uint64_t keystore_version = 0;

@@ -92,7 +92,7 @@ void StatusProbe::note_crashes(const SupervisorState& state, int64_t at_ms) {
 }
 
 void StatusProbe::note_node(const std::string& name, int pid, const NodeReport& r, int64_t at_us) {
-  StatusSample s{at_us, name, pid, r.role, r.checkpoint_lsn, r.keystore_version};
+  StatusSample s{at_us, name, pid, r.role, r.checkpoint_lsn, r.keystore_version, r.step_downs};
   std::lock_guard<std::mutex> lock(mu_);
   if (auto v = monotonic_.observe(s); v && view_.monotonic.size() < kViolationsPerCheckerMax) {
     view_.monotonic.push_back(*v);

@@ -173,6 +173,10 @@ TEST(ChaosCheckers, MonotonicFailsOnlyWithinOneIncarnationAndEngine) {
   EXPECT_FALSE(t.observe({4, "node1", 11, "primary", 60, 3}).has_value());
   EXPECT_FALSE(t.observe({5, "node1", 11, "standby", 40, 2}).has_value());
   EXPECT_TRUE(t.observe({6, "node1", 11, "standby", 40, 1}).has_value());
+  // A primary that stepped down and won again between two samples: step_downs tells.
+  EXPECT_FALSE(t.observe({7, "node1", 11, "primary", 90, 9, 0}).has_value());
+  EXPECT_FALSE(t.observe({8, "node1", 11, "primary", 70, 8, 1}).has_value());
+  EXPECT_TRUE(t.observe({9, "node1", 11, "primary", 70, 7, 1}).has_value());
 }
 
 TEST(ChaosCheckers, AbortAcceptsInjectedKillsAndFlagsTheRest) {
