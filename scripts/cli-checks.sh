@@ -132,6 +132,10 @@ check "chaos race: an unknown policy exits 2 listing the policies" bash -c "grep
 bad=$("$quire" chaos nosuch 2>&1; echo "exit=$?")
 check "chaos: an unknown scenario exits 2 listing the scenarios" bash -c "grep -q 'exit=2' <<<'$bad' && grep -q 'race' <<<'$bad'"
 check "chaos race: a seed that is not a number exits 2" test "$(exit_of "$quire" chaos race --seed abc)" = 2
+# chaos real (a real cluster: its runs are too long for this script): bad usage only.
+check "chaos real: an unknown policy exits 2" test "$(exit_of "$quire" chaos real --policy bogus)" = 2
+check "chaos real: a duration under 10 s exits 2" test "$(exit_of "$quire" chaos real --duration 5)" = 2
+check "chaos real: a seed that is not a number exits 2" test "$(exit_of "$quire" chaos real --seed abc)" = 2
 rm -rf "$race_dir"
 if [ -n "$other" ]; then
   t1_other=$("$other" sim selftest --seed 1 | grep -o 'trace=0x[0-9a-f]\{16\}')

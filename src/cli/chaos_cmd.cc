@@ -212,13 +212,14 @@ int run_failover_command(const ChaosFlags& f) {
 }  // namespace
 
 void add_chaos_commands(CLI::App& app, Commands& commands) {
-  CLI::App* chaos = app.add_subcommand(
-      "chaos", "chaos scenarios over a simulated replica set (scenarios: race, kek, failover)");
+  CLI::App* chaos = app.add_subcommand("chaos",
+                                       "chaos scenarios over a simulated replica set (race, kek, "
+                                       "failover) or a real cluster (real)");
   chaos->require_subcommand(0, 1);
   auto flags = std::make_shared<ChaosFlags>();
   // A scenario that is not one of the subcommands lands here, so the error lists them.
   chaos->add_option("scenario", flags->scenario, "the scenario to run")
-      ->check(CLI::IsMember({"race", "kek", "failover"}));
+      ->check(CLI::IsMember({"race", "kek", "failover", "real"}));
   CLI::App* race = chaos->add_subcommand(
       "race",
       "the seed bug report's race, forced: a checkpoint inside a KEK rotation, picked up as the "
@@ -267,11 +268,12 @@ void add_chaos_commands(CLI::App& app, Commands& commands) {
                        "from the fault to the new primary's first write");
   failover->add_option("--json", flags->json_path, "also write the report as JSON to this file");
   commands.push_back({failover, [flags] { return run_failover_command(*flags); }});
-  commands.push_back({chaos, [] {
-                        fmt::print(stderr,
-                                   "quire chaos: name a scenario (valid: race, kek, failover)\n");
-                        return kExitUsage;
-                      }});
+  add_chaos_real_command(*chaos, commands);
+  commands.push_back(
+      {chaos, [] {
+         fmt::print(stderr, "quire chaos: name a scenario (valid: race, kek, failover, real)\n");
+         return kExitUsage;
+       }});
 }
 
 }  // namespace quire::cli

@@ -44,6 +44,8 @@ void add_sim_kek_command(CLI::App& sim, Commands& commands);
 
 // `quire chaos race` (chaos_cmd.cc).
 void add_chaos_commands(CLI::App& app, Commands& commands);
+// `quire chaos real` (chaos_real_cmd.cc), added to the chaos group.
+void add_chaos_real_command(CLI::App& chaos, Commands& commands);
 
 // `quire kms status|rotate` (kms_cmd.cc).
 void add_kms_commands(CLI::App& app, Commands& commands);

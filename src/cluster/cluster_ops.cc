@@ -102,6 +102,10 @@ NodeReport query_node(const std::string& address, std::chrono::milliseconds time
   r.applied_lsn = json_u64(j, "applied_lsn");
   r.checkpoint_lsn = json_u64(j, "checkpoint_lsn");
   r.keystore_version = json_u64(j, "keystore_version");
+  r.step_downs = json_u64(j, "step_downs");
+  if (auto it = j.find("pickups"); it != j.end() && it->is_object()) {
+    for (const auto& [name, value] : it->items()) r.pickups[name] = json_u64(*it, name.c_str());
+  }
   return r;
 }
 

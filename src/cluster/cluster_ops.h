@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,6 +29,8 @@ struct NodeReport {
   uint64_t applied_lsn = 0;
   uint64_t checkpoint_lsn = 0;
   uint64_t keystore_version = 0;
+  uint64_t step_downs = 0;                  // times this process's primary stepped down
+  std::map<std::string, uint64_t> pickups;  // a standby's pick-up counters, by name
   bool serving() const;  // a primary that acknowledges writes, or a SECONDARY standby
 };
 

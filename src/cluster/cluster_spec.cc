@@ -31,6 +31,7 @@ nlohmann::ordered_json to_json(const ClusterSpec& s) {
   j["base_port"] = s.base_port;
   j["pageservers"] = s.pageservers;
   j["standbys"] = s.standbys;
+  j["pickup_policy"] = std::string(pickup_policy_name(s.pickup_policy));
   j["write_quorum"] = s.write_quorum;
   j["tls"] = s.tls;
   j["proxies"] = s.proxies;
@@ -182,6 +183,10 @@ Result<ClusterSpec> load_spec(const std::string& dir) {
     s.base_port = j.at("base_port").get<uint16_t>();
     s.pageservers = j.at("pageservers").get<size_t>();
     s.standbys = j.at("standbys").get<size_t>();
+    auto policy = parse_pickup_policy(j.value("pickup_policy", std::string("accept")));
+    if (!policy.is_ok())
+      return invalid_argument(fmt::format("{}: {}", path, policy.status().message()));
+    s.pickup_policy = *policy;
     s.write_quorum = j.at("write_quorum").get<size_t>();
     s.tls = j.at("tls").get<bool>();
     s.proxies = j.value("proxies", false);
@@ -289,6 +294,8 @@ std::vector<ProcessSpec> cluster_processes(const ClusterSpec& s, const std::stri
                  std::to_string(i % s.pageservers), "--etcd", "http://" + s.etcd_dial_address(),
                  "--cluster", s.name, "--cmk", s.cmk_path()}};
     for (auto& a : tls_args(s, p.name)) p.argv.push_back(std::move(a));
+    p.argv.push_back("--pickup-policy");
+    p.argv.push_back(std::string(pickup_policy_name(s.pickup_policy)));
     out.push_back(std::move(p));
   }
   return out;

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "engine/pickup.h"
 
 namespace quire::cluster {
 
@@ -39,6 +40,9 @@ struct ClusterSpec {
   uint16_t base_port = 7100;
   size_t pageservers = 3;
   size_t standbys = 2;  // compute nodes: 1 + standbys, all candidates
+  // What a compute node does with a checkpoint whose keystore is older than its own
+  // (`quire node --pickup-policy`; the real chaos harness runs every policy).
+  PickupPolicy pickup_policy = PickupPolicy::kAccept;
   size_t write_quorum = 2;
   bool tls = true;       // mutual TLS between page servers and compute nodes
   bool proxies = false;  // route through fault proxies (see above)
