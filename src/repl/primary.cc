@@ -243,7 +243,7 @@ Task<Status> Primary::take_over(TakeOverPoint at) {
 
 bool Primary::quiescent() const {
   auto done = [this](TaskId t) { return env_.executor().is_done(t); };
-  return !running() && std::all_of(tasks_.begin(), tasks_.end(), done) &&
+  return !running() && calls_in_flight_ == 0 && std::all_of(tasks_.begin(), tasks_.end(), done) &&
          std::all_of(retired_tasks_.begin(), retired_tasks_.end(), done);
 }
 
@@ -314,6 +314,7 @@ Task<Result<Timestamp>> Primary::del(TableId table, std::string key) {
 }
 
 Task<Result<Timestamp>> Primary::write(std::vector<LogWrite> batch, WriteConcern concern) {
+  const CallInFlight in_flight(calls_in_flight_);
   const Deadline admission = env_.executor().deadline_after(options_.admission_wait_max);
   if (ended()) co_return stopped_why_;
   if (!running()) co_return unavailable("primary is not running").at("write");
@@ -734,11 +735,13 @@ Task<Status> Primary::write_chain_marker() {
 
 Task<Result<std::optional<std::string>>> Primary::get(TableId table, std::string key,
                                                       std::optional<Timestamp> ts) {
+  const CallInFlight in_flight(calls_in_flight_);
   co_return co_await engine_.get(table, std::move(key), ts.value_or(applied_ts_));
 }
 
 Task<Result<std::vector<std::pair<std::string, std::string>>>> Primary::scan(
     TableId table, std::string lo, std::string hi, size_t limit, std::optional<Timestamp> ts) {
+  const CallInFlight in_flight(calls_in_flight_);
   co_return co_await engine_.scan(table, std::move(lo), std::move(hi), ts.value_or(applied_ts_),
                                   limit);
 }
@@ -750,6 +753,7 @@ void Primary::prompt_checkpoint() {
 }
 
 Task<Result<CheckpointInfo>> Primary::checkpoint_now() {
+  const CallInFlight in_flight(calls_in_flight_);
   Result<CheckpointInfo> r = co_await checkpoint_locked();
   if (r.is_ok()) co_await after_checkpoint(*r);
   co_return r;
@@ -853,6 +857,7 @@ Task<void> Primary::checkpoint_loop() {
 }
 
 Task<Status> Primary::seal_log() {
+  const CallInFlight in_flight(calls_in_flight_);
   stats_.seals++;
   Status st = co_await writer_.client().seal(env_.executor().deadline_after(options_.io_timeout));
   // A burst of seals gives one checkpoint: the prompt is latched, and the checkpointer
@@ -953,6 +958,7 @@ Task<Result<uint32_t>> Primary::rotate_active_kek() {
 }
 
 Task<Result<uint32_t>> Primary::rotate_active_kek(Nanos gap) {
+  const CallInFlight in_flight(calls_in_flight_);
   if (!running()) co_return unavailable("primary is not running").at("rotate_active_kek");
   QUIRE_CO_RETURN_IF_ERROR(
       co_await key_mu_.lock(env_.executor().deadline_after(options_.io_timeout)));
@@ -974,6 +980,10 @@ Task<Result<uint32_t>> Primary::rotate_active_kek(Nanos gap) {
   if (gap.count() > 0) {
     Status slept = co_await env_.executor().sleep(gap);
     if (!slept.is_ok()) co_return slept;
+    // Stepped down during the gap: T2 is a new primary's to redo (the change never reached
+    // the log, so no standby holds it).
+    if (!running())
+      co_return unavailable("primary stepped down between T1 and T2").at("rotate_active_kek");
   }
   // T2: the change into the log at the reserved ts, then to the checkpoint queue.
   std::vector<KeystoreChange> list = std::move(changes).value();
@@ -988,6 +998,7 @@ Task<Result<uint32_t>> Primary::rotate_active_kek(Nanos gap) {
 }
 
 Task<Status> Primary::rotate_cmk() {
+  const CallInFlight in_flight(calls_in_flight_);
   if (!running()) co_return unavailable("primary is not running").at("rotate_cmk");
   Status st = co_await key_op(engine_.rotate_cmk());
   if (st.is_ok()) stats_.cmk_rotations++;

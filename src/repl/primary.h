@@ -175,8 +175,10 @@ class Primary {
   Task<Status> take_over(TakeOverPoint at);
   // Stops the tasks; waiting writes fail with Unavailable.
   void stop();
-  // Not running, and every task it ran has ended: the object may be destroyed (a cancelled
-  // task still runs to its next wait).
+  // Not running, every task it ran has ended, and no caller's operation (write, get, scan,
+  // checkpoint_now, seal_log, a rotation) is still suspended inside it: the object may be
+  // destroyed (a cancelled task still runs to its next wait; a KEK rotation sleeps out its
+  // gap between T1 and T2).
   bool quiescent() const;
   // Serving or with its chain in doubt: started, neither stopped nor fenced.
   bool running() const {
@@ -355,6 +357,15 @@ class Primary {
   bool seal_prompt_pending_ = false;  // a seal's delayed prompt is on its way
   AsyncMutex writer_mu_;              // the log writer: one group or checkpoint at a time
   AsyncMutex key_mu_;                 // key operations, T1 through T2
+  // Callers' operations suspended inside this object (quiescent() waits for them).
+  int calls_in_flight_ = 0;
+  struct CallInFlight {
+    explicit CallInFlight(int& n) : n_(n) { ++n_; }
+    ~CallInFlight() { --n_; }
+    CallInFlight(const CallInFlight&) = delete;
+    CallInFlight& operator=(const CallInFlight&) = delete;
+    int& n_;
+  };
 
   Timestamp last_ts_;
   Timestamp applied_ts_;

@@ -15,12 +15,6 @@
 namespace quire::resp {
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  return out;
-}
-
 // Redis 7.0's processCommand message for an unknown command.
 std::string unknown_command_message(const std::vector<std::string>& a) {
   std::string args;
@@ -623,6 +617,23 @@ Task<std::optional<Timestamp>> RespCommands::commit(std::vector<LogWrite> batch,
     out.error(fmt::format("TRYAGAIN write not committed (safe to retry): {}", st.to_string()));
   }
   co_return std::nullopt;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return out;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); i++) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
 }
 
 }  // namespace quire::resp

@@ -215,5 +215,8 @@ class RespCommands : public CommandHandler {
 
 // Redis's string2ll: a decimal int64 with no spaces, no '+', no leading zeros.
 std::optional<int64_t> parse_int64(std::string_view s);
+// ASCII case folding, as Redis compares command names and options.
+std::string lower(std::string_view s);
+bool iequals(std::string_view a, std::string_view b);
 
 }  // namespace quire::resp

@@ -144,12 +144,6 @@ void info_quire(InfoText& t, const RespCommands::Serving& s, const NodeFacts& f)
   if (f.pickups) info_pickups(t, *f.pickups);
 }
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  return out;
-}
-
 }  // namespace
 
 Task<std::string> RespCommands::keyspace_lines() {

@@ -12,12 +12,6 @@
 namespace quire::resp {
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  return out;
-}
-
 // CONFIG GET: the parameters Quire answers (redis-benchmark asks for save and appendonly).
 std::vector<std::pair<std::string, std::string>> config_params(uint32_t databases) {
   return {{"save", ""},

@@ -12,17 +12,6 @@
 namespace quire::resp {
 namespace {
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); i++) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
-
 LogWrite put(uint32_t db, std::string key, std::string value) {
   return LogWrite{db_table(db), std::move(key), std::move(value)};
 }
