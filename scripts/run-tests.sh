@@ -25,3 +25,5 @@ bash scripts/pageserver-checks.sh build/release/src/quire
 bash scripts/tls-checks.sh build/release/src/quire
 bash scripts/hostile-peer-checks.sh build/release/src/quire
 bash scripts/large-response-checks.sh build/release/src/quire
+echo "== quire chaos real: a short run per pick-up policy on a real local cluster"
+bash scripts/chaos-real-checks.sh build/release/src/quire 20
