@@ -35,6 +35,25 @@ bool valid_client_name(std::string_view name) {
   return std::all_of(name.begin(), name.end(), [](char ch) { return ch >= '!' && ch <= '~'; });
 }
 
+// HELLO's reply: the server's properties as Redis 7.0 lists them (RESP2: a flat array).
+void write_hello_reply(uint64_t client_id, bool primary, ReplyWriter& out) {
+  out.array(14);
+  out.bulk("server");
+  out.bulk("redis");
+  out.bulk("version");
+  out.bulk(kRedisCompatVersion);
+  out.bulk("proto");
+  out.integer(2);
+  out.bulk("id");
+  out.integer(static_cast<int64_t>(client_id));
+  out.bulk("mode");
+  out.bulk("standalone");
+  out.bulk("role");
+  out.bulk(primary ? "master" : "replica");
+  out.bulk("modules");
+  out.array(0);
+}
+
 }  // namespace
 
 std::optional<int64_t> parse_int64(std::string_view s) {
@@ -340,22 +359,7 @@ void RespCommands::cmd_hello(Args& a, ClientState& c, ReplyWriter& out) {
     }
     c.name = *name;
   }
-  const bool primary = serving().role == Role::kPrimary;
-  out.array(14);
-  out.bulk("server");
-  out.bulk("redis");
-  out.bulk("version");
-  out.bulk(kRedisCompatVersion);
-  out.bulk("proto");
-  out.integer(2);
-  out.bulk("id");
-  out.integer(static_cast<int64_t>(c.id));
-  out.bulk("mode");
-  out.bulk("standalone");
-  out.bulk("role");
-  out.bulk(primary ? "master" : "replica");
-  out.bulk("modules");
-  out.array(0);
+  write_hello_reply(c.id, serving().role == Role::kPrimary, out);
 }
 
 void RespCommands::cmd_auth(Args& a, ClientState& c, ReplyWriter& out) {

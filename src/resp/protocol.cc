@@ -57,9 +57,97 @@ bool parse_redis_int(std::string_view s, int64_t* out) {
   return true;
 }
 
+namespace {
+
+// The line as sdssplitargs walks it: past the end reads as NUL, as in a C string.
+struct InlineLine {
+  std::string_view s;
+  char operator()(size_t i) const { return i < s.size() ? s[i] : '\0'; }
+};
+
+// The byte a backslash escape inside double quotes stands for ("\n" is a newline; an
+// unknown escape is the byte itself).
+char unescape(char c) {
+  switch (c) {
+    case 'n':
+      return '\n';
+    case 'r':
+      return '\r';
+    case 't':
+      return '\t';
+    case 'b':
+      return '\b';
+    case 'a':
+      return '\a';
+    default:
+      return c;
+  }
+}
+
+enum class TokenStep : uint8_t { kMore, kEnd, kBad };
+
+// One byte (or escape) at p inside double quotes; p is left on the last byte consumed.
+TokenStep double_quoted(const InlineLine& at, size_t& p, std::string& current) {
+  const char c = at(p);
+  if (c == '\\' && at(p + 1) == 'x' && is_hex(at(p + 2)) && is_hex(at(p + 3))) {
+    current.push_back(static_cast<char>(hex_value(at(p + 2)) * 16 + hex_value(at(p + 3))));
+    p += 3;
+  } else if (c == '\\' && at(p + 1) != '\0') {
+    ++p;
+    current.push_back(unescape(at(p)));
+  } else if (c == '"') {
+    // A closing quote must be followed by a blank or the end.
+    return at(p + 1) != '\0' && !is_blank(at(p + 1)) ? TokenStep::kBad : TokenStep::kEnd;
+  } else if (c == '\0') {
+    return TokenStep::kBad;  // unterminated
+  } else {
+    current.push_back(c);
+  }
+  return TokenStep::kMore;
+}
+
+// The same inside single quotes, where only \' is an escape.
+TokenStep single_quoted(const InlineLine& at, size_t& p, std::string& current) {
+  const char c = at(p);
+  if (c == '\\' && at(p + 1) == '\'') {
+    ++p;
+    current.push_back('\'');
+  } else if (c == '\'') {
+    return at(p + 1) != '\0' && !is_blank(at(p + 1)) ? TokenStep::kBad : TokenStep::kEnd;
+  } else if (c == '\0') {
+    return TokenStep::kBad;
+  } else {
+    current.push_back(c);
+  }
+  return TokenStep::kMore;
+}
+
+// Outside quotes: a blank or the end ends the token; a quote opens one.
+TokenStep unquoted(char c, bool& in_double, bool& in_single, std::string& current) {
+  switch (c) {
+    case ' ':
+    case '\n':
+    case '\r':
+    case '\t':
+    case '\0':
+      return TokenStep::kEnd;
+    case '"':
+      in_double = true;
+      break;
+    case '\'':
+      in_single = true;
+      break;
+    default:
+      current.push_back(c);
+      break;
+  }
+  return TokenStep::kMore;
+}
+
+}  // namespace
+
 bool split_inline_args(std::string_view line, std::vector<std::string>* args) {
-  // Past the end reads as NUL, as in the C string sdssplitargs walks.
-  auto at = [&](size_t i) { return i < line.size() ? line[i] : '\0'; };
+  const InlineLine at{line};
   size_t p = 0;
   // Each round takes one token, or returns at the end of the line.
   while (true) {
@@ -68,77 +156,17 @@ bool split_inline_args(std::string_view line, std::vector<std::string>* args) {
     std::string current;
     bool in_double = false;
     bool in_single = false;
-    bool done = false;
     // Each round consumes at least one byte, or ends the token.
-    while (!done) {
-      const char c = at(p);
+    TokenStep step = TokenStep::kMore;
+    while (step == TokenStep::kMore) {
       if (in_double) {
-        if (c == '\\' && at(p + 1) == 'x' && is_hex(at(p + 2)) && is_hex(at(p + 3))) {
-          current.push_back(static_cast<char>(hex_value(at(p + 2)) * 16 + hex_value(at(p + 3))));
-          p += 3;
-        } else if (c == '\\' && at(p + 1) != '\0') {
-          ++p;
-          switch (at(p)) {
-            case 'n':
-              current.push_back('\n');
-              break;
-            case 'r':
-              current.push_back('\r');
-              break;
-            case 't':
-              current.push_back('\t');
-              break;
-            case 'b':
-              current.push_back('\b');
-              break;
-            case 'a':
-              current.push_back('\a');
-              break;
-            default:
-              current.push_back(at(p));
-              break;
-          }
-        } else if (c == '"') {
-          // A closing quote must be followed by a blank or the end.
-          if (at(p + 1) != '\0' && !is_blank(at(p + 1))) return false;
-          done = true;
-        } else if (c == '\0') {
-          return false;  // unterminated
-        } else {
-          current.push_back(c);
-        }
+        step = double_quoted(at, p, current);
       } else if (in_single) {
-        if (c == '\\' && at(p + 1) == '\'') {
-          ++p;
-          current.push_back('\'');
-        } else if (c == '\'') {
-          if (at(p + 1) != '\0' && !is_blank(at(p + 1))) return false;
-          done = true;
-        } else if (c == '\0') {
-          return false;
-        } else {
-          current.push_back(c);
-        }
+        step = single_quoted(at, p, current);
       } else {
-        switch (c) {
-          case ' ':
-          case '\n':
-          case '\r':
-          case '\t':
-          case '\0':
-            done = true;
-            break;
-          case '"':
-            in_double = true;
-            break;
-          case '\'':
-            in_single = true;
-            break;
-          default:
-            current.push_back(c);
-            break;
-        }
+        step = unquoted(at(p), in_double, in_single, current);
       }
+      if (step == TokenStep::kBad) return false;
       if (p < line.size()) ++p;
     }
     args->push_back(std::move(current));
