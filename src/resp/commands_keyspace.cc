@@ -14,21 +14,10 @@
 
 #include "resp/commands.h"
 #include "resp/glob.h"
+#include "resp/protocol.h"
 
 namespace quire::resp {
 namespace {
-
-std::optional<uint64_t> parse_cursor(std::string_view s) {
-  if (s.empty() || s.size() > 20) return std::nullopt;
-  uint64_t v = 0;
-  for (char ch : s) {
-    if (ch < '0' || ch > '9') return std::nullopt;
-    const uint64_t d = static_cast<uint64_t>(ch - '0');
-    if (v > (UINT64_MAX - d) / 10) return std::nullopt;
-    v = v * 10 + d;
-  }
-  return v;
-}
 
 // The smallest key after `key`.
 std::string successor(std::string key) {
@@ -53,7 +42,7 @@ struct ScanArgs {
 // SCAN's arguments, or the error message Redis gives for them.
 std::variant<ScanArgs, std::string> parse_scan_args(const std::vector<std::string>& a) {
   ScanArgs s;
-  std::optional<uint64_t> cursor = parse_cursor(a[1]);
+  std::optional<uint64_t> cursor = parse_uint64(a[1]);
   if (!cursor) return std::string("invalid cursor");
   s.cursor = *cursor;
   for (size_t j = 2; j < a.size(); j++) {

@@ -146,6 +146,18 @@ TokenStep unquoted(char c, bool& in_double, bool& in_single, std::string& curren
 
 }  // namespace
 
+std::optional<uint64_t> parse_uint64(std::string_view s) {
+  if (s.empty() || s.size() > 20) return std::nullopt;
+  uint64_t v = 0;
+  for (char ch : s) {
+    if (ch < '0' || ch > '9') return std::nullopt;
+    const uint64_t d = static_cast<uint64_t>(ch - '0');
+    if (v > (UINT64_MAX - d) / 10) return std::nullopt;
+    v = v * 10 + d;
+  }
+  return v;
+}
+
 bool split_inline_args(std::string_view line, std::vector<std::string>* args) {
   const InlineLine at{line};
   size_t p = 0;

@@ -26,6 +26,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -113,6 +114,10 @@ bool parse_redis_int(std::string_view s, int64_t* out);
 // Splits an inline line with Redis's sdssplitargs rules; false on unbalanced quotes (or a
 // closing quote followed by something other than a blank).
 bool split_inline_args(std::string_view line, std::vector<std::string>* args);
+
+// An unsigned decimal (SCAN cursors, QUIRE.REPORT's positions): digits only, at most
+// 2^64-1; nullopt otherwise.
+std::optional<uint64_t> parse_uint64(std::string_view s);
 
 // Encodes a command as a multibulk (the tests' and tools' client side).
 std::string encode_multibulk(const std::vector<std::string>& args);

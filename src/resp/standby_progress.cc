@@ -2,23 +2,9 @@
 
 #include <fmt/format.h>
 
+#include "resp/protocol.h"
+
 namespace quire::resp {
-namespace {
-
-std::optional<uint64_t> parse_u64(std::string_view s) {
-  if (s.empty() || s.size() > 20) return std::nullopt;
-  uint64_t v = 0;
-  for (char ch : s) {
-    if (ch < '0' || ch > '9') return std::nullopt;
-    const uint64_t d = static_cast<uint64_t>(ch - '0');
-    if (v > (UINT64_MAX - d) / 10) return std::nullopt;
-    v = v * 10 + d;
-  }
-  return v;
-}
-
-}  // namespace
-
 bool StandbyProgressBoard::report(StandbyProgress p, MonoTime now) {
   auto it = reports_.find(p.name);
   if (it == reports_.end() && reports_.size() >= kProgressReportersMax) {
@@ -52,8 +38,8 @@ std::optional<StandbyProgress> parse_progress_report(const std::vector<std::stri
   if (args.size() != 6) return std::nullopt;
   if (args[1].empty() || args[1].size() > kProgressNameBytesMax) return std::nullopt;
   if (args[2].size() > kProgressNameBytesMax) return std::nullopt;
-  auto ts = parse_u64(args[3]);
-  auto lsn = parse_u64(args[4]);
+  auto ts = parse_uint64(args[3]);
+  auto lsn = parse_uint64(args[4]);
   if (!ts || !lsn || (args[5] != "0" && args[5] != "1")) return std::nullopt;
   return StandbyProgress{args[1], args[2], Timestamp(*ts), Lsn(*lsn), args[5] == "1"};
 }
