@@ -29,5 +29,20 @@ j=json.load(open('$tmp/abort.json'))
 assert j['failed_checker'] == 'abort', j['failed_checker']
 assert any('StaleKeystore' in v.get('detail','') for v in j['violations']), j['violations']"
 
+# Each checker fails on a fault planted on the real cluster outside the schedule (once healed,
+# before the checks): a page server SIGKILLed (abort), an acknowledged write dropped by a DEL
+# the history does not know of (lost_write), a page in clear in a page server's directory
+# (plaintext). The run fails on that checker and on no other.
+for planted in abort lost_write plaintext; do
+  rc=$(exit_of "$quire" chaos real --seed 3 --duration 10 --plant "$planted" --json "$tmp/plant-$planted.json")
+  check "chaos real --plant $planted fails (exit 1)" test "$rc" = 1
+  check "chaos real --plant $planted: only the $planted checker fails" python3 -c "
+import json
+j=json.load(open('$tmp/plant-$planted.json'))
+assert j['planted'].startswith('$planted:'), j['planted']
+assert j['failed_checker'] == '$planted', j['violations']
+assert {v['checker'] for v in j['violations']} == {'$planted'}, j['violations']"
+done
+
 echo "chaos-real-checks: $pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -136,6 +136,7 @@ check "chaos race: a seed that is not a number exits 2" test "$(exit_of "$quire"
 check "chaos real: an unknown policy exits 2" test "$(exit_of "$quire" chaos real --policy bogus)" = 2
 check "chaos real: a duration under 10 s exits 2" test "$(exit_of "$quire" chaos real --duration 5)" = 2
 check "chaos real: a seed that is not a number exits 2" test "$(exit_of "$quire" chaos real --seed abc)" = 2
+check "chaos real: an unknown planted fault exits 2" test "$(exit_of "$quire" chaos real --plant bogus)" = 2
 rm -rf "$race_dir"
 if [ -n "$other" ]; then
   t1_other=$("$other" sim selftest --seed 1 | grep -o 'trace=0x[0-9a-f]\{16\}')

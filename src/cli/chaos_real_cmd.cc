@@ -24,6 +24,7 @@ struct RealFlags {
   std::string dir;
   bool keep = false;
   std::string json_path;
+  std::string plant;
 };
 
 std::atomic<bool> g_interrupted{false};
@@ -44,7 +45,13 @@ int run_real(const RealFlags& f) {
     fmt::print(stderr, "quire chaos real: {}\n", policy.status().message());
     return kExitUsage;
   }
+  auto plant = parse_planted_fault(f.plant);
+  if (!plant.is_ok()) {
+    fmt::print(stderr, "quire chaos real: {}\n", plant.status().message());
+    return kExitUsage;
+  }
   ChaosRealOptions o;
+  o.plant = *plant;
   o.seed = f.seed;
   o.policy = *policy;
   o.duration_ms = static_cast<int64_t>(f.duration_s * 1000);
@@ -108,6 +115,12 @@ void add_chaos_real_command(CLI::App& chaos, Commands& commands) {
                  "leave the cluster running and its directory in place (the run then goes "
                  "without fault proxies, which end with it)");
   real->add_option("--json", f->json_path, "also write the report as JSON to this file");
+  real->add_option("--plant", f->plant,
+                   "to test the checkers: once healed, plant a fault the schedule does not know "
+                   "of (abort: SIGKILL a page server; lost_write: drop an acknowledged write; "
+                   "plaintext: a page in clear in a page server's directory); the run must then "
+                   "fail on that checker")
+      ->check(CLI::IsMember({"abort", "lost_write", "plaintext"}));
   commands.push_back({real, [f] { return run_real(*f); }});
 }
 

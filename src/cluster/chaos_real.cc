@@ -473,6 +473,8 @@ std::string rerun_command(const ChaosRealOptions& o) {
     cmd += fmt::format(" --policy {}", pickup_policy_name(o.policy));
   if (o.duration_ms != 300'000) cmd += fmt::format(" --duration {}", o.duration_ms / 1000);
   if (o.standbys != 2) cmd += fmt::format(" --standbys {}", o.standbys);
+  if (o.plant != PlantedFault::kNone)
+    cmd += fmt::format(" --plant {}", planted_fault_name(o.plant));
   return cmd;
 }
 
@@ -522,6 +524,20 @@ void run_checks(const ClusterSpec& spec, ChaosParts& p, ChaosRealReport& r) {
     r.violations.push_back(std::move(v));
 }
 
+// --plant: the fault goes in once the cluster is healed and quiet, before the checkers.
+void plant(const ClusterSpec& spec, const ChaosRealOptions& o, ChaosParts& p, ChaosRealReport& r,
+           std::vector<Violation>& violations) {
+  if (o.plant == PlantedFault::kNone) return;
+  auto done = plant_fault(o.plant, spec, p.workload.history(), o.seed);
+  if (!done.is_ok()) {
+    violations.push_back({"setup", fmt::format("cannot plant {}: {}", planted_fault_name(o.plant),
+                                               done.status().to_string())});
+    return;
+  }
+  r.planted = fmt::format("{}: {}", planted_fault_name(o.plant), *done);
+  if (o.say) o.say("planted " + r.planted);
+}
+
 }  // namespace
 
 ChaosRealReport run_chaos_real(const ChaosRealOptions& o) {
@@ -566,6 +582,7 @@ ChaosRealReport run_chaos_real(const ChaosRealOptions& o) {
   proxies.pass_all();
   std::vector<Violation> heal_violations;
   heal_and_quiesce(*spec, o, parts, heal_violations);
+  plant(*spec, o, parts, r, heal_violations);
   if (o.say) o.say("checking");
   run_checks(*spec, parts, r);
   for (auto& v : heal_violations) r.violations.push_back(std::move(v));
@@ -631,6 +648,9 @@ std::string chaos_real_report_text(const ChaosRealReport& r) {
       pick("older_ignored"), pick("corrupt"), pick("resyncs"));
   out += fmt::format("  final keys {}; page-server bytes scanned for plaintext {}\n", r.keys_final,
                      r.page_server_bytes_scanned);
+  if (!r.planted.empty()) {
+    out += fmt::format("  PLANTED (outside the schedule, to test a checker) {}\n", r.planted);
+  }
   if (!r.crashed_node.empty()) {
     out += fmt::format("  {} crashed {:.1f} s after the chaos phase began\n", r.crashed_node,
                        r.crash_after_s);
@@ -694,6 +714,7 @@ std::string chaos_real_report_json(const ChaosRealReport& r) {
   for (const auto& v : r.violations)
     violations.push_back({{"checker", v.checker}, {"detail", v.detail}});
   j["violations"] = violations;
+  j["planted"] = r.planted;
   j["rerun"] = r.rerun;
   j["replays_bit_for_bit"] = false;
   return j.dump(2) + "\n";

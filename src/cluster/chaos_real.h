@@ -29,6 +29,7 @@
 
 #include "cluster/chaos_checkers.h"
 #include "cluster/chaos_nemesis.h"
+#include "cluster/chaos_plant.h"
 #include "cluster/chaos_schedule.h"
 #include "engine/pickup.h"
 
@@ -51,6 +52,7 @@ struct ChaosRealOptions {
   std::string quire;  // the quire program the cluster runs
   size_t writers = 4;
   bool network = false;                         // run behind fault proxies and draw network faults
+  PlantedFault plant = PlantedFault::kNone;     // chaos_plant.h: a fault outside the schedule
   std::function<void(const std::string&)> say;  // progress lines
   const std::atomic<bool>* interrupted = nullptr;  // ends the chaos phase early (SIGINT)
 };
@@ -82,7 +84,8 @@ struct ChaosRealReport {
   double crash_after_s = -1;
   std::string failing_node;  // whose log tail failure_log holds
   std::string failure_log;
-  std::string rerun;  // the command that runs the same seed again
+  std::string rerun;    // the command that runs the same seed again
+  std::string planted;  // what --plant did ("" when nothing was planted)
 };
 
 ChaosRealReport run_chaos_real(const ChaosRealOptions& options);
