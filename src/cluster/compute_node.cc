@@ -24,6 +24,7 @@ constexpr NodeId kComputeNode = 1;
 constexpr Nanos kReportTimeout = std::chrono::seconds(1);
 // Closing the client server: its connections' queued replies get this long.
 constexpr Nanos kServerStopTimeout = std::chrono::seconds(2);
+constexpr Nanos kStandbyPollMin = std::chrono::milliseconds(1);
 
 EtcdOptions etcd_options(const ComputeNodeOptions& o) {
   EtcdOptions e;
@@ -146,6 +147,9 @@ Result<Address> ComputeNode::start(Nanos timeout) {
   config.write_quorum = options_.write_quorum;
   config.preferred_server = options_.preferred_pageserver;
   config.engine.policy = options_.pickup_policy;
+  // A standby at the end of the log polls again 1 ms after it last found records (the
+  // visibility lag), backing off to the default 20 ms while the log is idle.
+  config.standby.poll_interval_min = kStandbyPollMin;
   config.primary.tables = resp::resp_tables(options_.databases);
   config.elector.election = election_name(options_.cluster);
   config.elector.value = options_.advertise;

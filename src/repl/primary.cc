@@ -718,16 +718,17 @@ Task<Status> Primary::write_chain_marker() {
   // cover them (pages and checkpoint records are invisible to its log reads).
   const Deadline deadline = env_.executor().deadline_after(options_.write_timeout);
   const Lsn head = writer_.chain_head();
-  auto marker = co_await write_commit_marker(engine_, writer_, log_dek_, heartbeat_ts(),
-                                             writer_.durable_lsn(), *random_, deadline);
+  const Lsn commit = writer_.durable_lsn();
+  auto marker = co_await write_commit_marker(engine_, writer_, log_dek_, heartbeat_ts(), commit,
+                                             *random_, deadline);
   follow_writer();
   if (marker.is_ok()) {
     QUIRE_ASSERT(*marker > head);  // the writer's own order (assert_lsn_order)
     stats_.heartbeats++;
+    published_commit_ = std::max(published_commit_, commit);
     co_return Status();
   }
-  env_.log().info(kComponent, 41017, "chain marker after recovery not durable yet",
-                  {{"error", marker.status()}});
+  env_.log().info(kComponent, 41017, "chain marker not durable yet", {{"error", marker.status()}});
   co_return marker.status();
 }
 
@@ -783,6 +784,12 @@ Task<Result<CheckpointInfo>> Primary::checkpoint_locked() {
       co_return Status(rec.is_ok() ? unavailable("log chain marker not durable") : rec)
           .at("checkpoint:recover");
     }
+  }
+  if (last_entry_lsn_ > published_commit_ && writer_.durable_lsn() >= last_entry_lsn_) {
+    // Publish the commit point before the checkpoint holds the writer through its steps:
+    // what was acknowledged so far becomes visible on the standbys now, not after them
+    // (the visibility lag). If it fails, the heartbeat after the checkpoint publishes it.
+    co_await write_chain_marker();
   }
   auto r = co_await engine_.checkpoint(writer_, ts, log_lsn);
   follow_writer();

@@ -328,7 +328,8 @@ class Primary {
   Task<Result<CheckpointInfo>> checkpoint_locked();
   // Abandons after the durable point, then writes a heartbeat LOG record naming it.
   Task<Status> recover_chain(Nanos timeout);
-  // The heartbeat alone (after the engine abandoned a failed checkpoint step itself).
+  // The heartbeat alone: after the engine abandoned a failed checkpoint step itself, and
+  // before a checkpoint, to publish the commit point. Raises published_commit_.
   Task<Status> write_chain_marker();
   Task<void> after_checkpoint(const CheckpointInfo& info);
   // Logs keystore changes already applied to the engine (T2) at `ts`, then pushes.

@@ -254,14 +254,18 @@ Task<void> Standby::tail_once() {
   const bool at_end = chunk->records.empty();
   take_fetched(chunk->records, chunk->through);
   if (!co_await apply_committed(epoch)) co_return;
-  if (at_end) {
-    if (state_ == StandbyState::kCatchingUp) {
-      rebuild_failures_in_row_ = 0;
-      resync_error_ = Status();
-      set_state(StandbyState::kSecondary, "reached the end of the log");
-    }
-    co_await env_.executor().sleep(options_.poll_interval);
+  if (!at_end) {
+    idle_poll_ = Nanos(0);
+    co_return;
   }
+  if (state_ == StandbyState::kCatchingUp) {
+    rebuild_failures_in_row_ = 0;
+    resync_error_ = Status();
+    set_state(StandbyState::kSecondary, "reached the end of the log");
+  }
+  idle_poll_ = idle_poll_ == Nanos(0) ? std::min(options_.poll_interval_min, options_.poll_interval)
+                                      : std::min(idle_poll_ * 2, options_.poll_interval);
+  co_await env_.executor().sleep(idle_poll_);
 }
 
 Task<void> Standby::log_read_failed(const Status& st) {
