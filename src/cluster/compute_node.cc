@@ -147,8 +147,8 @@ Result<Address> ComputeNode::start(Nanos timeout) {
   config.write_quorum = options_.write_quorum;
   config.preferred_server = options_.preferred_pageserver;
   config.engine.policy = options_.pickup_policy;
-  // A standby at the end of the log polls again 1 ms after it last found records (the
-  // visibility lag), backing off to the default 20 ms while the log is idle.
+  // A standby at the end of the log polls every 1 ms for its first 16 empty reads (the
+  // visibility lag), then backs off to the default 20 ms while the log stays idle.
   config.standby.poll_interval_min = kStandbyPollMin;
   config.primary.tables = resp::resp_tables(options_.databases);
   config.elector.election = election_name(options_.cluster);

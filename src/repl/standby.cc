@@ -255,7 +255,7 @@ Task<void> Standby::tail_once() {
   take_fetched(chunk->records, chunk->through);
   if (!co_await apply_committed(epoch)) co_return;
   if (!at_end) {
-    idle_poll_ = Nanos(0);
+    empty_reads_ = 0;
     co_return;
   }
   if (state_ == StandbyState::kCatchingUp) {
@@ -263,8 +263,9 @@ Task<void> Standby::tail_once() {
     resync_error_ = Status();
     set_state(StandbyState::kSecondary, "reached the end of the log");
   }
-  idle_poll_ = idle_poll_ == Nanos(0) ? std::min(options_.poll_interval_min, options_.poll_interval)
-                                      : std::min(idle_poll_ * 2, options_.poll_interval);
+  idle_poll_ = ++empty_reads_ <= options_.poll_quick_reads
+                   ? std::min(options_.poll_interval_min, options_.poll_interval)
+                   : std::min(idle_poll_ * 2, options_.poll_interval);
   co_await env_.executor().sleep(idle_poll_);
 }
 

@@ -70,11 +70,13 @@ StaleKeystoreChoice stale_keystore_choice(PickupPolicy policy, InstallMode mode)
 PickupAction decide_pickup(const PickupResult& r, PickupPolicy policy, bool retry_deadline_passed);
 
 struct StandbyOptions {
-  // At the end of the log the standby polls again after poll_interval_min, doubling the
-  // pause after every empty read up to poll_interval (a read that finds records resets
-  // it). Equal values poll at a fixed period (the simulator's default: fewer events).
+  // At the end of the log the standby polls again after poll_interval_min for
+  // poll_quick_reads empty reads, then doubles the pause after each up to poll_interval;
+  // a read that finds records starts over. Equal intervals poll at a fixed period (the
+  // simulator's default: fewer events).
   Nanos poll_interval = 20ms;
   Nanos poll_interval_min = 20ms;
+  int poll_quick_reads = 16;
   size_t read_bytes_max = 4u << 20;
   // Records fetched but not yet committed; reading pauses at this bound.
   size_t pending_records_max = 50'000;
@@ -251,7 +253,8 @@ class Standby {
   std::deque<Record> pending_;  // fetched, ascending LSN, not yet applied
   Status resync_error_;
   int rebuild_failures_in_row_ = 0;
-  Nanos idle_poll_{0};  // the next pause at the end of the log (0: poll_interval_min)
+  int empty_reads_ = 0;  // in a row, at the end of the log
+  Nanos idle_poll_{0};   // the last pause there
   // The highest record that could not be applied: applying up to it again after a rebuild
   // is not progress (rebuild_failures_in_row_ keeps counting).
   Lsn apply_failed_at_;
