@@ -248,5 +248,20 @@ if [ -n "$port" ]; then
   stop_and_verify "seal flood" "$flood" 500 501
 fi
 
+# A fatal signal leaves a backtrace in the process's stderr, and the process still dies of it
+# (its supervisor and the chaos checkers see the same signal as before).
+start_server crash "$tmp/crash-data"
+crash_pid=$pid
+disown "$crash_pid"
+kill -SEGV "$crash_pid"
+wait_exit "$crash_pid"
+check "SIGSEGV ends the server" test "$code" != timeout
+check "SIGSEGV: stderr says fatal signal 11 and lists frames" python3 -c "
+import re,sys
+t=open('$tmp/crash.err').read()
+assert 'quire: fatal signal 11 (SIGSEGV); backtrace' in t, t[-500:]
+assert len(re.findall(r'quire\(\+0x[0-9a-f]+\)', t)) >= 2, t[-500:]
+assert 'quire: end of backtrace' in t, t[-500:]"
+
 echo "pageserver-checks: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

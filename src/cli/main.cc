@@ -13,6 +13,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/command.h"
+#include "cli/crash_report.h"
 #include "sim/selftest.h"
 
 namespace {
@@ -67,6 +68,7 @@ bool subcommands_known(const CLI::App& app, int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  quire::cli::install_crash_report();
   CLI::App app{"quire: a disaggregated-storage, encrypted key-value database"};
   app.require_subcommand(1);
 
