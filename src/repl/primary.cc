@@ -825,7 +825,9 @@ Task<void> Primary::after_checkpoint(const CheckpointInfo& info) {
   }
   QUIRE_ASSERT(retained_.size() <= kRetainedCheckpointsMax);
   if (retained_.size() < kRetainedCheckpointsMin) co_return;
-  const Retained& oldest = retained_.front();
+  // A copy: another checkpoint's after_checkpoint may pop retained_.front() while this one
+  // waits on set_retention below (seen as a SIGSEGV with a page server stopped).
+  const Retained oldest = retained_.front();
   if (!oldest.log_lsn.is_zero()) {
     Status st = co_await writer_.client().set_retention(
         oldest.log_lsn, env_.executor().deadline_after(options_.io_timeout));
