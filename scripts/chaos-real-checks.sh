@@ -44,5 +44,11 @@ assert j['failed_checker'] == '$planted', j['violations']
 assert {v['checker'] for v in j['violations']} == {'$planted'}, j['violations']"
 done
 
+# A failed run keeps its cluster's logs (logs_kept); these ones are done with.
+for j in "$tmp"/*.json; do
+  kept=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1])).get('logs_kept',''))" "$j" 2>/dev/null)
+  case "$kept" in */quire-chaos-*/logs) rm -rf "$(dirname "$kept")" ;; esac
+done
+
 echo "chaos-real-checks: $pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -87,12 +87,20 @@ class ClusterGuard {
     if (keep_ || !armed_) return;
     (void)stop_cluster(spec_);
     kill_leftovers();
-    if (remove_dir_) {
-      std::error_code ec;
+    if (!remove_dir_) return;
+    std::error_code ec;
+    if (!keep_logs_) {
       fs::remove_all(spec_.dir, ec);
+      return;
+    }
+    // A failed run keeps its logs (the evidence), not the data directories.
+    for (const auto& entry : fs::directory_iterator(spec_.dir, ec)) {
+      if (entry.path().filename() != "logs" && entry.path().filename() != "cluster.json")
+        fs::remove_all(entry.path(), ec);
     }
   }
   void arm() { armed_ = true; }
+  void keep_logs() { keep_logs_ = true; }
 
  private:
   void kill_leftovers() {
@@ -110,6 +118,7 @@ class ClusterGuard {
   bool keep_;
   bool remove_dir_;
   bool armed_ = false;
+  bool keep_logs_ = false;
 };
 
 // The fault proxies in front of every page server and etcd (ClusterSpec::proxies).
@@ -594,6 +603,10 @@ ChaosRealReport run_chaos_real(const ChaosRealOptions& o) {
     r.failed_checker = r.violations.front().checker;
     r.failing_node = failing_process(*spec, r);
     r.failure_log = file_tail(spec->log_path(r.failing_node), kLogTailBytesMax);
+    if (o.dir.empty()) {
+      guard.keep_logs();
+      r.logs_kept = spec->dir + "/logs";
+    }
   }
   r.wall_seconds = seconds_since(wall0);
   return r;
@@ -661,6 +674,8 @@ std::string chaos_real_report_text(const ChaosRealReport& r) {
       r.chaos_seconds, r.wall_seconds);
   for (const Violation& v : r.violations)
     out += fmt::format("  VIOLATION [{}]: {}\n", v.checker, v.detail);
+  if (!r.logs_kept.empty())
+    out += fmt::format("  every process's log is kept in {}\n", r.logs_kept);
   out += r.passed ? "PASSED\n" : fmt::format("FAILED ({})\n", r.failed_checker);
   return out;
 }
@@ -714,6 +729,8 @@ std::string chaos_real_report_json(const ChaosRealReport& r) {
   for (const auto& v : r.violations)
     violations.push_back({{"checker", v.checker}, {"detail", v.detail}});
   j["violations"] = violations;
+  j["dir"] = r.dir;
+  j["logs_kept"] = r.logs_kept;
   j["planted"] = r.planted;
   j["rerun"] = r.rerun;
   j["replays_bit_for_bit"] = false;

@@ -86,6 +86,8 @@ struct ChaosRealReport {
   std::string failure_log;
   std::string rerun;    // the command that runs the same seed again
   std::string planted;  // what --plant did ("" when nothing was planted)
+  // A failed run in a temporary directory keeps DIR/logs (and cluster.json), not the data.
+  std::string logs_kept;
 };
 
 ChaosRealReport run_chaos_real(const ChaosRealOptions& options);
