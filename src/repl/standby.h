@@ -145,12 +145,17 @@ class Standby {
   Lsn applied_lsn() const { return applied_lsn_; }
   Lsn commit_lsn() const { return commit_lsn_; }
   Lsn latest_materialized_and_applied() const { return latest_applicable_; }
-  // Whether every LOG record at or below `lsn` is applied (a commit point at or above it
-  // was seen, nothing at or below it is pending) while following the log (CATCHING_UP or
-  // SECONDARY): how a node taking over knows its engine holds the recovered tail.
+  // Whether every LOG record at or below `lsn` is applied (the log was read past it, a
+  // commit point at or above it was seen, nothing at or below it is pending) while
+  // following the log (CATCHING_UP or SECONDARY): how a node taking over knows its engine
+  // holds the recovered tail. Read past it matters: right after a rebuild nothing is
+  // pending and the commit point seen before may be far above the checkpoint's position
+  // (quire chaos kek seed 158: a node took over with its engine 480 LSNs short of the
+  // recovered end, and served reads of older values).
   bool applied_through(Lsn lsn) const {
     return (state_ == StandbyState::kCatchingUp || state_ == StandbyState::kSecondary) &&
-           commit_lsn_ >= lsn && (pending_.empty() || pending_.front().lsn > lsn);
+           next_read_ > lsn && commit_lsn_ >= lsn &&
+           (pending_.empty() || pending_.front().lsn > lsn);
   }
   const StandbyStats& stats() const { return stats_; }
   // The last pick-up the manager ran, and what it did about it.
