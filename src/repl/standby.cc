@@ -313,7 +313,15 @@ void Standby::take_fetched(std::vector<Record>& records, Lsn through) {
     QUIRE_ASSERT(pending_.empty() || pending_.back().lsn < r.lsn);
     pending_.push_back(std::move(r));
   }
-  if (through >= next_read_) next_read_ = through.next();
+  // Past the last LOG record fetched, `through` covers only records of other types. Above
+  // the commit point those are as uncommitted as a pending record, and nothing here would
+  // notice their being replaced (a take-over re-uses the LSNs of an old primary's
+  // uncommitted tail): skipping them now could skip the new primary's LOG records later
+  // written under the same LSNs (quire chaos kek seed 228). So the read goes on from there
+  // until a commit point covers them.
+  const Lsn fetched = pending_.empty() ? Lsn(0) : pending_.back().lsn;
+  const Lsn safe = std::min(through, std::max(commit_lsn_, fetched));
+  if (safe >= next_read_) next_read_ = safe.next();
 }
 
 Task<bool> Standby::apply_committed(uint64_t epoch) {
