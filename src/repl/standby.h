@@ -196,6 +196,10 @@ class Standby {
   // Queues the fetched LOG records, dropping pending ones the chain proves abandoned, and
   // moves the commit point and the read position on.
   void take_fetched(std::vector<Record>& records, Lsn through);
+  // Whether fetched record `r` continues what was fetched before it by term (see the .cc);
+  // if not, everything fetched and not applied is dropped and read again.
+  bool joins_chain(const Record& r) const;
+  void refetch_after_stale_tail(const Record& r);
   // Applies the pending records at or below the commit point; false when tail_once must
   // stop this round (stopped, stepped down, or waiting for the KMS).
   Task<bool> apply_committed(uint64_t epoch);
@@ -247,6 +251,12 @@ class Standby {
   Lsn next_read_{1};
   Lsn rebuilt_from_;  // where the last rebuild started reading the log
   Lsn applied_lsn_;
+  Term applied_term_;  // of the last LOG record applied (0: none since the rebuild)
+  // The record that last showed a fetched tail stale (joins_chain), and how many times in a
+  // row; at kStaleTailRefetchesMax it is taken as it is.
+  static constexpr uint32_t kStaleTailRefetchesMax = 8;
+  Lsn stale_tail_lsn_;
+  uint32_t stale_tail_refetches_ = 0;
   Timestamp applied_ts_;
   Lsn commit_lsn_;
   std::deque<Record> pending_;  // fetched, ascending LSN, not yet applied
