@@ -42,6 +42,21 @@ std::string election_name(const std::string& cluster) {
   return fmt::format("/quire/{}/primary", cluster);
 }
 
+ReplicaConfig replica_config(const ComputeNodeOptions& o) {
+  ReplicaConfig config;
+  config.servers = o.pageservers;
+  config.write_quorum = o.write_quorum;
+  config.preferred_server = o.preferred_pageserver;
+  config.engine.policy = o.pickup_policy;
+  // A standby at the end of the log polls every 1 ms for its first 16 empty reads (the
+  // visibility lag), then backs off to the default 20 ms while the log stays idle.
+  config.standby.poll_interval_min = kStandbyPollMin;
+  config.primary.tables = resp::resp_tables(o.databases);
+  config.elector.election = election_name(o.cluster);
+  config.elector.value = o.advertise;
+  return config;
+}
+
 Status validate(const ComputeNodeOptions& o) {
   if (o.name.empty()) return invalid_argument("the node needs a name");
   auto client = parse_tcp_address(o.client);
@@ -142,17 +157,7 @@ Result<Address> ComputeNode::start(Nanos timeout) {
   if (!watch_coordinator.is_ok()) return watch_coordinator.status();
   watch_coordinator_ = std::move(watch_coordinator).value();
 
-  ReplicaConfig config;
-  config.servers = options_.pageservers;
-  config.write_quorum = options_.write_quorum;
-  config.preferred_server = options_.preferred_pageserver;
-  config.engine.policy = options_.pickup_policy;
-  // A standby at the end of the log polls every 1 ms for its first 16 empty reads (the
-  // visibility lag), then backs off to the default 20 ms while the log stays idle.
-  config.standby.poll_interval_min = kStandbyPollMin;
-  config.primary.tables = resp::resp_tables(options_.databases);
-  config.elector.election = election_name(options_.cluster);
-  config.elector.value = options_.advertise;
+  ReplicaConfig config = replica_config(options_);
   ReplicaNode::KmsFactory kms = [this](Env&) -> std::unique_ptr<Kms> {
     QUIRE_ASSERT(kms_ != nullptr);  // the node asks once, in its constructor
     return std::move(kms_);

@@ -169,6 +169,7 @@ bool Primary::push_ts_free(Timestamp ts) const {
 // ---- Start and stop -------------------------------------------------------------------
 
 Task<Status> Primary::start() {
+  const CallInFlight in_flight(calls_in_flight_);
   if (running()) co_return Status();
   if (ended()) co_return stopped_why_;
   on_started();
@@ -198,6 +199,11 @@ Task<Status> Primary::start() {
       stop();
       co_return std::move(st).at("primary:first_checkpoint");
     }
+  }
+  if (!running()) {
+    // Stepped down while it bootstrapped: spawn nothing on a halted primary.
+    stop();
+    co_return unavailable("stepped down while starting").at("primary:start");
   }
   logged_keystore_version_ = engine_.keystore().version();
   std::optional<DekRef> log_dek = engine_.keystore().newest_dek(kLogTable.value);
@@ -878,6 +884,8 @@ Task<void> Primary::checkpoint_loop() {
 
 Task<Status> Primary::seal_log() {
   const CallInFlight in_flight(calls_in_flight_);
+  // A retired primary in a QUIRE.SEAL loop must not seal under its successor.
+  if (!running()) co_return unavailable("not serving as primary").at("seal_log");
   stats_.seals++;
   Status st = co_await writer_.client().seal(env_.executor().deadline_after(options_.io_timeout));
   // A burst of seals gives one checkpoint: the prompt is latched, and the checkpointer

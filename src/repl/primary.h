@@ -44,6 +44,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/scoped_count.h"
 #include "engine/engine.h"
 #include "engine/planted_bugs.h"
 #include "repl/log_entry.h"
@@ -360,13 +361,7 @@ class Primary {
   AsyncMutex key_mu_;                 // key operations, T1 through T2
   // Callers' operations suspended inside this object (quiescent() waits for them).
   int calls_in_flight_ = 0;
-  struct CallInFlight {
-    explicit CallInFlight(int& n) : n_(n) { ++n_; }
-    ~CallInFlight() { --n_; }
-    CallInFlight(const CallInFlight&) = delete;
-    CallInFlight& operator=(const CallInFlight&) = delete;
-    int& n_;
-  };
+  using CallInFlight = ScopedCount;
 
   Timestamp last_ts_;
   Timestamp applied_ts_;

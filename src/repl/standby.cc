@@ -116,8 +116,9 @@ void Standby::stop() {
 }
 
 bool Standby::quiescent() const {
-  return std::all_of(tasks_.begin(), tasks_.end(),
-                     [this](TaskId t) { return env_.executor().is_done(t); });
+  return reads_in_flight_ == 0 && std::all_of(tasks_.begin(), tasks_.end(), [this](TaskId t) {
+           return env_.executor().is_done(t);
+         });
 }
 
 void Standby::set_state(StandbyState s, std::string_view why) {
@@ -671,6 +672,7 @@ Status Standby::read_gate(std::optional<Timestamp> ts, Timestamp* read_ts) const
 
 Task<Result<AtTs<std::optional<std::string>>>> Standby::get(TableId table, std::string key,
                                                             std::optional<Timestamp> ts) {
+  const ScopedCount in_flight(reads_in_flight_);
   ReadTicket ticket;
   QUIRE_CO_RETURN_IF_ERROR(open_read(ts, &ticket));
   auto r = co_await engine_.get(table, std::move(key), ticket.read_ts);
@@ -680,6 +682,7 @@ Task<Result<AtTs<std::optional<std::string>>>> Standby::get(TableId table, std::
 
 Task<Result<AtTs<std::vector<std::pair<std::string, std::string>>>>> Standby::scan(
     TableId table, std::string lo, std::string hi, size_t limit, std::optional<Timestamp> ts) {
+  const ScopedCount in_flight(reads_in_flight_);
   ReadTicket ticket;
   QUIRE_CO_RETURN_IF_ERROR(open_read(ts, &ticket));
   auto r = co_await engine_.scan(table, std::move(lo), std::move(hi), ticket.read_ts, limit);

@@ -38,6 +38,7 @@
 #include <string>
 #include <vector>
 
+#include "base/scoped_count.h"
 #include "engine/engine.h"
 #include "repl/log_entry.h"
 
@@ -248,6 +249,8 @@ class Standby {
   Engine& engine_;
   StandbyOptions options_;
   bool running_ = false;
+  // Client reads suspended inside this object (quiescent() waits for them).
+  int reads_in_flight_ = 0;
   std::vector<TaskId> tasks_;
   StandbyState state_ = StandbyState::kStartup;
   uint64_t epoch_ = 0;  // bumped at every step-down, so a read can tell
