@@ -464,6 +464,7 @@ Task<void> Primary::commit_loop() {
 }
 
 Task<void> Primary::commit_group() {
+  const MonoTime asked = env_.executor().now();
   Status locked = co_await writer_mu_.lock();
   if (!locked.is_ok()) co_return;
   MutexGuard guard(writer_mu_);
@@ -472,8 +473,11 @@ Task<void> Primary::commit_group() {
     if (!recovered) co_return;
   }
   if (queue_.empty()) co_return;
+  const MonoTime held = env_.executor().now();
   SealedGroup group = seal_group(take_group());
   if (group.records.empty()) co_return;
+  const size_t records = group.records.size();
+  const MonoTime sealed = env_.executor().now();
   Status st = co_await write_group(std::move(group.records), group.w1);
   if (st.code() == Code::kFenced) {
     on_group_fenced(st, group.requests);
@@ -483,7 +487,13 @@ Task<void> Primary::commit_group() {
   if (st.is_ok() && !lease_valid()) {
     on_group_deposed(group.requests);
   } else if (st.is_ok()) {
+    const MonoTime durable = env_.executor().now();
     on_group_durable(group.requests);
+    stats_.group_records += records;
+    stats_.group_writer_wait += held - asked;
+    stats_.group_seal += sealed - held;
+    stats_.group_durable_wait += durable - sealed;
+    stats_.group_apply += env_.executor().now() - durable;
   } else {
     co_await on_group_failed(st, group.requests);
   }
