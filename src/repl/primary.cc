@@ -477,7 +477,6 @@ Task<void> Primary::commit_group() {
   SealedGroup group = seal_group(take_group());
   if (group.records.empty()) co_return;
   const size_t records = group.records.size();
-  const MonoTime sealed = env_.executor().now();
   Status st = co_await write_group(std::move(group.records), group.w1);
   if (st.code() == Code::kFenced) {
     on_group_fenced(st, group.requests);
@@ -487,13 +486,10 @@ Task<void> Primary::commit_group() {
   if (st.is_ok() && !lease_valid()) {
     on_group_deposed(group.requests);
   } else if (st.is_ok()) {
-    const MonoTime durable = env_.executor().now();
-    on_group_durable(group.requests);
     stats_.group_records += records;
     stats_.group_writer_wait += held - asked;
-    stats_.group_seal += sealed - held;
-    stats_.group_durable_wait += durable - sealed;
-    stats_.group_apply += env_.executor().now() - durable;
+    stats_.group_durable_wait += env_.executor().now() - held;
+    on_group_durable(group.requests);
   } else {
     co_await on_group_failed(st, group.requests);
   }

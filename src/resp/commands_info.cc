@@ -139,9 +139,7 @@ void info_commit_groups(InfoText& t, const PrimaryStats& st) {
   t.field("quire_heartbeats", st.heartbeats);
   t.field("quire_checkpoints", st.checkpoints);
   t.field("quire_group_writer_wait_us", us(st.group_writer_wait));
-  t.field("quire_group_seal_us", us(st.group_seal));
   t.field("quire_group_durable_wait_us", us(st.group_durable_wait));
-  t.field("quire_group_apply_us", us(st.group_apply));
 }
 
 void info_quire(InfoText& t, const RespCommands::Serving& s, const NodeFacts& f) {
