@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <limits>
 #include <set>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -332,6 +333,14 @@ Task<Result<Timestamp>> Primary::del(TableId table, std::string key) {
 
 Task<Result<Timestamp>> Primary::write(std::vector<LogWrite> batch, WriteConcern concern) {
   const CallInFlight in_flight(calls_in_flight_);
+  Result<QueuedWrite> queued = co_await enqueue_write(std::move(batch), concern);
+  if (!queued.is_ok()) co_return queued.status();
+  co_return co_await queued->outcome();
+}
+
+Task<Result<Primary::QueuedWrite>> Primary::enqueue_write(std::vector<LogWrite> batch,
+                                                          WriteConcern concern) {
+  const CallInFlight in_flight(calls_in_flight_);
   const Deadline admission = env_.executor().deadline_after(options_.admission_wait_max);
   if (ended()) co_return stopped_why_;
   if (!running()) co_return unavailable("primary is not running").at("write");
@@ -373,10 +382,51 @@ Task<Result<Timestamp>> Primary::write(std::vector<LogWrite> batch, WriteConcern
   if (!keys.is_ok()) co_return keys.at("write:table_key");
   req->concern = concern;
   req->bytes = batch_bytes(req->entry.writes);
-  co_return co_await submit(std::move(req), admission);
+  Status queued = co_await queue_when_room(req, admission);
+  if (!queued.is_ok()) co_return queued;
+  co_return QueuedWrite(std::move(req), &calls_in_flight_);
+}
+
+Primary::QueuedWrite::QueuedWrite(std::shared_ptr<Request> req, int* calls_in_flight)
+    : req_(std::move(req)), calls_in_flight_(calls_in_flight) {
+  ++*calls_in_flight_;
+}
+
+Primary::QueuedWrite::QueuedWrite(QueuedWrite&& o) noexcept
+    : req_(std::move(o.req_)), calls_in_flight_(std::exchange(o.calls_in_flight_, nullptr)) {}
+
+Primary::QueuedWrite& Primary::QueuedWrite::operator=(QueuedWrite&& o) noexcept {
+  if (this != &o) {
+    if (calls_in_flight_ != nullptr) --*calls_in_flight_;
+    req_ = std::move(o.req_);
+    calls_in_flight_ = std::exchange(o.calls_in_flight_, nullptr);
+  }
+  return *this;
+}
+
+Primary::QueuedWrite::~QueuedWrite() {
+  if (calls_in_flight_ != nullptr) --*calls_in_flight_;
+}
+
+Task<Result<Timestamp>> Primary::QueuedWrite::outcome() {
+  QUIRE_ASSERT(req_ != nullptr);
+  co_return co_await acknowledged(req_);
 }
 
 Task<Result<Timestamp>> Primary::submit(std::shared_ptr<Request> req, Deadline admission) {
+  Status queued = co_await queue_when_room(req, admission);
+  if (!queued.is_ok()) co_return queued;
+  co_return co_await acknowledged(std::move(req));
+}
+
+Task<Result<Timestamp>> Primary::acknowledged(std::shared_ptr<Request> req) {
+  Status st = co_await req->done.wait();
+  if (!st.is_ok()) co_return st;
+  if (!req->status.is_ok()) co_return req->status;
+  co_return req->ts;
+}
+
+Task<Status> Primary::queue_when_room(const std::shared_ptr<Request>& req, Deadline admission) {
   const bool is_key_entry = req->entry.kind != LogEntryKind::kWrites;
   bool waited = false;
   while (!is_key_entry && !has_room(req->bytes)) {
@@ -403,10 +453,7 @@ Task<Result<Timestamp>> Primary::submit(std::shared_ptr<Request> req, Deadline a
                                                options_.write_attempts_max;
   }
   queue_push(req);
-  Status st = co_await req->done.wait();
-  if (!st.is_ok()) co_return st;
-  if (!req->status.is_ok()) co_return req->status;
-  co_return req->ts;
+  co_return Status();
 }
 
 Task<Status> Primary::ensure_table_keys(const std::vector<LogWrite>& batch) {
@@ -434,6 +481,7 @@ Task<void> Primary::commit_loop() {
 }
 
 Task<void> Primary::commit_group() {
+  const MonoTime asked = env_.executor().now();
   Status locked = co_await writer_mu_.lock();
   if (!locked.is_ok()) co_return;
   MutexGuard guard(writer_mu_);
@@ -442,8 +490,10 @@ Task<void> Primary::commit_group() {
     if (!recovered) co_return;
   }
   if (queue_.empty()) co_return;
+  const MonoTime held = env_.executor().now();
   SealedGroup group = seal_group(take_group());
   if (group.records.empty()) co_return;
+  const size_t records = group.records.size();
   Status st = co_await write_group(std::move(group.records), group.w1);
   if (st.code() == Code::kFenced) {
     on_group_fenced(st, group.requests);
@@ -453,6 +503,9 @@ Task<void> Primary::commit_group() {
   if (st.is_ok() && !lease_valid()) {
     on_group_deposed(group.requests);
   } else if (st.is_ok()) {
+    stats_.group_records += records;
+    stats_.group_writer_wait += held - asked;
+    stats_.group_durable_wait += env_.executor().now() - held;
     on_group_durable(group.requests);
   } else {
     co_await on_group_failed(st, group.requests);

@@ -568,26 +568,25 @@ Task<std::optional<HeldLocks>> RespCommands::lock_for_write(uint32_t db, LockMod
   co_return std::move(*held);
 }
 
-Task<std::optional<Timestamp>> RespCommands::commit(std::vector<LogWrite> batch, ClientState& c,
-                                                    ReplyWriter& out) {
+bool RespCommands::within_limits(const std::vector<LogWrite>& batch, ReplyWriter& out) {
   if (batch.size() > kLogEntryOpsMax) {
     out.err(
         fmt::format("a command may write at most {} keys at once (Quire's log entry bound, "
                     "kLogEntryOpsMax); this one writes {}",
                     kLogEntryOpsMax, batch.size()));
-    co_return std::nullopt;
+    return false;
   }
   size_t bytes = kLogEntryHeaderBytes;
   for (const LogWrite& w : batch) {
     if (w.key.size() > kKeyBytesMax) {
       out.err(fmt::format("key is {} bytes; Quire's key limit is {} bytes (kKeyBytesMax)",
                           w.key.size(), kKeyBytesMax));
-      co_return std::nullopt;
+      return false;
     }
     if (w.value && w.value->size() > kValueBytesMax) {
       out.err(fmt::format("value is {} bytes; Quire's value limit is {} bytes (kValueBytesMax)",
                           w.value->size(), kValueBytesMax));
-      co_return std::nullopt;
+      return false;
     }
     bytes += write_bytes(w);
   }
@@ -596,19 +595,41 @@ Task<std::optional<Timestamp>> RespCommands::commit(std::vector<LogWrite> batch,
         fmt::format("a command may write at most {} bytes at once (Quire's log entry "
                     "bound, kLogEntryBytesMax); this one writes about {}",
                     kLogEntryBytesMax, bytes));
-    co_return std::nullopt;
+    return false;
   }
+  return true;
+}
+
+Task<std::optional<Primary::QueuedWrite>> RespCommands::enqueue(std::vector<LogWrite> batch,
+                                                                ReplyWriter& out) {
+  if (!within_limits(batch, out)) co_return std::nullopt;
   Serving s = serving();
   if (s.role != Role::kPrimary) {  // the role changed while the command waited
     refuse_write(s, out);
     co_return std::nullopt;
   }
-  Result<Timestamp> r = co_await s.primary->write(std::move(batch));
-  if (r.is_ok()) {
-    c.last_write = std::max(c.last_write, *r);
-    co_return *r;
+  Result<Primary::QueuedWrite> queued = co_await s.primary->enqueue_write(std::move(batch));
+  if (!queued.is_ok()) {
+    write_failed(queued.status(), out);
+    co_return std::nullopt;
   }
-  const Status& st = r.status();
+  co_return std::move(queued).value();
+}
+
+Task<std::optional<Timestamp>> RespCommands::commit(std::vector<LogWrite> batch, ClientState& c,
+                                                    ReplyWriter& out) {
+  std::optional<Primary::QueuedWrite> queued = co_await enqueue(std::move(batch), out);
+  if (!queued) co_return std::nullopt;
+  Result<Timestamp> r = co_await queued->outcome();
+  if (!r.is_ok()) {
+    write_failed(r.status(), out);
+    co_return std::nullopt;
+  }
+  c.last_write = std::max(c.last_write, *r);
+  co_return *r;
+}
+
+void RespCommands::write_failed(const Status& st, ReplyWriter& out) {
   if (st.code() == Code::kInvalidArgument) {
     out.err(st.to_string());
   } else if (st.code() == Code::kFenced ||
@@ -620,7 +641,6 @@ Task<std::optional<Timestamp>> RespCommands::commit(std::vector<LogWrite> batch,
   } else {
     out.error(fmt::format("TRYAGAIN write not committed (safe to retry): {}", st.to_string()));
   }
-  co_return std::nullopt;
 }
 
 std::string lower(std::string_view s) {

@@ -97,6 +97,12 @@ class RespCommands : public CommandHandler {
   ~RespCommands() override;
 
   Task<void> execute(std::vector<std::string> args, ClientState& client, ReplyWriter& out) override;
+  // Starts the blind writes, SET key value and MSET, when their locks are free at once:
+  // they hold the locks (shared) and their place in the primary's commit queue until
+  // finished. Everything else, and a blind write whose locks are taken or waited for, runs
+  // with execute() instead.
+  Task<std::unique_ptr<PendingReply>> start(std::vector<std::string>& args,
+                                            ClientState& client) override;
 
   // The server's statistics, for INFO clients (the wire server keeps them current).
   void set_server_stats(const ServerStats* stats) { server_stats_ = stats; }
@@ -186,10 +192,19 @@ class RespCommands : public CommandHandler {
   Task<std::optional<HeldLocks>> lock_for_write(uint32_t db, LockMode db_mode,
                                                 std::vector<std::string> keys, LockMode mode,
                                                 ReplyWriter& out);
-  // Commits `batch` on the primary (limits checked first); sets c.last_write. On failure
-  // writes the error reply and returns nullopt.
+  // Commits `batch` on the primary (enqueue, then its outcome); sets c.last_write. On
+  // failure writes the error reply and returns nullopt.
   Task<std::optional<Timestamp>> commit(std::vector<LogWrite> batch, ClientState& c,
                                         ReplyWriter& out);
+  // Queues `batch` at the primary (limits and role checked first). On failure writes the
+  // error reply and returns nullopt.
+  Task<std::optional<Primary::QueuedWrite>> enqueue(std::vector<LogWrite> batch, ReplyWriter& out);
+  // Whether `batch` is within Quire's key, value and log entry bounds; else the refusal.
+  static bool within_limits(const std::vector<LogWrite>& batch, ReplyWriter& out);
+  // The reply for a write the primary refused or could not commit.
+  static void write_failed(const Status& st, ReplyWriter& out);
+  // A started blind write (start()): its locks and its place in the commit queue.
+  class PendingWrite;
   // The reply for a failed read.
   void read_failed(const Status& st, ReplyWriter& out);
   // The refusal for a write on a node that is not a serving primary.

@@ -127,6 +127,21 @@ void info_pickups(InfoText& t, const PickupCounters& p) {
   t.field("quire_pickups_resyncs", p.resyncs);
 }
 
+// The primary's commit groups: counts, and where the commit task's time went (us).
+void info_commit_groups(InfoText& t, const PrimaryStats& st) {
+  const auto us = [](Nanos d) {
+    return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+  };
+  t.field("quire_groups_written", st.groups_written);
+  t.field("quire_group_records", st.group_records);
+  t.field("quire_batches_acked", st.batches_acked);
+  t.field("quire_group_retries", st.group_retries);
+  t.field("quire_heartbeats", st.heartbeats);
+  t.field("quire_checkpoints", st.checkpoints);
+  t.field("quire_group_writer_wait_us", us(st.group_writer_wait));
+  t.field("quire_group_durable_wait_us", us(st.group_durable_wait));
+}
+
 void info_quire(InfoText& t, const RespCommands::Serving& s, const NodeFacts& f) {
   t.section("Quire");
   t.field("quire_role", RespCommands::role_name(s.role));
@@ -142,6 +157,7 @@ void info_quire(InfoText& t, const RespCommands::Serving& s, const NodeFacts& f)
   t.field("quire_kek_version", f.kek_version);
   t.field("quire_cmk_version", f.cmk_version);
   if (f.pickups) info_pickups(t, *f.pickups);
+  if (s.primary != nullptr) info_commit_groups(t, s.primary->stats());
 }
 
 }  // namespace

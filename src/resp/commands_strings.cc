@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <memory>
 
 #include "resp/commands.h"
 
@@ -16,7 +17,68 @@ LogWrite put(uint32_t db, std::string key, std::string value) {
   return LogWrite{db_table(db), std::move(key), std::move(value)};
 }
 
+// A started command whose reply is already known (a refusal).
+class ReadyReply : public PendingReply {
+ public:
+  explicit ReadyReply(std::string bytes) : bytes_(std::move(bytes)) {}
+  Task<void> finish(ClientState& client, ReplyWriter& out) override {
+    (void)client;
+    out.buffer() += bytes_;
+    co_return;
+  }
+
+ private:
+  std::string bytes_;
+};
+
 }  // namespace
+
+class RespCommands::PendingWrite : public PendingReply {
+ public:
+  PendingWrite(HeldLocks held, Primary::QueuedWrite queued)
+      : held_(std::move(held)), queued_(std::move(queued)) {}
+  Task<void> finish(ClientState& client, ReplyWriter& out) override {
+    Result<Timestamp> r = co_await queued_.outcome();
+    held_.release();
+    if (!r.is_ok()) {
+      write_failed(r.status(), out);
+      co_return;
+    }
+    client.last_write = std::max(client.last_write, *r);
+    out.ok();
+  }
+
+ private:
+  // Released once the write is applied (or failed): a read-modify-write of these keys
+  // waits until then, as for a blind write run by execute().
+  HeldLocks held_;
+  Primary::QueuedWrite queued_;
+};
+
+Task<std::unique_ptr<PendingReply>> RespCommands::start(std::vector<std::string>& a,
+                                                        ClientState& c) {
+  if (a.size() < 3 || a.size() % 2 == 0) co_return nullptr;  // SET k v, MSET k v [k v ...]
+  const CommandSpec* spec = find_command(lower(a[0]));
+  if (spec == nullptr || (spec->id != CommandId::kMset && spec->id != CommandId::kSet) ||
+      (spec->id == CommandId::kSet && a.size() != 3)) {
+    co_return nullptr;
+  }
+  ReplyWriter refusal;
+  if (!admit(*spec, c, refusal)) co_return nullptr;  // execute() answers it
+  std::vector<std::string> keys;
+  for (size_t j = 1; j < a.size(); j += 2) keys.push_back(a[j]);
+  std::optional<HeldLocks> held =
+      locks_.try_lock(c.db, LockMode::kShared, std::move(keys), LockMode::kShared);
+  if (!held) co_return nullptr;  // contended: run in turn, waiting for the locks
+  commands_executed_++;
+  std::vector<LogWrite> batch;
+  for (size_t j = 1; j < a.size(); j += 2) {
+    batch.push_back(put(c.db, std::move(a[j]), std::move(a[j + 1])));
+  }
+  std::optional<Primary::QueuedWrite> queued = co_await enqueue(std::move(batch), refusal);
+  if (!queued) co_return std::make_unique<ReadyReply>(std::move(refusal.buffer()));
+  co_return std::make_unique<PendingWrite>(std::move(*held), std::move(*queued));
+}
 
 Task<void> RespCommands::cmd_get(Args& a, ClientState& c, ReplyWriter& out) {
   std::vector<std::string> keys{a[1]};

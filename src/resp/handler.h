@@ -1,11 +1,19 @@
 // The seam between the RESP server (the wire: bytes, framing, bounds, connections;
 // resp/server.h) and the commands (what each one does against the node; resp/commands.h).
 // The server parses a command, hands it to a CommandHandler with the connection's state,
-// and sends the one reply the handler wrote, in order, commands of one connection one at
-// a time (Redis's order: a reply follows its command's effects).
+// and sends the one reply the handler wrote, in order (Redis's order: a reply follows its
+// command's effects, and a command observes every earlier one of its connection).
+//
+// Commands of one connection run one at a time, with one exception: a command the handler
+// can start (start(): a blind write, queued at the primary) holds its place in the node's
+// order at once and finishes later, so a pipeline of writes shares commit groups. The
+// server then starts the connection's next commands meanwhile, but writes the replies in
+// command order, and runs any command the handler does not start only after every
+// earlier one finished (a barrier: reads and read-modify-writes see earlier writes).
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -68,6 +76,15 @@ struct ServerStats {
   uint64_t output_limit_disconnects = 0;  // clients dropped for not reading their replies
 };
 
+// A started command's reply, still to come (CommandHandler::start).
+class PendingReply {
+ public:
+  virtual ~PendingReply() = default;
+  // Waits for the command's outcome and appends its one reply to `out`. Called at most
+  // once; a PendingReply destroyed unfinished lets its command finish unobserved.
+  virtual Task<void> finish(ClientState& client, ReplyWriter& out) = 0;
+};
+
 class CommandHandler {
  public:
   virtual ~CommandHandler() = default;
@@ -76,6 +93,17 @@ class CommandHandler {
   // an error reply, never an exception.
   virtual Task<void> execute(std::vector<std::string> args, ClientState& client,
                              ReplyWriter& out) = 0;
+  // Starts a command that needs nothing of the connection's earlier commands but its place
+  // after them (a blind write): returns once the command holds that place, with its reply
+  // to come. Nullptr when the command is not one the handler starts (or not now): nothing
+  // was done (args are untouched), and the server runs it with execute() once every earlier
+  // reply is written.
+  virtual Task<std::unique_ptr<PendingReply>> start(std::vector<std::string>& args,
+                                                    ClientState& client) {
+    (void)args;
+    (void)client;
+    co_return nullptr;
+  }
 };
 
 }  // namespace quire::resp

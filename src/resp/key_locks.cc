@@ -59,17 +59,45 @@ Task<Result<HeldLocks>> KeyLocks::lock(uint32_t db, LockMode db_mode, std::vecto
   co_return std::move(held);
 }
 
+std::optional<HeldLocks> KeyLocks::try_lock(uint32_t db, LockMode db_mode,
+                                            std::vector<std::string> keys, LockMode key_mode) {
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  std::vector<std::pair<Name, LockMode>> names;
+  names.reserve(keys.size() + 1);
+  names.emplace_back(Name(db, true, std::string()), db_mode);
+  for (std::string& k : keys) names.emplace_back(Name(db, false, std::move(k)), key_mode);
+  // Every lock is checked before any is taken (no waits in between: one scheduler).
+  for (auto& [name, mode] : names) {
+    auto it = locks_.find(name);
+    if (it != locks_.end() && !free_now(it->second, mode)) return std::nullopt;
+  }
+  HeldLocks held;
+  held.owner_ = this;
+  for (auto& [name, mode] : names) {
+    take(locks_[name], mode);
+    held.held_.push_back({std::move(name), mode});
+  }
+  return held;
+}
+
+bool KeyLocks::free_now(Lock& l, LockMode mode) {
+  prune(l);
+  return l.waiters.empty() && !l.exclusive && (mode == LockMode::kShared || l.shared == 0);
+}
+
+void KeyLocks::take(Lock& l, LockMode mode) {
+  if (mode == LockMode::kShared) {
+    l.shared++;
+  } else {
+    l.exclusive = true;
+  }
+}
+
 Task<Status> KeyLocks::acquire(const Name& name, LockMode mode, Deadline deadline) {
   Lock& l = locks_[name];
-  prune(l);
-  const bool free_now =
-      l.waiters.empty() && !l.exclusive && (mode == LockMode::kShared || l.shared == 0);
-  if (free_now) {
-    if (mode == LockMode::kShared) {
-      l.shared++;
-    } else {
-      l.exclusive = true;
-    }
+  if (free_now(l, mode)) {
+    take(l, mode);
     co_return Status();
   }
   // A waiter is only ever queued behind a holder, so a release will look at it.

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -65,6 +66,11 @@ class KeyLocks {
   Task<Result<HeldLocks>> lock(uint32_t db, LockMode db_mode, std::vector<std::string> keys,
                                LockMode key_mode, Deadline deadline);
 
+  // lock() without waiting: the locks only if each is free for its mode now (no holder in
+  // the way, nobody queued for it); otherwise nullopt, with nothing held.
+  std::optional<HeldLocks> try_lock(uint32_t db, LockMode db_mode, std::vector<std::string> keys,
+                                    LockMode key_mode);
+
   // Locks in use (held or waited for): a test's check that nothing leaks.
   size_t active() const { return locks_.size(); }
 
@@ -81,6 +87,9 @@ class KeyLocks {
     std::deque<Waiter> waiters;
   };
   Task<Status> acquire(const Name& name, LockMode mode, Deadline deadline);
+  // Whether `l` can be taken in `mode` now without passing a waiter; prunes its waiters.
+  bool free_now(Lock& l, LockMode mode);
+  static void take(Lock& l, LockMode mode);
   void release(const Name& name, LockMode mode);
   // Hands the lock to the waiters at the front that can have it now, in order.
   void grant_waiters(Lock& l);

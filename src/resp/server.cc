@@ -1,5 +1,6 @@
 #include "resp/server.h"
 
+#include <deque>
 #include <map>
 #include <optional>
 #include <span>
@@ -66,7 +67,32 @@ struct RespServer::Core {
   std::vector<uint8_t> read_buffer;
 };
 
+struct RespServer::Pipeline {
+  struct Started {
+    std::unique_ptr<PendingReply> reply;
+    size_t bytes = 0;  // its arguments'
+  };
+  std::deque<Started> started;
+  size_t bytes = 0;
+};
+
 namespace {
+
+// Finishes the oldest started command, appending its reply to `out`.
+Task<void> finish_oldest(RespServer::Client& client, RespServer::Pipeline& p, ReplyWriter& out) {
+  QUIRE_ASSERT(!p.started.empty());
+  RespServer::Pipeline::Started oldest = std::move(p.started.front());
+  p.started.pop_front();
+  QUIRE_ASSERT(p.bytes >= oldest.bytes);
+  p.bytes -= oldest.bytes;
+  co_await oldest.reply->finish(client.state, out);
+}
+
+// Finishes every started command, in order.
+Task<void> finish_all(RespServer::Client& client, RespServer::Pipeline& p, ReplyWriter& out) {
+  while (!p.started.empty()) co_await finish_oldest(client, p, out);
+  QUIRE_ASSERT(p.bytes == 0);
+}
 
 // Hands the replies gathered in `out` to the stream and applies the output buffer limits.
 // False when the connection must close (the stream broke, or the client is over a limit:
@@ -77,7 +103,8 @@ bool flush_replies(RespServer::Core& core, RespServer::Client& client, ReplyWrit
 
 RespServer::RespServer(Env& env, CommandHandler& handler, RespServerOptions options)
     : core_(std::make_shared<Core>(env, handler, std::move(options))) {
-  QUIRE_ASSERT(core_->options.read_chunk_bytes > 0 && core_->options.commands_per_turn_max > 0);
+  QUIRE_ASSERT(core_->options.read_chunk_bytes > 0 && core_->options.commands_per_turn_max > 0 &&
+               core_->options.pipeline_commands_max > 0);
   core_->read_buffer.resize(core_->options.read_chunk_bytes);
 }
 
@@ -182,8 +209,12 @@ void RespServer::admit_client(const std::shared_ptr<Core>& core,
 }
 
 Task<void> RespServer::serve(std::shared_ptr<Core> core, std::shared_ptr<Client> client) {
-  co_await serve_commands(*core, *client);
+  Pipeline pipeline;
+  co_await serve_commands(*core, *client, pipeline);
   client->stream->close();
+  // Started writes keep their keys locked until they finished: wait for them, unanswered.
+  ReplyWriter unsent;
+  co_await finish_all(*client, pipeline, unsent);
   if (core->clients.erase(client->state.id) > 0) core->stats.connected_clients--;
 }
 
@@ -191,17 +222,44 @@ namespace {
 
 enum class Next : uint8_t { kRead, kClose };
 
-// Runs every complete command the parser holds, in order. kClose after a protocol error
-// (its reply queued), an oversized command, QUIT, a failed flush, or a stop.
+// Starts the command if the handler does, within the pipeline's bounds (finishing the
+// oldest started ones past them); otherwise finishes every started one, then runs it.
+Task<void> run_command(RespServer::Core& core, RespServer::Client& client,
+                       RespServer::Pipeline& pipe, std::vector<std::string>& args,
+                       ReplyWriter& out) {
+  size_t bytes = 0;
+  for (const std::string& a : args) bytes += a.size();
+  // Room for this one first (a command alone above the byte budget still runs).
+  while (!pipe.started.empty() && (pipe.started.size() >= core.options.pipeline_commands_max ||
+                                   pipe.bytes + bytes > core.options.pipeline_bytes_max)) {
+    co_await finish_oldest(client, pipe, out);
+  }
+  std::unique_ptr<PendingReply> started = co_await core.handler.start(args, client.state);
+  if (started == nullptr) {
+    co_await finish_all(client, pipe, out);
+    co_await core.handler.execute(std::move(args), client.state, out);
+    co_return;
+  }
+  pipe.started.push_back(RespServer::Pipeline::Started{std::move(started), bytes});
+  pipe.bytes += bytes;
+}
+
+// Runs every complete command the parser holds, in order, and finishes the started ones.
+// kClose after a protocol error (its reply queued), an oversized command, QUIT, a failed
+// flush, or a stop.
 Task<Next> run_commands(RespServer::Core& core, RespServer::Client& client, RequestParser& parser,
-                        ReplyWriter& out) {
+                        RespServer::Pipeline& pipe, ReplyWriter& out) {
   std::vector<std::string> args;
   size_t in_a_row = 0;
   // Each round runs one command, or ends the batch.
   while (!core.stopping) {
     const RequestParser::Result parsed = parser.next(&args);
-    if (parsed == RequestParser::Result::kNeedMore) co_return Next::kRead;
+    if (parsed == RequestParser::Result::kNeedMore) {
+      co_await finish_all(client, pipe, out);
+      co_return Next::kRead;
+    }
     if (parsed == RequestParser::Result::kProtocolError) {
+      co_await finish_all(client, pipe, out);
       core.stats.protocol_errors++;
       if (std::optional<uint64_t> suppressed = core.admit(kLogProtocolError)) {
         core.env.log().warn(kComponent, kLogProtocolError, "protocol error; closing the client",
@@ -228,7 +286,7 @@ Task<Next> run_commands(RespServer::Core& core, RespServer::Client& client, Requ
     client.state.last_command_at = core.now();
     client.state.commands++;
     core.stats.total_commands++;
-    co_await core.handler.execute(std::move(args), client.state, out);
+    co_await run_command(core, client, pipe, args, out);
     args.clear();
     if (core.stopping) co_return Next::kClose;
     parser.set_authenticated(!core.options.auth_required || client.state.authenticated);
@@ -299,7 +357,7 @@ bool flush_replies(RespServer::Core& core, RespServer::Client& client, ReplyWrit
 
 }  // namespace
 
-Task<void> RespServer::serve_commands(Core& core, Client& client) {
+Task<void> RespServer::serve_commands(Core& core, Client& client, Pipeline& pipeline) {
   RequestParser parser(core.options.request_limits);
   parser.set_authenticated(!core.options.auth_required || client.state.authenticated);
   ReplyWriter out;
@@ -322,7 +380,7 @@ Task<void> RespServer::serve_commands(Core& core, Client& client) {
       co_return;
     }
     parser.feed(std::string_view(reinterpret_cast<const char*>(buffer.data()), *got));
-    const Next next = co_await run_commands(core, client, parser, out);
+    const Next next = co_await run_commands(core, client, parser, pipeline, out);
     if (next == Next::kClose) co_return;
     if (!flush_replies(core, client, out)) co_return;
   }

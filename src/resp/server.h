@@ -8,6 +8,16 @@
 // so a pipeline's replies leave in few writes and a 100,000-command pipeline never holds
 // more than a flush's worth of replies beyond the stream's queue.
 //
+// Pipelined writes. A command the handler starts (CommandHandler::start: a blind write,
+// queued at the primary) does not hold up the next: the task starts the following
+// commands meanwhile, so one pipeline's writes share commit groups. Replies still go out
+// in command order, each write's once it finished (durable); a command the handler does
+// not start runs only after every earlier one finished. At most pipeline_commands_max
+// started commands (and pipeline_bytes_max of their arguments) are unfinished at once:
+// past that the task finishes the oldest first. Before the task reads again it finishes
+// every started command; when the connection ends (a close, QUIT, an error), the task
+// still waits for them (their replies unsent) so that their locks outlive their writes.
+//
 // Bounds (RespServerOptions; each ends that connection only, logged rate-limited):
 //  - Clients: past max_clients a new connection gets "-ERR max number of clients reached"
 //    and is closed (Redis's maxclients, 10000).
@@ -55,6 +65,11 @@ struct RespServerOptions {
   // Replies pending in the writer beyond which they go to the stream mid-pipeline.
   size_t reply_flush_bytes = 64 * 1024;
   size_t commands_per_turn_max = 1024;
+  // Started commands of one connection not finished yet (pipelined writes), and the bytes
+  // of their arguments: at either bound the connection finishes its oldest before it
+  // starts another. At least 1 (1: one write at a time, as without pipelining).
+  size_t pipeline_commands_max = 1024;
+  size_t pipeline_bytes_max = size_t{16} << 20;
   // How often repeated warnings of one kind reach the log.
   Nanos log_interval = std::chrono::seconds(1);
 };
@@ -78,13 +93,14 @@ class RespServer {
   // Internal to server.cc: what the tasks share, and one connection.
   struct Core;
   struct Client;
+  struct Pipeline;  // a connection's started commands, oldest first
 
  private:
   static Task<void> accept_loop(std::shared_ptr<Core> core);
   static void admit_client(const std::shared_ptr<Core>& core,
                            std::unique_ptr<StreamConnection> stream);
   static Task<void> serve(std::shared_ptr<Core> core, std::shared_ptr<Client> client);
-  static Task<void> serve_commands(Core& core, Client& client);
+  static Task<void> serve_commands(Core& core, Client& client, Pipeline& pipeline);
 
   std::shared_ptr<Core> core_;
 };

@@ -621,6 +621,36 @@ class B_Commands(ClusterTestBase):
         self.assertEqual(replies[n // 2:], [b"v%05d" % i for i in range(n // 2)])
         self.assertEqual(r.dbsize(), n // 2)
 
+    def test_pipelined_writes_keep_the_connections_order(self):
+        # Blind writes of one pipeline do not wait for each other's durability (issue 14);
+        # the replies, and what later commands of the pipeline see, keep the command order.
+        r = self.p(db=10, timeout=60)
+        r.flushdb()
+        pipe = r.pipeline(transaction=False)
+        want = []
+        for i in range(300):
+            pipe.set(b"same", b"%d" % i)
+            pipe.set(b"k%03d" % i, b"v%d" % i)
+            want += [True, True]
+            if i % 50 == 49:
+                pipe.get(b"same")  # sees the SET just before it
+                pipe.incr(b"k%03d" % i)  # an error in place: not an integer
+                pipe.mset({b"m": b"%d" % i, b"n": b"%d" % i})
+                want += [b"%d" % i, "error", True]
+        pipe.get(b"same")
+        pipe.mget([b"m", b"n", b"k000", b"k299"])
+        want += [b"299", [b"299", b"299", b"v0", b"v299"]]
+        replies = pipe.execute(raise_on_error=False)
+        self.assertEqual(len(replies), len(want))
+        for i, (got, w) in enumerate(zip(replies, want)):
+            if w == "error":
+                self.assertIsInstance(got, redis.ResponseError, "reply %d" % i)
+                self.assertIn("not an integer", str(got))
+            else:
+                self.assertEqual(got, w, "reply %d" % i)
+        self.assertEqual(r.get(b"same"), b"299")
+        self.assertEqual(r.dbsize(), 300 + 3)
+
     def test_readonly_standby_and_wait(self):
         r = self.p()
         for s in self.c.standbys(self.primary):

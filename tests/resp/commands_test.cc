@@ -10,11 +10,14 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "resp/commands.h"
 #include "resp/progress_reporter.h"
+#include "resp/server.h"
+#include "resp_test_support.h"
 #include "sim/replica_set_sim.h"
 
 namespace quire::resp {
@@ -46,6 +49,9 @@ ReplicaSetConfig fast_config(uint64_t seed, size_t standbys) {
 std::string bulk(std::string_view s) {
   return fmt::format("${}\r\n{}\r\n", s.size(), s);
 }
+
+// Where serve() listens: the primary node's host.
+const Address kServerAddress = "primary:6379";
 
 class RespCommandsTest : public ::testing::Test {
  protected:
@@ -116,13 +122,59 @@ class RespCommandsTest : public ::testing::Test {
         10s));
   }
 
+  // A RESP server over primary_ on the primary node, at "primary:6379".
+  void serve(RespServerOptions options = {}) {
+    server_ = std::make_unique<RespServer>(*sim_->world().env(sim_->primary_id()), *primary_,
+                                           std::move(options));
+    Status started = server_->start(kServerAddress);
+    ASSERT_TRUE(started.is_ok()) << started.to_string();
+  }
+  void TearDown() override {
+    if (!server_) return;
+    EXPECT_TRUE(sim_->run_on(
+        sim_->primary_id(), [this]() -> Task<void> { co_await server_->stop(); }, 10s));
+    server_.reset();
+  }
+  // Sends `request` on a new connection from the checker node, reads until the replies end
+  // with `last` (or 20 s passed), and closes.
+  std::string wire(std::string request, std::string last) {
+    std::string got;
+    const bool done = sim_->run_on(
+        sim_->tool_id(),
+        [&]() -> Task<void> {
+          Env& env = *sim_->world().env(sim_->tool_id());
+          std::unique_ptr<StreamConnection> c =
+              co_await testing::connect_client(env, kServerAddress);
+          if (!c) co_return;
+          EXPECT_TRUE(c->write(testing::bytes_of(request)).is_ok());
+          std::vector<uint8_t> buf(64 * 1024);
+          const Deadline deadline = env.executor().deadline_after(20s);
+          while (got.size() < last.size() ||
+                 got.compare(got.size() - last.size(), last.size(), last) != 0) {
+            Result<size_t> n = co_await c->read_some(std::span<uint8_t>(buf), deadline);
+            if (!n.is_ok()) break;
+            got.append(reinterpret_cast<const char*>(buf.data()), *n);
+          }
+        },
+        30s);
+    EXPECT_TRUE(done);
+    return got;
+  }
+
   std::unique_ptr<ReplicaSetSim> sim_;
   std::unique_ptr<RespCommands> primary_;
   std::unique_ptr<RespCommands> standby_;
   ClientState client_;
   ClientState standby_client_;
   std::unique_ptr<ProgressReporter> reporter_;
+  std::unique_ptr<RespServer> server_;  // before primary_ goes
 };
+
+std::string inline_commands(const std::vector<Args>& commands) {
+  std::string out;
+  for (const Args& a : commands) out += encode_multibulk(a);
+  return out;
+}
 
 TEST_F(RespCommandsTest, ConnectionCommands) {
   make();
@@ -749,6 +801,225 @@ TEST_F(RespCommandsTest, UnreachableLogAnswersTryagainAndTheWriteNeverApplies) {
   }
   EXPECT_EQ(next, ":11\r\n");
   EXPECT_EQ(P({"GET", "n"}), bulk("11"));
+}
+
+// Blind writes started one after another (as a pipeline's are) queue at the primary before
+// the first is durable, so they share a commit group; one at a time, each is a group.
+TEST_F(RespCommandsTest, StartedBlindWritesShareACommitGroup) {
+  make();
+  Primary* p = sim_->primary();
+  const uint64_t g0 = p->stats().groups_written;
+  for (int i = 0; i < 16; i++) EXPECT_EQ(P({"SET", "seq", fmt::format("{}", i)}), "+OK\r\n");
+  const uint64_t one_at_a_time = p->stats().groups_written - g0;
+  std::vector<std::string> replies;
+  const uint64_t g1 = p->stats().groups_written;
+  ASSERT_TRUE(sim_->run_on(
+      sim_->primary_id(),
+      [&]() -> Task<void> {
+        std::vector<std::unique_ptr<PendingReply>> started;
+        for (int i = 0; i < 16; i++) {
+          const std::string v = fmt::format("{}", i);
+          Args a = i % 4 == 3 ? Args{"MSET", "m", v, "k", v} : Args{"set", "k", v};
+          std::unique_ptr<PendingReply> r = co_await primary_->start(a, client_);
+          EXPECT_NE(r, nullptr) << i;
+          if (r) started.push_back(std::move(r));
+        }
+        EXPECT_GT(primary_->locks_active(), 0u);  // held until finished
+        for (auto& r : started) {
+          ReplyWriter out;
+          co_await r->finish(client_, out);
+          replies.push_back(out.buffer());
+        }
+      },
+      20s));
+  const uint64_t started = p->stats().groups_written - g1;
+  EXPECT_GE(one_at_a_time, 16u);
+  EXPECT_LE(started, 2u);
+  EXPECT_EQ(replies, std::vector<std::string>(16, "+OK\r\n"));
+  EXPECT_EQ(P({"GET", "k"}), bulk("15"));  // the last one of the order they queued in
+  EXPECT_EQ(P({"GET", "m"}), bulk("15"));
+  EXPECT_EQ(primary_->locks_active(), 0u);
+  EXPECT_GT(client_.last_write, Timestamp());
+  EXPECT_LE(client_.last_write, p->applied_ts());
+}
+
+// What start() leaves to execute(): anything but SET key value and MSET, and writes on a
+// node that is not a serving primary (execute() answers the refusal).
+TEST_F(RespCommandsTest, StartTakesOnlyBlindWritesOnAServingPrimary) {
+  make();
+  auto starts = [&](RespCommands& cmds, NodeId node, ClientState& c, Args a) {
+    bool started = false;
+    EXPECT_TRUE(sim_->run_on(
+        node,
+        [&]() -> Task<void> {
+          std::unique_ptr<PendingReply> r = co_await cmds.start(a, c);
+          started = r != nullptr;
+          if (r) {
+            ReplyWriter out;
+            co_await r->finish(c, out);
+          }
+        },
+        20s));
+    return started;
+  };
+  const NodeId p = sim_->primary_id();
+  EXPECT_TRUE(starts(*primary_, p, client_, {"SET", "k", "v"}));
+  EXPECT_TRUE(starts(*primary_, p, client_, {"mset", "a", "1", "b", "2"}));
+  for (const Args& a : std::vector<Args>{{"SET", "k", "v", "NX"},
+                                         {"SET", "k", "v", "GET"},
+                                         {"SET", "k"},
+                                         {"MSET", "a"},
+                                         {"MSETNX", "a", "1"},
+                                         {"SETNX", "k", "v"},
+                                         {"GET", "k"},
+                                         {"INCR", "n"},
+                                         {"DEL", "k"},
+                                         {"FLUSHDB"},
+                                         {"PING"}}) {
+    EXPECT_FALSE(starts(*primary_, p, client_, a)) << a[0];
+  }
+  EXPECT_FALSE(starts(*standby_, sim_->standby_ids()[0], standby_client_, {"SET", "k", "v"}));
+  EXPECT_EQ(S({"SET", "k", "v"}), "-READONLY You can't write against a read only replica.\r\n");
+  EXPECT_EQ(primary_->locks_active(), 0u);
+}
+
+// One connection's pipeline over the wire: each command observes the earlier ones (GET
+// after SET, INCR after SET, the later SET of a key wins), errors answer in place, and the
+// replies keep the command order.
+TEST_F(RespCommandsTest, PipelineKeepsTheConnectionsOrder) {
+  make();
+  serve();
+  const std::string long_key(kKeyBytesMax + 1, 'k');
+  const std::string got = wire(inline_commands({{"SET", "a", "1"},
+                                                {"SET", "a", "2"},
+                                                {"GET", "a"},
+                                                {"SET", "b", "x"},
+                                                {"MSET", "c", "1", "d", "2"},
+                                                {"SET", "a", "3"},
+                                                {"MGET", "a", "b", "c", "d"},
+                                                {"INCR", "n"},
+                                                {"SET", "n", "10"},
+                                                {"INCR", "n"},
+                                                {"SET", "k"},
+                                                {"SET", long_key, "v"},
+                                                {"SET", "b", "y"},
+                                                {"SET", "b", "z"},
+                                                {"INCR", "b"},
+                                                {"SET", "a", "4"},
+                                                {"GET", "b"},
+                                                {"GET", "a"}}),
+                               bulk("4"));
+  const std::string want =
+      "+OK\r\n+OK\r\n" + bulk("2") + "+OK\r\n+OK\r\n+OK\r\n*4\r\n" + bulk("3") + bulk("x") +
+      bulk("1") + bulk("2") + ":1\r\n+OK\r\n:11\r\n" +
+      "-ERR wrong number of arguments for 'set' command\r\n" +
+      fmt::format("-ERR key is {} bytes; Quire's key limit is {} bytes (kKeyBytesMax)\r\n",
+                  kKeyBytesMax + 1, kKeyBytesMax) +
+      "+OK\r\n+OK\r\n-ERR value is not an integer or out of range\r\n+OK\r\n" + bulk("z") +
+      bulk("4");
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(primary_->locks_active(), 0u);
+}
+
+// Another client never sees a pipeline's writes out of order: while one connection
+// pipelines SETs of w000..w199, MGETs of all 200 keys (each at one timestamp) always see
+// a prefix of them. The pipeline shares commit groups.
+TEST_F(RespCommandsTest, PipelinedWritesBecomeVisibleInCommandOrder) {
+  make();
+  serve();
+  std::vector<Args> sets;
+  Args mget{"MGET"};
+  for (int i = 0; i < 200; i++) {
+    sets.push_back({"SET", fmt::format("w{:03}", i), "1"});
+    mget.push_back(fmt::format("w{:03}", i));
+  }
+  bool pipeline_done = false;
+  size_t partial_views = 0;
+  ClientState observer;
+  observer.id = 900;
+  sim_->spawn_on(sim_->primary_id(), "observer", [&]() -> Task<void> {
+    Env& env = *sim_->world().env(sim_->primary_id());
+    while (!pipeline_done) {
+      ReplyWriter out;
+      co_await primary_->execute(mget, observer, out);
+      // Each value is "$1\r\n1\r\n" (present) or "$-1\r\n" (absent); absent ones come last.
+      const std::string& r = out.buffer();
+      size_t present = 0;
+      size_t pos = r.find("\r\n") + 2;  // after "*200"
+      bool gap = false;
+      for (int i = 0; i < 200; i++) {
+        const bool here = r.compare(pos, 4, "$1\r\n") == 0;
+        pos += here ? 7 : 5;
+        if (here && gap) ADD_FAILURE() << "w" << i << " visible after a missing earlier key";
+        gap = gap || !here;
+        present += here ? 1 : 0;
+      }
+      if (present > 0 && present < 200) partial_views++;
+      (void)co_await env.executor().sleep(200us);
+    }
+  });
+  const uint64_t g0 = sim_->primary()->stats().groups_written;
+  std::string want;
+  for (int i = 0; i < 200; i++) want += "+OK\r\n";
+  want += "+PONG\r\n";
+  Args ping{"PING"};
+  sets.push_back(ping);
+  EXPECT_EQ(wire(inline_commands(sets), "+PONG\r\n"), want);
+  pipeline_done = true;
+  sim_->run_until([] { return false; }, 10ms);
+  EXPECT_GT(partial_views, 0u) << "the observer never looked while the pipeline ran";
+  EXPECT_LT(sim_->primary()->stats().groups_written - g0, 50u);
+  EXPECT_EQ(primary_->locks_active(), 0u);
+}
+
+// Writes that fail mid-pipeline (the log unreachable) answer -TRYAGAIN in place, and the
+// commands between them still run in order.
+TEST_F(RespCommandsTest, FailedWritesMidPipelineAnswerInPlace) {
+  make();
+  serve();
+  EXPECT_EQ(P({"SET", "a", "0"}), "+OK\r\n");
+  const NodeId p = sim_->primary_id();
+  for (NodeId s : sim_->server_ids()) sim_->world().network().partition(p, s);
+  const std::string got = wire(
+      inline_commands({{"SET", "a", "1"}, {"SET", "b", "2"}, {"GET", "a"}, {"PING"}}), "+PONG\r\n");
+  // -TRYAGAIN, -TRYAGAIN, the old value, +PONG.
+  const size_t first = got.find("\r\n");
+  const size_t second = got.find("\r\n", first + 2);
+  ASSERT_NE(second, std::string::npos) << got;
+  EXPECT_EQ(got.rfind("-TRYAGAIN write ", 0), 0u) << got;
+  EXPECT_EQ(got.compare(first + 2, 16, "-TRYAGAIN write "), 0) << got;
+  EXPECT_EQ(got.substr(second + 2), bulk("0") + "+PONG\r\n");
+  sim_->world().network().heal_all();
+  EXPECT_EQ(primary_->locks_active(), 0u);
+}
+
+// A client that leaves while its pipelined writes are in flight: the writes still commit
+// (they were queued), their locks are released once durable, and the connection ends.
+TEST_F(RespCommandsTest, ClientLeavingWithPipelinedWritesInFlight) {
+  make();
+  serve();
+  std::vector<Args> sets;
+  for (int i = 0; i < 100; i++) sets.push_back({"SET", "gone", fmt::format("{}", i)});
+  const std::string request = inline_commands(sets);
+  ASSERT_TRUE(sim_->run_on(
+      sim_->tool_id(),
+      [&]() -> Task<void> {
+        Env& env = *sim_->world().env(sim_->tool_id());
+        std::unique_ptr<StreamConnection> c = co_await testing::connect_client(env, kServerAddress);
+        if (!c) co_return;
+        EXPECT_TRUE(c->write(testing::bytes_of(request)).is_ok());
+        c->close();
+      },
+      10s));
+  ASSERT_TRUE(sim_->run_until(
+      [&] {
+        return server_->stats().connected_clients == 0 && server_->stats().total_commands > 0;
+      },
+      10s));
+  EXPECT_EQ(primary_->locks_active(), 0u);
+  const uint64_t n = server_->stats().total_commands;
+  EXPECT_GT(n, 0u);
+  EXPECT_EQ(P({"GET", "gone"}), bulk(fmt::format("{}", n - 1)));  // the last one it ran
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 // never deadlock, and nothing stays behind.
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -84,6 +85,44 @@ TEST(KeyLocksTest, OverlappingKeySetsInAnyOrderNeverDeadlock) {
     EXPECT_EQ(log[i + 1], "-" + log[i].substr(1));
   }
   EXPECT_EQ(h.s.now().ns, Nanos(20ms).count());
+  EXPECT_EQ(locks.active(), 0u);
+}
+
+// At 1 ms ("s" holds "k" shared, "x" waits for it exclusively): a shared try_lock of "k"
+// would pass the waiter and is refused; another key is free.
+Task<void> try_lock_probe(KeyLocks& locks, Executor& exec, std::vector<std::string>& log) {
+  (void)co_await exec.sleep(1ms);
+  std::vector<std::string> k{"k"};
+  std::vector<std::string> other{"other"};
+  EXPECT_FALSE(locks.try_lock(0, LockMode::kShared, k, LockMode::kShared).has_value());
+  EXPECT_TRUE(locks.try_lock(0, LockMode::kShared, other, LockMode::kShared).has_value());
+  log.push_back("probe");
+}
+
+// try_lock takes every lock or none, never waits, and never passes a queued waiter.
+TEST(KeyLocksTest, TryLockTakesAllOrNothingAndNeverJumpsTheQueue) {
+  Harness h;
+  KeyLocks locks(h.s);
+  std::vector<std::string> log;
+  using V = std::vector<std::string>;
+  {
+    std::optional<HeldLocks> a =
+        locks.try_lock(0, LockMode::kShared, V{"k", "j", "k"}, LockMode::kShared);
+    ASSERT_TRUE(a.has_value());
+    EXPECT_EQ(a->size(), 3u);  // the database, "j", "k"
+    // Shared locks overlap; an exclusive one is refused while they are held.
+    EXPECT_TRUE(locks.try_lock(0, LockMode::kShared, V{"k"}, LockMode::kShared).has_value());
+    EXPECT_FALSE(locks.try_lock(0, LockMode::kShared, V{"x", "k"}, LockMode::kExclusive));
+    EXPECT_FALSE(locks.try_lock(0, LockMode::kExclusive, V{}, LockMode::kShared));
+  }
+  EXPECT_EQ(locks.active(), 0u);  // a refusal held nothing, and "x" left no trace
+  // An exclusive waiter queued behind a shared holder: a later shared try_lock is refused
+  // (FIFO), another key is not.
+  h.exec.spawn("s", holder(locks, h.exec, V{"k"}, LockMode::kShared, 2ms, log, "s"));
+  h.exec.spawn("x", holder(locks, h.exec, V{"k"}, LockMode::kExclusive, 1ms, log, "x"));
+  h.exec.spawn("probe", try_lock_probe(locks, h.exec, log));
+  h.run();
+  EXPECT_EQ(log, (V{"+s", "probe", "-s", "+x", "-x"}));
   EXPECT_EQ(locks.active(), 0u);
 }
 

@@ -64,8 +64,65 @@ class EchoHandler : public CommandHandler {
 
   uint64_t executed = 0;
 
- private:
+ protected:
   Env& env_;
+};
+
+// EchoHandler that also starts "DSET ms" (CommandHandler::start), as a node starts a
+// blind write: its reply, ":n" (n: its start order, from 1), is ready ms milliseconds
+// after it started, whenever the server finishes it. It records what the server does
+// with started commands.
+class DeferringHandler : public EchoHandler {
+ public:
+  using EchoHandler::EchoHandler;
+
+  Task<std::unique_ptr<PendingReply>> start(std::vector<std::string>& args,
+                                            ClientState& client) override {
+    (void)client;
+    if (args.size() != 2 || (args[0] != "DSET" && args[0] != "dset")) co_return nullptr;
+    const Nanos delay = std::chrono::milliseconds(std::atoi(args[1].c_str()));
+    co_return std::make_unique<Deferred>(*this, env_.executor().now() + delay, ++started);
+  }
+  Task<void> execute(std::vector<std::string> args, ClientState& client,
+                     ReplyWriter& out) override {
+    if (in_flight > 0) executed_with_writes_in_flight++;
+    co_await EchoHandler::execute(std::move(args), client, out);
+  }
+
+  uint64_t started = 0;
+  uint64_t finished = 0;   // finish() ran to its end
+  uint64_t in_flight = 0;  // started, not yet destroyed
+  uint64_t in_flight_max = 0;
+  uint64_t executed_with_writes_in_flight = 0;  // must stay 0: execute() is a barrier
+
+ private:
+  class Deferred : public PendingReply {
+   public:
+    Deferred(DeferringHandler& h, MonoTime ready_at, uint64_t n)
+        : h_(h), ready_at_(ready_at), n_(n) {
+      h_.in_flight++;
+      h_.in_flight_max = std::max(h_.in_flight_max, h_.in_flight);
+    }
+    ~Deferred() override { h_.in_flight--; }
+    Task<void> finish(ClientState& client, ReplyWriter& out) override {
+      (void)client;
+      const MonoTime now = h_.env_.executor().now();
+      if (now < ready_at_) {
+        Status slept = co_await h_.env_.executor().sleep(ready_at_ - now);
+        if (!slept.is_ok()) {
+          out.err(slept.to_string());
+          co_return;
+        }
+      }
+      out.integer(static_cast<int64_t>(n_));
+      h_.finished++;
+    }
+
+   private:
+    DeferringHandler& h_;
+    MonoTime ready_at_;
+    uint64_t n_;
+  };
 };
 
 // The bytes EchoHandler replies to `args` (not one of its special commands).

@@ -2,6 +2,8 @@
 // request and reply at random points.
 #include <memory>
 
+#include <fmt/format.h>
+
 #include <gtest/gtest.h>
 
 #include "resp_test_support.h"
@@ -18,13 +20,18 @@ using testing_support::run_in_node;
 const Address kServerAddress = "srv:6379";
 
 struct SimServer {
-  explicit SimServer(RespServerOptions options = {}, uint64_t seed = 11) : world(seed) {
+  explicit SimServer(RespServerOptions options = {}, uint64_t seed = 11, bool deferring = false)
+      : world(seed) {
     auto idle = [](Env&) { return std::make_unique<IdleApp>(); };
     srv = world.add_node("srv", idle);
     cli = world.add_node("cli", idle);
     world.start(srv);
     world.start(cli);
-    handler = std::make_unique<EchoHandler>(*world.env(srv));
+    if (deferring) {
+      handler = std::make_unique<DeferringHandler>(*world.env(srv));
+    } else {
+      handler = std::make_unique<EchoHandler>(*world.env(srv));
+    }
     server = std::make_unique<RespServer>(*world.env(srv), *handler, options);
     Status started = server->start(kServerAddress);
     EXPECT_TRUE(started.is_ok()) << started.to_string();
@@ -32,6 +39,7 @@ struct SimServer {
   ~SimServer() { server.reset(); }
 
   Env& client_env() { return *world.env(cli); }
+  DeferringHandler& deferring() { return static_cast<DeferringHandler&>(*handler); }
   template <typename F>
   bool run(F body, Nanos limit = 600s) {
     return run_in_node(world, client_env(), std::move(body), limit);
@@ -179,6 +187,105 @@ TEST(RespSimServer, StopClosesEveryConnectionAndEndsEveryTask) {
   EXPECT_EQ(s.world.scheduler().live_tasks(s.srv), 0u);
   EXPECT_EQ(s.server->stats().connected_clients, 0u);
   for (const Status& end : ends) EXPECT_EQ(end.code(), Code::kUnavailable) << end.to_string();
+}
+
+// Started commands (DSET: a blind write's stand-in) overlap up to the pipeline's bounds,
+// replies keep the command order, and a command the handler does not start (ECHO) runs
+// only once every earlier one finished.
+TEST(RespSimServer, StartedCommandsOverlapWithinTheBoundsAndReplyInOrder) {
+  struct Case {
+    size_t commands_max;
+    size_t bytes_max;
+    uint64_t in_flight_max;  // what the bound allows
+  };
+  // "DSET 10" is 6 bytes of arguments: 30 bytes hold 5.
+  for (const Case& c : {Case{8, size_t{16} << 20, 8}, Case{1024, 30, 5}}) {
+    RespServerOptions o;
+    o.pipeline_commands_max = c.commands_max;
+    o.pipeline_bytes_max = c.bytes_max;
+    SimServer s(o, 11, true);
+    std::string request;
+    std::string want;
+    for (int i = 1; i <= 80; i++) {
+      request += "DSET 10\r\n";
+      want += fmt::format(":{}\r\n", i);
+      if (i == 40) {
+        request += "ECHO mid\r\n";
+        want += echo_reply({"ECHO", "mid"});
+      }
+    }
+    std::string got;
+    MonoTime took;
+    ASSERT_TRUE(s.run([&]() -> Task<void> {
+      Env& env = s.client_env();
+      std::unique_ptr<StreamConnection> conn = co_await connect_client(env, kServerAddress);
+      if (!conn) co_return;
+      const MonoTime begin = env.executor().now();
+      EXPECT_TRUE(conn->write(bytes_of(request)).is_ok());
+      Status end;
+      co_await read_bytes(*conn, want.size(), &got, &end, env.executor().deadline_after(10s));
+      took = MonoTime{} + (env.executor().now() - begin);
+    }));
+    EXPECT_EQ(got, want);
+    DeferringHandler& h = s.deferring();
+    EXPECT_EQ(h.started, 80u);
+    EXPECT_EQ(h.finished, 80u);
+    EXPECT_EQ(h.in_flight, 0u);
+    EXPECT_EQ(h.in_flight_max, c.in_flight_max);
+    EXPECT_EQ(h.executed_with_writes_in_flight, 0u);
+    // One at a time would take 800 ms.
+    EXPECT_LT(took.seconds(), 0.4);
+  }
+}
+
+// A client that leaves with started commands unfinished: the server still finishes each
+// (a write's locks must outlive it), then ends the connection's task.
+TEST(RespSimServer, ClientLeavingWithStartedCommandsInFlight) {
+  SimServer s({}, 11, true);
+  ASSERT_TRUE(s.run([&]() -> Task<void> {
+    Env& env = s.client_env();
+    std::unique_ptr<StreamConnection> conn = co_await connect_client(env, kServerAddress);
+    if (!conn) co_return;
+    std::string request;
+    for (int i = 0; i < 20; i++) request += "DSET 50\r\n";
+    EXPECT_TRUE(conn->write(bytes_of(request)).is_ok());
+    (void)co_await env.executor().sleep(5ms);
+    conn->close();
+  }));
+  s.world.run_for(1s);
+  DeferringHandler& h = s.deferring();
+  EXPECT_EQ(h.started, 20u);
+  EXPECT_EQ(h.finished, 20u);
+  EXPECT_EQ(h.in_flight, 0u);
+  EXPECT_EQ(s.server->stats().connected_clients, 0u);
+  EXPECT_EQ(s.world.scheduler().live_tasks(s.srv), 1u);  // the accept loop
+}
+
+// stop() with started commands in flight ends every task at once and leaks none.
+TEST(RespSimServer, StopWithStartedCommandsInFlight) {
+  SimServer s({}, 11, true);
+  Status end;
+  auto client = [](SimServer* s, Status* end) -> Task<void> {
+    std::unique_ptr<StreamConnection> c = co_await connect_client(s->client_env(), kServerAddress);
+    if (!c) co_return;
+    std::string request;
+    for (int i = 0; i < 20; i++) request += "DSET 10000\r\n";
+    EXPECT_TRUE(c->write(bytes_of(request)).is_ok());
+    std::string got;
+    co_await read_to_end(*c, &got, end, s->client_env().executor().deadline_after(60s));
+  };
+  s.client_env().executor().spawn("client", client(&s, &end));
+  s.world.run_for(100ms);
+  EXPECT_GT(s.deferring().in_flight, 0u);  // the first read's (a stream splits writes)
+  const MonoTime before = s.world.now();
+  ASSERT_TRUE(run_in_node(
+      s.world, *s.world.env(s.srv), [&]() { return s.server->stop(); }, 5s));
+  EXPECT_LT((s.world.now() - before), Nanos(1s));
+  s.world.run_for(1s);
+  EXPECT_EQ(s.world.scheduler().live_tasks(s.srv), 0u);
+  EXPECT_EQ(s.deferring().in_flight, 0u);
+  EXPECT_EQ(s.deferring().finished, 0u);
+  EXPECT_EQ(end.code(), Code::kUnavailable) << end.to_string();
 }
 
 TEST(RespSimServer, SameSeedSameRun) {
