@@ -135,7 +135,11 @@ Task<void> PageServer::run() {
     co_return;
   }
   store_ = std::move(store).value();
-  copying_from_empty_ = store_->last_lsn().is_zero() && !options_.peers.empty();
+  // A store opened empty copies everything its peers hold; one whose retention point
+  // jumped a gap before it stopped copies what is after the gap's start.
+  copying_ =
+      !options_.peers.empty() && (store_->copy_from().has_value() || store_->last_lsn().is_zero());
+  copy_cursor_ = store_->copy_from().value_or(Lsn(0));
   max_term_ = store_->max_term();
   rpc_ = std::make_unique<RpcServer>(env_, [this](const RpcRequest& r) { return handle(r); });
   Status st = rpc_->start(options_.listen);
@@ -196,9 +200,9 @@ Task<RpcResponse> PageServer::handle(const RpcRequest& request) {
 Status PageServer::refuse_reads_while_copying(PageOp op) const {
   const bool client_read = op == PageOp::kReadLog || op == PageOp::kGetPage ||
                            op == PageOp::kLatestCheckpoint || op == PageOp::kListCheckpoints;
-  if (!copying_from_empty_ || store_->retention_lsn().is_zero() || !client_read) return Status();
+  if (!client_read || !copying_ || store_->retention_lsn().is_zero()) return Status();
   return Status(Code::kNotYetMaterialized,
-                "this server restarted empty and is still copying from its peers")
+                "this server restarted empty or stale and is still copying from its peers")
       .with("copied_through", copy_cursor_.value);
 }
 
@@ -284,6 +288,14 @@ Task<Result<LogChunk>> PageServer::handle_read_log(ReadLogRequest request) {
 }
 
 Task<Result<LogChunk>> PageServer::handle_scan(ScanRequest request) {
+  // A peer catching up must not copy a chain with a gap as if it were whole; a writer
+  // taking over assembles the chain itself and may read past gaps.
+  if (!request.beyond_complete && copying_ && store_->copy_from()) {
+    co_return Status(Code::kNotYetMaterialized,
+                     "this server's chain has a gap below its retention point; still copying")
+        .with("copy_from", store_->copy_from()->value)
+        .with("copied_through", copy_cursor_.value);
+  }
   co_return co_await read_chunk(request.after.value, request.after, request.max_bytes, false,
                                 request.beyond_complete);
 }
@@ -377,6 +389,14 @@ Task<Status> PageServer::handle_set_retention(SetRetentionRequest request) {
   Status t = co_await check_term(request.term);
   if (!t.is_ok()) co_return t;
   Status st = co_await store_->set_retention(request.lsn);
+  if (st.is_ok() && store_->copy_from() && !copying_ && !options_.peers.empty()) {
+    // The retention point jumped a gap in this server's chain (it restarted stale, or
+    // missed writes): the live records in the gap come from a peer before reads do.
+    copying_ = true;
+    copy_cursor_ = *store_->copy_from();
+    env_.log().info(kComponent, 32006, "retention jumped a gap; copying from peers",
+                    {{"retention_lsn", request.lsn}, {"copy_from", copy_cursor_}});
+  }
   co_return store_result(std::move(st));
 }
 
@@ -421,8 +441,7 @@ Task<void> PageServer::catch_up_loop() {
 // Whether `peer` holds records this server has not got: past the full copy's cursor while
 // copying from empty, past complete_lsn otherwise.
 bool PageServer::behind(const PageServerStatus& peer) const {
-  return copying_from_empty_ ? peer.durable_lsn > copy_cursor_
-                             : peer.durable_lsn > store_->complete_lsn();
+  return copying_ ? peer.durable_lsn > copy_cursor_ : peer.durable_lsn > store_->complete_lsn();
 }
 
 // Copies the records a peer has past our complete_lsn, as long as the peer is further
@@ -432,23 +451,22 @@ Task<Status> PageServer::catch_up_from(PageServerClient& peer) {
       co_await peer.status(env_.executor().deadline_after(options_.catchup_status_timeout));
   if (!status.is_ok()) co_return status.status();
   const Lsn peer_complete = status->durable_lsn;
-  if (copying_from_empty_ && peer_complete <= copy_cursor_) {
-    finish_copy_from_peers(peer.server());  // the peer has nothing we have not copied
-  }
+  // The peer has nothing we have not copied.
+  QUIRE_CO_RETURN_IF_ERROR(
+      co_await finish_copy_if_done(peer.server(), copy_cursor_, peer_complete));
   for (uint64_t round = 0; round < options_.catchup_round_max && behind(*status); ++round) {
     // A store that restarted empty copies everything the peer holds, from the start; one
     // that is merely behind continues from its complete point.
-    const Lsn before = copying_from_empty_ ? copy_cursor_ : store_->complete_lsn();
+    const Lsn before = copying_ ? copy_cursor_ : store_->complete_lsn();
     auto chunk = co_await peer.scan(before, options_.response_bytes_max,
                                     env_.executor().deadline_after(options_.catchup_scan_timeout));
     if (!chunk.is_ok()) co_return chunk.status();
     if (chunk->records.empty()) {
-      if (copying_from_empty_ && chunk->through >= peer_complete) {
-        finish_copy_from_peers(peer.server());
-      }
+      QUIRE_CO_RETURN_IF_ERROR(co_await finish_copy_if_done(
+          peer.server(), std::max(copy_cursor_, chunk->through), peer_complete));
       break;
     }
-    const bool copying = copying_from_empty_;
+    const bool copying = copying_;
     Status st =
         co_await append_from_peer(peer.server(), std::move(chunk).value(), before, peer_complete);
     if (!st.is_ok()) co_return st;
@@ -471,18 +489,30 @@ Task<Status> PageServer::append_from_peer(const Address& peer, LogChunk chunk, L
                    {"records", n},
                    {"from_lsn", before},
                    {"complete_lsn", store_->complete_lsn()}});
-  if (copying_from_empty_) {
+  if (copying_) {
     copy_cursor_ = std::max(copy_cursor_, chunk.through);
-    if (copy_cursor_ >= peer_complete) finish_copy_from_peers(peer);
+    QUIRE_CO_RETURN_IF_ERROR(co_await finish_copy_if_done(peer, copy_cursor_, peer_complete));
   }
   co_return Status();
 }
 
-void PageServer::finish_copy_from_peers(const Address& peer) {
-  QUIRE_ASSERT(copying_from_empty_);
-  copying_from_empty_ = false;
+// Done when the copy reached the peer's complete point and the retention point: below it
+// the chain is whole then, and from it on complete_lsn is honest.
+Task<Status> PageServer::finish_copy_if_done(const Address& peer, Lsn copied_through,
+                                             Lsn peer_complete) {
+  if (!copying_ || copied_through < peer_complete || copied_through < store_->retention_lsn()) {
+    co_return Status();
+  }
+  if (store_->copy_from()) {
+    // Durably, before reads are served: a restart must not take the gap for copied.
+    Status st = store_result(co_await store_->finish_copy(copied_through));
+    if (!st.is_ok()) co_return st;
+    if (!copying_ || store_->copy_from()) co_return Status();  // retention moved on meanwhile
+  }
+  copying_ = false;
   env_.log().info(kComponent, 32005, "copy from peers complete; serving reads",
                   {{"peer", peer}, {"copied_through", copy_cursor_}});
+  co_return Status();
 }
 
 }  // namespace quire

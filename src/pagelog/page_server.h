@@ -112,8 +112,9 @@ class PageServer : public NodeApp {
   Task<Status> catch_up_from(PageServerClient& peer);
   bool behind(const PageServerStatus& peer) const;
   Task<Status> append_from_peer(const Address& peer, LogChunk chunk, Lsn before, Lsn peer_complete);
-  // The full copy of a server that restarted empty is done: reads are served again.
-  void finish_copy_from_peers(const Address& peer);
+  // Ends the full copy once it reached `peer_complete` and the retention point (the
+  // store's copy_from() is cleared first): reads are served again.
+  Task<Status> finish_copy_if_done(const Address& peer, Lsn copied_through, Lsn peer_complete);
 
   Env& env_;
   PageServerOptions options_;
@@ -123,11 +124,14 @@ class PageServer : public NodeApp {
   Term max_term_;
   Status start_error_;
   bool serving_ = false;
-  // Opened with an empty store (a new disk, or one that was lost): once a retention point
-  // arrives, client reads are refused with NotYetMaterialized until a full copy from a peer
-  // is done, because retention makes the chain look complete from there while older live
-  // records (page versions a checkpoint still uses) may not have been copied yet.
-  bool copying_from_empty_ = false;
+  // Opened with an empty store (a new disk, or one that was lost), or a retention point
+  // jumped a gap in the chain (SegmentStore::copy_from: a store that restarted stale or
+  // missed writes got it before it caught up): once a retention point is set, client reads
+  // are refused with NotYetMaterialized until a full copy from a peer is done, because
+  // retention makes the chain look complete from there while older live records (page
+  // versions a checkpoint still uses) may not have been copied yet. After a jump, peers'
+  // catch-up scans are refused too: a peer must not copy the gap as if it were whole.
+  bool copying_ = false;
   Lsn copy_cursor_;  // how far the full copy has scanned
   bool stopping_ = false;
 };

@@ -8,7 +8,7 @@
 //        0     4  magic "QREC" (0x43455251)
 //        4     1  format version (1)
 //        5     1  type (RecordType)
-//        6     2  flags
+//        6     2  flags         (kRecordFlagTermStart)
 //        8     4  payload length (at most kRecordPayloadMax)
 //       12     4  CRC32C (masked) of the 72-byte header with this field zeroed, then the payload
 //       16     8  table id
@@ -78,6 +78,13 @@ inline constexpr size_t kRecordPayloadMax = 16u << 20;
 // ends every chain, a term that fences every writer forever) and arithmetic on them has
 // headroom. Every request and record field at or above it is InvalidArgument.
 inline constexpr uint64_t kLsnTermLimit = uint64_t{1} << 63;
+
+// Flags. kRecordFlagTermStart: the first record a writer of a new term writes (a new
+// primary's commit marker, repl/takeover.h). Along the chain terms never decrease, and
+// after this record every record is of its term; so a record of a higher term than its
+// predecessor without this flag shows that the predecessor is not on its chain (a stale
+// copy of an older writer's uncommitted tail under the same LSNs).
+inline constexpr uint16_t kRecordFlagTermStart = 1;
 
 struct Record {
   RecordType type = RecordType::kLog;

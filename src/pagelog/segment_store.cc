@@ -12,7 +12,9 @@ namespace quire {
 namespace {
 constexpr const char* kComponent = "pagelog";
 constexpr const char* kRetentionFile = "RETENTION";
-constexpr size_t kRetentionBytes = 12;  // fixed64 lsn, masked crc32c
+// Where a retention point jumped over a gap in the chain (SegmentStore::copy_from).
+constexpr const char* kCopyFromFile = "COPY_FROM";
+constexpr size_t kLsnFileBytes = 12;  // RETENTION and COPY_FROM: fixed64 lsn, masked crc32c
 // Created and removed at open to learn that the directory takes new files. Not a segment
 // name, so a copy a crash left between the two steps is ignored, and removed at next open.
 constexpr const char* kProbeFile = ".probe";
@@ -31,6 +33,22 @@ Task<Result<Bytes>> read_all(File& f) {
   }
   out.resize(done);
   co_return out;
+}
+
+// An LSN file (RETENTION, COPY_FROM) of the segments directory, whose names are `names`:
+// NotFound when there is none, Corruption when its bytes do not check.
+Task<Result<Lsn>> read_lsn_file(Disk& disk, const std::string& dir, const char* name,
+                                const std::vector<std::string>& names) {
+  if (std::find(names.begin(), names.end(), name) == names.end()) co_return not_found(name);
+  auto f = co_await disk.open(dir + "/" + name, {});
+  if (!f.is_ok()) co_return f.status();
+  auto bytes = co_await read_all(**f);
+  if (!bytes.is_ok()) co_return bytes.status();
+  if (bytes->size() != kLsnFileBytes ||
+      crc32c::unmask(decode_fixed32(bytes->data() + 8)) != crc32c::value(bytes->data(), 8)) {
+    co_return Status(Code::kCorruption, fmt::format("{} does not check", name));
+  }
+  co_return Lsn(decode_fixed64(bytes->data()));
 }
 }  // namespace
 
@@ -89,24 +107,7 @@ Task<Status> SegmentStore::recover() {
   auto names = co_await disk.list(options_.dir);
   if (!names.is_ok()) co_return names.status();
 
-  // The retention point, if one was ever set.
-  if (std::find(names->begin(), names->end(), kRetentionFile) != names->end()) {
-    auto f = co_await disk.open(options_.dir + "/" + kRetentionFile, {});
-    if (!f.is_ok()) co_return f.status();
-    auto bytes = co_await read_all(**f);
-    if (!bytes.is_ok()) co_return bytes.status();
-    if (bytes->size() != kRetentionBytes ||
-        crc32c::unmask(decode_fixed32(bytes->data() + 8)) != crc32c::value(bytes->data(), 8)) {
-      // Written by rename over a synced temp file, so a bad one is real corruption. The
-      // safe reading is "no retention": complete_lsn then stays low and the server
-      // catches up from its peers rather than claiming records it lacks.
-      env_.log().error(kComponent, 30002, "retention file is corrupt; ignoring it",
-                       {{"path", options_.dir}});
-      damaged_.push_back({0, 0, bytes->size()});
-    } else {
-      retention_lsn_ = Lsn(decode_fixed64(bytes->data()));
-    }
-  }
+  QUIRE_CO_RETURN_IF_ERROR(co_await recover_lsn_files(*names));
 
   std::vector<uint64_t> numbers;
   for (const auto& n : *names) {
@@ -130,6 +131,36 @@ Task<Status> SegmentStore::recover() {
                    {"complete_lsn", complete_lsn_},
                    {"damaged_ranges", damaged_.size()},
                    {"torn_bytes_truncated", torn_bytes_truncated_}});
+  co_return Status();
+}
+
+// The retention point, if one was ever set, and where a retention point jumped over a gap
+// that a copy from the peers has not filled yet.
+Task<Status> SegmentStore::recover_lsn_files(const std::vector<std::string>& names) {
+  auto retention = co_await read_lsn_file(env_.disk(), options_.dir, kRetentionFile, names);
+  if (retention.is_ok()) {
+    retention_lsn_ = *retention;
+  } else if (retention.code() == Code::kCorruption) {
+    // Written by rename over a synced temp file, so a bad one is real corruption. The
+    // safe reading is "no retention": complete_lsn then stays low and the server
+    // catches up from its peers rather than claiming records it lacks.
+    env_.log().error(kComponent, 30002, "retention file is corrupt; ignoring it",
+                     {{"path", options_.dir}});
+    damaged_.push_back({0, 0, kLsnFileBytes});
+  } else if (retention.code() != Code::kNotFound) {
+    co_return retention.status();
+  }
+  auto copy = co_await read_lsn_file(env_.disk(), options_.dir, kCopyFromFile, names);
+  if (copy.is_ok()) {
+    copy_from_ = *copy;
+  } else if (copy.code() == Code::kCorruption) {
+    // The safe reading: the whole chain below the retention point may have gaps.
+    env_.log().error(kComponent, 30018, "copy-from file is corrupt; copying everything again",
+                     {{"path", options_.dir}});
+    copy_from_ = Lsn(0);
+  } else if (copy.code() != Code::kNotFound) {
+    co_return copy.status();
+  }
   co_return Status();
 }
 
@@ -809,7 +840,17 @@ Task<Status> SegmentStore::set_retention(Lsn lsn) {
                          .with("checkpoint_log_lsn", checkpoint_log_lsn().value));
   }
 
-  QUIRE_CO_RETURN_IF_ERROR(co_await persist_retention(lsn));
+  if (complete_lsn_ < lsn && !copy_from_) {
+    // The chain will look complete from `lsn` on, but this store lacks records in
+    // (complete_lsn, lsn], page versions a checkpoint at `lsn` still uses among them. Until
+    // the server copied them from a peer (finish_copy), reads must not trust the chain.
+    // Durable before the retention point is: a restart must not forget the gap.
+    QUIRE_CO_RETURN_IF_ERROR(co_await write_lsn_file(kCopyFromFile, complete_lsn_));
+    copy_from_ = complete_lsn_;
+    env_.log().info(kComponent, 30019, "retention jumps a gap in the chain; copy from peers",
+                    {{"retention_lsn", lsn}, {"complete_lsn", complete_lsn_}});
+  }
+  QUIRE_CO_RETURN_IF_ERROR(co_await write_lsn_file(kRetentionFile, lsn));
   retention_lsn_ = lsn;
   const size_t dropped = drop_below_retention(lsn);
   auto deleted = co_await delete_dead_segments();
@@ -827,21 +868,39 @@ Task<Status> SegmentStore::set_retention(Lsn lsn) {
   co_return Status();
 }
 
-// Persists the retention point before anything is dropped: temp file, sync, rename, sync
-// the directory. Any failure breaks the store.
-Task<Status> SegmentStore::persist_retention(Lsn lsn) {
-  Bytes b(kRetentionBytes);
+// Persists an LSN file (the retention point before anything is dropped, COPY_FROM): temp
+// file, sync, rename, sync the directory. Any failure breaks the store.
+Task<Status> SegmentStore::write_lsn_file(const char* name, Lsn lsn) {
+  Bytes b(kLsnFileBytes);
   encode_fixed64(b.data(), lsn.value);
   encode_fixed32(b.data() + 8, crc32c::mask(crc32c::value(b.data(), 8)));
-  std::string tmp = options_.dir + "/RETENTION.tmp";
+  std::string tmp = options_.dir + "/" + name + ".tmp";
   auto f = co_await env_.disk().open(tmp, {.create = true});
   if (!f.is_ok()) co_return break_store(f.status());
   Status st = co_await (*f)->truncate(0);
   if (st.is_ok()) st = co_await (*f)->write(0, b);
   if (st.is_ok()) st = co_await (*f)->sync();
-  if (st.is_ok()) st = co_await env_.disk().rename(tmp, options_.dir + "/" + kRetentionFile);
+  if (st.is_ok()) st = co_await env_.disk().rename(tmp, options_.dir + "/" + name);
   if (st.is_ok()) st = co_await env_.disk().sync_dir(options_.dir);
   if (!st.is_ok()) co_return break_store(st);
+  co_return Status();
+}
+
+Task<Status> SegmentStore::finish_copy(Lsn through) {
+  if (!broken_.is_ok()) co_return broken_;
+  QUIRE_CO_RETURN_IF_ERROR(co_await write_mu_.lock());
+  MutexGuard guard(write_mu_);
+  if (!copy_from_ || through <= *copy_from_) co_return Status();
+  if (through < retention_lsn_) {
+    // Retention moved on meanwhile: the gap above `through` is still to be copied.
+    QUIRE_CO_RETURN_IF_ERROR(co_await write_lsn_file(kCopyFromFile, through));
+    copy_from_ = through;
+    co_return Status();
+  }
+  Status st = co_await env_.disk().unlink(options_.dir + "/" + kCopyFromFile);
+  if (st.is_ok()) st = co_await env_.disk().sync_dir(options_.dir);
+  if (!st.is_ok()) co_return break_store(st);
+  copy_from_.reset();
   co_return Status();
 }
 

@@ -61,6 +61,14 @@
 // position) is refused with NotYetMaterialized: the store has no checkpoint to read from
 // there, and a server lagging behind the checkpoint gets it later from its peers.
 //
+// A retention point above complete_lsn() jumps a gap: the chain looks complete from the
+// retention point on, but the store may lack records below it that are still live (the
+// newest image of a page at or below it, which a checkpoint there uses). set_retention
+// then first persists where the gap starts (copy_from(), the file COPY_FROM); the page
+// server copies every record after it from a complete peer, and finish_copy() clears it.
+// A store opened empty or stale that receives a retention point before it caught up is
+// the case (docs/pagelog.md, "Catching up").
+//
 // A failed write or fsync breaks the store: every later call fails with Io, and the node
 // must restart and recover (the durable state after a failed fsync is unknown).
 #pragma once
@@ -153,8 +161,17 @@ class SegmentStore {
   // max_term(); changes nothing otherwise. Io breaks the store.
   Task<Status> raise_term(Term term);
   // NotYetMaterialized when lsn > checkpoint_log_lsn(); a point at or below the current
-  // one changes nothing.
+  // one changes nothing. A point above complete_lsn() sets copy_from() (when none is set)
+  // durably before the retention point.
   Task<Status> set_retention(Lsn lsn);
+  // Where a retention point jumped a gap the store has not had copied yet: records in
+  // (copy_from, retention_lsn] may be missing although complete_lsn() is past them. Survives
+  // restarts. None when the chain below complete_lsn() holds every live record.
+  std::optional<Lsn> copy_from() const { return copy_from_; }
+  // Every live record in (copy_from, through] was copied from a peer whose chain was
+  // complete through `through`: copy_from() is cleared when `through` reaches the retention
+  // point, else moved up to it. Durable when it returns; Io breaks the store.
+  Task<Status> finish_copy(Lsn through);
 
   // Reads a record back, verifying its checksum again (Corruption if it fails now).
   Task<Result<Record>> read(const RecordRef& ref);
@@ -232,8 +249,10 @@ class SegmentStore {
   // The stored or planned record following `lsn`, as (lsn, prev).
   std::optional<std::pair<Lsn, Lsn>> successor(const FlushPlan& plan, Lsn lsn) const;
   Task<Status> write_plan(FlushPlan& plan);
+  // RETENTION and COPY_FROM: read at open, written by temp file and rename.
+  Task<Status> recover_lsn_files(const std::vector<std::string>& names);
+  Task<Status> write_lsn_file(const char* name, Lsn lsn);
   // Retention's steps.
-  Task<Status> persist_retention(Lsn lsn);
   size_t drop_below_retention(Lsn lsn);
   Task<Result<size_t>> delete_dead_segments();
   // Appends one marker to the active segment and syncs it; its place on disk.
@@ -269,6 +288,7 @@ class SegmentStore {
   std::vector<RecordRef> markers_;   // abandon markers: always live
   Lsn complete_lsn_;
   Lsn retention_lsn_;
+  std::optional<Lsn> copy_from_;
   Term max_term_;
   uint64_t term_marker_segment_ = 0;  // holds the newest TERM marker (0: none)
   Lsn max_backlink_lsn_;              // the highest commit point of any LOG record indexed

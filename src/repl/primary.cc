@@ -239,6 +239,17 @@ Task<Status> Primary::take_over(TakeOverPoint at) {
                                  engine_.checkpoint_log_lsn(),
                                  engine_.checkpoint_keystore_snapshot()});
   }
+  // The keystore changes this node applied from the log as a standby (all at or below the
+  // applied ts) were pushed by the old primary, not here: push the keystore now, so this
+  // primary's first checkpoint (at or above the applied ts) references it. Without it that
+  // checkpoint named the installed checkpoint's older keystore, and a standby loading it
+  // could not apply the log after it (KeystoreConflict, re-syncing forever; quire chaos kek
+  // seed 158).
+  if (engine_.keystore().version() > engine_.checkpoint_keystore().version &&
+      engine_.keystore().version() > engine_.push_queue().durable_version()) {
+    Status pushed = engine_.push_keystore(applied_ts_);
+    if (!pushed.is_ok()) co_return std::move(pushed).at("take_over:push_keystore");
+  }
   env_.log().info(kComponent, 41040, "taking over",
                   {{"term", writer_.client().term()},
                    {"applied_ts", applied_ts_},

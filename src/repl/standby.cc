@@ -218,6 +218,7 @@ Task<Status> Standby::rebuild() {
   // Rebuild from whatever checkpoint is installed now (the latest, or the one we had when
   // the latest is older or could not be read): its state plus the log after it.
   applied_lsn_ = engine_.checkpoint_log_lsn();
+  applied_term_ = Term();
   applied_ts_ = engine_.checkpoint_ts();
   // The log through the checkpoint's position was applied by a primary, so durable at W:
   // committed, even when no later record publishes a commit point (a take-over starts
@@ -313,13 +314,59 @@ void Standby::take_fetched(std::vector<Record>& records, Lsn through) {
       stats_.records_abandoned++;
       pending_.pop_back();
     }
+    if (!joins_chain(r)) {
+      refetch_after_stale_tail(r);
+      return;
+    }
     commit_lsn_ = std::max(commit_lsn_, r.backlink_lsn);
     next_read_ = r.lsn.next();
     // Ascending: r is at or above next_read_, which is above everything pending.
     QUIRE_ASSERT(pending_.empty() || pending_.back().lsn < r.lsn);
     pending_.push_back(std::move(r));
   }
-  if (through >= next_read_) next_read_ = through.next();
+  // Past the last LOG record fetched, `through` covers only records of other types. Above
+  // the commit point those are as uncommitted as a pending record, and nothing here would
+  // notice their being replaced (a take-over re-uses the LSNs of an old primary's
+  // uncommitted tail): skipping them now could skip the new primary's LOG records later
+  // written under the same LSNs (quire chaos kek seed 228). So the read goes on from there
+  // until a commit point covers them.
+  const Lsn fetched = pending_.empty() ? Lsn(0) : pending_.back().lsn;
+  const Lsn safe = std::min(through, std::max(commit_lsn_, fetched));
+  if (safe >= next_read_) next_read_ = safe.next();
+}
+
+// Terms never decrease along the chain, and a writer's records after its first (marked
+// kRecordFlagTermStart) are all of its term. A record of a newer term than the last one
+// fetched that is not such a first record shows that this standby missed the new writer's
+// first records: what it fetched (or skipped as non-LOG records) above the commit point was
+// an old writer's uncommitted tail, which the new writer replaced under the same LSNs. An
+// older term than the last one fetched is a stale record itself. After a rebuild the term
+// of what came before is not known, and any record joins.
+// The same record found that way again and again, from every server in turn, is taken as
+// it is (a chain written before the flag existed has unflagged first records).
+bool Standby::joins_chain(const Record& r) const {
+  const Term tail = pending_.empty() ? applied_term_ : pending_.back().term;
+  if (tail.is_zero() || r.term == tail) return true;
+  if (r.term > tail && (r.flags & kRecordFlagTermStart) != 0) return true;
+  return stale_tail_lsn_ == r.lsn && stale_tail_refetches_ >= kStaleTailRefetchesMax;
+}
+
+// Drops every fetched record not applied yet and reads the log again after the last one
+// applied, from another server (the preferred one may still serve the old tail).
+void Standby::refetch_after_stale_tail(const Record& r) {
+  if (stale_tail_lsn_ != r.lsn) stale_tail_refetches_ = 0;
+  stale_tail_lsn_ = r.lsn;
+  stale_tail_refetches_++;
+  stats_.records_abandoned += pending_.size();
+  env_.log().info(kComponent, 42014, "fetched records were an older writer's tail; reading again",
+                  {{"lsn", r.lsn},
+                   {"term", r.term},
+                   {"pending", pending_.size()},
+                   {"tail_term", pending_.empty() ? applied_term_ : pending_.back().term},
+                   {"from", applied_lsn_.next()}});
+  pending_.clear();
+  next_read_ = applied_lsn_.next();
+  client_.set_preferred(client_.preferred() + 1);
 }
 
 Task<bool> Standby::apply_committed(uint64_t epoch) {
@@ -344,6 +391,7 @@ Task<bool> Standby::apply_committed(uint64_t epoch) {
       co_return false;
     }
     const Lsn applied_lsn = pending_.front().lsn;
+    applied_term_ = pending_.front().term;
     pending_.pop_front();
     if (rebuild_failures_in_row_ > 0 && applied_lsn > apply_failed_at_) {
       // Progress past what failed: whatever kept re-syncing from working is over.

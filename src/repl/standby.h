@@ -152,12 +152,17 @@ class Standby {
   Lsn applied_lsn() const { return applied_lsn_; }
   Lsn commit_lsn() const { return commit_lsn_; }
   Lsn latest_materialized_and_applied() const { return latest_applicable_; }
-  // Whether every LOG record at or below `lsn` is applied (a commit point at or above it
-  // was seen, nothing at or below it is pending) while following the log (CATCHING_UP or
-  // SECONDARY): how a node taking over knows its engine holds the recovered tail.
+  // Whether every LOG record at or below `lsn` is applied (the log was read past it, a
+  // commit point at or above it was seen, nothing at or below it is pending) while
+  // following the log (CATCHING_UP or SECONDARY): how a node taking over knows its engine
+  // holds the recovered tail. Read past it matters: right after a rebuild nothing is
+  // pending and the commit point seen before may be far above the checkpoint's position
+  // (quire chaos kek seed 158: a node took over with its engine 480 LSNs short of the
+  // recovered end, and served reads of older values).
   bool applied_through(Lsn lsn) const {
     return (state_ == StandbyState::kCatchingUp || state_ == StandbyState::kSecondary) &&
-           commit_lsn_ >= lsn && (pending_.empty() || pending_.front().lsn > lsn);
+           next_read_ > lsn && commit_lsn_ >= lsn &&
+           (pending_.empty() || pending_.front().lsn > lsn);
   }
   const StandbyStats& stats() const { return stats_; }
   // The last pick-up the manager ran, and what it did about it.
@@ -198,6 +203,10 @@ class Standby {
   // Queues the fetched LOG records, dropping pending ones the chain proves abandoned, and
   // moves the commit point and the read position on.
   void take_fetched(std::vector<Record>& records, Lsn through);
+  // Whether fetched record `r` continues what was fetched before it by term (see the .cc);
+  // if not, everything fetched and not applied is dropped and read again.
+  bool joins_chain(const Record& r) const;
+  void refetch_after_stale_tail(const Record& r);
   // Applies the pending records at or below the commit point; false when tail_once must
   // stop this round (stopped, stepped down, or waiting for the KMS).
   Task<bool> apply_committed(uint64_t epoch);
@@ -251,6 +260,12 @@ class Standby {
   Lsn next_read_{1};
   Lsn rebuilt_from_;  // where the last rebuild started reading the log
   Lsn applied_lsn_;
+  Term applied_term_;  // of the last LOG record applied (0: none since the rebuild)
+  // The record that last showed a fetched tail stale (joins_chain), and how many times in a
+  // row; at kStaleTailRefetchesMax it is taken as it is.
+  static constexpr uint32_t kStaleTailRefetchesMax = 8;
+  Lsn stale_tail_lsn_;
+  uint32_t stale_tail_refetches_ = 0;
   Timestamp applied_ts_;
   Lsn commit_lsn_;
   std::deque<Record> pending_;  // fetched, ascending LSN, not yet applied

@@ -168,6 +168,7 @@ Task<Result<Lsn>> write_commit_marker(Engine& engine, RecordWriter& writer, DekR
   auto record = seal_log_record(hb, *dek, lsn, writer.client().term(), random);
   if (!record.is_ok()) co_return record.status();
   record->backlink_lsn = commit_point;
+  record->flags = kRecordFlagTermStart;  // its predecessor may be of an older term
   std::vector<Record> one;
   one.push_back(std::move(record).value());
   Status st = co_await writer.write(std::move(one), deadline);

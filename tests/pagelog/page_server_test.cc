@@ -495,6 +495,77 @@ TEST_F(PageServerTest, ServerRestartedEmptyServesNoReadsBeforeItsCopyIsDone) {
   });
 }
 
+// Issue 13 (quire chaos kek seed 79): a server restarted stale got a retention point above
+// its chain's end before it caught up. It took its chain for complete from there and never
+// copied the page image in the gap that the checkpoint at the retention point still used:
+// get_page returned the older image it held. Now the jump persists where the gap starts,
+// reads (and peers' catch-up scans) are refused until the gap is copied, across a restart.
+TEST_F(PageServerTest, AServerWhoseRetentionPointJumpsAGapCopiesItBeforeServingReads) {
+  std::vector<Record> first{page_record(5, 1, 0)};  // page 5's old image
+  for (uint64_t l = 2; l <= 100; ++l) first.push_back(log_record(l, l - 1));
+  std::vector<Record> gap;  // only ps1 and ps2 store these
+  for (uint64_t l = 101; l <= 200; ++l) gap.push_back(log_record(l, l - 1));
+  gap[49] = page_record(5, 150, 149);  // page 5's newest image: live at any retention point
+  std::vector<Record> later;
+  for (uint64_t l = 201; l < 300; ++l) later.push_back(log_record(l, l - 1));
+  Record completion = checkpoint_record(300, 299);
+  completion.base_lsn = Lsn(250);  // the checkpoint's log position
+  later.push_back(completion);
+  auto append_to = [&](std::vector<Record> records, int servers) {
+    run([&]() -> Task<void> {
+      for (int i = 1; i <= servers; ++i) {
+        PageServerClient c(env(), "ps" + std::to_string(i) + ":7000");
+        EXPECT_TRUE((co_await c.append(records, Term(1), soon())).is_ok()) << i;
+      }
+    });
+  };
+  append_to(first, 3);
+  // ps3 misses the gap and is cut off from its peers (not from the writer).
+  world_.network().partition(servers_[2], servers_[0]);
+  world_.network().partition(servers_[2], servers_[1]);
+  append_to(gap, 2);
+  append_to(later, 3);
+  PageServerClient c3(env(), "ps3:7000");
+  auto page5 = [&](Code want, uint64_t want_lsn) {
+    run([&]() -> Task<void> {
+      auto page = co_await c3.get_page(TableId(3), PageId(5), Lsn(300), soon());
+      EXPECT_EQ(page.code(), want) << (page.is_ok() ? "served" : page.status().to_string());
+      if (page.is_ok() && want_lsn != 0) {
+        EXPECT_EQ(page->size(), 1u);
+        if (!page->empty()) {
+          EXPECT_EQ(page->front().lsn, Lsn(want_lsn));
+        }
+      }
+    });
+  };
+  run([&]() -> Task<void> {
+    for (int i = 1; i <= 3; ++i) {
+      PageServerClient c(env(), "ps" + std::to_string(i) + ":7000");
+      Status st = co_await c.set_retention(Lsn(250), Term(1), soon());
+      EXPECT_TRUE(st.is_ok()) << i << " " << st.to_string();
+    }
+    auto status = co_await c3.status(soon());
+    EXPECT_TRUE(status.is_ok() && status->durable_lsn == Lsn(300));  // the jump
+    auto scan = co_await c3.scan(Lsn(0), 1 << 20, soon());           // a peer catching up
+    EXPECT_EQ(scan.code(), Code::kNotYetMaterialized);
+  });
+  auto ps3_copy_from = [&] {
+    auto* ps3 = static_cast<PageServer*>(world_.app(servers_[2]));
+    return ps3 != nullptr && ps3->store() != nullptr ? ps3->store()->copy_from() : std::nullopt;
+  };
+  page5(Code::kNotYetMaterialized, 0);  // not the old image at 1
+  EXPECT_EQ(ps3_copy_from(), Lsn(100));
+  // A restart before the copy keeps refusing: the gap is durable.
+  world_.crash(servers_[2], UnsyncedOnCrash::kLose);
+  world_.start(servers_[2]);
+  world_.run_for(500ms);
+  page5(Code::kNotYetMaterialized, 0);
+  world_.network().heal_all();
+  world_.run_for(3s);  // the copy from a peer completes
+  page5(Code::kOk, 150);
+  EXPECT_EQ(ps3_copy_from(), std::nullopt);
+}
+
 TEST_F(PageServerTest, SealWhileWritingGivesRetriableSealedOrSuccess) {
   PageServerClient c(env(), "ps1:7000");
   int ok = 0, sealed = 0, other = 0, seals_done = 0;

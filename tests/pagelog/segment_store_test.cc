@@ -484,6 +484,35 @@ TEST_F(StoreTest, RetentionPastTheNewestCompleteCheckpointIsRefused) {
   EXPECT_EQ(abandon_after(Lsn(7)).code(), Code::kInvalidArgument);
 }
 
+// A retention point above complete_lsn makes the chain look whole from there although the
+// gap below it may hold live page versions: the store remembers, durably, where the gap
+// starts until the server copied it (finish_copy). Issue 13, quire chaos kek seed 79.
+TEST_F(StoreTest, RetentionAboveCompleteLsnPersistsWhereTheGapStarts) {
+  open();
+  for (uint64_t l = 1; l <= 10; ++l) ASSERT_TRUE(append({log_record(l, l - 1)}).is_ok());
+  // 11..20 missed; then a record and a checkpoint completion (log position 21) arrive.
+  ASSERT_TRUE(append({log_record(21, 20), completion_record(22, 21, 21)}).is_ok());
+  EXPECT_EQ(store_->complete_lsn(), Lsn(10));
+  EXPECT_TRUE(set_retention(Lsn(5)).is_ok());  // at or below complete_lsn: no gap jumped
+  EXPECT_EQ(store_->copy_from(), std::nullopt);
+  EXPECT_TRUE(set_retention(Lsn(21)).is_ok());
+  EXPECT_EQ(store_->complete_lsn(), Lsn(22));  // the jump
+  EXPECT_EQ(store_->copy_from(), Lsn(10));
+  crash_and_reopen(UnsyncedOnCrash::kLose);
+  EXPECT_EQ(store_->copy_from(), Lsn(10));  // durable
+  EXPECT_EQ(store_->complete_lsn(), Lsn(22));
+  Status done = cancelled("unset");
+  run([&]() -> Task<void> { done = co_await store_->finish_copy(Lsn(15)); });
+  EXPECT_TRUE(done.is_ok());
+  EXPECT_EQ(store_->copy_from(), Lsn(15));  // copied only part of the gap
+  run([&]() -> Task<void> { done = co_await store_->finish_copy(Lsn(22)); });
+  EXPECT_TRUE(done.is_ok());
+  EXPECT_EQ(store_->copy_from(), std::nullopt);
+  crash_and_reopen(UnsyncedOnCrash::kLose);
+  EXPECT_EQ(store_->copy_from(), std::nullopt);
+  EXPECT_EQ(store_->retention_lsn(), Lsn(21));
+}
+
 TEST_F(StoreTest, FailedSyncBreaksTheStore) {
   open();
   ASSERT_TRUE(append({log_record(1, 0)}).is_ok());

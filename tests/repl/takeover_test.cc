@@ -230,6 +230,68 @@ TEST_F(TakeOverTest, StandbyTakesOverAfterACrashAndKeepsTheUnpublishedTail) {
       10s));
 }
 
+// A standby applies keystore changes from the log; the old primary pushed them, not it.
+// The new primary's first checkpoint must still reference them: it named the checkpoint
+// the node had installed and its older keystore, and a standby loading that checkpoint
+// could not apply the log after it (KeystoreConflict, re-syncing forever; issue 13, quire
+// chaos kek seed 158).
+TEST_F(TakeOverTest, TheNewPrimarysFirstCheckpointHoldsTheKeystoreItAppliedFromTheLog) {
+  make(14);
+  write_on(sim_->primary_id(), 10, "a");
+  Primary* old = sim_->primary();
+  std::optional<Result<CheckpointInfo>> before;
+  ASSERT_TRUE(sim_->run_on(
+      sim_->primary_id(), [&]() -> Task<void> { before = co_await old->checkpoint_now(); }, 10s));
+  ASSERT_TRUE(before->is_ok()) << before->status().to_string();
+  const NodeId promoted = sim_->standby_ids().at(0);
+  ASSERT_TRUE(sim_->run_until(
+      [&] {
+        Standby* s = sim_->standby(0);
+        return s != nullptr && s->engine().installed_checkpoint_lsn() >= (*before)->completion_lsn;
+      },
+      10s));
+  std::optional<Result<uint32_t>> rotated;
+  ASSERT_TRUE(sim_->run_on(
+      sim_->primary_id(), [&]() -> Task<void> { rotated = co_await old->rotate_active_kek(); },
+      10s));
+  ASSERT_TRUE(rotated->is_ok()) << rotated->status().to_string();
+  write_on(sim_->primary_id(), 10, "b");  // a commit point covers the rotation's entry
+  const uint64_t logged = old->logged_keystore_version();
+  ASSERT_GT(logged, (*before)->keystore_version);
+  ASSERT_TRUE(sim_->run_until(
+      [&] {
+        Standby* s = sim_->standby(0);
+        return s != nullptr && s->engine().keystore().version() >= logged;
+      },
+      10s));
+  sim_->world().crash(sim_->primary_id(), UnsyncedOnCrash::kLose);
+  std::optional<Status> promoted_status;
+  ASSERT_TRUE(sim_->run_on(
+      promoted,
+      [&]() -> Task<void> { promoted_status = co_await sim_->node(promoted)->promote(Term(2)); },
+      30s));
+  ASSERT_TRUE(promoted_status->is_ok()) << promoted_status->to_string();
+  Primary* p = sim_->node(promoted)->primary();
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->engine().checkpoint_keystore().version, (*before)->keystore_version);
+  std::optional<Result<CheckpointInfo>> first;
+  ASSERT_TRUE(sim_->run_on(
+      promoted, [&]() -> Task<void> { first = co_await p->checkpoint_now(); }, 10s));
+  ASSERT_TRUE(first->is_ok()) << first->status().to_string();
+  EXPECT_GE((*first)->keystore_version, logged);
+  // The other standby loads it and follows the new primary.
+  write_on(promoted, 10, "c");
+  EXPECT_TRUE(sim_->run_until(
+      [&] {
+        Standby* s = sim_->standby(1);
+        return s != nullptr && s->state() == StandbyState::kSecondary &&
+               s->engine().installed_checkpoint_lsn() >= (*first)->completion_lsn &&
+               s->applied_ts() >= p->applied_ts();
+      },
+      10s));
+  expect_all_acked_on(sim_->standby_ids().at(1));
+}
+
 TEST_F(TakeOverTest, TheOldPrimaryIsFencedOnceTheNewOneTookOver) {
   make(12);
   write_on(sim_->primary_id(), 10, "a");

@@ -58,6 +58,23 @@ INSTANTIATE_TEST_SUITE_P(Surviving, KekPolicies,
                            return std::string(pickup_policy_name(info.param));
                          });
 
+// Issue 13's take-over bugs, each found by one of these seeds within 80 simulated seconds
+// (every one failed `read` before its fix):
+// - 158: a node that had just rebuilt from a checkpoint took over with its engine far short
+//   of the recovered end (Standby::applied_through did not ask for the log read past it),
+//   and the take-over's first checkpoint named an older keystore than the node had applied;
+// - 228: a standby skipped an old primary's uncommitted checkpoint pages on a read's
+//   `through`, and never read the new primary's LOG records written under the same LSNs;
+// - 494: a standby applied an old primary's uncommitted LOG records that the new primary
+//   had replaced under the same LSNs (the commit marker's kRecordFlagTermStart).
+TEST(Kek, Issue13TakeOverSeedsPass) {
+  for (uint64_t seed : {158, 228, 494}) {
+    KekReport r = run_kek(options(seed, PickupPolicy::kAccept, 80));
+    EXPECT_TRUE(r.passed) << "seed " << seed << ":\n" << violations(r);
+    EXPECT_EQ(r.writes_lost, 0u) << "seed " << seed;
+  }
+}
+
 // The report's crash is found: some early seed aborts a standby on a stale keystore.
 TEST(Kek, AbortPolicyIsCaughtOnAStaleKeystore) {
   bool found = false;
