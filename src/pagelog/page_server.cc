@@ -288,14 +288,6 @@ Task<Result<LogChunk>> PageServer::handle_read_log(ReadLogRequest request) {
 }
 
 Task<Result<LogChunk>> PageServer::handle_scan(ScanRequest request) {
-  // A peer catching up must not copy a chain with a gap as if it were whole; a writer
-  // taking over assembles the chain itself and may read past gaps.
-  if (!request.beyond_complete && copying_ && store_->copy_from()) {
-    co_return Status(Code::kNotYetMaterialized,
-                     "this server's chain has a gap below its retention point; still copying")
-        .with("copy_from", store_->copy_from()->value)
-        .with("copied_through", copy_cursor_.value);
-  }
   co_return co_await read_chunk(request.after.value, request.after, request.max_bytes, false,
                                 request.beyond_complete);
 }
@@ -405,6 +397,13 @@ Task<Result<PageServerStatus>> PageServer::handle_status(StatusRequest) {
   PageServerStatus ps;
   ps.last_lsn = s.last_lsn;
   ps.durable_lsn = s.complete_lsn;
+  if (copying_ && store_->copy_from()) {
+    // The chain looks complete past a gap still being copied: peers catching up from this
+    // server (and a writer taking over) are told only how far it is whole. They may copy
+    // more from it, but finish a copy of their own only on a peer whole to their retention
+    // point; so servers that all restarted stale copy from one another without waiting.
+    ps.durable_lsn = std::min(s.complete_lsn, *store_->copy_from());
+  }
   ps.segments = s.segments;
   ps.sealed_count = s.sealed_segments;
   ps.term = max_term_;

@@ -129,8 +129,9 @@ class PageServer : public NodeApp {
   // missed writes got it before it caught up): once a retention point is set, client reads
   // are refused with NotYetMaterialized until a full copy from a peer is done, because
   // retention makes the chain look complete from there while older live records (page
-  // versions a checkpoint still uses) may not have been copied yet. After a jump, peers'
-  // catch-up scans are refused too: a peer must not copy the gap as if it were whole.
+  // versions a checkpoint still uses) may not have been copied yet. After a jump, the
+  // status tells peers only how far the chain is whole (SegmentStore::copy_from), so none
+  // finishes a copy of its own on this server's gap.
   bool copying_ = false;
   Lsn copy_cursor_;  // how far the full copy has scanned
   bool stopping_ = false;
