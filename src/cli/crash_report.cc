@@ -9,6 +9,7 @@
 
 namespace quire::cli {
 
+#if !defined(__SANITIZE_ADDRESS__)
 namespace {
 
 constexpr int kFramesMax = 64;
@@ -57,11 +58,10 @@ void on_fatal_signal(int sig) {
 }
 
 }  // namespace
+#endif
 
 void install_crash_report() {
-#if defined(__SANITIZE_ADDRESS__)
-  return;
-#else
+#if !defined(__SANITIZE_ADDRESS__)
   void* warm[1];
   backtrace(warm, 1);  // loads the unwinder now, not inside the handler
   stack_t ss{};
