@@ -1,15 +1,12 @@
 #include "cluster/chaos_real.h"
 
 #include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <sstream>
 #include <thread>
 
@@ -31,38 +28,12 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-constexpr uint16_t kPortsPerCluster = 40;
-constexpr int kPortPicksMax = 50;
 constexpr size_t kScanCallsMax = 100'000;
 constexpr size_t kMgetBatch = 500;
 constexpr auto kPoll = milliseconds(500);
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-bool port_free(uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(port);
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
-  ::close(fd);
-  return ok;
-}
-
-// A base port P with P..P+39 free now (not drawn from the seed: runs may overlap).
-Result<uint16_t> pick_base_port() {
-  std::mt19937_64 rng(std::random_device{}() ^ static_cast<uint64_t>(::getpid()));
-  for (int i = 0; i < kPortPicksMax; ++i) {
-    const auto base = static_cast<uint16_t>(20000 + rng() % 40000);
-    bool all = true;
-    for (uint16_t p = 0; p < kPortsPerCluster && all; ++p) all = port_free(base + p);
-    if (all) return base;
-  }
-  return unavailable("no free range of 40 loopback ports found");
 }
 
 Result<std::string> make_dir(const std::string& asked) {
@@ -168,17 +139,6 @@ std::string wait_ready(const ClusterSpec& spec, std::chrono::seconds wait) {
     std::this_thread::sleep_for(kPoll);
   }
   return why;
-}
-
-std::string file_tail(const std::string& path, size_t bytes) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) return "";
-  const auto size = static_cast<size_t>(in.tellg());
-  const size_t from = size > bytes ? size - bytes : 0;
-  in.seekg(static_cast<std::streamoff>(from));
-  std::string out(size - from, '\0');
-  in.read(out.data(), static_cast<std::streamsize>(out.size()));
-  return out;
 }
 
 // What a process's log says of its end: its last abort or crash line no later than the
@@ -496,7 +456,7 @@ namespace {
 Result<ClusterSpec> set_up(const ChaosRealOptions& o, ChaosRealReport& r) {
   auto dir = make_dir(o.dir);
   if (!dir.is_ok()) return dir.status();
-  auto port = pick_base_port();
+  auto port = pick_base_port(kClusterPortsSpan);
   if (!port.is_ok()) return port.status();
   ClusterSpec spec;
   spec.dir = *dir;

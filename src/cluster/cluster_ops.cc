@@ -1,7 +1,9 @@
 #include "cluster/cluster_ops.h"
 
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -9,6 +11,8 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <random>
+#include <sstream>
 #include <thread>
 
 #include <fmt/format.h>
@@ -65,7 +69,67 @@ int spawn_supervisor(const ClusterSpec& spec, const std::string& quire) {
   ::_exit(127);
 }
 
+bool port_free(uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// The ports [from, to) a base port may be drawn from: below the ephemeral range when it
+// leaves room above 10,000, otherwise above it.
+std::pair<uint32_t, uint32_t> base_port_range(uint16_t count) {
+  constexpr uint32_t kLowest = 10'000;
+  uint32_t eph_lo = 32'768, eph_hi = 60'999;  // Linux's default
+  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+  uint32_t lo = 0, hi = 0;
+  if (in >> lo >> hi && lo <= hi && hi <= 65'535) eph_lo = lo, eph_hi = hi;
+  if (eph_lo >= kLowest + 10u * count) return {kLowest, eph_lo - count};
+  if (eph_hi + 1 + 10u * count <= 65'536) return {eph_hi + 1, 65'536 - count};
+  return {kLowest, 65'536 - count};  // the range covers nearly everything: take our chances
+}
+
+// The last non-empty line of a log, for an error message.
+std::string last_log_line(const std::string& path) {
+  std::istringstream in(file_tail(path, 4096));
+  std::string line, last;
+  while (std::getline(in, line)) {
+    if (!line.empty()) last = line;
+  }
+  return last;
+}
+
 }  // namespace
+
+Result<uint16_t> pick_base_port(uint16_t count) {
+  constexpr int kPicksMax = 50;
+  const auto [from, to] = base_port_range(count);
+  std::mt19937_64 rng(std::random_device{}() ^ static_cast<uint64_t>(::getpid()));
+  for (int i = 0; i < kPicksMax; ++i) {
+    const auto base = static_cast<uint16_t>(from + rng() % (to - from));
+    bool all = true;
+    for (uint16_t p = 0; p < count && all; ++p) all = port_free(static_cast<uint16_t>(base + p));
+    if (all) return base;
+  }
+  return unavailable(
+      fmt::format("no range of {} free loopback ports found in {}..{}", count, from, to - 1));
+}
+
+std::string file_tail(const std::string& path, size_t bytes) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) return "";
+  const auto size = static_cast<size_t>(in.tellg());
+  const size_t from = size > bytes ? size - bytes : 0;
+  in.seekg(static_cast<std::streamoff>(from));
+  std::string out(size - from, '\0');
+  in.read(out.data(), static_cast<std::streamsize>(out.size()));
+  return out;
+}
 
 bool NodeReport::serving() const {
   if (!answered) return false;
@@ -178,6 +242,21 @@ bool cluster_ready(const ClusterReport& report, std::string* why) {
   return down.empty();
 }
 
+namespace {
+
+// For each process that is down: its log's last line, which says why it ended.
+std::string down_logs(const ClusterSpec& spec, const ClusterReport& report) {
+  std::string out;
+  for (const auto& pr : report.processes) {
+    if (pr.process.alive) continue;
+    const std::string line = last_log_line(spec.log_path(pr.process.name));
+    if (!line.empty()) out += fmt::format("\n  {}'s last log line: {}", pr.process.name, line);
+  }
+  return out;
+}
+
+}  // namespace
+
 Result<StartOutcome> start_cluster(const ClusterSpec& spec, const std::string& quire,
                                    std::chrono::seconds wait) {
   StartOutcome out;
@@ -205,7 +284,8 @@ Result<StartOutcome> start_cluster(const ClusterSpec& spec, const std::string& q
     if (report.is_ok() && report->supervisor_pid && cluster_ready(*report, &why)) return out;
     if (!report.is_ok()) why = report.status().message();
     if (Clock::now() >= until) {
-      return unavailable(fmt::format("not up within {} s: {}", wait.count(), why));
+      return unavailable(fmt::format("not up within {} s: {}{}", wait.count(), why,
+                                     report.is_ok() ? down_logs(spec, *report) : ""));
     }
     std::this_thread::sleep_for(kPoll);
   }

@@ -45,6 +45,15 @@ struct ClusterReport {
   std::vector<ProcessReport> processes;
 };
 
+// A base port P with P..P+count-1 free on loopback now, drawn at random (not from any
+// seed: runs may overlap) below the kernel's ephemeral range
+// (/proc/sys/net/ipv4/ip_local_port_range), where no outgoing connection can take one
+// of them between this check and the bind; above the range when there is no room below.
+Result<uint16_t> pick_base_port(uint16_t count);
+
+// The last `bytes` bytes of the file at `path` ("" when it cannot be read).
+std::string file_tail(const std::string& path, size_t bytes);
+
 // Asks the node at `address` for QUIRE.STATUS.
 NodeReport query_node(const std::string& address, std::chrono::milliseconds timeout);
 

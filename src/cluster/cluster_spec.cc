@@ -18,7 +18,6 @@ namespace {
 
 constexpr const char* kSpecFile = "cluster.json";
 constexpr int kSpecFormat = 1;
-constexpr uint16_t kPortsUsed = 40;  // P .. P+39
 
 std::string loopback(uint32_t port) {
   return fmt::format("127.0.0.1:{}", port);
@@ -155,9 +154,9 @@ Status validate(const ClusterSpec& s) {
     return invalid_argument(
         fmt::format("write quorum {} is not within 1..{}", s.write_quorum, s.pageservers));
   }
-  if (s.base_port < 1024 || uint32_t{s.base_port} + kPortsUsed > 65535) {
-    return invalid_argument(
-        fmt::format("--base-port {} is not within 1024..{}", s.base_port, 65535 - kPortsUsed));
+  if (s.base_port < 1024 || uint32_t{s.base_port} + kClusterPortsSpan > 65535) {
+    return invalid_argument(fmt::format("--base-port {} is not within 1024..{}", s.base_port,
+                                        65535 - kClusterPortsSpan));
   }
   return Status::ok();
 }

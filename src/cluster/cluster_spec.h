@@ -30,6 +30,8 @@ namespace quire::cluster {
 
 inline constexpr size_t kPageServersMax = 9;
 inline constexpr size_t kComputeNodesMax = 9;
+// Ports a cluster may use from its base port: P .. P+39.
+inline constexpr uint16_t kClusterPortsSpan = 40;
 
 enum class ProcessKind : uint8_t { kEtcd = 1, kPageServer = 2, kNode = 3 };
 std::string_view process_kind_name(ProcessKind kind);

@@ -13,7 +13,7 @@ SIGKILLs any pid DIR/run/state.json still names, and the supervisor.
 Every wait is a deadline-bounded poll and every client has a socket timeout.
 
 Run: /usr/bin/python3 tests/cluster/cluster_test.py --quire build/release/src/quire
-     [--ports 30000-39999] [--keep] [--budget SECONDS]
+     [--ports 20000-32000] [--keep] [--budget SECONDS]
      [unittest names, e.g. B_Commands.test_strings]
 """
 
@@ -49,7 +49,8 @@ VALUE_MAX = 1 << 20  # kValueBytesMax
 KEY_MAX = 4096  # kKeyBytesMax
 
 QUIRE = None
-PORTS = (30000, 39999)
+PORTS = (20000, 32000)  # below the kernel's ephemeral range (32768..): no outgoing
+# connection can take one of these ports between the check and the bind
 KEEP = False
 CLUSTER = None
 
@@ -1024,7 +1025,7 @@ def main():
     global QUIRE, PORTS, KEEP, BUDGET
     ap = argparse.ArgumentParser(add_help=False)
     ap.add_argument("--quire", required=True)
-    ap.add_argument("--ports", default="30000-39999")
+    ap.add_argument("--ports", default="20000-32000")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--budget", type=int, default=BUDGET)
     args, rest = ap.parse_known_args()
