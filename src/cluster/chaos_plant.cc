@@ -66,28 +66,15 @@ Result<std::string> plant_lost_write(const ClusterSpec& spec, const std::vector<
   std::vector<std::string> addresses;
   for (size_t i = 0; i < spec.compute_nodes(); ++i) addresses.push_back(spec.node_address(i));
   PrimaryLocator locator(addresses);
-  std::string last = "no primary found";
-  const auto until = Clock::now() + kPlantWaitMax;
-  while (Clock::now() < until) {
-    if (auto index = locator.find()) {
-      auto c = RespClient::connect(addresses[*index], kConnectTimeout);
-      if (c.is_ok()) {
-        auto reply = c->command({"DEL", key}, kAdminTimeout);
-        if (reply.is_ok() && reply->type == RespReply::Type::kInteger && reply->integer == 1) {
-          return fmt::format("DEL {} on {} (seq {} acknowledged at {:.3f} s): dropped", key,
-                             spec.node_name(*index), op->seq,
-                             static_cast<double>(op->end_us) / 1e6);
-        }
-        last = reply.is_ok() ? fmt::format("DEL answered '{}' ({})", reply->text, reply->integer)
-                             : reply.status().to_string();
-      } else {
-        last = c.status().to_string();
-      }
-    }
-    locator.invalidate();
-    std::this_thread::sleep_for(kPlantPoll);
+  auto answer = locator.command_until(
+      {"DEL", key},
+      [](const RespReply& r) { return r.type == RespReply::Type::kInteger && r.integer == 1; },
+      kPlantWaitMax, kPlantPoll, kAdminTimeout);
+  if (!answer.is_ok()) {
+    return Status(Code::kUnavailable, "cannot drop " + key + ": " + answer.status().message());
   }
-  return Status(Code::kUnavailable, "cannot drop " + key + ": " + last);
+  return fmt::format("DEL {} on {} (seq {} acknowledged at {:.3f} s): dropped", key,
+                     spec.node_name(answer->index), op->seq, static_cast<double>(op->end_us) / 1e6);
 }
 
 // A page-sized file of zeros with one acknowledged value, in clear, in its middle.

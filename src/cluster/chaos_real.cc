@@ -298,19 +298,10 @@ void heal_and_quiesce(const ClusterSpec& spec, const ChaosRealOptions& o, ChaosP
   std::this_thread::sleep_for(kAfterHeal);
   p.rotation.stop();
   p.workload.stop();
-  const auto until = Clock::now() + std::chrono::seconds(15);
-  while (Clock::now() < until) {
-    auto index = p.locator.find();
-    if (index) {
-      auto c = RespClient::connect(spec.node_address(*index), kConnectTimeout);
-      if (c.is_ok()) {
-        auto r = c->command({"QUIRE.CHECKPOINT"}, kAdminTimeout);
-        if (r.is_ok() && !r->is_error()) return;
-      }
-    }
-    p.locator.invalidate();
-    std::this_thread::sleep_for(kPoll);
-  }
+  auto done = p.locator.command_until(
+      {"QUIRE.CHECKPOINT"}, [](const RespReply& r) { return !r.is_error(); },
+      std::chrono::seconds(15), kPoll, kAdminTimeout);
+  if (done.is_ok()) return;
   violations.push_back({"convergence", "no primary took a last checkpoint within 15 s"});
 }
 

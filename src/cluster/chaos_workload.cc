@@ -82,6 +82,31 @@ void PrimaryLocator::invalidate() {
   cached_.reset();
 }
 
+Result<PrimaryLocator::Answer> PrimaryLocator::command_until(
+    const std::vector<std::string>& args, const std::function<bool(const RespReply&)>& accept,
+    std::chrono::milliseconds wait, std::chrono::milliseconds poll,
+    std::chrono::milliseconds command_timeout) {
+  std::string last = "no primary found";
+  const auto until = Clock::now() + wait;
+  while (Clock::now() < until) {
+    if (auto index = find()) {
+      auto c = RespClient::connect(addresses_[*index], kConnectTimeout);
+      if (!c.is_ok()) {
+        last = c.status().to_string();
+      } else if (auto reply = c->command(args, command_timeout); !reply.is_ok()) {
+        last = reply.status().to_string();
+      } else if (accept(*reply)) {
+        return Answer{*index, std::move(reply).value()};
+      } else {
+        last = fmt::format("{} answered '{}' ({})", args.front(), reply->text, reply->integer);
+      }
+    }
+    invalidate();
+    std::this_thread::sleep_for(poll);
+  }
+  return unavailable(last);
+}
+
 int64_t Workload::now_us() const {
   return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0_).count();
 }

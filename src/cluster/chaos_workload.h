@@ -14,13 +14,16 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "base/status.h"
 #include "cluster/chaos_history.h"
+#include "cluster/resp_client.h"
 #include "cluster/stop_signal.h"
 
 namespace quire::cluster {
@@ -45,6 +48,17 @@ class PrimaryLocator {
   std::optional<size_t> find();
   // Forget the cached answer (a client heard the node is not the primary).
   void invalidate();
+  // Sends `args` to the primary (a new connection each round) until `accept` takes its
+  // reply; after anything else forgets the primary and sleeps `poll`. Unavailable, naming
+  // the last failure, when `wait` passes.
+  struct Answer {
+    size_t index = 0;  // the node that answered
+    RespReply reply;
+  };
+  Result<Answer> command_until(const std::vector<std::string>& args,
+                               const std::function<bool(const RespReply&)>& accept,
+                               std::chrono::milliseconds wait, std::chrono::milliseconds poll,
+                               std::chrono::milliseconds command_timeout);
   const std::vector<std::string>& addresses() const { return addresses_; }
 
  private:

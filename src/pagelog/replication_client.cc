@@ -297,7 +297,20 @@ Task<Result<std::vector<ReplicationClient::FencedServer>>> ReplicationClient::fe
 Task<Result<LogChunk>> ReplicationClient::scan_server(size_t index, Lsn after, size_t max_bytes,
                                                       Deadline deadline) {
   QUIRE_ASSERT(index < shared_->clients.size());
-  co_return co_await shared_->clients[index]->scan(after, max_bytes, deadline, true);
+  // Attempts of kAttemptTimeout each: a lost request or reply costs one attempt, not the
+  // whole deadline (a take-over reads every fenced server this way).
+  Result<LogChunk> r = unavailable("no attempt made");
+  for (uint64_t round = 0; round < options_.read_round_max; ++round) {
+    Deadline attempt = std::min(deadline, env_.executor().deadline_after(kAttemptTimeout));
+    r = co_await shared_->clients[index]->scan(after, max_bytes, attempt, true);
+    if (r.is_ok() || !code_is_retriable(r.code()) || r.code() == Code::kCancelled) co_return r;
+    if (env_.executor().now() >= deadline) co_return r;
+    env_.log().debug(kComponent, 33002, "scan of one server failed; retrying",
+                     {{"server", shared_->clients[index]->server()}, {"error", r.status()}});
+    Status slept = co_await env_.executor().sleep(options_.read_round_pause);
+    if (!slept.is_ok()) co_return slept;
+  }
+  co_return r;
 }
 
 namespace {
