@@ -211,12 +211,24 @@ Task<Status> ReplicaNode::become_primary(const Primary::TakeOverPoint* at) {
   co_return start_status_;
 }
 
+bool ReplicaNode::leading(const Leadership& won) const {
+  return elector_ && elector_->may_lead(env_.executor().now()) && elector_->leadership() &&
+         elector_->leadership()->epoch == won.epoch;
+}
+
 Task<void> ReplicaNode::lead(Leadership won) {
-  while (elector_ && elector_->may_lead(env_.executor().now()) && elector_->leadership() &&
-         elector_->leadership()->epoch == won.epoch) {
+  while (leading(won)) {
     if (primary_ != nullptr) co_return;  // already primary
     Status st = co_await promote(Term(won.epoch));
-    if (st.is_ok()) co_return;
+    if (st.is_ok()) {
+      // Deposed while the take-over ran: on_deposed found no primary to step down then.
+      if (!leading(won)) {
+        env_.log().warn(kComponent, 43016, "leadership lost during the take-over; stepping down",
+                        {{"epoch", won.epoch}});
+        step_down(unavailable("leadership lost during the take-over"));
+      }
+      co_return;
+    }
     env_.log().info(kComponent, 43014, "take-over not done yet; retrying while leader",
                     {{"epoch", won.epoch}, {"error", st}});
     if (!(co_await env_.executor().sleep(config_.takeover_retry_pause)).is_ok()) co_return;

@@ -102,6 +102,8 @@ class ReplicaNode : public NodeApp {
  private:
   Task<void> start_primary();
   // Elected mode: takes over while this node still leads with `won`'s epoch.
+  // Whether this node still holds the leadership `won` (the same epoch, lease valid).
+  bool leading(const Leadership& won) const;
   Task<void> lead(Leadership won);
   void on_deposed(const Status& why);
   // promote()'s second half, once the log's end is recovered: the commit marker, the wait
