@@ -789,8 +789,9 @@ Task<Status> Primary::write_chain_marker() {
   const Deadline deadline = env_.executor().deadline_after(options_.write_timeout);
   const Lsn head = writer_.chain_head();
   const Lsn commit = writer_.durable_lsn();
+  // Never the term's first record: that was the take-over's marker (or the database is new).
   auto marker = co_await write_commit_marker(engine_, writer_, log_dek_, heartbeat_ts(), commit,
-                                             *random_, deadline);
+                                             MarkerKind::kWithinTerm, *random_, deadline);
   follow_writer();
   if (marker.is_ok()) {
     QUIRE_ASSERT(*marker > head);  // the writer's own order (assert_lsn_order)

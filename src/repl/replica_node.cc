@@ -142,7 +142,7 @@ Task<Status> ReplicaNode::continue_database(RecoveredLog recovered) {
   const Timestamp marker_ts = std::max(standby_->applied_ts(), Timestamp(1));
   const Deadline deadline = env_.executor().deadline_after(config_.takeover.recover_timeout);
   auto marker = co_await write_commit_marker(*engine_, *writer_, *log_dek, marker_ts, recovered.end,
-                                             *random, deadline);
+                                             MarkerKind::kTermStart, *random, deadline);
   if (!marker.is_ok()) {
     writer_.reset();
     stats_.promotion_failures++;
@@ -192,11 +192,19 @@ Task<Status> ReplicaNode::become_primary(const Primary::TakeOverPoint* at) {
     }(this, self, std::move(copy)));
   };
   // (Two co_awaits in one conditional expression miscompile with g++ 12.)
+  Status started;
   if (point) {
-    start_status_ = co_await primary_->take_over(*point);
+    started = co_await primary_->take_over(*point);
   } else {
-    start_status_ = co_await primary_->start();
+    started = co_await primary_->start();
   }
+  if (primary_.get() != self) {
+    // Stepped down while starting (and maybe promoted again since): this start is over,
+    // and the node's state is no longer this attempt's to set.
+    co_return Status(started.is_ok() ? unavailable("stepped down while starting") : started)
+        .at("become_primary");
+  }
+  start_status_ = std::move(started);
   started_ = start_status_.is_ok();
   if (point) {
     stats_.promotions += started_ ? 1 : 0;
@@ -223,9 +231,14 @@ Task<void> ReplicaNode::lead(Leadership won) {
     if (st.is_ok()) {
       // Deposed while the take-over ran: on_deposed found no primary to step down then.
       if (!leading(won)) {
+        // Elected again meanwhile (a newer epoch): keep that leadership, whose own lead()
+        // promotes at its term once this primary is gone.
+        const bool newer =
+            elector_ && elector_->leadership() && elector_->leadership()->epoch > won.epoch;
         env_.log().warn(kComponent, 43016, "leadership lost during the take-over; stepping down",
-                        {{"epoch", won.epoch}});
-        step_down(unavailable("leadership lost during the take-over"));
+                        {{"epoch", won.epoch}, {"elected_again", newer}});
+        step_down(unavailable("leadership lost during the take-over"),
+                  newer ? Resign::kNo : Resign::kYes);
       }
       co_return;
     }
@@ -242,14 +255,14 @@ void ReplicaNode::on_deposed(const Status& why) {
   step_down(why);
 }
 
-void ReplicaNode::step_down(const Status& why) {
+void ReplicaNode::step_down(const Status& why, Resign resign) {
   if (primary_ == nullptr) return;
   stats_.step_downs++;
   env_.log().warn(kComponent, 43015, "primary stepping down to standby", {{"why", why}});
   retire_primary();
   // Still leader by the coordinator (fenced by a newer term it has not heard of, or a failed
   // start): let another node win.
-  if (elector_) elector_->resign(why);
+  if (elector_ && resign == Resign::kYes) elector_->resign(why);
   // A fresh engine: the standby rebuilds from the latest checkpoint and the log.
   engine_ = std::make_unique<Engine>(env_, *client_, *kms_, config_.engine);
   config_.role = ReplicaRole::kStandby;

@@ -96,8 +96,11 @@ class ReplicaNode : public NodeApp {
   // node's, or a node that is not a standby.
   Task<Status> promote(Term term);
   // The primary steps down (its waiters fail with `why`) and the node becomes a standby
-  // again, rebuilding from the latest checkpoint and the log. A no-op for a standby.
-  void step_down(const Status& why);
+  // again, rebuilding from the latest checkpoint and the log, and resigns the coordinator's
+  // leadership unless `resign` is kNo (the node was elected again, at a newer epoch, while
+  // its take-over at the older one ran). A no-op for a standby.
+  enum class Resign : uint8_t { kYes, kNo };
+  void step_down(const Status& why, Resign resign = Resign::kYes);
 
  private:
   Task<void> start_primary();

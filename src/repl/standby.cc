@@ -94,7 +94,10 @@ Standby::Standby(Env& env, ReplicationClient& client, Engine& engine, StandbyOpt
       engine_(engine),
       options_(std::move(options)),
       apply_wake_(env.executor().scheduler()),
-      pickup_wake_(env.executor().scheduler()) {}
+      pickup_wake_(env.executor().scheduler()) {
+  // A zero pause would poll the end of the log with no pause at all.
+  QUIRE_ASSERT(options_.poll_interval_min > Nanos(0) && options_.poll_interval > Nanos(0));
+}
 
 Standby::~Standby() {
   stop();
@@ -265,9 +268,10 @@ Task<void> Standby::tail_once() {
     resync_error_ = Status();
     set_state(StandbyState::kSecondary, "reached the end of the log");
   }
-  idle_poll_ = ++empty_reads_ <= options_.poll_quick_reads
-                   ? std::min(options_.poll_interval_min, options_.poll_interval)
-                   : std::min(idle_poll_ * 2, options_.poll_interval);
+  idle_poll_ =
+      ++empty_reads_ <= options_.poll_quick_reads
+          ? std::min(options_.poll_interval_min, options_.poll_interval)
+          : std::min(std::max(idle_poll_ * 2, options_.poll_interval_min), options_.poll_interval);
   co_await env_.executor().sleep(idle_poll_);
 }
 

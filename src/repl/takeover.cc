@@ -156,8 +156,8 @@ Task<Result<RecoveredLog>> recover_log(Env& env, ReplicationClient& client, Lsn 
 }
 
 Task<Result<Lsn>> write_commit_marker(Engine& engine, RecordWriter& writer, DekRef log_dek,
-                                      Timestamp ts, Lsn commit_point, Random& random,
-                                      Deadline deadline) {
+                                      Timestamp ts, Lsn commit_point, MarkerKind kind,
+                                      Random& random, Deadline deadline) {
   DataKey* dek = engine.key_ring().find(log_dek);
   if (dek == nullptr)
     co_return Status(Code::kNotFound, "the log DEK is not in the key ring").at("commit_marker");
@@ -168,7 +168,7 @@ Task<Result<Lsn>> write_commit_marker(Engine& engine, RecordWriter& writer, DekR
   auto record = seal_log_record(hb, *dek, lsn, writer.client().term(), random);
   if (!record.is_ok()) co_return record.status();
   record->backlink_lsn = commit_point;
-  record->flags = kRecordFlagTermStart;  // its predecessor may be of an older term
+  if (kind == MarkerKind::kTermStart) record->flags = kRecordFlagTermStart;
   std::vector<Record> one;
   one.push_back(std::move(record).value());
   Status st = co_await writer.write(std::move(one), deadline);

@@ -87,11 +87,15 @@ Task<Result<RecoveredLog>> recover_log(Env& env, ReplicationClient& client, Lsn 
                                        const TakeOverOptions& options);
 
 // Writes one heartbeat LOG record at `ts` through `writer`, carrying `commit_point` (its
-// backlink): the record a primary writes after an abandon point, and the first record of a
-// new primary, after the recovered end. Returns its LSN. Errors are the writer's (the chain
-// is then in doubt), or NotFound when the log DEK is not in the engine's key ring.
+// backlink): the record a primary writes after an abandon point or to publish its commit
+// point, and the first record of a new primary, after the recovered end. Only that first
+// record is `term_start` (kRecordFlagTermStart: its predecessor may be of an older term):
+// on any other marker the flag would let a standby join an old primary's uncommitted tail
+// to the new term's chain. Returns its LSN. Errors are the writer's (the chain is then in
+// doubt), or NotFound when the log DEK is not in the engine's key ring.
+enum class MarkerKind : uint8_t { kTermStart, kWithinTerm };
 Task<Result<Lsn>> write_commit_marker(Engine& engine, RecordWriter& writer, DekRef log_dek,
-                                      Timestamp ts, Lsn commit_point, Random& random,
-                                      Deadline deadline);
+                                      Timestamp ts, Lsn commit_point, MarkerKind kind,
+                                      Random& random, Deadline deadline);
 
 }  // namespace quire

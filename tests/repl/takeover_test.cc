@@ -230,6 +230,63 @@ TEST_F(TakeOverTest, StandbyTakesOverAfterACrashAndKeepsTheUnpublishedTail) {
       10s));
 }
 
+// Only the take-over's marker starts a term. A primary's own chain markers (the one that
+// publishes the commit point before a checkpoint, the one after an abandon point) carried
+// kRecordFlagTermStart too, and a standby holding an old primary's uncommitted tail would
+// have joined it to the new term through such a marker and applied it (found by review).
+TEST_F(TakeOverTest, OnlyTheTakeOversMarkerStartsATerm) {
+  make(11);
+  write_on(sim_->primary_id(), 10, "a");
+  ASSERT_EQ(acked_.size(), 10u) << failures_.front();
+  const NodeId promoted = sim_->standby_ids().at(0);
+  sim_->world().crash(sim_->primary_id(), UnsyncedOnCrash::kLose);
+  std::optional<Status> promoted_status;
+  ASSERT_TRUE(sim_->run_on(
+      promoted,
+      [this, promoted, &promoted_status]() -> Task<void> {
+        promoted_status = co_await sim_->node(promoted)->promote(Term(2));
+      },
+      30s));
+  ASSERT_TRUE(promoted_status->is_ok()) << promoted_status->to_string();
+  ReplicaNode* n = sim_->node(promoted);
+  Primary* p = n->primary();
+  ASSERT_NE(p, nullptr);
+  write_on(promoted, 10, "b");
+  ASSERT_EQ(acked_.size(), 20u) << failures_.front();
+  // The checkpoint publishes the commit point with a chain marker before it holds the writer.
+  const uint64_t heartbeats = p->stats().heartbeats;
+  std::optional<Result<CheckpointInfo>> ckpt;
+  ASSERT_TRUE(sim_->run_on(
+      promoted, [&]() -> Task<void> { ckpt = co_await p->checkpoint_now(); }, 10s));
+  ASSERT_TRUE(ckpt->is_ok()) << ckpt->status().to_string();
+  ASSERT_GT(p->stats().heartbeats, heartbeats) << "no chain marker was written";
+
+  std::vector<Record> records;
+  ASSERT_TRUE(sim_->run_on(
+      promoted,
+      [&]() -> Task<void> {
+        Lsn after(0);
+        for (int i = 0; i < 1000; i++) {
+          auto chunk = co_await n->client().scan_server(0, after, 4u << 20,
+                                                        n->env().executor().deadline_after(5s));
+          if (!chunk.is_ok() || chunk->through <= after) co_return;
+          for (auto& r : chunk->records) records.push_back(std::move(r));
+          after = chunk->through;
+        }
+      },
+      30s));
+  size_t term2 = 0, term_starts = 0;
+  for (const Record& r : records) {
+    if (r.term == Term(2)) term2++;
+    if ((r.flags & kRecordFlagTermStart) != 0) {
+      term_starts++;
+      EXPECT_EQ(r.term, Term(2)) << "LSN " << r.lsn.value;
+    }
+  }
+  EXPECT_GT(term2, 3u);
+  EXPECT_EQ(term_starts, 1u) << "every record of term 2 but its first continues the term";
+}
+
 // A standby applies keystore changes from the log; the old primary pushed them, not it.
 // The new primary's first checkpoint must still reference them: it named the checkpoint
 // the node had installed and its older keystore, and a standby loading that checkpoint
