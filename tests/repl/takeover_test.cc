@@ -142,6 +142,14 @@ class TakeOverTest : public ::testing::Test {
         30s));
   }
 
+  // Promotes `node` at `term`; fails the test unless that worked.
+  void promote(NodeId node, Term term) {
+    std::optional<Status> st;
+    ASSERT_TRUE(sim_->run_on(
+        node, [&]() -> Task<void> { st = co_await sim_->node(node)->promote(term); }, 30s));
+    ASSERT_TRUE(st.has_value() && st->is_ok()) << (st ? st->to_string() : "did not finish");
+  }
+
   // Every acknowledged write, read on `node` (primary or standby) at its applied ts.
   void expect_all_acked_on(NodeId node) {
     std::vector<std::string> wrong;
@@ -191,14 +199,7 @@ TEST_F(TakeOverTest, StandbyTakesOverAfterACrashAndKeepsTheUnpublishedTail) {
   ASSERT_LT(sim_->standby(0)->commit_lsn(), sim_->primary()->writer().durable_lsn());
   sim_->world().crash(sim_->primary_id(), UnsyncedOnCrash::kLose);
 
-  std::optional<Status> promoted_status;
-  ASSERT_TRUE(sim_->run_on(
-      promoted,
-      [this, promoted, &promoted_status]() -> Task<void> {
-        promoted_status = co_await sim_->node(promoted)->promote(Term(2));
-      },
-      30s));
-  ASSERT_TRUE(promoted_status->is_ok()) << promoted_status->to_string();
+  ASSERT_NO_FATAL_FAILURE(promote(promoted, Term(2)));
   ReplicaNode* n = sim_->node(promoted);
   ASSERT_NE(n->primary(), nullptr);
   EXPECT_EQ(n->role(), ReplicaRole::kPrimary);
@@ -240,14 +241,7 @@ TEST_F(TakeOverTest, OnlyTheTakeOversMarkerStartsATerm) {
   ASSERT_EQ(acked_.size(), 10u) << failures_.front();
   const NodeId promoted = sim_->standby_ids().at(0);
   sim_->world().crash(sim_->primary_id(), UnsyncedOnCrash::kLose);
-  std::optional<Status> promoted_status;
-  ASSERT_TRUE(sim_->run_on(
-      promoted,
-      [this, promoted, &promoted_status]() -> Task<void> {
-        promoted_status = co_await sim_->node(promoted)->promote(Term(2));
-      },
-      30s));
-  ASSERT_TRUE(promoted_status->is_ok()) << promoted_status->to_string();
+  ASSERT_NO_FATAL_FAILURE(promote(promoted, Term(2)));
   ReplicaNode* n = sim_->node(promoted);
   Primary* p = n->primary();
   ASSERT_NE(p, nullptr);
@@ -322,12 +316,7 @@ TEST_F(TakeOverTest, TheNewPrimarysFirstCheckpointHoldsTheKeystoreItAppliedFromT
       },
       10s));
   sim_->world().crash(sim_->primary_id(), UnsyncedOnCrash::kLose);
-  std::optional<Status> promoted_status;
-  ASSERT_TRUE(sim_->run_on(
-      promoted,
-      [&]() -> Task<void> { promoted_status = co_await sim_->node(promoted)->promote(Term(2)); },
-      30s));
-  ASSERT_TRUE(promoted_status->is_ok()) << promoted_status->to_string();
+  ASSERT_NO_FATAL_FAILURE(promote(promoted, Term(2)));
   Primary* p = sim_->node(promoted)->primary();
   ASSERT_NE(p, nullptr);
   EXPECT_EQ(p->engine().checkpoint_keystore().version, (*before)->keystore_version);
@@ -355,14 +344,7 @@ TEST_F(TakeOverTest, TheOldPrimaryIsFencedOnceTheNewOneTookOver) {
   ASSERT_EQ(acked_.size(), 10u);
   const NodeId old_primary = sim_->primary_id();
   const NodeId promoted = sim_->standby_ids().at(0);
-  std::optional<Status> promoted_status;
-  ASSERT_TRUE(sim_->run_on(
-      promoted,
-      [this, promoted, &promoted_status]() -> Task<void> {
-        promoted_status = co_await sim_->node(promoted)->promote(Term(2));
-      },
-      30s));
-  ASSERT_TRUE(promoted_status->is_ok()) << promoted_status->to_string();
+  ASSERT_NO_FATAL_FAILURE(promote(promoted, Term(2)));
   // The old primary, still running, can acknowledge nothing more.
   std::optional<Result<Timestamp>> late;
   ASSERT_TRUE(sim_->run_on(
