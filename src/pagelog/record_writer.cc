@@ -7,18 +7,12 @@ RecordWriter::RecordWriter(ReplicationClient& client, Lsn chain_head, Lsn next_l
   client_.continue_chain(chain_head_);
 }
 
-Task<Status> RecordWriter::write(std::vector<Record> records, Deadline deadline,
-                                 std::function<void()> on_first_ack) {
-  if (records.empty()) co_return Status();
-  if (needs_recovery_) {
-    co_return Status(Code::kUnavailable,
-                     "record chain in doubt after a failed write; recover first")
-        .at("record_writer")
-        .with("chain_head", chain_head_.value);
-  }
+RecordWriter::Chained RecordWriter::chain(std::vector<Record> records) {
+  QUIRE_ASSERT(!records.empty());
+  QUIRE_ASSERT(!needs_recovery());
   Lsn prev = chain_head_;
   for (Record& r : records) {
-    // Every caller allocates its LSNs here and writes them in allocation order, under the
+    // Every caller allocates its LSNs here and chains them in allocation order, under the
     // log writer's lock (the primary's commit groups and chain markers, the engine's
     // checkpoint steps), and after a failed write the chain head only moves down.
     QUIRE_ASSERT_MSG(r.lsn > prev && r.lsn < next_lsn_, "record lsn out of order or not allocated");
@@ -26,30 +20,44 @@ Task<Status> RecordWriter::write(std::vector<Record> records, Deadline deadline,
     r.term = client_.term();  // page servers refuse a header term above the request's
     prev = r.lsn;
   }
-  const Lsn last = prev;
-  QUIRE_ASSERT(last > chain_head_);
-  chain_head_ = last;
-  in_doubt_ = records;
-  Status st = co_await client_.write(std::move(records), deadline, std::move(on_first_ack));
+  QUIRE_ASSERT(prev > chain_head_);
+  chain_head_ = prev;
+  return std::make_shared<const std::vector<Record>>(std::move(records));
+}
+
+Task<Status> RecordWriter::send(Chained write, Deadline deadline,
+                                std::function<void()> on_first_ack) {
+  QUIRE_ASSERT(write != nullptr && !write->empty());
+  const Lsn last = write->back().lsn;
+  Status st = co_await client_.write(std::move(write), deadline, std::move(on_first_ack));
   if (st.is_ok()) {
-    in_doubt_.clear();
+    failed_.erase(last);
   } else {
-    needs_recovery_ = true;
+    failed_.insert(last);
   }
   co_return st;
 }
 
+Task<Status> RecordWriter::write(std::vector<Record> records, Deadline deadline,
+                                 std::function<void()> on_first_ack) {
+  if (records.empty()) co_return Status();
+  if (needs_recovery()) {
+    co_return Status(Code::kUnavailable,
+                     "record chain in doubt after a failed write; recover first")
+        .at("record_writer")
+        .with("chain_head", chain_head_.value);
+  }
+  last_write_ = chain(std::move(records));
+  Status st = co_await send(last_write_, deadline, std::move(on_first_ack));
+  if (st.is_ok()) last_write_.reset();
+  co_return st;
+}
+
 Task<Status> RecordWriter::resend(Deadline deadline) {
-  if (!needs_recovery_ || in_doubt_.empty()) {
+  if (!needs_recovery() || last_write_ == nullptr || !failed_.contains(last_write_->back().lsn)) {
     co_return Status(Code::kInvalidArgument, "no failed write to re-send").at("record_writer");
   }
-  std::vector<Record> again = in_doubt_;
-  Status st = co_await client_.write(std::move(again), deadline);
-  if (st.is_ok()) {
-    needs_recovery_ = false;
-    in_doubt_.clear();
-  }
-  co_return st;
+  co_return co_await send(last_write_, deadline);
 }
 
 Task<Status> RecordWriter::recover(Deadline deadline) {
@@ -57,8 +65,8 @@ Task<Status> RecordWriter::recover(Deadline deadline) {
   Status st = co_await client_.abandon_after(durable, deadline);
   if (!st.is_ok()) co_return st;
   chain_head_ = durable;
-  needs_recovery_ = false;
-  in_doubt_.clear();
+  failed_.clear();
+  last_write_.reset();
   co_return Status();
 }
 

@@ -10,9 +10,16 @@
 // that never reached a quorum. recover() abandons everything after the last durable
 // record on a quorum, so the chain continues from a point every reader agrees on. LSNs
 // are never reused, even abandoned ones.
+//
+// Several writes may be in flight at once (the primary's commit groups): chain() links a
+// write into the chain without waiting, send() makes it durable. Page servers take
+// records in any order and complete their chain as the gaps fill, and the client's
+// durable point moves only through contiguous durable writes.
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <set>
 #include <vector>
 
 #include "pagelog/replication_client.h"
@@ -37,8 +44,19 @@ class RecordWriter {
   Lsn chain_head() const { return chain_head_; }
   // Up to here every record is durable at W.
   Lsn durable_lsn() const { return client_.durable_lsn(); }
-  // True after a failed write until recover() succeeds: write() refuses meanwhile.
-  bool needs_recovery() const { return needs_recovery_; }
+  // True while a write failed and was not sent again successfully, until recover()
+  // succeeds: write() and chain() refuse meanwhile.
+  bool needs_recovery() const { return !failed_.empty(); }
+
+  // A write linked into the chain: its records with prev_lsn and term set, shared by every
+  // send of it (the same bytes each time).
+  using Chained = std::shared_ptr<const std::vector<Record>>;
+  // Links `records` into the chain after its head (which moves to the last of them)
+  // without sending them. The same rules as write(); asserted: !needs_recovery().
+  Chained chain(std::vector<Record> records);
+  // Sends a chained write at W (again, after a failure: same bytes, same LSNs). A failure
+  // puts the chain in doubt until a later send of the same write succeeds or recover().
+  Task<Status> send(Chained write, Deadline deadline, std::function<void()> on_first_ack = {});
 
   // Chains `records` and writes them at W. The records must carry LSNs this writer
   // allocated, ascending and above the chain head (asserted: a caller that breaks it is a
@@ -48,11 +66,13 @@ class RecordWriter {
   Task<Status> write(std::vector<Record> records, Deadline deadline,
                      std::function<void()> on_first_ack = {});
 
-  // After a failed write: sends the same records again (same bytes, same LSNs, so a
-  // record can never land twice). OK clears needs_recovery().
+  // After a failed write(): sends the same records again (same bytes, same LSNs, so a
+  // record can never land twice). OK clears needs_recovery() unless another chained
+  // write's latest send failed too.
   Task<Status> resend(Deadline deadline);
 
-  // Abandons every record after the durable point and continues the chain from it.
+  // Abandons every record after the durable point and continues the chain from it. Busy
+  // while a send is still waiting for its quorum.
   Task<Status> recover(Deadline deadline);
 
   ReplicationClient& client() { return client_; }
@@ -61,8 +81,8 @@ class RecordWriter {
   ReplicationClient& client_;
   Lsn chain_head_;
   Lsn next_lsn_;
-  bool needs_recovery_ = false;
-  std::vector<Record> in_doubt_;  // the last write, kept until it is durable
+  std::set<Lsn> failed_;  // the last LSN of each write whose latest send failed
+  Chained last_write_;    // write()'s, for resend()
 };
 
 }  // namespace quire

@@ -124,6 +124,15 @@ ReplicationClient::~ReplicationClient() {
 Task<Status> ReplicationClient::write(std::vector<Record> records, Deadline deadline,
                                       std::function<void()> on_first_ack) {
   if (records.empty()) co_return Status();
+  // Built outside the co_await: g++ 12 destroys temporaries in a co_await expression twice.
+  auto shared = std::make_shared<const std::vector<Record>>(std::move(records));
+  co_return co_await write(std::move(shared), deadline, std::move(on_first_ack));
+}
+
+Task<Status> ReplicationClient::write(std::shared_ptr<const std::vector<Record>> shared_records,
+                                      Deadline deadline, std::function<void()> on_first_ack) {
+  if (shared_records == nullptr || shared_records->empty()) co_return Status();
+  const std::vector<Record>& records = *shared_records;
   // Counted while the caller waits, so abandon_after can refuse to run under it.
   struct Waiting {
     size_t& n;
@@ -133,7 +142,6 @@ Task<Status> ReplicationClient::write(std::vector<Record> records, Deadline dead
   if (durable_lsn_.is_zero() && completed_.empty()) durable_lsn_ = records.front().prev_lsn;
   const Lsn first_prev = records.front().prev_lsn;
   const Lsn last = records.back().lsn;
-  auto shared_records = std::make_shared<const std::vector<Record>>(std::move(records));
   auto progress = std::make_shared<WriteProgress>(env_.executor().scheduler());
   progress->on_first_ack = std::move(on_first_ack);
   std::erase_if(shared_->tasks, [this](TaskId t) { return env_.executor().is_done(t); });
@@ -231,6 +239,8 @@ Task<Status> ReplicationClient::abandon_after(Lsn lsn, Deadline deadline) {
   };
   Status st = co_await to_quorum(op, deadline);
   if (st.is_ok() && durable_lsn_ > lsn) durable_lsn_ = lsn;
+  // Writes durable past a gap that was just abandoned never join the chain.
+  if (st.is_ok()) std::erase_if(completed_, [lsn](const auto& w) { return w.first >= lsn; });
   co_return st;
 }
 

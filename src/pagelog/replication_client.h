@@ -55,6 +55,9 @@ class ReplicationClient {
   // concern of one; it may run after write() returned).
   Task<Status> write(std::vector<Record> records, Deadline deadline,
                      std::function<void()> on_first_ack = {});
+  // The same, for records shared with the caller (sent again unchanged after a failure).
+  Task<Status> write(std::shared_ptr<const std::vector<Record>> records, Deadline deadline,
+                     std::function<void()> on_first_ack = {});
   Lsn durable_lsn() const { return durable_lsn_; }
   // A writer (re)starts the chain after `durable` (every record up to it durable at W; 0
   // for an empty log): durable_lsn() continues from there, and what an earlier writer's

@@ -64,6 +64,17 @@ struct Primary::Request {
   Event done;
 };
 
+// A group on its way to the page servers; commit_group settles it once `done`.
+struct Primary::GroupInFlight {
+  std::vector<std::shared_ptr<Request>> requests;  // in LSN order
+  size_t records = 0;
+  bool key_change = false;  // it carries a keystore entry
+  TaskId task{};            // its write (write_in_flight)
+  MonoTime sent;
+  bool done = false;
+  Status status;  // write_group's, once done
+};
+
 // A group sealed as LOG records, ready for the writer.
 struct Primary::SealedGroup {
   std::vector<Record> records;
@@ -490,31 +501,147 @@ Task<void> Primary::commit_group() {
     if (!recovered) co_return;
   }
   if (queue_.empty()) co_return;
-  const MonoTime held = env_.executor().now();
-  SealedGroup group = seal_group(take_group());
-  if (group.records.empty()) co_return;
-  const size_t records = group.records.size();
-  Status st = co_await write_group(std::move(group.records), group.w1);
-  if (st.code() == Code::kFenced) {
-    on_group_fenced(st, group.requests);
+  stats_.group_writer_wait += env_.executor().now() - asked;
+  QUIRE_ASSERT(in_flight_.empty());  // the last holder of the writer settled every group
+  bool sent_any = false;
+  while (true) {
+    while (may_send_group(sent_any)) {
+      std::shared_ptr<GroupInFlight> sent = send_group();
+      sent_any = true;
+      if (sent == nullptr) continue;
+      if (!in_flight_.empty()) stats_.groups_pipelined++;
+      in_flight_.push_back(std::move(sent));
+    }
+    settle_durable_groups();
+    if (in_flight_.empty()) co_return;
+    if (!in_flight_.front()->done) {
+      // A group's write ending and a new queued write both notify.
+      Status woke = co_await queue_changed_.wait();
+      if (woke.code() != Code::kCancelled) continue;
+      // Stopping: the writes are cancelled too, and their outcome is unknown.
+      std::vector<std::shared_ptr<Request>> all;
+      for (auto& g : in_flight_) all.insert(all.end(), g->requests.begin(), g->requests.end());
+      in_flight_.clear();
+      co_await on_group_failed(woke, all);
+      co_return;
+    }
+    // The front group ended and settle_durable_groups left it: fenced, failed, or durable
+    // after the lease ran out.
+    std::shared_ptr<GroupInFlight> group = std::move(in_flight_.front());
+    in_flight_.pop_front();
+    const Status st = group->status;
+    if (st.code() == Code::kFenced) {
+      on_group_fenced(st, group->requests);
+      fail_in_flight(stopped_why_);
+      co_return;
+    }
+    follow_writer();
+    if (st.is_ok()) {
+      on_group_deposed(group->requests);
+      fail_in_flight(stopped_why_);
+      co_return;
+    }
+    co_await on_front_group_failed(st, std::move(group));
     co_return;
   }
-  follow_writer();
-  if (st.is_ok() && !lease_valid()) {
-    on_group_deposed(group.requests);
-  } else if (st.is_ok()) {
-    stats_.group_records += records;
-    stats_.group_writer_wait += held - asked;
-    stats_.group_durable_wait += env_.executor().now() - held;
-    on_group_durable(group.requests);
-  } else {
-    co_await on_group_failed(st, group.requests);
+}
+
+Task<void> Primary::on_front_group_failed(Status st, std::shared_ptr<GroupInFlight> front) {
+  // Every later group chains on this one: none can become part of the log. Their writes
+  // stop and end first (a recovery must not run under a write still waiting for its
+  // quorum); one that learned of a newer primary decides the outcome.
+  std::vector<std::shared_ptr<Request>> all = front->requests;
+  for (auto& g : in_flight_) {
+    if (!g->done) env_.executor().cancel(g->task);
   }
+  for (auto& g : in_flight_) {
+    while (!g->done) {
+      if ((co_await queue_changed_.wait()).code() == Code::kCancelled) break;
+    }
+    if (g->done && g->status.code() == Code::kFenced) st = g->status;
+    all.insert(all.end(), g->requests.begin(), g->requests.end());
+  }
+  stats_.groups_abandoned += in_flight_.size();
+  in_flight_.clear();
+  if (st.code() == Code::kFenced) {
+    if (!ended()) on_group_fenced(st, all);
+    co_return;
+  }
+  co_await on_group_failed(st, all);
+}
+
+void Primary::settle_durable_groups() {
+  while (!in_flight_.empty() && in_flight_.front()->done && in_flight_.front()->status.is_ok()) {
+    follow_writer();
+    if (!lease_valid()) return;  // the commit task steps down
+    std::shared_ptr<GroupInFlight> group = std::move(in_flight_.front());
+    in_flight_.pop_front();
+    stats_.group_records += group->records;
+    stats_.group_durable_wait += env_.executor().now() - group->sent;
+    on_group_durable(group->requests);
+  }
+}
+
+bool Primary::may_send_group(bool sent_any) const {
+  if (!running() || queue_.empty() || writer_.needs_recovery()) return false;
+  // A checkpoint waiting for the writer gets it once the groups in flight are settled.
+  if (sent_any && writer_mu_.contended()) return false;
+  if (in_flight_.empty()) return true;
+  // A key change goes alone: the groups after it are sealed once it is applied (with the
+  // log DEK it may bring).
+  const bool key_change = std::any_of(in_flight_.begin(), in_flight_.end(),
+                                      [](const auto& g) { return g->key_change; });
+  return in_flight_.size() < options_.groups_in_flight_max && !key_change &&
+         queue_.size() >= std::max<size_t>(options_.group_pipeline_min, 1);
+}
+
+std::shared_ptr<Primary::GroupInFlight> Primary::send_group() {
+  SealedGroup sealed = seal_group(take_group());
+  if (sealed.records.empty()) return nullptr;
+  auto group = std::make_shared<GroupInFlight>();
+  group->records = sealed.records.size();
+  group->sent = env_.executor().now();
+  group->key_change =
+      std::any_of(sealed.requests.begin(), sealed.requests.end(),
+                  [](const auto& req) { return req->entry.kind == LogEntryKind::kKeystore; });
+  group->requests = std::move(sealed.requests);
+  assert_lsn_order(sealed.records);
+  RecordWriter::Chained chained = writer_.chain(std::move(sealed.records));
+  std::erase_if(tasks_, [this](TaskId t) { return env_.executor().is_done(t); });
+  group->task = env_.executor().spawn(
+      "commit-group", write_in_flight(group, std::move(chained), std::move(sealed.w1)));
+  tasks_.push_back(group->task);
+  return group;
+}
+
+Task<void> Primary::write_in_flight(std::shared_ptr<GroupInFlight> group,
+                                    RecordWriter::Chained records,
+                                    std::shared_ptr<std::vector<std::shared_ptr<Request>>> w1) {
+  group->status = co_await write_group(std::move(records), std::move(w1));
+  group->done = true;
+  // Acknowledged from here, not one task switch later in the commit task: a write durable
+  // at W is answered as soon as the groups before it are.
+  settle_durable_groups();
+  queue_changed_.notify_one();
+}
+
+void Primary::fail_in_flight(const Status& why) {
+  for (auto& group : in_flight_) {
+    for (const auto& req : group->requests) {
+      if (!req->finished) stats_.batches_failed++;
+      finish(*req, why, Timestamp());
+    }
+  }
+  in_flight_.clear();
 }
 
 Task<bool> Primary::recover_before_group() {
   Status st = co_await recover_chain(options_.write_timeout);
   if (st.is_ok()) co_return true;
+  if (st.code() == Code::kFenced) {
+    if (!ended()) on_group_fenced(st, {});
+    co_return false;
+  }
   env_.log().warn(kComponent, 41010, "log writer cannot recover yet; writes wait", {{"error", st}});
   fail_expired_writes();
   room_changed_.notify_all();
@@ -624,7 +751,7 @@ void Primary::assign_commit_ts(Request& req) {
   QUIRE_UNREACHABLE("a request of an unknown entry kind");
 }
 
-Task<Status> Primary::write_group(std::vector<Record> records,
+Task<Status> Primary::write_group(RecordWriter::Chained records,
                                   std::shared_ptr<std::vector<std::shared_ptr<Request>>> w1) {
   auto ack_w1 = [w1]() {
     for (auto& req : *w1) {
@@ -638,20 +765,17 @@ Task<Status> Primary::write_group(std::vector<Record> records,
   // Built outside the co_await: g++ 12 destroys temporaries in a co_await expression twice.
   std::function<void()> on_first_ack;
   if (!w1->empty()) on_first_ack = ack_w1;
-  assert_lsn_order(records);
-  // recover_before_group returns only with the chain whole, and the group holds the writer.
-  QUIRE_ASSERT(!writer_.needs_recovery());
   const Deadline deadline = env_.executor().deadline_after(options_.write_timeout);
-  Status st = co_await writer_.write(std::move(records), deadline, std::move(on_first_ack));
-  for (int attempt = 1;
-       !st.is_ok() && st.code() != Code::kFenced && attempt < options_.write_attempts_max;
+  Status st = co_await writer_.send(records, deadline, std::move(on_first_ack));
+  for (int attempt = 1; !st.is_ok() && st.code() != Code::kFenced &&
+                       st.code() != Code::kCancelled && attempt < options_.write_attempts_max;
        attempt++) {
     stats_.group_retries++;
     env_.log().info(kComponent, 41015, "commit group not durable yet; re-sending the same records",
                     {{"attempt", attempt}, {"error", st}});
     if (!(co_await env_.executor().sleep(options_.write_retry_backoff)).is_ok())
       co_return cancelled("stopping");
-    st = co_await writer_.resend(env_.executor().deadline_after(options_.write_timeout));
+    st = co_await writer_.send(records, env_.executor().deadline_after(options_.write_timeout));
   }
   if (st.is_ok()) ack_w1();
   co_return st;
@@ -752,6 +876,10 @@ Task<void> Primary::on_group_failed(const Status& st,
   // The group is in doubt: the abandon below or a later success decides it.
   stats_.groups_abandoned++;
   Status rec = co_await recover_chain(options_.write_timeout);
+  if (rec.code() == Code::kFenced) {
+    if (!ended()) on_group_fenced(rec, sealed);
+    co_return;
+  }
   Status why =
       rec.is_ok()
           ? Status(Code::kUnavailable,

@@ -5,7 +5,10 @@
 // each a commit timestamp ((seconds << 32) | increment, strictly increasing), seals it as
 // one LOG record under the log's DEK, and writes the group through the RecordWriter at W.
 // Only once the group is durable does it apply the writes to the engine and acknowledge
-// them (write concern majority). Write concern one acknowledges when the first page
+// them (write concern majority). Up to `groups_in_flight_max` groups may be on their way
+// at once when enough writes are queued (`group_pipeline_min`); they are settled in LSN
+// order, and a group that fails takes every group after it down with it (they chain on
+// it, so the abandon removes them too). Write concern one acknowledges when the first page
 // server synced the group; the writes still become visible only once durable at W, and
 // an abandoned group loses them (that is what w:1 means).
 //
@@ -47,6 +50,7 @@
 #include "base/scoped_count.h"
 #include "engine/engine.h"
 #include "engine/planted_bugs.h"
+#include "pagelog/record_writer.h"
 #include "repl/log_entry.h"
 
 namespace quire {
@@ -62,9 +66,16 @@ struct PrimaryOptions {
   Nanos checkpoint_interval = 5s;  // 0: only on demand, on seals and on ingest pressure
   Nanos seal_checkpoint_delay = 20ms;
   Nanos heartbeat_interval = 50ms;
-  // Commit groups.
+  // Commit groups, and how many may be on their way to the page servers at once (they
+  // are applied and acknowledged in order). A group is sent while others are in flight
+  // only once `group_pipeline_min` batches are queued: a few writes gain little from a
+  // round trip of their own, and each group costs every page server a request and the
+  // primary its acknowledgements, so below that they wait for the groups in flight and
+  // go in the next one.
   size_t group_batches_max = 256;
   size_t group_bytes_max = 4u << 20;
+  size_t groups_in_flight_max = 4;
+  size_t group_pipeline_min = 64;
   // Backpressure: client batches waiting for the commit task, and un-checkpointed ingest.
   size_t queue_batches_max = 4096;
   size_t queue_bytes_max = 64u << 20;
@@ -91,6 +102,7 @@ struct PrimaryStats {
   uint64_t writes_acked = 0;
   uint64_t batches_failed = 0;
   uint64_t groups_written = 0;
+  uint64_t groups_pipelined = 0;  // sent while another group was in flight
   uint64_t group_retries = 0;
   uint64_t groups_abandoned = 0;
   uint64_t heartbeats = 0;
@@ -103,9 +115,9 @@ struct PrimaryStats {
   uint64_t keks_destroyed = 0;
   uint64_t dek_renewals = 0;
   uint64_t admission_waits = 0;
-  // Where the commit task's time goes, summed over durable write groups: waiting for the
-  // log writer (a checkpoint holds it), and from sending the sealed group to its being
-  // durable at W (write_group). Sealing and applying run within one turn of the event loop,
+  // Where the commit task's time goes: waiting for the log writer (a checkpoint holds
+  // it), summed over the times it took the writer, and from sending a sealed group to its
+  // being durable at W and settled, summed over durable write groups. Sealing and applying run within one turn of the event loop,
   // whose clock does not move within a turn, so they are not timed. `group_records` counts
   // the groups' records.
   uint64_t group_records = 0;
@@ -283,6 +295,7 @@ class Primary {
   };
 
   struct SealedGroup;
+  struct GroupInFlight;
   struct UnloggedKeys {
     std::vector<KeystoreChange> changes;  // applied to the engine, not durable in the log
     uint64_t base_version = 0;            // the keystore version the first applies to
@@ -326,8 +339,25 @@ class Primary {
   Task<void> heartbeat_loop();
 
   // ---- The commit path: take group -> seal -> write -> on durable / fenced / failed ----
-  // Takes the next group off the queue and makes it durable (or fails it).
+  // Holds the log writer while groups are queued: sends up to groups_in_flight_max of them
+  // at once and settles each, in order, as it becomes durable (or fails them). Lets the
+  // writer go when the queue is empty or another user (a checkpoint) waits for it.
   Task<void> commit_group();
+  // Whether the commit task may send one more group now.
+  bool may_send_group(bool sent_any) const;
+  // Takes, seals and chains the next group and starts its write; null when none of its
+  // requests could be sealed.
+  std::shared_ptr<GroupInFlight> send_group();
+  Task<void> write_in_flight(std::shared_ptr<GroupInFlight> group, RecordWriter::Chained records,
+                             std::shared_ptr<std::vector<std::shared_ptr<Request>>> w1);
+  // Applies and acknowledges, in order, the groups at the front that are durable (while
+  // the lease holds); the commit task handles the first one that is not.
+  void settle_durable_groups();
+  // The group at the front failed: stops and awaits the writes after it, then fails them
+  // all and recovers the chain (or steps down when one saw a newer primary).
+  Task<void> on_front_group_failed(Status st, std::shared_ptr<GroupInFlight> front);
+  // Answers every request of the groups still in flight with `why`.
+  void fail_in_flight(const Status& why);
   // The chain is in doubt before a group: recovers it. False when it cannot yet: writes
   // queued past their bound failed, and the commit task backed off.
   Task<bool> recover_before_group();
@@ -344,7 +374,8 @@ class Primary {
   bool ack_planted_unlogged_batch(Request& req);
   // Chooses the commit timestamp of `req` (the one place that does).
   void assign_commit_ts(Request& req);
-  Task<Status> write_group(std::vector<Record> records,
+  // One group's write, with its attempts (the same bytes each time).
+  Task<Status> write_group(RecordWriter::Chained records,
                            std::shared_ptr<std::vector<std::shared_ptr<Request>>> w1);
   // The group is durable at W: applies it and acknowledges every request, in LSN order.
   void on_group_durable(const std::vector<std::shared_ptr<Request>>& sealed);
@@ -394,11 +425,14 @@ class Primary {
 
   std::deque<std::shared_ptr<Request>> queue_;
   size_t queue_bytes_ = 0;
-  WaitQueue queue_changed_;  // something was queued
+  WaitQueue queue_changed_;  // something was queued, or a group's write ended
   WaitQueue room_changed_;   // the queue shrank or a checkpoint freed ingest
   Event checkpoint_prompt_;
   bool seal_prompt_pending_ = false;  // a seal's delayed prompt is on its way
-  AsyncMutex writer_mu_;              // the log writer: one group or checkpoint at a time
+  AsyncMutex writer_mu_;  // the log writer: the commit task's groups or one checkpoint at a time
+  // The groups the commit task has on their way, in LSN order (empty unless it holds the
+  // log writer).
+  std::deque<std::shared_ptr<GroupInFlight>> in_flight_;
   AsyncMutex key_mu_;                 // key operations, T1 through T2
   // Callers' operations suspended inside this object (quiescent() waits for them).
   int calls_in_flight_ = 0;

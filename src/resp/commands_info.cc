@@ -134,6 +134,7 @@ void info_commit_groups(InfoText& t, const PrimaryStats& st) {
   };
   t.field("quire_groups_written", st.groups_written);
   t.field("quire_group_records", st.group_records);
+  t.field("quire_groups_pipelined", st.groups_pipelined);
   t.field("quire_batches_acked", st.batches_acked);
   t.field("quire_group_retries", st.group_retries);
   t.field("quire_heartbeats", st.heartbeats);

@@ -105,6 +105,8 @@ class AsyncMutex {
     locked_ = false;
   }
   bool locked() const { return locked_; }
+  // Someone may be waiting for the lock (a waiter that gave up may still count).
+  bool contended() const { return !waiters_.empty(); }
 
  private:
   Scheduler& s_;

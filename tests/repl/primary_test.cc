@@ -17,6 +17,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "pagelog/page_server.h"
@@ -473,13 +474,23 @@ class PrimaryTest : public ::testing::Test {
 
 // ---- Writes under seal bursts and page server loss ----------------------------------------
 
-class PrimarySealChaosTest : public PrimaryTest, public ::testing::WithParamInterface<uint64_t> {};
+// Each seed twice: with the default commit groups, and with many writers and every
+// queued write sent at once in up to four groups in flight (group_pipeline_min 1), so
+// groups fail, are re-sent and are abandoned while later ones are on their way.
+class PrimarySealChaosTest : public PrimaryTest,
+                             public ::testing::WithParamInterface<std::tuple<uint64_t, bool>> {};
 
 TEST_P(PrimarySealChaosTest, WritesUnderSealBurstsAndServerLossAreLoggedExactlyOnce) {
-  make(fast_config(GetParam(), 1));
+  const auto [seed, pipelined] = GetParam();
+  ReplicaSetConfig config = fast_config(seed, 1);
+  if (pipelined) {
+    config.primary.groups_in_flight_max = 4;
+    config.primary.group_pipeline_min = 1;
+  }
+  make(config);
   const uint64_t checkpoints_before = primary().stats().checkpoints;
   start_tail();
-  start_writers(3);
+  start_writers(pipelined ? 6 : 3);
   world().run_for(150ms);
   // Seal bursts: 30 seals within 6 ms, six times, while page servers crash (losing what
   // they had not synced, or part of it) and come back: for a while only one is up, so
@@ -514,6 +525,9 @@ TEST_P(PrimarySealChaosTest, WritesUnderSealBurstsAndServerLossAreLoggedExactlyO
   // Seals while only one server was up fail, and so may one whose message was dropped.
   EXPECT_GE(seals_ok_, 30 * (bursts - 2));
   EXPECT_GT(primary().stats().group_retries, 0u) << "no group was re-sent: the outage did not bite";
+  if (pipelined) {
+    EXPECT_GT(primary().stats().groups_pipelined, 100u) << "pipelined " << primary().stats().groups_pipelined << " of " << primary().stats().groups_written;
+  }
   EXPECT_GT(primary().stats().seal_prompted_checkpoints, 0u);
   // One checkpoint at least per burst, but for the one while only one server was up.
   EXPECT_GE(primary().stats().checkpoints - checkpoints_before, static_cast<uint64_t>(bursts - 1));
@@ -579,9 +593,12 @@ TEST_P(PrimarySealChaosTest, WritesUnderSealBurstsAndServerLossAreLoggedExactlyO
   expect_no_aborts();
 }
 
-INSTANTIATE_TEST_SUITE_P(Primary, PrimarySealChaosTest, ::testing::Values(11, 111, 311, 511),
-                         [](const ::testing::TestParamInfo<uint64_t>& info) {
-                           return fmt::format("seed{}", info.param);
+INSTANTIATE_TEST_SUITE_P(Primary, PrimarySealChaosTest,
+                         ::testing::Combine(::testing::Values(11, 111, 311, 511),
+                                            ::testing::Bool()),
+                         [](const auto& info) {
+                           return fmt::format("seed{}{}", std::get<0>(info.param),
+                                              std::get<1>(info.param) ? "_pipelined" : "");
                          });
 
 // The header's promise: a burst of seals within seal_checkpoint_delay yields one
