@@ -27,9 +27,21 @@ RecordWriter::Chained RecordWriter::chain(std::vector<Record> records) {
 
 Task<Status> RecordWriter::send(Chained write, Deadline deadline,
                                 std::function<void()> on_first_ack) {
+  ReplicationClient::PendingWrite pending = start_send(write, deadline, std::move(on_first_ack));
+  co_return co_await finish_send(std::move(write), std::move(pending), deadline);
+}
+
+ReplicationClient::PendingWrite RecordWriter::start_send(const Chained& write, Deadline deadline,
+                                                         std::function<void()> on_first_ack) {
+  QUIRE_ASSERT(write != nullptr && !write->empty());
+  return client_.start_write(write, deadline, std::move(on_first_ack));
+}
+
+Task<Status> RecordWriter::finish_send(Chained write, ReplicationClient::PendingWrite pending,
+                                       Deadline deadline) {
   QUIRE_ASSERT(write != nullptr && !write->empty());
   const Lsn last = write->back().lsn;
-  Status st = co_await client_.write(std::move(write), deadline, std::move(on_first_ack));
+  Status st = co_await client_.finish_write(std::move(pending), deadline);
   if (st.is_ok()) {
     failed_.erase(last);
   } else {

@@ -57,6 +57,12 @@ class RecordWriter {
   // Sends a chained write at W (again, after a failure: same bytes, same LSNs). A failure
   // puts the chain in doubt until a later send of the same write succeeds or recover().
   Task<Status> send(Chained write, Deadline deadline, std::function<void()> on_first_ack = {});
+  // send() in two halves: start_send puts the write on its way now, in the caller's turn
+  // (no task switch before the first request leaves); finish_send waits for its quorum.
+  ReplicationClient::PendingWrite start_send(const Chained& write, Deadline deadline,
+                                             std::function<void()> on_first_ack = {});
+  Task<Status> finish_send(Chained write, ReplicationClient::PendingWrite pending,
+                           Deadline deadline);
 
   // Chains `records` and writes them at W. The records must carry LSNs this writer
   // allocated, ascending and above the chain head (asserted: a caller that breaks it is a

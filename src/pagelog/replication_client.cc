@@ -8,6 +8,18 @@
 
 namespace quire {
 
+// One write's progress across its servers (send_until_acked and finish_write).
+struct WriteProgress {
+  explicit WriteProgress(Scheduler& s) : changed(s) {}
+  size_t acks = 0;
+  size_t refused = 0;  // non-retriable answers
+  Status first_refusal;
+  bool fenced = false;
+  Status fenced_status;
+  WaitQueue changed;
+  std::function<void()> on_first_ack;
+};
+
 namespace {
 constexpr const char* kComponent = "replication";
 constexpr Nanos kAttemptTimeout = 1s;  // one call to one server
@@ -29,18 +41,6 @@ struct ReplicationClient::Shared {
 };
 
 namespace {
-
-// One write's progress across servers.
-struct WriteProgress {
-  explicit WriteProgress(Scheduler& s) : changed(s) {}
-  size_t acks = 0;
-  size_t refused = 0;  // non-retriable answers
-  Status first_refusal;
-  bool fenced = false;
-  Status fenced_status;
-  WaitQueue changed;
-  std::function<void()> on_first_ack;
-};
 
 bool worth_retrying(Code c) {
   return code_is_retriable(c);
@@ -132,21 +132,56 @@ Task<Status> ReplicationClient::write(std::vector<Record> records, Deadline dead
 Task<Status> ReplicationClient::write(std::shared_ptr<const std::vector<Record>> shared_records,
                                       Deadline deadline, std::function<void()> on_first_ack) {
   if (shared_records == nullptr || shared_records->empty()) co_return Status();
+  PendingWrite pending = start_write(std::move(shared_records), deadline, std::move(on_first_ack));
+  co_return co_await finish_write(std::move(pending), deadline);
+}
+
+ReplicationClient::PendingWrite::PendingWrite(PendingWrite&& o) noexcept
+    : waiting_(std::exchange(o.waiting_, nullptr)),
+      progress_(std::move(o.progress_)),
+      refused_(std::move(o.refused_)),
+      asked_(o.asked_),
+      first_prev_(o.first_prev_),
+      last_(o.last_) {}
+
+ReplicationClient::PendingWrite& ReplicationClient::PendingWrite::operator=(
+    PendingWrite&& o) noexcept {
+  if (this != &o) {
+    if (waiting_ != nullptr) (*waiting_)--;
+    waiting_ = std::exchange(o.waiting_, nullptr);
+    progress_ = std::move(o.progress_);
+    refused_ = std::move(o.refused_);
+    asked_ = o.asked_;
+    first_prev_ = o.first_prev_;
+    last_ = o.last_;
+  }
+  return *this;
+}
+
+ReplicationClient::PendingWrite::~PendingWrite() {
+  if (waiting_ != nullptr) (*waiting_)--;
+}
+
+ReplicationClient::PendingWrite ReplicationClient::start_write(
+    std::shared_ptr<const std::vector<Record>> shared_records, Deadline deadline,
+    std::function<void()> on_first_ack) {
+  PendingWrite pending;
+  QUIRE_ASSERT(shared_records != nullptr && !shared_records->empty());
   const std::vector<Record>& records = *shared_records;
-  // Counted while the caller waits, so abandon_after can refuse to run under it.
-  struct Waiting {
-    size_t& n;
-    explicit Waiting(size_t& c) : n(c) { n++; }
-    ~Waiting() { n--; }
-  } waiting(writes_waiting_);
+  // Counted until the caller has waited, so abandon_after can refuse to run under it.
+  writes_waiting_++;
+  pending.waiting_ = &writes_waiting_;
   if (durable_lsn_.is_zero() && completed_.empty()) durable_lsn_ = records.front().prev_lsn;
-  const Lsn first_prev = records.front().prev_lsn;
-  const Lsn last = records.back().lsn;
+  pending.first_prev_ = records.front().prev_lsn;
+  pending.last_ = records.back().lsn;
+  std::erase_if(shared_->tasks, [this](TaskId t) { return env_.executor().is_done(t); });
+  if (shared_->tasks.size() >= kBackgroundTasksMax) {
+    pending.refused_ = busy("too many writes in flight to the page service");
+    return pending;
+  }
   auto progress = std::make_shared<WriteProgress>(env_.executor().scheduler());
   progress->on_first_ack = std::move(on_first_ack);
-  std::erase_if(shared_->tasks, [this](TaskId t) { return env_.executor().is_done(t); });
-  if (shared_->tasks.size() >= kBackgroundTasksMax)
-    co_return busy("too many writes in flight to the page service");
+  pending.progress_ = progress;
 
   // Servers that miss the deadline keep getting the write for a while afterwards, so a
   // lagging server does not have to wait for peer catch-up.
@@ -175,20 +210,29 @@ Task<Status> ReplicationClient::write(std::shared_ptr<const std::vector<Record>>
       n++;
     }
   }
+  pending.asked_ = n;
+  return pending;
+}
+
+Task<Status> ReplicationClient::finish_write(PendingWrite pending, Deadline deadline) {
+  if (!pending.refused_.is_ok()) co_return pending.refused_;
+  QUIRE_ASSERT(pending.progress_ != nullptr);
+  WriteProgress& progress = *pending.progress_;
+  const size_t n = pending.asked_;
   const size_t w = options_.write_quorum;
   while (true) {
-    if (progress->fenced) co_return progress->fenced_status;
-    if (progress->acks >= w) break;
-    if (progress->refused > n - w) co_return progress->first_refusal;
-    Status st = co_await progress->changed.wait(deadline);
-    if (!st.is_ok() && progress->acks < w) {
+    if (progress.fenced) co_return progress.fenced_status;
+    if (progress.acks >= w) break;
+    if (progress.refused > n - w) co_return progress.first_refusal;
+    Status st = co_await progress.changed.wait(deadline);
+    if (!st.is_ok() && progress.acks < w) {
       co_return Status(st.code(), "write not acknowledged by a quorum in time; outcome unknown")
-          .with("lsn", last.value)
-          .with("acks", progress->acks);
+          .with("lsn", pending.last_.value)
+          .with("acks", progress.acks);
     }
   }
   // Durable: advance durable_lsn through every write that is now contiguous.
-  completed_[first_prev] = last;
+  completed_[pending.first_prev_] = pending.last_;
   while (true) {
     auto it = completed_.find(durable_lsn_);
     if (it == completed_.end()) break;

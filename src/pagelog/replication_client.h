@@ -39,6 +39,8 @@ struct ReplicationOptions {
   PageClientOptions page_client;
 };
 
+struct WriteProgress;  // replication_client.cc
+
 class ReplicationClient {
  public:
   ReplicationClient(Env& env, ReplicationOptions options);
@@ -58,6 +60,32 @@ class ReplicationClient {
   // The same, for records shared with the caller (sent again unchanged after a failure).
   Task<Status> write(std::shared_ptr<const std::vector<Record>> records, Deadline deadline,
                      std::function<void()> on_first_ack = {});
+
+  // write() in two halves, for a caller with several writes in flight: start_write puts
+  // the write on its way to the servers now, in the caller's turn; finish_write waits for
+  // its quorum as write() does. A PendingWrite counts as a write waiting for its quorum
+  // (abandon_after is Busy) until it is destroyed.
+  class PendingWrite {
+   public:
+    PendingWrite() = default;
+    PendingWrite(PendingWrite&& o) noexcept;
+    PendingWrite& operator=(PendingWrite&& o) noexcept;
+    PendingWrite(const PendingWrite&) = delete;
+    PendingWrite& operator=(const PendingWrite&) = delete;
+    ~PendingWrite();
+
+   private:
+    friend class ReplicationClient;
+    size_t* waiting_ = nullptr;  // the client's writes_waiting_
+    std::shared_ptr<WriteProgress> progress_;
+    Status refused_;  // not sent (Busy)
+    size_t asked_ = 0;
+    Lsn first_prev_;
+    Lsn last_;
+  };
+  PendingWrite start_write(std::shared_ptr<const std::vector<Record>> records, Deadline deadline,
+                           std::function<void()> on_first_ack = {});
+  Task<Status> finish_write(PendingWrite pending, Deadline deadline);
   Lsn durable_lsn() const { return durable_lsn_; }
   // A writer (re)starts the chain after `durable` (every record up to it durable at W; 0
   // for an empty log): durable_lsn() continues from there, and what an earlier writer's

@@ -607,17 +607,41 @@ std::shared_ptr<Primary::GroupInFlight> Primary::send_group() {
   group->requests = std::move(sealed.requests);
   assert_lsn_order(sealed.records);
   RecordWriter::Chained chained = writer_.chain(std::move(sealed.records));
+  // The first attempt leaves now, in this turn: the write task only waits for it.
+  const Deadline deadline = env_.executor().deadline_after(options_.write_timeout);
+  std::function<void()> on_first_ack;
+  if (!sealed.w1->empty()) on_first_ack = [w1 = sealed.w1] { ack_write_concern_one(*w1); };
+  ReplicationClient::PendingWrite first =
+      writer_.start_send(chained, deadline, std::move(on_first_ack));
   std::erase_if(tasks_, [this](TaskId t) { return env_.executor().is_done(t); });
   group->task = env_.executor().spawn(
-      "commit-group", write_in_flight(group, std::move(chained), std::move(sealed.w1)));
+      "commit-group", write_in_flight(group, std::move(chained), std::move(first), deadline,
+                                      std::move(sealed.w1)));
+  if (!group->task.valid()) {
+    // No task for it (the scheduler's bound): the group is in doubt like a failed write.
+    group->done = true;
+    group->status = busy("no task for the commit group's write").at("commit");
+    return group;
+  }
   tasks_.push_back(group->task);
   return group;
 }
 
+void Primary::ack_write_concern_one(std::vector<std::shared_ptr<Request>>& w1) {
+  for (auto& req : w1) {
+    if (!req->finished) {
+      req->finished = true;
+      req->ts = req->entry.ts;
+      req->done.set();
+    }
+  }
+}
+
 Task<void> Primary::write_in_flight(std::shared_ptr<GroupInFlight> group,
                                     RecordWriter::Chained records,
+                                    ReplicationClient::PendingWrite first, Deadline deadline,
                                     std::shared_ptr<std::vector<std::shared_ptr<Request>>> w1) {
-  group->status = co_await write_group(std::move(records), std::move(w1));
+  group->status = co_await write_group(std::move(records), std::move(first), deadline, w1);
   group->done = true;
   // Acknowledged from here, not one task switch later in the commit task: a write durable
   // at W is answered as soon as the groups before it are.
@@ -752,23 +776,11 @@ void Primary::assign_commit_ts(Request& req) {
 }
 
 Task<Status> Primary::write_group(RecordWriter::Chained records,
+                                  ReplicationClient::PendingWrite first, Deadline deadline,
                                   std::shared_ptr<std::vector<std::shared_ptr<Request>>> w1) {
-  auto ack_w1 = [w1]() {
-    for (auto& req : *w1) {
-      if (!req->finished) {
-        req->finished = true;
-        req->ts = req->entry.ts;
-        req->done.set();
-      }
-    }
-  };
-  // Built outside the co_await: g++ 12 destroys temporaries in a co_await expression twice.
-  std::function<void()> on_first_ack;
-  if (!w1->empty()) on_first_ack = ack_w1;
-  const Deadline deadline = env_.executor().deadline_after(options_.write_timeout);
-  Status st = co_await writer_.send(records, deadline, std::move(on_first_ack));
+  Status st = co_await writer_.finish_send(records, std::move(first), deadline);
   for (int attempt = 1; !st.is_ok() && st.code() != Code::kFenced &&
-                       st.code() != Code::kCancelled && attempt < options_.write_attempts_max;
+                        st.code() != Code::kCancelled && attempt < options_.write_attempts_max;
        attempt++) {
     stats_.group_retries++;
     env_.log().info(kComponent, 41015, "commit group not durable yet; re-sending the same records",
@@ -777,7 +789,7 @@ Task<Status> Primary::write_group(RecordWriter::Chained records,
       co_return cancelled("stopping");
     st = co_await writer_.send(records, env_.executor().deadline_after(options_.write_timeout));
   }
-  if (st.is_ok()) ack_w1();
+  if (st.is_ok()) ack_write_concern_one(*w1);
   co_return st;
 }
 

@@ -349,7 +349,10 @@ class Primary {
   // requests could be sealed.
   std::shared_ptr<GroupInFlight> send_group();
   Task<void> write_in_flight(std::shared_ptr<GroupInFlight> group, RecordWriter::Chained records,
+                             ReplicationClient::PendingWrite first, Deadline deadline,
                              std::shared_ptr<std::vector<std::shared_ptr<Request>>> w1);
+  // Write concern one: answers the requests at the first page server's sync.
+  static void ack_write_concern_one(std::vector<std::shared_ptr<Request>>& w1);
   // Applies and acknowledges, in order, the groups at the front that are durable (while
   // the lease holds); the commit task handles the first one that is not.
   void settle_durable_groups();
@@ -374,8 +377,10 @@ class Primary {
   bool ack_planted_unlogged_batch(Request& req);
   // Chooses the commit timestamp of `req` (the one place that does).
   void assign_commit_ts(Request& req);
-  // One group's write, with its attempts (the same bytes each time).
-  Task<Status> write_group(RecordWriter::Chained records,
+  // One group's write, with its attempts (the same bytes each time): the first one,
+  // started by send_group, then re-sends.
+  Task<Status> write_group(RecordWriter::Chained records, ReplicationClient::PendingWrite first,
+                           Deadline deadline,
                            std::shared_ptr<std::vector<std::shared_ptr<Request>>> w1);
   // The group is durable at W: applies it and acknowledges every request, in LSN order.
   void on_group_durable(const std::vector<std::shared_ptr<Request>>& sealed);
