@@ -502,7 +502,11 @@ Task<void> Primary::commit_group() {
   }
   if (queue_.empty()) co_return;
   stats_.group_writer_wait += env_.executor().now() - asked;
-  QUIRE_ASSERT(in_flight_.empty());  // the last holder of the writer settled every group
+  if (!in_flight_.empty()) {
+    // Left by a run of this primary that was stopped before their writes ended (their
+    // tasks were cancelled): nothing of them can be acknowledged now.
+    fail_in_flight(unavailable("primary stopped; write outcome unknown").at("commit"));
+  }
   bool sent_any = false;
   while (true) {
     while (may_send_group(sent_any)) {
@@ -518,50 +522,52 @@ Task<void> Primary::commit_group() {
       // A group's write ending and a new queued write both notify.
       Status woke = co_await queue_changed_.wait();
       if (woke.code() != Code::kCancelled) continue;
-      // Stopping: the writes are cancelled too, and their outcome is unknown.
-      std::vector<std::shared_ptr<Request>> all;
-      for (auto& g : in_flight_) all.insert(all.end(), g->requests.begin(), g->requests.end());
-      in_flight_.clear();
-      co_await on_group_failed(woke, all);
+      // Stopping (halt() cancelled this task and the writes): each write task settles its
+      // group as it ends, as settle_durable_groups does for a stopped primary.
+      settle_durable_groups();
       co_return;
     }
     // The front group ended and settle_durable_groups left it: fenced, failed, or durable
     // after the lease ran out.
-    std::shared_ptr<GroupInFlight> group = std::move(in_flight_.front());
-    in_flight_.pop_front();
-    const Status st = group->status;
-    if (st.code() == Code::kFenced) {
-      on_group_fenced(st, group->requests);
+    const Status st = in_flight_.front()->status;
+    if (st.code() == Code::kFenced || st.is_ok()) {
+      std::shared_ptr<GroupInFlight> group = std::move(in_flight_.front());
+      in_flight_.pop_front();
+      if (st.is_ok()) {
+        follow_writer();
+        on_group_deposed(group->requests);
+      } else {
+        on_group_fenced(st, group->requests);
+      }
       fail_in_flight(stopped_why_);
       co_return;
     }
-    follow_writer();
-    if (st.is_ok()) {
-      on_group_deposed(group->requests);
-      fail_in_flight(stopped_why_);
-      co_return;
-    }
-    co_await on_front_group_failed(st, std::move(group));
+    co_await on_front_group_failed();
     co_return;
   }
 }
 
-Task<void> Primary::on_front_group_failed(Status st, std::shared_ptr<GroupInFlight> front) {
-  // Every later group chains on this one: none can become part of the log. Their writes
-  // stop and end first (a recovery must not run under a write still waiting for its
-  // quorum); one that learned of a newer primary decides the outcome.
-  std::vector<std::shared_ptr<Request>> all = front->requests;
-  for (auto& g : in_flight_) {
-    if (!g->done) env_.executor().cancel(g->task);
+Task<void> Primary::on_front_group_failed() {
+  // Every later group chains on the front one: none can become part of the log. The failed
+  // group stays at the front meanwhile, so no write task settles a group behind it. Their
+  // writes stop and end first (a recovery must not run under a write still waiting for its
+  // quorum); one that learned of a newer primary decides the outcome. Held apart from
+  // in_flight_, which a stop clears.
+  const std::vector<std::shared_ptr<GroupInFlight>> groups(in_flight_.begin(), in_flight_.end());
+  QUIRE_ASSERT(!groups.empty() && groups.front()->done && !groups.front()->status.is_ok());
+  Status st = groups.front()->status;
+  for (size_t i = 1; i < groups.size(); i++) {
+    if (!groups[i]->done) env_.executor().cancel(groups[i]->task);
   }
-  for (auto& g : in_flight_) {
-    while (!g->done) {
+  for (size_t i = 1; i < groups.size(); i++) {
+    while (!groups[i]->done) {
       if ((co_await queue_changed_.wait()).code() == Code::kCancelled) break;
     }
-    if (g->done && g->status.code() == Code::kFenced) st = g->status;
-    all.insert(all.end(), g->requests.begin(), g->requests.end());
+    if (groups[i]->done && groups[i]->status.code() == Code::kFenced) st = groups[i]->status;
   }
-  stats_.groups_abandoned += in_flight_.size();
+  std::vector<std::shared_ptr<Request>> all;
+  for (const auto& g : groups) all.insert(all.end(), g->requests.begin(), g->requests.end());
+  stats_.groups_abandoned += groups.size() - 1;  // on_group_failed counts the front one
   in_flight_.clear();
   if (st.code() == Code::kFenced) {
     if (!ended()) on_group_fenced(st, all);
@@ -571,14 +577,24 @@ Task<void> Primary::on_front_group_failed(Status st, std::shared_ptr<GroupInFlig
 }
 
 void Primary::settle_durable_groups() {
-  while (!in_flight_.empty() && in_flight_.front()->done && in_flight_.front()->status.is_ok()) {
-    follow_writer();
-    if (!lease_valid()) return;  // the commit task steps down
-    std::shared_ptr<GroupInFlight> group = std::move(in_flight_.front());
-    in_flight_.pop_front();
-    stats_.group_records += group->records;
-    stats_.group_durable_wait += env_.executor().now() - group->sent;
-    on_group_durable(group->requests);
+  while (!in_flight_.empty() && in_flight_.front()->done) {
+    if (in_flight_.front()->status.is_ok()) {
+      follow_writer();
+      if (lease_valid()) {
+        std::shared_ptr<GroupInFlight> group = std::move(in_flight_.front());
+        in_flight_.pop_front();
+        stats_.group_records += group->records;
+        stats_.group_durable_wait += env_.executor().now() - group->sent;
+        on_group_durable(group->requests);
+        continue;
+      }
+    }
+    // Failed, fenced, or durable after the lease ran out: the commit task decides, while it
+    // runs. A stopped primary's commit task is gone: nothing at or behind this group can be
+    // acknowledged any more.
+    if (running()) return;
+    fail_in_flight(ended() ? stopped_why_
+                           : unavailable("primary stopped; write outcome unknown").at("commit"));
   }
 }
 
@@ -646,7 +662,12 @@ Task<void> Primary::write_in_flight(std::shared_ptr<GroupInFlight> group,
   // Acknowledged from here, not one task switch later in the commit task: a write durable
   // at W is answered as soon as the groups before it are.
   settle_durable_groups();
-  queue_changed_.notify_one();
+  // The commit task has work only when the front group ended without being settled (a
+  // failure for it to handle), or when none is left in flight and writes are queued (it
+  // sends the next group). With nothing queued it waits, still holding the writer, for
+  // the next write (whose queueing wakes it, so the group takes what the acknowledged
+  // clients queue meanwhile) or for a checkpoint to ask for the writer.
+  if (in_flight_.empty() ? !queue_.empty() : in_flight_.front()->done) queue_changed_.notify_one();
 }
 
 void Primary::fail_in_flight(const Status& why) {
@@ -972,6 +993,8 @@ Task<Result<CheckpointInfo>> Primary::checkpoint_now() {
 }
 
 Task<Result<CheckpointInfo>> Primary::checkpoint_locked() {
+  // A commit task holding the writer with nothing in flight lets it go when woken.
+  queue_changed_.notify_one();
   Status locked = co_await writer_mu_.lock(env_.executor().deadline_after(options_.io_timeout));
   if (!locked.is_ok()) co_return busy("log writer held too long").at("checkpoint");
   MutexGuard guard(writer_mu_);

@@ -358,7 +358,7 @@ class Primary {
   void settle_durable_groups();
   // The group at the front failed: stops and awaits the writes after it, then fails them
   // all and recovers the chain (or steps down when one saw a newer primary).
-  Task<void> on_front_group_failed(Status st, std::shared_ptr<GroupInFlight> front);
+  Task<void> on_front_group_failed();
   // Answers every request of the groups still in flight with `why`.
   void fail_in_flight(const Status& why);
   // The chain is in doubt before a group: recovers it. False when it cannot yet: writes
