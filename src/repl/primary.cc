@@ -515,6 +515,11 @@ Task<void> Primary::commit_group() {
 Task<bool> Primary::recover_before_group() {
   Status st = co_await recover_chain(options_.write_timeout);
   if (st.is_ok()) co_return true;
+  if (st.code() == Code::kFenced) {
+    // A newer primary fenced the page servers: retrying cannot help.
+    if (!ended()) on_group_fenced(st, {});
+    co_return false;
+  }
   env_.log().warn(kComponent, 41010, "log writer cannot recover yet; writes wait", {{"error", st}});
   fail_expired_writes();
   room_changed_.notify_all();
@@ -643,8 +648,8 @@ Task<Status> Primary::write_group(std::vector<Record> records,
   QUIRE_ASSERT(!writer_.needs_recovery());
   const Deadline deadline = env_.executor().deadline_after(options_.write_timeout);
   Status st = co_await writer_.write(std::move(records), deadline, std::move(on_first_ack));
-  for (int attempt = 1;
-       !st.is_ok() && st.code() != Code::kFenced && attempt < options_.write_attempts_max;
+  for (int attempt = 1; !st.is_ok() && st.code() != Code::kFenced &&
+                       st.code() != Code::kCancelled && attempt < options_.write_attempts_max;
        attempt++) {
     stats_.group_retries++;
     env_.log().info(kComponent, 41015, "commit group not durable yet; re-sending the same records",
@@ -752,6 +757,11 @@ Task<void> Primary::on_group_failed(const Status& st,
   // The group is in doubt: the abandon below or a later success decides it.
   stats_.groups_abandoned++;
   Status rec = co_await recover_chain(options_.write_timeout);
+  if (rec.code() == Code::kFenced) {
+    // The abandon met a newer primary's fence: the group's fate is the new primary's.
+    if (!ended()) on_group_fenced(rec, sealed);
+    co_return;
+  }
   Status why =
       rec.is_ok()
           ? Status(Code::kUnavailable,
