@@ -649,7 +649,7 @@ Task<Status> Primary::write_group(std::vector<Record> records,
   const Deadline deadline = env_.executor().deadline_after(options_.write_timeout);
   Status st = co_await writer_.write(std::move(records), deadline, std::move(on_first_ack));
   for (int attempt = 1; !st.is_ok() && st.code() != Code::kFenced &&
-                       st.code() != Code::kCancelled && attempt < options_.write_attempts_max;
+                        st.code() != Code::kCancelled && attempt < options_.write_attempts_max;
        attempt++) {
     stats_.group_retries++;
     env_.log().info(kComponent, 41015, "commit group not durable yet; re-sending the same records",
