@@ -68,8 +68,15 @@ Task<void> Elector::run() {
     }
     if (!won.is_ok()) {
       if (won.status().code() == Code::kCancelled) co_return;
-      env_.log().info(kComponent, 47001, "not elected; campaigning again",
-                      {{"election", options_.election}, {"error", won.status()}});
+      // A campaign that waited out its bound while another node leads is the normal case
+      // of a standby: every campaign_timeout, so only at debug level.
+      if (won.status().code() == Code::kDeadlineExceeded) {
+        env_.log().debug(kComponent, 47001, "not elected; campaigning again",
+                         {{"election", options_.election}, {"error", won.status()}});
+      } else {
+        env_.log().info(kComponent, 47001, "not elected; campaigning again",
+                        {{"election", options_.election}, {"error", won.status()}});
+      }
       if (!(co_await env_.executor().sleep(options_.retry_pause)).is_ok()) co_return;
       continue;
     }

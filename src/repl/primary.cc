@@ -631,8 +631,8 @@ std::shared_ptr<Primary::GroupInFlight> Primary::send_group() {
       writer_.start_send(chained, deadline, std::move(on_first_ack));
   std::erase_if(tasks_, [this](TaskId t) { return env_.executor().is_done(t); });
   group->task = env_.executor().spawn(
-      "commit-group", write_in_flight(group, std::move(chained), std::move(first), deadline,
-                                      std::move(sealed.w1)));
+      "commit-group",
+      write_in_flight(group, std::move(chained), std::move(first), deadline, std::move(sealed.w1)));
   if (!group->task.valid()) {
     // No task for it (the scheduler's bound): the group is in doubt like a failed write.
     group->done = true;
@@ -684,6 +684,7 @@ Task<bool> Primary::recover_before_group() {
   Status st = co_await recover_chain(options_.write_timeout);
   if (st.is_ok()) co_return true;
   if (st.code() == Code::kFenced) {
+    // A newer primary fenced the page servers: retrying cannot help.
     if (!ended()) on_group_fenced(st, {});
     co_return false;
   }
@@ -910,6 +911,7 @@ Task<void> Primary::on_group_failed(const Status& st,
   stats_.groups_abandoned++;
   Status rec = co_await recover_chain(options_.write_timeout);
   if (rec.code() == Code::kFenced) {
+    // The abandon met a newer primary's fence: the group's fate is the new primary's.
     if (!ended()) on_group_fenced(rec, sealed);
     co_return;
   }

@@ -117,9 +117,9 @@ struct PrimaryStats {
   uint64_t admission_waits = 0;
   // Where the commit task's time goes: waiting for the log writer (a checkpoint holds
   // it), summed over the times it took the writer, and from sending a sealed group to its
-  // being durable at W and settled, summed over durable write groups. Sealing and applying run within one turn of the event loop,
-  // whose clock does not move within a turn, so they are not timed. `group_records` counts
-  // the groups' records.
+  // being durable at W and settled, summed over durable write groups. Sealing and applying run
+  // within one turn of the event loop, whose clock does not move within a turn, so they are not
+  // timed. `group_records` counts the groups' records.
   uint64_t group_records = 0;
   Nanos group_writer_wait = Nanos(0);
   Nanos group_durable_wait = Nanos(0);
@@ -438,7 +438,7 @@ class Primary {
   // The groups the commit task has on their way, in LSN order (empty unless it holds the
   // log writer).
   std::deque<std::shared_ptr<GroupInFlight>> in_flight_;
-  AsyncMutex key_mu_;                 // key operations, T1 through T2
+  AsyncMutex key_mu_;  // key operations, T1 through T2
   // Callers' operations suspended inside this object (quiescent() waits for them).
   int calls_in_flight_ = 0;
   using CallInFlight = ScopedCount;

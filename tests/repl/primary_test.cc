@@ -526,7 +526,9 @@ TEST_P(PrimarySealChaosTest, WritesUnderSealBurstsAndServerLossAreLoggedExactlyO
   EXPECT_GE(seals_ok_, 30 * (bursts - 2));
   EXPECT_GT(primary().stats().group_retries, 0u) << "no group was re-sent: the outage did not bite";
   if (pipelined) {
-    EXPECT_GT(primary().stats().groups_pipelined, 100u) << "pipelined " << primary().stats().groups_pipelined << " of " << primary().stats().groups_written;
+    EXPECT_GT(primary().stats().groups_pipelined, 100u)
+        << "pipelined " << primary().stats().groups_pipelined << " of "
+        << primary().stats().groups_written;
   }
   EXPECT_GT(primary().stats().seal_prompted_checkpoints, 0u);
   // One checkpoint at least per burst, but for the one while only one server was up.
@@ -1360,6 +1362,45 @@ TEST_F(PrimaryTest, FencedByANewerTermIsFinal) {
   EXPECT_EQ(first->code(), Code::kFenced) << first->status().to_string();
   EXPECT_EQ(second->code(), Code::kFenced) << second->status().to_string();
   EXPECT_EQ(restarted->code(), Code::kFenced) << restarted->to_string();
+  EXPECT_EQ(primary().state(), PrimaryState::kFenced);
+  EXPECT_FALSE(primary().running());
+}
+
+// A primary whose group failed while it was cut off, and whose recovery then meets a
+// newer writer's fence, steps down at once: retrying the recovery cannot help.
+TEST_F(PrimaryTest, RecoveryThatMeetsAFenceStepsDown) {
+  make(fast_config(84, 1));
+  std::optional<Result<Timestamp>> ok;
+  ASSERT_TRUE(
+      on_primary([this, &ok]() -> Task<void> { ok = co_await put_unique(sim_->primary()); }));
+  ASSERT_TRUE(ok->is_ok()) << ok->status().to_string();
+  world().run_for(100ms);
+  ASSERT_EQ(primary().state(), PrimaryState::kServing);
+
+  world().network().isolate(sim_->primary_id());
+  std::optional<Result<Timestamp>> cut_off;
+  ASSERT_TRUE(on_primary(
+      [this, &cut_off]() -> Task<void> { cut_off = co_await put_unique(sim_->primary()); }));
+  EXPECT_EQ(cut_off->code(), Code::kUnavailable) << cut_off->status().to_string();
+  EXPECT_EQ(primary().state(), PrimaryState::kChainInDoubt);
+
+  std::optional<Status> newer;
+  ASSERT_TRUE(on_checker([this, &newer]() -> Task<void> {
+    Env* env = world().env(checker_);
+    ReplicationOptions ro;
+    ro.servers = sim_->server_addresses();
+    ro.write_quorum = ro.servers.size();
+    ro.term = Term(2);
+    ReplicationClient client(*env, ro);
+    newer = co_await client.set_retention(Lsn(0), env->executor().deadline_after(1s));
+  }));
+  ASSERT_TRUE(newer->is_ok()) << newer->to_string();
+  world().network().heal_all();
+
+  std::optional<Result<Timestamp>> after;
+  ASSERT_TRUE(
+      on_primary([this, &after]() -> Task<void> { after = co_await put_unique(sim_->primary()); }));
+  EXPECT_EQ(after->code(), Code::kFenced) << after->status().to_string();
   EXPECT_EQ(primary().state(), PrimaryState::kFenced);
   EXPECT_FALSE(primary().running());
 }
