@@ -57,6 +57,9 @@ class RecordWriter {
   // Sends a chained write at W (again, after a failure: same bytes, same LSNs). A failure
   // puts the chain in doubt until a later send of the same write succeeds or recover().
   Task<Status> send(Chained write, Deadline deadline, std::function<void()> on_first_ack = {});
+  // A chained write that will not be sent (its sender could not run): in doubt, as after
+  // a failed send.
+  void mark_failed(const Chained& write) { failed_.insert(write->back().lsn); }
   // send() in two halves: start_send puts the write on its way now, in the caller's turn
   // (no task switch before the first request leaves); finish_send waits for its quorum.
   ReplicationClient::PendingWrite start_send(const Chained& write, Deadline deadline,

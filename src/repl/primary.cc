@@ -496,17 +496,13 @@ Task<void> Primary::commit_group() {
   Status locked = co_await writer_mu_.lock();
   if (!locked.is_ok()) co_return;
   MutexGuard guard(writer_mu_);
+  if (!(co_await settle_stopped_run())) co_return;
   if (chain_in_doubt()) {
     const bool recovered = co_await recover_before_group();
     if (!recovered) co_return;
   }
   if (queue_.empty()) co_return;
   stats_.group_writer_wait += env_.executor().now() - asked;
-  if (!in_flight_.empty()) {
-    // Left by a run of this primary that was stopped before their writes ended (their
-    // tasks were cancelled): nothing of them can be acknowledged now.
-    fail_in_flight(unavailable("primary stopped; write outcome unknown").at("commit"));
-  }
   bool sent_any = false;
   while (true) {
     while (may_send_group(sent_any)) {
@@ -567,12 +563,12 @@ Task<void> Primary::on_front_group_failed() {
   }
   std::vector<std::shared_ptr<Request>> all;
   for (const auto& g : groups) all.insert(all.end(), g->requests.begin(), g->requests.end());
-  stats_.groups_abandoned += groups.size() - 1;  // on_group_failed counts the front one
   in_flight_.clear();
   if (st.code() == Code::kFenced) {
     if (!ended()) on_group_fenced(st, all);
     co_return;
   }
+  stats_.groups_abandoned += groups.size() - 1;  // on_group_failed counts the front one
   co_await on_group_failed(st, all);
 }
 
@@ -596,6 +592,21 @@ void Primary::settle_durable_groups() {
     fail_in_flight(ended() ? stopped_why_
                            : unavailable("primary stopped; write outcome unknown").at("commit"));
   }
+}
+
+Task<bool> Primary::settle_stopped_run() {
+  if (in_flight_.empty()) co_return true;
+  // Groups of a run of this primary that stopped before their writes ended (their tasks
+  // were cancelled, and end on their own): nothing may be chained after them, nor the
+  // chain's state read, until they have; those that ended durable under the lease were
+  // acknowledged by their tasks.
+  while (
+      std::any_of(in_flight_.begin(), in_flight_.end(), [](const auto& g) { return !g->done; })) {
+    if ((co_await queue_changed_.wait()).code() == Code::kCancelled) co_return false;
+  }
+  fail_in_flight(unavailable("primary stopped; write outcome unknown").at("commit"));
+  follow_writer();
+  co_return true;
 }
 
 bool Primary::may_send_group(bool sent_any) const {
@@ -634,7 +645,9 @@ std::shared_ptr<Primary::GroupInFlight> Primary::send_group() {
       "commit-group",
       write_in_flight(group, std::move(chained), std::move(first), deadline, std::move(sealed.w1)));
   if (!group->task.valid()) {
-    // No task for it (the scheduler's bound): the group is in doubt like a failed write.
+    // No task for it (the scheduler's bound): the group is in doubt like a failed write,
+    // and nothing is chained after it.
+    writer_.mark_failed(chained);
     group->done = true;
     group->status = busy("no task for the commit group's write").at("commit");
     return group;
@@ -664,10 +677,13 @@ Task<void> Primary::write_in_flight(std::shared_ptr<GroupInFlight> group,
   settle_durable_groups();
   // The commit task has work only when the front group ended without being settled (a
   // failure for it to handle), or when none is left in flight and writes are queued (it
-  // sends the next group). With nothing queued it waits, still holding the writer, for
-  // the next write (whose queueing wakes it, so the group takes what the acknowledged
-  // clients queue meanwhile) or for a checkpoint to ask for the writer.
-  if (in_flight_.empty() ? !queue_.empty() : in_flight_.front()->done) queue_changed_.notify_one();
+  // sends the next group) or a checkpoint waits for the writer (it lets it go). Otherwise
+  // it waits, still holding the writer, for the next write (whose queueing wakes it, so
+  // the group takes what the acknowledged clients queue meanwhile) or for a checkpoint to
+  // ask for the writer.
+  if (in_flight_.empty() ? (!queue_.empty() || writer_mu_.contended()) : in_flight_.front()->done) {
+    queue_changed_.notify_one();
+  }
 }
 
 void Primary::fail_in_flight(const Status& why) {
@@ -925,7 +941,7 @@ Task<void> Primary::on_group_failed(const Status& st,
   why.at("commit");
   env_.log().warn(kComponent, 41014, "commit group failed", {{"error", st}, {"recover", rec}});
   for (const auto& req : sealed) {
-    stats_.batches_failed++;
+    if (!req->finished) stats_.batches_failed++;
     finish(*req, why, Timestamp());
   }
 }
@@ -1000,6 +1016,12 @@ Task<Result<CheckpointInfo>> Primary::checkpoint_locked() {
   Status locked = co_await writer_mu_.lock(env_.executor().deadline_after(options_.io_timeout));
   if (!locked.is_ok()) co_return busy("log writer held too long").at("checkpoint");
   MutexGuard guard(writer_mu_);
+  if (!in_flight_.empty()) {
+    // Only a stopped run leaves groups behind (the commit task settles its own before it
+    // lets the writer go): nothing may be chained after them until they have ended.
+    co_return unavailable("commit groups of a stopped run are still in flight").at("checkpoint");
+  }
+  follow_writer();
   const Timestamp ts = applied_ts_;
   const Lsn log_lsn = applied_lsn_;
   std::optional<PushEntry> due = engine_.push_queue().select(ts);

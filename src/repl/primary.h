@@ -343,6 +343,9 @@ class Primary {
   // at once and settles each, in order, as it becomes durable (or fails them). Lets the
   // writer go when the queue is empty or another user (a checkpoint) waits for it.
   Task<void> commit_group();
+  // Before a commit task's first group: waits until the groups a stopped run left in
+  // flight have ended, and fails those not acknowledged. False when cancelled.
+  Task<bool> settle_stopped_run();
   // Whether the commit task may send one more group now.
   bool may_send_group(bool sent_any) const;
   // Takes, seals and chains the next group and starts its write; null when none of its
@@ -436,7 +439,7 @@ class Primary {
   bool seal_prompt_pending_ = false;  // a seal's delayed prompt is on its way
   AsyncMutex writer_mu_;  // the log writer: the commit task's groups or one checkpoint at a time
   // The groups the commit task has on their way, in LSN order (empty unless it holds the
-  // log writer).
+  // log writer, or the primary stopped before their writes ended).
   std::deque<std::shared_ptr<GroupInFlight>> in_flight_;
   AsyncMutex key_mu_;  // key operations, T1 through T2
   // Callers' operations suspended inside this object (quiescent() waits for them).

@@ -531,8 +531,12 @@ TEST_P(PrimarySealChaosTest, WritesUnderSealBurstsAndServerLossAreLoggedExactlyO
         << primary().stats().groups_written;
   }
   EXPECT_GT(primary().stats().seal_prompted_checkpoints, 0u);
-  // One checkpoint at least per burst, but for the one while only one server was up.
-  EXPECT_GE(primary().stats().checkpoints - checkpoints_before, static_cast<uint64_t>(bursts - 1));
+  // One checkpoint at least per burst, but for the one while only one server was up. With
+  // twice the writers pipelined, more groups are in doubt when a server goes, and the
+  // chain's recovery may outlast the next burst too (its checkpoint fails: chain in doubt).
+  const uint64_t bursts_checkpointed = pipelined ? bursts - 2 : bursts - 1;
+  EXPECT_GE(primary().stats().checkpoints - checkpoints_before, bursts_checkpointed)
+      << "failed checkpoints " << primary().stats().checkpoint_failures;
 
   // Every acknowledged write is on the primary and the standby at its ts.
   expect_content_holds_acked(primary_content(), "primary");
@@ -1325,6 +1329,40 @@ TEST_F(PrimaryTest, StopWhileServingRefusesWrites) {
   }));
   EXPECT_EQ(refused->code(), Code::kUnavailable) << refused->status().to_string();
   EXPECT_EQ(rotated->code(), Code::kUnavailable) << rotated->to_string();
+}
+
+// A primary stopped and started again at once, again and again, while pipelined groups are
+// in flight: the restarted run waits for the stopped run's groups to end (acknowledging
+// those durable under its lease) before it chains anything, so no acknowledged write is
+// lost and no state assertion fires.
+TEST_F(PrimaryTest, StopAndRestartWithGroupsInFlightLosesNothing) {
+  ReplicaSetConfig config = fast_config(85, 1);
+  config.primary.groups_in_flight_max = 4;
+  config.primary.group_pipeline_min = 1;
+  make(config);
+  start_writers(6);
+  world().run_for(100ms);
+  int restarted = 0;
+  for (int round = 0; round < 8; round++) {
+    world().run_for(Nanos(3'000'000 + round * 1'700'000));
+    std::optional<Status> st;
+    ASSERT_TRUE(on_primary([this, &st]() -> Task<void> {
+      primary().stop();
+      st = co_await primary().start();
+    }));
+    if (st->is_ok()) restarted++;
+  }
+  world().run_for(100ms);
+  stop_writers();
+  EXPECT_EQ(restarted, 8);
+  EXPECT_TRUE(sim_->check_convergence(20s));
+  ASSERT_GT(acked_.size(), 100u);
+  EXPECT_GT(primary().stats().groups_pipelined, 10u);
+  expect_content_holds_acked(primary_content(), "primary");
+  expect_content_holds_acked(standby_content(0), "standby1");
+  EXPECT_TRUE(problems_.empty()) << problems();
+  expect_no_violations();
+  expect_no_aborts();
 }
 
 // kServing -> kFenced (a group answered Fenced once a writer with a newer term reached the
