@@ -677,13 +677,10 @@ Task<void> Primary::write_in_flight(std::shared_ptr<GroupInFlight> group,
   settle_durable_groups();
   // The commit task has work only when the front group ended without being settled (a
   // failure for it to handle), or when none is left in flight and writes are queued (it
-  // sends the next group) or a checkpoint waits for the writer (it lets it go). Otherwise
-  // it waits, still holding the writer, for the next write (whose queueing wakes it, so
-  // the group takes what the acknowledged clients queue meanwhile) or for a checkpoint to
-  // ask for the writer.
-  if (in_flight_.empty() ? (!queue_.empty() || writer_mu_.contended()) : in_flight_.front()->done) {
-    queue_changed_.notify_one();
-  }
+  // sends the next group). Otherwise it waits, still holding the writer, for the next
+  // write (whose queueing wakes it, so the group takes what the acknowledged clients queue
+  // meanwhile) or for a checkpoint to ask for the writer (checkpoint_locked).
+  if (in_flight_.empty() ? !queue_.empty() : in_flight_.front()->done) queue_changed_.notify_one();
 }
 
 void Primary::fail_in_flight(const Status& why) {
@@ -1011,9 +1008,15 @@ Task<Result<CheckpointInfo>> Primary::checkpoint_now() {
 }
 
 Task<Result<CheckpointInfo>> Primary::checkpoint_locked() {
-  // A commit task holding the writer with nothing in flight lets it go when woken.
-  queue_changed_.notify_one();
-  Status locked = co_await writer_mu_.lock(env_.executor().deadline_after(options_.io_timeout));
+  // A commit task holding the writer with nothing in flight lets it go when woken; one
+  // with groups in flight, once they are settled, waits again: so ask again now and then.
+  const Deadline give_up = env_.executor().deadline_after(options_.io_timeout);
+  Status locked;
+  do {
+    queue_changed_.notify_one();
+    const Deadline ask_again = env_.executor().deadline_after(options_.heartbeat_interval);
+    locked = co_await writer_mu_.lock(std::min(give_up, ask_again));
+  } while (locked.code() == Code::kDeadlineExceeded && env_.executor().now() < give_up);
   if (!locked.is_ok()) co_return busy("log writer held too long").at("checkpoint");
   MutexGuard guard(writer_mu_);
   if (!in_flight_.empty()) {

@@ -1365,6 +1365,30 @@ TEST_F(PrimaryTest, StopAndRestartWithGroupsInFlightLosesNothing) {
   expect_no_aborts();
 }
 
+// The commit task keeps the log writer after its last group when nothing is queued; a
+// checkpoint on an idle primary still gets the writer at once (it asks the commit task to
+// let it go), and again right after a write whose group is still in flight.
+TEST_F(PrimaryTest, CheckpointGetsTheWriterFromAnIdleCommitTask) {
+  make(fast_config(86, 1));
+  for (int round = 0; round < 2; round++) {
+    std::optional<Result<Timestamp>> ok;
+    std::optional<Result<CheckpointInfo>> cp;
+    MonoTime asked;
+    MonoTime done;
+    ASSERT_TRUE(on_primary([this, round, &ok, &cp, &asked, &done]() -> Task<void> {
+      Env* env = world().env(sim_->primary_id());
+      ok = co_await put_unique(sim_->primary());
+      if (round == 0) co_await env->executor().sleep(200ms);  // idle: commit point published
+      asked = env->executor().now();
+      cp = co_await primary().checkpoint_now();
+      done = env->executor().now();
+    }));
+    ASSERT_TRUE(ok->is_ok()) << ok->status().to_string();
+    ASSERT_TRUE(cp->is_ok()) << cp->status().to_string();
+    EXPECT_LT(done - asked, Nanos(100ms)) << "round " << round;
+  }
+}
+
 // kServing -> kFenced (a group answered Fenced once a writer with a newer term reached the
 // page servers): the write fails with Fenced, so does every later one, and the primary
 // never starts again.
