@@ -430,6 +430,33 @@ class PrimaryTest : public ::testing::Test {
     }
   }
 
+  // One acknowledged write, then long enough for its commit point to be published: the
+  // primary serves with nothing in flight.
+  void write_one_and_settle() {
+    std::optional<Result<Timestamp>> ok;
+    ASSERT_TRUE(
+        on_primary([this, &ok]() -> Task<void> { ok = co_await put_unique(sim_->primary()); }));
+    ASSERT_TRUE(ok->is_ok()) << ok->status().to_string();
+    world().run_for(100ms);
+    ASSERT_EQ(primary().state(), PrimaryState::kServing);
+  }
+
+  // A writer of a newer term: any request with its term raises every server's highest
+  // term, so the primary's next log write is fenced.
+  void fence_with_newer_term(Term term) {
+    std::optional<Status> newer;
+    ASSERT_TRUE(on_checker([this, term, &newer]() -> Task<void> {
+      Env* env = world().env(checker_);
+      ReplicationOptions ro;
+      ro.servers = sim_->server_addresses();
+      ro.write_quorum = ro.servers.size();
+      ro.term = term;
+      ReplicationClient client(*env, ro);
+      newer = co_await client.set_retention(Lsn(0), env->executor().deadline_after(1s));
+    }));
+    ASSERT_TRUE(newer->is_ok()) << newer->to_string();
+  }
+
   // Waits until standby `i` is up and SECONDARY.
   bool wait_secondary(size_t i, Nanos limit) {
     return sim_->run_until(
@@ -1394,25 +1421,9 @@ TEST_F(PrimaryTest, CheckpointGetsTheWriterFromAnIdleCommitTask) {
 // never starts again.
 TEST_F(PrimaryTest, FencedByANewerTermIsFinal) {
   make(fast_config(83, 1));
-  std::optional<Result<Timestamp>> ok;
-  ASSERT_TRUE(
-      on_primary([this, &ok]() -> Task<void> { ok = co_await put_unique(sim_->primary()); }));
-  EXPECT_TRUE(ok->is_ok()) << ok->status().to_string();
-  world().run_for(100ms);  // its commit point published: nothing in flight
-  ASSERT_EQ(primary().state(), PrimaryState::kServing);
+  ASSERT_NO_FATAL_FAILURE(write_one_and_settle());
 
-  // A writer of term 2: any request with its term raises every server's highest term.
-  std::optional<Status> newer;
-  ASSERT_TRUE(on_checker([this, &newer]() -> Task<void> {
-    Env* env = world().env(checker_);
-    ReplicationOptions ro;
-    ro.servers = sim_->server_addresses();
-    ro.write_quorum = ro.servers.size();
-    ro.term = Term(2);
-    ReplicationClient client(*env, ro);
-    newer = co_await client.set_retention(Lsn(0), env->executor().deadline_after(1s));
-  }));
-  ASSERT_TRUE(newer->is_ok()) << newer->to_string();
+  ASSERT_NO_FATAL_FAILURE(fence_with_newer_term(Term(2)));
 
   std::optional<Result<Timestamp>> first, second;
   std::optional<Status> restarted;
@@ -1432,12 +1443,7 @@ TEST_F(PrimaryTest, FencedByANewerTermIsFinal) {
 // newer writer's fence, steps down at once: retrying the recovery cannot help.
 TEST_F(PrimaryTest, RecoveryThatMeetsAFenceStepsDown) {
   make(fast_config(84, 1));
-  std::optional<Result<Timestamp>> ok;
-  ASSERT_TRUE(
-      on_primary([this, &ok]() -> Task<void> { ok = co_await put_unique(sim_->primary()); }));
-  ASSERT_TRUE(ok->is_ok()) << ok->status().to_string();
-  world().run_for(100ms);
-  ASSERT_EQ(primary().state(), PrimaryState::kServing);
+  ASSERT_NO_FATAL_FAILURE(write_one_and_settle());
 
   world().network().isolate(sim_->primary_id());
   std::optional<Result<Timestamp>> cut_off;
@@ -1446,17 +1452,7 @@ TEST_F(PrimaryTest, RecoveryThatMeetsAFenceStepsDown) {
   EXPECT_EQ(cut_off->code(), Code::kUnavailable) << cut_off->status().to_string();
   EXPECT_EQ(primary().state(), PrimaryState::kChainInDoubt);
 
-  std::optional<Status> newer;
-  ASSERT_TRUE(on_checker([this, &newer]() -> Task<void> {
-    Env* env = world().env(checker_);
-    ReplicationOptions ro;
-    ro.servers = sim_->server_addresses();
-    ro.write_quorum = ro.servers.size();
-    ro.term = Term(2);
-    ReplicationClient client(*env, ro);
-    newer = co_await client.set_retention(Lsn(0), env->executor().deadline_after(1s));
-  }));
-  ASSERT_TRUE(newer->is_ok()) << newer->to_string();
+  ASSERT_NO_FATAL_FAILURE(fence_with_newer_term(Term(2)));
   world().network().heal_all();
 
   std::optional<Result<Timestamp>> after;
