@@ -59,17 +59,8 @@ Task<Status> RecordWriter::write(std::vector<Record> records, Deadline deadline,
         .at("record_writer")
         .with("chain_head", chain_head_.value);
   }
-  last_write_ = chain(std::move(records));
-  Status st = co_await send(last_write_, deadline, std::move(on_first_ack));
-  if (st.is_ok()) last_write_.reset();
-  co_return st;
-}
-
-Task<Status> RecordWriter::resend(Deadline deadline) {
-  if (!needs_recovery() || last_write_ == nullptr || !failed_.contains(last_write_->back().lsn)) {
-    co_return Status(Code::kInvalidArgument, "no failed write to re-send").at("record_writer");
-  }
-  co_return co_await send(last_write_, deadline);
+  Chained chained = chain(std::move(records));
+  co_return co_await send(std::move(chained), deadline, std::move(on_first_ack));
 }
 
 Task<Status> RecordWriter::recover(Deadline deadline) {
@@ -78,7 +69,6 @@ Task<Status> RecordWriter::recover(Deadline deadline) {
   if (!st.is_ok()) co_return st;
   chain_head_ = durable;
   failed_.clear();
-  last_write_.reset();
   co_return Status();
 }
 

@@ -75,11 +75,6 @@ class RecordWriter {
   Task<Status> write(std::vector<Record> records, Deadline deadline,
                      std::function<void()> on_first_ack = {});
 
-  // After a failed write(): sends the same records again (same bytes, same LSNs, so a
-  // record can never land twice). OK clears needs_recovery() unless another chained
-  // write's latest send failed too.
-  Task<Status> resend(Deadline deadline);
-
   // Abandons every record after the durable point and continues the chain from it. Busy
   // while a send is still waiting for its quorum.
   Task<Status> recover(Deadline deadline);
@@ -91,7 +86,6 @@ class RecordWriter {
   Lsn chain_head_;
   Lsn next_lsn_;
   std::set<Lsn> failed_;  // the last LSN of each write whose latest send failed
-  Chained last_write_;    // write()'s, for resend()
 };
 
 }  // namespace quire
