@@ -26,9 +26,16 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr auto kPoll = std::chrono::milliseconds(200);
+constexpr auto kPollStop = std::chrono::milliseconds(20);
 
+// Whether `pid` runs. A zombie (ended, not yet reaped by its parent) does not.
 bool pid_alive(int pid) {
-  return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM);
+  if (pid <= 0 || (::kill(pid, 0) != 0 && errno != EPERM)) return false;
+  std::ifstream in(fmt::format("/proc/{}/stat", pid));
+  std::string stat;
+  std::getline(in, stat);
+  const auto paren = stat.rfind(") ");
+  return paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] != 'Z';
 }
 
 // Whether `pid` still runs the program the supervisor started (a pid can be reused).
@@ -297,11 +304,13 @@ Status stop_cluster(const ClusterSpec& spec) {
     ::kill(*pid, SIGTERM);
     // The supervisor gives each kind kStopGrace, then kills.
     const auto until = Clock::now() + 3 * kStopGrace + std::chrono::seconds(10);
-    while (running_supervisor(spec)) {
+    // It releases its lock once every child has ended, then exits; the exit itself can
+    // take a moment (a sanitizer build checks for leaks), so wait for the pid too.
+    while (running_supervisor(spec) || pid_alive(*pid)) {
       if (Clock::now() >= until) {
         return unavailable(fmt::format("the supervisor (pid {}) did not stop", *pid));
       }
-      std::this_thread::sleep_for(kPoll);
+      std::this_thread::sleep_for(kPollStop);
     }
     return Status::ok();
   }

@@ -1002,14 +1002,14 @@ class Z_Stop(ClusterTestBase):
         self.c.repair()
         self.c.remember_pids()
         st = self.c.state()
-        pids = [p["pid"] for p in st["processes"]]
-        sup = st["supervisor_pid"]
-        self.assertTrue(all(pid_alive(p) for p in pids + [sup]))
+        named = {p["pid"]: p["name"] for p in st["processes"]}
+        named[st["supervisor_pid"]] = "supervisor"
+        self.assertTrue(all(pid_alive(p) for p in named))
         t = time.monotonic()
         p = self.c.stop()
         self.assertEqual(p.returncode, 0, p.stderr)
         log("cluster stop: %.1f s" % (time.monotonic() - t))
-        alive = [pid for pid in pids + [sup] if pid_alive(pid)]
+        alive = ["%s (pid %d)" % (name, pid) for pid, name in named.items() if pid_alive(pid)]
         self.assertEqual(alive, [], "alive after cluster stop")
         st = self.c.state()
         self.assertTrue(all(not p["alive"] and p["pid"] == 0 for p in st["processes"]), st)
