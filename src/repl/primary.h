@@ -407,6 +407,9 @@ class Primary {
 
   void finish(Request& req, Status st, Timestamp ts);
   Task<Result<CheckpointInfo>> checkpoint_locked();
+  // Before a primary that took over writes its first checkpoint: installs the page
+  // service's latest checkpoint when it is newer than the one this node installed.
+  Task<Status> install_latest_checkpoint();
   // Abandons after the durable point, then writes a heartbeat LOG record naming it.
   Task<Status> recover_chain(Nanos timeout);
   // The heartbeat alone: after the engine abandoned a failed checkpoint step itself, and
@@ -437,6 +440,9 @@ class Primary {
   WaitQueue room_changed_;   // the queue shrank or a checkpoint freed ingest
   Event checkpoint_prompt_;
   bool seal_prompt_pending_ = false;  // a seal's delayed prompt is on its way
+  // Whether this primary's checkpoints build on the latest one (false after a take-over
+  // until install_latest_checkpoint has checked).
+  bool on_latest_checkpoint_ = true;
   AsyncMutex writer_mu_;  // the log writer: the commit task's groups or one checkpoint at a time
   // The groups the commit task has on their way, in LSN order (empty unless it holds the
   // log writer, or the primary stopped before their writes ended).

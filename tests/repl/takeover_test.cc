@@ -338,6 +338,90 @@ TEST_F(TakeOverTest, TheNewPrimarysFirstCheckpointHoldsTheKeystoreItAppliedFromT
   expect_all_acked_on(sim_->standby_ids().at(1));
 }
 
+// A standby promoted before it picked up the latest checkpoint builds its checkpoints on
+// that one, not on the older one it had installed. Built on the older one, a checkpoint
+// rewrites pages the latest one's tree still uses; when it fails after its pages, those
+// orphan versions outrank the live ones on the page servers, and garbage collection drops
+// the live ones once retention passes them: reads then fail with `no such page` on every
+// node (quire chaos kek seed 7 on a variant of the commit task, issue 14).
+TEST_F(TakeOverTest, APromotedStandbyBuildsOnTheLatestCheckpointNotTheOneItHad) {
+  ReplicaSetConfig c = config(17);
+  c.engine.shape.leaf_bytes_max = 600;  // many leaves and levels from few keys
+  c.engine.shape.fanout_max = 4;
+  c.engine.cache_bytes = 8 << 10;  // evictions: reads go back to the page service
+  NodeId isolate_at_metadata;
+  bool armed = false, hit = false;
+  c.engine.before_checkpoint_step = [&](CheckpointStep s) {
+    if (armed && s == CheckpointStep::kMetadataPage) {
+      armed = false;
+      hit = true;
+      sim_->world().network().isolate(isolate_at_metadata);
+    }
+  };
+  sim_ = std::make_unique<ReplicaSetSim>(c);
+  std::string why;
+  ASSERT_TRUE(sim_->bring_up(30s, &why)) << why;
+  const NodeId first = sim_->primary_id();
+  const NodeId promoted = sim_->standby_ids().at(0);
+  const NodeId successor = sim_->standby_ids().at(1);
+  Primary* old = sim_->primary();
+  auto checkpoint_on = [&](NodeId node, Primary* p) {
+    std::optional<Result<CheckpointInfo>> r;
+    EXPECT_TRUE(sim_->run_on(
+        node, [&]() -> Task<void> { r = co_await p->checkpoint_now(); }, 10s));
+    return r.value_or(Result<CheckpointInfo>(Status(Code::kUnavailable, "did not finish")));
+  };
+  auto installed_by = [&](size_t standby, Lsn lsn) {
+    return sim_->run_until(
+        [&] {
+          Standby* s = sim_->standby(standby);
+          return s != nullptr && s->engine().installed_checkpoint_lsn() >= lsn;
+        },
+        10s);
+  };
+  write_on(first, 40, "a");
+  auto older = checkpoint_on(first, old);
+  ASSERT_TRUE(older.is_ok()) << older.status().to_string();
+  ASSERT_TRUE(installed_by(0, older->completion_lsn));
+  sim_->standby(0)->hold_pickups(true);
+  write_on(first, 40, "b");
+  auto latest = checkpoint_on(first, old);
+  ASSERT_TRUE(latest.is_ok()) << latest.status().to_string();
+  ASSERT_TRUE(installed_by(1, latest->completion_lsn));
+  ASSERT_TRUE(
+      sim_->run_until([&] { return sim_->standby(0)->applied_ts() >= old->applied_ts(); }, 10s));
+  ASSERT_EQ(sim_->standby(0)->engine().installed_checkpoint_lsn(), older->completion_lsn);
+  sim_->world().crash(first, UnsyncedOnCrash::kLose);
+
+  // The promoted node's first checkpoint fails after its pages are durable.
+  ASSERT_NO_FATAL_FAILURE(promote(promoted, Term(2)));
+  Primary* second = sim_->node(promoted)->primary();
+  ASSERT_NE(second, nullptr);
+  write_on(promoted, 3, "z");
+  isolate_at_metadata = promoted;
+  armed = true;
+  auto failed = checkpoint_on(promoted, second);
+  ASSERT_TRUE(hit);
+  EXPECT_FALSE(failed.is_ok());
+  EXPECT_EQ(second->engine().installed_checkpoint_lsn(), latest->completion_lsn)
+      << "the promoted primary wrote on the checkpoint it had, not on the latest";
+  sim_->world().crash(promoted, UnsyncedOnCrash::kLose);
+  sim_->world().network().heal_all();
+
+  // The next primary continues from the latest checkpoint and changes other pages; its
+  // checkpoints move retention past the failed one's pages.
+  ASSERT_NO_FATAL_FAILURE(promote(successor, Term(3)));
+  Primary* third = sim_->node(successor)->primary();
+  ASSERT_NE(third, nullptr);
+  for (int i = 0; i < 4; i++) {
+    write_on(successor, 2, fmt::format("0{}", i));
+    auto r = checkpoint_on(successor, third);
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  }
+  ASSERT_TRUE(failures_.empty()) << failures_.front();
+  expect_all_acked_on(successor);
+}
+
 TEST_F(TakeOverTest, TheOldPrimaryIsFencedOnceTheNewOneTookOver) {
   make(12);
   write_on(sim_->primary_id(), 10, "a");
