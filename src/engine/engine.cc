@@ -25,12 +25,6 @@ constexpr size_t kLeafBytesMaxFloor = 512;
 constexpr size_t kFanoutMaxFloor = 4;
 constexpr size_t kScanIngestSlack = 64;
 
-std::vector<Record> one_record(Record r) {
-  std::vector<Record> v;
-  v.push_back(std::move(r));
-  return v;
-}
-
 // A pick-up that could not take a lock it needs.
 PickupResult busy_pickup(Lsn checkpoint_lsn, uint64_t node_keystore_version, const char* why) {
   PickupResult r;
@@ -506,18 +500,26 @@ Task<Result<std::optional<Engine::ScanEntries>>> Engine::scan_attempt(
 
 // ---- Checkpoint (leader) ------------------------------------------------------------
 
-Task<Status> Engine::write_step(RecordWriter& writer, CheckpointStep step,
+Task<Status> Engine::write_step(RecordWriter& writer, std::vector<CheckpointStep> steps,
                                 std::vector<Record> records) {
-  if (options_.before_checkpoint_step) options_.before_checkpoint_step(step);
+  QUIRE_ASSERT(!steps.empty());
+  if (options_.before_checkpoint_step) {
+    for (CheckpointStep step : steps) options_.before_checkpoint_step(step);
+  }
   Status st = co_await writer.write(std::move(records),
                                     env_.executor().deadline_after(options_.io_timeout));
   if (st.is_ok()) co_return st;
   // Leave the chain clean for the next checkpoint; if that fails too, the next write
   // retries it (needs_recovery stays set).
   Status rec = co_await writer.recover(env_.executor().deadline_after(options_.io_timeout));
+  std::string names;
+  for (CheckpointStep step : steps) {
+    if (!names.empty()) names += "+";
+    names += checkpoint_step_name(step);
+  }
   env_.log().warn(kComponent, 40010, "checkpoint step failed; previous checkpoint stays the latest",
-                  {{"step", checkpoint_step_name(step)}, {"error", st}, {"recover", rec}});
-  co_return std::move(st).at(fmt::format("checkpoint:{}", checkpoint_step_name(step)));
+                  {{"step", names}, {"error", st}, {"recover", rec}});
+  co_return std::move(st).at(fmt::format("checkpoint:{}", checkpoint_step_name(steps.front())));
 }
 
 // A checkpoint being written: what each step hands the next.
@@ -537,6 +539,7 @@ struct Engine::CheckpointDraft {
   Lsn meta_lsn;
   uint32_t meta_crc = 0;
   Lsn done_lsn;
+  std::vector<Record> tail;  // steps 2-4, written together
   // For the completion's log line (live clock readings: a build that never suspends
   // shows): when it began, when its pages were built and when they were durable.
   MonoTime started_at, built_at, pages_durable_at;
@@ -561,10 +564,21 @@ Task<Result<CheckpointInfo>> Engine::checkpoint(RecordWriter& writer, Timestamp 
   d.started_at = d.built_at = d.pages_durable_at = env_.clock().monotonic_now();
   QUIRE_CO_RETURN_IF_ERROR(choose_checkpoint_keystore(d));
   d.info.checkpoint_ts = checkpoint_ts;
-  QUIRE_CO_RETURN_IF_ERROR(co_await write_checkpoint_pages(d));                                // 1.
-  if (d.write_keystore) QUIRE_CO_RETURN_IF_ERROR(co_await write_checkpoint_keystore_page(d));  // 2.
-  QUIRE_CO_RETURN_IF_ERROR(co_await write_checkpoint_metadata(d));                             // 3.
-  QUIRE_CO_RETURN_IF_ERROR(co_await write_checkpoint_completion(d));                           // 4.
+  QUIRE_CO_RETURN_IF_ERROR(co_await write_checkpoint_pages(d));  // 1.
+  // 2.-4. in one write (one round trip fewer or two while the log writer is held). A server
+  // offers a completion only where its chain is whole up to it (complete_lsn): never
+  // without the metadata and pages chained before it.
+  std::vector<CheckpointStep> steps;
+  if (d.write_keystore) {
+    QUIRE_CO_RETURN_IF_ERROR(co_await add_checkpoint_keystore_page(d));
+    steps.push_back(CheckpointStep::kKeystorePage);
+  }
+  add_checkpoint_metadata(d);
+  add_checkpoint_completion(d);
+  steps.push_back(CheckpointStep::kMetadataPage);
+  steps.push_back(CheckpointStep::kCompletion);
+  QUIRE_CO_RETURN_IF_ERROR(co_await write_step(d.writer, std::move(steps), std::move(d.tail)));
+  if (d.write_keystore) d.info.wrote_keystore_page = true;
   switch_to_written_checkpoint(d);
   co_return d.info;
 }
@@ -628,13 +642,15 @@ Task<Status> Engine::write_checkpoint_pages(CheckpointDraft& d) {
   }
   d.built_at = d.pages_durable_at = env_.clock().monotonic_now();
   if (page_records.empty()) co_return Status();
-  Status st = co_await write_step(d.writer, CheckpointStep::kPages, std::move(page_records));
+  // (A braced list as a co_await's argument does not compile with g++ 12.)
+  std::vector<CheckpointStep> steps(1, CheckpointStep::kPages);
+  Status st = co_await write_step(d.writer, std::move(steps), std::move(page_records));
   d.pages_durable_at = env_.clock().monotonic_now();
   co_return st;
 }
 
 // 2. The keystore page, when a newer pushed version is due.
-Task<Status> Engine::write_checkpoint_keystore_page(CheckpointDraft& d) {
+Task<Status> Engine::add_checkpoint_keystore_page(CheckpointDraft& d) {
   QUIRE_ASSERT(d.write_keystore && d.selected);  // checked by choose_checkpoint_keystore
   auto page = co_await encode_keystore_page(kms_, *random_, *d.ks, d.selected->ts);
   if (!page.is_ok()) co_return Status(page.status()).at("checkpoint:keystore_page");
@@ -646,14 +662,12 @@ Task<Status> Engine::write_checkpoint_keystore_page(CheckpointDraft& d) {
   r.backlink_lsn = d.ks_ref.page_lsn;
   r.payload = std::move(*page);
   d.ks_ref = KeystoreRef{r.lsn, d.ks->version(), d.selected->ts, d.ks->digest()};
-  QUIRE_CO_RETURN_IF_ERROR(
-      co_await write_step(d.writer, CheckpointStep::kKeystorePage, one_record(std::move(r))));
-  d.info.wrote_keystore_page = true;
+  d.tail.push_back(std::move(r));
   co_return Status();
 }
 
 // 3. The metadata page.
-Task<Status> Engine::write_checkpoint_metadata(CheckpointDraft& d) {
+void Engine::add_checkpoint_metadata(CheckpointDraft& d) {
   CheckpointMetadata& meta = d.meta;
   meta.checkpoint_ts = d.checkpoint_ts;
   meta.oldest_ts = d.checkpoint_ts;
@@ -677,12 +691,11 @@ Task<Status> Engine::write_checkpoint_metadata(CheckpointDraft& d) {
   meta_record.backlink_lsn = metadata_lsn_;
   meta_record.payload = std::move(meta_bytes);
   d.meta_lsn = meta_record.lsn;
-  co_return co_await write_step(d.writer, CheckpointStep::kMetadataPage,
-                                one_record(std::move(meta_record)));
+  d.tail.push_back(std::move(meta_record));
 }
 
-// 4. The completion record: from here on this is the latest checkpoint.
-Task<Status> Engine::write_checkpoint_completion(CheckpointDraft& d) {
+// 4. The completion record: once durable, this is the latest checkpoint.
+void Engine::add_checkpoint_completion(CheckpointDraft& d) {
   CheckpointCompletion completion;
   completion.metadata_lsn = d.meta_lsn;
   completion.metadata_checksum = d.meta_crc;
@@ -697,7 +710,7 @@ Task<Status> Engine::write_checkpoint_completion(CheckpointDraft& d) {
   done.base_lsn = d.log_lsn;
   done.payload.assign(text.begin(), text.end());
   d.done_lsn = done.lsn;
-  co_return co_await write_step(d.writer, CheckpointStep::kCompletion, one_record(std::move(done)));
+  d.tail.push_back(std::move(done));
 }
 
 void Engine::switch_to_written_checkpoint(CheckpointDraft& d) {

@@ -208,12 +208,16 @@ class Engine {
   // The engine's planted bug (PlantedBugs::plaintext_pages_once), the one place it lives:
   // no key, once, so that table's pages are written as plaintext; otherwise `dek`.
   DataKey* planted_plaintext_key(DataKey* dek);
-  Task<Status> write_checkpoint_keystore_page(CheckpointDraft& d);
-  Task<Status> write_checkpoint_metadata(CheckpointDraft& d);
-  Task<Status> write_checkpoint_completion(CheckpointDraft& d);
+  // The keystore page (when due), the metadata page and the completion record: built in
+  // that order into the draft's tail, which one write makes durable together.
+  Task<Status> add_checkpoint_keystore_page(CheckpointDraft& d);
+  void add_checkpoint_metadata(CheckpointDraft& d);
+  void add_checkpoint_completion(CheckpointDraft& d);
   // Durable: the new checkpoint becomes the node's stable state.
   void switch_to_written_checkpoint(CheckpointDraft& d);
-  Task<Status> write_step(RecordWriter& writer, CheckpointStep step, std::vector<Record> records);
+  // One write of `records`, the records of `steps` (in order, at least one).
+  Task<Status> write_step(RecordWriter& writer, std::vector<CheckpointStep> steps,
+                          std::vector<Record> records);
 
   // ---- Pick-up steps (follower), in order; each returns false once the pick-up stops
   // (the outcome and why are then in the draft's result) ----
