@@ -529,7 +529,7 @@ def lag_poller(host, port, prefix, rate, seconds, t0, poll_period, conn):
                "error_replies": loading, "sampled": len(sampled)})
 
 
-def run_lag(cluster, rate, seconds, nconns, poll_period):
+def run_lag(cluster, rate, seconds, nconns, poll_period, dump=None):
     """Section 2: visibility lag on every standby at a paced write rate to the primary."""
     import multiprocessing as mp
 
@@ -587,6 +587,13 @@ def run_lag(cluster, rate, seconds, nconns, poll_period):
             "send_to_visible": summary_ms(from_send),
             "poll_cycle": summary_ms(pdata["cycles"]),
         }
+    if dump:
+        # Every sampled write's send, acknowledgement and first sighting on each standby
+        # (monotonic seconds; wall_minus_mono maps them onto the nodes' log timestamps).
+        wall = time.time() - time.monotonic()
+        with open(f"{dump}.{rate}.json", "w") as f:
+            json.dump({"wall_minus_mono": wall, "sent_at": w["sent_at"], "ack_at": w["ack_at"],
+                       "seen": {s: polls[s]["seen"] for s in standbys}}, f)
     res["lag_all_standbys"] = summary_ms([max(0.0, x) for x in all_lags])
     res["send_to_visible_all_standbys"] = summary_ms(all_from_send)
     if w["last_ack"] and w["first_send"]:
@@ -853,6 +860,9 @@ def main():
     ap.add_argument("--lag-seconds", type=float, default=10.0)
     ap.add_argument("--lag-conns", type=int, default=50, help="writer connections sharing the paced rate")
     ap.add_argument("--lag-poll-ms", type=float, default=1.0, help="a standby poller's MGET period")
+    ap.add_argument("--lag-dump", metavar="PREFIX",
+                    help="write each paced rate's per-write times to PREFIX.RATE.json (to line up "
+                         "lag outliers with the nodes' logs)")
     ap.add_argument("--trials", type=int, default=20, help="failover trials per signal")
     ap.add_argument("--rotations", type=int, default=30)
     ap.add_argument("--only", default="throughput,lag,failover,kek", help="comma-separated sections")
@@ -887,7 +897,8 @@ def main():
             result["throughput"] = run_throughput(cluster, root, args.redis_port, args.requests)
         if "lag" in sections:
             result["lag"] = [run_lag(cluster, int(rate), args.lag_seconds, args.lag_conns,
-                                     args.lag_poll_ms / 1000.0) for rate in args.lag_rate.split(",")]
+                                     args.lag_poll_ms / 1000.0, args.lag_dump)
+                          for rate in args.lag_rate.split(",")]
         if "kek" in sections:
             result["kek"] = run_kek(cluster, args.rotations)
         if "failover" in sections:
