@@ -9,6 +9,8 @@
 
 #include <fmt/format.h>
 
+#include "engine/checkpoint_format.h"
+
 namespace quire {
 
 namespace {
@@ -250,6 +252,16 @@ Task<Status> Primary::take_over(TakeOverPoint at) {
                                  engine_.checkpoint_log_lsn(),
                                  engine_.checkpoint_keystore_snapshot()});
   }
+  // Checkpoints build on the latest one (install_latest_checkpoint). Installed here, before
+  // this primary serves, when the page service answers: no key change of this primary can
+  // be half done yet, and the keystore push below then covers what the install leaves.
+  // Otherwise the first checkpoint tries again.
+  on_latest_checkpoint_ = false;
+  if (Status st = co_await install_latest_checkpoint(); !st.is_ok()) {
+    env_.log().warn(kComponent, 41022,
+                    "latest checkpoint not installed yet; checkpoints wait for it",
+                    {{"error", st}});
+  }
   // The keystore changes this node applied from the log as a standby (all at or below the
   // applied ts) were pushed by the old primary, not here: push the keystore now, so this
   // primary's first checkpoint (at or above the applied ts) references it. Without it that
@@ -261,7 +273,6 @@ Task<Status> Primary::take_over(TakeOverPoint at) {
     Status pushed = engine_.push_keystore(applied_ts_);
     if (!pushed.is_ok()) co_return std::move(pushed).at("take_over:push_keystore");
   }
-  on_latest_checkpoint_ = false;
   env_.log().info(kComponent, 41040, "taking over",
                   {{"term", writer_.client().term()},
                    {"applied_ts", applied_ts_},
@@ -1029,7 +1040,8 @@ Task<Result<CheckpointInfo>> Primary::checkpoint_locked() {
     Status st = co_await install_latest_checkpoint();
     if (!st.is_ok()) {
       stats_.checkpoint_failures++;
-      env_.log().warn(kComponent, 41022, "checkpoint waits: the latest checkpoint is not installed",
+      env_.log().warn(kComponent, 41022,
+                      "latest checkpoint not installed yet; checkpoints wait for it",
                       {{"error", st}});
       co_return std::move(st).at("checkpoint:install_latest");
     }
@@ -1089,22 +1101,41 @@ Task<Result<CheckpointInfo>> Primary::checkpoint_locked() {
 // from every server once retention passes them (`quire chaos kek` seed 7 on one variant:
 // `NotFound: no such page`). A primary's own failed checkpoints are harmless: its next one
 // builds on the same tree with every change the failed one had, and rewrites the same pages
-// above them. A standby promoted before it picked up the latest checkpoint (its pick-up
-// had not run, or the promotion cut it short) installs it here first.
+// above them (the next completed checkpoint is built on the same tree with a superset of
+// the changes). A standby promoted before it picked up the latest checkpoint (its pick-up
+// had not run, or the promotion cut it short) installs it here first: at take-over, or
+// before the first checkpoint when the page service did not answer then.
 Task<Status> Primary::install_latest_checkpoint() {
   auto latest = co_await writer_.client().latest_checkpoint(
       env_.executor().deadline_after(options_.io_timeout));
-  if (latest.code() == Code::kNotFound) {
+  const Lsn installed = engine_.installed_checkpoint_lsn();
+  if (latest.code() == Code::kNotFound && installed.is_zero()) {
     on_latest_checkpoint_ = true;
     co_return Status();
   }
+  if (latest.code() == Code::kNotFound) {
+    // A read quorum knows no checkpoint although this node installed one (a server still
+    // copying): not an answer to build on.
+    co_return unavailable("the page service reports no checkpoint; this node installed one")
+        .with("installed_lsn", installed.value);
+  }
   if (!latest.is_ok()) co_return latest.status();
-  const Lsn installed = engine_.installed_checkpoint_lsn();
   if (latest->lsn <= installed) {
     on_latest_checkpoint_ = true;
     co_return Status();
   }
   const Lsn lsn = latest->lsn;
+  // Only a completion on this primary's committed chain, as a standby checks it: above the
+  // commit point it is an old primary's tail that a server not fenced still holds and the
+  // take-over abandoned (its metadata and keystore pages go with it).
+  auto completion = decode_completion(std::string_view(
+      reinterpret_cast<const char*>(latest->payload.data()), latest->payload.size()));
+  const Lsn committed = std::max(published_commit_, writer_.durable_lsn());
+  if (completion.is_ok() && (lsn > committed || completion->checkpoint_ts > applied_ts_)) {
+    co_return unavailable("the newest checkpoint a page server reports is not committed here")
+        .with("checkpoint_lsn", lsn.value)
+        .with("commit_lsn", committed.value);
+  }
   PickupResult r = co_await engine_.install_checkpoint(
       std::move(latest).value(), InstallMode::kFollow, StaleKeystoreChoice::kInstall);
   if (!r.installed()) {
