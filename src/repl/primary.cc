@@ -248,20 +248,14 @@ Task<Status> Primary::take_over(TakeOverPoint at) {
   // and page servers catching up may still read it (or a newer one of the old primary's,
   // which retention at this older point also keeps).
   if (!engine_.installed_checkpoint_lsn().is_zero() && retained_.empty()) {
-    retained_.push_back(Retained{MonoTime::never(), engine_.installed_checkpoint_lsn(),
-                                 engine_.checkpoint_log_lsn(),
-                                 engine_.checkpoint_keystore_snapshot()});
+    retain_installed_checkpoint(engine_.installed_checkpoint_lsn());
   }
   // Checkpoints build on the latest one (install_latest_checkpoint). Installed here, before
   // this primary serves, when the page service answers: no key change of this primary can
   // be half done yet, and the keystore push below then covers what the install leaves.
   // Otherwise the first checkpoint tries again.
   on_latest_checkpoint_ = false;
-  if (Status st = co_await install_latest_checkpoint(); !st.is_ok()) {
-    env_.log().warn(kComponent, 41022,
-                    "latest checkpoint not installed yet; checkpoints wait for it",
-                    {{"error", st}});
-  }
+  co_await install_latest_checkpoint();
   // The keystore changes this node applied from the log as a standby (all at or below the
   // applied ts) were pushed by the old primary, not here: push the keystore now, so this
   // primary's first checkpoint (at or above the applied ts) references it. Without it that
@@ -1040,9 +1034,6 @@ Task<Result<CheckpointInfo>> Primary::checkpoint_locked() {
     Status st = co_await install_latest_checkpoint();
     if (!st.is_ok()) {
       stats_.checkpoint_failures++;
-      env_.log().warn(kComponent, 41022,
-                      "latest checkpoint not installed yet; checkpoints wait for it",
-                      {{"error", st}});
       co_return std::move(st).at("checkpoint:install_latest");
     }
   }
@@ -1106,6 +1097,16 @@ Task<Result<CheckpointInfo>> Primary::checkpoint_locked() {
 // had not run, or the promotion cut it short) installs it here first: at take-over, or
 // before the first checkpoint when the page service did not answer then.
 Task<Status> Primary::install_latest_checkpoint() {
+  Status st = co_await try_install_latest_checkpoint();
+  if (!st.is_ok()) {
+    env_.log().warn(kComponent, 41022,
+                    "latest checkpoint not installed yet; checkpoints wait for it",
+                    {{"error", st}});
+  }
+  co_return st;
+}
+
+Task<Status> Primary::try_install_latest_checkpoint() {
   auto latest = co_await writer_.client().latest_checkpoint(
       env_.executor().deadline_after(options_.io_timeout));
   const Lsn installed = engine_.installed_checkpoint_lsn();
@@ -1145,23 +1146,22 @@ Task<Status> Primary::install_latest_checkpoint() {
   }
   env_.log().info(kComponent, 41023, "installed the latest checkpoint before writing one",
                   {{"checkpointLsn", lsn}, {"installedCheckpointLsn", installed}});
-  // Retained as if this primary had written it (see take_over).
-  const MonoTime now = env_.executor().now();
-  if (!retained_.empty()) retained_.back().superseded_at = now;
-  retained_.push_back(Retained{MonoTime::never(), engine_.installed_checkpoint_lsn(),
-                               engine_.checkpoint_log_lsn(),
-                               engine_.checkpoint_keystore_snapshot()});
+  retain_installed_checkpoint(engine_.installed_checkpoint_lsn());  // as if written here
   if (retained_.size() > kRetainedCheckpointsMax) retained_.pop_front();
   on_latest_checkpoint_ = true;
   co_return Status();
 }
 
+void Primary::retain_installed_checkpoint(Lsn completion_lsn) {
+  if (!retained_.empty()) retained_.back().superseded_at = env_.executor().now();
+  retained_.push_back(Retained{MonoTime::never(), completion_lsn, engine_.checkpoint_log_lsn(),
+                               engine_.checkpoint_keystore_snapshot()});
+}
+
 Task<void> Primary::after_checkpoint(const CheckpointInfo& info) {
   if (!retained_.empty() && retained_.back().completion_lsn == info.completion_lsn) co_return;
   const MonoTime now = env_.executor().now();
-  if (!retained_.empty()) retained_.back().superseded_at = now;
-  retained_.push_back(Retained{MonoTime::never(), info.completion_lsn, engine_.checkpoint_log_lsn(),
-                               engine_.checkpoint_keystore_snapshot()});
+  retain_installed_checkpoint(info.completion_lsn);
   // Keep the last two, and every checkpoint superseded less than retention_min_age ago
   // (bounded, in case checkpoints come very fast).
   while (retained_.size() > kRetainedCheckpointsMin &&

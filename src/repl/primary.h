@@ -407,9 +407,14 @@ class Primary {
 
   void finish(Request& req, Status st, Timestamp ts);
   Task<Result<CheckpointInfo>> checkpoint_locked();
-  // Before a primary that took over writes its first checkpoint: installs the page
-  // service's latest checkpoint when it is newer than the one this node installed.
+  // After a take-over (and before each checkpoint until it worked): installs the page
+  // service's latest checkpoint when it is newer than the one this node installed. Logs
+  // a failure (41022); try_ is the attempt itself.
   Task<Status> install_latest_checkpoint();
+  Task<Status> try_install_latest_checkpoint();
+  // Adds the engine's installed checkpoint (its log position and keystore) to retained_,
+  // superseding the previous one.
+  void retain_installed_checkpoint(Lsn completion_lsn);
   // Abandons after the durable point, then writes a heartbeat LOG record naming it.
   Task<Status> recover_chain(Nanos timeout);
   // The heartbeat alone: after the engine abandoned a failed checkpoint step itself, and
