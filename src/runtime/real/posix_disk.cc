@@ -64,11 +64,31 @@ int open_dir(const std::string& path) {
   return ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
+// A file descriptor, closed once nothing uses it: a sync on the worker thread holds it
+// past the file's end (blocking_worker.h).
+struct OwnedFd {
+  explicit OwnedFd(int fd_in) : fd(fd_in) {}
+  ~OwnedFd() { ::close(fd); }
+  OwnedFd(const OwnedFd&) = delete;
+  OwnedFd& operator=(const OwnedFd&) = delete;
+  const int fd;
+};
+
+Status sync_fd(int fd, const std::string& full_path) {
+  while (::fdatasync(fd) != 0) {
+    if (errno != EINTR) return posix_error("fdatasync", full_path, errno);
+  }
+  return Status();
+}
+
 class PosixFile : public File {
  public:
-  PosixFile(int fd, std::string path, std::string full_path)
-      : fd_(fd), path_(std::move(path)), full_path_(std::move(full_path)) {}
-  ~PosixFile() override { ::close(fd_); }
+  PosixFile(int fd, std::string path, std::string full_path, BlockingWorker* worker)
+      : owned_(std::make_shared<OwnedFd>(fd)),
+        fd_(fd),
+        path_(std::move(path)),
+        full_path_(std::move(full_path)),
+        worker_(worker) {}
   PosixFile(const PosixFile&) = delete;
   PosixFile& operator=(const PosixFile&) = delete;
 
@@ -81,8 +101,10 @@ class PosixFile : public File {
   Task<Result<uint64_t>> append(ByteView data) override {
     return deferred([this, data] { return append_now(data); });
   }
+  // On the worker thread when there is one: the loop serves its network meanwhile.
   Task<Status> sync() override {
-    return deferred([this] { return sync_now(); });
+    if (worker_ == nullptr) return deferred([this] { return sync_fd(fd_, full_path_); });
+    return worker_->run([owned = owned_, path = full_path_] { return sync_fd(owned->fd, path); });
   }
   Task<Status> truncate(uint64_t size) override {
     return deferred([this, size] { return truncate_now(size); });
@@ -134,13 +156,6 @@ class PosixFile : public File {
     return *end;
   }
 
-  Status sync_now() {
-    while (::fdatasync(fd_) != 0) {
-      if (errno != EINTR) return posix_error("fdatasync", full_path_, errno);
-    }
-    return Status();
-  }
-
   Status truncate_now(uint64_t size) {
     while (::ftruncate(fd_, static_cast<off_t>(size)) != 0) {
       if (errno != EINTR) return posix_error("ftruncate", full_path_, errno).with("size", size);
@@ -148,14 +163,17 @@ class PosixFile : public File {
     return Status();
   }
 
-  int fd_;
-  std::string path_;       // relative to the data directory, as the caller named it
-  std::string full_path_;  // for error messages
+  std::shared_ptr<OwnedFd> owned_;
+  int fd_;                  // owned_->fd
+  std::string path_;        // relative to the data directory, as the caller named it
+  std::string full_path_;   // for error messages
+  BlockingWorker* worker_;  // null: sync() blocks the loop
 };
 
 }  // namespace
 
-PosixDisk::PosixDisk(std::string root) : root_(std::move(root)) {
+PosixDisk::PosixDisk(std::string root, BlockingWorker* worker)
+    : root_(std::move(root)), worker_(worker) {
   while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
   if (root_.empty()) root_.push_back('.');
 }
@@ -251,7 +269,7 @@ Result<std::unique_ptr<File>> PosixDisk::open_now(const std::string& path, OpenO
     ::close(fd);
     return refused;
   }
-  return std::unique_ptr<File>(std::make_unique<PosixFile>(fd, path, std::move(*full)));
+  return std::unique_ptr<File>(std::make_unique<PosixFile>(fd, path, std::move(*full), worker_));
 }
 
 Status PosixDisk::rename_now(const std::string& from, const std::string& to) {

@@ -3,7 +3,8 @@
 // Paths are relative to the data directory; an absolute path or a ".." component is
 // InvalidArgument, so a path from the network cannot reach outside it. Operations are
 // plain blocking POSIX calls (O_CLOEXEC, EINTR and short transfers handled) that run when
-// the returned task is awaited and complete without suspending it.
+// the returned task is awaited and complete without suspending it, except a file's sync:
+// given a BlockingWorker, fdatasync runs on its thread and the task waits for it.
 //
 // Errors, as the simulated disk reports them: a missing file or directory is NotFound;
 // create+exclusive on an existing file, opening a directory as a file, make_dirs through a
@@ -19,13 +20,15 @@
 #include <vector>
 
 #include "runtime/env.h"
+#include "runtime/real/blocking_worker.h"
 
 namespace quire {
 
 class PosixDisk : public Disk {
  public:
   // `root` is the data directory. It need not exist yet: make_dirs("") creates it.
-  explicit PosixDisk(std::string root);
+  // `worker` (may be null) runs file syncs and must outlive every file opened here.
+  explicit PosixDisk(std::string root, BlockingWorker* worker = nullptr);
 
   const std::string& root() const { return root_; }
 
@@ -53,6 +56,7 @@ class PosixDisk : public Disk {
   Result<FileStatus> file_status_now(const std::string& path);
 
   std::string root_;
+  BlockingWorker* worker_;
 };
 
 }  // namespace quire

@@ -14,7 +14,8 @@ RealEnv::RealEnv(RealLoop& loop, NodeId node, std::string node_name, std::string
       clock_(loop),
       log_(sink, this, min_severity),
       net_(loop, &log_),
-      disk_(std::move(data_dir)) {
+      disk_worker_(loop),
+      disk_(std::move(data_dir), &disk_worker_) {
   QUIRE_ASSERT_MSG(node != kWorldNode, "a node's environment needs a node id other than 0");
 }
 

@@ -13,6 +13,7 @@
 #include "base/log.h"
 #include "runtime/env.h"
 #include "runtime/executor.h"
+#include "runtime/real/blocking_worker.h"
 #include "runtime/real/csprng_random.h"
 #include "runtime/real/posix_disk.h"
 #include "runtime/real/real_clock.h"
@@ -65,6 +66,7 @@ class RealEnv : public Env {
   CsprngRandom random_;
   Logger log_;
   TcpNet net_;
+  BlockingWorker disk_worker_;  // the files' syncs; outlives disk_ and every file
   PosixDisk disk_;
   Status restart_reason_;
 };
