@@ -25,6 +25,7 @@ constexpr Nanos kReportTimeout = std::chrono::seconds(1);
 // Closing the client server: its connections' queued replies get this long.
 constexpr Nanos kServerStopTimeout = std::chrono::seconds(2);
 constexpr Nanos kStandbyPollMin = std::chrono::milliseconds(1);
+constexpr Nanos kStandbyLogWait = std::chrono::milliseconds(100);
 
 EtcdOptions etcd_options(const ComputeNodeOptions& o) {
   EtcdOptions e;
@@ -48,8 +49,10 @@ ReplicaConfig replica_config(const ComputeNodeOptions& o) {
   config.write_quorum = o.write_quorum;
   config.preferred_server = o.preferred_pageserver;
   config.engine.policy = o.pickup_policy;
-  // A standby at the end of the log polls every 1 ms for its first 16 empty reads (the
-  // visibility lag), then backs off to the default 20 ms while the log stays idle.
+  // A standby at the end of the log long-polls its page server (held up to 100 ms until a
+  // write or a commit point arrives: the visibility lag). A server that answers an empty
+  // read at once is polled every 1 ms for 16 reads, then every 20 ms while the log is idle.
+  config.standby.log_wait = kStandbyLogWait;
   config.standby.poll_interval_min = kStandbyPollMin;
   config.primary.tables = resp::resp_tables(o.databases);
   config.elector.election = election_name(o.cluster);

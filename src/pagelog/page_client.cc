@@ -78,8 +78,13 @@ Task<Status> PageServerClient::append(const std::vector<Record>& records, Term t
   co_return r.status();
 }
 
-Task<Result<LogChunk>> PageServerClient::read_log(Lsn from, size_t max_bytes, Deadline deadline) {
-  const ReadLogRequest request{from, max_bytes};
+Task<Result<LogChunk>> PageServerClient::read_log(Lsn from, size_t max_bytes, Deadline deadline,
+                                                  LogWait wait) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(wait.wait).count();
+  const ReadLogRequest request{
+      from, max_bytes,
+      std::min<uint64_t>(static_cast<uint64_t>(std::max<int64_t>(ms, 0)), kReadLogWaitMsMax),
+      wait.seen_hint, wait.seen_through};
   co_return co_await call(request, deadline);
 }
 

@@ -28,6 +28,14 @@ struct PageClientOptions {
   size_t read_bytes_max = size_t{1} << 30;
 };
 
+// A long poll's terms (ReadLogRequest): how long the server may hold the read when it has
+// nothing new, and the commit hint and `through` the reader already has.
+struct LogWait {
+  Nanos wait{0};  // whole milliseconds, at most kReadLogWaitMsMax
+  Lsn seen_hint;
+  Lsn seen_through;
+};
+
 class PageServerClient {
  public:
   PageServerClient(Env& env, Address server, PageClientOptions options = {})
@@ -38,7 +46,8 @@ class PageServerClient {
 
   Task<Status> append(const std::vector<Record>& records, Term term, Deadline deadline);
   // LOG records from `from` on. NotYetMaterialized when this server has not reached it.
-  Task<Result<LogChunk>> read_log(Lsn from, size_t max_bytes, Deadline deadline);
+  // With a wait, a long poll (ReadLogRequest): the deadline must leave room for it.
+  Task<Result<LogChunk>> read_log(Lsn from, size_t max_bytes, Deadline deadline, LogWait wait = {});
   // The newest full image at or below `as_of` and the deltas after it, oldest first, read
   // in parts.
   Task<Result<std::vector<Record>>> get_page(TableId table, PageId page, Lsn as_of,

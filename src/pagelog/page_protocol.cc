@@ -117,7 +117,10 @@ Result<std::vector<Record>> decode_records(ByteView in) {
 
 Bytes LogChunk::encode() const {
   Bytes out = encode_records(records);
-  ByteWriter(out).put_varint64(through.value);
+  ByteWriter w(out);
+  w.put_varint64(through.value);
+  w.put_varint64(commit_hint.value);
+  w.put_varint64(commit_hint_term.value);
   return out;
 }
 
@@ -129,6 +132,8 @@ Result<LogChunk> LogChunk::decode(ByteView in) {
   chunk.records = std::move(records).value();
   ByteReader tail(in.subspan(consumed));
   QUIRE_RETURN_IF_ERROR(tail.get_varint64(&chunk.through.value));
+  QUIRE_RETURN_IF_ERROR(tail.get_varint64(&chunk.commit_hint.value));
+  QUIRE_RETURN_IF_ERROR(tail.get_varint64(&chunk.commit_hint_term.value));
   if (!tail.at_end()) return corruption("trailing bytes after a log chunk");
   return chunk;
 }
@@ -225,14 +230,20 @@ Result<AppendRequest> AppendRequest::decode(const RpcRequest& request) {
 }
 
 RpcRequest ReadLogRequest::encode() const {
-  return request_of(kOp, Term(), {from.value, max_bytes});
+  // Without a wait, the request an older client sends.
+  if (wait_ms == 0 && seen_hint.is_zero() && seen_through.is_zero()) {
+    return request_of(kOp, Term(), {from.value, max_bytes});
+  }
+  return request_of(kOp, Term(),
+                    {from.value, max_bytes, wait_ms, seen_hint.value, seen_through.value});
 }
 
 Result<ReadLogRequest> ReadLogRequest::decode(const RpcRequest& request) {
   QUIRE_ASSERT(request.op == static_cast<uint8_t>(kOp));
   ReadLogRequest r;
-  QUIRE_RETURN_IF_ERROR(
-      read_fields(request, {&r.from.value, &r.max_bytes}, "malformed read request"));
+  QUIRE_RETURN_IF_ERROR(read_fields_and_optional(
+      request, {&r.from.value, &r.max_bytes},
+      {&r.wait_ms, &r.seen_hint.value, &r.seen_through.value}, "malformed read request"));
   return r;
 }
 

@@ -72,9 +72,12 @@ enum class PageOp : uint8_t {
 // Bounds a decoder enforces, so a corrupt count cannot make it allocate without limit.
 inline constexpr size_t kMessageRecordsMax = 1u << 20;   // records in one message
 inline constexpr size_t kStatusDamagedRangesMax = 1024;  // ranges reported in a status
+// The longest a read_log may ask to be held (ReadLogRequest::wait_ms).
+inline constexpr uint64_t kReadLogWaitMsMax = 1000;
 
 // What a response carries besides its records, at most: the RPC header (kind, id, code,
-// and an error message of up to 1 KiB) and the body's count, `through` or `more`.
+// and an error message of up to 1 KiB) and the body's count, `through` (and a log chunk's
+// commit hint) or `more`.
 inline constexpr size_t kResponseOverheadBytesMax = 4096;
 // The framed records one response may carry, so that it fits one frame.
 inline constexpr size_t kResponseRecordBytesMax =
@@ -111,6 +114,12 @@ struct Ack {
 struct LogChunk {
   std::vector<Record> records;
   Lsn through;
+  // read_log only: the newest commit point a writer sent this server (a LOG record's
+  // backlink, taken when its write arrived, before it is synced here), with the writer's
+  // term. It covers only records of that term (PageServer::note_commit_hint); zero when
+  // none.
+  Lsn commit_hint;
+  Term commit_hint_term;
 
   Bytes encode() const;
   static Result<LogChunk> decode(ByteView in);
@@ -181,12 +190,19 @@ struct AppendRequest {
   friend bool operator==(const AppendRequest&, const AppendRequest&) = default;
 };
 
-// LOG records from `from` on.
+// LOG records from `from` on. With `wait_ms`, a server with nothing new for the reader
+// (its chain ends just before `from` or at `seen_through`, the `through` the reader was
+// last answered, and its commit hint is not above `seen_hint`) holds the request until it
+// has, or for at most `wait_ms` (a long poll, in place of a standby polling an idle log);
+// a reader ahead of its chain is answered at once.
 struct ReadLogRequest {
   static constexpr PageOp kOp = PageOp::kReadLog;
   using Response = LogChunk;
   Lsn from;
   uint64_t max_bytes = 0;
+  uint64_t wait_ms = 0;  // at most kReadLogWaitMsMax
+  Lsn seen_hint;
+  Lsn seen_through;
 
   RpcRequest encode() const;
   static Result<ReadLogRequest> decode(const RpcRequest& request);

@@ -35,6 +35,7 @@
 #include "pagelog/record.h"
 #include "pagelog/rpc.h"
 #include "pagelog/segment_store.h"
+#include "runtime/sync.h"
 
 namespace quire {
 
@@ -82,6 +83,9 @@ class PageServer : public NodeApp {
                                       Task<Out> (PageServer::*handler)(Request));
   Task<Status> handle_append(AppendRequest request);
   Task<Result<LogChunk>> handle_read_log(ReadLogRequest request);
+  // The longest one wait of a long poll lasts before it looks at the chain again.
+  static constexpr Nanos kLogWaitSliceMax = std::chrono::milliseconds(20);
+  Task<void> wait_for_log(const ReadLogRequest& request);
   Task<Result<GetPageResponse>> handle_get_page(GetPageRequest request);
   Task<Result<LatestCheckpointResponse>> handle_latest_checkpoint(LatestCheckpointRequest request);
   Task<Result<ListCheckpointsResponse>> handle_list_checkpoints(ListCheckpointsRequest request);
@@ -104,7 +108,9 @@ class PageServer : public NodeApp {
   // Fenced for a term below the highest seen; a higher one is first made durable
   // (SegmentStore::raise_term), then becomes the highest.
   Task<Status> check_term(Term term);
-  // A write's store status; Io also makes the server fail-stop.
+  // Keeps the newest commit point an accepted write names, for read_log (LogChunk).
+  void note_commit_hint(const AppendRequest& request);
+  // A write's store status; Io also makes the server fail-stop. Wakes waiting readers.
   Status store_result(Status st);
 
   // Catching up from peers.
@@ -122,6 +128,10 @@ class PageServer : public NodeApp {
   std::unique_ptr<RpcServer> rpc_;
   std::vector<std::unique_ptr<PageServerClient>> peer_clients_;  // one per options_.peers
   Term max_term_;
+  // The newest (term, commit point) a writer's LOG record carried (note_commit_hint).
+  Term commit_hint_term_;
+  Lsn commit_hint_;
+  WaitQueue log_changed_;  // readers in a long poll (wait_for_log)
   Status start_error_;
   bool serving_ = false;
   // Opened with an empty store (a new disk, or one that was lost), or a retention point

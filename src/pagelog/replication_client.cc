@@ -406,9 +406,12 @@ Task<Result<std::vector<Record>>> ReplicationClient::get_page(TableId table, Pag
                                                         preferred_, deadline, op);
 }
 
-Task<Result<LogChunk>> ReplicationClient::read_log(Lsn from, size_t max_bytes, Deadline deadline) {
-  auto op = [from, max_bytes](PageServerClient& c, Deadline d) {
-    return c.read_log(from, max_bytes, d);
+Task<Result<LogChunk>> ReplicationClient::read_log(Lsn from, size_t max_bytes, Deadline deadline,
+                                                   LogWait wait) {
+  // One attempt (kAttemptTimeout) must leave room for the server to hold the read.
+  wait.wait = std::min(wait.wait, kAttemptTimeout / 2);
+  auto op = [from, max_bytes, wait](PageServerClient& c, Deadline d) {
+    return c.read_log(from, max_bytes, d, wait);
   };
   co_return co_await with_failover<LogChunk>(env_, options_, shared_->clients, preferred_, deadline,
                                              op);

@@ -95,7 +95,7 @@ class ReplicationClient {
 
   Task<Result<std::vector<Record>>> get_page(TableId table, PageId page, Lsn as_of,
                                              Deadline deadline);
-  Task<Result<LogChunk>> read_log(Lsn from, size_t max_bytes, Deadline deadline);
+  Task<Result<LogChunk>> read_log(Lsn from, size_t max_bytes, Deadline deadline, LogWait wait = {});
   // The newest completion record among N - W + 1 servers (so one lagging server cannot
   // hide a completed checkpoint); NotFound when none has one.
   Task<Result<Record>> latest_checkpoint(Deadline deadline);

@@ -249,15 +249,27 @@ Task<void> Standby::tail_once() {
     next_read_ = applied_lsn_.next();
     co_return;
   }
-  auto chunk = co_await client_.read_log(next_read_, options_.read_bytes_max,
-                                         env_.executor().deadline_after(options_.io_timeout));
+  const MonoTime asked_at = env_.executor().now();
+  const Lsn asked_from = next_read_;
+  auto chunk = co_await client_.read_log(
+      next_read_, options_.read_bytes_max, env_.executor().deadline_after(options_.io_timeout),
+      LogWait{options_.log_wait, seen_hint_, seen_from_ == next_read_ ? seen_through_ : Lsn()});
   if (!running_ || epoch != epoch_) co_return;
   if (!chunk.is_ok()) {
     co_await log_read_failed(chunk.status());
     co_return;
   }
   const bool at_end = chunk->records.empty();
+  const bool new_hint = chunk->commit_hint > seen_hint_;
+  seen_hint_ = std::max(seen_hint_, chunk->commit_hint);
+  // Where this server's answer ended: a read from the same place has nothing new until
+  // its chain passes it (what follows the last LOG record is read again from `from` until
+  // a commit point covers it; see take_fetched).
+  const bool new_through = seen_from_ != asked_from || seen_through_ != chunk->through;
+  seen_through_ = chunk->through;
+  seen_from_ = asked_from;
   take_fetched(chunk->records, chunk->through);
+  take_commit_hint(chunk->commit_hint, chunk->commit_hint_term);
   if (!co_await apply_committed(epoch)) co_return;
   if (!at_end) {
     empty_reads_ = 0;
@@ -267,6 +279,14 @@ Task<void> Standby::tail_once() {
     rebuild_failures_in_row_ = 0;
     resync_error_ = Status();
     set_state(StandbyState::kSecondary, "reached the end of the log");
+  }
+  // A long poll ended by news (a newer commit hint, records of other types) or held until
+  // its wait ran out: read again at once. Answered at once with nothing new (a server that
+  // does not hold reads): poll as below.
+  if (options_.log_wait > Nanos(0) &&
+      (new_hint || new_through || env_.executor().now() - asked_at >= options_.log_wait / 2)) {
+    empty_reads_ = 0;
+    co_return;
   }
   idle_poll_ =
       ++empty_reads_ <= options_.poll_quick_reads
@@ -337,6 +357,25 @@ void Standby::take_fetched(std::vector<Record>& records, Lsn through) {
   const Lsn fetched = pending_.empty() ? Lsn(0) : pending_.back().lsn;
   const Lsn safe = std::min(through, std::max(commit_lsn_, fetched));
   if (safe >= next_read_) next_read_ = safe.next();
+}
+
+// A server's hint (PageServer::note_commit_hint): the writer of `term` made its log durable
+// at W up to `lsn`. It stands for the record carrying it, which this server has not synced
+// yet, so it is taken only where that record would have been: the record fetched at
+// exactly `lsn` is of the writer's term. A writer never re-uses an LSN, so that is the
+// writer's own record, on its chain; and what is pending below it is that record's chain,
+// as take_fetched keeps it. Not the newest record below `lsn` (the point may be a page or
+// completion record's): the writer may have abandoned its own records there, and only the
+// record that skips them tells this standby so. Anything else (another term's record at
+// `lsn`, whose LSNs a take-over may re-use, or nothing fetched there yet) waits for the
+// record carrying the point.
+void Standby::take_commit_hint(Lsn lsn, Term term) {
+  if (lsn <= commit_lsn_ || term.is_zero()) return;
+  auto it = std::lower_bound(pending_.begin(), pending_.end(), lsn,
+                             [](const Record& r, Lsn l) { return r.lsn < l; });
+  if (it == pending_.end() || it->lsn != lsn || it->term != term) return;
+  commit_lsn_ = lsn;
+  stats_.commit_hints_taken++;
 }
 
 // Terms never decrease along the chain, and a writer's records after its first (marked

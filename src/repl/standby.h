@@ -78,6 +78,11 @@ struct StandbyOptions {
   Nanos poll_interval = 20ms;
   Nanos poll_interval_min = 20ms;
   int poll_quick_reads = 16;
+  // Above zero, a read at the end of the log is a long poll (ReadLogRequest::wait_ms): the
+  // page server holds it until records or a newer commit hint arrive, or for this long,
+  // and the standby reads again at once. Polling as above is then only the fallback for a
+  // server that answers an empty read at once.
+  Nanos log_wait = 0ms;
   size_t read_bytes_max = 4u << 20;
   // Records fetched but not yet committed; reading pauses at this bound.
   size_t pending_records_max = 50'000;
@@ -118,7 +123,10 @@ struct StandbyStats {
   uint64_t write_batches_applied = 0;
   uint64_t keystore_changes_applied = 0;
   uint64_t records_abandoned = 0;  // fetched, then proven abandoned by the chain
-  uint64_t resyncs = 0;            // every step-down, whatever asked for it
+  // Commit points taken from a page server's hint (LogChunk::commit_hint) before the
+  // record carrying them was readable.
+  uint64_t commit_hints_taken = 0;
+  uint64_t resyncs = 0;  // every step-down, whatever asked for it
   uint64_t rebuilds = 0;
   uint64_t rebuild_failures = 0;
   uint64_t log_gaps = 0;
@@ -203,6 +211,7 @@ class Standby {
   // Queues the fetched LOG records, dropping pending ones the chain proves abandoned, and
   // moves the commit point and the read position on.
   void take_fetched(std::vector<Record>& records, Lsn through);
+  void take_commit_hint(Lsn lsn, Term term);
   // Whether fetched record `r` continues what was fetched before it by term (see the .cc);
   // if not, everything fetched and not applied is dropped and read again.
   bool joins_chain(const Record& r) const;
@@ -269,6 +278,9 @@ class Standby {
   Timestamp applied_ts_;
   Lsn commit_lsn_;
   std::deque<Record> pending_;  // fetched, ascending LSN, not yet applied
+  Lsn seen_hint_;               // the newest commit hint a read brought (long polls)
+  Lsn seen_through_;            // the last read's `through`, and where it read from
+  Lsn seen_from_;
   Status resync_error_;
   int rebuild_failures_in_row_ = 0;
   int empty_reads_ = 0;  // in a row, at the end of the log

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "crypto/needle_set.h"
+#include "pagelog/page_protocol.h"
 #include "runtime/sim/sim_random.h"
 #include "sim/replica_set_sim.h"
 
@@ -122,6 +123,7 @@ FaultMix draw_fault_mix(uint64_t seed) {
   m.cmk_every = static_cast<int>(rng.range(3, 8));
   m.rotation_gap_max_ms = rng.range(200, 2500);
   m.checkpoint_every_ms = rng.range(500, 3000);
+  m.standby_log_wait_ms = rng.chance(0.5) ? 100 : 0;  // drawn last: the draws above stay
   return m;
 }
 
@@ -291,6 +293,7 @@ class KekRun {
     c.planted_bugs.plaintext_pages_once = o_.plant_plaintext_page;
     c.planted_bugs.ignore_primary_lease = o_.plant_ignore_primary_lease;
     c.standby.retry_deadline = std::chrono::seconds(20);
+    c.standby.log_wait = std::chrono::milliseconds(mix_.standby_log_wait_ms);
     c.on_pickup = [this](size_t node, Lsn) { on_pickup(node); };
     c.on_value = [this](const std::string& v) {
       needles_.add_prefix(ByteView(reinterpret_cast<const uint8_t*>(v.data()), v.size()), "value");
@@ -899,6 +902,7 @@ nlohmann::ordered_json mix_json(const FaultMix& m) {
   j["cmk_every"] = m.cmk_every;
   j["rotation_gap_max_ms"] = m.rotation_gap_max_ms;
   j["checkpoint_every_ms"] = m.checkpoint_every_ms;
+  j["standby_log_wait_ms"] = m.standby_log_wait_ms;
   return j;
 }
 
@@ -909,9 +913,11 @@ std::string fault_mix_text(const FaultMix& m) {
   for (FaultKind k : m.kinds) kinds += (kinds.empty() ? "" : ",") + std::string(fault_kind_name(k));
   return fmt::format(
       "{} every ~{} ms; KEK rotation every {} ms (gap up to {} ms), CMK every {} KEK rotations; "
-      "checkpoints every {} ms",
+      "checkpoints every {} ms; standbys {}",
       kinds, m.mean_interval_ms, m.rotation_every_ms, m.rotation_gap_max_ms, m.cmk_every,
-      m.checkpoint_every_ms);
+      m.checkpoint_every_ms,
+      m.standby_log_wait_ms > 0 ? fmt::format("long-poll the log ({} ms)", m.standby_log_wait_ms)
+                                : std::string("poll the log"));
 }
 
 std::string kek_report_json(const KekReport& r) {
@@ -1004,8 +1010,11 @@ Result<FaultMix> parse_mix_json(const nlohmann::json& m) {
   mix.cmk_every = m.at("cmk_every").get<int>();
   mix.rotation_gap_max_ms = m.at("rotation_gap_max_ms").get<int64_t>();
   mix.checkpoint_every_ms = m.at("checkpoint_every_ms").get<int64_t>();
+  // Reports from before long polls have none: their standbys polled.
+  mix.standby_log_wait_ms = m.value("standby_log_wait_ms", int64_t{0});
   if (mix.rotation_every_ms < 100 || mix.checkpoint_every_ms < 10 || mix.cmk_every < 1 ||
-      mix.rotation_gap_max_ms < 0) {
+      mix.rotation_gap_max_ms < 0 || mix.standby_log_wait_ms < 0 ||
+      mix.standby_log_wait_ms > static_cast<int64_t>(kReadLogWaitMsMax)) {
     return replay_error("fault_mix values out of range");
   }
   return mix;

@@ -138,6 +138,9 @@ struct FaultMix {
   int cmk_every = 0;              // a CMK rotation every this many KEK rotations
   int64_t rotation_gap_max_ms = 0;
   int64_t checkpoint_every_ms = 0;
+  // Standbys long-poll the log with this wait (StandbyOptions::log_wait, as real nodes
+  // do), or poll it (0).
+  int64_t standby_log_wait_ms = 0;
   friend bool operator==(const FaultMix&, const FaultMix&) = default;
 };
 

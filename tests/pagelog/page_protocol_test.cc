@@ -89,6 +89,7 @@ TEST(PageProtocol, EveryRequestRoundTrips) {
   expect_request_round_trip(AppendRequest{some_records(), Term(7)});
   expect_request_round_trip(AppendRequest{{}, Term(1)});
   expect_request_round_trip(ReadLogRequest{Lsn(300), 1u << 20});
+  expect_request_round_trip(ReadLogRequest{Lsn(300), 1u << 20, 100, Lsn(299), Lsn(310)});
   expect_request_round_trip(GetPageRequest{TableId(3), PageId(uint64_t{1} << 40), Lsn(12345)});
   expect_request_round_trip(
       GetPageRequest{TableId(3), PageId(9), Lsn(500), PartCursor{Lsn(200), Lsn(300)}, 1u << 20});
@@ -108,6 +109,7 @@ TEST(PageProtocol, EveryResponseRoundTrips) {
   expect_response_round_trip(Ack{});
   expect_response_round_trip(LogChunk{some_records(), Lsn(3)});
   expect_response_round_trip(LogChunk{{}, Lsn(17)});
+  expect_response_round_trip(LogChunk{some_records(), Lsn(3), Lsn(2), Term(5)});
   expect_response_round_trip(GetPageResponse{{record(RecordType::kPage, 2, 1)}});
   expect_response_round_trip(GetPageResponse{{record(RecordType::kPage, 2, 1)}, true});
   expect_response_round_trip(ListCheckpointsResponse{some_records(), true});
@@ -131,6 +133,11 @@ TEST(PageProtocol, RequestBytesAreTheWireOnes) {
   RpcRequest r = ReadLogRequest{Lsn(300), 5}.encode();
   EXPECT_EQ(r.term, 0u);
   EXPECT_EQ(r.body, (Bytes{0xac, 0x02, 0x05}));
+  // A long poll adds its wait and the commit hint the reader holds.
+  EXPECT_EQ((ReadLogRequest{Lsn(300), 5, 100, Lsn(7), Lsn(8)}.encode().body),
+            (Bytes{0xac, 0x02, 0x05, 0x64, 0x07, 0x08}));
+  auto half = ReadLogRequest::decode(RpcRequest{0, 2, 0, Bytes{0xac, 0x02, 0x05, 0x64}});
+  EXPECT_EQ(half.code(), Code::kInvalidArgument);  // the optional fields come together
   EXPECT_EQ((ScanRequest{Lsn(300), 5}.encode().body), (Bytes{0xac, 0x02, 0x05}));
   EXPECT_EQ((GetPageRequest{TableId(1), PageId(2), Lsn(3)}.encode().body), (Bytes{1, 2, 3}));
   EXPECT_EQ(
@@ -164,9 +171,9 @@ TEST(PageProtocol, ResponseBytesAreTheWireOnes) {
   part.push_back(1);
   EXPECT_EQ((GetPageResponse{records, true}.encode()), part);
   EXPECT_EQ((ListCheckpointsResponse{records, true}.encode()), part);
-  Bytes chunk = list;
-  chunk.push_back(0x2a);
-  EXPECT_EQ((LogChunk{records, Lsn(42)}.encode()), chunk);
+  Bytes chunk = list;  // the list, then through, the commit hint and its term
+  for (uint8_t b : {0x2a, 0x07, 0x03}) chunk.push_back(b);
+  EXPECT_EQ((LogChunk{records, Lsn(42), Lsn(7), Term(3)}.encode()), chunk);
   EXPECT_EQ(LatestCheckpointResponse{records[2]}.encode(), encode_records({records[2]}));
   PageServerStatus s;
   s.last_lsn = Lsn(1);
@@ -326,11 +333,13 @@ TEST(PageProtocol, AResponseWithinTheRecordBoundFitsOneFrame) {
   const RpcResponse header{
       ~uint64_t{0}, Status(Code::kInvalidArgument, std::string(5000, 'x')), {}};
   const size_t overhead = encode_rpc_response(header).size() +
-                          varints({kMessageRecordsMax}).size() + varints({~uint64_t{0}}).size();
+                          varints({kMessageRecordsMax}).size() +
+                          varints({~uint64_t{0}, ~uint64_t{0}, ~uint64_t{0}}).size();
   EXPECT_LE(overhead, kResponseOverheadBytesMax);
   EXPECT_LE(kResponseRecordBytesMax + kResponseOverheadBytesMax, Connection::kMaxMessageBytes);
   // An actual chunk at the bound, one record of the largest payload under it.
-  LogChunk chunk{{record(RecordType::kLog, 1, 0)}, Lsn(~uint64_t{0})};
+  LogChunk chunk{
+      {record(RecordType::kLog, 1, 0)}, Lsn(~uint64_t{0}), Lsn(~uint64_t{0}), Term(~uint64_t{0})};
   chunk.records[0].payload.assign(kRecordPayloadMax, 7);
   RpcResponse full{~uint64_t{0}, Status(), chunk.encode()};
   EXPECT_LE(encode_rpc_response(full).size(), Connection::kMaxMessageBytes);

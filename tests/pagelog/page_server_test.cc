@@ -136,6 +136,117 @@ TEST_F(PageServerTest, AppendReadLogGetPageAndCheckpointsOverRpc) {
   });
 }
 
+// A reader learns a writer's commit point when the write carrying it arrives, not once
+// this server synced it: a standby need not wait out one server's slow sync.
+TEST_F(PageServerTest, AReadLogCarriesTheCommitPointOfAWriteNotSyncedYet) {
+  PageServerClient c(env(), "ps1:7000");
+  Record second = log_record(2, 1);
+  second.backlink_lsn = Lsn(1);
+  Record older_term = log_record(3, 2);  // a take-over re-sending an older term's record
+  older_term.backlink_lsn = Lsn(2);
+  Record page = page_record(9, 4, 3);  // a page's backlink is its previous version
+  page.term = Term(2);
+  page.backlink_lsn = Lsn(3);
+  bool second_done = false;
+  run([&]() -> Task<void> {
+    EXPECT_TRUE((co_await c.append(recs(log_record(1, 0)), Term(1), soon())).is_ok());
+    auto before = co_await c.read_log(Lsn(1), 1 << 20, soon());
+    EXPECT_TRUE(before.is_ok() && before->commit_hint.is_zero());
+  });
+  DiskFaults slow;
+  slow.sync_latency_min = slow.sync_latency_max = 300ms;
+  world_.disk(servers_[0]).set_faults(slow);
+  auto write_second = [&]() -> Task<void> {
+    second_done = (co_await c.append(recs(second), Term(1), soon())).is_ok();
+  };
+  env().executor().spawn("second", write_second());
+  world_.run_for(50ms);
+  run([&]() -> Task<void> {
+    auto log = co_await c.read_log(Lsn(1), 1 << 20, soon());
+    EXPECT_TRUE(log.is_ok());
+    if (!log.is_ok()) co_return;
+    EXPECT_EQ(log->records.size(), 1u);  // record 2 is still being synced
+    EXPECT_EQ(log->commit_hint, Lsn(1));
+    EXPECT_EQ(log->commit_hint_term, Term(1));
+  });
+  EXPECT_FALSE(second_done);
+  world_.run_for(1s);
+  EXPECT_TRUE(second_done);
+  world_.disk(servers_[0]).set_faults(DiskFaults{});
+  // Neither an older term's record re-sent under a newer term nor a page names a point.
+  run([&]() -> Task<void> {
+    EXPECT_TRUE((co_await c.append(recs(older_term, page), Term(2), soon())).is_ok());
+    auto log = co_await c.read_log(Lsn(1), 1 << 20, soon());
+    EXPECT_TRUE(log.is_ok());
+    if (!log.is_ok()) co_return;
+    EXPECT_EQ(log->records.size(), 3u);
+    EXPECT_EQ(log->commit_hint, Lsn(1));
+    EXPECT_EQ(log->commit_hint_term, Term(1));
+  });
+}
+
+// A long poll: a reader at the end of the chain is held until a write brings records or a
+// newer commit point, or its wait is over; a reader ahead of the chain is answered at once.
+TEST_F(PageServerTest, AReadAtTheEndOfTheLogWaitsForTheNextWrite) {
+  PageServerClient c(env(), "ps1:7000");
+  run([&]() -> Task<void> {
+    EXPECT_TRUE((co_await c.append(recs(log_record(1, 0)), Term(1), soon())).is_ok());
+  });
+  std::optional<Result<LogChunk>> held;
+  MonoTime answered_at;
+  auto reader = [&]() -> Task<void> {
+    held = co_await c.read_log(Lsn(2), 1 << 20, soon(), LogWait{500ms, Lsn(0)});
+    answered_at = env().executor().now();
+  };
+  const MonoTime asked_at = env().executor().now();
+  env().executor().spawn("reader", reader());
+  world_.run_for(100ms);
+  EXPECT_FALSE(held.has_value()) << "answered without waiting";
+  Record second = log_record(2, 1);
+  second.backlink_lsn = Lsn(1);
+  run([&]() -> Task<void> {
+    EXPECT_TRUE((co_await c.append(recs(second), Term(1), soon())).is_ok());
+  });
+  world_.run_for(10ms);
+  ASSERT_TRUE(held.has_value());
+  ASSERT_TRUE(held->is_ok()) << held->status().to_string();
+  // Woken by the write's commit point as it arrived, or by its record once synced.
+  EXPECT_EQ((*held)->commit_hint, Lsn(1));
+  EXPECT_LT(answered_at - asked_at, Nanos(200ms));
+
+  // Nothing new: the wait runs out and the answer is empty.
+  std::optional<Result<LogChunk>> idle;
+  auto idle_reader = [&]() -> Task<void> {
+    idle = co_await c.read_log(Lsn(3), 1 << 20, soon(), LogWait{50ms, Lsn(1)});
+  };
+  env().executor().spawn("idle", idle_reader());
+  world_.run_for(40ms);
+  EXPECT_FALSE(idle.has_value());
+  world_.run_for(30ms);
+  ASSERT_TRUE(idle.has_value());
+  ASSERT_TRUE(idle->is_ok());
+  EXPECT_TRUE((*idle)->records.empty());
+  EXPECT_EQ((*idle)->through, Lsn(2));
+
+  run([&]() -> Task<void> {
+    // A newer commit hint than the reader has is news: answered at once.
+    const MonoTime t0 = env().executor().now();
+    auto hinted = co_await c.read_log(Lsn(3), 1 << 20, soon(), LogWait{500ms, Lsn(0)});
+    EXPECT_TRUE(hinted.is_ok());
+    EXPECT_LT(env().executor().now() - t0, Nanos(50ms));
+    // Ahead of the chain: NotYetMaterialized at once, so the reader fails over.
+    const MonoTime t1 = env().executor().now();
+    auto ahead = co_await c.read_log(Lsn(9), 1 << 20, soon(), LogWait{500ms, Lsn(1)});
+    EXPECT_EQ(ahead.code(), Code::kNotYetMaterialized);
+    EXPECT_LT(env().executor().now() - t1, Nanos(50ms));
+    // A wait above the bound is refused.
+    RpcClient rpc(env(), "ps1:7000");
+    RpcRequest too_long = ReadLogRequest{Lsn(3), 1 << 20, kReadLogWaitMsMax + 1, Lsn(1)}.encode();
+    auto refused = co_await rpc.call(too_long.op, 0, too_long.body, soon());
+    EXPECT_EQ(refused.code(), Code::kInvalidArgument);
+  });
+}
+
 TEST_F(PageServerTest, LowerTermsAreFenced) {
   PageServerClient c(env(), "ps1:7000");
   run([&]() -> Task<void> {

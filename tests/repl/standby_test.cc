@@ -240,6 +240,51 @@ TEST_F(StandbyTest, StartupCatchesUpToSecondaryAndServesAcknowledgedWrites) {
   EXPECT_TRUE(world().aborts().empty());
 }
 
+// The record that carries a write's commit point may sit in a slow sync on the standby's
+// page server while W others made it durable; the server passes the point on as the record
+// arrives (LogChunk::commit_hint), so the standby applies the write it already fetched.
+TEST_F(StandbyTest, ASlowSyncOnItsPageServerDoesNotHoldBackWhatItFetched) {
+  up(small_config(7));
+  put("a", "1");
+  ASSERT_TRUE(caught_up());
+  const Timestamp tb = put("b", "2");
+  // The standby's server now takes 300 ms for every sync; the other two keep W.
+  DiskFaults slow;
+  slow.sync_latency_min = slow.sync_latency_max = 300ms;
+  world().disk(sim().preferred_server(0)).set_faults(slow);
+  const uint64_t hints_before = standby()->stats().commit_hints_taken;
+  const Timestamp tc = put("c", "3");  // its record names b's commit point
+  ASSERT_TRUE(wait_for([&] { return standby()->applied_ts() >= tb; }, 100ms))
+      << "b waited for the sync of the record after it";
+  EXPECT_LT(standby()->applied_ts(), tc);  // c itself is not on the standby's server yet
+  EXPECT_GT(standby()->stats().commit_hints_taken, hints_before);
+  auto b = standby_get("b");
+  ASSERT_TRUE(b.is_ok()) << b.status().to_string();
+  EXPECT_EQ(b->value, std::optional<std::string>("2"));
+  world().disk(sim().preferred_server(0)).set_faults(DiskFaults{});
+  ASSERT_TRUE(caught_up());
+  EXPECT_EQ(violations(), "");
+}
+
+// With a long poll the standby does not wait out a poll interval: a write is applied as
+// soon as the next record, which names its commit point, reaches the standby's server.
+TEST_F(StandbyTest, ALongPollAppliesAWriteWithoutWaitingForTheNextPoll) {
+  ReplicaSetConfig c = small_config(9);
+  c.standby.log_wait = 100ms;
+  up(c);
+  ASSERT_TRUE(caught_up());
+  Timestamp previous = put("k", "0");
+  for (int i = 1; i <= 20; i++) {
+    world().run_for(7ms);  // an idle standby would be asleep in its 20 ms poll interval
+    const Timestamp t = put("k", std::to_string(i));  // names `previous`'s commit point
+    const MonoTime acked = world().now();
+    ASSERT_TRUE(wait_for([&] { return standby()->applied_ts() >= previous; }, 1s));
+    EXPECT_LT(world().now() - acked, Nanos(3ms)) << "write " << i;
+    previous = t;
+  }
+  EXPECT_EQ(violations(), "");
+}
+
 TEST_F(StandbyTest, ReadsAreRefusedWhileResyncingAndCorrectAfterwards) {
   up(small_config(5));
   put("k", "v1");

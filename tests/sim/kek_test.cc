@@ -6,6 +6,7 @@
 #include <utility>
 
 #include <algorithm>
+#include <set>
 #include <string>
 
 #include "sim/kek_scenario.h"
@@ -186,6 +187,10 @@ TEST(Kek, SwarmDrawsDifferentMixesAndBoundedSchedules) {
   bool differ = false;
   for (uint64_t s = 2; s < 20; s++) differ = differ || !(draw_fault_mix(s) == a);
   EXPECT_TRUE(differ);
+  // Standbys long-poll the log in some mixes, as real nodes do, and poll it in others.
+  std::set<int64_t> waits;
+  for (uint64_t s = 1; s < 30; s++) waits.insert(draw_fault_mix(s).standby_log_wait_ms);
+  EXPECT_EQ(waits, (std::set<int64_t>{0, 100}));
   // At most one page server impaired at a time.
   for (uint64_t s = 1; s < 30; s++) {
     FaultMix m = draw_fault_mix(s);
