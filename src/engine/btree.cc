@@ -14,21 +14,6 @@ size_t sealed_size(const BtreeNode& node, bool encrypt) {
   return node.encoded_size() + (encrypt ? kSealedOverheadBytes : 0);
 }
 
-// The child of an internal page whose range holds `key`: the last one whose first key
-// is <= key (the first child's empty key is below everything).
-size_t child_for(const BtreeNode& node, std::string_view key) {
-  size_t lo = 0, hi = node.children.size();
-  while (hi - lo > 1) {
-    size_t mid = (lo + hi) / 2;
-    if (node.children[mid].first_key <= key) {
-      lo = mid;
-    } else {
-      hi = mid;
-    }
-  }
-  return lo;
-}
-
 size_t leaf_entry_bytes(const LeafEntry& e) {
   return e.key.size() + e.value.size() + 8 + 2 * kVarint32LengthMax;
 }
@@ -100,6 +85,7 @@ Result<ChildRef> emit(TreeBuild& build, PageId page, Lsn backlink, BtreeNode nod
     r.payload = std::move(plain);
   }
   build.bytes_delta += static_cast<int64_t>(r.payload.size());
+  node.index_keys();
   PageKey key{build.table, page, r.lsn};
   build.new_pages.emplace_back(key, std::make_shared<const BtreeNode>(std::move(node)));
   ChildRef ref{std::move(first_key), page, r.lsn};
@@ -231,8 +217,13 @@ Task<Result<std::vector<ChildRef>>> rewrite(PageSource& source, TreeBuild& build
 
 Task<Result<std::shared_ptr<const BtreeNode>>> load_page(PageSource& source, TableId table,
                                                          PageId page, Lsn lsn) {
-  PageKey key{table, page, lsn};
-  if (auto hit = source.cache.get(key)) co_return hit;
+  if (auto hit = source.cache.get(PageKey{table, page, lsn})) co_return hit;
+  co_return co_await fetch_page(source, table, page, lsn);
+}
+
+Task<Result<std::shared_ptr<const BtreeNode>>> fetch_page(PageSource& source, TableId table,
+                                                          PageId page, Lsn lsn) {
+  const PageKey key{table, page, lsn};
   auto records = co_await source.client.get_page(table, page, lsn,
                                                  source.executor.deadline_after(source.timeout));
   if (!records.is_ok()) {
@@ -271,23 +262,28 @@ Task<Result<std::shared_ptr<const BtreeNode>>> load_page(PageSource& source, Tab
   co_return shared;
 }
 
-Task<Result<std::optional<LeafEntry>>> tree_get(PageSource& source, TableRoot root,
-                                                std::string key) {
-  if (root.root_page.is_zero()) co_return std::optional<LeafEntry>();
+Task<Result<std::optional<std::string>>> tree_get(PageSource& source, TableRoot root,
+                                                  const std::string& key) {
+  if (root.root_page.is_zero()) co_return std::optional<std::string>();
   PageId page = root.root_page;
   Lsn lsn = root.root_lsn;
   for (int depth = 0; depth < 64; depth++) {
-    auto node = co_await load_page(source, root.table, page, lsn);
-    if (!node.is_ok()) co_return node.status();
-    const BtreeNode& n = **node;
-    if (n.is_leaf()) {
-      auto it =
-          std::lower_bound(n.entries.begin(), n.entries.end(), key,
-                           [](const LeafEntry& e, const std::string& k) { return e.key < k; });
-      if (it != n.entries.end() && it->key == key) co_return std::optional<LeafEntry>(*it);
-      co_return std::optional<LeafEntry>();
+    // A cached page without a coroutine frame for load_page: the common case of a read.
+    std::shared_ptr<const BtreeNode> node = source.cache.get(PageKey{root.table, page, lsn});
+    if (!node) {
+      auto loaded = co_await fetch_page(source, root.table, page, lsn);
+      if (!loaded.is_ok()) co_return loaded.status();
+      node = std::move(*loaded);
     }
-    const ChildRef& c = n.children[child_for(n, key)];
+    const BtreeNode& n = *node;
+    if (n.is_leaf()) {
+      const size_t i = n.lower_bound(key);
+      if (i < n.entries.size() && n.entries[i].key == key) {
+        co_return std::optional<std::string>(n.entries[i].value);
+      }
+      co_return std::optional<std::string>();
+    }
+    const ChildRef& c = n.children[n.child_index(key)];
     page = c.page;
     lsn = c.lsn;
   }
@@ -309,14 +305,11 @@ Task<Status> TreeCursor::seek(std::string key) {
     }
     std::shared_ptr<const BtreeNode> n = std::move(*node);
     if (n->is_leaf()) {
-      auto it =
-          std::lower_bound(n->entries.begin(), n->entries.end(), key,
-                           [](const LeafEntry& e, const std::string& k) { return e.key < k; });
-      size_t index = static_cast<size_t>(it - n->entries.begin());
+      const size_t index = n->lower_bound(key);
       stack_.push_back(Frame{std::move(n), index});
       co_return co_await settle();
     }
-    size_t index = child_for(*n, key);
+    const size_t index = n->child_index(key);
     page = n->children[index].page;
     lsn = n->children[index].lsn;
     stack_.push_back(Frame{std::move(n), index});

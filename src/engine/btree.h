@@ -42,10 +42,14 @@ struct PageSource {
 // the ids) when the bytes are not exactly that page version; NotFound for a missing DEK.
 Task<Result<std::shared_ptr<const BtreeNode>>> load_page(PageSource& source, TableId table,
                                                          PageId page, Lsn lsn);
+// load_page's fetch, for a caller that looked in the cache already (and missed).
+Task<Result<std::shared_ptr<const BtreeNode>>> fetch_page(PageSource& source, TableId table,
+                                                          PageId page, Lsn lsn);
 
-// The entry for `key` in the tree under `root`, or nullopt.
-Task<Result<std::optional<LeafEntry>>> tree_get(PageSource& source, TableRoot root,
-                                                std::string key);
+// The value of `key` in the tree under `root`, or nullopt. `key` must outlive the call
+// (the caller awaits it at once).
+Task<Result<std::optional<std::string>>> tree_get(PageSource& source, TableRoot root,
+                                                  const std::string& key);
 
 // An in-order cursor over a tree.
 class TreeCursor {

@@ -186,7 +186,89 @@ Result<BtreeNode> decode_btree_node(ByteView page) {
   BtreeNode node;
   Status s = decode_into(page, &node);
   if (!s.is_ok()) return std::move(s).at("btree_page");
+  node.index_keys();
   return node;
+}
+
+namespace {
+
+// The 8 bytes of `key` after its first `skip` (which it has), big-endian, zero-padded.
+uint64_t key_head(std::string_view key, size_t skip) {
+  uint8_t b[8] = {};
+  const size_t n = std::min<size_t>(8, key.size() - skip);
+  std::memcpy(b, key.data() + skip, n);
+  uint64_t h = 0;
+  for (uint8_t byte : b) h = (h << 8) | byte;
+  return h;
+}
+
+// The keys a node searches: a leaf's, or an internal node's first keys after the first.
+struct SearchKeys {
+  const BtreeNode& node;
+  size_t size() const {
+    return node.is_leaf() ? node.entries.size()
+                          : (node.children.empty() ? 0 : node.children.size() - 1);
+  }
+  std::string_view operator[](size_t i) const {
+    return node.is_leaf() ? std::string_view(node.entries[i].key)
+                          : std::string_view(node.children[i + 1].first_key);
+  }
+};
+
+// The first i in [0, n) with !(keys[i] < key) when `upper` is false, or with key < keys[i]
+// when it is true, narrowed by the heads when the node has them.
+size_t search(const BtreeNode& node, std::string_view key, bool upper) {
+  const SearchKeys keys{node};
+  const size_t n = keys.size();
+  auto before = [&](size_t i) { return upper ? !(key < keys[i]) : keys[i] < key; };
+  size_t lo = 0, hi = n;
+  const KeyHeads& index = node.index;
+  if (n > 0 && index.heads.size() == n) {
+    const std::string_view prefix = keys[0].substr(0, index.skip);
+    const int c = key.substr(0, index.skip).compare(prefix);
+    if (c < 0) return 0;  // below every key (or a proper prefix of their common part)
+    if (c > 0) return n;
+    const uint64_t h = key_head(key, index.skip);
+    lo = static_cast<size_t>(std::lower_bound(index.heads.begin(), index.heads.end(), h) -
+                             index.heads.begin());
+    hi = static_cast<size_t>(std::upper_bound(index.heads.begin() + lo, index.heads.end(), h) -
+                             index.heads.begin());
+  }
+  while (lo < hi) {
+    const size_t mid = lo + (hi - lo) / 2;
+    if (before(mid)) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
+}
+
+}  // namespace
+
+void BtreeNode::index_keys() {
+  const SearchKeys keys{*this};
+  const size_t n = keys.size();
+  index.heads.clear();
+  index.skip = 0;
+  if (n == 0) return;
+  // Keys ascend, so what the first and last share, every key shares.
+  const std::string_view first = keys[0], last = keys[n - 1];
+  const size_t common = std::min(first.size(), last.size());
+  while (index.skip < common && first[index.skip] == last[index.skip]) index.skip++;
+  index.heads.reserve(n);
+  for (size_t i = 0; i < n; i++) index.heads.push_back(key_head(keys[i], index.skip));
+}
+
+size_t BtreeNode::lower_bound(std::string_view key) const {
+  QUIRE_ASSERT(is_leaf());
+  return search(*this, key, false);
+}
+
+size_t BtreeNode::child_index(std::string_view key) const {
+  QUIRE_ASSERT(!is_leaf() && !children.empty());
+  return search(*this, key, true);  // children[1..] at or below `key`, after the first
 }
 
 }  // namespace quire

@@ -52,14 +52,34 @@ struct ChildRef {
   friend bool operator==(const ChildRef&, const ChildRef&) = default;
 };
 
+// A search aid derived from a node's keys, never encoded and not part of its value. Every
+// key a node searches shares its first `skip` bytes; the next 8 bytes of each key,
+// big-endian and zero-padded, are one integer in a contiguous array, so a search narrows
+// down on those before it reads any key's bytes. A head orders like its key where heads
+// differ (a < b implies head(a) <= head(b)); keys with equal heads are compared in full.
+struct KeyHeads {
+  size_t skip = 0;
+  std::vector<uint64_t> heads;
+  friend bool operator==(const KeyHeads&, const KeyHeads&) { return true; }
+};
+
 struct BtreeNode {
   BtreePageType type = BtreePageType::kLeaf;
   std::vector<LeafEntry> entries;  // leaf
   std::vector<ChildRef> children;  // internal
+  KeyHeads index;                  // index_keys(); searches work without it, only slower
 
   bool is_leaf() const { return type == BtreePageType::kLeaf; }
   // The size encode_btree_node produces.
   size_t encoded_size() const;
+  // Builds `index` from the keys (a leaf's keys; an internal node's first keys after the
+  // first child's). Call once the keys are final.
+  void index_keys();
+  // Leaf: the first entry whose key is not below `key` (entries.size() when none).
+  size_t lower_bound(std::string_view key) const;
+  // Internal: the child whose range holds `key`, the last whose first key is at or below
+  // it (the first child's empty key is below every key).
+  size_t child_index(std::string_view key) const;
   friend bool operator==(const BtreeNode&, const BtreeNode&) = default;
 };
 

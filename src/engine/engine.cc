@@ -426,11 +426,9 @@ Task<Result<std::optional<std::string>>> Engine::get(TableId id, std::string key
     if (const Version* v = it->second.ingest.get(key, read_ts)) co_return v->value;
     const uint64_t generation = generation_;
     PageSource source = page_source();
-    auto entry = co_await tree_get(source, it->second.root, key);
+    auto value = co_await tree_get(source, it->second.root, key);
     if (generation != generation_) continue;
-    if (!entry.is_ok()) co_return entry.status();
-    if (!*entry) co_return std::optional<std::string>();
-    co_return std::optional<std::string>((*entry)->value);
+    co_return value;
   }
   co_return busy("read kept restarting under checkpoint switches")
       .at("get")

@@ -403,5 +403,68 @@ TEST(BtreePageStructure, TheEncoderRefusesNodesTheDecoderWouldReject) {
   EXPECT_DEATH(encode_btree_node(childless), "");
 }
 
+// --- Search ------------------------------------------------------------------------------
+
+// Keys with a long common part and short differences, NUL and 0xff bytes, and keys that
+// are prefixes of others: where the heads tie, pad, or run past the common part.
+RC_GTEST_PROP(BtreePageSearch, IndexedSearchesAgreeWithAPlainSearch, ()) {
+  const auto byte =
+      rc::gen::elementOf(std::string("\0\x01"
+                                     "a\xff",
+                                     4));
+  const std::string common = *rc::gen::container<std::string>(*rc::gen::inRange(0, 12), byte);
+  auto key = [&] {
+    return common.substr(0, *rc::gen::inRange<size_t>(0, common.size() + 1)) +
+           *rc::gen::container<std::string>(*rc::gen::inRange(0, 14), byte);
+  };
+  std::set<std::string> keys;
+  const auto count = *rc::gen::inRange<size_t>(1, 60);
+  for (size_t i = 0; i < count; i++) keys.insert(key());
+  BtreeNode leaf;
+  for (const std::string& k : keys) leaf.entries.push_back({k, "v", Timestamp(1)});
+  BtreeNode internal;
+  internal.type = BtreePageType::kInternal;
+  keys.erase("");
+  internal.children.push_back({"", PageId(1), Lsn(1)});
+  for (const std::string& k : keys) internal.children.push_back({k, PageId(2), Lsn(2)});
+  leaf.index_keys();
+  internal.index_keys();
+  RC_ASSERT(leaf.index.heads.size() == leaf.entries.size());
+  RC_ASSERT(internal.index.heads.size() == internal.children.size() - 1);
+
+  std::vector<std::string> probes(keys.begin(), keys.end());
+  for (int i = 0; i < 40; i++) probes.push_back(key());
+  probes.push_back("");
+  probes.push_back(std::string(20, '\xff'));
+  for (const std::string& p : probes) {
+    auto it = std::lower_bound(leaf.entries.begin(), leaf.entries.end(), p,
+                               [](const LeafEntry& e, const std::string& k) { return e.key < k; });
+    RC_ASSERT(leaf.lower_bound(p) == static_cast<size_t>(it - leaf.entries.begin()));
+    size_t child = 0;
+    for (size_t c = 1; c < internal.children.size(); c++) {
+      if (internal.children[c].first_key <= p) child = c;
+    }
+    RC_ASSERT(internal.child_index(p) == child);
+  }
+  // A node without its index (built by hand, never indexed) searches the same.
+  BtreeNode plain = leaf;
+  plain.index = KeyHeads{};
+  for (const std::string& p : probes) RC_ASSERT(plain.lower_bound(p) == leaf.lower_bound(p));
+}
+
+TEST(BtreePageSearch, ADecodedNodeIsIndexed) {
+  BtreeNode n;
+  for (int i = 0; i < 100; i++)
+    n.entries.push_back({fmt::format("key:{:012}", i), "v", Timestamp(1)});
+  auto d = decode_btree_node(encode_btree_node(n));
+  ASSERT_TRUE(d.is_ok());
+  EXPECT_EQ(d->index.heads.size(), 100u);
+  EXPECT_EQ(d->index.skip, 14u);  // "key:0000000000", then "00" .. "99"
+  EXPECT_EQ(d->lower_bound("key:000000000042"), 42u);
+  EXPECT_EQ(d->lower_bound("key:0000000000421"), 43u);
+  EXPECT_EQ(d->lower_bound("key:1"), 100u);
+  EXPECT_EQ(d->lower_bound("key:"), 0u);
+}
+
 }  // namespace
 }  // namespace quire
