@@ -82,9 +82,12 @@ Task<Result<LogChunk>> PageServerClient::read_log(Lsn from, size_t max_bytes, De
                                                   LogWait wait) {
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(wait.wait).count();
   const ReadLogRequest request{
-      from, max_bytes,
+      from,
+      max_bytes,
       std::min<uint64_t>(static_cast<uint64_t>(std::max<int64_t>(ms, 0)), kReadLogWaitMsMax),
-      wait.seen_hint, wait.seen_through};
+      wait.seen_hint,
+      wait.seen_through,
+      /*hint=*/true};
   co_return co_await call(request, deadline);
 }
 

@@ -43,13 +43,15 @@ Status read_fields(const RpcRequest& request, std::initializer_list<uint64_t*> f
 }
 
 // Like read_fields, then the `optional` fields when any bytes follow: all of them or none
-// (left 0).
+// (left 0; `*present`, when given, says which).
 Status read_fields_and_optional(const RpcRequest& request, std::initializer_list<uint64_t*> fields,
-                                std::initializer_list<uint64_t*> optional, const char* malformed) {
+                                std::initializer_list<uint64_t*> optional, const char* malformed,
+                                bool* present = nullptr) {
   ByteReader in(request.body);
   for (uint64_t* f : fields) {
     if (!in.get_varint64(f).is_ok()) return invalid_argument(malformed);
   }
+  if (present != nullptr) *present = !in.at_end();
   if (in.at_end()) return Status();
   for (uint64_t* f : optional) {
     if (!in.get_varint64(f).is_ok()) return invalid_argument(malformed);
@@ -119,8 +121,10 @@ Bytes LogChunk::encode() const {
   Bytes out = encode_records(records);
   ByteWriter w(out);
   w.put_varint64(through.value);
-  w.put_varint64(commit_hint.value);
-  w.put_varint64(commit_hint_term.value);
+  if (!commit_hint.is_zero() || !commit_hint_term.is_zero()) {
+    w.put_varint64(commit_hint.value);
+    w.put_varint64(commit_hint_term.value);
+  }
   return out;
 }
 
@@ -132,8 +136,10 @@ Result<LogChunk> LogChunk::decode(ByteView in) {
   chunk.records = std::move(records).value();
   ByteReader tail(in.subspan(consumed));
   QUIRE_RETURN_IF_ERROR(tail.get_varint64(&chunk.through.value));
-  QUIRE_RETURN_IF_ERROR(tail.get_varint64(&chunk.commit_hint.value));
-  QUIRE_RETURN_IF_ERROR(tail.get_varint64(&chunk.commit_hint_term.value));
+  if (!tail.at_end()) {
+    QUIRE_RETURN_IF_ERROR(tail.get_varint64(&chunk.commit_hint.value));
+    QUIRE_RETURN_IF_ERROR(tail.get_varint64(&chunk.commit_hint_term.value));
+  }
   if (!tail.at_end()) return corruption("trailing bytes after a log chunk");
   return chunk;
 }
@@ -231,7 +237,7 @@ Result<AppendRequest> AppendRequest::decode(const RpcRequest& request) {
 
 RpcRequest ReadLogRequest::encode() const {
   // Without a wait, the request an older client sends.
-  if (wait_ms == 0 && seen_hint.is_zero() && seen_through.is_zero()) {
+  if (!hint && wait_ms == 0 && seen_hint.is_zero() && seen_through.is_zero()) {
     return request_of(kOp, Term(), {from.value, max_bytes});
   }
   return request_of(kOp, Term(),
@@ -243,7 +249,8 @@ Result<ReadLogRequest> ReadLogRequest::decode(const RpcRequest& request) {
   ReadLogRequest r;
   QUIRE_RETURN_IF_ERROR(read_fields_and_optional(
       request, {&r.from.value, &r.max_bytes},
-      {&r.wait_ms, &r.seen_hint.value, &r.seen_through.value}, "malformed read request"));
+      {&r.wait_ms, &r.seen_hint.value, &r.seen_through.value}, "malformed read request",
+      &r.hint));  // only a reader that knows the long poll sends its fields: it takes the hint
   return r;
 }
 

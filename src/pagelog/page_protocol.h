@@ -114,10 +114,11 @@ struct Ack {
 struct LogChunk {
   std::vector<Record> records;
   Lsn through;
-  // read_log only: the newest commit point a writer sent this server (a LOG record's
-  // backlink, taken when its write arrived, before it is synced here), with the writer's
-  // term. It covers only records of that term (PageServer::note_commit_hint); zero when
-  // none.
+  // read_log asked with `hint` only: the newest commit point a writer sent this server (a
+  // LOG record's backlink, taken when its write arrived, before it is synced here), with
+  // the writer's term. It covers only records of that term (PageServer::note_commit_hint);
+  // zero when none. On the wire after `through` only when not zero, so a scan's chunk and
+  // an older reader's are the bytes they always were.
   Lsn commit_hint;
   Term commit_hint_term;
 
@@ -203,6 +204,10 @@ struct ReadLogRequest {
   uint64_t wait_ms = 0;  // at most kReadLogWaitMsMax
   Lsn seen_hint;
   Lsn seen_through;
+  // The reader takes the commit hint (LogChunk). Not a field of its own: a request with
+  // the three fields above on the wire asks for it, one without them is an older
+  // reader's, answered with the older chunk.
+  bool hint = false;
 
   RpcRequest encode() const;
   static Result<ReadLogRequest> decode(const RpcRequest& request);

@@ -304,36 +304,45 @@ void PageServer::note_commit_hint(const AppendRequest& request) {
 }
 
 Task<Result<LogChunk>> PageServer::handle_read_log(ReadLogRequest request) {
-  co_await wait_for_log(request);
-  // A retention jump while the read was held may have started a copy from peers.
-  Status copying = refuse_reads_while_copying(PageOp::kReadLog);
-  if (!copying.is_ok()) co_return copying;
-  const Lsn retention = store_->retention_lsn();
-  if (!retention.is_zero() && request.from <= retention) {
-    // Garbage collection may have dropped log records there: a reader must not take what
-    // is left for the whole log.
-    co_return Status(Code::kOlder, "log records at or below the retention point are gone")
-        .with("from", request.from.value)
-        .with("retention_lsn", retention.value);
+  Status refused = refuse_below_retention(request);
+  if (refused.is_ok()) {
+    Status waited = co_await wait_for_log(request);
+    if (!waited.is_ok()) co_return waited;
+    // While the read was held, retention may have moved, and a jump may have started a
+    // copy from peers.
+    refused = refuse_reads_while_copying(PageOp::kReadLog);
+    if (refused.is_ok()) refused = refuse_below_retention(request);
   }
+  if (!refused.is_ok()) co_return refused;
   // read_log starts at `from`; scan continues after it.
   const Lsn after = request.from.is_zero() ? Lsn(0) : Lsn(request.from.value - 1);
   auto chunk = co_await read_chunk(request.from.value, after, request.max_bytes, true, false);
-  if (chunk.is_ok()) {
+  if (chunk.is_ok() && request.hint) {
     chunk->commit_hint = commit_hint_;
     chunk->commit_hint_term = commit_hint_term_;
   }
   co_return chunk;
 }
 
+// Garbage collection may have dropped log records at or below the retention point: a
+// reader must not take what is left for the whole log.
+Status PageServer::refuse_below_retention(const ReadLogRequest& request) const {
+  const Lsn retention = store_->retention_lsn();
+  if (retention.is_zero() || request.from > retention) return Status();
+  return Status(Code::kOlder, "log records at or below the retention point are gone")
+      .with("from", request.from.value)
+      .with("retention_lsn", retention.value);
+}
+
 // A long poll: holds a reader that is at the end of this server's chain, with no newer
 // commit hint than it has seen, until one of those changes or its wait is over. Changes
 // wake it (log_changed_); it also looks again every kLogWaitSliceMax, so a change that
-// no path announced costs at most that. (Holding a newer hint back for a millisecond, so
-// that one answer brings it with its write's records, saved the standbys 16% of their
-// CPU and cost 0.6 ms of visibility lag at the median; docs/figures.md.)
-Task<void> PageServer::wait_for_log(const ReadLogRequest& request) {
-  if (request.wait_ms == 0) co_return;
+// no path announced costs at most that. Cancelled only when the server stops. (Holding a
+// newer hint back for a millisecond, so that one answer brings it with its write's
+// records, saved the standbys 16% of their CPU and cost 0.6 ms of visibility lag at the
+// median: docs/figures.md, session 9.)
+Task<Status> PageServer::wait_for_log(const ReadLogRequest& request) {
+  if (request.wait_ms == 0) co_return Status();
   const Deadline until = env_.executor().deadline_after(std::chrono::milliseconds(request.wait_ms));
   const Lsn end = request.from.is_zero() ? Lsn(0) : Lsn(request.from.value - 1);
   auto nothing_new = [&] {
@@ -343,10 +352,11 @@ Task<void> PageServer::wait_for_log(const ReadLogRequest& request) {
   };
   while (nothing_new() && !stopping_) {
     const MonoTime now = env_.executor().now();
-    if (now >= until) co_return;
+    if (now >= until) break;
     Status st = co_await log_changed_.wait(std::min(until, now + kLogWaitSliceMax));
-    if (st.code() == Code::kCancelled) co_return;
+    if (st.code() == Code::kCancelled) co_return st;
   }
+  co_return Status();
 }
 
 Task<Result<LogChunk>> PageServer::handle_scan(ScanRequest request) {

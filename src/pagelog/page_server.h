@@ -85,7 +85,8 @@ class PageServer : public NodeApp {
   Task<Result<LogChunk>> handle_read_log(ReadLogRequest request);
   // The longest one wait of a long poll lasts before it looks at the chain again.
   static constexpr Nanos kLogWaitSliceMax = std::chrono::milliseconds(20);
-  Task<void> wait_for_log(const ReadLogRequest& request);
+  Task<Status> wait_for_log(const ReadLogRequest& request);
+  Status refuse_below_retention(const ReadLogRequest& request) const;
   Task<Result<GetPageResponse>> handle_get_page(GetPageRequest request);
   Task<Result<LatestCheckpointResponse>> handle_latest_checkpoint(LatestCheckpointRequest request);
   Task<Result<ListCheckpointsResponse>> handle_list_checkpoints(ListCheckpointsRequest request);

@@ -410,8 +410,15 @@ Task<Result<LogChunk>> ReplicationClient::read_log(Lsn from, size_t max_bytes, D
                                                    LogWait wait) {
   // One attempt (kAttemptTimeout) must leave room for the server to hold the read.
   wait.wait = std::min(wait.wait, kAttemptTimeout / 2);
-  auto op = [from, max_bytes, wait](PageServerClient& c, Deadline d) {
-    return c.read_log(from, max_bytes, d, wait);
+  // `seen_through` is where the preferred server's last answer ended: another server, failed
+  // over to, is asked without it (its chain may differ there).
+  const PageServerClient* preferred =
+      shared_->clients.empty() ? nullptr
+                               : shared_->clients[preferred_ % shared_->clients.size()].get();
+  auto op = [from, max_bytes, wait, preferred](PageServerClient& c, Deadline d) {
+    LogWait w = wait;
+    if (&c != preferred) w.seen_through = Lsn();
+    return c.read_log(from, max_bytes, d, w);
   };
   co_return co_await with_failover<LogChunk>(env_, options_, shared_->clients, preferred_, deadline,
                                              op);

@@ -228,6 +228,7 @@ Task<Status> Standby::rebuild() {
   // its recovery here).
   commit_lsn_ = std::max(commit_lsn_, applied_lsn_);
   next_read_ = applied_lsn_.next();
+  seen_from_ = Lsn();
   rebuilt_from_ = next_read_;
   failing_since_.reset();
   failures_in_row_ = 0;
@@ -247,6 +248,7 @@ Task<void> Standby::tail_once() {
     co_await env_.executor().sleep(options_.poll_interval);
     pending_.clear();  // re-read them once the primary published a commit point
     next_read_ = applied_lsn_.next();
+    seen_from_ = Lsn();
     co_return;
   }
   const MonoTime asked_at = env_.executor().now();
@@ -409,6 +411,7 @@ void Standby::refetch_after_stale_tail(const Record& r) {
                    {"from", applied_lsn_.next()}});
   pending_.clear();
   next_read_ = applied_lsn_.next();
+  seen_from_ = Lsn();  // the next server's chain may end elsewhere
   client_.set_preferred(client_.preferred() + 1);
 }
 

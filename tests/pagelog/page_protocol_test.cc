@@ -89,7 +89,8 @@ TEST(PageProtocol, EveryRequestRoundTrips) {
   expect_request_round_trip(AppendRequest{some_records(), Term(7)});
   expect_request_round_trip(AppendRequest{{}, Term(1)});
   expect_request_round_trip(ReadLogRequest{Lsn(300), 1u << 20});
-  expect_request_round_trip(ReadLogRequest{Lsn(300), 1u << 20, 100, Lsn(299), Lsn(310)});
+  expect_request_round_trip(ReadLogRequest{Lsn(300), 1u << 20, 100, Lsn(299), Lsn(310), true});
+  expect_request_round_trip(ReadLogRequest{Lsn(300), 1u << 20, 0, Lsn(), Lsn(), true});
   expect_request_round_trip(GetPageRequest{TableId(3), PageId(uint64_t{1} << 40), Lsn(12345)});
   expect_request_round_trip(
       GetPageRequest{TableId(3), PageId(9), Lsn(500), PartCursor{Lsn(200), Lsn(300)}, 1u << 20});
@@ -133,9 +134,11 @@ TEST(PageProtocol, RequestBytesAreTheWireOnes) {
   RpcRequest r = ReadLogRequest{Lsn(300), 5}.encode();
   EXPECT_EQ(r.term, 0u);
   EXPECT_EQ(r.body, (Bytes{0xac, 0x02, 0x05}));
-  // A long poll adds its wait and the commit hint the reader holds.
-  EXPECT_EQ((ReadLogRequest{Lsn(300), 5, 100, Lsn(7), Lsn(8)}.encode().body),
+  // A reader that takes the commit hint adds the long poll's wait and what it has seen.
+  EXPECT_EQ((ReadLogRequest{Lsn(300), 5, 100, Lsn(7), Lsn(8), true}.encode().body),
             (Bytes{0xac, 0x02, 0x05, 0x64, 0x07, 0x08}));
+  EXPECT_EQ((ReadLogRequest{Lsn(300), 5, 0, Lsn(), Lsn(), true}.encode().body),
+            (Bytes{0xac, 0x02, 0x05, 0, 0, 0}));
   auto half = ReadLogRequest::decode(RpcRequest{0, 2, 0, Bytes{0xac, 0x02, 0x05, 0x64}});
   EXPECT_EQ(half.code(), Code::kInvalidArgument);  // the optional fields come together
   EXPECT_EQ((ScanRequest{Lsn(300), 5}.encode().body), (Bytes{0xac, 0x02, 0x05}));
@@ -171,8 +174,11 @@ TEST(PageProtocol, ResponseBytesAreTheWireOnes) {
   part.push_back(1);
   EXPECT_EQ((GetPageResponse{records, true}.encode()), part);
   EXPECT_EQ((ListCheckpointsResponse{records, true}.encode()), part);
-  Bytes chunk = list;  // the list, then through, the commit hint and its term
-  for (uint8_t b : {0x2a, 0x07, 0x03}) chunk.push_back(b);
+  Bytes chunk = list;
+  chunk.push_back(0x2a);
+  EXPECT_EQ((LogChunk{records, Lsn(42)}.encode()), chunk);
+  chunk.push_back(0x07);  // then a commit hint and its term, for a reader that asked
+  chunk.push_back(0x03);
   EXPECT_EQ((LogChunk{records, Lsn(42), Lsn(7), Term(3)}.encode()), chunk);
   EXPECT_EQ(LatestCheckpointResponse{records[2]}.encode(), encode_records({records[2]}));
   PageServerStatus s;
@@ -259,6 +265,9 @@ TEST(PageProtocol, MalformedResponseBodiesAreTypedErrors) {
   Bytes chunk = LogChunk{some_records(), Lsn(3)}.encode();
   chunk.push_back(0);
   EXPECT_EQ(LogChunk::decode(chunk).code(), Code::kCorruption);
+  Bytes hinted = LogChunk{some_records(), Lsn(3), Lsn(2), Term(1)}.encode();
+  hinted.push_back(0);
+  EXPECT_EQ(LogChunk::decode(hinted).code(), Code::kCorruption);
   Bytes status = s.encode();
   status.push_back(0);
   EXPECT_EQ(PageServerStatus::decode(status).code(), Code::kCorruption);
