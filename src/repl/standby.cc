@@ -253,9 +253,11 @@ Task<void> Standby::tail_once() {
   }
   const MonoTime asked_at = env_.executor().now();
   const Lsn asked_from = next_read_;
+  // Catching up, the first read that finds nothing is the news (SECONDARY): not held.
+  const Nanos log_wait = state_ == StandbyState::kSecondary ? options_.log_wait : Nanos(0);
   auto chunk = co_await client_.read_log(
       next_read_, options_.read_bytes_max, env_.executor().deadline_after(options_.io_timeout),
-      LogWait{options_.log_wait, seen_hint_, seen_from_ == next_read_ ? seen_through_ : Lsn()});
+      LogWait{log_wait, seen_hint_, seen_from_ == next_read_ ? seen_through_ : Lsn()});
   if (!running_ || epoch != epoch_) co_return;
   if (!chunk.is_ok()) {
     co_await log_read_failed(chunk.status());
@@ -277,16 +279,19 @@ Task<void> Standby::tail_once() {
     empty_reads_ = 0;
     co_return;
   }
-  if (state_ == StandbyState::kCatchingUp) {
+  const bool reached_end = state_ == StandbyState::kCatchingUp;
+  if (reached_end) {
     rebuild_failures_in_row_ = 0;
     resync_error_ = Status();
     set_state(StandbyState::kSecondary, "reached the end of the log");
   }
   // A long poll ended by news (a newer commit hint, records of other types) or held until
-  // its wait ran out: read again at once. Answered at once with nothing new (a server that
-  // does not hold reads): poll as below.
+  // its wait ran out, or the end just reached (the next read is a long poll): read again
+  // at once. Answered at once with nothing new (a server that does not hold reads): poll
+  // as below.
   if (options_.log_wait > Nanos(0) &&
-      (new_hint || new_through || env_.executor().now() - asked_at >= options_.log_wait / 2)) {
+      (reached_end || new_hint || new_through ||
+       (log_wait > Nanos(0) && env_.executor().now() - asked_at >= log_wait / 2))) {
     empty_reads_ = 0;
     co_return;
   }
