@@ -2,7 +2,7 @@
 // so the loop goes on serving its network meanwhile. A page server's event loop would
 // otherwise stop for the length of every sync (p99 29 ms on a shared virtual disk, stalls
 // of 50-90 ms seen): no log read, no new request, not even the commit point of a write
-// that arrived (docs/figures.md, "The lag: one server's sync").
+// that arrived (docs/figures.md, "The lag: one server's sync, and polling").
 //
 // run() hands a call to the worker and parks the awaiting task; the result is handed back
 // to the loop thread (asio::post), which wakes the task. Calls run one at a time, in the
