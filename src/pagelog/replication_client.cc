@@ -369,20 +369,29 @@ Task<Result<LogChunk>> ReplicationClient::scan_server(size_t index, Lsn after, s
 
 namespace {
 
-// Tries the servers starting at `preferred`, moving on for errors another server may not
-// have, in rounds with a pause between, until the deadline.
+// Tries the servers starting at `*preferred`, moving on for errors another server may not
+// have, in rounds with a pause between, until the deadline. Leaves `*preferred` at the
+// server that answered, or after the last one tried when none did: the next call starts
+// there, so a server that stopped answering without refusing (stopped, cut off) costs one
+// attempt, not one per read, and a read whose deadline covers fewer attempts than there
+// are servers still reaches every one of them over the following reads.
 template <typename T, typename Op>
 Task<Result<T>> with_failover(Env& env, const ReplicationOptions& options,
                               std::vector<std::unique_ptr<PageServerClient>>& clients,
-                              size_t preferred, Deadline deadline, Op op) {
+                              size_t* preferred, Deadline deadline, Op op) {
   Status last = unavailable("no page server answered");
+  const size_t start = *preferred;
   for (uint64_t round = 0; round < options.read_round_max; ++round) {
     for (size_t k = 0; k < clients.size(); ++k) {
-      size_t i = (preferred + k) % clients.size();
+      size_t i = (start + k) % clients.size();
       Deadline attempt = std::min(deadline, env.executor().deadline_after(kAttemptTimeout));
       Result<T> r = co_await op(*clients[i], attempt);
-      if (r.is_ok() || !worth_failing_over(r.code())) co_return r;
       if (r.code() == Code::kCancelled) co_return r;
+      if (r.is_ok() || !worth_failing_over(r.code())) {
+        *preferred = i;
+        co_return r;
+      }
+      *preferred = (i + 1) % clients.size();
       last = r.status();
       env.log().debug(kComponent, 33001, "read failed over",
                       {{"server", clients[i]->server()}, {"error", last}});
@@ -402,8 +411,7 @@ Task<Result<std::vector<Record>>> ReplicationClient::get_page(TableId table, Pag
   auto op = [table, page, as_of](PageServerClient& c, Deadline d) {
     return c.get_page(table, page, as_of, d);
   };
-  co_return co_await with_failover<std::vector<Record>>(env_, options_, shared_->clients,
-                                                        preferred_, deadline, op);
+  co_return co_await failover_read<std::vector<Record>>(deadline, op);
 }
 
 Task<Result<LogChunk>> ReplicationClient::read_log(Lsn from, size_t max_bytes, Deadline deadline,
@@ -420,8 +428,24 @@ Task<Result<LogChunk>> ReplicationClient::read_log(Lsn from, size_t max_bytes, D
     if (&c != preferred) w.seen_through = Lsn();
     return c.read_log(from, max_bytes, d, w);
   };
-  co_return co_await with_failover<LogChunk>(env_, options_, shared_->clients, preferred_, deadline,
-                                             op);
+  co_return co_await failover_read<LogChunk>(deadline, op);
+}
+
+template <typename T, typename Op>
+Task<Result<T>> ReplicationClient::failover_read(Deadline deadline, Op op) {
+  const size_t before = preferred_;
+  Result<T> r =
+      co_await with_failover<T>(env_, options_, shared_->clients, &preferred_, deadline, op);
+  if (preferred_ != before) {
+    if (std::optional<uint64_t> suppressed = moved_log_.admit(env_.executor().now())) {
+      env_.log().info(kComponent, 33003, "reads moved to another page server",
+                      {{"from", shared_->clients[before]->server()},
+                       {"to", shared_->clients[preferred_]->server()},
+                       {"error", r.is_ok() ? Status() : r.status()},
+                       {"suppressed", *suppressed}});
+    }
+  }
+  co_return r;
 }
 
 Task<Result<Record>> ReplicationClient::latest_checkpoint(Deadline deadline) {

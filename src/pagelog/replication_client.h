@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "pagelog/page_client.h"
+#include "runtime/log_limiter.h"
 
 namespace quire {
 
@@ -125,7 +126,8 @@ class ReplicationClient {
   Task<Result<LogChunk>> scan_server(size_t index, Lsn after, size_t max_bytes, Deadline deadline);
   size_t read_quorum() const { return options_.servers.size() - options_.write_quorum + 1; }
 
-  // Reads try this server first (an index into options.servers).
+  // Reads try this server first (an index into options.servers). A read that another server
+  // answered, or none did, moves it on (with_failover in the .cc).
   void set_preferred(size_t index) { preferred_ = index % options_.servers.size(); }
   size_t preferred() const { return preferred_; }
   size_t server_count() const { return options_.servers.size(); }
@@ -138,6 +140,9 @@ class ReplicationClient {
   Task<Status> to_quorum(Op op, Deadline deadline);
   // `op` on every server, in rounds, until N - W + 1 answered OK: their answers. Fenced or
   // Cancelled at once; `what` names the failure when too few answered.
+  // A read with failover that leaves preferred_ where it ended, logging a move.
+  template <typename T, typename Op>
+  Task<Result<T>> failover_read(Deadline deadline, Op op);
   template <typename Op>
   Task<Result<std::vector<FencedServer>>> from_read_quorum(Op op, Deadline deadline,
                                                            const char* what);
@@ -147,6 +152,7 @@ class ReplicationClient {
   std::shared_ptr<Shared> shared_;
   std::unique_ptr<Random> jitter_;
   size_t preferred_ = 0;
+  LogLimiter moved_log_{std::chrono::seconds(10)};
   Lsn durable_lsn_;
   size_t writes_waiting_ = 0;     // write() calls not yet returned
   std::map<Lsn, Lsn> completed_;  // durable writes not yet contiguous: prev lsn -> last lsn

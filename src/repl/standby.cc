@@ -225,10 +225,8 @@ Task<Status> Standby::rebuild() {
   applied_ts_ = engine_.checkpoint_ts();
   // The log through the checkpoint's position was applied by a primary, so durable at W:
   // committed, even when no later record publishes a commit point (a take-over starts
-  // its recovery here).
-  commit_lsn_ = std::max(commit_lsn_, applied_lsn_);
-  next_read_ = applied_lsn_.next();
-  seen_from_ = Lsn();
+  // its recovery here). Nothing above it: see forget_fetched.
+  forget_fetched();
   rebuilt_from_ = next_read_;
   failing_since_.reset();
   failures_in_row_ = 0;
@@ -246,9 +244,7 @@ Task<void> Standby::tail_once() {
   if (pending_.size() >= options_.pending_records_max) {
     // Too much fetched and not committed: wait for the commit point to move.
     co_await env_.executor().sleep(options_.poll_interval);
-    pending_.clear();  // re-read them once the primary published a commit point
-    next_read_ = applied_lsn_.next();
-    seen_from_ = Lsn();
+    forget_fetched();  // re-read them once the primary published a commit point
     co_return;
   }
   const MonoTime asked_at = env_.executor().now();
@@ -414,10 +410,23 @@ void Standby::refetch_after_stale_tail(const Record& r) {
                    {"pending", pending_.size()},
                    {"tail_term", pending_.empty() ? applied_term_ : pending_.back().term},
                    {"from", applied_lsn_.next()}});
+  forget_fetched();
+  client_.set_preferred(client_.preferred() + 1);
+}
+
+// A commit point covers the chain of the record that carried it: the records this standby
+// fetched with it. Records fetched again (from another server, or after a rebuild, when any
+// record joins the chain) may be another branch under the same LSNs: an old primary's
+// uncommitted tail that a server the take-over did not reach still holds, under LSNs the
+// new primary re-used and committed. A commit point kept from before applied such a record
+// at once, and the standby served a write never acknowledged for good
+// (TakeOverTest.AStandbyRebuiltFromAStaleServerAppliesNoOldPrimarysUncommittedRecord). So
+// the commit point goes back to what is applied, and the records read again bring it.
+void Standby::forget_fetched() {
   pending_.clear();
   next_read_ = applied_lsn_.next();
   seen_from_ = Lsn();  // the next server's chain may end elsewhere
-  client_.set_preferred(client_.preferred() + 1);
+  commit_lsn_ = applied_lsn_;
 }
 
 Task<bool> Standby::apply_committed(uint64_t epoch) {

@@ -216,6 +216,9 @@ class Standby {
   // if not, everything fetched and not applied is dropped and read again.
   bool joins_chain(const Record& r) const;
   void refetch_after_stale_tail(const Record& r);
+  // Drops every fetched record not applied yet, and the commit point learned with them;
+  // the log is read again after the last record applied.
+  void forget_fetched();
   // Applies the pending records at or below the commit point; false when tail_once must
   // stop this round (stopped, stepped down, or waiting for the KMS).
   Task<bool> apply_committed(uint64_t epoch);

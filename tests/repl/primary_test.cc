@@ -558,10 +558,13 @@ TEST_P(PrimarySealChaosTest, WritesUnderSealBurstsAndServerLossAreLoggedExactlyO
         << primary().stats().groups_written;
   }
   EXPECT_GT(primary().stats().seal_prompted_checkpoints, 0u);
-  // One checkpoint at least per burst, but for the one while only one server was up. With
-  // twice the writers pipelined, more groups are in doubt when a server goes, and the
-  // chain's recovery may outlast the next burst too (its checkpoint fails: chain in doubt).
-  const uint64_t bursts_checkpointed = pipelined ? bursts - 2 : bursts - 1;
+  // One checkpoint at least per burst, but for the one while only one server was up, and
+  // one more: the chain's recovery after a server went may outlast the next burst (its
+  // checkpoint fails: chain in doubt). With twice the writers pipelined, more groups are in
+  // doubt when a server goes, and that may happen twice. (Over seeds 1..80 each way, 11 or
+  // 13 of the 160 runs had that one burst fewer, depending only on how reads were spread
+  // over the servers; none had two fewer.)
+  const uint64_t bursts_checkpointed = pipelined ? bursts - 3 : bursts - 2;
   EXPECT_GE(primary().stats().checkpoints - checkpoints_before, bursts_checkpointed)
       << "failed checkpoints " << primary().stats().checkpoint_failures;
 

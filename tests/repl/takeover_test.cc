@@ -439,6 +439,95 @@ TEST_F(TakeOverTest, TheOldPrimaryIsFencedOnceTheNewOneTookOver) {
   expect_all_acked_on(promoted);
 }
 
+// A standby that re-syncs knows nothing of the chain it read before: the commit point it
+// learned there covers nothing it fetches afterwards. An old primary's uncommitted record,
+// kept by a server the take-over did not reach under an LSN the new primary re-used and
+// committed, was applied at once by a standby that rebuilt reading from that server: it
+// kept its commit point across the rebuild, and after a rebuild any record joins the chain
+// (found by review of the commit hint, issue 14).
+TEST_F(TakeOverTest, AStandbyRebuiltFromAStaleServerAppliesNoOldPrimarysUncommittedRecord) {
+  make(15);
+  write_on(sim_->primary_id(), 10, "a");
+  ASSERT_EQ(acked_.size(), 10u) << failures_.front();
+  const NodeId old_primary = sim_->primary_id();
+  const NodeId promoted = sim_->standby_ids().at(0);
+  const NodeId follower = sim_->standby_ids().at(1);
+  const std::vector<NodeId>& servers = sim_->server_ids();
+  ASSERT_EQ(servers.size(), 3u);
+  const NodeId stale = servers[2];
+  ASSERT_TRUE(sim_->run_until(
+      [&] {
+        Standby* s = sim_->standby(1);
+        return s != nullptr && s->state() == StandbyState::kSecondary &&
+               s->applied_ts() >= sim_->primary()->applied_ts();
+      },
+      10s));
+  std::optional<Result<CheckpointInfo>> ckpt;
+  Primary* old = sim_->primary();
+  ASSERT_TRUE(sim_->run_on(
+      old_primary, [&]() -> Task<void> { ckpt = co_await old->checkpoint_now(); }, 10s));
+  ASSERT_TRUE(ckpt->is_ok()) << ckpt->status().to_string();
+
+  // The old primary reaches only the stale server: its write is stored there, never at W,
+  // never acknowledged.
+  SimNetwork& net = sim_->world().network();
+  net.partition(old_primary, servers[0]);
+  net.partition(old_primary, servers[1]);
+  net.partition(stale, servers[0]);  // nor do its peers copy it
+  net.partition(stale, servers[1]);
+  std::optional<Result<Timestamp>> lost;
+  sim_->spawn_on(old_primary, "unacknowledged", [&]() -> Task<void> {
+    lost = co_await old->put(kTable, "a0003", "never-acknowledged");
+  });
+  ASSERT_TRUE(sim_->run_until([&] { return lost.has_value(); }, 10s));
+  ASSERT_FALSE(lost->is_ok()) << "a write reached W through one server";
+  sim_->world().crash(old_primary, UnsyncedOnCrash::kLose);
+
+  // The take-over reaches the other two servers only; the new primary re-uses the old
+  // primary's LSNs there and commits over them. The follower applies it from them.
+  net.partition(promoted, stale);
+  net.partition(follower, stale);
+  ASSERT_NO_FATAL_FAILURE(promote(promoted, Term(2)));
+  write_on(promoted, 10, "b");
+  ASSERT_EQ(acked_.size(), 20u) << failures_.front();
+  Primary* p = sim_->node(promoted)->primary();
+  ASSERT_TRUE(sim_->run_until(
+      [&] {
+        Standby* s = sim_->standby(1);
+        return s != nullptr && s->state() == StandbyState::kSecondary &&
+               s->applied_ts() >= p->applied_ts();
+      },
+      10s));
+  Standby* s = sim_->standby(1);
+  ASSERT_GT(s->commit_lsn(), (*ckpt)->completion_lsn);
+
+  // The follower re-syncs while it reaches only the stale server.
+  net.heal(follower, stale);
+  net.partition(follower, servers[0]);
+  net.partition(follower, servers[1]);
+  const uint64_t rebuilds = s->stats().rebuilds;
+  s->step_down("test: re-sync");
+  ASSERT_TRUE(sim_->run_until(
+      [&] { return s->stats().rebuilds > rebuilds && s->state() == StandbyState::kSecondary; },
+      10s));
+  sim_->run_until([] { return false; }, 2s);
+  std::optional<Result<AtTs<std::optional<std::string>>>> read;
+  ASSERT_TRUE(sim_->run_on(
+      follower, [&]() -> Task<void> { read = co_await s->get(kTable, "a0003"); }, 10s));
+  ASSERT_TRUE(read->is_ok()) << read->status().to_string();
+  EXPECT_EQ(read->value().value, std::optional<std::string>("value-a-3"))
+      << "the standby applied the old primary's uncommitted record";
+
+  // Healed, it follows the new primary again and holds every acknowledged write.
+  net.heal_all();
+  write_on(promoted, 1, "after");
+  ASSERT_TRUE(sim_->run_until(
+      [&] { return s->state() == StandbyState::kSecondary && s->applied_ts() >= p->applied_ts(); },
+      20s));
+  ASSERT_EQ(acked_.size(), 21u) << failures_.front();
+  expect_all_acked_on(follower);
+}
+
 TEST_F(TakeOverTest, APromotionNeedsATermAndAStandby) {
   make(13);
   const NodeId promoted = sim_->standby_ids().at(0);
