@@ -77,6 +77,15 @@ int run_start(const ClusterFlags& flags) {
   if (!started.is_ok()) {
     fmt::print(stderr, "quire cluster start: {} (logs in {}/logs)\n", started.status().message(),
                spec->dir);
+    auto report = cluster_status(*spec);
+    if (report.is_ok() && report->supervisor_pid) {
+      // Left running on purpose: what did come up, and its logs, help to see why.
+      fmt::print(stderr,
+                 "quire cluster start: what did start keeps running under the supervisor (pid "
+                 "{}): `quire cluster status {}` shows it, "
+                 "`quire cluster stop {}` stops it\n",
+                 *report->supervisor_pid, spec->dir, spec->dir);
+    }
     return kExitFailed;
   }
   if (started->already_running) {
