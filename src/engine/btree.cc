@@ -262,12 +262,52 @@ Task<Result<std::shared_ptr<const BtreeNode>>> fetch_page(PageSource& source, Ta
   co_return shared;
 }
 
+namespace {
+
+constexpr int kTreeDepthMax = 64;
+
+// One level of a point read: a leaf answers it (true, `value` set), an internal node names
+// the child to read next (false, `page` and `lsn` set).
+bool point_step(const BtreeNode& n, std::string_view key, std::optional<std::string>* value,
+                PageId* page, Lsn* lsn) {
+  if (n.is_leaf()) {
+    const size_t i = n.lower_bound(key);
+    if (i < n.entries.size() && n.entries[i].key == key) {
+      *value = n.entries[i].value;
+    } else {
+      value->reset();
+    }
+    return true;
+  }
+  const ChildRef& c = n.children[n.child_index(key)];
+  *page = c.page;
+  *lsn = c.lsn;
+  return false;
+}
+
+}  // namespace
+
+std::optional<std::optional<std::string>> tree_get_cached(PageCache& cache, TableRoot root,
+                                                          std::string_view key) {
+  if (root.root_page.is_zero()) return std::optional<std::string>();
+  PageId page = root.root_page;
+  Lsn lsn = root.root_lsn;
+  std::optional<std::string> value;
+  for (int depth = 0; depth < kTreeDepthMax; depth++) {
+    std::shared_ptr<const BtreeNode> node = cache.get(PageKey{root.table, page, lsn});
+    if (!node) return std::nullopt;
+    if (point_step(*node, key, &value, &page, &lsn)) return value;
+  }
+  return std::nullopt;
+}
+
 Task<Result<std::optional<std::string>>> tree_get(PageSource& source, TableRoot root,
                                                   const std::string& key) {
   if (root.root_page.is_zero()) co_return std::optional<std::string>();
   PageId page = root.root_page;
   Lsn lsn = root.root_lsn;
-  for (int depth = 0; depth < 64; depth++) {
+  std::optional<std::string> value;
+  for (int depth = 0; depth < kTreeDepthMax; depth++) {
     // A cached page without a coroutine frame for load_page: the common case of a read.
     std::shared_ptr<const BtreeNode> node = source.cache.get(PageKey{root.table, page, lsn});
     if (!node) {
@@ -275,17 +315,7 @@ Task<Result<std::optional<std::string>>> tree_get(PageSource& source, TableRoot 
       if (!loaded.is_ok()) co_return loaded.status();
       node = std::move(*loaded);
     }
-    const BtreeNode& n = *node;
-    if (n.is_leaf()) {
-      const size_t i = n.lower_bound(key);
-      if (i < n.entries.size() && n.entries[i].key == key) {
-        co_return std::optional<std::string>(n.entries[i].value);
-      }
-      co_return std::optional<std::string>();
-    }
-    const ChildRef& c = n.children[n.child_index(key)];
-    page = c.page;
-    lsn = c.lsn;
+    if (point_step(*node, key, &value, &page, &lsn)) co_return value;
   }
   co_return Status(Code::kCorruption, "tree deeper than 64 levels")
       .at("tree_get")

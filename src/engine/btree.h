@@ -50,6 +50,10 @@ Task<Result<std::shared_ptr<const BtreeNode>>> fetch_page(PageSource& source, Ta
 // (the caller awaits it at once).
 Task<Result<std::optional<std::string>>> tree_get(PageSource& source, TableRoot root,
                                                   const std::string& key);
+// tree_get without waiting: its answer when every page on the way is in `cache`, nullopt
+// when one is not (or the tree is deeper than a read goes; tree_get reports that).
+std::optional<std::optional<std::string>> tree_get_cached(PageCache& cache, TableRoot root,
+                                                          std::string_view key);
 
 // An in-order cursor over a tree.
 class TreeCursor {

@@ -135,6 +135,10 @@ class Engine {
   Status apply_write(TableId table, std::string key, Timestamp ts,
                      std::optional<std::string> value);
   Task<Result<std::optional<std::string>>> get(TableId table, std::string key, Timestamp read_ts);
+  // get without waiting: its answer when the ingest layer or the cached pages hold it,
+  // nullopt when it needs a page fetched or would fail (get answers then).
+  std::optional<std::optional<std::string>> get_cached(TableId table, std::string_view key,
+                                                       Timestamp read_ts);
   // Live entries with keys in [lo, hi) (hi empty: no bound) at `read_ts`, at most `limit`.
   Task<Result<std::vector<std::pair<std::string, std::string>>>> scan(TableId table, std::string lo,
                                                                       std::string hi,

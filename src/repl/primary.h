@@ -250,6 +250,11 @@ class Primary {
   // Reads at `ts` (default: the applied timestamp: every acknowledged majority write).
   Task<Result<std::optional<std::string>>> get(TableId table, std::string key,
                                                std::optional<Timestamp> ts = {});
+  // get without waiting (Engine::get_cached): nullopt when it would have to wait.
+  std::optional<std::optional<std::string>> get_cached(TableId table, std::string_view key,
+                                                       std::optional<Timestamp> ts = {}) {
+    return engine_.get_cached(table, key, ts.value_or(applied_ts_));
+  }
   Task<Result<std::vector<std::pair<std::string, std::string>>>> scan(
       TableId table, std::string lo, std::string hi, size_t limit,
       std::optional<Timestamp> ts = {});

@@ -740,6 +740,17 @@ Task<Result<AtTs<std::optional<std::string>>>> Standby::get(TableId table, std::
   co_return AtTs<std::optional<std::string>>{std::move(r).value(), ticket.read_ts};
 }
 
+std::optional<AtTs<std::optional<std::string>>> Standby::get_cached(TableId table,
+                                                                    std::string_view key,
+                                                                    std::optional<Timestamp> ts) {
+  Timestamp read_ts;
+  if (!read_gate(ts, &read_ts).is_ok()) return std::nullopt;
+  auto value = engine_.get_cached(table, key, read_ts);
+  if (!value) return std::nullopt;
+  stats_.reads_served++;
+  return AtTs<std::optional<std::string>>{std::move(*value), read_ts};
+}
+
 Task<Result<AtTs<std::vector<std::pair<std::string, std::string>>>>> Standby::scan(
     TableId table, std::string lo, std::string hi, size_t limit, std::optional<Timestamp> ts) {
   const ScopedCount in_flight(reads_in_flight_);

@@ -185,6 +185,10 @@ class Standby {
   // for a ts not applied yet; Older below the installed checkpoint.
   Task<Result<AtTs<std::optional<std::string>>>> get(TableId table, std::string key,
                                                      std::optional<Timestamp> ts = {});
+  // get without waiting (Engine::get_cached): nullopt when it would have to wait or be
+  // refused (get answers then, with the reason).
+  std::optional<AtTs<std::optional<std::string>>> get_cached(TableId table, std::string_view key,
+                                                             std::optional<Timestamp> ts = {});
   Task<Result<AtTs<std::vector<std::pair<std::string, std::string>>>>> scan(
       TableId table, std::string lo, std::string hi, size_t limit,
       std::optional<Timestamp> ts = {});

@@ -194,6 +194,40 @@ Task<void> RespCommands::execute(std::vector<std::string> args, ClientState& cli
   co_await run(*spec, args, client, out);
 }
 
+bool RespCommands::execute_now(Args& args, ClientState& client, ReplyWriter& out) {
+  if (args.empty()) return false;
+  const CommandSpec* spec = find_command(lower(args[0]));
+  if (spec == nullptr || !arity_ok(spec->arity, args.size())) return false;
+  if (!admit(*spec, client, out)) {
+    commands_rejected_++;
+    return true;
+  }
+  // admit() let it through without writing anything: execute() may still run it.
+  if (!run_immediate(*spec, args, client, out) &&
+      !(spec->id == CommandId::kGet && get_now(client.db, args[1], out))) {
+    return false;
+  }
+  commands_executed_++;
+  return true;
+}
+
+bool RespCommands::get_now(uint32_t db, std::string_view key, ReplyWriter& out) {
+  Serving s = serving();
+  std::optional<std::optional<std::string>> value;
+  if (s.role == Role::kPrimary) {
+    value = s.primary->get_cached(db_table(db), key);
+  } else if (s.role == Role::kStandby) {
+    if (auto r = s.standby->get_cached(db_table(db), key)) value = std::move(r->value);
+  }
+  if (!value) return false;
+  if (*value) {
+    out.bulk(**value);
+  } else {
+    out.null_bulk();
+  }
+  return true;
+}
+
 bool RespCommands::admit(const CommandSpec& spec, ClientState& c, ReplyWriter& out) {
   if (!options_.requirepass.empty() && !c.authenticated && (spec.flags & kFlagNoAuth) == 0) {
     out.error("NOAUTH Authentication required.");

@@ -97,6 +97,9 @@ class RespCommands : public CommandHandler {
   ~RespCommands() override;
 
   Task<void> execute(std::vector<std::string> args, ClientState& client, ReplyWriter& out) override;
+  // The commands that never wait (run_immediate), refusals, and a GET whose value is in
+  // memory (the ingest layer or cached pages): no coroutine frame for them.
+  bool execute_now(std::vector<std::string>& args, ClientState& client, ReplyWriter& out) override;
   // Starts the blind writes, SET key value and MSET, when their locks are free at once:
   // they hold the locks (shared) and their place in the primary's commit queue until
   // finished. Everything else, and a blind write whose locks are taken or waited for, runs
@@ -134,6 +137,8 @@ class RespCommands : public CommandHandler {
   Task<void> run(const CommandSpec& spec, Args& a, ClientState& c, ReplyWriter& out);
   // The commands that never wait (connection, CONFIG, COMMAND); false for the others.
   bool run_immediate(const CommandSpec& spec, Args& a, ClientState& c, ReplyWriter& out);
+  // GET's reply when the value is in memory; false (nothing written) when it must wait.
+  bool get_now(uint32_t db, std::string_view key, ReplyWriter& out);
 
   // ---- Connection (commands.cc) ----
   void cmd_ping(Args& a, ReplyWriter& out);

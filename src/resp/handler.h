@@ -93,6 +93,16 @@ class CommandHandler {
   // an error reply, never an exception.
   virtual Task<void> execute(std::vector<std::string> args, ClientState& client,
                              ReplyWriter& out) = 0;
+  // Executes the command at once when it can without waiting, as execute() would have
+  // (true, its reply appended). False when it cannot: nothing was done (args and `out`
+  // are untouched), and the server runs it with execute() (or start()). The server asks
+  // only with no started command before it, as execute() runs after those.
+  virtual bool execute_now(std::vector<std::string>& args, ClientState& client, ReplyWriter& out) {
+    (void)args;
+    (void)client;
+    (void)out;
+    return false;
+  }
   // Starts a command that needs nothing of the connection's earlier commands but its place
   // after them (a blind write): returns once the command holds that place, with its reply
   // to come. Nullptr when the command is not one the handler starts (or not now): nothing

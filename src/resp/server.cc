@@ -286,7 +286,10 @@ Task<Next> run_commands(RespServer::Core& core, RespServer::Client& client, Requ
     client.state.last_command_at = core.now();
     client.state.commands++;
     core.stats.total_commands++;
-    co_await run_command(core, client, pipe, args, out);
+    // Most reads need not wait: no coroutine frame for them.
+    if (!pipe.started.empty() || !core.handler.execute_now(args, client.state, out)) {
+      co_await run_command(core, client, pipe, args, out);
+    }
     args.clear();
     if (core.stopping) co_return Next::kClose;
     parser.set_authenticated(!core.options.auth_required || client.state.authenticated);

@@ -119,6 +119,14 @@ class Workload {
     TableId t = rng_.chance(0.5) ? kT1 : kT2;
     std::string k = key_of(rng_.uniform(400));
     uint64_t at = read_ts();
+    // Without waiting first (before get() caches the pages it reads): the same answer, or
+    // none when a page is not cached.
+    if (auto now = e_.get_cached(t, k, ts(at))) {
+      EXPECT_EQ(*now, model.get(t, k, at)) << k << " at " << at << " (get_cached)";
+      answered_now_++;
+    } else {
+      had_to_wait_++;
+    }
     auto got = co_await e_.get(t, k, ts(at));
     EXPECT_TRUE(got.is_ok()) << got.status().to_string();
     if (got.is_ok()) {
@@ -145,6 +153,8 @@ class Workload {
   uint64_t now_ = 1;
   int checkpoints_ = 0;
   int reads_ = 0;
+  int answered_now_ = 0;  // by get_cached
+  int had_to_wait_ = 0;   // get_cached could not answer
 
  private:
   Engine& e_;
@@ -167,6 +177,8 @@ TEST_P(LayeredReads, MatchAReferenceModelThroughCheckpoints) {
   EXPECT_GE(w.checkpoints_, 9);
   EXPECT_GT(w.reads_, 300);
   EXPECT_GT(leader.engine().page_cache().stats().evictions, 0u);
+  EXPECT_GT(w.answered_now_, 50);
+  EXPECT_GT(w.had_to_wait_, 0);
 
   // A fresh follower loads the latest checkpoint and reads the same as of it, then
   // catches up with the writes above it and reads the same as the leader.
