@@ -14,8 +14,8 @@ namespace {
 // version's charge depends only on itself and pruning can subtract it exactly.
 constexpr size_t kVersionOverheadBytes = 32;
 
-size_t version_charge(std::string_view key, const Version& v) {
-  return key.size() + (v.value ? v.value->size() : 0) + kVersionOverheadBytes;
+size_t version_charge(size_t key_size, const Version& v) {
+  return key_size + (v.value ? v.value->size() : 0) + kVersionOverheadBytes;
 }
 
 // The newest version at or below read_ts in a ts-ordered history, or nullptr.
@@ -30,10 +30,12 @@ const Version* newest_at_or_below(const std::vector<Version>& versions, Timestam
 
 Status IngestLayer::put(std::string key, Timestamp ts, std::optional<std::string> value) {
   if (ts.is_zero()) return invalid_argument("ingest put at timestamp 0").at("ingest_put");
-  auto it = keys_.find(key);
-  if (it != keys_.end()) {
-    QUIRE_ASSERT(!it->second.empty());
-    const Version& newest = it->second.back();
+  std::vector<Version>* versions = nullptr;
+  size_t key_size = key.size();
+  if (auto found = index_.find(key); found != index_.end()) {
+    versions = found->second;
+    QUIRE_ASSERT(!versions->empty());
+    const Version& newest = versions->back();
     if (newest.ts == ts && newest.value == value) return Status::ok();  // a replayed write
     if (newest.ts >= ts) {
       return Status(Code::kInvalidArgument, "ingest put not above the key's newest version")
@@ -42,20 +44,22 @@ Status IngestLayer::put(std::string key, Timestamp ts, std::optional<std::string
           .with("newest_ts", newest.ts.value);
     }
   } else {
-    it = keys_.emplace(std::move(key), std::vector<Version>()).first;
+    auto it = keys_.emplace(std::move(key), std::vector<Version>()).first;
+    versions = &it->second;
+    index_.emplace(std::string_view(it->first), versions);
   }
   Version v{ts, std::move(value)};
-  bytes_ += version_charge(it->first, v);
-  it->second.push_back(std::move(v));
+  bytes_ += version_charge(key_size, v);
+  versions->push_back(std::move(v));
   versions_++;
   newest_ts_ = std::max(newest_ts_, ts);
   return Status::ok();
 }
 
 const Version* IngestLayer::get(std::string_view key, Timestamp read_ts) const {
-  auto it = keys_.find(key);
-  if (it == keys_.end()) return nullptr;
-  return newest_at_or_below(it->second, read_ts);
+  auto it = index_.find(key);
+  if (it == index_.end()) return nullptr;
+  return newest_at_or_below(*it->second, read_ts);
 }
 
 std::vector<KeyVersion> IngestLayer::scan(std::string_view lo, std::string_view hi,
@@ -84,17 +88,23 @@ void IngestLayer::prune_through(Timestamp ts) {
     auto keep = std::upper_bound(versions.begin(), versions.end(), ts,
                                  [](Timestamp t, const Version& v) { return t < v.ts; });
     for (auto v = versions.begin(); v != keep; ++v) {
-      size_t charge = version_charge(it->first, *v);
+      size_t charge = version_charge(it->first.size(), *v);
       QUIRE_ASSERT(bytes_ >= charge && versions_ > 0);
       bytes_ -= charge;
       versions_--;
     }
     versions.erase(versions.begin(), keep);
-    it = versions.empty() ? keys_.erase(it) : std::next(it);
+    if (versions.empty()) {
+      index_.erase(std::string_view(it->first));
+      it = keys_.erase(it);
+    } else {
+      ++it;
+    }
   }
 }
 
 void IngestLayer::clear() {
+  index_.clear();
   keys_.clear();
   bytes_ = 0;
   versions_ = 0;

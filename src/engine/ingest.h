@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "base/ids.h"
@@ -31,6 +32,13 @@ struct KeyVersion {
 
 class IngestLayer {
  public:
+  IngestLayer() = default;
+  // The index points into keys_' nodes: moved along with them, never copied.
+  IngestLayer(const IngestLayer&) = delete;
+  IngestLayer& operator=(const IngestLayer&) = delete;
+  IngestLayer(IngestLayer&&) = default;
+  IngestLayer& operator=(IngestLayer&&) = default;
+
   // Adds a version. InvalidArgument when ts is zero or not above the key's newest
   // version (each key's history is in timestamp order). Redoing the newest version
   // exactly (same ts and value) is OK and changes nothing, so log replay is idempotent.
@@ -61,6 +69,11 @@ class IngestLayer {
 
  private:
   std::map<std::string, std::vector<Version>, std::less<>> keys_;
+  // Every key of keys_ (viewing the node's own key) to its versions: a point read or a
+  // write finds its key with one hash, not ~log2(keys) key comparisons (with 181 k keys
+  // in ingest they were 59% of a primary's CPU under GET -P 16). A map node never moves,
+  // so the views and pointers hold until the key is erased.
+  std::unordered_map<std::string_view, std::vector<Version>*> index_;
   size_t bytes_ = 0;
   size_t versions_ = 0;
   Timestamp newest_ts_;
