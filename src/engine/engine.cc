@@ -11,9 +11,6 @@ namespace quire {
 
 namespace {
 constexpr const char* kComponent = "engine";
-int64_t micros(Nanos d) {
-  return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
-}
 // A scan restarts when a checkpoint switched the stable state under it; after this many
 // restarts it gives up with Busy.
 constexpr int kScanRestartsMax = 8;
@@ -750,9 +747,9 @@ void Engine::switch_to_written_checkpoint(CheckpointDraft& d) {
                    {"pages", d.info.pages_written},
                    {"bytes", d.info.bytes_written},
                    {"database_size", d.meta.database_size},
-                   {"duration_us", micros(env_.clock().monotonic_now() - d.started_at)},
-                   {"build_us", micros(d.built_at - d.started_at)},
-                   {"pages_write_us", micros(d.pages_durable_at - d.built_at)}});
+                   {"duration_us", to_micros(env_.clock().monotonic_now() - d.started_at)},
+                   {"build_us", to_micros(d.built_at - d.started_at)},
+                   {"pages_write_us", to_micros(d.pages_durable_at - d.built_at)}});
 }
 
 // ---- Pick-up (follower) -------------------------------------------------------------

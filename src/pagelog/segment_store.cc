@@ -833,6 +833,7 @@ Task<Status> SegmentStore::set_retention(Lsn lsn) {
   QUIRE_CO_RETURN_IF_ERROR(co_await write_mu_.lock());
   MutexGuard guard(write_mu_);
   if (lsn <= retention_lsn_) co_return Status();  // retention only moves forward
+  const MonoTime started = env_.executor().now();
   if (lsn > checkpoint_log_lsn()) {
     co_return refuse(Status(Code::kNotYetMaterialized,
                             "retention past the newest complete checkpoint this server holds")
@@ -851,8 +852,10 @@ Task<Status> SegmentStore::set_retention(Lsn lsn) {
                     {{"retention_lsn", lsn}, {"complete_lsn", complete_lsn_}});
   }
   QUIRE_CO_RETURN_IF_ERROR(co_await write_lsn_file(kRetentionFile, lsn));
+  const MonoTime persisted = env_.executor().now();
   retention_lsn_ = lsn;
   const size_t dropped = drop_below_retention(lsn);
+  const MonoTime indexed = env_.executor().now();
   auto deleted = co_await delete_dead_segments();
   if (!deleted.is_ok()) co_return deleted.status();
   std::erase_if(damaged_, [this](const DamagedRange& d) {
@@ -862,9 +865,13 @@ Task<Status> SegmentStore::set_retention(Lsn lsn) {
   // retention point above it can move it.
   if (complete_lsn_ < lsn) recompute_complete();
   QUIRE_ASSERT(complete_lsn_ >= retention_lsn_);
-  env_.log().info(
-      kComponent, 30010, "retention advanced",
-      {{"retention_lsn", lsn}, {"records_dropped", dropped}, {"segments_deleted", *deleted}});
+  env_.log().info(kComponent, 30010, "retention advanced",
+                  {{"retention_lsn", lsn},
+                   {"records_dropped", dropped},
+                   {"segments_deleted", *deleted},
+                   {"persist_us", to_micros(persisted - started)},
+                   {"drop_us", to_micros(indexed - persisted)},
+                   {"total_us", to_micros(env_.executor().now() - started)}});
   co_return Status();
 }
 

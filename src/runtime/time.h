@@ -10,6 +10,11 @@
 namespace quire {
 
 using Nanos = std::chrono::nanoseconds;
+
+// Whole microseconds, for log attributes and reports.
+inline int64_t to_micros(Nanos d) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+}
 using namespace std::chrono_literals;
 
 // An instant on the monotonic timeline, in nanoseconds since the timeline's origin.
