@@ -72,7 +72,10 @@ struct SegmentStore::Segment {
 };
 
 SegmentStore::SegmentStore(Env& env, SegmentStoreOptions options)
-    : env_(env), options_(std::move(options)), write_mu_(env.executor().scheduler()) {}
+    : env_(env),
+      options_(std::move(options)),
+      write_mu_(env.executor().scheduler()),
+      retention_mu_(env.executor().scheduler()) {}
 
 SegmentStore::~SegmentStore() = default;
 
@@ -343,7 +346,14 @@ Task<Result<std::shared_ptr<File>>> SegmentStore::segment_file(uint64_t number) 
 }
 
 void SegmentStore::index_record(const RecordRef& ref) {
-  by_lsn_[ref.lsn] = ref;
+  auto [at, fresh] = by_lsn_.try_emplace(ref.lsn, ref);
+  if (!fresh) {
+    auto count = indexed_per_segment_.find(at->second.segment);
+    QUIRE_ASSERT(count != indexed_per_segment_.end() && count->second > 0);
+    if (--count->second == 0) indexed_per_segment_.erase(count);
+    at->second = ref;
+  }
+  indexed_per_segment_[ref.segment]++;
   if (record_type_is_page(ref.type)) {
     auto& v = pages_[{ref.table, ref.page}];
     v.insert(std::upper_bound(v.begin(), v.end(), ref.lsn), ref.lsn);
@@ -355,7 +365,16 @@ void SegmentStore::index_record(const RecordRef& ref) {
   if (ref.type == RecordType::kCheckpointComplete) checkpoint_lsns_.insert(ref.lsn);
 }
 
-// Removes one record from every index (not from by_lsn_, which the caller erases).
+std::map<Lsn, RecordRef>::iterator SegmentStore::erase_record(
+    std::map<Lsn, RecordRef>::iterator it) {
+  unindex(it->second);
+  auto count = indexed_per_segment_.find(it->second.segment);
+  QUIRE_ASSERT(count != indexed_per_segment_.end() && count->second > 0);
+  if (--count->second == 0) indexed_per_segment_.erase(count);
+  return by_lsn_.erase(it);
+}
+
+// Removes one record from every index but by_lsn_ (erase_record does both).
 void SegmentStore::unindex(const RecordRef& ref) {
   if (record_type_is_page(ref.type)) {
     auto p = pages_.find({ref.table, ref.page});
@@ -370,10 +389,7 @@ void SegmentStore::unindex(const RecordRef& ref) {
 }
 
 void SegmentStore::unindex_above(Lsn lsn) {
-  for (auto it = by_lsn_.upper_bound(lsn); it != by_lsn_.end();) {
-    unindex(it->second);
-    it = by_lsn_.erase(it);
-  }
+  for (auto it = by_lsn_.upper_bound(lsn); it != by_lsn_.end();) it = erase_record(it);
   if (complete_lsn_ > lsn) complete_lsn_ = lsn;
 }
 
@@ -382,10 +398,8 @@ void SegmentStore::unindex_range(Lsn after, Lsn before) {
     unindex_above(after);
     return;
   }
-  for (auto it = by_lsn_.upper_bound(after); it != by_lsn_.end() && it->first < before;) {
-    unindex(it->second);
-    it = by_lsn_.erase(it);
-  }
+  for (auto it = by_lsn_.upper_bound(after); it != by_lsn_.end() && it->first < before;)
+    it = erase_record(it);
   if (complete_lsn_ > after && complete_lsn_ < before) complete_lsn_ = after;
   advance_complete();
 }
@@ -830,48 +844,67 @@ Task<Status> SegmentStore::raise_term(Term term) {
 
 Task<Status> SegmentStore::set_retention(Lsn lsn) {
   if (!broken_.is_ok()) co_return broken_;
-  QUIRE_CO_RETURN_IF_ERROR(co_await write_mu_.lock());
-  MutexGuard guard(write_mu_);
-  if (lsn <= retention_lsn_) co_return Status();  // retention only moves forward
-  const MonoTime started = env_.executor().now();
-  if (lsn > checkpoint_log_lsn()) {
-    co_return refuse(Status(Code::kNotYetMaterialized,
-                            "retention past the newest complete checkpoint this server holds")
-                         .with("lsn", lsn.value)
-                         .with("checkpoint_log_lsn", checkpoint_log_lsn().value));
+  // Live clock readings for the log line: the loop's clock reads one value per turn, and
+  // the index drop runs within turns.
+  const MonoTime asked = env_.clock().monotonic_now();
+  QUIRE_CO_RETURN_IF_ERROR(co_await retention_mu_.lock());
+  MutexGuard retention_guard(retention_mu_);
+  MonoTime started, persisted;
+  std::vector<Lsn> dead;
+  bool dropped_at_once = false;
+  {
+    QUIRE_CO_RETURN_IF_ERROR(co_await write_mu_.lock());
+    MutexGuard guard(write_mu_);
+    if (!broken_.is_ok()) co_return broken_;
+    if (lsn <= retention_lsn_) co_return Status();  // retention only moves forward
+    started = env_.clock().monotonic_now();
+    if (lsn > checkpoint_log_lsn()) {
+      co_return refuse(Status(Code::kNotYetMaterialized,
+                              "retention past the newest complete checkpoint this server holds")
+                           .with("lsn", lsn.value)
+                           .with("checkpoint_log_lsn", checkpoint_log_lsn().value));
+    }
+    if (complete_lsn_ < lsn && !copy_from_) {
+      // The chain will look complete from `lsn` on, but this store lacks records in
+      // (complete_lsn, lsn], page versions a checkpoint at `lsn` still uses among them.
+      // Until the server copied them from a peer (finish_copy), reads must not trust the
+      // chain. Durable before the retention point is: a restart must not forget the gap.
+      QUIRE_CO_RETURN_IF_ERROR(co_await write_lsn_file(kCopyFromFile, complete_lsn_));
+      copy_from_ = complete_lsn_;
+      env_.log().info(kComponent, 30019, "retention jumps a gap in the chain; copy from peers",
+                      {{"retention_lsn", lsn}, {"complete_lsn", complete_lsn_}});
+    }
+    QUIRE_CO_RETURN_IF_ERROR(co_await write_lsn_file(kRetentionFile, lsn));
+    persisted = env_.clock().monotonic_now();
+    retention_lsn_ = lsn;
+    dead = dead_below_retention(lsn);
+    if (complete_lsn_ < lsn) {
+      // The chain is found again from the retention point once what lies below it is
+      // gone (recompute_complete), so this rare step drops everything at once.
+      drop_records(dead);
+      recompute_complete();
+      dropped_at_once = true;
+    }
+    QUIRE_ASSERT(complete_lsn_ >= retention_lsn_);
   }
-
-  if (complete_lsn_ < lsn && !copy_from_) {
-    // The chain will look complete from `lsn` on, but this store lacks records in
-    // (complete_lsn, lsn], page versions a checkpoint at `lsn` still uses among them. Until
-    // the server copied them from a peer (finish_copy), reads must not trust the chain.
-    // Durable before the retention point is: a restart must not forget the gap.
-    QUIRE_CO_RETURN_IF_ERROR(co_await write_lsn_file(kCopyFromFile, complete_lsn_));
-    copy_from_ = complete_lsn_;
-    env_.log().info(kComponent, 30019, "retention jumps a gap in the chain; copy from peers",
-                    {{"retention_lsn", lsn}, {"complete_lsn", complete_lsn_}});
-  }
-  QUIRE_CO_RETURN_IF_ERROR(co_await write_lsn_file(kRetentionFile, lsn));
-  const MonoTime persisted = env_.executor().now();
-  retention_lsn_ = lsn;
-  const size_t dropped = drop_below_retention(lsn);
-  const MonoTime indexed = env_.executor().now();
+  // Everything a reader at or above the retention point uses stays; what is dropped here
+  // only appends below it could touch, and the write lock is free meanwhile, so writes go
+  // on between the steps (a big step once held a server's writes for about 100 ms).
+  if (!dropped_at_once) QUIRE_CO_RETURN_IF_ERROR(co_await drop_records_in_steps(dead));
+  const MonoTime indexed = env_.clock().monotonic_now();
   auto deleted = co_await delete_dead_segments();
   if (!deleted.is_ok()) co_return deleted.status();
   std::erase_if(damaged_, [this](const DamagedRange& d) {
     return d.segment != 0 && segments_.count(d.segment) == 0;
   });
-  // The chain from the new retention point up to complete_lsn is still unbroken; only a
-  // retention point above it can move it.
-  if (complete_lsn_ < lsn) recompute_complete();
-  QUIRE_ASSERT(complete_lsn_ >= retention_lsn_);
   env_.log().info(kComponent, 30010, "retention advanced",
                   {{"retention_lsn", lsn},
-                   {"records_dropped", dropped},
+                   {"records_dropped", dead.size()},
                    {"segments_deleted", *deleted},
+                   {"wait_us", to_micros(started - asked)},
                    {"persist_us", to_micros(persisted - started)},
                    {"drop_us", to_micros(indexed - persisted)},
-                   {"total_us", to_micros(env_.executor().now() - started)}});
+                   {"total_us", to_micros(env_.clock().monotonic_now() - started)}});
   co_return Status();
 }
 
@@ -911,11 +944,11 @@ Task<Status> SegmentStore::finish_copy(Lsn through) {
   co_return Status();
 }
 
-// Drops what no reader at or above `lsn` needs: log records at or below it, page versions
+// What no reader at or above `lsn` needs: log records at or below it, page versions
 // older than the newest full image at or below it, and checkpoint completions older than
-// the newest one at or below it. Returns how many drops it made (a record can be dead for
-// two reasons and then counts twice, as the log always reported it).
-size_t SegmentStore::drop_below_retention(Lsn lsn) {
+// the newest one at or below it (a record can be dead for two reasons and is then listed
+// twice, and counted twice in the log line, as it always was).
+std::vector<Lsn> SegmentStore::dead_below_retention(Lsn lsn) const {
   std::vector<Lsn> dead;
   for (const auto& [l, ref] : by_lsn_) {
     if (l > lsn) break;
@@ -933,26 +966,45 @@ size_t SegmentStore::drop_below_retention(Lsn lsn) {
   std::vector<RecordRef> ckpts = checkpoints();
   for (size_t i = 0; i + 1 < ckpts.size() && ckpts[i + 1].lsn <= lsn; ++i)
     dead.push_back(ckpts[i].lsn);
+  return dead;
+}
+
+void SegmentStore::drop_records(std::span<const Lsn> dead) {
   for (Lsn l : dead) {
-    QUIRE_ASSERT(l <= lsn);  // nothing above the retention point is ever dropped
+    QUIRE_ASSERT(l <= retention_lsn_);  // nothing above the retention point is ever dropped
     auto it = by_lsn_.find(l);
-    if (it == by_lsn_.end()) continue;  // a record can be dead for two reasons
-    unindex(it->second);
-    by_lsn_.erase(it);
+    if (it != by_lsn_.end()) erase_record(it);  // gone already: listed twice, or abandoned
   }
-  return dead.size();
+}
+
+// About 3 ms of index work a step on this machine's kind of CPU, then other tasks run.
+constexpr size_t kRetentionDropStep = 4096;
+
+Task<Status> SegmentStore::drop_records_in_steps(const std::vector<Lsn>& dead) {
+  std::span<const Lsn> rest(dead);
+  while (!rest.empty()) {
+    const size_t n = std::min(rest.size(), kRetentionDropStep);
+    drop_records(rest.first(n));
+    rest = rest.subspan(n);
+    if (rest.empty()) break;
+    // What is left is dropped by the next retention step if this one ends here.
+    QUIRE_CO_RETURN_IF_ERROR(co_await env_.executor().yield());
+    if (!broken_.is_ok()) co_return broken_;
+  }
+  co_return Status();
 }
 
 // Deletes sealed segments that hold nothing live (abandon markers and the newest TERM
-// marker count as live); returns how many.
+// marker count as live); returns how many. A segment that is not the active one never
+// gains a record, so one found dead stays dead while the deletion waits on the disk.
 Task<Result<size_t>> SegmentStore::delete_dead_segments() {
-  std::map<uint64_t, uint64_t> live;
-  for (const auto& [l, ref] : by_lsn_) live[ref.segment]++;
-  for (const auto& m : markers_) live[m.segment]++;
-  if (term_marker_segment_ != 0) live[term_marker_segment_]++;  // fencing survives retention
+  std::set<uint64_t> live_markers;
+  for (const auto& m : markers_) live_markers.insert(m.segment);
+  if (term_marker_segment_ != 0) live_markers.insert(term_marker_segment_);  // fencing survives
   std::vector<uint64_t> doomed;
   for (const auto& [num, seg] : segments_) {
-    if (num != active_ && live[num] == 0) doomed.push_back(num);
+    if (num != active_ && !indexed_per_segment_.contains(num) && !live_markers.contains(num))
+      doomed.push_back(num);
   }
   for (uint64_t num : doomed) {
     QUIRE_ASSERT(num != active_);

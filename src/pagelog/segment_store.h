@@ -81,7 +81,9 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "pagelog/record.h"
@@ -252,13 +254,19 @@ class SegmentStore {
   // RETENTION and COPY_FROM: read at open, written by temp file and rename.
   Task<Status> recover_lsn_files(const std::vector<std::string>& names);
   Task<Status> write_lsn_file(const char* name, Lsn lsn);
-  // Retention's steps.
-  size_t drop_below_retention(Lsn lsn);
+  // Retention's steps: what no reader at or above `lsn` needs (a record can be dead for
+  // two reasons and is then listed twice); dropping it from the indexes; deleting sealed
+  // segments that hold nothing live.
+  std::vector<Lsn> dead_below_retention(Lsn lsn) const;
+  void drop_records(std::span<const Lsn> dead);
+  Task<Status> drop_records_in_steps(const std::vector<Lsn>& dead);
   Task<Result<size_t>> delete_dead_segments();
   // Appends one marker to the active segment and syncs it; its place on disk.
   Task<Result<RecordRef>> write_marker(const Record& marker);
   Status break_store(Status why);
   void index_record(const RecordRef& ref);
+  // Removes a record from every index, by_lsn_ included; the next entry of by_lsn_.
+  std::map<Lsn, RecordRef>::iterator erase_record(std::map<Lsn, RecordRef>::iterator it);
   void unindex(const RecordRef& ref);
   void unindex_above(Lsn lsn);
   // Drops the records in (after, before) (before zero: no bound).
@@ -270,6 +278,8 @@ class SegmentStore {
   Env& env_;
   SegmentStoreOptions options_;
   AsyncMutex write_mu_;
+  // One retention step at a time (each drops its records in steps, the write lock free).
+  AsyncMutex retention_mu_;
   std::deque<std::shared_ptr<Pending>> queue_;
   Status broken_;
   uint64_t seal_epoch_ = 0;
@@ -282,6 +292,9 @@ class SegmentStore {
   std::vector<DamagedRange> damaged_;
 
   std::map<Lsn, RecordRef> by_lsn_;
+  // Per segment, how many records of by_lsn_ it holds (absent: none), so retention finds
+  // dead segments without walking every record.
+  std::unordered_map<uint64_t, size_t> indexed_per_segment_;
   std::map<std::pair<TableId, PageId>, std::vector<Lsn>> pages_;
   std::map<Lsn, Lsn> next_by_prev_;  // prev_lsn -> lsn: the chain's links
   std::set<Lsn> checkpoint_lsns_;    // CHECKPOINT_COMPLETE records

@@ -599,6 +599,50 @@ TEST_F(StoreTest, ConcurrentReadsAcrossEvictionsAllSucceed) {
   EXPECT_LE(store_->stats().open_sealed_segments, 2u);
 }
 
+// A retention step that drops many records (three steps' worth, over many segments)
+// drops them with the write lock free: a write sent while it runs is stored before the
+// step ends, where it once waited for the whole drop and every segment's deletion.
+TEST_F(StoreTest, ABigRetentionStepLetsWritesThroughWhileItRuns) {
+  open({.dir = "segments", .segment_bytes_max = 16384});
+  const uint64_t n = 3 * 4096 + 100;
+  uint64_t lsn = 0;
+  while (lsn < n) {
+    std::vector<Record> batch;
+    for (int i = 0; i < 500 && lsn < n; ++i, ++lsn) batch.push_back(log_record(lsn + 1, lsn, 16));
+    ASSERT_TRUE(append(std::move(batch)).is_ok());
+  }
+  ASSERT_TRUE(append({completion_record(n + 1, n, n)}).is_ok());
+  const uint64_t segments_before = store_->stats().segments;
+  ASSERT_GT(segments_before, 20u);
+  bool retention_done = false;
+  Status retention = cancelled("unset");
+  bool written_during_retention = false;
+  run([&]() -> Task<void> {
+    auto step = [&]() -> Task<void> {
+      retention = co_await store_->set_retention(Lsn(n));
+      retention_done = true;
+    };
+    env().executor().spawn("retention", step());
+    // Until the point is durable and the drop has begun.
+    while (store_->stats().retention_lsn != Lsn(n) && !retention_done)
+      co_await env().executor().sleep(10us);
+    std::vector<Record> one{log_record(n + 2, n + 1, 16)};
+    Status st = co_await store_->append(std::move(one), AppendSource::kWriter, std::nullopt);
+    EXPECT_TRUE(st.is_ok()) << st.to_string();
+    written_during_retention = !retention_done;
+    while (!retention_done) co_await env().executor().sleep(1ms);
+  });
+  EXPECT_TRUE(retention.is_ok()) << retention.to_string();
+  EXPECT_TRUE(written_during_retention);
+  for (uint64_t l = 1; l <= n; ++l) ASSERT_EQ(store_->find(Lsn(l)), nullptr) << l;
+  EXPECT_NE(store_->find(Lsn(n + 1)), nullptr);
+  EXPECT_EQ(store_->complete_lsn(), Lsn(n + 2));
+  EXPECT_LT(store_->stats().segments, segments_before / 4);
+  crash_and_reopen(UnsyncedOnCrash::kLose);
+  EXPECT_EQ(store_->complete_lsn(), Lsn(n + 2));
+  EXPECT_EQ(store_->stats().retention_lsn, Lsn(n));
+}
+
 // Retention deletes a segment whose file is in the cache: it leaves the cache, and a read
 // of a record in it is NotFound, never a read of a closed file.
 TEST_F(StoreTest, RetentionDeletesACachedSegmentAndItLeavesTheCache) {
