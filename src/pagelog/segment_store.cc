@@ -348,9 +348,7 @@ Task<Result<std::shared_ptr<File>>> SegmentStore::segment_file(uint64_t number) 
 void SegmentStore::index_record(const RecordRef& ref) {
   auto [at, fresh] = by_lsn_.try_emplace(ref.lsn, ref);
   if (!fresh) {
-    auto count = indexed_per_segment_.find(at->second.segment);
-    QUIRE_ASSERT(count != indexed_per_segment_.end() && count->second > 0);
-    if (--count->second == 0) indexed_per_segment_.erase(count);
+    uncount(at->second.segment);
     at->second = ref;
   }
   indexed_per_segment_[ref.segment]++;
@@ -368,10 +366,14 @@ void SegmentStore::index_record(const RecordRef& ref) {
 std::map<Lsn, RecordRef>::iterator SegmentStore::erase_record(
     std::map<Lsn, RecordRef>::iterator it) {
   unindex(it->second);
-  auto count = indexed_per_segment_.find(it->second.segment);
+  uncount(it->second.segment);
+  return by_lsn_.erase(it);
+}
+
+void SegmentStore::uncount(uint64_t segment) {
+  auto count = indexed_per_segment_.find(segment);
   QUIRE_ASSERT(count != indexed_per_segment_.end() && count->second > 0);
   if (--count->second == 0) indexed_per_segment_.erase(count);
-  return by_lsn_.erase(it);
 }
 
 // Removes one record from every index but by_lsn_ (erase_record does both).

@@ -56,7 +56,9 @@
 // Retention: set_retention(R) lets garbage collection drop what no reader at or above R
 // can need: log records at or below R, and page versions superseded at or below R (the
 // newest full image at or below R and everything after it stay). Callers pass the LSN of
-// the oldest checkpoint they keep. Segments left with no live record are deleted. A
+// the oldest checkpoint they keep. Segments left with no live record are deleted. The
+// point is persisted under the write lock; the drop and the deletion then run in steps
+// with it free, so writes go on meanwhile (only one retention step runs at a time). A
 // retention point above checkpoint_log_lsn() (the newest checkpoint completion's log
 // position) is refused with NotYetMaterialized: the store has no checkpoint to read from
 // there, and a server lagging behind the checkpoint gets it later from its peers.
@@ -267,6 +269,8 @@ class SegmentStore {
   void index_record(const RecordRef& ref);
   // Removes a record from every index, by_lsn_ included; the next entry of by_lsn_.
   std::map<Lsn, RecordRef>::iterator erase_record(std::map<Lsn, RecordRef>::iterator it);
+  // One record fewer in indexed_per_segment_ for `segment`.
+  void uncount(uint64_t segment);
   void unindex(const RecordRef& ref);
   void unindex_above(Lsn lsn);
   // Drops the records in (after, before) (before zero: no bound).
