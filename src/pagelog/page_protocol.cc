@@ -161,6 +161,15 @@ Bytes PageServerStatus::encode() const {
     w.put_varint64(damaged_ranges[i].begin);
     w.put_varint64(damaged_ranges[i].end);
   }
+  if (!copy_gaps.empty()) {
+    const size_t gaps = std::min(copy_gaps.size(), kCopyGapsMax);
+    w.put_varint64(gaps);
+    for (size_t i = 0; i < gaps; ++i) {
+      w.put_varint64(copy_gaps[i].from.value);
+      w.put_varint64(copy_gaps[i].to.value);
+    }
+    w.put_varint64(chain_lsn.value);
+  }
   return out;
 }
 
@@ -183,6 +192,22 @@ Result<PageServerStatus> PageServerStatus::decode(ByteView in) {
     QUIRE_RETURN_IF_ERROR(r.get_varint64(&d.begin));
     QUIRE_RETURN_IF_ERROR(r.get_varint64(&d.end));
     s.damaged_ranges.push_back(d);
+  }
+  if (!r.at_end()) {
+    uint64_t gaps = 0;
+    QUIRE_RETURN_IF_ERROR(r.get_varint64(&gaps));
+    if (gaps == 0 || gaps > kCopyGapsMax) return corruption("a status's gap count is out of range");
+    s.copy_gaps.resize(gaps);
+    for (CopyGap& g : s.copy_gaps) {
+      QUIRE_RETURN_IF_ERROR(r.get_varint64(&g.from.value));
+      QUIRE_RETURN_IF_ERROR(r.get_varint64(&g.to.value));
+    }
+    QUIRE_RETURN_IF_ERROR(r.get_varint64(&s.chain_lsn.value));
+    // Ordered, apart, above the whole prefix and below the chain's end.
+    if (!copy_gaps_valid(s.copy_gaps) || s.copy_gaps.front().from < s.durable_lsn ||
+        s.chain_lsn < s.copy_gaps.back().to) {
+      return corruption("a status's gaps do not lie between its durable and chain LSNs");
+    }
   }
   if (!r.at_end()) return corruption("trailing bytes after a status");
   return s;

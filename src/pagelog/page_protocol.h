@@ -136,6 +136,14 @@ struct PageServerStatus {
   uint64_t records = 0;
   uint64_t bytes = 0;
   std::vector<DamagedRange> damaged_ranges;  // the first kStatusDamagedRangesMax travel
+  // A server copying gaps its retention point jumped (SegmentStore::copy_gaps) reports as
+  // durable_lsn only where the first starts; it holds every record of its chain up to
+  // `chain_lsn` (its complete_lsn) outside `copy_gaps`. A peer copying from it advances its
+  // own copy only across what it holds whole, never across a gap. Empty otherwise; on the
+  // wire after the damaged ranges only when not empty, so a status without gaps is the
+  // bytes it always was.
+  std::vector<CopyGap> copy_gaps;
+  Lsn chain_lsn;
 
   Bytes encode() const;
   static Result<PageServerStatus> decode(ByteView in);

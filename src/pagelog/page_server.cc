@@ -453,7 +453,10 @@ Task<Status> PageServer::handle_set_retention(SetRetentionRequest request) {
   Status t = co_await check_term(request.term);
   if (!t.is_ok()) co_return t;
   Status st = co_await store_->set_retention(request.lsn);
-  if (st.is_ok() && store_->copy_from() && !copying_ && !options_.peers.empty()) {
+  if (st.is_ok() && store_->copy_from() && copying_) {
+    // Below the first gap the store holds its chain itself.
+    copy_cursor_ = std::max(copy_cursor_, *store_->copy_from());
+  } else if (st.is_ok() && store_->copy_from() && !options_.peers.empty()) {
     // The retention point jumped a gap in this server's chain (it restarted stale, or
     // missed writes): the live records in the gap come from a peer before reads do.
     copying_ = true;
@@ -475,6 +478,11 @@ Task<Result<PageServerStatus>> PageServer::handle_status(StatusRequest) {
     // more from it, but finish a copy of their own only on a peer whole to their retention
     // point; so servers that all restarted stale copy from one another without waiting.
     ps.durable_lsn = std::min(s.complete_lsn, *store_->copy_from());
+    const std::vector<CopyGap>& gaps = store_->copy_gaps();
+    if (gaps.back().to <= s.complete_lsn) {  // not so after a jump cut short by a crash
+      ps.copy_gaps = gaps;
+      ps.chain_lsn = s.complete_lsn;
+    }
   }
   ps.segments = s.segments;
   ps.sealed_count = s.sealed_segments;
@@ -509,10 +517,30 @@ Task<void> PageServer::catch_up_loop() {
   }
 }
 
-// Whether `peer` holds records this server has not got: past the full copy's cursor while
-// copying from empty, past complete_lsn otherwise.
+// How far a full copy at `cursor` may move on records scanned from `peer`: to the end of
+// the range, holding `cursor`, that the peer holds whole (every record live at its
+// retention point). A peer copying gaps of its own holds its chain whole outside them up
+// to its chain's end, not inside: a copy must not take a peer's gap for copied because
+// the peer's scan returned the records after it (a server copying from empty whose only
+// reachable peer was copying a gap finished without the gap's records). `cursor` itself
+// when the peer holds nothing whole past it.
+Lsn PageServer::copy_reach(const PageServerStatus& peer, Lsn cursor) {
+  const Lsn end = peer.copy_gaps.empty() ? peer.durable_lsn : peer.chain_lsn;
+  if (cursor >= end) return cursor;
+  for (const CopyGap& g : peer.copy_gaps) {
+    if (cursor < g.from) return g.from;
+    if (cursor < g.to) return cursor;  // in the gap: records after it may be missing there
+  }
+  return end;
+}
+
+// Whether `peer` holds records this server has not got: past the full copy's cursor, in a
+// range the peer holds whole, while copying; past complete_lsn otherwise.
 bool PageServer::behind(const PageServerStatus& peer) const {
-  return copying_ ? peer.durable_lsn > copy_cursor_ : peer.durable_lsn > store_->complete_lsn();
+  // A peer copying a gap below our chain's end still extends it past the gap: not copying,
+  // the chain's links alone decide what counts.
+  return copying_ ? copy_reach(peer, copy_cursor_) > copy_cursor_
+                  : std::max(peer.durable_lsn, peer.chain_lsn) > store_->complete_lsn();
 }
 
 // Copies the records a peer has past our complete_lsn, as long as the peer is further
@@ -529,17 +557,19 @@ Task<Status> PageServer::catch_up_from(PageServerClient& peer) {
     // A store that restarted empty copies everything the peer holds, from the start; one
     // that is merely behind continues from its complete point.
     const Lsn before = copying_ ? copy_cursor_ : store_->complete_lsn();
+    const Lsn reach = copy_reach(*status, before);
     auto chunk = co_await peer.scan(before, options_.response_bytes_max,
                                     env_.executor().deadline_after(options_.catchup_scan_timeout));
     if (!chunk.is_ok()) co_return chunk.status();
     if (chunk->records.empty()) {
+      // Nothing past `before` at all: the peer's whole range holds no live record more.
       QUIRE_CO_RETURN_IF_ERROR(co_await finish_copy_if_done(
-          peer.server(), std::max(copy_cursor_, chunk->through), peer_complete));
+          peer.server(), std::max(copy_cursor_, std::min(chunk->through, reach)), peer_complete));
       break;
     }
     const bool copying = copying_;
-    Status st =
-        co_await append_from_peer(peer.server(), std::move(chunk).value(), before, peer_complete);
+    Status st = co_await append_from_peer(peer.server(), std::move(chunk).value(), before, reach,
+                                          peer_complete);
     if (!st.is_ok()) co_return st;
     if (copying) continue;
     if (store_->complete_lsn() == before) break;  // the peer's records do not extend our chain
@@ -547,9 +577,10 @@ Task<Status> PageServer::catch_up_from(PageServerClient& peer) {
   co_return Status();
 }
 
-// Stores one chunk a peer sent, and moves the full copy's cursor past it.
+// Stores one chunk a peer sent, and moves the full copy's cursor past it, within `reach`
+// (copy_reach: the records beyond it are stored, but do not count as copied).
 Task<Status> PageServer::append_from_peer(const Address& peer, LogChunk chunk, Lsn before,
-                                          Lsn peer_complete) {
+                                          Lsn reach, Lsn peer_complete) {
   for (const auto& r : chunk.records) QUIRE_CO_RETURN_IF_ERROR(validate_record(r));
   const size_t n = chunk.records.size();
   // A peer's copy may hold records the chain has since abandoned: dropped, not refused.
@@ -561,24 +592,31 @@ Task<Status> PageServer::append_from_peer(const Address& peer, LogChunk chunk, L
                    {"from_lsn", before},
                    {"complete_lsn", store_->complete_lsn()}});
   if (copying_) {
-    copy_cursor_ = std::max(copy_cursor_, chunk.through);
+    copy_cursor_ = std::max(copy_cursor_, std::min(chunk.through, reach));
     QUIRE_CO_RETURN_IF_ERROR(co_await finish_copy_if_done(peer, copy_cursor_, peer_complete));
   }
   co_return Status();
 }
 
-// Done when the copy reached the peer's complete point and the retention point: below it
-// the chain is whole then, and from it on complete_lsn is honest.
+// Records how far the copy reached. Copying gaps: the store forgets those below
+// `copied_through` (durably, before reads are served: a restart must not take a gap for
+// copied), and the cursor moves on to the next one, since between them the store holds
+// its chain itself; the copy is done when none is left. Copying from empty, before any
+// retention point (so without gaps): done once it reached the peer's complete point.
 Task<Status> PageServer::finish_copy_if_done(const Address& peer, Lsn copied_through,
                                              Lsn peer_complete) {
-  if (!copying_ || copied_through < peer_complete || copied_through < store_->retention_lsn()) {
-    co_return Status();
-  }
+  if (!copying_) co_return Status();
   if (store_->copy_from()) {
-    // Durably, before reads are served: a restart must not take the gap for copied.
+    if (copied_through <= *store_->copy_from()) co_return Status();
     Status st = store_result(co_await store_->finish_copy(copied_through));
     if (!st.is_ok()) co_return st;
-    if (!copying_ || store_->copy_from()) co_return Status();  // retention moved on meanwhile
+    if (!copying_) co_return Status();
+    if (store_->copy_from()) {
+      copy_cursor_ = std::max(copy_cursor_, *store_->copy_from());
+      co_return Status();
+    }
+  } else if (copied_through < peer_complete || copied_through < store_->retention_lsn()) {
+    co_return Status();
   }
   copying_ = false;
   env_.log().info(kComponent, 32005, "copy from peers complete; serving reads",

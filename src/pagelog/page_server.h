@@ -117,8 +117,10 @@ class PageServer : public NodeApp {
   // Catching up from peers.
   Task<void> catch_up_loop();
   Task<Status> catch_up_from(PageServerClient& peer);
+  static Lsn copy_reach(const PageServerStatus& peer, Lsn cursor);
   bool behind(const PageServerStatus& peer) const;
-  Task<Status> append_from_peer(const Address& peer, LogChunk chunk, Lsn before, Lsn peer_complete);
+  Task<Status> append_from_peer(const Address& peer, LogChunk chunk, Lsn before, Lsn reach,
+                                Lsn peer_complete);
   // Ends the full copy once it reached `peer_complete` and the retention point (the
   // store's copy_from() is cleared first): reads are served again.
   Task<Status> finish_copy_if_done(const Address& peer, Lsn copied_through, Lsn peer_complete);

@@ -103,4 +103,44 @@ SegmentScan scan_segment(ByteView file, uint64_t segment_number) {
   return scan;
 }
 
+bool copy_gaps_valid(const std::vector<CopyGap>& gaps) {
+  if (gaps.size() > kCopyGapsMax) return false;
+  for (size_t i = 0; i < gaps.size(); ++i) {
+    if (gaps[i].from >= gaps[i].to) return false;
+    if (i > 0 && gaps[i].from <= gaps[i - 1].to) return false;
+  }
+  return true;
+}
+
+Bytes encode_copy_gaps_file(const std::vector<CopyGap>& gaps) {
+  Bytes b(4 + 16 * gaps.size() + 4);
+  encode_fixed32(b.data(), static_cast<uint32_t>(gaps.size()));
+  for (size_t i = 0; i < gaps.size(); ++i) {
+    encode_fixed64(b.data() + 4 + 16 * i, gaps[i].from.value);
+    encode_fixed64(b.data() + 12 + 16 * i, gaps[i].to.value);
+  }
+  const size_t body = b.size() - 4;
+  encode_fixed32(b.data() + body, crc32c::mask(crc32c::value(b.data(), body)));
+  return b;
+}
+
+Result<std::vector<CopyGap>> decode_copy_gaps_file(ByteView in) {
+  if (in.size() < 8) return Status(Code::kCorruption, "copy-gaps file too short");
+  const uint32_t n = decode_fixed32(in.data());
+  if (n > kCopyGapsMax || in.size() != 4 + 16 * size_t{n} + 4) {
+    return Status(Code::kCorruption, "copy-gaps file has the wrong size").with("gaps", n);
+  }
+  const size_t body = in.size() - 4;
+  if (crc32c::unmask(decode_fixed32(in.data() + body)) != crc32c::value(in.data(), body)) {
+    return Status(Code::kCorruption, "copy-gaps file does not check");
+  }
+  std::vector<CopyGap> gaps(n);
+  for (size_t i = 0; i < n; ++i) {
+    gaps[i].from = Lsn(decode_fixed64(in.data() + 4 + 16 * i));
+    gaps[i].to = Lsn(decode_fixed64(in.data() + 12 + 16 * i));
+  }
+  if (!copy_gaps_valid(gaps)) return Status(Code::kCorruption, "copy-gaps file's gaps overlap");
+  return gaps;
+}
+
 }  // namespace quire

@@ -55,6 +55,22 @@ struct DamagedRange {
   friend bool operator==(const DamagedRange&, const DamagedRange&) = default;
 };
 
+// Where a store whose retention point jumped its chain may lack records: every record in
+// (from, to] may be missing (SegmentStore::copy_gaps), until the server copied that range
+// from a peer that holds it whole. A page server's status carries them (the first
+// kCopyGapsMax; a store never keeps more).
+struct CopyGap {
+  Lsn from;
+  Lsn to;
+  friend bool operator==(const CopyGap&, const CopyGap&) = default;
+};
+inline constexpr size_t kCopyGapsMax = 32;
+// Sorted, each non-empty, apart from one another, at most kCopyGapsMax.
+bool copy_gaps_valid(const std::vector<CopyGap>& gaps);
+// The COPY_GAPS file: the count, the gaps, and a masked CRC of what precedes it.
+Bytes encode_copy_gaps_file(const std::vector<CopyGap>& gaps);
+Result<std::vector<CopyGap>> decode_copy_gaps_file(ByteView in);
+
 struct SegmentScan {
   Status header_status;                // not OK: the whole file is unusable
   std::vector<ScannedRecord> records;  // every valid record, in file order

@@ -14,6 +14,10 @@ constexpr const char* kComponent = "pagelog";
 constexpr const char* kRetentionFile = "RETENTION";
 // Where a retention point jumped over a gap in the chain (SegmentStore::copy_from).
 constexpr const char* kCopyFromFile = "COPY_FROM";
+constexpr const char* kCopyGapsFile = "COPY_GAPS";
+// A jump's walk back along its own chain (chain_gaps) gives up past this many records,
+// and takes the rest down to complete_lsn for one gap.
+constexpr size_t kGapWalkMax = size_t{1} << 20;
 constexpr size_t kLsnFileBytes = 12;  // RETENTION and COPY_FROM: fixed64 lsn, masked crc32c
 // Created and removed at open to learn that the directory takes new files. Not a segment
 // name, so a copy a crash left between the two steps is ignored, and removed at next open.
@@ -49,6 +53,18 @@ Task<Result<Lsn>> read_lsn_file(Disk& disk, const std::string& dir, const char* 
     co_return Status(Code::kCorruption, fmt::format("{} does not check", name));
   }
   co_return Lsn(decode_fixed64(bytes->data()));
+}
+
+// COPY_GAPS, as read_lsn_file.
+Task<Result<std::vector<CopyGap>>> read_gaps_file(Disk& disk, const std::string& dir,
+                                                  const char* name,
+                                                  const std::vector<std::string>& names) {
+  if (std::find(names.begin(), names.end(), name) == names.end()) co_return not_found(name);
+  auto f = co_await disk.open(dir + "/" + name, {});
+  if (!f.is_ok()) co_return f.status();
+  auto bytes = co_await read_all(**f);
+  if (!bytes.is_ok()) co_return bytes.status();
+  co_return decode_copy_gaps_file(*bytes);
 }
 }  // namespace
 
@@ -153,15 +169,28 @@ Task<Status> SegmentStore::recover_lsn_files(const std::vector<std::string>& nam
   } else if (retention.code() != Code::kNotFound) {
     co_return retention.status();
   }
+  auto gaps = co_await read_gaps_file(env_.disk(), options_.dir, kCopyGapsFile, names);
+  if (gaps.is_ok()) {
+    copy_gaps_ = std::move(gaps).value();
+    co_return Status();
+  }
+  if (gaps.code() == Code::kCorruption) {
+    // The safe reading: the whole chain below the retention point may have gaps.
+    env_.log().error(kComponent, 30018, "copy-gaps file is corrupt; copying everything again",
+                     {{"path", options_.dir}});
+    copy_gaps_ = bounded_gaps({{Lsn(0), retention_lsn_}});
+    co_return Status();
+  }
+  if (gaps.code() != Code::kNotFound) co_return gaps.status();
+  // A directory from before COPY_GAPS: one gap from COPY_FROM up to the retention point.
   auto copy = co_await read_lsn_file(env_.disk(), options_.dir, kCopyFromFile, names);
   if (copy.is_ok()) {
-    copy_from_ = *copy;
+    copy_gaps_ = bounded_gaps({{*copy, retention_lsn_}});
   } else if (copy.code() == Code::kCorruption) {
-    // The safe reading: the whole chain below the retention point may have gaps.
     env_.log().error(kComponent, 30018, "copy-from file is corrupt; copying everything again",
                      {{"path", options_.dir}});
-    copy_from_ = Lsn(0);
-  } else if (copy.code() != Code::kNotFound) {
+    copy_gaps_ = bounded_gaps({{Lsn(0), retention_lsn_}});
+  } else if (!copy.is_ok() && copy.code() != Code::kNotFound) {
     co_return copy.status();
   }
   co_return Status();
@@ -866,15 +895,25 @@ Task<Status> SegmentStore::set_retention(Lsn lsn) {
                            .with("lsn", lsn.value)
                            .with("checkpoint_log_lsn", checkpoint_log_lsn().value));
     }
-    if (complete_lsn_ < lsn && !copy_from_) {
+    if (complete_lsn_ < lsn) {
       // The chain will look complete from `lsn` on, but this store lacks records in
       // (complete_lsn, lsn], page versions a checkpoint at `lsn` still uses among them.
       // Until the server copied them from a peer (finish_copy), reads must not trust the
       // chain. Durable before the retention point is: a restart must not forget the gap.
-      QUIRE_CO_RETURN_IF_ERROR(co_await write_lsn_file(kCopyFromFile, complete_lsn_));
-      copy_from_ = complete_lsn_;
+      // Which stretches it lacks is found now, while the links below `lsn` are still
+      // indexed (chain_gaps), and persisted first.
+      std::vector<CopyGap> gaps = copy_gaps_;
+      std::vector<CopyGap> found = chain_gaps(lsn, complete_lsn_);
+      gaps.insert(gaps.end(), found.begin(), found.end());
+      gaps = bounded_gaps(std::move(gaps));
+      QUIRE_CO_RETURN_IF_ERROR(co_await write_gaps_file(gaps));
+      copy_gaps_ = std::move(gaps);
       env_.log().info(kComponent, 30019, "retention jumps a gap in the chain; copy from peers",
-                      {{"retention_lsn", lsn}, {"complete_lsn", complete_lsn_}});
+                      {{"retention_lsn", lsn},
+                       {"complete_lsn", complete_lsn_},
+                       {"copy_from", copy_gaps_.front().from},
+                       {"copy_to", copy_gaps_.back().to},
+                       {"gaps", copy_gaps_.size()}});
     }
     QUIRE_CO_RETURN_IF_ERROR(co_await write_lsn_file(kRetentionFile, lsn));
     persisted = env_.clock().monotonic_now();
@@ -910,12 +949,16 @@ Task<Status> SegmentStore::set_retention(Lsn lsn) {
   co_return Status();
 }
 
-// Persists an LSN file (the retention point before anything is dropped, COPY_FROM): temp
+// Persists a file of the directory (RETENTION before anything is dropped, COPY_GAPS): temp
 // file, sync, rename, sync the directory. Any failure breaks the store.
 Task<Status> SegmentStore::write_lsn_file(const char* name, Lsn lsn) {
   Bytes b(kLsnFileBytes);
   encode_fixed64(b.data(), lsn.value);
   encode_fixed32(b.data() + 8, crc32c::mask(crc32c::value(b.data(), 8)));
+  co_return co_await write_dir_file(name, std::move(b));
+}
+
+Task<Status> SegmentStore::write_dir_file(const char* name, Bytes b) {
   std::string tmp = options_.dir + "/" + name + ".tmp";
   auto f = co_await env_.disk().open(tmp, {.create = true});
   if (!f.is_ok()) co_return break_store(f.status());
@@ -928,22 +971,104 @@ Task<Status> SegmentStore::write_lsn_file(const char* name, Lsn lsn) {
   co_return Status();
 }
 
+Task<Status> SegmentStore::write_gaps_file(const std::vector<CopyGap>& gaps) {
+  co_return co_await write_dir_file(kCopyGapsFile, encode_copy_gaps_file(gaps));
+}
+
 Task<Status> SegmentStore::finish_copy(Lsn through) {
   if (!broken_.is_ok()) co_return broken_;
   QUIRE_CO_RETURN_IF_ERROR(co_await write_mu_.lock());
   MutexGuard guard(write_mu_);
-  if (!copy_from_ || through <= *copy_from_) co_return Status();
-  if (through < retention_lsn_) {
-    // Retention moved on meanwhile: the gap above `through` is still to be copied.
-    QUIRE_CO_RETURN_IF_ERROR(co_await write_lsn_file(kCopyFromFile, through));
-    copy_from_ = through;
+  if (copy_gaps_.empty() || through <= copy_gaps_.front().from) co_return Status();
+  std::vector<CopyGap> left;
+  for (const CopyGap& g : copy_gaps_) {
+    if (g.to <= through) continue;
+    left.push_back({std::max(g.from, through), g.to});
+  }
+  if (!left.empty()) {
+    // Part copied: the rest stays to be copied, across restarts.
+    QUIRE_CO_RETURN_IF_ERROR(co_await write_gaps_file(left));
+    copy_gaps_ = std::move(left);
     co_return Status();
   }
-  Status st = co_await env_.disk().unlink(options_.dir + "/" + kCopyFromFile);
+  Status st = co_await env_.disk().unlink(options_.dir + "/" + kCopyGapsFile);
+  if (st.code() == Code::kNotFound) st = Status();
+  if (st.is_ok()) {
+    st = co_await env_.disk().unlink(options_.dir + "/" + kCopyFromFile);  // an older one
+    if (st.code() == Code::kNotFound) st = Status();
+  }
   if (st.is_ok()) st = co_await env_.disk().sync_dir(options_.dir);
   if (!st.is_ok()) co_return break_store(st);
-  copy_from_.reset();
+  copy_gaps_.clear();
   co_return Status();
+}
+
+// The chain a retention point at `lsn` will follow (recompute_complete: the link with the
+// highest predecessor at or below it), walked back along prev_lsn down to `floor`. Where a
+// record is missing, every record down to the next one stored may be: that range is a
+// gap, and the walk goes on from that record (a record of an abandoned tail still links
+// back into the chain, so a walk through one loses nothing). The store holds every other
+// record of the chain in (floor, lsn]: a server that restarted stale and then took new
+// writes lacks only what it missed, and copies only that. Oldest first.
+std::vector<CopyGap> SegmentStore::chain_gaps(Lsn lsn, Lsn floor) const {
+  std::vector<CopyGap> gaps;
+  Lsn at = lsn;
+  auto link = next_by_prev_.upper_bound(lsn);
+  if (link != next_by_prev_.begin() && std::prev(link)->second > lsn) at = std::prev(link)->first;
+  for (size_t steps = 0; at > floor; ++steps) {
+    if (steps == kGapWalkMax) {
+      gaps.push_back({floor, at});
+      break;
+    }
+    const RecordRef* ref = find(at);
+    if (ref != nullptr && ref->prev_lsn < at) {
+      at = ref->prev_lsn;
+      continue;
+    }
+    auto below = by_lsn_.lower_bound(at);
+    Lsn next = below == by_lsn_.begin() ? Lsn(0) : std::prev(below)->first;
+    next = std::max(next, floor);
+    if (!gaps.empty() && gaps.back().from == at) {
+      gaps.back().from = next;  // adjoining: one gap
+    } else {
+      gaps.push_back({next, at});
+    }
+    at = next;
+  }
+  std::reverse(gaps.begin(), gaps.end());
+  return gaps;
+}
+
+// At most kCopyGapsMax gaps: the ones closest together are merged (a wider gap only makes
+// the copy take more, never less).
+std::vector<CopyGap> SegmentStore::bounded_gaps(std::vector<CopyGap> in) {
+  std::sort(in.begin(), in.end(),
+            [](const CopyGap& a, const CopyGap& b) { return a.from < b.from; });
+  std::vector<CopyGap> gaps;  // overlapping or adjoining ones merged, empty ones left out
+  for (const CopyGap& g : in) {
+    if (g.from >= g.to) continue;
+    if (!gaps.empty() && g.from <= gaps.back().to) {
+      gaps.back().to = std::max(gaps.back().to, g.to);
+    } else {
+      gaps.push_back(g);
+    }
+  }
+  if (gaps.size() <= kCopyGapsMax) return gaps;
+  std::vector<size_t> cuts(gaps.size() - 1);  // cut i lies between gaps i and i + 1
+  for (size_t i = 0; i < cuts.size(); ++i) cuts[i] = i;
+  auto space = [&](size_t i) { return gaps[i + 1].from.value - gaps[i].to.value; };
+  std::stable_sort(cuts.begin(), cuts.end(),
+                   [&](size_t a, size_t b) { return space(a) > space(b); });
+  cuts.resize(kCopyGapsMax - 1);  // keep the widest spaces between gaps
+  std::sort(cuts.begin(), cuts.end());
+  std::vector<CopyGap> out;
+  size_t first = 0;
+  for (size_t cut : cuts) {
+    out.push_back({gaps[first].from, gaps[cut].to});
+    first = cut + 1;
+  }
+  out.push_back({gaps[first].from, gaps.back().to});
+  return out;
 }
 
 // What no reader at or above `lsn` needs: log records at or below it, page versions

@@ -66,8 +66,8 @@
 // A retention point above complete_lsn() jumps a gap: the chain looks complete from the
 // retention point on, but the store may lack records below it that are still live (the
 // newest image of a page at or below it, which a checkpoint there uses). set_retention
-// then first persists where the gap starts (copy_from(), the file COPY_FROM); the page
-// server copies every record after it from a complete peer, and finish_copy() clears it.
+// then first persists where its chain has gaps (copy_gaps(), the file COPY_GAPS); the
+// page server copies them from peers that hold them whole, and finish_copy() clears them.
 // A store opened empty or stale that receives a retention point before it caught up is
 // the case (docs/pagelog.md, "Catching up").
 //
@@ -171,10 +171,18 @@ class SegmentStore {
   // Where a retention point jumped a gap the store has not had copied yet: records in
   // (copy_from, retention_lsn] may be missing although complete_lsn() is past them. Survives
   // restarts. None when the chain below complete_lsn() holds every live record.
-  std::optional<Lsn> copy_from() const { return copy_from_; }
-  // Every live record in (copy_from, through] was copied from a peer whose chain was
-  // complete through `through`: copy_from() is cleared when `through` reaches the retention
-  // point, else moved up to it. Durable when it returns; Io breaks the store.
+  std::optional<Lsn> copy_from() const {
+    return copy_gaps_.empty() ? std::nullopt : std::optional<Lsn>(copy_gaps_.front().from);
+  }
+  // The gaps themselves, oldest first (at most kCopyGapsMax): where the store may lack
+  // records of its chain below complete_lsn(). Found when the retention point jumps, by
+  // walking the chain back from it before anything below it is dropped (chain_gaps), so a
+  // store that restarted stale and then took new writes copies only what it missed.
+  // Persisted (COPY_GAPS) before the retention point; a corrupt file is one gap from 0.
+  const std::vector<CopyGap>& copy_gaps() const { return copy_gaps_; }
+  // Every live record in (copy_from, through] was copied from peers that held that range
+  // whole: the gaps below `through` are cleared, one it falls in starts there. Durable when
+  // it returns; Io breaks the store.
   Task<Status> finish_copy(Lsn through);
 
   // Reads a record back, verifying its checksum again (Corruption if it fails now).
@@ -253,9 +261,12 @@ class SegmentStore {
   // The stored or planned record following `lsn`, as (lsn, prev).
   std::optional<std::pair<Lsn, Lsn>> successor(const FlushPlan& plan, Lsn lsn) const;
   Task<Status> write_plan(FlushPlan& plan);
-  // RETENTION and COPY_FROM: read at open, written by temp file and rename.
+  // RETENTION and COPY_GAPS (or an older COPY_FROM): read at open, written by temp file
+  // and rename.
   Task<Status> recover_lsn_files(const std::vector<std::string>& names);
   Task<Status> write_lsn_file(const char* name, Lsn lsn);
+  Task<Status> write_gaps_file(const std::vector<CopyGap>& gaps);
+  Task<Status> write_dir_file(const char* name, Bytes bytes);
   // Retention's steps: what no reader at or above `lsn` needs (a record can be dead for
   // two reasons and is then listed twice); dropping it from the indexes; deleting sealed
   // segments that hold nothing live.
@@ -276,6 +287,8 @@ class SegmentStore {
   // Drops the records in (after, before) (before zero: no bound).
   void unindex_range(Lsn after, Lsn before);
   void advance_complete();
+  std::vector<CopyGap> chain_gaps(Lsn lsn, Lsn floor) const;
+  static std::vector<CopyGap> bounded_gaps(std::vector<CopyGap> gaps);
   void recompute_complete();
   std::string path(uint64_t segment) const;
 
@@ -305,7 +318,7 @@ class SegmentStore {
   std::vector<RecordRef> markers_;   // abandon markers: always live
   Lsn complete_lsn_;
   Lsn retention_lsn_;
-  std::optional<Lsn> copy_from_;
+  std::vector<CopyGap> copy_gaps_;  // copy_gaps()
   Term max_term_;
   uint64_t term_marker_segment_ = 0;  // holds the newest TERM marker (0: none)
   Lsn max_backlink_lsn_;              // the highest commit point of any LOG record indexed

@@ -679,6 +679,141 @@ TEST_F(PageServerTest, AServerWhoseRetentionPointJumpsAGapCopiesItBeforeServingR
   EXPECT_EQ(ps3_copy_from(), std::nullopt);
 }
 
+// The hole docs/pagelog.md once named as known: a server copying (from empty, or a gap
+// of its own) whose only reachable peer is itself copying a gap moved its cursor to the
+// end of that peer's scan, past the peer's gap, and finished without the gap's records;
+// then it served page 5's old image. Now a copy moves only across the ranges a peer holds
+// whole, so ps1 waits for ps2, and serves the image in the gap once ps2 is back.
+TEST_F(PageServerTest, ACopyDoesNotTakeAPeersOwnGapForCopied) {
+  std::vector<Record> first{page_record(5, 1, 0)};  // page 5's old image
+  for (uint64_t l = 2; l <= 100; ++l) first.push_back(log_record(l, l - 1));
+  std::vector<Record> gap;  // only ps1 and ps2 store these
+  for (uint64_t l = 101; l <= 200; ++l) gap.push_back(log_record(l, l - 1));
+  gap[49] = page_record(5, 150, 149);  // page 5's newest image: live at any retention point
+  std::vector<Record> later;
+  for (uint64_t l = 201; l < 300; ++l) later.push_back(log_record(l, l - 1));
+  Record completion = checkpoint_record(300, 299);
+  completion.base_lsn = Lsn(250);  // the checkpoint's log position
+  later.push_back(completion);
+  auto append_to = [&](std::vector<Record> records, std::vector<int> servers) {
+    run([&]() -> Task<void> {
+      for (int i : servers) {
+        PageServerClient c(env(), "ps" + std::to_string(i) + ":7000");
+        EXPECT_TRUE((co_await c.append(records, Term(1), soon())).is_ok()) << i;
+      }
+    });
+  };
+  auto set_retention = [&](std::vector<int> servers) {
+    run([&]() -> Task<void> {
+      for (int i : servers) {
+        PageServerClient c(env(), "ps" + std::to_string(i) + ":7000");
+        Status st = co_await c.set_retention(Lsn(250), Term(1), soon());
+        EXPECT_TRUE(st.is_ok()) << i << " " << st.to_string();
+      }
+    });
+  };
+  append_to(first, {1, 2, 3});
+  // ps3 misses the gap, cut off from its peers; the retention point jumps it.
+  world_.network().partition(servers_[2], servers_[0]);
+  world_.network().partition(servers_[2], servers_[1]);
+  append_to(gap, {1, 2});
+  append_to(later, {1, 2, 3});
+  set_retention({1, 2, 3});
+  // ps1 comes back empty; its only reachable peer is ps3, copying its gap.
+  world_.network().heal_all();
+  world_.network().partition(servers_[0], servers_[1]);
+  world_.network().partition(servers_[2], servers_[1]);
+  world_.crash(servers_[0], UnsyncedOnCrash::kLose);
+  world_.disk(servers_[0]).wipe();
+  world_.start(servers_[0]);
+  world_.run_for(3s);  // ps1 copies what ps3 has: the checkpoint at 300 included
+  set_retention({1});  // jumps ps1's chain too (it ends at 100)
+  world_.run_for(3s);
+  PageServerClient c1(env(), "ps1:7000");
+  PageServerClient c3(env(), "ps3:7000");
+  auto page5 = [&](PageServerClient& c, Code want) {
+    run([&]() -> Task<void> {
+      auto page = co_await c.get_page(TableId(3), PageId(5), Lsn(300), soon());
+      EXPECT_EQ(page.code(), want)
+          << c.server() << " " << (page.is_ok() ? "served" : page.status().to_string());
+      if (page.is_ok()) {
+        EXPECT_EQ(page->size(), 1u);
+        if (!page->empty()) {
+          EXPECT_EQ(page->front().lsn, Lsn(150)) << c.server();
+        }
+      }
+    });
+  };
+  auto ps1 = [&] { return static_cast<PageServer*>(world_.app(servers_[0])); };
+  ASSERT_NE(ps1(), nullptr);
+  ASSERT_NE(ps1()->store(), nullptr);
+  EXPECT_TRUE(ps1()->store()->copy_from().has_value());  // still copying
+  page5(c1, Code::kNotYetMaterialized);                  // not the old image at 1
+  page5(c3, Code::kNotYetMaterialized);
+  world_.network().heal_all();
+  world_.run_for(3s);  // both copy the gap from ps2
+  page5(c1, Code::kOk);
+  page5(c3, Code::kOk);
+  EXPECT_EQ(ps1()->store()->copy_from(), std::nullopt);
+}
+
+// Each server missed a different stretch, each record reached two of the three, and the
+// retention point jumps all three at once: none holds the whole chain, yet each holds
+// whole what the others missed (PrimarySealChaosTest seed 111 got there with two
+// stretches on one server). Each copies only its own stretches, from a peer whole there,
+// and then serves the page images they held.
+TEST_F(PageServerTest, ServersThatEachMissedADifferentStretchFillItFromOneAnother) {
+  std::vector<Record> all;
+  for (uint64_t l = 1; l < 100; ++l) all.push_back(log_record(l, l - 1));
+  for (uint64_t page : {5, 6, 7}) {  // images inside the stretches: live at any point
+    const uint64_t l = 15 + (page - 5) * 20;
+    all[l - 1] = page_record(page, l, l - 1);
+  }
+  Record completion = checkpoint_record(100, 99);
+  completion.base_lsn = Lsn(90);
+  all.push_back(completion);
+  // ps1 misses 11-20, ps2 31-40, ps3 51-60; the servers cannot reach one another.
+  world_.network().partition(servers_[0], servers_[1]);
+  world_.network().partition(servers_[0], servers_[2]);
+  world_.network().partition(servers_[1], servers_[2]);
+  run([&]() -> Task<void> {
+    for (int i = 1; i <= 3; ++i) {
+      const uint64_t lo = 11 + (i - 1) * 20;
+      std::vector<Record> mine;
+      for (const Record& r : all) {
+        if (r.lsn.value < lo || r.lsn.value >= lo + 10) mine.push_back(r);
+      }
+      PageServerClient c(env(), "ps" + std::to_string(i) + ":7000");
+      EXPECT_TRUE((co_await c.append(mine, Term(1), soon())).is_ok()) << i;
+      Status st = co_await c.set_retention(Lsn(90), Term(1), soon());
+      EXPECT_TRUE(st.is_ok()) << i << " " << st.to_string();
+    }
+  });
+  for (size_t i = 0; i < 3; ++i) {
+    auto* ps = static_cast<PageServer*>(world_.app(servers_[i]));
+    ASSERT_NE(ps, nullptr);
+    ASSERT_NE(ps->store(), nullptr);
+    const Lsn from(10 + i * 20);
+    EXPECT_EQ(ps->store()->copy_gaps(), (std::vector<CopyGap>{{from, Lsn(from.value + 10)}}));
+  }
+  world_.network().heal_all();
+  world_.run_for(3s);
+  for (int i = 1; i <= 3; ++i) {
+    PageServerClient c(env(), "ps" + std::to_string(i) + ":7000");
+    run([&]() -> Task<void> {
+      for (uint64_t page : {5, 6, 7}) {
+        auto got = co_await c.get_page(TableId(3), PageId(page), Lsn(100), soon());
+        EXPECT_TRUE(got.is_ok()) << i << " page " << page << " " << got.status().to_string();
+        if (got.is_ok() && !got->empty()) {
+          EXPECT_EQ(got->front().lsn, Lsn(15 + (page - 5) * 20)) << i;
+        }
+      }
+    });
+    EXPECT_EQ(static_cast<PageServer*>(world_.app(servers_[i - 1]))->store()->copy_from(),
+              std::nullopt);
+  }
+}
+
 TEST_F(PageServerTest, SealWhileWritingGivesRetriableSealedOrSuccess) {
   PageServerClient c(env(), "ps1:7000");
   int ok = 0, sealed = 0, other = 0, seals_done = 0;
