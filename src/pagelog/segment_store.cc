@@ -39,14 +39,20 @@ Task<Result<Bytes>> read_all(File& f) {
   co_return out;
 }
 
-// An LSN file (RETENTION, COPY_FROM) of the segments directory, whose names are `names`:
-// NotFound when there is none, Corruption when its bytes do not check.
-Task<Result<Lsn>> read_lsn_file(Disk& disk, const std::string& dir, const char* name,
-                                const std::vector<std::string>& names) {
+// A file of the segments directory, whose names are `names`: NotFound when there is none.
+Task<Result<Bytes>> read_dir_file(Disk& disk, const std::string& dir, const char* name,
+                                  const std::vector<std::string>& names) {
   if (std::find(names.begin(), names.end(), name) == names.end()) co_return not_found(name);
   auto f = co_await disk.open(dir + "/" + name, {});
   if (!f.is_ok()) co_return f.status();
-  auto bytes = co_await read_all(**f);
+  co_return co_await read_all(**f);
+}
+
+// An LSN file (RETENTION, COPY_FROM): NotFound when there is none, Corruption when its
+// bytes do not check.
+Task<Result<Lsn>> read_lsn_file(Disk& disk, const std::string& dir, const char* name,
+                                const std::vector<std::string>& names) {
+  auto bytes = co_await read_dir_file(disk, dir, name, names);
   if (!bytes.is_ok()) co_return bytes.status();
   if (bytes->size() != kLsnFileBytes ||
       crc32c::unmask(decode_fixed32(bytes->data() + 8)) != crc32c::value(bytes->data(), 8)) {
@@ -55,14 +61,11 @@ Task<Result<Lsn>> read_lsn_file(Disk& disk, const std::string& dir, const char* 
   co_return Lsn(decode_fixed64(bytes->data()));
 }
 
-// COPY_GAPS, as read_lsn_file.
+// COPY_GAPS, as an LSN file.
 Task<Result<std::vector<CopyGap>>> read_gaps_file(Disk& disk, const std::string& dir,
                                                   const char* name,
                                                   const std::vector<std::string>& names) {
-  if (std::find(names.begin(), names.end(), name) == names.end()) co_return not_found(name);
-  auto f = co_await disk.open(dir + "/" + name, {});
-  if (!f.is_ok()) co_return f.status();
-  auto bytes = co_await read_all(**f);
+  auto bytes = co_await read_dir_file(disk, dir, name, names);
   if (!bytes.is_ok()) co_return bytes.status();
   co_return decode_copy_gaps_file(*bytes);
 }

@@ -606,6 +606,25 @@ TEST_F(PageServerTest, ServerRestartedEmptyServesNoReadsBeforeItsCopyIsDone) {
   });
 }
 
+// A chain of 300 records in three parts for the gap tests: `first` (1-100) holds page 5's
+// old image at 1, `gap` (101-200) its newest at 150, live at any retention point, and
+// `later` (201-300) ends with a checkpoint completion whose log position is 250.
+struct GapRecords {
+  std::vector<Record> first, gap, later;
+};
+GapRecords page5_gap_records() {
+  GapRecords r;
+  r.first.push_back(page_record(5, 1, 0));
+  for (uint64_t l = 2; l <= 100; ++l) r.first.push_back(log_record(l, l - 1));
+  for (uint64_t l = 101; l <= 200; ++l) r.gap.push_back(log_record(l, l - 1));
+  r.gap[49] = page_record(5, 150, 149);
+  for (uint64_t l = 201; l < 300; ++l) r.later.push_back(log_record(l, l - 1));
+  Record completion = checkpoint_record(300, 299);
+  completion.base_lsn = Lsn(250);
+  r.later.push_back(completion);
+  return r;
+}
+
 // Issue 13 (quire chaos kek seed 79): a server restarted stale got a retention point above
 // its chain's end before it caught up. It took its chain for complete from there and never
 // copied the page image in the gap that the checkpoint at the retention point still used:
@@ -613,16 +632,7 @@ TEST_F(PageServerTest, ServerRestartedEmptyServesNoReadsBeforeItsCopyIsDone) {
 // reads are refused until the gap is copied, across a restart, and its status tells peers
 // it is whole only to the gap.
 TEST_F(PageServerTest, AServerWhoseRetentionPointJumpsAGapCopiesItBeforeServingReads) {
-  std::vector<Record> first{page_record(5, 1, 0)};  // page 5's old image
-  for (uint64_t l = 2; l <= 100; ++l) first.push_back(log_record(l, l - 1));
-  std::vector<Record> gap;  // only ps1 and ps2 store these
-  for (uint64_t l = 101; l <= 200; ++l) gap.push_back(log_record(l, l - 1));
-  gap[49] = page_record(5, 150, 149);  // page 5's newest image: live at any retention point
-  std::vector<Record> later;
-  for (uint64_t l = 201; l < 300; ++l) later.push_back(log_record(l, l - 1));
-  Record completion = checkpoint_record(300, 299);
-  completion.base_lsn = Lsn(250);  // the checkpoint's log position
-  later.push_back(completion);
+  const auto [first, gap, later] = page5_gap_records();
   auto append_to = [&](std::vector<Record> records, int servers) {
     run([&]() -> Task<void> {
       for (int i = 1; i <= servers; ++i) {
@@ -685,16 +695,7 @@ TEST_F(PageServerTest, AServerWhoseRetentionPointJumpsAGapCopiesItBeforeServingR
 // then it served page 5's old image. Now a copy moves only across the ranges a peer holds
 // whole, so ps1 waits for ps2, and serves the image in the gap once ps2 is back.
 TEST_F(PageServerTest, ACopyDoesNotTakeAPeersOwnGapForCopied) {
-  std::vector<Record> first{page_record(5, 1, 0)};  // page 5's old image
-  for (uint64_t l = 2; l <= 100; ++l) first.push_back(log_record(l, l - 1));
-  std::vector<Record> gap;  // only ps1 and ps2 store these
-  for (uint64_t l = 101; l <= 200; ++l) gap.push_back(log_record(l, l - 1));
-  gap[49] = page_record(5, 150, 149);  // page 5's newest image: live at any retention point
-  std::vector<Record> later;
-  for (uint64_t l = 201; l < 300; ++l) later.push_back(log_record(l, l - 1));
-  Record completion = checkpoint_record(300, 299);
-  completion.base_lsn = Lsn(250);  // the checkpoint's log position
-  later.push_back(completion);
+  const auto [first, gap, later] = page5_gap_records();
   auto append_to = [&](std::vector<Record> records, std::vector<int> servers) {
     run([&]() -> Task<void> {
       for (int i : servers) {
