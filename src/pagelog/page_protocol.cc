@@ -161,14 +161,15 @@ Bytes PageServerStatus::encode() const {
     w.put_varint64(damaged_ranges[i].begin);
     w.put_varint64(damaged_ranges[i].end);
   }
-  if (!copy_gaps.empty()) {
+  if (!retention_lsn.is_zero() || !copy_gaps.empty()) {
+    w.put_varint64(retention_lsn.value);
     const size_t gaps = std::min(copy_gaps.size(), kCopyGapsMax);
     w.put_varint64(gaps);
     for (size_t i = 0; i < gaps; ++i) {
       w.put_varint64(copy_gaps[i].from.value);
       w.put_varint64(copy_gaps[i].to.value);
     }
-    w.put_varint64(chain_lsn.value);
+    if (gaps > 0) w.put_varint64(chain_lsn.value);
   }
   return out;
 }
@@ -193,10 +194,13 @@ Result<PageServerStatus> PageServerStatus::decode(ByteView in) {
     QUIRE_RETURN_IF_ERROR(r.get_varint64(&d.end));
     s.damaged_ranges.push_back(d);
   }
+  uint64_t gaps = 0;
   if (!r.at_end()) {
-    uint64_t gaps = 0;
+    QUIRE_RETURN_IF_ERROR(r.get_varint64(&s.retention_lsn.value));
     QUIRE_RETURN_IF_ERROR(r.get_varint64(&gaps));
-    if (gaps == 0 || gaps > kCopyGapsMax) return corruption("a status's gap count is out of range");
+    if (gaps > kCopyGapsMax) return corruption("a status's gap count is out of range");
+  }
+  if (gaps > 0) {
     s.copy_gaps.resize(gaps);
     for (CopyGap& g : s.copy_gaps) {
       QUIRE_RETURN_IF_ERROR(r.get_varint64(&g.from.value));

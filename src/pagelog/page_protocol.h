@@ -136,12 +136,15 @@ struct PageServerStatus {
   uint64_t records = 0;
   uint64_t bytes = 0;
   std::vector<DamagedRange> damaged_ranges;  // the first kStatusDamagedRangesMax travel
+  // The server's retention point: a peer whose chain ends below it cannot extend its
+  // chain from this server (the log records below it are dropped) and adopts it.
+  Lsn retention_lsn;
   // A server copying gaps its retention point jumped (SegmentStore::copy_gaps) reports as
   // durable_lsn only where the first starts; it holds every record of its chain up to
   // `chain_lsn` (its complete_lsn) outside `copy_gaps`. A peer copying from it advances its
-  // own copy only across what it holds whole, never across a gap. Empty otherwise; on the
-  // wire after the damaged ranges only when not empty, so a status without gaps is the
-  // bytes it always was.
+  // own copy only across what it holds whole, never across a gap. Empty otherwise.
+  // These three are on the wire after the damaged ranges only when one is not zero or
+  // empty, so a status without them is the bytes it always was.
   std::vector<CopyGap> copy_gaps;
   Lsn chain_lsn;
 

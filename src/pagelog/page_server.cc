@@ -453,18 +453,25 @@ Task<Status> PageServer::handle_set_retention(SetRetentionRequest request) {
   Status t = co_await check_term(request.term);
   if (!t.is_ok()) co_return t;
   Status st = co_await store_->set_retention(request.lsn);
-  if (st.is_ok() && store_->copy_from() && copying_) {
+  if (st.is_ok()) start_gap_copy(request.lsn);
+  co_return store_result(std::move(st));
+}
+
+// After a retention point at `lsn` was set: when it jumped gaps in this server's chain (it
+// restarted stale, or missed writes), the live records in them come from a peer before
+// reads do.
+void PageServer::start_gap_copy(Lsn lsn) {
+  if (!store_->copy_from()) return;
+  if (copying_) {
     // Below the first gap the store holds its chain itself.
     copy_cursor_ = std::max(copy_cursor_, *store_->copy_from());
-  } else if (st.is_ok() && store_->copy_from() && !options_.peers.empty()) {
-    // The retention point jumped a gap in this server's chain (it restarted stale, or
-    // missed writes): the live records in the gap come from a peer before reads do.
-    copying_ = true;
-    copy_cursor_ = *store_->copy_from();
-    env_.log().info(kComponent, 32006, "retention jumped a gap; copying from peers",
-                    {{"retention_lsn", request.lsn}, {"copy_from", copy_cursor_}});
+    return;
   }
-  co_return store_result(std::move(st));
+  if (options_.peers.empty()) return;
+  copying_ = true;
+  copy_cursor_ = *store_->copy_from();
+  env_.log().info(kComponent, 32006, "retention jumped a gap; copying from peers",
+                  {{"retention_lsn", lsn}, {"copy_from", copy_cursor_}});
 }
 
 Task<Result<PageServerStatus>> PageServer::handle_status(StatusRequest) {
@@ -472,6 +479,7 @@ Task<Result<PageServerStatus>> PageServer::handle_status(StatusRequest) {
   PageServerStatus ps;
   ps.last_lsn = s.last_lsn;
   ps.durable_lsn = s.complete_lsn;
+  ps.retention_lsn = s.retention_lsn;
   if (copying_ && store_->copy_from()) {
     // The chain looks complete past a gap still being copied: peers catching up from this
     // server (and a writer taking over) are told only how far it is whole. They may copy
@@ -574,6 +582,28 @@ Task<Status> PageServer::catch_up_from(PageServerClient& peer) {
     if (copying) continue;
     if (store_->complete_lsn() == before) break;  // the peer's records do not extend our chain
   }
+  co_return co_await adopt_retention(peer.server(), *status);
+}
+
+// A chain that ends below a peer's retention point cannot be extended from that peer: it
+// dropped the log records below it. This server missed that retention point (it was down
+// or cut off when the writer set it), and a writer sends it again only with its next
+// checkpoint, which an idle database may never take: so it takes the peer's, which jumps
+// its chain, and copies the gaps (a server that stayed at its chain's end kept standbys
+// reading from it at that end: PrimarySealChaosTest seed 8). Once the scans above stored a
+// checkpoint at or above that point; until then the store refuses it and this waits.
+Task<Status> PageServer::adopt_retention(const Address& peer, const PageServerStatus& status) {
+  const Lsn lsn = status.retention_lsn;
+  if (copying_ || lsn <= store_->retention_lsn() || lsn <= store_->complete_lsn() ||
+      lsn > store_->checkpoint_log_lsn()) {
+    co_return Status();
+  }
+  env_.log().info(
+      kComponent, 32007, "adopting a peer's retention point above this chain's end",
+      {{"peer", peer}, {"retention_lsn", lsn}, {"complete_lsn", store_->complete_lsn()}});
+  Status st = store_result(co_await store_->set_retention(lsn));
+  if (!st.is_ok()) co_return st;
+  start_gap_copy(lsn);
   co_return Status();
 }
 

@@ -119,6 +119,8 @@ class PageServer : public NodeApp {
   Task<Status> catch_up_from(PageServerClient& peer);
   static Lsn copy_reach(const PageServerStatus& peer, Lsn cursor);
   bool behind(const PageServerStatus& peer) const;
+  void start_gap_copy(Lsn lsn);
+  Task<Status> adopt_retention(const Address& peer, const PageServerStatus& status);
   Task<Status> append_from_peer(const Address& peer, LogChunk chunk, Lsn before, Lsn reach,
                                 Lsn peer_complete);
   // Ends the full copy once it reached `peer_complete` and the retention point (the

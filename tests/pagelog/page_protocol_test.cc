@@ -127,6 +127,8 @@ TEST(PageProtocol, EveryResponseRoundTrips) {
   s.bytes = 4096;
   s.damaged_ranges = {{1, 32, 100}, {2, 0, 7}};
   expect_response_round_trip(s);
+  s.retention_lsn = Lsn(11);
+  expect_response_round_trip(s);
   s.copy_gaps = {{Lsn(8), Lsn(9)}, {Lsn(10), Lsn(11)}};  // copying gaps: whole to 8, 9-10, 11-12
   s.chain_lsn = Lsn(12);
   expect_response_round_trip(s);
@@ -280,18 +282,21 @@ TEST(PageProtocol, MalformedResponseBodiesAreTypedErrors) {
   EXPECT_EQ(
       PageServerStatus::decode(varints({0, 0, 0, 0, 0, 0, 0, kStatusDamagedRangesMax + 1})).code(),
       Code::kCorruption);
-  // Gaps lie ordered and apart between the durable and chain LSNs (durable 5 here).
+  // After the damaged ranges: the retention point, then gaps that lie ordered and apart
+  // between the durable and chain LSNs (durable 5 here), then the chain's end.
+  EXPECT_TRUE(PageServerStatus::decode(varints({9, 5, 0, 0, 0, 0, 0, 0, 4, 0})).is_ok());
   EXPECT_TRUE(
-      PageServerStatus::decode(varints({9, 5, 0, 0, 0, 0, 0, 0, 2, 5, 6, 7, 8, 9})).is_ok());
+      PageServerStatus::decode(varints({9, 5, 0, 0, 0, 0, 0, 0, 4, 2, 5, 6, 7, 8, 9})).is_ok());
   for (const Bytes& bad :
-       {varints({9, 5, 0, 0, 0, 0, 0, 0, 0, 9}),                       // no gap
-        varints({9, 5, 0, 0, 0, 0, 0, 0, kCopyGapsMax + 1, 5, 6, 9}),  // too many
-        varints({9, 5, 0, 0, 0, 0, 0, 0, 1, 4, 6, 9}),                 // below durable
-        varints({9, 5, 0, 0, 0, 0, 0, 0, 1, 5, 7, 6}),                 // above the chain
-        varints({9, 5, 0, 0, 0, 0, 0, 0, 1, 6, 6, 9}),                 // empty
-        varints({9, 5, 0, 0, 0, 0, 0, 0, 2, 5, 7, 7, 8, 9}),           // adjoining
-        varints({9, 5, 0, 0, 0, 0, 0, 0, 2, 7, 8, 5, 6, 9}),           // out of order
-        varints({9, 5, 0, 0, 0, 0, 0, 0, 1, 5, 6})}) {                 // no chain end
+       {varints({9, 5, 0, 0, 0, 0, 0, 0, 4}),                             // no gap count
+        varints({9, 5, 0, 0, 0, 0, 0, 0, 4, kCopyGapsMax + 1, 5, 6, 9}),  // too many
+        varints({9, 5, 0, 0, 0, 0, 0, 0, 4, 1, 4, 6, 9}),                 // below durable
+        varints({9, 5, 0, 0, 0, 0, 0, 0, 4, 1, 5, 7, 6}),                 // above the chain
+        varints({9, 5, 0, 0, 0, 0, 0, 0, 4, 1, 6, 6, 9}),                 // empty
+        varints({9, 5, 0, 0, 0, 0, 0, 0, 4, 2, 5, 7, 7, 8, 9}),           // adjoining
+        varints({9, 5, 0, 0, 0, 0, 0, 0, 4, 2, 7, 8, 5, 6, 9}),           // out of order
+        varints({9, 5, 0, 0, 0, 0, 0, 0, 4, 1, 5, 6}),                    // no chain end
+        varints({9, 5, 0, 0, 0, 0, 0, 0, 4, 0, 9})}) {                    // trailing
     EXPECT_EQ(PageServerStatus::decode(bad).code(), Code::kCorruption);
   }
   Bytes list = encode_records(some_records());

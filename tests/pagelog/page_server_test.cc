@@ -815,6 +815,53 @@ TEST_F(PageServerTest, ServersThatEachMissedADifferentStretchFillItFromOneAnothe
   }
 }
 
+// A server that missed a retention point (down or cut off when the writer set it) has a
+// chain that ends below it, and its peers dropped the log records it would extend it with.
+// A writer sends the point again only with its next checkpoint, which an idle database may
+// never take: the server takes its peers' point, jumps, and copies the gap. Before, it
+// stayed at its chain's end for good, and a standby reading from it read "nothing new"
+// there (PrimarySealChaosTest seed 8, pipelined).
+TEST_F(PageServerTest, AServerThatMissedTheRetentionPointTakesItsPeers) {
+  const auto [first, gap, later] = page5_gap_records();
+  auto append_to = [&](const std::vector<Record>& records, std::vector<int> servers) {
+    run([&]() -> Task<void> {
+      for (int i : servers) {
+        PageServerClient c(env(), "ps" + std::to_string(i) + ":7000");
+        EXPECT_TRUE((co_await c.append(records, Term(1), soon())).is_ok()) << i;
+      }
+    });
+  };
+  append_to(first, {1, 2, 3});
+  world_.network().partition(servers_[2], servers_[0]);
+  world_.network().partition(servers_[2], servers_[1]);
+  append_to(gap, {1, 2});
+  append_to(later, {1, 2});
+  run([&]() -> Task<void> {
+    for (int i = 1; i <= 2; ++i) {
+      PageServerClient c(env(), "ps" + std::to_string(i) + ":7000");
+      Status st = co_await c.set_retention(Lsn(250), Term(1), soon());
+      EXPECT_TRUE(st.is_ok()) << i << " " << st.to_string();
+    }
+  });
+  world_.network().heal_all();
+  world_.run_for(3s);
+  PageServerClient c3(env(), "ps3:7000");
+  run([&]() -> Task<void> {
+    auto status = co_await c3.status(soon());
+    EXPECT_TRUE(status.is_ok()) << status.status().to_string();
+    if (status.is_ok()) {
+      EXPECT_EQ(status->durable_lsn, Lsn(300));
+      EXPECT_EQ(status->retention_lsn, Lsn(250));
+      EXPECT_TRUE(status->copy_gaps.empty());
+    }
+    auto page = co_await c3.get_page(TableId(3), PageId(5), Lsn(300), soon());
+    EXPECT_TRUE(page.is_ok()) << page.status().to_string();
+    if (page.is_ok() && !page->empty()) {
+      EXPECT_EQ(page->front().lsn, Lsn(150));
+    }
+  });
+}
+
 TEST_F(PageServerTest, SealWhileWritingGivesRetriableSealedOrSuccess) {
   PageServerClient c(env(), "ps1:7000");
   int ok = 0, sealed = 0, other = 0, seals_done = 0;
