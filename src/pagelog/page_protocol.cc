@@ -163,13 +163,15 @@ Bytes PageServerStatus::encode() const {
   }
   if (!retention_lsn.is_zero() || !copy_gaps.empty()) {
     w.put_varint64(retention_lsn.value);
-    const size_t gaps = std::min(copy_gaps.size(), kCopyGapsMax);
-    w.put_varint64(gaps);
-    for (size_t i = 0; i < gaps; ++i) {
-      w.put_varint64(copy_gaps[i].from.value);
-      w.put_varint64(copy_gaps[i].to.value);
+    // Never cut short: fewer gaps would claim records the server lacks. A store keeps at
+    // most kCopyGapsMax (SegmentStore::bounded_gaps).
+    QUIRE_ASSERT(copy_gaps.size() <= kCopyGapsMax);
+    w.put_varint64(copy_gaps.size());
+    for (const CopyGap& g : copy_gaps) {
+      w.put_varint64(g.from.value);
+      w.put_varint64(g.to.value);
     }
-    if (gaps > 0) w.put_varint64(chain_lsn.value);
+    if (!copy_gaps.empty()) w.put_varint64(chain_lsn.value);
   }
   return out;
 }

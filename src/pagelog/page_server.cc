@@ -481,10 +481,11 @@ Task<Result<PageServerStatus>> PageServer::handle_status(StatusRequest) {
   ps.durable_lsn = s.complete_lsn;
   ps.retention_lsn = s.retention_lsn;
   if (copying_ && store_->copy_from()) {
-    // The chain looks complete past a gap still being copied: peers catching up from this
-    // server (and a writer taking over) are told only how far it is whole. They may copy
-    // more from it, but finish a copy of their own only on a peer whole to their retention
-    // point; so servers that all restarted stale copy from one another without waiting.
+    // The chain looks complete past gaps still being copied: peers catching up from this
+    // server (and a writer taking over) are told only how far it is whole, and where its
+    // gaps are. They may copy more from it, but count as copied only what it holds whole
+    // (copy_reach); so servers that all restarted stale copy from one another without
+    // waiting, each the stretches the others hold.
     ps.durable_lsn = std::min(s.complete_lsn, *store_->copy_from());
     const std::vector<CopyGap>& gaps = store_->copy_gaps();
     if (gaps.back().to <= s.complete_lsn) {  // not so after a jump cut short by a crash

@@ -145,8 +145,8 @@ class PageServer : public NodeApp {
   // are refused with NotYetMaterialized until a full copy from a peer is done, because
   // retention makes the chain look complete from there while older live records (page
   // versions a checkpoint still uses) may not have been copied yet. After a jump, the
-  // status tells peers only how far the chain is whole (SegmentStore::copy_from), so none
-  // finishes a copy of its own on this server's gap.
+  // status tells peers only how far the chain is whole (SegmentStore::copy_from) and where
+  // its gaps are (copy_gaps), so none counts this server's gaps as copied.
   bool copying_ = false;
   Lsn copy_cursor_;  // how far the full copy has scanned
   bool stopping_ = false;

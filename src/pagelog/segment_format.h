@@ -57,8 +57,8 @@ struct DamagedRange {
 
 // Where a store whose retention point jumped its chain may lack records: every record in
 // (from, to] may be missing (SegmentStore::copy_gaps), until the server copied that range
-// from a peer that holds it whole. A page server's status carries them (the first
-// kCopyGapsMax; a store never keeps more).
+// from a peer that holds it whole. A page server's status carries them all (a store keeps
+// at most kCopyGapsMax).
 struct CopyGap {
   Lsn from;
   Lsn to;

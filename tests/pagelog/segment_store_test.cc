@@ -519,6 +519,28 @@ TEST_F(StoreTest, AJumpFindsEachGapInTheChainBelowTheRetentionPoint) {
   EXPECT_TRUE(store_->copy_gaps().empty());
 }
 
+// More stretches missed than a store keeps gaps for: the closest are merged, and every
+// missing record still lies in a gap.
+TEST_F(StoreTest, AJumpOverManyGapsKeepsAtMostTheBoundAndLosesNone) {
+  open();
+  std::vector<Record> held;
+  for (uint64_t l = 1; l <= 400; ++l) {
+    if (l % 10 != 5) held.push_back(log_record(l, l - 1));  // 5, 15, ..., 395 missed
+  }
+  held.push_back(completion_record(401, 400, 400));
+  ASSERT_TRUE(append(held).is_ok());
+  EXPECT_TRUE(set_retention(Lsn(400)).is_ok());
+  const std::vector<CopyGap>& gaps = store_->copy_gaps();
+  EXPECT_EQ(gaps.size(), kCopyGapsMax);
+  EXPECT_TRUE(copy_gaps_valid(gaps));
+  for (uint64_t l = 5; l < 400; l += 10) {
+    const bool covered = std::any_of(gaps.begin(), gaps.end(), [&](const CopyGap& g) {
+      return g.from < Lsn(l) && Lsn(l) <= g.to;
+    });
+    EXPECT_TRUE(covered) << l;
+  }
+}
+
 // COPY_GAPS checks: a file that does not is read as one gap from 0 to the retention point.
 TEST(CopyGapsFile, RoundTripsAndRefusesWhatDoesNotCheck) {
   const std::vector<CopyGap> gaps{{Lsn(3), Lsn(5)}, {Lsn(9), Lsn(40)}};
