@@ -207,7 +207,11 @@ Task<RpcResponse> PageServer::handle(const RpcRequest& request) {
 Status PageServer::refuse_reads_while_copying(PageOp op) const {
   const bool client_read = op == PageOp::kReadLog || op == PageOp::kGetPage ||
                            op == PageOp::kLatestCheckpoint || op == PageOp::kListCheckpoints;
-  if (!client_read || !copying_ || store_->retention_lsn().is_zero()) return Status();
+  // Gaps count from the moment the store has them: set_retention returns (and the copy
+  // starts, start_gap_copy) only after the jump's segments are deleted, and reads in
+  // between must not be served from the older images the store kept.
+  const bool gaps = store_->copy_from().has_value() && !options_.peers.empty();
+  if (!client_read || !(copying_ || gaps) || store_->retention_lsn().is_zero()) return Status();
   return Status(Code::kNotYetMaterialized,
                 "this server restarted empty or stale and is still copying from its peers")
       .with("copied_through", copy_cursor_.value);
@@ -461,15 +465,12 @@ Task<Status> PageServer::handle_set_retention(SetRetentionRequest request) {
 // restarted stale, or missed writes), the live records in them come from a peer before
 // reads do.
 void PageServer::start_gap_copy(Lsn lsn) {
-  if (!store_->copy_from()) return;
-  if (copying_) {
-    // Below the first gap the store holds its chain itself.
-    copy_cursor_ = std::max(copy_cursor_, *store_->copy_from());
-    return;
-  }
-  if (options_.peers.empty()) return;
-  copying_ = true;
+  if (!store_->copy_from() || options_.peers.empty()) return;
+  // From the first gap, even when a copy from empty had gone further: the chain it
+  // copied may have been cut since (an abandon), and the gaps are what is missing now.
   copy_cursor_ = *store_->copy_from();
+  if (copying_) return;
+  copying_ = true;
   env_.log().info(kComponent, 32006, "retention jumped a gap; copying from peers",
                   {{"retention_lsn", lsn}, {"copy_from", copy_cursor_}});
 }
@@ -480,7 +481,7 @@ Task<Result<PageServerStatus>> PageServer::handle_status(StatusRequest) {
   ps.last_lsn = s.last_lsn;
   ps.durable_lsn = s.complete_lsn;
   ps.retention_lsn = s.retention_lsn;
-  if (copying_ && store_->copy_from()) {
+  if (store_->copy_from()) {
     // The chain looks complete past gaps still being copied: peers catching up from this
     // server (and a writer taking over) are told only how far it is whole, and where its
     // gaps are. They may copy more from it, but count as copied only what it holds whole
@@ -558,11 +559,19 @@ Task<Status> PageServer::catch_up_from(PageServerClient& peer) {
   auto status =
       co_await peer.status(env_.executor().deadline_after(options_.catchup_status_timeout));
   if (!status.is_ok()) co_return status.status();
-  const Lsn peer_complete = status->durable_lsn;
   // The peer has nothing we have not copied.
   QUIRE_CO_RETURN_IF_ERROR(
-      co_await finish_copy_if_done(peer.server(), copy_cursor_, peer_complete));
+      co_await finish_copy_if_done(peer.server(), copy_cursor_, status->durable_lsn));
   for (uint64_t round = 0; round < options_.catchup_round_max && behind(*status); ++round) {
+    if (round > 0 && copying_) {
+      // What the peer holds whole is read again before each scan a copy counts: the peer
+      // may have restarted, or jumped gaps of its own, since the last one.
+      status =
+          co_await peer.status(env_.executor().deadline_after(options_.catchup_status_timeout));
+      if (!status.is_ok()) co_return status.status();
+      if (!behind(*status)) break;
+    }
+    const Lsn peer_complete = status->durable_lsn;
     // A store that restarted empty copies everything the peer holds, from the start; one
     // that is merely behind continues from its complete point.
     const Lsn before = copying_ ? copy_cursor_ : store_->complete_lsn();

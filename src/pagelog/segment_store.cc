@@ -172,30 +172,31 @@ Task<Status> SegmentStore::recover_lsn_files(const std::vector<std::string>& nam
   } else if (retention.code() != Code::kNotFound) {
     co_return retention.status();
   }
-  auto gaps = co_await read_gaps_file(env_.disk(), options_.dir, kCopyGapsFile, names);
-  if (gaps.is_ok()) {
-    copy_gaps_ = std::move(gaps).value();
-    co_return Status();
-  }
-  if (gaps.code() == Code::kCorruption) {
-    // The safe reading: the whole chain below the retention point may have gaps.
+  // COPY_GAPS, and COPY_FROM from a binary before it (one gap from there up to the
+  // retention point; both when a directory went back to such a binary and forward again):
+  // their union. A corrupt one is the safe reading, a gap below the whole retention point.
+  std::vector<CopyGap> gaps;
+  auto listed = co_await read_gaps_file(env_.disk(), options_.dir, kCopyGapsFile, names);
+  if (listed.is_ok()) {
+    gaps = std::move(listed).value();
+  } else if (listed.code() == Code::kCorruption) {
     env_.log().error(kComponent, 30018, "copy-gaps file is corrupt; copying everything again",
                      {{"path", options_.dir}});
-    copy_gaps_ = bounded_gaps({{Lsn(0), retention_lsn_}});
-    co_return Status();
+    gaps.push_back({Lsn(0), retention_lsn_});
+  } else if (listed.code() != Code::kNotFound) {
+    co_return listed.status();
   }
-  if (gaps.code() != Code::kNotFound) co_return gaps.status();
-  // A directory from before COPY_GAPS: one gap from COPY_FROM up to the retention point.
   auto copy = co_await read_lsn_file(env_.disk(), options_.dir, kCopyFromFile, names);
   if (copy.is_ok()) {
-    copy_gaps_ = bounded_gaps({{*copy, retention_lsn_}});
+    gaps.push_back({*copy, retention_lsn_});
   } else if (copy.code() == Code::kCorruption) {
     env_.log().error(kComponent, 30018, "copy-from file is corrupt; copying everything again",
                      {{"path", options_.dir}});
-    copy_gaps_ = bounded_gaps({{Lsn(0), retention_lsn_}});
-  } else if (!copy.is_ok() && copy.code() != Code::kNotFound) {
+    gaps.push_back({Lsn(0), retention_lsn_});
+  } else if (copy.code() != Code::kNotFound) {
     co_return copy.status();
   }
+  copy_gaps_ = bounded_gaps(std::move(gaps));
   co_return Status();
 }
 
@@ -909,14 +910,16 @@ Task<Status> SegmentStore::set_retention(Lsn lsn) {
       std::vector<CopyGap> found = chain_gaps(lsn, complete_lsn_);
       gaps.insert(gaps.end(), found.begin(), found.end());
       gaps = bounded_gaps(std::move(gaps));
-      QUIRE_CO_RETURN_IF_ERROR(co_await write_gaps_file(gaps));
-      copy_gaps_ = std::move(gaps);
-      env_.log().info(kComponent, 30019, "retention jumps a gap in the chain; copy from peers",
-                      {{"retention_lsn", lsn},
-                       {"complete_lsn", complete_lsn_},
-                       {"copy_from", copy_gaps_.front().from},
-                       {"copy_to", copy_gaps_.back().to},
-                       {"gaps", copy_gaps_.size()}});
+      if (!gaps.empty()) {  // none when the chain crossing `lsn` forks below complete_lsn
+        QUIRE_CO_RETURN_IF_ERROR(co_await write_gaps_file(gaps));
+        copy_gaps_ = std::move(gaps);
+        env_.log().info(kComponent, 30019, "retention jumps a gap in the chain; copy from peers",
+                        {{"retention_lsn", lsn},
+                         {"complete_lsn", complete_lsn_},
+                         {"copy_from", copy_gaps_.front().from},
+                         {"copy_to", copy_gaps_.back().to},
+                         {"gaps", copy_gaps_.size()}});
+      }
     }
     QUIRE_CO_RETURN_IF_ERROR(co_await write_lsn_file(kRetentionFile, lsn));
     persisted = env_.clock().monotonic_now();
