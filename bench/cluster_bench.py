@@ -501,6 +501,7 @@ def lag_poller(host, port, prefix, rate, seconds, t0, poll_period, conn):
     pending = []
     nxt = 0
     cycles = []
+    cycle_log = []  # (send time, duration) of every MGET, for --lag-dump
     loading = 0
     next_poll = 0.0
     end = t0 + seconds + LAG_DRAIN_S
@@ -519,6 +520,7 @@ def lag_poller(host, port, prefix, rate, seconds, t0, poll_period, conn):
         reply = read_reply(f)
         t_recv = time.monotonic()
         cycles.append(t_recv - t_send)
+        cycle_log.append((round(t_send, 6), round(t_recv - t_send, 6)))
         if isinstance(reply, Exception):
             loading += 1
             continue
@@ -528,7 +530,7 @@ def lag_poller(host, port, prefix, rate, seconds, t0, poll_period, conn):
         if got:
             pending = [i for i in pending if i not in got]
     sock.close()
-    conn.send({"seen": seen, "cycles": cycles, "unseen": len(pending) + len(sampled) - nxt,
+    conn.send({"seen": seen, "cycles": cycles, "cycle_log": cycle_log, "unseen": len(pending) + len(sampled) - nxt,
                "error_replies": loading, "sampled": len(sampled)})
 
 
@@ -603,12 +605,14 @@ def run_lag(cluster, rate, seconds, nconns, poll_period, dump=None):
             "poll_cycle": summary_ms(pdata["cycles"]),
         }
     if dump:
-        # Every sampled write's send, acknowledgement and first sighting on each standby
+        # Every sampled write's send, acknowledgement and first sighting on each standby, and
+        # every poll (its send time and duration)
         # (monotonic seconds; wall_minus_mono maps them onto the nodes' log timestamps).
         wall = time.time() - time.monotonic()
         with open(f"{dump}.{rate}.json", "w") as f:
             json.dump({"wall_minus_mono": wall, "sent_at": w["sent_at"], "ack_at": w["ack_at"],
-                       "seen": {s: polls[s]["seen"] for s in standbys}}, f)
+                       "seen": {s: polls[s]["seen"] for s in standbys},
+                       "polls": {s: polls[s]["cycle_log"] for s in standbys}}, f)
     res["lag_all_standbys"] = summary_ms([max(0.0, x) for x in all_lags])
     res["send_to_visible_all_standbys"] = summary_ms(all_from_send)
     if w["last_ack"] and w["first_send"]:
@@ -876,8 +880,9 @@ def main():
     ap.add_argument("--lag-conns", type=int, default=50, help="writer connections sharing the paced rate")
     ap.add_argument("--lag-poll-ms", type=float, default=1.0, help="a standby poller's MGET period")
     ap.add_argument("--lag-dump", metavar="PREFIX",
-                    help="write each paced rate's per-write times to PREFIX.RATE.json (to line up "
-                         "lag outliers with the nodes' logs)")
+                    help="write each paced rate's per-write times and every standby poll's start "
+                         "and duration to PREFIX.RATE.json (to line up lag outliers with the "
+                         "nodes' logs)")
     ap.add_argument("--trials", type=int, default=20, help="failover trials per signal")
     ap.add_argument("--rotations", type=int, default=30)
     ap.add_argument("--only", default="throughput,lag,failover,kek", help="comma-separated sections")

@@ -782,6 +782,7 @@ struct Engine::PickupDraft {
 Task<PickupResult> Engine::install_checkpoint(Record completion, InstallMode mode,
                                               StaleKeystoreChoice stale) {
   const Lsn before = installed_lsn_;
+  const MonoTime started_at = env_.clock().monotonic_now();
   PickupResult result;
   if (checkpoint_mu_.locked()) {
     result = busy_pickup(completion.lsn, keystore_.version(), "a checkpoint or pick-up is running");
@@ -798,9 +799,31 @@ Task<PickupResult> Engine::install_checkpoint(Record completion, InstallMode mod
       MutexGuard keys_guard(keys_mu_);
       result = co_await install_locked(std::move(completion), mode, stale);
     }
+    // After the switch, with the keys lock free (a follower's log apply waits for it on a
+    // key change).
+    if (result.switched()) {
+      const MonoTime switched_at = env_.clock().monotonic_now();
+      co_await prune_ingest_in_steps(result.checkpoint_ts);
+      result.prune_us = to_micros(env_.clock().monotonic_now() - switched_at);
+    }
   }
+  result.total_us = to_micros(env_.clock().monotonic_now() - started_at);
   report_pickup(result, before);
   co_return result;
+}
+
+Task<void> Engine::prune_ingest_in_steps(Timestamp ts) {
+  std::vector<TableId> ids;
+  for (const auto& [id, t] : tables_) ids.push_back(id);
+  for (TableId id : ids) {
+    std::optional<std::string> next = std::string();
+    while (next) {
+      auto it = tables_.find(id);
+      if (it == tables_.end()) break;
+      next = it->second.ingest.prune_some(ts, *next, kIngestPruneStepKeys);
+      if (next && !(co_await env_.executor().yield()).is_ok()) co_return;  // stopping
+    }
+  }
 }
 
 Task<PickupResult> Engine::install_locked(Record completion, InstallMode mode,
@@ -968,7 +991,8 @@ Task<bool> Engine::open_roots(PickupDraft& d) {
   co_return true;
 }
 
-// 6. Switch: roots, prune ingest up to the checkpoint, bookkeeping. Nothing can fail.
+// 6. Switch: roots, keystore, bookkeeping (the ingest is pruned right after, in steps:
+// prune_ingest_in_steps). Nothing can fail.
 void Engine::switch_to_picked_up(PickupDraft& d) {
   const KeystoreRef& ref = d.meta.keystore;
   if (d.adopt) {
@@ -985,7 +1009,8 @@ void Engine::switch_to_picked_up(PickupDraft& d) {
   checkpoint_keystore_ =
       keystore_.version() == ref.version ? std::make_shared<const Keystore>(keystore_) : nullptr;
   for (const TableRoot& t : d.meta.tables) table(t.table).root = t;
-  for (auto& [id, t] : tables_) t.ingest.prune_through(d.c.checkpoint_ts);
+  // The ingest versions the checkpoint holds go after the switch, in steps
+  // (prune_ingest_in_steps): reads answer the same meanwhile.
   installed_lsn_ = d.completion.lsn;
   metadata_lsn_ = d.c.metadata_lsn;
   checkpoint_log_lsn_ = d.meta.log_lsn;
@@ -1044,6 +1069,8 @@ void Engine::report_pickup(const PickupResult& r, Lsn installed_before) {
                   {"result", pickup_outcome_name(r.outcome)},
                   {"action", pickup_log_action(r.outcome)},
                   {"policy", pickup_policy_name(options_.policy)},
+                  {"prune_us", r.prune_us},
+                  {"total_us", r.total_us},
                   {"error", r.detail}});
 }
 

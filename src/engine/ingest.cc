@@ -83,6 +83,11 @@ std::vector<KeyVersion> IngestLayer::collect_through(Timestamp ts) const {
 }
 
 void IngestLayer::prune_through(Timestamp ts) {
+  prune_some(ts, std::string_view(), SIZE_MAX);
+}
+
+std::optional<std::string> IngestLayer::prune_some(Timestamp ts, std::string_view from,
+                                                   size_t max_keys) {
   if (ts >= newest_ts_) {
     // Every version goes (a checkpoint of everything applied, the common case): no key
     // needs looking at, nor the index updating one key at a time.
@@ -90,9 +95,11 @@ void IngestLayer::prune_through(Timestamp ts) {
     keys_.clear();
     bytes_ = 0;
     versions_ = 0;
-    return;
+    return std::nullopt;
   }
-  for (auto it = keys_.begin(); it != keys_.end();) {
+  size_t looked_at = 0;
+  for (auto it = keys_.lower_bound(from); it != keys_.end();) {
+    if (looked_at++ == max_keys) return it->first;
     std::vector<Version>& versions = it->second;
     auto keep = std::upper_bound(versions.begin(), versions.end(), ts,
                                  [](Timestamp t, const Version& v) { return t < v.ts; });
@@ -110,6 +117,7 @@ void IngestLayer::prune_through(Timestamp ts) {
       ++it;
     }
   }
+  return std::nullopt;
 }
 
 void IngestLayer::clear() {

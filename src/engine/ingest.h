@@ -58,6 +58,11 @@ class IngestLayer {
 
   // Drops every version at or below `ts`; a key whose versions are all gone is removed.
   void prune_through(Timestamp ts);
+  // prune_through in steps: the keys from `from` on (in key order), at most `max_keys` of
+  // them. Returns the key the next step starts from, or nullopt when none is left. Reads
+  // between steps see, for a key not pruned yet, versions the tree of a checkpoint at `ts`
+  // holds too (the newest at or below ts), so they answer the same.
+  std::optional<std::string> prune_some(Timestamp ts, std::string_view from, size_t max_keys);
   void clear();
 
   // Approximate memory held: key and value bytes plus a per-version overhead.

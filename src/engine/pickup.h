@@ -62,7 +62,9 @@ struct PickupResult {
   Lsn checkpoint_log_lsn;  // the checkpoint's log position (known once its metadata was read)
   uint64_t checkpoint_keystore_version = 0;
   uint64_t node_keystore_version = 0;
-  Status detail;  // why, for every outcome but Installed and AlreadyInstalled
+  Status detail;         // why, for every outcome but Installed and AlreadyInstalled
+  int64_t prune_us = 0;  // dropping the ingest versions the checkpoint holds
+  int64_t total_us = 0;  // the whole pick-up (live clock)
 
   // The checkpoint is the node's stable state after the call: Installed,
   // StaleKeystoreInstalled, or AlreadyInstalled (installed before; nothing changed).

@@ -4,6 +4,8 @@
 #include <cstdlib>
 
 #include <gtest/gtest.h>
+#include <asio/io_context.hpp>
+#include <asio/post.hpp>
 
 #include "real_test_support.h"
 #include "runtime/executor.h"
@@ -136,6 +138,31 @@ TEST_F(RealLoopTest, YieldingTaskDoesNotStarveTimers) {
   ASSERT_TRUE(run_task(loop, yield_until(exec, &flag, kYieldsMax, &yields)));
   EXPECT_TRUE(flag);
   EXPECT_LT(yields, kYieldsMax);
+}
+
+// Works `steps` steps of `step` each on the CPU, yielding between them; *done counts the
+// steps finished.
+Task<void> busy_steps(RealLoop& loop, Executor& exec, int steps, Nanos step, int* done) {
+  for (int i = 0; i < steps; i++) {
+    const MonoTime until = loop.now() + step;
+    while (loop.now() < until) {
+    }
+    *done = i + 1;
+    (void)co_await exec.yield();
+  }
+}
+
+// A task that works in steps and yields between them resumes within the loop's turn; the
+// turn still ends after kTurnTimeMax, so the network (an Asio handler) runs between its
+// steps, not after all of them (a standby's reads waited out a 22-65 ms ingest prune).
+TEST_F(RealLoopTest, ATaskWorkingInYieldingStepsLetsTheNetworkRunBetweenThem) {
+  int done = 0;
+  int ran_at = -1;
+  asio::post(loop.io(), [&] { ran_at = done; });
+  ASSERT_TRUE(run_task(loop, busy_steps(loop, exec, 20, std::chrono::milliseconds(2), &done)));
+  EXPECT_EQ(done, 20);
+  ASSERT_GE(ran_at, 0);
+  EXPECT_LE(ran_at, 2);  // one step is more than a turn's time
 }
 
 Task<void> wait_on(WaitQueue& q, Deadline deadline, Status* result) {

@@ -82,10 +82,12 @@ bool RealLoop::run_until(const std::function<bool()>& done, Nanos timeout) {
 }
 
 void RealLoop::run_ready() {
+  const MonoTime turn_started = now();
   for (size_t i = 0; i < kEventsPerTurnMax; ++i) {
     // Fresh time for every event, so a task resumed late in a busy turn still bases its
     // sleeps and deadlines on the real clock rather than on the start of the turn.
     scheduler_.advance_to(now());
+    if (scheduler_.now() - turn_started >= kTurnTimeMax) break;  // the network's turn
     std::optional<MonoTime> next = scheduler_.next_event_time();
     if (!next || *next > scheduler_.now()) break;
     scheduler_.run_next();

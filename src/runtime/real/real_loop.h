@@ -26,6 +26,10 @@ class RealLoop {
   // Scheduler events run per turn before the loop polls the network again, so a task
   // that keeps yielding cannot starve I/O.
   static constexpr size_t kEventsPerTurnMax = 4096;
+  // And the longest a turn runs events before it polls the network: a task that works in
+  // steps and yields between them (a retention drop, an ingest prune) resumes within the
+  // same turn, so without this bound the network waited for all its steps.
+  static constexpr Nanos kTurnTimeMax = std::chrono::milliseconds(1);
 
   RealLoop();
   ~RealLoop();
@@ -60,8 +64,8 @@ class RealLoop {
  private:
   struct Io;
 
-  // Runs the scheduler events that are due (at most kEventsPerTurnMax), then every ready
-  // Asio handler.
+  // Runs the scheduler events that are due (at most kEventsPerTurnMax, and none started
+  // after kTurnTimeMax), then every ready Asio handler.
   void run_ready();
   // Sleeps in epoll until I/O, the scheduler's next event, `wake_by` or kIdleWaitMax,
   // whichever comes first; runs at most one Asio handler.
