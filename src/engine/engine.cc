@@ -162,6 +162,12 @@ size_t Engine::ingest_bytes() const {
   return n;
 }
 
+size_t Engine::ingest_keys() const {
+  size_t n = 0;
+  for (const auto& [id, t] : tables_) n += t.ingest.key_count();
+  return n;
+}
+
 void Engine::clear_ingest() {
   for (auto& [id, t] : tables_) t.ingest.clear();
 }
@@ -815,13 +821,25 @@ Task<PickupResult> Engine::install_checkpoint(Record completion, InstallMode mod
 Task<void> Engine::prune_ingest_in_steps(Timestamp ts) {
   std::vector<TableId> ids;
   for (const auto& [id, t] : tables_) ids.push_back(id);
+  size_t step_keys = 0;  // looked at since the last yield, over all tables
+  bool stopping = false;
   for (TableId id : ids) {
     std::optional<std::string> next = std::string();
     while (next) {
       auto it = tables_.find(id);
       if (it == tables_.end()) break;
-      next = it->second.ingest.prune_some(ts, *next, kIngestPruneStepKeys);
-      if (next && !(co_await env_.executor().yield()).is_ok()) co_return;  // stopping
+      if (stopping) {
+        it->second.ingest.prune_some(ts, *next, SIZE_MAX);
+        break;
+      }
+      const size_t before = it->second.ingest.key_count();
+      next = it->second.ingest.prune_some(ts, *next, kIngestPruneStepKeys - step_keys);
+      step_keys += next ? kIngestPruneStepKeys - step_keys
+                        : std::min(before, kIngestPruneStepKeys - step_keys);
+      if (step_keys < kIngestPruneStepKeys) continue;
+      step_keys = 0;
+      stopping = !(co_await env_.executor().yield()).is_ok();
+      if (!stopping && options_.between_prune_steps) co_await options_.between_prune_steps();
     }
   }
 }

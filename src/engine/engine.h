@@ -4,15 +4,17 @@
 //
 // Reads at timestamp T see, per key, the newest ingest version at or below T, else the
 // stable tree's entry. The stable tree holds the state as of the installed checkpoint
-// (ts C) and ingest holds only versions above C, so T must be >= C (oldest_readable_ts);
-// older reads are refused with Older rather than answered wrongly.
+// (ts C) and ingest holds the versions above C (and, while a pick-up prunes it in steps,
+// some at or below C, each the same as the tree's), so T must be >= C
+// (oldest_readable_ts); older reads are refused with Older rather than answered wrongly.
 //
 // Keys. The node's keystore (crypto/keystore.h) only moves forward. Pages are sealed
 // under their table's DEK as of the keystore version the checkpoint references ("key
 // before data"): a reader that has that keystore version, or any newer one, has the key.
 //
 // One checkpoint or pick-up runs at a time (the checkpoint lock). Neither changes any
-// in-memory state unless every step succeeded.
+// in-memory state unless every step succeeded (a pick-up's ingest prune runs after its
+// switch).
 #pragma once
 
 #include <functional>
@@ -60,6 +62,8 @@ struct EngineOptions {
   // Test hook: runs before each checkpoint step's write (a test may crash the node or
   // cut its network there).
   std::function<void(CheckpointStep)> before_checkpoint_step;
+  // Test hook: awaited at each yield of a pick-up's ingest prune (a test reads there).
+  std::function<Task<void>()> between_prune_steps;
   // The test seam (engine/planted_bugs.h); all off in a deployment.
   PlantedBugs planted_bugs;
 };
@@ -165,6 +169,8 @@ class Engine {
   // unless it installs. Never ends the process, whatever the policy.
   Task<PickupResult> install_checkpoint(Record completion, InstallMode mode,
                                         StaleKeystoreChoice stale);
+  // Keys a pick-up's ingest prune looks at between two yields (prune_ingest_in_steps).
+  static constexpr size_t kIngestPruneStepKeys = 1024;
 
   Lsn installed_checkpoint_lsn() const { return installed_lsn_; }
   // The installed checkpoint's log position (CheckpointMetadata::log_lsn).
@@ -174,6 +180,8 @@ class Engine {
   const KeystoreRef& checkpoint_keystore() const { return checkpoint_keystore_ref_; }
   PageCache& page_cache() { return cache_; }
   size_t ingest_bytes() const;
+  // Keys held in every table's ingest layer.
+  size_t ingest_keys() const;
   // Drops every table's ingest layer (re-sync starts from the latest checkpoint).
   void clear_ingest();
   const EngineOptions& options() const { return options_; }
@@ -234,12 +242,12 @@ class Engine {
   Task<bool> load_checkpoint_keystore(PickupDraft& d);
   Task<bool> open_roots(PickupDraft& d);
   // After a pick-up's switch (the keys lock free, the checkpoint lock held): drops the
-  // ingest versions at or below `ts`, kIngestPruneStepKeys keys a step, yielding between
-  // steps so that reads, the network and the log apply run (a standby's ingest holds every
-  // key written since the previous checkpoint: 25-40 k keys at 5 k writes/s, and dropping
-  // them at once held its loop 22-65 ms).
+  // ingest versions at or below `ts`, kIngestPruneStepKeys keys a step over all tables,
+  // yielding between steps so that reads, the network and the log apply run (a standby's
+  // ingest holds every key written since the previous checkpoint: 25-40 k keys at 5 k
+  // writes/s, and dropping them at once held its loop 22-65 ms). When the node stops
+  // meanwhile, the rest is dropped at once.
   Task<void> prune_ingest_in_steps(Timestamp ts);
-  static constexpr size_t kIngestPruneStepKeys = 1024;
   void switch_to_picked_up(PickupDraft& d);
   void report_pickup(const PickupResult& r, Lsn installed_before);
 

@@ -88,9 +88,10 @@ void IngestLayer::prune_through(Timestamp ts) {
 
 std::optional<std::string> IngestLayer::prune_some(Timestamp ts, std::string_view from,
                                                    size_t max_keys) {
-  if (ts >= newest_ts_) {
+  if (ts >= newest_ts_ && keys_.size() <= max_keys) {
     // Every version goes (a checkpoint of everything applied, the common case): no key
-    // needs looking at, nor the index updating one key at a time.
+    // needs looking at, nor the index updating one key at a time. (In steps, only when
+    // they all fit in this one: freeing them is most of the cost.)
     index_.clear();
     keys_.clear();
     bytes_ = 0;

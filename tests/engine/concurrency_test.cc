@@ -135,5 +135,97 @@ TEST(EngineConcurrency, OverlappingKeyOperationsBothApply) {
   }));
 }
 
+// Reads on a follower while its pick-up prunes the ingest in steps (at each step, through
+// the test hook): each answers what a read after the prune would, the reads do see the
+// ingest part pruned, and the prune ends where a prune in one go would. Writes above the
+// checkpoint arrive meanwhile, as the log apply would make them.
+TEST(EngineConcurrency, ReadsBetweenThePickUpsPruneStepsAnswerAsAfterIt) {
+  EngineCluster cluster(13);
+  EngineOptions fo = small_pages();
+  ComputeNode& leader = cluster.add_compute("leader", small_pages());
+  const int n = 3 * static_cast<int>(Engine::kIngestPruneStepKeys) + 100;
+  auto key = [](int i) { return fmt::format("key{:05}", i); };
+  auto first = [](int i) { return fmt::format("first{}", i); };
+  auto second = [](int i) { return fmt::format("second{}", i); };
+  const Timestamp c(2 + n);
+  Engine* fe = nullptr;
+  size_t keys_before = 0, steps = 0, reads = 0, writes_during = 0;
+  fo.between_prune_steps = [&]() -> Task<void> {
+    Engine& e = *fe;
+    steps++;
+    EXPECT_EQ(e.oldest_readable_ts(), c);             // switched first
+    EXPECT_GT(e.ingest_keys(), 50u + writes_during);  // not all pruned yet
+    EXPECT_LT(e.ingest_keys(), keys_before + writes_during);
+    // A write above the checkpoint, then reads at and above the checkpoint.
+    const int w = 2000 + static_cast<int>(writes_during);
+    const Timestamp at(c.value + 100 + writes_during);
+    EXPECT_TRUE(e.apply_write(kT1, key(w), at, second(w)).is_ok());
+    writes_during++;
+    for (int j = 0; j < 20; j++) {
+      const int i = static_cast<int>((steps * 131 + j * 97) % n);
+      const bool rewritten = i < 50 || (i >= 2000 && i < 2000 + static_cast<int>(writes_during));
+      auto now = co_await e.get(kT1, key(i), at);
+      EXPECT_TRUE(now.is_ok()) << now.status().to_string();
+      if (now.is_ok()) {
+        EXPECT_EQ(*now, rewritten ? second(i) : first(i)) << key(i);
+      }
+      auto then = co_await e.get(kT1, key(i), c);
+      EXPECT_TRUE(then.is_ok()) << then.status().to_string();
+      if (then.is_ok()) {
+        EXPECT_EQ(*then, first(i)) << key(i) << " at the checkpoint";
+      }
+      reads += 2;
+    }
+  };
+  ComputeNode& follower = cluster.add_compute("follower", fo);
+  fe = &follower.engine();
+  // The first checkpoint, which the follower loads (and its keystore with it).
+  ASSERT_TRUE(cluster.run(leader, [&]() -> Task<void> {
+    Engine& e = leader.engine();
+    co_await boot(e);
+    auto cp1 = co_await e.checkpoint(leader.writer(), Timestamp(1));
+    EXPECT_TRUE(cp1.is_ok()) << cp1.status().to_string();
+  }));
+  ASSERT_TRUE(cluster.run(follower, [&]() -> Task<void> {
+    PickupResult r1 = co_await follower.install_latest(InstallMode::kLoad);
+    EXPECT_EQ(r1.outcome, PickupOutcome::kInstalled) << r1.detail.to_string();
+  }));
+  EXPECT_EQ(steps, 0u);  // nothing to prune there
+  // n writes and the second checkpoint.
+  ASSERT_TRUE(cluster.run(leader, [&]() -> Task<void> {
+    Engine& e = leader.engine();
+    for (int i = 0; i < n; i++) {
+      EXPECT_TRUE(e.apply_write(kT1, key(i), Timestamp(2 + i), first(i)).is_ok());
+    }
+    auto cp2 = co_await e.checkpoint(leader.writer(), c);
+    EXPECT_TRUE(cp2.is_ok()) << cp2.status().to_string();
+  }));
+  ASSERT_TRUE(cluster.run(follower, [&]() -> Task<void> {
+    Engine& e = follower.engine();
+    // The follower applied the same writes from the log, and some above the checkpoint.
+    for (int i = 0; i < n; i++) {
+      EXPECT_TRUE(e.apply_write(kT1, key(i), Timestamp(2 + i), first(i)).is_ok());
+    }
+    for (int i = 0; i < 50; i++) {
+      EXPECT_TRUE(e.apply_write(kT1, key(i), Timestamp(c.value + 1 + i), second(i)).is_ok());
+    }
+    keys_before = e.ingest_keys();
+    EXPECT_EQ(keys_before, static_cast<size_t>(n));
+    PickupResult r2 = co_await follower.install_latest(InstallMode::kFollow);
+    EXPECT_EQ(r2.outcome, PickupOutcome::kInstalled) << r2.detail.to_string();
+    EXPECT_GE(steps, 3u);
+    EXPECT_GT(reads, 0u);
+    // What is left: the versions above the checkpoint only.
+    EXPECT_EQ(e.ingest_keys(), 50u + writes_during);
+    for (int i = 0; i < n; i++) {
+      auto got = co_await e.get(kT1, key(i), Timestamp(c.value + 200));
+      EXPECT_TRUE(got.is_ok()) << got.status().to_string();
+      if (!got.is_ok()) continue;
+      const bool rewritten = i < 50 || (i >= 2000 && i < 2000 + static_cast<int>(writes_during));
+      EXPECT_EQ(*got, rewritten ? second(i) : first(i)) << key(i);
+    }
+  }));
+}
+
 }  // namespace
 }  // namespace quire
