@@ -530,8 +530,9 @@ def lag_poller(host, port, prefix, rate, seconds, t0, poll_period, conn):
         if got:
             pending = [i for i in pending if i not in got]
     sock.close()
-    conn.send({"seen": seen, "cycles": cycles, "cycle_log": cycle_log, "unseen": len(pending) + len(sampled) - nxt,
-               "error_replies": loading, "sampled": len(sampled)})
+    conn.send({"seen": seen, "cycles": cycles, "cycle_log": cycle_log,
+               "unseen": len(pending) + len(sampled) - nxt, "error_replies": loading,
+               "sampled": len(sampled)})
 
 
 def settle_checkpoint(cluster):
@@ -606,8 +607,8 @@ def run_lag(cluster, rate, seconds, nconns, poll_period, dump=None):
         }
     if dump:
         # Every sampled write's send, acknowledgement and first sighting on each standby, and
-        # every poll (its send time and duration)
-        # (monotonic seconds; wall_minus_mono maps them onto the nodes' log timestamps).
+        # every poll's send time and duration (monotonic seconds; wall_minus_mono maps them
+        # onto the nodes' log timestamps).
         wall = time.time() - time.monotonic()
         with open(f"{dump}.{rate}.json", "w") as f:
             json.dump({"wall_minus_mono": wall, "sent_at": w["sent_at"], "ack_at": w["ack_at"],
