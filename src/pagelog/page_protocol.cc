@@ -100,7 +100,10 @@ RpcRequest request_of(PageOp op, Term term, std::initializer_list<uint64_t> fiel
 }  // namespace
 
 Bytes encode_records(const std::vector<Record>& records) {
+  size_t size = kVarint64LengthMax;
+  for (const auto& r : records) size += kRecordHeaderBytes + r.payload.size();
   Bytes out;
+  out.reserve(size);
   ByteWriter w(out);
   w.put_varint64(records.size());
   for (const auto& r : records) encode_record(r, out);

@@ -53,16 +53,15 @@ bool worth_failing_over(Code c) {
 
 // Sends one write to one server until it is acknowledged, refused, or `give_up` passes.
 Task<void> send_until_acked(Env& env, std::shared_ptr<void> keep_alive, MonoTime* down_until,
-                            PageServerClient* client,
-                            std::shared_ptr<const std::vector<Record>> records, Term term,
-                            std::shared_ptr<WriteProgress> progress, Deadline give_up,
+                            PageServerClient* client, std::shared_ptr<const Bytes> records,
+                            Term term, std::shared_ptr<WriteProgress> progress, Deadline give_up,
                             Nanos backoff_min, Nanos backoff_max, uint64_t jitter_seed) {
   (void)keep_alive;
   Nanos backoff = backoff_min;
   uint64_t x = jitter_seed | 1;
   while (true) {
     Deadline attempt = std::min(give_up, env.executor().deadline_after(kAttemptTimeout));
-    Status st = co_await client->append(*records, term, attempt);
+    Status st = co_await client->append_encoded(records, term, attempt);
     if (st.is_ok()) {
       *down_until = MonoTime{};
       progress->acks++;
@@ -188,12 +187,14 @@ ReplicationClient::PendingWrite ReplicationClient::start_write(
   Deadline give_up =
       std::max(deadline, env_.executor().deadline_after(options_.lagging_resend_window));
   const MonoTime now = env_.executor().now();
+  // Encoded once for every server (and every re-send).
+  auto encoded = std::make_shared<const Bytes>(encode_records(records));
   auto ask = [&](size_t i) {
     shared_->tasks.push_back(env_.executor().spawn(
-        "replicate", send_until_acked(env_, shared_, &shared_->down_until[i],
-                                      shared_->clients[i].get(), shared_records, options_.term,
-                                      progress, give_up, options_.retry_backoff_min,
-                                      options_.retry_backoff_max, jitter_->next_u64())));
+        "replicate",
+        send_until_acked(env_, shared_, &shared_->down_until[i], shared_->clients[i].get(), encoded,
+                         options_.term, progress, give_up, options_.retry_backoff_min,
+                         options_.retry_backoff_max, jitter_->next_u64())));
   };
   size_t n = 0;  // servers asked
   for (size_t i = 0; i < shared_->clients.size(); ++i) {

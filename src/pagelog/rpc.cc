@@ -13,16 +13,20 @@ constexpr const char* kComponent = "rpc";
 constexpr size_t kMessageMax = 1024;  // bytes of an error message we carry
 }  // namespace
 
-Bytes encode_rpc_request(const RpcRequest& r) {
+Bytes encode_rpc_request(uint64_t id, uint8_t op, uint64_t term, ByteView body) {
   Bytes out;
-  out.reserve(16 + r.body.size());
+  out.reserve(24 + body.size());
   ByteWriter w(out);
   w.put_u8(kKindRequest);
-  w.put_varint64(r.id);
-  w.put_u8(r.op);
-  w.put_varint64(r.term);
-  w.put_bytes(r.body);
+  w.put_varint64(id);
+  w.put_u8(op);
+  w.put_varint64(term);
+  w.put_bytes(body);
   return out;
+}
+
+Bytes encode_rpc_request(const RpcRequest& r) {
+  return encode_rpc_request(r.id, r.op, r.term, r.body);
 }
 
 Bytes encode_rpc_response(const RpcResponse& r) {
@@ -163,6 +167,12 @@ Task<void> RpcClient::read_loop(Env& env, Address server, std::shared_ptr<State>
 }
 
 Task<Result<Bytes>> RpcClient::call(uint8_t op, uint64_t term, Bytes body, Deadline deadline) {
+  auto shared = std::make_shared<const Bytes>(std::move(body));
+  co_return co_await call(op, term, std::move(shared), deadline);
+}
+
+Task<Result<Bytes>> RpcClient::call(uint8_t op, uint64_t term, std::shared_ptr<const Bytes> body,
+                                    Deadline deadline) {
   std::shared_ptr<State> st = st_;
   if (st->calls.size() >= kInFlightMax)
     co_return busy(fmt::format("too many calls in flight to {}", server_));
@@ -171,7 +181,8 @@ Task<Result<Bytes>> RpcClient::call(uint8_t op, uint64_t term, Bytes body, Deadl
   uint64_t id = next_id_++;
   auto call = std::make_shared<Call>(env_.executor().scheduler());
   st->calls[id] = call;
-  Status sent = st->conn->send(encode_rpc_request({id, op, term, std::move(body)}));
+  Status sent = st->conn->send(encode_rpc_request(id, op, term, *body));
+  body.reset();
   if (!sent.is_ok()) {
     st->calls.erase(id);
     if (sent.code() == Code::kUnavailable) disconnect();

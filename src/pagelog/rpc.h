@@ -58,6 +58,8 @@ struct RpcResponse {
 };
 
 Bytes encode_rpc_request(const RpcRequest& r);
+// The same frame around a body the caller keeps (sent to several servers).
+Bytes encode_rpc_request(uint64_t id, uint8_t op, uint64_t term, ByteView body);
 Bytes encode_rpc_response(const RpcResponse& r);
 Result<RpcRequest> decode_rpc_request(ByteView in);
 Result<RpcResponse> decode_rpc_response(ByteView in);
@@ -75,6 +77,9 @@ class RpcClient {
   // status, Unavailable (not connected, or the connection broke: outcome unknown),
   // DeadlineExceeded, Busy (too many calls in flight) or Cancelled.
   Task<Result<Bytes>> call(uint8_t op, uint64_t term, Bytes body, Deadline deadline);
+  // The same with a body shared by several calls (one encoding sent to every server).
+  Task<Result<Bytes>> call(uint8_t op, uint64_t term, std::shared_ptr<const Bytes> body,
+                           Deadline deadline);
   const Address& server() const { return server_; }
   // Drops the connection; calls in flight fail with Unavailable.
   void disconnect();

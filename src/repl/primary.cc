@@ -368,7 +368,7 @@ Task<Result<Primary::QueuedWrite>> Primary::enqueue_write(std::vector<LogWrite> 
         .at("write");
   }
   // A batch that writes a key twice means its last write (one commit ts per batch).
-  {
+  if (batch.size() > 1) {
     std::set<std::pair<uint64_t, std::string_view>> seen;
     std::vector<bool> keep(batch.size(), true);
     for (size_t i = batch.size(); i-- > 0;) {

@@ -17,11 +17,12 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
-#include <map>
+#include <functional>
+#include <list>
 #include <optional>
 #include <string>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include "base/status.h"
@@ -81,10 +82,19 @@ class KeyLocks {
     SlotRef ref;
     LockMode mode;
   };
+  struct NameHash {
+    size_t operator()(const Name& n) const {
+      const size_t key = std::hash<std::string>()(std::get<2>(n));
+      return key ^ (std::get<0>(n) * 0x9E3779B97F4A7C15ull + std::get<1>(n));
+    }
+  };
+  // A lock exists only while held or waited for: each write makes and drops its keys'
+  // locks, so an idle lock costs no allocation beyond its node (a list allocates only
+  // for waiters, where a deque allocates on construction).
   struct Lock {
     uint32_t shared = 0;
     bool exclusive = false;
-    std::deque<Waiter> waiters;
+    std::list<Waiter> waiters;
   };
   Task<Status> acquire(const Name& name, LockMode mode, Deadline deadline);
   // Whether `l` can be taken in `mode` now without passing a waiter; prunes its waiters.
@@ -96,7 +106,7 @@ class KeyLocks {
   void prune(Lock& l);
 
   Scheduler& s_;
-  std::map<Name, Lock> locks_;
+  std::unordered_map<Name, Lock, NameHash> locks_;
 };
 
 }  // namespace quire::resp

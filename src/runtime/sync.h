@@ -5,12 +5,56 @@
 // primitive may outlive or die before any waiter without dangling.
 #pragma once
 
-#include <deque>
+#include <algorithm>
 #include <utility>
+#include <vector>
 
 #include "runtime/scheduler.h"
 
 namespace quire {
+
+// The waiters of one primitive, oldest first. Allocates nothing while empty: a std::deque
+// allocates on construction, and every Event (one per queued write), call and request
+// has a queue, most of them never waited on.
+class SlotQueue {
+ public:
+  bool empty() const { return head_ == slots_.size(); }
+  size_t size() const { return slots_.size() - head_; }
+  void push_back(SlotRef r) {
+    // Reclaims the popped prefix once it is at least half: amortized O(1) per slot, and
+    // the vector stays within twice the waiters however long the queue never empties.
+    if (head_ > 0 && head_ * 2 >= slots_.size()) compact();
+    slots_.push_back(r);
+  }
+  SlotRef pop_front() {
+    SlotRef r = slots_[head_++];
+    if (empty()) {
+      slots_.clear();
+      head_ = 0;
+    }
+    return r;
+  }
+  template <typename Pred>
+  void erase_if(Pred pred) {
+    compact();
+    std::erase_if(slots_, pred);
+  }
+  // Entries the vector holds, popped ones included: at most twice size() after a push.
+  size_t footprint() const { return slots_.size(); }
+  // Every slot, oldest first; the queue is left empty.
+  std::vector<SlotRef> take_all() {
+    compact();
+    return std::exchange(slots_, {});
+  }
+
+ private:
+  void compact() {
+    slots_.erase(slots_.begin(), slots_.begin() + static_cast<std::ptrdiff_t>(head_));
+    head_ = 0;
+  }
+  std::vector<SlotRef> slots_;
+  size_t head_ = 0;  // slots_[0, head_) were popped
+};
 
 // Tasks wait until notified. Not latched: a notify with nobody waiting is lost.
 class WaitQueue {
@@ -29,8 +73,7 @@ class WaitQueue {
   }
   void notify_one() {
     while (!waiters_.empty()) {
-      SlotRef r = waiters_.front();
-      waiters_.pop_front();
+      SlotRef r = waiters_.pop_front();
       if (s_.is_parked(r)) {
         s_.wake(r, Status());
         return;
@@ -38,22 +81,22 @@ class WaitQueue {
     }
   }
   void notify_all() {
-    auto waiters = std::exchange(waiters_, {});
+    auto waiters = waiters_.take_all();
     for (SlotRef r : waiters) s_.wake(r, Status());
   }
   void fail_all(const Status& st) {
-    auto waiters = std::exchange(waiters_, {});
+    auto waiters = waiters_.take_all();
     for (SlotRef r : waiters) s_.wake(r, st);
   }
   // Forgets waiters whose wait already ended (deadline or cancel), bounding the queue.
   void prune() {
-    std::erase_if(waiters_, [this](SlotRef r) { return !s_.is_parked(r); });
+    waiters_.erase_if([this](SlotRef r) { return !s_.is_parked(r); });
   }
   size_t size() const { return waiters_.size(); }
 
  private:
   Scheduler& s_;
-  std::deque<SlotRef> waiters_;
+  SlotQueue waiters_;
 };
 
 // A latched flag: once set, waits return OK at once until reset.
@@ -95,8 +138,7 @@ class AsyncMutex {
   void unlock() {
     QUIRE_ASSERT(locked_);
     while (!waiters_.empty()) {
-      SlotRef r = waiters_.front();
-      waiters_.pop_front();
+      SlotRef r = waiters_.pop_front();
       if (s_.is_parked(r)) {
         s_.wake(r, Status());  // the lock stays held, now by the woken task
         return;
@@ -111,7 +153,7 @@ class AsyncMutex {
  private:
   Scheduler& s_;
   bool locked_ = false;
-  std::deque<SlotRef> waiters_;
+  SlotQueue waiters_;
 };
 
 // Releases a held AsyncMutex at scope exit.

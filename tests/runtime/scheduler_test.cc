@@ -1,5 +1,6 @@
 #include "runtime/scheduler.h"
 
+#include <deque>
 #include <string>
 #include <vector>
 
@@ -265,6 +266,54 @@ TEST(Scheduler, TraceHashIsAFunctionOfTheSchedule) {
 Task<void> throws() {
   throw std::runtime_error("boom");
   co_return;
+}
+
+// SlotQueue against a std::deque model: the same slots in the same order under any mix of
+// pushes, pops, erasures and take-alls, and a queue that never empties stays bounded.
+TEST(SlotQueue, MatchesADequeAndStaysBoundedWhenItNeverEmpties) {
+  SlotQueue q;
+  std::deque<uint32_t> model;
+  uint64_t x = 0x9E3779B97F4A7C15ull;
+  uint32_t next = 0;
+  for (int step = 0; step < 200000; step++) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    const uint64_t op = x % 100;
+    const bool pushed = op < 55 || model.size() < 2;
+    if (pushed) {  // pushes outnumber pops: the queue rarely empties
+      q.push_back(SlotRef{next, 0});
+      model.push_back(next++);
+    } else if (op < 97) {
+      ASSERT_FALSE(q.empty());
+      EXPECT_EQ(q.pop_front().index, model.front());
+      model.pop_front();
+    } else if (op < 99) {
+      const uint32_t mod = static_cast<uint32_t>(x >> 32) % 5 + 2;
+      q.erase_if([mod](SlotRef r) { return r.index % mod == 0; });
+      std::erase_if(model, [mod](uint32_t i) { return i % mod == 0; });
+    } else {
+      std::vector<SlotRef> all = q.take_all();
+      ASSERT_EQ(all.size(), model.size());
+      for (size_t i = 0; i < all.size(); i++) EXPECT_EQ(all[i].index, model[i]);
+      model.clear();
+      EXPECT_TRUE(q.empty());
+    }
+    ASSERT_EQ(q.size(), model.size());
+    ASSERT_EQ(q.empty(), model.empty());
+    // After a push the vector holds at most twice the waiters (pops alone never grow it).
+    if (pushed) {
+      ASSERT_LE(q.footprint(), 2 * q.size()) << "at step " << step;
+    }
+  }
+}
+
+TEST(SlotQueue, AnEmptiedQueueHoldsNothing) {
+  SlotQueue q;
+  for (uint32_t i = 0; i < 100; i++) q.push_back(SlotRef{i, 0});
+  for (uint32_t i = 0; i < 100; i++) EXPECT_EQ(q.pop_front().index, i);
+  EXPECT_TRUE(q.empty());
+  EXPECT_EQ(q.footprint(), 0u);
 }
 
 TEST(SchedulerDeathTest, AnExceptionEscapingATaskIsABug) {
