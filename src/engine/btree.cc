@@ -171,6 +171,11 @@ Task<Result<std::vector<ChildRef>>> rewrite(PageSource& source, TreeBuild& build
   build.bytes_delta -= static_cast<int64_t>(sealed_size(*node, build.dek != nullptr));
 
   if (node->is_leaf()) {
+    if (build.between_steps && ++build.leaves_since_step >= build.leaves_per_step) {
+      build.leaves_since_step = 0;
+      Status st = co_await build.between_steps();
+      if (!st.is_ok()) co_return st;
+    }
     std::vector<LeafEntry> merged = merge_leaf(node->entries, changes);
     if (merged.empty()) {
       emit_discard(build, ref.page, ref.lsn);

@@ -12,6 +12,7 @@
 // dropped (a DISCARD record); pages are not merged otherwise.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -101,6 +102,12 @@ struct TreeBuild {
   std::vector<std::pair<PageKey, std::shared_ptr<const BtreeNode>>> new_pages;
   int64_t pages_delta = 0;
   int64_t bytes_delta = 0;
+  // When set, awaited before every `leaves_per_step`-th leaf is rewritten: a long build
+  // lets the rest of its node run between its steps (Engine::checkpoint yields there).
+  // An error ends the build with it.
+  std::function<Task<Status>()> between_steps;
+  size_t leaves_per_step = 0;
+  size_t leaves_since_step = 0;
 };
 
 // Applies `changes` (ascending keys, each key's newest version; tombstones delete) to the

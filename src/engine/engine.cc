@@ -641,6 +641,14 @@ Task<Status> Engine::write_checkpoint_pages(CheckpointDraft& d) {
     dek = planted_plaintext_key(dek);
     PageId largest = largest_page_id_;
     TreeBuild build{id, dek, *random_, d.writer, largest, options_.shape, {}, {}, 0, 0};
+    // Reads go on between the steps: they see the tree this build replaces, and the
+    // ingest versions it applies, which stay until after the switch.
+    build.leaves_per_step = kCheckpointStepLeaves;
+    build.between_steps = [this]() -> Task<Status> {
+      Status st = co_await env_.executor().yield();
+      if (st.is_ok() && options_.between_build_steps) co_await options_.between_build_steps();
+      co_return st;
+    };
     auto root = co_await tree_apply(source, build, t.root, std::move(changes));
     largest_page_id_ = std::max(largest_page_id_, largest);  // never reuse a page id
     if (!root.is_ok()) co_return Status(root.status()).at("checkpoint:pages");

@@ -64,6 +64,8 @@ struct EngineOptions {
   std::function<void(CheckpointStep)> before_checkpoint_step;
   // Test hook: awaited at each yield of a pick-up's ingest prune (a test reads there).
   std::function<Task<void>()> between_prune_steps;
+  // The same between the steps of a checkpoint's build (kCheckpointStepLeaves leaves each).
+  std::function<Task<void>()> between_build_steps;
   // The test seam (engine/planted_bugs.h); all off in a deployment.
   PlantedBugs planted_bugs;
 };
@@ -171,6 +173,9 @@ class Engine {
                                         StaleKeystoreChoice stale);
   // Keys a pick-up's ingest prune looks at between two yields (prune_ingest_in_steps).
   static constexpr size_t kIngestPruneStepKeys = 1024;
+  // A checkpoint's build yields to the loop before every this-many leaves it rewrites, so
+  // reads (which need neither the writer nor the checkpoint lock) go on during a large one.
+  static constexpr size_t kCheckpointStepLeaves = 16;
 
   Lsn installed_checkpoint_lsn() const { return installed_lsn_; }
   // The installed checkpoint's log position (CheckpointMetadata::log_lsn).
