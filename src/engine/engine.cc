@@ -539,6 +539,7 @@ struct Engine::CheckpointDraft {
   RecordWriter& writer;
   Timestamp checkpoint_ts;
   Lsn log_lsn;
+  IngestPrune prune;
   // The keystore it references, and whether its keystore page must be written first.
   std::shared_ptr<const Keystore> ks;
   std::optional<PushEntry> selected;
@@ -553,12 +554,13 @@ struct Engine::CheckpointDraft {
   Lsn done_lsn;
   std::vector<Record> tail;  // steps 2-4, written together
   // For the completion's log line (live clock readings: a build that never suspends
-  // shows): when it began, when its pages were built and when they were durable.
-  MonoTime started_at, built_at, pages_durable_at;
+  // shows): when it began, when its pages were built and when they were durable, and when
+  // the keystore, metadata and completion records were.
+  MonoTime started_at, built_at, pages_durable_at, tail_durable_at;
 };
 
 Task<Result<CheckpointInfo>> Engine::checkpoint(RecordWriter& writer, Timestamp checkpoint_ts,
-                                                Lsn log_lsn) {
+                                                Lsn log_lsn, IngestPrune prune) {
   Status locked = co_await checkpoint_mu_.lock(env_.executor().deadline_after(options_.io_timeout));
   if (!locked.is_ok()) co_return busy("checkpoint lock held too long").at("checkpoint");
   MutexGuard guard(checkpoint_mu_);
@@ -572,8 +574,9 @@ Task<Result<CheckpointInfo>> Engine::checkpoint(RecordWriter& writer, Timestamp 
     QUIRE_CO_RETURN_IF_ERROR(
         co_await writer.recover(env_.executor().deadline_after(options_.io_timeout)));
   }
-  CheckpointDraft d{writer, checkpoint_ts, log_lsn};
-  d.started_at = d.built_at = d.pages_durable_at = env_.clock().monotonic_now();
+  CheckpointDraft d{writer, checkpoint_ts, log_lsn, prune};
+  d.started_at = d.built_at = d.pages_durable_at = d.tail_durable_at =
+      env_.clock().monotonic_now();
   QUIRE_CO_RETURN_IF_ERROR(choose_checkpoint_keystore(d));
   d.info.checkpoint_ts = checkpoint_ts;
   QUIRE_CO_RETURN_IF_ERROR(co_await write_checkpoint_pages(d));  // 1.
@@ -590,6 +593,7 @@ Task<Result<CheckpointInfo>> Engine::checkpoint(RecordWriter& writer, Timestamp 
   steps.push_back(CheckpointStep::kMetadataPage);
   steps.push_back(CheckpointStep::kCompletion);
   QUIRE_CO_RETURN_IF_ERROR(co_await write_step(d.writer, std::move(steps), std::move(d.tail)));
+  d.tail_durable_at = env_.clock().monotonic_now();
   if (d.write_keystore) d.info.wrote_keystore_page = true;
   switch_to_written_checkpoint(d);
   co_return d.info;
@@ -735,7 +739,9 @@ void Engine::add_checkpoint_completion(CheckpointDraft& d) {
 
 void Engine::switch_to_written_checkpoint(CheckpointDraft& d) {
   for (auto& [id, root] : d.new_roots) tables_[id].root = root;
-  for (auto& [id, t] : tables_) t.ingest.prune_through(d.checkpoint_ts);
+  if (d.prune == IngestPrune::kAtSwitch) {
+    for (auto& [id, t] : tables_) t.ingest.prune_through(d.checkpoint_ts);
+  }
   for (auto& [key, node] : d.new_pages) {
     cache_.put(key, node, node->encoded_size() + (options_.encrypt ? kSealedOverheadBytes : 0));
   }
@@ -763,7 +769,9 @@ void Engine::switch_to_written_checkpoint(CheckpointDraft& d) {
                    {"database_size", d.meta.database_size},
                    {"duration_us", to_micros(env_.clock().monotonic_now() - d.started_at)},
                    {"build_us", to_micros(d.built_at - d.started_at)},
-                   {"pages_write_us", to_micros(d.pages_durable_at - d.built_at)}});
+                   {"pages_write_us", to_micros(d.pages_durable_at - d.built_at)},
+                   {"tail_write_us", to_micros(d.tail_durable_at - d.pages_durable_at)},
+                   {"switch_us", to_micros(env_.clock().monotonic_now() - d.tail_durable_at)}});
 }
 
 // ---- Pick-up (follower) -------------------------------------------------------------
@@ -824,6 +832,13 @@ Task<PickupResult> Engine::install_checkpoint(Record completion, InstallMode mod
   result.total_us = to_micros(env_.clock().monotonic_now() - started_at);
   report_pickup(result, before);
   co_return result;
+}
+
+Task<void> Engine::prune_checkpointed_ingest() {
+  Status locked = co_await checkpoint_mu_.lock(env_.executor().deadline_after(options_.io_timeout));
+  if (!locked.is_ok()) co_return;
+  MutexGuard guard(checkpoint_mu_);
+  co_await prune_ingest_in_steps(checkpoint_ts_);
 }
 
 Task<void> Engine::prune_ingest_in_steps(Timestamp ts) {

@@ -80,6 +80,12 @@ struct CheckpointInfo {
   size_t bytes_written = 0;
 };
 
+// When a checkpoint drops from ingest the versions it wrote into the tree.
+enum class IngestPrune : uint8_t {
+  kAtSwitch = 1,  // at once, as it switches (tests, tools)
+  kLater = 2,     // in steps, by prune_checkpointed_ingest() once the caller let the writer go
+};
+
 // How a pick-up treats a checkpoint whose keystore is newer than the node's.
 enum class InstallMode : uint8_t {
   kFollow = 1,  // steady state: KeystoreAhead, retry once the log brought the keys
@@ -161,7 +167,15 @@ class Engine {
   // `log_lsn` is the last LOG record whose writes are at or below the ts (stored in the
   // metadata, so a node that loads the checkpoint knows where to read the log on from).
   Task<Result<CheckpointInfo>> checkpoint(RecordWriter& writer, Timestamp checkpoint_ts,
-                                          Lsn log_lsn = Lsn());
+                                          Lsn log_lsn = Lsn(),
+                                          IngestPrune prune = IngestPrune::kAtSwitch);
+  // After a checkpoint taken with IngestPrune::kLater: drops the ingest versions the
+  // installed checkpoint holds, as a pick-up does (prune_ingest_in_steps), under the
+  // checkpoint lock so the next checkpoint builds on a pruned ingest. A primary calls it
+  // once it has let the log writer go, so writes go on meanwhile (dropping 25-40 k keys
+  // at once held the writer and the loop 15-27 ms at 5 k writes/s). If the lock is not
+  // had within io_timeout, the next checkpoint's or pick-up's prune takes them.
+  Task<void> prune_checkpointed_ingest();
 
   // Follower (and any node starting up): install the checkpoint `completion` names.
   // Verifies the completion record, then the metadata page, resolves the keystore the

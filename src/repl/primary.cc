@@ -1009,7 +1009,12 @@ void Primary::prompt_checkpoint() {
 Task<Result<CheckpointInfo>> Primary::checkpoint_now() {
   const CallInFlight in_flight(calls_in_flight_);
   Result<CheckpointInfo> r = co_await checkpoint_locked();
-  if (r.is_ok()) co_await after_checkpoint(*r);
+  if (r.is_ok()) {
+    // With the writer free: writes commit while the checkpoint's versions leave ingest.
+    co_await engine_.prune_checkpointed_ingest();
+    room_changed_.notify_all();  // ingest was pruned
+    co_await after_checkpoint(*r);
+  }
   co_return r;
 }
 
@@ -1065,7 +1070,7 @@ Task<Result<CheckpointInfo>> Primary::checkpoint_locked() {
     // (the visibility lag). If it fails, the heartbeat after the checkpoint publishes it.
     co_await write_chain_marker();
   }
-  auto r = co_await engine_.checkpoint(writer_, ts, log_lsn);
+  auto r = co_await engine_.checkpoint(writer_, ts, log_lsn, IngestPrune::kLater);
   follow_writer();
   if (!r.is_ok() && !chain_in_doubt()) {
     // A failed step was abandoned by the engine: mark the chain with a LOG record now.
@@ -1080,7 +1085,6 @@ Task<Result<CheckpointInfo>> Primary::checkpoint_locked() {
     env_.log().warn(kComponent, 41020, "checkpoint failed; will retry",
                     {{"error", r.status()}, {"ts", ts}});
   }
-  room_changed_.notify_all();  // ingest was pruned
   co_return r;
 }
 
