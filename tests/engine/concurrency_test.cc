@@ -22,6 +22,15 @@ Task<void> boot(Engine& e) {
   EXPECT_TRUE(e.push_keystore(Timestamp(1)).is_ok());
 }
 
+// key{:05} = first{i} at ts 2 + i, for i in [0, n): the writes the stepped tests start from.
+void apply_firsts(Engine& e, int n) {
+  for (int i = 0; i < n; i++) {
+    EXPECT_TRUE(
+        e.apply_write(kT1, fmt::format("key{:05}", i), Timestamp(2 + i), fmt::format("first{}", i))
+            .is_ok());
+  }
+}
+
 // Keys of the largest size fill internal pages with few references; growing roots must
 // still converge (each new page takes at least two references), and the tree must read
 // back. A larger key is refused up front.
@@ -194,18 +203,14 @@ TEST(EngineConcurrency, ReadsBetweenThePickUpsPruneStepsAnswerAsAfterIt) {
   // n writes and the second checkpoint.
   ASSERT_TRUE(cluster.run(leader, [&]() -> Task<void> {
     Engine& e = leader.engine();
-    for (int i = 0; i < n; i++) {
-      EXPECT_TRUE(e.apply_write(kT1, key(i), Timestamp(2 + i), first(i)).is_ok());
-    }
+    apply_firsts(e, n);
     auto cp2 = co_await e.checkpoint(leader.writer(), c);
     EXPECT_TRUE(cp2.is_ok()) << cp2.status().to_string();
   }));
   ASSERT_TRUE(cluster.run(follower, [&]() -> Task<void> {
     Engine& e = follower.engine();
     // The follower applied the same writes from the log, and some above the checkpoint.
-    for (int i = 0; i < n; i++) {
-      EXPECT_TRUE(e.apply_write(kT1, key(i), Timestamp(2 + i), first(i)).is_ok());
-    }
+    apply_firsts(e, n);
     for (int i = 0; i < 50; i++) {
       EXPECT_TRUE(e.apply_write(kT1, key(i), Timestamp(c.value + 1 + i), second(i)).is_ok());
     }
@@ -259,9 +264,7 @@ TEST(EngineConcurrency, ReadsBetweenTheCheckpointsBuildStepsAnswerAsBeforeIt) {
     Engine& e = leader.engine();
     co_await boot(e);
     // A first tree of every key, then a rewrite of a third of them in ingest.
-    for (int i = 0; i < n; i++) {
-      EXPECT_TRUE(e.apply_write(kT1, key(i), Timestamp(2 + i), first(i)).is_ok());
-    }
+    apply_firsts(e, n);
     building = true;
     auto cp1 = co_await e.checkpoint(leader.writer(), Timestamp(2 + n));
     EXPECT_TRUE(cp1.is_ok()) << cp1.status().to_string();
@@ -306,8 +309,8 @@ TEST(EngineConcurrency, ALeadersLaterPruneKeepsWritesAboveTheCheckpointAndReadsT
   lo.between_prune_steps = [&]() -> Task<void> {
     steps++;
     const int w = 1000 + static_cast<int>(writes_during);
-    EXPECT_TRUE(le->apply_write(kT1, key(w), Timestamp(c.value + 1 + writes_during), second(w))
-                    .is_ok());
+    EXPECT_TRUE(
+        le->apply_write(kT1, key(w), Timestamp(c.value + 1 + writes_during), second(w)).is_ok());
     writes_during++;
     for (int j = 0; j < 20; j++) {
       const int i = static_cast<int>((steps * 131 + j * 97) % n);
@@ -323,9 +326,7 @@ TEST(EngineConcurrency, ALeadersLaterPruneKeepsWritesAboveTheCheckpointAndReadsT
   ASSERT_TRUE(cluster.run(leader, [&]() -> Task<void> {
     Engine& e = leader.engine();
     co_await boot(e);
-    for (int i = 0; i < n; i++) {
-      EXPECT_TRUE(e.apply_write(kT1, key(i), Timestamp(2 + i), first(i)).is_ok());
-    }
+    apply_firsts(e, n);
     auto cp = co_await e.checkpoint(leader.writer(), c, Lsn(), IngestPrune::kLater);
     EXPECT_TRUE(cp.is_ok()) << cp.status().to_string();
     EXPECT_EQ(e.ingest_keys(), static_cast<size_t>(n));  // nothing dropped at the switch
