@@ -575,8 +575,7 @@ Task<Result<CheckpointInfo>> Engine::checkpoint(RecordWriter& writer, Timestamp 
         co_await writer.recover(env_.executor().deadline_after(options_.io_timeout)));
   }
   CheckpointDraft d{writer, checkpoint_ts, log_lsn, prune};
-  d.started_at = d.built_at = d.pages_durable_at = d.tail_durable_at =
-      env_.clock().monotonic_now();
+  d.started_at = d.built_at = d.pages_durable_at = d.tail_durable_at = env_.clock().monotonic_now();
   QUIRE_CO_RETURN_IF_ERROR(choose_checkpoint_keystore(d));
   d.info.checkpoint_ts = checkpoint_ts;
   QUIRE_CO_RETURN_IF_ERROR(co_await write_checkpoint_pages(d));  // 1.
