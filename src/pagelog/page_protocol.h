@@ -196,7 +196,8 @@ struct AppendRequest {
   Term term;
 
   RpcRequest encode() const { return encode(records, term); }
-  // The same bytes without building the request (a client sends its caller's records).
+  // The same bytes without building the request. (A client's append sends the records'
+  // encode_records bytes, encoded once for every server: PageServerClient::append_encoded.)
   static RpcRequest encode(const std::vector<Record>& records, Term term);
   static Result<AppendRequest> decode(const RpcRequest& request);
   friend bool operator==(const AppendRequest&, const AppendRequest&) = default;
