@@ -26,6 +26,7 @@ cluster takes --base-port .. +22, redis-server --redis-port.
 """
 
 import argparse
+import bisect
 import json
 import os
 import platform
@@ -50,6 +51,8 @@ FAILOVER_BOUND_S = 30.0  # a failover not done by then counts as failed
 KEK_BOUND_S = 10.0  # a standby not at the new KEK by then counts as failed
 LAG_DRAIN_S = 5.0  # after the writer stops, pollers wait this long for the last keys
 LAG_SAMPLE_EVERY = 10  # every Nth paced write is a sampled key the pollers look for
+STALL_SLEEP_S = 0.001  # the stall probe's sleep
+STALL_LATE_S = 0.003  # a wake-up this much later than asked counts as a machine stall
 
 
 def log(msg):
@@ -535,6 +538,53 @@ def lag_poller(host, port, prefix, rate, seconds, t0, poll_period, conn):
                "sampled": len(sampled)})
 
 
+def stall_probe(seconds, t0, conn):
+    """Sleeps STALL_SLEEP_S at a time from t0 for `seconds` and reports every wake-up that
+    came more than STALL_LATE_S late, as (start, length) in monotonic seconds: a stretch in
+    which this process did not run. On the 2-vCPU VMs these figures come from, such
+    stretches are mostly the whole VM frozen (perf sees no sample on either CPU), about
+    every 100 ms while the guest does disk flushes with a CPU busy: docs/figures.md."""
+    stalls = []
+    while time.monotonic() < t0:
+        time.sleep(0.01)
+    end = t0 + seconds
+    while True:
+        a = time.monotonic()
+        if a >= end:
+            break
+        time.sleep(STALL_SLEEP_S)
+        late = time.monotonic() - a - STALL_SLEEP_S
+        if late > STALL_LATE_S:
+            stalls.append((a + STALL_SLEEP_S, late))
+    conn.send(stalls)
+
+
+def stall_summary(stalls, seconds):
+    """Count, lengths, share of the time and median spacing of the probe's stalls."""
+    out = {"count": len(stalls), "seconds": seconds}
+    if not stalls:
+        return out
+    lengths = sorted(x[1] for x in stalls)
+    gaps = sorted(b[0] - a[0] for a, b in zip(stalls, stalls[1:]))
+    out.update({
+        "total_ms": round(sum(lengths) * 1000, 1),
+        "share_of_time": round(sum(lengths) / seconds, 4),
+        "p50_ms": round(lengths[len(lengths) // 2] * 1000, 1),
+        "max_ms": round(lengths[-1] * 1000, 1),
+        "median_spacing_ms": round(gaps[len(gaps) // 2] * 1000, 1) if gaps else None,
+    })
+    return out
+
+
+def overlaps_stall(start, end, stalls):
+    """Whether [start, end] overlaps one of the probe's stalls (sorted by start)."""
+    i = bisect.bisect_right(stalls, (end, float("inf")))
+    for s, length in stalls[max(0, i - 4):i]:
+        if s < end and s + length > start:
+            return True
+    return False
+
+
 def settle_checkpoint(cluster):
     """Before section 2 after section 1: QUIRE.CHECKPOINT on the primary, timed."""
     prim = cluster.wait_all_serving()
@@ -565,11 +615,14 @@ def run_lag(cluster, rate, seconds, nconns, poll_period, dump=None):
         h, p = cluster.nodes[s]
         pollers[s] = pr
         procs.append(mp.Process(target=lag_poller, args=(h, p, prefix, rate, seconds, t0, poll_period, cr)))
+    ps, cs = mp.Pipe()
+    procs.append(mp.Process(target=stall_probe, args=(seconds, t0, cs)))
     log(f"visibility lag: {rate} writes/s on {nconns} connections for {seconds} s to {prim}, polling {', '.join(standbys)}")
     for p in procs:
         p.start()
     w = pw.recv()
     polls = {s: pollers[s].recv() for s in standbys}
+    stalls = ps.recv()
     for p in procs:
         p.join(30)
     achieved = None
@@ -589,9 +642,13 @@ def run_lag(cluster, rate, seconds, nconns, poll_period, dump=None):
         "primary_ack_latency": w["ack_latency"],
         "standbys": {},
     }
-    all_lags, all_from_send = [], []
+    all_lags, all_from_send, clear_lags = [], [], []
     for s, pdata in polls.items():
         lags = [pdata["seen"][i] - w["ack_at"][i] for i in pdata["seen"] if i in w["ack_at"]]
+        # The writes whose acknowledgement-to-sighting stretch met no stall of the probe.
+        clear_lags += [pdata["seen"][i] - w["ack_at"][i] for i in pdata["seen"]
+                       if i in w["ack_at"] and
+                       not overlaps_stall(w["ack_at"][i], pdata["seen"][i], stalls)]
         from_send = [pdata["seen"][i] - w["sent_at"][i] for i in pdata["seen"] if i in w["sent_at"]]
         all_lags += lags
         all_from_send += from_send
@@ -615,6 +672,8 @@ def run_lag(cluster, rate, seconds, nconns, poll_period, dump=None):
                        "seen": {s: polls[s]["seen"] for s in standbys},
                        "polls": {s: polls[s]["cycle_log"] for s in standbys}}, f)
     res["lag_all_standbys"] = summary_ms([max(0.0, x) for x in all_lags])
+    res["machine_stalls"] = stall_summary(stalls, seconds)
+    res["lag_all_standbys_clear_of_stalls"] = summary_ms([max(0.0, x) for x in clear_lags])
     res["send_to_visible_all_standbys"] = summary_ms(all_from_send)
     if w["last_ack"] and w["first_send"]:
         res["writes_acked_per_s"] = round(w["acked"] / (w["last_ack"] - w["first_send"]), 1)
@@ -798,6 +857,13 @@ def print_report(r):
         print(f"   all standbys: p50 {al.get('p50_ms')} ms, p99 {al.get('p99_ms')} ms (goal p99 <= 10 ms); "
               f"from the write's send: p50 {sv.get('p50_ms')} ms, p99 {sv.get('p99_ms')} ms; "
               f"acked {l.get('writes_acked_per_s')}/s on {l['writer_connections']} connections")
+        ms, cl = l.get("machine_stalls", {}), l.get("lag_all_standbys_clear_of_stalls", {})
+        if ms:
+            print(f"   machine stalls (a 1 ms sleeper woken over {STALL_LATE_S * 1000:.0f} ms late): "
+                  f"{ms['count']} in {ms['seconds']} s, p50 {ms.get('p50_ms')} ms, max {ms.get('max_ms')} ms, "
+                  f"{100 * ms.get('share_of_time', 0):.1f}% of the time, median spacing "
+                  f"{ms.get('median_spacing_ms')} ms; lag of the {cl.get('count')} writes whose "
+                  f"ack-to-sighting met none: p50 {cl.get('p50_ms')} ms, p99 {cl.get('p99_ms')} ms")
     if "failover" in r:
         f = r["failover"]
         print(f"\n3. failover, {f['trials_each']} trials each, clients retry every node every "

@@ -860,7 +860,7 @@ Task<void> Engine::prune_ingest_in_steps(Timestamp ts) {
                         : std::min(before, kIngestPruneStepKeys - step_keys);
       if (step_keys < kIngestPruneStepKeys) continue;
       step_keys = 0;
-      stopping = !(co_await env_.executor().yield()).is_ok();
+      stopping = !(co_await env_.executor().yield_idle(kIngestPruneIdleWaitMax)).is_ok();
       if (!stopping && options_.between_prune_steps) co_await options_.between_prune_steps();
     }
   }

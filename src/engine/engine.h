@@ -185,8 +185,10 @@ class Engine {
   // unless it installs. Never ends the process, whatever the policy.
   Task<PickupResult> install_checkpoint(Record completion, InstallMode mode,
                                         StaleKeystoreChoice stale);
-  // Keys a pick-up's ingest prune looks at between two yields (prune_ingest_in_steps).
-  static constexpr size_t kIngestPruneStepKeys = 1024;
+  // Keys a pick-up's ingest prune looks at between two yields (prune_ingest_in_steps),
+  // and the longest it waits for the loop to be idle before its next step.
+  static constexpr size_t kIngestPruneStepKeys = 256;
+  static constexpr Nanos kIngestPruneIdleWaitMax = std::chrono::milliseconds(2);
   // A checkpoint's build yields to the loop before every this-many leaves it rewrites, so
   // reads (which need neither the writer nor the checkpoint lock) go on during a large one.
   static constexpr size_t kCheckpointStepLeaves = 16;
@@ -264,8 +266,11 @@ class Engine {
   // ingest versions at or below `ts`, kIngestPruneStepKeys keys a step over all tables,
   // yielding between steps so that reads, the network and the log apply run (a standby's
   // ingest holds every key written since the previous checkpoint: 25-40 k keys at 5 k
-  // writes/s, and dropping them at once held its loop 22-65 ms). When the node stops
-  // meanwhile, the rest is dropped at once.
+  // writes/s, and dropping them at once held its loop 22-65 ms). A step waits for the loop
+  // to be idle (Executor::yield_idle, at most kIngestPruneIdleWaitMax): with plain yields
+  // each step still ran ahead of the log apply's next event, and a standby's visibility
+  // lag grew by about the prune's length while it ran (docs/figures.md, session 16).
+  // When the node stops meanwhile, the rest is dropped at once.
   Task<void> prune_ingest_in_steps(Timestamp ts);
   void switch_to_picked_up(PickupDraft& d);
   void report_pickup(const PickupResult& r, Lsn installed_before);

@@ -32,6 +32,13 @@ class Executor {
   ParkAwaiter<NoRegister> sleep(Nanos d) { return sleep_until(s_.now() + d); }
   // Lets every other ready event run first.
   ParkAwaiter<NoRegister> yield() { return sleep_until(s_.now()); }
+  // Lets every other event run first, and what the network brings meanwhile: resumes once
+  // the loop has nothing else to do (Scheduler::wake_idle), or after `max_wait` when it
+  // never has. For background work in steps (an ingest prune) that must not stretch the
+  // node's reads, writes and log apply; `max_wait` bounds how long a busy node starves it.
+  ParkAwaiter<IdleRegister> yield_idle(Nanos max_wait) {
+    return ParkAwaiter<IdleRegister>(s_, s_.now() + max_wait, Code::kOk, IdleRegister{&s_});
+  }
 
   // Waits until task `id` finished (OK), the deadline passed (DeadlineExceeded) or this
   // task is cancelled (Cancelled). A task that already finished returns OK at once.

@@ -83,6 +83,24 @@ bool Scheduler::pop(Event* e) {
   return true;
 }
 
+void Scheduler::add_idle_waiter(SlotRef ref) {
+  while (!idle_.empty() && !is_parked(idle_.front())) idle_.pop_front();
+  idle_.push_back(ref);
+}
+
+bool Scheduler::wake_idle() {
+  std::optional<MonoTime> next = next_event_time();
+  if (next && *next <= now_) return false;
+  while (!idle_.empty()) {
+    SlotRef ref = idle_.front();
+    idle_.pop_front();
+    if (!is_parked(ref)) continue;  // ended by its deadline, cancelled, or its node crashed
+    wake(ref, Status());
+    return true;
+  }
+  return false;
+}
+
 std::optional<MonoTime> Scheduler::next_event_time() {
   drop_stale();
   std::optional<MonoTime> t;

@@ -112,6 +112,18 @@ class Scheduler {
   void post(NodeId node, Callback cb) { post_at(node, now_, std::move(cb)); }
   void post_at(NodeId node, MonoTime at, Callback cb);
 
+  // Registers a parked wait as an idle wait (Executor::yield_idle): wake_idle ends it once
+  // nothing else is due; its own deadline ends it otherwise. Waits that ended meanwhile are
+  // dropped from the front here and in wake_idle, so on a loop that is never idle (every
+  // wait ended by its deadline) the list stays as long as the waits still live, when they
+  // all have the same max_wait.
+  void add_idle_waiter(SlotRef ref);
+  // Called by a driver when it has nothing else to do now (the real loop: no event due and
+  // the network quiet): ends the oldest live idle wait, whose resumption is then due now.
+  // False when no event is due now and none was woken, or when an event is due already.
+  bool wake_idle();
+  size_t idle_waiters() const { return idle_.size(); }
+
   // Time of the earliest pending event, if any.
   std::optional<MonoTime> next_event_time();
   // Runs the earliest event, first advancing time to it. False when nothing is pending.
@@ -174,6 +186,7 @@ class Scheduler {
   std::vector<uint32_t> free_records_;
   std::priority_queue<Event, std::vector<Event>, Later> timers_;
   std::deque<Event> ready_;           // events due now, already in (time, seq) order
+  std::deque<SlotRef> idle_;          // idle waits, oldest first (some may have ended)
   std::map<NodeId, int64_t> paused_;  // node -> end of its pause (ns)
 };
 
@@ -218,6 +231,12 @@ class ParkAwaiter {
 
 struct NoRegister {
   void operator()(SlotRef) const {}
+};
+
+// Registers a wait as an idle wait (Executor::yield_idle).
+struct IdleRegister {
+  Scheduler* s;
+  void operator()(SlotRef ref) const { s->add_idle_waiter(ref); }
 };
 
 template <typename Register>

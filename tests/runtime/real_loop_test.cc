@@ -165,6 +165,47 @@ TEST_F(RealLoopTest, ATaskWorkingInYieldingStepsLetsTheNetworkRunBetweenThem) {
   EXPECT_LE(ran_at, 2);  // one step is more than a turn's time
 }
 
+Task<void> idle_wait(Executor& exec, RealLoop& loop, Nanos max_wait, Nanos* waited) {
+  const MonoTime start = loop.now();
+  (void)co_await exec.yield_idle(max_wait);
+  *waited = loop.now() - start;
+}
+
+// On a quiet loop an idle wait resumes at once, not at its deadline.
+TEST_F(RealLoopTest, AnIdleWaitOnAQuietLoopResumesAtOnce) {
+  Nanos waited{-1};
+  ASSERT_TRUE(run_task(loop, idle_wait(exec, loop, std::chrono::seconds(5), &waited)));
+  EXPECT_GE(waited, Nanos(0));
+  EXPECT_LT(waited, std::chrono::seconds(1));
+}
+
+// A task that keeps the loop busy in yielding steps: an idle wait does not resume between
+// its steps, only at its own deadline (short) or once the busy task is done (long).
+TEST_F(RealLoopTest, AnIdleWaitWaitsForTheBusyTaskOrItsDeadline) {
+  for (const bool short_deadline : {true, false}) {
+    int done = 0;
+    Nanos waited{-1};
+    int done_when_idle_ran = -1;
+    const Nanos max_wait = short_deadline ? Nanos(std::chrono::milliseconds(10))
+                                          : Nanos(std::chrono::seconds(5));
+    auto idle = [&]() -> Task<void> {
+      co_await idle_wait(exec, loop, max_wait, &waited);
+      done_when_idle_ran = done;
+    };
+    auto idle_task = idle();
+    exec.spawn("idle", std::move(idle_task));
+    ASSERT_TRUE(run_task(loop, busy_steps(loop, exec, 40, std::chrono::milliseconds(1), &done)));
+    ASSERT_TRUE(loop.run_until([&] { return done_when_idle_ran >= 0; }, kTestTimeout));
+    if (short_deadline) {
+      EXPECT_GE(waited, std::chrono::milliseconds(10));
+      EXPECT_LT(done_when_idle_ran, 40);  // it did not wait for the busy task
+    } else {
+      EXPECT_EQ(done_when_idle_ran, 40);
+      EXPECT_LT(waited, std::chrono::seconds(5));
+    }
+  }
+}
+
 Task<void> wait_on(WaitQueue& q, Deadline deadline, Status* result) {
   *result = co_await q.wait(deadline);
 }

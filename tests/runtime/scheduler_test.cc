@@ -1,5 +1,6 @@
 #include "runtime/scheduler.h"
 
+#include <algorithm>
 #include <deque>
 #include <string>
 #include <vector>
@@ -270,6 +271,97 @@ Task<void> throws() {
 
 // SlotQueue against a std::deque model: the same slots in the same order under any mix of
 // pushes, pops, erasures and take-alls, and a queue that never empties stays bounded.
+// Yields `n` times, recording each turn.
+Task<void> yield_steps(Executor& exec, int n, std::vector<std::string>& out, std::string name) {
+  for (int i = 0; i < n; i++) {
+    (void)co_await exec.yield();
+    out.push_back(name + std::to_string(i));
+  }
+}
+
+Task<void> idle_then(Executor& exec, Nanos max_wait, std::vector<std::string>& out,
+                     std::string name, MonoTime* at = nullptr) {
+  Status st = co_await exec.yield_idle(max_wait);
+  if (at) *at = exec.now();
+  out.push_back(name + (st.is_ok() ? "" : ":" + std::string(code_name(st.code()))));
+}
+
+// A driver that offers the idle waits a turn whenever nothing is due (as SimWorld and
+// RealLoop do).
+void run_with_idle(Scheduler& s) {
+  while (true) {
+    s.wake_idle();
+    if (!s.run_next()) break;
+  }
+}
+
+TEST(Scheduler, AnIdleWaitResumesOnlyOnceNothingElseIsDueInItsOrder) {
+  Harness h;
+  std::vector<std::string> out;
+  MonoTime at = MonoTime::never();
+  h.exec.spawn("idle-a", idle_then(h.exec, 1s, out, "idle-a", &at));
+  h.exec.spawn("busy-b", yield_steps(h.exec, 3, out, "b"));
+  h.exec.spawn("idle-c", idle_then(h.exec, 1s, out, "idle-c"));
+  h.other.spawn("busy-d", yield_steps(h.other, 2, out, "d"));
+  run_with_idle(h.s);
+  // Every regular step first, then the idle waits one at a time, oldest first; none waited
+  // for its deadline.
+  EXPECT_EQ(out, (std::vector<std::string>{"b0", "d0", "b1", "d1", "b2", "idle-a", "idle-c"}));
+  EXPECT_EQ(at, MonoTime{});
+  EXPECT_EQ(h.s.idle_waiters(), 0u);
+}
+
+TEST(Scheduler, AnIdleWaitEndsAtItsMaxWaitWhenTheLoopIsNeverIdle) {
+  Harness h;
+  std::vector<std::string> out;
+  MonoTime at = MonoTime::never();
+  h.exec.spawn("idle", idle_then(h.exec, 5ms, out, "idle", &at));
+  h.run();  // a driver that never offers idle turns: only the deadline ends the wait
+  EXPECT_EQ(out, (std::vector<std::string>{"idle"}));
+  EXPECT_EQ(at, MonoTime{} + 5ms);
+  // Its entry is left behind, ended; offering an idle turn now wakes nothing.
+  EXPECT_FALSE(h.s.wake_idle());
+  EXPECT_EQ(h.s.idle_waiters(), 0u);
+}
+
+Task<void> idle_steps(Executor& exec, int n, Nanos max_wait, size_t* most, Scheduler& s) {
+  for (int i = 0; i < n; i++) {
+    (void)co_await exec.yield_idle(max_wait);
+    *most = std::max(*most, s.idle_waiters());
+  }
+}
+
+// A loop that is never idle: every idle wait ends at its deadline, and the ended ones do
+// not pile up in the scheduler.
+TEST(Scheduler, IdleWaitsEndedByTheirDeadlinesDoNotAccumulate) {
+  Harness h;
+  size_t most = 0;
+  h.exec.spawn("a", idle_steps(h.exec, 1000, 2ms, &most, h.s));
+  h.exec.spawn("b", idle_steps(h.exec, 1000, 2ms, &most, h.s));
+  h.run();  // never offers an idle turn
+  EXPECT_EQ(h.s.now(), MonoTime{} + 2000ms);
+  EXPECT_LE(most, 3u);
+}
+
+TEST(Scheduler, WakeIdleSkipsCancelledAndCrashedWaits) {
+  Harness h;
+  std::vector<std::string> out;
+  TaskId cancelled = h.exec.spawn("idle-cancelled", idle_then(h.exec, 1s, out, "cancelled"));
+  h.other.spawn("idle-crashed", idle_then(h.other, 1s, out, "crashed"));
+  h.exec.spawn("idle-live", idle_then(h.exec, 1s, out, "live"));
+  h.s.run_due();  // all three park
+  EXPECT_EQ(h.s.idle_waiters(), 3u);
+  h.exec.cancel(cancelled);
+  h.s.run_due();
+  EXPECT_EQ(out, (std::vector<std::string>{"cancelled:Cancelled"}));
+  h.s.destroy_node(2);
+  EXPECT_TRUE(h.s.wake_idle());  // the live one, past the two ended waits
+  EXPECT_FALSE(h.s.wake_idle());  // its resumption is due now: no idle turn
+  h.s.run_due();
+  EXPECT_EQ(out, (std::vector<std::string>{"cancelled:Cancelled", "live"}));
+  EXPECT_EQ(h.s.idle_waiters(), 0u);
+}
+
 TEST(SlotQueue, MatchesADequeAndStaysBoundedWhenItNeverEmpties) {
   SlotQueue q;
   std::deque<uint32_t> model;

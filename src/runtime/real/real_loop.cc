@@ -97,6 +97,9 @@ void RealLoop::run_ready() {
   } catch (const std::exception& e) {
     event_loop_failed(e);
   }
+  // Nothing due and the network quiet: the turn of one idle wait.
+  scheduler_.advance_to(now());
+  scheduler_.wake_idle();
 }
 
 void RealLoop::wait_for_events(MonoTime wake_by) {

@@ -65,7 +65,8 @@ class RealLoop {
   struct Io;
 
   // Runs the scheduler events that are due (at most kEventsPerTurnMax, and none started
-  // after kTurnTimeMax), then every ready Asio handler.
+  // after kTurnTimeMax), then every ready Asio handler; then, when nothing is due, wakes
+  // one idle wait (Executor::yield_idle).
   void run_ready();
   // Sleeps in epoll until I/O, the scheduler's next event, `wake_by` or kIdleWaitMax,
   // whichever comes first; runs at most one Asio handler.

@@ -214,7 +214,7 @@ void SimWorld::dump_logs(std::FILE* out) const {
 
 void SimWorld::run_until(MonoTime t) {
   while (true) {
-    auto next = scheduler_.next_event_time();
+    auto next = next_event_time();
     if (!next || *next > t) break;
     scheduler_.run_next();
   }
@@ -223,7 +223,7 @@ void SimWorld::run_until(MonoTime t) {
 
 bool SimWorld::run_until(const std::function<bool()>& done, MonoTime limit) {
   while (!done()) {
-    auto next = scheduler_.next_event_time();
+    auto next = next_event_time();
     if (!next || *next > limit) {
       if (scheduler_.now() < limit) scheduler_.advance_to(limit);
       return done();
@@ -233,9 +233,16 @@ bool SimWorld::run_until(const std::function<bool()>& done, MonoTime limit) {
   return true;
 }
 
+// The next event, once the idle waits had their turn: the simulated loop has nothing else
+// to do whenever no event is due at the current time.
+std::optional<MonoTime> SimWorld::next_event_time() {
+  scheduler_.wake_idle();
+  return scheduler_.next_event_time();
+}
+
 void SimWorld::run_to_quiescence(MonoTime limit) {
   while (true) {
-    auto next = scheduler_.next_event_time();
+    auto next = next_event_time();
     if (!next || *next > limit) return;
     scheduler_.run_next();
   }

@@ -101,6 +101,8 @@ class SimWorld {
   const NodeSlot& slot(NodeId node) const;
   void on_restart_request(NodeId node, const Status& why);
   void on_abort(NodeId node, const Status& why);
+  // The next event after waking an idle wait when none is due now (Executor::yield_idle).
+  std::optional<MonoTime> next_event_time();
 
   uint64_t seed_;
   Options options_;
