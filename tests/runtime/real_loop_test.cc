@@ -186,8 +186,8 @@ TEST_F(RealLoopTest, AnIdleWaitWaitsForTheBusyTaskOrItsDeadline) {
     int done = 0;
     Nanos waited{-1};
     int done_when_idle_ran = -1;
-    const Nanos max_wait = short_deadline ? Nanos(std::chrono::milliseconds(10))
-                                          : Nanos(std::chrono::seconds(5));
+    const Nanos max_wait =
+        short_deadline ? Nanos(std::chrono::milliseconds(10)) : Nanos(std::chrono::seconds(5));
     auto idle = [&]() -> Task<void> {
       co_await idle_wait(exec, loop, max_wait, &waited);
       done_when_idle_ran = done;

@@ -355,7 +355,7 @@ TEST(Scheduler, WakeIdleSkipsCancelledAndCrashedWaits) {
   h.s.run_due();
   EXPECT_EQ(out, (std::vector<std::string>{"cancelled:Cancelled"}));
   h.s.destroy_node(2);
-  EXPECT_TRUE(h.s.wake_idle());  // the live one, past the two ended waits
+  EXPECT_TRUE(h.s.wake_idle());   // the live one, past the two ended waits
   EXPECT_FALSE(h.s.wake_idle());  // its resumption is due now: no idle turn
   h.s.run_due();
   EXPECT_EQ(out, (std::vector<std::string>{"cancelled:Cancelled", "live"}));
