@@ -276,9 +276,8 @@ constexpr int kTreeDepthMax = 64;
 bool point_step(const BtreeNode& n, std::string_view key, std::optional<std::string>* value,
                 PageId* page, Lsn* lsn) {
   if (n.is_leaf()) {
-    const size_t i = n.lower_bound(key);
-    if (i < n.entries.size() && n.entries[i].key == key) {
-      *value = n.entries[i].value;
+    if (const LeafEntry* e = n.find(key)) {
+      *value = e->value;
     } else {
       value->reset();
     }

@@ -77,6 +77,8 @@ struct BtreeNode {
   void index_keys();
   // Leaf: the first entry whose key is not below `key` (entries.size() when none).
   size_t lower_bound(std::string_view key) const;
+  // Leaf: the entry whose key is `key`, or null.
+  const LeafEntry* find(std::string_view key) const;
   // Internal: the child whose range holds `key`, the last whose first key is at or below
   // it (the first child's empty key is below every key).
   size_t child_index(std::string_view key) const;

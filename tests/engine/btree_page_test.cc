@@ -440,6 +440,9 @@ RC_GTEST_PROP(BtreePageSearch, IndexedSearchesAgreeWithAPlainSearch, ()) {
     auto it = std::lower_bound(leaf.entries.begin(), leaf.entries.end(), p,
                                [](const LeafEntry& e, const std::string& k) { return e.key < k; });
     RC_ASSERT(leaf.lower_bound(p) == static_cast<size_t>(it - leaf.entries.begin()));
+    const LeafEntry* found = leaf.find(p);
+    RC_ASSERT((found != nullptr) == (it != leaf.entries.end() && it->key == p));
+    if (found) RC_ASSERT(found == &*it);
     size_t child = 0;
     for (size_t c = 1; c < internal.children.size(); c++) {
       if (internal.children[c].first_key <= p) child = c;
@@ -449,7 +452,10 @@ RC_GTEST_PROP(BtreePageSearch, IndexedSearchesAgreeWithAPlainSearch, ()) {
   // A node without its index (built by hand, never indexed) searches the same.
   BtreeNode plain = leaf;
   plain.index = KeyHeads{};
-  for (const std::string& p : probes) RC_ASSERT(plain.lower_bound(p) == leaf.lower_bound(p));
+  for (const std::string& p : probes) {
+    RC_ASSERT(plain.lower_bound(p) == leaf.lower_bound(p));
+    RC_ASSERT((plain.find(p) != nullptr) == (leaf.find(p) != nullptr));
+  }
 }
 
 TEST(BtreePageSearch, ADecodedNodeIsIndexed) {
