@@ -225,8 +225,7 @@ enum class Match { kUnknown, kEqual, kUnequal };
 // read's memcmp calls were 12.5% of a primary's CPU under GET -P 16, each one a cache
 // miss on a key's heap buffer (docs/figures.md, session 16). `*match` (when asked) says
 // whether keys[i] == key for the index returned, when the search found out.
-size_t search(const BtreeNode& node, std::string_view key, bool upper,
-              Match* match = nullptr) {
+size_t search(const BtreeNode& node, std::string_view key, bool upper, Match* match = nullptr) {
   const SearchKeys keys{node};
   const size_t n = keys.size();
   auto before = [&](size_t i) { return upper ? !(key < keys[i]) : keys[i] < key; };
