@@ -232,32 +232,24 @@ size_t search(const BtreeNode& node, std::string_view key, bool upper, Match* ma
   if (match) *match = Match::kUnknown;
   size_t lo = 0, hi = n;
   const KeyHeads& index = node.index;
-  if (n == 0 || index.heads.size() != n) {
-    while (lo < hi) {
-      const size_t mid = lo + (hi - lo) / 2;
-      if (before(mid)) {
-        lo = mid + 1;
-      } else {
-        hi = mid;
-      }
+  const bool indexed = n > 0 && index.heads.size() == n;
+  if (indexed) {
+    const std::string_view prefix = keys[0].substr(0, index.skip);
+    const int c = key.substr(0, index.skip).compare(prefix);
+    if (c != 0) {
+      // Below every key (or a proper prefix of their common part), or above every key.
+      if (match) *match = Match::kUnequal;
+      return c < 0 ? 0 : n;
     }
-    return lo;
+    const uint64_t h = key_head(key, index.skip);
+    lo = static_cast<size_t>(std::lower_bound(index.heads.begin(), index.heads.end(), h) -
+                             index.heads.begin());
+    hi = static_cast<size_t>(std::upper_bound(index.heads.begin() + lo, index.heads.end(), h) -
+                             index.heads.begin());
   }
-  const std::string_view prefix = keys[0].substr(0, index.skip);
-  const int c = key.substr(0, index.skip).compare(prefix);
-  if (c < 0 || c > 0) {
-    // Below every key (or a proper prefix of their common part), or above every key.
-    if (match) *match = Match::kUnequal;
-    return c < 0 ? 0 : n;
-  }
-  const uint64_t h = key_head(key, index.skip);
-  lo = static_cast<size_t>(std::lower_bound(index.heads.begin(), index.heads.end(), h) -
-                           index.heads.begin());
-  hi = static_cast<size_t>(std::upper_bound(index.heads.begin() + lo, index.heads.end(), h) -
-                           index.heads.begin());
-  const size_t same_head_end = hi;
+  const size_t same_head_end = hi;  // without the index: n, past every key
   const size_t covered_max = index.skip + 8;
-  const bool covered = key.size() <= covered_max;
+  const bool covered = indexed && key.size() <= covered_max;
   while (lo < hi) {
     const size_t mid = lo + (hi - lo) / 2;
     const size_t size = keys[mid].size();  // the string's own size: no read of its bytes
