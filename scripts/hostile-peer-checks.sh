@@ -109,6 +109,8 @@ after_attack "item 2 (retention)"
 writer_attack "item 3: appends at term 2^64-1 and 2^63 are refused" bigterm --last "$durable_before"
 writer_attack "item 3: a record whose header term is above the request's is refused" headerterm \
   --term "$term" --last "$durable_before"
+writer_attack "item 3: commit hints out of bounds are refused; one past the chain stores nothing" \
+  commithint --term "$term" --last "$durable_before"
 after_attack "item 3"
 kill -TERM "$pid"
 wait "$pid" 2>/dev/null

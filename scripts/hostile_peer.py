@@ -29,6 +29,8 @@ Hostile writers (issue 12 items 1-3), for a server whose chain ends at --last at
   retention  set_retention(2^64-1), (2^63) and (--last) (no checkpoint) are refused
   bigterm    appends at term 2^64-1 and 2^63 are refused
   headerterm an append whose record's header term is above the request's is refused
+  commithint commit_hint (op 12) at LSN 2^64-1 and 2^63 and at term 2^63 is refused; one
+             far past the chain is the writer's word, kept in memory: OK, nothing stored
   write      the writer appends --last+1 at --term (after a restart): must be OK and stored
 Fencing (issue 13), a new writer of term --term taking over from one of a lower term:
   fence      fence(--term) is OK and answers a status with that term and durable_lsn --last;
@@ -49,6 +51,7 @@ OP_ABANDON_AFTER = 7
 OP_SET_RETENTION = 8
 OP_SCAN = 10
 OP_FENCE = 11
+OP_COMMIT_HINT = 12
 U64_MAX = (1 << 64) - 1
 TYPE_LOG = 1
 CODE_NAMES = {0: "OK", 1: "InvalidArgument", 2: "Corruption", 4: "Older", 11: "Busy", 12: "Fenced",
@@ -262,6 +265,20 @@ def attack_headerterm(args):
     return show("append with header term + 1", append(args.address, args.term, [r])) != 0
 
 
+def attack_commithint(args):
+    refused = [
+        show(f"commit_hint({lsn}) at term {t}",
+             call(args.address, OP_COMMIT_HINT, t, varint(lsn))[:2]) != 0
+        for t, lsn in ((args.term, U64_MAX), (args.term, 1 << 63), (1 << 63, args.last))
+    ]
+    far = args.last + 1000000
+    code = show(f"commit_hint({far}) at term {args.term}",
+                call(args.address, OP_COMMIT_HINT, args.term, varint(far))[:2])
+    stored = stored_log_lsns(args.address, args.last)
+    print(f"read_log from {args.last}: {stored}", flush=True)
+    return all(refused) and code == 0 and all(lsn <= args.last for lsn in stored)
+
+
 def writer_append(args):
     lsn = args.last + 1
     code = show(f"append {lsn}", append(args.address, args.term, [record(lsn, args.last, args.term, backlink=args.last)]))
@@ -306,6 +323,7 @@ WRITER_ATTACKS = {
     "retention": attack_retention,
     "bigterm": attack_bigterm,
     "headerterm": attack_headerterm,
+    "commithint": attack_commithint,
     "fence": fence_takeover,
     "fenced": fenced_writer,
     "write": writer_append,

@@ -156,6 +156,12 @@ Task<Status> PageServerClient::set_retention(Lsn lsn, Term term, Deadline deadli
   co_return r.status();
 }
 
+Task<Status> PageServerClient::commit_hint(Lsn lsn, Term term, Deadline deadline) {
+  const CommitHintRequest request{lsn, term};
+  auto r = co_await call(request, deadline);
+  co_return r.status();
+}
+
 Task<Result<PageServerStatus>> PageServerClient::status(Deadline deadline) {
   const StatusRequest request{};
   co_return co_await call(request, deadline);

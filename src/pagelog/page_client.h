@@ -66,6 +66,7 @@ class PageServerClient {
   Task<Status> seal(Deadline deadline);
   Task<Status> abandon_after(Lsn lsn, Term term, Deadline deadline);
   Task<Status> set_retention(Lsn lsn, Term term, Deadline deadline);
+  Task<Status> commit_hint(Lsn lsn, Term term, Deadline deadline);
   Task<Result<PageServerStatus>> status(Deadline deadline);
   // Makes the server fence every writer term below `term` durably (Fenced when it has seen
   // a higher one), and returns its status read after that: a new writer learns each

@@ -338,6 +338,7 @@ Result<LsnWriteRequest<Op>> LsnWriteRequest<Op>::decode(const RpcRequest& reques
 
 template struct LsnWriteRequest<PageOp::kAbandonAfter>;
 template struct LsnWriteRequest<PageOp::kSetRetention>;
+template struct LsnWriteRequest<PageOp::kCommitHint>;
 
 RpcRequest ScanRequest::encode() const {
   if (!beyond_complete) return request_of(kOp, Term(), {after.value, max_bytes});

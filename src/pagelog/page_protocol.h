@@ -3,8 +3,9 @@
 // server page_server.h and the client page_client.h.
 //
 // A request travels as an RpcRequest (op, term, body); a response as a status and, on OK,
-// a body. The writer's term is in the request header for the three writes that are fenced
-// (append, abandon_after, set_retention) and for fence; every other request sends term 0.
+// a body. The writer's term is in the request header for the writes that are fenced
+// (append, abandon_after, set_retention, commit_hint) and for fence; every other request
+// sends term 0.
 // Bodies, every integer a varint64:
 //
 //   op                   request body                  response body
@@ -21,6 +22,7 @@
 //  10 scan               after, max_bytes              records, through
 //                          [, beyond_complete]
 //  11 fence              -                             PageServerStatus (as status)
+//  12 commit_hint        lsn                           -
 //
 // where `records` is a count followed by that many framed records (record.h). fence makes
 // the server fence every term below the request's durably before it answers (Fenced when
@@ -67,6 +69,7 @@ enum class PageOp : uint8_t {
   kStatus = 9,
   kScan = 10,
   kFence = 11,
+  kCommitHint = 12,
 };
 
 // Bounds a decoder enforces, so a corrupt count cannot make it allocate without limit.
@@ -289,6 +292,9 @@ struct LsnWriteRequest {
 using AbandonAfterRequest = LsnWriteRequest<PageOp::kAbandonAfter>;
 // Lets garbage collection drop what no reader at or above lsn needs.
 using SetRetentionRequest = LsnWriteRequest<PageOp::kSetRetention>;
+// The writer's commit point: every record of its chain up to lsn is durable at W, and the
+// record at lsn is a LOG record of the request's term (PageServer::handle_commit_hint).
+using CommitHintRequest = LsnWriteRequest<PageOp::kCommitHint>;
 
 // Fences every writer term below `term` (in the RPC header; no body, and a body is ignored
 // like that of the other operations without one). Answered with the server's status.

@@ -93,6 +93,9 @@ Status check_request_bounds(const FenceRequest& r) {
 Status check_request_bounds(const SetRetentionRequest& r) {
   return check_below_limit({{"term", r.term.value}, {"lsn", r.lsn.value}});
 }
+Status check_request_bounds(const CommitHintRequest& r) {
+  return check_below_limit({{"term", r.term.value}, {"lsn", r.lsn.value}});
+}
 Status check_request_bounds(const ReadLogRequest& r) {
   if (r.wait_ms > kReadLogWaitMsMax) {
     return Status(Code::kInvalidArgument, "read_log wait above the bound")
@@ -197,6 +200,8 @@ Task<RpcResponse> PageServer::handle(const RpcRequest& request) {
       co_return co_await decode_and_handle(request, &PageServer::handle_scan);
     case PageOp::kFence:
       co_return co_await decode_and_handle(request, &PageServer::handle_fence);
+    case PageOp::kCommitHint:
+      co_return co_await decode_and_handle(request, &PageServer::handle_commit_hint);
   }
   co_return response_of(
       Status(Code::kInvalidArgument, "unknown page service operation").with("op", request.op));
@@ -299,12 +304,27 @@ Task<Status> PageServer::handle_append(AppendRequest request) {
 void PageServer::note_commit_hint(const AppendRequest& request) {
   for (const Record& r : request.records) {
     if (r.type != RecordType::kLog || r.term != request.term) continue;
-    if (std::pair(r.term, r.backlink_lsn) > std::pair(commit_hint_term_, commit_hint_)) {
-      commit_hint_term_ = r.term;
-      commit_hint_ = r.backlink_lsn;
-      log_changed_.notify_all();
-    }
+    raise_commit_hint(r.term, r.backlink_lsn);
   }
+}
+
+void PageServer::raise_commit_hint(Term term, Lsn lsn) {
+  if (std::pair(term, lsn) <= std::pair(commit_hint_term_, commit_hint_)) return;
+  commit_hint_term_ = term;
+  commit_hint_ = lsn;
+  log_changed_.notify_all();
+}
+
+// The writer's commit point on its own, when no record of its carries it soon: its last
+// group became durable and nothing followed it yet, or the groups still in flight were
+// sealed before it was durable (their backlinks name an older point). The same word as a
+// backlink, under the same fence: nothing is stored, so a server that restarts forgets it
+// and readers wait for the next record or heartbeat, as before.
+Task<Status> PageServer::handle_commit_hint(CommitHintRequest request) {
+  Status t = co_await check_term(request.term);
+  if (!t.is_ok()) co_return t;
+  raise_commit_hint(request.term, request.lsn);
+  co_return Status();
 }
 
 Task<Result<LogChunk>> PageServer::handle_read_log(ReadLogRequest request) {

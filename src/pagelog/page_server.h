@@ -95,6 +95,7 @@ class PageServer : public NodeApp {
   Task<Status> handle_set_retention(SetRetentionRequest request);
   Task<Result<PageServerStatus>> handle_status(StatusRequest request);
   Task<Result<PageServerStatus>> handle_fence(FenceRequest request);
+  Task<Status> handle_commit_hint(CommitHintRequest request);
   Task<Result<LogChunk>> handle_scan(ScanRequest request);
   // read_log and scan: records in (after, complete_lsn] (or up to the last LSN held, when
   // `beyond_complete`), within max_bytes. `from` is what the request asked for, for the
@@ -111,6 +112,7 @@ class PageServer : public NodeApp {
   Task<Status> check_term(Term term);
   // Keeps the newest commit point an accepted write names, for read_log (LogChunk).
   void note_commit_hint(const AppendRequest& request);
+  void raise_commit_hint(Term term, Lsn lsn);
   // A write's store status; Io also makes the server fail-stop. Wakes waiting readers.
   Status store_result(Status st);
 

@@ -30,8 +30,19 @@ constexpr Nanos kDownProbeInterval = 500ms;
 
 // What the per-server tasks share with the client: kept alive by every task that uses
 // it, so the client can be destroyed while re-sends are still running.
+// One server's commit hints (publish_commit): the newest point asked for, and whether a
+// task is sending to it.
+struct CommitHintSlot {
+  Term term;
+  Lsn wanted;
+  bool sending = false;
+};
+
 struct ReplicationClient::Shared {
   std::vector<std::unique_ptr<PageServerClient>> clients;
+  std::vector<CommitHintSlot> hints;  // per server
+  std::vector<TaskId> hint_tasks;     // per server: the task sending its hints, if any
+  LogLimiter hint_log{std::chrono::seconds(10)};
   // Per server: writes skip it until then (it refused connections or broke them), so a
   // dead server does not collect a re-sending task per write; it catches up from its
   // peers when it is back.
@@ -101,6 +112,35 @@ Task<void> send_until_acked(Env& env, std::shared_ptr<void> keep_alive, MonoTime
   }
 }
 
+// Sends one server the newest commit hint of its slot until none is newer than the last
+// sent, or a call fails (best effort: the next record's backlink carries the point too).
+Task<void> send_commit_hints(Env& env, std::shared_ptr<void> keep_alive, PageServerClient* client,
+                             CommitHintSlot* slot, LogLimiter* log) {
+  (void)keep_alive;
+  Term sent_term;
+  Lsn sent;
+  while (std::pair(slot->term, slot->wanted) > std::pair(sent_term, sent)) {
+    sent_term = slot->term;
+    sent = slot->wanted;
+    Status st = co_await client->commit_hint(sent, sent_term,
+                                             env.executor().deadline_after(kAttemptTimeout));
+    if (st.code() == Code::kCancelled) break;
+    if (!st.is_ok()) {
+      if (std::optional<uint64_t> suppressed = log->admit(env.executor().now())) {
+        env.log().info(kComponent, 33004,
+                       "commit hint not delivered; the server's readers learn the point from "
+                       "the next record",
+                       {{"server", client->server()},
+                        {"lsn", sent.value},
+                        {"error", st},
+                        {"suppressed", *suppressed}});
+      }
+      break;
+    }
+  }
+  slot->sending = false;
+}
+
 }  // namespace
 
 ReplicationClient::ReplicationClient(Env& env, ReplicationOptions options)
@@ -113,11 +153,35 @@ ReplicationClient::ReplicationClient(Env& env, ReplicationOptions options)
   for (const auto& a : options_.servers)
     shared_->clients.push_back(std::make_unique<PageServerClient>(env, a, options_.page_client));
   shared_->down_until.assign(shared_->clients.size(), MonoTime{});
+  shared_->hints.resize(shared_->clients.size());
+  shared_->hint_tasks.resize(shared_->clients.size());
 }
 
 ReplicationClient::~ReplicationClient() {
   shared_->alive = false;
   for (TaskId t : shared_->tasks) env_.executor().cancel(t);
+  for (size_t i = 0; i < shared_->hint_tasks.size(); ++i) {
+    if (shared_->hints[i].sending) env_.executor().cancel(shared_->hint_tasks[i]);
+  }
+}
+
+void ReplicationClient::publish_commit(Lsn lsn) {
+  const MonoTime now = env_.executor().now();
+  for (size_t i = 0; i < shared_->clients.size(); ++i) {
+    CommitHintSlot& slot = shared_->hints[i];
+    if (std::pair(options_.term, lsn) <= std::pair(slot.term, slot.wanted)) continue;
+    slot.term = options_.term;
+    slot.wanted = lsn;
+    // A server that writes skip for now hears the point with the next record it gets.
+    if (slot.sending || shared_->down_until[i] > now) continue;
+    slot.sending = true;  // before the task can run (and clear it)
+    TaskId t = env_.executor().spawn(
+        "commit-hint",
+        send_commit_hints(env_, shared_, shared_->clients[i].get(), &slot, &shared_->hint_log));
+    // No task (the scheduler's bound): the next record carries the point.
+    if (!t.valid()) slot.sending = false;
+    shared_->hint_tasks[i] = t;
+  }
 }
 
 Task<Status> ReplicationClient::write(std::vector<Record> records, Deadline deadline,

@@ -107,6 +107,11 @@ class ReplicationClient {
   // (its outcome could still move durable_lsn).
   Task<Status> abandon_after(Lsn lsn, Deadline deadline);
   Task<Status> set_retention(Lsn lsn, Deadline deadline);
+  // Tells every server the writer's commit point (CommitHintRequest) under the current
+  // term, without waiting: every record up to `lsn` is durable at W, and `lsn` is a LOG
+  // record of this term. Best effort, one call in flight per server; a newer point asked
+  // meanwhile goes when it returns, and a server that fails it hears again at the next.
+  void publish_commit(Lsn lsn);
 
   // ---- Take-over (repl/takeover.h) ----
   // The writer term of every later fenced operation: a node that won leadership raises it

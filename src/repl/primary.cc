@@ -594,10 +594,22 @@ void Primary::settle_durable_groups() {
     // Failed, fenced, or durable after the lease ran out: the commit task decides, while it
     // runs. A stopped primary's commit task is gone: nothing at or behind this group can be
     // acknowledged any more.
-    if (running()) return;
+    if (running()) break;
     fail_in_flight(ended() ? stopped_why_
                            : unavailable("primary stopped; write outcome unknown").at("commit"));
   }
+  publish_commit_point();
+}
+
+void Primary::publish_commit_point() {
+  if (!options_.commit_hints || !running() ||
+      applied_lsn_ <= std::max(published_commit_, hinted_commit_))
+    return;
+  // The commit task sends the next group now, and its records carry the point.
+  if (in_flight_.empty() && !queue_.empty() && !writer_mu_.contended()) return;
+  hinted_commit_ = applied_lsn_;
+  stats_.commit_hints++;
+  writer_.client().publish_commit(applied_lsn_);
 }
 
 Task<bool> Primary::settle_stopped_run() {

@@ -20,8 +20,12 @@
 //
 // Commit point. Each LOG record carries, in its backlink_lsn, the LSN up to which the log
 // was durable when it was written; standbys apply a record only once they saw a commit
-// point at or above it, so nothing a standby applies can later be abandoned. When the
-// primary is idle it writes a heartbeat entry to publish the latest commit point.
+// point at or above it, so nothing a standby applies can later be abandoned. A record
+// carries the point as of its sealing, so the point of the last group before a pause, or
+// of a group that became durable while later ones were already on their way, would wait
+// for the next group: when no group leaves at once, the primary sends the point to the
+// page servers on its own (a commit hint, kept in their memory for readers), and when it
+// is idle it also writes a heartbeat entry to put the latest commit point in the log.
 //
 // Checkpoints ("checkpointer"): every `checkpoint_interval`, on demand, when un-
 // checkpointed ingest passes `ingest_bytes_max` (writes then wait for room), and prompted
@@ -66,6 +70,9 @@ struct PrimaryOptions {
   Nanos checkpoint_interval = 5s;  // 0: only on demand, on seals and on ingest pressure
   Nanos seal_checkpoint_delay = 20ms;
   Nanos heartbeat_interval = 50ms;
+  // Sends the commit point to the page servers on its own when no group carries it at
+  // once (publish_commit_point); off, standbys learn it from the next record only.
+  bool commit_hints = true;
   // Commit groups, and how many may be on their way to the page servers at once (they
   // are applied and acknowledged in order). A group is sent while others are in flight
   // only once `group_pipeline_min` batches are queued: a few writes gain little from a
@@ -106,6 +113,7 @@ struct PrimaryStats {
   uint64_t group_retries = 0;
   uint64_t groups_abandoned = 0;
   uint64_t heartbeats = 0;
+  uint64_t commit_hints = 0;  // commit points sent on their own (publish_commit_point)
   uint64_t checkpoints = 0;
   uint64_t checkpoint_failures = 0;
   uint64_t seal_prompted_checkpoints = 0;
@@ -364,6 +372,9 @@ class Primary {
   // Applies and acknowledges, in order, the groups at the front that are durable (while
   // the lease holds); the commit task handles the first one that is not.
   void settle_durable_groups();
+  // Sends the page servers the commit point of the groups just acknowledged when no group
+  // that carries it leaves now (ReplicationClient::publish_commit).
+  void publish_commit_point();
   // The group at the front failed: stops and awaits the writes after it, then fails them
   // all and recovers the chain (or steps down when one saw a newer primary).
   Task<void> on_front_group_failed();
@@ -467,6 +478,7 @@ class Primary {
   Lsn applied_lsn_;
   Lsn last_entry_lsn_;    // the last data or keystore entry written (heartbeats excluded)
   Lsn published_commit_;  // the highest commit point a written record carried
+  Lsn hinted_commit_;     // the highest one sent on its own (publish_commit_point)
   DekRef log_dek_;        // the log DEK version every reader holds
   uint64_t logged_keystore_version_ = 0;
   // Key changes applied to the engine whose log write failed: logged before the next.

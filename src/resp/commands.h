@@ -74,7 +74,7 @@ struct RespCommandsOptions {
   // A snapshot read (MGET, DBSIZE) that a checkpoint overtook is retried this many times.
   int snapshot_attempts_max = 8;
   // WAIT polls the standbys' progress this often.
-  Nanos wait_poll_interval = std::chrono::milliseconds(5);
+  Nanos wait_poll_interval = std::chrono::milliseconds(1);
   // The primary this node believes in ("host:port"), for INFO replication and to choose
   // READONLY (a primary exists) or MASTERDOWN (none known) for writes on a standby.
   // Unset: a fixed-role replica set, whose primary is assumed to exist.

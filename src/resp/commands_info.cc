@@ -138,6 +138,7 @@ void info_commit_groups(InfoText& t, const PrimaryStats& st) {
   t.field("quire_batches_acked", st.batches_acked);
   t.field("quire_group_retries", st.group_retries);
   t.field("quire_heartbeats", st.heartbeats);
+  t.field("quire_commit_hints", st.commit_hints);
   t.field("quire_checkpoints", st.checkpoints);
   t.field("quire_group_writer_wait_us", us(st.group_writer_wait));
   t.field("quire_group_durable_wait_us", us(st.group_durable_wait));

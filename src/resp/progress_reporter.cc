@@ -1,14 +1,18 @@
 #include "resp/progress_reporter.h"
 
+#include <algorithm>
+#include <optional>
+
 namespace quire::resp {
 
 ProgressReporter::ProgressReporter(ReplicaNode& node, std::string name, Address address, Send send,
-                                   Nanos interval)
+                                   Nanos interval, Nanos poll)
     : node_(node),
       name_(std::move(name)),
       address_(std::move(address)),
       send_(std::move(send)),
-      interval_(interval) {}
+      interval_(interval),
+      poll_(std::min(poll, interval)) {}
 
 ProgressReporter::~ProgressReporter() {
   stop();
@@ -28,19 +32,28 @@ void ProgressReporter::stop() {
 
 Task<void> ProgressReporter::loop() {
   Executor& exec = node_.env().executor();
+  std::optional<StandbyProgress> last;  // the last report sent
+  MonoTime last_at{};
   while (running_) {
     // Only a standby reports; a primary (or a node between roles) waits for the next round.
     if (Standby* s = node_.standby(); s != nullptr && node_.primary() == nullptr) {
       StandbyProgress p{name_, address_, s->applied_ts(), s->applied_lsn(),
                         s->state() == StandbyState::kSecondary};
-      Status st = co_await send_(progress_report_args(p));
-      if (st.is_ok()) {
-        sent_++;
-      } else {
-        failed_++;
+      const bool moved = !last || p.applied_ts != last->applied_ts ||
+                         p.applied_lsn != last->applied_lsn || p.serving != last->serving;
+      if (moved || exec.now() - last_at >= interval_) {
+        last_at = exec.now();
+        Status st = co_await send_(progress_report_args(p));
+        if (st.is_ok()) {
+          sent_++;
+          last = std::move(p);
+        } else {
+          failed_++;
+          last.reset();  // sent again at the next look
+        }
       }
     }
-    if (!(co_await exec.sleep(interval_)).is_ok()) co_return;  // cancelled
+    if (!(co_await exec.sleep(poll_)).is_ok()) co_return;  // cancelled
   }
 }
 

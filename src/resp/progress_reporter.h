@@ -1,5 +1,7 @@
-// The standby's half of WAIT (standby_progress.h): while the node is a standby, every
-// interval it sends the primary QUIRE.REPORT with its applied timestamp and LSN. How the
+// The standby's half of WAIT (standby_progress.h): while the node is a standby, it sends the
+// primary QUIRE.REPORT with its applied timestamp and LSN as soon as they moved (it looks
+// every `poll`), and at least every `interval` (the primary forgets a standby whose last
+// report is older than kProgressReportTtl). How the
 // command reaches the primary is the caller's: `send` (a RESP client connection to the
 // elected primary's client address in `quire node`; a direct call in the simulator's
 // tests). A failed send is counted and retried at the next interval; nothing else depends
@@ -21,7 +23,7 @@ class ProgressReporter {
   using Send = std::function<Task<Status>(std::vector<std::string> args)>;
   // `name` identifies the standby to the primary; `address` is its client address.
   ProgressReporter(ReplicaNode& node, std::string name, Address address, Send send,
-                   Nanos interval = kProgressReportInterval);
+                   Nanos interval = kProgressReportInterval, Nanos poll = kProgressReportPoll);
   ~ProgressReporter();
   ProgressReporter(const ProgressReporter&) = delete;
   ProgressReporter& operator=(const ProgressReporter&) = delete;
@@ -40,6 +42,7 @@ class ProgressReporter {
   Address address_;
   Send send_;
   Nanos interval_;
+  Nanos poll_;
   TaskId task_;
   bool running_ = false;
   uint64_t sent_ = 0;

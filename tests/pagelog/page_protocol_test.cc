@@ -83,6 +83,7 @@ TEST(PageProtocol, OperationNumbersAreTheWireOnes) {
   EXPECT_EQ(static_cast<int>(StatusRequest::kOp), 9);
   EXPECT_EQ(static_cast<int>(ScanRequest::kOp), 10);
   EXPECT_EQ(static_cast<int>(FenceRequest::kOp), 11);
+  EXPECT_EQ(static_cast<int>(CommitHintRequest::kOp), 12);
 }
 
 TEST(PageProtocol, EveryRequestRoundTrips) {
@@ -104,6 +105,7 @@ TEST(PageProtocol, EveryRequestRoundTrips) {
   expect_request_round_trip(StatusRequest{});
   expect_request_round_trip(ScanRequest{Lsn(0), 0});
   expect_request_round_trip(FenceRequest{Term(6)});
+  expect_request_round_trip(CommitHintRequest{Lsn(4242), Term(7)});
 }
 
 TEST(PageProtocol, EveryResponseRoundTrips) {
@@ -158,6 +160,10 @@ TEST(PageProtocol, RequestBytesAreTheWireOnes) {
   EXPECT_EQ(r.term, 9u);
   EXPECT_EQ(r.body, (Bytes{0x80, 0x01}));
   EXPECT_EQ((SetRetentionRequest{Lsn(1), Term(2)}.encode().term), 2u);
+  r = CommitHintRequest{Lsn(300), Term(4)}.encode();
+  EXPECT_EQ(r.op, 12);
+  EXPECT_EQ(r.term, 4u);
+  EXPECT_EQ(r.body, (Bytes{0xac, 0x02}));
   EXPECT_TRUE(StatusRequest{}.encode().body.empty());
   const std::vector<Record> records = some_records();
   r = AppendRequest{records, Term(3)}.encode();
@@ -206,11 +212,12 @@ TEST(PageProtocol, MalformedRequestBodiesAreTypedErrors) {
                           Code::kInvalidArgument);
   expect_prefixes_refused(AbandonAfterRequest{Lsn(300), Term(1)}, Code::kInvalidArgument);
   expect_prefixes_refused(SetRetentionRequest{Lsn(300), Term(1)}, Code::kInvalidArgument);
+  expect_prefixes_refused(CommitHintRequest{Lsn(300), Term(1)}, Code::kInvalidArgument);
   expect_prefixes_refused(ScanRequest{Lsn(300), 1u << 20}, Code::kInvalidArgument);
 
   // A varint that never ends, or runs past 64 bits.
   const Bytes endless(11, 0xff);
-  for (uint8_t op : {2, 3, 7, 8, 10}) {
+  for (uint8_t op : {2, 3, 7, 8, 10, 12}) {
     RpcRequest bad{0, op, 1, endless};
     Code c = Code::kOk;
     switch (static_cast<PageOp>(op)) {
@@ -225,6 +232,9 @@ TEST(PageProtocol, MalformedRequestBodiesAreTypedErrors) {
         break;
       case PageOp::kSetRetention:
         c = SetRetentionRequest::decode(bad).code();
+        break;
+      case PageOp::kCommitHint:
+        c = CommitHintRequest::decode(bad).code();
         break;
       default:
         c = ScanRequest::decode(bad).code();

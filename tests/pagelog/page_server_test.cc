@@ -247,6 +247,66 @@ TEST_F(PageServerTest, AReadAtTheEndOfTheLogWaitsForTheNextWrite) {
   });
 }
 
+// A writer's commit point without a record to carry it (commit_hint): a held long poll is
+// answered by it at once, an older point changes nothing, a fenced writer's is refused, a
+// newer term's wins, and nothing of it is stored.
+TEST_F(PageServerTest, ACommitHintReachesReadersWithoutARecord) {
+  PageServerClient c(env(), "ps1:7000");
+  run([&]() -> Task<void> {
+    std::vector<Record> batch;
+    for (uint64_t l = 1; l <= 3; ++l) batch.push_back(log_record(l, l - 1));
+    EXPECT_TRUE((co_await c.append(batch, Term(1), soon())).is_ok());  // backlinks all 0
+  });
+  std::optional<Result<LogChunk>> held;
+  auto reader = [&]() -> Task<void> {
+    held = co_await c.read_log(Lsn(4), 1 << 20, soon(), LogWait{500ms, Lsn(0), Lsn(3)});
+  };
+  env().executor().spawn("reader", reader());
+  world_.run_for(50ms);
+  EXPECT_FALSE(held.has_value()) << "answered without news";
+  const MonoTime hinted_at = env().executor().now();
+  run([&]() -> Task<void> {
+    EXPECT_TRUE((co_await c.commit_hint(Lsn(3), Term(1), soon())).is_ok());
+  });
+  world_.run_for(5ms);
+  ASSERT_TRUE(held.has_value());
+  ASSERT_TRUE(held->is_ok()) << held->status().to_string();
+  EXPECT_TRUE((*held)->records.empty());
+  EXPECT_EQ((*held)->commit_hint, Lsn(3));
+  EXPECT_EQ((*held)->commit_hint_term, Term(1));
+  EXPECT_LT(env().executor().now() - hinted_at, Nanos(20ms));
+  auto hint_now = [&]() -> Task<std::pair<Lsn, Term>> {
+    auto log = co_await c.read_log(Lsn(1), 1 << 20, soon());
+    EXPECT_TRUE(log.is_ok()) << log.status().to_string();
+    if (!log.is_ok()) co_return std::pair(Lsn(), Term());
+    co_return std::pair(log->commit_hint, log->commit_hint_term);
+  };
+  run([&]() -> Task<void> {
+    EXPECT_TRUE((co_await c.commit_hint(Lsn(2), Term(1), soon())).is_ok());
+    EXPECT_EQ(co_await hint_now(), std::pair(Lsn(3), Term(1)));  // an older point: no change
+    EXPECT_TRUE((co_await c.fence(Term(2), soon())).is_ok());
+    EXPECT_EQ((co_await c.commit_hint(Lsn(3), Term(1), soon())).code(), Code::kFenced);
+    EXPECT_TRUE((co_await c.commit_hint(Lsn(1), Term(2), soon())).is_ok());
+    EXPECT_EQ(co_await hint_now(), std::pair(Lsn(1), Term(2)));  // the newer term's point
+    EXPECT_EQ((co_await c.commit_hint(Lsn(uint64_t{1} << 63), Term(2), soon())).code(),
+              Code::kInvalidArgument);
+    EXPECT_EQ((co_await c.commit_hint(Lsn(1), Term(uint64_t{1} << 63), soon())).code(),
+              Code::kInvalidArgument);
+  });
+  world_.crash(servers_[0], UnsyncedOnCrash::kLose);
+  world_.start(servers_[0]);
+  world_.run_for(100ms);
+  run([&]() -> Task<void> {
+    EXPECT_EQ(co_await hint_now(), std::pair(Lsn(), Term()));  // kept in memory only
+    auto st = co_await c.status(soon());
+    EXPECT_TRUE(st.is_ok());
+    if (st.is_ok()) {
+      EXPECT_EQ(st->last_lsn, Lsn(3));
+      EXPECT_EQ(st->term, Term(2));
+    }
+  });
+}
+
 TEST_F(PageServerTest, LowerTermsAreFenced) {
   PageServerClient c(env(), "ps1:7000");
   run([&]() -> Task<void> {
@@ -963,7 +1023,8 @@ TEST_F(PageServerTest, MalformedBodyForEachOpIsATypedError) {
                                            {9, Code::kOk},
                                            {10, Code::kInvalidArgument},
                                            {11, Code::kOk},
-                                           {12, Code::kInvalidArgument}};
+                                           {12, Code::kInvalidArgument},
+                                           {13, Code::kInvalidArgument}};
     uint64_t id = 1;
     for (const auto& [op, code] : expected) {
       RpcRequest request{id++, op, 1, endless};

@@ -267,6 +267,16 @@ class PrimaryTest : public ::testing::Test {
   }
 
   // Waits until the tail read every LOG record up to `lsn`, then stops it.
+  // Stops the log tail once it read the primary's last record after three heartbeat
+  // intervals of fast_config (10 ms): an idle primary's heartbeat puts the commit point of
+  // its last write in the log. The log read back takes its commit point from records only,
+  // while a standby may have applied that write earlier, from the commit hint the page
+  // servers keep in memory.
+  void stop_tail_after_heartbeat() {
+    world().run_for(30ms);
+    stop_tail_at(primary().applied_lsn());
+  }
+
   void stop_tail_at(Lsn lsn) {
     EXPECT_TRUE(sim_->run_until(
         [&] { return (!tail_chain_.empty() && tail_chain_.back().lsn >= lsn) || !tail_live_; },
@@ -545,7 +555,7 @@ TEST_P(PrimarySealChaosTest, WritesUnderSealBurstsAndServerLossAreLoggedExactlyO
   stop_writers();
 
   EXPECT_TRUE(sim_->check_convergence(20s));
-  stop_tail_at(primary().applied_lsn());
+  stop_tail_after_heartbeat();
 
   ASSERT_GT(acked_.size(), 300u);
   EXPECT_GT(reads_at_ts_, acked_.size() / 2);
@@ -825,7 +835,7 @@ TEST_F(PrimaryTest, UnreachableLogFailsWriteWithinBoundAndNeverAppliesIt) {
   }
   EXPECT_EQ(acked_.size(), 40u);
   EXPECT_TRUE(sim_->check_convergence(10s));
-  stop_tail_at(primary().applied_lsn());
+  stop_tail_after_heartbeat();
   const auto on_primary_now = primary_content();
   const auto on_standby = standby_content(0);
   EXPECT_EQ(on_primary_now.count(key), 0u);

@@ -244,7 +244,10 @@ TEST_F(StandbyTest, StartupCatchesUpToSecondaryAndServesAcknowledgedWrites) {
 // page server while W others made it durable; the server passes the point on as the record
 // arrives (LogChunk::commit_hint), so the standby applies the write it already fetched.
 TEST_F(StandbyTest, ASlowSyncOnItsPageServerDoesNotHoldBackWhatItFetched) {
-  up(small_config(7));
+  ReplicaSetConfig c = small_config(7);
+  // Only records carry commit points here (with hints, b's own would come at once).
+  c.primary.commit_hints = false;
+  up(c);
   put("a", "1");
   ASSERT_TRUE(caught_up());
   const Timestamp tb = put("b", "2");
@@ -283,6 +286,34 @@ TEST_F(StandbyTest, ALongPollAppliesAWriteWithoutWaitingForTheNextPoll) {
     previous = t;
   }
   EXPECT_EQ(violations(), "");
+}
+
+// The last write before a pause reaches the standby without waiting for a next write or
+// the heartbeat: once it is acknowledged and no group follows to carry its commit point,
+// the primary sends the point to the page servers on its own (a commit hint).
+TEST_F(StandbyTest, TheLastWriteBeforeAPauseIsAppliedWithoutAHeartbeat) {
+  for (const bool hints : {true, false}) {
+    SCOPED_TRACE(hints ? "commit hints" : "no commit hints");
+    ReplicaSetConfig c = small_config(11);
+    c.standby.log_wait = 100ms;
+    c.primary.heartbeat_interval = 10s;  // no heartbeat within the test
+    c.primary.commit_hints = hints;
+    up(c);
+    ASSERT_TRUE(caught_up(20s));
+    const uint64_t hints_before = primary()->stats().commit_hints;
+    for (int i = 1; i <= 10; i++) {
+      const Timestamp t = put("k", std::to_string(i));
+      const MonoTime acked = world().now();
+      const bool applied = wait_for([&] { return standby()->applied_ts() >= t; }, 1s);
+      // Without hints the write waits for the next record: there is none within the second.
+      EXPECT_EQ(applied, hints) << "write " << i;
+      if (!applied) break;
+      EXPECT_LT(world().now() - acked, Nanos(5ms)) << "write " << i;
+      world().run_for(30ms);  // a pause: no record follows
+    }
+    EXPECT_EQ(primary()->stats().commit_hints, hints ? hints_before + 10 : 0);
+    EXPECT_EQ(violations(), "");
+  }
 }
 
 TEST_F(StandbyTest, ReadsAreRefusedWhileResyncingAndCorrectAfterwards) {

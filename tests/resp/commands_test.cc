@@ -95,7 +95,7 @@ class RespCommandsTest : public ::testing::Test {
   std::string S(Args args) {
     return run(*standby_, sim_->standby_ids()[0], standby_client_, std::move(args));
   }
-  // Standby 0 reports its progress to the primary every kProgressReportInterval, as a
+  // Standby 0 reports its progress to the primary (standby_progress.h), as a
   // standby process does over the primary's RESP port (here the hop is a direct call).
   void start_reporter() {
     auto send = [this](std::vector<std::string> args) -> Task<Status> {
@@ -625,6 +625,23 @@ TEST_F(RespCommandsTest, WaitLearnsStandbyProgressFromReports) {
             std::string::npos);
   EXPECT_GT(reporter_->sent(), 0u);
   EXPECT_EQ(reporter_->failed(), 0u);
+  // A report goes as soon as the standby applied more, not at the next interval: WAIT after
+  // a lone write takes the standby's log poll (20 ms in the simulator) and a few ms, not
+  // the report interval on top of the heartbeat (the write's commit point goes out at once,
+  // as a commit hint).
+  Nanos slowest{0};
+  for (int i = 0; i < 10; i++) {
+    EXPECT_EQ(P({"SET", "k", std::to_string(i)}), "+OK\r\n");
+    const MonoTime before = sim_->world().now();
+    EXPECT_EQ(P({"WAIT", "1", "0"}), ":1\r\n");
+    slowest = std::max(slowest, sim_->world().now() - before);
+    sim_->run_until([] { return false; }, 37ms);
+  }
+  EXPECT_LT(slowest, Nanos(30ms));
+  // Idle, it reports once an interval, not once a poll.
+  const uint64_t sent_before = reporter_->sent();
+  sim_->run_until([] { return false; }, 1s);
+  EXPECT_LE(reporter_->sent() - sent_before, 1s / kProgressReportInterval + 1);
   // A standby that stops reporting is forgotten after kProgressReportTtl.
   reporter_->stop();
   sim_->run_until([] { return false; }, kProgressReportTtl + 100ms);
