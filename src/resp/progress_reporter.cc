@@ -6,13 +6,14 @@
 namespace quire::resp {
 
 ProgressReporter::ProgressReporter(ReplicaNode& node, std::string name, Address address, Send send,
-                                   Nanos interval, Nanos poll)
+                                   Nanos interval, Nanos poll, Nanos spacing)
     : node_(node),
       name_(std::move(name)),
       address_(std::move(address)),
       send_(std::move(send)),
       interval_(interval),
-      poll_(std::min(poll, interval)) {}
+      poll_(std::min(poll, interval)),
+      spacing_(std::min(spacing, interval)) {}
 
 ProgressReporter::~ProgressReporter() {
   stop();
@@ -41,7 +42,8 @@ Task<void> ProgressReporter::loop() {
                         s->state() == StandbyState::kSecondary};
       const bool moved = !last || p.applied_ts != last->applied_ts ||
                          p.applied_lsn != last->applied_lsn || p.serving != last->serving;
-      if (moved || exec.now() - last_at >= interval_) {
+      const Nanos since = exec.now() - last_at;
+      if ((moved && since >= spacing_) || since >= interval_) {
         last_at = exec.now();
         Status st = co_await send_(progress_report_args(p));
         if (st.is_ok()) {

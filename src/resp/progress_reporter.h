@@ -1,7 +1,7 @@
 // The standby's half of WAIT (standby_progress.h): while the node is a standby, it sends the
-// primary QUIRE.REPORT with its applied timestamp and LSN as soon as they moved (it looks
-// every `poll`), and at least every `interval` (the primary forgets a standby whose last
-// report is older than kProgressReportTtl). How the
+// primary QUIRE.REPORT with its applied timestamp and LSN when they moved (it looks every
+// `poll`, and sends at most one report per `spacing`), and at least every `interval` (the
+// primary forgets a standby whose last report is older than kProgressReportTtl). How the
 // command reaches the primary is the caller's: `send` (a RESP client connection to the
 // elected primary's client address in `quire node`; a direct call in the simulator's
 // tests). A failed send is counted and retried at the next interval; nothing else depends
@@ -23,7 +23,8 @@ class ProgressReporter {
   using Send = std::function<Task<Status>(std::vector<std::string> args)>;
   // `name` identifies the standby to the primary; `address` is its client address.
   ProgressReporter(ReplicaNode& node, std::string name, Address address, Send send,
-                   Nanos interval = kProgressReportInterval, Nanos poll = kProgressReportPoll);
+                   Nanos interval = kProgressReportInterval, Nanos poll = kProgressReportPoll,
+                   Nanos spacing = kProgressReportSpacing);
   ~ProgressReporter();
   ProgressReporter(const ProgressReporter&) = delete;
   ProgressReporter& operator=(const ProgressReporter&) = delete;
@@ -43,6 +44,7 @@ class ProgressReporter {
   Send send_;
   Nanos interval_;
   Nanos poll_;
+  Nanos spacing_;
   TaskId task_;
   bool running_ = false;
   uint64_t sent_ = 0;
