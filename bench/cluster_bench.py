@@ -18,6 +18,10 @@ Measures, in one run and on one disk, each figure next to its same-run baseline:
 Plus machine context: nproc, CPU model, load average, and the raw append+fdatasync latency
 of the disk under the temp dir.
 
+--fsync-delay-us N emulates a slower disk for both sides alike: redis-server and every Quire
+process run with bench/slow_fsync.c preloaded, which sleeps N us after each fdatasync and
+fsync returns (the report says so). The figures of the goal are without it.
+
     /usr/bin/python3 bench/cluster_bench.py --quire build/release/src/quire --json F
 
 Self-cleaning: the cluster is stopped (`quire cluster stop`, then its recorded pids) and
@@ -44,6 +48,9 @@ import time
 import redis
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+# --fsync-delay-us: the environment of redis-server and of `quire cluster start` (whose
+# supervisor passes it to every Quire process), preloading bench/slow_fsync.c.
+CHILD_ENV = dict(os.environ)
 REDIS_BENCHMARK = shutil.which("redis-benchmark") or "/usr/bin/redis-benchmark"
 
 FAILOVER_RETRY_S = 0.020  # clients retry every node this often after the fault
@@ -188,7 +195,7 @@ class Cluster:
 
     def run(self, *args, timeout=120, check=True):
         cmd = [self.quire, "cluster", *args]
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=CHILD_ENV)
         if check and r.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} exited {r.returncode}: {r.stdout}{r.stderr}")
         return r
@@ -305,7 +312,8 @@ class RedisServer:
         cmd = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
                "--appendonly", "yes", "--appendfsync", self.fsync, "--save", "",
                "--daemonize", "no", "--logfile", os.path.join(self.dir, "redis.log")]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     env=CHILD_ENV)
         c = redis.Redis(port=self.port, socket_timeout=1)
         deadline = time.time() + 10
         while True:
@@ -837,6 +845,11 @@ def print_report(r):
     fd = m["fdatasync"]
     print(f"raw append(4 KiB)+fdatasync under {r['tmpdir']}: median {fd['p50_ms']} ms, "
           f"p99 {fd['p99_ms']} ms ({fd['count']} calls)")
+    delay_us = r["args"].get("fsync_delay_us", 0)
+    if delay_us:
+        print(f"EMULATED DISK: every fdatasync/fsync of redis-server and of the Quire processes "
+              f"sleeps {delay_us} us after it returns (bench/slow_fsync.c); the raw figure above "
+              f"is without it")
     if "throughput" in r:
         t = r["throughput"]
         print(f"\n1. redis-benchmark -t set,get -c 50 -n {t['requests']} -r 1000000 [-P 16]")
@@ -976,6 +989,9 @@ def main():
     ap.add_argument("--only", default="throughput,lag,failover,kek", help="comma-separated sections")
     ap.add_argument("--max-load", type=float, default=1.5, help="wait until the 1-min load is below this")
     ap.add_argument("--max-wait", type=float, default=600, help="at most this long (s) for a quiet machine")
+    ap.add_argument("--fsync-delay-us", type=int, default=0,
+                    help="emulate a slower disk: every fdatasync/fsync of redis-server and of the "
+                         "Quire processes sleeps this long after it returns (bench/slow_fsync.c)")
     ap.add_argument("--summarize", nargs="+", metavar="JSON", help="print the medians of earlier runs and exit")
     args = ap.parse_args()
     if args.summarize:
@@ -987,6 +1003,12 @@ def main():
         sys.exit(f"no quire binary at {quire} (--quire)")
     sections = set(args.only.split(","))
     root = tempfile.mkdtemp(prefix="quire-clusterbench-", dir=args.tmp)
+    if args.fsync_delay_us > 0:
+        shim = os.path.join(root, "slow_fsync.so")
+        src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "slow_fsync.c")
+        subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-o", shim, src, "-ldl"], check=True)
+        CHILD_ENV["LD_PRELOAD"] = shim
+        CHILD_ENV["QUIRE_BENCH_FSYNC_DELAY_US"] = str(args.fsync_delay_us)
     cluster = Cluster(quire, root, args.base_port)
     result = {"quire": quire, "tmpdir": root, "args": vars(args)}
 
