@@ -187,10 +187,11 @@ class CpuMeter:
 class Cluster:
     """A `quire cluster` in DIR: init, start, status, kill, stop."""
 
-    def __init__(self, quire, root, base_port):
+    def __init__(self, quire, root, base_port, init_args=()):
         self.quire = quire
         self.dir = os.path.join(root, "cluster")
         self.base_port = base_port
+        self.init_args = list(init_args)
         self.started = False
 
     def run(self, *args, timeout=120, check=True):
@@ -201,7 +202,7 @@ class Cluster:
         return r
 
     def init(self):
-        self.run("init", self.dir, "--base-port", str(self.base_port))
+        self.run("init", self.dir, "--base-port", str(self.base_port), *self.init_args)
         with open(os.path.join(self.dir, "cluster.json")) as f:
             layout = json.load(f)
         self.nodes = {}
@@ -992,6 +993,8 @@ def main():
     ap.add_argument("--fsync-delay-us", type=int, default=0,
                     help="emulate a slower disk: every fdatasync/fsync of redis-server and of the "
                          "Quire processes sleeps this long after it returns (bench/slow_fsync.c)")
+    ap.add_argument("--group-pipeline-min", type=int, default=0,
+                    help="quire cluster init --group-pipeline-min (0: the nodes' default)")
     ap.add_argument("--summarize", nargs="+", metavar="JSON", help="print the medians of earlier runs and exit")
     args = ap.parse_args()
     if args.summarize:
@@ -1009,7 +1012,10 @@ def main():
         subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-o", shim, src, "-ldl"], check=True)
         CHILD_ENV["LD_PRELOAD"] = shim
         CHILD_ENV["QUIRE_BENCH_FSYNC_DELAY_US"] = str(args.fsync_delay_us)
-    cluster = Cluster(quire, root, args.base_port)
+    init_args = []
+    if args.group_pipeline_min:
+        init_args = ["--group-pipeline-min", str(args.group_pipeline_min)]
+    cluster = Cluster(quire, root, args.base_port, init_args)
     result = {"quire": quire, "tmpdir": root, "args": vars(args)}
 
     def on_term(signum, frame):

@@ -96,6 +96,12 @@ check "node: client port 0 exits 2" test "$(exit_of "$quire" "${node_args[@]}" -
 check "node: a wildcard client address without --advertise exits 2" test "$(exit_of "$quire" "${node_args[@]}" --client 0.0.0.0:7 --cmk "$kms_dir/c/cmk.key")" = 2
 check "node: a write quorum that is not a majority exits 2" test "$(exit_of "$quire" "${node_args[@]}" --client 127.0.0.1:7 --write-quorum 1 --cmk "$kms_dir/c/cmk.key")" = 2
 check "node: an unknown pick-up policy exits 2" test "$(exit_of "$quire" "${node_args[@]}" --client 127.0.0.1:7 --pickup-policy bogus --cmk "$kms_dir/c/cmk.key")" = 2
+check "node: --group-pipeline-min 0 exits 2" test "$(exit_of "$quire" "${node_args[@]}" --client 127.0.0.1:7 --group-pipeline-min 0 --cmk "$kms_dir/c/cmk.key")" = 2
+# cluster init: --group-pipeline-min reaches cluster.json and every node's command line.
+gp_dir=$(mktemp -d)
+check "cluster init --group-pipeline-min 5000 exits 2" test "$(exit_of "$quire" cluster init "$gp_dir/big" --group-pipeline-min 5000)" = 2
+check "cluster init --group-pipeline-min 8 writes it into cluster.json" bash -c "'$quire' cluster init '$gp_dir/c' --group-pipeline-min 8 >/dev/null && python3 -c \"import json,sys; sys.exit(json.load(open('$gp_dir/c/cluster.json')).get('group_pipeline_min') != 8)\""
+rm -rf "$gp_dir"
 node_err=$("$quire" "${node_args[@]}" --client 127.0.0.1:7 --cmk "$kms_dir/missing/cmk.key" 2>&1 >/dev/null; echo "exit=$?")
 check "node: a missing CMK file exits 1 naming it" bash -c "grep -q 'exit=1' <<<\"\$1\" && grep -q 'missing/cmk.key does not exist' <<<\"\$1\"" _ "$node_err"
 rm -rf "$kms_dir"

@@ -246,6 +246,10 @@ void add_cluster_commands(CLI::App& app, Commands& commands) {
       ->capture_default_str();
   init->add_option("--name", flags->spec.name, "the cluster's name (its election in etcd)")
       ->capture_default_str();
+  init->add_option("--group-pipeline-min", flags->spec.group_pipeline_min,
+                   "every compute node's --group-pipeline-min (0: the node's default)")
+      ->check(CLI::Range(size_t{0}, kGroupPipelineMinMax))
+      ->capture_default_str();
   init->add_flag("--no-tls", flags->no_tls, "plaintext between the nodes (loopback only)");
   commands.push_back({init, [flags] { return run_init(*flags); }});
 

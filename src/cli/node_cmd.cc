@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "cli/command.h"
+#include "cluster/cluster_spec.h"
 #include "cluster/compute_node.h"
 
 namespace quire::cli {
@@ -113,6 +114,11 @@ void add_node_command(CLI::App& app, Commands& commands) {
                   "Redis AUTH password (standbys use it to report to the primary)");
   cmd->add_option("--databases", n.databases, "number of Redis databases (SELECT 0..N-1)")
       ->capture_default_str();
+  cmd->add_option("--group-pipeline-min", n.group_pipeline_min,
+                  "queued writes that let a commit group leave while another is still on its "
+                  "way to the page servers (default 64; a lower value suits a disk whose "
+                  "flushes take milliseconds, docs/figures.md)")
+      ->check(CLI::Range(size_t{1}, cluster::kGroupPipelineMinMax));
   cmd->add_option("--pickup-policy", flags->pickup_policy,
                   "a checkpoint whose keystore is older than the node's: accept (install, keep "
                   "the newer keys), skip, resync, or abort (the original bug's behaviour)")

@@ -32,6 +32,7 @@ nlohmann::ordered_json to_json(const ClusterSpec& s) {
   j["standbys"] = s.standbys;
   j["pickup_policy"] = std::string(pickup_policy_name(s.pickup_policy));
   j["write_quorum"] = s.write_quorum;
+  if (s.group_pipeline_min != 0) j["group_pipeline_min"] = s.group_pipeline_min;
   j["tls"] = s.tls;
   j["proxies"] = s.proxies;
   j["etcd_binary"] = s.etcd_binary;
@@ -154,6 +155,10 @@ Status validate(const ClusterSpec& s) {
     return invalid_argument(
         fmt::format("write quorum {} is not within 1..{}", s.write_quorum, s.pageservers));
   }
+  if (s.group_pipeline_min > kGroupPipelineMinMax) {
+    return invalid_argument(fmt::format("--group-pipeline-min {} is not within 0..{}",
+                                        s.group_pipeline_min, kGroupPipelineMinMax));
+  }
   if (s.base_port < 1024 || uint32_t{s.base_port} + kClusterPortsSpan > 65535) {
     return invalid_argument(fmt::format("--base-port {} is not within 1024..{}", s.base_port,
                                         65535 - kClusterPortsSpan));
@@ -187,6 +192,7 @@ Result<ClusterSpec> load_spec(const std::string& dir) {
       return invalid_argument(fmt::format("{}: {}", path, policy.status().message()));
     s.pickup_policy = *policy;
     s.write_quorum = j.at("write_quorum").get<size_t>();
+    s.group_pipeline_min = j.value("group_pipeline_min", size_t{0});
     s.tls = j.at("tls").get<bool>();
     s.proxies = j.value("proxies", false);
     s.etcd_binary = j.at("etcd_binary").get<std::string>();
@@ -295,6 +301,10 @@ std::vector<ProcessSpec> cluster_processes(const ClusterSpec& s, const std::stri
     for (auto& a : tls_args(s, p.name)) p.argv.push_back(std::move(a));
     p.argv.push_back("--pickup-policy");
     p.argv.push_back(std::string(pickup_policy_name(s.pickup_policy)));
+    if (s.group_pipeline_min != 0) {
+      p.argv.push_back("--group-pipeline-min");
+      p.argv.push_back(std::to_string(s.group_pipeline_min));
+    }
     out.push_back(std::move(p));
   }
   return out;

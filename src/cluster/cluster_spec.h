@@ -32,6 +32,8 @@ inline constexpr size_t kPageServersMax = 9;
 inline constexpr size_t kComputeNodesMax = 9;
 // Ports a cluster may use from its base port: P .. P+39.
 inline constexpr uint16_t kClusterPortsSpan = 40;
+// The largest `quire node --group-pipeline-min` (a commit queue holds 4096 batches).
+inline constexpr size_t kGroupPipelineMinMax = 4096;
 
 enum class ProcessKind : uint8_t { kEtcd = 1, kPageServer = 2, kNode = 3 };
 std::string_view process_kind_name(ProcessKind kind);
@@ -46,6 +48,8 @@ struct ClusterSpec {
   // (`quire node --pickup-policy`; the real chaos harness runs every policy).
   PickupPolicy pickup_policy = PickupPolicy::kAccept;
   size_t write_quorum = 2;
+  // `quire node --group-pipeline-min` for every compute node; 0: the node's default.
+  size_t group_pipeline_min = 0;
   bool tls = true;       // mutual TLS between page servers and compute nodes
   bool proxies = false;  // route through fault proxies (see above)
   std::string etcd_binary = "/usr/bin/etcd";

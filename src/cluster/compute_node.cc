@@ -55,6 +55,7 @@ ReplicaConfig replica_config(const ComputeNodeOptions& o) {
   config.standby.log_wait = kStandbyLogWait;
   config.standby.poll_interval_min = kStandbyPollMin;
   config.primary.tables = resp::resp_tables(o.databases);
+  if (o.group_pipeline_min != 0) config.primary.group_pipeline_min = o.group_pipeline_min;
   config.elector.election = election_name(o.cluster);
   config.elector.value = o.advertise;
   return config;

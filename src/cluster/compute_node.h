@@ -51,6 +51,9 @@ struct ComputeNodeOptions {
   std::string requirepass;        // Redis AUTH; also what the node authenticates with
   uint32_t databases = 16;
   PickupPolicy pickup_policy = PickupPolicy::kAccept;
+  // Queued batches that let a commit group leave while another is in flight
+  // (PrimaryOptions::group_pipeline_min); 0: its default.
+  size_t group_pipeline_min = 0;
   uint64_t process_id = 0;
   std::string version = "0.1.0";
 };
