@@ -21,18 +21,20 @@ static void delay(void) {
   }
 }
 
-int fdatasync(int fd) {
-  static int (*real)(int);
-  if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
-  int r = real(fd);
+// Calls the real `name` (looked up once into *real), then sleeps.
+static int synced_then_delay(int (**real)(int), const char* name, int fd) {
+  if (!*real) *real = (int (*)(int))dlsym(RTLD_NEXT, name);
+  int r = (*real)(fd);
   delay();
   return r;
 }
 
+int fdatasync(int fd) {
+  static int (*real)(int);
+  return synced_then_delay(&real, "fdatasync", fd);
+}
+
 int fsync(int fd) {
   static int (*real)(int);
-  if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
-  int r = real(fd);
-  delay();
-  return r;
+  return synced_then_delay(&real, "fsync", fd);
 }
