@@ -116,8 +116,8 @@ void add_node_command(CLI::App& app, Commands& commands) {
       ->capture_default_str();
   cmd->add_option("--group-pipeline-min", n.group_pipeline_min,
                   "queued writes that let a commit group leave while another is still on its "
-                  "way to the page servers (default 64; a lower value suits a disk whose "
-                  "flushes take milliseconds, docs/figures.md)")
+                  "way to the page servers, whatever their disks' speed (by default 64, or 8 "
+                  "while their fdatasyncs take 2 ms or more: docs/deploy.md)")
       ->check(CLI::Range(size_t{1}, cluster::kGroupPipelineMinMax));
   cmd->add_option("--pickup-policy", flags->pickup_policy,
                   "a checkpoint whose keystore is older than the node's: accept (install, keep "

@@ -55,7 +55,11 @@ ReplicaConfig replica_config(const ComputeNodeOptions& o) {
   config.standby.log_wait = kStandbyLogWait;
   config.standby.poll_interval_min = kStandbyPollMin;
   config.primary.tables = resp::resp_tables(o.databases);
-  if (o.group_pipeline_min != 0) config.primary.group_pipeline_min = o.group_pipeline_min;
+  if (o.group_pipeline_min != 0) {
+    // A fixed threshold, whatever the disks' speed.
+    config.primary.group_pipeline_min = o.group_pipeline_min;
+    config.primary.group_pipeline_min_slow_sync = o.group_pipeline_min;
+  }
   config.elector.election = election_name(o.cluster);
   config.elector.value = o.advertise;
   return config;

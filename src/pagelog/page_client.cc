@@ -73,15 +73,15 @@ Task<Result<typename Request::Response>> PageServerClient::call(const Request& r
 Task<Status> PageServerClient::append(const std::vector<Record>& records, Term term,
                                       Deadline deadline) {
   auto encoded = std::make_shared<const Bytes>(encode_records(records));
-  co_return co_await append_encoded(std::move(encoded), term, deadline);
+  co_return (co_await append_encoded(std::move(encoded), term, deadline)).status();
 }
 
-Task<Status> PageServerClient::append_encoded(std::shared_ptr<const Bytes> records, Term term,
-                                              Deadline deadline) {
+Task<Result<AppendAck>> PageServerClient::append_encoded(std::shared_ptr<const Bytes> records,
+                                                         Term term, Deadline deadline) {
   auto body = co_await rpc_.call(static_cast<uint8_t>(AppendRequest::kOp), term.value,
                                  std::move(records), deadline);
   if (!body.is_ok()) co_return body.status();
-  co_return Ack::decode(*body).status();
+  co_return AppendAck::decode(*body);
 }
 
 Task<Result<LogChunk>> PageServerClient::read_log(Lsn from, size_t max_bytes, Deadline deadline,

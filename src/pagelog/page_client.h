@@ -46,8 +46,9 @@ class PageServerClient {
 
   Task<Status> append(const std::vector<Record>& records, Term term, Deadline deadline);
   // The same with the records already encoded (encode_records), the bytes shared by the
-  // calls to every server.
-  Task<Status> append_encoded(std::shared_ptr<const Bytes> records, Term term, Deadline deadline);
+  // calls to every server; with the server's acknowledgement (its fdatasync time).
+  Task<Result<AppendAck>> append_encoded(std::shared_ptr<const Bytes> records, Term term,
+                                         Deadline deadline);
   // LOG records from `from` on. NotYetMaterialized when this server has not reached it.
   // With a wait, a long poll (ReadLogRequest): the deadline must leave room for it.
   Task<Result<LogChunk>> read_log(Lsn from, size_t max_bytes, Deadline deadline, LogWait wait = {});

@@ -120,6 +120,23 @@ Result<std::vector<Record>> decode_records(ByteView in) {
 
 // ---- Responses
 
+Bytes AppendAck::encode() const {
+  Bytes out;
+  if (sync_micros == 0) return out;
+  ByteWriter w(out);
+  w.put_varint64(sync_micros);
+  return out;
+}
+
+Result<AppendAck> AppendAck::decode(ByteView in) {
+  AppendAck ack;
+  ByteReader r(in);
+  if (r.at_end()) return ack;
+  QUIRE_RETURN_IF_ERROR(r.get_varint64(&ack.sync_micros));
+  if (!r.at_end()) return corruption("trailing bytes after an append's acknowledgement");
+  return ack;
+}
+
 Bytes LogChunk::encode() const {
   Bytes out = encode_records(records);
   ByteWriter w(out);

@@ -9,7 +9,7 @@
 // Bodies, every integer a varint64:
 //
 //   op                   request body                  response body
-//   1 append             records                       -
+//   1 append             records                       [sync_us]
 //   2 read_log           from, max_bytes               records, through
 //   3 get_page           table, page, as_of            records [, more]
 //                          [, first, after, max_bytes]
@@ -112,6 +112,19 @@ struct Ack {
   friend bool operator==(const Ack&, const Ack&) = default;
 };
 
+// An append's response: how long, in microseconds, the server's fdatasync took that made
+// the records durable there (its disk's speed, which a writer uses to choose how to group
+// its writes: Primary::pipeline_min). 0 when it did not say (it synced nothing new, or it
+// is an older server): then the body is empty, the bytes it always was.
+struct AppendAck {
+  uint64_t sync_micros = 0;
+
+  Bytes encode() const;
+  // Corruption for a malformed or overlong body.
+  static Result<AppendAck> decode(ByteView in);
+  friend bool operator==(const AppendAck&, const AppendAck&) = default;
+};
+
 // A piece of the log: the records, and the LSN up to which the server looked (read on
 // from through + 1; records past a server's complete_lsn are never in a piece).
 struct LogChunk {
@@ -194,7 +207,7 @@ struct ListCheckpointsResponse {
 
 struct AppendRequest {
   static constexpr PageOp kOp = PageOp::kAppend;
-  using Response = Ack;
+  using Response = AppendAck;
   std::vector<Record> records;
   Term term;
 

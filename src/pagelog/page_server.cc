@@ -268,7 +268,7 @@ Task<Result<std::vector<Record>>> PageServer::read_records(const std::vector<Rec
   co_return out;
 }
 
-Task<Status> PageServer::handle_append(AppendRequest request) {
+Task<Result<AppendAck>> PageServer::handle_append(AppendRequest request) {
   for (const auto& r : request.records) {
     Status v = validate_record(r);
     if (!v.is_ok()) co_return v;
@@ -287,9 +287,11 @@ Task<Status> PageServer::handle_append(AppendRequest request) {
   if (!t.is_ok()) co_return t;
   note_commit_hint(request);
   // The store checks the term again under its write lock: a fence that came meanwhile wins.
-  Status st =
-      co_await store_->append(std::move(request.records), AppendSource::kWriter, request.term);
-  co_return store_result(std::move(st));
+  Status st = store_result(
+      co_await store_->append(std::move(request.records), AppendSource::kWriter, request.term));
+  if (!st.is_ok()) co_return st;
+  const auto micros = std::chrono::ceil<std::chrono::microseconds>(store_->last_sync()).count();
+  co_return AppendAck{static_cast<uint64_t>(std::max<int64_t>(micros, 0))};
 }
 
 // A LOG record names, in its backlink, the LSN up to which its writer's log was durable

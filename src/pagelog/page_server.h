@@ -81,7 +81,7 @@ class PageServer : public NodeApp {
   template <typename Request, typename Out>
   Task<RpcResponse> decode_and_handle(const RpcRequest& request,
                                       Task<Out> (PageServer::*handler)(Request));
-  Task<Status> handle_append(AppendRequest request);
+  Task<Result<AppendAck>> handle_append(AppendRequest request);
   Task<Result<LogChunk>> handle_read_log(ReadLogRequest request);
   // The longest one wait of a long poll lasts before it looks at the chain again.
   static constexpr Nanos kLogWaitSliceMax = std::chrono::milliseconds(20);

@@ -47,6 +47,9 @@ struct ReplicationClient::Shared {
   // dead server does not collect a re-sending task per write; it catches up from its
   // peers when it is back.
   std::vector<MonoTime> down_until;
+  // Per server: a moving average of the fdatasync times its acknowledgements report (zero
+  // until one does).
+  std::vector<Nanos> sync_average;
   bool alive = true;
   std::vector<TaskId> tasks;  // for cancellation when the client goes away
 };
@@ -63,18 +66,29 @@ bool worth_failing_over(Code c) {
 }
 
 // Sends one write to one server until it is acknowledged, refused, or `give_up` passes.
+// Folds one reported fdatasync time into a server's moving average (weight 1/8: a single
+// slow flush moves it little, a slower disk within a few writes).
+void note_sync(Nanos* average, uint64_t sync_micros) {
+  if (sync_micros == 0) return;  // not reported
+  const Nanos sample = std::chrono::microseconds(std::min<uint64_t>(
+      sync_micros, static_cast<uint64_t>(std::chrono::microseconds(60s).count())));
+  *average = average->count() == 0 ? sample : *average + (sample - *average) / 8;
+}
+
 Task<void> send_until_acked(Env& env, std::shared_ptr<void> keep_alive, MonoTime* down_until,
-                            PageServerClient* client, std::shared_ptr<const Bytes> records,
-                            Term term, std::shared_ptr<WriteProgress> progress, Deadline give_up,
+                            Nanos* sync_average, PageServerClient* client,
+                            std::shared_ptr<const Bytes> records, Term term,
+                            std::shared_ptr<WriteProgress> progress, Deadline give_up,
                             Nanos backoff_min, Nanos backoff_max, uint64_t jitter_seed) {
   (void)keep_alive;
   Nanos backoff = backoff_min;
   uint64_t x = jitter_seed | 1;
   while (true) {
     Deadline attempt = std::min(give_up, env.executor().deadline_after(kAttemptTimeout));
-    Status st = co_await client->append_encoded(records, term, attempt);
-    if (st.is_ok()) {
+    Result<AppendAck> acked = co_await client->append_encoded(records, term, attempt);
+    if (acked.is_ok()) {
       *down_until = MonoTime{};
+      note_sync(sync_average, acked->sync_micros);
       progress->acks++;
       if (progress->acks == 1 && progress->on_first_ack) {
         auto f = std::move(progress->on_first_ack);
@@ -83,6 +97,7 @@ Task<void> send_until_acked(Env& env, std::shared_ptr<void> keep_alive, MonoTime
       progress->changed.notify_all();
       co_return;
     }
+    const Status& st = acked.status();
     if (st.code() == Code::kCancelled) co_return;
     if (st.code() == Code::kFenced) {
       progress->fenced = true;
@@ -153,6 +168,7 @@ ReplicationClient::ReplicationClient(Env& env, ReplicationOptions options)
   for (const auto& a : options_.servers)
     shared_->clients.push_back(std::make_unique<PageServerClient>(env, a, options_.page_client));
   shared_->down_until.assign(shared_->clients.size(), MonoTime{});
+  shared_->sync_average.assign(shared_->clients.size(), Nanos(0));
   shared_->hints.resize(shared_->clients.size());
   shared_->hint_tasks.resize(shared_->clients.size());
 }
@@ -163,6 +179,14 @@ ReplicationClient::~ReplicationClient() {
   for (size_t i = 0; i < shared_->hint_tasks.size(); ++i) {
     if (shared_->hints[i].sending) env_.executor().cancel(shared_->hint_tasks[i]);
   }
+}
+
+Nanos ReplicationClient::quorum_sync() const {
+  std::vector<Nanos> averages = shared_->sync_average;
+  const size_t w = options_.write_quorum - 1;
+  std::nth_element(averages.begin(), averages.begin() + static_cast<std::ptrdiff_t>(w),
+                   averages.end());
+  return averages[w];
 }
 
 void ReplicationClient::publish_commit(Lsn lsn) {
@@ -255,10 +279,10 @@ ReplicationClient::PendingWrite ReplicationClient::start_write(
   auto encoded = std::make_shared<const Bytes>(encode_records(records));
   auto ask = [&](size_t i) {
     shared_->tasks.push_back(env_.executor().spawn(
-        "replicate",
-        send_until_acked(env_, shared_, &shared_->down_until[i], shared_->clients[i].get(), encoded,
-                         options_.term, progress, give_up, options_.retry_backoff_min,
-                         options_.retry_backoff_max, jitter_->next_u64())));
+        "replicate", send_until_acked(env_, shared_, &shared_->down_until[i],
+                                      &shared_->sync_average[i], shared_->clients[i].get(), encoded,
+                                      options_.term, progress, give_up, options_.retry_backoff_min,
+                                      options_.retry_backoff_max, jitter_->next_u64())));
   };
   size_t n = 0;  // servers asked
   for (size_t i = 0; i < shared_->clients.size(); ++i) {

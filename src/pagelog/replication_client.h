@@ -88,6 +88,10 @@ class ReplicationClient {
                            std::function<void()> on_first_ack = {});
   Task<Status> finish_write(PendingWrite pending, Deadline deadline);
   Lsn durable_lsn() const { return durable_lsn_; }
+  // How long the page servers' disks take to sync a write, as their acknowledgements
+  // report it: the W-th shortest of each server's moving average, so a write waits about
+  // this long for its quorum's fdatasyncs. Zero until W servers reported one.
+  Nanos quorum_sync() const;
   // A writer (re)starts the chain after `durable` (every record up to it durable at W; 0
   // for an empty log): durable_lsn() continues from there, and what an earlier writer's
   // chain left behind is dropped. A node that was primary before, stepped down and takes

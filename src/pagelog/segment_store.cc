@@ -783,8 +783,10 @@ Task<Status> SegmentStore::write_plan(FlushPlan& plan) {
   }
   auto off = co_await seg->file->append(plan.buf);
   if (!off.is_ok()) co_return break_store(off.status());
+  const MonoTime sync_start = env_.executor().now();
   Status st = co_await seg->file->sync();
   if (!st.is_ok()) co_return break_store(st);
+  last_sync_ = env_.executor().now() - sync_start;
   seg->size = *off + plan.buf.size();
   size_t marker = 0;
   for (auto& ref : plan.refs) {

@@ -216,6 +216,9 @@ class SegmentStore {
   Term max_term() const { return max_term_; }
   bool broken() const { return !broken_.is_ok(); }
   SegmentStoreStats stats() const;
+  // How long the latest write's fdatasync took (zero before the first): the disk's speed
+  // as the writers see it (AppendAck).
+  Nanos last_sync() const { return last_sync_; }
 
  private:
   struct Pending;
@@ -301,6 +304,7 @@ class SegmentStore {
   Status broken_;
   uint64_t seal_epoch_ = 0;
   uint64_t seals_ = 0;
+  Nanos last_sync_{0};
   uint64_t abandoned_dropped_ = 0;  // records refused because the chain skips them
   uint64_t torn_bytes_truncated_ = 0;
   std::map<uint64_t, std::unique_ptr<Segment>> segments_;

@@ -598,7 +598,39 @@ void Primary::settle_durable_groups() {
     fail_in_flight(ended() ? stopped_why_
                            : unavailable("primary stopped; write outcome unknown").at("commit"));
   }
+  note_sync_speed();
   publish_commit_point();
+}
+
+void Primary::note_sync_speed() {
+  const Nanos sync = writer_.client().quorum_sync();
+  stats_.quorum_sync = sync;
+  // Hysteresis: a disk near the threshold does not flip the choice at every write.
+  const bool slow = sync >= (slow_sync_ ? options_.slow_sync / 2 : options_.slow_sync);
+  const size_t before = pipeline_min();
+  slow_sync_ = slow;
+  // Logged and counted only where the choice changes the threshold (a fixed one, as
+  // --group-pipeline-min sets, does not).
+  if (pipeline_min() != before) {
+    stats_.group_pipeline_min_changes++;
+    if (std::optional<uint64_t> suppressed = sync_speed_log_.admit(env_.executor().now())) {
+      env_.log().info(
+          kComponent, 41050,
+          slow ? "page servers sync slowly: groups pipeline from fewer queued writes"
+               : "page servers sync fast again: groups gather more writes",
+          {{"quorum_sync_us", std::chrono::ceil<std::chrono::microseconds>(sync).count()},
+           {"group_pipeline_min", pipeline_min()},
+           {"suppressed", *suppressed}});
+    }
+  }
+  stats_.group_pipeline_min = pipeline_min();
+}
+
+size_t Primary::pipeline_min() const {
+  // A slow disk never raises the threshold.
+  const size_t fast = options_.group_pipeline_min;
+  return std::max<size_t>(slow_sync_ ? std::min(options_.group_pipeline_min_slow_sync, fast) : fast,
+                          1);
 }
 
 void Primary::publish_commit_point() {
@@ -637,7 +669,7 @@ bool Primary::may_send_group(bool sent_any) const {
   const bool key_change = std::any_of(in_flight_.begin(), in_flight_.end(),
                                       [](const auto& g) { return g->key_change; });
   return in_flight_.size() < options_.groups_in_flight_max && !key_change &&
-         queue_.size() >= std::max<size_t>(options_.group_pipeline_min, 1);
+         queue_.size() >= pipeline_min();
 }
 
 std::shared_ptr<Primary::GroupInFlight> Primary::send_group() {

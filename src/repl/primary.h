@@ -56,6 +56,7 @@
 #include "engine/planted_bugs.h"
 #include "pagelog/record_writer.h"
 #include "repl/log_entry.h"
+#include "runtime/log_limiter.h"
 
 namespace quire {
 
@@ -83,6 +84,16 @@ struct PrimaryOptions {
   size_t group_bytes_max = 4u << 20;
   size_t groups_in_flight_max = 4;
   size_t group_pipeline_min = 64;
+  // Page servers whose fdatasync is slow (their acknowledgements say how slow:
+  // ReplicationClient::quorum_sync at or above `slow_sync`) make a group wait mostly for
+  // their disks, not for the CPUs; writes queued meanwhile then gain from a group of their
+  // own, whose flushes follow the first group's without a pause. So the pipeline starts
+  // from `group_pipeline_min_slow_sync` queued batches there, and from
+  // `group_pipeline_min` again once the syncs take less than half of `slow_sync`. (The
+  // time a server reports includes waiting for a CPU after the flush: on a busy 2-core
+  // machine whose disk flushes in 0.15 ms, 0.35-1.4 ms under load, docs/figures.md.)
+  size_t group_pipeline_min_slow_sync = 8;
+  Nanos slow_sync = 2ms;
   // Backpressure: client batches waiting for the commit task, and un-checkpointed ingest.
   size_t queue_batches_max = 4096;
   size_t queue_bytes_max = 64u << 20;
@@ -114,6 +125,11 @@ struct PrimaryStats {
   uint64_t groups_abandoned = 0;
   uint64_t heartbeats = 0;
   uint64_t commit_hints = 0;  // commit points sent on their own (publish_commit_point)
+  // The page servers' sync time as the primary last read it (quorum_sync), and the
+  // pipeline threshold it chose from it (pipeline_min).
+  Nanos quorum_sync = Nanos(0);
+  size_t group_pipeline_min = 0;
+  uint64_t group_pipeline_min_changes = 0;  // times the choice changed it
   uint64_t checkpoints = 0;
   uint64_t checkpoint_failures = 0;
   uint64_t seal_prompted_checkpoints = 0;
@@ -375,6 +391,10 @@ class Primary {
   // Sends the page servers the commit point of the groups just acknowledged when no group
   // that carries it leaves now (ReplicationClient::publish_commit).
   void publish_commit_point();
+  // Reads the page servers' sync time after groups settled and chooses the pipeline
+  // threshold from it (group_pipeline_min_slow_sync on a slow disk); logs a change.
+  void note_sync_speed();
+  size_t pipeline_min() const;
   // The group at the front failed: stops and awaits the writes after it, then fails them
   // all and recovers the chain (or steps down when one saw a newer primary).
   Task<void> on_front_group_failed();
@@ -476,10 +496,12 @@ class Primary {
   Timestamp last_ts_;
   Timestamp applied_ts_;
   Lsn applied_lsn_;
-  Lsn last_entry_lsn_;    // the last data or keystore entry written (heartbeats excluded)
-  Lsn published_commit_;  // the highest commit point a written record carried
-  Lsn hinted_commit_;     // the highest one sent on its own (publish_commit_point)
-  DekRef log_dek_;        // the log DEK version every reader holds
+  Lsn last_entry_lsn_;      // the last data or keystore entry written (heartbeats excluded)
+  Lsn published_commit_;    // the highest commit point a written record carried
+  Lsn hinted_commit_;       // the highest one sent on its own (publish_commit_point)
+  bool slow_sync_ = false;  // note_sync_speed's choice
+  LogLimiter sync_speed_log_{std::chrono::seconds(10)};
+  DekRef log_dek_;  // the log DEK version every reader holds
   uint64_t logged_keystore_version_ = 0;
   // Key changes applied to the engine whose log write failed: logged before the next.
   UnloggedKeys unlogged_;

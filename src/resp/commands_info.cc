@@ -139,6 +139,9 @@ void info_commit_groups(InfoText& t, const PrimaryStats& st) {
   t.field("quire_group_retries", st.group_retries);
   t.field("quire_heartbeats", st.heartbeats);
   t.field("quire_commit_hints", st.commit_hints);
+  t.field("quire_quorum_sync_us", us(st.quorum_sync));
+  t.field("quire_group_pipeline_min", st.group_pipeline_min);
+  t.field("quire_group_pipeline_min_changes", st.group_pipeline_min_changes);
   t.field("quire_checkpoints", st.checkpoints);
   t.field("quire_group_writer_wait_us", us(st.group_writer_wait));
   t.field("quire_group_durable_wait_us", us(st.group_durable_wait));

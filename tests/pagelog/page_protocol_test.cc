@@ -110,6 +110,8 @@ TEST(PageProtocol, EveryRequestRoundTrips) {
 
 TEST(PageProtocol, EveryResponseRoundTrips) {
   expect_response_round_trip(Ack{});
+  expect_response_round_trip(AppendAck{});
+  expect_response_round_trip(AppendAck{180});
   expect_response_round_trip(LogChunk{some_records(), Lsn(3)});
   expect_response_round_trip(LogChunk{{}, Lsn(17)});
   expect_response_round_trip(LogChunk{some_records(), Lsn(3), Lsn(2), Term(5)});
@@ -203,6 +205,10 @@ TEST(PageProtocol, ResponseBytesAreTheWireOnes) {
   s.damaged_ranges = {{8, 9, 10}};
   EXPECT_EQ(s.encode(), varints({1, 2, 3, 4, 5, 6, 7, 1, 8, 9, 10}));
   EXPECT_TRUE(Ack{}.encode().empty());
+  // An append's acknowledgement: empty as it always was, or the server's sync time.
+  EXPECT_TRUE(AppendAck{}.encode().empty());
+  EXPECT_EQ(AppendAck{300}.encode(), varints({300}));
+  EXPECT_EQ(AppendAck::decode({}).value(), AppendAck{});
 }
 
 TEST(PageProtocol, MalformedRequestBodiesAreTypedErrors) {
@@ -312,6 +318,10 @@ TEST(PageProtocol, MalformedResponseBodiesAreTypedErrors) {
   Bytes list = encode_records(some_records());
   list[list.size() / 2] ^= 0x10;
   EXPECT_EQ(GetPageResponse::decode(list).code(), Code::kCorruption);
+
+  // An append's acknowledgement: one whole varint or nothing.
+  EXPECT_EQ(AppendAck::decode(Bytes{0x81}).code(), Code::kCorruption);
+  EXPECT_EQ(AppendAck::decode(varints({5, 0})).code(), Code::kCorruption);
 
   // A part's tail is nothing or `more` (1), exactly.
   for (const Bytes& tail : {Bytes{0}, Bytes{2}, Bytes{1, 0}, Bytes{0x81}, Bytes{0x81, 0x00}}) {

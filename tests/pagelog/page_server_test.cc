@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "pagelog/replication_client.h"
 #include "support/sim_node.h"
 
 namespace quire {
@@ -250,6 +251,64 @@ TEST_F(PageServerTest, AReadAtTheEndOfTheLogWaitsForTheNextWrite) {
 // A writer's commit point without a record to carry it (commit_hint): a held long poll is
 // answered by it at once, an older point changes nothing, a fenced writer's is refused, a
 // newer term's wins, and nothing of it is stored.
+// An append's acknowledgement says how long the server's fdatasync took, and a writer
+// learns from them how long its quorum's disks take: the W-th fastest server's average.
+TEST_F(PageServerTest, AppendsReportTheirSyncTimeAndTheWriterItsQuorums) {
+  PageServerClient c(env(), "ps1:7000");
+  ReplicationOptions ro;
+  ro.servers = {"ps1:7000", "ps2:7000", "ps3:7000"};
+  ro.write_quorum = 2;
+  ReplicationClient writer(env(), ro);
+  const auto set_sync = [&](size_t server, Nanos sync) {
+    DiskFaults f;
+    f.sync_latency_min = f.sync_latency_max = sync;
+    world_.disk(servers_[server]).set_faults(f);
+  };
+  uint64_t next = 1;
+  const auto write_some = [&](int count) -> Task<void> {
+    for (int i = 0; i < count; ++i, ++next) {
+      EXPECT_TRUE((co_await writer.write(recs(log_record(next, next - 1)), soon())).is_ok());
+    }
+  };
+  run([&]() -> Task<void> {
+    EXPECT_EQ(writer.quorum_sync(), Nanos(0));  // nothing reported yet
+    // The simulated disk syncs in 100-300 us.
+    auto encoded = std::make_shared<const Bytes>(encode_records(recs(log_record(next, 0))));
+    auto ack = co_await c.append_encoded(encoded, Term(1), soon());
+    EXPECT_TRUE(ack.is_ok());
+    if (!ack.is_ok()) co_return;
+    EXPECT_GE(ack->sync_micros, 100u);
+    EXPECT_LE(ack->sync_micros, 300u);
+    // Already stored: a replay syncs nothing and reports the latest sync.
+    auto again = co_await c.append_encoded(encoded, Term(1), soon());
+    EXPECT_TRUE(again.is_ok());
+    if (again.is_ok()) {
+      EXPECT_EQ(again->sync_micros, ack->sync_micros);
+    }
+    ++next;
+    co_await write_some(5);
+    EXPECT_GE(writer.quorum_sync(), 100us);
+    EXPECT_LE(writer.quorum_sync(), 300us);
+  });
+  // One slow disk of three: W=2 still syncs fast.
+  set_sync(0, 3ms);
+  run([&]() -> Task<void> { co_await write_some(30); });
+  world_.run_for(100ms);  // the slow server's last acknowledgements
+  EXPECT_LE(writer.quorum_sync(), 300us);
+  // Two slow disks: every quorum waits for one of them.
+  set_sync(1, 3ms);
+  run([&]() -> Task<void> { co_await write_some(30); });
+  world_.run_for(100ms);
+  EXPECT_GE(writer.quorum_sync(), 2500us);
+  EXPECT_LE(writer.quorum_sync(), 3500us);
+  // Fast again: the averages come down within a few writes.
+  set_sync(0, 200us);
+  set_sync(1, 200us);
+  run([&]() -> Task<void> { co_await write_some(30); });
+  EXPECT_LT(writer.quorum_sync(), 500us);
+  for (NodeId s : servers_) world_.disk(s).set_faults(DiskFaults{});
+}
+
 TEST_F(PageServerTest, ACommitHintReachesReadersWithoutARecord) {
   PageServerClient c(env(), "ps1:7000");
   run([&]() -> Task<void> {

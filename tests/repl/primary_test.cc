@@ -1405,6 +1405,38 @@ TEST_F(PrimaryTest, StopAndRestartWithGroupsInFlightLosesNothing) {
   expect_no_aborts();
 }
 
+// Page servers whose disks sync slowly say so in their acknowledgements: the primary then
+// sends a group while another is in flight from 8 queued writes (20 writers never queue
+// the 64 it waits for on fast disks), and gathers more again once the disks are fast.
+TEST_F(PrimaryTest, SlowDisksMakeGroupsPipelineFromFewerQueuedWrites) {
+  make(fast_config(91, 1));
+  start_writers(20);
+  world().run_for(300ms);
+  EXPECT_EQ(primary().stats().group_pipeline_min, 64u);
+  EXPECT_LT(primary().stats().quorum_sync, 1ms);  // 100-300 us
+  EXPECT_EQ(primary().stats().groups_pipelined, 0u);
+  const size_t fast_acked = acked_.size();
+  DiskFaults slow;
+  slow.sync_latency_min = slow.sync_latency_max = 3ms;
+  for (size_t i = 0; i < 3; ++i) world().disk(server(i)).set_faults(slow);
+  world().run_for(1s);
+  EXPECT_EQ(primary().stats().group_pipeline_min, 8u);
+  EXPECT_GE(primary().stats().quorum_sync, 2ms);
+  EXPECT_GT(primary().stats().groups_pipelined, 20u);
+  for (size_t i = 0; i < 3; ++i) world().disk(server(i)).set_faults(DiskFaults{});
+  world().run_for(1s);
+  EXPECT_EQ(primary().stats().group_pipeline_min, 64u);
+  EXPECT_EQ(primary().stats().group_pipeline_min_changes, 2u);
+  stop_writers();
+  EXPECT_GT(acked_.size(), fast_acked + 1000);
+  EXPECT_TRUE(sim_->check_convergence(20s));
+  expect_content_holds_acked(primary_content(), "primary");
+  expect_content_holds_acked(standby_content(0), "standby1");
+  EXPECT_TRUE(problems_.empty()) << problems();
+  expect_no_violations();
+  expect_no_aborts();
+}
+
 // The commit task keeps the log writer after its last group when nothing is queued; a
 // checkpoint on an idle primary still gets the writer at once (it asks the commit task to
 // let it go), and again right after a write whose group is still in flight.
