@@ -112,10 +112,12 @@ struct Ack {
   friend bool operator==(const Ack&, const Ack&) = default;
 };
 
-// An append's response: how long, in microseconds, the server's fdatasync took that made
-// the records durable there (its disk's speed, which a writer uses to choose how to group
-// its writes: Primary::pipeline_min). 0 when it did not say (it synced nothing new, or it
-// is an older server): then the body is empty, the bytes it always was.
+// An append's response: how long, in microseconds, the server's latest fdatasync took
+// (usually the one that made these records durable there; for a request whose records were
+// all stored already, an earlier one). It is the disk's speed, from which a writer chooses
+// how to group its writes (Primary::note_sync_speed). 0 when the server has none to report
+// (no write synced since it started, or an older server): then the body is empty, the
+// bytes it always was.
 struct AppendAck {
   uint64_t sync_micros = 0;
 
