@@ -309,6 +309,51 @@ TEST_F(PageServerTest, AppendsReportTheirSyncTimeAndTheWriterItsQuorums) {
   for (NodeId s : servers_) world_.disk(s).set_faults(DiskFaults{});
 }
 
+// A server that answers an append OK with a body that is no AppendAck (broken, or hostile)
+// is not counted towards the quorum: its answer says nothing it can be held to.
+class UnreadableAckServer : public NodeApp {
+ public:
+  explicit UnreadableAckServer(Env& env) : env_(env) {}
+  void start() override {
+    rpc_ = std::make_unique<RpcServer>(env_, [](const RpcRequest& r) -> Task<RpcResponse> {
+      (void)r;
+      RpcResponse resp;
+      resp.body = Bytes{0x81};  // a varint cut short
+      co_return resp;
+    });
+    EXPECT_TRUE(rpc_->start("liar:7000").is_ok());
+  }
+
+ private:
+  Env& env_;
+  std::unique_ptr<RpcServer> rpc_;
+};
+
+TEST_F(PageServerTest, AnUnreadableAcknowledgementIsNoAcknowledgement) {
+  NodeId liar = world_.add_node("liar", [](Env& env) {
+    return std::make_unique<UnreadableAckServer>(env);
+  });
+  world_.start(liar);
+  world_.run_for(10ms);
+  PageServerClient c(env(), "liar:7000");
+  ReplicationOptions ro;
+  ro.servers = {"ps1:7000", "ps2:7000", "liar:7000"};
+  ro.write_quorum = 2;
+  ReplicationClient two_of_three(env(), ro);
+  ro.write_quorum = 3;
+  ReplicationClient all_three(env(), ro);
+  run([&]() -> Task<void> {
+    auto ack = co_await c.append(recs(log_record(1, 0)), Term(1), soon());
+    EXPECT_EQ(ack.code(), Code::kCorruption);
+    // W=2 is reached without it; W=3 is not, and says why.
+    EXPECT_TRUE((co_await two_of_three.write(recs(log_record(1, 0)), soon())).is_ok());
+    EXPECT_EQ(two_of_three.durable_lsn(), Lsn(1));
+    Status st = co_await all_three.write(recs(log_record(2, 1)), soon());
+    EXPECT_EQ(st.code(), Code::kCorruption) << st.to_string();
+    EXPECT_LT(all_three.durable_lsn(), Lsn(2));
+  });
+}
+
 TEST_F(PageServerTest, ACommitHintReachesReadersWithoutARecord) {
   PageServerClient c(env(), "ps1:7000");
   run([&]() -> Task<void> {
