@@ -330,9 +330,8 @@ class UnreadableAckServer : public NodeApp {
 };
 
 TEST_F(PageServerTest, AnUnreadableAcknowledgementIsNoAcknowledgement) {
-  NodeId liar = world_.add_node("liar", [](Env& env) {
-    return std::make_unique<UnreadableAckServer>(env);
-  });
+  NodeId liar =
+      world_.add_node("liar", [](Env& env) { return std::make_unique<UnreadableAckServer>(env); });
   world_.start(liar);
   world_.run_for(10ms);
   PageServerClient c(env(), "liar:7000");
