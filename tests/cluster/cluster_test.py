@@ -532,6 +532,10 @@ class B_Commands(ClusterTestBase):
         self.assertEqual(quire["quire_role"], "primary")
         self.assertEqual(quire["quire_state"], "SERVING")
         self.assertIn("quire_keystore_version", quire)
+        # The page servers' acknowledgements carry their fdatasync times, from which the
+        # primary chose its commit pipeline (8 or 64 queued writes: docs/deploy.md).
+        self.assertGreater(quire["quire_quorum_sync_us"], 0)
+        self.assertIn(quire["quire_group_pipeline_min"], (8, 64))
         whole = r.info()
         for key in ("redis_version", "connected_clients", "role", "aof_enabled"):
             self.assertIn(key, whole)
