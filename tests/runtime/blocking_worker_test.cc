@@ -111,5 +111,86 @@ TEST_F(BlockingWorkerTest, APosixFileSyncsOnTheWorker) {
   std::filesystem::remove_all(root, ignored);
 }
 
+// SyncPlacement on its own: the first quick_run syncs and every sync after a slow one run
+// on the worker; quick_run quick syncs in a row move them to the loop.
+TEST(SyncPlacementTest, QuickSyncsInARowMoveSyncsToTheLoopAndOneSlowSyncMovesThemBack) {
+  SyncPlacement p({.on_loop_max = 1ms, .quick_run = 3});
+  EXPECT_FALSE(p.on_loop());
+  EXPECT_FALSE(p.record(200us));
+  EXPECT_FALSE(p.record(1ms));  // at the bound is quick
+  EXPECT_FALSE(p.record(1001us));  // slow: the run starts over
+  EXPECT_FALSE(p.record(200us));
+  EXPECT_FALSE(p.record(200us));
+  EXPECT_FALSE(p.on_loop());
+  EXPECT_TRUE(p.record(200us));  // the third quick one in a row
+  EXPECT_TRUE(p.on_loop());
+  EXPECT_FALSE(p.record(300us));
+  EXPECT_TRUE(p.record(50ms));  // a stall, on the loop: back to the worker at once
+  EXPECT_FALSE(p.on_loop());
+  EXPECT_EQ(p.stats().on_worker, 6u);
+  EXPECT_EQ(p.stats().on_loop, 2u);
+  EXPECT_EQ(p.stats().moves, 2u);
+  EXPECT_EQ(p.stats().slowest_on_loop, Nanos(50ms));
+}
+
+TEST(SyncPlacementTest, AZeroBoundKeepsEverySyncOnTheWorker) {
+  SyncPlacement p({.on_loop_max = Nanos::zero(), .quick_run = 1});
+  for (int i = 0; i < 10; ++i) EXPECT_FALSE(p.record(Nanos::zero()));
+  EXPECT_FALSE(p.on_loop());
+  EXPECT_EQ(p.stats().on_worker, 10u);
+  EXPECT_EQ(p.stats().moves, 0u);
+}
+
+// A real disk: with every sync counted quick, the first quick_run syncs go through the
+// worker and the rest run on the loop, and the move is logged; with a zero bound every sync
+// goes through the worker.
+TEST_F(BlockingWorkerTest, AQuickDiskSyncsOnTheLoopAfterAQuickRun) {
+  BlockingWorker worker(loop);
+  const std::string root = std::filesystem::temp_directory_path().string() + "/quire-placed-" +
+                           std::to_string(::getpid());
+  RingLogSink sink{100, 1 << 16};
+  real_test::FixedLogContext ctx;
+  Logger log(&sink, &ctx);
+  PosixDisk quick(root, &worker, &log, {.on_loop_max = 1h, .quick_run = 3});
+  PosixDisk never(root, &worker, &log, {.on_loop_max = Nanos::zero(), .quick_run = 3});
+  std::vector<Status> results;
+  auto body = [&]() -> Task<void> {
+    EXPECT_TRUE((co_await quick.make_dirs("")).is_ok());
+    OpenOptions o;
+    o.create = true;
+    for (PosixDisk* disk : {&quick, &never}) {
+      auto file = co_await disk->open("f", o);
+      EXPECT_TRUE(file.is_ok());
+      if (!file.is_ok()) co_return;
+      for (int i = 0; i < 5; ++i) {
+        Bytes data(512, static_cast<uint8_t>(i));
+        EXPECT_TRUE((co_await (*file)->append(data)).is_ok());
+        results.push_back(co_await (*file)->sync());
+      }
+    }
+  };
+  ASSERT_TRUE(run_task(loop, body()));
+  ASSERT_EQ(results.size(), 10u);
+  for (const Status& st : results) EXPECT_TRUE(st.is_ok()) << st.to_string();
+  EXPECT_EQ(worker.calls_run(), 3u + 5u);
+  SyncPlacement::Stats q = quick.sync_placement();
+  EXPECT_EQ(q.on_worker, 3u);
+  EXPECT_EQ(q.on_loop, 2u);
+  EXPECT_EQ(q.moves, 1u);
+  SyncPlacement::Stats n = never.sync_placement();
+  EXPECT_EQ(n.on_worker, 5u);
+  EXPECT_EQ(n.on_loop, 0u);
+  size_t moved = 0;
+  for (const std::string& line : sink.lines()) {
+    if (line.find("\"id\":10003") != std::string::npos &&
+        line.find("run on the event loop") != std::string::npos) {
+      moved++;
+    }
+  }
+  EXPECT_EQ(moved, 1u);
+  std::error_code ignored;
+  std::filesystem::remove_all(root, ignored);
+}
+
 }  // namespace
 }  // namespace quire
