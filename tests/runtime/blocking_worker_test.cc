@@ -117,7 +117,7 @@ TEST(SyncPlacementTest, QuickSyncsInARowMoveSyncsToTheLoopAndOneSlowSyncMovesThe
   SyncPlacement p({.on_loop_max = 1ms, .quick_run = 3});
   EXPECT_FALSE(p.on_loop());
   EXPECT_FALSE(p.record(200us));
-  EXPECT_FALSE(p.record(1ms));     // at the bound is quick
+  EXPECT_FALSE(p.record(1ms));  // at the bound is quick
   EXPECT_FALSE(p.record(1001us));  // slow: the run starts over
   EXPECT_FALSE(p.record(200us));
   EXPECT_FALSE(p.record(200us));

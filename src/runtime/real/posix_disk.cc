@@ -250,7 +250,9 @@ class PosixFile : public File {
 
 PosixDisk::PosixDisk(std::string root, BlockingWorker* worker, Logger* log,
                      SyncPlacement::Options placement)
-    : root_(std::move(root)), worker_(worker), syncs_(std::make_shared<Syncs>(log, placement)) {
+    : root_(std::move(root)),
+      worker_(worker),
+      syncs_(std::make_shared<Syncs>(log, placement)) {
   while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
   if (root_.empty()) root_.push_back('.');
 }
@@ -354,8 +356,7 @@ Result<std::unique_ptr<File>> PosixDisk::open_now(const std::string& path, OpenO
     ::close(fd);
     return refused;
   }
-  return std::unique_ptr<File>(
-      std::make_unique<PosixFile>(fd, path, std::move(*full), worker_, syncs_));
+  return std::unique_ptr<File>(std::make_unique<PosixFile>(fd, path, std::move(*full), worker_, syncs_));
 }
 
 Status PosixDisk::rename_now(const std::string& from, const std::string& to) {
