@@ -27,13 +27,11 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-# start_server NAME DIR [FLAG...]: starts `$quire pageserver` on 127.0.0.1:0 in the background
-# (with the extra flags); sets $pid and $port (empty when it did not print its address within
-# 20 s).
+# start_server NAME DIR: starts `$quire pageserver` on 127.0.0.1:0 in the background; sets $pid and
+# $port (empty when it did not print its address within 20 s).
 start_server() {
   local name="$1" dir="$2"
-  shift 2
-  "$quire" pageserver --listen 127.0.0.1:0 --data "$dir" --log "$tmp/$name.log" "$@" \
+  "$quire" pageserver --listen 127.0.0.1:0 --data "$dir" --log "$tmp/$name.log" \
     >"$tmp/$name.out" 2>"$tmp/$name.err" &
   pid=$!
   pids+=("$pid")

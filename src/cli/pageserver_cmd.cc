@@ -30,7 +30,6 @@ struct PageServerFlags {
   std::string log_level = "info";
   TlsFlags tls;
   bool insecure = false;
-  uint64_t sync_on_loop_max_us = 1000;
 };
 
 // Plaintext only on loopback, unless asked for by name: a page server reachable from
@@ -71,9 +70,6 @@ int run_pageserver(const PageServerFlags& flags) {
   options.store.dir = "segments";
   LocalPageServer node(loop, kServerNode, flags.data, std::move(options), sink->get(),
                        *parse_severity(flags.log_level));
-  SyncPlacement::Options placement;
-  placement.on_loop_max = std::chrono::microseconds(flags.sync_on_loop_max_us);
-  node.env().posix_disk().set_sync_placement(placement);
   // Before it listens or dials a peer: its catch-up connections share this identity.
   if (Status st = enable_tls_flags(node.env(), flags.tls); !st.is_ok()) {
     fmt::print(stderr, "quire pageserver: {}\n", st.message());
@@ -127,11 +123,6 @@ void add_pageserver_command(CLI::App& app, Commands& commands) {
   cmd->add_option("--log", flags->log_path, "append log lines to this file (default: stderr)");
   cmd->add_option("--log-level", flags->log_level, "lowest severity logged")
       ->check(severity_validator())
-      ->capture_default_str();
-  cmd->add_option("--sync-on-loop-max-us", flags->sync_on_loop_max_us,
-                  "run a segment's fdatasync on the event loop, not on the worker thread, while "
-                  "the last 32 each took at most this long; 0: always on the worker")
-      ->check(CLI::Range(uint64_t{0}, uint64_t{1000000}))
       ->capture_default_str();
   add_tls_flags(*cmd, flags->tls);
   cmd->add_flag("--insecure", flags->insecure,

@@ -7,56 +7,13 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
-#include <chrono>
 #include <system_error>
 #include <utility>
 
 #include <fmt/format.h>
 
 namespace quire {
-
-bool SyncPlacement::record(Nanos took) {
-  if (on_loop_) {
-    stats_.on_loop++;
-    stats_.slowest_on_loop = std::max(stats_.slowest_on_loop, took);
-  } else {
-    stats_.on_worker++;
-  }
-  bool quick = took <= options_.on_loop_max && options_.on_loop_max > Nanos::zero();
-  quick_ = quick ? std::min(quick_ + 1, options_.quick_run) : 0;
-  bool next_on_loop = quick && quick_ >= options_.quick_run;
-  if (next_on_loop == on_loop_) return false;
-  on_loop_ = next_on_loop;
-  stats_.moves++;
-  return true;
-}
-
-struct PosixDisk::Syncs {
-  Syncs(Logger* log_in, SyncPlacement::Options options) : log(log_in), placement(options) {}
-
-  // Records a sync's duration; logs a change of place (rate-limited).
-  void record(Nanos took) {
-    if (!placement.record(took) || log == nullptr) return;
-    auto now = std::chrono::steady_clock::now().time_since_epoch();
-    std::optional<uint64_t> suppressed = limiter.admit(MonoTime{Nanos(now).count()});
-    if (!suppressed) return;
-    const SyncPlacement::Options& o = placement.options();
-    log->info("disk", kLogSyncPlacement,
-              placement.on_loop() ? "file syncs run on the event loop: the disk is quick"
-                                  : "file syncs run on the worker thread: a sync was slow",
-              {{"sync_us", to_micros(took)},
-               {"on_loop_max_us", to_micros(o.on_loop_max)},
-               {"quick_run", static_cast<uint64_t>(o.quick_run)},
-               {"moves", placement.stats().moves},
-               {"suppressed", *suppressed}});
-  }
-
-  Logger* log;
-  SyncPlacement placement;
-  LogLimiter limiter{10s};
-};
 
 namespace {
 
@@ -124,24 +81,14 @@ Status sync_fd(int fd, const std::string& full_path) {
   return Status();
 }
 
-// sync_fd, timed into `took`.
-Status timed_sync_fd(int fd, const std::string& full_path, Nanos& took) {
-  auto start = std::chrono::steady_clock::now();
-  Status st = sync_fd(fd, full_path);
-  took = std::chrono::steady_clock::now() - start;
-  return st;
-}
-
 class PosixFile : public File {
  public:
-  PosixFile(int fd, std::string path, std::string full_path, BlockingWorker* worker,
-            std::shared_ptr<PosixDisk::Syncs> syncs)
+  PosixFile(int fd, std::string path, std::string full_path, BlockingWorker* worker)
       : owned_(std::make_shared<OwnedFd>(fd)),
         fd_(fd),
         path_(std::move(path)),
         full_path_(std::move(full_path)),
-        worker_(worker),
-        syncs_(std::move(syncs)) {}
+        worker_(worker) {}
   PosixFile(const PosixFile&) = delete;
   PosixFile& operator=(const PosixFile&) = delete;
 
@@ -154,10 +101,10 @@ class PosixFile : public File {
   Task<Result<uint64_t>> append(ByteView data) override {
     return deferred([this, data] { return append_now(data); });
   }
-  // Where the disk's SyncPlacement says when there is a worker; on the loop without one.
+  // On the worker thread when there is one: the loop serves its network meanwhile.
   Task<Status> sync() override {
     if (worker_ == nullptr) return deferred([this] { return sync_fd(fd_, full_path_); });
-    return placed_sync();
+    return worker_->run([owned = owned_, path = full_path_] { return sync_fd(owned->fd, path); });
   }
   Task<Status> truncate(uint64_t size) override {
     return deferred([this, size] { return truncate_now(size); });
@@ -209,28 +156,6 @@ class PosixFile : public File {
     return *end;
   }
 
-  Task<Status> placed_sync() {
-    Nanos took{0};
-    if (syncs_->placement.on_loop()) {
-      Status st = timed_sync_fd(fd_, full_path_, took);
-      syncs_->record(took);
-      co_return st;
-    }
-    // The worker writes the duration; the loop reads it only after the call's result came
-    // back (asio::post orders the two), never after giving up on it.
-    auto took_ns = std::make_shared<std::atomic<int64_t>>(-1);
-    auto call = [owned = owned_, path = full_path_, took_ns] {
-      Nanos t{0};
-      Status st = timed_sync_fd(owned->fd, path, t);
-      took_ns->store(t.count(), std::memory_order_release);
-      return st;
-    };
-    Status st = co_await worker_->run(std::move(call));
-    int64_t ns = took_ns->load(std::memory_order_acquire);
-    if (ns >= 0) syncs_->record(Nanos(ns));  // -1: the call has not run (Busy, Cancelled)
-    co_return st;
-  }
-
   Status truncate_now(uint64_t size) {
     while (::ftruncate(fd_, static_cast<off_t>(size)) != 0) {
       if (errno != EINTR) return posix_error("ftruncate", full_path_, errno).with("size", size);
@@ -243,26 +168,14 @@ class PosixFile : public File {
   std::string path_;        // relative to the data directory, as the caller named it
   std::string full_path_;   // for error messages
   BlockingWorker* worker_;  // null: sync() blocks the loop
-  std::shared_ptr<PosixDisk::Syncs> syncs_;
 };
 
 }  // namespace
 
-PosixDisk::PosixDisk(std::string root, BlockingWorker* worker, Logger* log,
-                     SyncPlacement::Options placement)
-    : root_(std::move(root)),
-      worker_(worker),
-      syncs_(std::make_shared<Syncs>(log, placement)) {
+PosixDisk::PosixDisk(std::string root, BlockingWorker* worker)
+    : root_(std::move(root)), worker_(worker) {
   while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
   if (root_.empty()) root_.push_back('.');
-}
-
-SyncPlacement::Stats PosixDisk::sync_placement() const {
-  return syncs_->placement.stats();
-}
-
-void PosixDisk::set_sync_placement(SyncPlacement::Options options) {
-  syncs_->placement = SyncPlacement(options);
 }
 
 Result<std::string> PosixDisk::resolve(std::string_view path, bool allow_root) const {
@@ -356,7 +269,7 @@ Result<std::unique_ptr<File>> PosixDisk::open_now(const std::string& path, OpenO
     ::close(fd);
     return refused;
   }
-  return std::unique_ptr<File>(std::make_unique<PosixFile>(fd, path, std::move(*full), worker_, syncs_));
+  return std::unique_ptr<File>(std::make_unique<PosixFile>(fd, path, std::move(*full), worker_));
 }
 
 Status PosixDisk::rename_now(const std::string& from, const std::string& to) {

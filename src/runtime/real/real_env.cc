@@ -15,7 +15,7 @@ RealEnv::RealEnv(RealLoop& loop, NodeId node, std::string node_name, std::string
       log_(sink, this, min_severity),
       net_(loop, &log_),
       disk_worker_(loop),
-      disk_(std::move(data_dir), &disk_worker_, &log_) {
+      disk_(std::move(data_dir), &disk_worker_) {
   QUIRE_ASSERT_MSG(node != kWorldNode, "a node's environment needs a node id other than 0");
 }
 
