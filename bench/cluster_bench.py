@@ -16,7 +16,8 @@ Measures, in one run and on one disk, each figure next to its same-run baseline:
   4. KEK rotation: QUIRE.ROTATEKEK reply -> every standby's kek_version at the new value.
 
 Plus machine context: nproc, CPU model, load average, and the raw append+fdatasync latency
-of the disk under the temp dir.
+of the disk under the temp dir. Section 1 also reports each process's CPU seconds (cpu_s)
+and, for Quire's processes, their threads' context switches (ctx_switches).
 
 --fsync-delay-us N emulates a slower disk for both sides alike: redis-server and every Quire
 process run with bench/slow_fsync.c preloaded, which sleeps N us after each fdatasync and
@@ -154,6 +155,25 @@ def proc_cpu(pid):
         return None
 
 
+def proc_switches(pid):
+    """Context switches (voluntary and not) of a live process's threads so far; None when
+    it is gone. A thread that exited meanwhile takes its count with it."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                for line in f:
+                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                        total += int(line.split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
 def children_cpu():
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
@@ -168,9 +188,18 @@ class CpuMeter:
 
     def start(self):
         self.before = {n: proc_cpu(p) for n, p in self.pids.items()}
+        self.switches_before = {n: proc_switches(p) for n, p in self.pids.items()}
         self.children = children_cpu()
         self.t = time.monotonic()
         return self
+
+    def switches(self):
+        """Context switches per named process since start() (None: it was gone)."""
+        out = {}
+        for n, p in self.pids.items():
+            a, b = self.switches_before[n], proc_switches(p)
+            out[n] = None if a is None or b is None else b - a
+        return out
 
     def stop(self):
         out = {"wall_s": round(time.monotonic() - self.t, 3)}
@@ -375,6 +404,7 @@ def run_throughput(cluster, root, redis_port, requests):
         log(f"redis-benchmark -P {pipeline} against the Quire primary {prim}")
         cpu = CpuMeter(cluster.named_pids()).start()
         row["quire"] = redis_benchmark(cluster.nodes[prim][1], requests, pipeline)
+        row["quire"]["ctx_switches"] = cpu.switches()
         row["quire"]["cpu_s"] = cpu.stop()
         row["quire_primary"] = prim
         row["ratio_quire_vs_redis_always"] = {
@@ -869,6 +899,10 @@ def print_report(r):
                 c = row[who]["cpu_s"]
                 busy = ", ".join(f"{n} {v:.1f}" for n, v in c.items() if n != "wall_s" and v)
                 print(f"   CPU s during {who} {pk} (set+get, {c['wall_s']:.1f} s wall): {busy}")
+            sw = row["quire"].get("ctx_switches")  # runs before session 19 have none
+            if sw:
+                per = ", ".join(f"{n} {v:,}" for n, v in sw.items() if v)
+                print(f"   context switches during quire {pk} (set+get): {per}")
     for l in r.get("lag", []):
         print(f"\n2. visibility lag, {l['rate_target']} writes/s paced to {l['primary']} for {l['seconds']} s "
               f"(achieved {l['writes_per_s_achieved']}/s, {l['writes_acked']} acked, "
