@@ -1029,6 +1029,8 @@ def main():
                          "Quire processes sleeps this long after it returns (bench/slow_fsync.c)")
     ap.add_argument("--group-pipeline-min", type=int, default=0,
                     help="quire cluster init --group-pipeline-min (0: the nodes' default)")
+    ap.add_argument("--group-gather-us", type=int, default=-1,
+                    help="quire cluster init --group-gather-us (-1: the nodes' default; 0: off)")
     ap.add_argument("--summarize", nargs="+", metavar="JSON", help="print the medians of earlier runs and exit")
     args = ap.parse_args()
     if args.summarize:
@@ -1048,7 +1050,9 @@ def main():
         CHILD_ENV["QUIRE_BENCH_FSYNC_DELAY_US"] = str(args.fsync_delay_us)
     init_args = []
     if args.group_pipeline_min:
-        init_args = ["--group-pipeline-min", str(args.group_pipeline_min)]
+        init_args += ["--group-pipeline-min", str(args.group_pipeline_min)]
+    if args.group_gather_us >= 0:
+        init_args += ["--group-gather-us", str(args.group_gather_us)]
     cluster = Cluster(quire, root, args.base_port, init_args)
     result = {"quire": quire, "tmpdir": root, "args": vars(args)}
 

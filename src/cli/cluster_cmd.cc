@@ -250,6 +250,9 @@ void add_cluster_commands(CLI::App& app, Commands& commands) {
                    "every compute node's --group-pipeline-min (0: the node's default)")
       ->check(CLI::Range(size_t{0}, kGroupPipelineMinMax))
       ->capture_default_str();
+  init->add_option("--group-gather-us", flags->spec.group_gather_us,
+                   "every compute node's --group-gather-us (by default the node's own)")
+      ->check(CLI::Range(int64_t{0}, kGroupGatherUsMax));
   init->add_flag("--no-tls", flags->no_tls, "plaintext between the nodes (loopback only)");
   commands.push_back({init, [flags] { return run_init(*flags); }});
 

@@ -119,6 +119,12 @@ void add_node_command(CLI::App& app, Commands& commands) {
                   "way to the page servers, whatever their disks' speed (by default 64, or 8 "
                   "while their fdatasyncs take 2 ms or more: docs/deploy.md)")
       ->check(CLI::Range(size_t{1}, cluster::kGroupPipelineMinMax));
+  cmd->add_option("--group-gather-us", n.group_gather_us,
+                  "once a commit group is durable, hold the next one back up to this long (and "
+                  "at most half that group's commit time) until the clients just answered have "
+                  "written again, so they share one group (default 1000; 0: never; "
+                  "docs/replication.md)")
+      ->check(CLI::Range(int64_t{0}, cluster::kGroupGatherUsMax));
   cmd->add_option("--pickup-policy", flags->pickup_policy,
                   "a checkpoint whose keystore is older than the node's: accept (install, keep "
                   "the newer keys), skip, resync, or abort (the original bug's behaviour)")

@@ -33,6 +33,7 @@ nlohmann::ordered_json to_json(const ClusterSpec& s) {
   j["pickup_policy"] = std::string(pickup_policy_name(s.pickup_policy));
   j["write_quorum"] = s.write_quorum;
   if (s.group_pipeline_min != 0) j["group_pipeline_min"] = s.group_pipeline_min;
+  if (s.group_gather_us >= 0) j["group_gather_us"] = s.group_gather_us;
   j["tls"] = s.tls;
   j["proxies"] = s.proxies;
   j["etcd_binary"] = s.etcd_binary;
@@ -159,6 +160,10 @@ Status validate(const ClusterSpec& s) {
     return invalid_argument(fmt::format("--group-pipeline-min {} is not within 0..{}",
                                         s.group_pipeline_min, kGroupPipelineMinMax));
   }
+  if (s.group_gather_us < -1 || s.group_gather_us > kGroupGatherUsMax) {
+    return invalid_argument(fmt::format("--group-gather-us {} is not within 0..{}",
+                                        s.group_gather_us, kGroupGatherUsMax));
+  }
   if (s.base_port < 1024 || uint32_t{s.base_port} + kClusterPortsSpan > 65535) {
     return invalid_argument(fmt::format("--base-port {} is not within 1024..{}", s.base_port,
                                         65535 - kClusterPortsSpan));
@@ -193,6 +198,7 @@ Result<ClusterSpec> load_spec(const std::string& dir) {
     s.pickup_policy = *policy;
     s.write_quorum = j.at("write_quorum").get<size_t>();
     s.group_pipeline_min = j.value("group_pipeline_min", size_t{0});
+    s.group_gather_us = j.value("group_gather_us", int64_t{-1});
     s.tls = j.at("tls").get<bool>();
     s.proxies = j.value("proxies", false);
     s.etcd_binary = j.at("etcd_binary").get<std::string>();
@@ -304,6 +310,10 @@ std::vector<ProcessSpec> cluster_processes(const ClusterSpec& s, const std::stri
     if (s.group_pipeline_min != 0) {
       p.argv.push_back("--group-pipeline-min");
       p.argv.push_back(std::to_string(s.group_pipeline_min));
+    }
+    if (s.group_gather_us >= 0) {
+      p.argv.push_back("--group-gather-us");
+      p.argv.push_back(std::to_string(s.group_gather_us));
     }
     out.push_back(std::move(p));
   }

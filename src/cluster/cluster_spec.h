@@ -34,6 +34,8 @@ inline constexpr size_t kComputeNodesMax = 9;
 inline constexpr uint16_t kClusterPortsSpan = 40;
 // The largest `quire node --group-pipeline-min` (a commit queue holds 4096 batches).
 inline constexpr size_t kGroupPipelineMinMax = 4096;
+// The largest `quire node --group-gather-us`.
+inline constexpr int64_t kGroupGatherUsMax = 100000;
 
 enum class ProcessKind : uint8_t { kEtcd = 1, kPageServer = 2, kNode = 3 };
 std::string_view process_kind_name(ProcessKind kind);
@@ -50,6 +52,8 @@ struct ClusterSpec {
   size_t write_quorum = 2;
   // `quire node --group-pipeline-min` for every compute node; 0: the node's default.
   size_t group_pipeline_min = 0;
+  // `quire node --group-gather-us` for every compute node; -1: the node's default.
+  int64_t group_gather_us = -1;
   bool tls = true;       // mutual TLS between page servers and compute nodes
   bool proxies = false;  // route through fault proxies (see above)
   std::string etcd_binary = "/usr/bin/etcd";

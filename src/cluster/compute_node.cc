@@ -60,6 +60,9 @@ ReplicaConfig replica_config(const ComputeNodeOptions& o) {
     config.primary.group_pipeline_min = o.group_pipeline_min;
     config.primary.group_pipeline_min_slow_sync = o.group_pipeline_min;
   }
+  if (o.group_gather_us >= 0) {
+    config.primary.group_gather_max = std::chrono::microseconds(o.group_gather_us);
+  }
   config.elector.election = election_name(o.cluster);
   config.elector.value = o.advertise;
   return config;

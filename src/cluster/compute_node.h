@@ -54,6 +54,9 @@ struct ComputeNodeOptions {
   // Queued batches that let a commit group leave while another is in flight
   // (PrimaryOptions::group_pipeline_min); 0: its default.
   size_t group_pipeline_min = 0;
+  // The longest a commit group waits to gather the writes of the clients it just answered
+  // (PrimaryOptions::group_gather_max), in us; 0: never; -1: its default.
+  int64_t group_gather_us = -1;
   uint64_t process_id = 0;
   std::string version = "0.1.0";
 };

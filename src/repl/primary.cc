@@ -493,8 +493,38 @@ Task<void> Primary::commit_loop() {
       if (st.code() == Code::kCancelled) co_return;
       continue;
     }
+    if (should_gather()) {
+      Status st = co_await queue_changed_.wait(gather_until_);
+      if (st.code() == Code::kCancelled) co_return;
+      continue;
+    }
     co_await commit_group();
   }
+}
+
+bool Primary::should_gather() {
+  if (gather_bound_ <= Nanos::zero() || !in_flight_.empty() || gather_skip_ > 0 ||
+      queue_.size() >= gather_target_) {
+    return false;
+  }
+  const MonoTime now = env_.executor().now();
+  if (gather_until_ == MonoTime{}) {
+    gather_began_ = now;
+    gather_until_ = now + gather_bound_;
+    gather_queued_at_start_ = queue_.size();
+  }
+  if (now < gather_until_) return true;
+  gather_target_ = 0;  // this gather is over: the group leaves with what it has
+  stats_.group_gathers_timed_out++;
+  // Not one of the clients waited for wrote again in time: they do not write again once
+  // answered (a paced load), so the next groups do not wait for them. (Under load, replies
+  // and the next requests can take longer than the bound: some come back late, and a wait
+  // that saw some come back still pays.)
+  if (queue_.size() <= gather_queued_at_start_) {
+    stats_.group_gather_backoffs++;
+    gather_skip_ = options_.group_gather_skip;
+  }
+  return false;
 }
 
 Task<void> Primary::commit_group() {
@@ -511,7 +541,9 @@ Task<void> Primary::commit_group() {
   stats_.group_writer_wait += env_.executor().now() - asked;
   bool sent_any = false;
   while (true) {
-    while (may_send_group(sent_any)) {
+    // A durable group settled below leaves in_flight_ empty: the next one may gather
+    // first (in commit_loop, without the writer).
+    while (!(in_flight_.empty() && should_gather()) && may_send_group(sent_any)) {
       std::shared_ptr<GroupInFlight> sent = send_group();
       sent_any = true;
       if (sent == nullptr) continue;
@@ -586,7 +618,14 @@ void Primary::settle_durable_groups() {
         std::shared_ptr<GroupInFlight> group = std::move(in_flight_.front());
         in_flight_.pop_front();
         stats_.group_records += group->records;
-        stats_.group_durable_wait += env_.executor().now() - group->sent;
+        const Nanos durable_wait = env_.executor().now() - group->sent;
+        stats_.group_durable_wait += durable_wait;
+        gather_bound_ = std::min(options_.group_gather_max, durable_wait / 2);
+        // Its clients' writes (a heartbeat or a key change has no client to write again).
+        gather_target_ = queue_.size() +
+                         static_cast<size_t>(std::count_if(
+                             group->requests.begin(), group->requests.end(),
+                             [](const auto& r) { return r->entry.kind == LogEntryKind::kWrites; }));
         on_group_durable(group->requests);
         continue;
       }
@@ -673,6 +712,14 @@ bool Primary::may_send_group(bool sent_any) const {
 }
 
 std::shared_ptr<Primary::GroupInFlight> Primary::send_group() {
+  if (gather_until_ != MonoTime{}) {
+    stats_.groups_gathered++;
+    stats_.group_gather_wait += env_.executor().now() - gather_began_;
+  } else if (gather_skip_ > 0) {
+    gather_skip_--;
+  }
+  gather_target_ = 0;
+  gather_began_ = gather_until_ = MonoTime{};
   SealedGroup sealed = seal_group(take_group());
   if (sealed.records.empty()) return nullptr;
   auto group = std::make_shared<GroupInFlight>();

@@ -94,6 +94,20 @@ struct PrimaryOptions {
   // machine whose disk flushes in 0.15 ms, 0.35-1.4 ms under load, docs/figures.md.)
   size_t group_pipeline_min_slow_sync = 8;
   Nanos slow_sync = 2ms;
+  // Gathering. With one group in flight at a time, N clients that each wait for their
+  // reply before writing again split into two groups of about N/2 that take turns: while
+  // one is on its way, the other queues. Each group costs every page server a request and a
+  // sync, so once a group is durable the commit task holds the queued writes back until as
+  // many are queued as the group just acknowledged plus those that were queued then (its
+  // clients write again), for at most `group_gather_max` and at most half the time that
+  // group took to become durable (two halves of N clients merged into one group commit N
+  // per round plus the wait, against N/2 per round: the wait pays while it is shorter than
+  // a round): the two halves merge into one group. A lone writer never waits (one
+  // acknowledged, one queued). A gather that runs out of time with not one of the clients
+  // it waited for back (writers that do not write again at once: a paced load) lets the
+  // next `group_gather_skip` groups leave without one. Zero: never gather.
+  Nanos group_gather_max = 1ms;
+  size_t group_gather_skip = 8;
   // Backpressure: client batches waiting for the commit task, and un-checkpointed ingest.
   size_t queue_batches_max = 4096;
   size_t queue_bytes_max = 64u << 20;
@@ -130,6 +144,12 @@ struct PrimaryStats {
   Nanos quorum_sync = Nanos(0);
   size_t group_pipeline_min = 0;
   uint64_t group_pipeline_min_changes = 0;  // times the choice changed it
+  // Groups whose writes were held back to gather more (group_gather_max), those of them
+  // that left when the time ran out, and the time held.
+  uint64_t groups_gathered = 0;
+  uint64_t group_gathers_timed_out = 0;
+  uint64_t group_gather_backoffs = 0;  // timed out with none back: group_gather_skip groups
+  Nanos group_gather_wait = Nanos(0);
   uint64_t checkpoints = 0;
   uint64_t checkpoint_failures = 0;
   uint64_t seal_prompted_checkpoints = 0;
@@ -395,6 +415,9 @@ class Primary {
   // threshold from it (group_pipeline_min_slow_sync on a slow disk); logs a change.
   void note_sync_speed();
   size_t pipeline_min() const;
+  // Whether the queued writes wait for more before a group leaves (group_gather_max);
+  // starts the wait, and ends it when its time ran out.
+  bool should_gather();
   // The group at the front failed: stops and awaits the writes after it, then fails them
   // all and recovers the chain (or steps down when one saw a newer primary).
   Task<void> on_front_group_failed();
@@ -478,7 +501,16 @@ class Primary {
   std::deque<std::shared_ptr<Request>> queue_;
   size_t queue_bytes_ = 0;
   WaitQueue queue_changed_;  // something was queued, or a group's write ended
-  WaitQueue room_changed_;   // the queue shrank or a checkpoint freed ingest
+  // Gathering (PrimaryOptions::group_gather_max): how many batches the next group waits
+  // for, since when and until when it waits (zero: it does not), and how many groups still
+  // leave without waiting after a gather that ran out of time with none of them back.
+  size_t gather_target_ = 0;
+  MonoTime gather_began_{};
+  MonoTime gather_until_{};
+  Nanos gather_bound_{0};  // group_gather_max, or half the last group's commit if less
+  size_t gather_queued_at_start_ = 0;
+  size_t gather_skip_ = 0;
+  WaitQueue room_changed_;  // the queue shrank or a checkpoint freed ingest
   Event checkpoint_prompt_;
   bool seal_prompt_pending_ = false;  // a seal's delayed prompt is on its way
   // Whether this primary's checkpoints build on the latest one (false after a take-over

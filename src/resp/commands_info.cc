@@ -142,6 +142,10 @@ void info_commit_groups(InfoText& t, const PrimaryStats& st) {
   t.field("quire_quorum_sync_us", us(st.quorum_sync));
   t.field("quire_group_pipeline_min", st.group_pipeline_min);
   t.field("quire_group_pipeline_min_changes", st.group_pipeline_min_changes);
+  t.field("quire_groups_gathered", st.groups_gathered);
+  t.field("quire_group_gathers_timed_out", st.group_gathers_timed_out);
+  t.field("quire_group_gather_backoffs", st.group_gather_backoffs);
+  t.field("quire_group_gather_wait_us", us(st.group_gather_wait));
   t.field("quire_checkpoints", st.checkpoints);
   t.field("quire_group_writer_wait_us", us(st.group_writer_wait));
   t.field("quire_group_durable_wait_us", us(st.group_durable_wait));

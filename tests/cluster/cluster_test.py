@@ -536,6 +536,26 @@ class B_Commands(ClusterTestBase):
         # primary chose its commit pipeline (8 or 64 queued writes: docs/deploy.md).
         self.assertGreater(quire["quire_quorum_sync_us"], 0)
         self.assertIn(quire["quire_group_pipeline_min"], (8, 64))
+        # Clients that write again once answered: a durable group's successor waits (up to
+        # half that group's commit time, at most 1 ms) for the clients just answered.
+        before = quire["quire_groups_gathered"]
+        port = self.c.port(self.primary)
+
+        def writer(i):
+            w = redis.Redis(port=port, socket_timeout=10)
+            for n in range(150):
+                w.set(f"gather:{i}:{n}", "v")
+            w.close()
+
+        threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        quire = r.info("quire")
+        self.assertGreater(quire["quire_groups_gathered"], before)
+        self.assertGreaterEqual(quire["quire_group_gathers_timed_out"], 0)
+        self.assertGreater(quire["quire_group_gather_wait_us"], 0)
         whole = r.info()
         for key in ("redis_version", "connected_clients", "role", "aof_enabled"):
             self.assertIn(key, whole)

@@ -148,6 +148,40 @@ class PrimaryTest : public ::testing::Test {
     }
   }
 
+  // Writers that write again `reply_trip` after their write is acknowledged (as
+  // redis-benchmark's clients do, a reply and a request's trip across the network apart),
+  // without reading back.
+  void start_eager_writers(size_t count, Nanos reply_trip) {
+    writing_ = true;
+    for (size_t i = 0; i < count; i++) {
+      writers_live_++;
+      sim_->spawn_on(sim_->primary_id(), fmt::format("test-eager-writer-{}", i),
+                     [this, reply_trip]() -> Task<void> {
+                       Env* env = world().env(sim_->primary_id());
+                       while (writing_) {
+                         Primary* p = sim_->primary();
+                         if (p == nullptr) break;
+                         auto r = co_await put_unique(p);
+                         if (!r.is_ok()) break;
+                         if (!(co_await env->executor().sleep(reply_trip)).is_ok()) break;
+                       }
+                       writers_live_--;
+                     });
+    }
+  }
+
+  // Batches per group over `run` of writing, from the primary's counters.
+  double batches_per_group_over(Nanos run) {
+    const PrimaryStats before = primary().stats();
+    world().run_for(run);
+    const PrimaryStats& after = primary().stats();
+    const uint64_t groups = after.groups_written - before.groups_written;
+    EXPECT_GT(groups, 0u);
+    return groups == 0 ? 0.0
+                       : static_cast<double>(after.batches_acked - before.batches_acked) /
+                             static_cast<double>(groups);
+  }
+
   void stop_writers() {
     writing_ = false;
     EXPECT_TRUE(sim_->run_until([this] { return writers_live_ == 0; }, 20s))
@@ -1432,6 +1466,78 @@ TEST_F(PrimaryTest, SlowDisksMakeGroupsPipelineFromFewerQueuedWrites) {
   EXPECT_TRUE(sim_->check_convergence(20s));
   expect_content_holds_acked(primary_content(), "primary");
   expect_content_holds_acked(standby_content(0), "standby1");
+  EXPECT_TRUE(problems_.empty()) << problems();
+  expect_no_violations();
+  expect_no_aborts();
+}
+
+// 20 writers that write again as soon as they are answered, half of them starting while
+// the others' first group is on its way: without gathering they stay two groups of about
+// 10 that take turns (one in flight, one queued); gathering holds the queued half back
+// until the answered half has written again, so groups hold about 20.
+TEST_F(PrimaryTest, GatheringMergesWritersThatTakeTurnsIntoOneGroup) {
+  double per_group[2] = {0, 0};
+  for (int gather = 0; gather < 2; gather++) {
+    ReplicaSetConfig config = fast_config(92, 1);
+    config.primary.group_gather_max = gather ? 300us : Nanos::zero();
+    acked_.clear();  // a new replica set: the first one's writes are not in it
+    make(config);
+    // Ten write first; ten more start while their group is on its way.
+    start_eager_writers(10, 50us);
+    world().run_for(50us);
+    start_eager_writers(10, 50us);
+    world().run_for(100ms);
+    per_group[gather] = batches_per_group_over(500ms);
+    const PrimaryStats& st = primary().stats();
+    if (gather) {
+      // Once merged, the writers come back together; a gather is needed only where they
+      // do not (here: the first rounds).
+      EXPECT_GT(st.groups_gathered, 0u);
+      EXPECT_LT(st.group_gathers_timed_out, st.groups_written / 10);
+      EXPECT_GT(st.group_gather_wait, Nanos::zero());
+    } else {
+      EXPECT_EQ(st.groups_gathered, 0u);
+      EXPECT_EQ(st.group_gather_wait, Nanos::zero());
+    }
+    stop_writers();
+    EXPECT_TRUE(sim_->check_convergence(20s));
+    expect_content_holds_acked(primary_content(), "primary");
+    expect_content_holds_acked(standby_content(0), "standby1");
+    EXPECT_TRUE(problems_.empty()) << problems();
+    expect_no_violations();
+    expect_no_aborts();
+  }
+  EXPECT_LT(per_group[0], 13.0);
+  EXPECT_GT(per_group[1], 17.0);
+}
+
+// A lone writer is never held back (its group acknowledged one, and one is queued);
+// writers that pause between writes (0.5-3 ms, not at once) make some gathers run out of
+// time, after each of which the next 8 groups leave without one.
+TEST_F(PrimaryTest, GatheringNeverHoldsALoneWriterAndBacksOffFromPacedWriters) {
+  ReplicaSetConfig config = fast_config(93, 1);
+  config.primary.group_gather_max = 200us;
+  make(config);
+  start_eager_writers(1, 50us);
+  const double lone = batches_per_group_over(300ms);
+  EXPECT_NEAR(lone, 1.0, 0.02);  // a heartbeat's group has no client batch
+  EXPECT_EQ(primary().stats().groups_gathered, 0u);
+  EXPECT_EQ(primary().stats().group_gather_wait, Nanos::zero());
+  stop_writers();
+
+  start_writers(20);
+  world().run_for(1s);
+  const PrimaryStats& st = primary().stats();
+  EXPECT_GT(st.group_gather_backoffs, 0u);
+  EXPECT_LE(st.group_gather_backoffs, st.group_gathers_timed_out);
+  // After each gather that ran out of time with few writers back, 8 groups leave without
+  // one.
+  EXPECT_LE(st.groups_gathered + 8 * st.group_gather_backoffs, st.groups_written + 16)
+      << "gathered " << st.groups_gathered << ", backoffs " << st.group_gather_backoffs
+      << ", written " << st.groups_written;
+  stop_writers();
+  EXPECT_TRUE(sim_->check_convergence(20s));
+  expect_content_holds_acked(primary_content(), "primary");
   EXPECT_TRUE(problems_.empty()) << problems();
   expect_no_violations();
   expect_no_aborts();
