@@ -101,7 +101,11 @@ check "node: --group-pipeline-min 0 exits 2" test "$(exit_of "$quire" "${node_ar
 gp_dir=$(mktemp -d)
 check "cluster init --group-pipeline-min 5000 exits 2" test "$(exit_of "$quire" cluster init "$gp_dir/big" --group-pipeline-min 5000)" = 2
 check "cluster init --group-pipeline-min 8 writes it into cluster.json" bash -c "'$quire' cluster init '$gp_dir/c' --group-pipeline-min 8 >/dev/null && python3 -c \"import json,sys; sys.exit(json.load(open('$gp_dir/c/cluster.json')).get('group_pipeline_min') != 8)\""
+check "cluster init --group-gather-us 200000 exits 2" test "$(exit_of "$quire" cluster init "$gp_dir/big" --group-gather-us 200000)" = 2
+check "cluster init --group-gather-us 0 writes it into cluster.json" bash -c "'$quire' cluster init '$gp_dir/g' --group-gather-us 0 >/dev/null && python3 -c \"import json,sys; sys.exit(json.load(open('$gp_dir/g/cluster.json')).get('group_gather_us') != 0)\""
+check "cluster init without --group-gather-us leaves the nodes' default" python3 -c "import json,sys; sys.exit('group_gather_us' in json.load(open('$gp_dir/c/cluster.json')))"
 rm -rf "$gp_dir"
+check "node: --group-gather-us 100001 exits 2" test "$(exit_of "$quire" "${node_args[@]}" --client 127.0.0.1:7 --group-gather-us 100001 --cmk "$kms_dir/c/cmk.key")" = 2
 node_err=$("$quire" "${node_args[@]}" --client 127.0.0.1:7 --cmk "$kms_dir/missing/cmk.key" 2>&1 >/dev/null; echo "exit=$?")
 check "node: a missing CMK file exits 1 naming it" bash -c "grep -q 'exit=1' <<<\"\$1\" && grep -q 'missing/cmk.key does not exist' <<<\"\$1\"" _ "$node_err"
 rm -rf "$kms_dir"
