@@ -256,6 +256,12 @@ Task<Status> Primary::take_over(TakeOverPoint at) {
   // Otherwise the first checkpoint tries again.
   on_latest_checkpoint_ = false;
   co_await install_latest_checkpoint();
+  if (stop_requested_) {
+    // Retired by its node (deposed, or stepping down) while the install ran: it was never
+    // started, so starting it now would leave a primary nobody stops, writing with its
+    // node's page-service client under a later term (quire chaos kek seed 94).
+    co_return unavailable("stopped while taking over").at("take_over");
+  }
   // The keystore changes this node applied from the log as a standby (all at or below the
   // applied ts) were pushed by the old primary, not here: push the keystore now, so this
   // primary's first checkpoint (at or above the applied ts) references it. Without it that
@@ -283,6 +289,9 @@ bool Primary::quiescent() const {
 }
 
 void Primary::stop() {
+  // Also before it runs: a take-over still installing the latest checkpoint must not start
+  // a primary its node has already retired.
+  stop_requested_ = true;
   if (!running() && tasks_.empty()) return;
   if (running()) on_stopped();
   halt();

@@ -496,7 +496,8 @@ class Primary {
   PrimaryOptions options_;
   std::unique_ptr<Random> random_;
   PrimaryState state_ = PrimaryState::kStopped;
-  Status stopped_why_;  // kFenced, kDeposed: what every waiter fails with
+  Status stopped_why_;           // kFenced, kDeposed: what every waiter fails with
+  bool stop_requested_ = false;  // stop() ran (take_over then never starts it)
 
   std::deque<std::shared_ptr<Request>> queue_;
   size_t queue_bytes_ = 0;

@@ -231,6 +231,37 @@ TEST_F(TakeOverTest, StandbyTakesOverAfterACrashAndKeepsTheUnpublishedTail) {
       10s));
 }
 
+// A node that steps down while its take-over is still installing the latest checkpoint
+// retires a primary that never started. The take-over then ends without starting it: it
+// used to start anyway, a primary nobody stopped, whose tasks later wrote through the
+// node's page-service client under the node's next term (quire chaos kek seed 94).
+TEST_F(TakeOverTest, APrimaryRetiredDuringItsTakeOverNeverStarts) {
+  make(12);
+  write_on(sim_->primary_id(), 10, "a");
+  ASSERT_EQ(acked_.size(), 10u) << failures_.front();
+  const NodeId promoted = sim_->standby_ids().at(0);
+  sim_->world().crash(sim_->primary_id(), UnsyncedOnCrash::kLose);
+  ReplicaNode* n = sim_->node(promoted);
+  std::optional<Status> st;
+  sim_->spawn_on(promoted, "test-promote",
+                 [&]() -> Task<void> { st = co_await n->promote(Term(2)); });
+  // The take-over has made its primary and not started it yet.
+  ASSERT_TRUE(sim_->run_until(
+      [&] { return n->primary() != nullptr && n->primary()->state() == PrimaryState::kStopped; },
+      10s));
+  n->step_down(unavailable("test: stepping down during the take-over"));
+  EXPECT_EQ(n->primary(), nullptr);
+  ASSERT_TRUE(sim_->run_until([&] { return st.has_value(); }, 10s));
+  EXPECT_FALSE(st->is_ok());
+  sim_->world().run_for(3s);  // heartbeats every 10 ms, checkpoints: none from it
+  EXPECT_EQ(n->primary(), nullptr);
+  size_t started = 0;
+  for (const std::string& line : sim_->world().log_ring(promoted).lines()) {
+    if (line.find("\"id\":41000") != std::string::npos) started++;
+  }
+  EXPECT_EQ(started, 0u) << "the retired primary started";
+}
+
 // Only the take-over's marker starts a term. A primary's own chain markers (the one that
 // publishes the commit point before a checkpoint, the one after an abandon point) carried
 // kRecordFlagTermStart too, and a standby holding an old primary's uncommitted tail would
