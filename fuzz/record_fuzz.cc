@@ -129,6 +129,31 @@ void check_scan(ByteView file, const SegmentScan& scan) {
   for (uint64_t pos = scan.valid_end; pos < file.size(); pos++) {
     FUZZ_CHECK(check_record(file.subspan(pos), nullptr, nullptr, nullptr) != DecodeOutcome::kOk);
   }
+  // A zero tail is a tail of zeros only.
+  const bool zeros_after = std::all_of(file.begin() + static_cast<ptrdiff_t>(scan.valid_end),
+                                       file.end(), [](uint8_t b) { return b == 0; });
+  FUZZ_CHECK(scan.zero_tail == (scan.has_tail && zeros_after));
+  FUZZ_CHECK(torn_bytes(file, scan) <= file.size() - scan.valid_end);
+}
+
+// The newest segment's cut at a lost sector: the records and damage before the cut are
+// the scan's own, and the cut is a torn tail at the start of a damaged range.
+void check_cut(ByteView file, SegmentScan scan) {
+  const SegmentScan before = scan;
+  if (!cut_at_lost_sector(file, scan)) {
+    FUZZ_CHECK(scan.records.size() == before.records.size());
+    FUZZ_CHECK(scan.valid_end == before.valid_end);
+    return;
+  }
+  FUZZ_CHECK(scan.has_tail && !scan.zero_tail);
+  FUZZ_CHECK(scan.valid_end < before.valid_end || before.has_tail);
+  FUZZ_CHECK(std::any_of(before.damaged.begin(), before.damaged.end(),
+                         [&](const ByteRange& r) { return r.begin == scan.valid_end; }));
+  FUZZ_CHECK(scan.records.size() <= before.records.size());
+  for (size_t i = 0; i < scan.records.size(); i++)
+    FUZZ_CHECK(scan.records[i].offset == before.records[i].offset);
+  for (const auto& rec : scan.records) FUZZ_CHECK(rec.offset + rec.size <= scan.valid_end);
+  for (const auto& d : scan.damaged) FUZZ_CHECK(d.end <= scan.valid_end);
 }
 
 }  // namespace
@@ -150,6 +175,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     SegmentScan scan = scan_segment(file, kSegmentNumber);
     FUZZ_CHECK(scan.header_status.is_ok());
     check_scan(file, scan);
+    check_cut(file, scan);
   }
   return 0;
 }

@@ -116,6 +116,8 @@ int run_pl_verify(const VerifyFlags& flags) {
       return kExitFailed;
     }
     SegmentScan scan = scan_segment(*bytes, f.number);
+    // As the server's recovery sees it: part of a crashed last write is a torn tail.
+    if (newest) cut_at_lost_sector(*bytes, scan);
     const uint64_t file_bytes = bytes->size();
     if (!scan.header_status.is_ok()) {
       // The store rewrites a newest segment cut short inside its header (a crash while
@@ -142,7 +144,10 @@ int run_pl_verify(const VerifyFlags& flags) {
     markers_total += markers;
     std::vector<ByteRange> damaged = scan.damaged;
     std::string tail;
-    if (scan.has_tail) {
+    if (scan.has_tail && scan.zero_tail) {
+      tail = fmt::format(", zeros written ahead [{}, {}){}", scan.valid_end, file_bytes,
+                         newest ? "" : " (a sealed segment: the server cuts them off on start)");
+    } else if (scan.has_tail) {
       if (newest) {
         tail =
             fmt::format(", torn tail [{}, {}) (newest segment: the server truncates it on start)",
@@ -181,13 +186,15 @@ int run_pl_dump(const DumpFlags& flags) {
   }
   const bool by_table = flags.table_option->count() > 0;
   const bool by_page = flags.page_option->count() > 0;
-  for (const SegmentFile& f : *files) {
+  for (size_t i = 0; i < files->size(); ++i) {
+    const SegmentFile& f = (*files)[i];
     auto bytes = read_segment_file(f.path);
     if (!bytes.is_ok()) {
       fmt::print(stderr, "quire pl dump: {}\n", bytes.status().message());
       return kExitFailed;
     }
     SegmentScan scan = scan_segment(*bytes, f.number);
+    if (i + 1 == files->size()) cut_at_lost_sector(*bytes, scan);  // as recovery does
     if (!scan.header_status.is_ok()) {
       fmt::print(stderr, "# {}: bad header: {}\n", f.name, scan.header_status.to_string());
       continue;
@@ -195,7 +202,8 @@ int run_pl_dump(const DumpFlags& flags) {
     for (const auto& r : scan.damaged)
       fmt::print(stderr, "# {}: damaged [{}, {})\n", f.name, r.begin, r.end);
     if (scan.has_tail)
-      fmt::print(stderr, "# {}: tail [{}, {})\n", f.name, scan.valid_end, bytes->size());
+      fmt::print(stderr, "# {}: {} [{}, {})\n", f.name,
+                 scan.zero_tail ? "zeros written ahead" : "tail", scan.valid_end, bytes->size());
     for (const ScannedRecord& r : scan.records) {
       const RecordHeader& h = r.header;
       if (by_table && h.table.value != flags.table) continue;

@@ -1,5 +1,6 @@
 #include "pagelog/segment_format.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 
@@ -93,6 +94,8 @@ SegmentScan scan_segment(ByteView file, uint64_t segment_number) {
     }
     if (!found) {
       scan.has_tail = true;  // nothing valid follows: the rest is a tail
+      scan.zero_tail = std::all_of(file.begin() + static_cast<ptrdiff_t>(pos), file.end(),
+                                   [](uint8_t b) { return b == 0; });
       break;
     }
     QUIRE_ASSERT(next > pos);  // every damaged range is skipped, never read again
@@ -101,6 +104,31 @@ SegmentScan scan_segment(ByteView file, uint64_t segment_number) {
   }
   QUIRE_ASSERT(scan.valid_end <= file.size());
   return scan;
+}
+
+bool cut_at_lost_sector(ByteView file, SegmentScan& scan) {
+  constexpr uint64_t kSector = 512;
+  for (const ByteRange& r : scan.damaged) {
+    for (uint64_t s = (r.begin + kSector - 1) / kSector * kSector; s + kSector <= r.end;
+         s += kSector) {
+      const uint8_t* p = file.data() + s;
+      if (!std::all_of(p, p + kSector, [](uint8_t b) { return b == 0; })) continue;
+      const uint64_t cut = r.begin;
+      std::erase_if(scan.records, [&](const ScannedRecord& rec) { return rec.offset >= cut; });
+      std::erase_if(scan.damaged, [&](const ByteRange& d) { return d.begin >= cut; });
+      scan.valid_end = cut;
+      scan.has_tail = true;
+      scan.zero_tail = false;
+      return true;
+    }
+  }
+  return false;
+}
+
+uint64_t torn_bytes(ByteView file, const SegmentScan& scan) {
+  uint64_t end = file.size();
+  while (end > scan.valid_end && file[end - 1] == 0) end--;
+  return end - scan.valid_end;
 }
 
 bool copy_gaps_valid(const std::vector<CopyGap>& gaps) {

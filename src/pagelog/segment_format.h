@@ -79,10 +79,26 @@ struct SegmentScan {
   // Bytes after valid_end that hold no valid record: a torn tail (a write the crash
   // interrupted) when this is the newest segment.
   bool has_tail = false;
+  // The tail is zeros only: space a store wrote ahead of its records (SegmentStoreOptions::
+  // zero_ahead_bytes), not a torn write.
+  bool zero_tail = false;
 };
 
 // Reads every record of a segment file's bytes. After a corrupt record it looks for the
 // next offset where a valid record starts and goes on from there.
 SegmentScan scan_segment(ByteView file, uint64_t segment_number);
+
+// For the newest segment only, after scan_segment: a damaged range holding a whole
+// 512-byte sector of zeros (at a multiple of 512 in the file) is where a crash kept only
+// part of a group's unsynced write. Its pages reach the disk in any order, and a lost one
+// reads back the zeros written ahead of the records (SegmentStoreOptions::
+// zero_ahead_bytes). Groups are synced in order, so nothing from there on was synced: the
+// scan is cut there, as a torn tail (the records and damaged ranges after it dropped).
+// Returns whether it cut. A damaged range without such a sector is damage.
+bool cut_at_lost_sector(ByteView file, SegmentScan& scan);
+
+// The bytes after valid_end up to the file's last non-zero byte: what a torn tail held
+// (the zeros written ahead after it are not counted).
+uint64_t torn_bytes(ByteView file, const SegmentScan& scan);
 
 }  // namespace quire

@@ -87,7 +87,8 @@ struct SegmentStore::Segment {
   // keeps it open past an eviction.
   std::shared_ptr<File> file;
   std::optional<std::list<uint64_t>::iterator> cached;
-  uint64_t size = 0;
+  uint64_t size = 0;      // the end of the last record: where the next one goes
+  uint64_t file_end = 0;  // the file's length: `size` and the zeros written past it
 };
 
 SegmentStore::SegmentStore(Env& env, SegmentStoreOptions options)
@@ -230,6 +231,7 @@ Task<Status> SegmentStore::recover_segment(uint64_t number, bool newest) {
   auto seg = std::make_unique<Segment>();
   seg->number = number;
   seg->size = bytes->size();
+  seg->file_end = bytes->size();
   auto place = [&] {
     Segment& placed = *(segments_[number] = std::move(seg));
     std::shared_ptr<File> open_file = std::move(file).value();
@@ -255,20 +257,36 @@ Task<Status> SegmentStore::recover_segment(uint64_t number, bool newest) {
     place();
     co_return Status();
   }
+  if (newest && cut_at_lost_sector(*bytes, scan)) {
+    env_.log().warn(kComponent, 30021,
+                    "a sector of the newest segment's last write never reached the disk; "
+                    "cutting the segment there as a torn tail",
+                    {{"segment", number}, {"valid_end", scan.valid_end}});
+  }
   for (const auto& r : scan.damaged) {
     env_.log().error(kComponent, 30006, "damaged range in a segment; its records are not served",
                      {{"segment", number}, {"begin", r.begin}, {"end", r.end}});
     damaged_.push_back({number, r.begin, r.end});
   }
-  if (scan.has_tail) {
+  if (scan.has_tail && scan.zero_tail) {
+    // Zeros written ahead of the records (SegmentStoreOptions::zero_ahead_bytes), not a
+    // torn write. The active segment keeps them for its next records; a sealed one (a
+    // crash came before its seal's cut reached the disk) is cut back now, unsynced too.
+    seg->size = scan.valid_end;
+    if (!newest) {
+      QUIRE_CO_RETURN_IF_ERROR(co_await (*file)->truncate(scan.valid_end));
+      seg->file_end = scan.valid_end;
+    }
+  } else if (scan.has_tail) {
     if (newest) {
-      uint64_t torn = bytes->size() - scan.valid_end;
+      const uint64_t torn = torn_bytes(*bytes, scan);
       env_.log().warn(kComponent, 30007, "truncating the torn tail of the newest segment",
                       {{"segment", number}, {"valid_end", scan.valid_end}, {"torn_bytes", torn}});
       QUIRE_CO_RETURN_IF_ERROR(co_await (*file)->truncate(scan.valid_end));
       QUIRE_CO_RETURN_IF_ERROR(co_await (*file)->sync());
       torn_bytes_truncated_ += torn;
       seg->size = scan.valid_end;
+      seg->file_end = scan.valid_end;
     } else {
       env_.log().error(kComponent, 30008,
                        "damaged end of a sealed segment; its records are not served",
@@ -310,6 +328,8 @@ Task<Status> SegmentStore::create_segment(uint64_t number) {
 Task<Status> SegmentStore::create_segment_file(uint64_t number) {
   // Segment numbers only grow: recovery goes in order, and seals and roll-overs add one.
   QUIRE_ASSERT(segments_.empty() || number > segments_.rbegin()->first);
+  if (!segments_.empty())
+    QUIRE_CO_RETURN_IF_ERROR(co_await trim_zeros(*segments_.rbegin()->second));
   auto file = co_await env_.disk().open(path(number), {.create = true, .exclusive = true});
   if (!file.is_ok()) co_return file.status();
   Bytes header = encode_segment_header(number);
@@ -325,6 +345,7 @@ Task<Status> SegmentStore::create_segment_file(uint64_t number) {
   auto seg = std::make_unique<Segment>();
   seg->number = number;
   seg->size = header.size();
+  seg->file_end = header.size();
   seg->file = std::move(file).value();
   segments_[number] = std::move(seg);
   active_ = number;
@@ -781,7 +802,7 @@ Task<Status> SegmentStore::write_plan(FlushPlan& plan) {
     QUIRE_CO_RETURN_IF_ERROR(co_await create_segment(active_ + 1));
     seg = segments_.at(active_).get();
   }
-  auto off = co_await seg->file->append(plan.buf);
+  auto off = co_await write_at_end(*seg, plan.buf);
   if (!off.is_ok()) co_return break_store(off.status());
   const MonoTime sync_start = env_.executor().now();
   Status st = co_await seg->file->sync();
@@ -807,6 +828,42 @@ Task<Status> SegmentStore::write_plan(FlushPlan& plan) {
   co_return Status();
 }
 
+Task<Result<uint64_t>> SegmentStore::write_at_end(Segment& seg, ByteView buf) {
+  const uint64_t at = seg.size;
+  const uint64_t end = at + buf.size();
+  QUIRE_CO_RETURN_IF_ERROR(co_await seg.file->write(at, buf));
+  if (end <= seg.file_end) co_return at;
+  seg.file_end = end;
+  // Past the zeros: the next ones, up to the roll-over bound. They only spare later syncs
+  // a journal commit, so a failed write of them (a full disk) fails no group: the next
+  // group tries again.
+  const uint64_t ahead =
+      end < options_.segment_bytes_max
+          ? std::min<uint64_t>(options_.zero_ahead_bytes, options_.segment_bytes_max - end)
+          : 0;
+  if (ahead == 0) co_return at;
+  if (zeros_.size() < ahead) zeros_.assign(ahead, 0);
+  Status zeroed = co_await seg.file->write(end, ByteView(zeros_.data(), ahead));
+  if (zeroed.is_ok()) {
+    seg.file_end = end + ahead;
+  } else if (auto suppressed = zero_write_log_.admit(env_.executor().now())) {
+    env_.log().warn(kComponent, 30022,
+                    "could not write zeros ahead of the records; this group's sync commits the "
+                    "file's growth",
+                    {{"segment", seg.number}, {"error", zeroed}, {"suppressed", *suppressed}});
+  }
+  co_return at;
+}
+
+// Not synced: a crash that loses the cut leaves the zeros, and recovery cuts them again.
+Task<Status> SegmentStore::trim_zeros(Segment& seg) {
+  if (seg.file_end <= seg.size) co_return Status();
+  QUIRE_ASSERT(seg.file != nullptr);  // only the active segment has zeros, and it is open
+  QUIRE_CO_RETURN_IF_ERROR(co_await seg.file->truncate(seg.size));
+  seg.file_end = seg.size;
+  co_return Status();
+}
+
 Task<Status> SegmentStore::seal() {
   if (!broken_.is_ok()) co_return broken_;
   // Writes queued for the sealed segment fail from this moment, before we get the lock.
@@ -826,7 +883,7 @@ Task<Result<RecordRef>> SegmentStore::write_marker(const Record& marker) {
   Bytes buf;
   encode_record(marker, buf);
   Segment* seg = segments_.at(active_).get();
-  auto off = co_await seg->file->append(buf);
+  auto off = co_await write_at_end(*seg, buf);
   if (!off.is_ok()) co_return break_store(off.status());
   Status st = co_await seg->file->sync();
   if (!st.is_ok()) co_return break_store(st);

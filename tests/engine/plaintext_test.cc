@@ -38,6 +38,9 @@ struct DiskTap {
   std::vector<Bytes> writes;            // every range, in order
   std::map<std::string, Bytes> images;  // per path, every write applied at its offset
   uint64_t bytes = 0;
+  // The same without each write's trailing zeros: the zeros a segment store writes ahead
+  // of its records (SegmentStoreOptions::zero_ahead_bytes) hold nothing.
+  uint64_t record_bytes = 0;
 };
 
 // Where needles were found: by needle index the first place, and the needles each kind
@@ -92,6 +95,8 @@ class PlaintextRun {
             if (image.size() < offset + data.size()) image.resize(offset + data.size());
             std::copy(data.begin(), data.end(), image.begin() + static_cast<ptrdiff_t>(offset));
             tap->bytes += data.size();
+            auto last = std::find_if(data.rbegin(), data.rend(), [](uint8_t b) { return b != 0; });
+            tap->record_bytes += static_cast<uint64_t>(data.rend() - last);
           });
     }
     EngineOptions o;
@@ -175,13 +180,13 @@ class PlaintextRun {
 
   void checkpoint_with_torn_server() {
     const NodeId victim = cluster_->servers()[1];
-    const uint64_t mark = taps_[victim].bytes;
+    const uint64_t mark = taps_[victim].record_bytes;
     bool done = false;
     leader_->env().executor().spawn("checkpoint",
                                     checkpoint_task(engine(), leader_->writer(), ts(now_), done));
     // The checkpoint's pages reach the victim's disk (more than a new segment's header);
     // the write is not synced yet.
-    cluster_->world().run_until([&] { return taps_[victim].bytes > mark + 4096 || done; },
+    cluster_->world().run_until([&] { return taps_[victim].record_bytes > mark + 4096 || done; },
                                 cluster_->world().now() + 10s);
     EXPECT_FALSE(done);
     cluster_->world().crash(victim, UnsyncedOnCrash::kRandomSubset);
@@ -358,7 +363,9 @@ std::string describe(const NeedleSet& needles, const Findings& f, size_t max = 5
 }
 
 TEST(Plaintext, NoCanaryAndNoKeyReachesAPageServer) {
-  PlaintextRun run(11, /*encrypt=*/true);
+  // Seed 14: its crash tears the victim's tail. (Seed 11's stopped doing so once page
+  // servers wrote zeros ahead of their records: that crash kept all or none of the write.)
+  PlaintextRun run(14, /*encrypt=*/true);
   ASSERT_NO_FATAL_FAILURE(run.workload());
   ASSERT_NO_FATAL_FAILURE(run.collect_keys());
   ASSERT_NO_FATAL_FAILURE(run.drop_old_checkpoints());

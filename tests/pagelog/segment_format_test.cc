@@ -102,6 +102,10 @@ std::string scan_violation(ByteView file, const SegmentScan& scan) {
     return fmt::format("valid_end {} but records end at {}", scan.valid_end, cursor);
   if (scan.valid_end > file.size()) return "valid_end past the file";
   if (scan.has_tail != (scan.valid_end < file.size())) return "has_tail disagrees with valid_end";
+  const bool zeros_after = std::all_of(
+      file.begin() + static_cast<ptrdiff_t>(std::min<uint64_t>(scan.valid_end, file.size())),
+      file.end(), [](uint8_t b) { return b == 0; });
+  if (scan.zero_tail != (scan.has_tail && zeros_after)) return "zero_tail disagrees with the tail";
   return "";
 }
 
@@ -313,8 +317,91 @@ TEST(ScanSegment, EveryTruncationPointKeepsTheWholeRecordsBeforeIt) {
     EXPECT_TRUE(scan.damaged.empty());
     EXPECT_EQ(scan.valid_end, valid_end);
     EXPECT_EQ(scan.has_tail, cut > valid_end);
+    EXPECT_FALSE(scan.zero_tail);  // a record cut short starts with its magic
     EXPECT_EQ(scan_violation(file, scan), "");
   }
+}
+
+// A store writes zeros ahead of its records (SegmentStoreOptions::zero_ahead_bytes), and a
+// crash may leave any prefix of a group's write over them: zeros after whole records are a
+// zero tail, a record cut short before the zeros is a torn one.
+TEST(ScanSegment, ZerosAfterTheRecordsAreAZeroTailAndACutRecordBeforeThemIsNot) {
+  SegmentImage s = five_records();
+  for (size_t cut = kSegmentHeaderBytes; cut <= s.file.size(); cut++) {
+    SCOPED_TRACE(fmt::format("cut {}", cut));
+    Bytes file = prefix(s.file, cut);
+    file.resize(file.size() + 4096, 0);
+    SegmentScan scan = scan_segment(file, kSegment);
+    ASSERT_TRUE(scan.header_status.is_ok());
+    // The records wholly before the cut, and the one it cuts when all it lost were zero
+    // bytes (the zeros after the cut give them back: its checksum holds).
+    std::vector<size_t> whole;
+    uint64_t valid_end = kSegmentHeaderBytes;
+    for (size_t i = 0; i < s.records.size(); i++) {
+      if (s.end_of(i) > cut &&
+          !std::all_of(
+              s.file.begin() + static_cast<ptrdiff_t>(std::max<uint64_t>(cut, s.offsets[i])),
+              s.file.begin() + static_cast<ptrdiff_t>(s.end_of(i)),
+              [](uint8_t b) { return b == 0; })) {
+        break;
+      }
+      whole.push_back(i);
+      valid_end = s.end_of(i);
+    }
+    expect_records(scan, s, whole);
+    EXPECT_TRUE(scan.damaged.empty());
+    EXPECT_EQ(scan.valid_end, valid_end);
+    EXPECT_TRUE(scan.has_tail);
+    EXPECT_EQ(scan.zero_tail, cut <= valid_end);
+    EXPECT_EQ(scan_violation(file, scan), "");
+  }
+}
+
+// A crash that kept a later record of the last write but lost a sector before it (the
+// zeros written ahead read back there): cut_at_lost_sector makes it a torn tail.
+TEST(ScanSegment, ALostSectorBeforeAWholeRecordIsCutAsATornTail) {
+  SegmentImage s = five_records();
+  Bytes file = s.file;
+  file.resize(file.size() + 1500, 0);  // a lost record: holds whole aligned sectors of zeros
+  const uint64_t later_at = file.size();
+  encode_record(log_record(7, 30), file);
+  const uint64_t later_end = file.size();
+  file.resize(file.size() + 4096, 0);
+  SegmentScan scan = scan_segment(file, kSegment);
+  ASSERT_EQ(scan.damaged.size(), 1u);
+  EXPECT_EQ(scan.damaged[0].begin, s.file.size());
+  EXPECT_EQ(scan.damaged[0].end, later_at);
+  EXPECT_EQ(scan.records.size(), 6u);
+  EXPECT_TRUE(scan.zero_tail);
+  ASSERT_TRUE(cut_at_lost_sector(file, scan));
+  expect_records(scan, s, {0, 1, 2, 3, 4});
+  EXPECT_TRUE(scan.damaged.empty());
+  EXPECT_EQ(scan.valid_end, s.file.size());
+  EXPECT_TRUE(scan.has_tail);
+  EXPECT_FALSE(scan.zero_tail);
+  EXPECT_EQ(torn_bytes(file, scan), later_end - s.file.size());
+  EXPECT_EQ(scan_violation(file, scan), "");
+}
+
+// Damage with no whole sector of zeros (a flipped bit) stays damage, and so does a run of
+// zeros shorter than an aligned sector.
+TEST(ScanSegment, DamageWithoutAZeroSectorIsNotCut) {
+  SegmentImage s = five_records();
+  Bytes file = s.file;
+  file[s.offsets[2] + kRecordHeaderBytes + 1] ^= 0x40;
+  SegmentScan scan = scan_segment(file, kSegment);
+  ASSERT_EQ(scan.damaged.size(), 1u);
+  EXPECT_FALSE(cut_at_lost_sector(file, scan));
+  EXPECT_EQ(scan.damaged.size(), 1u);
+  EXPECT_EQ(scan.records.size(), 4u);
+
+  Bytes gap = s.file;
+  gap.resize(gap.size() + 300, 0);
+  encode_record(log_record(7, 30), gap);
+  SegmentScan short_run = scan_segment(gap, kSegment);
+  ASSERT_EQ(short_run.damaged.size(), 1u);
+  EXPECT_FALSE(cut_at_lost_sector(gap, short_run));
+  EXPECT_EQ(short_run.records.size(), 6u);
 }
 
 // Every byte of a middle record in turn, inverted: that record alone is lost, as exactly one

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "pagelog/page_server.h"
 #include "pagelog/segment_format.h"
 #include "sim/replica_set_sim.h"
 
@@ -251,6 +252,19 @@ TEST_F(StandbyTest, ASlowSyncOnItsPageServerDoesNotHoldBackWhatItFetched) {
   put("a", "1");
   ASSERT_TRUE(caught_up());
   const Timestamp tb = put("b", "2");
+  // b's record is stored on the standby's server too (W others may have acknowledged it
+  // first) before that server slows down.
+  auto complete_on = [&](NodeId s) {
+    auto* ps = dynamic_cast<PageServer*>(world().app(s));
+    return ps != nullptr && ps->store() != nullptr ? ps->store()->complete_lsn() : Lsn();
+  };
+  ASSERT_TRUE(wait_for(
+      [&] {
+        Lsn top;
+        for (NodeId s : sim().server_ids()) top = std::max(top, complete_on(s));
+        return complete_on(sim().preferred_server(0)) == top;
+      },
+      1s));
   // The standby's server now takes 300 ms for every sync; the other two keep W.
   DiskFaults slow;
   slow.sync_latency_min = slow.sync_latency_max = 300ms;
