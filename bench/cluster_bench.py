@@ -19,6 +19,10 @@ Plus machine context: nproc, CPU model, load average, and the raw append+fdatasy
 of the disk under the temp dir. Section 1 also reports each process's CPU seconds (cpu_s)
 and, for Quire's processes, their threads' context switches (ctx_switches).
 
+--busy N runs N busy-looping processes (plain CPU burners, at the same priority) from the
+cluster's start to the end of the run, for the figures on a loaded machine; the report
+says so and gives the CPU they got.
+
 --fsync-delay-us N emulates a slower disk for both sides alike: redis-server and every Quire
 process run with bench/slow_fsync.c preloaded, which sleeps N us after each fdatasync and
 fsync returns (the report says so). The figures of the goal are without it.
@@ -387,6 +391,32 @@ def redis_benchmark(port, requests, pipeline, clients=50):
             "max_ms": float(row["max_latency_ms"]),
         }
     return out
+
+
+class BusyLoad:
+    """N busy-looping processes: a loaded machine. Stopped by pid at exit."""
+
+    def __init__(self, n):
+        self.n = n
+        self.procs = []
+
+    def __enter__(self):
+        for _ in range(self.n):
+            self.procs.append(subprocess.Popen([sys.executable, "-c", "while True: pass"],
+                                               stdin=subprocess.DEVNULL, env=CHILD_ENV))
+        if self.procs:
+            log(f"background load: {self.n} busy-looping processes "
+                f"(pids {', '.join(str(p.pid) for p in self.procs)})")
+        return self
+
+    def cpu_s(self):
+        return round(sum(proc_cpu(p.pid) or 0.0 for p in self.procs), 1)
+
+    def __exit__(self, *exc):
+        for p in self.procs:
+            p.kill()
+        for p in self.procs:
+            p.wait()
 
 
 def run_throughput(cluster, root, redis_port, requests):
@@ -876,6 +906,10 @@ def print_report(r):
     fd = m["fdatasync"]
     print(f"raw append(4 KiB)+fdatasync under {r['tmpdir']}: median {fd['p50_ms']} ms, "
           f"p99 {fd['p99_ms']} ms ({fd['count']} calls)")
+    busy = r.get("background_load")
+    if busy:
+        print(f"LOADED MACHINE: {busy['processes']} busy-looping processes ran from the cluster's "
+              f"start to the end (they got {busy['cpu_s']} CPU s over {busy['wall_s']} s)")
     delay_us = r["args"].get("fsync_delay_us", 0)
     if delay_us:
         print(f"EMULATED DISK: every fdatasync/fsync of redis-server and of the Quire processes "
@@ -950,7 +984,8 @@ def print_report(r):
 
 def key_figures(r):
     """The headline figures of one run's JSON, flat: name -> number."""
-    out = {"fdatasync_p50_ms": r["machine"]["fdatasync"]["p50_ms"], "load_start": r["machine"]["loadavg_start"][0]}
+    out = {"fdatasync_p50_ms": r["machine"]["fdatasync"]["p50_ms"], "load_start": r["machine"]["loadavg_start"][0],
+           "busy processes": r.get("background_load", {}).get("processes", 0)}
     for pk, row in r.get("throughput", {}).get("runs", {}).items():
         for op in ("SET", "GET"):
             for who in ("quire", "redis_always", "redis_everysec"):
@@ -1031,6 +1066,9 @@ def main():
                     help="quire cluster init --group-pipeline-min (0: the nodes' default)")
     ap.add_argument("--group-gather-us", type=int, default=-1,
                     help="quire cluster init --group-gather-us (-1: the nodes' default; 0: off)")
+    ap.add_argument("--busy", type=int, default=0,
+                    help="N busy-looping processes from the cluster's start to the end: the "
+                         "figures on a loaded machine")
     ap.add_argument("--summarize", nargs="+", metavar="JSON", help="print the medians of earlier runs and exit")
     args = ap.parse_args()
     if args.summarize:
@@ -1065,21 +1103,26 @@ def main():
         wait_quiet(args.max_load, args.max_wait)
         result["machine"] = machine_info(root)
         cluster.init()
-        cluster.start()
-        cluster.wait_all_serving()
-        if "throughput" in sections:
-            result["throughput"] = run_throughput(cluster, root, args.redis_port, args.requests)
-        if "lag" in sections:
+        with BusyLoad(args.busy) as busy:
+            busy_started = time.monotonic()
+            cluster.start()
+            cluster.wait_all_serving()
             if "throughput" in sections:
-                result["settle_checkpoint"] = settle_checkpoint(cluster)
-            result["lag"] = [run_lag(cluster, int(rate), args.lag_seconds, args.lag_conns,
-                                     args.lag_poll_ms / 1000.0, args.lag_dump)
-                          for rate in args.lag_rate.split(",")]
-        if "kek" in sections:
-            result["kek"] = run_kek(cluster, args.rotations)
-        if "failover" in sections:
-            result["failover"] = run_failover(cluster, args.trials)
-        result["machine"]["loadavg_end"] = list(os.getloadavg())
+                result["throughput"] = run_throughput(cluster, root, args.redis_port, args.requests)
+            if "lag" in sections:
+                if "throughput" in sections:
+                    result["settle_checkpoint"] = settle_checkpoint(cluster)
+                result["lag"] = [run_lag(cluster, int(rate), args.lag_seconds, args.lag_conns,
+                                         args.lag_poll_ms / 1000.0, args.lag_dump)
+                                 for rate in args.lag_rate.split(",")]
+            if "kek" in sections:
+                result["kek"] = run_kek(cluster, args.rotations)
+            if "failover" in sections:
+                result["failover"] = run_failover(cluster, args.trials)
+            result["machine"]["loadavg_end"] = list(os.getloadavg())
+            if args.busy:
+                result["background_load"] = {"processes": args.busy, "cpu_s": busy.cpu_s(),
+                                             "wall_s": round(time.monotonic() - busy_started, 1)}
     finally:
         cluster.stop()
         if args.json:
