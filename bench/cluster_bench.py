@@ -19,9 +19,9 @@ Plus machine context: nproc, CPU model, load average, and the raw append+fdatasy
 of the disk under the temp dir. Section 1 also reports each process's CPU seconds (cpu_s)
 and, for Quire's processes, their threads' context switches (ctx_switches).
 
---busy N runs N busy-looping processes (plain CPU burners, at the same priority) from the
-cluster's start to the end of the run, for the figures on a loaded machine; the report
-says so and gives the CPU they got.
+--busy N runs N busy-looping processes (plain CPU burners, at the benchmark's priority, or
+at --busy-nice) from the cluster's start to the end of the run, for the figures on a
+loaded machine; the report says so and gives the CPU they got.
 
 --fsync-delay-us N emulates a slower disk for both sides alike: redis-server and every Quire
 process run with bench/slow_fsync.c preloaded, which sleeps N us after each fdatasync and
@@ -396,16 +396,18 @@ def redis_benchmark(port, requests, pipeline, clients=50):
 class BusyLoad:
     """N busy-looping processes: a loaded machine. Stopped by pid at exit."""
 
-    def __init__(self, n):
+    def __init__(self, n, nice=0):
         self.n = n
+        self.nice = nice
         self.procs = []
 
     def __enter__(self):
         for _ in range(self.n):
-            self.procs.append(subprocess.Popen([sys.executable, "-c", "while True: pass"],
-                                               stdin=subprocess.DEVNULL, env=CHILD_ENV))
+            self.procs.append(subprocess.Popen(
+                [sys.executable, "-c", f"import os; os.nice({self.nice})\nwhile True: pass"],
+                stdin=subprocess.DEVNULL, env=CHILD_ENV))
         if self.procs:
-            log(f"background load: {self.n} busy-looping processes "
+            log(f"background load: {self.n} busy-looping processes at nice {self.nice} "
                 f"(pids {', '.join(str(p.pid) for p in self.procs)})")
         return self
 
@@ -908,8 +910,9 @@ def print_report(r):
           f"p99 {fd['p99_ms']} ms ({fd['count']} calls)")
     busy = r.get("background_load")
     if busy:
-        print(f"LOADED MACHINE: {busy['processes']} busy-looping processes ran from the cluster's "
-              f"start to the end (they got {busy['cpu_s']} CPU s over {busy['wall_s']} s)")
+        print(f"LOADED MACHINE: {busy['processes']} busy-looping processes at nice "
+              f"{busy.get('nice', 0)} ran from the cluster's start to the end (they got "
+              f"{busy['cpu_s']} CPU s over {busy['wall_s']} s)")
     delay_us = r["args"].get("fsync_delay_us", 0)
     if delay_us:
         print(f"EMULATED DISK: every fdatasync/fsync of redis-server and of the Quire processes "
@@ -1069,6 +1072,9 @@ def main():
     ap.add_argument("--busy", type=int, default=0,
                     help="N busy-looping processes from the cluster's start to the end: the "
                          "figures on a loaded machine")
+    ap.add_argument("--busy-nice", type=int, default=0,
+                    help="the --busy processes' nice value (0: the benchmark's priority; 19: "
+                         "a batch job that yields to everything else)")
     ap.add_argument("--summarize", nargs="+", metavar="JSON", help="print the medians of earlier runs and exit")
     args = ap.parse_args()
     if args.summarize:
@@ -1103,7 +1109,7 @@ def main():
         wait_quiet(args.max_load, args.max_wait)
         result["machine"] = machine_info(root)
         cluster.init()
-        with BusyLoad(args.busy) as busy:
+        with BusyLoad(args.busy, args.busy_nice) as busy:
             busy_started = time.monotonic()
             cluster.start()
             cluster.wait_all_serving()
@@ -1121,7 +1127,8 @@ def main():
                 result["failover"] = run_failover(cluster, args.trials)
             result["machine"]["loadavg_end"] = list(os.getloadavg())
             if args.busy:
-                result["background_load"] = {"processes": args.busy, "cpu_s": busy.cpu_s(),
+                result["background_load"] = {"processes": args.busy, "nice": args.busy_nice,
+                                             "cpu_s": busy.cpu_s(),
                                              "wall_s": round(time.monotonic() - busy_started, 1)}
     finally:
         cluster.stop()
