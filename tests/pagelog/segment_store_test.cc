@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "support/sim_node.h"
@@ -225,28 +226,42 @@ TEST_F(StoreTest, SegmentsRollOverAtTheirSizeBound) {
   EXPECT_TRUE(read_lsn(Lsn(37)).is_ok());
 }
 
+// Unsynced bytes of a write the crash interrupted: where the next records go (over the
+// zeros written ahead), or at the end of the file (past them). Either way a torn tail,
+// truncated; the acknowledged records before it survive, what the crash kept of the torn
+// record is counted (never the zeros after it), and the next record goes where it was.
 TEST_F(StoreTest, TornTailIsTruncatedAndAcknowledgedRecordsSurvive) {
-  for (int round = 0; round < 20; ++round) {
-    open();
-    uint64_t base = store_->last_lsn().value;
-    for (uint64_t l = base + 1; l <= base + 10; ++l)
-      ASSERT_TRUE(append({log_record(l, l - 1, 700)}).is_ok());
-    // Unsynced bytes at the end, as a write the crash interrupted would leave.
-    Bytes garbage;
-    encode_record(log_record(base + 11, base + 10, 3000), garbage);
-    garbage.resize(garbage.size() / 2);
-    std::string seg = "segments/" + segment_file_name(store_->find(Lsn(base + 10))->segment);
-    run([&]() -> Task<void> {
-      auto f = co_await env().disk().open(seg, {});
-      (void)co_await (*f)->append(garbage);
-    });
-    crash_and_reopen(UnsyncedOnCrash::kRandomSubset);
-    EXPECT_EQ(store_->complete_lsn(), Lsn(base + 10));
-    EXPECT_TRUE(store_->stats().damaged.empty());
-    // Appending after recovery works and lands after the truncation point.
-    ASSERT_TRUE(append({log_record(base + 11, base + 10)}).is_ok());
-    EXPECT_EQ(store_->complete_lsn(), Lsn(base + 11));
-    store_.reset();
+  for (const bool over_the_zeros : {true, false}) {
+    for (int round = 0; round < 20; ++round) {
+      SCOPED_TRACE(
+          fmt::format("{} round {}", over_the_zeros ? "over the zeros" : "past them", round));
+      open();
+      uint64_t base = store_->last_lsn().value;
+      for (uint64_t l = base + 1; l <= base + 10; ++l)
+        ASSERT_TRUE(append({log_record(l, l - 1, 700)}).is_ok());
+      Bytes torn;
+      encode_record(log_record(base + 11, base + 10, 3000), torn);
+      torn.resize(torn.size() / 2);
+      const uint64_t records_end = end_of(Lsn(base + 10));
+      run([&]() -> Task<void> {
+        auto f = co_await env().disk().open(segment_of(Lsn(base + 10)), {});
+        if (over_the_zeros) {
+          (void)co_await (*f)->write(records_end, torn);
+        } else {
+          (void)co_await (*f)->append(torn);
+        }
+      });
+      crash_and_reopen(UnsyncedOnCrash::kRandomSubset);
+      EXPECT_EQ(store_->complete_lsn(), Lsn(base + 10));
+      EXPECT_TRUE(store_->stats().damaged.empty());
+      if (over_the_zeros) {
+        EXPECT_LE(store_->stats().torn_bytes_truncated, torn.size());
+      }
+      ASSERT_TRUE(append({log_record(base + 11, base + 10)}).is_ok());
+      EXPECT_EQ(store_->find(Lsn(base + 11))->offset, records_end);
+      EXPECT_EQ(store_->complete_lsn(), Lsn(base + 11));
+      store_.reset();
+    }
   }
 }
 
@@ -384,34 +399,6 @@ TEST_F(StoreTest, ALostSectorInTheLastWriteIsATornTailNotDamage) {
   crash_and_reopen(UnsyncedOnCrash::kLose);
   EXPECT_EQ(store_->complete_lsn(), Lsn(6));
   EXPECT_TRUE(store_->stats().damaged.empty());
-}
-
-// A group's write over the zeros that a crash interrupted: a torn tail, truncated, and the
-// acknowledged records before it survive.
-TEST_F(StoreTest, ATornWriteOverTheZerosIsTruncated) {
-  for (int round = 0; round < 20; ++round) {
-    open();
-    uint64_t base = store_->last_lsn().value;
-    for (uint64_t l = base + 1; l <= base + 10; ++l)
-      ASSERT_TRUE(append({log_record(l, l - 1, 700)}).is_ok());
-    Bytes torn;
-    encode_record(log_record(base + 11, base + 10, 3000), torn);
-    torn.resize(torn.size() / 2);
-    const uint64_t records_end = end_of(Lsn(base + 10));
-    run([&]() -> Task<void> {
-      auto f = co_await env().disk().open(segment_of(Lsn(base + 10)), {});
-      (void)co_await (*f)->write(records_end, torn);
-    });
-    crash_and_reopen(UnsyncedOnCrash::kRandomSubset);
-    EXPECT_EQ(store_->complete_lsn(), Lsn(base + 10));
-    EXPECT_TRUE(store_->stats().damaged.empty());
-    // What the crash kept of the torn record is counted, never the zeros after it.
-    EXPECT_LE(store_->stats().torn_bytes_truncated, torn.size());
-    ASSERT_TRUE(append({log_record(base + 11, base + 10)}).is_ok());
-    EXPECT_EQ(store_->find(Lsn(base + 11))->offset, records_end);
-    EXPECT_EQ(store_->complete_lsn(), Lsn(base + 11));
-    store_.reset();
-  }
 }
 
 TEST_F(StoreTest, WithoutZerosAheadTheFileEndsAtTheLastRecord) {
