@@ -258,14 +258,12 @@ Status PageServer::store_result(Status st) {
 }
 
 Task<Result<std::vector<Record>>> PageServer::read_records(const std::vector<RecordRef>& refs) {
-  std::vector<Record> out;
-  for (const auto& ref : refs) {
-    auto r = co_await store_->read(ref);
-    if (!r.is_ok()) co_return r.status();
-    QUIRE_ASSERT(r->lsn == ref.lsn);  // read() checks the record it found is the one asked for
-    out.push_back(std::move(r).value());
-  }
-  co_return out;
+  auto records = co_await store_->read_many(refs);
+  if (!records.is_ok()) co_return records.status();
+  QUIRE_ASSERT(records->size() == refs.size());
+  // read_many checks each record it found is the one asked for.
+  for (size_t i = 0; i < refs.size(); i++) QUIRE_ASSERT((*records)[i].lsn == refs[i].lsn);
+  co_return records;
 }
 
 Task<Result<AppendAck>> PageServer::handle_append(AppendRequest request) {

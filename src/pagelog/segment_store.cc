@@ -1213,27 +1213,55 @@ Task<Result<size_t>> SegmentStore::delete_dead_segments() {
 }
 
 Task<Result<Record>> SegmentStore::read(const RecordRef& ref) {
-  auto file = co_await segment_file(ref.segment);
-  if (!file.is_ok()) co_return Status(file.status()).with("lsn", ref.lsn.value);
-  Bytes buf(ref.size);
-  auto n = co_await (*file)->read(ref.offset, buf);
-  if (!n.is_ok()) co_return n.status();
-  if (*n != ref.size) {
-    co_return Status(Code::kCorruption, "record cut short on disk")
-        .with("segment", ref.segment)
-        .with("lsn", ref.lsn.value);
+  auto records = co_await read_many(std::span<const RecordRef>(&ref, 1));
+  if (!records.is_ok()) co_return records.status();
+  QUIRE_ASSERT(records->size() == 1);
+  co_return std::move(records->front());
+}
+
+Task<Result<std::vector<Record>>> SegmentStore::read_many(std::span<const RecordRef> refs) {
+  std::vector<Record> out;
+  out.reserve(refs.size());
+  Bytes buf;
+  for (size_t first = 0; first < refs.size();) {
+    // The run: records that follow each other in one segment, within the bound.
+    size_t end = first + 1;
+    uint64_t bytes = refs[first].size;
+    while (end < refs.size() && refs[end].segment == refs[first].segment &&
+           refs[end].offset == refs[end - 1].offset + refs[end - 1].size &&
+           bytes + refs[end].size <= kReadRunBytesMax) {
+      bytes += refs[end].size;
+      end++;
+    }
+    auto file = co_await segment_file(refs[first].segment);
+    if (!file.is_ok()) co_return Status(file.status()).with("lsn", refs[first].lsn.value);
+    buf.resize(bytes);
+    auto n = co_await (*file)->read(refs[first].offset, buf);
+    if (!n.is_ok()) co_return n.status();
+    uint64_t at = 0;
+    for (size_t i = first; i < end; i++) {
+      const RecordRef& ref = refs[i];
+      if (*n < at + ref.size) {
+        co_return Status(Code::kCorruption, "record cut short on disk")
+            .with("segment", ref.segment)
+            .with("lsn", ref.lsn.value);
+      }
+      DecodedRecord d = decode_record(ByteView(buf.data() + at, ref.size));
+      if (d.outcome != DecodeOutcome::kOk || d.record.lsn != ref.lsn) {
+        Status err =
+            d.outcome == DecodeOutcome::kOk ? corruption("record lsn changed on disk") : d.error;
+        if (err.is_ok()) err = corruption("record damaged on disk");
+        env_.log().error(
+            kComponent, 30011, "stored record failed its checksum; not served",
+            {{"segment", ref.segment}, {"offset", ref.offset}, {"lsn", ref.lsn}, {"error", err}});
+        co_return std::move(err).with("segment", ref.segment).with("lsn", ref.lsn.value);
+      }
+      out.push_back(std::move(d.record));
+      at += ref.size;
+    }
+    first = end;
   }
-  DecodedRecord d = decode_record(buf);
-  if (d.outcome != DecodeOutcome::kOk || d.record.lsn != ref.lsn) {
-    Status err =
-        d.outcome == DecodeOutcome::kOk ? corruption("record lsn changed on disk") : d.error;
-    if (err.is_ok()) err = corruption("record damaged on disk");
-    env_.log().error(
-        kComponent, 30011, "stored record failed its checksum; not served",
-        {{"segment", ref.segment}, {"offset", ref.offset}, {"lsn", ref.lsn}, {"error", err}});
-    co_return std::move(err).with("segment", ref.segment).with("lsn", ref.lsn.value);
-  }
-  co_return std::move(d.record);
+  co_return out;
 }
 
 Result<std::vector<RecordRef>> SegmentStore::page_chain(TableId table, PageId page,

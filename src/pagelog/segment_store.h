@@ -194,6 +194,11 @@ class SegmentStore {
 
   // Reads a record back, verifying its checksum again (Corruption if it fails now).
   Task<Result<Record>> read(const RecordRef& ref);
+  // Reads records back, in order, with the same checks: one file read for each run of
+  // them that lies back to back in a segment (a standby's read of the tail is one run),
+  // at most kReadRunBytesMax bytes unless a single record is larger.
+  Task<Result<std::vector<Record>>> read_many(std::span<const RecordRef> refs);
+  static constexpr uint64_t kReadRunBytesMax = 4 << 20;
 
   const RecordRef* find(Lsn lsn) const;
   // The records get_page needs for (table, page) as of `as_of`: the newest full image at

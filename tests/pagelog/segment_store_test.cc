@@ -431,6 +431,60 @@ TEST_F(StoreTest, DamagedMiddleIsReportedAndNeverServed) {
   EXPECT_EQ(store_->complete_lsn(), Lsn(10));
 }
 
+// read_many reads each run of records that lie back to back in a segment with one file
+// read, and checks every record of it as read() does.
+TEST_F(StoreTest, ReadManyReadsEachRunOnceAndChecksEveryRecord) {
+  open();
+  ASSERT_TRUE(append({log_record(1, 0), log_record(2, 1), log_record(3, 2)}).is_ok());
+  for (uint64_t l = 4; l <= 10; ++l) ASSERT_TRUE(append({log_record(l, l - 1)}).is_ok());
+  run([&]() -> Task<void> { EXPECT_TRUE((co_await store_->seal()).is_ok()); });
+  for (uint64_t l = 11; l <= 15; ++l) ASSERT_TRUE(append({log_record(l, l - 1)}).is_ok());
+  ASSERT_NE(store_->find(Lsn(10))->segment, store_->find(Lsn(11))->segment);
+
+  auto refs_of = [&](std::initializer_list<uint64_t> lsns) {
+    std::vector<RecordRef> refs;
+    for (uint64_t l : lsns) refs.push_back(*store_->find(Lsn(l)));
+    return refs;
+  };
+  auto read_many = [&](const std::vector<RecordRef>& refs, uint64_t* file_reads) {
+    Result<std::vector<Record>> out = not_found("unset");
+    const uint64_t before = disk().stats().reads;
+    run([&]() -> Task<void> { out = co_await store_->read_many(refs); });
+    *file_reads = disk().stats().reads - before;
+    return out;
+  };
+
+  // Two runs: lsn 1..10 in the sealed segment, 11..15 in the active one.
+  uint64_t reads = 0;
+  auto all = read_many(refs_of({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}), &reads);
+  ASSERT_TRUE(all.is_ok()) << all.status().to_string();
+  ASSERT_EQ(all->size(), 15u);
+  for (uint64_t l = 1; l <= 15; ++l) {
+    EXPECT_EQ((*all)[l - 1].lsn, Lsn(l));
+    EXPECT_EQ((*all)[l - 1].payload, log_record(l, l - 1).payload) << l;
+  }
+  EXPECT_EQ(reads, 2u);
+  // Records apart are runs of their own; the order asked is the order returned.
+  auto apart = read_many(refs_of({12, 3, 5, 6}), &reads);
+  ASSERT_TRUE(apart.is_ok());
+  ASSERT_EQ(apart->size(), 4u);
+  EXPECT_EQ((*apart)[0].lsn, Lsn(12));
+  EXPECT_EQ((*apart)[3].lsn, Lsn(6));
+  EXPECT_EQ(reads, 3u);
+
+  // A damaged record in the middle of a run fails the read, naming it; the records
+  // before it still read.
+  const RecordRef victim = *store_->find(Lsn(7));
+  ASSERT_TRUE(disk().flip_bit("segments/" + segment_file_name(victim.segment),
+                              victim.offset + kRecordHeaderBytes + 3, 2));
+  auto damaged = read_many(refs_of({5, 6, 7, 8}), &reads);
+  EXPECT_EQ(damaged.code(), Code::kCorruption);
+  EXPECT_NE(damaged.status().to_string().find("lsn=7"), std::string::npos)
+      << damaged.status().to_string();
+  EXPECT_TRUE(read_many(refs_of({5, 6}), &reads).is_ok());
+  EXPECT_TRUE(read_many(refs_of({8, 9, 10, 11}), &reads).is_ok());
+}
+
 TEST_F(StoreTest, PageChainReturnsNewestImageAndLaterDeltas) {
   open();
   ASSERT_TRUE(append({page_record(RecordType::kPage, 1, 1, 0),      // image
