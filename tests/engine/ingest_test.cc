@@ -1,5 +1,6 @@
 #include "engine/ingest.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -373,14 +374,31 @@ RC_GTEST_PROP(IngestPruneSome, StepsEndAsOnePruneAndReadsAnswerTheSameBetween, (
   const Timestamp prune_ts(*rc::gen::inRange<uint64_t>(0, 60));
   const size_t step = *rc::gen::inRange<size_t>(1, 4);
   whole.prune_through(prune_ts);
+  std::vector<std::string> more_keys = keys;
+  for (const char* k : {"0", "aa", "b\x01", "bz", "zzz", "\xff"}) more_keys.push_back(k);
   std::optional<std::string> next = std::string();
   int steps = 0;
   while (next) {
     next = stepped.prune_some(prune_ts, *next, step);
     steps++;
-    RC_ASSERT(steps <= 100);
-    for (uint64_t read = prune_ts.value; read <= 60; read += 7) {
-      for (const std::string& key : keys) {
+    RC_ASSERT(steps <= 200);
+    // Between steps the node keeps applying writes, all above the prune point, new keys
+    // among them: the walk takes them in (or not) and ends as the whole prune does.
+    const int between = *rc::gen::inRange(0, 3);
+    for (int i = 0; i < between; i++) {
+      const std::string key = *rc::gen::elementOf(more_keys);
+      const uint64_t t = *rc::gen::inRange<uint64_t>(prune_ts.value + 1, prune_ts.value + 40);
+      Status a = stepped.put(key, Timestamp(t), "w");
+      Status b = whole.put(key, Timestamp(t), "w");
+      RC_ASSERT(a.is_ok() == b.is_ok());
+    }
+    if (*rc::gen::inRange(0, 3) == 0) {
+      // A scan between steps brings the order up to date mid-walk.
+      RC_ASSERT(stepped.scan("", "", Timestamp(UINT64_MAX), SIZE_MAX).size() ==
+                stepped.key_count());
+    }
+    for (uint64_t read = prune_ts.value; read <= 100; read += 7) {
+      for (const std::string& key : more_keys) {
         const Version* x = stepped.get(key, Timestamp(read));
         const Version* y = whole.get(key, Timestamp(read));
         // A key not pruned yet may still hold its version at or below the point, which a
@@ -418,6 +436,68 @@ TEST(IngestPruneSome, StopsAfterMaxKeysAndResumesFromTheKeyItNames) {
   // Resuming from a key that is gone (a clear between steps) finds nothing to do.
   ingest.clear();
   EXPECT_FALSE(ingest.prune_some(ts(5), "c", 2).has_value());
+}
+
+// Keys put while a walk is under way are not in the order it walks; the walk takes in
+// those after where it got to once it reaches the end, as a walk over a tree kept in order
+// would have met them.
+TEST(IngestPruneSome, AWalkTakesInKeysPutAfterWhereItGotTo) {
+  IngestLayer ingest;
+  for (std::string k : {"b", "c", "d", "e"}) ASSERT_TRUE(ingest.put(k, ts(1), "v").is_ok());
+  ASSERT_TRUE(ingest.put("x", ts(9), "v").is_ok());  // above the point: a walk, not a clear
+  auto next = ingest.prune_some(ts(5), "", 2);
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(*next, "d");
+  // Behind the walk and ahead of it, both at or below the point.
+  ASSERT_TRUE(ingest.put("a", ts(2), "v").is_ok());
+  ASSERT_TRUE(ingest.put("z", ts(2), "v").is_ok());
+  ASSERT_TRUE(ingest.put("c", ts(7), "v").is_ok());  // a key the walk emptied takes writes
+  EXPECT_EQ(ingest.key_count(), 6u);                 // a, c, d, e, x, z
+  next = ingest.prune_some(ts(5), *next, 10);
+  EXPECT_FALSE(next.has_value());
+  // d and e went, and z ahead of the walk; a, behind it, stays until the next walk.
+  EXPECT_EQ(ingest.scan("", "", ts(UINT64_MAX), 100),
+            (std::vector<KeyVersion>{kv("a", 2, "v"), kv("c", 7, "v"), kv("x", 9, "v")}));
+  EXPECT_EQ(ingest.key_count(), 3u);
+  EXPECT_EQ(ingest.version_count(), 3u);
+  EXPECT_EQ(ingest.bytes(), 3 * (1 + 1 + kOverhead));
+  ingest.prune_through(ts(5));
+  EXPECT_EQ(ingest.scan("", "", ts(UINT64_MAX), 100),
+            (std::vector<KeyVersion>{kv("c", 7, "v"), kv("x", 9, "v")}));
+}
+
+// Keys sharing their first 16 bytes are ordered by the rest, and a shorter key before a
+// longer one it begins (zero bytes included): the prefixes the order compares first must
+// never decide against the keys' own order.
+TEST(IngestOrder, KeysSharingLongPrefixesKeepTheirOrder) {
+  IngestLayer ingest;
+  const std::string base(16, 'k');
+  const std::vector<std::string> keys = {std::string("a"),
+                                         std::string("a\0", 2),
+                                         std::string("a\0\0", 3),
+                                         std::string("a\x01"),
+                                         base,
+                                         base + std::string("\0", 1),
+                                         base + "a",
+                                         base + "b",
+                                         base + "b" + base,
+                                         std::string(15, 'k') + "l",
+                                         std::string("\xff\xff")};
+  uint64_t t = 1;
+  for (auto it = keys.rbegin(); it != keys.rend(); ++it)
+    ASSERT_TRUE(ingest.put(*it, ts(t++), "v").is_ok());
+  std::vector<std::string> sorted = keys;
+  std::sort(sorted.begin(), sorted.end());
+  std::vector<std::string> got;
+  for (const KeyVersion& k : ingest.scan("", "", ts(UINT64_MAX), 100)) got.push_back(k.key);
+  EXPECT_EQ(got, sorted);
+  // Every key is where a scan starting at it begins.
+  for (const std::string& k : keys) {
+    auto from = ingest.scan(k, "", ts(UINT64_MAX), 1);
+    ASSERT_EQ(from.size(), 1u);
+    EXPECT_EQ(from[0].key, k);
+  }
+  EXPECT_EQ(ingest.scan(base + "a", base + "b", ts(UINT64_MAX), 100).size(), 1u);
 }
 
 }  // namespace
