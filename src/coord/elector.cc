@@ -146,6 +146,21 @@ Task<Result<Leadership>> Elector::win() {
   auto won =
       co_await coordinator_.campaign(options_.election, granted->id, options_.value,
                                      env_.executor().deadline_after(options_.campaign_timeout));
+  if (!won.is_ok() && won.status().code() != Code::kCancelled &&
+      won.status().code() != Code::kNotFound) {
+    // The coordinator may have made this candidate leader and its answer been lost: then
+    // its key leads under a lease this node keeps alive, and nobody else can win until the
+    // lease goes. Ask before giving the lease back.
+    auto current = co_await coordinator_.leader(
+        options_.election, env_.executor().deadline_after(options_.call_timeout));
+    if (current.is_ok() && current->lease == granted->id) {
+      env_.log().info(kComponent, 47004, "the campaign's answer was lost; this node leads",
+                      {{"election", options_.election},
+                       {"epoch", current->epoch},
+                       {"error", won.status()}});
+      won = std::move(current).value();
+    }
+  }
   if (!won.is_ok()) {
     drop_lease();
     co_return won.status();

@@ -41,7 +41,10 @@ struct ElectorOptions {
   Nanos lease_ttl = std::chrono::seconds(2);
   Nanos renew_interval = std::chrono::milliseconds(500);
   Nanos call_timeout = std::chrono::milliseconds(500);  // each grant, renewal, confirmation
-  Nanos campaign_timeout = std::chrono::seconds(10);    // one campaign wait, then again
+  // One campaign wait, then again. It also bounds how long a campaign whose answer was
+  // lost holds the election (its key leads under a lease this node keeps alive) before
+  // this node asks leader() and finds it leads.
+  Nanos campaign_timeout = std::chrono::seconds(3);
   Nanos retry_pause = std::chrono::milliseconds(200);   // after a failed call
   double rate_error = 0.01;
   Nanos safety_margin = std::chrono::milliseconds(100);

@@ -1,5 +1,7 @@
 #include "coord/elector.h"
 
+#include <optional>
+
 #include <gtest/gtest.h>
 
 #include "coord/sim_coordinator.h"
@@ -17,6 +19,51 @@ struct Event {
   Code why = Code::kOk;
 };
 
+// The simulated coordinator's client, but the answer to a campaign the coordinator won can
+// be lost (lose_next_win): the caller waits out its deadline and hears DeadlineExceeded,
+// while its key leads at the coordinator.
+class AnswerLosingCoordinator : public Coordinator {
+ public:
+  AnswerLosingCoordinator(Env& env, Coordinator& inner) : env_(env), inner_(inner) {}
+  Task<Result<CoordinatorLease>> grant_lease(Nanos ttl, Deadline deadline) override {
+    return inner_.grant_lease(ttl, deadline);
+  }
+  Task<Result<Nanos>> keep_alive(int64_t lease, Deadline deadline) override {
+    return inner_.keep_alive(lease, deadline);
+  }
+  Task<Status> revoke_lease(int64_t lease, Deadline deadline) override {
+    return inner_.revoke_lease(lease, deadline);
+  }
+  Task<Result<Leadership>> campaign(std::string election, int64_t lease, std::string value,
+                                    Deadline deadline) override {
+    auto won = co_await inner_.campaign(std::move(election), lease, std::move(value), deadline);
+    if (!won.is_ok() || !lose_next_win) co_return won;
+    lose_next_win = false;
+    lost_win = *won;
+    lost_at = env_.executor().now();
+    (void)co_await env_.executor().sleep_until(deadline);
+    co_return Status(Code::kDeadlineExceeded, "the campaign's answer was lost");
+  }
+  Task<Result<Leadership>> leader(std::string election, Deadline deadline) override {
+    return inner_.leader(std::move(election), deadline);
+  }
+  Task<Result<Leadership>> observe(std::string election, uint64_t known_epoch,
+                                   Deadline deadline) override {
+    return inner_.observe(std::move(election), known_epoch, deadline);
+  }
+  Task<Status> resign(Leadership who, Deadline deadline) override {
+    return inner_.resign(std::move(who), deadline);
+  }
+
+  bool lose_next_win = false;
+  std::optional<Leadership> lost_win;
+  MonoTime lost_at;
+
+ private:
+  Env& env_;
+  Coordinator& inner_;
+};
+
 // A compute node that only campaigns.
 class ElectorApp : public NodeApp {
  public:
@@ -24,11 +71,13 @@ class ElectorApp : public NodeApp {
       : env_(env),
         events_(events),
         client_(env, "coord:2379"),
+        coordinator_(env, client_),
         elector_(
-            env, client_, options(env), [this](const Leadership& l) { note(true, l, {}); },
+            env, coordinator_, options(env), [this](const Leadership& l) { note(true, l, {}); },
             [this](const Leadership& l, const Status& why) { note(false, l, why); }) {}
   void start() override { elector_.start(); }
   Elector& elector() { return elector_; }
+  AnswerLosingCoordinator& coordinator() { return coordinator_; }
 
  private:
   static ElectorOptions options(Env& env) {
@@ -45,6 +94,7 @@ class ElectorApp : public NodeApp {
   Env& env_;
   std::vector<Event>* events_;
   SimCoordinatorClient client_;
+  AnswerLosingCoordinator coordinator_;
   Elector elector_;
 };
 
@@ -123,6 +173,28 @@ TEST_F(ElectorTest, AResignationWithAnOkOrCancelledReasonHandsOverAndCampaignsAg
   size_t deposed = 0;
   for (const auto& e : events_) deposed += e.elected ? 0 : 1;
   EXPECT_EQ(deposed, 2u);
+}
+
+// A campaign the coordinator won but whose answer was lost: the candidate's key leads
+// under a lease the candidate keeps alive, so nobody else can win. The candidate asks who
+// leads when its campaign times out, and leads under that key's epoch, within one campaign
+// wait of the win (it once gave the lease back and campaigned anew, and a lost answer held
+// the election for the whole 10 s campaign wait).
+TEST_F(ElectorTest, ACampaignWhoseAnswerWasLostStillLeads) {
+  world_.run_for(3s);
+  ASSERT_EQ(elected().size(), 1u);
+  app(nodes_[1]).coordinator().lose_next_win = true;
+  world_.crash(nodes_[0], UnsyncedOnCrash::kLose);
+  world_.run_for(8s);
+  const std::optional<Leadership>& lost = app(nodes_[1]).coordinator().lost_win;
+  ASSERT_TRUE(lost.has_value());
+  ASSERT_EQ(elected().size(), 2u);
+  EXPECT_EQ(elected()[1].node, "n2");
+  EXPECT_EQ(elected()[1].epoch, lost->epoch);  // the key that won, not a new campaign's
+  EXPECT_LE(elected()[1].at - app(nodes_[1]).coordinator().lost_at,
+            ElectorOptions().campaign_timeout + 500ms);
+  EXPECT_TRUE(app(nodes_[1]).elector().may_lead(world_.now()));
+  EXPECT_EQ(app(nodes_[1]).elector().terms_won(), 1u);
 }
 
 // The safety property the primary relies on: a leader cut off from the coordinator stops
