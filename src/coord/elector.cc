@@ -154,10 +154,9 @@ Task<Result<Leadership>> Elector::win() {
     auto current = co_await coordinator_.leader(
         options_.election, env_.executor().deadline_after(options_.call_timeout));
     if (current.is_ok() && current->lease == granted->id) {
-      env_.log().info(kComponent, 47004, "the campaign's answer was lost; this node leads",
-                      {{"election", options_.election},
-                       {"epoch", current->epoch},
-                       {"error", won.status()}});
+      env_.log().info(
+          kComponent, 47004, "the campaign's answer was lost; this node leads",
+          {{"election", options_.election}, {"epoch", current->epoch}, {"error", won.status()}});
       won = std::move(current).value();
     }
   }

@@ -45,7 +45,7 @@ struct ElectorOptions {
   // lost holds the election (its key leads under a lease this node keeps alive) before
   // this node asks leader() and finds it leads.
   Nanos campaign_timeout = std::chrono::seconds(3);
-  Nanos retry_pause = std::chrono::milliseconds(200);   // after a failed call
+  Nanos retry_pause = std::chrono::milliseconds(200);  // after a failed call
   double rate_error = 0.01;
   Nanos safety_margin = std::chrono::milliseconds(100);
 };
