@@ -31,7 +31,8 @@ const Version* newest_at_or_below(const std::vector<Version>& versions, Timestam
 // the keys' first 16 bytes as the keys' own order does (a tie needs the whole keys).
 void key_prefix(std::string_view key, uint64_t* hi, uint64_t* lo) {
   unsigned char bytes[16] = {};
-  std::memcpy(bytes, key.data(), std::min<size_t>(key.size(), sizeof bytes));
+  // An empty view may hold a null pointer, which memcpy must not be given.
+  if (!key.empty()) std::memcpy(bytes, key.data(), std::min<size_t>(key.size(), sizeof bytes));
   uint64_t h = 0;
   uint64_t l = 0;
   for (int i = 0; i < 8; i++) {
