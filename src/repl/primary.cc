@@ -80,7 +80,8 @@ struct Primary::GroupInFlight {
 // A group sealed as LOG records, ready for the writer.
 struct Primary::SealedGroup {
   std::vector<Record> records;
-  std::vector<std::shared_ptr<Request>> requests;  // one per record, in LSN order
+  // In LSN order; write batches merged into one record share its LSN.
+  std::vector<std::shared_ptr<Request>> requests;
   // Write concern one: acknowledged on the first page server's sync.
   std::shared_ptr<std::vector<std::shared_ptr<Request>>> w1 =
       std::make_shared<std::vector<std::shared_ptr<Request>>>();
@@ -853,6 +854,20 @@ Primary::SealedGroup Primary::seal_group(const std::vector<std::shared_ptr<Reque
   SealedGroup out;
   DataKey* dek = engine_.key_ring().find(log_dek_);
   bool worn = false;
+  // Write batches in a row share one record (a kBatches entry, log_entry.h) while it stays
+  // within kLogBatchesBytesMax and kLogEntryOpsMax: what a group costs the page servers and
+  // the standbys per record (framing, indexing, sealing, opening) is then paid once for all
+  // of its clients' writes.
+  std::vector<std::shared_ptr<Request>> run;
+  size_t run_bytes = 0;
+  size_t run_ops = 0;
+  auto seal_run = [&] {
+    if (run.empty()) return;
+    if (!seal_record(run, *dek, out)) worn = true;
+    run.clear();
+    run_bytes = 0;
+    run_ops = 0;
+  };
   for (const auto& req : group) {
     if (ack_planted_unlogged_batch(*req)) continue;
     assign_commit_ts(*req);
@@ -864,24 +879,51 @@ Primary::SealedGroup Primary::seal_group(const std::vector<std::shared_ptr<Reque
              Timestamp());
       continue;
     }
-    const Lsn lsn = writer_.allocate();
-    auto rec = seal_log_record(req->entry, *dek, lsn, writer_.client().term(), *random_);
-    if (!rec.is_ok()) {
-      if (rec.code() == Code::kKeyExhausted) worn = true;
-      finish(*req, Status(rec.status()).at("commit"), Timestamp());
+    if (req->entry.kind != LogEntryKind::kWrites) {
+      seal_run();
+      run.push_back(req);
+      seal_run();
       continue;
     }
-    rec->backlink_lsn = writer_.durable_lsn();  // the commit point (see the header)
-    published_commit_ = std::max(published_commit_, rec->backlink_lsn);
+    const size_t bytes = log_batch_bytes(req->entry);
+    const size_t ops = req->entry.writes.size();
+    if (run_bytes + bytes > kLogBatchesBytesMax || run_ops + ops > kLogEntryOpsMax) seal_run();
+    run.push_back(req);
+    run_bytes += bytes;
+    run_ops += ops;
+  }
+  seal_run();
+  if (dek != nullptr && dek->wants_new_version()) worn = true;
+  if (worn) prompt_checkpoint();  // renewal runs after the next checkpoint
+  QUIRE_ASSERT(out.records.size() <= out.requests.size());
+  return out;
+}
+
+bool Primary::seal_record(const std::vector<std::shared_ptr<Request>>& run, DataKey& dek,
+                          SealedGroup& out) {
+  const Lsn lsn = writer_.allocate();
+  Result<Record> rec = [&] {
+    if (run.size() == 1) {
+      return seal_log_record(run.front()->entry, dek, lsn, writer_.client().term(), *random_);
+    }
+    std::vector<const LogEntry*> entries;
+    entries.reserve(run.size());
+    for (const auto& req : run) entries.push_back(&req->entry);
+    return seal_log_batches(entries, dek, lsn, writer_.client().term(), *random_);
+  }();
+  if (!rec.is_ok()) {
+    for (const auto& req : run) finish(*req, Status(rec.status()).at("commit"), Timestamp());
+    return rec.code() != Code::kKeyExhausted;
+  }
+  rec->backlink_lsn = writer_.durable_lsn();  // the commit point (see the header)
+  published_commit_ = std::max(published_commit_, rec->backlink_lsn);
+  out.records.push_back(std::move(rec).value());
+  for (const auto& req : run) {
     req->lsn = lsn;
-    out.records.push_back(std::move(rec).value());
     out.requests.push_back(req);
     if (req->concern == WriteConcern::kOne) out.w1->push_back(req);
   }
-  if (dek != nullptr && dek->wants_new_version()) worn = true;
-  if (worn) prompt_checkpoint();  // renewal runs after the next checkpoint
-  QUIRE_ASSERT(out.records.size() == out.requests.size());
-  return out;
+  return true;
 }
 
 bool Primary::ack_planted_unlogged_batch(Request& req) {
@@ -900,6 +942,8 @@ void Primary::assign_commit_ts(Request& req) {
     case LogEntryKind::kWrites:
       req.entry.ts = next_ts();
       return;
+    case LogEntryKind::kBatches:
+      QUIRE_UNREACHABLE("a request is one batch; only sealing merges them");
     case LogEntryKind::kKeystore:
       // T1 reserved the ts. If a checkpoint became stable at or above it since, the push
       // queue takes nothing there: write the change at a fresh ts instead, so it is still
@@ -945,8 +989,9 @@ void Primary::assert_lsn_order(const std::vector<Record>& records) const {
 
 void Primary::on_group_durable(const std::vector<std::shared_ptr<Request>>& sealed) {
   stats_.groups_written++;
+  QUIRE_ASSERT(sealed.empty() || sealed.front()->lsn > applied_lsn_);
   for (const auto& req : sealed) {
-    QUIRE_ASSERT(req->lsn > applied_lsn_);
+    QUIRE_ASSERT(req->lsn >= applied_lsn_);  // batches merged into one record share its LSN
     QUIRE_ASSERT(req->lsn <= writer_.durable_lsn());
     switch (req->entry.kind) {
       case LogEntryKind::kWrites:
@@ -958,6 +1003,8 @@ void Primary::on_group_durable(const std::vector<std::shared_ptr<Request>>& seal
       case LogEntryKind::kHeartbeat:
         stats_.heartbeats++;
         break;
+      case LogEntryKind::kBatches:
+        QUIRE_UNREACHABLE("a request is one batch; only sealing merges them");
     }
     const bool heartbeat = req->entry.kind == LogEntryKind::kHeartbeat;
     if (!heartbeat) applied_ts_ = std::max(applied_ts_, req->entry.ts);

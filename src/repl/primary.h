@@ -434,6 +434,10 @@ class Primary {
   // Gives each request its commit timestamp and LSN and seals it as a LOG record; a request
   // that cannot be sealed fails alone.
   SealedGroup seal_group(const std::vector<std::shared_ptr<Request>>& group);
+  // Seals `run` (one request, or write batches in a row) as one LOG record into `out`, or
+  // finishes its requests with the error; false when the log DEK is used up.
+  bool seal_record(const std::vector<std::shared_ptr<Request>>& run, DataKey& dek,
+                   SealedGroup& out);
   // The planted bug (PlantedBugs::ack_unlogged_batch): true when `req` is the batch to
   // acknowledge without logging it, which it then is.
   bool ack_planted_unlogged_batch(Request& req);

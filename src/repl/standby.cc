@@ -462,18 +462,30 @@ Task<bool> Standby::apply_committed(uint64_t epoch) {
   co_return true;
 }
 
+Status Standby::apply_batch(Timestamp ts, std::vector<LogWrite>& writes) {
+  // A write at or below the installed checkpoint is in it already.
+  if (ts <= engine_.checkpoint_ts()) return Status::ok();
+  for (LogWrite& w : writes) {
+    Status st = engine_.apply_write(w.table, std::move(w.key), ts, std::move(w.value));
+    if (!st.is_ok()) return st.at("apply");
+  }
+  stats_.write_batches_applied++;
+  return Status::ok();
+}
+
 Task<Result<bool>> Standby::apply_record(const Record& r) {
   auto entry = open_log_record(r, engine_.key_ring().lookup());
   if (!entry.is_ok()) co_return Status(entry.status()).at("apply");
   switch (entry->kind) {
-    case LogEntryKind::kWrites:
-      // A write at or below the installed checkpoint is in it already.
-      if (entry->ts > engine_.checkpoint_ts()) {
-        for (LogWrite& w : entry->writes) {
-          Status st = engine_.apply_write(w.table, std::move(w.key), entry->ts, std::move(w.value));
-          if (!st.is_ok()) co_return st.at("apply").with("lsn", r.lsn.value);
-        }
-        stats_.write_batches_applied++;
+    case LogEntryKind::kWrites: {
+      Status st = apply_batch(entry->ts, entry->writes);
+      if (!st.is_ok()) co_return st.with("lsn", r.lsn.value);
+      break;
+    }
+    case LogEntryKind::kBatches:
+      for (LogBatch& b : entry->batches) {
+        Status st = apply_batch(b.ts, b.writes);
+        if (!st.is_ok()) co_return st.with("lsn", r.lsn.value).with("ts", b.ts.value);
       }
       break;
     case LogEntryKind::kKeystore: {

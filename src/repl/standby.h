@@ -228,6 +228,8 @@ class Standby {
   Task<bool> apply_committed(uint64_t epoch);
   // Applies one committed record; a retriable failure leaves it pending (false).
   Task<Result<bool>> apply_record(const Record& r);
+  // Applies one write batch at `ts` (nothing when the installed checkpoint holds it).
+  Status apply_batch(Timestamp ts, std::vector<LogWrite>& writes);
 
   // ---- Checkpoint manager steps ----
   Task<void> pickup_once();

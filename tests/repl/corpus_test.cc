@@ -23,7 +23,8 @@ Bytes seed(const std::string& name) {
 }
 
 TEST(SeedCorpus, LogEntriesDecodeAndRoundTrip) {
-  for (const char* name : {"log_entry", "log_entry_keystore", "log_entry_heartbeat"}) {
+  for (const char* name :
+       {"log_entry", "log_entry_keystore", "log_entry_heartbeat", "log_entry_batches"}) {
     SCOPED_TRACE(name);
     Bytes b = seed(name);
     ASSERT_FALSE(b.empty());
@@ -35,6 +36,7 @@ TEST(SeedCorpus, LogEntriesDecodeAndRoundTrip) {
   }
   EXPECT_EQ(decode_log_entry(seed("log_entry_heartbeat"))->kind, LogEntryKind::kHeartbeat);
   EXPECT_NE(decode_log_entry(seed("log_entry_keystore"))->keystore_base_version, 0u);
+  EXPECT_EQ(decode_log_entry(seed("log_entry_batches"))->batches.size(), 2u);
 }
 
 TEST(SeedCorpus, MetadataPageDecodesAndRoundTrips) {

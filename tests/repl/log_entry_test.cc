@@ -40,16 +40,39 @@ LogWrite gen_write() {
   return w;
 }
 
+// Two or more batches at strictly increasing timestamps, the last the entry's.
+LogEntry gen_batches() {
+  LogEntry e;
+  e.kind = LogEntryKind::kBatches;
+  const int batches = *rc::gen::inRange(2, 6);
+  uint64_t ts = *rc::gen::inRange<uint64_t>(1, UINT64_MAX - 1000);
+  for (int b = 0; b < batches; b++) {
+    ts += *rc::gen::inRange<uint64_t>(1, 100);
+    LogBatch batch;
+    batch.ts = Timestamp(ts);
+    const int ops = *rc::gen::inRange(1, 6);
+    for (int i = 0; i < ops; i++) batch.writes.push_back(gen_write());
+    e.batches.push_back(std::move(batch));
+  }
+  e.ts = e.batches.back().ts;
+  return e;
+}
+
 LogEntry gen_entry() {
   LogEntry e;
   e.ts = Timestamp(*rc::gen::inRange<uint64_t>(1, UINT64_MAX));
   const int ops = *rc::gen::inRange(1, 20);
-  if (*rc::gen::arbitrary<bool>()) {
-    e.kind = LogEntryKind::kWrites;
-    for (int i = 0; i < ops; i++) e.writes.push_back(gen_write());
-  } else {
-    e.kind = LogEntryKind::kKeystore;
-    for (int i = 0; i < ops; i++) e.changes.push_back(gen_change());
+  switch (*rc::gen::inRange(0, 3)) {
+    case 0:
+      e.kind = LogEntryKind::kWrites;
+      for (int i = 0; i < ops; i++) e.writes.push_back(gen_write());
+      break;
+    case 1:
+      e.kind = LogEntryKind::kKeystore;
+      for (int i = 0; i < ops; i++) e.changes.push_back(gen_change());
+      break;
+    default:
+      return gen_batches();
   }
   return e;
 }
@@ -61,6 +84,18 @@ LogEntry sample_writes() {
   e.writes.push_back(LogWrite{TableId(16), "alpha", std::string("one")});
   e.writes.push_back(LogWrite{TableId(17), std::string("\0\xff", 2), std::nullopt});
   e.writes.push_back(LogWrite{TableId(16), "", std::string()});
+  return e;
+}
+
+// Two batches: sample_writes' three writes, then one more write at a later timestamp.
+LogEntry sample_batches() {
+  LogEntry e;
+  e.kind = LogEntryKind::kBatches;
+  const LogEntry first = sample_writes();
+  e.batches.push_back(LogBatch{first.ts, first.writes});
+  e.batches.push_back(LogBatch{Timestamp::from_parts(1700000000, 300),
+                               {LogWrite{TableId(18), "b", std::string("two")}}});
+  e.ts = e.batches.back().ts;
   return e;
 }
 
@@ -128,7 +163,7 @@ TEST(LogEntry, HeaderFollowsTheDocumentedLayout) {
   const Bytes b = encode_ok(sample_writes());
   ASSERT_GE(b.size(), kLogEntryHeaderBytes);
   EXPECT_EQ(std::string(b.begin(), b.begin() + 4), "QLOG");
-  EXPECT_EQ(b[4], kLogEntryFormatVersion);
+  EXPECT_EQ(b[4], kLogEntryWritesFormatVersion);
   EXPECT_EQ(b[5], static_cast<uint8_t>(LogEntryKind::kWrites));
   EXPECT_EQ(decode_fixed16(&b[6]), 0);
   EXPECT_EQ(decode_fixed64(&b[8]), Timestamp::from_parts(1700000000, 3).value);
@@ -145,8 +180,35 @@ TEST(LogEntry, HeaderFollowsTheDocumentedLayout) {
   EXPECT_EQ(decode_fixed64(&b[39 + 12]), 16u);
 }
 
+TEST(LogEntry, BatchesFollowTheDocumentedLayout) {
+  const LogEntry e = sample_batches();
+  const Bytes b = encode_ok(e);
+  const Bytes first = encode_ok(sample_writes());
+  EXPECT_EQ(std::string(b.begin(), b.begin() + 4), "QLOG");
+  EXPECT_EQ(b[4], kLogEntryFormatVersion);
+  EXPECT_EQ(b[4], 2);
+  EXPECT_EQ(b[5], static_cast<uint8_t>(LogEntryKind::kBatches));
+  EXPECT_EQ(decode_fixed16(&b[6]), 0);
+  EXPECT_EQ(decode_fixed64(&b[8]), e.batches[1].ts.value);  // the last batch's
+  EXPECT_EQ(decode_fixed32(&b[16]), 2u);                     // batches, not ops
+  // The first batch: its ts, its op count, then its ops exactly as kWrites encodes them.
+  EXPECT_EQ(decode_fixed64(&b[20]), e.batches[0].ts.value);
+  EXPECT_EQ(b[28], 3);
+  const size_t ops = first.size() - kLogEntryHeaderBytes;
+  EXPECT_TRUE(std::equal(first.begin() + kLogEntryHeaderBytes, first.end(), b.begin() + 29));
+  // The second: ts, one op: table 18, put, "b", "two".
+  const size_t second = 29 + ops;
+  EXPECT_EQ(decode_fixed64(&b[second]), e.batches[1].ts.value);
+  EXPECT_EQ(b[second + 8], 1);
+  EXPECT_EQ(decode_fixed64(&b[second + 9]), 18u);
+  EXPECT_EQ(b.size(), second + 9 + 8 + 1 + 2 + 4);
+  Result<LogEntry> back = decode_log_entry(b);
+  ASSERT_TRUE(back.is_ok()) << back.status().to_string();
+  EXPECT_EQ(*back, e);
+}
+
 TEST(LogEntry, EveryTruncationIsCorruption) {
-  for (const LogEntry& e : {sample_writes(), sample_keystore()}) {
+  for (const LogEntry& e : {sample_writes(), sample_keystore(), sample_batches()}) {
     const Bytes b = encode_ok(e);
     for (size_t n = 0; n < b.size(); n++) {
       Result<LogEntry> r = decode_log_entry(ByteView(b).first(n));
@@ -168,7 +230,7 @@ TEST(LogEntry, TrailingBytesAreCorruption) {
 // Exhaustive over the two samples: every single-bit flip is reported or gives another
 // valid entry that re-encodes to the flipped bytes.
 TEST(LogEntry, EverySingleBitFlipIsReportedOrCanonical) {
-  for (const LogEntry& e : {sample_writes(), sample_keystore()}) {
+  for (const LogEntry& e : {sample_writes(), sample_keystore(), sample_batches()}) {
     const Bytes b = encode_ok(e);
     size_t rejected = 0;
     for (size_t bit = 0; bit < b.size() * 8; bit++) {
@@ -198,9 +260,12 @@ TEST(LogEntry, HeaderFieldsAreChecked) {
     return decode_log_entry(b).code();
   };
   EXPECT_EQ(with(0, 'X'), Code::kCorruption);   // magic
-  EXPECT_EQ(with(4, 2), Code::kVersionTooNew);  // a newer format
+  EXPECT_EQ(with(4, 3), Code::kVersionTooNew);  // a newer format
+  EXPECT_EQ(with(4, 2), Code::kCorruption);     // a batch is written in format 1 only
   EXPECT_EQ(with(4, 0), Code::kCorruption);     // no such format
   EXPECT_EQ(with(5, 0), Code::kCorruption);     // kind
+  EXPECT_EQ(with(5, 4), Code::kCorruption);     // kBatches is written in format 2 only
+  EXPECT_EQ(with(5, 5), Code::kCorruption);     // kind
   EXPECT_EQ(with(5, 3), Code::kCorruption);     // kind
   EXPECT_EQ(with(5, 2), Code::kCorruption);     // writes read as keystore changes
   EXPECT_EQ(with(7, 1), Code::kCorruption);     // reserved
@@ -221,6 +286,101 @@ TEST(LogEntry, HeaderFieldsAreChecked) {
   Bytes reserved_table = good;
   encode_fixed64(&reserved_table[20], kLogTable.value);
   EXPECT_EQ(decode_log_entry(reserved_table).code(), Code::kCorruption);
+}
+
+TEST(LogEntry, BatchFieldsAreChecked) {
+  const LogEntry e = sample_batches();
+  const Bytes good = encode_ok(e);
+  const size_t second = good.size() - (8 + 1 + 9 + 2 + 4);  // the second batch's ts
+  auto decoded = [](const Bytes& b) { return decode_log_entry(b).code(); };
+  auto message = [](const Bytes& b) { return decode_log_entry(b).status().message(); };
+
+  Bytes one = good;  // a single batch is written as kWrites, never as kBatches of one
+  encode_fixed32(&one[16], 1);
+  EXPECT_EQ(decoded(one), Code::kCorruption);
+  Bytes no_batch = good;
+  encode_fixed32(&no_batch[16], 0);
+  EXPECT_EQ(decoded(no_batch), Code::kCorruption);
+  Bytes three = good;  // says three, holds two
+  encode_fixed32(&three[16], 3);
+  EXPECT_EQ(decoded(three), Code::kCorruption);
+
+  Bytes same_ts = good;  // the second batch at the first one's ts
+  encode_fixed64(&same_ts[second], e.batches[0].ts.value);
+  encode_fixed64(&same_ts[8], e.batches[0].ts.value);
+  EXPECT_EQ(decoded(same_ts), Code::kCorruption);
+  EXPECT_NE(message(same_ts).find("strictly increase"), std::string::npos);
+  Bytes zero_ts = good;
+  encode_fixed64(&zero_ts[20], 0);
+  EXPECT_EQ(decoded(zero_ts), Code::kCorruption);
+  Bytes header_ts = good;  // the header names a ts no batch has
+  encode_fixed64(&header_ts[8], e.batches[1].ts.value + 1);
+  EXPECT_EQ(decoded(header_ts), Code::kCorruption);
+  EXPECT_NE(message(header_ts).find("last batch"), std::string::npos);
+
+  Bytes empty_batch = good;
+  empty_batch[second + 8] = 0;
+  EXPECT_EQ(decoded(empty_batch), Code::kCorruption);
+  // The second batch's op count as an overlong varint (1 as 0x81 0x00).
+  Bytes overlong = good;
+  overlong[second + 8] = 0x81;
+  overlong.insert(overlong.begin() + static_cast<ptrdiff_t>(second + 9), 0x00);
+  EXPECT_EQ(decoded(overlong), Code::kCorruption);
+  EXPECT_NE(message(overlong).find("overlong"), std::string::npos);
+}
+
+TEST(LogEntry, BatchesOverTheirBoundsAreRefused) {
+  auto refused = [](const LogEntry& e) {
+    return encode_log_entry(e).code() == Code::kInvalidArgument;
+  };
+  const LogEntry good = sample_batches();
+  LogEntry one = good;
+  one.batches.pop_back();
+  one.ts = one.batches.back().ts;
+  EXPECT_TRUE(refused(one));
+  LogEntry wrong_ts = good;
+  wrong_ts.ts = good.batches.front().ts;
+  EXPECT_TRUE(refused(wrong_ts));
+  LogEntry backwards = good;
+  std::swap(backwards.batches[0].ts, backwards.batches[1].ts);
+  backwards.ts = backwards.batches.back().ts;
+  EXPECT_TRUE(refused(backwards));
+  LogEntry empty = good;
+  empty.batches[0].writes.clear();
+  EXPECT_TRUE(refused(empty));
+  LogEntry with_writes = good;
+  with_writes.writes = sample_writes().writes;
+  EXPECT_TRUE(refused(with_writes));
+  LogEntry batches_in_writes = sample_writes();
+  batches_in_writes.batches = good.batches;
+  EXPECT_TRUE(refused(batches_in_writes));
+  LogEntry reserved = good;
+  reserved.batches[1].writes[0].table = kLogTable;
+  EXPECT_TRUE(refused(reserved));
+
+  // The op bound counts every batch's ops together, and a decoder holds it too.
+  LogEntry at_max;
+  at_max.kind = LogEntryKind::kBatches;
+  const LogWrite w{TableId(kFirstUserTable), "k", std::nullopt};
+  at_max.batches.push_back(LogBatch{Timestamp(1), std::vector<LogWrite>(kLogEntryOpsMax - 1, w)});
+  at_max.batches.push_back(LogBatch{Timestamp(2), {w}});
+  at_max.ts = Timestamp(2);
+  Result<Bytes> b = encode_log_entry(at_max);
+  ASSERT_TRUE(b.is_ok()) << b.status().to_string();
+  ASSERT_TRUE(decode_log_entry(*b).is_ok());
+  LogEntry over = at_max;
+  over.batches[1].writes.push_back(w);
+  EXPECT_TRUE(refused(over));
+  // The same bytes with the second batch claiming two ops and holding them: one op over.
+  Bytes more = *b;
+  const size_t second = more.size() - (8 + 1 + 8 + 1 + 2);
+  ASSERT_EQ(more[second + 8], 1);
+  more[second + 8] = 2;
+  more.insert(more.end(), more.end() - 11, more.end());
+  EXPECT_EQ(decode_log_entry(more).code(), Code::kCorruption);
+  more[second + 8] = 1;
+  more.resize(more.size() - 11);
+  EXPECT_TRUE(decode_log_entry(more).is_ok());
 }
 
 TEST(LogEntry, OverlongVarintsAreCorruption) {
@@ -306,7 +466,7 @@ TEST(LogEntry, EncodeRefusesEntriesOutOfBounds) {
   EXPECT_TRUE(refused(mixed_keystore));
 
   LogEntry bad_kind = good;
-  bad_kind.kind = static_cast<LogEntryKind>(4);
+  bad_kind.kind = static_cast<LogEntryKind>(5);
   EXPECT_TRUE(refused(bad_kind));
 
   LogEntry bad_change = sample_keystore();
@@ -377,8 +537,8 @@ class LogRecord : public ::testing::Test {
   DataKey table_dek_ = make_key(DekRef{kFirstUserTable, 1}, 0x32);
 };
 
-TEST_F(LogRecord, RoundTripsBothKinds) {
-  for (const LogEntry& e : {sample_writes(), sample_keystore()}) {
+TEST_F(LogRecord, RoundTripsEveryKind) {
+  for (const LogEntry& e : {sample_writes(), sample_keystore(), sample_batches()}) {
     const Record r = seal(e, Lsn(77));
     EXPECT_EQ(r.type, RecordType::kLog);
     EXPECT_EQ(r.table, kLogTable);
@@ -391,6 +551,44 @@ TEST_F(LogRecord, RoundTripsBothKinds) {
     ASSERT_TRUE(back.is_ok()) << back.status().to_string();
     EXPECT_EQ(*back, e);
   }
+}
+
+// The primary merges a group's write batches without building the kBatches entry: the
+// record opens to exactly that entry.
+TEST_F(LogRecord, MergedBatchesOpenAsTheirKBatchesEntry) {
+  const LogEntry expected = sample_batches();
+  LogEntry first = sample_writes();
+  LogEntry second;
+  second.kind = LogEntryKind::kWrites;
+  second.ts = expected.batches[1].ts;
+  second.writes = expected.batches[1].writes;
+  std::vector<const LogEntry*> entries{&first, &second};
+  Result<Record> r = seal_log_batches(entries, log_dek_, Lsn(90), Term(4), random_);
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_EQ(r->lsn, Lsn(90));
+  EXPECT_EQ(r->term, Term(4));
+  EXPECT_TRUE(validate_record(*r).is_ok());
+  Result<LogEntry> back = open_log_record(*r, lookup());
+  ASSERT_TRUE(back.is_ok()) << back.status().to_string();
+  EXPECT_EQ(*back, expected);
+
+  auto refused = [&](std::vector<const LogEntry*> es) {
+    return seal_log_batches(es, log_dek_, Lsn(91), Term(4), random_).code() ==
+           Code::kInvalidArgument;
+  };
+  EXPECT_TRUE(refused({&first}));           // one batch is a kWrites record
+  EXPECT_TRUE(refused({&second, &first}));  // timestamps out of order
+  const LogEntry keys = sample_keystore();
+  EXPECT_TRUE(refused({&first, &keys}));
+  LogEntry oversize = second;
+  oversize.writes.assign(kLogEntryOpsMax, oversize.writes.front());
+  EXPECT_TRUE(refused({&first, &oversize}));
+  Result<Record> table_dek = seal_log_batches(entries, table_dek_, Lsn(92), Term(4), random_);
+  EXPECT_EQ(table_dek.code(), Code::kInvalidArgument);
+  // What the primary sums to bound a merged entry is what each batch adds to it.
+  Result<Bytes> whole = encode_log_entry(expected);
+  ASSERT_TRUE(whole.is_ok());
+  EXPECT_EQ(whole->size(), kLogEntryHeaderBytes + log_batch_bytes(first) + log_batch_bytes(second));
 }
 
 TEST_F(LogRecord, PlaintextNeverAppearsInThePayload) {
