@@ -197,8 +197,7 @@ Status decode_writes(ByteReader& r, uint32_t count, uint32_t first, std::vector<
 // `ts`, all of them holding kLogEntryOpsMax ops at most.
 Status decode_batches(ByteReader& r, uint32_t count, uint64_t ts, LogEntry* e) {
   // Every batch takes at least its timestamp, its count and one write.
-  e->batches.reserve(
-      std::min<size_t>(count, r.remaining() / (kBatchTsBytes + 1 + kWriteBytesMin)));
+  e->batches.reserve(std::min<size_t>(count, r.remaining() / (kBatchTsBytes + 1 + kWriteBytesMin)));
   uint32_t ops = 0;
   uint64_t prev_ts = 0;
   for (uint32_t i = 0; i < count; i++) {
@@ -515,8 +514,8 @@ size_t log_batch_bytes(const LogEntry& writes) {
   return batch_size(writes.writes);
 }
 
-Result<Record> seal_log_batches(std::span<const LogEntry* const> batches, DataKey& log_dek,
-                                Lsn lsn, Term term, Random& random) {
+Result<Record> seal_log_batches(std::span<const LogEntry* const> batches, DataKey& log_dek, Lsn lsn,
+                                Term term, Random& random) {
   QUIRE_RETURN_IF_ERROR(check_log_dek(log_dek, lsn));
   std::vector<BatchView> views;
   views.reserve(batches.size());

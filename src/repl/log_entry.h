@@ -140,8 +140,8 @@ size_t log_batch_bytes(const LogEntry& writes);
 // kBatches entry in LOG record `lsn`, without copying their writes into a LogEntry first;
 // the record is the one seal_log_record would make of that kBatches entry. The errors of
 // seal_log_record.
-Result<Record> seal_log_batches(std::span<const LogEntry* const> batches, DataKey& log_dek,
-                                Lsn lsn, Term term, Random& random);
+Result<Record> seal_log_batches(std::span<const LogEntry* const> batches, DataKey& log_dek, Lsn lsn,
+                                Term term, Random& random);
 
 // Opens a LOG record and decodes its entry. Corruption for a record that is not a LOG
 // record of kLogTable, or a payload sealed under a DEK other than the log's; otherwise

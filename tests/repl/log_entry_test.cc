@@ -190,7 +190,7 @@ TEST(LogEntry, BatchesFollowTheDocumentedLayout) {
   EXPECT_EQ(b[5], static_cast<uint8_t>(LogEntryKind::kBatches));
   EXPECT_EQ(decode_fixed16(&b[6]), 0);
   EXPECT_EQ(decode_fixed64(&b[8]), e.batches[1].ts.value);  // the last batch's
-  EXPECT_EQ(decode_fixed32(&b[16]), 2u);                     // batches, not ops
+  EXPECT_EQ(decode_fixed32(&b[16]), 2u);                    // batches, not ops
   // The first batch: its ts, its op count, then its ops exactly as kWrites encodes them.
   EXPECT_EQ(decode_fixed64(&b[20]), e.batches[0].ts.value);
   EXPECT_EQ(b[28], 3);
