@@ -8,7 +8,7 @@ packages=(
   clang libclang-rt-14-dev
   libssl-dev libfmt-dev nlohmann-json3-dev libcli11-dev libasio-dev
   libgtest-dev libgmock-dev libbenchmark-dev librapidcheck-dev
-  libcurl4-openssl-dev libjemalloc-dev etcd-server etcd-client redis-server redis-tools python3-redis
+  libcurl4-openssl-dev libjemalloc-dev libabsl-dev etcd-server etcd-client redis-server redis-tools python3-redis
 )
 
 missing=()
