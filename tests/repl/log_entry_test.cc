@@ -126,6 +126,11 @@ Bytes encode_ok(const LogEntry& e) {
   return std::move(b).value();
 }
 
+// An entry encode_log_entry refuses as out of bounds.
+bool refused(const LogEntry& e) {
+  return encode_log_entry(e).code() == Code::kInvalidArgument;
+}
+
 bool malformed_or_too_new(Code c) {
   return c == Code::kCorruption || c == Code::kVersionTooNew;
 }
@@ -330,9 +335,6 @@ TEST(LogEntry, BatchFieldsAreChecked) {
 }
 
 TEST(LogEntry, BatchesOverTheirBoundsAreRefused) {
-  auto refused = [](const LogEntry& e) {
-    return encode_log_entry(e).code() == Code::kInvalidArgument;
-  };
   const LogEntry good = sample_batches();
   LogEntry one = good;
   one.batches.pop_back();
@@ -434,10 +436,6 @@ TEST(LogEntry, DecodeRefusesOversizeKeys) {
 }
 
 TEST(LogEntry, EncodeRefusesEntriesOutOfBounds) {
-  auto refused = [](const LogEntry& e) {
-    Result<Bytes> r = encode_log_entry(e);
-    return r.code() == Code::kInvalidArgument;
-  };
   const LogEntry good = sample_writes();
   ASSERT_TRUE(encode_log_entry(good).is_ok());
 
@@ -572,17 +570,17 @@ TEST_F(LogRecord, MergedBatchesOpenAsTheirKBatchesEntry) {
   ASSERT_TRUE(back.is_ok()) << back.status().to_string();
   EXPECT_EQ(*back, expected);
 
-  auto refused = [&](std::vector<const LogEntry*> es) {
+  auto seal_refused = [&](std::vector<const LogEntry*> es) {
     return seal_log_batches(es, log_dek_, Lsn(91), Term(4), random_).code() ==
            Code::kInvalidArgument;
   };
-  EXPECT_TRUE(refused({&first}));           // one batch is a kWrites record
-  EXPECT_TRUE(refused({&second, &first}));  // timestamps out of order
+  EXPECT_TRUE(seal_refused({&first}));           // one batch is a kWrites record
+  EXPECT_TRUE(seal_refused({&second, &first}));  // timestamps out of order
   const LogEntry keys = sample_keystore();
-  EXPECT_TRUE(refused({&first, &keys}));
+  EXPECT_TRUE(seal_refused({&first, &keys}));
   LogEntry oversize = second;
   oversize.writes.assign(kLogEntryOpsMax, oversize.writes.front());
-  EXPECT_TRUE(refused({&first, &oversize}));
+  EXPECT_TRUE(seal_refused({&first, &oversize}));
   Result<Record> table_dek = seal_log_batches(entries, table_dek_, Lsn(92), Term(4), random_);
   EXPECT_EQ(table_dek.code(), Code::kInvalidArgument);
   // What the primary sums to bound a merged entry is what each batch adds to it.
