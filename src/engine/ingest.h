@@ -90,9 +90,9 @@ class IngestLayer {
   // changes: the order points at it). std::unordered_map reads a bucket, the node before
   // the key's, then the node, and took twice as long for both in a microbenchmark; its
   // lookups were a quarter of a primary's CPU under GET -P 16, which this table serves
-  // about 1.4 times as fast (docs/figures.md, session 22). The hash is the standard
-  // library's, with no seed, and nothing iterates the table: the simulator's runs stay the
-  // same run to run.
+  // about 1.4 times as fast (docs/figures.md, session 22). Abseil salts each table's slot
+  // order with its address, so the order differs run to run; nothing iterates the table
+  // (walks go over the order), so the simulator's runs stay the same.
   struct KeyHash {
     using is_transparent = void;
     size_t operator()(std::string_view key) const { return std::hash<std::string_view>()(key); }

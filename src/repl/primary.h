@@ -431,8 +431,8 @@ class Primary {
   // The next group off the queue: in order, at most group_batches_max batches and
   // group_bytes_max bytes (a single batch may be larger).
   std::vector<std::shared_ptr<Request>> take_group();
-  // Gives each request its commit timestamp and LSN and seals it as a LOG record; a request
-  // that cannot be sealed fails alone.
+  // Gives each request its commit timestamp and LSN and seals the group as LOG records (the
+  // write batches in a row as one); the requests of a record that cannot be sealed fail.
   SealedGroup seal_group(const std::vector<std::shared_ptr<Request>>& group);
   // Seals `run` (one request, or write batches in a row) as one LOG record into `out`, or
   // finishes its requests with the error; false when the log DEK is used up.

@@ -424,7 +424,7 @@ TEST(LogEntry, DecodeRefusesOversizeKeys) {
   Bytes b;
   ByteWriter w(b);
   w.put_fixed32(kLogEntryMagic);
-  w.put_u8(kLogEntryFormatVersion);
+  w.put_u8(kLogEntryWritesFormatVersion);
   w.put_u8(static_cast<uint8_t>(LogEntryKind::kWrites));
   w.put_fixed16(0);
   w.put_fixed64(9);
@@ -432,7 +432,9 @@ TEST(LogEntry, DecodeRefusesOversizeKeys) {
   w.put_fixed64(kFirstUserTable);
   w.put_u8(2);
   w.put_string(std::string(kLogEntryKeyBytesMax + 1, 'k'));
-  EXPECT_EQ(decode_log_entry(b).code(), Code::kCorruption);
+  Result<LogEntry> r = decode_log_entry(b);
+  EXPECT_EQ(r.code(), Code::kCorruption);
+  EXPECT_NE(r.status().message().find("key"), std::string::npos) << r.status().to_string();
 }
 
 TEST(LogEntry, EncodeRefusesEntriesOutOfBounds) {
