@@ -292,8 +292,8 @@ struct BatchView {
   std::span<const LogWrite> writes;
 };
 
-// The bounds of a kBatches entry's batches (the header comment).
-Status check_batches(std::span<const BatchView> batches) {
+// The bounds of a kBatches entry's batches (the header comment); the entry's encoded size.
+Result<size_t> check_batches(std::span<const BatchView> batches) {
   if (batches.size() < 2) {
     return out_of_bounds("a kBatches entry holds two or more batches")
         .with("batches", batches.size());
@@ -315,7 +315,7 @@ Status check_batches(std::span<const BatchView> batches) {
     QUIRE_RETURN_IF_ERROR(check_writes(batch.writes, ops, &total));
     ops += batch.writes.size();
   }
-  return Status::ok();
+  return total;
 }
 
 void put_header(ByteWriter& w, LogEntryKind kind, Timestamp ts, size_t count) {
@@ -336,10 +336,8 @@ void put_writes(ByteWriter& w, std::span<const LogWrite> writes) {
   }
 }
 
-// A kBatches entry of batches check_batches accepted.
-Bytes encode_batches(std::span<const BatchView> batches) {
-  size_t size = kLogEntryHeaderBytes;
-  for (const BatchView& b : batches) size += batch_size(b.writes);
+// A kBatches entry of batches check_batches accepted, `size` bytes long.
+Bytes encode_batches(std::span<const BatchView> batches, size_t size) {
   Bytes out;
   out.reserve(size);
   ByteWriter w(out);
@@ -358,6 +356,19 @@ std::vector<BatchView> views_of(const std::vector<LogBatch>& batches) {
   views.reserve(batches.size());
   for (const LogBatch& b : batches) views.push_back({b.ts, b.writes});
   return views;
+}
+
+// A kBatches entry's own bounds (validate_log_entry checked its kind); its encoded size.
+Result<size_t> check_batches_entry(const LogEntry& e, std::span<const BatchView> views) {
+  if (!e.writes.empty() || !e.changes.empty() || e.keystore_base_version != 0) {
+    return out_of_bounds("a kBatches entry carries only batches");
+  }
+  Result<size_t> size = check_batches(views);
+  if (!size.is_ok()) return size;
+  if (e.ts != e.batches.back().ts) {
+    return out_of_bounds("the entry's timestamp is not its last batch's");
+  }
+  return size;
 }
 
 Status check_log_dek(const DataKey& log_dek, Lsn lsn) {
@@ -388,14 +399,7 @@ Status validate_log_entry(const LogEntry& e) {
   }
   if (e.ts.is_zero()) return out_of_bounds("commit timestamp is zero");
   if (e.kind == LogEntryKind::kBatches) {
-    if (!e.writes.empty() || !e.changes.empty() || e.keystore_base_version != 0) {
-      return out_of_bounds("a kBatches entry carries only batches");
-    }
-    QUIRE_RETURN_IF_ERROR(check_batches(views_of(e.batches)));
-    if (e.ts != e.batches.back().ts) {
-      return out_of_bounds("the entry's timestamp is not its last batch's");
-    }
-    return Status::ok();
+    return check_batches_entry(e, views_of(e.batches)).status();
   }
   if (!e.batches.empty()) return out_of_bounds("only a kBatches entry carries batches");
   if (e.kind == LogEntryKind::kHeartbeat) {
@@ -446,8 +450,14 @@ Status validate_log_entry(const LogEntry& e) {
 }
 
 Result<Bytes> encode_log_entry(const LogEntry& e) {
+  if (e.kind == LogEntryKind::kBatches && !e.ts.is_zero()) {
+    // validate_log_entry's kBatches part, whose size the encoding reserves.
+    const std::vector<BatchView> views = views_of(e.batches);
+    Result<size_t> size = check_batches_entry(e, views);
+    if (!size.is_ok()) return size.status();
+    return encode_batches(views, *size);
+  }
   QUIRE_RETURN_IF_ERROR(validate_log_entry(e));
-  if (e.kind == LogEntryKind::kBatches) return encode_batches(views_of(e.batches));
   Bytes out;
   ByteWriter w(out);
   switch (e.kind) {
@@ -529,9 +539,9 @@ Result<Record> seal_log_batches(std::span<const LogEntry* const> batches, DataKe
     }
     views.push_back({e.ts, e.writes});
   }
-  Status ok = check_batches(views);
-  if (!ok.is_ok()) return std::move(ok).with("lsn", lsn.value);
-  return seal_plain(encode_batches(views), log_dek, lsn, term, random);
+  Result<size_t> size = check_batches(views);
+  if (!size.is_ok()) return std::move(size).take_status().with("lsn", lsn.value);
+  return seal_plain(encode_batches(views, *size), log_dek, lsn, term, random);
 }
 
 Result<LogEntry> open_log_record(const Record& r, const DekLookup& lookup) {
