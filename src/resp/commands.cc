@@ -15,15 +15,19 @@
 namespace quire::resp {
 namespace {
 
-// Redis 7.0's processCommand message for an unknown command.
+// An argument as Redis's printf("%s") sees it: up to its first NUL byte.
+std::string_view c_string(std::string_view s) { return s.substr(0, s.find('\0')); }
+
+// Redis 7.0's processCommand message for an unknown command (its name and arguments
+// printed as C strings, so each ends at a NUL byte).
 std::string unknown_command_message(const std::vector<std::string>& a) {
   std::string args;
   for (size_t i = 1; i < a.size() && args.size() < 128; i++) {
     const size_t room = 128 - args.size();
-    args += fmt::format("'{}' ", std::string_view(a[i]).substr(0, room));
+    args += fmt::format("'{}' ", c_string(a[i]).substr(0, room));
   }
   return fmt::format("unknown command '{}', with args beginning with: {}",
-                     std::string_view(a[0]).substr(0, 128), args);
+                     c_string(a[0]).substr(0, 128), args);
 }
 
 // The bytes a write occupies in a log entry, over-estimated (varints at their widest).
@@ -76,6 +80,23 @@ std::optional<int64_t> parse_int64(std::string_view s) {
   }
   if (v > uint64_t{INT64_MAX}) return std::nullopt;
   return static_cast<int64_t>(v);
+}
+
+std::optional<uint64_t> parse_scan_cursor(std::string_view s) {
+  s = c_string(s);
+  if (s.empty()) return 0;  // strtoul converts nothing and stops at the end
+  size_t i = 0;
+  const bool negative = s[0] == '-';
+  if (s[0] == '+' || negative) i = 1;
+  if (i >= s.size()) return std::nullopt;  // a sign alone: nothing converted
+  uint64_t v = 0;
+  for (; i < s.size(); i++) {
+    if (s[i] < '0' || s[i] > '9') return std::nullopt;  // a leading space included
+    const uint64_t d = static_cast<uint64_t>(s[i] - '0');
+    if (v > (UINT64_MAX - d) / 10) return std::nullopt;  // ERANGE
+    v = v * 10 + d;
+  }
+  return negative ? 0 - v : v;
 }
 
 std::vector<TableId> resp_tables(uint32_t databases) {
@@ -418,9 +439,14 @@ void RespCommands::cmd_auth(Args& a, ClientState& c, ReplyWriter& out) {
 }
 
 void RespCommands::cmd_select(Args& a, ClientState& c, ReplyWriter& out) {
+  // Redis reads the index as a long long, then checks it against an int's range.
   std::optional<int64_t> db = parse_int64(a[1]);
-  if (!db || *db < INT32_MIN || *db > INT32_MAX) {
+  if (!db) {
     out.err("value is not an integer or out of range");
+    return;
+  }
+  if (*db < INT32_MIN || *db > INT32_MAX) {
+    out.err("value is out of range, value must between -2147483648 and 2147483647");
     return;
   }
   if (*db < 0 || *db >= static_cast<int64_t>(options_.databases)) {

@@ -235,6 +235,11 @@ class RespCommands : public CommandHandler {
 
 // Redis's string2ll: a decimal int64 with no spaces, no '+', no leading zeros.
 std::optional<int64_t> parse_int64(std::string_view s);
+// SCAN's cursor as Redis 7.0 reads it (strtoul in base 10 over the argument as a C string,
+// so up to its first NUL byte): an optional '+' or '-' (negation wraps, as in C) and
+// digits, or nothing at all (cursor 0); a leading space, anything after the digits, or a
+// magnitude beyond 64 bits is refused.
+std::optional<uint64_t> parse_scan_cursor(std::string_view s);
 // ASCII case folding, as Redis compares command names and options.
 std::string lower(std::string_view s);
 bool iequals(std::string_view a, std::string_view b);

@@ -42,7 +42,7 @@ struct ScanArgs {
 // SCAN's arguments, or the error message Redis gives for them.
 std::variant<ScanArgs, std::string> parse_scan_args(const std::vector<std::string>& a) {
   ScanArgs s;
-  std::optional<uint64_t> cursor = parse_uint64(a[1]);
+  std::optional<uint64_t> cursor = parse_scan_cursor(a[1]);
   if (!cursor) return std::string("invalid cursor");
   s.cursor = *cursor;
   for (size_t j = 2; j < a.size(); j++) {

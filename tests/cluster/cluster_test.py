@@ -310,12 +310,25 @@ def setUpModule():
     log("started in %.1f s" % (time.monotonic() - t))
 
 
-_cleaned = threading.Lock()
+# Cleanup runs once; a second caller (the watchdog's thread, a signal, the module cleanup)
+# waits until the first is done, so nobody exits while it is halfway. An RLock: a signal
+# may arrive on the main thread while that thread holds it (it then returns at once).
+_cleanup_lock = threading.RLock()
+_cleaned = False
 
 
 def cleanup_module():
-    if CLUSTER is None or not _cleaned.acquire(blocking=False):
+    global _cleaned
+    if CLUSTER is None:
         return
+    with _cleanup_lock:
+        if _cleaned:
+            return
+        _cleaned = True
+        _cleanup_cluster()
+
+
+def _cleanup_cluster():
     CLUSTER.cleanup()
     if KEEP:
         log("kept %s" % CLUSTER.root)

@@ -204,6 +204,14 @@ TEST_F(RespCommandsTest, ConnectionCommands) {
   EXPECT_EQ(P({"SELECT", "16"}), "-ERR DB index is out of range\r\n");
   EXPECT_EQ(P({"SELECT", "-1"}), "-ERR DB index is out of range\r\n");
   EXPECT_EQ(P({"SELECT", "one"}), "-ERR value is not an integer or out of range\r\n");
+  // Redis reads a long long, then checks an int's range, each with its own message.
+  EXPECT_EQ(P({"SELECT", "2147483648"}),
+            "-ERR value is out of range, value must between -2147483648 and 2147483647\r\n");
+  EXPECT_EQ(P({"SELECT", "-2147483649"}),
+            "-ERR value is out of range, value must between -2147483648 and 2147483647\r\n");
+  EXPECT_EQ(P({"SELECT", "2147483647"}), "-ERR DB index is out of range\r\n");
+  EXPECT_EQ(P({"SELECT", "99999999999999999999"}),
+            "-ERR value is not an integer or out of range\r\n");
   EXPECT_EQ(P({"SELECT", "0"}), "+OK\r\n");
   EXPECT_EQ(P({"AUTH", "pw"}),
             "-ERR AUTH <password> called without any password configured for the default user. "
@@ -214,6 +222,14 @@ TEST_F(RespCommandsTest, ConnectionCommands) {
   EXPECT_EQ(P({"FOO", "a", "b"}),
             "-ERR unknown command 'FOO', with args beginning with: 'a' 'b' \r\n");
   EXPECT_EQ(P({"foo"}), "-ERR unknown command 'foo', with args beginning with: \r\n");
+  // Redis prints the name and the arguments as C strings: each ends at a NUL byte, and the
+  // shorter length is what counts against the 128 characters.
+  EXPECT_EQ(P({"FOO", std::string("a\0b", 3), "c"}),
+            "-ERR unknown command 'FOO', with args beginning with: 'a' 'c' \r\n");
+  EXPECT_EQ(P({std::string("GET\0", 4), "x"}),
+            "-ERR unknown command 'GET', with args beginning with: 'x' \r\n");
+  EXPECT_EQ(P({"FOO", std::string("\0", 1) + std::string(200, 'x'), "next"}),
+            "-ERR unknown command 'FOO', with args beginning with: '' 'next' \r\n");
   EXPECT_EQ(P({"GET"}), "-ERR wrong number of arguments for 'get' command\r\n");
   EXPECT_EQ(P({"set", "k"}), "-ERR wrong number of arguments for 'set' command\r\n");
   EXPECT_FALSE(client_.close_after_reply);
@@ -556,6 +572,20 @@ TEST_F(RespCommandsTest, ScanReturnsEveryStableKeyExactlyOnce) {
       }());
   EXPECT_EQ(P({"SCAN", "0", "TYPE", "hash", "COUNT", "1000"}), "*2\r\n$1\r\n0\r\n*0\r\n");
   EXPECT_EQ(P({"SCAN", "x"}), "-ERR invalid cursor\r\n");
+  // The cursor read as Redis's strtoul reads it: empty, +0 and -0 are 0; a leading space,
+  // a sign alone, trailing bytes or more than 64 bits are refused; -1 wraps (a cursor no
+  // node hands out), and the options are checked first.
+  for (const char* zero : {"", "+0", "-0", "00"}) {
+    EXPECT_EQ(P({"SCAN", zero, "MATCH", "k29*", "COUNT", "1000"}).substr(0, 14),
+              "*2\r\n$1\r\n0\r\n*10")
+        << zero;
+  }
+  for (const char* bad : {" 0", "-", "+", "0x0", "1 ", "18446744073709551616"}) {
+    EXPECT_EQ(P({"SCAN", bad}), "-ERR invalid cursor\r\n") << bad;
+  }
+  EXPECT_EQ(P({"SCAN", "-1"}), "-ERR invalid cursor\r\n");
+  EXPECT_EQ(P({"SCAN", "-1", "FOO"}), "-ERR syntax error\r\n");
+  EXPECT_EQ(P({"SCAN", "", "COUNT", "abc"}), "-ERR value is not an integer or out of range\r\n");
   EXPECT_EQ(P({"SCAN", "123456789"}), "-ERR invalid cursor\r\n");
   EXPECT_EQ(P({"SCAN", "0", "COUNT", "0"}), "-ERR syntax error\r\n");
   EXPECT_EQ(P({"SCAN", "0", "COUNT"}), "-ERR syntax error\r\n");
