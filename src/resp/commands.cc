@@ -16,7 +16,9 @@ namespace quire::resp {
 namespace {
 
 // An argument as Redis's printf("%s") sees it: up to its first NUL byte.
-std::string_view c_string(std::string_view s) { return s.substr(0, s.find('\0')); }
+std::string_view c_string(std::string_view s) {
+  return s.substr(0, s.find('\0'));
+}
 
 // Redis 7.0's processCommand message for an unknown command (its name and arguments
 // printed as C strings, so each ends at a NUL byte).
