@@ -320,6 +320,10 @@ Task<void> RespCommands::run(const CommandSpec& spec, Args& a, ClientState& c, R
       co_return co_await cmd_exists(a, c, out);
     case CommandId::kStrlen:
       co_return co_await cmd_strlen(a, c, out);
+    case CommandId::kType:
+    case CommandId::kTtl:
+    case CommandId::kPttl:
+      co_return co_await cmd_type_ttl(a, c, out, spec.id);
     case CommandId::kMget:
       co_return co_await cmd_mget(a, c, out);
     case CommandId::kMset:

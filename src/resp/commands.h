@@ -154,6 +154,8 @@ class RespCommands : public CommandHandler {
   Task<void> cmd_del(Args& a, ClientState& c, ReplyWriter& out);
   Task<void> cmd_exists(Args& a, ClientState& c, ReplyWriter& out);
   Task<void> cmd_strlen(Args& a, ClientState& c, ReplyWriter& out);
+  // TYPE, TTL and PTTL: a string or none; no expiry (-1), or no key (-2).
+  Task<void> cmd_type_ttl(Args& a, ClientState& c, ReplyWriter& out, CommandId id);
   Task<void> cmd_mget(Args& a, ClientState& c, ReplyWriter& out);
   Task<void> cmd_mset(Args& a, ClientState& c, ReplyWriter& out, bool nx);
   Task<void> cmd_incr(Args& a, ClientState& c, ReplyWriter& out, int64_t sign, bool by);

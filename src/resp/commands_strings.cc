@@ -207,6 +207,21 @@ Task<void> RespCommands::cmd_strlen(Args& a, ClientState& c, ReplyWriter& out) {
   out.integer((*r)[0] ? static_cast<int64_t>((*r)[0]->size()) : 0);
 }
 
+Task<void> RespCommands::cmd_type_ttl(Args& a, ClientState& c, ReplyWriter& out, CommandId id) {
+  std::vector<std::string> keys{a[1]};
+  auto r = co_await read_keys(c.db, std::move(keys));
+  if (!r.is_ok()) {
+    read_failed(r.status(), out);
+    co_return;
+  }
+  const bool exists = (*r)[0].has_value();
+  if (id == CommandId::kType) {
+    out.simple(exists ? "string" : "none");
+  } else {
+    out.integer(exists ? -1 : -2);
+  }
+}
+
 Task<void> RespCommands::cmd_mget(Args& a, ClientState& c, ReplyWriter& out) {
   std::vector<std::string> keys(a.begin() + 1, a.end());
   auto r = co_await read_keys(c.db, std::move(keys));

@@ -214,7 +214,7 @@ PATTERNS = [b"*", b"a?c", b"[ab]*", b"\\*", b"k[0-9]", b"[^a]*", b"[!a]*", b"*\x
 ARITY = {b"get": 2, b"set": -3, b"setnx": 3, b"del": -2, b"exists": -2, b"strlen": 2,
          b"mget": -2, b"mset": -3, b"msetnx": -3, b"incr": 2, b"incrby": 3, b"decr": 2,
          b"decrby": 3, b"select": 2, b"dbsize": 1, b"echo": 2, b"ping": -1, b"scan": -2,
-         b"keys": 2, b"flushdb": -1}
+         b"keys": 2, b"flushdb": -1, b"type": 2, b"ttl": 2, b"pttl": 2}
 
 UNKNOWN_NAMES = [b"FOO", b"gett", b"SETT", b"x", b"", b"\r\n", b"a b", b"\x00cmd",
                  b"c" * 200, b"DELETE", b"incrbyx", b"GET\x00", b"quire.nosuch", b"*"]
@@ -287,7 +287,7 @@ class Gen:
             (5, self.c_mget), (4, self.c_mset), (3, self.c_msetnx), (4, self.c_incr),
             (6, self.c_incrby), (3, self.c_select), (2, self.c_dbsize), (0.4, self.c_flushdb),
             (2, self.c_echo), (2, self.c_ping), (6, self.c_arity), (3, self.c_unknown),
-            (2, self.c_scan), (1, self.c_keys), (0.3, self.c_limits),
+            (2, self.c_scan), (1, self.c_keys), (0.3, self.c_limits), (3, self.c_type_ttl),
         ]
         total = sum(w for w, _ in choices)
         x = r.random() * total
@@ -319,6 +319,9 @@ class Gen:
 
     def c_setnx(self):
         return [self.case(b"setnx"), self.key(), self.value()], "cmp"
+
+    def c_type_ttl(self):
+        return [self.case(self.rng.choice([b"type", b"ttl", b"pttl"])), self.key()], "cmp"
 
     def c_get(self):
         return [self.case(b"get"), self.key()], "cmp"
@@ -478,7 +481,8 @@ def quire_only(kind):
 # Which arguments of a command are keys (for resynchronising after a mismatch).
 def command_keys(args):
     name = args[0].lower()
-    if name in (b"get", b"set", b"setnx", b"strlen", b"incr", b"incrby", b"decr", b"decrby"):
+    if name in (b"get", b"set", b"setnx", b"strlen", b"incr", b"incrby", b"decr", b"decrby",
+                b"type", b"ttl", b"pttl"):
         return args[1:2]
     if name in (b"del", b"exists", b"mget"):
         return args[1:]

@@ -289,6 +289,14 @@ TEST_F(RespCommandsTest, StringCommands) {
   EXPECT_EQ(P({"SETNX", "nx1", "x"}), ":1\r\n");
   EXPECT_EQ(P({"STRLEN", "k"}), ":2\r\n");
   EXPECT_EQ(P({"STRLEN", "missing"}), ":0\r\n");
+  EXPECT_EQ(P({"TYPE", "k"}), "+string\r\n");
+  EXPECT_EQ(P({"TYPE", "missing"}), "+none\r\n");
+  EXPECT_EQ(P({"TTL", "k"}), ":-1\r\n");
+  EXPECT_EQ(P({"TTL", "missing"}), ":-2\r\n");
+  EXPECT_EQ(P({"pttl", "k"}), ":-1\r\n");
+  EXPECT_EQ(P({"PTTL", "missing"}), ":-2\r\n");
+  EXPECT_EQ(P({"TYPE"}), "-ERR wrong number of arguments for 'type' command\r\n");
+  EXPECT_EQ(P({"TTL", "k", "x"}), "-ERR wrong number of arguments for 'ttl' command\r\n");
   EXPECT_EQ(P({"EXISTS", "k", "k", "missing", "nx1"}), ":3\r\n");
   EXPECT_EQ(P({"MSET", "a", "1", "b", "2"}), "+OK\r\n");
   EXPECT_EQ(P({"MSET", "a", "1", "b"}), "-ERR wrong number of arguments for 'mset' command\r\n");
