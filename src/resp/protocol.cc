@@ -17,6 +17,13 @@ constexpr size_t kArgsReserveMax = 1024;
 // more than half the buffer), so dropping stays linear in the bytes fed.
 constexpr size_t kCompactAtBytes = 64 * 1024;
 
+// How far Redis looks for a line's end: it searches its query buffer with strchr, which
+// stops at a NUL byte. So a line with a NUL before its end has no end for Redis: the
+// connection waits for more, and is refused once more than a line's limit is buffered.
+size_t c_string_bytes(const char* start, size_t buffered) {
+  return strnlen(start, buffered);
+}
+
 bool is_blank(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
 }
@@ -222,7 +229,8 @@ RequestParser::Result RequestParser::next(std::vector<std::string>* args) {
 RequestParser::Result RequestParser::parse_inline(std::vector<std::string>* args) {
   const char* start = input_.data() + pos_;
   const size_t buffered = input_.size() - pos_;
-  const auto* newline = static_cast<const char*>(std::memchr(start, '\n', buffered));
+  const auto* newline =
+      static_cast<const char*>(std::memchr(start, '\n', c_string_bytes(start, buffered)));
   if (newline == nullptr) {
     if (buffered > limits_.line_bytes_max) {
       return fail("ERR Protocol error: too big inline request");
@@ -232,8 +240,6 @@ RequestParser::Result RequestParser::parse_inline(std::vector<std::string>* args
   std::string_view line(start, static_cast<size_t>(newline - start));
   pos_ += line.size() + 1;
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  // Redis sees the line as a C string: it ends at a NUL.
-  line = line.substr(0, line.find('\0'));
   if (!split_inline_args(line, args)) {
     args->clear();
     return fail("ERR Protocol error: unbalanced quotes in request");
@@ -244,7 +250,8 @@ RequestParser::Result RequestParser::parse_inline(std::vector<std::string>* args
 bool RequestParser::find_line(std::string_view* line, bool* too_long) const {
   const char* start = input_.data() + pos_;
   const size_t buffered = input_.size() - pos_;
-  const auto* cr = static_cast<const char*>(std::memchr(start, '\r', buffered));
+  const auto* cr =
+      static_cast<const char*>(std::memchr(start, '\r', c_string_bytes(start, buffered)));
   *too_long = cr == nullptr && buffered > limits_.line_bytes_max;
   // The byte after "\r" must be buffered too (it is skipped, whatever it is).
   if (cr == nullptr || cr == start + buffered - 1) return false;
@@ -263,6 +270,7 @@ RequestParser::Result RequestParser::parse_multibulk(std::vector<std::string>* a
     int64_t count = 0;
     if (!parse_redis_int(line.substr(1), &count) ||
         count > static_cast<int64_t>(limits_.multibulk_count_max)) {
+      // (Elements cost memory only as their "$" lines arrive, within command_bytes_max.)
       return fail("ERR Protocol error: invalid multibulk length");
     }
     if (!authenticated_ && count > static_cast<int64_t>(limits_.unauthenticated_count_max)) {

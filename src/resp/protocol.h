@@ -7,12 +7,12 @@
 // \n \r \t \b \a \\ \" \xHH escapes, '...' with \' only). "*0", "*-1" and empty inline lines
 // are no command. As in Redis, a line ends at "\r" and the byte after it is skipped unseen,
 // an inline line at "\n" (a "\r" before it is dropped), and the two bytes after a bulk's
-// data are skipped unchecked; an inline line ends at a NUL byte (a C string in Redis).
+// data are skipped unchecked. Redis finds a line's end with strchr, which stops at a NUL
+// byte: a NUL before the end leaves the line unended (the parser waits for more, and fails
+// "too big" past line_bytes_max), as Redis does.
 //
 // Every error is the reply Redis sends ("ERR Protocol error: ..."), after which the server
-// closes the connection; the parser stays failed. Limits (RequestLimits) are Redis's but one:
-// Redis 7.0 takes up to INT_MAX elements, Quire at most multibulk_count_max (Redis 6's
-// 1024*1024, with Redis's reply text), since every element costs memory before its bytes.
+// closes the connection; the parser stays failed. Limits (RequestLimits) are Redis 7.0's.
 //
 // Memory: the parser never allocates from a length the client announces. A bulk's bytes
 // are kept as they arrive (a bulk of kBigBulkBytes or more is moved out of the input buffer
@@ -36,8 +36,9 @@ namespace quire::resp {
 struct RequestLimits {
   // Redis's proto-max-bulk-len (512 MB).
   size_t bulk_bytes_max = size_t{512} << 20;
-  // Elements of one multibulk (Redis up to 6.2: 1024*1024).
-  size_t multibulk_count_max = size_t{1} << 20;
+  // Elements one multibulk may announce (Redis 7.0: INT_MAX). Only those whose "$" line
+  // arrived cost memory, each counted against command_bytes_max.
+  size_t multibulk_count_max = INT32_MAX;
   // An inline line, or a "*N" / "$len" line, without its end (Redis's PROTO_INLINE_MAX_SIZE).
   size_t line_bytes_max = size_t{64} << 10;
   // Everything one command holds while it is assembled: its arguments' bytes (each counted
@@ -77,8 +78,12 @@ class RequestParser {
   const std::string& error() const { return error_; }
   // Applies the unauthenticated limits (or lifts them) from the next line parsed on.
   void set_authenticated(bool authenticated) { authenticated_ = authenticated; }
-  // Bytes fed and not yet parsed, plus a command's arguments assembled so far.
-  size_t buffered_bytes() const { return (input_.size() - pos_) + args_bytes_; }
+  // Bytes fed and not yet parsed, plus a command's arguments assembled so far (each with
+  // kArgOverheadBytes, and the argument vector's spare capacity).
+  size_t buffered_bytes() const {
+    return (input_.size() - pos_) + args_bytes_ +
+           (args_.capacity() - args_.size()) * kArgOverheadBytes;
+  }
   // True while part of a command is buffered (a partial line or an incomplete multibulk).
   bool mid_command() const { return pos_ < input_.size() || multibulk_left_ > 0; }
 

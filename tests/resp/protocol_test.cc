@@ -85,7 +85,8 @@ struct ErrorCase {
 
 TEST(RespProtocol, EveryErrorHasRedisText) {
   const std::vector<ErrorCase> cases = {
-      {"*1048577\r\n", "ERR Protocol error: invalid multibulk length"},
+      {"*2147483648\r\n", "ERR Protocol error: invalid multibulk length"},
+      {"*2147483647\r\n9$4\r\nPING\r\n", "ERR Protocol error: expected '$', got '9'"},
       {"*x\r\n", "ERR Protocol error: invalid multibulk length"},
       {"*\r\n", "ERR Protocol error: invalid multibulk length"},
       {"*+1\r\n", "ERR Protocol error: invalid multibulk length"},
@@ -156,10 +157,32 @@ TEST(RespProtocol, InlineQuotingAsSdssplitargs) {
       EXPECT_EQ(got, c.args) << c.line;
     }
   }
-  // An inline line ends at NUL, as a C string does.
-  Parsed p = parse(std::string("ECHO a\0b\r\n", 10));
-  ASSERT_EQ(p.commands.size(), 1u);
-  EXPECT_EQ(p.commands[0], (Args{"ECHO", "a"}));
+}
+
+// Redis finds a line's end with strchr, which stops at a NUL: a line with a NUL before its
+// end never ends. The parser waits, and fails "too big" once more than a line's limit is
+// buffered; bulk data, read by length, may hold NULs.
+TEST(RespProtocol, ANulBeforeALinesEndLeavesItUnended) {
+  using namespace std::string_literals;
+  for (const std::string& wedged :
+       {"ECHO a\0b\r\nPING\r\n"s, "\0\r\nPING\r\n"s, "*1\0\r\n$4\r\nPING\r\n"s,
+        "*1\r\n$4\0\r\nPING\r\n"s, "*2\r\n$4\r\nECHO\r\n\0$0\r\n\r\n"s}) {
+    for (size_t chunk : {size_t{0}, size_t{1}}) {
+      Parsed p = parse(wedged, chunk);
+      EXPECT_EQ(p.end, R::kNeedMore) << chunk;
+      EXPECT_TRUE(p.commands.empty()) << chunk;
+    }
+  }
+  Parsed inl = parse("PING\0\r\n"s + std::string(65536, 'x'));
+  EXPECT_EQ(inl.error, "ERR Protocol error: too big inline request");
+  Parsed count = parse("*1\0\r\n"s + std::string(65536, 'x'));
+  EXPECT_EQ(count.error, "ERR Protocol error: too big mbulk count string");
+  Parsed length = parse("*1\r\n$4\0\r\n"s + std::string(65536, 'x'));
+  EXPECT_EQ(length.error, "ERR Protocol error: too big bulk count string");
+  Parsed data = parse("*2\r\n$4\r\nECHO\r\n$3\r\na\0b\r\nPING\r\n"s);
+  ASSERT_EQ(data.commands.size(), 2u);
+  EXPECT_EQ(data.commands[0], (Args{"ECHO", "a\0b"s}));
+  EXPECT_EQ(data.commands[1], (Args{"PING"}));
 }
 
 TEST(RespProtocol, RedisIntegers) {
@@ -195,6 +218,27 @@ TEST(RespProtocol, EverySplitPointGivesTheSameCommands) {
   }
   Parsed bytewise = parse(input, 1);
   EXPECT_EQ(bytewise.commands, whole.commands);
+}
+
+// A count up to INT_MAX is taken, as Redis 7.0 takes it: only the elements that arrive cost
+// memory (32 bytes each, and the vector's spare room), and they count against
+// command_bytes_max.
+TEST(RespProtocol, AnyIntCountIsTakenAndItsElementsAreBounded) {
+  Parsed one = parse("*2147483647\r\n$4\r\nPING\r\n");
+  EXPECT_EQ(one.end, R::kNeedMore);
+  RequestLimits small;
+  small.command_bytes_max = 1 << 20;
+  RequestParser p(small);
+  Args args;
+  p.feed("*2147483647\r\n");
+  EXPECT_EQ(p.next(&args), R::kNeedMore);
+  EXPECT_LT(p.buffered_bytes(), size_t{64} << 10);
+  R r = R::kNeedMore;
+  for (int i = 0; i < 100'000 && r == R::kNeedMore; i++) {
+    p.feed("$0\r\n\r\n");
+    r = p.next(&args);
+  }
+  EXPECT_EQ(r, R::kTooLarge);
 }
 
 // A bulk announced at 512 MB holds only what arrived; a command past command_bytes_max
