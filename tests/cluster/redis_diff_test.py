@@ -926,33 +926,25 @@ def port_free(port):
         s.close()
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quire", required=True)
-    ap.add_argument("--redis-server", default="/usr/bin/redis-server")
-    ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    ap.add_argument("--commands", type=int, default=10000)
-    ap.add_argument("--batch", type=int, default=100)
-    ap.add_argument("--budget", type=int, default=BUDGET)
-    ap.add_argument("--keep", action="store_true")
-    ap.add_argument("--ports", default="33000-40000", help="range for the base port")
-    args = ap.parse_args()
-    quire = os.path.abspath(args.quire)
-    log("seed %d (rerun: --seed %d), %d commands, keyspace checked every %d" % (
-        args.seed, args.seed, args.commands, args.batch))
-    t = time.monotonic()
+def choose_ports(ports):
+    """Picks a free base port for the cluster in `ports` ("lo-hi"), and base+30 for
+    redis-server, into this module's globals (Procs reads them). False when none is free."""
     global CLUSTER_BASE_PORT, REDIS_PORT
-    lo, hi = (int(x) for x in args.ports.split("-"))
+    lo, hi = (int(x) for x in ports.split("-"))
     for _ in range(50):
-        CLUSTER_BASE_PORT = choose_base_port(lo, hi)
-        REDIS_PORT = CLUSTER_BASE_PORT + 30
-        if port_free(REDIS_PORT):
-            break
-    else:
-        log("no free ports in %s" % args.ports)
-        return 2
-    log("cluster base port %d, redis-server port %d" % (CLUSTER_BASE_PORT, REDIS_PORT))
+        base = choose_base_port(lo, hi)
+        if port_free(base + 30):
+            CLUSTER_BASE_PORT, REDIS_PORT = base, base + 30
+            log("cluster base port %d, redis-server port %d" % (CLUSTER_BASE_PORT, REDIS_PORT))
+            return True
+    log("no free ports in %s" % ports)
+    return False
 
+
+def with_servers(args, quire, body):
+    """Starts redis-server and a Quire cluster, returns body(the primary's port), and stops
+    both whatever happens: at the end, on an exception, on SIGTERM, SIGHUP or SIGINT, and
+    by a watchdog after args.budget seconds (which exits 2)."""
     procs = Procs(quire, args.redis_server, args.keep)
     atexit.register(procs.cleanup)
 
@@ -974,17 +966,38 @@ def main():
 
     for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(s, on_signal)
-
-    ok = False
     try:
         procs.start_redis()
-        port = procs.start_cluster()
-        run = Run(args)
-        run.run(port)
-        ok = run.summary()
+        return body(procs.start_cluster())
     finally:
         timer.cancel()
         procs.cleanup()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quire", required=True)
+    ap.add_argument("--redis-server", default="/usr/bin/redis-server")
+    ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    ap.add_argument("--commands", type=int, default=10000)
+    ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--budget", type=int, default=BUDGET)
+    ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--ports", default="33000-40000", help="range for the base port")
+    args = ap.parse_args()
+    quire = os.path.abspath(args.quire)
+    log("seed %d (rerun: --seed %d), %d commands, keyspace checked every %d" % (
+        args.seed, args.seed, args.commands, args.batch))
+    t = time.monotonic()
+    if not choose_ports(args.ports):
+        return 2
+
+    def body(quire_port):
+        run = Run(args)
+        run.run(quire_port)
+        return run.summary()
+
+    ok = with_servers(args, quire, body)
     log("%s; wall time %.1f s (seed %d)" % ("PASS" if ok else "FAIL", time.monotonic() - t,
                                              args.seed))
     return 0 if ok else 1

@@ -32,23 +32,19 @@ Run: /usr/bin/python3 tests/cluster/redis_protocol_diff_test.py --quire build/re
 """
 
 import argparse
-import atexit
 import collections
 import os
 import random
 import re
 import select
-import signal
 import socket
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import redis_diff_test as rdt  # noqa: E402
-from cluster_test import choose_base_port  # noqa: E402
-from redis_diff_test import Procs, encode, port_free  # noqa: E402
+from redis_diff_test import encode  # noqa: E402
 
 DEFAULT_SEED = 20240612
 QUIET = 0.3  # a server that sent nothing for this long (since our last write) is done
@@ -506,51 +502,16 @@ def main():
     args = ap.parse_args()
     quire = os.path.abspath(args.quire)
     t = time.monotonic()
-    lo, hi = (int(x) for x in args.ports.split("-"))
-    for _ in range(50):
-        base = choose_base_port(lo, hi)
-        if port_free(base + 30):
-            break
-    else:
-        log("no free ports in %s" % args.ports)
+    if not rdt.choose_ports(args.ports):
         return 2
-    # Procs reads the ports from redis_diff_test's globals.
-    rdt.CLUSTER_BASE_PORT, rdt.REDIS_PORT = base, base + 30
-    log("seed %d (rerun: --seed %d), %d random cases; cluster base port %d, redis-server "
-        "port %d" % (args.seed, args.seed, args.random, base, base + 30))
+    log("seed %d (rerun: --seed %d), %d random cases" % (args.seed, args.seed, args.random))
 
-    procs = Procs(quire, args.redis_server, args.keep)
-    atexit.register(procs.cleanup)
-
-    def watchdog():
-        log("the run went past %d s: stopping everything and exiting" % args.budget)
-        procs.cleanup()
-        os._exit(2)
-
-    timer = threading.Timer(args.budget, watchdog)
-    timer.daemon = True
-    timer.start()
-
-    def on_signal(signum, _frame):
-        if procs.cleaned:
-            return
-        log("signal %d: stopping everything" % signum)
-        procs.cleanup()
-        os._exit(128 + signum)
-
-    for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-        signal.signal(s, on_signal)
-
-    ok = False
-    try:
-        procs.start_redis()
-        quire_port = procs.start_cluster()
+    def body(quire_port):
         cases = deterministic_cases() + RandomCases(args.seed).cases(args.random)
         results = run_all(cases, rdt.REDIS_PORT, quire_port, args.workers)
-        ok = summarise(results, args.seed)
-    finally:
-        timer.cancel()
-        procs.cleanup()
+        return summarise(results, args.seed)
+
+    ok = rdt.with_servers(args, quire, body)
     log("%s; wall time %.1f s (seed %d)" % ("PASS" if ok else "FAIL", time.monotonic() - t,
                                              args.seed))
     return 0 if ok else 1
