@@ -17,11 +17,17 @@ constexpr size_t kArgsReserveMax = 1024;
 // more than half the buffer), so dropping stays linear in the bytes fed.
 constexpr size_t kCompactAtBytes = 64 * 1024;
 
-// How far Redis looks for a line's end: it searches its query buffer with strchr, which
-// stops at a NUL byte. So a line with a NUL before its end has no end for Redis: the
-// connection waits for more, and is refused once more than a line's limit is buffered.
-size_t c_string_bytes(const char* start, size_t buffered) {
-  return strnlen(start, buffered);
+// A line's end: the first `end` byte buffered, unless a NUL byte comes before it. Redis
+// searches its query buffer with strchr, which stops at a NUL, so such a line has no end
+// for Redis: the connection waits for more, and is refused once more than a line's limit
+// is buffered. (Costs the line's length, not the buffer's: a pipeline's later commands are
+// not looked at.)
+const char* find_line_end(const char* start, size_t buffered, char end) {
+  const auto* at = static_cast<const char*>(std::memchr(start, end, buffered));
+  if (at == nullptr || std::memchr(start, '\0', static_cast<size_t>(at - start)) != nullptr) {
+    return nullptr;
+  }
+  return at;
 }
 
 bool is_blank(char c) {
@@ -229,8 +235,7 @@ RequestParser::Result RequestParser::next(std::vector<std::string>* args) {
 RequestParser::Result RequestParser::parse_inline(std::vector<std::string>* args) {
   const char* start = input_.data() + pos_;
   const size_t buffered = input_.size() - pos_;
-  const auto* newline =
-      static_cast<const char*>(std::memchr(start, '\n', c_string_bytes(start, buffered)));
+  const char* newline = find_line_end(start, buffered, '\n');
   if (newline == nullptr) {
     if (buffered > limits_.line_bytes_max) {
       return fail("ERR Protocol error: too big inline request");
@@ -250,8 +255,7 @@ RequestParser::Result RequestParser::parse_inline(std::vector<std::string>* args
 bool RequestParser::find_line(std::string_view* line, bool* too_long) const {
   const char* start = input_.data() + pos_;
   const size_t buffered = input_.size() - pos_;
-  const auto* cr =
-      static_cast<const char*>(std::memchr(start, '\r', c_string_bytes(start, buffered)));
+  const char* cr = find_line_end(start, buffered, '\r');
   *too_long = cr == nullptr && buffered > limits_.line_bytes_max;
   // The byte after "\r" must be buffered too (it is skipped, whatever it is).
   if (cr == nullptr || cr == start + buffered - 1) return false;
