@@ -53,8 +53,10 @@ std::variant<ScanArgs, std::string> parse_scan_args(const std::vector<std::strin
       if (*n < 1) return std::string("syntax error");
       s.count = static_cast<uint64_t>(*n);
     } else if (iequals(a[j], "match") && has_value) {
-      // As Redis: "*" is no filter (matching would skip the empty key).
-      if (a[++j] != "*") s.pattern = a[j];
+      // As Redis: "*" is no filter (matching would skip the empty key), and the last MATCH
+      // given is the one that counts.
+      ++j;
+      s.pattern = a[j] == "*" ? std::nullopt : std::optional<std::string>(a[j]);
     } else if (iequals(a[j], "type") && has_value) {
       s.type = a[++j];
     } else {

@@ -579,6 +579,11 @@ TEST_F(RespCommandsTest, ScanReturnsEveryStableKeyExactlyOnce) {
         return s;
       }());
   EXPECT_EQ(P({"SCAN", "0", "TYPE", "hash", "COUNT", "1000"}), "*2\r\n$1\r\n0\r\n*0\r\n");
+  // The last MATCH counts, "*" included (found by redis_diff_test, seed 107).
+  EXPECT_EQ(P({"SCAN", "0", "MATCH", "nothing*", "MATCH", "k29*", "COUNT", "1000"}),
+            P({"SCAN", "0", "MATCH", "k29*", "COUNT", "1000"}));
+  EXPECT_EQ(P({"SCAN", "0", "MATCH", "nothing*", "MATCH", "*", "COUNT", "1000"}),
+            P({"SCAN", "0", "COUNT", "1000"}));
   EXPECT_EQ(P({"SCAN", "x"}), "-ERR invalid cursor\r\n");
   // The cursor read as Redis's strtoul reads it: empty, +0 and -0 are 0; a leading space,
   // a sign alone, trailing bytes or more than 64 bits are refused; -1 wraps (a cursor no
