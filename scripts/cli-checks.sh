@@ -104,8 +104,21 @@ check "cluster init --group-pipeline-min 8 writes it into cluster.json" bash -c 
 check "cluster init --group-gather-us 200000 exits 2" test "$(exit_of "$quire" cluster init "$gp_dir/big" --group-gather-us 200000)" = 2
 check "cluster init --group-gather-us 0 writes it into cluster.json" bash -c "'$quire' cluster init '$gp_dir/g' --group-gather-us 0 >/dev/null && python3 -c \"import json,sys; sys.exit(json.load(open('$gp_dir/g/cluster.json')).get('group_gather_us') != 0)\""
 check "cluster init without --group-gather-us leaves the nodes' default" python3 -c "import json,sys; sys.exit('group_gather_us' in json.load(open('$gp_dir/c/cluster.json')))"
+# cluster init --requirepass: DIR/requirepass (0600), never cluster.json; bad passwords exit 2.
+check "cluster init --requirepass '' exits 2" test "$(exit_of "$quire" cluster init "$gp_dir/e" --requirepass '')" = 2
+check "cluster init --requirepass with a newline exits 2" test "$(exit_of "$quire" cluster init "$gp_dir/e" --requirepass "$(printf 'a\nb')")" = 2
+check "cluster init --requirepass writes DIR/requirepass, mode 0600" bash -c "'$quire' cluster init '$gp_dir/p' --requirepass 'pa ss' >/dev/null && test \"\$(stat -c %a '$gp_dir/p/requirepass')\" = 600 && test \"\$(cat '$gp_dir/p/requirepass')\" = 'pa ss'"
+check "cluster init --requirepass keeps the password out of cluster.json" bash -c "! grep -q 'pa ss' '$gp_dir/p/cluster.json' && grep -q '\"requirepass\": true' '$gp_dir/p/cluster.json'"
+rm -f "$gp_dir/p/requirepass"
+pw_err=$("$quire" cluster status "$gp_dir/p" 2>&1; echo "exit=$?")
+check "cluster status: a missing DIR/requirepass exits 1 naming it" bash -c "grep -q 'exit=1' <<<\"\$1\" && grep -q 'requirepass does not exist' <<<\"\$1\"" _ "$pw_err"
 rm -rf "$gp_dir"
 check "node: --group-gather-us 100001 exits 2" test "$(exit_of "$quire" "${node_args[@]}" --client 127.0.0.1:7 --group-gather-us 100001 --cmk "$kms_dir/c/cmk.key")" = 2
+pw_err=$("$quire" "${node_args[@]}" --client 127.0.0.1:7 --cmk "$kms_dir/c/cmk.key" --requirepass-file "$kms_dir/missing/pw" 2>&1 >/dev/null; echo "exit=$?")
+check "node: a missing --requirepass-file exits 1 naming it" bash -c "grep -q 'exit=1' <<<\"\$1\" && grep -q 'missing/pw does not exist' <<<\"\$1\"" _ "$pw_err"
+printf '\n' > "$kms_dir/empty-pw"
+check "node: an empty --requirepass-file exits 1" test "$(exit_of "$quire" "${node_args[@]}" --client 127.0.0.1:7 --cmk "$kms_dir/c/cmk.key" --requirepass-file "$kms_dir/empty-pw")" = 1
+check "node: --requirepass with --requirepass-file exits 2" test "$(exit_of "$quire" "${node_args[@]}" --client 127.0.0.1:7 --cmk "$kms_dir/c/cmk.key" --requirepass x --requirepass-file "$kms_dir/empty-pw")" = 2
 node_err=$("$quire" "${node_args[@]}" --client 127.0.0.1:7 --cmk "$kms_dir/missing/cmk.key" 2>&1 >/dev/null; echo "exit=$?")
 check "node: a missing CMK file exits 1 naming it" bash -c "grep -q 'exit=1' <<<\"\$1\" && grep -q 'missing/cmk.key does not exist' <<<\"\$1\"" _ "$node_err"
 rm -rf "$kms_dir"

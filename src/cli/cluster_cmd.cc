@@ -62,6 +62,9 @@ int run_init(ClusterFlags& flags) {
       flags.spec.name, flags.spec.dir, flags.spec.etcd_client(), flags.spec.pageservers,
       flags.spec.write_quorum, flags.spec.compute_nodes(),
       flags.spec.tls ? "mutual TLS between nodes" : "plaintext");
+  if (!flags.spec.requirepass.empty()) {
+    fmt::print("  clients must AUTH: the password is in {}\n", flags.spec.requirepass_path());
+  }
   for (size_t i = 0; i < flags.spec.compute_nodes(); ++i) {
     fmt::print("  {} serves Redis clients at {}\n", flags.spec.node_name(i),
                flags.spec.node_address(i));
@@ -98,8 +101,9 @@ int run_start(const ClusterFlags& flags) {
   if (report.is_ok()) {
     for (const auto& p : report->processes) {
       if (p.node && p.node->role == "primary") {
-        fmt::print("primary: {} at {} (redis-cli -p {})\n", p.process.name, p.process.address,
-                   p.process.address.substr(p.process.address.rfind(':') + 1));
+        fmt::print("primary: {} at {} (redis-cli -p {}{})\n", p.process.name, p.process.address,
+                   p.process.address.substr(p.process.address.rfind(':') + 1),
+                   spec->requirepass.empty() ? "" : " --askpass");
       }
     }
   }
@@ -254,6 +258,15 @@ void add_cluster_commands(CLI::App& app, Commands& commands) {
                    "every compute node's --group-gather-us (by default the node's own)")
       ->check(CLI::Range(int64_t{0}, kGroupGatherUsMax));
   init->add_flag("--no-tls", flags->no_tls, "plaintext between the nodes (loopback only)");
+  init->add_option("--requirepass", flags->spec.requirepass,
+                   "every compute node's Redis AUTH password (kept in DIR/requirepass, mode "
+                   "0600)")
+      ->check(CLI::Validator(
+          [](const std::string& password) {
+            Status st = validate_password(password);
+            return st.is_ok() ? std::string() : st.message();
+          },
+          "PASSWORD", "password"));
   commands.push_back({init, [flags] { return run_init(*flags); }});
 
   CLI::App* start = cluster->add_subcommand(

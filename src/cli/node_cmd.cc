@@ -26,12 +26,21 @@ struct NodeFlags {
   std::string log_path;
   std::string log_level = "info";
   std::string pickup_policy = "accept";
+  std::string requirepass_file;
   TlsFlags tls;
 };
 
 int run_node(NodeFlags flags) {
   flags.node.process_id = static_cast<uint64_t>(::getpid());
   flags.node.pickup_policy = *parse_pickup_policy(flags.pickup_policy);
+  if (!flags.requirepass_file.empty()) {
+    auto password = cluster::read_password_file(flags.requirepass_file);
+    if (!password.is_ok()) {
+      fmt::print(stderr, "quire node: --requirepass-file: {}\n", password.status().message());
+      return kExitFailed;
+    }
+    flags.node.requirepass = std::move(*password);
+  }
   if (Status st = cluster::validate(flags.node); !st.is_ok()) {
     fmt::print(stderr, "quire node: {}\n", st.message());
     return kExitUsage;
@@ -110,8 +119,13 @@ void add_node_command(CLI::App& app, Commands& commands) {
   cmd->add_option("--cmk", n.cmk_file, "the CMK file (see quire kms status --create)")
       ->required()
       ->check(nonempty_validator());
-  cmd->add_option("--requirepass", n.requirepass,
-                  "Redis AUTH password (standbys use it to report to the primary)");
+  CLI::Option* pass =
+      cmd->add_option("--requirepass", n.requirepass,
+                      "Redis AUTH password (standbys use it to report to the primary; it shows "
+                      "in the process list: prefer --requirepass-file)");
+  cmd->add_option("--requirepass-file", flags->requirepass_file,
+                  "read the Redis AUTH password from this file's first line")
+      ->excludes(pass);
   cmd->add_option("--databases", n.databases, "number of Redis databases (SELECT 0..N-1)")
       ->capture_default_str();
   cmd->add_option("--group-pipeline-min", n.group_pipeline_min,

@@ -144,12 +144,20 @@ bool NodeReport::serving() const {
   return state == "SECONDARY";
 }
 
-NodeReport query_node(const std::string& address, std::chrono::milliseconds timeout) {
+NodeReport query_node(const std::string& address, std::chrono::milliseconds timeout,
+                      const std::string& password) {
   NodeReport r;
   auto client = RespClient::connect(address, timeout);
   if (!client.is_ok()) {
     r.error = client.status().message();
     return r;
+  }
+  if (!password.empty()) {
+    auto auth = client->command({"AUTH", password}, timeout);
+    if (!auth.is_ok() || auth->is_error()) {
+      r.error = "AUTH: " + (auth.is_ok() ? auth->text : auth.status().message());
+      return r;
+    }
   }
   auto reply = client->command({"QUIRE.STATUS"}, timeout);
   if (!reply.is_ok()) {
@@ -201,7 +209,7 @@ Result<ClusterReport> cluster_status(const ClusterSpec& spec) {
     // Trust the state file only while its supervisor runs and the pid is alive.
     pr.process.alive = report.supervisor_pid && pr.process.alive && pid_alive(pr.process.pid);
     if (p.kind == ProcessKind::kNode && pr.process.alive) {
-      pr.node = query_node(p.address, kStatusQueryTimeout);
+      pr.node = query_node(p.address, kStatusQueryTimeout, spec.requirepass);
       if (pr.node->answered && pr.node->role == "primary") {
         have_primary = true;
         primary_lsn = std::max(primary_lsn, pr.node->applied_lsn);

@@ -54,8 +54,9 @@ Result<uint16_t> pick_base_port(uint16_t count);
 // The last `bytes` bytes of the file at `path` ("" when it cannot be read).
 std::string file_tail(const std::string& path, size_t bytes);
 
-// Asks the node at `address` for QUIRE.STATUS.
-NodeReport query_node(const std::string& address, std::chrono::milliseconds timeout);
+// Asks the node at `address` for QUIRE.STATUS (after AUTH with `password`, unless empty).
+NodeReport query_node(const std::string& address, std::chrono::milliseconds timeout,
+                      const std::string& password = "");
 
 // The supervisor's view of every process, and each compute node's own report.
 Result<ClusterReport> cluster_status(const ClusterSpec& spec);

@@ -1,5 +1,10 @@
 #include "cluster/cluster_spec.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -37,6 +42,7 @@ nlohmann::ordered_json to_json(const ClusterSpec& s) {
   j["tls"] = s.tls;
   j["proxies"] = s.proxies;
   j["etcd_binary"] = s.etcd_binary;
+  j["requirepass"] = !s.requirepass.empty();  // the password itself: DIR/requirepass
   // Derived, for people and tools that read the file: every address.
   j["etcd"] = {{"client", s.etcd_client()}, {"peer", s.etcd_peer()}};
   auto& ps = j["pageserver_addresses"] = nlohmann::ordered_json::object();
@@ -61,6 +67,23 @@ std::string join(const std::vector<std::string>& v, std::string_view sep) {
     out += s;
   }
   return out;
+}
+
+// Creates `path` readable by its owner only, holding `password` and a newline.
+Status write_password_file(const std::string& path, const std::string& password) {
+  ::unlink(path.c_str());  // left by an init that failed later: created anew, mode 0600
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return invalid_argument(fmt::format("cannot create {}: {}", path, std::strerror(errno)));
+  const std::string line = password + "\n";
+  const ssize_t n = ::write(fd, line.data(), line.size());
+  const int saved = errno;
+  ::close(fd);
+  if (n != static_cast<ssize_t>(line.size())) {
+    return invalid_argument(
+        fmt::format("cannot write {}: {}", path, n < 0 ? std::strerror(saved) : "short write"));
+  }
+  return Status::ok();
 }
 
 Status write_certificates(const ClusterSpec& s) {
@@ -130,6 +153,9 @@ std::string ClusterSpec::node_address(size_t i) const {
 std::string ClusterSpec::cmk_path() const {
   return dir + "/cmk/cmk.key";
 }
+std::string ClusterSpec::requirepass_path() const {
+  return dir + "/requirepass";
+}
 std::string ClusterSpec::log_path(const std::string& process) const {
   return dir + "/logs/" + process + ".log";
 }
@@ -168,7 +194,43 @@ Status validate(const ClusterSpec& s) {
     return invalid_argument(fmt::format("--base-port {} is not within 1024..{}", s.base_port,
                                         65535 - kClusterPortsSpan));
   }
+  if (!s.requirepass.empty()) {
+    if (Status st = validate_password(s.requirepass); !st.is_ok()) {
+      return invalid_argument("--requirepass: " + st.message());
+    }
+  }
   return Status::ok();
+}
+
+Status validate_password(std::string_view password) {
+  if (password.empty()) return invalid_argument("the password is empty");
+  if (password.size() > kPasswordBytesMax) {
+    return invalid_argument(
+        fmt::format("the password is {} bytes; at most {}", password.size(), kPasswordBytesMax));
+  }
+  if (password.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
+    return invalid_argument("the password holds a CR, LF or NUL byte");
+  }
+  return Status::ok();
+}
+
+Result<std::string> read_password_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    std::error_code ec;
+    if (!fs::exists(path, ec)) return not_found(fmt::format("{} does not exist", path));
+    return invalid_argument(fmt::format("cannot read {}", path));
+  }
+  // One line; read a little more than the longest to tell a long file from a password.
+  std::string text(kPasswordBytesMax + 3, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  if (!text.empty() && text.back() == '\n') text.pop_back();
+  if (!text.empty() && text.back() == '\r') text.pop_back();
+  if (Status st = validate_password(text); !st.is_ok()) {
+    return invalid_argument(fmt::format("{}: {}", path, st.message()));
+  }
+  return text;
 }
 
 Result<ClusterSpec> load_spec(const std::string& dir) {
@@ -182,6 +244,7 @@ Result<ClusterSpec> load_spec(const std::string& dir) {
     return invalid_argument(fmt::format("{} is not valid JSON", path));
   }
   ClusterSpec s;
+  bool auth = false;
   try {
     if (j.at("format").get<int>() != kSpecFormat) {
       return invalid_argument(fmt::format("{}: unknown format {}", path, j.at("format").dump()));
@@ -202,8 +265,17 @@ Result<ClusterSpec> load_spec(const std::string& dir) {
     s.tls = j.at("tls").get<bool>();
     s.proxies = j.value("proxies", false);
     s.etcd_binary = j.at("etcd_binary").get<std::string>();
+    auth = j.value("requirepass", false);
   } catch (const nlohmann::json::exception& e) {
     return invalid_argument(fmt::format("{}: {}", path, e.what()));
+  }
+  if (auth) {
+    auto password = read_password_file(s.requirepass_path());
+    if (!password.is_ok()) {
+      return Status(password.code(),
+                    fmt::format("{} asks for a password: {}", path, password.status().message()));
+    }
+    s.requirepass = std::move(*password);
   }
   if (Status st = validate(s); !st.is_ok()) {
     return invalid_argument(fmt::format("{}: {}", path, st.message()));
@@ -240,6 +312,10 @@ Status init_cluster(const ClusterSpec& spec) {
   }
   if (spec.tls) {
     if (Status st = write_certificates(spec); !st.is_ok()) return st;
+  }
+  if (!spec.requirepass.empty()) {
+    if (Status st = write_password_file(spec.requirepass_path(), spec.requirepass); !st.is_ok())
+      return st;
   }
   CmkFileRequest cmk;
   cmk.dir = spec.dir + "/cmk";
@@ -305,6 +381,10 @@ std::vector<ProcessSpec> cluster_processes(const ClusterSpec& s, const std::stri
                  std::to_string(i % s.pageservers), "--etcd", "http://" + s.etcd_dial_address(),
                  "--cluster", s.name, "--cmk", s.cmk_path()}};
     for (auto& a : tls_args(s, p.name)) p.argv.push_back(std::move(a));
+    if (!s.requirepass.empty()) {
+      p.argv.push_back("--requirepass-file");
+      p.argv.push_back(s.requirepass_path());
+    }
     p.argv.push_back("--pickup-policy");
     p.argv.push_back(std::string(pickup_policy_name(s.pickup_policy)));
     if (s.group_pipeline_min != 0) {

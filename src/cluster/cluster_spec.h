@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/status.h"
@@ -57,6 +58,9 @@ struct ClusterSpec {
   bool tls = true;       // mutual TLS between page servers and compute nodes
   bool proxies = false;  // route through fault proxies (see above)
   std::string etcd_binary = "/usr/bin/etcd";
+  // The Redis AUTH password of every compute node (empty: none). Kept in DIR/requirepass
+  // (mode 0600), never in cluster.json; the nodes read it from there (--requirepass-file).
+  std::string requirepass;
 
   size_t compute_nodes() const { return 1 + standbys; }
   std::string etcd_client() const;  // "127.0.0.1:P"
@@ -71,6 +75,7 @@ struct ClusterSpec {
   std::string node_name(size_t i) const;  // "node1", ...
   std::string node_address(size_t i) const;
   std::string cmk_path() const;
+  std::string requirepass_path() const;
   std::string log_path(const std::string& process) const;
   std::string run_dir() const;
 };
@@ -91,6 +96,14 @@ Status validate(const ClusterSpec& spec);
 Result<ClusterSpec> load_spec(const std::string& dir);
 // Writes DIR/cluster.json (temp file, then rename).
 Status save_spec(const ClusterSpec& spec);
+
+// A Redis AUTH password: at most kPasswordBytesMax bytes, not empty, no CR, LF or NUL (it
+// travels in a file of one line and on command lines).
+inline constexpr size_t kPasswordBytesMax = 512;
+Status validate_password(std::string_view password);
+// Reads a password file: its one line (a final "\n" or "\r\n" is not part of it), then
+// validate_password. NotFound / InvalidArgument naming the file.
+Result<std::string> read_password_file(const std::string& path);
 
 // Creates a new cluster in spec.dir: refuses (InvalidArgument) a directory that already
 // holds cluster.json, then writes the certificates, the CMK file and cluster.json.

@@ -53,6 +53,7 @@ PORTS = (20000, 32000)  # below the kernel's ephemeral range (32768..): no outgo
 # connection can take one of these ports between the check and the bind
 KEEP = False
 CLUSTER = None
+EXTRA_CLUSTERS = []  # clusters of single test classes (Y_Password); cleaned up with CLUSTER
 
 
 def log(msg):
@@ -132,9 +133,10 @@ class Cluster:
     NODES = ("node1", "node2", "node3")
     PAGESERVERS = ("ps1", "ps2", "ps3")
 
-    def __init__(self, quire, base_port):
+    def __init__(self, quire, base_port, password=None):
         self.quire = quire
         self.base = base_port
+        self.password = password  # `quire cluster init --requirepass`, or None
         self.root = tempfile.mkdtemp(prefix="quire-cluster-test-")
         self.dir = os.path.join(self.root, "c")
         self.pids_seen = set()
@@ -150,7 +152,8 @@ class Cluster:
         return p
 
     def init(self):
-        self.run("init", self.dir, "--base-port", str(self.base))
+        extra = ["--requirepass", self.password] if self.password else []
+        self.run("init", self.dir, "--base-port", str(self.base), *extra)
 
     def start(self, wait=START_WAIT):
         p = self.run("start", self.dir, "--wait", str(wait), timeout=wait + 30)
@@ -194,9 +197,12 @@ class Cluster:
     def port(self, node):
         return self.base + 20 + self.NODES.index(node)
 
-    def client(self, node, timeout=CLIENT_TIMEOUT, db=0):
+    def client(self, node, timeout=CLIENT_TIMEOUT, db=0, password=""):
+        """A client of the node; with the cluster's password unless `password` is given
+        (None: no AUTH)."""
         return redis.Redis("127.0.0.1", self.port(node), db=db, socket_timeout=timeout,
-                           socket_connect_timeout=timeout)
+                           socket_connect_timeout=timeout,
+                           password=self.password if password == "" else password)
 
     def node_status(self, node, timeout=STATUS_TIMEOUT):
         """The node's QUIRE.STATUS as a dict, or None when it does not answer in time."""
@@ -329,12 +335,13 @@ def cleanup_module():
 
 
 def _cleanup_cluster():
-    CLUSTER.cleanup()
-    if KEEP:
-        log("kept %s" % CLUSTER.root)
-    else:
-        import shutil
-        shutil.rmtree(CLUSTER.root, ignore_errors=True)
+    import shutil
+    for c in [CLUSTER] + EXTRA_CLUSTERS:
+        c.cleanup()
+        if KEEP:
+            log("kept %s" % c.root)
+        else:
+            shutil.rmtree(c.root, ignore_errors=True)
 
 
 class ClusterTestBase(unittest.TestCase):
@@ -1032,6 +1039,99 @@ class C_Faults(ClusterTestBase):
         self.assertGreater(files, 0)
         self.assertGreater(total, 100000, "the page servers hold less than was written")
         self.assertEqual(leaks, [], "plaintext on a page server")
+
+
+class Y_Password(unittest.TestCase):
+    """A cluster of its own made with `quire cluster init --requirepass`: the password file,
+    NOAUTH/WRONGPASS/AUTH through redis-py, `quire cluster status` (it authenticates), WAIT
+    (the standbys authenticate to the primary to report their progress), and the same
+    after a SIGTERM hand-over (the standbys' links re-dial the new primary)."""
+
+    PASSWORD = "pw %d s3cret" % random.randrange(1 << 30)
+
+    @classmethod
+    def setUpClass(cls):
+        base = choose_base_port(*PORTS)
+        cls.c = Cluster(QUIRE, base, password=cls.PASSWORD)
+        EXTRA_CLUSTERS.append(cls.c)
+        log("password cluster in %s, base port %d" % (cls.c.dir, base))
+        cls.c.init()
+        t = time.monotonic()
+        p = cls.c.start()
+        cls.start_output = p.stdout.decode(errors="replace")
+        log("password cluster started in %.1f s" % (time.monotonic() - t))
+        cls.primary = deadline_poll("password cluster ready", START_WAIT, cls.c.ready, 0.2)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.c.cleanup()
+
+    def client(self, node, **kw):
+        cl = self.c.client(node, **kw)
+        self.addCleanup(cl.close)
+        return cl
+
+    def test_1_password_file_and_command_lines(self):
+        path = os.path.join(self.c.dir, "requirepass")
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        with open(path) as f:
+            self.assertEqual(f.read(), self.PASSWORD + "\n")
+        with open(os.path.join(self.c.dir, "cluster.json")) as f:
+            spec = f.read()
+        self.assertIs(json.loads(spec)["requirepass"], True)
+        self.assertNotIn(self.PASSWORD, spec)
+        self.assertIn("--askpass", self.start_output)
+        for p in self.c.state()["processes"]:
+            with open("/proc/%d/cmdline" % p["pid"], "rb") as f:
+                cmdline = f.read()
+            self.assertNotIn(self.PASSWORD.encode(), cmdline, p["name"])
+            if p["kind"] == "node":
+                self.assertIn(b"--requirepass-file", cmdline)
+
+    def test_2_auth(self):
+        anon = self.client(self.primary, password=None)
+        self.assertRaisesRegex(redis.AuthenticationError, "Authentication required",
+                               anon.ping)
+        # redis-py raises AuthenticationError for NOAUTH, ResponseError for WRONGPASS.
+        self.assertRaisesRegex(redis.AuthenticationError, "Authentication required",
+                               lambda: anon.get("k"))
+        wrong = self.client(self.primary, password="wrong")
+        self.assertRaisesRegex(redis.ResponseError, "WRONGPASS invalid username-password pair",
+                               wrong.ping)
+        r = self.client(self.primary)
+        key, value = "pw:%d" % random.randrange(1 << 30), os.urandom(64)
+        self.assertTrue(r.set(key, value))
+        self.assertEqual(r.get(key), value)
+        # On one connection: NOAUTH, then AUTH, then commands.
+        self.assertEqual(raw(anon, "AUTH", self.PASSWORD), b"OK")
+        self.assertEqual(anon.get(key), value)
+        hello = raw(self.client(self.primary, password=None), "HELLO", "2", "AUTH", "default",
+                    self.PASSWORD)
+        self.assertEqual(dict(zip(hello[0::2], hello[1::2]))[b"role"], b"master")
+        standby = self.client(self.c.standbys(self.primary)[0])
+        self.assertRaisesRegex(redis.ReadOnlyError, "read only replica",
+                               lambda: standby.set(key, "x"))
+
+    def test_3_status_and_wait(self):
+        st = json.loads(self.c.run("status", self.c.dir, "--json").stdout)
+        roles = sorted((p["role"], p["state"]) for p in st["processes"] if p["kind"] == "node")
+        self.assertEqual(roles, [("primary", "SERVING"), ("standby", "SECONDARY"),
+                                 ("standby", "SECONDARY")])
+        r = self.client(self.primary)
+        r.set("pw:wait", "1")
+        self.assertEqual(r.wait(2, 10000), 2)
+
+    def test_4_sigterm_then_wait(self):
+        old = self.primary
+        self.c.kill(old, "TERM")
+        new = self.c.wait_primary(exclude=(old,), timeout=FAILOVER_WAIT)
+        r = self.client(new)
+        key = "pw:term:%d" % random.randrange(1 << 30)
+        r.set(key, "v")
+        # The other standby reports to the new primary over an authenticated link.
+        self.assertGreaterEqual(r.wait(1, 10000), 1)
+        self.c.start()
+        deadline_poll("password cluster ready again", START_WAIT, self.c.ready, 0.2)
 
 
 class Z_Stop(ClusterTestBase):
