@@ -10,82 +10,221 @@ constexpr uint32_t kR = kFlagReadonly;
 constexpr uint32_t kF = kFlagFast;
 constexpr uint32_t kConn = kFlagFast | kFlagLoading | kFlagStale;
 
+// ---- Arguments, as Redis 7.0's COMMAND DOCS gives them (Quire's own where it differs:
+// SET has no expiration). Names, types, tokens, flags and `since` as Redis's.
+
+constexpr uint8_t kOpt = kArgOptional;
+constexpr uint8_t kMulti = kArgMultiple;
+
+constexpr ArgDoc kKeyArg[] = {{"key", "key", {}, 0, 0}};
+constexpr ArgDoc kKeysArg[] = {{"key", "key", {}, kMulti, 0}};
+constexpr ArgDoc kKeyValueArgs[] = {{"key", "key", {}, 0, 0}, {"value", "string"}};
+constexpr ArgDoc kKeyValueBlock[] = {{"key_value", "block", {}, kMulti, -1, {}, kKeyValueArgs}};
+constexpr ArgDoc kPingArgs[] = {{"message", "string", {}, kOpt}};
+constexpr ArgDoc kEchoArgs[] = {{"message", "string"}};
+constexpr ArgDoc kHelloAuthArgs[] = {{"username", "string"}, {"password", "string"}};
+constexpr ArgDoc kHelloBlockArgs[] = {
+    {"protover", "integer"},
+    {"username_password", "block", "AUTH", kOpt, -1, {}, kHelloAuthArgs},
+    {"clientname", "string", "SETNAME", kOpt}};
+constexpr ArgDoc kHelloArgs[] = {{"arguments", "block", {}, kOpt, -1, {}, kHelloBlockArgs}};
+constexpr ArgDoc kAuthArgs[] = {{"username", "string", {}, kOpt, -1, "6.0.0"},
+                                {"password", "string"}};
+constexpr ArgDoc kSelectArgs[] = {{"index", "integer"}};
+constexpr ArgDoc kSetCondition[] = {{"nx", "pure-token", "NX"}, {"xx", "pure-token", "XX"}};
+constexpr ArgDoc kSetArgs[] = {{"key", "key", {}, 0, 0},
+                               {"value", "string"},
+                               {"condition", "oneof", {}, kOpt, -1, "2.6.12", kSetCondition},
+                               {"get", "pure-token", "GET", kOpt, -1, "6.2.0"}};
+constexpr ArgDoc kIncrByArgs[] = {{"key", "key", {}, 0, 0}, {"increment", "integer"}};
+constexpr ArgDoc kDecrByArgs[] = {{"key", "key", {}, 0, 0}, {"decrement", "integer"}};
+constexpr ArgDoc kScanArgs[] = {{"cursor", "integer"},
+                                {"pattern", "pattern", "MATCH", kOpt},
+                                {"count", "integer", "COUNT", kOpt},
+                                {"type", "string", "TYPE", kOpt, -1, "6.0.0"}};
+constexpr ArgDoc kPatternArg[] = {{"pattern", "pattern"}};
+constexpr ArgDoc kFlushModes[] = {{"async", "pure-token", "ASYNC", 0, -1, "4.0.0"},
+                                  {"sync", "pure-token", "SYNC", 0, -1, "6.2.0"}};
+constexpr ArgDoc kFlushDbArgs[] = {{"async", "oneof", {}, kOpt, -1, {}, kFlushModes}};
+constexpr ArgDoc kInfoArgs[] = {{"section", "string", {}, kOpt | kMulti}};
+constexpr ArgDoc kWaitArgs[] = {{"numreplicas", "integer"}, {"timeout", "integer"}};
+constexpr ArgDoc kClientNameArg[] = {{"connection-name", "string"}};
+constexpr ArgDoc kConfigGetParam[] = {{"parameter", "string"}};
+constexpr ArgDoc kConfigGetArgs[] = {{"parameter", "block", {}, kMulti, -1, {}, kConfigGetParam}};
+constexpr ArgDoc kConfigSetPair[] = {{"parameter", "string"}, {"value", "string"}};
+constexpr ArgDoc kConfigSetArgs[] = {
+    {"parameter_value", "block", {}, kMulti, -1, {}, kConfigSetPair}};
+constexpr ArgDoc kCommandNames[] = {{"command-name", "string", {}, kOpt | kMulti}};
+constexpr ArgDoc kRotateKekArgs[] = {{"gap-ms", "integer", {}, kOpt}};
+constexpr ArgDoc kSealArgs[] = {{"count", "integer", {}, kOpt}};
+constexpr ArgDoc kReportArgs[] = {{"name", "string"},
+                                  {"address", "string"},
+                                  {"applied-ts", "integer"},
+                                  {"applied-lsn", "integer"},
+                                  {"serving", "integer"}};
+
+// ---- Subcommands (Redis 7.0's arities; those Quire does not have answer "unknown
+// subcommand", as Redis does for a name it does not know).
+
+constexpr std::string_view kHelpSummary = "Show helpful text about the different subcommands";
+
+constexpr SubcommandSpec kClientSubcommands[] = {
+    {"id", 2, "5.0.0", "Returns the client ID for the current connection", "O(1)"},
+    {"getname", 2, "2.6.9", "Get the current connection name", "O(1)"},
+    {"setname", 3, "2.6.9", "Set the current connection name", "O(1)", kClientNameArg},
+    {"info", 2, "6.2.0", "Returns information about the current client connection.", "O(1)"},
+    {"help", 2, "5.0.0", kHelpSummary, "O(1)"},
+};
+constexpr SubcommandSpec kConfigSubcommands[] = {
+    {"get", -3, "2.0.0", "Get the values of configuration parameters",
+     "O(N) when N is the number of configuration parameters provided", kConfigGetArgs},
+    {"set", -4, "2.0.0", "Refused: a Quire node is configured by its flags",
+     "O(N) when N is the number of configuration parameters provided", kConfigSetArgs},
+    {"resetstat", 2, "2.0.0", "Reset the stats returned by INFO", "O(1)"},
+    {"rewrite", 2, "2.8.0", "Refused: a Quire node has no configuration file", "O(1)"},
+    {"help", 2, "5.0.0", kHelpSummary, "O(1)"},
+};
+constexpr SubcommandSpec kCommandSubcommands[] = {
+    {"count", 2, "2.8.13", "Get total number of commands", "O(1)"},
+    {"docs", -2, "7.0.0", "Get array of specific command documentation",
+     "O(N) where N is the number of commands to look up", kCommandNames},
+    {"info", -2, "2.8.13",
+     "Get array of specific command details, or all when no argument is given.",
+     "O(N) where N is the number of commands to look up", kCommandNames},
+    {"help", 2, "5.0.0", kHelpSummary, "O(1)"},
+};
+
+constexpr std::string_view kO1 = "O(1)";
+constexpr std::string_view kOKeys = "O(N) where N is the number of keys in the command";
+
 constexpr std::array kCommands = {
     CommandSpec{CommandId::kPing, "ping", -1, kF | kFlagStale, 0, 0, 0, "connection", "1.0.0",
-                "Returns the server's liveliness response."},
+                "Returns the server's liveliness response.", kO1, kPingArgs},
     CommandSpec{CommandId::kEcho, "echo", 2, kF | kFlagStale, 0, 0, 0, "connection", "1.0.0",
-                "Returns the given string."},
+                "Returns the given string.", kO1, kEchoArgs},
     CommandSpec{CommandId::kQuit, "quit", -1, kConn | kFlagNoAuth, 0, 0, 0, "connection", "1.0.0",
-                "Closes the connection."},
+                "Closes the connection.", kO1},
     CommandSpec{CommandId::kHello, "hello", -1, kConn | kFlagNoAuth, 0, 0, 0, "connection", "6.0.0",
-                "Handshakes with the server (RESP2 only)."},
+                "Handshakes with the server (RESP2 only).", kO1, kHelloArgs},
     CommandSpec{CommandId::kAuth, "auth", -2, kConn | kFlagNoAuth, 0, 0, 0, "connection", "1.0.0",
-                "Authenticates the connection."},
+                "Authenticates the connection.", kO1, kAuthArgs},
     CommandSpec{CommandId::kSelect, "select", 2, kConn, 0, 0, 0, "connection", "1.0.0",
-                "Changes the selected database (a Quire table)."},
-    CommandSpec{CommandId::kClient, "client", -2, kFlagLoading | kFlagStale, 0, 0, 0, "connection",
-                "2.4.0", "CLIENT ID, GETNAME, SETNAME, INFO."},
+                "Changes the selected database (a Quire table).", kO1, kSelectArgs},
+    CommandSpec{CommandId::kClient,
+                "client",
+                -2,
+                kFlagLoading | kFlagStale,
+                0,
+                0,
+                0,
+                "connection",
+                "2.4.0",
+                "A container for client connection commands (ID, GETNAME, SETNAME, INFO).",
+                "Depends on subcommand.",
+                {},
+                kClientSubcommands},
     CommandSpec{CommandId::kGet, "get", 2, kR | kF, 1, 1, 1, "string", "1.0.0",
-                "Returns the string value of a key."},
+                "Returns the string value of a key.", kO1, kKeyArg},
     CommandSpec{CommandId::kSet, "set", -3, kW, 1, 1, 1, "string", "1.0.0",
-                "Sets the string value of a key (NX, XX, GET; no expiry in Quire)."},
+                "Sets the string value of a key (NX, XX, GET; no expiry in Quire).", kO1, kSetArgs},
     CommandSpec{CommandId::kSetNx, "setnx", 3, kW | kF, 1, 1, 1, "string", "1.0.0",
-                "Sets the value of a key only when the key does not exist."},
+                "Sets the value of a key only when the key does not exist.", kO1, kKeyValueArgs},
     CommandSpec{CommandId::kDel, "del", -2, kW, 1, -1, 1, "generic", "1.0.0",
-                "Deletes one or more keys."},
+                "Deletes one or more keys.", kOKeys, kKeysArg},
     CommandSpec{CommandId::kExists, "exists", -2, kR | kF, 1, -1, 1, "generic", "1.0.0",
-                "Determines whether one or more keys exist."},
+                "Determines whether one or more keys exist.", kOKeys, kKeysArg},
     CommandSpec{CommandId::kStrlen, "strlen", 2, kR | kF, 1, 1, 1, "string", "2.2.0",
-                "Returns the length of a string value."},
+                "Returns the length of a string value.", kO1, kKeyArg},
     CommandSpec{CommandId::kType, "type", 2, kR | kF, 1, 1, 1, "generic", "1.0.0",
-                "Determines the type of value stored at a key (every Quire value is a string)."},
+                "Determines the type of value stored at a key (every Quire value is a string).",
+                kO1, kKeyArg},
     CommandSpec{CommandId::kTtl, "ttl", 2, kR | kF, 1, 1, 1, "generic", "1.0.0",
-                "Returns the expiration time in seconds of a key (-1: Quire keys never expire)."},
+                "Returns the expiration time in seconds of a key (-1: Quire keys never expire).",
+                kO1, kKeyArg},
     CommandSpec{CommandId::kPttl, "pttl", 2, kR | kF, 1, 1, 1, "generic", "2.6.0",
-                "Returns the expiration time in milliseconds of a key (-1: never)."},
+                "Returns the expiration time in milliseconds of a key (-1: never).", kO1, kKeyArg},
     CommandSpec{CommandId::kMget, "mget", -2, kR | kF, 1, -1, 1, "string", "1.0.0",
-                "Atomically returns the string values of one or more keys."},
+                "Atomically returns the string values of one or more keys.", kOKeys, kKeysArg},
     CommandSpec{CommandId::kMset, "mset", -3, kW, 1, -1, 2, "string", "1.0.1",
-                "Atomically creates or modifies the string values of one or more keys."},
+                "Atomically creates or modifies the string values of one or more keys.", kOKeys,
+                kKeyValueBlock},
     CommandSpec{CommandId::kMsetNx, "msetnx", -3, kW, 1, -1, 2, "string", "1.0.1",
-                "Atomically sets keys only when none of them exist."},
+                "Atomically sets keys only when none of them exist.", kOKeys, kKeyValueBlock},
     CommandSpec{CommandId::kIncr, "incr", 2, kW | kF, 1, 1, 1, "string", "1.0.0",
-                "Increments the integer value of a key by one."},
+                "Increments the integer value of a key by one.", kO1, kKeyArg},
     CommandSpec{CommandId::kIncrBy, "incrby", 3, kW | kF, 1, 1, 1, "string", "1.0.0",
-                "Increments the integer value of a key by a number."},
+                "Increments the integer value of a key by a number.", kO1, kIncrByArgs},
     CommandSpec{CommandId::kDecr, "decr", 2, kW | kF, 1, 1, 1, "string", "1.0.0",
-                "Decrements the integer value of a key by one."},
+                "Decrements the integer value of a key by one.", kO1, kKeyArg},
     CommandSpec{CommandId::kDecrBy, "decrby", 3, kW | kF, 1, 1, 1, "string", "1.0.0",
-                "Decrements the integer value of a key by a number."},
+                "Decrements the integer value of a key by a number.", kO1, kDecrByArgs},
     CommandSpec{CommandId::kScan, "scan", -2, kR, 0, 0, 0, "generic", "2.8.0",
-                "Iterates over the key names in the database."},
+                "Iterates over the key names in the database.",
+                "O(1) for every call. O(N) for a complete iteration, N the number of keys.",
+                kScanArgs},
     CommandSpec{CommandId::kKeys, "keys", 2, kR, 0, 0, 0, "generic", "1.0.0",
-                "Returns all key names that match a pattern."},
+                "Returns all key names that match a pattern.",
+                "O(N) with N the number of keys in the database", kPatternArg},
     CommandSpec{CommandId::kDbSize, "dbsize", 1, kR | kF, 0, 0, 0, "server", "1.0.0",
-                "Returns the number of keys in the database."},
+                "Returns the number of keys in the database.",
+                "O(N) where N is the number of keys in the database"},
     CommandSpec{CommandId::kFlushDb, "flushdb", -1, kW, 0, 0, 0, "server", "1.0.0",
-                "Removes all keys from the current database."},
+                "Removes all keys from the current database.",
+                "O(N) where N is the number of keys in the selected database", kFlushDbArgs},
     CommandSpec{CommandId::kInfo, "info", -1, kFlagLoading | kFlagStale, 0, 0, 0, "server", "1.0.0",
-                "Returns information and statistics about the server."},
-    CommandSpec{CommandId::kConfig, "config", -2, kFlagAdmin | kFlagLoading | kFlagStale, 0, 0, 0,
-                "server", "2.0.0", "CONFIG GET (read only)."},
-    CommandSpec{CommandId::kCommand, "command", -1, kFlagLoading | kFlagStale, 0, 0, 0, "server",
-                "2.8.13", "Returns detailed information about all commands."},
+                "Returns information and statistics about the server.", kO1, kInfoArgs},
+    CommandSpec{CommandId::kConfig,
+                "config",
+                -2,
+                kFlagAdmin | kFlagLoading | kFlagStale,
+                0,
+                0,
+                0,
+                "server",
+                "2.0.0",
+                "A container for server configuration commands (GET).",
+                "Depends on subcommand.",
+                {},
+                kConfigSubcommands},
+    CommandSpec{CommandId::kCommand,
+                "command",
+                -1,
+                kFlagLoading | kFlagStale,
+                0,
+                0,
+                0,
+                "server",
+                "2.8.13",
+                "Returns detailed information about all commands.",
+                "O(N) where N is the total number of commands",
+                {},
+                kCommandSubcommands},
     CommandSpec{CommandId::kWait, "wait", 3, 0, 0, 0, 0, "generic", "3.0.0",
-                "Blocks until this connection's last write is applied by N standbys."},
+                "Blocks until this connection's last write is applied by N standbys.", kO1,
+                kWaitArgs},
+    CommandSpec{CommandId::kTime, "time", 1, kF | kFlagLoading | kFlagStale, 0, 0, 0, "server",
+                "2.6.0", "Returns the server time (seconds and microseconds since the epoch).",
+                kO1},
+    CommandSpec{CommandId::kRole, "role", 1, kF | kFlagLoading | kFlagStale, 0, 0, 0, "server",
+                "2.8.12", "Returns the replication role: master with its standbys, or replica.",
+                kO1},
     CommandSpec{CommandId::kQuireRotateKek, "quire.rotatekek", -1, kW | kFlagAdmin, 0, 0, 0,
-                "server", "0.1.0", "Rotates the active KEK (push mode); replies its new version."},
+                "server", "0.1.0", "Rotates the active KEK (push mode); replies its new version.",
+                "O(N) where N is the number of DEKs", kRotateKekArgs},
     CommandSpec{CommandId::kQuireRotateCmk, "quire.rotatecmk", 1, kW | kFlagAdmin, 0, 0, 0,
-                "server", "0.1.0", "Rotates the CMK; replies its new version."},
+                "server", "0.1.0", "Rotates the CMK; replies its new version.",
+                "O(N) where N is the number of KEKs"},
     CommandSpec{CommandId::kQuireCheckpoint, "quire.checkpoint", 1, kW | kFlagAdmin, 0, 0, 0,
-                "server", "0.1.0", "Writes a checkpoint now; replies its completion LSN."},
+                "server", "0.1.0", "Writes a checkpoint now; replies its completion LSN.",
+                "O(N) where N is the number of keys written since the last checkpoint"},
     CommandSpec{CommandId::kQuireSeal, "quire.seal", -1, kW | kFlagAdmin, 0, 0, 0, "server",
-                "0.1.0", "Seals the page servers' active segments [count] times."},
+                "0.1.0", "Seals the page servers' active segments [count] times.", kO1, kSealArgs},
     CommandSpec{CommandId::kQuireStatus, "quire.status", 1, kFlagAdmin | kFlagLoading | kFlagStale,
                 0, 0, 0, "server", "0.1.0",
-                "The node's role, state, term, timestamps, LSNs and key versions as JSON."},
+                "The node's role, state, term, timestamps, LSNs and key versions as JSON.", kO1},
     CommandSpec{CommandId::kQuireReport, "quire.report", 6, kConn | kFlagAdmin, 0, 0, 0, "server",
-                "0.1.0", "A standby's progress report to the primary (WAIT, INFO replication)."},
+                "0.1.0", "A standby's progress report to the primary (WAIT, INFO replication).",
+                kO1, kReportArgs},
 };
 
 constexpr std::array<std::string_view, 7> kFlagNames = {"write",   "readonly", "admin", "fast",
@@ -100,6 +239,13 @@ std::span<const CommandSpec> command_table() {
 const CommandSpec* find_command(std::string_view lower_name) {
   for (const CommandSpec& c : kCommands) {
     if (c.name == lower_name) return &c;
+  }
+  return nullptr;
+}
+
+const SubcommandSpec* find_subcommand(const CommandSpec& c, std::string_view lower_name) {
+  for (const SubcommandSpec& sub : c.subcommands) {
+    if (sub.name == lower_name) return &sub;
   }
   return nullptr;
 }

@@ -41,6 +41,8 @@ enum class CommandId : uint8_t {
   kConfig,
   kCommand,
   kWait,
+  kTime,
+  kRole,
   kQuireRotateKek,
   kQuireRotateCmk,
   kQuireCheckpoint,
@@ -60,6 +62,33 @@ enum CommandFlag : uint32_t {
   kFlagStale = 1u << 6,    // answered without a primary
 };
 
+// One argument as COMMAND DOCS describes it (Redis 7.0's format), which redis-cli turns
+// into its help and its hints (`SET key value [NX|XX] [GET]`).
+enum ArgFlag : uint8_t { kArgOptional = 1u << 0, kArgMultiple = 1u << 1 };
+struct ArgDoc {
+  std::string_view name;
+  // key, string, integer, pattern, pure-token (the token alone), oneof, block (the last
+  // two hold `args`)
+  std::string_view type;
+  std::string_view token = {};
+  uint8_t flags = 0;
+  int key_spec_index = -1;  // a key argument: its key spec (0: the only one)
+  std::string_view since = {};
+  std::span<const ArgDoc> args = {};
+};
+
+// A container command's subcommand (CLIENT ID, CONFIG GET, COMMAND DOCS): the dispatcher
+// refuses an unknown one or a wrong number of arguments before anything else (as Redis
+// 7.0's processCommand does, before NOAUTH), naming it 'client|id'.
+struct SubcommandSpec {
+  std::string_view name;  // lower case
+  int arity;              // counting the container's name and the subcommand's
+  std::string_view since;
+  std::string_view summary;
+  std::string_view complexity;
+  std::span<const ArgDoc> args = {};
+};
+
 struct CommandSpec {
   CommandId id;
   std::string_view name;  // lower case, as COMMAND reports it
@@ -72,11 +101,16 @@ struct CommandSpec {
   std::string_view group;    // COMMAND DOCS "group"
   std::string_view since;    // the Redis version that introduced it (Quire's own: Quire's)
   std::string_view summary;  // COMMAND DOCS "summary"
+  std::string_view complexity;
+  std::span<const ArgDoc> args = {};
+  std::span<const SubcommandSpec> subcommands = {};  // a container command's
 };
 
 std::span<const CommandSpec> command_table();
 // The command named `lower_name` (already lower case), or null.
 const CommandSpec* find_command(std::string_view lower_name);
+// The subcommand of `c` named `lower_name` (already lower case), or null.
+const SubcommandSpec* find_subcommand(const CommandSpec& c, std::string_view lower_name);
 // True when `args` (the name included) satisfies `arity`.
 bool arity_ok(int arity, size_t args);
 // The flag names COMMAND lists for `flags` ("write", "readonly", "fast", ...), in order.

@@ -15,11 +15,6 @@
 namespace quire::resp {
 namespace {
 
-// An argument as Redis's printf("%s") sees it: up to its first NUL byte.
-std::string_view c_string(std::string_view s) {
-  return s.substr(0, s.find('\0'));
-}
-
 // Redis 7.0's processCommand message for an unknown command (its name and arguments
 // printed as C strings, so each ends at a NUL byte).
 std::string unknown_command_message(const std::vector<std::string>& a) {
@@ -30,6 +25,25 @@ std::string unknown_command_message(const std::vector<std::string>& a) {
   }
   return fmt::format("unknown command '{}', with args beginning with: {}",
                      c_string(a[0]).substr(0, 128), args);
+}
+
+// Redis 7.0's processCommand checks a container command's subcommand, that it exists and
+// then its arity, right after the command's own arity and before NOAUTH: the error, if any.
+std::optional<std::string> subcommand_error(const CommandSpec& spec,
+                                            const std::vector<std::string>& a) {
+  if (spec.subcommands.empty() || a.size() < 2) return std::nullopt;
+  const std::string sub = lower(a[1]);
+  const SubcommandSpec* s = find_subcommand(spec, sub);
+  if (s == nullptr) {
+    std::string container(spec.name);
+    for (char& ch : container) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    return fmt::format("unknown subcommand '{}'. Try {} HELP.", c_string(a[1]).substr(0, 128),
+                       container);
+  }
+  if (!arity_ok(s->arity, a.size())) {
+    return fmt::format("wrong number of arguments for '{}|{}' command", spec.name, s->name);
+  }
+  return std::nullopt;
 }
 
 // The bytes a write occupies in a log entry, over-estimated (varints at their widest).
@@ -209,6 +223,11 @@ Task<void> RespCommands::execute(std::vector<std::string> args, ClientState& cli
     out.err(fmt::format("wrong number of arguments for '{}' command", spec->name));
     co_return;
   }
+  if (std::optional<std::string> e = subcommand_error(*spec, args)) {
+    commands_rejected_++;
+    out.err(*e);
+    co_return;
+  }
   if (!admit(*spec, client, out)) {
     commands_rejected_++;
     co_return;
@@ -221,6 +240,7 @@ bool RespCommands::execute_now(Args& args, ClientState& client, ReplyWriter& out
   if (args.empty()) return false;
   const CommandSpec* spec = find_command(lower(args[0]));
   if (spec == nullptr || !arity_ok(spec->arity, args.size())) return false;
+  if (subcommand_error(*spec, args)) return false;  // execute() answers it
   if (!admit(*spec, client, out)) {
     commands_rejected_++;
     return true;
@@ -299,6 +319,16 @@ bool RespCommands::run_immediate(const CommandSpec& spec, Args& a, ClientState& 
       return true;
     case CommandId::kCommand:
       cmd_command(a, out);
+      return true;
+    case CommandId::kTime: {
+      const int64_t us = node_.env().clock().wall_now_ns() / 1000;
+      out.array(2);
+      out.bulk(fmt::format("{}", us / 1'000'000));
+      out.bulk(fmt::format("{}", us % 1'000'000));
+      return true;
+    }
+    case CommandId::kRole:
+      cmd_role(out);
       return true;
     default:
       return false;
@@ -379,46 +409,38 @@ void RespCommands::cmd_hello(Args& a, ClientState& c, ReplyWriter& out) {
       return;
     }
   }
-  const std::string* user = nullptr;
-  const std::string* pass = nullptr;
-  const std::string* name = nullptr;
+  // Redis 7.0 applies each option as it reads it: an AUTH or a SETNAME before a failing
+  // option stays applied, and a name is set even before the NOAUTH below.
   for (size_t j = 2; j < a.size(); j++) {
     const size_t more = a.size() - 1 - j;
     const std::string opt = lower(a[j]);
     if (opt == "auth" && more >= 2) {
-      user = &a[j + 1];
-      pass = &a[j + 2];
+      const bool ok = a[j + 1] == "default" &&
+                      (options_.requirepass.empty() || a[j + 2] == options_.requirepass);
+      if (!ok) {
+        out.error("WRONGPASS invalid username-password pair or user is disabled.");
+        return;
+      }
+      c.authenticated = true;
       j += 2;
     } else if (opt == "setname" && more >= 1) {
-      name = &a[j + 1];
+      if (!valid_client_name(a[j + 1])) {
+        out.err("Client names cannot contain spaces, newlines or special characters.");
+        return;
+      }
+      c.name = a[j + 1];
       j++;
     } else {
-      out.err(fmt::format("Syntax error in HELLO option '{}'", a[j]));
+      out.err(fmt::format("Syntax error in HELLO option '{}'", c_string(a[j])));
       return;
     }
-  }
-  if (user != nullptr) {
-    const bool ok =
-        *user == "default" && (options_.requirepass.empty() || *pass == options_.requirepass);
-    if (!ok) {
-      out.error("WRONGPASS invalid username-password pair or user is disabled.");
-      return;
-    }
-    c.authenticated = true;
   }
   if (!options_.requirepass.empty() && !c.authenticated) {
     out.error(
         "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
-        "HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
-        "select the RESP protocol version at the same time");
+        "HELLO AUTH <user> <pass> option can be used to authenticate the client and select the "
+        "RESP protocol version at the same time");
     return;
-  }
-  if (name != nullptr) {
-    if (!valid_client_name(*name)) {
-      out.err("Client names cannot contain spaces, newlines or special characters.");
-      return;
-    }
-    c.name = *name;
   }
   write_hello_reply(c.id, serving().role == Role::kPrimary, out);
 }
@@ -464,23 +486,17 @@ void RespCommands::cmd_select(Args& a, ClientState& c, ReplyWriter& out) {
 }
 
 void RespCommands::cmd_client(Args& a, ClientState& c, ReplyWriter& out) {
+  // The dispatcher checked the subcommand and its arity (command_table.cc).
   const std::string sub = lower(a[1]);
-  auto arity = [&](size_t n) {
-    if (a.size() == n) return true;
-    out.err(fmt::format("wrong number of arguments for 'client|{}' command", sub));
-    return false;
-  };
   if (sub == "id") {
-    if (arity(2)) out.integer(static_cast<int64_t>(c.id));
+    out.integer(static_cast<int64_t>(c.id));
   } else if (sub == "getname") {
-    if (!arity(2)) return;
     if (c.name.empty()) {
       out.null_bulk();
     } else {
       out.bulk(c.name);
     }
   } else if (sub == "setname") {
-    if (!arity(3)) return;
     if (!valid_client_name(a[2])) {
       out.err("Client names cannot contain spaces, newlines or special characters.");
       return;
@@ -488,16 +504,16 @@ void RespCommands::cmd_client(Args& a, ClientState& c, ReplyWriter& out) {
     c.name = a[2];
     out.ok();
   } else if (sub == "info") {
-    if (!arity(2)) return;
     const MonoTime now = node_.env().executor().now();
     const auto secs = [](Nanos d) { return std::chrono::duration_cast<std::chrono::seconds>(d); };
+    // Redis 7.0's fields; those of buffers and memory Quire does not keep per client are 0.
     out.bulk(fmt::format(
-        "id={} addr={} laddr= fd=-1 name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 "
-        "multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 obl=0 oll=0 omem=0 tot-mem=0 "
-        "events=r cmd=client|info user=default redir=-1 resp=2\n",
-        c.id, c.address, c.name, secs(now - c.connected_at).count(),
+        "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 "
+        "multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 "
+        "tot-mem=0 events=r cmd=client|info user=default redir=-1 resp=2\n",
+        c.id, c.address, c.local_address, c.name, secs(now - c.connected_at).count(),
         secs(now - c.last_command_at).count(), c.db));
-  } else if (sub == "help") {
+  } else {
     const std::vector<std::string_view> lines = {
         "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
         "ID",
@@ -512,9 +528,6 @@ void RespCommands::cmd_client(Args& a, ClientState& c, ReplyWriter& out) {
         "    Print this help."};
     out.array(lines.size());
     for (std::string_view l : lines) out.simple(l);
-  } else {
-    out.err(fmt::format("unknown subcommand '{}'. Try CLIENT HELP.",
-                        std::string_view(a[1]).substr(0, 128)));
   }
 }
 
@@ -707,6 +720,10 @@ void RespCommands::write_failed(const Status& st, ReplyWriter& out) {
   } else {
     out.error(fmt::format("TRYAGAIN write not committed (safe to retry): {}", st.to_string()));
   }
+}
+
+std::string_view c_string(std::string_view s) {
+  return s.substr(0, s.find('\0'));
 }
 
 std::string lower(std::string_view s) {

@@ -174,6 +174,7 @@ class RespCommands : public CommandHandler {
   Task<std::string> keyspace_lines();
   void cmd_config(Args& a, ReplyWriter& out);
   void cmd_command(Args& a, ReplyWriter& out);
+  void cmd_role(ReplyWriter& out);
   Task<void> cmd_wait(Args& a, ClientState& c, ReplyWriter& out);
   Task<void> cmd_quire(const CommandSpec& spec, Args& a, ReplyWriter& out);
   Task<void> quire_rotate_kek(Primary& p, Args& a, ReplyWriter& out);
@@ -233,6 +234,13 @@ class RespCommands : public CommandHandler {
   uint64_t next_cursor_ = 1;
   uint64_t commands_executed_ = 0;
   uint64_t commands_rejected_ = 0;
+  // The counters as of the last CONFIG RESETSTAT: INFO stats shows what came after (the
+  // counters themselves only grow).
+  struct StatsBase {
+    ServerStats server;
+    uint64_t executed = 0;
+    uint64_t rejected = 0;
+  } stats_base_;
 };
 
 // Redis's string2ll: a decimal int64 with no spaces, no '+', no leading zeros.
@@ -244,6 +252,8 @@ std::optional<int64_t> parse_int64(std::string_view s);
 std::optional<uint64_t> parse_scan_cursor(std::string_view s);
 // ASCII case folding, as Redis compares command names and options.
 std::string lower(std::string_view s);
+// An argument as Redis's printf("%s") sees it: up to its first NUL byte.
+std::string_view c_string(std::string_view s);
 bool iequals(std::string_view a, std::string_view b);
 
 }  // namespace quire::resp

@@ -209,7 +209,13 @@ Task<void> RespCommands::cmd_info(Args& a, ReplyWriter& out) {
     } else if (name == "persistence") {
       info_persistence(t, s.role == Role::kLoading, f);
     } else if (name == "stats") {
-      info_stats(t, ss, commands_executed_, commands_rejected_);
+      ServerStats since = ss;
+      since.total_connections -= stats_base_.server.total_connections;
+      since.total_commands -= stats_base_.server.total_commands;
+      since.rejected_connections -= stats_base_.server.rejected_connections;
+      since.output_limit_disconnects -= stats_base_.server.output_limit_disconnects;
+      info_stats(t, since, commands_executed_ - stats_base_.executed,
+                 commands_rejected_ - stats_base_.rejected);
     } else if (name == "keyspace") {
       t.section("Keyspace");
       t.text += co_await keyspace_lines();
@@ -218,6 +224,38 @@ Task<void> RespCommands::cmd_info(Args& a, ReplyWriter& out) {
     }
   }
   out.bulk(t.text);
+}
+
+// ROLE, as INFO replication says it: a primary lists its standbys with their applied
+// positions; any other node is a replica of the primary it knows of (if any).
+void RespCommands::cmd_role(ReplyWriter& out) {
+  const Serving s = serving();
+  const NodeFacts f = gather_node_facts(node_);
+  if (s.role == Role::kPrimary) {
+    const std::vector<StandbyProgress> list = standbys();
+    out.array(3);
+    out.bulk("master");
+    out.integer(static_cast<int64_t>(f.applied_lsn.value));
+    out.array(list.size());
+    for (const StandbyProgress& p : list) {
+      auto [host, port] = split_address(p.address);
+      out.array(3);
+      out.bulk(host);
+      out.bulk(port);
+      out.bulk(fmt::format("{}", p.applied_lsn.value));
+    }
+    return;
+  }
+  std::optional<Address> primary;
+  if (options_.primary_address) primary = options_.primary_address();
+  auto [host, port] = split_address(primary.value_or(""));
+  const bool up = s.role == Role::kStandby;
+  out.array(5);
+  out.bulk("slave");
+  out.bulk(host);
+  out.integer(parse_int64(port).value_or(0));
+  out.bulk(up ? "connected" : "connect");
+  out.integer(up ? static_cast<int64_t>(f.applied_lsn.value) : -1);
 }
 
 }  // namespace quire::resp

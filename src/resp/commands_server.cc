@@ -72,19 +72,25 @@ std::string RespCommands::status_json() {
 // ---- CONFIG, COMMAND ------------------------------------------------------------------------
 
 void RespCommands::cmd_config(Args& a, ReplyWriter& out) {
+  // The dispatcher checked the subcommand and its arity (command_table.cc).
   const std::string sub = lower(a[1]);
   if (sub == "get") {
-    if (a.size() < 3) {
-      out.err("wrong number of arguments for 'config|get' command");
-      return;
-    }
+    // As Redis 7.0: a name without glob characters is looked up (in any case) and answered
+    // as it was typed; a pattern answers the parameters' own names; each parameter once.
+    const auto params = config_params(options_.databases);
     std::vector<std::pair<std::string, std::string>> found;
-    for (const auto& [k, v] : config_params(options_.databases)) {
-      for (size_t j = 2; j < a.size(); j++) {
-        if (glob_match(a[j], k, true)) {
-          found.emplace_back(k, v);
-          break;
-        }
+    std::vector<bool> taken(params.size(), false);
+    auto same = [](std::string_view x, std::string_view y) { return lower(x) == lower(y); };
+    for (size_t j = 2; j < a.size(); j++) {
+      const std::string_view name = c_string(a[j]);
+      const bool pattern = name.find_first_of("[*?") != std::string_view::npos;
+      for (size_t i = 0; i < params.size(); i++) {
+        if (taken[i]) continue;
+        const bool match =
+            pattern ? glob_match(name, params[i].first, true) : same(name, params[i].first);
+        if (!match) continue;
+        taken[i] = true;
+        found.emplace_back(pattern ? params[i].first : std::string(name), params[i].second);
       }
     }
     out.array(found.size() * 2);
@@ -92,50 +98,150 @@ void RespCommands::cmd_config(Args& a, ReplyWriter& out) {
       out.bulk(k);
       out.bulk(v);
     }
-  } else if (sub == "set" || sub == "resetstat" || sub == "rewrite") {
-    out.err(fmt::format("CONFIG {} is not supported by Quire (configure the node's flags)",
-                        lower(a[1])));
-  } else if (sub == "help") {
-    out.array(2);
-    out.simple("CONFIG GET <pattern> [<pattern> ...]");
-    out.simple("    Return parameters matching the glob-like <pattern> and their values.");
+  } else if (sub == "set") {
+    out.err("CONFIG SET is not supported by Quire (configure the node's flags)");
+  } else if (sub == "rewrite") {
+    out.err("The server is running without a config file");
+  } else if (sub == "resetstat") {
+    stats_base_.server = server_stats_ ? *server_stats_ : ServerStats();
+    stats_base_.executed = commands_executed_;
+    stats_base_.rejected = commands_rejected_;
+    out.ok();
   } else {
-    out.err(fmt::format("unknown subcommand '{}'. Try CONFIG HELP.",
-                        std::string_view(a[1]).substr(0, 128)));
+    const std::vector<std::string_view> lines = {
+        "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "GET <pattern>",
+        "    Return parameters matching the glob-like <pattern> and their values.",
+        "RESETSTAT",
+        "    Reset statistics reported by the INFO command.",
+        "HELP",
+        "    Prints this help."};
+    out.array(lines.size());
+    for (std::string_view l : lines) out.simple(l);
   }
 }
 
 namespace {
 
-void command_info_entry(const CommandSpec& c, ReplyWriter& out) {
-  out.array(10);
-  out.bulk(c.name);
-  out.integer(c.arity);
-  size_t flags = 0;
-  for (size_t i = 0; i < flag_names().size(); i++) flags += has_flag_name(c.flags, i) ? 1 : 0;
-  out.array(flags);
+void flags_array(uint32_t flags, ReplyWriter& out) {
+  size_t n = 0;
+  for (size_t i = 0; i < flag_names().size(); i++) n += has_flag_name(flags, i) ? 1 : 0;
+  out.array(n);
   for (size_t i = 0; i < flag_names().size(); i++) {
-    if (has_flag_name(c.flags, i)) out.simple(flag_names()[i]);
+    if (has_flag_name(flags, i)) out.simple(flag_names()[i]);
   }
-  out.integer(c.first_key);
-  out.integer(c.last_key);
-  out.integer(c.key_step);
+}
+
+// COMMAND INFO's ten fields. A subcommand (`name` "client|id") has its container's flags
+// and no keys.
+void command_info_fields(std::string_view name, int arity, uint32_t flags, int first_key,
+                         int last_key, int key_step, std::span<const SubcommandSpec> subs,
+                         std::string_view container, ReplyWriter& out) {
+  out.array(10);
+  out.bulk(name);
+  out.integer(arity);
+  flags_array(flags, out);
+  out.integer(first_key);
+  out.integer(last_key);
+  out.integer(key_step);
   out.array(0);  // ACL categories
   out.array(0);  // tips
   out.array(0);  // key specs
-  out.array(0);  // subcommands
+  out.array(subs.size());
+  for (const SubcommandSpec& sub : subs) {
+    command_info_fields(fmt::format("{}|{}", container, sub.name), sub.arity, flags, 0, 0, 0, {},
+                        {}, out);
+  }
 }
 
-void command_docs_entry(const CommandSpec& c, ReplyWriter& out) {
-  out.bulk(c.name);
-  // summary, since and group are what a Redis 7 client may rely on.
-  out.array(6);
+void command_info_entry(const CommandSpec& c, ReplyWriter& out) {
+  command_info_fields(c.name, c.arity, c.flags, c.first_key, c.last_key, c.key_step, c.subcommands,
+                      c.name, out);
+}
+
+// COMMAND DOCS's argument maps, in Redis 7.0's order (redis-cli builds its hints from them
+// and asserts their types: names and types are bulk strings, flags simple strings).
+void argument_docs(std::span<const ArgDoc> args, ReplyWriter& out) {
+  out.array(args.size());
+  for (const ArgDoc& arg : args) {
+    const bool nested = !arg.args.empty();
+    const size_t fields = 2 + (arg.key_spec_index >= 0 ? 1 : 0) + (arg.token.empty() ? 0 : 1) +
+                          (arg.since.empty() ? 0 : 1) + (arg.flags != 0 ? 1 : 0) + (nested ? 1 : 0);
+    out.array(fields * 2);
+    out.bulk("name");
+    out.bulk(arg.name);
+    out.bulk("type");
+    out.bulk(arg.type);
+    if (arg.key_spec_index >= 0) {
+      out.bulk("key_spec_index");
+      out.integer(arg.key_spec_index);
+    }
+    if (!arg.token.empty()) {
+      out.bulk("token");
+      out.bulk(arg.token);
+    }
+    if (!arg.since.empty()) {
+      out.bulk("since");
+      out.bulk(arg.since);
+    }
+    if (arg.flags != 0) {
+      out.bulk("flags");
+      const bool optional = (arg.flags & kArgOptional) != 0;
+      const bool multiple = (arg.flags & kArgMultiple) != 0;
+      out.array((optional ? 1 : 0) + (multiple ? 1 : 0));
+      if (optional) out.simple("optional");
+      if (multiple) out.simple("multiple");
+    }
+    if (nested) {
+      out.bulk("arguments");
+      argument_docs(arg.args, out);
+    }
+  }
+}
+
+// One COMMAND DOCS entry: the name, then its map (summary, since, group, complexity,
+// arguments, subcommands) as a flat array.
+void docs_fields(std::string_view name, std::string_view summary, std::string_view since,
+                 std::string_view group, std::string_view complexity, std::span<const ArgDoc> args,
+                 std::span<const SubcommandSpec> subs, ReplyWriter& out) {
+  out.bulk(name);
+  out.array((4 + (args.empty() ? 0 : 1) + (subs.empty() ? 0 : 1)) * 2);
   out.bulk("summary");
-  out.bulk(c.summary);
+  out.bulk(summary);
   out.bulk("since");
-  out.bulk(c.since);
+  out.bulk(since);
   out.bulk("group");
-  out.bulk(c.group);
+  out.bulk(group);
+  out.bulk("complexity");
+  out.bulk(complexity);
+  if (!args.empty()) {
+    out.bulk("arguments");
+    argument_docs(args, out);
+  }
+  if (!subs.empty()) {
+    out.bulk("subcommands");
+    out.array(subs.size() * 2);
+    for (const SubcommandSpec& sub : subs) {
+      docs_fields(fmt::format("{}|{}", name, sub.name), sub.summary, sub.since, group,
+                  sub.complexity, sub.args, {}, out);
+    }
+  }
+}
+
+// A name COMMAND INFO or DOCS was given: a command, or "container|subcommand".
+struct Looked {
+  const CommandSpec* command = nullptr;
+  const SubcommandSpec* sub = nullptr;
+};
+Looked look_up(std::string_view name) {
+  const std::string n = lower(name);
+  const size_t bar = n.find('|');
+  Looked l;
+  l.command = find_command(bar == std::string::npos ? n : n.substr(0, bar));
+  if (l.command == nullptr || bar == std::string::npos) return l;
+  l.sub = find_subcommand(*l.command, n.substr(bar + 1));
+  if (l.sub == nullptr) l.command = nullptr;
+  return l;
 }
 
 }  // namespace
@@ -147,12 +253,9 @@ void RespCommands::cmd_command(Args& a, ReplyWriter& out) {
     for (const CommandSpec& c : table) command_info_entry(c, out);
     return;
   }
+  // The dispatcher checked the subcommand and its arity (command_table.cc).
   const std::string sub = lower(a[1]);
   if (sub == "count") {
-    if (a.size() != 2) {
-      out.err("wrong number of arguments for 'command|count' command");
-      return;
-    }
     out.integer(static_cast<int64_t>(table.size()));
   } else if (sub == "info") {
     if (a.size() == 2) {
@@ -162,33 +265,54 @@ void RespCommands::cmd_command(Args& a, ReplyWriter& out) {
     }
     out.array(a.size() - 2);
     for (size_t j = 2; j < a.size(); j++) {
-      const CommandSpec* c = find_command(lower(a[j]));
-      if (c) {
-        command_info_entry(*c, out);
+      const Looked l = look_up(a[j]);
+      if (l.sub != nullptr) {
+        command_info_fields(fmt::format("{}|{}", l.command->name, l.sub->name), l.sub->arity,
+                            l.command->flags, 0, 0, 0, {}, {}, out);
+      } else if (l.command != nullptr) {
+        command_info_entry(*l.command, out);
       } else {
-        out.null_array();
+        out.null_bulk();  // as Redis 7.0: a null bulk string, not a null array
       }
     }
   } else if (sub == "docs") {
-    std::vector<const CommandSpec*> docs;
+    std::vector<Looked> docs;
     if (a.size() == 2) {
-      for (const CommandSpec& c : table) docs.push_back(&c);
+      for (const CommandSpec& c : table) docs.push_back(Looked{&c, nullptr});
     } else {
       for (size_t j = 2; j < a.size(); j++) {
-        if (const CommandSpec* c = find_command(lower(a[j]))) docs.push_back(c);
+        if (Looked l = look_up(a[j]); l.command != nullptr) docs.push_back(l);
       }
     }
     out.array(docs.size() * 2);
-    for (const CommandSpec* c : docs) command_docs_entry(*c, out);
-  } else if (sub == "help") {
-    out.array(4);
-    out.simple("COMMAND [<subcommand> [<arg> ...]]. Subcommands are:");
-    out.simple("(no subcommand), COUNT, INFO [<command-name> ...], DOCS [<command-name> ...]");
-    out.simple("HELP");
-    out.simple("    Print this help.");
+    for (const Looked& l : docs) {
+      const CommandSpec& c = *l.command;
+      if (l.sub != nullptr) {
+        docs_fields(fmt::format("{}|{}", c.name, l.sub->name), l.sub->summary, l.sub->since,
+                    c.group, l.sub->complexity, l.sub->args, {}, out);
+      } else {
+        docs_fields(c.name, c.summary, c.since, c.group, c.complexity, c.args, c.subcommands, out);
+      }
+    }
   } else {
-    out.err(fmt::format("unknown subcommand '{}'. Try COMMAND HELP.",
-                        std::string_view(a[1]).substr(0, 128)));
+    const std::vector<std::string_view> lines = {
+        "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "(no subcommand)",
+        "    Return details about all commands.",
+        "COUNT",
+        "    Return the total number of commands in this server.",
+        "INFO [<command-name> ...]",
+        "    Return details about multiple commands.",
+        "    If no command names are given, documentation details for all",
+        "    commands are returned.",
+        "DOCS [<command-name> ...]",
+        "    Return documentation details about multiple commands.",
+        "    If no command names are given, documentation details for all",
+        "    commands are returned.",
+        "HELP",
+        "    Print this help."};
+    out.array(lines.size());
+    for (std::string_view l : lines) out.simple(l);
   }
 }
 

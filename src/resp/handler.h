@@ -55,6 +55,7 @@ class ReplyWriter {
 struct ClientState {
   uint64_t id = 0;                 // CLIENT ID: unique per server, from 1
   std::string address;             // the peer, "host:port"
+  std::string local_address;       // this end (CLIENT INFO laddr)
   std::string name;                // CLIENT SETNAME
   uint32_t db = 0;                 // SELECT: database n is a Quire table (0..15)
   bool authenticated = false;      // set by AUTH; the server refuses commands until then when a

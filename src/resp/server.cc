@@ -199,6 +199,7 @@ void RespServer::admit_client(const std::shared_ptr<Core>& core,
   auto client = std::make_shared<Client>();
   client->state.id = core->next_client_id++;
   client->state.address = stream->peer();
+  client->state.local_address = stream->local();
   client->state.connected_at = core->now();
   client->state.last_command_at = client->state.connected_at;
   client->stream = std::move(stream);

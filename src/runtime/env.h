@@ -120,6 +120,8 @@ class StreamConnection {
   virtual void close() = 0;
   virtual bool is_open() const = 0;
   virtual const Address& peer() const = 0;
+  // This end's address (CLIENT INFO's laddr).
+  virtual const Address& local() const = 0;
 };
 
 class StreamListener {

@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -598,6 +599,31 @@ class B_Commands(ClusterTestBase):
         self.assertIn(b"set", names)
         table = raw(r, "COMMAND")
         self.assertEqual(len(table), count)
+
+    def test_redis_cli(self):
+        """Debian's redis-cli: help built from COMMAND DOCS (the hint shows the arguments),
+        plain commands, --scan and --bigkeys, on database 11."""
+        port = str(self.c.port(self.primary))
+
+        def cli(*args):
+            p = subprocess.run(["redis-cli", "-p", port, *args], capture_output=True,
+                               timeout=CMD_TIMEOUT)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            return re.sub(r"\x1b\[[0-9;]*m", "", p.stdout.decode(errors="replace"))
+
+        self.assertIn("SET key value [NX|XX] [GET]", cli("help", "set"))
+        self.assertIn("SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]",
+                      cli("help", "scan"))
+        self.assertIn("CLIENT SETNAME connection-name", cli("help", "client"))
+        self.assertIn("MSET key value [key value ...]", cli("help", "@string"))
+        self.assertEqual(cli("-n", "11", "set", "cli:a", "1").strip(), "OK")
+        self.assertEqual(cli("-n", "11", "set", "cli:big", "x" * 5000).strip(), "OK")
+        self.assertEqual(cli("-n", "11", "get", "cli:a").strip(), "1")
+        self.assertEqual(sorted(cli("-n", "11", "--scan", "--pattern", "cli:*").split()),
+                         ["cli:a", "cli:big"])
+        big = cli("-n", "11", "--bigkeys")
+        self.assertIn("Biggest string found", big)
+        self.assertIn("cli:big", big)
 
     def test_errors(self):
         r = self.p(db=7)

@@ -4,6 +4,8 @@
 // INCR from concurrent clients, SCAN exactly once while other keys change, and WAIT.
 #include <gtest/gtest.h>
 
+#include <regex>
+
 #include <fmt/format.h>
 
 #include <map>
@@ -247,8 +249,20 @@ TEST_F(RespCommandsTest, AuthWithRequirepass) {
   EXPECT_EQ(P({"NOPE"}), "-ERR unknown command 'NOPE', with args beginning with: \r\n");
   EXPECT_EQ(P({"HELLO", "2"}),
             "-NOAUTH HELLO must be called with the client already authenticated, otherwise the "
-            "HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
+            "HELLO AUTH <user> <pass> option can be used to authenticate the client and "
             "select the RESP protocol version at the same time\r\n");
+  // As Redis 7.0: a container's subcommand is checked (existence, arity) before NOAUTH.
+  EXPECT_EQ(P({"CLIENT", "SETNAME"}),
+            "-ERR wrong number of arguments for 'client|setname' command\r\n");
+  EXPECT_EQ(P({"CONFIG", "NOPE"}), "-ERR unknown subcommand 'NOPE'. Try CONFIG HELP.\r\n");
+  EXPECT_EQ(P({"CLIENT", "GETNAME"}), "-NOAUTH Authentication required.\r\n");
+  // HELLO applies each option as it reads it: the name stays, and AUTH then counts.
+  EXPECT_EQ(P({"HELLO", "2", "SETNAME", "early"}).substr(0, 8), "-NOAUTH ");
+  EXPECT_EQ(client_.name, "early");
+  EXPECT_EQ(P({"HELLO", "2", "AUTH", "default", "s3cret", "FOO"}),
+            "-ERR Syntax error in HELLO option 'FOO'\r\n");
+  EXPECT_TRUE(client_.authenticated);
+  client_.authenticated = false;
   EXPECT_EQ(P({"AUTH", "wrong"}),
             "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
   EXPECT_EQ(P({"HELLO", "2", "AUTH", "default", "wrong"}),
@@ -727,15 +741,45 @@ TEST_F(RespCommandsTest, ServerCommands) {
   EXPECT_EQ(P({"CONFIG", "GET", "appendonly"}), "*2\r\n$10\r\nappendonly\r\n$3\r\nyes\r\n");
   EXPECT_EQ(P({"CONFIG", "GET", "nope"}), "*0\r\n");
   EXPECT_EQ(P({"CONFIG", "GET"}), "-ERR wrong number of arguments for 'config|get' command\r\n");
-  EXPECT_EQ(P({"CONFIG", "SET", "save", ""}).substr(0, 24), "-ERR CONFIG set is not s");
+  EXPECT_EQ(P({"CONFIG", "SET", "save", ""}).substr(0, 24), "-ERR CONFIG SET is not s");
+  EXPECT_EQ(P({"CONFIG", "REWRITE"}), "-ERR The server is running without a config file\r\n");
+  // A name is answered as typed, a pattern with the parameters' names, each once.
+  EXPECT_EQ(P({"CONFIG", "GET", "SAVE", "save", "sa*"}), "*2\r\n$4\r\nSAVE\r\n$0\r\n\r\n");
+  EXPECT_EQ(P({"CONFIG", "GET", "sav[e]", "SAVE"}), "*2\r\n$4\r\nsave\r\n$0\r\n\r\n");
+  EXPECT_EQ(P({"CONFIG", "GET", std::string("save\0x", 6)}), "*2\r\n$4\r\nsave\r\n$0\r\n\r\n");
+  EXPECT_EQ(P({"CLIENT", "HELP", "x"}),
+            "-ERR wrong number of arguments for 'client|help' command\r\n");
+  EXPECT_EQ(P({"CLIENT", std::string("a\0b", 3)}),
+            "-ERR unknown subcommand 'a'. Try CLIENT HELP.\r\n");
+  EXPECT_EQ(P({"COMMAND", "list"}), "-ERR unknown subcommand 'list'. Try COMMAND HELP.\r\n");
+  // CONFIG RESETSTAT: INFO stats counts from it (the INFO itself is the one command).
+  EXPECT_EQ(P({"PING"}), "+PONG\r\n");
+  EXPECT_EQ(P({"CONFIG", "RESETSTAT"}), "+OK\r\n");
+  const std::string stats = P({"INFO", "stats"});
+  EXPECT_NE(stats.find("quire_commands_executed:1\r\nquire_commands_rejected:0\r\n"),
+            std::string::npos)
+      << stats;
   EXPECT_EQ(P({"CONFIG", "GET", "data*"}), "*2\r\n$9\r\ndatabases\r\n$2\r\n16\r\n");
   EXPECT_EQ(P({"COMMAND", "COUNT"}), fmt::format(":{}\r\n", command_table().size()));
   EXPECT_EQ(P({"COMMAND", "INFO", "get", "nosuch"}),
             "*2\r\n*10\r\n$3\r\nget\r\n:2\r\n*2\r\n+readonly\r\n+fast\r\n:1\r\n:1\r\n:1\r\n"
-            "*0\r\n*0\r\n*0\r\n*0\r\n*-1\r\n");
+            "*0\r\n*0\r\n*0\r\n*0\r\n$-1\r\n");
   EXPECT_EQ(P({"COMMAND", "DOCS", "get"}),
-            "*2\r\n$3\r\nget\r\n*6\r\n$7\r\nsummary\r\n$34\r\nReturns the string value of a "
-            "key.\r\n$5\r\nsince\r\n$5\r\n1.0.0\r\n$5\r\ngroup\r\n$6\r\nstring\r\n");
+            "*2\r\n$3\r\nget\r\n*10\r\n$7\r\nsummary\r\n$34\r\nReturns the string value of a "
+            "key.\r\n$5\r\nsince\r\n$5\r\n1.0.0\r\n$5\r\ngroup\r\n$6\r\nstring\r\n"
+            "$10\r\ncomplexity\r\n$4\r\nO(1)\r\n$9\r\narguments\r\n*1\r\n*6\r\n$4\r\nname\r\n"
+            "$3\r\nkey\r\n$4\r\ntype\r\n$3\r\nkey\r\n$14\r\nkey_spec_index\r\n:0\r\n");
+  // SET's arguments: what redis-cli shows as `key value [NX|XX] [GET]`.
+  const std::string set_docs = P({"COMMAND", "DOCS", "set"});
+  for (const char* want :
+       {"$9\r\ncondition\r\n$4\r\ntype\r\n$5\r\noneof\r\n", "$5\r\nflags\r\n*1\r\n+optional\r\n",
+        "$5\r\ntoken\r\n$2\r\nNX\r\n", "$5\r\ntoken\r\n$3\r\nGET\r\n"}) {
+    EXPECT_NE(set_docs.find(want), std::string::npos) << want << "\n" << set_docs;
+  }
+  EXPECT_EQ(set_docs.find("KEEPTTL"), std::string::npos);
+  EXPECT_NE(P({"COMMAND", "DOCS", "client"}).find("$9\r\nclient|id\r\n"), std::string::npos);
+  EXPECT_EQ(P({"COMMAND", "INFO", "client|setname"}).substr(0, 34),
+            "*1\r\n*10\r\n$14\r\nclient|setname\r\n:3\r\n");
   EXPECT_EQ(P({"COMMAND"}).substr(0, 4), fmt::format("*{}\r", command_table().size()));
   EXPECT_EQ(P({"SET", "k", "v"}), "+OK\r\n");
   const std::string info = P({"INFO"});
@@ -756,6 +800,16 @@ TEST_F(RespCommandsTest, ServerCommands) {
   EXPECT_NE(sinfo.find("quire_role:standby\r\nquire_state:SECONDARY\r\n"), std::string::npos)
       << sinfo;
   EXPECT_NE(sinfo.find("quire_pickups_installed:"), std::string::npos);
+  // TIME: seconds and microseconds as bulk strings, from the node's clock.
+  const std::string time = P({"TIME"});
+  EXPECT_TRUE(std::regex_match(
+      time, std::regex("\\*2\r\n\\$[0-9]+\r\n[0-9]+\r\n\\$[0-9]+\r\n[0-9]{1,6}\r\n")))
+      << time;
+  // ROLE: the primary with its standby; the standby with its state and offset.
+  EXPECT_EQ(P({"ROLE"}).substr(0, 17), "*3\r\n$6\r\nmaster\r\n:");
+  EXPECT_NE(P({"ROLE"}).find("*1\r\n*3\r\n$2\r\ns0\r\n$4\r\n6380\r\n"), std::string::npos);
+  EXPECT_EQ(S({"ROLE"}).substr(0, 15), "*5\r\n$5\r\nslave\r\n");
+  EXPECT_NE(S({"ROLE"}).find("$9\r\nconnected\r\n:"), std::string::npos) << S({"ROLE"});
 }
 
 // Every command of the table: too few arguments answer Redis's arity error naming it, and

@@ -1044,15 +1044,17 @@ Task<Result<std::unique_ptr<Connection>>> handshake_client(std::shared_ptr<NetSh
 // Everything a stream's Asio handlers touch; they hold it by shared_ptr.
 class StreamState : public std::enable_shared_from_this<StreamState> {
  public:
-  StreamState(std::shared_ptr<NetShared> shared, tcp::socket socket, Address peer)
+  StreamState(std::shared_ptr<NetShared> shared, tcp::socket socket, Address peer, Address local)
       : shared_(std::move(shared)),
         socket_(std::move(socket)),
         peer_(std::move(peer)),
+        local_(std::move(local)),
         waiters_(shared_->loop.scheduler()),
         read_buffer_(kStreamReadBufferBytes),
         linger_(shared_->loop.io()) {}
 
   const Address& peer() const { return peer_; }
+  const Address& local() const { return local_; }
   bool is_open() const { return !closed_ && !broken_ && !eof_; }
   size_t queued_bytes() const { return queued_bytes_; }
 
@@ -1213,6 +1215,7 @@ class StreamState : public std::enable_shared_from_this<StreamState> {
   std::shared_ptr<NetShared> shared_;
   tcp::socket socket_;
   Address peer_;
+  Address local_;
   WaitQueue waiters_;  // readers and drain waiters: every event wakes them all
   bool closed_ = false;
   bool broken_ = false;
@@ -1246,6 +1249,7 @@ class TcpStreamConnection : public StreamConnection {
   void close() override { state_->close(); }
   bool is_open() const override { return state_->is_open(); }
   const Address& peer() const override { return state_->peer(); }
+  const Address& local() const override { return state_->local(); }
 
  private:
   std::shared_ptr<StreamState> state_;
@@ -1254,6 +1258,9 @@ class TcpStreamConnection : public StreamConnection {
 std::unique_ptr<StreamConnection> make_stream(const std::shared_ptr<NetShared>& shared,
                                               tcp::socket socket, Logger* log) {
   Address peer = peer_of(socket);
+  asio::error_code local_ec;
+  const tcp::endpoint here = socket.local_endpoint(local_ec);
+  Address local = local_ec ? Address("?") : format_endpoint(here);
   set_no_delay(socket, log, peer);
   asio::error_code keep_alive = set_keep_alive(socket);
   if (keep_alive && log) {
@@ -1263,7 +1270,7 @@ std::unique_ptr<StreamConnection> make_stream(const std::shared_ptr<NetShared>& 
     }
   }
   return std::make_unique<TcpStreamConnection>(
-      std::make_shared<StreamState>(shared, std::move(socket), std::move(peer)));
+      std::make_shared<StreamState>(shared, std::move(socket), std::move(peer), std::move(local)));
 }
 
 // Accepts ahead of accept() calls into a bounded queue; the kernel's backlog holds the rest.

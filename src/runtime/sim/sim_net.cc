@@ -105,8 +105,8 @@ class SimListener : public Listener {
 
 class SimStreamConnection : public StreamConnection {
  public:
-  SimStreamConnection(SimNetwork& net, uint64_t id, Address peer)
-      : net_(net), id_(id), peer_(std::move(peer)) {}
+  SimStreamConnection(SimNetwork& net, uint64_t id, Address peer, Address local)
+      : net_(net), id_(id), peer_(std::move(peer)), local_(std::move(local)) {}
   ~SimStreamConnection() override { net_.release_stream(id_); }
 
   Task<Result<size_t>> read_some(std::span<uint8_t> out, Deadline deadline) override {
@@ -148,11 +148,13 @@ class SimStreamConnection : public StreamConnection {
     return e != nullptr && !e->broken && !e->closing;
   }
   const Address& peer() const override { return peer_; }
+  const Address& local() const override { return local_; }
 
  private:
   SimNetwork& net_;
   uint64_t id_;
   Address peer_;
+  Address local_;
 };
 
 class SimStreamListener : public StreamListener {
@@ -172,7 +174,7 @@ class SimStreamListener : public StreamListener {
         SimNetwork::Endpoint* e = net_.endpoint(id);
         if (e == nullptr) continue;
         co_return std::unique_ptr<StreamConnection>(
-            std::make_unique<SimStreamConnection>(net_, id, e->peer_address));
+            std::make_unique<SimStreamConnection>(net_, id, e->peer_address, address_));
       }
       Status st = co_await l->waiters.wait(deadline);
       if (!st.is_ok()) co_return st;
@@ -421,8 +423,12 @@ Task<Result<std::unique_ptr<StreamConnection>>> SimNetwork::connect_stream(NodeI
                                                                            Deadline deadline) {
   Result<uint64_t> id = co_await connect_endpoint(node, address, deadline, true);
   if (!id.is_ok()) co_return id.status();
+  // This end's address is the one the server sees (its host and ephemeral port).
+  Endpoint* e = endpoint(*id);
+  Endpoint* server = e == nullptr ? nullptr : endpoint(e->peer);
+  Address local = server == nullptr ? Address("?") : server->peer_address;
   co_return std::unique_ptr<StreamConnection>(
-      std::make_unique<SimStreamConnection>(*this, *id, address));
+      std::make_unique<SimStreamConnection>(*this, *id, address, std::move(local)));
 }
 
 namespace {
