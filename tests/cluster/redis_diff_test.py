@@ -829,10 +829,15 @@ class Run:
 
 
 class Procs:
-    def __init__(self, quire, redis_server, keep):
+    """init_args: more arguments for `quire cluster init` (e.g. --requirepass P);
+    redis_args: more arguments for redis-server (e.g. --requirepass P)."""
+
+    def __init__(self, quire, redis_server, keep, init_args=(), redis_args=()):
         self.quire = quire
         self.redis_server = redis_server
         self.keep = keep
+        self.init_args = list(init_args)
+        self.redis_args = list(redis_args)
         self.cluster = None
         self.redis = None
         self.redis_dir = None
@@ -844,7 +849,7 @@ class Procs:
         logf = open(os.path.join(self.redis_dir, "redis.log"), "wb")
         self.redis = subprocess.Popen(
             [self.redis_server, "--port", str(REDIS_PORT), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", self.redis_dir],
+             "--save", "", "--appendonly", "no", "--dir", self.redis_dir] + self.redis_args,
             stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         logf.close()
         until = time.monotonic() + 20
@@ -852,7 +857,9 @@ class Procs:
             try:
                 c = Resp(REDIS_PORT, timeout=2)
                 try:
-                    if c.call(b"PING") == ("simple", b"PONG"):
+                    # With --requirepass it answers, NOAUTH: up as well.
+                    if c.call(b"PING") in (("simple", b"PONG"),
+                                           ("error", b"NOAUTH Authentication required.")):
                         return
                 finally:
                     c.close()
@@ -865,7 +872,11 @@ class Procs:
 
     def start_cluster(self):
         self.cluster = Cluster(self.quire, CLUSTER_BASE_PORT)
-        self.cluster.init()
+        if self.init_args:
+            self.cluster.run("init", self.cluster.dir, "--base-port", str(self.cluster.base),
+                             *self.init_args)
+        else:
+            self.cluster.init()
         t = time.monotonic()
         p = self.cluster.run("start", self.cluster.dir, "--wait", str(START_WAIT),
                              check=False, timeout=START_WAIT + 30)
@@ -941,11 +952,12 @@ def choose_ports(ports):
     return False
 
 
-def with_servers(args, quire, body):
+def with_servers(args, quire, body, init_args=(), redis_args=()):
     """Starts redis-server and a Quire cluster, returns body(the primary's port), and stops
     both whatever happens: at the end, on an exception, on SIGTERM, SIGHUP or SIGINT, and
-    by a watchdog after args.budget seconds (which exits 2)."""
-    procs = Procs(quire, args.redis_server, args.keep)
+    by a watchdog after args.budget seconds (which exits 2). init_args and redis_args: more
+    arguments for `quire cluster init` and redis-server (Procs)."""
+    procs = Procs(quire, args.redis_server, args.keep, init_args, redis_args)
     atexit.register(procs.cleanup)
 
     def watchdog():
