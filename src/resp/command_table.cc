@@ -38,6 +38,12 @@ constexpr ArgDoc kSetArgs[] = {{"key", "key", {}, 0, 0},
                                {"get", "pure-token", "GET", kOpt, -1, "6.2.0"}};
 constexpr ArgDoc kIncrByArgs[] = {{"key", "key", {}, 0, 0}, {"increment", "integer"}};
 constexpr ArgDoc kDecrByArgs[] = {{"key", "key", {}, 0, 0}, {"decrement", "integer"}};
+constexpr ArgDoc kRangeArgs[] = {
+    {"key", "key", {}, 0, 0}, {"start", "integer"}, {"end", "integer"}};
+constexpr ArgDoc kSetRangeArgs[] = {
+    {"key", "key", {}, 0, 0}, {"offset", "integer"}, {"value", "string"}};
+constexpr ArgDoc kIncrByFloatArgs[] = {{"key", "key", {}, 0, 0}, {"increment", "double"}};
+constexpr ArgDoc kRenameArgs[] = {{"key", "key", {}, 0, 0}, {"newkey", "key", {}, 0, 1}};
 constexpr ArgDoc kScanArgs[] = {{"cursor", "integer"},
                                 {"pattern", "pattern", "MATCH", kOpt},
                                 {"count", "integer", "COUNT", kOpt},
@@ -158,6 +164,38 @@ constexpr std::array kCommands = {
                 "Decrements the integer value of a key by one.", kO1, kKeyArg},
     CommandSpec{CommandId::kDecrBy, "decrby", 3, kW | kF, 1, 1, 1, "string", "1.0.0",
                 "Decrements the integer value of a key by a number.", kO1, kDecrByArgs},
+    CommandSpec{CommandId::kUnlink, "unlink", -2, kW | kF, 1, -1, 1, "generic", "4.0.0",
+                "Deletes one or more keys (as DEL).", kOKeys, kKeysArg},
+    CommandSpec{CommandId::kGetDel, "getdel", 2, kW | kF, 1, 1, 1, "string", "6.2.0",
+                "Returns the string value of a key after deleting the key.", kO1, kKeyArg},
+    CommandSpec{CommandId::kGetSet, "getset", 3, kW | kF, 1, 1, 1, "string", "1.0.0",
+                "Returns the previous string value of a key after setting it to a new value.", kO1,
+                kKeyValueArgs},
+    CommandSpec{CommandId::kAppend, "append", 3, kW | kF, 1, 1, 1, "string", "2.0.0",
+                "Appends a string to the value of a key. Creates the key if it does not exist.",
+                "O(N) where N is the length of the new value", kKeyValueArgs},
+    CommandSpec{CommandId::kGetRange, "getrange", 4, kR, 1, 1, 1, "string", "2.4.0",
+                "Returns a substring of the string stored at a key.",
+                "O(N) where N is the length of the returned string", kRangeArgs},
+    CommandSpec{CommandId::kSubstr, "substr", 4, kR, 1, 1, 1, "string", "1.0.0",
+                "Returns a substring of the string stored at a key (as GETRANGE).",
+                "O(N) where N is the length of the returned string", kRangeArgs},
+    CommandSpec{CommandId::kSetRange, "setrange", 4, kW, 1, 1, 1, "string", "2.2.0",
+                "Overwrites a part of a string value with another by an offset. Creates the key "
+                "if it does not exist.",
+                "O(N) where N is the length of the new value", kSetRangeArgs},
+    CommandSpec{CommandId::kIncrByFloat, "incrbyfloat", 3, kW | kF, 1, 1, 1, "string", "2.6.0",
+                "Increments the floating point value of a key by a number.", kO1, kIncrByFloatArgs},
+    CommandSpec{CommandId::kRename, "rename", 3, kW, 1, 2, 1, "generic", "1.0.0",
+                "Renames a key and overwrites the destination (one atomic write).", kO1,
+                kRenameArgs},
+    CommandSpec{CommandId::kRenameNx, "renamenx", 3, kW | kF, 1, 2, 1, "generic", "1.0.0",
+                "Renames a key only when the target key name does not exist.", kO1, kRenameArgs},
+    CommandSpec{CommandId::kTouch, "touch", -2, kR | kF, 1, -1, 1, "generic", "3.2.1",
+                "Returns the number of existing keys specified (Quire keeps no access time).",
+                kOKeys, kKeysArg},
+    CommandSpec{CommandId::kPersist, "persist", 2, kW | kF, 1, 1, 1, "generic", "2.2.0",
+                "Removes the expiration time of a key (0: Quire keys never expire).", kO1, kKeyArg},
     CommandSpec{CommandId::kScan, "scan", -2, kR, 0, 0, 0, "generic", "2.8.0",
                 "Iterates over the key names in the database.",
                 "O(1) for every call. O(N) for a complete iteration, N the number of keys.",

@@ -367,6 +367,31 @@ Task<void> RespCommands::run(const CommandSpec& spec, Args& a, ClientState& c, R
       const bool by = spec.id == CommandId::kIncrBy || spec.id == CommandId::kDecrBy;
       co_return co_await cmd_incr(a, c, out, decr ? -1 : 1, by);
     }
+    case CommandId::kUnlink:
+      co_return co_await cmd_del(a, c, out);
+    case CommandId::kGetDel:
+      co_return co_await cmd_getdel(a, c, out);
+    case CommandId::kGetSet: {
+      a.emplace_back("GET");  // SET key value GET, which it is
+      co_return co_await cmd_set(a, c, out);
+    }
+    case CommandId::kAppend:
+      co_return co_await cmd_append(a, c, out);
+    case CommandId::kGetRange:
+    case CommandId::kSubstr:
+      co_return co_await cmd_getrange(a, c, out);
+    case CommandId::kSetRange:
+      co_return co_await cmd_setrange(a, c, out);
+    case CommandId::kIncrByFloat:
+      co_return co_await cmd_incrbyfloat(a, c, out);
+    case CommandId::kRename:
+    case CommandId::kRenameNx:
+      co_return co_await cmd_rename(a, c, out, spec.id == CommandId::kRenameNx);
+    case CommandId::kTouch:
+      co_return co_await cmd_exists(a, c, out);  // Redis counts the same way
+    case CommandId::kPersist:
+      out.integer(0);  // no key has an expiration to remove
+      co_return;
     case CommandId::kScan:
       co_return co_await cmd_scan(a, c, out);
     case CommandId::kKeys:

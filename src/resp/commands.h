@@ -159,6 +159,12 @@ class RespCommands : public CommandHandler {
   Task<void> cmd_mget(Args& a, ClientState& c, ReplyWriter& out);
   Task<void> cmd_mset(Args& a, ClientState& c, ReplyWriter& out, bool nx);
   Task<void> cmd_incr(Args& a, ClientState& c, ReplyWriter& out, int64_t sign, bool by);
+  Task<void> cmd_getdel(Args& a, ClientState& c, ReplyWriter& out);
+  Task<void> cmd_append(Args& a, ClientState& c, ReplyWriter& out);
+  Task<void> cmd_getrange(Args& a, ClientState& c, ReplyWriter& out);
+  Task<void> cmd_setrange(Args& a, ClientState& c, ReplyWriter& out);
+  Task<void> cmd_incrbyfloat(Args& a, ClientState& c, ReplyWriter& out);
+  Task<void> cmd_rename(Args& a, ClientState& c, ReplyWriter& out, bool nx);
 
   // ---- Keyspace (commands_keyspace.cc) ----
   Task<void> cmd_scan(Args& a, ClientState& c, ReplyWriter& out);

@@ -1,11 +1,18 @@
-// The string commands: GET, SET, SETNX, DEL, EXISTS, STRLEN, MGET, MSET, MSETNX and
-// INCR/INCRBY/DECR/DECRBY. Reads run on the primary or a standby at one timestamp; writes
-// run on the primary under the key locks (key_locks.h: exclusive across a read-modify-write,
-// shared for a blind write) and reply once durable at W.
+// The string commands: GET, SET, SETNX, DEL, EXISTS, STRLEN, MGET, MSET, MSETNX,
+// INCR/INCRBY/DECR/DECRBY, GETDEL, APPEND, GETRANGE, SETRANGE, INCRBYFLOAT, RENAME(NX)
+// (UNLINK, GETSET, SUBSTR and TOUCH run DEL, SET ... GET, GETRANGE and EXISTS). Reads run on the
+// primary or a standby at one timestamp; writes run on the primary under the key locks
+// (key_locks.h: exclusive across a read-modify-write, shared for a blind write) and reply once
+// durable at W.
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 
 #include "resp/commands.h"
@@ -30,6 +37,41 @@ class ReadyReply : public PendingReply {
  private:
   std::string bytes_;
 };
+
+// Redis's string2ld: the whole argument is a long double (strtold's syntax, hexadecimal and
+// "inf" included; a NUL byte ends it short, which refuses it), with no leading space, not
+// NaN, not out of range. Redis copies it into a buffer of MAX_LONG_DOUBLE_CHARS (5 KiB)
+// first: a longer one is refused.
+std::optional<long double> parse_long_double(std::string_view s) {
+  constexpr size_t kMaxChars = 5 * 1024;
+  if (s.empty() || s.size() >= kMaxChars) return std::nullopt;
+  const std::string buf(s);
+  errno = 0;
+  char* end = nullptr;
+  const long double v = std::strtold(buf.c_str(), &end);
+  if (std::isspace(static_cast<unsigned char>(buf[0])) || *end != '\0' ||
+      static_cast<size_t>(end - buf.c_str()) != buf.size() ||
+      (errno == ERANGE && (v == HUGE_VALL || v == -HUGE_VALL || std::fpclassify(v) == FP_ZERO)) ||
+      std::isnan(v)) {
+    return std::nullopt;
+  }
+  return v;
+}
+
+// Redis's ld2string in LD_STR_HUMAN mode: %.17Lf without trailing zeros, "-0" as "0".
+std::string format_long_double(long double v) {
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  char buf[5 * 1024];
+  const int n = std::snprintf(buf, sizeof buf, "%.17Lf", v);
+  if (n <= 0 || static_cast<size_t>(n) + 1 > sizeof buf) return "";
+  std::string out(buf, static_cast<size_t>(n));
+  if (out.find('.') != std::string::npos) {
+    while (out.back() == '0') out.pop_back();
+    if (out.back() == '.') out.pop_back();
+  }
+  if (out == "-0") out = "0";
+  return out;
+}
 
 }  // namespace
 
@@ -315,6 +357,193 @@ Task<void> RespCommands::cmd_incr(Args& a, ClientState& c, ReplyWriter& out, int
   value += incr;
   std::vector<LogWrite> batch{put(c.db, a[1], fmt::format("{}", value))};
   if (co_await commit(std::move(batch), c, out)) out.integer(value);
+}
+
+Task<void> RespCommands::cmd_getdel(Args& a, ClientState& c, ReplyWriter& out) {
+  std::vector<std::string> keys{a[1]};
+  auto held = co_await lock_for_write(c.db, LockMode::kShared, keys, LockMode::kExclusive, out);
+  if (!held) co_return;
+  auto old = co_await read_keys(c.db, std::move(keys));
+  if (!old.is_ok()) {
+    read_failed(old.status(), out);
+    co_return;
+  }
+  std::optional<std::string>& was = (*old)[0];
+  if (!was) {
+    out.null_bulk();
+    co_return;
+  }
+  std::vector<LogWrite> batch{LogWrite{db_table(c.db), a[1], std::nullopt}};
+  if (co_await commit(std::move(batch), c, out)) out.bulk(*was);
+}
+
+Task<void> RespCommands::cmd_append(Args& a, ClientState& c, ReplyWriter& out) {
+  std::vector<std::string> keys{a[1]};
+  auto held = co_await lock_for_write(c.db, LockMode::kShared, keys, LockMode::kExclusive, out);
+  if (!held) co_return;
+  auto old = co_await read_keys(c.db, std::move(keys));
+  if (!old.is_ok()) {
+    read_failed(old.status(), out);
+    co_return;
+  }
+  std::optional<std::string>& was = (*old)[0];
+  if (was && a[2].empty()) {  // nothing changes
+    out.integer(static_cast<int64_t>(was->size()));
+    co_return;
+  }
+  // A missing key is created, even with an empty value (as Redis does).
+  std::string value = was ? std::move(*was) : std::string();
+  if (value.size() + a[2].size() > kValueBytesMax) {
+    out.err(fmt::format("value is {} bytes; Quire's value limit is {} bytes (kValueBytesMax)",
+                        value.size() + a[2].size(), kValueBytesMax));
+    co_return;
+  }
+  value += a[2];
+  const auto length = static_cast<int64_t>(value.size());
+  std::vector<LogWrite> batch{put(c.db, a[1], std::move(value))};
+  if (co_await commit(std::move(batch), c, out)) out.integer(length);
+}
+
+Task<void> RespCommands::cmd_getrange(Args& a, ClientState& c, ReplyWriter& out) {
+  std::optional<int64_t> start = parse_int64(a[2]);
+  std::optional<int64_t> end = parse_int64(a[3]);
+  if (!start || !end) {
+    out.err("value is not an integer or out of range");
+    co_return;
+  }
+  std::vector<std::string> keys{a[1]};
+  auto r = co_await read_keys(c.db, std::move(keys));
+  if (!r.is_ok()) {
+    read_failed(r.status(), out);
+    co_return;
+  }
+  const std::string value = (*r)[0].value_or(std::string());
+  // Redis 7.0's getrangeCommand, index for index.
+  int64_t s = *start;
+  int64_t e = *end;
+  const auto len = static_cast<int64_t>(value.size());
+  if (s < 0 && e < 0 && s > e) {
+    out.bulk("");
+    co_return;
+  }
+  if (s < 0) s = len + s;
+  if (e < 0) e = len + e;
+  if (s < 0) s = 0;
+  if (e < 0) e = 0;
+  if (e >= len) e = len - 1;
+  if (s > e || len == 0) {
+    out.bulk("");
+  } else {
+    out.bulk(
+        std::string_view(value).substr(static_cast<size_t>(s), static_cast<size_t>(e - s + 1)));
+  }
+}
+
+Task<void> RespCommands::cmd_setrange(Args& a, ClientState& c, ReplyWriter& out) {
+  std::optional<int64_t> offset = parse_int64(a[2]);
+  if (!offset) {
+    out.err("value is not an integer or out of range");
+    co_return;
+  }
+  if (*offset < 0) {
+    out.err("offset is out of range");
+    co_return;
+  }
+  std::vector<std::string> keys{a[1]};
+  auto held = co_await lock_for_write(c.db, LockMode::kShared, keys, LockMode::kExclusive, out);
+  if (!held) co_return;
+  auto old = co_await read_keys(c.db, std::move(keys));
+  if (!old.is_ok()) {
+    read_failed(old.status(), out);
+    co_return;
+  }
+  std::optional<std::string>& was = (*old)[0];
+  const std::string& patch = a[3];
+  if (patch.empty()) {  // nothing to set: the length as it is (0 for a missing key)
+    out.integer(was ? static_cast<int64_t>(was->size()) : 0);
+    co_return;
+  }
+  // Checked before the value grows: an offset may ask for gigabytes.
+  const uint64_t total = static_cast<uint64_t>(*offset) + patch.size();
+  if (total > kValueBytesMax) {
+    out.err(fmt::format("value is {} bytes; Quire's value limit is {} bytes (kValueBytesMax)",
+                        total, kValueBytesMax));
+    co_return;
+  }
+  std::string value = was ? std::move(*was) : std::string();
+  if (value.size() < total) value.resize(total, '\0');
+  value.replace(static_cast<size_t>(*offset), patch.size(), patch);
+  const auto length = static_cast<int64_t>(value.size());
+  std::vector<LogWrite> batch{put(c.db, a[1], std::move(value))};
+  if (co_await commit(std::move(batch), c, out)) out.integer(length);
+}
+
+Task<void> RespCommands::cmd_incrbyfloat(Args& a, ClientState& c, ReplyWriter& out) {
+  std::vector<std::string> keys{a[1]};
+  auto held = co_await lock_for_write(c.db, LockMode::kShared, keys, LockMode::kExclusive, out);
+  if (!held) co_return;
+  auto old = co_await read_keys(c.db, std::move(keys));
+  if (!old.is_ok()) {
+    read_failed(old.status(), out);
+    co_return;
+  }
+  // As Redis: the key's value is read first, then the increment; 0 for a missing key.
+  std::optional<long double> value = 0.0L;
+  if ((*old)[0]) value = parse_long_double(*(*old)[0]);
+  std::optional<long double> incr = value ? parse_long_double(a[2]) : std::nullopt;
+  if (!value || !incr) {
+    out.err("value is not a valid float");
+    co_return;
+  }
+  const long double sum = *value + *incr;
+  if (std::isnan(sum) || std::isinf(sum)) {
+    out.err("increment would produce NaN or Infinity");
+    co_return;
+  }
+  std::string text = format_long_double(sum);
+  std::vector<LogWrite> batch{put(c.db, a[1], text)};
+  if (co_await commit(std::move(batch), c, out)) out.bulk(text);
+}
+
+Task<void> RespCommands::cmd_rename(Args& a, ClientState& c, ReplyWriter& out, bool nx) {
+  const bool same = a[1] == a[2];
+  std::vector<std::string> keys{a[1]};
+  if (!same) keys.push_back(a[2]);
+  std::sort(keys.begin(), keys.end());
+  auto held = co_await lock_for_write(c.db, LockMode::kShared, keys, LockMode::kExclusive, out);
+  if (!held) co_return;
+  std::vector<std::string> wanted{a[1], a[2]};
+  auto r = co_await read_keys(c.db, std::move(wanted));
+  if (!r.is_ok()) {
+    read_failed(r.status(), out);
+    co_return;
+  }
+  std::optional<std::string>& source = (*r)[0];
+  if (!source) {
+    out.err("no such key");
+    co_return;
+  }
+  if (same) {  // nothing moves; the key exists
+    if (nx) {
+      out.integer(0);
+    } else {
+      out.ok();
+    }
+    co_return;
+  }
+  if (nx && (*r)[1]) {
+    out.integer(0);
+    co_return;
+  }
+  // One batch: both keys change at one commit timestamp, or neither does.
+  std::vector<LogWrite> batch{put(c.db, a[2], std::move(*source)),
+                              LogWrite{db_table(c.db), a[1], std::nullopt}};
+  if (!co_await commit(std::move(batch), c, out)) co_return;
+  if (nx) {
+    out.integer(1);
+  } else {
+    out.ok();
+  }
 }
 
 }  // namespace quire::resp

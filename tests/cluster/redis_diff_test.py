@@ -7,8 +7,9 @@ KEYS with MATCH patterns, compared as sets: Quire's SCAN is in key order by desi
 Differences that docs/redis.md documents are not failures:
   - SET with EX/PX/EXAT/PXAT/KEEPTTL: Quire answers an -ERR (keys never expire); such a
     command is not sent to redis-server.
-  - A key above 4096 bytes or a value above 1 MiB: Quire's documented -ERR; not sent to
-    redis-server.
+  - A key above 4096 bytes or a value above 1 MiB (SET, or SETRANGE past it): Quire's
+    documented -ERR; not sent to redis-server. (APPEND and SETRANGE in the stream use small
+    values and offsets, so no key grows past the limit.)
   - SCAN: key order and cursors differ, so single SCAN calls in the stream are compared by
     shape (and by key set when one call covers the whole database), full iterations as
     sets; Quire's must also return each key once and in ascending key order.
@@ -202,6 +203,12 @@ INT_EDGE = [
     b"4611686018427387904", b"-4611686018427387904", b"100", b"-100",
 ]
 
+FLOAT_EDGE = [b"0", b"-0", b"1.5", b"-1.5", b"0.1", b"3.0e3", b"1e-10", b"inf", b"-inf",
+              b"+inf", b"nan", b"1e4932", b"1e-4940", b"1e5000", b"-1e5000", b"1e-5000",
+              b" 1", b"1 ", b"", b"1.", b".5", b"0x10", b"1e", b"12\x00", b"1_0",
+              b"5.0000000000000000001", b"0.30000000000000004", b"1" * 300,
+              b"1." + b"5" * 5200, b"99999999999999999999999"]
+
 SELECT_BAD = [b"16", b"17", b"-1", b"abc", b"", b" 1", b"1 ", b"01", b"+1", b"1.0", b"-0",
               b"0x1", b"2147483648", b"-2147483649", b"2147483647", b"-2147483648",
               b"99999999999999999999", b"9223372036854775808"]
@@ -214,7 +221,10 @@ PATTERNS = [b"*", b"a?c", b"[ab]*", b"\\*", b"k[0-9]", b"[^a]*", b"[!a]*", b"*\x
 ARITY = {b"get": 2, b"set": -3, b"setnx": 3, b"del": -2, b"exists": -2, b"strlen": 2,
          b"mget": -2, b"mset": -3, b"msetnx": -3, b"incr": 2, b"incrby": 3, b"decr": 2,
          b"decrby": 3, b"select": 2, b"dbsize": 1, b"echo": 2, b"ping": -1, b"scan": -2,
-         b"keys": 2, b"flushdb": -1, b"type": 2, b"ttl": 2, b"pttl": 2}
+         b"keys": 2, b"flushdb": -1, b"type": 2, b"ttl": 2, b"pttl": 2, b"unlink": -2,
+         b"touch": -2, b"getdel": 2, b"getset": 3, b"append": 3, b"getrange": 4,
+         b"substr": 4, b"setrange": 4, b"incrbyfloat": 3, b"rename": 3, b"renamenx": 3,
+         b"persist": 2}
 
 UNKNOWN_NAMES = [b"FOO", b"gett", b"SETT", b"x", b"", b"\r\n", b"a b", b"\x00cmd",
                  b"c" * 200, b"DELETE", b"incrbyx", b"GET\x00", b"quire.nosuch", b"*"]
@@ -288,6 +298,9 @@ class Gen:
             (6, self.c_incrby), (3, self.c_select), (2, self.c_dbsize), (0.4, self.c_flushdb),
             (2, self.c_echo), (2, self.c_ping), (6, self.c_arity), (3, self.c_unknown),
             (2, self.c_scan), (1, self.c_keys), (0.3, self.c_limits), (3, self.c_type_ttl),
+            (2, self.c_unlink_touch), (2, self.c_getdel_getset), (3, self.c_append),
+            (3, self.c_getrange), (3, self.c_setrange), (4, self.c_incrbyfloat),
+            (3, self.c_rename), (1, self.c_persist),
         ]
         total = sum(w for w, _ in choices)
         x = r.random() * total
@@ -322,6 +335,77 @@ class Gen:
 
     def c_type_ttl(self):
         return [self.case(self.rng.choice([b"type", b"ttl", b"pttl"])), self.key()], "cmp"
+
+    def c_unlink_touch(self):
+        return [self.case(self.rng.choice([b"unlink", b"touch"]))] + self.keys_n(1, 4), "cmp"
+
+    def c_getdel_getset(self):
+        if self.rng.random() < 0.5:
+            return [self.case(b"getdel"), self.key()], "cmp"
+        return [self.case(b"getset"), self.key(), self.value()], "cmp"
+
+    def small_value(self):
+        """A value that keeps appended keys well under Quire's value limit."""
+        v = self.value()
+        return v if len(v) <= 1000 else v[:self.rng.randint(0, 1000)]
+
+    def c_append(self):
+        return [self.case(b"append"), self.key(), self.small_value()], "cmp"
+
+    def index_arg(self):
+        r = self.rng
+        x = r.random()
+        if x < 0.6:
+            return str(r.randint(-30, 30)).encode()
+        if x < 0.8:
+            return str(r.randint(-200000, 200000)).encode()
+        return r.choice(INT_EDGE)
+
+    def c_getrange(self):
+        name = b"getrange" if self.rng.random() < 0.8 else b"substr"
+        return [self.case(name), self.key(), self.index_arg(), self.index_arg()], "cmp"
+
+    def c_setrange(self):
+        r = self.rng
+        x = r.random()
+        if x < 0.7:
+            offset = str(r.randint(0, 300)).encode()
+        elif x < 0.85:
+            offset = str(r.randint(0, 5000)).encode()
+        else:
+            offset = r.choice([b"-1", b"abc", b"", b" 1", b"1.5", b"-9223372036854775808",
+                               b"9223372036854775808", b"0", b"+1", b"01"])
+        return [self.case(b"setrange"), self.key(), offset,
+                r.choice([b"", b"x", self.small_value()])], "cmp"
+
+    def float_arg(self):
+        r = self.rng
+        x = r.random()
+        if x < 0.3:
+            return r.choice(FLOAT_EDGE)
+        if x < 0.6:
+            return ("%.*f" % (r.randint(0, 6), r.uniform(-1000, 1000))).encode()
+        if x < 0.75:
+            return ("%g" % r.uniform(-1e20, 1e20)).encode()
+        if x < 0.9:
+            return str(r.randint(-1000, 1000)).encode()
+        return r.choice(INT_EDGE)
+
+    def c_incrbyfloat(self):
+        r = self.rng
+        key = self.key() if r.random() < 0.5 else r.choice([b"f1", b"f2", b"counter"])
+        if r.random() < 0.1:  # a value first that INCRBYFLOAT must read
+            return [self.case(b"set"), key, self.float_arg()], "cmp"
+        return [self.case(b"incrbyfloat"), key, self.float_arg()], "cmp"
+
+    def c_rename(self):
+        r = self.rng
+        src = self.key()
+        dst = src if r.random() < 0.1 else self.key()
+        return [self.case(r.choice([b"rename", b"renamenx"])), src, dst], "cmp"
+
+    def c_persist(self):
+        return [self.case(b"persist"), self.key()], "cmp"
 
     def c_get(self):
         return [self.case(b"get"), self.key()], "cmp"
@@ -453,6 +537,12 @@ class Gen:
         n = VALUE_MAX + 1
         msg = ("ERR value is %d bytes; Quire's value limit is %d bytes (kValueBytesMax)"
                % (n, VALUE_MAX)).encode()
+        if r.random() < 0.5:  # SETRANGE past the limit: refused before the value grows
+            offset = r.choice([VALUE_MAX, 536870000])
+            n = offset + 1
+            msg = ("ERR value is %d bytes; Quire's value limit is %d bytes (kValueBytesMax)"
+                   % (n, VALUE_MAX)).encode()
+            return [b"SETRANGE", self.key(), str(offset).encode(), b"x"], ("doc_err", msg)
         return [b"SET", self.key(), b"v" * n], ("doc_err", msg)
 
 
@@ -482,9 +572,12 @@ def quire_only(kind):
 def command_keys(args):
     name = args[0].lower()
     if name in (b"get", b"set", b"setnx", b"strlen", b"incr", b"incrby", b"decr", b"decrby",
-                b"type", b"ttl", b"pttl"):
+                b"type", b"ttl", b"pttl", b"getdel", b"getset", b"append", b"getrange",
+                b"substr", b"setrange", b"incrbyfloat", b"persist"):
         return args[1:2]
-    if name in (b"del", b"exists", b"mget"):
+    if name in (b"rename", b"renamenx"):
+        return args[1:3]
+    if name in (b"del", b"exists", b"mget", b"unlink", b"touch"):
         return args[1:]
     if name in (b"mset", b"msetnx"):
         return args[1::2]
