@@ -44,6 +44,36 @@ constexpr ArgDoc kSetRangeArgs[] = {
     {"key", "key", {}, 0, 0}, {"offset", "integer"}, {"value", "string"}};
 constexpr ArgDoc kIncrByFloatArgs[] = {{"key", "key", {}, 0, 0}, {"increment", "double"}};
 constexpr ArgDoc kRenameArgs[] = {{"key", "key", {}, 0, 0}, {"newkey", "key", {}, 0, 1}};
+constexpr ArgDoc kSetExArgs[] = {
+    {"key", "key", {}, 0, 0}, {"seconds", "integer"}, {"value", "string"}};
+constexpr ArgDoc kPSetExArgs[] = {
+    {"key", "key", {}, 0, 0}, {"milliseconds", "integer"}, {"value", "string"}};
+constexpr ArgDoc kExpireConditions[] = {{"nx", "pure-token", "NX"},
+                                        {"xx", "pure-token", "XX"},
+                                        {"gt", "pure-token", "GT"},
+                                        {"lt", "pure-token", "LT"}};
+constexpr ArgDoc kExpireArgs[] = {{"key", "key", {}, 0, 0},
+                                  {"seconds", "integer"},
+                                  {"condition", "oneof", {}, kOpt, -1, "7.0.0", kExpireConditions}};
+constexpr ArgDoc kPExpireArgs[] = {
+    {"key", "key", {}, 0, 0},
+    {"milliseconds", "integer"},
+    {"condition", "oneof", {}, kOpt, -1, "7.0.0", kExpireConditions}};
+constexpr ArgDoc kExpireAtArgs[] = {
+    {"key", "key", {}, 0, 0},
+    {"unix-time-seconds", "unix-time"},
+    {"condition", "oneof", {}, kOpt, -1, "7.0.0", kExpireConditions}};
+constexpr ArgDoc kPExpireAtArgs[] = {
+    {"key", "key", {}, 0, 0},
+    {"unix-time-milliseconds", "unix-time"},
+    {"condition", "oneof", {}, kOpt, -1, "7.0.0", kExpireConditions}};
+constexpr ArgDoc kGetExExpiration[] = {{"seconds", "integer", "EX"},
+                                       {"milliseconds", "integer", "PX"},
+                                       {"unix-time-seconds", "unix-time", "EXAT"},
+                                       {"unix-time-milliseconds", "unix-time", "PXAT"},
+                                       {"persist", "pure-token", "PERSIST"}};
+constexpr ArgDoc kGetExArgs[] = {{"key", "key", {}, 0, 0},
+                                 {"expiration", "oneof", {}, kOpt, -1, {}, kGetExExpiration}};
 constexpr ArgDoc kScanArgs[] = {{"cursor", "integer"},
                                 {"pattern", "pattern", "MATCH", kOpt},
                                 {"count", "integer", "COUNT", kOpt},
@@ -196,6 +226,31 @@ constexpr std::array kCommands = {
                 kOKeys, kKeysArg},
     CommandSpec{CommandId::kPersist, "persist", 2, kW | kF, 1, 1, 1, "generic", "2.2.0",
                 "Removes the expiration time of a key (0: Quire keys never expire).", kO1, kKeyArg},
+    CommandSpec{CommandId::kSetEx, "setex", 4, kW, 1, 1, 1, "string", "2.0.0",
+                "Refused: Quire keys never expire.", kO1, kSetExArgs},
+    CommandSpec{CommandId::kPSetEx, "psetex", 4, kW, 1, 1, 1, "string", "2.6.0",
+                "Refused: Quire keys never expire.", kO1, kPSetExArgs},
+    CommandSpec{CommandId::kExpire, "expire", -3, kW | kF, 1, 1, 1, "generic", "1.0.0",
+                "Refused: Quire keys never expire.", kO1, kExpireArgs},
+    CommandSpec{CommandId::kPExpire, "pexpire", -3, kW | kF, 1, 1, 1, "generic", "2.6.0",
+                "Refused: Quire keys never expire.", kO1, kPExpireArgs},
+    CommandSpec{CommandId::kExpireAt, "expireat", -3, kW | kF, 1, 1, 1, "generic", "1.2.0",
+                "Refused: Quire keys never expire.", kO1, kExpireAtArgs},
+    CommandSpec{CommandId::kPExpireAt, "pexpireat", -3, kW | kF, 1, 1, 1, "generic", "2.6.0",
+                "Refused: Quire keys never expire.", kO1, kPExpireAtArgs},
+    CommandSpec{CommandId::kGetEx, "getex", -2, kW | kF, 1, 1, 1, "string", "6.2.0",
+                "Returns the string value of a key (PERSIST only: Quire keys never expire).", kO1,
+                kGetExArgs},
+    CommandSpec{CommandId::kExpireTime, "expiretime", 2, kR | kF, 1, 1, 1, "generic", "7.0.0",
+                "Returns the expiration time of a key as a Unix timestamp (-1: never).", kO1,
+                kKeyArg},
+    CommandSpec{CommandId::kPExpireTime, "pexpiretime", 2, kR | kF, 1, 1, 1, "generic", "7.0.0",
+                "Returns the expiration time of a key as a Unix milliseconds timestamp (-1: "
+                "never).",
+                kO1, kKeyArg},
+    CommandSpec{CommandId::kFlushAll, "flushall", -1, kW, 0, 0, 0, "server", "1.0.0",
+                "Removes all keys from all databases (one database after the other).",
+                "O(N) where N is the total number of keys in all databases", kFlushDbArgs},
     CommandSpec{CommandId::kScan, "scan", -2, kR, 0, 0, 0, "generic", "2.8.0",
                 "Iterates over the key names in the database.",
                 "O(1) for every call. O(N) for a complete iteration, N the number of keys.",

@@ -399,7 +399,24 @@ Task<void> RespCommands::run(const CommandSpec& spec, Args& a, ClientState& c, R
     case CommandId::kDbSize:
       co_return co_await cmd_dbsize(c, out);
     case CommandId::kFlushDb:
-      co_return co_await cmd_flushdb(a, c, out);
+    case CommandId::kFlushAll:
+      co_return co_await cmd_flushdb(a, c, out, spec.id == CommandId::kFlushAll);
+    case CommandId::kSetEx:
+    case CommandId::kPSetEx:
+    case CommandId::kExpire:
+    case CommandId::kPExpire:
+    case CommandId::kExpireAt:
+    case CommandId::kPExpireAt: {
+      std::string name(spec.name);
+      for (char& ch : name) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+      out.err(fmt::format("{} is not supported: Quire keys never expire", name));
+      co_return;
+    }
+    case CommandId::kGetEx:
+      co_return co_await cmd_getex(a, c, out);
+    case CommandId::kExpireTime:
+    case CommandId::kPExpireTime:
+      co_return co_await cmd_type_ttl(a, c, out, CommandId::kTtl);  // -1 or -2, as TTL
     case CommandId::kInfo:
       co_return co_await cmd_info(a, out);
     case CommandId::kWait:

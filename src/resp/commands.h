@@ -172,7 +172,13 @@ class RespCommands : public CommandHandler {
   uint64_t remember_cursor(uint32_t db, std::string resume);
   Task<void> cmd_keys(Args& a, ClientState& c, ReplyWriter& out);
   Task<void> cmd_dbsize(ClientState& c, ReplyWriter& out);
-  Task<void> cmd_flushdb(Args& a, ClientState& c, ReplyWriter& out);
+  // FLUSHDB, or FLUSHALL (`all`).
+  Task<void> cmd_flushdb(Args& a, ClientState& c, ReplyWriter& out, bool all);
+  // Deletes every key of `db` in batches under its exclusive lock; false once it failed
+  // (the reply written). `deleted` counts the keys deleted so far.
+  Task<bool> flush_db(uint32_t db, std::string_view command, uint64_t& deleted, ClientState& c,
+                      ReplyWriter& out);
+  Task<void> cmd_getex(Args& a, ClientState& c, ReplyWriter& out);
 
   // ---- Server (commands_server.cc) ----
   Task<void> cmd_info(Args& a, ReplyWriter& out);  // commands_info.cc

@@ -156,27 +156,36 @@ Task<void> RespCommands::cmd_dbsize(ClientState& c, ReplyWriter& out) {
   out.integer(static_cast<int64_t>(*n));
 }
 
-Task<void> RespCommands::cmd_flushdb(Args& a, ClientState& c, ReplyWriter& out) {
+Task<void> RespCommands::cmd_flushdb(Args& a, ClientState& c, ReplyWriter& out, bool all) {
   if (a.size() > 2 || (a.size() == 2 && !iequals(a[1], "sync") && !iequals(a[1], "async"))) {
     out.err("syntax error");
     co_return;
   }
+  // FLUSHALL empties one database after the other (each as FLUSHDB does).
+  uint64_t deleted = 0;
+  for (uint32_t db = all ? 0 : c.db; db < (all ? options_.databases : c.db + 1); db++) {
+    if (!co_await flush_db(db, all ? "FLUSHALL" : "FLUSHDB", deleted, c, out)) co_return;
+  }
+  out.ok();
+}
+
+Task<bool> RespCommands::flush_db(uint32_t db, std::string_view command, uint64_t& deleted,
+                                  ClientState& c, ReplyWriter& out) {
   // Writers of this database wait until the flush is done; readers may see it part done.
   std::vector<std::string> no_keys;
-  auto held = co_await lock_for_write(c.db, LockMode::kExclusive, std::move(no_keys),
+  auto held = co_await lock_for_write(db, LockMode::kExclusive, std::move(no_keys),
                                       LockMode::kExclusive, out);
-  if (!held) co_return;
-  uint64_t deleted = 0;
+  if (!held) co_return false;
   while (true) {
     std::string from;
-    auto rows = co_await read_range(c.db, std::move(from), kFlushBatchKeys, std::nullopt);
+    auto rows = co_await read_range(db, std::move(from), kFlushBatchKeys, std::nullopt);
     if (!rows.is_ok()) {
       read_failed(rows.status(), out);
-      co_return;
+      co_return false;
     }
-    if (rows->empty()) break;
+    if (rows->empty()) co_return true;
     std::vector<LogWrite> batch;
-    for (auto& [k, v] : *rows) batch.push_back(LogWrite{db_table(c.db), k, std::nullopt});
+    for (auto& [k, v] : *rows) batch.push_back(LogWrite{db_table(db), k, std::nullopt});
     const size_t n = batch.size();
     ReplyWriter failure;
     if (!co_await commit(std::move(batch), c, failure)) {
@@ -184,12 +193,11 @@ Task<void> RespCommands::cmd_flushdb(Args& a, ClientState& c, ReplyWriter& out) 
       if (why.size() >= 2) why.resize(why.size() - 2);
       out.error(deleted == 0
                     ? why
-                    : fmt::format("TRYAGAIN FLUSHDB deleted {} keys, then: {}", deleted, why));
-      co_return;
+                    : fmt::format("TRYAGAIN {} deleted {} keys, then: {}", command, deleted, why));
+      co_return false;
     }
     deleted += n;
   }
-  out.ok();
 }
 
 }  // namespace quire::resp

@@ -546,4 +546,20 @@ Task<void> RespCommands::cmd_rename(Args& a, ClientState& c, ReplyWriter& out, b
   }
 }
 
+Task<void> RespCommands::cmd_getex(Args& a, ClientState& c, ReplyWriter& out) {
+  // Redis 7.0's options: EX/PX/EXAT/PXAT take a value, PERSIST none (and may repeat).
+  for (size_t j = 2; j < a.size(); j++) {
+    const bool has_next = j + 1 < a.size();
+    if (has_next && (iequals(a[j], "ex") || iequals(a[j], "px") || iequals(a[j], "exat") ||
+                     iequals(a[j], "pxat"))) {
+      out.err(fmt::format("GETEX {} is not supported: Quire keys never expire", a[j]));
+      co_return;
+    }
+    if (iequals(a[j], "persist")) continue;
+    out.err("syntax error");
+    co_return;
+  }
+  co_await cmd_get(a, c, out);  // PERSIST: no key has an expiration to remove
+}
+
 }  // namespace quire::resp

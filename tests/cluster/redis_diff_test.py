@@ -5,8 +5,9 @@ text), and after every batch the keyspace (DBSIZE, the values of every key, full
 KEYS with MATCH patterns, compared as sets: Quire's SCAN is in key order by design).
 
 Differences that docs/redis.md documents are not failures:
-  - SET with EX/PX/EXAT/PXAT/KEEPTTL: Quire answers an -ERR (keys never expire); such a
-    command is not sent to redis-server.
+  - SET with EX/PX/EXAT/PXAT/KEEPTTL, GETEX with them, SETEX, PSETEX and EXPIRE/PEXPIRE/
+    EXPIREAT/PEXPIREAT: Quire answers an -ERR (keys never expire); such a command is not
+    sent to redis-server.
   - A key above 4096 bytes or a value above 1 MiB (SET, or SETRANGE past it): Quire's
     documented -ERR; not sent to redis-server. (APPEND and SETRANGE in the stream use small
     values and offsets, so no key grows past the limit.)
@@ -224,7 +225,9 @@ ARITY = {b"get": 2, b"set": -3, b"setnx": 3, b"del": -2, b"exists": -2, b"strlen
          b"keys": 2, b"flushdb": -1, b"type": 2, b"ttl": 2, b"pttl": 2, b"unlink": -2,
          b"touch": -2, b"getdel": 2, b"getset": 3, b"append": 3, b"getrange": 4,
          b"substr": 4, b"setrange": 4, b"incrbyfloat": 3, b"rename": 3, b"renamenx": 3,
-         b"persist": 2}
+         b"persist": 2, b"getex": -2, b"expiretime": 2, b"pexpiretime": 2, b"setex": 4,
+         b"psetex": 4, b"expire": -3, b"pexpire": -3, b"expireat": -3, b"pexpireat": -3,
+         b"flushall": -1}
 
 UNKNOWN_NAMES = [b"FOO", b"gett", b"SETT", b"x", b"", b"\r\n", b"a b", b"\x00cmd",
                  b"c" * 200, b"DELETE", b"incrbyx", b"GET\x00", b"quire.nosuch", b"*"]
@@ -300,7 +303,8 @@ class Gen:
             (2, self.c_scan), (1, self.c_keys), (0.3, self.c_limits), (3, self.c_type_ttl),
             (2, self.c_unlink_touch), (2, self.c_getdel_getset), (3, self.c_append),
             (3, self.c_getrange), (3, self.c_setrange), (4, self.c_incrbyfloat),
-            (3, self.c_rename), (1, self.c_persist),
+            (3, self.c_rename), (1, self.c_persist), (2, self.c_getex), (1, self.c_expire),
+            (0.1, self.c_flushall),
         ]
         total = sum(w for w, _ in choices)
         x = r.random() * total
@@ -405,7 +409,31 @@ class Gen:
         return [self.case(r.choice([b"rename", b"renamenx"])), src, dst], "cmp"
 
     def c_persist(self):
-        return [self.case(b"persist"), self.key()], "cmp"
+        r = self.rng
+        name = r.choice([b"persist", b"expiretime", b"pexpiretime"])
+        return [self.case(name), self.key()], "cmp"
+
+    def c_getex(self):
+        r = self.rng
+        x = r.random()
+        if x < 0.6:
+            opts = r.choice([[], [b"PERSIST"], [b"persist"], [b"PERSIST", b"PERSIST"],
+                             [b"FOO"], [b"EX"], [b"PX"], [b"PERSIST", b"x"], [b""]])
+            return [self.case(b"getex"), self.key()] + opts, "cmp"
+        exp = r.choice([[b"EX", b"10"], [b"PX", b"100"], [b"EXAT", b"9999999999"],
+                        [b"pxat", b"1"], [b"ex", b"abc"]])
+        return [self.case(b"getex"), self.key()] + exp, "quire_err"
+
+    def c_expire(self):
+        r = self.rng
+        name = r.choice([b"setex", b"psetex", b"expire", b"pexpire", b"expireat", b"pexpireat"])
+        if name in (b"setex", b"psetex"):
+            return [self.case(name), self.key(), b"10", self.value()], "quire_err"
+        return [self.case(name), self.key(), b"10"] + r.choice([[], [b"NX"], [b"GT"]]), \
+            "quire_err"
+
+    def c_flushall(self):
+        return [self.case(b"flushall")] + self.rng.choice([[], [b"ASYNC"], [b"SYNC"]]), "cmp"
 
     def c_get(self):
         return [self.case(b"get"), self.key()], "cmp"
@@ -476,7 +504,7 @@ class Gen:
         r = self.rng
         name = r.choice(sorted(ARITY))
         a = ARITY[name]
-        if name == b"flushdb":
+        if name in (b"flushdb", b"flushall"):
             return [self.case(name), b"ASYNC", b"SYNC", b"x"][:r.randint(3, 4)], "cmp"
         if name in (b"mset", b"msetnx") and r.random() < 0.6:
             n = r.choice([1, 3, 5])  # an odd number of arguments after the name
@@ -573,7 +601,8 @@ def command_keys(args):
     name = args[0].lower()
     if name in (b"get", b"set", b"setnx", b"strlen", b"incr", b"incrby", b"decr", b"decrby",
                 b"type", b"ttl", b"pttl", b"getdel", b"getset", b"append", b"getrange",
-                b"substr", b"setrange", b"incrbyfloat", b"persist"):
+                b"substr", b"setrange", b"incrbyfloat", b"persist", b"getex", b"expiretime",
+                b"pexpiretime"):
         return args[1:2]
     if name in (b"rename", b"renamenx"):
         return args[1:3]

@@ -334,7 +334,8 @@ def cases_nopass():
          doc_absent("SCRIPT", "FLUSH"), doc_absent("FUNCTION", "LIST"), S("PING"))
     case("TIME", S("TIME", how="time"), S("TIME", "x"), S("PING"))
     case("ROLE", S("ROLE", how="role"), S("ROLE", "x"), S("PING"))
-    for cmd in (["LASTSAVE"], ["RESET"], ["FLUSHALL"], ["ACL", "WHOAMI"],
+    case("FLUSHALL", S("FLUSHALL", "FOO"), S("FLUSHALL", "SYNC"), S("DBSIZE"), S("PING"))
+    for cmd in (["LASTSAVE"], ["RESET"], ["ACL", "WHOAMI"],
                 ["SWAPDB", "0", "1"], ["MEMORY", "USAGE", "k"], ["SLOWLOG", "LEN"],
                 ["LATENCY", "LATEST"], ["READONLY"], ["CLUSTER", "INFO"], ["LOLWUT", "VERSION", "5"]):
         case(" ".join(cmd), doc_absent(*cmd, line=DOC_OTHERS), S("PING"))

@@ -407,6 +407,39 @@ TEST_F(RespCommandsTest, MoreStringCommands) {
   EXPECT_EQ(S({"MGET", "z", "y"}), "*2\r\n$-1\r\n$2\r\n12\r\n");
 }
 
+// No key expires: the commands that would set an expiration are refused with a clear
+// error; those that read or remove one answer as for a key without one.
+TEST_F(RespCommandsTest, ExpiryCommandsAndFlushall) {
+  make();
+  EXPECT_EQ(P({"SET", "k", "v"}), "+OK\r\n");
+  EXPECT_EQ(P({"SETEX", "k", "10", "v"}),
+            "-ERR SETEX is not supported: Quire keys never expire\r\n");
+  EXPECT_EQ(P({"psetex", "k", "10", "v"}),
+            "-ERR PSETEX is not supported: Quire keys never expire\r\n");
+  EXPECT_EQ(P({"EXPIRE", "k", "10", "NX"}),
+            "-ERR EXPIRE is not supported: Quire keys never expire\r\n");
+  EXPECT_EQ(P({"SETEX", "k", "10"}), "-ERR wrong number of arguments for 'setex' command\r\n");
+  EXPECT_EQ(P({"GETEX", "k"}), bulk("v"));
+  EXPECT_EQ(P({"GETEX", "k", "PERSIST", "persist"}), bulk("v"));
+  EXPECT_EQ(P({"GETEX", "k", "EX"}), "-ERR syntax error\r\n");
+  EXPECT_EQ(P({"GETEX", "k", "ex", "10"}),
+            "-ERR GETEX ex is not supported: Quire keys never expire\r\n");
+  EXPECT_EQ(P({"EXPIRETIME", "k"}), ":-1\r\n");
+  EXPECT_EQ(P({"PEXPIRETIME", "nokey"}), ":-2\r\n");
+  EXPECT_EQ(P({"GET", "k"}), bulk("v"));
+  // FLUSHALL empties every database.
+  EXPECT_EQ(P({"SELECT", "3"}), "+OK\r\n");
+  EXPECT_EQ(P({"SET", "k3", "v"}), "+OK\r\n");
+  EXPECT_EQ(P({"FLUSHALL", "SYNC", "x"}), "-ERR syntax error\r\n");
+  EXPECT_EQ(P({"FLUSHALL"}), "+OK\r\n");
+  EXPECT_EQ(P({"DBSIZE"}), ":0\r\n");
+  EXPECT_EQ(P({"SELECT", "0"}), "+OK\r\n");
+  EXPECT_EQ(P({"DBSIZE"}), ":0\r\n");
+  catch_up();
+  EXPECT_EQ(S({"GET", "k"}), "$-1\r\n");
+  EXPECT_EQ(S({"GETEX", "k"}), "-READONLY You can't write against a read only replica.\r\n");
+}
+
 TEST_F(RespCommandsTest, BinarySafeKeysValuesAndLimits) {
   make();
   const std::string key("k\r\n\0key", 7);
