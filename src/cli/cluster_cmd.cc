@@ -272,7 +272,7 @@ void add_cluster_commands(CLI::App& app, Commands& commands) {
   CLI::App* start = cluster->add_subcommand(
       "start",
       "start the cluster in the background; returns once a primary serves and every "
-      "standby is SECONDARY");
+      "standby is SECONDARY and knows the primary");
   add_dir(start, *flags);
   start->add_option("--wait", flags->wait_s, "seconds to wait for the cluster to come up")
       ->check(CLI::Range(1, 3600))

@@ -141,7 +141,7 @@ std::string file_tail(const std::string& path, size_t bytes) {
 bool NodeReport::serving() const {
   if (!answered) return false;
   if (role == "primary") return state == "SERVING";
-  return state == "SECONDARY";
+  return state == "SECONDARY" && !primary.empty();
 }
 
 NodeReport query_node(const std::string& address, std::chrono::milliseconds timeout,
@@ -181,6 +181,7 @@ NodeReport query_node(const std::string& address, std::chrono::milliseconds time
   r.applied_lsn = json_u64(j, "applied_lsn");
   r.checkpoint_lsn = json_u64(j, "checkpoint_lsn");
   r.keystore_version = json_u64(j, "keystore_version");
+  if (auto it = j.find("primary"); it != j.end() && it->is_string()) r.primary = *it;
   r.step_downs = json_u64(j, "step_downs");
   if (auto it = j.find("pickups"); it != j.end() && it->is_object()) {
     for (const auto& [name, value] : it->items()) r.pickups[name] = json_u64(*it, name.c_str());
@@ -244,7 +245,8 @@ bool cluster_ready(const ClusterReport& report, std::string* why) {
     } else if (pr.node->role == "primary" && pr.node->serving()) {
       ++primaries;
     } else if (!pr.node->serving()) {
-      down.push_back(fmt::format("{} is {} {}", pr.process.name, pr.node->role, pr.node->state));
+      down.push_back(fmt::format("{} is {} {}{}", pr.process.name, pr.node->role, pr.node->state,
+                                 pr.node->primary.empty() ? ", knowing of no primary" : ""));
     }
   }
   if (primaries != 1) {

@@ -31,7 +31,10 @@ struct NodeReport {
   uint64_t keystore_version = 0;
   uint64_t step_downs = 0;                  // times this process's primary stepped down
   std::map<std::string, uint64_t> pickups;  // a standby's pick-up counters, by name
-  bool serving() const;  // a primary that acknowledges writes, or a SECONDARY standby
+  std::string primary;  // the primary this node knows of (its election's leader), or ""
+  // A primary that acknowledges writes, or a SECONDARY standby that knows the primary (so
+  // it refuses writes with READONLY, naming it, rather than MASTERDOWN).
+  bool serving() const;
 };
 
 struct ProcessReport {

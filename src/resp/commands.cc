@@ -556,20 +556,13 @@ void RespCommands::cmd_client(Args& a, ClientState& c, ReplyWriter& out) {
         c.id, c.address, c.local_address, c.name, secs(now - c.connected_at).count(),
         secs(now - c.last_command_at).count(), c.db));
   } else {
-    const std::vector<std::string_view> lines = {
-        "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        "ID",
-        "    Return the ID of the current connection.",
-        "GETNAME",
-        "    Return the name of the current connection.",
-        "SETNAME <name>",
-        "    Assign the name <name> to the current connection.",
-        "INFO",
-        "    Return information about the current client connection.",
-        "HELP",
-        "    Print this help."};
-    out.array(lines.size());
-    for (std::string_view l : lines) out.simple(l);
+    help_reply({"CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", "ID",
+                "    Return the ID of the current connection.", "GETNAME",
+                "    Return the name of the current connection.", "SETNAME <name>",
+                "    Assign the name <name> to the current connection.", "INFO",
+                "    Return information about the current client connection.", "HELP",
+                "    Print this help."},
+               out);
   }
 }
 
@@ -674,6 +667,30 @@ Task<Result<uint64_t>> RespCommands::count_keys(uint32_t db) {
   co_return last;
 }
 
+Task<std::optional<std::optional<std::string>>> RespCommands::read_one(uint32_t db,
+                                                                       const std::string& key,
+                                                                       ReplyWriter& out) {
+  std::vector<std::string> keys{key};
+  auto read = co_await read_keys(db, std::move(keys));
+  if (!read.is_ok()) {
+    read_failed(read.status(), out);
+    co_return std::nullopt;
+  }
+  co_return std::move((*read)[0]);
+}
+
+Task<std::optional<RespCommands::LockedRead>> RespCommands::read_locked(uint32_t db,
+                                                                        const std::string& key,
+                                                                        ReplyWriter& out) {
+  std::vector<std::string> keys{key};
+  auto held =
+      co_await lock_for_write(db, LockMode::kShared, std::move(keys), LockMode::kExclusive, out);
+  if (!held) co_return std::nullopt;
+  auto value = co_await read_one(db, key, out);
+  if (!value) co_return std::nullopt;
+  co_return LockedRead{std::move(*held), std::move(*value)};
+}
+
 Task<std::optional<HeldLocks>> RespCommands::lock_for_write(uint32_t db, LockMode db_mode,
                                                             std::vector<std::string> keys,
                                                             LockMode mode, ReplyWriter& out) {
@@ -762,6 +779,11 @@ void RespCommands::write_failed(const Status& st, ReplyWriter& out) {
   } else {
     out.error(fmt::format("TRYAGAIN write not committed (safe to retry): {}", st.to_string()));
   }
+}
+
+void help_reply(std::initializer_list<std::string_view> lines, ReplyWriter& out) {
+  out.array(lines.size());
+  for (std::string_view l : lines) out.simple(l);
 }
 
 std::string_view c_string(std::string_view s) {

@@ -37,6 +37,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <optional>
 #include <string>
@@ -212,6 +213,18 @@ class RespCommands : public CommandHandler {
   Task<std::optional<HeldLocks>> lock_for_write(uint32_t db, LockMode db_mode,
                                                 std::vector<std::string> keys, LockMode mode,
                                                 ReplyWriter& out);
+  // One key's value at this node's read timestamp (nullopt inside: no such key); nullopt
+  // once a failed read's reply is written.
+  Task<std::optional<std::optional<std::string>>> read_one(uint32_t db, const std::string& key,
+                                                           ReplyWriter& out);
+  // A read-modify-write's start: holds `key` exclusively (its database shared) and reads
+  // it. Nullopt once the refusal is written (a lock that could not be had, a failed read).
+  struct LockedRead {
+    HeldLocks held;
+    std::optional<std::string> value;
+  };
+  Task<std::optional<LockedRead>> read_locked(uint32_t db, const std::string& key,
+                                              ReplyWriter& out);
   // Commits `batch` on the primary (enqueue, then its outcome); sets c.last_write. On
   // failure writes the error reply and returns nullopt.
   Task<std::optional<Timestamp>> commit(std::vector<LogWrite> batch, ClientState& c,
@@ -264,6 +277,8 @@ std::optional<int64_t> parse_int64(std::string_view s);
 std::optional<uint64_t> parse_scan_cursor(std::string_view s);
 // ASCII case folding, as Redis compares command names and options.
 std::string lower(std::string_view s);
+// A HELP reply: each line a simple string.
+void help_reply(std::initializer_list<std::string_view> lines, ReplyWriter& out);
 // An argument as Redis's printf("%s") sees it: up to its first NUL byte.
 std::string_view c_string(std::string_view s);
 bool iequals(std::string_view a, std::string_view b);

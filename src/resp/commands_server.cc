@@ -35,6 +35,9 @@ std::string RespCommands::status_json() {
   j["role"] = role_name(s.role);
   j["state"] = f.state;
   if (s.role == Role::kLoading) j["loading_reason"] = s.loading_reason;
+  if (options_.primary_address) {
+    if (std::optional<Address> p = options_.primary_address()) j["primary"] = *p;
+  }
   j["term"] = f.term;
   j["applied_ts"] = f.applied_ts.value;
   j["applied_ts_text"] = fmt::format("{}", f.applied_ts);
@@ -108,16 +111,11 @@ void RespCommands::cmd_config(Args& a, ReplyWriter& out) {
     stats_base_.rejected = commands_rejected_;
     out.ok();
   } else {
-    const std::vector<std::string_view> lines = {
-        "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        "GET <pattern>",
-        "    Return parameters matching the glob-like <pattern> and their values.",
-        "RESETSTAT",
-        "    Reset statistics reported by the INFO command.",
-        "HELP",
-        "    Prints this help."};
-    out.array(lines.size());
-    for (std::string_view l : lines) out.simple(l);
+    help_reply(
+        {"CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", "GET <pattern>",
+         "    Return parameters matching the glob-like <pattern> and their values.", "RESETSTAT",
+         "    Reset statistics reported by the INFO command.", "HELP", "    Prints this help."},
+        out);
   }
 }
 
@@ -295,24 +293,16 @@ void RespCommands::cmd_command(Args& a, ReplyWriter& out) {
       }
     }
   } else {
-    const std::vector<std::string_view> lines = {
-        "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        "(no subcommand)",
-        "    Return details about all commands.",
-        "COUNT",
-        "    Return the total number of commands in this server.",
-        "INFO [<command-name> ...]",
-        "    Return details about multiple commands.",
-        "    If no command names are given, documentation details for all",
-        "    commands are returned.",
-        "DOCS [<command-name> ...]",
-        "    Return documentation details about multiple commands.",
-        "    If no command names are given, documentation details for all",
-        "    commands are returned.",
-        "HELP",
-        "    Print this help."};
-    out.array(lines.size());
-    for (std::string_view l : lines) out.simple(l);
+    help_reply({"COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "(no subcommand)", "    Return details about all commands.", "COUNT",
+                "    Return the total number of commands in this server.",
+                "INFO [<command-name> ...]", "    Return details about multiple commands.",
+                "    If no command names are given, documentation details for all",
+                "    commands are returned.", "DOCS [<command-name> ...]",
+                "    Return documentation details about multiple commands.",
+                "    If no command names are given, documentation details for all",
+                "    commands are returned.", "HELP", "    Print this help."},
+               out);
   }
 }
 

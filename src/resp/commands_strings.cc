@@ -123,12 +123,10 @@ Task<std::unique_ptr<PendingReply>> RespCommands::start(std::vector<std::string>
 }
 
 Task<void> RespCommands::cmd_get(Args& a, ClientState& c, ReplyWriter& out) {
-  std::vector<std::string> keys{a[1]};
-  auto r = co_await read_keys(c.db, std::move(keys));
-  if (!r.is_ok()) {
-    read_failed(r.status(), out);
-  } else if ((*r)[0]) {
-    out.bulk(*(*r)[0]);
+  auto r = co_await read_one(c.db, a[1], out);
+  if (!r) co_return;
+  if (*r) {
+    out.bulk(**r);
   } else {
     out.null_bulk();
   }
@@ -164,14 +162,9 @@ Task<void> RespCommands::cmd_set(Args& a, ClientState& c, ReplyWriter& out) {
     if (co_await commit(std::move(batch), c, out)) out.ok();
     co_return;
   }
-  auto held = co_await lock_for_write(c.db, LockMode::kShared, keys, LockMode::kExclusive, out);
-  if (!held) co_return;
-  auto old = co_await read_keys(c.db, std::move(keys));
-  if (!old.is_ok()) {
-    read_failed(old.status(), out);
-    co_return;
-  }
-  const std::optional<std::string>& was = (*old)[0];
+  auto old = co_await read_locked(c.db, a[1], out);
+  if (!old) co_return;
+  const std::optional<std::string>& was = old->value;
   const bool set = !(nx && was) && !(xx && !was);
   if (set) {
     std::vector<LogWrite> batch{put(c.db, a[1], std::move(a[2]))};
@@ -191,15 +184,9 @@ Task<void> RespCommands::cmd_set(Args& a, ClientState& c, ReplyWriter& out) {
 }
 
 Task<void> RespCommands::cmd_setnx(Args& a, ClientState& c, ReplyWriter& out) {
-  std::vector<std::string> keys{a[1]};
-  auto held = co_await lock_for_write(c.db, LockMode::kShared, keys, LockMode::kExclusive, out);
-  if (!held) co_return;
-  auto old = co_await read_keys(c.db, std::move(keys));
-  if (!old.is_ok()) {
-    read_failed(old.status(), out);
-    co_return;
-  }
-  if ((*old)[0]) {
+  auto old = co_await read_locked(c.db, a[1], out);
+  if (!old) co_return;
+  if (old->value) {
     out.integer(0);
     co_return;
   }
@@ -240,23 +227,14 @@ Task<void> RespCommands::cmd_exists(Args& a, ClientState& c, ReplyWriter& out) {
 }
 
 Task<void> RespCommands::cmd_strlen(Args& a, ClientState& c, ReplyWriter& out) {
-  std::vector<std::string> keys{a[1]};
-  auto r = co_await read_keys(c.db, std::move(keys));
-  if (!r.is_ok()) {
-    read_failed(r.status(), out);
-    co_return;
-  }
-  out.integer((*r)[0] ? static_cast<int64_t>((*r)[0]->size()) : 0);
+  auto r = co_await read_one(c.db, a[1], out);
+  if (r) out.integer(*r ? static_cast<int64_t>((*r)->size()) : 0);
 }
 
 Task<void> RespCommands::cmd_type_ttl(Args& a, ClientState& c, ReplyWriter& out, CommandId id) {
-  std::vector<std::string> keys{a[1]};
-  auto r = co_await read_keys(c.db, std::move(keys));
-  if (!r.is_ok()) {
-    read_failed(r.status(), out);
-    co_return;
-  }
-  const bool exists = (*r)[0].has_value();
+  auto r = co_await read_one(c.db, a[1], out);
+  if (!r) co_return;
+  const bool exists = r->has_value();
   if (id == CommandId::kType) {
     out.simple(exists ? "string" : "none");
   } else {
@@ -332,17 +310,11 @@ Task<void> RespCommands::cmd_incr(Args& a, ClientState& c, ReplyWriter& out, int
     incr = *n;
   }
   incr *= sign;
-  std::vector<std::string> keys{a[1]};
-  auto held = co_await lock_for_write(c.db, LockMode::kShared, keys, LockMode::kExclusive, out);
-  if (!held) co_return;
-  auto old = co_await read_keys(c.db, std::move(keys));
-  if (!old.is_ok()) {
-    read_failed(old.status(), out);
-    co_return;
-  }
+  auto old = co_await read_locked(c.db, a[1], out);
+  if (!old) co_return;
   int64_t value = 0;
-  if ((*old)[0]) {
-    std::optional<int64_t> v = parse_int64(*(*old)[0]);
+  if (old->value) {
+    std::optional<int64_t> v = parse_int64(*old->value);
     if (!v) {
       out.err("value is not an integer or out of range");
       co_return;
@@ -360,15 +332,9 @@ Task<void> RespCommands::cmd_incr(Args& a, ClientState& c, ReplyWriter& out, int
 }
 
 Task<void> RespCommands::cmd_getdel(Args& a, ClientState& c, ReplyWriter& out) {
-  std::vector<std::string> keys{a[1]};
-  auto held = co_await lock_for_write(c.db, LockMode::kShared, keys, LockMode::kExclusive, out);
-  if (!held) co_return;
-  auto old = co_await read_keys(c.db, std::move(keys));
-  if (!old.is_ok()) {
-    read_failed(old.status(), out);
-    co_return;
-  }
-  std::optional<std::string>& was = (*old)[0];
+  auto old = co_await read_locked(c.db, a[1], out);
+  if (!old) co_return;
+  std::optional<std::string>& was = old->value;
   if (!was) {
     out.null_bulk();
     co_return;
@@ -378,15 +344,9 @@ Task<void> RespCommands::cmd_getdel(Args& a, ClientState& c, ReplyWriter& out) {
 }
 
 Task<void> RespCommands::cmd_append(Args& a, ClientState& c, ReplyWriter& out) {
-  std::vector<std::string> keys{a[1]};
-  auto held = co_await lock_for_write(c.db, LockMode::kShared, keys, LockMode::kExclusive, out);
-  if (!held) co_return;
-  auto old = co_await read_keys(c.db, std::move(keys));
-  if (!old.is_ok()) {
-    read_failed(old.status(), out);
-    co_return;
-  }
-  std::optional<std::string>& was = (*old)[0];
+  auto old = co_await read_locked(c.db, a[1], out);
+  if (!old) co_return;
+  std::optional<std::string>& was = old->value;
   if (was && a[2].empty()) {  // nothing changes
     out.integer(static_cast<int64_t>(was->size()));
     co_return;
@@ -411,13 +371,9 @@ Task<void> RespCommands::cmd_getrange(Args& a, ClientState& c, ReplyWriter& out)
     out.err("value is not an integer or out of range");
     co_return;
   }
-  std::vector<std::string> keys{a[1]};
-  auto r = co_await read_keys(c.db, std::move(keys));
-  if (!r.is_ok()) {
-    read_failed(r.status(), out);
-    co_return;
-  }
-  const std::string value = (*r)[0].value_or(std::string());
+  auto r = co_await read_one(c.db, a[1], out);
+  if (!r) co_return;
+  const std::string value = r->value_or(std::string());
   // Redis 7.0's getrangeCommand, index for index.
   int64_t s = *start;
   int64_t e = *end;
@@ -449,15 +405,9 @@ Task<void> RespCommands::cmd_setrange(Args& a, ClientState& c, ReplyWriter& out)
     out.err("offset is out of range");
     co_return;
   }
-  std::vector<std::string> keys{a[1]};
-  auto held = co_await lock_for_write(c.db, LockMode::kShared, keys, LockMode::kExclusive, out);
-  if (!held) co_return;
-  auto old = co_await read_keys(c.db, std::move(keys));
-  if (!old.is_ok()) {
-    read_failed(old.status(), out);
-    co_return;
-  }
-  std::optional<std::string>& was = (*old)[0];
+  auto old = co_await read_locked(c.db, a[1], out);
+  if (!old) co_return;
+  std::optional<std::string>& was = old->value;
   const std::string& patch = a[3];
   if (patch.empty()) {  // nothing to set: the length as it is (0 for a missing key)
     out.integer(was ? static_cast<int64_t>(was->size()) : 0);
@@ -479,17 +429,11 @@ Task<void> RespCommands::cmd_setrange(Args& a, ClientState& c, ReplyWriter& out)
 }
 
 Task<void> RespCommands::cmd_incrbyfloat(Args& a, ClientState& c, ReplyWriter& out) {
-  std::vector<std::string> keys{a[1]};
-  auto held = co_await lock_for_write(c.db, LockMode::kShared, keys, LockMode::kExclusive, out);
-  if (!held) co_return;
-  auto old = co_await read_keys(c.db, std::move(keys));
-  if (!old.is_ok()) {
-    read_failed(old.status(), out);
-    co_return;
-  }
+  auto old = co_await read_locked(c.db, a[1], out);
+  if (!old) co_return;
   // As Redis: the key's value is read first, then the increment; 0 for a missing key.
   std::optional<long double> value = 0.0L;
-  if ((*old)[0]) value = parse_long_double(*(*old)[0]);
+  if (old->value) value = parse_long_double(*old->value);
   std::optional<long double> incr = value ? parse_long_double(a[2]) : std::nullopt;
   if (!value || !incr) {
     out.err("value is not a valid float");

@@ -239,7 +239,8 @@ class Cluster:
             return None
         ss = self.statuses()
         prim = [n for n, s in ss.items() if s and s["role"] == "primary" and s["state"] == "SERVING"]
-        sec = [n for n, s in ss.items() if s and s["role"] == "standby" and s["state"] == "SECONDARY"]
+        sec = [n for n, s in ss.items() if s and s["role"] == "standby" and
+               s["state"] == "SECONDARY" and s.get("primary")]
         if len(prim) == 1 and len(sec) == len(self.NODES) - 1:
             return prim[0]
         return None

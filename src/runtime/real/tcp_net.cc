@@ -977,6 +977,14 @@ class TcpListener : public Listener {
 
 // Connect attempts outlive the connecting task when it gives up (deadline, cancel); the
 // handler then finds `abandoned` and drops the socket.
+// A connect whose deadline has already passed fails at once: dialled anyway, a loopback
+// connect could complete before the deadline's timer fires, and which one wins would
+// depend on the loop's order of events.
+Status deadline_not_passed(const Scheduler& scheduler, Deadline deadline, const Address& address) {
+  if (deadline.is_never() || deadline > scheduler.now()) return Status();
+  return deadline_exceeded(fmt::format("connect to {}: the deadline passed before it", address));
+}
+
 struct ConnectAttempt {
   explicit ConnectAttempt(asio::io_context& io) : socket(io) {}
   tcp::socket socket;
@@ -1502,6 +1510,7 @@ Task<Result<std::unique_ptr<StreamConnection>>> TcpNet::connect_stream_to(Addres
   Result<tcp::endpoint> endpoint = parse_endpoint(address);
   if (!endpoint.is_ok()) co_return endpoint.status();
   Scheduler& scheduler = loop_.scheduler();
+  if (Status st = deadline_not_passed(scheduler, deadline, address); !st.is_ok()) co_return st;
   auto attempt = std::make_shared<ConnectAttempt>(loop_.io());
   attempt->socket.async_connect(*endpoint, [attempt, &scheduler](const asio::error_code& ec) {
     attempt->done = true;
@@ -1543,6 +1552,7 @@ Task<Result<std::unique_ptr<Connection>>> TcpNet::connect_to(Address address, De
   if (!endpoint.is_ok()) co_return endpoint.status();
 
   Scheduler& scheduler = loop_.scheduler();
+  if (Status st = deadline_not_passed(scheduler, deadline, address); !st.is_ok()) co_return st;
   auto attempt = std::make_shared<ConnectAttempt>(loop_.io());
   attempt->socket.async_connect(*endpoint, [attempt, &scheduler](const asio::error_code& ec) {
     attempt->done = true;
