@@ -1,6 +1,9 @@
 #include "cluster/compute_node.h"
 
+#include <unistd.h>
+
 #include <filesystem>
+#include <fstream>
 #include <utility>
 
 #include <fmt/format.h>
@@ -31,6 +34,40 @@ EtcdOptions etcd_options(const ComputeNodeOptions& o) {
   EtcdOptions e;
   e.endpoints = o.etcd;
   return e;
+}
+
+// jemalloc's control interface when the program links jemalloc (the release build's
+// quire); null otherwise (the sanitizer build, the test programs).
+extern "C" int mallctl(const char* name, void* oldp, size_t* oldlenp, void* newp, size_t newlen)
+    __attribute__((weak));
+
+// INFO memory's figures: jemalloc's live allocations (what Redis's used_memory counts), else
+// the resident set; the resident set from /proc/self/statm (a read of a few bytes).
+resp::ProcessMemory read_process_memory() {
+  resp::ProcessMemory m;
+  std::ifstream statm("/proc/self/statm");
+  uint64_t size_pages = 0;
+  uint64_t resident_pages = 0;
+  if (statm >> size_pages >> resident_pages) {
+    m.resident_bytes = resident_pages * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  }
+  m.allocated_bytes = m.resident_bytes;
+  m.allocator = "libc";
+  if (mallctl == nullptr) return m;
+  uint64_t epoch = 1;  // refreshes the statistics
+  size_t len = sizeof(epoch);
+  (void)mallctl("epoch", &epoch, &len, &epoch, len);
+  size_t allocated = 0;
+  len = sizeof(allocated);
+  if (mallctl("stats.allocated", &allocated, &len, nullptr, 0) == 0) m.allocated_bytes = allocated;
+  const char* version = nullptr;
+  len = sizeof(version);
+  if (mallctl("version", static_cast<void*>(&version), &len, nullptr, 0) == 0 &&
+      version != nullptr) {
+    const std::string_view v(version);  // "5.3.0-0-g54eaed1d..."
+    m.allocator = fmt::format("jemalloc-{}", v.substr(0, v.find('-')));
+  }
+  return m;
 }
 
 bool wildcard_host(const std::string& host) {
@@ -190,6 +227,7 @@ Result<Address> ComputeNode::start(Nanos timeout) {
   co.tcp_port = parse_tcp_address(options_.client)->port;
   co.process_id = options_.process_id;
   co.quire_version = options_.version;
+  co.process_memory = read_process_memory;
   co.primary_address = [this]() -> std::optional<Address> {
     std::optional<Leadership> l = watch_->leader();
     if (!l) return std::nullopt;
@@ -200,6 +238,7 @@ Result<Address> ComputeNode::start(Nanos timeout) {
   so.auth_required = !options_.requirepass.empty();
   server_ = std::make_unique<resp::RespServer>(*env_, *commands_, so);
   commands_->set_server_stats(&server_->stats());
+  commands_->set_client_directory(&server_->directory());
 
   // A standby reports to the primary its election names (never to itself).
   link_ = std::make_unique<resp::CommandLink>(

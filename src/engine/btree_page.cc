@@ -142,11 +142,13 @@ Status decode_into(ByteView page, BtreeNode* node) {
 
 }  // namespace
 
+size_t leaf_entry_encoded_size(size_t key_bytes, size_t value_bytes) {
+  return length_prefixed_size(key_bytes) + length_prefixed_size(value_bytes) + 8;
+}
+
 size_t BtreeNode::encoded_size() const {
   size_t n = kBtreePageHeaderBytes;
-  for (const LeafEntry& e : entries) {
-    n += length_prefixed_size(e.key.size()) + length_prefixed_size(e.value.size()) + 8;
-  }
+  for (const LeafEntry& e : entries) n += leaf_entry_encoded_size(e.key.size(), e.value.size());
   for (const ChildRef& c : children) n += length_prefixed_size(c.first_key.size()) + 8 + 8;
   return n;
 }

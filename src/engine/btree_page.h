@@ -85,6 +85,9 @@ struct BtreeNode {
   friend bool operator==(const BtreeNode&, const BtreeNode&) = default;
 };
 
+// The bytes one leaf entry with a key and a value of these sizes takes in a page.
+size_t leaf_entry_encoded_size(size_t key_bytes, size_t value_bytes);
+
 Bytes encode_btree_node(const BtreeNode& node);
 // Corruption (bad magic, CRC, structure, key order) or VersionTooNew; never asserts on
 // the bytes.

@@ -85,6 +85,31 @@ constexpr ArgDoc kFlushDbArgs[] = {{"async", "oneof", {}, kOpt, -1, {}, kFlushMo
 constexpr ArgDoc kInfoArgs[] = {{"section", "string", {}, kOpt | kMulti}};
 constexpr ArgDoc kWaitArgs[] = {{"numreplicas", "integer"}, {"timeout", "integer"}};
 constexpr ArgDoc kClientNameArg[] = {{"connection-name", "string"}};
+constexpr ArgDoc kClientListTypes[] = {{"normal", "pure-token", "NORMAL"},
+                                       {"master", "pure-token", "MASTER"},
+                                       {"replica", "pure-token", "REPLICA"},
+                                       {"pubsub", "pure-token", "PUBSUB"}};
+constexpr ArgDoc kClientIds[] = {{"client-id", "integer", {}, kMulti}};
+constexpr ArgDoc kClientListArgs[] = {
+    {"normal_master_replica_pubsub", "oneof", "TYPE", kOpt, -1, "5.0.0", kClientListTypes},
+    {"id", "block", "ID", kOpt, -1, "6.2.0", kClientIds}};
+constexpr ArgDoc kClientKillTypes[] = {{"normal", "pure-token", "NORMAL"},
+                                       {"master", "pure-token", "MASTER", 0, -1, "3.2.0"},
+                                       {"slave", "pure-token", "SLAVE"},
+                                       {"replica", "pure-token", "REPLICA", 0, -1, "5.0.0"},
+                                       {"pubsub", "pure-token", "PUBSUB"}};
+constexpr ArgDoc kClientKillFilters[] = {
+    {"client-id", "integer", "ID", kOpt, -1, "2.8.12"},
+    {"normal_master_slave_pubsub", "oneof", "TYPE", kOpt, -1, "2.8.12", kClientKillTypes},
+    {"username", "string", "USER", kOpt},
+    {"ip:port", "string", "ADDR", kOpt},
+    {"ip:port", "string", "LADDR", kOpt, -1, "6.2.0"},
+    {"yes/no", "string", "SKIPME", kOpt}};
+constexpr ArgDoc kClientKillForms[] = {
+    {"ip:port", "string"}, {"new-format", "oneof", {}, kMulti, -1, {}, kClientKillFilters}};
+constexpr ArgDoc kClientKillArgs[] = {{"filter", "oneof", {}, 0, -1, {}, kClientKillForms}};
+constexpr ArgDoc kMemoryUsageArgs[] = {{"key", "key", {}, 0, 0},
+                                       {"count", "integer", "SAMPLES", kOpt}};
 constexpr ArgDoc kConfigGetParam[] = {{"parameter", "string"}};
 constexpr ArgDoc kConfigGetArgs[] = {{"parameter", "block", {}, kMulti, -1, {}, kConfigGetParam}};
 constexpr ArgDoc kConfigSetPair[] = {{"parameter", "string"}, {"value", "string"}};
@@ -109,7 +134,17 @@ constexpr SubcommandSpec kClientSubcommands[] = {
     {"getname", 2, "2.6.9", "Get the current connection name", "O(1)"},
     {"setname", 3, "2.6.9", "Set the current connection name", "O(1)", kClientNameArg},
     {"info", 2, "6.2.0", "Returns information about the current client connection.", "O(1)"},
+    {"list", -2, "2.4.0", "Get the list of client connections",
+     "O(N) where N is the number of client connections", kClientListArgs},
+    {"kill", -3, "2.4.0", "Kill the connection of a client",
+     "O(N) where N is the number of client connections", kClientKillArgs},
     {"help", 2, "5.0.0", kHelpSummary, "O(1)"},
+};
+constexpr SubcommandSpec kMemorySubcommands[] = {
+    {"usage", -3, "4.0.0",
+     "Estimate the memory usage of a key (in Quire: the bytes its entry takes in a page)",
+     "O(N) where N is the number of samples.", kMemoryUsageArgs, kR, 2, 2, 1},
+    {"help", 2, "4.0.0", kHelpSummary, "O(1)"},
 };
 constexpr SubcommandSpec kConfigSubcommands[] = {
     {"get", -3, "2.0.0", "Get the values of configuration parameters",
@@ -155,7 +190,7 @@ constexpr std::array kCommands = {
                 0,
                 "connection",
                 "2.4.0",
-                "A container for client connection commands (ID, GETNAME, SETNAME, INFO).",
+                "A container for client connection commands.",
                 "Depends on subcommand.",
                 {},
                 kClientSubcommands},
@@ -266,6 +301,19 @@ constexpr std::array kCommands = {
                 "O(N) where N is the number of keys in the selected database", kFlushDbArgs},
     CommandSpec{CommandId::kInfo, "info", -1, kFlagLoading | kFlagStale, 0, 0, 0, "server", "1.0.0",
                 "Returns information and statistics about the server.", kO1, kInfoArgs},
+    CommandSpec{CommandId::kMemory,
+                "memory",
+                -2,
+                0,
+                0,
+                0,
+                0,
+                "server",
+                "4.0.0",
+                "A container for memory diagnostics commands",
+                "Depends on subcommand.",
+                {},
+                kMemorySubcommands},
     CommandSpec{CommandId::kConfig,
                 "config",
                 -2,

@@ -60,6 +60,7 @@ enum class CommandId : uint8_t {
   kDbSize,
   kFlushDb,
   kInfo,
+  kMemory,
   kConfig,
   kCommand,
   kWait,
@@ -109,6 +110,10 @@ struct SubcommandSpec {
   std::string_view summary;
   std::string_view complexity;
   std::span<const ArgDoc> args = {};
+  uint32_t flags = 0;  // COMMAND INFO's flags beyond the container's (kFlagReadonly: reads keys)
+  int first_key = 0;   // key positions, counting the container's name (0: none)
+  int last_key = 0;
+  int key_step = 0;
 };
 
 struct CommandSpec {

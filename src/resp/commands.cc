@@ -46,6 +46,23 @@ std::optional<std::string> subcommand_error(const CommandSpec& spec,
   return std::nullopt;
 }
 
+}  // namespace
+
+// CLIENT LIST's cmd= for the command `a` names (`spec` its entry, null when unknown): as
+// Redis, a container's unknown subcommand names no command.
+void note_command(ClientState& c, const CommandSpec* spec, const std::vector<std::string>& a) {
+  c.last_command = spec != nullptr ? spec->name : std::string_view();
+  c.last_subcommand = {};
+  if (spec == nullptr || spec->subcommands.empty() || a.size() < 2) return;
+  if (const SubcommandSpec* sub = find_subcommand(*spec, lower(a[1]))) {
+    c.last_subcommand = sub->name;
+  } else {
+    c.last_command = {};
+  }
+}
+
+namespace {
+
 // The bytes a write occupies in a log entry, over-estimated (varints at their widest).
 size_t write_bytes(const LogWrite& w) {
   return 8 + 1 + 10 + w.key.size() + (w.value ? 10 + w.value->size() : 0);
@@ -213,6 +230,7 @@ Task<void> RespCommands::execute(std::vector<std::string> args, ClientState& cli
     co_return;
   }
   const CommandSpec* spec = find_command(lower(args[0]));
+  note_command(client, spec, args);
   if (spec == nullptr) {
     commands_rejected_++;
     out.err(unknown_command_message(args));
@@ -239,6 +257,7 @@ Task<void> RespCommands::execute(std::vector<std::string> args, ClientState& cli
 bool RespCommands::execute_now(Args& args, ClientState& client, ReplyWriter& out) {
   if (args.empty()) return false;
   const CommandSpec* spec = find_command(lower(args[0]));
+  note_command(client, spec, args);
   if (spec == nullptr || !arity_ok(spec->arity, args.size())) return false;
   if (subcommand_error(*spec, args)) return false;  // execute() answers it
   if (!admit(*spec, client, out)) {
@@ -421,6 +440,11 @@ Task<void> RespCommands::run(const CommandSpec& spec, Args& a, ClientState& c, R
       co_return co_await cmd_info(a, out);
     case CommandId::kWait:
       co_return co_await cmd_wait(a, c, out);
+    case CommandId::kMemory:
+      co_return co_await cmd_memory(a, c, out);
+    case CommandId::kQuireReport:
+      c.standby_link = true;  // CLIENT LIST: a replica's link
+      co_return co_await cmd_quire(spec, a, out);
     default:  // QUIRE.*
       co_return co_await cmd_quire(spec, a, out);
   }
@@ -546,24 +570,216 @@ void RespCommands::cmd_client(Args& a, ClientState& c, ReplyWriter& out) {
     c.name = a[2];
     out.ok();
   } else if (sub == "info") {
-    const MonoTime now = node_.env().executor().now();
-    const auto secs = [](Nanos d) { return std::chrono::duration_cast<std::chrono::seconds>(d); };
-    // Redis 7.0's fields; those of buffers and memory Quire does not keep per client are 0.
-    out.bulk(fmt::format(
-        "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 "
-        "multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 "
-        "tot-mem=0 events=r cmd=client|info user=default redir=-1 resp=2\n",
-        c.id, c.address, c.local_address, c.name, secs(now - c.connected_at).count(),
-        secs(now - c.last_command_at).count(), c.db));
+    out.bulk(client_info_line(c) + "\n");
+  } else if (sub == "list") {
+    client_list(a, c, out);
+  } else if (sub == "kill") {
+    client_kill(a, c, out);
   } else {
-    help_reply({"CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", "ID",
-                "    Return the ID of the current connection.", "GETNAME",
-                "    Return the name of the current connection.", "SETNAME <name>",
-                "    Assign the name <name> to the current connection.", "INFO",
-                "    Return information about the current client connection.", "HELP",
+    help_reply({"CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "ID",
+                "    Return the ID of the current connection.",
+                "GETNAME",
+                "    Return the name of the current connection.",
+                "SETNAME <name>",
+                "    Assign the name <name> to the current connection.",
+                "INFO",
+                "    Return information about the current client connection.",
+                "KILL <ip:port>",
+                "    Kill connection made from <ip:port>.",
+                "KILL <option> <value> [<option> <value> [...]]",
+                "    Kill connections. Options are:",
+                "    * ADDR (<ip:port>|<unixsocket>:0)",
+                "      Kill connections made from the specified address",
+                "    * LADDR (<ip:port>|<unixsocket>:0)",
+                "      Kill connections made to specified local address",
+                "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+                "      Kill connections by type.",
+                "    * USER <username>",
+                "      Kill connections authenticated by <username>.",
+                "    * SKIPME (YES|NO)",
+                "      Skip killing current connection (default: yes).",
+                "LIST [options ...]",
+                "    Return information about client connections. Options:",
+                "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+                "      Return clients of specified type.",
+                "HELP",
                 "    Print this help."},
                out);
   }
+}
+
+// Redis 7.0's fields; those of buffers and memory Quire does not keep per client are 0.
+std::string RespCommands::client_info_line(const ClientState& c) {
+  const MonoTime now = node_.env().executor().now();
+  const auto secs = [](Nanos d) { return std::chrono::duration_cast<std::chrono::seconds>(d); };
+  std::string cmd = "NULL";
+  if (!c.last_command.empty()) {
+    cmd = c.last_subcommand.empty() ? std::string(c.last_command)
+                                    : fmt::format("{}|{}", c.last_command, c.last_subcommand);
+  }
+  std::string flags;
+  if (c.standby_link) flags += 'S';
+  if (c.close_after_reply) flags += 'c';
+  if (flags.empty()) flags = "N";
+  return fmt::format(
+      "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 "
+      "multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 "
+      "tot-mem=0 events=r cmd={} user=default redir=-1 resp=2",
+      c.id, c.address, c.local_address, c.name, secs(now - c.connected_at).count(),
+      secs(now - c.last_command_at).count(), flags, c.db, cmd);
+}
+
+namespace {
+
+// CLIENT LIST/KILL TYPE: Redis's client types. Quire's clients are normal ones, or a
+// standby's progress link (a replica); it has no masters or pub/sub clients.
+enum class ClientType : uint8_t { kNormal, kReplica, kMaster, kPubsub };
+
+std::optional<ClientType> client_type_named(std::string_view name) {
+  if (iequals(c_string(name), "normal")) return ClientType::kNormal;
+  if (iequals(c_string(name), "slave") || iequals(c_string(name), "replica"))
+    return ClientType::kReplica;
+  if (iequals(c_string(name), "master")) return ClientType::kMaster;
+  if (iequals(c_string(name), "pubsub")) return ClientType::kPubsub;
+  return std::nullopt;
+}
+
+ClientType client_type(const ClientState& c) {
+  return c.standby_link ? ClientType::kReplica : ClientType::kNormal;
+}
+
+}  // namespace
+
+// CLIENT LIST [TYPE type | ID id ...], as Redis 7.0 parses it.
+void RespCommands::client_list(Args& a, ClientState& c, ReplyWriter& out) {
+  std::vector<const ClientState*> all;
+  if (directory_ != nullptr) all = directory_->connected();
+  if (all.empty()) all.push_back(&c);  // no directory: the caller alone
+  std::string text;
+  const auto add = [&](const ClientState& each) { text += client_info_line(each) + "\n"; };
+  if (a.size() == 4 && iequals(c_string(a[2]), "type")) {
+    std::optional<ClientType> type = client_type_named(a[3]);
+    if (!type) {
+      out.err(fmt::format("Unknown client type '{}'", c_string(a[3])));
+      return;
+    }
+    for (const ClientState* each : all) {
+      if (client_type(*each) == *type) add(*each);
+    }
+  } else if (a.size() > 3 && iequals(c_string(a[2]), "id")) {
+    std::vector<int64_t> ids;
+    for (size_t j = 3; j < a.size(); j++) {
+      std::optional<int64_t> id = parse_int64(a[j]);
+      if (!id) {
+        out.err("Invalid client ID");
+        return;
+      }
+      ids.push_back(*id);
+    }
+    for (int64_t id : ids) {  // in the order asked, repeats repeated, as Redis
+      for (const ClientState* each : all) {
+        if (static_cast<int64_t>(each->id) == id) add(*each);
+      }
+    }
+  } else if (a.size() != 2) {
+    out.err("syntax error");
+    return;
+  } else {
+    for (const ClientState* each : all) add(*each);
+  }
+  out.bulk(text);
+}
+
+// CLIENT KILL addr (the old form: may kill the caller; "+OK" or "No such client"), or
+// CLIENT KILL filter value [filter value ...] (the count killed; SKIPME yes by default).
+// The caller, when it matches, is closed after this reply.
+void RespCommands::client_kill(Args& a, ClientState& c, ReplyWriter& out) {
+  std::optional<std::string> addr, laddr;
+  std::optional<ClientType> type;
+  uint64_t id = 0;
+  bool skipme = true;
+  const bool old_form = a.size() == 3;
+  if (old_form) {
+    addr = std::string(c_string(a[2]));
+    skipme = false;
+  } else {
+    for (size_t i = 2; i < a.size(); i += 2) {
+      if (i + 1 >= a.size()) {
+        out.err("syntax error");
+        return;
+      }
+      const std::string_view option = c_string(a[i]);
+      const std::string& value = a[i + 1];
+      if (iequals(option, "id")) {
+        std::optional<int64_t> v = parse_int64(value);
+        if (!v || *v < 1) {
+          out.err("client-id should be greater than 0");
+          return;
+        }
+        id = static_cast<uint64_t>(*v);
+      } else if (iequals(option, "type")) {
+        type = client_type_named(value);
+        if (!type) {
+          out.err(fmt::format("Unknown client type '{}'", c_string(value)));
+          return;
+        }
+      } else if (iequals(option, "addr")) {
+        addr = std::string(c_string(value));
+      } else if (iequals(option, "laddr")) {
+        laddr = std::string(c_string(value));
+      } else if (iequals(option, "user")) {
+        if (value != "default") {  // Redis looks the whole name up
+          out.err(fmt::format("No such user '{}'", c_string(value)));
+          return;
+        }
+      } else if (iequals(option, "skipme")) {
+        if (iequals(c_string(value), "yes")) {
+          skipme = true;
+        } else if (iequals(c_string(value), "no")) {
+          skipme = false;
+        } else {
+          out.err("syntax error");
+          return;
+        }
+      } else {
+        out.err("syntax error");
+        return;
+      }
+    }
+  }
+  std::vector<const ClientState*> all;
+  if (directory_ != nullptr) all = directory_->connected();
+  if (all.empty()) all.push_back(&c);
+  std::vector<uint64_t> victims;
+  bool this_one = false;
+  for (const ClientState* each : all) {
+    if (addr && each->address != *addr) continue;
+    if (laddr && each->local_address != *laddr) continue;
+    if (type && client_type(*each) != *type) continue;
+    if (id != 0 && each->id != id) continue;
+    if (each->id == c.id) {
+      if (skipme) continue;
+      this_one = true;
+    } else {
+      victims.push_back(each->id);
+    }
+  }
+  // `all` points into the directory: kill only once done reading it.
+  size_t killed = this_one ? 1 : 0;
+  for (uint64_t v : victims) {
+    if (directory_->kill(v)) killed++;
+  }
+  if (old_form) {
+    if (killed == 0) {
+      out.err("No such client");
+    } else {
+      out.ok();
+    }
+  } else {
+    out.integer(static_cast<int64_t>(killed));
+  }
+  if (this_one) c.close_after_reply = true;
 }
 
 // ---- Shared helpers ---------------------------------------------------------------------

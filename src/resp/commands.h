@@ -55,6 +55,13 @@ namespace quire::resp {
 inline constexpr std::string_view kRedisCompatVersion = "7.0.15";
 inline constexpr uint32_t kDatabasesMax = 1024;
 
+// The process's memory, for INFO memory (a real process's; the simulator has none).
+struct ProcessMemory {
+  uint64_t allocated_bytes = 0;  // the allocator's live allocations (Redis's used_memory)
+  uint64_t resident_bytes = 0;   // resident set (used_memory_rss)
+  std::string allocator;         // mem_allocator: "jemalloc-5.3.0", "libc"
+};
+
 struct RespCommandsOptions {
   // AUTH: empty means no password (every connection is authenticated).
   std::string requirepass;
@@ -84,6 +91,8 @@ struct RespCommandsOptions {
   // (the simulator's harness reads its standby objects). Unset: the reports
   // (standby_progress.h) are the source.
   std::function<std::vector<StandbyProgress>()> standby_progress;
+  // INFO memory's figures. Unset (the simulator): the section has only the limits.
+  std::function<ProcessMemory()> process_memory;
 };
 
 // The tables databases 0..databases-1 map to.
@@ -110,6 +119,8 @@ class RespCommands : public CommandHandler {
 
   // The server's statistics, for INFO clients (the wire server keeps them current).
   void set_server_stats(const ServerStats* stats) { server_stats_ = stats; }
+  // The server's connections, for CLIENT LIST and CLIENT KILL (unset: the caller alone).
+  void set_client_directory(ClientDirectory* directory) { directory_ = directory; }
   const RespCommandsOptions& options() const { return options_; }
   // Locks in use: zero whenever no command runs.
   size_t locks_active() const { return locks_.active(); }
@@ -147,6 +158,10 @@ class RespCommands : public CommandHandler {
   void cmd_auth(Args& a, ClientState& c, ReplyWriter& out);
   void cmd_select(Args& a, ClientState& c, ReplyWriter& out);
   void cmd_client(Args& a, ClientState& c, ReplyWriter& out);
+  // CLIENT INFO's line for `c` (CLIENT LIST's lines), without the newline.
+  std::string client_info_line(const ClientState& c);
+  void client_list(Args& a, ClientState& c, ReplyWriter& out);
+  void client_kill(Args& a, ClientState& c, ReplyWriter& out);
 
   // ---- Strings (commands_strings.cc) ----
   Task<void> cmd_get(Args& a, ClientState& c, ReplyWriter& out);
@@ -183,6 +198,8 @@ class RespCommands : public CommandHandler {
 
   // ---- Server (commands_server.cc) ----
   Task<void> cmd_info(Args& a, ReplyWriter& out);  // commands_info.cc
+  // MEMORY USAGE key [SAMPLES n], MEMORY HELP (commands_info.cc).
+  Task<void> cmd_memory(Args& a, ClientState& c, ReplyWriter& out);
   // INFO keyspace's "dbN:keys=..." lines (databases with keys only).
   Task<std::string> keyspace_lines();
   void cmd_config(Args& a, ReplyWriter& out);
@@ -248,6 +265,7 @@ class RespCommands : public CommandHandler {
   KeyLocks locks_;
   StandbyProgressBoard progress_;
   const ServerStats* server_stats_ = nullptr;
+  ClientDirectory* directory_ = nullptr;
   MonoTime started_at_;
   // SCAN cursors: cursor -> (db, the key to resume from), oldest first for eviction.
   struct ScanCursor {
@@ -279,6 +297,8 @@ std::optional<uint64_t> parse_scan_cursor(std::string_view s);
 std::string lower(std::string_view s);
 // A HELP reply: each line a simple string.
 void help_reply(std::initializer_list<std::string_view> lines, ReplyWriter& out);
+// Records `a`'s command as the connection's last (ClientState::last_command).
+void note_command(ClientState& c, const CommandSpec* spec, const std::vector<std::string>& a);
 // An argument as Redis's printf("%s") sees it: up to its first NUL byte.
 std::string_view c_string(std::string_view s);
 bool iequals(std::string_view a, std::string_view b);

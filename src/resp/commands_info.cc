@@ -10,6 +10,7 @@
 #include <cctype>
 #include <set>
 
+#include "engine/btree_page.h"
 #include "resp/commands.h"
 #include "resp/node_facts.h"
 
@@ -45,6 +46,35 @@ void info_clients(InfoText& t, const ServerStats& ss) {
   t.section("Clients");
   t.field("connected_clients", ss.connected_clients);
   t.field("blocked_clients", 0);
+}
+
+// Redis's bytesToHuman: "1023B", "1.00K", "12.50M", ...
+std::string human_bytes(uint64_t n) {
+  static constexpr std::array<char, 5> kUnits = {'K', 'M', 'G', 'T', 'P'};
+  if (n < 1024) return fmt::format("{}B", n);
+  double d = static_cast<double>(n) / 1024;
+  for (char unit : kUnits) {
+    if (d < 1024 || unit == 'P') return fmt::format("{:.2f}{}", d, unit);
+    d /= 1024;
+  }
+  return fmt::format("{}B", n);  // not reached
+}
+
+// Quire sets no memory limit and evicts nothing.
+void info_memory(InfoText& t, const std::function<ProcessMemory()>& source) {
+  t.section("Memory");
+  std::optional<ProcessMemory> m;
+  if (source) m = source();
+  if (m) {
+    t.field("used_memory", m->allocated_bytes);
+    t.field("used_memory_human", human_bytes(m->allocated_bytes));
+    t.field("used_memory_rss", m->resident_bytes);
+    t.field("used_memory_rss_human", human_bytes(m->resident_bytes));
+  }
+  t.field("maxmemory", 0);
+  t.field("maxmemory_human", "0B");
+  t.field("maxmemory_policy", "noeviction");
+  if (m) t.field("mem_allocator", m->allocator);
 }
 
 void info_primary_replication(InfoText& t, const NodeFacts& f,
@@ -182,8 +212,9 @@ Task<std::string> RespCommands::keyspace_lines() {
 }
 
 Task<void> RespCommands::cmd_info(Args& a, ReplyWriter& out) {
-  static constexpr std::array<std::string_view, 7> kSections = {
-      "server", "clients", "replication", "persistence", "stats", "keyspace", "quire"};
+  // Redis's order, then Quire's own section.
+  static constexpr std::array<std::string_view, 8> kSections = {
+      "server", "clients", "memory", "persistence", "stats", "replication", "keyspace", "quire"};
   std::set<std::string> want;
   for (size_t j = 1; j < a.size(); j++) want.insert(lower(a[j]));
   const bool all = want.empty() || want.contains("all") || want.contains("everything") ||
@@ -200,6 +231,8 @@ Task<void> RespCommands::cmd_info(Args& a, ReplyWriter& out) {
       info_server(t, options_, std::chrono::duration_cast<std::chrono::seconds>(up).count());
     } else if (name == "clients") {
       info_clients(t, ss);
+    } else if (name == "memory") {
+      info_memory(t, options_.process_memory);
     } else if (name == "replication" && s.role == Role::kPrimary) {
       info_primary_replication(t, f, standbys());
     } else if (name == "replication") {
@@ -224,6 +257,45 @@ Task<void> RespCommands::cmd_info(Args& a, ReplyWriter& out) {
     }
   }
   out.bulk(t.text);
+}
+
+// MEMORY USAGE: Quire keeps a key's value in pages (and, recently written, in its ingest
+// layer); the figure is the bytes its entry takes in a page, before encryption.
+Task<void> RespCommands::cmd_memory(Args& a, ClientState& c, ReplyWriter& out) {
+  // The dispatcher checked the subcommand and its arity (command_table.cc).
+  if (lower(a[1]) == "help") {
+    help_reply({"MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "USAGE <key> [SAMPLES <count>]",
+                "    Return memory in bytes used by <key> and its value. Nested values are",
+                "    sampled up to <count> times (default: 5, 0 means sample all).", "HELP",
+                "    Print this help."},
+               out);
+    co_return;
+  }
+  for (size_t j = 3; j < a.size(); j++) {  // SAMPLES is parsed and has nothing to sample
+    if (iequals(c_string(a[j]), "samples") && j + 1 < a.size()) {
+      std::optional<int64_t> samples = parse_int64(a[j + 1]);
+      if (!samples) {
+        out.err("value is not an integer or out of range");
+        co_return;
+      }
+      if (*samples < 0) {
+        out.err("syntax error");
+        co_return;
+      }
+      j++;
+    } else {
+      out.err("syntax error");
+      co_return;
+    }
+  }
+  auto value = co_await read_one(c.db, a[2], out);
+  if (!value) co_return;
+  if (!*value) {
+    out.null_bulk();
+    co_return;
+  }
+  out.integer(static_cast<int64_t>(leaf_entry_encoded_size(a[2].size(), (*value)->size())));
 }
 
 // ROLE, as INFO replication says it: a primary lists its standbys with their applied

@@ -131,7 +131,7 @@ void flags_array(uint32_t flags, ReplyWriter& out) {
 }
 
 // COMMAND INFO's ten fields. A subcommand (`name` "client|id") has its container's flags
-// and no keys.
+// and its own, and its own key positions.
 void command_info_fields(std::string_view name, int arity, uint32_t flags, int first_key,
                          int last_key, int key_step, std::span<const SubcommandSpec> subs,
                          std::string_view container, ReplyWriter& out) {
@@ -147,8 +147,8 @@ void command_info_fields(std::string_view name, int arity, uint32_t flags, int f
   out.array(0);  // key specs
   out.array(subs.size());
   for (const SubcommandSpec& sub : subs) {
-    command_info_fields(fmt::format("{}|{}", container, sub.name), sub.arity, flags, 0, 0, 0, {},
-                        {}, out);
+    command_info_fields(fmt::format("{}|{}", container, sub.name), sub.arity, flags | sub.flags,
+                        sub.first_key, sub.last_key, sub.key_step, {}, {}, out);
   }
 }
 

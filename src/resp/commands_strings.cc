@@ -105,6 +105,8 @@ Task<std::unique_ptr<PendingReply>> RespCommands::start(std::vector<std::string>
       (spec->id == CommandId::kSet && a.size() != 3)) {
     co_return nullptr;
   }
+  c.last_command = spec->name;
+  c.last_subcommand = {};
   ReplyWriter refusal;
   if (!admit(*spec, c, refusal)) co_return nullptr;  // execute() answers it
   std::vector<std::string> keys;

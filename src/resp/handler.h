@@ -65,6 +65,23 @@ struct ClientState {
   MonoTime connected_at;
   MonoTime last_command_at;
   uint64_t commands = 0;
+  // The last command named (CLIENT LIST's cmd=): names from the command table, so they
+  // outlive the command; both empty when it was not one Quire knows.
+  std::string_view last_command;
+  std::string_view last_subcommand;
+  // A standby's progress link (it sent QUIRE.REPORT): CLIENT LIST's flags=S, TYPE replica.
+  bool standby_link = false;
+};
+
+// The server's connections, for CLIENT LIST and CLIENT KILL.
+class ClientDirectory {
+ public:
+  virtual ~ClientDirectory() = default;
+  // Every connected client not yet killed, by increasing id.
+  virtual std::vector<const ClientState*> connected() const = 0;
+  // Closes client `id`'s connection (replies already queued still go out, as at a close);
+  // it leaves connected() at once. False when no such client is connected.
+  virtual bool kill(uint64_t id) = 0;
 };
 
 // What the server tells the commands about itself (INFO clients, stats).

@@ -39,11 +39,31 @@ struct RespServer::Client {
   ClientState state;
   TaskId task;
   MonoTime output_soft_since = MonoTime::never();  // queued output above the soft limit since
+  bool killed = false;                             // CLIENT KILL: its task ends at its next step
 };
 
-struct RespServer::Core {
+struct RespServer::Core : ClientDirectory {
   Core(Env& env_in, CommandHandler& handler_in, RespServerOptions options_in)
       : env(env_in), handler(handler_in), options(std::move(options_in)) {}
+
+  std::vector<const ClientState*> connected() const override {
+    std::vector<const ClientState*> list;
+    list.reserve(clients.size());
+    for (const auto& [id, client] : clients) {
+      if (!client->killed) list.push_back(&client->state);
+    }
+    return list;
+  }
+  // The connection closes now; its task, wherever it waits, sees the closed stream (or
+  // `killed` between commands) and ends, leaving `clients` then.
+  bool kill(uint64_t id) override {
+    auto it = clients.find(id);
+    if (it == clients.end() || it->second->killed) return false;
+    it->second->killed = true;
+    it->second->stream->close();
+    stats.connected_clients--;
+    return true;
+  }
 
   // The count of suppressed lines when a line with log id `id` may go out now.
   std::optional<uint64_t> admit(uint32_t id) {
@@ -141,6 +161,10 @@ const ServerStats& RespServer::stats() const {
   return core_->stats;
 }
 
+ClientDirectory& RespServer::directory() {
+  return *core_;
+}
+
 Task<void> RespServer::stop() {
   std::shared_ptr<Core> core = core_;
   core->stopping = true;
@@ -216,7 +240,9 @@ Task<void> RespServer::serve(std::shared_ptr<Core> core, std::shared_ptr<Client>
   // Started writes keep their keys locked until they finished: wait for them, unanswered.
   ReplyWriter unsent;
   co_await finish_all(*client, pipeline, unsent);
-  if (core->clients.erase(client->state.id) > 0) core->stats.connected_clients--;
+  if (core->clients.erase(client->state.id) > 0 && !client->killed) {
+    core->stats.connected_clients--;
+  }
 }
 
 namespace {
@@ -253,7 +279,7 @@ Task<Next> run_commands(RespServer::Core& core, RespServer::Client& client, Requ
   std::vector<std::string> args;
   size_t in_a_row = 0;
   // Each round runs one command, or ends the batch.
-  while (!core.stopping) {
+  while (!core.stopping && !client.killed) {
     const RequestParser::Result parsed = parser.next(&args);
     if (parsed == RequestParser::Result::kNeedMore) {
       co_await finish_all(client, pipe, out);
@@ -292,7 +318,7 @@ Task<Next> run_commands(RespServer::Core& core, RespServer::Client& client, Requ
       co_await run_command(core, client, pipe, args, out);
     }
     args.clear();
-    if (core.stopping) co_return Next::kClose;
+    if (core.stopping || client.killed) co_return Next::kClose;
     parser.set_authenticated(!core.options.auth_required || client.state.authenticated);
     if (client.state.close_after_reply) {
       flush_replies(core, client, out);
@@ -367,7 +393,7 @@ Task<void> RespServer::serve_commands(Core& core, Client& client, Pipeline& pipe
   ReplyWriter out;
   std::span<uint8_t> buffer(core.read_buffer);
   // Each round reads once and runs what that completed.
-  while (!core.stopping) {
+  while (!core.stopping && !client.killed) {
     const Deadline deadline = core.options.idle_timeout > Nanos(0)
                                   ? core.now() + core.options.idle_timeout
                                   : Deadline::never();

@@ -86,6 +86,8 @@ class RespServer {
   // The bound address; start() must have succeeded.
   const Address& address() const;
   const ServerStats& stats() const;
+  // The connected clients (CLIENT LIST, CLIENT KILL); valid as long as the server.
+  ClientDirectory& directory();
   // Closes the listener and every connection (their queued replies still go out, as the
   // stream's close allows), and returns once the server's tasks ended.
   Task<void> stop();

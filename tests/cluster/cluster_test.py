@@ -22,6 +22,7 @@ import json
 import os
 import random
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -392,6 +393,33 @@ class A_Lifecycle(ClusterTestBase):
                                  ("standby", "SECONDARY")])
 
 
+def stat_rows(port, want=2, limit=10.0):
+    """The first `want` data rows of `redis-cli --stat -i 0.2` (line-buffered through
+    stdbuf: --stat never ends and redis-cli does not flush), then the process is killed."""
+    p = subprocess.Popen(["stdbuf", "-oL", "redis-cli", "-p", port, "--stat", "-i", "0.2"],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    rows = []
+    try:
+        deadline = time.time() + limit
+        buf = b""
+        while len(rows) < want and time.time() < deadline:
+            ready, _, _ = select.select([p.stdout], [], [], 0.2)
+            if not ready:
+                continue
+            chunk = os.read(p.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            rows += [ln.decode(errors="replace") for ln in lines
+                     if ln[:1].isdigit()]  # data rows start with the key count
+    finally:
+        p.kill()
+        p.wait()
+        p.stdout.close()
+    return rows
+
+
 class B_Commands(ClusterTestBase):
     """Commands on the primary (database 1..9: the fault tests use database 0)."""
 
@@ -625,6 +653,48 @@ class B_Commands(ClusterTestBase):
         big = cli("-n", "11", "--bigkeys")
         self.assertIn("Biggest string found", big)
         self.assertIn("cli:big", big)
+        # --memkeys asks MEMORY USAGE of every key: cli:big's page entry, 1+7+2+5000+8 bytes.
+        mem = cli("-n", "11", "--memkeys")
+        self.assertIn("Biggest string found '\"cli:big\"' has 5018 bytes", mem)
+        # --stat reads INFO every interval: keys, used_memory, clients, requests.
+        rows = stat_rows(port)
+        self.assertGreaterEqual(len(rows), 2, rows)
+        for row in rows:
+            keys, mem_text, clients = row.split()[:3]
+            self.assertTrue(keys.isdigit(), row)
+            self.assertRegex(mem_text, r"^[0-9.]+[BKMGT]$", row)
+            self.assertGreaterEqual(int(clients), 1, row)
+
+    def test_client_list_and_kill(self):
+        """CLIENT LIST shows every connection (the standbys' progress links as replicas);
+        CLIENT KILL closes the one it names, and a killed standby link is dialled again."""
+        victim = redis.Redis("127.0.0.1", self.c.port(self.primary), db=4,
+                             socket_timeout=CLIENT_TIMEOUT, single_connection_client=True)
+        self.addCleanup(victim.close)
+        victim.client_setname("victim")
+        self.assertEqual(victim.get("none"), None)
+        r = self.p()
+        listed = {c["name"]: c for c in r.client_list()}
+        self.assertIn("victim", listed)
+        self.assertEqual(listed["victim"]["db"], "4")
+        self.assertEqual(listed["victim"]["cmd"], "get")
+        self.assertEqual(listed["victim"]["flags"], "N")
+        links = r.client_list(_type="replica")
+        self.assertEqual(len(links), 2, links)
+        self.assertTrue(all(c["flags"] == "S" and c["cmd"] == "quire.report" for c in links))
+        self.assertEqual(r.client_kill_filter(_id=listed["victim"]["id"]), 1)
+        with self.assertRaises(redis.ConnectionError):
+            victim.ping()
+        self.assertNotIn("victim", {c["name"] for c in r.client_list()})
+        self.assertError(lambda: r.client_kill(listed["victim"]["addr"]), "No such client")
+        # The standbys' links: killed, then dialled again (WAIT still counts both).
+        self.assertEqual(r.client_kill_filter(_type="slave"), 2)  # redis-py says slave
+        r.set("after-kill", "1")
+        deadline = time.time() + 10
+        while time.time() < deadline and r.execute_command("WAIT", "2", "200") < 2:
+            pass
+        self.assertEqual(r.execute_command("WAIT", "2", "1000"), 2)
+        self.assertEqual(len(r.client_list(_type="replica")), 2)
 
     def test_errors(self):
         r = self.p(db=7)

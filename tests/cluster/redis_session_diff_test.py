@@ -67,15 +67,21 @@ def log(msg):
 DOC_HELLO = "RESP2 only: `HELLO 3` answers `-NOPROTO unsupported protocol version`"
 DOC_HELLO_REPLY = ("the reply is Redis 7's map as a flat array (server, version 7.0.15, "
                    "proto 2, id, mode, role, modules)")
-DOC_CLIENT = "no CLIENT LIST (the commands do not see other connections)"
+DOC_CLIENT = ("A standby's progress link to the primary (it sends QUIRE.REPORT) is listed as a "
+              "replica: `flags=S`, type `replica` for LIST and KILL's TYPE")
 DOC_CONFIG = ("save `\"\"`, appendonly `yes`, appendfsync `always`, databases, maxmemory `0`, "
               "replica-read-only `yes`; anything else an empty array. `CONFIG SET` is refused")
-DOC_INFO = "| `INFO [section ...]` | server, clients, replication, persistence, stats, keyspace, quire |"
+DOC_INFO = ("| `INFO [section ...]` | server, clients, memory, persistence, stats, replication, "
+            "keyspace, quire (Redis's order; no cpu, modules, errorstats or cluster)")
+DOC_MEMORY = ("USAGE answers the bytes the key's entry takes in a checkpoint page (length-prefixed "
+              "key and value and the commit timestamp, before encryption), not Redis's in-memory "
+              "size")
+DOC_MEMORY_SUBS = "No DOCTOR, STATS, MALLOC-STATS or PURGE: `-ERR unknown subcommand`"
 DOC_NO = "RESP2 only; no RESP3, no MULTI/EXEC, no scripts, no pub/sub"
 DOC_UNKNOWN = "Unknown commands and wrong arity answer exactly as Redis 7.0"
 DOC_AUTH = ("before AUTH every command but AUTH, HELLO and QUIT answers "
             "`-NOAUTH Authentication required.`")
-DOC_CLIENT_SUBS = ("no KILL, PAUSE, UNPAUSE, REPLY, TRACKING, CACHING, GETREDIR, TRACKINGINFO, "
+DOC_CLIENT_SUBS = ("no PAUSE, UNPAUSE, REPLY, TRACKING, CACHING, GETREDIR, TRACKINGINFO, "
                    "UNBLOCK or NO-EVICT: `-ERR unknown subcommand`, as Redis answers a name it "
                    "does not know")
 DOC_COMMAND_FLAGS = ("Flags are Quire's own (what a node answers while loading or without a "
@@ -89,8 +95,8 @@ DOC_OTHERS = ("Quire implements the commands listed above; others answer Redis's
 # CONFIG GET: the parameters Quire documents, with their documented values.
 CONFIG_DOC = {b"save": b"", b"appendonly": b"yes", b"appendfsync": b"always",
               b"databases": b"16", b"maxmemory": b"0", b"replica-read-only": b"yes"}
-INFO_DOC_HEADERS = [b"# Server", b"# Clients", b"# Replication", b"# Persistence",
-                    b"# Stats", b"# Keyspace", b"# Quire"]
+INFO_DOC_HEADERS = [b"# Server", b"# Clients", b"# Memory", b"# Persistence", b"# Stats",
+                    b"# Replication", b"# Keyspace", b"# Quire"]
 HELLO_KEYS = [b"server", b"version", b"proto", b"id", b"mode", b"role", b"modules"]
 
 
@@ -103,7 +109,7 @@ def docs_problems():
     return ["docs/redis.md no longer says: %s" % d for d in
             (DOC_HELLO, DOC_HELLO_REPLY, DOC_CLIENT, DOC_CONFIG, DOC_INFO, DOC_NO, DOC_UNKNOWN,
              DOC_AUTH, DOC_CLIENT_SUBS, DOC_COMMAND_FLAGS, DOC_COMMAND, DOC_SET_ARGS,
-             DOC_OTHERS)
+             DOC_OTHERS, DOC_MEMORY, DOC_MEMORY_SUBS)
             if d not in text]
 
 
@@ -160,7 +166,7 @@ def doc_absent(*args, line=DOC_NO):
 def doc_no_subcommand(container, *args):
     """A subcommand docs/redis.md says Quire does not have: Redis's unknown-subcommand error."""
     args = [b(a) for a in args]
-    line = DOC_CLIENT_SUBS if container == "CLIENT" else DOC_COMMAND
+    line = {"CLIENT": DOC_CLIENT_SUBS, "MEMORY": DOC_MEMORY_SUBS}.get(container, DOC_COMMAND)
     text = b"ERR unknown subcommand '" + c_string(args[0])[:128] + b"'. Try " + \
         container.encode() + b" HELP."
     return S(container, *args, doc=doc_reply(("error", text), line, send=True))
@@ -242,14 +248,61 @@ def cases_nopass():
          S("CLIENT", "INFO", how="client_info"), S("CLIENT", "SETNAME", "info-name"),
          S("SELECT", "5"), S("client", "info", how="client_info"))
     case("CLIENT HELP", S("CLIENT", "HELP", how="help"))
-    case("CLIENT LIST (documented: none)",
-         S("CLIENT", "LIST", doc=doc_error(b"ERR ", DOC_CLIENT)), S("PING"))
+    # CLIENT LIST: this connection's line as CLIENT INFO's (the standbys' links are Quire's
+    # alone, documented; redis-server has no other client).
+    case("CLIENT LIST", S("CLIENT", "ID", how="client_id"), S("CLIENT", "SETNAME", "lister"),
+         S("SELECT", "2"), S("CLIENT", "LIST", how="client_list"),
+         S("CLIENT", "LIST", "TYPE", "normal", how="client_list"),
+         S("client", "list", "type", "NORMAL", how="client_list"),
+         S("CLIENT", "LIST", "TYPE", "master"), S("CLIENT", "LIST", "TYPE", "pubsub"),
+         S("CLIENT", "LIST", "TYPE", "replica",
+           doc=Doc(lambda q: q[0] == "bulk" and all(
+               b" flags=S " in line and b" cmd=quire.report " in line
+               for line in q[1].split(b"\n")[:-1]) and q[1].count(b"\n") == 2,
+               "two lines, flags=S cmd=quire.report (the standbys' links)", DOC_CLIENT, True)))
+    case("CLIENT LIST errors", S("CLIENT", "ID", how="client_id"),
+         S("CLIENT", "LIST", "TYPE", "bogus"), S("CLIENT", "LIST", "TYPE"),
+         S("CLIENT", "LIST", "ID"), S("CLIENT", "LIST", "ID", "x"),
+         S("CLIENT", "LIST", "ID", "1", "x"), S("CLIENT", "LIST", "FOO", "bar"),
+         S("CLIENT", "LIST", "TYPE", "normal", "x"), S("CLIENT", "LIST", "ID", "999999", "-5"),
+         S("CLIENT", "LIST", "TYPE", b"normal\x00x", how="client_list"),
+         S("CLIENT", "LIST", "ID", "99999999999999999999"), S("PING"))
+    case("CLIENT KILL errors and no match",
+         S("CLIENT", "KILL"), S("CLIENT", "KILL", "ID"), S("CLIENT", "KILL", "ID", "0"),
+         S("CLIENT", "KILL", "ID", "-1"), S("CLIENT", "KILL", "ID", "x"),
+         S("CLIENT", "KILL", "ID", "5", "TYPE"), S("CLIENT", "KILL", "USER", "bob"),
+         S("CLIENT", "KILL", "USER", b"default\x00x"), S("CLIENT", "KILL", "TYPE", "x"),
+         S("CLIENT", "KILL", "SKIPME", "maybe"), S("CLIENT", "KILL", "FOO", "bar"),
+         S("CLIENT", "KILL", "1.2.3.4:5"), S("CLIENT", "KILL", "ID", "999999"),
+         S("CLIENT", "KILL", "ADDR", "1.2.3.4:5", "SKIPME", "no"),
+         S("CLIENT", "KILL", "LADDR", "1.2.3.4:5"), S("CLIENT", "KILL", "TYPE", "master"),
+         S("CLIENT", "KILL", "TYPE", "pubsub", "SKIPME", "yes"), S("PING"))
+    # Only this connection is a normal client (SKIPME yes spares it), then it kills itself:
+    # the reply comes, then the connection closes.
+    case("CLIENT KILL TYPE normal (SKIPME)", S("CLIENT", "KILL", "TYPE", "normal"), S("PING"),
+         S("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "no"), S("PING"))
     # Subcommands Quire does not implement (documented).
-    for sub in (["KILL"], ["KILL", "ID", "999999"], ["KILL", "1.2.3.4:5"], ["NO-EVICT", "on"],
+    for sub in (["NO-EVICT", "on"],
                 ["NO-EVICT"], ["PAUSE", "10"], ["UNPAUSE"], ["REPLY", "ON"],
                 ["TRACKING", "off"], ["CACHING", "yes"], ["GETREDIR"], ["TRACKINGINFO"],
                 ["UNBLOCK", "999999"]):
         case("CLIENT %s (documented: none)" % " ".join(sub), doc_no_subcommand("CLIENT", *sub),
+             S("PING"))
+    # -- MEMORY
+    case("MEMORY USAGE", S("SET", "mu", "hello"),
+         S("MEMORY", "USAGE", "mu", how="type",
+           doc=Doc(lambda q: q == ("int", 17), ":17 (a page entry: 1+2+1+5+8 bytes)", DOC_MEMORY,
+                   True)),
+         S("MEMORY", "USAGE", "mu", "SAMPLES", "0", how="type",
+           doc=Doc(lambda q: q == ("int", 17), ":17", DOC_MEMORY, True)),
+         S("MEMORY", "USAGE", "nosuch"), S("MEMORY", "USAGE", "mu", "SAMPLES", "x"),
+         S("MEMORY", "USAGE", "mu", "SAMPLES", "-1"), S("MEMORY", "USAGE", "mu", "SAMPLES"),
+         S("MEMORY", "USAGE", "mu", "FOO"), S("MEMORY", "USAGE", "nosuch", "FOO"),
+         S("memory", "usage", "mu", b"samples\x00x", "5", how="type"),
+         S("MEMORY", "USAGE"), S("MEMORY"), S("MEMORY", "HELP", how="help"),
+         S("MEMORY", "HELP", "x"), S("MEMORY", "FOO"), S("DEL", "mu"), S("PING"))
+    for sub in (["DOCTOR"], ["STATS"], ["MALLOC-STATS"], ["PURGE"]):
+        case("MEMORY %s (documented: none)" % sub[0], doc_no_subcommand("MEMORY", *sub),
              S("PING"))
     # -- SELECT with the connection commands
     case("SELECT then HELLO/CLIENT/ECHO",
@@ -308,8 +361,7 @@ def cases_nopass():
          S("INFO", "default", how="info",
            doc=Doc(lambda q: info_headers(q) == INFO_DOC_HEADERS,
                    " ".join(h.decode() for h in INFO_DOC_HEADERS), DOC_INFO, True)),
-         S("INFO", "memory", doc=Doc(lambda q: q == ("bulk", b""), "$'' (no Memory section)",
-                                     DOC_INFO, True)))
+         S("INFO", "memory", how="info"), S("INFO", "MEMORY", "clients", how="info"))
     # -- WAIT (Quire's cluster has 2 standbys, redis-server none: counts compared by type)
     case("WAIT", S("WAIT", "0", "0", how="type"), S("WAIT"), S("WAIT", "0"),
          S("WAIT", "0", "0", "0"), S("WAIT", "a", "0"), S("WAIT", "0", "a"),
@@ -336,7 +388,7 @@ def cases_nopass():
     case("ROLE", S("ROLE", how="role"), S("ROLE", "x"), S("PING"))
     case("FLUSHALL", S("FLUSHALL", "FOO"), S("FLUSHALL", "SYNC"), S("DBSIZE"), S("PING"))
     for cmd in (["LASTSAVE"], ["RESET"], ["ACL", "WHOAMI"],
-                ["SWAPDB", "0", "1"], ["MEMORY", "USAGE", "k"], ["SLOWLOG", "LEN"],
+                ["SWAPDB", "0", "1"], ["SLOWLOG", "LEN"],
                 ["LATENCY", "LATEST"], ["READONLY"], ["CLUSTER", "INFO"], ["LOLWUT", "VERSION", "5"]):
         case(" ".join(cmd), doc_absent(*cmd, line=DOC_OTHERS), S("PING"))
     return cs
@@ -554,6 +606,31 @@ def check_client_info(rr, qr, cr, cq):
         ids = ctx.get("ids")
         if ids and d.get(b"id") != str(ids[-1]).encode():
             probs.append("%s: id=%r, but CLIENT ID/HELLO said %d" % (who, d.get(b"id"), ids[-1]))
+    return probs
+
+
+def check_client_list(rr, qr, cr, cq):
+    """CLIENT LIST: lines of CLIENT INFO's form; this connection's own line (by the id CLIENT
+    ID gave) compared as CLIENT INFO. Other clients may differ (Quire's standby links)."""
+    if rr[0] != "bulk" or qr[0] != "bulk":
+        return check_exact(rr, qr, cr, cq)
+    probs = []
+    own = {}
+    for who, r, ctx in (("redis", rr, cr), ("quire", qr, cq)):
+        if r[1] and not r[1].endswith(b"\n"):
+            probs.append("%s: does not end in \\n" % who)
+        ids = ctx.get("ids")
+        if not ids:
+            probs.append("%s: no CLIENT ID before CLIENT LIST" % who)
+            continue
+        mine = [line for line in r[1].split(b"\n")[:-1]
+                if line.startswith(b"id=%d " % ids[-1])]
+        if len(mine) != 1:
+            probs.append("%s: %d lines for this connection (id %d)" % (who, len(mine), ids[-1]))
+        else:
+            own[who] = ("bulk", mine[0] + b"\n")
+    if len(own) == 2:
+        probs += check_client_info(own["redis"], own["quire"], cr, cq)
     return probs
 
 
@@ -813,7 +890,8 @@ def check_info(rr, qr, cr, cq):
 
 
 CHECKS = {"exact": check_exact, "type": check_type, "hello": check_hello,
-          "client_id": check_client_id, "client_info": check_client_info, "help": check_help,
+          "client_id": check_client_id, "client_info": check_client_info,
+          "client_list": check_client_list, "help": check_help,
           "config": check_config, "command_info": check_command_info,
           "command_docs": check_command_docs, "command_list": check_command_list,
           "info": check_info, "time": check_time, "role": check_role}

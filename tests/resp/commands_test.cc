@@ -178,6 +178,154 @@ std::string inline_commands(const std::vector<Args>& commands) {
   return out;
 }
 
+// A server's connections as CLIENT LIST and CLIENT KILL see them.
+class FixedDirectory : public ClientDirectory {
+ public:
+  explicit FixedDirectory(std::vector<ClientState*> states) : states_(std::move(states)) {}
+  std::vector<const ClientState*> connected() const override {
+    std::vector<const ClientState*> out;
+    for (const ClientState* c : states_) {
+      if (std::find(killed.begin(), killed.end(), c->id) == killed.end()) out.push_back(c);
+    }
+    return out;
+  }
+  bool kill(uint64_t id) override {
+    for (const ClientState* c : connected()) {
+      if (c->id == id) {
+        killed.push_back(id);
+        return true;
+      }
+    }
+    return false;
+  }
+  std::vector<uint64_t> killed;
+
+ private:
+  std::vector<ClientState*> states_;
+};
+
+// The lines of a CLIENT LIST reply's bulk string, each cut to `id=N ... cmd=X` fields.
+std::vector<std::string> client_lines(const std::string& reply) {
+  std::vector<std::string> lines;
+  const size_t start = reply.find("\r\n");
+  if (reply.empty() || reply[0] != '$' || start == std::string::npos) return {"not a bulk"};
+  std::string body = reply.substr(start + 2, reply.size() - start - 4);
+  size_t at = 0;
+  while (at < body.size()) {
+    const size_t end = body.find('\n', at);
+    if (end == std::string::npos) return {"unterminated line"};
+    lines.push_back(body.substr(at, end - at));
+    at = end + 1;
+  }
+  return lines;
+}
+
+TEST_F(RespCommandsTest, ClientListAndKill) {
+  make();
+  const NodeId pid = sim_->primary_id();
+  client_.address = "127.0.0.1:5000";
+  client_.local_address = "127.0.0.1:6379";
+  ClientState other;
+  other.id = 5;
+  other.address = "10.0.0.5:4000";
+  other.local_address = "127.0.0.1:6379";
+  other.name = "worker";
+  ClientState link;  // a standby's progress link
+  link.id = 7;
+  link.address = "10.0.0.7:4100";
+  link.local_address = "127.0.0.1:6380";
+  FixedDirectory dir({&client_, &other, &link});
+  primary_->set_client_directory(&dir);
+  EXPECT_EQ(run(*primary_, pid, other, {"GET", "k"}), "$-1\r\n");
+  EXPECT_EQ(run(*primary_, pid, link, {"QUIRE.REPORT", "standby0", "s0:6380", "0", "0", "0"}),
+            "+OK\r\n");
+  EXPECT_TRUE(link.standby_link);
+
+  std::vector<std::string> lines = client_lines(P({"CLIENT", "LIST"}));
+  ASSERT_EQ(lines.size(), 3u) << P({"CLIENT", "LIST"});
+  EXPECT_EQ(lines[0].substr(0, 54), "id=1 addr=127.0.0.1:5000 laddr=127.0.0.1:6379 fd=-1 na");
+  EXPECT_NE(lines[0].find(" flags=N "), std::string::npos);
+  EXPECT_NE(lines[0].find(" cmd=client|list user=default "), std::string::npos);
+  EXPECT_NE(lines[1].find("id=5 addr=10.0.0.5:4000 "), std::string::npos);
+  EXPECT_NE(lines[1].find(" name=worker "), std::string::npos);
+  EXPECT_NE(lines[1].find(" cmd=get "), std::string::npos);
+  EXPECT_NE(lines[2].find(" flags=S "), std::string::npos);
+  EXPECT_NE(lines[2].find(" cmd=quire.report "), std::string::npos);
+  // CLIENT INFO is the caller's line.
+  EXPECT_EQ(client_lines(P({"CLIENT", "INFO"})).size(), 1u);
+
+  lines = client_lines(P({"CLIENT", "LIST", "type", "REPLICA"}));
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0].substr(0, 5), "id=7 ");
+  EXPECT_EQ(client_lines(P({"CLIENT", "LIST", "TYPE", "slave"})), lines);
+  EXPECT_EQ(client_lines(P({"CLIENT", "LIST", "TYPE", "normal"})).size(), 2u);
+  EXPECT_EQ(P({"CLIENT", "LIST", "TYPE", "master"}), "$0\r\n\r\n");
+  EXPECT_EQ(P({"CLIENT", "LIST", "TYPE", "bogus"}), "-ERR Unknown client type 'bogus'\r\n");
+  lines = client_lines(P({"CLIENT", "LIST", "ID", "7", "5", "99", "7"}));
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0].substr(0, 5), "id=7 ");
+  EXPECT_EQ(lines[1].substr(0, 5), "id=5 ");
+  EXPECT_EQ(lines[2].substr(0, 5), "id=7 ");
+  EXPECT_EQ(P({"CLIENT", "LIST", "ID", "x"}), "-ERR Invalid client ID\r\n");
+  EXPECT_EQ(P({"CLIENT", "LIST", "TYPE"}), "-ERR syntax error\r\n");
+  EXPECT_EQ(P({"CLIENT", "LIST", "FOO", "bar"}), "-ERR syntax error\r\n");
+
+  EXPECT_EQ(P({"CLIENT", "KILL", "ID", "0"}), "-ERR client-id should be greater than 0\r\n");
+  EXPECT_EQ(P({"CLIENT", "KILL", "ID", "x"}), "-ERR client-id should be greater than 0\r\n");
+  EXPECT_EQ(P({"CLIENT", "KILL", "ID", "5", "TYPE"}), "-ERR syntax error\r\n");
+  EXPECT_EQ(P({"CLIENT", "KILL", "USER", "bob"}), "-ERR No such user 'bob'\r\n");
+  EXPECT_EQ(P({"CLIENT", "KILL", "TYPE", "x"}), "-ERR Unknown client type 'x'\r\n");
+  EXPECT_EQ(P({"CLIENT", "KILL", "SKIPME", "maybe"}), "-ERR syntax error\r\n");
+  EXPECT_EQ(P({"CLIENT", "KILL", "1.2.3.4:5"}), "-ERR No such client\r\n");
+  EXPECT_EQ(P({"CLIENT", "KILL", "ID", "99"}), ":0\r\n");
+  EXPECT_TRUE(dir.killed.empty());
+  // SKIPME yes by default: the caller, a normal client too, stays.
+  EXPECT_EQ(P({"CLIENT", "KILL", "TYPE", "normal", "USER", "default"}), ":1\r\n");
+  EXPECT_EQ(dir.killed, std::vector<uint64_t>{5});
+  EXPECT_EQ(P({"CLIENT", "KILL", "LADDR", "127.0.0.1:6380", "SKIPME", "no"}), ":1\r\n");
+  EXPECT_EQ(dir.killed, (std::vector<uint64_t>{5, 7}));
+  EXPECT_FALSE(client_.close_after_reply);
+  // The old form may name the caller: it is closed after the reply.
+  EXPECT_EQ(P({"CLIENT", "KILL", "127.0.0.1:5000"}), "+OK\r\n");
+  EXPECT_TRUE(client_.close_after_reply);
+  EXPECT_EQ(dir.killed.size(), 2u);
+}
+
+TEST_F(RespCommandsTest, MemoryUsageAndInfoMemory) {
+  RespCommandsOptions o;
+  o.process_memory = [] {
+    return ProcessMemory{.allocated_bytes = 3u << 20, .resident_bytes = 1000, .allocator = "x-1"};
+  };
+  make(o);
+  EXPECT_EQ(P({"SET", "k", "hello"}), "+OK\r\n");
+  // Its entry in a page: length-prefixed key and value, and the commit timestamp.
+  EXPECT_EQ(P({"MEMORY", "USAGE", "k"}), ":16\r\n");
+  EXPECT_EQ(P({"memory", "usage", "k", "SAMPLES", "0"}), ":16\r\n");
+  EXPECT_EQ(P({"MEMORY", "USAGE", "nosuch"}), "$-1\r\n");
+  EXPECT_EQ(P({"MEMORY", "USAGE", "k", "SAMPLES", "x"}),
+            "-ERR value is not an integer or out of range\r\n");
+  EXPECT_EQ(P({"MEMORY", "USAGE", "k", "SAMPLES", "-1"}), "-ERR syntax error\r\n");
+  EXPECT_EQ(P({"MEMORY", "USAGE", "k", "SAMPLES"}), "-ERR syntax error\r\n");
+  EXPECT_EQ(P({"MEMORY", "USAGE"}),
+            "-ERR wrong number of arguments for 'memory|usage' command\r\n");
+  EXPECT_EQ(P({"MEMORY", "DOCTOR"}), "-ERR unknown subcommand 'DOCTOR'. Try MEMORY HELP.\r\n");
+  EXPECT_EQ(P({"MEMORY", "HELP"}).substr(0, 25), "*6\r\n+MEMORY <subcommand> ");
+  const std::string big(100'000, 'v');
+  EXPECT_EQ(P({"SET", "big", big}), "+OK\r\n");
+  EXPECT_EQ(P({"MEMORY", "USAGE", "big"}), fmt::format(":{}\r\n", 1 + 3 + 3 + 100'000 + 8));
+  catch_up();
+  EXPECT_EQ(S({"MEMORY", "USAGE", "k"}), ":16\r\n");
+
+  const std::string info = P({"INFO", "memory"});
+  EXPECT_NE(info.find("# Memory\r\nused_memory:3145728\r\nused_memory_human:3.00M\r\n"
+                      "used_memory_rss:1000\r\nused_memory_rss_human:1000B\r\nmaxmemory:0\r\n"),
+            std::string::npos)
+      << info;
+  EXPECT_NE(info.find("mem_allocator:x-1\r\n"), std::string::npos);
+  EXPECT_NE(P({"INFO"}).find("# Memory\r\n"), std::string::npos);
+  EXPECT_NE(S({"INFO", "memory"}).find("maxmemory_policy:noeviction\r\n"), std::string::npos);
+}
+
 TEST_F(RespCommandsTest, ConnectionCommands) {
   make();
   EXPECT_EQ(P({"PING"}), "+PONG\r\n");
@@ -199,7 +347,12 @@ TEST_F(RespCommandsTest, ConnectionCommands) {
   EXPECT_EQ(P({"CLIENT", "GETNAME"}), bulk("mine"));
   EXPECT_EQ(P({"CLIENT", "ID"}), ":1\r\n");
   EXPECT_EQ(P({"CLIENT", "ID", "x"}), "-ERR wrong number of arguments for 'client|id' command\r\n");
-  EXPECT_EQ(P({"CLIENT", "KILL"}), "-ERR unknown subcommand 'KILL'. Try CLIENT HELP.\r\n");
+  EXPECT_EQ(P({"CLIENT", "KILL"}), "-ERR wrong number of arguments for 'client|kill' command\r\n");
+  EXPECT_EQ(P({"CLIENT", "PAUSE", "1"}), "-ERR unknown subcommand 'PAUSE'. Try CLIENT HELP.\r\n");
+  // No process to measure (the simulator): INFO memory has only the limits.
+  EXPECT_EQ(
+      P({"INFO", "memory"}),
+      bulk("# Memory\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\n"));
   EXPECT_NE(P({"CLIENT", "INFO"}).find("id=1 "), std::string::npos);
   EXPECT_EQ(P({"SELECT", "15"}), "+OK\r\n");
   EXPECT_EQ(client_.db, 15u);

@@ -288,6 +288,56 @@ TEST(RespSimServer, StopWithStartedCommandsInFlight) {
   EXPECT_EQ(end.code(), Code::kUnavailable) << end.to_string();
 }
 
+// The directory lists the connected clients; a kill closes that connection (its task ends
+// and it leaves the count at once), not the others.
+TEST(RespSimServer, DirectoryListsAndKillsClients) {
+  SimServer s;
+  ASSERT_TRUE(s.run([&]() -> Task<void> {
+    Env& env = s.client_env();
+    std::unique_ptr<StreamConnection> a = co_await connect_client(env, kServerAddress);
+    std::unique_ptr<StreamConnection> b = co_await connect_client(env, kServerAddress);
+    if (!a || !b) co_return;
+    std::string ping = "PING\r\n";
+    const std::string pong = echo_reply({"PING"});
+    for (StreamConnection* c : {a.get(), b.get()}) {  // both admitted and served
+      EXPECT_TRUE(c->write(bytes_of(ping)).is_ok());
+      std::string got;
+      Status end;
+      co_await read_bytes(*c, pong.size(), &got, &end, env.executor().deadline_after(5s));
+      EXPECT_EQ(got, pong);
+    }
+    ClientDirectory& dir = s.server->directory();
+    std::vector<const ClientState*> listed = dir.connected();
+    EXPECT_EQ(listed.size(), 2u);
+    if (listed.size() != 2) co_return;
+    const uint64_t first = listed[0]->id;
+    const uint64_t second = listed[1]->id;
+    EXPECT_LT(first, second);
+    EXPECT_EQ(listed[0]->commands, 1u);
+    EXPECT_TRUE(dir.kill(first));
+    EXPECT_FALSE(dir.kill(first));  // already killed
+    EXPECT_FALSE(dir.kill(999));
+    EXPECT_EQ(s.server->stats().connected_clients, 1u);
+    listed = dir.connected();
+    EXPECT_EQ(listed.size(), 1u);
+    if (!listed.empty()) {
+      EXPECT_EQ(listed[0]->id, second);
+    }
+    // The first connection ends; the second is still served.
+    std::string got;
+    Status end;
+    co_await read_to_end(*a, &got, &end, env.executor().deadline_after(5s));
+    EXPECT_EQ(end.code(), Code::kUnavailable) << end.to_string();
+    EXPECT_TRUE(b->write(bytes_of(ping)).is_ok());
+    got.clear();
+    co_await read_bytes(*b, pong.size(), &got, &end, env.executor().deadline_after(5s));
+    EXPECT_EQ(got, pong);
+    co_await env.executor().sleep(100ms);
+    EXPECT_EQ(s.server->stats().connected_clients, 1u);  // counted once
+    EXPECT_EQ(s.server->directory().connected().size(), 1u);
+  }));
+}
+
 TEST(RespSimServer, SameSeedSameRun) {
   auto run = [](uint64_t seed) {
     SimServer s({}, seed);
