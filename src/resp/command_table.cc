@@ -116,6 +116,11 @@ constexpr ArgDoc kConfigSetPair[] = {{"parameter", "string"}, {"value", "string"
 constexpr ArgDoc kConfigSetArgs[] = {
     {"parameter_value", "block", {}, kMulti, -1, {}, kConfigSetPair}};
 constexpr ArgDoc kCommandNames[] = {{"command-name", "string", {}, kOpt | kMulti}};
+constexpr ArgDoc kCommandListFilters[] = {{"module-name", "string", "MODULE"},
+                                          {"category", "string", "ACLCAT"},
+                                          {"pattern", "pattern", "PATTERN"}};
+constexpr ArgDoc kCommandListArgs[] = {
+    {"filterby", "oneof", "FILTERBY", kOpt, -1, {}, kCommandListFilters}};
 constexpr ArgDoc kRotateKekArgs[] = {{"gap-ms", "integer", {}, kOpt}};
 constexpr ArgDoc kSealArgs[] = {{"count", "integer", {}, kOpt}};
 constexpr ArgDoc kReportArgs[] = {{"name", "string"},
@@ -157,6 +162,10 @@ constexpr SubcommandSpec kConfigSubcommands[] = {
 };
 constexpr SubcommandSpec kCommandSubcommands[] = {
     {"count", 2, "2.8.13", "Get total number of commands", "O(1)"},
+    {"list", -2, "7.0.0", "Get an array of command names", "O(N) where N is the number of commands",
+     kCommandListArgs},
+    {"getkeys", -4, "2.8.13", "Extract keys given a full command",
+     "O(N) where N is the number of arguments to the command"},
     {"docs", -2, "7.0.0", "Get array of specific command documentation",
      "O(N) where N is the number of commands to look up", kCommandNames},
     {"info", -2, "2.8.13",

@@ -204,6 +204,8 @@ class RespCommands : public CommandHandler {
   Task<std::string> keyspace_lines();
   void cmd_config(Args& a, ReplyWriter& out);
   void cmd_command(Args& a, ReplyWriter& out);
+  void command_list(Args& a, ReplyWriter& out);
+  void command_getkeys(Args& a, ReplyWriter& out);
   void cmd_role(ReplyWriter& out);
   Task<void> cmd_wait(Args& a, ClientState& c, ReplyWriter& out);
   Task<void> cmd_quire(const CommandSpec& spec, Args& a, ReplyWriter& out);

@@ -130,6 +130,9 @@ void flags_array(uint32_t flags, ReplyWriter& out) {
   }
 }
 
+void subcommand_info(std::string_view container, uint32_t container_flags,
+                     const SubcommandSpec& sub, ReplyWriter& out);
+
 // COMMAND INFO's ten fields. A subcommand (`name` "client|id") has its container's flags
 // and its own, and its own key positions.
 void command_info_fields(std::string_view name, int arity, uint32_t flags, int first_key,
@@ -146,10 +149,14 @@ void command_info_fields(std::string_view name, int arity, uint32_t flags, int f
   out.array(0);  // tips
   out.array(0);  // key specs
   out.array(subs.size());
-  for (const SubcommandSpec& sub : subs) {
-    command_info_fields(fmt::format("{}|{}", container, sub.name), sub.arity, flags | sub.flags,
-                        sub.first_key, sub.last_key, sub.key_step, {}, {}, out);
-  }
+  for (const SubcommandSpec& sub : subs) subcommand_info(container, flags, sub, out);
+}
+
+void subcommand_info(std::string_view container, uint32_t container_flags,
+                     const SubcommandSpec& sub, ReplyWriter& out) {
+  command_info_fields(fmt::format("{}|{}", container, sub.name), sub.arity,
+                      container_flags | sub.flags, sub.first_key, sub.last_key, sub.key_step, {},
+                      {}, out);
 }
 
 void command_info_entry(const CommandSpec& c, ReplyWriter& out) {
@@ -265,8 +272,7 @@ void RespCommands::cmd_command(Args& a, ReplyWriter& out) {
     for (size_t j = 2; j < a.size(); j++) {
       const Looked l = look_up(a[j]);
       if (l.sub != nullptr) {
-        command_info_fields(fmt::format("{}|{}", l.command->name, l.sub->name), l.sub->arity,
-                            l.command->flags, 0, 0, 0, {}, {}, out);
+        subcommand_info(l.command->name, l.command->flags, *l.sub, out);
       } else if (l.command != nullptr) {
         command_info_entry(*l.command, out);
       } else {
@@ -292,18 +298,98 @@ void RespCommands::cmd_command(Args& a, ReplyWriter& out) {
         docs_fields(c.name, c.summary, c.since, c.group, c.complexity, c.args, c.subcommands, out);
       }
     }
+  } else if (sub == "list") {
+    command_list(a, out);
+  } else if (sub == "getkeys") {
+    command_getkeys(a, out);
   } else {
     help_reply({"COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
                 "(no subcommand)", "    Return details about all commands.", "COUNT",
-                "    Return the total number of commands in this server.",
-                "INFO [<command-name> ...]", "    Return details about multiple commands.",
+                "    Return the total number of commands in this server.", "LIST",
+                "    Return a list of all commands in this server.", "INFO [<command-name> ...]",
+                "    Return details about multiple commands.",
                 "    If no command names are given, documentation details for all",
                 "    commands are returned.", "DOCS [<command-name> ...]",
                 "    Return documentation details about multiple commands.",
                 "    If no command names are given, documentation details for all",
-                "    commands are returned.", "HELP", "    Print this help."},
+                "    commands are returned.", "GETKEYS <full-command>",
+                "    Return the keys from a full command.", "HELP", "    Print this help."},
                out);
   }
+}
+
+// COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN pattern], as Redis 7.0:
+// every command and subcommand name; Quire has no modules and no ACL categories, so those
+// filters match nothing; a pattern matches the full name ("client|id") without case.
+void RespCommands::command_list(Args& a, ReplyWriter& out) {
+  enum class Filter : uint8_t { kNone, kNothing, kPattern } filter = Filter::kNone;
+  std::string_view pattern;
+  for (size_t i = 2; i < a.size(); i++) {
+    if (iequals(c_string(a[i]), "filterby") && a.size() - 1 - i == 2) {
+      const std::string_view type = c_string(a[i + 1]);
+      if (iequals(type, "module") || iequals(type, "aclcat")) {
+        filter = Filter::kNothing;
+      } else if (iequals(type, "pattern")) {
+        filter = Filter::kPattern;
+        pattern = c_string(a[i + 2]);  // Redis matches sdslen of the C string's copy
+      } else {
+        out.err("syntax error");
+        return;
+      }
+      i += 2;
+    } else {
+      out.err("syntax error");
+      return;
+    }
+  }
+  std::vector<std::string> names;
+  const auto add = [&](std::string name) {
+    if (filter == Filter::kNothing) return;
+    if (filter == Filter::kPattern && !glob_match(pattern, name, /*nocase=*/true)) return;
+    names.push_back(std::move(name));
+  };
+  for (const CommandSpec& c : command_table()) {
+    add(std::string(c.name));
+    for (const SubcommandSpec& sub : c.subcommands) add(fmt::format("{}|{}", c.name, sub.name));
+  }
+  out.array(names.size());
+  for (const std::string& n : names) out.bulk(n);
+}
+
+// COMMAND GETKEYS command [arg ...]: the keys the command names, from the table's key
+// positions, with Redis 7.0's checks and messages.
+void RespCommands::command_getkeys(Args& a, ReplyWriter& out) {
+  const CommandSpec* c = find_command(lower(a[2]));
+  const SubcommandSpec* sub = nullptr;
+  if (c != nullptr && !c->subcommands.empty() && a.size() >= 4) {
+    sub = find_subcommand(*c, lower(a[3]));
+    if (sub == nullptr) c = nullptr;  // Redis looks a container's subcommand up first
+  }
+  if (c == nullptr) {
+    out.err("Invalid command specified");
+    return;
+  }
+  const int first = sub != nullptr ? sub->first_key : c->first_key;
+  const int last = sub != nullptr ? sub->last_key : c->last_key;
+  const int step = sub != nullptr ? sub->key_step : c->key_step;
+  const int arity = sub != nullptr ? sub->arity : c->arity;
+  if (first == 0) {
+    out.err("The command has no key arguments");
+    return;
+  }
+  const size_t argc = a.size() - 2;
+  if (!arity_ok(arity, argc)) {
+    out.err("Invalid number of arguments specified for command");
+    return;
+  }
+  // Redis's range key spec: from `first` to `last` (negative: counted from the end).
+  const int64_t end = last >= 0 ? last : static_cast<int64_t>(argc) + last;
+  std::vector<size_t> positions;
+  for (int64_t j = first; j <= end && j < static_cast<int64_t>(argc); j += step) {
+    positions.push_back(static_cast<size_t>(j));
+  }
+  out.array(positions.size());
+  for (size_t j : positions) out.bulk(a[j + 2]);
 }
 
 // ---- WAIT --------------------------------------------------------------------------------

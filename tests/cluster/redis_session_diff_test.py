@@ -86,8 +86,9 @@ DOC_CLIENT_SUBS = ("no PAUSE, UNPAUSE, REPLY, TRACKING, CACHING, GETREDIR, TRACK
                    "does not know")
 DOC_COMMAND_FLAGS = ("Flags are Quire's own (what a node answers while loading or without a "
                      "primary)")
-DOC_COMMAND = ("no ACL categories, tips, key specs or doc history; no COMMAND GETKEYS, "
-               "GETKEYSANDFLAGS or LIST")
+DOC_COMMAND = ("no ACL categories, tips, key specs or doc history; no COMMAND "
+               "GETKEYSANDFLAGS")
+DOC_COMMAND_ACLCAT = "`COMMAND LIST FILTERBY ACLCAT` answers an empty list"
 DOC_SET_ARGS = "The arguments are Redis 7.0's (SET's without the expiration)"
 DOC_OTHERS = ("Quire implements the commands listed above; others answer Redis's "
               "unknown-command error,")
@@ -109,7 +110,7 @@ def docs_problems():
     return ["docs/redis.md no longer says: %s" % d for d in
             (DOC_HELLO, DOC_HELLO_REPLY, DOC_CLIENT, DOC_CONFIG, DOC_INFO, DOC_NO, DOC_UNKNOWN,
              DOC_AUTH, DOC_CLIENT_SUBS, DOC_COMMAND_FLAGS, DOC_COMMAND, DOC_SET_ARGS,
-             DOC_OTHERS, DOC_MEMORY, DOC_MEMORY_SUBS)
+             DOC_OTHERS, DOC_MEMORY, DOC_MEMORY_SUBS, DOC_COMMAND_ACLCAT)
             if d not in text]
 
 
@@ -342,13 +343,35 @@ def cases_nopass():
     case("COMMAND (Quire's whole table against Redis's)", S("COMMAND", how="command_info"))
     case("COMMAND subcommands", S("COMMAND", "FOO"), S("command", "foo", "bar"),
          S("COMMAND", b"a\x00b"), S("COMMAND", "COUNT", "x"), S("COMMAND", "HELP", how="help"))
-    case("COMMAND GETKEYS (documented: none)",
-         doc_no_subcommand("COMMAND", "GETKEYS", "set", "a", "b"),
-         doc_no_subcommand("COMMAND", "GETKEYS", "mget", "a", "b"),
-         doc_no_subcommand("COMMAND", "GETKEYS"))
+    case("COMMAND GETKEYS",
+         S("COMMAND", "GETKEYS", "set", "a", "b"), S("COMMAND", "GETKEYS", "SET", "a", "b", "NX"),
+         S("COMMAND", "GETKEYS", "mget", "a", "b"), S("COMMAND", "GETKEYS", "mset", "a", "1", "b", "2"),
+         S("COMMAND", "GETKEYS", "mset", "a", "1", "b"), S("COMMAND", "GETKEYS", "msetnx", "a", "1"),
+         S("COMMAND", "GETKEYS", "del", "a", "b", "c"), S("COMMAND", "GETKEYS", "rename", "a", "b"),
+         S("COMMAND", "GETKEYS", "getex", "k", "persist"),
+         S("COMMAND", "GETKEYS", "setrange", "k", "1", "v"),
+         S("COMMAND", "GETKEYS", "memory", "usage", "k"),
+         S("COMMAND", "GETKEYS", "MEMORY", "USAGE", "k", "SAMPLES", "5"),
+         S("COMMAND", "GETKEYS", "get"), S("COMMAND", "GETKEYS"), S("COMMAND", "GETKEYS", "get", "a", "b"),
+         S("COMMAND", "GETKEYS", "set", "a"), S("COMMAND", "GETKEYS", "ping", "x"),
+         S("COMMAND", "GETKEYS", "scan", "0"), S("COMMAND", "GETKEYS", "keys", "*"),
+         S("COMMAND", "GETKEYS", "nosuch", "a"), S("COMMAND", "GETKEYS", "client", "list"),
+         S("COMMAND", "GETKEYS", "client", "foo", "x"), S("COMMAND", "GETKEYS", "memory", "usage"),
+         S("COMMAND", "GETKEYS", b"get\x00x", "a"), S("PING"))
     case("COMMAND GETKEYSANDFLAGS (documented: none)",
          doc_no_subcommand("COMMAND", "GETKEYSANDFLAGS", "set", "a", "b"))
-    case("COMMAND LIST (documented: none)", doc_no_subcommand("COMMAND", "LIST"))
+    case("COMMAND LIST", S("COMMAND", "LIST", how="command_list"),
+         S("command", "list", "filterby", "pattern", "get*", how="command_list"),
+         S("COMMAND", "LIST", "FILTERBY", "PATTERN", "CLIENT|*", how="command_list"),
+         S("COMMAND", "LIST", "FILTERBY", "PATTERN", "nosuch*"),
+         S("COMMAND", "LIST", "FILTERBY", "MODULE", "nosuch"),
+         S("COMMAND", "LIST", "FILTERBY", "ACLCAT", "nosuch"),
+         S("COMMAND", "LIST", "FILTERBY", "ACLCAT", "string",
+           doc=Doc(lambda q: q[0] == "array" and not q[1], "[] (an empty list)",
+                   DOC_COMMAND_ACLCAT, True)),
+         S("COMMAND", "LIST", "FILTERBY"), S("COMMAND", "LIST", "FILTERBY", "PATTERN"),
+         S("COMMAND", "LIST", "FILTERBY", "FOO", "x"), S("COMMAND", "LIST", "FOO"),
+         S("COMMAND", "LIST", "FILTERBY", "PATTERN", "a", "extra"), S("PING"))
     # -- INFO
     case("INFO",
          S("INFO", how="info",

@@ -326,6 +326,38 @@ TEST_F(RespCommandsTest, MemoryUsageAndInfoMemory) {
   EXPECT_NE(S({"INFO", "memory"}).find("maxmemory_policy:noeviction\r\n"), std::string::npos);
 }
 
+TEST_F(RespCommandsTest, CommandListAndGetKeys) {
+  make();
+  const std::string all = P({"COMMAND", "LIST"});
+  EXPECT_NE(all.find(bulk("get")), std::string::npos);
+  EXPECT_NE(all.find(bulk("client|kill")), std::string::npos);
+  EXPECT_NE(all.find(bulk("memory|usage")), std::string::npos);
+  EXPECT_NE(all.find(bulk("quire.status")), std::string::npos);
+  EXPECT_EQ(P({"COMMAND", "LIST", "FILTERBY", "PATTERN", "MEMORY|*"}),
+            "*2\r\n" + bulk("memory|usage") + bulk("memory|help"));
+  EXPECT_EQ(P({"COMMAND", "LIST", "FILTERBY", "ACLCAT", "string"}), "*0\r\n");
+  EXPECT_EQ(P({"COMMAND", "LIST", "FILTERBY", "MODULE", "m"}), "*0\r\n");
+  EXPECT_EQ(P({"COMMAND", "LIST", "FILTERBY", "FOO", "x"}), "-ERR syntax error\r\n");
+  EXPECT_EQ(P({"COMMAND", "LIST", "FILTERBY", "PATTERN"}), "-ERR syntax error\r\n");
+
+  EXPECT_EQ(P({"COMMAND", "GETKEYS", "SET", "a", "b", "NX"}), "*1\r\n" + bulk("a"));
+  EXPECT_EQ(P({"COMMAND", "GETKEYS", "mset", "a", "1", "b", "2"}),
+            "*2\r\n" + bulk("a") + bulk("b"));
+  EXPECT_EQ(P({"COMMAND", "GETKEYS", "del", "a", "b", "c"}),
+            "*3\r\n" + bulk("a") + bulk("b") + bulk("c"));
+  EXPECT_EQ(P({"COMMAND", "GETKEYS", "memory", "usage", "k"}), "*1\r\n" + bulk("k"));
+  EXPECT_EQ(P({"COMMAND", "GETKEYS", "get"}),
+            "-ERR wrong number of arguments for 'command|getkeys' command\r\n");
+  EXPECT_EQ(P({"COMMAND", "GETKEYS", "get", "a", "b"}),
+            "-ERR Invalid number of arguments specified for command\r\n");
+  EXPECT_EQ(P({"COMMAND", "GETKEYS", "ping", "x"}), "-ERR The command has no key arguments\r\n");
+  EXPECT_EQ(P({"COMMAND", "GETKEYS", "lpush", "a", "b"}), "-ERR Invalid command specified\r\n");
+  EXPECT_EQ(P({"COMMAND", "GETKEYS", "client", "foo", "x"}), "-ERR Invalid command specified\r\n");
+  // A subcommand's own key positions and flags, in COMMAND INFO too.
+  EXPECT_EQ(P({"COMMAND", "INFO", "memory|usage"}).substr(0, 60),
+            "*1\r\n*10\r\n$12\r\nmemory|usage\r\n:-3\r\n*1\r\n+readonly\r\n:2\r\n:2\r\n:1\r\n");
+}
+
 TEST_F(RespCommandsTest, ConnectionCommands) {
   make();
   EXPECT_EQ(P({"PING"}), "+PONG\r\n");
@@ -989,7 +1021,8 @@ TEST_F(RespCommandsTest, ServerCommands) {
             "-ERR wrong number of arguments for 'client|help' command\r\n");
   EXPECT_EQ(P({"CLIENT", std::string("a\0b", 3)}),
             "-ERR unknown subcommand 'a'. Try CLIENT HELP.\r\n");
-  EXPECT_EQ(P({"COMMAND", "list"}), "-ERR unknown subcommand 'list'. Try COMMAND HELP.\r\n");
+  EXPECT_EQ(P({"COMMAND", "getkeysandflags", "get", "k"}),
+            "-ERR unknown subcommand 'getkeysandflags'. Try COMMAND HELP.\r\n");
   // CONFIG RESETSTAT: INFO stats counts from it (the INFO itself is the one command).
   EXPECT_EQ(P({"PING"}), "+PONG\r\n");
   EXPECT_EQ(P({"CONFIG", "RESETSTAT"}), "+OK\r\n");
