@@ -184,6 +184,14 @@ constexpr std::array kCommands = {
                 "Returns the given string.", kO1, kEchoArgs},
     CommandSpec{CommandId::kQuit, "quit", -1, kConn | kFlagNoAuth, 0, 0, 0, "connection", "1.0.0",
                 "Closes the connection.", kO1},
+    CommandSpec{CommandId::kMulti, "multi", 1, kConn, 0, 0, 0, "transactions", "1.2.0",
+                "Starts a transaction.", kO1},
+    CommandSpec{CommandId::kExec, "exec", 1, kFlagLoading | kFlagStale, 0, 0, 0, "transactions",
+                "1.2.0",
+                "Executes all commands in a transaction (their writes as one atomic batch).",
+                "Depends on commands in the transaction"},
+    CommandSpec{CommandId::kDiscard, "discard", 1, kConn, 0, 0, 0, "transactions", "2.0.0",
+                "Discards a transaction.", "O(N), when N is the number of queued commands"},
     CommandSpec{CommandId::kHello, "hello", -1, kConn | kFlagNoAuth, 0, 0, 0, "connection", "6.0.0",
                 "Handshakes with the server (RESP2 only).", kO1, kHelloArgs},
     CommandSpec{CommandId::kAuth, "auth", -2, kConn | kFlagNoAuth, 0, 0, 0, "connection", "1.0.0",
@@ -398,6 +406,16 @@ const SubcommandSpec* find_subcommand(const CommandSpec& c, std::string_view low
     if (sub.name == lower_name) return &sub;
   }
   return nullptr;
+}
+
+std::vector<size_t> key_positions(int first, int last, int step, size_t argc) {
+  std::vector<size_t> positions;
+  if (first <= 0 || step <= 0) return positions;
+  const int64_t end = last >= 0 ? last : static_cast<int64_t>(argc) + last;
+  for (int64_t j = first; j <= end && j < static_cast<int64_t>(argc); j += step) {
+    positions.push_back(static_cast<size_t>(j));
+  }
+  return positions;
 }
 
 bool arity_ok(int arity, size_t args) {

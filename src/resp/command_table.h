@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <vector>
 
 namespace quire::resp {
 
@@ -13,6 +14,9 @@ enum class CommandId : uint8_t {
   kPing,
   kEcho,
   kQuit,
+  kMulti,
+  kExec,
+  kDiscard,
   kHello,
   kAuth,
   kSelect,
@@ -138,6 +142,10 @@ std::span<const CommandSpec> command_table();
 const CommandSpec* find_command(std::string_view lower_name);
 // The subcommand of `c` named `lower_name` (already lower case), or null.
 const SubcommandSpec* find_subcommand(const CommandSpec& c, std::string_view lower_name);
+// The argument positions of the keys of a command of `argc` arguments (its name included)
+// whose key positions are first, last (negative: from the end) and step; none when first
+// is 0.
+std::vector<size_t> key_positions(int first, int last, int step, size_t argc);
 // True when `args` (the name included) satisfies `arity`.
 bool arity_ok(int arity, size_t args);
 // The flag names COMMAND lists for `flags` ("write", "readonly", "fast", ...), in order.

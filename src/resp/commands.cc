@@ -231,23 +231,54 @@ Task<void> RespCommands::execute(std::vector<std::string> args, ClientState& cli
   }
   const CommandSpec* spec = find_command(lower(args[0]));
   note_command(client, spec, args);
-  if (spec == nullptr) {
+  // After MULTI a refused command discards the transaction (EXEC answers EXECABORT).
+  const auto refused = [&] {
     commands_rejected_++;
+    if (client.multi) client.multi->dirty = true;
+  };
+  if (spec == nullptr) {
+    refused();
     out.err(unknown_command_message(args));
     co_return;
   }
-  if (!arity_ok(spec->arity, args.size())) {
+  // Redis 7.0 answers a refused EXEC with EXECABORT and the refusal, and drops the
+  // transaction (even without one: EXEC before AUTH).
+  const auto exec_refused = [&](std::string_view error) {
     commands_rejected_++;
-    out.err(fmt::format("wrong number of arguments for '{}' command", spec->name));
+    client.multi.reset();
+    out.error(fmt::format("EXECABORT Transaction discarded because of: {}", error));
+  };
+  if (!arity_ok(spec->arity, args.size())) {
+    const std::string e = fmt::format("wrong number of arguments for '{}' command", spec->name);
+    if (spec->id == CommandId::kExec) {
+      exec_refused(e);
+      co_return;
+    }
+    refused();
+    out.err(e);
     co_return;
   }
   if (std::optional<std::string> e = subcommand_error(*spec, args)) {
-    commands_rejected_++;
+    refused();
     out.err(*e);
     co_return;
   }
-  if (!admit(*spec, client, out)) {
-    commands_rejected_++;
+  ReplyWriter refusal;
+  if (!admit(*spec, client, refusal)) {
+    if (spec->id == CommandId::kExec) {
+      std::string_view e = refusal.buffer();  // "-NOAUTH ...\r\n"
+      e.remove_prefix(1);
+      e.remove_suffix(2);
+      exec_refused(e);
+      co_return;
+    }
+    refused();
+    out.buffer() += refusal.buffer();
+    co_return;
+  }
+  if (client.multi && spec->id != CommandId::kExec && spec->id != CommandId::kDiscard &&
+      spec->id != CommandId::kMulti && spec->id != CommandId::kQuit) {
+    queue_in_multi(*spec, args, client, out);
     co_return;
   }
   commands_executed_++;
@@ -255,11 +286,12 @@ Task<void> RespCommands::execute(std::vector<std::string> args, ClientState& cli
 }
 
 bool RespCommands::execute_now(Args& args, ClientState& client, ReplyWriter& out) {
-  if (args.empty()) return false;
+  if (args.empty() || client.multi) return false;  // execute() queues after MULTI
   const CommandSpec* spec = find_command(lower(args[0]));
   note_command(client, spec, args);
   if (spec == nullptr || !arity_ok(spec->arity, args.size())) return false;
   if (subcommand_error(*spec, args)) return false;  // execute() answers it
+  if (spec->id == CommandId::kExec) return false;    // even refused: execute() answers it
   if (!admit(*spec, client, out)) {
     commands_rejected_++;
     return true;
@@ -320,6 +352,22 @@ bool RespCommands::run_immediate(const CommandSpec& spec, Args& a, ClientState& 
     case CommandId::kQuit:
       c.close_after_reply = true;
       out.ok();
+      return true;
+    case CommandId::kMulti:
+      if (c.multi) {
+        out.err("MULTI calls can not be nested");
+      } else {
+        c.multi.emplace();
+        out.ok();
+      }
+      return true;
+    case CommandId::kDiscard:
+      if (!c.multi) {
+        out.err("DISCARD without MULTI");
+      } else {
+        c.multi.reset();
+        out.ok();
+      }
       return true;
     case CommandId::kHello:
       cmd_hello(a, c, out);
@@ -442,6 +490,8 @@ Task<void> RespCommands::run(const CommandSpec& spec, Args& a, ClientState& c, R
       co_return co_await cmd_wait(a, c, out);
     case CommandId::kMemory:
       co_return co_await cmd_memory(a, c, out);
+    case CommandId::kExec:
+      co_return co_await cmd_exec(c, out);
     case CommandId::kQuireReport:
       c.standby_link = true;  // CLIENT LIST: a replica's link
       co_return co_await cmd_quire(spec, a, out);
@@ -620,14 +670,16 @@ std::string RespCommands::client_info_line(const ClientState& c) {
   }
   std::string flags;
   if (c.standby_link) flags += 'S';
+  if (c.multi) flags += 'x';
   if (c.close_after_reply) flags += 'c';
   if (flags.empty()) flags = "N";
   return fmt::format(
       "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 "
-      "multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 "
+      "multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 "
       "tot-mem=0 events=r cmd={} user=default redir=-1 resp=2",
       c.id, c.address, c.local_address, c.name, secs(now - c.connected_at).count(),
-      secs(now - c.last_command_at).count(), flags, c.db, cmd);
+      secs(now - c.last_command_at).count(), flags, c.db,
+      c.multi ? static_cast<int64_t>(c.multi->queued.size()) : -1, cmd);
 }
 
 namespace {
@@ -802,6 +854,33 @@ void RespCommands::read_failed(const Status& st, ReplyWriter& out) {
 }
 
 Task<Result<std::vector<std::optional<std::string>>>> RespCommands::read_keys(
+    ClientState& c, std::vector<std::string> keys) {
+  if (c.exec == nullptr) co_return co_await read_keys_at(c.db, std::move(keys));
+  // Inside EXEC: the transaction's own writes first, the node for the rest.
+  ExecOverlay& tx = *c.exec;
+  std::vector<std::optional<std::string>> values(keys.size());
+  std::vector<std::string> missing;
+  std::vector<size_t> missing_at;
+  for (size_t i = 0; i < keys.size(); i++) {
+    if (auto it = tx.values.find(keys[i]); it != tx.values.end()) {
+      values[i] = it->second;
+    } else {
+      missing.push_back(keys[i]);
+      missing_at.push_back(i);
+    }
+  }
+  if (!missing.empty()) {
+    auto read = co_await read_keys_at(c.db, std::move(missing));
+    if (!read.is_ok()) {
+      if (tx.failed.is_ok()) tx.failed = read.status();
+      co_return read.status();
+    }
+    for (size_t j = 0; j < missing_at.size(); j++) values[missing_at[j]] = std::move((*read)[j]);
+  }
+  co_return values;
+}
+
+Task<Result<std::vector<std::optional<std::string>>>> RespCommands::read_keys_at(
     uint32_t db, std::vector<std::string> keys) {
   const TableId table = db_table(db);
   Status last;
@@ -883,11 +962,11 @@ Task<Result<uint64_t>> RespCommands::count_keys(uint32_t db) {
   co_return last;
 }
 
-Task<std::optional<std::optional<std::string>>> RespCommands::read_one(uint32_t db,
+Task<std::optional<std::optional<std::string>>> RespCommands::read_one(ClientState& c,
                                                                        const std::string& key,
                                                                        ReplyWriter& out) {
   std::vector<std::string> keys{key};
-  auto read = co_await read_keys(db, std::move(keys));
+  auto read = co_await read_keys(c, std::move(keys));
   if (!read.is_ok()) {
     read_failed(read.status(), out);
     co_return std::nullopt;
@@ -895,21 +974,28 @@ Task<std::optional<std::optional<std::string>>> RespCommands::read_one(uint32_t 
   co_return std::move((*read)[0]);
 }
 
-Task<std::optional<RespCommands::LockedRead>> RespCommands::read_locked(uint32_t db,
+Task<std::optional<RespCommands::LockedRead>> RespCommands::read_locked(ClientState& c,
                                                                         const std::string& key,
                                                                         ReplyWriter& out) {
   std::vector<std::string> keys{key};
   auto held =
-      co_await lock_for_write(db, LockMode::kShared, std::move(keys), LockMode::kExclusive, out);
+      co_await lock_for_write(c, LockMode::kShared, std::move(keys), LockMode::kExclusive, out);
   if (!held) co_return std::nullopt;
-  auto value = co_await read_one(db, key, out);
+  auto value = co_await read_one(c, key, out);
   if (!value) co_return std::nullopt;
   co_return LockedRead{std::move(*held), std::move(*value)};
 }
 
-Task<std::optional<HeldLocks>> RespCommands::lock_for_write(uint32_t db, LockMode db_mode,
+Task<std::optional<HeldLocks>> RespCommands::lock_for_write(ClientState& c, LockMode db_mode,
                                                             std::vector<std::string> keys,
                                                             LockMode mode, ReplyWriter& out) {
+  if (c.exec != nullptr) co_return HeldLocks();  // EXEC holds every key of the transaction
+  co_return co_await lock_keys_at(c.db, db_mode, std::move(keys), mode, out);
+}
+
+Task<std::optional<HeldLocks>> RespCommands::lock_keys_at(uint32_t db, LockMode db_mode,
+                                                          std::vector<std::string> keys,
+                                                          LockMode mode, ReplyWriter& out) {
   const Deadline deadline = node_.env().executor().deadline_after(options_.lock_wait_max);
   auto held = co_await locks_.lock(db, db_mode, std::move(keys), mode, deadline);
   if (!held.is_ok()) {
@@ -972,6 +1058,16 @@ Task<std::optional<Primary::QueuedWrite>> RespCommands::enqueue(std::vector<LogW
 
 Task<std::optional<Timestamp>> RespCommands::commit(std::vector<LogWrite> batch, ClientState& c,
                                                     ReplyWriter& out) {
+  if (c.exec != nullptr) {
+    if (!within_limits(batch, out)) co_return std::nullopt;
+    ExecOverlay& tx = *c.exec;
+    for (LogWrite& w : batch) {
+      QUIRE_ASSERT(w.table == db_table(tx.db));  // a transaction runs in one database
+      auto [it, fresh] = tx.values.insert_or_assign(w.key, std::move(w.value));
+      if (fresh) tx.order.push_back(it->first);
+    }
+    co_return Timestamp();
+  }
   std::optional<Primary::QueuedWrite> queued = co_await enqueue(std::move(batch), out);
   if (!queued) co_return std::nullopt;
   Result<Timestamp> r = co_await queued->outcome();

@@ -77,6 +77,10 @@ struct RespCommandsOptions {
   size_t scan_chunk_rows = 64;
   size_t scan_count_max = 10'000;
   size_t scan_cursors_max = 16'384;
+  // MULTI: at most this many commands, and bytes of their arguments, are queued (past
+  // either the command is refused and EXEC aborts).
+  size_t multi_commands_max = 10'000;
+  size_t multi_bytes_max = size_t{16} << 20;
   // KEYS refuses to answer more keys than this (use SCAN).
   size_t keys_reply_max = 1'000'000;
   // A snapshot read (MGET, DBSIZE) that a checkpoint overtook is retried this many times.
@@ -93,6 +97,16 @@ struct RespCommandsOptions {
   std::function<std::vector<StandbyProgress>()> standby_progress;
   // INFO memory's figures. Unset (the simulator): the section has only the limits.
   std::function<ProcessMemory()> process_memory;
+};
+
+// A transaction's effects while EXEC runs its commands one after the other: reads of its
+// keys see its own writes first; writes join it instead of committing (EXEC commits them as
+// one batch). A read that fails stops the transaction, uncommitted.
+struct ExecOverlay {
+  uint32_t db = 0;
+  std::map<std::string, std::optional<std::string>> values;  // nullopt: deleted
+  std::vector<std::string> order;                            // keys, first write first
+  Status failed;
 };
 
 // The tables databases 0..databases-1 map to.
@@ -158,6 +172,9 @@ class RespCommands : public CommandHandler {
   void cmd_auth(Args& a, ClientState& c, ReplyWriter& out);
   void cmd_select(Args& a, ClientState& c, ReplyWriter& out);
   void cmd_client(Args& a, ClientState& c, ReplyWriter& out);
+  // MULTI's queueing of one admitted command (or its refusal), EXEC, DISCARD.
+  void queue_in_multi(const CommandSpec& spec, Args& a, ClientState& c, ReplyWriter& out);
+  Task<void> cmd_exec(ClientState& c, ReplyWriter& out);
   // CLIENT INFO's line for `c` (CLIENT LIST's lines), without the newline.
   std::string client_info_line(const ClientState& c);
   void client_list(Args& a, ClientState& c, ReplyWriter& out);
@@ -218,7 +235,11 @@ class RespCommands : public CommandHandler {
 
   // ---- Helpers ----
   // Reads `keys` of `db` at one timestamp (a snapshot), on the primary or a standby.
-  Task<Result<std::vector<std::optional<std::string>>>> read_keys(uint32_t db,
+  Task<Result<std::vector<std::optional<std::string>>>> read_keys_at(uint32_t db,
+                                                                     std::vector<std::string> keys);
+  // The same for a command of connection `c` (its database; inside EXEC its transaction's
+  // writes first).
+  Task<Result<std::vector<std::optional<std::string>>>> read_keys(ClientState& c,
                                                                   std::vector<std::string> keys);
   // Up to `limit` live rows of `db` with keys >= `from`, in key order, at `ts` (nullopt:
   // the node's applied ts).
@@ -229,12 +250,16 @@ class RespCommands : public CommandHandler {
   // Counts the keys of `db` at one timestamp.
   Task<Result<uint64_t>> count_keys(uint32_t db);
   // Locks for a write; writes the refusal and returns nullopt when it cannot.
-  Task<std::optional<HeldLocks>> lock_for_write(uint32_t db, LockMode db_mode,
+  Task<std::optional<HeldLocks>> lock_keys_at(uint32_t db, LockMode db_mode,
+                                              std::vector<std::string> keys, LockMode mode,
+                                              ReplyWriter& out);
+  // The same for a command of `c` in its database; inside EXEC nothing (EXEC holds them).
+  Task<std::optional<HeldLocks>> lock_for_write(ClientState& c, LockMode db_mode,
                                                 std::vector<std::string> keys, LockMode mode,
                                                 ReplyWriter& out);
   // One key's value at this node's read timestamp (nullopt inside: no such key); nullopt
   // once a failed read's reply is written.
-  Task<std::optional<std::optional<std::string>>> read_one(uint32_t db, const std::string& key,
+  Task<std::optional<std::optional<std::string>>> read_one(ClientState& c, const std::string& key,
                                                            ReplyWriter& out);
   // A read-modify-write's start: holds `key` exclusively (its database shared) and reads
   // it. Nullopt once the refusal is written (a lock that could not be had, a failed read).
@@ -242,10 +267,11 @@ class RespCommands : public CommandHandler {
     HeldLocks held;
     std::optional<std::string> value;
   };
-  Task<std::optional<LockedRead>> read_locked(uint32_t db, const std::string& key,
+  Task<std::optional<LockedRead>> read_locked(ClientState& c, const std::string& key,
                                               ReplyWriter& out);
   // Commits `batch` on the primary (enqueue, then its outcome); sets c.last_write. On
-  // failure writes the error reply and returns nullopt.
+  // failure writes the error reply and returns nullopt. Inside EXEC the batch joins the
+  // transaction (its limits checked) and a zero timestamp is returned.
   Task<std::optional<Timestamp>> commit(std::vector<LogWrite> batch, ClientState& c,
                                         ReplyWriter& out);
   // Queues `batch` at the primary (limits and role checked first). On failure writes the

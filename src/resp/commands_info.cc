@@ -289,7 +289,7 @@ Task<void> RespCommands::cmd_memory(Args& a, ClientState& c, ReplyWriter& out) {
       co_return;
     }
   }
-  auto value = co_await read_one(c.db, a[2], out);
+  auto value = co_await read_one(c, a[2], out);
   if (!value) co_return;
   if (!*value) {
     out.null_bulk();

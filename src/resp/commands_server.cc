@@ -382,12 +382,7 @@ void RespCommands::command_getkeys(Args& a, ReplyWriter& out) {
     out.err("Invalid number of arguments specified for command");
     return;
   }
-  // Redis's range key spec: from `first` to `last` (negative: counted from the end).
-  const int64_t end = last >= 0 ? last : static_cast<int64_t>(argc) + last;
-  std::vector<size_t> positions;
-  for (int64_t j = first; j <= end && j < static_cast<int64_t>(argc); j += step) {
-    positions.push_back(static_cast<size_t>(j));
-  }
+  const std::vector<size_t> positions = key_positions(first, last, step, argc);
   out.array(positions.size());
   for (size_t j : positions) out.bulk(a[j + 2]);
 }

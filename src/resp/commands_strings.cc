@@ -100,6 +100,7 @@ class RespCommands::PendingWrite : public PendingReply {
 Task<std::unique_ptr<PendingReply>> RespCommands::start(std::vector<std::string>& a,
                                                         ClientState& c) {
   if (a.size() < 3 || a.size() % 2 == 0) co_return nullptr;  // SET k v, MSET k v [k v ...]
+  if (c.multi) co_return nullptr;                            // execute() queues it
   const CommandSpec* spec = find_command(lower(a[0]));
   if (spec == nullptr || (spec->id != CommandId::kMset && spec->id != CommandId::kSet) ||
       (spec->id == CommandId::kSet && a.size() != 3)) {
@@ -125,7 +126,7 @@ Task<std::unique_ptr<PendingReply>> RespCommands::start(std::vector<std::string>
 }
 
 Task<void> RespCommands::cmd_get(Args& a, ClientState& c, ReplyWriter& out) {
-  auto r = co_await read_one(c.db, a[1], out);
+  auto r = co_await read_one(c, a[1], out);
   if (!r) co_return;
   if (*r) {
     out.bulk(**r);
@@ -158,13 +159,13 @@ Task<void> RespCommands::cmd_set(Args& a, ClientState& c, ReplyWriter& out) {
   std::vector<std::string> keys{a[1]};
   if (!nx && !xx && !get) {  // a blind write
     auto held =
-        co_await lock_for_write(c.db, LockMode::kShared, std::move(keys), LockMode::kShared, out);
+        co_await lock_for_write(c, LockMode::kShared, std::move(keys), LockMode::kShared, out);
     if (!held) co_return;
     std::vector<LogWrite> batch{put(c.db, a[1], std::move(a[2]))};
     if (co_await commit(std::move(batch), c, out)) out.ok();
     co_return;
   }
-  auto old = co_await read_locked(c.db, a[1], out);
+  auto old = co_await read_locked(c, a[1], out);
   if (!old) co_return;
   const std::optional<std::string>& was = old->value;
   const bool set = !(nx && was) && !(xx && !was);
@@ -186,7 +187,7 @@ Task<void> RespCommands::cmd_set(Args& a, ClientState& c, ReplyWriter& out) {
 }
 
 Task<void> RespCommands::cmd_setnx(Args& a, ClientState& c, ReplyWriter& out) {
-  auto old = co_await read_locked(c.db, a[1], out);
+  auto old = co_await read_locked(c, a[1], out);
   if (!old) co_return;
   if (old->value) {
     out.integer(0);
@@ -200,9 +201,9 @@ Task<void> RespCommands::cmd_del(Args& a, ClientState& c, ReplyWriter& out) {
   std::vector<std::string> keys(a.begin() + 1, a.end());
   std::sort(keys.begin(), keys.end());
   keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
-  auto held = co_await lock_for_write(c.db, LockMode::kShared, keys, LockMode::kExclusive, out);
+  auto held = co_await lock_for_write(c, LockMode::kShared, keys, LockMode::kExclusive, out);
   if (!held) co_return;
-  auto old = co_await read_keys(c.db, keys);
+  auto old = co_await read_keys(c, keys);
   if (!old.is_ok()) {
     read_failed(old.status(), out);
     co_return;
@@ -218,7 +219,7 @@ Task<void> RespCommands::cmd_del(Args& a, ClientState& c, ReplyWriter& out) {
 
 Task<void> RespCommands::cmd_exists(Args& a, ClientState& c, ReplyWriter& out) {
   std::vector<std::string> keys(a.begin() + 1, a.end());
-  auto r = co_await read_keys(c.db, std::move(keys));
+  auto r = co_await read_keys(c, std::move(keys));
   if (!r.is_ok()) {
     read_failed(r.status(), out);
     co_return;
@@ -229,12 +230,12 @@ Task<void> RespCommands::cmd_exists(Args& a, ClientState& c, ReplyWriter& out) {
 }
 
 Task<void> RespCommands::cmd_strlen(Args& a, ClientState& c, ReplyWriter& out) {
-  auto r = co_await read_one(c.db, a[1], out);
+  auto r = co_await read_one(c, a[1], out);
   if (r) out.integer(*r ? static_cast<int64_t>((*r)->size()) : 0);
 }
 
 Task<void> RespCommands::cmd_type_ttl(Args& a, ClientState& c, ReplyWriter& out, CommandId id) {
-  auto r = co_await read_one(c.db, a[1], out);
+  auto r = co_await read_one(c, a[1], out);
   if (!r) co_return;
   const bool exists = r->has_value();
   if (id == CommandId::kType) {
@@ -246,7 +247,7 @@ Task<void> RespCommands::cmd_type_ttl(Args& a, ClientState& c, ReplyWriter& out,
 
 Task<void> RespCommands::cmd_mget(Args& a, ClientState& c, ReplyWriter& out) {
   std::vector<std::string> keys(a.begin() + 1, a.end());
-  auto r = co_await read_keys(c.db, std::move(keys));
+  auto r = co_await read_keys(c, std::move(keys));
   if (!r.is_ok()) {
     read_failed(r.status(), out);
     co_return;
@@ -269,10 +270,10 @@ Task<void> RespCommands::cmd_mset(Args& a, ClientState& c, ReplyWriter& out, boo
   std::vector<std::string> keys;
   for (size_t j = 1; j < a.size(); j += 2) keys.push_back(a[j]);
   const LockMode mode = nx ? LockMode::kExclusive : LockMode::kShared;
-  auto held = co_await lock_for_write(c.db, LockMode::kShared, keys, mode, out);
+  auto held = co_await lock_for_write(c, LockMode::kShared, keys, mode, out);
   if (!held) co_return;
   if (nx) {
-    auto old = co_await read_keys(c.db, std::move(keys));
+    auto old = co_await read_keys(c, std::move(keys));
     if (!old.is_ok()) {
       read_failed(old.status(), out);
       co_return;
@@ -312,7 +313,7 @@ Task<void> RespCommands::cmd_incr(Args& a, ClientState& c, ReplyWriter& out, int
     incr = *n;
   }
   incr *= sign;
-  auto old = co_await read_locked(c.db, a[1], out);
+  auto old = co_await read_locked(c, a[1], out);
   if (!old) co_return;
   int64_t value = 0;
   if (old->value) {
@@ -334,7 +335,7 @@ Task<void> RespCommands::cmd_incr(Args& a, ClientState& c, ReplyWriter& out, int
 }
 
 Task<void> RespCommands::cmd_getdel(Args& a, ClientState& c, ReplyWriter& out) {
-  auto old = co_await read_locked(c.db, a[1], out);
+  auto old = co_await read_locked(c, a[1], out);
   if (!old) co_return;
   std::optional<std::string>& was = old->value;
   if (!was) {
@@ -346,7 +347,7 @@ Task<void> RespCommands::cmd_getdel(Args& a, ClientState& c, ReplyWriter& out) {
 }
 
 Task<void> RespCommands::cmd_append(Args& a, ClientState& c, ReplyWriter& out) {
-  auto old = co_await read_locked(c.db, a[1], out);
+  auto old = co_await read_locked(c, a[1], out);
   if (!old) co_return;
   std::optional<std::string>& was = old->value;
   if (was && a[2].empty()) {  // nothing changes
@@ -373,7 +374,7 @@ Task<void> RespCommands::cmd_getrange(Args& a, ClientState& c, ReplyWriter& out)
     out.err("value is not an integer or out of range");
     co_return;
   }
-  auto r = co_await read_one(c.db, a[1], out);
+  auto r = co_await read_one(c, a[1], out);
   if (!r) co_return;
   const std::string value = r->value_or(std::string());
   // Redis 7.0's getrangeCommand, index for index.
@@ -407,7 +408,7 @@ Task<void> RespCommands::cmd_setrange(Args& a, ClientState& c, ReplyWriter& out)
     out.err("offset is out of range");
     co_return;
   }
-  auto old = co_await read_locked(c.db, a[1], out);
+  auto old = co_await read_locked(c, a[1], out);
   if (!old) co_return;
   std::optional<std::string>& was = old->value;
   const std::string& patch = a[3];
@@ -431,7 +432,7 @@ Task<void> RespCommands::cmd_setrange(Args& a, ClientState& c, ReplyWriter& out)
 }
 
 Task<void> RespCommands::cmd_incrbyfloat(Args& a, ClientState& c, ReplyWriter& out) {
-  auto old = co_await read_locked(c.db, a[1], out);
+  auto old = co_await read_locked(c, a[1], out);
   if (!old) co_return;
   // As Redis: the key's value is read first, then the increment; 0 for a missing key.
   std::optional<long double> value = 0.0L;
@@ -456,10 +457,10 @@ Task<void> RespCommands::cmd_rename(Args& a, ClientState& c, ReplyWriter& out, b
   std::vector<std::string> keys{a[1]};
   if (!same) keys.push_back(a[2]);
   std::sort(keys.begin(), keys.end());
-  auto held = co_await lock_for_write(c.db, LockMode::kShared, keys, LockMode::kExclusive, out);
+  auto held = co_await lock_for_write(c, LockMode::kShared, keys, LockMode::kExclusive, out);
   if (!held) co_return;
   std::vector<std::string> wanted{a[1], a[2]};
-  auto r = co_await read_keys(c.db, std::move(wanted));
+  auto r = co_await read_keys(c, std::move(wanted));
   if (!r.is_ok()) {
     read_failed(r.status(), out);
     co_return;

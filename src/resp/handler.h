@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -51,6 +52,8 @@ class ReplyWriter {
   std::string out_;
 };
 
+struct ExecOverlay;  // resp/commands.h: a transaction's writes while EXEC runs it
+
 // One client connection's state, owned by the server; commands read and change it.
 struct ClientState {
   uint64_t id = 0;                 // CLIENT ID: unique per server, from 1
@@ -71,6 +74,15 @@ struct ClientState {
   std::string_view last_subcommand;
   // A standby's progress link (it sent QUIRE.REPORT): CLIENT LIST's flags=S, TYPE replica.
   bool standby_link = false;
+  // After MULTI: the commands queued for EXEC, their arguments' bytes, and whether one was
+  // refused (EXEC then discards them all).
+  struct Multi {
+    std::vector<std::vector<std::string>> queued;
+    size_t bytes = 0;
+    bool dirty = false;
+  };
+  std::optional<Multi> multi;
+  ExecOverlay* exec = nullptr;  // while EXEC runs this connection's transaction
 };
 
 // The server's connections, for CLIENT LIST and CLIENT KILL.

@@ -665,6 +665,37 @@ class B_Commands(ClusterTestBase):
             self.assertRegex(mem_text, r"^[0-9.]+[BKMGT]$", row)
             self.assertGreaterEqual(int(clients), 1, row)
 
+    def test_transactions(self):
+        """redis-py's pipeline() is MULTI/EXEC: its writes commit as one batch, later commands
+        see earlier ones, a command's own error is its element, a standby refuses writes."""
+        r = self.p(db=5)
+        r.set("tx:n", 10)
+        with r.pipeline() as p:  # transaction=True
+            p.incr("tx:n").set("tx:a", "1").append("tx:a", "2").get("tx:a").incr("tx:a")
+            p.mget("tx:n", "tx:a").delete("tx:n")
+            self.assertEqual(p.execute(), [11, True, 2, b"12", 13, [b"11", b"13"], 1])
+        self.assertEqual(r.mget("tx:n", "tx:a"), [None, b"13"])
+        with r.pipeline() as p:
+            p.set("tx:s", "text").incr("tx:s").set("tx:after", "yes")
+            out = p.execute(raise_on_error=False)
+        self.assertIsInstance(out[1], redis.ResponseError)
+        self.assertEqual(r.get("tx:after"), b"yes")
+        # A refused command discards it all (EXECABORT), nothing written.
+        with r.pipeline() as p:
+            p.set("tx:never", "1").execute_command("SCAN", "0")
+            with self.assertRaises(redis.ResponseError):
+                p.execute()
+        self.assertIsNone(r.get("tx:never"))
+        # The transaction reached the standbys as one write.
+        self.assertEqual(r.execute_command("WAIT", "2", "5000"), 2)
+        s = self.client(self.c.standbys(self.primary)[0], db=5)
+        self.assertEqual(s.mget("tx:a", "tx:after"), [b"13", b"yes"])
+        with s.pipeline() as p:
+            p.get("tx:a").set("tx:a", "x")
+            with self.assertRaises(redis.ResponseError) as cm:
+                p.execute()
+        self.assertIn("read only replica", str(cm.exception))
+
     def test_client_list_and_kill(self):
         """CLIENT LIST shows every connection (the standbys' progress links as replicas);
         CLIENT KILL closes the one it names, and a killed standby link is dialled again."""

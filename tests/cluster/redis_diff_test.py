@@ -229,6 +229,9 @@ ARITY = {b"get": 2, b"set": -3, b"setnx": 3, b"del": -2, b"exists": -2, b"strlen
          b"psetex": 4, b"expire": -3, b"pexpire": -3, b"expireat": -3, b"pexpireat": -3,
          b"flushall": -1}
 
+# What Quire does not queue inside MULTI (docs/redis.md, Transactions).
+NOT_IN_MULTI = {b"select", b"dbsize", b"flushdb", b"flushall", b"scan", b"keys"}
+
 UNKNOWN_NAMES = [b"FOO", b"gett", b"SETT", b"x", b"", b"\r\n", b"a b", b"\x00cmd",
                  b"c" * 200, b"DELETE", b"incrbyx", b"GET\x00", b"quire.nosuch", b"*"]
 
@@ -627,6 +630,8 @@ class Run:
         self.recent = collections.deque(maxlen=20)
         self.db = 0
         self.touched = {0}
+        self.exec_keys = []  # the keys of the last transaction sent
+        self.transactions = 0
         self.tryagain = 0
         self.quire_only = 0
         self.compared = 0
@@ -716,6 +721,21 @@ class Run:
         self.in_db(db, fn)
 
     # -- one command
+    def transaction(self, i, m):
+        """MULTI, m commands of the stream that Quire queues and both servers answer alike
+        (documented Quire-only errors and the commands Quire does not queue left out), EXEC;
+        sent as one pipeline."""
+        body = []
+        while len(body) < m:
+            args, kind = self.gen.next()
+            if kind == "cmp" and args[0].lower() not in NOT_IN_MULTI:
+                body.append(args)
+        self.exec_keys = [k for args in body for k in command_keys(args)]
+        self.transactions += 1
+        return ([(i, [self.gen.case(b"multi")], "cmp")] +
+                [(i + 1 + j, args, "cmp") for j, args in enumerate(body)] +
+                [(i + 1 + m, [self.gen.case(b"exec")], "cmp")])
+
     def step(self, i, args, kind):
         """One command, sent alone."""
         self.recent.append((i, "db%d" % self.db, args))
@@ -773,7 +793,7 @@ class Run:
             self.tryagain += 1
             log("command %d: Quire -TRYAGAIN (documented): %s -> %s" % (
                 i, fmt_cmd(args), fmt_reply(qr)))
-            self.todo.append(("keys", self.db, command_keys(args)))
+            self.todo.append(("keys", self.db, self.keys_of(args)))
             return
         if not ok and kind in ("scan", "keys"):
             ok, note = self.same_scan_reply(args, rr, qr, kind)
@@ -794,7 +814,11 @@ class Run:
         elif name == b"flushdb":
             self.todo.append(("db", self.db, None))
         else:
-            self.todo.append(("keys", self.db, command_keys(args)))
+            self.todo.append(("keys", self.db, self.keys_of(args)))
+
+    def keys_of(self, args):
+        """The keys to repair after `args` differed (EXEC: its transaction's)."""
+        return self.exec_keys if args[0].lower() == b"exec" else command_keys(args)
 
     def same_scan_reply(self, args, rr, qr, kind):
         """Whether a single SCAN or KEYS call answers alike up to the documented differences."""
@@ -900,10 +924,15 @@ class Run:
         while i < n:
             # Mostly one command at a time; sometimes a pipeline of up to 40, within a batch.
             k = 1
-            if rng.random() < 0.02:
-                k = min(rng.randint(2, 40), n - i, batch - i % batch)
+            room = min(n - i, batch - i % batch)
+            x = rng.random()
+            if x < 0.02:
+                k = min(rng.randint(2, 40), room)
             items = []
-            for j in range(i, i + k):
+            if 0.02 <= x < 0.02 + self.args.multi_rate and room >= 2:
+                items = self.transaction(i, rng.randint(0, min(12, room - 2)))
+                k = len(items)
+            for j in range(i + len(items), i + k):
                 args, kind = self.gen.next()
                 items.append((j, args, kind))
             try:
@@ -931,9 +960,9 @@ class Run:
                 c.call(b"SELECT", str(d).encode())
             self.db = d
             self.check_keyspace("end", d)
-        log("%d commands (%d compared, %d Quire-only documented errors) in %.1f s; "
-            "%d -TRYAGAIN" % (self.args.commands, self.compared, self.quire_only, t_stream,
-                              self.tryagain))
+        log("%d commands (%d compared, %d Quire-only documented errors, %d transactions) in "
+            "%.1f s; %d -TRYAGAIN" % (self.args.commands, self.compared, self.quire_only,
+                                      self.transactions, t_stream, self.tryagain))
 
     def summary(self):
         if not self.mismatches:
@@ -1115,6 +1144,8 @@ def main():
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
     ap.add_argument("--commands", type=int, default=10000)
     ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--multi-rate", type=float, default=0.02,
+                    help="share of steps that are a MULTI ... EXEC transaction")
     ap.add_argument("--budget", type=int, default=BUDGET)
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--ports", default="33000-40000", help="range for the base port")

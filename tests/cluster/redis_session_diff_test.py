@@ -77,7 +77,10 @@ DOC_MEMORY = ("USAGE answers the bytes the key's entry takes in a checkpoint pag
               "key and value and the commit timestamp, before encryption), not Redis's in-memory "
               "size")
 DOC_MEMORY_SUBS = "No DOCTOR, STATS, MALLOC-STATS or PURGE: `-ERR unknown subcommand`"
-DOC_NO = "RESP2 only; no RESP3, no MULTI/EXEC, no scripts, no pub/sub"
+DOC_NO = "RESP2 only; no RESP3, no WATCH, no scripts, no pub/sub"
+DOC_MULTI = ("Anything else inside\nMULTI (SCAN, KEYS, DBSIZE, FLUSHDB, FLUSHALL, SELECT, CLIENT, "
+             "CONFIG, INFO, WAIT, QUIRE.*)\nanswers `-ERR Command not allowed inside a "
+             "transaction: ...` and discards the transaction.")
 DOC_UNKNOWN = "Unknown commands and wrong arity answer exactly as Redis 7.0"
 DOC_AUTH = ("before AUTH every command but AUTH, HELLO and QUIT answers "
             "`-NOAUTH Authentication required.`")
@@ -110,7 +113,7 @@ def docs_problems():
     return ["docs/redis.md no longer says: %s" % d for d in
             (DOC_HELLO, DOC_HELLO_REPLY, DOC_CLIENT, DOC_CONFIG, DOC_INFO, DOC_NO, DOC_UNKNOWN,
              DOC_AUTH, DOC_CLIENT_SUBS, DOC_COMMAND_FLAGS, DOC_COMMAND, DOC_SET_ARGS,
-             DOC_OTHERS, DOC_MEMORY, DOC_MEMORY_SUBS, DOC_COMMAND_ACLCAT)
+             DOC_OTHERS, DOC_MEMORY, DOC_MEMORY_SUBS, DOC_COMMAND_ACLCAT, DOC_MULTI)
             if d not in text]
 
 
@@ -401,8 +404,34 @@ def cases_nopass():
     case("SHUTDOWN (safe forms)", doc_absent("SHUTDOWN", "FOO", line=DOC_OTHERS),
          doc_absent("SHUTDOWN", "ABORT", line=DOC_OTHERS), S("PING"))
     case("MONITOR", S("PING"), doc_absent("MONITOR", line=DOC_OTHERS))
-    case("MULTI/EXEC (documented: none)", doc_absent("MULTI"), doc_absent("EXEC"),
-         doc_absent("DISCARD"), doc_absent("WATCH", "k"), S("PING"))
+    # -- MULTI / EXEC / DISCARD
+    not_in_multi = Doc(lambda q: q[0] == "error" and q[1].startswith(
+        b"ERR Command not allowed inside a transaction"), "-ERR Command not allowed inside a "
+        "transaction: ...", DOC_MULTI, True)
+    case("MULTI/EXEC", S("DEL", "tx:n", "tx:a", "tx:s", "tx:t"), S("SET", "tx:n", "10"),
+         S("EXEC"), S("DISCARD"), S("MULTI"), S("MULTI"), S("INCR", "tx:n"),
+         S("SET", "tx:a", "1"), S("APPEND", "tx:a", "2"), S("GET", "tx:a"), S("INCR", "tx:a"),
+         S("SET", "tx:s", "text"), S("INCR", "tx:s"), S("RENAME", "tx:s", "tx:t"),
+         S("MGET", "tx:n", "tx:a", "tx:s", "tx:t"), S("GETDEL", "tx:n"), S("EXISTS", "tx:n"),
+         S("SETNX", "tx:a", "x"), S("INCRBYFLOAT", "tx:a", "0.5"), S("GETRANGE", "tx:a", "0", "1"),
+         S("STRLEN", "tx:t"), S("TYPE", "tx:t"), S("TTL", "tx:t"), S("PING"), S("ECHO", "e"),
+         S("EXEC"), S("MGET", "tx:n", "tx:a", "tx:s", "tx:t"), S("EXEC"),
+         S("DEL", "tx:a", "tx:t"))
+    case("MULTI: a refused command aborts EXEC",
+         S("MULTI"), S("SET", "tx:x", "1"), S("NOSUCH", "a"), S("GET"), S("EXEC"), S("GET", "tx:x"),
+         S("MULTI"), S("SET", "tx:x", "1"), S("CLIENT", "FOO"), S("EXEC"), S("GET", "tx:x"),
+         S("MULTI"), S("SET", "tx:x", "1"), S("SET", "tx:x"), S("EXEC"), S("PING"))
+    case("MULTI: DISCARD, empty, read-only, QUIT is not queued",
+         S("MULTI"), S("SET", "tx:y", "1"), S("DISCARD"), S("GET", "tx:y"), S("MULTI"),
+         S("EXEC"), S("MULTI"), S("GET", "tx:y"), S("EXISTS", "tx:y"), S("EXEC"), S("multi"),
+         S("exec"), S("MULTI"), S("DISCARD", "x"), S("EXEC", "x"), S("MULTI", "x"), S("DISCARD"),
+         S("MULTI"), S("QUIT"))
+    case("MULTI: commands Quire does not queue (documented)",
+         S("MULTI"), S("SCAN", "0", doc=not_in_multi), S("EXEC", doc=doc_reply(
+             ("error", b"EXECABORT Transaction discarded because of previous errors."), DOC_MULTI,
+             send=True)),
+         S("MULTI"), S("SELECT", "1", doc=not_in_multi), S("DISCARD"), S("PING"))
+    case("WATCH (documented: none)", doc_absent("WATCH", "k"), S("PING"))
     case("pub/sub (documented: none)", doc_absent("SUBSCRIBE", "ch"),
          doc_absent("PUBLISH", "ch", "m"), doc_absent("PSUBSCRIBE", "c*"), S("PING"))
     case("scripts (documented: none)", doc_absent("EVAL", "return 1", "0"),
@@ -449,9 +478,7 @@ def cases_pass():
          S("GET"), S("SELECT"), S("CLIENT"), S("CONFIG"), S("PING", "a", "b"),
          S("CLIENT", "SETNAME"), S("CLIENT", "GETNAME", "x"), S("CLIENT", "FOO"),
          S("CONFIG", "GET"), S("CONFIG", "FOO"), S("COMMAND", "FOO"),
-         # Redis knows MULTI, so it answers NOAUTH; Quire does not have it (documented).
-         S("MULTI", doc=Doc(lambda q: q == ("error", unknown_command([b"MULTI"])),
-                            fmt_reply(("error", unknown_command([b"MULTI"]))), DOC_NO, True)),
+         S("MULTI"), S("EXEC"),
          S("client", "setname"), auth, S("PING"), getname, S("SELECT", "1"))
     case("AUTH wrong / right",
          S("AUTH", "wrong"), S("PING"), S("AUTH", "default", "wrong"), S("AUTH", "other", pw),

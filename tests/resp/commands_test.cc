@@ -1102,8 +1102,11 @@ TEST_F(RespCommandsTest, EveryCommandChecksItsArity) {
     if (c.arity > 0) {
       Args too_many(static_cast<size_t>(c.arity) + 1, "x");
       too_many[0] = std::string(c.name);
+      // EXEC's refusal is an EXECABORT, as in Redis 7.0.
+      const std::string_view prefix =
+          c.id == CommandId::kExec ? "EXECABORT Transaction discarded because of:" : "ERR";
       EXPECT_EQ(P(too_many),
-                fmt::format("-ERR wrong number of arguments for '{}' command\r\n", c.name));
+                fmt::format("-{} wrong number of arguments for '{}' command\r\n", prefix, c.name));
     }
     const std::string docs = P({"COMMAND", "DOCS", std::string(c.name)});
     EXPECT_NE(docs.find("$7\r\nsummary\r\n"), std::string::npos);
@@ -1162,6 +1165,144 @@ TEST_F(RespCommandsTest, SteppedDownPrimaryAnswersAsAStandby) {
       10s));
   EXPECT_EQ(P({"GET", "k"}), bulk("v"));
   EXPECT_NE(P({"INFO", "replication"}).find("role:slave\r\n"), std::string::npos);
+}
+
+TEST_F(RespCommandsTest, MultiExecRunsQueuedCommandsAsOneBatch) {
+  make();
+  EXPECT_EQ(P({"SET", "n", "10"}), "+OK\r\n");
+  EXPECT_EQ(P({"EXEC"}), "-ERR EXEC without MULTI\r\n");
+  EXPECT_EQ(P({"DISCARD"}), "-ERR DISCARD without MULTI\r\n");
+  EXPECT_EQ(P({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(P({"MULTI"}), "-ERR MULTI calls can not be nested\r\n");
+  EXPECT_EQ(P({"INCR", "n"}), "+QUEUED\r\n");
+  EXPECT_EQ(P({"SET", "a", "1"}), "+QUEUED\r\n");
+  EXPECT_EQ(P({"APPEND", "a", "2"}), "+QUEUED\r\n");  // sees the SET before it
+  EXPECT_EQ(P({"GET", "a"}), "+QUEUED\r\n");
+  EXPECT_EQ(P({"INCR", "a"}), "+QUEUED\r\n");  // 12 -> 13
+  EXPECT_EQ(P({"SET", "s", "text"}), "+QUEUED\r\n");
+  EXPECT_EQ(P({"INCR", "s"}), "+QUEUED\r\n");  // a command's own error is its element
+  EXPECT_EQ(P({"RENAME", "s", "t"}), "+QUEUED\r\n");
+  EXPECT_EQ(P({"MGET", "n", "a", "s", "t"}), "+QUEUED\r\n");
+  EXPECT_EQ(P({"DEL", "n"}), "+QUEUED\r\n");
+  EXPECT_EQ(P({"EXISTS", "n"}), "+QUEUED\r\n");
+  EXPECT_EQ(P({"PING"}), "+QUEUED\r\n");
+  // Nothing ran yet: others see the old state.
+  EXPECT_EQ(S({"GET", "a"}), "$-1\r\n");
+  EXPECT_EQ(run(*primary_, sim_->primary_id(), standby_client_, {"GET", "n"}), bulk("10"));
+  EXPECT_TRUE(client_.multi.has_value());
+  EXPECT_EQ(client_.multi->queued.size(), 12u);
+  const uint64_t groups = sim_->primary()->stats().groups_written;
+  const uint64_t batches = sim_->primary()->stats().batches_acked;
+  EXPECT_EQ(P({"EXEC"}), "*12\r\n:11\r\n+OK\r\n:2\r\n" + bulk("12") +
+                             ":13\r\n+OK\r\n-ERR value is not an integer or out of range\r\n+OK\r\n"
+                             "*4\r\n" +
+                             bulk("11") + bulk("13") + "$-1\r\n" + bulk("text") +
+                             ":1\r\n:0\r\n+PONG\r\n");
+  // One batch, committed once.
+  EXPECT_EQ(sim_->primary()->stats().batches_acked, batches + 1);
+  EXPECT_GE(sim_->primary()->stats().groups_written, groups + 1);
+  EXPECT_EQ(P({"MGET", "n", "a", "s", "t"}),
+            "*4\r\n$-1\r\n" + bulk("13") + "$-1\r\n" + bulk("text"));
+  EXPECT_EQ(primary_->locks_active(), 0u);
+  catch_up();
+  EXPECT_EQ(S({"GET", "a"}), bulk("13"));
+
+  // A refused command discards the transaction; DISCARD drops one.
+  EXPECT_EQ(P({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(P({"SET", "x", "1"}), "+QUEUED\r\n");
+  EXPECT_EQ(P({"NOSUCH"}), "-ERR unknown command 'NOSUCH', with args beginning with: \r\n");
+  EXPECT_EQ(P({"GET"}), "-ERR wrong number of arguments for 'get' command\r\n");
+  EXPECT_EQ(P({"EXEC"}), "-EXECABORT Transaction discarded because of previous errors.\r\n");
+  EXPECT_EQ(P({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(P({"SCAN", "0"}).rfind("-ERR Command not allowed inside a transaction", 0), 0u);
+  EXPECT_EQ(P({"EXEC"}), "-EXECABORT Transaction discarded because of previous errors.\r\n");
+  EXPECT_EQ(P({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(P({"SET", "x", "1"}), "+QUEUED\r\n");
+  EXPECT_EQ(P({"DISCARD"}), "+OK\r\n");
+  // A refused EXEC drops the transaction, as Redis 7.0's execCommandAbort.
+  EXPECT_EQ(P({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(P({"SET", "x", "1"}), "+QUEUED\r\n");
+  EXPECT_EQ(P({"EXEC", "now"}),
+            "-EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' "
+            "command\r\n");
+  EXPECT_EQ(P({"DISCARD"}), "-ERR DISCARD without MULTI\r\n");
+  EXPECT_EQ(P({"GET", "x"}), "$-1\r\n");
+  // A read-only transaction, and an empty one.
+  EXPECT_EQ(P({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(P({"GET", "a"}), "+QUEUED\r\n");
+  EXPECT_EQ(P({"EXEC"}), "*1\r\n" + bulk("13"));
+  EXPECT_EQ(P({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(P({"EXEC"}), "*0\r\n");
+  // On a standby a write cannot be queued; reads run.
+  EXPECT_EQ(S({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(S({"GET", "a"}), "+QUEUED\r\n");
+  EXPECT_EQ(S({"SET", "a", "2"}), "-READONLY You can't write against a read only replica.\r\n");
+  EXPECT_EQ(S({"EXEC"}), "-EXECABORT Transaction discarded because of previous errors.\r\n");
+  EXPECT_EQ(S({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(S({"GET", "a"}), "+QUEUED\r\n");
+  EXPECT_EQ(S({"EXEC"}), "*1\r\n" + bulk("13"));
+}
+
+TEST_F(RespCommandsTest, MultiLimitsAndAFailedCommitWriteNothing) {
+  RespCommandsOptions o;
+  o.multi_commands_max = 3;
+  make(o);
+  EXPECT_EQ(P({"MULTI"}), "+OK\r\n");
+  for (int i = 0; i < 3; i++) EXPECT_EQ(P({"SET", "k", "v"}), "+QUEUED\r\n");
+  EXPECT_EQ(P({"SET", "k", "v"}).rfind("-ERR a transaction may queue at most 3 commands", 0), 0u);
+  EXPECT_EQ(P({"EXEC"}), "-EXECABORT Transaction discarded because of previous errors.\r\n");
+  EXPECT_EQ(P({"GET", "k"}), "$-1\r\n");
+  // The page servers unreachable: EXEC answers the commit's error, nothing applies.
+  EXPECT_EQ(P({"SET", "n", "1"}), "+OK\r\n");
+  EXPECT_EQ(P({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(P({"INCR", "n"}), "+QUEUED\r\n");
+  EXPECT_EQ(P({"SET", "m", "1"}), "+QUEUED\r\n");
+  const NodeId p = sim_->primary_id();
+  for (NodeId s : sim_->server_ids()) sim_->world().network().partition(p, s);
+  const std::string r = P({"EXEC"});
+  EXPECT_EQ(r.rfind("-TRYAGAIN write ", 0), 0u) << r;
+  EXPECT_EQ(P({"MGET", "n", "m"}), "*2\r\n" + bulk("1") + "$-1\r\n");
+  EXPECT_EQ(primary_->locks_active(), 0u);
+  sim_->world().network().heal_all();
+}
+
+// EXEC holds its keys for its whole run: increments of the same key from other clients
+// never land between a transaction's read and its write.
+TEST_F(RespCommandsTest, ExecIsIsolatedFromConcurrentIncrements) {
+  make();
+  constexpr int kClients = 6;
+  constexpr int kEach = 8;
+  std::vector<ClientState> clients(kClients);
+  std::vector<std::string> replies;
+  int finished = 0;
+  for (int i = 0; i < kClients; i++) {
+    clients[i].id = 300 + i;
+    sim_->spawn_on(sim_->primary_id(), fmt::format("tx-{}", i), [&, i]() -> Task<void> {
+      for (int j = 0; j < kEach; j++) {
+        for (Args a : {Args{"MULTI"}, Args{"INCR", "c"}, Args{"INCR", "c"}, Args{"EXEC"}}) {
+          ReplyWriter out;
+          co_await primary_->execute(std::move(a), clients[i], out);
+          replies.push_back(out.buffer());
+        }
+      }
+      finished++;
+    });
+  }
+  ASSERT_TRUE(sim_->run_until([&] { return finished == kClients; }, 60s));
+  std::set<int64_t> pairs;
+  for (const std::string& r : replies) {
+    if (r.rfind("*2\r\n", 0) != 0) continue;
+    // "*2\r\n:X\r\n:Y\r\n": Y follows X, and X is odd (pairs never interleave).
+    const size_t first_end = r.find("\r\n", 4);
+    const int64_t x = std::stoll(r.substr(5, first_end - 5));
+    const int64_t y = std::stoll(r.substr(first_end + 3));
+    EXPECT_EQ(y, x + 1) << r;
+    EXPECT_EQ(x % 2, 1) << r;
+    EXPECT_TRUE(pairs.insert(x).second) << r;
+  }
+  EXPECT_EQ(pairs.size(), static_cast<size_t>(kClients * kEach));
+  EXPECT_EQ(P({"GET", "c"}), bulk(fmt::format("{}", 2 * kClients * kEach)));
+  EXPECT_EQ(primary_->locks_active(), 0u);
 }
 
 TEST_F(RespCommandsTest, UnreachableLogAnswersTryagainAndTheWriteNeverApplies) {

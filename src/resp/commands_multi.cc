@@ -1,0 +1,177 @@
+// MULTI, EXEC and DISCARD.
+//
+// After MULTI a connection's commands are checked as always (unknown, arity, NOAUTH,
+// READONLY, LOADING: each refusal discards the transaction, EXEC then answers EXECABORT)
+// and queued (+QUEUED). EXEC runs them in order while holding every key they name
+// exclusively (their database shared), so no other command reads or writes those keys
+// meanwhile; their writes join one batch (ExecOverlay: later commands read them) that EXEC
+// commits at once, atomic and durable at W before the reply, as any write. A command's own
+// error (INCR of a non-integer) is its element of the reply, as in Redis; a failed read
+// stops the transaction with nothing committed, and a failed commit answers its error
+// instead of the replies.
+//
+// Quire queues the key and string commands, PING, ECHO, TIME and MEMORY; the others (SCAN,
+// KEYS, DBSIZE, FLUSHDB, FLUSHALL, SELECT, the server commands, QUIRE.*) are refused inside
+// MULTI. There is no WATCH.
+#include <fmt/format.h>
+
+#include "resp/commands.h"
+
+namespace quire::resp {
+namespace {
+
+bool allowed_in_multi(CommandId id) {
+  switch (id) {
+    case CommandId::kGet:
+    case CommandId::kSet:
+    case CommandId::kSetNx:
+    case CommandId::kDel:
+    case CommandId::kExists:
+    case CommandId::kStrlen:
+    case CommandId::kType:
+    case CommandId::kTtl:
+    case CommandId::kPttl:
+    case CommandId::kMget:
+    case CommandId::kMset:
+    case CommandId::kMsetNx:
+    case CommandId::kIncr:
+    case CommandId::kIncrBy:
+    case CommandId::kDecr:
+    case CommandId::kDecrBy:
+    case CommandId::kUnlink:
+    case CommandId::kGetDel:
+    case CommandId::kGetSet:
+    case CommandId::kAppend:
+    case CommandId::kGetRange:
+    case CommandId::kSubstr:
+    case CommandId::kSetRange:
+    case CommandId::kIncrByFloat:
+    case CommandId::kRename:
+    case CommandId::kRenameNx:
+    case CommandId::kTouch:
+    case CommandId::kPersist:
+    case CommandId::kSetEx:
+    case CommandId::kPSetEx:
+    case CommandId::kExpire:
+    case CommandId::kPExpire:
+    case CommandId::kExpireAt:
+    case CommandId::kPExpireAt:
+    case CommandId::kGetEx:
+    case CommandId::kExpireTime:
+    case CommandId::kPExpireTime:
+    case CommandId::kPing:
+    case CommandId::kEcho:
+    case CommandId::kTime:
+    case CommandId::kMemory:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// The keys of an admitted command (its own or its subcommand's key positions).
+void add_keys(const std::vector<std::string>& a, std::vector<std::string>& keys) {
+  const CommandSpec* spec = find_command(lower(a[0]));
+  QUIRE_ASSERT(spec != nullptr);  // queued only once known
+  int first = spec->first_key;
+  int last = spec->last_key;
+  int step = spec->key_step;
+  if (!spec->subcommands.empty()) {
+    const SubcommandSpec* sub = find_subcommand(*spec, lower(a[1]));
+    QUIRE_ASSERT(sub != nullptr);  // the dispatcher checked it
+    first = sub->first_key;
+    last = sub->last_key;
+    step = sub->key_step;
+  }
+  for (size_t j : key_positions(first, last, step, a.size())) keys.push_back(a[j]);
+}
+
+// Clears ClientState::exec when EXEC ends, however it ends.
+class ExecScope {
+ public:
+  ExecScope(ClientState& c, ExecOverlay& tx) : c_(c) { c_.exec = &tx; }
+  ~ExecScope() { c_.exec = nullptr; }
+  ExecScope(const ExecScope&) = delete;
+  ExecScope& operator=(const ExecScope&) = delete;
+
+ private:
+  ClientState& c_;
+};
+
+}  // namespace
+
+void RespCommands::queue_in_multi(const CommandSpec& spec, Args& a, ClientState& c,
+                                  ReplyWriter& out) {
+  ClientState::Multi& m = *c.multi;
+  if (!allowed_in_multi(spec.id)) {
+    commands_rejected_++;
+    m.dirty = true;
+    out.err(fmt::format(
+        "Command not allowed inside a transaction: Quire queues the key and string commands, "
+        "PING, ECHO, TIME and MEMORY, not '{}'",
+        spec.name));
+    return;
+  }
+  size_t bytes = 0;
+  for (const std::string& arg : a) bytes += arg.size();
+  if (m.queued.size() >= options_.multi_commands_max ||
+      m.bytes + bytes > options_.multi_bytes_max) {
+    commands_rejected_++;
+    m.dirty = true;
+    out.err(fmt::format(
+        "a transaction may queue at most {} commands and {} bytes of arguments (Quire's "
+        "multi_commands_max, multi_bytes_max)",
+        options_.multi_commands_max, options_.multi_bytes_max));
+    return;
+  }
+  m.bytes += bytes;
+  m.queued.push_back(std::move(a));
+  out.simple("QUEUED");
+}
+
+Task<void> RespCommands::cmd_exec(ClientState& c, ReplyWriter& out) {
+  if (!c.multi) {
+    out.err("EXEC without MULTI");
+    co_return;
+  }
+  ClientState::Multi m = std::move(*c.multi);
+  c.multi.reset();
+  if (m.dirty) {
+    out.error("EXECABORT Transaction discarded because of previous errors.");
+    co_return;
+  }
+  std::vector<std::string> keys;
+  for (const Args& q : m.queued) add_keys(q, keys);
+  auto held =
+      co_await lock_keys_at(c.db, LockMode::kShared, std::move(keys), LockMode::kExclusive, out);
+  if (!held) co_return;
+  ExecOverlay tx;
+  tx.db = c.db;
+  ReplyWriter replies;
+  {
+    ExecScope scope(c, tx);
+    for (Args& q : m.queued) {
+      const CommandSpec* spec = find_command(lower(q[0]));
+      commands_executed_++;
+      co_await run(*spec, q, c, replies);
+      if (!tx.failed.is_ok()) break;
+    }
+  }
+  if (!tx.failed.is_ok()) {
+    out.error(fmt::format("TRYAGAIN transaction not run, nothing written: a read failed: {}",
+                          tx.failed.to_string()));
+    co_return;
+  }
+  if (!tx.order.empty()) {
+    std::vector<LogWrite> batch;
+    batch.reserve(tx.order.size());
+    for (const std::string& key : tx.order) {
+      batch.push_back(LogWrite{db_table(tx.db), key, std::move(tx.values[key])});
+    }
+    if (!co_await commit(std::move(batch), c, out)) co_return;  // its error is the reply
+  }
+  out.array(m.queued.size());
+  out.buffer() += replies.buffer();
+}
+
+}  // namespace quire::resp
