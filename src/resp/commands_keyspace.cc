@@ -174,7 +174,7 @@ Task<bool> RespCommands::flush_db(uint32_t db, std::string_view command, uint64_
   // Writers of this database wait until the flush is done; readers may see it part done.
   std::vector<std::string> no_keys;
   auto held = co_await lock_keys_at(db, LockMode::kExclusive, std::move(no_keys),
-                                      LockMode::kExclusive, out);
+                                    LockMode::kExclusive, out);
   if (!held) co_return false;
   while (true) {
     std::string from;
