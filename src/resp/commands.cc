@@ -291,7 +291,7 @@ bool RespCommands::execute_now(Args& args, ClientState& client, ReplyWriter& out
   note_command(client, spec, args);
   if (spec == nullptr || !arity_ok(spec->arity, args.size())) return false;
   if (subcommand_error(*spec, args)) return false;  // execute() answers it
-  if (spec->id == CommandId::kExec) return false;    // even refused: execute() answers it
+  if (spec->id == CommandId::kExec) return false;   // even refused: execute() answers it
   if (!admit(*spec, client, out)) {
     commands_rejected_++;
     return true;
