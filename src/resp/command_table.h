@@ -17,6 +17,8 @@ enum class CommandId : uint8_t {
   kMulti,
   kExec,
   kDiscard,
+  kWatch,
+  kUnwatch,
   kHello,
   kAuth,
   kSelect,

@@ -246,6 +246,7 @@ Task<void> RespCommands::execute(std::vector<std::string> args, ClientState& cli
   const auto exec_refused = [&](std::string_view error) {
     commands_rejected_++;
     client.multi.reset();
+    unwatch_all(client);
     out.error(fmt::format("EXECABORT Transaction discarded because of: {}", error));
   };
   if (!arity_ok(spec->arity, args.size())) {
@@ -277,7 +278,8 @@ Task<void> RespCommands::execute(std::vector<std::string> args, ClientState& cli
     co_return;
   }
   if (client.multi && spec->id != CommandId::kExec && spec->id != CommandId::kDiscard &&
-      spec->id != CommandId::kMulti && spec->id != CommandId::kQuit) {
+      spec->id != CommandId::kMulti && spec->id != CommandId::kQuit &&
+      spec->id != CommandId::kWatch) {
     queue_in_multi(*spec, args, client, out);
     co_return;
   }
@@ -366,8 +368,13 @@ bool RespCommands::run_immediate(const CommandSpec& spec, Args& a, ClientState& 
         out.err("DISCARD without MULTI");
       } else {
         c.multi.reset();
+        unwatch_all(c);
         out.ok();
       }
+      return true;
+    case CommandId::kUnwatch:
+      unwatch_all(c);
+      out.ok();
       return true;
     case CommandId::kHello:
       cmd_hello(a, c, out);
@@ -492,6 +499,8 @@ Task<void> RespCommands::run(const CommandSpec& spec, Args& a, ClientState& c, R
       co_return co_await cmd_memory(a, c, out);
     case CommandId::kExec:
       co_return co_await cmd_exec(c, out);
+    case CommandId::kWatch:
+      co_return co_await cmd_watch(a, c, out);
     case CommandId::kQuireReport:
       c.standby_link = true;  // CLIENT LIST: a replica's link
       co_return co_await cmd_quire(spec, a, out);
@@ -1048,6 +1057,9 @@ Task<std::optional<Primary::QueuedWrite>> RespCommands::enqueue(std::vector<LogW
     refuse_write(s, out);
     co_return std::nullopt;
   }
+  // Counted once queued, whatever its outcome: a write that may have happened breaks a
+  // WATCH as one that did.
+  touch_watched(batch);
   Result<Primary::QueuedWrite> queued = co_await s.primary->enqueue_write(std::move(batch));
   if (!queued.is_ok()) {
     write_failed(queued.status(), out);

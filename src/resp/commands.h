@@ -81,6 +81,8 @@ struct RespCommandsOptions {
   // either the command is refused and EXEC aborts).
   size_t multi_commands_max = 10'000;
   size_t multi_bytes_max = size_t{16} << 20;
+  // WATCH: at most this many keys per connection.
+  size_t watch_keys_max = 10'000;
   // KEYS refuses to answer more keys than this (use SCAN).
   size_t keys_reply_max = 1'000'000;
   // A snapshot read (MGET, DBSIZE) that a checkpoint overtook is retried this many times.
@@ -130,6 +132,8 @@ class RespCommands : public CommandHandler {
   // with execute() instead.
   Task<std::unique_ptr<PendingReply>> start(std::vector<std::string>& args,
                                             ClientState& client) override;
+  // Forgets the connection's watched keys.
+  void disconnected(ClientState& client) override;
 
   // The server's statistics, for INFO clients (the wire server keeps them current).
   void set_server_stats(const ServerStats* stats) { server_stats_ = stats; }
@@ -138,6 +142,8 @@ class RespCommands : public CommandHandler {
   const RespCommandsOptions& options() const { return options_; }
   // Locks in use: zero whenever no command runs.
   size_t locks_active() const { return locks_.active(); }
+  // Keys some connection watches (WATCH): zero once every watcher ended.
+  size_t watched_keys() const { return watched_.size(); }
 
   // The node's role for commands (also QUIRE.STATUS's "role").
   enum class Role : uint8_t {
@@ -175,6 +181,12 @@ class RespCommands : public CommandHandler {
   // MULTI's queueing of one admitted command (or its refusal), EXEC, DISCARD.
   void queue_in_multi(const CommandSpec& spec, Args& a, ClientState& c, ReplyWriter& out);
   Task<void> cmd_exec(ClientState& c, ReplyWriter& out);
+  Task<void> cmd_watch(Args& a, ClientState& c, ReplyWriter& out);
+  void unwatch_all(ClientState& c);
+  // Whether a key c watches was written since, or the primary changed (EXEC aborts).
+  bool watch_broken(const ClientState& c);
+  // Counts a write to each key of `batch` that a connection watches.
+  void touch_watched(const std::vector<LogWrite>& batch);
   // CLIENT INFO's line for `c` (CLIENT LIST's lines), without the newline.
   std::string client_info_line(const ClientState& c);
   void client_list(Args& a, ClientState& c, ReplyWriter& out);
@@ -294,6 +306,13 @@ class RespCommands : public CommandHandler {
   StandbyProgressBoard progress_;
   const ServerStats* server_stats_ = nullptr;
   ClientDirectory* directory_ = nullptr;
+  // The keys some connection watches: writes queued to each since it was first watched,
+  // and how many connections watch it (the entry goes with the last).
+  struct WatchedKey {
+    uint64_t writes = 0;
+    uint32_t watchers = 0;
+  };
+  std::map<std::pair<uint32_t, std::string>, WatchedKey> watched_;
   MonoTime started_at_;
   // SCAN cursors: cursor -> (db, the key to resume from), oldest first for eviction.
   struct ScanCursor {

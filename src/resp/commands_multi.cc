@@ -12,8 +12,17 @@
 //
 // Quire queues the key and string commands, PING, ECHO, TIME and MEMORY; the others (SCAN,
 // KEYS, DBSIZE, FLUSHDB, FLUSHALL, SELECT, the server commands, QUIRE.*) are refused inside
-// MULTI. There is no WATCH.
+// MULTI.
+//
+// WATCH (outside MULTI, on the primary) remembers, per key, how many writes to it this node
+// had queued (RespCommands::watched_ counts them for watched keys only, at enqueue: every
+// write of a primary goes through it) and the primary's term. EXEC locks the watched keys
+// of its database with the others, then aborts with a null array when one of them was
+// written since, or the node is no longer the primary of that term; EXEC, DISCARD, UNWATCH
+// and the connection's end forget the watches.
 #include <fmt/format.h>
+
+#include <algorithm>
 
 #include "resp/commands.h"
 
@@ -63,6 +72,7 @@ bool allowed_in_multi(CommandId id) {
     case CommandId::kEcho:
     case CommandId::kTime:
     case CommandId::kMemory:
+    case CommandId::kUnwatch:
       return true;
     default:
       return false;
@@ -137,14 +147,27 @@ Task<void> RespCommands::cmd_exec(ClientState& c, ReplyWriter& out) {
   ClientState::Multi m = std::move(*c.multi);
   c.multi.reset();
   if (m.dirty) {
+    unwatch_all(c);
     out.error("EXECABORT Transaction discarded because of previous errors.");
     co_return;
   }
   std::vector<std::string> keys;
   for (const Args& q : m.queued) add_keys(q, keys);
+  for (const ClientState::Watch& w : c.watching) {
+    if (w.db == c.db) keys.push_back(w.key);  // unchanged from the check to the commit
+  }
   auto held =
       co_await lock_keys_at(c.db, LockMode::kShared, std::move(keys), LockMode::kExclusive, out);
-  if (!held) co_return;
+  if (!held) {
+    unwatch_all(c);
+    co_return;
+  }
+  const bool broken = watch_broken(c);
+  unwatch_all(c);
+  if (broken) {
+    out.null_array();  // as Redis: a watched key changed, nothing ran
+    co_return;
+  }
   ExecOverlay tx;
   tx.db = c.db;
   ReplyWriter replies;
@@ -172,6 +195,73 @@ Task<void> RespCommands::cmd_exec(ClientState& c, ReplyWriter& out) {
   }
   out.array(m.queued.size());
   out.buffer() += replies.buffer();
+}
+
+// The keys' locks are taken and let go first: a write queued before WATCH holds its key's
+// lock until it is applied, so once WATCH answers, reads see every write it did not count.
+Task<void> RespCommands::cmd_watch(Args& a, ClientState& c, ReplyWriter& out) {
+  if (c.multi) {
+    out.err("WATCH inside MULTI is not allowed");
+    co_return;
+  }
+  std::vector<std::string> keys(a.begin() + 1, a.end());
+  auto held =
+      co_await lock_keys_at(c.db, LockMode::kShared, std::move(keys), LockMode::kExclusive, out);
+  if (!held) co_return;
+  if (serving().role != Role::kPrimary) {
+    out.err(
+        "WATCH is answered by the primary only: Quire counts the writes to watched keys "
+        "there");
+    co_return;
+  }
+  const uint64_t term = node_.client().term().value;
+  for (size_t j = 1; j < a.size(); j++) {
+    const bool already = std::any_of(c.watching.begin(), c.watching.end(),
+                                     [&](const auto& w) { return w.db == c.db && w.key == a[j]; });
+    if (already) continue;
+    if (c.watching.size() >= options_.watch_keys_max) {
+      out.err(fmt::format("a connection may watch at most {} keys (Quire's watch_keys_max)",
+                          options_.watch_keys_max));
+      co_return;  // the keys before this one stay watched
+    }
+    WatchedKey& k = watched_[{c.db, a[j]}];
+    k.watchers++;
+    c.watching.push_back(ClientState::Watch{c.db, a[j], k.writes, term});
+  }
+  out.ok();
+}
+
+void RespCommands::unwatch_all(ClientState& c) {
+  for (const ClientState::Watch& w : c.watching) {
+    auto it = watched_.find({w.db, w.key});
+    QUIRE_ASSERT(it != watched_.end() && it->second.watchers > 0);
+    if (--it->second.watchers == 0) watched_.erase(it);
+  }
+  c.watching.clear();
+}
+
+bool RespCommands::watch_broken(const ClientState& c) {
+  if (c.watching.empty()) return false;
+  if (serving().role != Role::kPrimary) return true;
+  const uint64_t term = node_.client().term().value;
+  for (const ClientState::Watch& w : c.watching) {
+    auto it = watched_.find({w.db, w.key});
+    QUIRE_ASSERT(it != watched_.end());
+    if (w.term != term || it->second.writes != w.writes) return true;
+  }
+  return false;
+}
+
+void RespCommands::touch_watched(const std::vector<LogWrite>& batch) {
+  if (watched_.empty()) return;
+  for (const LogWrite& w : batch) {
+    const uint32_t db = static_cast<uint32_t>(w.table.value - kFirstUserTable);
+    if (auto it = watched_.find({db, w.key}); it != watched_.end()) it->second.writes++;
+  }
+}
+
+void RespCommands::disconnected(ClientState& client) {
+  unwatch_all(client);
 }
 
 }  // namespace quire::resp

@@ -83,6 +83,15 @@ struct ClientState {
   };
   std::optional<Multi> multi;
   ExecOverlay* exec = nullptr;  // while EXEC runs this connection's transaction
+  // WATCH: each key, with the count of writes to it the commands had seen then, and the
+  // primary's term (a transaction after another term aborts).
+  struct Watch {
+    uint32_t db = 0;
+    std::string key;
+    uint64_t writes = 0;
+    uint64_t term = 0;
+  };
+  std::vector<Watch> watching;
 };
 
 // The server's connections, for CLIENT LIST and CLIENT KILL.
@@ -144,6 +153,9 @@ class CommandHandler {
     (void)client;
     co_return nullptr;
   }
+  // The connection ended (its last command finished): the handler forgets what it kept for
+  // it. Not called when a stop cancels the connection's task.
+  virtual void disconnected(ClientState& client) { (void)client; }
 };
 
 }  // namespace quire::resp

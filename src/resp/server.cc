@@ -240,6 +240,7 @@ Task<void> RespServer::serve(std::shared_ptr<Core> core, std::shared_ptr<Client>
   // Started writes keep their keys locked until they finished: wait for them, unanswered.
   ReplyWriter unsent;
   co_await finish_all(*client, pipeline, unsent);
+  core->handler.disconnected(client->state);
   if (core->clients.erase(client->state.id) > 0 && !client->killed) {
     core->stats.connected_clients--;
   }

@@ -696,6 +696,34 @@ class B_Commands(ClusterTestBase):
                 p.execute()
         self.assertIn("read only replica", str(cm.exception))
 
+    def test_watch(self):
+        """redis-py's transaction(): WATCH, a competing write, WatchError, and a retry that
+        sees the competing write."""
+        r = self.p(db=6)
+        other = self.p(db=6)
+        r.set("w:n", 1)
+        calls = []
+
+        def double(pipe):
+            value = int(pipe.get("w:n"))
+            calls.append(value)
+            if len(calls) == 1:
+                other.incr("w:n")  # between WATCH and EXEC: the first EXEC aborts
+            pipe.multi()
+            pipe.set("w:n", value * 2)
+
+        r.transaction(double, "w:n")
+        self.assertEqual(calls, [1, 2])
+        self.assertEqual(r.get("w:n"), b"4")
+        with r.pipeline() as p:
+            p.watch("w:n")
+            other.set("w:n", 0)
+            p.multi()
+            p.incr("w:n")
+            with self.assertRaises(redis.WatchError):
+                p.execute()
+        self.assertEqual(r.get("w:n"), b"0")
+
     def test_client_list_and_kill(self):
         """CLIENT LIST shows every connection (the standbys' progress links as replicas);
         CLIENT KILL closes the one it names, and a killed standby link is dialled again."""

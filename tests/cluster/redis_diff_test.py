@@ -632,6 +632,7 @@ class Run:
         self.touched = {0}
         self.exec_keys = []  # the keys of the last transaction sent
         self.transactions = 0
+        self.watch_aborts = 0  # EXECs both servers aborted for a watched key's write
         self.tryagain = 0
         self.quire_only = 0
         self.compared = 0
@@ -724,17 +725,28 @@ class Run:
     def transaction(self, i, m):
         """MULTI, m commands of the stream that Quire queues and both servers answer alike
         (documented Quire-only errors and the commands Quire does not queue left out), EXEC;
-        sent as one pipeline."""
+        sent as one pipeline. A third of them start with WATCH of a few keys and up to
+        three commands of the stream (their writes abort EXEC, in Redis as in Quire)."""
+        rng = self.gen.rng
         body = []
         while len(body) < m:
             args, kind = self.gen.next()
             if kind == "cmp" and args[0].lower() not in NOT_IN_MULTI:
                 body.append(args)
-        self.exec_keys = [k for args in body for k in command_keys(args)]
+        head = []
+        if rng.random() < 0.33:
+            watched = self.gen.keys_n(1, 3)
+            head.append([self.gen.case(b"watch")] + watched)
+            while len(head) < 1 + rng.randint(0, 3):
+                args, kind = self.gen.next()
+                if rng.random() < 0.3:  # often a command on a watched key
+                    args, kind = [args[0], rng.choice(watched)] + args[2:], kind
+                if kind == "cmp" and len(args) > 1:
+                    head.append(args)
+        self.exec_keys = [k for args in head + body for k in command_keys(args)]
         self.transactions += 1
-        return ([(i, [self.gen.case(b"multi")], "cmp")] +
-                [(i + 1 + j, args, "cmp") for j, args in enumerate(body)] +
-                [(i + 1 + m, [self.gen.case(b"exec")], "cmp")])
+        steps = head + [[self.gen.case(b"multi")]] + body + [[self.gen.case(b"exec")]]
+        return [(i + j, args, "cmp") for j, args in enumerate(steps)]
 
     def step(self, i, args, kind):
         """One command, sent alone."""
@@ -787,6 +799,8 @@ class Run:
             return
         self.compared += 1
         name = args[0].lower()
+        if name == b"exec" and qr == ("nilarray",):
+            self.watch_aborts += 1
         ok = rr == qr
         note = None
         if not ok and qr[0] == "error" and qr[1].startswith(b"TRYAGAIN"):
@@ -929,8 +943,8 @@ class Run:
             if x < 0.02:
                 k = min(rng.randint(2, 40), room)
             items = []
-            if 0.02 <= x < 0.02 + self.args.multi_rate and room >= 2:
-                items = self.transaction(i, rng.randint(0, min(12, room - 2)))
+            if 0.02 <= x < 0.02 + self.args.multi_rate and room >= 6:
+                items = self.transaction(i, rng.randint(0, min(12, room - 6)))
                 k = len(items)
             for j in range(i + len(items), i + k):
                 args, kind = self.gen.next()
@@ -960,9 +974,10 @@ class Run:
                 c.call(b"SELECT", str(d).encode())
             self.db = d
             self.check_keyspace("end", d)
-        log("%d commands (%d compared, %d Quire-only documented errors, %d transactions) in "
-            "%.1f s; %d -TRYAGAIN" % (self.args.commands, self.compared, self.quire_only,
-                                      self.transactions, t_stream, self.tryagain))
+        log("%d commands (%d compared, %d Quire-only documented errors, %d transactions, %d "
+            "aborted by WATCH) in %.1f s; %d -TRYAGAIN" % (
+                self.args.commands, self.compared, self.quire_only, self.transactions,
+                self.watch_aborts, t_stream, self.tryagain))
 
     def summary(self):
         if not self.mismatches:

@@ -77,7 +77,7 @@ DOC_MEMORY = ("USAGE answers the bytes the key's entry takes in a checkpoint pag
               "key and value and the commit timestamp, before encryption), not Redis's in-memory "
               "size")
 DOC_MEMORY_SUBS = "No DOCTOR, STATS, MALLOC-STATS or PURGE: `-ERR unknown subcommand`"
-DOC_NO = "RESP2 only; no RESP3, no WATCH, no scripts, no pub/sub"
+DOC_NO = "RESP2 only; no RESP3, no scripts, no pub/sub"
 DOC_MULTI = ("Anything else inside\nMULTI (SCAN, KEYS, DBSIZE, FLUSHDB, FLUSHALL, SELECT, CLIENT, "
              "CONFIG, INFO, WAIT, QUIRE.*)\nanswers `-ERR Command not allowed inside a "
              "transaction: ...` and discards the transaction.")
@@ -431,7 +431,16 @@ def cases_nopass():
              ("error", b"EXECABORT Transaction discarded because of previous errors."), DOC_MULTI,
              send=True)),
          S("MULTI"), S("SELECT", "1", doc=not_in_multi), S("DISCARD"), S("PING"))
-    case("WATCH (documented: none)", doc_absent("WATCH", "k"), S("PING"))
+    case("WATCH",
+         S("DEL", "tx:w"), S("WATCH", "tx:w"), S("SET", "tx:w", "1"), S("MULTI"),
+         S("GET", "tx:w"), S("EXEC"), S("GET", "tx:w"),
+         S("WATCH", "tx:w", "tx:w2"), S("MULTI"), S("INCR", "tx:w"), S("EXEC"),
+         S("WATCH", "tx:w"), S("UNWATCH"), S("SET", "tx:w", "5"), S("MULTI"), S("EXEC"),
+         S("WATCH", "tx:w"), S("SET", "tx:w2", "x"), S("MULTI"), S("GET", "tx:w"), S("EXEC"),
+         S("MULTI"), S("WATCH", "tx:w"), S("UNWATCH"), S("SET", "tx:w", "6"), S("EXEC"),
+         S("WATCH"), S("UNWATCH", "x"), S("watch", "tx:w"), S("SET", "tx:w", "7", "NX"),
+         S("MULTI"), S("EXEC"), S("WATCH", "tx:w"), S("MULTI"), S("DISCARD"),
+         S("SET", "tx:w", "8"), S("MULTI"), S("EXEC"), S("DEL", "tx:w", "tx:w2"))
     case("pub/sub (documented: none)", doc_absent("SUBSCRIBE", "ch"),
          doc_absent("PUBLISH", "ch", "m"), doc_absent("PSUBSCRIBE", "c*"), S("PING"))
     case("scripts (documented: none)", doc_absent("EVAL", "return 1", "0"),

@@ -1243,6 +1243,85 @@ TEST_F(RespCommandsTest, MultiExecRunsQueuedCommandsAsOneBatch) {
   EXPECT_EQ(S({"EXEC"}), "*1\r\n" + bulk("13"));
 }
 
+TEST_F(RespCommandsTest, WatchAbortsExecAfterAWriteToAWatchedKey) {
+  make();
+  const NodeId pid = sim_->primary_id();
+  ClientState other;
+  other.id = 9;
+  const auto O = [&](Args a) { return run(*primary_, pid, other, std::move(a)); };
+  // Another client's write between WATCH and EXEC: EXEC answers a null array, runs nothing.
+  EXPECT_EQ(P({"WATCH", "k", "j"}), "+OK\r\n");
+  EXPECT_EQ(primary_->watched_keys(), 2u);
+  EXPECT_EQ(O({"SET", "k", "theirs"}), "+OK\r\n");
+  EXPECT_EQ(P({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(P({"SET", "k", "mine"}), "+QUEUED\r\n");
+  EXPECT_EQ(P({"EXEC"}), "*-1\r\n");
+  EXPECT_EQ(P({"GET", "k"}), bulk("theirs"));
+  EXPECT_EQ(primary_->watched_keys(), 0u);  // EXEC forgets the watches
+  // Unchanged: EXEC runs.
+  EXPECT_EQ(P({"WATCH", "k"}), "+OK\r\n");
+  EXPECT_EQ(O({"SET", "other-key", "x"}), "+OK\r\n");
+  EXPECT_EQ(O({"SET", "k", "x", "NX"}), "$-1\r\n");  // no write: not a change
+  EXPECT_EQ(P({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(P({"APPEND", "k", "!"}), "+QUEUED\r\n");
+  EXPECT_EQ(P({"EXEC"}), "*1\r\n:7\r\n");
+  // The connection's own write counts too; UNWATCH forgets.
+  EXPECT_EQ(P({"WATCH", "k"}), "+OK\r\n");
+  EXPECT_EQ(P({"SET", "k", "v"}), "+OK\r\n");
+  EXPECT_EQ(P({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(P({"EXEC"}), "*-1\r\n");
+  EXPECT_EQ(P({"WATCH", "k"}), "+OK\r\n");
+  EXPECT_EQ(P({"UNWATCH"}), "+OK\r\n");
+  EXPECT_EQ(O({"DEL", "k"}), ":1\r\n");
+  EXPECT_EQ(P({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(P({"EXEC"}), "*0\r\n");
+  // WATCH inside MULTI is refused without discarding the transaction.
+  EXPECT_EQ(P({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(P({"WATCH", "k"}), "-ERR WATCH inside MULTI is not allowed\r\n");
+  EXPECT_EQ(P({"SET", "k", "1"}), "+QUEUED\r\n");
+  EXPECT_EQ(P({"EXEC"}), "*1\r\n+OK\r\n");
+  // DISCARD and the connection's end forget the watches.
+  EXPECT_EQ(P({"WATCH", "a"}), "+OK\r\n");
+  EXPECT_EQ(P({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(P({"DISCARD"}), "+OK\r\n");
+  EXPECT_EQ(primary_->watched_keys(), 0u);
+  EXPECT_EQ(O({"WATCH", "a", "b"}), "+OK\r\n");
+  EXPECT_EQ(P({"WATCH", "a"}), "+OK\r\n");
+  EXPECT_EQ(primary_->watched_keys(), 2u);
+  primary_->disconnected(other);
+  EXPECT_EQ(primary_->watched_keys(), 1u);
+  EXPECT_EQ(P({"UNWATCH"}), "+OK\r\n");
+  EXPECT_EQ(primary_->watched_keys(), 0u);
+  // A standby does not count writes: WATCH is the primary's.
+  EXPECT_EQ(S({"WATCH", "k"}).rfind("-ERR WATCH is answered by the primary only", 0), 0u);
+  EXPECT_EQ(P({"WATCH"}), "-ERR wrong number of arguments for 'watch' command\r\n");
+  EXPECT_EQ(primary_->locks_active(), 0u);
+}
+
+// WATCH waits for a write to its key that was already under way: the connection's reads
+// after WATCH see it, and EXEC is not fooled by it.
+TEST_F(RespCommandsTest, WatchWaitsForAWriteUnderWay) {
+  make();
+  ClientState writer;
+  writer.id = 11;
+  EXPECT_EQ(P({"SET", "c", "1"}), "+OK\r\n");
+  bool written = false;
+  sim_->spawn_on(sim_->primary_id(), "incr", [&]() -> Task<void> {
+    ReplyWriter out;
+    Args a{"INCR", "c"};
+    co_await primary_->execute(std::move(a), writer, out);
+    EXPECT_EQ(out.buffer(), ":2\r\n");
+    written = true;
+  });
+  EXPECT_FALSE(written);
+  EXPECT_EQ(P({"WATCH", "c"}), "+OK\r\n");
+  EXPECT_TRUE(written);
+  EXPECT_EQ(P({"GET", "c"}), bulk("2"));
+  EXPECT_EQ(P({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(P({"SET", "c", "3"}), "+QUEUED\r\n");
+  EXPECT_EQ(P({"EXEC"}), "*1\r\n+OK\r\n");
+}
+
 TEST_F(RespCommandsTest, MultiLimitsAndAFailedCommitWriteNothing) {
   RespCommandsOptions o;
   o.multi_commands_max = 3;
