@@ -43,6 +43,22 @@ constexpr ArgDoc kRangeArgs[] = {
 constexpr ArgDoc kSetRangeArgs[] = {
     {"key", "key", {}, 0, 0}, {"offset", "integer"}, {"value", "string"}};
 constexpr ArgDoc kIncrByFloatArgs[] = {{"key", "key", {}, 0, 0}, {"increment", "double"}};
+constexpr ArgDoc kSetBitArgs[] = {
+    {"key", "key", {}, 0, 0}, {"offset", "integer"}, {"value", "integer"}};
+constexpr ArgDoc kGetBitArgs[] = {{"key", "key", {}, 0, 0}, {"offset", "integer"}};
+constexpr ArgDoc kIndexUnits[] = {{"byte", "pure-token", "BYTE"}, {"bit", "pure-token", "BIT"}};
+constexpr ArgDoc kBitCountIndex[] = {{"start", "integer"},
+                                     {"end", "integer"},
+                                     {"index_unit", "oneof", {}, kOpt, -1, "7.0.0", kIndexUnits}};
+constexpr ArgDoc kBitCountArgs[] = {{"key", "key", {}, 0, 0},
+                                    {"index", "block", {}, kOpt, -1, {}, kBitCountIndex}};
+constexpr ArgDoc kBitPosEnd[] = {{"end", "integer"},
+                                 {"index_unit", "oneof", {}, kOpt, -1, "7.0.0", kIndexUnits}};
+constexpr ArgDoc kBitPosIndex[] = {{"start", "integer"},
+                                   {"end_index", "block", {}, kOpt, -1, {}, kBitPosEnd}};
+constexpr ArgDoc kBitPosArgs[] = {{"key", "key", {}, 0, 0},
+                                  {"bit", "integer"},
+                                  {"index", "block", {}, kOpt, -1, {}, kBitPosIndex}};
 constexpr ArgDoc kRenameArgs[] = {{"key", "key", {}, 0, 0}, {"newkey", "key", {}, 0, 1}};
 constexpr ArgDoc kSetExArgs[] = {
     {"key", "key", {}, 0, 0}, {"seconds", "integer"}, {"value", "string"}};
@@ -273,6 +289,16 @@ constexpr std::array kCommands = {
                 "O(N) where N is the length of the new value", kSetRangeArgs},
     CommandSpec{CommandId::kIncrByFloat, "incrbyfloat", 3, kW | kF, 1, 1, 1, "string", "2.6.0",
                 "Increments the floating point value of a key by a number.", kO1, kIncrByFloatArgs},
+    CommandSpec{CommandId::kSetBit, "setbit", 4, kW, 1, 1, 1, "bitmap", "2.2.0",
+                "Sets or clears the bit at offset in the string value stored at key", kO1,
+                kSetBitArgs},
+    CommandSpec{CommandId::kGetBit, "getbit", 3, kR | kF, 1, 1, 1, "bitmap", "2.2.0",
+                "Returns the bit value at offset in the string value stored at key", kO1,
+                kGetBitArgs},
+    CommandSpec{CommandId::kBitCount, "bitcount", -2, kR, 1, 1, 1, "bitmap", "2.6.0",
+                "Count set bits in a string", "O(N)", kBitCountArgs},
+    CommandSpec{CommandId::kBitPos, "bitpos", -3, kR, 1, 1, 1, "bitmap", "2.8.7",
+                "Find first bit set or clear in a string", "O(N)", kBitPosArgs},
     CommandSpec{CommandId::kRename, "rename", 3, kW, 1, 2, 1, "generic", "1.0.0",
                 "Renames a key and overwrites the destination (one atomic write).", kO1,
                 kRenameArgs},

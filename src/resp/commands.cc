@@ -458,6 +458,14 @@ Task<void> RespCommands::run(const CommandSpec& spec, Args& a, ClientState& c, R
       co_return co_await cmd_setrange(a, c, out);
     case CommandId::kIncrByFloat:
       co_return co_await cmd_incrbyfloat(a, c, out);
+    case CommandId::kSetBit:
+      co_return co_await cmd_setbit(a, c, out);
+    case CommandId::kGetBit:
+      co_return co_await cmd_getbit(a, c, out);
+    case CommandId::kBitCount:
+      co_return co_await cmd_bitcount(a, c, out);
+    case CommandId::kBitPos:
+      co_return co_await cmd_bitpos(a, c, out);
     case CommandId::kRename:
     case CommandId::kRenameNx:
       co_return co_await cmd_rename(a, c, out, spec.id == CommandId::kRenameNx);

@@ -210,6 +210,11 @@ class RespCommands : public CommandHandler {
   Task<void> cmd_setrange(Args& a, ClientState& c, ReplyWriter& out);
   Task<void> cmd_incrbyfloat(Args& a, ClientState& c, ReplyWriter& out);
   Task<void> cmd_rename(Args& a, ClientState& c, ReplyWriter& out, bool nx);
+  // ---- Bits (commands_bits.cc) ----
+  Task<void> cmd_setbit(Args& a, ClientState& c, ReplyWriter& out);
+  Task<void> cmd_getbit(Args& a, ClientState& c, ReplyWriter& out);
+  Task<void> cmd_bitcount(Args& a, ClientState& c, ReplyWriter& out);
+  Task<void> cmd_bitpos(Args& a, ClientState& c, ReplyWriter& out);
 
   // ---- Keyspace (commands_keyspace.cc) ----
   Task<void> cmd_scan(Args& a, ClientState& c, ReplyWriter& out);

@@ -55,6 +55,10 @@ bool allowed_in_multi(CommandId id) {
     case CommandId::kSubstr:
     case CommandId::kSetRange:
     case CommandId::kIncrByFloat:
+    case CommandId::kSetBit:
+    case CommandId::kGetBit:
+    case CommandId::kBitCount:
+    case CommandId::kBitPos:
     case CommandId::kRename:
     case CommandId::kRenameNx:
     case CommandId::kTouch:

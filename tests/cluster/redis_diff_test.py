@@ -307,7 +307,7 @@ class Gen:
             (2, self.c_unlink_touch), (2, self.c_getdel_getset), (3, self.c_append),
             (3, self.c_getrange), (3, self.c_setrange), (4, self.c_incrbyfloat),
             (3, self.c_rename), (1, self.c_persist), (2, self.c_getex), (1, self.c_expire),
-            (0.1, self.c_flushall),
+            (0.1, self.c_flushall), (5, self.c_bits),
         ]
         total = sum(w for w, _ in choices)
         x = r.random() * total
@@ -384,6 +384,51 @@ class Gen:
                                b"9223372036854775808", b"0", b"+1", b"01"])
         return [self.case(b"setrange"), self.key(), offset,
                 r.choice([b"", b"x", self.small_value()])], "cmp"
+
+    def bit_offset(self):
+        r = self.rng
+        x = r.random()
+        if x < 0.75:
+            return str(r.randint(0, 200)).encode()
+        if x < 0.85:
+            return str(r.randint(0, 40000)).encode()
+        return r.choice([b"-1", b"abc", b"", b" 1", b"1.5", b"4294967295", b"4294967296",
+                         b"9223372036854775807", b"+1", b"01", b"0"])
+
+    def bit_index(self):
+        r = self.rng
+        if r.random() < 0.8:
+            return str(r.randint(-40, 40)).encode()
+        return r.choice([b"a", b"", b"-9223372036854775808", b"9223372036854775807", b"1.0"])
+
+    def c_bits(self):
+        r = self.rng
+        x = r.random()
+        unit = [r.choice([b"BYTE", b"BIT", b"bit", b"byte", b"Bit", b"BITS", b"", b"bit\x00x"])]
+        if x < 0.3:
+            bit = r.choice([b"0", b"1", b"1", b"0", b"2", b"-1", b"x", b"01"])
+            offset = self.bit_offset()
+            args = [self.case(b"setbit"), self.key(), offset, bit]
+            # Past Quire's value limit (docs/redis.md, SETBIT): Quire's error, and
+            # redis-server is not asked (it would grow the value to hundreds of MB).
+            if re.fullmatch(rb"0|[1-9][0-9]*", offset) and bit in (b"0", b"1"):
+                byte = int(offset) >> 3
+                if VALUE_MAX < byte + 1 and byte < 512 << 20:
+                    return args, ("doc_err", b"ERR value is %d bytes; Quire's value limit is %d "
+                                             b"bytes (kValueBytesMax)" % (byte + 1, VALUE_MAX))
+            return args, "cmp"
+        if x < 0.45:
+            return [self.case(b"getbit"), self.key(), self.bit_offset()], "cmp"
+        if x < 0.72:
+            n = r.choice([0, 2, 2, 3, 1, 4])
+            idx = [self.bit_index() for _ in range(min(n, 2))] + (unit if n == 3 else []) + (
+                [b"x"] * (n - 3) if n > 3 else [])
+            return [self.case(b"bitcount"), self.key()] + idx, "cmp"
+        bit = r.choice([b"0", b"1", b"1", b"0", b"2", b"x"])
+        n = r.choice([0, 1, 2, 3, 3, 4])
+        idx = [self.bit_index() for _ in range(min(n, 2))] + (unit if n == 3 else []) + (
+            [b"x"] * (n - 3) if n > 3 else [])
+        return [self.case(b"bitpos"), self.key(), bit] + idx, "cmp"
 
     def float_arg(self):
         r = self.rng
@@ -605,7 +650,7 @@ def command_keys(args):
     if name in (b"get", b"set", b"setnx", b"strlen", b"incr", b"incrby", b"decr", b"decrby",
                 b"type", b"ttl", b"pttl", b"getdel", b"getset", b"append", b"getrange",
                 b"substr", b"setrange", b"incrbyfloat", b"persist", b"getex", b"expiretime",
-                b"pexpiretime"):
+                b"pexpiretime", b"setbit", b"getbit", b"bitcount", b"bitpos"):
         return args[1:2]
     if name in (b"rename", b"renamenx"):
         return args[1:3]

@@ -1322,6 +1322,48 @@ TEST_F(RespCommandsTest, WatchWaitsForAWriteUnderWay) {
   EXPECT_EQ(P({"EXEC"}), "*1\r\n+OK\r\n");
 }
 
+TEST_F(RespCommandsTest, BitCommands) {
+  make();
+  EXPECT_EQ(P({"SETBIT", "b", "7", "1"}), ":0\r\n");  // creates "\x01"
+  EXPECT_EQ(P({"GET", "b"}), bulk(std::string("\x01", 1)));
+  EXPECT_EQ(P({"SETBIT", "b", "7", "1"}), ":1\r\n");
+  EXPECT_EQ(P({"SETBIT", "b", "0", "1"}), ":0\r\n");  // "\x81"
+  EXPECT_EQ(P({"GETBIT", "b", "0"}), ":1\r\n");
+  EXPECT_EQ(P({"GETBIT", "b", "1"}), ":0\r\n");
+  EXPECT_EQ(P({"GETBIT", "b", "100"}), ":0\r\n");
+  EXPECT_EQ(P({"GETBIT", "nosuch", "3"}), ":0\r\n");
+  EXPECT_EQ(P({"SETBIT", "b", "23", "1"}), ":0\r\n");  // grows, zero padded
+  EXPECT_EQ(P({"GET", "b"}), bulk(std::string("\x81\x00\x01", 3)));
+  EXPECT_EQ(P({"BITCOUNT", "b"}), ":3\r\n");
+  EXPECT_EQ(P({"BITCOUNT", "b", "1", "-1"}), ":1\r\n");
+  EXPECT_EQ(P({"BITCOUNT", "b", "1", "7", "BIT"}), ":1\r\n");
+  EXPECT_EQ(P({"BITCOUNT", "b", "-1", "-2"}), ":0\r\n");
+  EXPECT_EQ(P({"BITCOUNT", "b", "0"}), "-ERR syntax error\r\n");
+  EXPECT_EQ(P({"BITCOUNT", "nosuch", "0"}), ":0\r\n");  // as Redis: no key, no check
+  EXPECT_EQ(P({"BITCOUNT", "b", "0", "1", "WORD"}), "-ERR syntax error\r\n");
+  EXPECT_EQ(P({"BITPOS", "b", "1"}), ":0\r\n");
+  EXPECT_EQ(P({"BITPOS", "b", "0"}), ":1\r\n");
+  EXPECT_EQ(P({"BITPOS", "b", "1", "1"}), ":23\r\n");
+  EXPECT_EQ(P({"BITPOS", "b", "1", "1", "22", "BIT"}), ":7\r\n");
+  EXPECT_EQ(P({"BITPOS", "b", "0", "0", "0", "BIT"}), ":-1\r\n");
+  EXPECT_EQ(P({"BITPOS", "nosuch", "0"}), ":0\r\n");
+  EXPECT_EQ(P({"BITPOS", "nosuch", "1"}), ":-1\r\n");
+  EXPECT_EQ(P({"BITPOS", "b", "2"}), "-ERR The bit argument must be 1 or 0.\r\n");
+  EXPECT_EQ(P({"SETBIT", "b", "-1", "1"}), "-ERR bit offset is not an integer or out of range\r\n");
+  EXPECT_EQ(P({"SETBIT", "b", "4294967296", "1"}),
+            "-ERR bit offset is not an integer or out of range\r\n");
+  EXPECT_EQ(P({"SETBIT", "b", "1", "2"}), "-ERR bit is not an integer or out of range\r\n");
+  // Past Quire's value limit: refused before the value grows.
+  EXPECT_EQ(P({"SETBIT", "b", "8388608", "1"}),
+            "-ERR value is 1048577 bytes; Quire's value limit is 1048576 bytes "
+            "(kValueBytesMax)\r\n");
+  EXPECT_EQ(P({"GETBIT", "b", "4294967295"}), ":0\r\n");
+  catch_up();
+  EXPECT_EQ(S({"BITCOUNT", "b"}), ":3\r\n");
+  EXPECT_EQ(S({"SETBIT", "b", "1", "1"}),
+            "-READONLY You can't write against a read only replica.\r\n");
+}
+
 TEST_F(RespCommandsTest, MultiLimitsAndAFailedCommitWriteNothing) {
   RespCommandsOptions o;
   o.multi_commands_max = 3;
