@@ -1083,8 +1083,23 @@ Task<std::optional<Timestamp>> RespCommands::commit(std::vector<LogWrite> batch,
     ExecOverlay& tx = *c.exec;
     for (LogWrite& w : batch) {
       QUIRE_ASSERT(w.table == db_table(tx.db));  // a transaction runs in one database
-      auto [it, fresh] = tx.values.insert_or_assign(w.key, std::move(w.value));
-      if (fresh) tx.order.push_back(it->first);
+      auto it = tx.values.find(w.key);
+      if (it == tx.values.end()) {
+        it = tx.values.emplace(w.key, std::nullopt).first;
+        tx.order.push_back(it->first);
+      } else {
+        tx.bytes -= write_bytes(LogWrite{w.table, w.key, it->second});
+      }
+      tx.bytes += write_bytes(w);
+      it->second = std::move(w.value);
+    }
+    // The whole transaction is one log entry: stop as soon as it cannot be one.
+    if (tx.order.size() > kLogEntryOpsMax || tx.bytes + kLogEntryHeaderBytes > kLogEntryBytesMax) {
+      tx.failed = Status(Code::kInvalidArgument,
+                         fmt::format("a transaction may write at most {} keys and {} bytes at "
+                                     "once (Quire's log entry bounds, kLogEntryOpsMax and "
+                                     "kLogEntryBytesMax)",
+                                     kLogEntryOpsMax, kLogEntryBytesMax));
     }
     co_return Timestamp();
   }

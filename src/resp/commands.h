@@ -81,6 +81,8 @@ struct RespCommandsOptions {
   // either the command is refused and EXEC aborts).
   size_t multi_commands_max = 10'000;
   size_t multi_bytes_max = size_t{16} << 20;
+  // EXEC: its replies may hold at most this many bytes (past them nothing is written).
+  size_t multi_reply_bytes_max = size_t{64} << 20;
   // WATCH: at most this many keys per connection.
   size_t watch_keys_max = 10'000;
   // KEYS refuses to answer more keys than this (use SCAN).
@@ -108,6 +110,7 @@ struct ExecOverlay {
   uint32_t db = 0;
   std::map<std::string, std::optional<std::string>> values;  // nullopt: deleted
   std::vector<std::string> order;                            // keys, first write first
+  size_t bytes = 0;  // of the batch `values` make (bounded by one log entry's)
   Status failed;
 };
 

@@ -17,13 +17,19 @@
 // WATCH (outside MULTI, on the primary) remembers, per key, how many writes to it this node
 // had queued (RespCommands::watched_ counts them for watched keys only, at enqueue: every
 // write of a primary goes through it) and the primary's term. EXEC locks the watched keys
-// of its database with the others, then aborts with a null array when one of them was
+// with its own, then aborts with a null array when one of them was
 // written since, or the node is no longer the primary of that term; EXEC, DISCARD, UNWATCH
-// and the connection's end forget the watches.
+// and the connection's end forget the watches. EXEC holds the watched keys of every
+// database, not only its own, from the check to its commit.
 #include <fmt/format.h>
 
-#include <algorithm>
+#include <absl/cleanup/cleanup.h>
 
+#include <algorithm>
+#include <map>
+
+#include "engine/btree.h"
+#include "repl/log_entry.h"
 #include "resp/commands.h"
 
 namespace quire::resp {
@@ -126,8 +132,12 @@ void RespCommands::queue_in_multi(const CommandSpec& spec, Args& a, ClientState&
         spec.name));
     return;
   }
-  size_t bytes = 0;
-  for (const std::string& arg : a) bytes += arg.size();
+  if (m.dirty) {  // as Redis 7.0: no longer kept, still acknowledged
+    out.simple("QUEUED");
+    return;
+  }
+  size_t bytes = 0;  // each argument's own size counted too
+  for (const std::string& arg : a) bytes += arg.size() + sizeof(std::string);
   if (m.queued.size() >= options_.multi_commands_max ||
       m.bytes + bytes > options_.multi_bytes_max) {
     commands_rejected_++;
@@ -150,25 +160,37 @@ Task<void> RespCommands::cmd_exec(ClientState& c, ReplyWriter& out) {
   }
   ClientState::Multi m = std::move(*c.multi);
   c.multi.reset();
+  absl::Cleanup unwatch = [this, &c] { unwatch_all(c); };  // EXEC forgets the watches
   if (m.dirty) {
-    unwatch_all(c);
     out.error("EXECABORT Transaction discarded because of previous errors.");
     co_return;
   }
-  std::vector<std::string> keys;
-  for (const Args& q : m.queued) add_keys(q, keys);
-  for (const ClientState::Watch& w : c.watching) {
-    if (w.db == c.db) keys.push_back(w.key);  // unchanged from the check to the commit
+  // As Redis 7.0 checks EXEC against its commands' flags: a write on a node that is not the
+  // primary, or a read on one that is loading, discards it all.
+  for (const Args& q : m.queued) {
+    ReplyWriter refusal;
+    if (!admit(*find_command(lower(q[0])), c, refusal)) {
+      std::string_view e = refusal.buffer();  // "-READONLY ...\r\n"
+      e.remove_prefix(1);
+      e.remove_suffix(2);
+      out.error(fmt::format("EXECABORT Transaction discarded because of: {}", e));
+      co_return;
+    }
   }
-  auto held =
-      co_await lock_keys_at(c.db, LockMode::kShared, std::move(keys), LockMode::kExclusive, out);
-  if (!held) {
-    unwatch_all(c);
-    co_return;
+  // Its keys, and the watched keys of every database (unchanged from the check to the
+  // commit), locked one database after the other in ascending order: EXEC is the only
+  // command that holds locks of several databases, so no two lockers wait in a cycle.
+  std::map<uint32_t, std::vector<std::string>> keys;
+  for (const Args& q : m.queued) add_keys(q, keys[c.db]);
+  for (const ClientState::Watch& w : c.watching) keys[w.db].push_back(w.key);
+  std::vector<HeldLocks> held;
+  for (auto& [db, names] : keys) {
+    auto h =
+        co_await lock_keys_at(db, LockMode::kShared, std::move(names), LockMode::kExclusive, out);
+    if (!h) co_return;
+    held.push_back(std::move(*h));
   }
-  const bool broken = watch_broken(c);
-  unwatch_all(c);
-  if (broken) {
+  if (watch_broken(c)) {
     out.null_array();  // as Redis: a watched key changed, nothing ran
     co_return;
   }
@@ -182,11 +204,22 @@ Task<void> RespCommands::cmd_exec(ClientState& c, ReplyWriter& out) {
       commands_executed_++;
       co_await run(*spec, q, c, replies);
       if (!tx.failed.is_ok()) break;
+      if (replies.size() > options_.multi_reply_bytes_max) {
+        tx.failed = Status(Code::kInvalidArgument,
+                           fmt::format("the transaction's replies pass {} bytes (Quire's "
+                                       "multi_reply_bytes_max)",
+                                       options_.multi_reply_bytes_max));
+        break;
+      }
     }
   }
   if (!tx.failed.is_ok()) {
-    out.error(fmt::format("TRYAGAIN transaction not run, nothing written: a read failed: {}",
-                          tx.failed.to_string()));
+    if (tx.failed.code() == Code::kInvalidArgument) {
+      out.err(fmt::format("transaction not run, nothing written: {}", tx.failed.message()));
+    } else {
+      out.error(fmt::format("TRYAGAIN transaction not run, nothing written: a read failed: {}",
+                            tx.failed.to_string()));
+    }
     co_return;
   }
   if (!tx.order.empty()) {
@@ -217,6 +250,13 @@ Task<void> RespCommands::cmd_watch(Args& a, ClientState& c, ReplyWriter& out) {
         "WATCH is answered by the primary only: Quire counts the writes to watched keys "
         "there");
     co_return;
+  }
+  for (size_t j = 1; j < a.size(); j++) {
+    if (a[j].size() > kKeyBytesMax) {  // no such key can exist
+      out.err(fmt::format("key is {} bytes; Quire's key limit is {} bytes (kKeyBytesMax)",
+                          a[j].size(), kKeyBytesMax));
+      co_return;
+    }
   }
   const uint64_t term = node_.client().term().value;
   for (size_t j = 1; j < a.size(); j++) {

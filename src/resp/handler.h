@@ -153,8 +153,8 @@ class CommandHandler {
     (void)client;
     co_return nullptr;
   }
-  // The connection ended (its last command finished): the handler forgets what it kept for
-  // it. Not called when a stop cancels the connection's task.
+  // The connection ended (its last command finished, or a stop cancelled it): the handler
+  // forgets what it kept for it.
   virtual void disconnected(ClientState& client) { (void)client; }
 };
 

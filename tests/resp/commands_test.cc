@@ -1151,8 +1151,17 @@ TEST_F(RespCommandsTest, QuireCommands) {
 TEST_F(RespCommandsTest, SteppedDownPrimaryAnswersAsAStandby) {
   make();
   EXPECT_EQ(P({"SET", "k", "v"}), "+OK\r\n");
-  catch_up();  // a heartbeat published the write's commit point (a standby applies only then)
+  catch_up();      // a heartbeat published the write's commit point (a standby applies only then)
+  ClientState tx;  // a transaction queued while primary, EXEC after the step-down
+  tx.id = 5;
+  EXPECT_EQ(run(*primary_, sim_->primary_id(), tx, {"WATCH", "k"}), "+OK\r\n");
+  EXPECT_EQ(run(*primary_, sim_->primary_id(), tx, {"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(run(*primary_, sim_->primary_id(), tx, {"SET", "k", "t"}), "+QUEUED\r\n");
   sim_->node(sim_->primary_id())->step_down(Status(Code::kFenced, "test: a newer primary"));
+  EXPECT_EQ(run(*primary_, sim_->primary_id(), tx, {"EXEC"}),
+            "-EXECABORT Transaction discarded because of: READONLY You can't write against a "
+            "read only replica.\r\n");
+  EXPECT_EQ(primary_->watched_keys(), 0u);
   EXPECT_EQ(P({"SET", "k", "w"}), "-READONLY You can't write against a read only replica.\r\n");
   EXPECT_EQ(P({"WAIT", "0", "0"}).rfind("-ERR WAIT cannot be used with replica instances.", 0), 0u);
   const std::string get = P({"GET", "k"});
@@ -1295,6 +1304,18 @@ TEST_F(RespCommandsTest, WatchAbortsExecAfterAWriteToAWatchedKey) {
   // A standby does not count writes: WATCH is the primary's.
   EXPECT_EQ(S({"WATCH", "k"}).rfind("-ERR WATCH is answered by the primary only", 0), 0u);
   EXPECT_EQ(P({"WATCH"}), "-ERR wrong number of arguments for 'watch' command\r\n");
+  EXPECT_EQ(P({"WATCH", std::string(kKeyBytesMax + 1, 'k')}),
+            "-ERR key is 4097 bytes; Quire's key limit is 4096 bytes (kKeyBytesMax)\r\n");
+  // A watched key of another database: a write to it aborts an EXEC of this one.
+  EXPECT_EQ(P({"SELECT", "3"}), "+OK\r\n");
+  EXPECT_EQ(P({"WATCH", "w3"}), "+OK\r\n");
+  EXPECT_EQ(P({"SELECT", "0"}), "+OK\r\n");
+  other.db = 3;
+  EXPECT_EQ(O({"SET", "w3", "x"}), "+OK\r\n");
+  EXPECT_EQ(P({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(P({"SET", "z", "1"}), "+QUEUED\r\n");
+  EXPECT_EQ(P({"EXEC"}), "*-1\r\n");
+  EXPECT_EQ(P({"GET", "z"}), "$-1\r\n");
   EXPECT_EQ(primary_->locks_active(), 0u);
 }
 
@@ -1364,10 +1385,44 @@ TEST_F(RespCommandsTest, BitCommands) {
             "-READONLY You can't write against a read only replica.\r\n");
 }
 
+// A transaction whose writes cannot be one log entry stops as soon as they cannot.
+TEST_F(RespCommandsTest, TransactionPastOneLogEntryWritesNothing) {
+  make();
+  EXPECT_EQ(P({"MULTI"}), "+OK\r\n");
+  const int n = static_cast<int>(kLogEntryBytesMax / kValueBytesMax) + 1;
+  for (int i = 0; i < n; i++) {
+    EXPECT_EQ(P({"SETRANGE", fmt::format("r{}", i), "1048575", "x"}), "+QUEUED\r\n");
+  }
+  const std::string too_big = P({"EXEC"});
+  EXPECT_EQ(too_big.rfind("-ERR transaction not run, nothing written: a transaction may write "
+                          "at most",
+                          0),
+            0u)
+      << too_big.substr(0, 200);
+  EXPECT_EQ(P({"EXISTS", "r0", "r1"}), ":0\r\n");
+  EXPECT_EQ(primary_->locks_active(), 0u);
+}
+
 TEST_F(RespCommandsTest, MultiLimitsAndAFailedCommitWriteNothing) {
   RespCommandsOptions o;
   o.multi_commands_max = 3;
+  o.multi_reply_bytes_max = 300'000;
   make(o);
+  EXPECT_EQ(P({"SET", "s", "0123456789"}), "+OK\r\n");
+  EXPECT_EQ(P({"SETRANGE", "s", "200000", "x"}), ":200001\r\n");
+  EXPECT_EQ(P({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(P({"GET", "s"}), "+QUEUED\r\n");
+  EXPECT_EQ(P({"SET", "t", "1"}), "+QUEUED\r\n");
+  EXPECT_EQ(P({"GET", "s"}), "+QUEUED\r\n");
+  EXPECT_EQ(P({"EXEC"}),
+            "-ERR transaction not run, nothing written: the transaction's replies pass 300000 "
+            "bytes (Quire's multi_reply_bytes_max)\r\n");
+  EXPECT_EQ(P({"GET", "t"}), "$-1\r\n");
+  // After a refused command the rest is acknowledged, not kept (Redis 7.0).
+  EXPECT_EQ(P({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(P({"GET"}), "-ERR wrong number of arguments for 'get' command\r\n");
+  for (int i = 0; i < 5; i++) EXPECT_EQ(P({"SET", "k", "v"}), "+QUEUED\r\n");
+  EXPECT_EQ(P({"EXEC"}), "-EXECABORT Transaction discarded because of previous errors.\r\n");
   EXPECT_EQ(P({"MULTI"}), "+OK\r\n");
   for (int i = 0; i < 3; i++) EXPECT_EQ(P({"SET", "k", "v"}), "+QUEUED\r\n");
   EXPECT_EQ(P({"SET", "k", "v"}).rfind("-ERR a transaction may queue at most 3 commands", 0), 0u);
