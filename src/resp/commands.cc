@@ -48,6 +48,12 @@ std::optional<std::string> subcommand_error(const CommandSpec& spec,
 
 }  // namespace
 
+void exec_abort(std::string_view error, ReplyWriter& out) {
+  if (error.starts_with('-')) error.remove_prefix(1);
+  if (error.ends_with("\r\n")) error.remove_suffix(2);
+  out.error(fmt::format("EXECABORT Transaction discarded because of: {}", error));
+}
+
 // CLIENT LIST's cmd= for the command `a` names (`spec` its entry, null when unknown): as
 // Redis, a container's unknown subcommand names no command.
 void note_command(ClientState& c, const CommandSpec* spec, const std::vector<std::string>& a) {
@@ -247,7 +253,7 @@ Task<void> RespCommands::execute(std::vector<std::string> args, ClientState& cli
     commands_rejected_++;
     client.multi.reset();
     unwatch_all(client);
-    out.error(fmt::format("EXECABORT Transaction discarded because of: {}", error));
+    exec_abort(error, out);
   };
   if (!arity_ok(spec->arity, args.size())) {
     const std::string e = fmt::format("wrong number of arguments for '{}' command", spec->name);
@@ -267,10 +273,7 @@ Task<void> RespCommands::execute(std::vector<std::string> args, ClientState& cli
   ReplyWriter refusal;
   if (!admit(*spec, client, refusal)) {
     if (spec->id == CommandId::kExec) {
-      std::string_view e = refusal.buffer();  // "-NOAUTH ...\r\n"
-      e.remove_prefix(1);
-      e.remove_suffix(2);
-      exec_refused(e);
+      exec_refused(refusal.buffer());
       co_return;
     }
     refused();

@@ -352,6 +352,9 @@ std::optional<uint64_t> parse_scan_cursor(std::string_view s);
 std::string lower(std::string_view s);
 // A HELP reply: each line a simple string.
 void help_reply(std::initializer_list<std::string_view> lines, ReplyWriter& out);
+// Redis 7.0's reply to a refused EXEC (execCommandAbort): EXECABORT with the refusal's text,
+// `error` one error reply ("-READONLY ...\r\n") or a bare message.
+void exec_abort(std::string_view error, ReplyWriter& out);
 // Records `a`'s command as the connection's last (ClientState::last_command).
 void note_command(ClientState& c, const CommandSpec* spec, const std::vector<std::string>& a);
 // An argument as Redis's printf("%s") sees it: up to its first NUL byte.

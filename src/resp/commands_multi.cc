@@ -170,10 +170,7 @@ Task<void> RespCommands::cmd_exec(ClientState& c, ReplyWriter& out) {
   for (const Args& q : m.queued) {
     ReplyWriter refusal;
     if (!admit(*find_command(lower(q[0])), c, refusal)) {
-      std::string_view e = refusal.buffer();  // "-READONLY ...\r\n"
-      e.remove_prefix(1);
-      e.remove_suffix(2);
-      out.error(fmt::format("EXECABORT Transaction discarded because of: {}", e));
+      exec_abort(refusal.buffer(), out);
       co_return;
     }
   }
