@@ -232,8 +232,11 @@ ARITY = {b"get": 2, b"set": -3, b"setnx": 3, b"del": -2, b"exists": -2, b"strlen
 # What Quire does not queue inside MULTI (docs/redis.md, Transactions).
 NOT_IN_MULTI = {b"select", b"dbsize", b"flushdb", b"flushall", b"scan", b"keys"}
 
+# Not b"GET\x00": redis-server finds it as GET only when its hash (over 4 bytes, seeded at
+# random at each start) lands in GET's bucket, whose key compares equal as a C string; so its
+# answer changes from one redis-server to the next. Quire answers unknown command.
 UNKNOWN_NAMES = [b"FOO", b"gett", b"SETT", b"x", b"", b"\r\n", b"a b", b"\x00cmd",
-                 b"c" * 200, b"DELETE", b"incrbyx", b"GET\x00", b"quire.nosuch", b"*"]
+                 b"c" * 200, b"DELETE", b"incrbyx", b"quire.nosuch", b"*"]
 
 
 class Gen:
