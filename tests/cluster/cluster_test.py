@@ -988,18 +988,48 @@ class C_Faults(ClusterTestBase):
             finally:
                 w.close()
 
+        # Transactions meanwhile: each EXEC increments two counters and sets one key in one
+        # batch, so after the kill both counters are equal and count every acknowledged EXEC
+        # (and at most the one in flight).
+        tx_acked = []
+        tx_errors = []
+        ta, tb = prefix + b"tx:a", prefix + b"tx:b"
+
+        def transactions():
+            w = self.c.client(old, timeout=5)
+            try:
+                i = 0
+                while not stop.is_set():
+                    k = prefix + b"tx:%06d" % i
+                    try:
+                        with w.pipeline() as p:  # MULTI ... EXEC
+                            p.incr(ta).set(k, b"%d" % i).incr(tb)
+                            a, _, b = p.execute()
+                    except (redis.RedisError, OSError) as e:
+                        tx_errors.append(str(e))
+                        return
+                    tx_acked.append((k, a, b))
+                    i += 1
+            finally:
+                w.close()
+
         for i in range(200):
             k = prefix + b"pre%04d" % i
             r.set(k, k)
             acked[k] = k
         th = threading.Thread(target=writer, daemon=True)
+        tt = threading.Thread(target=transactions, daemon=True)
         th.start()
-        deadline_poll("the writer's acknowledged writes", 30, lambda: len(acked) >= 400)
+        tt.start()
+        deadline_poll("the writer's acknowledged writes", 30,
+                      lambda: len(acked) >= 400 and len(tx_acked) >= 50)
         t0 = time.monotonic()
         self.c.kill(old, "KILL")
         th.join(10)
+        tt.join(10)
         stop.set()
         self.assertFalse(th.is_alive())
+        self.assertFalse(tt.is_alive())
         new = self.c.wait_primary(exclude=(old,))
         took = time.monotonic() - t0
         log("SIGKILL %s: %s primary after %.2f s; %d writes acknowledged (%s)" % (
@@ -1015,6 +1045,18 @@ class C_Faults(ClusterTestBase):
                 if got != acked[k]:
                     missing.append((k, got))
         self.assertEqual(missing, [], "acknowledged writes lost after SIGKILL of the primary")
+        # Every acknowledged transaction is there, whole; an unacknowledged one whole or not
+        # at all.
+        for k, a, b in tx_acked:
+            self.assertEqual(a, b, "a transaction's two increments disagree in its reply")
+        a, b = rn.get(ta), rn.get(tb)
+        self.assertEqual(a, b, "a transaction applied in part after SIGKILL of the primary")
+        self.assertIn(int(a), (len(tx_acked), len(tx_acked) + 1))
+        tx_keys = [k for k, _, _ in tx_acked]
+        for i in range(0, len(tx_keys), 500):
+            self.assertNotIn(None, rn.mget(tx_keys[i:i + 500]), "an acknowledged EXEC lost")
+        log("SIGKILL %s: %d transactions acknowledged (%s), counters at %s" % (
+            old, len(tx_acked), tx_errors[:1], a))
         self.assertEqual(self.c.process(old)["last_exit"], "signal 9 (Killed)")
         # The new primary takes writes.
         self.assertTrue(rn.set(prefix + b"after", b"1"))
