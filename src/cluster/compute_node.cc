@@ -1,5 +1,6 @@
 #include "cluster/compute_node.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -68,6 +69,19 @@ resp::ProcessMemory read_process_memory() {
     m.allocator = fmt::format("jemalloc-{}", v.substr(0, v.find('-')));
   }
   return m;
+}
+
+// INFO cpu's figures: this process's user and system time (getrusage).
+resp::ProcessCpu read_process_cpu() {
+  resp::ProcessCpu cpu;
+  struct rusage u {};
+  if (::getrusage(RUSAGE_SELF, &u) != 0) return cpu;
+  const auto time = [](const timeval& tv) {
+    return std::chrono::seconds(tv.tv_sec) + std::chrono::microseconds(tv.tv_usec);
+  };
+  cpu.user = time(u.ru_utime);
+  cpu.system = time(u.ru_stime);
+  return cpu;
 }
 
 bool wildcard_host(const std::string& host) {
@@ -228,6 +242,7 @@ Result<Address> ComputeNode::start(Nanos timeout) {
   co.process_id = options_.process_id;
   co.quire_version = options_.version;
   co.process_memory = read_process_memory;
+  co.process_cpu = read_process_cpu;
   co.primary_address = [this]() -> std::optional<Address> {
     std::optional<Leadership> l = watch_->leader();
     if (!l) return std::nullopt;

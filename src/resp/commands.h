@@ -62,6 +62,12 @@ struct ProcessMemory {
   std::string allocator;         // mem_allocator: "jemalloc-5.3.0", "libc"
 };
 
+// The process's CPU time so far, for INFO cpu (a real process's; the simulator has none).
+struct ProcessCpu {
+  Nanos user{0};
+  Nanos system{0};
+};
+
 struct RespCommandsOptions {
   // AUTH: empty means no password (every connection is authenticated).
   std::string requirepass;
@@ -101,6 +107,8 @@ struct RespCommandsOptions {
   std::function<std::vector<StandbyProgress>()> standby_progress;
   // INFO memory's figures. Unset (the simulator): the section has only the limits.
   std::function<ProcessMemory()> process_memory;
+  // INFO cpu's figures. Unset (the simulator): the section is empty.
+  std::function<ProcessCpu()> process_cpu;
 };
 
 // A transaction's effects while EXEC runs its commands one after the other: reads of its

@@ -77,6 +77,22 @@ void info_memory(InfoText& t, const std::function<ProcessMemory()>& source) {
   if (m) t.field("mem_allocator", m->allocator);
 }
 
+// Redis's "%ld.%06ld" seconds of CPU.
+std::string cpu_seconds(Nanos t) {
+  const int64_t us = std::chrono::duration_cast<std::chrono::microseconds>(t).count();
+  return fmt::format("{}.{:06}", us / 1'000'000, us % 1'000'000);
+}
+
+void info_cpu(InfoText& t, const std::function<ProcessCpu()>& source) {
+  t.section("CPU");
+  if (!source) return;
+  const ProcessCpu cpu = source();
+  t.field("used_cpu_sys", cpu_seconds(cpu.system));
+  t.field("used_cpu_user", cpu_seconds(cpu.user));
+  t.field("used_cpu_sys_children", "0.000000");
+  t.field("used_cpu_user_children", "0.000000");
+}
+
 void info_primary_replication(InfoText& t, const NodeFacts& f,
                               const std::vector<StandbyProgress>& standbys) {
   t.section("Replication");
@@ -213,8 +229,9 @@ Task<std::string> RespCommands::keyspace_lines() {
 
 Task<void> RespCommands::cmd_info(Args& a, ReplyWriter& out) {
   // Redis's order, then Quire's own section.
-  static constexpr std::array<std::string_view, 8> kSections = {
-      "server", "clients", "memory", "persistence", "stats", "replication", "keyspace", "quire"};
+  static constexpr std::array<std::string_view, 9> kSections = {
+      "server",      "clients", "memory",   "persistence", "stats",
+      "replication", "cpu",     "keyspace", "quire"};
   std::set<std::string> want;
   for (size_t j = 1; j < a.size(); j++) want.insert(lower(a[j]));
   const bool all = want.empty() || want.contains("all") || want.contains("everything") ||
@@ -233,6 +250,8 @@ Task<void> RespCommands::cmd_info(Args& a, ReplyWriter& out) {
       info_clients(t, ss);
     } else if (name == "memory") {
       info_memory(t, options_.process_memory);
+    } else if (name == "cpu") {
+      info_cpu(t, options_.process_cpu);
     } else if (name == "replication" && s.role == Role::kPrimary) {
       info_primary_replication(t, f, standbys());
     } else if (name == "replication") {

@@ -296,6 +296,7 @@ TEST_F(RespCommandsTest, MemoryUsageAndInfoMemory) {
   o.process_memory = [] {
     return ProcessMemory{.allocated_bytes = 3u << 20, .resident_bytes = 1000, .allocator = "x-1"};
   };
+  o.process_cpu = [] { return ProcessCpu{.user = 1500ms, .system = 2s + 7us}; };
   make(o);
   EXPECT_EQ(P({"SET", "k", "hello"}), "+OK\r\n");
   // Its entry in a page: length-prefixed key and value, and the commit timestamp.
@@ -322,6 +323,8 @@ TEST_F(RespCommandsTest, MemoryUsageAndInfoMemory) {
             std::string::npos)
       << info;
   EXPECT_NE(info.find("mem_allocator:x-1\r\n"), std::string::npos);
+  EXPECT_NE(P({"INFO", "cpu"}).find("# CPU\r\nused_cpu_sys:2.000007\r\nused_cpu_user:1.500000\r\n"),
+            std::string::npos);
   EXPECT_NE(P({"INFO"}).find("# Memory\r\n"), std::string::npos);
   EXPECT_NE(S({"INFO", "memory"}).find("maxmemory_policy:noeviction\r\n"), std::string::npos);
 }
