@@ -59,6 +59,19 @@ constexpr ArgDoc kBitPosIndex[] = {{"start", "integer"},
 constexpr ArgDoc kBitPosArgs[] = {{"key", "key", {}, 0, 0},
                                   {"bit", "integer"},
                                   {"index", "block", {}, kOpt, -1, {}, kBitPosIndex}};
+constexpr ArgDoc kBitOpArgs[] = {
+    {"operation", "string"}, {"destkey", "key", {}, 0, 0}, {"key", "key", {}, kMulti, 1}};
+constexpr ArgDoc kLcsArgs[] = {{"key1", "key", {}, 0, 0},
+                               {"key2", "key", {}, 0, 0},
+                               {"len", "pure-token", "LEN", kOpt},
+                               {"idx", "pure-token", "IDX", kOpt},
+                               {"len", "integer", "MINMATCHLEN", kOpt},
+                               {"withmatchlen", "pure-token", "WITHMATCHLEN", kOpt}};
+constexpr ArgDoc kCopyArgs[] = {{"source", "key", {}, 0, 0},
+                                {"destination", "key", {}, 0, 1},
+                                {"destination-db", "integer", "DB", kOpt},
+                                {"replace", "pure-token", "REPLACE", kOpt}};
+constexpr ArgDoc kMoveArgs[] = {{"key", "key", {}, 0, 0}, {"db", "integer"}};
 constexpr ArgDoc kRenameArgs[] = {{"key", "key", {}, 0, 0}, {"newkey", "key", {}, 0, 1}};
 constexpr ArgDoc kSetExArgs[] = {
     {"key", "key", {}, 0, 0}, {"seconds", "integer"}, {"value", "string"}};
@@ -105,6 +118,9 @@ constexpr ArgDoc kClientListTypes[] = {{"normal", "pure-token", "NORMAL"},
                                        {"master", "pure-token", "MASTER"},
                                        {"replica", "pure-token", "REPLICA"},
                                        {"pubsub", "pure-token", "PUBSUB"}};
+constexpr ArgDoc kClientReplyModes[] = {
+    {"on", "pure-token", "ON"}, {"off", "pure-token", "OFF"}, {"skip", "pure-token", "SKIP"}};
+constexpr ArgDoc kClientReplyArgs[] = {{"on_off_skip", "oneof", {}, 0, -1, {}, kClientReplyModes}};
 constexpr ArgDoc kClientIds[] = {{"client-id", "integer", {}, kMulti}};
 constexpr ArgDoc kClientListArgs[] = {
     {"normal_master_replica_pubsub", "oneof", "TYPE", kOpt, -1, "5.0.0", kClientListTypes},
@@ -159,6 +175,8 @@ constexpr SubcommandSpec kClientSubcommands[] = {
      "O(N) where N is the number of client connections", kClientListArgs},
     {"kill", -3, "2.4.0", "Kill the connection of a client",
      "O(N) where N is the number of client connections", kClientKillArgs},
+    {"reply", 3, "3.2.0", "Instruct the server whether to reply to commands", "O(1)",
+     kClientReplyArgs},
     {"help", 2, "5.0.0", kHelpSummary, "O(1)"},
 };
 constexpr SubcommandSpec kMemorySubcommands[] = {
@@ -215,6 +233,8 @@ constexpr std::array kCommands = {
                 "Forgets about watched keys of a transaction.", kO1},
     CommandSpec{CommandId::kHello, "hello", -1, kConn | kFlagNoAuth, 0, 0, 0, "connection", "6.0.0",
                 "Handshakes with the server (RESP2 only).", kO1, kHelloArgs},
+    CommandSpec{CommandId::kReset, "reset", 1, kConn | kFlagNoAuth, 0, 0, 0, "connection", "6.2.0",
+                "Reset the connection", kO1},
     CommandSpec{CommandId::kAuth, "auth", -2, kConn | kFlagNoAuth, 0, 0, 0, "connection", "1.0.0",
                 "Authenticates the connection.", kO1, kAuthArgs},
     CommandSpec{CommandId::kSelect, "select", 2, kConn, 0, 0, 0, "connection", "1.0.0",
@@ -299,11 +319,22 @@ constexpr std::array kCommands = {
                 "Count set bits in a string", "O(N)", kBitCountArgs},
     CommandSpec{CommandId::kBitPos, "bitpos", -3, kR, 1, 1, 1, "bitmap", "2.8.7",
                 "Find first bit set or clear in a string", "O(N)", kBitPosArgs},
+    CommandSpec{CommandId::kBitOp, "bitop", -4, kW, 2, -1, 1, "bitmap", "2.6.0",
+                "Perform bitwise operations between strings", "O(N)", kBitOpArgs},
+    CommandSpec{CommandId::kLcs, "lcs", -3, kR, 1, 2, 1, "string", "7.0.0",
+                "Find longest common substring",
+                "O(N*M) where N and M are the lengths of s1 and s2, respectively", kLcsArgs},
     CommandSpec{CommandId::kRename, "rename", 3, kW, 1, 2, 1, "generic", "1.0.0",
                 "Renames a key and overwrites the destination (one atomic write).", kO1,
                 kRenameArgs},
     CommandSpec{CommandId::kRenameNx, "renamenx", 3, kW | kF, 1, 2, 1, "generic", "1.0.0",
                 "Renames a key only when the target key name does not exist.", kO1, kRenameArgs},
+    CommandSpec{CommandId::kCopy, "copy", -3, kW, 1, 2, 1, "generic", "6.2.0", "Copy a key",
+                "O(N) worst case for collections, where N is the number of nested items. O(1) "
+                "for string values.",
+                kCopyArgs},
+    CommandSpec{CommandId::kMove, "move", 3, kW | kF, 1, 1, 1, "generic", "1.0.0",
+                "Move a key to another database", kO1, kMoveArgs},
     CommandSpec{CommandId::kTouch, "touch", -2, kR | kF, 1, -1, 1, "generic", "3.2.1",
                 "Returns the number of existing keys specified (Quire keeps no access time).",
                 kOKeys, kKeysArg},

@@ -282,7 +282,7 @@ Task<void> RespCommands::execute(std::vector<std::string> args, ClientState& cli
   }
   if (client.multi && spec->id != CommandId::kExec && spec->id != CommandId::kDiscard &&
       spec->id != CommandId::kMulti && spec->id != CommandId::kQuit &&
-      spec->id != CommandId::kWatch) {
+      spec->id != CommandId::kWatch && spec->id != CommandId::kReset) {
     queue_in_multi(*spec, args, client, out);
     co_return;
   }
@@ -382,6 +382,9 @@ bool RespCommands::run_immediate(const CommandSpec& spec, Args& a, ClientState& 
     case CommandId::kHello:
       cmd_hello(a, c, out);
       return true;
+    case CommandId::kReset:
+      cmd_reset(c, out);
+      return true;
     case CommandId::kAuth:
       cmd_auth(a, c, out);
       return true;
@@ -469,6 +472,14 @@ Task<void> RespCommands::run(const CommandSpec& spec, Args& a, ClientState& c, R
       co_return co_await cmd_bitcount(a, c, out);
     case CommandId::kBitPos:
       co_return co_await cmd_bitpos(a, c, out);
+    case CommandId::kBitOp:
+      co_return co_await cmd_bitop(a, c, out);
+    case CommandId::kLcs:
+      co_return co_await cmd_lcs(a, c, out);
+    case CommandId::kCopy:
+      co_return co_await cmd_copy(a, c, out);
+    case CommandId::kMove:
+      co_return co_await cmd_move(a, c, out);
     case CommandId::kRename:
     case CommandId::kRenameNx:
       co_return co_await cmd_rename(a, c, out, spec.id == CommandId::kRenameNx);
@@ -602,23 +613,45 @@ void RespCommands::cmd_auth(Args& a, ClientState& c, ReplyWriter& out) {
   out.ok();
 }
 
-void RespCommands::cmd_select(Args& a, ClientState& c, ReplyWriter& out) {
+std::optional<uint32_t> RespCommands::parse_db(std::string_view arg, ReplyWriter& out) const {
   // Redis reads the index as a long long, then checks it against an int's range.
-  std::optional<int64_t> db = parse_int64(a[1]);
+  std::optional<int64_t> db = parse_int64(arg);
   if (!db) {
     out.err("value is not an integer or out of range");
-    return;
+    return std::nullopt;
   }
   if (*db < INT32_MIN || *db > INT32_MAX) {
     out.err("value is out of range, value must between -2147483648 and 2147483647");
-    return;
+    return std::nullopt;
   }
   if (*db < 0 || *db >= static_cast<int64_t>(options_.databases)) {
     out.err("DB index is out of range");
+    return std::nullopt;
+  }
+  return static_cast<uint32_t>(*db);
+}
+
+void RespCommands::cmd_select(Args& a, ClientState& c, ReplyWriter& out) {
+  std::optional<uint32_t> db = parse_db(a[1], out);
+  if (!db) return;
+  c.db = *db;
+  out.ok();
+}
+
+// As Redis 7.0's RESET (clearClientConnectionState): the connection as new, its id kept.
+void RespCommands::cmd_reset(ClientState& c, ReplyWriter& out) {
+  if (c.standby_link) {
+    out.err("can only reset normal client connections");
     return;
   }
-  c.db = static_cast<uint32_t>(*db);
-  out.ok();
+  c.multi.reset();
+  unwatch_all(c);
+  c.db = 0;
+  c.name.clear();
+  c.authenticated = options_.requirepass.empty();
+  c.reply_off = false;
+  c.reply_skip_next = false;
+  out.simple("RESET");
 }
 
 void RespCommands::cmd_client(Args& a, ClientState& c, ReplyWriter& out) {
@@ -645,6 +678,20 @@ void RespCommands::cmd_client(Args& a, ClientState& c, ReplyWriter& out) {
     client_list(a, c, out);
   } else if (sub == "kill") {
     client_kill(a, c, out);
+  } else if (sub == "reply") {
+    // As Redis 7.0: OFF and SKIP answer nothing themselves (the server drops the replies).
+    const std::string_view mode = c_string(a[2]);
+    if (iequals(mode, "on")) {
+      c.reply_off = false;
+      c.reply_skip = false;
+      out.ok();
+    } else if (iequals(mode, "off")) {
+      c.reply_off = true;
+    } else if (iequals(mode, "skip")) {
+      if (!c.reply_off) c.reply_skip_next = true;
+    } else {
+      out.err("syntax error");
+    }
   } else {
     help_reply({"CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
                 "ID",
@@ -673,6 +720,8 @@ void RespCommands::cmd_client(Args& a, ClientState& c, ReplyWriter& out) {
                 "    Return information about client connections. Options:",
                 "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
                 "      Return clients of specified type.",
+                "REPLY (ON|OFF|SKIP)",
+                "    Control the replies sent to the current connection.",
                 "HELP",
                 "    Print this help."},
                out);

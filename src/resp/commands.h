@@ -89,6 +89,8 @@ struct RespCommandsOptions {
   size_t multi_bytes_max = size_t{16} << 20;
   // EXEC: its replies may hold at most this many bytes (past them nothing is written).
   size_t multi_reply_bytes_max = size_t{64} << 20;
+  // LCS: its table of counters may take at most this many bytes (Redis: 512 MB).
+  size_t lcs_table_bytes_max = size_t{64} << 20;
   // WATCH: at most this many keys per connection.
   size_t watch_keys_max = 10'000;
   // KEYS refuses to answer more keys than this (use SCAN).
@@ -188,6 +190,9 @@ class RespCommands : public CommandHandler {
   void cmd_hello(Args& a, ClientState& c, ReplyWriter& out);
   void cmd_auth(Args& a, ClientState& c, ReplyWriter& out);
   void cmd_select(Args& a, ClientState& c, ReplyWriter& out);
+  // A database index as SELECT, COPY and MOVE read it; nullopt once the refusal is written.
+  std::optional<uint32_t> parse_db(std::string_view arg, ReplyWriter& out) const;
+  void cmd_reset(ClientState& c, ReplyWriter& out);
   void cmd_client(Args& a, ClientState& c, ReplyWriter& out);
   // MULTI's queueing of one admitted command (or its refusal), EXEC, DISCARD.
   void queue_in_multi(const CommandSpec& spec, Args& a, ClientState& c, ReplyWriter& out);
@@ -221,11 +226,18 @@ class RespCommands : public CommandHandler {
   Task<void> cmd_setrange(Args& a, ClientState& c, ReplyWriter& out);
   Task<void> cmd_incrbyfloat(Args& a, ClientState& c, ReplyWriter& out);
   Task<void> cmd_rename(Args& a, ClientState& c, ReplyWriter& out, bool nx);
+  Task<void> cmd_copy(Args& a, ClientState& c, ReplyWriter& out);
+  Task<void> cmd_move(Args& a, ClientState& c, ReplyWriter& out);
+  Task<void> cmd_lcs(Args& a, ClientState& c, ReplyWriter& out);
+  Task<std::optional<std::vector<HeldLocks>>> lock_pair(ClientState& c, uint32_t db_a,
+                                                        std::string key_a, uint32_t db_b,
+                                                        std::string key_b, ReplyWriter& out);
   // ---- Bits (commands_bits.cc) ----
   Task<void> cmd_setbit(Args& a, ClientState& c, ReplyWriter& out);
   Task<void> cmd_getbit(Args& a, ClientState& c, ReplyWriter& out);
   Task<void> cmd_bitcount(Args& a, ClientState& c, ReplyWriter& out);
   Task<void> cmd_bitpos(Args& a, ClientState& c, ReplyWriter& out);
+  Task<void> cmd_bitop(Args& a, ClientState& c, ReplyWriter& out);
 
   // ---- Keyspace (commands_keyspace.cc) ----
   Task<void> cmd_scan(Args& a, ClientState& c, ReplyWriter& out);

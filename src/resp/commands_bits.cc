@@ -1,9 +1,10 @@
-// SETBIT, GETBIT, BITCOUNT, BITPOS: a string as an array of bits, bit 0 the most significant
-// bit of its first byte, ported from Redis 7.0's bitops.c (argument checks in its order and
-// with its messages, the BYTE|BIT ranges of 7.0). A value past Quire's value limit is
-// refused before it grows (as SETRANGE).
+// SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP: a string as an array of bits, bit 0 the most
+// significant bit of its first byte, ported from Redis 7.0's bitops.c (argument checks in its
+// order and with its messages, the BYTE|BIT ranges of 7.0). A value past Quire's value limit
+// is refused before it grows (as SETRANGE).
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 
 #include "engine/btree.h"
@@ -278,6 +279,84 @@ Task<void> RespCommands::cmd_bitpos(Args& a, ClientState& c, ReplyWriter& out) {
   }
   if (pos != -1) pos += start << 3;
   out.integer(pos);
+}
+
+// BITOP holds its destination and its sources exclusively while it reads and writes, so the
+// result is of one state of its sources. Missing sources are empty strings; the result is as
+// long as the longest source (shorter ones padded with zero bytes), and an empty result
+// deletes the destination.
+Task<void> RespCommands::cmd_bitop(Args& a, ClientState& c, ReplyWriter& out) {
+  enum class Op : uint8_t { kAnd, kOr, kXor, kNot };
+  const std::string_view name = c_string(a[1]);  // as Redis's strcasecmp sees it
+  Op op;
+  if (iequals(name, "and")) {
+    op = Op::kAnd;
+  } else if (iequals(name, "or")) {
+    op = Op::kOr;
+  } else if (iequals(name, "xor")) {
+    op = Op::kXor;
+  } else if (iequals(name, "not")) {
+    op = Op::kNot;
+  } else {
+    out.err("syntax error");
+    co_return;
+  }
+  if (op == Op::kNot && a.size() != 4) {
+    out.err("BITOP NOT must be called with a single source key.");
+    co_return;
+  }
+  std::vector<std::string> keys(a.begin() + 2, a.end());
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  auto held =
+      co_await lock_for_write(c, LockMode::kShared, std::move(keys), LockMode::kExclusive, out);
+  if (!held) co_return;
+  // The sources, then the destination (at the same timestamp).
+  std::vector<std::string> wanted(a.begin() + 3, a.end());
+  wanted.push_back(a[2]);
+  auto r = co_await read_keys(c, std::move(wanted));
+  if (!r.is_ok()) {
+    read_failed(r.status(), out);
+    co_return;
+  }
+  const bool dest_exists = r->back().has_value();
+  r->pop_back();
+  const std::vector<std::optional<std::string>>& src = *r;
+  size_t maxlen = 0;
+  for (const auto& v : src) maxlen = std::max(maxlen, v ? v->size() : 0);
+  std::string res(maxlen, '\0');
+  const auto byte_at = [&](size_t k, size_t i) -> uint8_t {
+    return src[k] && i < src[k]->size() ? static_cast<uint8_t>((*src[k])[i]) : 0;
+  };
+  for (size_t i = 0; i < maxlen; i++) {
+    uint8_t out_byte = byte_at(0, i);
+    if (op == Op::kNot) out_byte = static_cast<uint8_t>(~out_byte);
+    for (size_t k = 1; k < src.size(); k++) {
+      const uint8_t b = byte_at(k, i);
+      switch (op) {
+        case Op::kAnd:
+          out_byte &= b;
+          break;
+        case Op::kOr:
+          out_byte |= b;
+          break;
+        case Op::kXor:
+          out_byte ^= b;
+          break;
+        case Op::kNot:
+          break;  // one source only (checked above)
+      }
+    }
+    res[i] = static_cast<char>(out_byte);
+  }
+  std::vector<LogWrite> batch;
+  if (maxlen > 0) {
+    batch.push_back(LogWrite{db_table(c.db), a[2], std::move(res)});
+  } else if (dest_exists) {  // as Redis: an empty result deletes the destination
+    batch.push_back(LogWrite{db_table(c.db), a[2], std::nullopt});
+  }
+  if (!batch.empty() && !co_await commit(std::move(batch), c, out)) co_return;
+  out.integer(static_cast<int64_t>(maxlen));
 }
 
 }  // namespace quire::resp

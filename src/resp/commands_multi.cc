@@ -65,6 +65,9 @@ bool allowed_in_multi(CommandId id) {
     case CommandId::kGetBit:
     case CommandId::kBitCount:
     case CommandId::kBitPos:
+    case CommandId::kBitOp:
+    case CommandId::kLcs:
+    case CommandId::kCopy:
     case CommandId::kRename:
     case CommandId::kRenameNx:
     case CommandId::kTouch:
@@ -175,8 +178,9 @@ Task<void> RespCommands::cmd_exec(ClientState& c, ReplyWriter& out) {
     }
   }
   // Its keys, and the watched keys of every database (unchanged from the check to the
-  // commit), locked one database after the other in ascending order: EXEC is the only
-  // command that holds locks of several databases, so no two lockers wait in a cycle.
+  // commit), locked one database after the other in ascending order, as every command
+  // that holds locks of several databases takes them (COPY ... DB, MOVE): no two lockers
+  // wait in a cycle.
   std::map<uint32_t, std::vector<std::string>> keys;
   for (const Args& q : m.queued) add_keys(q, keys[c.db]);
   for (const ClientState::Watch& w : c.watching) keys[w.db].push_back(w.key);

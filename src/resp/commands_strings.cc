@@ -493,6 +493,280 @@ Task<void> RespCommands::cmd_rename(Args& a, ClientState& c, ReplyWriter& out, b
   }
 }
 
+// Locks `key_a` of database `db_a` and `key_b` of `db_b` exclusively (each database shared),
+// the lower database first as EXEC does, so lockers of several databases never wait in a
+// cycle. Inside EXEC nothing is locked: the transaction holds its keys (its one database).
+Task<std::optional<std::vector<HeldLocks>>> RespCommands::lock_pair(ClientState& c, uint32_t db_a,
+                                                                    std::string key_a,
+                                                                    uint32_t db_b,
+                                                                    std::string key_b,
+                                                                    ReplyWriter& out) {
+  std::vector<HeldLocks> held;
+  if (db_a == db_b) {
+    std::vector<std::string> keys{std::move(key_a)};
+    if (key_b != keys[0]) keys.push_back(std::move(key_b));
+    std::sort(keys.begin(), keys.end());
+    auto h =
+        co_await lock_for_write(c, LockMode::kShared, std::move(keys), LockMode::kExclusive, out);
+    if (!h) co_return std::nullopt;
+    held.push_back(std::move(*h));
+    co_return held;
+  }
+  QUIRE_ASSERT(c.exec == nullptr);  // callers refuse other databases inside EXEC
+  if (db_b < db_a) {
+    std::swap(db_a, db_b);
+    std::swap(key_a, key_b);
+  }
+  std::vector<std::string> keys_a(1, std::move(key_a));
+  std::vector<std::string> keys_b(1, std::move(key_b));
+  auto first =
+      co_await lock_keys_at(db_a, LockMode::kShared, std::move(keys_a), LockMode::kExclusive, out);
+  if (!first) co_return std::nullopt;
+  held.push_back(std::move(*first));
+  auto second =
+      co_await lock_keys_at(db_b, LockMode::kShared, std::move(keys_b), LockMode::kExclusive, out);
+  if (!second) co_return std::nullopt;
+  held.push_back(std::move(*second));
+  co_return held;
+}
+
+// COPY source destination [DB n] [REPLACE], as Redis 7.0 (its checks in its order). The
+// value is read and written under both keys' locks; the copy is one write.
+Task<void> RespCommands::cmd_copy(Args& a, ClientState& c, ReplyWriter& out) {
+  uint32_t dst_db = c.db;
+  bool replace = false;
+  for (size_t j = 3; j < a.size(); j++) {
+    const std::string_view opt = c_string(a[j]);
+    if (iequals(opt, "replace")) {
+      replace = true;
+    } else if (iequals(opt, "db") && j + 1 < a.size()) {
+      std::optional<uint32_t> db = parse_db(a[j + 1], out);
+      if (!db) co_return;
+      dst_db = *db;
+      j++;
+    } else {
+      out.err("syntax error");
+      co_return;
+    }
+  }
+  if (dst_db == c.db && a[1] == a[2]) {
+    out.err("source and destination objects are the same");
+    co_return;
+  }
+  if (c.exec != nullptr && dst_db != c.db) {
+    out.err(
+        "COPY to another database is not run inside a transaction by Quire (a transaction "
+        "writes one database)");
+    co_return;
+  }
+  auto held = co_await lock_pair(c, c.db, a[1], dst_db, a[2], out);
+  if (!held) co_return;
+  std::optional<std::string> source;
+  bool dst_exists = false;
+  if (dst_db == c.db) {
+    std::vector<std::string> wanted{a[1], a[2]};
+    auto r = co_await read_keys(c, std::move(wanted));
+    if (!r.is_ok()) {
+      read_failed(r.status(), out);
+      co_return;
+    }
+    source = std::move((*r)[0]);
+    dst_exists = (*r)[1].has_value();
+  } else {
+    std::vector<std::string> src_key(1, a[1]);
+    auto src = co_await read_keys_at(c.db, std::move(src_key));
+    if (!src.is_ok()) {
+      read_failed(src.status(), out);
+      co_return;
+    }
+    source = std::move((*src)[0]);
+    if (source) {
+      std::vector<std::string> dst_key(1, a[2]);
+      auto dst = co_await read_keys_at(dst_db, std::move(dst_key));
+      if (!dst.is_ok()) {
+        read_failed(dst.status(), out);
+        co_return;
+      }
+      dst_exists = (*dst)[0].has_value();
+    }
+  }
+  if (!source || (dst_exists && !replace)) {
+    out.integer(0);
+    co_return;
+  }
+  std::vector<LogWrite> batch{put(dst_db, a[2], std::move(*source))};
+  if (!co_await commit(std::move(batch), c, out)) co_return;
+  out.integer(1);
+}
+
+// MOVE key db, as Redis 7.0: 1 once moved, 0 when the key is missing here or present there.
+// Both databases change in one write. Refused inside MULTI (a transaction writes one
+// database).
+Task<void> RespCommands::cmd_move(Args& a, ClientState& c, ReplyWriter& out) {
+  std::optional<uint32_t> dst_db = parse_db(a[2], out);
+  if (!dst_db) co_return;
+  if (*dst_db == c.db) {
+    out.err("source and destination objects are the same");
+    co_return;
+  }
+  QUIRE_ASSERT(c.exec == nullptr);  // MOVE is not queued after MULTI
+  auto held = co_await lock_pair(c, c.db, a[1], *dst_db, a[1], out);
+  if (!held) co_return;
+  std::vector<std::string> key(1, a[1]);
+  auto src = co_await read_keys_at(c.db, key);
+  if (!src.is_ok()) {
+    read_failed(src.status(), out);
+    co_return;
+  }
+  if (!(*src)[0]) {
+    out.integer(0);
+    co_return;
+  }
+  auto dst = co_await read_keys_at(*dst_db, std::move(key));
+  if (!dst.is_ok()) {
+    read_failed(dst.status(), out);
+    co_return;
+  }
+  if ((*dst)[0]) {
+    out.integer(0);
+    co_return;
+  }
+  std::vector<LogWrite> batch{put(*dst_db, a[1], std::move(*(*src)[0])),
+                              LogWrite{db_table(c.db), a[1], std::nullopt}};
+  if (!co_await commit(std::move(batch), c, out)) co_return;
+  out.integer(1);
+}
+
+// LCS key1 key2 [LEN] [IDX] [MINMATCHLEN n] [WITHMATCHLEN], ported from Redis 7.0's
+// lcsCommand: the dynamic programming table of (len1 + 1) * (len2 + 1) counters, at most
+// RespCommandsOptions::lcs_table_bytes_max bytes of it (Redis's bound is proto-max-bulk-len).
+Task<void> RespCommands::cmd_lcs(Args& a, ClientState& c, ReplyWriter& out) {
+  std::vector<std::string> wanted{a[1], a[2]};
+  auto r = co_await read_keys(c, std::move(wanted));
+  if (!r.is_ok()) {
+    read_failed(r.status(), out);
+    co_return;
+  }
+  bool getlen = false;
+  bool getidx = false;
+  bool withmatchlen = false;
+  int64_t minmatchlen = 0;
+  for (size_t j = 3; j < a.size(); j++) {
+    const std::string_view opt = c_string(a[j]);
+    if (iequals(opt, "idx")) {
+      getidx = true;
+    } else if (iequals(opt, "len")) {
+      getlen = true;
+    } else if (iequals(opt, "withmatchlen")) {
+      withmatchlen = true;
+    } else if (iequals(opt, "minmatchlen") && j + 1 < a.size()) {
+      std::optional<int64_t> v = parse_int64(a[j + 1]);
+      if (!v) {
+        out.err("value is not an integer or out of range");
+        co_return;
+      }
+      minmatchlen = std::max<int64_t>(*v, 0);
+      j++;
+    } else {
+      out.err("syntax error");
+      co_return;
+    }
+  }
+  if (getlen && getidx) {
+    out.err("If you want both the length and indexes, please just use IDX.");
+    co_return;
+  }
+  const std::string sa = (*r)[0] ? std::move(*(*r)[0]) : std::string();
+  const std::string sb = (*r)[1] ? std::move(*(*r)[1]) : std::string();
+  const auto alen = static_cast<uint32_t>(sa.size());  // values are at most kValueBytesMax
+  const auto blen = static_cast<uint32_t>(sb.size());
+  const uint64_t cells = (uint64_t{alen} + 1) * (uint64_t{blen} + 1);
+  if (cells * sizeof(uint32_t) > options_.lcs_table_bytes_max) {
+    out.err(fmt::format(
+        "Insufficient memory, transient memory for LCS exceeds Quire's lcs_table_bytes_max "
+        "({} bytes; this one needs {})",
+        options_.lcs_table_bytes_max, cells * sizeof(uint32_t)));
+    co_return;
+  }
+  std::vector<uint32_t> table(cells, 0);
+  const auto at = [&](uint32_t i, uint32_t j) -> uint32_t& { return table[j + i * (blen + 1)]; };
+  for (uint32_t i = 1; i <= alen; i++) {
+    for (uint32_t j = 1; j <= blen; j++) {
+      if (sa[i - 1] == sb[j - 1]) {
+        at(i, j) = at(i - 1, j - 1) + 1;
+      } else {
+        at(i, j) = std::max(at(i - 1, j), at(i, j - 1));
+      }
+    }
+  }
+  uint32_t idx = at(alen, blen);
+  const bool computelcs = getidx || !getlen;
+  std::string result(computelcs ? idx : 0, '\0');
+  ReplyWriter ranges;  // IDX's matches, counted as they are found
+  size_t range_count = 0;
+  uint32_t arange_start = alen;  // alen: no range under way
+  uint32_t arange_end = 0;
+  uint32_t brange_start = 0;
+  uint32_t brange_end = 0;
+  uint32_t i = alen;
+  uint32_t j = blen;
+  while (computelcs && i > 0 && j > 0) {
+    bool emit_range = false;
+    if (sa[i - 1] == sb[j - 1]) {
+      result[idx - 1] = sa[i - 1];
+      if (arange_start == alen) {
+        arange_start = i - 1;
+        arange_end = i - 1;
+        brange_start = j - 1;
+        brange_end = j - 1;
+      } else if (arange_start == i && brange_start == j) {  // extends the range backward
+        arange_start--;
+        brange_start--;
+      } else {
+        emit_range = true;
+      }
+      if (arange_start == 0 || brange_start == 0) emit_range = true;
+      idx--;
+      i--;
+      j--;
+    } else {
+      if (at(i - 1, j) > at(i, j - 1)) {
+        i--;
+      } else {
+        j--;
+      }
+      if (arange_start != alen) emit_range = true;
+    }
+    const uint32_t match_len = arange_end - arange_start + 1;
+    if (emit_range) {
+      if (getidx && (minmatchlen == 0 || int64_t{match_len} >= minmatchlen)) {
+        ranges.array(withmatchlen ? 3 : 2);
+        ranges.array(2);
+        ranges.integer(arange_start);
+        ranges.integer(arange_end);
+        ranges.array(2);
+        ranges.integer(brange_start);
+        ranges.integer(brange_end);
+        if (withmatchlen) ranges.integer(match_len);
+        range_count++;
+      }
+      arange_start = alen;
+    }
+  }
+  if (getidx) {  // RESP2's form of Redis's map
+    out.array(4);
+    out.bulk("matches");
+    out.array(range_count);
+    out.buffer() += ranges.buffer();
+    out.bulk("len");
+    out.integer(at(alen, blen));
+  } else if (getlen) {
+    out.integer(at(alen, blen));
+  } else {
+    out.bulk(result);
+  }
+}
+
 Task<void> RespCommands::cmd_getex(Args& a, ClientState& c, ReplyWriter& out) {
   // Redis 7.0's options: EX/PX/EXAT/PXAT take a value, PERSIST none (and may repeat).
   for (size_t j = 2; j < a.size(); j++) {

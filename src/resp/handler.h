@@ -64,7 +64,13 @@ struct ClientState {
   bool authenticated = false;      // set by AUTH; the server refuses commands until then when a
                                    // password is configured (commands.h decides which are allowed)
   bool close_after_reply = false;  // QUIT: the server sends the reply, then closes
-  Timestamp last_write;            // the commit timestamp of this connection's last write (WAIT)
+  // CLIENT REPLY: OFF drops every reply; SKIP drops the next command's (the server moves
+  // reply_skip_next to reply_skip once a command ran, and clears reply_skip after the next).
+  bool reply_off = false;
+  bool reply_skip_next = false;
+  bool reply_skip = false;
+  bool replies_dropped() const { return reply_off || reply_skip; }
+  Timestamp last_write;  // the commit timestamp of this connection's last write (WAIT)
   MonoTime connected_at;
   MonoTime last_command_at;
   uint64_t commands = 0;

@@ -90,7 +90,8 @@ struct RespServer::Core : ClientDirectory {
 struct RespServer::Pipeline {
   struct Started {
     std::unique_ptr<PendingReply> reply;
-    size_t bytes = 0;  // its arguments'
+    size_t bytes = 0;      // its arguments'
+    bool dropped = false;  // its reply is not sent (CLIENT REPLY)
   };
   std::deque<Started> started;
   size_t bytes = 0;
@@ -105,7 +106,9 @@ Task<void> finish_oldest(RespServer::Client& client, RespServer::Pipeline& p, Re
   p.started.pop_front();
   QUIRE_ASSERT(p.bytes >= oldest.bytes);
   p.bytes -= oldest.bytes;
+  const size_t mark = out.size();
   co_await oldest.reply->finish(client.state, out);
+  if (oldest.dropped) out.buffer().resize(mark);  // CLIENT REPLY OFF or SKIP when it started
 }
 
 // Finishes every started command, in order.
@@ -265,10 +268,13 @@ Task<void> run_command(RespServer::Core& core, RespServer::Client& client,
   std::unique_ptr<PendingReply> started = co_await core.handler.start(args, client.state);
   if (started == nullptr) {
     co_await finish_all(client, pipe, out);
+    const size_t mark = out.size();
     co_await core.handler.execute(std::move(args), client.state, out);
+    if (client.state.replies_dropped()) out.buffer().resize(mark);
     co_return;
   }
-  pipe.started.push_back(RespServer::Pipeline::Started{std::move(started), bytes});
+  pipe.started.push_back(
+      RespServer::Pipeline::Started{std::move(started), bytes, client.state.replies_dropped()});
   pipe.bytes += bytes;
 }
 
@@ -296,7 +302,7 @@ Task<Next> run_commands(RespServer::Core& core, RespServer::Client& client, Requ
                              {"error", parser.error()},
                              {"suppressed", *suppressed}});
       }
-      out.error(parser.error());
+      if (!client.state.replies_dropped()) out.error(parser.error());
       flush_replies(core, client, out);
       co_return Next::kClose;
     }
@@ -315,10 +321,18 @@ Task<Next> run_commands(RespServer::Core& core, RespServer::Client& client, Requ
     client.state.commands++;
     core.stats.total_commands++;
     // Most reads need not wait: no coroutine frame for them.
-    if (!pipe.started.empty() || !core.handler.execute_now(args, client.state, out)) {
+    const size_t mark = out.size();
+    if (!pipe.started.empty()) {
+      co_await run_command(core, client, pipe, args, out);
+    } else if (core.handler.execute_now(args, client.state, out)) {
+      if (client.state.replies_dropped()) out.buffer().resize(mark);
+    } else {
       co_await run_command(core, client, pipe, args, out);
     }
     args.clear();
+    // As Redis's commandProcessed: a SKIP covers the one command after CLIENT REPLY SKIP.
+    client.state.reply_skip = client.state.reply_skip_next;
+    client.state.reply_skip_next = false;
     if (core.stopping || client.killed) co_return Next::kClose;
     parser.set_authenticated(!core.options.auth_required || client.state.authenticated);
     if (client.state.close_after_reply) {

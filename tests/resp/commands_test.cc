@@ -1388,6 +1388,190 @@ TEST_F(RespCommandsTest, BitCommands) {
             "-READONLY You can't write against a read only replica.\r\n");
 }
 
+TEST_F(RespCommandsTest, BitopAndLcs) {
+  make();
+  EXPECT_EQ(P({"SET", "a", "foobar"}), "+OK\r\n");
+  EXPECT_EQ(P({"SET", "b", "abcdef"}), "+OK\r\n");
+  EXPECT_EQ(P({"BITOP", "AND", "d", "a", "b"}), ":6\r\n");
+  EXPECT_EQ(P({"GET", "d"}), bulk("`bc`ab"));
+  EXPECT_EQ(P({"BITOP", "or", "d", "a", "b"}), ":6\r\n");
+  EXPECT_EQ(P({"GET", "d"}), bulk("goofev"));
+  // XOR with a missing key (zeros) and a shorter one (zero padded).
+  EXPECT_EQ(P({"SET", "s", "\x01"}), "+OK\r\n");
+  EXPECT_EQ(P({"BITOP", "XOR", "d", "a", "nosuch", "s"}), ":6\r\n");
+  EXPECT_EQ(P({"GET", "d"}), bulk("goobar"));
+  EXPECT_EQ(P({"BITOP", "NOT", "d", "s"}), ":1\r\n");
+  EXPECT_EQ(P({"GET", "d"}), bulk("\xfe"));
+  EXPECT_EQ(P({"BITOP", "NOT", "s", "s"}), ":1\r\n");  // the destination may be a source
+  EXPECT_EQ(P({"GET", "s"}), bulk("\xfe"));
+  // An empty result deletes the destination.
+  EXPECT_EQ(P({"BITOP", "AND", "d", "nosuch", "nosuch2"}), ":0\r\n");
+  EXPECT_EQ(P({"EXISTS", "d"}), ":0\r\n");
+  EXPECT_EQ(P({"BITOP", "NOT", "d", "a", "b"}),
+            "-ERR BITOP NOT must be called with a single source key.\r\n");
+  EXPECT_EQ(P({"BITOP", "NAND", "d", "a"}), "-ERR syntax error\r\n");
+  EXPECT_EQ(P({"BITOP", "AND", "d"}), "-ERR wrong number of arguments for 'bitop' command\r\n");
+  // LCS, Redis's own example.
+  EXPECT_EQ(P({"SET", "k1", "ohmytext"}), "+OK\r\n");
+  EXPECT_EQ(P({"SET", "k2", "mynewtext"}), "+OK\r\n");
+  EXPECT_EQ(P({"LCS", "k1", "k2"}), bulk("mytext"));
+  EXPECT_EQ(P({"LCS", "k1", "k2", "LEN"}), ":6\r\n");
+  EXPECT_EQ(P({"LCS", "k1", "k2", "IDX"}),
+            "*4\r\n$7\r\nmatches\r\n*2\r\n*2\r\n*2\r\n:4\r\n:7\r\n*2\r\n:5\r\n:8\r\n"
+            "*2\r\n*2\r\n:2\r\n:3\r\n*2\r\n:0\r\n:1\r\n$3\r\nlen\r\n:6\r\n");
+  EXPECT_EQ(P({"LCS", "k1", "k2", "IDX", "MINMATCHLEN", "4", "WITHMATCHLEN"}),
+            "*4\r\n$7\r\nmatches\r\n*1\r\n*3\r\n*2\r\n:4\r\n:7\r\n*2\r\n:5\r\n:8\r\n:4\r\n"
+            "$3\r\nlen\r\n:6\r\n");
+  EXPECT_EQ(P({"LCS", "k1", "nosuch"}), bulk(""));
+  EXPECT_EQ(P({"LCS", "k1", "k2", "LEN", "IDX"}),
+            "-ERR If you want both the length and indexes, please just use IDX.\r\n");
+  EXPECT_EQ(P({"LCS", "k1", "k2", "MINMATCHLEN", "x"}),
+            "-ERR value is not an integer or out of range\r\n");
+  EXPECT_EQ(P({"LCS", "k1", "k2", "FOO"}), "-ERR syntax error\r\n");
+  // The table's bound: (4097 * 4097) counters of 4 bytes pass 64 MiB.
+  EXPECT_EQ(P({"SET", "big1", std::string(4096, 'a')}), "+OK\r\n");
+  EXPECT_EQ(P({"SET", "big2", std::string(4096, 'a')}), "+OK\r\n");
+  EXPECT_EQ(P({"LCS", "big1", "big2", "LEN"}),
+            "-ERR Insufficient memory, transient memory for LCS exceeds Quire's "
+            "lcs_table_bytes_max (67108864 bytes; this one needs 67141636)\r\n");
+  catch_up();
+  EXPECT_EQ(S({"LCS", "k1", "k2", "LEN"}), ":6\r\n");  // a read: a standby answers it
+  EXPECT_EQ(S({"BITOP", "AND", "d", "a"}),
+            "-READONLY You can't write against a read only replica.\r\n");
+}
+
+TEST_F(RespCommandsTest, CopyAndMove) {
+  make();
+  EXPECT_EQ(P({"SET", "a", "1"}), "+OK\r\n");
+  EXPECT_EQ(P({"COPY", "a", "b"}), ":1\r\n");
+  EXPECT_EQ(P({"GET", "b"}), bulk("1"));
+  EXPECT_EQ(P({"SET", "a", "2"}), "+OK\r\n");
+  EXPECT_EQ(P({"COPY", "a", "b"}), ":0\r\n");  // exists: no REPLACE
+  EXPECT_EQ(P({"GET", "b"}), bulk("1"));
+  EXPECT_EQ(P({"COPY", "a", "b", "REPLACE"}), ":1\r\n");
+  EXPECT_EQ(P({"GET", "b"}), bulk("2"));
+  EXPECT_EQ(P({"COPY", "nosuch", "c"}), ":0\r\n");
+  EXPECT_EQ(P({"COPY", "a", "a"}), "-ERR source and destination objects are the same\r\n");
+  EXPECT_EQ(P({"COPY", "a", "a", "DB", "2"}), ":1\r\n");
+  EXPECT_EQ(P({"COPY", "a", "z", "DB", "16"}), "-ERR DB index is out of range\r\n");
+  EXPECT_EQ(P({"COPY", "a", "z", "DB", "x"}), "-ERR value is not an integer or out of range\r\n");
+  EXPECT_EQ(P({"COPY", "a", "z", "DB"}), "-ERR syntax error\r\n");
+  // MOVE: to another database when the key is missing there.
+  EXPECT_EQ(P({"MOVE", "a", "2"}), ":0\r\n");  // "a" is in database 2 already
+  EXPECT_EQ(P({"MOVE", "b", "2"}), ":1\r\n");
+  EXPECT_EQ(P({"EXISTS", "b"}), ":0\r\n");
+  EXPECT_EQ(P({"MOVE", "b", "2"}), ":0\r\n");  // gone from here
+  EXPECT_EQ(P({"MOVE", "a", "0"}), "-ERR source and destination objects are the same\r\n");
+  EXPECT_EQ(P({"MOVE", "a", "-1"}), "-ERR DB index is out of range\r\n");
+  EXPECT_EQ(P({"SELECT", "2"}), "+OK\r\n");
+  EXPECT_EQ(P({"MGET", "a", "b"}), "*2\r\n$1\r\n2\r\n$1\r\n2\r\n");
+  // Inside a transaction: COPY within the database runs, MOVE is refused at MULTI, COPY to
+  // another database is an error of its own element.
+  EXPECT_EQ(P({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(P({"COPY", "a", "c"}), "+QUEUED\r\n");
+  EXPECT_EQ(P({"GET", "c"}), "+QUEUED\r\n");
+  EXPECT_EQ(P({"COPY", "a", "c", "DB", "5"}), "+QUEUED\r\n");
+  EXPECT_EQ(P({"EXEC"}),
+            "*3\r\n:1\r\n$1\r\n2\r\n-ERR COPY to another database is not run inside a "
+            "transaction by Quire (a transaction writes one database)\r\n");
+  EXPECT_EQ(P({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(P({"MOVE", "a", "0"}).rfind("-ERR Command not allowed inside a transaction", 0), 0u);
+  EXPECT_EQ(P({"DISCARD"}), "+OK\r\n");
+  // A MOVE into a watched key's database breaks the watch.
+  ClientState other;
+  other.id = 9;
+  const auto O = [&](Args a) { return run(*primary_, sim_->primary_id(), other, std::move(a)); };
+  EXPECT_EQ(P({"WATCH", "m"}), "+OK\r\n");
+  EXPECT_EQ(O({"SET", "m", "x"}), "+OK\r\n");  // database 0
+  EXPECT_EQ(O({"MOVE", "m", "2"}), ":1\r\n");
+  EXPECT_EQ(P({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(P({"EXEC"}), "*-1\r\n");
+  EXPECT_EQ(P({"GET", "m"}), bulk("x"));
+  EXPECT_EQ(primary_->locks_active(), 0u);
+  catch_up();
+  EXPECT_EQ(S({"SELECT", "2"}), "+OK\r\n");
+  EXPECT_EQ(S({"GET", "m"}), bulk("x"));
+  EXPECT_EQ(S({"COPY", "m", "n"}), "-READONLY You can't write against a read only replica.\r\n");
+}
+
+// Commands that lock keys of two databases (COPY ... DB, MOVE, EXEC with WATCH of another
+// database) run side by side without waiting for each other in a cycle.
+TEST_F(RespCommandsTest, CrossDatabaseCommandsNeverDeadlock) {
+  make();
+  constexpr int kClients = 6;
+  constexpr int kEach = 10;
+  std::vector<ClientState> clients(kClients);
+  int finished = 0;
+  int failures = 0;
+  for (int i = 0; i < kClients; i++) {
+    clients[i].id = 400 + i;
+    sim_->spawn_on(sim_->primary_id(), fmt::format("x-{}", i), [&, i]() -> Task<void> {
+      ClientState& c = clients[i];
+      for (int j = 0; j < kEach; j++) {
+        std::vector<Args> script;
+        switch (i % 3) {
+          case 0:  // database 0 -> 1 and back
+            script = {{"SELECT", "0"},
+                      {"SET", "k", "v"},
+                      {"MOVE", "k", "1"},
+                      {"SELECT", "1"},
+                      {"MOVE", "k", "0"}};
+            break;
+          case 1:  // from database 1 into database 0
+            script = {{"SELECT", "1"}, {"SET", "k", "w"}, {"COPY", "k", "k", "DB", "0", "REPLACE"}};
+            break;
+          default:  // a transaction in database 1 watching a key of database 0
+            script = {{"SELECT", "0"}, {"WATCH", "k"}, {"SELECT", "1"}, {"MULTI"},
+                      {"INCR", "n"},   {"GET", "k"},   {"EXEC"}};
+            break;
+        }
+        for (Args& a : script) {
+          ReplyWriter out;
+          co_await primary_->execute(std::move(a), c, out);
+          if (out.buffer().rfind("-TRYAGAIN", 0) == 0) failures++;
+        }
+      }
+      finished++;
+    });
+  }
+  ASSERT_TRUE(sim_->run_until([&] { return finished == kClients; }, 120s));
+  EXPECT_EQ(failures, 0);  // no lock wait ran out (lock_wait_max: 10 s)
+  EXPECT_EQ(primary_->locks_active(), 0u);
+}
+
+TEST_F(RespCommandsTest, ResetAndClientReply) {
+  RespCommandsOptions o;
+  o.requirepass = "pw";
+  make(o);
+  EXPECT_EQ(P({"AUTH", "pw"}), "+OK\r\n");
+  EXPECT_EQ(P({"SELECT", "3"}), "+OK\r\n");
+  EXPECT_EQ(P({"CLIENT", "SETNAME", "me"}), "+OK\r\n");
+  EXPECT_EQ(P({"WATCH", "k"}), "+OK\r\n");
+  EXPECT_EQ(P({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(P({"RESET"}), "+RESET\r\n");  // not queued
+  EXPECT_FALSE(client_.multi.has_value());
+  EXPECT_EQ(primary_->watched_keys(), 0u);
+  EXPECT_EQ(client_.db, 0u);
+  EXPECT_EQ(P({"CLIENT", "GETNAME"}), "-NOAUTH Authentication required.\r\n");
+  EXPECT_EQ(P({"RESET"}), "+RESET\r\n");  // allowed before AUTH
+  EXPECT_EQ(P({"AUTH", "pw"}), "+OK\r\n");
+  EXPECT_EQ(P({"CLIENT", "GETNAME"}), "$-1\r\n");
+  // CLIENT REPLY sets what the server drops (resp/server.cc); OFF and SKIP answer nothing.
+  EXPECT_EQ(P({"CLIENT", "REPLY", "SKIP"}), "");
+  EXPECT_TRUE(client_.reply_skip_next);
+  client_.reply_skip_next = false;  // the server's move, after the command
+  EXPECT_EQ(P({"CLIENT", "REPLY", "OFF"}), "");
+  EXPECT_TRUE(client_.replies_dropped());
+  EXPECT_EQ(P({"CLIENT", "REPLY", "SKIP"}), "");
+  EXPECT_FALSE(client_.reply_skip_next);  // no SKIP while OFF
+  EXPECT_EQ(P({"CLIENT", "REPLY", "ON"}), "+OK\r\n");
+  EXPECT_FALSE(client_.replies_dropped());
+  EXPECT_EQ(P({"CLIENT", "REPLY", "MAYBE"}), "-ERR syntax error\r\n");
+  EXPECT_EQ(P({"CLIENT", "REPLY", "OFF"}), "");
+  EXPECT_EQ(P({"RESET"}), "+RESET\r\n");
+  EXPECT_FALSE(client_.reply_off);
+}
+
 // A transaction whose writes cannot be one log entry stops as soon as they cannot.
 TEST_F(RespCommandsTest, TransactionPastOneLogEntryWritesNothing) {
   make();

@@ -56,6 +56,14 @@ class EchoHandler : public CommandHandler {
     } else if (name == "AUTH") {
       client.authenticated = true;
       out.ok();
+    } else if (name == "REPLYOFF") {  // as CLIENT REPLY OFF, SKIP, ON
+      client.reply_off = true;
+    } else if (name == "REPLYSKIP") {
+      if (!client.reply_off) client.reply_skip_next = true;
+    } else if (name == "REPLYON") {
+      client.reply_off = false;
+      client.reply_skip = false;
+      out.ok();
     } else {
       out.array(args.size());
       for (const std::string& a : args) out.bulk(a);

@@ -261,6 +261,30 @@ TEST(RespSimServer, ClientLeavingWithStartedCommandsInFlight) {
   EXPECT_EQ(s.world.scheduler().live_tasks(s.srv), 1u);  // the accept loop
 }
 
+// CLIENT REPLY OFF drops every reply until ON, SKIP the next command's: started commands
+// (their replies written later) included, in the connection's order.
+TEST(RespSimServer, ClientReplyDropsReplies) {
+  SimServer s({}, 11, true);
+  ASSERT_TRUE(s.run([&]() -> Task<void> {
+    Env& env = s.client_env();
+    std::unique_ptr<StreamConnection> conn = co_await connect_client(env, kServerAddress);
+    if (!conn) co_return;
+    const std::string request =
+        "A\r\nREPLYSKIP\r\nDSET 5\r\nB\r\nREPLYOFF\r\nDSET 1\r\nC\r\nREPLYSKIP\r\nREPLYON\r\n"
+        "DSET 1\r\nD\r\nREPLYSKIP\r\nE\r\nF\r\nREPLYOFF\r\nQUIT\r\n";
+    EXPECT_TRUE(conn->write(bytes_of(request)).is_ok());
+    const std::string want = echo_reply({"A"}) + echo_reply({"B"}) + "+OK\r\n" + ":3\r\n" +
+                             echo_reply({"D"}) + echo_reply({"F"});
+    std::string got;
+    Status end;
+    co_await read_to_end(*conn, &got, &end, env.executor().deadline_after(10s));
+    EXPECT_EQ(got, want);  // QUIT's +OK dropped too; the connection closed after it
+    EXPECT_EQ(end.code(), Code::kUnavailable) << end.to_string();
+  }));
+  EXPECT_EQ(s.deferring().started, 3u);
+  EXPECT_EQ(s.deferring().finished, 3u);
+}
+
 // stop() with started commands in flight ends every task at once and leaks none.
 TEST(RespSimServer, StopWithStartedCommandsInFlight) {
   SimServer s({}, 11, true);
