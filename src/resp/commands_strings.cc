@@ -350,7 +350,8 @@ Task<void> RespCommands::cmd_append(Args& a, ClientState& c, ReplyWriter& out) {
   auto old = co_await read_locked(c, a[1], out);
   if (!old) co_return;
   std::optional<std::string>& was = old->value;
-  if (was && a[2].empty()) {  // nothing changes
+  if (was && a[2].empty()) {  // nothing changes, but as Redis a watcher sees a write
+    touch_watched({LogWrite{db_table(c.db), a[1], std::nullopt}});
     out.integer(static_cast<int64_t>(was->size()));
     co_return;
   }

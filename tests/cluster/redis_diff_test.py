@@ -16,6 +16,13 @@ Differences that docs/redis.md documents are not failures:
     sets; Quire's must also return each key once and in ascending key order.
   - -TRYAGAIN from Quire (documented retriable failure): counted and reported, the keys
     are resynchronised, not a failure.
+  - Inside MULTI, Quire refuses MOVE (and discards the transaction) and answers an error
+    element in EXEC's reply for COPY ... DB <another database>: transactions leave both out.
+  - LCS past Quire's table bound (lcs_table_bytes_max, 64 MiB): LCS runs on keys of its own
+    (LCS_KEYS) whose values only its generator writes, a few hundred bytes at most, so the
+    bound is never reached (and redis-server never builds a table of gigabytes).
+COPY ... DB n and MOVE write other databases: those are added to the databases checked in
+full at the end, and a mismatch resynchronises the key there too.
 Every other difference is recorded (index, command, both replies, the last 20 commands),
 the command's keys are resynchronised from redis-server so the stream can go on, and the
 test fails at the end with a summary of each kind of difference.
@@ -227,10 +234,16 @@ ARITY = {b"get": 2, b"set": -3, b"setnx": 3, b"del": -2, b"exists": -2, b"strlen
          b"substr": 4, b"setrange": 4, b"incrbyfloat": 3, b"rename": 3, b"renamenx": 3,
          b"persist": 2, b"getex": -2, b"expiretime": 2, b"pexpiretime": 2, b"setex": 4,
          b"psetex": 4, b"expire": -3, b"pexpire": -3, b"expireat": -3, b"pexpireat": -3,
-         b"flushall": -1}
+         b"flushall": -1, b"bitop": -4, b"lcs": -3, b"copy": -3, b"move": 3}
 
-# What Quire does not queue inside MULTI (docs/redis.md, Transactions).
-NOT_IN_MULTI = {b"select", b"dbsize", b"flushdb", b"flushall", b"scan", b"keys"}
+# What Quire does not queue inside MULTI (docs/redis.md, Transactions). COPY to another
+# database is queued but answers an error element in EXEC's reply (Run.transaction).
+NOT_IN_MULTI = {b"select", b"dbsize", b"flushdb", b"flushall", b"scan", b"keys", b"move"}
+
+# LCS's keys: only c_lcs writes them (no other generator picks them), with values of at most
+# 300 bytes, so LCS's table (len1+1)*(len2+1)*4 bytes stays far below Quire's 64 MiB bound.
+LCS_KEYS = [b"lcs1", b"lcs2", b"lcs3", b"lcs\x00"]
+LCS_ALPHABETS = [b"ab", b"ACGT", b"abcdefgh", b"a", bytes(range(256))]
 
 # Not b"GET\x00": redis-server finds it as GET only when its hash (over 4 bytes, seeded at
 # random at each start) lands in GET's bucket, whose key compares equal as a C string; so its
@@ -310,7 +323,8 @@ class Gen:
             (2, self.c_unlink_touch), (2, self.c_getdel_getset), (3, self.c_append),
             (3, self.c_getrange), (3, self.c_setrange), (4, self.c_incrbyfloat),
             (3, self.c_rename), (1, self.c_persist), (2, self.c_getex), (1, self.c_expire),
-            (0.1, self.c_flushall), (5, self.c_bits),
+            (0.1, self.c_flushall), (5, self.c_bits), (3, self.c_bitop), (3, self.c_lcs),
+            (3, self.c_copy), (2, self.c_move),
         ]
         total = sum(w for w, _ in choices)
         x = r.random() * total
@@ -432,6 +446,122 @@ class Gen:
         idx = [self.bit_index() for _ in range(min(n, 2))] + (unit if n == 3 else []) + (
             [b"x"] * (n - 3) if n > 3 else [])
         return [self.case(b"bitpos"), self.key(), bit] + idx, "cmp"
+
+    def c_bitop(self):
+        r = self.rng
+        op = r.choice([b"AND", b"OR", b"XOR", b"NOT"])
+        if r.random() < 0.06:  # not an operation (b"and\x00x" is AND: a C string to both)
+            op = r.choice([b"NAND", b"", b"ANDX", b"and\x00x", b"NOT ", b"X", b"orr", b"1"])
+        dest = self.key()
+        if op.upper() == b"NOT" and r.random() < 0.85:
+            n = 1
+        else:
+            n = r.randint(1, 4)  # NOT with two or more: its error
+        srcs = self.keys_n(n, n)
+        if r.random() < 0.2:  # the destination is a source too
+            srcs[r.randrange(n)] = dest
+        if r.random() < 0.1:  # a source twice
+            srcs.append(r.choice(srcs))
+        return [self.case(b"bitop"), self.case(op), dest] + srcs, "cmp"
+
+    def lcs_value(self):
+        r = self.rng
+        if r.random() < 0.08:
+            return b""
+        alpha = r.choice(LCS_ALPHABETS)
+        n = r.choice([r.randint(1, 12), r.randint(1, 60), r.randint(100, 300)])
+        return bytes(r.choice(alpha) for _ in range(n))
+
+    def lcs_edit(self, v):
+        """v with a few bytes changed, inserted or deleted (long common substrings)."""
+        r = self.rng
+        v = bytearray(v)
+        for _ in range(r.randint(0, 6)):
+            x, i = r.random(), r.randint(0, len(v))
+            if x < 0.4 and i < len(v):
+                v[i] = r.randrange(256)
+            elif x < 0.7:
+                v[i:i] = r.randbytes(r.randint(1, 3))
+            else:
+                del v[i:i + r.randint(1, 3)]
+        return bytes(v[:300])
+
+    def minmatchlen_arg(self):
+        r = self.rng
+        x = r.random()
+        if x < 0.6:
+            return str(r.randint(0, 6)).encode()
+        if x < 0.8:
+            return str(r.randint(-3, 60)).encode()
+        return r.choice([b"abc", b"", b"1.5", b"-1", b"9223372036854775807",
+                         b"9223372036854775808", b"-9223372036854775808", b" 1", b"+1", b"01",
+                         b"1\x00"])
+
+    def c_lcs(self):
+        r = self.rng
+        x = r.random()
+        if x < 0.5:  # values for LCS's keys, often edits of one another
+            args = [self.case(b"mset")]
+            a = self.lcs_value()
+            for k in r.sample(LCS_KEYS, r.choice([2, 3, 4, 4])):
+                args += [k, self.lcs_edit(a) if r.random() < 0.7 else self.lcs_value()]
+            return args, "cmp"
+        if x < 0.52:
+            return [self.case(b"del"), r.choice(LCS_KEYS)], "cmp"
+        k1 = r.choice(LCS_KEYS)
+        k2 = k1 if r.random() < 0.08 else r.choice(LCS_KEYS)
+        groups = []
+        if r.random() < 0.3:
+            groups.append([self.case(b"len")])
+        if r.random() < 0.5:
+            groups.append([self.case(b"idx")])
+        if r.random() < 0.35:
+            groups.append([self.case(b"minmatchlen"), self.minmatchlen_arg()])
+        if r.random() < 0.35:
+            groups.append([self.case(b"withmatchlen")])
+        if r.random() < 0.05:
+            groups.append([self.case(r.choice([b"idx", b"len", b"withmatchlen"]))])  # twice
+        if r.random() < 0.05:
+            groups.append([r.choice([b"FOO", b"", b"IDXX", b"len\x00x", b"1", b"MATCHLEN"])])
+        r.shuffle(groups)
+        opts = [a for g in groups for a in g]
+        if r.random() < 0.03:
+            opts.append(self.case(b"minmatchlen"))  # without its number: a syntax error
+        return [self.case(b"lcs"), k1, k2] + opts, "cmp"
+
+    def db_arg(self):
+        r = self.rng
+        x = r.random()
+        if x < 0.65:
+            return str(r.randint(0, 3)).encode()
+        if x < 0.85:
+            return str(r.randint(0, 15)).encode()
+        return r.choice(SELECT_BAD)
+
+    def c_copy(self):
+        r = self.rng
+        src = self.key()
+        dst = src if r.random() < 0.15 else self.key()
+        groups = []
+        if r.random() < 0.45:
+            groups.append([self.case(b"db"), self.db_arg()])
+        if r.random() < 0.45:
+            groups.append([self.case(b"replace")])
+        if r.random() < 0.05:
+            groups.append([self.case(b"db"), self.db_arg()])  # twice: each is checked
+        if r.random() < 0.05:
+            groups.append([self.case(b"replace")])
+        if r.random() < 0.05:
+            groups.append(r.choice([[b"FOO"], [b""], [b"REPLACEX"], [b"db\x00x", b"1"],
+                                    [b"replace\x00"], [b"1"]]))
+        r.shuffle(groups)
+        opts = [a for g in groups for a in g]
+        if r.random() < 0.03:
+            opts.append(self.case(b"db"))  # without its index: a syntax error
+        return [self.case(b"copy"), src, dst] + opts, "cmp"
+
+    def c_move(self):
+        return [self.case(b"move"), self.key(), self.db_arg()], "cmp"
 
     def float_arg(self):
         r = self.rng
@@ -655,13 +785,32 @@ def command_keys(args):
                 b"substr", b"setrange", b"incrbyfloat", b"persist", b"getex", b"expiretime",
                 b"pexpiretime", b"setbit", b"getbit", b"bitcount", b"bitpos"):
         return args[1:2]
-    if name in (b"rename", b"renamenx"):
+    if name in (b"rename", b"renamenx", b"copy", b"lcs"):
         return args[1:3]
+    if name == b"move":
+        return args[1:2]
+    if name == b"bitop":
+        return args[2:]
     if name in (b"del", b"exists", b"mget", b"unlink", b"touch"):
         return args[1:]
     if name in (b"mset", b"msetnx"):
         return args[1::2]
     return []
+
+
+def other_dbs(args):
+    """The databases COPY ... DB n or MOVE key n may write besides the connection's: each
+    index that may be valid (a superset: for the databases checked and resynchronised)."""
+    name = args[0].lower()
+    if name == b"move" and len(args) == 3:
+        vals = [args[2]]
+    elif name == b"copy":
+        vals = [args[j + 1] for j in range(3, len(args) - 1)
+                if args[j].split(b"\x00", 1)[0].lower() == b"db"]
+    else:
+        return set()
+    return {int(v) for v in vals
+            if re.fullmatch(rb"-?[0-9]{1,3}", v) and 0 <= int(v) < DATABASES}
 
 
 # ---------------------------------------------------------------------------------------
@@ -766,7 +915,8 @@ class Run:
         def fn():
             qkeys, _ = self.scan_all(self.q, b"*", 1000)
             rkeys, _ = self.scan_all(self.r, b"*", 1000)
-            self._resync_keys(set(qkeys or ()) | set(rkeys or ()) | set(self.gen.keys))
+            self._resync_keys(set(qkeys or ()) | set(rkeys or ()) | set(self.gen.keys) |
+                              set(LCS_KEYS))
         self.in_db(db, fn)
 
     # -- one command
@@ -787,10 +937,18 @@ class Run:
             head.append([self.gen.case(b"watch")] + watched)
             while len(head) < 1 + rng.randint(0, 3):
                 args, kind = self.gen.next()
-                if rng.random() < 0.3:  # often a command on a watched key
-                    args, kind = [args[0], rng.choice(watched)] + args[2:], kind
+                name = args[0].lower()
+                # Often a command on a watched key (not LCS: its keys are its own).
+                if rng.random() < 0.3 and name != b"lcs":
+                    at = 2 if name == b"bitop" else 1
+                    args = args[:at] + [rng.choice(watched)] + args[at + 1:]
                 if kind == "cmp" and len(args) > 1:
                     head.append(args)
+        # COPY ... DB <another database> inside MULTI answers Quire's error element
+        # (documented): only COPY ... DB <this database> stays, and none when the head may
+        # SELECT (the transaction's database is then not known here).
+        selects = any(a[0].lower() == b"select" for a in head)
+        body = [a for a in body if not (other_dbs(a) - (set() if selects else {self.db}))]
         self.exec_keys = [k for args in head + body for k in command_keys(args)]
         self.transactions += 1
         steps = head + [[self.gen.case(b"multi")]] + body + [[self.gen.case(b"exec")]]
@@ -862,6 +1020,7 @@ class Run:
         if name == b"select" and rr == ("simple", b"OK"):
             self.db = int(args[1])
             self.touched.add(self.db)
+        self.touched |= other_dbs(args)  # COPY ... DB n, MOVE: checked at the end too
         if ok:
             return
         lines = ["  command: %s" % fmt_cmd(args),
@@ -877,6 +1036,8 @@ class Run:
             self.todo.append(("db", self.db, None))
         else:
             self.todo.append(("keys", self.db, self.keys_of(args)))
+            for d in other_dbs(args):  # the key COPY ... DB n or MOVE wrote there
+                self.todo.append(("keys", d, args[2:3] if name == b"copy" else args[1:2]))
 
     def keys_of(self, args):
         """The keys to repair after `args` differed (EXEC: its transaction's)."""
@@ -934,7 +1095,7 @@ class Run:
         rd, qd = self.both(b"DBSIZE")
         if rd != qd:
             problems.append("DBSIZE: redis %s, quire %s" % (fmt_reply(rd), fmt_reply(qd)))
-        keys = self.gen.keys
+        keys = self.gen.keys + LCS_KEYS
         rv, qv = self.both(b"MGET", *keys)
         if rv != qv:
             if rv[0] == qv[0] == "array" and len(rv[1]) == len(qv[1]):

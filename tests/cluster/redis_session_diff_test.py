@@ -9,13 +9,16 @@ SETNAME with valid and invalid names, INFO, HELP, arity, unknown and unimplement
 subcommands, case), SELECT with them, CONFIG GET/SET/RESETSTAT, COMMAND (COUNT, INFO,
 DOCS, GETKEYS, LIST, and Quire's whole table against Redis's COMMAND INFO: arity, key
 positions, flags, ACL categories, key specs), INFO sections, WAIT, QUIT (and what is
-pipelined after it), PING/ECHO after errors, and commands Redis users send that Quire may
-not implement (DEBUG, SHUTDOWN ABORT, MONITOR, TIME, ROLE, RESET, ...). Then the same
+pipelined after it), PING/ECHO after errors, RESET (after SELECT, SETNAME, WATCH, inside
+MULTI), CLIENT REPLY ON/OFF/SKIP (PipeCase: replies that are not sent, so the bytes of a
+whole pipelined exchange are compared), and commands Redis users send that Quire may
+not implement (DEBUG, SHUTDOWN ABORT, MONITOR, TIME, ROLE, ...). Then the same
 against a second pair of servers with a password (`quire cluster init --requirepass`,
 `redis-server --requirepass`): NOAUTH before AUTH (and which error wins: unknown command,
-arity or NOAUTH), WRONGPASS, AUTH and HELLO AUTH, the inline AUTH form and the
-unauthenticated protocol limits. The password part is skipped, with a message, when this
-quire's `cluster init` has no --requirepass.
+arity or NOAUTH), WRONGPASS, AUTH and HELLO AUTH, the inline AUTH form, the
+unauthenticated protocol limits, RESET (NOAUTH after it, the limits again) and CLIENT REPLY
+before and after AUTH. The password part is skipped, with a message, when this quire's
+`cluster init` has no --requirepass.
 
 How a reply is compared (Step.how): "exact" (type and value; errors by their whole text),
 "type" (integers whose values differ by design: CLIENT ID, COMMAND COUNT, WAIT), or a
@@ -41,6 +44,7 @@ import argparse
 import collections
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -79,13 +83,17 @@ DOC_MEMORY = ("USAGE answers the bytes the key's entry takes in a checkpoint pag
               "size")
 DOC_MEMORY_SUBS = "No DOCTOR, STATS, MALLOC-STATS or PURGE: `-ERR unknown subcommand`"
 DOC_NO = "RESP2 only; no RESP3, no scripts, no pub/sub"
-DOC_MULTI = ("Anything else inside\nMULTI (SCAN, KEYS, DBSIZE, FLUSHDB, FLUSHALL, SELECT, CLIENT, "
-             "CONFIG, INFO, WAIT, QUIRE.*)\nanswers `-ERR Command not allowed inside a "
+DOC_MULTI = ("Anything else inside\nMULTI (SCAN, KEYS, DBSIZE, FLUSHDB, FLUSHALL, SELECT, MOVE, "
+             "CLIENT, CONFIG, INFO, WAIT, QUIRE.*)\nanswers `-ERR Command not allowed inside a "
              "transaction: ...` and discards the transaction.")
+DOC_COPY_MULTI = ("A COPY into another database answers an error as its element of EXEC's reply "
+                  "(a\ntransaction writes one database).")
+DOC_REPLY_CLOSE = ("QUIT, or a protocol error, while replies are dropped closes the connection "
+                   "once the replies before it are sent")
 DOC_UNKNOWN = "Unknown commands and wrong arity answer exactly as Redis 7.0"
 DOC_AUTH = ("before AUTH every command but AUTH, HELLO and QUIT answers "
             "`-NOAUTH Authentication required.`")
-DOC_CLIENT_SUBS = ("no PAUSE, UNPAUSE, REPLY, TRACKING, CACHING, GETREDIR, TRACKINGINFO, "
+DOC_CLIENT_SUBS = ("no PAUSE, UNPAUSE, TRACKING, CACHING, GETREDIR, TRACKINGINFO, "
                    "UNBLOCK or NO-EVICT: `-ERR unknown subcommand`, as Redis answers a name it "
                    "does not know")
 DOC_COMMAND_FLAGS = ("Flags are Quire's own (what a node answers while loading or without a "
@@ -114,7 +122,8 @@ def docs_problems():
     return ["docs/redis.md no longer says: %s" % d for d in
             (DOC_HELLO, DOC_HELLO_REPLY, DOC_CLIENT, DOC_CONFIG, DOC_INFO, DOC_NO, DOC_UNKNOWN,
              DOC_AUTH, DOC_CLIENT_SUBS, DOC_COMMAND_FLAGS, DOC_COMMAND, DOC_SET_ARGS,
-             DOC_OTHERS, DOC_MEMORY, DOC_MEMORY_SUBS, DOC_COMMAND_ACLCAT, DOC_MULTI)
+             DOC_OTHERS, DOC_MEMORY, DOC_MEMORY_SUBS, DOC_COMMAND_ACLCAT, DOC_MULTI,
+             DOC_COPY_MULTI, DOC_REPLY_CLOSE)
             if d not in text]
 
 
@@ -128,6 +137,14 @@ Doc = collections.namedtuple("Doc", "check wanted line send")
 # docs line; send: whether redis-server gets the command too (its reply is shown only).
 Case = collections.namedtuple("Case", "name steps")
 RawCase = collections.namedtuple("RawCase", "name chunks")
+PipeCase = collections.namedtuple("PipeCase", "name commands doc", defaults=(None,))
+# PipeCase: every command (an argument list, or raw bytes) in one write, then PING end; the
+# bytes each server sent until end's reply (or until it closed the connection) compared.
+# For replies that are not sent (CLIENT REPLY OFF and SKIP), which a Case cannot wait for.
+# doc: None, or (Quire's bytes, how its exchange ends, the docs/redis.md line) for a
+# documented difference (then redis-server is not asked).
+END_COMMAND = [b"PING", b"end"]
+END_REPLY = b"$3\r\nend\r\n"
 
 
 def b(x):
@@ -288,7 +305,7 @@ def cases_nopass():
          S("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "no"), S("PING"))
     # Subcommands Quire does not implement (documented).
     for sub in (["NO-EVICT", "on"],
-                ["NO-EVICT"], ["PAUSE", "10"], ["UNPAUSE"], ["REPLY", "ON"],
+                ["NO-EVICT"], ["PAUSE", "10"], ["UNPAUSE"],
                 ["TRACKING", "off"], ["CACHING", "yes"], ["GETREDIR"], ["TRACKINGINFO"],
                 ["UNBLOCK", "999999"]):
         case("CLIENT %s (documented: none)" % " ".join(sub), doc_no_subcommand("CLIENT", *sub),
@@ -400,6 +417,45 @@ def cases_nopass():
          S("FOO"), S("PING"), S("CLIENT", "SETNAME", "a b"), S("ECHO", "x"), S("AUTH", "x"),
          S("PING", "m"), S("HELLO", "abc"), S("ECHO", "y"), S("WAIT", "0", "-1"), S("PING"),
          S("CONFIG", "GET"), S("ECHO", ""), S("PING", "a", "b"), S("PING"))
+    # -- RESET: as Redis 7.0's clearClientConnectionState (database 0, no name, no
+    # transaction, nothing watched, replies on), the connection's id kept.
+    case("RESET after SELECT", S("SET", "rs:k", "db0"), S("SELECT", "3"),
+         S("SET", "rs:k", "db3"), S("RESET"), S("GET", "rs:k"),
+         S("CLIENT", "INFO", how="client_info"), S("SELECT", "3"), S("GET", "rs:k"),
+         S("DEL", "rs:k"), S("RESET"), S("DEL", "rs:k"), S("GET", "rs:k"))
+    case("RESET after CLIENT SETNAME", S("CLIENT", "ID", how="client_id"),
+         S("CLIENT", "SETNAME", "before-reset"), getname, S("SELECT", "2"), S("RESET"), getname,
+         S("CLIENT", "ID", how="client_id"), S("CLIENT", "INFO", how="client_info"),
+         S("RESET"), getname)
+    case("RESET after HELLO 2 SETNAME", S("HELLO", "2", "SETNAME", "h", how="hello"),
+         S("RESET"), getname, S("HELLO", "2", how="hello"), S("PING"))
+    case("RESET inside MULTI", S("DEL", "rs:m"), S("MULTI"), S("SET", "rs:m", "1"),
+         S("INCR", "rs:m"), S("RESET"), S("EXEC"), S("GET", "rs:m"), S("DISCARD"),
+         S("MULTI"), S("RESET"), S("MULTI"), S("SET", "rs:m", "2"), S("EXEC"),
+         S("GET", "rs:m"), S("DEL", "rs:m"))
+    case("RESET inside MULTI after a refused command (EXECABORT gone)",
+         S("MULTI"), S("NOSUCH", "a"), S("GET"), S("RESET"), S("EXEC"), S("MULTI"),
+         S("SET", "rs:m", "3"), S("EXEC"), S("GET", "rs:m"), S("DEL", "rs:m"))
+    case("RESET after WATCH, then EXEC (nothing watched any more)",
+         S("SET", "rs:w", "1"), S("WATCH", "rs:w"), S("SET", "rs:w", "2"), S("RESET"),
+         S("MULTI"), S("GET", "rs:w"), S("EXEC"),
+         S("WATCH", "rs:w"), S("RESET"), S("SET", "rs:w", "3"), S("MULTI"), S("INCR", "rs:w"),
+         S("EXEC"), S("GET", "rs:w"),
+         S("WATCH", "rs:w"), S("MULTI"), S("SET", "rs:w", "x"), S("RESET"),
+         S("SET", "rs:w", "5"), S("MULTI"), S("GET", "rs:w"), S("EXEC"),
+         S("SELECT", "4"), S("WATCH", "rs:w"), S("RESET"), S("SELECT", "4"),
+         S("SET", "rs:w", "db4"), S("MULTI"), S("GET", "rs:w"), S("EXEC"), S("DEL", "rs:w"),
+         S("SELECT", "0"), S("WATCH", "rs:w"), S("SET", "rs:w", "6"), S("MULTI"),
+         S("GET", "rs:w"), S("EXEC"), S("DEL", "rs:w"))
+    case("RESET arity and case", S("RESET", "x"), S("RESET", ""), S("reset"), S("ReSeT"),
+         S("RESET", "a", "b"), S("PING"))
+    # -- CLIENT REPLY: the forms that answer (OFF and SKIP, which do not: PipeCases)
+    case("CLIENT REPLY ON, errors and arity",
+         S("CLIENT", "REPLY", "ON"), S("client", "reply", "on"), S("CLIENT", "REPLY", "oN"),
+         S("CLIENT", "REPLY", b"on\x00x"), S("CLIENT", "REPLY", "FOO"),
+         S("CLIENT", "REPLY", ""), S("CLIENT", "REPLY", "onx"), S("CLIENT", "REPLY", "1"),
+         S("CLIENT", "REPLY"), S("CLIENT", "REPLY", "ON", "x"), S("CLIENT", "REPLY", "OFF", "x"),
+         S("CLIENT", "REPLY", "SKIP", "x"), S("CLIENT", "reply"), S("PING"))
     # -- commands Quire does not implement (documented)
     case("DEBUG", doc_absent("DEBUG", line=DOC_OTHERS),
          doc_absent("DEBUG", "SLEEP", "0", line=DOC_OTHERS), S("PING"))
@@ -433,6 +489,26 @@ def cases_nopass():
              ("error", b"EXECABORT Transaction discarded because of previous errors."), DOC_MULTI,
              send=True)),
          S("MULTI"), S("SELECT", "1", doc=not_in_multi), S("DISCARD"), S("PING"))
+    # (redis-server runs these transactions: the keys are missing, or only in db 1 after.)
+    case("MULTI: MOVE is not queued (documented)",
+         S("MULTI"), S("GET", "tx:mv"), S("MOVE", "tx:mv", "1", doc=not_in_multi),
+         S("EXEC", doc=doc_reply(
+             ("error", b"EXECABORT Transaction discarded because of previous errors."), DOC_MULTI,
+             send=True)),
+         S("PING"))
+    case("MULTI: COPY ... DB <another> answers an error element (documented)",
+         S("SET", "tx:cp", "v"), S("MULTI"), S("SET", "tx:cp2", "x"),
+         S("COPY", "tx:cp", "tx:cp3", "DB", "1"), S("COPY", "tx:cp", "tx:cp3", "DB", "0"),
+         S("COPY", "tx:cp", "tx:cp4", "DB", "16"),
+         S("EXEC", doc=Doc(lambda q: q[0] == "array" and len(q[1]) == 4 and
+                           q[1][0] == ("simple", b"OK") and q[1][1][0] == "error" and
+                           q[1][2] == ("int", 1) and
+                           q[1][3] == ("error", b"ERR DB index is out of range"),
+                           "[+OK, -ERR ..., :1, -ERR DB index is out of range]",
+                           DOC_COPY_MULTI, True)),
+         S("GET", "tx:cp3"), S("MGET", "tx:cp", "tx:cp2", "tx:cp4"),
+         S("DEL", "tx:cp", "tx:cp2", "tx:cp3"), S("SELECT", "1"),
+         S("DEL", "tx:cp3", how="type"), S("SELECT", "0"), S("PING"))
     case("WATCH",
          S("DEL", "tx:w"), S("WATCH", "tx:w"), S("SET", "tx:w", "1"), S("MULTI"),
          S("GET", "tx:w"), S("EXEC"), S("GET", "tx:w"),
@@ -450,11 +526,100 @@ def cases_nopass():
     case("TIME", S("TIME", how="time"), S("TIME", "x"), S("PING"))
     case("ROLE", S("ROLE", how="role"), S("ROLE", "x"), S("PING"))
     case("FLUSHALL", S("FLUSHALL", "FOO"), S("FLUSHALL", "SYNC"), S("DBSIZE"), S("PING"))
-    for cmd in (["LASTSAVE"], ["RESET"], ["ACL", "WHOAMI"],
+    for cmd in (["LASTSAVE"], ["ACL", "WHOAMI"],
                 ["SWAPDB", "0", "1"], ["SLOWLOG", "LEN"],
                 ["LATENCY", "LATEST"], ["READONLY"], ["CLUSTER", "INFO"], ["LOLWUT", "VERSION", "5"]):
         case(" ".join(cmd), doc_absent(*cmd, line=DOC_OTHERS), S("PING"))
     return cs
+
+
+def C(*args):
+    return [b(a) for a in args]
+
+
+def reply_cases():
+    """CLIENT REPLY ON/OFF/SKIP, pipelined (PipeCase)."""
+    off, on, skip = C("CLIENT", "REPLY", "OFF"), C("CLIENT", "REPLY", "ON"), \
+        C("CLIENT", "REPLY", "SKIP")
+    return [
+        PipeCase("CLIENT REPLY OFF, then ON", [
+            off, C("PING", "a"), C("SET", "cr:k", "v"), C("GET", "cr:k"), C("FOO", "x"),
+            C("GET"), C("INCR", "cr:k"), C("CLIENT", "REPLY", "FOO"), C("CLIENT", "REPLY"),
+            off, C("CLIENT", "GETNAME"), on, C("GET", "cr:k"), C("DEL", "cr:k"), on]),
+        PipeCase("CLIENT REPLY SKIP", [
+            skip, C("PING", "a"), C("PING", "b"), skip, C("FOO", "x"), C("PING", "c"), skip,
+            C("GET"), C("PING", "d"), skip, C("SET", "cr:s", "1"), C("GET", "cr:s"), skip, skip,
+            C("PING", "e"), C("PING", "f"), skip, C("CLIENT", "REPLY", "FOO"), C("DEL", "cr:s")]),
+        PipeCase("CLIENT REPLY SKIP, then ON (its +OK sent)", [skip, on, C("PING", "a")]),
+        PipeCase("CLIENT REPLY SKIP, then OFF", [skip, off, C("PING", "a"), on, C("PING", "b")]),
+        PipeCase("CLIENT REPLY OFF, then SKIP (ignored), then ON", [
+            off, skip, C("PING", "a"), on, C("PING", "b"), C("PING", "c")]),
+        PipeCase("CLIENT REPLY OFF twice, ON twice", [off, off, C("PING", "a"), on, on]),
+        PipeCase("CLIENT REPLY modes: case, NUL, bad", [
+            C("CLIENT", "REPLY", "Off"), C("PING", "a"), C("CLIENT", "REPLY", "oN"),
+            C("CLIENT", "REPLY", b"skip\x00x"), C("PING", "b"), C("PING", "c"),
+            C("client", "reply", b"off\x00"), C("PING", "d"), C("CLIENT", "REPLY", b"on\x00"),
+            C("CLIENT", "REPLY", "SKIPX"), C("CLIENT", "REPLY", "")]),
+        PipeCase("CLIENT REPLY: wrong arity (not applied)", [
+            C("CLIENT", "REPLY"), C("CLIENT", "REPLY", "OFF", "x"), C("PING", "a"),
+            C("CLIENT", "REPLY", "SKIP", "x"), C("PING", "b"), C("client", "reply")]),
+        PipeCase("CLIENT REPLY OFF, then RESET (replies on)", [
+            off, C("PING", "a"), C("CLIENT", "SETNAME", "n"), C("RESET"), C("PING", "b"),
+            C("CLIENT", "GETNAME")]),
+        PipeCase("CLIENT REPLY SKIP, then RESET (its own reply skipped)", [
+            skip, C("RESET"), C("PING", "a")]),
+        PipeCase("CLIENT REPLY SKIP, then RESET inside MULTI", [
+            C("MULTI"), C("SET", "cr:r", "1"), C("RESET"), skip, C("MULTI"), C("EXEC"),
+            C("GET", "cr:r")]),
+        PipeCase("CLIENT REPLY SKIP, then MULTI ... EXEC", [
+            skip, C("MULTI"), C("SET", "cr:t", "1"), C("INCR", "cr:t"), C("EXEC"),
+            skip, C("MULTI"), C("EXEC"), C("MULTI"), C("GET", "cr:t"), C("DEL", "cr:t"),
+            C("EXEC")]),
+        PipeCase("CLIENT REPLY OFF around MULTI ... EXEC", [
+            C("MULTI"), C("SET", "cr:u", "1"), C("EXEC"), off, C("MULTI"), C("INCR", "cr:u"),
+            C("FOO"), C("EXEC"), C("MULTI"), C("INCR", "cr:u"), C("EXEC"), on,
+            C("GET", "cr:u"), C("DEL", "cr:u")]),
+        PipeCase("CLIENT REPLY with SELECT and a write", [
+            off, C("SELECT", "5"), C("SET", "cr:d", "5"), on, C("GET", "cr:d"), skip,
+            C("SELECT", "0"), C("GET", "cr:d"), C("SELECT", "5"), skip, C("DEL", "cr:d"),
+            C("GET", "cr:d"), C("SELECT", "0")]),
+        PipeCase("CLIENT REPLY: writes pipelined around OFF and SKIP", [
+            C("SET", "cr:p", "1"), off, C("INCR", "cr:p"), C("INCR", "cr:p"), on,
+            C("INCR", "cr:p"), skip, C("INCR", "cr:p"), C("INCR", "cr:p"), skip,
+            C("SET", "cr:p", "x"), C("APPEND", "cr:p", "y"), off, C("DEL", "cr:p"), on,
+            C("EXISTS", "cr:p")]),
+        PipeCase("RESET pipelined after writes (SELECT 3, writes, RESET, reads)", [
+            C("SELECT", "3"), C("SET", "rs:p", "1"), C("INCR", "rs:p"), C("RESET"),
+            C("GET", "rs:p"), C("SELECT", "3"), C("GET", "rs:p"), C("DEL", "rs:p")]),
+        PipeCase("RESET pipelined after WATCH and a write to the watched key", [
+            C("WATCH", "rs:pw"), C("SET", "rs:pw", "1"), C("RESET"), C("MULTI"),
+            C("INCR", "rs:pw"), C("EXEC"), C("WATCH", "rs:pw"), C("SET", "rs:pw", "5"),
+            C("MULTI"), C("INCR", "rs:pw"), C("EXEC"), C("GET", "rs:pw"), C("DEL", "rs:pw")]),
+        PipeCase("CLIENT REPLY SKIP, inline commands", [
+            b"CLIENT REPLY SKIP\r\nPING a\r\nPING b\r\nclient reply off\r\nPING c\r\n"
+            b"CLIENT REPLY ON\r\n"]),
+        # QUIT or a protocol error with replies off: no +OK or -ERR; the connection closes
+        # once the replies still pending are written (redis-server's close comes with its
+        # write: with none pending, it keeps the connection open and reads no more; Quire
+        # closes it, documented).
+        PipeCase("CLIENT REPLY OFF, then QUIT", [off, C("QUIT"), C("PING")],
+                 (b"", "closed", DOC_REPLY_CLOSE)),
+        PipeCase("CLIENT REPLY SKIP, then QUIT", [skip, C("QUIT"), C("PING")],
+                 (b"", "closed", DOC_REPLY_CLOSE)),
+        PipeCase("PING, CLIENT REPLY OFF, QUIT (a reply pending)",
+                 [C("PING", "a"), off, C("QUIT"), C("PING")]),
+        PipeCase("PING, CLIENT REPLY SKIP, QUIT (a reply pending)",
+                 [C("PING", "a"), skip, C("QUIT"), C("PING")]),
+        PipeCase("CLIENT REPLY SKIP, then a protocol error", [skip, b"*abc\r\n"],
+                 (b"", "closed", DOC_REPLY_CLOSE)),
+        PipeCase("PING, CLIENT REPLY SKIP, then a protocol error (a reply pending)",
+                 [C("PING", "a"), skip, b"*abc\r\n"]),
+        PipeCase("CLIENT REPLY OFF, then a protocol error", [off, C("PING", "a"), b"*1\r\n$x\r\n"],
+                 (b"", "closed", DOC_REPLY_CLOSE)),
+        PipeCase("PING, CLIENT REPLY OFF, then a protocol error (a reply pending)",
+                 [C("PING", "a"), off, C("PING", "b"), b"*1\r\n$x\r\n"]),
+        PipeCase("CLIENT REPLY ON, then a protocol error", [on, b"*1\r\n$x\r\n"]),
+    ]
 
 
 def raw_cases_nopass():
@@ -464,7 +629,7 @@ def raw_cases_nopass():
         RawCase("QUIT x then PING in one write", [encode([b"QUIT", b"x"]) + p]),
         RawCase("PING, QUIT, ECHO in one write (inline)", [b"PING\r\nQUIT\r\nECHO a\r\n"]),
         RawCase("CLIENT SETNAME then QUIT", [encode([b"CLIENT", b"SETNAME", b"n"]) + q]),
-    ]
+    ] + reply_cases()
 
 
 def cases_pass():
@@ -522,6 +687,25 @@ def cases_pass():
     case("HELLO abc AUTH right", S("HELLO", "abc", "AUTH", "default", pw), S("PING"))
     case("HELLO 3 AUTH default right (documented: RESP2 only)",
          S("HELLO", "3", "AUTH", "default", pw, doc=doc_reply(NOPROTO, DOC_HELLO)), S("PING"))
+    case("RESET: NOAUTH after it", auth, S("SET", "pw-r", "v"), S("PING"), S("RESET"),
+         S("PING"), S("GET", "pw-r"), S("CLIENT", "SETNAME", "x"), S("SELECT", "1"),
+         S("RESET"), S("AUTH", "wrong"), S("PING"), auth, S("GET", "pw-r"), S("DEL", "pw-r"),
+         S("RESET"), S("PING"))
+    case("RESET before AUTH", S("RESET"), S("PING"), S("reset"), S("RESET", "x"),
+         auth, S("PING"), S("RESET"), S("ECHO", "e"))
+    case("RESET after AUTH, SELECT, SETNAME", auth, S("SELECT", "2"),
+         S("CLIENT", "SETNAME", "named"), S("CLIENT", "ID", how="client_id"), S("RESET"),
+         getname, auth, getname, S("CLIENT", "ID", how="client_id"),
+         S("CLIENT", "INFO", how="client_info"))
+    case("RESET after HELLO 2 AUTH", S("HELLO", "2", "AUTH", "default", pw, "SETNAME", "h",
+                                      how="hello"),
+         S("RESET"), S("PING"), S("HELLO", "2", "AUTH", "default", pw, how="hello"), getname)
+    case("RESET inside MULTI (password)", auth, S("DEL", "pw-m"), S("MULTI"),
+         S("SET", "pw-m", "1"), S("RESET"), S("EXEC"), S("MULTI"), auth, S("EXEC"),
+         S("GET", "pw-m"))
+    case("RESET after WATCH (password)", auth, S("SET", "pw-w", "1"), S("WATCH", "pw-w"),
+         S("SET", "pw-w", "2"), S("RESET"), auth, S("MULTI"), S("GET", "pw-w"), S("EXEC"),
+         S("DEL", "pw-w"))
     case("after AUTH", auth, S("SET", "pw-k", "v"), S("GET", "pw-k"), S("DEL", "pw-k"),
          S("SELECT", "2"), S("CLIENT", "INFO", how="client_info"),
          S("CONFIG", "GET", "save", how="config"), S("INFO", "server", how="info"),
@@ -550,6 +734,20 @@ def raw_cases_pass():
                  encode([b"ECHO", b"y" * 20000])]),
         RawCase("AUTH then 11 elements in the same write",
                 [encode([b"AUTH", pw]) + encode([b"MGET"] + [b"k"] * 10)]),
+        PipeCase("AUTH, RESET, then 11 elements (unauthenticated again)",
+                 [C("AUTH", pw), C("RESET"), C("MGET", *[b"k"] * 10)]),
+        PipeCase("AUTH, RESET, then a bulk of 16385 bytes",
+                 [C("AUTH", pw), C("RESET"), C("ECHO", b"x" * 16385)]),
+        PipeCase("CLIENT REPLY before AUTH (NOAUTH, not applied)", [
+            C("CLIENT", "REPLY", "OFF"), C("PING"), C("CLIENT", "REPLY", "SKIP"), C("PING"),
+            C("CLIENT", "REPLY", "FOO"), C("AUTH", pw), C("PING", "a")]),
+        PipeCase("CLIENT REPLY OFF after AUTH, then RESET (replies on, NOAUTH)", [
+            C("AUTH", pw), C("CLIENT", "REPLY", "OFF"), C("SET", "pw-cr", "v"),
+            C("AUTH", "wrong"), C("RESET"), C("PING"), C("CLIENT", "REPLY", "OFF"),
+            C("AUTH", pw), C("GET", "pw-cr"), C("DEL", "pw-cr")]),
+        PipeCase("CLIENT REPLY SKIP, then a wrong AUTH", [
+            C("AUTH", pw), C("CLIENT", "REPLY", "SKIP"), C("AUTH", "wrong"), C("PING", "a"),
+            C("CLIENT", "REPLY", "SKIP"), C("RESET"), C("PING", "b"), C("AUTH", pw)]),
     ]
 
 
@@ -1042,6 +1240,77 @@ def run_raw_case(mode, rc, rport, qport, rep):
                  ["bytes or close differ (raw bytes sent)"])
 
 
+def pipelined_exchange(port, data, timeout=2.0):
+    """Sends data in one write and reads until the end marker's reply, the connection's
+    close or the timeout: (bytes received, how it ended)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    got = bytearray()
+    how = "timeout (no reply to PING end)"
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            sock.sendall(data)
+        except OSError:  # closed while we wrote: what it sent is still read
+            pass
+        until = time.monotonic() + timeout
+        while True:
+            if got.endswith(END_REPLY):
+                how = "end"
+                break
+            left = until - time.monotonic()
+            if left <= 0:
+                break
+            sock.settimeout(left)
+            try:
+                chunk = sock.recv(1 << 16)
+            except socket.timeout:
+                break
+            except OSError:  # a reset: closed with our bytes unread (Redis does so)
+                how = "closed"
+                break
+            if not chunk:
+                how = "closed"
+                break
+            got += chunk
+    finally:
+        sock.close()
+    return bytes(got), how
+
+
+def run_pipe_case(mode, pc, rport, qport, rep):
+    rep.cases += 1
+    rep.steps += 1
+    rep.compared += 1
+    cmds = list(pc.commands) + [END_COMMAND]
+    data = b"".join(c if isinstance(c, bytes) else encode(c) for c in cmds)
+    if pc.doc is not None:
+        (rd, rhow), (qd, qhow) = ("<not sent>", ""), pipelined_exchange(qport, data)
+        wanted, wanted_how, line = pc.doc
+        if (qd, qhow) == (wanted, wanted_how):
+            rep.documented.append(("%s: %s" % (mode, pc.name), [b"(pipelined)"],
+                                   "%s (%s)" % (rdt.short(qd, 100), qhow), None, line))
+            return
+        probs = ["wanted (docs/redis.md): %s (%s)" % (rdt.short(wanted, 300), wanted_how)]
+    else:
+        (rd, rhow), (qd, qhow) = (pipelined_exchange(p, data) for p in (rport, qport))
+        probs = []
+        if (rd, rhow) != (qd, qhow):
+            probs.append("bytes or how the exchange ended differ (one write, then PING end)")
+        if rhow.startswith("timeout") or qhow.startswith("timeout"):
+            probs.append("no reply to PING end, no close (a server keeps it open and silent?)")
+
+    def shown(d, how):
+        if isinstance(d, str):
+            return d
+        parts = rpt.split_replies(d)
+        text = " | ".join(rdt.short(x, 80) for x in parts) if parts is not None else \
+            rdt.short(d, 300)
+        return "%s (%s)" % (text, how)
+    if probs:
+        rep.fail(mode, pc.name, len(cmds) - 1, cmds, shown(rd, rhow),
+                 shown(qd, qhow), probs)
+
+
 def run_mode(mode, cases, raw_cases, rport, qport, rep, only):
     t = time.monotonic()
     n = 0
@@ -1054,7 +1323,10 @@ def run_mode(mode, cases, raw_cases, rport, qport, rep, only):
         if only and only not in rc.name:
             continue
         n += 1
-        run_raw_case(mode, rc, rport, qport, rep)
+        if isinstance(rc, PipeCase):
+            run_pipe_case(mode, rc, rport, qport, rep)
+        else:
+            run_raw_case(mode, rc, rport, qport, rep)
     log("%s: %d cases in %.1f s" % (mode, n, time.monotonic() - t))
 
 

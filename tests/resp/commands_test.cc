@@ -1277,6 +1277,11 @@ TEST_F(RespCommandsTest, WatchAbortsExecAfterAWriteToAWatchedKey) {
   EXPECT_EQ(P({"MULTI"}), "+OK\r\n");
   EXPECT_EQ(P({"APPEND", "k", "!"}), "+QUEUED\r\n");
   EXPECT_EQ(P({"EXEC"}), "*1\r\n:7\r\n");
+  // APPEND of nothing changes no value but counts as a write, as in Redis.
+  EXPECT_EQ(P({"WATCH", "k"}), "+OK\r\n");
+  EXPECT_EQ(O({"APPEND", "k", ""}), ":7\r\n");
+  EXPECT_EQ(P({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(P({"EXEC"}), "*-1\r\n");
   // The connection's own write counts too; UNWATCH forgets.
   EXPECT_EQ(P({"WATCH", "k"}), "+OK\r\n");
   EXPECT_EQ(P({"SET", "k", "v"}), "+OK\r\n");
