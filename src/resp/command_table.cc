@@ -2,6 +2,8 @@
 
 #include <array>
 
+#include "base/assert.h"
+
 namespace quire::resp {
 namespace {
 
@@ -468,6 +470,50 @@ const SubcommandSpec* find_subcommand(const CommandSpec& c, std::string_view low
     if (sub.name == lower_name) return &sub;
   }
   return nullptr;
+}
+
+namespace {
+
+struct StatSlots {
+  std::vector<size_t> first;  // per command (table order): its own slot; its subcommands' follow
+  std::vector<std::string> names;
+};
+
+const StatSlots& stat_slots() {
+  static const StatSlots slots = [] {
+    StatSlots s;
+    for (const CommandSpec& c : kCommands) {
+      s.first.push_back(s.names.size());
+      s.names.emplace_back(c.name);
+      for (const SubcommandSpec& sub : c.subcommands) {
+        s.names.push_back(std::string(c.name) + "|" + std::string(sub.name));
+      }
+    }
+    return s;
+  }();
+  return slots;
+}
+
+}  // namespace
+
+size_t command_stat_slots() {
+  return stat_slots().names.size();
+}
+
+size_t command_stat_slot(const CommandSpec& spec, const SubcommandSpec* sub) {
+  const auto index = static_cast<size_t>(&spec - kCommands.data());
+  QUIRE_ASSERT(index < kCommands.size());
+  size_t slot = stat_slots().first[index];
+  if (sub != nullptr) {
+    const auto sub_index = static_cast<size_t>(sub - spec.subcommands.data());
+    QUIRE_ASSERT(sub_index < spec.subcommands.size());
+    slot += 1 + sub_index;
+  }
+  return slot;
+}
+
+const std::string& command_stat_name(size_t slot) {
+  return stat_slots().names.at(slot);
 }
 
 std::vector<size_t> key_positions(int first, int last, int step, size_t argc) {

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -157,6 +158,13 @@ const SubcommandSpec* find_subcommand(const CommandSpec& c, std::string_view low
 // whose key positions are first, last (negative: from the end) and step; none when first
 // is 0.
 std::vector<size_t> key_positions(int first, int last, int step, size_t argc);
+// INFO commandstats' counters: one slot per command, and one per subcommand of a container
+// ("client|list"). Slots are numbered 0 .. command_stat_slots() - 1.
+size_t command_stat_slots();
+// `sub` null: the command's own slot.
+size_t command_stat_slot(const CommandSpec& spec, const SubcommandSpec* sub);
+// "get", "client|list".
+const std::string& command_stat_name(size_t slot);
 // True when `args` (the name included) satisfies `arity`.
 bool arity_ok(int arity, size_t args);
 // The flag names COMMAND lists for `flags` ("write", "readonly", "fast", ...), in order.

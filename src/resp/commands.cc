@@ -154,9 +154,46 @@ RespCommands::RespCommands(ReplicaNode& node, RespCommandsOptions options)
   options_.scan_cursors_max = std::max<size_t>(options_.scan_cursors_max, 1);
   options_.scan_count_max = std::max<size_t>(options_.scan_count_max, 1);
   options_.snapshot_attempts_max = std::max(options_.snapshot_attempts_max, 1);
+  command_counters_.resize(command_stat_slots());
 }
 
 RespCommands::~RespCommands() = default;
+
+std::optional<size_t> RespCommands::stat_slot(const CommandSpec& spec, const Args& a) {
+  if (spec.subcommands.empty() || a.size() < 2) return command_stat_slot(spec, nullptr);
+  const SubcommandSpec* sub = find_subcommand(spec, lower(a[1]));
+  if (sub == nullptr) return std::nullopt;  // as Redis: an unknown subcommand is no command
+  return command_stat_slot(spec, sub);
+}
+
+void RespCommands::count_error(std::string_view reply) {
+  if (reply.empty() || reply[0] != '-') return;
+  error_replies_++;
+  const std::string_view body = reply.substr(1);
+  const std::string_view code = body.substr(0, body.find_first_of(" \r"));
+  if (auto it = error_counts_.find(code); it != error_counts_.end()) {
+    it->second++;
+  } else if (error_counts_.size() < kErrorCodesMax) {
+    error_counts_.emplace(std::string(code), 1);
+  }
+}
+
+void RespCommands::record_rejected(const CommandSpec* spec, const Args& a, std::string_view reply) {
+  if (spec != nullptr) {
+    if (std::optional<size_t> slot = stat_slot(*spec, a)) command_counters_[*slot].rejected++;
+  }
+  count_error(reply);
+}
+
+void RespCommands::record_call(size_t slot, MonoTime started, std::string_view reply) {
+  CommandCounters& k = command_counters_[slot];
+  k.calls++;
+  k.time += node_.env().executor().now() - started;
+  if (!reply.empty() && reply[0] == '-') {
+    k.failed++;
+    count_error(reply);
+  }
+}
 
 // ---- Roles ------------------------------------------------------------------------------
 
@@ -235,16 +272,20 @@ Task<void> RespCommands::execute(std::vector<std::string> args, ClientState& cli
     out.err("empty command");
     co_return;
   }
+  const MonoTime started = node_.env().executor().now();
+  const size_t mark = out.size();
+  const auto reply = [&] { return std::string_view(out.buffer()).substr(mark); };
   const CommandSpec* spec = find_command(lower(args[0]));
   note_command(client, spec, args);
   // After MULTI a refused command discards the transaction (EXEC answers EXECABORT).
   const auto refused = [&] {
     commands_rejected_++;
     if (client.multi) client.multi->dirty = true;
+    record_rejected(spec, args, reply());
   };
   if (spec == nullptr) {
-    refused();
     out.err(unknown_command_message(args));
+    refused();
     co_return;
   }
   // Redis 7.0 answers a refused EXEC with EXECABORT and the refusal, and drops the
@@ -254,6 +295,7 @@ Task<void> RespCommands::execute(std::vector<std::string> args, ClientState& cli
     client.multi.reset();
     unwatch_all(client);
     exec_abort(error, out);
+    record_rejected(spec, args, reply());
   };
   if (!arity_ok(spec->arity, args.size())) {
     const std::string e = fmt::format("wrong number of arguments for '{}' command", spec->name);
@@ -261,13 +303,13 @@ Task<void> RespCommands::execute(std::vector<std::string> args, ClientState& cli
       exec_refused(e);
       co_return;
     }
-    refused();
     out.err(e);
+    refused();
     co_return;
   }
   if (std::optional<std::string> e = subcommand_error(*spec, args)) {
-    refused();
     out.err(*e);
+    refused();
     co_return;
   }
   ReplyWriter refusal;
@@ -276,8 +318,8 @@ Task<void> RespCommands::execute(std::vector<std::string> args, ClientState& cli
       exec_refused(refusal.buffer());
       co_return;
     }
-    refused();
     out.buffer() += refusal.buffer();
+    refused();
     co_return;
   }
   if (client.multi && spec->id != CommandId::kExec && spec->id != CommandId::kDiscard &&
@@ -287,7 +329,10 @@ Task<void> RespCommands::execute(std::vector<std::string> args, ClientState& cli
     co_return;
   }
   commands_executed_++;
+  // Admitted: a known subcommand. Its slot before the command moves its arguments.
+  const size_t slot = stat_slot(*spec, args).value_or(0);
   co_await run(*spec, args, client, out);
+  record_call(slot, started, reply());
 }
 
 bool RespCommands::execute_now(Args& args, ClientState& client, ReplyWriter& out) {
@@ -297,16 +342,22 @@ bool RespCommands::execute_now(Args& args, ClientState& client, ReplyWriter& out
   if (spec == nullptr || !arity_ok(spec->arity, args.size())) return false;
   if (subcommand_error(*spec, args)) return false;  // execute() answers it
   if (spec->id == CommandId::kExec) return false;   // even refused: execute() answers it
+  const size_t mark = out.size();
+  const auto reply = [&] { return std::string_view(out.buffer()).substr(mark); };
   if (!admit(*spec, client, out)) {
     commands_rejected_++;
+    record_rejected(spec, args, reply());
     return true;
   }
   // admit() let it through without writing anything: execute() may still run it.
+  const MonoTime started = node_.env().executor().now();
+  const size_t slot = stat_slot(*spec, args).value_or(0);  // admitted: a known subcommand
   if (!run_immediate(*spec, args, client, out) &&
       !(spec->id == CommandId::kGet && get_now(client.db, args[1], out))) {
     return false;
   }
   commands_executed_++;
+  record_call(slot, started, reply());
   return true;
 }
 

@@ -273,6 +273,17 @@ class RespCommands : public CommandHandler {
   // What the primary knows of its standbys' progress now (the option, else the reports).
   std::vector<StandbyProgress> standbys();
 
+  // ---- Command statistics (INFO commandstats, errorstats) ----
+  // The counters' slot of the command `a` names (its subcommand's); nullopt for an unknown
+  // subcommand.
+  static std::optional<size_t> stat_slot(const CommandSpec& spec, const Args& a);
+  // A command refused before it ran (`spec` null: unknown); `reply` is its error.
+  void record_rejected(const CommandSpec* spec, const Args& a, std::string_view reply);
+  // A command that ran from `started` and answered `reply` (one reply, possibly an array).
+  void record_call(size_t slot, MonoTime started, std::string_view reply);
+  // Counts an error reply ("-CODE message\r\n") under its code.
+  void count_error(std::string_view reply);
+
   // ---- Helpers ----
   // Reads `keys` of `db` at one timestamp (a snapshot), on the primary or a standby.
   Task<Result<std::vector<std::optional<std::string>>>> read_keys_at(uint32_t db,
@@ -352,6 +363,18 @@ class RespCommands : public CommandHandler {
   uint64_t next_cursor_ = 1;
   uint64_t commands_executed_ = 0;
   uint64_t commands_rejected_ = 0;
+  // INFO commandstats, per command_stat_slot(); errorstats, per error code (at most
+  // kErrorCodesMax codes: past them only error_replies_ counts). CONFIG RESETSTAT clears them.
+  struct CommandCounters {
+    uint64_t calls = 0;
+    uint64_t rejected = 0;  // refused before running (arity, NOAUTH, READONLY, in MULTI, ...)
+    uint64_t failed = 0;    // ran and answered an error
+    Nanos time{0};          // from its start to its reply (a write's: until durable at W)
+  };
+  static constexpr size_t kErrorCodesMax = 128;
+  std::vector<CommandCounters> command_counters_;
+  std::map<std::string, uint64_t, std::less<>> error_counts_;
+  uint64_t error_replies_ = 0;
   // The counters as of the last CONFIG RESETSTAT: INFO stats shows what came after (the
   // counters themselves only grow).
   struct StatsBase {

@@ -146,12 +146,15 @@ void info_persistence(InfoText& t, bool loading, const NodeFacts& f) {
   t.field("quire_checkpoint_lsn", f.checkpoint_lsn.value);
 }
 
-void info_stats(InfoText& t, const ServerStats& ss, uint64_t executed, uint64_t rejected) {
+void info_stats(InfoText& t, const ServerStats& ss, uint64_t executed, uint64_t rejected,
+                uint64_t error_replies) {
   t.section("Stats");
   t.field("total_connections_received", ss.total_connections);
   t.field("total_commands_processed", ss.total_commands);
   t.field("rejected_connections", ss.rejected_connections);
   t.field("client_output_buffer_limit_disconnections", ss.output_limit_disconnects);
+  t.field("unexpected_error_replies", 0);  // Redis's: errors from its master or AOF
+  t.field("total_error_replies", error_replies);
   t.field("quire_commands_executed", executed);
   t.field("quire_commands_rejected", rejected);
 }
@@ -228,21 +231,23 @@ Task<std::string> RespCommands::keyspace_lines() {
 }
 
 Task<void> RespCommands::cmd_info(Args& a, ReplyWriter& out) {
-  // Redis's order, then Quire's own section.
-  static constexpr std::array<std::string_view, 9> kSections = {
-      "server",      "clients", "memory",   "persistence", "stats",
-      "replication", "cpu",     "keyspace", "quire"};
+  // Redis's order, then Quire's own section. As Redis 7.0: commandstats is in "all" and
+  // "everything" only; the others are the default sections.
+  static constexpr std::array<std::string_view, 11> kSections = {
+      "server", "clients",      "memory",     "persistence", "stats", "replication",
+      "cpu",    "commandstats", "errorstats", "keyspace",    "quire"};
   std::set<std::string> want;
   for (size_t j = 1; j < a.size(); j++) want.insert(lower(a[j]));
-  const bool all = want.empty() || want.contains("all") || want.contains("everything") ||
-                   want.contains("default");
+  const bool everything = want.contains("all") || want.contains("everything");
+  const bool defaults = everything || want.empty() || want.contains("default");
   const Serving s = serving();
   const NodeFacts f = gather_node_facts(node_);
   const ServerStats none;
   const ServerStats& ss = server_stats_ ? *server_stats_ : none;
   InfoText t;
   for (std::string_view name : kSections) {
-    if (!all && !want.contains(std::string(name))) continue;
+    const bool listed = want.contains(std::string(name));
+    if (name == "commandstats" ? !(everything || listed) : !(defaults || listed)) continue;
     if (name == "server") {
       const Nanos up = node_.env().executor().now() - started_at_;
       info_server(t, options_, std::chrono::duration_cast<std::chrono::seconds>(up).count());
@@ -267,7 +272,25 @@ Task<void> RespCommands::cmd_info(Args& a, ReplyWriter& out) {
       since.rejected_connections -= stats_base_.server.rejected_connections;
       since.output_limit_disconnects -= stats_base_.server.output_limit_disconnects;
       info_stats(t, since, commands_executed_ - stats_base_.executed,
-                 commands_rejected_ - stats_base_.rejected);
+                 commands_rejected_ - stats_base_.rejected, error_replies_);
+    } else if (name == "commandstats") {
+      t.section("Commandstats");
+      for (size_t slot = 0; slot < command_counters_.size(); slot++) {
+        const CommandCounters& k = command_counters_[slot];
+        if (k.calls == 0 && k.rejected == 0 && k.failed == 0) continue;
+        const int64_t us = std::chrono::duration_cast<std::chrono::microseconds>(k.time).count();
+        t.text += fmt::format(
+            "cmdstat_{}:calls={},usec={},usec_per_call={:.2f},rejected_calls={},failed_calls={}"
+            "\r\n",
+            command_stat_name(slot), k.calls, us,
+            k.calls > 0 ? static_cast<double>(us) / static_cast<double>(k.calls) : 0.0, k.rejected,
+            k.failed);
+      }
+    } else if (name == "errorstats") {
+      t.section("Errorstats");
+      for (const auto& [code, count] : error_counts_) {
+        t.text += fmt::format("errorstat_{}:count={}\r\n", code, count);
+      }
     } else if (name == "keyspace") {
       t.section("Keyspace");
       t.text += co_await keyspace_lines();

@@ -126,6 +126,7 @@ class ExecScope {
 void RespCommands::queue_in_multi(const CommandSpec& spec, Args& a, ClientState& c,
                                   ReplyWriter& out) {
   ClientState::Multi& m = *c.multi;
+  const size_t mark = out.size();
   if (!allowed_in_multi(spec.id)) {
     commands_rejected_++;
     m.dirty = true;
@@ -133,6 +134,7 @@ void RespCommands::queue_in_multi(const CommandSpec& spec, Args& a, ClientState&
         "Command not allowed inside a transaction: Quire queues the key and string commands, "
         "PING, ECHO, TIME and MEMORY, not '{}'",
         spec.name));
+    record_rejected(&spec, a, std::string_view(out.buffer()).substr(mark));
     return;
   }
   if (m.dirty) {  // as Redis 7.0: no longer kept, still acknowledged
@@ -149,6 +151,7 @@ void RespCommands::queue_in_multi(const CommandSpec& spec, Args& a, ClientState&
         "a transaction may queue at most {} commands and {} bytes of arguments (Quire's "
         "multi_commands_max, multi_bytes_max)",
         options_.multi_commands_max, options_.multi_bytes_max));
+    record_rejected(&spec, a, std::string_view(out.buffer()).substr(mark));
     return;
   }
   m.bytes += bytes;
@@ -203,7 +206,11 @@ Task<void> RespCommands::cmd_exec(ClientState& c, ReplyWriter& out) {
     for (Args& q : m.queued) {
       const CommandSpec* spec = find_command(lower(q[0]));
       commands_executed_++;
+      const MonoTime started = node_.env().executor().now();
+      const size_t slot = stat_slot(*spec, q).value_or(0);  // queued: a known subcommand
+      const size_t mark = replies.size();
       co_await run(*spec, q, c, replies);
+      record_call(slot, started, std::string_view(replies.buffer()).substr(mark));
       if (!tx.failed.is_ok()) break;
       if (replies.size() > options_.multi_reply_bytes_max) {
         tx.failed = Status(Code::kInvalidArgument,

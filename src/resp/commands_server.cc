@@ -109,6 +109,10 @@ void RespCommands::cmd_config(Args& a, ReplyWriter& out) {
     stats_base_.server = server_stats_ ? *server_stats_ : ServerStats();
     stats_base_.executed = commands_executed_;
     stats_base_.rejected = commands_rejected_;
+    // As Redis's resetCommandTableStats and resetErrorTableStats.
+    std::fill(command_counters_.begin(), command_counters_.end(), CommandCounters());
+    error_counts_.clear();
+    error_replies_ = 0;
     out.ok();
   } else {
     help_reply(

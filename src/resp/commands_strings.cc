@@ -77,17 +77,26 @@ std::string format_long_double(long double v) {
 
 class RespCommands::PendingWrite : public PendingReply {
  public:
-  PendingWrite(HeldLocks held, Primary::QueuedWrite queued)
-      : held_(std::move(held)), queued_(std::move(queued)) {}
+  // `owner` counts the command (INFO commandstats) in slot `slot`, from `started`: the
+  // server finishes its started commands before the handler goes.
+  PendingWrite(HeldLocks held, Primary::QueuedWrite queued, RespCommands& owner, size_t slot,
+               MonoTime started)
+      : held_(std::move(held)),
+        queued_(std::move(queued)),
+        owner_(owner),
+        slot_(slot),
+        started_(started) {}
   Task<void> finish(ClientState& client, ReplyWriter& out) override {
     Result<Timestamp> r = co_await queued_.outcome();
     held_.release();
-    if (!r.is_ok()) {
+    const size_t mark = out.size();
+    if (r.is_ok()) {
+      client.last_write = std::max(client.last_write, *r);
+      out.ok();
+    } else {
       write_failed(r.status(), out);
-      co_return;
     }
-    client.last_write = std::max(client.last_write, *r);
-    out.ok();
+    owner_.record_call(slot_, started_, std::string_view(out.buffer()).substr(mark));
   }
 
  private:
@@ -95,6 +104,9 @@ class RespCommands::PendingWrite : public PendingReply {
   // waits until then, as for a blind write run by execute().
   HeldLocks held_;
   Primary::QueuedWrite queued_;
+  RespCommands& owner_;
+  size_t slot_;
+  MonoTime started_;
 };
 
 Task<std::unique_ptr<PendingReply>> RespCommands::start(std::vector<std::string>& a,
@@ -116,13 +128,19 @@ Task<std::unique_ptr<PendingReply>> RespCommands::start(std::vector<std::string>
       locks_.try_lock(c.db, LockMode::kShared, std::move(keys), LockMode::kShared);
   if (!held) co_return nullptr;  // contended: run in turn, waiting for the locks
   commands_executed_++;
+  const MonoTime started = node_.env().executor().now();
+  const size_t slot = command_stat_slot(*spec, nullptr);
   std::vector<LogWrite> batch;
   for (size_t j = 1; j < a.size(); j += 2) {
     batch.push_back(put(c.db, std::move(a[j]), std::move(a[j + 1])));
   }
   std::optional<Primary::QueuedWrite> queued = co_await enqueue(std::move(batch), refusal);
-  if (!queued) co_return std::make_unique<ReadyReply>(std::move(refusal.buffer()));
-  co_return std::make_unique<PendingWrite>(std::move(*held), std::move(*queued));
+  if (!queued) {
+    record_call(slot, started, refusal.buffer());
+    co_return std::make_unique<ReadyReply>(std::move(refusal.buffer()));
+  }
+  co_return std::make_unique<PendingWrite>(std::move(*held), std::move(*queued), *this, slot,
+                                           started);
 }
 
 Task<void> RespCommands::cmd_get(Args& a, ClientState& c, ReplyWriter& out) {

@@ -76,8 +76,8 @@ DOC_CLIENT = ("A standby's progress link to the primary (it sends QUIRE.REPORT) 
 DOC_CONFIG = ("save `\"\"`, appendonly `yes`, appendfsync `always`, databases, maxmemory `0`, "
               "replica-read-only `yes`; anything else an empty array. `CONFIG SET` is refused")
 DOC_INFO = ("| `INFO [section ...]` | server, clients, memory, persistence, stats, replication, "
-            "cpu, keyspace, quire (Redis's order; no modules, errorstats, commandstats or "
-            "cluster)")
+            "cpu, commandstats, errorstats, keyspace, quire (Redis's order; commandstats only in "
+            "`all` and `everything`, as Redis 7.0; no modules, latencystats or cluster)")
 DOC_MEMORY = ("USAGE answers the bytes the key's entry takes in a checkpoint page (length-prefixed "
               "key and value and the commit timestamp, before encryption), not Redis's in-memory "
               "size")
@@ -109,7 +109,8 @@ DOC_OTHERS = ("Quire implements the commands listed above; others answer Redis's
 CONFIG_DOC = {b"save": b"", b"appendonly": b"yes", b"appendfsync": b"always",
               b"databases": b"16", b"maxmemory": b"0", b"replica-read-only": b"yes"}
 INFO_DOC_HEADERS = [b"# Server", b"# Clients", b"# Memory", b"# Persistence", b"# Stats",
-                    b"# Replication", b"# CPU", b"# Keyspace", b"# Quire"]
+                    b"# Replication", b"# CPU", b"# Errorstats", b"# Keyspace", b"# Quire"]
+INFO_ALL_DOC_HEADERS = (INFO_DOC_HEADERS[:7] + [b"# Commandstats"] + INFO_DOC_HEADERS[7:])
 HELLO_KEYS = [b"server", b"version", b"proto", b"id", b"mode", b"role", b"modules"]
 
 
@@ -406,7 +407,12 @@ def cases_nopass():
            doc=Doc(lambda q: info_headers(q) == INFO_DOC_HEADERS,
                    " ".join(h.decode() for h in INFO_DOC_HEADERS), DOC_INFO, True)),
          S("INFO", "memory", how="info"), S("INFO", "MEMORY", "clients", how="info"),
-         S("INFO", "cpu", how="info"))
+         S("INFO", "cpu", how="info"),
+         S("INFO", "commandstats", how="info"), S("INFO", "errorstats", how="info"),
+         S("INFO", "errorstats", "commandstats", how="info"),
+         S("INFO", "all", how="info",
+           doc=Doc(lambda q: info_headers(q) == INFO_ALL_DOC_HEADERS,
+                   " ".join(h.decode() for h in INFO_ALL_DOC_HEADERS), DOC_INFO, True)))
     # -- WAIT (Quire's cluster has 2 standbys, redis-server none: counts compared by type)
     case("WAIT", S("WAIT", "0", "0", how="type"), S("WAIT"), S("WAIT", "0"),
          S("WAIT", "0", "0", "0"), S("WAIT", "a", "0"), S("WAIT", "0", "a"),

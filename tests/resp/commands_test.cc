@@ -1544,6 +1544,52 @@ TEST_F(RespCommandsTest, CrossDatabaseCommandsNeverDeadlock) {
   EXPECT_EQ(primary_->locks_active(), 0u);
 }
 
+// INFO commandstats and errorstats count as Redis 7.0 does: calls and failures of commands
+// that ran (inside EXEC too), refusals before they ran, error replies by code.
+TEST_F(RespCommandsTest, CommandstatsAndErrorstats) {
+  make();
+  EXPECT_EQ(P({"SET", "n", "1"}), "+OK\r\n");
+  EXPECT_EQ(P({"SET", "t", "x"}), "+OK\r\n");
+  EXPECT_EQ(P({"INCR", "n"}), ":2\r\n");
+  EXPECT_EQ(P({"INCR", "t"}), "-ERR value is not an integer or out of range\r\n");
+  EXPECT_EQ(P({"GET"}), "-ERR wrong number of arguments for 'get' command\r\n");
+  EXPECT_EQ(P({"NOSUCH"}).rfind("-ERR unknown command", 0), 0u);
+  EXPECT_EQ(P({"CLIENT", "ID"}), ":1\r\n");
+  EXPECT_EQ(P({"CLIENT", "NOSUCH"}).rfind("-ERR unknown subcommand", 0), 0u);
+  EXPECT_EQ(P({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(P({"INCR", "t"}), "+QUEUED\r\n");
+  EXPECT_EQ(P({"INCR", "n"}), "+QUEUED\r\n");
+  EXPECT_EQ(P({"EXEC"}), "*2\r\n-ERR value is not an integer or out of range\r\n:3\r\n");
+  EXPECT_EQ(P({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(P({"KEYS", "*"}).rfind("-ERR Command not allowed inside a transaction", 0), 0u);
+  EXPECT_EQ(P({"EXEC"}).rfind("-EXECABORT", 0), 0u);
+  const std::string all = P({"INFO", "commandstats"});
+  for (const char* want :
+       {"# Commandstats\r\n", "cmdstat_set:calls=2,usec=", "cmdstat_incr:calls=4,",
+        "rejected_calls=0,failed_calls=2\r\n",
+        "cmdstat_get:calls=0,usec=0,usec_per_call=0.00,"
+        "rejected_calls=1,failed_calls=0\r\n",
+        "cmdstat_client|id:calls=1,",
+        "cmdstat_keys:calls=0,usec=0,usec_per_call=0.00,rejected_calls=1,failed_calls=0\r\n",
+        "cmdstat_exec:calls=2,"}) {
+    EXPECT_NE(all.find(want), std::string::npos) << want << "\n" << all;
+  }
+  EXPECT_EQ(all.find("cmdstat_client:"), std::string::npos) << all;  // unknown subcommand
+  EXPECT_EQ(all.find("cmdstat_nosuch"), std::string::npos) << all;
+  const std::string errors = P({"INFO", "errorstats"});
+  EXPECT_EQ(errors,
+            bulk("# Errorstats\r\nerrorstat_ERR:count=6\r\nerrorstat_EXECABORT:count=1\r\n"));
+  EXPECT_NE(P({"INFO", "stats"}).find("total_error_replies:7\r\n"), std::string::npos);
+  // The default sections have errorstats, not commandstats; "all" has both.
+  const std::string defaults = P({"INFO"});
+  EXPECT_NE(defaults.find("# Errorstats\r\n"), std::string::npos);
+  EXPECT_EQ(defaults.find("# Commandstats\r\n"), std::string::npos);
+  EXPECT_NE(P({"INFO", "all"}).find("# Commandstats\r\n"), std::string::npos);
+  EXPECT_EQ(P({"CONFIG", "RESETSTAT"}), "+OK\r\n");
+  EXPECT_EQ(P({"INFO", "errorstats"}), bulk("# Errorstats\r\n"));
+  EXPECT_EQ(P({"INFO", "commandstats"}).find("cmdstat_set"), std::string::npos);
+}
+
 TEST_F(RespCommandsTest, ResetAndClientReply) {
   RespCommandsOptions o;
   o.requirepass = "pw";
