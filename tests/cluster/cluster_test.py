@@ -665,6 +665,56 @@ class B_Commands(ClusterTestBase):
             self.assertRegex(mem_text, r"^[0-9.]+[BKMGT]$", row)
             self.assertGreaterEqual(int(clients), 1, row)
 
+    def test_bitop_lcs_copy_move_reset(self):
+        r = self.p(db=2)
+        r.flushdb()
+        self.client(self.primary, db=3).flushdb()
+        r.mset({"a": "foobar", "b": "abcdef", "s1": "ohmytext", "s2": "mynewtext"})
+        self.assertEqual(r.bitop("AND", "d", "a", "b"), 6)
+        self.assertEqual(r.get("d"), b"`bc`ab")
+        self.assertEqual(r.bitop("NOT", "n", "a"), 6)
+        self.assertEqual(r.get("n"), bytes(~c & 0xFF for c in b"foobar"))
+        self.assertEqual(r.bitop("OR", "d", "nosuch"), 0)
+        self.assertEqual(r.exists("d"), 0)
+        self.assertError(lambda: r.bitop("NOT", "d", "a", "b"), "single source key")
+        self.assertEqual(r.lcs("s1", "s2"), b"mytext")
+        self.assertEqual(r.lcs("s1", "s2", len=True), 6)
+        self.assertEqual(r.lcs("s1", "s2", idx=True, minmatchlen=4, withmatchlen=True),
+                         [b"matches", [[[4, 7], [5, 8], 4]], b"len", 6])
+        self.assertTrue(r.copy("a", "c"))
+        self.assertFalse(r.copy("a", "c"))
+        self.assertTrue(r.copy("b", "c", replace=True))
+        self.assertEqual(r.get("c"), b"abcdef")
+        self.assertTrue(r.copy("a", "a", destination_db=3))
+        self.assertTrue(r.move("b", 3))
+        self.assertEqual(r.exists("b"), 0)
+        r3 = self.client(self.primary, db=3)
+        self.assertEqual(r3.mget("a", "b"), [b"foobar", b"abcdef"])
+        self.assertFalse(r.move("a", 3))  # there already
+        self.assertError(lambda: r.move("a", 2), "source and destination objects are the same")
+        # The standbys that applied the connection's last write (WAIT) read what COPY and
+        # MOVE wrote.
+        n = r.wait(2, 10000)
+        self.assertGreaterEqual(n, 1, "WAIT counted no standby")
+        seen = [s for s in self.c.standbys(self.primary)
+                if self.client(s, db=3).mget("a", "b") == [b"foobar", b"abcdef"]]
+        self.assertGreaterEqual(len(seen), n)
+        s3 = self.client(self.c.standbys(self.primary)[0], db=3)
+        self.assertError(lambda: s3.copy("a", "z"), exc=redis.ReadOnlyError)
+        # RESET: back to database 0, no name; CLIENT REPLY ON answers OK.
+        c = self.p(db=5)
+        c.client_setname("named")
+        self.assertEqual(c.execute_command("RESET"), "RESET")
+        if self.c.password:  # RESET ends the connection's authentication too
+            self.assertError(lambda: c.execute_command("CLIENT", "INFO"), "NOAUTH",
+                             exc=redis.AuthenticationError)
+            c.execute_command("AUTH", self.c.password)
+        self.assertEqual(c.execute_command("CLIENT", "INFO").split(b" db=")[1][:1], b"0")
+        self.assertIsNone(c.client_getname())
+        self.assertEqual(c.execute_command("CLIENT", "REPLY", "ON"), b"OK")
+        r.flushdb()
+        r3.flushdb()
+
     def test_transactions(self):
         """redis-py's pipeline() is MULTI/EXEC: its writes commit as one batch, later commands
         see earlier ones, a command's own error is its element, a standby refuses writes."""
