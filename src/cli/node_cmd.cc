@@ -128,6 +128,11 @@ void add_node_command(CLI::App& app, Commands& commands) {
       ->excludes(pass);
   cmd->add_option("--databases", n.databases, "number of Redis databases (SELECT 0..N-1)")
       ->capture_default_str();
+  cmd->add_option("--slowlog-log-slower-than", n.slowlog_log_slower_than_us,
+                  "SLOWLOG logs calls of at least this many microseconds (negative: none)")
+      ->capture_default_str();
+  cmd->add_option("--slowlog-max-len", n.slowlog_max_len, "SLOWLOG keeps this many entries")
+      ->capture_default_str();
   cmd->add_option("--group-pipeline-min", n.group_pipeline_min,
                   "queued writes that let a commit group leave while another is still on its "
                   "way to the page servers, whatever their disks' speed (by default 64, or 8 "

@@ -155,6 +155,9 @@ Status validate(const ComputeNodeOptions& o) {
   if (o.databases < 1 || o.databases > resp::kDatabasesMax) {
     return invalid_argument(fmt::format("databases must be 1..{}", resp::kDatabasesMax));
   }
+  if (o.slowlog_max_len > kSlowlogMaxLenMax) {
+    return invalid_argument(fmt::format("slowlog-max-len must be at most {}", kSlowlogMaxLenMax));
+  }
   return validate_etcd_options(etcd_options(o));
 }
 
@@ -238,6 +241,8 @@ Result<Address> ComputeNode::start(Nanos timeout) {
   resp::RespCommandsOptions co;
   co.requirepass = options_.requirepass;
   co.databases = options_.databases;
+  co.slowlog_log_slower_than = std::chrono::microseconds(options_.slowlog_log_slower_than_us);
+  co.slowlog_max_len = options_.slowlog_max_len;
   co.tcp_port = parse_tcp_address(options_.client)->port;
   co.process_id = options_.process_id;
   co.quire_version = options_.version;

@@ -38,6 +38,9 @@ class RespServer;
 
 namespace quire::cluster {
 
+// The slow log's bound: each entry holds at most about 5 KiB (32 arguments of 128 bytes).
+inline constexpr size_t kSlowlogMaxLenMax = 100'000;
+
 struct ComputeNodeOptions {
   std::string name;       // the node's name (logs, QUIRE.STATUS, INFO)
   std::string client;     // "host:port" the Redis protocol listens on (port 0: any)
@@ -50,6 +53,10 @@ struct ComputeNodeOptions {
   std::string cmk_file;           // the CMK file (FileKms; created when missing)
   std::string requirepass;        // Redis AUTH; also what the node authenticates with
   uint32_t databases = 16;
+  // SLOWLOG: calls of at least this many microseconds are logged (negative: none), the
+  // newest slowlog_max_len of them kept (Redis's slowlog-log-slower-than, slowlog-max-len).
+  int64_t slowlog_log_slower_than_us = 10'000;
+  size_t slowlog_max_len = 128;  // at most kSlowlogMaxLenMax
   PickupPolicy pickup_policy = PickupPolicy::kAccept;
   // Queued batches that let a commit group leave while another is in flight
   // (PrimaryOptions::group_pipeline_min); 0: its default.

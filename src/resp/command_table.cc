@@ -187,6 +187,15 @@ constexpr SubcommandSpec kMemorySubcommands[] = {
      "O(N) where N is the number of samples.", kMemoryUsageArgs, kR, 2, 2, 1},
     {"help", 2, "4.0.0", kHelpSummary, "O(1)"},
 };
+constexpr ArgDoc kSlowlogGetArgs[] = {{"count", "integer", {}, kOpt}};
+constexpr SubcommandSpec kSlowlogSubcommands[] = {
+    {"get", -2, "2.2.12", "Get the slow log's entries",
+     "O(N) where N is the number of entries returned", kSlowlogGetArgs},
+    {"len", 2, "2.2.12", "Get the slow log's length", "O(1)"},
+    {"reset", 2, "2.2.12", "Clear all entries from the slow log",
+     "O(N) where N is the number of entries in the slowlog"},
+    {"help", 2, "6.2.0", kHelpSummary, "O(1)"},
+};
 constexpr SubcommandSpec kConfigSubcommands[] = {
     {"get", -3, "2.0.0", "Get the values of configuration parameters",
      "O(N) when N is the number of configuration parameters provided", kConfigGetArgs},
@@ -380,6 +389,19 @@ constexpr std::array kCommands = {
     CommandSpec{CommandId::kFlushDb, "flushdb", -1, kW, 0, 0, 0, "server", "1.0.0",
                 "Removes all keys from the current database.",
                 "O(N) where N is the number of keys in the selected database", kFlushDbArgs},
+    CommandSpec{CommandId::kSlowlog,
+                "slowlog",
+                -2,
+                kFlagAdmin | kFlagLoading | kFlagStale,
+                0,
+                0,
+                0,
+                "server",
+                "2.2.12",
+                "A container for slow log commands",
+                "Depends on subcommand.",
+                {},
+                kSlowlogSubcommands},
     CommandSpec{CommandId::kInfo, "info", -1, kFlagLoading | kFlagStale, 0, 0, 0, "server", "1.0.0",
                 "Returns information and statistics about the server.", kO1, kInfoArgs},
     CommandSpec{CommandId::kMemory,

@@ -76,6 +76,7 @@ enum class CommandId : uint8_t {
   kDbSize,
   kFlushDb,
   kInfo,
+  kSlowlog,
   kMemory,
   kConfig,
   kCommand,

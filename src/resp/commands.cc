@@ -185,14 +185,51 @@ void RespCommands::record_rejected(const CommandSpec* spec, const Args& a, std::
   count_error(reply);
 }
 
-void RespCommands::record_call(size_t slot, MonoTime started, std::string_view reply) {
-  CommandCounters& k = command_counters_[slot];
+RespCommands::CallStart RespCommands::start_call(const CommandSpec& spec, const Args& a) {
+  CallStart call;
+  call.slot = stat_slot(spec, a).value_or(0);  // admitted commands name known subcommands
+  call.started = node_.env().executor().now();
+  // As Redis: EXEC (its commands are logged one by one) and the commands that carry a
+  // password are never logged; nor are the standbys' progress reports.
+  const bool never = spec.id == CommandId::kExec || spec.id == CommandId::kAuth ||
+                     spec.id == CommandId::kHello || spec.id == CommandId::kQuireReport;
+  if (never || options_.slowlog_log_slower_than < Nanos(0) || options_.slowlog_max_len == 0) {
+    return call;
+  }
+  // Redis's slowlogCreateEntry: at most 32 arguments (the last one saying how many more
+  // there were), each cut at 128 bytes (saying how many more there were).
+  constexpr size_t kArgsMax = 32;
+  constexpr size_t kBytesMax = 128;
+  const size_t n = std::min(a.size(), kArgsMax);
+  call.args.reserve(n);
+  for (size_t j = 0; j < n; j++) {
+    if (n != a.size() && j == n - 1) {
+      call.args.push_back(fmt::format("... ({} more arguments)", a.size() - n + 1));
+    } else if (a[j].size() > kBytesMax) {
+      call.args.push_back(a[j].substr(0, kBytesMax) +
+                          fmt::format("... ({} more bytes)", a[j].size() - kBytesMax));
+    } else {
+      call.args.push_back(a[j]);
+    }
+  }
+  return call;
+}
+
+void RespCommands::record_call(CallStart& call, const ClientState& c, std::string_view reply) {
+  CommandCounters& k = command_counters_[call.slot];
+  const Nanos took = node_.env().executor().now() - call.started;
   k.calls++;
-  k.time += node_.env().executor().now() - started;
+  k.time += took;
   if (!reply.empty() && reply[0] == '-') {
     k.failed++;
     count_error(reply);
   }
+  if (call.args.empty() || took < options_.slowlog_log_slower_than) return;
+  slowlog_.push_front(
+      SlowlogEntry{slowlog_next_id_++, node_.env().clock().wall_now_ns() / 1'000'000'000,
+                   std::chrono::duration_cast<std::chrono::microseconds>(took).count(),
+                   std::move(call.args), c.address, c.name});
+  while (slowlog_.size() > options_.slowlog_max_len) slowlog_.pop_back();
 }
 
 // ---- Roles ------------------------------------------------------------------------------
@@ -329,10 +366,10 @@ Task<void> RespCommands::execute(std::vector<std::string> args, ClientState& cli
     co_return;
   }
   commands_executed_++;
-  // Admitted: a known subcommand. Its slot before the command moves its arguments.
-  const size_t slot = stat_slot(*spec, args).value_or(0);
+  CallStart call = start_call(*spec, args);  // before the command moves its arguments
+  call.started = started;
   co_await run(*spec, args, client, out);
-  record_call(slot, started, reply());
+  record_call(call, client, reply());
 }
 
 bool RespCommands::execute_now(Args& args, ClientState& client, ReplyWriter& out) {
@@ -350,14 +387,13 @@ bool RespCommands::execute_now(Args& args, ClientState& client, ReplyWriter& out
     return true;
   }
   // admit() let it through without writing anything: execute() may still run it.
-  const MonoTime started = node_.env().executor().now();
-  const size_t slot = stat_slot(*spec, args).value_or(0);  // admitted: a known subcommand
+  CallStart call = start_call(*spec, args);
   if (!run_immediate(*spec, args, client, out) &&
       !(spec->id == CommandId::kGet && get_now(client.db, args[1], out))) {
     return false;
   }
   commands_executed_++;
-  record_call(slot, started, reply());
+  record_call(call, client, reply());
   return true;
 }
 
@@ -447,6 +483,9 @@ bool RespCommands::run_immediate(const CommandSpec& spec, Args& a, ClientState& 
       return true;
     case CommandId::kConfig:
       cmd_config(a, out);
+      return true;
+    case CommandId::kSlowlog:
+      cmd_slowlog(a, out);
       return true;
     case CommandId::kCommand:
       cmd_command(a, out);

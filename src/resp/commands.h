@@ -91,6 +91,11 @@ struct RespCommandsOptions {
   size_t multi_reply_bytes_max = size_t{64} << 20;
   // LCS: its table of counters may take at most this many bytes (Redis: 512 MB).
   size_t lcs_table_bytes_max = size_t{64} << 20;
+  // SLOWLOG: commands that took at least this long (from their start to their reply; a
+  // write's includes its wait for durability) are logged; negative: none. The log keeps the
+  // newest slowlog_max_len entries.
+  Nanos slowlog_log_slower_than = std::chrono::milliseconds(10);
+  size_t slowlog_max_len = 128;
   // WATCH: at most this many keys per connection.
   size_t watch_keys_max = 10'000;
   // KEYS refuses to answer more keys than this (use SCAN).
@@ -273,14 +278,25 @@ class RespCommands : public CommandHandler {
   // What the primary knows of its standbys' progress now (the option, else the reports).
   std::vector<StandbyProgress> standbys();
 
-  // ---- Command statistics (INFO commandstats, errorstats) ----
+  // ---- Command statistics (INFO commandstats, errorstats) and SLOWLOG ----
   // The counters' slot of the command `a` names (its subcommand's); nullopt for an unknown
   // subcommand.
   static std::optional<size_t> stat_slot(const CommandSpec& spec, const Args& a);
   // A command refused before it ran (`spec` null: unknown); `reply` is its error.
   void record_rejected(const CommandSpec* spec, const Args& a, std::string_view reply);
-  // A command that ran from `started` and answered `reply` (one reply, possibly an array).
-  void record_call(size_t slot, MonoTime started, std::string_view reply);
+  // A call as it starts, taken before the command runs (it may move its arguments): its
+  // counters' slot, its start, and its arguments as SLOWLOG would show them (none when the
+  // slow log is off or never logs the command).
+  struct CallStart {
+    size_t slot = 0;
+    MonoTime started;
+    std::vector<std::string> args;
+  };
+  CallStart start_call(const CommandSpec& spec, const Args& a);
+  // The call ended with `reply` (one reply, possibly an array): counted, and logged in the
+  // slow log when it took long enough.
+  void record_call(CallStart& call, const ClientState& c, std::string_view reply);
+  void cmd_slowlog(Args& a, ReplyWriter& out);
   // Counts an error reply ("-CODE message\r\n") under its code.
   void count_error(std::string_view reply);
 
@@ -373,6 +389,16 @@ class RespCommands : public CommandHandler {
   };
   static constexpr size_t kErrorCodesMax = 128;
   std::vector<CommandCounters> command_counters_;
+  struct SlowlogEntry {
+    uint64_t id = 0;
+    int64_t unix_seconds = 0;
+    int64_t duration_us = 0;
+    std::vector<std::string> args;
+    std::string peer;
+    std::string name;
+  };
+  std::deque<SlowlogEntry> slowlog_;  // newest first, at most slowlog_max_len
+  uint64_t slowlog_next_id_ = 0;
   std::map<std::string, uint64_t, std::less<>> error_counts_;
   uint64_t error_replies_ = 0;
   // The counters as of the last CONFIG RESETSTAT: INFO stats shows what came after (the

@@ -206,11 +206,10 @@ Task<void> RespCommands::cmd_exec(ClientState& c, ReplyWriter& out) {
     for (Args& q : m.queued) {
       const CommandSpec* spec = find_command(lower(q[0]));
       commands_executed_++;
-      const MonoTime started = node_.env().executor().now();
-      const size_t slot = stat_slot(*spec, q).value_or(0);  // queued: a known subcommand
+      CallStart call = start_call(*spec, q);
       const size_t mark = replies.size();
       co_await run(*spec, q, c, replies);
-      record_call(slot, started, std::string_view(replies.buffer()).substr(mark));
+      record_call(call, c, std::string_view(replies.buffer()).substr(mark));
       if (!tx.failed.is_ok()) break;
       if (replies.size() > options_.multi_reply_bytes_max) {
         tx.failed = Status(Code::kInvalidArgument,

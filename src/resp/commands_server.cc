@@ -13,11 +13,18 @@ namespace quire::resp {
 namespace {
 
 // CONFIG GET: the parameters Quire answers (redis-benchmark asks for save and appendonly).
-std::vector<std::pair<std::string, std::string>> config_params(uint32_t databases) {
+std::vector<std::pair<std::string, std::string>> config_params(const RespCommandsOptions& o) {
+  const int64_t slower_than_us =
+      o.slowlog_log_slower_than < Nanos(0)
+          ? -1
+          : std::chrono::duration_cast<std::chrono::microseconds>(o.slowlog_log_slower_than)
+                .count();
   return {{"save", ""},
           {"appendonly", "yes"},
           {"appendfsync", "always"},
-          {"databases", fmt::format("{}", databases)},
+          {"databases", fmt::format("{}", o.databases)},
+          {"slowlog-log-slower-than", fmt::format("{}", slower_than_us)},
+          {"slowlog-max-len", fmt::format("{}", o.slowlog_max_len)},
           {"maxmemory", "0"},
           {"replica-read-only", "yes"},
           {"slave-read-only", "yes"}};
@@ -72,6 +79,56 @@ std::string RespCommands::status_json() {
   return j.dump();
 }
 
+// ---- SLOWLOG ---------------------------------------------------------------------------------
+
+void RespCommands::cmd_slowlog(Args& a, ReplyWriter& out) {
+  // The dispatcher checked the subcommand and its arity (command_table.cc).
+  const std::string sub = lower(a[1]);
+  if (sub == "get") {
+    if (a.size() > 3) {  // within GET's arity, but Redis's own check refuses it
+      out.err(
+          fmt::format("unknown subcommand or wrong number of arguments for '{}'. Try SLOWLOG HELP.",
+                      c_string(a[1]).substr(0, 128)));
+      return;
+    }
+    size_t count = 10;
+    if (a.size() == 3) {
+      std::optional<int64_t> n = parse_int64(a[2]);
+      if (!n || *n < -1) {
+        out.err("count should be greater than or equal to -1");
+        return;
+      }
+      count = *n == -1 ? slowlog_.size() : static_cast<size_t>(*n);
+    }
+    const size_t sent = std::min(count, slowlog_.size());
+    out.array(sent);
+    for (size_t i = 0; i < sent; i++) {
+      const SlowlogEntry& e = slowlog_[i];
+      out.array(6);
+      out.integer(static_cast<int64_t>(e.id));
+      out.integer(e.unix_seconds);
+      out.integer(e.duration_us);
+      out.array(e.args.size());
+      for (const std::string& arg : e.args) out.bulk(arg);
+      out.bulk(e.peer);
+      out.bulk(e.name);
+    }
+  } else if (sub == "len") {
+    out.integer(static_cast<int64_t>(slowlog_.size()));
+  } else if (sub == "reset") {
+    slowlog_.clear();
+    out.ok();
+  } else {
+    help_reply({"SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", "GET [<count>]",
+                "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+                "    Entries are made of:",
+                "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+                "    client name", "LEN", "    Return the length of the slowlog.", "RESET",
+                "    Reset the slowlog.", "HELP", "    Print this help."},
+               out);
+  }
+}
+
 // ---- CONFIG, COMMAND ------------------------------------------------------------------------
 
 void RespCommands::cmd_config(Args& a, ReplyWriter& out) {
@@ -80,7 +137,7 @@ void RespCommands::cmd_config(Args& a, ReplyWriter& out) {
   if (sub == "get") {
     // As Redis 7.0: a name without glob characters is looked up (in any case) and answered
     // as it was typed; a pattern answers the parameters' own names; each parameter once.
-    const auto params = config_params(options_.databases);
+    const auto params = config_params(options_);
     std::vector<std::pair<std::string, std::string>> found;
     std::vector<bool> taken(params.size(), false);
     auto same = [](std::string_view x, std::string_view y) { return lower(x) == lower(y); };

@@ -77,15 +77,10 @@ std::string format_long_double(long double v) {
 
 class RespCommands::PendingWrite : public PendingReply {
  public:
-  // `owner` counts the command (INFO commandstats) in slot `slot`, from `started`: the
-  // server finishes its started commands before the handler goes.
-  PendingWrite(HeldLocks held, Primary::QueuedWrite queued, RespCommands& owner, size_t slot,
-               MonoTime started)
-      : held_(std::move(held)),
-        queued_(std::move(queued)),
-        owner_(owner),
-        slot_(slot),
-        started_(started) {}
+  // `owner` records the call (INFO commandstats, SLOWLOG): the server finishes its started
+  // commands before the handler goes.
+  PendingWrite(HeldLocks held, Primary::QueuedWrite queued, RespCommands& owner, CallStart call)
+      : held_(std::move(held)), queued_(std::move(queued)), owner_(owner), call_(std::move(call)) {}
   Task<void> finish(ClientState& client, ReplyWriter& out) override {
     Result<Timestamp> r = co_await queued_.outcome();
     held_.release();
@@ -96,7 +91,7 @@ class RespCommands::PendingWrite : public PendingReply {
     } else {
       write_failed(r.status(), out);
     }
-    owner_.record_call(slot_, started_, std::string_view(out.buffer()).substr(mark));
+    owner_.record_call(call_, client, std::string_view(out.buffer()).substr(mark));
   }
 
  private:
@@ -105,8 +100,7 @@ class RespCommands::PendingWrite : public PendingReply {
   HeldLocks held_;
   Primary::QueuedWrite queued_;
   RespCommands& owner_;
-  size_t slot_;
-  MonoTime started_;
+  CallStart call_;
 };
 
 Task<std::unique_ptr<PendingReply>> RespCommands::start(std::vector<std::string>& a,
@@ -128,19 +122,18 @@ Task<std::unique_ptr<PendingReply>> RespCommands::start(std::vector<std::string>
       locks_.try_lock(c.db, LockMode::kShared, std::move(keys), LockMode::kShared);
   if (!held) co_return nullptr;  // contended: run in turn, waiting for the locks
   commands_executed_++;
-  const MonoTime started = node_.env().executor().now();
-  const size_t slot = command_stat_slot(*spec, nullptr);
+  CallStart call = start_call(*spec, a);  // before the arguments move into the batch
   std::vector<LogWrite> batch;
   for (size_t j = 1; j < a.size(); j += 2) {
     batch.push_back(put(c.db, std::move(a[j]), std::move(a[j + 1])));
   }
   std::optional<Primary::QueuedWrite> queued = co_await enqueue(std::move(batch), refusal);
   if (!queued) {
-    record_call(slot, started, refusal.buffer());
+    record_call(call, c, refusal.buffer());
     co_return std::make_unique<ReadyReply>(std::move(refusal.buffer()));
   }
-  co_return std::make_unique<PendingWrite>(std::move(*held), std::move(*queued), *this, slot,
-                                           started);
+  co_return std::make_unique<PendingWrite>(std::move(*held), std::move(*queued), *this,
+                                           std::move(call));
 }
 
 Task<void> RespCommands::cmd_get(Args& a, ClientState& c, ReplyWriter& out) {

@@ -74,7 +74,9 @@ DOC_HELLO_REPLY = ("the reply is Redis 7's map as a flat array (server, version 
 DOC_CLIENT = ("A standby's progress link to the primary (it sends QUIRE.REPORT) is listed as a "
               "replica: `flags=S`, type `replica` for LIST and KILL's TYPE")
 DOC_CONFIG = ("save `\"\"`, appendonly `yes`, appendfsync `always`, databases, maxmemory `0`, "
-              "replica-read-only `yes`; anything else an empty array. `CONFIG SET` is refused")
+              "replica-read-only `yes`, slowlog-log-slower-than and slowlog-max-len (`quire node "
+              "--slowlog-log-slower-than`, `--slowlog-max-len`); anything else an empty array. "
+              "`CONFIG SET` is refused")
 DOC_INFO = ("| `INFO [section ...]` | server, clients, memory, persistence, stats, replication, "
             "cpu, commandstats, errorstats, keyspace, quire (Redis's order; commandstats only in "
             "`all` and `everything`, as Redis 7.0; no modules, latencystats or cluster)")
@@ -530,10 +532,16 @@ def cases_nopass():
     case("scripts (documented: none)", doc_absent("EVAL", "return 1", "0"),
          doc_absent("SCRIPT", "FLUSH"), doc_absent("FUNCTION", "LIST"), S("PING"))
     case("TIME", S("TIME", how="time"), S("TIME", "x"), S("PING"))
+    # SLOWLOG: both servers log calls of 10 ms or more (none of these); the log's shape.
+    case("SLOWLOG", S("SLOWLOG", "RESET"), S("SLOWLOG", "LEN"), S("SLOWLOG", "GET"),
+         S("SLOWLOG", "GET", "-1"), S("SLOWLOG", "GET", "-2"), S("SLOWLOG", "GET", "x"),
+         S("SLOWLOG", "GET", "1", "2"), S("SLOWLOG", "FOO"), S("SLOWLOG"),
+         S("slowlog", "help", how="help"), S("CONFIG", "GET", "slowlog-*", how="config"),
+         S("PING"))
     case("ROLE", S("ROLE", how="role"), S("ROLE", "x"), S("PING"))
     case("FLUSHALL", S("FLUSHALL", "FOO"), S("FLUSHALL", "SYNC"), S("DBSIZE"), S("PING"))
     for cmd in (["LASTSAVE"], ["ACL", "WHOAMI"],
-                ["SWAPDB", "0", "1"], ["SLOWLOG", "LEN"],
+                ["SWAPDB", "0", "1"],
                 ["LATENCY", "LATEST"], ["READONLY"], ["CLUSTER", "INFO"], ["LOLWUT", "VERSION", "5"]):
         case(" ".join(cmd), doc_absent(*cmd, line=DOC_OTHERS), S("PING"))
     return cs

@@ -1590,6 +1590,52 @@ TEST_F(RespCommandsTest, CommandstatsAndErrorstats) {
   EXPECT_EQ(P({"INFO", "commandstats"}).find("cmdstat_set"), std::string::npos);
 }
 
+// SLOWLOG keeps the newest slowlog_max_len calls that took slowlog_log_slower_than or more,
+// with their arguments cut as Redis cuts them.
+TEST_F(RespCommandsTest, Slowlog) {
+  RespCommandsOptions o;
+  o.slowlog_log_slower_than = Nanos(0);  // every call
+  o.slowlog_max_len = 3;
+  make(o);
+  client_.address = "10.0.0.1:5000";
+  client_.name = "me";
+  EXPECT_EQ(P({"SLOWLOG", "RESET"}), "+OK\r\n");
+  EXPECT_EQ(P({"SET", "k", std::string(130, 'v')}), "+OK\r\n");
+  Args many{"MGET"};
+  for (int i = 0; i < 40; i++) many.push_back(fmt::format("k{}", i));
+  EXPECT_EQ(P(many).substr(0, 5), "*40\r\n");
+  EXPECT_EQ(P({"AUTH", "secret"}).substr(0, 1), "-");  // never logged
+  EXPECT_EQ(P({"SLOWLOG", "LEN"}), ":3\r\n");          // RESET, SET, MGET
+  const std::string got = P({"SLOWLOG", "GET", "3"});
+  // Newest first: the SLOWLOG LEN (id 3), MGET (2), SET (1); RESET (0) fell out.
+  EXPECT_EQ(got.substr(0, 13), "*3\r\n*6\r\n:3\r\n:") << got;
+  EXPECT_NE(got.find("*32\r\n$4\r\nMGET\r\n$2\r\nk0\r\n"), std::string::npos) << got;
+  EXPECT_NE(got.find("$23\r\n... (10 more arguments)\r\n$13\r\n10.0.0.1:5000\r\n$2\r\nme\r\n"),
+            std::string::npos)
+      << got;
+  EXPECT_NE(got.find("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$146\r\n" + std::string(128, 'v') +
+                     "... (2 more bytes)\r\n"),
+            std::string::npos)
+      << got;
+  EXPECT_EQ(got.find("AUTH"), std::string::npos);
+  EXPECT_EQ(P({"SLOWLOG", "GET", "-1"}).substr(0, 4), "*3\r\n");  // at most slowlog_max_len
+  EXPECT_EQ(P({"SLOWLOG", "GET", "-2"}), "-ERR count should be greater than or equal to -1\r\n");
+  EXPECT_EQ(P({"SLOWLOG", "GET", "x"}), "-ERR count should be greater than or equal to -1\r\n");
+  EXPECT_EQ(
+      P({"SLOWLOG", "get", "1", "2"}),
+      "-ERR unknown subcommand or wrong number of arguments for 'get'. Try SLOWLOG HELP.\r\n");
+  EXPECT_EQ(P({"CONFIG", "GET", "slowlog-*"}),
+            "*4\r\n$23\r\nslowlog-log-slower-than\r\n$1\r\n0\r\n$15\r\nslowlog-max-len\r\n"
+            "$1\r\n3\r\n");
+  EXPECT_EQ(P({"SLOWLOG", "RESET"}), "+OK\r\n");
+  EXPECT_EQ(P({"SLOWLOG", "LEN"}), ":1\r\n");  // the RESET itself, logged once it ended
+  // The default threshold (10 ms) logs none of these quick calls.
+  make();
+  EXPECT_EQ(P({"SET", "k", "v"}), "+OK\r\n");
+  EXPECT_EQ(P({"SLOWLOG", "LEN"}), ":0\r\n");
+  EXPECT_EQ(P({"SLOWLOG", "GET"}), "*0\r\n");
+}
+
 TEST_F(RespCommandsTest, ResetAndClientReply) {
   RespCommandsOptions o;
   o.requirepass = "pw";
