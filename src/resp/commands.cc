@@ -387,12 +387,16 @@ bool RespCommands::execute_now(Args& args, ClientState& client, ReplyWriter& out
     return true;
   }
   // admit() let it through without writing anything: execute() may still run it.
-  CallStart call = start_call(*spec, args);
+  const MonoTime started = node_.env().executor().now();
   if (!run_immediate(*spec, args, client, out) &&
       !(spec->id == CommandId::kGet && get_now(client.db, args[1], out))) {
     return false;
   }
   commands_executed_++;
+  // These commands leave their arguments as they were: the call's start is taken after them
+  // (no copy of the arguments for a GET that execute() will run instead).
+  CallStart call = start_call(*spec, args);
+  call.started = started;
   record_call(call, client, reply());
   return true;
 }
