@@ -664,12 +664,27 @@ Task<Status> Engine::write_checkpoint_pages(CheckpointDraft& d) {
     for (auto& p : build.new_pages) d.new_pages.push_back(std::move(p));
   }
   d.built_at = d.pages_durable_at = env_.clock().monotonic_now();
-  if (page_records.empty()) co_return Status();
-  // (A braced list as a co_await's argument does not compile with g++ 12.)
-  std::vector<CheckpointStep> steps(1, CheckpointStep::kPages);
-  Status st = co_await write_step(d.writer, std::move(steps), std::move(page_records));
+  // Written in parts of at most kCheckpointWriteBytesMax: the pages of a checkpoint after
+  // ingest_bytes_max of large values pass one message's bound (Connection::kMaxMessageBytes),
+  // and a checkpoint that can never be written would keep every write waiting for room. The
+  // parts chain like any records; only the completion record (the tail) makes the checkpoint
+  // the latest, so a part that fails leaves the previous one in place, as before.
+  size_t next = 0;
+  while (next < page_records.size()) {
+    std::vector<Record> part;
+    size_t bytes = 0;
+    while (next < page_records.size() &&
+           (part.empty() || bytes + page_records[next].framed_size() <= kCheckpointWriteBytesMax)) {
+      bytes += page_records[next].framed_size();
+      part.push_back(std::move(page_records[next++]));
+    }
+    // (A braced list as a co_await's argument does not compile with g++ 12.)
+    std::vector<CheckpointStep> steps(1, CheckpointStep::kPages);
+    Status st = co_await write_step(d.writer, std::move(steps), std::move(part));
+    if (!st.is_ok()) co_return st;
+  }
   d.pages_durable_at = env_.clock().monotonic_now();
-  co_return st;
+  co_return Status();
 }
 
 // 2. The keystore page, when a newer pushed version is due.

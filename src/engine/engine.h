@@ -192,6 +192,9 @@ class Engine {
   // A checkpoint's build yields to the loop before every this-many leaves it rewrites, so
   // reads (which need neither the writer nor the checkpoint lock) go on during a large one.
   static constexpr size_t kCheckpointStepLeaves = 16;
+  // A checkpoint's pages are written in parts of at most this many framed bytes (one
+  // message each, well below Connection::kMaxMessageBytes).
+  static constexpr size_t kCheckpointWriteBytesMax = size_t{16} << 20;
 
   Lsn installed_checkpoint_lsn() const { return installed_lsn_; }
   // The installed checkpoint's log position (CheckpointMetadata::log_lsn).

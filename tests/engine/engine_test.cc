@@ -236,6 +236,44 @@ TEST(Engine, ReadsBelowTheCheckpointAreRefusedNotWrong) {
   }));
 }
 
+// A checkpoint whose pages pass one message's bound (Connection::kMaxMessageBytes) is written
+// in parts: after 80 MiB of 1 MiB values it completes, and a reader installs it and reads
+// every value. (Before the parts, such a checkpoint failed for ever: "message ... exceeds
+// the maximum", and a primary's writes waited for ingest room that never came.)
+TEST(Engine, CheckpointLargerThanOneMessageIsWrittenInParts) {
+  EngineCluster cluster(9);
+  ComputeNode& leader = cluster.add_compute("leader");
+  ComputeNode& reader = cluster.add_compute("reader");
+  constexpr int kValues = 80;
+  const auto value = [](int i) {
+    return std::string(size_t{1} << 20, static_cast<char>('a' + i % 26));
+  };
+  ASSERT_TRUE(cluster.run(leader, [&]() -> Task<void> {
+    co_await bootstrap(leader.engine());
+    for (int i = 0; i < kValues; i++) {
+      Status st = leader.engine().apply_write(kT1, fmt::format("k{:03}", i), ts(5), value(i));
+      EXPECT_TRUE(st.is_ok()) << st.to_string();
+    }
+    auto cp = co_await leader.engine().checkpoint(leader.writer(), ts(10));
+    EXPECT_TRUE(cp.is_ok()) << cp.status().to_string();
+    if (cp.is_ok()) {
+      EXPECT_GT(cp->bytes_written, Connection::kMaxMessageBytes);
+    }
+  }));
+  ASSERT_TRUE(cluster.run(reader, [&]() -> Task<void> {
+    auto latest = co_await reader.latest_checkpoint();
+    EXPECT_TRUE(latest.is_ok());
+    if (!latest.is_ok()) co_return;
+    PickupResult r = co_await reader.engine().install_checkpoint(*latest, InstallMode::kLoad,
+                                                                 StaleKeystoreChoice::kInstall);
+    EXPECT_EQ(r.outcome, PickupOutcome::kInstalled) << r.detail.to_string();
+    for (int i = 0; i < kValues; i += 7) {
+      auto got = co_await reader.engine().get(kT1, fmt::format("k{:03}", i), ts(10));
+      EXPECT_TRUE(got.is_ok() && *got == std::optional<std::string>(value(i))) << i;
+    }
+  }));
+}
+
 // The highest LSN any page server holds, so a new writer never reuses one.
 Task<Lsn> highest_lsn(Env& env, const std::vector<Address>& servers) {
   Lsn high;
