@@ -155,6 +155,11 @@ Status validate(const ComputeNodeOptions& o) {
   if (o.databases < 1 || o.databases > resp::kDatabasesMax) {
     return invalid_argument(fmt::format("databases must be 1..{}", resp::kDatabasesMax));
   }
+  if (o.slowlog_log_slower_than_us > kSlowlogSlowerThanMaxUs) {
+    return invalid_argument(
+        fmt::format("slowlog-log-slower-than must be at most {} us (negative: log nothing)",
+                    kSlowlogSlowerThanMaxUs));
+  }
   if (o.slowlog_max_len > kSlowlogMaxLenMax) {
     return invalid_argument(fmt::format("slowlog-max-len must be at most {}", kSlowlogMaxLenMax));
   }

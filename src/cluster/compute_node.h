@@ -38,8 +38,11 @@ class RespServer;
 
 namespace quire::cluster {
 
-// The slow log's bound: each entry holds at most about 5 KiB (32 arguments of 128 bytes).
+// The slow log's bound: each entry holds at most about 5 KiB (32 arguments and the client's
+// name, each cut at 128 bytes).
 inline constexpr size_t kSlowlogMaxLenMax = 100'000;
+// ... and its threshold's (about 11.6 days).
+inline constexpr int64_t kSlowlogSlowerThanMaxUs = 1'000'000'000'000;
 
 struct ComputeNodeOptions {
   std::string name;       // the node's name (logs, QUIRE.STATUS, INFO)

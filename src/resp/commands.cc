@@ -185,10 +185,23 @@ void RespCommands::record_rejected(const CommandSpec* spec, const Args& a, std::
   count_error(reply);
 }
 
+namespace {
+
+// A string as a slow log entry keeps it (Redis's slowlogCreateEntry): at most 128 bytes,
+// then how many more there were. Client names are cut the same way, so an entry stays
+// within about 5 KiB whatever the client sends.
+std::string slowlog_string(std::string_view s) {
+  constexpr size_t kBytesMax = 128;
+  if (s.size() <= kBytesMax) return std::string(s);
+  return fmt::format("{}... ({} more bytes)", s.substr(0, kBytesMax), s.size() - kBytesMax);
+}
+
+}  // namespace
+
 RespCommands::CallStart RespCommands::start_call(const CommandSpec& spec, const Args& a) {
   CallStart call;
   call.slot = stat_slot(spec, a).value_or(0);  // admitted commands name known subcommands
-  call.started = node_.env().executor().now();
+  call.started = node_.env().clock().monotonic_now();
   // As Redis: EXEC (its commands are logged one by one) and the commands that carry a
   // password are never logged; nor are the standbys' progress reports.
   const bool never = spec.id == CommandId::kExec || spec.id == CommandId::kAuth ||
@@ -199,17 +212,17 @@ RespCommands::CallStart RespCommands::start_call(const CommandSpec& spec, const 
   // Redis's slowlogCreateEntry: at most 32 arguments (the last one saying how many more
   // there were), each cut at 128 bytes (saying how many more there were).
   constexpr size_t kArgsMax = 32;
-  constexpr size_t kBytesMax = 128;
   const size_t n = std::min(a.size(), kArgsMax);
+  // CONFIG SET's values may be secrets (requirepass): as Redis 7.0 redacts them.
+  const bool config_set = spec.id == CommandId::kConfig && a.size() > 1 && iequals(a[1], "set");
   call.args.reserve(n);
   for (size_t j = 0; j < n; j++) {
     if (n != a.size() && j == n - 1) {
       call.args.push_back(fmt::format("... ({} more arguments)", a.size() - n + 1));
-    } else if (a[j].size() > kBytesMax) {
-      call.args.push_back(a[j].substr(0, kBytesMax) +
-                          fmt::format("... ({} more bytes)", a[j].size() - kBytesMax));
+    } else if (config_set && j >= 3 && j % 2 == 1) {
+      call.args.emplace_back("(redacted)");
     } else {
-      call.args.push_back(a[j]);
+      call.args.push_back(slowlog_string(a[j]));
     }
   }
   return call;
@@ -217,7 +230,8 @@ RespCommands::CallStart RespCommands::start_call(const CommandSpec& spec, const 
 
 void RespCommands::record_call(CallStart& call, const ClientState& c, std::string_view reply) {
   CommandCounters& k = command_counters_[call.slot];
-  const Nanos took = node_.env().executor().now() - call.started;
+  // The clock, not the scheduler's time of the current event: a command's own CPU counts.
+  const Nanos took = node_.env().clock().monotonic_now() - call.started;
   k.calls++;
   k.time += took;
   if (!reply.empty() && reply[0] == '-') {
@@ -228,7 +242,7 @@ void RespCommands::record_call(CallStart& call, const ClientState& c, std::strin
   slowlog_.push_front(
       SlowlogEntry{slowlog_next_id_++, node_.env().clock().wall_now_ns() / 1'000'000'000,
                    std::chrono::duration_cast<std::chrono::microseconds>(took).count(),
-                   std::move(call.args), c.address, c.name});
+                   std::move(call.args), slowlog_string(c.address), slowlog_string(c.name)});
   while (slowlog_.size() > options_.slowlog_max_len) slowlog_.pop_back();
 }
 
@@ -309,7 +323,7 @@ Task<void> RespCommands::execute(std::vector<std::string> args, ClientState& cli
     out.err("empty command");
     co_return;
   }
-  const MonoTime started = node_.env().executor().now();
+  const MonoTime started = node_.env().clock().monotonic_now();
   const size_t mark = out.size();
   const auto reply = [&] { return std::string_view(out.buffer()).substr(mark); };
   const CommandSpec* spec = find_command(lower(args[0]));
@@ -387,7 +401,7 @@ bool RespCommands::execute_now(Args& args, ClientState& client, ReplyWriter& out
     return true;
   }
   // admit() let it through without writing anything: execute() may still run it.
-  const MonoTime started = node_.env().executor().now();
+  const MonoTime started = node_.env().clock().monotonic_now();
   if (!run_immediate(*spec, args, client, out) &&
       !(spec->id == CommandId::kGet && get_now(client.db, args[1], out))) {
     return false;
@@ -1006,8 +1020,17 @@ Timestamp RespCommands::applied_ts() {
   return Timestamp();
 }
 
+Status RespCommands::read_too_large() const {
+  return Status(Code::kInvalidArgument,
+                fmt::format("the values read pass {} bytes (Quire's read_bytes_max, a reply's "
+                            "bound); read fewer keys at once",
+                            options_.read_bytes_max));
+}
+
 void RespCommands::read_failed(const Status& st, ReplyWriter& out) {
-  if (st.code() == Code::kUnavailable) {
+  if (st.code() == Code::kInvalidArgument) {  // a bound of the read's (read_too_large)
+    out.err(st.message());
+  } else if (st.code() == Code::kUnavailable) {
     out.error(fmt::format("LOADING {}", st.message()));
   } else if (st.code() == Code::kOlder || st.retriable()) {
     out.error(fmt::format("TRYAGAIN read not answered, retry: {}", st.to_string()));
@@ -1024,8 +1047,14 @@ Task<Result<std::vector<std::optional<std::string>>>> RespCommands::read_keys(
   std::vector<std::optional<std::string>> values(keys.size());
   std::vector<std::string> missing;
   std::vector<size_t> missing_at;
+  size_t bytes = 0;  // of the transaction's own values read (the node's: read_keys_at's)
   for (size_t i = 0; i < keys.size(); i++) {
     if (auto it = tx.values.find(keys[i]); it != tx.values.end()) {
+      if (it->second && (bytes += it->second->size()) > options_.read_bytes_max) {
+        Status st = read_too_large();
+        if (tx.failed.is_ok()) tx.failed = st;
+        co_return st;
+      }
       values[i] = it->second;
     } else {
       missing.push_back(keys[i]);
@@ -1052,6 +1081,7 @@ Task<Result<std::vector<std::optional<std::string>>>> RespCommands::read_keys_at
     std::vector<std::optional<std::string>> values;
     values.reserve(keys.size());
     bool overtaken = false;
+    size_t bytes = 0;
     if (s.role == Role::kPrimary) {
       const Timestamp ts = s.primary->applied_ts();
       for (const std::string& k : keys) {
@@ -1062,6 +1092,7 @@ Task<Result<std::vector<std::optional<std::string>>>> RespCommands::read_keys_at
           overtaken = true;
           break;
         }
+        if (*r && (bytes += (*r)->size()) > options_.read_bytes_max) co_return read_too_large();
         values.push_back(std::move(*r));
       }
     } else if (s.role == Role::kStandby) {
@@ -1073,6 +1104,9 @@ Task<Result<std::vector<std::optional<std::string>>>> RespCommands::read_keys_at
           last = r.status();
           overtaken = true;
           break;
+        }
+        if (r->value && (bytes += r->value->size()) > options_.read_bytes_max) {
+          co_return read_too_large();
         }
         values.push_back(std::move(r->value));
       }

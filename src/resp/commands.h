@@ -98,6 +98,10 @@ struct RespCommandsOptions {
   size_t slowlog_max_len = 128;
   // WATCH: at most this many keys per connection.
   size_t watch_keys_max = 10'000;
+  // A read of several keys (MGET, BITOP's sources, ...) stops once their values pass this
+  // many bytes: a reply above the server's output hard limit (64 MiB) would only close the
+  // connection, after the node held it all.
+  size_t read_bytes_max = size_t{64} << 20;
   // KEYS refuses to answer more keys than this (use SCAN).
   size_t keys_reply_max = 1'000'000;
   // A snapshot read (MGET, DBSIZE) that a checkpoint overtook is retried this many times.
@@ -352,6 +356,8 @@ class RespCommands : public CommandHandler {
   class PendingWrite;
   // The reply for a failed read.
   void read_failed(const Status& st, ReplyWriter& out);
+  // A read whose values pass read_bytes_max.
+  Status read_too_large() const;
   // The refusal for a write on a node that is not a serving primary.
   void refuse_write(const Serving& s, ReplyWriter& out);
 

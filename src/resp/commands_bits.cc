@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
+#include <map>
 
 #include "engine/btree.h"
 #include "resp/commands.h"
@@ -40,6 +42,32 @@ int64_t bitpos(const uint8_t* p, size_t n, int bit) {
     }
   }
   return bit ? -1 : static_cast<int64_t>(n * 8);
+}
+
+enum class BitOp : uint8_t { kAnd, kOr, kXor, kNot };
+
+// BITOP yields to the node's other tasks after folding this many bytes.
+constexpr size_t kBitopYieldBytes = size_t{8} << 20;
+
+// res = res OP v, v padded with zero bytes to res's length (v is never longer), eight bytes
+// at a time.
+void bitop_fold(BitOp op, std::string& res, std::string_view v) {
+  const size_t n = v.size();
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t x;
+    uint64_t y;
+    std::memcpy(&x, res.data() + i, 8);
+    std::memcpy(&y, v.data() + i, 8);
+    x = op == BitOp::kAnd ? (x & y) : op == BitOp::kOr ? (x | y) : (x ^ y);
+    std::memcpy(res.data() + i, &x, 8);
+  }
+  for (; i < n; i++) {
+    const auto x = static_cast<uint8_t>(res[i]);
+    const auto y = static_cast<uint8_t>(v[i]);
+    res[i] = static_cast<char>(op == BitOp::kAnd ? (x & y) : op == BitOp::kOr ? (x | y) : (x ^ y));
+  }
+  if (op == BitOp::kAnd) std::memset(res.data() + n, 0, res.size() - n);  // x & 0
 }
 
 const uint8_t* bytes_of(const std::string& s) {
@@ -284,35 +312,44 @@ Task<void> RespCommands::cmd_bitpos(Args& a, ClientState& c, ReplyWriter& out) {
 // BITOP holds its destination and its sources exclusively while it reads and writes, so the
 // result is of one state of its sources. Missing sources are empty strings; the result is as
 // long as the longest source (shorter ones padded with zero bytes), and an empty result
-// deletes the destination.
+// deletes the destination. Each distinct source is read once, all of them at most
+// read_bytes_max bytes (a key named twice is one source for AND and OR; for XOR a key named
+// an even number of times cancels out, its length still counting), and the fold yields to
+// the node's other tasks every few MiB.
 Task<void> RespCommands::cmd_bitop(Args& a, ClientState& c, ReplyWriter& out) {
-  enum class Op : uint8_t { kAnd, kOr, kXor, kNot };
   const std::string_view name = c_string(a[1]);  // as Redis's strcasecmp sees it
-  Op op;
+  BitOp op;
   if (iequals(name, "and")) {
-    op = Op::kAnd;
+    op = BitOp::kAnd;
   } else if (iequals(name, "or")) {
-    op = Op::kOr;
+    op = BitOp::kOr;
   } else if (iequals(name, "xor")) {
-    op = Op::kXor;
+    op = BitOp::kXor;
   } else if (iequals(name, "not")) {
-    op = Op::kNot;
+    op = BitOp::kNot;
   } else {
     out.err("syntax error");
     co_return;
   }
-  if (op == Op::kNot && a.size() != 4) {
+  if (op == BitOp::kNot && a.size() != 4) {
     out.err("BITOP NOT must be called with a single source key.");
     co_return;
   }
-  std::vector<std::string> keys(a.begin() + 2, a.end());
+  std::map<std::string, size_t> times;  // each distinct source, and how often it is named
+  for (size_t j = 3; j < a.size(); j++) times[a[j]]++;
+  std::vector<std::string> keys;
+  for (const auto& [key, n] : times) keys.push_back(key);
+  if (!times.contains(a[2])) keys.push_back(a[2]);
   std::sort(keys.begin(), keys.end());
-  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
-  auto held =
-      co_await lock_for_write(c, LockMode::kShared, std::move(keys), LockMode::kExclusive, out);
+  auto held = co_await lock_for_write(c, LockMode::kShared, keys, LockMode::kExclusive, out);
   if (!held) co_return;
   // The sources, then the destination (at the same timestamp).
-  std::vector<std::string> wanted(a.begin() + 3, a.end());
+  std::vector<std::string> wanted;
+  std::vector<size_t> named;
+  for (const auto& [key, n] : times) {
+    wanted.push_back(key);
+    named.push_back(n);
+  }
   wanted.push_back(a[2]);
   auto r = co_await read_keys(c, std::move(wanted));
   if (!r.is_ok()) {
@@ -325,29 +362,28 @@ Task<void> RespCommands::cmd_bitop(Args& a, ClientState& c, ReplyWriter& out) {
   size_t maxlen = 0;
   for (const auto& v : src) maxlen = std::max(maxlen, v ? v->size() : 0);
   std::string res(maxlen, '\0');
-  const auto byte_at = [&](size_t k, size_t i) -> uint8_t {
-    return src[k] && i < src[k]->size() ? static_cast<uint8_t>((*src[k])[i]) : 0;
-  };
-  for (size_t i = 0; i < maxlen; i++) {
-    uint8_t out_byte = byte_at(0, i);
-    if (op == Op::kNot) out_byte = static_cast<uint8_t>(~out_byte);
-    for (size_t k = 1; k < src.size(); k++) {
-      const uint8_t b = byte_at(k, i);
-      switch (op) {
-        case Op::kAnd:
-          out_byte &= b;
-          break;
-        case Op::kOr:
-          out_byte |= b;
-          break;
-        case Op::kXor:
-          out_byte ^= b;
-          break;
-        case Op::kNot:
-          break;  // one source only (checked above)
+  bool first = true;
+  size_t since_yield = 0;
+  for (size_t k = 0; k < src.size(); k++) {
+    if (op == BitOp::kXor && named[k] % 2 == 0) continue;  // x ^ x = 0
+    const std::string_view v = src[k] ? std::string_view(*src[k]) : std::string_view();
+    if (first) {
+      std::memcpy(res.data(), v.data(), v.size());  // zeros past it
+      if (op == BitOp::kNot) {
+        for (char& ch : res) ch = static_cast<char>(~static_cast<uint8_t>(ch));
+      }
+      first = false;
+    } else {
+      bitop_fold(op, res, v);
+    }
+    since_yield += maxlen;
+    if (since_yield >= kBitopYieldBytes) {
+      since_yield = 0;
+      if (!(co_await node_.env().executor().yield()).is_ok()) {
+        out.err("BITOP not run: the node is stopping");
+        co_return;
       }
     }
-    res[i] = static_cast<char>(out_byte);
   }
   std::vector<LogWrite> batch;
   if (maxlen > 0) {

@@ -1412,6 +1412,13 @@ TEST_F(RespCommandsTest, BitopAndLcs) {
   // An empty result deletes the destination.
   EXPECT_EQ(P({"BITOP", "AND", "d", "nosuch", "nosuch2"}), ":0\r\n");
   EXPECT_EQ(P({"EXISTS", "d"}), ":0\r\n");
+  // A source named twice: once for AND and OR; for XOR it cancels out, its length counting.
+  EXPECT_EQ(P({"BITOP", "XOR", "d", "a", "b", "a"}), ":6\r\n");
+  EXPECT_EQ(P({"GET", "d"}), bulk("abcdef"));
+  EXPECT_EQ(P({"BITOP", "XOR", "d", "a", "a"}), ":6\r\n");
+  EXPECT_EQ(P({"GET", "d"}), bulk(std::string(6, '\0')));
+  EXPECT_EQ(P({"BITOP", "AND", "d", "a", "a", "a"}), ":6\r\n");
+  EXPECT_EQ(P({"GET", "d"}), bulk("foobar"));
   EXPECT_EQ(P({"BITOP", "NOT", "d", "a", "b"}),
             "-ERR BITOP NOT must be called with a single source key.\r\n");
   EXPECT_EQ(P({"BITOP", "NAND", "d", "a"}), "-ERR syntax error\r\n");
@@ -1592,6 +1599,32 @@ TEST_F(RespCommandsTest, CommandstatsAndErrorstats) {
 
 // SLOWLOG keeps the newest slowlog_max_len calls that took slowlog_log_slower_than or more,
 // with their arguments cut as Redis cuts them.
+// A read of several keys stops at read_bytes_max of values (MGET, BITOP's sources), with
+// nothing written.
+TEST_F(RespCommandsTest, ReadsOfManyValuesAreBounded) {
+  RespCommandsOptions o;
+  o.read_bytes_max = 10;
+  make(o);
+  EXPECT_EQ(P({"SET", "k", "123456"}), "+OK\r\n");
+  EXPECT_EQ(P({"MGET", "k", "nosuch"}), "*2\r\n$6\r\n123456\r\n$-1\r\n");
+  const std::string refused =
+      "-ERR the values read pass 10 bytes (Quire's read_bytes_max, a reply's bound); read "
+      "fewer keys at once\r\n";
+  EXPECT_EQ(P({"MGET", "k", "k"}), refused);
+  EXPECT_EQ(P({"SET", "j", "abcdef"}), "+OK\r\n");
+  EXPECT_EQ(P({"BITOP", "OR", "d", "k", "j"}), refused);
+  EXPECT_EQ(P({"EXISTS", "d"}), ":0\r\n");
+  EXPECT_EQ(P({"BITOP", "OR", "d", "k", "k", "k"}), ":6\r\n");  // one source, read once
+  EXPECT_EQ(P({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(P({"SET", "t", "123456"}), "+QUEUED\r\n");
+  EXPECT_EQ(P({"MGET", "t", "t"}), "+QUEUED\r\n");
+  EXPECT_EQ(P({"EXEC"}),
+            "-ERR transaction not run, nothing written: the values read pass 10 "
+            "bytes (Quire's read_bytes_max, a reply's bound); read fewer keys at "
+            "once\r\n");
+  EXPECT_EQ(P({"EXISTS", "t"}), ":0\r\n");
+}
+
 TEST_F(RespCommandsTest, Slowlog) {
   RespCommandsOptions o;
   o.slowlog_log_slower_than = Nanos(0);  // every call
@@ -1627,6 +1660,16 @@ TEST_F(RespCommandsTest, Slowlog) {
   EXPECT_EQ(P({"CONFIG", "GET", "slowlog-*"}),
             "*4\r\n$23\r\nslowlog-log-slower-than\r\n$1\r\n0\r\n$15\r\nslowlog-max-len\r\n"
             "$1\r\n3\r\n");
+  // A long client name is cut as an argument is; CONFIG SET's values are redacted.
+  client_.name = std::string(200, 'n');
+  EXPECT_EQ(P({"CONFIG", "SET", "requirepass", "secret"}).substr(0, 4), "-ERR");
+  const std::string last = P({"SLOWLOG", "GET", "1"});
+  EXPECT_NE(last.find("$6\r\nCONFIG\r\n$3\r\nSET\r\n$11\r\nrequirepass\r\n$10\r\n(redacted)\r\n"),
+            std::string::npos)
+      << last;
+  EXPECT_EQ(last.find("secret"), std::string::npos) << last;
+  EXPECT_NE(last.find(std::string(128, 'n') + "... (72 more bytes)\r\n"), std::string::npos)
+      << last;
   EXPECT_EQ(P({"SLOWLOG", "RESET"}), "+OK\r\n");
   EXPECT_EQ(P({"SLOWLOG", "LEN"}), ":1\r\n");  // the RESET itself, logged once it ended
   // The default threshold (10 ms) logs none of these quick calls.
