@@ -368,7 +368,7 @@ Task<void> RespCommands::cmd_bitop(Args& a, ClientState& c, ReplyWriter& out) {
     if (op == BitOp::kXor && named[k] % 2 == 0) continue;  // x ^ x = 0
     const std::string_view v = src[k] ? std::string_view(*src[k]) : std::string_view();
     if (first) {
-      std::memcpy(res.data(), v.data(), v.size());  // zeros past it
+      std::copy(v.begin(), v.end(), res.begin());  // zeros past it (v may be empty)
       if (op == BitOp::kNot) {
         for (char& ch : res) ch = static_cast<char>(~static_cast<uint8_t>(ch));
       }
