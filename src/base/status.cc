@@ -58,6 +58,8 @@ std::string_view code_name(Code code) {
       return "Discarded";
     case Code::kKeyExhausted:
       return "KeyExhausted";
+    case Code::kNoSpace:
+      return "NoSpace";
   }
   const int value = static_cast<int>(code);
   if (value >= kLayerCodeFirst && value <= kLayerCodeLast) {
@@ -85,6 +87,7 @@ bool code_is_retriable(Code code) {
     case Code::kBusy:
     case Code::kDeadlineExceeded:
     case Code::kNotYetMaterialized:
+    case Code::kNoSpace:
       return true;
     default:
       return false;

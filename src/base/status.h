@@ -40,9 +40,10 @@ enum class Code : uint8_t {
   kNotYetMaterialized = 17,  // retriable: the server has not reached that LSN yet
   kDiscarded = 18,           // the page was tombstoned
   kKeyExhausted = 19,        // a key reached its use limit; a new key version is needed
+  kNoSpace = 20,  // retriable: the disk is full (ENOSPC, EDQUOT); nothing of the write is kept
 };
 
-inline constexpr int kCodeCount = 20;
+inline constexpr int kCodeCount = 21;
 
 // The values base leaves to the layers above it. A layer defines its codes there
 // (`inline constexpr Code kMine{6};`) and names them with name_layer_code before it makes

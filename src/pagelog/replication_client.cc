@@ -14,6 +14,7 @@ struct WriteProgress {
   size_t acks = 0;
   size_t refused = 0;  // non-retriable answers
   Status first_refusal;
+  Status last_retried;  // the newest retriable answer, for the message of a write that timed out
   bool fenced = false;
   Status fenced_status;
   WaitQueue changed;
@@ -105,8 +106,9 @@ Task<void> send_until_acked(Env& env, std::shared_ptr<void> keep_alive, MonoTime
       progress->changed.notify_all();
       co_return;
     }
-    if (st.code() == Code::kUnavailable) {
-      // Gone (refused, broken, or still connecting): later writes skip it for a while.
+    if (st.code() == Code::kUnavailable || st.code() == Code::kNoSpace) {
+      // Gone (refused, broken, or still connecting), or its disk is full: later writes
+      // skip it for a while, and it catches up from its peers once it takes writes again.
       *down_until = std::max(*down_until, env.executor().now() + kDownProbeInterval);
     }
     if (!worth_retrying(st.code())) {
@@ -115,6 +117,7 @@ Task<void> send_until_acked(Env& env, std::shared_ptr<void> keep_alive, MonoTime
       progress->changed.notify_all();
       co_return;
     }
+    progress->last_retried = st;
     // Jittered exponential backoff, bounded by the deadline.
     x ^= x << 13;
     x ^= x >> 7;
@@ -315,7 +318,13 @@ Task<Status> ReplicationClient::finish_write(PendingWrite pending, Deadline dead
     if (progress.refused > n - w) co_return progress.first_refusal;
     Status st = co_await progress.changed.wait(deadline);
     if (!st.is_ok() && progress.acks < w) {
-      co_return Status(st.code(), "write not acknowledged by a quorum in time; outcome unknown")
+      std::string why = "write not acknowledged by a quorum in time; outcome unknown";
+      if (!progress.last_retried.is_ok()) {
+        // What the servers answered, when they answered: a full disk says so to the client.
+        why += fmt::format(" (a server answered {}: {})", code_name(progress.last_retried.code()),
+                           progress.last_retried.message());
+      }
+      co_return Status(st.code(), std::move(why))
           .with("lsn", pending.last_.value)
           .with("acks", progress.acks);
     }

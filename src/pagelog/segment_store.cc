@@ -111,6 +111,27 @@ Task<Result<std::unique_ptr<SegmentStore>>> SegmentStore::open(Env& env,
   co_return std::move(store);
 }
 
+Task<Status> SegmentStore::refuse_for_space(Segment& seg, Status why) {
+  QUIRE_ASSERT(why.code() == Code::kNoSpace);
+  // Cutting never needs space. Synced, so a crash cannot bring the part back.
+  Status cut = co_await seg.file->truncate(seg.size);
+  if (cut.is_ok()) cut = co_await seg.file->sync();
+  if (!cut.is_ok()) co_return break_store(std::move(cut).at("cut_refused_write"));
+  seg.file_end = seg.size;
+  co_return no_space(std::move(why));
+}
+
+Status SegmentStore::no_space(Status why) {
+  QUIRE_ASSERT(why.code() == Code::kNoSpace);
+  no_space_refusals_++;
+  if (auto suppressed = no_space_log_.admit(env_.executor().now())) {
+    env_.log().warn(kComponent, 30023,
+                    "the disk is full; writes are refused until space is freed, reads go on",
+                    {{"error", why}, {"refusals", no_space_refusals_}, {"suppressed", *suppressed}});
+  }
+  return why;
+}
+
 Status SegmentStore::break_store(Status why) {
   // Whatever broke it (a refused create is InvalidArgument), a store that was serving
   // reports Io from here on: the node must restart and recover.
@@ -211,6 +232,9 @@ Task<Status> SegmentStore::probe_writable() {
   // Not through a symlink: the probe must land in this directory, not wherever one points.
   const OpenOptions create{.create = true, .follow_symlink = false};
   auto file = co_await env_.disk().open(probe, create);
+  // A full disk is not a directory the node may not write: a server on one still serves
+  // what it holds.
+  if (file.code() == Code::kNoSpace) co_return Status();
   if (!file.is_ok()) co_return file.status();
   file->reset();
   co_return co_await env_.disk().unlink(probe);
@@ -321,6 +345,7 @@ void SegmentStore::recover_records(uint64_t number, const std::vector<ScannedRec
 
 Task<Status> SegmentStore::create_segment(uint64_t number) {
   Status st = co_await create_segment_file(number);
+  if (st.code() == Code::kNoSpace) co_return no_space(std::move(st));
   if (!st.is_ok()) co_return break_store(std::move(st));
   co_return Status();
 }
@@ -334,6 +359,14 @@ Task<Status> SegmentStore::create_segment_file(uint64_t number) {
   if (!file.is_ok()) co_return file.status();
   Bytes header = encode_segment_header(number);
   auto off = co_await (*file)->append(header);
+  if (off.code() == Code::kNoSpace) {
+    // The disk is full: the file goes again (unsynced, as a crash would leave it: recovery
+    // rewrites a newest segment with a torn header), and the active segment stays active.
+    file->reset();
+    Status gone = co_await env_.disk().unlink(path(number));
+    if (!gone.is_ok()) co_return io_error(gone.to_string()).at("remove_refused_segment");
+    co_return off.status();
+  }
   if (!off.is_ok()) co_return off.status();
   QUIRE_CO_RETURN_IF_ERROR(co_await (*file)->sync());
   QUIRE_CO_RETURN_IF_ERROR(co_await env_.disk().sync_dir(options_.dir));
@@ -803,6 +836,7 @@ Task<Status> SegmentStore::write_plan(FlushPlan& plan) {
     seg = segments_.at(active_).get();
   }
   auto off = co_await write_at_end(*seg, plan.buf);
+  if (off.code() == Code::kNoSpace) co_return co_await refuse_for_space(*seg, off.status());
   if (!off.is_ok()) co_return break_store(off.status());
   const MonoTime sync_start = env_.executor().now();
   Status st = co_await seg->file->sync();
@@ -857,8 +891,15 @@ Task<Result<uint64_t>> SegmentStore::write_at_end(Segment& seg, ByteView buf) {
 
 // Not synced: a crash that loses the cut leaves the zeros, and recovery cuts them again.
 Task<Status> SegmentStore::trim_zeros(Segment& seg) {
-  if (seg.file_end <= seg.size) co_return Status();
   QUIRE_ASSERT(seg.file != nullptr);  // only the active segment has zeros, and it is open
+  // The file's own size, not file_end: a write of zeros a full disk refused may have laid
+  // down part of them.
+  auto file_size = seg.file->size();
+  if (!file_size.is_ok()) co_return file_size.status();
+  if (*file_size <= seg.size) {
+    seg.file_end = seg.size;
+    co_return Status();
+  }
   QUIRE_CO_RETURN_IF_ERROR(co_await seg.file->truncate(seg.size));
   seg.file_end = seg.size;
   co_return Status();
@@ -884,6 +925,7 @@ Task<Result<RecordRef>> SegmentStore::write_marker(const Record& marker) {
   encode_record(marker, buf);
   Segment* seg = segments_.at(active_).get();
   auto off = co_await write_at_end(*seg, buf);
+  if (off.code() == Code::kNoSpace) co_return co_await refuse_for_space(*seg, off.status());
   if (!off.is_ok()) co_return break_store(off.status());
   Status st = co_await seg->file->sync();
   if (!st.is_ok()) co_return break_store(st);
@@ -1015,7 +1057,8 @@ Task<Status> SegmentStore::set_retention(Lsn lsn) {
 }
 
 // Persists a file of the directory (RETENTION before anything is dropped, COPY_GAPS): temp
-// file, sync, rename, sync the directory. Any failure breaks the store.
+// file, sync, rename, sync the directory. A full disk refusing the temp file or the rename
+// is NoSpace (the old file stays in force); any other failure breaks the store.
 Task<Status> SegmentStore::write_lsn_file(const char* name, Lsn lsn) {
   Bytes b(kLsnFileBytes);
   encode_fixed64(b.data(), lsn.value);
@@ -1026,11 +1069,20 @@ Task<Status> SegmentStore::write_lsn_file(const char* name, Lsn lsn) {
 Task<Status> SegmentStore::write_dir_file(const char* name, Bytes b) {
   std::string tmp = options_.dir + "/" + name + ".tmp";
   auto f = co_await env_.disk().open(tmp, {.create = true});
+  if (f.code() == Code::kNoSpace) co_return no_space(f.status());
   if (!f.is_ok()) co_return break_store(f.status());
   Status st = co_await (*f)->truncate(0);
   if (st.is_ok()) st = co_await (*f)->write(0, b);
+  if (st.code() == Code::kNoSpace) {
+    // Refused before the rename: the file in use is unchanged. The temp goes, for its space.
+    f->reset();
+    Status gone = co_await env_.disk().unlink(tmp);
+    if (!gone.is_ok() && gone.code() != Code::kNotFound) co_return break_store(std::move(gone));
+    co_return no_space(std::move(st));
+  }
   if (st.is_ok()) st = co_await (*f)->sync();
   if (st.is_ok()) st = co_await env_.disk().rename(tmp, options_.dir + "/" + name);
+  if (st.code() == Code::kNoSpace) co_return no_space(std::move(st));  // rename: nothing moved
   if (st.is_ok()) st = co_await env_.disk().sync_dir(options_.dir);
   if (!st.is_ok()) co_return break_store(st);
   co_return Status();
@@ -1343,6 +1395,7 @@ SegmentStoreStats SegmentStore::stats() const {
   s.records = by_lsn_.size();
   for (const auto& [n, seg] : segments_) s.bytes += seg->size;
   s.torn_bytes_truncated = torn_bytes_truncated_;
+  s.no_space_refusals = no_space_refusals_;
   s.open_sealed_segments = open_sealed_.size();
   s.damaged = damaged_;
   return s;

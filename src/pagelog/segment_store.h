@@ -141,6 +141,7 @@ struct SegmentStoreStats {
   uint64_t records = 0;
   uint64_t bytes = 0;
   uint64_t torn_bytes_truncated = 0;  // at open
+  uint64_t no_space_refusals = 0;     // writes the full disk refused (NoSpace) since open
   uint64_t open_sealed_segments = 0;  // sealed segment files open in the descriptor cache
   std::vector<DamagedRange> damaged;
 };
@@ -279,8 +280,9 @@ class SegmentStore {
   // Writes `buf` after the active segment's last record (unsynced) and returns where;
   // when it passes the zeros written ahead, a second write lays down the next ones.
   Task<Result<uint64_t>> write_at_end(Segment& seg, ByteView buf);
-  // Cuts the zeros written ahead off a segment's file (the segment is being sealed),
-  // without a sync: recovery cuts them off a sealed segment that still has them.
+  // Cuts the zeros written ahead off a segment's file (the segment is being sealed), and
+  // any part of them a full disk let through, without a sync: recovery cuts them off a
+  // sealed segment that still has them.
   Task<Status> trim_zeros(Segment& seg);
   // RETENTION and COPY_GAPS (or an older COPY_FROM): read at open, written by temp file
   // and rename.
@@ -298,6 +300,13 @@ class SegmentStore {
   // Appends one marker to the active segment and syncs it; its place on disk.
   Task<Result<RecordRef>> write_marker(const Record& marker);
   Status break_store(Status why);
+  // A write the full disk refused (NoSpace): the store stays up, for reads and for later
+  // writes once space is freed; only a failure to undo the write breaks it. The segment's
+  // file is cut back (and synced) to its last record, so no part of the refused write
+  // lies past it, where a later roll-over would seal it into the segment.
+  Task<Status> refuse_for_space(Segment& seg, Status why);
+  // Counts and logs (rate-limited) a NoSpace refusal; returns it.
+  Status no_space(Status why);
   void index_record(const RecordRef& ref);
   // Removes a record from every index, by_lsn_ included; the next entry of by_lsn_.
   std::map<Lsn, RecordRef>::iterator erase_record(std::map<Lsn, RecordRef>::iterator it);
@@ -346,6 +355,8 @@ class SegmentStore {
   Lsn max_backlink_lsn_;              // the highest commit point of any LOG record indexed
   LogLimiter refusal_log_{std::chrono::seconds(1)};      // refused writes
   LogLimiter zero_write_log_{std::chrono::seconds(10)};  // failed writes of zeros ahead
+  LogLimiter no_space_log_{std::chrono::seconds(10)};    // writes a full disk refused
+  uint64_t no_space_refusals_ = 0;
   Bytes zeros_;  // zero_ahead_bytes of them, written past the records
 };
 

@@ -173,6 +173,11 @@ struct FileStatus {
 // durable until sync() returns OK; a crash may keep any subset of unsynced writes, torn
 // at 512-byte sectors. After a failed sync() the file's durable content is unknown:
 // the only safe reaction is to stop and recover from what was synced before.
+//
+// A write, append, truncate or create refused because the disk is full is NoSpace: any
+// part of it that reached the file lies past what the caller had written, and the caller
+// cuts it off (or writes over it) before it counts on the file's end. A sync never
+// answers NoSpace: a failed sync is always Io.
 class File {
  public:
   virtual ~File() = default;

@@ -100,7 +100,8 @@ TEST(Status, ShorthandsHaveTheirCodes) {
 
 TEST(Status, RetriableCodes) {
   const std::set<Code> retriable = {Code::kUnavailable, Code::kSealed, Code::kBusy,
-                                    Code::kDeadlineExceeded, Code::kNotYetMaterialized};
+                                    Code::kDeadlineExceeded, Code::kNotYetMaterialized,
+                                    Code::kNoSpace};
   for (int i = 0; i < kCodeCount; i++) {
     const auto code = static_cast<Code>(i);
     EXPECT_EQ(code_is_retriable(code), retriable.count(code) == 1) << code_name(code);
@@ -130,6 +131,7 @@ TEST(Status, CodeNameCoversEveryCode) {
   EXPECT_EQ(code_name(Code::kOk), "OK");
   EXPECT_EQ(code_name(Code::kCorruption), "Corruption");
   EXPECT_EQ(code_name(Code::kKeyExhausted), "KeyExhausted");
+  EXPECT_EQ(code_name(Code::kNoSpace), "NoSpace");
   EXPECT_EQ(code_name(static_cast<Code>(kCodeCount)), "Unknown");
   EXPECT_EQ(code_name(static_cast<Code>(200)), "Unknown");
 }

@@ -143,6 +143,7 @@ class Cluster:
         self.dir = os.path.join(self.root, "c")
         self.pids_seen = set()
         self.supervisor_pids = set()
+        self.mounts = []  # tmpfs mounts of its own (X_DiskFull), unmounted by cleanup
 
     def run(self, *args, check=True, timeout=CMD_TIMEOUT):
         cmd = [self.quire, "cluster"] + list(args)
@@ -296,6 +297,35 @@ class Cluster:
                     os.kill(pid, signal.SIGKILL)
                 except OSError:
                     pass
+        if self.mounts:
+            until = time.monotonic() + 10  # nothing may hold a file on a mount being unmounted
+            while any(pid_alive(pid) for pid in pids) and time.monotonic() < until:
+                time.sleep(POLL)
+            self.unmount_all()
+
+    def mount_tmpfs(self, name, size):
+        """A tmpfs of `size` (mount(8)'s syntax, e.g. 24m) on DIR/name; raises OSError when
+        this machine does not let us mount."""
+        path = os.path.join(self.dir, name)
+        os.makedirs(path, exist_ok=True)
+        p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=" + size, "tmpfs", path],
+                           capture_output=True, timeout=CMD_TIMEOUT)
+        if p.returncode != 0:
+            raise OSError("mount tmpfs on %s: %s" % (path, p.stderr.decode(errors="replace")))
+        self.mounts.append(path)
+        return path
+
+    def resize_tmpfs(self, path, size):
+        subprocess.run(["mount", "-o", "remount,size=" + size, path], check=True,
+                       capture_output=True, timeout=CMD_TIMEOUT)
+
+    def unmount_all(self):
+        for path in reversed(self.mounts):
+            p = subprocess.run(["umount", path], capture_output=True, timeout=CMD_TIMEOUT)
+            if p.returncode != 0:
+                log("umount %s: %s" % (path, p.stderr.decode(errors="replace")))
+                subprocess.run(["umount", "-l", path], capture_output=True, timeout=CMD_TIMEOUT)
+        self.mounts = []
 
     def _ours(self, pid):
         """Whether pid still runs something of this cluster (pids can be reused)."""
@@ -1287,6 +1317,106 @@ class C_Faults(ClusterTestBase):
         self.assertGreater(files, 0)
         self.assertGreater(total, 100000, "the page servers hold less than was written")
         self.assertEqual(leaks, [], "plaintext on a page server")
+
+
+class X_DiskFull(unittest.TestCase):
+    """A cluster of its own whose page servers' data directories are small tmpfs mounts. The
+    disks fill: writes fail with a retriable error that says so, the page servers stay up
+    (no restart), every acknowledged write stays readable on the primary and the standbys,
+    and once the file systems grow, writes go on by themselves. Needs mount(8) (root with
+    CAP_SYS_ADMIN); the class is reported as skipped, with the reason, when it cannot mount."""
+
+    DISK = "24m"
+    VALUE = 100 * 1024
+    FILL_SECONDS = 90  # bound on filling the disks
+    RESUME_WAIT = 30  # writes go through again after the file systems grew
+
+    @classmethod
+    def setUpClass(cls):
+        base = choose_base_port(*PORTS)
+        cls.c = Cluster(QUIRE, base)
+        EXTRA_CLUSTERS.append(cls.c)
+        log("disk-full cluster in %s, base port %d" % (cls.c.dir, base))
+        cls.c.init()
+        try:
+            cls.disks = [cls.c.mount_tmpfs(ps, cls.DISK) for ps in Cluster.PAGESERVERS]
+        except OSError as e:
+            cls.c.unmount_all()
+            raise unittest.SkipTest("cannot mount a tmpfs here: %s" % e)
+        cls.c.start()
+        cls.primary = deadline_poll("disk-full cluster ready", START_WAIT, cls.c.ready, 0.2)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.c.cleanup()
+
+    def pageserver_pids(self):
+        st = self.c.state()
+        return {p["name"]: (p["pid"], p["alive"], p.get("restarts", 0))
+                for p in st["processes"] if p["kind"] == "pageserver"}
+
+    def value(self, key):
+        return key.encode() * 8 + b"v" * (self.VALUE - 8 * len(key))
+
+    def test_full_disks_stop_writes_and_lose_nothing(self):
+        pids = self.pageserver_pids()
+        self.assertTrue(all(alive for _, alive, _ in pids.values()), pids)
+        w = self.c.client(self.primary, timeout=60)
+        self.addCleanup(w.close)
+        acked, refusal = [], None
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < self.FILL_SECONDS and len(acked) < 5000:
+            key = "full:%d" % len(acked)
+            try:
+                w.set(key, self.value(key))
+                acked.append(key)
+            except redis.ResponseError as e:
+                refusal = str(e)
+                break
+        log("disks full after %d writes of %d bytes, %.1f s: %s" % (
+            len(acked), self.VALUE, time.monotonic() - t0, refusal))
+        self.assertIsNotNone(refusal, "no write refused in %d s" % self.FILL_SECONDS)
+        self.assertTrue(refusal.startswith("TRYAGAIN"), refusal)
+        self.assertIn("NoSpace", refusal)
+        self.assertGreater(len(acked), 50)
+        # The page servers stayed up: the same processes, never restarted.
+        self.assertEqual(self.pageserver_pids(), pids)
+        said_full = []
+        for ps in Cluster.PAGESERVERS:
+            with open(os.path.join(self.c.dir, "logs", ps + ".log")) as f:
+                text = f.read()
+            self.assertNotIn("restarting to recover", text, ps)
+            if "the disk is full" in text:
+                said_full.append(ps)
+        self.assertNotEqual(said_full, [], "no page server logged its full disk")
+        # Every acknowledged write is readable, on the primary and on both standbys.
+        for node in Cluster.NODES:
+            r = self.c.client(node, timeout=CLIENT_TIMEOUT)
+            self.addCleanup(r.close)
+            deadline_poll("%s applied the last write" % node, CATCHUP_WAIT,
+                          lambda: r.get(acked[-1]) is not None or None)
+            bad = [k for k in acked if r.get(k) != self.value(k)]
+            self.assertEqual(bad, [], node)
+        # Space freed: writes go through again, with no restart.
+        for path in self.disks:
+            self.c.resize_tmpfs(path, "512m")
+
+        def resumed():
+            try:
+                w.set("after", b"x" * self.VALUE)
+                return True
+            except redis.ResponseError:
+                return None
+        t1 = time.monotonic()
+        deadline_poll("writes resume", self.RESUME_WAIT, resumed, interval=0.5)
+        log("writes resumed %.1f s after the disks grew" % (time.monotonic() - t1))
+        for i in range(50):
+            key = "after:%d" % i
+            w.set(key, self.value(key))
+            acked.append(key)
+        bad = [k for k in acked if w.get(k) != self.value(k)]
+        self.assertEqual(bad, [])
+        self.assertEqual(self.pageserver_pids(), pids)
 
 
 class Y_Password(unittest.TestCase):

@@ -1324,5 +1324,88 @@ TEST_F(PageServerTest, AnUnusableDataDirectoryIsAStartErrorNotARestart) {
   EXPECT_TRUE(world_.is_up(ps1));
 }
 
+// A page server whose disk fills keeps serving: its appends are refused with NoSpace (no
+// restart), reads go on, the writer commits on the other two at W=2 and, when every disk
+// is full, is told why its writes time out. Once space is freed the server catches up from
+// its peers.
+TEST_F(PageServerTest, AServerOnAFullDiskRefusesWritesServesReadsAndCatchesUpOnceSpaceIsFreed) {
+  ReplicationOptions ro;
+  for (int i = 1; i <= 3; ++i) ro.servers.push_back("ps" + std::to_string(i) + ":7000");
+  ro.write_quorum = 2;
+  ReplicationClient repl(env(), ro);
+  // Records of 100 KiB: the zeros written ahead of the records (1 MiB) fill quickly.
+  auto big = [](uint64_t lsn) {
+    Record r = log_record(lsn, lsn - 1);
+    r.payload.assign(100 << 10, static_cast<uint8_t>(lsn));
+    return r;
+  };
+  uint64_t lsn = 0;
+  auto write = [&](Deadline d) -> Task<Status> {
+    co_return co_await repl.write(recs(big(lsn + 1)), d);
+  };
+  run([&]() -> Task<void> {
+    for (; lsn < 5; ++lsn) EXPECT_TRUE((co_await write(soon())).is_ok());
+  });
+  DiskFaults full;
+  full.capacity_bytes = world_.disk(servers_[2]).used_bytes();
+  world_.disk(servers_[2]).set_faults(full);
+  run([&]() -> Task<void> {
+    for (; lsn < 40; ++lsn) {
+      Status st = co_await write(soon());
+      EXPECT_TRUE(st.is_ok()) << st.to_string();
+    }
+    PageServerClient c3(env(), "ps3:7000");
+    auto refused = co_await c3.append(recs(big(lsn + 1)), Term(1), soon());
+    EXPECT_EQ(refused.code(), Code::kNoSpace) << refused.to_string();
+    auto st = co_await c3.status(soon());
+    EXPECT_TRUE(st.is_ok());
+    if (st.is_ok()) {
+      EXPECT_GE(st->durable_lsn, Lsn(5));
+      EXPECT_LT(st->durable_lsn, Lsn(40));
+    }
+    auto log = co_await c3.read_log(Lsn(1), 1 << 20, soon());
+    EXPECT_TRUE(log.is_ok()) << log.status().to_string();
+    if (log.is_ok()) {
+      EXPECT_FALSE(log->records.empty());
+      if (!log->records.empty()) {
+        EXPECT_EQ(log->records.front().lsn, Lsn(1));
+      }
+    }
+  });
+  EXPECT_EQ(world_.restarts_requested(servers_[2]), 0u);
+  // Every disk full: the write times out, and says what the servers answered.
+  for (int i = 0; i < 2; ++i) {
+    full.capacity_bytes = world_.disk(servers_[i]).used_bytes();
+    world_.disk(servers_[i]).set_faults(full);
+  }
+  run([&]() -> Task<void> {
+    Status st = Status();
+    for (int i = 0; i < 20 && st.is_ok(); ++i, ++lsn) st = co_await write(soon());
+    EXPECT_FALSE(st.is_ok());
+    EXPECT_TRUE(st.retriable()) << st.to_string();
+    EXPECT_NE(st.message().find("NoSpace"), std::string::npos) << st.to_string();
+  });
+  for (NodeId s : servers_) {
+    EXPECT_EQ(world_.restarts_requested(s), 0u);
+    world_.disk(s).set_faults(DiskFaults{});
+  }
+  // Space freed: the write that timed out is sent again and goes in, then more.
+  run([&]() -> Task<void> {
+    for (int i = 0; i < 10; ++i, ++lsn) {
+      Status st = co_await write(soon());
+      EXPECT_TRUE(st.is_ok()) << st.to_string();
+    }
+  });
+  world_.run_for(5s);
+  run([&]() -> Task<void> {
+    PageServerClient c3(env(), "ps3:7000");
+    auto st = co_await c3.status(soon());
+    EXPECT_TRUE(st.is_ok());
+    if (st.is_ok()) {
+      EXPECT_EQ(st->durable_lsn, Lsn(lsn));
+    }
+  });
+}
+
 }  // namespace
 }  // namespace quire

@@ -1,5 +1,6 @@
 #include "pagelog/segment_store.h"
 
+#include <functional>
 #include <set>
 
 #include <fmt/format.h>
@@ -841,6 +842,109 @@ TEST_F(StoreTest, FailedSyncBreaksTheStore) {
   crash_and_reopen(UnsyncedOnCrash::kRandomSubset);
   EXPECT_FALSE(store_->broken());
   EXPECT_GE(store_->complete_lsn(), Lsn(1));
+}
+
+// ---- A full disk: writes are refused with NoSpace, the store stays up for reads and
+// takes writes again once space is freed; nothing it acknowledged is lost.
+
+// Appends 500-byte records after `lsn` until the disk refuses one; returns the last LSN
+// stored and the refusal.
+std::pair<uint64_t, Status> fill(StoreTest* t, uint64_t lsn,
+                                 const std::function<Status(std::vector<Record>)>& append) {
+  for (int i = 0; i < 1000; ++i) {
+    Status st = append({log_record(lsn + 1, lsn, 500)});
+    if (!st.is_ok()) return {lsn, st};
+    ++lsn;
+  }
+  (void)t;
+  return {lsn, Status()};
+}
+
+TEST_F(StoreTest, AFullDiskRefusesWritesWithNoSpaceAndTheStoreGoesOn) {
+  // Zeros ahead on: a refused write may land in them or past them.
+  open({.dir = "segments", .segment_bytes_max = 16384, .zero_ahead_bytes = 4096});
+  for (uint64_t l = 1; l <= 5; ++l) ASSERT_TRUE(append({log_record(l, l - 1, 500)}).is_ok());
+  DiskFaults full;
+  full.capacity_bytes = disk().used_bytes() + 20000;  // past the first segment's bound
+  disk().set_faults(full);
+  auto appender = [&](std::vector<Record> r) { return append(std::move(r)); };
+  auto [last, refused] = fill(this, 5, appender);
+  ASSERT_EQ(refused.code(), Code::kNoSpace) << refused.to_string();
+  EXPECT_GT(last, 5u);
+  EXPECT_FALSE(store_->broken());
+  EXPECT_EQ(store_->complete_lsn(), Lsn(last));
+  EXPECT_GE(store_->stats().no_space_refusals, 1u);
+  // No part of the refused write stays past the last record.
+  EXPECT_EQ(file_size(segment_of(Lsn(last))), end_of(Lsn(last)));
+  // Refused again, still up; reads go on.
+  EXPECT_EQ(append({log_record(last + 1, last, 500)}).code(), Code::kNoSpace);
+  EXPECT_FALSE(store_->broken());
+  for (uint64_t l = 1; l <= last; ++l) ASSERT_TRUE(read_lsn(Lsn(l)).is_ok()) << l;
+  // Space freed: the same write goes in, and more after it.
+  disk().set_faults(DiskFaults{});
+  ASSERT_TRUE(append({log_record(last + 1, last, 500)}).is_ok());
+  for (uint64_t l = last + 2; l <= last + 40; ++l) {
+    ASSERT_TRUE(append({log_record(l, l - 1, 500)}).is_ok());
+  }
+  EXPECT_GT(store_->stats().segments, 2u);  // rolled over after the refusals
+  crash_and_reopen(UnsyncedOnCrash::kRandomSubset);
+  EXPECT_EQ(store_->complete_lsn(), Lsn(last + 40));
+  EXPECT_TRUE(store_->stats().damaged.empty());
+  for (uint64_t l = 1; l <= last + 40; ++l) ASSERT_TRUE(read_lsn(Lsn(l)).is_ok()) << l;
+}
+
+// A roll-over, a seal and a retention step on a full disk: each is refused with NoSpace and
+// leaves the store as it was, with no file of a segment that was never made.
+TEST_F(StoreTest, SealsRollOversAndRetentionOnAFullDiskAreRefusedAndLeaveNothingBehind) {
+  open({.dir = "segments", .segment_bytes_max = 4096, .zero_ahead_bytes = 0});
+  uint64_t lsn = 0;
+  for (int i = 0; i < 4; ++i, ++lsn) {
+    ASSERT_TRUE(append({log_record(lsn + 1, lsn, 500)}).is_ok());
+  }
+  ++lsn;
+  ASSERT_TRUE(append({completion_record(lsn, lsn - 1, lsn - 1)}).is_ok());
+  const auto files_before = disk().current_files();
+  const uint64_t segments_before = store_->stats().segments;
+  DiskFaults full;
+  full.capacity_bytes = disk().used_bytes();  // not one byte more
+  disk().set_faults(full);
+  Status sealed = cancelled("unset");
+  run([&]() -> Task<void> { sealed = co_await store_->seal(); });
+  EXPECT_EQ(sealed.code(), Code::kNoSpace) << sealed.to_string();
+  EXPECT_EQ(set_retention(Lsn(lsn - 1)).code(), Code::kNoSpace);
+  EXPECT_EQ(store_->stats().retention_lsn, Lsn(0));
+  // A write that would roll over (the segment is near its bound) and one that would not.
+  EXPECT_EQ(append({log_record(lsn + 1, lsn, 3000)}).code(), Code::kNoSpace);
+  EXPECT_EQ(append({log_record(lsn + 1, lsn, 10)}).code(), Code::kNoSpace);
+  EXPECT_FALSE(store_->broken());
+  EXPECT_EQ(store_->stats().segments, segments_before);
+  EXPECT_EQ(disk().current_files(), files_before);  // no new segment, no temp file
+  EXPECT_GE(store_->stats().no_space_refusals, 4u);
+  disk().set_faults(DiskFaults{});
+  run([&]() -> Task<void> { EXPECT_TRUE((co_await store_->seal()).is_ok()); });
+  EXPECT_TRUE(set_retention(Lsn(lsn - 1)).is_ok());
+  ASSERT_TRUE(append({log_record(lsn + 1, lsn, 3000)}).is_ok());
+  crash_and_reopen(UnsyncedOnCrash::kRandomSubset);
+  EXPECT_EQ(store_->complete_lsn(), Lsn(lsn + 1));
+  EXPECT_EQ(store_->stats().retention_lsn, Lsn(lsn - 1));
+  EXPECT_TRUE(store_->stats().damaged.empty());
+}
+
+// A server restarted on a disk that is still full opens, serves what it holds, and refuses
+// writes until space is freed.
+TEST_F(StoreTest, AStoreOpensOnAFullDiskAndServesWhatItHolds) {
+  open({.dir = "segments", .segment_bytes_max = 8192, .zero_ahead_bytes = 0});
+  for (uint64_t l = 1; l <= 10; ++l) ASSERT_TRUE(append({log_record(l, l - 1, 500)}).is_ok());
+  DiskFaults full;
+  full.capacity_bytes = disk().used_bytes();
+  disk().set_faults(full);
+  crash_and_reopen(UnsyncedOnCrash::kLose);
+  EXPECT_EQ(store_->complete_lsn(), Lsn(10));
+  for (uint64_t l = 1; l <= 10; ++l) ASSERT_TRUE(read_lsn(Lsn(l)).is_ok()) << l;
+  EXPECT_EQ(append({log_record(11, 10, 500)}).code(), Code::kNoSpace);
+  EXPECT_FALSE(store_->broken());
+  disk().set_faults(DiskFaults{});
+  EXPECT_TRUE(append({log_record(11, 10, 500)}).is_ok());
 }
 
 // ---- The descriptor cache: only the active segment and open_segments_max sealed ones

@@ -29,13 +29,28 @@ auto deferred(F f) -> Task<decltype(f())> {
   co_return f();
 }
 
-// A missing file or directory (ENOENT, or ENOTDIR: a file where a directory should be) is
-// NotFound: an answer, not a failing disk. The simulated disk answers the same way.
-Status posix_error(std::string_view op, const std::string& path, int err) {
-  Code code = err == ENOENT || err == ENOTDIR ? Code::kNotFound : Code::kIo;
+Status errno_status(Code code, std::string_view op, const std::string& path, int err) {
   std::string reason = std::error_code(err, std::generic_category()).message();
   return Status(code, fmt::format("{} {}: {}", op, path, reason))
       .with("errno", static_cast<uint64_t>(err));
+}
+
+// A missing file or directory (ENOENT, or ENOTDIR: a file where a directory should be) is
+// NotFound: an answer, not a failing disk. A full disk or quota (ENOSPC, EDQUOT) is NoSpace:
+// the operation changed nothing the caller relies on (a write wrote at most part of its
+// bytes, past what the caller treats as written), and it can succeed once space is freed.
+// The simulated disk answers the same way.
+Status posix_error(std::string_view op, const std::string& path, int err) {
+  Code code = Code::kIo;
+  if (err == ENOENT || err == ENOTDIR) code = Code::kNotFound;
+  if (err == ENOSPC || err == EDQUOT) code = Code::kNoSpace;
+  return errno_status(code, op, path, err);
+}
+
+// A failed flush is Io whatever its errno, ENOSPC included: the kernel may have dropped the
+// dirty pages it could not write, so what the file holds is no longer known.
+Status sync_error(std::string_view op, const std::string& path, int err) {
+  return errno_status(Code::kIo, op, path, err);
 }
 
 // For the operations that find, create or remove a path (open, mkdir, list, rename, unlink):
@@ -76,7 +91,7 @@ struct OwnedFd {
 
 Status sync_fd(int fd, const std::string& full_path) {
   while (::fdatasync(fd) != 0) {
-    if (errno != EINTR) return posix_error("fdatasync", full_path, errno);
+    if (errno != EINTR) return sync_error("fdatasync", full_path, errno);
   }
   return Status();
 }
@@ -348,7 +363,7 @@ Status PosixDisk::sync_dir_now(const std::string& dir) {
   Status result;
   while (::fsync(fd) != 0) {
     if (errno != EINTR) {
-      result = posix_error("fsync directory", *full, errno);
+      result = sync_error("fsync directory", *full, errno);
       break;
     }
   }

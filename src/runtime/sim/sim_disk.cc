@@ -136,8 +136,19 @@ class SimFile : public File {
     uint64_t cap = store_.faults().capacity_bytes;
     uint64_t grow =
         offset + data.size() > ino->current.size() ? offset + data.size() - ino->current.size() : 0;
-    if (cap > 0 && store_.used_bytes() + grow > cap) {
-      return io_error(fmt::format("write {}: no space left on device", path_));
+    if (cap > 0 && grow > 0 && store_.used_bytes() + grow > cap) {
+      // As Linux does: what fits is written (pwrite's short count), then ENOSPC.
+      const uint64_t used = store_.used_bytes();
+      const uint64_t fits_end = ino->current.size() + (cap > used ? cap - used : 0);
+      const uint64_t fits = fits_end > offset ? std::min<uint64_t>(data.size(), fits_end - offset) : 0;
+      if (fits > 0) {
+        SimDiskStore::Inode::Op part{false, offset, Bytes(data.begin(), data.begin() + fits)};
+        apply_op(ino->current, part);
+        ino->pending.push_back(std::move(part));
+        store_.observe(path_, offset, data.subspan(0, fits));
+      }
+      return Status(Code::kNoSpace, fmt::format("write {}: no space left on device", path_))
+          .with("written", fits);
     }
     SimDiskStore::Inode::Op op{false, offset, Bytes(data.begin(), data.end())};
     apply_op(ino->current, op);
