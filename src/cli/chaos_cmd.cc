@@ -75,6 +75,7 @@ struct KekFlags {
   std::string log_path;
   std::string replay_path;
   std::string shrink_out;
+  std::vector<std::string> add_faults;
   bool shrink = false;
   bool duration_given = false;
 };
@@ -110,6 +111,11 @@ Result<KekOptions> kek_options(const KekFlags& f) {
     o.policy = *policy;
     o.duration = seconds(f.duration_s);
     o.standbys = f.standbys;
+    for (const std::string& name : f.add_faults) {
+      auto kind = parse_fault_kind(name);
+      if (!kind) return invalid_argument(fmt::format("--add-fault: unknown fault kind '{}'", name));
+      o.extra_kinds.push_back(*kind);
+    }
     return o;
   }
   std::ifstream in(f.replay_path);
@@ -152,7 +158,7 @@ int run_kek_command(const KekFlags& f) {
   }
   const KekOptions& o = *options;
   // The seed's swarm first, so a long run shows what it is doing.
-  const FaultMix mix = o.mix ? *o.mix : draw_fault_mix(o.seed);
+  const FaultMix mix = kek_fault_mix(o);
   fmt::print(
       "running seed {} (policy {}, {} standbys, {:.0f} simulated s of chaos); fault mix: {}\n",
       o.seed, pickup_policy_name(o.policy), o.standbys,
@@ -253,6 +259,9 @@ void add_chaos_commands(CLI::App& app, Commands& commands) {
                   "where --shrink writes the replay file (default kek-seed-N.replay.json)");
   kek->add_option("--replay", kf->replay_path,
                   "run the fault schedule of a replay file (from --shrink)");
+  kek->add_option("--add-fault", kf->add_faults,
+                  "add a fault kind to the seed's drawn mix (repeatable; e.g. disk_full, which "
+                  "no seed draws by itself)");
   commands.push_back({kek, [kf, kek] {
                         kf->duration_given = kek->count("--duration") > 0;
                         return run_kek_command(*kf);

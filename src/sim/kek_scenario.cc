@@ -60,6 +60,7 @@ constexpr KindName kKindNames[] = {
     {FaultKind::kPrimaryPause, "primary_pause"},
     {FaultKind::kPrimaryPartition, "primary_partition"},
     {FaultKind::kCoordinatorKill, "coordinator_kill"},
+    {FaultKind::kDiskFull, "disk_full"},
 };
 
 bool impairs_a_server(const FaultEvent& e, size_t standbys) {
@@ -67,6 +68,7 @@ bool impairs_a_server(const FaultEvent& e, size_t standbys) {
     case FaultKind::kKillStandbyPageServer:
     case FaultKind::kPageServerKill:
     case FaultKind::kDiskFaults:
+    case FaultKind::kDiskFull:
       return true;
     case FaultKind::kPartition:
       return e.target > standbys || e.other > standbys;
@@ -192,6 +194,11 @@ void draw_event_parameters(FaultEvent& e, SimRandom& rng, size_t standbys, size_
       e.target = static_cast<uint32_t>(rng.uniform(servers));
       e.duration_ms = rng.range(500, 5000);
       e.rate = static_cast<double>(rng.range(1, 30)) / 1000.0;
+      break;
+    case FaultKind::kDiskFull:
+      e.target = static_cast<uint32_t>(rng.uniform(servers));
+      e.duration_ms = rng.range(500, 8000);
+      e.count = static_cast<uint32_t>(rng.range(0, 256));  // KiB of room left
       break;
     case FaultKind::kClockSkew:
       e.target = static_cast<uint32_t>(rng.uniform(nodes));
@@ -335,6 +342,7 @@ class KekRun {
   void partition(const FaultEvent& e);
   void message_faults(const FaultEvent& e);
   void disk_faults(const FaultEvent& e);
+  void disk_full(const FaultEvent& e);
   void clock_skew(const FaultEvent& e);
   void restart_standby(const FaultEvent& e);
   void kill_primary(const FaultEvent& e);
@@ -505,6 +513,10 @@ void KekRun::apply(const FaultEvent& e) {
       c.disk_faults++;
       disk_faults(e);
       break;
+    case FaultKind::kDiskFull:
+      c.disk_full++;
+      disk_full(e);
+      break;
     case FaultKind::kClockSkew:
       c.clock_skews++;
       clock_skew(e);
@@ -591,6 +603,23 @@ void KekRun::disk_faults(const FaultEvent& e) {
     DiskFaults g = sim_.world().disk(id).faults();
     g.write_eio = 0;
     g.sync_eio = 0;
+    sim_.world().disk(id).set_faults(g);
+    disk_faulted_.erase(id);
+  });
+}
+
+// The server's disk fills: `count` KiB more fit, then every write is refused (NoSpace)
+// until the window ends. It keeps serving reads and does not count toward a quorum.
+void KekRun::disk_full(const FaultEvent& e) {
+  SimWorld& w = sim_.world();
+  const NodeId id = sim_.server_ids().at(e.target % sim_.server_ids().size());
+  DiskFaults f = w.disk(id).faults();
+  f.capacity_bytes = w.disk(id).used_bytes() + uint64_t{e.count} * 1024;
+  w.disk(id).set_faults(f);
+  disk_faulted_.insert(id);
+  after(e.duration_ms, [this, id] {
+    DiskFaults g = sim_.world().disk(id).faults();
+    g.capacity_bytes = 0;
     sim_.world().disk(id).set_faults(g);
     disk_faulted_.erase(id);
   });
@@ -752,6 +781,7 @@ void KekRun::heal_everything() {
     f.write_eio = 0;
     f.sync_eio = 0;
     f.read_eio = 0;
+    f.capacity_bytes = 0;
     w.disk(s).set_faults(f);
   }
   disk_faulted_.clear();
@@ -863,8 +893,17 @@ void KekRun::finish_report() {
 
 }  // namespace
 
+FaultMix kek_fault_mix(const KekOptions& o) {
+  if (o.mix) return *o.mix;
+  FaultMix mix = draw_fault_mix(o.seed);
+  for (FaultKind k : o.extra_kinds) {
+    if (std::find(mix.kinds.begin(), mix.kinds.end(), k) == mix.kinds.end()) mix.kinds.push_back(k);
+  }
+  return mix;
+}
+
 KekReport run_kek(const KekOptions& o) {
-  FaultMix mix = o.mix ? *o.mix : draw_fault_mix(o.seed);
+  FaultMix mix = kek_fault_mix(o);
   std::vector<FaultEvent> schedule =
       o.schedule ? *o.schedule : draw_schedule(o.seed, mix, o.duration, o.standbys);
   KekRun run(o, std::move(mix), std::move(schedule));
@@ -935,6 +974,7 @@ std::string kek_report_json(const KekReport& r) {
                 {"partitions", r.chaos.partitions},
                 {"message_faults", r.chaos.message_faults},
                 {"disk_faults", r.chaos.disk_faults},
+                {"disk_full", r.chaos.disk_full},
                 {"clock_skews", r.chaos.clock_skews},
                 {"standby_restarts", r.chaos.standby_restarts},
                 {"primary_kill", r.chaos.primary_kill},
@@ -953,9 +993,10 @@ std::string kek_report_text(const KekReport& r) {
   out += fmt::format(
       "  chaos: kill_standby_page_server {}, rapid_seal_burst {}, page-server kills {}, partitions "
       "{}, message "
-      "faults {}, disk faults {}, clock skews {}, standby restarts {}\n",
+      "faults {}, disk faults {}, full disks {}, clock skews {}, standby restarts {}\n",
       r.chaos.kill_standby_page_server, r.chaos.rapid_seal_burst, r.chaos.page_server_kills,
-      r.chaos.partitions, r.chaos.message_faults, r.chaos.disk_faults, r.chaos.clock_skews,
+      r.chaos.partitions, r.chaos.message_faults, r.chaos.disk_faults, r.chaos.disk_full,
+      r.chaos.clock_skews,
       r.chaos.standby_restarts);
   out += fmt::format(
       "  primary faults: primary_kill {}, primary_pause {}, primary_partition {}, "

@@ -80,6 +80,7 @@ enum class FaultKind : uint8_t {
   kPrimaryPause = 10,
   kPrimaryPartition = 11,
   kCoordinatorKill = 12,
+  kDiskFull = 13,  // opt-in (KekOptions::extra_kinds): not in kAllFaultKinds
 };
 inline constexpr FaultKind kAllFaultKinds[] = {
     FaultKind::kKillStandbyPageServer,
@@ -95,6 +96,9 @@ inline constexpr FaultKind kAllFaultKinds[] = {
     FaultKind::kPrimaryPartition,
     FaultKind::kCoordinatorKill,
 };
+// The kinds a seed's mix is drawn from. Kinds added later are opt-in (KekOptions::
+// extra_kinds, `quire chaos kek --add-fault`), so every seed keeps the mix and schedule it
+// always had.
 // The faults of the primary's role and of the coordinator (one in every drawn mix).
 bool is_primary_fault(FaultKind k);
 std::string_view fault_kind_name(FaultKind k);
@@ -152,6 +156,8 @@ struct KekOptions {
   // Replay: run this mix and schedule instead of drawing them from the seed.
   std::optional<FaultMix> mix;
   std::optional<std::vector<FaultEvent>> schedule;
+  // Kinds added to the seed's drawn mix (not to a replayed one), e.g. kDiskFull.
+  std::vector<FaultKind> extra_kinds;
   // Test-only planted bugs, so each checker can be shown to catch its fault.
   bool plant_drop_acked_write = false;      // the primary acknowledges one write it never logs
   bool plant_plaintext_page = false;        // one checkpoint page is written unencrypted
@@ -165,6 +171,7 @@ struct ChaosCounts {
   uint64_t partitions = 0;
   uint64_t message_faults = 0;
   uint64_t disk_faults = 0;
+  uint64_t disk_full = 0;
   uint64_t clock_skews = 0;
   uint64_t standby_restarts = 0;
   // Primary faults that found a serving primary (coordinator kills: a running coordinator).
@@ -194,6 +201,8 @@ struct KekReport : ScenarioReport {
 
 // The seed's mix and schedule (what a run without a replay uses).
 FaultMix draw_fault_mix(uint64_t seed);
+// The run's mix: the replayed one, else the seed's with the extra kinds.
+FaultMix kek_fault_mix(const KekOptions& options);
 std::vector<FaultEvent> draw_schedule(uint64_t seed, const FaultMix& mix, Nanos duration,
                                       size_t standbys);
 

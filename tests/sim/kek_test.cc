@@ -200,13 +200,49 @@ TEST(Kek, SwarmDrawsDifferentMixesAndBoundedSchedules) {
       EXPECT_LT(e.at_ms, 300'000);
       const bool server = e.kind == FaultKind::kPageServerKill ||
                           e.kind == FaultKind::kKillStandbyPageServer ||
-                          e.kind == FaultKind::kDiskFaults ||
+                          e.kind == FaultKind::kDiskFaults || e.kind == FaultKind::kDiskFull ||
                           (e.kind == FaultKind::kPartition && (e.target > 2 || e.other > 2));
       if (!server) continue;
       EXPECT_GE(e.at_ms, busy_until) << "seed " << s;
       busy_until = e.at_ms + e.duration_ms;
     }
   }
+}
+
+// A page server's disk fills (disk_full, opt-in): it refuses writes with NoSpace, keeps
+// serving, and takes writes again when the window ends. Mixed with standby page-server
+// kills and primary kills, nothing acknowledged is lost and the run passes every checker.
+TEST(Kek, FullDisksOnPageServersAreSurvived) {
+  uint64_t full = 0;
+  for (uint64_t seed : {1, 2, 3, 4, 5}) {
+    KekOptions o = options(seed, PickupPolicy::kAccept, 90);
+    FaultMix mix = draw_fault_mix(seed);
+    mix.kinds = {FaultKind::kDiskFull, FaultKind::kKillStandbyPageServer, FaultKind::kPrimaryKill,
+                 FaultKind::kRapidSealBurst};
+    o.mix = mix;
+    KekReport r = run_kek(o);
+    EXPECT_TRUE(r.passed) << "seed " << seed << ":\n" << violations(r);
+    EXPECT_EQ(r.writes_lost, 0u) << "seed " << seed;
+    EXPECT_GT(r.writes_acked, 1000u) << "seed " << seed;
+    full += r.chaos.disk_full;
+  }
+  EXPECT_GE(full, 10u);
+}
+
+// disk_full is opt-in: no seed's drawn mix holds it (their schedules are what they always
+// were), and --add-fault adds it to the drawn mix once.
+TEST(Kek, AddedFaultKindsLeaveTheDrawnMixesAlone) {
+  for (uint64_t seed = 1; seed <= 200; seed++) {
+    const FaultMix drawn = draw_fault_mix(seed);
+    EXPECT_EQ(std::count(drawn.kinds.begin(), drawn.kinds.end(), FaultKind::kDiskFull), 0);
+    KekOptions o = options(seed, PickupPolicy::kAccept, 60);
+    o.extra_kinds = {FaultKind::kDiskFull, FaultKind::kDiskFull};
+    const FaultMix mix = kek_fault_mix(o);
+    EXPECT_EQ(std::count(mix.kinds.begin(), mix.kinds.end(), FaultKind::kDiskFull), 1);
+    EXPECT_EQ(mix.kinds.size(), drawn.kinds.size() + 1);
+  }
+  EXPECT_EQ(parse_fault_kind("disk_full"), FaultKind::kDiskFull);
+  EXPECT_EQ(fault_kind_name(FaultKind::kDiskFull), "disk_full");
 }
 
 // Each planted bug makes its own checker fail.
