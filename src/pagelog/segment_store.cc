@@ -125,9 +125,9 @@ Status SegmentStore::no_space(Status why) {
   QUIRE_ASSERT(why.code() == Code::kNoSpace);
   no_space_refusals_++;
   if (auto suppressed = no_space_log_.admit(env_.executor().now())) {
-    env_.log().warn(kComponent, 30023,
-                    "the disk is full; writes are refused until space is freed, reads go on",
-                    {{"error", why}, {"refusals", no_space_refusals_}, {"suppressed", *suppressed}});
+    env_.log().warn(
+        kComponent, 30023, "the disk is full; writes are refused until space is freed, reads go on",
+        {{"error", why}, {"refusals", no_space_refusals_}, {"suppressed", *suppressed}});
   }
   return why;
 }

@@ -996,8 +996,7 @@ std::string kek_report_text(const KekReport& r) {
       "faults {}, disk faults {}, full disks {}, clock skews {}, standby restarts {}\n",
       r.chaos.kill_standby_page_server, r.chaos.rapid_seal_burst, r.chaos.page_server_kills,
       r.chaos.partitions, r.chaos.message_faults, r.chaos.disk_faults, r.chaos.disk_full,
-      r.chaos.clock_skews,
-      r.chaos.standby_restarts);
+      r.chaos.clock_skews, r.chaos.standby_restarts);
   out += fmt::format(
       "  primary faults: primary_kill {}, primary_pause {}, primary_partition {}, "
       "coordinator_kill {}; failovers {}, terms_max {}\n",

@@ -99,9 +99,9 @@ TEST(Status, ShorthandsHaveTheirCodes) {
 }
 
 TEST(Status, RetriableCodes) {
-  const std::set<Code> retriable = {Code::kUnavailable, Code::kSealed, Code::kBusy,
-                                    Code::kDeadlineExceeded, Code::kNotYetMaterialized,
-                                    Code::kNoSpace};
+  const std::set<Code> retriable = {
+      Code::kUnavailable,        Code::kSealed, Code::kBusy, Code::kDeadlineExceeded,
+      Code::kNotYetMaterialized, Code::kNoSpace};
   for (int i = 0; i < kCodeCount; i++) {
     const auto code = static_cast<Code>(i);
     EXPECT_EQ(code_is_retriable(code), retriable.count(code) == 1) << code_name(code);

@@ -140,7 +140,8 @@ class SimFile : public File {
       // As Linux does: what fits is written (pwrite's short count), then ENOSPC.
       const uint64_t used = store_.used_bytes();
       const uint64_t fits_end = ino->current.size() + (cap > used ? cap - used : 0);
-      const uint64_t fits = fits_end > offset ? std::min<uint64_t>(data.size(), fits_end - offset) : 0;
+      const uint64_t fits =
+          fits_end > offset ? std::min<uint64_t>(data.size(), fits_end - offset) : 0;
       if (fits > 0) {
         SimDiskStore::Inode::Op part{false, offset, Bytes(data.begin(), data.begin() + fits)};
         apply_op(ino->current, part);
