@@ -23,6 +23,7 @@ struct RealFlags {
   size_t standbys = 2;
   std::string dir;
   bool keep = false;
+  bool disk_full = false;
   std::string json_path;
   std::string plant;
 };
@@ -60,6 +61,7 @@ int run_real(const RealFlags& f) {
   o.keep = f.keep;
   // The fault proxies live in this process: a cluster kept after the run goes without them.
   o.network = !f.keep;
+  o.disk_full = f.disk_full;
   o.quire = self_path();
   o.say = [](const std::string& line) {
     fmt::print("{}\n", line);
@@ -69,8 +71,7 @@ int run_real(const RealFlags& f) {
   std::signal(SIGINT, on_interrupt);
   std::signal(SIGTERM, on_interrupt);
   std::signal(SIGPIPE, SIG_IGN);
-  const RealChaosPlan plan =
-      draw_real_plan(PlanRequest{o.seed, o.duration_ms, o.standbys, 3, o.network});
+  const RealChaosPlan plan = draw_real_plan(plan_request(o));
   fmt::print("running seed {} (policy {}, {} standbys, {:.0f} s of chaos on real processes)\n",
              o.seed, f.policy, o.standbys, f.duration_s);
   fmt::print("  plan: {}\n", real_plan_text(plan));
@@ -114,6 +115,9 @@ void add_chaos_real_command(CLI::App& chaos, Commands& commands) {
   real->add_flag("--keep", f->keep,
                  "leave the cluster running and its directory in place (the run then goes "
                  "without fault proxies, which end with it)");
+  real->add_flag("--disk-full", f->disk_full,
+                 "give each page server a tmpfs of its own (needs root: mount) and add "
+                 "page_server_disk_full to the faults: a page server's disk fills for a while");
   real->add_option("--json", f->json_path, "also write the report as JSON to this file");
   real->add_option("--plant", f->plant,
                    "to test the checkers: once healed, plant a fault the schedule does not know "

@@ -157,6 +157,9 @@ void Nemesis::fire(size_t i) {
     case RealFaultKind::kEtcdNet:
       fire_net(x);
       break;
+    case RealFaultKind::kPageServerDiskFull:
+      fire_disk_full(x);
+      break;
   }
   std::lock_guard<std::mutex> lock(mu_);
   executed_[i] = x;
@@ -245,6 +248,28 @@ void Nemesis::fire_net(ExecutedEvent& x) {
   net_(etcd, index, e, true);
   undos_.push_back(
       {x.fired_at_ms + e.duration_ms, [this, etcd, index, e] { net_(etcd, index, e, false); }});
+}
+
+void Nemesis::fire_disk_full(ExecutedEvent& x) {
+  const RealFaultEvent& e = x.event;
+  if (!disk_full_) {
+    x.skipped = true;
+    x.note = "the page servers have no tmpfs of their own";
+    return;
+  }
+  const uint32_t index = e.target % static_cast<uint32_t>(spec_.pageservers);
+  x.target = spec_.pageserver_name(index);
+  auto done = disk_full_(index, e, true);
+  if (!done.is_ok()) {
+    x.skipped = true;
+    x.note = done.status().message();
+    return;
+  }
+  x.note = *done;
+  undos_.push_back({x.fired_at_ms + e.duration_ms, [this, index, e] {
+                      auto grown = disk_full_(index, e, false);
+                      (void)grown;  // heal() grows every disk again in any case
+                    }});
 }
 
 bool Nemesis::send(const std::string& name, int signal, std::string* error) {

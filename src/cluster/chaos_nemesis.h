@@ -5,7 +5,8 @@
 //     whatever is down (SIGHUP, what `quire cluster start` sends a running cluster); a
 //     wiped page server's data directory is emptied first, once it is dead;
 //   - QUIRE.SEAL on the primary for seal bursts;
-//   - network faults through the fault proxies (when the cluster runs behind them).
+//   - network faults through the fault proxies (when the cluster runs behind them);
+//   - full disks through the page servers' tmpfs mounts (when they have them).
 // Roles are looked up when an event fires; a primary fault that finds no serving primary is
 // skipped (and not counted). Every SIGKILL sent is recorded, so the abort checker can tell
 // injected deaths from others. heal() undoes whatever is still in effect.
@@ -43,12 +44,20 @@ struct ExecutedEvent {
 // `etcd`), or clears it (`on` false). Absent when the cluster runs without proxies.
 using NetFaultHook =
     std::function<void(bool etcd, uint32_t index, const RealFaultEvent& e, bool on)>;
+// Fills page server `index`'s disk (leaving e.count KiB), or gives its space back (`on`
+// false); what it did, or why it could not. Absent when the page servers have no tmpfs.
+using DiskFullHook =
+    std::function<Result<std::string>(uint32_t index, const RealFaultEvent& e, bool on)>;
 
 class Nemesis {
  public:
   Nemesis(const ClusterSpec& spec, std::vector<RealFaultEvent> events,
-          std::chrono::steady_clock::time_point t0, NetFaultHook net)
-      : spec_(spec), events_(std::move(events)), t0_(t0), net_(std::move(net)) {}
+          std::chrono::steady_clock::time_point t0, NetFaultHook net, DiskFullHook disk_full)
+      : spec_(spec),
+        events_(std::move(events)),
+        t0_(t0),
+        net_(std::move(net)),
+        disk_full_(std::move(disk_full)) {}
   ~Nemesis() { stop(); }
   void start();
   // Stops firing new events (waits for the thread); then heal() undoes what is left.
@@ -76,6 +85,7 @@ class Nemesis {
   void fire_pause(ExecutedEvent& x, const std::string& name);
   void fire_seal_burst(ExecutedEvent& x);
   void fire_net(ExecutedEvent& x);
+  void fire_disk_full(ExecutedEvent& x);
   bool send(const std::string& name, int signal, std::string* error);
   void restart_down();
   void wipe(const std::string& page_server);
@@ -86,6 +96,7 @@ class Nemesis {
   std::vector<RealFaultEvent> events_;
   std::chrono::steady_clock::time_point t0_;
   NetFaultHook net_;
+  DiskFullHook disk_full_;
   StopSignal stop_;
   std::thread thread_;
   mutable std::mutex mu_;

@@ -19,6 +19,7 @@
 #include "cluster/cluster_ops.h"
 #include "cluster/fault_proxy.h"
 #include "cluster/supervisor.h"
+#include "cluster/tmpfs_disks.h"
 
 namespace quire::cluster {
 
@@ -58,6 +59,7 @@ class ClusterGuard {
     if (keep_ || !armed_) return;
     (void)stop_cluster(spec_);
     kill_leftovers();
+    if (after_stop_) after_stop_();
     if (!remove_dir_) return;
     std::error_code ec;
     if (!keep_logs_) {
@@ -72,6 +74,8 @@ class ClusterGuard {
   }
   void arm() { armed_ = true; }
   void keep_logs() { keep_logs_ = true; }
+  // Runs once every process is stopped, before the directory is removed.
+  void after_stop(std::function<void()> f) { after_stop_ = std::move(f); }
 
  private:
   void kill_leftovers() {
@@ -90,6 +94,7 @@ class ClusterGuard {
   bool remove_dir_;
   bool armed_ = false;
   bool keep_logs_ = false;
+  std::function<void()> after_stop_;
 };
 
 // The fault proxies in front of every page server and etcd (ClusterSpec::proxies).
@@ -125,6 +130,42 @@ struct Proxies {
   void pass_all() {
     for (auto& p : page_servers) p->set_mode(ProxyMode::kPass);
     if (etcd) etcd->set_mode(ProxyMode::kPass);
+  }
+};
+
+// The page servers' data directories as tmpfs mounts of their own (--disk-full), for the
+// nemesis to fill.
+struct Disks {
+  static constexpr uint64_t kSizeBytes = uint64_t{4} << 30;  // far above a run's needs
+  std::unique_ptr<TmpfsDisks> tmpfs;
+
+  Status mount(const ClusterSpec& spec) {
+    std::vector<std::string> dirs;
+    for (size_t i = 0; i < spec.pageservers; ++i)
+      dirs.push_back(spec.dir + "/" + spec.pageserver_name(i));
+    auto m = TmpfsDisks::mount(std::move(dirs), kSizeBytes);
+    if (!m.is_ok()) return m.status();
+    tmpfs = std::move(*m);
+    return Status::ok();
+  }
+  DiskFullHook hook() {
+    if (!tmpfs) return nullptr;
+    return [this](uint32_t index, const RealFaultEvent& e, bool on) -> Result<std::string> {
+      if (!on) {
+        Status st = tmpfs->grow(index);
+        if (!st.is_ok()) return st;
+        return std::string("grown back");
+      }
+      auto held = tmpfs->fill(index, uint64_t{e.count} * 1024);
+      if (!held.is_ok()) return held.status();
+      return fmt::format("full at {} KiB held + {} KiB", *held / 1024, e.count);
+    };
+  }
+  void grow_all() {
+    if (tmpfs) (void)tmpfs->grow_all();
+  }
+  void unmount() {
+    if (tmpfs) tmpfs->unmount_all();
   }
 };
 
@@ -216,12 +257,12 @@ namespace {
 // Everything that runs during the chaos phase.
 struct ChaosParts {
   ChaosParts(const ClusterSpec& spec, const ChaosRealOptions& o, const RealChaosPlan& plan,
-             Clock::time_point t0, NetFaultHook net)
+             Clock::time_point t0, NetFaultHook net, DiskFullHook disk_full)
       : locator(node_addresses(spec)),
         workload(locator, o.writers, o.seed, t0),
         rotation(locator, plan, o.seed),
         probe(spec, t0),
-        nemesis(spec, plan.events, t0, std::move(net)) {}
+        nemesis(spec, plan.events, t0, std::move(net), std::move(disk_full)) {}
   static std::vector<std::string> node_addresses(const ClusterSpec& spec) {
     std::vector<std::string> out;
     for (size_t i = 0; i < spec.compute_nodes(); ++i) out.push_back(spec.node_address(i));
@@ -433,6 +474,7 @@ std::string rerun_command(const ChaosRealOptions& o) {
     cmd += fmt::format(" --policy {}", pickup_policy_name(o.policy));
   if (o.duration_ms != 300'000) cmd += fmt::format(" --duration {}", o.duration_ms / 1000);
   if (o.standbys != 2) cmd += fmt::format(" --standbys {}", o.standbys);
+  if (o.disk_full) cmd += " --disk-full";
   if (o.plant != PlantedFault::kNone)
     cmd += fmt::format(" --plant {}", planted_fault_name(o.plant));
   return cmd;
@@ -500,6 +542,10 @@ void plant(const ClusterSpec& spec, const ChaosRealOptions& o, ChaosParts& p, Ch
 
 }  // namespace
 
+PlanRequest plan_request(const ChaosRealOptions& o) {
+  return PlanRequest{o.seed, o.duration_ms, o.standbys, 3, o.network, o.disk_full};
+}
+
 ChaosRealReport run_chaos_real(const ChaosRealOptions& o) {
   const auto wall0 = Clock::now();
   ChaosRealReport r;
@@ -508,17 +554,33 @@ ChaosRealReport run_chaos_real(const ChaosRealOptions& o) {
   r.standbys = o.standbys;
   r.duration_s = static_cast<double>(o.duration_ms) / 1000.0;
   r.rerun = rerun_command(o);
-  r.plan = draw_real_plan(PlanRequest{o.seed, o.duration_ms, o.standbys, 3, o.network});
+  r.plan = draw_real_plan(plan_request(o));
   auto spec = set_up(o, r);
   if (!spec.is_ok()) {
     r.violations.push_back({"setup", spec.status().to_string()});
     r.failed_checker = "setup";
     return r;
   }
-  // Declared before the guard: the cluster stops before its proxies go.
+  // Declared before the guard: the cluster stops before its proxies and disks go.
   Proxies proxies;
+  Disks disks;
   ClusterGuard guard(*spec, o.keep, o.dir.empty());
   guard.arm();
+  if (o.disk_full) {
+    if (Status st = disks.mount(*spec); !st.is_ok()) {
+      r.violations.push_back(
+          {"setup", "cannot give the page servers disks that fill: " + st.to_string()});
+      r.failed_checker = "setup";
+      return r;
+    }
+    // Unmounted once the cluster is stopped, before its directory goes; a kept cluster
+    // keeps them (`umount DIR/ps*` once it is stopped).
+    if (o.keep) {
+      disks.tmpfs->leave_mounted();
+    } else {
+      guard.after_stop([&disks] { disks.unmount(); });
+    }
+  }
   if (o.network) {
     if (Status st = proxies.start(*spec); !st.is_ok()) {
       r.violations.push_back({"setup", "cannot start the fault proxies: " + st.to_string()});
@@ -537,9 +599,10 @@ ChaosRealReport run_chaos_real(const ChaosRealOptions& o) {
     return r;
   }
   const auto t0 = Clock::now();
-  ChaosParts parts(*spec, o, r.plan, t0, proxies.hook());
+  ChaosParts parts(*spec, o, r.plan, t0, proxies.hook(), disks.hook());
   r.chaos_seconds = chaos_phase(o, parts, t0);
   proxies.pass_all();
+  disks.grow_all();
   std::vector<Violation> heal_violations;
   heal_and_quiesce(*spec, o, parts, heal_violations);
   plant(*spec, o, parts, r, heal_violations);

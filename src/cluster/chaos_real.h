@@ -51,9 +51,10 @@ struct ChaosRealOptions {
   bool keep = false;  // leave the cluster running and its directory in place
   std::string quire;  // the quire program the cluster runs
   size_t writers = 4;
-  bool network = false;                         // run behind fault proxies and draw network faults
-  PlantedFault plant = PlantedFault::kNone;     // chaos_plant.h: a fault outside the schedule
-  std::function<void(const std::string&)> say;  // progress lines
+  bool network = false;    // run behind fault proxies and draw network faults
+  bool disk_full = false;  // tmpfs data directories for the page servers; draw full disks
+  PlantedFault plant = PlantedFault::kNone;        // chaos_plant.h: a fault outside the schedule
+  std::function<void(const std::string&)> say;     // progress lines
   const std::atomic<bool>* interrupted = nullptr;  // ends the chaos phase early (SIGINT)
 };
 
@@ -90,6 +91,8 @@ struct ChaosRealReport {
   std::string logs_kept;
 };
 
+// The plan request the run draws its plan from (the command prints the same plan first).
+PlanRequest plan_request(const ChaosRealOptions& options);
 ChaosRealReport run_chaos_real(const ChaosRealOptions& options);
 
 std::string chaos_real_report_text(const ChaosRealReport& r);

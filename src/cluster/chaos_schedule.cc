@@ -30,7 +30,7 @@ struct Windows {
 };
 
 // The kinds weighted: the report's triggers most, as in the simulator's mix.
-RealFaultKind draw_kind(Rng& rng, bool network) {
+RealFaultKind draw_kind(Rng& rng, const PlanRequest& r) {
   struct Weighted {
     RealFaultKind kind;
     int weight;
@@ -41,16 +41,20 @@ RealFaultKind draw_kind(Rng& rng, bool network) {
       {RealFaultKind::kPrimaryKill, 2},           {RealFaultKind::kPrimaryPause, 2},
       {RealFaultKind::kStandbyKill, 2},           {RealFaultKind::kEtcdKill, 1},
       {RealFaultKind::kPageServerNet, 3},         {RealFaultKind::kEtcdNet, 1},
+      {RealFaultKind::kPageServerDiskFull, 4},
+  };
+  auto drawn = [&r](RealFaultKind k) {
+    if (k == RealFaultKind::kPageServerNet || k == RealFaultKind::kEtcdNet) return r.network;
+    if (k == RealFaultKind::kPageServerDiskFull) return r.disk_full;
+    return true;
   };
   int total = 0;
   for (const auto& w : kWeights) {
-    if (network || (w.kind != RealFaultKind::kPageServerNet && w.kind != RealFaultKind::kEtcdNet))
-      total += w.weight;
+    if (drawn(w.kind)) total += w.weight;
   }
   int pick = static_cast<int>(uniform(rng, 0, total - 1));
   for (const auto& w : kWeights) {
-    if (!network && (w.kind == RealFaultKind::kPageServerNet || w.kind == RealFaultKind::kEtcdNet))
-      continue;
+    if (!drawn(w.kind)) continue;
     if (pick < w.weight) return w.kind;
     pick -= w.weight;
   }
@@ -103,6 +107,13 @@ RealFaultEvent draw_event(Rng& rng, RealFaultKind kind, int64_t at_ms, const Pla
       e.net = static_cast<NetFault>(uniform(rng, 1, 3));
       if (e.net == NetFault::kDelay) e.delay_ms = uniform(rng, 10, 400);
       break;
+    case RealFaultKind::kPageServerDiskFull:
+      e.target = static_cast<uint32_t>(uniform(rng, 0, servers - 1));
+      // Long enough to pass the zeros a server writes ahead of its records (1 MiB, already
+      // allocated) at a chaos run's 0.5-1 MB/s, so the kernel refuses writes.
+      e.duration_ms = uniform(rng, 4000, 12000);
+      e.count = static_cast<uint32_t>(uniform(rng, 0, 512));
+      break;
   }
   return e;
 }
@@ -148,6 +159,8 @@ std::string_view real_fault_kind_name(RealFaultKind kind) {
       return "page_server_net";
     case RealFaultKind::kEtcdNet:
       return "etcd_net";
+    case RealFaultKind::kPageServerDiskFull:
+      return "page_server_disk_full";
   }
   return "?";
 }
@@ -165,7 +178,8 @@ bool takes_process_down(RealFaultKind kind) {
 
 bool impairs_page_server(RealFaultKind kind) {
   return kind == RealFaultKind::kKillStandbyPageServer || kind == RealFaultKind::kPageServerKill ||
-         kind == RealFaultKind::kPageServerPause || kind == RealFaultKind::kPageServerNet;
+         kind == RealFaultKind::kPageServerPause || kind == RealFaultKind::kPageServerNet ||
+         kind == RealFaultKind::kPageServerDiskFull;
 }
 
 std::string_view net_fault_name(NetFault fault) {
@@ -198,7 +212,7 @@ RealChaosPlan draw_real_plan(const PlanRequest& r) {
     if (t >= last) break;
     // A few tries for a kind the windows admit now; else this slot stays empty.
     for (int attempt = 0; attempt < 4; ++attempt) {
-      RealFaultEvent e = draw_event(rng, draw_kind(rng, r.network), t, r);
+      RealFaultEvent e = draw_event(rng, draw_kind(rng, r), t, r);
       if (admit(e, w)) {
         plan.events.push_back(e);
         break;
@@ -238,6 +252,9 @@ std::string real_event_text(const RealFaultEvent& e) {
                                e.net == NetFault::kDelay ? fmt::format(" {} ms", e.delay_ms) : "",
                                e.duration_ms);
     }
+    case RealFaultKind::kPageServerDiskFull:
+      return out + fmt::format(" ps{} full ({} KiB left) for {} ms", e.target + 1, e.count,
+                               e.duration_ms);
   }
   return out;
 }

@@ -19,6 +19,11 @@
 //   page_server_net           the fault proxy in front of one page server delays, resets
 //                             or black-holes its connections for a while
 //   etcd_net                  the same in front of etcd
+//   page_server_disk_full     (with `disk_full`: each page server's data directory is a
+//                             tmpfs of its own) one page server's file system is shrunk to
+//                             what it holds plus `count` KiB for `duration_ms` (4-12 s),
+//                             then grown back: once past the room and the zeros it wrote
+//                             ahead, it refuses writes (NoSpace) and keeps serving reads
 //
 // Rules the drawing keeps (as the simulator's nemesis does): no new fault in the first
 // kQuietStart nor in the last kQuietEnd of the chaos phase; at most one page server
@@ -50,6 +55,7 @@ enum class RealFaultKind : uint8_t {
   kEtcdKill = 8,
   kPageServerNet = 9,
   kEtcdNet = 10,
+  kPageServerDiskFull = 11,  // drawn only with PlanRequest::disk_full
 };
 inline constexpr RealFaultKind kAllRealFaultKinds[] = {
     RealFaultKind::kKillStandbyPageServer, RealFaultKind::kRapidSealBurst,
@@ -57,6 +63,7 @@ inline constexpr RealFaultKind kAllRealFaultKinds[] = {
     RealFaultKind::kPrimaryKill,           RealFaultKind::kPrimaryPause,
     RealFaultKind::kStandbyKill,           RealFaultKind::kEtcdKill,
     RealFaultKind::kPageServerNet,         RealFaultKind::kEtcdNet,
+    RealFaultKind::kPageServerDiskFull,
 };
 std::string_view real_fault_kind_name(RealFaultKind kind);
 // Whether the kind can force a take-over (a new primary).
@@ -86,7 +93,7 @@ struct RealFaultEvent {
   int64_t duration_ms = 0;  // down, stopped, or the network fault's length
   bool wipe = false;        // a killed page server comes back with an empty data directory
   bool at_pickup = false;   // kill_standby_page_server: as the standby's next pick-up starts
-  uint32_t count = 0;       // seals in a burst
+  uint32_t count = 0;       // seals in a burst; KiB of room left on a full disk
   NetFault net = NetFault::kDelay;
   int64_t delay_ms = 0;  // NetFault::kDelay
   friend bool operator==(const RealFaultEvent&, const RealFaultEvent&) = default;
@@ -107,6 +114,9 @@ struct PlanRequest {
   size_t standbys = 2;
   size_t pageservers = 3;
   bool network = false;  // draw proxy faults (the cluster runs behind fault proxies)
+  // Draw full disks (the page servers' data directories are tmpfs mounts). Without it a
+  // seed's plan is the one it always was.
+  bool disk_full = false;
 };
 
 // The seed's plan; the same request always gives the same plan.

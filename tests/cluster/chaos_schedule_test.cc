@@ -23,13 +23,14 @@ TEST(ChaosSchedule, TheSameRequestGivesTheSamePlan) {
 }
 
 TEST(ChaosSchedule, KeepsItsRulesOverManySeeds) {
-  size_t wipes = 0, network = 0;
+  size_t wipes = 0, network = 0, full = 0;
   for (uint64_t seed = 1; seed <= 200; ++seed) {
     const RealChaosPlan p = draw_real_plan({.seed = seed,
                                             .duration_ms = 120'000,
                                             .standbys = 2,
                                             .pageservers = 3,
-                                            .network = seed % 2 == 0});
+                                            .network = seed % 2 == 0,
+                                            .disk_full = seed % 3 == 0});
     int64_t page_server_free = 0, down_free = 0, takeover_allowed = 0;
     for (const RealFaultEvent& e : p.events) {
       EXPECT_GE(e.at_ms, 3000);
@@ -54,7 +55,11 @@ TEST(ChaosSchedule, KeepsItsRulesOverManySeeds) {
         EXPECT_NE(e.kind, RealFaultKind::kPageServerNet);
         EXPECT_NE(e.kind, RealFaultKind::kEtcdNet);
       }
+      if (seed % 3 != 0) {
+        EXPECT_NE(e.kind, RealFaultKind::kPageServerDiskFull);
+      }
       network += e.kind == RealFaultKind::kPageServerNet ? 1 : 0;
+      full += e.kind == RealFaultKind::kPageServerDiskFull ? 1 : 0;
       if (e.kind == RealFaultKind::kPrimaryPause) {
         EXPECT_GT(e.duration_ms, 2000);  // past the lease
       }
@@ -62,6 +67,28 @@ TEST(ChaosSchedule, KeepsItsRulesOverManySeeds) {
   }
   EXPECT_GT(wipes, 0u);
   EXPECT_GT(network, 0u);
+  EXPECT_GT(full, 0u);
+}
+
+// Full disks are drawn only when asked for: without them a seed's plan is the one it always
+// was, the events the drawing would have had with them aside.
+TEST(ChaosSchedule, FullDisksLeaveThePlansWithoutThemAlone) {
+  // Seed 43's plan (the chaos-real figures' seed) as it was before full disks existed.
+  const RealChaosPlan p = draw_real_plan(
+      {.seed = 43, .duration_ms = 240'000, .standbys = 2, .pageservers = 3, .network = true});
+  ASSERT_EQ(p.events.size(), 103u);
+  EXPECT_EQ(real_event_text(p.events.front()), "   3.291s page_server_pause ps1 stopped 6193 ms");
+  EXPECT_EQ(real_event_text(p.events.back()), " 229.585s etcd_net etcd reset for 685 ms");
+  for (uint64_t seed = 1; seed <= 50; ++seed) {
+    PlanRequest r{.seed = seed, .duration_ms = 120'000, .standbys = 2, .pageservers = 3};
+    r.disk_full = true;
+    for (const RealFaultEvent& e : draw_real_plan(r).events) {
+      if (e.kind != RealFaultKind::kPageServerDiskFull) continue;
+      EXPECT_LT(e.target, 3u);
+      EXPECT_GE(e.duration_ms, 4000);
+      EXPECT_LE(e.count, 512u);
+    }
+  }
 }
 
 }  // namespace
