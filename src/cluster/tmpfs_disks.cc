@@ -16,8 +16,9 @@ namespace {
 constexpr uint64_t kPageBytes = 4096;
 
 Status errno_status(const std::string& what, int err) {
-  return Status(Code::kUnavailable,
-                fmt::format("{}: {}", what, std::error_code(err, std::generic_category()).message()))
+  return Status(
+             Code::kUnavailable,
+             fmt::format("{}: {}", what, std::error_code(err, std::generic_category()).message()))
       .with("errno", static_cast<uint64_t>(err));
 }
 
@@ -36,7 +37,8 @@ Result<std::unique_ptr<TmpfsDisks>> TmpfsDisks::mount(std::vector<std::string> d
   for (const std::string& dir : dirs) {
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
-    if (ec) return Status(Code::kInvalidArgument, fmt::format("cannot create {}: {}", dir, ec.message()));
+    if (ec)
+      return Status(Code::kInvalidArgument, fmt::format("cannot create {}: {}", dir, ec.message()));
     const std::string options = fmt::format("size={},mode=0755", size_bytes);
     if (::mount("tmpfs", dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, options.c_str()) != 0) {
       return errno_status("mount a tmpfs on " + dir + " (needs root with CAP_SYS_ADMIN)", errno);
@@ -83,7 +85,9 @@ Result<uint64_t> TmpfsDisks::fill(size_t index, uint64_t room_bytes) {
   return last;
 }
 
-Status TmpfsDisks::grow(size_t index) { return resize(index, size_bytes_); }
+Status TmpfsDisks::grow(size_t index) {
+  return resize(index, size_bytes_);
+}
 
 Status TmpfsDisks::grow_all() {
   Status first;
