@@ -57,7 +57,8 @@ if mount -t tmpfs -o size=1m tmpfs "$tmp/mount-probe" 2>/dev/null; then
 import json
 j=json.load(open('$tmp/disk-full.json'))
 assert j['passed'] is True and j['writes_lost'] == 0 and j['writes_acked'] > 1000, j['violations']
-assert j['chaos'].get('page_server_disk_full', 0) >= 1, j['chaos']"
+assert j['chaos'].get('page_server_disk_full', 0) >= 1, j['chaos']
+assert j['no_space_log_lines'] >= 1, 'no page server logged a full disk'"
   check "chaos real --disk-full: no tmpfs left mounted" sh -c "! grep -q quire-chaos /proc/mounts"
 else
   echo "SKIPPED: chaos real --disk-full (this machine does not allow mounting a tmpfs)"

@@ -524,6 +524,13 @@ void run_checks(const ClusterSpec& spec, ChaosParts& p, ChaosRealReport& r) {
     dirs.push_back(spec.dir + "/" + spec.pageserver_name(i));
   for (auto& v : check_plaintext(dirs, &r.page_server_bytes_scanned))
     r.violations.push_back(std::move(v));
+  r.no_space_log_lines = 0;
+  for (size_t i = 0; i < spec.pageservers; ++i) {
+    std::ifstream in(spec.log_path(spec.pageserver_name(i)));
+    for (std::string line; std::getline(in, line);) {
+      if (line.find("\"id\":30023,") != std::string::npos) r.no_space_log_lines++;
+    }
+  }
 }
 
 // --plant: the fault goes in once the cluster is healed and quiet, before the checkers.
@@ -675,6 +682,10 @@ std::string chaos_real_report_text(const ChaosRealReport& r) {
       pick("older_ignored"), pick("corrupt"), pick("resyncs"));
   out += fmt::format("  final keys {}; page-server bytes scanned for plaintext {}\n", r.keys_final,
                      r.page_server_bytes_scanned);
+  if (r.chaos.count("page_server_disk_full") > 0) {
+    out += fmt::format("  full disks: page servers logged refusing writes for space {} times\n",
+                       r.no_space_log_lines);
+  }
   if (!r.planted.empty()) {
     out += fmt::format("  PLANTED (outside the schedule, to test a checker) {}\n", r.planted);
   }
@@ -721,6 +732,7 @@ std::string chaos_real_report_json(const ChaosRealReport& r) {
   j["chaos"] = r.chaos;
   j["page_server_bytes_scanned"] = r.page_server_bytes_scanned;
   j["keys_final"] = r.keys_final;
+  j["no_space_log_lines"] = r.no_space_log_lines;
   j["crashed_node"] = r.crashed_node;
   j["crash_after_s"] = r.crash_after_s;
   j["fault_plan"] = {{"mean_interval_ms", r.plan.mean_interval_ms},

@@ -79,6 +79,9 @@ struct ChaosRealReport {
   uint64_t failovers = 0, terms_max = 0;
   uint64_t page_server_bytes_scanned = 0;
   uint64_t keys_final = 0;  // on the primary at the end
+  // Page-server log lines saying the disk was full (log id 30023, at most one per 10 s per
+  // server incarnation): full disks that really refused writes.
+  uint64_t no_space_log_lines = 0;
   RealChaosPlan plan;
   std::vector<ExecutedEvent> schedule;
   std::string crashed_node;  // the first compute node that crashed, and when

@@ -75,7 +75,7 @@ Result<uint64_t> TmpfsDisks::fill(size_t index, uint64_t room_bytes) {
   // The server writes meanwhile: a size below what it holds by then is refused (EINVAL),
   // so a second try leaves more room.
   Status last;
-  for (uint64_t extra : {uint64_t{0}, uint64_t{1} << 20}) {
+  for (uint64_t extra : {uint64_t{0}, uint64_t{64} << 10}) {
     auto used = used_bytes(dirs_[index]);
     if (!used.is_ok()) return used.status();
     const uint64_t size = (*used + room_bytes + extra + kPageBytes - 1) / kPageBytes * kPageBytes;

@@ -321,8 +321,8 @@ Task<Status> ReplicationClient::finish_write(PendingWrite pending, Deadline dead
       std::string why = "write not acknowledged by a quorum in time; outcome unknown";
       if (!progress.last_retried.is_ok()) {
         // What the servers answered, when they answered: a full disk says so to the client.
-        why += fmt::format(" (a server answered {}: {})", code_name(progress.last_retried.code()),
-                           progress.last_retried.message());
+        // The code alone: the message names the server's files, which clients need not see.
+        why += fmt::format(" (a server answered {})", code_name(progress.last_retried.code()));
       }
       co_return Status(st.code(), std::move(why))
           .with("lsn", pending.last_.value)

@@ -360,10 +360,12 @@ Task<Status> SegmentStore::create_segment_file(uint64_t number) {
   Bytes header = encode_segment_header(number);
   auto off = co_await (*file)->append(header);
   if (off.code() == Code::kNoSpace) {
-    // The disk is full: the file goes again (unsynced, as a crash would leave it: recovery
-    // rewrites a newest segment with a torn header), and the active segment stays active.
+    // The disk is full: the file goes again, and the active segment stays active.
     file->reset();
     Status gone = co_await env_.disk().unlink(path(number));
+    // Synced: the active segment goes on taking records, and a crash that brought the
+    // empty file back would make it look sealed, its torn tail damage.
+    if (gone.is_ok()) gone = co_await env_.disk().sync_dir(options_.dir);
     if (!gone.is_ok()) co_return io_error(gone.to_string()).at("remove_refused_segment");
     co_return off.status();
   }
@@ -891,7 +893,9 @@ Task<Result<uint64_t>> SegmentStore::write_at_end(Segment& seg, ByteView buf) {
 
 // Not synced: a crash that loses the cut leaves the zeros, and recovery cuts them again.
 Task<Status> SegmentStore::trim_zeros(Segment& seg) {
-  QUIRE_ASSERT(seg.file != nullptr);  // only the active segment has zeros, and it is open
+  // A segment whose file is closed is sealed, and its zeros were cut at its seal or at
+  // recovery; only the active segment has zeros, and its file is open.
+  if (seg.file == nullptr) co_return Status();
   // The file's own size, not file_end: a write of zeros a full disk refused may have laid
   // down part of them.
   auto file_size = seg.file->size();
@@ -987,6 +991,7 @@ Task<Status> SegmentStore::set_retention(Lsn lsn) {
   MutexGuard retention_guard(retention_mu_);
   MonoTime started, persisted;
   std::vector<Lsn> dead;
+  std::optional<std::vector<CopyGap>> gaps_before;  // set when this step persists new gaps
   bool dropped_at_once = false;
   {
     QUIRE_CO_RETURN_IF_ERROR(co_await write_mu_.lock());
@@ -1008,6 +1013,7 @@ Task<Status> SegmentStore::set_retention(Lsn lsn) {
       // Which stretches it lacks is found now, while the links below `lsn` are still
       // indexed (chain_gaps), and persisted first.
       std::vector<CopyGap> gaps = copy_gaps_;
+      gaps_before = copy_gaps_;
       std::vector<CopyGap> found = chain_gaps(lsn, complete_lsn_);
       gaps.insert(gaps.end(), found.begin(), found.end());
       gaps = bounded_gaps(std::move(gaps));
@@ -1022,7 +1028,15 @@ Task<Status> SegmentStore::set_retention(Lsn lsn) {
                          {"gaps", copy_gaps_.size()}});
       }
     }
-    QUIRE_CO_RETURN_IF_ERROR(co_await write_lsn_file(kRetentionFile, lsn));
+    Status kept = co_await write_lsn_file(kRetentionFile, lsn);
+    if (kept.code() == Code::kNoSpace) kept = co_await overwrite_retention_file(lsn);
+    if (!kept.is_ok()) {
+      // Refused for space: the retention point stays, and so do the gaps it would have
+      // jumped (the COPY_GAPS file may already list them: recovery reads gaps that reach
+      // past the retention point as a jump a crash cut short).
+      if (gaps_before) copy_gaps_ = std::move(*gaps_before);
+      co_return kept;
+    }
     persisted = env_.clock().monotonic_now();
     retention_lsn_ = lsn;
     dead = dead_below_retention(lsn);
@@ -1064,6 +1078,32 @@ Task<Status> SegmentStore::write_lsn_file(const char* name, Lsn lsn) {
   encode_fixed64(b.data(), lsn.value);
   encode_fixed32(b.data() + 8, crc32c::mask(crc32c::value(b.data(), 8)));
   co_return co_await write_dir_file(name, std::move(b));
+}
+
+// A full disk has no room for RETENTION's temp file; yet advancing the retention point is
+// what frees space (the segments it leaves dead are deleted). So the file in force is
+// overwritten where it is: 12 bytes in one sector, in blocks it already has. A write torn
+// anyway reads as corrupt, which recovery takes as no retention point (the server then
+// copies from its peers what it lacks). NoSpace again when there is no file yet.
+Task<Status> SegmentStore::overwrite_retention_file(Lsn lsn) {
+  const std::string path = options_.dir + "/" + kRetentionFile;
+  auto f = co_await env_.disk().open(path, {});
+  if (f.code() == Code::kNotFound) {
+    co_return no_space(Status(Code::kNoSpace, "no room for a first retention file"));
+  }
+  if (!f.is_ok()) co_return break_store(f.status());
+  Bytes b(kLsnFileBytes);
+  encode_fixed64(b.data(), lsn.value);
+  encode_fixed32(b.data() + 8, crc32c::mask(crc32c::value(b.data(), 8)));
+  Status st = co_await (*f)->write(0, b);
+  if (st.code() == Code::kNoSpace) co_return no_space(std::move(st));
+  if (st.is_ok()) st = co_await (*f)->sync();
+  if (!st.is_ok()) co_return break_store(std::move(st));
+  overwrites_in_place_++;
+  env_.log().warn(kComponent, 30024,
+                  "the disk is full: the retention file was overwritten in place, to free space",
+                  {{"retention_lsn", lsn}});
+  co_return Status();
 }
 
 Task<Status> SegmentStore::write_dir_file(const char* name, Bytes b) {
@@ -1396,6 +1436,7 @@ SegmentStoreStats SegmentStore::stats() const {
   for (const auto& [n, seg] : segments_) s.bytes += seg->size;
   s.torn_bytes_truncated = torn_bytes_truncated_;
   s.no_space_refusals = no_space_refusals_;
+  s.retention_overwrites = overwrites_in_place_;
   s.open_sealed_segments = open_sealed_.size();
   s.damaged = damaged_;
   return s;

@@ -142,6 +142,7 @@ struct SegmentStoreStats {
   uint64_t bytes = 0;
   uint64_t torn_bytes_truncated = 0;  // at open
   uint64_t no_space_refusals = 0;     // writes the full disk refused (NoSpace) since open
+  uint64_t retention_overwrites = 0;  // RETENTION overwritten in place on a full disk
   uint64_t open_sealed_segments = 0;  // sealed segment files open in the descriptor cache
   std::vector<DamagedRange> damaged;
 };
@@ -290,6 +291,7 @@ class SegmentStore {
   Task<Status> write_lsn_file(const char* name, Lsn lsn);
   Task<Status> write_gaps_file(const std::vector<CopyGap>& gaps);
   Task<Status> write_dir_file(const char* name, Bytes bytes);
+  Task<Status> overwrite_retention_file(Lsn lsn);
   // Retention's steps: what no reader at or above `lsn` needs (a record can be dead for
   // two reasons and is then listed twice); dropping it from the indexes; deleting sealed
   // segments that hold nothing live.
@@ -357,6 +359,7 @@ class SegmentStore {
   LogLimiter zero_write_log_{std::chrono::seconds(10)};  // failed writes of zeros ahead
   LogLimiter no_space_log_{std::chrono::seconds(10)};    // writes a full disk refused
   uint64_t no_space_refusals_ = 0;
+  uint64_t overwrites_in_place_ = 0;  // RETENTION written in place on a full disk
   Bytes zeros_;  // zero_ahead_bytes of them, written past the records
 };
 

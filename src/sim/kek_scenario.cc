@@ -11,6 +11,7 @@
 
 #include "crypto/needle_set.h"
 #include "pagelog/page_protocol.h"
+#include "pagelog/page_server.h"
 #include "runtime/sim/sim_random.h"
 #include "sim/replica_set_sim.h"
 
@@ -343,6 +344,7 @@ class KekRun {
   void message_faults(const FaultEvent& e);
   void disk_faults(const FaultEvent& e);
   void disk_full(const FaultEvent& e);
+  uint64_t no_space_refusals(NodeId server);
   void clock_skew(const FaultEvent& e);
   void restart_standby(const FaultEvent& e);
   void kill_primary(const FaultEvent& e);
@@ -617,12 +619,21 @@ void KekRun::disk_full(const FaultEvent& e) {
   f.capacity_bytes = w.disk(id).used_bytes() + uint64_t{e.count} * 1024;
   w.disk(id).set_faults(f);
   disk_faulted_.insert(id);
-  after(e.duration_ms, [this, id] {
+  const uint64_t before = no_space_refusals(id);
+  after(e.duration_ms, [this, id, before] {
     DiskFaults g = sim_.world().disk(id).faults();
     g.capacity_bytes = 0;
     sim_.world().disk(id).set_faults(g);
     disk_faulted_.erase(id);
+    const uint64_t now = no_space_refusals(id);  // since the store opened
+    report_.no_space_refusals += now >= before ? now - before : now;
   });
+}
+
+uint64_t KekRun::no_space_refusals(NodeId server) {
+  auto* ps = dynamic_cast<PageServer*>(sim_.world().app(server));
+  if (ps == nullptr || ps->store() == nullptr) return 0;
+  return ps->store()->stats().no_space_refusals;
 }
 
 void KekRun::clock_skew(const FaultEvent& e) {
@@ -873,6 +884,9 @@ void KekRun::finish_report() {
   }
   collect_scenario_report(sim_, report_);
   report_.page_server_bytes_scanned = bytes_scanned_;
+  for (NodeId s : sim_.server_ids()) {
+    report_.page_server_fail_stops += sim_.world().restarts_requested(s);
+  }
   report_.longest_stall_seconds = longest_stall_s_;
   report_.failovers = sim_.split_brain().failovers();
   report_.terms_max = sim_.split_brain().terms_max();
@@ -965,6 +979,8 @@ std::string kek_report_json(const KekReport& r) {
   j["standbys"] = r.standbys;
   j["failed_checker"] = r.failed_checker;
   j["page_server_bytes_scanned"] = r.page_server_bytes_scanned;
+  j["no_space_refusals"] = r.no_space_refusals;
+  j["page_server_fail_stops"] = r.page_server_fail_stops;
   j["longest_stall_seconds"] = r.longest_stall_seconds;
   j["failovers"] = r.failovers;
   j["terms_max"] = r.terms_max;
@@ -993,10 +1009,11 @@ std::string kek_report_text(const KekReport& r) {
   out += fmt::format(
       "  chaos: kill_standby_page_server {}, rapid_seal_burst {}, page-server kills {}, partitions "
       "{}, message "
-      "faults {}, disk faults {}, full disks {}, clock skews {}, standby restarts {}\n",
+      "faults {}, disk faults {}, full disks {} ({} writes refused for space), clock skews {}, "
+      "standby restarts {}\n",
       r.chaos.kill_standby_page_server, r.chaos.rapid_seal_burst, r.chaos.page_server_kills,
       r.chaos.partitions, r.chaos.message_faults, r.chaos.disk_faults, r.chaos.disk_full,
-      r.chaos.clock_skews, r.chaos.standby_restarts);
+      r.no_space_refusals, r.chaos.clock_skews, r.chaos.standby_restarts);
   out += fmt::format(
       "  primary faults: primary_kill {}, primary_pause {}, primary_partition {}, "
       "coordinator_kill {}; failovers {}, terms_max {}\n",

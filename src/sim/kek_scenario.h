@@ -189,6 +189,10 @@ struct KekReport : ScenarioReport {
   double longest_stall_seconds = 0;  // while a quorum was up
   uint64_t failovers = 0;            // times a new term's primary served after the first
   uint64_t terms_max = 0;            // the highest term that served or fenced
+  // Writes the page servers refused for space during disk_full windows, and the fail-stop
+  // restarts page servers asked for (a full disk must cause none).
+  uint64_t no_space_refusals = 0;
+  uint64_t page_server_fail_stops = 0;
   ChaosCounts chaos;
   FaultMix mix;
   std::vector<FaultEvent> schedule;

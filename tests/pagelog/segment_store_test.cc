@@ -930,6 +930,62 @@ TEST_F(StoreTest, SealsRollOversAndRetentionOnAFullDiskAreRefusedAndLeaveNothing
   EXPECT_TRUE(store_->stats().damaged.empty());
 }
 
+// On a full disk the retention file has no room for its temp file: it is overwritten where
+// it is, so the step goes through and the segments it leaves dead free their space.
+TEST_F(StoreTest, OnAFullDiskRetentionOverwritesItsFileInPlaceAndFreesSpace) {
+  open({.dir = "segments", .segment_bytes_max = 2048, .zero_ahead_bytes = 0});
+  uint64_t lsn = 0;
+  for (; lsn < 10; ++lsn) ASSERT_TRUE(append({log_record(lsn + 1, lsn, 300)}).is_ok());
+  ++lsn;
+  ASSERT_TRUE(append({completion_record(lsn, lsn - 1, lsn - 1)}).is_ok());
+  ASSERT_TRUE(set_retention(Lsn(lsn - 1)).is_ok());  // RETENTION exists from here on
+  for (; lsn < 40; ++lsn) ASSERT_TRUE(append({log_record(lsn + 1, lsn, 300)}).is_ok());
+  ++lsn;
+  ASSERT_TRUE(append({completion_record(lsn, lsn - 1, lsn - 1)}).is_ok());
+  const Lsn checkpoint(lsn - 1);
+  DiskFaults full;
+  full.capacity_bytes = disk().used_bytes();
+  disk().set_faults(full);
+  EXPECT_EQ(append({log_record(lsn + 1, lsn, 300)}).code(), Code::kNoSpace);
+  const uint64_t segments_before = store_->stats().segments;
+  const uint64_t used_before = disk().used_bytes();
+  EXPECT_TRUE(set_retention(checkpoint).is_ok());
+  EXPECT_EQ(store_->stats().retention_overwrites, 1u);
+  EXPECT_EQ(store_->retention_lsn(), checkpoint);
+  EXPECT_LT(store_->stats().segments, segments_before);
+  EXPECT_LT(disk().used_bytes(), used_before);
+  // The space it freed takes the write the full disk refused.
+  ASSERT_TRUE(append({log_record(lsn + 1, lsn, 300)}).is_ok());
+  ++lsn;
+  disk().set_faults(DiskFaults{});
+  crash_and_reopen(UnsyncedOnCrash::kRandomSubset);
+  EXPECT_EQ(store_->retention_lsn(), checkpoint);
+  EXPECT_EQ(store_->complete_lsn(), Lsn(lsn));
+  EXPECT_TRUE(store_->stats().damaged.empty());
+}
+
+// A retention step that would jump a gap persists the gaps first. When the retention file
+// then finds no room (and there is none to overwrite), the step is refused whole: the
+// store does not go on believing it lacks records it was never told to copy.
+TEST_F(StoreTest, ARetentionStepRefusedForSpaceKeepsNoGapsItWouldHaveJumped) {
+  open({.dir = "segments", .zero_ahead_bytes = 0});
+  for (uint64_t l = 1; l <= 10; ++l) ASSERT_TRUE(append({log_record(l, l - 1)}).is_ok());
+  ASSERT_TRUE(append({log_record(21, 20), completion_record(22, 21, 21)}).is_ok());
+  ASSERT_EQ(store_->complete_lsn(), Lsn(10));
+  DiskFaults full;  // room for the gaps file, not for a retention file after it
+  full.capacity_bytes = disk().used_bytes() + encode_copy_gaps_file({{Lsn(10), Lsn(20)}}).size();
+  disk().set_faults(full);
+  EXPECT_EQ(set_retention(Lsn(21)).code(), Code::kNoSpace);
+  EXPECT_EQ(store_->retention_lsn(), Lsn(0));
+  EXPECT_EQ(store_->copy_from(), std::nullopt);
+  EXPECT_EQ(store_->complete_lsn(), Lsn(10));
+  EXPECT_FALSE(store_->broken());
+  disk().set_faults(DiskFaults{});
+  EXPECT_TRUE(set_retention(Lsn(21)).is_ok());
+  EXPECT_EQ(store_->copy_from(), Lsn(10));
+  EXPECT_EQ(store_->complete_lsn(), Lsn(22));
+}
+
 // A server restarted on a disk that is still full opens, serves what it holds, and refuses
 // writes until space is freed.
 TEST_F(StoreTest, AStoreOpensOnAFullDiskAndServesWhatItHolds) {

@@ -213,7 +213,7 @@ TEST(Kek, SwarmDrawsDifferentMixesAndBoundedSchedules) {
 // serving, and takes writes again when the window ends. Mixed with standby page-server
 // kills and primary kills, nothing acknowledged is lost and the run passes every checker.
 TEST(Kek, FullDisksOnPageServersAreSurvived) {
-  uint64_t full = 0;
+  uint64_t full = 0, refused = 0;
   for (uint64_t seed : {1, 2, 3, 4, 5}) {
     KekOptions o = options(seed, PickupPolicy::kAccept, 90);
     FaultMix mix = draw_fault_mix(seed);
@@ -224,9 +224,12 @@ TEST(Kek, FullDisksOnPageServersAreSurvived) {
     EXPECT_TRUE(r.passed) << "seed " << seed << ":\n" << violations(r);
     EXPECT_EQ(r.writes_lost, 0u) << "seed " << seed;
     EXPECT_GT(r.writes_acked, 1000u) << "seed " << seed;
+    EXPECT_EQ(r.page_server_fail_stops, 0u) << "seed " << seed;  // a full disk restarts nothing
     full += r.chaos.disk_full;
+    refused += r.no_space_refusals;
   }
   EXPECT_GE(full, 10u);
+  EXPECT_GT(refused, 0u);  // the disks really filled
 }
 
 // disk_full is opt-in: no seed's drawn mix holds it (their schedules are what they always

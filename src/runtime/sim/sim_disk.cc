@@ -332,8 +332,15 @@ uint32_t SimDiskStore::dir_mode(const std::string& dir) const {
 }
 
 uint64_t SimDiskStore::used_bytes() const {
+  // A file's space is free once no name, current or durable, holds it (open descriptors
+  // aside: the simulated disk does not count them, Linux would).
+  std::set<uint64_t> named;
+  for (const auto& [p, id] : durable_.files) named.insert(id);
+  for (const auto& [p, id] : current_.files) named.insert(id);
   uint64_t n = 0;
-  for (const auto& [id, ino] : inodes_) n += std::max(ino.current.size(), ino.durable.size());
+  for (const auto& [id, ino] : inodes_) {
+    if (named.count(id) > 0) n += std::max(ino.current.size(), ino.durable.size());
+  }
   return n;
 }
 
