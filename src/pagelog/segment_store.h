@@ -360,7 +360,7 @@ class SegmentStore {
   LogLimiter no_space_log_{std::chrono::seconds(10)};    // writes a full disk refused
   uint64_t no_space_refusals_ = 0;
   uint64_t overwrites_in_place_ = 0;  // RETENTION written in place on a full disk
-  Bytes zeros_;  // zero_ahead_bytes of them, written past the records
+  Bytes zeros_;                       // zero_ahead_bytes of them, written past the records
 };
 
 }  // namespace quire
