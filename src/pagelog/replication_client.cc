@@ -44,10 +44,13 @@ struct ReplicationClient::Shared {
   std::vector<CommitHintSlot> hints;  // per server
   std::vector<TaskId> hint_tasks;     // per server: the task sending its hints, if any
   LogLimiter hint_log{std::chrono::seconds(10)};
-  // Per server: writes skip it until then (it refused connections or broke them), so a
-  // dead server does not collect a re-sending task per write; it catches up from its
-  // peers when it is back.
+  // Per server: writes skip it until then (it refused connections or broke them, or its
+  // disk is full), so such a server does not collect a re-sending task per write; it
+  // catches up from its peers when it is back.
   std::vector<MonoTime> down_until;
+  // Per server: the skip above is for a full disk. Such a server is up: it still takes
+  // commit hints (kept in memory), and standbys may be reading from it.
+  std::vector<uint8_t> full;
   // Per server: a moving average of the fdatasync times its acknowledgements report (zero
   // until one does).
   std::vector<Nanos> sync_average;
@@ -77,7 +80,7 @@ void note_sync(Nanos* average, uint64_t sync_micros) {
 }
 
 Task<void> send_until_acked(Env& env, std::shared_ptr<void> keep_alive, MonoTime* down_until,
-                            Nanos* sync_average, PageServerClient* client,
+                            uint8_t* full, Nanos* sync_average, PageServerClient* client,
                             std::shared_ptr<const Bytes> records, Term term,
                             std::shared_ptr<WriteProgress> progress, Deadline give_up,
                             Nanos backoff_min, Nanos backoff_max, uint64_t jitter_seed) {
@@ -89,6 +92,7 @@ Task<void> send_until_acked(Env& env, std::shared_ptr<void> keep_alive, MonoTime
     Result<AppendAck> acked = co_await client->append_encoded(records, term, attempt);
     if (acked.is_ok()) {
       *down_until = MonoTime{};
+      *full = 0;
       note_sync(sync_average, acked->sync_micros);
       progress->acks++;
       if (progress->acks == 1 && progress->on_first_ack) {
@@ -110,6 +114,7 @@ Task<void> send_until_acked(Env& env, std::shared_ptr<void> keep_alive, MonoTime
       // Gone (refused, broken, or still connecting), or its disk is full: later writes
       // skip it for a while, and it catches up from its peers once it takes writes again.
       *down_until = std::max(*down_until, env.executor().now() + kDownProbeInterval);
+      *full = st.code() == Code::kNoSpace ? 1 : 0;
     }
     if (!worth_retrying(st.code())) {
       progress->refused++;
@@ -171,6 +176,7 @@ ReplicationClient::ReplicationClient(Env& env, ReplicationOptions options)
   for (const auto& a : options_.servers)
     shared_->clients.push_back(std::make_unique<PageServerClient>(env, a, options_.page_client));
   shared_->down_until.assign(shared_->clients.size(), MonoTime{});
+  shared_->full.assign(shared_->clients.size(), 0);
   shared_->sync_average.assign(shared_->clients.size(), Nanos(0));
   shared_->hints.resize(shared_->clients.size());
   shared_->hint_tasks.resize(shared_->clients.size());
@@ -199,8 +205,10 @@ void ReplicationClient::publish_commit(Lsn lsn) {
     if (std::pair(options_.term, lsn) <= std::pair(slot.term, slot.wanted)) continue;
     slot.term = options_.term;
     slot.wanted = lsn;
-    // A server that writes skip for now hears the point with the next record it gets.
-    if (slot.sending || shared_->down_until[i] > now) continue;
+    // A server that writes skip for now hears the point with the next record it gets; one
+    // skipped for a full disk hears it now (the next record may not come while disks are
+    // full, and a standby reading the last write from it needs the point to apply it).
+    if (slot.sending || (shared_->down_until[i] > now && shared_->full[i] == 0)) continue;
     slot.sending = true;  // before the task can run (and clear it)
     TaskId t = env_.executor().spawn(
         "commit-hint",
@@ -282,7 +290,7 @@ ReplicationClient::PendingWrite ReplicationClient::start_write(
   auto encoded = std::make_shared<const Bytes>(encode_records(records));
   auto ask = [&](size_t i) {
     shared_->tasks.push_back(env_.executor().spawn(
-        "replicate", send_until_acked(env_, shared_, &shared_->down_until[i],
+        "replicate", send_until_acked(env_, shared_, &shared_->down_until[i], &shared_->full[i],
                                       &shared_->sync_average[i], shared_->clients[i].get(), encoded,
                                       options_.term, progress, give_up, options_.retry_backoff_min,
                                       options_.retry_backoff_max, jitter_->next_u64())));

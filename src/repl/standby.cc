@@ -273,8 +273,10 @@ Task<void> Standby::tail_once() {
   if (!co_await apply_committed(epoch)) co_return;
   if (!at_end) {
     empty_reads_ = 0;
+    server_behind_since_.reset();
     co_return;
   }
+  note_server_behind(chunk->commit_hint, chunk->through);
   const bool reached_end = state_ == StandbyState::kCatchingUp;
   if (reached_end) {
     rebuild_failures_in_row_ = 0;
@@ -360,6 +362,35 @@ void Standby::take_fetched(std::vector<Record>& records, Lsn through) {
   const Lsn fetched = pending_.empty() ? Lsn(0) : pending_.back().lsn;
   const Lsn safe = std::min(through, std::max(commit_lsn_, fetched));
   if (safe >= next_read_) next_read_ = safe.next();
+}
+
+// The writer told this server its log is durable past the end of the server's own chain,
+// and the server has had nothing more to give: it lacks records the other servers hold
+// (its disk is full, or it is cut off from the writer but not from its hints). Waiting on
+// it would leave the last writes unapplied until it catches up; the next server has them.
+void Standby::note_server_behind(Lsn hint, Lsn through) {
+  if (hint <= through || hint <= commit_lsn_) {
+    server_behind_since_.reset();
+    return;
+  }
+  const MonoTime now = env_.executor().now();
+  if (!server_behind_since_) {
+    server_behind_since_ = now;
+    return;
+  }
+  if (now - *server_behind_since_ < options_.server_behind_max) return;
+  server_behind_since_.reset();
+  stats_.server_behind_switches++;
+  if (std::optional<uint64_t> suppressed = behind_log_.admit(now)) {
+    env_.log().info(kComponent, 42015,
+                    "the page server read holds less than its commit hint says is durable; "
+                    "reading from the next one",
+                    {{"commit_hint", hint},
+                     {"through", through},
+                     {"commit_lsn", commit_lsn_},
+                     {"suppressed", *suppressed}});
+  }
+  client_.set_preferred(client_.preferred() + 1);
 }
 
 // A server's hint (PageServer::note_commit_hint): the writer of `term` made its log durable

@@ -41,6 +41,7 @@
 #include "base/scoped_count.h"
 #include "engine/engine.h"
 #include "repl/log_entry.h"
+#include "runtime/log_limiter.h"
 
 namespace quire {
 
@@ -83,6 +84,10 @@ struct StandbyOptions {
   // and the standby reads again at once. Polling as above is then only the fallback for a
   // server that answers an empty read at once.
   Nanos log_wait = 0ms;
+  // A server whose commit hint stays above the end of its own chain for this long, with
+  // nothing new to read, holds less than the writer made durable (its disk is full, say):
+  // the standby reads from the next server.
+  Nanos server_behind_max = 500ms;
   size_t read_bytes_max = 4u << 20;
   // Records fetched but not yet committed; reading pauses at this bound.
   size_t pending_records_max = 50'000;
@@ -126,6 +131,8 @@ struct StandbyStats {
   // Commit points taken from a page server's hint (LogChunk::commit_hint) before the
   // record carrying them was readable.
   uint64_t commit_hints_taken = 0;
+  // Reads moved on from a server that held less than its commit hint said was durable.
+  uint64_t server_behind_switches = 0;
   uint64_t resyncs = 0;  // every step-down, whatever asked for it
   uint64_t rebuilds = 0;
   uint64_t rebuild_failures = 0;
@@ -216,6 +223,7 @@ class Standby {
   // moves the commit point and the read position on.
   void take_fetched(std::vector<Record>& records, Lsn through);
   void take_commit_hint(Lsn lsn, Term term);
+  void note_server_behind(Lsn hint, Lsn through);
   // Whether fetched record `r` continues what was fetched before it by term (see the .cc);
   // if not, everything fetched and not applied is dropped and read again.
   bool joins_chain(const Record& r) const;
@@ -293,7 +301,11 @@ class Standby {
   Status resync_error_;
   int rebuild_failures_in_row_ = 0;
   int empty_reads_ = 0;  // in a row, at the end of the log
-  Nanos idle_poll_{0};   // the last pause there
+  // Since when the server read has answered, with nothing new, a commit hint above its
+  // chain's end (unset: it has not).
+  std::optional<MonoTime> server_behind_since_;
+  LogLimiter behind_log_{std::chrono::seconds(10)};
+  Nanos idle_poll_{0};  // the last pause there
   // The highest record that could not be applied: applying up to it again after a rebuild
   // is not progress (rebuild_failures_in_row_ keeps counting).
   Lsn apply_failed_at_;

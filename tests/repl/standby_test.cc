@@ -330,6 +330,31 @@ TEST_F(StandbyTest, TheLastWriteBeforeAPauseIsAppliedWithoutAHeartbeat) {
   }
 }
 
+// The standby's page server fills its disk: it keeps serving reads and taking the writer's
+// commit hints, but stores no more records. The standby must not wait on it for the writes
+// the other two servers made durable: it applies each acknowledged write within a second.
+TEST_F(StandbyTest, AFullDiskOnItsPageServerDoesNotHoldBackTheStandby) {
+  ReplicaSetConfig c = small_config(13);
+  c.standby.log_wait = 100ms;
+  c.primary.heartbeat_interval = 10s;  // no heartbeat carries a commit point within the test
+  up(c);
+  ASSERT_TRUE(caught_up(20s));
+  const NodeId full = sim().preferred_server(0);
+  DiskFaults f;
+  f.capacity_bytes = world().disk(full).used_bytes();
+  world().disk(full).set_faults(f);
+  // Values of 16 KiB pass the zeros the server wrote ahead of its records within a few
+  // writes; from then on it refuses every write.
+  const std::string value(16 << 10, 'v');
+  for (int i = 1; i <= 40; i++) {
+    const Timestamp t = put("k" + std::to_string(i), value);
+    ASSERT_TRUE(wait_for([&] { return standby()->applied_ts() >= t; }, 1s)) << "write " << i;
+  }
+  EXPECT_EQ(world().restarts_requested(full), 0u);
+  world().disk(full).set_faults(DiskFaults{});
+  EXPECT_EQ(violations(), "");
+}
+
 TEST_F(StandbyTest, ReadsAreRefusedWhileResyncingAndCorrectAfterwards) {
   up(small_config(5));
   put("k", "v1");
