@@ -50,6 +50,14 @@ Task<Result<Bytes>> read_dir_file(Disk& disk, const std::string& dir, const char
 
 // An LSN file (RETENTION, COPY_FROM): NotFound when there is none, Corruption when its
 // bytes do not check.
+// RETENTION and COPY_FROM's bytes: the LSN, then its masked CRC.
+Bytes encode_lsn_file(Lsn lsn) {
+  Bytes b(kLsnFileBytes);
+  encode_fixed64(b.data(), lsn.value);
+  encode_fixed32(b.data() + 8, crc32c::mask(crc32c::value(b.data(), 8)));
+  return b;
+}
+
 Task<Result<Lsn>> read_lsn_file(Disk& disk, const std::string& dir, const char* name,
                                 const std::vector<std::string>& names) {
   auto bytes = co_await read_dir_file(disk, dir, name, names);
@@ -1074,10 +1082,7 @@ Task<Status> SegmentStore::set_retention(Lsn lsn) {
 // file, sync, rename, sync the directory. A full disk refusing the temp file or the rename
 // is NoSpace (the old file stays in force); any other failure breaks the store.
 Task<Status> SegmentStore::write_lsn_file(const char* name, Lsn lsn) {
-  Bytes b(kLsnFileBytes);
-  encode_fixed64(b.data(), lsn.value);
-  encode_fixed32(b.data() + 8, crc32c::mask(crc32c::value(b.data(), 8)));
-  co_return co_await write_dir_file(name, std::move(b));
+  co_return co_await write_dir_file(name, encode_lsn_file(lsn));
 }
 
 // A full disk has no room for RETENTION's temp file; yet advancing the retention point is
@@ -1092,10 +1097,7 @@ Task<Status> SegmentStore::overwrite_retention_file(Lsn lsn) {
     co_return no_space(Status(Code::kNoSpace, "no room for a first retention file"));
   }
   if (!f.is_ok()) co_return break_store(f.status());
-  Bytes b(kLsnFileBytes);
-  encode_fixed64(b.data(), lsn.value);
-  encode_fixed32(b.data() + 8, crc32c::mask(crc32c::value(b.data(), 8)));
-  Status st = co_await (*f)->write(0, b);
+  Status st = co_await (*f)->write(0, encode_lsn_file(lsn));
   if (st.code() == Code::kNoSpace) co_return no_space(std::move(st));
   if (st.is_ok()) st = co_await (*f)->sync();
   if (!st.is_ok()) co_return break_store(std::move(st));

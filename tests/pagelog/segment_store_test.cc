@@ -849,14 +849,13 @@ TEST_F(StoreTest, FailedSyncBreaksTheStore) {
 
 // Appends 500-byte records after `lsn` until the disk refuses one; returns the last LSN
 // stored and the refusal.
-std::pair<uint64_t, Status> fill(StoreTest* t, uint64_t lsn,
+std::pair<uint64_t, Status> fill(uint64_t lsn,
                                  const std::function<Status(std::vector<Record>)>& append) {
   for (int i = 0; i < 1000; ++i) {
     Status st = append({log_record(lsn + 1, lsn, 500)});
     if (!st.is_ok()) return {lsn, st};
     ++lsn;
   }
-  (void)t;
   return {lsn, Status()};
 }
 
@@ -867,8 +866,7 @@ TEST_F(StoreTest, AFullDiskRefusesWritesWithNoSpaceAndTheStoreGoesOn) {
   DiskFaults full;
   full.capacity_bytes = disk().used_bytes() + 20000;  // past the first segment's bound
   disk().set_faults(full);
-  auto appender = [&](std::vector<Record> r) { return append(std::move(r)); };
-  auto [last, refused] = fill(this, 5, appender);
+  auto [last, refused] = fill(5, [&](std::vector<Record> r) { return append(std::move(r)); });
   ASSERT_EQ(refused.code(), Code::kNoSpace) << refused.to_string();
   EXPECT_GT(last, 5u);
   EXPECT_FALSE(store_->broken());
