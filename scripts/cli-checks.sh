@@ -193,10 +193,10 @@ cat >"$kek_dir/worker" <<'WORKER'
 [ "$1 $2" = "chaos kek" ] || exit 2
 shift 2
 while [ $# -gt 0 ]; do
-  case "$1" in --seed) seed=$2 ;; --json) json=$2 ;; --policy|--duration|--standbys) ;; *) exit 2 ;; esac
+  case "$1" in --seed) seed=$2 ;; --json) json=$2 ;; --add-fault) added="$added $2" ;; --policy|--duration|--standbys) ;; *) exit 2 ;; esac
   shift 2
 done
-echo "$seed $*" >>"$(dirname "$0")/started"
+echo "$seed$added" >>"$(dirname "$0")/started"
 echo "running seed $seed"
 [ "$seed" = 3 ] && { echo "about to crash"; kill -SEGV $$; }
 passed=true; checker=""; violations="[]"; code=0
@@ -225,7 +225,21 @@ assert j['seeds']==4 and j['passed']==2 and j['failures']==2 and j['failed_seeds
 assert j['first_failure_seed'] in (2,3) and j['time_to_first_failure_seconds']>=0
 assert j['sim_seconds']==31.5 and j['jobs']==2 and j['policy']=='skip'
 "
-rm -rf "$kek_dir/tmp"/*
+rm -rf "$kek_dir/tmp"/* "$kek_dir/started"
+TMPDIR="$kek_dir/tmp" "$quire" sim kek --seeds 1..2 --jobs 1 --add-fault disk_full --add-fault coordinator_kill \
+  --worker-program "$kek_dir/worker" --json "$kek_dir/added.json" >"$kek_dir/added.out" 2>/dev/null
+check "sim kek --add-fault passes each added kind on to every seed's worker" \
+  test "$(tr '\n' ' ' <"$kek_dir/started")" = "1 disk_full coordinator_kill 2 disk_full coordinator_kill "
+check "sim kek --add-fault: a failing seed's replay command carries the added kinds" \
+  grep -q "^  replay: quire chaos kek --seed 2 --policy accept --add-fault disk_full --add-fault coordinator_kill$" "$kek_dir/added.out"
+check "sim kek --add-fault: the JSON summary lists the added kinds" python3 -c "
+import json
+assert json.load(open('$kek_dir/added.json'))['add_faults']==['disk_full','coordinator_kill']
+"
+bad=$("$quire" sim kek --seeds 1..3 --add-fault bogus 2>&1; echo "exit=$?")
+check "sim kek: an unknown --add-fault kind exits 2 naming it" \
+  grep -qz "unknown fault kind 'bogus'.*exit=2" <<<"$bad"
+rm -rf "$kek_dir/tmp"/* "$kek_dir/started"
 TMPDIR="$kek_dir/tmp" "$quire" sim kek --seeds 4..9 --jobs 1 --stop-on-failure --worker-program "$kek_dir/worker" \
   >/dev/null 2>&1
 check "sim kek: a passing run exits 0 and leaves no temporary files" \

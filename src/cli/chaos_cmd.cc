@@ -97,6 +97,7 @@ std::string replay_command(const KekOptions& o, const KekFlags& f) {
     cmd += fmt::format(" --policy {}", pickup_policy_name(o.policy));
   if (f.duration_s != 300) cmd += fmt::format(" --duration {}", f.duration_s);
   if (o.standbys != 2) cmd += fmt::format(" --standbys {}", o.standbys);
+  for (const std::string& fault : f.add_faults) cmd += fmt::format(" --add-fault {}", fault);
   return cmd;
 }
 

@@ -2,8 +2,11 @@
 #include <memory>
 #include <string>
 
+#include <fmt/format.h>
+
 #include "base/assert.h"
 #include "cli/command.h"
+#include "sim/kek_scenario.h"
 #include "sim/seed_runner.h"
 
 namespace quire::cli {
@@ -26,6 +29,15 @@ CLI::Validator seed_range_validator() {
         return parsed.is_ok() ? std::string() : parsed.status().message();
       },
       "FIRST..LAST");
+}
+
+CLI::Validator fault_kind_validator() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        return parse_fault_kind(value) ? std::string()
+                                       : fmt::format("unknown fault kind '{}'", value);
+      },
+      "KIND");
 }
 
 int run_sim_kek_command(SimKekFlags& flags) {
@@ -65,6 +77,10 @@ void add_sim_kek_command(CLI::App& sim, Commands& commands) {
   flags->standbys_option =
       kek->add_option("--standbys", flags->standbys, "standbys per seed (default: chaos kek's)")
           ->check(CLI::Range(size_t{1}, size_t{8}));
+  kek->add_option("--add-fault", flags->options.add_faults,
+                  "add a fault kind to every seed's drawn mix, as `quire chaos kek --add-fault` "
+                  "(repeatable; e.g. disk_full)")
+      ->check(fault_kind_validator());
   kek->add_flag("--stop-on-failure", flags->options.stop_on_failure,
                 "start no further seeds after the first failure; wait for the running ones");
   kek->add_option("--seed-timeout", flags->options.seed_timeout_seconds,

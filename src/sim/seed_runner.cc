@@ -77,6 +77,10 @@ std::vector<std::string> chaos_kek_flags(const SeedRunnerOptions& f, uint64_t se
     flags.push_back("--standbys");
     flags.push_back(std::to_string(*f.standbys));
   }
+  for (const std::string& fault : f.add_faults) {
+    flags.push_back("--add-fault");
+    flags.push_back(fault);
+  }
   return flags;
 }
 
@@ -389,8 +393,13 @@ class SeedRunner {
 
   // Runs every seed (or until told to stop); true when every seed ran and passed.
   bool run() {
-    fmt::print("quire sim kek: seeds {}..{} ({} seeds), policy {}, jobs {}; worker output in {}\n",
-               range_.first, range_.last, range_.count(), flags_.policy, jobs_, directory_);
+    const std::string added =
+        flags_.add_faults.empty()
+            ? std::string()
+            : fmt::format(", faults added {}", fmt::join(flags_.add_faults, ","));
+    fmt::print(
+        "quire sim kek: seeds {}..{} ({} seeds), policy {}{}, jobs {}; worker output in {}\n",
+        range_.first, range_.last, range_.count(), flags_.policy, added, jobs_, directory_);
     std::fflush(stdout);
     start_ = Clock::now();
     SynchronousSignals signals;
@@ -663,6 +672,7 @@ class SeedRunner {
     j["duration_s"] =
         flags_.duration_seconds ? nlohmann::ordered_json(*flags_.duration_seconds) : nullptr;
     j["standbys"] = flags_.standbys ? nlohmann::ordered_json(*flags_.standbys) : nullptr;
+    j["add_faults"] = flags_.add_faults;
     j["stop_on_failure"] = flags_.stop_on_failure;
     j["interrupted"] = interrupted_;
     j["output_directory"] = directory_kept ? nlohmann::ordered_json(directory_) : nullptr;

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/status.h"
 
@@ -35,6 +36,7 @@ struct SeedRunnerOptions {
   std::string policy = "accept";
   std::optional<double> duration_seconds;  // passed on to the workers only when given
   std::optional<size_t> standbys;          // likewise
+  std::vector<std::string> add_faults;     // `--add-fault NAME` each, in this order
   double seed_timeout_seconds = 0;         // 0: none
   bool stop_on_failure = false;
   std::string json_path;
