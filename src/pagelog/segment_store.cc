@@ -170,14 +170,27 @@ Task<Status> SegmentStore::recover() {
   for (size_t i = 0; i < numbers.size(); ++i) {
     QUIRE_CO_RETURN_IF_ERROR(co_await recover_segment(numbers[i], i + 1 == numbers.size()));
   }
-  if (segments_.empty()) {
-    QUIRE_CO_RETURN_IF_ERROR(co_await create_segment_file(1));
+  if (segments_.empty() || segments_.rbegin()->first != numbers.back()) {
+    // No segment yet, or the newest one's header was torn and the file removed: an active
+    // segment is created, under the torn one's number. On a full disk the store opens
+    // without one and serves what it holds; its first write creates it (active_segment()).
+    const uint64_t number = numbers.empty() ? 1 : numbers.back();
+    Status created = co_await create_segment_file(number);
+    if (created.code() == Code::kNoSpace) {
+      pending_segment_ = number;
+      static_cast<void>(no_space(std::move(created).at("create_active_segment")));
+    } else if (!created.is_ok()) {
+      co_return created;
+    }
+  } else {
+    active_ = segments_.rbegin()->first;
   }
-  active_ = segments_.rbegin()->first;
-  QUIRE_ASSERT(segments_.at(active_)->file != nullptr && !segments_.at(active_)->cached);
+  QUIRE_ASSERT(active_ == 0 ||
+               (segments_.at(active_)->file != nullptr && !segments_.at(active_)->cached));
   recompute_complete();
   env_.log().info(kComponent, 30003, "segment store recovered",
                   {{"segments", segments_.size()},
+                   {"active_segment", active_},
                    {"records", by_lsn_.size()},
                    {"last_lsn", last_lsn()},
                    {"complete_lsn", complete_lsn_},
@@ -280,8 +293,8 @@ Task<Status> SegmentStore::recover_segment(uint64_t number, bool newest) {
                       {{"segment", number}});
       torn_bytes_truncated_ += bytes->size();
       file->reset();
-      QUIRE_CO_RETURN_IF_ERROR(co_await env_.disk().unlink(path(number)));
-      co_return co_await create_segment_file(number);
+      // recover() creates it again.
+      co_return co_await env_.disk().unlink(path(number));
     }
     env_.log().error(kComponent, 30005, "segment header is damaged; skipping the segment",
                      {{"segment", number}, {"error", scan.header_status}});
@@ -356,6 +369,16 @@ Task<Status> SegmentStore::create_segment(uint64_t number) {
   if (st.code() == Code::kNoSpace) co_return no_space(std::move(st));
   if (!st.is_ok()) co_return break_store(std::move(st));
   co_return Status();
+}
+
+Task<Result<SegmentStore::Segment*>> SegmentStore::active_segment() {
+  if (active_ == 0) {
+    QUIRE_ASSERT(pending_segment_ != 0);
+    QUIRE_CO_RETURN_IF_ERROR(co_await create_segment(pending_segment_));
+    env_.log().info(kComponent, 30025, "the disk has room again; the active segment is created",
+                    {{"segment", active_}});
+  }
+  co_return segments_.at(active_).get();
 }
 
 Task<Status> SegmentStore::create_segment_file(uint64_t number) {
@@ -839,7 +862,9 @@ Status SegmentStore::refuse(Status why) {
 // Writes the plan to the active segment (rolling over when it would pass its bound),
 // syncs it, and only then indexes what it holds.
 Task<Status> SegmentStore::write_plan(FlushPlan& plan) {
-  Segment* seg = segments_.at(active_).get();
+  Result<Segment*> active = co_await active_segment();
+  if (!active.is_ok()) co_return active.status();
+  Segment* seg = *active;
   if (seg->size > kSegmentHeaderBytes && seg->size + plan.buf.size() > options_.segment_bytes_max) {
     // Roll over: the full segment is already synced (every write is), so just start anew.
     QUIRE_CO_RETURN_IF_ERROR(co_await create_segment(active_ + 1));
@@ -927,7 +952,7 @@ Task<Status> SegmentStore::seal() {
   if (!broken_.is_ok()) co_return broken_;
   // An active segment with nothing past its header stays active: no file for an empty
   // segment (the writes in flight already failed through the epoch).
-  if (segments_.at(active_)->size <= kSegmentHeaderBytes) co_return Status();
+  if (active_ == 0 || segments_.at(active_)->size <= kSegmentHeaderBytes) co_return Status();
   // Every acknowledged write is synced already; the next segment begins here.
   co_return co_await create_segment(active_ + 1);
 }
@@ -935,7 +960,9 @@ Task<Status> SegmentStore::seal() {
 Task<Result<RecordRef>> SegmentStore::write_marker(const Record& marker) {
   Bytes buf;
   encode_record(marker, buf);
-  Segment* seg = segments_.at(active_).get();
+  Result<Segment*> active = co_await active_segment();
+  if (!active.is_ok()) co_return active.status();
+  Segment* seg = *active;
   auto off = co_await write_at_end(*seg, buf);
   if (off.code() == Code::kNoSpace) co_return co_await refuse_for_space(*seg, off.status());
   if (!off.is_ok()) co_return break_store(off.status());

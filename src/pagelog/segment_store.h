@@ -250,6 +250,9 @@ class SegmentStore {
   Task<Status> create_segment(uint64_t number);
   // The same without breaking the store, for recovery, whose failures open() reports.
   Task<Status> create_segment_file(uint64_t number);
+  // The active segment; when recovery found no room for one, creates it first (NoSpace
+  // while the disk is still full).
+  Task<Result<Segment*>> active_segment();
   // The descriptor cache of sealed segments. segment_file() returns the open file of a
   // segment (the active one's, a cached one, or one it opens and caches).
   Task<Result<std::shared_ptr<File>>> segment_file(uint64_t number);
@@ -337,7 +340,8 @@ class SegmentStore {
   uint64_t abandoned_dropped_ = 0;  // records refused because the chain skips them
   uint64_t torn_bytes_truncated_ = 0;
   std::map<uint64_t, std::unique_ptr<Segment>> segments_;
-  uint64_t active_ = 0;
+  uint64_t active_ = 0;  // 0: none yet, recovery had no room for it (pending_segment_)
+  uint64_t pending_segment_ = 0;
   std::list<uint64_t> open_sealed_;  // the descriptor cache: most recently used first
   std::vector<DamagedRange> damaged_;
 

@@ -211,7 +211,8 @@ class Disk {
   virtual Task<Status> rename(std::string from, std::string to) = 0;
   virtual Task<Status> unlink(std::string path) = 0;
   // Creates the directory and its parents; OK when it exists; InvalidArgument when a file
-  // is in the way.
+  // is in the way. Each directory it creates is synced into its parent, so a crash cannot
+  // take back the entry of a directory that later syncs put data under.
   virtual Task<Status> make_dirs(std::string path) = 0;
   // Names (not paths) of the entries in `dir`, sorted. "" is the data directory.
   virtual Task<Result<std::vector<std::string>>> list(std::string dir) = 0;

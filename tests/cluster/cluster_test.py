@@ -18,11 +18,13 @@ Run: /usr/bin/python3 tests/cluster/cluster_test.py --quire build/release/src/qu
 """
 
 import argparse
+import errno
 import json
 import os
 import random
 import re
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -1417,6 +1419,68 @@ class X_DiskFull(unittest.TestCase):
         bad = [k for k in acked if w.get(k) != self.value(k)]
         self.assertEqual(bad, [])
         self.assertEqual(self.pageserver_pids(), pids)
+
+    def test_z_an_empty_page_server_on_a_full_disk_serves_and_copies_later(self):
+        """A page server restarted with an empty data directory on a full disk (no room even
+        for a first segment's header) serves without restarting; the cluster writes on the
+        other two and the standbys keep applying; once there is room it creates its segment
+        and copies what it missed from its peers."""
+        ps, path = Cluster.PAGESERVERS[2], self.disks[2]
+        w = self.c.client(self.primary, timeout=60)
+        self.addCleanup(w.close)
+        self.c.kill(ps, "KILL")
+        old = self.c.process(ps)["pid"]
+        deadline_poll("%s gone" % ps, 10, lambda: not pid_alive(old) or None)
+        for name in os.listdir(path):
+            full = os.path.join(path, name)
+            if os.path.isdir(full) and not os.path.islink(full):
+                shutil.rmtree(full)
+            else:
+                os.unlink(full)
+        self.c.resize_tmpfs(path, "1m")
+        filler = os.path.join(path, "filler")
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while True:
+                os.write(fd, b"\0" * 4096)
+        except OSError as e:
+            self.assertEqual(e.errno, errno.ENOSPC, e)
+        finally:
+            os.close(fd)
+        log_path = os.path.join(self.c.dir, "logs", ps + ".log")
+        log_from = os.path.getsize(log_path)
+        self.c.start()
+        pid = self.c.process(ps)["pid"]
+
+        def since_restart():
+            with open(log_path) as f:
+                f.seek(log_from)
+                return f.read()
+        deadline_poll("%s says its disk is full" % ps, 20,
+                      lambda: "the disk is full" in since_restart() or None)
+        keys = ["empty:%d" % i for i in range(20)]
+        for k in keys:
+            w.set(k, self.value(k))
+        for node in Cluster.NODES:
+            r = self.c.client(node, timeout=CLIENT_TIMEOUT)
+            self.addCleanup(r.close)
+            deadline_poll("%s applied the writes" % node, CATCHUP_WAIT,
+                          lambda: r.get(keys[-1]) is not None or None)
+            self.assertEqual([k for k in keys if r.get(k) != self.value(k)], [], node)
+        self.assertEqual(self.c.process(ps)["pid"], pid)
+        self.assertTrue(pid_alive(pid))
+        self.assertNotIn("restarting to recover", since_restart())
+        # Room again: the server creates its segment and copies everything from its peers.
+        os.unlink(filler)
+        self.c.resize_tmpfs(path, "512m")
+        deadline_poll("%s creates its segment" % ps, 30,
+                      lambda: "the active segment is created" in since_restart() or None)
+        segments = os.path.join(path, "segments")
+        deadline_poll("%s copies what it missed" % ps, 60,
+                      lambda: sum(os.path.getsize(os.path.join(segments, n))
+                                  for n in os.listdir(segments)
+                                  if n.startswith("seg-")) > 50 * self.VALUE or None)
+        self.assertEqual(self.c.process(ps)["pid"], pid)
 
 
 class Y_Password(unittest.TestCase):

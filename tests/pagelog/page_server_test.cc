@@ -1407,5 +1407,72 @@ TEST_F(PageServerTest, AServerOnAFullDiskRefusesWritesServesReadsAndCatchesUpOnc
   });
 }
 
+// A page server started with an empty data directory on a full disk (a replaced disk
+// that filled, a directory wiped): it has no room for a first segment, yet it serves
+// without restarting, refuses writes for space, and copies everything from its peers once
+// there is room.
+TEST_F(PageServerTest, AServerStartedEmptyOnAFullDiskServesAndCopiesOnceThereIsRoom) {
+  ReplicationOptions ro;
+  for (int i = 1; i <= 3; ++i) ro.servers.push_back("ps" + std::to_string(i) + ":7000");
+  ro.write_quorum = 2;
+  ReplicationClient repl(env(), ro);
+  uint64_t lsn = 0;
+  run([&]() -> Task<void> {
+    for (; lsn < 10; ++lsn)
+      EXPECT_TRUE((co_await repl.write(recs(log_record(lsn + 1, lsn)), soon())).is_ok());
+  });
+  const NodeId ps3 = servers_[2];
+  world_.crash(ps3, UnsyncedOnCrash::kLose);
+  std::unique_ptr<Disk> ps3_disk = world_.disk(ps3).make_disk(env().executor());
+  run([&]() -> Task<void> {
+    auto names = co_await ps3_disk->list("segments");
+    EXPECT_TRUE(names.is_ok()) << names.status().to_string();
+    if (!names.is_ok()) co_return;
+    for (const std::string& name : *names) {
+      EXPECT_TRUE((co_await ps3_disk->unlink("segments/" + name)).is_ok()) << name;
+    }
+    EXPECT_TRUE((co_await ps3_disk->sync_dir("segments")).is_ok());
+  });
+  DiskFaults full;
+  full.capacity_bytes = world_.disk(ps3).used_bytes() + 1;  // 0 is unlimited
+  world_.disk(ps3).set_faults(full);
+  world_.start(ps3);
+  world_.run_for(1s);
+  auto* server = dynamic_cast<PageServer*>(world_.app(ps3));
+  ASSERT_NE(server, nullptr);
+  EXPECT_TRUE(server->serving());
+  run([&]() -> Task<void> {
+    for (int i = 0; i < 10; ++i, ++lsn) {
+      Status st = co_await repl.write(recs(log_record(lsn + 1, lsn)), soon());
+      EXPECT_TRUE(st.is_ok()) << st.to_string();
+    }
+    PageServerClient c3(env(), "ps3:7000");
+    auto refused = co_await c3.append(recs(log_record(lsn + 1, lsn)), Term(1), soon());
+    EXPECT_EQ(refused.code(), Code::kNoSpace) << refused.to_string();
+    auto st = co_await c3.status(soon());
+    EXPECT_TRUE(st.is_ok()) << st.status().to_string();
+    if (st.is_ok()) {
+      EXPECT_EQ(st->durable_lsn, Lsn(0));
+    }
+  });
+  EXPECT_EQ(world_.restarts_requested(ps3), 0u);
+  world_.disk(ps3).set_faults(DiskFaults{});
+  world_.run_for(5s);
+  run([&]() -> Task<void> {
+    PageServerClient c3(env(), "ps3:7000");
+    auto st = co_await c3.status(soon());
+    EXPECT_TRUE(st.is_ok());
+    if (st.is_ok()) {
+      EXPECT_EQ(st->durable_lsn, Lsn(lsn));
+    }
+    auto log = co_await c3.read_log(Lsn(1), 1 << 20, soon());
+    EXPECT_TRUE(log.is_ok()) << log.status().to_string();
+    if (log.is_ok()) {
+      EXPECT_EQ(log->records.size(), lsn);
+    }
+  });
+  EXPECT_EQ(world_.restarts_requested(ps3), 0u);
+}
+
 }  // namespace
 }  // namespace quire

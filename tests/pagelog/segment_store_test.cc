@@ -1001,6 +1001,65 @@ TEST_F(StoreTest, AStoreOpensOnAFullDiskAndServesWhatItHolds) {
   EXPECT_TRUE(append({log_record(11, 10, 500)}).is_ok());
 }
 
+// An empty data directory on a full disk: the store opens without an active segment
+// (there is no room for its header) and serves what it holds, nothing; writes are refused
+// for space, and the first one after space is freed creates the segment.
+TEST_F(StoreTest, AStoreWithNoSegmentOpensOnAFullDiskAndCreatesItOnceThereIsRoom) {
+  DiskFaults full;
+  full.capacity_bytes = disk().used_bytes() + kSegmentHeaderBytes / 2;  // 0 is unlimited
+  disk().set_faults(full);
+  open({.dir = "segments", .zero_ahead_bytes = 0});
+  EXPECT_EQ(store_->stats().segments, 0u);
+  EXPECT_EQ(store_->complete_lsn(), Lsn(0));
+  EXPECT_EQ(append({log_record(1, 0)}).code(), Code::kNoSpace);
+  EXPECT_EQ(raise_term(Term(2)).code(), Code::kNoSpace);  // a TERM marker needs the segment too
+  run([&]() -> Task<void> { EXPECT_TRUE((co_await store_->seal()).is_ok()); });
+  EXPECT_FALSE(store_->broken());
+  EXPECT_GE(store_->stats().no_space_refusals, 3u);  // the open's, the append's, the marker's
+  disk().set_faults(DiskFaults{});
+  ASSERT_TRUE(append({log_record(1, 0)}).is_ok());
+  EXPECT_EQ(segment_of(Lsn(1)), "segments/" + segment_file_name(1));
+  crash_and_reopen(UnsyncedOnCrash::kLose);
+  EXPECT_EQ(store_->complete_lsn(), Lsn(1));
+  ASSERT_TRUE(read_lsn(Lsn(1)).is_ok());
+}
+
+// The newest segment's header torn by a crash, on a disk that is full after it: the store
+// removes the torn file, opens serving every record of the older segments, refuses writes
+// for space, and once there is room creates the new segment under the torn one's number.
+TEST_F(StoreTest, ATornNewestHeaderOnAFullDiskLeavesTheStoreServingReads) {
+  open({.dir = "segments", .segment_bytes_max = 2048, .zero_ahead_bytes = 0});
+  for (uint64_t l = 1; l <= 10; ++l) ASSERT_TRUE(append({log_record(l, l - 1, 500)}).is_ok());
+  run([&]() -> Task<void> { EXPECT_TRUE((co_await store_->seal()).is_ok()); });
+  const uint64_t segments = store_->stats().segments;
+  ASSERT_GE(segments, 4u);
+  // The sealed-to segment, its header cut to 10 bytes as a crash in its creation leaves it.
+  const std::string newest = "segments/" + segment_file_name(segments);
+  ASSERT_EQ(file_size(newest), kSegmentHeaderBytes);
+  run([&]() -> Task<void> {
+    auto f = co_await env().disk().open(newest, {});
+    EXPECT_TRUE(f.is_ok());
+    if (!f.is_ok()) co_return;
+    EXPECT_TRUE((co_await (*f)->truncate(10)).is_ok());
+    EXPECT_TRUE((co_await (*f)->sync()).is_ok());
+  });
+  DiskFaults full;
+  full.capacity_bytes = disk().used_bytes() + 1;  // less than a header's room once it is gone
+  disk().set_faults(full);
+  crash_and_reopen(UnsyncedOnCrash::kLose);
+  EXPECT_EQ(store_->stats().segments, segments - 1);
+  EXPECT_EQ(store_->complete_lsn(), Lsn(10));
+  for (uint64_t l = 1; l <= 10; ++l) ASSERT_TRUE(read_lsn(Lsn(l)).is_ok()) << l;
+  EXPECT_EQ(append({log_record(11, 10, 500)}).code(), Code::kNoSpace);
+  EXPECT_FALSE(store_->broken());
+  disk().set_faults(DiskFaults{});
+  ASSERT_TRUE(append({log_record(11, 10, 500)}).is_ok());
+  EXPECT_EQ(segment_of(Lsn(11)), newest);
+  crash_and_reopen(UnsyncedOnCrash::kLose);
+  EXPECT_EQ(store_->complete_lsn(), Lsn(11));
+  for (uint64_t l = 1; l <= 11; ++l) ASSERT_TRUE(read_lsn(Lsn(l)).is_ok()) << l;
+}
+
 // ---- The descriptor cache: only the active segment and open_segments_max sealed ones
 // are open, whatever the number of segments.
 

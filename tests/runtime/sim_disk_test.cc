@@ -248,14 +248,39 @@ TEST_F(SimDisk, AnUnwritableDirectoryRefusesChangesToItsEntries) {
   run(s, [&]() -> Task<void> {
     EXPECT_TRUE((co_await disk->open(fresh, create)).is_ok());
     EXPECT_TRUE((co_await disk->unlink(fresh)).is_ok());
-    EXPECT_TRUE((co_await disk->make_dirs(e)).is_ok());  // never synced
+    EXPECT_TRUE((co_await disk->make_dirs(e)).is_ok());  // synced into d: durable at once
   });
-  // A directory the crash takes back takes its bits with it.
+  // A directory make_dirs created survives a crash, with its bits.
   ASSERT_TRUE(store.set_permissions(e, 0555));
   store.crash(UnsyncedOnCrash::kLose);
   run(s, [&]() -> Task<void> {
-    EXPECT_TRUE((co_await disk->make_dirs(e)).is_ok());
-    EXPECT_EQ((co_await disk->file_status(e))->permissions, 0755u);
+    auto there = co_await disk->exists(e);
+    EXPECT_TRUE(there.is_ok() && *there);
+    EXPECT_EQ((co_await disk->file_status(e))->permissions, 0555u);
+  });
+}
+
+// make_dirs syncs each directory it creates into its parent: after a crash the directories
+// are there, and so is a file synced under them, without anyone making them again.
+TEST_F(SimDisk, DirectoriesMakeDirsCreatedSurviveACrashWithWhatWasSyncedInThem) {
+  run(s, [&]() -> Task<void> {
+    EXPECT_TRUE((co_await disk->make_dirs("a/b")).is_ok());
+    auto f = co_await disk->open("a/b/f", {.create = true});
+    EXPECT_TRUE(f.is_ok());
+    if (!f.is_ok()) co_return;
+    EXPECT_TRUE((co_await (*f)->append(bytes_of("x"))).is_ok());
+    EXPECT_TRUE((co_await (*f)->sync()).is_ok());
+    EXPECT_TRUE((co_await disk->sync_dir("a/b")).is_ok());
+  });
+  store.crash(UnsyncedOnCrash::kLose);
+  run(s, [&]() -> Task<void> {
+    auto root = co_await disk->list("a");
+    EXPECT_TRUE(root.is_ok()) << root.status().to_string();
+    auto names = co_await disk->list("a/b");
+    EXPECT_TRUE(names.is_ok()) << names.status().to_string();
+    if (names.is_ok()) {
+      EXPECT_EQ(*names, std::vector<std::string>{"f"});
+    }
   });
 }
 

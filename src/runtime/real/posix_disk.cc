@@ -79,6 +79,21 @@ int open_dir(const std::string& path) {
   return ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
+// fsync of a directory (by its full path), so the entries made in it survive a crash.
+Status fsync_dir(const std::string& full) {
+  int fd = open_dir(full);
+  if (fd < 0) return posix_error("open directory", full, errno);
+  Status result;
+  while (::fsync(fd) != 0) {
+    if (errno != EINTR) {
+      result = sync_error("fsync directory", full, errno);
+      break;
+    }
+  }
+  ::close(fd);
+  return result;
+}
+
 // A file descriptor, closed once nothing uses it: a sync on the worker thread holds it
 // past the file's end (blocking_worker.h).
 struct OwnedFd {
@@ -309,7 +324,9 @@ Status PosixDisk::make_dirs_now(const std::string& path) {
   Result<std::string> full = resolve(path, /*allow_root=*/true);
   if (!full.is_ok()) return full.status();
   // mkdir -p: every prefix that ends before a '/', then the whole path. Each must end up a
-  // directory; one that exists is fine (even where we may not write, say "/home").
+  // directory; one that exists is fine (even where we may not write, say "/home"). One
+  // this call creates is synced into its parent: a crash that lost its entry would lose
+  // whatever is later synced inside it.
   const std::string& p = *full;
   for (size_t end = p.find('/', 1);; end = p.find('/', end + 1)) {
     std::string prefix = p.substr(0, end);
@@ -320,6 +337,9 @@ Status PosixDisk::make_dirs_now(const std::string& path) {
       if (!S_ISDIR(st.st_mode)) {
         return invalid_argument(fmt::format("mkdir {}: a file is in the way", prefix));
       }
+    } else if (!prefix.empty()) {
+      const size_t slash = prefix.rfind('/');
+      QUIRE_RETURN_IF_ERROR(fsync_dir(slash == 0 ? "/" : prefix.substr(0, slash)));
     }
     if (end == std::string::npos) break;
   }
@@ -358,18 +378,9 @@ Result<std::vector<std::string>> PosixDisk::list_now(const std::string& dir) {
 Status PosixDisk::sync_dir_now(const std::string& dir) {
   Result<std::string> full = resolve(dir, /*allow_root=*/true);
   if (!full.is_ok()) return full.status();
-  int fd = open_dir(*full);
-  if (fd < 0) return posix_error("open directory", *full, errno);
-  Status result;
-  while (::fsync(fd) != 0) {
-    if (errno != EINTR) {
-      result = sync_error("fsync directory", *full, errno);
-      break;
-    }
-  }
-  ::close(fd);
-  return result;
+  return fsync_dir(*full);
 }
+
 
 Result<bool> PosixDisk::exists_now(const std::string& path) {
   Result<std::string> full = resolve(path, /*allow_root=*/true);

@@ -230,6 +230,10 @@ class SimDisk : public Disk {
       if (ns.dirs.count(prefix) == 0) {
         if (!store_.dir_writable(parent_dir(prefix))) co_return permission_denied("mkdir", prefix);
         store_.record_ns({SimDiskStore::NsOp::kMkdir, prefix, {}, 0});
+        // Synced into its parent, as PosixDisk does (and with it, as an fsync of the
+        // parent would, the parent's other pending entries).
+        store_.sync_dir(parent_dir(prefix));
+        store_.mutable_stats().syncs++;
       }
       if (slash == std::string::npos) break;
       pos = slash + 1;
