@@ -381,7 +381,6 @@ Status PosixDisk::sync_dir_now(const std::string& dir) {
   return fsync_dir(*full);
 }
 
-
 Result<bool> PosixDisk::exists_now(const std::string& path) {
   Result<std::string> full = resolve(path, /*allow_root=*/true);
   if (!full.is_ok()) return full.status();
