@@ -57,6 +57,8 @@ Result<uint64_t> parse_segment_file_name(const std::string& name) {
   auto [p, ec] = std::from_chars(name.data() + 4, name.data() + name.size(), n);
   if (ec != std::errc() || p != name.data() + name.size())
     return not_found("not a segment file name");
+  // Numbers start at 1 (SegmentStore's active_ 0 is "none"): "seg-0..." was never written.
+  if (n == 0) return not_found("not a segment file name: segment numbers start at 1");
   return n;
 }
 

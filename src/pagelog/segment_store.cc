@@ -170,11 +170,23 @@ Task<Status> SegmentStore::recover() {
   for (size_t i = 0; i < numbers.size(); ++i) {
     QUIRE_CO_RETURN_IF_ERROR(co_await recover_segment(numbers[i], i + 1 == numbers.size()));
   }
+  // The newest segment stays the active one, unless there is none yet or recovery left
+  // none that takes records: a newest one whose header was torn was removed, and one whose
+  // header is damaged is kept as sealed (records written after it would not be found by the
+  // next recovery). Then an active segment is created: under the torn one's number, or
+  // after the damaged one. On a full disk the store opens without one and serves what it
+  // holds; its first write creates it (active_segment()).
+  std::optional<uint64_t> create;
   if (segments_.empty() || segments_.rbegin()->first != numbers.back()) {
-    // No segment yet, or the newest one's header was torn and the file removed: an active
-    // segment is created, under the torn one's number. On a full disk the store opens
-    // without one and serves what it holds; its first write creates it (active_segment()).
-    const uint64_t number = numbers.empty() ? 1 : numbers.back();
+    create = numbers.empty() ? 1 : numbers.back();
+  } else if (const Segment& newest = *segments_.rbegin()->second;
+             newest.file == nullptr || newest.cached) {
+    create = newest.number + 1;
+  } else {
+    active_ = newest.number;
+  }
+  if (create) {
+    const uint64_t number = *create;
     Status created = co_await create_segment_file(number);
     if (created.code() == Code::kNoSpace) {
       pending_segment_ = number;
@@ -182,8 +194,6 @@ Task<Status> SegmentStore::recover() {
     } else if (!created.is_ok()) {
       co_return created;
     }
-  } else {
-    active_ = segments_.rbegin()->first;
   }
   QUIRE_ASSERT(active_ == 0 ||
                (segments_.at(active_)->file != nullptr && !segments_.at(active_)->cached));
@@ -299,6 +309,7 @@ Task<Status> SegmentStore::recover_segment(uint64_t number, bool newest) {
     env_.log().error(kComponent, 30005, "segment header is damaged; skipping the segment",
                      {{"segment", number}, {"error", scan.header_status}});
     damaged_.push_back({number, 0, bytes->size()});
+    newest = false;  // sealed: recover() makes the next segment the active one
     place();
     co_return Status();
   }
@@ -384,8 +395,9 @@ Task<Result<SegmentStore::Segment*>> SegmentStore::active_segment() {
 Task<Status> SegmentStore::create_segment_file(uint64_t number) {
   // Segment numbers only grow: recovery goes in order, and seals and roll-overs add one.
   QUIRE_ASSERT(segments_.empty() || number > segments_.rbegin()->first);
-  if (!segments_.empty())
-    QUIRE_CO_RETURN_IF_ERROR(co_await trim_zeros(*segments_.rbegin()->second));
+  // Only the active segment has zeros to trim; sealed ones had theirs cut at their seal or
+  // at recovery.
+  if (active_ != 0) QUIRE_CO_RETURN_IF_ERROR(co_await trim_zeros(*segments_.at(active_)));
   auto file = co_await env_.disk().open(path(number), {.create = true, .exclusive = true});
   if (!file.is_ok()) co_return file.status();
   Bytes header = encode_segment_header(number);
@@ -1315,6 +1327,8 @@ Task<Result<size_t>> SegmentStore::delete_dead_segments() {
   for (const auto& m : markers_) live_markers.insert(m.segment);
   if (term_marker_segment_ != 0) live_markers.insert(term_marker_segment_);  // fencing survives
   std::vector<uint64_t> doomed;
+  // With no active segment (a full disk at recovery), the newest sealed one may go too:
+  // that frees space, and segment numbers stay above it (pending_segment_).
   for (const auto& [num, seg] : segments_) {
     if (num != active_ && !indexed_per_segment_.contains(num) && !live_markers.contains(num))
       doomed.push_back(num);
@@ -1459,7 +1473,7 @@ SegmentStoreStats SegmentStore::stats() const {
   s.complete_lsn = complete_lsn_;
   s.retention_lsn = retention_lsn_;
   s.segments = segments_.size();
-  s.sealed_segments = segments_.empty() ? 0 : segments_.size() - 1;
+  s.sealed_segments = segments_.size() - (active_ != 0 ? 1 : 0);
   s.seals = seals_;
   s.records = by_lsn_.size();
   for (const auto& [n, seg] : segments_) s.bytes += seg->size;

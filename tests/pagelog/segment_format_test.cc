@@ -197,16 +197,16 @@ TEST(SegmentFileName, IsZeroPaddedToSixteenDigits) {
 }
 
 TEST(SegmentFileName, RoundTrips) {
-  for (uint64_t n :
-       {uint64_t{0}, uint64_t{1}, uint64_t{7}, uint64_t{1234567890}, uint64_t{9999999999999999}}) {
+  for (uint64_t n : {uint64_t{1}, uint64_t{7}, uint64_t{1234567890}, uint64_t{9999999999999999}}) {
     auto parsed = parse_segment_file_name(segment_file_name(n));
     ASSERT_TRUE(parsed.is_ok()) << n;
     EXPECT_EQ(*parsed, n);
   }
 }
 
+// Every number a store gives a segment: 1 and up (0 is no segment, and never written).
 RC_GTEST_PROP(SegmentFileName, RoundTripsEverySixteenDigitNumber, ()) {
-  const uint64_t n = *rc::gen::inRange<uint64_t>(0, 10000000000000000);
+  const uint64_t n = *rc::gen::inRange<uint64_t>(1, 10000000000000000);
   auto parsed = parse_segment_file_name(segment_file_name(n));
   RC_ASSERT(parsed.is_ok());
   RC_ASSERT(*parsed == n);
@@ -218,6 +218,7 @@ TEST(SegmentFileName, RejectsNamesThatAreNotSegments) {
            "seg-",
            "seg-000000000000007",    // 15 digits
            "seg-00000000000000007",  // 17 digits
+           "seg-0000000000000000",   // segment numbers start at 1
            "seg-000000000000000x",
            "seg-00000000000000-7",
            "seg- 000000000000007",

@@ -432,6 +432,42 @@ TEST_F(StoreTest, DamagedMiddleIsReportedAndNeverServed) {
   EXPECT_EQ(store_->complete_lsn(), Lsn(10));
 }
 
+// The newest segment's header damaged (a bit flip, not a crash in its creation): its
+// records are not served, and it takes no more. Records written after recovery go to a
+// new segment, so the next recovery finds them; in the damaged one they would be lost.
+TEST_F(StoreTest, ANewestSegmentWithADamagedHeaderIsSealedAndWritesGoToTheNext) {
+  open({.dir = "segments", .zero_ahead_bytes = 0});
+  for (uint64_t l = 1; l <= 5; ++l) ASSERT_TRUE(append({log_record(l, l - 1)}).is_ok());
+  const uint64_t damaged = store_->find(Lsn(5))->segment;
+  ASSERT_TRUE(disk().flip_bit("segments/" + segment_file_name(damaged), 2, 1));
+  crash_and_reopen(UnsyncedOnCrash::kLose);
+  EXPECT_EQ(store_->find(Lsn(5)), nullptr);
+  ASSERT_EQ(store_->stats().damaged.size(), 1u);
+  EXPECT_EQ(store_->stats().sealed_segments, store_->stats().segments - 1);
+  // What a peer copies back, and what comes after, lands in the next segment.
+  for (uint64_t l = 1; l <= 8; ++l) ASSERT_TRUE(append({log_record(l, l - 1)}).is_ok()) << l;
+  EXPECT_EQ(segment_of(Lsn(8)), "segments/" + segment_file_name(damaged + 1));
+  crash_and_reopen(UnsyncedOnCrash::kLose);
+  EXPECT_EQ(store_->complete_lsn(), Lsn(8));
+  for (uint64_t l = 1; l <= 8; ++l) EXPECT_TRUE(read_lsn(Lsn(l)).is_ok()) << l;
+}
+
+// A file named like segment 0 was never written by a store (numbers start at 1): recovery
+// leaves it alone, whatever it holds, and the store works as if it were not there.
+TEST_F(StoreTest, AFileNamedLikeSegmentZeroIsNotASegment) {
+  run([&]() -> Task<void> {
+    EXPECT_TRUE((co_await env().disk().make_dirs("segments")).is_ok());
+    auto f = co_await env().disk().open("segments/seg-0000000000000000", {.create = true});
+    EXPECT_TRUE(f.is_ok());
+  });
+  open({.dir = "segments"});
+  EXPECT_EQ(store_->stats().segments, 1u);
+  ASSERT_TRUE(append({log_record(1, 0)}).is_ok());
+  EXPECT_EQ(segment_of(Lsn(1)), "segments/" + segment_file_name(1));
+  crash_and_reopen(UnsyncedOnCrash::kLose);
+  EXPECT_TRUE(read_lsn(Lsn(1)).is_ok());
+}
+
 // read_many reads each run of records that lie back to back in a segment with one file
 // read, and checks every record of it as read() does.
 TEST_F(StoreTest, ReadManyReadsEachRunOnceAndChecksEveryRecord) {
@@ -1010,6 +1046,7 @@ TEST_F(StoreTest, AStoreWithNoSegmentOpensOnAFullDiskAndCreatesItOnceThereIsRoom
   disk().set_faults(full);
   open({.dir = "segments", .zero_ahead_bytes = 0});
   EXPECT_EQ(store_->stats().segments, 0u);
+  EXPECT_EQ(store_->stats().sealed_segments, 0u);
   EXPECT_EQ(store_->complete_lsn(), Lsn(0));
   EXPECT_EQ(append({log_record(1, 0)}).code(), Code::kNoSpace);
   EXPECT_EQ(raise_term(Term(2)).code(), Code::kNoSpace);  // a TERM marker needs the segment too
@@ -1048,6 +1085,7 @@ TEST_F(StoreTest, ATornNewestHeaderOnAFullDiskLeavesTheStoreServingReads) {
   disk().set_faults(full);
   crash_and_reopen(UnsyncedOnCrash::kLose);
   EXPECT_EQ(store_->stats().segments, segments - 1);
+  EXPECT_EQ(store_->stats().sealed_segments, segments - 1);  // none is active
   EXPECT_EQ(store_->complete_lsn(), Lsn(10));
   for (uint64_t l = 1; l <= 10; ++l) ASSERT_TRUE(read_lsn(Lsn(l)).is_ok()) << l;
   EXPECT_EQ(append({log_record(11, 10, 500)}).code(), Code::kNoSpace);

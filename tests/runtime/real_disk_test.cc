@@ -275,6 +275,20 @@ TEST_F(RealDiskTest, MakeDirsCreatesAMissingDataDirectory) {
   EXPECT_TRUE(std::filesystem::exists(dir.path() + "/x/y/seg/000001"));
 }
 
+// A data directory named relative to the working directory (`--data ps1`): make_dirs
+// creates it and what is under it, each synced into its parent ("." for the first).
+TEST_F(RealDiskTest, MakeDirsUnderARelativeDataDirectory) {
+  const std::filesystem::path before = std::filesystem::current_path();
+  std::filesystem::current_path(dir.path());
+  PosixDisk relative("ps1");
+  const Status made = run(relative.make_dirs("seg"));
+  const Status again = run(relative.make_dirs("seg"));
+  std::filesystem::current_path(before);
+  ASSERT_TRUE(made.is_ok()) << made.to_string();
+  ASSERT_TRUE(again.is_ok()) << again.to_string();
+  EXPECT_TRUE(std::filesystem::is_directory(dir.path() + "/ps1/seg"));
+}
+
 // The failure message names the operation, the path and the system's reason.
 TEST_F(RealDiskTest, IoFailuresNameOperationPathAndReason) {
   // A name longer than any file system takes: the kernel refuses it, whoever runs the test.

@@ -79,10 +79,17 @@ int open_dir(const std::string& path) {
   return ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
+// The directory a path is in: "/" for "/a", "." for a relative "a".
+std::string parent_path(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
 // fsync of a directory (by its full path), so the entries made in it survive a crash.
 Status fsync_dir(const std::string& full) {
   int fd = open_dir(full);
-  if (fd < 0) return posix_error("open directory", full, errno);
+  if (fd < 0) return posix_path_error("open directory", full, errno);
   Status result;
   while (::fsync(fd) != 0) {
     if (errno != EINTR) {
@@ -326,10 +333,13 @@ Status PosixDisk::make_dirs_now(const std::string& path) {
   // mkdir -p: every prefix that ends before a '/', then the whole path. Each must end up a
   // directory; one that exists is fine (even where we may not write, say "/home"). One
   // this call creates is synced into its parent: a crash that lost its entry would lose
-  // whatever is later synced inside it.
+  // whatever is later synced inside it. The whole path's entry is synced even when it
+  // existed, in case a process that made it died before its sync.
   const std::string& p = *full;
   for (size_t end = p.find('/', 1);; end = p.find('/', end + 1)) {
     std::string prefix = p.substr(0, end);
+    const bool last = end == std::string::npos;
+    bool made = false;
     if (!prefix.empty() && ::mkdir(prefix.c_str(), 0755) != 0) {
       int err = errno;
       struct stat st;
@@ -337,11 +347,11 @@ Status PosixDisk::make_dirs_now(const std::string& path) {
       if (!S_ISDIR(st.st_mode)) {
         return invalid_argument(fmt::format("mkdir {}: a file is in the way", prefix));
       }
-    } else if (!prefix.empty()) {
-      const size_t slash = prefix.rfind('/');
-      QUIRE_RETURN_IF_ERROR(fsync_dir(slash == 0 ? "/" : prefix.substr(0, slash)));
+    } else {
+      made = !prefix.empty();
     }
-    if (end == std::string::npos) break;
+    if (made || (last && !prefix.empty())) QUIRE_RETURN_IF_ERROR(fsync_dir(parent_path(prefix)));
+    if (last) break;
   }
   return Status();
 }

@@ -231,9 +231,14 @@ class SimDisk : public Disk {
         if (!store_.dir_writable(parent_dir(prefix))) co_return permission_denied("mkdir", prefix);
         store_.record_ns({SimDiskStore::NsOp::kMkdir, prefix, {}, 0});
         // Synced into its parent, as PosixDisk does (and with it, as an fsync of the
-        // parent would, the parent's other pending entries).
-        store_.sync_dir(parent_dir(prefix));
+        // parent would, the parent's other pending entries); that sync can fail too.
         store_.mutable_stats().syncs++;
+        if (store_.faults().sync_eio > 0 && store_.rng().chance(store_.faults().sync_eio)) {
+          store_.mutable_stats().injected_eio++;
+          co_return io_error(
+              fmt::format("fsync directory '{}': EIO (injected)", parent_dir(prefix)));
+        }
+        store_.sync_dir(parent_dir(prefix));
       }
       if (slash == std::string::npos) break;
       pos = slash + 1;
