@@ -1437,7 +1437,15 @@ class X_DiskFull(unittest.TestCase):
                 shutil.rmtree(full)
             else:
                 os.unlink(full)
-        self.c.resize_tmpfs(path, "1m")
+
+        def shrunk():
+            # Refused (exit 32) while the killed server's pages are still being freed.
+            try:
+                self.c.resize_tmpfs(path, "1m")
+                return True
+            except subprocess.CalledProcessError:
+                return None
+        deadline_poll("%s's tmpfs shrinks to 1 MiB" % ps, 10, shrunk)
         filler = os.path.join(path, "filler")
         fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
         try:
