@@ -63,6 +63,25 @@ constexpr ArgDoc kBitPosArgs[] = {{"key", "key", {}, 0, 0},
                                   {"index", "block", {}, kOpt, -1, {}, kBitPosIndex}};
 constexpr ArgDoc kBitOpArgs[] = {
     {"operation", "string"}, {"destkey", "key", {}, 0, 0}, {"key", "key", {}, kMulti, 1}};
+constexpr ArgDoc kFieldArgs[] = {{"encoding", "string"}, {"offset", "integer"}};
+constexpr ArgDoc kFieldSetArgs[] = {
+    {"encoding", "string"}, {"offset", "integer"}, {"value", "integer"}};
+constexpr ArgDoc kFieldIncrArgs[] = {
+    {"encoding", "string"}, {"offset", "integer"}, {"increment", "integer"}};
+constexpr ArgDoc kOverflowTypes[] = {
+    {"wrap", "pure-token", "WRAP"}, {"sat", "pure-token", "SAT"}, {"fail", "pure-token", "FAIL"}};
+constexpr ArgDoc kFieldWriteOps[] = {
+    {"set_block", "block", "SET", 0, -1, {}, kFieldSetArgs},
+    {"incrby_block", "block", "INCRBY", 0, -1, {}, kFieldIncrArgs}};
+constexpr ArgDoc kFieldWrite[] = {
+    {"overflow_block", "oneof", "OVERFLOW", kOpt, -1, {}, kOverflowTypes},
+    {"write_operation", "oneof", {}, 0, -1, {}, kFieldWriteOps}};
+constexpr ArgDoc kFieldOps[] = {{"get_block", "block", "GET", 0, -1, {}, kFieldArgs},
+                                {"write", "block", {}, 0, -1, {}, kFieldWrite}};
+constexpr ArgDoc kBitFieldArgs[] = {{"key", "key", {}, 0, 0},
+                                    {"operation", "oneof", {}, kOpt | kMulti, -1, {}, kFieldOps}};
+constexpr ArgDoc kBitFieldRoArgs[] = {
+    {"key", "key", {}, 0, 0}, {"get_block", "block", "GET", kOpt | kMulti, -1, {}, kFieldArgs}};
 constexpr ArgDoc kLcsArgs[] = {{"key1", "key", {}, 0, 0},
                                {"key2", "key", {}, 0, 0},
                                {"len", "pure-token", "LEN", kOpt},
@@ -332,6 +351,13 @@ constexpr std::array kCommands = {
                 "Find first bit set or clear in a string", "O(N)", kBitPosArgs},
     CommandSpec{CommandId::kBitOp, "bitop", -4, kW, 2, -1, 1, "bitmap", "2.6.0",
                 "Perform bitwise operations between strings", "O(N)", kBitOpArgs},
+    CommandSpec{CommandId::kBitField, "bitfield", -2, kW, 1, 1, 1, "bitmap", "3.2.0",
+                "Perform arbitrary bitfield integer operations on strings",
+                "O(1) for each subcommand specified", kBitFieldArgs},
+    CommandSpec{CommandId::kBitFieldRo, "bitfield_ro", -2, kR | kF, 1, 1, 1, "bitmap", "6.0.0",
+                "Perform arbitrary bitfield integer operations on strings. Read-only variant of "
+                "BITFIELD",
+                "O(1) for each subcommand specified", kBitFieldRoArgs},
     CommandSpec{CommandId::kLcs, "lcs", -3, kR, 1, 2, 1, "string", "7.0.0",
                 "Find longest common substring",
                 "O(N*M) where N and M are the lengths of s1 and s2, respectively", kLcsArgs},

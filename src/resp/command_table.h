@@ -54,6 +54,8 @@ enum class CommandId : uint8_t {
   kBitCount,
   kBitPos,
   kBitOp,
+  kBitField,
+  kBitFieldRo,
   kLcs,
   kRename,
   kRenameNx,

@@ -582,6 +582,9 @@ Task<void> RespCommands::run(const CommandSpec& spec, Args& a, ClientState& c, R
       co_return co_await cmd_bitpos(a, c, out);
     case CommandId::kBitOp:
       co_return co_await cmd_bitop(a, c, out);
+    case CommandId::kBitField:
+    case CommandId::kBitFieldRo:
+      co_return co_await cmd_bitfield(a, c, out, spec.id == CommandId::kBitFieldRo);
     case CommandId::kLcs:
       co_return co_await cmd_lcs(a, c, out);
     case CommandId::kCopy:

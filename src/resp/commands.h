@@ -247,6 +247,7 @@ class RespCommands : public CommandHandler {
   Task<void> cmd_bitcount(Args& a, ClientState& c, ReplyWriter& out);
   Task<void> cmd_bitpos(Args& a, ClientState& c, ReplyWriter& out);
   Task<void> cmd_bitop(Args& a, ClientState& c, ReplyWriter& out);
+  Task<void> cmd_bitfield(Args& a, ClientState& c, ReplyWriter& out, bool read_only);
 
   // ---- Keyspace (commands_keyspace.cc) ----
   Task<void> cmd_scan(Args& a, ClientState& c, ReplyWriter& out);

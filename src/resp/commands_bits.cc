@@ -1,6 +1,6 @@
-// SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP: a string as an array of bits, bit 0 the most
-// significant bit of its first byte, ported from Redis 7.0's bitops.c (argument checks in its
-// order and with its messages, the BYTE|BIT ranges of 7.0). A value past Quire's value limit
+// SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP, BITFIELD, BITFIELD_RO: a string as an array of bits, bit
+// 0 the most significant bit of its first byte, ported from Redis 7.0's bitops.c (argument checks
+// in its order and with its messages, the BYTE|BIT ranges of 7.0). A value past Quire's value limit
 // is refused before it grows (as SETRANGE).
 #include <fmt/format.h>
 
@@ -103,6 +103,199 @@ std::optional<bool> index_unit(std::string_view arg) {
   if (iequals(unit, "bit")) return true;
   if (iequals(unit, "byte")) return false;
   return std::nullopt;
+}
+
+// ---- BITFIELD: integers of 1 to 64 bits (unsigned: 1 to 63) at any bit offset, bit 0 the
+// most significant (Redis 7.0's bitfieldGeneric and its helpers).
+
+enum class BitfieldOp : uint8_t { kGet, kSet, kIncrBy };
+enum class Overflow : uint8_t { kWrap, kSat, kFail };
+
+struct BitfieldStep {
+  BitfieldOp op = BitfieldOp::kGet;
+  Overflow overflow = Overflow::kWrap;
+  bool sign = false;
+  uint64_t bits = 0;
+  uint64_t offset = 0;
+  int64_t value = 0;  // SET's value, INCRBY's increment
+};
+
+uint64_t get_unsigned_field(const uint8_t* p, uint64_t offset, uint64_t bits) {
+  uint64_t value = 0;
+  for (uint64_t j = 0; j < bits; j++, offset++) {
+    value = (value << 1) | ((p[offset >> 3] >> (7 - (offset & 7))) & 1);
+  }
+  return value;
+}
+
+int64_t get_signed_field(const uint8_t* p, uint64_t offset, uint64_t bits) {
+  uint64_t u = get_unsigned_field(p, offset, bits);
+  if (bits < 64 && (u & (uint64_t{1} << (bits - 1)))) u |= ~uint64_t{0} << bits;
+  return static_cast<int64_t>(u);
+}
+
+void set_unsigned_field(uint8_t* p, uint64_t offset, uint64_t bits, uint64_t value) {
+  for (uint64_t j = 0; j < bits; j++, offset++) {
+    const uint64_t bit = (value >> (bits - 1 - j)) & 1;
+    const int shift = 7 - static_cast<int>(offset & 7);
+    p[offset >> 3] = static_cast<uint8_t>((p[offset >> 3] & ~(1 << shift)) | (bit << shift));
+  }
+}
+
+// Whether value + incr leaves the field's range: 0 no, 1 above, -1 below; `limit` is then
+// what WRAP or SAT makes of it (Redis's checkUnsignedBitfieldOverflow).
+int unsigned_overflow(uint64_t value, int64_t incr, uint64_t bits, Overflow ow, uint64_t* limit) {
+  const uint64_t max = bits == 64 ? UINT64_MAX : (uint64_t{1} << bits) - 1;
+  const auto maxincr = static_cast<int64_t>(max - value);
+  const auto minincr = static_cast<int64_t>(0 - value);
+  const auto wrap = [&] {
+    *limit = (value + static_cast<uint64_t>(incr)) & ~(~uint64_t{0} << bits);
+  };
+  if (value > max || (incr > 0 && incr > maxincr)) {
+    if (ow == Overflow::kWrap) {
+      wrap();
+    } else if (ow == Overflow::kSat) {
+      *limit = max;
+    }
+    return 1;
+  }
+  if (incr < 0 && incr < minincr) {
+    if (ow == Overflow::kWrap) {
+      wrap();
+    } else if (ow == Overflow::kSat) {
+      *limit = 0;
+    }
+    return -1;
+  }
+  return 0;
+}
+
+// The same for a signed field (Redis's checkSignedBitfieldOverflow).
+int signed_overflow(int64_t value, int64_t incr, uint64_t bits, Overflow ow, int64_t* limit) {
+  const int64_t max = bits == 64 ? INT64_MAX : (int64_t{1} << (bits - 1)) - 1;
+  const int64_t min = -max - 1;
+  // Both may overflow, but are used only once `value` is known to be in range.
+  const auto maxincr =
+      static_cast<int64_t>(static_cast<uint64_t>(max) - static_cast<uint64_t>(value));
+  const auto minincr =
+      static_cast<int64_t>(static_cast<uint64_t>(min) - static_cast<uint64_t>(value));
+  const auto wrap = [&] {
+    uint64_t c = static_cast<uint64_t>(value) + static_cast<uint64_t>(incr);
+    if (bits < 64) {
+      const uint64_t mask = ~uint64_t{0} << bits;
+      c = (c & (uint64_t{1} << (bits - 1))) ? (c | mask) : (c & ~mask);
+    }
+    *limit = static_cast<int64_t>(c);
+  };
+  if (value > max || (bits != 64 && incr > maxincr) || (value >= 0 && incr > 0 && incr > maxincr)) {
+    if (ow == Overflow::kWrap) {
+      wrap();
+    } else if (ow == Overflow::kSat) {
+      *limit = max;
+    }
+    return 1;
+  }
+  if (value < min || (bits != 64 && incr < minincr) || (value < 0 && incr < 0 && incr < minincr)) {
+    if (ow == Overflow::kWrap) {
+      wrap();
+    } else if (ow == Overflow::kSat) {
+      *limit = min;
+    }
+    return -1;
+  }
+  return 0;
+}
+
+constexpr std::string_view kBitfieldTypeError =
+    "Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 "
+    "is.";
+
+// "i1".."i64" or "u1".."u63" (as Redis: the digits up to a NUL byte).
+bool bitfield_type(std::string_view arg, BitfieldStep& step) {
+  const std::string_view t = c_string(arg);
+  if (t.empty() || (t[0] != 'i' && t[0] != 'u')) return false;
+  step.sign = t[0] == 'i';
+  std::optional<int64_t> bits = parse_int64(t.substr(1));
+  if (!bits || *bits < 1 || *bits > (step.sign ? 64 : 63)) return false;
+  step.bits = static_cast<uint64_t>(*bits);
+  return true;
+}
+
+// An offset in bits, or "#n": the n-th field of the type's width.
+bool bitfield_offset(std::string_view arg, BitfieldStep& step) {
+  const bool hash = !arg.empty() && arg[0] == '#';
+  std::optional<int64_t> v = parse_int64(hash ? arg.substr(1) : arg);
+  if (!v) return false;
+  int64_t offset = *v;
+  if (hash) {
+    const auto bits = static_cast<int64_t>(step.bits);
+    if (offset > INT64_MAX / bits || offset < INT64_MIN / bits) return false;
+    offset *= bits;
+  }
+  if (offset < 0 || (offset >> 3) >= kProtoMaxBulkBytes) return false;
+  step.offset = static_cast<uint64_t>(offset);
+  return true;
+}
+
+// Runs one SET or INCRBY on `value` (long enough for it) and writes its reply.
+void bitfield_write(const BitfieldStep& step, std::string& value, ReplyWriter& out) {
+  auto* p = reinterpret_cast<uint8_t*>(value.data());
+  bool failed = false;
+  if (step.sign) {
+    const int64_t old = get_signed_field(p, step.offset, step.bits);
+    int64_t wrapped = 0;
+    int64_t next = step.value;
+    int64_t reply = old;
+    if (step.op == BitfieldOp::kIncrBy) {
+      const int over = signed_overflow(old, step.value, step.bits, step.overflow, &wrapped);
+      next = over ? wrapped
+                  : static_cast<int64_t>(static_cast<uint64_t>(old) +
+                                         static_cast<uint64_t>(step.value));
+      reply = next;
+      failed = over != 0 && step.overflow == Overflow::kFail;
+    } else if (signed_overflow(next, 0, step.bits, step.overflow, &wrapped) != 0) {
+      next = wrapped;
+      failed = step.overflow == Overflow::kFail;
+    }
+    if (!failed) {
+      set_unsigned_field(p, step.offset, step.bits, static_cast<uint64_t>(next));
+      out.integer(reply);
+    }
+  } else {
+    const uint64_t old = get_unsigned_field(p, step.offset, step.bits);
+    uint64_t wrapped = 0;
+    uint64_t next = static_cast<uint64_t>(step.value);
+    uint64_t reply = old;
+    if (step.op == BitfieldOp::kIncrBy) {
+      const int over = unsigned_overflow(old, step.value, step.bits, step.overflow, &wrapped);
+      next = over ? wrapped : old + static_cast<uint64_t>(step.value);
+      reply = next;
+      failed = over != 0 && step.overflow == Overflow::kFail;
+    } else if (unsigned_overflow(next, 0, step.bits, step.overflow, &wrapped) != 0) {
+      next = wrapped;
+      failed = step.overflow == Overflow::kFail;
+    }
+    if (!failed) {
+      set_unsigned_field(p, step.offset, step.bits, next);
+      out.integer(static_cast<int64_t>(reply));
+    }
+  }
+  if (failed) out.null_bulk();  // FAIL: nothing written
+}
+
+// GET of a field of `value` (bytes past its end read as zeros).
+void bitfield_get(const BitfieldStep& step, const std::string* value, ReplyWriter& out) {
+  std::array<uint8_t, 9> buf{};  // a 64-bit field spans at most 9 bytes
+  const uint64_t byte = step.offset >> 3;
+  for (uint64_t i = 0; i < buf.size() && value != nullptr && byte + i < value->size(); i++) {
+    buf[i] = static_cast<uint8_t>((*value)[byte + i]);
+  }
+  const uint64_t at = step.offset - byte * 8;
+  if (step.sign) {
+    out.integer(get_signed_field(buf.data(), at, step.bits));
+  } else {
+    out.integer(static_cast<int64_t>(get_unsigned_field(buf.data(), at, step.bits)));
+  }
 }
 
 }  // namespace
@@ -307,6 +500,103 @@ Task<void> RespCommands::cmd_bitpos(Args& a, ClientState& c, ReplyWriter& out) {
   }
   if (pos != -1) pos += start << 3;
   out.integer(pos);
+}
+
+// BITFIELD and BITFIELD_RO: every step is checked before any runs (Redis's messages, in its
+// order). Only GETs: a read. Otherwise the key is held exclusively, grown to the farthest
+// bit a SET or INCRBY names (created if missing, even when every step then FAILs, as
+// Redis), and written once with every step's change.
+Task<void> RespCommands::cmd_bitfield(Args& a, ClientState& c, ReplyWriter& out, bool read_only) {
+  std::vector<BitfieldStep> steps;
+  Overflow overflow = Overflow::kWrap;
+  bool writes = false;
+  uint64_t highest_bit = 0;
+  for (size_t j = 2; j < a.size(); j++) {
+    const size_t rest = a.size() - j - 1;
+    const std::string_view sub = c_string(a[j]);
+    BitfieldStep step;
+    if (iequals(sub, "get") && rest >= 2) {
+      step.op = BitfieldOp::kGet;
+    } else if (iequals(sub, "set") && rest >= 3) {
+      step.op = BitfieldOp::kSet;
+    } else if (iequals(sub, "incrby") && rest >= 3) {
+      step.op = BitfieldOp::kIncrBy;
+    } else if (iequals(sub, "overflow") && rest >= 1) {
+      const std::string_view type = c_string(a[++j]);
+      if (iequals(type, "wrap")) {
+        overflow = Overflow::kWrap;
+      } else if (iequals(type, "sat")) {
+        overflow = Overflow::kSat;
+      } else if (iequals(type, "fail")) {
+        overflow = Overflow::kFail;
+      } else {
+        out.err("Invalid OVERFLOW type specified");
+        co_return;
+      }
+      continue;
+    } else {
+      out.err("syntax error");  // BITFIELD_RO's own refusal comes once every step parsed
+      co_return;
+    }
+    if (!bitfield_type(a[j + 1], step)) {
+      out.err(kBitfieldTypeError);
+      co_return;
+    }
+    if (!bitfield_offset(a[j + 2], step)) {
+      out.err(kBitOffsetError);
+      co_return;
+    }
+    if (step.op != BitfieldOp::kGet) {
+      writes = true;
+      highest_bit = std::max(highest_bit, step.offset + step.bits - 1);
+      std::optional<int64_t> v = parse_int64(a[j + 3]);
+      if (!v) {
+        out.err("value is not an integer or out of range");
+        co_return;
+      }
+      step.value = *v;
+    }
+    step.overflow = overflow;
+    steps.push_back(step);
+    j += step.op == BitfieldOp::kGet ? 2 : 3;
+  }
+  if (!writes) {
+    auto r = co_await read_one(c, a[1], out);
+    if (!r) co_return;
+    out.array(steps.size());
+    for (const BitfieldStep& step : steps) bitfield_get(step, *r ? &**r : nullptr, out);
+    co_return;
+  }
+  if (read_only) {
+    out.err("BITFIELD_RO only supports the GET subcommand");
+    co_return;
+  }
+  const uint64_t bytes = (highest_bit >> 3) + 1;
+  auto old = co_await read_locked(c, a[1], out);
+  if (!old) co_return;
+  std::string value = old->value ? std::move(*old->value) : std::string();
+  const bool grows = !old->value || value.size() < bytes;
+  if (grows && bytes > kValueBytesMax) {
+    out.err(fmt::format("value is {} bytes; Quire's value limit is {} bytes (kValueBytesMax)",
+                        bytes, kValueBytesMax));
+    co_return;
+  }
+  if (value.size() < bytes) value.resize(bytes, '\0');
+  const std::string before = grows ? std::string() : value;
+  ReplyWriter replies;
+  for (const BitfieldStep& step : steps) {
+    if (step.op == BitfieldOp::kGet) {
+      bitfield_get(step, &value, replies);
+    } else {
+      bitfield_write(step, value, replies);
+    }
+  }
+  if (grows || value != before) {
+    std::vector<LogWrite> batch{LogWrite{db_table(c.db), a[1], std::move(value)}};
+    if (!co_await commit(std::move(batch), c, out)) co_return;
+  }
+  out.array(steps.size());
+  out.buffer() += replies.buffer();
 }
 
 // BITOP holds its destination and its sources exclusively while it reads and writes, so the

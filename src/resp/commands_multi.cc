@@ -66,6 +66,8 @@ bool allowed_in_multi(CommandId id) {
     case CommandId::kBitCount:
     case CommandId::kBitPos:
     case CommandId::kBitOp:
+    case CommandId::kBitField:
+    case CommandId::kBitFieldRo:
     case CommandId::kLcs:
     case CommandId::kCopy:
     case CommandId::kRename:
