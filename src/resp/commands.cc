@@ -155,9 +155,47 @@ RespCommands::RespCommands(ReplicaNode& node, RespCommandsOptions options)
   options_.scan_count_max = std::max<size_t>(options_.scan_count_max, 1);
   options_.snapshot_attempts_max = std::max(options_.snapshot_attempts_max, 1);
   command_counters_.resize(command_stat_slots());
+  std::unique_ptr<Random> ids = node.env().random_stream("resp run_id");
+  run_id_ = fmt::format("{:016x}{:016x}{:08x}", ids->next_u64(), ids->next_u64(),
+                        static_cast<uint32_t>(ids->next_u64()));
 }
 
 RespCommands::~RespCommands() = default;
+
+void RespCommands::note_lookups(const std::vector<std::optional<std::string>>& values) {
+  for (const auto& v : values) (v ? keyspace_hits_ : keyspace_misses_)++;
+}
+
+void RespCommands::sample_instant(MonoTime now) {
+  if (instant_count_ > 0) {
+    const InstantSample& last = instant_[(instant_next_ + instant_.size() - 1) % instant_.size()];
+    if (now - last.at < kInstantSampleEvery) return;
+  }
+  InstantSample& s = instant_[instant_next_];
+  s.at = now;
+  s.ops = commands_executed_;
+  s.in = server_stats_ ? server_stats_->net_input_bytes : 0;
+  s.out = server_stats_ ? server_stats_->net_output_bytes : 0;
+  instant_next_ = (instant_next_ + 1) % instant_.size();
+  instant_count_ = std::min(instant_count_ + 1, instant_.size());
+}
+
+std::array<double, 3> RespCommands::instant_rates(MonoTime now) {
+  // The newest sample, and the newest at or before the window's start (else the oldest).
+  const auto at = [&](size_t back) -> const InstantSample& {
+    return instant_[(instant_next_ + instant_.size() - 1 - back) % instant_.size()];
+  };
+  if (instant_count_ < 2) return {0, 0, 0};
+  const InstantSample& newest = at(0);
+  size_t back = 1;
+  while (back + 1 < instant_count_ && now - at(back).at < kInstantWindow) back++;
+  const InstantSample& base = at(back);
+  const double seconds = std::chrono::duration<double>(newest.at - base.at).count();
+  if (seconds <= 0) return {0, 0, 0};
+  return {static_cast<double>(newest.ops - base.ops) / seconds,
+          static_cast<double>(newest.in - base.in) / seconds,
+          static_cast<double>(newest.out - base.out) / seconds};
+}
 
 std::optional<size_t> RespCommands::stat_slot(const CommandSpec& spec, const Args& a) {
   if (spec.subcommands.empty() || a.size() < 2) return command_stat_slot(spec, nullptr);
@@ -231,7 +269,9 @@ RespCommands::CallStart RespCommands::start_call(const CommandSpec& spec, const 
 void RespCommands::record_call(CallStart& call, const ClientState& c, std::string_view reply) {
   CommandCounters& k = command_counters_[call.slot];
   // The clock, not the scheduler's time of the current event: a command's own CPU counts.
-  const Nanos took = node_.env().clock().monotonic_now() - call.started;
+  const MonoTime now = node_.env().clock().monotonic_now();
+  const Nanos took = now - call.started;
+  sample_instant(now);
   k.calls++;
   k.time += took;
   if (!reply.empty() && reply[0] == '-') {
@@ -424,6 +464,7 @@ bool RespCommands::get_now(uint32_t db, std::string_view key, ReplyWriter& out) 
     if (auto r = s.standby->get_cached(db_table(db), key)) value = std::move(r->value);
   }
   if (!value) return false;
+  (*value ? keyspace_hits_ : keyspace_misses_)++;
   if (*value) {
     out.bulk(**value);
   } else {
@@ -1116,7 +1157,10 @@ Task<Result<std::vector<std::optional<std::string>>>> RespCommands::read_keys_at
     } else {
       co_return Status(Code::kUnavailable, s.loading_reason);
     }
-    if (!overtaken) co_return values;
+    if (!overtaken) {
+      note_lookups(values);
+      co_return values;
+    }
   }
   co_return last;
 }

@@ -34,6 +34,7 @@
 // commands run as tasks of the node, so a crash of the node ends them with it.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -386,6 +387,29 @@ class RespCommands : public CommandHandler {
   uint64_t next_cursor_ = 1;
   uint64_t commands_executed_ = 0;
   uint64_t commands_rejected_ = 0;
+  // Keys read by commands, found or not (INFO stats keyspace_hits, keyspace_misses).
+  uint64_t keyspace_hits_ = 0;
+  uint64_t keyspace_misses_ = 0;
+  void note_lookups(const std::vector<std::optional<std::string>>& values);
+  // INFO server run_id: 40 hex digits drawn at start.
+  std::string run_id_;
+  // INFO stats' instantaneous_*: the commands executed and the bytes in and out, sampled
+  // at most every kInstantSampleEvery (when a command ends, and at INFO); a rate is taken
+  // over the last kInstantWindow, as Redis's 16 samples 100 ms apart.
+  struct InstantSample {
+    MonoTime at;
+    uint64_t ops = 0;
+    uint64_t in = 0;
+    uint64_t out = 0;
+  };
+  static constexpr Nanos kInstantSampleEvery = std::chrono::milliseconds(100);
+  static constexpr Nanos kInstantWindow = std::chrono::milliseconds(1600);
+  std::array<InstantSample, 18> instant_{};  // a ring: 1.6 s of samples and one before
+  size_t instant_next_ = 0;
+  size_t instant_count_ = 0;
+  void sample_instant(MonoTime now);
+  // Per second over the window ending now: ops, input bytes, output bytes.
+  std::array<double, 3> instant_rates(MonoTime now);
   // INFO commandstats, per command_stat_slot(); errorstats, per error code (at most
   // kErrorCodesMax codes: past them only error_replies_ counts). CONFIG RESETSTAT clears them.
   struct CommandCounters {
@@ -414,6 +438,8 @@ class RespCommands : public CommandHandler {
     ServerStats server;
     uint64_t executed = 0;
     uint64_t rejected = 0;
+    uint64_t keyspace_hits = 0;
+    uint64_t keyspace_misses = 0;
   } stats_base_;
 };
 

@@ -30,13 +30,15 @@ class InfoText {
   std::string text;
 };
 
-void info_server(InfoText& t, const RespCommandsOptions& o, int64_t uptime_s) {
+void info_server(InfoText& t, const RespCommandsOptions& o, std::string_view run_id,
+                 int64_t uptime_s) {
   t.section("Server");
   t.field("redis_version", kRedisCompatVersion);
   t.field("redis_mode", "standalone");
   t.field("quire_version", o.quire_version);
   t.field("arch_bits", 64);
   t.field("process_id", o.process_id);
+  t.field("run_id", run_id);
   t.field("tcp_port", o.tcp_port);
   t.field("uptime_in_seconds", uptime_s);
   t.field("uptime_in_days", uptime_s / 86400);
@@ -45,6 +47,7 @@ void info_server(InfoText& t, const RespCommandsOptions& o, int64_t uptime_s) {
 void info_clients(InfoText& t, const ServerStats& ss) {
   t.section("Clients");
   t.field("connected_clients", ss.connected_clients);
+  t.field("maxclients", ss.max_clients);
   t.field("blocked_clients", 0);
 }
 
@@ -146,17 +149,37 @@ void info_persistence(InfoText& t, bool loading, const NodeFacts& f) {
   t.field("quire_checkpoint_lsn", f.checkpoint_lsn.value);
 }
 
-void info_stats(InfoText& t, const ServerStats& ss, uint64_t executed, uint64_t rejected,
-                uint64_t error_replies) {
+// What INFO stats reports beyond the server's counters (since CONFIG RESETSTAT).
+struct CommandStats {
+  uint64_t executed = 0;
+  uint64_t rejected = 0;
+  uint64_t error_replies = 0;
+  uint64_t keyspace_hits = 0;
+  uint64_t keyspace_misses = 0;
+  std::array<double, 3> rates{};  // per second: commands, input bytes, output bytes
+};
+
+void info_stats(InfoText& t, const ServerStats& ss, const CommandStats& cs) {
   t.section("Stats");
   t.field("total_connections_received", ss.total_connections);
-  t.field("total_commands_processed", ss.total_commands);
+  // As Redis: the commands that ran (not those refused before running), EXEC's each.
+  t.field("total_commands_processed", cs.executed);
+  t.field("instantaneous_ops_per_sec", static_cast<uint64_t>(cs.rates[0] + 0.5));
+  t.field("total_net_input_bytes", ss.net_input_bytes);
+  t.field("total_net_output_bytes", ss.net_output_bytes);
+  t.field("instantaneous_input_kbps", fmt::format("{:.2f}", cs.rates[1] / 1024));
+  t.field("instantaneous_output_kbps", fmt::format("{:.2f}", cs.rates[2] / 1024));
   t.field("rejected_connections", ss.rejected_connections);
+  t.field("expired_keys", 0);  // Quire keys never expire
+  t.field("evicted_keys", 0);  // nor are they evicted (maxmemory 0)
+  t.field("keyspace_hits", cs.keyspace_hits);
+  t.field("keyspace_misses", cs.keyspace_misses);
   t.field("client_output_buffer_limit_disconnections", ss.output_limit_disconnects);
   t.field("unexpected_error_replies", 0);  // Redis's: errors from its master or AOF
-  t.field("total_error_replies", error_replies);
-  t.field("quire_commands_executed", executed);
-  t.field("quire_commands_rejected", rejected);
+  t.field("total_error_replies", cs.error_replies);
+  t.field("quire_commands_executed", cs.executed);
+  t.field("quire_commands_rejected", cs.rejected);
+  t.field("quire_commands_parsed", ss.total_commands);
 }
 
 void info_pickups(InfoText& t, const PickupCounters& p) {
@@ -250,7 +273,8 @@ Task<void> RespCommands::cmd_info(Args& a, ReplyWriter& out) {
     if (name == "commandstats" ? !(everything || listed) : !(defaults || listed)) continue;
     if (name == "server") {
       const Nanos up = node_.env().executor().now() - started_at_;
-      info_server(t, options_, std::chrono::duration_cast<std::chrono::seconds>(up).count());
+      info_server(t, options_, run_id_,
+                  std::chrono::duration_cast<std::chrono::seconds>(up).count());
     } else if (name == "clients") {
       info_clients(t, ss);
     } else if (name == "memory") {
@@ -271,8 +295,18 @@ Task<void> RespCommands::cmd_info(Args& a, ReplyWriter& out) {
       since.total_commands -= stats_base_.server.total_commands;
       since.rejected_connections -= stats_base_.server.rejected_connections;
       since.output_limit_disconnects -= stats_base_.server.output_limit_disconnects;
-      info_stats(t, since, commands_executed_ - stats_base_.executed,
-                 commands_rejected_ - stats_base_.rejected, error_replies_);
+      since.net_input_bytes -= stats_base_.server.net_input_bytes;
+      since.net_output_bytes -= stats_base_.server.net_output_bytes;
+      const MonoTime now = node_.env().clock().monotonic_now();
+      sample_instant(now);
+      CommandStats cs;
+      cs.executed = commands_executed_ - stats_base_.executed;
+      cs.rejected = commands_rejected_ - stats_base_.rejected;
+      cs.error_replies = error_replies_;
+      cs.keyspace_hits = keyspace_hits_ - stats_base_.keyspace_hits;
+      cs.keyspace_misses = keyspace_misses_ - stats_base_.keyspace_misses;
+      cs.rates = instant_rates(now);
+      info_stats(t, since, cs);
     } else if (name == "commandstats") {
       t.section("Commandstats");
       for (size_t slot = 0; slot < command_counters_.size(); slot++) {

@@ -166,6 +166,8 @@ void RespCommands::cmd_config(Args& a, ReplyWriter& out) {
     stats_base_.server = server_stats_ ? *server_stats_ : ServerStats();
     stats_base_.executed = commands_executed_;
     stats_base_.rejected = commands_rejected_;
+    stats_base_.keyspace_hits = keyspace_hits_;
+    stats_base_.keyspace_misses = keyspace_misses_;
     // As Redis's resetCommandTableStats and resetErrorTableStats.
     std::fill(command_counters_.begin(), command_counters_.end(), CommandCounters());
     error_counts_.clear();

@@ -119,6 +119,9 @@ struct ServerStats {
   uint64_t total_commands = 0;
   uint64_t protocol_errors = 0;
   uint64_t output_limit_disconnects = 0;  // clients dropped for not reading their replies
+  uint64_t net_input_bytes = 0;           // read from clients
+  uint64_t net_output_bytes = 0;          // replies handed to the clients' streams
+  uint64_t max_clients = 0;               // the server's bound (INFO clients maxclients)
 };
 
 // A started command's reply, still to come (CommandHandler::start).

@@ -44,7 +44,9 @@ struct RespServer::Client {
 
 struct RespServer::Core : ClientDirectory {
   Core(Env& env_in, CommandHandler& handler_in, RespServerOptions options_in)
-      : env(env_in), handler(handler_in), options(std::move(options_in)) {}
+      : env(env_in), handler(handler_in), options(std::move(options_in)) {
+    stats.max_clients = options.max_clients;
+  }
 
   std::vector<const ClientState*> connected() const override {
     std::vector<const ClientState*> list;
@@ -367,6 +369,7 @@ bool flush_replies(RespServer::Core& core, RespServer::Client& client, ReplyWrit
     const std::string& bytes = out.buffer();
     Status written = client.stream->write(
         ByteView(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+    if (written.is_ok()) core.stats.net_output_bytes += bytes.size();
     out.clear();
     // A connection keeps a small reply buffer, not the largest reply it ever sent.
     if (out.buffer().capacity() > kReplyBufferKeptBytes) std::string().swap(out.buffer());
@@ -424,6 +427,7 @@ Task<void> RespServer::serve_commands(Core& core, Client& client, Pipeline& pipe
       }
       co_return;
     }
+    core.stats.net_input_bytes += *got;
     parser.feed(std::string_view(reinterpret_cast<const char*>(buffer.data()), *got));
     const Next next = co_await run_commands(core, client, parser, pipeline, out);
     if (next == Next::kClose) co_return;

@@ -633,11 +633,25 @@ class B_Commands(ClusterTestBase):
                 w.set(f"gather:{i}:{n}", "v")
             w.close()
 
+        stats0 = r.info("stats")
         threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
+        # The 1,200 SETs just sent: counted as they ran, their bytes in and out, and a rate
+        # over the last 1.6 s.
+        stats = r.info("stats")
+        self.assertGreaterEqual(
+            stats["total_commands_processed"] - stats0["total_commands_processed"], 1200)
+        self.assertGreater(stats["total_net_input_bytes"] - stats0["total_net_input_bytes"],
+                           1200 * len("*3\r\n$3\r\nSET\r\n"))
+        self.assertGreaterEqual(
+            stats["total_net_output_bytes"] - stats0["total_net_output_bytes"], 1200 * 5)
+        self.assertGreater(stats["instantaneous_ops_per_sec"], 0)
+        self.assertGreater(float(stats["instantaneous_input_kbps"]), 0)
+        self.assertEqual(len(r.info("server")["run_id"]), 40)
+        self.assertEqual(r.info("clients")["maxclients"], 10000)
         quire = r.info("quire")
         self.assertGreater(quire["quire_groups_gathered"], before)
         self.assertGreaterEqual(quire["quire_group_gathers_timed_out"], 0)

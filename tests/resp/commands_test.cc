@@ -291,6 +291,42 @@ TEST_F(RespCommandsTest, ClientListAndKill) {
   EXPECT_EQ(dir.killed.size(), 2u);
 }
 
+// INFO stats: total_commands_processed counts the commands that ran (as Redis: not those
+// refused before running, an unknown command or a wrong arity), keyspace_hits and _misses
+// every key a command read, and the run_id is 40 hex digits that stay the node's.
+TEST_F(RespCommandsTest, InfoStatsCountsCommandsThatRanAndTheKeysRead) {
+  make();
+  auto field = [&](const std::string& info, const std::string& name) {
+    const size_t at = info.find("\r\n" + name + ":");
+    EXPECT_NE(at, std::string::npos) << name << "\n" << info;
+    if (at == std::string::npos) return std::string();
+    const size_t from = at + 3 + name.size();
+    return info.substr(from, info.find("\r\n", from) - from);
+  };
+  EXPECT_EQ(P({"CONFIG", "RESETSTAT"}), "+OK\r\n");
+  EXPECT_EQ(P({"SET", "a", "1"}), "+OK\r\n");
+  EXPECT_EQ(P({"GET", "a"}), "$1\r\n1\r\n");
+  EXPECT_EQ(P({"GET", "b"}), "$-1\r\n");
+  EXPECT_EQ(P({"MGET", "a", "b", "c"}), "*3\r\n$1\r\n1\r\n$-1\r\n$-1\r\n");
+  EXPECT_EQ(P({"GET"}), "-ERR wrong number of arguments for 'get' command\r\n");
+  EXPECT_EQ(P({"NOSUCH", "x"}).substr(0, 20), "-ERR unknown command");
+  const std::string stats = P({"INFO", "stats"});
+  EXPECT_EQ(field(stats, "total_commands_processed"), "5");  // SET, GET, GET, MGET, INFO
+  EXPECT_EQ(field(stats, "keyspace_hits"), "2");
+  EXPECT_EQ(field(stats, "keyspace_misses"), "3");
+  EXPECT_EQ(field(stats, "expired_keys"), "0");
+  EXPECT_EQ(field(stats, "evicted_keys"), "0");
+  EXPECT_EQ(P({"CONFIG", "RESETSTAT"}), "+OK\r\n");
+  const std::string after = P({"INFO", "stats"});
+  EXPECT_EQ(field(after, "total_commands_processed"), "1");
+  EXPECT_EQ(field(after, "keyspace_hits"), "0");
+  EXPECT_EQ(field(after, "keyspace_misses"), "0");
+  const std::string id = field(P({"INFO", "server"}), "run_id");
+  EXPECT_EQ(id.size(), 40u) << id;
+  EXPECT_EQ(id.find_first_not_of("0123456789abcdef"), std::string::npos) << id;
+  EXPECT_EQ(field(P({"INFO", "server"}), "run_id"), id);
+}
+
 TEST_F(RespCommandsTest, MemoryUsageAndInfoMemory) {
   RespCommandsOptions o;
   o.process_memory = [] {
