@@ -79,6 +79,7 @@ enum class CommandId : uint8_t {
   kFlushDb,
   kInfo,
   kSlowlog,
+  kMonitor,
   kMemory,
   kConfig,
   kCommand,

@@ -228,6 +228,43 @@ namespace {
 // A string as a slow log entry keeps it (Redis's slowlogCreateEntry): at most 128 bytes,
 // then how many more there were. Client names are cut the same way, so an entry stays
 // within about 5 KiB whatever the client sends.
+// Redis's sdscatrepr: a quoted string with \\ \" \n \r \t \a \b escaped and every other
+// byte outside the printable ASCII range as \xhh.
+void append_repr(std::string& out, std::string_view s) {
+  out += '"';
+  for (const char ch : s) {
+    switch (ch) {
+      case '\\':
+      case '"':
+        out += '\\';
+        out += ch;
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\a':
+        out += "\\a";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      default:
+        if (ch >= 0x20 && ch <= 0x7e) {
+          out += ch;
+        } else {
+          out += fmt::format("\\x{:02x}", static_cast<uint8_t>(ch));
+        }
+    }
+  }
+  out += '"';
+}
+
 std::string slowlog_string(std::string_view s) {
   constexpr size_t kBytesMax = 128;
   if (s.size() <= kBytesMax) return std::string(s);
@@ -236,10 +273,53 @@ std::string slowlog_string(std::string_view s) {
 
 }  // namespace
 
+// As Redis 7.0: admin commands (CONFIG, SLOWLOG, MONITOR, CLIENT LIST and KILL, QUIRE.*)
+// are not shown.
+bool RespCommands::monitor_sees(const CommandSpec& spec, const Args& a) {
+  if ((spec.flags & kFlagAdmin) != 0) return false;
+  if (!spec.subcommands.empty() && a.size() > 1) {
+    const SubcommandSpec* sub = find_subcommand(spec, lower(a[1]));
+    if (sub != nullptr && (sub->flags & kFlagAdmin) != 0) return false;
+  }
+  return true;
+}
+
+// The arguments as a monitor sees them: each quoted (append_repr), a password as
+// "(redacted)" (AUTH's arguments, HELLO's after AUTH), as Redis 7.0 redacts them.
+std::string RespCommands::monitor_args(const CommandSpec& spec, const Args& a) {
+  std::vector<bool> redacted(a.size(), false);
+  if (spec.id == CommandId::kAuth) {
+    for (size_t j = 1; j < a.size(); j++) redacted[j] = true;
+  } else if (spec.id == CommandId::kHello) {
+    // helloCommand's walk over its options.
+    for (size_t j = 2; j < a.size(); j++) {
+      const size_t more = a.size() - 1 - j;
+      if (iequals(c_string(a[j]), "auth") && more >= 2) {
+        redacted[j + 1] = redacted[j + 2] = true;
+        j += 2;
+      } else if (iequals(c_string(a[j]), "setname") && more >= 1) {
+        j++;
+      } else {
+        break;
+      }
+    }
+  }
+  std::string out;
+  for (size_t j = 0; j < a.size(); j++) {
+    if (j > 0) out += ' ';
+    append_repr(out, redacted[j] ? std::string_view("(redacted)") : std::string_view(a[j]));
+  }
+  return out;
+}
+
 RespCommands::CallStart RespCommands::start_call(const CommandSpec& spec, const Args& a) {
   CallStart call;
   call.slot = stat_slot(spec, a).value_or(0);  // admitted commands name known subcommands
   call.started = node_.env().clock().monotonic_now();
+  if (directory_ != nullptr && directory_->monitored() && monitor_sees(spec, a)) {
+    call.monitored = true;
+    call.monitor_args = monitor_args(spec, a);
+  }
   // As Redis: EXEC (its commands are logged one by one) and the commands that carry a
   // password are never logged; nor are the standbys' progress reports.
   const bool never = spec.id == CommandId::kExec || spec.id == CommandId::kAuth ||
@@ -266,12 +346,21 @@ RespCommands::CallStart RespCommands::start_call(const CommandSpec& spec, const 
   return call;
 }
 
-void RespCommands::record_call(CallStart& call, const ClientState& c, std::string_view reply) {
+void RespCommands::record_call(CallStart& call, ClientState& c, std::string_view reply) {
   CommandCounters& k = command_counters_[call.slot];
   // The clock, not the scheduler's time of the current event: a command's own CPU counts.
   const MonoTime now = node_.env().clock().monotonic_now();
   const Nanos took = now - call.started;
   sample_instant(now);
+  if (call.monitored && directory_ != nullptr) {
+    // As Redis's replicationFeedMonitors, once the command ran: its database then (SELECT's
+    // new one) and the client's address.
+    const int64_t us = node_.env().clock().wall_now_ns() / 1000;
+    const std::string line = fmt::format("+{}.{:06} [{} {}] {}\r\n", us / 1'000'000, us % 1'000'000,
+                                         c.db, c.address, call.monitor_args);
+    directory_->feed_monitors(line, c.id);
+    if (c.monitor && !c.replies_dropped()) c.monitor_echo += line;
+  }
   k.calls++;
   k.time += took;
   if (!reply.empty() && reply[0] == '-') {
@@ -479,6 +568,10 @@ bool RespCommands::admit(const CommandSpec& spec, ClientState& c, ReplyWriter& o
     return false;
   }
   if ((spec.flags & (kFlagWrite | kFlagReadonly)) == 0) return true;
+  if (c.monitor) {
+    out.err("Replica can't interact with the keyspace");
+    return false;
+  }
   Serving s = serving();
   if ((spec.flags & kFlagWrite) != 0 && s.role != Role::kPrimary) {
     refuse_write(s, out);
@@ -545,6 +638,12 @@ bool RespCommands::run_immediate(const CommandSpec& spec, Args& a, ClientState& 
       return true;
     case CommandId::kSlowlog:
       cmd_slowlog(a, out);
+      return true;
+    case CommandId::kMonitor:
+      // The server adds the connection to its monitors once this reply is flushed. (Redis
+      // answers a second MONITOR with nothing; every command here has one reply.)
+      c.monitor = true;
+      out.ok();
       return true;
     case CommandId::kCommand:
       cmd_command(a, out);
@@ -803,6 +902,7 @@ void RespCommands::cmd_reset(ClientState& c, ReplyWriter& out) {
   c.authenticated = options_.requirepass.empty();
   c.reply_off = false;
   c.reply_skip_next = false;
+  c.monitor = false;  // the server drops it from its monitors once this reply is flushed
   out.simple("RESET");
 }
 
@@ -891,6 +991,7 @@ std::string RespCommands::client_info_line(const ClientState& c) {
   }
   std::string flags;
   if (c.standby_link) flags += 'S';
+  if (c.monitor) flags += 'O';
   if (c.multi) flags += 'x';
   if (c.close_after_reply) flags += 'c';
   if (flags.empty()) flags = "N";

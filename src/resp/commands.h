@@ -297,11 +297,15 @@ class RespCommands : public CommandHandler {
     size_t slot = 0;
     MonoTime started;
     std::vector<std::string> args;
+    bool monitored = false;    // some connection monitors, and sees this command
+    std::string monitor_args;  // then its arguments as the monitor line shows them
   };
+  static bool monitor_sees(const CommandSpec& spec, const Args& a);
+  static std::string monitor_args(const CommandSpec& spec, const Args& a);
   CallStart start_call(const CommandSpec& spec, const Args& a);
   // The call ended with `reply` (one reply, possibly an array): counted, and logged in the
   // slow log when it took long enough.
-  void record_call(CallStart& call, const ClientState& c, std::string_view reply);
+  void record_call(CallStart& call, ClientState& c, std::string_view reply);
   void cmd_slowlog(Args& a, ReplyWriter& out);
   // Counts an error reply ("-CODE message\r\n") under its code.
   void count_error(std::string_view reply);

@@ -80,6 +80,12 @@ struct ClientState {
   std::string_view last_subcommand;
   // A standby's progress link (it sent QUIRE.REPORT): CLIENT LIST's flags=S, TYPE replica.
   bool standby_link = false;
+  // MONITOR: from its reply on, the connection receives a line for every command any
+  // client runs (ClientDirectory::feed_monitors), and may run only commands that touch no
+  // keys (CLIENT LIST's flags=O). The lines of its own commands wait in monitor_echo: the
+  // server sends them after the command's reply, as Redis does.
+  bool monitor = false;
+  std::string monitor_echo;
   // After MULTI: the commands queued for EXEC, their arguments' bytes, and whether one was
   // refused (EXEC then discards them all).
   struct Multi {
@@ -109,6 +115,14 @@ class ClientDirectory {
   // Closes client `id`'s connection (replies already queued still go out, as at a close);
   // it leaves connected() at once. False when no such client is connected.
   virtual bool kill(uint64_t id) = 0;
+  // MONITOR: whether some connection monitors, and one line (a whole "+...\r\n" reply)
+  // for each of them but `from_client` (whose own lines go through monitor_echo). A
+  // monitor past the output limits is closed, as any client.
+  virtual bool monitored() const { return false; }
+  virtual void feed_monitors(std::string_view line, uint64_t from_client) {
+    (void)line;
+    (void)from_client;
+  }
 };
 
 // What the server tells the commands about itself (INFO clients, stats).

@@ -64,8 +64,41 @@ struct RespServer::Core : ClientDirectory {
     it->second->killed = true;
     it->second->stream->close();
     stats.connected_clients--;
+    forget_monitor(id);
     return true;
   }
+
+  bool monitored() const override { return !monitors.empty(); }
+  // Each monitor's stream takes the line; one past the output limits is closed (its task
+  // then ends), as a client that does not read its replies.
+  void feed_monitors(std::string_view line, uint64_t from_client) override {
+    std::vector<uint64_t> over;
+    for (uint64_t id : monitors) {
+      if (id == from_client) continue;
+      auto it = clients.find(id);
+      if (it == clients.end() || it->second->killed) continue;
+      Client& m = *it->second;
+      Status written =
+          m.stream->write(ByteView(reinterpret_cast<const uint8_t*>(line.data()), line.size()));
+      if (written.is_ok()) stats.net_output_bytes += line.size();
+      if (written.code() == Code::kBusy || m.stream->queued_bytes() > options.output_hard_bytes) {
+        over.push_back(id);
+      }
+    }
+    for (uint64_t id : over) {
+      log_monitor_limit(id);
+      kill(id);
+    }
+  }
+  // A client that ran MONITOR joins the monitors once its reply is flushed, so the lines
+  // it receives all come after that reply.
+  void start_monitor(Client& c) {
+    if (std::find(monitors.begin(), monitors.end(), c.state.id) == monitors.end()) {
+      monitors.push_back(c.state.id);
+    }
+  }
+  void forget_monitor(uint64_t id) { std::erase(monitors, id); }
+  void log_monitor_limit(uint64_t id);
 
   // The count of suppressed lines when a line with log id `id` may go out now.
   std::optional<uint64_t> admit(uint32_t id) {
@@ -77,6 +110,7 @@ struct RespServer::Core : ClientDirectory {
   CommandHandler& handler;
   const RespServerOptions options;
   ServerStats stats;
+  std::vector<uint64_t> monitors;  // the clients receiving MONITOR's lines, by id
   std::unique_ptr<StreamListener> listener;
   TaskId accept_task;
   std::map<uint64_t, std::shared_ptr<Client>> clients;  // connected, by id
@@ -123,8 +157,18 @@ Task<void> finish_all(RespServer::Client& client, RespServer::Pipeline& p, Reply
 // False when the connection must close (the stream broke, or the client is over a limit:
 // logged).
 bool flush_replies(RespServer::Core& core, RespServer::Client& client, ReplyWriter& out);
+// Counts and logs (rate-limited) a client closed for its output.
+void log_output_limit(RespServer::Core& core, RespServer::Client& client, std::string_view why);
 
 }  // namespace
+
+void RespServer::Core::log_monitor_limit(uint64_t id) {
+  auto it = clients.find(id);
+  if (it == clients.end()) return;
+  log_output_limit(
+      *this, *it->second,
+      fmt::format("a monitor past the hard limit of {} bytes", options.output_hard_bytes));
+}
 
 RespServer::RespServer(Env& env, CommandHandler& handler, RespServerOptions options)
     : core_(std::make_shared<Core>(env, handler, std::move(options))) {
@@ -246,6 +290,7 @@ Task<void> RespServer::serve(std::shared_ptr<Core> core, std::shared_ptr<Client>
   ReplyWriter unsent;
   co_await finish_all(*client, pipeline, unsent);
   core->handler.disconnected(client->state);
+  core->forget_monitor(client->state.id);
   if (core->clients.erase(client->state.id) > 0 && !client->killed) {
     core->stats.connected_clients--;
   }
@@ -332,6 +377,10 @@ Task<Next> run_commands(RespServer::Core& core, RespServer::Client& client, Requ
       co_await run_command(core, client, pipe, args, out);
     }
     args.clear();
+    if (!client.state.monitor_echo.empty()) {  // a monitor's own command, after its reply
+      out.buffer() += client.state.monitor_echo;
+      client.state.monitor_echo.clear();
+    }
     // As Redis's commandProcessed: a SKIP covers the one command after CLIENT REPLY SKIP.
     client.state.reply_skip = client.state.reply_skip_next;
     client.state.reply_skip_next = false;
@@ -432,6 +481,11 @@ Task<void> RespServer::serve_commands(Core& core, Client& client, Pipeline& pipe
     const Next next = co_await run_commands(core, client, parser, pipeline, out);
     if (next == Next::kClose) co_return;
     if (!flush_replies(core, client, out)) co_return;
+    if (client.state.monitor) {
+      core.start_monitor(client);
+    } else if (!core.monitors.empty()) {
+      core.forget_monitor(client.state.id);  // RESET ends it
+    }
   }
 }
 

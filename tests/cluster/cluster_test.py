@@ -820,6 +820,66 @@ class B_Commands(ClusterTestBase):
                 p.execute()
         self.assertEqual(r.get("w:n"), b"0")
 
+    def test_monitor(self):
+        """MONITOR: every command another client runs, as Redis 7.0 prints it (the
+        arguments quoted and escaped, passwords redacted, admin commands left out), in
+        order, after +OK; a monitor may not touch keys; RESET ends it."""
+        port = self.c.port(self.primary)
+        m = socket.create_connection(("127.0.0.1", port), timeout=CLIENT_TIMEOUT)
+        self.addCleanup(m.close)
+        m.sendall(b"*1\r\n$7\r\nMONITOR\r\n")
+        buf = b""
+        while b"\r\n" not in buf:
+            buf += m.recv(4096)
+        self.assertEqual(buf, b"+OK\r\n")
+        r = self.p(db=5)
+        r.set(b"mon\r\n\"k", b"v\x00\xff\\")
+        r.get(b"mon\r\n\"k")
+        self.assertError(lambda: raw(r, "AUTH", "secret"), "")
+        r.config_get("save")  # admin: not shown
+        p = r.pipeline(transaction=True)
+        p.incr("mon:n")
+        p.execute()
+        r.echo("done")
+        want = [b'"SELECT" "5"',
+                b'"SET" "mon\\r\\n\\"k" "v\\x00\\xff\\\\"',
+                b'"GET" "mon\\r\\n\\"k"',
+                b'"AUTH" "(redacted)"',
+                b'"MULTI"', b'"INCRBY" "mon:n" "1"', b'"EXEC"',
+                b'"ECHO" "done"']
+
+        def lines():
+            nonlocal buf
+            m.settimeout(0.2)
+            try:
+                buf += m.recv(65536)
+            except socket.timeout:
+                pass
+            got = [ln for ln in buf.split(b"\r\n")[1:] if ln]
+            return got if len(got) >= len(want) and got[-1].endswith(b'"done"') else None
+        got = deadline_poll("the monitor's lines", 5, lines)
+        pattern = re.compile(rb'^\+\d+\.\d{6} \[(\d+) 127\.0\.0\.1:\d+\] (.*)$')
+        parsed = [pattern.match(ln) for ln in got]
+        self.assertTrue(all(parsed), got)
+        # Redis's client connects in db 0 and SELECTs 5 first (shown in db 5: after it ran).
+        self.assertEqual([x.group(2) for x in parsed], want)
+        self.assertEqual({x.group(1) for x in parsed}, {b"5"})
+        # In monitor mode: no keys; RESET ends it.
+        m.sendall(b"GET x\r\nPING\r\nRESET\r\nGET x\r\n")
+        buf = b""
+
+        def replies():
+            nonlocal buf
+            try:
+                buf += m.recv(65536)
+            except socket.timeout:
+                pass
+            rest = [ln for ln in buf.split(b"\r\n") if ln and not ln.startswith(b"+1")]
+            return rest if len(rest) >= 4 else None
+        self.assertEqual(deadline_poll("monitor-mode replies", 5, replies),
+                         [b"-ERR Replica can't interact with the keyspace", b"+PONG",
+                          b"+RESET", b"$-1"])
+
     def test_client_list_and_kill(self):
         """CLIENT LIST shows every connection (the standbys' progress links as replicas);
         CLIENT KILL closes the one it names, and a killed standby link is dialled again."""

@@ -12,7 +12,7 @@ positions, flags, ACL categories, key specs), INFO sections, WAIT, QUIT (and wha
 pipelined after it), PING/ECHO after errors, RESET (after SELECT, SETNAME, WATCH, inside
 MULTI), CLIENT REPLY ON/OFF/SKIP (PipeCase: replies that are not sent, so the bytes of a
 whole pipelined exchange are compared), and commands Redis users send that Quire may
-not implement (DEBUG, SHUTDOWN ABORT, MONITOR, TIME, ROLE, ...). Then the same
+not implement (DEBUG, SHUTDOWN ABORT, TIME, ROLE, ...), and MONITOR's replies. Then the same
 against a second pair of servers with a password (`quire cluster init --requirepass`,
 `redis-server --requirepass`): NOAUTH before AUTH (and which error wins: unknown command,
 arity or NOAUTH), WRONGPASS, AUTH and HELLO AUTH, the inline AUTH form, the
@@ -469,7 +469,9 @@ def cases_nopass():
          doc_absent("DEBUG", "SLEEP", "0", line=DOC_OTHERS), S("PING"))
     case("SHUTDOWN (safe forms)", doc_absent("SHUTDOWN", "FOO", line=DOC_OTHERS),
          doc_absent("SHUTDOWN", "ABORT", line=DOC_OTHERS), S("PING"))
-    case("MONITOR", S("PING"), doc_absent("MONITOR", line=DOC_OTHERS))
+    # MONITOR: no command after it that runs (its own line would carry a time and a port).
+    case("MONITOR", S("PING"), S("MONITOR"), S("GET", "x"), S("SET", "x", "1"),
+         S("MONITOR", "x"), S("RESET"))
     # -- MULTI / EXEC / DISCARD
     not_in_multi = Doc(lambda q: q[0] == "error" and q[1].startswith(
         b"ERR Command not allowed inside a transaction"), "-ERR Command not allowed inside a "

@@ -64,13 +64,24 @@ class EchoHandler : public CommandHandler {
       client.reply_off = false;
       client.reply_skip = false;
       out.ok();
+    } else if (name == "MONITOR") {  // as RespCommands: the server registers it after the reply
+      client.monitor = true;
+      out.ok();
     } else {
       out.array(args.size());
       for (const std::string& a : args) out.bulk(a);
     }
+    // Each command, once run, as "+NAME arg...": to the monitors (the server's directory).
+    if (directory != nullptr && directory->monitored() && name != "MONITOR") {
+      std::string line = "+" + name;
+      for (size_t j = 1; j < args.size(); j++) line += " " + args[j];
+      directory->feed_monitors(line + "\r\n", client.id);
+      if (client.monitor) out.buffer() += line + "\r\n";
+    }
   }
 
   uint64_t executed = 0;
+  ClientDirectory* directory = nullptr;  // set: commands are fed to monitors
 
  protected:
   Env& env_;

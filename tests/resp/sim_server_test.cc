@@ -362,6 +362,75 @@ TEST(RespSimServer, DirectoryListsAndKillsClients) {
   }));
 }
 
+// MONITOR: a monitor receives a line for every command other clients run, after its own
+// +OK; one that never reads is closed at the output hard limit while the others go on; a
+// monitor that goes leaves none behind.
+TEST(RespSimServer, MonitorsSeeEveryCommandAndOneThatNeverReadsIsClosed) {
+  RespServerOptions o;
+  o.output_hard_bytes = 1u << 20;
+  SimServer s(o);
+  s.handler->directory = &s.server->directory();
+  ASSERT_TRUE(s.run([&]() -> Task<void> {
+    Env& env = s.client_env();
+    std::unique_ptr<StreamConnection> m = co_await connect_client(env, kServerAddress);
+    std::unique_ptr<StreamConnection> idle = co_await connect_client(env, kServerAddress);
+    std::unique_ptr<StreamConnection> a = co_await connect_client(env, kServerAddress);
+    if (!m || !idle || !a) co_return;
+    std::string monitor = "MONITOR\r\n";
+    EXPECT_TRUE(m->write(bytes_of(monitor)).is_ok());
+    EXPECT_TRUE(idle->write(bytes_of(monitor)).is_ok());
+    std::string got;
+    Status end;
+    co_await read_bytes(*m, 5, &got, &end, env.executor().deadline_after(5s));
+    EXPECT_EQ(got, "+OK\r\n");
+    co_await env.executor().sleep(100ms);  // idle's +OK flushed: both monitor now
+    EXPECT_TRUE(s.server->directory().monitored());
+    std::string pings = "PING\r\nECHO x\r\n";
+    EXPECT_TRUE(a->write(bytes_of(pings)).is_ok());
+    const std::string want_a = echo_reply({"PING"}) + echo_reply({"ECHO", "x"});
+    std::string got_a;
+    co_await read_bytes(*a, want_a.size(), &got_a, &end, env.executor().deadline_after(5s));
+    EXPECT_EQ(got_a, want_a);
+    got.clear();
+    const std::string lines = "+PING\r\n+ECHO x\r\n";
+    co_await read_bytes(*m, lines.size(), &got, &end, env.executor().deadline_after(5s));
+    EXPECT_EQ(got, lines);
+    // 40 commands of 300 KB each: `idle` never reads its 12 MB of lines.
+    const std::string payload(300'000, 'y');
+    std::string big = "*2\r\n$4\r\nECHO\r\n$300000\r\n" + payload + "\r\n";
+    const std::string big_reply = echo_reply({"ECHO", payload});
+    const std::string big_line = "+ECHO " + payload + "\r\n";
+    for (int i = 0; i < 40 && s.server->stats().output_limit_disconnects == 0; ++i) {
+      EXPECT_TRUE(a->write(bytes_of(big)).is_ok());
+      std::string reply;
+      co_await read_bytes(*a, big_reply.size(), &reply, &end, env.executor().deadline_after(5s));
+      EXPECT_EQ(reply.size(), big_reply.size());
+      got.clear();
+      co_await read_bytes(*m, big_line.size(), &got, &end, env.executor().deadline_after(5s));
+      EXPECT_EQ(got, big_line);
+    }
+    EXPECT_EQ(s.server->stats().output_limit_disconnects, 1u);
+    std::string rest;
+    co_await read_to_end(*idle, &rest, &end, env.executor().deadline_after(20s));
+    EXPECT_EQ(end.code(), Code::kUnavailable) << end.to_string();
+    // The reading monitor goes on; once it goes too, no connection monitors.
+    EXPECT_TRUE(a->write(bytes_of(pings)).is_ok());
+    got.clear();
+    co_await read_bytes(*m, lines.size(), &got, &end, env.executor().deadline_after(5s));
+    EXPECT_EQ(got, lines);
+    // A monitor's own command: its reply, then its line.
+    std::string ping = "PING\r\n";
+    EXPECT_TRUE(m->write(bytes_of(ping)).is_ok());
+    const std::string own = echo_reply({"PING"}) + "+PING\r\n";
+    got.clear();
+    co_await read_bytes(*m, own.size(), &got, &end, env.executor().deadline_after(5s));
+    EXPECT_EQ(got, own);
+    m->close();
+    co_await env.executor().sleep(500ms);
+    EXPECT_FALSE(s.server->directory().monitored());
+  }));
+}
+
 TEST(RespSimServer, SameSeedSameRun) {
   auto run = [](uint64_t seed) {
     SimServer s({}, seed);
