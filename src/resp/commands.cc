@@ -225,9 +225,6 @@ void RespCommands::record_rejected(const CommandSpec* spec, const Args& a, std::
 
 namespace {
 
-// A string as a slow log entry keeps it (Redis's slowlogCreateEntry): at most 128 bytes,
-// then how many more there were. Client names are cut the same way, so an entry stays
-// within about 5 KiB whatever the client sends.
 // Redis's sdscatrepr: a quoted string with \\ \" \n \r \t \a \b escaped and every other
 // byte outside the printable ASCII range as \xhh.
 void append_repr(std::string& out, std::string_view s) {
@@ -265,6 +262,9 @@ void append_repr(std::string& out, std::string_view s) {
   out += '"';
 }
 
+// A string as a slow log entry keeps it (Redis's slowlogCreateEntry): at most 128 bytes,
+// then how many more there were. Client names are cut the same way, so an entry stays
+// within about 5 KiB whatever the client sends.
 std::string slowlog_string(std::string_view s) {
   constexpr size_t kBytesMax = 128;
   if (s.size() <= kBytesMax) return std::string(s);
