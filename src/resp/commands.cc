@@ -99,6 +99,11 @@ void write_hello_reply(uint64_t client_id, bool primary, ReplyWriter& out) {
 
 }  // namespace
 
+std::string value_too_large(uint64_t bytes) {
+  return fmt::format("value is {} bytes; Quire's value limit is {} bytes (kValueBytesMax)", bytes,
+                     kValueBytesMax);
+}
+
 std::optional<int64_t> parse_int64(std::string_view s) {
   if (s.empty() || s.size() > 20) return std::nullopt;
   if (s == "0") return 0;
@@ -1369,8 +1374,7 @@ bool RespCommands::within_limits(const std::vector<LogWrite>& batch, ReplyWriter
       return false;
     }
     if (w.value && w.value->size() > kValueBytesMax) {
-      out.err(fmt::format("value is {} bytes; Quire's value limit is {} bytes (kValueBytesMax)",
-                          w.value->size(), kValueBytesMax));
+      out.err(value_too_large(w.value->size()));
       return false;
     }
     bytes += write_bytes(w);

@@ -449,6 +449,8 @@ class RespCommands : public CommandHandler {
 
 // Redis's string2ll: a decimal int64 with no spaces, no '+', no leading zeros.
 std::optional<int64_t> parse_int64(std::string_view s);
+// The refusal of a value of `bytes` bytes, past Quire's value limit (kValueBytesMax).
+std::string value_too_large(uint64_t bytes);
 // SCAN's cursor as Redis 7.0 reads it (strtoul in base 10 over the argument as a C string,
 // so up to its first NUL byte): an optional '+' or '-' (negation wraps, as in C) and
 // digits, or nothing at all (cursor 0); a leading space, anything after the digits, or a

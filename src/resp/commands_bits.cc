@@ -317,8 +317,7 @@ Task<void> RespCommands::cmd_setbit(Args& a, ClientState& c, ReplyWriter& out) {
   std::string value = old->value ? std::move(*old->value) : std::string();
   const bool grows = !old->value || value.size() < byte + 1;
   if (grows && byte + 1 > kValueBytesMax) {
-    out.err(fmt::format("value is {} bytes; Quire's value limit is {} bytes (kValueBytesMax)",
-                        byte + 1, kValueBytesMax));
+    out.err(value_too_large(byte + 1));
     co_return;
   }
   if (value.size() < byte + 1) value.resize(byte + 1, '\0');
@@ -577,8 +576,7 @@ Task<void> RespCommands::cmd_bitfield(Args& a, ClientState& c, ReplyWriter& out,
   std::string value = old->value ? std::move(*old->value) : std::string();
   const bool grows = !old->value || value.size() < bytes;
   if (grows && bytes > kValueBytesMax) {
-    out.err(fmt::format("value is {} bytes; Quire's value limit is {} bytes (kValueBytesMax)",
-                        bytes, kValueBytesMax));
+    out.err(value_too_large(bytes));
     co_return;
   }
   if (value.size() < bytes) value.resize(bytes, '\0');

@@ -369,8 +369,7 @@ Task<void> RespCommands::cmd_append(Args& a, ClientState& c, ReplyWriter& out) {
   // A missing key is created, even with an empty value (as Redis does).
   std::string value = was ? std::move(*was) : std::string();
   if (value.size() + a[2].size() > kValueBytesMax) {
-    out.err(fmt::format("value is {} bytes; Quire's value limit is {} bytes (kValueBytesMax)",
-                        value.size() + a[2].size(), kValueBytesMax));
+    out.err(value_too_large(value.size() + a[2].size()));
     co_return;
   }
   value += a[2];
@@ -431,8 +430,7 @@ Task<void> RespCommands::cmd_setrange(Args& a, ClientState& c, ReplyWriter& out)
   // Checked before the value grows: an offset may ask for gigabytes.
   const uint64_t total = static_cast<uint64_t>(*offset) + patch.size();
   if (total > kValueBytesMax) {
-    out.err(fmt::format("value is {} bytes; Quire's value limit is {} bytes (kValueBytesMax)",
-                        total, kValueBytesMax));
+    out.err(value_too_large(total));
     co_return;
   }
   std::string value = was ? std::move(*was) : std::string();
