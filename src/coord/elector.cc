@@ -11,6 +11,9 @@ constexpr const char* kComponent = "elector";
 // What the renewal task and the elector share; the task holds it, so it outlives neither.
 struct Elector::LeaseState {
   int64_t id = 0;
+  // The TTL validity counts on: the one asked for, lowered to what the coordinator granted
+  // or renewed for when that is shorter (a lease that expires early).
+  Nanos ttl{0};
   MonoTime renewed_sent;  // send time of the grant or of the last renewal that succeeded
   Status lost;            // set once the coordinator no longer has the lease
   bool stop = false;
@@ -34,8 +37,12 @@ void Elector::start() {
 }
 
 MonoTime Elector::validity_end(MonoTime sent, const ElectorOptions& o) {
+  return validity_end(sent, o.lease_ttl, o);
+}
+
+MonoTime Elector::validity_end(MonoTime sent, Nanos ttl, const ElectorOptions& o) {
   const auto scaled =
-      Nanos(static_cast<int64_t>(static_cast<double>(o.lease_ttl.count()) * (1.0 - o.rate_error)));
+      Nanos(static_cast<int64_t>(static_cast<double>(ttl.count()) * (1.0 - o.rate_error)));
   return sent + (scaled - o.safety_margin);
 }
 
@@ -56,7 +63,7 @@ void Elector::retire(const Status& why) {
 }
 
 MonoTime Elector::valid_until() const {
-  return lease_ ? validity_end(lease_->renewed_sent, options_) : MonoTime();
+  return lease_ ? validity_end(lease_->renewed_sent, lease_->ttl, options_) : MonoTime();
 }
 
 Task<void> Elector::run() {
@@ -73,15 +80,19 @@ Task<void> Elector::run() {
       if (won.status().code() == Code::kDeadlineExceeded) {
         env_.log().debug(kComponent, 47001, "not elected; campaigning again",
                          {{"election", options_.election}, {"error", won.status()}});
-      } else {
+      } else if (std::optional<uint64_t> suppressed =
+                     not_elected_log_.admit(env_.executor().now())) {
         env_.log().info(kComponent, 47001, "not elected; campaigning again",
-                        {{"election", options_.election}, {"error", won.status()}});
+                        {{"election", options_.election},
+                         {"error", won.status()},
+                         {"suppressed", *suppressed}});
       }
       if (!(co_await env_.executor().sleep(options_.retry_pause)).is_ok()) co_return;
       continue;
     }
     leading_ = *won;
     terms_won_++;
+    env_.executor().spawn("leader-check", confirm_loop(env_, coordinator_, options_, lease_, *won));
     env_.log().info(kComponent, 47002, "elected",
                     {{"election", options_.election},
                      {"epoch", won->epoch},
@@ -105,6 +116,7 @@ Task<void> Elector::renew_loop(Env& env, Coordinator& coordinator, ElectorOption
     const MonoTime sent = env.executor().now();
     auto ttl = co_await coordinator.keep_alive(lease->id, sent + options.call_timeout);
     if (ttl.is_ok()) {
+      lease->ttl = std::min(lease->ttl, *ttl);
       lease->renewed_sent = std::max(lease->renewed_sent, sent);
     } else if (ttl.status().code() == Code::kNotFound) {
       lease->lost = ttl.status();
@@ -113,6 +125,28 @@ Task<void> Elector::renew_loop(Env& env, Coordinator& coordinator, ElectorOption
       co_return;
     }
     // Anything else (unreachable, slow): try again; validity runs out on its own.
+  }
+}
+
+Task<void> Elector::confirm_loop(Env& env, Coordinator& coordinator, ElectorOptions options,
+                                 std::shared_ptr<LeaseState> lease, Leadership won) {
+  while (!lease->stop && lease->lost.is_ok()) {
+    if (!(co_await env.executor().sleep(options.renew_interval)).is_ok()) co_return;
+    if (lease->stop || !lease->lost.is_ok()) co_return;
+    auto current = co_await coordinator.leader(options.election,
+                                               env.executor().deadline_after(options.call_timeout));
+    if (lease->stop || !lease->lost.is_ok()) co_return;
+    if (current.is_ok() && (current->lease != won.lease || current->epoch != won.epoch)) {
+      lease->lost = Status(Code::kFenced, "the coordinator records another leader")
+                        .with("epoch", current->epoch)
+                        .with("leader_lease", static_cast<uint64_t>(current->lease));
+    } else if (current.code() == Code::kNotFound) {
+      lease->lost = Status(Code::kNotFound, "the election has no leader: this node's key is gone");
+    } else if (current.code() == Code::kCancelled) {
+      co_return;
+    }
+    // Anything else (unreachable, slow, malformed): ask again; the lease's validity runs
+    // out on its own when the coordinator cannot be reached.
   }
 }
 
@@ -140,6 +174,7 @@ Task<Result<Leadership>> Elector::win() {
   if (!granted.is_ok()) co_return granted.status();
   lease_ = std::make_shared<LeaseState>();
   lease_->id = granted->id;
+  lease_->ttl = std::min(options_.lease_ttl, granted->ttl);
   lease_->renewed_sent = sent;
   env_.executor().spawn("lease-renewal", renew_loop(env_, coordinator_, options_, lease_));
 
@@ -164,10 +199,11 @@ Task<Result<Leadership>> Elector::win() {
     drop_lease();
     co_return won.status();
   }
-  // etcd's campaign does not re-check its own key: confirm the leader is us.
+  // etcd's campaign does not re-check its own key: confirm the leader is us, under our lease.
   auto current = co_await coordinator_.leader(
       options_.election, env_.executor().deadline_after(options_.call_timeout));
-  if (!current.is_ok() || current->epoch != won->epoch || current->key != won->key) {
+  if (!current.is_ok() || current->epoch != won->epoch || current->key != won->key ||
+      current->lease != granted->id || won->lease != granted->id) {
     drop_lease();
     co_return current.is_ok() ? Status(Code::kFenced, "another candidate leads")
                                     .with("epoch", current->epoch)

@@ -1,14 +1,21 @@
 // Elector: one compute node's side of the primary election, over a Coordinator.
 //
 // run() loops for the node's life: grant a lease, campaign, confirm with leader() that the
-// epoch won is the election's current one (etcd's campaign does not re-check its own key),
-// then renew the lease every renew_interval until it is lost; then campaign again.
+// epoch won is the election's current one under this node's own lease (etcd's campaign
+// does not re-check its own key), then renew the lease every renew_interval until it is
+// lost; then campaign again. While leading it also asks leader() every renew_interval: a
+// leader key deleted under a live lease (a withdrawal whose answer was lost but that etcd
+// applied late, an operator's delete) or another leader recorded deposes it, though its
+// lease lives on.
 //
 // Deposition before expiry. A leader may act (acknowledge writes) only while
 // may_lead(now) holds: now < valid_until, where
 //
 //   valid_until = (send time of the last renewal that succeeded) + ttl x (1 - rate_error)
 //                 - safety_margin
+//
+// where ttl is the one asked for, or what the coordinator granted or last renewed for if
+// that is shorter.
 //
 // The coordinator starts a lease's TTL when it receives the grant or renewal, which is
 // after the node sent it, so the coordinator cannot expire the lease before the node's
@@ -21,7 +28,7 @@
 //
 // The callbacks run on the node's executor: on_elected when this node becomes leader
 // (with the confirmed leadership), on_deposed when it stops being leader (renewal refused,
-// valid_until passed, or a newer leader observed), with the reason.
+// valid_until passed, or another leader or none recorded), with the reason.
 #pragma once
 
 #include <functional>
@@ -31,6 +38,7 @@
 
 #include "coord/coordinator.h"
 #include "runtime/env.h"
+#include "runtime/log_limiter.h"
 #include "runtime/sync.h"
 
 namespace quire {
@@ -85,6 +93,7 @@ class Elector {
 
   // How long a lease renewed (or granted) at `sent` keeps this node leader.
   static MonoTime validity_end(MonoTime sent, const ElectorOptions& o);
+  static MonoTime validity_end(MonoTime sent, Nanos ttl, const ElectorOptions& o);
 
  private:
   struct LeaseState;
@@ -99,6 +108,10 @@ class Elector {
   void drop_lease();
   static Task<void> renew_loop(Env& env, Coordinator& coordinator, ElectorOptions options,
                                std::shared_ptr<LeaseState> lease);
+  // While leading: asks leader() every renew_interval and marks the lease lost when the
+  // coordinator records another leader, or none.
+  static Task<void> confirm_loop(Env& env, Coordinator& coordinator, ElectorOptions options,
+                                 std::shared_ptr<LeaseState> lease, Leadership won);
 
   Env& env_;
   Coordinator& coordinator_;
@@ -111,6 +124,7 @@ class Elector {
   WaitQueue wake_;  // hold() waits here: a resignation wakes it
   bool retiring_ = false;
   std::shared_ptr<int> revokes_in_flight_ = std::make_shared<int>(0);
+  LogLimiter not_elected_log_{std::chrono::seconds(5)};
 };
 
 }  // namespace quire

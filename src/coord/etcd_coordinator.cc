@@ -153,8 +153,8 @@ Task<Result<Leadership>> EtcdCoordinator::campaign(std::string election, int64_t
   std::string path(kCampaignPath);
   std::string body = campaign_request(election, lease, value);
   Result<GatewayReply> reply = co_await http_.post(std::move(path), std::move(body), deadline);
-  Result<Leadership> won =
-      reply.is_ok() ? decode_campaign(*reply, election, value) : Result<Leadership>(reply.status());
+  Result<Leadership> won = reply.is_ok() ? decode_campaign(*reply, election, lease, value)
+                                         : Result<Leadership>(reply.status());
   if (won.is_ok() || won.code() == Code::kNotFound || won.code() == Code::kBusy) {
     // Leader; or the lease is gone, and its keys with it; or the request was refused
     // before it campaigned (too many in flight here, or etcd's rate limit).

@@ -85,6 +85,17 @@ Result<int64_t> positive_field(const Json& object, const char* name) {
   return **v;
 }
 
+// A lease TTL in seconds, as etcd answers it: positive and at most etcd's own bound
+// (MaxLeaseTTL, 9,000,000,000 s), so that it converts to Nanos without overflow.
+Result<Nanos> ttl_seconds(int64_t seconds) {
+  constexpr int64_t kEtcdLeaseTtlMaxSeconds = 9'000'000'000;
+  if (seconds <= 0) return malformed("TTL not positive");
+  if (seconds > kEtcdLeaseTtlMaxSeconds) {
+    return malformed(fmt::format("TTL {} s is beyond etcd's bound", seconds));
+  }
+  return Nanos(std::chrono::seconds(seconds));
+}
+
 // A base64 field decoded; "" when absent (empty bytes are omitted like any zero value).
 Result<std::string> bytes_field(const Json& object, const char* name) {
   const Json* v = member(object, name);
@@ -313,7 +324,9 @@ Result<CoordinatorLease> decode_grant(const GatewayReply& reply) {
   if (!id.is_ok()) return id.status();
   Result<int64_t> ttl = positive_field(*j, "TTL");
   if (!ttl.is_ok()) return ttl.status();
-  return CoordinatorLease{*id, std::chrono::seconds(*ttl)};
+  Result<Nanos> granted = ttl_seconds(*ttl);
+  if (!granted.is_ok()) return granted.status();
+  return CoordinatorLease{*id, *granted};
 }
 
 Result<Nanos> decode_keep_alive(const GatewayReply& reply, int64_t lease) {
@@ -329,8 +342,7 @@ Result<Nanos> decode_keep_alive(const GatewayReply& reply, int64_t lease) {
   if (!ttl->has_value() || **ttl == 0) {
     return Status(Code::kNotFound, "etcd: requested lease not found").with("lease", lease);
   }
-  if (**ttl < 0) return malformed("negative TTL");
-  return Nanos(std::chrono::seconds(**ttl));
+  return ttl_seconds(**ttl);
 }
 
 Status decode_revoke(const GatewayReply& reply) {
@@ -339,7 +351,7 @@ Status decode_revoke(const GatewayReply& reply) {
 }
 
 Result<Leadership> decode_campaign(const GatewayReply& reply, std::string_view election,
-                                   std::string_view value) {
+                                   int64_t lease, std::string_view value) {
   Result<Json> j = success_object(reply);
   if (!j.is_ok()) return j.status();
   const Json* leader = member(*j, "leader");
@@ -353,12 +365,14 @@ Result<Leadership> decode_campaign(const GatewayReply& reply, std::string_view e
   if (!key.is_ok()) return key.status();
   Result<int64_t> rev = positive_field(*leader, "rev");
   if (!rev.is_ok()) return rev.status();
-  Result<int64_t> lease = positive_field(*leader, "lease");
-  if (!lease.is_ok()) return lease.status();
-  if (*key != candidate_key(election, *lease)) return malformed("campaign key is not the lease's");
+  Result<int64_t> leader_lease = positive_field(*leader, "lease");
+  if (!leader_lease.is_ok()) return leader_lease.status();
+  // etcd answers a campaign with the candidate's own key: another lease's is not ours.
+  if (*leader_lease != lease) return malformed("campaign answered another lease's key");
+  if (*key != candidate_key(election, lease)) return malformed("campaign key is not the lease's");
   l.key = std::move(*key);
   l.epoch = static_cast<uint64_t>(*rev);
-  l.lease = *lease;
+  l.lease = lease;
   l.value = std::string(value);
   return l;
 }

@@ -58,12 +58,14 @@ Status gateway_error(int http_status, std::string_view body);
 // Answers, each for the call it names; every one maps a non-200 status by gateway_error.
 Result<CoordinatorLease> decode_grant(const GatewayReply& reply);
 // The TTL renewed for; NotFound when the answer has no TTL (the lease expired or never was).
+// A TTL (here and in a grant) above etcd's bound of 9,000,000,000 s is InvalidArgument.
 Result<Nanos> decode_keep_alive(const GatewayReply& reply, int64_t lease);
 // OK also when etcd answers that the lease does not exist.
 Status decode_revoke(const GatewayReply& reply);
-// campaign returns the leader key without the value: `value` is what was published.
+// campaign returns the leader key without the value: `value` is what was published. The
+// key must be the candidate's own, under `lease` (InvalidArgument otherwise).
 Result<Leadership> decode_campaign(const GatewayReply& reply, std::string_view election,
-                                   std::string_view value);
+                                   int64_t lease, std::string_view value);
 // NotFound when the election has no leader.
 Result<Leadership> decode_leader(const GatewayReply& reply, std::string_view election);
 // One line of an observe stream: the leader it announces, or the stream's error.

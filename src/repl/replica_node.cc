@@ -242,8 +242,25 @@ Task<void> ReplicaNode::lead(Leadership won) {
       }
       co_return;
     }
-    env_.log().info(kComponent, 43014, "take-over not done yet; retrying while leader",
-                    {{"epoch", won.epoch}, {"error", st}});
+    if (st.code() == Code::kFenced) {
+      // The page servers hold a term above this election's epoch: this leadership is stale
+      // (a newer leader fenced them), or the coordinator's revisions went back (its data
+      // was wiped or restored). Retrying cannot pass the fence, and holding the election
+      // would keep every other node out: resign, so that a new campaign, at a higher
+      // revision, can.
+      if (std::optional<uint64_t> suppressed = takeover_fenced_log_.admit(env_.executor().now())) {
+        env_.log().error(kComponent, 43017,
+                         "the page servers hold a higher term than this election's epoch; "
+                         "resigning to campaign again",
+                         {{"epoch", won.epoch}, {"error", st}, {"suppressed", *suppressed}});
+      }
+      if (elector_) elector_->resign(st);
+      co_return;
+    }
+    if (std::optional<uint64_t> suppressed = takeover_retry_log_.admit(env_.executor().now())) {
+      env_.log().info(kComponent, 43014, "take-over not done yet; retrying while leader",
+                      {{"epoch", won.epoch}, {"error", st}, {"suppressed", *suppressed}});
+    }
     if (!(co_await env_.executor().sleep(config_.takeover_retry_pause)).is_ok()) co_return;
   }
 }

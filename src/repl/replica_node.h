@@ -26,6 +26,7 @@
 #include "repl/primary.h"
 #include "repl/standby.h"
 #include "repl/takeover.h"
+#include "runtime/log_limiter.h"
 
 namespace quire {
 
@@ -138,6 +139,8 @@ class ReplicaNode : public NodeApp {
   std::vector<RetiredPrimary> retired_primaries_;
   std::vector<std::unique_ptr<Standby>> retired_standbys_;
   bool promoting_ = false;
+  LogLimiter takeover_retry_log_{std::chrono::seconds(5)};
+  LogLimiter takeover_fenced_log_{std::chrono::seconds(5)};
   bool started_ = false;
   Status start_status_;
   ReplicaNodeStats stats_;

@@ -10,6 +10,7 @@
 
 #include "coord/sim_coordinator.h"
 #include "crypto/sim_kms.h"
+#include "pagelog/page_client.h"
 #include "pagelog/page_server.h"
 #include "repl/replica_node.h"
 #include "runtime/sim/sim_world.h"
@@ -114,6 +115,7 @@ class FailoverSim {
     for (NodeId s : servers_) world_.start(s);
     world_.start(coord_);
     world_.run_for(10ms);
+    if (config_.preset_term > 0 && !preset_term()) return finish();
     for (NodeId n : nodes_) start_node(n);
     if (!wait([&] { return current_primary().has_value(); }, "a first primary")) return finish();
     world_.run_for(config_.before_fault);
@@ -151,6 +153,22 @@ class FailoverSim {
 
  private:
   ReplicaNode* node(NodeId id) { return dynamic_cast<ReplicaNode*>(world_.app(id)); }
+
+  // Fences every page server at config_.preset_term, from the coordinator's node.
+  bool preset_term() {
+    size_t fenced = 0;
+    Env* env = world_.env(coord_);
+    for (const std::string& address : addresses_) {
+      env->executor().spawn("preset-term",
+                            [](Env* e, std::string a, Term t, size_t* n) -> Task<void> {
+                              PageServerClient c(*e, a);
+                              auto r = co_await c.fence(t, e->executor().deadline_after(1s));
+                              if (r.is_ok()) ++*n;
+                            }(env, address, Term(config_.preset_term), &fenced));
+    }
+    return wait([&] { return fenced == addresses_.size(); },
+                "the page servers fenced at the preset term");
+  }
 
   // The node whose primary serves (the highest term when two think they do).
   std::optional<NodeId> current_primary() {

@@ -52,6 +52,10 @@ struct FailoverConfig {
   Nanos limit = std::chrono::seconds(60);        // any one wait
   // The test seam, on every compute node (to show the checkers catch what they claim to).
   PlantedBugs planted_bugs;
+  // Before any compute node starts, the page servers are fenced at this term (0: not): a
+  // coordinator whose revisions are below what the page servers have seen, as after an
+  // etcd wiped or restored from an old snapshot.
+  uint64_t preset_term = 0;
 };
 
 struct FailoverReport {

@@ -26,7 +26,9 @@ class AnswerLosingCoordinator : public Coordinator {
  public:
   AnswerLosingCoordinator(Env& env, Coordinator& inner) : env_(env), inner_(inner) {}
   Task<Result<CoordinatorLease>> grant_lease(Nanos ttl, Deadline deadline) override {
-    return inner_.grant_lease(ttl, deadline);
+    auto granted = co_await inner_.grant_lease(ttl, deadline);
+    if (granted.is_ok() && grant_ttl) granted->ttl = *grant_ttl;
+    co_return granted;
   }
   Task<Result<Nanos>> keep_alive(int64_t lease, Deadline deadline) override {
     return inner_.keep_alive(lease, deadline);
@@ -36,6 +38,11 @@ class AnswerLosingCoordinator : public Coordinator {
   }
   Task<Result<Leadership>> campaign(std::string election, int64_t lease, std::string value,
                                     Deadline deadline) override {
+    if (answer_with_leader) {
+      // A broken answer: whoever leads now, whatever lease campaigned.
+      auto current = co_await inner_.leader(election, deadline);
+      if (current.is_ok()) co_return current;
+    }
     auto won = co_await inner_.campaign(std::move(election), lease, std::move(value), deadline);
     if (!won.is_ok() || !lose_next_win) co_return won;
     lose_next_win = false;
@@ -56,6 +63,8 @@ class AnswerLosingCoordinator : public Coordinator {
   }
 
   bool lose_next_win = false;
+  bool answer_with_leader = false;  // campaign answers with the current leader's key
+  std::optional<Nanos> grant_ttl;   // grants claim this TTL
   std::optional<Leadership> lost_win;
   MonoTime lost_at;
 
@@ -234,6 +243,70 @@ TEST_F(ElectorTest, CoordinatorRestartKeepsTheLeader) {
   EXPECT_NE(n1, n2);
 }
 
+// A campaign answered with another candidate's leadership (a broken or misrouted answer):
+// the confirmation by leader() agrees on key and epoch, but the lease is not this node's,
+// so it does not lead (it once took over at the leader's own term).
+TEST_F(ElectorTest, ACampaignAnsweredWithAnotherLeaseDoesNotElect) {
+  world_.run_for(3s);
+  ASSERT_EQ(elected().size(), 1u);
+  app(nodes_[1]).coordinator().answer_with_leader = true;
+  world_.run_for(10s);
+  EXPECT_EQ(elected().size(), 1u);
+  EXPECT_TRUE(app(nodes_[0]).elector().may_lead(world_.now()));
+  EXPECT_FALSE(app(nodes_[1]).elector().may_lead(world_.now()));
+}
+
+// The leader's key deleted while its lease lives on (an operator's delete, or a withdrawal
+// etcd applied after the candidate found itself leader): the leader is deposed within
+// about one renewal interval, before its lease could run out, and the other node leads.
+TEST_F(ElectorTest, ALeaderWhoseKeyIsDeletedIsDeposed) {
+  world_.run_for(3s);
+  ASSERT_EQ(elected().size(), 1u);
+  const std::optional<Leadership> lead = app(nodes_[0]).elector().leadership();
+  ASSERT_TRUE(lead.has_value());
+  Env& env = *world_.env(nodes_[0]);
+  bool deleted = false;
+  auto remove = [&]() -> Task<void> {
+    Status st =
+        co_await app(nodes_[0]).coordinator().resign(*lead, env.executor().deadline_after(500ms));
+    deleted = st.is_ok();
+  };
+  env.executor().spawn("delete-leader-key", remove());
+  const MonoTime deleted_at = world_.now();
+  world_.run_for(3s);
+  ASSERT_TRUE(deleted);
+  const Event* deposed = nullptr;
+  for (const auto& e : events_)
+    if (!e.elected && e.node == "n1") deposed = &e;
+  ASSERT_NE(deposed, nullptr);
+  // No leader recorded, or already n2 (whose waiting campaign the delete let through).
+  EXPECT_TRUE(deposed->why == Code::kNotFound || deposed->why == Code::kFenced)
+      << static_cast<int>(deposed->why);
+  const ElectorOptions o;
+  EXPECT_LE(deposed->at - deleted_at, o.renew_interval + o.call_timeout + o.renew_interval / 2);
+  ASSERT_EQ(elected().size(), 2u);
+  EXPECT_EQ(elected()[1].node, "n2");
+  EXPECT_FALSE(app(nodes_[0]).elector().may_lead(world_.now()));
+  EXPECT_TRUE(app(nodes_[1]).elector().may_lead(world_.now()));
+}
+
+// A coordinator that grants a shorter TTL than asked: validity follows the granted one.
+TEST_F(ElectorTest, AShorterGrantedTtlShortensValidity) {
+  world_.run_for(3s);
+  ASSERT_EQ(elected().size(), 1u);
+  app(nodes_[1]).coordinator().grant_ttl = 1s;
+  app(nodes_[0]).elector().resign(Status());
+  world_.run_for(2s);
+  ASSERT_EQ(elected().size(), 2u);
+  Elector& e = app(nodes_[1]).elector();
+  ASSERT_TRUE(e.may_lead(world_.now()));
+  // Renewals (every 500 ms, answered with the real 2 s TTL) keep it leading, but never
+  // further than the granted second.
+  const ElectorOptions o;
+  EXPECT_LE(e.valid_until() - world_.now(), Elector::validity_end(MonoTime(), 1s, o) - MonoTime());
+  EXPECT_LT(e.valid_until() - world_.now(), 900ms);
+}
+
 TEST(ElectorValidity, EndsBeforeTheCoordinatorCanExpireTheLease) {
   ElectorOptions o;
   o.lease_ttl = 2s;
@@ -241,6 +314,7 @@ TEST(ElectorValidity, EndsBeforeTheCoordinatorCanExpireTheLease) {
   o.safety_margin = 100ms;
   const MonoTime sent = MonoTime() + 10s;
   EXPECT_EQ(Elector::validity_end(sent, o), sent + 1880ms);
+  EXPECT_EQ(Elector::validity_end(sent, 1s, o), sent + 890ms);
 }
 
 }  // namespace

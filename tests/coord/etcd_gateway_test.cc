@@ -20,6 +20,7 @@ const char* kCampaignAnswer =
     R"({"header":{"cluster_id":"15118495548433857066","member_id":"13668033151171901709",)"
     R"("revision":"2","raft_term":"2"},"leader":{"name":"L3F1aXJlL2U=",)"
     R"("key":"L3F1aXJlL2UvMzkwZGEyMzk1MGIyZDAwNg==","rev":"2","lease":"4111120401909862406"}})";
+constexpr int64_t kCampaignLease = 4111120401909862406;  // the lease kCampaignAnswer names
 const char* kLeaderAnswer =
     R"({"header":{"revision":"2"},"kv":{"key":"L3F1aXJlL2UvMzkwZGEyMzk1MGIyZDAwNg==",)"
     R"("create_revision":"2","mod_revision":"2","version":"1","value":"YWRkcjE=",)"
@@ -64,10 +65,13 @@ TEST(EtcdGateway, GrantReadsIdAndTtlAsStrings) {
   EXPECT_EQ(lease->ttl, std::chrono::seconds(5));
   // A JSON integer is accepted too.
   EXPECT_TRUE(decode_grant(ok(R"({"ID":7,"TTL":2})")).is_ok());
-  for (const char* bad : {R"({"TTL":"5"})", R"({"ID":"0","TTL":"5"})", R"({"ID":"x1","TTL":"5"})",
-                          R"({"ID":"1","TTL":"-5"})", R"({"ID":"99999999999999999999","TTL":"5"})",
-                          R"({"ID":1.5,"TTL":"5"})", R"({"ID":"1"})", "[1]", "not json", "",
-                          R"({"ID":"1 ","TTL":"5"})"}) {
+  for (const char* bad :
+       {R"({"TTL":"5"})", R"({"ID":"0","TTL":"5"})", R"({"ID":"x1","TTL":"5"})",
+        R"({"ID":"1","TTL":"-5"})", R"({"ID":"99999999999999999999","TTL":"5"})",
+        R"({"ID":1.5,"TTL":"5"})", R"({"ID":"1"})", "[1]", "not json", "",
+        R"({"ID":"1 ","TTL":"5"})",
+        // Past etcd's bound (9e9 s): in Nanos it would overflow.
+        R"({"ID":"1","TTL":"9223372036854775807"})", R"({"ID":"1","TTL":"9000000001"})"}) {
     EXPECT_EQ(decode_grant(ok(bad)).code(), Code::kInvalidArgument) << bad;
   }
 }
@@ -93,6 +97,14 @@ TEST(EtcdGateway, KeepAliveWithoutTtlIsNotFound) {
   EXPECT_EQ(decode_keep_alive(ok(R"({"error":{"grpc_code":14,"message":"no leader"}})"), 2).code(),
             Code::kUnavailable);
   EXPECT_EQ(decode_keep_alive(ok("{\"result\":"), 2).code(), Code::kInvalidArgument);
+  // A negative TTL, and one past etcd's bound.
+  EXPECT_EQ(decode_keep_alive(ok(R"({"result":{"ID":"2","TTL":"-5"}})"), 2).code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(decode_keep_alive(ok(R"({"result":{"ID":"2","TTL":"9223372036854775807"}})"), 2).code(),
+            Code::kInvalidArgument);
+  auto longest = decode_keep_alive(ok(R"({"result":{"ID":"2","TTL":"9000000000"}})"), 2);
+  ASSERT_TRUE(longest.is_ok()) << longest.status().to_string();
+  EXPECT_EQ(*longest, std::chrono::seconds(9'000'000'000));
 }
 
 TEST(EtcdGateway, ErrorsMapToTypedStatuses) {
@@ -142,7 +154,7 @@ TEST(EtcdGateway, ErrorsMapToTypedStatuses) {
 }
 
 TEST(EtcdGateway, CampaignReadsTheLeaderKey) {
-  auto l = decode_campaign(ok(kCampaignAnswer), kElection, "addr1");
+  auto l = decode_campaign(ok(kCampaignAnswer), kElection, kCampaignLease, "addr1");
   ASSERT_TRUE(l.is_ok()) << l.status().to_string();
   EXPECT_EQ(l->election, kElection);
   EXPECT_EQ(l->key, "/quire/e/390da23950b2d006");
@@ -150,15 +162,21 @@ TEST(EtcdGateway, CampaignReadsTheLeaderKey) {
   EXPECT_EQ(l->lease, 4111120401909862406);
   EXPECT_EQ(l->value, "addr1");
   // Another election's answer, a key that is not the lease's, a missing rev.
-  EXPECT_EQ(decode_campaign(ok(kCampaignAnswer), "/quire/other", "v").code(),
+  EXPECT_EQ(decode_campaign(ok(kCampaignAnswer), "/quire/other", kCampaignLease, "v").code(),
+            Code::kInvalidArgument);
+  // Another lease's leadership (a misrouted or broken answer) is not this candidate's.
+  EXPECT_EQ(decode_campaign(ok(kCampaignAnswer), kElection, kCampaignLease + 1, "v").code(),
             Code::kInvalidArgument);
   Json bad = Json::parse(kCampaignAnswer);
   bad["leader"]["key"] = base64_encode("/quire/e/1");
-  EXPECT_EQ(decode_campaign(ok(bad.dump()), kElection, "v").code(), Code::kInvalidArgument);
+  EXPECT_EQ(decode_campaign(ok(bad.dump()), kElection, kCampaignLease, "v").code(),
+            Code::kInvalidArgument);
   bad = Json::parse(kCampaignAnswer);
   bad["leader"].erase("rev");
-  EXPECT_EQ(decode_campaign(ok(bad.dump()), kElection, "v").code(), Code::kInvalidArgument);
-  EXPECT_EQ(decode_campaign(ok(R"({"header":{}})"), kElection, "v").code(), Code::kInvalidArgument);
+  EXPECT_EQ(decode_campaign(ok(bad.dump()), kElection, kCampaignLease, "v").code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(decode_campaign(ok(R"({"header":{}})"), kElection, kCampaignLease, "v").code(),
+            Code::kInvalidArgument);
 }
 
 TEST(EtcdGateway, LeaderAndObserveReadTheKv) {

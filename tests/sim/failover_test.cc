@@ -53,6 +53,23 @@ TEST(FailoverScenario, APrimaryPausedPastItsLeaseAcknowledgesNothingAfterwards) 
   EXPECT_GE(r.failovers, 1u);
 }
 
+// The page servers hold a term above every epoch the coordinator has given (an etcd wiped
+// or restored from an old snapshot). The elected node's take-over is fenced; it resigns
+// and campaigns again, each round raising the coordinator's revision, until an epoch
+// passes the page servers' term and a primary serves. A leader that kept retrying its
+// fenced take-over held the election forever: no primary, ever.
+TEST(FailoverScenario, AnElectionBelowThePageServersTermResignsUntilItPassesIt) {
+  FailoverConfig config;
+  config.seed = 5;
+  config.fault = FailoverCase::kCrash;
+  config.preset_term = 40;
+  config.limit = std::chrono::seconds(120);
+  FailoverReport r = run_failover(config);
+  EXPECT_TRUE(r.passed) << why(r);
+  EXPECT_GT(r.terms_max, 40u);
+  EXPECT_GE(r.failovers, 1u);
+}
+
 TEST(FailoverScenario, SameSeedSameTrace) {
   FailoverReport a = run_case(FailoverCase::kCrash, 7);
   FailoverReport b = run_case(FailoverCase::kCrash, 7);
