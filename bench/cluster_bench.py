@@ -16,8 +16,12 @@ Measures, in one run and on one disk, each figure next to its same-run baseline:
   4. KEK rotation: QUIRE.ROTATEKEK reply -> every standby's kek_version at the new value.
 
 Plus machine context: nproc, CPU model, load average, and the raw append+fdatasync latency
-of the disk under the temp dir. Section 1 also reports each process's CPU seconds (cpu_s)
-and, for Quire's processes, their threads' context switches (ctx_switches).
+of the disk under the temp dir. Section 1 also reports each process's CPU seconds (cpu_s),
+for both ops together and for each (SET and GET run as two redis-benchmark commands, each
+metered), for Quire's processes their threads' context switches (ctx_switches), and a CPU
+budget per op (cpu_budget): microseconds of CPU per command by kind of process
+(redis-benchmark's included), the share of the cores busy, and the ceiling, the rate the
+cores could carry at that CPU per command if they were never idle.
 
 --busy N runs N busy-looping processes (plain CPU burners, at the benchmark's priority, or
 at --busy-nice) from the cluster's start to the end of the run, for the figures on a
@@ -369,9 +373,9 @@ class RedisServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def redis_benchmark(port, requests, pipeline, clients=50):
+def redis_benchmark(port, requests, pipeline, clients=50, tests="set,get"):
     """redis-benchmark --csv: {SET: {...}, GET: {...}} with rps and latency percentiles."""
-    cmd = [REDIS_BENCHMARK, "-h", "127.0.0.1", "-p", str(port), "-t", "set,get", "-c", str(clients),
+    cmd = [REDIS_BENCHMARK, "-h", "127.0.0.1", "-p", str(port), "-t", tests, "-c", str(clients),
            "-n", str(requests), "-r", "1000000", "--csv"]
     if pipeline > 1:
         cmd += ["-P", str(pipeline)]
@@ -391,6 +395,52 @@ def redis_benchmark(port, requests, pipeline, clients=50):
             "max_ms": float(row["max_latency_ms"]),
         }
     return out
+
+
+def metered_benchmark(port, requests, pipeline, pids, switches=False):
+    """SET then GET, one redis-benchmark each (it runs its tests one after the other
+    anyway), each op with the CPU seconds of `pids` and of redis-benchmark while it ran:
+    out[op]["cpu_s"]; out["cpu_s"] (and out["ctx_switches"]) are both ops' sums."""
+    out, total, total_switches = {}, {}, {}
+    for op in ("SET", "GET"):
+        cpu = CpuMeter(pids).start()
+        out[op] = redis_benchmark(port, requests, pipeline, tests=op.lower())[op]
+        if switches:
+            for n, v in cpu.switches().items():
+                total_switches[n] = None if v is None or total_switches.get(n, 0) is None else \
+                    total_switches.get(n, 0) + v
+        out[op]["cpu_s"] = cpu.stop()
+        for n, v in out[op]["cpu_s"].items():
+            total[n] = None if v is None or total.get(n, 0) is None else round(total.get(n, 0) + v, 3)
+    out["cpu_s"] = total
+    if switches:
+        out["ctx_switches"] = total_switches
+    return out
+
+
+def cpu_budget(row, op, who, nproc, commands):
+    """CPU microseconds per command of one op's section (`commands` of them), by kind of
+    process, and the rate the machine's cores could carry at that CPU per command if they
+    were never idle."""
+    c = row[who][op].get("cpu_s")
+    if not c or not commands or not c.get("wall_s"):
+        return None
+    kinds = {}
+    for name, v in c.items():
+        if name == "wall_s" or v is None:
+            continue
+        kind = ("primary" if name == row.get("quire_primary") else
+                "page servers" if name.startswith("ps") else
+                "standbys" if name.startswith("node") else name)
+        kinds[kind] = kinds.get(kind, 0.0) + v
+    per = {k: round(1e6 * v / commands, 1) for k, v in kinds.items()}
+    total = sum(kinds.values())
+    return {
+        "us_per_command": per,
+        "us_per_command_all": round(1e6 * total / commands, 1),
+        "busy_share": round(total / (c["wall_s"] * nproc), 3),
+        "ceiling_ops_per_s": round(nproc * commands / total) if total else None,
+    }
 
 
 class BusyLoad:
@@ -424,26 +474,28 @@ class BusyLoad:
 def run_throughput(cluster, root, redis_port, requests):
     """Section 1: Redis always, Redis everysec and Quire back to back, -P 1 then -P 16."""
     res = {"requests": requests, "clients": 50, "keyspace": 1000000, "runs": {}}
+    nproc = os.cpu_count()
     for pipeline in (1, 16):
         row = {}
         for fsync in ("always", "everysec"):
             with RedisServer(root, redis_port, fsync) as srv:
                 log(f"redis-benchmark -P {pipeline} against redis-server appendfsync {fsync}")
-                cpu = CpuMeter({"redis-server": srv.proc.pid}).start()
-                row[f"redis_{fsync}"] = redis_benchmark(srv.port, requests, pipeline)
-                row[f"redis_{fsync}"]["cpu_s"] = cpu.stop()
+                row[f"redis_{fsync}"] = metered_benchmark(srv.port, requests, pipeline,
+                                                          {"redis-server": srv.proc.pid})
         prim = cluster.wait_all_serving()
         log(f"redis-benchmark -P {pipeline} against the Quire primary {prim}")
-        cpu = CpuMeter(cluster.named_pids()).start()
-        row["quire"] = redis_benchmark(cluster.nodes[prim][1], requests, pipeline)
-        row["quire"]["ctx_switches"] = cpu.switches()
-        row["quire"]["cpu_s"] = cpu.stop()
+        row["quire"] = metered_benchmark(cluster.nodes[prim][1], requests, pipeline,
+                                         cluster.named_pids(), switches=True)
         row["quire_primary"] = prim
         row["ratio_quire_vs_redis_always"] = {
             op: round(row["quire"][op]["rps"] / row["redis_always"][op]["rps"], 3) for op in ("SET", "GET")
         }
         row["ratio_quire_vs_redis_everysec"] = {
             op: round(row["quire"][op]["rps"] / row["redis_everysec"][op]["rps"], 3) for op in ("SET", "GET")
+        }
+        row["cpu_budget"] = {
+            who: {op: cpu_budget(row, op, who, nproc, requests) for op in ("SET", "GET")}
+            for who in ("quire", "redis_always")
         }
         res["runs"][f"P{pipeline}"] = row
     return res
@@ -936,6 +988,15 @@ def print_report(r):
                 c = row[who]["cpu_s"]
                 busy = ", ".join(f"{n} {v:.1f}" for n, v in c.items() if n != "wall_s" and v)
                 print(f"   CPU s during {who} {pk} (set+get, {c['wall_s']:.1f} s wall): {busy}")
+            for op in ("SET", "GET"):
+                for who in ("quire", "redis_always"):
+                    b = row.get("cpu_budget", {}).get(who, {}).get(op)  # none before session 29
+                    if not b:
+                        continue
+                    kinds = ", ".join(f"{k} {v}" for k, v in b["us_per_command"].items() if v)
+                    print(f"   CPU per {op} {pk}, {who}: {b['us_per_command_all']} us ({kinds}); "
+                          f"{100 * b['busy_share']:.0f}% of the cores busy; at this CPU per {op} "
+                          f"the cores could carry at most {b['ceiling_ops_per_s']:,}/s")
             sw = row["quire"].get("ctx_switches")  # runs before session 19 have none
             if sw:
                 per = ", ".join(f"{n} {v:,}" for n, v in sw.items() if v)
@@ -996,6 +1057,11 @@ def key_figures(r):
                 out[f"{pk} {op} {who} p50 ms"] = row[who][op]["p50_ms"]
                 out[f"{pk} {op} {who} p99 ms"] = row[who][op]["p99_ms"]
             out[f"{pk} {op} quire/always"] = row["ratio_quire_vs_redis_always"][op]
+            for who in ("quire", "redis_always"):
+                b = row.get("cpu_budget", {}).get(who, {}).get(op)
+                if b:
+                    out[f"{pk} {op} {who} CPU us/op"] = b["us_per_command_all"]
+                    out[f"{pk} {op} {who} CPU ceiling ops/s"] = b["ceiling_ops_per_s"]
     lags = r.get("lag", [])
     for l in lags if isinstance(lags, list) else [lags]:
         rate = l["rate_target"]
