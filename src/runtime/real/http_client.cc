@@ -31,8 +31,10 @@ void init_curl_once() {
   std::call_once(curl_initialized, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
+// Rounded up: a request's curl timeout never ends before its deadline (a timeout before
+// the deadline is read as an endpoint that could not be reached).
 long millis_at_least_one(Nanos d) {
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  const auto ms = std::chrono::ceil<std::chrono::milliseconds>(d).count();
   return static_cast<long>(std::max<int64_t>(ms, 1));
 }
 
