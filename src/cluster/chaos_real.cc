@@ -83,7 +83,7 @@ class ClusterGuard {
     if (!state.is_ok()) return;
     if (auto pid = running_supervisor(spec_); pid && *pid > 0) ::kill(*pid, SIGKILL);
     for (const auto& p : state->processes) {
-      if (p.alive && p.pid > 0 && ::kill(p.pid, 0) == 0) {
+      if (still_runs(*state, p)) {  // never a pid another process took since
         ::kill(p.pid, SIGCONT);
         ::kill(p.pid, SIGKILL);
       }

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -16,6 +17,7 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "cluster/resp_client.h"
@@ -27,6 +29,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr auto kPoll = std::chrono::milliseconds(200);
 constexpr auto kPollStop = std::chrono::milliseconds(20);
+// How often a start of a running cluster asks its supervisor again to start what is down.
+constexpr auto kHupRepeat = std::chrono::seconds(2);
 
 // Whether `pid` runs. A zombie (ended, not yet reaped by its parent) does not.
 bool pid_alive(int pid) {
@@ -38,13 +42,20 @@ bool pid_alive(int pid) {
   return paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] != 'Z';
 }
 
-// Whether `pid` still runs the program the supervisor started (a pid can be reused).
-bool pid_runs(int pid, const std::string& program) {
-  std::ifstream in(fmt::format("/proc/{}/cmdline", pid), std::ios::binary);
-  std::string argv0;
-  std::getline(in, argv0, '\0');
-  auto base = [](const std::string& path) { return path.substr(path.rfind('/') + 1); };
-  return !argv0.empty() && base(argv0) == base(program);
+// The processes of `state` that still run (still_runs: never a reused pid).
+std::vector<ProcessState> still_running(const SupervisorState& state) {
+  std::vector<ProcessState> out;
+  for (const auto& p : state.processes) {
+    if (still_runs(state, p)) out.push_back(p);
+  }
+  return out;
+}
+
+std::string name_pids(const std::vector<ProcessState>& ps) {
+  std::string out;
+  for (const auto& p : ps)
+    out += fmt::format("{}{} (pid {})", out.empty() ? "" : ", ", p.name, p.pid);
+  return out;
 }
 
 uint64_t json_u64(const nlohmann::json& j, const char* key) {
@@ -68,11 +79,15 @@ int spawn_supervisor(const ClusterSpec& spec, const std::string& quire) {
   ::dup2(null, 0);
   ::dup2(fd, 1);
   ::dup2(fd, 2);
+  reset_for_exec();
   std::vector<std::string> args = {quire, "cluster", "supervise", spec.dir};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   ::execv(argv[0], argv.data());
+  const std::string msg =
+      fmt::format("quire cluster start: cannot execute {}: {}\n", argv[0], std::strerror(errno));
+  (void)!::write(2, msg.data(), msg.size());
   ::_exit(127);
 }
 
@@ -208,7 +223,7 @@ Result<ClusterReport> cluster_status(const ClusterSpec& spec) {
     pr.process.kind = p.kind;
     pr.process.address = p.address;
     // Trust the state file only while its supervisor runs and the pid is alive.
-    pr.process.alive = report.supervisor_pid && pr.process.alive && pid_alive(pr.process.pid);
+    pr.process.alive = report.supervisor_pid && state.is_ok() && still_runs(*state, pr.process);
     if (p.kind == ProcessKind::kNode && pr.process.alive) {
       pr.node = query_node(p.address, kStatusQueryTimeout, spec.requirepass);
       if (pr.node->answered && pr.node->role == "primary") {
@@ -282,6 +297,19 @@ Result<StartOutcome> start_cluster(const ClusterSpec& spec, const std::string& q
     out.supervisor_pid = *pid;
     if (*pid > 0) ::kill(*pid, SIGHUP);  // start whatever is down
   } else {
+    // A supervisor that was killed leaves its processes running, no longer anyone's
+    // children: a new one cannot take them over, and its own copies would find their ports
+    // taken. They are stopped first, by `quire cluster stop`.
+    if (auto state = read_state(spec); state.is_ok()) {
+      const std::vector<ProcessState> left = still_running(*state);
+      if (!left.empty()) {
+        return Status(Code::kUnavailable,
+                      fmt::format("processes of cluster {} still run without their supervisor "
+                                  "(it was killed): {}; stop them with `quire cluster stop {}`, "
+                                  "then start again",
+                                  spec.dir, name_pids(left), spec.dir));
+      }
+    }
     out.supervisor_pid = spawn_supervisor(spec, quire);
     if (out.supervisor_pid < 0) {
       return unavailable(fmt::format("cannot start the supervisor: {}", std::strerror(errno)));
@@ -289,6 +317,7 @@ Result<StartOutcome> start_cluster(const ClusterSpec& spec, const std::string& q
   }
   const auto until = Clock::now() + wait;
   std::string why = "not checked yet";
+  auto last_hup = Clock::now();
   for (;;) {
     if (!out.already_running) {
       int status = 0;
@@ -300,6 +329,14 @@ Result<StartOutcome> start_cluster(const ClusterSpec& spec, const std::string& q
     auto report = cluster_status(spec);
     if (report.is_ok() && report->supervisor_pid && cluster_ready(*report, &why)) return out;
     if (!report.is_ok()) why = report.status().message();
+    // A process still ending when the supervisor took SIGHUP (a SIGTERM just before this
+    // start) was not down yet then: ask again while something is down.
+    if (out.already_running && report.is_ok() && Clock::now() - last_hup >= kHupRepeat &&
+        std::any_of(report->processes.begin(), report->processes.end(),
+                    [](const ProcessReport& p) { return !p.process.alive; })) {
+      ::kill(out.supervisor_pid, SIGHUP);
+      last_hup = Clock::now();
+    }
     if (Clock::now() >= until) {
       return unavailable(fmt::format("not up within {} s: {}{}", wait.count(), why,
                                      report.is_ok() ? down_logs(spec, *report) : ""));
@@ -324,18 +361,48 @@ Status stop_cluster(const ClusterSpec& spec) {
     }
     return Status::ok();
   }
-  // No supervisor: stop what it left behind (it was killed), by pid.
+  // No supervisor: stop what it left behind (it was killed), by pid, as it would have:
+  // compute nodes, page servers, then etcd; SIGTERM (and SIGCONT), SIGKILL after
+  // kStopGrace. Only processes that still run (never a pid some other process took since).
   auto state = read_state(spec);
   if (!state.is_ok()) return state.code() == Code::kNotFound ? Status::ok() : state.status();
-  const auto programs = cluster_processes(spec, "quire");
-  for (const auto& p : state->processes) {
-    if (!p.alive || !pid_alive(p.pid)) continue;
-    for (const auto& prog : programs) {
-      if (prog.name == p.name && pid_runs(p.pid, prog.argv[0])) {
-        ::kill(p.pid, SIGCONT);
-        ::kill(p.pid, SIGKILL);
-      }
+  std::vector<std::string> survivors;
+  for (ProcessKind kind : {ProcessKind::kNode, ProcessKind::kPageServer, ProcessKind::kEtcd}) {
+    std::vector<ProcessState> left;
+    for (const auto& p : still_running(*state)) {
+      if (p.kind == kind) left.push_back(p);
     }
+    for (const auto& p : left) {
+      ::kill(p.pid, SIGTERM);
+      ::kill(p.pid, SIGCONT);
+    }
+    auto gone = [&] {
+      return std::none_of(left.begin(), left.end(),
+                          [&](const ProcessState& p) { return still_runs(*state, p); });
+    };
+    for (auto until = Clock::now() + kStopGrace; !gone() && Clock::now() < until;) {
+      std::this_thread::sleep_for(kPollStop);
+    }
+    for (const auto& p : left) {
+      if (still_runs(*state, p)) ::kill(p.pid, SIGKILL);
+    }
+    for (auto until = Clock::now() + std::chrono::seconds(5); !gone() && Clock::now() < until;) {
+      std::this_thread::sleep_for(kPollStop);
+    }
+    for (const auto& p : left) {
+      if (still_runs(*state, p)) survivors.push_back(fmt::format("{} (pid {})", p.name, p.pid));
+    }
+  }
+  for (auto& p : state->processes) {
+    if (!p.alive || still_runs(*state, p)) continue;
+    p.alive = false;
+    p.pid = 0;
+    p.start_time = 0;
+    p.last_exit = "stopped without its supervisor";
+  }
+  if (Status st = write_state(spec, *state); !st.is_ok()) return st;
+  if (!survivors.empty()) {
+    return unavailable(fmt::format("still running after SIGKILL: {}", fmt::join(survivors, ", ")));
   }
   return Status::ok();
 }
@@ -346,7 +413,7 @@ Status kill_process(const ClusterSpec& spec, const std::string& name, int signal
   if (!running_supervisor(spec)) return unavailable("the cluster is not running");
   for (const auto& p : state->processes) {
     if (p.name != name) continue;
-    if (!p.alive || !pid_alive(p.pid)) return unavailable(fmt::format("{} is not running", name));
+    if (!still_runs(*state, p)) return unavailable(fmt::format("{} is not running", name));
     if (::kill(p.pid, signal) != 0) {
       return unavailable(fmt::format("kill {}: {}", p.pid, std::strerror(errno)));
     }

@@ -7,7 +7,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <optional>
 #include <sstream>
+#include <utility>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -174,7 +177,7 @@ Status validate(const ClusterSpec& s) {
     return invalid_argument(
         fmt::format("--pageservers {} is not within 1..{}", s.pageservers, kPageServersMax));
   }
-  if (s.compute_nodes() > kComputeNodesMax) {
+  if (s.standbys > kComputeNodesMax - 1) {
     return invalid_argument(
         fmt::format("--standbys {} is not within 0..{}", s.standbys, kComputeNodesMax - 1));
   }
@@ -233,6 +236,33 @@ Result<std::string> read_password_file(const std::string& path) {
   return text;
 }
 
+namespace {
+
+// An integer field of cluster.json as T: a JSON integer T can hold (nlohmann's get<T> casts
+// a float or an out-of-range number without a check), or `fallback` when absent and one is
+// given. Ranges are validate()'s.
+template <typename T>
+Result<T> integer_field(const nlohmann::json& j, const char* key,
+                        std::optional<T> fallback = std::nullopt) {
+  auto it = j.find(key);
+  if (it == j.end()) {
+    if (fallback) return *fallback;
+    return invalid_argument(fmt::format("no \"{}\"", key));
+  }
+  if (it->is_number_unsigned()) {
+    const uint64_t v = it->get<uint64_t>();
+    if (v <= static_cast<uint64_t>(std::numeric_limits<T>::max())) return static_cast<T>(v);
+  } else if (it->is_number_integer()) {
+    const int64_t v = it->get<int64_t>();
+    if (std::in_range<T>(v)) return static_cast<T>(v);
+  } else {
+    return invalid_argument(fmt::format("\"{}\" is not an integer: {}", key, it->dump()));
+  }
+  return invalid_argument(fmt::format("\"{}\" is out of range: {}", key, it->dump()));
+}
+
+}  // namespace
+
 Result<ClusterSpec> load_spec(const std::string& dir) {
   const std::string path = dir + "/" + kSpecFile;
   std::ifstream in(path);
@@ -252,16 +282,26 @@ Result<ClusterSpec> load_spec(const std::string& dir) {
     s.dir = fs::absolute(dir).lexically_normal().string();
     if (s.dir.size() > 1 && s.dir.back() == '/') s.dir.pop_back();
     s.name = j.at("name").get<std::string>();
-    s.base_port = j.at("base_port").get<uint16_t>();
-    s.pageservers = j.at("pageservers").get<size_t>();
-    s.standbys = j.at("standbys").get<size_t>();
+    auto base_port = integer_field<uint16_t>(j, "base_port");
+    auto pageservers = integer_field<size_t>(j, "pageservers");
+    auto standbys = integer_field<size_t>(j, "standbys");
+    auto write_quorum = integer_field<size_t>(j, "write_quorum");
+    auto pipeline_min = integer_field<size_t>(j, "group_pipeline_min", size_t{0});
+    auto gather_us = integer_field<int64_t>(j, "group_gather_us", int64_t{-1});
+    for (const Status& st : {base_port.status(), pageservers.status(), standbys.status(),
+                             write_quorum.status(), pipeline_min.status(), gather_us.status()}) {
+      if (!st.is_ok()) return invalid_argument(fmt::format("{}: {}", path, st.message()));
+    }
+    s.base_port = *base_port;
+    s.pageservers = *pageservers;
+    s.standbys = *standbys;
     auto policy = parse_pickup_policy(j.value("pickup_policy", std::string("accept")));
     if (!policy.is_ok())
       return invalid_argument(fmt::format("{}: {}", path, policy.status().message()));
     s.pickup_policy = *policy;
-    s.write_quorum = j.at("write_quorum").get<size_t>();
-    s.group_pipeline_min = j.value("group_pipeline_min", size_t{0});
-    s.group_gather_us = j.value("group_gather_us", int64_t{-1});
+    s.write_quorum = *write_quorum;
+    s.group_pipeline_min = *pipeline_min;
+    s.group_gather_us = *gather_us;
     s.tls = j.at("tls").get<bool>();
     s.proxies = j.value("proxies", false);
     s.etcd_binary = j.at("etcd_binary").get<std::string>();

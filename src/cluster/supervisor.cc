@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -139,12 +140,7 @@ class Supervisor {
       ::dup2(null, 0);
       ::dup2(fd, 1);
       ::dup2(fd, 2);
-      ::signal(SIGTERM, SIG_DFL);
-      ::signal(SIGINT, SIG_DFL);
-      ::signal(SIGHUP, SIG_DFL);
-      sigset_t none;
-      sigemptyset(&none);
-      ::sigprocmask(SIG_SETMASK, &none, nullptr);
+      reset_for_exec();
       ::execv(argv[0], argv.data());
       const std::string msg =
           fmt::format("supervisor: cannot execute {}: {}\n", argv[0], std::strerror(errno));
@@ -152,6 +148,8 @@ class Supervisor {
       ::_exit(127);
     }
     c.state.pid = pid;
+    // Set at fork, kept through exec: what tells this process from a later one at its pid.
+    c.state.start_time = process_start_time(pid).value_or(0);
     c.state.alive = true;
     c.state.starts++;
     c.started_at = Clock::now();
@@ -202,6 +200,7 @@ class Supervisor {
         if (c.state.pid != pid) continue;
         c.state.alive = false;
         c.state.pid = 0;
+        c.state.start_time = 0;
         c.state.last_exit = describe_exit(status);
         say("{} (pid {}) ended: {}", c.spec.name, pid, c.state.last_exit);
         if (!stopping_ && WIFEXITED(status) && WEXITSTATUS(status) == 75) {
@@ -260,32 +259,18 @@ class Supervisor {
   }
 
   void write_state() {
-    nlohmann::ordered_json j;
-    j["supervisor_pid"] = ::getpid();
-    j["stopping"] = stopping_;
-    auto& ps = j["processes"] = nlohmann::ordered_json::array();
-    for (const auto& c : children_) {
-      ps.push_back({{"name", c.state.name},
-                    {"kind", process_kind_name(c.state.kind)},
-                    {"address", c.state.address},
-                    {"pid", c.state.pid},
-                    {"alive", c.state.alive},
-                    {"starts", c.state.starts},
-                    {"restarts", c.state.restarts},
-                    {"last_exit", c.state.last_exit}});
+    SupervisorState s;
+    s.supervisor_pid = ::getpid();
+    s.stopping = stopping_;
+    s.boot_id = boot_id_;
+    for (const auto& c : children_) s.processes.push_back(c.state);
+    if (Status st = quire::cluster::write_state(spec_, s); !st.is_ok()) {
+      say("{}", st.message());
     }
-    const std::string path = spec_.run_dir() + "/state.json";
-    const std::string tmp = path + ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::trunc);
-      out << j.dump(2) << "\n";
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec) say("cannot write {}: {}", path, ec.message());
   }
 
   const ClusterSpec& spec_;
+  const std::string boot_id_ = current_boot_id();
   std::vector<Child> children_;
   bool stopping_ = false;
 };
@@ -293,36 +278,132 @@ class Supervisor {
 std::string lock_path(const ClusterSpec& spec) {
   return spec.run_dir() + "/supervisor.lock";
 }
-std::string pid_path(const ClusterSpec& spec) {
-  return spec.run_dir() + "/supervisor.pid";
+
+// A write lock on the whole file.
+struct flock whole_file_lock() {
+  struct flock fl {};
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = 0;
+  fl.l_len = 0;
+  return fl;
 }
 
 }  // namespace
 
+void reset_for_exec() {
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGPIPE}) ::signal(sig, SIG_DFL);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::close_range(3, ~0U, 0);
+}
+
 std::optional<int> running_supervisor(const ClusterSpec& spec) {
   const int fd = ::open(lock_path(spec).c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return std::nullopt;
-  const bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  // Who holds it, without taking it (a shared lock held for a moment here would make a
+  // supervisor starting just then refuse to run).
+  struct flock fl = whole_file_lock();
+  const bool asked = ::fcntl(fd, F_GETLK, &fl) == 0;
   ::close(fd);
-  if (!held) return std::nullopt;
-  std::ifstream in(pid_path(spec));
-  int pid = 0;
-  in >> pid;
-  return pid;
+  if (!asked || fl.l_type == F_UNLCK) return std::nullopt;
+  return static_cast<int>(fl.l_pid);
+}
+
+std::optional<uint64_t> process_start_time(int pid) {
+  if (pid <= 0) return std::nullopt;
+  std::ifstream in(fmt::format("/proc/{}/stat", pid));
+  std::string stat;
+  if (!std::getline(in, stat)) return std::nullopt;
+  // After the command's ")": state is field 3, starttime field 22.
+  const auto paren = stat.rfind(')');
+  if (paren == std::string::npos) return std::nullopt;
+  std::istringstream fields(stat.substr(paren + 1));
+  std::string field;
+  for (int i = 3; i <= 22; ++i) {
+    if (!(fields >> field)) return std::nullopt;
+  }
+  uint64_t ticks = 0;
+  const auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(), ticks);
+  if (ec != std::errc() || end != field.data() + field.size()) return std::nullopt;
+  return ticks;
+}
+
+std::string current_boot_id() {
+  std::ifstream in("/proc/sys/kernel/random/boot_id");
+  std::string id;
+  std::getline(in, id);
+  return id;
+}
+
+bool still_runs(const SupervisorState& state, const ProcessState& p) {
+  if (!p.alive || p.pid <= 0) return false;
+  if (state.boot_id.empty() || state.boot_id != current_boot_id()) return false;
+  // A zombie (ended, not yet reaped) does not run.
+  std::ifstream in(fmt::format("/proc/{}/stat", p.pid));
+  std::string stat;
+  std::getline(in, stat);
+  const auto paren = stat.rfind(") ");
+  if (paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] == 'Z') {
+    return false;
+  }
+  const std::optional<uint64_t> started = process_start_time(p.pid);
+  return started.has_value() && *started == p.start_time;
+}
+
+Status write_state(const ClusterSpec& spec, const SupervisorState& state) {
+  nlohmann::ordered_json j;
+  j["supervisor_pid"] = state.supervisor_pid;
+  j["stopping"] = state.stopping;
+  j["boot_id"] = state.boot_id;
+  auto& ps = j["processes"] = nlohmann::ordered_json::array();
+  for (const auto& p : state.processes) {
+    ps.push_back({{"name", p.name},
+                  {"kind", process_kind_name(p.kind)},
+                  {"address", p.address},
+                  {"pid", p.pid},
+                  {"start_time", p.start_time},
+                  {"alive", p.alive},
+                  {"starts", p.starts},
+                  {"restarts", p.restarts},
+                  {"last_exit", p.last_exit}});
+  }
+  const std::string path = spec.run_dir() + "/state.json";
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << j.dump(2) << "\n";
+    out.flush();
+    if (!out) {
+      std::error_code ignored;
+      std::filesystem::remove(tmp, ignored);
+      return unavailable(fmt::format("cannot write {}: {}", tmp, std::strerror(errno)));
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return unavailable(fmt::format("cannot write {}: {}", path, ec.message()));
+  return Status::ok();
 }
 
 int run_supervisor(const ClusterSpec& spec, const std::string& quire) {
+  // Whatever this process inherited: its children's ends must reach waitpid (an ignored
+  // SIGCHLD makes the kernel reap them unseen), and its signals must not be blocked.
+  ::signal(SIGCHLD, SIG_DFL);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
   std::error_code ec;
   std::filesystem::create_directories(spec.run_dir(), ec);
   std::filesystem::create_directories(spec.dir + "/logs", ec);
   const int lock = ::open(lock_path(spec).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (lock < 0 || ::flock(lock, LOCK_EX | LOCK_NB) != 0) {
-    say("cluster {} already has a supervisor (pid file {})", spec.dir, pid_path(spec));
+  struct flock fl = whole_file_lock();
+  if (lock < 0 || ::fcntl(lock, F_SETLK, &fl) != 0) {
+    const std::optional<int> holder = running_supervisor(spec);
+    say("cluster {} already has a supervisor{}", spec.dir,
+        holder ? fmt::format(" (pid {})", *holder) : "");
     return 1;
-  }
-  {
-    std::ofstream out(pid_path(spec), std::ios::trunc);
-    out << ::getpid() << "\n";
   }
   struct sigaction sa {};
   sa.sa_handler = on_stop_signal;
@@ -335,7 +416,6 @@ int run_supervisor(const ClusterSpec& spec, const std::string& quire) {
   say("supervising cluster {} in {} (pid {})", spec.name, spec.dir, ::getpid());
   Supervisor supervisor(spec, quire);
   const int rc = supervisor.run();
-  std::filesystem::remove(pid_path(spec), ec);
   ::close(lock);  // releases the lock
   return rc;
 }
@@ -352,6 +432,7 @@ Result<SupervisorState> read_state(const ClusterSpec& spec) {
   try {
     s.supervisor_pid = j.at("supervisor_pid").get<int>();
     s.stopping = j.at("stopping").get<bool>();
+    s.boot_id = j.value("boot_id", std::string());
     for (const auto& p : j.at("processes")) {
       ProcessState ps;
       ps.name = p.at("name").get<std::string>();
@@ -365,6 +446,7 @@ Result<SupervisorState> read_state(const ClusterSpec& spec) {
       ps.starts = p.at("starts").get<uint64_t>();
       ps.restarts = p.at("restarts").get<uint64_t>();
       ps.last_exit = p.at("last_exit").get<std::string>();
+      ps.start_time = p.value("start_time", uint64_t{0});
       s.processes.push_back(std::move(ps));
     }
   } catch (const nlohmann::json::exception& e) {

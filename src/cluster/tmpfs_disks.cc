@@ -39,6 +39,15 @@ Result<std::unique_ptr<TmpfsDisks>> TmpfsDisks::mount(std::vector<std::string> d
     std::filesystem::create_directories(dir, ec);
     if (ec)
       return Status(Code::kInvalidArgument, fmt::format("cannot create {}: {}", dir, ec.message()));
+    // Mounted as root: never through a symbolic link, which could put the tmpfs over any
+    // directory of the machine.
+    if (std::filesystem::is_symlink(std::filesystem::symlink_status(dir, ec)) ||
+        !std::filesystem::is_directory(std::filesystem::symlink_status(dir, ec))) {
+      return Status(Code::kInvalidArgument,
+                    fmt::format("{} is not a directory of its own (a symbolic link?): no tmpfs "
+                                "is mounted there",
+                                dir));
+    }
     const std::string options = fmt::format("size={},mode=0755", size_bytes);
     if (::mount("tmpfs", dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, options.c_str()) != 0) {
       return errno_status("mount a tmpfs on " + dir + " (needs root with CAP_SYS_ADMIN)", errno);

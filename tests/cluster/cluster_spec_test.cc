@@ -126,5 +126,49 @@ TEST(ClusterPassword, NoneByDefault) {
   }
 }
 
+// cluster.json's numbers are checked before they are used: nlohmann's get<T> casts a
+// float, a negative or an out-of-range number without a word (base_port 72636 became
+// 7100; standbys 2^64-1 wrapped compute_nodes() to 0, which passed the bound).
+TEST(ClusterSpecFile, NumbersAreIntegersInRange) {
+  TempDir d;
+  ClusterSpec spec;
+  spec.dir = d.path() + "/c";
+  spec.tls = false;
+  ASSERT_TRUE(init_cluster(spec).is_ok());
+  const std::string path = spec.dir + "/cluster.json";
+  std::ifstream in(path);
+  const std::string good((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_TRUE(load_spec(spec.dir).is_ok());
+  auto with = [&](const std::string& field, const std::string& value) {
+    const std::string key = "\"" + field + "\": ";
+    const size_t at = good.find(key);
+    EXPECT_NE(at, std::string::npos) << field;
+    if (at == std::string::npos) return good;
+    const size_t end = good.find_first_of(",\n}", at + key.size());
+    return good.substr(0, at + key.size()) + value + good.substr(end);
+  };
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"base_port", "72636"},
+      {"base_port", "-1"},
+      {"base_port", "24100.5"},
+      {"base_port", "\"24100\""},
+      {"pageservers", "2.9"},
+      {"pageservers", "-3"},
+      {"standbys", "18446744073709551615"},
+      {"standbys", "1e30"},
+      {"write_quorum", "-1"},
+      {"write_quorum", "true"},
+  };
+  for (const auto& [field, value] : bad) {
+    write(path, with(field, value));
+    auto loaded = load_spec(spec.dir);
+    EXPECT_EQ(loaded.code(), Code::kInvalidArgument) << field << " = " << value;
+  }
+  write(path, with("standbys", "7"));
+  EXPECT_TRUE(load_spec(spec.dir).is_ok());
+  write(path, good);
+  EXPECT_TRUE(load_spec(spec.dir).is_ok());
+}
+
 }  // namespace
 }  // namespace quire::cluster

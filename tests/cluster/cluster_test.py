@@ -1395,6 +1395,145 @@ class C_Faults(ClusterTestBase):
         self.assertEqual(leaks, [], "plaintext on a page server")
 
 
+def ignore_sigchld():
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+
+
+class W_Supervisor(unittest.TestCase):
+    """A cluster of its own, started by a parent that ignores SIGCHLD and passes down an
+    open pipe (as a careless caller might): the supervisor must still see its children end,
+    and nothing it starts may hold the caller's descriptors. Then: a start right after a
+    SIGTERM; a supervisor killed with SIGKILL (start refuses while its processes run, stop
+    ends them by pid); a state file naming a pid another process took (stop and kill leave
+    it alone)."""
+
+    @classmethod
+    def setUpClass(cls):
+        base = choose_base_port(*PORTS)
+        cls.c = Cluster(QUIRE, base)
+        EXTRA_CLUSTERS.append(cls.c)
+        log("supervisor cluster in %s, base port %d" % (cls.c.dir, base))
+        cls.c.init()
+        cls.pipe_r, w = os.pipe()
+        try:
+            p = subprocess.run([QUIRE, "cluster", "start", cls.c.dir, "--wait", str(START_WAIT)],
+                               capture_output=True, timeout=START_WAIT + 30,
+                               preexec_fn=ignore_sigchld, pass_fds=(w,))
+        finally:
+            os.close(w)
+        cls.c.remember_pids()
+        if p.returncode != 0:
+            raise AssertionError("start: exit %d: %s" % (p.returncode, p.stderr.decode(errors="replace")))
+        deadline_poll("supervisor cluster ready", START_WAIT, cls.c.ready, 0.2)
+
+    @classmethod
+    def tearDownClass(cls):
+        os.close(cls.pipe_r)
+        cls.c.cleanup()
+
+    def pids(self):
+        st = self.c.state()
+        return {p["name"]: p["pid"] for p in st["processes"]}
+
+    def test_1_no_descriptor_of_the_caller_is_held(self):
+        # Every process the start left running closed the pipe's write end: EOF at once.
+        ready, _, _ = select.select([self.pipe_r], [], [], 2.0)
+        self.assertTrue(ready, "a process of the cluster holds the caller's pipe")
+        self.assertEqual(os.read(self.pipe_r, 1), b"")
+
+    def test_2_a_killed_process_is_seen_and_started_again(self):
+        prim = self.c.ready()
+        victim = self.c.standbys(prim)[0]
+        self.c.kill(victim, "KILL")
+        # The supervisor saw it end (its SIGCHLD was ignored by the caller, not by it).
+        deadline_poll("%s recorded as ended" % victim, 10,
+                      lambda: not self.c.process(victim)["alive"], 0.1)
+        self.assertIn("signal 9", self.c.process(victim)["last_exit"])
+        self.c.start(wait=30)
+        deadline_poll("cluster ready", START_WAIT, self.c.ready, 0.2)
+
+    def test_3_start_right_after_a_sigterm(self):
+        prim = self.c.ready()
+        victim = self.c.standbys(prim)[0]
+        old = self.c.process(victim)["pid"]
+        # The node takes its SIGTERM only after the start's first SIGHUP reached the
+        # supervisor (it is stopped until then): it is still running at that SIGHUP, and
+        # ends later. The start asks again while something is down, so it returns with
+        # the node back (it once waited out its whole --wait, the node down).
+        self.c.kill(victim, "STOP")
+        self.c.kill(victim, "TERM")
+        t = time.monotonic()
+        start = subprocess.Popen([QUIRE, "cluster", "start", self.c.dir, "--wait", "30"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            time.sleep(1.0)
+            self.assertTrue(pid_alive(old))
+            self.c.kill(victim, "CONT")
+            out, err = start.communicate(timeout=60)
+        finally:
+            if start.poll() is None:
+                start.kill()
+                start.wait()
+        log("start across a SIGTERM: %.1f s" % (time.monotonic() - t))
+        self.assertEqual(start.returncode, 0, err.decode(errors="replace"))
+        self.assertFalse(pid_alive(old))
+        self.assertTrue(self.c.process(victim)["alive"])
+        self.assertNotEqual(self.c.process(victim)["pid"], old)
+        self.c.remember_pids()
+        deadline_poll("cluster ready", START_WAIT, self.c.ready, 0.2)
+
+    def test_4_a_killed_supervisor(self):
+        self.c.ready()
+        st = self.c.state()
+        sup = st["supervisor_pid"]
+        procs = {p["name"]: p["pid"] for p in st["processes"]}
+        os.kill(sup, signal.SIGKILL)
+        deadline_poll("supervisor gone", 10, lambda: not pid_alive(sup), 0.05)
+        self.assertTrue(all(pid_alive(pid) for pid in procs.values()))
+        p = self.c.run("start", self.c.dir, "--wait", "10", check=False, timeout=40)
+        err = p.stderr.decode(errors="replace") + p.stdout.decode(errors="replace")
+        self.assertEqual(p.returncode, 1, err)
+        self.assertIn("without their supervisor", err)
+        self.assertIn("quire cluster stop", err)
+        self.assertIn("ps1 (pid %d)" % procs["ps1"], err)
+        # Nothing was started beside them, and they still run.
+        self.assertEqual(self.c.state()["supervisor_pid"], sup)
+        self.assertTrue(all(pid_alive(pid) for pid in procs.values()))
+        p = self.c.stop()
+        self.assertEqual(p.returncode, 0, p.stderr)
+        alive = [n for n, pid in procs.items() if pid_alive(pid)]
+        self.assertEqual(alive, [])
+        st = self.c.state()
+        self.assertTrue(all(not p["alive"] and p["pid"] == 0 for p in st["processes"]), st)
+        self.c.start()
+        deadline_poll("cluster ready", START_WAIT, self.c.ready, 0.2)
+
+    def test_5_a_pid_taken_by_another_process_is_left_alone(self):
+        p = self.c.stop()
+        self.assertEqual(p.returncode, 0, p.stderr)
+        # A process named like ours, at a pid the (doctored) state file names.
+        other = subprocess.Popen(["bash", "-c", "exec -a quire sleep 60"])
+        try:
+            path = os.path.join(self.c.dir, "run", "state.json")
+            with open(path) as f:
+                st = json.load(f)
+            st["processes"][1]["pid"] = other.pid  # ps1
+            st["processes"][1]["alive"] = True
+            st["processes"][1]["start_time"] = 1  # not when `other` started
+            with open(path, "w") as f:
+                json.dump(st, f)
+            self.assertEqual(self.c.stop().returncode, 0)
+            self.assertIsNone(other.poll(), "cluster stop signalled a process not its own")
+            p = self.c.run("kill", self.c.dir, "ps1", "--signal", "KILL", check=False)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIsNone(other.poll(), "cluster kill signalled a process not its own")
+        finally:
+            other.kill()
+            other.wait()
+        self.c.start()
+        deadline_poll("cluster ready", START_WAIT, self.c.ready, 0.2)
+
+
 class X_DiskFull(unittest.TestCase):
     """A cluster of its own whose page servers' data directories are small tmpfs mounts. The
     disks fill: writes fail with a retriable error that says so, the page servers stay up

@@ -117,6 +117,10 @@ void RealLoop::wait_for_events(MonoTime wake_by) {
 
 Status RealLoop::watch_signals() {
   if (io_->signals) return Status();
+  // A process of sockets: a peer that closed its end is an error of the write, never a
+  // signal that ends the process (whatever the parent left SIGPIPE at; the supervisor
+  // starts its children with it at the default).
+  ::signal(SIGPIPE, SIG_IGN);
   io_->signals.emplace(io_->context);
   for (int signal : {SIGINT, SIGTERM}) {
     asio::error_code ec;

@@ -56,7 +56,7 @@ class RealLoop {
   bool stop_requested() const { return stop_requested_; }
 
   // Makes SIGINT and SIGTERM call stop() (through Asio, so no work happens in the signal
-  // handler). Unavailable when the signals cannot be watched.
+  // handler), and ignores SIGPIPE. Unavailable when the signals cannot be watched.
   Status watch_signals();
   // The last signal that stopped the loop, or 0.
   int stop_signal() const { return stop_signal_; }
