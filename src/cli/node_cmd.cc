@@ -41,6 +41,18 @@ int run_node(NodeFlags flags) {
     }
     flags.node.requirepass = std::move(*password);
   }
+  // etcd over https: the node's own mutual-TLS files (etcd's certificate signed by the
+  // cluster's CA).
+  if (!flags.node.etcd.empty() && flags.node.etcd.front().starts_with("https://")) {
+    if (!flags.tls.given()) {
+      fmt::print(stderr,
+                 "quire node: --etcd https://... needs --tls-ca, --tls-cert and --tls-key\n");
+      return kExitUsage;
+    }
+    flags.node.etcd_tls_ca_file = flags.tls.files.ca_file;
+    flags.node.etcd_tls_cert_file = flags.tls.files.cert_file;
+    flags.node.etcd_tls_key_file = flags.tls.files.key_file;
+  }
   if (Status st = cluster::validate(flags.node); !st.is_ok()) {
     fmt::print(stderr, "quire node: {}\n", st.message());
     return kExitUsage;
@@ -111,7 +123,9 @@ void add_node_command(CLI::App& app, Commands& commands) {
   cmd->add_option("--preferred-pageserver", n.preferred_pageserver,
                   "index (from 0) of the page server reads try first")
       ->capture_default_str();
-  cmd->add_option("--etcd", n.etcd, "etcd client URLs (http://HOST:PORT), comma-separated")
+  cmd->add_option("--etcd", n.etcd,
+                  "etcd client URLs (http://HOST:PORT, or https://HOST:PORT with the --tls-* "
+                  "files: mutual TLS, etcd's certificate signed by the same CA), comma-separated")
       ->required()
       ->delimiter(',');
   cmd->add_option("--cluster", n.cluster, "the cluster's name (its election)")

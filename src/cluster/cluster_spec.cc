@@ -43,6 +43,7 @@ nlohmann::ordered_json to_json(const ClusterSpec& s) {
   if (s.group_pipeline_min != 0) j["group_pipeline_min"] = s.group_pipeline_min;
   if (s.group_gather_us >= 0) j["group_gather_us"] = s.group_gather_us;
   j["tls"] = s.tls;
+  j["etcd_tls"] = s.tls && s.etcd_tls;
   j["proxies"] = s.proxies;
   j["etcd_binary"] = s.etcd_binary;
   j["requirepass"] = !s.requirepass.empty();  // the password itself: DIR/requirepass
@@ -97,6 +98,7 @@ Status write_certificates(const ClusterSpec& s) {
   std::vector<std::string> names;
   for (size_t i = 0; i < s.pageservers; ++i) names.push_back(s.pageserver_name(i));
   for (size_t i = 0; i < s.compute_nodes(); ++i) names.push_back(s.node_name(i));
+  if (s.etcd_tls) names.push_back("etcd");
   for (const auto& name : names) {
     const std::string d = certs + "/" + name;
     const std::vector<std::string> hosts = {"127.0.0.1", "localhost"};
@@ -303,6 +305,7 @@ Result<ClusterSpec> load_spec(const std::string& dir) {
     s.group_pipeline_min = *pipeline_min;
     s.group_gather_us = *gather_us;
     s.tls = j.at("tls").get<bool>();
+    s.etcd_tls = s.tls && j.value("etcd_tls", false);
     s.proxies = j.value("proxies", false);
     s.etcd_binary = j.at("etcd_binary").get<std::string>();
     auth = j.value("requirepass", false);
@@ -367,6 +370,8 @@ Status init_cluster(const ClusterSpec& spec) {
 std::vector<ProcessSpec> cluster_processes(const ClusterSpec& s, const std::string& quire) {
   std::vector<ProcessSpec> out;
   const std::string etcd_name = s.name + "-etcd";
+  const bool etcd_tls = s.tls && s.etcd_tls;
+  const std::string etcd_scheme = etcd_tls ? "https://" : "http://";
   out.push_back(ProcessSpec{.name = "etcd",
                             .kind = ProcessKind::kEtcd,
                             .address = s.etcd_client(),
@@ -376,9 +381,9 @@ std::vector<ProcessSpec> cluster_processes(const ClusterSpec& s, const std::stri
                                      "--data-dir",
                                      s.dir + "/etcd",
                                      "--listen-client-urls",
-                                     "http://" + s.etcd_client(),
+                                     etcd_scheme + s.etcd_client(),
                                      "--advertise-client-urls",
-                                     "http://" + s.etcd_client(),
+                                     etcd_scheme + s.etcd_client(),
                                      "--listen-peer-urls",
                                      "http://" + s.etcd_peer(),
                                      "--initial-advertise-peer-urls",
@@ -391,6 +396,16 @@ std::vector<ProcessSpec> cluster_processes(const ClusterSpec& s, const std::stri
                                      "zap",
                                      "--log-outputs",
                                      "stderr"}});
+  if (etcd_tls) {
+    // Clients must present a certificate from the cluster's CA (the nodes' own).
+    const std::string d = s.dir + "/certs/etcd";
+    for (std::string a : {std::string("--cert-file"), fmt::format("{}/{}", d, kNodeCertFile),
+                          std::string("--key-file"), fmt::format("{}/{}", d, kNodeKeyFile),
+                          std::string("--trusted-ca-file"), fmt::format("{}/{}", d, kCaCertFile),
+                          std::string("--client-cert-auth")}) {
+      out.back().argv.push_back(std::move(a));
+    }
+  }
   std::vector<std::string> servers;  // as the other processes dial them
   for (size_t i = 0; i < s.pageservers; ++i) servers.push_back(s.pageserver_dial_address(i));
   for (size_t i = 0; i < s.pageservers; ++i) {
@@ -418,7 +433,7 @@ std::vector<ProcessSpec> cluster_processes(const ClusterSpec& s, const std::stri
         .argv = {quire, "node", "--name", s.node_name(i), "--client", s.node_address(i),
                  "--pageservers", join(servers, ","), "--write-quorum",
                  std::to_string(s.write_quorum), "--preferred-pageserver",
-                 std::to_string(i % s.pageservers), "--etcd", "http://" + s.etcd_dial_address(),
+                 std::to_string(i % s.pageservers), "--etcd", etcd_scheme + s.etcd_dial_address(),
                  "--cluster", s.name, "--cmk", s.cmk_path()}};
     for (auto& a : tls_args(s, p.name)) p.argv.push_back(std::move(a));
     if (!s.requirepass.empty()) {

@@ -55,7 +55,10 @@ struct ClusterSpec {
   size_t group_pipeline_min = 0;
   // `quire node --group-gather-us` for every compute node; -1: the node's default.
   int64_t group_gather_us = -1;
-  bool tls = true;       // mutual TLS between page servers and compute nodes
+  bool tls = true;  // mutual TLS between page servers and compute nodes
+  // etcd's clients too (https, --client-cert-auth, its certificate from the cluster's CA):
+  // what init writes with tls; a cluster.json without the field (older) keeps http.
+  bool etcd_tls = true;
   bool proxies = false;  // route through fault proxies (see above)
   std::string etcd_binary = "/usr/bin/etcd";
   // The Redis AUTH password of every compute node (empty: none). Kept in DIR/requirepass

@@ -34,6 +34,9 @@ constexpr Nanos kStandbyLogWait = std::chrono::milliseconds(100);
 EtcdOptions etcd_options(const ComputeNodeOptions& o) {
   EtcdOptions e;
   e.endpoints = o.etcd;
+  e.tls_ca_file = o.etcd_tls_ca_file;
+  e.tls_cert_file = o.etcd_tls_cert_file;
+  e.tls_key_file = o.etcd_tls_key_file;
   return e;
 }
 

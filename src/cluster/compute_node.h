@@ -51,7 +51,12 @@ struct ComputeNodeOptions {
   std::vector<std::string> pageservers;
   size_t write_quorum = 2;
   size_t preferred_pageserver = 0;
-  std::vector<std::string> etcd;  // "http://host:port" endpoints
+  std::vector<std::string> etcd;  // "http://host:port" endpoints, or all "https://host:port"
+  // For https:// etcd endpoints: the node's own TLS files (--tls-ca, --tls-cert, --tls-key),
+  // etcd's server certificate signed by the same CA.
+  std::string etcd_tls_ca_file;
+  std::string etcd_tls_cert_file;
+  std::string etcd_tls_key_file;
   std::string cluster = "quire";  // the election is /quire/<cluster>/primary
   std::string cmk_file;           // the CMK file (FileKms; created when missing)
   std::string requirepass;        // Redis AUTH; also what the node authenticates with
@@ -72,7 +77,8 @@ struct ComputeNodeOptions {
 };
 
 // InvalidArgument naming the problem (empty name, no page server, a quorum outside 1..N,
-// a preferred server out of range, no etcd endpoint or one not http://, a wildcard client
+// a preferred server out of range, no etcd endpoint or one not http(s)://, https:// without
+// the TLS files, a wildcard client
 // host without --advertise, no CMK file).
 Status validate(const ComputeNodeOptions& options);
 std::string election_name(const std::string& cluster);

@@ -57,10 +57,6 @@ class WithdrawOnExit {
 }  // namespace
 
 Status validate_etcd_options(const EtcdOptions& options) {
-  if (!options.tls_ca_file.empty() || !options.tls_cert_file.empty() ||
-      !options.tls_key_file.empty()) {
-    return invalid_argument("etcd: TLS is not supported yet");
-  }
   if (options.withdraw_timeout <= Nanos(0)) {
     return invalid_argument("etcd: withdraw_timeout must be positive");
   }

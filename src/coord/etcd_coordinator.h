@@ -39,12 +39,12 @@
 namespace quire {
 
 struct EtcdOptions {
-  // Client URLs of the etcd cluster's members, e.g. "http://127.0.0.1:2379". Only http://
-  // today; https:// (with the files below) is the shape TLS will take.
+  // Client URLs of the etcd cluster's members, e.g. "http://127.0.0.1:2379", or all
+  // https:// with the three files below: mutual TLS (etcd --client-cert-auth).
   std::vector<std::string> endpoints;
-  std::string tls_ca_file;                          // reserved for https://; must be empty now
-  std::string tls_cert_file;                        // reserved for https://; must be empty now
-  std::string tls_key_file;                         // reserved for https://; must be empty now
+  std::string tls_ca_file;    // the CA that signed etcd's server certificate
+  std::string tls_cert_file;  // this client's certificate, for etcd's client-cert-auth
+  std::string tls_key_file;
   Nanos connect_timeout = std::chrono::seconds(1);  // per endpoint tried
   size_t requests_in_flight_max = 16;
   size_t response_bytes_max = size_t{1} << 20;  // a whole answer, or one line of a stream
@@ -52,13 +52,20 @@ struct EtcdOptions {
   Nanos withdraw_timeout = std::chrono::seconds(2);
 
   HttpClientOptions http() const {
-    return HttpClientOptions{endpoints, connect_timeout, requests_in_flight_max,
-                             response_bytes_max};
+    HttpClientOptions o;
+    o.endpoints = endpoints;
+    o.tls_ca_file = tls_ca_file;
+    o.tls_cert_file = tls_cert_file;
+    o.tls_key_file = tls_key_file;
+    o.connect_timeout = connect_timeout;
+    o.requests_in_flight_max = requests_in_flight_max;
+    o.response_bytes_max = response_bytes_max;
+    return o;
   }
 };
 
-// InvalidArgument naming the problem: no endpoint, an endpoint that is not
-// http://host:port, TLS files given, a zero bound or timeout.
+// InvalidArgument naming the problem (validate_http_client_options's, and a withdraw
+// timeout that is not positive).
 Status validate_etcd_options(const EtcdOptions& options);
 
 class EtcdCoordinator : public Coordinator {

@@ -28,6 +28,7 @@
 
 #include "coord/elector.h"
 #include "coord/etcd_gateway.h"
+#include "runtime/real/certs.h"
 #include "runtime/real/real_env.h"
 #include "runtime/real/real_loop.h"
 
@@ -71,13 +72,24 @@ size_t append_to_string(char* data, size_t size, size_t count, void* user) {
   return size * count;
 }
 
+// The files of a TLS client (empty: plain HTTP).
+struct TlsFiles {
+  std::string ca, cert, key;
+};
+
 // One blocking HTTP request from the test itself (never from the loop): the status and
 // body, or status 0 when nothing answered.
-GatewayReply http_request(const std::string& url, const std::string* post_body, long timeout_ms) {
+GatewayReply http_request(const std::string& url, const std::string* post_body, long timeout_ms,
+                          const TlsFiles& tls = {}) {
   GatewayReply reply;
   CURL* easy = curl_easy_init();
   QUIRE_ASSERT(easy != nullptr);
   curl_easy_setopt(easy, CURLOPT_URL, url.c_str());
+  if (!tls.ca.empty()) {
+    curl_easy_setopt(easy, CURLOPT_CAINFO, tls.ca.c_str());
+    curl_easy_setopt(easy, CURLOPT_SSLCERT, tls.cert.c_str());
+    curl_easy_setopt(easy, CURLOPT_SSLKEY, tls.key.c_str());
+  }
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout_ms);
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, append_to_string);
@@ -98,6 +110,14 @@ GatewayReply http_request(const std::string& url, const std::string* post_body, 
 class EtcdProcess {
  public:
   EtcdProcess() : dir_(make_temp_dir()) {}
+  // Serves clients over https only, and only clients whose certificate the CA in
+  // `certs` signed (--client-cert-auth); its own certificate is certs/etcd/node.*, and
+  // the test's own requests (health, post) present certs/client/node.*.
+  void use_tls(std::string certs) { tls_ = std::move(certs); }
+  TlsFiles client_tls() const {
+    if (tls_.empty()) return {};
+    return {tls_ + "/ca.crt", tls_ + "/client/node.crt", tls_ + "/client/node.key"};
+  }
   ~EtcdProcess() {
     stop();
     std::error_code ignored;
@@ -145,12 +165,14 @@ class EtcdProcess {
     kill_hard();
   }
 
-  std::string url() const { return fmt::format("http://127.0.0.1:{}", client_port_); }
+  std::string url() const {
+    return fmt::format("{}://127.0.0.1:{}", tls_.empty() ? "http" : "https", client_port_);
+  }
   uint16_t client_port() const { return client_port_; }
 
   // A POST straight to the gateway, for looking behind the coordinator's back.
   GatewayReply post(const std::string& path, const std::string& body) const {
-    return http_request(url() + path, &body, 5000);
+    return http_request(url() + path, &body, 5000, client_tls());
   }
   // The keys under `prefix` (linearizable range).
   size_t count_keys(const std::string& prefix) const {
@@ -187,6 +209,13 @@ class EtcdProcess {
                                      "t=" + peer,
                                      "--logger=zap",
                                      "--log-level=warn"};
+    if (!tls_.empty()) {
+      for (std::string a :
+           {"--cert-file=" + tls_ + "/etcd/node.crt", "--key-file=" + tls_ + "/etcd/node.key",
+            "--trusted-ca-file=" + tls_ + "/ca.crt", std::string("--client-cert-auth")}) {
+        args.push_back(std::move(a));
+      }
+    }
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -210,7 +239,7 @@ class EtcdProcess {
         pid_ = -1;  // exited: a port was taken, say
         return false;
       }
-      GatewayReply r = http_request(url() + "/health", nullptr, 500);
+      GatewayReply r = http_request(url() + "/health", nullptr, 500, client_tls());
       if (r.http_status == 200 && r.body.find("true") != std::string::npos) return true;
       std::this_thread::sleep_for(50ms);
     }
@@ -218,6 +247,7 @@ class EtcdProcess {
   }
 
   std::string dir_;
+  std::string tls_;
   pid_t pid_ = -1;
   uint16_t client_port_ = 0;
   uint16_t peer_port_ = 0;
@@ -302,6 +332,96 @@ class EtcdCoordinatorTest : public ::testing::Test {
   std::vector<std::unique_ptr<RealEnv>> envs;
   std::vector<std::unique_ptr<EtcdCoordinator>> coordinators;
 };
+
+// etcd over mutual TLS (https, --client-cert-auth), as `quire cluster` runs it: the
+// coordinator verifies etcd's certificate against the cluster's CA and presents its own.
+class EtcdTlsTest : public EtcdCoordinatorTest {
+ protected:
+  void SetUp() override {
+    CertOptions o;
+    ASSERT_TRUE(create_ca(certs).is_ok());
+    o.ca_dir = certs;
+    for (const char* name : {"etcd", "client", "node1"}) {
+      ASSERT_TRUE(create_node(certs + "/" + name, name, {"127.0.0.1"}, o).is_ok());
+    }
+    // Another CA, and a node it signed: nothing etcd or the nodes trust.
+    ASSERT_TRUE(create_ca(other).is_ok());
+    CertOptions p;
+    p.ca_dir = other;
+    ASSERT_TRUE(create_node(other + "/node1", "node1", {"127.0.0.1"}, p).is_ok());
+    etcd.use_tls(certs);
+    ASSERT_TRUE(etcd.start());
+  }
+  ~EtcdTlsTest() override {
+    std::error_code ignored;
+    std::filesystem::remove_all(certs, ignored);
+    std::filesystem::remove_all(other, ignored);
+  }
+  EtcdOptions tls_options(const std::string& ca_dir, const std::string& node_dir) const {
+    EtcdOptions o;
+    o.endpoints = {etcd.url()};
+    o.tls_ca_file = ca_dir + "/ca.crt";
+    o.tls_cert_file = node_dir + "/node.crt";
+    o.tls_key_file = node_dir + "/node.key";
+    return o;
+  }
+  std::string certs = make_temp_dir();
+  std::string other = make_temp_dir();
+};
+
+TEST_F(EtcdTlsTest, TheCoordinatorSpeaksMutualTlsToEtcd) {
+  EtcdCoordinator& c = coordinator(0, tls_options(certs, certs + "/node1"));
+  auto lease = run(c.grant_lease(2s, after(kCallTimeout)));
+  ASSERT_TRUE(lease.is_ok()) << lease.status().to_string() << dump_log();
+  auto won = run(c.campaign(kElection, lease->id, "addr1", after(kCallTimeout)));
+  ASSERT_TRUE(won.is_ok()) << won.status().to_string();
+  auto leader = run(c.leader(kElection, after(kCallTimeout)));
+  ASSERT_TRUE(leader.is_ok()) << leader.status().to_string();
+  EXPECT_EQ(leader->epoch, won->epoch);
+  EXPECT_TRUE(run(c.keep_alive(lease->id, after(kCallTimeout))).is_ok());
+  EXPECT_TRUE(run(c.revoke_lease(lease->id, after(kCallTimeout))).is_ok());
+}
+
+TEST_F(EtcdTlsTest, AnUntrustedPeerOnEitherSideIsRefused) {
+  // A client certificate from a CA etcd does not trust: etcd refuses the handshake.
+  EtcdCoordinator& stranger = coordinator(0, tls_options(certs, other + "/node1"));
+  auto refused = run(stranger.grant_lease(2s, after(kCallTimeout)));
+  EXPECT_EQ(refused.code(), Code::kUnavailable) << refused.status().to_string();
+  // etcd's certificate checked against another CA: this side refuses it.
+  EtcdCoordinator& doubter = coordinator(1, tls_options(other, certs + "/node1"));
+  auto unverified = run(doubter.grant_lease(2s, after(kCallTimeout)));
+  EXPECT_EQ(unverified.code(), Code::kUnavailable) << unverified.status().to_string();
+  // Plain HTTP to a TLS port is no answer either.
+  EtcdOptions plain;
+  plain.endpoints = {fmt::format("http://127.0.0.1:{}", etcd.client_port())};
+  EtcdCoordinator& clear = coordinator(2, plain);
+  EXPECT_FALSE(run(clear.grant_lease(2s, after(kCallTimeout))).is_ok());
+}
+
+TEST(EtcdOptionsCheck, HttpsNeedsItsFilesAndOneScheme) {
+  const std::string dir = make_temp_dir();
+  ASSERT_TRUE(create_ca(dir).is_ok());
+  ASSERT_TRUE(create_node(dir + "/n", "n", {"127.0.0.1"}, CertOptions{.ca_dir = dir}).is_ok());
+  EtcdOptions o;
+  o.endpoints = {"https://127.0.0.1:2379"};
+  EXPECT_EQ(validate_etcd_options(o).code(), Code::kInvalidArgument);  // no files
+  o.tls_ca_file = dir + "/ca.crt";
+  o.tls_cert_file = dir + "/n/node.crt";
+  o.tls_key_file = dir + "/n/node.key";
+  EXPECT_TRUE(validate_etcd_options(o).is_ok()) << validate_etcd_options(o).to_string();
+  o.endpoints.push_back("http://127.0.0.1:2380");  // schemes mixed
+  EXPECT_EQ(validate_etcd_options(o).code(), Code::kInvalidArgument);
+  o.endpoints = {"http://127.0.0.1:2379"};  // files for http
+  EXPECT_EQ(validate_etcd_options(o).code(), Code::kInvalidArgument);
+  o.endpoints = {"https://127.0.0.1:2379"};
+  o.tls_key_file = dir + "/missing.key";  // a file that cannot be read
+  EXPECT_EQ(validate_etcd_options(o).code(), Code::kInvalidArgument);
+  o.tls_key_file = dir + "/n/node.key";
+  o.tls_cert_file = dir;  // a directory
+  EXPECT_EQ(validate_etcd_options(o).code(), Code::kInvalidArgument);
+  std::error_code ignored;
+  std::filesystem::remove_all(dir, ignored);
+}
 
 TEST_F(EtcdCoordinatorTest, GrantKeepAliveRevoke) {
   EtcdCoordinator& c = coordinator();

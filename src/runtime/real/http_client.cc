@@ -2,6 +2,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <string_view>
@@ -21,6 +23,22 @@ namespace {
 using SteadyTime = std::chrono::steady_clock::time_point;
 
 constexpr std::string_view kHttpScheme = "http://";
+constexpr std::string_view kHttpsScheme = "https://";
+constexpr uintmax_t kTlsFileBytesMax = uintmax_t{1} << 20;
+
+// Whether `path` names a regular file this process can read, of at most kTlsFileBytesMax.
+Status readable_tls_file(const std::string& what, const std::string& path) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec) return invalid_argument(fmt::format("{} {}: {}", what, path, ec.message()));
+  if (size > kTlsFileBytesMax) {
+    return invalid_argument(
+        fmt::format("{} {}: {} bytes, over {}", what, path, size, kTlsFileBytesMax));
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return invalid_argument(fmt::format("{} {}: cannot be read", what, path));
+  return Status();
+}
 // How long the worker pauses when curl_multi_poll itself fails (it never should).
 constexpr auto kPollFailurePause = std::chrono::milliseconds(10);
 
@@ -39,21 +57,40 @@ long millis_at_least_one(Nanos d) {
 }
 
 // Failures where no byte of the request reached a server: the next endpoint may answer.
+// A TLS handshake that failed also precedes any byte of the request.
 bool connect_failed(CURLcode code) {
   return code == CURLE_COULDNT_CONNECT || code == CURLE_COULDNT_RESOLVE_HOST ||
-         code == CURLE_COULDNT_RESOLVE_PROXY;
+         code == CURLE_COULDNT_RESOLVE_PROXY || code == CURLE_SSL_CONNECT_ERROR ||
+         code == CURLE_PEER_FAILED_VERIFICATION;
 }
 
 }  // namespace
 
 Status validate_http_client_options(const HttpClientOptions& options) {
   if (options.endpoints.empty()) return invalid_argument("HTTP client: no endpoint");
+  const bool https = options.endpoints.front().starts_with(kHttpsScheme);
+  const std::string_view scheme = https ? kHttpsScheme : kHttpScheme;
   for (const std::string& e : options.endpoints) {
-    if (!e.starts_with(kHttpScheme) || e.size() == kHttpScheme.size() ||
-        e.find_first_of(" /?#", kHttpScheme.size()) != std::string::npos) {
+    if (!e.starts_with(scheme) || e.size() == scheme.size() ||
+        e.find_first_of(" /?#", scheme.size()) != std::string::npos) {
       return invalid_argument(
-          fmt::format("endpoint '{}' is not http://host:port (https is not supported yet)", e));
+          fmt::format("endpoint '{}' is not {}host:port{}", e, scheme,
+                      e.starts_with(https ? kHttpScheme : kHttpsScheme) ? " (schemes mixed)" : ""));
     }
+  }
+  const bool any_tls = !options.tls_ca_file.empty() || !options.tls_cert_file.empty() ||
+                       !options.tls_key_file.empty();
+  if (!https && any_tls) return invalid_argument("TLS files given for http:// endpoints");
+  if (https) {
+    if (options.tls_ca_file.empty() || options.tls_cert_file.empty() ||
+        options.tls_key_file.empty()) {
+      return invalid_argument(
+          "https:// endpoints need a CA certificate, a client certificate and its key (mutual "
+          "TLS)");
+    }
+    QUIRE_RETURN_IF_ERROR(readable_tls_file("CA certificate", options.tls_ca_file));
+    QUIRE_RETURN_IF_ERROR(readable_tls_file("certificate", options.tls_cert_file));
+    QUIRE_RETURN_IF_ERROR(readable_tls_file("key", options.tls_key_file));
   }
   if (options.requests_in_flight_max == 0 || options.response_bytes_max == 0 ||
       options.connect_timeout <= Nanos(0)) {
@@ -264,7 +301,18 @@ void HttpClientShared::start_attempt(const std::shared_ptr<Call>& call) {
   }
   call->headers = more;
   curl_easy_setopt(easy, CURLOPT_URL, call->url.c_str());
-  curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http");
+  if (options.tls_ca_file.empty()) {
+    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http");
+  } else {
+    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "https");
+    curl_easy_setopt(easy, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(easy, CURLOPT_CAINFO, options.tls_ca_file.c_str());
+    curl_easy_setopt(easy, CURLOPT_CAPATH, nullptr);  // the cluster's CA only
+    curl_easy_setopt(easy, CURLOPT_SSLCERT, options.tls_cert_file.c_str());
+    curl_easy_setopt(easy, CURLOPT_SSLKEY, options.tls_key_file.c_str());
+  }
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(easy, CURLOPT_POST, 1L);
   curl_easy_setopt(easy, CURLOPT_POSTFIELDS, call->body.data());

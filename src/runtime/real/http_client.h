@@ -49,15 +49,23 @@ struct HttpReply {
 };
 
 struct HttpClientOptions {
-  // Base URLs of equivalent servers, "http://host:port" (no path); only http:// today.
+  // Base URLs of equivalent servers, "http://host:port" or "https://host:port" (no path),
+  // all of one scheme.
   std::vector<std::string> endpoints;
+  // https:// only, and then all three: mutual TLS (TLS 1.2 or later), the server's chain
+  // verified against tls_ca_file and its name or address against the endpoint's host; this
+  // client presents tls_cert_file with tls_key_file.
+  std::string tls_ca_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
   Nanos connect_timeout = std::chrono::seconds(1);  // per endpoint tried
   size_t requests_in_flight_max = 16;
   size_t response_bytes_max = size_t{1} << 20;  // a whole answer, or one line of a stream
 };
 
 // InvalidArgument naming the problem: no endpoint, an endpoint that is not
-// http://host:port, a zero bound or timeout.
+// http(s)://host:port, schemes mixed, https without its three TLS files or a file that cannot
+// be read (or is over 1 MiB), TLS files with http, a zero bound or timeout.
 Status validate_http_client_options(const HttpClientOptions& options);
 
 class HttpClient {
