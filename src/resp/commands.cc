@@ -78,6 +78,21 @@ bool valid_client_name(std::string_view name) {
   return std::all_of(name.begin(), name.end(), [](char ch) { return ch >= '!' && ch <= '~'; });
 }
 
+std::string too_many_keys(size_t keys) {
+  return fmt::format(
+      "a command may write at most {} keys at once (Quire's log entry bound, "
+      "kLogEntryOpsMax); this one writes {}",
+      kLogEntryOpsMax, keys);
+}
+
+// A name past kClientNameBytesMax: the reply that refuses it (nullopt: within it). Redis
+// has no bound; each connection's name is in every CLIENT LIST line, so here it has one.
+std::optional<std::string> client_name_too_long(std::string_view name) {
+  if (name.size() <= kClientNameBytesMax) return std::nullopt;
+  return fmt::format("Client names are limited to {} bytes in Quire (kClientNameBytesMax)",
+                     kClientNameBytesMax);
+}
+
 // HELLO's reply: the server's properties as Redis 7.0 lists them (RESP2: a flat array).
 void write_hello_reply(uint64_t client_id, bool primary, ReplyWriter& out) {
   out.array(14);
@@ -503,7 +518,7 @@ Task<void> RespCommands::execute(std::vector<std::string> args, ClientState& cli
       exec_refused(refusal.buffer());
       co_return;
     }
-    out.buffer() += refusal.buffer();
+    out.append(refusal);
     refused();
     co_return;
   }
@@ -831,6 +846,10 @@ void RespCommands::cmd_hello(Args& a, ClientState& c, ReplyWriter& out) {
         out.err("Client names cannot contain spaces, newlines or special characters.");
         return;
       }
+      if (auto refused = client_name_too_long(a[j + 1])) {
+        out.err(*refused);
+        return;
+      }
       c.name = a[j + 1];
       j++;
     } else {
@@ -925,6 +944,10 @@ void RespCommands::cmd_client(Args& a, ClientState& c, ReplyWriter& out) {
   } else if (sub == "setname") {
     if (!valid_client_name(a[2])) {
       out.err("Client names cannot contain spaces, newlines or special characters.");
+      return;
+    }
+    if (auto refused = client_name_too_long(a[2])) {
+      out.err(*refused);
       return;
     }
     c.name = a[2];
@@ -1057,6 +1080,9 @@ void RespCommands::client_list(Args& a, ClientState& c, ReplyWriter& out) {
       ids.push_back(*id);
     }
     for (int64_t id : ids) {  // in the order asked, repeats repeated, as Redis
+      // Past what one reply may hold, the rest would only be thrown away: the reply
+      // overflows and the connection closes (an ID repeated millions of times).
+      if (text.size() > out.bytes_max()) break;
       for (const ClientState* each : all) {
         if (static_cast<int64_t>(each->id) == id) add(*each);
       }
@@ -1340,6 +1366,12 @@ Task<std::optional<HeldLocks>> RespCommands::lock_for_write(ClientState& c, Lock
                                                             std::vector<std::string> keys,
                                                             LockMode mode, ReplyWriter& out) {
   if (c.exec != nullptr) co_return HeldLocks();  // EXEC holds every key of the transaction
+  // Refused before any lock is taken or key read: a command over the bound would only be
+  // refused once it had held them all (DEL of millions of keys).
+  if (keys.size() > kLogEntryOpsMax) {
+    out.err(too_many_keys(keys.size()));
+    co_return std::nullopt;
+  }
   co_return co_await lock_keys_at(c.db, db_mode, std::move(keys), mode, out);
 }
 
@@ -1360,10 +1392,7 @@ Task<std::optional<HeldLocks>> RespCommands::lock_keys_at(uint32_t db, LockMode 
 
 bool RespCommands::within_limits(const std::vector<LogWrite>& batch, ReplyWriter& out) {
   if (batch.size() > kLogEntryOpsMax) {
-    out.err(
-        fmt::format("a command may write at most {} keys at once (Quire's log entry bound, "
-                    "kLogEntryOpsMax); this one writes {}",
-                    kLogEntryOpsMax, batch.size()));
+    out.err(too_many_keys(batch.size()));
     return false;
   }
   size_t bytes = kLogEntryHeaderBytes;

@@ -594,7 +594,7 @@ Task<void> RespCommands::cmd_bitfield(Args& a, ClientState& c, ReplyWriter& out,
     if (!co_await commit(std::move(batch), c, out)) co_return;
   }
   out.array(steps.size());
-  out.buffer() += replies.buffer();
+  out.append(replies);
 }
 
 // BITOP holds its destination and its sources exclusively while it reads and writes, so the
@@ -628,6 +628,13 @@ Task<void> RespCommands::cmd_bitop(Args& a, ClientState& c, ReplyWriter& out) {
   std::vector<std::string> keys;
   for (const auto& [key, n] : times) keys.push_back(key);
   if (!times.contains(a[2])) keys.push_back(a[2]);
+  if (keys.size() > kLogEntryOpsMax) {  // before any lock is taken
+    out.err(
+        fmt::format("BITOP may name at most {} distinct keys (Quire's bound, "
+                    "kLogEntryOpsMax); this one names {}",
+                    kLogEntryOpsMax, keys.size()));
+    co_return;
+  }
   std::sort(keys.begin(), keys.end());
   auto held = co_await lock_for_write(c, LockMode::kShared, keys, LockMode::kExclusive, out);
   if (!held) co_return;

@@ -125,6 +125,7 @@ Task<void> RespCommands::cmd_keys(Args& a, ClientState& c, ReplyWriter& out) {
   const std::string pattern = a[1];
   const bool all = pattern == "*";
   std::vector<std::string> keys;
+  size_t reply_bytes = 0;  // about what the keys take in the reply
   std::string from;
   while (true) {
     auto rows = co_await read_range(c.db, from, options_.scan_chunk_rows, std::nullopt);
@@ -133,11 +134,18 @@ Task<void> RespCommands::cmd_keys(Args& a, ClientState& c, ReplyWriter& out) {
       co_return;
     }
     for (auto& [k, v] : *rows) {
-      if (all || glob_match(pattern, k)) keys.push_back(k);
+      if (all || glob_match(pattern, k)) {
+        reply_bytes += k.size() + 16;
+        keys.push_back(k);
+      }
     }
     if (keys.size() > options_.keys_reply_max) {
       out.err(
           fmt::format("KEYS would return more than {} keys; use SCAN", options_.keys_reply_max));
+      co_return;
+    }
+    if (reply_bytes > out.bytes_max()) {
+      out.err(fmt::format("KEYS would return more than {} bytes; use SCAN", out.bytes_max()));
       co_return;
     }
     if (rows->size() < options_.scan_chunk_rows) break;

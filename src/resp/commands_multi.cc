@@ -27,6 +27,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "engine/btree.h"
 #include "repl/log_entry.h"
@@ -240,7 +241,7 @@ Task<void> RespCommands::cmd_exec(ClientState& c, ReplyWriter& out) {
     if (!co_await commit(std::move(batch), c, out)) co_return;  // its error is the reply
   }
   out.array(m.queued.size());
-  out.buffer() += replies.buffer();
+  out.append(replies);
 }
 
 // The keys' locks are taken and let go first: a write queued before WATCH holds its key's
@@ -250,9 +251,26 @@ Task<void> RespCommands::cmd_watch(Args& a, ClientState& c, ReplyWriter& out) {
     out.err("WATCH inside MULTI is not allowed");
     co_return;
   }
+  // Each key once (a key named a million times costs one lookup), and the bound checked
+  // before any lock is taken.
   std::vector<std::string> keys(a.begin() + 1, a.end());
-  auto held =
-      co_await lock_keys_at(c.db, LockMode::kShared, std::move(keys), LockMode::kExclusive, out);
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  std::set<std::string_view> already;
+  for (const ClientState::Watch& w : c.watching) {
+    if (w.db == c.db) already.insert(w.key);
+  }
+  std::vector<std::string> adding;  // not watched yet (`already` views c.watching: fixed now)
+  for (const std::string& k : keys) {
+    if (!already.contains(k)) adding.push_back(k);
+  }
+  already.clear();
+  if (c.watching.size() + adding.size() > options_.watch_keys_max) {
+    out.err(fmt::format("a connection may watch at most {} keys (Quire's watch_keys_max)",
+                        options_.watch_keys_max));
+    co_return;
+  }
+  auto held = co_await lock_keys_at(c.db, LockMode::kShared, keys, LockMode::kExclusive, out);
   if (!held) co_return;
   if (serving().role != Role::kPrimary) {
     out.err(
@@ -260,26 +278,18 @@ Task<void> RespCommands::cmd_watch(Args& a, ClientState& c, ReplyWriter& out) {
         "there");
     co_return;
   }
-  for (size_t j = 1; j < a.size(); j++) {
-    if (a[j].size() > kKeyBytesMax) {  // no such key can exist
-      out.err(fmt::format("key is {} bytes; Quire's key limit is {} bytes (kKeyBytesMax)",
-                          a[j].size(), kKeyBytesMax));
+  for (const std::string& k : keys) {
+    if (k.size() > kKeyBytesMax) {  // no such key can exist
+      out.err(fmt::format("key is {} bytes; Quire's key limit is {} bytes (kKeyBytesMax)", k.size(),
+                          kKeyBytesMax));
       co_return;
     }
   }
   const uint64_t term = node_.client().term().value;
-  for (size_t j = 1; j < a.size(); j++) {
-    const bool already = std::any_of(c.watching.begin(), c.watching.end(),
-                                     [&](const auto& w) { return w.db == c.db && w.key == a[j]; });
-    if (already) continue;
-    if (c.watching.size() >= options_.watch_keys_max) {
-      out.err(fmt::format("a connection may watch at most {} keys (Quire's watch_keys_max)",
-                          options_.watch_keys_max));
-      co_return;  // the keys before this one stay watched
-    }
-    WatchedKey& k = watched_[{c.db, a[j]}];
-    k.watchers++;
-    c.watching.push_back(ClientState::Watch{c.db, a[j], k.writes, term});
+  for (const std::string& k : adding) {
+    WatchedKey& w = watched_[{c.db, k}];
+    w.watchers++;
+    c.watching.push_back(ClientState::Watch{c.db, k, w.writes, term});
   }
   out.ok();
 }

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cctype>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "resp/commands.h"
@@ -332,7 +333,7 @@ void RespCommands::cmd_command(Args& a, ReplyWriter& out) {
       return;
     }
     out.array(a.size() - 2);
-    for (size_t j = 2; j < a.size(); j++) {
+    for (size_t j = 2; j < a.size() && !out.overflowed(); j++) {
       const Looked l = look_up(a[j]);
       if (l.sub != nullptr) {
         subcommand_info(l.command->name, l.command->flags, *l.sub, out);
@@ -353,6 +354,7 @@ void RespCommands::cmd_command(Args& a, ReplyWriter& out) {
     }
     out.array(docs.size() * 2);
     for (const Looked& l : docs) {
+      if (out.overflowed()) break;  // the connection closes: no use building the rest
       const CommandSpec& c = *l.command;
       if (l.sub != nullptr) {
         docs_fields(fmt::format("{}|{}", c.name, l.sub->name), l.sub->summary, l.sub->since,
@@ -480,6 +482,12 @@ Task<void> RespCommands::cmd_wait(Args& a, ClientState& c, ReplyWriter& out) {
     co_return;
   }
   Executor& exec = node_.env().executor();
+  // Redis 7.0 adds the timeout to its clock unchecked (a huge one wraps into the past);
+  // 7.2 refuses it, as here.
+  if (*timeout_ms > (std::numeric_limits<int64_t>::max() - exec.now().ns) / 1'000'000) {
+    out.err("timeout is out of range");
+    co_return;
+  }
   const Deadline deadline = *timeout_ms == 0
                                 ? Deadline::never()
                                 : exec.deadline_after(std::chrono::milliseconds(*timeout_ms));
@@ -490,9 +498,12 @@ Task<void> RespCommands::cmd_wait(Args& a, ClientState& c, ReplyWriter& out) {
     return n;
   };
   int64_t n = reached();
-  // Polls until enough standbys applied the write, the timeout, or the node stops being
-  // the primary (its standbys' progress then says nothing about this write's fate).
-  while (n < *wanted && exec.now() < deadline && serving().role == Role::kPrimary) {
+  // Polls until enough standbys applied the write, the timeout, the node stops being the
+  // primary (its standbys' progress then says nothing about this write's fate), or the
+  // client is gone (killed, or it closed the connection: nobody would read the answer,
+  // and the connection would otherwise hold its place among max_clients forever).
+  while (n < *wanted && exec.now() < deadline && serving().role == Role::kPrimary &&
+         !(directory_ != nullptr && directory_->gone(c.id))) {
     const MonoTime wake = std::min(deadline, exec.now() + options_.wait_poll_interval);
     Status slept = co_await exec.sleep_until(wake);
     if (!slept.is_ok()) break;  // cancelled

@@ -106,7 +106,9 @@ class RespCommands::PendingWrite : public PendingReply {
 Task<std::unique_ptr<PendingReply>> RespCommands::start(std::vector<std::string>& a,
                                                         ClientState& c) {
   if (a.size() < 3 || a.size() % 2 == 0) co_return nullptr;  // SET k v, MSET k v [k v ...]
-  if (c.multi) co_return nullptr;                            // execute() queues it
+  // Over the bound: execute() refuses it before taking any lock.
+  if ((a.size() - 1) / 2 > kLogEntryOpsMax) co_return nullptr;
+  if (c.multi) co_return nullptr;  // execute() queues it
   const CommandSpec* spec = find_command(lower(a[0]));
   if (spec == nullptr || (spec->id != CommandId::kMset && spec->id != CommandId::kSet) ||
       (spec->id == CommandId::kSet && a.size() != 3)) {
@@ -767,7 +769,7 @@ Task<void> RespCommands::cmd_lcs(Args& a, ClientState& c, ReplyWriter& out) {
     out.array(4);
     out.bulk("matches");
     out.array(range_count);
-    out.buffer() += ranges.buffer();
+    out.append(ranges);
     out.bulk("len");
     out.integer(at(alen, blen));
   } else if (getlen) {

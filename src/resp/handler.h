@@ -25,9 +25,16 @@
 
 namespace quire::resp {
 
-// Builds RESP2 replies (https://redis.io/docs/reference/protocol-spec/) into a buffer.
+// Builds RESP2 replies (https://redis.io/docs/reference/protocol-spec/) into a buffer of at
+// most about bytes_max: past it the writer takes nothing more and overflowed() turns true.
+// The reply is then cut, so its connection closes, as Redis closes a client whose replies
+// pass its output buffer's hard limit (a few arguments can ask for gigabytes: COMMAND DOCS
+// naming one command a million times).
 class ReplyWriter {
  public:
+  static constexpr size_t kBytesMaxDefault = size_t{64} << 20;
+  explicit ReplyWriter(size_t bytes_max = kBytesMaxDefault) : bytes_max_(bytes_max) {}
+
   // "+s\r\n". A CR or LF inside `s` is written as a space (a simple string cannot hold them).
   void simple(std::string_view s);
   // "-s\r\n": `s` starts with the error code ("ERR ...", "READONLY ...", "LOADING ...");
@@ -42,17 +49,36 @@ class ReplyWriter {
   void ok() { simple("OK"); }
   void err(std::string_view message);
 
+  // Another writer's replies after these (its overflow too).
+  void append(const ReplyWriter& other);
+
   std::string& buffer() { return out_; }
   const std::string& buffer() const { return out_; }
   size_t size() const { return out_.size(); }
-  void clear() { out_.clear(); }
+  size_t bytes_max() const { return bytes_max_; }
+  bool overflowed() const { return overflowed_; }
+  void clear() {
+    out_.clear();
+    overflowed_ = false;
+  }
 
  private:
+  // Whether nothing more may be written (and notes an overflow).
+  bool full() {
+    if (out_.size() > bytes_max_) overflowed_ = true;
+    return overflowed_;
+  }
   void line(char type, std::string_view s);
   std::string out_;
+  size_t bytes_max_;
+  bool overflowed_ = false;
 };
 
 struct ExecOverlay;  // resp/commands.h: a transaction's writes while EXEC runs it
+
+// CLIENT SETNAME's and HELLO SETNAME's bound on a name (Redis has none; every CLIENT LIST
+// line holds one).
+inline constexpr size_t kClientNameBytesMax = 4096;
 
 // One client connection's state, owned by the server; commands read and change it.
 struct ClientState {
@@ -115,6 +141,12 @@ class ClientDirectory {
   // Closes client `id`'s connection (replies already queued still go out, as at a close);
   // it leaves connected() at once. False when no such client is connected.
   virtual bool kill(uint64_t id) = 0;
+  // Whether client `id` can send nothing more: killed, or its peer closed the connection
+  // (checked without reading). A command that may wait long (WAIT) stops then.
+  virtual bool gone(uint64_t id) const {
+    (void)id;
+    return false;
+  }
   // MONITOR: whether some connection monitors, and one line (a whole "+...\r\n" reply)
   // for each of them but `from_client` (whose own lines go through monitor_echo). A
   // monitor past the output limits is closed, as any client.

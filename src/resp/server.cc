@@ -68,6 +68,11 @@ struct RespServer::Core : ClientDirectory {
     return true;
   }
 
+  bool gone(uint64_t id) const override {
+    auto it = clients.find(id);
+    return it == clients.end() || it->second->killed || it->second->stream->peer_closed();
+  }
+
   bool monitored() const override { return !monitors.empty(); }
   // Each monitor's stream takes the line; one past the output limits is closed (its task
   // then ends), as a client that does not read its replies.
@@ -256,7 +261,8 @@ Task<void> RespServer::accept_loop(std::shared_ptr<Core> core) {
 
 void RespServer::admit_client(const std::shared_ptr<Core>& core,
                               std::unique_ptr<StreamConnection> stream) {
-  if (core->clients.size() >= core->options.max_clients) {
+  // Killed clients still ending (a write they started must finish) do not count.
+  if (core->stats.connected_clients >= core->options.max_clients) {
     core->stats.rejected_connections++;
     if (std::optional<uint64_t> suppressed = core->admit(kLogMaxClients)) {
       core->env.log().warn(kComponent, kLogMaxClients, "max number of clients reached; refused",
@@ -385,6 +391,11 @@ Task<Next> run_commands(RespServer::Core& core, RespServer::Client& client, Requ
     client.state.reply_skip = client.state.reply_skip_next;
     client.state.reply_skip_next = false;
     if (core.stopping || client.killed) co_return Next::kClose;
+    if (out.overflowed()) {  // as Redis's close-ASAP: no further command of this client runs
+      co_await finish_all(client, pipe, out);
+      flush_replies(core, client, out);
+      co_return Next::kClose;
+    }
     parser.set_authenticated(!core.options.auth_required || client.state.authenticated);
     if (client.state.close_after_reply) {
       flush_replies(core, client, out);
@@ -414,6 +425,12 @@ void log_output_limit(RespServer::Core& core, RespServer::Client& client, std::s
 }
 
 bool flush_replies(RespServer::Core& core, RespServer::Client& client, ReplyWriter& out) {
+  if (out.overflowed()) {  // a reply was cut: none of it goes out
+    log_output_limit(core, client,
+                     fmt::format("a reply past the hard limit of {} bytes", out.bytes_max()));
+    out.clear();
+    return false;
+  }
   if (out.size() > 0) {
     const std::string& bytes = out.buffer();
     Status written = client.stream->write(
@@ -457,7 +474,7 @@ bool flush_replies(RespServer::Core& core, RespServer::Client& client, ReplyWrit
 Task<void> RespServer::serve_commands(Core& core, Client& client, Pipeline& pipeline) {
   RequestParser parser(core.options.request_limits);
   parser.set_authenticated(!core.options.auth_required || client.state.authenticated);
-  ReplyWriter out;
+  ReplyWriter out(core.options.output_hard_bytes);
   std::span<uint8_t> buffer(core.read_buffer);
   // Each round reads once and runs what that completed.
   while (!core.stopping && !client.killed) {

@@ -119,6 +119,10 @@ class StreamConnection {
   // which they are dropped); the peer reads them, then Unavailable. Idempotent.
   virtual void close() = 0;
   virtual bool is_open() const = 0;
+  // Whether no more bytes can come: closed here, broken, or the peer closed its end and
+  // every byte it sent was read. Reads nothing (a server busy with a request asks it to
+  // notice a client that went away without waiting for the request to end).
+  virtual bool peer_closed() const { return !is_open(); }
   virtual const Address& peer() const = 0;
   // This end's address (CLIENT INFO's laddr).
   virtual const Address& local() const = 0;

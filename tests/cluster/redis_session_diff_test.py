@@ -85,6 +85,8 @@ DOC_MEMORY = ("USAGE answers the bytes the key's entry takes in a checkpoint pag
               "size")
 DOC_MEMORY_SUBS = "No DOCTOR, STATS, MALLOC-STATS or PURGE: `-ERR unknown subcommand`"
 DOC_NO = "RESP2 only; no RESP3, no scripts, no pub/sub"
+DOC_CLIENT_NAME = ("A client name (CLIENT SETNAME, HELLO SETNAME) is at most 4096 bytes: "
+                   "`-ERR Client names are limited to 4096 bytes in Quire (kClientNameBytesMax)`")
 DOC_MULTI = ("Anything else inside\nMULTI (SCAN, KEYS, DBSIZE, FLUSHDB, FLUSHALL, SELECT, MOVE, "
              "CLIENT, CONFIG, INFO, WAIT, QUIRE.*)\nanswers `-ERR Command not allowed inside a "
              "transaction: ...` and discards the transaction.")
@@ -123,7 +125,8 @@ def docs_problems():
     except OSError as e:
         return ["cannot read docs/redis.md: %s" % e]
     return ["docs/redis.md no longer says: %s" % d for d in
-            (DOC_HELLO, DOC_HELLO_REPLY, DOC_CLIENT, DOC_CONFIG, DOC_INFO, DOC_NO, DOC_UNKNOWN,
+            (DOC_HELLO, DOC_HELLO_REPLY, DOC_CLIENT, DOC_CLIENT_NAME, DOC_CONFIG, DOC_INFO, DOC_NO,
+             DOC_UNKNOWN,
              DOC_AUTH, DOC_CLIENT_SUBS, DOC_COMMAND_FLAGS, DOC_COMMAND, DOC_SET_ARGS,
              DOC_OTHERS, DOC_MEMORY, DOC_MEMORY_SUBS, DOC_COMMAND_ACLCAT, DOC_MULTI,
              DOC_COPY_MULTI, DOC_REPLY_CLOSE)
@@ -255,7 +258,10 @@ def cases_nopass():
     for name in (b"a\x01", b"\x7f", b"\xc3\xa9", b"a\x00b", b"\t", b"a\r\n", b" ", b"\xff"):
         case("CLIENT SETNAME %r" % name, S("CLIENT", "SETNAME", "before"),
              S("CLIENT", "SETNAME", name), getname)
-    case("CLIENT SETNAME long", S("CLIENT", "SETNAME", "n" * 5000), getname)
+    case("CLIENT SETNAME long", S("CLIENT", "SETNAME", "n" * 4096), getname)
+    case("CLIENT SETNAME too long (documented: Quire's bound)",
+         S("CLIENT", "SETNAME", "n" * 4097,
+           doc=doc_error(b"ERR Client names are limited to 4096 bytes in Quire", DOC_CLIENT_NAME)))
     case("CLIENT arity",
          S("CLIENT", "SETNAME"), S("CLIENT", "SETNAME", "a", "b"), S("CLIENT", "GETNAME", "x"),
          S("CLIENT", "ID", "x"), S("CLIENT", "INFO", "x"), S("CLIENT"), S("client"),

@@ -2087,5 +2087,155 @@ TEST_F(RespCommandsTest, ClientLeavingWithPipelinedWritesInFlight) {
   EXPECT_EQ(P({"GET", "gone"}), bulk(fmt::format("{}", n - 1)));  // the last one it ran
 }
 
+// A client waiting in WAIT (timeout 0: for ever) that is killed, or that closes its
+// connection, ends: its task once kept polling and its place among max_clients stayed
+// taken for good.
+TEST_F(RespCommandsTest, AWaitingClientThatIsKilledOrGoesAwayEnds) {
+  make({}, /*standbys=*/0);
+  RespServerOptions o;
+  o.max_clients = 2;
+  serve(o);
+  primary_->set_client_directory(&server_->directory());
+  const bool done = sim_->run_on(
+      sim_->tool_id(),
+      [&]() -> Task<void> {
+        Env& env = *sim_->world().env(sim_->tool_id());
+        auto read_all = [&](StreamConnection& c,
+                            Nanos within) -> Task<std::pair<std::string, Code>> {
+          std::string got;
+          std::vector<uint8_t> buf(4096);
+          const Deadline deadline = env.executor().deadline_after(within);
+          while (true) {
+            Result<size_t> n = co_await c.read_some(std::span<uint8_t>(buf), deadline);
+            if (!n.is_ok()) co_return std::pair(got, n.code());
+            got.append(reinterpret_cast<const char*>(buf.data()), *n);
+          }
+        };
+        std::unique_ptr<StreamConnection> a = co_await testing::connect_client(env, kServerAddress);
+        if (!a) co_return;
+        EXPECT_TRUE(a->write(testing::bytes_of(encode_multibulk({"WAIT", "1", "0"}))).is_ok());
+        (void)co_await env.executor().sleep(100ms);
+        std::vector<const ClientState*> listed = server_->directory().connected();
+        EXPECT_EQ(listed.size(), 1u);
+        if (listed.size() != 1) co_return;
+        const uint64_t waiting = listed[0]->id;
+        std::unique_ptr<StreamConnection> b = co_await testing::connect_client(env, kServerAddress);
+        if (!b) co_return;
+        EXPECT_TRUE(b->write(testing::bytes_of(encode_multibulk(
+                                 {"CLIENT", "KILL", "ID", fmt::format("{}", waiting)})))
+                        .is_ok());
+        std::string got;
+        Status end_b;
+        co_await testing::read_bytes(*b, 4, &got, &end_b, env.executor().deadline_after(5s));
+        EXPECT_EQ(got, ":1\r\n");
+        auto [rest, end] = co_await read_all(*a, 5s);
+        EXPECT_EQ(end, Code::kUnavailable);  // closed, not still waiting
+        (void)co_await env.executor().sleep(50ms);
+        EXPECT_EQ(server_->stats().connected_clients, 1u);
+        // A second waiter closes its own connection: its task ends too, and its place
+        // among the two is free again.
+        std::unique_ptr<StreamConnection> c = co_await testing::connect_client(env, kServerAddress);
+        if (!c) co_return;
+        EXPECT_TRUE(c->write(testing::bytes_of(encode_multibulk({"WAIT", "1", "0"}))).is_ok());
+        (void)co_await env.executor().sleep(100ms);
+        EXPECT_EQ(server_->directory().connected().size(), 2u);
+        c->close();
+        (void)co_await env.executor().sleep(100ms);
+        EXPECT_EQ(server_->directory().connected().size(), 1u);
+        EXPECT_EQ(server_->stats().connected_clients, 1u);
+        std::unique_ptr<StreamConnection> d = co_await testing::connect_client(env, kServerAddress);
+        if (!d) co_return;
+        EXPECT_TRUE(d->write(testing::bytes_of(encode_multibulk({"PING"}))).is_ok());
+        got.clear();
+        co_await testing::read_bytes(*d, 7, &got, &end_b, env.executor().deadline_after(5s));
+        EXPECT_EQ(got, "+PONG\r\n");
+      },
+      60s);
+  EXPECT_TRUE(done);
+  EXPECT_EQ(P({"WAIT", "1", "9223372036854775807"}), "-ERR timeout is out of range\r\n");
+}
+
+// Replies a few arguments can make huge are cut at the output hard limit and the
+// connection closed (as Redis at its client output buffer limit), before they are built
+// whole: COMMAND DOCS or CLIENT LIST ID naming one thing over and over; KEYS past the
+// limit answers an error.
+TEST_F(RespCommandsTest, RepliesPastTheOutputLimitAreNotBuiltWhole) {
+  make();
+  RespServerOptions o;
+  o.output_hard_bytes = 256 << 10;
+  serve(o);
+  primary_->set_client_directory(&server_->directory());
+  Args docs{"COMMAND", "DOCS"};
+  for (int i = 0; i < 20'000; i++) docs.push_back("client");
+  // Nothing comes back: the reply was cut, the connection closed.
+  EXPECT_EQ(wire(encode_multibulk(docs), "never"), "");
+  EXPECT_EQ(server_->stats().output_limit_disconnects, 1u);
+  Args list{"CLIENT", "LIST", "ID"};
+  for (int i = 0; i < 20'000; i++) list.push_back("1000");  // none: an empty reply
+  EXPECT_EQ(wire(encode_multibulk(list), "\r\n"), "$0\r\n\r\n");
+  EXPECT_EQ(server_->stats().output_limit_disconnects, 1u);
+  // The connection's own id, 20,000 times: about 5 MB of lines, cut.
+  std::string own;
+  const bool listed = sim_->run_on(
+      sim_->tool_id(),
+      [&]() -> Task<void> {
+        Env& env = *sim_->world().env(sim_->tool_id());
+        std::unique_ptr<StreamConnection> c = co_await testing::connect_client(env, kServerAddress);
+        if (!c) co_return;
+        EXPECT_TRUE(c->write(testing::bytes_of(encode_multibulk({"CLIENT", "ID"}))).is_ok());
+        Status end;
+        co_await testing::read_bytes(*c, 4, &own, &end, env.executor().deadline_after(5s));
+        const std::string id = own.substr(1, own.find('\r') - 1);
+        Args mine{"CLIENT", "LIST", "ID"};
+        for (int i = 0; i < 20'000; i++) mine.push_back(id);
+        EXPECT_TRUE(c->write(testing::bytes_of(encode_multibulk(mine))).is_ok());
+        std::string rest;
+        co_await testing::read_to_end(*c, &rest, &end, env.executor().deadline_after(10s));
+        own += rest;
+      },
+      30s);
+  EXPECT_TRUE(listed);
+  EXPECT_EQ(own.find("$"), std::string::npos) << own.substr(0, 100);  // ":N\r\n", then closed
+  EXPECT_EQ(server_->stats().output_limit_disconnects, 2u);
+  for (int i = 0; i < 100; i++) {
+    EXPECT_EQ(P({"SET", fmt::format("{:04}", i) + std::string(3000, 'k'), "v"}), "+OK\r\n");
+  }
+  const std::string keys = wire(encode_multibulk({"KEYS", "*"}), "\r\n");
+  EXPECT_EQ(keys, "-ERR KEYS would return more than 262144 bytes; use SCAN\r\n");
+  EXPECT_EQ(wire(encode_multibulk({"PING"}), "\r\n"), "+PONG\r\n");  // the server goes on
+}
+
+TEST_F(RespCommandsTest, ClientNamesDuplicateWatchesAndKeyCountsAreBoundedBeforeWork) {
+  make();
+  const std::string name(kClientNameBytesMax, 'n');
+  EXPECT_EQ(P({"CLIENT", "SETNAME", name}), "+OK\r\n");
+  EXPECT_EQ(P({"CLIENT", "SETNAME", name + "n"}),
+            "-ERR Client names are limited to 4096 bytes in Quire (kClientNameBytesMax)\r\n");
+  EXPECT_EQ(P({"HELLO", "2", "SETNAME", name + "n"}),
+            "-ERR Client names are limited to 4096 bytes in Quire (kClientNameBytesMax)\r\n");
+  EXPECT_EQ(client_.name, name);
+  // A key named 100,000 times is one watch.
+  Args watch{"WATCH"};
+  for (int i = 0; i < 100'000; i++) watch.push_back("w");
+  EXPECT_EQ(P(watch), "+OK\r\n");
+  EXPECT_EQ(client_.watching.size(), 1u);
+  // More distinct keys than a connection may watch: refused whole, before any lock.
+  Args many{"WATCH"};
+  for (int i = 0; i < 10'001; i++) many.push_back(fmt::format("w{}", i));
+  EXPECT_EQ(P(many).rfind("-ERR a connection may watch at most ", 0), 0u);
+  EXPECT_EQ(client_.watching.size(), 1u);
+  EXPECT_EQ(P({"UNWATCH"}), "+OK\r\n");
+  // DEL of more keys than a command may write: refused before a lock is taken.
+  Args del{"DEL"};
+  for (int i = 0; i < 10'001; i++) del.push_back(fmt::format("d{}", i));
+  EXPECT_EQ(P(del),
+            "-ERR a command may write at most 10000 keys at once (Quire's log entry bound, "
+            "kLogEntryOpsMax); this one writes 10001\r\n");
+  Args bitop{"BITOP", "OR", "dest"};
+  for (int i = 0; i < 10'001; i++) bitop.push_back(fmt::format("s{}", i));
+  EXPECT_EQ(P(bitop).rfind("-ERR BITOP may name at most 10000 distinct keys", 0), 0u);
+  EXPECT_EQ(primary_->locks_active(), 0u);
+}
+
 }  // namespace
 }  // namespace quire::resp

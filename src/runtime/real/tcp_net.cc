@@ -1064,6 +1064,18 @@ class StreamState : public std::enable_shared_from_this<StreamState> {
   const Address& peer() const { return peer_; }
   const Address& local() const { return local_; }
   bool is_open() const { return !closed_ && !broken_ && !eof_; }
+
+  bool peer_closed() const {
+    if (closed_ || broken_) return true;
+    if (read_end_ > read_begin_) return false;  // bytes not read yet
+    if (eof_) return true;
+    // What the kernel holds, without taking it: 0 is the peer's FIN after every byte.
+    char byte = 0;
+    const ssize_t n = ::recv(const_cast<asio::ip::tcp::socket&>(socket_).native_handle(), &byte, 1,
+                             MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0) return true;
+    return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+  }
   size_t queued_bytes() const { return queued_bytes_; }
 
   static Task<Result<size_t>> read_some(std::shared_ptr<StreamState> self, std::span<uint8_t> out,
@@ -1256,6 +1268,7 @@ class TcpStreamConnection : public StreamConnection {
   }
   void close() override { state_->close(); }
   bool is_open() const override { return state_->is_open(); }
+  bool peer_closed() const override { return state_->peer_closed(); }
   const Address& peer() const override { return state_->peer(); }
   const Address& local() const override { return state_->local(); }
 

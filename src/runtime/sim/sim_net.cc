@@ -147,6 +147,10 @@ class SimStreamConnection : public StreamConnection {
     SimNetwork::Endpoint* e = net_.endpoint(id_);
     return e != nullptr && !e->broken && !e->closing;
   }
+  bool peer_closed() const override {
+    SimNetwork::Endpoint* e = net_.endpoint(id_);
+    return e == nullptr || e->closing || e->broken || (e->fin_received && e->unread() == 0);
+  }
   const Address& peer() const override { return peer_; }
   const Address& local() const override { return local_; }
 
