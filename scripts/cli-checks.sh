@@ -98,6 +98,8 @@ check "node: a write quorum that is not a majority exits 2" test "$(exit_of "$qu
 check "node: an unknown pick-up policy exits 2" test "$(exit_of "$quire" "${node_args[@]}" --client 127.0.0.1:7 --pickup-policy bogus --cmk "$kms_dir/c/cmk.key")" = 2
 check "node: --etcd https:// without --tls-* exits 2" test "$(exit_of "$quire" node --name n --pageservers 127.0.0.1:1,127.0.0.1:2,127.0.0.1:3 --etcd https://127.0.0.1:9 --client 127.0.0.1:7 --cmk "$kms_dir/c/cmk.key")" = 2
 check "node: --etcd with http:// and https:// mixed exits 2" test "$(exit_of "$quire" node --name n --pageservers 127.0.0.1:1,127.0.0.1:2,127.0.0.1:3 --etcd http://127.0.0.1:9,https://127.0.0.1:8 --client 127.0.0.1:7 --cmk "$kms_dir/c/cmk.key")" = 2
+check "node: plaintext to a page server not on loopback exits 2" test "$(exit_of "$quire" node --name n --pageservers 10.0.0.1:1,127.0.0.1:2,127.0.0.1:3 --etcd http://127.0.0.1:9 --client 127.0.0.1:7 --cmk "$kms_dir/c/cmk.key")" = 2
+check "pageserver: plaintext to a peer not on loopback exits 2" test "$(exit_of "$quire" pageserver --listen 127.0.0.1:0 --data "$kms_dir/ps-peers" --peers 10.0.0.2:7000)" = 2
 check "node: --group-pipeline-min 0 exits 2" test "$(exit_of "$quire" "${node_args[@]}" --client 127.0.0.1:7 --group-pipeline-min 0 --cmk "$kms_dir/c/cmk.key")" = 2
 # cluster init: --group-pipeline-min reaches cluster.json and every node's command line.
 gp_dir=$(mktemp -d)

@@ -1,5 +1,6 @@
 // `quire node`: runs one compute node (cluster/compute_node.h) in this process until SIGTERM
 // or SIGINT.
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -28,6 +29,7 @@ struct NodeFlags {
   std::string pickup_policy = "accept";
   std::string requirepass_file;
   TlsFlags tls;
+  bool insecure = false;
 };
 
 int run_node(NodeFlags flags) {
@@ -40,6 +42,18 @@ int run_node(NodeFlags flags) {
       return kExitFailed;
     }
     flags.node.requirepass = std::move(*password);
+  }
+  // Plaintext to page servers only on loopback, unless asked for by name: anything that
+  // answers at a page server's address on another host could acknowledge writes it never
+  // stored, or fence the primary.
+  if (!flags.tls.given() && !flags.insecure &&
+      !std::all_of(flags.node.pageservers.begin(), flags.node.pageservers.end(),
+                   is_loopback_address)) {
+    fmt::print(stderr,
+               "quire node: refusing plaintext to a page server that is not on a loopback "
+               "address: give --tls-ca, --tls-cert and --tls-key (see quire certs), or "
+               "--insecure\n");
+    return kExitUsage;
   }
   // etcd over https: the node's own mutual-TLS files (etcd's certificate signed by the
   // cluster's CA).
@@ -171,6 +185,10 @@ void add_node_command(CLI::App& app, Commands& commands) {
       ->check(severity_validator())
       ->capture_default_str();
   add_tls_flags(*cmd, flags->tls);
+  cmd->add_flag("--insecure", flags->insecure,
+                "allow plaintext to page servers that are not on a loopback address (no TLS "
+                "flags)")
+      ->excludes("--tls-ca");
   commands.push_back({cmd, [flags] { return run_node(*flags); }});
 }
 

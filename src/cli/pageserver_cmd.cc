@@ -1,4 +1,5 @@
 // `quire pageserver`: runs one page server in this process until SIGTERM or SIGINT.
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -33,17 +34,19 @@ struct PageServerFlags {
 };
 
 // Plaintext only on loopback, unless asked for by name: a page server reachable from
-// other hosts without TLS would serve anyone who connects.
+// other hosts without TLS would serve anyone who connects, and one that copies from a
+// peer on another host would take whatever answers there for its peer.
 bool plaintext_allowed(const PageServerFlags& flags) {
-  return flags.tls.given() || flags.insecure || is_loopback_address(flags.listen);
+  return flags.tls.given() || flags.insecure ||
+         (is_loopback_address(flags.listen) &&
+          std::all_of(flags.peers.begin(), flags.peers.end(), is_loopback_address));
 }
 
 int run_pageserver(const PageServerFlags& flags) {
   if (!plaintext_allowed(flags)) {
     fmt::print(stderr,
-               "quire pageserver: refusing to serve plaintext on {}, which is not a loopback "
-               "address: give --tls-ca, --tls-cert and --tls-key (see quire certs), or "
-               "--insecure\n",
+               "quire pageserver: refusing plaintext: {} or a peer is not a loopback address: "
+               "give --tls-ca, --tls-cert and --tls-key (see quire certs), or --insecure\n",
                flags.listen);
     return kExitUsage;
   }
@@ -108,7 +111,8 @@ void add_pageserver_command(CLI::App& app, Commands& commands) {
       "SIGINT; 1 when it cannot run (the data directory is locked by another process, cannot "
       "be used as it is: unwritable, a file where DIR/segments belongs, a segment that is not "
       "a regular file; the address cannot be bound, a TLS file is unusable), naming the path; "
-      "2 on bad usage (also: a non-loopback --listen without the --tls-* flags or --insecure); "
+      "2 on bad usage (also: a non-loopback --listen or --peers address without the --tls-* flags "
+      "or --insecure); "
       "75 when it asks to be restarted after a disk failure.");
   cmd->add_option("--listen", flags->listen, "address to serve on; port 0 picks a free port")
       ->required()
@@ -126,7 +130,7 @@ void add_pageserver_command(CLI::App& app, Commands& commands) {
       ->capture_default_str();
   add_tls_flags(*cmd, flags->tls);
   cmd->add_flag("--insecure", flags->insecure,
-                "allow plaintext on a non-loopback --listen address (no TLS flags)")
+                "allow plaintext on a non-loopback --listen or --peers address (no TLS flags)")
       ->excludes("--tls-ca");
   commands.push_back({cmd, [flags] { return run_pageserver(*flags); }});
 }

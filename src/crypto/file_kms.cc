@@ -42,6 +42,12 @@ std::string parent_of(const std::string& path) {
 }
 
 void encode(const CmkVersions& versions, Bytes& out) {
+  // Room for the whole image first: a reallocation would leave earlier key bytes in freed
+  // memory, unwiped (magic, format, key id with its varint length, active, count, versions,
+  // CRC).
+  out.reserve(out.size() + sizeof(kMagic) + 1 + 10 + versions.key_id().size() + 4 + 4 +
+              versions.size() * (4 + kSecretKeyBytes) + 4);
+  const size_t capacity = out.capacity();
   ByteWriter w(out);
   w.put_bytes(ByteView(kMagic, sizeof(kMagic)));
   w.put_u8(kFormatVersion);
@@ -53,6 +59,7 @@ void encode(const CmkVersions& versions, Bytes& out) {
     w.put_bytes(versions.key(version).reveal());
   }
   w.put_fixed32(crc32c::mask(crc32c::value(out.data(), out.size())));
+  QUIRE_ASSERT(out.capacity() == capacity);  // the reservation above covers every field
 }
 
 // The file's name and key id, which every error about it carries.
@@ -189,6 +196,17 @@ Task<Status> write_file(Disk& disk, std::string path, const CmkVersions* version
   co_return co_await disk.sync_dir(parent_of(path));
 }
 
+// Takes the file's lock (`path`.lock), waiting up to FileKms::kLockWaitMax for another
+// writer sharing the file (another compute node's rotation, `quire kms rotate`).
+Task<Result<std::unique_ptr<FileLock>>> lock_file(Env& env, const std::string& path) {
+  const MonoTime until = env.executor().now() + FileKms::kLockWaitMax;
+  while (true) {
+    Result<std::unique_ptr<FileLock>> held = co_await env.disk().try_lock(path + ".lock");
+    if (held.is_ok() || held.code() != Code::kBusy || env.executor().now() >= until) co_return held;
+    QUIRE_CO_RETURN_IF_ERROR(co_await env.executor().sleep(FileKms::kLockRetryPause));
+  }
+}
+
 Status with_file_context(const FileKmsOptions& o, std::string_view op, const Status& st) {
   return Status(st.code(), fmt::format("{}: {}: {}", describe(o), op, st.message()));
 }
@@ -305,6 +323,10 @@ Task<Result<uint32_t>> FileKms::rotate() {
   if (!s.open) co_return not_open(options_);
   QUIRE_CO_RETURN_IF_ERROR(co_await s.mutex.lock());
   MutexGuard guard(s.mutex);
+  // Other processes sharing the file write it under its lock too: from the re-read to the
+  // rename nobody else writes, so no version is lost to a race.
+  Result<std::unique_ptr<FileLock>> file_lock = co_await lock_file(env_, options_.path);
+  if (!file_lock.is_ok()) co_return with_file_context(options_, "rotate: lock", file_lock.status());
   // The file is the truth every node sharing it reads: start from what it holds now, so a
   // version another node added is never dropped by this rewrite.
   QUIRE_CO_RETURN_IF_ERROR(co_await reload_locked());
@@ -318,6 +340,21 @@ Task<Result<uint32_t>> FileKms::rotate() {
   Status written = co_await write_file(env_.disk(), options_.path, &next);
   if (!written.is_ok())
     co_return with_file_context(options_, fmt::format("rotate to version {}", *version), written);
+  // What the file holds now must be what was written (a writer that ignored the lock, or a
+  // file system that does not keep flock across hosts): nothing is wrapped under a version
+  // the file lost.
+  Result<CmkVersions> on_disk = co_await load();
+  if (!on_disk.is_ok()) {
+    co_return with_file_context(options_, fmt::format("rotate to version {}: read back", *version),
+                                on_disk.status());
+  }
+  if (!on_disk->contains(*version) || on_disk->active() != *version ||
+      !on_disk->key(*version).equals(next.key(*version))) {
+    co_return with_file_context(
+        options_, fmt::format("rotate to version {}", *version),
+        unavailable("the file read back does not hold the version written: another writer "
+                    "changed it; retry"));
+  }
   s.versions = std::move(next);
   co_return *version;
 }
@@ -327,6 +364,8 @@ Task<Status> FileKms::retire(uint32_t version) {
   if (!s.open) co_return not_open(options_);
   QUIRE_CO_RETURN_IF_ERROR(co_await s.mutex.lock());
   MutexGuard guard(s.mutex);
+  Result<std::unique_ptr<FileLock>> file_lock = co_await lock_file(env_, options_.path);
+  if (!file_lock.is_ok()) co_return with_file_context(options_, "retire: lock", file_lock.status());
   QUIRE_CO_RETURN_IF_ERROR(co_await reload_locked());  // as rotate does
   QUIRE_CO_RETURN_IF_ERROR(s.versions.check_retire(version));
   CmkVersions next = s.versions.clone();

@@ -15,8 +15,12 @@
 // re-read it before they rewrite it, so a version another node added is never dropped, and
 // unwrap of a version this instance does not hold re-reads it (at most once per
 // kReloadIntervalMin), so a standby unwraps a KEK the primary wrapped under a CMK version
-// it has just added. Two nodes rotating at once may race (one version wins); only the
-// primary rotates.
+// it has just added. Rotation and retirement hold the file's lock (`<file>.lock`, flock;
+// waiting up to kLockWaitMax for another holder) from the re-read to the rename, so two
+// writers sharing the file (a deposed primary finishing a rotation, `quire kms rotate`)
+// never lose each other's versions, and read the file back after the rename: a rotation
+// whose version the file does not hold (a writer that ignored the lock) fails, and nothing
+// is wrapped under it.
 //
 // File format (little-endian): magic "QCMK" | format version u8 | key id (length-prefixed)
 // | active version u32 | count u32 | count x {version u32, 32 key bytes} | CRC32C (masked)
@@ -43,6 +47,8 @@ struct FileKmsOptions {
 class FileKms : public Kms {
  public:
   static constexpr Nanos kReloadIntervalMin = std::chrono::milliseconds(100);
+  static constexpr Nanos kLockWaitMax = std::chrono::seconds(5);
+  static constexpr Nanos kLockRetryPause = std::chrono::milliseconds(10);
 
   FileKms(Env& env, FileKmsOptions options);
   ~FileKms() override;

@@ -80,6 +80,7 @@ Task<Result<WrappedKey>> SimKms::wrap(Bytes context, SecretKey key) {
   if (service_.faults_.refused.count(active) > 0) co_return refused(active, "cannot wrap");
   Result<WrappedKey> wrapped = impl.versions.wrap(context, key, impl.random);
   if (!wrapped.is_ok()) co_return failed(wrapped.status());
+  if (service_.faults_.corrupt_wraps && !wrapped->blob.empty()) wrapped->blob.back() ^= 0x01;
   co_return wrapped;
 }
 

@@ -23,6 +23,8 @@ struct SimKmsFaults {
   Nanos latency_max = Nanos(0);
   bool unavailable = false;
   std::set<uint32_t> refused;
+  // A KMS that answers garbage: every wrap's blob has a byte flipped (it does not unwrap).
+  bool corrupt_wraps = false;
 };
 
 class SimKmsService {

@@ -324,6 +324,10 @@ Task<Result<std::vector<KeystoreChange>>> Engine::rotate_cmk_draft() {
     QUIRE_CO_RETURN_IF_ERROR(draft.apply(*ch));
     changes.push_back(std::move(*ch));
   }
+  // Every rewrapped KEK unwraps, under the new CMK version, to the key held (as a KEK
+  // rotation checks its draft): a KMS that returned a bad wrap fails the rotation here,
+  // before the wrap is logged for good and found unusable at the next start.
+  QUIRE_CO_RETURN_IF_ERROR(co_await ring_.sync(kms_, draft));
   env_.log().info(kComponent, 40002, "CMK rotated; KEKs rewrapped",
                   {{"cmk_version", *cmk}, {"keks", keks.size()}});
   co_return co_await apply_all(std::move(changes));

@@ -197,6 +197,13 @@ class File {
   virtual const std::string& path() const = 0;
 };
 
+// An exclusive lock on a file (flock(2) in the real world), held until the handle goes; a
+// process that ends (a crash too) lets go of its locks.
+class FileLock {
+ public:
+  virtual ~FileLock() = default;
+};
+
 // Files under the node's data directory. Arguments are taken by value because the
 // operations are lazy coroutines that may run after the caller's temporaries are gone. Creating,
 // renaming and unlinking change the directory, which is durable only after sync_dir() of that
@@ -226,6 +233,10 @@ class Disk {
   // NotFound when missing. Lets code that keeps secrets refuse a file others can read, a
   // directory, or a link to a file elsewhere.
   virtual Task<Result<FileStatus>> file_status(std::string path) = 0;
+  // Takes the exclusive lock of `path` (created 0600 when missing, never through a
+  // symlink) without waiting: Busy while another holder has it, in this process or another
+  // sharing the file (compute nodes rotating one CMK file). The caller waits and retries.
+  virtual Task<Result<std::unique_ptr<FileLock>>> try_lock(std::string path) = 0;
 };
 
 // A node's whole view of the world.

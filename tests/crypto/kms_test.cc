@@ -289,7 +289,75 @@ TEST_F(FileKmsSimTest, RotateMakesANewActiveVersionAndKeepsOldOnesForUnwrap) {
     EXPECT_EQ(versions.value(), one_two_three);
     EXPECT_EQ((co_await env().disk().file_status("cmk.key")).value().permissions, 0600u);
   });
-  EXPECT_EQ(store().current_files(), std::vector<std::string>{"cmk.key"});
+  // No temporary left behind; the lock file stays, as flock lock files do.
+  EXPECT_EQ(store().current_files(), (std::vector<std::string>{"cmk.key", "cmk.key.lock"}));
+}
+
+// Two writers sharing the file rotate at once (a deposed primary finishing a rotation while
+// the new one starts one, `quire kms rotate` beside a node): the file's lock serializes
+// them, so each gets its own version and the file keeps both; a fresh reader unwraps what
+// each wrapped. Without the lock, both re-read version 1 and the second rename dropped the
+// first's version 2, whose writer went on wrapping under a key that was nowhere on disk.
+TEST_F(FileKmsSimTest, ConcurrentRotationsBySharersKeepEveryVersion) {
+  auto a = open_kms();
+  auto b = open_kms();
+  const Bytes context = bytes_of("kek");
+  SecretKey kek = test_key(5);
+  std::optional<Result<uint32_t>> ra, rb;
+  std::optional<Result<WrappedKey>> wa, wb;
+  run([&]() -> Task<void> {
+    auto rotate_and_wrap = [&](FileKms& kms, std::optional<Result<uint32_t>>* r,
+                               std::optional<Result<WrappedKey>>* w) -> Task<void> {
+      *r = co_await kms.rotate();
+      if (r->has_value() && (*r)->is_ok()) *w = co_await kms.wrap(context, kek.clone());
+    };
+    env().executor().spawn("rotate-a", rotate_and_wrap(*a, &ra, &wa));
+    env().executor().spawn("rotate-b", rotate_and_wrap(*b, &rb, &wb));
+    (void)co_await env().executor().sleep(2s);
+  });
+  ASSERT_TRUE(ra && rb && wa && wb);
+  ASSERT_TRUE(ra->is_ok() && rb->is_ok()) << ra->status().to_string() << rb->status().to_string();
+  EXPECT_NE(ra->value(), rb->value());
+  auto fresh = open_kms();
+  run([&]() -> Task<void> {
+    const std::vector<uint32_t> one_two_three{1, 2, 3};
+    EXPECT_EQ((co_await fresh->versions()).value(), one_two_three);
+    std::vector<const Result<WrappedKey>*> both;
+    both.push_back(&*wa);
+    both.push_back(&*wb);
+    for (const Result<WrappedKey>* w : both) {
+      EXPECT_TRUE(w->is_ok());
+      if (!w->is_ok()) continue;
+      Result<SecretKey> key = co_await fresh->unwrap(context, w->value());
+      EXPECT_TRUE(key.is_ok()) << key.status().to_string();
+    }
+  });
+}
+
+// A holder that keeps the file's lock: a rotation waits for it up to kLockWaitMax, then
+// fails with Busy, changing nothing; released in time, the rotation goes ahead.
+TEST_F(FileKmsSimTest, ARotationWaitsForTheFilesLockThenGivesUp) {
+  auto kms = open_kms();
+  run([&]() -> Task<void> {
+    Result<std::unique_ptr<FileLock>> held = co_await env().disk().try_lock("cmk.key.lock");
+    EXPECT_TRUE(held.is_ok());
+    const MonoTime t0 = env().executor().now();
+    Result<uint32_t> refused = co_await kms->rotate();
+    EXPECT_EQ(refused.code(), Code::kBusy) << refused.status().to_string();
+    EXPECT_GE(env().executor().now() - t0, FileKms::kLockWaitMax);
+    const std::vector<uint32_t> just_one{1};
+    EXPECT_EQ((co_await kms->versions()).value(), just_one);
+    std::optional<Result<uint32_t>> later;
+    env().executor().spawn("rotate",
+                           [](FileKms& k, std::optional<Result<uint32_t>>* out) -> Task<void> {
+                             *out = co_await k.rotate();
+                           }(*kms, &later));
+    (void)co_await env().executor().sleep(1s);
+    EXPECT_FALSE(later.has_value());  // still waiting
+    held->reset();                    // let go
+    (void)co_await env().executor().sleep(500ms);
+    EXPECT_TRUE(later.has_value() && later->is_ok());
+  });
 }
 
 // Two compute nodes sharing one CMK file (as `quire cluster` runs them): what one adds,

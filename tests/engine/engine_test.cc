@@ -236,6 +236,26 @@ TEST(Engine, ReadsBelowTheCheckpointAreRefusedNotWrong) {
   }));
 }
 
+// A CMK rotation checks every rewrapped KEK before it commits (as a KEK rotation does): a
+// KMS whose wraps do not unwrap fails the rotation, and the keystore stays as it was. It
+// once logged the bad wraps for good, and the node failed at its next start.
+TEST(Engine, ACmkRotationWithWrapsThatDoNotUnwrapChangesNothing) {
+  EngineCluster cluster(12);
+  ComputeNode& leader = cluster.add_compute("leader", small_pages());
+  ASSERT_TRUE(cluster.run(leader, [&]() -> Task<void> {
+    co_await bootstrap(leader.engine());
+    const uint64_t before = leader.engine().keystore().version();
+    cluster.kms_service().faults().corrupt_wraps = true;
+    auto bad = co_await leader.engine().rotate_cmk();
+    EXPECT_EQ(bad.code(), Code::kCorruption) << bad.status().to_string();
+    EXPECT_EQ(leader.engine().keystore().version(), before);
+    cluster.kms_service().faults().corrupt_wraps = false;
+    auto good = co_await leader.engine().rotate_cmk();
+    EXPECT_TRUE(good.is_ok()) << good.status().to_string();
+    EXPECT_GT(leader.engine().keystore().version(), before);
+  }));
+}
+
 // A checkpoint whose pages pass one message's bound (Connection::kMaxMessageBytes) is written
 // in parts: after 80 MiB of 1 MiB values it completes, and a reader installs it and reads
 // every value. (Before the parts, such a checkpoint failed for ever: "message ... exceeds

@@ -122,6 +122,25 @@ TEST_F(RealDiskTest, WritesReadsAppendsAndTruncates) {
   EXPECT_EQ(read_all(*g), bytes_of("hello"));
 }
 
+// try_lock is flock(2): a second holder (another descriptor: another process sharing the
+// file, say) gets Busy until the first lets go; the lock file is 0600 and never a symlink.
+TEST_F(RealDiskTest, TryLockExcludesAnotherHolderUntilReleased) {
+  PosixDisk a(dir.path());
+  PosixDisk b(dir.path());
+  Result<std::unique_ptr<FileLock>> first = run(a.try_lock("k.lock"));
+  ASSERT_TRUE(first.is_ok()) << first.status().to_string();
+  struct stat st {};
+  ASSERT_EQ(::stat((dir.path() + "/k.lock").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  Result<std::unique_ptr<FileLock>> second = run(b.try_lock("k.lock"));
+  EXPECT_EQ(second.code(), Code::kBusy) << second.status().to_string();
+  first->reset();
+  second = run(b.try_lock("k.lock"));
+  EXPECT_TRUE(second.is_ok()) << second.status().to_string();
+  ASSERT_EQ(::symlink("k.lock", (dir.path() + "/link.lock").c_str()), 0);
+  EXPECT_EQ(run(a.try_lock("link.lock")).code(), Code::kInvalidArgument);
+}
+
 TEST_F(RealDiskTest, LargeTransfersRoundTrip) {
   std::unique_ptr<File> f = open("big", {.create = true});
   ASSERT_NE(f, nullptr);

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -267,6 +268,45 @@ Task<Result<bool>> PosixDisk::exists(std::string path) {
 }
 Task<Result<FileStatus>> PosixDisk::file_status(std::string path) {
   return deferred([this, path] { return file_status_now(path); });
+}
+Task<Result<std::unique_ptr<FileLock>>> PosixDisk::try_lock(std::string path) {
+  return deferred([this, path] { return try_lock_now(path); });
+}
+
+namespace {
+// flock(2) on its own descriptor: the lock goes with the descriptor.
+class PosixFileLock : public FileLock {
+ public:
+  explicit PosixFileLock(int fd) : fd_(fd) {}
+  ~PosixFileLock() override { ::close(fd_); }
+
+ private:
+  int fd_;
+};
+}  // namespace
+
+Result<std::unique_ptr<FileLock>> PosixDisk::try_lock_now(const std::string& path) {
+  Result<std::string> full = resolve(path, /*allow_root=*/false);
+  if (!full.is_ok()) return full.status();
+  int fd;
+  do {
+    fd = ::open(full->c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) {
+    if (errno == ELOOP) return invalid_argument(fmt::format("lock {}: is a symlink", *full));
+    return posix_path_error("open", *full, errno);
+  }
+  int rc;
+  do {
+    rc = ::flock(fd, LOCK_EX | LOCK_NB);
+  } while (rc != 0 && errno == EINTR);
+  if (rc != 0) {
+    const int err = errno;
+    ::close(fd);
+    if (err == EWOULDBLOCK) return busy(fmt::format("{} is locked by another holder", *full));
+    return posix_error("flock", *full, err);
+  }
+  return std::unique_ptr<FileLock>(std::make_unique<PosixFileLock>(fd));
 }
 
 Result<std::unique_ptr<File>> PosixDisk::open_now(const std::string& path, OpenOptions options) {

@@ -40,6 +40,7 @@ class PosixDisk : public Disk {
   Task<Status> sync_dir(std::string dir) override;
   Task<Result<bool>> exists(std::string path) override;
   Task<Result<FileStatus>> file_status(std::string path) override;
+  Task<Result<std::unique_ptr<FileLock>>> try_lock(std::string path) override;
 
   // The absolute (or root-relative) path of `path`, or InvalidArgument when it is absolute,
   // has a ".." component or a NUL byte, or (unless `allow_root`) names the root itself.
@@ -54,6 +55,7 @@ class PosixDisk : public Disk {
   Status sync_dir_now(const std::string& dir);
   Result<bool> exists_now(const std::string& path);
   Result<FileStatus> file_status_now(const std::string& path);
+  Result<std::unique_ptr<FileLock>> try_lock_now(const std::string& path);
 
   std::string root_;
   BlockingWorker* worker_;

@@ -297,7 +297,38 @@ class SimDisk : public Disk {
     co_return FileStatus{FileKind::kRegular, ino->mode};
   }
 
+  // Locks belong to this process (this Disk): a crash, which ends the process, lets go of
+  // them with it. Holders sharing the Disk exclude each other.
+  Task<Result<std::unique_ptr<FileLock>>> try_lock(std::string path) override {
+    QUIRE_CO_RETURN_IF_ERROR(check_path(path));
+    QUIRE_CO_RETURN_IF_ERROR(co_await delay());
+    auto& ns = store_.current_ns();
+    if (ns.dirs.count(path) > 0)
+      co_return invalid_argument(fmt::format("lock {}: is a directory", path));
+    if (ns.files.count(path) == 0) {
+      if (!dir_exists(parent_dir(path)))
+        co_return not_found(fmt::format("lock {}: no such directory", path));
+      if (!store_.dir_writable(parent_dir(path))) co_return permission_denied("lock", path);
+      const uint64_t ino = store_.new_inode(0600);
+      store_.record_ns({SimDiskStore::NsOp::kCreate, path, {}, ino});
+    }
+    if (!locked_->insert(path).second)
+      co_return busy(fmt::format("{} is locked by another holder", path));
+    co_return std::unique_ptr<FileLock>(std::make_unique<SimFileLock>(locked_, path));
+  }
+
  private:
+  class SimFileLock : public FileLock {
+   public:
+    SimFileLock(std::shared_ptr<std::set<std::string>> locked, std::string path)
+        : locked_(std::move(locked)), path_(std::move(path)) {}
+    ~SimFileLock() override { locked_->erase(path_); }
+
+   private:
+    std::shared_ptr<std::set<std::string>> locked_;
+    std::string path_;
+  };
+
   bool dir_exists(const std::string& d) {
     return d.empty() || store_.current_ns().dirs.count(d) > 0;
   }
@@ -313,6 +344,7 @@ class SimDisk : public Disk {
 
   SimDiskStore& store_;
   Executor& exec_;
+  std::shared_ptr<std::set<std::string>> locked_ = std::make_shared<std::set<std::string>>();
 };
 
 }  // namespace
