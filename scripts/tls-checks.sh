@@ -99,7 +99,7 @@ check "bench pageserver --data --tls-* writes through its in-process TLS server 
 # 4. What the servers refuse, staying up.
 status_of 1
 check "pl status without TLS against a TLS server exits 1" test $? = 1
-status_of 2 --tls-ca "$certs/ca.crt" --tls-cert "$tmp/other/rogue/node.crt" \
+status_of 2 --tls-ca "$tmp/other/ca.crt" --tls-cert "$tmp/other/rogue/node.crt" \
   --tls-key "$tmp/other/rogue/node.key"
 check "pl status with a node certificate of another CA exits 1" test $? = 1
 check "... and the server logs the failed handshake" grep -q "10105" "$tmp/ps2.log"
@@ -161,7 +161,7 @@ check "... and catches up from its peers over TLS (durable_lsn reaches $target)"
 # 6. Plaintext off loopback only when asked for; usage errors.
 refused=$(timeout 10 "$quire" pageserver --listen 0.0.0.0:0 --data "$tmp/open" 2>&1 >/dev/null; echo "exit=$?")
 check "pageserver --listen 0.0.0.0:0 without TLS or --insecure is refused (exit 2)" \
-  bash -c "grep -q 'exit=2' <<<\"\$1\" && grep -q 'refusing to serve plaintext' <<<\"\$1\"" _ "$refused"
+  bash -c "grep -q 'exit=2' <<<\"\$1\" && grep -q 'refusing plaintext' <<<\"\$1\"" _ "$refused"
 check "... and creates no data directory" test ! -e "$tmp/open"
 check "pageserver with --tls-ca alone exits 2" test "$(exit_of timeout 10 "$quire" pageserver \
   --listen 127.0.0.1:0 --data "$tmp/u" --tls-ca "$certs/ca.crt")" = 2

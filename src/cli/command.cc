@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "runtime/real/certs.h"
 #include "runtime/real/tcp_net.h"
 
 namespace quire::cli {
@@ -69,6 +70,7 @@ void add_tls_flags(CLI::App& cmd, TlsFlags& flags) {
 
 Status enable_tls_flags(RealEnv& env, const TlsFlags& flags) {
   if (!flags.given()) return Status::ok();
+  QUIRE_RETURN_IF_ERROR(verify_node_certificate(flags.files.ca_file, flags.files.cert_file));
   return env.enable_tls(flags.files);
 }
 

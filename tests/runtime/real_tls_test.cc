@@ -443,6 +443,30 @@ TEST_F(RealTlsTest, EnableTlsRefusesMissingOrExposedFiles) {
   EXPECT_TRUE(net.tls_enabled());
 }
 
+// A node checks its own certificate at start (quire node and pageserver, before they
+// listen or dial): an expired one, or one another CA signed, is refused naming the reason,
+// where it used to show only as every handshake failing. And a TLS file that is not a
+// regular file (a FIFO would block the loader for ever) is refused at once.
+TEST_F(RealTlsTest, ANodesOwnCertificateAndFilesAreCheckedAtStart) {
+  const std::string ca = certs->path("ca") + "/ca.crt";
+  EXPECT_TRUE(verify_node_certificate(ca, certs->path("server") + "/node.crt").is_ok());
+  Status expired = verify_node_certificate(ca, certs->path("expired") + "/node.crt");
+  EXPECT_EQ(expired.code(), Code::kInvalidArgument);
+  EXPECT_NE(expired.message().find("expired"), std::string::npos) << expired.message();
+  Status foreign = verify_node_certificate(ca, certs->path("other") + "/node.crt");
+  EXPECT_EQ(foreign.code(), Code::kInvalidArgument) << foreign.to_string();
+  EXPECT_EQ(verify_node_certificate(ca, certs->path("nowhere.crt")).code(), Code::kInvalidArgument);
+  const std::string fifo = certs->path("fifo.key");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  TcpNet net(loop, &log);
+  TlsOptions blocked = certs->identity("server");
+  blocked.key_file = fifo;
+  Status st = net.enable_tls(blocked);
+  EXPECT_EQ(st.code(), Code::kInvalidArgument);
+  EXPECT_NE(st.message().find("not a regular file"), std::string::npos) << st.message();
+  ::unlink(fifo.c_str());
+}
+
 TEST_F(RealTlsTest, CertificatesKeepKeysPrivateAndNeverOverwrite) {
   for (const std::string& key :
        {certs->path("ca") + "/ca.key", certs->path("server") + "/node.key"}) {

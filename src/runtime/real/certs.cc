@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <system_error>
@@ -285,6 +286,63 @@ Status create_node(const std::string& dir, std::string_view name,
   QUIRE_RETURN_IF_ERROR(sign(c, ca_key.get()));
   QUIRE_RETURN_IF_ERROR(write_key(join(dir, kNodeKeyFile), key->get(), options.overwrite));
   return write_cert(join(dir, kNodeCertFile), c, options.overwrite);
+}
+
+Status verify_node_certificate(const std::string& ca_file, const std::string& cert_file) {
+  QUIRE_RETURN_IF_ERROR(check_tls_file("CA file", ca_file));
+  QUIRE_RETURN_IF_ERROR(check_tls_file("certificate file", cert_file));
+  auto refused = [&](std::string_view why) {
+    return invalid_argument(
+        fmt::format("TLS certificate file {} does not verify against the CA "
+                    "in {}: {}",
+                    cert_file, ca_file, why));
+  };
+  std::unique_ptr<FILE, int (*)(FILE*)> in(std::fopen(cert_file.c_str(), "r"), &std::fclose);
+  if (!in) return refused(std::strerror(errno));
+  std::unique_ptr<X509, void (*)(X509*)> leaf(PEM_read_X509(in.get(), nullptr, nullptr, nullptr),
+                                              &X509_free);
+  if (!leaf) return refused("no certificate in it");
+  std::unique_ptr<STACK_OF(X509), void (*)(STACK_OF(X509)*)> chain(
+      sk_X509_new_null(), [](STACK_OF(X509) * s) { sk_X509_pop_free(s, X509_free); });
+  while (X509* next = PEM_read_X509(in.get(), nullptr, nullptr, nullptr)) {
+    if (!chain || sk_X509_push(chain.get(), next) == 0) {
+      X509_free(next);
+      return refused("out of memory");
+    }
+  }
+  ERR_clear_error();  // the read past the last certificate
+  std::unique_ptr<X509_STORE, void (*)(X509_STORE*)> store(X509_STORE_new(), &X509_STORE_free);
+  if (!store || X509_STORE_load_file(store.get(), ca_file.c_str()) != 1) {
+    ERR_clear_error();
+    return refused("the CA file does not load");
+  }
+  std::unique_ptr<X509_STORE_CTX, void (*)(X509_STORE_CTX*)> check(X509_STORE_CTX_new(),
+                                                                   &X509_STORE_CTX_free);
+  if (!check || X509_STORE_CTX_init(check.get(), store.get(), leaf.get(), chain.get()) != 1) {
+    return refused("the check cannot be set up");
+  }
+  if (X509_verify_cert(check.get()) != 1) {
+    return refused(X509_verify_cert_error_string(X509_STORE_CTX_get_error(check.get())));
+  }
+  return Status::ok();
+}
+
+Status check_tls_file(std::string_view what, const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    return invalid_argument(fmt::format("TLS {} {}: {}", what, path, std::strerror(errno)));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return invalid_argument(fmt::format("TLS {} {}: not a regular file", what, path));
+  }
+  if (static_cast<uint64_t>(st.st_size) > kTlsFileBytesMax) {
+    return invalid_argument(
+        fmt::format("TLS {} {}: {} bytes, over {}", what, path, st.st_size, kTlsFileBytesMax));
+  }
+  if (::access(path.c_str(), R_OK) != 0) {
+    return invalid_argument(fmt::format("TLS {} {}: {}", what, path, std::strerror(errno)));
+  }
+  return Status::ok();
 }
 
 }  // namespace quire

@@ -36,6 +36,19 @@ inline constexpr int64_t kNodeLifetimeDefaultS = int64_t{366} * 24 * 3600;
 inline constexpr int64_t kNotBeforeBackdateS = 3600;
 // Hosts one node certificate names at most.
 inline constexpr size_t kNodeHostsMax = 64;
+// The largest CA, certificate or key file a node loads.
+inline constexpr uint64_t kTlsFileBytesMax = uint64_t{1} << 20;
+
+// Whether `path` (`what`: "CA file", "key file", ...) can be loaded: a regular file (a FIFO
+// would block the loader for ever), at most kTlsFileBytesMax, readable. InvalidArgument
+// naming the file otherwise.
+Status check_tls_file(std::string_view what, const std::string& path);
+
+// Whether the certificate in `cert_file` (its chain after it) verifies against the CA in
+// `ca_file` now: signed by it and within its validity. A node checks its own at start, so
+// an expired or foreign certificate is refused there rather than showing later as every
+// handshake failing. InvalidArgument naming the files and OpenSSL's reason.
+Status verify_node_certificate(const std::string& ca_file, const std::string& cert_file);
 
 struct CertOptions {
   // Where ca.crt and ca.key are, for create_node; empty means the output directory.

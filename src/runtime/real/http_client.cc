@@ -2,8 +2,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <mutex>
 #include <string_view>
@@ -14,6 +12,7 @@
 #include <fmt/format.h>
 #include <asio.hpp>
 
+#include "runtime/real/certs.h"
 #include "runtime/scheduler.h"
 
 namespace quire {
@@ -24,21 +23,6 @@ using SteadyTime = std::chrono::steady_clock::time_point;
 
 constexpr std::string_view kHttpScheme = "http://";
 constexpr std::string_view kHttpsScheme = "https://";
-constexpr uintmax_t kTlsFileBytesMax = uintmax_t{1} << 20;
-
-// Whether `path` names a regular file this process can read, of at most kTlsFileBytesMax.
-Status readable_tls_file(const std::string& what, const std::string& path) {
-  std::error_code ec;
-  const auto size = std::filesystem::file_size(path, ec);
-  if (ec) return invalid_argument(fmt::format("{} {}: {}", what, path, ec.message()));
-  if (size > kTlsFileBytesMax) {
-    return invalid_argument(
-        fmt::format("{} {}: {} bytes, over {}", what, path, size, kTlsFileBytesMax));
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return invalid_argument(fmt::format("{} {}: cannot be read", what, path));
-  return Status();
-}
 // How long the worker pauses when curl_multi_poll itself fails (it never should).
 constexpr auto kPollFailurePause = std::chrono::milliseconds(10);
 
@@ -88,9 +72,9 @@ Status validate_http_client_options(const HttpClientOptions& options) {
           "https:// endpoints need a CA certificate, a client certificate and its key (mutual "
           "TLS)");
     }
-    QUIRE_RETURN_IF_ERROR(readable_tls_file("CA certificate", options.tls_ca_file));
-    QUIRE_RETURN_IF_ERROR(readable_tls_file("certificate", options.tls_cert_file));
-    QUIRE_RETURN_IF_ERROR(readable_tls_file("key", options.tls_key_file));
+    QUIRE_RETURN_IF_ERROR(check_tls_file("CA file", options.tls_ca_file));
+    QUIRE_RETURN_IF_ERROR(check_tls_file("certificate file", options.tls_cert_file));
+    QUIRE_RETURN_IF_ERROR(check_tls_file("key file", options.tls_key_file));
   }
   if (options.requests_in_flight_max == 0 || options.response_bytes_max == 0 ||
       options.connect_timeout <= Nanos(0)) {

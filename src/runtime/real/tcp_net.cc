@@ -20,6 +20,7 @@
 #include <asio/ssl.hpp>
 
 #include "runtime/log_limiter.h"
+#include "runtime/real/certs.h"
 #include "runtime/sync.h"
 
 namespace quire {
@@ -1605,6 +1606,9 @@ Status TcpNet::enable_tls(const TlsOptions& options) {
   if (options.ca_file.empty() || options.cert_file.empty() || options.key_file.empty()) {
     return invalid_argument("TLS needs a CA file, a certificate file and a key file");
   }
+  QUIRE_RETURN_IF_ERROR(check_tls_file("CA file", options.ca_file));
+  QUIRE_RETURN_IF_ERROR(check_tls_file("certificate file", options.cert_file));
+  QUIRE_RETURN_IF_ERROR(check_tls_file("key file", options.key_file));
   // Anyone who can read the key can pose as this node: refuse it, as FileKms refuses cmk.key.
   struct stat key_stat;
   if (::stat(options.key_file.c_str(), &key_stat) != 0) {
@@ -1628,6 +1632,9 @@ Status TcpNet::enable_tls(const TlsOptions& options) {
   auto refused = [&](std::string_view what, const std::string& file, const asio::error_code& e) {
     return invalid_argument(fmt::format("TLS {} {}: {}", what, file, e.message()));
   };
+  // A key file with a passphrase is refused, never asked for on a terminal (a node runs
+  // unattended).
+  SSL_CTX_set_default_passwd_cb(ctx, [](char*, int, int, void*) { return 0; });
   asio::error_code ec;
   tls->ssl.load_verify_file(options.ca_file, ec);
   if (ec) return refused("CA file", options.ca_file, ec);
