@@ -309,6 +309,13 @@ check "certs create-node with a name that is not one path component exits 2" \
 check "certs: usage errors write nothing" test -z "$(ls -A "$certs_dir")"
 check "certs create-ca exits 0, then 1 when the CA exists" test \
   "$(exit_of "$quire" certs create-ca --dir "$certs_dir/ca")$(exit_of "$quire" certs create-ca --dir "$certs_dir/ca")" = 01
+# A node directory whose ca.crt is a symbolic link: refused before anything is written, and
+# the file the link names is untouched.
+mkdir -p "$certs_dir/ca/n2"
+echo "precious" >"$certs_dir/precious"
+ln -s "$certs_dir/precious" "$certs_dir/ca/n2/ca.crt"
+check "certs create-node refuses a ca.crt that is a symbolic link (exit 1), writing nothing" bash -c \
+  "test \"\$('$quire' certs create-node --dir '$certs_dir/ca' --name n2 --host 127.0.0.1 >/dev/null 2>&1; echo \$?)\" = 1 && test \"\$(cat '$certs_dir/precious')\" = precious && test ! -e '$certs_dir/ca/n2/node.key'"
 rm -rf "$certs_dir"
 echo "cli-checks: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -56,6 +56,22 @@ int run_create_ca(const CaFlags& flags) {
   return kExitOk;
 }
 
+// Whether the node's copy of the CA certificate may be written: never through a symbolic
+// link (it would overwrite the file the link names), and not over an existing file unless
+// --overwrite, as the node's own files. Checked before any file is written.
+Status check_ca_copy(const std::string& node_dir, bool overwrite) {
+  const std::string to = fmt::format("{}/{}", node_dir, kCaCertFile);
+  std::error_code ec;
+  const auto st = std::filesystem::symlink_status(to, ec);
+  if (std::filesystem::is_symlink(st)) {
+    return invalid_argument(fmt::format("{} is a symbolic link: refusing to write through it", to));
+  }
+  if (std::filesystem::exists(st) && !overwrite) {
+    return invalid_argument(fmt::format("{} exists (--overwrite replaces it)", to));
+  }
+  return Status::ok();
+}
+
 // The node's directory gets its own copy of the CA certificate it was signed by, so the
 // directory alone is what the node needs.
 Status copy_ca_certificate(const std::string& ca_dir, const std::string& node_dir) {
@@ -73,7 +89,8 @@ int run_create_node(const NodeFlags& flags) {
   options.lifetime_s = flags.lifetime_days * kSecondsPerDay;
   options.overwrite = flags.overwrite;
   const std::string node_dir = fmt::format("{}/{}", flags.dir, flags.name);
-  Status st = create_node(node_dir, flags.name, flags.hosts, options);
+  Status st = check_ca_copy(node_dir, flags.overwrite);
+  if (st.is_ok()) st = create_node(node_dir, flags.name, flags.hosts, options);
   if (st.is_ok()) st = copy_ca_certificate(options.ca_dir, node_dir);
   if (!st.is_ok()) {
     fmt::print(stderr, "quire certs create-node: {}\n", st.message());
