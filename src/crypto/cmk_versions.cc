@@ -33,7 +33,9 @@ void CmkVersions::activate(uint32_t version) {
 Result<uint32_t> CmkVersions::next_version() const {
   if (keys_.size() >= kVersionsMax) {
     return invalid_argument(
-        fmt::format("CMK '{}' already has {} versions; retire old versions before rotating again",
+        fmt::format("CMK '{}' already has {} versions, its bound (kVersionsMax); Quire keeps "
+                    "every CMK version (no retirement tool exists yet), so it cannot rotate the "
+                    "CMK again",
                     key_id_, keys_.size()));
   }
   uint32_t newest = keys_.empty() ? 0 : keys_.rbegin()->first;

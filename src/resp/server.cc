@@ -401,6 +401,12 @@ Task<Next> run_commands(RespServer::Core& core, RespServer::Client& client, Requ
       flush_replies(core, client, out);
       co_return Next::kClose;
     }
+    // A monitor's replies go out after each of its commands: other clients' lines go
+    // straight to its stream, and must not overtake a reply of its own that was ready
+    // before them (its next command may wait: WAIT, a write).
+    if (client.state.monitor && out.size() > 0 && !flush_replies(core, client, out)) {
+      co_return Next::kClose;
+    }
     if (out.size() >= core.options.reply_flush_bytes && !flush_replies(core, client, out)) {
       co_return Next::kClose;
     }

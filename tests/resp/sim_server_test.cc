@@ -431,6 +431,41 @@ TEST(RespSimServer, MonitorsSeeEveryCommandAndOneThatNeverReadsIsClosed) {
   }));
 }
 
+// A monitor that pipelines a command that waits behind one that does not: its reply to
+// the first goes out before the lines of what other clients run meanwhile, as in Redis
+// (the line of another client's PING once overtook the monitor's own earlier reply).
+TEST(RespSimServer, AMonitorsOwnRepliesAreNotOvertakenByOtherClientsLines) {
+  // The streams split bytes at random points: over these seeds the two commands arrive in
+  // one read at least once (with both in one read, the first one's reply used to wait).
+  for (uint64_t seed = 1; seed <= 24; seed++) {
+    SCOPED_TRACE(fmt::format("seed {}", seed));
+    SimServer s({}, seed);
+    s.handler->directory = &s.server->directory();
+    ASSERT_TRUE(s.run([&]() -> Task<void> {
+      Env& env = s.client_env();
+      std::unique_ptr<StreamConnection> m = co_await connect_client(env, kServerAddress);
+      std::unique_ptr<StreamConnection> a = co_await connect_client(env, kServerAddress);
+      if (!m || !a) co_return;
+      std::string monitor = "MONITOR\r\n";
+      EXPECT_TRUE(m->write(bytes_of(monitor)).is_ok());
+      std::string got;
+      Status end;
+      co_await read_bytes(*m, 5, &got, &end, env.executor().deadline_after(5s));
+      EXPECT_EQ(got, "+OK\r\n");
+      std::string own = "PING\r\nSLOW 300\r\n";
+      EXPECT_TRUE(m->write(bytes_of(own)).is_ok());
+      (void)co_await env.executor().sleep(100ms);  // SLOW is sleeping
+      std::string ping = "PING\r\n";
+      EXPECT_TRUE(a->write(bytes_of(ping)).is_ok());
+      const std::string want =
+          echo_reply({"PING"}) + "+PING\r\n" + "+PING\r\n" + "+OK\r\n" + "+SLOW 300\r\n";
+      got.clear();
+      co_await read_bytes(*m, want.size(), &got, &end, env.executor().deadline_after(5s));
+      EXPECT_EQ(got, want);
+    }));
+  }
+}
+
 TEST(RespSimServer, SameSeedSameRun) {
   auto run = [](uint64_t seed) {
     SimServer s({}, seed);
