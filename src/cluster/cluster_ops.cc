@@ -331,7 +331,8 @@ Result<StartOutcome> start_cluster(const ClusterSpec& spec, const std::string& q
     if (!report.is_ok()) why = report.status().message();
     // A process still ending when the supervisor took SIGHUP (a SIGTERM just before this
     // start) was not down yet then: ask again while something is down.
-    if (out.already_running && report.is_ok() && Clock::now() - last_hup >= kHupRepeat &&
+    if (out.already_running && out.supervisor_pid > 0 && report.is_ok() &&
+        Clock::now() - last_hup >= kHupRepeat &&
         std::any_of(report->processes.begin(), report->processes.end(),
                     [](const ProcessReport& p) { return !p.process.alive; })) {
       ::kill(out.supervisor_pid, SIGHUP);

@@ -279,6 +279,18 @@ std::string lock_path(const ClusterSpec& spec) {
   return spec.run_dir() + "/supervisor.lock";
 }
 
+// The flock(2) a supervisor of an earlier build takes (and probes with): held too, so
+// neither build's supervisor runs beside the other's. A probe by `status` holds it shared
+// for a moment, so a few tries.
+bool take_legacy_lock(int fd) {
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return true;
+    if (errno != EWOULDBLOCK && errno != EINTR) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
 // A write lock on the whole file.
 struct flock whole_file_lock() {
   struct flock fl {};
@@ -306,9 +318,21 @@ std::optional<int> running_supervisor(const ClusterSpec& spec) {
   // supervisor starting just then refuse to run).
   struct flock fl = whole_file_lock();
   const bool asked = ::fcntl(fd, F_GETLK, &fl) == 0;
+  if (asked && fl.l_type != F_UNLCK) {
+    ::close(fd);
+    // 0 (or less) when the holder's pid is not visible here (another pid namespace).
+    return std::max(0, static_cast<int>(fl.l_pid));
+  }
+  // A supervisor of an earlier build holds only flock(2), which F_GETLK does not see; it
+  // wrote its pid to supervisor.pid. (Supervisors of this build hold both locks, so this
+  // probe never meets one of them mid-start: it would only make it wait and retry.)
+  const bool legacy = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
   ::close(fd);
-  if (!asked || fl.l_type == F_UNLCK) return std::nullopt;
-  return static_cast<int>(fl.l_pid);
+  if (!legacy) return std::nullopt;
+  std::ifstream in(spec.run_dir() + "/supervisor.pid");
+  int pid = 0;
+  in >> pid;
+  return std::max(0, pid);
 }
 
 std::optional<uint64_t> process_start_time(int pid) {
@@ -339,7 +363,12 @@ std::string current_boot_id() {
 
 bool still_runs(const SupervisorState& state, const ProcessState& p) {
   if (!p.alive || p.pid <= 0) return false;
-  if (state.boot_id.empty() || state.boot_id != current_boot_id()) return false;
+  // Written in another boot: nothing of it runs. (Either id unreadable: the start time
+  // alone tells.)
+  if (!state.boot_id.empty()) {
+    const std::string now = current_boot_id();
+    if (!now.empty() && now != state.boot_id) return false;
+  }
   // A zombie (ended, not yet reaped) does not run.
   std::ifstream in(fmt::format("/proc/{}/stat", p.pid));
   std::string stat;
@@ -349,6 +378,8 @@ bool still_runs(const SupervisorState& state, const ProcessState& p) {
     return false;
   }
   const std::optional<uint64_t> started = process_start_time(p.pid);
+  // A state written by an earlier build has no start times: the pid alone, as it judged.
+  if (p.start_time == 0) return started.has_value();
   return started.has_value() && *started == p.start_time;
 }
 
@@ -394,17 +425,8 @@ int run_supervisor(const ClusterSpec& spec, const std::string& quire) {
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
-  std::error_code ec;
-  std::filesystem::create_directories(spec.run_dir(), ec);
-  std::filesystem::create_directories(spec.dir + "/logs", ec);
-  const int lock = ::open(lock_path(spec).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  struct flock fl = whole_file_lock();
-  if (lock < 0 || ::fcntl(lock, F_SETLK, &fl) != 0) {
-    const std::optional<int> holder = running_supervisor(spec);
-    say("cluster {} already has a supervisor{}", spec.dir,
-        holder ? fmt::format(" (pid {})", *holder) : "");
-    return 1;
-  }
+  // The handlers before the lock: once the lock shows this pid, a `quire cluster start` may
+  // send it SIGHUP at any moment.
   struct sigaction sa {};
   sa.sa_handler = on_stop_signal;
   sigemptyset(&sa.sa_mask);
@@ -413,6 +435,18 @@ int run_supervisor(const ClusterSpec& spec, const std::string& quire) {
   sa.sa_handler = on_hup;
   ::sigaction(SIGHUP, &sa, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
+  std::error_code ec;
+  std::filesystem::create_directories(spec.run_dir(), ec);
+  std::filesystem::create_directories(spec.dir + "/logs", ec);
+  const int lock = ::open(lock_path(spec).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  struct flock fl = whole_file_lock();
+  if (lock < 0 || ::fcntl(lock, F_SETLK, &fl) != 0 || !take_legacy_lock(lock)) {
+    const std::optional<int> holder = running_supervisor(spec);
+    say("cluster {} already has a supervisor{}", spec.dir,
+        holder && *holder > 0 ? fmt::format(" (pid {})", *holder) : "");
+    if (lock >= 0) ::close(lock);
+    return 1;
+  }
   say("supervising cluster {} in {} (pid {})", spec.name, spec.dir, ::getpid());
   Supervisor supervisor(spec, quire);
   const int rc = supervisor.run();

@@ -254,7 +254,9 @@ Task<void> ReplicaNode::lead(Leadership won) {
                          "resigning to campaign again",
                          {{"epoch", won.epoch}, {"error", st}, {"suppressed", *suppressed}});
       }
-      if (elector_) elector_->resign(st);
+      // Only this leadership: deposed and elected again meanwhile, the newer one is not
+      // this take-over's to give up.
+      if (elector_ && leading(won)) elector_->resign(st);
       co_return;
     }
     if (std::optional<uint64_t> suppressed = takeover_retry_log_.admit(env_.executor().now())) {

@@ -51,6 +51,13 @@ class ReplyWriter {
 
   // Another writer's replies after these (its overflow too).
   void append(const ReplyWriter& other);
+  // Drops what was written after `mark` (a reply not sent: CLIENT REPLY OFF or SKIP); an
+  // overflow that began after it goes with it.
+  void truncate(size_t mark) {
+    if (mark < out_.size()) out_.resize(mark);
+    // Still over: what is left passes the bound, or an overflow began before the mark.
+    overflowed_ = out_.size() > bytes_max_ || (overflowed_ && mark > overflow_at_);
+  }
 
   std::string& buffer() { return out_; }
   const std::string& buffer() const { return out_; }
@@ -60,18 +67,25 @@ class ReplyWriter {
   void clear() {
     out_.clear();
     overflowed_ = false;
+    overflow_at_ = 0;
   }
 
  private:
   // Whether nothing more may be written (and notes an overflow).
   bool full() {
-    if (out_.size() > bytes_max_) overflowed_ = true;
+    if (!overflowed_ && out_.size() > bytes_max_) overflow(out_.size());
     return overflowed_;
+  }
+  void overflow(size_t at) {
+    if (overflowed_) return;
+    overflowed_ = true;
+    overflow_at_ = at;
   }
   void line(char type, std::string_view s);
   std::string out_;
   size_t bytes_max_;
   bool overflowed_ = false;
+  size_t overflow_at_ = 0;  // the buffer's size when the overflow began
 };
 
 struct ExecOverlay;  // resp/commands.h: a transaction's writes while EXEC runs it

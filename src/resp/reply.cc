@@ -32,8 +32,9 @@ void ReplyWriter::integer(int64_t v) {
 }
 
 void ReplyWriter::bulk(std::string_view s) {
-  if (full() || s.size() > bytes_max_) {
-    overflowed_ = true;
+  if (full()) return;
+  if (s.size() > bytes_max_) {
+    overflow(out_.size());
     return;
   }
   fmt::format_to(std::back_inserter(out_), "${}\r\n", s.size());
@@ -56,11 +57,11 @@ void ReplyWriter::null_array() {
 }
 
 void ReplyWriter::append(const ReplyWriter& other) {
+  if (full()) return;
   if (other.overflowed_ || other.out_.size() > bytes_max_) {
-    overflowed_ = true;
+    overflow(out_.size());
     return;
   }
-  if (full()) return;
   out_ += other.out_;
   full();
 }

@@ -149,7 +149,7 @@ Task<void> finish_oldest(RespServer::Client& client, RespServer::Pipeline& p, Re
   p.bytes -= oldest.bytes;
   const size_t mark = out.size();
   co_await oldest.reply->finish(client.state, out);
-  if (oldest.dropped) out.buffer().resize(mark);  // CLIENT REPLY OFF or SKIP when it started
+  if (oldest.dropped) out.truncate(mark);  // CLIENT REPLY OFF or SKIP when it started
 }
 
 // Finishes every started command, in order.
@@ -323,7 +323,7 @@ Task<void> run_command(RespServer::Core& core, RespServer::Client& client,
     co_await finish_all(client, pipe, out);
     const size_t mark = out.size();
     co_await core.handler.execute(std::move(args), client.state, out);
-    if (client.state.replies_dropped()) out.buffer().resize(mark);
+    if (client.state.replies_dropped()) out.truncate(mark);
     co_return;
   }
   pipe.started.push_back(
@@ -378,7 +378,7 @@ Task<Next> run_commands(RespServer::Core& core, RespServer::Client& client, Requ
     if (!pipe.started.empty()) {
       co_await run_command(core, client, pipe, args, out);
     } else if (core.handler.execute_now(args, client.state, out)) {
-      if (client.state.replies_dropped()) out.buffer().resize(mark);
+      if (client.state.replies_dropped()) out.truncate(mark);
     } else {
       co_await run_command(core, client, pipe, args, out);
     }

@@ -156,17 +156,19 @@ class FailoverSim {
 
   // Fences every page server at config_.preset_term, from the coordinator's node.
   bool preset_term() {
-    size_t fenced = 0;
+    // Shared: a task may still run after this returns (a wait shorter than its deadline).
+    auto fenced = std::make_shared<size_t>(0);
     Env* env = world_.env(coord_);
     for (const std::string& address : addresses_) {
-      env->executor().spawn("preset-term",
-                            [](Env* e, std::string a, Term t, size_t* n) -> Task<void> {
-                              PageServerClient c(*e, a);
-                              auto r = co_await c.fence(t, e->executor().deadline_after(1s));
-                              if (r.is_ok()) ++*n;
-                            }(env, address, Term(config_.preset_term), &fenced));
+      env->executor().spawn(
+          "preset-term",
+          [](Env* e, std::string a, Term t, std::shared_ptr<size_t> n) -> Task<void> {
+            PageServerClient c(*e, a);
+            auto r = co_await c.fence(t, e->executor().deadline_after(1s));
+            if (r.is_ok()) ++*n;
+          }(env, address, Term(config_.preset_term), fenced));
     }
-    return wait([&] { return fenced == addresses_.size(); },
+    return wait([&] { return *fenced == addresses_.size(); },
                 "the page servers fenced at the preset term");
   }
 

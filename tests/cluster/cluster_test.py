@@ -19,6 +19,7 @@ Run: /usr/bin/python3 tests/cluster/cluster_test.py --quire build/release/src/qu
 
 import argparse
 import errno
+import fcntl
 import json
 import os
 import random
@@ -1511,6 +1512,26 @@ class W_Supervisor(unittest.TestCase):
     def test_5_a_pid_taken_by_another_process_is_left_alone(self):
         p = self.c.stop()
         self.assertEqual(p.returncode, 0, p.stderr)
+        # A supervisor of an earlier build holds only flock(2) and names itself in
+        # supervisor.pid: it is still seen as running.
+        run_dir = os.path.join(self.c.dir, "run")
+        holder = subprocess.Popen(["sleep", "60"])
+        try:
+            with open(os.path.join(run_dir, "supervisor.pid"), "w") as f:
+                f.write("%d\n" % holder.pid)
+            fd = os.open(os.path.join(run_dir, "supervisor.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                st = self.c.status()
+                self.assertTrue(st["running"], st)
+                self.assertEqual(st["supervisor_pid"], holder.pid)
+            finally:
+                os.close(fd)
+            self.assertFalse(self.c.status()["running"])
+        finally:
+            holder.kill()
+            holder.wait()
+            os.unlink(os.path.join(run_dir, "supervisor.pid"))
         # A process named like ours, at a pid the (doctored) state file names.
         other = subprocess.Popen(["bash", "-c", "exec -a quire sleep 60"])
         try:

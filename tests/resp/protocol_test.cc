@@ -2,6 +2,8 @@
 // redis-server: every error text below is what it replied), at every split of the input.
 #include "resp/protocol.h"
 
+#include "resp/handler.h"
+
 #include <string>
 #include <vector>
 
@@ -319,4 +321,26 @@ RC_GTEST_PROP(RespProtocolProperty, EncodedCommandsParseBackAtAnySplit, ()) {
 }
 
 }  // namespace
+// A reply past the writer's bound overflows (the connection then closes); one dropped
+// after the fact (CLIENT REPLY OFF) takes its overflow with it, as Redis sends nothing then.
+TEST(ReplyWriterTest, AnOverflowGoesWithTheReplyDroppedAfterIt) {
+  ReplyWriter out(64);
+  out.simple("OK");
+  const size_t mark = out.size();
+  out.bulk(std::string(100, 'x'));
+  EXPECT_TRUE(out.overflowed());
+  out.truncate(mark);
+  EXPECT_FALSE(out.overflowed());
+  EXPECT_EQ(out.buffer(), "+OK\r\n");
+  // An overflow before the mark stays.
+  for (int i = 0; i < 20; i++) out.simple("filler");
+  EXPECT_TRUE(out.overflowed());
+  const size_t later = out.size();
+  out.truncate(later);
+  EXPECT_TRUE(out.overflowed());
+  ReplyWriter big(1 << 20);
+  big.append(out);  // an overflowed writer's replies overflow the one they join
+  EXPECT_TRUE(big.overflowed());
+}
+
 }  // namespace quire::resp
