@@ -32,16 +32,6 @@ constexpr auto kPollStop = std::chrono::milliseconds(20);
 // How often a start of a running cluster asks its supervisor again to start what is down.
 constexpr auto kHupRepeat = std::chrono::seconds(2);
 
-// Whether `pid` runs. A zombie (ended, not yet reaped by its parent) does not.
-bool pid_alive(int pid) {
-  if (pid <= 0 || (::kill(pid, 0) != 0 && errno != EPERM)) return false;
-  std::ifstream in(fmt::format("/proc/{}/stat", pid));
-  std::string stat;
-  std::getline(in, stat);
-  const auto paren = stat.rfind(") ");
-  return paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] != 'Z';
-}
-
 // The processes of `state` that still run (still_runs: never a reused pid).
 std::vector<ProcessState> still_running(const SupervisorState& state) {
   std::vector<ProcessState> out;

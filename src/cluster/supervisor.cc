@@ -361,6 +361,15 @@ std::string current_boot_id() {
   return id;
 }
 
+bool pid_alive(int pid) {
+  if (pid <= 0 || (::kill(pid, 0) != 0 && errno != EPERM)) return false;
+  std::ifstream in(fmt::format("/proc/{}/stat", pid));
+  std::string stat;
+  std::getline(in, stat);
+  const auto paren = stat.rfind(") ");
+  return paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] != 'Z';
+}
+
 bool still_runs(const SupervisorState& state, const ProcessState& p) {
   if (!p.alive || p.pid <= 0) return false;
   // Written in another boot: nothing of it runs. (Either id unreadable: the start time
@@ -369,14 +378,7 @@ bool still_runs(const SupervisorState& state, const ProcessState& p) {
     const std::string now = current_boot_id();
     if (!now.empty() && now != state.boot_id) return false;
   }
-  // A zombie (ended, not yet reaped) does not run.
-  std::ifstream in(fmt::format("/proc/{}/stat", p.pid));
-  std::string stat;
-  std::getline(in, stat);
-  const auto paren = stat.rfind(") ");
-  if (paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] == 'Z') {
-    return false;
-  }
+  if (!pid_alive(p.pid)) return false;
   const std::optional<uint64_t> started = process_start_time(p.pid);
   // A state written by an earlier build has no start times: the pid alone, as it judged.
   if (p.start_time == 0) return started.has_value();

@@ -76,6 +76,8 @@ Status write_state(const ClusterSpec& spec, const SupervisorState& state);
 // Whether `p` (as `state` recorded it) still runs: alive in the state, written during
 // this boot, and its pid's process started when the state says. Never a reused pid.
 bool still_runs(const SupervisorState& state, const ProcessState& p);
+// Whether `pid` runs. A zombie (ended, not yet reaped by its parent) does not.
+bool pid_alive(int pid);
 // /proc/PID/stat's starttime (clock ticks after boot); nullopt when the pid is gone.
 std::optional<uint64_t> process_start_time(int pid);
 // /proc/sys/kernel/random/boot_id ("" when unreadable).
